@@ -1,0 +1,68 @@
+"""The domain's own errors: they say what is wrong in the domain's words and know nothing
+of HTTP or Kafka (the command centre and ingest map them to status codes and dead letters).
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class InvalidValue(DomainError, ValueError):
+    """A value given to a command is not acceptable (unknown code, bad number, bad geometry)."""
+
+
+class IllegalTransition(DomainError):
+    """A command is not allowed in the aggregate's current state; nothing was recorded."""
+
+    def __init__(self, kind: str, aggregate_id: object, state: str, attempted: str) -> None:
+        self.kind = kind
+        self.aggregate_id = aggregate_id
+        self.state = state
+        self.attempted = attempted
+        super().__init__(
+            f"cannot {attempted} {kind} {aggregate_id}: it is {state}"
+        )
+
+
+class NotFound(DomainError, LookupError):
+    """No aggregate of that kind has that id."""
+
+    def __init__(self, kind: str, aggregate_id: object) -> None:
+        self.kind = kind
+        self.aggregate_id = aggregate_id
+        super().__init__(f"{kind} {aggregate_id} does not exist")
+
+
+class ConcurrencyConflict(DomainError):
+    """Someone else changed the aggregate since it was read: the loser must reload and retry."""
+
+    def __init__(self, kind: str, aggregate_id: object, attempted: str) -> None:
+        self.kind = kind
+        self.aggregate_id = aggregate_id
+        self.attempted = attempted
+        super().__init__(
+            f"cannot {attempted} {kind} {aggregate_id}: it was changed by someone else "
+            "at the same time; reload it and try again"
+        )
+
+
+class CommandIdReused(DomainError):
+    """A client reused a command id for a different command: refused, not silently ignored."""
+
+    def __init__(self, command_id: str, first: str, second: str) -> None:
+        self.command_id = command_id
+        what = f"{first} with other arguments" if first == second else first
+        super().__init__(
+            f"command id {command_id!r} was already used for {what}; it cannot be reused "
+            f"for this {second}"
+        )
+
+
+class NotPermitted(DomainError):
+    """The actor's role or department does not allow this command."""
+
+
+class CatalogueError(DomainError):
+    """A reference data file (categories, departments, calendar...) is missing or invalid."""

@@ -1,0 +1,531 @@
+"""The grid case: the standard digital city-management workflow, from report to closing.
+
+reported -> registered (or rejected) -> dispatched -> handled -> verified -> closed, with
+rework (verification failed -> dispatched again), return to the centre, deadline extension
+and suspension as side paths. Each stage has a deadline; the supervision light is computed
+from it (see `supervision`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from cityops.domain.actors import Actor, Role
+from cityops.domain.catalogue import LimitUnit, Urgency
+from cityops.domain.errors import InvalidValue
+from cityops.domain.geometry import GeoPoint
+from cityops.domain.model import CityAggregate
+from cityops.domain.supervision import StageClock
+
+
+class CaseStatus(StrEnum):
+    REPORTED = "reported"
+    REGISTERED = "registered"
+    REJECTED = "rejected"
+    DISPATCHED = "dispatched"
+    RETURNED = "returned"
+    """The department sent it back as not its responsibility; the centre re-dispatches."""
+    SUSPENDED = "suspended"
+    HANDLED = "handled"
+    VERIFIED = "verified"
+    CLOSED = "closed"
+
+
+class CaseSource(StrEnum):
+    INSPECTOR = "inspector"
+    HOTLINE = "hotline"
+    SENSOR = "sensor"
+    CAMERA = "camera"
+
+
+class RejectionReason(StrEnum):
+    DUPLICATE = "duplicate"
+    NOT_CITY_MANAGEMENT = "not-city-management"
+    NOT_REPRODUCIBLE = "not-reproducible"
+
+
+OPEN_STATUSES = frozenset(
+    {
+        CaseStatus.REPORTED,
+        CaseStatus.REGISTERED,
+        CaseStatus.DISPATCHED,
+        CaseStatus.RETURNED,
+        CaseStatus.SUSPENDED,
+        CaseStatus.HANDLED,
+        CaseStatus.VERIFIED,
+    }
+)
+MAX_TEXT = 4000
+MAX_PHOTOS = 12
+
+
+def _text(label: str, value: str, *, required: bool = True) -> str:
+    if not isinstance(value, str):
+        raise InvalidValue(f"{label} must be text")
+    value = value.strip()
+    if required and not value:
+        raise InvalidValue(f"{label} must not be empty")
+    if len(value) > MAX_TEXT:
+        raise InvalidValue(f"{label} is longer than {MAX_TEXT} characters")
+    return value
+
+
+def _photos(photos: list[str]) -> list[str]:
+    if len(photos) > MAX_PHOTOS:
+        raise InvalidValue(f"at most {MAX_PHOTOS} photos per step")
+    return [_text("photo reference", p) for p in photos]
+
+
+class GridCase(CityAggregate):
+    """A city-management case reported in a unit grid cell and handled by one department."""
+
+    KIND = "grid case"
+
+    class Reported(CityAggregate.Created):
+        source: str
+        category: str
+        urgency: str
+        description: str
+        location: GeoPoint
+        grid_cell: str | None
+        photos: list[str]
+        stage_deadline: datetime
+        stage_unit: str
+        possible_duplicates: list[UUID]
+        ticket_id: UUID | None
+
+        def apply(self, case: GridCase) -> None:
+            case.status = CaseStatus.REPORTED
+            case.source = CaseSource(self.source)
+            case.category = self.category
+            case.urgency = Urgency(self.urgency)
+            case.description = self.description
+            case.location = self.location
+            case.grid_cell = self.grid_cell
+            case.photos = list(self.photos)
+            case.reported_at = self.timestamp
+            case.reporter = self.actor
+            case.possible_duplicates = list(self.possible_duplicates)
+            case.ticket_id = self.ticket_id
+            case.department = None
+            case.proposed_department = None
+            case.duplicate_of = None
+            case.rejection_reason = None
+            case.handling_deadline = None
+            case.dispatched_at = None
+            case.handled_at = None
+            case.closed_at = None
+            case.dispatch_count = 0
+            case.rework_count = 0
+            case.return_count = 0
+            case.extension_count = 0
+            case.pending_extension = None
+            case.result = None
+            case.evidence = []
+            case.suspension_reason = None
+            case.returned_by = None
+            case.return_reason = None
+            case.handled_on_time = None
+            case.verified_at = None
+            case.verified_by = None
+            case.notes = []
+            case.start_stage(self.timestamp, self.stage_deadline, self.stage_unit)
+
+    class Registered(CityAggregate.Event):
+        category: str
+        urgency: str
+        proposed_department: str
+        stage_deadline: datetime
+        stage_unit: str
+        note: str
+
+        def apply(self, case: GridCase) -> None:
+            case.status = CaseStatus.REGISTERED
+            case.category = self.category
+            case.urgency = Urgency(self.urgency)
+            case.proposed_department = self.proposed_department
+            if self.note:
+                case.notes.append(self.note)
+            case.start_stage(self.timestamp, self.stage_deadline, self.stage_unit)
+
+    class Rejected(CityAggregate.Event):
+        reason: str
+        duplicate_of: UUID | None
+        note: str
+
+        def apply(self, case: GridCase) -> None:
+            case.status = CaseStatus.REJECTED
+            case.rejection_reason = RejectionReason(self.reason)
+            case.duplicate_of = self.duplicate_of
+            if self.note:
+                case.notes.append(self.note)
+            case.closed_at = self.timestamp
+            case.stage = None
+
+    class Dispatched(CityAggregate.Event):
+        department: str
+        deadline: datetime
+        limit_unit: str
+        instructions: str
+
+        def apply(self, case: GridCase) -> None:
+            case.status = CaseStatus.DISPATCHED
+            case.department = self.department
+            case.handling_deadline = self.deadline
+            case.dispatched_at = self.timestamp
+            case.dispatch_count += 1
+            case.start_stage(self.timestamp, self.deadline, self.limit_unit)
+
+    class ReturnedToCentre(CityAggregate.Event):
+        reason: str
+        suggested_department: str | None
+        stage_deadline: datetime
+        stage_unit: str
+
+        def apply(self, case: GridCase) -> None:
+            case.status = CaseStatus.RETURNED
+            case.return_count += 1
+            case.returned_by = case.department
+            case.return_reason = self.reason
+            case.proposed_department = self.suggested_department or case.proposed_department
+            case.department = None
+            case.handling_deadline = None
+            case.pending_extension = None
+            case.start_stage(self.timestamp, self.stage_deadline, self.stage_unit)
+
+    class ExtensionRequested(CityAggregate.Event):
+        requested_deadline: datetime
+        reason: str
+
+        def apply(self, case: GridCase) -> None:
+            case.pending_extension = {
+                "requested_deadline": self.requested_deadline,
+                "reason": self.reason,
+                "requested_at": self.timestamp,
+                "requested_by": self.actor.user_id,
+            }
+
+    class ExtensionApproved(CityAggregate.Event):
+        deadline: datetime
+
+        def apply(self, case: GridCase) -> None:
+            case.pending_extension = None
+            case.extension_count += 1
+            case.handling_deadline = self.deadline
+            assert case.stage is not None
+            case.stage = StageClock(
+                started_at=case.stage.started_at,
+                deadline=self.deadline,
+                unit=case.stage.unit,
+                paused=case.stage.paused,
+                paused_since=case.stage.paused_since,
+            )
+
+    class ExtensionRefused(CityAggregate.Event):
+        reason: str
+
+        def apply(self, case: GridCase) -> None:
+            case.pending_extension = None
+
+    class Suspended(CityAggregate.Event):
+        reason: str
+
+        def apply(self, case: GridCase) -> None:
+            case.status = CaseStatus.SUSPENDED
+            case.suspension_reason = self.reason
+            assert case.stage is not None
+            case.stage = StageClock(
+                started_at=case.stage.started_at,
+                deadline=case.stage.deadline,
+                unit=case.stage.unit,
+                paused=case.stage.paused,
+                paused_since=self.timestamp,
+            )
+
+    class Resumed(CityAggregate.Event):
+        deadline: datetime
+        paused: timedelta
+        """Total counted time spent suspended in this stage, after this resumption."""
+
+        def apply(self, case: GridCase) -> None:
+            case.status = CaseStatus.DISPATCHED
+            case.suspension_reason = None
+            case.handling_deadline = self.deadline
+            assert case.stage is not None
+            case.stage = StageClock(
+                started_at=case.stage.started_at,
+                deadline=self.deadline,
+                unit=case.stage.unit,
+                paused=self.paused,
+                paused_since=None,
+            )
+
+    class Handled(CityAggregate.Event):
+        result: str
+        evidence: list[str]
+        stage_deadline: datetime
+        stage_unit: str
+
+        def apply(self, case: GridCase) -> None:
+            case.status = CaseStatus.HANDLED
+            case.result = self.result
+            case.evidence = list(self.evidence)
+            case.handled_at = self.timestamp
+            case.handled_on_time = (
+                case.handling_deadline is None or self.timestamp <= case.handling_deadline
+            )
+            case.start_stage(self.timestamp, self.stage_deadline, self.stage_unit)
+
+    class Verified(CityAggregate.Event):
+        note: str
+        photos: list[str]
+        stage_deadline: datetime
+        stage_unit: str
+
+        def apply(self, case: GridCase) -> None:
+            case.status = CaseStatus.VERIFIED
+            case.verified_at = self.timestamp
+            case.verified_by = self.actor.user_id
+            if self.note:
+                case.notes.append(self.note)
+            case.start_stage(self.timestamp, self.stage_deadline, self.stage_unit)
+
+    class ReworkOrdered(CityAggregate.Event):
+        """Verification found the problem not fixed: back to the same department."""
+
+        note: str
+        photos: list[str]
+        deadline: datetime
+        limit_unit: str
+
+        def apply(self, case: GridCase) -> None:
+            case.status = CaseStatus.DISPATCHED
+            case.rework_count += 1
+            case.handling_deadline = self.deadline
+            case.result = None
+            if self.note:
+                case.notes.append(self.note)
+            case.start_stage(self.timestamp, self.deadline, self.limit_unit)
+
+    class Closed(CityAggregate.Event):
+        note: str
+
+        def apply(self, case: GridCase) -> None:
+            case.status = CaseStatus.CLOSED
+            case.closed_at = self.timestamp
+            if self.note:
+                case.notes.append(self.note)
+            case.stage = None
+
+    # --- state helpers -----------------------------------------------------------------
+
+    if TYPE_CHECKING:
+        status: CaseStatus
+        stage: StageClock | None
+
+    def start_stage(self, at: datetime, deadline: datetime, unit: str) -> None:
+        self.stage = StageClock(started_at=at, deadline=deadline, unit=LimitUnit(unit))
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def _check_department_scope(self, attempted: str, actor: Actor) -> None:
+        """A department user acts only on cases dispatched to their own department."""
+        if actor.role is Role.DEPARTMENT_USER and actor.department != self.department:
+            self.refuse(attempted, f"dispatched to {self.department}, not {actor.department}")
+
+    # --- commands ------------------------------------------------------------------------
+
+    @classmethod
+    def report(
+        cls,
+        *,
+        case_id: UUID,
+        source: CaseSource,
+        category: str,
+        urgency: Urgency,
+        description: str,
+        location: GeoPoint,
+        grid_cell: str | None,
+        photos: list[str],
+        stage_deadline: datetime,
+        stage_unit: LimitUnit,
+        possible_duplicates: list[UUID],
+        ticket_id: UUID | None,
+        actor: Actor,
+        at: datetime,
+    ) -> GridCase:
+        """A case reported from the field, the hotline, a sensor or a camera."""
+        return cls._create(
+            cls.Reported,
+            id=case_id,
+            timestamp=at,
+            actor=actor,
+            source=CaseSource(source).value,
+            category=category,
+            urgency=Urgency(urgency).value,
+            description=_text("description", description),
+            location=location,
+            grid_cell=grid_cell,
+            photos=_photos(photos),
+            stage_deadline=stage_deadline,
+            stage_unit=LimitUnit(stage_unit).value,
+            possible_duplicates=list(possible_duplicates),
+            ticket_id=ticket_id,
+        )
+
+    def register(self, *, category: str, urgency: Urgency, proposed_department: str,
+                 stage_deadline: datetime, stage_unit: LimitUnit, note: str, actor: Actor,
+                 at: datetime) -> None:
+        self.require_status("register", CaseStatus.REPORTED)
+        self.record(self.Registered, actor=actor, at=at, category=category,
+                    urgency=Urgency(urgency).value, proposed_department=proposed_department,
+                    stage_deadline=stage_deadline, stage_unit=LimitUnit(stage_unit).value,
+                    note=_text("note", note, required=False))
+
+    def reject(self, *, reason: RejectionReason, duplicate_of: UUID | None, note: str,
+               actor: Actor, at: datetime) -> None:
+        self.require_status("reject", CaseStatus.REPORTED)
+        reason = RejectionReason(reason)
+        if reason is RejectionReason.DUPLICATE and duplicate_of is None:
+            raise InvalidValue("a case rejected as a duplicate must name the case it duplicates")
+        if duplicate_of == self.id:
+            raise InvalidValue("a case cannot be a duplicate of itself")
+        self.record(self.Rejected, actor=actor, at=at, reason=reason.value,
+                    duplicate_of=duplicate_of if reason is RejectionReason.DUPLICATE else None,
+                    note=_text("note", note, required=False))
+
+    def dispatch(self, *, department: str, deadline: datetime, limit_unit: LimitUnit,
+                 instructions: str, actor: Actor, at: datetime) -> None:
+        self.require_status("dispatch", CaseStatus.REGISTERED, CaseStatus.RETURNED)
+        if self.status is CaseStatus.RETURNED and department == self.returned_by:
+            self.refuse("dispatch", f"{department} already returned it as not its responsibility")
+        self.record(self.Dispatched, actor=actor, at=at, department=department,
+                    deadline=deadline, limit_unit=LimitUnit(limit_unit).value,
+                    instructions=_text("instructions", instructions, required=False))
+
+    def return_to_centre(self, *, reason: str, suggested_department: str | None,
+                         stage_deadline: datetime, stage_unit: LimitUnit, actor: Actor,
+                         at: datetime) -> None:
+        self.require_status("return to the centre", CaseStatus.DISPATCHED)
+        self._check_department_scope("return to the centre", actor)
+        if suggested_department == self.department:
+            raise InvalidValue("the suggested department is the one returning the case")
+        self.record(self.ReturnedToCentre, actor=actor, at=at,
+                    reason=_text("reason", reason), suggested_department=suggested_department,
+                    stage_deadline=stage_deadline, stage_unit=LimitUnit(stage_unit).value)
+
+    def request_extension(self, *, requested_deadline: datetime, reason: str, actor: Actor,
+                          at: datetime) -> None:
+        self.require_status("request a deadline extension for", CaseStatus.DISPATCHED)
+        self._check_department_scope("request a deadline extension for", actor)
+        if self.pending_extension is not None:
+            self.refuse("request a deadline extension for", "an extension request is pending")
+        assert self.handling_deadline is not None
+        if requested_deadline <= self.handling_deadline:
+            raise InvalidValue(
+                f"requested deadline {requested_deadline.isoformat()} is not after the current "
+                f"deadline {self.handling_deadline.isoformat()}"
+            )
+        self.record(self.ExtensionRequested, actor=actor, at=at,
+                    requested_deadline=requested_deadline, reason=_text("reason", reason))
+
+    def approve_extension(self, *, deadline: datetime | None, actor: Actor, at: datetime) -> None:
+        """The centre grants the extension (the requested deadline, or another later one)."""
+        self.require_status("approve a deadline extension for", CaseStatus.DISPATCHED,
+                            CaseStatus.SUSPENDED)
+        if self.pending_extension is None:
+            self.refuse("approve a deadline extension for", "no extension was requested")
+        granted = deadline or self.pending_extension["requested_deadline"]
+        assert self.handling_deadline is not None
+        if granted <= self.handling_deadline:
+            raise InvalidValue("an extended deadline must be after the current deadline")
+        self.record(self.ExtensionApproved, actor=actor, at=at, deadline=granted)
+
+    def refuse_extension(self, *, reason: str, actor: Actor, at: datetime) -> None:
+        self.require_status("refuse a deadline extension for", CaseStatus.DISPATCHED,
+                            CaseStatus.SUSPENDED)
+        if self.pending_extension is None:
+            self.refuse("refuse a deadline extension for", "no extension was requested")
+        self.record(self.ExtensionRefused, actor=actor, at=at, reason=_text("reason", reason))
+
+    def suspend(self, *, reason: str, actor: Actor, at: datetime) -> None:
+        self.require_status("suspend", CaseStatus.DISPATCHED)
+        self._check_department_scope("suspend", actor)
+        self.record(self.Suspended, actor=actor, at=at, reason=_text("reason", reason))
+
+    def resume(self, *, deadline: datetime, paused: timedelta, actor: Actor, at: datetime) -> None:
+        self.require_status("resume", CaseStatus.SUSPENDED)
+        self._check_department_scope("resume", actor)
+        self.record(self.Resumed, actor=actor, at=at, deadline=deadline, paused=paused)
+
+    def handle(self, *, result: str, evidence: list[str], stage_deadline: datetime,
+               stage_unit: LimitUnit, actor: Actor, at: datetime) -> None:
+        self.require_status("report the handling of", CaseStatus.DISPATCHED)
+        self._check_department_scope("report the handling of", actor)
+        self.record(self.Handled, actor=actor, at=at, result=_text("result", result),
+                    evidence=_photos(evidence), stage_deadline=stage_deadline,
+                    stage_unit=LimitUnit(stage_unit).value)
+
+    def verify(self, *, note: str, photos: list[str], stage_deadline: datetime,
+               stage_unit: LimitUnit, actor: Actor, at: datetime) -> None:
+        """An inspector confirms on site that the problem is fixed."""
+        self.require_status("verify", CaseStatus.HANDLED)
+        self.record(self.Verified, actor=actor, at=at, note=_text("note", note, required=False),
+                    photos=_photos(photos), stage_deadline=stage_deadline,
+                    stage_unit=LimitUnit(stage_unit).value)
+
+    def order_rework(self, *, note: str, photos: list[str], deadline: datetime,
+                     limit_unit: LimitUnit, actor: Actor, at: datetime) -> None:
+        """An inspector finds the problem not fixed: the case goes back to its department."""
+        self.require_status("order rework of", CaseStatus.HANDLED)
+        self.record(self.ReworkOrdered, actor=actor, at=at, note=_text("note", note),
+                    photos=_photos(photos), deadline=deadline,
+                    limit_unit=LimitUnit(limit_unit).value)
+
+    def close(self, *, note: str, actor: Actor, at: datetime) -> None:
+        self.require_status("close", CaseStatus.VERIFIED)
+        self.record(self.Closed, actor=actor, at=at, note=_text("note", note, required=False))
+
+    def summary(self) -> dict[str, Any]:
+        """The case's current state as plain data (for API responses and tests)."""
+        return {
+            "id": str(self.id),
+            "version": self.version,
+            "status": self.status.value,
+            "source": self.source.value,
+            "category": self.category,
+            "urgency": self.urgency.value,
+            "description": self.description,
+            "location": self.location.to_geojson(),
+            "grid_cell": self.grid_cell,
+            "department": self.department,
+            "proposed_department": self.proposed_department,
+            "handling_deadline": _iso(self.handling_deadline),
+            "stage_deadline": _iso(self.stage.deadline) if self.stage else None,
+            "reported_at": self.reported_at.isoformat(),
+            "closed_at": _iso(self.closed_at),
+            "rework_count": self.rework_count,
+            "return_count": self.return_count,
+            "extension_count": self.extension_count,
+            "pending_extension": (
+                {k: (_iso(v) if isinstance(v, datetime) else v)
+                 for k, v in self.pending_extension.items()}
+                if self.pending_extension else None
+            ),
+            "possible_duplicates": [str(i) for i in self.possible_duplicates],
+            "duplicate_of": str(self.duplicate_of) if self.duplicate_of else None,
+            "rejection_reason": self.rejection_reason.value if self.rejection_reason else None,
+            "result": self.result,
+            "photos": self.photos,
+            "evidence": self.evidence,
+            "ticket_id": str(self.ticket_id) if self.ticket_id else None,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

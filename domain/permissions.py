@@ -1,0 +1,79 @@
+"""Which roles may issue which command: one table, checked for every command."""
+
+from __future__ import annotations
+
+from cityops.domain.actors import Actor, Role
+from cityops.domain.errors import NotPermitted
+
+_R = Role
+CENTRE = frozenset({_R.DISPATCHER, _R.ADMIN})
+FIELD = frozenset({_R.INSPECTOR, _R.DISPATCHER, _R.HOTLINE_OPERATOR, _R.SYSTEM, _R.ADMIN})
+DEPARTMENT = frozenset({_R.DEPARTMENT_USER, _R.DISPATCHER, _R.ADMIN})
+HOTLINE = frozenset({_R.HOTLINE_OPERATOR, _R.DISPATCHER, _R.ADMIN})
+SENSORS = frozenset({_R.SYSTEM, _R.DISPATCHER, _R.ADMIN})
+PLANNING = frozenset({_R.PLANNER, _R.DISPATCHER, _R.ADMIN})
+INSPECTION = frozenset({_R.INSPECTOR, _R.DISPATCHER, _R.ADMIN})
+
+COMMAND_ROLES: dict[str, frozenset[Role]] = {
+    # grid cases
+    "grid-case.report": FIELD,
+    "grid-case.register": CENTRE,
+    "grid-case.reject": CENTRE,
+    "grid-case.dispatch": CENTRE,
+    "grid-case.return-to-centre": DEPARTMENT,
+    "grid-case.request-extension": DEPARTMENT,
+    "grid-case.decide-extension": CENTRE,
+    "grid-case.suspend": CENTRE | {_R.DEPARTMENT_USER},
+    "grid-case.resume": CENTRE | {_R.DEPARTMENT_USER},
+    "grid-case.handle": DEPARTMENT,
+    "grid-case.verify": INSPECTION,
+    "grid-case.close": CENTRE,
+    # incidents
+    "incident.report": FIELD | {_R.DEPARTMENT_USER},
+    "incident.verify": CENTRE,
+    "incident.respond": CENTRE,
+    "incident.change-level": CENTRE,
+    "incident.add-situation-report": CENTRE | {_R.DEPARTMENT_USER, _R.INSPECTOR},
+    "incident.link": CENTRE | {_R.HOTLINE_OPERATOR, _R.SYSTEM},
+    "incident.assign-commander": CENTRE,
+    "incident.task": CENTRE | {_R.DEPARTMENT_USER},
+    "incident.assign-resource": CENTRE,
+    "incident.contain": CENTRE,
+    "incident.close": CENTRE,
+    "incident.review": PLANNING,
+    # contingency plans
+    "plan.define": PLANNING,
+    "plan.retire": PLANNING,
+    # hazard sources
+    "hazard.register": PLANNING | {_R.DEPARTMENT_USER},
+    "hazard.update": PLANNING | {_R.DEPARTMENT_USER},
+    "hazard.sensor": PLANNING | {_R.DEPARTMENT_USER},
+    "hazard.reading": SENSORS,
+    "hazard.alarm": CENTRE | {_R.SYSTEM, _R.DEPARTMENT_USER},
+    "hazard.inspection": INSPECTION | {_R.DEPARTMENT_USER},
+    # hotline tickets
+    "ticket.receive": HOTLINE | {_R.SYSTEM},
+    "ticket.answer": HOTLINE,
+    "ticket.assign": HOTLINE,
+    "ticket.department": DEPARTMENT,
+    "ticket.callback": HOTLINE,
+    "ticket.merge": HOTLINE,
+    "ticket.escalate": HOTLINE,
+    "ticket.close": HOTLINE,
+    # resources
+    "resource.register": PLANNING | {_R.DEPARTMENT_USER},
+    "resource.status": CENTRE | {_R.DEPARTMENT_USER, _R.SYSTEM},
+    "resource.position": CENTRE | {_R.DEPARTMENT_USER, _R.SYSTEM},
+}
+
+
+def check_permitted(command: str, actor: Actor) -> None:
+    """Raise `NotPermitted` unless the actor's role may issue `command`."""
+    allowed = COMMAND_ROLES.get(command)
+    if allowed is None:
+        raise NotPermitted(f"command {command!r} is not a known command")
+    if actor.role not in allowed:
+        roles = ", ".join(sorted(r.value for r in allowed))
+        raise NotPermitted(
+            f"{actor.role.value} {actor.user_id} may not {command}; allowed roles: {roles}"
+        )
