@@ -61,18 +61,39 @@ def light(clock: StageClock, now: datetime, calendar: BusinessCalendar,
     return Light.GREEN
 
 
+def turning_points(clock: StageClock, calendar: BusinessCalendar,
+                   yellow_fraction: float) -> tuple[datetime, datetime] | None:
+    """When a running clock turns yellow and when it turns red (after the deadline); None
+    while the clock stands still. Lets a read model find a light with a time comparison."""
+    if clock.paused_since is not None:
+        return None
+    target = clock.allowed(calendar) * yellow_fraction + clock.paused
+    if clock.unit is LimitUnit.HOURS:
+        yellow_at = clock.started_at + target
+    else:
+        yellow_at = calendar.add_working_time(clock.started_at, max(target, timedelta()))
+    return min(yellow_at, clock.deadline), clock.deadline
+
+
+def light_at(points: tuple[datetime, datetime], now: datetime) -> Light:
+    """The light from precomputed turning points (same answer as `light`)."""
+    yellow_at, red_at = points
+    if now > red_at:
+        return Light.RED
+    if now >= yellow_at:
+        return Light.YELLOW
+    return Light.GREEN
+
+
 def next_change(clock: StageClock, now: datetime, calendar: BusinessCalendar,
                 yellow_fraction: float) -> datetime | None:
     """When the light will next change if nothing happens (for timers that push changes)."""
-    if clock.paused_since is not None:
+    points = turning_points(clock, calendar, yellow_fraction)
+    if points is None:
         return None
-    current = light(clock, now, calendar, yellow_fraction)
-    if current is Light.RED:
-        return None
-    if current is Light.YELLOW:
-        return clock.deadline
-    allowed = clock.allowed(calendar)
-    target = allowed * yellow_fraction + clock.paused
-    if clock.unit is LimitUnit.HOURS:
-        return clock.started_at + target
-    return calendar.add_working_time(clock.started_at, target)
+    yellow_at, red_at = points
+    if now < yellow_at:
+        return yellow_at
+    if now <= red_at:
+        return red_at + timedelta(microseconds=1)
+    return None

@@ -71,16 +71,20 @@ class TestDatabases:
     def create(self, label: str) -> str:
         """Creates an empty database with PostGIS and returns its URL."""
         name = f"cityops_test_{label}_{uuid.uuid4().hex[:12]}"
+        url = _with_database(self._server_url, name)
         try:
             with psycopg.connect(self._server_url, autocommit=True) as admin:
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            url = _with_database(self._server_url, name)
+        except psycopg.Error as error:
+            pytest.fail(f"cannot create test database {name}: {error}", pytrace=False)
+        try:
             with psycopg.connect(url, autocommit=True) as conn:
                 # A no-op when the template has PostGIS; fails clearly when it has not and
                 # the role may not create it (PostGIS is not a trusted extension).
                 conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
         except psycopg.Error as error:
-            pytest.fail(f"cannot create test database {name} on {self._server_url}: {error}")
+            self.drop(url)
+            pytest.fail(f"test database {name} has no PostGIS: {error}", pytrace=False)
         return url
 
     def drop(self, url: str) -> None:

@@ -1,0 +1,103 @@
+"""Request dependencies shared by the routers: the system, the acting user, the idempotency
+key, paging and bounding boxes (each validating with its own clear error)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, HTTPException, Query, Request
+
+from cityops.bootstrap import CitySystem
+from cityops.domain.actors import Actor
+from cityops.domain.errors import InvalidValue
+from cityops.projections.views import BBox
+
+MAX_PAGE = 500
+
+
+def get_system(request: Request) -> CitySystem:
+    system: CitySystem = request.app.state.system
+    return system
+
+
+SystemDep = Annotated[CitySystem, Depends(get_system)]
+
+
+def current_actor(
+    x_actor_id: Annotated[str | None, Header(description="User id of the person acting")] = None,
+    x_actor_role: Annotated[str | None, Header(description="Role of the person acting")] = None,
+    x_actor_department: Annotated[str | None, Header(description="Their department")] = None,
+) -> Actor:
+    """Who is acting. The first cut takes the identity from headers; authenticated login
+    with tokens replaces this dependency, and only this dependency."""
+    if not x_actor_id or not x_actor_role:
+        raise HTTPException(status_code=401,
+                            detail="X-Actor-Id and X-Actor-Role headers are required")
+    try:
+        return Actor(user_id=x_actor_id, role=x_actor_role,  # type: ignore[arg-type]
+                     department=x_actor_department or None)
+    except InvalidValue as error:
+        raise HTTPException(status_code=401, detail=str(error)) from None
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="Client-supplied command id: repeating it changes nothing"),
+    ] = None,
+) -> str | None:
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
+        raise HTTPException(status_code=422, detail="Idempotency-Key must be 1-200 characters")
+    return idempotency_key
+
+
+CommandId = Annotated[str | None, Depends(idempotency_key)]
+
+
+class Paging:
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")] = 50,
+        offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    ) -> None:
+        self.limit = limit
+        self.offset = offset
+
+
+PagingDep = Annotated[Paging, Depends(Paging)]
+
+
+def bbox_query(
+    bbox: Annotated[
+        str | None,
+        Query(description="min_lon,min_lat,max_lon,max_lat in WGS84", examples=["118.7,32.0,118.9,32.1"]),
+    ] = None,
+) -> BBox | None:
+    """Parse and check a bounding box; an impossible one is refused with its own error."""
+    if bbox is None:
+        return None
+    parts = bbox.split(",")
+    if len(parts) != 4:
+        raise HTTPException(status_code=422,
+                            detail="bbox must be four numbers: min_lon,min_lat,max_lon,max_lat")
+    try:
+        min_lon, min_lat, max_lon, max_lat = (float(p) for p in parts)
+    except ValueError:
+        raise HTTPException(status_code=422, detail="bbox values must be numbers") from None
+    if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180):
+        raise HTTPException(status_code=422, detail="bbox longitudes must be within -180..180")
+    if not (-90 <= min_lat <= 90 and -90 <= max_lat <= 90):
+        raise HTTPException(status_code=422, detail="bbox latitudes must be within -90..90")
+    if min_lon > max_lon or min_lat > max_lat:
+        raise HTTPException(status_code=422, detail="bbox minimum is greater than its maximum")
+    return BBox(min_lon, min_lat, max_lon, max_lat)
+
+
+BBoxDep = Annotated[BBox | None, Depends(bbox_query)]
+
+
+def page_body(items: list[dict[str, Any]], total: int, paging: Paging) -> dict[str, Any]:
+    return {"data": items, "count": total, "limit": paging.limit, "offset": paging.offset}

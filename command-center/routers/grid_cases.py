@@ -1,0 +1,282 @@
+"""Grid cases: report, register, reject, dispatch, extensions, suspension, handling,
+verification and closing; list and get from the read model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from cityops.command_center.dependencies import (
+    BBoxDep,
+    CommandId,
+    CurrentActor,
+    PagingDep,
+    SystemDep,
+    page_body,
+)
+from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.domain.catalogue import Urgency
+from cityops.domain.gridcase import CaseSource, CaseStatus, RejectionReason
+from cityops.domain.supervision import Light
+from cityops.projections.views import case_light
+
+router = APIRouter(prefix="/grid-cases", tags=["grid cases"])
+
+
+class GridCaseReport(Command):
+    source: CaseSource = CaseSource.INSPECTOR
+    category: str = Field(description="Category code from the catalogue, e.g. E0101")
+    description: str = Field(min_length=1, max_length=4000)
+    location: PointIn
+    urgency: Urgency = Urgency.NORMAL
+    photos: list[str] = Field(default_factory=list, max_length=12)
+    at: datetime | None = Field(default=None, description="When it was seen (default: now)")
+
+
+class GridCaseRegister(Command):
+    category: str | None = None
+    urgency: Urgency | None = None
+    note: str = ""
+
+
+class GridCaseReject(Command):
+    reason: RejectionReason
+    duplicate_of: UUID | None = None
+    note: str = ""
+
+
+class GridCaseDispatch(Command):
+    department: str | None = Field(default=None, description="Default: the proposed department")
+    instructions: str = ""
+
+
+class GridCaseReturn(Command):
+    reason: str = Field(min_length=1)
+    suggested_department: str | None = None
+
+
+class ExtensionRequest(Command):
+    requested_deadline: datetime
+    reason: str = Field(min_length=1)
+
+
+class ExtensionDecision(Command):
+    approve: bool
+    deadline: datetime | None = None
+    reason: str = ""
+
+
+class Suspension(Command):
+    reason: str = Field(min_length=1)
+
+
+class Handling(Command):
+    result: str = Field(min_length=1)
+    evidence: list[str] = Field(default_factory=list, max_length=12)
+
+
+class Verification(Command):
+    fixed: bool
+    note: str = ""
+    photos: list[str] = Field(default_factory=list, max_length=12)
+
+
+class Note(Command):
+    note: str = ""
+
+
+def _state(system: SystemDep, case_id: UUID) -> dict[str, Any]:
+    """The case as the write side knows it now (read-your-writes for the caller)."""
+    system.wake_projections()
+    case = system.grid_cases.case(case_id)
+    body = case.summary()
+    light = system.grid_cases.light(case)
+    body["light"] = light.value if light else None
+    return body
+
+
+@router.post("", status_code=201)
+def report_case(body: GridCaseReport, system: SystemDep, actor: CurrentActor,
+                command_id: CommandId) -> dict[str, Any]:
+    """Report a new case from the field, the hotline, a sensor or a camera."""
+    case_id = system.grid_cases.report(
+        source=body.source, category=body.category, description=body.description,
+        location=body.location.to_point(), urgency=body.urgency, photos=body.photos,
+        at=body.at, actor=actor, command_id=command_id,
+    )
+    return _state(system, case_id)
+
+
+@router.get("", response_model=Page)
+def list_cases(
+    system: SystemDep,
+    paging: PagingDep,
+    bbox: BBoxDep,
+    status: Annotated[list[CaseStatus] | None, Query(description="Any of these states")] = None,
+    category: str | None = None,
+    department: str | None = None,
+    area: Annotated[str | None, Query(description="Grid code prefix: district, street, "
+                                      "community or cell")] = None,
+    light: Light | None = None,
+    open_only: bool = False,
+) -> dict[str, Any]:
+    """List cases with filters, newest first; each shows its supervision light now."""
+    filters: dict[str, Any] = {}
+    if status:
+        filters["status"] = [s.value for s in status]
+    if category:
+        filters["category"] = category
+    if department:
+        filters["department"] = department
+    if open_only:
+        filters["is_open"] = True
+    extra = []
+    now = system.grid_cases.clock()
+    if light is not None:
+        extra.append(system.read_models.grid_case_lights(light, now))
+    page = system.read_models.list(
+        "rm_grid_cases", filters=filters, prefixes={"grid_cell": area} if area else None,
+        bbox=bbox, extra_where=extra, limit=paging.limit, offset=paging.offset,
+    )
+    items = [_with_light(doc, now) for doc in page.items]
+    return page_body(items, page.total, paging)
+
+
+def _with_light(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
+    current = case_light(doc, now)
+    return {**doc, "light": current.value if current else None}
+
+
+@router.get("/{case_id}")
+def get_case(case_id: UUID, system: SystemDep) -> dict[str, Any]:
+    """One case, as recorded now, with its supervision light."""
+    return _state(system, case_id)
+
+
+@router.get("/{case_id}/history")
+def case_history(case_id: UUID, system: SystemDep) -> list[dict[str, Any]]:
+    """Every event of the case: what happened, who did it, in what role, and when."""
+    system.grid_cases.case(case_id)
+    events = system.grid_cases.events.get(case_id)
+    return [_event_body(e) for e in events]
+
+
+def _event_body(event: Any) -> dict[str, Any]:
+    from fastapi.encoders import jsonable_encoder
+
+    facts = {k: v for k, v in vars(event).items()
+             if k not in ("originator_id", "originator_version", "timestamp",
+                          "originator_topic", "actor")}
+    return {
+        "event": type(event).__name__,
+        "version": event.originator_version,
+        "at": event.timestamp.isoformat(),
+        "actor": event.actor.as_dict(),
+        "facts": jsonable_encoder(facts, custom_encoder={
+            type(getattr(event, "location", None)): lambda p: p.to_geojson()
+        } if getattr(event, "location", None) is not None else {}),
+    }
+
+
+@router.post("/{case_id}/register")
+def register_case(case_id: UUID, body: GridCaseRegister, system: SystemDep, actor: CurrentActor,
+                  command_id: CommandId) -> dict[str, Any]:
+    """Accept a reported case (optionally correcting category and urgency)."""
+    system.grid_cases.register(case_id, category=body.category, urgency=body.urgency,
+                               note=body.note, actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/reject")
+def reject_case(case_id: UUID, body: GridCaseReject, system: SystemDep, actor: CurrentActor,
+                command_id: CommandId) -> dict[str, Any]:
+    """Reject a report: duplicate (merged into another case), not ours, not reproducible."""
+    system.grid_cases.reject(case_id, reason=body.reason, duplicate_of=body.duplicate_of,
+                             note=body.note, actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/dispatch")
+def dispatch_case(case_id: UUID, body: GridCaseDispatch, system: SystemDep,
+                  actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """Dispatch to a department with a deadline from the catalogue."""
+    system.grid_cases.dispatch(case_id, department=body.department,
+                               instructions=body.instructions, actor=actor,
+                               command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/return")
+def return_case(case_id: UUID, body: GridCaseReturn, system: SystemDep, actor: CurrentActor,
+                command_id: CommandId) -> dict[str, Any]:
+    """A department sends the case back to the centre as not its responsibility."""
+    system.grid_cases.return_to_centre(case_id, reason=body.reason,
+                                       suggested_department=body.suggested_department,
+                                       actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/extension-requests")
+def request_extension(case_id: UUID, body: ExtensionRequest, system: SystemDep,
+                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """A department asks for a later deadline."""
+    system.grid_cases.request_extension(case_id, requested_deadline=body.requested_deadline,
+                                        reason=body.reason, actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/extension-decision")
+def decide_extension(case_id: UUID, body: ExtensionDecision, system: SystemDep,
+                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """The centre approves or refuses the pending extension request."""
+    system.grid_cases.decide_extension(case_id, approve=body.approve, deadline=body.deadline,
+                                       reason=body.reason, actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/suspend")
+def suspend_case(case_id: UUID, body: Suspension, system: SystemDep, actor: CurrentActor,
+                 command_id: CommandId) -> dict[str, Any]:
+    """Suspend a case that needs long work: its deadline clock stops."""
+    system.grid_cases.suspend(case_id, reason=body.reason, actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/resume")
+def resume_case(case_id: UUID, system: SystemDep, actor: CurrentActor,
+                command_id: CommandId) -> dict[str, Any]:
+    """Resume a suspended case: its deadline moves by the time spent suspended."""
+    system.grid_cases.resume(case_id, actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/handle")
+def handle_case(case_id: UUID, body: Handling, system: SystemDep, actor: CurrentActor,
+                command_id: CommandId) -> dict[str, Any]:
+    """The department reports the result with evidence."""
+    system.grid_cases.handle(case_id, result=body.result, evidence=body.evidence, actor=actor,
+                             command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/verify")
+def verify_case(case_id: UUID, body: Verification, system: SystemDep, actor: CurrentActor,
+                command_id: CommandId) -> dict[str, Any]:
+    """An inspector checks on site: fixed, or back to the department as rework."""
+    system.grid_cases.verify(case_id, fixed=body.fixed, note=body.note, photos=body.photos,
+                             actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/close")
+def close_case(case_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
+               command_id: CommandId) -> dict[str, Any]:
+    """Close a verified case."""
+    system.grid_cases.close_case(case_id, note=body.note, actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+

@@ -1,0 +1,205 @@
+"""Follows an application's notification log into read-model tables.
+
+One code path for SQLite and PostgreSQL: it polls `select_notifications` after its tracked
+position (the SQLite recorder has no subscriptions; PostgreSQL serialises inserts with a table
+lock, so notification ids commit in order and polling misses nothing). Each batch of rows and
+the new position are written in one transaction; a restart resumes exactly after the last
+committed batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, CanInitAggregate
+
+from cityops.projections.store import ReadStore, set_position
+from cityops.projections.tables import SummaryTable
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+AGGREGATE_CACHE_SIZE = 20_000
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a batch changed, for live push: table, aggregate id, and its log position."""
+
+    projection: str
+    application: str
+    table: str
+    aggregate_id: str
+    position: int
+    event: str
+
+
+ChangeListener = Callable[[Sequence[Change]], None]
+
+
+class Follower:
+    """Keeps the tables of one application up to date with its notification log."""
+
+    def __init__(self, projection: str, application: Application, tables: Sequence[SummaryTable],
+                 store: ReadStore) -> None:
+        self.projection = projection
+        self.application = application
+        self.tables = {t.aggregate_class: t for t in tables}
+        self.store = store
+        self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self.listeners: list[ChangeListener] = []
+
+    @property
+    def application_name(self) -> str:
+        return self.application.name
+
+    def create_tables(self) -> None:
+        from cityops.projections.store import TRACKING_DDL
+
+        with self.store.transaction() as txn:
+            txn.execute(TRACKING_DDL)
+            for table in self.tables.values():
+                for statement in table.ddl(self.store.dialect):
+                    txn.execute(statement)
+
+    def position(self) -> int:
+        with self.store.transaction() as txn:
+            return self._position(txn, lock=False)
+
+    def _position(self, txn: Any, *, lock: bool) -> int:
+        suffix = " FOR UPDATE" if lock and self.store.dialect == "postgres" else ""
+        txn.execute(
+            "SELECT position FROM projection_positions WHERE projection = %s "
+            f"AND application = %s{suffix}",
+            (self.projection, self.application_name),
+        )
+        row = txn.fetchone()
+        return int(row[0]) if row else 0
+
+    def head(self) -> int:
+        """The last position of the application's log (0 when it is empty)."""
+        return self.application.recorder.max_notification_id() or 0
+
+    def catch_up(self, limit: int | None = None) -> int:
+        """Process everything recorded so far (or up to `limit` notifications); returns how
+        many notifications were processed."""
+        done = 0
+        while limit is None or done < limit:
+            processed = self.process_batch(BATCH_SIZE if limit is None
+                                           else min(BATCH_SIZE, limit - done))
+            if processed == 0:
+                break
+            done += processed
+        return done
+
+    def process_batch(self, size: int = BATCH_SIZE) -> int:
+        changes: list[Change] = []
+        with self.store.transaction() as txn:
+            start = self._position(txn, lock=True)
+            notifications = self.application.recorder.select_notifications(
+                start=start, limit=size, inclusive_of_start=False
+            )
+            if not notifications:
+                return 0
+            for notification in notifications:
+                event = self.application.mapper.to_domain_event(notification)
+                table = self._table_for(event)
+                if table is not None:
+                    aggregate = self._evolve(event)
+                    table.upsert(txn, aggregate)
+                    changes.append(Change(
+                        projection=self.projection,
+                        application=self.application_name,
+                        table=table.table,
+                        aggregate_id=str(aggregate.id),
+                        position=notification.id,
+                        event=type(event).__name__,
+                    ))
+            set_position(txn, self.projection, self.application_name, notifications[-1].id)
+        for listener in self.listeners:
+            try:
+                listener(changes)
+            except Exception:  # a broken listener must not stop the read model
+                log.exception("change listener failed")
+        return len(notifications)
+
+    def _table_for(self, event: Any) -> SummaryTable | None:
+        topic_class = None
+        if isinstance(event, CanInitAggregate):
+            from eventsourcing.utils import resolve_topic
+
+            topic_class = resolve_topic(event.originator_topic)
+        else:
+            cached = self._cache.get(event.originator_id)
+            if cached is not None:
+                topic_class = type(cached)
+            else:
+                owner = type(event).__qualname__.split(".")[0]
+                topic_class = next(
+                    (cls for cls in self.tables if cls.__name__ == owner), None
+                )
+        if topic_class is None:
+            return None
+        return self.tables.get(topic_class)
+
+    def _evolve(self, event: Any) -> Aggregate:
+        """The aggregate after `event`, from the cache or the repository (on a cache miss)."""
+        if isinstance(event, CanInitAggregate):
+            aggregate = event.mutate(None)
+        else:
+            aggregate = self._cache.pop(event.originator_id, None)
+            if aggregate is None or aggregate.version != event.originator_version - 1:
+                aggregate = self.application.repository.get(
+                    event.originator_id, version=event.originator_version - 1
+                )
+            aggregate = event.mutate(aggregate)
+        assert aggregate is not None
+        self._cache[aggregate.id] = aggregate
+        if len(self._cache) > AGGREGATE_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return aggregate
+
+    def reset(self) -> None:
+        """Forget cached state (used before a rebuild)."""
+        self._cache.clear()
+
+
+class FollowerThread(threading.Thread):
+    """Runs followers in the background until stopped; woken early after a local save."""
+
+    def __init__(self, followers: Sequence[Follower], poll_interval: float) -> None:
+        super().__init__(name="cityops-projections", daemon=True)
+        self.followers = list(followers)
+        self.poll_interval = poll_interval
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self.failures = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            busy = False
+            for follower in self.followers:
+                try:
+                    busy |= follower.process_batch() > 0
+                except Exception:
+                    self.failures += 1
+                    log.exception("projection %s failed on %s; retrying",
+                                  follower.projection, follower.application_name)
+                    follower.reset()
+            if not busy:
+                self._wake.wait(self.poll_interval)
