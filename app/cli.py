@@ -1,0 +1,91 @@
+"""The `cityops` command: run the demo, serve the command centre, and operate the system."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from cityops.settings import Settings
+
+app = typer.Typer(
+    help=(
+        "CityOps: event-sourced city operations and emergency command.\n\n"
+        "Start with `cityops demo` (embedded: no server to install), then open the printed "
+        "address. Settings come from CITYOPS_* environment variables; see README.md."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and options; a bad value is a clear error, not a trace."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = "; ".join(
+            f"CITYOPS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        typer.secho(f"Invalid settings: {problems}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run_web(settings: Settings, system: object) -> None:
+    import uvicorn
+
+    from cityops.command_center.app import create_app
+
+    web = create_app(system)  # type: ignore[arg-type]
+    typer.secho(f"CityOps command centre on http://{settings.host}:{settings.port}/ "
+                f"(API docs at /docs)", fg="green")
+    uvicorn.run(web, host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+) -> None:
+    """Run the command centre on the configured stores (SQLite, or PostgreSQL if
+    CITYOPS_DATABASE_URL is set)."""
+    from cityops.bootstrap import build_system
+
+    settings = load_settings(host=host, port=port)
+    system = build_system(settings)
+    _run_web(settings, system)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    seed: Annotated[int, typer.Option(help="Seed of the simulated day (same seed, same day)")] = 7,
+    speed: Annotated[float, typer.Option(min=1.0, max=3600.0,
+                                         help="Simulated seconds per real second")] = 60.0,
+    data_dir: Annotated[Path, typer.Option(help="Folder for the demo's event stores "
+                                           "(wiped at start)")] = Path("cityops-data/demo"),
+) -> None:
+    """Run the embedded demo: the demo city, a simulated day of city activity (reports,
+    hotline calls, sensor alarms, an escalating incident, moving resources) and the command
+    centre at http://127.0.0.1:8000/."""
+    from cityops.simulator import run_demo
+
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    settings = load_settings(host=host, port=port, data_dir=data_dir, database_url=None)
+    run_demo(settings, seed=seed, speed=speed, serve=_run_web)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()
