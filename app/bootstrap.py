@@ -49,7 +49,7 @@ class CitySystem:
     store: ReadStore
     read_models: ReadModels
     grid_cases: GridCases
-    applications: list[Application] = field(default_factory=list)
+    applications: list[Application[Any]] = field(default_factory=list)
     followers: list[Follower] = field(default_factory=list)
     thread: FollowerThread | None = None
 
@@ -80,7 +80,8 @@ class CitySystem:
 
 
 def load_city(settings: Settings) -> Any:
-    from cityops.maps import load_city as load_city_from, load_demo_city
+    from cityops.maps import load_city as load_city_from
+    from cityops.maps import load_demo_city
 
     if settings.city_dir is not None:
         return load_city_from(settings.city_dir)
@@ -111,7 +112,7 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
                                          window=settings.duplicate_window),
         clock=clock,
     )
-    applications: list[Application] = [grid_cases]
+    applications: list[Application[Any]] = [grid_cases]
     followers = [Follower(PROJECTION_NAME, grid_cases, [cases_table], store)]
     for follower in followers:
         follower.create_tables()

@@ -73,7 +73,8 @@ PagingDep = Annotated[Paging, Depends(Paging)]
 def bbox_query(
     bbox: Annotated[
         str | None,
-        Query(description="min_lon,min_lat,max_lon,max_lat in WGS84", examples=["118.7,32.0,118.9,32.1"]),
+        Query(description="min_lon,min_lat,max_lon,max_lat in WGS84",
+              examples=["118.7,32.0,118.9,32.1"]),
     ] = None,
 ) -> BBox | None:
     """Parse and check a bounding box; an impossible one is refused with its own error."""

@@ -70,7 +70,7 @@ def fingerprint(command: str, args: Mapping[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-class CityApplication(Application):
+class CityApplication(Application[UUID]):
     """An event-sourced application of one bounded context of CityOps."""
 
     def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock = system_clock):
@@ -99,7 +99,7 @@ class CityApplication(Application):
     def load(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
         """Load an aggregate of the expected class, or raise `NotFound` in its words."""
         try:
-            aggregate = self.repository.get(aggregate_id, version=version)
+            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             raise NotFound(cls.KIND, aggregate_id) from None
         if not isinstance(aggregate, cls):
@@ -165,7 +165,7 @@ class CityApplication(Application):
 
     def _receipt(self, receipt_id: UUID) -> CommandReceipt | None:
         try:
-            receipt = self.repository.get(receipt_id)
+            receipt: Aggregate = self.repository.get(receipt_id)
         except AggregateNotFoundError:
             return None
         assert isinstance(receipt, CommandReceipt)

@@ -383,7 +383,8 @@ class Catalogue:
             (t.code for c in incident_file.categories for t in c.types),
         )
         incident_categories = {
-            c.code: IncidentCategory(code=c.code, name=c.name, types={t.code: t.name for t in c.types})
+            c.code: IncidentCategory(code=c.code, name=c.name,
+                                     types={t.code: t.name for t in c.types})
             for c in incident_file.categories
         }
         levels = {

@@ -85,6 +85,7 @@ class GridCase(CityAggregate):
     KIND = "grid case"
 
     class Reported(CityAggregate.Created):
+        actor: Actor
         source: str
         category: str
         urgency: str
@@ -325,6 +326,39 @@ class GridCase(CityAggregate):
     if TYPE_CHECKING:
         status: CaseStatus
         stage: StageClock | None
+        source: CaseSource
+        category: str
+        urgency: Urgency
+        description: str
+        location: GeoPoint
+        grid_cell: str | None
+        photos: list[str]
+        reported_at: datetime
+        reporter: Actor
+        possible_duplicates: list[UUID]
+        ticket_id: UUID | None
+        department: str | None
+        proposed_department: str | None
+        duplicate_of: UUID | None
+        rejection_reason: RejectionReason | None
+        handling_deadline: datetime | None
+        dispatched_at: datetime | None
+        handled_at: datetime | None
+        closed_at: datetime | None
+        dispatch_count: int
+        rework_count: int
+        return_count: int
+        extension_count: int
+        pending_extension: dict[str, Any] | None
+        result: str | None
+        evidence: list[str]
+        suspension_reason: str | None
+        returned_by: str | None
+        return_reason: str | None
+        handled_on_time: bool | None
+        verified_at: datetime | None
+        verified_by: str | None
+        notes: list[str]
 
     def start_stage(self, at: datetime, deadline: datetime, unit: str) -> None:
         self.stage = StageClock(started_at=at, deadline=deadline, unit=LimitUnit(unit))

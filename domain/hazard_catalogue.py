@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
-
 # The general catalogue's reader and strict base model give hazard data the same validation
 # and the same error messages as every other reference file.
 from cityops.domain.catalogue import _read, _Strict, _unique
 from cityops.domain.errors import CatalogueError, InvalidValue
+from pydantic import Field
 
 HAZARD_TYPES_FILE = "hazard_types.json"
 MAX_DEADBAND = 0.5

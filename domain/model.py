@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from eventsourcing.domain import Aggregate
 
@@ -31,7 +31,7 @@ class CityAggregate(Aggregate):
         if self.status not in allowed:
             raise IllegalTransition(self.KIND, self.id, self.status.value, attempted)
 
-    def refuse(self, attempted: str, reason: str) -> None:
+    def refuse(self, attempted: str, reason: str) -> NoReturn:
         """Refuse `attempted` for a reason other than the state (said in the message)."""
         raise IllegalTransition(self.KIND, self.id, f"{self.status.value} and {reason}", attempted)
 

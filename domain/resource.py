@@ -385,8 +385,8 @@ class Resource(CityAggregate):
         return {"position": _point("position", fix.point), "position_at": fix.at}
 
     def _change(self, event_class: type[Resource.StatusChanged], status: ResourceStatus,
-                incident_id: UUID | None, fix: PositionFix | None, actor: Actor, at: datetime,
-                **facts: Any) -> None:
+                incident_id: UUID | None, *, fix: PositionFix | None, actor: Actor,
+                at: datetime, **facts: Any) -> None:
         self.record(event_class, actor=actor, at=at, status=status.value,
                     incident_id=incident_id, **self._position_facts(fix, at), **facts)
 
@@ -451,7 +451,8 @@ class Resource(CityAggregate):
             self.refuse("dispatch", f"serves incident {self.incident_id}: stand it down, clear "
                                     "it or reassign it")
         self.require_status("dispatch", ResourceStatus.AVAILABLE)
-        self._change(self.Dispatched, ResourceStatus.DISPATCHED, incident_id, fix, actor, at)
+        self._change(self.Dispatched, ResourceStatus.DISPATCHED, incident_id,
+                     fix=fix, actor=actor, at=at)
 
     def reassign(self, *, incident_id: UUID, fix: PositionFix | None, actor: Actor,
                  at: datetime) -> None:
@@ -460,75 +461,82 @@ class Resource(CityAggregate):
         if incident_id == self.incident_id:
             self.refuse("reassign", f"already serves incident {incident_id}")
         assert self.incident_id is not None
-        self._change(self.Reassigned, ResourceStatus.DISPATCHED, incident_id, fix, actor, at,
-                     from_incident_id=self.incident_id)
+        self._change(self.Reassigned, ResourceStatus.DISPATCHED, incident_id,
+                     fix=fix, actor=actor, at=at, from_incident_id=self.incident_id)
 
     def report_en_route(self, *, fix: PositionFix | None, actor: Actor, at: datetime) -> None:
         self.check_scope("report en route", actor)
         self._require_mobile("report en route", "activate it instead")
         self.require_status("report en route", ResourceStatus.DISPATCHED)
-        self._change(self.WentEnRoute, ResourceStatus.EN_ROUTE, self.incident_id, fix, actor, at)
+        self._change(self.WentEnRoute, ResourceStatus.EN_ROUTE, self.incident_id,
+                     fix=fix, actor=actor, at=at)
 
     def report_on_scene(self, *, fix: PositionFix | None, actor: Actor, at: datetime) -> None:
         self.check_scope("report on scene", actor)
         self._require_mobile("report on scene", "activate it instead")
         self.require_status("report on scene", ResourceStatus.EN_ROUTE)
-        self._change(self.ArrivedOnScene, ResourceStatus.ON_SCENE, self.incident_id, fix, actor,
-                     at)
+        self._change(self.ArrivedOnScene, ResourceStatus.ON_SCENE, self.incident_id,
+                     fix=fix, actor=actor, at=at)
 
     def activate(self, *, actor: Actor, at: datetime) -> None:
         """Open a depot or shelter for the incident it was dispatched to."""
         self.check_scope("activate", actor)
         self._require_fixed("activate", "report it en route, then on scene")
         self.require_status("activate", ResourceStatus.DISPATCHED)
-        self._change(self.Activated, ResourceStatus.ON_SCENE, self.incident_id, None, actor, at)
+        self._change(self.Activated, ResourceStatus.ON_SCENE, self.incident_id,
+                     fix=None, actor=actor, at=at)
 
     def clear_scene(self, *, fix: PositionFix | None, actor: Actor, at: datetime) -> None:
         """The resource leaves the scene, its work there done: returning."""
         self.check_scope("clear the scene for", actor)
         self._require_mobile("clear the scene for", "deactivate it instead")
         self.require_status("clear the scene for", ResourceStatus.ON_SCENE)
-        self._change(self.ClearedScene, ResourceStatus.RETURNING, self.incident_id, fix, actor,
-                     at)
+        self._change(self.ClearedScene, ResourceStatus.RETURNING, self.incident_id,
+                     fix=fix, actor=actor, at=at)
 
     def deactivate(self, *, actor: Actor, at: datetime) -> None:
         """Close a depot or shelter for its incident: available again."""
         self.check_scope("deactivate", actor)
         self._require_fixed("deactivate", "clear the scene instead")
         self.require_status("deactivate", ResourceStatus.ON_SCENE)
-        self._change(self.Deactivated, ResourceStatus.AVAILABLE, None, None, actor, at)
+        self._change(self.Deactivated, ResourceStatus.AVAILABLE, None,
+                     fix=None, actor=actor, at=at)
 
     def stand_down(self, *, fix: PositionFix | None, actor: Actor, at: datetime) -> None:
         """Cancel an assignment before arrival."""
         self.require_status("stand down", ResourceStatus.DISPATCHED, ResourceStatus.EN_ROUTE)
         if self.status is ResourceStatus.DISPATCHED:
-            self._change(self.StoodDown, ResourceStatus.AVAILABLE, None, fix, actor, at)
+            self._change(self.StoodDown, ResourceStatus.AVAILABLE, None,
+                         fix=fix, actor=actor, at=at)
         else:
-            self._change(self.StoodDown, ResourceStatus.RETURNING, self.incident_id, fix, actor,
-                         at)
+            self._change(self.StoodDown, ResourceStatus.RETURNING, self.incident_id,
+                         fix=fix, actor=actor, at=at)
 
     def report_available(self, *, fix: PositionFix | None, actor: Actor, at: datetime) -> None:
         """A returning resource is ready for the next assignment."""
         self.check_scope("report available", actor)
         self.require_status("report available", ResourceStatus.RETURNING)
-        self._change(self.BecameAvailable, ResourceStatus.AVAILABLE, None, fix, actor, at)
+        self._change(self.BecameAvailable, ResourceStatus.AVAILABLE, None,
+                     fix=fix, actor=actor, at=at)
 
     def take_out_of_service(self, *, reason: str, fix: PositionFix | None, actor: Actor,
                             at: datetime) -> None:
         """Maintenance, breakdown, crew rest, stock exhausted...: not dispatchable."""
         self.check_scope("take out of service", actor)
+        reason = _text("reason", reason)
         if self.status in SERVING_STATUSES:
             self.refuse("take out of service", f"serves incident {self.incident_id}: stand it "
                                                "down or clear it first")
         self.require_status("take out of service", ResourceStatus.AVAILABLE,
                             ResourceStatus.RETURNING)
-        self._change(self.TakenOutOfService, ResourceStatus.OUT_OF_SERVICE, None, fix, actor, at,
-                     reason=_text("reason", reason))
+        self._change(self.TakenOutOfService, ResourceStatus.OUT_OF_SERVICE, None,
+                     fix=fix, actor=actor, at=at, reason=reason)
 
     def return_to_service(self, *, fix: PositionFix | None, actor: Actor, at: datetime) -> None:
         self.check_scope("return to service", actor)
         self.require_status("return to service", ResourceStatus.OUT_OF_SERVICE)
-        self._change(self.ReturnedToService, ResourceStatus.AVAILABLE, None, fix, actor, at)
+        self._change(self.ReturnedToService, ResourceStatus.AVAILABLE, None,
+                     fix=fix, actor=actor, at=at)
 
     def report_position(self, *, fix: PositionFix, policy: PositionPolicy, actor: Actor
                         ) -> PositionOutcome:
@@ -536,10 +544,10 @@ class Resource(CityAggregate):
         self.check_scope("report the position of", actor)
         self._require_mobile("report the position of", "it stays at its home base")
         _point("position", fix.point)
-        if fix.at < self.modified_on or (self.position is not None
-                                         and fix.at <= self.position.at):
+        if self.position is not None and fix.at <= self.position.at:
             return PositionOutcome.IGNORED
-        if not policy.worth_recording(self.position, fix):
+        # A fix older than the last event cannot be recorded (history is in time order).
+        if fix.at < self.modified_on or not policy.worth_recording(self.position, fix):
             return PositionOutcome.CACHED
         self.record(self.PositionReported, actor=actor, at=fix.at, position=fix.point,
                     position_at=fix.at)

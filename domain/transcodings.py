@@ -21,7 +21,8 @@ class ActorAsDict(Transcoding):
         return obj.as_dict()
 
     def decode(self, data: dict[str, Any]) -> Actor:
-        return Actor(user_id=data["user_id"], role=Role(data["role"]), department=data["department"])
+        return Actor(user_id=data["user_id"], role=Role(data["role"]),
+                     department=data["department"])
 
 
 class GeoPointAsList(Transcoding):

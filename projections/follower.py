@@ -47,7 +47,7 @@ ChangeListener = Callable[[Sequence[Change]], None]
 class Follower:
     """Keeps the tables of one application up to date with its notification log."""
 
-    def __init__(self, projection: str, application: Application, tables: Sequence[SummaryTable],
+    def __init__(self, projection: str, application: Application[Any], tables: Sequence[SummaryTable],
                  store: ReadStore) -> None:
         self.projection = projection
         self.application = application

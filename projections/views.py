@@ -88,7 +88,7 @@ class ReadModels:
             row = txn.fetchone()
         return _doc(row[0]) if row else None
 
-    def list(
+    def page(
         self,
         table: str,
         *,
@@ -132,7 +132,7 @@ class ReadModels:
             where.append(clause)
             params.extend(clause_params)
         sql_where = f" WHERE {' AND '.join(where)}" if where else ""
-        order_column = order_by.split()[0]
+        order_column = order_by.split(maxsplit=1)[0]
         self._check_column(order_column, known)
         name = self._table(table)
         with self.store.transaction() as txn:

@@ -138,7 +138,7 @@ def list_cases(
     now = system.grid_cases.clock()
     if light is not None:
         extra.append(system.read_models.grid_case_lights(light, now))
-    page = system.read_models.list(
+    page = system.read_models.page(
         "rm_grid_cases", filters=filters, prefixes={"grid_cell": area} if area else None,
         bbox=bbox, extra_where=extra, limit=paging.limit, offset=paging.offset,
     )

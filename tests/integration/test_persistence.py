@@ -112,7 +112,7 @@ class StorageContract:
                 for i, p in enumerate(points[6:], start=6)]
         restarted = make_system()
         restarted.catch_up()
-        page = restarted.read_models.list("rm_grid_cases", limit=100)
+        page = restarted.read_models.page("rm_grid_cases", limit=100)
         assert page.total == 12
         assert sorted(d["id"] for d in page.items) == sorted(str(i) for i in ids)
         assert all(d["version"] == 1 for d in page.items)
@@ -124,11 +124,11 @@ class StorageContract:
             case_id = self.report(system, point, command_id=f"rebuild-{index}")
             system.grid_cases.register(case_id, actor=DISPATCHER)
         system.catch_up()
-        before = system.read_models.list("rm_grid_cases", limit=100).items
+        before = system.read_models.page("rm_grid_cases", limit=100).items
         table = system.followers[0].tables
         rebuilt = Follower("rebuild-check", system.grid_cases, list(table.values()), system.store)
         rebuilt.catch_up()
-        after = system.read_models.list("rm_grid_cases", limit=100).items
+        after = system.read_models.page("rm_grid_cases", limit=100).items
         assert sorted(before, key=lambda d: d["id"]) == sorted(after, key=lambda d: d["id"])
         assert rebuilt.position() == rebuilt.head()
 
@@ -138,23 +138,23 @@ class StorageContract:
         ids = [self.report(system, p, command_id=f"query-{i}") for i, p in enumerate(points)]
         system.grid_cases.register(ids[0], actor=DISPATCHER)
         system.catch_up()
-        registered = system.read_models.list("rm_grid_cases", filters={"status": ["registered"]})
+        registered = system.read_models.page("rm_grid_cases", filters={"status": ["registered"]})
         assert [d["id"] for d in registered.items] == [str(ids[0])]
         cell = system.grid_cases.case(ids[1]).grid_cell
         assert cell is not None
         district = cell.split("-")[0]
-        in_district = system.read_models.list("rm_grid_cases", prefixes={"grid_cell": district})
+        in_district = system.read_models.page("rm_grid_cases", prefixes={"grid_cell": district})
         assert str(ids[1]) in {d["id"] for d in in_district.items}
         p = points[2]
         box = BBox(p.lon - 0.0001, p.lat - 0.0001, p.lon + 0.0001, p.lat + 0.0001)
-        boxed = system.read_models.list("rm_grid_cases", bbox=box)
+        boxed = system.read_models.page("rm_grid_cases", bbox=box)
         assert [d["id"] for d in boxed.items] == [str(ids[2])]
         now = datetime.now(UTC)
         clause = system.read_models.grid_case_lights(Light.GREEN, now)
-        green = system.read_models.list("rm_grid_cases", extra_where=[clause], limit=100)
+        green = system.read_models.page("rm_grid_cases", extra_where=[clause], limit=100)
         late = now + timedelta(days=30)
         clause = system.read_models.grid_case_lights(Light.RED, late)
-        red_later = system.read_models.list("rm_grid_cases", extra_where=[clause], limit=100)
+        red_later = system.read_models.page("rm_grid_cases", extra_where=[clause], limit=100)
         assert green.total == 4
         assert red_later.total == 4
 

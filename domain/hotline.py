@@ -1,0 +1,624 @@
+"""The hotline ticket: one call or message to the single service number, from reception to
+closing.
+
+received -> answered at first contact and closed, or assigned to a department -> accepted
+(or returned: not ours, the centre re-routes) -> replied within the reply deadline ->
+called back (satisfied / basically satisfied; dissatisfied reopens it to the same
+department with a new deadline) -> closed. Side paths: several calls about one matter are
+merged into one ticket (the merged ticket is `merged`, the primary keeps the extra call);
+"one number takes it, one network handles it": a city-management matter becomes a grid case,
+an emergency becomes or joins an incident, after which the ticket is `transferred` and
+follows it (it can still be called back and closed at the end).
+
+Caller name and phone number are personal data (see `PERSONAL_DATA`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from cityops.domain.actors import Actor, Role
+from cityops.domain.calendar import BusinessCalendar
+from cityops.domain.catalogue import LimitUnit
+from cityops.domain.errors import IllegalTransition, InvalidValue
+from cityops.domain.geometry import GeoPoint
+from cityops.domain.model import CityAggregate
+from cityops.domain.supervision import Light, StageClock, light
+
+TICKET_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/hotline-tickets")
+MAX_TEXT = 4000
+MAX_NAME = 100
+PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 ()\-.]*$")
+PHONE_DIGITS = (3, 20)
+"""Loose: from short service numbers to international numbers with an extension."""
+
+PERSONAL_DATA = frozenset({"caller", "extra_calls"})
+"""Keys of `HotlineTicket.summary()` holding caller personal data: shared only on condition."""
+
+
+class TicketStatus(StrEnum):
+    RECEIVED = "received"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    RETURNED = "returned"
+    """The department sent it back as not its responsibility; the centre re-routes it."""
+    REPLIED = "replied"
+    CALLED_BACK = "called-back"
+    """The caller was called back and is (basically) satisfied; the ticket can be closed."""
+    TRANSFERRED = "transferred"
+    """Became a grid case or an incident and follows it."""
+    CLOSED = "closed"
+    MERGED = "merged"
+    """Merged into another ticket about the same matter (terminal)."""
+
+
+class Channel(StrEnum):
+    PHONE = "phone"
+    WEB = "web"
+    MESSAGING_APP = "messaging-app"
+    MOBILE_APP = "mobile-app"
+
+
+class TicketType(StrEnum):
+    CONSULTATION = "consultation"
+    REQUEST_FOR_HELP = "request-for-help"
+    COMPLAINT = "complaint"
+    REPORT = "report"
+    """A tip-off."""
+    SUGGESTION = "suggestion"
+    PRAISE = "praise"
+
+
+class Satisfaction(StrEnum):
+    SATISFIED = "satisfied"
+    BASICALLY_SATISFIED = "basically-satisfied"
+    DISSATISFIED = "dissatisfied"
+
+
+class ReplyTimeliness(StrEnum):
+    """The reply-deadline light of a ticket, as the supervision light of a grid case."""
+
+    ON_TIME = "on-time"
+    DUE_SOON = "due-soon"
+    OVERDUE = "overdue"
+
+
+TERMINAL = frozenset({TicketStatus.CLOSED, TicketStatus.MERGED})
+MERGEABLE = frozenset({TicketStatus.RECEIVED, TicketStatus.ASSIGNED, TicketStatus.RETURNED})
+"""A ticket is merged while its matter is still being routed; once a department has accepted
+it, the department's work is not silently folded into another ticket."""
+TRANSFERABLE = frozenset({TicketStatus.RECEIVED, TicketStatus.ASSIGNED, TicketStatus.ACCEPTED,
+                          TicketStatus.RETURNED, TicketStatus.TRANSFERRED})
+"""A ticket can become a case or an incident until it is replied to; a transferred ticket can
+also become the other one (a case that turns out to be an emergency)."""
+
+
+def case_id_for_ticket(ticket_id: UUID) -> UUID:
+    """The id of the grid case a ticket becomes: a retried conversion creates the same case."""
+    return uuid5(TICKET_NAMESPACE, f"grid-case-from-ticket:{ticket_id}")
+
+
+def incident_id_for_ticket(ticket_id: UUID) -> UUID:
+    """The id of the incident a ticket becomes (when it does not join an existing one)."""
+    return uuid5(TICKET_NAMESPACE, f"incident-from-ticket:{ticket_id}")
+
+
+def reply_timeliness(ticket: HotlineTicket, now: datetime, calendar: BusinessCalendar,
+                     yellow_fraction: float) -> ReplyTimeliness | None:
+    """On time, due soon or overdue while a department owes a reply (None otherwise); it
+    changes as time passes, not only when an event arrives."""
+    if ticket.reply_clock is None:
+        return None
+    colour = light(ticket.reply_clock, now, calendar, yellow_fraction)
+    return {
+        Light.GREEN: ReplyTimeliness.ON_TIME,
+        Light.YELLOW: ReplyTimeliness.DUE_SOON,
+        Light.RED: ReplyTimeliness.OVERDUE,
+    }[colour]
+
+
+def check_phone(phone: str | None) -> str | None:
+    """A phone number, loosely checked: digits with optional +, spaces, dashes, brackets."""
+    if phone is None:
+        return None
+    if not isinstance(phone, str):
+        raise InvalidValue("phone number must be text")
+    phone = phone.strip()
+    if not phone:
+        return None
+    digits = sum(c.isdigit() for c in phone)
+    low, high = PHONE_DIGITS
+    if not PHONE_PATTERN.match(phone) or not low <= digits <= high:
+        raise InvalidValue(
+            f"phone number {phone!r} is not a phone number (digits, optional leading +, "
+            f"spaces, dashes or brackets; {low} to {high} digits)"
+        )
+    return phone
+
+
+def _text(label: str, value: str | None, *, required: bool = True,
+          limit: int = MAX_TEXT) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidValue(f"{label} must be text")
+    value = value.strip()
+    if required and not value:
+        raise InvalidValue(f"{label} must not be empty")
+    if len(value) > limit:
+        raise InvalidValue(f"{label} is longer than {limit} characters")
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call (or message) about the matter: the first one, or one merged in later."""
+
+    ticket_id: UUID
+    caller_name: str | None
+    caller_phone: str | None
+    channel: Channel
+    received_at: datetime
+
+    def as_fact(self) -> dict[str, Any]:
+        return {"ticket_id": self.ticket_id, "caller_name": self.caller_name,
+                "caller_phone": self.caller_phone, "channel": self.channel.value,
+                "received_at": self.received_at}
+
+    @classmethod
+    def from_fact(cls, fact: dict[str, Any]) -> Call:
+        return cls(ticket_id=fact["ticket_id"], caller_name=fact["caller_name"],
+                   caller_phone=fact["caller_phone"], channel=Channel(fact["channel"]),
+                   received_at=fact["received_at"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ticket_id": str(self.ticket_id), "caller_name": self.caller_name,
+                "caller_phone": self.caller_phone, "channel": self.channel.value,
+                "received_at": self.received_at.isoformat()}
+
+
+class HotlineTicket(CityAggregate):
+    """A citizen's call or message to the service hotline and what became of it."""
+
+    KIND = "hotline ticket"
+
+    class Received(CityAggregate.Created):
+        # Declared again only for the type checker: it sees `Created` without `Event`'s actor.
+        actor: Actor
+        channel: str
+        ticket_type: str
+        topic: str
+        description: str
+        caller_name: str | None
+        caller_phone: str | None
+        location: GeoPoint | None
+        grid_cell: str | None
+        proposed_department: str
+        possible_duplicates: list[UUID]
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.RECEIVED
+            ticket.channel = Channel(self.channel)
+            ticket.ticket_type = TicketType(self.ticket_type)
+            ticket.topic = self.topic
+            ticket.description = self.description
+            ticket.caller_name = self.caller_name
+            ticket.caller_phone = self.caller_phone
+            ticket.location = self.location
+            ticket.grid_cell = self.grid_cell
+            ticket.proposed_department = self.proposed_department
+            ticket.possible_duplicates = list(self.possible_duplicates)
+            ticket.received_at = self.timestamp
+            ticket.received_by = self.actor.user_id
+            ticket.department = None
+            ticket.assigned_at = None
+            ticket.reply_deadline = None
+            ticket.reply_clock = None
+            ticket.assignment_count = 0
+            ticket.return_count = 0
+            ticket.returned_by = None
+            ticket.return_reason = None
+            ticket.reply = None
+            ticket.replied_at = None
+            ticket.replied_on_time = None
+            ticket.answer = None
+            ticket.satisfaction = None
+            ticket.callbacks = 0
+            ticket.reopen_count = 0
+            ticket.extra_calls = []
+            ticket.merged_into = None
+            ticket.case_id = None
+            ticket.incident_id = None
+            ticket.closed_at = None
+            ticket.notes = []
+
+    class AnsweredAtFirstContact(CityAggregate.Event):
+        """The operator answered the caller directly; nothing to route, the ticket closes."""
+
+        answer: str
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.CLOSED
+            ticket.answer = self.answer
+            ticket.closed_at = self.timestamp
+
+    class Assigned(CityAggregate.Event):
+        """Routed to a department, which owes a reply by `deadline` (business calendar)."""
+
+        department: str
+        deadline: datetime
+        limit_unit: str
+        note: str
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.ASSIGNED
+            ticket.department = self.department
+            ticket.assignment_count += 1
+            ticket.note(self.note)
+            ticket.start_reply_clock(self.timestamp, self.deadline, self.limit_unit)
+
+    class Accepted(CityAggregate.Event):
+        note: str
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.ACCEPTED
+            ticket.note(self.note)
+
+    class ReturnedToCentre(CityAggregate.Event):
+        """The department says it is not its matter; the centre must route it again."""
+
+        reason: str
+        suggested_department: str | None
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.RETURNED
+            ticket.return_count += 1
+            ticket.returned_by = ticket.department
+            ticket.return_reason = self.reason
+            ticket.proposed_department = self.suggested_department or ticket.proposed_department
+            ticket.department = None
+            ticket.stop_reply_clock()
+
+    class Replied(CityAggregate.Event):
+        reply: str
+        on_time: bool
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.REPLIED
+            ticket.reply = self.reply
+            ticket.replied_at = self.timestamp
+            ticket.replied_on_time = self.on_time
+            ticket.stop_reply_clock()
+
+    class CalledBack(CityAggregate.Event):
+        """The centre asked the caller how satisfied they are with the reply (or with the
+        handling of the case or incident the ticket became)."""
+
+        satisfaction: str
+        note: str
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            satisfaction = Satisfaction(self.satisfaction)
+            ticket.satisfaction = satisfaction
+            ticket.callbacks += 1
+            ticket.note(self.note)
+            if satisfaction is not Satisfaction.DISSATISFIED:
+                ticket.status = TicketStatus.CALLED_BACK
+
+    class Reopened(CityAggregate.Event):
+        """The caller was dissatisfied: back to the same department with a new deadline."""
+
+        deadline: datetime
+        limit_unit: str
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.ASSIGNED
+            ticket.reopen_count += 1
+            ticket.reply = None
+            ticket.replied_at = None
+            ticket.replied_on_time = None
+            ticket.start_reply_clock(self.timestamp, self.deadline, self.limit_unit)
+
+    class CallMerged(CityAggregate.Event):
+        """Another ticket about the same matter was merged into this one: its call (and any
+        calls merged into it before) now belong here."""
+
+        merged_ticket_id: UUID
+        calls: list[dict[str, Any]]
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.extra_calls.extend(Call.from_fact(c) for c in self.calls)
+
+    class MergedInto(CityAggregate.Event):
+        primary_id: UUID
+        note: str
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.MERGED
+            ticket.merged_into = self.primary_id
+            ticket.closed_at = self.timestamp
+            ticket.note(self.note)
+            ticket.stop_reply_clock()
+
+    class ConvertedToCase(CityAggregate.Event):
+        """The matter became a grid case (created by the grid-case application)."""
+
+        case_id: UUID
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.TRANSFERRED
+            ticket.case_id = self.case_id
+            ticket.stop_reply_clock()
+
+    class EscalatedToIncident(CityAggregate.Event):
+        """The matter became or joined an incident (created by the incident application)."""
+
+        incident_id: UUID
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.TRANSFERRED
+            ticket.incident_id = self.incident_id
+            ticket.stop_reply_clock()
+
+    class Closed(CityAggregate.Event):
+        note: str
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.CLOSED
+            ticket.closed_at = self.timestamp
+            ticket.note(self.note)
+
+    # --- state -----------------------------------------------------------------------------
+
+    if TYPE_CHECKING:
+        status: TicketStatus
+        channel: Channel
+        ticket_type: TicketType
+        topic: str
+        description: str
+        caller_name: str | None
+        caller_phone: str | None
+        location: GeoPoint | None
+        grid_cell: str | None
+        proposed_department: str
+        possible_duplicates: list[UUID]
+        received_at: datetime
+        received_by: str
+        department: str | None
+        assigned_at: datetime | None
+        reply_deadline: datetime | None
+        reply_clock: StageClock | None
+        assignment_count: int
+        return_count: int
+        returned_by: str | None
+        return_reason: str | None
+        reply: str | None
+        replied_at: datetime | None
+        replied_on_time: bool | None
+        answer: str | None
+        satisfaction: Satisfaction | None
+        callbacks: int
+        reopen_count: int
+        extra_calls: list[Call]
+        merged_into: UUID | None
+        case_id: UUID | None
+        incident_id: UUID | None
+        closed_at: datetime | None
+        notes: list[str]
+
+    def start_reply_clock(self, at: datetime, deadline: datetime, unit: str) -> None:
+        self.assigned_at = at
+        self.reply_deadline = deadline
+        self.reply_clock = StageClock(started_at=at, deadline=deadline, unit=LimitUnit(unit))
+
+    def stop_reply_clock(self) -> None:
+        self.reply_deadline = None
+        self.reply_clock = None
+
+    def note(self, text: str) -> None:
+        if text:
+            self.notes.append(text)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in TERMINAL
+
+    @property
+    def first_call(self) -> Call:
+        return Call(ticket_id=self.id, caller_name=self.caller_name,
+                    caller_phone=self.caller_phone, channel=self.channel,
+                    received_at=self.received_at)
+
+    def _check_department_scope(self, attempted: str, actor: Actor) -> None:
+        """A department user acts only on tickets assigned to their own department."""
+        if actor.role is Role.DEPARTMENT_USER and actor.department != self.department:
+            self.refuse(attempted, f"assigned to {self.department}, not {actor.department}")
+
+    # --- commands --------------------------------------------------------------------------
+
+    @classmethod
+    def receive(
+        cls,
+        *,
+        ticket_id: UUID,
+        channel: Channel,
+        ticket_type: TicketType,
+        topic: str,
+        description: str,
+        caller_name: str | None,
+        caller_phone: str | None,
+        location: GeoPoint | None,
+        grid_cell: str | None,
+        proposed_department: str,
+        possible_duplicates: list[UUID],
+        actor: Actor,
+        at: datetime,
+    ) -> HotlineTicket:
+        """A call or message taken on the service number (the caller may stay anonymous)."""
+        if location is not None and not isinstance(location, GeoPoint):
+            raise InvalidValue("location must be a point")
+        return cls._create(
+            cls.Received,
+            id=ticket_id,
+            timestamp=at,
+            actor=actor,
+            channel=Channel(channel).value,
+            ticket_type=TicketType(ticket_type).value,
+            topic=topic,
+            description=_text("description", description),
+            caller_name=_text("caller name", caller_name, required=False, limit=MAX_NAME) or None,
+            caller_phone=check_phone(caller_phone),
+            location=location,
+            grid_cell=grid_cell,
+            proposed_department=proposed_department,
+            possible_duplicates=list(possible_duplicates),
+        )
+
+    def answer_at_first_contact(self, *, answer: str, actor: Actor, at: datetime) -> None:
+        self.require_status("answer at first contact", TicketStatus.RECEIVED)
+        self.record(self.AnsweredAtFirstContact, actor=actor, at=at,
+                    answer=_text("answer", answer))
+
+    def assign(self, *, department: str, deadline: datetime, limit_unit: LimitUnit, note: str,
+               actor: Actor, at: datetime) -> None:
+        self.require_status("assign", TicketStatus.RECEIVED, TicketStatus.RETURNED)
+        if self.status is TicketStatus.RETURNED and department == self.returned_by:
+            self.refuse("assign", f"{department} already returned it as not its matter")
+        self.record(self.Assigned, actor=actor, at=at, department=department, deadline=deadline,
+                    limit_unit=LimitUnit(limit_unit).value,
+                    note=_text("note", note, required=False))
+
+    def accept(self, *, note: str, actor: Actor, at: datetime) -> None:
+        self.require_status("accept", TicketStatus.ASSIGNED)
+        self._check_department_scope("accept", actor)
+        self.record(self.Accepted, actor=actor, at=at, note=_text("note", note, required=False))
+
+    def return_to_centre(self, *, reason: str, suggested_department: str | None, actor: Actor,
+                         at: datetime) -> None:
+        self.require_status("return to the centre", TicketStatus.ASSIGNED)
+        self._check_department_scope("return to the centre", actor)
+        if suggested_department is not None and suggested_department == self.department:
+            raise InvalidValue("the suggested department is the one returning the ticket")
+        self.record(self.ReturnedToCentre, actor=actor, at=at, reason=_text("reason", reason),
+                    suggested_department=suggested_department)
+
+    def reply_to_caller(self, *, reply: str, actor: Actor, at: datetime) -> None:
+        """The department's reply; whether it came by the deadline is recorded with it."""
+        self.require_status("reply to", TicketStatus.ACCEPTED)
+        self._check_department_scope("reply to", actor)
+        on_time = self.reply_deadline is None or at <= self.reply_deadline
+        self.record(self.Replied, actor=actor, at=at, reply=_text("reply", reply),
+                    on_time=on_time)
+
+    def call_back(self, *, satisfaction: Satisfaction, note: str, reopen_deadline: datetime,
+                  reopen_unit: LimitUnit, actor: Actor, at: datetime) -> None:
+        """Record the caller's satisfaction (a callback needs the caller's phone number).
+        Dissatisfied with a department's reply: the
+        ticket reopens to that department with `reopen_deadline`. Dissatisfied with a case
+        or incident the ticket became: it stays transferred (the case or incident is where
+        the rework happens) and can be called back again."""
+        self.require_status("call back", TicketStatus.REPLIED, TicketStatus.TRANSFERRED)
+        satisfaction = Satisfaction(satisfaction)
+        if self.caller_phone is None:
+            self.refuse("call back", "the caller left no phone number")
+        self.record(self.CalledBack, actor=actor, at=at, satisfaction=satisfaction.value,
+                    note=_text("note", note, required=False))
+        if satisfaction is Satisfaction.DISSATISFIED and self.status is TicketStatus.REPLIED:
+            self.record(self.Reopened, actor=actor, at=at, deadline=reopen_deadline,
+                        limit_unit=LimitUnit(reopen_unit).value)
+
+    def merge_into(self, primary: HotlineTicket, *, note: str, actor: Actor,
+                   at: datetime) -> None:
+        """Merge this ticket into `primary` (same matter): this one becomes `merged`, the
+        primary keeps this call and those merged into this one before. Both must be saved
+        together."""
+        if primary.id == self.id:
+            raise InvalidValue("a ticket cannot be merged into itself")
+        self.require_status(f"merge into ticket {primary.id}", *MERGEABLE)
+        if not primary.is_open:
+            raise IllegalTransition(primary.KIND, primary.id, primary.status.value,
+                                    f"merge ticket {self.id} into")
+        calls = [self.first_call, *self.extra_calls]
+        self.record(self.MergedInto, actor=actor, at=at, primary_id=primary.id,
+                    note=_text("note", note, required=False))
+        primary.record(primary.CallMerged, actor=actor, at=max(at, primary.modified_on),
+                       merged_ticket_id=self.id, calls=[c.as_fact() for c in calls])
+
+    def convert_to_case(self, *, case_id: UUID, actor: Actor, at: datetime) -> bool:
+        """Record that the ticket became a grid case. The same case again changes nothing
+        (False: a coordinator may retry); another case is refused."""
+        if self.case_id == case_id:
+            return False
+        self.require_status("convert to a grid case", *TRANSFERABLE)
+        if self.case_id is not None:
+            self.refuse("convert to a grid case", f"it already became grid case {self.case_id}")
+        self.record(self.ConvertedToCase, actor=actor, at=at, case_id=case_id)
+        return True
+
+    def escalate_to_incident(self, *, incident_id: UUID, actor: Actor, at: datetime) -> bool:
+        """Record that the ticket became or joined an incident; idempotent like
+        `convert_to_case`."""
+        if self.incident_id == incident_id:
+            return False
+        self.require_status("escalate to an incident", *TRANSFERABLE)
+        if self.incident_id is not None:
+            self.refuse("escalate to an incident",
+                        f"it already joined incident {self.incident_id}")
+        self.record(self.EscalatedToIncident, actor=actor, at=at, incident_id=incident_id)
+        return True
+
+    def close(self, *, note: str, actor: Actor, at: datetime) -> None:
+        """Close after the callback, or a transferred ticket at the end; a replied ticket
+        whose caller left no phone number cannot be called back and closes directly."""
+        allowed = [TicketStatus.CALLED_BACK, TicketStatus.TRANSFERRED]
+        if self.caller_phone is None:
+            allowed.append(TicketStatus.REPLIED)
+        self.require_status("close", *allowed)
+        self.record(self.Closed, actor=actor, at=at, note=_text("note", note, required=False))
+
+    def summary(self) -> dict[str, Any]:
+        """The ticket's current state as plain data; `PERSONAL_DATA` names the keys that
+        hold the caller's personal data."""
+        return {
+            "id": str(self.id),
+            "version": self.version,
+            "status": self.status.value,
+            "channel": self.channel.value,
+            "ticket_type": self.ticket_type.value,
+            "topic": self.topic,
+            "description": self.description,
+            "caller": {"name": self.caller_name, "phone": self.caller_phone},
+            "location": self.location.to_geojson() if self.location else None,
+            "grid_cell": self.grid_cell,
+            "proposed_department": self.proposed_department,
+            "department": self.department,
+            "received_at": self.received_at.isoformat(),
+            "assigned_at": _iso(self.assigned_at),
+            "reply_deadline": _iso(self.reply_deadline),
+            "assignment_count": self.assignment_count,
+            "return_count": self.return_count,
+            "returned_by": self.returned_by,
+            "answer": self.answer,
+            "reply": self.reply,
+            "replied_at": _iso(self.replied_at),
+            "replied_on_time": self.replied_on_time,
+            "satisfaction": self.satisfaction.value if self.satisfaction else None,
+            "callbacks": self.callbacks,
+            "reopen_count": self.reopen_count,
+            "possible_duplicates": [str(i) for i in self.possible_duplicates],
+            "extra_calls": [c.as_dict() for c in self.extra_calls],
+            "merged_into": str(self.merged_into) if self.merged_into else None,
+            "case_id": str(self.case_id) if self.case_id else None,
+            "incident_id": str(self.incident_id) if self.incident_id else None,
+            "closed_at": _iso(self.closed_at),
+            "notes": list(self.notes),
+        }

@@ -1,0 +1,1258 @@
+"""The emergency incident and the contingency plans that organise the response to it.
+
+reported -> verified (or dismissed as a false report) -> responding (a response level is set
+and usually a contingency plan activated; the level can be raised or lowered) -> contained ->
+closed -> reviewed (after-action summary). An incident keeps a timeline of situation reports,
+links to grid cases, hotline tickets and hazard alarms, its commander, the resources assigned
+to it and the tasks its plans created for departments.
+
+A contingency plan says, per incident category and response level, which tasks each
+department must carry out (within a time allowance) and which resources are required.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from cityops.domain.actors import Actor, Role
+from cityops.domain.errors import IllegalTransition, InvalidValue, NotFound, NotPermitted
+from cityops.domain.geometry import Area, GeoPoint
+from cityops.domain.model import CityAggregate
+from eventsourcing.domain import Aggregate
+
+PLAN_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/contingency-plans")
+MAX_TEXT = 4000
+MAX_TITLE = 200
+MAX_ALLOWANCE = timedelta(days=30)
+MIN_LEVEL_RANK = 1
+"""Rank of level I, especially major: there is nothing above it."""
+MAX_LEVEL_RANK = 4
+"""Rank of level IV, general: there is nothing below it."""
+
+
+class IncidentStatus(StrEnum):
+    REPORTED = "reported"
+    VERIFIED = "verified"
+    DISMISSED = "dismissed"
+    """Verification found a false report; nothing more happens to it."""
+    RESPONDING = "responding"
+    CONTAINED = "contained"
+    CLOSED = "closed"
+    REVIEWED = "reviewed"
+
+
+class IncidentSource(StrEnum):
+    HOTLINE = "hotline"
+    INSPECTOR = "inspector"
+    SENSOR = "sensor"
+    DEPARTMENT = "department"
+    ALARM = "alarm"
+
+
+class LinkKind(StrEnum):
+    """What an incident can be linked to (the other streams' aggregates, by id)."""
+
+    GRID_CASE = "grid-case"
+    HOTLINE_TICKET = "hotline-ticket"
+    HAZARD_ALARM = "hazard-alarm"
+
+
+class TaskStatus(StrEnum):
+    ASSIGNED = "assigned"
+    ACKNOWLEDGED = "acknowledged"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class CasualtyFigure(StrEnum):
+    """The figures a situation report may give (each a count of people)."""
+
+    DEAD = "dead"
+    INJURED = "injured"
+    MISSING = "missing"
+    TRAPPED = "trapped"
+    EVACUATED = "evacuated"
+
+
+class FindingAspect(StrEnum):
+    """What a finding of an after-action review is about."""
+
+    DETECTION = "detection"
+    RESPONSE_TIME = "response-time"
+    COMMAND = "command"
+    COORDINATION = "coordination"
+    RESOURCES = "resources"
+    PLAN = "plan"
+    INFORMATION = "information"
+    OTHER = "other"
+
+
+class PlanStatus(StrEnum):
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+OPEN_STATUSES = frozenset(
+    {
+        IncidentStatus.REPORTED,
+        IncidentStatus.VERIFIED,
+        IncidentStatus.RESPONDING,
+        IncidentStatus.CONTAINED,
+    }
+)
+ON_SCENE_STATUSES = (IncidentStatus.VERIFIED, IncidentStatus.RESPONDING, IncidentStatus.CONTAINED)
+"""States in which the incident is known to be real and still being dealt with."""
+TASK_STATUSES = (IncidentStatus.RESPONDING, IncidentStatus.CONTAINED)
+OPEN_TASK_STATUSES = frozenset({TaskStatus.ASSIGNED, TaskStatus.ACKNOWLEDGED})
+
+
+def _text(label: str, value: str, *, required: bool = True, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise InvalidValue(f"{label} must be text")
+    value = value.strip()
+    if required and not value:
+        raise InvalidValue(f"{label} must not be empty")
+    if len(value) > limit:
+        raise InvalidValue(f"{label} is longer than {limit} characters")
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()
+
+
+def _check_rank(rank: int) -> int:
+    if isinstance(rank, bool) or not isinstance(rank, int):
+        raise InvalidValue(f"level rank must be an integer, got {rank!r}")
+    if not MIN_LEVEL_RANK <= rank <= MAX_LEVEL_RANK:
+        raise InvalidValue(f"level rank {rank} is outside {MIN_LEVEL_RANK}..{MAX_LEVEL_RANK}")
+    return rank
+
+
+def casualty_figures(figures: Mapping[str, int] | None) -> dict[str, int] | None:
+    """Check the casualty figures of a situation report: known names, counts of people."""
+    if figures is None:
+        return None
+    checked: dict[str, int] = {}
+    for name, count in figures.items():
+        try:
+            figure = CasualtyFigure(name)
+        except ValueError:
+            known = ", ".join(f.value for f in CasualtyFigure)
+            raise InvalidValue(
+                f"unknown casualty figure {name!r}; figures are {known}"
+            ) from None
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise InvalidValue(f"casualty figure {figure.value} must be a count >= 0")
+        checked[figure.value] = count
+    # Sorted so that equal figures are equal facts whatever order they were given in.
+    return dict(sorted(checked.items()))
+
+
+# --- contingency plan content (value objects) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanTask:
+    """What one department must do when a plan level is activated, and within how long."""
+
+    department: str
+    description: str
+    allowance: timedelta
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "department", _text("task department", self.department))
+        object.__setattr__(self, "description", _text("task description", self.description))
+        if not isinstance(self.allowance, timedelta):
+            raise InvalidValue("a task's time allowance must be a duration")
+        if not timedelta() < self.allowance <= MAX_ALLOWANCE:
+            raise InvalidValue(
+                f"a task's time allowance must be more than zero and at most {MAX_ALLOWANCE.days}"
+                f" days, got {self.allowance}"
+            )
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The same department and description is the same task, whatever the level."""
+        return (self.department, self.description)
+
+    def as_fact(self) -> dict[str, Any]:
+        return {"department": self.department, "description": self.description,
+                "allowance": self.allowance}
+
+    @classmethod
+    def from_fact(cls, fact: Mapping[str, Any]) -> PlanTask:
+        return cls(department=fact["department"], description=fact["description"],
+                   allowance=fact["allowance"])
+
+
+@dataclass(frozen=True)
+class ResourceRequirement:
+    """How many resources of one kind a plan level requires."""
+
+    kind: str
+    count: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", _text("resource kind", self.kind))
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
+            raise InvalidValue(f"required count of {self.kind} must be a whole number >= 1")
+
+    def as_fact(self) -> dict[str, Any]:
+        return {"kind": self.kind, "count": self.count}
+
+    @classmethod
+    def from_fact(cls, fact: Mapping[str, Any]) -> ResourceRequirement:
+        return cls(kind=fact["kind"], count=fact["count"])
+
+
+@dataclass(frozen=True)
+class PlanLevel:
+    """The content of a plan for one response level: departments' tasks and resources."""
+
+    level: str
+    tasks: tuple[PlanTask, ...] = ()
+    resources: tuple[ResourceRequirement, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "level", _text("plan level", self.level))
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "resources", tuple(self.resources))
+        if not self.tasks and not self.resources:
+            raise InvalidValue(f"plan level {self.level} has neither tasks nor resources")
+        keys = [t.key for t in self.tasks]
+        if len(set(keys)) != len(keys):
+            raise InvalidValue(f"plan level {self.level} lists the same task twice")
+        kinds = [r.kind for r in self.resources]
+        if len(set(kinds)) != len(kinds):
+            raise InvalidValue(f"plan level {self.level} lists a resource kind twice")
+
+    def as_fact(self) -> dict[str, Any]:
+        return {"level": self.level, "tasks": [t.as_fact() for t in self.tasks],
+                "resources": [r.as_fact() for r in self.resources]}
+
+    @classmethod
+    def from_fact(cls, fact: Mapping[str, Any]) -> PlanLevel:
+        return cls(level=fact["level"],
+                   tasks=tuple(PlanTask.from_fact(t) for t in fact["tasks"]),
+                   resources=tuple(ResourceRequirement.from_fact(r) for r in fact["resources"]))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "tasks": [{"department": t.department, "description": t.description,
+                       "allowance_minutes": t.allowance.total_seconds() / 60}
+                      for t in self.tasks],
+            "resources": [r.as_fact() for r in self.resources],
+        }
+
+
+@dataclass(frozen=True)
+class PlanOrders:
+    """What activating one plan at one level orders: handed by a plan to an incident."""
+
+    plan_id: UUID
+    plan_code: str
+    plan_revision: int
+    content: PlanLevel
+
+    @property
+    def level(self) -> str:
+        return self.content.level
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One structured finding of an after-action review."""
+
+    aspect: FindingAspect
+    text: str
+    recommendation: str = ""
+    department: str | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "aspect", FindingAspect(self.aspect))
+        except ValueError:
+            known = ", ".join(a.value for a in FindingAspect)
+            raise InvalidValue(
+                f"unknown finding aspect {self.aspect!r}; aspects are {known}"
+            ) from None
+        object.__setattr__(self, "text", _text("finding", self.text))
+        object.__setattr__(self, "recommendation",
+                           _text("recommendation", self.recommendation, required=False))
+
+    def as_fact(self) -> dict[str, Any]:
+        return {"aspect": self.aspect.value, "text": self.text,
+                "recommendation": self.recommendation, "department": self.department}
+
+
+# --- the incident's parts (state only; events carry plain facts) ---------------------------
+
+
+@dataclass
+class IncidentTask:
+    """A task of the incident for one department, from a plan or ordered ad hoc."""
+
+    id: UUID
+    department: str
+    description: str
+    due: datetime
+    assigned_at: datetime
+    assigned_by: str
+    plan_id: UUID | None
+    level: str | None
+    status: TaskStatus = TaskStatus.ASSIGNED
+    acknowledged_at: datetime | None = None
+    done_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    result: str = ""
+    cancel_reason: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_TASK_STATUSES
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "department": self.department,
+            "description": self.description,
+            "status": self.status.value,
+            "due": self.due.isoformat(),
+            "plan_id": str(self.plan_id) if self.plan_id else None,
+            "level": self.level,
+            "assigned_at": self.assigned_at.isoformat(),
+            "assigned_by": self.assigned_by,
+            "acknowledged_at": _iso(self.acknowledged_at),
+            "done_at": _iso(self.done_at),
+            "done_late": self.done_at > self.due if self.done_at else None,
+            "cancelled_at": _iso(self.cancelled_at),
+            "result": self.result,
+            "cancel_reason": self.cancel_reason,
+        }
+
+
+@dataclass
+class ResourceAssignment:
+    """The fact that a resource worked for the incident from `assigned_at` to `released_at`."""
+
+    resource_id: UUID
+    kind: str
+    assigned_at: datetime
+    assigned_by: str
+    released_at: datetime | None = None
+    released_by: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"resource_id": str(self.resource_id), "kind": self.kind,
+                "assigned_at": self.assigned_at.isoformat(), "assigned_by": self.assigned_by,
+                "released_at": _iso(self.released_at), "released_by": self.released_by}
+
+
+@dataclass
+class ActivatedPlan:
+    """A plan activated on the incident: which of its levels, and what they require."""
+
+    plan_id: UUID
+    code: str
+    revision: int
+    levels: list[str] = field(default_factory=list)
+    requirements: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"plan_id": str(self.plan_id), "code": self.code, "revision": self.revision,
+                "levels": list(self.levels), "requirements": dict(self.requirements)}
+
+
+class Incident(CityAggregate):
+    """An emergency, from its first report to the after-action review."""
+
+    KIND = "incident"
+
+    class Reported(CityAggregate.Created):
+        actor: Actor
+        category: str
+        incident_type: str
+        level: str
+        level_rank: int
+        title: str
+        description: str
+        location: GeoPoint
+        affected_area: Area | None
+        source: str
+        source_ref: str | None
+        warning: str | None
+
+        def apply(self, incident: Incident) -> None:
+            incident.status = IncidentStatus.REPORTED
+            incident.category = self.category
+            incident.incident_type = self.incident_type
+            incident.level = self.level
+            incident.level_rank = self.level_rank
+            incident.title = self.title
+            incident.description = self.description
+            incident.location = self.location
+            incident.affected_area = self.affected_area
+            incident.source = IncidentSource(self.source)
+            incident.source_ref = self.source_ref
+            incident.warning = self.warning
+            incident.reported_at = self.timestamp
+            incident.reported_by = self.actor.user_id
+            incident.verified_at = None
+            incident.dismissed_at = None
+            incident.dismiss_reason = None
+            incident.responding_at = None
+            incident.level_set_at = None
+            incident.contained_at = None
+            incident.closed_at = None
+            incident.reviewed_at = None
+            incident.commander = None
+            incident.commanders = []
+            incident.level_changes = []
+            incident.situation_reports = []
+            incident.casualties = None
+            incident.links = []
+            incident.plans = {}
+            incident.tasks = {}
+            incident.resources = []
+            incident.notes = []
+            incident.after_action = None
+
+    class Verified(CityAggregate.Event):
+        category: str
+        incident_type: str
+        level: str
+        level_rank: int
+        note: str
+
+        def apply(self, incident: Incident) -> None:
+            incident.status = IncidentStatus.VERIFIED
+            incident.category = self.category
+            incident.incident_type = self.incident_type
+            incident.level = self.level
+            incident.level_rank = self.level_rank
+            incident.verified_at = self.timestamp
+            if self.note:
+                incident.notes.append(self.note)
+
+    class Dismissed(CityAggregate.Event):
+        """Verification found a false report."""
+
+        reason: str
+
+        def apply(self, incident: Incident) -> None:
+            incident.status = IncidentStatus.DISMISSED
+            incident.dismissed_at = self.timestamp
+            incident.dismiss_reason = self.reason
+
+    class ResponseStarted(CityAggregate.Event):
+        level: str
+        level_rank: int
+        reason: str
+
+        def apply(self, incident: Incident) -> None:
+            incident.status = IncidentStatus.RESPONDING
+            incident.responding_at = self.timestamp
+            incident.level_changes.append({
+                "level": self.level, "previous_level": incident.level, "reason": self.reason,
+                "at": self.timestamp.isoformat(), "by": self.actor.user_id,
+            })
+            incident.level = self.level
+            incident.level_rank = self.level_rank
+            incident.level_set_at = self.timestamp
+
+    class LevelChanged(CityAggregate.Event):
+        level: str
+        level_rank: int
+        previous_level: str
+        reason: str
+
+        def apply(self, incident: Incident) -> None:
+            incident.level_changes.append({
+                "level": self.level, "previous_level": self.previous_level,
+                "reason": self.reason, "at": self.timestamp.isoformat(),
+                "by": self.actor.user_id,
+            })
+            incident.level = self.level
+            incident.level_rank = self.level_rank
+            incident.level_set_at = self.timestamp
+
+    class PlanActivated(CityAggregate.Event):
+        """A plan's content for one level was activated: its new tasks and requirements."""
+
+        plan_id: UUID
+        plan_code: str
+        plan_revision: int
+        level: str
+        tasks: list[dict[str, Any]]
+        resources: list[dict[str, Any]]
+
+        def apply(self, incident: Incident) -> None:
+            plan = incident.plans.get(self.plan_id)
+            if plan is None:
+                plan = ActivatedPlan(plan_id=self.plan_id, code=self.plan_code,
+                                     revision=self.plan_revision)
+                incident.plans[self.plan_id] = plan
+            plan.revision = self.plan_revision
+            plan.levels.append(self.level)
+            for requirement in self.resources:
+                # A plan's requirement of a kind is the largest of its activated levels.
+                kind, count = requirement["kind"], requirement["count"]
+                plan.requirements[kind] = max(plan.requirements.get(kind, 0), count)
+            for task in self.tasks:
+                incident.tasks[task["task_id"]] = IncidentTask(
+                    id=task["task_id"], department=task["department"],
+                    description=task["description"], due=task["due"],
+                    assigned_at=self.timestamp, assigned_by=self.actor.user_id,
+                    plan_id=self.plan_id, level=self.level,
+                )
+
+    class SituationReported(CityAggregate.Event):
+        text: str
+        casualties: dict[str, int] | None
+        affected_area: Area | None
+
+        def apply(self, incident: Incident) -> None:
+            incident.situation_reports.append({
+                "number": len(incident.situation_reports) + 1,
+                "text": self.text,
+                "casualties": dict(self.casualties) if self.casualties is not None else None,
+                "affected_area": (self.affected_area.to_geojson()
+                                  if self.affected_area is not None else None),
+                "author": self.actor.user_id,
+                "author_role": self.actor.role.value,
+                "author_department": self.actor.department,
+                "at": self.timestamp.isoformat(),
+            })
+            if self.casualties is not None:
+                incident.casualties = dict(self.casualties)
+            if self.affected_area is not None:
+                incident.affected_area = self.affected_area
+
+    class Linked(CityAggregate.Event):
+        kind: str
+        target_id: UUID
+
+        def apply(self, incident: Incident) -> None:
+            incident.links.append({
+                "kind": self.kind, "id": self.target_id, "at": self.timestamp,
+                "by": self.actor.user_id,
+            })
+
+    class Unlinked(CityAggregate.Event):
+        kind: str
+        target_id: UUID
+        reason: str
+
+        def apply(self, incident: Incident) -> None:
+            incident.links = [
+                link for link in incident.links
+                if (link["kind"], link["id"]) != (self.kind, self.target_id)
+            ]
+
+    class CommanderAssigned(CityAggregate.Event):
+        commander: str
+        previous: str | None
+        reason: str
+
+        def apply(self, incident: Incident) -> None:
+            incident.commander = self.commander
+            incident.commanders.append({
+                "commander": self.commander, "previous": self.previous, "reason": self.reason,
+                "at": self.timestamp.isoformat(), "by": self.actor.user_id,
+            })
+
+    class TaskAssigned(CityAggregate.Event):
+        """A task ordered ad hoc by the centre, outside any plan."""
+
+        task_id: UUID
+        department: str
+        description: str
+        due: datetime
+
+        def apply(self, incident: Incident) -> None:
+            incident.tasks[self.task_id] = IncidentTask(
+                id=self.task_id, department=self.department, description=self.description,
+                due=self.due, assigned_at=self.timestamp, assigned_by=self.actor.user_id,
+                plan_id=None, level=None,
+            )
+
+    class TaskAcknowledged(CityAggregate.Event):
+        task_id: UUID
+
+        def apply(self, incident: Incident) -> None:
+            task = incident.tasks[self.task_id]
+            task.status = TaskStatus.ACKNOWLEDGED
+            task.acknowledged_at = self.timestamp
+
+    class TaskDone(CityAggregate.Event):
+        task_id: UUID
+        result: str
+
+        def apply(self, incident: Incident) -> None:
+            task = incident.tasks[self.task_id]
+            task.status = TaskStatus.DONE
+            task.done_at = self.timestamp
+            task.result = self.result
+
+    class TaskCancelled(CityAggregate.Event):
+        task_id: UUID
+        reason: str
+
+        def apply(self, incident: Incident) -> None:
+            task = incident.tasks[self.task_id]
+            task.status = TaskStatus.CANCELLED
+            task.cancelled_at = self.timestamp
+            task.cancel_reason = self.reason
+
+    class ResourceAssigned(CityAggregate.Event):
+        resource_id: UUID
+        kind: str
+
+        def apply(self, incident: Incident) -> None:
+            incident.resources.append(ResourceAssignment(
+                resource_id=self.resource_id, kind=self.kind, assigned_at=self.timestamp,
+                assigned_by=self.actor.user_id,
+            ))
+
+    class ResourceReleased(CityAggregate.Event):
+        resource_id: UUID
+
+        def apply(self, incident: Incident) -> None:
+            incident.release(self.resource_id, self.timestamp, self.actor.user_id)
+
+    class Contained(CityAggregate.Event):
+        note: str
+
+        def apply(self, incident: Incident) -> None:
+            incident.status = IncidentStatus.CONTAINED
+            incident.contained_at = self.timestamp
+            if self.note:
+                incident.notes.append(self.note)
+
+    class Closed(CityAggregate.Event):
+        note: str
+        released_resources: list[UUID]
+        """Resources still assigned at closing are released by it."""
+
+        def apply(self, incident: Incident) -> None:
+            incident.status = IncidentStatus.CLOSED
+            incident.closed_at = self.timestamp
+            for resource_id in self.released_resources:
+                incident.release(resource_id, self.timestamp, self.actor.user_id)
+            if self.note:
+                incident.notes.append(self.note)
+
+    class Reviewed(CityAggregate.Event):
+        """The after-action review: a free-text summary and structured findings."""
+
+        summary: str
+        findings: list[dict[str, Any]]
+
+        def apply(self, incident: Incident) -> None:
+            incident.status = IncidentStatus.REVIEWED
+            incident.reviewed_at = self.timestamp
+            incident.after_action = {
+                "summary": self.summary,
+                "findings": [dict(f) for f in self.findings],
+                "by": self.actor.user_id,
+                "at": self.timestamp.isoformat(),
+            }
+
+    # --- state ----------------------------------------------------------------------------
+
+    if TYPE_CHECKING:
+        status: IncidentStatus
+        category: str
+        incident_type: str
+        level: str
+        level_rank: int
+        title: str
+        description: str
+        location: GeoPoint
+        affected_area: Area | None
+        source: IncidentSource
+        source_ref: str | None
+        warning: str | None
+        reported_at: datetime
+        reported_by: str
+        verified_at: datetime | None
+        dismissed_at: datetime | None
+        dismiss_reason: str | None
+        responding_at: datetime | None
+        level_set_at: datetime | None
+        contained_at: datetime | None
+        closed_at: datetime | None
+        reviewed_at: datetime | None
+        commander: str | None
+        commanders: list[dict[str, Any]]
+        level_changes: list[dict[str, Any]]
+        situation_reports: list[dict[str, Any]]
+        casualties: dict[str, int] | None
+        links: list[dict[str, Any]]
+        plans: dict[UUID, ActivatedPlan]
+        tasks: dict[UUID, IncidentTask]
+        resources: list[ResourceAssignment]
+        notes: list[str]
+        after_action: dict[str, Any] | None
+        """The after-action review, once recorded."""
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def release(self, resource_id: UUID, at: datetime, by: str) -> None:
+        """Mark the current assignment of a resource as ended (used by the events)."""
+        assignment = self.assignment(resource_id)
+        assert assignment is not None
+        assignment.released_at = at
+        assignment.released_by = by
+
+    def assignment(self, resource_id: UUID) -> ResourceAssignment | None:
+        """The resource's assignment to this incident that has not been released yet."""
+        for assignment in self.resources:
+            if assignment.resource_id == resource_id and assignment.released_at is None:
+                return assignment
+        return None
+
+    def is_linked(self, kind: LinkKind, target_id: UUID) -> bool:
+        return any(link["kind"] == kind.value and link["id"] == target_id for link in self.links)
+
+    def task(self, task_id: UUID) -> IncidentTask:
+        try:
+            return self.tasks[task_id]
+        except KeyError:
+            raise NotFound("incident task", task_id) from None
+
+    def required_resources(self) -> dict[str, int]:
+        """Resources the activated plans require, by kind (summed over the plans)."""
+        total: dict[str, int] = {}
+        for plan in self.plans.values():
+            for kind, count in plan.requirements.items():
+                total[kind] = total.get(kind, 0) + count
+        return dict(sorted(total.items()))
+
+    def resource_shortfall(self) -> dict[str, int]:
+        """Required resources not covered by resources assigned now, by kind."""
+        assigned: dict[str, int] = {}
+        for a in self.resources:
+            if a.released_at is None:
+                assigned[a.kind] = assigned.get(a.kind, 0) + 1
+        shortfall = {kind: count - assigned.get(kind, 0)
+                     for kind, count in self.required_resources().items()}
+        return {kind: missing for kind, missing in shortfall.items() if missing > 0}
+
+    @staticmethod
+    def plan_task_id(incident_id: UUID, plan_id: UUID, task: PlanTask) -> UUID:
+        """A plan's task has one id per incident, whichever level created it (no duplicates)."""
+        return uuid5(incident_id, f"plan-task:{plan_id}:{task.department}:{task.description}")
+
+    # --- commands ---------------------------------------------------------------------------
+
+    @classmethod
+    def report(
+        cls,
+        *,
+        incident_id: UUID,
+        category: str,
+        incident_type: str,
+        level: str,
+        level_rank: int,
+        title: str,
+        description: str,
+        location: GeoPoint,
+        affected_area: Area | None,
+        source: IncidentSource,
+        source_ref: str | None,
+        warning: str | None,
+        actor: Actor,
+        at: datetime,
+    ) -> Incident:
+        """An emergency reported by the hotline, an inspector, a sensor, a department or an
+        escalated alarm."""
+        return cls._create(
+            cls.Reported,
+            id=incident_id,
+            timestamp=at,
+            actor=actor,
+            category=category,
+            incident_type=incident_type,
+            level=level,
+            level_rank=_check_rank(level_rank),
+            title=_text("title", title, limit=MAX_TITLE),
+            description=_text("description", description, required=False),
+            location=location,
+            affected_area=affected_area,
+            source=IncidentSource(source).value,
+            source_ref=(_text("source reference", source_ref, limit=MAX_TITLE)
+                        if source_ref is not None else None),
+            warning=warning,
+        )
+
+    def verify(self, *, category: str, incident_type: str, level: str, level_rank: int,
+               note: str, actor: Actor, at: datetime) -> None:
+        """The centre confirms the incident is real (and may correct its type and level)."""
+        self.require_status("verify", IncidentStatus.REPORTED)
+        self.record(self.Verified, actor=actor, at=at, category=category,
+                    incident_type=incident_type, level=level, level_rank=_check_rank(level_rank),
+                    note=_text("note", note, required=False))
+
+    def dismiss(self, *, reason: str, actor: Actor, at: datetime) -> None:
+        """The centre finds the report false."""
+        self.require_status("dismiss", IncidentStatus.REPORTED)
+        self.record(self.Dismissed, actor=actor, at=at, reason=_text("reason", reason))
+
+    def respond(self, *, level: str, level_rank: int, reason: str, actor: Actor,
+                at: datetime) -> None:
+        """Start the response at a response level."""
+        self.require_status("start the response to", IncidentStatus.VERIFIED)
+        self.record(self.ResponseStarted, actor=actor, at=at, level=level,
+                    level_rank=_check_rank(level_rank),
+                    reason=_text("reason", reason, required=False))
+
+    def activate_plan(self, orders: PlanOrders, *, actor: Actor, at: datetime) -> None:
+        """Activate a contingency plan at the current level: its tasks go to departments."""
+        attempted = f"activate plan {orders.plan_code} on"
+        self.require_status(attempted, IncidentStatus.RESPONDING)
+        if orders.plan_id in self.plans:
+            self.refuse(attempted, f"plan {orders.plan_code} is already activated")
+        if orders.level != self.level:
+            raise InvalidValue(
+                f"plan orders are for level {orders.level}, the incident is at level {self.level}"
+            )
+        self._record_orders(orders, actor=actor, at=at)
+
+    def change_level(self, *, level: str, level_rank: int, reason: str,
+                     orders: Sequence[PlanOrders], actor: Actor, at: datetime) -> None:
+        """Raise or lower the response level; raising it activates the new level's tasks of
+        the plans already activated (`orders`: those plans' content for the new level)."""
+        attempted = f"change the level to {level} of"
+        self.require_status(attempted, IncidentStatus.RESPONDING)
+        _check_rank(level_rank)
+        if level_rank == self.level_rank:
+            self.refuse(attempted, f"already at level {self.level}")
+        self.record(self.LevelChanged, actor=actor, at=at, level=level, level_rank=level_rank,
+                    previous_level=self.level, reason=_text("reason", reason))
+        if level_rank > self.level_rank:
+            return  # Lowering creates no tasks and cancels none: the centre decides that.
+        for plan_orders in orders:
+            if plan_orders.level != level:
+                raise InvalidValue(f"plan orders are for level {plan_orders.level}, not {level}")
+            activated = self.plans.get(plan_orders.plan_id)
+            if activated is not None and level not in activated.levels:
+                self._record_orders(plan_orders, actor=actor, at=at)
+
+    def _record_orders(self, orders: PlanOrders, *, actor: Actor, at: datetime) -> None:
+        tasks = []
+        for task in orders.content.tasks:
+            task_id = self.plan_task_id(self.id, orders.plan_id, task)
+            if task_id in self.tasks:
+                continue  # Already given out by a lower level of the same plan.
+            tasks.append({"task_id": task_id, "department": task.department,
+                          "description": task.description, "due": at + task.allowance})
+        self.record(self.PlanActivated, actor=actor, at=at, plan_id=orders.plan_id,
+                    plan_code=orders.plan_code, plan_revision=orders.plan_revision,
+                    level=orders.level, tasks=tasks,
+                    resources=[r.as_fact() for r in orders.content.resources])
+
+    def add_situation_report(self, *, text: str, casualties: Mapping[str, int] | None,
+                             affected_area: Area | None, actor: Actor, at: datetime) -> None:
+        """Add to the timeline what is known now (and the affected area as it is now)."""
+        self.require_status("add a situation report to", *ON_SCENE_STATUSES)
+        self.record(self.SituationReported, actor=actor, at=at, text=_text("report", text),
+                    casualties=casualty_figures(casualties), affected_area=affected_area)
+
+    def link(self, *, kind: LinkKind, target_id: UUID, actor: Actor, at: datetime) -> None:
+        """Link a grid case, hotline ticket or hazard alarm; linking it again changes nothing
+        (the same alarm or ticket may be escalated from several places)."""
+        kind = LinkKind(kind)
+        self.require_status(f"link {kind.value} {target_id} to", *OPEN_STATUSES)
+        if self.is_linked(kind, target_id):
+            return
+        self.record(self.Linked, actor=actor, at=at, kind=kind.value, target_id=target_id)
+
+    def unlink(self, *, kind: LinkKind, target_id: UUID, reason: str, actor: Actor,
+               at: datetime) -> None:
+        kind = LinkKind(kind)
+        attempted = f"unlink {kind.value} {target_id} from"
+        self.require_status(attempted, *OPEN_STATUSES)
+        if not self.is_linked(kind, target_id):
+            self.refuse(attempted, "they are not linked")
+        self.record(self.Unlinked, actor=actor, at=at, kind=kind.value, target_id=target_id,
+                    reason=_text("reason", reason))
+
+    def assign_commander(self, *, commander: str, reason: str, actor: Actor,
+                         at: datetime) -> None:
+        """Name the incident's commander, or replace the current one."""
+        commander = _text("commander", commander, limit=MAX_TITLE)
+        attempted = f"assign commander {commander} to"
+        self.require_status(attempted, *OPEN_STATUSES)
+        if commander == self.commander:
+            self.refuse(attempted, f"{commander} is already its commander")
+        self.record(self.CommanderAssigned, actor=actor, at=at, commander=commander,
+                    previous=self.commander, reason=_text("reason", reason, required=False))
+
+    def assign_task(self, *, task_id: UUID, department: str, description: str,
+                    allowance: timedelta, actor: Actor, at: datetime) -> None:
+        """Give a department a task outside the plans."""
+        self.require_status("assign a task on", *TASK_STATUSES)
+        task = PlanTask(department=department, description=description, allowance=allowance)
+        if task_id in self.tasks:
+            self.refuse("assign a task on", f"task {task_id} exists already")
+        self.record(self.TaskAssigned, actor=actor, at=at, task_id=task_id,
+                    department=task.department, description=task.description,
+                    due=at + task.allowance)
+
+    def _move_task(self, task_id: UUID, attempted: str, actor: Actor,
+                   *allowed: TaskStatus) -> IncidentTask:
+        self.require_status(f"{attempted} a task of", *TASK_STATUSES)
+        task = self.task(task_id)
+        if actor.role is Role.DEPARTMENT_USER and actor.department != task.department:
+            raise NotPermitted(
+                f"department user {actor.user_id} of {actor.department} may not {attempted} "
+                f"task {task_id}: it is a task of {task.department}"
+            )
+        if task.status not in allowed:
+            raise IllegalTransition("incident task", task_id, task.status.value, attempted)
+        return task
+
+    def acknowledge_task(self, task_id: UUID, *, actor: Actor, at: datetime) -> None:
+        """The department confirms it has the task in hand."""
+        self._move_task(task_id, "acknowledge", actor, TaskStatus.ASSIGNED)
+        self.record(self.TaskAcknowledged, actor=actor, at=at, task_id=task_id)
+
+    def complete_task(self, task_id: UUID, *, result: str, actor: Actor, at: datetime) -> None:
+        """The department reports the task done."""
+        self._move_task(task_id, "complete", actor, TaskStatus.ASSIGNED, TaskStatus.ACKNOWLEDGED)
+        self.record(self.TaskDone, actor=actor, at=at, task_id=task_id,
+                    result=_text("result", result, required=False))
+
+    def cancel_task(self, task_id: UUID, *, reason: str, actor: Actor, at: datetime) -> None:
+        """The centre calls a task off."""
+        self._move_task(task_id, "cancel", actor, TaskStatus.ASSIGNED, TaskStatus.ACKNOWLEDGED)
+        self.record(self.TaskCancelled, actor=actor, at=at, task_id=task_id,
+                    reason=_text("reason", reason))
+
+    def assign_resource(self, *, resource_id: UUID, kind: str, actor: Actor,
+                        at: datetime) -> None:
+        """Record that a resource (rescue team, vehicle, depot, shelter, expert) works for
+        the incident; the resource's own status is kept by the resource stream."""
+        attempted = f"assign resource {resource_id} to"
+        self.require_status(attempted, *ON_SCENE_STATUSES)
+        if self.assignment(resource_id) is not None:
+            self.refuse(attempted, "the resource is assigned to it already")
+        self.record(self.ResourceAssigned, actor=actor, at=at, resource_id=resource_id,
+                    kind=_text("resource kind", kind))
+
+    def release_resource(self, *, resource_id: UUID, actor: Actor, at: datetime) -> None:
+        attempted = f"release resource {resource_id} from"
+        self.require_status(attempted, *ON_SCENE_STATUSES)
+        if self.assignment(resource_id) is None:
+            self.refuse(attempted, "the resource is not assigned to it")
+        self.record(self.ResourceReleased, actor=actor, at=at, resource_id=resource_id)
+
+    def contain(self, *, note: str, actor: Actor, at: datetime) -> None:
+        """The situation is under control."""
+        self.require_status("contain", IncidentStatus.RESPONDING)
+        self.record(self.Contained, actor=actor, at=at, note=_text("note", note, required=False))
+
+    def close(self, *, note: str, actor: Actor, at: datetime) -> None:
+        """End the incident; resources still assigned are released. Open tasks stay as they
+        are: the review counts them as not done."""
+        self.require_status("close", IncidentStatus.CONTAINED)
+        released = [a.resource_id for a in self.resources if a.released_at is None]
+        self.record(self.Closed, actor=actor, at=at, note=_text("note", note, required=False),
+                    released_resources=released)
+
+    def review(self, *, summary: str, findings: Iterable[Finding], actor: Actor,
+               at: datetime) -> None:
+        """Record the after-action review."""
+        self.require_status("review", IncidentStatus.CLOSED)
+        self.record(self.Reviewed, actor=actor, at=at, summary=_text("review summary", summary),
+                    findings=[f.as_fact() for f in findings])
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def response_times(self) -> dict[str, float | None]:
+        """Seconds from the report to each milestone (None until it is reached)."""
+        return {
+            "to_verified": _seconds(self.reported_at, self.verified_at),
+            "to_responding": _seconds(self.reported_at, self.responding_at),
+            "to_contained": _seconds(self.reported_at, self.contained_at),
+            "to_closed": _seconds(self.reported_at, self.closed_at),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The incident's current state as plain data (for API responses and tests)."""
+        return {
+            "id": str(self.id),
+            "version": self.version,
+            "status": self.status.value,
+            "category": self.category,
+            "incident_type": self.incident_type,
+            "level": self.level,
+            "level_rank": self.level_rank,
+            "title": self.title,
+            "description": self.description,
+            "location": self.location.to_geojson(),
+            "affected_area": (self.affected_area.to_geojson()
+                              if self.affected_area is not None else None),
+            "source": self.source.value,
+            "source_ref": self.source_ref,
+            "warning": self.warning,
+            "commander": self.commander,
+            "commanders": [dict(c) for c in self.commanders],
+            "reported_by": self.reported_by,
+            "reported_at": self.reported_at.isoformat(),
+            "verified_at": _iso(self.verified_at),
+            "dismissed_at": _iso(self.dismissed_at),
+            "dismiss_reason": self.dismiss_reason,
+            "responding_at": _iso(self.responding_at),
+            "level_set_at": _iso(self.level_set_at),
+            "contained_at": _iso(self.contained_at),
+            "closed_at": _iso(self.closed_at),
+            "reviewed_at": _iso(self.reviewed_at),
+            "response_times": self.response_times(),
+            "level_changes": [dict(c) for c in self.level_changes],
+            "situation_reports": [dict(r) for r in self.situation_reports],
+            "casualties": dict(self.casualties) if self.casualties is not None else None,
+            "links": [
+                {"kind": link["kind"], "id": str(link["id"]), "at": link["at"].isoformat(),
+                 "by": link["by"]}
+                for link in self.links
+            ],
+            "plans": [p.summary() for p in self.plans.values()],
+            "tasks": [t.summary() for t in self.tasks.values()],
+            "open_tasks": sum(1 for t in self.tasks.values() if t.is_open),
+            "resources": [a.summary() for a in self.resources],
+            "required_resources": self.required_resources(),
+            "resource_shortfall": self.resource_shortfall(),
+            "notes": list(self.notes),
+            "review": dict(self.after_action) if self.after_action is not None else None,
+        }
+
+
+# --- contingency plans ------------------------------------------------------------------
+
+
+def plan_id_for(code: str) -> UUID:
+    """A plan's id follows from its code, so the same code can never be two plans."""
+    return uuid5(PLAN_NAMESPACE, f"plan:{code}")
+
+
+class ContingencyPlan(CityAggregate):
+    """What departments must do, and which resources are required, per response level of an
+    incident category (optionally only for some of its types)."""
+
+    KIND = "contingency plan"
+
+    class Defined(CityAggregate.Created):
+        actor: Actor
+        code: str
+        name: str
+        category: str
+        incident_types: list[str]
+        levels: list[dict[str, Any]]
+
+        def apply(self, plan: ContingencyPlan) -> None:
+            plan.status = PlanStatus.ACTIVE
+            plan.code = self.code
+            plan.name = self.name
+            plan.category = self.category
+            plan.incident_types = list(self.incident_types)
+            plan.levels = {lv["level"]: PlanLevel.from_fact(lv) for lv in self.levels}
+            plan.revision = 1
+            plan.defined_at = self.timestamp
+            plan.retired_at = None
+            plan.retire_reason = None
+            plan.revisions = [{"revision": 1, "at": self.timestamp.isoformat(),
+                               "by": self.actor.user_id, "note": "defined"}]
+
+    class Revised(CityAggregate.Event):
+        """A new revision of the plan's content replaces the previous one."""
+
+        name: str
+        incident_types: list[str]
+        levels: list[dict[str, Any]]
+        note: str
+
+        def apply(self, plan: ContingencyPlan) -> None:
+            plan.name = self.name
+            plan.incident_types = list(self.incident_types)
+            plan.levels = {lv["level"]: PlanLevel.from_fact(lv) for lv in self.levels}
+            plan.revision += 1
+            plan.revisions.append({"revision": plan.revision, "at": self.timestamp.isoformat(),
+                                   "by": self.actor.user_id, "note": self.note})
+
+    class Retired(CityAggregate.Event):
+        reason: str
+
+        def apply(self, plan: ContingencyPlan) -> None:
+            plan.status = PlanStatus.RETIRED
+            plan.retired_at = self.timestamp
+            plan.retire_reason = self.reason
+
+    if TYPE_CHECKING:
+        status: PlanStatus
+        code: str
+        name: str
+        category: str
+        incident_types: list[str]
+        levels: dict[str, PlanLevel]
+        revision: int
+        """The revision of the plan's content (the aggregate's `version` counts events)."""
+        defined_at: datetime
+        retired_at: datetime | None
+        retire_reason: str | None
+        revisions: list[dict[str, Any]]
+
+    @classmethod
+    def define(cls, *, code: str, name: str, category: str, incident_types: Sequence[str],
+               levels: Sequence[PlanLevel], actor: Actor, at: datetime) -> ContingencyPlan:
+        """A planner defines a plan (the application has checked the codes it uses)."""
+        return cls._create(
+            cls.Defined,
+            id=plan_id_for(code),
+            timestamp=at,
+            actor=actor,
+            code=code,
+            name=_text("plan name", name, limit=MAX_TITLE),
+            category=category,
+            incident_types=_types(incident_types),
+            levels=_levels(levels),
+        )
+
+    def revise(self, *, name: str, incident_types: Sequence[str], levels: Sequence[PlanLevel],
+               note: str, actor: Actor, at: datetime) -> None:
+        self.require_status("revise", PlanStatus.ACTIVE)
+        self.record(self.Revised, actor=actor, at=at,
+                    name=_text("plan name", name, limit=MAX_TITLE),
+                    incident_types=_types(incident_types), levels=_levels(levels),
+                    note=_text("note", note))
+
+    def retire(self, *, reason: str, actor: Actor, at: datetime) -> None:
+        self.require_status("retire", PlanStatus.ACTIVE)
+        self.record(self.Retired, actor=actor, at=at, reason=_text("reason", reason))
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is PlanStatus.ACTIVE
+
+    def covers(self, category: str, incident_type: str | None = None) -> bool:
+        """Whether the plan is for incidents of this category (and type, when it names types)."""
+        if category != self.category:
+            return False
+        return incident_type is None or not self.incident_types or (
+            incident_type in self.incident_types
+        )
+
+    def orders(self, level: str) -> PlanOrders | None:
+        """The plan's content for a level, as orders an incident can carry out."""
+        content = self.levels.get(level)
+        if content is None:
+            return None
+        return PlanOrders(plan_id=self.id, plan_code=self.code, plan_revision=self.revision,
+                          content=content)
+
+    def activation_orders(self, category: str, incident_type: str, level: str) -> PlanOrders:
+        """The orders for activating this plan on an incident, or why it cannot be."""
+        attempted = f"activate it at level {level} on an incident of {category}/{incident_type}"
+        self.require_status(attempted, PlanStatus.ACTIVE)
+        if not self.covers(category, incident_type):
+            self.refuse(attempted, f"it is a plan for {self._scope()}")
+        orders = self.orders(level)
+        if orders is None:
+            self.refuse(attempted, f"it has nothing for level {level}")
+        assert orders is not None
+        return orders
+
+    def _scope(self) -> str:
+        if not self.incident_types:
+            return self.category
+        return f"{self.category}/{', '.join(self.incident_types)}"
+
+    def summary(self) -> dict[str, Any]:
+        """The plan's current state as plain data (for API responses and tests)."""
+        return {
+            "id": str(self.id),
+            "version": self.version,
+            "code": self.code,
+            "name": self.name,
+            "status": self.status.value,
+            "category": self.category,
+            "incident_types": list(self.incident_types),
+            "revision": self.revision,
+            "levels": [lv.summary() for lv in self.levels.values()],
+            "defined_at": self.defined_at.isoformat(),
+            "retired_at": _iso(self.retired_at),
+            "retire_reason": self.retire_reason,
+            "revisions": [dict(r) for r in self.revisions],
+        }
+
+
+def _types(incident_types: Sequence[str]) -> list[str]:
+    types = [_text("incident type", t) for t in incident_types]
+    if len(set(types)) != len(types):
+        raise InvalidValue("a plan lists an incident type twice")
+    return types
+
+
+def _levels(levels: Sequence[PlanLevel]) -> list[dict[str, Any]]:
+    if not levels:
+        raise InvalidValue("a plan needs the content of at least one level")
+    codes = [lv.level for lv in levels]
+    if len(set(codes)) != len(codes):
+        raise InvalidValue("a plan gives the content of a level twice")
+    return [lv.as_fact() for lv in levels]
+
+
+REGISTRY_ID = uuid5(PLAN_NAMESPACE, "registry")
+
+
+class PlanRegistry(Aggregate):
+    """The list of all contingency plans ever defined (event stores have no index by kind),
+    kept under a fixed id and saved with each plan's definition."""
+
+    class Opened(Aggregate.Created):
+        pass
+
+    class Listed(Aggregate.Event):
+        plan_id: UUID
+        code: str
+        category: str
+        actor: Actor
+
+        def apply(self, registry: PlanRegistry) -> None:
+            registry.entries[self.plan_id] = {"code": self.code, "category": self.category}
+
+    if TYPE_CHECKING:
+        entries: dict[UUID, dict[str, str]]
+
+    def __init__(self) -> None:
+        self.entries = {}
+
+    @classmethod
+    def open(cls) -> PlanRegistry:
+        return cls._create(cls.Opened, id=REGISTRY_ID)
+
+    def list_plan(self, plan: ContingencyPlan, actor: Actor) -> None:
+        self.trigger_event(self.Listed, plan_id=plan.id, code=plan.code,
+                           category=plan.category, actor=actor)
+
+    def plan_ids(self, category: str | None = None) -> list[UUID]:
+        """Ids of the plans (of one category), ordered by code."""
+        chosen = [(e["code"], plan_id) for plan_id, e in self.entries.items()
+                  if category is None or e["category"] == category]
+        return [plan_id for _, plan_id in sorted(chosen)]
