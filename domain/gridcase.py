@@ -15,7 +15,7 @@ from uuid import UUID
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import LimitUnit, Urgency
-from cityops.domain.errors import InvalidValue
+from cityops.domain.errors import InvalidValue, NotPermitted
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.model import CityAggregate
 from cityops.domain.supervision import StageClock
@@ -272,6 +272,8 @@ class GridCase(CityAggregate):
 
         def apply(self, case: GridCase) -> None:
             case.status = CaseStatus.HANDLED
+            # A request for more time lapses once the work is reported done.
+            case.pending_extension = None
             case.result = self.result
             case.evidence = list(self.evidence)
             case.handled_at = self.timestamp
@@ -370,7 +372,10 @@ class GridCase(CityAggregate):
     def _check_department_scope(self, attempted: str, actor: Actor) -> None:
         """A department user acts only on cases dispatched to their own department."""
         if actor.role is Role.DEPARTMENT_USER and actor.department != self.department:
-            self.refuse(attempted, f"dispatched to {self.department}, not {actor.department}")
+            raise NotPermitted(
+                f"department user {actor.user_id} of {actor.department} may not {attempted} "
+                f"{self.KIND} {self.id}: it is dispatched to {self.department}"
+            )
 
     # --- commands ------------------------------------------------------------------------
 

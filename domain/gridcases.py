@@ -181,6 +181,8 @@ class GridCases(CityApplication):
             case = self.case(case_id)
             target = department or case.proposed_department
             if target is None:
+                # Only a case that was never registered has no proposal: say that first.
+                case.require_status("dispatch", CaseStatus.REGISTERED, CaseStatus.RETURNED)
                 raise InvalidValue("no department given and none proposed")
             self.catalogue.department(target)
             deadline, unit = self._handling(case, when)

@@ -33,7 +33,7 @@ from cityops.domain.supervision import Light, StageClock, light
 TICKET_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/hotline-tickets")
 MAX_TEXT = 4000
 MAX_NAME = 100
-PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 ()\-.]*$")
+PHONE_PATTERN = re.compile(r"^\+?[0-9(][0-9 ()\-.]*$")
 PHONE_DIGITS = (3, 20)
 """Loose: from short service numbers to international numbers with an extension."""
 

@@ -19,11 +19,12 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from eventsourcing.domain import Aggregate
+
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotFound, NotPermitted
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.model import CityAggregate
-from eventsourcing.domain import Aggregate
 
 PLAN_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/contingency-plans")
 MAX_TEXT = 4000
@@ -843,9 +844,10 @@ class Incident(CityAggregate):
         _check_rank(level_rank)
         if level_rank == self.level_rank:
             self.refuse(attempted, f"already at level {self.level}")
+        lowered = level_rank > self.level_rank
         self.record(self.LevelChanged, actor=actor, at=at, level=level, level_rank=level_rank,
                     previous_level=self.level, reason=_text("reason", reason))
-        if level_rank > self.level_rank:
+        if lowered:
             return  # Lowering creates no tasks and cancels none: the centre decides that.
         for plan_orders in orders:
             if plan_orders.level != level:
@@ -1168,7 +1170,7 @@ class ContingencyPlan(CityAggregate):
 
     def activation_orders(self, category: str, incident_type: str, level: str) -> PlanOrders:
         """The orders for activating this plan on an incident, or why it cannot be."""
-        attempted = f"activate it at level {level} on an incident of {category}/{incident_type}"
+        attempted = f"activate (at level {level}, for a {category}/{incident_type} incident)"
         self.require_status(attempted, PlanStatus.ACTIVE)
         if not self.covers(category, incident_type):
             self.refuse(attempted, f"it is a plan for {self._scope()}")

@@ -15,6 +15,9 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from uuid import UUID, uuid4, uuid5
 
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+
 from cityops.domain.actors import Actor
 from cityops.domain.application import COMMAND_NAMESPACE, CityApplication, Clock, system_clock
 from cityops.domain.catalogue import Catalogue, IncidentLevel
@@ -35,8 +38,6 @@ from cityops.domain.incident import (
     plan_id_for,
 )
 from cityops.domain.permissions import check_permitted
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.domain import Aggregate
 
 PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 E = TypeVar("E", bound=StrEnum)

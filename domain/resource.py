@@ -75,6 +75,8 @@ MAX_STOCK_ITEMS = 500
 
 
 class ResourceStatus(StrEnum):
+    """The status model of dispatch systems (see the module docstring for transitions)."""
+
     AVAILABLE = "available"
     DISPATCHED = "dispatched"
     """Assigned to an incident, not yet moving (or, non-mobile, not yet activated)."""
@@ -331,7 +333,8 @@ class Resource(CityAggregate):
         pass
 
     class PositionReported(CityAggregate.Event):
-        """A position worth keeping in the history (see `PositionPolicy`)."""
+        """A position worth keeping in the history (see `PositionPolicy`); `position_at` is
+        when it was measured, the event's timestamp when it was recorded."""
 
         position: GeoPoint
         position_at: datetime
@@ -465,6 +468,7 @@ class Resource(CityAggregate):
                      fix=fix, actor=actor, at=at, from_incident_id=self.incident_id)
 
     def report_en_route(self, *, fix: PositionFix | None, actor: Actor, at: datetime) -> None:
+        """The crew sets off for its incident."""
         self.check_scope("report en route", actor)
         self._require_mobile("report en route", "activate it instead")
         self.require_status("report en route", ResourceStatus.DISPATCHED)
@@ -472,6 +476,7 @@ class Resource(CityAggregate):
                      fix=fix, actor=actor, at=at)
 
     def report_on_scene(self, *, fix: PositionFix | None, actor: Actor, at: datetime) -> None:
+        """The crew arrives at its incident."""
         self.check_scope("report on scene", actor)
         self._require_mobile("report on scene", "activate it instead")
         self.require_status("report on scene", ResourceStatus.EN_ROUTE)
@@ -533,23 +538,30 @@ class Resource(CityAggregate):
                      fix=fix, actor=actor, at=at, reason=reason)
 
     def return_to_service(self, *, fix: PositionFix | None, actor: Actor, at: datetime) -> None:
+        """Back from maintenance or rest: available again."""
         self.check_scope("return to service", actor)
         self.require_status("return to service", ResourceStatus.OUT_OF_SERVICE)
         self._change(self.ReturnedToService, ResourceStatus.AVAILABLE, None,
                      fix=fix, actor=actor, at=at)
 
-    def report_position(self, *, fix: PositionFix, policy: PositionPolicy, actor: Actor
-                        ) -> PositionOutcome:
-        """Record `fix` if the policy finds it worth it; say what became of it."""
+    def report_position(self, *, fix: PositionFix, policy: PositionPolicy, actor: Actor,
+                        at: datetime) -> PositionOutcome:
+        """Record `fix` at `at` (the system's time) if the policy finds it worth it; say what
+        became of it."""
         self.check_scope("report the position of", actor)
         self._require_mobile("report the position of", "it stays at its home base")
         _point("position", fix.point)
         if self.position is not None and fix.at <= self.position.at:
             return PositionOutcome.IGNORED
-        # A fix older than the last event cannot be recorded (history is in time order).
+        # A fix older than the last event is not recorded: history is kept in time order.
         if fix.at < self.modified_on or not policy.worth_recording(self.position, fix):
             return PositionOutcome.CACHED
-        self.record(self.PositionReported, actor=actor, at=fix.at, position=fix.point,
+        # A fix stamped a little ahead of our clock is recorded at our time, so that it
+        # cannot make the next command look older than the resource's last event.
+        recorded_at = min(fix.at, at)
+        if recorded_at < self.modified_on:
+            return PositionOutcome.CACHED
+        self.record(self.PositionReported, actor=actor, at=recorded_at, position=fix.point,
                     position_at=fix.at)
         return PositionOutcome.RECORDED
 

@@ -87,6 +87,7 @@ class Resources(CityApplication):
     # --- reading ---------------------------------------------------------------------------
 
     def resource(self, resource_id: UUID) -> Resource:
+        """The resource as its events tell it, or `NotFound`."""
         return self.load(Resource, resource_id)
 
     def latest_position(self, resource_id: UUID) -> PositionFix | None:
@@ -418,7 +419,7 @@ class Resources(CityApplication):
         def decide() -> list[Resource]:
             resource = self.resource(resource_id)
             outcome[0] = resource.report_position(fix=fix, policy=self.position_policy,
-                                                  actor=actor)
+                                                  actor=actor, at=self.clock())
             return [resource]
 
         try:

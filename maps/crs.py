@@ -6,6 +6,7 @@ in; a layer without a CRS, with an unknown one, or with its axes swapped is refu
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,7 +98,7 @@ class MetricProjection:
     @classmethod
     def around(cls, lon: float, lat: float) -> MetricProjection:
         """A projection to the UTM zone of a place, for work that has no city at hand."""
-        return cls.from_crs(utm_crs_for(lon, lat))
+        return _utm_projection(int(utm_crs_for(lon, lat).to_epsg() or 0))
 
     @property
     def epsg(self) -> int | None:
@@ -132,6 +133,12 @@ class MetricProjection:
     def layer_to_metric(self, layer: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         """A WGS84 layer reprojected to the metric CRS (a new frame; the input is untouched)."""
         return layer.to_crs(self.crs)
+
+
+@functools.lru_cache(maxsize=16)
+def _utm_projection(epsg: int) -> MetricProjection:
+    # Building transformers costs milliseconds; a projection is immutable, so share it.
+    return MetricProjection.from_crs(CRS.from_epsg(epsg))
 
 
 def check_lonlat_bounds(

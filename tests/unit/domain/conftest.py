@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -96,19 +95,18 @@ class InMemoryOpenReports:
         ]
 
 
-@dataclass(frozen=True)
 class Cast:
     """The people of the domain brief, one of each (two department users)."""
 
-    inspector: Actor = Actor("insp-wang", Role.INSPECTOR)
-    hotline: Actor = Actor("op-li", Role.HOTLINE_OPERATOR)
-    dispatcher: Actor = Actor("duty-zhao", Role.DISPATCHER)
-    water: Actor = Actor("water-chen", Role.DEPARTMENT_USER, "water")
-    sanitation: Actor = Actor("san-liu", Role.DEPARTMENT_USER, "sanitation")
-    planner: Actor = Actor("plan-sun", Role.PLANNER)
-    leader: Actor = Actor("mayor-zhou", Role.LEADER)
-    system: Actor = Actor("camera-gw", Role.SYSTEM)
-    admin: Actor = Actor("root-wu", Role.ADMIN)
+    inspector = Actor("insp-wang", Role.INSPECTOR)
+    hotline = Actor("op-li", Role.HOTLINE_OPERATOR)
+    dispatcher = Actor("duty-zhao", Role.DISPATCHER)
+    water = Actor("water-chen", Role.DEPARTMENT_USER, "water")
+    sanitation = Actor("san-liu", Role.DEPARTMENT_USER, "sanitation")
+    planner = Actor("plan-sun", Role.PLANNER)
+    leader = Actor("mayor-zhou", Role.LEADER)
+    system = Actor("camera-gw", Role.SYSTEM)
+    admin = Actor("root-wu", Role.ADMIN)
 
     def with_role(self, role: Role) -> Actor:
         """Someone acting in `role` (a department user of the water company)."""
@@ -116,14 +114,13 @@ class Cast:
         return Actor(f"someone-{role.value}", role, department)
 
 
-@dataclass(frozen=True)
 class Places:
     """Points of the test city of `BoxGridLocator`."""
 
-    in_d01: GeoPoint = GeoPoint(121.4105, 31.2105)
-    in_d04: GeoPoint = GeoPoint(121.4905, 31.2105)
+    in_d01 = GeoPoint(121.4105, 31.2105)
+    in_d04 = GeoPoint(121.4905, 31.2105)
     """In district D04, where a routing rule sends exposed garbage to urban management."""
-    outside: GeoPoint = GeoPoint(116.40, 39.90)
+    outside = GeoPoint(116.40, 39.90)
     """Far outside the test city."""
 
 

@@ -569,6 +569,7 @@ def test_positions_are_recorded_sparingly_and_cached_always(app: Resources,
     clock.tick(minutes=1)
 
     def fix(seconds: int, metres: float) -> PositionOutcome:
+        clock.now = max(clock.now, T0 + timedelta(minutes=1, seconds=seconds))
         return app.report_position(engine, east_of(STATION, metres),
                                    T0 + timedelta(minutes=1, seconds=seconds), actor=TRACKER)
 
@@ -634,7 +635,7 @@ def test_the_aggregate_has_the_last_word_on_a_fix(app: Resources, clock: Clock) 
 
     def judge(point: GeoPoint, at: datetime) -> PositionOutcome:
         return resource.report_position(fix=PositionFix(point, at), policy=policy,
-                                        actor=TRACKER)
+                                        actor=TRACKER, at=at)
 
     assert judge(SCENE, T0) is PositionOutcome.IGNORED
     assert judge(east_of(STATION, 5), clock.now + timedelta(seconds=5)) is PositionOutcome.CACHED
@@ -688,6 +689,18 @@ def test_a_stricter_policy_records_more(catalogue: Catalogue, clock: Clock) -> N
     assert outcomes == [PositionOutcome.RECORDED, PositionOutcome.CACHED,
                         PositionOutcome.RECORDED, PositionOutcome.CACHED,
                         PositionOutcome.RECORDED, PositionOutcome.CACHED]
+
+
+def test_a_fix_from_our_future_never_blocks_the_next_command(app: Resources,
+                                                             clock: Clock) -> None:
+    engine = register_engine(app)
+    clock.tick(minutes=1)
+    ahead = clock.now + timedelta(seconds=2)
+    assert app.report_position(engine, SCENE, ahead, actor=TRACKER) is PositionOutcome.RECORDED
+    app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER)
+    events = list(app.repository.event_store.get(engine))
+    assert (events[1].timestamp, events[1].position_at) == (clock.now, ahead)
+    assert app.resource(engine).status is ResourceStatus.DISPATCHED
 
 
 # --- response times --------------------------------------------------------------------------
