@@ -17,9 +17,16 @@ from cityops.domain.catalogue import Catalogue
 from cityops.domain.duplicates import DuplicatePolicy
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases import GridCases
+from cityops.domain.hazard_catalogue import HazardCatalogue
+from cityops.domain.hazards import HazardSources
+from cityops.domain.hotlinetickets import HotlineTickets
+from cityops.domain.incidents import Incidents
+from cityops.domain.resources import Resources
+from cityops.projections.emergency import incident_table, plan_table, resource_table
 from cityops.projections.follower import Follower, FollowerThread
+from cityops.projections.hazards import hazard_source_table
+from cityops.projections.hotline import ticket_table
 from cityops.projections.store import PostgresReadStore, ReadStore, SqliteReadStore
-from cityops.projections.tables import SummaryTable
 from cityops.projections.views import ReadModels, grid_case_table
 from cityops.settings import Settings
 
@@ -45,13 +52,21 @@ class CitySystem:
 
     settings: Settings
     catalogue: Catalogue
+    hazard_catalogue: HazardCatalogue
     city: Any
     store: ReadStore
     read_models: ReadModels
     grid_cases: GridCases
-    applications: list[Application[Any]] = field(default_factory=list)
+    incidents: Incidents
+    hazards: HazardSources
+    hotline: HotlineTickets
+    resources: Resources
     followers: list[Follower] = field(default_factory=list)
     thread: FollowerThread | None = None
+
+    @property
+    def applications(self) -> list[Application[Any]]:
+        return [self.grid_cases, self.incidents, self.hazards, self.hotline, self.resources]
 
     def start_projections(self) -> None:
         """Follow the event stores in a background thread (embedded run and projection
@@ -92,37 +107,52 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
                  city: Any | None = None) -> CitySystem:
     """Build a CityOps system from settings (embedded SQLite or PostgreSQL)."""
     catalogue = Catalogue.load(settings.catalogue_dir)
+    hazard_catalogue = HazardCatalogue.load(settings.catalogue_dir)
     city = city if city is not None else load_city(settings)
+    locator = CityLocator(city.city_map)
     store: ReadStore
     if settings.database_url is None:
         store = SqliteReadStore(settings.data_dir / "readmodels.sqlite")
     else:
         store = PostgresReadStore(settings.database_url, settings.database_schema,
                                   settings.database_pool_size)
-    cases_table = grid_case_table(catalogue)
-    tables: list[SummaryTable] = [cases_table]
-    read_models = ReadModels(store, tables)
+    tables = {
+        "gridcases": [grid_case_table(catalogue)],
+        "incidents": [incident_table(), plan_table()],
+        "hazards": [hazard_source_table()],
+        "hotline": [ticket_table()],
+        "resources": [resource_table()],
+    }
+    read_models = ReadModels(store, [t for group in tables.values() for t in group])
+    duplicate_policy = DuplicatePolicy(radius_m=settings.duplicate_radius_m,
+                                       window=settings.duplicate_window)
 
-    grid_cases = GridCases(
-        settings.event_store_env(GridCases.name),
-        catalogue=catalogue,
-        locator=CityLocator(city.city_map),
-        open_reports=read_models,
-        duplicate_policy=DuplicatePolicy(radius_m=settings.duplicate_radius_m,
-                                         window=settings.duplicate_window),
-        clock=clock,
-    )
-    applications: list[Application[Any]] = [grid_cases]
-    followers = [Follower(PROJECTION_NAME, grid_cases, [cases_table], store)]
-    for follower in followers:
-        follower.create_tables()
-    return CitySystem(
+    def env(name: str) -> dict[str, str]:
+        return settings.event_store_env(name)
+
+    system = CitySystem(
         settings=settings,
         catalogue=catalogue,
+        hazard_catalogue=hazard_catalogue,
         city=city,
         store=store,
         read_models=read_models,
-        grid_cases=grid_cases,
-        applications=applications,
-        followers=followers,
+        grid_cases=GridCases(
+            env(GridCases.name), catalogue=catalogue, locator=locator,
+            open_reports=read_models.open_reports("rm_grid_cases", "category"),
+            duplicate_policy=duplicate_policy, clock=clock,
+        ),
+        incidents=Incidents(env(Incidents.name), catalogue=catalogue, clock=clock),
+        hazards=HazardSources(env(HazardSources.name), catalogue=hazard_catalogue, clock=clock),
+        hotline=HotlineTickets(
+            env(HotlineTickets.name), catalogue=catalogue, locator=locator,
+            open_tickets=read_models.open_reports("rm_tickets", "topic"),
+            duplicate_policy=duplicate_policy, clock=clock,
+        ),
+        resources=Resources(env(Resources.name), catalogue=catalogue, clock=clock),
     )
+    for application in system.applications:
+        follower = Follower(PROJECTION_NAME, application, tables[application.name], store)
+        follower.create_tables()
+        system.followers.append(follower)
+    return system

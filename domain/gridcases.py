@@ -83,10 +83,14 @@ class GridCases(CityApplication):
         urgency: Urgency | str = Urgency.NORMAL,
         photos: list[str] | None = None,
         ticket_id: UUID | None = None,
+        case_id: UUID | None = None,
         at: datetime | None = None,
         command_id: str | None = None,
     ) -> UUID:
-        """Report a case: it is located to its grid cell and checked for duplicates."""
+        """Report a case: it is located to its grid cell and checked for duplicates.
+
+        `case_id` is for cases another stream derives deterministically (a hotline ticket
+        that becomes a case); otherwise the id comes from the command id, or is new."""
         try:
             source = CaseSource(source)
             urgency = Urgency(urgency)
@@ -95,7 +99,10 @@ class GridCases(CityApplication):
         self.catalogue.case_category(category)
         when = self.now(at)
         # A derived id makes a repeated report (same command id) land on the same case.
-        case_id = uuid5(COMMAND_NAMESPACE, f"grid-case:{command_id}") if command_id else uuid4()
+        if case_id is None:
+            case_id = (uuid5(COMMAND_NAMESPACE, f"grid-case:{command_id}") if command_id
+                       else uuid4())
+        new_id = case_id
 
         def decide() -> list[GridCase]:
             cell = self.locator.locate_cell(location)
@@ -109,8 +116,11 @@ class GridCases(CityApplication):
             )
             duplicates = propose_duplicates(category=category, location=location, at=when,
                                             candidates=candidates, policy=policy)
+            if self.exists(new_id):
+                existing = self.case(new_id)
+                existing.refuse("report", "it was already reported")
             return [GridCase.report(
-                case_id=case_id, source=source, category=category, urgency=urgency,
+                case_id=new_id, source=source, category=category, urgency=urgency,
                 description=description, location=location, grid_cell=cell,
                 photos=list(photos or []), possible_duplicates=duplicates, ticket_id=ticket_id,
                 actor=actor, at=when, **self._stage("reported", when),

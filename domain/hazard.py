@@ -778,10 +778,10 @@ class HazardSource(CityAggregate):
         """Record that the alarm became (or joined) an incident; an alarm that cleared may
         still be escalated. Escalating again into the same incident changes nothing (False:
         a coordinator may retry); into another incident it is refused."""
-        self.require_status("escalate an alarm of", HazardStatus.ACTIVE)
         alarm = self.alarm(alarm_id)
         if alarm.incident_id == incident_id:
             return False
+        self.require_status("escalate an alarm of", HazardStatus.ACTIVE)
         if alarm.incident_id is not None:
             self.refuse("escalate an alarm of",
                         f"alarm {alarm_id} is already escalated into incident {alarm.incident_id}")

@@ -1,7 +1,8 @@
 """Reference data of hazard-source supervision, loaded and validated at start-up: the types of
 hazard source (with a default impact radius) and the kinds of monitoring sensor (with their
 units), plus the default alarm deadband. Data (domain/data/hazard_types.json), never
-hard-coded in logic; a bad file is refused with the file and the place of the error.
+hard-coded in logic; a bad file is refused with the file and the place of the error (the
+general catalogue's reader and strict schema base are reused for the same checks and messages).
 """
 
 from __future__ import annotations
@@ -9,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# The general catalogue's reader and strict base model give hazard data the same validation
-# and the same error messages as every other reference file.
+from pydantic import Field
+
 from cityops.domain.catalogue import _read, _Strict, _unique
 from cityops.domain.errors import CatalogueError, InvalidValue
-from pydantic import Field
 
 HAZARD_TYPES_FILE = "hazard_types.json"
 MAX_DEADBAND = 0.5

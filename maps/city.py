@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import geopandas as gpd
@@ -182,7 +182,15 @@ DemoCity = City
 """The demo city is a `City` like any other; the name is kept for readers of the brief."""
 
 
-def _by_id(items: tuple[Any, ...], item_id: str, what: str) -> Any:
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+ItemT = TypeVar("ItemT", bound=_Identified)
+
+
+def _by_id(items: tuple[ItemT, ...], item_id: str, what: str) -> ItemT:
     for item in items:
         if item.id == item_id:
             return item

@@ -142,6 +142,10 @@ def assign_inspectors(
     return owner
 
 
+DEFAULT_GRID = GridSpec()
+NO_REMARKS = ImportReport()
+
+
 class CityMap:
     """The city's administrative hierarchy and unit grid, immutable once built: locating
     points, looking up cells and areas, and the layers (WGS84 GeoDataFrames) for other code.
@@ -171,9 +175,9 @@ class CityMap:
         hierarchy: AdministrativeHierarchy,
         inspectors: Sequence[Inspector],
         *,
-        grid: GridSpec = GridSpec(),
+        grid: GridSpec = DEFAULT_GRID,
         cells: gpd.GeoDataFrame | None = None,
-        report: ImportReport = ImportReport(),
+        report: ImportReport = NO_REMARKS,
         tiling_tolerance_m2: float = DEFAULT_TILING_TOLERANCE_M2,
     ) -> None:
         """Build the map from a checked hierarchy; the grid is generated from the
@@ -202,7 +206,7 @@ class CityMap:
         grid_cells = grid_cells.sort_values("code", kind="stable").reset_index(drop=True)
         grid_cells["street"] = [parents.at[c, "street"] for c in grid_cells["community"]]
         grid_cells["district"] = [parents.at[c, "district"] for c in grid_cells["community"]]
-        own = grid_cells["inspector"] if "inspector" in grid_cells else None
+        own = grid_cells.get("inspector")
         grid_cells["inspector"] = [
             own[k] if own is not None and own[k] else owner[c]
             for k, c in enumerate(grid_cells["community"])

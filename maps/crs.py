@@ -155,7 +155,7 @@ def check_lonlat_bounds(
         hint = (
             " Longitude and latitude appear to be swapped (latitude first); "
             "write longitude first, as GeoJSON does."
-            if -90.0 <= minx and maxx <= 90.0
+            if minx >= -90.0 and maxx <= 90.0
             else ""
         )
         raise InvalidValue(

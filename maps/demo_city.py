@@ -23,6 +23,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import split
 
 from cityops.maps.crs import MetricProjection
+from cityops.maps.demo_inventory import draw_inventory
 
 METRIC_CRS = "EPSG:32650"
 CENTRE_LON, CENTRE_LAT = 118.80, 32.05
@@ -237,8 +238,6 @@ def _write(path: Path, features: list[dict[str, Any]], name: str) -> None:
 
 def build_demo_city(directory: Path) -> None:
     """Write the demo city's files into `directory` (created if needed)."""
-    from cityops.maps import demo_inventory
-
     directory.mkdir(parents=True, exist_ok=True)
     projection = _projection()
     districts, streets, communities = draw_hierarchy()
@@ -275,7 +274,7 @@ def build_demo_city(directory: Path) -> None:
     )
 
     outline = shapely.union_all([d.shape for d in districts])
-    inventory = demo_inventory.draw_inventory(projection, _centre(), outline)
+    inventory = draw_inventory(projection, _centre(), outline, river_line(), avenue_line())
     for name, features in inventory.items():
         _write(directory / f"{name}.geojson", features, name)
 

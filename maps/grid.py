@@ -32,6 +32,7 @@ MIN_PIECE_M2 = 1e-2
 PRECISION_M = 1e-3
 """Clipped pieces are snapped to a millimetre lattice so that neighbours share vertices."""
 CELL_NUMBER_DIGITS = 4
+MAX_MERGE_PASSES = 8
 
 
 @dataclass(frozen=True)
@@ -70,16 +71,20 @@ def _pieces(
 
 
 def _merge_targets(
-    pieces: np.ndarray, community: np.ndarray, small: np.ndarray
+    pieces: np.ndarray, community: np.ndarray, area: np.ndarray, threshold: float
 ) -> dict[int, int]:
-    """For each small piece, the full-enough piece of its community it shares most edge with."""
+    """For each small piece, the neighbour of its community it merges into: a full-size one
+    if it touches any, else a larger small one; the longest shared edge wins."""
+    small = area < threshold
     small_index = np.flatnonzero(small)
     if len(small_index) == 0:
         return {}
     tree = shapely.STRtree(pieces)
     frag, other = tree.query(pieces[small_index], predicate="intersects")
     frag = small_index[frag]
-    eligible = (frag != other) & ~small[other] & (community[frag] == community[other])
+    # Merging only into a larger piece (ties: the later one) cannot form a cycle.
+    larger = (area[other] > area[frag]) | ((area[other] == area[frag]) & (other > frag))
+    eligible = (frag != other) & (community[frag] == community[other]) & larger
     frag, other = frag[eligible], other[eligible]
     if len(frag) == 0:
         return {}
@@ -88,24 +93,45 @@ def _merge_targets(
     shared = (shapely.length(pieces[frag]) + shapely.length(pieces[other])
               - shapely.length(union)) / 2.0
     targets: dict[int, int] = {}
-    best: dict[int, float] = {}
+    best: dict[int, tuple[bool, float, int]] = {}
     for f, o, length in zip(frag.tolist(), other.tolist(), shared.tolist(), strict=True):
         if length <= PRECISION_M:
             continue  # touching at a corner only
-        if length > best.get(f, 0.0) or (length == best.get(f) and o < targets[f]):
-            best[f] = length
+        key = (not bool(small[o]), length, -o)
+        if f not in best or key > best[f]:
+            best[f] = key
             targets[f] = o
     return targets
+
+
+def _merge(
+    pieces: np.ndarray, box_of: np.ndarray, community_of: np.ndarray, targets: dict[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pieces after merging each small piece into its target (following chains)."""
+    absorbed: dict[int, list[int]] = defaultdict(list)
+    for fragment in sorted(targets):
+        root = targets[fragment]
+        while root in targets:
+            root = targets[root]
+        absorbed[root].append(fragment)
+    kept = [i for i in range(len(pieces)) if i not in targets]
+    merged = np.array([
+        shapely.union_all([pieces[i], *(pieces[j] for j in absorbed[i])], grid_size=PRECISION_M)
+        if i in absorbed else pieces[i]
+        for i in kept
+    ], dtype=object)
+    return merged, box_of[kept], community_of[kept]
 
 
 def generate_unit_grid(
     community_codes: Sequence[str],
     community_shapes: Sequence[BaseGeometry],
     crs: CRS,
-    spec: GridSpec = GridSpec(),
+    spec: GridSpec | None = None,
 ) -> gpd.GeoDataFrame:
     """Cells of the communities (metric shapes in `crs`): columns code, community, row, col,
     geometry (in `crs`), sorted by code. Deterministic: same communities, same cells."""
+    spec = spec or GridSpec()
     communities = np.asarray(community_shapes, dtype=object)
     size = spec.cell_size_m
     minx, miny, maxx, maxy = (float(v) for v in shapely.total_bounds(communities))
@@ -119,25 +145,19 @@ def generate_unit_grid(
                         x0 + (cols + 1) * size, y0 + (rows + 1) * size)
 
     pieces, box_of, community_of = _pieces(boxes, communities)
+    threshold = spec.min_piece_share * size * size
+    for _ in range(MAX_MERGE_PASSES):
+        targets = _merge_targets(pieces, community_of, shapely.area(pieces), threshold)
+        if not targets:
+            break
+        pieces, box_of, community_of = _merge(pieces, box_of, community_of, targets)
     area = shapely.area(pieces)
-    small = area < spec.min_piece_share * size * size
-    targets = _merge_targets(pieces, community_of, small)
-    absorbed: dict[int, list[int]] = defaultdict(list)
-    for fragment, target in targets.items():
-        absorbed[target].append(fragment)
 
-    cells: list[tuple[str, int, int, float, BaseGeometry]] = []
-    for index in range(len(pieces)):
-        if index in targets:
-            continue
-        shape = pieces[index]
-        if index in absorbed:
-            members = [pieces[i] for i in sorted(absorbed[index])]
-            shape = shapely.union_all([shape, *members], grid_size=PRECISION_M)
-        box = int(box_of[index])
-        cells.append((community_codes[int(community_of[index])], int(rows[box]), int(cols[box]),
-                      float(area[index]), shape))
-
+    cells = [
+        (community_codes[int(community_of[k])], int(rows[box_of[k]]), int(cols[box_of[k]]),
+         float(area[k]), pieces[k])
+        for k in range(len(pieces))
+    ]
     # North-west first: rows from the top, columns from the left, the larger piece first.
     cells.sort(key=lambda c: (c[0], -c[1], c[2], -c[3]))
     codes: list[str] = []

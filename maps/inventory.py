@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import shapely
-from pyproj import Transformer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pyproj import Transformer
 
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area, GeoPoint

@@ -80,8 +80,9 @@ def check_polygons(
     problems: list[str] = []
     repairs: list[GeometryRepair] = []
     checked: list[BaseGeometry] = []
-    for geometry, name in zip(geometries, feature_names, strict=True):
+    for given, name in zip(geometries, feature_names, strict=True):
         where = f"{what} {name}"
+        geometry = given
         if geometry is None or (isinstance(geometry, float) and np.isnan(geometry)):
             problems.append(f"{where} has no geometry")
             continue
@@ -92,7 +93,7 @@ def check_polygons(
             problems.append(f"{where} is a {geometry.geom_type}; it must be a polygon")
             continue
         if geometry.has_z:
-            geometry = shapely.force_2d(geometry)
+            geometry = shapely.force_2d(geometry)  # heights play no part in the grid
         if geometry.is_valid:
             checked.append(geometry)
             continue

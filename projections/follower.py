@@ -47,8 +47,8 @@ ChangeListener = Callable[[Sequence[Change]], None]
 class Follower:
     """Keeps the tables of one application up to date with its notification log."""
 
-    def __init__(self, projection: str, application: Application[Any], tables: Sequence[SummaryTable],
-                 store: ReadStore) -> None:
+    def __init__(self, projection: str, application: Application[Any],
+                 tables: Sequence[SummaryTable], store: ReadStore) -> None:
         self.projection = projection
         self.application = application
         self.tables = {t.aggregate_class: t for t in tables}

@@ -15,6 +15,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
+from cityops.domain.geometry import GeoPoint
 from cityops.projections.store import Transaction
 
 Extractor = Callable[[Any], Any]
@@ -36,8 +37,15 @@ def utc_text(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment is not None else None
 
 
-def _location(aggregate: Any) -> Any:
-    return getattr(aggregate, "location", None) or getattr(aggregate, "position", None)
+def _location(aggregate: Any) -> GeoPoint | None:
+    location: GeoPoint | None = getattr(aggregate, "location", None)
+    return location
+
+
+def _coordinate(point: GeoPoint | None, axis: int) -> float | None:
+    if point is None:
+        return None
+    return point.lon if axis == 0 else point.lat
 
 
 @dataclass(frozen=True)
@@ -47,14 +55,16 @@ class SummaryTable:
     table: str
     aggregate_class: type[Aggregate]
     columns: Sequence[Column] = field(default_factory=tuple)
+    locate: Callable[[Any], GeoPoint | None] = _location
+    """Where the row is on the map (for bbox and radius queries)."""
 
     @property
     def all_columns(self) -> list[Column]:
         common = [
             Column("version", "INTEGER", lambda a: a.version),
             Column("status", "TEXT", lambda a: a.status.value, indexed=True),
-            Column("lon", "REAL", lambda a: _location(a).lon if _location(a) else None),
-            Column("lat", "REAL", lambda a: _location(a).lat if _location(a) else None),
+            Column("lon", "REAL", lambda a: _coordinate(self.locate(a), 0)),
+            Column("lat", "REAL", lambda a: _coordinate(self.locate(a), 1)),
             Column("created_at", "TEXT", lambda a: utc_text(a.created_on), indexed=True),
             Column("updated_at", "TEXT", lambda a: utc_text(a.modified_on)),
         ]

@@ -169,13 +169,11 @@ class ReadModels:
         return ("(frozen_light = %s OR (frozen_light IS NULL AND yellow_at > %s))",
                 ["green", now_text])
 
-    def open_reports_near(self, point: GeoPoint, radius_m: float,
-                          since: datetime) -> list[OpenReport]:
-        """Open grid cases within about `radius_m` of a point (bbox pre-filter; the domain's
-        duplicate rule measures the exact distance)."""
-        return self._open_near("rm_grid_cases", "category", point, radius_m, since)
+    def open_reports(self, table: str, category_column: str) -> OpenReportIndex:
+        """The open rows of `table` as the domain's duplicate finder."""
+        return OpenReportIndex(self, self._table(table), category_column)
 
-    def _open_near(self, table: str, category_column: str, point: GeoPoint, radius_m: float,
+    def open_near(self, table: str, category_column: str, point: GeoPoint, radius_m: float,
                    since: datetime) -> list[OpenReport]:
         import math
 
@@ -198,6 +196,21 @@ class ReadModels:
             for r in rows
             if r[2] is not None
         ]
+
+
+@dataclass(frozen=True)
+class OpenReportIndex:
+    """Open cases (or tickets) near a point: a bbox pre-filter in SQL; the domain's duplicate
+    rule then measures the exact distance."""
+
+    read_models: ReadModels
+    table: str
+    category_column: str
+
+    def open_reports_near(self, point: GeoPoint, radius_m: float,
+                          since: datetime) -> list[OpenReport]:
+        return self.read_models.open_near(self.table, self.category_column, point, radius_m,
+                                          since)
 
 
 OPEN_CASE_STATUSES = sorted(s.value for s in OPEN_STATUSES)

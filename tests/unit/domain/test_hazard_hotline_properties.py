@@ -49,6 +49,22 @@ class Clock:
         return self.now
 
 
+class RememberingHazards(HazardSources):
+    """Keeps the live aggregates it saves, to compare them with ones rebuilt from storage."""
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        self.saved = getattr(self, "saved", {}) | {o.id: o for o in objs}
+        return super().save(*objs, **kwargs)
+
+
+class RememberingHotline(HotlineTickets):
+    """Keeps the live aggregates it saves, to compare them with ones rebuilt from storage."""
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        self.saved = getattr(self, "saved", {}) | {o.id: o for o in objs}
+        return super().save(*objs, **kwargs)
+
+
 def stored(app: HazardSources | HotlineTickets) -> int:
     return int(app.recorder.max_notification_id() or 0)
 
@@ -128,7 +144,7 @@ def check_hazard_invariants(source: HazardSource) -> None:
 def test_hazard_alarms_follow_the_thresholds_and_only_crossings_are_recorded(
         data: st.DataObject, sensor: dict[str, Any]) -> None:
     clock = Clock()
-    app = HazardSources(POPO, catalogue=HAZARD_CATALOGUE, clock=clock)
+    app = RememberingHazards(POPO, catalogue=HAZARD_CATALOGUE, clock=clock)
     source_id = app.register(hazard_type="chemical-storage", name="Tank farm",
                              owner_name="Harbour Chemicals", owner_contact="+86 21 5555 0199",
                              grade=1, location=GeoPoint(121.5, 31.2), actor=PLANNER)
@@ -170,7 +186,7 @@ def test_hazard_alarms_follow_the_thresholds_and_only_crossings_are_recorded(
         check_hazard_invariants(app.source(source_id))
     source = app.source(source_id)
     assert source.levels["S-1"] is level
-    assert app.repository.get(source_id).summary() == source.summary()
+    assert app.repository.get(source_id).summary() == app.saved[source_id].summary()
 
 
 # --- hotline tickets -------------------------------------------------------------------------
@@ -205,7 +221,8 @@ TICKET_COMMANDS: dict[str, Callable[[HotlineTickets, UUID, UUID, str], object]] 
 WEIGHTED = [*TICKET_COMMANDS, "assign", "accept", "accept", "accept", "reply", "reply", "reply",
             "call back", "call back", "close"]
 ticket_steps = st.lists(st.tuples(
-    st.sampled_from(WEIGHTED), st.integers(0, 2), st.integers(1, 2),
+    # Ticket 0 gets most commands, so that it goes deep into its lifecycle.
+    st.sampled_from(WEIGHTED), st.sampled_from([0, 0, 0, 1, 2]), st.integers(1, 2),
     st.sampled_from([s.value for s in Satisfaction]),
 ), min_size=10, max_size=60)
 
@@ -237,7 +254,7 @@ def check_ticket_invariants(tickets: list[HotlineTicket]) -> None:
 def test_hotline_tickets_stay_consistent_under_any_sequence_of_commands(
         steps: list[Step], hours: list[int], phones: list[bool]) -> None:
     clock = Clock()
-    app = HotlineTickets(POPO, catalogue=CATALOGUE, locator=EverywhereD01(),
+    app = RememberingHotline(POPO, catalogue=CATALOGUE, locator=EverywhereD01(),
                          open_tickets=NoOpenTickets(), clock=clock)
     ids = [app.receive(channel="phone", ticket_type="complaint", topic="garbage",
                        description=f"call {n}", actor=DUTY,
@@ -255,5 +272,5 @@ def test_hotline_tickets_stay_consistent_under_any_sequence_of_commands(
         check_ticket_invariants([app.ticket(i) for i in ids])
     for ticket_id in ids:
         event(f"ends {app.ticket(ticket_id).status.value}")
-        assert app.repository.get(ticket_id).summary() == app.ticket(ticket_id).summary()
+        assert app.repository.get(ticket_id).summary() == app.saved[ticket_id].summary()
 

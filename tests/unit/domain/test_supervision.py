@@ -93,8 +93,8 @@ def test_a_working_day_over_the_weekend_stays_green_until_monday(calendar):
 
 
 def test_a_clock_at_a_span_end_turns_yellow_at_noon_not_after_lunch(calendar):
-    # 5 working hours from Tuesday 08:30: 4 hours used (80 %) exactly at 12:00.
-    clock = StageClock(started_at=local(3, 10, 8, 30), deadline=local(3, 10, 15),
+    # 4h22m30s of working time from Tuesday 08:30: 80 % (3h30) is used exactly at 12:00.
+    clock = StageClock(started_at=local(3, 10, 8, 30), deadline=local(3, 10, 14, 22, 30),
                        unit=LimitUnit.WORKING_HOURS)
     assert turning_points(clock, calendar, YELLOW)[0] == local(3, 10, 12)
     assert lights(clock, calendar, local(3, 10, 12) - TICK, local(3, 10, 12),
