@@ -14,8 +14,8 @@ from eventsourcing.application import Application
 
 from cityops.domain.application import system_clock
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.coordination import CityOperations
 from cityops.domain.duplicates import DuplicatePolicy
-from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases import GridCases
 from cityops.domain.hazard_catalogue import HazardCatalogue
 from cityops.domain.hazards import HazardSources
@@ -35,17 +35,6 @@ log = logging.getLogger(__name__)
 PROJECTION_NAME = "cityops-views"
 
 
-class CityLocator:
-    """Adapts the city map to the domain's `GridLocator` port."""
-
-    def __init__(self, city_map: Any) -> None:
-        self.city_map = city_map
-
-    def locate_cell(self, point: GeoPoint) -> str | None:
-        location = self.city_map.locate(point)
-        return None if location is None else str(location.cell_code)
-
-
 @dataclass
 class CitySystem:
     """Everything one CityOps process needs, wired together."""
@@ -63,6 +52,13 @@ class CitySystem:
     resources: Resources
     followers: list[Follower] = field(default_factory=list)
     thread: FollowerThread | None = None
+
+    @property
+    def operations(self) -> CityOperations:
+        """The commands that span two streams."""
+        return CityOperations(grid_cases=self.grid_cases, incidents=self.incidents,
+                              hazards=self.hazards, hotline=self.hotline,
+                              resources=self.resources)
 
     @property
     def applications(self) -> list[Application[Any]]:
@@ -109,7 +105,7 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
     catalogue = Catalogue.load(settings.catalogue_dir)
     hazard_catalogue = HazardCatalogue.load(settings.catalogue_dir)
     city = city if city is not None else load_city(settings)
-    locator = CityLocator(city.city_map)
+    locator = city.map
     store: ReadStore
     if settings.database_url is None:
         store = SqliteReadStore(settings.data_dir / "readmodels.sqlite")

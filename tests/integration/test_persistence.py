@@ -28,7 +28,7 @@ SystemFactory = Callable[[], CitySystem]
 
 def inside_points(system: CitySystem, count: int) -> list[GeoPoint]:
     """Points at the centres of real grid cells of the demo city, far apart."""
-    cells = system.city.city_map.cells
+    cells = system.city.map.cells
     step = max(1, len(cells) // count)
     points = []
     for index in range(0, step * count, step):
