@@ -10,7 +10,15 @@ from fastapi import FastAPI
 
 from cityops.bootstrap import CitySystem
 from cityops.command_center.errors import install_error_handlers
-from cityops.command_center.routers import catalogue, grid_cases
+from cityops.command_center.routers import (
+    catalogue,
+    grid_cases,
+    hazard_sources,
+    hotline_tickets,
+    incidents,
+    plans,
+    resources,
+)
 
 API_DESCRIPTION = """
 CityOps command centre API: grid cases, incidents, hazard sources, hotline tickets and
@@ -38,7 +46,8 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
                   description=API_DESCRIPTION, lifespan=lifespan)
     app.state.system = system
     install_error_handlers(app)
-    for module in (catalogue, grid_cases):
+    for module in (catalogue, grid_cases, incidents, plans, resources, hazard_sources,
+                   hotline_tickets):
         app.include_router(module.router)
 
     @app.get("/health", tags=["operations"])

@@ -141,6 +141,10 @@ class CityApplication(Application[UUID]):
         if not aggregates:
             raise AssertionError(f"command {command} decided nothing")
         subject = aggregates[0]
+        if command_id is None and not any(a.pending_events for a in aggregates):
+            # Nothing happened (a repeat that the aggregate itself recognised): do not take
+            # the event store's write lock for an empty save.
+            return subject.id
         to_save: list[Aggregate] = list(aggregates)
         if command_id is not None:
             to_save.append(

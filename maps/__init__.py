@@ -22,9 +22,7 @@ from cityops.maps.inventory import (
     Facility,
     FacilityKind,
     HazardSource,
-    ReadingLevel,
     Sensor,
-    ThresholdBand,
 )
 from cityops.maps.layers import AdminLevel
 from cityops.maps.proximity import (
@@ -70,10 +68,8 @@ __all__ = [
     "Nearby",
     "PositionIndex",
     "Positioned",
-    "ReadingLevel",
     "Sensor",
     "StraightLine",
-    "ThresholdBand",
     "TilingIssue",
     "circle_zone",
     "facilities_at_risk",

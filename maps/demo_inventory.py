@@ -13,74 +13,88 @@ from shapely.geometry.base import BaseGeometry
 
 from cityops.maps.crs import MetricProjection
 
-GAS_LEL = {"kind": "gas-concentration", "unit": "%LEL",
-           "warning": {"high": 20.0}, "alarm": {"high": 40.0}}
+
+def _gas(sensor_id: str, label: str) -> dict[str, Any]:
+    # Combustible gas detectors: first alarm at 20 %LEL, second at 40 %LEL.
+    return {"id": sensor_id, "kind": "gas-concentration", "unit": "%LEL", "direction": "high",
+            "warning": 20.0, "alarm": 40.0, "label": label}
+
+
+def _sensor(sensor_id: str, kind: str, unit: str, direction: str, warning: float,
+            alarm: float, label: str) -> dict[str, Any]:
+    return {"id": sensor_id, "kind": kind, "unit": unit, "direction": direction,
+            "warning": warning, "alarm": alarm, "label": label}
+
 
 HAZARD_SOURCES: list[dict[str, Any]] = [
     {"id": "HS-01", "name": "Jinhe Fine Chemicals Plant", "type": "chemical-plant",
-     "owner": "Jinhe Fine Chemicals Co., Ltd.", "grade": 1, "impact_radius_m": 1000,
-     "at": (3.0, -0.6), "sensors": [
-         {"id": "HS-01-GAS-01", **GAS_LEL},
-         {"id": "HS-01-TEMP-01", "kind": "temperature", "unit": "°C",
-          "warning": {"high": 85.0}, "alarm": {"high": 95.0}},
-         {"id": "HS-01-PRES-01", "kind": "pressure", "unit": "MPa",
-          "warning": {"low": 0.4, "high": 1.6}, "alarm": {"low": 0.3, "high": 1.8}},
+     "owner_name": "Jinhe Fine Chemicals Co., Ltd.", "owner_contact": "Safety office 025-5550-0101",
+     "grade": 1, "impact_radius_m": 1000, "at": (3.0, -0.6), "sensors": [
+         _gas("HS-01-GAS-01", "Tank farm gas detector"),
+         _sensor("HS-01-TEMP-01", "temperature", "°C", "high", 85.0, 95.0,
+                 "Reactor R-2 temperature"),
+         _sensor("HS-01-PRES-01", "pressure", "MPa", "high", 1.6, 1.8, "Reactor R-2 pressure"),
+         _sensor("HS-01-LVL-01", "liquid-level", "m", "low", 2.0, 1.2,
+                 "Cooling water tank level"),
      ]},
     {"id": "HS-02", "name": "Eastgate LPG Storage Depot", "type": "lpg-depot",
-     "owner": "Demo City Gas Group", "grade": 2, "impact_radius_m": 500,
-     "at": (3.2, 2.0), "sensors": [
-         {"id": "HS-02-GAS-01", **GAS_LEL},
-         {"id": "HS-02-PRES-01", "kind": "pressure", "unit": "MPa",
-          "warning": {"high": 1.6}, "alarm": {"high": 1.77}},
-         {"id": "HS-02-LVL-01", "kind": "liquid-level", "unit": "m",
-          "warning": {"low": 0.8, "high": 8.5}, "alarm": {"low": 0.5, "high": 9.0}},
+     "owner_name": "Demo City Gas Group", "owner_contact": "Dispatch room 025-5550-0102",
+     "grade": 2, "impact_radius_m": 500, "at": (3.2, 2.0), "sensors": [
+         _gas("HS-02-GAS-01", "Loading bay gas detector"),
+         _sensor("HS-02-PRES-01", "pressure", "MPa", "high", 1.6, 1.77,
+                 "Sphere tank T-1 pressure"),
+         _sensor("HS-02-LVL-01", "liquid-level", "m", "high", 8.5, 9.0, "Sphere tank T-1 level"),
      ]},
     {"id": "HS-03", "name": "Drum Tower Gas Station", "type": "gas-station",
-     "owner": "Sinoroad Petroleum Demo City Branch", "grade": 4, "impact_radius_m": 100,
-     "at": (-1.5, 1.8), "sensors": [
-         {"id": "HS-03-GAS-01", **GAS_LEL},
-         {"id": "HS-03-LVL-01", "kind": "liquid-level", "unit": "m",
-          "warning": {"low": 0.3, "high": 2.4}, "alarm": {"low": 0.2, "high": 2.6}},
+     "owner_name": "Sinoroad Petroleum Demo City Branch",
+     "owner_contact": "Station manager 025-5550-0103",
+     "grade": 4, "impact_radius_m": 100, "at": (-1.5, 1.8), "sensors": [
+         _gas("HS-03-GAS-01", "Forecourt gas detector"),
+         _sensor("HS-03-LVL-01", "liquid-level", "m", "high", 2.4, 2.6,
+                 "Underground tank level"),
      ]},
     {"id": "HS-04", "name": "Qingshan Reservoir Dam", "type": "reservoir-dam",
-     "owner": "Demo City Water Resources Bureau", "grade": 1, "impact_radius_m": 3000,
-     "at": (2.4, -2.5),
-     # The flood path below the dam, down to the river: the zone that matters, not a circle.
+     "owner_name": "Demo City Water Resources Bureau",
+     "owner_contact": "Dam management station 025-5550-0104",
+     "grade": 1, "at": (2.4, -2.5),
+     # The flood path below the dam down to the river: the zone that matters, not a circle.
      "impact_zone_km": [(2.0, -2.7), (2.8, -2.7), (3.4, -1.2), (3.6, 0.2), (2.2, 0.5),
                         (1.6, -1.0)],
      "sensors": [
-         {"id": "HS-04-WL-01", "kind": "water-level", "unit": "m",
-          "warning": {"high": 48.5}, "alarm": {"high": 50.0}},
-         {"id": "HS-04-PRES-01", "kind": "pressure", "unit": "MPa",
-          "warning": {"high": 0.25}, "alarm": {"high": 0.3}},
+         _sensor("HS-04-WL-01", "water-level", "m", "high", 48.5, 50.0,
+                 "Reservoir water level"),
+         _sensor("HS-04-PRES-01", "pressure", "MPa", "high", 0.25, 0.3, "Dam seepage pressure"),
      ]},
     {"id": "HS-05", "name": "Pine Hill Slope", "type": "landslide-slope",
-     "owner": "Hillside District Natural Resources Office", "grade": 2, "impact_radius_m": 300,
-     "at": (1.3, -2.2), "sensors": [
-         {"id": "HS-05-WL-01", "kind": "water-level", "unit": "m",
-          "warning": {"high": 12.0}, "alarm": {"high": 13.5}},
-         {"id": "HS-05-PRES-01", "kind": "pressure", "unit": "MPa",
-          "warning": {"high": 0.08}, "alarm": {"high": 0.12}},
+     "owner_name": "Hillside District Natural Resources Office",
+     "owner_contact": "Geological hazard desk 025-5550-0105",
+     "grade": 2, "impact_radius_m": 300, "at": (1.3, -2.2), "sensors": [
+         _sensor("HS-05-WL-01", "water-level", "m", "high", 12.0, 13.5,
+                 "Borehole groundwater level"),
+         _sensor("HS-05-PRES-01", "pressure", "MPa", "high", 0.08, 0.12, "Pore water pressure"),
      ]},
     {"id": "HS-06", "name": "Metro Line 3 Lotus Lake Station Excavation",
-     "type": "deep-excavation", "owner": "Demo City Metro Construction Co.", "grade": 3,
-     "impact_radius_m": 150, "at": (1.2, 1.6), "sensors": [
-         {"id": "HS-06-WL-01", "kind": "water-level", "unit": "m",
-          "warning": {"low": 3.0, "high": 6.0}, "alarm": {"low": 2.0, "high": 7.0}},
-         {"id": "HS-06-PRES-01", "kind": "pressure", "unit": "MPa",
-          "warning": {"high": 0.35}, "alarm": {"high": 0.45}},
+     "type": "deep-excavation", "owner_name": "Demo City Metro Construction Co.",
+     "owner_contact": "Site safety officer 025-5550-0106",
+     "grade": 3, "impact_radius_m": 150, "at": (1.2, 1.6), "sensors": [
+         _sensor("HS-06-WL-01", "water-level", "m", "high", 6.0, 7.0, "Pit groundwater level"),
+         _sensor("HS-06-PRES-01", "pressure", "MPa", "high", 0.35, 0.45,
+                 "Retaining wall earth pressure"),
      ]},
     {"id": "HS-07", "name": "Ferry Pier Chemical Warehouse", "type": "chemical-storage",
-     "owner": "Riverport Logistics Co., Ltd.", "grade": 2, "impact_radius_m": 800,
-     "at": (-2.5, -0.6), "sensors": [
-         {"id": "HS-07-GAS-01", "kind": "gas-concentration", "unit": "ppm",
-          "warning": {"high": 25.0}, "alarm": {"high": 50.0}},
-         {"id": "HS-07-TEMP-01", "kind": "temperature", "unit": "°C",
-          "warning": {"high": 30.0}, "alarm": {"high": 40.0}},
+     "owner_name": "Riverport Logistics Co., Ltd.",
+     "owner_contact": "Warehouse duty room 025-5550-0107",
+     "grade": 2, "impact_radius_m": 800, "at": (-2.5, -0.6), "sensors": [
+         _sensor("HS-07-GAS-01", "gas-concentration", "ppm", "high", 25.0, 50.0,
+                 "Ammonia detector"),
+         _sensor("HS-07-TEMP-01", "temperature", "°C", "high", 30.0, 40.0,
+                 "Warehouse temperature"),
      ]},
     {"id": "HS-08", "name": "Southbank Gas Station", "type": "gas-station",
-     "owner": "Sinoroad Petroleum Demo City Branch", "grade": 4, "impact_radius_m": 100,
-     "at": (-1.0, -2.0), "sensors": [{"id": "HS-08-GAS-01", **GAS_LEL}]},
+     "owner_name": "Sinoroad Petroleum Demo City Branch",
+     "owner_contact": "Station manager 025-5550-0108",
+     "grade": 4, "impact_radius_m": 100, "at": (-1.0, -2.0),
+     "sensors": [_gas("HS-08-GAS-01", "Forecourt gas detector")]},
 ]
 
 FACILITIES: list[dict[str, Any]] = [

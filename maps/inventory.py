@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -23,50 +23,20 @@ from cityops.maps.crs import WGS84_CRS, resolve_crs
 MAX_IMPACT_RADIUS_M = 50_000.0
 
 
-class ReadingLevel(StrEnum):
-    """Where a sensor reading stands against its thresholds."""
-
-    NORMAL = "normal"
-    WARNING = "warning"
-    ALARM = "alarm"
-
-
-@dataclass(frozen=True)
-class ThresholdBand:
-    """The normal band of a measurement: a reading below `low` or above `high` crosses it.
-
-    One bound is enough (a tank overflows above `high`; a dewatered excavation is unsafe below
-    `low`); both give a band (a pipeline pressure both too low and too high is wrong).
-    """
-
-    low: float | None = None
-    high: float | None = None
-
-    def crossed_by(self, value: float) -> bool:
-        """Whether a reading lies outside the band."""
-        return (self.low is not None and value < self.low) or (
-            self.high is not None and value > self.high
-        )
-
-
 @dataclass(frozen=True)
 class Sensor:
-    """A monitoring sensor of a hazard source, with warning and (wider) alarm thresholds."""
+    """A monitoring sensor of a hazard source and its warning and alarm thresholds, in the
+    shape the hazard-source registry takes them (`direction` says which way is dangerous)."""
 
     id: str
     kind: str
     """A sensor kind code of the hazard catalogue (gas-concentration, water-level...)."""
     unit: str
-    warning: ThresholdBand
-    alarm: ThresholdBand
-
-    def level(self, value: float) -> ReadingLevel:
-        """Where a reading stands, the alarm band first (it is the wider one)."""
-        if self.alarm.crossed_by(value):
-            return ReadingLevel.ALARM
-        if self.warning.crossed_by(value):
-            return ReadingLevel.WARNING
-        return ReadingLevel.NORMAL
+    direction: Literal["high", "low"]
+    """'high': danger when the value rises (warning < alarm); 'low': when it falls."""
+    warning: float
+    alarm: float
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,13 +48,15 @@ class HazardSource:
     name: str
     hazard_type: str
     """A hazard type code of the hazard catalogue (chemical-plant, lpg-depot...)."""
-    owner: str
+    owner_name: str
+    owner_contact: str
     grade: int
     """1 (highest hazard) to 4."""
     location: GeoPoint
-    impact_radius_m: float
+    impact_radius_m: float | None
+    """Exactly one of a radius and a zone says how far the source threatens."""
+    impact_zone: Area | None
     sensors: tuple[Sensor, ...]
-    impact_zone: Area | None = None
 
 
 class FacilityKind(StrEnum):
@@ -151,38 +123,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _BandFile(_Strict):
-    low: float | None = None
-    high: float | None = None
-
-    @model_validator(mode="after")
-    def _one_bound(self) -> _BandFile:
-        if self.low is None and self.high is None:
-            raise ValueError("a threshold needs 'low', 'high' or both")
-        if self.low is not None and self.high is not None and self.low >= self.high:
-            raise ValueError(f"low {self.low} must be below high {self.high}")
-        return self
-
-
 class _SensorFile(_Strict):
     id: str = Field(min_length=1)
     kind: str = Field(min_length=1)
     unit: str = Field(min_length=1)
-    warning: _BandFile
-    alarm: _BandFile
+    direction: Literal["high", "low"]
+    warning: float
+    alarm: float
+    label: str = ""
 
     @model_validator(mode="after")
-    def _alarm_outside_warning(self) -> _SensorFile:
-        # The alarm band must contain the warning band: a reading reaches warning first.
-        for bound in ("low", "high"):
-            w, a = getattr(self.warning, bound), getattr(self.alarm, bound)
-            if (w is None) != (a is None):
-                raise ValueError(f"warning and alarm must both have a '{bound}' bound or neither")
-        wl, wh, al, ah = self.warning.low, self.warning.high, self.alarm.low, self.alarm.high
-        if (wl is not None and al is not None and al > wl) or (
-            wh is not None and ah is not None and ah < wh
-        ):
-            raise ValueError("alarm thresholds must lie beyond the warning thresholds")
+    def _alarm_beyond_warning(self) -> _SensorFile:
+        # A value reaches the warning threshold first, then the alarm threshold.
+        if self.direction == "high" and not self.warning < self.alarm:
+            raise ValueError(
+                f"a 'high' sensor needs warning ({self.warning}) below alarm ({self.alarm})"
+            )
+        if self.direction == "low" and not self.warning > self.alarm:
+            raise ValueError(
+                f"a 'low' sensor needs warning ({self.warning}) above alarm ({self.alarm})"
+            )
         return self
 
 
@@ -190,11 +150,18 @@ class _HazardFile(_Strict):
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     type: str = Field(min_length=1)
-    owner: str = Field(min_length=1)
+    owner_name: str = Field(min_length=1)
+    owner_contact: str = ""
     grade: int = Field(ge=1, le=4)
-    impact_radius_m: float = Field(gt=0, le=MAX_IMPACT_RADIUS_M)
-    sensors: list[_SensorFile] = Field(default_factory=list)
+    impact_radius_m: float | None = Field(default=None, gt=0, le=MAX_IMPACT_RADIUS_M)
     impact_zone: dict[str, Any] | None = None
+    sensors: list[_SensorFile] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_impact(self) -> _HazardFile:
+        if (self.impact_radius_m is None) == (self.impact_zone is None):
+            raise ValueError("give exactly one of impact_radius_m and impact_zone")
+        return self
 
 
 class _FacilityFile(_Strict):
@@ -333,15 +300,15 @@ def hazard_sources_from(
         if len(set(sensor_ids)) != len(sensor_ids):
             raise InvalidValue(f"{feature.where}: sensor ids must be unique")
         sources.append(HazardSource(
-            id=data.id, name=data.name, hazard_type=data.type, owner=data.owner,
-            grade=data.grade, location=feature.location, impact_radius_m=data.impact_radius_m,
+            id=data.id, name=data.name, hazard_type=data.type, owner_name=data.owner_name,
+            owner_contact=data.owner_contact, grade=data.grade, location=feature.location,
+            impact_radius_m=data.impact_radius_m,
+            impact_zone=_zone(data.impact_zone, feature.where) if data.impact_zone else None,
             sensors=tuple(
-                Sensor(id=s.id, kind=s.kind, unit=s.unit,
-                       warning=ThresholdBand(s.warning.low, s.warning.high),
-                       alarm=ThresholdBand(s.alarm.low, s.alarm.high))
+                Sensor(id=s.id, kind=s.kind, unit=s.unit, direction=s.direction,
+                       warning=s.warning, alarm=s.alarm, label=s.label)
                 for s in data.sensors
             ),
-            impact_zone=_zone(data.impact_zone, feature.where) if data.impact_zone else None,
         ))
     return tuple(sources)
 

@@ -38,6 +38,8 @@ def impact_zone(source: HazardSource, projection: MetricProjection | None = None
     else the circle of its impact radius."""
     if source.impact_zone is not None:
         return source.impact_zone
+    if source.impact_radius_m is None:
+        raise InvalidValue(f"hazard source {source.id} has neither an impact radius nor a zone")
     return circle_zone(source.location, source.impact_radius_m, projection)
 
 

@@ -1,0 +1,246 @@
+"""Hotline tickets: receive calls and messages, answer them at first contact or route them to
+departments, replies, callbacks, merges, hand-overs to cases and incidents, closing; list,
+get and history, with caller personal data shown only to the roles entitled to it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from cityops.command_center.dependencies import (
+    CommandId,
+    CurrentActor,
+    PagingDep,
+    SystemDep,
+    page_body,
+)
+from cityops.command_center.history import event_history
+from cityops.command_center.personal_data import protect_caller_data
+from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.domain.actors import Actor
+from cityops.domain.hotline import Channel, Satisfaction, TicketStatus, TicketType
+
+router = APIRouter(prefix="/hotline-tickets", tags=["hotline tickets"])
+
+
+class TicketReception(Command):
+    channel: Channel = Channel.PHONE
+    ticket_type: TicketType
+    topic: str = Field(description="Hotline topic code from the catalogue, e.g. garbage")
+    description: str = Field(min_length=1, max_length=4000)
+    caller_name: str | None = Field(default=None, max_length=100)
+    caller_phone: str | None = Field(default=None, max_length=40)
+    location: PointIn | None = None
+    at: datetime | None = Field(default=None, description="When it came in (default: now)")
+
+
+class Answer(Command):
+    answer: str = Field(min_length=1, max_length=4000)
+
+
+class TicketAssignment(Command):
+    department: str | None = Field(default=None,
+                                   description="Default: the proposed department")
+    note: str = ""
+
+
+class Note(Command):
+    note: str = ""
+
+
+class TicketReturn(Command):
+    reason: str = Field(min_length=1)
+    suggested_department: str | None = None
+
+
+class Reply(Command):
+    reply: str = Field(min_length=1, max_length=4000)
+
+
+class Callback(Command):
+    satisfaction: Satisfaction
+    note: str = ""
+
+
+class Merge(Command):
+    primary_id: UUID = Field(description="The ticket of the same matter to merge into")
+    note: str = ""
+
+
+class CaseConversion(Command):
+    case_id: UUID | None = Field(default=None,
+                                 description="The grid case (default: the ticket's own)")
+
+
+class IncidentEscalation(Command):
+    incident_id: UUID | None = Field(
+        default=None, description="The incident it joined (default: the ticket's own)")
+
+
+def _state(system: SystemDep, ticket_id: UUID, actor: Actor) -> dict[str, Any]:
+    """The ticket as the write side knows it now, with its reply timeliness, as `actor` may
+    see it."""
+    system.wake_projections()
+    ticket = system.hotline.ticket(ticket_id)
+    body = ticket.summary()
+    timeliness = system.hotline.timeliness(ticket)
+    body["reply_timeliness"] = timeliness.value if timeliness else None
+    result: dict[str, Any] = protect_caller_data(body, actor)
+    return result
+
+
+@router.post("", status_code=201)
+def receive_ticket(body: TicketReception, system: SystemDep, actor: CurrentActor,
+                   command_id: CommandId) -> dict[str, Any]:
+    """Take a call or message: located, given a proposed department and checked for
+    possible duplicates (only proposed, never merged automatically)."""
+    ticket_id = system.hotline.receive(
+        channel=body.channel, ticket_type=body.ticket_type, topic=body.topic,
+        description=body.description, caller_name=body.caller_name,
+        caller_phone=body.caller_phone,
+        location=body.location.to_point() if body.location else None, at=body.at,
+        actor=actor, command_id=command_id,
+    )
+    return _state(system, ticket_id, actor)
+
+
+@router.get("", response_model=Page)
+def list_tickets(
+    system: SystemDep,
+    actor: CurrentActor,
+    paging: PagingDep,
+    status: Annotated[list[TicketStatus] | None, Query(description="Any of these states")]
+    = None,
+    topic: str | None = None,
+    department: str | None = None,
+    open_only: bool = False,
+    area: Annotated[str | None, Query(description="Grid code prefix: district, street, "
+                                      "community or cell")] = None,
+) -> dict[str, Any]:
+    """List tickets with filters, newest first."""
+    filters: dict[str, Any] = {}
+    if status:
+        filters["status"] = [s.value for s in status]
+    if topic:
+        filters["topic"] = topic
+    if department:
+        filters["department"] = department
+    if open_only:
+        filters["is_open"] = True
+    page = system.read_models.page(
+        "rm_tickets", filters=filters, prefixes={"grid_cell": area} if area else None,
+        limit=paging.limit, offset=paging.offset,
+    )
+    items = [protect_caller_data(doc, actor) for doc in page.items]
+    return page_body(items, page.total, paging)
+
+
+@router.get("/{ticket_id}")
+def get_ticket(ticket_id: UUID, system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
+    """One ticket, as recorded now, with its reply timeliness."""
+    return _state(system, ticket_id, actor)
+
+
+@router.get("/{ticket_id}/history")
+def ticket_history(ticket_id: UUID, system: SystemDep,
+                   actor: CurrentActor) -> list[dict[str, Any]]:
+    """Every event of the ticket: what happened, who did it, in what role, and when."""
+    system.hotline.ticket(ticket_id)
+    history: list[dict[str, Any]] = protect_caller_data(
+        event_history(system.hotline.events.get(ticket_id)), actor)
+    return history
+
+
+@router.post("/{ticket_id}/answer")
+def answer_ticket(ticket_id: UUID, body: Answer, system: SystemDep, actor: CurrentActor,
+                  command_id: CommandId) -> dict[str, Any]:
+    """The operator answers the caller directly and the ticket closes."""
+    system.hotline.answer_at_first_contact(ticket_id, answer=body.answer, actor=actor,
+                                           command_id=command_id)
+    return _state(system, ticket_id, actor)
+
+
+@router.post("/{ticket_id}/assign")
+def assign_ticket(ticket_id: UUID, body: TicketAssignment, system: SystemDep,
+                  actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """Route the ticket to a department (the proposed one by default) with the topic's
+    reply deadline."""
+    system.hotline.assign(ticket_id, department=body.department, note=body.note, actor=actor,
+                          command_id=command_id)
+    return _state(system, ticket_id, actor)
+
+
+@router.post("/{ticket_id}/accept")
+def accept_ticket(ticket_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
+                  command_id: CommandId) -> dict[str, Any]:
+    """The department takes the ticket on."""
+    system.hotline.accept(ticket_id, note=body.note, actor=actor, command_id=command_id)
+    return _state(system, ticket_id, actor)
+
+
+@router.post("/{ticket_id}/return")
+def return_ticket(ticket_id: UUID, body: TicketReturn, system: SystemDep, actor: CurrentActor,
+                  command_id: CommandId) -> dict[str, Any]:
+    """The department sends the ticket back as not its matter (it may suggest another)."""
+    system.hotline.return_to_centre(ticket_id, reason=body.reason,
+                                    suggested_department=body.suggested_department,
+                                    actor=actor, command_id=command_id)
+    return _state(system, ticket_id, actor)
+
+
+@router.post("/{ticket_id}/reply")
+def reply_to_ticket(ticket_id: UUID, body: Reply, system: SystemDep, actor: CurrentActor,
+                    command_id: CommandId) -> dict[str, Any]:
+    """The department's reply to the caller (whether it was on time is recorded)."""
+    system.hotline.reply(ticket_id, reply=body.reply, actor=actor, command_id=command_id)
+    return _state(system, ticket_id, actor)
+
+
+@router.post("/{ticket_id}/callback")
+def call_back(ticket_id: UUID, body: Callback, system: SystemDep, actor: CurrentActor,
+              command_id: CommandId) -> dict[str, Any]:
+    """Record how satisfied the caller is; dissatisfied with a reply reopens the ticket."""
+    system.hotline.call_back(ticket_id, satisfaction=body.satisfaction, note=body.note,
+                             actor=actor, command_id=command_id)
+    return _state(system, ticket_id, actor)
+
+
+@router.post("/{ticket_id}/merge")
+def merge_ticket(ticket_id: UUID, body: Merge, system: SystemDep, actor: CurrentActor,
+                 command_id: CommandId) -> dict[str, Any]:
+    """Merge the ticket into the primary ticket of the same matter (which keeps its call)."""
+    system.hotline.merge_into(ticket_id, body.primary_id, note=body.note, actor=actor,
+                              command_id=command_id)
+    return _state(system, ticket_id, actor)
+
+
+@router.post("/{ticket_id}/convert-to-case")
+def record_case_conversion(ticket_id: UUID, body: CaseConversion, system: SystemDep,
+                           actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """Record that the ticket became a grid case (the case itself is reported on the grid-case
+    side); the same case again changes nothing."""
+    system.hotline.convert_to_case(ticket_id, case_id=body.case_id, actor=actor,
+                                   command_id=command_id)
+    return _state(system, ticket_id, actor)
+
+
+@router.post("/{ticket_id}/escalate-to-incident")
+def record_incident_escalation(ticket_id: UUID, body: IncidentEscalation, system: SystemDep,
+                               actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """Record that the ticket became or joined an incident (the incident itself is reported on
+    the incidents side); the same incident again changes nothing."""
+    system.hotline.escalate_to_incident(ticket_id, incident_id=body.incident_id, actor=actor,
+                                        command_id=command_id)
+    return _state(system, ticket_id, actor)
+
+
+@router.post("/{ticket_id}/close")
+def close_ticket(ticket_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
+                 command_id: CommandId) -> dict[str, Any]:
+    """Close a ticket after the callback (or a transferred one at the end)."""
+    system.hotline.close_ticket(ticket_id, note=body.note, actor=actor, command_id=command_id)
+    return _state(system, ticket_id, actor)

@@ -1,0 +1,297 @@
+"""Emergency resources: register and revise them, their dispatch and status reports, their
+positions; list, get (with the latest position) and find the nearest available ones."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from cityops.command_center.dependencies import (
+    MAX_PAGE,
+    BBoxDep,
+    CommandId,
+    CurrentActor,
+    PagingDep,
+    SystemDep,
+    page_body,
+)
+from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.domain.geometry import GeoPoint
+from cityops.domain.resource import ResourceStatus, nearest_available
+from cityops.domain.resources import UNCHANGED
+
+router = APIRouter(prefix="/resources", tags=["resources"])
+
+MAX_NEAREST = 50
+
+
+class ResourceRegistration(Command):
+    kind: str = Field(description="Resource kind code from the catalogue, e.g. fire-engine")
+    name: str = Field(min_length=1, max_length=200)
+    call_sign: str = Field(min_length=1, max_length=40, description="Unique call sign")
+    department: str = Field(description="Owning department code")
+    home_base: PointIn
+    capacity: int | None = Field(default=None, ge=0)
+    stock: dict[str, float] = Field(default_factory=dict,
+                                    description="Depot stock: item -> quantity")
+    speciality: str = ""
+    notes: str = ""
+
+
+class ResourceRevision(Command):
+    """Only the fields given change; `capacity: null` clears the capacity."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    home_base: PointIn | None = None
+    capacity: int | None = Field(default=None, ge=0)
+    stock: dict[str, float] | None = None
+    speciality: str | None = None
+    notes: str | None = None
+
+
+class StatusReport(Command):
+    position: PointIn | None = Field(default=None, description="Where it is now, if known")
+    at: datetime | None = Field(default=None, description="When it happened (default: now)")
+
+
+class Dispatch(StatusReport):
+    incident_id: UUID
+
+
+class OutOfService(StatusReport):
+    reason: str = Field(min_length=1)
+
+
+class Timed(Command):
+    at: datetime | None = Field(default=None, description="When it happened (default: now)")
+
+
+class PositionReport(Command):
+    position: PointIn
+    at: datetime = Field(description="When the fix was measured")
+
+
+def _state(system: SystemDep, resource_id: UUID) -> dict[str, Any]:
+    """The resource as the write side knows it now, with its latest known position."""
+    system.wake_projections()
+    return system.resources.resource_view(resource_id)
+
+
+def _point(body: StatusReport) -> GeoPoint | None:
+    return body.position.to_point() if body.position is not None else None
+
+
+@router.post("", status_code=201)
+def register_resource(body: ResourceRegistration, system: SystemDep, actor: CurrentActor,
+                      command_id: CommandId) -> dict[str, Any]:
+    """Register a rescue team, vehicle, supply depot, shelter or expert of a department."""
+    resource_id = system.resources.register_resource(
+        kind=body.kind, name=body.name, call_sign=body.call_sign, department=body.department,
+        home_base=body.home_base.to_point(), capacity=body.capacity, stock=body.stock,
+        speciality=body.speciality, notes=body.notes, actor=actor, command_id=command_id,
+    )
+    return _state(system, resource_id)
+
+
+@router.get("", response_model=Page)
+def list_resources(
+    system: SystemDep,
+    paging: PagingDep,
+    bbox: BBoxDep,
+    kind: str | None = None,
+    status: Annotated[list[ResourceStatus] | None, Query(description="Any of these states")]
+    = None,
+    department: str | None = None,
+    incident_id: UUID | None = None,
+) -> dict[str, Any]:
+    """List resources with filters, newest first (bbox: where they last were)."""
+    filters: dict[str, Any] = {}
+    if kind:
+        filters["kind"] = kind
+    if status:
+        filters["status"] = [s.value for s in status]
+    if department:
+        filters["department"] = department
+    if incident_id is not None:
+        filters["incident_id"] = str(incident_id)
+    page = system.read_models.page("rm_resources", filters=filters, bbox=bbox,
+                                   limit=paging.limit, offset=paging.offset)
+    return page_body(page.items, page.total, paging)
+
+
+@router.get("/nearest")
+def nearest_resources(
+    system: SystemDep,
+    kind: Annotated[str, Query(description="Resource kind code")],
+    lon: Annotated[float, Query(ge=-180, le=180, description="Longitude (WGS84)")],
+    lat: Annotated[float, Query(ge=-90, le=90, description="Latitude (WGS84)")],
+    n: Annotated[int, Query(ge=1, le=MAX_NEAREST, description="How many")] = 5,
+) -> list[dict[str, Any]]:
+    """The nearest resources of a kind that may be dispatched now, nearest first
+    (straight-line distance from where each was last known to be)."""
+    system.catalogue.resource_kind(kind)
+    docs = _available_of_kind(system, kind)
+    for doc in docs:
+        if doc.get("mobile"):
+            # The read model knows recorded positions; this process may know a newer fix.
+            latest = system.resources.latest_position(UUID(doc["id"]))
+            if latest is not None:
+                doc["latest_position"] = {"point": latest.point.to_geojson(),
+                                          "at": latest.at.isoformat()}
+    candidates = nearest_available(docs, kind, GeoPoint(lon=lon, lat=lat), n)
+    return [{"resource_id": c.resource_id, "call_sign": c.call_sign,
+             "distance_m": round(c.distance_m, 1), "resource": dict(c.summary)}
+            for c in candidates]
+
+
+def _available_of_kind(system: SystemDep, kind: str) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    while True:
+        page = system.read_models.page(
+            "rm_resources", filters={"kind": kind, "status": ResourceStatus.AVAILABLE.value},
+            order_by="id", limit=MAX_PAGE, offset=len(docs),
+        )
+        docs.extend(page.items)
+        if len(page.items) < MAX_PAGE:
+            return docs
+
+
+@router.get("/{resource_id}")
+def get_resource(resource_id: UUID, system: SystemDep) -> dict[str, Any]:
+    """One resource, as recorded now, with the latest position this server knows."""
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/revise")
+def revise_resource(resource_id: UUID, body: ResourceRevision, system: SystemDep,
+                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """Correct a resource's details; kind, department and call sign do not change."""
+    system.resources.revise_resource(
+        resource_id, name=body.name,
+        home_base=body.home_base.to_point() if body.home_base else None,
+        capacity=body.capacity if "capacity" in body.model_fields_set else UNCHANGED,
+        stock=body.stock, speciality=body.speciality, notes=body.notes, actor=actor,
+        command_id=command_id,
+    )
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/dispatch")
+def dispatch_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
+                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """Assign an available resource to an incident."""
+    system.resources.dispatch(resource_id, incident_id=body.incident_id, position=_point(body),
+                              at=body.at, actor=actor, command_id=command_id)
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/reassign")
+def reassign_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
+                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """Move a resource serving one incident straight to another."""
+    system.resources.reassign(resource_id, incident_id=body.incident_id, position=_point(body),
+                              at=body.at, actor=actor, command_id=command_id)
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/stand-down")
+def stand_down_resource(resource_id: UUID, body: StatusReport, system: SystemDep,
+                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """Cancel an assignment before arrival (available if it had not moved, else returning)."""
+    system.resources.stand_down(resource_id, position=_point(body), at=body.at, actor=actor,
+                                command_id=command_id)
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/en-route")
+def report_en_route(resource_id: UUID, body: StatusReport, system: SystemDep,
+                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """A mobile resource sets off for its incident."""
+    system.resources.report_en_route(resource_id, position=_point(body), at=body.at,
+                                     actor=actor, command_id=command_id)
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/on-scene")
+def report_on_scene(resource_id: UUID, body: StatusReport, system: SystemDep,
+                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """A mobile resource arrives at its incident."""
+    system.resources.report_on_scene(resource_id, position=_point(body), at=body.at,
+                                     actor=actor, command_id=command_id)
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/activate")
+def activate_resource(resource_id: UUID, body: Timed, system: SystemDep, actor: CurrentActor,
+                      command_id: CommandId) -> dict[str, Any]:
+    """A depot or shelter dispatched to an incident opens for it."""
+    system.resources.activate(resource_id, at=body.at, actor=actor, command_id=command_id)
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/clear-scene")
+def clear_scene(resource_id: UUID, body: StatusReport, system: SystemDep, actor: CurrentActor,
+                command_id: CommandId) -> dict[str, Any]:
+    """A mobile resource leaves the scene, its work done: returning."""
+    system.resources.clear_scene(resource_id, position=_point(body), at=body.at, actor=actor,
+                                 command_id=command_id)
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/deactivate")
+def deactivate_resource(resource_id: UUID, body: Timed, system: SystemDep,
+                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """A depot or shelter closes for its incident: available again."""
+    system.resources.deactivate(resource_id, at=body.at, actor=actor, command_id=command_id)
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/available")
+def report_available(resource_id: UUID, body: StatusReport, system: SystemDep,
+                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """A returning resource is ready for the next assignment."""
+    system.resources.report_available(resource_id, position=_point(body), at=body.at,
+                                      actor=actor, command_id=command_id)
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/out-of-service")
+def take_out_of_service(resource_id: UUID, body: OutOfService, system: SystemDep,
+                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """Withdraw a resource that is not on an incident (maintenance, rest...), with the
+    reason."""
+    system.resources.take_out_of_service(resource_id, reason=body.reason,
+                                         position=_point(body), at=body.at, actor=actor,
+                                         command_id=command_id)
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/return-to-service")
+def return_to_service(resource_id: UUID, body: StatusReport, system: SystemDep,
+                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """An out-of-service resource is available again."""
+    system.resources.return_to_service(resource_id, position=_point(body), at=body.at,
+                                       actor=actor, command_id=command_id)
+    return _state(system, resource_id)
+
+
+@router.post("/{resource_id}/positions")
+def report_position(resource_id: UUID, body: PositionReport, system: SystemDep,
+                    actor: CurrentActor) -> dict[str, Any]:
+    """Take a position fix of a mobile resource: recorded (worth keeping in its history),
+    cached (the latest position only) or ignored (not newer than what is known). A fix is
+    idempotent by its time, so no Idempotency-Key is needed."""
+    outcome = system.resources.report_position(resource_id, body.position.to_point(), body.at,
+                                               actor=actor)
+    system.wake_projections()
+    latest = system.resources.latest_position(resource_id)
+    return {
+        "resource_id": str(resource_id),
+        "outcome": outcome.value,
+        "latest_position": ({"point": latest.point.to_geojson(), "at": latest.at.isoformat()}
+                            if latest is not None else None),
+    }
