@@ -29,8 +29,11 @@ from cityops.domain.errors import InvalidValue
 POLYGON_TYPE_ID = 3
 MIN_PIECE_M2 = 1e-2
 """Pieces below this area are the residue of touching boundaries, not parts of a cell."""
-PRECISION_M = 1e-3
-"""Clipped pieces are snapped to a millimetre lattice so that neighbours share vertices."""
+PRECISION_M = 1e-6
+"""Clipped pieces are snapped to a micrometre lattice so that neighbours share vertices (and
+a merged cell is one polygon), while staying inside their community to ~1e-4 m²."""
+SHARED_EDGE_MIN_M = 1e-3
+"""Pieces sharing less edge than this touch at a corner only: they are not merged."""
 CELL_NUMBER_DIGITS = 4
 MAX_MERGE_PASSES = 8
 
@@ -95,7 +98,7 @@ def _merge_targets(
     targets: dict[int, int] = {}
     best: dict[int, tuple[bool, float, int]] = {}
     for f, o, length in zip(frag.tolist(), other.tolist(), shared.tolist(), strict=True):
-        if length <= PRECISION_M:
+        if length <= SHARED_EDGE_MIN_M:
             continue  # touching at a corner only
         key = (not bool(small[o]), length, -o)
         if f not in best or key > best[f]:

@@ -1,5 +1,5 @@
 """Fixtures of the HTTP tests: a real CityOps system (embedded SQLite in a temporary folder,
-the demo city) behind the real FastAPI app, and the headers of the people who act."""
+the demo city) behind the real FastAPI app, driven as the people who use it."""
 
 from __future__ import annotations
 
@@ -14,28 +14,53 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
 from cityops.settings import Settings
 
-IN_TOWN = {"type": "Point", "coordinates": [118.80, 32.05]}
-"""A point in the middle of the demo city."""
 
+class Api:
+    """The command centre's API as a test drives it: every call says who acts (role and
+    department) and which status it expects, and returns the JSON body."""
 
-def actor(role: str, user: str | None = None, department: str | None = None) -> dict[str, str]:
-    """The headers that say who acts."""
-    headers = {"X-Actor-Id": user or f"{role}-1", "X-Actor-Role": role}
-    if department is not None:
-        headers["X-Actor-Department"] = department
-    return headers
+    IN_TOWN = {"type": "Point", "coordinates": [118.80, 32.05]}
+    """A point in the middle of the demo city."""
 
+    def __init__(self, client: TestClient, system: CitySystem) -> None:
+        self.client = client
+        self.system = system
 
-DISPATCHER = actor("dispatcher")
-PLANNER = actor("planner")
-OPERATOR = actor("hotline-operator")
-INSPECTOR = actor("inspector")
-SENSOR_GATEWAY = actor("system", "sensor-gateway")
-LEADER = actor("leader")
+    @staticmethod
+    def headers(role: str | None = "dispatcher", department: str | None = None,
+                key: str | None = None, user: str | None = None) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if role is not None:
+            headers = {"X-Actor-Id": user or f"{role}-1", "X-Actor-Role": role}
+        if department is not None:
+            headers["X-Actor-Department"] = department
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return headers
 
+    def post(self, path: str, body: dict[str, Any] | None = None, *,
+             role: str | None = "dispatcher", department: str | None = None,
+             key: str | None = None, expect: int = 200) -> Any:
+        response = self.client.post(path, json=body if body is not None else {},
+                                    headers=self.headers(role, department, key))
+        assert response.status_code == expect, response.text
+        return response.json()
 
-def with_key(headers: dict[str, str], key: str) -> dict[str, str]:
-    return {**headers, "Idempotency-Key": key}
+    def get(self, path: str, *, role: str | None = "dispatcher", department: str | None = None,
+            expect: int = 200, **params: Any) -> Any:
+        response = self.client.get(path, params=params,
+                                   headers=self.headers(role, department))
+        assert response.status_code == expect, response.text
+        return response.json()
+
+    def history(self, path: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self.get(f"{path}/history")
+        return events
+
+    def settle(self) -> None:
+        """Bring the read models up to date before a list query (they follow the event
+        stores in the background)."""
+        self.system.catch_up()
 
 
 @pytest.fixture
@@ -44,18 +69,7 @@ def system(tmp_path: Path, demo_city: Any) -> CitySystem:
 
 
 @pytest.fixture
-def client(system: CitySystem) -> Iterator[TestClient]:
+def api(system: CitySystem) -> Iterator[Api]:
     """The app over the system; leaving the block stops the projections and closes it."""
-    with TestClient(create_app(system)) as test_client:
-        yield test_client
-
-
-def ok(response: Any, status: int = 200) -> dict[str, Any]:
-    """The JSON body of a response that must have `status` (the body is shown otherwise)."""
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def event_count(client: TestClient, path: str) -> int:
-    return len(ok(client.get(f"{path}/history", headers=DISPATCHER)))
+    with TestClient(create_app(system)) as client:
+        yield Api(client, system)
