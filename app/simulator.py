@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from importlib import resources
 from typing import Any
 from uuid import UUID
@@ -102,7 +103,7 @@ class _Step:
     at: datetime
     order: int
     name: str = field(compare=False)
-    action: Callable[[], None] = field(compare=False)
+    action: Callable[[], object] = field(compare=False)
 
 
 def demo_day_start(system: CitySystem, today: date) -> datetime:
@@ -139,11 +140,11 @@ class DemoDay:
 
     # --- scheduling -----------------------------------------------------------------------
 
-    def at(self, moment: datetime, name: str, action: Callable[[], None]) -> None:
+    def at(self, moment: datetime, name: str, action: Callable[[], object]) -> None:
         self._order += 1
         heapq.heappush(self._queue, _Step(moment, self._order, name, action))
 
-    def after(self, delay: timedelta, name: str, action: Callable[[], None]) -> None:
+    def after(self, delay: timedelta, name: str, action: Callable[[], object]) -> None:
         self.at(self.clock() + delay, name, action)
 
     def minutes(self, low: float, high: float) -> timedelta:
@@ -342,8 +343,7 @@ class DemoDay:
                                       note="" if fixed else "Still not fixed")
         if fixed:
             self.after(self.minutes(10, 60), "close case",
-                       lambda: self.system.grid_cases.close_case(case_id, actor=DISPATCHER)
-                       and None)
+                       lambda: self.system.grid_cases.close_case(case_id, actor=DISPATCHER))
         else:
             self.after(self.minutes(60, 180), "handle case", lambda: self.handle_case(case_id))
 
@@ -426,12 +426,12 @@ class DemoDay:
                 alarm = outcome.alarm
                 assert alarm is not None
                 self.after(timedelta(minutes=3), "escalate gas alarm",
-                           lambda source=city_source, alarm_id=alarm.alarm_id:
-                           self.escalate_gas_alarm(source, alarm_id))
+                           partial(self.escalate_gas_alarm, city_source, alarm.alarm_id))
 
     def _leak_source(self) -> str:
         lpg = [s for s in self.system.city.hazard_sources if s.hazard_type == "lpg-depot"]
-        return lpg[0].id if lpg else self.system.city.hazard_sources[0].id
+        source_id: str = (lpg or self.system.city.hazard_sources)[0].id
+        return source_id
 
     def escalate_gas_alarm(self, city_source: str, alarm_id: UUID) -> None:
         incident_id = self.system.operations.escalate_alarm(
@@ -442,7 +442,7 @@ class DemoDay:
         self.incidents["gas-leak"] = incident_id
         self.after(timedelta(minutes=4), "verify gas leak",
                    lambda: self.system.incidents.verify(incident_id, actor=DISPATCHER,
-                                                        note="Confirmed by the depot") and None)
+                                                        note="Confirmed by the depot"))
         self.after(timedelta(minutes=6), "respond to gas leak",
                    lambda: self.respond(incident_id, "IV", "gas-leak",
                                         ["fire-engine", "hazmat-team"]))
@@ -465,7 +465,7 @@ class DemoDay:
         )
         self.incidents["traffic"] = incident_id
         self.after(timedelta(minutes=2), "verify accident",
-                   lambda: self.system.incidents.verify(incident_id, actor=DISPATCHER) and None)
+                   lambda: self.system.incidents.verify(incident_id, actor=DISPATCHER))
         self.after(timedelta(minutes=3), "respond to accident",
                    lambda: self.respond(incident_id, "IV", "traffic-accident",
                                         ["police-car", "ambulance"]))
@@ -504,7 +504,7 @@ class DemoDay:
             _, resource_id = min(available)
             self.system.operations.assign_resource(incident_id, resource_id, actor=DISPATCHER)
             self.after(timedelta(minutes=1.5), "resource en route",
-                       lambda rid=resource_id: self.drive(rid, incident_id))
+                       partial(self.drive, resource_id, incident_id))
 
     def drive(self, resource_id: UUID, incident_id: UUID) -> None:
         resource = self.system.resources.resource(resource_id)
@@ -522,10 +522,10 @@ class DemoDay:
             point = GeoPoint(lon=origin.lon + (target.lon - origin.lon) * share,
                              lat=origin.lat + (target.lat - origin.lat) * share)
             self.after(POSITION_INTERVAL * step, "position fix",
-                       lambda p=point: self._fix(resource_id, p))
+                       partial(self._fix, resource_id, point))
         self.after(POSITION_INTERVAL * steps + timedelta(seconds=5), "on scene",
                    lambda: self.system.resources.report_on_scene(
-                       resource_id, actor=crew, position=target) and None)
+                       resource_id, actor=crew, position=target))
 
     def _fix(self, resource_id: UUID, point: GeoPoint) -> None:
         self.system.resources.report_position(resource_id, point, self.clock(), actor=TRACKER)
@@ -537,7 +537,7 @@ class DemoDay:
         for assignment in list(incident.resources):
             if assignment.released_at is None:
                 self.after(self.minutes(10, 30), "resource clears scene",
-                           lambda rid=assignment.resource_id: self.clear(rid, incident_id))
+                           partial(self.clear, assignment.resource_id, incident_id))
         self.after(timedelta(minutes=90), "close incident",
                    lambda: self.close_incident(incident_id))
 
@@ -548,7 +548,7 @@ class DemoDay:
             self.after(self.minutes(10, 25), "resource back at base",
                        lambda: self.system.resources.report_available(
                            resource_id, actor=DISPATCHER, position=resource.home_base)
-                       and None)
+                       )
         elif resource.status.value == "on-scene":
             self.system.resources.deactivate(resource_id, actor=DISPATCHER)
         self.system.incidents.release_resource(incident_id, resource_id=resource_id,
@@ -560,7 +560,7 @@ class DemoDay:
         self.after(timedelta(minutes=60), "review incident",
                    lambda: self.system.incidents.review(
                        incident_id, actor=PLANNER,
-                       summary="Response within plan times; see the timeline") and None)
+                       summary="Response within plan times; see the timeline"))
 
 
 def build_demo(settings: Settings, *, seed: int, speed: float,

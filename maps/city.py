@@ -7,7 +7,6 @@ the package; a real city replaces it by pointing `load_city` at its own director
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from dataclasses import dataclass, field
 from importlib import resources
@@ -16,12 +15,13 @@ from typing import Any, Literal, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import geopandas as gpd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
 from cityops.maps.citymap import CityMap, ImportReport, Inspector
 from cityops.maps.crs import MetricProjection, layer_to_wgs84
+from cityops.maps.files import StrictFile, read_json_file
 from cityops.maps.grid import GridSpec
 from cityops.maps.hierarchy import DEFAULT_TILING_TOLERANCE_M2, AdministrativeHierarchy
 from cityops.maps.inventory import (
@@ -48,11 +48,7 @@ DEMO_CITY_DIR = ("data", "demo-city")
 # --- file schemas ---------------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _LayerFile(_Strict):
+class _LayerFile(StrictFile):
     path: str = Field(min_length=1)
     layer: str | None = None
     """Layer name inside a GeoPackage holding several."""
@@ -60,7 +56,7 @@ class _LayerFile(_Strict):
     """CRS of a file that declares none (a Shapefile without .prj)."""
 
 
-class _LayersFile(_Strict):
+class _LayersFile(StrictFile):
     districts: _LayerFile = _LayerFile(path="districts.geojson")
     streets: _LayerFile = _LayerFile(path="streets.geojson")
     communities: _LayerFile = _LayerFile(path="communities.geojson")
@@ -73,12 +69,12 @@ class _LayersFile(_Strict):
         return {"path": value} if isinstance(value, str) else value
 
 
-class _GridFile(_Strict):
+class _GridFile(StrictFile):
     cell_size_m: float = Field(default=100.0, ge=1, le=10_000)
     min_piece_share: float = Field(default=0.25, ge=0, lt=1)
 
 
-class _CityFile(_Strict):
+class _CityFile(StrictFile):
     version: Literal[1]
     name: str = Field(min_length=1)
     timezone: str
@@ -111,32 +107,16 @@ class _CityFile(_Strict):
         return value
 
 
-class _InspectorFile(_Strict):
+class _InspectorFile(StrictFile):
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     district: str = Field(min_length=1)
     communities: list[str] = Field(min_length=1)
 
 
-class _InspectorsFile(_Strict):
+class _InspectorsFile(StrictFile):
     version: Literal[1]
     inspectors: list[_InspectorFile] = Field(min_length=1)
-
-
-def _read_json(path: Path, model: type[BaseModel]) -> Any:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidValue(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidValue(f"{path}: not valid JSON: {error}") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in error.errors()
-        )
-        raise InvalidValue(f"{path}: {problems}") from None
 
 
 # --- the loaded city ------------------------------------------------------------------------
@@ -201,7 +181,7 @@ def _by_id(items: tuple[ItemT, ...], item_id: str, what: str) -> ItemT:
 
 
 def _inspectors(path: Path) -> list[Inspector]:
-    data = _read_json(path, _InspectorsFile)
+    data = read_json_file(path, _InspectorsFile)
     return [
         Inspector(id=i.id, name=i.name, district=i.district, communities=tuple(i.communities))
         for i in data.inspectors
@@ -233,7 +213,7 @@ def load_city(
     directory = Path(directory)
     if not directory.is_dir():
         raise InvalidValue(f"{directory}: city directory not found")
-    spec: _CityFile = _read_json(directory / CITY_FILE, _CityFile)
+    spec: _CityFile = read_json_file(directory / CITY_FILE, _CityFile)
     city_label = str(directory / CITY_FILE)
     try:
         ZoneInfo(spec.timezone)

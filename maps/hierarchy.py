@@ -52,9 +52,9 @@ class TilingIssue:
         at = f"near ({self.where.lon:.6f}, {self.where.lat:.6f})"
         size = f"{self.area_m2:,.2f} m²"
         if self.kind is TilingIssueKind.GAP:
-            return f"the {self.level.value}s of {self.codes[0]} leave a gap of {size} {at}"
+            return f"the {self.level.plural} of {self.codes[0]} leave a gap of {size} {at}"
         if self.kind is TilingIssueKind.OVERLAP:
-            return f"{self.level.value}s {' and '.join(self.codes)} overlap by {size} {at}"
+            return f"{self.level.plural} {' and '.join(self.codes)} overlap by {size} {at}"
         return (
             f"{self.level.value} {self.codes[0]} extends {size} outside its parent "
             f"{self.codes[1]} {at}"

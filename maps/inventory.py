@@ -5,20 +5,20 @@ and the readers of their GeoJSON files (each problem names the file and the feat
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 from pyproj import Transformer
 
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.maps.crs import WGS84_CRS, resolve_crs
+from cityops.maps.files import StrictFile, read_json, validate
 
 MAX_IMPACT_RADIUS_M = 50_000.0
 
@@ -119,11 +119,7 @@ class HazardCodes(Protocol):
 # --- file schemas ---------------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _SensorFile(_Strict):
+class _SensorFile(StrictFile):
     id: str = Field(min_length=1)
     kind: str = Field(min_length=1)
     unit: str = Field(min_length=1)
@@ -146,7 +142,7 @@ class _SensorFile(_Strict):
         return self
 
 
-class _HazardFile(_Strict):
+class _HazardFile(StrictFile):
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     type: str = Field(min_length=1)
@@ -164,34 +160,20 @@ class _HazardFile(_Strict):
         return self
 
 
-class _FacilityFile(_Strict):
+class _FacilityFile(StrictFile):
     id: str = Field(min_length=1)
     kind: FacilityKind
     name: str = Field(min_length=1)
     capacity: int = Field(ge=0)
 
 
-class _ResourceFile(_Strict):
+class _ResourceFile(StrictFile):
     id: str = Field(min_length=1)
     kind: str = Field(min_length=1)
     department: str = Field(min_length=1)
     name: str = Field(min_length=1)
     base: str = Field(min_length=1)
     facility_id: str | None = None
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _validate(model: type[M], data: Any, where: str) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(properties)'}: {e['msg']}"
-            for e in error.errors()
-        )
-        raise InvalidValue(f"{where}: {problems}") from None
 
 
 @dataclass(frozen=True)
@@ -209,12 +191,7 @@ def read_point_features(
     """The Point features of a GeoJSON file in WGS84 (another declared CRS is reprojected);
     `place_check` refuses positions outside the city."""
     label = str(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidValue(f"{label}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidValue(f"{label}: not valid GeoJSON: {error}") from None
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise InvalidValue(f"{label}: expected a GeoJSON FeatureCollection")
     features = data.get("features")
@@ -287,7 +264,7 @@ def hazard_sources_from(
     """Hazard sources from validated point features (codes checked when `codes` is given)."""
     sources = []
     for feature in features:
-        data = _validate(_HazardFile, feature.properties, feature.where)
+        data = validate(_HazardFile, feature.properties, feature.where)
         if codes is not None:
             _check(codes.hazard_type, data.type, feature.where)
             for sensor in data.sensors:
@@ -317,7 +294,7 @@ def facilities_from(features: Sequence[PointFeature]) -> tuple[Facility, ...]:
     """Facilities from validated point features."""
     facilities = []
     for feature in features:
-        data = _validate(_FacilityFile, feature.properties, feature.where)
+        data = validate(_FacilityFile, feature.properties, feature.where)
         facilities.append(Facility(id=data.id, kind=data.kind, name=data.name,
                                    location=feature.location, capacity=data.capacity))
     return tuple(facilities)
@@ -332,7 +309,7 @@ def resources_from(
     known_facilities = {f.id for f in facilities}
     resources = []
     for feature in features:
-        data = _validate(_ResourceFile, feature.properties, feature.where)
+        data = validate(_ResourceFile, feature.properties, feature.where)
         if codes is not None:
             _check(codes.resource_kind, data.kind, feature.where)
             _check(codes.department, data.department, feature.where)

@@ -37,6 +37,11 @@ class AdminLevel(StrEnum):
         return order[index - 1] if index > 0 else None
 
     @property
+    def plural(self) -> str:
+        """The level's name for several areas, for messages."""
+        return "communities" if self is AdminLevel.COMMUNITY else f"{self.value}s"
+
+    @property
     def required_columns(self) -> tuple[str, ...]:
         """Columns a layer of this level must have; the parent is named by its code."""
         parent = self.parent

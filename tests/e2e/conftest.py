@@ -16,8 +16,8 @@ from cityops.settings import Settings
 
 
 class Api:
-    """The command centre's API as a test drives it: every call says who acts (role and
-    department) and which status it expects, and returns the JSON body."""
+    """The command centre's API as a test drives it: every call says who acts (`role`, and
+    `dept` for a department user) and which status it expects, and returns the JSON body."""
 
     IN_TOWN = {"type": "Point", "coordinates": [118.80, 32.05]}
     """A point in the middle of the demo city."""
@@ -39,17 +39,17 @@ class Api:
         return headers
 
     def post(self, path: str, body: dict[str, Any] | None = None, *,
-             role: str | None = "dispatcher", department: str | None = None,
+             role: str | None = "dispatcher", dept: str | None = None,
              key: str | None = None, expect: int = 200) -> Any:
         response = self.client.post(path, json=body if body is not None else {},
-                                    headers=self.headers(role, department, key))
+                                    headers=self.headers(role, dept, key))
         assert response.status_code == expect, response.text
         return response.json()
 
-    def get(self, path: str, *, role: str | None = "dispatcher", department: str | None = None,
+    def get(self, path: str, *, role: str | None = "dispatcher", dept: str | None = None,
             expect: int = 200, **params: Any) -> Any:
-        response = self.client.get(path, params=params,
-                                   headers=self.headers(role, department))
+        """`params` are the query parameters (`dept` is the acting user's department)."""
+        response = self.client.get(path, params=params, headers=self.headers(role, dept))
         assert response.status_code == expect, response.text
         return response.json()
 

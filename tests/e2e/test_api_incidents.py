@@ -61,7 +61,7 @@ def test_an_incident_goes_from_report_to_review(api: Any) -> None:
     report = api.post(f"{path}/situation-reports",
                       {"text": "Roof on fire, two people out",
                        "casualties": {"injured": 2, "evacuated": 40}, "affected_area": SQUARE},
-                      role="department-user", department="fire")
+                      role="department-user", dept="fire")
     assert report["casualties"] == {"evacuated": 40, "injured": 2}
     assert report["situation_reports"][0]["author_department"] == "fire"
 
@@ -86,9 +86,9 @@ def test_an_incident_goes_from_report_to_review(api: Any) -> None:
                                            "allowance_minutes": 60})
     task = next(t for t in with_task["tasks"] if t["department"] == "environment")
     task_path = f"{path}/tasks/{task['id']}"
-    api.post(f"{task_path}/acknowledge", role="department-user", department="environment")
+    api.post(f"{task_path}/acknowledge", role="department-user", dept="environment")
     done = api.post(f"{task_path}/complete", {"result": "no toxic gas"},
-                    role="department-user", department="environment")
+                    role="department-user", dept="environment")
     assert next(t for t in done["tasks"] if t["id"] == task["id"])["status"] == "done"
     health_task = next(t for t in done["tasks"] if t["department"] == "health")
     cancelled = api.post(f"{path}/tasks/{health_task['id']}/cancel", {"reason": "no casualties"})
@@ -227,9 +227,9 @@ def test_roles_and_identity_are_checked(api: Any) -> None:
     with_task = api.post(f"{path}/tasks", {"department": "fire", "description": "Go",
                                            "allowance_minutes": 10})
     task_path = f"{path}/tasks/{with_task['tasks'][0]['id']}/acknowledge"
-    refused = api.post(task_path, role="department-user", department="water", expect=403)
+    refused = api.post(task_path, role="department-user", dept="water", expect=403)
     assert "it is a task of fire" in refused["detail"]
-    api.post(task_path, role="department-user", department="fire")
+    api.post(task_path, role="department-user", dept="fire")
 
 
 def test_incidents_are_listed_with_filters_and_pages(api: Any) -> None:
