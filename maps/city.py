@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.maps.citymap import CityMap, ImportReport, Inspector
+from cityops.maps.citymap import CityMap, ImportReport, Inspector, assign_inspectors
 from cityops.maps.crs import MetricProjection, layer_to_wgs84
 from cityops.maps.files import StrictFile, read_json_file
 from cityops.maps.grid import GridSpec
@@ -237,29 +237,35 @@ def load_city(
     hierarchy = AdministrativeHierarchy.build(
         districts.frame, streets.frame, communities.frame, projection,
         tolerance_m2=spec.tiling_tolerance_m2,
-        label=f"{directory}: administrative layers",
+        sources={
+            AdminLevel.DISTRICT: str(directory / spec.layers.districts.path),
+            AdminLevel.STREET: str(directory / spec.layers.streets.path),
+            AdminLevel.COMMUNITY: str(directory / spec.layers.communities.path),
+        },
     )
     repairs: tuple[GeometryRepair, ...] = (
         districts.repairs + streets.repairs + communities.repairs
     )
-    cells = None
+    cells, cells_source = None, "grid cells"
     if spec.layers.cells is not None:
+        cells_path = directory / spec.layers.cells.path
         imported = read_admin_layer(
-            directory / spec.layers.cells.path, AdminLevel.CELL, projection=projection,
+            cells_path, AdminLevel.CELL, projection=projection,
             layer=spec.layers.cells.layer, policy=spec.invalid_geometries,
             assume_crs=spec.layers.cells.crs, city_bbox=spec.bbox,
             optional_columns=("inspector",),
         )
-        cells, repairs = imported.frame, repairs + imported.repairs
-    try:
-        city_map = CityMap(
-            spec.name, projection, hierarchy, _inspectors(directory / spec.inspectors),
-            grid=GridSpec(spec.grid.cell_size_m, spec.grid.min_piece_share), cells=cells,
-            report=ImportReport(repairs, hierarchy.minor_issues),
-            tiling_tolerance_m2=spec.tiling_tolerance_m2,
-        )
-    except InvalidValue as error:
-        raise InvalidValue(f"{directory}: {error}") from None
+        cells, cells_source = imported.frame, str(cells_path)
+        repairs += imported.repairs
+    inspectors_path = directory / spec.inspectors
+    inspectors = _inspectors(inspectors_path)
+    assign_inspectors(hierarchy.communities, inspectors, str(inspectors_path))
+    city_map = CityMap(
+        spec.name, projection, hierarchy, inspectors,
+        grid=GridSpec(spec.grid.cell_size_m, spec.grid.min_piece_share), cells=cells,
+        report=ImportReport(repairs, hierarchy.minor_issues),
+        tiling_tolerance_m2=spec.tiling_tolerance_m2, cells_source=cells_source,
+    )
 
     def inside(point: GeoPoint, where: str) -> None:
         try:

@@ -179,6 +179,7 @@ class CityMap:
         cells: gpd.GeoDataFrame | None = None,
         report: ImportReport = NO_REMARKS,
         tiling_tolerance_m2: float = DEFAULT_TILING_TOLERANCE_M2,
+        cells_source: str = "grid cells",
     ) -> None:
         """Build the map from a checked hierarchy; the grid is generated from the
         communities unless `cells` (a WGS84 layer with code, community and optionally
@@ -197,7 +198,7 @@ class CityMap:
             minor: tuple[TilingIssue, ...] = ()
         else:
             grid_cells, minor = check_imported_cells(
-                cells, communities, projection, tiling_tolerance_m2
+                cells, communities, projection, tiling_tolerance_m2, cells_source
             )
         report = ImportReport(report.repairs, report.minor_tiling_issues + minor)
         self._report = report
@@ -212,7 +213,7 @@ class CityMap:
             for k, c in enumerate(grid_cells["community"])
         ]
         unknown = sorted(set(grid_cells["inspector"]) - set(self._inspectors))
-        refuse("grid cells", [f"unknown inspector {i!r}" for i in unknown])
+        refuse(cells_source, [f"unknown inspector {i!r}" for i in unknown])
         grid_cells["area_m2"] = shapely.area(np.asarray(grid_cells.geometry.values))
         columns = ["code", "community", "street", "district", "inspector", "area_m2", "geometry"]
         self._cells_metric = grid_cells[columns]
@@ -453,12 +454,13 @@ def check_imported_cells(
     communities: gpd.GeoDataFrame,
     projection: MetricProjection,
     tolerance_m2: float,
+    label: str = "grid cells",
 ) -> tuple[gpd.GeoDataFrame, tuple[TilingIssue, ...]]:
     """An imported unit grid (WGS84: code, community, [inspector]) checked to tile its
     communities; returned in the metric CRS."""
     codes = [str(c) for c in cells["code"]]
     parents = [str(c) for c in cells["community"]]
-    check_child_codes(AdminLevel.CELL, codes, parents, set(communities["code"]), "grid cells")
+    check_child_codes(AdminLevel.CELL, codes, parents, set(communities["code"]), label)
     metric_cells = list(projection.to_metric(np.asarray(cells.geometry.values)))
     metric_communities = projection.to_metric(np.asarray(communities.geometry.values))
     issues = check_tiling(
@@ -466,7 +468,7 @@ def check_imported_cells(
         dict(zip(communities["code"], metric_communities, strict=True)),
     )
     serious = [i for i in issues if i.area_m2 > tolerance_m2]
-    refuse(f"grid cells (tolerance {tolerance_m2:g} m²)", [i.describe() for i in serious])
+    refuse(f"{label} (tolerance {tolerance_m2:g} m²)", [i.describe() for i in serious])
     frame = {"code": codes, "community": parents}
     if "inspector" in cells:
         frame["inspector"] = [str(i) if i else "" for i in cells["inspector"]]

@@ -7,7 +7,7 @@ beyond a stated tolerance.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -66,16 +66,18 @@ def check_child_codes(
     label: str,
 ) -> None:
     """Each child names an existing parent and its code is the parent's code plus one part."""
+    parent_level = level.parent
+    if parent_level is None:
+        raise ValueError("districts have no parent")
     problems = []
     for code, parent in zip(codes, parents, strict=True):
-        assert level.parent is not None
         if parent not in known_parents:
-            problems.append(f"{level.value} {code}: unknown {level.parent.value} {parent!r}")
+            problems.append(f"{level.value} {code}: unknown {parent_level.value} {parent!r}")
             continue
         local = code[len(parent) + 1:]
         if not code.startswith(parent + CODE_SEPARATOR) or not local or CODE_SEPARATOR in local:
             problems.append(
-                f"{level.value} {code}: its code must be its {level.parent.value}'s code "
+                f"{level.value} {code}: its code must be its {parent_level.value}'s code "
                 f"{parent!r} followed by '-' and one part (for example {parent}-01)"
             )
     refuse(label, problems)
@@ -163,20 +165,23 @@ class AdministrativeHierarchy:
         projection: MetricProjection,
         *,
         tolerance_m2: float = DEFAULT_TILING_TOLERANCE_M2,
-        label: str = "administrative layers",
+        sources: Mapping[AdminLevel, str] | None = None,
     ) -> AdministrativeHierarchy:
-        """Check WGS84 layers (as made by `cityops.maps.layers`) against each other."""
+        """Check WGS84 layers (as made by `cityops.maps.layers`) against each other;
+        `sources` names where each level came from (its file), for the messages."""
+        named = {level: level.plural for level in AdminLevel} | dict(sources or {})
         district_codes = [str(c) for c in districts["code"]]
         for code in district_codes:
             if CODE_SEPARATOR in code:
                 raise InvalidValue(
-                    f"{label}: district code {code!r} must not contain '-': the separator "
-                    "marks the levels of the hierarchy"
+                    f"{named[AdminLevel.DISTRICT]}: district code {code!r} must not contain "
+                    "'-': the separator marks the levels of the hierarchy"
                 )
         check_child_codes(AdminLevel.STREET, list(streets["code"]), list(streets["district"]),
-                          set(district_codes), label)
+                          set(district_codes), named[AdminLevel.STREET])
         check_child_codes(AdminLevel.COMMUNITY, list(communities["code"]),
-                          list(communities["street"]), set(streets["code"]), label)
+                          list(communities["street"]), set(streets["code"]),
+                          named[AdminLevel.COMMUNITY])
         street_district = dict(zip(streets["code"], streets["district"], strict=True))
         communities = communities.copy()
         communities["district"] = [street_district[s] for s in communities["street"]]
@@ -204,7 +209,8 @@ class AdministrativeHierarchy:
         )
         serious = [i for i in issues if i.area_m2 > tolerance_m2]
         refuse(
-            f"{label} (tolerance {tolerance_m2:g} m²)", [i.describe() for i in serious]
+            f"administrative layers (tolerance {tolerance_m2:g} m²)",
+            [f"{named[i.level]}: {i.describe()}" for i in serious],
         )
         return cls(
             districts=districts[["code", "name", "geometry"]].reset_index(drop=True),
