@@ -67,7 +67,7 @@ class CitySystem:
     def start_projections(self) -> None:
         """Follow the event stores in a background thread (embedded run and projection
         processes)."""
-        if self.thread is None:
+        if self.thread is None and self.settings.run_projections:
             self.thread = FollowerThread(self.followers, self.settings.projection_poll_interval_s)
             self.thread.start()
 

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     duplicate_radius_m: float = Field(default=50.0, gt=0, le=5000)
     duplicate_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     projection_poll_interval_s: float = Field(default=0.2, gt=0, le=60)
+    run_projections: bool = Field(
+        default=True,
+        description="Follow the event stores in this process; production API processes leave "
+        "it to the projection process.",
+    )
 
     @field_validator("database_url")
     @classmethod

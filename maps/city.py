@@ -36,7 +36,7 @@ from cityops.maps.inventory import (
     resources_from,
 )
 from cityops.maps.layers import AdminLevel, ImportedLayer, read_admin_layer, read_layer
-from cityops.maps.validity import GeometryRepair, InvalidGeometryPolicy, refuse
+from cityops.maps.validity import InvalidGeometryPolicy, refuse
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +198,45 @@ def _landmarks(path: Path) -> gpd.GeoDataFrame:
     return frame[["name", "kind", "geometry"]]
 
 
+def _read_map(directory: Path, spec: _CityFile, projection: MetricProjection) -> CityMap:
+    """The administrative layers, the inspectors and the grid (imported or generated)."""
+
+    def admin(level: AdminLevel, ref: _LayerFile) -> ImportedLayer:
+        return read_admin_layer(
+            directory / ref.path, level, projection=projection, layer=ref.layer,
+            policy=spec.invalid_geometries, assume_crs=ref.crs, city_bbox=spec.bbox,
+            optional_columns=("inspector",) if level is AdminLevel.CELL else (),
+        )
+
+    districts = admin(AdminLevel.DISTRICT, spec.layers.districts)
+    streets = admin(AdminLevel.STREET, spec.layers.streets)
+    communities = admin(AdminLevel.COMMUNITY, spec.layers.communities)
+    hierarchy = AdministrativeHierarchy.build(
+        districts.frame, streets.frame, communities.frame, projection,
+        tolerance_m2=spec.tiling_tolerance_m2,
+        sources={
+            AdminLevel.DISTRICT: str(directory / spec.layers.districts.path),
+            AdminLevel.STREET: str(directory / spec.layers.streets.path),
+            AdminLevel.COMMUNITY: str(directory / spec.layers.communities.path),
+        },
+    )
+    repairs = districts.repairs + streets.repairs + communities.repairs
+    cells, cells_source = None, "grid cells"
+    if spec.layers.cells is not None:
+        imported = admin(AdminLevel.CELL, spec.layers.cells)
+        cells, cells_source = imported.frame, str(directory / spec.layers.cells.path)
+        repairs += imported.repairs
+    inspectors_path = directory / spec.inspectors
+    inspectors = _inspectors(inspectors_path)
+    assign_inspectors(hierarchy.communities, inspectors, str(inspectors_path))
+    return CityMap(
+        spec.name, projection, hierarchy, inspectors,
+        grid=GridSpec(spec.grid.cell_size_m, spec.grid.min_piece_share), cells=cells,
+        report=ImportReport(repairs, hierarchy.minor_issues),
+        tiling_tolerance_m2=spec.tiling_tolerance_m2, cells_source=cells_source,
+    )
+
+
 def load_city(
     directory: Path | str,
     *,
@@ -224,48 +263,7 @@ def load_city(
     else:
         minx, miny, maxx, maxy = spec.bbox
         projection = MetricProjection.around((minx + maxx) / 2, (miny + maxy) / 2)
-
-    def admin(level: AdminLevel, ref: _LayerFile) -> ImportedLayer:
-        return read_admin_layer(
-            directory / ref.path, level, projection=projection, layer=ref.layer,
-            policy=spec.invalid_geometries, assume_crs=ref.crs, city_bbox=spec.bbox,
-        )
-
-    districts = admin(AdminLevel.DISTRICT, spec.layers.districts)
-    streets = admin(AdminLevel.STREET, spec.layers.streets)
-    communities = admin(AdminLevel.COMMUNITY, spec.layers.communities)
-    hierarchy = AdministrativeHierarchy.build(
-        districts.frame, streets.frame, communities.frame, projection,
-        tolerance_m2=spec.tiling_tolerance_m2,
-        sources={
-            AdminLevel.DISTRICT: str(directory / spec.layers.districts.path),
-            AdminLevel.STREET: str(directory / spec.layers.streets.path),
-            AdminLevel.COMMUNITY: str(directory / spec.layers.communities.path),
-        },
-    )
-    repairs: tuple[GeometryRepair, ...] = (
-        districts.repairs + streets.repairs + communities.repairs
-    )
-    cells, cells_source = None, "grid cells"
-    if spec.layers.cells is not None:
-        cells_path = directory / spec.layers.cells.path
-        imported = read_admin_layer(
-            cells_path, AdminLevel.CELL, projection=projection,
-            layer=spec.layers.cells.layer, policy=spec.invalid_geometries,
-            assume_crs=spec.layers.cells.crs, city_bbox=spec.bbox,
-            optional_columns=("inspector",),
-        )
-        cells, cells_source = imported.frame, str(cells_path)
-        repairs += imported.repairs
-    inspectors_path = directory / spec.inspectors
-    inspectors = _inspectors(inspectors_path)
-    assign_inspectors(hierarchy.communities, inspectors, str(inspectors_path))
-    city_map = CityMap(
-        spec.name, projection, hierarchy, inspectors,
-        grid=GridSpec(spec.grid.cell_size_m, spec.grid.min_piece_share), cells=cells,
-        report=ImportReport(repairs, hierarchy.minor_issues),
-        tiling_tolerance_m2=spec.tiling_tolerance_m2, cells_source=cells_source,
-    )
+    city_map = _read_map(directory, spec, projection)
 
     def inside(point: GeoPoint, where: str) -> None:
         try:
@@ -280,9 +278,7 @@ def load_city(
     emergency_resources = resources_from(
         read_point_features(directory / spec.resources, inside), facilities, catalogue
     )
-    landmarks = (
-_landmarks(directory / spec.landmarks) if spec.landmarks else None
-    )
+    landmarks = _landmarks(directory / spec.landmarks) if spec.landmarks else None
     for line in city_map.report.lines():
         logger.warning("%s: %s", directory, line)
     return City(

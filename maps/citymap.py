@@ -14,6 +14,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import shapely
 
 from cityops.domain.errors import InvalidValue
@@ -471,6 +472,6 @@ def check_imported_cells(
     refuse(f"{label} (tolerance {tolerance_m2:g} m²)", [i.describe() for i in serious])
     frame = {"code": codes, "community": parents}
     if "inspector" in cells:
-        frame["inspector"] = [str(i) if i else "" for i in cells["inspector"]]
+        frame["inspector"] = [str(i).strip() if pd.notna(i) else "" for i in cells["inspector"]]
     metric = gpd.GeoDataFrame(frame, geometry=metric_cells, crs=projection.crs)
     return metric, tuple(i for i in issues if i.area_m2 <= tolerance_m2)

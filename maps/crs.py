@@ -16,8 +16,6 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 from pyproj import CRS, Transformer
-from pyproj.aoi import AreaOfInterest
-from pyproj.database import query_utm_crs_info
 from pyproj.exceptions import CRSError
 
 from cityops.domain.errors import InvalidValue
@@ -51,18 +49,20 @@ def resolve_crs(value: Any, label: str) -> CRS:
 
 
 def utm_crs_for(lon: float, lat: float) -> CRS:
-    """The WGS84 UTM zone that contains a point: the metric CRS chosen when none is declared."""
+    """The WGS84 UTM zone that contains a point: the metric CRS chosen when none is declared.
+
+    The zone is the standard arithmetic one (a point on a zone boundary goes east), as the
+    EPSG 326xx/327xx definitions use; pyproj supplies the definition.
+    """
     if not (-180.0 <= lon <= 180.0 and -80.0 <= lat <= 84.0):
         raise InvalidValue(f"no UTM zone covers longitude {lon}, latitude {lat}")
-    candidates = query_utm_crs_info(
-        datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat)
-    )
-    # On a zone boundary both zones match; the arithmetic zone keeps the choice stable.
     zone = min(int((lon + 180.0) // 6.0) + 1, 60)
-    wanted = str((32600 if lat >= 0 else 32700) + zone)
-    codes = sorted(info.code for info in candidates if info.auth_name == "EPSG")
-    code = wanted if wanted in codes or not codes else codes[0]
-    return CRS.from_epsg(int(code))
+    return _utm_zone((32600 if lat >= 0 else 32700) + zone)
+
+
+@functools.lru_cache(maxsize=16)
+def _utm_zone(epsg: int) -> CRS:
+    return CRS.from_epsg(epsg)
 
 
 def require_metric(crs: CRS, label: str) -> CRS:

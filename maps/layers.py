@@ -78,7 +78,7 @@ def read_layer(path: Path, *, layer: str | None = None) -> gpd.GeoDataFrame:
 
 def _text(value: Any) -> str | None:
     """A code or name as text; numbers from a Shapefile's numeric field become their digits."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)

@@ -210,9 +210,8 @@ def remove_sensor(source_id: UUID, sensor_id: str, body: SensorRemoval, system: 
 @router.post("/{source_id}/sensors/{sensor_id}/readings")
 def record_reading(source_id: UUID, sensor_id: str, body: Reading, system: SystemDep,
                    actor: CurrentActor) -> dict[str, Any]:
-    """Judge one reading: only a threshold crossing (alarm raised, level changed, cleared)
-    is recorded; the answer says what it did. A repeated reading is out of order, so no
-    Idempotency-Key is needed."""
+    """Judge one reading; only a threshold crossing is recorded. The answer says what it did."""
+    # A repeated reading is out of order (not after the last crossing): no Idempotency-Key.
     outcome = system.hazards.record_reading(source_id, sensor_id, body.value, body.at,
                                             actor=actor)
     if outcome.effect.recorded:
@@ -234,8 +233,7 @@ def acknowledge_alarm(source_id: UUID, alarm_id: UUID, body: AlarmAcknowledgemen
 def record_alarm_escalation(source_id: UUID, alarm_id: UUID, body: AlarmEscalation,
                             system: SystemDep, actor: CurrentActor,
                             command_id: CommandId) -> dict[str, Any]:
-    """Record that the alarm became or joined an incident (the incident itself is reported
-    on the incidents side); the same incident again changes nothing."""
+    """Record that the alarm became or joined an incident (reported on the incident side)."""
     system.hazards.escalate_alarm(source_id, alarm_id, incident_id=body.incident_id,
                                   note=body.note, actor=actor, command_id=command_id)
     return _state(system, source_id)

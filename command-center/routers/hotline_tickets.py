@@ -96,8 +96,7 @@ def _state(system: SystemDep, ticket_id: UUID, actor: Actor) -> dict[str, Any]:
 @router.post("", status_code=201)
 def receive_ticket(body: TicketReception, system: SystemDep, actor: CurrentActor,
                    command_id: CommandId) -> dict[str, Any]:
-    """Take a call or message: located, given a proposed department and checked for
-    possible duplicates (only proposed, never merged automatically)."""
+    """Take a call or message: located, routed by proposal, checked for likely duplicates."""
     ticket_id = system.hotline.receive(
         channel=body.channel, ticket_type=body.ticket_type, topic=body.topic,
         description=body.description, caller_name=body.caller_name,
@@ -167,8 +166,7 @@ def answer_ticket(ticket_id: UUID, body: Answer, system: SystemDep, actor: Curre
 @router.post("/{ticket_id}/assign")
 def assign_ticket(ticket_id: UUID, body: TicketAssignment, system: SystemDep,
                   actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Route the ticket to a department (the proposed one by default) with the topic's
-    reply deadline."""
+    """Route the ticket to a department (default: the proposed one) with a reply deadline."""
     system.hotline.assign(ticket_id, department=body.department, note=body.note, actor=actor,
                           command_id=command_id)
     return _state(system, ticket_id, actor)
@@ -221,8 +219,7 @@ def merge_ticket(ticket_id: UUID, body: Merge, system: SystemDep, actor: Current
 @router.post("/{ticket_id}/convert-to-case")
 def record_case_conversion(ticket_id: UUID, body: CaseConversion, system: SystemDep,
                            actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Record that the ticket became a grid case (the case itself is reported on the grid-case
-    side); the same case again changes nothing."""
+    """Record that the ticket became a grid case (reported on the grid-case side)."""
     system.hotline.convert_to_case(ticket_id, case_id=body.case_id, actor=actor,
                                    command_id=command_id)
     return _state(system, ticket_id, actor)
@@ -231,8 +228,7 @@ def record_case_conversion(ticket_id: UUID, body: CaseConversion, system: System
 @router.post("/{ticket_id}/escalate-to-incident")
 def record_incident_escalation(ticket_id: UUID, body: IncidentEscalation, system: SystemDep,
                                actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Record that the ticket became or joined an incident (the incident itself is reported on
-    the incidents side); the same incident again changes nothing."""
+    """Record that the ticket became or joined an incident (reported on the incident side)."""
     system.hotline.escalate_to_incident(ticket_id, incident_id=body.incident_id, actor=actor,
                                         command_id=command_id)
     return _state(system, ticket_id, actor)

@@ -335,8 +335,7 @@ def cancel_task(incident_id: UUID, task_id: UUID, body: Reason, system: SystemDe
 @router.post("/{incident_id}/resources")
 def assign_resource(incident_id: UUID, body: ResourceAssignment, system: SystemDep,
                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Record on the incident that a resource now works for it (the resource's own status
-    is kept by the resources stream)."""
+    """Record on the incident that a resource works for it (its status is the resource's)."""
     system.incidents.assign_resource(incident_id, resource_id=body.resource_id,
                                      kind=body.kind, actor=actor, command_id=command_id)
     return _state(system, incident_id)

@@ -118,8 +118,7 @@ def applicable_plans(
     incident_type: Annotated[str | None, Query(description="Type within the category")]
     = None,
 ) -> list[dict[str, Any]]:
-    """The active plans that can be activated on an incident of this category (and type) at
-    this level, by code."""
+    """The active plans that can be activated on an incident of this category at this level."""
     plans = system.incidents.plans_for(category, level, incident_type)
     return [plan.summary() for plan in plans]
 

@@ -131,8 +131,7 @@ def nearest_resources(
     lat: Annotated[float, Query(ge=-90, le=90, description="Latitude (WGS84)")],
     n: Annotated[int, Query(ge=1, le=MAX_NEAREST, description="How many")] = 5,
 ) -> list[dict[str, Any]]:
-    """The nearest resources of a kind that may be dispatched now, nearest first
-    (straight-line distance from where each was last known to be)."""
+    """The nearest available resources of a kind, straight-line from where they are now."""
     system.catalogue.resource_kind(kind)
     docs = _available_of_kind(system, kind)
     for doc in docs:
@@ -262,8 +261,7 @@ def report_available(resource_id: UUID, body: StatusReport, system: SystemDep,
 @router.post("/{resource_id}/out-of-service")
 def take_out_of_service(resource_id: UUID, body: OutOfService, system: SystemDep,
                         actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Withdraw a resource that is not on an incident (maintenance, rest...), with the
-    reason."""
+    """Withdraw a resource that is not on an incident (maintenance, rest), with the reason."""
     system.resources.take_out_of_service(resource_id, reason=body.reason,
                                          position=_point(body), at=body.at, actor=actor,
                                          command_id=command_id)
@@ -282,9 +280,9 @@ def return_to_service(resource_id: UUID, body: StatusReport, system: SystemDep,
 @router.post("/{resource_id}/positions")
 def report_position(resource_id: UUID, body: PositionReport, system: SystemDep,
                     actor: CurrentActor) -> dict[str, Any]:
-    """Take a position fix of a mobile resource: recorded (worth keeping in its history),
-    cached (the latest position only) or ignored (not newer than what is known). A fix is
-    idempotent by its time, so no Idempotency-Key is needed."""
+    """Take a position fix of a mobile resource: recorded, cached, or ignored (not newer)."""
+    # A fix is idempotent by its time (a repeat is not newer), so it takes no Idempotency-Key;
+    # only fixes worth keeping in the history are recorded as events.
     outcome = system.resources.report_position(resource_id, body.position.to_point(), body.at,
                                                actor=actor)
     system.wake_projections()

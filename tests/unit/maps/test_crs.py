@@ -81,7 +81,7 @@ def test_a_layer_without_crs_is_refused_unless_one_is_declared() -> None:
 
 def test_a_declared_crs_never_silently_overrides_the_files_own() -> None:
     frame = gpd.GeoDataFrame({"code": ["D01"]}, geometry=[_square(118.8, 32.05)], crs=4326)
-    with pytest.raises(InvalidValue, match="the file declares .* but city.json says"):
+    with pytest.raises(InvalidValue, match=r"the file declares .* but city\.json says"):
         layer_to_wgs84(frame, "districts.gpkg", assume_crs="EPSG:32650")
 
 

@@ -17,7 +17,14 @@ from geopandas.testing import assert_geodataframe_equal
 
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.hazard_catalogue import HazardCatalogue
-from cityops.maps import City, load_city, load_demo_city
+from cityops.maps import (
+    City,
+    EmergencyResource,
+    Facility,
+    HazardSource,
+    load_city,
+    load_demo_city,
+)
 from cityops.maps.city import demo_city_directory
 from cityops.maps.demo_city import build_demo_city
 
@@ -122,7 +129,10 @@ def test_every_cell_has_an_inspector_whose_cells_are_contiguous(demo: City) -> N
 
 
 def test_everything_positioned_is_inside_the_city(demo: City) -> None:
-    for item in (*demo.hazard_sources, *demo.facilities, *demo.resources):
+    items: list[HazardSource | Facility | EmergencyResource] = [
+        *demo.hazard_sources, *demo.facilities, *demo.resources
+    ]
+    for item in items:
         assert demo.map.contains(item.location), item.id
 
 

@@ -223,6 +223,6 @@ def test_an_imported_grid_must_tile_its_communities(
     cells = cells[cells["code"] != "D02-S02-C01-0010"]
     cells.to_file(city_copy / "cells.geojson")
     edit_json("city.json", lambda c: c["layers"].update(cells="cells.geojson"))
-    with pytest.raises(InvalidValue, match="the cells of D02-S02-C01 leave a gap of "
-                                           "10,000.00 m²"):
+    with pytest.raises(InvalidValue, match=r"the cells of D02-S02-C01 leave a gap of "
+                                           r"10,000\.00 m²"):
         load_city(city_copy)
