@@ -161,16 +161,18 @@ class RoutingRule:
 # --- file schemas (pydantic): what a valid data file looks like ---------------------------
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A data-file record: unknown keys are refused, so a typo is an error, not a default."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _TimeLimitFile(_Strict):
+class _TimeLimitFile(StrictModel):
     amount: float = Field(gt=0)
     unit: LimitUnit
 
 
-class _CategoryFile(_Strict):
+class _CategoryFile(StrictModel):
     code: str = Field(pattern=r"^[CE]\d{4}$")
     name: str = Field(min_length=1)
     major_name: str = Field(min_length=1)
@@ -186,34 +188,34 @@ class _CategoryFile(_Strict):
         return value
 
 
-class _CategoriesFile(_Strict):
+class _CategoriesFile(StrictModel):
     version: int
     categories: list[_CategoryFile] = Field(min_length=1)
 
 
-class _DepartmentFile(_Strict):
+class _DepartmentFile(StrictModel):
     code: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     name: str
     kind: Literal["centre", "municipal", "utility", "emergency"]
 
 
-class _DepartmentsFile(_Strict):
+class _DepartmentsFile(StrictModel):
     version: int
     departments: list[_DepartmentFile] = Field(min_length=1)
 
 
-class _ResourceKindFile(_Strict):
+class _ResourceKindFile(StrictModel):
     code: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     name: str
     mobile: bool
 
 
-class _ResourceKindsFile(_Strict):
+class _ResourceKindsFile(StrictModel):
     version: int
     resource_kinds: list[_ResourceKindFile] = Field(min_length=1)
 
 
-class _NamedCode(_Strict):
+class _NamedCode(StrictModel):
     code: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     name: str
 
@@ -222,20 +224,20 @@ class _IncidentCategoryFile(_NamedCode):
     types: list[_NamedCode] = Field(min_length=1)
 
 
-class _LevelFile(_Strict):
+class _LevelFile(StrictModel):
     code: str
     rank: int = Field(ge=1, le=4)
     name: str
 
 
-class _IncidentFile(_Strict):
+class _IncidentFile(StrictModel):
     version: int
     categories: list[_IncidentCategoryFile] = Field(min_length=1)
     levels: list[_LevelFile] = Field(min_length=4, max_length=4)
     warning_colours: list[str]
 
 
-class _TopicFile(_Strict):
+class _TopicFile(StrictModel):
     code: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     name: str
     department: str
@@ -244,12 +246,12 @@ class _TopicFile(_Strict):
     reply_limit: _TimeLimitFile
 
 
-class _TopicsFile(_Strict):
+class _TopicsFile(StrictModel):
     version: int
     topics: list[_TopicFile] = Field(min_length=1)
 
 
-class _CalendarFile(_Strict):
+class _CalendarFile(StrictModel):
     version: int
     source: str = ""
     timezone: str
@@ -266,24 +268,25 @@ class _CalendarFile(_Strict):
         return value
 
 
-class _SupervisionFile(_Strict):
+class _SupervisionFile(StrictModel):
     version: int
     yellow_fraction: float = Field(gt=0, lt=1)
     stage_limits: dict[str, _TimeLimitFile]
 
 
-class _RuleFile(_Strict):
+class _RuleFile(StrictModel):
     category: str
     area: str = "*"
     department: str
 
 
-class _RoutingFile(_Strict):
+class _RoutingFile(StrictModel):
     version: int
     rules: list[_RuleFile]
 
 
-def _read(directory: Path | None, name: str, model: type[BaseModel]) -> Any:
+def read_data_file(directory: Path | None, name: str, model: type[BaseModel]) -> Any:
+    """Read and validate one reference data file (from `directory`, or the built-in one)."""
     if directory is None:
         source = resources.files("cityops.domain").joinpath("data", name)
         label = f"built-in {name}"
@@ -307,7 +310,8 @@ def _read(directory: Path | None, name: str, model: type[BaseModel]) -> Any:
         raise CatalogueError(f"{label}: {problems}") from None
 
 
-def _unique(label: str, codes: Iterable[str]) -> None:
+def require_unique(label: str, codes: Iterable[str]) -> None:
+    """Refuse a data file in which a code appears twice."""
     seen: set[str] = set()
     for code in codes:
         if code in seen:
@@ -340,8 +344,8 @@ class Catalogue:
     @classmethod
     def load(cls, directory: Path | None = None) -> Catalogue:
         """Load the catalogue from `directory` (or the built-in files) and validate it."""
-        departments_file = _read(directory, "departments.json", _DepartmentsFile)
-        _unique("departments.json", (d.code for d in departments_file.departments))
+        departments_file = read_data_file(directory, "departments.json", _DepartmentsFile)
+        require_unique("departments.json", (d.code for d in departments_file.departments))
         departments = {
             d.code: Department(code=d.code, name=d.name, kind=d.kind)
             for d in departments_file.departments
@@ -352,8 +356,8 @@ class Catalogue:
                 raise CatalogueError(f"{label}: unknown department {code!r}")
             return code
 
-        categories_file = _read(directory, "case_categories.json", _CategoriesFile)
-        _unique("case_categories.json", (c.code for c in categories_file.categories))
+        categories_file = read_data_file(directory, "case_categories.json", _CategoriesFile)
+        require_unique("case_categories.json", (c.code for c in categories_file.categories))
         categories = {
             c.code: CaseCategory(
                 code=c.code,
@@ -368,17 +372,17 @@ class Catalogue:
             for c in categories_file.categories
         }
 
-        kinds_file = _read(directory, "resource_kinds.json", _ResourceKindsFile)
-        _unique("resource_kinds.json", (k.code for k in kinds_file.resource_kinds))
+        kinds_file = read_data_file(directory, "resource_kinds.json", _ResourceKindsFile)
+        require_unique("resource_kinds.json", (k.code for k in kinds_file.resource_kinds))
         kinds = {
             k.code: ResourceKind(code=k.code, name=k.name, mobile=k.mobile)
             for k in kinds_file.resource_kinds
         }
 
-        incident_file = _read(directory, "incident_categories.json", _IncidentFile)
-        _unique("incident_categories.json", (c.code for c in incident_file.categories))
-        _unique("incident_categories.json levels", (lv.code for lv in incident_file.levels))
-        _unique(
+        incident_file = read_data_file(directory, "incident_categories.json", _IncidentFile)
+        require_unique("incident_categories.json", (c.code for c in incident_file.categories))
+        require_unique("incident_categories.json levels", (lv.code for lv in incident_file.levels))
+        require_unique(
             "incident_categories.json types",
             (t.code for c in incident_file.categories for t in c.types),
         )
@@ -394,8 +398,8 @@ class Catalogue:
         if sorted(lv.rank for lv in levels.values()) != [1, 2, 3, 4]:
             raise CatalogueError("incident_categories.json: levels must have ranks 1 to 4")
 
-        topics_file = _read(directory, "hotline_topics.json", _TopicsFile)
-        _unique("hotline_topics.json", (t.code for t in topics_file.topics))
+        topics_file = read_data_file(directory, "hotline_topics.json", _TopicsFile)
+        require_unique("hotline_topics.json", (t.code for t in topics_file.topics))
         topics = {}
         for t in topics_file.topics:
             label = f"hotline_topics.json {t.code}"
@@ -410,22 +414,26 @@ class Catalogue:
                 reply_limit=_limit(t.reply_limit),
             )
 
-        calendar_file = _read(directory, "calendar.json", _CalendarFile)
+        calendar_file = read_data_file(directory, "calendar.json", _CalendarFile)
         try:
             zone = ZoneInfo(calendar_file.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise CatalogueError(
                 f"calendar.json: unknown time zone {calendar_file.timezone!r}"
             ) from None
-        calendar = BusinessCalendar(
-            timezone=zone,
-            periods=tuple(WorkingPeriod(start=s, end=e) for s, e in calendar_file.working_periods),
-            weekend=frozenset(calendar_file.weekend),
-            holidays=frozenset(calendar_file.holidays),
-            extra_working_days=frozenset(calendar_file.extra_working_days),
-        )
+        try:
+            calendar = BusinessCalendar(
+                timezone=zone,
+                periods=tuple(WorkingPeriod(start=s, end=e)
+                              for s, e in calendar_file.working_periods),
+                weekend=frozenset(calendar_file.weekend),
+                holidays=frozenset(calendar_file.holidays),
+                extra_working_days=frozenset(calendar_file.extra_working_days),
+            )
+        except CatalogueError as error:
+            raise CatalogueError(f"calendar.json: {error}") from None
 
-        routing_file = _read(directory, "routing.json", _RoutingFile)
+        routing_file = read_data_file(directory, "routing.json", _RoutingFile)
         rules = []
         for index, r in enumerate(routing_file.rules):
             label = f"routing.json rule {index + 1}"
@@ -437,7 +445,7 @@ class Catalogue:
                             department=department(label, r.department))
             )
 
-        supervision_file = _read(directory, "supervision.json", _SupervisionFile)
+        supervision_file = read_data_file(directory, "supervision.json", _SupervisionFile)
         stage_limits = {stage: _limit(t) for stage, t in supervision_file.stage_limits.items()}
 
         return cls(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from cityops.domain.catalogue import _read, _Strict, _unique
+from cityops.domain.catalogue import StrictModel, read_data_file, require_unique
 from cityops.domain.errors import CatalogueError, InvalidValue
 
 HAZARD_TYPES_FILE = "hazard_types.json"
@@ -38,19 +38,19 @@ class SensorKind:
     units: tuple[str, ...]
 
 
-class _HazardTypeFile(_Strict):
+class _HazardTypeFile(StrictModel):
     code: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     name: str = Field(min_length=1)
     default_impact_radius_m: float = Field(gt=0, le=50_000)
 
 
-class _SensorKindFile(_Strict):
+class _SensorKindFile(StrictModel):
     code: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     name: str = Field(min_length=1)
     units: list[str] = Field(min_length=1)
 
 
-class _HazardTypesFile(_Strict):
+class _HazardTypesFile(StrictModel):
     version: int
     alarm_deadband: float = Field(ge=0, lt=MAX_DEADBAND)
     hazard_types: list[_HazardTypeFile] = Field(min_length=1)
@@ -70,13 +70,13 @@ class HazardCatalogue:
     @classmethod
     def load(cls, directory: Path | None = None) -> HazardCatalogue:
         """Load `hazard_types.json` from `directory` (or the built-in file) and validate it."""
-        data = _read(directory, HAZARD_TYPES_FILE, _HazardTypesFile)
-        _unique(HAZARD_TYPES_FILE, (t.code for t in data.hazard_types))
-        _unique(f"{HAZARD_TYPES_FILE} sensor kinds", (k.code for k in data.sensor_kinds))
+        data = read_data_file(directory, HAZARD_TYPES_FILE, _HazardTypesFile)
+        require_unique(HAZARD_TYPES_FILE, (t.code for t in data.hazard_types))
+        require_unique(f"{HAZARD_TYPES_FILE} sensor kinds", (k.code for k in data.sensor_kinds))
         for kind in data.sensor_kinds:
             if any(not unit.strip() for unit in kind.units):
                 raise CatalogueError(f"{HAZARD_TYPES_FILE} {kind.code}: empty unit")
-            _unique(f"{HAZARD_TYPES_FILE} {kind.code} units", kind.units)
+            require_unique(f"{HAZARD_TYPES_FILE} {kind.code} units", kind.units)
         return cls(
             hazard_types={
                 t.code: HazardType(code=t.code, name=t.name,

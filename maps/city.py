@@ -256,7 +256,8 @@ def load_city(
     city_label = str(directory / CITY_FILE)
     try:
         ZoneInfo(spec.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # A region name ("Asia") is a folder of the tz database: ZoneInfo raises OSError.
         raise InvalidValue(f"{city_label}: unknown time zone {spec.timezone!r}") from None
     if spec.metric_crs is not None:
         projection = MetricProjection.from_crs(spec.metric_crs, f"{city_label}: metric_crs")

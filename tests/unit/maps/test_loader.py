@@ -31,6 +31,7 @@ def test_a_missing_directory_or_city_file_is_named(tmp_path: Path) -> None:
     ("change", "message"),
     [
         (lambda c: c.update(timezone="Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
+        (lambda c: c.update(timezone="Asia"), "unknown time zone 'Asia'"),
         (lambda c: c.update(metric_crs="EPSG:4326"), "metric_crs: .* not a projected CRS"),
         (lambda c: c.update(bbox=[32.0, 118.7, 32.1, 118.9]), "bbox: .*latitudes"),
         (lambda c: c.update(version=2), "version"),
