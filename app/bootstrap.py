@@ -90,12 +90,15 @@ class CitySystem:
         self.store.close()
 
 
-def load_city(settings: Settings) -> Any:
+def load_city(settings: Settings, catalogue: Catalogue, hazard_catalogue: HazardCatalogue) -> Any:
+    """The city's map and inventory; codes in a city's own files are checked against the
+    catalogues (the shipped demo city is checked by its tests)."""
     from cityops.maps import load_city as load_city_from
     from cityops.maps import load_demo_city
 
     if settings.city_dir is not None:
-        return load_city_from(settings.city_dir)
+        return load_city_from(settings.city_dir, catalogue=catalogue,
+                              hazard_catalogue=hazard_catalogue)
     return load_demo_city()
 
 
@@ -104,7 +107,7 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
     """Build a CityOps system from settings (embedded SQLite or PostgreSQL)."""
     catalogue = Catalogue.load(settings.catalogue_dir)
     hazard_catalogue = HazardCatalogue.load(settings.catalogue_dir)
-    city = city if city is not None else load_city(settings)
+    city = city if city is not None else load_city(settings, catalogue, hazard_catalogue)
     locator = city.map
     store: ReadStore
     if settings.database_url is None:

@@ -215,7 +215,8 @@ class DemoDay:
             source_id = self.system.hazards.register(
                 hazard_type=source.hazard_type, name=source.name, owner_name=source.owner_name,
                 owner_contact=source.owner_contact, grade=source.grade, location=source.location,
-                impact_radius_m=source.impact_radius_m, actor=ADMIN,
+                impact_radius_m=source.impact_radius_m, impact_zone=source.impact_zone,
+                actor=ADMIN,
                 command_id=f"demo:hazard:{source.id}",
             )
             self.hazard_ids[source.id] = source_id

@@ -85,21 +85,27 @@ class CityOperations:
                 )
         else:
             self.incidents.incident(incident_id)
+        # The ticket side first: it refuses a ticket already escalated to another incident.
+        self.hotline.escalate_to_incident(ticket_id, incident_id=incident_id, actor=actor,
+                                          command_id=f"ticket-to-incident:{ticket_id}:"
+                                          f"{incident_id}")
         self.incidents.link(incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=ticket_id,
                             actor=actor,
-                            command_id=f"ticket-to-incident:{ticket_id}:link")
-        self.hotline.escalate_to_incident(ticket_id, incident_id=incident_id, actor=actor,
-                                          command_id=f"ticket-to-incident:{ticket_id}")
+                            command_id=f"ticket-to-incident:{ticket_id}:{incident_id}:link")
         return incident_id
 
     def escalate_alarm(self, source_id: UUID, alarm_id: UUID, *, actor: Actor,
-                       category: str, incident_type: str, title: str,
-                       level: str | None = None, incident_id: UUID | None = None) -> UUID:
-        """A hazard alarm becomes an incident at the hazard source (or joins `incident_id`)."""
+                       category: str | None = None, incident_type: str | None = None,
+                       title: str | None = None, level: str | None = None,
+                       incident_id: UUID | None = None) -> UUID:
+        """A hazard alarm becomes an incident at the hazard source (category, type and title
+        needed), or joins `incident_id`."""
         source = self.hazards.source(source_id)
         if alarm_id not in source.alarms:
             raise InvalidValue(f"hazard source {source_id} has no alarm {alarm_id}")
         if incident_id is None:
+            if not (category and incident_type and title):
+                raise InvalidValue("a new incident needs category, incident type and title")
             incident_id = incident_id_for_alarm(alarm_id)
             if not self.incidents.exists(incident_id):
                 self.incidents.report(
@@ -111,11 +117,12 @@ class CityOperations:
                 )
         else:
             self.incidents.incident(incident_id)
+        # The hazard side first: it refuses an alarm already escalated to another incident.
+        self.hazards.escalate_alarm(source_id, alarm_id, incident_id=incident_id, actor=actor,
+                                    command_id=f"alarm-to-incident:{alarm_id}:{incident_id}")
         self.incidents.link(incident_id, kind=LinkKind.HAZARD_ALARM, target_id=alarm_id,
                             actor=actor,
-                            command_id=f"alarm-to-incident:{alarm_id}:link")
-        self.hazards.escalate_alarm(source_id, alarm_id, incident_id=incident_id, actor=actor,
-                                    command_id=f"alarm-to-incident:{alarm_id}")
+                            command_id=f"alarm-to-incident:{alarm_id}:{incident_id}:link")
         return incident_id
 
     def assign_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:

@@ -32,6 +32,7 @@ from cityops.maps.proximity import (
     PositionIndex,
     StraightLine,
     nearest,
+    nearest_of_kind,
     within_radius,
 )
 from cityops.maps.validity import GeometryRepair, InvalidGeometryPolicy
@@ -79,6 +80,7 @@ __all__ = [
     "load_city",
     "load_demo_city",
     "nearest",
+    "nearest_of_kind",
     "utm_crs_for",
     "within_radius",
     "zone_area_m2",

@@ -2,6 +2,19 @@
 zone, metric CRS, bounding box, which files hold which layer), the administrative layers,
 the inspectors, hazard sources, facilities and emergency resources. The demo city ships with
 the package; a real city replaces it by pointing `load_city` at its own directory.
+
+The layout (file names are those of the demo; `city.json` may name others):
+
+- `city.json`: version, name, timezone, metric_crs (projected, metres; default: the UTM zone
+  of the bbox centre), bbox [min lon, min lat, max lon, max lat], layers, grid
+  {cell_size_m, min_piece_share}, tiling_tolerance_m2, invalid_geometries (refuse|repair).
+- `districts`, `streets`, `communities` layers (GeoJSON, GeoPackage or Shapefile, any CRS):
+  code and name, plus the parent's code (`district`, `street`); optional `cells` layer
+  (code, community, optional inspector) to use the city's own grid instead of generating it.
+- `inspectors.json`: {version, inspectors: [{id, name, district, communities}]}.
+- `hazard_sources.geojson`, `facilities.geojson`, `resources.geojson`: Point features
+  (WGS84) whose properties follow the schemas in `cityops.maps.inventory`.
+- `landmarks.geojson` (optional, display only): name, kind, any geometry.
 """
 
 from __future__ import annotations

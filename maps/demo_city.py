@@ -1,7 +1,7 @@
 """How the shipped "Demo City" was drawn: a deterministic generator of its files, kept so that
 the data can be reviewed, changed and regenerated instead of edited by hand.
 
-The city is fictional: a river city of about 40 km² around lon 118.80, lat 32.05 (UTM 50N).
+The city is fictional: a river city of about 44 km² around lon 118.80, lat 32.05 (UTM 50N).
 The Jade River splits it into north and south, Central Avenue into west and east: four
 districts. Each district is cut into three streets, each street into three communities, by
 straight cuts placed so that the parts have chosen shares of the area; the files are written

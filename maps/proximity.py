@@ -27,7 +27,16 @@ class Positioned(Protocol):
     def location(self) -> GeoPoint: ...
 
 
+class PositionedOfKind(Positioned, Protocol):
+    """A positioned item of some kind: a resource (fire-engine, ambulance...) or a facility
+    (school, hospital, shelter)."""
+
+    @property
+    def kind(self) -> str: ...
+
+
 T = TypeVar("T", bound=Positioned)
+K = TypeVar("K", bound=PositionedOfKind)
 
 
 @dataclass(frozen=True)
@@ -184,3 +193,17 @@ def nearest(
     """The `n` items nearest to `origin` by the distance model (straight line by default)."""
     return PositionIndex(items, projection or MetricProjection.around(origin.lon, origin.lat)) \
         .nearest(origin, n, distance)
+
+
+def nearest_of_kind(
+    origin: GeoPoint,
+    items: Iterable[K],
+    kind: str,
+    n: int,
+    distance: DistanceModel | None = None,
+    projection: MetricProjection | None = None,
+) -> list[Nearby[K]]:
+    """The `n` items of one kind nearest to `origin` (the nearest ambulances, shelters...).
+    The caller passes only the items that may be chosen (for example, available resources
+    at their last reported positions)."""
+    return nearest(origin, [i for i in items if i.kind == kind], n, distance, projection)

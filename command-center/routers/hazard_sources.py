@@ -82,8 +82,11 @@ class AlarmAcknowledgement(Command):
 
 class AlarmEscalation(Command):
     incident_id: UUID | None = Field(
-        default=None, description="The incident it joined (default: the alarm's own incident)")
-    note: str = ""
+        default=None, description="An existing incident to join; else a new one is reported")
+    category: str | None = Field(default=None, description="For a new incident")
+    incident_type: str | None = Field(default=None, description="For a new incident")
+    title: str | None = Field(default=None, description="For a new incident")
+    level: str | None = Field(default=None, description="For a new incident: I to IV")
 
 
 class FindingIn(Command):
@@ -230,13 +233,14 @@ def acknowledge_alarm(source_id: UUID, alarm_id: UUID, body: AlarmAcknowledgemen
 
 
 @router.post("/{source_id}/alarms/{alarm_id}/escalation")
-def record_alarm_escalation(source_id: UUID, alarm_id: UUID, body: AlarmEscalation,
-                            system: SystemDep, actor: CurrentActor,
-                            command_id: CommandId) -> dict[str, Any]:
-    """Record that the alarm became or joined an incident (reported on the incident side)."""
-    system.hazards.escalate_alarm(source_id, alarm_id, incident_id=body.incident_id,
-                                  note=body.note, actor=actor, command_id=command_id)
-    return _state(system, source_id)
+def escalate_alarm(source_id: UUID, alarm_id: UUID, body: AlarmEscalation, system: SystemDep,
+                   actor: CurrentActor) -> dict[str, Any]:
+    """Escalate an alarm into a new incident at the hazard source, or join an incident;
+    recorded on both streams (running it again repeats nothing)."""
+    incident_id = system.operations.escalate_alarm(
+        source_id, alarm_id, incident_id=body.incident_id, category=body.category,
+        incident_type=body.incident_type, title=body.title, level=body.level, actor=actor)
+    return {**_state(system, source_id), "incident_id": str(incident_id)}
 
 
 @router.post("/{source_id}/findings", status_code=201)

@@ -22,6 +22,7 @@ from cityops.command_center.history import event_history
 from cityops.command_center.personal_data import protect_caller_data
 from cityops.command_center.schemas import Command, Page, PointIn
 from cityops.domain.actors import Actor
+from cityops.domain.catalogue import Urgency
 from cityops.domain.hotline import Channel, Satisfaction, TicketStatus, TicketType
 
 router = APIRouter(prefix="/hotline-tickets", tags=["hotline tickets"])
@@ -72,13 +73,18 @@ class Merge(Command):
 
 
 class CaseConversion(Command):
-    case_id: UUID | None = Field(default=None,
-                                 description="The grid case (default: the ticket's own)")
+    category: str | None = Field(
+        default=None, description="Grid-case category (default: the topic's own category)")
+    urgency: Urgency = Urgency.NORMAL
 
 
 class IncidentEscalation(Command):
     incident_id: UUID | None = Field(
-        default=None, description="The incident it joined (default: the ticket's own)")
+        default=None, description="An existing incident to join; else a new one is reported")
+    category: str | None = Field(default=None, description="For a new incident")
+    incident_type: str | None = Field(default=None, description="For a new incident")
+    title: str | None = Field(default=None, description="For a new incident")
+    level: str | None = Field(default=None, description="For a new incident: I to IV")
 
 
 def _state(system: SystemDep, ticket_id: UUID, actor: Actor) -> dict[str, Any]:
@@ -217,21 +223,23 @@ def merge_ticket(ticket_id: UUID, body: Merge, system: SystemDep, actor: Current
 
 
 @router.post("/{ticket_id}/convert-to-case")
-def record_case_conversion(ticket_id: UUID, body: CaseConversion, system: SystemDep,
-                           actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Record that the ticket became a grid case (reported on the grid-case side)."""
-    system.hotline.convert_to_case(ticket_id, case_id=body.case_id, actor=actor,
-                                   command_id=command_id)
-    return _state(system, ticket_id, actor)
+def convert_to_case(ticket_id: UUID, body: CaseConversion, system: SystemDep,
+                    actor: CurrentActor) -> dict[str, Any]:
+    """Turn a city-management ticket into a grid case (reported by the hotline) and record it
+    on the ticket; running it again completes or repeats nothing."""
+    case_id = system.operations.ticket_to_case(ticket_id, category=body.category,
+                                               urgency=body.urgency, actor=actor)
+    return {**_state(system, ticket_id, actor), "case_id": str(case_id)}
 
 
 @router.post("/{ticket_id}/escalate-to-incident")
-def record_incident_escalation(ticket_id: UUID, body: IncidentEscalation, system: SystemDep,
-                               actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Record that the ticket became or joined an incident (reported on the incident side)."""
-    system.hotline.escalate_to_incident(ticket_id, incident_id=body.incident_id, actor=actor,
-                                        command_id=command_id)
-    return _state(system, ticket_id, actor)
+def escalate_to_incident(ticket_id: UUID, body: IncidentEscalation, system: SystemDep,
+                         actor: CurrentActor) -> dict[str, Any]:
+    """Make an emergency ticket a new incident, or join it to an existing one."""
+    incident_id = system.operations.ticket_to_incident(
+        ticket_id, incident_id=body.incident_id, category=body.category,
+        incident_type=body.incident_type, title=body.title, level=body.level, actor=actor)
+    return {**_state(system, ticket_id, actor), "incident_id": str(incident_id)}
 
 
 @router.post("/{ticket_id}/close")

@@ -111,7 +111,6 @@ class TaskResult(Command):
 
 class ResourceAssignment(Command):
     resource_id: UUID
-    kind: str = Field(description="Resource kind code, e.g. fire-engine")
 
 
 class Note(Command):
@@ -334,19 +333,17 @@ def cancel_task(incident_id: UUID, task_id: UUID, body: Reason, system: SystemDe
 
 @router.post("/{incident_id}/resources")
 def assign_resource(incident_id: UUID, body: ResourceAssignment, system: SystemDep,
-                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Record on the incident that a resource works for it (its status is the resource's)."""
-    system.incidents.assign_resource(incident_id, resource_id=body.resource_id,
-                                     kind=body.kind, actor=actor, command_id=command_id)
+                    actor: CurrentActor) -> dict[str, Any]:
+    """Dispatch an available resource to the incident, recorded on both (one click)."""
+    system.operations.assign_resource(incident_id, body.resource_id, actor=actor)
     return _state(system, incident_id)
 
 
 @router.post("/{incident_id}/resources/{resource_id}/release")
 def release_resource(incident_id: UUID, resource_id: UUID, system: SystemDep,
-                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Record on the incident that a resource no longer works for it."""
-    system.incidents.release_resource(incident_id, resource_id=resource_id, actor=actor,
-                                      command_id=command_id)
+                     actor: CurrentActor) -> dict[str, Any]:
+    """Release a resource from the incident (standing it down if it had not arrived)."""
+    system.operations.release_resource(incident_id, resource_id, actor=actor)
     return _state(system, incident_id)
 
 

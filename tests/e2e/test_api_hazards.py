@@ -72,12 +72,17 @@ def test_a_hazard_source_is_watched_alarmed_inspected_and_decommissioned(api: An
 
     acknowledged = api.post(f"{path}/alarms/{alarm_id}/acknowledge", {"note": "calling site"})
     assert acknowledged["alarms"][0]["acknowledged_by"] == "dispatcher-1"
-    incident_id = str(uuid4())
-    escalated = api.post(f"{path}/alarms/{alarm_id}/escalation",
-                         {"incident_id": incident_id}, role="system")
+    leak = {"category": "accident-disaster", "incident_type": "gas-leak",
+            "title": "Gas leak at the depot", "level": "IV"}
+    escalated = api.post(f"{path}/alarms/{alarm_id}/escalation", leak)
+    incident_id = escalated["incident_id"]
     assert escalated["alarms"][0]["incident_id"] == incident_id
-    assert api.post(f"{path}/alarms/{alarm_id}/escalation", {"incident_id": incident_id},
-                    role="system")["version"] == escalated["version"]
+    incident = api.get(f"/incidents/{incident_id}")
+    assert (incident["source"], incident["incident_type"]) == ("alarm", "gas-leak")
+    assert alarm_id in {link["id"] for link in incident["links"]}
+    again = api.post(f"{path}/alarms/{alarm_id}/escalation", leak)
+    assert (again["incident_id"], again["version"]) == (incident_id, escalated["version"])
+    assert api.get(f"/incidents/{incident_id}")["version"] == incident["version"]
     cleared = read(5)
     assert (cleared["effect"], cleared["alarm"]["end"]) == ("cleared", "back-to-normal")
 
@@ -145,10 +150,15 @@ def test_an_illegal_transition_is_a_conflict_that_names_the_state(api: Any) -> N
     api.post(f"{path}/alarms/{alarm_id}/acknowledge", {})
     again = api.post(f"{path}/alarms/{alarm_id}/acknowledge", {}, expect=409)
     assert "already acknowledged" in again["detail"]
-    api.post(f"{path}/alarms/{alarm_id}/escalation", {"incident_id": str(uuid4())})
+    first, second = (api.post("/incidents", {
+        "category": "accident-disaster", "incident_type": "gas-leak", "title": title,
+        "source": "sensor", "location": {"type": "Point", "coordinates": [118.80, 32.05]},
+    }, role="inspector", expect=201)["id"] for title in ("Leak", "Another leak"))
+    api.post(f"{path}/alarms/{alarm_id}/escalation", {"incident_id": first})
     assert "already escalated" in api.post(f"{path}/alarms/{alarm_id}/escalation",
-                                           {"incident_id": str(uuid4())},
-                                           expect=409)["detail"]
+                                           {"incident_id": second}, expect=409)["detail"]
+    assert "needs category" in api.post(f"{path}/alarms/{alarm_id}/escalation", {},
+                                        expect=422)["detail"]
     assert "already has a sensor 'gas-1'" in api.post(f"{path}/sensors", GAS_SENSOR,
                                                       role="planner", expect=409)["detail"]
     api.post(f"{path}/decommission", {"reason": "closed"}, role="planner")

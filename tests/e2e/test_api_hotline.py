@@ -93,13 +93,23 @@ def test_side_paths_answer_return_merge_and_hand_overs(api: Any) -> None:
     assert [c["caller_name"] for c in primary["extra_calls"]] == ["Li Si"]
 
     to_case = api.post(f"{path}/convert-to-case", {}, role="hotline-operator")
-    assert (to_case["status"], to_case["case_id"] is not None) == ("transferred", True)
-    incident_id = str(uuid4())
+    assert to_case["status"] == "transferred"
+    case = api.get(f"/grid-cases/{to_case['case_id']}")
+    assert (case["source"], case["category"], case["ticket_id"]) == (
+        "hotline", "E0101", routed["id"])
+    repeated = api.post(f"{path}/convert-to-case", {}, role="hotline-operator")
+    assert (repeated["case_id"], repeated["version"]) == (to_case["case_id"], to_case["version"])
+    incident_id = api.post("/incidents", {
+        "category": "public-health", "incident_type": "epidemic", "title": "Rats at the market",
+        "source": "hotline", "location": {"type": "Point", "coordinates": [118.80, 32.05]},
+    }, role="hotline-operator", expect=201)["id"]
     joined = api.post(f"{path}/escalate-to-incident", {"incident_id": incident_id},
-                      role="system")
+                      role="hotline-operator")
     assert joined["incident_id"] == incident_id
+    assert routed["id"] in {link["id"]
+                            for link in api.get(f"/incidents/{incident_id}")["links"]}
     assert api.post(f"{path}/escalate-to-incident", {"incident_id": incident_id},
-                    role="system")["version"] == joined["version"]
+                    role="hotline-operator")["version"] == joined["version"]
     assert api.post(f"{path}/close", {}, role="hotline-operator")["status"] == "closed"
 
 

@@ -114,11 +114,18 @@ def test_an_incident_goes_from_report_to_review(api: Any) -> None:
     assert next(t for t in cancelled["tasks"] if t["department"] == "health")[
         "status"] == "cancelled"
 
-    engine = str(uuid4())
-    assigned = api.post(f"{path}/resources", {"resource_id": engine, "kind": "fire-engine"})
-    assert assigned["resources"][0]["resource_id"] == engine
+    engine = api.post("/resources", {
+        "kind": "fire-engine", "name": "Engine 7", "call_sign": "FIRE 7", "department": "fire",
+        "home_base": {"type": "Point", "coordinates": [118.79, 32.04]},
+    }, role="planner", expect=201)["id"]
+    assigned = api.post(f"{path}/resources", {"resource_id": engine})
+    assert (assigned["resources"][0]["resource_id"], assigned["resources"][0]["kind"]) == (
+        engine, "fire-engine")
+    resource = api.get(f"/resources/{engine}")
+    assert (resource["status"], resource["incident_id"]) == ("dispatched", incident["id"])
     released = api.post(f"{path}/resources/{engine}/release")
     assert released["resources"][0]["released_at"] is not None
+    assert api.get(f"/resources/{engine}")["status"] == "available"
 
     assert api.post(f"{path}/contain", {"note": "fire out"})["status"] == "contained"
     assert api.post(f"{path}/close", {})["status"] == "closed"
@@ -224,7 +231,9 @@ def test_invalid_plans_and_commands_are_refused(api: Any) -> None:
         expect=422)["detail"]
     assert "kind: Input should be" in api.post(
         f"{path}/links", {"kind": "rumour", "target_id": str(uuid4())}, expect=422)["detail"]
-    assert "unknown resource kind 'tank'" in api.post(
+    assert "does not exist" in api.post(
+        f"{path}/resources", {"resource_id": str(uuid4())}, expect=404)["detail"]
+    assert "kind: Extra inputs" in api.post(
         f"{path}/resources", {"resource_id": str(uuid4()), "kind": "tank"}, expect=422)["detail"]
     api.get("/plans/applicable", category="accident-disaster", level="V", expect=422)
 

@@ -5,7 +5,6 @@ code is known to the catalogues, and the files are what the generator draws."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +53,10 @@ def test_figures_of_the_demo_city(demo: City) -> None:
     assert demo.map.report.lines() == []
 
 
-def test_the_demo_city_loads_quickly_and_once() -> None:
-    started = time.perf_counter()
+def test_the_demo_city_is_loaded_once_and_shared() -> None:
+    """Load speed is not asserted here (no timed assertions in tests); the loader is cached
+    so every component shares one immutable city."""
     city = load_city(demo_city_directory())
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, f"loading the demo city took {elapsed:.2f} s"
     assert len(city.map.cells) == len(load_demo_city().map.cells)
     assert load_demo_city() is load_demo_city()
 

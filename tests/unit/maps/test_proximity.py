@@ -12,7 +12,17 @@ import pytest
 
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.maps import MetricProjection, PositionIndex, StraightLine, nearest, within_radius
+from cityops.maps import (
+    City,
+    FacilityKind,
+    MetricProjection,
+    PositionIndex,
+    StraightLine,
+    nearest,
+    nearest_of_kind,
+    within_radius,
+)
+from cityops.maps.proximity import Positioned
 
 PROJECTION = MetricProjection.from_crs("EPSG:32650")
 
@@ -31,7 +41,7 @@ def _units(count: int, seed: int) -> list[Unit]:
                                                                                   strict=True))]
 
 
-def _straight(origin: GeoPoint, units: Sequence[Unit]) -> list[float]:
+def _straight(origin: GeoPoint, units: Sequence[Positioned]) -> list[float]:
     ox, oy = PROJECTION.points_to_metric([origin.lon], [origin.lat])
     xs, ys = PROJECTION.points_to_metric([u.location.lon for u in units],
                                          [u.location.lat for u in units])
@@ -100,6 +110,18 @@ def test_within_radius_matches_brute_force() -> None:
     expected = sorted((d, k) for k, d in enumerate(distances) if d <= 1500.0)
     assert [f.item.id for f in found] == [k for _, k in expected]
     assert all(f.distance_m <= 1500.0 for f in found)
+
+
+def test_nearest_of_a_kind_among_the_demo_resources_and_shelters(demo: City) -> None:
+    origin = GeoPoint(118.815, 32.045)
+    ambulances = nearest_of_kind(origin, demo.resources, "ambulance", 3, projection=PROJECTION)
+    expected = sorted((_straight(origin, [r])[0], r.id) for r in demo.resources
+                      if r.kind == "ambulance")[:3]
+    assert [a.item.id for a in ambulances] == [i for _, i in expected]
+    shelters = nearest_of_kind(origin, demo.facilities, FacilityKind.SHELTER, 2)
+    assert len(shelters) == 2 and all(s.item.kind is FacilityKind.SHELTER for s in shelters)
+    assert shelters[0].distance_m <= shelters[1].distance_m
+    assert nearest_of_kind(origin, demo.resources, "spaceship", 3) == []
 
 
 def test_edge_cases_of_the_searches() -> None:
