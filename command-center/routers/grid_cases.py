@@ -18,6 +18,7 @@ from cityops.command_center.dependencies import (
     SystemDep,
     page_body,
 )
+from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, Page, PointIn
 from cityops.domain.catalogue import Urgency
 from cityops.domain.gridcase import CaseSource, CaseStatus, RejectionReason
@@ -161,25 +162,7 @@ def get_case(case_id: UUID, system: SystemDep) -> dict[str, Any]:
 def case_history(case_id: UUID, system: SystemDep) -> list[dict[str, Any]]:
     """Every event of the case: what happened, who did it, in what role, and when."""
     system.grid_cases.case(case_id)
-    events = system.grid_cases.events.get(case_id)
-    return [_event_body(e) for e in events]
-
-
-def _event_body(event: Any) -> dict[str, Any]:
-    from fastapi.encoders import jsonable_encoder
-
-    facts = {k: v for k, v in vars(event).items()
-             if k not in ("originator_id", "originator_version", "timestamp",
-                          "originator_topic", "actor")}
-    return {
-        "event": type(event).__name__,
-        "version": event.originator_version,
-        "at": event.timestamp.isoformat(),
-        "actor": event.actor.as_dict(),
-        "facts": jsonable_encoder(facts, custom_encoder={
-            type(getattr(event, "location", None)): lambda p: p.to_geojson()
-        } if getattr(event, "location", None) is not None else {}),
-    }
+    return event_history(system.grid_cases.events.get(case_id))
 
 
 @router.post("/{case_id}/register")
