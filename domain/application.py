@@ -27,6 +27,7 @@ from cityops.domain.errors import (
     NotFound,
 )
 from cityops.domain.model import CityAggregate
+from cityops.domain.permissions import check_permitted
 from cityops.domain.transcodings import register_domain_transcodings
 
 COMMAND_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/commands")
@@ -110,6 +111,13 @@ class CityApplication(Application[UUID]):
         return aggregate_id in self.repository
 
     # --- commands -----------------------------------------------------------------------
+
+    def command(self, command: str, actor: Actor, command_id: str | None,
+                args: Mapping[str, Any], decide: Callable[[], Sequence[Aggregate]]) -> UUID:
+        """Run a command after checking that the actor's role may issue it."""
+        check_permitted(command, actor)
+        return self.run_command(command, actor=actor, command_id=command_id, args=args,
+                                decide=decide)
 
     def run_command(
         self,

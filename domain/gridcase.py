@@ -17,7 +17,7 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import LimitUnit, Urgency
 from cityops.domain.errors import InvalidValue, NotPermitted
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.model import CityAggregate
+from cityops.domain.model import CityAggregate, checked_text, iso_or_none
 from cityops.domain.supervision import StageClock
 
 
@@ -58,25 +58,15 @@ OPEN_STATUSES = frozenset(
         CaseStatus.VERIFIED,
     }
 )
-MAX_TEXT = 4000
 MAX_PHOTOS = 12
 
 
-def _text(label: str, value: str, *, required: bool = True) -> str:
-    if not isinstance(value, str):
-        raise InvalidValue(f"{label} must be text")
-    value = value.strip()
-    if required and not value:
-        raise InvalidValue(f"{label} must not be empty")
-    if len(value) > MAX_TEXT:
-        raise InvalidValue(f"{label} is longer than {MAX_TEXT} characters")
-    return value
 
 
 def _photos(photos: list[str]) -> list[str]:
     if len(photos) > MAX_PHOTOS:
         raise InvalidValue(f"at most {MAX_PHOTOS} photos per step")
-    return [_text("photo reference", p) for p in photos]
+    return [checked_text("photo reference", p) for p in photos]
 
 
 class GridCase(CityAggregate):
@@ -407,7 +397,7 @@ class GridCase(CityAggregate):
             source=CaseSource(source).value,
             category=category,
             urgency=Urgency(urgency).value,
-            description=_text("description", description),
+            description=checked_text("description", description),
             location=location,
             grid_cell=grid_cell,
             photos=_photos(photos),
@@ -424,7 +414,7 @@ class GridCase(CityAggregate):
         self.record(self.Registered, actor=actor, at=at, category=category,
                     urgency=Urgency(urgency).value, proposed_department=proposed_department,
                     stage_deadline=stage_deadline, stage_unit=LimitUnit(stage_unit).value,
-                    note=_text("note", note, required=False))
+                    note=checked_text("note", note, required=False))
 
     def reject(self, *, reason: RejectionReason, duplicate_of: UUID | None, note: str,
                actor: Actor, at: datetime) -> None:
@@ -436,7 +426,7 @@ class GridCase(CityAggregate):
             raise InvalidValue("a case cannot be a duplicate of itself")
         self.record(self.Rejected, actor=actor, at=at, reason=reason.value,
                     duplicate_of=duplicate_of if reason is RejectionReason.DUPLICATE else None,
-                    note=_text("note", note, required=False))
+                    note=checked_text("note", note, required=False))
 
     def dispatch(self, *, department: str, deadline: datetime, limit_unit: LimitUnit,
                  instructions: str, actor: Actor, at: datetime) -> None:
@@ -445,7 +435,7 @@ class GridCase(CityAggregate):
             self.refuse("dispatch", f"{department} already returned it as not its responsibility")
         self.record(self.Dispatched, actor=actor, at=at, department=department,
                     deadline=deadline, limit_unit=LimitUnit(limit_unit).value,
-                    instructions=_text("instructions", instructions, required=False))
+                    instructions=checked_text("instructions", instructions, required=False))
 
     def return_to_centre(self, *, reason: str, suggested_department: str | None,
                          stage_deadline: datetime, stage_unit: LimitUnit, actor: Actor,
@@ -455,7 +445,8 @@ class GridCase(CityAggregate):
         if suggested_department == self.department:
             raise InvalidValue("the suggested department is the one returning the case")
         self.record(self.ReturnedToCentre, actor=actor, at=at,
-                    reason=_text("reason", reason), suggested_department=suggested_department,
+                    reason=checked_text("reason", reason),
+                    suggested_department=suggested_department,
                     stage_deadline=stage_deadline, stage_unit=LimitUnit(stage_unit).value)
 
     def request_extension(self, *, requested_deadline: datetime, reason: str, actor: Actor,
@@ -471,7 +462,7 @@ class GridCase(CityAggregate):
                 f"deadline {self.handling_deadline.isoformat()}"
             )
         self.record(self.ExtensionRequested, actor=actor, at=at,
-                    requested_deadline=requested_deadline, reason=_text("reason", reason))
+                    requested_deadline=requested_deadline, reason=checked_text("reason", reason))
 
     def approve_extension(self, *, deadline: datetime | None, actor: Actor, at: datetime) -> None:
         """The centre grants the extension (the requested deadline, or another later one)."""
@@ -490,12 +481,13 @@ class GridCase(CityAggregate):
                             CaseStatus.SUSPENDED)
         if self.pending_extension is None:
             self.refuse("refuse a deadline extension for", "no extension was requested")
-        self.record(self.ExtensionRefused, actor=actor, at=at, reason=_text("reason", reason))
+        self.record(self.ExtensionRefused, actor=actor, at=at,
+                    reason=checked_text("reason", reason))
 
     def suspend(self, *, reason: str, actor: Actor, at: datetime) -> None:
         self.require_status("suspend", CaseStatus.DISPATCHED)
         self._check_department_scope("suspend", actor)
-        self.record(self.Suspended, actor=actor, at=at, reason=_text("reason", reason))
+        self.record(self.Suspended, actor=actor, at=at, reason=checked_text("reason", reason))
 
     def resume(self, *, deadline: datetime, paused: timedelta, actor: Actor, at: datetime) -> None:
         self.require_status("resume", CaseStatus.SUSPENDED)
@@ -506,7 +498,7 @@ class GridCase(CityAggregate):
                stage_unit: LimitUnit, actor: Actor, at: datetime) -> None:
         self.require_status("report the handling of", CaseStatus.DISPATCHED)
         self._check_department_scope("report the handling of", actor)
-        self.record(self.Handled, actor=actor, at=at, result=_text("result", result),
+        self.record(self.Handled, actor=actor, at=at, result=checked_text("result", result),
                     evidence=_photos(evidence), stage_deadline=stage_deadline,
                     stage_unit=LimitUnit(stage_unit).value)
 
@@ -514,7 +506,8 @@ class GridCase(CityAggregate):
                stage_unit: LimitUnit, actor: Actor, at: datetime) -> None:
         """An inspector confirms on site that the problem is fixed."""
         self.require_status("verify", CaseStatus.HANDLED)
-        self.record(self.Verified, actor=actor, at=at, note=_text("note", note, required=False),
+        self.record(self.Verified, actor=actor, at=at,
+                    note=checked_text("note", note, required=False),
                     photos=_photos(photos), stage_deadline=stage_deadline,
                     stage_unit=LimitUnit(stage_unit).value)
 
@@ -522,13 +515,14 @@ class GridCase(CityAggregate):
                      limit_unit: LimitUnit, actor: Actor, at: datetime) -> None:
         """An inspector finds the problem not fixed: the case goes back to its department."""
         self.require_status("order rework of", CaseStatus.HANDLED)
-        self.record(self.ReworkOrdered, actor=actor, at=at, note=_text("note", note),
+        self.record(self.ReworkOrdered, actor=actor, at=at, note=checked_text("note", note),
                     photos=_photos(photos), deadline=deadline,
                     limit_unit=LimitUnit(limit_unit).value)
 
     def close(self, *, note: str, actor: Actor, at: datetime) -> None:
         self.require_status("close", CaseStatus.VERIFIED)
-        self.record(self.Closed, actor=actor, at=at, note=_text("note", note, required=False))
+        self.record(self.Closed, actor=actor, at=at,
+                    note=checked_text("note", note, required=False))
 
     def summary(self) -> dict[str, Any]:
         """The case's current state as plain data (for API responses and tests)."""
@@ -544,15 +538,15 @@ class GridCase(CityAggregate):
             "grid_cell": self.grid_cell,
             "department": self.department,
             "proposed_department": self.proposed_department,
-            "handling_deadline": _iso(self.handling_deadline),
-            "stage_deadline": _iso(self.stage.deadline) if self.stage else None,
+            "handling_deadline": iso_or_none(self.handling_deadline),
+            "stage_deadline": iso_or_none(self.stage.deadline) if self.stage else None,
             "reported_at": self.reported_at.isoformat(),
-            "closed_at": _iso(self.closed_at),
+            "closed_at": iso_or_none(self.closed_at),
             "rework_count": self.rework_count,
             "return_count": self.return_count,
             "extension_count": self.extension_count,
             "pending_extension": (
-                {k: (_iso(v) if isinstance(v, datetime) else v)
+                {k: (iso_or_none(v) if isinstance(v, datetime) else v)
                  for k, v in self.pending_extension.items()}
                 if self.pending_extension else None
             ),
@@ -565,6 +559,3 @@ class GridCase(CityAggregate):
             "ticket_id": str(self.ticket_id) if self.ticket_id else None,
         }
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None

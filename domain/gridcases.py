@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
@@ -14,7 +14,6 @@ from cityops.domain.duplicates import DuplicatePolicy, OpenReportFinder, propose
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseSource, CaseStatus, GridCase, RejectionReason
-from cityops.domain.permissions import check_permitted
 from cityops.domain.ports import GridLocator
 from cityops.domain.supervision import Light, light
 
@@ -64,11 +63,6 @@ class GridCases(CityApplication):
         return light(case.stage, now or self.clock(), self.catalogue.calendar,
                      self.catalogue.yellow_fraction)
 
-    def _command(self, command: str, actor: Actor, command_id: str | None,
-                 args: dict[str, Any], decide: Callable[[], Sequence[GridCase]]) -> UUID:
-        check_permitted(command, actor)
-        return self.run_command(command, actor=actor, command_id=command_id, args=args,
-                                decide=decide)
 
     # --- commands -----------------------------------------------------------------------
 
@@ -126,7 +120,7 @@ class GridCases(CityApplication):
                 actor=actor, at=when, **self._stage("reported", when),
             )]
 
-        return self._command("grid-case.report", actor, command_id, {
+        return self.command("grid-case.report", actor, command_id, {
             "source": source, "category": category, "description": description,
             "location": [location.lon, location.lat], "urgency": urgency,
             "photos": photos or [], "ticket_id": ticket_id,
@@ -152,7 +146,7 @@ class GridCases(CityApplication):
                           **self._stage("registered", when))
             return [case]
 
-        return self._command("grid-case.register", actor, command_id, {
+        return self.command("grid-case.register", actor, command_id, {
             "case_id": case_id, "category": category, "urgency": urgency, "note": note,
         }, decide)
 
@@ -176,7 +170,7 @@ class GridCases(CityApplication):
             case.reject(reason=reason, duplicate_of=duplicate_of, note=note, actor=actor, at=when)
             return [case]
 
-        return self._command("grid-case.reject", actor, command_id, {
+        return self.command("grid-case.reject", actor, command_id, {
             "case_id": case_id, "reason": reason, "duplicate_of": duplicate_of, "note": note,
         }, decide)
 
@@ -200,7 +194,7 @@ class GridCases(CityApplication):
                           instructions=instructions, actor=actor, at=when)
             return [case]
 
-        return self._command("grid-case.dispatch", actor, command_id, {
+        return self.command("grid-case.dispatch", actor, command_id, {
             "case_id": case_id, "department": department, "instructions": instructions,
         }, decide)
 
@@ -218,7 +212,7 @@ class GridCases(CityApplication):
                                   actor=actor, at=when, **self._stage("returned", when))
             return [case]
 
-        return self._command("grid-case.return-to-centre", actor, command_id, {
+        return self.command("grid-case.return-to-centre", actor, command_id, {
             "case_id": case_id, "reason": reason, "suggested_department": suggested_department,
         }, decide)
 
@@ -236,7 +230,7 @@ class GridCases(CityApplication):
                                    actor=actor, at=when)
             return [case]
 
-        return self._command("grid-case.request-extension", actor, command_id, {
+        return self.command("grid-case.request-extension", actor, command_id, {
             "case_id": case_id, "requested_deadline": requested_deadline, "reason": reason,
         }, decide)
 
@@ -256,7 +250,7 @@ class GridCases(CityApplication):
                 case.refuse_extension(reason=reason, actor=actor, at=when)
             return [case]
 
-        return self._command("grid-case.decide-extension", actor, command_id, {
+        return self.command("grid-case.decide-extension", actor, command_id, {
             "case_id": case_id, "approve": approve, "deadline": deadline, "reason": reason,
         }, decide)
 
@@ -270,7 +264,7 @@ class GridCases(CityApplication):
             case.suspend(reason=reason, actor=actor, at=when)
             return [case]
 
-        return self._command("grid-case.suspend", actor, command_id,
+        return self.command("grid-case.suspend", actor, command_id,
                              {"case_id": case_id, "reason": reason}, decide)
 
     def resume(self, case_id: UUID, *, actor: Actor, at: datetime | None = None,
@@ -295,7 +289,7 @@ class GridCases(CityApplication):
             case.resume(deadline=deadline, paused=stage.paused + paused_now, actor=actor, at=when)
             return [case]
 
-        return self._command("grid-case.resume", actor, command_id, {"case_id": case_id}, decide)
+        return self.command("grid-case.resume", actor, command_id, {"case_id": case_id}, decide)
 
     def handle(self, case_id: UUID, *, result: str, actor: Actor,
                evidence: list[str] | None = None, at: datetime | None = None,
@@ -309,7 +303,7 @@ class GridCases(CityApplication):
                         **self._stage("handled", when))
             return [case]
 
-        return self._command("grid-case.handle", actor, command_id, {
+        return self.command("grid-case.handle", actor, command_id, {
             "case_id": case_id, "result": result, "evidence": evidence or [],
         }, decide)
 
@@ -330,7 +324,7 @@ class GridCases(CityApplication):
                                   limit_unit=unit, actor=actor, at=when)
             return [case]
 
-        return self._command("grid-case.verify", actor, command_id, {
+        return self.command("grid-case.verify", actor, command_id, {
             "case_id": case_id, "fixed": fixed, "note": note, "photos": photos or [],
         }, decide)
 
@@ -344,5 +338,5 @@ class GridCases(CityApplication):
             case.close(note=note, actor=actor, at=when)
             return [case]
 
-        return self._command("grid-case.close", actor, command_id,
+        return self.command("grid-case.close", actor, command_id,
                              {"case_id": case_id, "note": note}, decide)

@@ -30,10 +30,9 @@ from cityops.domain.actors import Actor
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.hazard_catalogue import MAX_DEADBAND
-from cityops.domain.model import CityAggregate
+from cityops.domain.model import CityAggregate, checked_text, iso_or_none
 
 HAZARD_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/hazard-sources")
-MAX_TEXT = 4000
 MAX_EVIDENCE = 12
 MAX_IMPACT_RADIUS_M = 50_000.0
 SENSOR_ID_MAX = 64
@@ -207,11 +206,11 @@ class Alarm:
             "raised_at": self.raised_at.isoformat(),
             "changed_at": self.changed_at.isoformat(),
             "open": self.is_open,
-            "acknowledged_at": _iso(self.acknowledged_at),
+            "acknowledged_at": iso_or_none(self.acknowledged_at),
             "acknowledged_by": self.acknowledged_by,
             "incident_id": str(self.incident_id) if self.incident_id else None,
-            "escalated_at": _iso(self.escalated_at),
-            "ended_at": _iso(self.ended_at),
+            "escalated_at": iso_or_none(self.escalated_at),
+            "ended_at": iso_or_none(self.ended_at),
             "end": self.end.value if self.end else None,
         }
 
@@ -242,7 +241,7 @@ class Finding:
             "rectification_deadline": self.rectification_deadline.isoformat(),
             "found_at": self.found_at.isoformat(),
             "found_by": self.found_by,
-            "rectified_at": _iso(self.rectified_at),
+            "rectified_at": iso_or_none(self.rectified_at),
             "evidence": list(self.evidence),
             "rectification_note": self.rectification_note,
         }
@@ -305,8 +304,6 @@ def overdue_findings(source: HazardSource, now: datetime) -> list[Finding]:
 # --- validation ------------------------------------------------------------------------------
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _number(label: str, value: object) -> float:
@@ -317,15 +314,6 @@ def _number(label: str, value: object) -> float:
     return float(value)
 
 
-def _text(label: str, value: str, *, required: bool = True, limit: int = MAX_TEXT) -> str:
-    if not isinstance(value, str):
-        raise InvalidValue(f"{label} must be text")
-    value = value.strip()
-    if required and not value:
-        raise InvalidValue(f"{label} must not be empty")
-    if len(value) > limit:
-        raise InvalidValue(f"{label} is longer than {limit} characters")
-    return value
 
 
 def check_grade(grade: object) -> int:
@@ -350,7 +338,7 @@ def check_impact(radius_m: float | None, zone: Area | None) -> float | None:
 
 
 def check_sensor_id(sensor_id: str) -> str:
-    sensor_id = _text("sensor id", sensor_id, limit=SENSOR_ID_MAX)
+    sensor_id = checked_text("sensor id", sensor_id, limit=SENSOR_ID_MAX)
     if any(c.isspace() for c in sensor_id):
         raise InvalidValue(f"sensor id {sensor_id!r} must not contain spaces")
     return sensor_id
@@ -671,9 +659,9 @@ class HazardSource(CityAggregate):
             timestamp=at,
             actor=actor,
             hazard_type=hazard_type,
-            name=_text("name", name, limit=200),
-            owner_name=_text("owner name", owner_name, limit=200),
-            owner_contact=_text("owner contact", owner_contact, limit=200),
+            name=checked_text("name", name, limit=200),
+            owner_name=checked_text("owner name", owner_name, limit=200),
+            owner_contact=checked_text("owner contact", owner_contact, limit=200),
             grade=check_grade(grade),
             location=location,
             impact_radius_m=check_impact(impact_radius_m, impact_zone),
@@ -688,16 +676,16 @@ class HazardSource(CityAggregate):
         if not isinstance(location, GeoPoint):
             raise InvalidValue("location must be a point")
         self.record(self.DetailsUpdated, actor=actor, at=at,
-                    name=_text("name", name, limit=200),
-                    owner_name=_text("owner name", owner_name, limit=200),
-                    owner_contact=_text("owner contact", owner_contact, limit=200),
+                    name=checked_text("name", name, limit=200),
+                    owner_name=checked_text("owner name", owner_name, limit=200),
+                    owner_contact=checked_text("owner contact", owner_contact, limit=200),
                     grade=check_grade(grade), location=location,
                     impact_radius_m=check_impact(impact_radius_m, impact_zone),
-                    impact_zone=impact_zone, reason=_text("reason", reason, required=False))
+                    impact_zone=impact_zone, reason=checked_text("reason", reason, required=False))
 
     def decommission(self, *, reason: str, actor: Actor, at: datetime) -> None:
         self.require_status("decommission", HazardStatus.ACTIVE)
-        self.record(self.Decommissioned, actor=actor, at=at, reason=_text("reason", reason))
+        self.record(self.Decommissioned, actor=actor, at=at, reason=checked_text("reason", reason))
 
     def add_sensor(self, *, sensor_id: str, kind: str, unit: str,
                    direction: ThresholdDirection, warning: float, alarm: float,
@@ -711,13 +699,13 @@ class HazardSource(CityAggregate):
         self.record(self.SensorAdded, actor=actor, at=at, sensor_id=sensor_id, kind=kind,
                     unit=unit, direction=direction.value, warning=float(warning),
                     alarm=float(alarm), deadband=float(deadband),
-                    label=_text("label", label, required=False, limit=200))
+                    label=checked_text("label", label, required=False, limit=200))
 
     def remove_sensor(self, *, sensor_id: str, reason: str, actor: Actor, at: datetime) -> None:
         self.require_status("remove a sensor from", HazardStatus.ACTIVE)
         self.sensor(sensor_id)
         self.record(self.SensorRemoved, actor=actor, at=at, sensor_id=sensor_id,
-                    reason=_text("reason", reason, required=False))
+                    reason=checked_text("reason", reason, required=False))
 
     def observe(self, *, sensor_id: str, value: float, measured_at: datetime,
                 actor: Actor) -> ReadingOutcome:
@@ -771,7 +759,7 @@ class HazardSource(CityAggregate):
         if alarm.acknowledged:
             self.refuse("acknowledge an alarm of", f"alarm {alarm_id} is already acknowledged")
         self.record(self.AlarmAcknowledged, actor=actor, at=at, alarm_id=alarm_id,
-                    note=_text("note", note, required=False))
+                    note=checked_text("note", note, required=False))
 
     def escalate_alarm(self, *, alarm_id: UUID, incident_id: UUID, note: str, actor: Actor,
                        at: datetime) -> bool:
@@ -786,7 +774,7 @@ class HazardSource(CityAggregate):
             self.refuse("escalate an alarm of",
                         f"alarm {alarm_id} is already escalated into incident {alarm.incident_id}")
         self.record(self.AlarmEscalated, actor=actor, at=at, alarm_id=alarm_id,
-                    incident_id=incident_id, note=_text("note", note, required=False))
+                    incident_id=incident_id, note=checked_text("note", note, required=False))
         return True
 
     def record_finding(self, *, finding_id: UUID, description: str,
@@ -802,7 +790,7 @@ class HazardSource(CityAggregate):
                 f"finding ({at.isoformat()})"
             )
         self.record(self.FindingRecorded, actor=actor, at=at, finding_id=finding_id,
-                    description=_text("description", description),
+                    description=checked_text("description", description),
                     severity=FindingSeverity(severity).value,
                     rectification_deadline=rectification_deadline)
 
@@ -818,8 +806,8 @@ class HazardSource(CityAggregate):
         if len(evidence) > MAX_EVIDENCE:
             raise InvalidValue(f"at most {MAX_EVIDENCE} pieces of evidence")
         self.record(self.FindingRectified, actor=actor, at=at, finding_id=finding_id,
-                    evidence=[_text("evidence reference", e, limit=500) for e in evidence],
-                    note=_text("note", note, required=False))
+                    evidence=[checked_text("evidence reference", e, limit=500) for e in evidence],
+                    note=checked_text("note", note, required=False))
 
     def summary(self) -> dict[str, Any]:
         """The hazard source's current state as plain data (for API responses and tests)."""
@@ -835,7 +823,7 @@ class HazardSource(CityAggregate):
             "impact_radius_m": self.impact_radius_m,
             "impact_zone": self.impact_zone.to_geojson() if self.impact_zone else None,
             "registered_at": self.registered_at.isoformat(),
-            "decommissioned_at": _iso(self.decommissioned_at),
+            "decommissioned_at": iso_or_none(self.decommissioned_at),
             "decommission_reason": self.decommission_reason,
             "sensors": [
                 {**sensor.as_dict(), "level": self.levels[sensor_id].value,

@@ -117,11 +117,6 @@ class HazardSources(CityApplication):
     def source(self, source_id: UUID) -> HazardSource:
         return self.load(HazardSource, source_id)
 
-    def _command(self, command: str, actor: Actor, command_id: str | None,
-                 args: dict[str, Any], decide: Callable[[], Sequence[HazardSource]]) -> UUID:
-        check_permitted(command, actor)
-        return self.run_command(command, actor=actor, command_id=command_id, args=args,
-                                decide=decide)
 
     def _impact(self, hazard_type: str, radius_m: float | None,
                 zone: Area | None) -> float | None:
@@ -163,7 +158,7 @@ class HazardSources(CityApplication):
                 impact_radius_m=radius, impact_zone=impact_zone, actor=actor, at=when,
             )]
 
-        return self._command("hazard.register", actor, command_id, {
+        return self.command("hazard.register", actor, command_id, {
             "hazard_type": hazard_type, "name": name, "owner_name": owner_name,
             "owner_contact": owner_contact, "grade": grade,
             "location": _point_args(location), "impact_radius_m": impact_radius_m,
@@ -209,7 +204,7 @@ class HazardSources(CityApplication):
             )
             return [source]
 
-        return self._command("hazard.update", actor, command_id, {
+        return self.command("hazard.update", actor, command_id, {
             "source_id": source_id, "name": name, "owner_name": owner_name,
             "owner_contact": owner_contact, "grade": grade,
             "location": _point_args(location) if location else None,
@@ -227,7 +222,7 @@ class HazardSources(CityApplication):
             source.decommission(reason=reason, actor=actor, at=when)
             return [source]
 
-        return self._command("hazard.decommission", actor, command_id,
+        return self.command("hazard.decommission", actor, command_id,
                              {"source_id": source_id, "reason": reason}, decide)
 
     # --- sensors and readings -------------------------------------------------------------
@@ -266,7 +261,7 @@ class HazardSources(CityApplication):
                               actor=actor, at=when)
             return [source]
 
-        return self._command("hazard.add-sensor", actor, command_id, {
+        return self.command("hazard.add-sensor", actor, command_id, {
             "source_id": source_id, "sensor_id": sensor_id, "kind": kind, "unit": unit,
             "direction": direction, "warning": warning, "alarm": alarm, "deadband": deadband,
             "label": label,
@@ -282,7 +277,7 @@ class HazardSources(CityApplication):
             source.remove_sensor(sensor_id=sensor_id, reason=reason, actor=actor, at=when)
             return [source]
 
-        uuid = self._command("hazard.remove-sensor", actor, command_id,
+        uuid = self.command("hazard.remove-sensor", actor, command_id,
                              {"source_id": source_id, "sensor_id": sensor_id, "reason": reason},
                              decide)
         self.latest_readings.forget(source_id, sensor_id)
@@ -333,7 +328,7 @@ class HazardSources(CityApplication):
             source.acknowledge_alarm(alarm_id=alarm_id, note=note, actor=actor, at=when)
             return [source]
 
-        return self._command("hazard.acknowledge-alarm", actor, command_id,
+        return self.command("hazard.acknowledge-alarm", actor, command_id,
                              {"source_id": source_id, "alarm_id": alarm_id, "note": note},
                              decide)
 
@@ -353,7 +348,7 @@ class HazardSources(CityApplication):
                                   actor=actor, at=when)
             return [source]
 
-        self._command("hazard.escalate-alarm", actor, command_id, {
+        self.command("hazard.escalate-alarm", actor, command_id, {
             "source_id": source_id, "alarm_id": alarm_id, "incident_id": incident_id,
             "note": note,
         }, decide)
@@ -383,7 +378,7 @@ class HazardSources(CityApplication):
                                   at=when)
             return [source]
 
-        self._command("hazard.record-finding", actor, command_id, {
+        self.command("hazard.record-finding", actor, command_id, {
             "source_id": source_id, "description": description, "severity": severity,
             "rectification_deadline": rectification_deadline,
         }, decide)
@@ -401,7 +396,7 @@ class HazardSources(CityApplication):
                                    actor=actor, at=when)
             return [source]
 
-        return self._command("hazard.rectify-finding", actor, command_id, {
+        return self.command("hazard.rectify-finding", actor, command_id, {
             "source_id": source_id, "finding_id": finding_id, "evidence": list(evidence),
             "note": note,
         }, decide)

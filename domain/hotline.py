@@ -27,11 +27,10 @@ from cityops.domain.calendar import BusinessCalendar
 from cityops.domain.catalogue import LimitUnit
 from cityops.domain.errors import IllegalTransition, InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.model import CityAggregate
+from cityops.domain.model import CityAggregate, checked_text, iso_or_none
 from cityops.domain.supervision import Light, StageClock, light
 
 TICKET_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/hotline-tickets")
-MAX_TEXT = 4000
 MAX_NAME = 100
 PHONE_PATTERN = re.compile(r"^\+?[0-9(][0-9 ()\-.]*$")
 PHONE_DIGITS = (3, 20)
@@ -141,22 +140,8 @@ def check_phone(phone: str | None) -> str | None:
     return phone
 
 
-def _text(label: str, value: str | None, *, required: bool = True,
-          limit: int = MAX_TEXT) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise InvalidValue(f"{label} must be text")
-    value = value.strip()
-    if required and not value:
-        raise InvalidValue(f"{label} must not be empty")
-    if len(value) > limit:
-        raise InvalidValue(f"{label} is longer than {limit} characters")
-    return value
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -474,8 +459,9 @@ class HotlineTicket(CityAggregate):
             channel=Channel(channel).value,
             ticket_type=TicketType(ticket_type).value,
             topic=topic,
-            description=_text("description", description),
-            caller_name=_text("caller name", caller_name, required=False, limit=MAX_NAME) or None,
+            description=checked_text("description", description),
+            caller_name=checked_text("caller name", caller_name, required=False,
+                                     limit=MAX_NAME) or None,
             caller_phone=check_phone(caller_phone),
             location=location,
             grid_cell=grid_cell,
@@ -486,7 +472,7 @@ class HotlineTicket(CityAggregate):
     def answer_at_first_contact(self, *, answer: str, actor: Actor, at: datetime) -> None:
         self.require_status("answer at first contact", TicketStatus.RECEIVED)
         self.record(self.AnsweredAtFirstContact, actor=actor, at=at,
-                    answer=_text("answer", answer))
+                    answer=checked_text("answer", answer))
 
     def assign(self, *, department: str, deadline: datetime, limit_unit: LimitUnit, note: str,
                actor: Actor, at: datetime) -> None:
@@ -495,12 +481,13 @@ class HotlineTicket(CityAggregate):
             self.refuse("assign", f"{department} already returned it as not its matter")
         self.record(self.Assigned, actor=actor, at=at, department=department, deadline=deadline,
                     limit_unit=LimitUnit(limit_unit).value,
-                    note=_text("note", note, required=False))
+                    note=checked_text("note", note, required=False))
 
     def accept(self, *, note: str, actor: Actor, at: datetime) -> None:
         self.require_status("accept", TicketStatus.ASSIGNED)
         self._check_department_scope("accept", actor)
-        self.record(self.Accepted, actor=actor, at=at, note=_text("note", note, required=False))
+        self.record(self.Accepted, actor=actor, at=at,
+                    note=checked_text("note", note, required=False))
 
     def return_to_centre(self, *, reason: str, suggested_department: str | None, actor: Actor,
                          at: datetime) -> None:
@@ -508,7 +495,8 @@ class HotlineTicket(CityAggregate):
         self._check_department_scope("return to the centre", actor)
         if suggested_department is not None and suggested_department == self.department:
             raise InvalidValue("the suggested department is the one returning the ticket")
-        self.record(self.ReturnedToCentre, actor=actor, at=at, reason=_text("reason", reason),
+        self.record(self.ReturnedToCentre, actor=actor, at=at,
+                    reason=checked_text("reason", reason),
                     suggested_department=suggested_department)
 
     def reply_to_caller(self, *, reply: str, actor: Actor, at: datetime) -> None:
@@ -516,7 +504,7 @@ class HotlineTicket(CityAggregate):
         self.require_status("reply to", TicketStatus.ACCEPTED)
         self._check_department_scope("reply to", actor)
         on_time = self.reply_deadline is None or at <= self.reply_deadline
-        self.record(self.Replied, actor=actor, at=at, reply=_text("reply", reply),
+        self.record(self.Replied, actor=actor, at=at, reply=checked_text("reply", reply),
                     on_time=on_time)
 
     def call_back(self, *, satisfaction: Satisfaction, note: str, reopen_deadline: datetime,
@@ -531,7 +519,7 @@ class HotlineTicket(CityAggregate):
         if self.caller_phone is None:
             self.refuse("call back", "the caller left no phone number")
         self.record(self.CalledBack, actor=actor, at=at, satisfaction=satisfaction.value,
-                    note=_text("note", note, required=False))
+                    note=checked_text("note", note, required=False))
         if satisfaction is Satisfaction.DISSATISFIED and self.status is TicketStatus.REPLIED:
             self.record(self.Reopened, actor=actor, at=at, deadline=reopen_deadline,
                         limit_unit=LimitUnit(reopen_unit).value)
@@ -549,7 +537,7 @@ class HotlineTicket(CityAggregate):
                                     f"merge ticket {self.id} into")
         calls = [self.first_call, *self.extra_calls]
         self.record(self.MergedInto, actor=actor, at=at, primary_id=primary.id,
-                    note=_text("note", note, required=False))
+                    note=checked_text("note", note, required=False))
         primary.record(primary.CallMerged, actor=actor, at=max(at, primary.modified_on),
                        merged_ticket_id=self.id, calls=[c.as_fact() for c in calls])
 
@@ -583,7 +571,8 @@ class HotlineTicket(CityAggregate):
         if self.caller_phone is None:
             allowed.append(TicketStatus.REPLIED)
         self.require_status("close", *allowed)
-        self.record(self.Closed, actor=actor, at=at, note=_text("note", note, required=False))
+        self.record(self.Closed, actor=actor, at=at,
+                    note=checked_text("note", note, required=False))
 
     def summary(self) -> dict[str, Any]:
         """The ticket's current state as plain data; `PERSONAL_DATA` names the keys that
@@ -602,14 +591,14 @@ class HotlineTicket(CityAggregate):
             "proposed_department": self.proposed_department,
             "department": self.department,
             "received_at": self.received_at.isoformat(),
-            "assigned_at": _iso(self.assigned_at),
-            "reply_deadline": _iso(self.reply_deadline),
+            "assigned_at": iso_or_none(self.assigned_at),
+            "reply_deadline": iso_or_none(self.reply_deadline),
             "assignment_count": self.assignment_count,
             "return_count": self.return_count,
             "returned_by": self.returned_by,
             "answer": self.answer,
             "reply": self.reply,
-            "replied_at": _iso(self.replied_at),
+            "replied_at": iso_or_none(self.replied_at),
             "replied_on_time": self.replied_on_time,
             "satisfaction": self.satisfaction.value if self.satisfaction else None,
             "callbacks": self.callbacks,
@@ -619,6 +608,6 @@ class HotlineTicket(CityAggregate):
             "merged_into": str(self.merged_into) if self.merged_into else None,
             "case_id": str(self.case_id) if self.case_id else None,
             "incident_id": str(self.incident_id) if self.incident_id else None,
-            "closed_at": _iso(self.closed_at),
+            "closed_at": iso_or_none(self.closed_at),
             "notes": list(self.notes),
         }

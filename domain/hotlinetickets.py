@@ -5,10 +5,10 @@ and hands city-management matters and emergencies over to grid cases and inciden
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 from uuid import UUID, uuid4, uuid5
 
 from cityops.domain.actors import Actor
@@ -27,7 +27,6 @@ from cityops.domain.hotline import (
     incident_id_for_ticket,
     reply_timeliness,
 )
-from cityops.domain.permissions import check_permitted
 from cityops.domain.ports import GridLocator
 
 E = TypeVar("E", bound=StrEnum)
@@ -89,11 +88,6 @@ class HotlineTickets(CityApplication):
         limit = self.catalogue.hotline_topic(ticket.topic).reply_limit
         return limit.deadline(at, self.catalogue.calendar), limit
 
-    def _command(self, command: str, actor: Actor, command_id: str | None,
-                 args: dict[str, Any], decide: Callable[[], Sequence[HotlineTicket]]) -> UUID:
-        check_permitted(command, actor)
-        return self.run_command(command, actor=actor, command_id=command_id, args=args,
-                                decide=decide)
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -144,7 +138,7 @@ class HotlineTickets(CityApplication):
                 possible_duplicates=duplicates, actor=actor, at=when,
             )]
 
-        return self._command("ticket.receive", actor, command_id, {
+        return self.command("ticket.receive", actor, command_id, {
             "channel": chosen_channel, "ticket_type": chosen_type, "topic": topic,
             "description": description, "caller_name": caller_name,
             "caller_phone": caller_phone,
@@ -162,7 +156,7 @@ class HotlineTickets(CityApplication):
             ticket.answer_at_first_contact(answer=answer, actor=actor, at=when)
             return [ticket]
 
-        return self._command("ticket.answer", actor, command_id,
+        return self.command("ticket.answer", actor, command_id,
                              {"ticket_id": ticket_id, "answer": answer}, decide)
 
     def assign(self, ticket_id: UUID, *, actor: Actor, department: str | None = None,
@@ -182,7 +176,7 @@ class HotlineTickets(CityApplication):
                           note=note, actor=actor, at=when)
             return [ticket]
 
-        return self._command("ticket.assign", actor, command_id, {
+        return self.command("ticket.assign", actor, command_id, {
             "ticket_id": ticket_id, "department": department, "note": note,
         }, decide)
 
@@ -196,7 +190,7 @@ class HotlineTickets(CityApplication):
             ticket.accept(note=note, actor=actor, at=when)
             return [ticket]
 
-        return self._command("ticket.accept", actor, command_id,
+        return self.command("ticket.accept", actor, command_id,
                              {"ticket_id": ticket_id, "note": note}, decide)
 
     def return_to_centre(self, ticket_id: UUID, *, reason: str, actor: Actor,
@@ -213,7 +207,7 @@ class HotlineTickets(CityApplication):
                                     actor=actor, at=when)
             return [ticket]
 
-        return self._command("ticket.return", actor, command_id, {
+        return self.command("ticket.return", actor, command_id, {
             "ticket_id": ticket_id, "reason": reason,
             "suggested_department": suggested_department,
         }, decide)
@@ -228,7 +222,7 @@ class HotlineTickets(CityApplication):
             ticket.reply_to_caller(reply=reply, actor=actor, at=when)
             return [ticket]
 
-        return self._command("ticket.reply", actor, command_id,
+        return self.command("ticket.reply", actor, command_id,
                              {"ticket_id": ticket_id, "reply": reply}, decide)
 
     def call_back(self, ticket_id: UUID, *, satisfaction: Satisfaction | str, actor: Actor,
@@ -246,7 +240,7 @@ class HotlineTickets(CityApplication):
                              reopen_unit=limit.unit, actor=actor, at=when)
             return [ticket]
 
-        return self._command("ticket.callback", actor, command_id, {
+        return self.command("ticket.callback", actor, command_id, {
             "ticket_id": ticket_id, "satisfaction": answer, "note": note,
         }, decide)
 
@@ -264,7 +258,7 @@ class HotlineTickets(CityApplication):
             ticket.merge_into(primary, note=note, actor=actor, at=when)
             return [ticket, primary]
 
-        return self._command("ticket.merge", actor, command_id, {
+        return self.command("ticket.merge", actor, command_id, {
             "ticket_id": ticket_id, "primary_id": primary_id, "note": note,
         }, decide)
 
@@ -281,7 +275,7 @@ class HotlineTickets(CityApplication):
             ticket.convert_to_case(case_id=target, actor=actor, at=when)
             return [ticket]
 
-        self._command("ticket.convert-to-case", actor, command_id,
+        self.command("ticket.convert-to-case", actor, command_id,
                       {"ticket_id": ticket_id, "case_id": case_id}, decide)
         return target
 
@@ -299,7 +293,7 @@ class HotlineTickets(CityApplication):
             ticket.escalate_to_incident(incident_id=target, actor=actor, at=when)
             return [ticket]
 
-        self._command("ticket.escalate-to-incident", actor, command_id,
+        self.command("ticket.escalate-to-incident", actor, command_id,
                       {"ticket_id": ticket_id, "incident_id": incident_id}, decide)
         return target
 
@@ -313,5 +307,5 @@ class HotlineTickets(CityApplication):
             ticket.close(note=note, actor=actor, at=when)
             return [ticket]
 
-        return self._command("ticket.close", actor, command_id,
+        return self.command("ticket.close", actor, command_id,
                              {"ticket_id": ticket_id, "note": note}, decide)

@@ -24,10 +24,9 @@ from eventsourcing.domain import Aggregate
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotFound, NotPermitted
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.model import CityAggregate
+from cityops.domain.model import CityAggregate, checked_text, iso_or_none
 
 PLAN_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/contingency-plans")
-MAX_TEXT = 4000
 MAX_TITLE = 200
 MAX_ALLOWANCE = timedelta(days=30)
 MIN_LEVEL_RANK = 1
@@ -112,19 +111,8 @@ TASK_STATUSES = (IncidentStatus.RESPONDING, IncidentStatus.CONTAINED)
 OPEN_TASK_STATUSES = frozenset({TaskStatus.ASSIGNED, TaskStatus.ACKNOWLEDGED})
 
 
-def _text(label: str, value: str, *, required: bool = True, limit: int = MAX_TEXT) -> str:
-    if not isinstance(value, str):
-        raise InvalidValue(f"{label} must be text")
-    value = value.strip()
-    if required and not value:
-        raise InvalidValue(f"{label} must not be empty")
-    if len(value) > limit:
-        raise InvalidValue(f"{label} is longer than {limit} characters")
-    return value
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -173,8 +161,8 @@ class PlanTask:
     allowance: timedelta
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "department", _text("task department", self.department))
-        object.__setattr__(self, "description", _text("task description", self.description))
+        object.__setattr__(self, "department", checked_text("task department", self.department))
+        object.__setattr__(self, "description", checked_text("task description", self.description))
         if not isinstance(self.allowance, timedelta):
             raise InvalidValue("a task's time allowance must be a duration")
         if not timedelta() < self.allowance <= MAX_ALLOWANCE:
@@ -206,7 +194,7 @@ class ResourceRequirement:
     count: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", _text("resource kind", self.kind))
+        object.__setattr__(self, "kind", checked_text("resource kind", self.kind))
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
             raise InvalidValue(f"required count of {self.kind} must be a whole number >= 1")
 
@@ -227,7 +215,7 @@ class PlanLevel:
     resources: tuple[ResourceRequirement, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "level", _text("plan level", self.level))
+        object.__setattr__(self, "level", checked_text("plan level", self.level))
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "resources", tuple(self.resources))
         if not self.tasks and not self.resources:
@@ -290,9 +278,9 @@ class Finding:
             raise InvalidValue(
                 f"unknown finding aspect {self.aspect!r}; aspects are {known}"
             ) from None
-        object.__setattr__(self, "text", _text("finding", self.text))
+        object.__setattr__(self, "text", checked_text("finding", self.text))
         object.__setattr__(self, "recommendation",
-                           _text("recommendation", self.recommendation, required=False))
+                           checked_text("recommendation", self.recommendation, required=False))
 
     def as_fact(self) -> dict[str, Any]:
         return {"aspect": self.aspect.value, "text": self.text,
@@ -336,10 +324,10 @@ class IncidentTask:
             "level": self.level,
             "assigned_at": self.assigned_at.isoformat(),
             "assigned_by": self.assigned_by,
-            "acknowledged_at": _iso(self.acknowledged_at),
-            "done_at": _iso(self.done_at),
+            "acknowledged_at": iso_or_none(self.acknowledged_at),
+            "done_at": iso_or_none(self.done_at),
             "done_late": self.done_at > self.due if self.done_at else None,
-            "cancelled_at": _iso(self.cancelled_at),
+            "cancelled_at": iso_or_none(self.cancelled_at),
             "result": self.result,
             "cancel_reason": self.cancel_reason,
         }
@@ -359,7 +347,7 @@ class ResourceAssignment:
     def summary(self) -> dict[str, Any]:
         return {"resource_id": str(self.resource_id), "kind": self.kind,
                 "assigned_at": self.assigned_at.isoformat(), "assigned_by": self.assigned_by,
-                "released_at": _iso(self.released_at), "released_by": self.released_by}
+                "released_at": iso_or_none(self.released_at), "released_by": self.released_by}
 
 
 @dataclass
@@ -792,12 +780,12 @@ class Incident(CityAggregate):
             incident_type=incident_type,
             level=level,
             level_rank=_check_rank(level_rank),
-            title=_text("title", title, limit=MAX_TITLE),
-            description=_text("description", description, required=False),
+            title=checked_text("title", title, limit=MAX_TITLE),
+            description=checked_text("description", description, required=False),
             location=location,
             affected_area=affected_area,
             source=IncidentSource(source).value,
-            source_ref=(_text("source reference", source_ref, limit=MAX_TITLE)
+            source_ref=(checked_text("source reference", source_ref, limit=MAX_TITLE)
                         if source_ref is not None else None),
             warning=warning,
         )
@@ -808,12 +796,12 @@ class Incident(CityAggregate):
         self.require_status("verify", IncidentStatus.REPORTED)
         self.record(self.Verified, actor=actor, at=at, category=category,
                     incident_type=incident_type, level=level, level_rank=_check_rank(level_rank),
-                    note=_text("note", note, required=False))
+                    note=checked_text("note", note, required=False))
 
     def dismiss(self, *, reason: str, actor: Actor, at: datetime) -> None:
         """The centre finds the report false."""
         self.require_status("dismiss", IncidentStatus.REPORTED)
-        self.record(self.Dismissed, actor=actor, at=at, reason=_text("reason", reason))
+        self.record(self.Dismissed, actor=actor, at=at, reason=checked_text("reason", reason))
 
     def respond(self, *, level: str, level_rank: int, reason: str, actor: Actor,
                 at: datetime) -> None:
@@ -821,7 +809,7 @@ class Incident(CityAggregate):
         self.require_status("start the response to", IncidentStatus.VERIFIED)
         self.record(self.ResponseStarted, actor=actor, at=at, level=level,
                     level_rank=_check_rank(level_rank),
-                    reason=_text("reason", reason, required=False))
+                    reason=checked_text("reason", reason, required=False))
 
     def activate_plan(self, orders: PlanOrders, *, actor: Actor, at: datetime) -> None:
         """Activate a contingency plan at the current level: its tasks go to departments."""
@@ -846,7 +834,7 @@ class Incident(CityAggregate):
             self.refuse(attempted, f"already at level {self.level}")
         lowered = level_rank > self.level_rank
         self.record(self.LevelChanged, actor=actor, at=at, level=level, level_rank=level_rank,
-                    previous_level=self.level, reason=_text("reason", reason))
+                    previous_level=self.level, reason=checked_text("reason", reason))
         if lowered:
             return  # Lowering creates no tasks and cancels none: the centre decides that.
         for plan_orders in orders:
@@ -873,7 +861,7 @@ class Incident(CityAggregate):
                              affected_area: Area | None, actor: Actor, at: datetime) -> None:
         """Add to the timeline what is known now (and the affected area as it is now)."""
         self.require_status("add a situation report to", *ON_SCENE_STATUSES)
-        self.record(self.SituationReported, actor=actor, at=at, text=_text("report", text),
+        self.record(self.SituationReported, actor=actor, at=at, text=checked_text("report", text),
                     casualties=casualty_figures(casualties), affected_area=affected_area)
 
     def link(self, *, kind: LinkKind, target_id: UUID, actor: Actor, at: datetime) -> None:
@@ -893,18 +881,18 @@ class Incident(CityAggregate):
         if not self.is_linked(kind, target_id):
             self.refuse(attempted, "they are not linked")
         self.record(self.Unlinked, actor=actor, at=at, kind=kind.value, target_id=target_id,
-                    reason=_text("reason", reason))
+                    reason=checked_text("reason", reason))
 
     def assign_commander(self, *, commander: str, reason: str, actor: Actor,
                          at: datetime) -> None:
         """Name the incident's commander, or replace the current one."""
-        commander = _text("commander", commander, limit=MAX_TITLE)
+        commander = checked_text("commander", commander, limit=MAX_TITLE)
         attempted = f"assign commander {commander} to"
         self.require_status(attempted, *OPEN_STATUSES)
         if commander == self.commander:
             self.refuse(attempted, f"{commander} is already its commander")
         self.record(self.CommanderAssigned, actor=actor, at=at, commander=commander,
-                    previous=self.commander, reason=_text("reason", reason, required=False))
+                    previous=self.commander, reason=checked_text("reason", reason, required=False))
 
     def assign_task(self, *, task_id: UUID, department: str, description: str,
                     allowance: timedelta, actor: Actor, at: datetime) -> None:
@@ -939,13 +927,13 @@ class Incident(CityAggregate):
         """The department reports the task done."""
         self._move_task(task_id, "complete", actor, TaskStatus.ASSIGNED, TaskStatus.ACKNOWLEDGED)
         self.record(self.TaskDone, actor=actor, at=at, task_id=task_id,
-                    result=_text("result", result, required=False))
+                    result=checked_text("result", result, required=False))
 
     def cancel_task(self, task_id: UUID, *, reason: str, actor: Actor, at: datetime) -> None:
         """The centre calls a task off."""
         self._move_task(task_id, "cancel", actor, TaskStatus.ASSIGNED, TaskStatus.ACKNOWLEDGED)
         self.record(self.TaskCancelled, actor=actor, at=at, task_id=task_id,
-                    reason=_text("reason", reason))
+                    reason=checked_text("reason", reason))
 
     def assign_resource(self, *, resource_id: UUID, kind: str, actor: Actor,
                         at: datetime) -> None:
@@ -956,7 +944,7 @@ class Incident(CityAggregate):
         if self.assignment(resource_id) is not None:
             self.refuse(attempted, "the resource is assigned to it already")
         self.record(self.ResourceAssigned, actor=actor, at=at, resource_id=resource_id,
-                    kind=_text("resource kind", kind))
+                    kind=checked_text("resource kind", kind))
 
     def release_resource(self, *, resource_id: UUID, actor: Actor, at: datetime) -> None:
         attempted = f"release resource {resource_id} from"
@@ -968,21 +956,24 @@ class Incident(CityAggregate):
     def contain(self, *, note: str, actor: Actor, at: datetime) -> None:
         """The situation is under control."""
         self.require_status("contain", IncidentStatus.RESPONDING)
-        self.record(self.Contained, actor=actor, at=at, note=_text("note", note, required=False))
+        self.record(self.Contained, actor=actor, at=at,
+                    note=checked_text("note", note, required=False))
 
     def close(self, *, note: str, actor: Actor, at: datetime) -> None:
         """End the incident; resources still assigned are released. Open tasks stay as they
         are: the review counts them as not done."""
         self.require_status("close", IncidentStatus.CONTAINED)
         released = [a.resource_id for a in self.resources if a.released_at is None]
-        self.record(self.Closed, actor=actor, at=at, note=_text("note", note, required=False),
+        self.record(self.Closed, actor=actor, at=at,
+                    note=checked_text("note", note, required=False),
                     released_resources=released)
 
     def review(self, *, summary: str, findings: Iterable[Finding], actor: Actor,
                at: datetime) -> None:
         """Record the after-action review."""
         self.require_status("review", IncidentStatus.CLOSED)
-        self.record(self.Reviewed, actor=actor, at=at, summary=_text("review summary", summary),
+        self.record(self.Reviewed, actor=actor, at=at,
+                    summary=checked_text("review summary", summary),
                     findings=[f.as_fact() for f in findings])
 
     # --- reading ----------------------------------------------------------------------------
@@ -1018,14 +1009,14 @@ class Incident(CityAggregate):
             "commanders": [dict(c) for c in self.commanders],
             "reported_by": self.reported_by,
             "reported_at": self.reported_at.isoformat(),
-            "verified_at": _iso(self.verified_at),
-            "dismissed_at": _iso(self.dismissed_at),
+            "verified_at": iso_or_none(self.verified_at),
+            "dismissed_at": iso_or_none(self.dismissed_at),
             "dismiss_reason": self.dismiss_reason,
-            "responding_at": _iso(self.responding_at),
-            "level_set_at": _iso(self.level_set_at),
-            "contained_at": _iso(self.contained_at),
-            "closed_at": _iso(self.closed_at),
-            "reviewed_at": _iso(self.reviewed_at),
+            "responding_at": iso_or_none(self.responding_at),
+            "level_set_at": iso_or_none(self.level_set_at),
+            "contained_at": iso_or_none(self.contained_at),
+            "closed_at": iso_or_none(self.closed_at),
+            "reviewed_at": iso_or_none(self.reviewed_at),
             "response_times": self.response_times(),
             "level_changes": [dict(c) for c in self.level_changes],
             "situation_reports": [dict(r) for r in self.situation_reports],
@@ -1130,7 +1121,7 @@ class ContingencyPlan(CityAggregate):
             timestamp=at,
             actor=actor,
             code=code,
-            name=_text("plan name", name, limit=MAX_TITLE),
+            name=checked_text("plan name", name, limit=MAX_TITLE),
             category=category,
             incident_types=_types(incident_types),
             levels=_levels(levels),
@@ -1140,13 +1131,13 @@ class ContingencyPlan(CityAggregate):
                note: str, actor: Actor, at: datetime) -> None:
         self.require_status("revise", PlanStatus.ACTIVE)
         self.record(self.Revised, actor=actor, at=at,
-                    name=_text("plan name", name, limit=MAX_TITLE),
+                    name=checked_text("plan name", name, limit=MAX_TITLE),
                     incident_types=_types(incident_types), levels=_levels(levels),
-                    note=_text("note", note))
+                    note=checked_text("note", note))
 
     def retire(self, *, reason: str, actor: Actor, at: datetime) -> None:
         self.require_status("retire", PlanStatus.ACTIVE)
-        self.record(self.Retired, actor=actor, at=at, reason=_text("reason", reason))
+        self.record(self.Retired, actor=actor, at=at, reason=checked_text("reason", reason))
 
     @property
     def is_active(self) -> bool:
@@ -1198,14 +1189,14 @@ class ContingencyPlan(CityAggregate):
             "revision": self.revision,
             "levels": [lv.summary() for lv in self.levels.values()],
             "defined_at": self.defined_at.isoformat(),
-            "retired_at": _iso(self.retired_at),
+            "retired_at": iso_or_none(self.retired_at),
             "retire_reason": self.retire_reason,
             "revisions": [dict(r) for r in self.revisions],
         }
 
 
 def _types(incident_types: Sequence[str]) -> list[str]:
-    types = [_text("incident type", t) for t in incident_types]
+    types = [checked_text("incident type", t) for t in incident_types]
     if len(set(types)) != len(types):
         raise InvalidValue("a plan lists an incident type twice")
     return types

@@ -9,10 +9,10 @@ in one transaction with the command's receipt.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
@@ -37,7 +37,6 @@ from cityops.domain.incident import (
     PlanRegistry,
     plan_id_for,
 )
-from cityops.domain.permissions import check_permitted
 
 PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 E = TypeVar("E", bound=StrEnum)
@@ -73,11 +72,6 @@ class Incidents(CityApplication):
 
     # --- helpers ------------------------------------------------------------------------
 
-    def _command(self, command: str, actor: Actor, command_id: str | None,
-                 args: dict[str, Any], decide: Callable[[], Sequence[Aggregate]]) -> UUID:
-        check_permitted(command, actor)
-        return self.run_command(command, actor=actor, command_id=command_id, args=args,
-                                decide=decide)
 
     def _level(self, code: str) -> IncidentLevel:
         return self.catalogue.incident_level(code)
@@ -199,7 +193,7 @@ class Incidents(CityApplication):
                 source=source, source_ref=source_ref, warning=warning, actor=actor, at=when,
             )]
 
-        return self._command("incident.report", actor, command_id, {
+        return self.command("incident.report", actor, command_id, {
             "category": category, "incident_type": incident_type, "title": title,
             "description": description, "location": [location.lon, location.lat],
             "source": source, "level": level,
@@ -224,7 +218,7 @@ class Incidents(CityApplication):
                             actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.verify", actor, command_id, {
+        return self.command("incident.verify", actor, command_id, {
             "incident_id": incident_id, "category": category, "incident_type": incident_type,
             "level": level, "note": note,
         }, decide)
@@ -239,7 +233,7 @@ class Incidents(CityApplication):
             incident.dismiss(reason=reason, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.verify", actor, command_id,
+        return self.command("incident.verify", actor, command_id,
                              {"incident_id": incident_id, "dismiss": reason}, decide)
 
     def respond(self, incident_id: UUID, *, level: str, actor: Actor,
@@ -260,7 +254,7 @@ class Incidents(CityApplication):
                 incident.activate_plan(orders, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.respond", actor, command_id, {
+        return self.command("incident.respond", actor, command_id, {
             "incident_id": incident_id, "level": level, "plan_id": plan_id, "reason": reason,
         }, decide)
 
@@ -277,7 +271,7 @@ class Incidents(CityApplication):
             incident.activate_plan(orders, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.activate-plan", actor, command_id,
+        return self.command("incident.activate-plan", actor, command_id,
                              {"incident_id": incident_id, "plan_id": plan_id}, decide)
 
     def _orders_for_level(self, incident: Incident, level: str) -> list[PlanOrders]:
@@ -305,7 +299,7 @@ class Incidents(CityApplication):
                                   actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.change-level", actor, command_id,
+        return self.command("incident.change-level", actor, command_id,
                              {"incident_id": incident_id, "level": level, "reason": reason},
                              decide)
 
@@ -326,7 +320,7 @@ class Incidents(CityApplication):
                                   actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.change-level", actor, command_id,
+        return self.command("incident.change-level", actor, command_id,
                              {"incident_id": incident_id, "step": step, "reason": reason},
                              decide)
 
@@ -357,7 +351,7 @@ class Incidents(CityApplication):
                                           affected_area=affected_area, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.add-situation-report", actor, command_id, {
+        return self.command("incident.add-situation-report", actor, command_id, {
             "incident_id": incident_id, "text": text,
             "casualties": dict(casualties) if casualties is not None else None,
             "affected_area": affected_area.wkt if affected_area else None,
@@ -374,7 +368,7 @@ class Incidents(CityApplication):
             incident.link(kind=kind, target_id=target_id, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.link", actor, command_id, {
+        return self.command("incident.link", actor, command_id, {
             "incident_id": incident_id, "kind": kind, "target_id": target_id,
         }, decide)
 
@@ -389,7 +383,7 @@ class Incidents(CityApplication):
             incident.unlink(kind=kind, target_id=target_id, reason=reason, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.link", actor, command_id, {
+        return self.command("incident.link", actor, command_id, {
             "incident_id": incident_id, "unlink": kind, "target_id": target_id,
             "reason": reason,
         }, decide)
@@ -405,7 +399,7 @@ class Incidents(CityApplication):
             incident.assign_commander(commander=commander, reason=reason, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.assign-commander", actor, command_id, {
+        return self.command("incident.assign-commander", actor, command_id, {
             "incident_id": incident_id, "commander": commander, "reason": reason,
         }, decide)
 
@@ -429,7 +423,7 @@ class Incidents(CityApplication):
                                  at=when)
             return [incident]
 
-        return self._command("incident.assign-task", actor, command_id, {
+        return self.command("incident.assign-task", actor, command_id, {
             "incident_id": incident_id, "department": department, "description": description,
             "allowance": allowance, "task_id": task_id,
         }, decide)
@@ -444,7 +438,7 @@ class Incidents(CityApplication):
             incident.acknowledge_task(task_id, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.task", actor, command_id, {
+        return self.command("incident.task", actor, command_id, {
             "incident_id": incident_id, "task_id": task_id, "move": "acknowledge",
         }, decide)
 
@@ -459,7 +453,7 @@ class Incidents(CityApplication):
             incident.complete_task(task_id, result=result, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.task", actor, command_id, {
+        return self.command("incident.task", actor, command_id, {
             "incident_id": incident_id, "task_id": task_id, "move": "complete",
             "result": result,
         }, decide)
@@ -474,7 +468,7 @@ class Incidents(CityApplication):
             incident.cancel_task(task_id, reason=reason, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.cancel-task", actor, command_id, {
+        return self.command("incident.cancel-task", actor, command_id, {
             "incident_id": incident_id, "task_id": task_id, "reason": reason,
         }, decide)
 
@@ -490,7 +484,7 @@ class Incidents(CityApplication):
             incident.assign_resource(resource_id=resource_id, kind=kind, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.assign-resource", actor, command_id, {
+        return self.command("incident.assign-resource", actor, command_id, {
             "incident_id": incident_id, "resource_id": resource_id, "kind": kind,
         }, decide)
 
@@ -504,7 +498,7 @@ class Incidents(CityApplication):
             incident.release_resource(resource_id=resource_id, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.assign-resource", actor, command_id, {
+        return self.command("incident.assign-resource", actor, command_id, {
             "incident_id": incident_id, "release": resource_id,
         }, decide)
 
@@ -518,7 +512,7 @@ class Incidents(CityApplication):
             incident.contain(note=note, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.contain", actor, command_id,
+        return self.command("incident.contain", actor, command_id,
                              {"incident_id": incident_id, "note": note}, decide)
 
     def close_incident(self, incident_id: UUID, *, actor: Actor, note: str = "",
@@ -531,7 +525,7 @@ class Incidents(CityApplication):
             incident.close(note=note, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.close", actor, command_id,
+        return self.command("incident.close", actor, command_id,
                              {"incident_id": incident_id, "note": note}, decide)
 
     def review(self, incident_id: UUID, *, summary: str, actor: Actor,
@@ -550,7 +544,7 @@ class Incidents(CityApplication):
             incident.review(summary=summary, findings=findings, actor=actor, at=when)
             return [incident]
 
-        return self._command("incident.review", actor, command_id, {
+        return self.command("incident.review", actor, command_id, {
             "incident_id": incident_id, "summary": summary,
             "findings": [f.as_fact() for f in findings],
         }, decide)
@@ -582,7 +576,7 @@ class Incidents(CityApplication):
             registry.list_plan(plan, actor)
             return [plan, registry]
 
-        return self._command("plan.define", actor, command_id, {
+        return self.command("plan.define", actor, command_id, {
             "code": code, "name": name, "category": category,
             "incident_types": list(incident_types), "levels": [lv.as_fact() for lv in levels],
         }, decide)
@@ -603,7 +597,7 @@ class Incidents(CityApplication):
                         levels=levels, note=note, actor=actor, at=when)
             return [plan]
 
-        return self._command("plan.revise", actor, command_id, {
+        return self.command("plan.revise", actor, command_id, {
             "plan_id": plan_id, "levels": [lv.as_fact() for lv in levels], "note": note,
             "name": name,
             "incident_types": list(incident_types) if incident_types is not None else None,
@@ -619,6 +613,6 @@ class Incidents(CityApplication):
             plan.retire(reason=reason, actor=actor, at=when)
             return [plan]
 
-        return self._command("plan.retire", actor, command_id,
+        return self.command("plan.retire", actor, command_id,
                              {"plan_id": plan_id, "reason": reason}, decide)
 

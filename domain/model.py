@@ -13,6 +13,29 @@ from eventsourcing.domain import Aggregate
 from cityops.domain.actors import Actor
 from cityops.domain.errors import IllegalTransition, InvalidValue
 
+MAX_TEXT = 4000
+"""Longest free text a command accepts (descriptions, notes, results)."""
+
+
+def checked_text(label: str, value: str | None, *, required: bool = True,
+                 limit: int = MAX_TEXT) -> str:
+    """Free text from a command, trimmed; empty (when required) or too long is refused."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidValue(f"{label} must be text")
+    value = value.strip()
+    if required and not value:
+        raise InvalidValue(f"{label} must not be empty")
+    if len(value) > limit:
+        raise InvalidValue(f"{label} is longer than {limit} characters")
+    return value
+
+
+def iso_or_none(value: datetime | None) -> str | None:
+    """A time as ISO 8601 text for summaries (None stays None)."""
+    return value.isoformat() if value is not None else None
+
 
 class CityAggregate(Aggregate):
     """Base of the domain's aggregates; subclasses declare `KIND` and a `status` enum."""

@@ -66,10 +66,9 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import ResourceKind
 from cityops.domain.errors import InvalidValue, NotPermitted
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.model import CityAggregate
+from cityops.domain.model import CityAggregate, checked_text
 
 RESOURCE_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/resources")
-MAX_TEXT = 4000
 MAX_CALL_SIGN = 40
 MAX_STOCK_ITEMS = 500
 
@@ -163,15 +162,6 @@ class PositionPolicy:
         return fix.at - last.at >= self.interval and moved >= self.jitter_m
 
 
-def _text(label: str, value: str, *, required: bool = True, limit: int = MAX_TEXT) -> str:
-    if not isinstance(value, str):
-        raise InvalidValue(f"{label} must be text")
-    value = value.strip()
-    if required and not value:
-        raise InvalidValue(f"{label} must not be empty")
-    if len(value) > limit:
-        raise InvalidValue(f"{label} is longer than {limit} characters")
-    return value
 
 
 def _capacity(value: int | None) -> int | None:
@@ -189,7 +179,7 @@ def _stock(stock: Mapping[str, float]) -> dict[str, float]:
         raise InvalidValue(f"stock lists more than {MAX_STOCK_ITEMS} items")
     checked: dict[str, float] = {}
     for item, quantity in stock.items():
-        name = _text("stock item", item, limit=200)
+        name = checked_text("stock item", item, limit=200)
         if name in checked:
             raise InvalidValue(f"stock item {name!r} is listed twice")
         if (not isinstance(quantity, int | float) or isinstance(quantity, bool)
@@ -209,7 +199,7 @@ def _point(label: str, value: GeoPoint) -> GeoPoint:
 
 def normalise_call_sign(call_sign: str) -> str:
     """The call sign as stored: trimmed, inner spaces collapsed, upper case."""
-    text = _text("call sign", call_sign, limit=MAX_CALL_SIGN)
+    text = checked_text("call sign", call_sign, limit=MAX_CALL_SIGN)
     return " ".join(text.split()).upper()
 
 
@@ -425,14 +415,14 @@ class Resource(CityAggregate):
             actor=actor,
             kind=kind.code,
             mobile=kind.mobile,
-            name=_text("name", name, limit=200),
+            name=checked_text("name", name, limit=200),
             call_sign=sign,
             department=department,
             home_base=_point("home base", home_base),
             capacity=_capacity(capacity),
             stock=_stock(stock),
-            speciality=_text("speciality", speciality, required=False, limit=200),
-            notes=_text("notes", notes, required=False),
+            speciality=checked_text("speciality", speciality, required=False, limit=200),
+            notes=checked_text("notes", notes, required=False),
         )
 
     def revise(self, *, name: str, home_base: GeoPoint, capacity: int | None,
@@ -441,11 +431,11 @@ class Resource(CityAggregate):
         """Correct the registered details (kind, department and call sign stay)."""
         self.check_scope("revise", actor)
         self.record(self.DetailsRevised, actor=actor, at=at,
-                    name=_text("name", name, limit=200),
+                    name=checked_text("name", name, limit=200),
                     home_base=_point("home base", home_base), capacity=_capacity(capacity),
                     stock=_stock(stock),
-                    speciality=_text("speciality", speciality, required=False, limit=200),
-                    notes=_text("notes", notes, required=False))
+                    speciality=checked_text("speciality", speciality, required=False, limit=200),
+                    notes=checked_text("notes", notes, required=False))
 
     def dispatch(self, *, incident_id: UUID, fix: PositionFix | None, actor: Actor,
                  at: datetime) -> None:
@@ -528,7 +518,7 @@ class Resource(CityAggregate):
                             at: datetime) -> None:
         """Maintenance, breakdown, crew rest, stock exhausted...: not dispatchable."""
         self.check_scope("take out of service", actor)
-        reason = _text("reason", reason)
+        reason = checked_text("reason", reason)
         if self.status in SERVING_STATUSES:
             self.refuse("take out of service", f"serves incident {self.incident_id}: stand it "
                                                "down or clear it first")

@@ -145,15 +145,13 @@ class Resources(CityApplication):
 
     def _command(self, command: str, actor: Actor, command_id: str | None,
                  args: dict[str, Any], decide: Callable[[], list[Resource]]) -> UUID:
-        check_permitted(command, actor)
         saved: list[Resource] = []
 
         def decide_and_keep() -> list[Resource]:
             saved[:] = decide()
             return saved
 
-        subject = self.run_command(command, actor=actor, command_id=command_id, args=args,
-                                   decide=decide_and_keep)
+        subject = self.command(command, actor, command_id, args, decide_and_keep)
         for resource in saved:
             self._remember(resource)
         return subject

@@ -7,7 +7,14 @@ from typing import Any
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.incident import ContingencyPlan, Incident, IncidentStatus
 from cityops.domain.resource import Resource
-from cityops.projections.tables import Column, SummaryTable, utc_text
+from cityops.projections.tables import (
+    ROW_POINT,
+    Column,
+    GeometryColumn,
+    GeometryKind,
+    SummaryTable,
+    utc_text,
+)
 
 OPEN_INCIDENT_STATUSES = frozenset(
     {IncidentStatus.REPORTED, IncidentStatus.VERIFIED, IncidentStatus.RESPONDING,
@@ -33,6 +40,10 @@ def incident_table() -> SummaryTable:
             Column("is_open", "BOOLEAN", lambda i: i.status in OPEN_INCIDENT_STATUSES,
                    indexed=True),
             Column("reported_at", "TEXT", lambda i: utc_text(i.created_on), indexed=True),
+        ),
+        geometries=(
+            ROW_POINT,
+            GeometryColumn("affected_area", GeometryKind.AREA, lambda i: i.affected_area),
         ),
     )
 
@@ -61,4 +72,5 @@ def resource_table() -> SummaryTable:
                    lambda r: str(r.incident_id) if r.incident_id else None, indexed=True),
         ),
         locate=_resource_position,
+        geometries=(ROW_POINT,),
     )

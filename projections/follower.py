@@ -5,6 +5,9 @@ position (the SQLite recorder has no subscriptions; PostgreSQL serialises insert
 lock, so notification ids commit in order and polling misses nothing). Each batch of rows and
 the new position are written in one transaction; a restart resumes exactly after the last
 committed batch.
+
+A follower writes any number of tables per aggregate class (`ProjectedTable`): each collects
+its rows for a whole batch (`RowBatch`) and writes them once, before the position.
 """
 
 from __future__ import annotations
@@ -14,14 +17,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, CanInitAggregate
 
-from cityops.projections.store import ReadStore, set_position
-from cityops.projections.tables import SummaryTable
+from cityops.projections.store import ReadStore, Transaction, set_position
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +41,49 @@ class Change:
     aggregate_id: str
     position: int
     event: str
+    light: str | None = None
+    """For a `LightChanged` change pushed by the supervision clock: the case's new light."""
 
 
 ChangeListener = Callable[[Sequence[Change]], None]
+
+
+class RowBatch(Protocol):
+    """The rows one table collects from one batch of notifications."""
+
+    def add(self, event: Any, aggregate: Any) -> None:
+        """Take one event and the aggregate just after it (evolved in place: read what is
+        needed now, or keep the object to read its last state at `write`)."""
+
+    def write(self, txn: Transaction) -> None:
+        """Write the collected rows in the batch's transaction."""
+
+
+class ProjectedTable(Protocol):
+    """A read-model table derived from the states of one aggregate class."""
+
+    @property
+    def table(self) -> str: ...
+
+    @property
+    def aggregate_class(self) -> type[Aggregate]: ...
+
+    def ddl(self, dialect: str) -> list[str]: ...
+
+    def batch(self) -> RowBatch: ...
 
 
 class Follower:
     """Keeps the tables of one application up to date with its notification log."""
 
     def __init__(self, projection: str, application: Application[Any],
-                 tables: Sequence[SummaryTable], store: ReadStore) -> None:
+                 tables: Sequence[ProjectedTable], store: ReadStore) -> None:
         self.projection = projection
         self.application = application
-        self.tables = {t.aggregate_class: t for t in tables}
+        self.tables = {t.table: t for t in tables}
+        self._by_class: dict[type[Aggregate], list[ProjectedTable]] = {}
+        for table in tables:
+            self._by_class.setdefault(table.aggregate_class, []).append(table)
         self.store = store
         self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
         self.listeners: list[ChangeListener] = []
@@ -68,6 +100,14 @@ class Follower:
             for table in self.tables.values():
                 for statement in table.ddl(self.store.dialect):
                     txn.execute(statement)
+            # A position row from the start, so that the row lock taken by `process_batch`
+            # always has a row to lock: two processes following the same tables then take
+            # turns and never apply the same notifications twice.
+            txn.execute(
+                "INSERT INTO projection_positions (projection, application, position) "
+                "VALUES (%s, %s, 0) ON CONFLICT (projection, application) DO NOTHING",
+                (self.projection, self.application_name),
+            )
 
     def position(self) -> int:
         with self.store.transaction() as txn:
@@ -108,12 +148,18 @@ class Follower:
             )
             if not notifications:
                 return 0
+            batches: dict[str, RowBatch] = {}
             for notification in notifications:
                 event = self.application.mapper.to_domain_event(notification)
-                table = self._table_for(event)
-                if table is not None:
-                    aggregate = self._evolve(event)
-                    table.upsert(txn, aggregate)
+                tables = self._tables_for(event)
+                if not tables:
+                    continue
+                aggregate = self._evolve(event)
+                for table in tables:
+                    batch = batches.get(table.table)
+                    if batch is None:
+                        batch = batches[table.table] = table.batch()
+                    batch.add(event, aggregate)
                     changes.append(Change(
                         projection=self.projection,
                         application=self.application_name,
@@ -122,6 +168,8 @@ class Follower:
                         position=notification.id,
                         event=type(event).__name__,
                     ))
+            for batch in batches.values():
+                batch.write(txn)
             set_position(txn, self.projection, self.application_name, notifications[-1].id)
         for listener in self.listeners:
             try:
@@ -130,7 +178,7 @@ class Follower:
                 log.exception("change listener failed")
         return len(notifications)
 
-    def _table_for(self, event: Any) -> SummaryTable | None:
+    def _tables_for(self, event: Any) -> list[ProjectedTable]:
         topic_class = None
         if isinstance(event, CanInitAggregate):
             from eventsourcing.utils import resolve_topic
@@ -143,11 +191,11 @@ class Follower:
             else:
                 owner = type(event).__qualname__.split(".")[0]
                 topic_class = next(
-                    (cls for cls in self.tables if cls.__name__ == owner), None
+                    (cls for cls in self._by_class if cls.__name__ == owner), None
                 )
         if topic_class is None:
-            return None
-        return self.tables.get(topic_class)
+            return []
+        return self._by_class.get(topic_class, [])
 
     def _evolve(self, event: Any) -> Aggregate:
         """The aggregate after `event`, from the cache or the repository (on a cache miss)."""
@@ -172,11 +220,21 @@ class Follower:
 
 
 class FollowerThread(threading.Thread):
-    """Runs followers in the background until stopped; woken early after a local save."""
+    """Runs followers in the background until stopped; woken early after a local save.
 
-    def __init__(self, followers: Sequence[Follower], poll_interval: float) -> None:
+    `followers` may be a function giving the followers to run now: the read models' active
+    generation can change while the thread runs (a rebuild switched over).
+    """
+
+    def __init__(self, followers: Sequence[Follower] | Callable[[], Sequence[Follower]],
+                 poll_interval: float) -> None:
         super().__init__(name="cityops-projections", daemon=True)
-        self.followers = list(followers)
+        self._followers: Callable[[], Sequence[Follower]]
+        if callable(followers):
+            self._followers = followers
+        else:
+            fixed = list(followers)
+            self._followers = lambda: fixed
         self.poll_interval = poll_interval
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -193,7 +251,13 @@ class FollowerThread(threading.Thread):
         while not self._stopping.is_set():
             self._wake.clear()
             busy = False
-            for follower in self.followers:
+            try:
+                followers = self._followers()
+            except Exception:
+                self.failures += 1
+                log.exception("cannot tell which projections to follow; retrying")
+                followers = []
+            for follower in followers:
                 try:
                     busy |= follower.process_batch() > 0
                 except Exception:

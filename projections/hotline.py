@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cityops.domain.hotline import HotlineTicket
-from cityops.projections.tables import Column, SummaryTable, utc_text
+from cityops.projections.tables import ROW_POINT, Column, SummaryTable, utc_text
 
 
 def ticket_table() -> SummaryTable:
@@ -17,4 +17,5 @@ def ticket_table() -> SummaryTable:
             Column("is_open", "BOOLEAN", lambda t: t.is_open, indexed=True),
             Column("reply_deadline", "TEXT", lambda t: utc_text(t.reply_deadline)),
         ),
+        geometries=(ROW_POINT,),
     )

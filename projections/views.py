@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +14,7 @@ from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import OPEN_STATUSES, GridCase
 from cityops.domain.supervision import Light, light, light_at, turning_points
 from cityops.projections.store import ReadStore
-from cityops.projections.tables import Column, SummaryTable, utc_text
+from cityops.projections.tables import ROW_POINT, Column, SummaryTable, utc_text
 
 METRES_PER_DEGREE_LAT = 111_320.0
 
@@ -56,6 +56,7 @@ def grid_case_table(catalogue: Catalogue) -> SummaryTable:
             Column("red_at", "TEXT", red_at, in_doc=True),
             Column("frozen_light", "TEXT", frozen, in_doc=True),
         ),
+        geometries=(ROW_POINT,),
     )
 
 
@@ -78,9 +79,20 @@ class BBox:
 class ReadModels:
     """Queries over the read-model tables (the same on SQLite and PostgreSQL)."""
 
-    def __init__(self, store: ReadStore, tables: Sequence[SummaryTable]) -> None:
-        self.store = store
+    def __init__(self, store: ReadStore | Callable[[], ReadStore],
+                 tables: Sequence[SummaryTable]) -> None:
+        # A function gives the store of the generation serving reads now (it changes when a
+        # rebuild switches over); each query asks it once.
+        self._store = store
         self.tables = {t.table: t for t in tables}
+
+    @property
+    def store(self) -> ReadStore:
+        """Where the read models are read now (the active generation's store)."""
+        if callable(self._store):
+            current: ReadStore = self._store()
+            return current
+        return self._store
 
     def get(self, table: str, aggregate_id: str) -> dict[str, Any] | None:
         with self.store.transaction() as txn:

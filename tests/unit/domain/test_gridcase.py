@@ -15,7 +15,8 @@ import pytest
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotFound, NotPermitted
-from cityops.domain.gridcase import MAX_PHOTOS, MAX_TEXT, CaseStatus
+from cityops.domain.gridcase import MAX_PHOTOS, CaseStatus
+from cityops.domain.model import MAX_TEXT
 from cityops.domain.supervision import Light
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

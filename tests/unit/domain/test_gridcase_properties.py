@@ -21,7 +21,8 @@ from cityops.domain.errors import (
     InvalidValue,
     NotPermitted,
 )
-from cityops.domain.gridcase import MAX_PHOTOS, MAX_TEXT, CaseStatus, GridCase, RejectionReason
+from cityops.domain.gridcase import MAX_PHOTOS, CaseStatus, GridCase, RejectionReason
+from cityops.domain.model import MAX_TEXT
 
 S = CaseStatus
 # The workflow of the domain brief: (state, command) -> state after it. Anything else must fail.
