@@ -16,7 +16,7 @@ register               (new)                            available             al
 dispatch(incident)     available                        dispatched            all
 reassign(incident)     dispatched, en-route, on-scene   dispatched (new one)  all
 report_en_route        dispatched                       en-route              mobile
-report_on_scene        en-route                         on-scene              mobile
+report_on_scene        dispatched, en-route             on-scene              mobile
 activate               dispatched                       on-scene              non-mobile
 clear_scene            on-scene                         returning             mobile
 deactivate             on-scene                         available             non-mobile
@@ -36,8 +36,10 @@ Decisions behind the table:
   report available (it may do so before it is back at base).
 - Stand-down is deterministic: a resource that has not moved (dispatched) is available
   again at once; one on the road (en-route) is returning.
-- A mobile resource must report en-route before on-scene, so that turnout and travel time
-  are always measurable; a non-mobile one never goes en-route or returning.
+- A mobile resource normally reports en-route before on-scene; a crew that skipped the
+  en-route button may still report on scene (its turnout and travel times are then unknown,
+  while its response time is still measured). A non-mobile one never goes en-route or
+  returning.
 - Out of service only from available or returning: a resource on an incident is stood
   down, cleared or reassigned first, so an incident never loses a resource silently.
 - The incident id is kept while dispatched, en-route, on-scene and returning (returning
@@ -469,7 +471,7 @@ class Resource(CityAggregate):
         """The crew arrives at its incident."""
         self.check_scope("report on scene", actor)
         self._require_mobile("report on scene", "activate it instead")
-        self.require_status("report on scene", ResourceStatus.EN_ROUTE)
+        self.require_status("report on scene", ResourceStatus.DISPATCHED, ResourceStatus.EN_ROUTE)
         self._change(self.ArrivedOnScene, ResourceStatus.ON_SCENE, self.incident_id,
                      fix=fix, actor=actor, at=at)
 

@@ -165,7 +165,7 @@ class LiveIndex:
         geometries = np.array([i.geometry for i in latest] + [None], dtype=object)[:-1]
         self._ids[start:end] = [i.id for i in latest]
         self._geometries[start:end] = geometries
-        present = np.array([g is not None for g in geometries], dtype=bool)
+        present = ~shapely.is_missing(geometries)
         if self.points:
             lons = np.full(len(latest), np.nan)
             lats = np.full(len(latest), np.nan)
@@ -236,7 +236,7 @@ class LiveIndex:
     def everything(self) -> Slots:
         """Slots of every item that has a geometry."""
         candidates = np.flatnonzero(self._alive[:self._size])
-        return candidates[self._geometries[candidates] != None]  # noqa: E711 (elementwise)
+        return candidates[~shapely.is_missing(self._geometries[candidates])]
 
     def _live(self, slots: Slots) -> Slots:
         return np.unique(slots[self._alive[slots]]) if len(slots) else slots

@@ -379,7 +379,7 @@ COMMANDS: dict[str, Step] = {
 S = ResourceStatus
 ALLOWED: dict[tuple[bool, ResourceStatus], set[str]] = {
     (True, S.AVAILABLE): {"dispatch", "take_out_of_service"},
-    (True, S.DISPATCHED): {"reassign", "report_en_route", "stand_down"},
+    (True, S.DISPATCHED): {"reassign", "report_en_route", "report_on_scene", "stand_down"},
     (True, S.EN_ROUTE): {"reassign", "report_on_scene", "stand_down"},
     (True, S.ON_SCENE): {"reassign", "clear_scene"},
     (True, S.RETURNING): {"report_available", "take_out_of_service"},
@@ -804,3 +804,19 @@ def test_a_depot_is_found_at_its_home_base() -> None:
                "position": {"point": SCENE.to_geojson(), "at": T0.isoformat()}}
     [candidate] = nearest_available([summary], "supply-depot", DEPOT_SITE, 2)
     assert candidate.distance_m == 0.0
+
+
+def test_a_crew_that_skipped_en_route_can_still_arrive_and_its_response_is_measured(
+    app: Resources, clock: Clock
+) -> None:
+    """Crews forget the en-route button: arrival is still recorded; turnout and travel are
+    unknown rather than invented."""
+    engine = register_engine(app)
+    app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER)
+    clock.tick(minutes=9)
+    app.report_on_scene(engine, actor=DISPATCHER, position=SCENE)
+    resource = app.resource(engine)
+    assert resource.status is ResourceStatus.ON_SCENE
+    (assignment,) = assignments(resource.history)
+    assert assignment.on_scene_at is not None
+    assert (turnout_time(assignment), travel_time(assignment)) == (None, None)

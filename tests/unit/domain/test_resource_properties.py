@@ -82,6 +82,7 @@ def expected(mobile: bool, status: ResourceStatus, serving: UUID | None, command
     mobile_only = {
         ("report_en_route", S.DISPATCHED): S.EN_ROUTE,
         ("report_on_scene", S.EN_ROUTE): S.ON_SCENE,
+        ("report_on_scene", S.DISPATCHED): S.ON_SCENE,
         ("clear_scene", S.ON_SCENE): S.RETURNING,
         ("stand_down", S.EN_ROUTE): S.RETURNING,
         ("report_available", S.RETURNING): S.AVAILABLE,
