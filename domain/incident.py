@@ -631,6 +631,16 @@ class Incident(CityAggregate):
             if self.note:
                 incident.notes.append(self.note)
 
+    class FlaredUp(CityAggregate.Event):
+        """A contained situation got out of control again: back to responding."""
+
+        reason: str
+
+        def apply(self, incident: Incident) -> None:
+            incident.status = IncidentStatus.RESPONDING
+            incident.contained_at = None
+            incident.notes.append(self.reason)
+
     class Closed(CityAggregate.Event):
         note: str
         released_resources: list[UUID]
@@ -958,6 +968,11 @@ class Incident(CityAggregate):
         self.require_status("contain", IncidentStatus.RESPONDING)
         self.record(self.Contained, actor=actor, at=at,
                     note=checked_text("note", note, required=False))
+
+    def flare_up(self, *, reason: str, actor: Actor, at: datetime) -> None:
+        """The contained situation flared up: the response resumes at the current level."""
+        self.require_status("resume the response to", IncidentStatus.CONTAINED)
+        self.record(self.FlaredUp, actor=actor, at=at, reason=checked_text("reason", reason))
 
     def close(self, *, note: str, actor: Actor, at: datetime) -> None:
         """End the incident; resources still assigned are released. Open tasks stay as they

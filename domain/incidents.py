@@ -515,6 +515,20 @@ class Incidents(CityApplication):
         return self.command("incident.contain", actor, command_id,
                              {"incident_id": incident_id, "note": note}, decide)
 
+    def flare_up(self, incident_id: UUID, *, reason: str, actor: Actor,
+                 at: datetime | None = None, command_id: str | None = None) -> UUID:
+        """A contained incident flared up: back to responding (its level and plans stay)."""
+        when = self.now(at)
+
+        def decide() -> list[Incident]:
+            incident = self.incident(incident_id)
+            incident.flare_up(reason=reason, actor=actor, at=when)
+            return [incident]
+
+        return self.command("incident.contain", actor, command_id,
+                            {"incident_id": incident_id, "reason": reason, "flare_up": True},
+                            decide)
+
     def close_incident(self, incident_id: UUID, *, actor: Actor, note: str = "",
                        at: datetime | None = None, command_id: str | None = None) -> UUID:
         """Close a contained incident (releasing the resources still assigned)."""

@@ -355,6 +355,15 @@ def contain_incident(incident_id: UUID, body: Note, system: SystemDep, actor: Cu
     return _state(system, incident_id)
 
 
+@router.post("/{incident_id}/flare-up")
+def flare_up(incident_id: UUID, body: Reason, system: SystemDep, actor: CurrentActor,
+             command_id: CommandId) -> dict[str, Any]:
+    """A contained incident got out of control again: the response resumes."""
+    system.incidents.flare_up(incident_id, reason=body.reason, actor=actor,
+                              command_id=command_id)
+    return _state(system, incident_id)
+
+
 @router.post("/{incident_id}/close")
 def close_incident(incident_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
                    command_id: CommandId) -> dict[str, Any]:

@@ -541,6 +541,8 @@ COMMANDS: dict[str, tuple[Callable[[Situation], object], set[str]]] = {
                                                           actor=DISPATCHER),
                          {"verified", "responding", "contained"}),
     "contain": (lambda s: s.app.contain(s.incident_id, actor=DISPATCHER), {"responding"}),
+    "flare up": (lambda s: s.app.flare_up(s.incident_id, reason="fire rekindled",
+                                          actor=DISPATCHER), {"contained"}),
     "close": (lambda s: s.app.close_incident(s.incident_id, actor=DISPATCHER), {"contained"}),
     "review": (lambda s: s.app.review(s.incident_id, summary="x", actor=PLANNER), {"closed"}),
 }
@@ -989,3 +991,16 @@ def test_an_incident_reloaded_from_its_events_has_the_same_summary(
     stored_plan = app.repository.get(plan.id)
     assert isinstance(stored_plan, ContingencyPlan)
     assert stored_plan.summary() == plan.summary()
+
+
+def test_a_contained_incident_that_flares_up_responds_again_and_can_be_contained_later(
+        app: Incidents) -> None:
+    situation = bring_to(app, "contained")
+    app.flare_up(situation.incident_id, reason="Water rising again after the pumps left",
+                 actor=DISPATCHER)
+    incident = app.incident(situation.incident_id)
+    assert (incident.status.value, incident.level, incident.contained_at) == (
+        "responding", "III", None)
+    app.contain(situation.incident_id, actor=DISPATCHER)
+    assert app.incident(situation.incident_id).status.value == "contained"
+    assert events_of(app, situation.incident_id)[-2:] == ["FlaredUp", "Contained"]
