@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,10 +23,21 @@ from cityops.domain.hotlinetickets import HotlineTickets
 from cityops.domain.incidents import Incidents
 from cityops.domain.resources import Resources
 from cityops.projections.emergency import incident_table, plan_table, resource_table
-from cityops.projections.follower import Follower, FollowerThread
+from cityops.projections.follower import Follower, FollowerThread, ProjectedTable
+from cityops.projections.generations import (
+    ActiveGenerationStore,
+    GenerationStorage,
+    PostgresGenerations,
+    ReadModelGenerations,
+    SqliteGenerations,
+)
 from cityops.projections.hazards import hazard_source_table
 from cityops.projections.hotline import ticket_table
-from cityops.projections.store import PostgresReadStore, ReadStore, SqliteReadStore
+from cityops.projections.spatial import SpatialQueries, spatial_queries_for
+from cityops.projections.statistics import CaseDispatchTable, CityStatistics
+from cityops.projections.store import ReadStore
+from cityops.projections.supervision_clock import SupervisionClock
+from cityops.projections.tables import SummaryTable
 from cityops.projections.views import ReadModels, grid_case_table
 from cityops.settings import Settings
 
@@ -44,14 +55,24 @@ class CitySystem:
     hazard_catalogue: HazardCatalogue
     city: Any
     store: ReadStore
+    """The active read-model generation's store (it follows a switch-over)."""
     read_models: ReadModels
     grid_cases: GridCases
     incidents: Incidents
     hazards: HazardSources
     hotline: HotlineTickets
     resources: Resources
-    followers: list[Follower] = field(default_factory=list)
+    spatial: SpatialQueries
+    """Bbox, polygon, radius and nearest questions over the read models and the city."""
+    generations: ReadModelGenerations
+    statistics: CityStatistics
+    supervision: SupervisionClock | None = None
     thread: FollowerThread | None = None
+
+    @property
+    def followers(self) -> list[Follower]:
+        """The followers of the read models' active generation."""
+        return self.generations.followers()
 
     @property
     def operations(self) -> CityOperations:
@@ -68,8 +89,13 @@ class CitySystem:
         """Follow the event stores in a background thread (embedded run and projection
         processes)."""
         if self.thread is None and self.settings.run_projections:
-            self.thread = FollowerThread(self.followers, self.settings.projection_poll_interval_s)
+            # The thread asks which followers to run each round: a rebuild may switch over.
+            self.thread = FollowerThread(self.generations.following,
+                                         self.settings.projection_poll_interval_s)
             self.thread.start()
+        # Every process with watchers pushes light changes, following or not (it only reads).
+        if self.supervision is not None:
+            self.supervision.start()
 
     def catch_up(self) -> None:
         """Bring every read model up to date now (tests, CLI, start-up)."""
@@ -85,6 +111,8 @@ class CitySystem:
             self.thread.stop()
             self.thread.join(timeout=10)
             self.thread = None
+        if self.supervision is not None:
+            self.supervision.stop()
         for application in self.applications:
             application.close()
         self.store.close()
@@ -109,25 +137,51 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
     hazard_catalogue = HazardCatalogue.load(settings.catalogue_dir)
     city = city if city is not None else load_city(settings, catalogue, hazard_catalogue)
     locator = city.map
-    store: ReadStore
+    storage: GenerationStorage
     if settings.database_url is None:
-        store = SqliteReadStore(settings.data_dir / "readmodels.sqlite")
+        storage = SqliteGenerations(settings.data_dir)
     else:
-        store = PostgresReadStore(settings.database_url, settings.database_schema,
-                                  settings.database_pool_size)
-    tables = {
-        "gridcases": [grid_case_table(catalogue)],
+        storage = PostgresGenerations(settings.database_url, settings.database_schema,
+                                      settings.database_pool_size)
+    tables: dict[str, list[ProjectedTable]] = {
+        "gridcases": [grid_case_table(catalogue), CaseDispatchTable()],
         "incidents": [incident_table(), plan_table()],
         "hazards": [hazard_source_table()],
         "hotline": [ticket_table()],
         "resources": [resource_table()],
     }
-    read_models = ReadModels(store, [t for group in tables.values() for t in group])
+    summary_tables = [t for group in tables.values() for t in group
+                      if isinstance(t, SummaryTable)]
+    generations = ReadModelGenerations(storage, tables, PROJECTION_NAME)
+    store = ActiveGenerationStore(generations)
+    read_models = ReadModels(store, summary_tables)
     duplicate_policy = DuplicatePolicy(radius_m=settings.duplicate_radius_m,
                                        window=settings.duplicate_window)
 
     def env(name: str) -> dict[str, str]:
         return settings.event_store_env(name)
+
+    grid_cases = GridCases(
+        env(GridCases.name), catalogue=catalogue, locator=locator,
+        open_reports=read_models.open_reports("rm_grid_cases", "category"),
+        duplicate_policy=duplicate_policy, clock=clock,
+    )
+    incidents = Incidents(env(Incidents.name), catalogue=catalogue, clock=clock)
+    hazards = HazardSources(env(HazardSources.name), catalogue=hazard_catalogue, clock=clock)
+    hotline = HotlineTickets(
+        env(HotlineTickets.name), catalogue=catalogue, locator=locator,
+        open_tickets=read_models.open_reports("rm_tickets", "topic"),
+        duplicate_policy=duplicate_policy, clock=clock,
+    )
+    resources = Resources(env(Resources.name), catalogue=catalogue, clock=clock)
+    # The read models' active generation opens here (generation 1 on the first start).
+    generations.start([grid_cases, incidents, hazards, hotline, resources])
+    spatial = spatial_queries_for(store, summary_tables, city)
+    if storage.dialect == "postgres":
+        # The city's layers are published into each generation's schema: a generation that
+        # a rebuild opens gets them before it serves (publishing is idempotent).
+        generations.on_open.append(
+            lambda opened: spatial_queries_for(opened, summary_tables, city).close())
 
     system = CitySystem(
         settings=settings,
@@ -136,22 +190,23 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
         city=city,
         store=store,
         read_models=read_models,
-        grid_cases=GridCases(
-            env(GridCases.name), catalogue=catalogue, locator=locator,
-            open_reports=read_models.open_reports("rm_grid_cases", "category"),
-            duplicate_policy=duplicate_policy, clock=clock,
-        ),
-        incidents=Incidents(env(Incidents.name), catalogue=catalogue, clock=clock),
-        hazards=HazardSources(env(HazardSources.name), catalogue=hazard_catalogue, clock=clock),
-        hotline=HotlineTickets(
-            env(HotlineTickets.name), catalogue=catalogue, locator=locator,
-            open_tickets=read_models.open_reports("rm_tickets", "topic"),
-            duplicate_policy=duplicate_policy, clock=clock,
-        ),
-        resources=Resources(env(Resources.name), catalogue=catalogue, clock=clock),
+        spatial=spatial,
+        grid_cases=grid_cases,
+        incidents=incidents,
+        hazards=hazards,
+        hotline=hotline,
+        resources=resources,
+        generations=generations,
+        statistics=CityStatistics(store),
     )
-    for application in system.applications:
-        follower = Follower(PROJECTION_NAME, application, tables[application.name], store)
-        follower.create_tables()
-        system.followers.append(follower)
+    spatial.follow(system.followers)
+
+    def grid_case_position() -> int:
+        return next(f.position() for f in system.followers
+                    if f.application_name == GridCases.name)
+
+    system.supervision = SupervisionClock(
+        generations.store, clock, generations.listeners(GridCases.name),
+        projection=PROJECTION_NAME, position=grid_case_position,
+    )
     return system

@@ -82,6 +82,16 @@ def demo(
     run_demo(settings, seed=seed, speed=speed, serve=_run_web)
 
 
+def _add_sub_commands() -> None:
+    """The operators' command groups, each owned by the package it operates."""
+    from cityops.ingest.cli import app as ingest_app
+
+    app.add_typer(ingest_app, name="ingest")
+
+
+_add_sub_commands()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -12,12 +12,15 @@ from cityops.bootstrap import CitySystem
 from cityops.command_center.errors import install_error_handlers
 from cityops.command_center.routers import (
     catalogue,
+    exports,
     grid_cases,
     hazard_sources,
     hotline_tickets,
     incidents,
+    ogc,
     plans,
     resources,
+    spatial,
 )
 
 API_DESCRIPTION = """
@@ -47,7 +50,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.system = system
     install_error_handlers(app)
     for module in (catalogue, grid_cases, incidents, plans, resources, hazard_sources,
-                   hotline_tickets):
+                   hotline_tickets, spatial, ogc, exports):
         app.include_router(module.router)
 
     @app.get("/health", tags=["operations"])

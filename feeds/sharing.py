@@ -193,11 +193,11 @@ class SharingCatalogue:
         try:
             data = _CatalogueFile.model_validate(raw)
         except ValidationError as error:
-            problems = "; ".join(
+            shape = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}"
                 for e in error.errors()
             )
-            raise CatalogueError(f"{label}: {problems}") from None
+            raise CatalogueError(f"{label}: {shape}") from None
         problems: list[str] = []
         conditions = _conditions(data.conditions, departments, problems)
         feeds: dict[Stream, FeedEntry] = {}

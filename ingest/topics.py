@@ -15,6 +15,8 @@ from cityops.ingest.settings import DEFAULT_NAMESPACE
 
 log = logging.getLogger(__name__)
 
+DEAD_LETTER_MAX_BYTES = 8 * 1024 * 1024
+
 
 class IngestStream(StrEnum):
     """What arrives on each ingest topic (the topic name's last part)."""
@@ -116,10 +118,14 @@ def create_topics(bootstrap_servers: str, topics: Topics, *, partitions: int = 3
             if name in existing:
                 created[name] = False
                 continue
+            # The dead-letter topic takes bigger records than the inputs: a message the
+            # broker accepted must still fit once the reason is added in headers.
+            configs = ({"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
+                       if name == topics.dead_letters else {})
             try:
                 admin.create_topics(
                     [NewTopic(name, num_partitions=partitions,
-                              replication_factor=replication_factor)],
+                              replication_factor=replication_factor, topic_configs=configs)],
                     timeout_ms=timeout_ms,
                 )
                 created[name] = True
@@ -131,6 +137,20 @@ def create_topics(bootstrap_servers: str, topics: Topics, *, partitions: int = 3
         return created
     finally:
         admin.close()
+
+
+def missing_topics(bootstrap_servers: str, names: list[str], *,
+                   timeout_ms: int = 30_000) -> list[str]:
+    """The topics of `names` that the broker does not have (it does not create them)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms,
+                             client_id="cityops-ingest-admin")
+    try:
+        present = set(admin.list_topics())
+    finally:
+        admin.close()
+    return [name for name in names if name not in present]
 
 
 def delete_topics(bootstrap_servers: str, topics: Topics, *, timeout_ms: int = 30_000) -> None:

@@ -257,6 +257,7 @@ def query_area(geometry: Mapping[str, Any], crs_value: str | None, city: CityMap
             shape = shapely.segmentize(shape, SEGMENT_UNITS)
 
         def reproject(coords: Any) -> Any:
+            """Positions in the asker's CRS -> longitude/latitude."""
             lons, lats = _transform(crs, AxisOrder.XY, coords[:, 0], coords[:, 1])
             return np.column_stack([lons, lats])
 

@@ -96,6 +96,9 @@ class LiveIndex:
         self._size = 0
         self._built = 0
         self._dead = 0
+        self._extent: tuple[float, float, float, float] | None = None
+        """Metric bounds of every point indexed since the last compaction (a removed or
+        moved point may leave it larger than needed, never smaller)."""
         self._allocate(INITIAL_CAPACITY)
         self._tree = shapely.STRtree(np.empty(0, dtype=object))
         self._metric_tree = shapely.STRtree(np.empty(0, dtype=object))
@@ -143,6 +146,7 @@ class LiveIndex:
         """Forget everything and index `items` (a full load)."""
         self._slot_of = {}
         self._size = self._built = self._dead = 0
+        self._extent = None
         self._allocate(INITIAL_CAPACITY)
         self.upsert(items)
         self._compact()
@@ -180,6 +184,7 @@ class LiveIndex:
                 y_all = np.full(len(latest), np.nan)
                 x_all[present], y_all[present] = xs, ys
                 self._xs[start:end], self._ys[start:end] = x_all, y_all
+                self._widen(xs, ys)
             self._lons[start:end], self._lats[start:end] = lons, lats
         self._alive[start:end] = True
         for name in self.attribute_names:
@@ -188,6 +193,13 @@ class LiveIndex:
             self._slot_of[item.id] = start + offset
         self._size = end
         self._maybe_compact()
+
+    def _widen(self, xs: Floats, ys: Floats) -> None:
+        bounds = (float(np.min(xs)), float(np.min(ys)), float(np.max(xs)), float(np.max(ys)))
+        if self._extent is not None:
+            bounds = (min(bounds[0], self._extent[0]), min(bounds[1], self._extent[1]),
+                      max(bounds[2], self._extent[2]), max(bounds[3], self._extent[3]))
+        self._extent = bounds
 
     def remove(self, ids: Iterable[str]) -> None:
         """Forget items (unknown ids are ignored)."""
@@ -215,6 +227,10 @@ class LiveIndex:
         self._size = self._built = count
         self._dead = 0
         self._slot_of = {str(self._ids[k]): k for k in range(count)}
+        self._extent = None
+        located = np.isfinite(self._xs[:count])
+        if self.points and located.any():
+            self._widen(self._xs[:count][located], self._ys[:count][located])
         self._tree = shapely.STRtree(self._geometries[:count])
         if self.points:
             self._metric_tree = shapely.STRtree(self._metric[:count])
@@ -236,7 +252,8 @@ class LiveIndex:
     def everything(self) -> Slots:
         """Slots of every item that has a geometry."""
         candidates = np.flatnonzero(self._alive[:self._size])
-        return candidates[~shapely.is_missing(self._geometries[candidates])]
+        located: Slots = candidates[~shapely.is_missing(self._geometries[candidates])]
+        return located
 
     def _live(self, slots: Slots) -> Slots:
         return np.unique(slots[self._alive[slots]]) if len(slots) else slots
@@ -295,15 +312,16 @@ class LiveIndex:
                 condition: Condition = NO_CONDITION) -> tuple[Slots, Floats]:
         """The `n` items nearest to a point (geodesic), nearest first (ties by id)."""
         self._require_points()
-        everything = self.everything()
-        if len(everything) == 0:
-            return everything, np.empty(0)
+        if self._extent is None or not self._slot_of:
+            return np.empty(0, dtype=np.intp), np.empty(0)
         x, y = self.projection.points_to_metric([lon], [lat])
-        xs, ys = self._xs[everything], self._ys[everything]
+        minx, miny, maxx, maxy = self._extent
         # Beyond this metric radius there is nothing left to find.
-        reach = float(np.max(np.hypot(xs - x[0], ys - y[0]))) * SCALE_MARGIN + 1.0
-        spread = max(float(np.ptp(xs)), float(np.ptp(ys)), 1.0)
-        radius = max(spread * math.sqrt(n / len(everything)), 100.0)
+        reach = max(math.hypot(cx - x[0], cy - y[0]) for cx in (minx, maxx)
+                    for cy in (miny, maxy)) * SCALE_MARGIN + 1.0
+        # A first guess at the radius holding n items, were they spread evenly.
+        spread = max(maxx - minx, maxy - miny, 1.0)
+        radius = max(spread * math.sqrt(n / len(self._slot_of)), 100.0)
         while True:
             exhausted = radius * SCALE_MARGIN + 1.0 >= reach
             candidates = self.matching(self._metric_near(lon, lat, radius * SCALE_MARGIN + 1.0),

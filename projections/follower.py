@@ -149,6 +149,7 @@ class Follower:
             if not notifications:
                 return 0
             batches: dict[str, RowBatch] = {}
+            telling = bool(self.listeners)  # a rebuild has no one to tell
             for notification in notifications:
                 event = self.application.mapper.to_domain_event(notification)
                 tables = self._tables_for(event)
@@ -160,14 +161,15 @@ class Follower:
                     if batch is None:
                         batch = batches[table.table] = table.batch()
                     batch.add(event, aggregate)
-                    changes.append(Change(
-                        projection=self.projection,
-                        application=self.application_name,
-                        table=table.table,
-                        aggregate_id=str(aggregate.id),
-                        position=notification.id,
-                        event=type(event).__name__,
-                    ))
+                    if telling:
+                        changes.append(Change(
+                            projection=self.projection,
+                            application=self.application_name,
+                            table=table.table,
+                            aggregate_id=str(aggregate.id),
+                            position=notification.id,
+                            event=type(event).__name__,
+                        ))
             for batch in batches.values():
                 batch.write(txn)
             set_position(txn, self.projection, self.application_name, notifications[-1].id)

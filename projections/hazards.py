@@ -27,6 +27,7 @@ def impact_area(source: HazardSource) -> Area | None:
 
 
 def hazard_source_table() -> SummaryTable:
+    """Hazard sources, located by their point and with their impact zone as a polygon."""
     return SummaryTable(
         table="rm_hazard_sources",
         aggregate_class=HazardSource,

@@ -122,6 +122,9 @@ class SummaryTable:
     """Where the row is on the map (for bbox and radius queries)."""
     geometries: Sequence[GeometryColumn] = field(default_factory=tuple)
     """Geometry columns (PostGIS on PostgreSQL) for the spatial queries."""
+    indexes: Sequence[Sequence[str]] = field(default_factory=tuple)
+    """Indexes over several columns, in order (one covering every column a query reads
+    answers it without reading the rows' documents)."""
 
     def __post_init__(self) -> None:
         points = [g for g in self.geometries if g.kind is GeometryKind.POINT]
@@ -175,6 +178,16 @@ class SummaryTable:
         statements.append(
             f"CREATE INDEX IF NOT EXISTS {self.table}_lonlat_idx ON {self.table} (lon, lat)"
         )
+        known = {c.name for c in self.all_columns}
+        for number, names in enumerate(self.indexes, start=1):
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(f"{self.table}: index over unknown columns {unknown}")
+            # Numbered: names of all the columns would pass PostgreSQL's 63 characters.
+            statements.append(
+                f"CREATE INDEX IF NOT EXISTS {self.table}_multi{number}_idx "
+                f"ON {self.table} ({', '.join(names)})"
+            )
         return statements
 
     def upsert(self, txn: Transaction, aggregate: Any) -> None:

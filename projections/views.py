@@ -13,6 +13,7 @@ from cityops.domain.duplicates import OpenReport
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import OPEN_STATUSES, GridCase
 from cityops.domain.supervision import Light, light, light_at, turning_points
+from cityops.projections.statistics import CASE_STATISTICS_INDEX
 from cityops.projections.store import ReadStore
 from cityops.projections.tables import ROW_POINT, Column, SummaryTable, utc_text
 
@@ -23,10 +24,21 @@ def grid_case_table(catalogue: Catalogue) -> SummaryTable:
     """Grid cases, with the instants their light turns yellow and red (so that the light is
     a comparison with the current time, in SQL or in Python)."""
 
+    # The row asks for yellow_at and then red_at of the same case state: the turning points
+    # (working-time arithmetic) are computed once for both. One tuple, replaced whole, so
+    # that two threads writing rows never read each other's half.
+    last: list[tuple[Any, tuple[datetime, datetime] | None]] = [(None, None)]
+
     def points(case: GridCase) -> tuple[datetime, datetime] | None:
-        if not case.is_open or case.stage is None:
-            return None
-        return turning_points(case.stage, catalogue.calendar, catalogue.yellow_fraction)
+        key = (case.id, case.version)
+        seen, found = last[0]
+        if seen == key:
+            return found
+        found = None
+        if case.is_open and case.stage is not None:
+            found = turning_points(case.stage, catalogue.calendar, catalogue.yellow_fraction)
+        last[0] = (key, found)
+        return found
 
     def frozen(case: GridCase) -> str | None:
         if not case.is_open or case.stage is None or case.stage.paused_since is None:
@@ -57,6 +69,7 @@ def grid_case_table(catalogue: Catalogue) -> SummaryTable:
             Column("frozen_light", "TEXT", frozen, in_doc=True),
         ),
         geometries=(ROW_POINT,),
+        indexes=(CASE_STATISTICS_INDEX,),
     )
 
 

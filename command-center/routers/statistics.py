@@ -1,0 +1,93 @@
+"""Statistics: the key figures leaders read (open cases by light, on-time rate per
+department, incidents by category, hotline reply and satisfaction rates) and the tables per
+grid area, per department, for incidents and for the hotline. Computed when asked, from the
+read models, at the system's current time (or `at`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from cityops.bootstrap import CitySystem
+from cityops.command_center.dependencies import SystemDep
+from cityops.domain.errors import InvalidValue
+from cityops.projections.statistics import AreaLevel, HotlineFigures
+
+router = APIRouter(prefix="/statistics", tags=["statistics"])
+
+AtQuery = Annotated[
+    datetime | None,
+    Query(description="The time the figures are for, with its UTC offset (default: now); "
+                      "decides which open cases are overdue and which light they show"),
+]
+
+
+def _moment(system: CitySystem, at: datetime | None) -> datetime:
+    if at is None:
+        return system.grid_cases.clock()
+    if at.tzinfo is None:
+        raise InvalidValue(f"`at` must have a UTC offset (like 2025-03-01T08:00:00+08:00), "
+                           f"got {at.isoformat()}")
+    return at
+
+
+@router.get("/key-figures")
+def key_figures(system: SystemDep, at: AtQuery = None) -> dict[str, Any]:
+    """The overview: open cases by light, case totals, on-time rate per department,
+    incidents by category, hotline reply and satisfaction rates."""
+    return system.statistics.key_figures(_moment(system, at)).as_dict()
+
+
+@router.get("/areas")
+def areas(
+    system: SystemDep,
+    level: Annotated[AreaLevel, Query(description="district, street, community or cell")]
+    = AreaLevel.DISTRICT,
+    within: Annotated[str | None, Query(
+        description="Only areas inside this grid code (a district, street, community or "
+                    "cell code)", max_length=100)] = None,
+    at: AtQuery = None,
+) -> dict[str, Any]:
+    """Grid cases per area of the unit grid: reported, open, closed, lights now, and what
+    the departments did with the cases dispatched from there."""
+    moment = _moment(system, at)
+    rows = system.statistics.areas(level, moment, within=within)
+    return {"level": level.value, "within": within, "at": moment.isoformat(),
+            "data": [row.as_dict() for row in rows], "count": len(rows)}
+
+
+@router.get("/departments")
+def departments(system: SystemDep, at: AtQuery = None) -> dict[str, Any]:
+    """Per department the cases were dispatched to: dispatched, handled, on time, overdue,
+    reworked, returned, rates and average handling time, and the lights of the cases it
+    holds now."""
+    moment = _moment(system, at)
+    rows = system.statistics.departments(moment)
+    return {"at": moment.isoformat(), "data": [row.as_dict() for row in rows],
+            "count": len(rows)}
+
+
+@router.get("/incidents")
+def incidents(system: SystemDep) -> dict[str, Any]:
+    """Incidents by category, level and status, and response times from the report to
+    dispatch, arrival on scene, containment and closing (count, mean, p50, p90 seconds)."""
+    return system.statistics.incidents().as_dict()
+
+
+@router.get("/hotline")
+def hotline(system: SystemDep, at: AtQuery = None) -> dict[str, Any]:
+    """Hotline tickets: on-time reply rate and callers' satisfaction, overall and per
+    department the tickets were assigned to."""
+    moment = _moment(system, at)
+    per_department = system.statistics.hotline_departments(moment)
+    total = sum(per_department.values(), HotlineFigures())
+    return {
+        "at": moment.isoformat(),
+        "total": total.as_dict(),
+        "departments": [
+            {"department": name, **figures.as_dict()}
+            for name, figures in sorted(per_department.items(), key=lambda i: i[0] or "")
+        ],
+    }

@@ -1,0 +1,228 @@
+"""Domain events as the feeds carry them: read from an application's notification log,
+described with their aggregate's state, and written as JSON messages after the sharing
+filter.
+
+A message (Kafka value or webhook body) is one JSON object:
+
+    schema_version  1
+    event_id        "<aggregate id>:<version>": unique, stable across republishing
+    stream          grid-cases | incidents | hazards | hotline | resources
+    event_type      "GridCase.Dispatched" (aggregate class . event class)
+    trigger         created | updated | closed
+    aggregate_id    the aggregate's UUID (also the Kafka key: order per aggregate holds)
+    version         the aggregate's version after the event (1 for its first event)
+    occurred_at     ISO 8601 time of the event
+    position        the event's position in its application's notification log
+    actor           who did it {user_id, role, department} (when shared), else null
+    data            the event's facts that the recipient may receive
+    context         the aggregate's state after the event (status, category, level, place,
+                    departments...) that the recipient may receive
+
+Geometries are GeoJSON (WGS84), times ISO 8601, durations seconds, ids strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+from functools import cached_property
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, CanInitAggregate
+
+from cityops.domain.actors import Actor
+from cityops.domain.geometry import Area, GeoPoint
+from cityops.feeds.sharing import ACTOR_FIELD, Recipient, SharingCatalogue
+from cityops.feeds.streams import ENVELOPE_FIELDS, Stream, StreamSpec, Trigger, owner_class
+from cityops.feeds.subject import Subject, describe
+
+SCHEMA_VERSION = 1
+AGGREGATE_CACHE_SIZE = 20_000
+
+
+def to_json(value: Any) -> Any:
+    """A fact as JSON-ready data. An unknown type is an error, not a guess: the feed must
+    not publish something nobody decided how to write."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, GeoPoint | Area):
+        # Shapely's mapping gives tuples: written as lists like every other sequence.
+        return to_json(value.to_geojson())
+    if isinstance(value, Actor):
+        return value.as_dict()
+    if isinstance(value, Enum):
+        return to_json(value.value)
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [to_json(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    raise TypeError(f"the feeds cannot write a {type(value).__name__} as JSON")
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """A message as the bytes the feeds send: compact UTF-8 JSON."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """One domain event of a stream, with what the feeds need to match and publish it."""
+
+    stream: Stream
+    position: int
+    event_type: str
+    aggregate_id: UUID
+    version: int
+    occurred_at: datetime
+    actor: Actor | None
+    facts: dict[str, Any]
+    trigger: Trigger
+    subject: Subject
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.aggregate_id}:{self.version}"
+
+    @property
+    def key(self) -> bytes:
+        """The Kafka key: the aggregate id, so one aggregate's events keep their order."""
+        return str(self.aggregate_id).encode()
+
+    @cached_property
+    def json_facts(self) -> dict[str, Any]:
+        """The facts written as JSON once, whatever the number of recipients."""
+        facts: dict[str, Any] = to_json(self.facts)
+        return facts
+
+    @cached_property
+    def json_context(self) -> dict[str, Any]:
+        context: dict[str, Any] = to_json(self.subject.context)
+        return context
+
+    def message(self, catalogue: SharingCatalogue, recipient: Recipient) -> dict[str, Any]:
+        """The event as `recipient` may receive it (sharing classes applied field by field
+        to the actor, the facts and the context)."""
+        share = catalogue.share
+        actor = share(self.stream, {ACTOR_FIELD: to_json(self.actor)},
+                      recipient).get(ACTOR_FIELD)
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": self.event_id,
+            "stream": self.stream.value,
+            "event_type": self.event_type,
+            "trigger": self.trigger.value,
+            "aggregate_id": str(self.aggregate_id),
+            "version": self.version,
+            "occurred_at": self.occurred_at.isoformat(),
+            "position": self.position,
+            "actor": actor,
+            "data": share(self.stream, self.json_facts, recipient),
+            "context": share(self.stream, self.json_context, recipient),
+        }
+
+
+@dataclass(frozen=True)
+class LogBatch:
+    """What one read of a stream's log gave: its events, and the position it reached."""
+
+    stream: Stream
+    after: int
+    last: int
+    """The position of the last notification read (`after` when none was read)."""
+    read: int
+    """Notifications read, including those of other aggregates."""
+    events: list[FeedEvent]
+
+
+class StreamReader:
+    """Reads one stream's events from its application's notification log after a position,
+    following each aggregate's state (cached; rebuilt from the event store on a miss)."""
+
+    def __init__(self, spec: StreamSpec, application: Application[Any]) -> None:
+        if application.name != spec.application:
+            raise ValueError(f"the {spec.stream.value} stream follows the {spec.application} "
+                             f"application, not {application.name}")
+        self.spec = spec
+        self.application = application
+        self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+
+    @property
+    def stream(self) -> Stream:
+        return self.spec.stream
+
+    def head(self) -> int:
+        """The last position of the application's log (0 when it is empty)."""
+        return self.application.recorder.max_notification_id() or 0
+
+    def read(self, after: int, limit: int) -> LogBatch:
+        """The stream's events after position `after`, reading at most `limit`
+        notifications. Other aggregates' events (command receipts, plans) are read and
+        skipped, but they count and move the batch's `last` position."""
+        notifications = self.application.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False)
+        events = []
+        for notification in notifications:
+            event = self.application.mapper.to_domain_event(notification)
+            if owner_class(event) is not self.spec.aggregate:
+                continue
+            events.append(self._feed_event(event, notification.id))
+        last = notifications[-1].id if notifications else after
+        return LogBatch(stream=self.spec.stream, after=after, last=last,
+                        read=len(notifications), events=events)
+
+    def forget(self) -> None:
+        """Drop the followed states (after a batch was not published: it is read again)."""
+        self._cache.clear()
+
+    def _feed_event(self, event: Any, position: int) -> FeedEvent:
+        aggregate = self._evolve(event)
+        actor = getattr(event, "actor", None)
+        return FeedEvent(
+            stream=self.spec.stream,
+            position=position,
+            event_type=type(event).__qualname__,
+            aggregate_id=event.originator_id,
+            version=event.originator_version,
+            occurred_at=event.timestamp,
+            actor=actor if isinstance(actor, Actor) else None,
+            facts={k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS},
+            trigger=self.spec.trigger_of(type(event)),
+            subject=describe(aggregate),
+        )
+
+    def _evolve(self, event: Any) -> Aggregate:
+        """The aggregate after `event`, from the cache or the repository (on a miss)."""
+        if isinstance(event, CanInitAggregate):
+            aggregate = event.mutate(None)
+        else:
+            aggregate = self._cache.pop(event.originator_id, None)
+            if aggregate is None or aggregate.version != event.originator_version - 1:
+                aggregate = self.application.repository.get(
+                    event.originator_id, version=event.originator_version - 1)
+            aggregate = event.mutate(aggregate)
+        assert aggregate is not None
+        self._cache[aggregate.id] = aggregate
+        if len(self._cache) > AGGREGATE_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return aggregate

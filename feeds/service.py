@@ -1,0 +1,267 @@
+"""The feeds of one CityOps process, wired from the city system and the feed settings: the
+subscriptions, the sharing catalogue and the delivery log (the web app needs those), and
+the three loops of the feed process (`cityops feeds run`):
+
+- the Kafka publisher, when `CITYOPS_KAFKA_BOOTSTRAP_SERVERS` is set (embedded default:
+  not started, nothing else changes);
+- the webhook outbox, which turns events into webhook deliveries;
+- the webhook deliverer, which sends them.
+
+Each loop runs in its own thread, so a broker outage does not hold up webhooks and a slow
+endpoint holds up neither the outbox nor Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cityops.bootstrap import CitySystem
+from cityops.feeds.events import StreamReader
+from cityops.feeds.kafka_feed import (
+    FeedTopics,
+    KafkaFeedPublisher,
+    PublisherFenced,
+    read_published_positions,
+)
+from cityops.feeds.settings import FeedSettings
+from cityops.feeds.sharing import SharingCatalogue
+from cityops.feeds.streams import Stream, iter_specs
+from cityops.feeds.subscriptions import SubscriptionBook, Subscriptions
+from cityops.feeds.webhooks import (
+    DeliveryLog,
+    RetryPolicy,
+    WebhookDeliverer,
+    WebhookOutbox,
+)
+from cityops.projections.store import PostgresReadStore, ReadStore, SqliteReadStore
+from cityops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class FeedLoop(threading.Thread):
+    """Runs `step` until stopped: again at once while it finds work, after `idle` while it
+    does not, and after `restart_delay_s` when it fails (it is then started afresh)."""
+
+    def __init__(self, name: str, step: Callable[[], bool], *, idle: Callable[[float], object],
+                 poll_interval_s: float, restart_delay_s: float,
+                 on_failure: Callable[[], None] = lambda: None) -> None:
+        super().__init__(name=name, daemon=True)
+        self.step = step
+        self.idle = idle
+        self.poll_interval_s = poll_interval_s
+        self.restart_delay_s = restart_delay_s
+        self.on_failure = on_failure
+        self.stopping = threading.Event()
+        self.failures = 0
+        self.last_error: str | None = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                busy = self.step()
+            except PublisherFenced as error:
+                self.last_error = str(error)
+                log.error("%s: %s", self.name, error)
+                return
+            except Exception as error:
+                self.failures += 1
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception("%s failed; starting again in %.1f s", self.name,
+                              self.restart_delay_s)
+                self.on_failure()
+                self.stopping.wait(self.restart_delay_s)
+                continue
+            if not busy:
+                self.idle(self.poll_interval_s)
+
+
+@dataclass
+class FeedService:
+    """Everything of the feeds in one process (see the module docstring)."""
+
+    settings: FeedSettings
+    system: CitySystem
+    catalogue: SharingCatalogue
+    subscriptions: Subscriptions
+    book: SubscriptionBook
+    delivery_log: DeliveryLog
+    store: ReadStore
+    """The feeds' own tables (webhook outbox, delivery log, outbox positions)."""
+    topics: FeedTopics
+    clock: Callable[[], float] = time.time
+    loops: list[FeedLoop] = field(default_factory=list)
+    kafka: KafkaFeedPublisher | None = None
+    outbox: WebhookOutbox | None = None
+    deliverer: WebhookDeliverer | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def bootstrap(self) -> str | None:
+        """Kafka's bootstrap servers, or None when Kafka is not configured (unset or
+        empty)."""
+        return self.system.settings.kafka_bootstrap_servers or None
+
+    def readers(self) -> list[StreamReader]:
+        """Fresh readers of every stream (each consumer of the logs follows its own)."""
+        applications = {a.name: a for a in self.system.applications}
+        return [StreamReader(spec, applications[spec.application]) for spec in iter_specs()]
+
+    # --- the feed process -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the loops in background threads (idempotent)."""
+        if self.loops:
+            return
+        settings = self.settings
+        locator = self.system.city.map
+        self.outbox = WebhookOutbox(self.store, self.readers(), self.catalogue,
+                                    self.book, locator, batch_size=settings.batch_size,
+                                    clock=self.clock)
+        self.deliverer = WebhookDeliverer(
+            self.store, self.book,
+            RetryPolicy(max_attempts=settings.webhook_max_attempts,
+                        base_delay_s=settings.webhook_backoff_base_s,
+                        max_delay_s=settings.webhook_backoff_max_s),
+            workers=settings.webhook_workers, timeout_s=settings.webhook_timeout_s,
+            clock=self.clock)
+        outbox, deliverer = self.outbox, self.deliverer
+        self.loops.append(FeedLoop(
+            "cityops-feeds-outbox", lambda: outbox.fill_round() > 0,
+            idle=self._stopping.wait, poll_interval_s=settings.poll_interval_s,
+            restart_delay_s=settings.restart_delay_s))
+        self.loops.append(FeedLoop(
+            "cityops-feeds-webhooks", lambda: deliverer.dispatch_round() > 0,
+            idle=deliverer.wait_for_a_worker, poll_interval_s=settings.poll_interval_s,
+            restart_delay_s=settings.restart_delay_s))
+        if self.bootstrap is not None:
+            kafka = KafkaFeedPublisher(
+                self.readers(), self.catalogue, self.book, locator, bootstrap=self.bootstrap,
+                topics=self.topics, transactional_id=settings.transactional_id,
+                batch_size=settings.batch_size, partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+                timeout_s=settings.kafka_timeout_s)
+            self.kafka = kafka
+            started = threading.Event()
+
+            def publish() -> bool:
+                if not started.is_set():
+                    kafka.start()
+                    started.set()
+                return kafka.publish_round() > 0
+
+            def restart() -> None:
+                # A failed transaction or connection: start afresh, which resumes from the
+                # committed positions.
+                kafka.close()
+                started.clear()
+
+            self.loops.append(FeedLoop(
+                "cityops-feeds-kafka", publish, idle=self._stopping.wait,
+                poll_interval_s=settings.poll_interval_s,
+                restart_delay_s=settings.restart_delay_s, on_failure=restart))
+        else:
+            log.info("no Kafka configured (CITYOPS_KAFKA_BOOTSTRAP_SERVERS): the Kafka feed "
+                     "is not started; webhooks are delivered")
+        for loop in self.loops:
+            loop.start()
+
+    def stop(self) -> None:
+        """Stop the loops; a Kafka transaction under way completes first."""
+        self._stopping.set()
+        for loop in self.loops:
+            loop.stop()
+        for loop in self.loops:
+            loop.join(timeout=self.settings.kafka_timeout_s + 5)
+        self.loops.clear()
+        self._stopping = threading.Event()
+        if self.kafka is not None:
+            self.kafka.close()
+        if self.deliverer is not None:
+            self.deliverer.close()
+
+    def close(self) -> None:
+        self.stop()
+        self.subscriptions.close()
+        self.store.close()
+
+    # --- status --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Positions and lag of each stream for the Kafka feed and the webhook outbox, and
+        the webhook deliveries by state."""
+        outbox = WebhookOutbox(self.store, self.readers(), self.catalogue, self.book,
+                               None)
+        webhook_positions = outbox.positions()
+        kafka_positions: dict[Stream, int] | None = None
+        kafka_error = None
+        if self.bootstrap is not None:
+            try:
+                kafka_positions = read_published_positions(
+                    self.bootstrap, self.topics, self.settings.transactional_id,
+                    timeout_s=self.settings.kafka_timeout_s)
+            except Exception as error:  # the status must still show the rest
+                kafka_error = f"{type(error).__name__}: {error}"
+        streams = {}
+        for reader in outbox.readers:
+            head = reader.head()
+            webhook = webhook_positions.get(reader.stream, 0)
+            entry: dict[str, Any] = {"head": head, "webhook_position": webhook,
+                                     "webhook_lag": head - webhook}
+            if kafka_positions is not None:
+                entry["kafka_position"] = kafka_positions[reader.stream]
+                entry["kafka_lag"] = head - kafka_positions[reader.stream]
+            streams[reader.stream.value] = entry
+        return {
+            "kafka": {"bootstrap": self.bootstrap, "topic_prefix": self.topics.prefix,
+                      "transactional_id": self.settings.transactional_id,
+                      "error": kafka_error} if self.bootstrap is not None else None,
+            "streams": streams,
+            "webhook_deliveries": self.delivery_log.counts(),
+            "loops": {loop.name: {"alive": loop.is_alive(), "failures": loop.failures,
+                                  "last_error": loop.last_error} for loop in self.loops},
+        }
+
+
+def build_feed_service(system: CitySystem, settings: FeedSettings | None = None, *,
+                       clock: Callable[[], float] = time.time) -> FeedService:
+    """The feeds over an already-built city system; nothing runs until `start()`.
+
+    Loads and validates the sharing catalogue (a bad one is a clear error here, at start-up),
+    opens the subscriptions' event store beside the others and creates the outbox tables."""
+    settings = settings if settings is not None else FeedSettings()
+    catalogue = SharingCatalogue.load(settings.sharing_catalogue,
+                                      departments=system.catalogue.departments)
+    subscriptions = Subscriptions(
+        system.settings.event_store_env(Subscriptions.name), catalogue=system.catalogue,
+        hazard_catalogue=system.hazard_catalogue,
+        require_https=settings.webhook_require_https)
+    store = open_feed_store(system.settings)
+    delivery_log = DeliveryLog(store)
+    delivery_log.create_tables()
+    return FeedService(settings=settings, system=system, catalogue=catalogue,
+                       subscriptions=subscriptions, book=SubscriptionBook(subscriptions),
+                       delivery_log=delivery_log, store=store,
+                       topics=FeedTopics(settings.topic_prefix), clock=clock)
+
+
+FEED_STORE_FILE = "feeds.sqlite"
+FEED_STORE_POOL_SIZE = 3
+
+
+def open_feed_store(settings: Settings) -> ReadStore:
+    """Where the feeds keep their tables: not in a read-model generation (a rebuild of the
+    read models must not forget what was delivered), but in a SQLite file of their own
+    beside the event stores, or in the base schema of the PostgreSQL database."""
+    if settings.database_url is None:
+        return SqliteReadStore(settings.data_dir / FEED_STORE_FILE)
+    return PostgresReadStore(settings.database_url, settings.database_schema,
+                             FEED_STORE_POOL_SIZE)

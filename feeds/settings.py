@@ -1,0 +1,81 @@
+"""Settings of the feeds (Kafka topics, publishing, webhook delivery), read from
+`CITYOPS_FEEDS_` environment variables beside the main `CITYOPS_` settings.
+
+Whether Kafka is used at all is the main settings' `CITYOPS_KAFKA_BOOTSTRAP_SERVERS`: without
+it the Kafka publisher is not started and webhooks are still delivered.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TOPIC_PART = re.compile(r"^[A-Za-z0-9._-]+$")
+MAX_TOPIC_LENGTH = 249
+
+
+class FeedSettings(BaseSettings):
+    """How the feed process publishes and delivers."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYOPS_FEEDS_", extra="ignore", frozen=True)
+
+    topic_prefix: str = Field(
+        default="cityops.feed",
+        description="Topics are <prefix>.<stream>, <prefix>.department.<code> and the "
+        "publisher's own <prefix>.publisher-positions (a drill uses another prefix).",
+    )
+    transactional_id: str = Field(
+        default="cityops-feeds",
+        description="Kafka transactional id of the publisher: one running publisher per id "
+        "(a second one fences the first).",
+    )
+    topic_partitions: int = Field(default=3, ge=1, le=1000)
+    topic_replication_factor: int = Field(
+        default=-1, ge=-1, le=10, description="-1: the broker's default.replication.factor")
+    batch_size: int = Field(default=200, ge=1, le=10_000,
+                            description="Notifications per stream per Kafka transaction")
+    poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+    kafka_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    restart_delay_s: float = Field(default=2.0, ge=0, le=600,
+                                   description="Pause before restarting a failed publisher")
+    sharing_catalogue: Path | None = Field(
+        default=None, description="A shared-data catalogue file; unset = the built-in one.")
+    webhook_workers: int = Field(default=4, ge=1, le=64,
+                                 description="Webhook requests in flight at once (at most one "
+                                 "per subscription)")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_backoff_base_s: float = Field(default=2.0, gt=0, le=3600,
+                                          description="Delay before the first retry")
+    webhook_backoff_max_s: float = Field(default=600.0, gt=0, le=86_400)
+    webhook_replay_window_s: int = Field(
+        default=300, ge=30, le=3600,
+        description="How old a signed request may be before receivers refuse it (documented "
+        "to receivers; also the tolerance of `verify_signature`)")
+    webhook_require_https: bool = Field(default=False,
+                                        description="Refuse plain http:// webhook URLs")
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        if not TOPIC_PART.match(value) or len(value) > MAX_TOPIC_LENGTH - 60:
+            raise ValueError("topic prefix must be letters, digits, '.', '_' or '-' (at most "
+                             f"{MAX_TOPIC_LENGTH - 60} characters)")
+        return value
+
+    @field_validator("transactional_id")
+    @classmethod
+    def _transactional_id(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("transactional id must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _backoff(self) -> Self:
+        if self.webhook_backoff_max_s < self.webhook_backoff_base_s:
+            raise ValueError("webhook_backoff_max_s must be at least webhook_backoff_base_s")
+        return self

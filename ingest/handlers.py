@@ -1,0 +1,215 @@
+"""One handler per message type: it turns a validated payload into the one application
+command that handles it (nothing else decides anything here) and says whether the message
+changed something or was a repeat.
+
+Commands that record a receipt get the message id as their command id, so the receipt is
+saved in the same transaction as the events the message caused; a redelivered message finds
+the receipt and changes nothing. Readings and positions have no receipt: the domain ignores a
+reading or fix that is not newer than what it knows, and the track keeps one row per fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+from uuid import UUID
+
+from cityops.bootstrap import CitySystem
+from cityops.domain.application import CityApplication, CommandReceipt
+from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases import GridCases
+from cityops.domain.hazard import ReadingEffect
+from cityops.domain.hazards import HazardSources
+from cityops.domain.hotlinetickets import HotlineTickets
+from cityops.domain.resource import Resource
+from cityops.domain.resources import Resources
+from cityops.ingest.catalogue import Message
+from cityops.ingest.tracks import ResourceTracks, TrackPoint
+
+
+class Effect(StrEnum):
+    """What applying a message did."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    """Nothing: a repeat of a message already applied, or a reading or fix not newer than
+    what is already known."""
+
+
+class CityBoundary(Protocol):
+    """The city map as ingest needs it: is a point inside the city (else a clear error)."""
+
+    def require_inside(self, point: GeoPoint) -> object: ...
+
+
+@dataclass(frozen=True)
+class IngestTarget:
+    """What the handlers act on: the applications of a `CitySystem`, its city map, and the
+    track table."""
+
+    grid_cases: GridCases
+    hotline: HotlineTickets
+    hazards: HazardSources
+    resources: Resources
+    city_map: CityBoundary
+    tracks: ResourceTracks
+
+    @classmethod
+    def of(cls, system: CitySystem, tracks: ResourceTracks) -> IngestTarget:
+        return cls(grid_cases=system.grid_cases, hotline=system.hotline,
+                   hazards=system.hazards, resources=system.resources,
+                   city_map=system.city.map, tracks=tracks)
+
+
+@dataclass(frozen=True)
+class JudgedFix:
+    """A position fix the resource has judged; what is left is its row in the track, which
+    the pipeline writes together with the other fixes of the batch (one statement for all)."""
+
+    point: TrackPoint
+
+
+Handler = Callable[[Message, IngestTarget], Effect | JudgedFix]
+
+
+def _point(data: Any) -> GeoPoint:
+    return GeoPoint.from_geojson(data)
+
+
+def _optional_point(data: Any) -> GeoPoint | None:
+    return GeoPoint.from_geojson(data) if data is not None else None
+
+
+def _receipted(application: CityApplication, message: Message,
+               command: Callable[[], object]) -> Effect:
+    """Run a command whose receipt is recorded under the message id.
+
+    The receipt is looked up first only to count the repeat; the command itself looks again
+    and is what makes the repeat harmless (and refuses an id reused for another message)."""
+    repeated = application.exists(CommandReceipt.create_id(message.message_id))
+    command()
+    return Effect.DUPLICATE if repeated else Effect.APPLIED
+
+
+def report_grid_case(message: Message, target: IngestTarget) -> Effect:
+    """grid-case-report: a new case from the field."""
+    p = message.payload
+    cases = target.grid_cases
+    return _receipted(cases, message, lambda: cases.report(
+        source=p.get("source", "inspector"), category=p["category"],
+        description=p["description"], location=_point(p["location"]),
+        urgency=p.get("urgency", "normal"), photos=list(p.get("photos", [])),
+        actor=message.actor, at=message.occurred_at, command_id=message.message_id,
+    ))
+
+
+def receive_hotline_ticket(message: Message, target: IngestTarget) -> Effect:
+    """hotline-ticket: a call or message taken by the call centre."""
+    p = message.payload
+    caller = p.get("caller") or {}
+    hotline = target.hotline
+    return _receipted(hotline, message, lambda: hotline.receive(
+        channel=p["channel"], ticket_type=p["ticket_type"], topic=p["topic"],
+        description=p["description"], caller_name=caller.get("name"),
+        caller_phone=caller.get("phone"), location=_optional_point(p.get("location")),
+        actor=message.actor, at=message.occurred_at, command_id=message.message_id,
+    ))
+
+
+def record_hazard_reading(message: Message, target: IngestTarget) -> Effect:
+    """hazard-reading: judged against the sensor's thresholds; only crossings are saved."""
+    p = message.payload
+    outcome = target.hazards.record_reading(
+        UUID(p["source_id"]), p["sensor_id"], p["value"], message.occurred_at,
+        actor=message.actor,
+    )
+    return Effect.DUPLICATE if outcome.effect is ReadingEffect.OUT_OF_ORDER else Effect.APPLIED
+
+
+def report_resource_position(message: Message, target: IngestTarget) -> JudgedFix:
+    """resource-position: the resource decides whether the fix is worth an event; the track
+    keeps every fix."""
+    p = message.payload
+    point = _point(p["position"])
+    # Trackers glitch to (0, 0) or swap axes: a fix must be in the city (the error says how
+    # far outside and whether swapping the axes would put it inside).
+    target.city_map.require_inside(point)
+    call_sign = p["call_sign"]
+    resource_id = Resource.create_id(call_sign)
+    # The resource first: an unknown call sign or a resource that does not move is refused
+    # before anything is kept. The track row is written after it, before the offset is
+    # committed; a crash in between is repaired by the redelivery: the resource ignores the
+    # repeated fix and the track gets its row.
+    target.resources.report_position(resource_id, point, message.occurred_at,
+                                     actor=message.actor)
+    return JudgedFix(TrackPoint(
+        resource_id=resource_id, call_sign=call_sign, measured_at=message.occurred_at,
+        position=point, speed_mps=p.get("speed_mps"), heading_deg=p.get("heading_deg"),
+        message_id=message.message_id,
+    ))
+
+
+STATUS_COMMANDS = {
+    "en-route": "report_en_route",
+    "on-scene": "report_on_scene",
+    "returning": "clear_scene",
+    "available": "report_available",
+}
+
+
+def report_resource_status(message: Message, target: IngestTarget) -> Effect:
+    """resource-status: the status change the crew reports."""
+    p = message.payload
+    resources = target.resources
+    command = getattr(resources, STATUS_COMMANDS[p["status"]])
+    resource_id = Resource.create_id(p["call_sign"])
+    return _receipted(resources, message, lambda: command(
+        resource_id, position=_optional_point(p.get("position")), actor=message.actor,
+        at=message.occurred_at, command_id=message.message_id,
+    ))
+
+
+def handle_grid_case(message: Message, target: IngestTarget) -> Effect:
+    """grid-case-handled: the department's result."""
+    p = message.payload
+    cases = target.grid_cases
+    return _receipted(cases, message, lambda: cases.handle(
+        UUID(p["case_id"]), result=p["result"], evidence=list(p.get("evidence", [])),
+        actor=message.actor, at=message.occurred_at, command_id=message.message_id,
+    ))
+
+
+def return_grid_case(message: Message, target: IngestTarget) -> Effect:
+    """grid-case-returned: not the department's responsibility."""
+    p = message.payload
+    cases = target.grid_cases
+    return _receipted(cases, message, lambda: cases.return_to_centre(
+        UUID(p["case_id"]), reason=p["reason"],
+        suggested_department=p.get("suggested_department"), actor=message.actor,
+        at=message.occurred_at, command_id=message.message_id,
+    ))
+
+
+def reply_to_hotline_ticket(message: Message, target: IngestTarget) -> Effect:
+    """hotline-ticket-replied: the department's reply to the caller."""
+    p = message.payload
+    hotline = target.hotline
+    return _receipted(hotline, message, lambda: hotline.reply(
+        UUID(p["ticket_id"]), reply=p["reply"], actor=message.actor, at=message.occurred_at,
+        command_id=message.message_id,
+    ))
+
+
+HANDLERS: dict[str, Handler] = {
+    "grid-case-report/1": report_grid_case,
+    "hotline-ticket/1": receive_hotline_ticket,
+    "hazard-reading/1": record_hazard_reading,
+    "resource-position/1": report_resource_position,
+    "resource-status/1": report_resource_status,
+    "grid-case-handled/1": handle_grid_case,
+    "grid-case-returned/1": return_grid_case,
+    "hotline-ticket-replied/1": reply_to_hotline_ticket,
+}
+"""Every message type of the catalogue has exactly one handler (a unit test checks it)."""

@@ -1,0 +1,284 @@
+"""The production back end of the spatial queries: SQL over the PostGIS columns of the read
+models (generated from their rows, GiST-indexed) and of the city's layers, which are
+published into `map_*` tables when a process starts.
+
+Radius questions use `geography` (metres on the WGS84 spheroid) with `ST_DWithin`, served by
+the GiST index on `geom::geography`; nearest questions take candidates in index order with
+the KNN operator `<->` and then order by exact distance (a first KNN pass gives an upper
+bound on the n-th distance, a radius pass at that bound gives the exact n nearest);
+bbox and within-polygon questions use `ST_Intersects` on `geometry(…, 4326)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from cityops.domain.geometry import GeoPoint
+from cityops.projections.spatial import Feature, FeaturePage, FeatureQuery, SpatialQueriesBase
+from cityops.projections.spatial_layers import (
+    LAYERS,
+    CitySource,
+    Layer,
+    ReadModelSource,
+    city_features,
+    simplest,
+)
+from cityops.projections.store import ReadStore, Transaction
+from cityops.projections.tables import SummaryTable
+
+MAP_LAYERS_TABLE = "map_layers"
+PUBLISH_LOCK = "cityops-map-layers"
+"""Advisory lock taken while the city's layers are published: processes starting together
+publish once, one after the other."""
+ORDER_BY_ID = 'id COLLATE "C"'
+"""Bytewise order of ids, whatever the database's collation (the embedded index sorts the
+same way)."""
+
+
+def map_table(layer: Layer) -> str:
+    """The PostGIS table of a city layer."""
+    return "map_" + layer.id.replace("-", "_")
+
+
+def _point(params: list[Any], point: GeoPoint) -> str:
+    params.extend([point.lon, point.lat])
+    return "ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography"
+
+
+class PostgisSpatialQueries(SpatialQueriesBase):
+    """Spatial queries in SQL over PostGIS."""
+
+    def __init__(self, store: ReadStore, tables: Sequence[SummaryTable], city: Any,
+                 layers: Mapping[str, Layer] = LAYERS) -> None:
+        super().__init__(layers)
+        self.store = store
+        self.city = city
+        self._tables = {t.table: t for t in tables}
+
+    # --- the city's layers in PostGIS ------------------------------------------------------
+
+    def publish_city(self) -> None:
+        """Write the city's layers into their `map_*` tables, unless the same city is there
+        already (each layer is compared by a fingerprint of its content)."""
+        with self.store.transaction() as txn:
+            txn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (PUBLISH_LOCK,))
+            txn.execute(f"CREATE TABLE IF NOT EXISTS {MAP_LAYERS_TABLE} "
+                        "(layer TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)")
+            for layer in self.layers.values():
+                if isinstance(layer.source, CitySource):
+                    self._publish(txn, layer)
+
+    def _publish(self, txn: Transaction, layer: Layer) -> None:
+        assert isinstance(layer.source, CitySource)
+        table = map_table(layer)
+        names = [f.name for f in layer.filters]
+        geometry_type = "Point" if layer.points else "MultiPolygon"
+        columns = "".join(f", {n} TEXT" for n in names)
+        txn.execute(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY{columns}, "
+                    f"doc JSONB NOT NULL, geom geometry({geometry_type}, 4326) NOT NULL)")
+        txn.execute(f"CREATE INDEX IF NOT EXISTS {table}_geom_gist ON {table} "
+                    "USING GIST (geom)")
+        if layer.points:
+            txn.execute(f"CREATE INDEX IF NOT EXISTS {table}_geom_geog_gist ON {table} "
+                        "USING GIST ((geom::geography))")
+        features = city_features(self.city, layer.source.kind)
+        rows = [
+            (f.id, *(f.doc.get(n) for n in names), json.dumps(f.doc, sort_keys=True),
+             shapely.to_wkb(f.geometry))
+            for f in features
+        ]
+        digest = hashlib.sha256()
+        for row in rows:
+            digest.update(repr(row).encode())
+        fingerprint = digest.hexdigest()
+        txn.execute(f"SELECT fingerprint FROM {MAP_LAYERS_TABLE} WHERE layer = %s",
+                    (layer.id,))
+        current = txn.fetchone()
+        if current is not None and current[0] == fingerprint:
+            return
+        txn.execute(f"DELETE FROM {table}")
+        shape = "ST_GeomFromWKB(%s, 4326)" if layer.points \
+            else "ST_Multi(ST_GeomFromWKB(%s, 4326))"
+        placeholders = ", ".join(["%s"] * (len(names) + 2))
+        txn.executemany(
+            f"INSERT INTO {table} (id{''.join(', ' + n for n in names)}, doc, geom) "
+            f"VALUES ({placeholders}, {shape})",
+            rows,
+        )
+        txn.execute(f"INSERT INTO {MAP_LAYERS_TABLE} (layer, fingerprint) VALUES (%s, %s) "
+                    "ON CONFLICT (layer) DO UPDATE SET fingerprint = excluded.fingerprint",
+                    (layer.id, fingerprint))
+
+    # --- SQL pieces ------------------------------------------------------------------------
+
+    def _source(self, layer: Layer) -> tuple[str, str]:
+        """(table, geometry column) of a layer."""
+        if isinstance(layer.source, CitySource):
+            return map_table(layer), "geom"
+        source: ReadModelSource = layer.source
+        if source.table not in self._tables:
+            raise LookupError(f"this system has no read model {source.table}")
+        self._tables[source.table].geometry(source.geometry)  # declared, or KeyError
+        return source.table, source.geometry
+
+    def _where(self, layer: Layer, query: FeatureQuery, params: list[Any]) -> list[str]:
+        _, geometry = self._source(layer)
+        clauses = [f"{geometry} IS NOT NULL"]
+        for name, values in query.where.items():
+            layer.filter(name)
+            allowed = list(values)
+            if not allowed:
+                clauses.append("FALSE")
+                continue
+            clauses.append(f"{name} IN ({', '.join(['%s'] * len(allowed))})")
+            params.extend(allowed)
+        if query.period is not None and layer.temporal is not None:
+            start, end = query.period
+            if start is not None:
+                clauses.append(f"{layer.temporal} >= %s")
+                params.append(start)
+            if end is not None:
+                clauses.append(f"{layer.temporal} <= %s")
+                params.append(end)
+        if query.bbox is not None:
+            clauses.append(f"ST_Intersects({geometry}, ST_MakeEnvelope(%s, %s, %s, %s, 4326))")
+            params.extend(query.bbox)
+        if query.within is not None:
+            clauses.append(f"ST_Intersects({geometry}, ST_GeomFromWKB(%s, 4326))")
+            params.append(shapely.to_wkb(query.within))
+        return clauses
+
+    @staticmethod
+    def _page(query: FeatureQuery, params: list[Any]) -> str:
+        sql = ""
+        if query.limit is not None:
+            sql += " LIMIT %s"
+            params.append(query.limit)
+        if query.offset:
+            sql += " OFFSET %s"
+            params.append(query.offset)
+        return sql
+
+    def _features(self, rows: Sequence[tuple[Any, ...]], with_distance: bool) -> list[Feature]:
+        return [
+            Feature(str(r[0]), _geometry(r[1]), _document(r[2]),
+                    float(r[3]) if with_distance else None)
+            for r in rows
+        ]
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def features(self, layer: str, query: FeatureQuery) -> FeaturePage:
+        """Features of a layer matching `query`, ordered by id."""
+        definition = self.layer(layer)
+        self.check(definition, query)
+        table, geometry = self._source(definition)
+        params: list[Any] = []
+        where = " AND ".join(self._where(definition, query, params))
+        count_params = list(params)
+        page = self._page(query, params)
+        with self.store.transaction() as txn:
+            txn.execute(f"SELECT count(*) FROM {table} WHERE {where}", count_params)
+            count = txn.fetchone()
+            txn.execute(f"SELECT id, ST_AsBinary({geometry}), doc FROM {table} WHERE {where} "
+                        f"ORDER BY {ORDER_BY_ID}{page}", params)
+            rows = txn.fetchall()
+        return FeaturePage(self._features(rows, False), int(count[0]) if count else 0)
+
+    def feature(self, layer: str, feature_id: str) -> Feature | None:
+        """One feature by id (None if absent or without geometry)."""
+        definition = self.layer(layer)
+        table, geometry = self._source(definition)
+        with self.store.transaction() as txn:
+            txn.execute(f"SELECT id, ST_AsBinary({geometry}), doc FROM {table} "
+                        f"WHERE id = %s AND {geometry} IS NOT NULL", (feature_id,))
+            row = txn.fetchone()
+        return self._features([row], False)[0] if row is not None else None
+
+    def within_radius(self, layer: str, centre: GeoPoint, radius_m: float,
+                      query: FeatureQuery) -> FeaturePage:
+        """Features within `radius_m` metres (spheroid) of `centre`, nearest first."""
+        definition = self.layer(layer)
+        self.check(definition, query)
+        self.check_distance(definition, radius_m=radius_m)
+        plain = FeatureQuery(where=query.where, period=query.period, limit=query.limit,
+                             offset=query.offset)
+        rows, count = self._radius(definition, centre, radius_m, plain, count=True)
+        return FeaturePage(self._features(rows, True), count)
+
+    def _radius(self, layer: Layer, centre: GeoPoint, radius_m: float, query: FeatureQuery,
+                *, count: bool) -> tuple[list[tuple[Any, ...]], int]:
+        table, geometry = self._source(layer)
+        select_params: list[Any] = []
+        distance = f"ST_Distance({geometry}::geography, {_point(select_params, centre)})"
+        where_params: list[Any] = []
+        where = self._where(layer, query, where_params)
+        # Written out (not a CTE) so that the planner matches the expression index.
+        where.append(f"ST_DWithin({geometry}::geography, {_point(where_params, centre)}, %s)")
+        where_params.append(radius_m)
+        sql_where = " AND ".join(where)
+        page_params: list[Any] = []
+        page = self._page(query, page_params)
+        matched = 0
+        with self.store.transaction() as txn:
+            # Ordering by distance measures every match anyway: the count comes with the
+            # page (`count(*) OVER ()` is taken before LIMIT), in one pass over the index.
+            txn.execute(
+                f"SELECT id, ST_AsBinary({geometry}), doc, {distance} AS distance_m, "
+                f"count(*) OVER () FROM {table} WHERE {sql_where} "
+                f"ORDER BY distance_m, {ORDER_BY_ID}{page}",
+                [*select_params, *where_params, *page_params],
+            )
+            rows = txn.fetchall()
+            if count and rows:
+                matched = int(rows[0][4])
+            elif count and query.offset:
+                # A page beyond the last: the rows do not tell how many there are.
+                txn.execute(f"SELECT count(*) FROM {table} WHERE {sql_where}", where_params)
+                row = txn.fetchone()
+                matched = int(row[0]) if row else 0
+        return rows, matched
+
+    def nearest(self, layer: str, origin: GeoPoint, n: int,
+                query: FeatureQuery) -> list[Feature]:
+        """The `n` nearest features (spheroid), nearest first."""
+        definition = self.layer(layer)
+        self.check(definition, query)
+        self.check_distance(definition, n=n)
+        table, geometry = self._source(definition)
+        plain = FeatureQuery(where=query.where, period=query.period, limit=n)
+        params: list[Any] = []
+        distance = f"ST_Distance({geometry}::geography, {_point(params, origin)})"
+        where = " AND ".join(self._where(definition, plain, params))
+        knn = f"{geometry}::geography <-> {_point(params, origin)}"
+        params.append(n)
+        with self.store.transaction() as txn:
+            txn.execute(f"SELECT max(d) FROM (SELECT {distance} AS d FROM {table} "
+                        f"WHERE {where} ORDER BY {knn} LIMIT %s) AS candidates", params)
+            row = txn.fetchone()
+        if row is None or row[0] is None:
+            return []
+        # The n candidates in KNN order bound the n-th exact distance: everything nearer
+        # lies within that bound, and the radius pass orders it exactly.
+        bound = float(row[0]) * (1 + 1e-9) + 1e-6
+        rows, _ = self._radius(definition, origin, bound, plain, count=False)
+        return self._features(rows, True)
+
+
+def _geometry(value: Any) -> BaseGeometry | None:
+    if value is None:
+        return None
+    return simplest(shapely.from_wkb(bytes(value)))
+
+
+def _document(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    loaded: dict[str, Any] = json.loads(value)
+    return loaded

@@ -1,0 +1,320 @@
+"""The supervision clock: pushes a grid case's light change at the moment it turns yellow or
+red, so that dashboards see "case turned red" although no event was recorded.
+
+The light of an open case is a function of its turning points and the time (the
+`rm_grid_cases` rows carry `yellow_at`, `red_at`, and `frozen_light` while suspended). The
+clock keeps, for each open case, the light its watchers last learned and the instant that
+light next changes, in a heap; a background thread sleeps until the earliest of those
+instants (converted to real time when the system runs on a faster simulated clock), re-reads
+the due rows, and emits a `LightChanged` change to the same listeners as the followers.
+It wakes early when a follower writes grid-case rows (their new deadlines replace the old
+turning points), and re-reads all open rows every `rescan_interval_s` (rows written by other
+processes, a switch-over of generations). It only reads: every process with watchers (each
+web server) runs its own.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cityops.domain.supervision import Light, light_at
+from cityops.projections.follower import Change, ChangeListener
+from cityops.projections.store import ReadStore
+
+log = logging.getLogger(__name__)
+
+TABLE = "rm_grid_cases"
+APPLICATION = "gridcases"
+EVENT = "LightChanged"
+TICK = timedelta(microseconds=1)
+MIN_SLEEP_S = 0.005
+QUERY_CHUNK = 500
+
+Points = tuple[datetime, datetime]
+
+
+def next_turn(points: Points, shown: Light) -> datetime | None:
+    """The first instant at which `light_at(points, t)` is no longer `shown` (None once red:
+    nothing follows red). The domain's rule: yellow from `yellow_at`, red after `red_at`."""
+    yellow_at, red_at = points
+    if shown is Light.GREEN:
+        return yellow_at if yellow_at <= red_at else red_at + TICK
+    if shown is Light.YELLOW:
+        return red_at + TICK
+    return None
+
+
+@dataclass(frozen=True)
+class WatchedCase:
+    """What the clock knows of one open case: its turning points (None while its clock
+    stands still), and the light its watchers last learned."""
+
+    points: Points | None
+    frozen: Light | None
+    shown: Light
+
+
+def _time(text: Any) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class SupervisionClock:
+    """Emits `LightChanged` changes when open grid cases reach their turning points."""
+
+    def __init__(self, stores: Callable[[], ReadStore], clock: Callable[[], datetime],
+                 listeners: list[ChangeListener], *, projection: str,
+                 position: Callable[[], int] | None = None,
+                 rescan_interval_s: float = 30.0) -> None:
+        self._stores = stores
+        self.clock = clock
+        self.listeners = listeners
+        self.projection = projection
+        self._position = position or (lambda: 0)
+        self.rescan_interval_s = rescan_interval_s
+        self._watched: dict[str, WatchedCase] = {}
+        self._heap: list[tuple[datetime, str]] = []
+        self._changed: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rescanned_at: float | None = None
+        self.failures = 0
+
+    # --- what the thread does, callable directly (tests, one-off checks) ---------------
+
+    def rescan(self) -> None:
+        """Re-read every open case: new ones are watched, closed ones forgotten, changed
+        turning points replace the old (their light then is what watchers see)."""
+        rows = self._read("is_open = %s", [True])
+        now = self.clock()
+        with self._lock:
+            seen = set()
+            for row in rows:
+                seen.add(row[0])
+                self._update(row, now)
+            for case_id in set(self._watched) - seen:
+                del self._watched[case_id]
+
+    def refresh(self, case_ids: Iterable[str]) -> None:
+        """Re-read these cases (a follower has just written their rows)."""
+        ids = list(dict.fromkeys(case_ids))
+        if not ids:
+            return
+        rows = self._read_ids(ids)
+        now = self.clock()
+        with self._lock:
+            found = set()
+            for row in rows:
+                found.add(row[0])
+                if row[4]:
+                    self._update(row, now)
+                else:
+                    self._watched.pop(row[0], None)
+            for case_id in set(ids) - found:
+                self._watched.pop(case_id, None)
+
+    def tick(self, *, rescan: bool = False) -> list[Change]:
+        """One round of the thread's work: re-read the rows followers have written since the
+        last round (or every open row, with `rescan`), then emit what is due."""
+        if rescan:
+            self.rescan()
+        with self._lock:
+            changed, self._changed = self._changed, set()
+        self.refresh(changed)
+        return self.check()
+
+    def check(self) -> list[Change]:
+        """Emit the light changes due by now; returns them."""
+        now = self.clock()
+        due: list[str] = []
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now:
+                at, case_id = heapq.heappop(self._heap)
+                watched = self._watched.get(case_id)
+                if watched is not None and self._due_at(watched) == at:
+                    due.append(case_id)
+        if not due:
+            return []
+        # The rows are read again: an event may have changed a case since it was scheduled.
+        rows = self._read_ids(due)
+        position = self._position()
+        changes = []
+        with self._lock:
+            for case_id in set(due) - {row[0] for row in rows}:
+                self._watched.pop(case_id, None)
+            for row in rows:
+                case_id, points, frozen = row[0], self._points(row), self._frozen(row)
+                watched = self._watched.get(case_id)
+                if not row[4]:
+                    self._watched.pop(case_id, None)
+                    continue
+                if watched is None or watched.points != points or watched.frozen != frozen:
+                    self._update(row, now)  # changed by an event: its own change told it
+                    continue
+                current = light_at(points, now) if points else watched.shown
+                if current is not watched.shown:
+                    changes.append(Change(projection=self.projection, application=APPLICATION,
+                                          table=TABLE, aggregate_id=case_id, position=position,
+                                          event=EVENT, light=current.value))
+                self._watch(case_id, WatchedCase(points, frozen, current))
+        if changes:
+            self._emit(changes)
+        return changes
+
+    def next_due(self) -> datetime | None:
+        """The earliest instant a watched case changes light."""
+        with self._lock:
+            while self._heap:
+                at, case_id = self._heap[0]
+                watched = self._watched.get(case_id)
+                if watched is not None and self._due_at(watched) == at:
+                    return at
+                heapq.heappop(self._heap)
+        return None
+
+    def shown(self, case_id: str) -> Light | None:
+        """The light watchers of this case last learned (None: not an open case)."""
+        with self._lock:
+            watched = self._watched.get(case_id)
+        return watched.shown if watched else None
+
+    # --- listening and the thread ---------------------------------------------------------
+
+    def on_changes(self, changes: Sequence[Change]) -> None:
+        """A follower's listener: note the grid cases it wrote and wake the thread (it is
+        called on the follower's thread, so it only takes note)."""
+        ids = [c.aggregate_id for c in changes if c.table == TABLE and c.event != EVENT]
+        if ids:
+            with self._lock:
+                self._changed.update(ids)
+            self._wake.set()
+
+    def start(self) -> None:
+        """Listen to the followers and run the clock's thread."""
+        if self._thread is None:
+            if self.on_changes not in self.listeners:
+                self.listeners.append(self.on_changes)
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="cityops-supervision",
+                                            daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        """Look again now (after the clock jumped, for instance)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop the thread and stop listening."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self.on_changes in self.listeners:
+            self.listeners.remove(self.on_changes)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                now_real = time.monotonic()
+                rescan = (self._rescanned_at is None
+                          or now_real - self._rescanned_at >= self.rescan_interval_s)
+                if rescan:
+                    self._rescanned_at = now_real
+                self.tick(rescan=rescan)
+            except Exception:
+                self.failures += 1
+                log.exception("supervision clock failed; retrying")
+            self._wake.wait(self.sleep_seconds())
+
+    def sleep_seconds(self) -> float:
+        """Real seconds until the next turning point or the next rescan, whichever first."""
+        until_rescan = self.rescan_interval_s
+        if self._rescanned_at is not None:
+            until_rescan = max(0.0, self._rescanned_at + self.rescan_interval_s
+                               - time.monotonic())
+        due = self.next_due()
+        if due is None:
+            return max(MIN_SLEEP_S, until_rescan)
+        # A simulated clock says how fast it runs; at speed 0 it only moves when told, and
+        # whoever moves it wakes us (or the rescan does).
+        speed = float(getattr(self.clock, "speed", 1.0))
+        if speed <= 0:
+            return max(MIN_SLEEP_S, until_rescan)
+        wait = (due - self.clock()).total_seconds() / speed
+        return max(MIN_SLEEP_S, min(wait, until_rescan))
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _emit(self, changes: list[Change]) -> None:
+        for listener in list(self.listeners):
+            if listener == self.on_changes:
+                continue
+            try:
+                listener(changes)
+            except Exception:  # a broken listener must not stop the clock
+                log.exception("change listener failed")
+
+    def _read(self, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        with self._stores().transaction() as txn:
+            txn.execute(f"SELECT id, yellow_at, red_at, frozen_light, is_open FROM {TABLE} "
+                        f"WHERE {where}", params)
+            return [tuple(row) for row in txn.fetchall()]
+
+    def _read_ids(self, ids: list[str]) -> list[tuple[Any, ...]]:
+        rows = []
+        for start in range(0, len(ids), QUERY_CHUNK):
+            chunk = ids[start:start + QUERY_CHUNK]
+            rows += self._read(f"id IN ({', '.join(['%s'] * len(chunk))})", chunk)
+        return rows
+
+    @staticmethod
+    def _points(row: tuple[Any, ...]) -> Points | None:
+        yellow_at, red_at = _time(row[1]), _time(row[2])
+        return (yellow_at, red_at) if yellow_at and red_at else None
+
+    @staticmethod
+    def _frozen(row: tuple[Any, ...]) -> Light | None:
+        return Light(row[3]) if row[3] else None
+
+    def _update(self, row: tuple[Any, ...], now: datetime) -> None:
+        """Watch a case as its row says now (lock held). Unchanged turning points keep the
+        light watchers learned, so a change that is due is still emitted by `check`."""
+        case_id, points, frozen = row[0], self._points(row), self._frozen(row)
+        watched = self._watched.get(case_id)
+        if watched is not None and watched.points == points and watched.frozen == frozen:
+            return
+        if frozen is not None:
+            shown = frozen
+        elif points is not None:
+            shown = light_at(points, now)
+        else:
+            self._watched.pop(case_id, None)
+            return
+        self._watch(case_id, WatchedCase(points, frozen, shown))
+
+    def _watch(self, case_id: str, watched: WatchedCase) -> None:
+        self._watched[case_id] = watched
+        due = self._due_at(watched)
+        if due is not None:
+            heapq.heappush(self._heap, (due, case_id))
+        if len(self._heap) > 4 * len(self._watched) + 1024:
+            # Replaced turning points stay in the heap until they are due: compact it.
+            self._heap = [(at, cid) for cid, w in self._watched.items()
+                          if (at := self._due_at(w)) is not None]
+            heapq.heapify(self._heap)
+
+    @staticmethod
+    def _due_at(watched: WatchedCase) -> datetime | None:
+        if watched.frozen is not None or watched.points is None:
+            return None
+        return next_turn(watched.points, watched.shown)
