@@ -21,6 +21,7 @@ from cityops.command_center.routers import (
     plans,
     resources,
     spatial,
+    statistics,
 )
 
 API_DESCRIPTION = """
@@ -50,7 +51,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.system = system
     install_error_handlers(app)
     for module in (catalogue, grid_cases, incidents, plans, resources, hazard_sources,
-                   hotline_tickets, spatial, ogc, exports):
+                   hotline_tickets, spatial, ogc, exports, statistics):
         app.include_router(module.router)
 
     @app.get("/health", tags=["operations"])

@@ -27,7 +27,7 @@ import dataclasses
 import json
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -196,7 +196,12 @@ class StreamReader:
         self._cache.clear()
 
     def _feed_event(self, event: Any, position: int) -> FeedEvent:
-        aggregate = self._evolve(event)
+        aggregate, departments_before = self._evolve(event)
+        subject = describe(aggregate)
+        if not departments_before <= subject.departments:
+            # An event that takes a case or ticket away from a department (returned to the
+            # centre) still concerns that department.
+            subject = replace(subject, departments=subject.departments | departments_before)
         actor = getattr(event, "actor", None)
         return FeedEvent(
             stream=self.spec.stream,
@@ -208,11 +213,13 @@ class StreamReader:
             actor=actor if isinstance(actor, Actor) else None,
             facts={k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS},
             trigger=self.spec.trigger_of(type(event)),
-            subject=describe(aggregate),
+            subject=subject,
         )
 
-    def _evolve(self, event: Any) -> Aggregate:
-        """The aggregate after `event`, from the cache or the repository (on a miss)."""
+    def _evolve(self, event: Any) -> tuple[Aggregate, frozenset[str]]:
+        """The aggregate after `event` (from the cache or, on a miss, the repository), and
+        the departments it concerned before the event."""
+        departments_before: frozenset[str] = frozenset()
         if isinstance(event, CanInitAggregate):
             aggregate = event.mutate(None)
         else:
@@ -220,9 +227,10 @@ class StreamReader:
             if aggregate is None or aggregate.version != event.originator_version - 1:
                 aggregate = self.application.repository.get(
                     event.originator_id, version=event.originator_version - 1)
+            departments_before = describe(aggregate).departments
             aggregate = event.mutate(aggregate)
         assert aggregate is not None
         self._cache[aggregate.id] = aggregate
         if len(self._cache) > AGGREGATE_CACHE_SIZE:
             self._cache.popitem(last=False)
-        return aggregate
+        return aggregate, departments_before

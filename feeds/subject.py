@@ -38,7 +38,8 @@ class Subject:
     """The unit grid cell the aggregate recorded; None when it records none (then a grid
     filter locates `point`)."""
     departments: frozenset[str] = frozenset()
-    """Departments the aggregate is dispatched or assigned to, or that own it."""
+    """Departments the aggregate is dispatched or assigned to, or that own it (the reader
+    adds those it concerned just before the event)."""
     context: dict[str, Any] = field(default_factory=dict)
     """Named facts of the current state carried in messages (each has a sharing class)."""
 

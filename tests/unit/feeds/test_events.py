@@ -89,6 +89,20 @@ def test_the_reader_skips_receipts_and_follows_each_aggregates_state(
     assert reader.read(batch.last, 100).read == 0
 
 
+def test_an_event_taking_a_ticket_away_still_concerns_the_department(
+        hotline: HotlineTickets, city_point: GeoPoint) -> None:
+    ticket = receive_call(hotline, city_point, command_id=None)
+    hotline.assign(ticket, actor=OPERATOR, department="water")
+    water = Actor("water-chen", Role.DEPARTMENT_USER, "water")
+    hotline.return_to_centre(ticket, reason="not a water matter", actor=water)
+    events = StreamReader(STREAMS[Stream.HOTLINE], hotline).read(0, 10).events
+    returned = events[-1]
+    assert returned.event_type == "HotlineTicket.ReturnedToCentre"
+    assert returned.subject.departments == {"water"}
+    assert returned.subject.context["department"] is None  # the state after the event
+    assert events[0].subject.departments == frozenset()
+
+
 def test_a_reader_starting_mid_log_rebuilds_the_state_from_the_event_store(
         hotline: HotlineTickets, city_point: GeoPoint) -> None:
     ticket = receive_call(hotline, city_point, command_id=None)
