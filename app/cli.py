@@ -84,11 +84,13 @@ def demo(
 
 def _add_sub_commands() -> None:
     """The operators' command groups, each owned by the package it operates."""
+    from cityops.feeds.cli import app as feeds_app
     from cityops.ingest.cli import app as ingest_app
     from cityops.projections.cli import app as projections_app
 
     app.add_typer(ingest_app, name="ingest")
     app.add_typer(projections_app, name="projections")
+    app.add_typer(feeds_app, name="feeds")
 
 
 _add_sub_commands()

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
         description="PostgreSQL schema for all tables (a drill runs in its own schema).",
     )
     database_pool_size: int = Field(default=4, ge=1, le=100)
+    aggregate_cache_size: int = Field(
+        default=5000, ge=0, le=1_000_000,
+        description="Aggregates each application keeps decoded in memory (0 = none). A cached "
+        "aggregate is brought up to date from the store (its newer events only) every time "
+        "it is loaded, so what another process wrote is never missed; commands work on a "
+        "copy, so a refused command leaves the cache as it was.",
+    )
     kafka_bootstrap_servers: str | None = Field(
         default=None, description="host:port[,host:port]; unset = in-process ingest queue."
     )
@@ -99,6 +106,17 @@ class Settings(BaseSettings):
 
     def event_store_env(self, application_name: str) -> dict[str, str]:
         """The eventsourcing library's settings for one application."""
+        env = self._persistence_env(application_name)
+        if self.aggregate_cache_size > 0:
+            # The library's defaults are what we rely on, spelled out: fast-forward each
+            # cached aggregate on every load (correct across processes) and hand commands
+            # a deep copy. (A size of 0 means unbounded to the library: leave it unset.)
+            env["AGGREGATE_CACHE_MAXSIZE"] = str(self.aggregate_cache_size)
+            env["AGGREGATE_CACHE_FASTFORWARD"] = "y"
+            env["DEEPCOPY_FROM_AGGREGATE_CACHE"] = "y"
+        return env
+
+    def _persistence_env(self, application_name: str) -> dict[str, str]:
         if self.database_url is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             return {

@@ -22,7 +22,9 @@ from cityops.command_center.routers import (
     resources,
     spatial,
     statistics,
+    subscriptions,
 )
+from cityops.feeds.service import build_feed_service
 
 API_DESCRIPTION = """
 CityOps command centre API: grid cases, incidents, hazard sources, hotline tickets and
@@ -34,24 +36,31 @@ id): repeating a command with the same key changes nothing. Every command record
 
 def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     """The web app over `system`; with `manage_lifecycle` it starts the projection followers
-    on start-up and closes the system on shutdown."""
+    on start-up (and, embedded, the feed loops: one process does everything) and closes the
+    system on shutdown."""
+    feeds = build_feed_service(system)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if manage_lifecycle:
             system.start_projections()
+            if system.settings.embedded and system.settings.run_projections:
+                feeds.start()
         try:
             yield
         finally:
             if manage_lifecycle:
+                feeds.close()
                 system.close()
 
     app = FastAPI(title="CityOps command centre", version="0.1.0",
                   description=API_DESCRIPTION, lifespan=lifespan)
     app.state.system = system
+    app.state.feeds = feeds
     install_error_handlers(app)
     for module in (catalogue, grid_cases, incidents, plans, resources, hazard_sources,
-                   hotline_tickets, spatial, ogc, exports, statistics):
+                   hotline_tickets, spatial, ogc, exports, statistics,
+                   subscriptions):
         app.include_router(module.router)
 
     @app.get("/health", tags=["operations"])

@@ -2,17 +2,30 @@
 
 A command from outside carries a client-supplied id. A `CommandReceipt` aggregate, whose id
 is derived from that command id, is saved in the same transaction as the events the command
-caused: a repeated command finds its receipt and changes nothing, and two concurrent copies
+caused: a repeated command changes nothing and answers the same, and two concurrent copies
 cannot both record (the second insert of the receipt conflicts).
+
+Receipts are optimistic: a command is decided and saved without looking its receipt up first,
+because the receipt's insert is what guarantees it is done once. Only when something goes
+wrong is the receipt read: when the save conflicts (a repeat, an id reused for another
+command, or a real concurrent change) and when deciding refuses the command (a repeat whose
+first run already moved the aggregate must still answer as the first run did).
+
+A `CommandBatch` lets a caller with many independent commands (ingest, a polled batch of
+messages) decide them one after another and save them together: one transaction per
+application instead of one per command, with a per-command fallback when it conflicts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -23,6 +36,7 @@ from cityops.domain.actors import Actor
 from cityops.domain.errors import (
     CommandIdReused,
     ConcurrencyConflict,
+    DomainError,
     InvalidValue,
     NotFound,
 )
@@ -36,6 +50,8 @@ MAX_COMMAND_ID_LENGTH = 200
 
 Clock = Callable[[], datetime]
 A = TypeVar("A", bound=CityAggregate)
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
 def system_clock() -> datetime:
@@ -71,6 +87,151 @@ def fingerprint(command: str, args: Mapping[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class CommandOutcome:
+    """What running one command came to: its subject, and whether it only repeated a command
+    already done (nothing was saved then)."""
+
+    command: str
+    subject: UUID
+    repeated: bool
+
+
+_OBSERVED: ContextVar[list[CommandOutcome] | None] = ContextVar("cityops_observed",
+                                                                default=None)
+
+
+@contextmanager
+def observed_commands() -> Iterator[list[CommandOutcome]]:
+    """Collect the outcome of every command run (in this thread) inside the block: how a
+    caller that only sees a command's subject id learns whether it was a repeat, without a
+    look-up of its own."""
+    outcomes: list[CommandOutcome] = []
+    token = _OBSERVED.set(outcomes)
+    try:
+        yield outcomes
+    finally:
+        _OBSERVED.reset(token)
+
+
+def _observe(outcome: CommandOutcome) -> UUID:
+    outcomes = _OBSERVED.get()
+    if outcomes is not None:
+        outcomes.append(outcome)
+    return outcome.subject
+
+
+class StagingOverlap(Exception):  # noqa: N818 - a signal to the batch's owner, not a failure
+    """A command staged in a batch would read or write an aggregate (or a receipt) that an
+    earlier command of the batch changed and has not saved yet, or is the second command of
+    one unit: nothing of it was staged. Commit the batch, then run the unit again."""
+
+
+@dataclass(eq=False)
+class _StagedCommand(Generic[K]):
+    """One unit's command, decided and waiting for its application's save."""
+
+    key: K
+    application: CityApplication
+    events: list[Any]
+    """Taken from the aggregates when staged, so that a commit retried after a transient
+    failure saves them again (a save drains an aggregate's pending events)."""
+    ids: frozenset[UUID]
+    after_saved: list[Callable[[], object]] = field(default_factory=list)
+
+
+_STAGING: ContextVar[CommandBatch[Any] | None] = ContextVar("cityops_staging", default=None)
+
+
+class CommandBatch(Generic[K]):
+    """Commands of many independent units (say, the messages of one polled batch) decided one
+    after another and saved together: one transaction per application for all of them, where
+    each would otherwise take the event store's table lock and commit on its own.
+
+    A unit is a callable run by `stage(key, run)`; it may run at most one command. That
+    command is decided at once (its domain errors reach the unit at once, as without a batch)
+    and its aggregates and receipt are kept for `commit()`. Every decision is made on saved
+    state: a unit that reads or writes what an earlier unit staged raises `StagingOverlap`
+    before deciding anything, and the owner commits, then runs the unit again. A conflict on
+    commit saves nothing of that application: `commit()` returns the keys of its units, for
+    the owner to run again one by one (where each gets its own, exact, answer: a repeat, a
+    reused id, a conflict).
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[_StagedCommand[K]] = []
+        self._current: K | None = None
+        self._current_command: _StagedCommand[K] | None = None
+
+    def __len__(self) -> int:
+        return len(self._staged)
+
+    def __contains__(self, key: object) -> bool:
+        return any(s.key == key for s in self._staged)
+
+    def stage(self, key: K, run: Callable[[], T]) -> T:
+        """Run the unit `run`, its command (if any) staged under `key` rather than saved.
+        If `run` raises, nothing of it stays staged."""
+        if key in self:
+            raise ValueError(f"unit {key!r} is already staged in this batch")
+        token = _STAGING.set(self)
+        self._current, self._current_command = key, None
+        try:
+            return run()
+        except BaseException:
+            self._staged = [s for s in self._staged if s.key != key]
+            raise
+        finally:
+            self._current, self._current_command = None, None
+            _STAGING.reset(token)
+
+    def holds(self, application: CityApplication, aggregate_id: UUID) -> bool:
+        """Whether a staged, unsaved command of `application` changes `aggregate_id`."""
+        return any(s.application is application and aggregate_id in s.ids
+                   for s in self._staged)
+
+    def _add(self, application: CityApplication, objects: list[Aggregate]) -> None:
+        if self._current_command is not None:
+            raise StagingOverlap("a unit of a batch runs one command; this one runs another")
+        ids = frozenset(o.id for o in objects)
+        if any(self.holds(application, i) for i in ids):
+            raise StagingOverlap(f"an earlier command of the batch changes one of {sorted(ids)}")
+        assert self._current is not None
+        events = [e for o in objects for e in o.collect_events()]
+        staged = _StagedCommand(self._current, application, events, ids)
+        self._staged.append(staged)
+        self._current_command = staged
+
+    def _after_saved(self, callback: Callable[[], object]) -> bool:
+        """Defer `callback` to the commit of the current unit's command (False: the unit has
+        staged nothing, so there is nothing to wait for)."""
+        if self._current_command is None:
+            return False
+        self._current_command.after_saved.append(callback)
+        return True
+
+    def commit(self) -> list[K]:
+        """Save what is staged, one transaction per application (in the order the
+        applications were first staged to), and return the keys of the units whose
+        application's save conflicted (nothing of those was saved: run them again one by
+        one). A transient failure propagates and leaves unsaved what it stopped; calling
+        `commit()` again saves the rest."""
+        conflicted: list[K] = []
+        while self._staged:
+            application = self._staged[0].application
+            group = [s for s in self._staged if s.application is application]
+            try:
+                application.save(*(e for s in group for e in s.events))
+            except IntegrityError:
+                conflicted += [s.key for s in group]
+            else:
+                for staged in group:
+                    for callback in staged.after_saved:
+                        callback()
+            self._staged = [s for s in self._staged if s.application is not application]
+        return conflicted
+
+
 class CityApplication(Application[UUID]):
     """An event-sourced application of one bounded context of CityOps."""
 
@@ -99,6 +260,7 @@ class CityApplication(Application[UUID]):
 
     def load(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
         """Load an aggregate of the expected class, or raise `NotFound` in its words."""
+        self._check_not_staged(aggregate_id)
         try:
             aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
@@ -108,16 +270,32 @@ class CityApplication(Application[UUID]):
         return aggregate
 
     def exists(self, aggregate_id: UUID) -> bool:
-        return aggregate_id in self.repository
+        """Whether any event of `aggregate_id` is stored (one indexed read, nothing decoded)."""
+        self._check_not_staged(aggregate_id)
+        return bool(self.recorder.select_events(aggregate_id, limit=1))
+
+    def _check_not_staged(self, aggregate_id: UUID) -> None:
+        batch = _STAGING.get()
+        if batch is not None and batch.holds(self, aggregate_id):
+            raise StagingOverlap(f"{aggregate_id} has changes staged in the batch, not saved")
+
+    def after_saved(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once the command just run is saved: now, or, when it was staged in
+        a batch, after the batch's commit saved it (for in-process caches that must only
+        learn what is stored)."""
+        batch = _STAGING.get()
+        if batch is None or not batch._after_saved(callback):
+            callback()
 
     # --- commands -----------------------------------------------------------------------
 
     def command(self, command: str, actor: Actor, command_id: str | None,
-                args: Mapping[str, Any], decide: Callable[[], Sequence[Aggregate]]) -> UUID:
+                args: Mapping[str, Any], decide: Callable[[], Sequence[Aggregate]], *,
+                explain_conflict: Callable[[], None] | None = None) -> UUID:
         """Run a command after checking that the actor's role may issue it."""
         check_permitted(command, actor)
         return self.run_command(command, actor=actor, command_id=command_id, args=args,
-                                decide=decide)
+                                decide=decide, explain_conflict=explain_conflict)
 
     def run_command(
         self,
@@ -127,11 +305,17 @@ class CityApplication(Application[UUID]):
         command_id: str | None,
         args: Mapping[str, Any],
         decide: Callable[[], Sequence[Aggregate]],
+        explain_conflict: Callable[[], None] | None = None,
     ) -> UUID:
         """Run `decide` (which loads aggregates and calls their methods), then save all the
-        aggregates it returns together with the command's receipt, in one transaction.
+        aggregates it returns together with the command's receipt, in one transaction (or
+        stage them in the `CommandBatch` the caller runs this in).
 
-        Returns the id of the first aggregate `decide` returned (the command's subject).
+        Returns the id of the first aggregate `decide` returned (the command's subject); a
+        repeated command returns what its first run returned. `explain_conflict` is called
+        when the save conflicts and no receipt explains it: it raises the clearer domain
+        error when there is one (a new aggregate whose id is already taken), else returns
+        and the conflict is reported as a `ConcurrencyConflict`.
         """
         receipt_id = None
         digest = fingerprint(command, args)
@@ -141,18 +325,24 @@ class CityApplication(Application[UUID]):
             if len(command_id) > MAX_COMMAND_ID_LENGTH:
                 raise InvalidValue(f"command id is longer than {MAX_COMMAND_ID_LENGTH} chars")
             receipt_id = CommandReceipt.create_id(command_id)
-            earlier = self._receipt(receipt_id)
-            if earlier is not None:
-                return self._repeat(earlier, command_id, command, digest)
 
-        aggregates = list(decide())
+        try:
+            aggregates = list(decide())
+        except DomainError:
+            # Refused on the current state. A repeat whose first run moved the aggregate on
+            # is refused too, yet must answer as the first run did: ask the receipt.
+            if receipt_id is not None and command_id is not None:
+                earlier = self._receipt(receipt_id)
+                if earlier is not None:
+                    return _observe(self._repeat(earlier, command_id, command, digest))
+            raise
         if not aggregates:
             raise AssertionError(f"command {command} decided nothing")
         subject = aggregates[0]
         if command_id is None and not any(a.pending_events for a in aggregates):
             # Nothing happened (a repeat that the aggregate itself recognised): do not take
             # the event store's write lock for an empty save.
-            return subject.id
+            return _observe(CommandOutcome(command, subject.id, repeated=False))
         to_save: list[Aggregate] = list(aggregates)
         if command_id is not None:
             to_save.append(
@@ -164,27 +354,38 @@ class CityApplication(Application[UUID]):
                     actor=actor,
                 )
             )
+        batch = _STAGING.get()
+        if batch is not None:
+            # Saved by the batch's commit; a conflict there sends the unit back to be run
+            # again on its own, through the path below.
+            batch._add(self, to_save)
+            return _observe(CommandOutcome(command, subject.id, repeated=False))
         try:
             self.save(*to_save)
         except IntegrityError:
-            if receipt_id is not None:
+            if receipt_id is not None and command_id is not None:
                 earlier = self._receipt(receipt_id)
                 if earlier is not None:
-                    return self._repeat(earlier, command_id or "", command, digest)
+                    return _observe(self._repeat(earlier, command_id, command, digest))
+            if explain_conflict is not None:
+                explain_conflict()
             kind = getattr(subject, "KIND", type(subject).__name__)
             raise ConcurrencyConflict(kind, subject.id, command) from None
-        return subject.id
+        return _observe(CommandOutcome(command, subject.id, repeated=False))
 
     def _receipt(self, receipt_id: UUID) -> CommandReceipt | None:
+        self._check_not_staged(receipt_id)
         try:
-            receipt: Aggregate = self.repository.get(receipt_id)
+            # Receipts never change: read from the store, not the aggregate cache.
+            receipt: Aggregate = self.repository.get(receipt_id, version=1)
         except AggregateNotFoundError:
             return None
         assert isinstance(receipt, CommandReceipt)
         return receipt
 
     @staticmethod
-    def _repeat(earlier: CommandReceipt, command_id: str, command: str, digest: str) -> UUID:
+    def _repeat(earlier: CommandReceipt, command_id: str, command: str,
+                digest: str) -> CommandOutcome:
         if earlier.fingerprint != digest:
             raise CommandIdReused(command_id, earlier.command, command)
-        return earlier.aggregate_id
+        return CommandOutcome(command, earlier.aggregate_id, repeated=True)

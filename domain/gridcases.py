@@ -110,9 +110,8 @@ class GridCases(CityApplication):
             )
             duplicates = propose_duplicates(category=category, location=location, at=when,
                                             candidates=candidates, policy=policy)
-            if self.exists(new_id):
-                existing = self.case(new_id)
-                existing.refuse("report", "it was already reported")
+            # No look-up of `new_id` first: the new case's first event conflicts on save if
+            # the id is taken, and only then is the conflict explained (below).
             return [GridCase.report(
                 case_id=new_id, source=source, category=category, urgency=urgency,
                 description=description, location=location, grid_cell=cell,
@@ -120,11 +119,15 @@ class GridCases(CityApplication):
                 actor=actor, at=when, **self._stage("reported", when),
             )]
 
+        def already_reported() -> None:
+            if self.exists(new_id):
+                self.case(new_id).refuse("report", "it was already reported")
+
         return self.command("grid-case.report", actor, command_id, {
             "source": source, "category": category, "description": description,
             "location": [location.lon, location.lat], "urgency": urgency,
             "photos": photos or [], "ticket_id": ticket_id,
-        }, decide)
+        }, decide, explain_conflict=already_reported)
 
     def register(self, case_id: UUID, *, actor: Actor, category: str | None = None,
                  urgency: Urgency | str | None = None, note: str = "",

@@ -158,12 +158,17 @@ class HazardSources(CityApplication):
                 impact_radius_m=radius, impact_zone=impact_zone, actor=actor, at=when,
             )]
 
+        def already_registered() -> None:
+            # The new source's first event conflicts on save when its id is taken.
+            if self.exists(source_id):
+                self.source(source_id).refuse("register", "it is already registered")
+
         return self.command("hazard.register", actor, command_id, {
             "hazard_type": hazard_type, "name": name, "owner_name": owner_name,
             "owner_contact": owner_contact, "grade": grade,
             "location": _point_args(location), "impact_radius_m": impact_radius_m,
             "impact_zone": impact_zone.wkt if impact_zone else None,
-        }, decide)
+        }, decide, explain_conflict=already_registered)
 
     def update_details(
         self,

@@ -138,12 +138,17 @@ class HotlineTickets(CityApplication):
                 possible_duplicates=duplicates, actor=actor, at=when,
             )]
 
+        def already_received() -> None:
+            # The new ticket's first event conflicts on save when its id is taken.
+            if self.exists(ticket_id):
+                self.ticket(ticket_id).refuse("receive", "it was already received")
+
         return self.command("ticket.receive", actor, command_id, {
             "channel": chosen_channel, "ticket_type": chosen_type, "topic": topic,
             "description": description, "caller_name": caller_name,
             "caller_phone": caller_phone,
             "location": [location.lon, location.lat] if location else None,
-        }, decide)
+        }, decide, explain_conflict=already_received)
 
     def answer_at_first_contact(self, ticket_id: UUID, *, answer: str, actor: Actor,
                                 at: datetime | None = None,

@@ -144,16 +144,24 @@ class Resources(CityApplication):
     # --- helpers -----------------------------------------------------------------------------
 
     def _command(self, command: str, actor: Actor, command_id: str | None,
-                 args: dict[str, Any], decide: Callable[[], list[Resource]]) -> UUID:
+                 args: dict[str, Any], decide: Callable[[], list[Resource]], *,
+                 explain_conflict: Callable[[], None] | None = None) -> UUID:
         saved: list[Resource] = []
 
         def decide_and_keep() -> list[Resource]:
             saved[:] = decide()
             return saved
 
-        subject = self.command(command, actor, command_id, args, decide_and_keep)
-        for resource in saved:
-            self._remember(resource)
+        subject = self.command(command, actor, command_id, args, decide_and_keep,
+                               explain_conflict=explain_conflict)
+
+        def remember_saved() -> None:
+            for resource in saved:
+                self._remember(resource)
+
+        # The cache learns a resource's state once it is stored (after a batch's commit
+        # when the command was staged in one), never a state that might not be.
+        self.after_saved(remember_saved)
         return subject
 
     def _status_command(
@@ -217,22 +225,27 @@ class Resources(CityApplication):
         sign = normalise_call_sign(call_sign)
         when = self.now(at)
 
+        resource_id = Resource.create_id(sign)
+
         def decide() -> list[Resource]:
-            resource_id = Resource.create_id(sign)
-            if self.exists(resource_id):
-                raise InvalidValue(f"call sign {sign} is already registered ({resource_id})")
+            # No look-up of the call sign first: the new resource's first event conflicts on
+            # save when it is taken, and only then is the conflict explained (below).
             return [Resource.register(
                 kind=resource_kind, name=name, call_sign=sign, department=department,
                 home_base=home_base, capacity=capacity, stock=dict(stock or {}),
                 speciality=speciality, notes=notes, actor=actor, at=when,
             )]
 
+        def already_registered() -> None:
+            if self.exists(resource_id):
+                raise InvalidValue(f"call sign {sign} is already registered ({resource_id})")
+
         return self._command("resource.register", actor, command_id, {
             "kind": kind, "name": name, "call_sign": sign, "department": department,
             "home_base": _fix_args(home_base) if isinstance(home_base, GeoPoint) else home_base,
             "capacity": capacity, "stock": dict(stock or {}), "speciality": speciality,
             "notes": notes,
-        }, decide)
+        }, decide, explain_conflict=already_registered)
 
     def revise_resource(
         self,

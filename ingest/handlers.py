@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from cityops.bootstrap import CitySystem
-from cityops.domain.application import CityApplication, CommandReceipt
+from cityops.domain.application import observed_commands
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases import GridCases
 from cityops.domain.hazard import ReadingEffect
@@ -82,22 +82,20 @@ def _optional_point(data: Any) -> GeoPoint | None:
     return GeoPoint.from_geojson(data) if data is not None else None
 
 
-def _receipted(application: CityApplication, message: Message,
-               command: Callable[[], object]) -> Effect:
-    """Run a command whose receipt is recorded under the message id.
-
-    The receipt is looked up first only to count the repeat; the command itself looks again
-    and is what makes the repeat harmless (and refuses an id reused for another message)."""
-    repeated = application.exists(CommandReceipt.create_id(message.message_id))
-    command()
-    return Effect.DUPLICATE if repeated else Effect.APPLIED
+def _receipted(command: Callable[[], object]) -> Effect:
+    """Run a command whose receipt is recorded under the message id, and say whether it was
+    a repeat: the command itself tells (its receipt made the repeat harmless, or refused an
+    id reused for another message), so nothing is looked up here."""
+    with observed_commands() as outcomes:
+        command()
+    return Effect.DUPLICATE if outcomes and outcomes[-1].repeated else Effect.APPLIED
 
 
 def report_grid_case(message: Message, target: IngestTarget) -> Effect:
     """grid-case-report: a new case from the field."""
     p = message.payload
     cases = target.grid_cases
-    return _receipted(cases, message, lambda: cases.report(
+    return _receipted(lambda: cases.report(
         source=p.get("source", "inspector"), category=p["category"],
         description=p["description"], location=_point(p["location"]),
         urgency=p.get("urgency", "normal"), photos=list(p.get("photos", [])),
@@ -110,7 +108,7 @@ def receive_hotline_ticket(message: Message, target: IngestTarget) -> Effect:
     p = message.payload
     caller = p.get("caller") or {}
     hotline = target.hotline
-    return _receipted(hotline, message, lambda: hotline.receive(
+    return _receipted(lambda: hotline.receive(
         channel=p["channel"], ticket_type=p["ticket_type"], topic=p["topic"],
         description=p["description"], caller_name=caller.get("name"),
         caller_phone=caller.get("phone"), location=_optional_point(p.get("location")),
@@ -165,7 +163,7 @@ def report_resource_status(message: Message, target: IngestTarget) -> Effect:
     resources = target.resources
     command = getattr(resources, STATUS_COMMANDS[p["status"]])
     resource_id = Resource.create_id(p["call_sign"])
-    return _receipted(resources, message, lambda: command(
+    return _receipted(lambda: command(
         resource_id, position=_optional_point(p.get("position")), actor=message.actor,
         at=message.occurred_at, command_id=message.message_id,
     ))
@@ -175,7 +173,7 @@ def handle_grid_case(message: Message, target: IngestTarget) -> Effect:
     """grid-case-handled: the department's result."""
     p = message.payload
     cases = target.grid_cases
-    return _receipted(cases, message, lambda: cases.handle(
+    return _receipted(lambda: cases.handle(
         UUID(p["case_id"]), result=p["result"], evidence=list(p.get("evidence", [])),
         actor=message.actor, at=message.occurred_at, command_id=message.message_id,
     ))
@@ -185,7 +183,7 @@ def return_grid_case(message: Message, target: IngestTarget) -> Effect:
     """grid-case-returned: not the department's responsibility."""
     p = message.payload
     cases = target.grid_cases
-    return _receipted(cases, message, lambda: cases.return_to_centre(
+    return _receipted(lambda: cases.return_to_centre(
         UUID(p["case_id"]), reason=p["reason"],
         suggested_department=p.get("suggested_department"), actor=message.actor,
         at=message.occurred_at, command_id=message.message_id,
@@ -196,7 +194,7 @@ def reply_to_hotline_ticket(message: Message, target: IngestTarget) -> Effect:
     """hotline-ticket-replied: the department's reply to the caller."""
     p = message.payload
     hotline = target.hotline
-    return _receipted(hotline, message, lambda: hotline.reply(
+    return _receipted(lambda: hotline.reply(
         UUID(p["ticket_id"]), reply=p["reply"], actor=message.actor, at=message.occurred_at,
         command_id=message.message_id,
     ))

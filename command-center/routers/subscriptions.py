@@ -5,7 +5,6 @@ history and its webhook delivery log (with redelivery of dead letters)."""
 from __future__ import annotations
 
 import secrets
-import threading
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -18,7 +17,7 @@ from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, Page
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import InvalidValue, NotPermitted
-from cityops.feeds.service import FeedService, build_feed_service
+from cityops.feeds.service import FeedService
 from cityops.feeds.streams import Stream, Trigger
 from cityops.feeds.subscription import (
     AreaFilter,
@@ -36,19 +35,9 @@ GENERATED_SECRET_BYTES = 32
 OVERSIGHT_ROLES = frozenset({Role.ADMIN, Role.DISPATCHER, Role.LEADER})
 """Roles that may read every department's subscriptions (only admins change them)."""
 
-_building = threading.Lock()
-
-
 def get_feeds(request: Request) -> FeedService:
-    """The feeds of the app's system: `app.state.feeds` when the app was given them, else
-    built once on first use (the loops are not started: that is the feed process's job)."""
-    feeds: FeedService | None = getattr(request.app.state, "feeds", None)
-    if feeds is None:
-        with _building:
-            feeds = getattr(request.app.state, "feeds", None)
-            if feeds is None:
-                feeds = build_feed_service(request.app.state.system)
-                request.app.state.feeds = feeds
+    """The feeds of the app's system (built by `create_app`)."""
+    feeds: FeedService = request.app.state.feeds
     return feeds
 
 
