@@ -33,6 +33,7 @@ from cityops.projections.generations import (
 )
 from cityops.projections.hazards import hazard_source_table
 from cityops.projections.hotline import ticket_table
+from cityops.projections.readings import StoredLatestReadings
 from cityops.projections.spatial import SpatialQueries, spatial_queries_for
 from cityops.projections.statistics import CaseDispatchTable, CityStatistics
 from cityops.projections.store import ReadStore
@@ -167,7 +168,8 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
         duplicate_policy=duplicate_policy, clock=clock,
     )
     incidents = Incidents(env(Incidents.name), catalogue=catalogue, clock=clock)
-    hazards = HazardSources(env(HazardSources.name), catalogue=hazard_catalogue, clock=clock)
+    hazards = HazardSources(env(HazardSources.name), catalogue=hazard_catalogue, clock=clock,
+                            latest_readings=StoredLatestReadings(storage.base()))
     hotline = HotlineTickets(
         env(HotlineTickets.name), catalogue=catalogue, locator=locator,
         open_tickets=read_models.open_reports("rm_tickets", "topic"),

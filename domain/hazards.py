@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID, uuid4, uuid5
 
 from cityops.domain.actors import Actor
@@ -55,6 +55,16 @@ class LatestReading:
     def as_dict(self) -> dict[str, Any]:
         return {"value": self.value, "measured_at": self.measured_at.isoformat(),
                 "level": self.level.value}
+
+
+class LatestReadingsStore(Protocol):
+    """Where the latest reading of each sensor is kept: memory for one process, or a table
+    that every process shares (readings are high-rate and never each an event)."""
+
+    def remember(self, source_id: UUID, sensor_id: str, reading: LatestReading) -> None: ...
+    def get(self, source_id: UUID, sensor_id: str) -> LatestReading | None: ...
+    def of_source(self, source_id: UUID) -> dict[str, LatestReading]: ...
+    def forget(self, source_id: UUID, sensor_id: str) -> None: ...
 
 
 class LatestReadings:
@@ -108,11 +118,11 @@ class HazardSources(CityApplication):
         *,
         catalogue: HazardCatalogue,
         clock: Clock = system_clock,
-        latest_readings: LatestReadings | None = None,
+        latest_readings: LatestReadingsStore | None = None,
     ) -> None:
         super().__init__(env, clock=clock)
         self.catalogue = catalogue
-        self.latest_readings = latest_readings or LatestReadings()
+        self.latest_readings: LatestReadingsStore = latest_readings or LatestReadings()
 
     def source(self, source_id: UUID) -> HazardSource:
         return self.load(HazardSource, source_id)
