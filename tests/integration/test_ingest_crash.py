@@ -339,7 +339,8 @@ def test_two_workers_share_the_partitions_and_a_rebalance_loses_and_duplicates_n
     assert survivor.wait(30) == 0, plant.worker_logs()
 
     check_exactly_once(plant, stream)
-    # Every message was consumed at least once; the ones the killed worker had applied but
-    # not committed were consumed twice (and changed nothing the second time).
-    consumed = sum(c.consumed for c in CounterTable(plant.store).by_topic().values())
-    assert consumed >= total
+    # The counters are a report, not the guarantee (that is checked above): a worker killed
+    # with SIGKILL loses the counts it had not written yet, so only the survivor's, written
+    # when it stopped, can be relied on, and it consumed at least what it applied.
+    counters = CounterTable(plant.store).by_topic().values()
+    assert sum(c.consumed for c in counters) >= sum(c.applied for c in counters) > 0
