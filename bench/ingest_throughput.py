@@ -265,9 +265,12 @@ def pipeline_rate(system: CitySystem, settings: IngestSettings, count: int,
     first = last = 0.0
     try:
         while True:
-            done = worker.pipeline.counters.total().consumed
+            total = worker.pipeline.counters.total()
+            # Taken (consumed) starts the clock; settled (saved, or dead-lettered) stops it: a
+            # message is consumed before the batch it came in is saved.
+            done = total.applied + total.duplicate + total.dead_lettered
             now = time.perf_counter()
-            if done and not first:
+            if total.consumed and not first:
                 first = now
             if done >= count:
                 last = now

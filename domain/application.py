@@ -121,7 +121,7 @@ def _observe(outcome: CommandOutcome) -> UUID:
     return outcome.subject
 
 
-class StagingOverlap(Exception):  # noqa: N818 - a signal to the batch's owner, not a failure
+class StagingOverlap(Exception):
     """A command staged in a batch would read or write an aggregate (or a receipt) that an
     earlier command of the batch changed and has not saved yet, or is the second command of
     one unit: nothing of it was staged. Commit the batch, then run the unit again."""
@@ -160,6 +160,10 @@ class CommandBatch(Generic[K]):
 
     def __init__(self) -> None:
         self._staged: list[_StagedCommand[K]] = []
+        self._keys: set[K] = set()
+        self._held: set[tuple[CityApplication, UUID]] = set()
+        """(application, aggregate id) of everything staged: asked on every load."""
+        self._conflicted: list[K] = []
         self._current: K | None = None
         self._current_command: _StagedCommand[K] | None = None
 
@@ -167,7 +171,7 @@ class CommandBatch(Generic[K]):
         return len(self._staged)
 
     def __contains__(self, key: object) -> bool:
-        return any(s.key == key for s in self._staged)
+        return key in self._keys
 
     def stage(self, key: K, run: Callable[[], T]) -> T:
         """Run the unit `run`, its command (if any) staged under `key` rather than saved.
@@ -179,7 +183,8 @@ class CommandBatch(Generic[K]):
         try:
             return run()
         except BaseException:
-            self._staged = [s for s in self._staged if s.key != key]
+            if self._current_command is not None:
+                self._forget([self._current_command])
             raise
         finally:
             self._current, self._current_command = None, None
@@ -187,8 +192,14 @@ class CommandBatch(Generic[K]):
 
     def holds(self, application: CityApplication, aggregate_id: UUID) -> bool:
         """Whether a staged, unsaved command of `application` changes `aggregate_id`."""
-        return any(s.application is application and aggregate_id in s.ids
-                   for s in self._staged)
+        return (application, aggregate_id) in self._held
+
+    def _forget(self, gone: list[_StagedCommand[K]]) -> None:
+        for staged in gone:
+            self._keys.discard(staged.key)
+            self._held.difference_update((staged.application, i) for i in staged.ids)
+        leaving = set(gone)
+        self._staged = [s for s in self._staged if s not in leaving]
 
     def _add(self, application: CityApplication, objects: list[Aggregate]) -> None:
         if self._current_command is not None:
@@ -200,6 +211,8 @@ class CommandBatch(Generic[K]):
         events = [e for o in objects for e in o.collect_events()]
         staged = _StagedCommand(self._current, application, events, ids)
         self._staged.append(staged)
+        self._keys.add(staged.key)
+        self._held.update((application, i) for i in ids)
         self._current_command = staged
 
     def _after_saved(self, callback: Callable[[], object]) -> bool:
@@ -216,19 +229,20 @@ class CommandBatch(Generic[K]):
         application's save conflicted (nothing of those was saved: run them again one by
         one). A transient failure propagates and leaves unsaved what it stopped; calling
         `commit()` again saves the rest."""
-        conflicted: list[K] = []
         while self._staged:
             application = self._staged[0].application
             group = [s for s in self._staged if s.application is application]
             try:
                 application.save(*(e for s in group for e in s.events))
             except IntegrityError:
-                conflicted += [s.key for s in group]
-            else:
-                for staged in group:
-                    for callback in staged.after_saved:
-                        callback()
-            self._staged = [s for s in self._staged if s.application is not application]
+                self._conflicted += [s.key for s in group]
+                self._forget(group)
+                continue
+            self._forget(group)
+            for staged in group:
+                for callback in staged.after_saved:
+                    callback()
+        conflicted, self._conflicted = self._conflicted, []
         return conflicted
 
 

@@ -49,6 +49,13 @@ Every status change is an event carrying the new status, the incident id, and th
 known position (with its time), and is appended to a compact status history
 `(status, at, incident_id)` from which `response_times` computes the NFPA-style times.
 
+A status change is reported at a time (`reported_at`, what the history and the response
+times use). The crew's status button and the vehicle's tracker are two devices on two
+topics, so a status report may arrive after a later position fix was recorded: it is then
+recorded at the time of the resource's last event (the event log stays in time order) with
+its reported time kept, as hazard readings keep their measured time. A status reported
+before the resource's last *status change* is out of order and refused.
+
 Positions: a vehicle reports fixes often; the aggregate records a `PositionReported` only
 when `PositionPolicy.worth_recording` says so (see there); the rest lives in the
 `Resources` application's in-process latest-position cache.
@@ -264,12 +271,21 @@ class Resource(CityAggregate):
             resource.notes = self.notes
 
     class StatusChanged(CityAggregate.Event):
-        """Base of the status events: the new status, the incident, the position then."""
+        """Base of the status events: the new status, the incident, the position then, and
+        when the change was reported (`reported_at`; the event's timestamp, when it was
+        recorded, is later for a report that arrived after a later event)."""
 
+        class_version = 2
         status: str
         incident_id: UUID | None
         position: GeoPoint | None
         position_at: datetime | None
+        reported_at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Before late reports were taken, a change was recorded at its reported time.
+            state["reported_at"] = state["timestamp"]
 
         def apply(self, resource: Resource) -> None:
             self.change_status(resource)
@@ -277,11 +293,11 @@ class Resource(CityAggregate):
         def change_status(self, resource: Resource) -> None:
             status = ResourceStatus(self.status)
             resource.status = status
-            resource.status_since = self.timestamp
+            resource.status_since = self.reported_at
             resource.incident_id = self.incident_id
             if status is not ResourceStatus.OUT_OF_SERVICE:
                 resource.out_of_service_reason = None
-            resource.history.append(StatusChange(status, self.timestamp, self.incident_id))
+            resource.history.append(StatusChange(status, self.reported_at, self.incident_id))
             if self.position is not None and self.position_at is not None:
                 resource.position = PositionFix(self.position, self.position_at)
 
@@ -382,8 +398,17 @@ class Resource(CityAggregate):
     def _change(self, event_class: type[Resource.StatusChanged], status: ResourceStatus,
                 incident_id: UUID | None, *, fix: PositionFix | None, actor: Actor,
                 at: datetime, **facts: Any) -> None:
-        self.record(event_class, actor=actor, at=at, status=status.value,
-                    incident_id=incident_id, **self._position_facts(fix, at), **facts)
+        """Record a status change reported at `at` (see the module docstring for a report
+        that arrives after a later event)."""
+        last_change = self.history[-1].at
+        if at < last_change:
+            raise InvalidValue(
+                f"{self.KIND} {self.id}: status reported at {at.isoformat()} precedes its "
+                f"last status change at {last_change.isoformat()}"
+            )
+        self.record(event_class, actor=actor, at=max(at, self.modified_on),
+                    status=status.value, incident_id=incident_id, reported_at=at,
+                    **self._position_facts(fix, at), **facts)
 
     # --- commands ----------------------------------------------------------------------------
 

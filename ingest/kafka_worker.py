@@ -3,7 +3,8 @@
 At-least-once delivery plus idempotent apply gives an effect of exactly once:
 
 - offsets are committed by hand (`enable_auto_commit=False`), after each polled batch, and
-  only up to the last message that was applied or dead-lettered, never beyond;
+  only up to the last message that was applied or dead-lettered, never beyond (the worker's
+  counters are saved just before, so they cover every committed message);
 - a worker killed at any point leaves its partitions at the last commit: the messages after
   it are delivered again (to it or to another worker) and change nothing the second time;
 - on a rebalance, what was processed and not yet committed is committed on revocation (the
@@ -128,6 +129,10 @@ class KafkaIngestWorker:
                 if consumer.assignment():
                     self._started.set()
                 self._process(consumer, batch)
+                if batch:
+                    # Counted before committed: a worker killed after an offset commit has
+                    # counted every message up to it (the next worker counts the rest).
+                    self._save_counters()
                 self._commit(consumer)
                 self._report_if_due()
         finally:
@@ -140,21 +145,29 @@ class KafkaIngestWorker:
                 self.pipeline.close()
 
     def _process(self, consumer: Any, batch: dict[Any, list[Any]]) -> None:
-        for partition, records in batch.items():
-            if self._stop.is_set():
-                return
-            done = self.pipeline.process_batch([
-                Delivery(topic=r.topic, value=r.value, key=r.key, partition=r.partition,
-                         offset=r.offset)
-                for r in records
-            ])
-            if done.done:
+        """Apply a poll's records as one batch (what they decide is saved together), each
+        partition's records in their order, then note per partition how far it is done."""
+        if self._stop.is_set() or not batch:
+            return
+        polled = [(partition, records) for partition, records in batch.items() if records]
+        done = self.pipeline.process_batch([
+            Delivery(topic=r.topic, value=r.value, key=r.key, partition=r.partition,
+                     offset=r.offset)
+            for _, records in polled for r in records
+        ])
+        # The batch is done from its first record up to `done.done`: whole partitions, then
+        # a part of the one it stalled in; the partitions after that did nothing.
+        start = 0
+        for partition, records in polled:
+            finished = min(len(records), max(0, done.done - start))
+            start += len(records)
+            if finished:
                 with self._pending_lock:
-                    self._pending[partition] = records[done.done - 1].offset + 1
-            if done.stalled is not None:
+                    self._pending[partition] = records[finished - 1].offset + 1
+            if finished < len(records):
                 # Not skipped: the partition goes back to the first message not done, which
-                # comes again with the next poll; the other partitions carry on.
-                first = records[done.done]
+                # comes again with the next poll.
+                first = records[finished]
                 log.warning("%s[%d]@%d not applied yet: %s", first.topic, first.partition,
                             first.offset, done.stalled)
                 consumer.seek(partition, first.offset)
@@ -211,6 +224,9 @@ class KafkaIngestWorker:
         log.info("ingest %s%s: consumed %d, applied %d, duplicate %d, dead-lettered %d",
                  self.worker, " (stopping)" if final else "", total.consumed, total.applied,
                  total.duplicate, total.dead_lettered)
+        self._save_counters()
+
+    def _save_counters(self) -> None:
         if self.counter_table is not None:
             try:
                 self.counter_table.save(self.worker, self.pipeline.counters)

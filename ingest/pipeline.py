@@ -4,12 +4,20 @@ whichever transport delivered it (a Kafka worker or the in-process queue).
 Steps: refuse an oversized message unread; decode and validate it against its schema; skip a
 message id this process has already applied (a bounded memory, only an optimisation: the
 receipts, the domain's ordering rules and the track's key are the guarantee); apply it through
-its handler; count what happened. Messages come in batches (a partition's share of a poll):
-each is applied on its own, and only the track rows of position fixes are written together.
-Bad input is dead-lettered with the original bytes and the reason and never stops the
-worker. Transient infrastructure failures (database unavailable, a concurrent write) are
-retried with backoff, and if they last, the batch reports how far it got so the transport
-delivers the rest again later rather than lose or skip it.
+its handler; count what happened. Bad input is dead-lettered with the original bytes and the
+reason and never stops the worker. Transient infrastructure failures (database unavailable, a
+concurrent write) are retried with backoff, and if they last, the batch reports how far it got
+so the transport delivers the rest again later rather than lose or skip it.
+
+Messages come in batches (a partition's share of a poll), and are saved together: each
+message's command is decided on its own, in order, and staged in a `CommandBatch`, which saves
+the staged commands of each application in one transaction (one table lock and one commit for
+the batch, instead of one per message); the track rows of position fixes are written together
+after it. What each message gets stays exactly what it would get alone: a domain error is
+dead-lettered at once, for that message only; a message that reads what an earlier one staged
+is decided after that is saved; and when a batch's save conflicts (a redelivered message, a
+concurrent writer), nothing of it was saved and its messages are applied again one by one,
+each getting its own answer (a repeat, a reused id, a retried conflict).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import psycopg
 from eventsourcing.persistence import InterfaceError as StoreInterfaceError
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 
+from cityops.domain.application import CommandBatch, StagingOverlap
 from cityops.domain.errors import (
     CommandIdReused,
     ConcurrencyConflict,
@@ -70,11 +79,15 @@ class Delivery:
 
 @dataclass(eq=False)
 class _Result:
-    """One delivery on its way through a batch (compared by identity)."""
+    """One delivery on its way through a batch (compared and hashed by identity)."""
 
     delivery: Delivery
     message: Message | None = None
     outcome: Outcome | None = None
+    effect: Effect | None = None
+    """What the handler said, final once the command it staged (if any) is saved."""
+    staged: bool = False
+    """Its command waits in the batch's `CommandBatch` for the commit."""
     fix: TrackPoint | None = None
     """A judged position fix whose track row the batch still has to write."""
 
@@ -253,21 +266,41 @@ class IngestPipeline:
     def process_batch(self, deliveries: Sequence[Delivery]) -> BatchOutcome:
         """Apply or dead-letter deliveries in order (one partition's share of a poll).
 
-        Each message is applied on its own, as its command requires; only the track rows of
-        the position fixes are written together, in one statement, at the end. The outcome
-        says how many deliveries, from the first, are done: all of them unless a transient
-        failure lasted, and then the rest must be delivered again."""
+        Each message is decided on its own, as its command requires, and what they decide is
+        saved together (see the module's docstring); then the track rows of the position
+        fixes are written, in one statement. The outcome says how many deliveries, from the
+        first, are done: all of them unless a transient failure lasted, and then the rest
+        must be delivered again."""
         results: list[_Result] = []
+        staged: CommandBatch[_Result] = CommandBatch()
         stalled: ApplyStalled | None = None
         for delivery in deliveries:
             if self.stopping.is_set():
                 stalled = ApplyStalled("the worker is stopping")
                 break
+            self.counters.count(delivery.topic, "consumed")
+            result = _Result(delivery)
             try:
-                results.append(self._apply(delivery))
+                if self._parse(result) and not self._handle(result, staged):
+                    # It reads what an earlier message staged: save that first, then decide
+                    # this one on the saved state.
+                    self._commit(staged, results)
+                    assert result.message is not None
+                    if self.seen.repeats(result.message):
+                        # The same message, earlier in this batch, is saved now.
+                        result.outcome = Outcome.DUPLICATE
+                    elif not self._handle(result, staged):
+                        # Not stageable even alone (it runs more than one command).
+                        self._handle(result, None)
             except ApplyStalled as error:
                 stalled = error
                 break
+            results.append(result)
+        try:
+            # Also after a stall: what was staged before it is saved if the store lets us.
+            self._commit(staged, results)
+        except ApplyStalled as error:
+            stalled = stalled or error
         fixes = [r for r in results if r.fix is not None]
         if fixes:
             try:
@@ -292,37 +325,89 @@ class IngestPipeline:
             self.counters.count(result.delivery.topic, _COUNTER[result.outcome])
         return BatchOutcome([r.outcome for r in results if r.outcome], stalled)
 
-    def _apply(self, delivery: Delivery) -> _Result:
-        """Validate, deduplicate and apply one delivery (a fix's track row is left to the
-        batch); raises only `ApplyStalled`."""
-        self.counters.count(delivery.topic, "consumed")
-        result = _Result(delivery)
+    def _parse(self, result: _Result) -> bool:
+        """Validate and deduplicate one delivery; False when that already decided its
+        outcome (dead-lettered, or a repeat this process remembers)."""
+        delivery = result.delivery
         try:
             result.message = self.catalogue.parse(
                 delivery.value, stream=self.topics.stream_of(delivery.topic),
                 max_bytes=self.max_message_bytes)
         except (Rejected, InvalidValue) as error:
             result.outcome = self._dead_letter(delivery, error, None)
-            return result
-        message = result.message
-        if self.seen.repeats(message):
+            return False
+        if self.seen.repeats(result.message):
             result.outcome = Outcome.DUPLICATE
-            return result
+            return False
+        return True
+
+    def _handle(self, result: _Result, staged: CommandBatch[_Result] | None) -> bool:
+        """Apply a parsed message through its handler, its command staged in `staged` (or,
+        without a batch, saved at once); a domain error dead-letters it. False when it could
+        not be staged (it reads or writes what the batch holds unsaved): nothing was done.
+        Raises only `ApplyStalled`."""
+        message = result.message
+        assert message is not None
         handler = self.handlers[message.schema]
+        result.effect, result.fix, result.staged = None, None, False
+
+        def run() -> Effect | JudgedFix:
+            if staged is None:
+                return handler(message, self.target)
+            return staged.stage(result, lambda: handler(message, self.target))
+
         try:
-            effect = self._with_retries(lambda: handler(message, self.target),
-                                        f"apply {message.schema} {message.message_id}")
+            effect = self._with_retries(run, f"apply {message.schema} {message.message_id}")
         except ApplyStalled:
             raise
+        except StagingOverlap:
+            return False
         except Exception as error:
-            result.outcome = self._dead_letter(delivery, error, message)
-            return result
+            result.outcome = self._dead_letter(result.delivery, error, message)
+            return True
         if isinstance(effect, JudgedFix):
             result.fix = effect.point
-            return result
-        self.seen.remember(message)
-        result.outcome = Outcome.APPLIED if effect is Effect.APPLIED else Outcome.DUPLICATE
-        return result
+            effect = Effect.APPLIED
+        result.effect = effect
+        result.staged = staged is not None and result in staged
+        if not result.staged:
+            self._settle(result)
+        return True
+
+    def _settle(self, result: _Result) -> None:
+        """A message whose command is saved: remember it and give it its outcome (a fix's
+        outcome waits for its track row)."""
+        if result.fix is not None:
+            return
+        assert result.message is not None and result.effect is not None
+        self.seen.remember(result.message)
+        result.outcome = (Outcome.APPLIED if result.effect is Effect.APPLIED
+                          else Outcome.DUPLICATE)
+
+    def _commit(self, staged: CommandBatch[_Result], results: list[_Result]) -> None:
+        """Save the staged commands (retrying transient failures), settle their messages and
+        apply again, one by one, those of an application whose save conflicted. When this
+        fails for good, `results` is cut before the first message not done and
+        `ApplyStalled` is raised."""
+        if not len(staged):
+            return
+        waiting = [r for r in results if r.staged]
+        try:
+            conflicted = set(self._with_retries(staged.commit,
+                                                f"save {len(waiting)} staged commands"))
+        except ApplyStalled:
+            del results[results.index(waiting[0]):]
+            raise
+        for result in waiting:
+            result.staged = False
+            if result not in conflicted:
+                self._settle(result)
+                continue
+            try:
+                self._handle(result, None)
+            except ApplyStalled:
+                del results[results.index(result):]
+                raise
 
     def _with_retries(self, action: Callable[[], T], what: str) -> T:
         """Run `action`, retrying transient failures with backoff within the budget."""

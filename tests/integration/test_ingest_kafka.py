@@ -119,8 +119,12 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) 
         time.sleep(0.05)
 
 
-def consumed(worker: KafkaIngestWorker) -> int:
-    return int(worker.stats()["counts"]["total"]["consumed"])
+def settled(worker: KafkaIngestWorker) -> int:
+    """Messages whose outcome is counted (applied, duplicate or dead-lettered). A message
+    is counted as consumed as soon as it is taken, and settled once the batch it came in is
+    saved: waiting for `consumed` alone would look at a batch still being saved."""
+    total = worker.stats()["counts"]["total"]
+    return int(total["applied"] + total["duplicate"] + total["dead_lettered"])
 
 
 def totals(worker: KafkaIngestWorker) -> dict[str, int]:
@@ -197,7 +201,7 @@ def test_produced_messages_are_applied_stored_and_counted(
     lane.send(IngestStream.RESOURCE_STATUS, en_route)
 
     worker = lane.start_worker()
-    wait_for(lambda: consumed(worker) == 11, "11 messages")
+    wait_for(lambda: settled(worker) == 11, "11 messages")
     assert totals(worker) == {"consumed": 11, "applied": 11, "duplicate": 0,
                               "dead_lettered": 0}
 
@@ -270,7 +274,7 @@ def test_redelivered_messages_change_nothing(lane: Lane) -> None:
             lane.send(IngestStream.RESOURCE_POSITIONS, fix)
 
     first = lane.start_worker()
-    wait_for(lambda: consumed(first) == 50, "50 messages")
+    wait_for(lambda: settled(first) == 50, "50 messages")
     assert totals(first) == {"consumed": 50, "applied": 25, "duplicate": 25, "dead_lettered": 0}
     stored_cases = events(system.grid_cases)
     stored_resources = events(system.resources)
@@ -280,7 +284,7 @@ def test_redelivered_messages_change_nothing(lane: Lane) -> None:
     # A new group reads both topics from the beginning: every message is delivered again,
     # to a worker that remembers nothing.
     again = lane.start_worker(group=f"{lane.namespace}-again")
-    wait_for(lambda: consumed(again) == 50, "50 messages again")
+    wait_for(lambda: settled(again) == 50, "50 messages again")
     assert totals(again) == {"consumed": 50, "applied": 0, "duplicate": 50, "dead_lettered": 0}
     assert events(system.grid_cases) == stored_cases
     assert events(system.resources) == stored_resources
@@ -356,7 +360,7 @@ def test_poison_messages_are_dead_lettered_with_their_bytes_and_the_reason(lane:
 
     worker = lane.start_worker()
     expected = len(poison) + len(good)
-    wait_for(lambda: consumed(worker) == expected, f"{expected} messages")
+    wait_for(lambda: settled(worker) == expected, f"{expected} messages")
     assert totals(worker) == {"consumed": expected, "applied": len(good), "duplicate": 0,
                               "dead_lettered": len(poison)}
     assert [e for e, _ in events(system.grid_cases)].count("GridCase.Reported") == len(good)
@@ -381,7 +385,7 @@ def test_a_database_that_goes_away_is_waited_for_not_dead_lettered(lane: Lane) -
     first = messages.grid_case_report(category="E0101", description="before",
                                       location=lane.points[1], actor=INSPECTOR)
     lane.send(IngestStream.GRID_CASE_REPORTS, first)
-    wait_for(lambda: consumed(worker) == 1, "the first message")
+    wait_for(lambda: settled(worker) == 1, "the first message")
 
     database = lane.database_url.rsplit("/", 1)[1]
     with psycopg.connect(lane.database_url, autocommit=True) as admin:

@@ -13,7 +13,7 @@ import pytest
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
-from cityops.domain.errors import CommandIdReused, ConcurrencyConflict
+from cityops.domain.errors import CommandIdReused, ConcurrencyConflict, IllegalTransition
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseStatus
 from cityops.domain.supervision import Light
@@ -23,6 +23,7 @@ from cityops.settings import Settings
 
 INSPECTOR = Actor("insp-D01-01", Role.INSPECTOR)
 DISPATCHER = Actor("disp-1", Role.DISPATCHER)
+SANITATION = Actor("san-1", Role.DEPARTMENT_USER, "sanitation")
 SystemFactory = Callable[[], CitySystem]
 
 
@@ -96,6 +97,39 @@ class StorageContract:
         assert [type(e).__name__ for e in second.grid_cases.events.get(case_id)].count(
             "Dispatched") == 1
 
+    def test_a_process_acting_on_a_case_it_has_cached_sees_what_another_process_did(
+        self, make_system: SystemFactory
+    ) -> None:
+        first, second = make_system(), make_system()
+        assert first.grid_cases.repository.cache is not None, "the aggregate cache is on"
+        case_id = self.report(first, inside_points(first, 1)[0])
+        first.grid_cases.register(case_id, actor=DISPATCHER)
+        assert first.grid_cases.case(case_id).status is CaseStatus.REGISTERED  # now cached
+        second.grid_cases.dispatch(case_id, actor=DISPATCHER, department="sanitation")
+        # The first process's cached copy is brought up to date before it decides.
+        with pytest.raises(IllegalTransition, match="it is dispatched"):
+            first.grid_cases.dispatch(case_id, actor=DISPATCHER, department="urban-management")
+        assert first.grid_cases.case(case_id).department == "sanitation"
+
+        def decide_while_the_other_process_writes() -> list[Any]:
+            case = first.grid_cases.case(case_id)
+            second.grid_cases.return_to_centre(case_id, reason="a sewer, not ours",
+                                               actor=SANITATION)
+            case.suspend(reason="road closure", actor=SANITATION, at=case.modified_on)
+            return [case]
+
+        # Changed by the other process between this one's read and its save: a conflict,
+        # never an overwrite, and the refused change leaves nothing in the cache.
+        with pytest.raises(ConcurrencyConflict):
+            first.grid_cases.run_command("grid-case.suspend", actor=SANITATION,
+                                         command_id=None, args={"case_id": case_id},
+                                         decide=decide_while_the_other_process_writes)
+        cached = first.grid_cases.case(case_id)
+        assert cached.status is CaseStatus.RETURNED
+        assert cached.summary() == second.grid_cases.case(case_id).summary()
+        stored = [type(e).__name__ for e in second.grid_cases.events.get(case_id)]
+        assert stored[-1] == "ReturnedToCentre" and "Suspended" not in stored
+
     def test_read_model_resumes_after_a_restart_without_gap_or_double_count(
         self, make_system: SystemFactory
     ) -> None:
@@ -157,6 +191,28 @@ class StorageContract:
         red_later = system.read_models.page("rm_grid_cases", extra_where=[clause], limit=100)
         assert green.total == 4
         assert red_later.total == 4
+
+
+    def test_the_latest_reading_recorded_by_one_process_is_seen_by_another(
+        self, make_system: SystemFactory
+    ) -> None:
+        recorder, reader = make_system(), make_system()
+        city_source = recorder.city.hazard_sources[0]
+        source_id = recorder.hazards.register(
+            hazard_type=city_source.hazard_type, name=city_source.name,
+            owner_name=city_source.owner_name, owner_contact=city_source.owner_contact,
+            grade=city_source.grade, location=city_source.location, actor=DISPATCHER)
+        recorder.hazards.add_sensor(source_id, sensor_id="gas-1", kind="gas-concentration",
+                                    unit="%LEL", direction="high", warning=20, alarm=40,
+                                    actor=DISPATCHER)
+        gateway = Actor("iot-gateway", Role.SYSTEM)
+        now = datetime.now(UTC)
+        recorder.hazards.record_reading(source_id, "gas-1", 12.5, now, actor=gateway)
+        recorder.hazards.record_reading(source_id, "gas-1", 3.0, now - timedelta(minutes=1),
+                                        actor=gateway)
+        seen = reader.hazards.latest_readings.of_source(source_id)
+        assert set(seen) == {"gas-1"}
+        assert (seen["gas-1"].value, seen["gas-1"].measured_at) == (12.5, now)
 
 
 class TestSqlite(StorageContract):

@@ -10,8 +10,16 @@ from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
-from cityops.domain.application import MAX_COMMAND_ID_LENGTH, CommandReceipt
+from cityops.domain.application import (
+    MAX_COMMAND_ID_LENGTH,
+    CommandBatch,
+    CommandOutcome,
+    CommandReceipt,
+    StagingOverlap,
+    observed_commands,
+)
 from cityops.domain.errors import (
     CommandIdReused,
     ConcurrencyConflict,
@@ -20,6 +28,7 @@ from cityops.domain.errors import (
     NotFound,
 )
 from cityops.domain.gridcase import CaseStatus, GridCase
+from cityops.domain.gridcases import GridCases
 
 # Each command in a state where it is legal (the same table as the lifecycle tests).
 LEGAL_IN = {
@@ -281,3 +290,166 @@ def test_an_unknown_case_is_not_found_and_nothing_is_stored(workflow):
     with pytest.raises(NotFound):
         workflow.dispatch(uuid4(), department="water", command_id="d-404")
     assert notifications(workflow.app) == before
+
+
+# --- receipts are read only when something goes wrong --------------------------------------
+
+
+def test_an_id_reused_for_a_command_that_is_now_refused_is_reported_as_reused(workflow):
+    case_id = workflow.to("registered")
+    workflow.dispatch(case_id, department="water", command_id="desk-9:1")
+    # Registering again is illegal now (the case is dispatched): the receipt says why the id
+    # cannot be used, not the case's state.
+    with pytest.raises(CommandIdReused, match=r"already used for grid-case\.dispatch"):
+        workflow.register(case_id, command_id="desk-9:1")
+
+
+def test_a_report_onto_a_case_id_already_taken_says_it_was_already_reported(workflow):
+    taken = uuid4()
+    workflow.report(case_id=taken, command_id="ticket-to-case:1")
+    stored = notifications(workflow.app)
+    for command_id in ("ticket-to-case:2", None):
+        with pytest.raises(IllegalTransition, match="it was already reported"):
+            workflow.report(case_id=taken, command_id=command_id)
+    assert notifications(workflow.app) == stored
+
+
+def test_a_caller_learns_from_the_command_itself_whether_it_was_a_repeat(workflow):
+    with observed_commands() as first:
+        case_id = workflow.report(command_id="tablet-1:7")
+    with observed_commands() as again:
+        workflow.report(command_id="tablet-1:7")
+    assert first == [CommandOutcome("grid-case.report", case_id, repeated=False)]
+    assert again == [CommandOutcome("grid-case.report", case_id, repeated=True)]
+
+
+# --- batches: many independent commands, one save -------------------------------------------
+
+
+class CountingGridCases(GridCases):
+    """The grid-case application whose store refuses the first `failures` saves (as a
+    database restarting does), counting the events of each save that went through."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.failures = 0
+        self.saves: list[int] = []
+
+    def _record(self, processing_event):
+        # Where a save reaches the store: after the aggregates' pending events are taken.
+        if self.failures > 0:
+            self.failures -= 1
+            raise OperationalError("server closed the connection unexpectedly")
+        recordings = super()._record(processing_event)
+        self.saves.append(len(recordings))
+        return recordings
+
+
+@pytest.fixture
+def counted(workflow, catalogue, locator, open_reports, clock, cast):
+    """A `Workflow` over a `CountingGridCases`."""
+    app = CountingGridCases({"PERSISTENCE_MODULE": "eventsourcing.popo"}, catalogue=catalogue,
+                            locator=locator, open_reports=open_reports, clock=clock)
+    yield type(workflow)(app, clock, cast)
+    app.close()
+
+
+def test_a_batch_decides_each_command_at_once_and_saves_them_in_one_go(counted):
+    batch: CommandBatch[str] = CommandBatch()
+    ids = [batch.stage(f"message-{i}", lambda i=i: counted.report(command_id=f"batch:{i}"))
+           for i in range(3)]
+    assert notifications(counted.app) == []  # decided, not saved yet
+    assert len(batch) == 3 and "message-1" in batch
+    assert batch.commit() == []
+    assert counted.app.saves == [6]  # three cases and three receipts, in one save
+    assert [counted.case(i).status for i in ids] == [CaseStatus.REPORTED] * 3
+    assert len(batch) == 0
+
+
+def test_a_refused_command_in_a_batch_is_refused_alone(counted):
+    batch: CommandBatch[str] = CommandBatch()
+    good = batch.stage("good", lambda: counted.report(command_id="r-good"))
+    with pytest.raises(NotFound):
+        batch.stage("ghost", lambda: counted.dispatch(uuid4(), department="water",
+                                                      command_id="d-ghost"))
+    assert "ghost" not in batch
+    assert batch.commit() == []
+    assert counted.case(good).status is CaseStatus.REPORTED
+    assert receipts(counted.app) == 1
+
+
+def test_a_command_that_reads_what_the_batch_holds_unsaved_is_sent_back(counted, clock):
+    case_id = counted.report()
+    batch: CommandBatch[str] = CommandBatch()
+    batch.stage("register", lambda: counted.register(case_id, command_id="reg-1"))
+    clock.advance(minutes=5)
+    # Dispatching needs the registered case, which is not saved yet: decided on the saved
+    # state it would be refused (or worse, overwrite): it is sent back untouched.
+    with pytest.raises(StagingOverlap):
+        batch.stage("dispatch", lambda: counted.dispatch(case_id, department="water",
+                                                         command_id="dis-1"))
+    # The same command id again writes the same receipt: sent back too.
+    with pytest.raises(StagingOverlap):
+        batch.stage("register again", lambda: counted.register(case_id, command_id="reg-1"))
+    assert len(batch) == 1
+    assert batch.commit() == []
+    batch.stage("dispatch", lambda: counted.dispatch(case_id, department="water",
+                                                     command_id="dis-1"))
+    assert batch.commit() == []
+    assert counted.case(case_id).status is CaseStatus.DISPATCHED
+    assert counted.app.saves == [1, 2, 2]
+
+
+def test_a_unit_of_a_batch_runs_one_command(counted):
+    batch: CommandBatch[str] = CommandBatch()
+    with pytest.raises(StagingOverlap, match="runs one command"):
+        batch.stage("two", lambda: (counted.report(), counted.report()))
+    assert len(batch) == 0
+    assert batch.commit() == []
+    assert notifications(counted.app) == []
+
+
+def test_a_conflicting_batch_saves_nothing_and_its_commands_get_their_own_answers(counted):
+    earlier = counted.report(command_id="r-1")
+    batch: CommandBatch[str] = CommandBatch()
+    batch.stage("new", lambda: counted.report(command_id="r-2", description="a new one"))
+    # A redelivered report: decided again (nothing is looked up first), so its case and
+    # receipt conflict on save, and the batch's save with them.
+    batch.stage("repeat", lambda: counted.report(command_id="r-1"))
+    assert batch.commit() == ["new", "repeat"]
+    assert receipts(counted.app) == 1
+    # Run again one by one, as the batch's owner does: each gets its exact answer.
+    new = counted.report(command_id="r-2", description="a new one")
+    assert counted.report(command_id="r-1") == earlier
+    assert counted.case(new).description == "a new one"
+    assert receipts(counted.app) == 2
+    assert counted.app.saves == [2, 2]
+
+
+def test_a_batch_commit_that_fails_for_a_while_saves_everything_when_called_again(counted):
+    batch: CommandBatch[str] = CommandBatch()
+    ids = [batch.stage(f"m{i}", lambda i=i: counted.report(command_id=f"flaky:{i}"))
+           for i in range(2)]
+    counted.app.failures = 1
+    with pytest.raises(OperationalError):
+        batch.commit()
+    assert notifications(counted.app) == []
+    assert batch.commit() == []
+    assert counted.app.saves == [4]
+    assert [counted.case(i).status for i in ids] == [CaseStatus.REPORTED] * 2
+
+
+def test_what_waits_for_a_save_waits_for_the_batch_commit(counted):
+    told: list[str] = []
+    batch: CommandBatch[str] = CommandBatch()
+
+    def report_then_tell() -> None:
+        counted.report(command_id="told-1")
+        counted.app.after_saved(lambda: told.append("saved"))
+
+    batch.stage("m", report_then_tell)
+    assert told == []
+    batch.commit()
+    assert told == ["saved"]
+    counted.app.after_saved(lambda: told.append("at once"))  # no batch: nothing to wait for
+    assert told == ["saved", "at once"]

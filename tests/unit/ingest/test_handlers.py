@@ -15,6 +15,7 @@ from cityops.domain.gridcase import CaseStatus
 from cityops.domain.hazard import AlarmLevel
 from cityops.domain.hotline import TicketStatus
 from cityops.domain.resource import Resource, ResourceStatus
+from cityops.domain.response_times import assignments
 from cityops.ingest import messages
 from cityops.ingest.deadletters import StoredDeadLetters
 from cityops.ingest.handlers import IngestTarget
@@ -274,6 +275,50 @@ def test_status_reports_move_a_dispatched_resource_and_illegal_ones_are_refused(
     resource = target.resources.resource(resource_id)
     assert resource.status is ResourceStatus.ON_SCENE
     assert Resource.create_id("FIRE 5") == resource_id
+
+
+def test_a_status_report_that_arrives_after_a_later_fix_keeps_its_reported_time(
+        target: IngestTarget, sender: Sender, city_point: GeoPoint,
+        dead_letters: StoredDeadLetters) -> None:
+    # The crew's status button and the vehicle's tracker are two devices on two topics: the
+    # fix measured after the crew set off can be applied before their en-route report.
+    resource_id = register_engine(target, "FIRE 6", city_point)
+    dispatched_at = recently(20)
+    target.resources.dispatch(resource_id, incident_id=uuid4(), actor=DISPATCHER,
+                              at=dispatched_at)
+    set_off, fixed = dispatched_at + timedelta(minutes=2), dispatched_at + timedelta(minutes=4)
+    moved = GeoPoint(lon=city_point.lon + 0.004, lat=city_point.lat)
+    fix = messages.resource_position(call_sign="FIRE 6", position=moved, measured_at=fixed,
+                                     actor=TRACKER)
+    assert sender.send(POSITIONS, fix) is Outcome.APPLIED
+    assert event_topics(target.resources)[-1] == "Resource.PositionReported"
+
+    crew = Actor("crew-fire6", Role.SYSTEM)
+    en_route = messages.resource_status(call_sign="FIRE 6", status="en-route", actor=crew,
+                                        occurred_at=set_off)
+    assert sender.send(IngestStream.RESOURCE_STATUS, en_route) is Outcome.APPLIED
+    resource = target.resources.resource(resource_id)
+    event = list(target.resources.events.get(resource_id))[-1]
+    assert isinstance(event, Resource.WentEnRoute)
+    # Logged in time order, after the fix; the crew's time is kept and is what counts.
+    assert (event.timestamp, event.reported_at) == (fixed, set_off)
+    assert resource.status is ResourceStatus.EN_ROUTE
+    assert resource.status_since == set_off
+    [assignment] = assignments(resource.history)
+    assert assignment.en_route_at - assignment.dispatched_at == timedelta(minutes=2)
+    assert resource.position is not None and resource.position.at == fixed
+    assert target.resources.resource_view(resource_id)["status_since"] == set_off.isoformat()
+    # Delivered again, it changes nothing.
+    assert sender.send(IngestStream.RESOURCE_STATUS, en_route) is Outcome.DUPLICATE
+
+    # A status reported before the last status change is out of order: refused.
+    before = messages.resource_status(call_sign="FIRE 6", status="on-scene", actor=crew,
+                                      occurred_at=set_off - timedelta(seconds=30))
+    assert sender.send(IngestStream.RESOURCE_STATUS, before) is Outcome.DEAD_LETTERED
+    letter = last_letter(dead_letters)
+    assert letter.code == "invalid-value"
+    assert "precedes its last status change" in letter.reason
+    assert target.resources.resource(resource_id).status is ResourceStatus.EN_ROUTE
 
 
 def _dispatched_case(target: IngestTarget, city_point: GeoPoint) -> tuple[UUID, str]:

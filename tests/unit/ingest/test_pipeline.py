@@ -22,6 +22,7 @@ from cityops.domain.errors import (
     NotFound,
     NotPermitted,
 )
+from cityops.domain.gridcases import GridCases
 from cityops.ingest import messages
 from cityops.ingest.catalogue import MessageCatalogue, Oversized, SchemaViolation
 from cityops.ingest.counters import IngestCounters
@@ -296,3 +297,133 @@ def test_a_track_write_that_keeps_failing_hands_back_everything_from_the_first_f
     assert again.outcomes == [Outcome.APPLIED, Outcome.DUPLICATE, Outcome.APPLIED]
     assert len(target.tracks.movement()) == 2
     assert dead_letters.count() == 0
+
+
+# --- the messages of a batch are saved together, each keeping its own answer ------------------
+
+
+def stored_topics(application: Any) -> list[str]:
+    return [n.topic.rsplit(":", 1)[1]
+            for n in application.recorder.select_notifications(start=None, limit=10_000)]
+
+
+def deliveries(*values: bytes, topic: str = REPORTS) -> list[Delivery]:
+    return [Delivery(topic, value, partition=0, offset=n) for n, value in enumerate(values)]
+
+
+def test_a_batch_holding_a_redelivered_message_applies_the_others_and_counts_it_once(
+        target: IngestTarget, pipeline: IngestPipeline, dead_letters: StoredDeadLetters,
+        city_point: Any) -> None:
+    first, second, third = (messages.encode(a_report(city_point)) for _ in range(3))
+    assert pipeline.process(Delivery(REPORTS, second, partition=0, offset=1)) is Outcome.APPLIED
+    # A restarted worker (no memory of message ids) gets it again, between two new ones:
+    # the batch's save conflicts on its receipt, and each is applied again on its own.
+    restarted = IngestPipeline(target, dead_letters=dead_letters, topics=TOPICS,
+                               worker="restarted")
+    done = restarted.process_batch(deliveries(first, second, third))
+    assert done.stalled is None
+    assert done.outcomes == [Outcome.APPLIED, Outcome.DUPLICATE, Outcome.APPLIED]
+    topics = stored_topics(target.grid_cases)
+    assert (topics.count("GridCase.Reported"), topics.count("CommandReceipt.Recorded")) == (3, 3)
+    assert restarted.counters.total().as_dict() == {"consumed": 3, "applied": 2,
+                                                    "duplicate": 1, "dead_lettered": 0}
+
+
+def test_the_same_message_twice_in_one_batch_is_applied_once(
+        target: IngestTarget, pipeline: IngestPipeline, city_point: Any) -> None:
+    report = messages.encode(a_report(city_point))
+    done = pipeline.process_batch(deliveries(report, report))
+    assert done.outcomes == [Outcome.APPLIED, Outcome.DUPLICATE]
+    assert stored_topics(target.grid_cases) == ["GridCase.Reported", "CommandReceipt.Recorded"]
+
+
+def test_a_refused_message_in_a_batch_is_dead_lettered_alone(
+        target: IngestTarget, pipeline: IngestPipeline, dead_letters: StoredDeadLetters,
+        city_point: Any) -> None:
+    from cityops.domain.actors import Actor, Role
+    from cityops.domain.geometry import GeoPoint
+
+    ghost = messages.encode(messages.resource_status(call_sign="GHOST 9", status="en-route",
+                                                     actor=Actor("crew", Role.SYSTEM)))
+    paris = messages.encode(messages.grid_case_report(
+        category="E0101", description="far away", location=GeoPoint(lon=2.35, lat=48.85),
+        actor=Actor("inspector-liu", Role.INSPECTOR)))
+    good = [messages.encode(a_report(city_point)) for _ in range(2)]
+    batch = [Delivery(REPORTS, good[0], offset=1),
+             Delivery(TOPICS.name(IngestStream.RESOURCE_STATUS), ghost, offset=2),
+             Delivery(REPORTS, paris, offset=3), Delivery(REPORTS, good[1], offset=4)]
+    done = pipeline.process_batch(batch)
+    assert done.outcomes == [Outcome.APPLIED, Outcome.DEAD_LETTERED, Outcome.DEAD_LETTERED,
+                             Outcome.APPLIED]
+    assert stored_topics(target.grid_cases).count("GridCase.Reported") == 2
+    assert sorted(letter.code for letter in dead_letters.recent()) == ["invalid-value",
+                                                                       "not-found"]
+
+
+def test_readings_of_one_source_in_one_batch_are_judged_in_order(
+        target: IngestTarget, pipeline: IngestPipeline, city_point: Any) -> None:
+    from cityops.domain.actors import Actor, Role
+    from cityops.domain.hazard import AlarmLevel
+
+    planner, gateway = Actor("planner", Role.PLANNER), Actor("gateway", Role.SYSTEM)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    tank = target.hazards.register(hazard_type="chemical-storage", name="Tank 1",
+                                   owner_name="Co", owner_contact="+86 25 0000 0000", grade=2,
+                                   location=city_point, actor=planner, at=start)
+    target.hazards.add_sensor(tank, sensor_id="gas", kind="gas-concentration", unit="%LEL",
+                              direction="high", warning=20, alarm=40, actor=planner, at=start)
+    # 3.0 right after 45.0 clears the alarm only if judged on the state 45.0 left.
+    values = [5.0, 45.0, 3.0, 25.0, 26.0]
+    readings = [messages.encode(messages.hazard_reading(
+        source_id=tank, sensor_id="gas", value=v, measured_at=start + timedelta(minutes=n + 1),
+        actor=gateway)) for n, v in enumerate(values)]
+    # Each crossing is judged on the state the one before left, saved or not yet.
+    done = pipeline.process_batch(
+        deliveries(*readings, topic=TOPICS.name(IngestStream.HAZARD_READINGS)))
+    assert done.outcomes == [Outcome.APPLIED] * 5
+    assert [t for t in stored_topics(target.hazards) if t.startswith("HazardSource.Alarm")] == [
+        "HazardSource.AlarmRaised", "HazardSource.AlarmCleared", "HazardSource.AlarmRaised"]
+    assert target.hazards.source(tank).levels["gas"] is AlarmLevel.WARNING
+
+
+class FlakyGridCases(GridCases):
+    """The real grid-case application, whose event store refuses the first `failures`
+    saves."""
+
+    failures = 0
+
+    def _record(self, processing_event: Any) -> Any:
+        # Where a save reaches the store: after the aggregates' pending events are taken.
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreOperationalError("could not connect to server")
+        return super()._record(processing_event)
+
+
+def test_a_batch_save_that_keeps_failing_hands_back_everything_from_its_first_command(
+        target: IngestTarget, dead_letters: StoredDeadLetters, city_point: Any) -> None:
+    cases = target.grid_cases
+    flaky = FlakyGridCases({"PERSISTENCE_MODULE": "eventsourcing.popo"},
+                           catalogue=cases.catalogue, locator=cases.locator,
+                           open_reports=cases.open_reports)
+    flaky.failures = 1_000
+    stuck = IngestPipeline(
+        IngestTarget(grid_cases=flaky, hotline=target.hotline, hazards=target.hazards,
+                     resources=target.resources, city_map=target.city_map,
+                     tracks=target.tracks),
+        dead_letters=dead_letters, topics=TOPICS, worker="unit",
+        retry=RetryPolicy(first_delay_s=0.001, max_delay_s=0.002, budget_s=0.02))
+    reports = [messages.encode(a_report(city_point)) for _ in range(2)]
+    batch = deliveries(b"{oops", *reports)
+    done = stuck.process_batch(batch)
+    assert done.outcomes == [Outcome.DEAD_LETTERED]
+    assert done.stalled is not None
+    assert "save 2 staged commands: still failing" in str(done.stalled)
+    assert stored_topics(flaky) == []
+
+    # The database is back: the transport delivers the rest again; each applies once.
+    flaky.failures = 0
+    again = stuck.process_batch(batch[done.done:])
+    assert again.stalled is None
+    assert again.outcomes == [Outcome.APPLIED, Outcome.APPLIED]
+    assert stored_topics(flaky).count("GridCase.Reported") == 2
