@@ -53,7 +53,8 @@ GATEWAY = Actor("iot-gateway", Role.SYSTEM)
 TRACKER = Actor("vehicle-tracker", Role.SYSTEM)
 CALL_SIGNS = ("FIRE 21", "FIRE 22", "FIRE 23")
 READING_CYCLE = (5.0, 15.0, 25.0, 35.0, 45.0, 35.0, 25.0, 15.0)
-WAIT_S = 90.0
+# Generous: a rebalance under a loaded CI machine can take a while; nothing is timed.
+WAIT_S = 180.0
 RECEIPT_TOPIC = "cityops.domain.application:CommandReceipt.Recorded"
 
 
