@@ -7,11 +7,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from eventsourcing.application import Application
 
+from cityops.domain.accounts import Accounts
 from cityops.domain.application import system_clock
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.coordination import CityOperations
@@ -33,6 +34,8 @@ from cityops.projections.generations import (
 )
 from cityops.projections.hazards import hazard_source_table
 from cityops.projections.hotline import ticket_table
+from cityops.projections.live_changes import LiveChangeLog, light_change_writer, live_channel
+from cityops.projections.photos import PhotoStore
 from cityops.projections.readings import StoredLatestReadings
 from cityops.projections.spatial import SpatialQueries, spatial_queries_for
 from cityops.projections.statistics import CaseDispatchTable, CityStatistics
@@ -67,6 +70,12 @@ class CitySystem:
     """Bbox, polygon, radius and nearest questions over the read models and the city."""
     generations: ReadModelGenerations
     statistics: CityStatistics
+    photos: PhotoStore
+    """Photos uploaded from the field (base store: shared by every process, kept across
+    rebuilds)."""
+    accounts: Accounts
+    """Users, departments and Open311 API keys (not a read-model source: not in
+    `applications`)."""
     supervision: SupervisionClock | None = None
     thread: FollowerThread | None = None
 
@@ -116,6 +125,7 @@ class CitySystem:
             self.supervision.stop()
         for application in self.applications:
             application.close()
+        self.accounts.close()
         self.store.close()
 
 
@@ -154,6 +164,13 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
     summary_tables = [t for group in tables.values() for t in group
                       if isinstance(t, SummaryTable)]
     generations = ReadModelGenerations(storage, tables, PROJECTION_NAME)
+    # Every generation gets the live push's change log; its followers write it while they
+    # keep the active generation.
+    live_changes = LiveChangeLog(
+        channel=live_channel(settings.database_schema) if storage.dialect == "postgres"
+        else None,
+        retention=timedelta(minutes=settings.live_retention_minutes))
+    generations.live_changes = live_changes
     store = ActiveGenerationStore(generations)
     read_models = ReadModels(store, summary_tables)
     duplicate_policy = DuplicatePolicy(radius_m=settings.duplicate_radius_m,
@@ -176,6 +193,9 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
         duplicate_policy=duplicate_policy, clock=clock,
     )
     resources = Resources(env(Resources.name), catalogue=catalogue, clock=clock)
+    # Identity is administered in real time, also in a drill or a demo day on its own clock.
+    accounts = Accounts(env(Accounts.name), catalogue=catalogue)
+    accounts.seed_departments()
     # The read models' active generation opens here (generation 1 on the first start).
     generations.start([grid_cases, incidents, hazards, hotline, resources])
     spatial = spatial_queries_for(store, summary_tables, city)
@@ -200,6 +220,8 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
         resources=resources,
         generations=generations,
         statistics=CityStatistics(store),
+        photos=PhotoStore(generations.registry.store),
+        accounts=accounts,
     )
     spatial.follow(system.followers)
 
@@ -211,4 +233,9 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
         generations.store, clock, generations.listeners(GridCases.name),
         projection=PROJECTION_NAME, position=grid_case_position,
     )
+    if settings.run_projections:
+        # The processes that follow also write the clock's light changes to the change log
+        # (once, however many of them see the change).
+        generations.listeners(GridCases.name).append(
+            light_change_writer(live_changes, generations.store))
     return system

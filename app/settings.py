@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     secret_key: SecretStr = SecretStr("development-only-secret")
+    token_ttl_minutes: int = Field(
+        default=12 * 60, ge=1, le=7 * 24 * 60,
+        description="How long a login token stays valid (default: one 12-hour shift).",
+    )
     duplicate_radius_m: float = Field(default=50.0, gt=0, le=5000)
     duplicate_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     projection_poll_interval_s: float = Field(default=0.2, gt=0, le=60)
@@ -68,6 +72,36 @@ class Settings(BaseSettings):
         default=True,
         description="Follow the event stores in this process; production API processes leave "
         "it to the projection process.",
+    )
+    live_retention_minutes: float = Field(
+        default=60.0, gt=0, le=7 * 24 * 60,
+        description="How long the live change log keeps its rows: a WebSocket client that "
+        "reconnects within it resumes where it left off, later ones get a fresh snapshot.",
+    )
+    ws_client_queue: int = Field(
+        default=1000, ge=1, le=1_000_000,
+        description="Messages a WebSocket client may have waiting; a client further behind "
+        "is told to resync and gets a fresh snapshot (it never slows the others).",
+    )
+    photo_max_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024,
+        description="Largest photo upload accepted, in bytes (refused while it streams in).",
+    )
+    photo_max_pixels: int = Field(
+        default=50_000_000, ge=10_000, le=500_000_000,
+        description="Most pixels a photo may have (width x height): a small file that would "
+        "decode to a huge image (a decompression bomb) is refused before it is decoded.",
+    )
+    open311_jurisdiction_id: str = Field(
+        default="demo-city", min_length=1, max_length=200, pattern=r"^\S+$",
+        description="This city's Open311 jurisdiction_id: clients may leave it out; one "
+        "they send must be this.",
+    )
+    tile_url: str | None = Field(
+        default=None,
+        description="Optional base-map tile server for the dashboard, as "
+        "https://tiles.example.org/{z}/{x}/{y}.png; unset = the base map is drawn from the "
+        "city's own layers (districts, communities, unit grid), so it works with no internet.",
     )
 
     @field_validator("database_url")
@@ -78,6 +112,23 @@ class Settings(BaseSettings):
         scheme = urlsplit(value).scheme
         if scheme not in ("postgresql", "postgres"):
             raise ValueError(f"database URL must start with postgresql://, not {scheme}://")
+        return value
+
+    @field_validator("tile_url")
+    @classmethod
+    def _tile_template(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"tile URL must be an http(s):// address, got {value!r}")
+        odd = sorted({c for c in value if c.isspace() or c in "\"'<>\\`"})
+        if odd:
+            raise ValueError(f"tile URL has characters a URL cannot have: {odd}")
+        missing = [p for p in ("{z}", "{x}", "{y}") if p not in value]
+        if missing:
+            raise ValueError(f"tile URL must contain {{z}}, {{x}} and {{y}}; "
+                             f"{', '.join(missing)} missing in {value!r}")
         return value
 
     @field_validator("database_schema")

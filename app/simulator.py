@@ -1,9 +1,17 @@
-"""The demo's simulated day: a believable, seeded day of city activity played through the
-same application commands as the API (inspectors' reports, hotline calls, sensor readings
-with an alarm, an incident that escalates, resources moving).
+"""The demo's simulated day: a believable, seeded day of city activity (inspectors' reports,
+hotline calls, sensor readings with an alarm, an incident that escalates, resources moving).
+
+What outside systems would send arrives as ingest messages through the embedded in-process
+queue, the same validation, dedupe and dead-letter path as a Kafka worker: inspectors' reports
+from their mobile app, tickets from the call-centre system, the IoT gateway's sensor readings,
+vehicle trackers' position fixes, crews' status reports, and departments' systems reporting a
+case handled or returned and a ticket answered. What a person does in the command centre
+(register, dispatch, verify, escalate, assign a resource...) is a direct command, as the
+dashboard would issue it. A message the pipeline dead-letters is a failure of the demo.
 
 The whole system runs on a `SimulatedClock`, so deadlines, supervision lights and event times
-follow the simulated day; the same seed gives the same day, command for command.
+follow the simulated day; the same seed gives the same day, command for command: message ids
+are numbered by the step that sends them, and the case and ticket ids derive from them.
 """
 
 from __future__ import annotations
@@ -15,7 +23,9 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -24,11 +34,24 @@ from typing import Any
 from uuid import UUID
 
 from cityops.bootstrap import CitySystem, build_system
+from cityops.demo_users import create_demo_users, demo_logins_text
 from cityops.domain.actors import Actor, Role
+from cityops.domain.application import CityApplication, CommandReceipt
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseStatus
+from cityops.domain.hazard import AlarmLevel, open_alarms
 from cityops.domain.incident import PlanLevel, PlanTask, ResourceRequirement
+from cityops.ingest import messages
+from cityops.ingest.catalogue import MessageCatalogue
+from cityops.ingest.composition import build_pipeline, ingest_store
+from cityops.ingest.counters import CounterTable
+from cityops.ingest.deadletters import DeadLetter, StoredDeadLetters
+from cityops.ingest.embedded import InProcessIngest
+from cityops.ingest.kafka_worker import worker_name
+from cityops.ingest.pipeline import Outcome
+from cityops.ingest.settings import IngestSettings
+from cityops.ingest.topics import IngestStream, Topics
 from cityops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +63,9 @@ MEAN_MINUTES_BETWEEN_CALLS = 7.0
 READING_INTERVAL = timedelta(minutes=2)
 POSITION_INTERVAL = timedelta(seconds=30)
 TRAVEL_SPEED_MPS = 11.0  # about 40 km/h through city traffic
+MESSAGE_WAIT_S = 120.0
+"""How long a step waits for its messages to be applied before the demo reports them stuck
+(the queue retries a transient failure; it never drops a message)."""
 
 ADMIN = Actor("admin-demo", Role.ADMIN)
 PLANNER = Actor("planner-li", Role.PLANNER)
@@ -106,6 +132,43 @@ class _Step:
     action: Callable[[], object] = field(compare=False)
 
 
+class DemoMessageRefused(Exception):
+    """A message the demo sent was dead-lettered, or not applied in time: the simulator sent
+    something the city does not take, a failure of the demo (reported, never hidden)."""
+
+
+class DemoDeadLetters:
+    """The embedded default's stored dead letters, also handed to the demo as they happen, so
+    that the step that sent a refused message reports it."""
+
+    def __init__(self, stored: StoredDeadLetters) -> None:
+        self.stored = stored
+        self._letters: list[DeadLetter] = []
+        self._lock = threading.Lock()
+
+    def send(self, letter: DeadLetter) -> None:
+        # Kept in the ingest store first, as any dead letter: `cityops ingest dead-letters`
+        # shows it and can replay it.
+        self.stored.send(letter)
+        with self._lock:
+            self._letters.append(letter)
+
+    def take(self) -> list[DeadLetter]:
+        """The dead letters since the last call."""
+        with self._lock:
+            letters, self._letters = self._letters, []
+        return letters
+
+    def close(self) -> None:
+        self.stored.close()
+
+
+def _describe(letter: DeadLetter) -> str:
+    what = letter.schema or letter.source_topic
+    return (f"message {letter.message_id or '(unreadable)'} ({what}) dead-lettered: "
+            f"{letter.code}: {letter.reason}")
+
+
 def demo_day_start(system: CitySystem, today: date) -> datetime:
     """07:30 local time on the last working day up to `today`."""
     calendar = system.catalogue.calendar
@@ -137,6 +200,19 @@ class DemoDay:
         self.sensor_levels: dict[tuple[str, str], float] = {}
         self.incidents: dict[str, UUID] = {}
         self._stop = threading.Event()
+        # The demo is the embedded demo: its outside systems always send through the
+        # in-process queue, whatever Kafka setting the environment has.
+        self.ingest_settings = IngestSettings()
+        self.topics = Topics(self.ingest_settings.ingest_topic_namespace)
+        self.catalogue = MessageCatalogue.load()
+        self._ingest: InProcessIngest | None = None
+        self._dead_letters: DemoDeadLetters | None = None
+        self._closed_runs: Counter[Outcome] = Counter()
+        self.sent: Counter[IngestStream] = Counter()
+        """Messages sent per ingest stream."""
+        self._waiting = False
+        self._step: _Step | None = None
+        self._escalating: set[UUID] = set()
 
     # --- scheduling -----------------------------------------------------------------------
 
@@ -151,33 +227,139 @@ class DemoDay:
         return timedelta(minutes=self.rng.uniform(low, high))
 
     def _run(self, step: _Step) -> None:
+        self._step = step
+        failed = False
         try:
             step.action()
+        except (DomainError, DemoMessageRefused) as error:
+            failed = True
+            self._fail(step, error)
+        try:
+            # What the step sent is applied before the next step, which may depend on it.
+            self.wait_for_messages()
+        except DemoMessageRefused as error:
+            failed = True
+            self._fail(step, error)
+        if not failed:
             self.done += 1
-        except DomainError as error:
-            self.failures.append(f"{step.name}: {error}")
-            log.warning("demo step %s refused: %s", step.name, error)
+
+    def _fail(self, step: _Step, error: Exception) -> None:
+        self.failures.append(f"{step.name}: {error}")
+        log.warning("demo step %s failed: %s", step.name, error)
 
     def run_until(self, moment: datetime) -> None:
         """Play every step due by `moment` at once (the clock jumps to each step's time)."""
-        while self._queue and self._queue[0].at <= moment:
-            step = heapq.heappop(self._queue)
-            self.clock.advance_to(step.at)
-            self._run(step)
+        with self._ingest_running():
+            while self._queue and self._queue[0].at <= moment:
+                step = heapq.heappop(self._queue)
+                self.clock.advance_to(step.at)
+                self._run(step)
         self.clock.advance_to(moment)
 
     def run_in_real_time(self) -> None:
         """Play steps as the simulated clock reaches them, until the day ends or `stop`."""
-        while not self._stop.is_set() and self._queue:
-            now = self.clock()
-            if self._queue[0].at <= now:
-                self._run(heapq.heappop(self._queue))
-                continue
-            wait = (self._queue[0].at - now).total_seconds() / max(self.clock.speed, 1e-9)
-            self._stop.wait(min(0.25, max(0.0, wait)))
+        with self._ingest_running():
+            while not self._stop.is_set() and self._queue:
+                now = self.clock()
+                if self._queue[0].at <= now:
+                    self._run(heapq.heappop(self._queue))
+                    continue
+                wait = (self._queue[0].at - now).total_seconds() / max(self.clock.speed, 1e-9)
+                self._stop.wait(min(0.25, max(0.0, wait)))
+        if not self._queue:
+            counts = self.messages
+            log.info("demo day over: %d steps played, %d failed; messages applied %d, "
+                     "duplicate %d, dead-lettered %d", self.done, len(self.failures),
+                     counts[Outcome.APPLIED], counts[Outcome.DUPLICATE],
+                     counts[Outcome.DEAD_LETTERED])
 
     def stop(self) -> None:
         self._stop.set()
+
+    # --- the outside systems' messages ----------------------------------------------------
+
+    @property
+    def messages(self) -> Counter[Outcome]:
+        """What became of the messages the demo sent so far (applied, duplicate,
+        dead-lettered)."""
+        counts = Counter(self._closed_runs)
+        if self._ingest is not None:
+            counts.update(self._ingest.outcomes)
+        return counts
+
+    @contextmanager
+    def _ingest_running(self) -> Iterator[None]:
+        """The in-process ingest queue, for one run of the day: it is stopped (its queue
+        applied, its counters saved, its store connection closed) when the run ends, so that
+        a day played in parts leaves nothing running between them."""
+        if self._ingest is not None:
+            yield
+            return
+        settings = self.ingest_settings
+        store = ingest_store(self.system)
+        try:
+            dead_letters = DemoDeadLetters(StoredDeadLetters(store))
+            pipeline = build_pipeline(self.system, settings, store, dead_letters,
+                                      worker=f"demo-day:{worker_name()}")
+        except BaseException:
+            store.close()
+            raise
+        ingest = InProcessIngest(pipeline, capacity=settings.ingest_queue_capacity,
+                                 counter_table=CounterTable(store),
+                                 stats_interval_s=settings.ingest_stats_interval_s)
+        self._ingest, self._dead_letters = ingest.start(), dead_letters
+        try:
+            yield
+        finally:
+            ingest.stop(timeout=MESSAGE_WAIT_S)
+            self._closed_runs.update(ingest.outcomes)
+            self._ingest = self._dead_letters = None
+
+    def _message_id(self, what: str) -> str:
+        """A message id unique to the step that sends it and the same for the same seed."""
+        order = self._step.order if self._step is not None else 0
+        return f"demo:{order}:{what}"
+
+    def send(self, stream: IngestStream, message: Mapping[str, Any]) -> str:
+        """Put a message on its ingest topic's queue, keyed by its aggregate, as the outside
+        system would send it; returns its message id."""
+        if self._ingest is None:
+            raise RuntimeError("the demo's ingest queue runs only while the day is played "
+                               "(run_until or run_in_real_time)")
+        self._ingest.submit(self.topics.name(stream), messages.encode(message),
+                            key=messages.key_of(message, self.catalogue))
+        self.sent[stream] += 1
+        self._waiting = True
+        return str(message["message_id"])
+
+    def deliver(self, stream: IngestStream, message: Mapping[str, Any]) -> str:
+        """Send a message and wait until it is applied (what comes next depends on it)."""
+        message_id = self.send(stream, message)
+        self.wait_for_messages()
+        return message_id
+
+    def wait_for_messages(self) -> None:
+        """Wait until every message sent so far is applied or dead-lettered; a dead letter
+        (or a message still not applied after `MESSAGE_WAIT_S`) is `DemoMessageRefused`."""
+        if not self._waiting or self._ingest is None or self._dead_letters is None:
+            return
+        self._waiting = False
+        if not self._ingest.wait_until_processed(MESSAGE_WAIT_S):
+            raise DemoMessageRefused(
+                f"messages still not applied after {MESSAGE_WAIT_S:.0f} s "
+                f"({self._ingest.stats()['queued']} queued; the log says why)")
+        letters = self._dead_letters.take()
+        if letters:
+            raise DemoMessageRefused("; ".join(_describe(letter) for letter in letters))
+
+    @staticmethod
+    def _created_by(application: CityApplication, message_id: str) -> UUID:
+        """The case or ticket a receipted message created: its receipt names it."""
+        receipt: object = application.repository.get(CommandReceipt.create_id(message_id),
+                                                     version=1)
+        if not isinstance(receipt, CommandReceipt):
+            raise TypeError(f"{message_id} has no command receipt")
+        return receipt.aggregate_id
 
     # --- the day --------------------------------------------------------------------------
 
@@ -275,13 +457,16 @@ class DemoDay:
         actor = Actor(inspector, Role.INSPECTOR)
         name = self.system.catalogue.case_category(category).name
         urgency = "urgent" if self.rng.random() < 0.15 else "normal"
-        case_id = self.system.grid_cases.report(
+        message_id = self._message_id("case")
+        # From the inspectors' mobile app; the case id derives from the message id.
+        self.deliver(IngestStream.GRID_CASE_REPORTS, messages.grid_case_report(
             source="inspector", category=category, urgency=urgency,
             description=f"{name} seen on patrol in cell {cell_code}",
             location=self._random_point_in_cell(cell_code), actor=actor,
-            photos=[f"photo://demo/{self._order}.jpg"],
-            command_id=f"demo:case:{self._order}",
-        )
+            photos=[f"photo://demo/{message_id.replace(':', '-')}.jpg"],
+            message_id=message_id, occurred_at=self.clock(),
+        ))
+        case_id = self._created_by(self.system.grid_cases, message_id)
         self.after(self.minutes(4, 25), "register case", lambda: self.register_case(case_id))
 
     def register_case(self, case_id: UUID) -> None:
@@ -314,10 +499,14 @@ class DemoDay:
     def return_case(self, case_id: UUID) -> None:
         case = self.system.grid_cases.case(case_id)
         department = case.department or "urban-management"
-        self.system.grid_cases.return_to_centre(
-            case_id, reason="Not our asset: belongs to the district", actor=Actor(
-                f"{department}-desk", Role.DEPARTMENT_USER, department))
         other = "urban-management" if department != "urban-management" else "sanitation"
+        # From the department's own system.
+        self.deliver(IngestStream.DEPARTMENT_REPORTS, messages.grid_case_returned(
+            case_id=case_id, reason="Not our asset: belongs to the district",
+            suggested_department=other,
+            actor=Actor(f"{department}-desk", Role.DEPARTMENT_USER, department),
+            message_id=self._message_id("case-returned"), occurred_at=self.clock(),
+        ))
         self.after(self.minutes(5, 20), "re-dispatch case",
                    lambda: self._redispatch(case_id, other))
 
@@ -329,10 +518,13 @@ class DemoDay:
         case = self.system.grid_cases.case(case_id)
         if case.status is not CaseStatus.DISPATCHED or case.department is None:
             return
-        self.system.grid_cases.handle(
-            case_id, result="Dealt with on site", evidence=[f"photo://demo/{case_id}-after.jpg"],
+        # The department's system reports the result.
+        self.deliver(IngestStream.DEPARTMENT_REPORTS, messages.grid_case_handled(
+            case_id=case_id, result="Dealt with on site",
+            evidence=[f"photo://demo/{case_id}-after.jpg"],
             actor=Actor(f"{case.department}-crew", Role.DEPARTMENT_USER, case.department),
-        )
+            message_id=self._message_id("case-handled"), occurred_at=self.clock(),
+        ))
         self.after(self.minutes(30, 150), "verify case", lambda: self.verify_case(case_id))
 
     def verify_case(self, case_id: UUID) -> None:
@@ -357,15 +549,18 @@ class DemoDay:
     def hotline_call(self) -> None:
         topic = self.rng.choices(list(CALL_MIX), weights=list(CALL_MIX.values()))[0]
         name = self.system.catalogue.hotline_topic(topic).name
-        ticket_id = self.system.hotline.receive(
+        message_id = self._message_id("call")
+        # From the call-centre system; the ticket id derives from the message id.
+        self.deliver(IngestStream.HOTLINE_TICKETS, messages.hotline_ticket(
             channel=self.rng.choice(["phone", "phone", "phone", "web", "messaging-app"]),
             ticket_type="consultation" if topic == "consultation-policy" else "complaint",
             topic=topic, description=f"Caller reports: {name.lower()}",
             caller_name=self.rng.choice(["Zhang Wei", "Li Na", "Wang Fang", "Liu Yang"]),
             caller_phone=f"1380000{self.rng.randrange(1000, 9999)}",
             location=self._random_point(), actor=OPERATOR,
-            command_id=f"demo:call:{self._order}",
-        )
+            message_id=message_id, occurred_at=self.clock(),
+        ))
+        ticket_id = self._created_by(self.system.hotline, message_id)
         self.after(self.minutes(1, 6), "route call", lambda: self.route_call(ticket_id))
 
     def route_call(self, ticket_id: UUID) -> None:
@@ -385,8 +580,13 @@ class DemoDay:
         ticket = self.system.hotline.ticket(ticket_id)
         department = ticket.department or "hotline"
         desk = Actor(f"{department}-desk", Role.DEPARTMENT_USER, department)
+        # The desk accepts the ticket on the dashboard; its reply comes from the
+        # department's system.
         self.system.hotline.accept(ticket_id, actor=desk)
-        self.system.hotline.reply(ticket_id, reply="Handled; see the case notes", actor=desk)
+        self.deliver(IngestStream.DEPARTMENT_REPORTS, messages.hotline_ticket_replied(
+            ticket_id=ticket_id, reply="Handled; see the case notes", actor=desk,
+            message_id=self._message_id("ticket-replied"), occurred_at=self.clock(),
+        ))
         self.after(self.minutes(20, 120), "call back", lambda: self.call_back(ticket_id))
 
     def call_back(self, ticket_id: UUID) -> None:
@@ -413,21 +613,31 @@ class DemoDay:
         return 52 - (52 - 6) * (minutes - fall) / (gone - fall)
 
     def sensor_readings(self) -> None:
+        """The IoT gateway's round of readings; a gas alarm is escalated by the dispatcher
+        a few minutes after it is raised."""
         now = self.clock()
+        leak = self._gas_leak_profile(now)
+        leak_source = self._leak_source()
         for (city_source, sensor_id), normal in self.sensor_levels.items():
             value = normal * self.rng.uniform(0.9, 1.1)
-            leak = self._gas_leak_profile(now)
-            is_leak_sensor = city_source == self._leak_source() and "GAS" in sensor_id
-            if is_leak_sensor and leak is not None:
+            if city_source == leak_source and "GAS" in sensor_id and leak is not None:
                 value = leak
-            outcome = self.system.hazards.record_reading(
-                self.hazard_ids[city_source], sensor_id, value, now, actor=GATEWAY)
-            if (is_leak_sensor and outcome.effect.value in ("raised", "level-changed")
-                    and outcome.level.value == "alarm" and "gas-leak" not in self.incidents):
-                alarm = outcome.alarm
-                assert alarm is not None
+            self.send(IngestStream.HAZARD_READINGS, messages.hazard_reading(
+                source_id=self.hazard_ids[city_source], sensor_id=sensor_id, value=value,
+                measured_at=now, actor=GATEWAY,
+                message_id=self._message_id(f"reading:{sensor_id}"),
+            ))
+        if leak is None or "gas-leak" in self.incidents:
+            return
+        # The dispatcher sees the alarm on the dashboard once the gateway's readings are in.
+        self.wait_for_messages()
+        source = self.system.hazards.source(self.hazard_ids[leak_source])
+        for alarm in open_alarms(source):
+            if ("GAS" in alarm.sensor_id and alarm.level is AlarmLevel.ALARM
+                    and alarm.alarm_id not in self._escalating):
+                self._escalating.add(alarm.alarm_id)
                 self.after(timedelta(minutes=3), "escalate gas alarm",
-                           partial(self.escalate_gas_alarm, city_source, alarm.alarm_id))
+                           partial(self.escalate_gas_alarm, leak_source, alarm.alarm_id))
 
     def _leak_source(self) -> str:
         lpg = [s for s in self.system.city.hazard_sources if s.hazard_type == "lpg-depot"]
@@ -454,12 +664,15 @@ class DemoDay:
 
     def accident_call(self) -> None:
         point = self._random_point()
-        ticket_id = self.system.hotline.receive(
+        message_id = self._message_id("call")
+        self.deliver(IngestStream.HOTLINE_TICKETS, messages.hotline_ticket(
             channel="phone", ticket_type="request-for-help", topic="traffic-accident",
             description="Two cars collided at the crossing, one driver hurt",
             caller_name="Chen Jie", caller_phone="13800001234", location=point, actor=OPERATOR,
-            command_id="demo:call:accident",
-        )
+            message_id=message_id, occurred_at=self.clock(),
+        ))
+        ticket_id = self._created_by(self.system.hotline, message_id)
+        # The operator escalates it on the dashboard.
         incident_id = self.system.operations.ticket_to_incident(
             ticket_id, category="accident-disaster", incident_type="traffic-accident",
             title="Traffic accident with injury", level="IV", actor=OPERATOR,
@@ -512,24 +725,38 @@ class DemoDay:
         if not resource.mobile:
             self.system.resources.activate(resource_id, actor=DISPATCHER)
             return
-        crew = Actor(f"{resource.call_sign}-crew", Role.DEPARTMENT_USER, resource.department)
-        self.system.resources.report_en_route(resource_id, actor=crew)
+        call_sign = resource.call_sign
+        crew = Actor(f"{call_sign}-crew", Role.DEPARTMENT_USER, resource.department)
+        self.report_status(call_sign, "en-route", crew)
         origin = resource.home_base
         target = self.system.incidents.incident(incident_id).location
         seconds = origin.distance_m(target) / TRAVEL_SPEED_MPS
         steps = max(1, math.ceil(seconds / POSITION_INTERVAL.total_seconds()))
+        heading = _heading(origin, target)
         for step in range(1, steps + 1):
             share = step / steps
             point = GeoPoint(lon=origin.lon + (target.lon - origin.lon) * share,
                              lat=origin.lat + (target.lat - origin.lat) * share)
             self.after(POSITION_INTERVAL * step, "position fix",
-                       partial(self._fix, resource_id, point))
+                       partial(self._fix, call_sign, point, heading))
         self.after(POSITION_INTERVAL * steps + timedelta(seconds=5), "on scene",
-                   lambda: self.system.resources.report_on_scene(
-                       resource_id, actor=crew, position=target))
+                   partial(self.report_status, call_sign, "on-scene", crew, target))
 
-    def _fix(self, resource_id: UUID, point: GeoPoint) -> None:
-        self.system.resources.report_position(resource_id, point, self.clock(), actor=TRACKER)
+    def report_status(self, call_sign: str, status: str, crew: Actor,
+                      position: GeoPoint | None = None) -> None:
+        """A status report from the crew's terminal."""
+        self.deliver(IngestStream.RESOURCE_STATUS, messages.resource_status(
+            call_sign=call_sign, status=status, actor=crew, position=position,
+            message_id=self._message_id(f"status:{status}"), occurred_at=self.clock(),
+        ))
+
+    def _fix(self, call_sign: str, point: GeoPoint, heading: float) -> None:
+        """A fix from the vehicle's tracker."""
+        self.send(IngestStream.RESOURCE_POSITIONS, messages.resource_position(
+            call_sign=call_sign, position=point, measured_at=self.clock(), actor=TRACKER,
+            speed_mps=TRAVEL_SPEED_MPS, heading_deg=heading,
+            message_id=self._message_id("position"),
+        ))
 
     def contain(self, incident_id: UUID) -> None:
         self.system.incidents.contain(incident_id, actor=DISPATCHER,
@@ -545,11 +772,12 @@ class DemoDay:
     def clear(self, resource_id: UUID, incident_id: UUID) -> None:
         resource = self.system.resources.resource(resource_id)
         if resource.status.value == "on-scene" and resource.mobile:
-            self.system.resources.clear_scene(resource_id, actor=DISPATCHER)
+            crew = Actor(f"{resource.call_sign}-crew", Role.DEPARTMENT_USER,
+                         resource.department)
+            self.report_status(resource.call_sign, "returning", crew)
             self.after(self.minutes(10, 25), "resource back at base",
-                       lambda: self.system.resources.report_available(
-                           resource_id, actor=DISPATCHER, position=resource.home_base)
-                       )
+                       partial(self.report_status, resource.call_sign, "available", crew,
+                               resource.home_base))
         elif resource.status.value == "on-scene":
             self.system.resources.deactivate(resource_id, actor=DISPATCHER)
         self.system.incidents.release_resource(incident_id, resource_id=resource_id,
@@ -564,11 +792,19 @@ class DemoDay:
                        summary="Response within plan times; see the timeline"))
 
 
+def _heading(origin: GeoPoint, target: GeoPoint) -> float:
+    """Compass heading in degrees from `origin` to `target` (good enough across a city)."""
+    east = (target.lon - origin.lon) * math.cos(math.radians(origin.lat))
+    north = target.lat - origin.lat
+    return math.degrees(math.atan2(east, north)) % 360.0
+
+
 def build_demo(settings: Settings, *, seed: int, speed: float,
                today: date | None = None) -> tuple[CitySystem, DemoDay]:
     """A system on a simulated clock, with its day planned (nothing played yet)."""
     clock = SimulatedClock(datetime.now(UTC), 0.0)
     system = build_system(settings, clock=clock)
+    create_demo_users(system.accounts)
     local_today = today or datetime.now(system.catalogue.calendar.timezone).date()
     start = demo_day_start(system, local_today)
     # Every application holds this same clock object: restarting it sets the day for all.
@@ -582,6 +818,8 @@ def run_demo(settings: Settings, *, seed: int, speed: float,
              serve: Callable[[Settings, CitySystem], None]) -> None:
     """Play the demo day in the background while the command centre serves it."""
     system, demo = build_demo(settings, seed=seed, speed=speed)
+    # Printed, not logged: the one command of the README must end with a usable login.
+    print(demo_logins_text(), flush=True)
     log.info("demo day starts at %s (simulated), %.0fx real time, seed %d",
              demo.start.isoformat(), speed, seed)
     player = threading.Thread(target=demo.run_in_real_time, name="cityops-demo", daemon=True)

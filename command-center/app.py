@@ -9,28 +9,54 @@ from typing import Any
 from fastapi import FastAPI
 
 from cityops.bootstrap import CitySystem
+from cityops.command_center.auth import Authenticator
 from cityops.command_center.errors import install_error_handlers
+from cityops.command_center.live import LiveHub
 from cityops.command_center.routers import (
+    auth,
+    bulk,
     catalogue,
     exports,
+    field,
     grid_cases,
     hazard_sources,
     hotline_tickets,
     incidents,
     ogc,
+    open311,
+    pages,
+    photos,
     plans,
     resources,
     spatial,
     statistics,
     subscriptions,
+    ws,
 )
+from cityops.command_center.versions import install_version_checks
 from cityops.feeds.service import build_feed_service
 
 API_DESCRIPTION = """
 CityOps command centre API: grid cases, incidents, hazard sources, hotline tickets and
 emergency resources. Commands accept an `Idempotency-Key` header (a client-supplied command
-id): repeating a command with the same key changes nothing. Every command records who did it
-(`X-Actor-Id`, `X-Actor-Role`, `X-Actor-Department`).
+id): repeating a command with the same key changes nothing.
+
+Conflicts, not silent overwrites: every document carries its `version`, also sent as its
+`ETag` (`"4"`). A command may send `If-Match` with the version its user saw; if the document
+changed since, the command is refused with 409 (`stale-version`) and a message saying what
+changed, by whom and when (reload it and try again). A malformed `If-Match` is refused with
+422. Bulk actions (`POST /grid-cases/bulk/{action}`, `POST /hotline-tickets/bulk/{action}`)
+run the single command once per item and answer a result per item; each item may carry the
+version its user saw.
+
+Sign in with `POST /auth/login` (username and password) and send the `access_token` it
+answers as `Authorization: Bearer <token>` on every other call; a token lasts one shift
+(`CITYOPS_TOKEN_TTL_MINUTES`) and stops working at once when the user's password, role or
+department changes or the account is disabled. Without a valid token the answer is 401. Every
+command records who did it (the user, their role and department). Roles decide which commands
+a user may issue (403 otherwise; a leader only reads); a department user sees and acts only
+within their department's scope: what lies outside it answers 404, and lists leave it out.
+Only `/health`, `/auth/login`, the pages and Open311's GET endpoints are public.
 """
 
 
@@ -39,6 +65,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     on start-up (and, embedded, the feed loops: one process does everything) and closes the
     system on shutdown."""
     feeds = build_feed_service(system)
+    live_hub = LiveHub(system, queue_size=system.settings.ws_client_queue)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -46,9 +73,11 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
             system.start_projections()
             if system.settings.embedded and system.settings.run_projections:
                 feeds.start()
+        await live_hub.start()  # the WebSocket clients' push (every API process has one)
         try:
             yield
         finally:
+            await live_hub.stop()
             if manage_lifecycle:
                 feeds.close()
                 system.close()
@@ -57,11 +86,23 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
                   description=API_DESCRIPTION, lifespan=lifespan)
     app.state.system = system
     app.state.feeds = feeds
+    app.state.live = live_hub
+    app.state.auth = Authenticator(system.accounts,
+                                   system.settings.secret_key.get_secret_value(),
+                                   ttl_minutes=system.settings.token_ttl_minutes)
     install_error_handlers(app)
-    for module in (catalogue, grid_cases, incidents, plans, resources, hazard_sources,
-                   hotline_tickets, spatial, ogc, exports, statistics,
+    install_version_checks(app)  # before the routers: it adds a dependency to each route
+    # bulk first: /grid-cases/bulk/register would otherwise match /grid-cases/{case_id}/...
+    for module in (bulk, auth, catalogue, grid_cases, incidents, plans, resources,
+                   hazard_sources, hotline_tickets, spatial, ogc, exports, statistics,
                    subscriptions):
         app.include_router(module.router)
+    app.include_router(pages.router)
+    app.include_router(photos.router)
+    app.include_router(field.router)
+    app.include_router(open311.router)  # public GETs; POST checks its own api_key
+    app.include_router(ws.router)  # /ws: authenticated by its first message's token
+    app.mount("/static", pages.static_files(), name="static")
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, Any]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cityops.bootstrap import CitySystem
+from cityops.command_center.auth import Authenticator, NotAuthenticated
 from cityops.domain.actors import Actor
-from cityops.domain.errors import InvalidValue
 from cityops.projections.views import BBox
 
 MAX_PAGE = 500
@@ -23,21 +24,27 @@ def get_system(request: Request) -> CitySystem:
 SystemDep = Annotated[CitySystem, Depends(get_system)]
 
 
+bearer_scheme = HTTPBearer(
+    auto_error=False, scheme_name="bearer", bearerFormat="CityOps login token",
+    description="The `access_token` of `POST /auth/login`, sent as "
+                "`Authorization: Bearer <token>`.",
+)
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.auth
+    return auth
+
+
 def current_actor(
-    x_actor_id: Annotated[str | None, Header(description="User id of the person acting")] = None,
-    x_actor_role: Annotated[str | None, Header(description="Role of the person acting")] = None,
-    x_actor_department: Annotated[str | None, Header(description="Their department")] = None,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Actor:
-    """Who is acting. The first cut takes the identity from headers; authenticated login
-    with tokens replaces this dependency, and only this dependency."""
-    if not x_actor_id or not x_actor_role:
-        raise HTTPException(status_code=401,
-                            detail="X-Actor-Id and X-Actor-Role headers are required")
-    try:
-        return Actor(user_id=x_actor_id, role=x_actor_role,  # type: ignore[arg-type]
-                     department=x_actor_department or None)
-    except InvalidValue as error:
-        raise HTTPException(status_code=401, detail=str(error)) from None
+    """Who is acting: the user of the bearer token (401 without a valid one)."""
+    if credentials is None:
+        raise NotAuthenticated("log in first: send Authorization: Bearer <token> "
+                               "(the access_token of POST /auth/login)")
+    return get_authenticator(request).actor_for_token(credentials.credentials)
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from cityops.command_center.auth import LoginThrottled, NotAuthenticated
 from cityops.domain.errors import (
     CatalogueError,
     CommandIdReused,
@@ -16,15 +19,19 @@ from cityops.domain.errors import (
     InvalidValue,
     NotFound,
     NotPermitted,
+    StaleVersion,
 )
 
 STATUS_BY_ERROR: dict[type[DomainError], tuple[int, str]] = {
+    StaleVersion: (409, "stale-version"),
     InvalidValue: (422, "invalid-value"),
     IllegalTransition: (409, "illegal-transition"),
     ConcurrencyConflict: (409, "conflict"),
     CommandIdReused: (409, "command-id-reused"),
     NotFound: (404, "not-found"),
     NotPermitted: (403, "not-permitted"),
+    NotAuthenticated: (401, "not-authenticated"),
+    LoginThrottled: (429, "too-many-failed-logins"),
     CatalogueError: (500, "catalogue-error"),
 }
 
@@ -36,13 +43,33 @@ def status_for(error: DomainError) -> tuple[int, str]:
     return 400, "domain-error"
 
 
+def _auth_headers(error: DomainError) -> dict[str, str] | None:
+    """RFC 6750: a 401 says how to authenticate; a throttled login says when to retry."""
+    if isinstance(error, NotAuthenticated):
+        return {"WWW-Authenticate": 'Bearer realm="cityops"'}
+    if isinstance(error, LoginThrottled):
+        return {"Retry-After": str(error.retry_after_s)}
+    return None
+
+
+def error_body(error: DomainError) -> dict[str, Any]:
+    """The JSON body of a refused command: its code, what is wrong, and for a stale version
+    the version the user saw and the current one (so a client can reload and show both)."""
+    _, code = status_for(error)
+    body: dict[str, Any] = {"error": code, "detail": str(error)}
+    if isinstance(error, StaleVersion):
+        body.update(seen_version=error.seen, current_version=error.current)
+    return body
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Domain errors and validation errors become clear JSON bodies, never a stack trace."""
 
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, error: DomainError) -> JSONResponse:
-        status, code = status_for(error)
-        return JSONResponse(status_code=status, content={"error": code, "detail": str(error)})
+        status = status_for(error)[0]
+        return JSONResponse(status_code=status, content=error_body(error),
+                            headers=_auth_headers(error))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,14 @@ first run already moved the aggregate must still answer as the first run did).
 A `CommandBatch` lets a caller with many independent commands (ingest, a polled batch of
 messages) decide them one after another and save them together: one transaction per
 application instead of one per command, with a per-command fallback when it conflicts.
+
+A person acts on what they saw: a caller that knows the version of an aggregate its user saw
+runs the command inside `expected_versions({id: version})`, and a command that loads that
+aggregate at any other version is refused with `StaleVersion`, naming what happened since.
+Without it, two dispatchers who opened the same case would both act and the second would
+silently act on a case that is no longer what they saw. Only commands are refused: reads in
+the block (an access check before the command, the answer after it) see the aggregate as
+it is.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import json
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -39,6 +48,7 @@ from cityops.domain.errors import (
     DomainError,
     InvalidValue,
     NotFound,
+    StaleVersion,
 )
 from cityops.domain.model import CityAggregate
 from cityops.domain.permissions import check_permitted
@@ -47,6 +57,8 @@ from cityops.domain.transcodings import register_domain_transcodings
 COMMAND_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/commands")
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_COMMAND_ID_LENGTH = 200
+MAX_LISTED_CHANGES = 5
+"""How many of the changes a user missed a `StaleVersion` names (the rest are counted)."""
 
 Clock = Callable[[], datetime]
 A = TypeVar("A", bound=CityAggregate)
@@ -121,6 +133,67 @@ def _observe(outcome: CommandOutcome) -> UUID:
     return outcome.subject
 
 
+def _decided(decide: Callable[[], Sequence[Aggregate]]) -> list[Aggregate]:
+    """Run a command's `decide`, its loads checked against the versions the user saw."""
+    token = _DECIDING.set(True)
+    try:
+        return list(decide())
+    finally:
+        _DECIDING.reset(token)
+
+
+def _ran(outcome: CommandOutcome, aggregates: Sequence[Aggregate] = ()) -> UUID:
+    """A command ran (or repeated): its aggregates' expected versions are fulfilled."""
+    _fulfil_expectations([outcome.subject, *(a.id for a in aggregates)])
+    return _observe(outcome)
+
+
+_EXPECTED_VERSIONS: ContextVar[dict[UUID, int] | None] = ContextVar(
+    "cityops_expected_versions", default=None)
+_DECIDING: ContextVar[bool] = ContextVar("cityops_deciding", default=False)
+"""Whether a command is deciding: its loads are the ones checked against the versions seen."""
+
+
+@contextmanager
+def expected_versions(versions: Mapping[UUID, int]) -> Iterator[None]:
+    """Run the block's commands only on the versions of these aggregates that the user saw:
+    a command that loads one of them at another version raises `StaleVersion`.
+
+    An expectation lasts until a command on that aggregate has run (the user's own change is
+    no news to them, so reading the result afterwards is not refused). The block replaces
+    the expectations of an enclosing block. Being a context variable, it follows the code
+    into threads started with a copy of the context (as web frameworks run sync handlers).
+    """
+    checked: dict[UUID, int] = {}
+    for aggregate_id, version in versions.items():
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidValue(
+                f"the version seen of {aggregate_id} must be a whole number from 1, "
+                f"not {version!r}")
+        checked[aggregate_id] = version
+    token = _EXPECTED_VERSIONS.set(checked)
+    try:
+        yield
+    finally:
+        _EXPECTED_VERSIONS.reset(token)
+
+
+def _fulfil_expectations(ids: Sequence[UUID]) -> None:
+    """A command on these aggregates has run: later loads in the block see its result."""
+    expected = _EXPECTED_VERSIONS.get()
+    if expected:
+        for aggregate_id in ids:
+            expected.pop(aggregate_id, None)
+
+
+def _describe_change(event: Any) -> str:
+    """One event as a user who missed it is told: what, by whom, when."""
+    actor = getattr(event, "actor", None)
+    by = f" by {actor.user_id}" if isinstance(actor, Actor) else ""
+    at = event.timestamp.astimezone(UTC)
+    return f"{type(event).__name__}{by} at {at:%Y-%m-%d %H:%M:%S} UTC"
+
+
 class StagingOverlap(Exception):
     """A command staged in a batch would read or write an aggregate (or a receipt) that an
     earlier command of the batch changed and has not saved yet, or is the second command of
@@ -164,6 +237,10 @@ class CommandBatch(Generic[K]):
         self._held: set[tuple[CityApplication, UUID]] = set()
         """(application, aggregate id) of everything staged: asked on every load."""
         self._conflicted: list[K] = []
+        self._brought_up_to_date: set[tuple[CityApplication, UUID]] = set()
+        """Cached aggregates already brought up to date (fast-forwarded) in this batch and
+        not saved since: loaded again, they are taken from the cache without asking the
+        store (see `CityApplication.load`)."""
         self._current: K | None = None
         self._current_command: _StagedCommand[K] | None = None
 
@@ -198,6 +275,9 @@ class CommandBatch(Generic[K]):
         for staged in gone:
             self._keys.discard(staged.key)
             self._held.difference_update((staged.application, i) for i in staged.ids)
+            # Saved (or conflicted): the cached copy is behind the store now.
+            self._brought_up_to_date.difference_update(
+                (staged.application, i) for i in staged.ids)
         leaving = set(gone)
         self._staged = [s for s in self._staged if s not in leaving]
 
@@ -275,13 +355,58 @@ class CityApplication(Application[UUID]):
     def load(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
         """Load an aggregate of the expected class, or raise `NotFound` in its words."""
         self._check_not_staged(aggregate_id)
+        batch = _STAGING.get()
         try:
-            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
+            aggregate: Aggregate | None = None
+            if batch is not None and version is None:
+                aggregate = self._cached_in_batch(batch, aggregate_id)
+            if aggregate is None:
+                aggregate = self.repository.get(aggregate_id, version=version)
+                if batch is not None and version is None and self.repository.cache:
+                    batch._brought_up_to_date.add((self, aggregate_id))
         except AggregateNotFoundError:
             raise NotFound(cls.KIND, aggregate_id) from None
         if not isinstance(aggregate, cls):
             raise NotFound(cls.KIND, aggregate_id)
+        if version is None and _DECIDING.get():
+            self.require_seen_version(aggregate)
         return aggregate
+
+    def require_seen_version(self, aggregate: CityAggregate) -> None:
+        """Raise `StaleVersion` if the user saw another version of `aggregate` (when one is
+        expected in this context, see `expected_versions`). Commands check their loads by
+        themselves; a command of several steps (across streams) calls this on its subject
+        before its first step, so that no step is done on a stale view."""
+        expected = _EXPECTED_VERSIONS.get()
+        if not expected or aggregate.id not in expected:
+            return
+        seen, current = expected[aggregate.id], aggregate.version
+        if seen == current:
+            return
+        changes: tuple[str, ...] = ()
+        if seen < current:
+            changes = tuple(_describe_change(e) for e in self.events.get(
+                aggregate.id, gt=seen, lte=current, limit=MAX_LISTED_CHANGES))
+        raise StaleVersion(aggregate.KIND, aggregate.id, seen=seen, current=current,
+                           changes=changes, unlisted=max(0, current - seen - len(changes)))
+
+    def _cached_in_batch(self, batch: CommandBatch[Any], aggregate_id: UUID) -> Aggregate | None:
+        """An aggregate this batch already brought up to date from the store, from the cache
+        (a copy, as the library hands out), without asking the store again: the commands of
+        one batch are decided as of its first look. That is safe because saving is
+        optimistic: if another process changed the aggregate meanwhile, the batch's save of
+        a decision made on the older state conflicts and its command is run again on its
+        own, on the current state; a decision that saved nothing was right when it was
+        looked at, a moment before."""
+        if (self, aggregate_id) not in batch._brought_up_to_date or not self.repository.cache:
+            return None
+        try:
+            cached = self.repository.cache.get(aggregate_id)
+        except KeyError:
+            return None
+        if not isinstance(cached, Aggregate):
+            return None
+        return deepcopy(cached) if self.repository.deepcopy_from_cache else cached
 
     def exists(self, aggregate_id: UUID) -> bool:
         """Whether any event of `aggregate_id` is stored (one indexed read, nothing decoded)."""
@@ -341,14 +466,14 @@ class CityApplication(Application[UUID]):
             receipt_id = CommandReceipt.create_id(command_id)
 
         try:
-            aggregates = list(decide())
+            aggregates = _decided(decide)
         except DomainError:
             # Refused on the current state. A repeat whose first run moved the aggregate on
             # is refused too, yet must answer as the first run did: ask the receipt.
             if receipt_id is not None and command_id is not None:
                 earlier = self._receipt(receipt_id)
                 if earlier is not None:
-                    return _observe(self._repeat(earlier, command_id, command, digest))
+                    return _ran(self._repeat(earlier, command_id, command, digest))
             raise
         if not aggregates:
             raise AssertionError(f"command {command} decided nothing")
@@ -356,7 +481,7 @@ class CityApplication(Application[UUID]):
         if command_id is None and not any(a.pending_events for a in aggregates):
             # Nothing happened (a repeat that the aggregate itself recognised): do not take
             # the event store's write lock for an empty save.
-            return _observe(CommandOutcome(command, subject.id, repeated=False))
+            return _ran(CommandOutcome(command, subject.id, repeated=False), aggregates)
         to_save: list[Aggregate] = list(aggregates)
         if command_id is not None:
             to_save.append(
@@ -373,19 +498,19 @@ class CityApplication(Application[UUID]):
             # Saved by the batch's commit; a conflict there sends the unit back to be run
             # again on its own, through the path below.
             batch._add(self, to_save)
-            return _observe(CommandOutcome(command, subject.id, repeated=False))
+            return _ran(CommandOutcome(command, subject.id, repeated=False), aggregates)
         try:
             self.save(*to_save)
         except IntegrityError:
             if receipt_id is not None and command_id is not None:
                 earlier = self._receipt(receipt_id)
                 if earlier is not None:
-                    return _observe(self._repeat(earlier, command_id, command, digest))
+                    return _ran(self._repeat(earlier, command_id, command, digest))
             if explain_conflict is not None:
                 explain_conflict()
             kind = getattr(subject, "KIND", type(subject).__name__)
             raise ConcurrencyConflict(kind, subject.id, command) from None
-        return _observe(CommandOutcome(command, subject.id, repeated=False))
+        return _ran(CommandOutcome(command, subject.id, repeated=False), aggregates)
 
     def _receipt(self, receipt_id: UUID) -> CommandReceipt | None:
         self._check_not_staged(receipt_id)

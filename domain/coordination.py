@@ -5,7 +5,8 @@ a resource assigned to an incident, a grid case linked to an incident.
 Each stream has its own event store, so no transaction spans both. Every step uses an id
 and a command id derived from the source (ticket, alarm, resource+incident): a step that
 already happened is not repeated, so a command interrupted half-way is completed by simply
-running it again.
+running it again. A step is not started on a stale view either: each command checks its
+subject against the version its user saw (`require_seen_version`) before its first step.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class CityOperations:
                        urgency: str = "normal") -> UUID:
         """A ticket about a city-management problem becomes a grid case (source: hotline)."""
         ticket = self.hotline.ticket(ticket_id)
+        self.hotline.require_seen_version(ticket)
         topic = self.hotline.catalogue.hotline_topic(ticket.topic)
         chosen = category or topic.case_category
         if chosen is None:
@@ -69,6 +71,7 @@ class CityOperations:
         """A ticket about an emergency joins an incident (`incident_id`) or becomes a new one
         (category, type and title needed)."""
         ticket = self.hotline.ticket(ticket_id)
+        self.hotline.require_seen_version(ticket)
         if incident_id is None:
             if not (category and incident_type and title):
                 raise InvalidValue("a new incident needs category, incident type and title")
@@ -101,6 +104,7 @@ class CityOperations:
         """A hazard alarm becomes an incident at the hazard source (category, type and title
         needed), or joins `incident_id`."""
         source = self.hazards.source(source_id)
+        self.hazards.require_seen_version(source)
         if alarm_id not in source.alarms:
             raise InvalidValue(f"hazard source {source_id} has no alarm {alarm_id}")
         if incident_id is None:
@@ -131,6 +135,7 @@ class CityOperations:
         Each side is checked for what it already records, so running this again after an
         interruption completes it without dispatching twice."""
         incident = self.incidents.incident(incident_id)
+        self.incidents.require_seen_version(incident)
         incident.require_status("assign a resource to", *INCIDENT_OPEN_FOR_RESOURCES)
         resource = self.resources.resource(resource_id)
         if resource.incident_id != incident_id:
@@ -142,6 +147,7 @@ class CityOperations:
 
     def release_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
         """Stand a resource down from an incident (before arrival) and record it on both."""
+        self.incidents.require_seen_version(self.incidents.incident(incident_id))
         resource = self.resources.resource(resource_id)
         if resource.incident_id == incident_id and resource.status.value in ("dispatched",
                                                                                "en-route"):

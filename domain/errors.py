@@ -48,6 +48,33 @@ class ConcurrencyConflict(DomainError):
         )
 
 
+class StaleVersion(ConcurrencyConflict):
+    """The user acted on a version of an aggregate they saw, and it has moved on since: the
+    command is refused rather than overwrite changes they never saw (they said which version
+    they saw, say with `If-Match`)."""
+
+    def __init__(self, kind: str, aggregate_id: object, *, seen: int, current: int,
+                 changes: tuple[str, ...] = (), unlisted: int = 0) -> None:
+        self.kind = kind
+        self.aggregate_id = aggregate_id
+        self.attempted = "change"
+        self.seen = seen
+        self.current = current
+        self.changes = changes
+        """What happened since `seen`, oldest first ("Registered by duty-zhao at ...")."""
+        self.unlisted = unlisted
+        """How many later changes `changes` leaves out (to keep the message short)."""
+        if seen < current:
+            listed = ", ".join(changes) + (f", and {unlisted} more" if unlisted else "")
+            since = f" ({listed})" if listed else ""
+            what = (f"{kind} {aggregate_id} changed since you opened it: version {seen} -> "
+                    f"{current}{since}")
+        else:
+            what = (f"{kind} {aggregate_id} is at version {current}, not at version {seen} "
+                    "that you say you saw")
+        DomainError.__init__(self, f"{what}; reload it and try again")
+
+
 class CommandIdReused(DomainError):
     """A client reused a command id for a different command: refused, not silently ignored."""
 

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -306,34 +307,45 @@ def status(
         typer.echo(f"dead letters kept in the read store: {report['stored_dead_letters']}")
 
 
-@app.command("dead-letters")
-def dead_letters(
-    limit: Annotated[int, typer.Option(min=1, help="How many, newest last")] = 20,
-) -> None:
-    """Show the latest dead letters: what was set aside, from where, and why."""
-    from cityops.ingest.deadletters import DeadLetter, read_dead_letter_topic
+dead_letters_app = typer.Typer(
+    help="Dead letters: show the latest (no sub-command), or replay them once the cause is "
+         "fixed.")
+app.add_typer(dead_letters_app, name="dead-letters")
 
-    ingest_settings = _settings(IngestSettings)
-    letters: list[DeadLetter]
+
+def _all_dead_letters(ingest_settings: IngestSettings) -> list[Any]:
+    """Every dead letter: from the dead-letter topic with Kafka, else from the ingest store."""
+    from cityops.ingest.deadletters import read_dead_letter_topic
+
     if ingest_settings.kafka_bootstrap_servers is not None:
         topic = Topics(ingest_settings.ingest_topic_namespace).dead_letters
         try:
-            letters = read_dead_letter_topic(ingest_settings.kafka_bootstrap_servers, topic)
+            return read_dead_letter_topic(ingest_settings.kafka_bootstrap_servers, topic)
         except (ValueError, TimeoutError) as error:
             raise _fail(str(error)) from None
-        letters = sorted(letters, key=lambda d: d.dead_lettered_at)[-limit:]
-    else:
-        from cityops.bootstrap import build_system
-        from cityops.ingest.composition import ingest_store
-        from cityops.ingest.deadletters import StoredDeadLetters
+    from cityops.bootstrap import build_system
+    from cityops.ingest.composition import ingest_store
+    from cityops.ingest.deadletters import StoredDeadLetters
 
-        system = build_system(_settings(Settings))
-        store = ingest_store(system)
-        try:
-            letters = list(reversed(StoredDeadLetters(store).recent(limit)))
-        finally:
-            store.close()
-            system.close()
+    system = build_system(_settings(Settings))
+    store = ingest_store(system)
+    try:
+        return StoredDeadLetters(store).recent(limit=2**62)
+    finally:
+        store.close()
+        system.close()
+
+
+@dead_letters_app.callback(invoke_without_command=True)
+def dead_letters(
+    context: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest last")] = 20,
+) -> None:
+    """Show the latest dead letters: what was set aside, from where, and why."""
+    if context.invoked_subcommand is not None:
+        return
+    letters = sorted(_all_dead_letters(_settings(IngestSettings)),
+                     key=lambda d: d.dead_lettered_at)[-limit:]
     for letter in letters:
         where = f"{letter.source_topic}[{letter.partition}]@{letter.offset}"
         size = "no value" if letter.value is None else f"{len(letter.value)} bytes"
@@ -341,6 +353,76 @@ def dead_letters(
                    f"({letter.error_class}, {size}): {letter.reason}")
     if not letters:
         typer.echo("no dead letters")
+
+
+@dead_letters_app.command("replay")
+def replay_dead_letters(
+    topic: Annotated[str | None, typer.Option(
+        help="Only letters from these source topics (comma-separated names or stream names)")]
+    = None,
+    reason: Annotated[str | None, typer.Option(
+        help="Only letters with this code (e.g. not-found) or whose reason contains this text")]
+    = None,
+    since: Annotated[datetime | None, typer.Option(
+        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d"],
+        help="Only letters set aside at or after this time (ISO, with offset; a date is UTC)")]
+    = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List what would be replayed; change nothing")] = False,
+) -> None:
+    """Submit dead letters again, once their cause is fixed, through the same pipeline (the
+    message id stays the command id: what was applied meanwhile changes nothing). A ledger
+    records each outcome: applied ones are not replayed again, ones that fail again are, with
+    their new reason shown. Exits 1 if any failed again or could not be replayed."""
+    from cityops.bootstrap import build_system
+    from cityops.ingest.composition import build_pipeline, ingest_store
+    from cityops.ingest.replay import ReplayLedger, ReplayOutcome, matching, replay
+
+    ingest_settings = _settings(IngestSettings)
+    names = Topics(ingest_settings.ingest_topic_namespace)
+    try:
+        topics = names.resolve(_topic_list(topic) or []) or None
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    letters = _all_dead_letters(ingest_settings)
+    try:
+        chosen = matching(letters, topics=topics, reason=reason, since=since)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    system = build_system(_settings(Settings))
+    store = ingest_store(system)
+    try:
+        ledger = ReplayLedger(store)
+        finished = ledger.finished()
+        todo = [letter for letter in chosen if letter.letter_id not in finished]
+        skipped = len(chosen) - len(todo)
+        if dry_run:
+            for letter in todo:
+                typer.echo(f"would replay {_where(letter)} {letter.code}: {letter.reason}")
+            typer.echo(f"{len(todo)} to replay, {skipped} already replayed (dry run: nothing "
+                       "changed)")
+            return
+        results = replay(todo, ledger, lambda sink: build_pipeline(
+            system, ingest_settings, ingest_store(system), sink, worker="dead-letter-replay"))
+    finally:
+        store.close()
+        system.close()
+    for result in results:
+        line = f"{_where(result.letter)} {result.letter.code} -> {result.outcome.value}"
+        if result.outcome is not ReplayOutcome.APPLIED and result.reason:
+            line += f" ({result.code}: {result.reason})"
+        typer.echo(line)
+    counts = {o: sum(1 for r in results if r.outcome is o) for o in ReplayOutcome}
+    typer.echo(", ".join(f"{o.value} {n}" for o, n in counts.items())
+               + f"; {skipped} already replayed before")
+    if counts[ReplayOutcome.FAILED_AGAIN] or counts[ReplayOutcome.NOT_REPLAYED]:
+        raise typer.Exit(1)
+
+
+def _where(letter: Any) -> str:
+    return f"{letter.source_topic}[{letter.partition}]@{letter.offset}"
 
 
 @app.command()

@@ -54,7 +54,9 @@ class InProcessIngest:
         raw = value if isinstance(value, bytes) else json.dumps(value).encode("utf-8")
         raw_key = key.encode("utf-8") if isinstance(key, str) else key
         # The position in this process's queue stands in for the offset (for dead letters).
-        self._queue.put(Delivery(topic=topic, value=raw, key=raw_key, partition=0,
+        # No partition: positions start again with each process, so they must not identify
+        # a dead letter (one with a partition and offset is kept once per position).
+        self._queue.put(Delivery(topic=topic, value=raw, key=raw_key, partition=None,
                                  offset=next(self._sequence)))
 
     def start(self) -> InProcessIngest:

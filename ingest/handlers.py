@@ -26,6 +26,7 @@ from cityops.domain.hotlinetickets import HotlineTickets
 from cityops.domain.resource import Resource
 from cityops.domain.resources import Resources
 from cityops.ingest.catalogue import Message
+from cityops.ingest.prefetch import BatchLookups
 from cityops.ingest.tracks import ResourceTracks, TrackPoint
 
 
@@ -55,12 +56,16 @@ class IngestTarget:
     resources: Resources
     city_map: CityBoundary
     tracks: ResourceTracks
+    lookups: BatchLookups | None = None
+    """Lookups fetched once per batch, in front of the applications' own (None: each
+    message looks up its own)."""
 
     @classmethod
     def of(cls, system: CitySystem, tracks: ResourceTracks) -> IngestTarget:
+        lookups = BatchLookups.install(system)
         return cls(grid_cases=system.grid_cases, hotline=system.hotline,
                    hazards=system.hazards, resources=system.resources,
-                   city_map=system.city.map, tracks=tracks)
+                   city_map=lookups.locator, tracks=tracks, lookups=lookups)
 
 
 @dataclass(frozen=True)

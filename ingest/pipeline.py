@@ -51,6 +51,7 @@ from cityops.ingest.catalogue import Message, MessageCatalogue, Rejected
 from cityops.ingest.counters import IngestCounters
 from cityops.ingest.deadletters import DeadLetter, DeadLetterSink
 from cityops.ingest.handlers import HANDLERS, Effect, Handler, IngestTarget, JudgedFix
+from cityops.ingest.prefetch import BatchLookups
 from cityops.ingest.topics import Topics
 from cityops.ingest.tracks import ResourceTracks, TrackPoint
 
@@ -274,6 +275,8 @@ class IngestPipeline:
         results: list[_Result] = []
         staged: CommandBatch[_Result] = CommandBatch()
         stalled: ApplyStalled | None = None
+        # First every delivery is validated (bad input dead-lettered at once), so that what
+        # the valid ones will look up can be fetched for all of them together.
         for delivery in deliveries:
             if self.stopping.is_set():
                 stalled = ApplyStalled("the worker is stopping")
@@ -281,26 +284,55 @@ class IngestPipeline:
             self.counters.count(delivery.topic, "consumed")
             result = _Result(delivery)
             try:
-                if self._parse(result) and not self._handle(result, staged):
-                    # It reads what an earlier message staged: save that first, then decide
-                    # this one on the saved state.
-                    self._commit(staged, results)
-                    assert result.message is not None
-                    if self.seen.repeats(result.message):
-                        # The same message, earlier in this batch, is saved now.
-                        result.outcome = Outcome.DUPLICATE
-                    elif not self._handle(result, staged):
-                        # Not stageable even alone (it runs more than one command).
-                        self._handle(result, None)
+                self._parse(result)
             except ApplyStalled as error:
                 stalled = error
                 break
             results.append(result)
+        lookups = self.target.lookups
+        if lookups is not None:
+            self._begin_lookups(lookups, [r.message for r in results
+                                          if r.outcome is None and r.message is not None])
         try:
-            # Also after a stall: what was staged before it is saved if the store lets us.
-            self._commit(staged, results)
-        except ApplyStalled as error:
-            stalled = stalled or error
+            for index, result in enumerate(results):
+                if result.outcome is not None:
+                    continue
+                try:
+                    if not self._handle(result, staged):
+                        # It reads what an earlier message staged: save that first, then
+                        # decide this one on the saved state.
+                        self._commit(staged, results)
+                        assert result.message is not None
+                        if self.seen.repeats(result.message):
+                            # The same message, earlier in this batch, is saved now.
+                            result.outcome = Outcome.DUPLICATE
+                        elif not self._handle(result, staged):
+                            # Not stageable even alone (it runs more than one command).
+                            self._handle(result, None)
+                except ApplyStalled as error:
+                    stalled = error
+                    del results[index:]
+                    break
+            try:
+                # Also after a stall: what was staged before it is saved if the store lets us.
+                self._commit(staged, results)
+            except ApplyStalled as error:
+                stalled = stalled or error
+            if lookups is not None:
+                try:
+                    self._with_retries(lookups.flush, "write the latest sensor readings")
+                except ApplyStalled as error:
+                    # The readings not written come again (a repeated reading is written
+                    # again, nothing else): from the first reading on, nothing is done.
+                    stalled = stalled or error
+                    readings = [i for i, r in enumerate(results)
+                                if r.message is not None and r.message.type.type
+                                == "hazard-reading"]
+                    if readings:
+                        del results[readings[0]:]
+        finally:
+            if lookups is not None:
+                lookups.end()
         fixes = [r for r in results if r.fix is not None]
         if fixes:
             try:
@@ -324,6 +356,16 @@ class IngestPipeline:
             assert result.outcome is not None
             self.counters.count(result.delivery.topic, _COUNTER[result.outcome])
         return BatchOutcome([r.outcome for r in results if r.outcome], stalled)
+
+    def _begin_lookups(self, lookups: BatchLookups, messages: list[Message]) -> None:
+        """Fetch what the batch's commands look up; if that fails, each command looks its
+        own up (and meets the failure there, where it is retried)."""
+        try:
+            lookups.begin(messages)
+        except Exception as error:  # an optimisation must not stop ingest
+            lookups.end()
+            log.warning("could not fetch the batch's look-ups (%s: %s); each message looks "
+                        "up its own", type(error).__name__, error)
 
     def _parse(self, result: _Result) -> bool:
         """Validate and deduplicate one delivery; False when that already decided its

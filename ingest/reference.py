@@ -10,14 +10,17 @@ from typing import Any
 from cityops.ingest.catalogue import MessageCatalogue, MessageType
 from cityops.ingest.deadletters import HEADER_PREFIX
 from cityops.ingest.pipeline import DEAD_LETTER_CODES
+from cityops.ingest.replay import LEDGER_TABLE
 from cityops.ingest.topics import INPUT_STREAMS, IngestStream, Topics
 
 INTRO = """\
 # Ingest messages
 
 Outside systems send CityOps what happens in the city as JSON messages on Kafka topics (or,
-without Kafka, through the in-process queue with the same rules). This page is generated from
-the JSON Schemas in `ingest/schemas/` by `cityops ingest catalogue`; do not edit it by hand.
+without Kafka, through the in-process queue with the same rules: `cityops demo` plays its
+day's inspectors, call centre, sensors, trackers, crews and departments' systems that way).
+This page is generated from the JSON Schemas in `ingest/schemas/` by `cityops ingest
+catalogue`; do not edit it by hand.
 
 ## Delivery rules
 
@@ -151,7 +154,20 @@ def render_markdown(catalogue: MessageCatalogue | None = None,
              *DEAD_LETTER_CODES.values(), "unexpected-error"]
     out += ["", "Codes: " + ", ".join(f"`{c}`" for c in codes) + ".", "",
             "Without Kafka, dead letters are kept in the `ingest_dead_letters` table of the "
-            "read store.", ""]
+            "read store.", "",
+            "`cityops ingest dead-letters` shows the latest (`--limit N`): from the "
+            "dead-letter topic with Kafka, from that table without.", "",
+            "`cityops ingest dead-letters replay` submits them again once their cause is "
+            "fixed (a category added to the catalogue, a resource registered), with their "
+            "original bytes, through the same pipeline. `--topic` (source topics or stream "
+            "names, comma-separated), `--reason` (a code such as `not-found`, or text the "
+            "reason contains) and `--since` (a time with its offset, or a UTC date) choose "
+            "which; `--dry-run` lists them and changes nothing. The message id stays the "
+            "command id, so a message applied in the meantime changes nothing. A ledger in "
+            f"the ingest store (`{LEDGER_TABLE}`) records what each replay came to: "
+            "`applied` or `duplicate` (finished: not replayed again), `failed-again` with the "
+            "new reason, or `not-replayed` (a transient failure lasted); both are tried again "
+            "by a later replay, and the command exits 1 if there were any.", ""]
     return "\n".join(out)
 
 

@@ -8,6 +8,9 @@ committed batch.
 
 A follower writes any number of tables per aggregate class (`ProjectedTable`): each collects
 its rows for a whole batch (`RowBatch`) and writes them once, before the position.
+
+While it keeps the active generation, a follower also writes the live push's change log
+(projections/live_changes.py) in the same transaction: one row per aggregate of the batch.
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, CanInitAggregate
 
 from cityops.projections.store import ReadStore, Transaction, set_position
+
+if TYPE_CHECKING:
+    from cityops.projections.live_changes import LiveChangeLog, TouchedItem
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,13 @@ class Change:
     event: str
     light: str | None = None
     """For a `LightChanged` change pushed by the supervision clock: the case's new light."""
+    previous_light: str | None = None
+    """For a `LightChanged` change: the light watchers knew before."""
+    key: str | None = None
+    """For a `LightChanged` change: names that one change (case, light, turning points), the
+    same in every process that sees it, so that it is written to the change log once."""
+    at: datetime | None = None
+    """For a `LightChanged` change: when the clock saw it."""
 
 
 ChangeListener = Callable[[Sequence[Change]], None]
@@ -87,6 +101,9 @@ class Follower:
         self.store = store
         self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
         self.listeners: list[ChangeListener] = []
+        self.live: LiveChangeLog | None = None
+        """The change log of the live push, written in each batch's transaction; set while
+        this follower keeps the active generation (a rebuild's follower has none)."""
 
     @property
     def application_name(self) -> str:
@@ -150,6 +167,8 @@ class Follower:
                 return 0
             batches: dict[str, RowBatch] = {}
             telling = bool(self.listeners)  # a rebuild has no one to tell
+            live = self.live
+            touched: dict[tuple[str, str], TouchedItem] = {}
             for notification in notifications:
                 event = self.application.mapper.to_domain_event(notification)
                 tables = self._tables_for(event)
@@ -161,6 +180,8 @@ class Follower:
                     if batch is None:
                         batch = batches[table.table] = table.batch()
                     batch.add(event, aggregate)
+                    if live is not None and table.table in live.tables:
+                        self._touch(touched, live, table.table, aggregate, event)
                     if telling:
                         changes.append(Change(
                             projection=self.projection,
@@ -170,8 +191,17 @@ class Follower:
                             position=notification.id,
                             event=type(event).__name__,
                         ))
-            for batch in batches.values():
-                batch.write(txn)
+            if live is not None and touched:
+                now = self._now()
+                items = list(touched.values())
+                # What subscriptions knew of the items, read before the rows are replaced.
+                previous = live.previous(txn, items, now)
+                for batch in batches.values():
+                    batch.write(txn)
+                live.record_batch(txn, items, previous, now, self.store.dialect)
+            else:
+                for batch in batches.values():
+                    batch.write(txn)
             set_position(txn, self.projection, self.application_name, notifications[-1].id)
         for listener in self.listeners:
             try:
@@ -179,6 +209,23 @@ class Follower:
             except Exception:  # a broken listener must not stop the read model
                 log.exception("change listener failed")
         return len(notifications)
+
+    def _now(self) -> datetime:
+        """The application's time (a simulated clock in the demo), for grid-case lights."""
+        clock = getattr(self.application, "clock", None)
+        return clock() if callable(clock) else datetime.now(UTC)
+
+    @staticmethod
+    def _touch(touched: dict[tuple[str, str], TouchedItem], live: LiveChangeLog, table: str,
+               aggregate: Aggregate, event: Any) -> None:
+        from cityops.projections.live_changes import TouchedItem
+
+        key = (table, str(aggregate.id))
+        item = touched.get(key)
+        if item is None:
+            item = touched[key] = TouchedItem(live.tables[table], str(aggregate.id))
+        item.events.append(type(event).__name__)
+        item.at = event.timestamp
 
     def _tables_for(self, event: Any) -> list[ProjectedTable]:
         topic_class = None

@@ -33,6 +33,7 @@ from eventsourcing.application import Application
 from psycopg import sql
 
 from cityops.projections.follower import ChangeListener, Follower, ProjectedTable
+from cityops.projections.live_changes import LiveChangeLog
 from cityops.projections.store import (
     PostgresReadStore,
     ReadStore,
@@ -301,6 +302,11 @@ class Generation:
         for follower in self.followers:
             follower.create_tables()
 
+    def go_live(self, live_changes: LiveChangeLog) -> None:
+        """From now on, its followers write the live change log (it serves reads)."""
+        for follower in self.followers:
+            follower.live = live_changes
+
     def catch_up(self) -> int:
         """Follow every event store to its head now; how many notifications."""
         return sum(follower.catch_up() for follower in self.followers)
@@ -338,6 +344,9 @@ class ReadModelGenerations:
         self._checked_at = 0.0
         self._retiring: list[tuple[Generation, float]] = []
         self._last_housekeeping = 0.0
+        self.live_changes: LiveChangeLog | None = None
+        """The change log of the live push: its table is in every generation; only the
+        followers of the active generation write it (a rebuild's replay does not)."""
         self.on_open: list[Callable[[ReadStore], object]] = []
         """Run on a generation's store when this process opens it, after its tables are
         created (reference data that is not derived from events, such as the city's
@@ -370,8 +379,9 @@ class ReadModelGenerations:
             if listener not in listeners:
                 listeners.append(listener)
 
-    def open(self, number: int) -> Generation:
-        """Open generation `number` in this process (creating its tables if missing)."""
+    def open(self, number: int, *, live: bool = True) -> Generation:
+        """Open generation `number` in this process (creating its tables if missing); with
+        `live` its followers write the live change log."""
         store = self.storage.open(number)
         followers = []
         for name, app in self.applications.items():
@@ -380,6 +390,10 @@ class ReadModelGenerations:
             followers.append(follower)
         generation = Generation(number, store, followers)
         generation.create_tables()
+        if self.live_changes is not None:
+            self.live_changes.create(store)
+            if live:
+                generation.go_live(self.live_changes)
         for prepare in self.on_open:
             prepare(store)
         return generation
@@ -472,11 +486,13 @@ class ReadModelGenerations:
             raise GenerationError(
                 f"generation {building} is being built by other code (other table "
                 "definitions); rebuild with --restart to start over")
-        return self.open(building)
+        return self.open(building, live=False)
 
     def switch_to(self, generation: Generation) -> int | None:
         """Make `generation` the one serving reads (atomically); returns the one retired."""
         previous = self.registry.activate(generation.number)
+        if self.live_changes is not None:
+            generation.go_live(self.live_changes)
         with self._lock:
             old = self._active
             self._active = generation

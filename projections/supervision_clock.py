@@ -6,7 +6,8 @@ The light of an open case is a function of its turning points and the time (the
 clock keeps, for each open case, the light its watchers last learned and the instant that
 light next changes, in a heap; a background thread sleeps until the earliest of those
 instants (converted to real time when the system runs on a faster simulated clock), re-reads
-the due rows, and emits a `LightChanged` change to the same listeners as the followers.
+the due rows, and emits a `LightChanged` change to the same listeners as the followers (the
+processes that follow the event stores write it to the live change log, once, by its key).
 It wakes early when a follower writes grid-case rows (their new deadlines replace the old
 turning points), and re-reads all open rows every `rescan_interval_s` (rows written by other
 processes, a switch-over of generations). It only reads: every process with watchers (each
@@ -49,6 +50,13 @@ def next_turn(points: Points, shown: Light) -> datetime | None:
     if shown is Light.YELLOW:
         return red_at + TICK
     return None
+
+
+def change_key(case_id: str, light: Light, points: Points | None) -> str:
+    """Names one light change: a case reaches a light once for given turning points, and
+    every process watching it computes the same name (so the change log keeps it once)."""
+    turns = "/".join(p.isoformat() for p in points) if points else "frozen"
+    return f"{case_id}/{light.value}/{turns}"
 
 
 @dataclass(frozen=True)
@@ -163,7 +171,9 @@ class SupervisionClock:
                 if current is not watched.shown:
                     changes.append(Change(projection=self.projection, application=APPLICATION,
                                           table=TABLE, aggregate_id=case_id, position=position,
-                                          event=EVENT, light=current.value))
+                                          event=EVENT, light=current.value,
+                                          previous_light=watched.shown.value,
+                                          key=change_key(case_id, current, points), at=now))
                 self._watch(case_id, WatchedCase(points, frozen, current))
         if changes:
             self._emit(changes)

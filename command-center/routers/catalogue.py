@@ -7,8 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from cityops.command_center.dependencies import SystemDep
+from cityops.command_center.scopes import LOGGED_IN
 
-router = APIRouter(prefix="/catalogue", tags=["catalogue"])
+router = APIRouter(prefix="/catalogue", tags=["catalogue"],
+                   dependencies=[LOGGED_IN])
 
 
 @router.get("")

@@ -21,8 +21,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from cityops.command_center.dependencies import SystemDep
+from cityops.command_center.dependencies import CurrentActor, SystemDep
 from cityops.command_center.feature_requests import feature_query, now_of
+from cityops.command_center.scopes import scoped_features
 from cityops.domain.errors import InvalidValue
 from cityops.maps.crs import WGS84_CRS
 from cityops.projections.spatial import Feature, NotOnMap
@@ -68,7 +69,7 @@ def _split(name: str) -> tuple[str, str]:
 def export_layer(
     name: Annotated[str, PathParam(description="<layer>.<gpkg|geojson|csv>, e.g. "
                                    "incidents.gpkg")],
-    request: Request, system: SystemDep,
+    request: Request, system: SystemDep, actor: CurrentActor,
     bbox: Annotated[str | None, Query(description="x1,y1,x2,y2 in bbox-crs")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
     datetime_text: Annotated[str | None, Query(alias="datetime")] = None,
@@ -83,7 +84,8 @@ def export_layer(
     query = feature_query(layer, system, request.query_params.multi_items(), reserved=RESERVED,
                           bbox=bbox, bbox_crs=bbox_crs, datetime_text=datetime_text,
                           limit=None, offset=0)
-    page = system.spatial.features(layer.id, query)
+    page = scoped_features(layer.id, query, actor,
+                           lambda q: system.spatial.features(layer.id, q))
     frame = layer_frame(layer, page.features, now_of(system))
     driver, media_type, options = FORMATS[suffix]
     folder = Path(tempfile.mkdtemp(prefix="cityops-export-", dir=EXPORT_DIR))

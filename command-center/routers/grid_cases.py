@@ -19,13 +19,19 @@ from cityops.command_center.dependencies import (
     page_body,
 )
 from cityops.command_center.history import event_history
+from cityops.command_center.routers.photos import require_uploaded
 from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filters
 from cityops.domain.catalogue import Urgency
 from cityops.domain.gridcase import CaseSource, CaseStatus, RejectionReason
 from cityops.domain.supervision import Light
 from cityops.projections.views import case_light
 
-router = APIRouter(prefix="/grid-cases", tags=["grid cases"])
+router = APIRouter(
+    prefix="/grid-cases", tags=["grid cases"],
+    dependencies=[scope_guard("case_id", "grid case",
+                              lambda system, i: system.grid_cases.case(i).summary())],
+)
 
 
 class GridCaseReport(Command):
@@ -103,7 +109,9 @@ def _state(system: SystemDep, case_id: UUID) -> dict[str, Any]:
 @router.post("", status_code=201)
 def report_case(body: GridCaseReport, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId) -> dict[str, Any]:
-    """Report a new case from the field, the hotline, a sensor or a camera."""
+    """Report a new case from the field, the hotline, a sensor or a camera; its photos are
+    `photo:<sha256>` references of photos uploaded with POST /photos."""
+    require_uploaded(system.photos, body.photos)
     case_id = system.grid_cases.report(
         source=body.source, category=body.category, description=body.description,
         location=body.location.to_point(), urgency=body.urgency, photos=body.photos,
@@ -115,6 +123,7 @@ def report_case(body: GridCaseReport, system: SystemDep, actor: CurrentActor,
 @router.get("", response_model=Page)
 def list_cases(
     system: SystemDep,
+    actor: CurrentActor,
     paging: PagingDep,
     bbox: BBoxDep,
     status: Annotated[list[CaseStatus] | None, Query(description="Any of these states")] = None,
@@ -135,6 +144,10 @@ def list_cases(
         filters["department"] = department
     if open_only:
         filters["is_open"] = True
+    try:
+        filters = scoped_filters("rm_grid_cases", filters, actor)
+    except OutOfScope:
+        return page_body([], 0, paging)
     extra = []
     now = system.grid_cases.clock()
     if light is not None:
@@ -240,7 +253,9 @@ def resume_case(case_id: UUID, system: SystemDep, actor: CurrentActor,
 @router.post("/{case_id}/handle")
 def handle_case(case_id: UUID, body: Handling, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId) -> dict[str, Any]:
-    """The department reports the result with evidence."""
+    """The department reports the result with evidence (a `photo:<sha256>` reference must
+    name an uploaded photo)."""
+    require_uploaded(system.photos, body.evidence, what="evidence", only_photo_scheme=True)
     system.grid_cases.handle(case_id, result=body.result, evidence=body.evidence, actor=actor,
                              command_id=command_id)
     return _state(system, case_id)
@@ -249,7 +264,9 @@ def handle_case(case_id: UUID, body: Handling, system: SystemDep, actor: Current
 @router.post("/{case_id}/verify")
 def verify_case(case_id: UUID, body: Verification, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId) -> dict[str, Any]:
-    """An inspector checks on site: fixed, or back to the department as rework."""
+    """An inspector checks on site: fixed, or back to the department as rework; photos are
+    `photo:<sha256>` references of photos uploaded with POST /photos."""
+    require_uploaded(system.photos, body.photos)
     system.grid_cases.verify(case_id, fixed=body.fixed, note=body.note, photos=body.photos,
                              actor=actor, command_id=command_id)
     return _state(system, case_id)

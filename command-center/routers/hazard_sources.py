@@ -22,9 +22,12 @@ from cityops.command_center.dependencies import (
 )
 from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.command_center.scopes import LOGGED_IN
 from cityops.domain.hazard import FindingSeverity, HazardStatus, ThresholdDirection
 
-router = APIRouter(prefix="/hazard-sources", tags=["hazard sources"])
+# Hazard sources are shared with every department: a login is all it takes to read them.
+router = APIRouter(prefix="/hazard-sources", tags=["hazard sources"],
+                   dependencies=[LOGGED_IN])
 
 
 class HazardRegistration(Command):

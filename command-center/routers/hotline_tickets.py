@@ -21,11 +21,16 @@ from cityops.command_center.dependencies import (
 from cityops.command_center.history import event_history
 from cityops.command_center.personal_data import protect_caller_data
 from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filters
 from cityops.domain.actors import Actor
 from cityops.domain.catalogue import Urgency
 from cityops.domain.hotline import Channel, Satisfaction, TicketStatus, TicketType
 
-router = APIRouter(prefix="/hotline-tickets", tags=["hotline tickets"])
+router = APIRouter(
+    prefix="/hotline-tickets", tags=["hotline tickets"],
+    dependencies=[scope_guard("ticket_id", "hotline ticket",
+                              lambda system, i: system.hotline.ticket(i).summary())],
+)
 
 
 class TicketReception(Command):
@@ -136,6 +141,10 @@ def list_tickets(
         filters["department"] = department
     if open_only:
         filters["is_open"] = True
+    try:
+        filters = scoped_filters("rm_tickets", filters, actor)
+    except OutOfScope:
+        return page_body([], 0, paging)
     page = system.read_models.page(
         "rm_tickets", filters=filters, prefixes={"grid_cell": area} if area else None,
         limit=paging.limit, offset=paging.offset,

@@ -22,6 +22,7 @@ from cityops.command_center.dependencies import (
 )
 from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.command_center.scopes import incident_scope_where, scope_guard
 from cityops.domain.incident import (
     CasualtyFigure,
     Finding,
@@ -31,7 +32,11 @@ from cityops.domain.incident import (
     LinkKind,
 )
 
-router = APIRouter(prefix="/incidents", tags=["incidents"])
+router = APIRouter(
+    prefix="/incidents", tags=["incidents"],
+    dependencies=[scope_guard("incident_id", "incident",
+                              lambda system, i: system.incidents.incident(i).summary())],
+)
 
 
 class IncidentReport(Command):
@@ -152,6 +157,7 @@ def report_incident(body: IncidentReport, system: SystemDep, actor: CurrentActor
 @router.get("", response_model=Page)
 def list_incidents(
     system: SystemDep,
+    actor: CurrentActor,
     paging: PagingDep,
     bbox: BBoxDep,
     status: Annotated[list[IncidentStatus] | None, Query(description="Any of these states")]
@@ -170,8 +176,10 @@ def list_incidents(
         filters["level"] = level
     if open_only:
         filters["is_open"] = True
-    page = system.read_models.page("rm_incidents", filters=filters, bbox=bbox,
-                                   limit=paging.limit, offset=paging.offset)
+    page = system.read_models.page(
+        "rm_incidents", filters=filters, bbox=bbox,
+        extra_where=incident_scope_where(system.read_models.store.dialect, actor),
+        limit=paging.limit, offset=paging.offset)
     return page_body(page.items, page.total, paging)
 
 

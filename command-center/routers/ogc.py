@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from cityops.command_center.dependencies import SystemDep
+from cityops.command_center.dependencies import CurrentActor, SystemDep
 from cityops.command_center.feature_requests import (
     GEOJSON,
     feature_collection,
@@ -26,6 +26,7 @@ from cityops.command_center.feature_requests import (
     feature_query,
     now_of,
 )
+from cityops.command_center.scopes import LOGGED_IN, feature_in_scope, scoped_features
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.maps.query_geometry import CRS84_URI, AxisOrder
 from cityops.projections.spatial import NotOnMap
@@ -72,7 +73,8 @@ class OgcRoute(APIRoute):
         return ogc_handler
 
 
-router = APIRouter(prefix="/ogc", tags=["OGC API Features"], route_class=OgcRoute)
+router = APIRouter(prefix="/ogc", tags=["OGC API Features"], route_class=OgcRoute,
+                   dependencies=[LOGGED_IN])
 
 
 def _url(request: Request, name: str, **params: str) -> str:
@@ -177,7 +179,7 @@ def collection(collection_id: str, request: Request, system: SystemDep,
 @router.get("/collections/{collection_id}/items", name="ogc_items",
             response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}})
 def items(
-    collection_id: str, request: Request, system: SystemDep,
+    collection_id: str, request: Request, system: SystemDep, actor: CurrentActor,
     bbox: Annotated[str | None, Query(description="x1,y1,x2,y2 (CRS84 lon/lat unless "
                                       "bbox-crs says otherwise, in that CRS's axis order)")]
     = None,
@@ -200,7 +202,8 @@ def items(
                           reserved=ITEM_PARAMETERS, bbox=bbox, bbox_crs=bbox_crs,
                           datetime_text=datetime_text, limit=limit, offset=offset,
                           axis_order=AxisOrder.AUTHORITY, near_city=False)
-    page = system.spatial.features(layer.id, query)
+    page = scoped_features(layer.id, query, actor,
+                           lambda q: system.spatial.features(layer.id, q))
     here = request.url.include_query_params(limit=limit, offset=offset)
     links = [
         _link(str(here), "self", GEOJSON, "This page"),
@@ -222,12 +225,12 @@ def items(
 @router.get("/collections/{collection_id}/items/{feature_id}", name="ogc_item",
             response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}})
 def item(collection_id: str, feature_id: str, request: Request, system: SystemDep,
-         f: Format = None) -> JSONResponse:
+         actor: CurrentActor, f: Format = None) -> JSONResponse:
     """One feature of a collection."""
     _check_format(f)
     layer = _layer(system, collection_id)
     found = system.spatial.feature(layer.id, feature_id)
-    if found is None:
+    if found is None or not feature_in_scope(layer.id, found, actor):
         raise NotOnMap(f"feature of {layer.id}", feature_id)
     links = [
         _link(_url(request, "ogc_item", collection_id=layer.id, feature_id=feature_id),

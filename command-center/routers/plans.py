@@ -18,9 +18,11 @@ from cityops.command_center.dependencies import (
     page_body,
 )
 from cityops.command_center.schemas import Command, Page
+from cityops.command_center.scopes import LOGGED_IN
 from cityops.domain.incident import PlanLevel, PlanStatus, PlanTask, ResourceRequirement
 
-router = APIRouter(prefix="/plans", tags=["contingency plans"])
+router = APIRouter(prefix="/plans", tags=["contingency plans"],
+                   dependencies=[LOGGED_IN])
 
 
 class PlanTaskIn(Command):

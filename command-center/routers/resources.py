@@ -20,11 +20,16 @@ from cityops.command_center.dependencies import (
     page_body,
 )
 from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.command_center.scopes import OutOfScope, scope_guard, scope_of, scoped_filters
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.resource import ResourceStatus, nearest_available
 from cityops.domain.resources import UNCHANGED
 
-router = APIRouter(prefix="/resources", tags=["resources"])
+router = APIRouter(
+    prefix="/resources", tags=["resources"],
+    dependencies=[scope_guard("resource_id", "resource",
+                              lambda system, i: system.resources.resource_view(i))],
+)
 
 MAX_NEAREST = 50
 
@@ -100,6 +105,7 @@ def register_resource(body: ResourceRegistration, system: SystemDep, actor: Curr
 @router.get("", response_model=Page)
 def list_resources(
     system: SystemDep,
+    actor: CurrentActor,
     paging: PagingDep,
     bbox: BBoxDep,
     kind: str | None = None,
@@ -118,6 +124,10 @@ def list_resources(
         filters["department"] = department
     if incident_id is not None:
         filters["incident_id"] = str(incident_id)
+    try:
+        filters = scoped_filters("rm_resources", filters, actor)
+    except OutOfScope:
+        return page_body([], 0, paging)
     page = system.read_models.page("rm_resources", filters=filters, bbox=bbox,
                                    limit=paging.limit, offset=paging.offset)
     return page_body(page.items, page.total, paging)
@@ -126,6 +136,7 @@ def list_resources(
 @router.get("/nearest")
 def nearest_resources(
     system: SystemDep,
+    actor: CurrentActor,
     kind: Annotated[str, Query(description="Resource kind code")],
     lon: Annotated[float, Query(ge=-180, le=180, description="Longitude (WGS84)")],
     lat: Annotated[float, Query(ge=-90, le=90, description="Latitude (WGS84)")],
@@ -133,7 +144,7 @@ def nearest_resources(
 ) -> list[dict[str, Any]]:
     """The nearest available resources of a kind, straight-line from where they are now."""
     system.catalogue.resource_kind(kind)
-    docs = _available_of_kind(system, kind)
+    docs = _available_of_kind(system, kind, scope_of(actor))
     for doc in docs:
         if doc.get("mobile"):
             # The read model knows recorded positions; this process may know a newer fix.
@@ -147,11 +158,15 @@ def nearest_resources(
             for c in candidates]
 
 
-def _available_of_kind(system: SystemDep, kind: str) -> list[dict[str, Any]]:
+def _available_of_kind(system: SystemDep, kind: str,
+                       department: str | None) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
+    filters = {"kind": kind, "status": ResourceStatus.AVAILABLE.value}
+    if department is not None:
+        filters["department"] = department
     while True:
         page = system.read_models.page(
-            "rm_resources", filters={"kind": kind, "status": ResourceStatus.AVAILABLE.value},
+            "rm_resources", filters=filters,
             order_by="id", limit=MAX_PAGE, offset=len(docs),
         )
         docs.extend(page.items)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from cityops.command_center.dependencies import SystemDep
+from cityops.command_center.dependencies import CurrentActor, SystemDep
 from cityops.command_center.feature_requests import (
     GEOJSON,
     feature_collection,
@@ -25,6 +25,13 @@ from cityops.command_center.feature_requests import (
     now_of,
     parse_bbox,
     parse_datetime,
+)
+from cityops.command_center.scopes import (
+    LOGGED_IN,
+    scope_of,
+    scoped_features,
+    scoped_nearest,
+    visible,
 )
 from cityops.domain.errors import InvalidValue
 from cityops.maps.query_geometry import query_area, query_point
@@ -39,7 +46,7 @@ from cityops.projections.spatial import (
 )
 from cityops.projections.spatial_layers import Layer
 
-router = APIRouter(prefix="/spatial", tags=["spatial"])
+router = APIRouter(prefix="/spatial", tags=["spatial"], dependencies=[LOGGED_IN])
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 100
@@ -94,7 +101,7 @@ def list_layers(system: SystemDep) -> list[dict[str, Any]]:
 @router.get("/{layer}/features", response_class=JSONResponse,
             responses={200: {"content": {GEOJSON: {}}}})
 def layer_features(
-    layer: LayerId, request: Request, system: SystemDep,
+    layer: LayerId, request: Request, system: SystemDep, actor: CurrentActor,
     bbox: Annotated[str | None, Query(description="x1,y1,x2,y2 in bbox-crs")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
     datetime_text: DateTime = None,
@@ -106,7 +113,8 @@ def layer_features(
     query = feature_query(definition, system, request.query_params.multi_items(),
                           reserved=COMMON, bbox=bbox, bbox_crs=bbox_crs,
                           datetime_text=datetime_text, limit=limit, offset=offset)
-    return _page_body(definition, system.spatial.features(layer, query), system, limit, offset)
+    page = scoped_features(layer, query, actor, lambda q: system.spatial.features(layer, q))
+    return _page_body(definition, page, system, limit, offset)
 
 
 class WithinRequest(BaseModel):
@@ -127,7 +135,7 @@ class WithinRequest(BaseModel):
 
 @router.post("/{layer}/within", response_class=JSONResponse,
              responses={200: {"content": {GEOJSON: {}}}})
-def features_within(layer: LayerId, system: SystemDep,
+def features_within(layer: LayerId, system: SystemDep, actor: CurrentActor,
                     body: Annotated[WithinRequest, Body()]) -> JSONResponse:
     """Features intersecting a polygon (inside or on its edge), ordered by id; `repair` in
     the answer says what was repaired in the polygon, if anything."""
@@ -139,7 +147,7 @@ def features_within(layer: LayerId, system: SystemDep,
                          bbox=parse_bbox(body.bbox, None, system),
                          period=parse_datetime(body.datetime), limit=body.limit,
                          offset=body.offset)
-    page = system.spatial.features(layer, query)
+    page = scoped_features(layer, query, actor, lambda q: system.spatial.features(layer, q))
     return _page_body(definition, page, system, body.limit, body.offset,
                       {"repair": area.repair})
 
@@ -147,7 +155,8 @@ def features_within(layer: LayerId, system: SystemDep,
 @router.get("/{layer}/radius", response_class=JSONResponse,
             responses={200: {"content": {GEOJSON: {}}}})
 def features_within_radius(
-    layer: LayerId, request: Request, system: SystemDep, point: PointParam,
+    layer: LayerId, request: Request, system: SystemDep, actor: CurrentActor,
+    point: PointParam,
     radius_m: Annotated[float, Query(ge=0, le=MAX_RADIUS_M, description="Metres")],
     crs: Crs = None, datetime_text: DateTime = None,
     limit: Limit = DEFAULT_LIMIT, offset: Offset = 0,
@@ -159,7 +168,9 @@ def features_within_radius(
     query = feature_query(definition, system, request.query_params.multi_items(),
                           reserved=COMMON, bbox=None, bbox_crs=None,
                           datetime_text=datetime_text, limit=limit, offset=offset)
-    page = system.spatial.within_radius(layer, centre, radius_m, query)
+    page = scoped_features(
+        layer, query, actor,
+        lambda q: system.spatial.within_radius(layer, centre, radius_m, q))
     return _page_body(definition, page, system, limit, offset,
                       {"centre": centre.to_geojson(), "radius_m": radius_m})
 
@@ -167,7 +178,8 @@ def features_within_radius(
 @router.get("/{layer}/nearest", response_class=JSONResponse,
             responses={200: {"content": {GEOJSON: {}}}})
 def nearest_features(
-    layer: LayerId, request: Request, system: SystemDep, point: PointParam,
+    layer: LayerId, request: Request, system: SystemDep, actor: CurrentActor,
+    point: PointParam,
     n: Annotated[int, Query(ge=1, le=MAX_NEAREST, description="How many")] = 5,
     crs: Crs = None,
 ) -> JSONResponse:
@@ -178,7 +190,9 @@ def nearest_features(
     query = feature_query(definition, system, request.query_params.multi_items(),
                           reserved=COMMON, bbox=None, bbox_crs=None, datetime_text=None,
                           limit=None, offset=0)
-    features = system.spatial.nearest(layer, origin, n, query)
+    features = scoped_nearest(layer, query, n, actor,
+                              lambda q, k: system.spatial.nearest(layer, origin, k, q),
+                              MAX_NEAREST)
     return _geojson(feature_collection(definition, features, now_of(system), matched=None,
                                        extra={"origin": origin.to_geojson()}))
 
@@ -186,11 +200,15 @@ def nearest_features(
 @router.get("/incidents/{incident_id}/hazard-sources", response_class=JSONResponse,
             responses={200: {"content": {GEOJSON: {}}}})
 def hazard_sources_near(
-    incident_id: str, system: SystemDep,
+    incident_id: str, system: SystemDep, actor: CurrentActor,
     radius_m: Annotated[float, Query(ge=0, le=MAX_RADIUS_M, description="Metres")] = 2000.0,
     limit: Limit = DEFAULT_LIMIT, offset: Offset = 0,
 ) -> JSONResponse:
     """Active hazard sources within `radius_m` metres of an incident, nearest first."""
+    if scope_of(actor) is not None:
+        found = system.spatial.feature("incidents", incident_id)
+        if found is not None:
+            visible("incident", incident_id, found.doc, actor)
     page = hazard_sources_near_incident(system.spatial, incident_id, radius_m, limit=limit,
                                         offset=offset)
     return _page_body(system.spatial.layers["hazard-sources"], page, system, limit, offset,

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from cityops.bootstrap import CitySystem
-from cityops.command_center.dependencies import SystemDep
+from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.scopes import require_citywide, scope_of
 from cityops.domain.errors import InvalidValue
 from cityops.projections.statistics import AreaLevel, HotlineFigures
 
@@ -34,15 +35,17 @@ def _moment(system: CitySystem, at: datetime | None) -> datetime:
 
 
 @router.get("/key-figures")
-def key_figures(system: SystemDep, at: AtQuery = None) -> dict[str, Any]:
+def key_figures(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
     """The overview: open cases by light, case totals, on-time rate per department,
     incidents by category, hotline reply and satisfaction rates."""
+    require_citywide(actor, "the key figures")
     return system.statistics.key_figures(_moment(system, at)).as_dict()
 
 
 @router.get("/areas")
 def areas(
     system: SystemDep,
+    actor: CurrentActor,
     level: Annotated[AreaLevel, Query(description="district, street, community or cell")]
     = AreaLevel.DISTRICT,
     within: Annotated[str | None, Query(
@@ -52,6 +55,7 @@ def areas(
 ) -> dict[str, Any]:
     """Grid cases per area of the unit grid: reported, open, closed, lights now, and what
     the departments did with the cases dispatched from there."""
+    require_citywide(actor, "the statistics per area")
     moment = _moment(system, at)
     rows = system.statistics.areas(level, moment, within=within)
     return {"level": level.value, "within": within, "at": moment.isoformat(),
@@ -59,29 +63,34 @@ def areas(
 
 
 @router.get("/departments")
-def departments(system: SystemDep, at: AtQuery = None) -> dict[str, Any]:
+def departments(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
     """Per department the cases were dispatched to: dispatched, handled, on time, overdue,
     reworked, returned, rates and average handling time, and the lights of the cases it
     holds now."""
     moment = _moment(system, at)
-    rows = system.statistics.departments(moment)
-    return {"at": moment.isoformat(), "data": [row.as_dict() for row in rows],
-            "count": len(rows)}
+    data = [row.as_dict() for row in system.statistics.departments(moment)]
+    if scope_of(actor) is not None:
+        data = [row for row in data if row["department"] == scope_of(actor)]
+    return {"at": moment.isoformat(), "data": data, "count": len(data)}
 
 
 @router.get("/incidents")
-def incidents(system: SystemDep) -> dict[str, Any]:
+def incidents(system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
     """Incidents by category, level and status, and response times from the report to
     dispatch, arrival on scene, containment and closing (count, mean, p50, p90 seconds)."""
+    require_citywide(actor, "the incident statistics")
     return system.statistics.incidents().as_dict()
 
 
 @router.get("/hotline")
-def hotline(system: SystemDep, at: AtQuery = None) -> dict[str, Any]:
+def hotline(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
     """Hotline tickets: on-time reply rate and callers' satisfaction, overall and per
     department the tickets were assigned to."""
     moment = _moment(system, at)
     per_department = system.statistics.hotline_departments(moment)
+    if scope_of(actor) is not None:
+        per_department = {name: figures for name, figures in per_department.items()
+                          if name == scope_of(actor)}
     total = sum(per_department.values(), HotlineFigures())
     return {
         "at": moment.isoformat(),

@@ -52,13 +52,14 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(data_dir: Path) -> Iterator[tuple[TestClient, CitySystem]]:
+def served(data_dir: Path,
+           log_in: Any) -> Iterator[tuple[TestClient, CitySystem]]:
     from cityops.bootstrap import build_system
 
     system = build_system(Settings(data_dir=data_dir))
     system.catch_up()
     with TestClient(create_app(system, manage_lifecycle=False)) as client:
-        yield client, system
+        yield log_in(client, system), system
     system.close()
 
 
@@ -288,6 +289,16 @@ def server(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 def test_gdal_reads_the_layers_directly(server: str, client: TestClient) -> None:
     assert "OAPIF" in pyogrio.list_drivers(read=True), "this GDAL has no OAPIF driver"
+    # GDAL sends the dispatcher's token (the server shares the data folder and secret key).
+    token = client.headers["Authorization"].removeprefix("Bearer ")
+    pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": token})
+    try:
+        _read_layers_with_gdal(server, client)
+    finally:
+        pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": None, "GDAL_HTTP_BEARER": None})
+
+
+def _read_layers_with_gdal(server: str, client: TestClient) -> None:
     url = f"OAPIF:{server}/ogc"
     layers = {str(name): str(kind) for name, kind in pyogrio.list_layers(url)}
     assert set(layers) >= REQUIRED_COLLECTIONS

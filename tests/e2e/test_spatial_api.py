@@ -26,13 +26,14 @@ SQUARE = [[118.79, 32.04], [118.81, 32.04], [118.81, 32.06], [118.79, 32.06], [1
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, CitySystem]]:
+def served(tmp_path_factory: pytest.TempPathFactory,
+           log_in: Any) -> Iterator[tuple[TestClient, CitySystem]]:
     system, demo = build_demo(Settings(data_dir=tmp_path_factory.mktemp("spatial-api")),
                               seed=7, speed=0.0, today=date(2026, 11, 24))
     demo.run_until(demo.start + timedelta(hours=6))
     system.catch_up()
     with TestClient(create_app(system, manage_lifecycle=False)) as client:
-        yield client, system
+        yield log_in(client, system), system
     system.close()
 
 

@@ -27,14 +27,14 @@ MEDIA_TYPES = {"gpkg": "application/geopackage+sqlite3", "geojson": "application
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def client(tmp_path_factory: pytest.TempPathFactory, log_in: Any) -> Iterator[TestClient]:
     system: CitySystem
     system, demo = build_demo(Settings(data_dir=tmp_path_factory.mktemp("exports")),
                               seed=7, speed=0.0, today=date(2026, 11, 24))
     demo.run_until(demo.start + timedelta(hours=6))
     system.catch_up()
     with TestClient(create_app(system, manage_lifecycle=False)) as test_client:
-        yield test_client
+        yield log_in(test_client, system)
     system.close()
 
 

@@ -1,5 +1,6 @@
-"""The demo's simulated day, played at once: it must be coherent (no command refused),
-touch every stream, and be the same day for the same seed."""
+"""The demo's simulated day, played at once: it must be coherent (no command refused, no
+message dead-lettered), touch every stream, send what outside systems send through the
+embedded ingest queue, and be the same day for the same seed."""
 
 from __future__ import annotations
 
@@ -8,8 +9,16 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from cityops.bootstrap import CitySystem
+from cityops.domain.application import CommandReceipt
+from cityops.ingest import messages
+from cityops.ingest.composition import ingest_store
+from cityops.ingest.counters import CounterTable
+from cityops.ingest.deadletters import StoredDeadLetters
+from cityops.ingest.pipeline import Outcome
+from cityops.ingest.topics import INPUT_STREAMS, IngestStream
+from cityops.ingest.tracks import ResourceTracks
 from cityops.settings import Settings
-from cityops.simulator import DemoDay, build_demo
+from cityops.simulator import GATEWAY, DemoDay, build_demo
 
 DEMO_DATE = date(2026, 11, 24)
 
@@ -34,6 +43,10 @@ def test_the_demo_day_is_coherent_and_touches_every_stream(tmp_path: Path) -> No
     system, demo = play(tmp_path / "day", seed=7)
     try:
         assert demo.failures == []
+        # Every outside system had its say through the queue, and every message was applied.
+        assert set(demo.sent) == set(INPUT_STREAMS)
+        assert demo.messages == {Outcome.APPLIED: sum(demo.sent.values()),
+                                 Outcome.DUPLICATE: 0, Outcome.DEAD_LETTERED: 0}
         cases = system.read_models.page("rm_grid_cases", limit=500).items
         statuses = Counter(c["status"] for c in cases)
         assert len(cases) > 100
@@ -53,15 +66,60 @@ def test_the_demo_day_is_coherent_and_touches_every_stream(tmp_path: Path) -> No
         moved = [r for r in resources if len(r["history"]) > 3]
         assert moved, "some resources went out and came back"
         assert {r["status"] for r in resources} == {"available"}
+        # The cases came from the inspectors' messages: each case's id is its report's.
+        receipt = system.grid_cases.repository.get(CommandReceipt.create_id("demo:4:case"))
+        assert isinstance(receipt, CommandReceipt)
+        assert str(receipt.aggregate_id) in {c["id"] for c in cases}
+        store = ingest_store(system)
+        try:
+            # The ingest path kept what it keeps: counters, the trackers' fixes, no dead letter.
+            counted = CounterTable(store).by_topic()
+            assert sum(c.applied for c in counted.values()) == sum(demo.sent.values())
+            assert sum(c.dead_lettered for c in counted.values()) == 0
+            assert StoredDeadLetters(store).count() == 0
+            fixes = ResourceTracks(store).movement()
+            assert len(fixes) == demo.sent[IngestStream.RESOURCE_POSITIONS]
+            assert {f.call_sign for f in fixes} == {r["call_sign"] for r in moved}
+        finally:
+            store.close()
+    finally:
+        system.close()
+
+
+def test_a_dead_lettered_message_is_a_failure_of_the_demo(tmp_path: Path) -> None:
+    system, demo = build_demo(Settings(data_dir=tmp_path / "bad"), seed=7, speed=0.0,
+                              today=DEMO_DATE)
+    try:
+        demo.run_until(demo.start)  # the registers only
+        # A gateway reading for a sensor the depot does not have.
+        source_id = next(iter(demo.hazard_ids.values()))
+        demo.at(demo.start, "faulty gateway reading", lambda: demo.send(
+            IngestStream.HAZARD_READINGS, messages.hazard_reading(
+                source_id=source_id, sensor_id="NO-SUCH-SENSOR", value=1.0,
+                measured_at=demo.clock(), actor=GATEWAY, message_id="demo:faulty")))
+        demo.run_until(demo.start)
+        assert len(demo.failures) == 1
+        failure = demo.failures[0]
+        assert failure.startswith("faulty gateway reading: message demo:faulty "
+                                  "(hazard-reading/1) dead-lettered: ")
+        assert "NO-SUCH-SENSOR" in failure
+        assert demo.messages[Outcome.DEAD_LETTERED] == 1
+        store = ingest_store(system)
+        try:
+            assert [d.message_id for d in StoredDeadLetters(store).recent()] == ["demo:faulty"]
+        finally:
+            store.close()
     finally:
         system.close()
 
 
 def test_the_same_seed_gives_the_same_day(tmp_path: Path) -> None:
-    first, _ = play(tmp_path / "one", seed=11, hours=3)
-    second, _ = play(tmp_path / "two", seed=11, hours=3)
+    first, first_day = play(tmp_path / "one", seed=11, hours=3)
+    second, second_day = play(tmp_path / "two", seed=11, hours=3)
     other, _ = play(tmp_path / "three", seed=12, hours=3)
     try:
+        assert first_day.sent == second_day.sent
+        assert first_day.messages == second_day.messages
         assert event_trace(first) == event_trace(second)
         assert event_trace(first) != event_trace(other)
         ids_first = [d["id"] for d in first.read_models.page("rm_grid_cases", limit=500).items]

@@ -140,14 +140,21 @@ class Plant:
                     stream.ordered.append((kind, queue.pop(0)))
         return stream
 
-    def produce(self, stream: Stream, rate_per_s: float) -> threading.Thread:
-        """Send the stream at a steady rate from a background thread."""
+    def produce(self, stream: Stream, rate_per_s: float,
+                hold: tuple[int, threading.Event] | None = None) -> threading.Thread:
+        """Send the stream at a steady rate from a background thread; `hold=(n, gate)`
+        sends the first n messages, then waits for `gate` before sending the rest."""
 
         def run() -> None:
             producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
                                      linger_ms=5)
             started = time.monotonic()
             for number, (kind, message) in enumerate(stream.ordered):
+                if hold is not None and number == hold[0]:
+                    producer.flush()
+                    if not hold[1].wait(WAIT_S):
+                        break
+                    started = time.monotonic() - number / rate_per_s
                 due = started + number / rate_per_s
                 if due > time.monotonic():
                     time.sleep(due - time.monotonic())
@@ -182,6 +189,14 @@ class Plant:
                                        env=env, stdout=out, stderr=subprocess.STDOUT)
         self.processes.append(process)
         return process
+
+    def owns_partition_of(self, process: subprocess.Popen[bytes], stream: IngestStream) -> bool:
+        """Whether a worker's latest assignment (as its log says) includes a partition of
+        `stream`'s topic."""
+        log = self.logs[self.processes.index(process)]
+        owned = [line for line in log.read_text(errors="replace").splitlines()
+                 if " now owns " in line]
+        return bool(owned) and f"{self.topics.name(stream)}[" in owned[-1]
 
     def applied_by(self, process: subprocess.Popen[bytes]) -> int:
         """What one worker process has applied so far, by its last counters (its name
@@ -323,22 +338,21 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
     check_exactly_once(plant, stream)
 
 
-@pytest.mark.xfail(
-    reason="KNOWN PROBLEM (issue 3 left open): fails when the test services had to take "
-    "non-default ports beside another checkout's running broker (reproduced twice); passes on "
-    "a fresh machine with fresh services (CI) and against the long-running dev broker.",
-    strict=False,
-)
 def test_two_workers_share_the_partitions_and_a_rebalance_loses_and_duplicates_nothing(
         plant: Plant) -> None:
     stream = plant.stream(reports=900, fixes_per_vehicle=120, readings=150)
     total = len(stream.ordered)
     first = plant.start_worker()
-    # Slow enough that the stream is still flowing when the second worker has started and
-    # joined (a few seconds), so that both apply some of it.
-    producer = plant.produce(stream, rate_per_s=150)
+    # The stream waits after its first part until the second worker owns partitions: each
+    # worker then has messages of its own to apply, however long a worker takes to start
+    # (seconds on a loaded machine, longer than a fixed-rate stream lasts).
+    second_joined = threading.Event()
+    producer = plant.produce(stream, rate_per_s=150, hold=(60, second_joined))
     wait_for(lambda: plant.receipts() >= 20, "the stream to start")
     second = plant.start_worker()  # joins the group: the partitions are shared out again
+    wait_for(lambda: plant.owns_partition_of(second, IngestStream.GRID_CASE_REPORTS),
+             "the second worker to own a partition of the reports")
+    second_joined.set()
     wait_for(lambda: plant.applied_by(second) > 0 and plant.applied_by(first) > 0,
              "both workers to apply messages side by side")
     assert first.poll() is None

@@ -15,8 +15,26 @@ from pathlib import Path
 import httpx
 import pytest
 
-INSPECTOR = {"X-Actor-Id": "insp-D01-01", "X-Actor-Role": "inspector"}
-DISPATCHER = {"X-Actor-Id": "disp-1", "X-Actor-Role": "dispatcher"}
+PASSWORD = "serve-password-1"
+
+
+def add_user(database_url: str, tmp_path: Path, username: str, role: str) -> None:
+    """`cityops users add` on the database, as an administrator would."""
+    env = {**os.environ, "CITYOPS_DATABASE_URL": database_url,
+           "CITYOPS_DATA_DIR": str(tmp_path / "unused")}
+    added = subprocess.run(
+        [sys.executable, "-m", "cityops.cli", "users", "add", username, "--role", role,
+         "--password-stdin"], input=f"{PASSWORD}\n", env=env, capture_output=True,
+        text=True, timeout=120, check=False)
+    assert added.returncode == 0, added.stderr
+
+
+def login(base: str, username: str) -> dict[str, str]:
+    """The headers of `username`, logged in on the server at `base`."""
+    answer = httpx.post(f"{base}/auth/login", json={"username": username,
+                                                    "password": PASSWORD})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
 def free_port() -> int:
@@ -63,21 +81,27 @@ def test_two_server_processes_on_postgres_share_the_city(
     cell = demo_city.map.cells.geometry.iloc[100].representative_point()  # type: ignore[attr-defined]
     report = {"category": "E0101", "description": "Overflowing bins at the market",
               "location": {"type": "Point", "coordinates": [cell.x, cell.y]}}
+    add_user(fresh_database, tmp_path, "insp-D01-01", "inspector")
+    add_user(fresh_database, tmp_path, "disp-1", "dispatcher")
     with serve(fresh_database, tmp_path) as first, serve(fresh_database, tmp_path) as second:
+        # A token from one server process is good on the other (same secret key).
+        inspector = login(first, "insp-D01-01")
+        dispatcher = login(first, "disp-1")
         created = httpx.post(f"{first}/grid-cases", json=report,
-                             headers={**INSPECTOR, "Idempotency-Key": "serve-test-1"})
+                             headers={**inspector, "Idempotency-Key": "serve-test-1"})
         assert created.status_code == 201, created.text
         case_id = created.json()["id"]
         registered = httpx.post(f"{second}/grid-cases/{case_id}/register", json={},
-                                headers=DISPATCHER)
+                                headers=dispatcher)
         assert registered.status_code == 200, registered.text
         assert registered.json()["status"] == "registered"
         repeated = httpx.post(f"{second}/grid-cases", json=report,
-                              headers={**INSPECTOR, "Idempotency-Key": "serve-test-1"})
+                              headers={**inspector, "Idempotency-Key": "serve-test-1"})
         assert repeated.json()["id"] == case_id
         deadline = time.monotonic() + 20
         while True:
-            listed = httpx.get(f"{first}/grid-cases", params={"status": "registered"}).json()
+            listed = httpx.get(f"{first}/grid-cases", params={"status": "registered"},
+                               headers=dispatcher).json()
             if listed["count"] == 1 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)

@@ -1,0 +1,691 @@
+"""The live hub of one API process: tails the read models' change log and pushes what each
+WebSocket client subscribed to, without one slow client slowing the others.
+
+One asyncio task tails `live_changes` of the active generation (a poll every
+`poll_interval_s`; on PostgreSQL a LISTEN connection wakes it at once, and a local follower's
+commit wakes it too) and hands each change to every client whose subscription it concerns.
+Each client has a bounded queue drained by its own sender task: a client whose queue is full
+is dropped behind — its queue is emptied and it is told to `resync` and sent a new snapshot
+when it reads again; the hub never waits for it.
+
+Positions. A client's position is the `seq` of the last change-log row it has been sent (or
+that its snapshot is known to include). The snapshot reads the head of the log first, then
+the rows: it shows at least everything up to its position, and perhaps a little more; a
+change after the position that it already shows is then sent again as a change (clients
+apply changes as upserts, so nothing is lost or doubled in effect). A message is never sent
+for a position at or below the client's position: positions only go forward. Resuming from
+{generation, position} replays the rows after it (filtered) and goes on live; a position of
+another generation, or older than the rows kept (`live_retention_minutes`), or too far behind
+(`replay_limit` rows) gets `resync` and a snapshot instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from cityops.bootstrap import CitySystem
+from cityops.command_center.personal_data import ENTITLED_ROLES, protect_caller_data
+from cityops.domain.actors import Actor, Role
+from cityops.domain.supervision import Light
+from cityops.projections.live_changes import (
+    LIVE_LAYERS,
+    PRESENCE,
+    ChangeRow,
+    FilterValues,
+    LiveChangeLog,
+    LiveLayer,
+    live_channel,
+)
+from cityops.projections.store import ReadStore
+from cityops.projections.views import case_light
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_LIMIT = 2000
+"""Features per layer in a snapshot at most (the most recently updated first); the snapshot
+says how many matched, so a client knows when it does not have them all."""
+REPLAY_LIMIT = 10_000
+"""Rows a resume may replay at most; further behind, a snapshot is cheaper."""
+HEARTBEAT_S = 5.0
+PRESENCE_TTL = timedelta(seconds=60)
+PRESENCE_REFRESH_S = 20.0
+"""A viewer's presence is written again on its pings at most this often (it expires
+`PRESENCE_TTL` after it was last written)."""
+READ_BATCH = 1000
+
+
+def _dumps(message: Mapping[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), default=str)
+
+
+# --- subscriptions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a client wants pushed: layers, and filters that every item must pass."""
+
+    layers: frozenset[str]
+    bbox: tuple[float, float, float, float] | None = None
+    categories: frozenset[str] | None = None
+    levels: frozenset[str] | None = None
+    lights: frozenset[str] | None = None
+    department: str | None = None
+    """Only items of this department (always the user's own for a department user)."""
+
+    @property
+    def presence(self) -> bool:
+        return PRESENCE in self.layers
+
+    def scoped_to(self, actor: Actor) -> Subscription:
+        """The subscription as `actor` may have it: a department user only ever gets their
+        own department's items, whatever they asked."""
+        if actor.role is Role.DEPARTMENT_USER:
+            return Subscription(self.layers, self.bbox, self.categories, self.levels,
+                                self.lights, actor.department)
+        return self
+
+    def matches(self, layer: LiveLayer, values: FilterValues) -> bool:
+        """Whether an item of `layer` with these filter values belongs to the subscription."""
+        if self.bbox is not None:
+            if values.lon is None or values.lat is None:
+                return False
+            min_lon, min_lat, max_lon, max_lat = self.bbox
+            if not (min_lon <= values.lon <= max_lon and min_lat <= values.lat <= max_lat):
+                return False
+        if self.categories is not None and values.category not in self.categories:
+            return False
+        if self.levels is not None and layer.level is not None \
+                and values.level not in self.levels:
+            return False
+        if self.lights is not None and layer.lights and values.light not in self.lights:
+            return False
+        # Layers whose items belong to no department show nothing under a department filter.
+        return self.department is None or (
+            layer.department is not None and values.department == self.department)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The subscription as the protocol writes it (the effective one, after scoping)."""
+        return {
+            "layers": sorted(self.layers),
+            "bbox": list(self.bbox) if self.bbox is not None else None,
+            "categories": sorted(self.categories) if self.categories is not None else None,
+            "levels": sorted(self.levels) if self.levels is not None else None,
+            "lights": sorted(self.lights) if self.lights is not None else None,
+            "department": self.department,
+        }
+
+
+# --- what is pushed ------------------------------------------------------------------------
+
+
+def feature(item_id: str, geometry: dict[str, Any] | None,
+            properties: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON Feature of a read-model document."""
+    return {"type": "Feature", "id": item_id, "geometry": geometry, "properties": properties}
+
+
+class PushedChange:
+    """A change-log row on its way to clients: its message, encoded once per way of
+    showing it (caller data in clear or masked, or as a removal)."""
+
+    def __init__(self, row: ChangeRow, generation: int) -> None:
+        self.row = row
+        self.layer = LIVE_LAYERS[row.layer]
+        self.generation = generation
+        self._texts: dict[str, str] = {}
+
+    def _message(self, doc: dict[str, Any] | None) -> str:
+        row = self.row
+        return _dumps({
+            "type": "change", "generation": self.generation, "position": row.seq,
+            "layer": row.layer, "id": row.item_id, "events": row.events, "at": row.at,
+            "feature": feature(row.item_id, row.geometry, doc) if doc is not None else None,
+        })
+
+    def text_for(self, client: LiveClient) -> str | None:
+        """The message for `client`, or None if the change does not concern it."""
+        subscription = client.subscription
+        if self.row.layer not in subscription.layers:
+            return None
+        if subscription.matches(self.layer, self.row.values):
+            way = "clear" if client.entitled else "masked"
+        elif self.row.previous is not None and subscription.matches(self.layer,
+                                                                    self.row.previous):
+            way = "removed"  # it has just left the subscription: the client drops it
+        else:
+            return None
+        text = self._texts.get(way)
+        if text is None:
+            doc = self.row.doc
+            if way == "masked" and doc is not None:
+                doc = protect_caller_data(doc, client.actor)
+            text = self._texts[way] = self._message(None if way == "removed" else doc)
+        return text
+
+
+@dataclass
+class Viewer:
+    """One connection viewing one item (from a presence row)."""
+
+    user_id: str
+    role: str
+    layer: str
+    item_id: str
+    since: str
+    expires_at: datetime
+    department: str | None
+
+
+class PresenceBoard:
+    """Who is viewing what, as the presence rows of every process tell it."""
+
+    def __init__(self) -> None:
+        self.viewers: dict[str, Viewer] = {}
+        """Connection id -> what it views."""
+
+    def apply(self, row: ChangeRow) -> set[tuple[str, str]]:
+        """Take one presence row; the items whose viewers changed."""
+        doc = row.doc or {}
+        touched = set()
+        old = self.viewers.pop(row.item_id, None)
+        if old is not None:
+            touched.add((old.layer, old.item_id))
+        expires = doc.get("expires_at")
+        if doc.get("id") and doc.get("layer") and expires:
+            viewer = Viewer(str(doc.get("user_id")), str(doc.get("role")), str(doc["layer"]),
+                            str(doc["id"]), str(doc.get("since")),
+                            datetime.fromisoformat(expires), row.values.department)
+            if viewer.expires_at > datetime.now(UTC):
+                self.viewers[row.item_id] = viewer
+                touched.add((viewer.layer, viewer.item_id))
+        return touched
+
+    def expire(self, now: datetime) -> set[tuple[str, str]]:
+        """Forget viewers whose presence expired; the items whose viewers changed."""
+        gone = [c for c, v in self.viewers.items() if v.expires_at <= now]
+        touched = set()
+        for connection in gone:
+            viewer = self.viewers.pop(connection)
+            touched.add((viewer.layer, viewer.item_id))
+        return touched
+
+    def of(self, layer: str, item_id: str) -> tuple[list[dict[str, str]], str | None]:
+        """The viewers of one item (one entry per user, their earliest since) and the
+        item's department."""
+        users: dict[str, dict[str, str]] = {}
+        department = None
+        for viewer in self.viewers.values():
+            if viewer.layer == layer and viewer.item_id == item_id:
+                department = department or viewer.department
+                seen = users.get(viewer.user_id)
+                if seen is None or viewer.since < seen["since"]:
+                    users[viewer.user_id] = {"user_id": viewer.user_id, "role": viewer.role,
+                                             "since": viewer.since}
+        return sorted(users.values(), key=lambda v: (v["since"], v["user_id"])), department
+
+    def items(self) -> set[tuple[str, str]]:
+        return {(v.layer, v.item_id) for v in self.viewers.values()}
+
+
+def presence_text(board: PresenceBoard, layer: str, item_id: str) -> tuple[str, str | None]:
+    """The `presence` message of one item, and the item's department (for scoping)."""
+    viewers, department = board.of(layer, item_id)
+    return _dumps({"type": "presence", "layer": layer, "id": item_id,
+                   "viewers": viewers}), department
+
+
+def presence_allowed(client: LiveClient, department: str | None) -> bool:
+    """Whether `client` may see who views an item of `department`."""
+    scope = client.subscription.department
+    return client.subscription.presence and (scope is None or department == scope)
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+
+class Outbox(Protocol):
+    """Where a client's messages go (a WebSocket's `send_text`)."""
+
+    async def send_text(self, data: str) -> None: ...
+
+
+@dataclass(eq=False)
+class LiveClient:
+    """One connected WebSocket client: who it is, what it wants, and what waits for it."""
+
+    actor: Actor
+    subscription: Subscription
+    outbox: Outbox
+    queue_size: int
+    connection_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    position: int = 0
+    generation: int = 0
+    queue: deque[tuple[int | None, str, bool]] = field(default_factory=deque)
+    """(position, message, whether it is a heartbeat) in order."""
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    pending: tuple[str, Any] | None = None
+    """What the sender must do before sending queued messages: ("snapshot", None),
+    ("resync", reason) or ("resume", (generation, position))."""
+    closed: bool = False
+    resyncs: int = 0
+    viewing: tuple[str, str] | None = None
+    presence_written_at: float = 0.0
+
+    @property
+    def entitled(self) -> bool:
+        """Whether it sees caller personal data in clear."""
+        return self.actor.role in ENTITLED_ROLES
+
+    def offer(self, seq: int | None, text: str, *, heartbeat: bool = False) -> None:
+        """Queue a message (with the position it brings the client to, if any); a full
+        queue is dropped and the client told to resync."""
+        if self.pending is not None and self.pending[0] == "resync":
+            return  # it will get a snapshot: queued messages would be skipped anyway
+        if len(self.queue) >= self.queue_size:
+            self.queue.clear()
+            self.pending = ("resync", f"too far behind: more than {self.queue_size} messages "
+                                      "were waiting for this client")
+        else:
+            self.queue.append((seq, text, heartbeat))
+        self.wake.set()
+
+    def demand(self, action: str, argument: Any = None) -> None:
+        """Have the sender start over with a snapshot (or resume) before anything queued."""
+        self.queue.clear()
+        self.pending = (action, argument)
+        self.wake.set()
+
+
+class LiveHub:
+    """Tails the change log of the active read-model generation and feeds the clients."""
+
+    def __init__(self, system: CitySystem, *, queue_size: int = 1000,
+                 poll_interval_s: float = 0.1, heartbeat_s: float = HEARTBEAT_S,
+                 snapshot_limit: int = SNAPSHOT_LIMIT, replay_limit: int = REPLAY_LIMIT) -> None:
+        self.system = system
+        self.queue_size = queue_size
+        self.poll_interval_s = poll_interval_s
+        self.heartbeat_s = heartbeat_s
+        self.snapshot_limit = snapshot_limit
+        self.replay_limit = replay_limit
+        self.log = system.generations.live_changes or LiveChangeLog()
+        self.clients: set[LiveClient] = set()
+        self.generation = 0
+        self.head = 0
+        self.board = PresenceBoard()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._heartbeat_at = 0.0
+        self.failures = 0
+
+    # --- life -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start tailing from the head of the log (clients get snapshots, not history)."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()  # of this loop (an app may be started more than once)
+        self.generation, store = await asyncio.to_thread(self._active)
+        self.head = await asyncio.to_thread(LiveChangeLog.head, store)
+        rows = await asyncio.to_thread(LiveChangeLog.presence_since, store,
+                                       datetime.now(UTC) - PRESENCE_TTL)
+        for row in rows:
+            self.board.apply(row)
+        self.system.generations.listen(self._local_commit)
+        self._tasks.append(asyncio.create_task(self._tail(), name="cityops-live-tail"))
+        settings = self.system.settings
+        if settings.database_url is not None:
+            self._tasks.append(asyncio.create_task(
+                self._listen(settings.database_url, live_channel(settings.database_schema)),
+                name="cityops-live-listen"))
+
+    async def stop(self) -> None:
+        """Stop tailing; clients' connections are closed by their endpoints."""
+        for listeners in (self.system.generations.listeners(name)
+                          for name in self.system.generations.tables):
+            if self._local_commit in listeners:
+                listeners.remove(self._local_commit)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    def _local_commit(self, _: Sequence[Any]) -> None:
+        """A follower of this process committed a batch (its thread): tail now."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._wake.set)
+
+    def wake(self) -> None:
+        """Tail now (after this process wrote to the log)."""
+        self._wake.set()
+
+    def _active(self) -> tuple[int, ReadStore]:
+        generation = self.system.generations.active()
+        return generation.number, generation.store
+
+    async def _listen(self, url: str, channel: str) -> None:
+        """Wake the tailer on every NOTIFY of the log's channel (reconnecting if need be)."""
+        import psycopg
+
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute(f'LISTEN "{channel}"')
+                    self._wake.set()  # whatever was committed while not listening
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("live push: lost the LISTEN connection; polling meanwhile",
+                            exc_info=True)
+                await asyncio.sleep(1.0)
+
+    # --- tailing ----------------------------------------------------------------------------
+
+    async def _tail(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+            self._wake.clear()
+            try:
+                await self._tail_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.failures += 1
+                log.exception("live push: tailing the change log failed; retrying")
+                await asyncio.sleep(self.poll_interval_s)
+
+    async def _tail_once(self) -> None:
+        generation, store = await asyncio.to_thread(self._active)
+        if generation != self.generation:
+            self.head = await asyncio.to_thread(LiveChangeLog.head, store)
+            self.generation = generation
+            for client in list(self.clients):
+                client.demand("resync", f"the read models were rebuilt (generation "
+                                        f"{generation}); here is a fresh snapshot")
+            return
+        while True:
+            rows = await asyncio.to_thread(LiveChangeLog.read, store, self.head, READ_BATCH)
+            if rows:
+                await self.dispatch(rows)
+            if len(rows) < READ_BATCH:
+                break
+        now = time.monotonic()
+        expired = self.board.expire(datetime.now(UTC))
+        if expired:
+            self._push_presence(expired)
+        if now - self._heartbeat_at >= self.heartbeat_s:
+            self._heartbeat_at = now
+            text = _dumps({"type": "position", "generation": self.generation,
+                           "position": self.head})
+            for client in self.clients:
+                if client.pending is None:
+                    client.offer(self.head, text, heartbeat=True)
+
+    async def dispatch(self, rows: Sequence[ChangeRow]) -> None:
+        """Hand each row to the clients it concerns; never waits for a client. After each
+        row the senders get their turn: a burst of rows (a follower's batch) is not a
+        client falling behind."""
+        for row in rows:
+            await asyncio.sleep(0)
+            clients = list(self.clients)
+            self.head = max(self.head, row.seq)
+            if row.layer == PRESENCE:
+                self._push_presence(self.board.apply(row))
+                continue
+            if row.layer not in LIVE_LAYERS:
+                continue
+            change = PushedChange(row, self.generation)
+            for client in clients:
+                text = change.text_for(client)
+                if text is not None:
+                    client.offer(row.seq, text)
+
+    def _push_presence(self, items: set[tuple[str, str]]) -> None:
+        # Presence messages are whole states: they go without a position and are never
+        # skipped (a snapshot's own presence may predate them).
+        for layer, item_id in sorted(items):
+            text, department = presence_text(self.board, layer, item_id)
+            for client in self.clients:
+                if presence_allowed(client, department):
+                    client.offer(None, text)
+
+    # --- clients ------------------------------------------------------------------------------
+
+    def connect(self, client: LiveClient, resume: tuple[int, int] | None) -> None:
+        """Register a client: from now on it is offered every change; its sender starts
+        with a snapshot, or with the replay of what it missed."""
+        self.clients.add(client)
+        if resume is None:
+            client.demand("snapshot")
+        else:
+            client.demand("resume", resume)
+
+    def disconnect(self, client: LiveClient) -> None:
+        client.closed = True
+        client.wake.set()
+        self.clients.discard(client)
+
+    async def run_sender(self, client: LiveClient) -> None:
+        """Send the client its messages in order, until it is closed: what `pending` asks
+        first, then what is queued (never a position at or below the client's)."""
+        outbox = client.outbox
+        while not client.closed:
+            await client.wake.wait()
+            client.wake.clear()
+            while not client.closed:
+                if client.pending is not None:
+                    action, argument = client.pending
+                    client.pending = None
+                    await self._start_over(client, action, argument)
+                    continue
+                if not client.queue:
+                    break
+                seq, text, heartbeat = client.queue.popleft()
+                if seq is not None:
+                    # A change at or below the client's position is in what it has; a
+                    # heartbeat may repeat its position, never go back.
+                    if seq < client.position or (seq == client.position and not heartbeat):
+                        continue
+                    client.position = seq
+                await outbox.send_text(text)
+
+    async def _start_over(self, client: LiveClient, action: str, argument: Any) -> None:
+        if action == "resume":
+            generation, position = argument
+            reason = await self._replay(client, generation, position)
+            if reason is None:
+                return
+            action, argument = "resync", reason
+        if action == "resync":
+            client.resyncs += 1
+            await client.outbox.send_text(_dumps({"type": "resync", "reason": argument}))
+        await self._send_snapshot(client)
+
+    async def _send_snapshot(self, client: LiveClient) -> None:
+        generation, position, text = await asyncio.to_thread(self.snapshot, client)
+        same = generation == client.generation
+        client.generation = generation
+        client.position = max(client.position, position) if same else position
+        await client.outbox.send_text(text)
+        await self._send_presence(client)
+
+    async def _send_presence(self, client: LiveClient) -> None:
+        if not client.subscription.presence:
+            return
+        for layer, item_id in sorted(self.board.items()):
+            text, department = presence_text(self.board, layer, item_id)
+            if presence_allowed(client, department):
+                await client.outbox.send_text(text)
+
+    async def _replay(self, client: LiveClient, generation: int, position: int) -> str | None:
+        """Send what the client missed after `position`; the reason it cannot, if so."""
+        active, store = await asyncio.to_thread(self._active)
+        if generation != active:
+            return (f"position {position} is of read-model generation {generation}; "
+                    f"generation {active} serves now")
+        bounds = await asyncio.to_thread(LiveChangeLog.bounds, store)
+        if not LiveChangeLog.resumable(bounds, position):
+            if position > bounds[1]:
+                return f"position {position} is beyond the last change ({bounds[1]})"
+            return (f"position {position} is older than the changes kept (from "
+                    f"{bounds[0]}); here is a fresh snapshot")
+        missed = await asyncio.to_thread(LiveChangeLog.count_after, store, position)
+        if missed > self.replay_limit:
+            return (f"{missed} changes happened since position {position}; here is a fresh "
+                    "snapshot")
+        rows = await asyncio.to_thread(LiveChangeLog.read, store, position, missed + 1)
+        client.generation = active
+        client.position = position
+        for row in rows:
+            if row.layer in LIVE_LAYERS:
+                text = PushedChange(row, active).text_for(client)
+                if text is not None:
+                    await client.outbox.send_text(text)
+            client.position = row.seq
+        await client.outbox.send_text(_dumps({"type": "position", "generation": active,
+                                              "position": client.position}))
+        await self._send_presence(client)
+        return None
+
+    # --- snapshots ----------------------------------------------------------------------------
+
+    def snapshot(self, client: LiveClient) -> tuple[int, int, str]:
+        """The client's snapshot: (generation, position, message). Runs in a worker thread.
+        The position is read before the rows: they show at least everything up to it."""
+        generation = self.system.generations.active()
+        store = generation.store
+        position = LiveChangeLog.head(store)
+        subscription = client.subscription
+        now = self.system.grid_cases.clock()
+        layers: dict[str, list[dict[str, Any]]] = {}
+        limits: dict[str, dict[str, Any]] = {}
+        for layer_id in sorted(subscription.layers):
+            layer = LIVE_LAYERS.get(layer_id)
+            if layer is None:
+                continue
+            features, matched = self._features(store, layer, subscription, now)
+            if not client.entitled:
+                for item in features:
+                    item["properties"] = protect_caller_data(item["properties"], client.actor)
+            layers[layer_id] = features
+            limits[layer_id] = {"limit": self.snapshot_limit, "matched": matched,
+                                "complete": matched <= self.snapshot_limit}
+        text = _dumps({"type": "snapshot", "generation": generation.number,
+                       "position": position, "layers": layers, "limits": limits,
+                       "subscription": subscription.as_dict()})
+        return generation.number, position, text
+
+    def _features(self, store: ReadStore, layer: LiveLayer, subscription: Subscription,
+                  now: datetime) -> tuple[list[dict[str, Any]], int]:
+        where: list[str] = []
+        params: list[Any] = []
+        if subscription.bbox is not None:
+            min_lon, min_lat, max_lon, max_lat = subscription.bbox
+            where.append("lon BETWEEN %s AND %s AND lat BETWEEN %s AND %s")
+            params += [min_lon, max_lon, min_lat, max_lat]
+        for column, allowed in ((layer.category, subscription.categories),
+                                (layer.level, subscription.levels)):
+            if column is not None and allowed is not None:
+                where.append(_any_of(column, allowed, params))
+        if layer.lights and subscription.lights is not None:
+            clauses = []
+            for light in sorted(subscription.lights):
+                clause, clause_params = self.system.read_models.grid_case_lights(Light(light),
+                                                                                 now)
+                clauses.append(clause)
+                params += clause_params
+            where.append(f"({' OR '.join(clauses)})" if clauses else "1 = 0")
+        if subscription.department is not None:
+            if layer.department is None:
+                where.append("1 = 0")
+            else:
+                where.append(f"{layer.department} = %s")
+                params.append(subscription.department)
+        sql_where = f" WHERE {' AND '.join(where)}" if where else ""
+        with store.transaction() as txn:
+            txn.execute(f"SELECT count(*) FROM {layer.table}{sql_where}", params)
+            counted = txn.fetchone()
+            txn.execute(f"SELECT id, lon, lat, doc FROM {layer.table}{sql_where} "
+                        "ORDER BY updated_at DESC, id LIMIT %s", [*params, self.snapshot_limit])
+            rows = txn.fetchall()
+        features = []
+        for item_id, lon, lat, doc in rows:
+            properties = json.loads(doc) if isinstance(doc, str) else dict(doc)
+            if layer.lights:
+                shown = case_light(properties, now)
+                properties["light"] = shown.value if shown is not None else None
+            geometry = ({"type": "Point", "coordinates": [float(lon), float(lat)]}
+                        if lon is not None and lat is not None else None)
+            features.append(feature(str(item_id), geometry, properties))
+        return features, int(counted[0]) if counted else 0
+
+    # --- presence -------------------------------------------------------------------------------
+
+    async def view(self, client: LiveClient, layer: str | None, item_id: str | None) -> None:
+        """Record what the client views now (None: nothing), for every process to see."""
+        client.viewing = (layer, item_id) if layer and item_id else None
+        await self._write_presence(client)
+
+    async def refresh_presence(self, client: LiveClient) -> None:
+        """Keep the client's presence from expiring (on its pings)."""
+        if client.viewing is not None and \
+                time.monotonic() - client.presence_written_at >= PRESENCE_REFRESH_S:
+            await self._write_presence(client)
+
+    async def _write_presence(self, client: LiveClient) -> None:
+        client.presence_written_at = time.monotonic()
+        now = datetime.now(UTC)
+        viewing = client.viewing
+        presence: dict[str, Any] = {
+            "connection": client.connection_id, "user_id": client.actor.user_id,
+            "role": client.actor.role.value, "layer": viewing[0] if viewing else None,
+            "id": viewing[1] if viewing else None, "since": now.isoformat(),
+            "expires_at": (now + PRESENCE_TTL).isoformat() if viewing else None,
+        }
+        if viewing is not None:
+            # A refresh keeps the time the user started viewing the item.
+            current = self.board.viewers.get(client.connection_id)
+            if current is not None and (current.layer, current.item_id) == viewing:
+                presence["since"] = current.since
+        await asyncio.to_thread(self._record_presence, client.connection_id, presence,
+                                viewing)
+        self._wake.set()
+
+    def _record_presence(self, connection: str, presence: dict[str, Any],
+                         viewing: tuple[str, str] | None) -> None:
+        _, store = self._active()
+        department = None
+        if viewing is not None and viewing[0] in LIVE_LAYERS:
+            layer = LIVE_LAYERS[viewing[0]]
+            if layer.department is not None:
+                with store.transaction() as txn:
+                    txn.execute(f"SELECT {layer.department} FROM {layer.table} WHERE id = %s",
+                                (viewing[1],))
+                    row = txn.fetchone()
+                department = row[0] if row else None
+        self.log.record_presence(store, connection, presence, department)
+
+
+def _any_of(column: str, values: frozenset[str], params: list[Any]) -> str:
+    if not values:
+        return "1 = 0"
+    params.extend(sorted(values))
+    return f"{column} IN ({', '.join(['%s'] * len(values))})"

@@ -1,0 +1,254 @@
+"""Taking in a photo from the field safely: the upload is read as it streams and refused as
+soon as it is too large, its type is decided by its bytes (magic numbers, then a real decode
+with Pillow), never by what the client declares, an image that would decode to too many
+pixels is refused before it is decoded, and what is stored is a fresh re-encoding of the
+pixels, so EXIF (GPS position, device serials, owner names) and every other metadata chunk
+are gone. Inspectors photograph from home and from their phones: their positions must not
+leak through a photo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+MIME_BY_FORMAT = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+"""The only image formats accepted (what every phone camera and browser produces)."""
+
+DECLARED_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
+UNDECLARED = {"", "application/octet-stream"}
+"""Declared types that say nothing: the bytes decide."""
+
+FORM_OVERHEAD_BYTES = 64 * 1024
+"""Room for the multipart boundaries, part headers and small text fields around the photo."""
+
+PHOTO_FIELD = "file"
+
+
+class PhotoRefused(Exception):
+    """An upload that is not accepted, with the HTTP status and a message saying why."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class UploadedFile:
+    """The photo part of a multipart upload, as received."""
+
+    filename: str | None
+    declared_type: str | None
+    data: bytes
+
+
+@dataclass(frozen=True)
+class CleanPhoto:
+    """A photo re-encoded from its pixels only, ready to store."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+    sha256: str
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB ({size:,} bytes)"
+
+
+@dataclass
+class _Part:
+    headers: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+    filename: str | None = None
+    content_type: str | None = None
+    chunks: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+
+async def read_photo_upload(content_type: str | None, content_length: str | None,
+                            body: AsyncIterator[bytes], max_bytes: int) -> UploadedFile:
+    """The one photo of a `multipart/form-data` body (field `file`), read as it arrives:
+    a body announced or found larger than `max_bytes` is refused at once, not read to the
+    end."""
+    mime, options = parse_options_header(content_type or "")
+    boundary = options.get(b"boundary")
+    if mime != b"multipart/form-data" or not boundary:
+        raise PhotoRefused(415, "unsupported-media-type",
+                           "send the photo as multipart/form-data with one file field named "
+                           f"'{PHOTO_FIELD}'")
+    limit = max_bytes + FORM_OVERHEAD_BYTES
+    too_large = PhotoRefused(413, "photo-too-large",
+                             f"the photo is larger than the limit of {_megabytes(max_bytes)}")
+    if content_length is not None:
+        try:
+            announced = int(content_length)
+        except ValueError:
+            raise PhotoRefused(400, "bad-request", "Content-Length is not a number") from None
+        if announced > limit:
+            raise too_large
+
+    parts: list[_Part] = []
+    header_field: list[bytes] = []
+    header_value: list[bytes] = []
+
+    def begin() -> None:
+        parts.append(_Part())
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_field.append(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.append(data[start:end])
+
+    def on_header_end() -> None:
+        name = b"".join(header_field).decode("latin-1").strip().lower()
+        parts[-1].headers[name] = b"".join(header_value).decode("latin-1").strip()
+        header_field.clear()
+        header_value.clear()
+
+    def on_headers_finished() -> None:
+        part = parts[-1]
+        _, disposition = parse_options_header(part.headers.get("content-disposition", ""))
+        raw_name = disposition.get(b"name")
+        raw_filename = disposition.get(b"filename")
+        part.name = raw_name.decode("utf-8", "replace") if raw_name is not None else None
+        part.filename = (raw_filename.decode("utf-8", "replace")
+                         if raw_filename is not None else None)
+        part.content_type = part.headers.get("content-type")
+        if part.name == PHOTO_FIELD and sum(p.name == PHOTO_FIELD for p in parts) > 1:
+            raise PhotoRefused(422, "one-photo-per-upload",
+                               "send one photo per upload (each gets its own reference)")
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        part = parts[-1]
+        part.size += end - start
+        if part.size > max_bytes:
+            raise too_large
+        part.chunks.append(data[start:end])
+
+    parser = MultipartParser(boundary, {
+        "on_part_begin": begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_headers_finished": on_headers_finished,
+        "on_part_data": on_part_data,
+    })
+    received = 0
+    try:
+        async for chunk in body:
+            received += len(chunk)
+            if received > limit:
+                raise too_large
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as error:
+        raise PhotoRefused(400, "bad-multipart",
+                           f"the multipart body could not be read: {error}") from None
+    photo = next((p for p in parts if p.name == PHOTO_FIELD), None)
+    if photo is None:
+        raise PhotoRefused(422, "photo-missing",
+                           f"no file field named '{PHOTO_FIELD}' in the upload")
+    if photo.size == 0:
+        raise PhotoRefused(422, "photo-empty", "the uploaded photo is empty")
+    return UploadedFile(filename=photo.filename, declared_type=photo.content_type,
+                        data=b"".join(photo.chunks))
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format the magic bytes at the start say, if it is one we accept."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _declared(declared_type: str | None) -> str:
+    mime = (declared_type or "").split(";", 1)[0].strip().lower()
+    return DECLARED_ALIASES.get(mime, mime)
+
+
+def clean_photo(upload: UploadedFile, max_pixels: int) -> CleanPhoto:
+    """Check the uploaded bytes really are a JPEG, PNG or WebP photo of a sensible pixel
+    count, and re-encode its pixels (upright, as the camera meant) without any metadata."""
+    image_format = sniff_format(upload.data)
+    declared = _declared(upload.declared_type)
+    if image_format is None:
+        said = f" (declared {declared})" if declared not in UNDECLARED else ""
+        raise PhotoRefused(415, "unsupported-photo-type",
+                           f"the file is not a JPEG, PNG or WebP image{said}: only photos in "
+                           "those formats are accepted")
+    actual = MIME_BY_FORMAT[image_format]
+    if declared not in UNDECLARED and declared != actual:
+        raise PhotoRefused(415, "photo-type-mismatch",
+                           f"the file is declared as {declared} but its content is a "
+                           f"{image_format} image ({actual}); send it with its real type")
+    try:
+        image = Image.open(io.BytesIO(upload.data), formats=[image_format])
+    except Image.DecompressionBombError as error:
+        raise _too_many_pixels(None, max_pixels, str(error)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise PhotoRefused(422, "photo-unreadable",
+                           f"the {image_format} image could not be read: {error}") from None
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise _too_many_pixels((width, height), max_pixels)
+        try:
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            raise PhotoRefused(422, "photo-unreadable",
+                               f"the {image_format} image could not be decoded: {error}"
+                               ) from None
+        data = _reencode(upright, image_format, image.info.get("icc_profile"))
+    return CleanPhoto(data=data, content_type=actual, width=upright.width,
+                      height=upright.height, sha256=hashlib.sha256(data).hexdigest())
+
+
+def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int,
+                     detail: str = "") -> PhotoRefused:
+    what = (f"{size[0]:,} x {size[1]:,} pixels ({size[0] * size[1] / 1e6:,.1f} megapixels)"
+            if size else f"far more pixels than any photo ({detail})")
+    return PhotoRefused(422, "photo-too-many-pixels",
+                        f"the image is {what}; at most {max_pixels / 1e6:,.1f} megapixels are "
+                        "accepted (a small file that decodes to a huge image is refused)")
+
+
+def _reencode(image: Image.Image, image_format: str, icc_profile: bytes | None) -> bytes:
+    """A new image made of the pixels alone (no EXIF, XMP, text chunks or thumbnails are
+    carried over: only the colour profile, which says how to show the colours)."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    if image_format == "JPEG":
+        mode = image.mode if image.mode in ("RGB", "L") else "RGB"
+    elif image_format == "PNG":
+        mode = image.mode if image.mode in ("RGB", "RGBA", "L", "LA") else (
+            "RGBA" if has_alpha else "RGB")
+    else:
+        mode = "RGBA" if has_alpha else "RGB"
+    pixels = image if image.mode == mode else image.convert(mode)
+    fresh = Image.frombytes(mode, pixels.size, pixels.tobytes())
+    out = io.BytesIO()
+    options: dict[str, object] = {}
+    if icc_profile:
+        options["icc_profile"] = icc_profile
+    if image_format == "JPEG":
+        fresh.save(out, "JPEG", quality=90, **options)
+    elif image_format == "PNG":
+        fresh.save(out, "PNG", **options)
+    else:
+        fresh.save(out, "WEBP", quality=90, **options)
+    return out.getvalue()

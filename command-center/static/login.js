@@ -1,0 +1,34 @@
+// The login page: exchanges user name and password for a session token (POST /auth/login)
+// and goes back to the page that sent the user here.
+
+import { currentSession, login, showOutcome } from "/static/common/api.js";
+
+const form = document.getElementById("login-form");
+const outcome = form.querySelector("[data-testid=login-error]");
+
+function nextPage() {
+  // Only a path on this site: never follow ?next= to another origin.
+  const next = new URLSearchParams(location.search).get("next") || "";
+  return next.startsWith("/") && !next.startsWith("//") ? next : "/dashboard";
+}
+
+if (currentSession() && !new URLSearchParams(location.search).has("logout")) {
+  location.replace(nextPage());
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const data = new FormData(form);
+  const button = form.querySelector("button");
+  button.disabled = true;
+  showOutcome(outcome, null);
+  try {
+    await login(String(data.get("username")).trim(), String(data.get("password")));
+    location.replace(nextPage());
+  } catch (error) {
+    showOutcome(outcome, error);
+    form.querySelector("[name=password]").select();
+  } finally {
+    button.disabled = false;
+  }
+});

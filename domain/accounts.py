@@ -1,0 +1,832 @@
+"""Who may sign in to CityOps, and with what: user accounts, the departments they belong to
+and the API keys of Open311 clients, event-sourced like everything a person decides (who
+created, changed, disabled or revoked what, and when, stays on record).
+
+Passwords are kept only as scrypt hashes (a per-user salt, the cost parameters in the hash
+text so that they can be raised later without breaking older hashes); API keys only as the
+SHA-256 of their secret. A user's *credential version* moves whenever what a token vouches
+for changes (password, role, department, disabling), so tokens issued before stop working.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.persistence import IntegrityError
+
+from cityops.domain.actors import SYSTEM, Actor, Role
+from cityops.domain.application import CityApplication, Clock, system_clock
+from cityops.domain.catalogue import Catalogue
+from cityops.domain.errors import InvalidValue, NotFound, NotPermitted
+from cityops.domain.model import CityAggregate, checked_text, iso_or_none
+
+ACCOUNTS_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/accounts")
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+DEPARTMENT_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+KEY_ID = re.compile(r"^ck_[0-9a-f]{16}$")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 256
+MAX_NAME = 200
+RESERVED_USERNAMES = frozenset({SYSTEM.user_id})
+"""CityOps itself acts under this name: no account may take it."""
+
+
+# --- passwords ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PasswordHasher:
+    """scrypt with a fresh 16-byte salt per hash. The defaults are one of OWASP's
+    recommended scrypt settings (N=2^15, r=8, p=3: 32 MiB, about a quarter of a second
+    here), heavy enough to slow guessing and light enough for a login on two cores."""
+
+    n: int = 2**15
+    r: int = 8
+    p: int = 3
+    SCHEME = "scrypt"
+
+    def hash(self, password: str) -> str:
+        """The hash text: `scrypt$N$r$p$salt$digest` (base64, no padding)."""
+        salt = secrets.token_bytes(16)
+        digest = _scrypt(password, salt, self.n, self.r, self.p)
+        return "$".join((self.SCHEME, str(self.n), str(self.r), str(self.p), _b64(salt),
+                         _b64(digest)))
+
+    @classmethod
+    def verify(cls, password: str, hashed: str) -> bool:
+        """Whether `password` matches `hashed` (made with any parameters; compared in
+        constant time)."""
+        try:
+            scheme, n, r, p, salt, digest = hashed.split("$")
+            if scheme != cls.SCHEME:
+                return False
+            expected = _unb64(digest)
+            actual = _scrypt(password, _unb64(salt), int(n), int(r), int(p), len(expected))
+        except (ValueError, TypeError):
+            return False
+        return hmac.compare_digest(actual, expected)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int = 32) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=length,
+                          maxmem=2 * 128 * n * r * p + 2**20)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def check_password_rules(password: str, username: str) -> str:
+    """Refuse a password too weak to protect a command-centre account, saying why."""
+    if not isinstance(password, str):
+        raise InvalidValue("password must be text")
+    if len(password) < MIN_PASSWORD:
+        raise InvalidValue(f"password must be at least {MIN_PASSWORD} characters long "
+                           f"(it has {len(password)})")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidValue(f"password must be at most {MAX_PASSWORD} characters long")
+    if password.strip() != password:
+        raise InvalidValue("password must not start or end with white space")
+    if password.casefold() == username.casefold():
+        raise InvalidValue("password must not be the username")
+    if len(set(password)) < 4:
+        raise InvalidValue("password must use at least 4 different characters")
+    kinds = (any(c.isalpha() for c in password) + any(c.isdigit() for c in password)
+             + any(not c.isalnum() for c in password))
+    if kinds < 2:
+        raise InvalidValue("password must mix at least two of: letters, digits, other "
+                           "characters")
+    return password
+
+
+def check_username(username: str) -> str:
+    """A username: 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or
+    digit (unique whatever the case)."""
+    if not isinstance(username, str) or not USERNAME.match(username):
+        raise InvalidValue(f"username {username!r} is not valid: use 1-64 letters, digits, "
+                           "'.', '_', '@' or '-', starting with a letter or digit")
+    return username
+
+
+def check_new_username(username: str) -> str:
+    """A username for a new account: valid, and not one CityOps keeps for itself."""
+    check_username(username)
+    if username.casefold() in RESERVED_USERNAMES:
+        raise InvalidValue(f"username {username!r} is reserved for CityOps itself")
+    return username
+
+
+def check_role(role: Role | str) -> Role:
+    """A role an account may hold. `system` is for the accounts of integrated systems
+    (sensor gateways, vehicle trackers, call-centre software) that call the API, whose
+    commands the permission table allows to systems; never give it to a person."""
+    try:
+        return Role(role)
+    except ValueError:
+        known = ", ".join(r.value for r in Role)
+        raise InvalidValue(f"unknown role {role!r}; roles are: {known}") from None
+
+
+# --- aggregates -----------------------------------------------------------------------------
+
+
+class AccountStatus(StrEnum):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+
+
+class UserAccount(CityAggregate):
+    """A person who signs in: their role, department, password hash and whether they may."""
+
+    KIND = "user account"
+
+    @staticmethod
+    def create_id(username: str) -> UUID:
+        return uuid5(ACCOUNTS_NAMESPACE, f"user:{username.casefold()}")
+
+    class Registered(CityAggregate.Created):
+        actor: Actor
+        username: str
+        display_name: str
+        role: str
+        department: str | None
+        password_hash: str
+
+        def apply(self, account: UserAccount) -> None:
+            account.status = AccountStatus.ENABLED
+            account.username = self.username
+            account.display_name = self.display_name
+            account.role = Role(self.role)
+            account.department = self.department
+            account.password_hash = self.password_hash
+            account.credential_version = 1
+            account.password_changed_at = self.timestamp
+            account.disabled_reason = None
+
+    class PasswordChanged(CityAggregate.Event):
+        """A new password: by its owner, or reset by an administrator."""
+
+        password_hash: str
+        reset: bool
+
+        def apply(self, account: UserAccount) -> None:
+            account.password_hash = self.password_hash
+            account.password_changed_at = self.timestamp
+            account.credential_version += 1
+
+    class RoleChanged(CityAggregate.Event):
+        role: str
+        department: str | None
+
+        def apply(self, account: UserAccount) -> None:
+            account.role = Role(self.role)
+            account.department = self.department
+            account.credential_version += 1
+
+    class DepartmentChanged(CityAggregate.Event):
+        department: str | None
+
+        def apply(self, account: UserAccount) -> None:
+            account.department = self.department
+            account.credential_version += 1
+
+    class Renamed(CityAggregate.Event):
+        display_name: str
+
+        def apply(self, account: UserAccount) -> None:
+            account.display_name = self.display_name
+
+    class Disabled(CityAggregate.Event):
+        reason: str
+
+        def apply(self, account: UserAccount) -> None:
+            account.status = AccountStatus.DISABLED
+            account.disabled_reason = self.reason
+            account.credential_version += 1
+
+    class Enabled(CityAggregate.Event):
+        note: str
+
+        def apply(self, account: UserAccount) -> None:
+            account.status = AccountStatus.ENABLED
+            account.disabled_reason = None
+
+    if TYPE_CHECKING:
+        status: AccountStatus
+        username: str
+        display_name: str
+        role: Role
+        department: str | None
+        password_hash: str
+        credential_version: int
+        password_changed_at: datetime
+        disabled_reason: str | None
+
+    @classmethod
+    def register(cls, *, username: str, display_name: str, role: Role, department: str | None,
+                 password_hash: str, actor: Actor, at: datetime) -> UserAccount:
+        return cls._create(cls.Registered, id=cls.create_id(username), timestamp=at,
+                           actor=actor, username=username, display_name=display_name,
+                           role=role.value, department=department,
+                           password_hash=password_hash)
+
+    @property
+    def enabled(self) -> bool:
+        return self.status is AccountStatus.ENABLED
+
+    def change_password(self, password_hash: str, *, reset: bool, actor: Actor,
+                        at: datetime) -> None:
+        self.record(self.PasswordChanged, actor=actor, at=at, password_hash=password_hash,
+                    reset=reset)
+
+    def change_role(self, role: Role, department: str | None, *, actor: Actor,
+                    at: datetime) -> None:
+        if role is self.role and department == self.department:
+            return
+        self.record(self.RoleChanged, actor=actor, at=at, role=role.value,
+                    department=department)
+
+    def change_department(self, department: str | None, *, actor: Actor, at: datetime) -> None:
+        if department == self.department:
+            return
+        if department is None and self.role is Role.DEPARTMENT_USER:
+            self.refuse("remove the department of", "a department user needs a department")
+        self.record(self.DepartmentChanged, actor=actor, at=at, department=department)
+
+    def rename(self, display_name: str, *, actor: Actor, at: datetime) -> None:
+        if display_name != self.display_name:
+            self.record(self.Renamed, actor=actor, at=at, display_name=display_name)
+
+    def disable(self, reason: str, *, actor: Actor, at: datetime) -> None:
+        self.require_status("disable", AccountStatus.ENABLED)
+        self.record(self.Disabled, actor=actor, at=at, reason=reason)
+
+    def enable(self, note: str, *, actor: Actor, at: datetime) -> None:
+        self.require_status("enable", AccountStatus.DISABLED)
+        self.record(self.Enabled, actor=actor, at=at, note=note)
+
+    def view(self) -> AccountView:
+        return AccountView(username=self.username, display_name=self.display_name,
+                           role=self.role, department=self.department, enabled=self.enabled,
+                           credential_version=self.credential_version)
+
+    def summary(self) -> dict[str, Any]:
+        """The account as administrators list it (never the password hash)."""
+        return {"username": self.username, "display_name": self.display_name,
+                "role": self.role.value, "department": self.department,
+                "status": self.status.value, "disabled_reason": self.disabled_reason,
+                "credential_version": self.credential_version,
+                "password_changed_at": iso_or_none(self.password_changed_at),
+                "created_at": iso_or_none(self.created_on)}
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """What signing in needs to know of an account (no password hash)."""
+
+    username: str
+    display_name: str
+    role: Role
+    department: str | None
+    enabled: bool
+    credential_version: int
+
+    def actor(self) -> Actor:
+        return Actor(user_id=self.username, role=self.role, department=self.department)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"username": self.username, "role": self.role.value,
+                "department": self.department, "display_name": self.display_name}
+
+
+class DepartmentStatus(StrEnum):
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+class Department(CityAggregate):
+    """A department users can belong to (seeded from the catalogue, then kept by admins)."""
+
+    KIND = "department"
+
+    @staticmethod
+    def create_id(code: str) -> UUID:
+        return uuid5(ACCOUNTS_NAMESPACE, f"department:{code}")
+
+    class Added(CityAggregate.Created):
+        actor: Actor
+        code: str
+        name: str
+
+        def apply(self, department: Department) -> None:
+            department.status = DepartmentStatus.ACTIVE
+            department.code = self.code
+            department.name = self.name
+            department.retired_reason = None
+
+    class Renamed(CityAggregate.Event):
+        name: str
+
+        def apply(self, department: Department) -> None:
+            department.name = self.name
+
+    class Retired(CityAggregate.Event):
+        reason: str
+
+        def apply(self, department: Department) -> None:
+            department.status = DepartmentStatus.RETIRED
+            department.retired_reason = self.reason
+
+    if TYPE_CHECKING:
+        status: DepartmentStatus
+        code: str
+        name: str
+        retired_reason: str | None
+
+    @classmethod
+    def add(cls, *, code: str, name: str, actor: Actor, at: datetime) -> Department:
+        return cls._create(cls.Added, id=cls.create_id(code), timestamp=at, actor=actor,
+                           code=code, name=name)
+
+    @property
+    def active(self) -> bool:
+        return self.status is DepartmentStatus.ACTIVE
+
+    def rename(self, name: str, *, actor: Actor, at: datetime) -> None:
+        self.require_status("rename", DepartmentStatus.ACTIVE)
+        if name != self.name:
+            self.record(self.Renamed, actor=actor, at=at, name=name)
+
+    def retire(self, reason: str, *, actor: Actor, at: datetime) -> None:
+        self.require_status("retire", DepartmentStatus.ACTIVE)
+        self.record(self.Retired, actor=actor, at=at, reason=reason)
+
+    def summary(self) -> dict[str, Any]:
+        return {"code": self.code, "name": self.name, "status": self.status.value,
+                "retired_reason": self.retired_reason}
+
+
+class ApiKeyStatus(StrEnum):
+    ISSUED = "issued"
+    REVOKED = "revoked"
+
+
+class ApiKey(CityAggregate):
+    """An Open311 client's key: its name and the SHA-256 of its secret (never the secret)."""
+
+    KIND = "API key"
+
+    @staticmethod
+    def create_id(key_id: str) -> UUID:
+        return uuid5(ACCOUNTS_NAMESPACE, f"api-key:{key_id}")
+
+    class Issued(CityAggregate.Created):
+        actor: Actor
+        key_id: str
+        name: str
+        secret_sha256: str
+
+        def apply(self, key: ApiKey) -> None:
+            key.status = ApiKeyStatus.ISSUED
+            key.key_id = self.key_id
+            key.name = self.name
+            key.secret_sha256 = self.secret_sha256
+            key.issued_by = self.actor.user_id
+            key.revoked_at = None
+            key.revoked_by = None
+            key.revoked_reason = None
+
+    class Revoked(CityAggregate.Event):
+        reason: str
+
+        def apply(self, key: ApiKey) -> None:
+            key.status = ApiKeyStatus.REVOKED
+            key.revoked_at = self.timestamp
+            key.revoked_by = self.actor.user_id
+            key.revoked_reason = self.reason
+
+    if TYPE_CHECKING:
+        status: ApiKeyStatus
+        key_id: str
+        name: str
+        secret_sha256: str
+        issued_by: str
+        revoked_at: datetime | None
+        revoked_by: str | None
+        revoked_reason: str | None
+
+    @classmethod
+    def issue(cls, *, key_id: str, name: str, secret_sha256: str, actor: Actor,
+              at: datetime) -> ApiKey:
+        return cls._create(cls.Issued, id=cls.create_id(key_id), timestamp=at, actor=actor,
+                           key_id=key_id, name=name, secret_sha256=secret_sha256)
+
+    def revoke(self, reason: str, *, actor: Actor, at: datetime) -> None:
+        self.require_status("revoke", ApiKeyStatus.ISSUED)
+        self.record(self.Revoked, actor=actor, at=at, reason=reason)
+
+    def summary(self) -> dict[str, Any]:
+        return {"key_id": self.key_id, "name": self.name, "status": self.status.value,
+                "issued_at": iso_or_none(self.created_on), "issued_by": self.issued_by,
+                "revoked_at": iso_or_none(self.revoked_at), "revoked_by": self.revoked_by,
+                "revoked_reason": self.revoked_reason}
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    """An Open311 client identified by a valid API key."""
+
+    name: str
+    key_id: str
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    """A newly issued key: `key` is what the client sends; it is shown once, never stored."""
+
+    key_id: str
+    name: str
+    key: str
+
+
+def _secret_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# --- the application ------------------------------------------------------------------------
+
+
+class Accounts(CityApplication):
+    """Every command on users, departments and API keys, in one place. Administrative
+    commands need an administrator; changing one's own password needs the current one."""
+
+    name = "accounts"
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, catalogue: Catalogue,
+                 hasher: PasswordHasher | None = None, clock: Clock = system_clock) -> None:
+        super().__init__(env, clock=clock)
+        self.catalogue = catalogue
+        self.hasher = hasher or PasswordHasher()
+        self._unknown_user_hash: str | None = None
+        self._lock = threading.Lock()
+        self.on_change: list[Callable[[str], object]] = []
+        """Called with a username after a change to that account is saved (an in-process
+        cache of accounts forgets it at once)."""
+
+    # --- start-up -----------------------------------------------------------------------------
+
+    def seed_departments(self) -> int:
+        """Add the catalogue's departments that are not known yet (first start; a department
+        added to the catalogue later). Returns how many were added."""
+        when = self.now()
+        missing = [Department.add(code=d.code, name=d.name, actor=SYSTEM, at=when)
+                   for d in self.catalogue.departments.values()
+                   if not self.exists(Department.create_id(d.code))]
+        if not missing:
+            return 0
+        try:
+            self.save(*missing)
+        except IntegrityError:
+            # Another process seeded at the same moment: what it saved is what we wanted.
+            return 0
+        return len(missing)
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def user(self, username: str) -> UserAccount:
+        """The account of `username` (any case), or `NotFound`."""
+        check_username(username)
+        return self.load(UserAccount, UserAccount.create_id(username))
+
+    def find_user(self, username: str) -> UserAccount | None:
+        try:
+            return self.user(username)
+        except (NotFound, InvalidValue):
+            return None
+
+    def users(self) -> list[UserAccount]:
+        """Every account, in the order they were created."""
+        return [self.load(UserAccount, i) for i in self._created(UserAccount)]
+
+    def department(self, code: str) -> Department:
+        if not isinstance(code, str) or not code:
+            raise InvalidValue("department code must be non-empty text")
+        try:
+            return self.load(Department, Department.create_id(code))
+        except NotFound:
+            known = ", ".join(d.code for d in self.departments() if d.active)
+            raise InvalidValue(f"unknown department {code!r}; departments: {known}") from None
+
+    def departments(self) -> list[Department]:
+        return [self.load(Department, i) for i in self._created(Department)]
+
+    def api_key(self, key_id: str) -> ApiKey:
+        return self.load(ApiKey, ApiKey.create_id(key_id))
+
+    def api_keys(self) -> list[ApiKey]:
+        return [self.load(ApiKey, i) for i in self._created(ApiKey)]
+
+    def api_client_for_key(self, key: str) -> ApiClient | None:
+        """The client a presented key (`<key id>.<secret>`) belongs to, or None if the key
+        is malformed, unknown, wrong or revoked."""
+        if not isinstance(key, str):
+            return None
+        key_id, dot, secret = key.strip().partition(".")
+        if not dot or not KEY_ID.match(key_id) or not secret:
+            return None
+        try:
+            found = self.api_key(key_id)
+        except NotFound:
+            return None
+        if not hmac.compare_digest(found.secret_sha256, _secret_digest(secret)):
+            return None
+        if found.status is not ApiKeyStatus.ISSUED:
+            return None
+        return ApiClient(name=found.name, key_id=found.key_id)
+
+    def authenticate(self, username: str, password: str) -> AccountView | None:
+        """The account if `username` and `password` match (enabled or not: the caller says
+        which), else None.
+        An unknown user costs the same hashing time as a known one (no timing oracle)."""
+        account = self.find_user(username) if isinstance(username, str) else None
+        if account is None:
+            PasswordHasher.verify(password if isinstance(password, str) else "",
+                                  self._dummy_hash())
+            return None
+        if not PasswordHasher.verify(password, account.password_hash):
+            return None
+        return account.view()
+
+    def _dummy_hash(self) -> str:
+        with self._lock:
+            if self._unknown_user_hash is None:
+                self._unknown_user_hash = self.hasher.hash(secrets.token_urlsafe(16))
+            return self._unknown_user_hash
+
+    def _created(self, cls: type[CityAggregate]) -> Iterator[UUID]:
+        """Ids of the aggregates of `cls`, oldest first, read from the application's log
+        (accounts are few: hundreds, not millions)."""
+        created = next(c for c in vars(cls).values()
+                       if isinstance(c, type) and issubclass(c, CityAggregate.Created))
+        topic = f"{created.__module__}:{created.__qualname__}"
+        start, page = 1, 1000
+        while True:
+            batch = self.recorder.select_notifications(start, page, topics=[topic])
+            for notification in batch:
+                originator = notification.originator_id
+                yield originator if isinstance(originator, UUID) else UUID(originator)
+            if len(batch) < page:
+                return
+            start = batch[-1].id + 1
+
+    # --- users --------------------------------------------------------------------------------
+
+    def add_user(self, username: str, *, role: Role | str, password: str,
+                 department: str | None = None, display_name: str | None = None,
+                 actor: Actor, command_id: str | None = None) -> UUID:
+        """Create an account (an administrator's command)."""
+        _require_admin(actor, "add users")
+        check_new_username(username)
+        role = check_role(role)
+        department = self._check_department_for(role, department)
+        name = checked_text("display name", display_name or username, limit=MAX_NAME)
+        check_password_rules(password, username)
+        when = self.now()
+        account_id = UserAccount.create_id(username)
+
+        def decide() -> list[UserAccount]:
+            existing = self.find_user(username)
+            if existing is not None:
+                raise InvalidValue(f"user {existing.username!r} already exists")
+            return [UserAccount.register(username=username, display_name=name, role=role,
+                                         department=department,
+                                         password_hash=self.hasher.hash(password),
+                                         actor=actor, at=when)]
+
+        def explain() -> None:
+            if self.exists(account_id):
+                raise InvalidValue(f"user {username!r} already exists")
+
+        result = self.run_command("account.add-user", actor=actor, command_id=command_id,
+                                  args={"username": username.casefold(), "role": role.value,
+                                        "department": department},
+                                  decide=decide, explain_conflict=explain)
+        self._changed(username)
+        return result
+
+    def set_role(self, username: str, role: Role | str, *, department: str | None = None,
+                 actor: Actor) -> UUID:
+        """Give a user another role (a department user's department comes with it; the
+        current department is kept if none is given)."""
+        _require_admin(actor, "change roles")
+        role = check_role(role)
+
+        def change(account: UserAccount) -> None:
+            wanted = department if department is not None else account.department
+            if role is Role.DEPARTMENT_USER or department is not None:
+                wanted = self._check_department_for(role, wanted)
+            account.change_role(role, wanted, actor=actor, at=self.now())
+
+        return self._change_user("account.set-role", username, actor, change,
+                                 {"role": role.value, "department": department})
+
+    def set_department(self, username: str, department: str | None, *, actor: Actor) -> UUID:
+        """Move a user to another department (None: to none, not for a department user)."""
+        _require_admin(actor, "change departments")
+
+        def change(account: UserAccount) -> None:
+            wanted = (self._check_department_for(account.role, department)
+                      if department is not None else None)
+            account.change_department(wanted, actor=actor, at=self.now())
+
+        return self._change_user("account.set-department", username, actor, change,
+                                 {"department": department})
+
+    def rename_user(self, username: str, display_name: str, *, actor: Actor) -> UUID:
+        _require_admin(actor, "rename users")
+        name = checked_text("display name", display_name, limit=MAX_NAME)
+        return self._change_user(
+            "account.rename", username, actor,
+            lambda a: a.rename(name, actor=actor, at=self.now()), {"display_name": name})
+
+    def disable_user(self, username: str, *, reason: str, actor: Actor) -> UUID:
+        """Stop a user from signing in; their tokens stop working."""
+        _require_admin(actor, "disable users")
+        text = checked_text("reason", reason)
+        if actor.user_id.casefold() == username.casefold():
+            raise InvalidValue("an administrator cannot disable their own account")
+        return self._change_user("account.disable", username, actor,
+                                 lambda a: a.disable(text, actor=actor, at=self.now()),
+                                 {"reason": text})
+
+    def enable_user(self, username: str, *, note: str = "", actor: Actor) -> UUID:
+        _require_admin(actor, "enable users")
+
+        def change(account: UserAccount) -> None:
+            if account.department is not None:
+                self._check_department_for(account.role, account.department)
+            account.enable(note, actor=actor, at=self.now())
+
+        return self._change_user("account.enable", username, actor, change, {"note": note})
+
+    def reset_password(self, username: str, password: str, *, actor: Actor) -> UUID:
+        """An administrator sets a new password (the user's tokens stop working)."""
+        _require_admin(actor, "reset passwords")
+        account = self.user(username)
+        check_password_rules(password, account.username)
+        hashed = self.hasher.hash(password)
+        return self._change_user(
+            "account.reset-password", username, actor,
+            lambda a: a.change_password(hashed, reset=True, actor=actor, at=self.now()), {})
+
+    def change_password(self, username: str, *, current: str, new: str,
+                        actor: Actor) -> UUID:
+        """A user changes their own password, proving they know the current one."""
+        if actor.user_id.casefold() != username.casefold():
+            raise NotPermitted(f"{actor.user_id} may only change their own password")
+        account = self.user(username)
+        if not PasswordHasher.verify(current, account.password_hash):
+            raise NotPermitted("the current password is not correct")
+        if current == new:
+            raise InvalidValue("the new password must differ from the current one")
+        check_password_rules(new, account.username)
+        hashed = self.hasher.hash(new)
+        return self._change_user(
+            "account.change-password", username, actor,
+            lambda a: a.change_password(hashed, reset=False, actor=actor, at=self.now()), {})
+
+    def _change_user(self, command: str, username: str, actor: Actor,
+                     change: Callable[[UserAccount], None], args: dict[str, Any]) -> UUID:
+        account_id = UserAccount.create_id(check_username(username))
+
+        def decide() -> list[UserAccount]:
+            account = self.load(UserAccount, account_id)
+            change(account)
+            return [account]
+
+        result = self.run_command(command, actor=actor, command_id=None,
+                                  args={"username": username.casefold(), **args},
+                                  decide=decide)
+        self._changed(username)
+        return result
+
+    def _check_department_for(self, role: Role, department: str | None) -> str | None:
+        if department is None or department == "":
+            if role is Role.DEPARTMENT_USER:
+                raise InvalidValue("a department user needs a department (--department)")
+            return None
+        found = self.department(department)
+        if not found.active:
+            raise InvalidValue(f"department {department!r} is retired")
+        return found.code
+
+    def _changed(self, username: str) -> None:
+        for listener in self.on_change:
+            listener(username.casefold())
+
+    # --- departments --------------------------------------------------------------------------
+
+    def add_department(self, code: str, name: str, *, actor: Actor) -> UUID:
+        _require_admin(actor, "add departments")
+        if not isinstance(code, str) or not DEPARTMENT_CODE.match(code):
+            raise InvalidValue(f"department code {code!r} is not valid: use 2-40 lower-case "
+                               "letters, digits and hyphens, starting with a letter or digit")
+        text = checked_text("department name", name, limit=MAX_NAME)
+        department_id = Department.create_id(code)
+
+        def decide() -> list[Department]:
+            if self.exists(department_id):
+                raise InvalidValue(f"department {code!r} already exists")
+            return [Department.add(code=code, name=text, actor=actor, at=self.now())]
+
+        def explain() -> None:
+            raise InvalidValue(f"department {code!r} already exists")
+
+        return self.run_command("department.add", actor=actor, command_id=None,
+                                args={"code": code, "name": text}, decide=decide,
+                                explain_conflict=explain)
+
+    def rename_department(self, code: str, name: str, *, actor: Actor) -> UUID:
+        _require_admin(actor, "rename departments")
+        text = checked_text("department name", name, limit=MAX_NAME)
+        department_id = self.department(code).id
+
+        def decide() -> list[Department]:
+            department = self.load(Department, department_id)
+            department.rename(text, actor=actor, at=self.now())
+            return [department]
+
+        return self.run_command("department.rename", actor=actor, command_id=None,
+                                args={"code": code, "name": text}, decide=decide)
+
+    def retire_department(self, code: str, *, reason: str, actor: Actor) -> UUID:
+        """Retire a department; refused while enabled users still belong to it."""
+        _require_admin(actor, "retire departments")
+        text = checked_text("reason", reason)
+        department_id = self.department(code).id
+        members = sorted(u.username for u in self.users()
+                         if u.enabled and u.department == code)
+        if members:
+            raise InvalidValue(f"department {code!r} still has enabled users: "
+                               f"{', '.join(members)}; move or disable them first")
+
+        def decide() -> list[Department]:
+            department = self.load(Department, department_id)
+            department.retire(text, actor=actor, at=self.now())
+            return [department]
+
+        return self.run_command("department.retire", actor=actor, command_id=None,
+                                args={"code": code, "reason": text}, decide=decide)
+
+    # --- API keys -----------------------------------------------------------------------------
+
+    def issue_api_key(self, name: str, *, actor: Actor) -> IssuedApiKey:
+        """A new key for an Open311 client; its secret is in the answer and nowhere else."""
+        _require_admin(actor, "issue API keys")
+        text = checked_text("client name", name, limit=MAX_NAME)
+        key_id = f"ck_{secrets.token_hex(8)}"
+        secret = secrets.token_urlsafe(32)
+
+        def decide() -> list[ApiKey]:
+            return [ApiKey.issue(key_id=key_id, name=text, secret_sha256=_secret_digest(secret),
+                                 actor=actor, at=self.now())]
+
+        self.run_command("api-key.issue", actor=actor, command_id=None,
+                         args={"key_id": key_id, "name": text}, decide=decide)
+        return IssuedApiKey(key_id=key_id, name=text, key=f"{key_id}.{secret}")
+
+    def revoke_api_key(self, key_id: str, *, reason: str, actor: Actor) -> UUID:
+        _require_admin(actor, "revoke API keys")
+        text = checked_text("reason", reason)
+        if not isinstance(key_id, str) or not KEY_ID.match(key_id):
+            raise InvalidValue(f"{key_id!r} is not a key id (ck_ and 16 hex digits)")
+        api_key_id = ApiKey.create_id(key_id)
+
+        def decide() -> list[ApiKey]:
+            key = self.load(ApiKey, api_key_id)
+            key.revoke(text, actor=actor, at=self.now())
+            return [key]
+
+        return self.run_command("api-key.revoke", actor=actor, command_id=None,
+                                args={"key_id": key_id, "reason": text}, decide=decide)
+
+
+def _require_admin(actor: Actor, what: str) -> None:
+    if actor.role is not Role.ADMIN:
+        raise NotPermitted(f"{actor.role.value} {actor.user_id} may not {what}; only an "
+                           "admin may")
