@@ -39,7 +39,7 @@ from cityops.projections.photos import PhotoStore
 from cityops.projections.readings import StoredLatestReadings
 from cityops.projections.spatial import SpatialQueries, spatial_queries_for
 from cityops.projections.statistics import CaseDispatchTable, CityStatistics
-from cityops.projections.store import ReadStore
+from cityops.projections.store import ReadStore, start_up_serialised
 from cityops.projections.supervision_clock import SupervisionClock
 from cityops.projections.tables import SummaryTable
 from cityops.projections.views import ReadModels, grid_case_table
@@ -147,6 +147,17 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
     catalogue = Catalogue.load(settings.catalogue_dir)
     hazard_catalogue = HazardCatalogue.load(settings.catalogue_dir)
     city = city if city is not None else load_city(settings, catalogue, hazard_catalogue)
+    # Processes starting at once on PostgreSQL create their event stores, read models and
+    # other tables one after the other: created at the same instant, IF NOT EXISTS still
+    # races ("tuple concurrently updated", a duplicate type).
+    with start_up_serialised(settings.database_url):
+        return _wire(settings, clock, catalogue, hazard_catalogue, city)
+
+
+def _wire(settings: Settings, clock: Callable[[], datetime], catalogue: Catalogue,
+          hazard_catalogue: HazardCatalogue, city: Any) -> CitySystem:
+    """Open the stores and wire the applications, read models and clocks (creating what
+    is missing)."""
     locator = city.map
     storage: GenerationStorage
     if settings.database_url is None:

@@ -23,7 +23,8 @@ class DemoUser:
 
 DEMO_USERS = (
     DemoUser("dispatcher", "dispatcher-demo", Role.DISPATCHER, None, "Duty officer Zhao"),
-    DemoUser("inspector", "inspector-demo", Role.INSPECTOR, None, "Grid inspector Wang"),
+    # An inspector logs in with their inspector id in the city's map: it names their cells.
+    DemoUser("insp-D01-01", "inspector-demo", Role.INSPECTOR, None, "Grid inspector Wang"),
     DemoUser("hotline", "hotline-demo", Role.HOTLINE_OPERATOR, None, "Hotline operator Li"),
     DemoUser("sanitation", "sanitation-demo", Role.DEPARTMENT_USER, "sanitation",
              "Sanitation department"),

@@ -17,6 +17,10 @@ for a position at or below the client's position: positions only go forward. Res
 {generation, position} replays the rows after it (filtered) and goes on live; a position of
 another generation, or older than the rows kept (`live_retention_minutes`), or too far behind
 (`replay_limit` rows) gets `resync` and a snapshot instead.
+
+Scope. What a department user may see is decided by command-center/scopes.py, as for the
+REST API: every change (its state after, and before the batch) and every presence passes
+`feature_in_scope`; snapshots of incidents use its SQL twin `incident_scope_where`.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from typing import Any, Protocol
 
 from cityops.bootstrap import CitySystem
 from cityops.command_center.personal_data import ENTITLED_ROLES, protect_caller_data
-from cityops.domain.actors import Actor, Role
+from cityops.command_center.scopes import feature_in_scope, incident_scope_where, scope_of
+from cityops.domain.actors import Actor
 from cityops.domain.supervision import Light
 from cityops.projections.live_changes import (
     LIVE_LAYERS,
@@ -46,6 +51,7 @@ from cityops.projections.live_changes import (
     LiveLayer,
     live_channel,
 )
+from cityops.projections.spatial import Feature
 from cityops.projections.store import ReadStore
 from cityops.projections.views import case_light
 
@@ -68,6 +74,12 @@ def _dumps(message: Mapping[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), default=str)
 
 
+def visible_to(actor: Actor, layer_id: str, doc: dict[str, Any]) -> bool:
+    """Whether `actor` may see an item of the layer with this document (or the part of it
+    that decides: `FilterValues.scope_document`), by the REST API's own rule."""
+    return feature_in_scope(layer_id, Feature(id="", geometry=None, doc=doc), actor)
+
+
 # --- subscriptions -------------------------------------------------------------------------
 
 
@@ -81,7 +93,9 @@ class Subscription:
     levels: frozenset[str] | None = None
     lights: frozenset[str] | None = None
     department: str | None = None
-    """Only items of this department (always the user's own for a department user)."""
+    """Only items of this department on the layers whose items belong to one (always the
+    user's own for a department user); incidents and hazard sources are not narrowed by it:
+    the user's scope decides them."""
 
     @property
     def presence(self) -> bool:
@@ -90,9 +104,10 @@ class Subscription:
     def scoped_to(self, actor: Actor) -> Subscription:
         """The subscription as `actor` may have it: a department user only ever gets their
         own department's items, whatever they asked."""
-        if actor.role is Role.DEPARTMENT_USER:
+        department = scope_of(actor)
+        if department is not None:
             return Subscription(self.layers, self.bbox, self.categories, self.levels,
-                                self.lights, actor.department)
+                                self.lights, department)
         return self
 
     def matches(self, layer: LiveLayer, values: FilterValues) -> bool:
@@ -110,9 +125,10 @@ class Subscription:
             return False
         if self.lights is not None and layer.lights and values.light not in self.lights:
             return False
-        # Layers whose items belong to no department show nothing under a department filter.
-        return self.department is None or (
-            layer.department is not None and values.department == self.department)
+        # Only layers whose items belong to one department are narrowed to one; who may see
+        # an incident or a hazard source is the user's scope (`visible_to`), not a filter.
+        return (self.department is None or layer.department is None
+                or values.department == self.department)
 
     def as_dict(self) -> dict[str, Any]:
         """The subscription as the protocol writes it (the effective one, after scoping)."""
@@ -156,13 +172,16 @@ class PushedChange:
     def text_for(self, client: LiveClient) -> str | None:
         """The message for `client`, or None if the change does not concern it."""
         subscription = client.subscription
-        if self.row.layer not in subscription.layers:
+        row = self.row
+        if row.layer not in subscription.layers:
             return None
-        if subscription.matches(self.layer, self.row.values):
+        if subscription.matches(self.layer, row.values) \
+                and visible_to(client.actor, row.layer, row.doc or {}):
             way = "clear" if client.entitled else "masked"
-        elif self.row.previous is not None and subscription.matches(self.layer,
-                                                                    self.row.previous):
-            way = "removed"  # it has just left the subscription: the client drops it
+        elif row.previous is not None and subscription.matches(self.layer, row.previous) \
+                and visible_to(client.actor, row.layer, row.previous.scope_document()):
+            # It has just left the subscription or the user's scope: the client drops it.
+            way = "removed"
         else:
             return None
         text = self._texts.get(way)
@@ -185,6 +204,9 @@ class Viewer:
     since: str
     expires_at: datetime
     department: str | None
+    scope: dict[str, Any]
+    """What decides who may see the item (`FilterValues.scope_document`), as it was when
+    the presence was written."""
 
 
 class PresenceBoard:
@@ -203,9 +225,12 @@ class PresenceBoard:
             touched.add((old.layer, old.item_id))
         expires = doc.get("expires_at")
         if doc.get("id") and doc.get("layer") and expires:
+            scope = doc.get("scope")
             viewer = Viewer(str(doc.get("user_id")), str(doc.get("role")), str(doc["layer"]),
                             str(doc["id"]), str(doc.get("since")),
-                            datetime.fromisoformat(expires), row.values.department)
+                            datetime.fromisoformat(expires), row.values.department,
+                            dict(scope) if isinstance(scope, dict)
+                            else {"department": row.values.department})
             if viewer.expires_at > datetime.now(UTC):
                 self.viewers[row.item_id] = viewer
                 touched.add((viewer.layer, viewer.item_id))
@@ -220,35 +245,44 @@ class PresenceBoard:
             touched.add((viewer.layer, viewer.item_id))
         return touched
 
-    def of(self, layer: str, item_id: str) -> tuple[list[dict[str, str]], str | None]:
-        """The viewers of one item (one entry per user, their earliest since) and the
-        item's department."""
+    def of(self, layer: str, item_id: str) -> tuple[list[dict[str, str]], dict[str, Any]]:
+        """The viewers of one item (one entry per user, their earliest since) and what
+        decides who may see the item (the latest written)."""
         users: dict[str, dict[str, str]] = {}
-        department = None
+        scope: dict[str, Any] = {}
         for viewer in self.viewers.values():
             if viewer.layer == layer and viewer.item_id == item_id:
-                department = department or viewer.department
+                scope = viewer.scope
                 seen = users.get(viewer.user_id)
                 if seen is None or viewer.since < seen["since"]:
                     users[viewer.user_id] = {"user_id": viewer.user_id, "role": viewer.role,
                                              "since": viewer.since}
-        return sorted(users.values(), key=lambda v: (v["since"], v["user_id"])), department
+        return sorted(users.values(), key=lambda v: (v["since"], v["user_id"])), scope
 
     def items(self) -> set[tuple[str, str]]:
         return {(v.layer, v.item_id) for v in self.viewers.values()}
 
 
-def presence_text(board: PresenceBoard, layer: str, item_id: str) -> tuple[str, str | None]:
-    """The `presence` message of one item, and the item's department (for scoping)."""
-    viewers, department = board.of(layer, item_id)
+def presence_text(board: PresenceBoard, layer: str,
+                  item_id: str) -> tuple[str, dict[str, Any]]:
+    """The `presence` message of one item, and what decides who may see the item."""
+    viewers, scope = board.of(layer, item_id)
     return _dumps({"type": "presence", "layer": layer, "id": item_id,
-                   "viewers": viewers}), department
+                   "viewers": viewers}), scope
 
 
-def presence_allowed(client: LiveClient, department: str | None) -> bool:
-    """Whether `client` may see who views an item of `department`."""
-    scope = client.subscription.department
-    return client.subscription.presence and (scope is None or department == scope)
+def presence_allowed(client: LiveClient, layer: str, scope: dict[str, Any]) -> bool:
+    """Whether `client` may see who views an item of `layer` (`scope`: what decides who
+    may see the item): it subscribed to presence, the item passes its department filter,
+    and the user may see the item."""
+    subscription = client.subscription
+    live_layer = LIVE_LAYERS.get(layer)
+    if not subscription.presence or live_layer is None:
+        return False
+    if subscription.department is not None and live_layer.department is not None \
+            and scope.get("department") != subscription.department:
+        return False
+    return visible_to(client.actor, layer, scope)
 
 
 # --- clients ---------------------------------------------------------------------------------
@@ -462,9 +496,9 @@ class LiveHub:
         # Presence messages are whole states: they go without a position and are never
         # skipped (a snapshot's own presence may predate them).
         for layer, item_id in sorted(items):
-            text, department = presence_text(self.board, layer, item_id)
+            text, scope = presence_text(self.board, layer, item_id)
             for client in self.clients:
-                if presence_allowed(client, department):
+                if presence_allowed(client, layer, scope):
                     client.offer(None, text)
 
     # --- clients ------------------------------------------------------------------------------
@@ -531,8 +565,8 @@ class LiveHub:
         if not client.subscription.presence:
             return
         for layer, item_id in sorted(self.board.items()):
-            text, department = presence_text(self.board, layer, item_id)
-            if presence_allowed(client, department):
+            text, scope = presence_text(self.board, layer, item_id)
+            if presence_allowed(client, layer, scope):
                 await client.outbox.send_text(text)
 
     async def _replay(self, client: LiveClient, generation: int, position: int) -> str | None:
@@ -581,7 +615,8 @@ class LiveHub:
             layer = LIVE_LAYERS.get(layer_id)
             if layer is None:
                 continue
-            features, matched = self._features(store, layer, subscription, now)
+            features, matched = self._features(store, layer, subscription, client.actor,
+                                               now)
             if not client.entitled:
                 for item in features:
                     item["properties"] = protect_caller_data(item["properties"], client.actor)
@@ -594,7 +629,7 @@ class LiveHub:
         return generation.number, position, text
 
     def _features(self, store: ReadStore, layer: LiveLayer, subscription: Subscription,
-                  now: datetime) -> tuple[list[dict[str, Any]], int]:
+                  actor: Actor, now: datetime) -> tuple[list[dict[str, Any]], int]:
         where: list[str] = []
         params: list[Any] = []
         if subscription.bbox is not None:
@@ -613,12 +648,14 @@ class LiveHub:
                 clauses.append(clause)
                 params += clause_params
             where.append(f"({' OR '.join(clauses)})" if clauses else "1 = 0")
-        if subscription.department is not None:
-            if layer.department is None:
-                where.append("1 = 0")
-            else:
-                where.append(f"{layer.department} = %s")
-                params.append(subscription.department)
+        if subscription.department is not None and layer.department is not None:
+            # For a department user this is their scope on this layer (`scoped_to`).
+            where.append(f"{layer.department} = %s")
+            params.append(subscription.department)
+        if layer.scope_in_doc:
+            for clause, clause_params in incident_scope_where(store.dialect, actor):
+                where.append(clause)
+                params += clause_params
         sql_where = f" WHERE {' AND '.join(where)}" if where else ""
         with store.transaction() as txn:
             txn.execute(f"SELECT count(*) FROM {layer.table}{sql_where}", params)
@@ -674,13 +711,12 @@ class LiveHub:
         _, store = self._active()
         department = None
         if viewing is not None and viewing[0] in LIVE_LAYERS:
-            layer = LIVE_LAYERS[viewing[0]]
-            if layer.department is not None:
-                with store.transaction() as txn:
-                    txn.execute(f"SELECT {layer.department} FROM {layer.table} WHERE id = %s",
-                                (viewing[1],))
-                    row = txn.fetchone()
-                department = row[0] if row else None
+            # Who may see the viewers is who may see the item: what decides it travels with
+            # the presence (an item not in the read models: by no department user, unless
+            # its layer is shared with every department).
+            scope = LiveChangeLog.scope_of(store, viewing[0], viewing[1])
+            presence["scope"] = scope if scope is not None else {"department": None}
+            department = presence["scope"].get("department")
         self.log.record_presence(store, connection, presence, department)
 
 

@@ -61,7 +61,12 @@ from cityops.feeds.sharing import Recipient, SharingCatalogue
 from cityops.feeds.streams import Stream
 from cityops.feeds.subscription import DeliveryKind, Subscription
 from cityops.feeds.subscriptions import SubscriptionBook
-from cityops.projections.store import TRACKING_DDL, ReadStore, set_position
+from cityops.projections.store import (
+    TRACKING_DDL,
+    ReadStore,
+    schema_transaction,
+    set_position,
+)
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +275,7 @@ class DeliveryLog:
         self.store = store
 
     def create_tables(self) -> None:
-        with self.store.transaction() as txn:
+        with schema_transaction(self.store) as txn:
             for statement in outbox_ddl():
                 txn.execute(statement)
 

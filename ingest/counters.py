@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from cityops.projections.store import ReadStore
+from cityops.projections.store import ReadStore, schema_transaction
 
 COUNTER_TABLE = "ingest_counters"
 COUNTS = ("consumed", "applied", "duplicate", "dead_lettered")
@@ -71,7 +71,7 @@ class CounterTable:
 
     def __init__(self, store: ReadStore) -> None:
         self.store = store
-        with store.transaction() as txn:
+        with schema_transaction(store) as txn:
             txn.execute(
                 f"CREATE TABLE IF NOT EXISTS {COUNTER_TABLE} ("
                 "worker TEXT NOT NULL, topic TEXT NOT NULL, consumed BIGINT NOT NULL, "

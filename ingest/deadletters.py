@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import uuid4
 
-from cityops.projections.store import ReadStore
+from cityops.projections.store import ReadStore, schema_transaction
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class StoredDeadLetters:
     def __init__(self, store: ReadStore) -> None:
         self.store = store
         blob = "BYTEA" if store.dialect == "postgres" else "BLOB"
-        with store.transaction() as txn:
+        with schema_transaction(store) as txn:
             txn.execute(
                 f"CREATE TABLE IF NOT EXISTS {DEAD_LETTER_TABLE} ("
                 "letter_id TEXT PRIMARY KEY, source_topic TEXT NOT NULL, "

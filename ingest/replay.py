@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from cityops.ingest.deadletters import DeadLetter
 from cityops.ingest.pipeline import Delivery, IngestPipeline, Outcome
-from cityops.projections.store import ReadStore
+from cityops.projections.store import ReadStore, schema_transaction
 
 LEDGER_TABLE = "ingest_dead_letter_replays"
 REPLAY_BATCH = 500
@@ -92,7 +92,7 @@ class ReplayLedger:
 
     def __init__(self, store: ReadStore) -> None:
         self.store = store
-        with store.transaction() as txn:
+        with schema_transaction(store) as txn:
             txn.execute(
                 f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} ("
                 "letter_id TEXT PRIMARY KEY, source_topic TEXT NOT NULL, "

@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from cityops.domain.geometry import GeoPoint
-from cityops.projections.store import ReadStore
+from cityops.projections.store import ReadStore, schema_transaction
 
 TRACK_TABLE = "resource_track"
 
@@ -46,7 +46,7 @@ class ResourceTracks:
         self.store = store
 
     def create_table(self) -> None:
-        with self.store.transaction() as txn:
+        with schema_transaction(self.store) as txn:
             txn.execute(
                 f"CREATE TABLE IF NOT EXISTS {TRACK_TABLE} ("
                 "resource_id TEXT NOT NULL, measured_at TEXT NOT NULL, "

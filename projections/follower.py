@@ -27,7 +27,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, CanInitAggregate
 
-from cityops.projections.store import ReadStore, Transaction, set_position
+from cityops.projections.store import ReadStore, Transaction, schema_transaction, set_position
 
 if TYPE_CHECKING:
     from cityops.projections.live_changes import LiveChangeLog, TouchedItem
@@ -112,7 +112,7 @@ class Follower:
     def create_tables(self) -> None:
         from cityops.projections.store import TRACKING_DDL
 
-        with self.store.transaction() as txn:
+        with schema_transaction(self.store) as txn:
             txn.execute(TRACKING_DDL)
             for table in self.tables.values():
                 for statement in table.ddl(self.store.dialect):

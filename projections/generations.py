@@ -39,6 +39,7 @@ from cityops.projections.store import (
     ReadStore,
     SqliteReadStore,
     positions,
+    schema_transaction,
 )
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ class GenerationRegistry:
 
     def create(self) -> None:
         """Create the registry table (idempotent)."""
-        with self.store.transaction() as txn:
+        with schema_transaction(self.store) as txn:
             for statement in REGISTRY_DDL:
                 txn.execute(statement)
 

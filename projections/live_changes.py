@@ -7,10 +7,11 @@ row is in the log exactly when its state is in the read models (a failed batch l
 neither). A row carries the layer id of projections/spatial_layers.py, the aggregate id, the
 names of the batch's events, the document as the read model holds it (grid cases with their
 light), the point as GeoJSON, the filter values (category, level, department, light, lon,
-lat) and the filter values the item had before the batch (`previous`): a client whose filter
-the item has just left is told to remove it, without the server remembering what each
-client holds. The supervision clock's `LightChanged` and the presence of people viewing an
-item travel through the same table.
+lat) and the filter values the item had before the batch (`previous`, with the fields that
+decide which department users may see an incident): a client whose filter or scope the item
+has just left is told to remove it, without the server remembering what each client holds.
+The supervision clock's `LightChanged` and the presence of people viewing an item travel
+through the same table.
 
 Its `seq` is the position clients see. It must never let a reader skip a row whose number
 commits late: SQLite serialises writers (BEGIN IMMEDIATE); on PostgreSQL every insert first
@@ -30,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cityops.projections.spatial_layers import LAYERS, ReadModelSource
-from cityops.projections.store import ReadStore, Transaction
+from cityops.projections.store import ReadStore, Transaction, schema_transaction
 from cityops.projections.views import case_light
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ class LiveLayer:
     """The column of the owning department (scopes department users)."""
     lights: bool = False
     """Whether its items have a supervision light (grid cases)."""
+    scope_in_doc: bool = False
+    """Whether the department users who may see an item are decided by its document rather
+    than a department column (incidents: their tasks' departments and their reporter)."""
 
     @property
     def table(self) -> str:
@@ -79,7 +83,7 @@ class LiveLayer:
 LIVE_LAYERS: Mapping[str, LiveLayer] = {
     layer.id: layer for layer in (
         LiveLayer("grid-cases", category="category", department="department", lights=True),
-        LiveLayer("incidents", category="category", level="level"),
+        LiveLayer("incidents", category="category", level="level", scope_in_doc=True),
         LiveLayer("hazard-sources", category="hazard_type"),
         LiveLayer("resources", category="kind", department="department"),
         LiveLayer("hotline-tickets", category="topic", department="department"),
@@ -99,16 +103,34 @@ class FilterValues:
     level: str | None = None
     department: str | None = None
     light: str | None = None
+    scope: Mapping[str, Any] | None = None
+    """On layers whose scope is in the document: the document's fields that decide which
+    department users may see the item (`scope_document`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"lon": self.lon, "lat": self.lat, "category": self.category,
-                "level": self.level, "department": self.department, "light": self.light}
+                "level": self.level, "department": self.department, "light": self.light,
+                "scope": dict(self.scope) if self.scope is not None else None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FilterValues:
         return cls(lon=data.get("lon"), lat=data.get("lat"), category=data.get("category"),
                    level=data.get("level"), department=data.get("department"),
-                   light=data.get("light"))
+                   light=data.get("light"), scope=data.get("scope"))
+
+    def scope_document(self) -> dict[str, Any]:
+        """What the department scope (command-center/scopes.py) reads of the item, as
+        these values know it: its department, and on incidents reporter and tasks."""
+        return {"department": self.department, **(self.scope or {})}
+
+
+def scope_document(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of an incident's document that decide which department users may see it
+    (command-center/scopes.py: a task for their department, or reported by them): kept
+    small in the change log, each department once."""
+    departments = {task.get("department") for task in doc.get("tasks") or []}
+    return {"reported_by": doc.get("reported_by"),
+            "tasks": [{"department": d} for d in sorted(d for d in departments if d)]}
 
 
 def _values(layer: LiveLayer, row: Mapping[str, Any], now: datetime) -> FilterValues:
@@ -122,6 +144,8 @@ def _values(layer: LiveLayer, row: Mapping[str, Any], now: datetime) -> FilterVa
         level=row.get(layer.level) if layer.level else None,
         department=row.get(layer.department) if layer.department else None,
         light=light,
+        scope=scope_document(_document(row["doc"]))
+        if layer.scope_in_doc and row.get("doc") is not None else None,
     )
 
 
@@ -203,7 +227,7 @@ class LiveChangeLog:
 
     def create(self, store: ReadStore) -> None:
         """Create the table in `store` (every generation has one)."""
-        with store.transaction() as txn:
+        with schema_transaction(store) as txn:
             for statement in self.ddl(store.dialect):
                 txn.execute(statement)
 
@@ -215,7 +239,8 @@ class LiveChangeLog:
         batch is written (an item not there yet has none)."""
         found: dict[tuple[str, str], FilterValues] = {}
         for layer, ids in _by_layer(touched).items():
-            for row in _select(txn, layer, ids, layer.filter_columns()):
+            columns = [*layer.filter_columns(), *(["doc"] if layer.scope_in_doc else [])]
+            for row in _select(txn, layer, ids, columns):
                 found[(layer.id, row["id"])] = _values(layer, row, now)
         return found
 
@@ -386,6 +411,23 @@ class LiveChangeLog:
             txn.execute(f"SELECT count(*) FROM {TABLE} WHERE seq > %s", (after,))
             row = txn.fetchone()
         return int(row[0]) if row else 0
+
+    @staticmethod
+    def scope_of(store: ReadStore, layer_id: str, item_id: str) -> dict[str, Any] | None:
+        """What decides which department users may see one item now (its
+        `FilterValues.scope_document`); None when the read models do not hold it."""
+        layer = LIVE_LAYERS[layer_id]
+        columns = [*([layer.department] if layer.department else []),
+                   *(["doc"] if layer.scope_in_doc else [])]
+        with store.transaction() as txn:
+            rows = _select(txn, layer, [item_id], columns)
+        if not rows:
+            return None
+        row = rows[0]
+        return FilterValues(
+            department=row.get(layer.department) if layer.department else None,
+            scope=scope_document(_document(row["doc"])) if layer.scope_in_doc else None,
+        ).scope_document()
 
     @staticmethod
     def presence_since(store: ReadStore, since: datetime) -> list[ChangeRow]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cityops.domain.errors import InvalidValue
-from cityops.projections.store import ReadStore
+from cityops.projections.store import ReadStore, schema_transaction
 
 PHOTO_SCHEME = "photo:"
 """How events refer to a stored photo: `photo:` followed by its sha256 in lowercase hex."""
@@ -101,7 +101,7 @@ class PhotoStore:
 
     def __init__(self, store: ReadStore) -> None:
         self.store = store
-        with store.transaction() as txn:
+        with schema_transaction(store) as txn:
             txn.execute(_ddl(store.dialect))
 
     def save(self, *, sha256: str, data: bytes, content_type: str, width: int, height: int,

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from cityops.domain.hazard import AlarmLevel
 from cityops.domain.hazards import LatestReading
-from cityops.projections.store import ReadStore
+from cityops.projections.store import ReadStore, schema_transaction
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sensor_latest_readings (
@@ -36,7 +36,7 @@ class StoredLatestReadings:
 
     def __init__(self, store: ReadStore) -> None:
         self.store = store
-        with store.transaction() as txn:
+        with schema_transaction(store) as txn:
             txn.execute(DDL)
 
     def remember(self, source_id: UUID, sensor_id: str, reading: LatestReading) -> None:

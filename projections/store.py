@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +17,18 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 Row = tuple[Any, ...]
+
+# PostgreSQL advisory locks of CityOps: (LOCK_SPACE, purpose). Creating tables, types or
+# schemas that another process creates at the same instant fails even with IF NOT EXISTS
+# ("tuple concurrently updated", a duplicate key in pg_type or pg_namespace), so every
+# process takes turns. Two purposes, two keys: a process holding the start-up lock also
+# takes the schema-change lock in its own DDL transactions (other sessions), which one key
+# would make it wait for itself.
+LOCK_SPACE = 0x43697479  # "City"
+SCHEMA_CHANGE_LOCK = 1
+"""Held by each transaction that creates tables or schemas (until it commits)."""
+START_UP_LOCK = 2
+"""Held by a starting process for its whole start-up (event stores included)."""
 
 TRACKING_DDL = """
 CREATE TABLE IF NOT EXISTS projection_positions (
@@ -134,7 +146,9 @@ class PostgresReadStore:
         if options:
             kwargs["options"] = options
         if schema:
-            with psycopg.connect(url, autocommit=True) as connection:
+            with psycopg.connect(url) as connection, connection.transaction():
+                connection.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                                   (LOCK_SPACE, SCHEMA_CHANGE_LOCK))
                 connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=kwargs,
                                     open=True)
@@ -147,6 +161,39 @@ class PostgresReadStore:
 
     def close(self) -> None:
         self._pool.close()
+
+
+@contextmanager
+def schema_transaction(store: ReadStore) -> Iterator[Transaction]:
+    """A transaction that creates tables: on PostgreSQL it first waits for any other
+    process creating tables to commit (an advisory lock held until this one commits), so
+    processes starting at once on a fresh database never race on the catalogue."""
+    with store.transaction() as txn:
+        if store.dialect == "postgres":
+            txn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                        (LOCK_SPACE, SCHEMA_CHANGE_LOCK))
+        # SQLite serialises writers itself: its DDL needs nothing more.
+        yield txn
+
+
+@contextmanager
+def start_up_serialised(database_url: str | None) -> Iterator[None]:
+    """Hold the start-up lock while a process creates what it needs on PostgreSQL (the
+    eventsourcing library's event stores, whose CREATE TYPE/TABLE race too, and the read
+    models): processes starting at once start one after the other. The lock lives on a
+    connection of its own, released when it closes (also if the process dies)."""
+    if database_url is None:
+        yield
+        return
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_SPACE, START_UP_LOCK))
+        try:
+            yield
+        finally:
+            # Closing the connection releases it too: a lost connection is no new error.
+            with suppress(psycopg.Error):
+                connection.execute("SELECT pg_advisory_unlock(%s, %s)",
+                                   (LOCK_SPACE, START_UP_LOCK))
 
 
 def positions(store: ReadStore, projection: str) -> dict[str, int]:

@@ -22,8 +22,9 @@ from cityops.projections.photos import PhotoStore, sha256_of_reference
 
 router = APIRouter(prefix="/photos", tags=["photos"])
 
-UPLOAD_ROLES = frozenset({Role.INSPECTOR, Role.DISPATCHER, Role.ADMIN})
-"""Who takes photos: inspectors on patrol, the centre (and the admin, who may do anything)."""
+UPLOAD_ROLES = frozenset({Role.INSPECTOR, Role.DEPARTMENT_USER, Role.DISPATCHER, Role.ADMIN})
+"""Who takes photos: inspectors on patrol, department crews showing the result of their work
+(evidence of handling), the centre (and the admin, who may do anything)."""
 
 PHOTO_CACHE = "private, max-age=31536000, immutable"
 """A photo's address is its content's hash: it never changes, but it is only for logged-in

@@ -158,9 +158,11 @@ def screenshots() -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium, headless, for the whole session."""
+    """Debian's chromium, headless, for one test module. Not for the session: Playwright's
+    sync API keeps an asyncio loop running in the main thread while it is open, and the
+    asyncio tests collected after the browser tests could not start theirs."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

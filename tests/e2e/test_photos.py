@@ -232,7 +232,7 @@ def test_one_photo_per_upload(api: Any) -> None:
 
 @pytest.mark.parametrize(("role", "dept", "status"), [
     ("inspector", None, 201), ("dispatcher", None, 201), ("admin", None, 201),
-    ("department-user", "sanitation", 403), ("leader", None, 403),
+    ("department-user", "sanitation", 201), ("leader", None, 403),
     ("hotline-operator", None, 403), ("planner", None, 403), (None, None, 401),
 ])
 def test_who_may_upload(api: Any, role: str | None, dept: str | None, status: int) -> None:

@@ -12,12 +12,10 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from cityops.bootstrap import CitySystem, build_system
-from cityops.command_center.errors import install_error_handlers
-from cityops.command_center.routers import statistics
+from cityops.command_center.app import create_app
 from cityops.domain.actors import Actor, Role
 from cityops.domain.geometry import GeoPoint
 from cityops.settings import Settings
@@ -27,6 +25,7 @@ DISPATCHER = Actor("duty-zhao", Role.DISPATCHER)
 INSPECTOR = Actor("insp-wang", Role.INSPECTOR)
 WATER = Actor("water-chen", Role.DEPARTMENT_USER, "water")
 SANITATION = Actor("san-liu", Role.DEPARTMENT_USER, "sanitation")
+ADMIN = Actor("admin-ma", Role.ADMIN)
 
 
 class ManualClock:
@@ -105,11 +104,15 @@ def morning(tmp_path: Path, demo_city: Any) -> Iterator[Morning]:
 
 @pytest.fixture
 def api(morning: Morning) -> TestClient:
-    app = FastAPI()
-    install_error_handlers(app)
-    app.state.system = morning.system
-    app.include_router(statistics.router)
-    return TestClient(app)
+    """The command centre's app over the played morning, logged in as the duty officer."""
+    morning.system.accounts.add_user("duty-officer", role=Role.DISPATCHER,
+                                     password="statistics-test-password", actor=ADMIN)
+    client = TestClient(create_app(morning.system, manage_lifecycle=False))
+    login = client.post("/auth/login", json={"username": "duty-officer",
+                                             "password": "statistics-test-password"})
+    assert login.status_code == 200, login.text
+    client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+    return client
 
 
 def by_department(body: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -27,10 +27,11 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 @contextmanager
 def serving(database_url: str, tmp_path: Path, *envs: dict[str, str]) -> Iterator[list[str]]:
-    """`cityops serve` processes (one per environment), each started once the previous one
-    answers (two processes starting at the same instant race on creating tables); yields
-    their base URLs."""
+    """`cityops serve` processes (one per environment), all started at the same instant
+    (as a deployment starts them: their start-ups take turns on the database); yields their
+    base URLs once every one answers."""
     processes: list[subprocess.Popen[bytes]] = []
+    started: list[tuple[subprocess.Popen[bytes], int, Path]] = []
     bases = []
     try:
         for extra in envs:
@@ -44,6 +45,8 @@ def serving(database_url: str, tmp_path: Path, *envs: dict[str, str]) -> Iterato
                     [sys.executable, "-m", "cityops.cli", "serve", "--port", str(port)],
                     env=env, stdout=log, stderr=subprocess.STDOUT)
             processes.append(process)
+            started.append((process, port, log_path))
+        for process, port, log_path in started:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
             while True:
