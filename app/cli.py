@@ -44,7 +44,10 @@ def _run_web(settings: Settings, system: object) -> None:
     web = create_app(system)  # type: ignore[arg-type]
     typer.secho(f"CityOps command centre on http://{settings.host}:{settings.port}/ "
                 f"(API docs at /docs)", fg="green")
-    uvicorn.run(web, host=settings.host, port=settings.port, log_level="info")
+    # permessage-deflate refused: browsers always offer it, and accepted it costs a
+    # compression of every pushed message once per client (docs/websocket.md).
+    uvicorn.run(web, host=settings.host, port=settings.port, log_level="info",
+                ws_per_message_deflate=False)
 
 
 @app.command()

@@ -315,6 +315,14 @@ class LiveClient:
     resyncs: int = 0
     viewing: tuple[str, str] | None = None
     presence_written_at: float = 0.0
+    batch_ms: int = 0
+    """0: one frame per message; otherwise its changes travel together, in one `changes`
+    frame at most every `batch_ms` ms."""
+    holding: bool = False
+    """Whether its sender is waiting for the end of a batch's tick (offers then do not
+    wake it, unless its queue fills up)."""
+    sent_at: float = -1e9
+    """When (the loop's clock) its last batch was sent."""
 
     @property
     def entitled(self) -> bool:
@@ -332,6 +340,8 @@ class LiveClient:
                                       "were waiting for this client")
         else:
             self.queue.append((seq, text, heartbeat))
+            if self.holding and len(self.queue) < self.queue_size // 2:
+                return  # the end of its tick wakes it; a filling queue cuts the tick short
         self.wake.set()
 
     def demand(self, action: str, argument: Any = None) -> None:
@@ -339,6 +349,17 @@ class LiveClient:
         self.queue.clear()
         self.pending = (action, argument)
         self.wake.set()
+
+
+REPLAY_FRAME = 500
+"""Changes per `changes` frame at most in a batched client's replay."""
+
+
+def changes_frame(generation: int, position: int, texts: Sequence[str]) -> str:
+    """A `changes` frame of already encoded `change` messages (in order; `position`: the
+    last one's): joined as they are, not encoded again for each client."""
+    return (f'{{"type":"changes","generation":{generation},"position":{position},'
+            f'"changes":[{",".join(texts)}]}}')
 
 
 class LiveHub:
@@ -474,23 +495,36 @@ class LiveHub:
                     client.offer(self.head, text, heartbeat=True)
 
     async def dispatch(self, rows: Sequence[ChangeRow]) -> None:
-        """Hand each row to the clients it concerns; never waits for a client. After each
-        row the senders get their turn: a burst of rows (a follower's batch) is not a
-        client falling behind."""
-        for row in rows:
-            await asyncio.sleep(0)
-            clients = list(self.clients)
-            self.head = max(self.head, row.seq)
-            if row.layer == PRESENCE:
-                self._push_presence(self.board.apply(row))
-                continue
-            if row.layer not in LIVE_LAYERS:
-                continue
-            change = PushedChange(row, self.generation)
-            for client in clients:
-                text = change.text_for(client)
-                if text is not None:
-                    client.offer(row.seq, text)
+        """Hand each row to the clients it concerns; never waits for a client. The rows
+        of one read are handed out together, so that each sender wakes once for all of
+        them (not once a row: the task switches cost more than the rows); only after each
+        quarter of a client queue's worth of rows do the senders get their turn, so that a
+        burst of rows (a follower's batch, a backlog) is not taken for a client falling
+        behind."""
+        chunk = max(1, self.queue_size // 4)
+        for start in range(0, len(rows), chunk):
+            if start:
+                await asyncio.sleep(0)
+            # What a change is for a client depends only on who it is and what it
+            # subscribed to (`PushedChange.text_for`): decided once per such audience, not
+            # once per client (many dashboards follow the same city as the same role).
+            audiences: dict[tuple[Actor, Subscription], list[LiveClient]] = {}
+            for client in self.clients:
+                audiences.setdefault((client.actor, client.subscription), []).append(client)
+            groups = list(audiences.values())
+            for row in rows[start:start + chunk]:
+                self.head = max(self.head, row.seq)
+                if row.layer == PRESENCE:
+                    self._push_presence(self.board.apply(row))
+                    continue
+                if row.layer not in LIVE_LAYERS:
+                    continue
+                change = PushedChange(row, self.generation)
+                for group in groups:
+                    text = change.text_for(group[0])
+                    if text is not None:
+                        for client in group:
+                            client.offer(row.seq, text)
 
     def _push_presence(self, items: set[tuple[str, str]]) -> None:
         # Presence messages are whole states: they go without a position and are never
@@ -524,6 +558,8 @@ class LiveHub:
         while not client.closed:
             await client.wake.wait()
             client.wake.clear()
+            if client.batch_ms and client.pending is None and client.queue:
+                await self._hold(client)
             while not client.closed:
                 if client.pending is not None:
                     action, argument = client.pending
@@ -532,6 +568,9 @@ class LiveHub:
                     continue
                 if not client.queue:
                     break
+                if client.batch_ms:
+                    await self._send_batch(client)
+                    continue
                 seq, text, heartbeat = client.queue.popleft()
                 if seq is not None:
                     # A change at or below the client's position is in what it has; a
@@ -540,6 +579,50 @@ class LiveHub:
                         continue
                     client.position = seq
                 await outbox.send_text(text)
+
+    async def _hold(self, client: LiveClient) -> None:
+        """Wait for the end of the client's tick (`batch_ms` after its last batch), so that
+        what comes meanwhile travels in the same frame. After a quiet spell the tick is
+        over already: the first change goes at once. A queue half full, a snapshot to
+        send or a disconnect cut the wait short."""
+        loop = asyncio.get_running_loop()
+        delay = client.sent_at + client.batch_ms / 1000 - loop.time()
+        if delay <= 0 or len(client.queue) >= client.queue_size // 2:
+            return
+        # A timer, not `wait_for`: one callback a tick, no task per wait.
+        client.holding = True
+        timer = loop.call_later(delay, client.wake.set)
+        try:
+            await client.wake.wait()
+        finally:
+            timer.cancel()
+            client.holding = False
+        client.wake.clear()
+
+    async def _send_batch(self, client: LiveClient) -> None:
+        """Send all that is queued for a batched client: its changes together, as
+        `changes` frames of the already encoded messages (a presence, pong or heartbeat
+        in between goes on its own, in its turn)."""
+        outbox = client.outbox
+        texts: list[str] = []
+        last = client.position
+        while client.queue:
+            seq, text, heartbeat = client.queue.popleft()
+            if seq is not None:
+                if seq < client.position or (seq == client.position and not heartbeat):
+                    continue
+                client.position = seq
+                if not heartbeat:
+                    texts.append(text)
+                    last = seq
+                    continue
+            if texts:
+                await outbox.send_text(changes_frame(client.generation, last, texts))
+                texts = []
+            await outbox.send_text(text)
+        if texts:
+            await outbox.send_text(changes_frame(client.generation, last, texts))
+        client.sent_at = asyncio.get_running_loop().time()
 
     async def _start_over(self, client: LiveClient, action: str, argument: Any) -> None:
         if action == "resume":
@@ -588,12 +671,22 @@ class LiveHub:
         rows = await asyncio.to_thread(LiveChangeLog.read, store, position, missed + 1)
         client.generation = active
         client.position = position
+        held: list[str] = []  # a batched client's replay goes in `changes` frames
+        held_last = position
         for row in rows:
-            if row.layer in LIVE_LAYERS:
-                text = PushedChange(row, active).text_for(client)
-                if text is not None:
-                    await client.outbox.send_text(text)
+            text = (PushedChange(row, active).text_for(client)
+                    if row.layer in LIVE_LAYERS else None)
+            if text is not None and client.batch_ms:
+                held.append(text)
+                held_last = row.seq
+                if len(held) >= REPLAY_FRAME:
+                    await client.outbox.send_text(changes_frame(active, held_last, held))
+                    held = []
+            elif text is not None:
+                await client.outbox.send_text(text)
             client.position = row.seq
+        if held:
+            await client.outbox.send_text(changes_frame(active, held_last, held))
         await client.outbox.send_text(_dumps({"type": "position", "generation": active,
                                               "position": client.position}))
         await self._send_presence(client)

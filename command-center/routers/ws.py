@@ -33,6 +33,10 @@ BAD_MESSAGE = 4400
 SERVER_ERROR = 1011
 KNOWN_LAYERS = (*LIVE_LAYERS, PRESENCE)
 MAX_MESSAGE_CHARS = 64_000
+MAX_BATCH_MS = 1000
+BatchMs = Annotated[int, Field(ge=0, le=MAX_BATCH_MS, strict=True)]
+"""`batch_ms`: 0 for one frame per message, or the ms a client's changes may wait to
+travel together in one `changes` frame."""
 
 
 class BadMessage(Exception):
@@ -103,6 +107,7 @@ class Hello(BaseModel):
     token: str = Field(min_length=1)
     subscribe: SubscriptionIn
     resume: ResumeIn | None = None
+    batch_ms: BatchMs = 0
 
 
 class Subscribe(BaseModel):
@@ -110,6 +115,8 @@ class Subscribe(BaseModel):
 
     type: Literal["subscribe"]
     subscribe: SubscriptionIn
+    batch_ms: BatchMs | None = None
+    """None: as it was."""
 
 
 class Viewing(BaseModel):
@@ -205,9 +212,11 @@ async def live(websocket: WebSocket) -> None:
         await _refuse(websocket, UNAUTHENTICATED, str(error))
         return
     client = LiveClient(actor=actor, subscription=hello.subscribe.subscription().scoped_to(actor),
-                        outbox=websocket, queue_size=hub.queue_size)
+                        outbox=websocket, queue_size=hub.queue_size,
+                        batch_ms=hello.batch_ms)
     await websocket.send_text(json.dumps({"type": "welcome", "user": actor.as_dict(),
-                                          "generation": hub.generation}))
+                                          "generation": hub.generation,
+                                          "batch_ms": hello.batch_ms}))
     resume = (hello.resume.generation, hello.resume.position) if hello.resume else None
     sender = asyncio.create_task(hub.run_sender(client), name="cityops-live-sender")
     receiver = asyncio.create_task(_converse(websocket, hub, client),
@@ -256,6 +265,8 @@ async def _converse(websocket: WebSocket, hub: LiveHub, client: LiveClient) -> N
                              "subscription")
         if isinstance(message, Subscribe):
             client.subscription = message.subscribe.subscription().scoped_to(client.actor)
+            if message.batch_ms is not None:
+                client.batch_ms = message.batch_ms
             client.demand("snapshot")
         elif isinstance(message, Viewing):
             if message.id is not None and message.layer not in LIVE_LAYERS:

@@ -10,20 +10,25 @@ import { currentSession, endSession } from "./api.js";
 const PING_EVERY_MS = 20000;
 const RECONNECT_FIRST_MS = 500;
 const RECONNECT_MAX_MS = 15000;
+// The server sends this client's changes together, one frame at most every BATCH_MS: a busy
+// city then costs the server (and the browser) a frame per tick, not one per change.
+const BATCH_MS = 50;
 
 /**
  * A live connection. handlers:
  *  snapshot({generation, position, layers})   the whole state of the subscription
  *  change({layer, id, events, at, feature})   feature null: it left the subscription
+ *                                             (a batched `changes` frame: one call each)
  *  presence({layer, id, viewers})
  *  status(state, detail)   state: "connecting" | "live" | "resyncing" | "offline" | "closed"
  *  welcome({user, generation})
  */
 export class LiveConnection {
-  constructor(subscription, handlers = {}, { path = "/ws" } = {}) {
+  constructor(subscription, handlers = {}, { path = "/ws", batchMs = BATCH_MS } = {}) {
     this.subscription = subscription;
     this.handlers = handlers;
     this.path = path;
+    this.batchMs = batchMs;
     this.generation = null;
     this.position = null;
     this.socket = null;
@@ -89,6 +94,7 @@ export class LiveConnection {
         ? { generation: this.generation, position: this.position } : null;
       socket.send(JSON.stringify({
         type: "hello", token: session.access_token, subscribe: this.subscription, resume,
+        batch_ms: this.batchMs,
       }));
       clearInterval(this.pingTimer);
       this.pingTimer = setInterval(() => this.send({ type: "ping" }), PING_EVERY_MS);
@@ -112,6 +118,16 @@ export class LiveConnection {
     });
   }
 
+  applyChange(message) {
+    // A change at or before the position already applied is a duplicate (a resume
+    // overlapping what was seen): skip it.
+    if (message.generation === this.generation && this.position !== null
+        && message.position <= this.position) return;
+    this.generation = message.generation;
+    this.position = message.position;
+    this.emit("change", message);
+  }
+
   receive(data) {
     let message;
     try {
@@ -133,13 +149,12 @@ export class LiveConnection {
         this.emit("status", "live");
         break;
       case "change":
-        // A change at or before the position already applied is a duplicate (a resume
-        // overlapping what was seen): skip it.
-        if (message.generation === this.generation && this.position !== null
-            && message.position <= this.position) break;
-        this.generation = message.generation;
-        this.position = message.position;
-        this.emit("change", message);
+        this.applyChange(message);
+        this.emit("status", "live");
+        break;
+      case "changes":
+        // The changes of one tick (batch_ms), in order: each as a single change.
+        for (const change of message.changes) this.applyChange(change);
         this.emit("status", "live");
         break;
       case "position":

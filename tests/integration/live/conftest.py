@@ -184,17 +184,29 @@ class Session:
         await self.ws.close()
 
     def changes(self) -> list[dict[str, Any]]:
-        return [m for m in self.received if m["type"] == "change"]
+        """Every change received, in order, those of batched `changes` frames included."""
+        found: list[dict[str, Any]] = []
+        for message in self.received:
+            if message["type"] == "change":
+                found.append(message)
+            elif message["type"] == "changes":
+                found.extend(message["changes"])
+        return found
 
 
 async def open_session(url: str, token: str | None, layers: list[str] | None = None,
-                       resume: dict[str, int] | None = None, **filters: Any) -> Session:
-    """Connect, say hello, and read the welcome (a refused hello raises)."""
+                       resume: dict[str, int] | None = None, batch_ms: int | None = None,
+                       **filters: Any) -> Session:
+    """Connect, say hello (asking for batched changes with `batch_ms`), and read the
+    welcome (a refused hello raises)."""
     ws = await websockets.connect(url, open_timeout=10, close_timeout=5)
     session = Session(ws)
-    await session.send({"type": "hello", "token": token,
-                        "subscribe": {"layers": layers or ALL_LAYERS, **filters},
-                        "resume": resume})
+    hello: dict[str, Any] = {"type": "hello", "token": token,
+                             "subscribe": {"layers": layers or ALL_LAYERS, **filters},
+                             "resume": resume}
+    if batch_ms is not None:
+        hello["batch_ms"] = batch_ms
+    await session.send(hello)
     welcome = await session.next()
     assert welcome["type"] == "welcome", welcome
     return session

@@ -75,16 +75,21 @@ class StalledClient:
         self.sock.close()
 
 
+@pytest.mark.parametrize("batch_ms", [None, 50], ids=["single", "batched"])
 async def test_a_slow_client_is_told_to_resync_and_never_slows_a_fast_one(
-        live_server_factory: Callable[..., LiveServer], tmp_path: Path) -> None:
+        live_server_factory: Callable[..., LiveServer], tmp_path: Path,
+        batch_ms: int | None) -> None:
     server = live_server_factory(settings_for(tmp_path, ws_client_queue=QUEUE),
                                  send_buffer=8192)
     token = server.token("dispatcher")
-    fast = await open_session(server.url, token, layers=["grid-cases"])
+    fast = await open_session(server.url, token, layers=["grid-cases"], batch_ms=batch_ms)
     await fast.next_of("snapshot")
     slow = StalledClient(server.url, server.port)
-    slow.send({"type": "hello", "token": token, "subscribe": {"layers": ["grid-cases"]},
-               "resume": None})
+    hello: dict[str, Any] = {"type": "hello", "token": token,
+                             "subscribe": {"layers": ["grid-cases"]}, "resume": None}
+    if batch_ms is not None:
+        hello["batch_ms"] = batch_ms
+    slow.send(hello)
 
     def report_many() -> list[str]:
         ids = []
@@ -99,9 +104,13 @@ async def test_a_slow_client_is_told_to_resync_and_never_slows_a_fast_one(
     while not reported.done() or len(received) < REPORTS:
         message = await fast.next(20)
         assert message["type"] != "resync", "the fast client was dropped behind"
-        if message["type"] == "change":
-            received.append(message["id"])
-            positions.append(message["position"])
+        # A batched client gets its changes in `changes` frames only, the other never.
+        assert message["type"] != ("change" if batch_ms else "changes"), message
+        changes = {"change": [message], "changes": message.get("changes", [])}.get(
+            message["type"], [])
+        for change in changes:
+            received.append(change["id"])
+            positions.append(change["position"])
     ids = await reported
     assert received == ids
     assert positions == sorted(positions)
