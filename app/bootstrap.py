@@ -43,6 +43,7 @@ from cityops.projections.store import ReadStore, start_up_serialised
 from cityops.projections.supervision_clock import SupervisionClock
 from cityops.projections.tables import SummaryTable
 from cityops.projections.views import ReadModels, grid_case_table
+from cityops.projections.wakeup import FollowerWakeup, event_channels
 from cityops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class CitySystem:
     `applications`)."""
     supervision: SupervisionClock | None = None
     thread: FollowerThread | None = None
+    wakeup: FollowerWakeup | None = None
+    """On PostgreSQL: wakes `thread` when any process records events."""
 
     @property
     def followers(self) -> list[Follower]:
@@ -103,6 +106,13 @@ class CitySystem:
             self.thread = FollowerThread(self.generations.following,
                                          self.settings.projection_poll_interval_s)
             self.thread.start()
+            if self.settings.database_url is not None:
+                # Other processes record most events here (API, ingest): their commits
+                # NOTIFY, so the followers need not wait for their next poll.
+                self.wakeup = FollowerWakeup(self.settings.database_url,
+                                             event_channels(self.applications),
+                                             self.thread.wake)
+                self.wakeup.start()
         # Every process with watchers pushes light changes, following or not (it only reads).
         if self.supervision is not None:
             self.supervision.start()
@@ -117,6 +127,9 @@ class CitySystem:
             self.thread.wake()
 
     def close(self) -> None:
+        if self.wakeup is not None:
+            self.wakeup.stop()
+            self.wakeup = None
         if self.thread is not None:
             self.thread.stop()
             self.thread.join(timeout=10)
