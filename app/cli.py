@@ -39,9 +39,11 @@ def load_settings(**overrides: object) -> Settings:
 def _run_web(settings: Settings, system: object) -> None:
     import uvicorn
 
+    from cityops.bootstrap import freeze_long_lived_objects
     from cityops.command_center.app import create_app
 
     web = create_app(system)  # type: ignore[arg-type]
+    freeze_long_lived_objects()
     typer.secho(f"CityOps command centre on http://{settings.host}:{settings.port}/ "
                 f"(API docs at /docs)", fg="green")
     # permessage-deflate refused: browsers always offer it, and accepted it costs a

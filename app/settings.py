@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     duplicate_radius_m: float = Field(default=50.0, gt=0, le=5000)
     duplicate_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     projection_poll_interval_s: float = Field(default=0.2, gt=0, le=60)
+    projection_min_round_interval_s: float = Field(
+        default=0.02, ge=0, le=5,
+        description="Shortest time between two rounds of the projection followers: commits "
+        "arriving faster are taken together (one batch, one read-model transaction) instead "
+        "of one round each; an idle follower still answers a commit at once.",
+    )
     run_projections: bool = Field(
         default=True,
         description="Follow the event stores in this process; production API processes leave "

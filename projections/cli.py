@@ -201,6 +201,9 @@ def run(
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        from cityops.bootstrap import freeze_long_lived_objects
+
+        freeze_long_lived_objects()
         system.start_projections()
         console.print(f"Following {len(system.followers)} event stores into read-model "
                       f"generation {system.generations.active().number}; Ctrl-C stops.")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -276,7 +277,7 @@ class FollowerThread(threading.Thread):
     """
 
     def __init__(self, followers: Sequence[Follower] | Callable[[], Sequence[Follower]],
-                 poll_interval: float) -> None:
+                 poll_interval: float, min_round_interval: float = 0.0) -> None:
         super().__init__(name="cityops-projections", daemon=True)
         self._followers: Callable[[], Sequence[Follower]]
         if callable(followers):
@@ -285,6 +286,10 @@ class FollowerThread(threading.Thread):
             fixed = list(followers)
             self._followers = lambda: fixed
         self.poll_interval = poll_interval
+        self.min_round_interval = min_round_interval
+        """A wake that comes sooner than this after the last round began waits for the rest:
+        under a stream of commits (one notification each) the rounds take whole bursts as
+        one batch instead of one commit each; an idle follower still answers at once."""
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self.failures = 0
@@ -297,7 +302,12 @@ class FollowerThread(threading.Thread):
         self._wake.set()
 
     def run(self) -> None:
+        round_began = float("-inf")
         while not self._stopping.is_set():
+            early = round_began + self.min_round_interval - time.monotonic()
+            if early > 0 and self._stopping.wait(early):
+                break
+            round_began = time.monotonic()
             self._wake.clear()
             busy = False
             try:
