@@ -57,6 +57,9 @@ from cityops.projections.views import case_light
 
 log = logging.getLogger(__name__)
 
+STOP_TIMEOUT_S = 10.0
+"""How long a shutdown waits for the hub's tasks (they are cancelled and told to stop)."""
+
 SNAPSHOT_LIMIT = 2000
 """Features per layer in a snapshot at most (the most recently updated first); the snapshot
 says how many matched, so a client knows when it does not have them all."""
@@ -381,6 +384,7 @@ class LiveHub:
         self.board = PresenceBoard()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._heartbeat_at = 0.0
         self.failures = 0
@@ -391,6 +395,7 @@ class LiveHub:
         """Start tailing from the head of the log (clients get snapshots, not history)."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()  # of this loop (an app may be started more than once)
+        self._stopping = False
         self.generation, store = await asyncio.to_thread(self._active)
         self.head = await asyncio.to_thread(LiveChangeLog.head, store)
         rows = await asyncio.to_thread(LiveChangeLog.presence_since, store,
@@ -411,11 +416,18 @@ class LiveHub:
                           for name in self.system.generations.tables):
             if self._local_commit in listeners:
                 listeners.remove(self._local_commit)
+        # The loops also check a flag: on Python 3.11 `wait_for` can swallow a cancellation
+        # that arrives just as its inner wait completes, and the task would then run on
+        # (this hung an application's shutdown).
+        self._stopping = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+            if pending:
+                log.error("live push: %d task(s) did not stop within %.0f s: %s",
+                          len(pending), STOP_TIMEOUT_S, [t.get_name() for t in pending])
         self._tasks.clear()
 
     def _local_commit(self, _: Sequence[Any]) -> None:
@@ -437,7 +449,7 @@ class LiveHub:
         """Wake the tailer on every NOTIFY of the log's channel (reconnecting if need be)."""
         import psycopg
 
-        while True:
+        while not self._stopping:
             try:
                 async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
                     await conn.execute(f'LISTEN "{channel}"')
@@ -454,9 +466,11 @@ class LiveHub:
     # --- tailing ----------------------------------------------------------------------------
 
     async def _tail(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+            if self._stopping:
+                break
             self._wake.clear()
             try:
                 await self._tail_once()
