@@ -19,7 +19,7 @@ dropped, the listener reconnecting), only up to one poll interval of latency.
 from __future__ import annotations
 
 import logging
-import select
+import selectors
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -125,8 +125,7 @@ class FollowerWakeup(threading.Thread):
         (raises)."""
         while not self._stopping.is_set():
             interrupted = self._interrupted.fileno()
-            ready, _, _ = select.select([conn.fileno(), interrupted], [], [],
-                                        LIVENESS_CHECK_S)
+            ready = readable([conn.fileno(), interrupted], LIVENESS_CHECK_S)
             if interrupted in ready:
                 return
             if not ready:
@@ -138,5 +137,13 @@ class FollowerWakeup(threading.Thread):
 
     def _sleep(self, seconds: float) -> bool:
         """Wait before reconnecting; True when stopped meanwhile."""
-        ready, _, _ = select.select([self._interrupted], [], [], seconds)
-        return bool(ready) or self._stopping.is_set()
+        return bool(readable([self._interrupted.fileno()], seconds)) or self._stopping.is_set()
+
+
+def readable(fds: Sequence[int], timeout: float) -> set[int]:
+    """Which of `fds` can be read within `timeout` seconds. A selector (epoll), not
+    `select.select`: that one refuses descriptors above 1023, which a busy process has."""
+    with selectors.DefaultSelector() as selector:
+        for fd in fds:
+            selector.register(fd, selectors.EVENT_READ)
+        return {key.fd for key, _ in selector.select(timeout)}
