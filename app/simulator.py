@@ -77,7 +77,7 @@ COMMANDER = "duty-chief-chen"
 COMMANDER_DESK = Actor(COMMANDER, Role.DISPATCHER)
 """The incident commander at the centre's desk (waives the tasks the response no longer
 needs, so that the incident can close)."""
-TASK_LEFT_OPEN_SHARE = 0.2
+TASK_LEFT_OPEN_SHARE = 0.25
 """How many plan tasks a department never reports done (the commander waives them)."""
 
 # How often each grid-case category is reported in a day (the common ones first).

@@ -96,17 +96,20 @@ class ResourceAssignments:
         """The centre releases a resource from an incident, recorded on both: one that has
         not arrived is stood down, one on scene clears it (a depot or shelter closes)."""
         self.incidents.require_seen_version(self.incidents.incident(incident_id))
-        resource = self.resources.resource(resource_id)
-        if resource.serves(incident_id):
-            if resource.status is not ResourceStatus.ON_SCENE:
-                self.resources.stand_down(resource_id, actor=actor)
-            elif resource.mobile:
-                self.resources.clear_scene(resource_id, actor=actor)
-            else:
-                self.resources.deactivate(resource_id, actor=actor)
+        released: list[UUID] = []
+        if self.resources.exists(resource_id):
+            resource = self.resources.resource(resource_id)
+            if resource.serves(incident_id):
+                if resource.status is not ResourceStatus.ON_SCENE:
+                    self.resources.stand_down(resource_id, actor=actor)
+                elif resource.mobile:
+                    self.resources.clear_scene(resource_id, actor=actor)
+                else:
+                    self.resources.deactivate(resource_id, actor=actor)
+            released = self.settle(resource_id, actor=actor)
         # Assigned on the incident's side only (the resource never served it): the centre's
         # release ends what its leaving did not.
-        if (incident_id not in self.settle(resource_id, actor=actor)
+        if (incident_id not in released
                 and self.incidents.incident(incident_id).assignment(resource_id) is not None):
             self.incidents.release_resource(incident_id, resource_id=resource_id, actor=actor)
         return resource_id
