@@ -575,7 +575,7 @@ COMMANDS: dict[str, tuple[Callable[[Situation], object], set[str]]] = {
     "contain": (lambda s: s.app.contain(s.incident_id, actor=DISPATCHER), {"responding"}),
     "flare up": (lambda s: s.app.flare_up(s.incident_id, reason="fire rekindled",
                                           actor=DISPATCHER), {"contained"}),
-    "close": (lambda s: _close_settled(s), {"contained"}),
+    "close": (_close_settled, {"contained"}),
     "review": (lambda s: s.app.review(s.incident_id, summary="x", actor=PLANNER), {"closed"}),
 }
 
@@ -976,7 +976,7 @@ def test_a_waiver_needs_a_reason_and_the_centre(
         app.waive_task(incident_id, tasks["water"], reason="  ", actor=DISPATCHER)
     # The department whose task it is may not waive it, nor may a leader.
     for actor in (WATER, LEADER):
-        with pytest.raises(NotPermitted, match="incident.waive-task"):
+        with pytest.raises(NotPermitted, match=r"incident\.waive-task"):
             app.waive_task(incident_id, tasks["water"], reason="too busy", actor=actor)
     with pytest.raises(NotFound, match="incident task"):
         app.waive_task(incident_id, uuid4(), reason="x", actor=DISPATCHER)
