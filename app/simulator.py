@@ -74,6 +74,11 @@ OPERATOR = Actor("operator-zhao", Role.HOTLINE_OPERATOR)
 GATEWAY = Actor("iot-gateway", Role.SYSTEM)
 TRACKER = Actor("vehicle-tracker", Role.SYSTEM)
 COMMANDER = "duty-chief-chen"
+COMMANDER_DESK = Actor(COMMANDER, Role.DISPATCHER)
+"""The incident commander at the centre's desk (waives the tasks the response no longer
+needs, so that the incident can close)."""
+TASK_LEFT_OPEN_SHARE = 0.25
+"""How many plan tasks a department never reports done (the commander waives them)."""
 
 # How often each grid-case category is reported in a day (the common ones first).
 CASE_MIX = {
@@ -213,6 +218,7 @@ class DemoDay:
         self._waiting = False
         self._step: _Step | None = None
         self._escalating: set[UUID] = set()
+        self._tasks_in_hand: set[UUID] = set()
 
     # --- scheduling -----------------------------------------------------------------------
 
@@ -691,6 +697,7 @@ class DemoDay:
                                       actor=DISPATCHER, reason="Plan activated")
         self.system.incidents.assign_commander(incident_id, commander=COMMANDER,
                                                actor=DISPATCHER)
+        self.work_on_tasks(incident_id)
         self.send_resources(incident_id, kinds)
 
     def raise_level(self, incident_id: UUID, level: str, kinds: list[str]) -> None:
@@ -700,7 +707,26 @@ class DemoDay:
         self.system.incidents.change_level(incident_id, level=level,
                                            reason="Impact zone includes a school",
                                            actor=DISPATCHER)
+        self.work_on_tasks(incident_id)
         self.send_resources(incident_id, kinds)
+
+    def work_on_tasks(self, incident_id: UUID) -> None:
+        """The departments take the plan's new tasks in hand and report most of them done
+        (some late); a few are never reported done."""
+        incident = self.system.incidents.incident(incident_id)
+        for task in incident.tasks.values():
+            if task.id in self._tasks_in_hand or not task.is_open:
+                continue
+            self._tasks_in_hand.add(task.id)
+            desk = Actor(f"{task.department}-desk", Role.DEPARTMENT_USER, task.department)
+            allowance = task.due - task.assigned_at
+            self.after(self.minutes(1, 5), "acknowledge incident task", partial(
+                self.system.incidents.acknowledge_task, incident_id, task.id, actor=desk))
+            if self.rng.random() < TASK_LEFT_OPEN_SHARE:
+                continue
+            self.after(allowance * self.rng.uniform(0.5, 1.3), "complete incident task", partial(
+                self.system.incidents.complete_task, incident_id, task.id, actor=desk,
+                result="Done as the plan says"))
 
     def send_resources(self, incident_id: UUID, kinds: list[str]) -> None:
         incident = self.system.incidents.incident(incident_id)
@@ -770,7 +796,10 @@ class DemoDay:
                    lambda: self.close_incident(incident_id))
 
     def clear(self, resource_id: UUID, incident_id: UUID) -> None:
+        """The resource leaves the incident; the incident records it (the crew's status
+        report, or the centre's release)."""
         resource = self.system.resources.resource(resource_id)
+        assignments = self.system.operations.resource_assignments
         if resource.status.value == "on-scene" and resource.mobile:
             crew = Actor(f"{resource.call_sign}-crew", Role.DEPARTMENT_USER,
                          resource.department)
@@ -779,11 +808,16 @@ class DemoDay:
                        partial(self.report_status, resource.call_sign, "available", crew,
                                resource.home_base))
         elif resource.status.value == "on-scene":
-            self.system.resources.deactivate(resource_id, actor=DISPATCHER)
-        self.system.incidents.release_resource(incident_id, resource_id=resource_id,
-                                               actor=DISPATCHER)
+            assignments.deactivate(resource_id, actor=DISPATCHER)
+        else:
+            assignments.release(incident_id, resource_id, actor=DISPATCHER)
 
     def close_incident(self, incident_id: UUID) -> None:
+        """The commander waives the tasks left open (with the reason), then it closes."""
+        for task in self.system.incidents.incident(incident_id).open_tasks():
+            self.system.incidents.waive_task(
+                incident_id, task.id, actor=COMMANDER_DESK,
+                reason=f"Not needed once the incident was contained ({task.department})")
         self.system.incidents.close_incident(incident_id, actor=DISPATCHER,
                                              note="All units released")
         self.after(timedelta(minutes=60), "review incident",

@@ -19,11 +19,13 @@ from cityops.domain.errors import (
     InvalidValue,
     NotFound,
     NotPermitted,
+    OpenTasksRemain,
     StaleVersion,
 )
 
 STATUS_BY_ERROR: dict[type[DomainError], tuple[int, str]] = {
     StaleVersion: (409, "stale-version"),
+    OpenTasksRemain: (409, "open-tasks"),
     InvalidValue: (422, "invalid-value"),
     IllegalTransition: (409, "illegal-transition"),
     ConcurrencyConflict: (409, "conflict"),
@@ -59,6 +61,8 @@ def error_body(error: DomainError) -> dict[str, Any]:
     body: dict[str, Any] = {"error": code, "detail": str(error)}
     if isinstance(error, StaleVersion):
         body.update(seen_version=error.seen, current_version=error.current)
+    if isinstance(error, OpenTasksRemain):
+        body.update(open_tasks=[task_id for task_id, *_ in error.open_tasks])
     return body
 
 

@@ -1,6 +1,6 @@
 """Commands that span two streams: a hotline ticket that becomes a grid case or an incident
 ("one number takes it, one network handles it"), a hazard alarm escalated into an incident,
-a resource assigned to an incident, a grid case linked to an incident.
+a resource assigned to an incident or leaving it, a grid case linked to an incident.
 
 Each stream has its own event store, so no transaction spans both. Every step uses an id
 and a command id derived from the source (ticket, alarm, resource+incident): a step that
@@ -12,21 +12,164 @@ subject against the version its user saw (`require_seen_version`) before its fir
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from cityops.domain.actors import Actor
-from cityops.domain.errors import InvalidValue
+from cityops.domain.errors import InvalidValue, NotFound
+from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseSource
 from cityops.domain.gridcases import GridCases
 from cityops.domain.hazard import incident_id_for_alarm
 from cityops.domain.hazards import HazardSources
 from cityops.domain.hotline import case_id_for_ticket, incident_id_for_ticket
 from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incident import Incident, IncidentSource, IncidentStatus, LinkKind
+from cityops.domain.incident import IncidentSource, IncidentStatus, LinkKind
 from cityops.domain.incidents import Incidents
+from cityops.domain.resource import ResourceStatus
 from cityops.domain.resources import Resources
 
 INCIDENT_OPEN_FOR_RESOURCES = (IncidentStatus.VERIFIED, IncidentStatus.RESPONDING)
+RECENT_INCIDENTS = 5
+"""How many of the incidents a resource served last are checked for an assignment its
+leaving has not ended yet (an interrupted release is completed by the next check)."""
+
+
+@dataclass
+class ResourceAssignments:
+    """A resource's assignments to incidents, recorded on both streams: the resource's status
+    says whom it serves, the incident lists the resources working for it (and counts its
+    shortfall from them).
+
+    A resource has at most one active assignment: whatever takes it off an incident (the
+    centre's release, clearing the scene, a stand-down, a reassignment, deactivation, going
+    out of service) ends its assignment on that incident too, at the time it left and by
+    whoever made it leave. The incident's side is derived from the resource's own status
+    history (`Resource.departures`) and named by the assignment it ends, so `settle` can be
+    run any number of times, after any status change, and completes a release interrupted
+    half-way (at the latest when the resource is next assigned)."""
+
+    incidents: Incidents
+    resources: Resources
+
+    def settle(self, resource_id: UUID, *, actor: Actor) -> list[UUID]:
+        """End, on each incident the resource has left, the assignment still open there;
+        returns those incidents."""
+        resource = self.resources.resource(resource_id)
+        released = []
+        for departure in resource.departures(RECENT_INCIDENTS):
+            try:
+                incident = self.incidents.incident(departure.incident_id)
+            except NotFound:
+                continue  # dispatched by its id alone, to an incident not recorded here
+            number = incident.assignment_number(resource_id)
+            if number is None:
+                continue
+            self.incidents.record_resource_departure(
+                incident.id, resource_id=resource_id, how=departure.how,
+                left_at=departure.at, actor=actor,
+                command_id=f"resource-departure:{incident.id}:{resource_id}:{number}")
+            released.append(incident.id)
+        return released
+
+    def assign(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
+        """Dispatch an available resource to an incident and record it on both.
+
+        Each side is checked for what it already records, so running this again after an
+        interruption completes it without dispatching twice."""
+        incident = self.incidents.incident(incident_id)
+        self.incidents.require_seen_version(incident)
+        incident.require_status("assign a resource to", *INCIDENT_OPEN_FOR_RESOURCES)
+        resource = self.resources.resource(resource_id)
+        if not resource.serves(incident_id):
+            # The incident it left last may not have recorded it yet: it does now, so that
+            # the resource is never active on two incidents.
+            self.settle(resource_id, actor=actor)
+            self.resources.dispatch(resource_id, incident_id=incident_id, actor=actor)
+            incident = self.incidents.incident(incident_id)  # settling may have changed it
+        if incident.assignment(resource_id) is None:
+            self.incidents.assign_resource(incident_id, resource_id=resource_id,
+                                           kind=resource.kind, actor=actor)
+        return resource_id
+
+    def release(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
+        """The centre releases a resource from an incident, recorded on both: one that has
+        not arrived is stood down, one on scene clears it (a depot or shelter closes)."""
+        self.incidents.require_seen_version(self.incidents.incident(incident_id))
+        released: list[UUID] = []
+        if self.resources.exists(resource_id):
+            resource = self.resources.resource(resource_id)
+            if resource.serves(incident_id):
+                if resource.status is not ResourceStatus.ON_SCENE:
+                    self.resources.stand_down(resource_id, actor=actor)
+                elif resource.mobile:
+                    self.resources.clear_scene(resource_id, actor=actor)
+                else:
+                    self.resources.deactivate(resource_id, actor=actor)
+            released = self.settle(resource_id, actor=actor)
+        # Assigned on the incident's side only (the resource never served it): the centre's
+        # release ends what its leaving did not.
+        if (incident_id not in released
+                and self.incidents.incident(incident_id).assignment(resource_id) is not None):
+            self.incidents.release_resource(incident_id, resource_id=resource_id, actor=actor)
+        return resource_id
+
+    # The resource's own status changes that can take it off an incident: each is recorded
+    # on the resource, then its incident records it too.
+
+    def reassign(self, resource_id: UUID, *, incident_id: UUID, actor: Actor,
+                 position: GeoPoint | None = None, at: datetime | None = None,
+                 command_id: str | None = None) -> UUID:
+        """Move a resource straight to another incident; the one it leaves records it."""
+        subject = self.resources.reassign(resource_id, incident_id=incident_id, actor=actor,
+                                          position=position, at=at, command_id=command_id)
+        self.settle(resource_id, actor=actor)
+        return subject
+
+    def stand_down(self, resource_id: UUID, *, actor: Actor, position: GeoPoint | None = None,
+                   at: datetime | None = None, command_id: str | None = None) -> UUID:
+        """Cancel an assignment before arrival, recorded on the incident too."""
+        subject = self.resources.stand_down(resource_id, actor=actor, position=position, at=at,
+                                            command_id=command_id)
+        self.settle(resource_id, actor=actor)
+        return subject
+
+    def clear_scene(self, resource_id: UUID, *, actor: Actor, position: GeoPoint | None = None,
+                    at: datetime | None = None, command_id: str | None = None) -> UUID:
+        """The resource leaves the scene, its work done; the incident records it."""
+        subject = self.resources.clear_scene(resource_id, actor=actor, position=position,
+                                             at=at, command_id=command_id)
+        self.settle(resource_id, actor=actor)
+        return subject
+
+    def deactivate(self, resource_id: UUID, *, actor: Actor, at: datetime | None = None,
+                   command_id: str | None = None) -> UUID:
+        """A depot or shelter closes for its incident; the incident records it."""
+        subject = self.resources.deactivate(resource_id, actor=actor, at=at,
+                                            command_id=command_id)
+        self.settle(resource_id, actor=actor)
+        return subject
+
+    def report_available(self, resource_id: UUID, *, actor: Actor,
+                         position: GeoPoint | None = None, at: datetime | None = None,
+                         command_id: str | None = None) -> UUID:
+        """A returning resource is ready again (its incident's release is completed if it
+        was interrupted)."""
+        subject = self.resources.report_available(resource_id, actor=actor, position=position,
+                                                  at=at, command_id=command_id)
+        self.settle(resource_id, actor=actor)
+        return subject
+
+    def take_out_of_service(self, resource_id: UUID, *, reason: str, actor: Actor,
+                            position: GeoPoint | None = None, at: datetime | None = None,
+                            command_id: str | None = None) -> UUID:
+        """Withdraw a resource (its incident's release is completed if it was
+        interrupted)."""
+        subject = self.resources.take_out_of_service(resource_id, reason=reason, actor=actor,
+                                                     position=position, at=at,
+                                                     command_id=command_id)
+        self.settle(resource_id, actor=actor)
+        return subject
 
 
 @dataclass
@@ -129,32 +272,19 @@ class CityOperations:
                             command_id=f"alarm-to-incident:{alarm_id}:{incident_id}:link")
         return incident_id
 
-    def assign_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
-        """Dispatch an available resource to an incident and record it on both.
+    @property
+    def resource_assignments(self) -> ResourceAssignments:
+        """Resources assigned to incidents and leaving them, recorded on both streams."""
+        return ResourceAssignments(incidents=self.incidents, resources=self.resources)
 
-        Each side is checked for what it already records, so running this again after an
-        interruption completes it without dispatching twice."""
-        incident = self.incidents.incident(incident_id)
-        self.incidents.require_seen_version(incident)
-        incident.require_status("assign a resource to", *INCIDENT_OPEN_FOR_RESOURCES)
-        resource = self.resources.resource(resource_id)
-        if resource.incident_id != incident_id:
-            self.resources.dispatch(resource_id, incident_id=incident_id, actor=actor)
-        if not _assigned(incident, resource_id):
-            self.incidents.assign_resource(incident_id, resource_id=resource_id,
-                                           kind=resource.kind, actor=actor)
-        return resource_id
+    def assign_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
+        """Dispatch an available resource to an incident and record it on both."""
+        return self.resource_assignments.assign(incident_id, resource_id, actor=actor)
 
     def release_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
-        """Stand a resource down from an incident (before arrival) and record it on both."""
-        self.incidents.require_seen_version(self.incidents.incident(incident_id))
-        resource = self.resources.resource(resource_id)
-        if resource.incident_id == incident_id and resource.status.value in ("dispatched",
-                                                                               "en-route"):
-            self.resources.stand_down(resource_id, actor=actor)
-        if _assigned(self.incidents.incident(incident_id), resource_id):
-            self.incidents.release_resource(incident_id, resource_id=resource_id, actor=actor)
-        return resource_id
+        """Release a resource from an incident (standing it down or clearing the scene) and
+        record it on both."""
+        return self.resource_assignments.release(incident_id, resource_id, actor=actor)
 
     def link_case(self, incident_id: UUID, case_id: UUID, *, actor: Actor) -> UUID:
         """Link a grid case to an incident (for example a road collapse during a flood)."""
@@ -162,6 +292,3 @@ class CityOperations:
         return self.incidents.link(incident_id, kind=LinkKind.GRID_CASE, target_id=case_id,
                                    actor=actor)
 
-
-def _assigned(incident: Incident, resource_id: UUID) -> bool:
-    return any(a.resource_id == resource_id and a.released_at is None for a in incident.resources)

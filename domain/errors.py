@@ -26,6 +26,26 @@ class IllegalTransition(DomainError):
         )
 
 
+class OpenTasksRemain(IllegalTransition):
+    """An incident cannot be closed while tasks are open: each must first be done, cancelled
+    or waived with a reason (the refusal names them, so figures of work done stay true)."""
+
+    def __init__(self, kind: str, aggregate_id: object, state: str,
+                 open_tasks: tuple[tuple[str, str, str, str], ...]) -> None:
+        self.open_tasks = open_tasks
+        """(task id, department, description, status) of each open task."""
+        count = len(open_tasks)
+        listed = "; ".join(f"{department}: {description!r} ({status}, task {task_id})"
+                           for task_id, department, description, status in open_tasks)
+        tasks = "1 task is" if count == 1 else f"{count} tasks are"
+        super().__init__(
+            kind, aggregate_id,
+            f"{state} and {tasks} still open ({listed}); each must be done, cancelled or "
+            "waived with a reason first",
+            "close",
+        )
+
+
 class NotFound(DomainError, LookupError):
     """No aggregate of that kind has that id."""
 

@@ -22,7 +22,13 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from cityops.domain.actors import Actor, Role
-from cityops.domain.errors import IllegalTransition, InvalidValue, NotFound, NotPermitted
+from cityops.domain.errors import (
+    IllegalTransition,
+    InvalidValue,
+    NotFound,
+    NotPermitted,
+    OpenTasksRemain,
+)
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.model import CityAggregate, checked_text, iso_or_none
 
@@ -67,6 +73,9 @@ class TaskStatus(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     DONE = "done"
     CANCELLED = "cancelled"
+    WAIVED = "waived"
+    """Not done, and the centre (for the commander) accepted closing without it, with a
+    reason: it counts as not done, but no longer keeps the incident open."""
 
 
 class CasualtyFigure(StrEnum):
@@ -109,6 +118,8 @@ ON_SCENE_STATUSES = (IncidentStatus.VERIFIED, IncidentStatus.RESPONDING, Inciden
 """States in which the incident is known to be real and still being dealt with."""
 TASK_STATUSES = (IncidentStatus.RESPONDING, IncidentStatus.CONTAINED)
 OPEN_TASK_STATUSES = frozenset({TaskStatus.ASSIGNED, TaskStatus.ACKNOWLEDGED})
+RELEASED_BY_THE_CENTRE = "released by the centre"
+RELEASED_BY_CLOSING = "incident closed"
 
 
 
@@ -308,6 +319,9 @@ class IncidentTask:
     cancelled_at: datetime | None = None
     result: str = ""
     cancel_reason: str = ""
+    waived_at: datetime | None = None
+    waived_by: str | None = None
+    waive_reason: str = ""
 
     @property
     def is_open(self) -> bool:
@@ -330,6 +344,9 @@ class IncidentTask:
             "cancelled_at": iso_or_none(self.cancelled_at),
             "result": self.result,
             "cancel_reason": self.cancel_reason,
+            "waived_at": iso_or_none(self.waived_at),
+            "waived_by": self.waived_by,
+            "waive_reason": self.waive_reason,
         }
 
 
@@ -343,11 +360,15 @@ class ResourceAssignment:
     assigned_by: str
     released_at: datetime | None = None
     released_by: str | None = None
+    release_reason: str | None = None
+    """How the assignment ended: the centre released it, the resource cleared the scene,
+    was stood down, reassigned..., or the incident was closed."""
 
     def summary(self) -> dict[str, Any]:
         return {"resource_id": str(self.resource_id), "kind": self.kind,
                 "assigned_at": self.assigned_at.isoformat(), "assigned_by": self.assigned_by,
-                "released_at": iso_or_none(self.released_at), "released_by": self.released_by}
+                "released_at": iso_or_none(self.released_at), "released_by": self.released_by,
+                "release_reason": self.release_reason}
 
 
 @dataclass
@@ -606,6 +627,19 @@ class Incident(CityAggregate):
             task.cancelled_at = self.timestamp
             task.cancel_reason = self.reason
 
+    class TaskWaived(CityAggregate.Event):
+        """The centre accepted closing without the task (not done), with the reason."""
+
+        task_id: UUID
+        reason: str
+
+        def apply(self, incident: Incident) -> None:
+            task = incident.tasks[self.task_id]
+            task.status = TaskStatus.WAIVED
+            task.waived_at = self.timestamp
+            task.waived_by = self.actor.user_id
+            task.waive_reason = self.reason
+
     class ResourceAssigned(CityAggregate.Event):
         resource_id: UUID
         kind: str
@@ -617,10 +651,22 @@ class Incident(CityAggregate):
             ))
 
     class ResourceReleased(CityAggregate.Event):
+        """The resource no longer works for the incident: released by the centre, or it left
+        (cleared the scene, stood down, reassigned...), as `reason` says."""
+
+        class_version = 2
         resource_id: UUID
+        reason: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Before the resource stream's departures were recorded here, only the centre
+            # released a resource from an incident.
+            state["reason"] = RELEASED_BY_THE_CENTRE
 
         def apply(self, incident: Incident) -> None:
-            incident.release(self.resource_id, self.timestamp, self.actor.user_id)
+            incident.release(self.resource_id, self.timestamp, self.actor.user_id,
+                             self.reason)
 
     class Contained(CityAggregate.Event):
         note: str
@@ -650,7 +696,8 @@ class Incident(CityAggregate):
             incident.status = IncidentStatus.CLOSED
             incident.closed_at = self.timestamp
             for resource_id in self.released_resources:
-                incident.release(resource_id, self.timestamp, self.actor.user_id)
+                incident.release(resource_id, self.timestamp, self.actor.user_id,
+                                 RELEASED_BY_CLOSING)
             if self.note:
                 incident.notes.append(self.note)
 
@@ -712,12 +759,13 @@ class Incident(CityAggregate):
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
 
-    def release(self, resource_id: UUID, at: datetime, by: str) -> None:
+    def release(self, resource_id: UUID, at: datetime, by: str, reason: str) -> None:
         """Mark the current assignment of a resource as ended (used by the events)."""
         assignment = self.assignment(resource_id)
         assert assignment is not None
         assignment.released_at = at
         assignment.released_by = by
+        assignment.release_reason = reason
 
     def assignment(self, resource_id: UUID) -> ResourceAssignment | None:
         """The resource's assignment to this incident that has not been released yet."""
@@ -725,6 +773,25 @@ class Incident(CityAggregate):
             if assignment.resource_id == resource_id and assignment.released_at is None:
                 return assignment
         return None
+
+    def assignment_number(self, resource_id: UUID) -> int | None:
+        """Which assignment of the resource to this incident is current (1 for the first,
+        2 if it came back after a release...), None if it is not assigned now: a release
+        named by it happens once, however often it is asked for."""
+        if self.assignment(resource_id) is None:
+            return None
+        return sum(1 for a in self.resources if a.resource_id == resource_id)
+
+    def open_tasks(self) -> list[IncidentTask]:
+        """The tasks still assigned or acknowledged, in the order they were given out."""
+        return [t for t in self.tasks.values() if t.is_open]
+
+    def check_tasks_settled(self) -> None:
+        """Refuse closing while a task is open (`OpenTasksRemain` names each one)."""
+        still_open = self.open_tasks()
+        if still_open:
+            raise OpenTasksRemain(self.KIND, self.id, self.status.value, tuple(
+                (str(t.id), t.department, t.description, t.status.value) for t in still_open))
 
     def is_linked(self, kind: LinkKind, target_id: UUID) -> bool:
         return any(link["kind"] == kind.value and link["id"] == target_id for link in self.links)
@@ -945,6 +1012,13 @@ class Incident(CityAggregate):
         self.record(self.TaskCancelled, actor=actor, at=at, task_id=task_id,
                     reason=checked_text("reason", reason))
 
+    def waive_task(self, task_id: UUID, *, reason: str, actor: Actor, at: datetime) -> None:
+        """The centre, for the commander, accepts closing without an open task (it counts as
+        not done); the reason is required."""
+        reason = checked_text("reason", reason)
+        self._move_task(task_id, "waive", actor, TaskStatus.ASSIGNED, TaskStatus.ACKNOWLEDGED)
+        self.record(self.TaskWaived, actor=actor, at=at, task_id=task_id, reason=reason)
+
     def assign_resource(self, *, resource_id: UUID, kind: str, actor: Actor,
                         at: datetime) -> None:
         """Record that a resource (rescue team, vehicle, depot, shelter, expert) works for
@@ -956,12 +1030,16 @@ class Incident(CityAggregate):
         self.record(self.ResourceAssigned, actor=actor, at=at, resource_id=resource_id,
                     kind=checked_text("resource kind", kind))
 
-    def release_resource(self, *, resource_id: UUID, actor: Actor, at: datetime) -> None:
+    def release_resource(self, *, resource_id: UUID, actor: Actor, at: datetime,
+                         reason: str = RELEASED_BY_THE_CENTRE) -> None:
+        """End the resource's assignment: the centre released it, or the resource stream
+        says it left the incident (`reason` says how)."""
         attempted = f"release resource {resource_id} from"
         self.require_status(attempted, *ON_SCENE_STATUSES)
         if self.assignment(resource_id) is None:
             self.refuse(attempted, "the resource is not assigned to it")
-        self.record(self.ResourceReleased, actor=actor, at=at, resource_id=resource_id)
+        self.record(self.ResourceReleased, actor=actor, at=at, resource_id=resource_id,
+                    reason=checked_text("release reason", reason, limit=MAX_TITLE))
 
     def contain(self, *, note: str, actor: Actor, at: datetime) -> None:
         """The situation is under control."""
@@ -975,9 +1053,10 @@ class Incident(CityAggregate):
         self.record(self.FlaredUp, actor=actor, at=at, reason=checked_text("reason", reason))
 
     def close(self, *, note: str, actor: Actor, at: datetime) -> None:
-        """End the incident; resources still assigned are released. Open tasks stay as they
-        are: the review counts them as not done."""
+        """End the incident; resources still assigned are released. Every task must be done,
+        cancelled or waived first: an incident never closes on work silently left open."""
         self.require_status("close", IncidentStatus.CONTAINED)
+        self.check_tasks_settled()
         released = [a.resource_id for a in self.resources if a.released_at is None]
         self.record(self.Closed, actor=actor, at=at,
                     note=checked_text("note", note, required=False),

@@ -472,6 +472,21 @@ class Incidents(CityApplication):
             "incident_id": incident_id, "task_id": task_id, "reason": reason,
         }, decide)
 
+    def waive_task(self, incident_id: UUID, task_id: UUID, *, reason: str, actor: Actor,
+                   at: datetime | None = None, command_id: str | None = None) -> UUID:
+        """The centre, for the commander, accepts closing without an open task, with the
+        reason (the task counts as not done)."""
+        when = self.now(at)
+
+        def decide() -> list[Incident]:
+            incident = self.incident(incident_id)
+            incident.waive_task(task_id, reason=reason, actor=actor, at=when)
+            return [incident]
+
+        return self.command("incident.waive-task", actor, command_id, {
+            "incident_id": incident_id, "task_id": task_id, "reason": reason,
+        }, decide)
+
     def assign_resource(self, incident_id: UUID, *, resource_id: UUID, kind: str,
                         actor: Actor, at: datetime | None = None,
                         command_id: str | None = None) -> UUID:
@@ -500,6 +515,25 @@ class Incidents(CityApplication):
 
         return self.command("incident.assign-resource", actor, command_id, {
             "incident_id": incident_id, "release": resource_id,
+        }, decide)
+
+    def record_resource_departure(self, incident_id: UUID, *, resource_id: UUID, how: str,
+                                  left_at: datetime, actor: Actor,
+                                  command_id: str | None = None) -> UUID:
+        """The resource stream says the resource left the incident (`how`: cleared the
+        scene, stood down, reassigned...): its assignment ends at the time it left, or at the
+        incident's last event when that is later (history is kept in time order)."""
+        left = self.now(left_at)
+
+        def decide() -> list[Incident]:
+            incident = self.incident(incident_id)
+            incident.release_resource(resource_id=resource_id, reason=how, actor=actor,
+                                      at=max(left, incident.modified_on))
+            return [incident]
+
+        return self.command("incident.record-resource-departure", actor, command_id, {
+            "incident_id": incident_id, "resource_id": resource_id, "how": how,
+            "left_at": left,
         }, decide)
 
     def contain(self, incident_id: UUID, *, actor: Actor, note: str = "",

@@ -41,7 +41,11 @@ COMMAND_ROLES: dict[str, frozenset[Role]] = {
     "incident.task": CENTRE | {_R.DEPARTMENT_USER},
     "incident.assign-task": CENTRE,
     "incident.cancel-task": CENTRE,
+    # the centre waives a task for the incident's commander, so that it may close
+    "incident.waive-task": CENTRE,
     "incident.assign-resource": CENTRE,
+    # whoever made a resource leave an incident (its crew, the centre) records that there too
+    "incident.record-resource-departure": CENTRE | {_R.DEPARTMENT_USER, _R.SYSTEM},
     "incident.contain": CENTRE,
     "incident.close": CENTRE,
     "incident.review": PLANNING,

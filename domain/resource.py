@@ -112,6 +112,29 @@ class StatusChange(NamedTuple):
     incident_id: UUID | None
 
 
+class Departure(NamedTuple):
+    """The resource's leaving an incident it served: which, when, and how."""
+
+    incident_id: UUID
+    at: datetime
+    how: str
+    """"cleared the scene", "stood down", "reassigned to incident ...", ..."""
+
+
+def _how_it_left(served: StatusChange, then: StatusChange) -> str:
+    """How a resource that served an incident (`served`, its last status there) left it
+    (`then`, its next status change)."""
+    if then.status is ResourceStatus.DISPATCHED:
+        return f"reassigned to incident {then.incident_id}"
+    if then.status is ResourceStatus.OUT_OF_SERVICE:
+        return "taken out of service"
+    if served.status is ResourceStatus.ON_SCENE:
+        return "cleared the scene" if then.status is ResourceStatus.RETURNING else "deactivated"
+    if then.status is ResourceStatus.RETURNING:
+        return "stood down on the way"
+    return "stood down"
+
+
 class PositionFix(NamedTuple):
     """A position and the time it was measured."""
 
@@ -583,6 +606,30 @@ class Resource(CityAggregate):
         return PositionOutcome.RECORDED
 
     # --- views -------------------------------------------------------------------------------
+
+    def serves(self, incident_id: UUID) -> bool:
+        """Whether the resource is assigned to (dispatched to, on its way to, at) `incident_id`."""
+        return self.status in SERVING_STATUSES and self.incident_id == incident_id
+
+    def departures(self, recent: int) -> list[Departure]:
+        """How the resource left each of the `recent` incidents it served last (most recent
+        first), leaving out one it serves now: from its status history, so that the
+        incidents can record it however the status change reached the resource."""
+        departures: list[Departure] = []
+        seen: set[UUID] = set()
+        for index in range(len(self.history) - 1, -1, -1):
+            served = self.history[index]
+            incident_id = served.incident_id
+            if (incident_id is None or incident_id in seen
+                    or served.status not in SERVING_STATUSES):
+                continue
+            if len(seen) == recent:
+                break
+            seen.add(incident_id)
+            if index + 1 < len(self.history):  # else it serves the incident still
+                then = self.history[index + 1]
+                departures.append(Departure(incident_id, then.at, _how_it_left(served, then)))
+        return departures
 
     @property
     def location(self) -> GeoPoint:

@@ -18,11 +18,13 @@ from uuid import UUID
 
 from cityops.bootstrap import CitySystem
 from cityops.domain.application import observed_commands
+from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases import GridCases
 from cityops.domain.hazard import ReadingEffect
 from cityops.domain.hazards import HazardSources
 from cityops.domain.hotlinetickets import HotlineTickets
+from cityops.domain.incidents import Incidents
 from cityops.domain.resource import Resource
 from cityops.domain.resources import Resources
 from cityops.ingest.catalogue import Message
@@ -59,13 +61,17 @@ class IngestTarget:
     lookups: BatchLookups | None = None
     """Lookups fetched once per batch, in front of the applications' own (None: each
     message looks up its own)."""
+    incidents: Incidents | None = None
+    """Where a resource's leaving an incident is recorded too (None: nowhere, for targets
+    without incidents)."""
 
     @classmethod
     def of(cls, system: CitySystem, tracks: ResourceTracks) -> IngestTarget:
         lookups = BatchLookups.install(system)
         return cls(grid_cases=system.grid_cases, hotline=system.hotline,
                    hazards=system.hazards, resources=system.resources,
-                   city_map=lookups.locator, tracks=tracks, lookups=lookups)
+                   city_map=lookups.locator, tracks=tracks, lookups=lookups,
+                   incidents=system.incidents)
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,9 @@ def _receipted(command: Callable[[], object]) -> Effect:
     id reused for another message), so nothing is looked up here."""
     with observed_commands() as outcomes:
         command()
-    return Effect.DUPLICATE if outcomes and outcomes[-1].repeated else Effect.APPLIED
+    # A repeat changes nothing, unless it completes what its first run left undone.
+    return (Effect.DUPLICATE if outcomes and all(o.repeated for o in outcomes)
+            else Effect.APPLIED)
 
 
 def report_grid_case(message: Message, target: IngestTarget) -> Effect:
@@ -160,18 +168,26 @@ STATUS_COMMANDS = {
     "returning": "clear_scene",
     "available": "report_available",
 }
+LEAVING_STATUSES = frozenset({"returning", "available"})
+"""Statuses reported on leaving an incident (or after it): the incident records it too."""
 
 
 def report_resource_status(message: Message, target: IngestTarget) -> Effect:
-    """resource-status: the status change the crew reports."""
+    """resource-status: the status change the crew reports; one that takes the resource off
+    its incident is recorded on the incident too (two commands: not staged in a batch)."""
     p = message.payload
     resources = target.resources
     command = getattr(resources, STATUS_COMMANDS[p["status"]])
     resource_id = Resource.create_id(p["call_sign"])
-    return _receipted(lambda: command(
-        resource_id, position=_optional_point(p.get("position")), actor=message.actor,
-        at=message.occurred_at, command_id=message.message_id,
-    ))
+
+    def change() -> None:
+        command(resource_id, position=_optional_point(p.get("position")), actor=message.actor,
+                at=message.occurred_at, command_id=message.message_id)
+        if p["status"] in LEAVING_STATUSES and target.incidents is not None:
+            ResourceAssignments(incidents=target.incidents, resources=resources).settle(
+                resource_id, actor=message.actor)
+
+    return _receipted(change)
 
 
 def handle_grid_case(message: Message, target: IngestTarget) -> Effect:

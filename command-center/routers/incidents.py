@@ -339,6 +339,15 @@ def cancel_task(incident_id: UUID, task_id: UUID, body: Reason, system: SystemDe
     return _state(system, incident_id)
 
 
+@router.post("/{incident_id}/tasks/{task_id}/waive")
+def waive_task(incident_id: UUID, task_id: UUID, body: Reason, system: SystemDep,
+               actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """The centre, for the commander, accepts closing without an open task (with a reason)."""
+    system.incidents.waive_task(incident_id, task_id, reason=body.reason, actor=actor,
+                                command_id=command_id)
+    return _state(system, incident_id)
+
+
 @router.post("/{incident_id}/resources")
 def assign_resource(incident_id: UUID, body: ResourceAssignment, system: SystemDep,
                     actor: CurrentActor) -> dict[str, Any]:
@@ -350,7 +359,8 @@ def assign_resource(incident_id: UUID, body: ResourceAssignment, system: SystemD
 @router.post("/{incident_id}/resources/{resource_id}/release")
 def release_resource(incident_id: UUID, resource_id: UUID, system: SystemDep,
                      actor: CurrentActor) -> dict[str, Any]:
-    """Release a resource from the incident (standing it down if it had not arrived)."""
+    """Release a resource from the incident, recorded on both: it is stood down if it had
+    not arrived, and clears the scene (a depot or shelter closes) if it had."""
     system.operations.release_resource(incident_id, resource_id, actor=actor)
     return _state(system, incident_id)
 
@@ -375,7 +385,8 @@ def flare_up(incident_id: UUID, body: Reason, system: SystemDep, actor: CurrentA
 @router.post("/{incident_id}/close")
 def close_incident(incident_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
                    command_id: CommandId) -> dict[str, Any]:
-    """Close a contained incident; resources still assigned are released."""
+    """Close a contained incident whose tasks are all done, cancelled or waived (else 409
+    naming the open ones); resources still assigned are released."""
     system.incidents.close_incident(incident_id, note=body.note, actor=actor,
                                     command_id=command_id)
     return _state(system, incident_id)

@@ -206,18 +206,21 @@ def dispatch_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
 @router.post("/{resource_id}/reassign")
 def reassign_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
                       actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Move a resource serving one incident straight to another."""
-    system.resources.reassign(resource_id, incident_id=body.incident_id, position=_point(body),
-                              at=body.at, actor=actor, command_id=command_id)
+    """Move a resource serving one incident straight to another (the one it leaves records
+    it)."""
+    system.operations.resource_assignments.reassign(
+        resource_id, incident_id=body.incident_id, position=_point(body), at=body.at,
+        actor=actor, command_id=command_id)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/stand-down")
 def stand_down_resource(resource_id: UUID, body: StatusReport, system: SystemDep,
                         actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Cancel an assignment before arrival (available if it had not moved, else returning)."""
-    system.resources.stand_down(resource_id, position=_point(body), at=body.at, actor=actor,
-                                command_id=command_id)
+    """Cancel an assignment before arrival (available if it had not moved, else returning);
+    its incident records it."""
+    system.operations.resource_assignments.stand_down(
+        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id)
     return _state(system, resource_id)
 
 
@@ -250,17 +253,20 @@ def activate_resource(resource_id: UUID, body: Timed, system: SystemDep, actor: 
 @router.post("/{resource_id}/clear-scene")
 def clear_scene(resource_id: UUID, body: StatusReport, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId) -> dict[str, Any]:
-    """A mobile resource leaves the scene, its work done: returning."""
-    system.resources.clear_scene(resource_id, position=_point(body), at=body.at, actor=actor,
-                                 command_id=command_id)
+    """A mobile resource leaves the scene, its work done: returning; its incident records
+    it."""
+    system.operations.resource_assignments.clear_scene(
+        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/deactivate")
 def deactivate_resource(resource_id: UUID, body: Timed, system: SystemDep,
                         actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """A depot or shelter closes for its incident: available again."""
-    system.resources.deactivate(resource_id, at=body.at, actor=actor, command_id=command_id)
+    """A depot or shelter closes for its incident: available again; its incident records
+    it."""
+    system.operations.resource_assignments.deactivate(resource_id, at=body.at, actor=actor,
+                                                      command_id=command_id)
     return _state(system, resource_id)
 
 
@@ -268,8 +274,8 @@ def deactivate_resource(resource_id: UUID, body: Timed, system: SystemDep,
 def report_available(resource_id: UUID, body: StatusReport, system: SystemDep,
                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """A returning resource is ready for the next assignment."""
-    system.resources.report_available(resource_id, position=_point(body), at=body.at,
-                                      actor=actor, command_id=command_id)
+    system.operations.resource_assignments.report_available(
+        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id)
     return _state(system, resource_id)
 
 
@@ -277,9 +283,9 @@ def report_available(resource_id: UUID, body: StatusReport, system: SystemDep,
 def take_out_of_service(resource_id: UUID, body: OutOfService, system: SystemDep,
                         actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """Withdraw a resource that is not on an incident (maintenance, rest), with the reason."""
-    system.resources.take_out_of_service(resource_id, reason=body.reason,
-                                         position=_point(body), at=body.at, actor=actor,
-                                         command_id=command_id)
+    system.operations.resource_assignments.take_out_of_service(
+        resource_id, reason=body.reason, position=_point(body), at=body.at, actor=actor,
+        command_id=command_id)
     return _state(system, resource_id)
 
 

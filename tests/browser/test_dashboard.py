@@ -220,3 +220,37 @@ def test_the_nearest_available_resource_is_dispatched_to_an_incident_in_one_clic
     expect(dispatcher.page.locator("[data-testid=resource-count][data-status=dispatched]")) \
         .to_have_text("1 dispatched")
     dispatcher.page.screenshot(path=screenshots / "dashboard-resources.png")
+
+
+def test_the_commander_waives_an_open_task_and_then_the_incident_closes(
+        server: Server, screens: Screens, screenshots: Path) -> None:
+    incident = server.post("disp-a", "/incidents", {
+        "category": "accident-disaster", "incident_type": "traffic-accident",
+        "title": "Lorry overturned on the ring road (browser test)",
+        "location": {"type": "Point", "coordinates": [118.802, 32.052]},
+    })
+    path = f"/incidents/{incident['id']}"
+    server.post("disp-a", f"{path}/verify", {})
+    server.post("disp-a", f"{path}/respond", {"level": "IV"})
+    server.post("disp-a", f"{path}/tasks", {"department": "traffic-police",
+                                            "description": "Divert the traffic",
+                                            "allowance_minutes": 30})
+    server.post("disp-a", f"{path}/contain", {})
+
+    dispatcher = screens.login("disp-a")
+    dispatcher.testid("tab-incidents").click()
+    dispatcher.page.locator(f"[data-testid=incident-card][data-id='{incident['id']}']").click()
+    expect(dispatcher.testid("action-close-incident")).to_have_text("Close (1 open task)")
+    # Closing is refused with the server's own words, naming the open task.
+    dispatcher.testid("action-close-incident").click()
+    status = dispatcher.testid("action-status")
+    expect(status).to_have_attribute("data-state", "conflict")  # a 409
+    expect(status).to_contain_text("1 task is still open")
+    expect(status).to_contain_text("Divert the traffic")
+
+    act(dispatcher, "waive-task", {"reason": "Traffic police already on the ring road"})
+    task = dispatcher.page.locator("[data-testid=plan-task][data-status=waived]")
+    expect(task).to_contain_text("Traffic police already on the ring road")
+    act(dispatcher, "close-incident")
+    expect(dispatcher.testid("detail-status")).to_have_text("closed")
+    dispatcher.page.screenshot(path=screenshots / "dashboard-task-waived.png")

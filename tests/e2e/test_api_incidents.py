@@ -127,7 +127,13 @@ def test_an_incident_goes_from_report_to_review(api: Any) -> None:
     assert released["resources"][0]["released_at"] is not None
     assert api.get(f"/resources/{engine}")["status"] == "available"
 
-    assert api.post(f"{path}/contain", {"note": "fire out"})["status"] == "contained"
+    contained = api.post(f"{path}/contain", {"note": "fire out"})
+    assert contained["status"] == "contained"
+    # Closing waits for every task: the ones still open are waived, with the reason.
+    still_open = [t for t in contained["tasks"] if t["status"] in ("assigned", "acknowledged")]
+    assert still_open and api.post(f"{path}/close", {}, expect=409)["error"] == "open-tasks"
+    for task in still_open:
+        api.post(f"{path}/tasks/{task['id']}/waive", {"reason": "fire out before it was needed"})
     assert api.post(f"{path}/close", {})["status"] == "closed"
     reviewed = api.post(f"{path}/review", {
         "summary": "Fast response, slow ambulance stand-by",

@@ -74,6 +74,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/incidents/{incident_id}/tasks/{task_id}/acknowledge"): "incident.task",
     ("POST", "/incidents/{incident_id}/tasks/{task_id}/complete"): "incident.task",
     ("POST", "/incidents/{incident_id}/tasks/{task_id}/cancel"): "incident.cancel-task",
+    ("POST", "/incidents/{incident_id}/tasks/{task_id}/waive"): "incident.waive-task",
     ("POST", "/incidents/{incident_id}/resources"): "incident.assign-resource",
     ("POST", "/incidents/{incident_id}/resources/{resource_id}/release"):
         "incident.assign-resource",

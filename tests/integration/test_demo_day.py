@@ -60,6 +60,13 @@ def test_the_demo_day_is_coherent_and_touches_every_stream(tmp_path: Path) -> No
         assert {i["level"] for i in incidents} == {"III", "IV"}
         gas_leak = next(i for i in incidents if i["incident_type"] == "gas-leak")
         assert gas_leak["tasks"] and len(gas_leak["resources"]) >= 3
+        # Closed with every task settled; each resource's leaving was recorded on the
+        # incident (the crews' "returning" reports came through the ingest queue).
+        for incident in incidents:
+            assert incident["open_tasks"] == 0
+            assert {t["status"] for t in incident["tasks"]} <= {"done", "cancelled", "waived"}
+            assert all(r["released_at"] for r in incident["resources"])
+        assert {r["release_reason"] for r in gas_leak["resources"]} == {"cleared the scene"}
         hazards = system.read_models.page("rm_hazard_sources", limit=20).items
         assert sum(h["alarm_count"] for h in hazards) >= 1
         resources = system.read_models.page("rm_resources", limit=100).items

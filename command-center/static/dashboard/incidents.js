@@ -10,6 +10,9 @@ import {
   shortId, timeText, untilText,
 } from "./words.js";
 
+/** A task still to be done: assigned or acknowledged (done, cancelled and waived are settled). */
+const isOpenTask = (t) => t.status === "assigned" || t.status === "acknowledged";
+
 export class IncidentBoard {
   constructor(root, state, { user, catalogue, onSelect }) {
     this.list = root.querySelector("[data-testid=incident-list]");
@@ -33,14 +36,14 @@ export class IncidentBoard {
     this.list.replaceChildren(...this.open().map((doc) => {
       const assigned = (doc.resources || []).filter((r) => !r.released_at);
       const tasks = doc.tasks || [];
-      const late = tasks.filter((t) => !t.done_at && !t.cancelled_at && t.due && Date.parse(t.due) < Date.now());
+      const late = tasks.filter((t) => isOpenTask(t) && t.due && Date.parse(t.due) < Date.now());
       const badge = el("span", { class: "level" }, doc.level || "?");
       badge.style.background = LEVEL_COLOURS[doc.level] || "#7b8794";
       return el("li", { class: "card clickable", testid: "incident-card", "data-id": doc.id, "data-level": doc.level, onclick: () => this.onSelect("incidents", doc.id) },
         el("div", { class: "card-head" }, badge, el("b", {}, doc.title), el("span", { class: "status" }, doc.status)),
         el("div", { class: "sub" }, `${this.catalogue.incidentTypeName(doc.category, doc.incident_type)} · reported ${timeText(doc.reported_at)}`,
           doc.commander ? ` · commander ${doc.commander}` : ""),
-        el("div", { class: "sub" }, `${assigned.length} resource${assigned.length === 1 ? "" : "s"} assigned · ${doc.open_tasks ?? tasks.filter((t) => !t.done_at).length} open task(s)`,
+        el("div", { class: "sub" }, `${assigned.length} resource${assigned.length === 1 ? "" : "s"} assigned · ${doc.open_tasks ?? tasks.filter(isOpenTask).length} open task(s)`,
           late.length ? el("span", { class: "overdue" }, ` · ${late.length} late`) : ""));
     }));
   }
@@ -81,10 +84,12 @@ export class IncidentBoard {
           }) : el("li", { class: "sub" }, "none")));
         const tasks = doc.tasks || [];
         container.append(el("h3", {}, "Plan tasks"), el("ul", { class: "plain", testid: "plan-tasks" },
-          tasks.length ? tasks.map((t) => el("li", { "data-status": t.status },
+          tasks.length ? tasks.map((t) => el("li", { testid: "plan-task", "data-id": t.id, "data-status": t.status },
             el("b", {}, t.department), ` ${t.description} · ${t.status}`,
-            !t.done_at && !t.cancelled_at && t.due ? el("span", { class: Date.parse(t.due) < Date.now() ? "overdue" : "sub" }, ` · due ${untilText(t.due)}`) : "",
-            t.done_late ? el("span", { class: "overdue" }, " · done late") : "")) : el("li", { class: "sub" }, "none")));
+            isOpenTask(t) && t.due ? el("span", { class: Date.parse(t.due) < Date.now() ? "overdue" : "sub" }, ` · due ${untilText(t.due)}`) : "",
+            t.done_late ? el("span", { class: "overdue" }, " · done late") : "",
+            t.status === "waived" ? el("span", { class: "sub" }, ` · waived by ${t.waived_by}: ${t.waive_reason}`) : "",
+            t.status === "cancelled" ? el("span", { class: "sub" }, ` · ${t.cancel_reason}`) : "")) : el("li", { class: "sub" }, "none")));
         const reports = doc.situation_reports || [];
         if (reports.length) {
           container.append(el("h3", {}, "Situation reports"), el("ul", { class: "plain" },
@@ -106,7 +111,16 @@ export class IncidentBoard {
         if (doc.status === "verified") {
           actions.push({ name: "respond", label: "Start response", style: "primary", done: "Response started", fields: [{ name: "level", label: "Response level", type: "select", value: doc.level || "IV", options: Object.entries(LEVEL_NAMES) }], run: (values, v) => post(path("respond"), { level: values.level }, { version: v }) });
         }
-        if (doc.status === "contained") actions.push({ name: "close-incident", label: "Close", done: "Closed", run: (_, v) => post(path("close"), {}, { version: v }) });
+        const openTasks = (doc.tasks || []).filter(isOpenTask);
+        if (["responding", "contained"].includes(doc.status) && openTasks.length && may(user, "incident", "waive-task")) {
+          // For the commander: a task the response no longer needs, so that the incident can close.
+          actions.push({ name: "waive-task", label: "Waive a task", done: "Task waived", fields: [
+            { name: "task", label: "Task", type: "select", value: openTasks[0].id, options: openTasks.map((t) => [t.id, `${t.department}: ${t.description}`]) },
+            { name: "reason", label: "Reason", required: true },
+          ], run: (values, v) => post(path(`tasks/${values.task}/waive`), { reason: values.reason }, { version: v }) });
+        }
+        // Closing needs every task done, cancelled or waived: the server says which are open.
+        if (doc.status === "contained") actions.push({ name: "close-incident", label: openTasks.length ? `Close (${openTasks.length} open task${openTasks.length === 1 ? "" : "s"})` : "Close", done: "Closed", run: (_, v) => post(path("close"), {}, { version: v }) });
         return actions;
       },
     };

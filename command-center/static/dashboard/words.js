@@ -75,7 +75,7 @@ export const ACTIONS_BY_ROLE = {
     route: ["hotline-operator", ...CENTRE], merge: ["hotline-operator", ...CENTRE],
     return: ["department-user"],
   },
-  incident: { "assign-resource": CENTRE, verify: CENTRE, contain: CENTRE },
+  incident: { "assign-resource": CENTRE, verify: CENTRE, contain: CENTRE, "waive-task": CENTRE },
 };
 
 export function may(user, subject, action) {

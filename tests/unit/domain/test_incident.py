@@ -19,6 +19,7 @@ from cityops.domain.errors import (
     InvalidValue,
     NotFound,
     NotPermitted,
+    OpenTasksRemain,
 )
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.incident import (
@@ -202,14 +203,25 @@ def test_a_flood_from_the_first_call_to_the_after_action_review(
     assert [(c["level"], c["reason"]) for c in incident.level_changes] == [
         ("III", "rain continues"), ("II", "river over warning line"), ("III", "water receding")]
 
-    # Contained, then closed: the trucks still assigned are released by the closing.
+    # Contained. It cannot be closed while the road closure and the shelters are open: the
+    # refusal names them. The police report done; the shelters, never needed, are waived.
     clock.advance(hours=1)
     app.contain(incident_id, note="water below road level", actor=DISPATCHER)
     clock.advance(hours=2)
+    with pytest.raises(OpenTasksRemain, match="2 tasks are still open") as refused:
+        app.close_incident(incident_id, note="roads reopened", actor=DISPATCHER)
+    assert [(t[1], t[3]) for t in refused.value.open_tasks] == [
+        ("traffic-police", "assigned"), ("emergency-management", "assigned")]
+    app.complete_task(incident_id, tasks["traffic-police"].id, result="underpasses closed",
+                      actor=TRAFFIC_POLICE)
+    app.waive_task(incident_id, shelter.id, reason="nobody needed a shelter",
+                   actor=DISPATCHER)
+    # Closed: the trucks still assigned are released by the closing.
     app.close_incident(incident_id, note="roads reopened", actor=DISPATCHER)
     incident = app.incident(incident_id)
     assert incident.status is IncidentStatus.CLOSED
     assert all(a.released_at == clock.now for a in incident.resources)
+    assert {a.release_reason for a in incident.resources} == {"incident closed"}
 
     # The after-action review: a summary and structured findings.
     clock.advance(days=2)
@@ -230,9 +242,12 @@ def test_a_flood_from_the_first_call_to_the_after_action_review(
     assert summary["casualties"] == {"injured": 0, "trapped": 4}
     assert summary["affected_area"] == FLOODED_BLOCK.to_geojson()
     assert {link["kind"] for link in summary["links"]} == {"hotline-ticket", "grid-case"}
-    assert summary["open_tasks"] == 2  # traffic police and shelters never reported done
+    assert summary["open_tasks"] == 0
     done = next(t for t in summary["tasks"] if t["department"] == "water")
     assert done["status"] == "done" and done["done_late"] is False
+    waived = next(t for t in summary["tasks"] if t["department"] == "emergency-management")
+    assert (waived["status"], waived["waived_by"], waived["waive_reason"]) == (
+        "waived", "duty-officer-1", "nobody needed a shelter")
 
     # Reloading the incident from its stored events gives exactly the same state.
     assert app.repository.get(incident_id).summary() == summary
@@ -240,7 +255,7 @@ def test_a_flood_from_the_first_call_to_the_after_action_review(
         "Reported", "Verified", "ResponseStarted", "PlanActivated", "CommanderAssigned",
         "Linked", "Linked", "ResourceAssigned", "ResourceAssigned", "TaskAcknowledged",
         "TaskDone", "SituationReported", "LevelChanged", "PlanActivated", "LevelChanged",
-        "Contained", "Closed", "Reviewed",
+        "Contained", "TaskDone", "TaskWaived", "Closed", "Reviewed",
     ]
 
 
@@ -474,11 +489,17 @@ def bring_to(app: Incidents, state: str) -> Situation:
     if state == "dismissed":
         app.dismiss(incident_id, reason="false", actor=DISPATCHER)
         return Situation(app, incident_id, plan_id, task_id, resource_id)
+    def close() -> None:
+        # Its task must be settled first (done here: the department reports it).
+        assert task_id is not None
+        app.complete_task(incident_id, task_id, actor=WATER)
+        app.close_incident(incident_id, actor=DISPATCHER)
+
     steps: list[tuple[str, Callable[[], object]]] = [
         ("verified", lambda: app.verify(incident_id, actor=DISPATCHER)),
         ("responding", lambda: app.respond(incident_id, level="III", actor=DISPATCHER)),
         ("contained", lambda: app.contain(incident_id, actor=DISPATCHER)),
-        ("closed", lambda: app.close_incident(incident_id, actor=DISPATCHER)),
+        ("closed", close),
         ("reviewed", lambda: app.review(incident_id, summary="done", actor=PLANNER)),
     ]
     order = ["reported", "verified", "responding", "contained", "closed", "reviewed"]
@@ -496,6 +517,14 @@ def bring_to(app: Incidents, state: str) -> Situation:
 
 def _task(s: Situation) -> UUID:
     return s.task_id or uuid4()
+
+
+def _close_settled(s: Situation) -> None:
+    """Close, its task waived first where that is the only thing in the way (see
+    `test_closing_is_refused_while_a_task_is_open` for the refusal)."""
+    if s.task_id is not None and s.app.incident(s.incident_id).status.value == "contained":
+        s.app.waive_task(s.incident_id, s.task_id, reason="not needed", actor=DISPATCHER)
+    s.app.close_incident(s.incident_id, actor=DISPATCHER)
 
 
 COMMANDS: dict[str, tuple[Callable[[Situation], object], set[str]]] = {
@@ -533,6 +562,9 @@ COMMANDS: dict[str, tuple[Callable[[Situation], object], set[str]]] = {
     "cancel task": (lambda s: s.app.cancel_task(s.incident_id, _task(s), reason="x",
                                                 actor=DISPATCHER),
                     {"responding", "contained"}),
+    "waive task": (lambda s: s.app.waive_task(s.incident_id, _task(s), reason="x",
+                                              actor=DISPATCHER),
+                   {"responding", "contained"}),
     "assign resource": (lambda s: s.app.assign_resource(s.incident_id, resource_id=uuid4(),
                                                         kind="expert", actor=DISPATCHER),
                         {"verified", "responding", "contained"}),
@@ -543,7 +575,7 @@ COMMANDS: dict[str, tuple[Callable[[Situation], object], set[str]]] = {
     "contain": (lambda s: s.app.contain(s.incident_id, actor=DISPATCHER), {"responding"}),
     "flare up": (lambda s: s.app.flare_up(s.incident_id, reason="fire rekindled",
                                           actor=DISPATCHER), {"contained"}),
-    "close": (lambda s: s.app.close_incident(s.incident_id, actor=DISPATCHER), {"contained"}),
+    "close": (_close_settled, {"contained"}),
     "review": (lambda s: s.app.review(s.incident_id, summary="x", actor=PLANNER), {"closed"}),
 }
 
@@ -902,6 +934,123 @@ def test_the_centre_gives_a_task_outside_the_plan(
     with pytest.raises(IllegalTransition, match="exists already"):
         app.assign_task(incident_id, department="health", description="Again",
                         allowance=timedelta(minutes=20), task_id=task_id, actor=DISPATCHER)
+
+
+def test_closing_is_refused_while_a_task_is_open_and_the_refusal_names_each_one(
+        app: Incidents, clock: Clock, responding: tuple[UUID, dict[str, UUID]]) -> None:
+    incident_id, tasks = responding
+    app.acknowledge_task(incident_id, tasks["water"], actor=WATER)
+    app.contain(incident_id, actor=DISPATCHER)
+    version = app.incident(incident_id).version
+    with pytest.raises(OpenTasksRemain) as refused:
+        app.close_incident(incident_id, actor=DISPATCHER)
+    assert refused.value.state.startswith("contained and 2 tasks are still open")
+    assert refused.value.open_tasks == (
+        (str(tasks["water"]), "water", "Open the drainage pumping stations", "acknowledged"),
+        (str(tasks["traffic-police"]), "traffic-police", "Close the flooded underpasses",
+         "assigned"),
+    )
+    assert isinstance(refused.value, IllegalTransition)  # a 409, as any illegal transition
+    assert app.incident(incident_id).version == version
+
+    # Done, cancelled or waived: each settles a task; then it closes.
+    app.complete_task(incident_id, tasks["water"], actor=WATER)
+    with pytest.raises(OpenTasksRemain, match="1 task is still open"):
+        app.close_incident(incident_id, actor=DISPATCHER)
+    clock.advance(minutes=5)
+    app.waive_task(incident_id, tasks["traffic-police"], reason="  road closed by the rain ",
+                   actor=DISPATCHER)
+    app.close_incident(incident_id, actor=DISPATCHER)
+    incident = app.incident(incident_id)
+    assert incident.status is IncidentStatus.CLOSED and incident.open_tasks() == []
+    waived = incident.tasks[tasks["traffic-police"]]
+    assert (waived.status, waived.waived_at, waived.waived_by, waived.waive_reason) == (
+        TaskStatus.WAIVED, clock.now, DISPATCHER.user_id, "road closed by the rain")
+
+
+def test_a_waiver_needs_a_reason_and_the_centre(
+        app: Incidents, responding: tuple[UUID, dict[str, UUID]]) -> None:
+    incident_id, tasks = responding
+    version = app.incident(incident_id).version
+    with pytest.raises(InvalidValue, match="reason must not be empty"):
+        app.waive_task(incident_id, tasks["water"], reason="  ", actor=DISPATCHER)
+    # The department whose task it is may not waive it, nor may a leader.
+    for actor in (WATER, LEADER):
+        with pytest.raises(NotPermitted, match=r"incident\.waive-task"):
+            app.waive_task(incident_id, tasks["water"], reason="too busy", actor=actor)
+    with pytest.raises(NotFound, match="incident task"):
+        app.waive_task(incident_id, uuid4(), reason="x", actor=DISPATCHER)
+    assert app.incident(incident_id).version == version
+    # Only an open task is waived; a waived task is settled for good.
+    app.complete_task(incident_id, tasks["water"], actor=WATER)
+    with pytest.raises(IllegalTransition, match="it is done"):
+        app.waive_task(incident_id, tasks["water"], reason="x", actor=DISPATCHER)
+    app.waive_task(incident_id, tasks["traffic-police"], reason="x", actor=DISPATCHER,
+                   command_id="waive-police")
+    # Repeated with its command id: nothing more happens.
+    version = app.incident(incident_id).version
+    app.waive_task(incident_id, tasks["traffic-police"], reason="x", actor=DISPATCHER,
+                   command_id="waive-police")
+    assert app.incident(incident_id).version == version
+    for move in (lambda: app.complete_task(incident_id, tasks["traffic-police"],
+                                           actor=TRAFFIC_POLICE),
+                 lambda: app.cancel_task(incident_id, tasks["traffic-police"], reason="x",
+                                         actor=DISPATCHER)):
+        with pytest.raises(IllegalTransition, match="it is waived"):
+            move()
+
+
+def test_a_release_says_how_the_assignment_ended(
+        app: Incidents, clock: Clock, responding: tuple[UUID, dict[str, UUID]]) -> None:
+    incident_id, _ = responding
+    truck = uuid4()
+    app.assign_resource(incident_id, resource_id=truck, kind="drainage-pump-truck",
+                        actor=DISPATCHER)
+    assert app.incident(incident_id).assignment_number(truck) == 1
+    clock.advance(minutes=30)
+    left_at = clock.now - timedelta(minutes=10)
+    crew = Actor("pump-3-crew", Role.DEPARTMENT_USER, "water")
+    app.record_resource_departure(incident_id, resource_id=truck, how="cleared the scene",
+                                  left_at=left_at, actor=crew)
+    incident = app.incident(incident_id)
+    assert incident.assignment_number(truck) is None
+    assert incident.resources[0].summary()["released_at"] == left_at.isoformat()
+    assert (incident.resources[0].released_by, incident.resources[0].release_reason) == (
+        "pump-3-crew", "cleared the scene")
+    # Sent again: its second assignment; the centre's own release says so.
+    app.assign_resource(incident_id, resource_id=truck, kind="drainage-pump-truck",
+                        actor=DISPATCHER)
+    assert app.incident(incident_id).assignment_number(truck) == 2
+    app.release_resource(incident_id, resource_id=truck, actor=DISPATCHER)
+    assert app.incident(incident_id).resources[1].release_reason == "released by the centre"
+    # A departure reported before the incident's last event is recorded at that event.
+    app.assign_resource(incident_id, resource_id=truck, kind="drainage-pump-truck",
+                        actor=DISPATCHER)
+    app.record_resource_departure(incident_id, resource_id=truck, how="stood down",
+                                  left_at=left_at, actor=crew)
+    assert app.incident(incident_id).resources[2].released_at == clock.now
+
+
+def test_a_release_stored_before_it_said_how_reads_as_the_centres(
+        app: Incidents, responding: tuple[UUID, dict[str, UUID]]) -> None:
+    """A `ResourceReleased` stored as version 1 had no reason: only the centre released
+    resources then."""
+    incident_id, _ = responding
+    truck = uuid4()
+    app.assign_resource(incident_id, resource_id=truck, kind="drainage-pump-truck",
+                        actor=DISPATCHER)
+    app.release_resource(incident_id, resource_id=truck, actor=DISPATCHER)
+    released = list(app.events.get(incident_id))[-1]
+    stored = app.mapper.to_stored_event(released)
+    state = app.mapper.transcoder.decode(stored.state)
+    assert state.pop("class_version") == 2
+    del state["reason"]
+    as_v1 = type(stored)(originator_id=stored.originator_id,
+                         originator_version=stored.originator_version, topic=stored.topic,
+                         state=app.mapper.transcoder.encode(state))
+    upcast = app.mapper.to_domain_event(as_v1)
+    assert isinstance(upcast, Incident.ResourceReleased)
+    assert (upcast.resource_id, upcast.reason) == (truck, "released by the centre")
 
 
 # --- links, commander, resources, situation reports ---------------------------------------

@@ -105,7 +105,8 @@ Step = tuple[str, int, int, int]
 COMMAND_NAMES = [
     "verify", "dismiss", "respond", "respond-with-plan", "activate-other-plan",
     "change-level", "escalate", "deescalate", "situation-report", "link", "unlink",
-    "commander", "assign-task", "acknowledge", "complete", "cancel", "assign-resource",
+    "commander", "assign-task", "acknowledge", "complete", "cancel", "waive",
+    "assign-resource",
     "release", "contain", "close", "review", "repeat",
 ]
 SPINE = [["verify"], ["respond", "respond-with-plan"], ["contain"], ["close"], ["review"]]
@@ -126,6 +127,9 @@ def steps(draw: st.DrawFn) -> list[Step]:
     result: list[Step] = []
     for stage in SPINE[:draw(st.integers(0, len(SPINE)))]:
         result += draw(st.lists(step_of(COMMAND_NAMES), max_size=8))
+        if stage == ["close"]:
+            # Mostly the open tasks are settled first, as closing requires.
+            result += draw(st.lists(step_of(["waive"], duty_officer=30), max_size=8))
         result.append(draw(step_of(stage, duty_officer=30)))
     result += draw(st.lists(step_of(COMMAND_NAMES), max_size=8))
     return result
@@ -140,8 +144,11 @@ def command_for(app: Incidents, incident_id: UUID, plans: list[UUID], step: Step
     kw: dict[str, Any] = {"actor": actor, "command_id": command_id}
 
     # Chosen now, so that repeating the command repeats exactly the same arguments.
-    tasks = list(app.incident(incident_id).tasks)
+    incident = app.incident(incident_id)
+    tasks = list(incident.tasks)
     task_id = tasks[arg % len(tasks)] if tasks else UUID(int=arg)
+    still_open = [t.id for t in incident.open_tasks()]
+    open_task_id = still_open[arg % len(still_open)] if still_open else task_id
 
     calls: dict[str, Callable[[], UUID]] = {
         "verify": lambda: app.verify(incident_id, level=level, **kw),
@@ -170,6 +177,8 @@ def command_for(app: Incidents, incident_id: UUID, plans: list[UUID], step: Step
         "acknowledge": lambda: app.acknowledge_task(incident_id, task_id, **kw),
         "complete": lambda: app.complete_task(incident_id, task_id, result="ok", **kw),
         "cancel": lambda: app.cancel_task(incident_id, task_id, reason="not needed", **kw),
+        "waive": lambda: app.waive_task(incident_id, open_task_id, reason="not needed now",
+                                        **kw),
         "assign-resource": lambda: app.assign_resource(
             incident_id, resource_id=RESOURCES[arg % 3],
             kind=["shelter", "expert", "ambulance"][arg % 3], **kw),
@@ -208,6 +217,7 @@ def check_invariants(incident: Incident) -> None:
         assert task.status in set(TaskStatus)
         assert (task.done_at is not None) == (task.status is TaskStatus.DONE)
         assert (task.cancelled_at is not None) == (task.status is TaskStatus.CANCELLED)
+        assert (task.waived_at is not None) == (task.status is TaskStatus.WAIVED)
         assert task.due > task.assigned_at
     for plan in incident.plans.values():
         assert len(plan.levels) == len(set(plan.levels))
@@ -216,6 +226,7 @@ def check_invariants(incident: Incident) -> None:
     assert len(open_resources) == len(set(open_resources))
     if incident.closed_at is not None:
         assert not open_resources
+        assert not incident.open_tasks(), "closed with tasks still open"
 
     links = [(link["kind"], link["id"]) for link in incident.links]
     assert len(links) == len(set(links))

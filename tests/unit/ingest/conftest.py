@@ -1,4 +1,4 @@
-"""Fixtures of the ingest unit tests: the four applications ingest drives, keeping their
+"""Fixtures of the ingest unit tests: the applications ingest drives, keeping their
 events in memory (the library's POPO persistence), the demo city's map, ingest's tables in an
 in-memory SQLite database, the pipeline over them, and a sender that delivers messages like a
 transport. Real code throughout (the open-report finder is a real, empty one): no mocks, no
@@ -21,6 +21,7 @@ from cityops.domain.gridcases import GridCases
 from cityops.domain.hazard_catalogue import HazardCatalogue
 from cityops.domain.hazards import HazardSources
 from cityops.domain.hotlinetickets import HotlineTickets
+from cityops.domain.incidents import Incidents
 from cityops.domain.resources import Resources
 from cityops.ingest.deadletters import StoredDeadLetters
 from cityops.ingest.handlers import IngestTarget
@@ -66,6 +67,7 @@ def target(demo_city: Any, tracks: ResourceTracks) -> IngestTarget:
         resources=Resources(POPO, catalogue=catalogue),
         city_map=demo_city.map,
         tracks=tracks,
+        incidents=Incidents(POPO, catalogue=catalogue),
     )
 
 

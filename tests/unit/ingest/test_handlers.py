@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
+from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseStatus
 from cityops.domain.hazard import AlarmLevel
@@ -19,7 +20,7 @@ from cityops.domain.response_times import assignments
 from cityops.ingest import messages
 from cityops.ingest.deadletters import StoredDeadLetters
 from cityops.ingest.handlers import IngestTarget
-from cityops.ingest.pipeline import IngestPipeline, Outcome
+from cityops.ingest.pipeline import Delivery, IngestPipeline, Outcome
 from cityops.ingest.topics import IngestStream
 from cityops.ingest.tracks import ResourceTracks
 
@@ -275,6 +276,51 @@ def test_status_reports_move_a_dispatched_resource_and_illegal_ones_are_refused(
     resource = target.resources.resource(resource_id)
     assert resource.status is ResourceStatus.ON_SCENE
     assert Resource.create_id("FIRE 5") == resource_id
+
+
+def test_a_crew_leaving_the_scene_is_recorded_on_its_incident_too(
+        target: IngestTarget, sender: Sender, pipeline: IngestPipeline,
+        city_point: GeoPoint) -> None:
+    incidents = target.incidents
+    assert incidents is not None
+    incident_id = incidents.report(category="accident-disaster", incident_type="fire",
+                                   title="Warehouse fire", location=city_point,
+                                   source="inspector", actor=INSPECTOR, at=recently(60))
+    incidents.verify(incident_id, actor=DISPATCHER, at=recently(59))
+    engines = [register_engine(target, f"FIRE {n}", city_point) for n in (7, 8)]
+    assignments = ResourceAssignments(incidents=incidents, resources=target.resources)
+    for engine in engines:
+        assignments.assign(incident_id, engine, actor=DISPATCHER)
+        target.resources.report_on_scene(engine, actor=DISPATCHER)
+    crew = Actor("crew-fire7", Role.DEPARTMENT_USER, "fire")
+    # Reported a little after the incident's last event (the clocks are real ones).
+    left_at = datetime.now(UTC) + timedelta(seconds=30)
+    returning = messages.resource_status(call_sign="FIRE 7", status="returning", actor=crew,
+                                         occurred_at=left_at)
+    assert sender.send(IngestStream.RESOURCE_STATUS, returning) is Outcome.APPLIED
+    released = incidents.incident(incident_id).resources[0]
+    assert (released.released_at, released.released_by, released.release_reason) == (
+        left_at, "crew-fire7", "cleared the scene")
+    # Delivered again: nothing more happens on either stream.
+    version = incidents.incident(incident_id).version
+    assert sender.send(IngestStream.RESOURCE_STATUS, returning) is Outcome.DUPLICATE
+    assert incidents.incident(incident_id).version == version
+
+    # In a batch with others: it is applied on its own (two streams), the others together.
+    batch = [messages.resource_status(call_sign="FIRE 8", status="returning", actor=crew,
+                                      occurred_at=left_at + timedelta(seconds=10)),
+             messages.resource_status(call_sign="FIRE 7", status="available", actor=crew,
+                                      occurred_at=left_at + timedelta(seconds=20)),
+             messages.grid_case_report(category="E0101", description="Exposed garbage",
+                                       location=city_point, actor=INSPECTOR)]
+    topics = [IngestStream.RESOURCE_STATUS, IngestStream.RESOURCE_STATUS, REPORTS]
+    done = pipeline.process_batch([
+        Delivery(topic=pipeline.topics.name(topic), value=messages.encode(message),
+                 offset=100 + n)
+        for n, (topic, message) in enumerate(zip(topics, batch, strict=True))])
+    assert done.outcomes == [Outcome.APPLIED] * 3 and done.stalled is None
+    assert [a.release_reason for a in incidents.incident(incident_id).resources] == [
+        "cleared the scene", "cleared the scene"]
 
 
 def test_a_status_report_that_arrives_after_a_later_fix_keeps_its_reported_time(

@@ -1,0 +1,170 @@
+"""The incident read model's figures, written once and run against each back end: a resource
+is active on one incident at a time (also when its release was interrupted in one process
+and completed by another), the shortfall follows, and an incident closes with its tasks
+settled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from cityops.bootstrap import CitySystem, build_system
+from cityops.domain.actors import Actor, Role
+from cityops.domain.errors import OpenTasksRemain
+from cityops.domain.geometry import GeoPoint
+from cityops.domain.incident import PlanLevel, PlanTask, ResourceRequirement
+from cityops.settings import Settings
+
+DISPATCHER = Actor("disp-1", Role.DISPATCHER)
+PLANNER = Actor("planner-1", Role.PLANNER)
+HOTLINE = Actor("operator-1", Role.HOTLINE_OPERATOR)
+WATER_CREW = Actor("pump-crew", Role.DEPARTMENT_USER, "water")
+WATER_DESK = Actor("water-desk", Role.DEPARTMENT_USER, "water")
+SystemFactory = Callable[[], CitySystem]
+
+
+def flood_plan(system: CitySystem) -> UUID:
+    return system.incidents.define_plan(
+        code="underpass-flood", name="Underpass flooding", category="natural-disaster",
+        levels=[PlanLevel("IV", tasks=(
+            PlanTask("water", "Open the pumping station", timedelta(minutes=30)),
+            PlanTask("traffic-police", "Close the underpass", timedelta(minutes=20))),
+            resources=(ResourceRequirement("drainage-pump-truck", 1),))],
+        actor=PLANNER, command_id="figures:plan")
+
+
+def responding_flood(system: CitySystem, plan_id: UUID, title: str,
+                     location: GeoPoint) -> UUID:
+    incident_id = system.incidents.report(
+        category="natural-disaster", incident_type="waterlogging", title=title,
+        location=location, source="hotline", actor=HOTLINE)
+    system.incidents.verify(incident_id, actor=DISPATCHER)
+    system.incidents.respond(incident_id, level="IV", plan_id=plan_id, actor=DISPATCHER)
+    return incident_id
+
+
+def rows(system: CitySystem) -> dict[str, dict[str, Any]]:
+    system.catch_up()
+    return {d["id"]: d for d in system.read_models.page("rm_incidents", limit=50).items}
+
+
+def open_ids(system: CitySystem) -> list[str]:
+    page = system.read_models.page("rm_incidents", filters={"is_open": True}, limit=50)
+    return [d["id"] for d in page.items]
+
+
+def active(row: dict[str, Any]) -> list[str]:
+    return [a["resource_id"] for a in row["resources"] if a["released_at"] is None]
+
+
+class IncidentFiguresContract:
+    """What every back end must show of the incident read model's figures."""
+
+    @pytest.fixture
+    def make_system(self) -> Iterator[SystemFactory]:
+        raise NotImplementedError
+
+    def test_a_resource_is_active_on_one_incident_even_across_processes(
+            self, make_system: SystemFactory) -> None:
+        first_process, second_process = make_system(), make_system()
+        plan_id = flood_plan(first_process)
+        centre = first_process.city.map.cells.geometry.iloc[40].centroid
+        location = GeoPoint(lon=float(centre.x), lat=float(centre.y))
+        first = responding_flood(first_process, plan_id, "Underpass A", location)
+        second = responding_flood(first_process, plan_id, "Underpass B", location)
+        truck = first_process.resources.register_resource(
+            kind="drainage-pump-truck", name="Pump truck 3", call_sign="PUMP 3",
+            department="water", home_base=location, actor=PLANNER)
+
+        first_process.operations.assign_resource(first, truck, actor=DISPATCHER)
+        assignments = first_process.operations.resource_assignments
+        first_process.resources.report_on_scene(truck, actor=WATER_CREW)
+        assignments.clear_scene(truck, actor=WATER_CREW)
+        assignments.report_available(truck, actor=WATER_CREW)
+        first_process.operations.assign_resource(second, truck, actor=DISPATCHER)
+        seen = rows(first_process)
+        assert active(seen[str(first)]) == [] and active(seen[str(second)]) == [str(truck)]
+        assert seen[str(first)]["resource_shortfall"] == {"drainage-pump-truck": 1}
+        assert seen[str(second)]["resource_shortfall"] == {}
+        assert seen[str(first)]["resources"][0]["release_reason"] == "cleared the scene"
+
+        # The second process records only the resource's side of leaving B (as a process
+        # stopped half-way would); the first process sends it back to A and completes it.
+        second_process.resources.report_on_scene(truck, actor=WATER_CREW)
+        second_process.resources.clear_scene(truck, actor=WATER_CREW)
+        second_process.resources.report_available(truck, actor=WATER_CREW)
+        assert active(rows(second_process)[str(second)]) == [str(truck)]
+        first_process.operations.assign_resource(first, truck, actor=DISPATCHER)
+        for system in (first_process, second_process):
+            seen = rows(system)
+            assert active(seen[str(first)]) == [str(truck)]
+            assert active(seen[str(second)]) == []
+            assert seen[str(first)]["resource_shortfall"] == {}
+            assert seen[str(second)]["resource_shortfall"] == {"drainage-pump-truck": 1}
+
+    def test_an_incident_closes_only_with_its_tasks_settled(
+            self, make_system: SystemFactory) -> None:
+        system = make_system()
+        plan_id = flood_plan(system)
+        centre = system.city.map.cells.geometry.iloc[40].centroid
+        incident_id = responding_flood(system, plan_id, "Underpass A",
+                                       GeoPoint(lon=float(centre.x), lat=float(centre.y)))
+        system.incidents.contain(incident_id, actor=DISPATCHER)
+        tasks = {t.department: t.id
+                 for t in system.incidents.incident(incident_id).tasks.values()}
+        with pytest.raises(OpenTasksRemain):
+            system.incidents.close_incident(incident_id, actor=DISPATCHER)
+        row = rows(system)[str(incident_id)]
+        assert (row["status"], row["open_tasks"]) == ("contained", 2)
+        assert open_ids(system) == [str(incident_id)]
+
+        system.incidents.complete_task(incident_id, tasks["water"], actor=WATER_DESK)
+        system.incidents.waive_task(incident_id, tasks["traffic-police"],
+                                    reason="the underpass drained by itself", actor=DISPATCHER,
+                                    command_id="figures:waive")
+        system.incidents.close_incident(incident_id, actor=DISPATCHER)
+        row = rows(system)[str(incident_id)]
+        assert (row["status"], row["open_tasks"]) == ("closed", 0)
+        assert open_ids(system) == []
+        assert sorted(t["status"] for t in row["tasks"]) == ["done", "waived"]
+        # Another process reads the same row.
+        restarted = make_system()
+        assert rows(restarted)[str(incident_id)] == row
+
+
+class TestSqlite(IncidentFiguresContract):
+    @pytest.fixture
+    def make_system(self, tmp_path: Path, demo_city: Any) -> Iterator[SystemFactory]:
+        systems: list[CitySystem] = []
+
+        def make() -> CitySystem:
+            system = build_system(Settings(data_dir=tmp_path / "store"), city=demo_city)
+            systems.append(system)
+            return system
+
+        yield make
+        for system in systems:
+            system.close()
+
+
+@pytest.mark.postgres
+class TestPostgres(IncidentFiguresContract):
+    @pytest.fixture
+    def make_system(self, fresh_database: str, demo_city: Any) -> Iterator[SystemFactory]:
+        systems: list[CitySystem] = []
+
+        def make() -> CitySystem:
+            system = build_system(
+                Settings(database_url=fresh_database, database_pool_size=2), city=demo_city
+            )
+            systems.append(system)
+            return system
+
+        yield make
+        for system in systems:
+            system.close()
