@@ -39,6 +39,7 @@ from cityops.projections.live_changes import LiveChangeLog, light_change_writer,
 from cityops.projections.photos import PhotoStore
 from cityops.projections.readings import StoredLatestReadings
 from cityops.projections.spatial import SpatialQueries, spatial_queries_for
+from cityops.projections.returns import case_return_table, ticket_return_table
 from cityops.projections.statistics import CaseDispatchTable, CityStatistics
 from cityops.projections.store import ReadStore, start_up_serialised
 from cityops.projections.supervision_clock import SupervisionClock
@@ -181,10 +182,10 @@ def _wire(settings: Settings, clock: Callable[[], datetime], catalogue: Catalogu
         storage = PostgresGenerations(settings.database_url, settings.database_schema,
                                       settings.database_pool_size)
     tables: dict[str, list[ProjectedTable]] = {
-        "gridcases": [grid_case_table(catalogue), CaseDispatchTable()],
+        "gridcases": [grid_case_table(catalogue), CaseDispatchTable(), case_return_table()],
         "incidents": [incident_table(), plan_table()],
         "hazards": [hazard_source_table()],
-        "hotline": [ticket_table()],
+        "hotline": [ticket_table(), ticket_return_table()],
         "resources": [resource_table()],
     }
     summary_tables = [t for group in tables.values() for t in group

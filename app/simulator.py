@@ -6,8 +6,9 @@ queue, the same validation, dedupe and dead-letter path as a Kafka worker: inspe
 from their mobile app, tickets from the call-centre system, the IoT gateway's sensor readings,
 vehicle trackers' position fixes, crews' status reports, and departments' systems reporting a
 case handled or returned and a ticket answered. What a person does in the command centre
-(register, dispatch, verify, escalate, assign a resource...) is a direct command, as the
-dashboard would issue it. A message the pipeline dead-letters is a failure of the demo.
+(register, dispatch, review a return, decide a suspension request, verify, escalate, assign a
+resource...) or at a department's desk (accept or return a ticket, ask for a suspension,
+resume) is a direct command, as the dashboard would issue it. A message the pipeline dead-letters is a failure of the demo.
 
 The whole system runs on a `SimulatedClock`, so deadlines, supervision lights and event times
 follow the simulated day; the same seed gives the same day, command for command: message ids
@@ -491,16 +492,59 @@ class DemoDay:
 
     def dispatch_case(self, case_id: UUID) -> None:
         self.system.grid_cases.dispatch(case_id, actor=DISPATCHER)
-        case = self.system.grid_cases.case(case_id)
         if self.rng.random() < 0.06:
             self.after(self.minutes(10, 40), "return case", lambda: self.return_case(case_id))
             return
+        if self.rng.random() < 0.05:
+            self.after(self.minutes(15, 60), "request suspension",
+                       lambda: self.request_suspension(case_id))
+            return
+        self.schedule_handling(case_id)
+
+    def schedule_handling(self, case_id: UUID) -> None:
+        """The department reports the case handled: most within the time left, about one in
+        six late."""
+        case = self.system.grid_cases.case(case_id)
         limit = (case.handling_deadline or self.clock()) - self.clock()
-        # Most departments finish within the limit; about one in six is late.
         on_time = self.rng.random() > 0.17
         share = self.rng.uniform(0.2, 0.9) if on_time else self.rng.uniform(1.05, 1.6)
         delay = max(timedelta(minutes=20), limit * share)
         self.after(delay, "handle case", lambda: self.handle_case(case_id))
+
+    @staticmethod
+    def _desk(department: str) -> Actor:
+        """The department's desk, acting on the dashboard."""
+        return Actor(f"{department}-desk", Role.DEPARTMENT_USER, department)
+
+    def request_suspension(self, case_id: UUID) -> None:
+        """The department needs a road closure before it can work: it asks the centre to
+        stop the clock."""
+        case = self.system.grid_cases.case(case_id)
+        if case.status is not CaseStatus.DISPATCHED or case.department is None:
+            return
+        self.system.grid_cases.request_suspension(
+            case_id, reason="A road closure permit is needed before the work",
+            expected_resume_at=self.clock() + timedelta(hours=3),
+            actor=self._desk(case.department))
+        self.after(self.minutes(10, 30), "decide suspension",
+                   lambda: self.decide_suspension(case_id))
+
+    def decide_suspension(self, case_id: UUID) -> None:
+        if self.rng.random() < 0.75:
+            self.system.grid_cases.decide_suspension(case_id, approve=True, actor=DISPATCHER)
+            self.after(self.minutes(90, 180), "resume case", lambda: self.resume_case(case_id))
+        else:
+            self.system.grid_cases.decide_suspension(
+                case_id, approve=False, reason="Work around the traffic instead",
+                actor=DISPATCHER)
+            self.schedule_handling(case_id)
+
+    def resume_case(self, case_id: UUID) -> None:
+        """The permit came: the department starts the clock again and gets to work."""
+        case = self.system.grid_cases.case(case_id)
+        assert case.department is not None
+        self.system.grid_cases.resume(case_id, actor=self._desk(case.department))
+        self.schedule_handling(case_id)
 
     def return_case(self, case_id: UUID) -> None:
         case = self.system.grid_cases.case(case_id)
@@ -513,11 +557,21 @@ class DemoDay:
             actor=Actor(f"{department}-desk", Role.DEPARTMENT_USER, department),
             message_id=self._message_id("case-returned"), occurred_at=self.clock(),
         ))
-        self.after(self.minutes(5, 20), "re-dispatch case",
-                   lambda: self._redispatch(case_id, other))
+        self.after(self.minutes(5, 20), "review case return",
+                   lambda: self.review_case_return(case_id, other))
 
-    def _redispatch(self, case_id: UUID, department: str) -> None:
-        self.system.grid_cases.dispatch(case_id, department=department, actor=DISPATCHER)
+    def review_case_return(self, case_id: UUID, other: str) -> None:
+        """The duty officer checks the asset register: most returns are right (the case goes
+        to the other department), about one in three is not (back to the returner)."""
+        if self.rng.random() < 0.35:
+            self.system.grid_cases.review_return(
+                case_id, accept=False, reason="The asset register names your department",
+                actor=DISPATCHER)
+            self.after(self.minutes(30, 120), "handle case", lambda: self.handle_case(case_id))
+            return
+        self.system.grid_cases.review_return(case_id, accept=True, department=other,
+                                             reason="Confirmed by the asset register",
+                                             actor=DISPATCHER)
         self.after(self.minutes(60, 240), "handle case", lambda: self.handle_case(case_id))
 
     def handle_case(self, case_id: UUID) -> None:
@@ -586,6 +640,13 @@ class DemoDay:
         ticket = self.system.hotline.ticket(ticket_id)
         department = ticket.department or "hotline"
         desk = Actor(f"{department}-desk", Role.DEPARTMENT_USER, department)
+        if not ticket.returns and ticket.reopen_count == 0 and self.rng.random() < 0.08:
+            # The desk says it is not its matter; the operator reviews the return.
+            self.system.hotline.return_to_centre(ticket_id, reason="Not our matter",
+                                                 actor=desk)
+            self.after(self.minutes(5, 20), "review ticket return",
+                       lambda: self.review_ticket_return(ticket_id, department))
+            return
         # The desk accepts the ticket on the dashboard; its reply comes from the
         # department's system.
         self.system.hotline.accept(ticket_id, actor=desk)
@@ -594,6 +655,17 @@ class DemoDay:
             message_id=self._message_id("ticket-replied"), occurred_at=self.clock(),
         ))
         self.after(self.minutes(20, 120), "call back", lambda: self.call_back(ticket_id))
+
+    def review_ticket_return(self, ticket_id: UUID, returned_by: str) -> None:
+        if self.rng.random() < 0.4:
+            self.system.hotline.review_return(
+                ticket_id, accept=False, reason="The topic is yours: please answer the caller",
+                actor=OPERATOR)
+        else:
+            other = "urban-management" if returned_by != "urban-management" else "sanitation"
+            self.system.hotline.review_return(ticket_id, accept=True, department=other,
+                                              reason="Re-routed", actor=OPERATOR)
+        self.after(self.minutes(10, 90), "department reply", lambda: self.reply(ticket_id))
 
     def call_back(self, ticket_id: UUID) -> None:
         satisfaction = self.rng.choices(["satisfied", "basically-satisfied", "dissatisfied"],

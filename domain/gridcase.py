@@ -8,6 +8,7 @@ from it (see `supervision`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from cityops.domain.catalogue import LimitUnit, Urgency
 from cityops.domain.errors import InvalidValue, NotPermitted
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.model import CityAggregate, checked_text, iso_or_none
+from cityops.domain.returns import ReturnOutcome, ReturnRecord, returns_as_dicts, review_latest
 from cityops.domain.supervision import StageClock
 
 
@@ -123,6 +125,9 @@ class GridCase(CityAggregate):
             case.verified_at = None
             case.verified_by = None
             case.notes = []
+            case.returns = []
+            case.pending_suspension = None
+            case.expected_resume_at = None
             case.start_stage(self.timestamp, self.stage_deadline, self.stage_unit)
 
     class Registered(CityAggregate.Event):
@@ -177,6 +182,13 @@ class GridCase(CityAggregate):
         stage_unit: str
 
         def apply(self, case: GridCase) -> None:
+            assert case.department is not None
+            case.returns.append(ReturnRecord(
+                ordinal=len(case.returns) + 1, department=case.department,
+                returned_at=self.timestamp, returned_by=self.actor.user_id,
+                reason=self.reason, suggested_department=self.suggested_department,
+                clock=case.stage,
+            ))
             case.status = CaseStatus.RETURNED
             case.return_count += 1
             case.returned_by = case.department
@@ -185,7 +197,37 @@ class GridCase(CityAggregate):
             case.department = None
             case.handling_deadline = None
             case.pending_extension = None
+            case.pending_suspension = None
             case.start_stage(self.timestamp, self.stage_deadline, self.stage_unit)
+
+    class ReturnAccepted(CityAggregate.Event):
+        """The centre agreed the case is not the returning department's: it is dispatched
+        to another department (the `Dispatched` event saved with this one)."""
+
+        note: str
+
+        def apply(self, case: GridCase) -> None:
+            review_latest(case.returns, ReturnOutcome.ACCEPTED, at=self.timestamp,
+                          by=self.actor.user_id, note=self.note)
+
+    class ReturnRejected(CityAggregate.Event):
+        """The centre disagreed: the case goes back to the department that returned it, with
+        the reviewer's reason, on the clock it had (the return gave it no time)."""
+
+        reason: str
+        deadline: datetime
+        """The handling deadline in force again: the one the department had when it
+        returned the case."""
+
+        def apply(self, case: GridCase) -> None:
+            record = case.returns[-1]
+            assert record.clock is not None
+            review_latest(case.returns, ReturnOutcome.REJECTED, at=self.timestamp,
+                          by=self.actor.user_id, note=self.reason)
+            case.status = CaseStatus.DISPATCHED
+            case.department = record.department
+            case.handling_deadline = self.deadline
+            case.stage = replace(record.clock, deadline=self.deadline)
 
     class ExtensionRequested(CityAggregate.Event):
         requested_deadline: datetime
@@ -222,19 +264,43 @@ class GridCase(CityAggregate):
             case.pending_extension = None
 
     class Suspended(CityAggregate.Event):
+        """The centre suspended the case on its own authority: the clock stands still."""
+
         reason: str
 
         def apply(self, case: GridCase) -> None:
-            case.status = CaseStatus.SUSPENDED
-            case.suspension_reason = self.reason
-            assert case.stage is not None
-            case.stage = StageClock(
-                started_at=case.stage.started_at,
-                deadline=case.stage.deadline,
-                unit=case.stage.unit,
-                paused=case.stage.paused,
-                paused_since=self.timestamp,
-            )
+            case.pause(self.timestamp, self.reason, expected_resume_at=None)
+
+    class SuspensionRequested(CityAggregate.Event):
+        """The department asks the centre to stop the clock of a case that needs long work
+        (the clock runs on until the centre approves)."""
+
+        reason: str
+        expected_resume_at: datetime | None
+
+        def apply(self, case: GridCase) -> None:
+            case.pending_suspension = {
+                "reason": self.reason,
+                "expected_resume_at": self.expected_resume_at,
+                "requested_at": self.timestamp,
+                "requested_by": self.actor.user_id,
+            }
+
+    class SuspensionApproved(CityAggregate.Event):
+        """The centre approved the department's request: the clock stands still from now."""
+
+        reason: str
+        expected_resume_at: datetime | None
+        requested_by: str
+
+        def apply(self, case: GridCase) -> None:
+            case.pause(self.timestamp, self.reason, expected_resume_at=self.expected_resume_at)
+
+    class SuspensionRefused(CityAggregate.Event):
+        reason: str
+
+        def apply(self, case: GridCase) -> None:
+            case.pending_suspension = None
 
     class Resumed(CityAggregate.Event):
         deadline: datetime
@@ -244,6 +310,7 @@ class GridCase(CityAggregate):
         def apply(self, case: GridCase) -> None:
             case.status = CaseStatus.DISPATCHED
             case.suspension_reason = None
+            case.expected_resume_at = None
             case.handling_deadline = self.deadline
             assert case.stage is not None
             case.stage = StageClock(
@@ -262,8 +329,9 @@ class GridCase(CityAggregate):
 
         def apply(self, case: GridCase) -> None:
             case.status = CaseStatus.HANDLED
-            # A request for more time lapses once the work is reported done.
+            # A request for more time (or for a pause) lapses once the work is reported done.
             case.pending_extension = None
+            case.pending_suspension = None
             case.result = self.result
             case.evidence = list(self.evidence)
             case.handled_at = self.timestamp
@@ -351,9 +419,21 @@ class GridCase(CityAggregate):
         verified_at: datetime | None
         verified_by: str | None
         notes: list[str]
+        returns: list[ReturnRecord]
+        pending_suspension: dict[str, Any] | None
+        expected_resume_at: datetime | None
 
     def start_stage(self, at: datetime, deadline: datetime, unit: str) -> None:
         self.stage = StageClock(started_at=at, deadline=deadline, unit=LimitUnit(unit))
+
+    def pause(self, at: datetime, reason: str, *, expected_resume_at: datetime | None) -> None:
+        """Suspend: the stage clock stands still from `at` (a pending request is settled)."""
+        self.status = CaseStatus.SUSPENDED
+        self.suspension_reason = reason
+        self.pending_suspension = None
+        self.expected_resume_at = expected_resume_at
+        assert self.stage is not None
+        self.stage = replace(self.stage, paused_since=at)
 
     @property
     def is_open(self) -> bool:
@@ -429,10 +509,16 @@ class GridCase(CityAggregate):
                     note=checked_text("note", note, required=False))
 
     def dispatch(self, *, department: str, deadline: datetime, limit_unit: LimitUnit,
-                 instructions: str, actor: Actor, at: datetime) -> None:
+                 instructions: str, actor: Actor, at: datetime, review_note: str = "") -> None:
+        """Send the case to a department. Dispatching a returned case to another department
+        accepts the return (recorded first, with the reviewer's `review_note`)."""
         self.require_status("dispatch", CaseStatus.REGISTERED, CaseStatus.RETURNED)
-        if self.status is CaseStatus.RETURNED and department == self.returned_by:
-            self.refuse("dispatch", f"{department} already returned it as not its responsibility")
+        if self.status is CaseStatus.RETURNED:
+            if department == self.returned_by:
+                self.refuse("dispatch", f"{department} already returned it as not its "
+                            "responsibility: to send it back, reject the return with a reason")
+            self.record(self.ReturnAccepted, actor=actor, at=at,
+                        note=checked_text("note", review_note, required=False))
         self.record(self.Dispatched, actor=actor, at=at, department=department,
                     deadline=deadline, limit_unit=LimitUnit(limit_unit).value,
                     instructions=checked_text("instructions", instructions, required=False))
@@ -448,6 +534,17 @@ class GridCase(CityAggregate):
                     reason=checked_text("reason", reason),
                     suggested_department=suggested_department,
                     stage_deadline=stage_deadline, stage_unit=LimitUnit(stage_unit).value)
+
+    def reject_return(self, *, reason: str, actor: Actor, at: datetime) -> None:
+        """The centre rejects the department's return: the case is dispatched to it again,
+        with the deadline it had when it returned it (the time in between counts)."""
+        self.require_status("reject the return of", CaseStatus.RETURNED)
+        clock = self.returns[-1].clock if self.returns else None
+        if clock is None:
+            self.refuse("reject the return of", "no department's clock was running when it "
+                        "was returned")
+        self.record(self.ReturnRejected, actor=actor, at=at,
+                    reason=checked_text("reason", reason), deadline=clock.deadline)
 
     def request_extension(self, *, requested_deadline: datetime, reason: str, actor: Actor,
                           at: datetime) -> None:
@@ -484,12 +581,50 @@ class GridCase(CityAggregate):
         self.record(self.ExtensionRefused, actor=actor, at=at,
                     reason=checked_text("reason", reason))
 
+    def request_suspension(self, *, reason: str, expected_resume_at: datetime | None,
+                           actor: Actor, at: datetime) -> None:
+        """The department asks for the clock to stop; it runs on until the centre approves."""
+        self.require_status("request a suspension of", CaseStatus.DISPATCHED)
+        self._check_department_scope("request a suspension of", actor)
+        if self.pending_suspension is not None:
+            self.refuse("request a suspension of", "a suspension request is pending")
+        if expected_resume_at is not None and expected_resume_at <= at:
+            raise InvalidValue(f"expected resume time {expected_resume_at.isoformat()} is not "
+                               "in the future")
+        self.record(self.SuspensionRequested, actor=actor, at=at,
+                    reason=checked_text("reason", reason), expected_resume_at=expected_resume_at)
+
+    def approve_suspension(self, *, expected_resume_at: datetime | None, actor: Actor,
+                           at: datetime) -> None:
+        """The centre approves the pending request (with the expected resume time asked
+        for, or another one): the clock stands still from now."""
+        self.require_status("approve a suspension of", CaseStatus.DISPATCHED)
+        if self.pending_suspension is None:
+            self.refuse("approve a suspension of", "no suspension was requested")
+        expected = expected_resume_at or self.pending_suspension["expected_resume_at"]
+        if expected is not None and expected <= at:
+            raise InvalidValue(f"expected resume time {expected.isoformat()} is not in the "
+                               "future")
+        self.record(self.SuspensionApproved, actor=actor, at=at,
+                    reason=self.pending_suspension["reason"], expected_resume_at=expected,
+                    requested_by=self.pending_suspension["requested_by"])
+
+    def refuse_suspension(self, *, reason: str, actor: Actor, at: datetime) -> None:
+        self.require_status("refuse a suspension of", CaseStatus.DISPATCHED)
+        if self.pending_suspension is None:
+            self.refuse("refuse a suspension of", "no suspension was requested")
+        self.record(self.SuspensionRefused, actor=actor, at=at,
+                    reason=checked_text("reason", reason))
+
     def suspend(self, *, reason: str, actor: Actor, at: datetime) -> None:
+        """The centre suspends the case itself (a department asks: `request_suspension`)."""
         self.require_status("suspend", CaseStatus.DISPATCHED)
         self._check_department_scope("suspend", actor)
         self.record(self.Suspended, actor=actor, at=at, reason=checked_text("reason", reason))
 
     def resume(self, *, deadline: datetime, paused: timedelta, actor: Actor, at: datetime) -> None:
+        """Start the clock again. The centre, or the department itself: resuming only ends
+        the pause, it can never give a department time."""
         self.require_status("resume", CaseStatus.SUSPENDED)
         self._check_department_scope("resume", actor)
         self.record(self.Resumed, actor=actor, at=at, deadline=deadline, paused=paused)
@@ -557,5 +692,17 @@ class GridCase(CityAggregate):
             "photos": self.photos,
             "evidence": self.evidence,
             "ticket_id": str(self.ticket_id) if self.ticket_id else None,
+            "returned_by": self.returned_by,
+            "return_reason": self.return_reason,
+            "returns": returns_as_dicts(self.returns,
+                                        item_is_returned=self.status is CaseStatus.RETURNED),
+            "suspension_reason": self.suspension_reason,
+            "suspended_since": iso_or_none(self.stage.paused_since) if self.stage else None,
+            "expected_resume_at": iso_or_none(self.expected_resume_at),
+            "pending_suspension": (
+                {k: (iso_or_none(v) if isinstance(v, datetime) else v)
+                 for k, v in self.pending_suspension.items()}
+                if self.pending_suspension else None
+            ),
         }
 

@@ -186,19 +186,50 @@ class GridCases(CityApplication):
 
         def decide() -> list[GridCase]:
             case = self.case(case_id)
-            target = department or case.proposed_department
-            if target is None:
-                # Only a case that was never registered has no proposal: say that first.
-                case.require_status("dispatch", CaseStatus.REGISTERED, CaseStatus.RETURNED)
-                raise InvalidValue("no department given and none proposed")
-            self.catalogue.department(target)
-            deadline, unit = self._handling(case, when)
-            case.dispatch(department=target, deadline=deadline, limit_unit=unit,
-                          instructions=instructions, actor=actor, at=when)
+            self._dispatch(case, department=department, instructions=instructions,
+                           actor=actor, at=when)
             return [case]
 
         return self.command("grid-case.dispatch", actor, command_id, {
             "case_id": case_id, "department": department, "instructions": instructions,
+        }, decide)
+
+    def _dispatch(self, case: GridCase, *, department: str | None, instructions: str,
+                  actor: Actor, at: datetime, review_note: str = "") -> None:
+        target = department or case.proposed_department
+        if target is None:
+            # Only a case that was never registered has no proposal: say that first.
+            case.require_status("dispatch", CaseStatus.REGISTERED, CaseStatus.RETURNED)
+            raise InvalidValue("no department given and none proposed")
+        self.catalogue.department(target)
+        deadline, unit = self._handling(case, at)
+        case.dispatch(department=target, deadline=deadline, limit_unit=unit,
+                      instructions=instructions, actor=actor, at=at, review_note=review_note)
+
+    def review_return(self, case_id: UUID, *, accept: bool, actor: Actor,
+                      department: str | None = None, instructions: str = "", reason: str = "",
+                      at: datetime | None = None, command_id: str | None = None) -> UUID:
+        """The centre reviews a department's return. Accept: the case is dispatched to
+        another department (`department`, default the proposed one) with a new deadline.
+        Reject (`reason` required): back to the returning department on the clock it had."""
+        when = self.now(at)
+
+        def decide() -> list[GridCase]:
+            case = self.case(case_id)
+            if accept:
+                case.require_status("accept the return of", CaseStatus.RETURNED)
+                self._dispatch(case, department=department, instructions=instructions,
+                               actor=actor, at=when, review_note=reason)
+            else:
+                if department is not None:
+                    raise InvalidValue("a rejected return goes back to the department that "
+                                       "returned it: give no department")
+                case.reject_return(reason=reason, actor=actor, at=when)
+            return [case]
+
+        return self.command("grid-case.review-return", actor, command_id, {
+            "case_id": case_id, "accept": accept, "department": department,
+            "instructions": instructions, "reason": reason,
         }, decide)
 
     def return_to_centre(self, case_id: UUID, *, reason: str, actor: Actor,
@@ -257,9 +288,50 @@ class GridCases(CityApplication):
             "case_id": case_id, "approve": approve, "deadline": deadline, "reason": reason,
         }, decide)
 
+    def request_suspension(self, case_id: UUID, *, reason: str, actor: Actor,
+                           expected_resume_at: datetime | None = None,
+                           at: datetime | None = None, command_id: str | None = None) -> UUID:
+        """A department asks the centre to stop the clock of a case that needs long work."""
+        when = self.now(at)
+        if expected_resume_at is not None and expected_resume_at.tzinfo is None:
+            raise InvalidValue("expected resume time has no time zone")
+
+        def decide() -> list[GridCase]:
+            case = self.case(case_id)
+            case.request_suspension(reason=reason, expected_resume_at=expected_resume_at,
+                                    actor=actor, at=when)
+            return [case]
+
+        return self.command("grid-case.request-suspension", actor, command_id, {
+            "case_id": case_id, "reason": reason, "expected_resume_at": expected_resume_at,
+        }, decide)
+
+    def decide_suspension(self, case_id: UUID, *, approve: bool, actor: Actor,
+                          expected_resume_at: datetime | None = None, reason: str = "",
+                          at: datetime | None = None, command_id: str | None = None) -> UUID:
+        """The centre approves (the clock stops from now) or refuses a suspension request."""
+        when = self.now(at)
+        if expected_resume_at is not None and expected_resume_at.tzinfo is None:
+            raise InvalidValue("expected resume time has no time zone")
+
+        def decide() -> list[GridCase]:
+            case = self.case(case_id)
+            if approve:
+                case.approve_suspension(expected_resume_at=expected_resume_at, actor=actor,
+                                        at=when)
+            else:
+                case.refuse_suspension(reason=reason, actor=actor, at=when)
+            return [case]
+
+        return self.command("grid-case.decide-suspension", actor, command_id, {
+            "case_id": case_id, "approve": approve, "expected_resume_at": expected_resume_at,
+            "reason": reason,
+        }, decide)
+
     def suspend(self, case_id: UUID, *, reason: str, actor: Actor, at: datetime | None = None,
                 command_id: str | None = None) -> UUID:
-        """Stop the clock of a case that needs long work."""
+        """The centre stops the clock of a case that needs long work (a department asks with
+        `request_suspension`)."""
         when = self.now(at)
 
         def decide() -> list[GridCase]:

@@ -16,7 +16,7 @@ Caller name and phone number are personal data (see `PERSONAL_DATA`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from cityops.domain.catalogue import LimitUnit
 from cityops.domain.errors import IllegalTransition, InvalidValue
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.model import CityAggregate, checked_text, iso_or_none
+from cityops.domain.returns import ReturnOutcome, ReturnRecord, returns_as_dicts, review_latest
 from cityops.domain.supervision import Light, StageClock, light
 
 TICKET_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/hotline-tickets")
@@ -225,6 +226,7 @@ class HotlineTicket(CityAggregate):
             ticket.incident_id = None
             ticket.closed_at = None
             ticket.notes = []
+            ticket.returns = []
 
     class AnsweredAtFirstContact(CityAggregate.Event):
         """The operator answered the caller directly; nothing to route, the ticket closes."""
@@ -265,6 +267,13 @@ class HotlineTicket(CityAggregate):
         suggested_department: str | None
 
         def apply(self, ticket: HotlineTicket) -> None:
+            assert ticket.department is not None
+            ticket.returns.append(ReturnRecord(
+                ordinal=len(ticket.returns) + 1, department=ticket.department,
+                returned_at=self.timestamp, returned_by=self.actor.user_id,
+                reason=self.reason, suggested_department=self.suggested_department,
+                clock=ticket.reply_clock,
+            ))
             ticket.status = TicketStatus.RETURNED
             ticket.return_count += 1
             ticket.returned_by = ticket.department
@@ -272,6 +281,36 @@ class HotlineTicket(CityAggregate):
             ticket.proposed_department = self.suggested_department or ticket.proposed_department
             ticket.department = None
             ticket.stop_reply_clock()
+
+    class ReturnAccepted(CityAggregate.Event):
+        """The centre agreed the ticket is not the returning department's: it is routed to
+        another department (the `Assigned` event saved with this one)."""
+
+        note: str
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            review_latest(ticket.returns, ReturnOutcome.ACCEPTED, at=self.timestamp,
+                          by=self.actor.user_id, note=self.note)
+
+    class ReturnRejected(CityAggregate.Event):
+        """The centre disagreed: the ticket goes back to the department that returned it,
+        with the reviewer's reason, owing its reply by the deadline it had."""
+
+        reason: str
+        deadline: datetime
+        """The reply deadline in force again: the one the department had when it returned
+        the ticket."""
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            record = ticket.returns[-1]
+            assert record.clock is not None
+            review_latest(ticket.returns, ReturnOutcome.REJECTED, at=self.timestamp,
+                          by=self.actor.user_id, note=self.reason)
+            ticket.status = TicketStatus.ASSIGNED
+            ticket.department = record.department
+            ticket.assigned_at = record.clock.started_at
+            ticket.reply_deadline = self.deadline
+            ticket.reply_clock = replace(record.clock, deadline=self.deadline)
 
     class Replied(CityAggregate.Event):
         reply: str
@@ -399,6 +438,7 @@ class HotlineTicket(CityAggregate):
         incident_id: UUID | None
         closed_at: datetime | None
         notes: list[str]
+        returns: list[ReturnRecord]
 
     def start_reply_clock(self, at: datetime, deadline: datetime, unit: str) -> None:
         self.assigned_at = at
@@ -475,10 +515,16 @@ class HotlineTicket(CityAggregate):
                     answer=checked_text("answer", answer))
 
     def assign(self, *, department: str, deadline: datetime, limit_unit: LimitUnit, note: str,
-               actor: Actor, at: datetime) -> None:
+               actor: Actor, at: datetime, review_note: str = "") -> None:
+        """Route the ticket to a department. Routing a returned ticket to another department
+        accepts the return (recorded first, with the reviewer's `review_note`)."""
         self.require_status("assign", TicketStatus.RECEIVED, TicketStatus.RETURNED)
-        if self.status is TicketStatus.RETURNED and department == self.returned_by:
-            self.refuse("assign", f"{department} already returned it as not its matter")
+        if self.status is TicketStatus.RETURNED:
+            if department == self.returned_by:
+                self.refuse("assign", f"{department} already returned it as not its matter: "
+                            "to send it back, reject the return with a reason")
+            self.record(self.ReturnAccepted, actor=actor, at=at,
+                        note=checked_text("note", review_note, required=False))
         self.record(self.Assigned, actor=actor, at=at, department=department, deadline=deadline,
                     limit_unit=LimitUnit(limit_unit).value,
                     note=checked_text("note", note, required=False))
@@ -498,6 +544,16 @@ class HotlineTicket(CityAggregate):
         self.record(self.ReturnedToCentre, actor=actor, at=at,
                     reason=checked_text("reason", reason),
                     suggested_department=suggested_department)
+
+    def reject_return(self, *, reason: str, actor: Actor, at: datetime) -> None:
+        """The centre rejects the department's return: the ticket is assigned to it again,
+        owing its reply by the deadline it had (the time in between counts)."""
+        self.require_status("reject the return of", TicketStatus.RETURNED)
+        clock = self.returns[-1].clock if self.returns else None
+        if clock is None:
+            self.refuse("reject the return of", "no reply deadline ran when it was returned")
+        self.record(self.ReturnRejected, actor=actor, at=at,
+                    reason=checked_text("reason", reason), deadline=clock.deadline)
 
     def reply_to_caller(self, *, reply: str, actor: Actor, at: datetime) -> None:
         """The department's reply; whether it came by the deadline is recorded with it."""
@@ -610,4 +666,7 @@ class HotlineTicket(CityAggregate):
             "incident_id": str(self.incident_id) if self.incident_id else None,
             "closed_at": iso_or_none(self.closed_at),
             "notes": list(self.notes),
+            "return_reason": self.return_reason,
+            "returns": returns_as_dicts(self.returns,
+                                        item_is_returned=self.status is TicketStatus.RETURNED),
         }

@@ -22,6 +22,7 @@ from cityops.domain.hotline import (
     HotlineTicket,
     ReplyTimeliness,
     Satisfaction,
+    TicketStatus,
     TicketType,
     case_id_for_ticket,
     incident_id_for_ticket,
@@ -175,14 +176,47 @@ class HotlineTickets(CityApplication):
 
         def decide() -> list[HotlineTicket]:
             ticket = self.ticket(ticket_id)
-            target = department or ticket.proposed_department
-            deadline, limit = self._reply_deadline(ticket, when)
-            ticket.assign(department=target, deadline=deadline, limit_unit=limit.unit,
-                          note=note, actor=actor, at=when)
+            self._assign(ticket, department=department, note=note, actor=actor, at=when)
             return [ticket]
 
         return self.command("ticket.assign", actor, command_id, {
             "ticket_id": ticket_id, "department": department, "note": note,
+        }, decide)
+
+    def _assign(self, ticket: HotlineTicket, *, department: str | None, note: str,
+                actor: Actor, at: datetime, review_note: str = "") -> None:
+        target = department or ticket.proposed_department
+        deadline, limit = self._reply_deadline(ticket, at)
+        ticket.assign(department=target, deadline=deadline, limit_unit=limit.unit, note=note,
+                      actor=actor, at=at, review_note=review_note)
+
+    def review_return(self, ticket_id: UUID, *, accept: bool, actor: Actor,
+                      department: str | None = None, reason: str = "",
+                      at: datetime | None = None, command_id: str | None = None) -> UUID:
+        """The centre reviews a department's return. Accept: the ticket is routed to another
+        department (`department`, default the proposed one) with a new reply deadline.
+        Reject (`reason` required): back to the returning department, owing its reply by the
+        deadline it had."""
+        when = self.now(at)
+        if department is not None:
+            self.catalogue.department(department)
+
+        def decide() -> list[HotlineTicket]:
+            ticket = self.ticket(ticket_id)
+            if accept:
+                ticket.require_status("accept the return of", TicketStatus.RETURNED)
+                self._assign(ticket, department=department, note="", actor=actor, at=when,
+                             review_note=reason)
+            else:
+                if department is not None:
+                    raise InvalidValue("a rejected return goes back to the department that "
+                                       "returned it: give no department")
+                ticket.reject_return(reason=reason, actor=actor, at=when)
+            return [ticket]
+
+        return self.command("ticket.review-return", actor, command_id, {
+            "ticket_id": ticket_id, "accept": accept, "department": department,
+            "reason": reason,
         }, decide)
 
     def accept(self, ticket_id: UUID, *, actor: Actor, note: str = "",

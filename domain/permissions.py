@@ -23,7 +23,13 @@ COMMAND_ROLES: dict[str, frozenset[Role]] = {
     "grid-case.return-to-centre": DEPARTMENT,
     "grid-case.request-extension": DEPARTMENT,
     "grid-case.decide-extension": CENTRE,
-    "grid-case.suspend": CENTRE | {_R.DEPARTMENT_USER},
+    # The centre reviews every return: accept (dispatch elsewhere) or reject (send it back).
+    "grid-case.review-return": CENTRE,
+    # Suspension stops the supervision clock: a department asks, only the centre decides.
+    "grid-case.request-suspension": DEPARTMENT,
+    "grid-case.decide-suspension": CENTRE,
+    "grid-case.suspend": CENTRE,
+    # Resuming only starts the clock again, so the department may do it too.
     "grid-case.resume": CENTRE | {_R.DEPARTMENT_USER},
     "grid-case.handle": DEPARTMENT,
     "grid-case.verify": INSPECTION,
@@ -71,6 +77,7 @@ COMMAND_ROLES: dict[str, frozenset[Role]] = {
     "ticket.assign": HOTLINE,
     "ticket.accept": DEPARTMENT,
     "ticket.return": DEPARTMENT,
+    "ticket.review-return": HOTLINE,
     "ticket.reply": DEPARTMENT,
     "ticket.callback": HOTLINE,
     "ticket.merge": HOTLINE,
@@ -97,6 +104,14 @@ COMMAND_ROLES: dict[str, frozenset[Role]] = {
 }
 
 
+COMMAND_HINTS: dict[tuple[str, Role], str] = {
+    ("grid-case.suspend", _R.DEPARTMENT_USER):
+        "a department asks for a suspension (grid-case.request-suspension) and the centre "
+        "approves or refuses it",
+}
+"""What to do instead, said with the refusal of a command a role used to be allowed."""
+
+
 def check_permitted(command: str, actor: Actor) -> None:
     """Raise `NotPermitted` unless the actor's role may issue `command`."""
     allowed = COMMAND_ROLES.get(command)
@@ -104,6 +119,8 @@ def check_permitted(command: str, actor: Actor) -> None:
         raise NotPermitted(f"command {command!r} is not a known command")
     if actor.role not in allowed:
         roles = ", ".join(sorted(r.value for r in allowed))
+        hint = COMMAND_HINTS.get((command, actor.role))
         raise NotPermitted(
             f"{actor.role.value} {actor.user_id} may not {command}; allowed roles: {roles}"
+            + (f"; {hint}" if hint else "")
         )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -44,6 +44,12 @@ from cityops.domain.response_times import (
     response_time,
 )
 from cityops.maps.hierarchy import CODE_SEPARATOR
+from cityops.projections.returns import (
+    CASE_RETURNS_TABLE,
+    TICKET_RETURNS_TABLE,
+    ReturnFigures,
+    return_figures,
+)
 from cityops.projections.store import ReadStore, Transaction
 from cityops.projections.tables import utc_text
 
@@ -352,10 +358,12 @@ class DepartmentFigures:
     department: str
     lights: LightCounts
     dispatches: DispatchFigures
+    returns: ReturnFigures = field(default_factory=ReturnFigures)
+    """The cases it returned as not its own, and the centre's review of them."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"department": self.department, "lights": self.lights.as_dict(),
-                **self.dispatches.as_dict()}
+                **self.dispatches.as_dict(), **self.returns.as_dict()}
 
 
 @dataclass(frozen=True)
@@ -420,6 +428,8 @@ class HotlineFigures:
     satisfied: int = 0
     basically_satisfied: int = 0
     dissatisfied: int = 0
+    returns: ReturnFigures = field(default_factory=ReturnFigures)
+    """The tickets the department returned as not its matter, and the centre's review."""
 
     def __add__(self, other: HotlineFigures) -> HotlineFigures:
         return HotlineFigures(**{f.name: getattr(self, f.name) + getattr(other, f.name)
@@ -438,9 +448,9 @@ class HotlineFigures:
         return _rate(self.satisfied + self.basically_satisfied, rated)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**{f.name: getattr(self, f.name) for f in fields(self)},
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "returns"},
                 "on_time_reply_rate": self.on_time_reply_rate,
-                "satisfaction_rate": self.satisfaction_rate}
+                "satisfaction_rate": self.satisfaction_rate, **self.returns.as_dict()}
 
 
 @dataclass(frozen=True)
@@ -619,7 +629,9 @@ class CityStatistics:
                 [*light_params, True, CaseStatus.DISPATCHED.value, CaseStatus.SUSPENDED.value],
             )
             held = {row[0]: LightCounts(*_ints(row[1:])) for row in txn.fetchall()}
-        return [DepartmentFigures(name, held.get(name, LightCounts()), dispatches[name])
+            returned = return_figures(txn, CASE_RETURNS_TABLE)
+        return [DepartmentFigures(name, held.get(name, LightCounts()), dispatches[name],
+                                  returned.get(name, ReturnFigures()))
                 for name in sorted(dispatches)]
 
     # --- incidents ----------------------------------------------------------------------
@@ -683,7 +695,13 @@ class CityStatistics:
                 [now_text],
             )
             rows = txn.fetchall()
-        return {row[0]: HotlineFigures(*(int(v or 0) for v in row[1:])) for row in rows}
+            returned = return_figures(txn, TICKET_RETURNS_TABLE)
+        figures = {row[0]: HotlineFigures(*(int(v or 0) for v in row[1:])) for row in rows}
+        # A return counts for the department that made it, wherever the ticket went next.
+        for department, returns in returned.items():
+            figures[department] = replace(figures.get(department, HotlineFigures()),
+                                          returns=returns)
+        return figures
 
     def hotline(self, now: datetime) -> HotlineFigures:
         """Hotline figures of all tickets."""

@@ -44,6 +44,8 @@ class GridCaseBulkAction(StrEnum):
     REGISTER = "register"
     REJECT = "reject"
     DISPATCH = "dispatch"
+    RETURN_REVIEW = "return-review"
+    SUSPENSION_DECISION = "suspension-decision"
     SUSPEND = "suspend"
     CLOSE = "close"
 
@@ -55,6 +57,7 @@ class TicketBulkAction(StrEnum):
     ASSIGN = "assign"
     ACCEPT = "accept"
     RETURN = "return"
+    RETURN_REVIEW = "return-review"
     MERGE = "merge"
     CLOSE = "close"
 
@@ -219,7 +222,8 @@ BULK_DOC = (
              description=BULK_DOC.format(collection="/grid-cases"))
 async def bulk_grid_cases(action: GridCaseBulkAction, body: BulkRequest, request: Request,
                           command_id: CommandId) -> BulkResults:
-    """Register, reject, dispatch, suspend or close a selection of cases, item by item."""
+    """Register, reject, dispatch, review the returns of, decide the suspension requests of,
+    suspend or close a selection of cases, item by item."""
     return await run_bulk(request, "/grid-cases", action.value, body, command_id)
 
 
@@ -228,5 +232,6 @@ async def bulk_grid_cases(action: GridCaseBulkAction, body: BulkRequest, request
              description=BULK_DOC.format(collection="/hotline-tickets"))
 async def bulk_hotline_tickets(action: TicketBulkAction, body: BulkRequest, request: Request,
                                command_id: CommandId) -> BulkResults:
-    """Assign (route), accept, return, merge or close a selection of tickets, item by item."""
+    """Assign (route), accept, return, review the returns of, merge or close a selection of
+    tickets, item by item."""
     return await run_bulk(request, "/hotline-tickets", action.value, body, command_id)

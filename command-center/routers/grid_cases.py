@@ -1,5 +1,6 @@
-"""Grid cases: report, register, reject, dispatch, extensions, suspension, handling,
-verification and closing; list and get from the read model."""
+"""Grid cases: report, register, reject, dispatch, review of returns, extensions, suspension
+requests and decisions, handling, verification and closing; list and get from the read
+model."""
 
 from __future__ import annotations
 
@@ -79,6 +80,31 @@ class ExtensionDecision(Command):
 
 class Suspension(Command):
     reason: str = Field(min_length=1)
+
+
+class SuspensionRequest(Command):
+    reason: str = Field(min_length=1)
+    expected_resume_at: datetime | None = Field(
+        default=None, description="When the department expects to resume (with its UTC offset)")
+
+
+class SuspensionDecision(Command):
+    approve: bool
+    expected_resume_at: datetime | None = Field(
+        default=None, description="On approval: another expected resume time than the one "
+                                  "asked for")
+    reason: str = Field(default="", description="Why it is refused (required to refuse)")
+
+
+class ReturnReview(Command):
+    accept: bool = Field(description="true: the return is right, dispatch the case to another "
+                                     "department; false: send it back to the one that "
+                                     "returned it")
+    department: str | None = Field(
+        default=None, description="On acceptance: the department to dispatch to (default: "
+                                  "the proposed one)")
+    instructions: str = ""
+    reason: str = Field(default="", description="The reviewer's reason (required to reject)")
 
 
 class Handling(Command):
@@ -234,10 +260,44 @@ def decide_extension(case_id: UUID, body: ExtensionDecision, system: SystemDep,
     return _state(system, case_id)
 
 
+@router.post("/{case_id}/return-review")
+def review_return(case_id: UUID, body: ReturnReview, system: SystemDep, actor: CurrentActor,
+                  command_id: CommandId) -> dict[str, Any]:
+    """The centre reviews a department's return: accept (dispatched to another department)
+    or reject with a reason (back to the same department, on the deadline it had)."""
+    system.grid_cases.review_return(case_id, accept=body.accept, department=body.department,
+                                    instructions=body.instructions, reason=body.reason,
+                                    actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/suspension-requests")
+def request_suspension(case_id: UUID, body: SuspensionRequest, system: SystemDep,
+                       actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """A department asks the centre to suspend a case that needs long work (its clock runs
+    until the centre approves)."""
+    system.grid_cases.request_suspension(case_id, reason=body.reason,
+                                         expected_resume_at=body.expected_resume_at,
+                                         actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/suspension-decision")
+def decide_suspension(case_id: UUID, body: SuspensionDecision, system: SystemDep,
+                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """The centre approves (the clock stops from now) or refuses the pending suspension
+    request."""
+    system.grid_cases.decide_suspension(case_id, approve=body.approve,
+                                        expected_resume_at=body.expected_resume_at,
+                                        reason=body.reason, actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+
 @router.post("/{case_id}/suspend")
 def suspend_case(case_id: UUID, body: Suspension, system: SystemDep, actor: CurrentActor,
                  command_id: CommandId) -> dict[str, Any]:
-    """Suspend a case that needs long work: its deadline clock stops."""
+    """The centre suspends a case that needs long work: its deadline clock stops (a
+    department asks with POST /grid-cases/{id}/suspension-requests)."""
     system.grid_cases.suspend(case_id, reason=body.reason, actor=actor, command_id=command_id)
     return _state(system, case_id)
 
@@ -245,7 +305,8 @@ def suspend_case(case_id: UUID, body: Suspension, system: SystemDep, actor: Curr
 @router.post("/{case_id}/resume")
 def resume_case(case_id: UUID, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId) -> dict[str, Any]:
-    """Resume a suspended case: its deadline moves by the time spent suspended."""
+    """Resume a suspended case (the centre, or its department when it can work again): its
+    deadline moves by the time spent suspended."""
     system.grid_cases.resume(case_id, actor=actor, command_id=command_id)
     return _state(system, case_id)
 

@@ -63,6 +63,16 @@ class TicketReturn(Command):
     suggested_department: str | None = None
 
 
+class TicketReturnReview(Command):
+    accept: bool = Field(description="true: the return is right, route the ticket to another "
+                                     "department; false: send it back to the one that "
+                                     "returned it")
+    department: str | None = Field(
+        default=None, description="On acceptance: the department to route to (default: the "
+                                  "proposed one)")
+    reason: str = Field(default="", description="The reviewer's reason (required to reject)")
+
+
 class Reply(Command):
     reply: str = Field(min_length=1, max_length=4000)
 
@@ -202,6 +212,17 @@ def return_ticket(ticket_id: UUID, body: TicketReturn, system: SystemDep, actor:
     system.hotline.return_to_centre(ticket_id, reason=body.reason,
                                     suggested_department=body.suggested_department,
                                     actor=actor, command_id=command_id)
+    return _state(system, ticket_id, actor)
+
+
+@router.post("/{ticket_id}/return-review")
+def review_return(ticket_id: UUID, body: TicketReturnReview, system: SystemDep,
+                  actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """The centre reviews a department's return: accept (routed to another department) or
+    reject with a reason (back to the same department, owing its reply by the deadline it
+    had)."""
+    system.hotline.review_return(ticket_id, accept=body.accept, department=body.department,
+                                 reason=body.reason, actor=actor, command_id=command_id)
     return _state(system, ticket_id, actor)
 
 

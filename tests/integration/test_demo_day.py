@@ -55,6 +55,14 @@ def test_the_demo_day_is_coherent_and_touches_every_stream(tmp_path: Path) -> No
         tickets = system.read_models.page("rm_tickets", limit=500).items
         assert len(tickets) > 50
         assert {"closed", "transferred"} <= {t["status"] for t in tickets}
+        # Returns are reviewed (accepted and disputed), suspensions asked for and decided.
+        recorded = Counter(topic.rsplit(":", 1)[-1] for _, topic, _ in event_trace(system))
+        for name in ("GridCase.ReturnAccepted", "GridCase.ReturnRejected",
+                     "GridCase.SuspensionRequested", "GridCase.SuspensionApproved",
+                     "GridCase.SuspensionRefused", "GridCase.Resumed",
+                     "HotlineTicket.ReturnAccepted"):
+            assert recorded[name] > 0, name
+        assert recorded["GridCase.Suspended"] == 0  # the centre never suspended on its own
         incidents = system.read_models.page("rm_incidents", limit=10).items
         assert {i["status"] for i in incidents} == {"reviewed"}
         assert {i["level"] for i in incidents} == {"III", "IV"}

@@ -115,20 +115,21 @@ class StorageContract:
             case = first.grid_cases.case(case_id)
             second.grid_cases.return_to_centre(case_id, reason="a sewer, not ours",
                                                actor=SANITATION)
-            case.suspend(reason="road closure", actor=SANITATION, at=case.modified_on)
+            case.request_suspension(reason="road closure", expected_resume_at=None,
+                                    actor=SANITATION, at=case.modified_on)
             return [case]
 
         # Changed by the other process between this one's read and its save: a conflict,
         # never an overwrite, and the refused change leaves nothing in the cache.
         with pytest.raises(ConcurrencyConflict):
-            first.grid_cases.run_command("grid-case.suspend", actor=SANITATION,
+            first.grid_cases.run_command("grid-case.request-suspension", actor=SANITATION,
                                          command_id=None, args={"case_id": case_id},
                                          decide=decide_while_the_other_process_writes)
         cached = first.grid_cases.case(case_id)
         assert cached.status is CaseStatus.RETURNED
         assert cached.summary() == second.grid_cases.case(case_id).summary()
         stored = [type(e).__name__ for e in second.grid_cases.events.get(case_id)]
-        assert stored[-1] == "ReturnedToCentre" and "Suspended" not in stored
+        assert stored[-1] == "ReturnedToCentre" and "SuspensionRequested" not in stored
 
     def test_read_model_resumes_after_a_restart_without_gap_or_double_count(
         self, make_system: SystemFactory

@@ -7,7 +7,7 @@ other."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,8 @@ from uuid import UUID
 import pytest
 
 from cityops.bootstrap import PROJECTION_NAME, CitySystem
-from cityops.domain.gridcase import GridCase
+from cityops.domain.gridcase import CaseStatus, GridCase
+from cityops.domain.hotline import TicketStatus
 from cityops.projections.generations import (
     ActiveGenerationStore,
     GenerationStorage,
@@ -95,11 +96,14 @@ def fold_cases(system: CitySystem) -> dict[UUID, FoldedCase]:
                 continue
             elif name == "ReturnedToCentre":
                 current.stage = "returned"
+            elif name == "ReturnRejected":
+                # Back with the same dispatch, on the deadline it had.
+                current.stage, current.deadline = "with-department", event.deadline
             elif name in ("ExtensionApproved", "Resumed"):
                 current.deadline = event.deadline
                 if name == "Resumed":
                     current.stage = "with-department"
-            elif name == "Suspended":
+            elif name in ("Suspended", "SuspensionApproved"):
                 current.stage = "suspended"
             elif name == "Handled":
                 current.stage, current.handled_at = "handled", event.timestamp
@@ -158,6 +162,62 @@ def oracle_cells(system: CitySystem, folded: dict[UUID, FoldedCase],
         if shown is not None:
             c[shown.value] += 1
     return cells
+
+
+@dataclass
+class FoldedReturn:
+    department: str
+    outcome: str | None = None
+
+
+def fold_returns(application: Any, prefix: str) -> dict[UUID, list[FoldedReturn]]:
+    """Every return of every case (or ticket) with the centre's review, folded from the
+    recorded events: the returning department is the one the item was last dispatched (or
+    assigned) to."""
+    returns: dict[UUID, list[FoldedReturn]] = {}
+    holder: dict[UUID, str] = {}
+    start = 0
+    while notifications := application.recorder.select_notifications(
+            start=start, limit=500, inclusive_of_start=False):
+        start = notifications[-1].id
+        for notification in notifications:
+            event: Any = application.mapper.to_domain_event(notification)
+            if not type(event).__qualname__.startswith(prefix):
+                continue
+            name, item = type(event).__name__, event.originator_id
+            if name in ("Dispatched", "Assigned"):
+                holder[item] = event.department
+            elif name == "ReturnedToCentre":
+                returns.setdefault(item, []).append(FoldedReturn(holder[item]))
+            elif name == "ReturnAccepted":
+                returns[item][-1].outcome = "accepted"
+            elif name == "ReturnRejected":
+                returns[item][-1].outcome = "rejected"
+    return returns
+
+
+def oracle_returns(returns: dict[UUID, list[FoldedReturn]],
+                   still_returned: Callable[[UUID], bool]) -> dict[str, dict[str, int]]:
+    """Per department: returns made, awaiting review (the item's latest return while it is
+    still returned), accepted, rejected, lapsed (left unreviewed)."""
+    figures: dict[str, dict[str, int]] = {}
+    for item, made in returns.items():
+        for index, folded in enumerate(made):
+            f = figures.setdefault(folded.department, {
+                "returns_made": 0, "returns_awaiting_review": 0, "returns_accepted": 0,
+                "returns_rejected": 0, "returns_lapsed": 0})
+            f["returns_made"] += 1
+            if folded.outcome is not None:
+                f[f"returns_{folded.outcome}"] += 1
+            elif index == len(made) - 1 and still_returned(item):
+                f["returns_awaiting_review"] += 1
+            else:
+                f["returns_lapsed"] += 1
+    return figures
+
+
+RETURN_KEYS = ("returns_made", "returns_awaiting_review", "returns_accepted",
+               "returns_rejected", "returns_lapsed")
 
 
 def department_figures(statistics: CityStatistics, now: datetime) -> dict[str, Any]:
@@ -235,6 +295,29 @@ def test_areas_sum_their_cells(demo_day: CitySystem) -> None:
     district = cells[0].code.split("-")[0]
     within = demo_day.statistics.areas(AreaLevel.CELL, now, within=district)
     assert within and all(c.code.startswith(district + "-") for c in within)
+
+
+def test_returns_and_their_reviews_equal_those_folded_from_the_events(
+        demo_day: CitySystem) -> None:
+    now = moments(demo_day)[0]
+    cases = fold_returns(demo_day.grid_cases, "GridCase.")
+    expected = oracle_returns(
+        cases, lambda i: demo_day.grid_cases.case(i).status is CaseStatus.RETURNED)
+    actual = {row.department: {k: v for k, v in row.as_dict().items() if k in RETURN_KEYS}
+              for row in demo_day.statistics.departments(now) if row.returns.returns_made}
+    assert actual == expected
+    # The day has returns accepted and disputed, and the figures say so.
+    assert sum(f["returns_accepted"] for f in expected.values()) > 0
+    assert sum(f["returns_rejected"] for f in expected.values()) > 0
+
+    tickets = fold_returns(demo_day.hotline, "HotlineTicket.")
+    expected = oracle_returns(
+        tickets, lambda i: demo_day.hotline.ticket(i).status is TicketStatus.RETURNED)
+    actual = {str(department): {k: v for k, v in figures.as_dict().items() if k in RETURN_KEYS}
+              for department, figures in demo_day.statistics.hotline_departments(now).items()
+              if figures.returns.returns_made}
+    assert actual == expected
+    assert sum(f["returns_made"] for f in expected.values()) > 0
 
 
 class RestartContract:

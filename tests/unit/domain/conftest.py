@@ -133,6 +133,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "extension-requested": ("register", "dispatch", "request_extension"),
     "returned": ("register", "dispatch", "return_to_centre"),
     "suspended": ("register", "dispatch", "suspend"),
+    "suspension-requested": ("register", "dispatch", "request_suspension"),
     "handled": ("register", "dispatch", "handle"),
     "verified": ("register", "dispatch", "handle", "verify"),
     "closed": ("register", "dispatch", "handle", "verify", "close_case"),
@@ -190,9 +191,33 @@ class Workflow:
                 "reason": "a temporary cover will do"}
         return self.app.decide_extension(case_id, **{**args, **kw})
 
+    def accept_return(self, case_id: UUID, **kw: Any) -> UUID:
+        args = {"accept": True, "actor": self.cast.dispatcher,
+                "reason": "the asset register names sanitation"}
+        return self.app.review_return(case_id, **{**args, **kw})
+
+    def reject_return(self, case_id: UUID, **kw: Any) -> UUID:
+        args = {"accept": False, "actor": self.cast.dispatcher,
+                "reason": "the asset register names the water company"}
+        return self.app.review_return(case_id, **{**args, **kw})
+
     def suspend(self, case_id: UUID, **kw: Any) -> UUID:
-        args = {"actor": self.cast.water, "reason": "the road must be closed first"}
+        """The centre suspends the case itself."""
+        args = {"actor": self.cast.dispatcher, "reason": "the road must be closed first"}
         return self.app.suspend(case_id, **{**args, **kw})
+
+    def request_suspension(self, case_id: UUID, **kw: Any) -> UUID:
+        args = {"actor": self.cast.water, "reason": "the road must be closed first"}
+        return self.app.request_suspension(case_id, **{**args, **kw})
+
+    def approve_suspension(self, case_id: UUID, **kw: Any) -> UUID:
+        return self.app.decide_suspension(case_id, **{"approve": True,
+                                                      "actor": self.cast.dispatcher, **kw})
+
+    def refuse_suspension(self, case_id: UUID, **kw: Any) -> UUID:
+        args = {"approve": False, "actor": self.cast.dispatcher,
+                "reason": "work around the traffic instead"}
+        return self.app.decide_suspension(case_id, **{**args, **kw})
 
     def resume(self, case_id: UUID, **kw: Any) -> UUID:
         return self.app.resume(case_id, **{"actor": self.cast.water, **kw})

@@ -37,6 +37,8 @@ LEGAL_IN = {
     "approve_extension": "extension-requested", "refuse_extension": "extension-requested",
     "suspend": "dispatched", "resume": "suspended", "handle": "dispatched",
     "verify": "handled", "order_rework": "handled", "close_case": "verified",
+    "request_suspension": "dispatched", "approve_suspension": "suspension-requested",
+    "refuse_suspension": "suspension-requested", "reject_return": "returned",
 }
 
 
@@ -278,9 +280,9 @@ def test_a_stale_write_without_command_id_is_a_conflict_too(workflow, cast):
     case_id = workflow.to("dispatched")
     stale = app.repository.get(case_id)
     workflow.handle(case_id)
-    stale.suspend(reason="road closure", actor=cast.water, at=stale.modified_on)
+    stale.suspend(reason="road closure", actor=cast.dispatcher, at=stale.modified_on)
     with pytest.raises(ConcurrencyConflict):
-        app.run_command("grid-case.suspend", actor=cast.water, command_id=None,
+        app.run_command("grid-case.suspend", actor=cast.dispatcher, command_id=None,
                         args={"case_id": case_id}, decide=lambda: [stale])
     assert app.case(case_id).status is CaseStatus.HANDLED
 

@@ -17,7 +17,7 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotFound, NotPermitted
 from cityops.domain.gridcase import MAX_PHOTOS, CaseStatus
 from cityops.domain.model import MAX_TEXT
-from cityops.domain.supervision import Light
+from cityops.domain.supervision import Light, light
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -303,6 +303,108 @@ def test_a_return_needs_a_reason(workflow):
         workflow.return_to_centre(case_id, reason="")
 
 
+# --- review of returns (issue 9, item 4) ---------------------------------------------------
+
+
+def events_of(workflow, case_id: UUID) -> list[str]:
+    return [type(e).__name__ for e in workflow.app.events.get(case_id)]
+
+
+def test_the_centre_rejects_a_return_and_the_case_goes_back_on_the_clock_it_had(
+        workflow, clock):
+    """Issue 9, item 4: a department returned a case as "not ours" and the centre could not
+    overrule it (dispatch to that department: "already returned it")."""
+    app = workflow.app
+    case_id = workflow.report()
+    workflow.register(case_id)
+    workflow.dispatch(case_id)  # Tuesday 09:00, due Wednesday 09:30
+    dispatched = workflow.case(case_id)
+    assert dispatched.handling_deadline == local(3, 11, 9, 30)
+    clock.set(local(3, 10, 11))
+    workflow.return_to_centre(case_id, reason="the cover belongs to the sewer network")
+    assert workflow.case(case_id).summary()["returns"][0]["outcome"] == "awaiting-review"
+    clock.set(local(3, 10, 15))
+    workflow.reject_return(case_id, reason="the asset register names the water company")
+
+    case = workflow.case(case_id)
+    assert (case.status, case.department) == (CaseStatus.DISPATCHED, "water")
+    # No free time: the deadline and the clock are those of the dispatch, which never stopped.
+    assert case.handling_deadline == local(3, 11, 9, 30)
+    assert case.stage == dispatched.stage
+    assert case.dispatch_count == 1 and case.return_count == 1
+    for now in (local(3, 10, 15), local(3, 11, 8), local(3, 11, 9, 31)):
+        assert app.light(case, now) is light(dispatched.stage, now, app.catalogue.calendar,
+                                             app.catalogue.yellow_fraction)
+    [record] = case.summary()["returns"]
+    assert (record["department"], record["outcome"], record["reviewed_by"],
+            record["review_note"]) == ("water", "rejected", "duty-zhao",
+                                       "the asset register names the water company")
+    assert events_of(workflow, case_id)[-2:] == ["ReturnedToCentre", "ReturnRejected"]
+    # It is the water company's case again, judged by its old deadline.
+    clock.set(local(3, 11, 10))
+    workflow.handle(case_id)
+    assert workflow.case(case_id).handled_on_time is False
+
+
+def test_a_return_rejected_after_its_deadline_is_overdue_at_once(workflow, clock):
+    case_id = workflow.to("returned")
+    clock.set(local(3, 12, 9))  # the deadline passed while the case sat with the centre
+    workflow.reject_return(case_id)
+    case = workflow.case(case_id)
+    assert case.status is CaseStatus.DISPATCHED
+    assert workflow.app.light(case) is Light.RED
+
+
+def test_an_accepted_return_dispatches_the_case_to_another_department(workflow, clock):
+    case_id = workflow.to("returned")  # the water company suggested sanitation
+    clock.advance(minutes=30)
+    workflow.accept_return(case_id, instructions="the sewer cover at the crossing")
+    case = workflow.case(case_id)
+    assert (case.status, case.department, case.dispatch_count) == (
+        CaseStatus.DISPATCHED, "sanitation", 2)
+    assert case.handling_deadline is not None and case.handling_deadline > clock()
+    [record] = case.summary()["returns"]
+    assert (record["outcome"], record["review_note"]) == (
+        "accepted", "the asset register names sanitation")
+    assert events_of(workflow, case_id)[-2:] == ["ReturnAccepted", "Dispatched"]
+
+
+def test_dispatching_a_returned_case_elsewhere_accepts_the_return(workflow):
+    case_id = workflow.to("returned")
+    workflow.dispatch(case_id, department="roads")
+    [record] = workflow.case(case_id).summary()["returns"]
+    assert (record["outcome"], record["reviewed_by"]) == ("accepted", "duty-zhao")
+
+
+def test_a_review_is_the_centre_s_and_says_why(workflow, cast):
+    case_id = workflow.to("returned")
+    version = workflow.version(case_id)
+    with pytest.raises(InvalidValue, match="reason must not be empty"):
+        workflow.reject_return(case_id, reason="")
+    with pytest.raises(InvalidValue, match="give no department"):
+        workflow.reject_return(case_id, department="roads")
+    with pytest.raises(IllegalTransition, match="reject the return with a reason"):
+        workflow.accept_return(case_id, department="water")
+    for role in (Role.DEPARTMENT_USER, Role.INSPECTOR, Role.LEADER):
+        with pytest.raises(NotPermitted):
+            workflow.reject_return(case_id, actor=cast.with_role(role))
+    assert workflow.version(case_id) == version
+
+
+def test_every_return_and_every_dispute_is_kept(workflow, clock):
+    case_id = workflow.to("dispatched")
+    for _ in range(2):
+        clock.advance(minutes=20)
+        workflow.return_to_centre(case_id)
+        clock.advance(minutes=20)
+        workflow.reject_return(case_id)
+    case = workflow.case(case_id)
+    assert (case.status, case.department, case.return_count, case.dispatch_count) == (
+        CaseStatus.DISPATCHED, "water", 2, 1)
+    assert [(r["ordinal"], r["outcome"]) for r in case.summary()["returns"]] == [
+        (1, "rejected"), (2, "rejected")]
+
+
 # --- deadline extension ---------------------------------------------------------------------
 
 
@@ -458,6 +560,97 @@ def test_an_extension_granted_while_suspended_counts_on_resumption(workflow, clo
     assert workflow.case(case_id).handling_deadline == requested
 
 
+def test_a_department_cannot_suspend_its_own_case(workflow, cast):
+    """Issue 9, item 3: a department user suspended its own case and so stopped the
+    supervision clock without anyone's approval."""
+    case_id = workflow.to("dispatched")
+    version = workflow.version(case_id)
+    with pytest.raises(NotPermitted, match=r"grid-case\.request-suspension"):
+        workflow.suspend(case_id, actor=cast.water)
+    case = workflow.case(case_id)
+    assert case.status is CaseStatus.DISPATCHED
+    assert case.stage.paused_since is None
+    assert workflow.version(case_id) == version
+
+
+def test_a_suspension_asked_by_the_department_stops_the_clock_from_the_approval(
+        workflow, clock, cast):
+    app = workflow.app
+    case_id = workflow.report()
+    workflow.register(case_id)
+    workflow.dispatch(case_id)  # Tuesday 09:00, due Wednesday 09:30
+    clock.set(local(3, 10, 10))
+    workflow.request_suspension(case_id, expected_resume_at=local(3, 13, 9))
+    case = workflow.case(case_id)
+    # Asking stops nothing: the clock runs until the centre approves.
+    assert case.status is CaseStatus.DISPATCHED
+    assert case.pending_suspension["requested_by"] == "water-chen"
+    assert app.light(case, local(3, 11, 10)) is Light.RED
+
+    clock.set(local(3, 10, 14))
+    workflow.approve_suspension(case_id)
+    case = workflow.case(case_id)
+    assert case.status is CaseStatus.SUSPENDED
+    assert case.pending_suspension is None
+    assert case.suspension_reason == "the road must be closed first"
+    assert case.stage.paused_since == local(3, 10, 14)
+    assert case.expected_resume_at == local(3, 13, 9)
+    for now in (local(3, 10, 14), local(3, 11, 12), local(3, 12, 9, 59)):
+        assert app.light(case, now) is Light.GREEN
+    assert events_of(workflow, case_id)[-2:] == ["SuspensionRequested", "SuspensionApproved"]
+
+    # The department resumes when its long work may start: that only runs the clock again
+    # (the 4.5 hours left from the approval run from Thursday 10:00).
+    clock.set(local(3, 12, 10))
+    workflow.resume(case_id, actor=cast.water)
+    case = workflow.case(case_id)
+    assert case.status is CaseStatus.DISPATCHED
+    assert case.handling_deadline == local(3, 12, 16)
+    assert case.expected_resume_at is None
+
+
+def test_the_centre_may_set_another_expected_resume_time(workflow, clock):
+    case_id = workflow.to("suspension-requested")
+    workflow.approve_suspension(case_id, expected_resume_at=local(3, 20, 9))
+    assert workflow.case(case_id).summary()["expected_resume_at"] == local(3, 20, 9).isoformat()
+
+
+def test_a_refused_suspension_leaves_the_clock_running(workflow, clock):
+    case_id = workflow.to("suspension-requested")
+    before = workflow.case(case_id)
+    clock.advance(minutes=30)
+    workflow.refuse_suspension(case_id, reason="work around the traffic instead")
+    case = workflow.case(case_id)
+    assert (case.status, case.pending_suspension) == (CaseStatus.DISPATCHED, None)
+    assert case.stage == before.stage
+    workflow.request_suspension(case_id, reason="the road closure is now granted")
+    assert workflow.case(case_id).pending_suspension is not None
+
+
+def test_a_suspension_request_is_checked(workflow, clock, cast):
+    case_id = workflow.to("dispatched")
+    with pytest.raises(IllegalTransition, match="no suspension was requested"):
+        workflow.approve_suspension(case_id)
+    with pytest.raises(InvalidValue, match="not in the future"):
+        workflow.request_suspension(case_id, expected_resume_at=clock() - timedelta(hours=1))
+    with pytest.raises(InvalidValue, match="reason must not be empty"):
+        workflow.request_suspension(case_id, reason="")
+    workflow.request_suspension(case_id)
+    with pytest.raises(IllegalTransition, match="a suspension request is pending"):
+        workflow.request_suspension(case_id)
+    with pytest.raises(InvalidValue, match="not in the future"):
+        workflow.approve_suspension(case_id, expected_resume_at=clock())
+    with pytest.raises(NotPermitted):
+        workflow.approve_suspension(case_id, actor=cast.water)
+
+
+@pytest.mark.parametrize("then", ["handle", "return_to_centre"])
+def test_a_pending_suspension_request_lapses_when_the_case_moves_on(workflow, clock, then):
+    case_id = workflow.to("suspension-requested")
+    getattr(workflow, then)(case_id)
+    assert workflow.case(case_id).pending_suspension is None
+
+
 def test_a_suspension_needs_a_reason(workflow):
     case_id = workflow.to("dispatched")
     with pytest.raises(InvalidValue, match="reason must not be empty"):
@@ -466,7 +659,7 @@ def test_a_suspension_needs_a_reason(workflow):
 
 # --- department scope -----------------------------------------------------------------------
 
-SCOPED = ["handle", "return_to_centre", "suspend", "request_extension"]
+SCOPED = ["handle", "return_to_centre", "request_suspension", "request_extension"]
 
 
 @pytest.mark.parametrize("command", SCOPED)
@@ -500,14 +693,19 @@ ATTEMPTS: dict[str, str] = {
     "approve_extension": "approve a deadline extension for",
     "refuse_extension": "refuse a deadline extension for",
     "suspend": "suspend",
+    "request_suspension": "request a suspension of",
+    "approve_suspension": "approve a suspension of",
+    "refuse_suspension": "refuse a suspension of",
     "resume": "resume",
+    "accept_return": "accept the return of",
+    "reject_return": "reject the return of",
     "handle": "report the handling of",
     "verify": "verify",
     "order_rework": "order rework of",
     "close_case": "close",
 }
 STATES = ["reported", "registered", "rejected", "dispatched", "extension-requested",
-          "returned", "suspended", "handled", "verified", "closed"]
+          "returned", "suspended", "suspension-requested", "handled", "verified", "closed"]
 LEGAL = {
     ("reported", "register"), ("reported", "reject"),
     ("registered", "dispatch"), ("returned", "dispatch"),
@@ -516,6 +714,11 @@ LEGAL = {
     ("extension-requested", "approve_extension"), ("extension-requested", "refuse_extension"),
     ("extension-requested", "return_to_centre"), ("extension-requested", "suspend"),
     ("extension-requested", "handle"),
+    ("returned", "accept_return"), ("returned", "reject_return"),
+    ("dispatched", "request_suspension"), ("extension-requested", "request_suspension"),
+    ("suspension-requested", "approve_suspension"), ("suspension-requested", "refuse_suspension"),
+    ("suspension-requested", "return_to_centre"), ("suspension-requested", "suspend"),
+    ("suspension-requested", "handle"), ("suspension-requested", "request_extension"),
     ("suspended", "resume"),
     ("handled", "verify"), ("handled", "order_rework"),
     ("verified", "close_case"),
@@ -547,13 +750,17 @@ def test_an_illegal_transition_is_refused_and_records_nothing(workflow, clock, s
     assert len(workflow.stored_case_events()) == events
 
 
+# Dispatching a returned case accepts the return first: two events.
+EVENTS_RECORDED = {("returned", "dispatch"): 2, ("returned", "accept_return"): 2}
+
+
 @pytest.mark.parametrize(("state", "command"), sorted(LEGAL))
 def test_a_legal_transition_records_one_event(workflow, clock, state, command):
     case_id = workflow.to(state)
     version = workflow.version(case_id)
     clock.advance(minutes=10)
     getattr(workflow, command)(case_id)
-    assert workflow.version(case_id) == version + 1
+    assert workflow.version(case_id) == version + EVENTS_RECORDED.get((state, command), 1)
 
 
 # --- permissions: every wrong role for every command ----------------------------------------
@@ -574,8 +781,19 @@ REFUSED: dict[str, set[Role]] = {
                           R.LEADER, R.SYSTEM},
     "refuse_extension": {R.INSPECTOR, R.HOTLINE_OPERATOR, R.DEPARTMENT_USER, R.PLANNER,
                          R.LEADER, R.SYSTEM},
-    "suspend": {R.INSPECTOR, R.HOTLINE_OPERATOR, R.PLANNER, R.LEADER, R.SYSTEM},
+    # Suspension stops the clock: only the centre suspends or approves a department's request.
+    "suspend": {R.INSPECTOR, R.HOTLINE_OPERATOR, R.DEPARTMENT_USER, R.PLANNER, R.LEADER,
+                R.SYSTEM},
+    "request_suspension": {R.INSPECTOR, R.HOTLINE_OPERATOR, R.PLANNER, R.LEADER, R.SYSTEM},
+    "approve_suspension": {R.INSPECTOR, R.HOTLINE_OPERATOR, R.DEPARTMENT_USER, R.PLANNER,
+                           R.LEADER, R.SYSTEM},
+    "refuse_suspension": {R.INSPECTOR, R.HOTLINE_OPERATOR, R.DEPARTMENT_USER, R.PLANNER,
+                          R.LEADER, R.SYSTEM},
     "resume": {R.INSPECTOR, R.HOTLINE_OPERATOR, R.PLANNER, R.LEADER, R.SYSTEM},
+    "accept_return": {R.INSPECTOR, R.HOTLINE_OPERATOR, R.DEPARTMENT_USER, R.PLANNER, R.LEADER,
+                      R.SYSTEM},
+    "reject_return": {R.INSPECTOR, R.HOTLINE_OPERATOR, R.DEPARTMENT_USER, R.PLANNER, R.LEADER,
+                      R.SYSTEM},
     "handle": {R.INSPECTOR, R.HOTLINE_OPERATOR, R.PLANNER, R.LEADER, R.SYSTEM},
     "verify": {R.HOTLINE_OPERATOR, R.DEPARTMENT_USER, R.PLANNER, R.LEADER, R.SYSTEM},
     "order_rework": {R.HOTLINE_OPERATOR, R.DEPARTMENT_USER, R.PLANNER, R.LEADER, R.SYSTEM},
@@ -589,6 +807,9 @@ LEGAL_IN = {
     "approve_extension": "extension-requested", "refuse_extension": "extension-requested",
     "suspend": "dispatched", "resume": "suspended", "handle": "dispatched",
     "verify": "handled", "order_rework": "handled", "close_case": "verified",
+    "request_suspension": "dispatched", "approve_suspension": "suspension-requested",
+    "refuse_suspension": "suspension-requested", "accept_return": "returned",
+    "reject_return": "returned",
 }
 WRONG_ROLES = [(c, r) for c, roles in REFUSED.items() for r in sorted(roles)]
 

@@ -220,6 +220,79 @@ def test_a_returned_ticket_is_routed_again_to_another_department(
     assert ticket.reply_deadline == local(4, 10, 0)
 
 
+def test_the_centre_can_overrule_a_return_it_rejects_with_a_reason(
+        app: HotlineTickets, clock: Clock) -> None:
+    """Issue 9, item 4: after a department returned a ticket as "not ours", the centre could
+    only route it elsewhere (assign to the same department: 409 "already returned it")."""
+    ticket_id = receive(app)
+    app.assign(ticket_id, actor=OPERATOR)  # Monday 09:00, reply due Wednesday 09:00
+    clock.advance(hours=3)
+    app.return_to_centre(ticket_id, reason="the bins belong to a private estate",
+                         actor=SANITATION)
+    clock.advance(hours=2)
+    app.review_return(ticket_id, accept=False, actor=OPERATOR,
+                      reason="public bins on the public road: sanitation's")
+    ticket = app.ticket(ticket_id)
+    assert (ticket.status, ticket.department) == (TicketStatus.ASSIGNED, "sanitation")
+    # The return gave the department no time: the reply is due when it was due before.
+    assert ticket.reply_deadline == local(4, 9, 0)
+    assert ticket.assigned_at == START
+    assert ticket.assignment_count == 1
+    returned = ticket.summary()["returns"]
+    assert [(r["department"], r["outcome"], r["review_note"], r["reviewed_by"])
+            for r in returned] == [("sanitation", "rejected",
+                                    "public bins on the public road: sanitation's", "op-1")]
+    # It is the department's again: it accepts and replies, late or not by the old deadline.
+    app.accept(ticket_id, actor=SANITATION)
+    clock.now = local(4, 10, 0)
+    app.reply(ticket_id, reply="Collected", actor=SANITATION)
+    assert app.ticket(ticket_id).replied_on_time is False
+
+
+def test_an_accepted_return_routes_the_ticket_to_another_department(
+        app: HotlineTickets, clock: Clock) -> None:
+    ticket_id = receive(app)
+    app.assign(ticket_id, actor=OPERATOR)
+    app.return_to_centre(ticket_id, reason="private estate", suggested_department="housing",
+                         actor=SANITATION)
+    clock.advance(hours=1)
+    app.review_return(ticket_id, accept=True, reason="the estate's own bins", actor=OPERATOR)
+    ticket = app.ticket(ticket_id)
+    assert (ticket.status, ticket.department) == (TicketStatus.ASSIGNED, "housing")
+    assert ticket.summary()["returns"][0]["outcome"] == "accepted"
+    assert [e.__class__.__name__ for e in app.events.get(ticket_id)][-2:] == [
+        "ReturnAccepted", "Assigned"]
+    # Routing a returned ticket elsewhere (the existing path) accepts the return too.
+    other = receive(app)
+    app.assign(other, actor=OPERATOR)
+    app.return_to_centre(other, reason="private estate", actor=SANITATION)
+    app.assign(other, department="housing", actor=OPERATOR)
+    assert app.ticket(other).summary()["returns"][0]["outcome"] == "accepted"
+
+
+def test_a_return_awaits_review_and_the_review_is_checked(app: HotlineTickets) -> None:
+    ticket_id = receive(app)
+    app.assign(ticket_id, actor=OPERATOR)
+    app.return_to_centre(ticket_id, reason="private estate", actor=SANITATION)
+    assert app.ticket(ticket_id).summary()["returns"][0]["outcome"] == "awaiting-review"
+    with pytest.raises(InvalidValue, match="reason must not be empty"):
+        app.review_return(ticket_id, accept=False, actor=OPERATOR, reason=" ")
+    with pytest.raises(InvalidValue, match="give no department"):
+        app.review_return(ticket_id, accept=False, actor=OPERATOR, reason="yours",
+                          department="housing")
+    with pytest.raises(IllegalTransition, match="reject the return with a reason"):
+        app.review_return(ticket_id, accept=True, actor=OPERATOR)  # proposal: sanitation
+    with pytest.raises(NotPermitted):
+        app.review_return(ticket_id, accept=False, actor=SANITATION, reason="ours after all")
+    # Only a returned ticket has a return to review.
+    assigned = receive(app)
+    app.assign(assigned, actor=OPERATOR)
+    with pytest.raises(IllegalTransition, match="cannot reject the return of"):
+        app.review_return(assigned, accept=False, actor=OPERATOR, reason="x")
+    with pytest.raises(IllegalTransition, match="cannot accept the return of"):
+        app.review_return(assigned, accept=True, actor=OPERATOR, department="housing")
+
+
 def test_a_department_cannot_suggest_itself(app: HotlineTickets) -> None:
     ticket_id = receive(app)
     app.assign(ticket_id, actor=OPERATOR)
@@ -472,6 +545,9 @@ COMMANDS: dict[str, Command] = {
     "convert": lambda app, t, p: app.convert_to_case(t, case_id=uuid4(), actor=DUTY),
     "escalate": lambda app, t, p: app.escalate_to_incident(t, incident_id=uuid4(), actor=DUTY),
     "close": lambda app, t, p: app.close_ticket(t, actor=DUTY),
+    "accept return": lambda app, t, p: app.review_return(t, accept=True, actor=DUTY),
+    "reject return": lambda app, t, p: app.review_return(t, accept=False, reason="yours",
+                                                         actor=DUTY),
 }
 
 # How to bring a new ticket into each state.
@@ -491,7 +567,8 @@ ALLOWED: dict[TicketStatus, set[str]] = {
     TicketStatus.RECEIVED: {"answer", "assign", "merge", "convert", "escalate"},
     TicketStatus.ASSIGNED: {"accept", "return", "merge", "convert", "escalate"},
     TicketStatus.ACCEPTED: {"reply", "convert", "escalate"},
-    TicketStatus.RETURNED: {"assign", "merge", "convert", "escalate"},
+    TicketStatus.RETURNED: {"assign", "merge", "convert", "escalate", "accept return",
+                            "reject return"},
     TicketStatus.REPLIED: {"call back"},
     TicketStatus.CALLED_BACK: {"close"},
     TicketStatus.TRANSFERRED: {"call back", "close"},
@@ -597,6 +674,9 @@ def test_a_repeated_merge_is_recorded_once(app: HotlineTickets) -> None:
     (SANITATION, lambda app, t: app.convert_to_case(t, actor=SANITATION)),
     (SANITATION, lambda app, t: app.merge_into(t, uuid4(), actor=SANITATION)),
     (INSPECTOR, lambda app, t: app.close_ticket(t, actor=INSPECTOR)),
+    (SANITATION, lambda app, t: app.review_return(t, accept=False, reason="r",
+                                                  actor=SANITATION)),
+    (INSPECTOR, lambda app, t: app.review_return(t, accept=True, actor=INSPECTOR)),
 ])
 def test_commands_need_a_permitted_role(app: HotlineTickets, actor: Actor,
                                         command: Callable[[HotlineTickets, UUID], object]

@@ -63,7 +63,7 @@ def test_a_long_list_of_missed_changes_is_cut_short_and_counted(workflow: Any,
     assert refused.value.changes[:3] == (
         "Registered by duty-zhao at 2026-03-10 01:10:00 UTC",
         "Dispatched by duty-zhao at 2026-03-10 01:20:00 UTC",
-        "Suspended by water-chen at 2026-03-10 01:30:00 UTC",
+        "Suspended by duty-zhao at 2026-03-10 01:30:00 UTC",
     )
     assert len(refused.value.changes) == MAX_LISTED_CHANGES
     assert refused.value.unlisted == current - 1 - MAX_LISTED_CHANGES == 2

@@ -122,3 +122,23 @@ def test_a_dispatched_case_in_an_impossible_state_is_refused(cases: Any) -> None
     case.department = None  # a state no event sequence can produce
     with pytest.raises(InvalidValue, match="no department"):
         dispatch_row(case)
+
+
+@pytest.mark.parametrize("batch_every", [None, 1, 2])
+def test_a_rejected_return_puts_the_dispatch_back_with_its_old_deadline(
+    cases: Any, tmp_path: Path, batch_every: int | None
+) -> None:
+    case_id = cases.dispatched("water")  # urgent: two clock hours
+    deadline = cases.app.case(case_id).handling_deadline
+    cases.clock.advance(minutes=30)
+    cases.app.return_to_centre(case_id, reason="not ours", actor=cases.department("water"))
+    cases.clock.advance(hours=1)
+    cases.app.review_return(case_id, accept=False, reason="the cover is the water company's",
+                            actor=cases.dispatcher)
+    cases.clock.advance(hours=1)  # 2.5 hours after the dispatch: late
+    cases.app.handle(case_id, result="cover replaced", actor=cases.department("water"))
+    [row] = project(cases, case_id, tmp_path / "rm.sqlite", batch_every=batch_every)
+    assert (row["ordinal"], row["department"], row["stage"]) == (1, "water", "handled")
+    assert row["deadline"] == deadline.isoformat()
+    assert row["on_time"] == 0
+    assert row["handling_us"] == int(2.5 * 3600 * 1_000_000)

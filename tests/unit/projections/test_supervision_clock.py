@@ -173,8 +173,9 @@ def test_a_new_deadline_replaces_the_old_turning_point(watch: Watch) -> None:
 def test_a_suspended_case_stands_still(watch: Watch) -> None:
     cases = watch.cases
     case_id = cases.dispatched("water")
-    cases.app.suspend(case_id, reason="the road must be closed first",
-                      actor=cases.department("water"))
+    cases.app.request_suspension(case_id, reason="the road must be closed first",
+                                 actor=cases.department("water"))
+    cases.app.decide_suspension(case_id, approve=True, actor=cases.dispatcher)
     watch.follower.catch_up()
     watch.clock.rescan()
     assert watch.clock.next_due() is None
