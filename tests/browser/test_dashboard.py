@@ -220,3 +220,16 @@ def test_the_nearest_available_resource_is_dispatched_to_an_incident_in_one_clic
     expect(dispatcher.page.locator("[data-testid=resource-count][data-status=dispatched]")) \
         .to_have_text("1 dispatched")
     dispatcher.page.screenshot(path=screenshots / "dashboard-resources.png")
+
+
+def test_an_inspector_who_logs_in_from_the_start_page_lands_on_the_field_page(
+        server: Server, screens: Screens) -> None:
+    """Issue 9, item 13: the start page leads to the dashboard, but an inspector's screen is
+    the field page."""
+    screen = screens.blank()
+    screen.page.goto(f"{server.base_url}/")
+    screen.page.wait_for_url("**/login**")
+    screen.testid("login-username").fill(server.inspector)
+    screen.testid("login-password").fill(server.password)
+    screen.testid("login-submit").click()
+    screen.page.wait_for_url(re.compile(r".*/field$"))
