@@ -35,7 +35,11 @@ STOPWORDS = frozenset({
 })
 """Words a dispatcher types around what they look for, not searched for themselves."""
 _CJK_PARTICLES = re.compile(r"^(?:的|在|附近|和|与)+|(?:的|在|附近|和|与)+$")
-_SEPARATORS = re.compile(r"[\s,;:.!?\"“”()（），。；：、！？]+")
+_CJK_PARTICLES_INSIDE = re.compile(
+    r"(?<=[\u3400-\u9fff])(?:的|在|附近|和|与)+(?=[\u3400-\u9fff])")
+"""Chinese has no spaces: a particle between two words separates them ("中山路的水管")."""
+# Applied to NFKC-normalised text: full-width punctuation has become ASCII by then.
+_SEPARATORS = re.compile("[\\s,;:.!?\"()\u201c\u201d\u3001\u3002]+")
 MAX_QUERY_LENGTH = 200
 MAX_WORDS = 8
 PLACE_FILTERED_ROWS = 5000
@@ -97,6 +101,7 @@ def parse_query(text: str, gazetteer: Gazetteer) -> SearchQuery:
     rest = wanted
     for mention in sorted(mentions, key=lambda m: -m.start):
         rest = rest[: mention.start] + " " + rest[mention.end:]
+    rest = _CJK_PARTICLES_INSIDE.sub(" ", rest)
     tokens = [_CJK_PARTICLES.sub("", t) for t in _SEPARATORS.split(rest)]
     tokens = [t for t in tokens if t]
     words = [t for t in tokens if t not in STOPWORDS]
