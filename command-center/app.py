@@ -28,6 +28,7 @@ from cityops.command_center.routers import (
     photos,
     plans,
     resources,
+    search,
     spatial,
     statistics,
     subscriptions,
@@ -100,6 +101,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(photos.router)
     app.include_router(field.router)
+    app.include_router(search.router)
     app.include_router(open311.router)  # public GETs; POST checks its own api_key
     app.include_router(ws.router)  # /ws: authenticated by its first message's token
     app.mount("/static", pages.static_files(), name="static")

@@ -12,7 +12,7 @@ bytewise (PostgreSQL `COLLATE "C"`), so that pages are the same on both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -168,13 +168,14 @@ ACTIVE_HAZARD_SOURCES = {"status": ("active",)}
 
 
 def hazard_sources_near_incident(spatial: SpatialQueries, incident_id: str, radius_m: float,
-                                 *, limit: int = 50, offset: int = 0) -> FeaturePage:
+                                 *, limit: int = 50, offset: int = 0,
+                                 recorded: Callable[[str], BaseGeometry | None] | None = None
+                                 ) -> FeaturePage:
     """Active hazard sources within `radius_m` metres of an incident's location, nearest
-    first."""
-    incident = spatial.feature("incidents", incident_id)
-    if incident is None or incident.geometry is None:
-        raise NotOnMap("incident", incident_id, "(or it is not on the map)")
-    location = GeoPoint(lon=float(incident.geometry.x), lat=float(incident.geometry.y))
+    first. `recorded` gives the location of an incident the read model has not seen yet (one
+    recorded a moment ago), from the write side; None if it does not exist there either."""
+    location = _point_of(_geometry(spatial, "incidents", incident_id, recorded), "incident",
+                         incident_id)
     return spatial.within_radius(
         "hazard-sources", location, radius_m,
         FeatureQuery(where=ACTIVE_HAZARD_SOURCES, limit=limit, offset=offset),
@@ -182,15 +183,33 @@ def hazard_sources_near_incident(spatial: SpatialQueries, incident_id: str, radi
 
 
 def facilities_in_hazard_zone(spatial: SpatialQueries, source_id: str,
-                              kinds: Sequence[str] = ()) -> FeaturePage:
+                              kinds: Sequence[str] = (), *,
+                              recorded: Callable[[str], BaseGeometry | None] | None = None
+                              ) -> FeaturePage:
     """The schools, hospitals and shelters (or only `kinds`) inside a hazard source's
-    impact zone, ordered by id."""
-    zone = spatial.feature("hazard-zones", source_id)
-    if zone is None or zone.geometry is None:
+    impact zone, ordered by id; `recorded` as for `hazard_sources_near_incident`."""
+    zone = _geometry(spatial, "hazard-zones", source_id, recorded)
+    if zone is None:
         raise NotOnMap("hazard source", source_id, "(or it has no impact zone)")
     where = {"kind": tuple(kinds)} if kinds else {}
-    return spatial.features("facilities",
-                            FeatureQuery(where=where, within=zone.geometry, limit=None))
+    return spatial.features("facilities", FeatureQuery(where=where, within=zone, limit=None))
+
+
+def _geometry(spatial: SpatialQueries, layer: str, feature_id: str,
+              recorded: Callable[[str], BaseGeometry | None] | None) -> BaseGeometry | None:
+    """A feature's geometry from the read model, else (not projected yet) as recorded."""
+    found = spatial.feature(layer, feature_id)
+    if found is not None and found.geometry is not None:
+        return found.geometry
+    if found is None and recorded is not None:
+        return recorded(feature_id)
+    return None
+
+
+def _point_of(geometry: BaseGeometry | None, kind: str, feature_id: str) -> GeoPoint:
+    if geometry is None:
+        raise NotOnMap(kind, feature_id, "(or it is not on the map)")
+    return GeoPoint(lon=float(geometry.x), lat=float(geometry.y))
 
 
 def spatial_queries_for(store: ReadStore, tables: Sequence[SummaryTable],

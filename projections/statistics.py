@@ -232,8 +232,10 @@ class DispatchFigures:
 
     `overdue` counts dispatches handled after their deadline and those still with the
     department past it (a suspended case's clock stands still, so it is not counted);
-    `on_time_rate` is on time / (on time + overdue). Rework and returned rates are per
-    dispatch; the average handling time runs from dispatch to the (last) handling report.
+    `on_time_rate` is on time / (on time + overdue). The rework rate is reworked / verified:
+    of the dispatches whose result an inspector checked on site (fixed or not), the share
+    sent back as rework. The returned rate is per dispatch; the average handling time runs
+    from dispatch to the (last) handling report. Formulas: docs/indicators.md.
     """
 
     dispatched: int = 0
@@ -249,6 +251,9 @@ class DispatchFigures:
     handling_us: int = 0
     """Total handling time of the handled dispatches, in microseconds."""
     handling_count: int = 0
+    verified: int = 0
+    """Dispatches whose handling went through verification on site at least once (found
+    fixed, or sent back as rework)."""
 
     def __add__(self, other: DispatchFigures) -> DispatchFigures:
         return DispatchFigures(**{f.name: getattr(self, f.name) + getattr(other, f.name)
@@ -264,7 +269,9 @@ class DispatchFigures:
 
     @property
     def rework_rate(self) -> float | None:
-        return _rate(self.reworked, self.dispatched)
+        """Reworked / verified: a rework order is a failed verification, so only the
+        dispatches that were verified could have been reworked."""
+        return _rate(self.reworked, self.verified)
 
     @property
     def returned_rate(self) -> float | None:
@@ -286,6 +293,7 @@ class DispatchFigures:
             "overdue": self.overdue,
             "handled_late": self.handled_late,
             "overdue_open": self.overdue_open,
+            "verified": self.verified,
             "reworked": self.reworked,
             "reworks": self.reworks,
             "returned": self.returned,
@@ -514,7 +522,12 @@ _DISPATCH_SUMS = (
     "SUM(CASE WHEN reworks > reworks_at_dispatch THEN 1 ELSE 0 END), "
     "SUM(reworks - reworks_at_dispatch), "
     "SUM(CASE WHEN stage = 'returned' THEN 1 ELSE 0 END), "
-    "SUM(handling_us), COUNT(handling_us)"
+    "SUM(handling_us), COUNT(handling_us), "
+    # Verified: a failed verification is a rework order; a passed one leaves the case
+    # verified (the dispatch still 'handled'), then closed (closing needs a verification).
+    f"SUM(CASE WHEN reworks > reworks_at_dispatch OR stage = 'closed' OR (stage = 'handled' "
+    f"AND EXISTS (SELECT 1 FROM rm_grid_cases verified_case WHERE verified_case.id = "
+    f"{DISPATCH_TABLE}.case_id AND verified_case.status = 'verified')) THEN 1 ELSE 0 END)"
 )
 
 # Counts are gathered as vectors (cheap to add up from cells to districts) and become
@@ -522,7 +535,7 @@ _DISPATCH_SUMS = (
 # the `DispatchFigures` fields in their order.
 _CASE_COUNTS = 4
 _LIGHTS = 3
-_DISPATCH_FIELDS = 12
+_DISPATCH_FIELDS = 13
 _VECTOR = _CASE_COUNTS + _LIGHTS + _DISPATCH_FIELDS
 
 

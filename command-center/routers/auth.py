@@ -10,6 +10,7 @@ from pydantic import Field
 
 from cityops.command_center.auth import Authenticator, IssuedToken
 from cityops.command_center.dependencies import CurrentActor, SystemDep, get_authenticator
+from cityops.command_center.routers.pages import home_page
 from cityops.command_center.schemas import Command
 
 router = APIRouter(prefix="/auth", tags=["authentication"])
@@ -29,7 +30,8 @@ class PasswordChange(Command):
 
 def _token_body(issued: IssuedToken) -> dict[str, Any]:
     return {"access_token": issued.token, "token_type": "bearer",
-            "expires_at": issued.expires_at.isoformat(), "user": issued.account.as_dict()}
+            "expires_at": issued.expires_at.isoformat(), "user": issued.account.as_dict(),
+            "home_page": home_page(issued.account.role)}
 
 
 @router.post("/login", openapi_extra={"security": []})

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from cityops.command_center.dependencies import SystemDep
+from cityops.domain.actors import Role
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -73,6 +74,17 @@ def page(name: str, tile_url: str | None) -> HTMLResponse:
         "Referrer-Policy": "same-origin",
         "Cache-Control": "no-cache",
     })
+
+
+HOME_PAGES = {Role.INSPECTOR: "/field"}
+"""The page each role starts on after logging in, when it differs from the dashboard (an
+inspector on patrol works on the mobile field page)."""
+DEFAULT_HOME_PAGE = "/dashboard"
+
+
+def home_page(role: Role) -> str:
+    """Where a user of `role` lands after logging in."""
+    return HOME_PAGES.get(role, DEFAULT_HOME_PAGE)
 
 
 @router.get("/")

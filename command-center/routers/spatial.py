@@ -11,11 +11,14 @@ metres, `distance_m`), others by id; pages follow `limit` and `offset`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from shapely.geometry.base import BaseGeometry
 
 from cityops.command_center.dependencies import CurrentActor, SystemDep
 from cityops.command_center.feature_requests import (
@@ -33,8 +36,9 @@ from cityops.command_center.scopes import (
     scoped_nearest,
     visible,
 )
-from cityops.domain.errors import InvalidValue
+from cityops.domain.errors import InvalidValue, NotFound
 from cityops.maps.query_geometry import query_area, query_point
+from cityops.projections.hazards import impact_area
 from cityops.projections.spatial import (
     MAX_NEAREST,
     MAX_RADIUS_M,
@@ -207,10 +211,13 @@ def hazard_sources_near(
     """Active hazard sources within `radius_m` metres of an incident, nearest first."""
     if scope_of(actor) is not None:
         found = system.spatial.feature("incidents", incident_id)
-        if found is not None:
-            visible("incident", incident_id, found.doc, actor)
-    page = hazard_sources_near_incident(system.spatial, incident_id, radius_m, limit=limit,
-                                        offset=offset)
+        doc = found.doc if found is not None else _recorded_incident_doc(system, incident_id)
+        if doc is not None:
+            visible("incident", incident_id, doc, actor)
+    page = hazard_sources_near_incident(
+        system.spatial, incident_id, radius_m, limit=limit, offset=offset,
+        recorded=lambda i: _recorded(system, i, lambda u: system.incidents.incident(u)
+                                     .location.shape))
     return _page_body(system.spatial.layers["hazard-sources"], page, system, limit, offset,
                       {"incident_id": incident_id, "radius_m": radius_m})
 
@@ -227,8 +234,36 @@ def facilities_at_risk(
         if value not in ("school", "hospital", "shelter"):
             raise InvalidValue(f"unknown facility kind {value!r}; kinds are school, hospital, "
                                "shelter")
-    page = facilities_in_hazard_zone(system.spatial, source_id, kind or [])
+    page = facilities_in_hazard_zone(
+        system.spatial, source_id, kind or [],
+        recorded=lambda i: _recorded(system, i, lambda u: _impact_shape(system, u)))
     return _page_body(facilities, page, system, None, 0, {"hazard_source_id": source_id})
+
+
+# An item recorded a moment ago may not be in the read models yet (they follow the event
+# stores a little later): the questions about one item then take it from the write side, so
+# that an item that exists is never answered 404.
+
+
+def _recorded(system: SystemDep, item_id: str,
+              shape: Callable[[UUID], BaseGeometry | None]) -> BaseGeometry | None:
+    """The geometry of an item as recorded (None if no item has that id)."""
+    try:
+        return shape(UUID(item_id))
+    except (ValueError, NotFound):
+        return None
+
+
+def _recorded_incident_doc(system: SystemDep, incident_id: str) -> dict[str, Any] | None:
+    try:
+        return system.incidents.incident(UUID(incident_id)).summary()
+    except (ValueError, NotFound):
+        return None
+
+
+def _impact_shape(system: SystemDep, source_id: UUID) -> BaseGeometry | None:
+    area = impact_area(system.hazards.source(source_id))
+    return area.shape if area is not None else None
 
 
 def _unknown(system: SystemDep, layer: str) -> Layer:

@@ -9,11 +9,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from cityops.bootstrap import CitySystem
 from cityops.command_center.dependencies import CurrentActor, SystemDep
 from cityops.command_center.scopes import require_citywide, scope_of
 from cityops.domain.errors import InvalidValue
+from cityops.projections.response_figures import read_response_time_figures
 from cityops.projections.statistics import AreaLevel, HotlineFigures
 
 router = APIRouter(prefix="/statistics", tags=["statistics"])
@@ -100,3 +102,62 @@ def hotline(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[
             for name, figures in sorted(per_department.items(), key=lambda i: i[0] or "")
         ],
     }
+
+
+class DurationsPublic(BaseModel):
+    """One interval over a group of assignments, in seconds (None: none measured)."""
+
+    count: int = Field(description="Assignments in which it could be measured")
+    mean_s: float | None
+    p50_s: float | None = Field(description="Median (nearest rank)")
+    p90_s: float | None = Field(description="90th percentile (nearest rank)")
+
+
+class AssignmentTimesPublic(BaseModel):
+    """Queue, turnout, travel, response and on-scene times of a group of assignments."""
+
+    assignments: int
+    queue: DurationsPublic = Field(description="Incident reported -> resource dispatched")
+    turnout: DurationsPublic = Field(description="Dispatched -> en route")
+    travel: DurationsPublic = Field(description="En route -> on scene")
+    response: DurationsPublic = Field(description="Incident reported -> resource on scene")
+    on_scene: DurationsPublic = Field(description="On scene -> left the scene")
+
+
+class ResourceTimesPublic(AssignmentTimesPublic):
+    resource_id: str
+    call_sign: str | None
+    name: str | None
+    kind: str
+    department: str | None
+
+
+class KindTimesPublic(AssignmentTimesPublic):
+    kind: str
+
+
+class IncidentTimesPublic(AssignmentTimesPublic):
+    incident_id: str
+    title: str | None
+    category: str | None
+    level: str | None
+    status: str | None
+    reported_at: datetime
+    first_on_scene_s: float | None = Field(
+        description="Report -> first resource on scene (the incident's response time)")
+
+
+class ResponseTimesPublic(BaseModel):
+    """Assignment times per resource, per kind of resource and per incident."""
+
+    by_resource: list[ResourceTimesPublic]
+    by_kind: list[KindTimesPublic]
+    by_incident: list[IncidentTimesPublic]
+
+
+@router.get("/response-times", response_model=ResponseTimesPublic)
+def response_times(system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
+    """Queue, turnout, travel, response and on-scene times (count, mean, p50, p90 seconds)
+    per resource, per kind of resource and per incident (formulas: docs/indicators.md)."""
+    require_citywide(actor, "the response times")
+    return read_response_time_figures(system.statistics.store).as_dict()

@@ -62,6 +62,8 @@ class Server:
     inspector: str
     """The inspector of the cell where the scenario's cases are reported."""
     tokens: dict[str, str] = field(default_factory=dict)
+    password: str = PASSWORD
+    """The password of every user of the scenario."""
 
     def token(self, username: str) -> str:
         """A bearer token of `username` (logged in once through the API)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from playwright.sync_api import expect
@@ -254,3 +255,45 @@ def test_the_commander_waives_an_open_task_and_then_the_incident_closes(
     act(dispatcher, "close-incident")
     expect(dispatcher.testid("detail-status")).to_have_text("closed")
     dispatcher.page.screenshot(path=screenshots / "dashboard-task-waived.png")
+
+
+def test_an_inspector_who_logs_in_from_the_start_page_lands_on_the_field_page(
+        server: Server, screens: Screens) -> None:
+    """Issue 9, item 13: the start page leads to the dashboard, but an inspector's screen is
+    the field page."""
+    screen = screens.blank()
+    screen.page.goto(f"{server.base_url}/")
+    screen.page.wait_for_url("**/login**")
+    screen.testid("login-username").fill(server.inspector)
+    screen.testid("login-password").fill(server.password)
+    screen.testid("login-submit").click()
+    screen.page.wait_for_url(re.compile(r".*/field$"))
+
+
+def test_the_search_box_finds_a_case_by_words_and_street_and_places_the_map(
+        server: Server, screens: Screens, demo_city: Any, screenshots: Path) -> None:
+    """Issue 9, item 12: "the pipe on <street>" without coordinates: the map moves to the
+    street and the case is listed; choosing it opens it."""
+    from cityops.domain.geometry import GeoPoint
+
+    word = f"pipe{uuid4().hex[:6]}"
+    case = server.report_case(f"Burst {word} flooding the pavement")
+    lon, lat = case["location"]["coordinates"]
+    street = demo_city.map.locate(GeoPoint(lon, lat))
+    stem = street.street_name.removesuffix(" Street")
+    dispatcher = screens.login("disp-a")
+    dispatcher.testid("search-input").fill(f"the {word} on {stem}")
+    hit = dispatcher.page.locator(f"[data-testid=search-hit][data-id='{case['id']}']")
+    expect(hit).to_be_visible()
+    expect(dispatcher.page.locator("[data-testid=search-hit]")).to_have_count(1)
+    expect(dispatcher.testid("map")).to_have_attribute("data-place", street.street_code)
+    dispatcher.page.screenshot(path=screenshots / "search.png")
+    hit.click()
+    expect(dispatcher.page.locator(f"[data-testid=detail][data-id='{case['id']}']")
+           ).to_be_visible()
+    # A place by name alone fits the map to it.
+    dispatcher.testid("search-input").fill("Qingshan Reservoir")
+    place = dispatcher.page.locator("[data-testid=search-place]").first
+    expect(place).to_contain_text("Qingshan Reservoir")
+    place.click()
+    expect(dispatcher.testid("map")).to_have_attribute("data-place", "Qingshan Reservoir")

@@ -75,3 +75,17 @@ def test_a_tile_server_is_the_one_other_origin_and_only_for_images(
 def test_a_wrong_tile_url_is_refused_with_what_is_wrong(bad: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         Settings(tile_url=bad)
+
+
+@pytest.mark.parametrize(("role", "dept", "home"), [
+    ("inspector", None, "/field"), ("dispatcher", None, "/dashboard"),
+    ("leader", None, "/dashboard"), ("department-user", "water", "/dashboard"),
+])
+def test_the_login_answer_names_the_user_s_start_page(api: Any, role: str, dept: str | None,
+                                                      home: str) -> None:
+    """Issue 9, item 13: an inspector logging in landed on the dispatcher's dashboard."""
+    username = api.user(role, dept)
+    answer = api.client.post("/auth/login",
+                             json={"username": username, "password": api.PASSWORD})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["home_page"] == home

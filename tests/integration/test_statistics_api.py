@@ -134,7 +134,11 @@ def test_departments_are_judged_on_what_they_were_sent(api: TestClient) -> None:
                                        "with_department", "on_time")} == {
         "dispatched": 2, "handled": 1, "handled_late": 1, "reworked": 1,
         "with_department": 1, "on_time": 0}
-    assert sanitation["rework_rate"] == 0.5
+    # Rework is a failed verification: of sanitation's dispatches only the reworked one was
+    # verified (the other is handled, not yet checked), so its rework rate is 1/1; water's
+    # one verified dispatch was fixed.
+    assert (sanitation["verified"], sanitation["rework_rate"]) == (1, 1.0)
+    assert (water["verified"], water["rework_rate"]) == (1, 0.0)
     assert sanitation["average_handling_seconds"] == 150 * 60
     assert water["lights"]["green"] + water["lights"]["yellow"] + water["lights"]["red"] == 1
 

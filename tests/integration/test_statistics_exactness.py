@@ -6,6 +6,7 @@ other."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from cityops.projections.generations import (
     ReadModelGenerations,
     SqliteGenerations,
 )
+from cityops.projections.response_figures import read_response_time_figures
 from cityops.projections.statistics import AreaLevel, CityStatistics
 from cityops.projections.store import set_position
 from cityops.settings import Settings
@@ -64,6 +66,8 @@ class FoldedDispatch:
     handled_at: datetime | None = None
     on_time: bool | None = None
     reworks: int = 0
+    verified: bool = False
+    """Checked on site at least once (found fixed, or sent back as rework)."""
 
 
 @dataclass
@@ -108,8 +112,11 @@ def fold_cases(system: CitySystem) -> dict[UUID, FoldedCase]:
             elif name == "Handled":
                 current.stage, current.handled_at = "handled", event.timestamp
                 current.on_time = event.timestamp <= current.deadline
+            elif name == "Verified":
+                current.verified = True
             elif name == "ReworkOrdered":
                 current.reworks += 1
+                current.verified = True
                 current.stage, current.deadline = "with-department", event.deadline
                 current.handled_at = current.on_time = None
             elif name == "Closed":
@@ -124,7 +131,7 @@ def oracle_departments(folded: dict[UUID, FoldedCase], now: datetime) -> dict[st
             f = figures.setdefault(d.department, {
                 "dispatched": 0, "with_department": 0, "handled": 0, "closed": 0,
                 "on_time": 0, "handled_late": 0, "overdue_open": 0, "reworked": 0,
-                "reworks": 0, "returned": 0, "handling": []})
+                "reworks": 0, "returned": 0, "verified": 0, "handling": []})
             done = d.stage in ("handled", "closed")
             f["dispatched"] += 1
             f["with_department"] += d.stage in ("with-department", "suspended")
@@ -136,6 +143,7 @@ def oracle_departments(folded: dict[UUID, FoldedCase], now: datetime) -> dict[st
             f["reworked"] += d.reworks > 0
             f["reworks"] += d.reworks
             f["returned"] += d.stage == "returned"
+            f["verified"] += d.verified
             if done and d.handled_at is not None:
                 f["handling"].append((d.handled_at - d.dispatched_at).total_seconds())
     for f in figures.values():
@@ -222,7 +230,7 @@ RETURN_KEYS = ("returns_made", "returns_awaiting_review", "returns_accepted",
 
 def department_figures(statistics: CityStatistics, now: datetime) -> dict[str, Any]:
     keys = ("dispatched", "with_department", "handled", "closed", "on_time", "handled_late",
-            "overdue_open", "reworked", "reworks", "returned")
+            "overdue_open", "reworked", "reworks", "returned", "verified")
     result = {}
     for row in statistics.departments(now):
         figures = row.as_dict()
@@ -241,7 +249,128 @@ def everything(statistics: CityStatistics, now: datetime) -> dict[str, Any]:
         "departments": [d.as_dict() for d in statistics.departments(now)],
         "hotline": {str(k): v.as_dict()
                     for k, v in statistics.hotline_departments(now).items()},
+        "response_times": read_response_time_figures(statistics.store).as_dict(),
     }
+
+
+@dataclass
+class FoldedAssignment:
+    """One resource serving one incident, as the brief defines it: from its dispatch until
+    it returns, becomes available or goes out of service (or is sent elsewhere)."""
+
+    incident_id: UUID
+    dispatched: datetime
+    en_route: datetime | None = None
+    on_scene: datetime | None = None
+    ended: datetime | None = None
+
+
+@dataclass
+class FoldedResource:
+    kind: str
+    call_sign: str
+    assignments: list[FoldedAssignment] = field(default_factory=list)
+
+
+def _events(app: Any) -> Iterator[Any]:
+    start = 0
+    while notifications := app.recorder.select_notifications(start=start, limit=500,
+                                                             inclusive_of_start=False):
+        start = notifications[-1].id
+        for notification in notifications:
+            yield app.mapper.to_domain_event(notification)
+
+
+def fold_resources(system: CitySystem) -> dict[UUID, FoldedResource]:
+    """Every resource's assignments, folded from its recorded status events in log order
+    (a status is at the time it was reported)."""
+    folded: dict[UUID, FoldedResource] = {}
+    for event in _events(system.resources):
+        if type(event).__name__ == "Registered":
+            folded[event.originator_id] = FoldedResource(event.kind, event.call_sign)
+            continue
+        status = getattr(event, "status", None)
+        if status is None:
+            continue
+        resource = folded[event.originator_id]
+        at = event.reported_at
+        current = resource.assignments[-1] if resource.assignments else None
+        if current is not None and current.ended is not None:
+            current = None
+        if status == "dispatched":
+            if current is not None:
+                current.ended = at
+            resource.assignments.append(FoldedAssignment(event.incident_id, at))
+        elif current is None:
+            continue
+        elif status == "en-route" and current.en_route is None:
+            current.en_route = at
+        elif status == "on-scene" and current.on_scene is None:
+            current.on_scene = at
+        elif status in ("returning", "available", "out-of-service"):
+            current.ended = at
+    return folded
+
+
+def fold_incident_reports(system: CitySystem) -> dict[UUID, datetime]:
+    """When each incident not dismissed was reported."""
+    reported: dict[UUID, datetime] = {}
+    dismissed: set[UUID] = set()
+    for event in _events(system.incidents):
+        name = type(event).__qualname__
+        if name == "Incident.Reported":
+            reported[event.originator_id] = event.timestamp
+        elif name == "Incident.Dismissed":
+            dismissed.add(event.originator_id)
+    return {k: v for k, v in reported.items() if k not in dismissed}
+
+
+def _spans(reported: datetime, a: FoldedAssignment) -> dict[str, float | None]:
+    def span(start: datetime | None, end: datetime | None) -> float | None:
+        return (end - start).total_seconds() if start and end else None
+
+    def from_report(end: datetime | None) -> float | None:
+        seconds = span(reported, end)
+        return seconds if seconds is not None and seconds >= 0 else None
+
+    return {"queue": from_report(a.dispatched), "turnout": span(a.dispatched, a.en_route),
+            "travel": span(a.en_route, a.on_scene), "response": from_report(a.on_scene),
+            "on_scene": span(a.on_scene, a.ended)}
+
+
+def _summary(values: list[float | None]) -> dict[str, Any]:
+    measured = sorted(v for v in values if v is not None)
+    if not measured:
+        return {"count": 0, "mean_s": None, "p50_s": None, "p90_s": None}
+
+    def rank(p: int) -> float:
+        return measured[math.ceil(p / 100 * len(measured)) - 1]
+
+    return {"count": len(measured), "mean_s": sum(measured) / len(measured),
+            "p50_s": rank(50), "p90_s": rank(90)}
+
+
+def oracle_response_times(system: CitySystem) -> dict[str, dict[str, Any]]:
+    """Per kind, per resource (call sign) and per incident: assignments and the summary of
+    each interval."""
+    reports = fold_incident_reports(system)
+    groups: dict[str, dict[str, list[dict[str, float | None]]]] = {
+        "kind": {}, "resource": {}, "incident": {}}
+    for resource in fold_resources(system).values():
+        for a in resource.assignments:
+            if a.incident_id not in reports:
+                continue
+            spans = _spans(reports[a.incident_id], a)
+            for group, key in (("kind", resource.kind), ("resource", resource.call_sign),
+                               ("incident", str(a.incident_id))):
+                groups[group].setdefault(key, []).append(spans)
+    return {group: {key: {"assignments": len(rows),
+                          **{i: _summary([r[i] for r in rows]) for i in INTERVALS}}
+                    for key, rows in members.items()}
+            for group, members in groups.items()}
+
+
+INTERVALS = ("queue", "turnout", "travel", "response", "on_scene")
 
 
 # --- the tests -----------------------------------------------------------------------------
@@ -269,6 +398,73 @@ def test_department_figures_equal_those_folded_from_the_events(demo_day: CitySys
             }, department
             assert got["average_handling_seconds"] == pytest.approx(
                 figures["average_handling_seconds"]), department
+
+
+def test_response_times_equal_those_folded_from_the_events(demo_day: CitySystem) -> None:
+    """Issue 9, item 7: queue, turnout, travel, response and on-scene times per kind,
+    resource and incident, checked against the resources' and incidents' own events."""
+    expected = oracle_response_times(demo_day)
+    figures = read_response_time_figures(demo_day.statistics.store).as_dict()
+    keys = {"kind": "kind", "resource": "call_sign", "incident": "incident_id"}
+    actual = {group: {row[key]: {k: row[k] for k in ("assignments", *INTERVALS)}
+                      for row in figures[f"by_{group}"]}
+              for group, key in keys.items()}
+    assert expected["kind"], "the day dispatched no resource"
+    assert sum(r["travel"]["count"] for r in expected["kind"].values()) > 0
+    for group in keys:
+        assert actual[group].keys() == expected[group].keys(), group
+        for key, want in expected[group].items():
+            got = actual[group][key]
+            assert got["assignments"] == want["assignments"], (group, key)
+            for interval in INTERVALS:
+                assert {k: v for k, v in got[interval].items() if k != "mean_s"} == {
+                    k: v for k, v in want[interval].items() if k != "mean_s"
+                }, (group, key, interval)
+                assert got[interval]["mean_s"] == pytest.approx(want[interval]["mean_s"]), (
+                    group, key, interval)
+
+
+def test_response_times_over_http_are_the_figures(demo_day: CitySystem) -> None:
+    """GET /statistics/response-times answers the figures (validated by its response model)
+    to the city-wide roles, and refuses a department user."""
+    from fastapi.testclient import TestClient
+
+    from cityops.command_center.app import create_app
+    from cityops.domain.actors import Actor, Role
+
+    admin = Actor("admin-stats", Role.ADMIN)
+    for name, role, department in (("leader-stats", Role.LEADER, None),
+                                   ("fire-stats", Role.DEPARTMENT_USER, "fire")):
+        if demo_day.accounts.find_user(name) is None:
+            demo_day.accounts.add_user(name, role=role, department=department,
+                                       password="statistics-password-1", actor=admin)
+    with TestClient(create_app(demo_day, manage_lifecycle=False)) as client:
+        def headers(name: str) -> dict[str, str]:
+            token = client.app.state.auth.issue_token(name)  # type: ignore[attr-defined]
+            return {"Authorization": f"Bearer {token}"}
+
+        answer = client.get("/statistics/response-times", headers=headers("leader-stats"))
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        expected = read_response_time_figures(demo_day.statistics.store).as_dict()
+        assert [r["kind"] for r in body["by_kind"]] == [r["kind"] for r in expected["by_kind"]]
+        assert body["by_kind"] == expected["by_kind"]
+        assert len(body["by_incident"]) == len(expected["by_incident"]) > 0
+        refused = client.get("/statistics/response-times", headers=headers("fire-stats"))
+        assert refused.status_code == 403, refused.text
+
+
+def test_the_rework_rate_is_over_the_verified_dispatches(demo_day: CitySystem) -> None:
+    """Issue 9, item 7: rework is a failed verification on site; the rate was reworked /
+    dispatched, counting work nobody had verified yet."""
+    folded = fold_cases(demo_day)
+    now = moments(demo_day)[0]
+    expected = oracle_departments(folded, now)
+    for row in demo_day.statistics.departments(now):
+        want = expected[row.department]
+        rate = want["reworked"] / want["verified"] if want["verified"] else None
+        assert row.dispatches.rework_rate == rate, row.department
+    assert any(f["verified"] < f["dispatched"] for f in expected.values())
 
 
 def test_cell_figures_and_lights_equal_the_domain_s(demo_day: CitySystem) -> None:

@@ -1,6 +1,7 @@
 // Key figures and charts for leaders (GET /statistics/key-figures): open cases by light, the
-// on-time rate per department and incidents by category. Refreshed on a timer and shortly
-// after live changes, never more than once every few seconds.
+// on-time rate per department and incidents by category; and the resources' response times
+// (GET /statistics/response-times) by kind, resource or incident. Refreshed on a timer and
+// shortly after live changes, never more than once every few seconds.
 
 import { get } from "/static/common/api.js";
 import { LIGHT_COLOURS } from "./words.js";
@@ -21,6 +22,7 @@ export class KeyFigures {
     Chart.defaults.borderColor = "#2c3846";
     Chart.defaults.animation = false;
     state.addEventListener("change", () => this.refreshSoon());
+    this.responseTimes = new ResponseTimes(panel.querySelector("[data-testid=response-times]"));
   }
 
   start() {
@@ -58,6 +60,7 @@ export class KeyFigures {
     set("incidents", Object.values(figures.open_incidents_by_category || {}).reduce((a, b) => a + b, 0));
     set("tickets", figures.hotline ? figures.hotline.open : "–");
     this.draw(figures);
+    await this.responseTimes.refresh();
   }
 
   draw(figures) {
@@ -85,5 +88,64 @@ export class KeyFigures {
       return;
     }
     this.charts[name] = new Chart(canvas, { type, data: { labels, datasets }, options: { responsive: true, maintainAspectRatio: false, ...options } });
+  }
+}
+
+const INTERVALS = ["queue", "turnout", "travel", "response", "on_scene"];
+const GROUPS = {
+  kind: { heading: "Kind", rows: "by_kind", label: (row) => row.kind },
+  resource: { heading: "Resource", rows: "by_resource", label: (row) => `${row.call_sign || row.resource_id} (${row.kind})` },
+  incident: { heading: "Incident", rows: "by_incident", label: (row) => `${row.title || row.incident_id} (${row.level || "–"})` },
+};
+
+/** Seconds as m:ss (h:mm:ss from an hour). */
+export function clockDuration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  const whole = Math.round(seconds);
+  const h = Math.floor(whole / 3600);
+  const m = Math.floor((whole % 3600) / 60);
+  const s = String(whole % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+}
+
+/** The table of queue, turnout, travel, response and on-scene times (p50 / p90). */
+class ResponseTimes {
+  constructor(section) {
+    this.section = section;
+    this.figures = null;
+    this.choice = section.querySelector("[data-testid=response-times-by]");
+    this.choice.addEventListener("change", () => this.render());
+  }
+
+  async refresh() {
+    try {
+      this.figures = await get("/statistics/response-times");
+    } catch {
+      return; // not this role's to read, or a passing failure: the next refresh tries again
+    }
+    this.render();
+  }
+
+  render() {
+    if (!this.figures) return;
+    const group = GROUPS[this.choice.value] || GROUPS.kind;
+    this.section.querySelector("[data-testid=response-times-key]").textContent = group.heading;
+    const rows = this.figures[group.rows] || [];
+    const body = this.section.querySelector("[data-testid=response-times-rows]");
+    body.replaceChildren(...rows.map((row) => {
+      const tr = document.createElement("tr");
+      tr.dataset.testid = "response-times-row";
+      tr.dataset.key = this.choice.value === "kind" ? row.kind : (row.resource_id || row.incident_id);
+      const cells = [group.label(row), String(row.assignments),
+        ...INTERVALS.map((name) => `${clockDuration(row[name].p50_s)} / ${clockDuration(row[name].p90_s)}`)];
+      for (const [index, text] of cells.entries()) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (index >= 2) td.title = `${row[INTERVALS[index - 2]].count} measured`;
+        tr.append(td);
+      }
+      return tr;
+    }));
+    this.section.querySelector("[data-testid=response-times-empty]").hidden = rows.length > 0;
   }
 }

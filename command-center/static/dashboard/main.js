@@ -8,6 +8,7 @@ import { CaseQueue } from "./cases.js";
 import { Catalogue } from "./catalogue.js";
 import { DetailPane } from "./detail.js";
 import { KeyFigures } from "./figures.js";
+import { SearchBox } from "./search.js";
 import { HotlineQueue } from "./hotline.js";
 import { IncidentBoard, ResourcePanel } from "./incidents.js";
 import { CityMap } from "./map.js";
@@ -76,6 +77,7 @@ async function main() {
   const resources = new ResourcePanel(document.querySelector("[data-testid=resource-panel]"), state, { user, catalogue });
   const ticker = new Ticker(document.querySelector("[data-testid=ticker-list]"), { catalogue, onSelect: select });
   const figures = new KeyFigures(document.querySelector("[data-testid=key-figures]"), document.querySelector("[data-testid=figures-panel]"), state);
+  new SearchBox(document.querySelector("[data-testid=search]"), { map, state, onSelect: select });
   views["grid-cases"] = cases.view();
   views.incidents = incidents.view();
   views["hotline-tickets"] = hotline.view();

@@ -228,6 +228,20 @@ export class CityMap {
     }
   }
 
+  /** Fit the map to a place of the gazetteer (GET /search/places) and outline it. */
+  showPlace(place) {
+    if (this.placeOutline) this.placeOutline.remove();
+    const [minLon, minLat, maxLon, maxLat] = place.bbox;
+    const bounds = L.latLngBounds([minLat, minLon], [maxLat, maxLon]);
+    this.map.fitBounds(bounds.pad(0.1), { maxZoom: 17 });
+    const [lon, lat] = place.point.coordinates;
+    this.placeOutline = minLon === maxLon && minLat === maxLat
+      ? L.circleMarker([lat, lon], { radius: 18, color: "#ffd54f", weight: 2, fill: false, interactive: false })
+      : L.rectangle(bounds, { color: "#ffd54f", weight: 2, dashArray: "6 4", fill: false, interactive: false });
+    this.placeOutline.addTo(this.map);
+    this.map.getContainer().dataset.place = place.code || place.name;
+  }
+
   /** Bring the selected item into view and ring it, so the eye finds it on a busy map. */
   focus(layer, id) {
     if (this.selection) this.selection.remove();

@@ -26,10 +26,12 @@ T0 = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
 def test_rates_have_their_stated_denominators() -> None:
     figures = DispatchFigures(dispatched=10, handled=6, on_time=4, handled_late=2,
                               overdue_open=2, reworked=1, reworks=3, returned=2,
-                              handling_us=6_000_000_000, handling_count=6)
+                              handling_us=6_000_000_000, handling_count=6, verified=4)
     assert figures.overdue == 4
     assert figures.on_time_rate == pytest.approx(4 / 8)
-    assert figures.rework_rate == pytest.approx(1 / 10)
+    # Issue 9, item 7: rework is a failed verification, so the rate is over the verified
+    # dispatches (it was reworked / dispatched, diluted by work nobody had checked yet).
+    assert figures.rework_rate == pytest.approx(1 / 4)
     assert figures.returned_rate == pytest.approx(2 / 10)
     assert figures.average_handling_seconds == pytest.approx(1000.0)
 

@@ -1,0 +1,177 @@
+"""Search: grid cases, hotline tickets and incidents by their text, address and ids, within
+what the person searching may see (the same scopes as the lists); and the city's gazetteer
+(districts, streets, communities, cells, landmarks, schools, hospitals, shelters, hazard
+sources) by name, with a point and a bounding box to place the map."""
+
+from __future__ import annotations
+
+import functools
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from cityops.bootstrap import CitySystem
+from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.personal_data import protect_caller_data
+from cityops.command_center.scopes import (
+    LOGGED_IN,
+    OutOfScope,
+    incident_scope_where,
+    scoped_filters,
+)
+from cityops.domain.actors import Actor
+from cityops.maps.gazetteer import Gazetteer
+from cityops.projections.search import (
+    GRID_CASES,
+    HOTLINE_TICKETS,
+    INCIDENTS,
+    MAX_QUERY_LENGTH,
+    SearchQuery,
+    SearchTarget,
+    parse_query,
+    search,
+)
+from cityops.projections.views import Page, case_light
+
+router = APIRouter(prefix="/search", tags=["search"], dependencies=[LOGGED_IN])
+
+MAX_RESULTS = 100
+SearchText = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_LENGTH,
+                                  description="Words, a place of the city, an id or a grid "
+                                              "code, e.g. `burst pipe Reservoir Road`")]
+
+
+class SearchKind(StrEnum):
+    """What a search looks in."""
+
+    GRID_CASES = "grid-cases"
+    HOTLINE_TICKETS = "hotline-tickets"
+    INCIDENTS = "incidents"
+
+
+class PlacePublic(BaseModel):
+    """A place of the city: what it is, its code, a point and the bbox to show it."""
+
+    name: str
+    kind: str = Field(description="district, street, community, cell, landmark, school, "
+                                  "hospital, shelter or hazard-source")
+    code: str | None = Field(description="Grid code, facility or hazard source id")
+    detail: str | None = Field(description="The kind of landmark or of hazard source")
+    point: dict[str, Any] = Field(description="GeoJSON Point (WGS84)")
+    bbox: list[float] = Field(description="min lon, min lat, max lon, max lat (WGS84)")
+
+
+class PlacesPublic(BaseModel):
+    data: list[PlacePublic]
+    count: int
+
+
+class Hits(BaseModel):
+    """The first matches of one kind (newest first) and how many matched in all."""
+
+    data: list[dict[str, Any]]
+    count: int
+
+
+class SearchResults(BaseModel):
+    """What a search found: the places it understood, and the matches of each kind."""
+
+    query: str
+    words: list[str] = Field(description="The words looked for in the items' text")
+    places: list[PlacePublic] = Field(description="Places the query names: the matches "
+                                                  "are located there or name them")
+    grid_cases: Hits | None
+    hotline_tickets: Hits | None
+    incidents: Hits | None
+
+
+@functools.cache
+def _gazetteer(city: Any) -> Gazetteer:
+    return Gazetteer.of_city(city)
+
+
+def gazetteer_of(system: CitySystem) -> Gazetteer:
+    """The gazetteer of the system's city (built on first use, then kept: the map never
+    changes while a process runs)."""
+    return _gazetteer(system.city)
+
+
+def _locate(system: CitySystem) -> Any:
+    def cells(docs: list[dict[str, Any]]) -> list[str | None]:
+        points = [(d.get("location") or {}).get("coordinates") or [None, None] for d in docs]
+        located = [i for i, p in enumerate(points) if p[0] is not None]
+        found: list[str | None] = [None] * len(docs)
+        if located:
+            where = system.city.map.locate_many([points[i][0] for i in located],
+                                                [points[i][1] for i in located])
+            for i, location in zip(located, where, strict=True):
+                found[i] = location.cell_code if location is not None else None
+        return found
+
+    return cells
+
+
+def _hits(page: Page) -> dict[str, Any]:
+    return {"data": page.items, "count": page.total}
+
+
+def _department_hits(system: CitySystem, target: SearchTarget, query: SearchQuery,
+                     actor: Actor, limit: int) -> Page:
+    try:
+        filters = scoped_filters(target.table, {}, actor)
+    except OutOfScope:
+        return Page(items=[], total=0)
+    return search(system.read_models, target, query, filters=filters, extra_where=[],
+                  limit=limit, offset=0, locate=_locate(system))
+
+
+@router.get("", response_model=SearchResults)
+def search_items(
+    system: SystemDep,
+    actor: CurrentActor,
+    q: SearchText,
+    kind: Annotated[list[SearchKind] | None, Query(description="Where to look (default: "
+                                                   "everywhere)")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS, description="Matches of each kind")]
+    = 10,
+) -> dict[str, Any]:
+    """Find grid cases, hotline tickets and incidents by description, place and id."""
+    kinds = set(kind or SearchKind)
+    query = parse_query(q, gazetteer_of(system))
+    result: dict[str, Any] = {
+        "query": q, "words": list(query.words),
+        "places": [c.place.as_dict() for c in query.places],
+        "grid_cases": None, "hotline_tickets": None, "incidents": None,
+    }
+    if SearchKind.GRID_CASES in kinds:
+        page = _department_hits(system, GRID_CASES, query, actor, limit)
+        now = system.grid_cases.clock()
+        items = []
+        for doc in page.items:
+            light = case_light(doc, now)
+            items.append({**doc, "light": light.value if light else None})
+        result["grid_cases"] = {"data": items, "count": page.total}
+    if SearchKind.HOTLINE_TICKETS in kinds:
+        page = _department_hits(system, HOTLINE_TICKETS, query, actor, limit)
+        result["hotline_tickets"] = {
+            "data": [protect_caller_data(doc, actor) for doc in page.items],
+            "count": page.total}
+    if SearchKind.INCIDENTS in kinds:
+        page = search(system.read_models, INCIDENTS, query, filters={},
+                      extra_where=incident_scope_where(system.read_models.store.dialect, actor),
+                      limit=limit, offset=0, locate=_locate(system))
+        result["incidents"] = _hits(page)
+    return result
+
+
+@router.get("/places", response_model=PlacesPublic)
+def search_places(
+    system: SystemDep,
+    q: SearchText,
+    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS, description="How many")] = 10,
+) -> dict[str, Any]:
+    """Find the city's named places (areas, cells, landmarks, facilities) by name."""
+    places = gazetteer_of(system).find(q, limit)
+    return {"data": [place.as_dict() for place in places], "count": len(places)}
