@@ -24,6 +24,8 @@ from cityops.domain.hazards import HazardSources
 from cityops.domain.hotlinetickets import HotlineTickets
 from cityops.domain.incidents import Incidents
 from cityops.domain.resources import Resources
+from cityops.domain.sharing import SharingPolicy
+from cityops.feeds.sharing import load_sharing_policy
 from cityops.projections.emergency import incident_table, plan_table, resource_table
 from cityops.projections.follower import Follower, FollowerThread, ProjectedTable
 from cityops.projections.generations import (
@@ -60,6 +62,8 @@ class CitySystem:
     settings: Settings
     catalogue: Catalogue
     hazard_catalogue: HazardCatalogue
+    sharing: SharingPolicy
+    """Who may see which field: applied by every read path and feed (docs/sharing.md)."""
     city: Any
     store: ReadStore
     """The active read-model generation's store (it follows a switch-over)."""
@@ -162,16 +166,18 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
     """Build a CityOps system from settings (embedded SQLite or PostgreSQL)."""
     catalogue = Catalogue.load(settings.catalogue_dir)
     hazard_catalogue = HazardCatalogue.load(settings.catalogue_dir)
+    sharing = load_sharing_policy(settings.sharing_catalogue,
+                                  departments=catalogue.departments)
     city = city if city is not None else load_city(settings, catalogue, hazard_catalogue)
     # Processes starting at once on PostgreSQL create their event stores, read models and
     # other tables one after the other: created at the same instant, IF NOT EXISTS still
     # races ("tuple concurrently updated", a duplicate type).
     with start_up_serialised(settings.database_url):
-        return _wire(settings, clock, catalogue, hazard_catalogue, city)
+        return _wire(settings, clock, catalogue, hazard_catalogue, sharing, city)
 
 
 def _wire(settings: Settings, clock: Callable[[], datetime], catalogue: Catalogue,
-          hazard_catalogue: HazardCatalogue, city: Any) -> CitySystem:
+          hazard_catalogue: HazardCatalogue, sharing: SharingPolicy, city: Any) -> CitySystem:
     """Open the stores and wire the applications, read models and clocks (creating what
     is missing)."""
     locator = city.map
@@ -236,6 +242,7 @@ def _wire(settings: Settings, clock: Callable[[], datetime], catalogue: Catalogu
         settings=settings,
         catalogue=catalogue,
         hazard_catalogue=hazard_catalogue,
+        sharing=sharing,
         city=city,
         store=store,
         read_models=read_models,

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     city_dir: Path | None = Field(
         default=None, description="Folder of the city's map layers; unset = the demo city."
     )
+    sharing_catalogue: Path | None = Field(
+        default=None, description="The sharing catalogue (who may see which field, on every "
+        "read path and feed); unset = the built-in one. See docs/sharing.md.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     secret_key: SecretStr = SecretStr("development-only-secret")

@@ -34,6 +34,7 @@ from cityops.command_center.routers import (
     subscriptions,
     ws,
 )
+from cityops.command_center.sharing import check_map_layers
 from cityops.command_center.versions import install_version_checks
 from cityops.feeds.service import build_feed_service
 
@@ -65,6 +66,9 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     """The web app over `system`; with `manage_lifecycle` it starts the projection followers
     on start-up (and, embedded, the feed loops: one process does everything) and closes the
     system on shutdown."""
+    # The map layers publish their properties to everyone who may read them: each must be
+    # shared unconditionally (a clear error at start-up otherwise).
+    check_map_layers(system, system.spatial.layers.values())
     feeds = build_feed_service(system)
     live_hub = LiveHub(system, queue_size=system.settings.ws_client_queue)
 

@@ -44,7 +44,10 @@ def current_actor(
     if credentials is None:
         raise NotAuthenticated("log in first: send Authorization: Bearer <token> "
                                "(the access_token of POST /auth/login)")
-    return get_authenticator(request).actor_for_token(credentials.credentials)
+    actor = get_authenticator(request).actor_for_token(credentials.credentials)
+    # The sharing policy applied to the response needs to know who it is for.
+    request.state.actor = actor
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

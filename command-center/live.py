@@ -38,9 +38,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from cityops.bootstrap import CitySystem
-from cityops.command_center.personal_data import ENTITLED_ROLES, protect_caller_data
 from cityops.command_center.scopes import feature_in_scope, incident_scope_where, scope_of
+from cityops.command_center.sharing import hidden_by_layer
 from cityops.domain.actors import Actor
+from cityops.domain.sharing import without_keys
 from cityops.domain.supervision import Light
 from cityops.projections.live_changes import (
     LIVE_LAYERS,
@@ -156,13 +157,13 @@ def feature(item_id: str, geometry: dict[str, Any] | None,
 
 class PushedChange:
     """A change-log row on its way to clients: its message, encoded once per way of
-    showing it (caller data in clear or masked, or as a removal)."""
+    showing it (with the keys a viewer may not see removed, or as a removal)."""
 
     def __init__(self, row: ChangeRow, generation: int) -> None:
         self.row = row
         self.layer = LIVE_LAYERS[row.layer]
         self.generation = generation
-        self._texts: dict[str, str] = {}
+        self._texts: dict[frozenset[str] | None, str] = {}
 
     def _message(self, doc: dict[str, Any] | None) -> str:
         row = self.row
@@ -180,19 +181,19 @@ class PushedChange:
             return None
         if subscription.matches(self.layer, row.values) \
                 and visible_to(client.actor, row.layer, row.doc or {}):
-            way = "clear" if client.entitled else "masked"
+            way: frozenset[str] | None = client.hidden.get(row.layer, frozenset())
         elif row.previous is not None and subscription.matches(self.layer, row.previous) \
                 and visible_to(client.actor, row.layer, row.previous.scope_document()):
             # It has just left the subscription or the user's scope: the client drops it.
-            way = "removed"
+            way = None  # removed
         else:
             return None
         text = self._texts.get(way)
         if text is None:
             doc = self.row.doc
-            if way == "masked" and doc is not None:
-                doc = protect_caller_data(doc, client.actor)
-            text = self._texts[way] = self._message(None if way == "removed" else doc)
+            if way and doc is not None:
+                doc = without_keys(doc, way)
+            text = self._texts[way] = self._message(None if way is None else doc)
         return text
 
 
@@ -326,11 +327,9 @@ class LiveClient:
     wake it, unless its queue fills up)."""
     sent_at: float = -1e9
     """When (the loop's clock) its last batch was sent."""
-
-    @property
-    def entitled(self) -> bool:
-        """Whether it sees caller personal data in clear."""
-        return self.actor.role in ENTITLED_ROLES
+    hidden: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Per layer, the document keys the sharing policy withholds from this user (set by
+    `LiveHub.connect` and `snapshot` from the system's policy)."""
 
     def offer(self, seq: int | None, text: str, *, heartbeat: bool = False) -> None:
         """Queue a message (with the position it brings the client to, if any); a full
@@ -554,6 +553,7 @@ class LiveHub:
     def connect(self, client: LiveClient, resume: tuple[int, int] | None) -> None:
         """Register a client: from now on it is offered every change; its sender starts
         with a snapshot, or with the replay of what it missed."""
+        client.hidden = hidden_by_layer(self.system, client.actor)
         self.clients.add(client)
         if resume is None:
             client.demand("snapshot")
@@ -715,6 +715,7 @@ class LiveHub:
         store = generation.store
         position = LiveChangeLog.head(store)
         subscription = client.subscription
+        client.hidden = hidden_by_layer(self.system, client.actor)
         now = self.system.grid_cases.clock()
         layers: dict[str, list[dict[str, Any]]] = {}
         limits: dict[str, dict[str, Any]] = {}
@@ -724,9 +725,10 @@ class LiveHub:
                 continue
             features, matched = self._features(store, layer, subscription, client.actor,
                                                now)
-            if not client.entitled:
+            hidden = client.hidden.get(layer_id)
+            if hidden:
                 for item in features:
-                    item["properties"] = protect_caller_data(item["properties"], client.actor)
+                    item["properties"] = without_keys(item["properties"], hidden)
             layers[layer_id] = features
             limits[layer_id] = {"limit": self.snapshot_limit, "matched": matched,
                                 "complete": matched <= self.snapshot_limit}

@@ -32,6 +32,7 @@ from cityops.domain.catalogue import Catalogue, Urgency
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseStatus, RejectionReason
 from cityops.domain.hotline import TicketStatus, TicketType
+from cityops.domain.sharing import SharingPolicy, Viewer
 
 OPEN311_USER_PREFIX = "open311:"
 """Every request from an Open311 client is acted by `open311:<client name>` (role system)."""
@@ -520,12 +521,15 @@ class RequestContext:
     city_map: Any
     city_name: str
     zone: tzinfo
+    sharing: SharingPolicy
+    """Open311 is public: a request shows only what is shared with everyone."""
 
 
 def case_as_request(doc: Mapping[str, Any], created: datetime | str, updated: datetime | str,
                     context: RequestContext) -> dict[str, Any]:
     """A grid case (its summary document) as a service request. Nothing of whoever reported
     it is part of a case, so nothing personal can leak."""
+    doc = context.sharing.document("grid-cases", doc, Viewer.city_wide())
     catalogue = context.services.catalogue
     service = context.services.services.get(doc["category"])
     status = CaseStatus(doc["status"])
@@ -554,6 +558,7 @@ def ticket_as_request(doc: Mapping[str, Any], created: datetime | str,
                       updated: datetime | str, context: RequestContext) -> dict[str, Any]:
     """A hotline ticket (its summary document) as a service request: the caller's name and
     phone number, the department's reply and the operator's notes stay inside CityOps."""
+    doc = context.sharing.document("hotline", doc, Viewer.city_wide())
     catalogue = context.services.catalogue
     service = context.services.services.get(doc["topic"])
     status = TicketStatus(doc["status"])

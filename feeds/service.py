@@ -235,11 +235,10 @@ def build_feed_service(system: CitySystem, settings: FeedSettings | None = None,
                        clock: Callable[[], float] = time.time) -> FeedService:
     """The feeds over an already-built city system; nothing runs until `start()`.
 
-    Loads and validates the sharing catalogue (a bad one is a clear error here, at start-up),
+    Uses the system's sharing policy (loaded and validated when the system was built),
     opens the subscriptions' event store beside the others and creates the outbox tables."""
     settings = settings if settings is not None else FeedSettings()
-    catalogue = SharingCatalogue.load(settings.sharing_catalogue,
-                                      departments=system.catalogue.departments)
+    catalogue = system.sharing
     subscriptions = Subscriptions(
         system.settings.event_store_env(Subscriptions.name), catalogue=system.catalogue,
         hazard_catalogue=system.hazard_catalogue,

@@ -8,7 +8,6 @@ it the Kafka publisher is not started and webhooks are still delivered.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Self
 
 from pydantic import Field, field_validator, model_validator
@@ -42,8 +41,6 @@ class FeedSettings(BaseSettings):
     kafka_timeout_s: float = Field(default=30.0, gt=0, le=600)
     restart_delay_s: float = Field(default=2.0, ge=0, le=600,
                                    description="Pause before restarting a failed publisher")
-    sharing_catalogue: Path | None = Field(
-        default=None, description="A shared-data catalogue file; unset = the built-in one.")
     webhook_workers: int = Field(default=4, ge=1, le=64,
                                  description="Webhook requests in flight at once (at most one "
                                  "per subscription)")

@@ -41,7 +41,10 @@ class Subject:
     """Departments the aggregate is dispatched or assigned to, or that own it (the reader
     adds those it concerned just before the event)."""
     context: dict[str, Any] = field(default_factory=dict)
-    """Named facts of the current state carried in messages (each has a sharing class)."""
+    """Named facts of the current state carried in messages (each has a sharing class). A
+    case's or ticket's description (and a ticket's caller) are in it: a department's feed
+    receives an item from the event that brings it into its scope (a dispatch, an
+    assignment), not the report made before."""
 
 
 def _grid_case(case: GridCase) -> Subject:
@@ -50,8 +53,9 @@ def _grid_case(case: GridCase) -> Subject:
         status=case.status.value, categories=frozenset({case.category}),
         point=case.location, grid_cell=case.grid_cell, departments=departments,
         context={"status": case.status.value, "category": case.category,
-                 "urgency": case.urgency.value, "location": case.location,
-                 "grid_cell": case.grid_cell, "department": case.department},
+                 "urgency": case.urgency.value, "description": case.description,
+                 "location": case.location, "grid_cell": case.grid_cell,
+                 "department": case.department},
     )
 
 
@@ -85,8 +89,11 @@ def _hotline_ticket(ticket: HotlineTicket) -> Subject:
         categories=frozenset({ticket.topic, ticket.ticket_type.value}),
         point=ticket.location, grid_cell=ticket.grid_cell, departments=departments,
         context={"status": ticket.status.value, "ticket_type": ticket.ticket_type.value,
-                 "topic": ticket.topic, "location": ticket.location,
-                 "grid_cell": ticket.grid_cell, "department": ticket.department},
+                 "topic": ticket.topic, "description": ticket.description,
+                 "caller_name": ticket.caller_name, "caller_phone": ticket.caller_phone,
+                 "calls": [call.as_fact() for call in ticket.extra_calls],
+                 "location": ticket.location, "grid_cell": ticket.grid_cell,
+                 "department": ticket.department},
     )
 
 
@@ -111,11 +118,13 @@ DESCRIBE: dict[type[Any], Callable[[Any], Subject]] = {
 }
 
 CONTEXT_FIELDS: dict[type[Any], tuple[str, ...]] = {
-    GridCase: ("status", "category", "urgency", "location", "grid_cell", "department"),
+    GridCase: ("status", "category", "urgency", "description", "location", "grid_cell",
+               "department"),
     Incident: ("status", "category", "incident_type", "level", "location", "affected_area",
                "task_departments"),
     HazardSource: ("status", "hazard_type", "grade", "location"),
-    HotlineTicket: ("status", "ticket_type", "topic", "location", "grid_cell", "department"),
+    HotlineTicket: ("status", "ticket_type", "topic", "description", "caller_name",
+                    "caller_phone", "calls", "location", "grid_cell", "department"),
     Resource: ("status", "kind", "department", "position", "incident_id"),
 }
 """The context keys of each aggregate class (the sharing catalogue must classify each)."""

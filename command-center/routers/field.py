@@ -13,13 +13,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from cityops.command_center.dependencies import CurrentActor, PagingDep, SystemDep, page_body
 from cityops.command_center.feature_requests import GEOJSON
 from cityops.command_center.routers.pages import page
+from cityops.command_center.sharing import shared_route
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import NotPermitted
 from cityops.domain.gridcase import CaseStatus
 from cityops.maps.citymap import CityMap, Inspector
 from cityops.projections.views import case_light
 
-router = APIRouter(prefix="/field", tags=["field"])
+router = APIRouter(prefix="/field", tags=["field"], route_class=shared_route("grid-cases"))
 
 
 def _inspector(actor: Actor, city_map: CityMap) -> Inspector:

@@ -23,13 +23,14 @@ from cityops.command_center.history import event_history
 from cityops.command_center.routers.photos import require_uploaded
 from cityops.command_center.schemas import Command, Page, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filters
+from cityops.command_center.sharing import shared_route
 from cityops.domain.catalogue import Urgency
 from cityops.domain.gridcase import CaseSource, CaseStatus, RejectionReason
 from cityops.domain.supervision import Light
 from cityops.projections.views import case_light
 
 router = APIRouter(
-    prefix="/grid-cases", tags=["grid cases"],
+    prefix="/grid-cases", tags=["grid cases"], route_class=shared_route("grid-cases"),
     dependencies=[scope_guard("case_id", "grid case",
                               lambda system, i: system.grid_cases.case(i).summary())],
 )

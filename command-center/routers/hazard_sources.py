@@ -23,11 +23,12 @@ from cityops.command_center.dependencies import (
 from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, Page, PointIn
 from cityops.command_center.scopes import LOGGED_IN
+from cityops.command_center.sharing import shared_route
 from cityops.domain.hazard import FindingSeverity, HazardStatus, ThresholdDirection
 
 # Hazard sources are shared with every department: a login is all it takes to read them.
 router = APIRouter(prefix="/hazard-sources", tags=["hazard sources"],
-                   dependencies=[LOGGED_IN])
+                   dependencies=[LOGGED_IN], route_class=shared_route("hazards"))
 
 
 class HazardRegistration(Command):

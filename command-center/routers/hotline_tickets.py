@@ -1,6 +1,7 @@
 """Hotline tickets: receive calls and messages, answer them at first contact or route them to
 departments, replies, callbacks, merges, hand-overs to cases and incidents, closing; list,
-get and history, with caller personal data shown only to the roles entitled to it."""
+get and history; caller personal data only for those the sharing catalogue entitles (the
+router's sharing policy, command-center/sharing.py)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,15 @@ from cityops.command_center.dependencies import (
     page_body,
 )
 from cityops.command_center.history import event_history
-from cityops.command_center.personal_data import protect_caller_data
 from cityops.command_center.schemas import Command, Page, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filters
+from cityops.command_center.sharing import shared_route
 from cityops.domain.actors import Actor
 from cityops.domain.catalogue import Urgency
 from cityops.domain.hotline import Channel, Satisfaction, TicketStatus, TicketType
 
 router = APIRouter(
-    prefix="/hotline-tickets", tags=["hotline tickets"],
+    prefix="/hotline-tickets", tags=["hotline tickets"], route_class=shared_route("hotline"),
     dependencies=[scope_guard("ticket_id", "hotline ticket",
                               lambda system, i: system.hotline.ticket(i).summary())],
 )
@@ -103,15 +104,14 @@ class IncidentEscalation(Command):
 
 
 def _state(system: SystemDep, ticket_id: UUID, actor: Actor) -> dict[str, Any]:
-    """The ticket as the write side knows it now, with its reply timeliness, as `actor` may
-    see it."""
+    """The ticket as the write side knows it now, with its reply timeliness (the router's
+    sharing policy removes what `actor` may not see)."""
     system.wake_projections()
     ticket = system.hotline.ticket(ticket_id)
     body = ticket.summary()
     timeliness = system.hotline.timeliness(ticket)
     body["reply_timeliness"] = timeliness.value if timeliness else None
-    result: dict[str, Any] = protect_caller_data(body, actor)
-    return result
+    return body
 
 
 @router.post("", status_code=201)
@@ -159,8 +159,7 @@ def list_tickets(
         "rm_tickets", filters=filters, prefixes={"grid_cell": area} if area else None,
         limit=paging.limit, offset=paging.offset,
     )
-    items = [protect_caller_data(doc, actor) for doc in page.items]
-    return page_body(items, page.total, paging)
+    return page_body(page.items, page.total, paging)
 
 
 @router.get("/{ticket_id}")
@@ -174,9 +173,7 @@ def ticket_history(ticket_id: UUID, system: SystemDep,
                    actor: CurrentActor) -> list[dict[str, Any]]:
     """Every event of the ticket: what happened, who did it, in what role, and when."""
     system.hotline.ticket(ticket_id)
-    history: list[dict[str, Any]] = protect_caller_data(
-        event_history(system.hotline.events.get(ticket_id)), actor)
-    return history
+    return event_history(system.hotline.events.get(ticket_id))
 
 
 @router.post("/{ticket_id}/answer")

@@ -23,6 +23,7 @@ from cityops.command_center.dependencies import (
 from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, Page, PointIn
 from cityops.command_center.scopes import incident_scope_where, scope_guard
+from cityops.command_center.sharing import shared_route
 from cityops.domain.incident import (
     CasualtyFigure,
     Finding,
@@ -33,7 +34,7 @@ from cityops.domain.incident import (
 )
 
 router = APIRouter(
-    prefix="/incidents", tags=["incidents"],
+    prefix="/incidents", tags=["incidents"], route_class=shared_route("incidents"),
     dependencies=[scope_guard("incident_id", "incident",
                               lambda system, i: system.incidents.incident(i).summary())],
 )

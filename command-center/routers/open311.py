@@ -74,7 +74,8 @@ class Open311State:
         self.services = ServiceList(system.catalogue)
         self.context = RequestContext(services=self.services, city_map=system.city.map,
                                       city_name=system.city.info.name,
-                                      zone=system.catalogue.calendar.timezone)
+                                      zone=system.catalogue.calendar.timezone,
+                                      sharing=system.sharing)
         self._origins: OrderedDict[UUID, bool] = OrderedDict()
         self._lock = threading.Lock()
 

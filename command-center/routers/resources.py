@@ -21,12 +21,13 @@ from cityops.command_center.dependencies import (
 )
 from cityops.command_center.schemas import Command, Page, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scope_of, scoped_filters
+from cityops.command_center.sharing import shared_route
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.resource import ResourceStatus, nearest_available
 from cityops.domain.resources import UNCHANGED
 
 router = APIRouter(
-    prefix="/resources", tags=["resources"],
+    prefix="/resources", tags=["resources"], route_class=shared_route("resources"),
     dependencies=[scope_guard("resource_id", "resource",
                               lambda system, i: system.resources.resource_view(i))],
 )

@@ -134,3 +134,14 @@ def api(system: CitySystem) -> Iterator[Api]:
     """The app over the system; leaving the block stops the projections and closes it."""
     with TestClient(create_app(system)) as client:
         yield Api(client, system)
+
+
+@pytest.fixture(scope="module")
+def module_api(tmp_path_factory: pytest.TempPathFactory, demo_city: Any) -> Iterator[Api]:
+    """One app and system for a whole test module (a world built once and read by many
+    tests); closed after the module."""
+    built = build_system(Settings(data_dir=tmp_path_factory.mktemp("module-api")),
+                         city=demo_city)
+    built.accounts.hasher = TEST_HASHER
+    with TestClient(create_app(built)) as client:
+        yield Api(client, built)

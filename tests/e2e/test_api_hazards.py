@@ -102,7 +102,10 @@ def test_a_hazard_source_is_watched_alarmed_inspected_and_decommissioned(api: An
     gone = api.post(f"{path}/decommission", {"reason": "depot moved out of town"},
                     role="planner")
     assert gone["status"] == "decommissioned"
-    assert api.get(path) == {**gone, "latest_readings": {}}
+    assert api.get(path, role="planner") == {**gone, "latest_readings": {}}
+    # The owner's contact is shared on condition: not with planners, with dispatchers.
+    assert gone["owner"] == {"name": "Riverside Gas Co."}
+    assert api.get(path)["owner"]["contact"] == "+86 25 8888 0000"
 
     history = api.history(path)
     assert [e["event"] for e in history] == [

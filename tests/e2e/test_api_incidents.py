@@ -143,7 +143,11 @@ def test_an_incident_goes_from_report_to_review(api: Any) -> None:
     assert reviewed["status"] == "reviewed"
     assert reviewed["review"]["findings"][0]["aspect"] == "response-time"
 
-    assert api.get(path) == reviewed
+    # The planner sees the review but not the casualty figures (the sharing catalogue).
+    assert api.get(path, role="planner") == reviewed
+    assert "casualties" not in reviewed["situation_reports"][0]
+    assert api.get(path)["situation_reports"][0]["casualties"] == {"evacuated": 40,
+                                                                   "injured": 2}
     history = api.history(path)
     assert history[0]["event"] == "Reported"
     assert history[0]["actor"] == {"user_id": "inspector-1", "role": "inspector",

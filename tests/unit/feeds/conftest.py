@@ -17,7 +17,7 @@ from cityops.domain.geometry import GeoPoint
 from cityops.domain.hazard_catalogue import HazardCatalogue
 from cityops.domain.hotlinetickets import HotlineTickets
 from cityops.domain.incidents import Incidents
-from cityops.feeds.sharing import SharingCatalogue
+from cityops.feeds.sharing import SharingCatalogue, load_sharing_policy
 from cityops.feeds.subscriptions import Subscriptions
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
@@ -68,7 +68,7 @@ def hazard_catalogue() -> HazardCatalogue:
 
 @pytest.fixture(scope="session")
 def sharing(catalogue: Catalogue) -> SharingCatalogue:
-    return SharingCatalogue.load(departments=catalogue.departments)
+    return load_sharing_policy(departments=catalogue.departments)
 
 
 @pytest.fixture

@@ -14,16 +14,24 @@ import pytest
 from cityops.domain.actors import Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import CatalogueError
-from cityops.feeds.sharing import Recipient, SharingCatalogue, SharingClass, required_fields
+from cityops.feeds.sharing import (
+    Recipient,
+    SharingCatalogue,
+    SharingClass,
+    load_sharing_policy,
+    required_fields,
+    stream_fields,
+)
 from cityops.feeds.streams import Stream
 
 RAW: dict[str, Any] = json.loads(
-    resources.files("cityops.feeds").joinpath("data", "sharing.json").read_text("utf-8"))
+    resources.files("cityops.domain").joinpath("data", "sharing.json").read_text("utf-8"))
 
 
 def load(raw: Any, catalogue: Catalogue) -> SharingCatalogue:
     return SharingCatalogue.from_data(raw, label="test sharing.json",
-                                      departments=catalogue.departments)
+                                      departments=catalogue.departments,
+                                      fields=stream_fields())
 
 
 def expected_receivers(text: str, departments: list[str]) -> set[str]:
@@ -165,11 +173,11 @@ def test_every_problem_is_listed_at_once(catalogue: Catalogue) -> None:
 def test_a_catalogue_file_that_is_missing_or_not_json_is_a_clear_error(
         tmp_path: Path, catalogue: Catalogue) -> None:
     with pytest.raises(CatalogueError, match="file not found"):
-        SharingCatalogue.load(tmp_path / "none.json", departments=catalogue.departments)
+        load_sharing_policy(tmp_path / "none.json", departments=catalogue.departments)
     bad = tmp_path / "bad.json"
     bad.write_text("{feeds:", encoding="utf-8")
     with pytest.raises(CatalogueError, match=r"bad.json: not valid JSON"):
-        SharingCatalogue.load(bad, departments=catalogue.departments)
+        load_sharing_policy(bad, departments=catalogue.departments)
     good = tmp_path / "good.json"
     good.write_text(json.dumps(RAW), encoding="utf-8")
-    assert SharingCatalogue.load(good, departments=catalogue.departments).source == str(good)
+    assert load_sharing_policy(good, departments=catalogue.departments).source == str(good)
