@@ -14,13 +14,13 @@ from pydantic import BaseModel, Field
 
 from cityops.bootstrap import CitySystem
 from cityops.command_center.dependencies import CurrentActor, SystemDep
-from cityops.command_center.personal_data import protect_caller_data
 from cityops.command_center.scopes import (
     LOGGED_IN,
     OutOfScope,
     incident_scope_where,
     scoped_filters,
 )
+from cityops.command_center.sharing import shared_for
 from cityops.domain.actors import Actor
 from cityops.maps.gazetteer import Gazetteer
 from cityops.projections.search import (
@@ -152,17 +152,18 @@ def search_items(
         for doc in page.items:
             light = case_light(doc, now)
             items.append({**doc, "light": light.value if light else None})
-        result["grid_cases"] = {"data": items, "count": page.total}
+        result["grid_cases"] = {"data": shared_for(system, "grid-cases", items, actor),
+                                "count": page.total}
     if SearchKind.HOTLINE_TICKETS in kinds:
         page = _department_hits(system, HOTLINE_TICKETS, query, actor, limit)
         result["hotline_tickets"] = {
-            "data": [protect_caller_data(doc, actor) for doc in page.items],
+            "data": shared_for(system, "hotline", page.items, actor),
             "count": page.total}
     if SearchKind.INCIDENTS in kinds:
         page = search(system.read_models, INCIDENTS, query, filters={},
                       extra_where=incident_scope_where(system.read_models.store.dialect, actor),
                       limit=limit, offset=0, locate=_locate(system))
-        result["incidents"] = _hits(page)
+        result["incidents"] = shared_for(system, "incidents", _hits(page), actor)
     return result
 
 

@@ -144,7 +144,9 @@ def _build(api: Any) -> None:
                                    "allowance_minutes": 30})
     api.post(f"{path}/situation-reports", {"text": "Two floors burning",
                                            "casualties": {"injured": CASUALTY_SENTINEL}})
-    api.post(f"{path}/contain", {"note": "out"})
+    contained = api.post(f"{path}/contain", {"note": "out"})
+    for task in contained["tasks"]:  # an incident closes only with every task settled
+        api.post(f"{path}/tasks/{task['id']}/waive", {"reason": "Fire out before they came"})
     api.post(f"{path}/close", {})
     api.post(f"{path}/review", {
         "summary": "REVIEW-SUMMARY-SENTINEL",
@@ -255,6 +257,9 @@ READ_PATHS: dict[str, tuple[Reader, frozenset[str]]] = {
                         "/statistics/departments", "/statistics/incidents",
                         "/statistics/hotline"), SELECTION),
     "Open311": (_get("/open311/v2/requests.json", "/open311/v2/requests.xml"), SELECTION),
+    "search": (_get("/search?q=sentinel&limit=50", "/search?q=incident+title+sentinel",
+                    "/search?q=ticket+description+sentinel",
+                    "/search?q=case+description+sentinel"), SELECTION),
 }
 """Each read path, and the streams whose whole documents it shows (every field of an item
 the viewer may see); the others show a fixed selection, and must show no field that is not
@@ -378,3 +383,11 @@ def test_map_layers_must_not_publish_a_field_that_is_not_shared_with_all(
             check_map_layers(system, [leaking])
     finally:
         system.close()
+
+
+def test_the_search_path_finds_the_sentinel_items_so_its_leak_check_is_not_empty(
+        city: Any) -> None:
+    answer = json.dumps(_answer(city, "search", "dispatcher", None))
+    for sentinel in ("INCIDENT-TITLE-SENTINEL", "TICKET-DESCRIPTION-SENTINEL",
+                     "CASE-DESCRIPTION-SENTINEL"):
+        assert sentinel in answer
