@@ -4,8 +4,10 @@ time it left and by whoever made it leave, once however often it is asked."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -30,16 +32,7 @@ HOTLINE = Actor("operator-7", Role.HOTLINE_OPERATOR)
 PUMP_CREW = Actor("pump-3-crew", Role.DEPARTMENT_USER, "water")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> datetime:
-        self.now += timedelta(**kwargs)
-        return self.now
+Clock = Any  # the `fixed_clock` fixture's FixedClock (tests/unit/domain/conftest.py)
 
 
 @dataclass
@@ -74,14 +67,9 @@ class City:
                 for a in self.incidents.incident(incident_id).resources]
 
 
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    return Catalogue.load()
-
-
 @pytest.fixture
-def city(catalogue: Catalogue) -> City:
-    clock = Clock()
+def city(catalogue: Catalogue, fixed_clock: Callable[[datetime], Clock]) -> City:
+    clock = fixed_clock(START)
     incidents = Incidents(POPO, catalogue=catalogue, clock=clock)
     resources = Resources(POPO, catalogue=catalogue, clock=clock)
     plan_id = incidents.define_plan(
