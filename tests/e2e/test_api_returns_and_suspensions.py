@@ -162,6 +162,11 @@ def test_the_hotline_overrules_a_ticket_return(api: Any) -> None:
                         **OPERATOR)
     assert (accepted["status"], accepted["department"]) == ("assigned", "sanitation")
     assert accepted["returns"][0]["outcome"] == "accepted"
+    # Both returns count against the water company, wherever the tickets went.
+    api.settle()
+    [water] = [d for d in api.get("/statistics/hotline", **WATER)["departments"]]
+    assert (water["department"], water["returns_made"], water["returns_rejected"],
+            water["returns_accepted"], water["dispute_rate"]) == ("water", 2, 1, 1, 0.5)
 
 
 def test_disputes_are_counted_in_the_department_s_statistics(api: Any) -> None:
