@@ -40,8 +40,8 @@ from cityops.projections.hotline import ticket_table
 from cityops.projections.live_changes import LiveChangeLog, light_change_writer, live_channel
 from cityops.projections.photos import PhotoStore
 from cityops.projections.readings import StoredLatestReadings
-from cityops.projections.spatial import SpatialQueries, spatial_queries_for
 from cityops.projections.returns import case_return_table, ticket_return_table
+from cityops.projections.spatial import SpatialQueries, spatial_queries_for
 from cityops.projections.statistics import CaseDispatchTable, CityStatistics
 from cityops.projections.store import ReadStore, start_up_serialised
 from cityops.projections.supervision_clock import SupervisionClock

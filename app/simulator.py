@@ -8,7 +8,8 @@ vehicle trackers' position fixes, crews' status reports, and departments' system
 case handled or returned and a ticket answered. What a person does in the command centre
 (register, dispatch, review a return, decide a suspension request, verify, escalate, assign a
 resource...) or at a department's desk (accept or return a ticket, ask for a suspension,
-resume) is a direct command, as the dashboard would issue it. A message the pipeline dead-letters is a failure of the demo.
+resume) is a direct command, as the dashboard would issue it. A message the pipeline
+dead-letters is a failure of the demo.
 
 The whole system runs on a `SimulatedClock`, so deadlines, supervision lights and event times
 follow the simulated day; the same seed gives the same day, command for command: message ids

@@ -55,6 +55,7 @@ from cityops.projections.generations import (
     SqliteGenerations,
     rebuild,
 )
+from cityops.projections.returns import CASE_RETURNS_TABLE, RETURN_COLUMNS
 from cityops.projections.statistics import (
     DISPATCH_COLUMNS,
     DISPATCH_TABLE,
@@ -249,11 +250,12 @@ class BackendResult:
 
 
 def scale_up(store: Any, grid_cases: SummaryTable, cases: int) -> int:
-    """Copy the case and dispatch rows under new ids until there are about `cases` cases
+    """Copy the case, dispatch and return rows under new ids until there are about `cases` cases
     (a year of a large city, in the demo days' proportions); returns the number of cases."""
     tables = (
         (grid_cases.table, ["id", *(c.name for c in grid_cases.all_columns), "doc"], "id"),
         (DISPATCH_TABLE, list(DISPATCH_COLUMNS), "case_id"),
+        (CASE_RETURNS_TABLE, list(RETURN_COLUMNS), "item_id"),
     )
     with store.transaction() as txn:
         txn.execute(f"SELECT COUNT(*) FROM {grid_cases.table}")

@@ -131,9 +131,12 @@ class ReturnFigures:
         reviewed = self.returns_reviewed
         return self.returns_rejected / reviewed if reviewed else None
 
+    def counts(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     def as_dict(self) -> dict[str, Any]:
-        return {**{f.name: getattr(self, f.name) for f in fields(self)},
-                "returns_reviewed": self.returns_reviewed, "dispute_rate": self.dispute_rate}
+        return {**self.counts(), "returns_reviewed": self.returns_reviewed,
+                "dispute_rate": self.dispute_rate}
 
 
 _OUTCOME_FIELDS = {

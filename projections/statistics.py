@@ -436,8 +436,13 @@ class HotlineFigures:
     satisfied: int = 0
     basically_satisfied: int = 0
     dissatisfied: int = 0
-    returns: ReturnFigures = field(default_factory=ReturnFigures)
-    """The tickets the department returned as not its matter, and the centre's review."""
+    # The tickets the department returned as not its matter, and the centre's review of them
+    # (counted against the returning department, wherever the ticket went next).
+    returns_made: int = 0
+    returns_awaiting_review: int = 0
+    returns_accepted: int = 0
+    returns_rejected: int = 0
+    returns_lapsed: int = 0
 
     def __add__(self, other: HotlineFigures) -> HotlineFigures:
         return HotlineFigures(**{f.name: getattr(self, f.name) + getattr(other, f.name)
@@ -455,10 +460,16 @@ class HotlineFigures:
         rated = self.satisfied + self.basically_satisfied + self.dissatisfied
         return _rate(self.satisfied + self.basically_satisfied, rated)
 
+    @property
+    def returns(self) -> ReturnFigures:
+        return ReturnFigures(**{f.name: getattr(self, f.name) for f in fields(ReturnFigures)})
+
     def as_dict(self) -> dict[str, Any]:
-        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "returns"},
+        return {**{f.name: getattr(self, f.name) for f in fields(self)},
                 "on_time_reply_rate": self.on_time_reply_rate,
-                "satisfaction_rate": self.satisfaction_rate, **self.returns.as_dict()}
+                "satisfaction_rate": self.satisfaction_rate,
+                "returns_reviewed": self.returns.returns_reviewed,
+                "dispute_rate": self.returns.dispute_rate}
 
 
 @dataclass(frozen=True)
@@ -713,7 +724,7 @@ class CityStatistics:
         # A return counts for the department that made it, wherever the ticket went next.
         for department, returns in returned.items():
             figures[department] = replace(figures.get(department, HotlineFigures()),
-                                          returns=returns)
+                                          **returns.counts())
         return figures
 
     def hotline(self, now: datetime) -> HotlineFigures:

@@ -297,3 +297,40 @@ def test_the_search_box_finds_a_case_by_words_and_street_and_places_the_map(
     expect(place).to_contain_text("Qingshan Reservoir")
     place.click()
     expect(dispatcher.testid("map")).to_have_attribute("data-place", "Qingshan Reservoir")
+
+
+def test_a_department_asks_for_a_suspension_and_the_centre_settles_a_disputed_return(
+        server: Server, screens: Screens, screenshots: Path) -> None:
+    case_id = server.report_case("Broken kerb stones at the crossing (suspension, return)")["id"]
+    server.post("disp-a", f"/grid-cases/{case_id}/register", {})
+    server.post("disp-a", f"/grid-cases/{case_id}/dispatch", {"department": "urban-management"})
+
+    # The department cannot stop its clock itself: it asks.
+    department = screens.login("dept-um")
+    open_case(department, case_id)
+    expect(department.testid("action-suspend")).to_have_count(0)
+    act(department, "request-suspension", {"reason": "A road closure permit is needed first"})
+    expect(department.testid("detail-pending-suspension")).to_contain_text("road closure")
+
+    dispatcher = screens.login("disp-a")
+    open_case(dispatcher, case_id, queue="suspension-requests")
+    dispatcher.page.screenshot(path=screenshots / "dashboard-suspension-request.png")
+    act(dispatcher, "approve-suspension")
+    expect(dispatcher.testid("detail-status")).to_have_text("suspended")
+
+    # The permit came: the department resumes (that only starts the clock), then finds the
+    # kerb is not its asset and returns the case.
+    expect(department.testid("detail-status")).to_have_text("suspended")
+    act(department, "resume")
+    expect(department.testid("detail-status")).to_have_text("dispatched")
+    act(department, "return", {"reason": "The kerb belongs to the housing estate"})
+
+    # The centre reviews the return and rejects it: back to the department, with the reason.
+    open_case(dispatcher, case_id, queue="returns-to-review")
+    expect(dispatcher.testid("detail-returned-by")).to_contain_text("urban-management")
+    dispatcher.page.screenshot(path=screenshots / "dashboard-return-review.png")
+    act(dispatcher, "reject-return", {"reason": "Public pavement: the estate ends at its gate"})
+    expect(dispatcher.testid("detail-status")).to_have_text("dispatched")
+    expect(dispatcher.page.locator("[data-testid=timeline-entry][data-event=ReturnRejected]")) \
+        .to_be_visible()
+    expect(row_of(department, case_id)).to_have_attribute("data-status", "dispatched")

@@ -162,6 +162,11 @@ def test_the_hotline_overrules_a_ticket_return(api: Any) -> None:
                         **OPERATOR)
     assert (accepted["status"], accepted["department"]) == ("assigned", "sanitation")
     assert accepted["returns"][0]["outcome"] == "accepted"
+    # Both returns count against the water company, wherever the tickets went.
+    api.settle()
+    [water] = [d for d in api.get("/statistics/hotline", **WATER)["departments"]]
+    assert (water["department"], water["returns_made"], water["returns_rejected"],
+            water["returns_accepted"], water["dispute_rate"]) == ("water", 2, 1, 1, 0.5)
 
 
 def test_disputes_are_counted_in_the_department_s_statistics(api: Any) -> None:
@@ -182,3 +187,23 @@ def test_disputes_are_counted_in_the_department_s_statistics(api: Any) -> None:
             "returns_reviewed": 2, "returns_rejected": 1, "returns_accepted": 1,
             "returns_awaiting_review": 1}
         assert urban["dispute_rate"] == 0.5
+
+
+def test_the_centre_settles_a_selection_in_bulk(api: Any) -> None:
+    asked = [dispatched_case(api) for _ in range(2)]
+    for path in asked:
+        api.post(f"{path}/suspension-requests", {"reason": "Road closure needed"}, **URBAN)
+    returned = [dispatched_case(api) for _ in range(2)]
+    for path in returned:
+        api.post(f"{path}/return", {"reason": "Not ours"}, **URBAN)
+
+    def ids(paths: list[str]) -> list[dict[str, str]]:
+        return [{"id": p.rsplit("/", 1)[1]} for p in paths]
+
+    approved = api.post("/grid-cases/bulk/suspension-decision",
+                        {"items": ids(asked), "approve": True})
+    assert [r["document"]["status"] for r in approved["results"]] == ["suspended"] * 2
+    rejected = api.post("/grid-cases/bulk/return-review",
+                        {"items": ids(returned), "accept": False, "reason": "Yours"})
+    assert [(r["document"]["status"], r["document"]["department"])
+            for r in rejected["results"]] == [("dispatched", "urban-management")] * 2

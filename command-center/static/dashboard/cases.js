@@ -1,17 +1,20 @@
 // The case queue: grid cases waiting for the centre or with the departments, with their
 // supervision light and deadline, the bulk register/reject of a selection, and the case view
-// for the detail pane with the actions of the workflow (register, reject, dispatch, approve
-// or refuse an extension, verify, close; for a department: handle, return, ask for more time).
+// for the detail pane with the actions of the workflow (register, reject, dispatch, accept or
+// reject a department's return, approve or refuse an extension or a suspension, verify, close;
+// for a department: handle, return, ask for more time or for a suspension, resume).
 
 import { get, post, request, showOutcome } from "/static/common/api.js";
 import { el } from "./detail.js";
-import { OPEN_CASE_STATUSES, caseLight, may, readOnly, shortId, timeText, untilText } from "./words.js";
+import { OPEN_CASE_STATUSES, caseLight, localInputToIso, may, readOnly, returnsText, shortId, timeText, untilText } from "./words.js";
 
 const FILTERS = {
   "to-register": (d) => d.status === "reported",
-  "to-dispatch": (d) => d.status === "registered" || d.status === "returned",
+  "to-dispatch": (d) => d.status === "registered",
+  "returns-to-review": (d) => d.status === "returned",
   "with-departments": (d) => ["dispatched", "handled", "suspended"].includes(d.status),
   extensions: (d) => Boolean(d.pending_extension),
+  "suspension-requests": (d) => Boolean(d.pending_suspension),
   "to-close": (d) => d.status === "verified",
   "all-open": (d) => OPEN_CASE_STATUSES.has(d.status),
 };
@@ -19,7 +22,7 @@ const LIGHT_ORDER = { red: 0, yellow: 1, green: 2 };
 
 /** A department user's queue is what is with their department. */
 function departmentFilter(user) {
-  return (d) => ["dispatched", "handled", "suspended"].includes(d.status) || Boolean(d.pending_extension);
+  return (d) => ["dispatched", "handled", "suspended"].includes(d.status) || Boolean(d.pending_extension) || Boolean(d.pending_suspension);
 }
 
 export class CaseQueue {
@@ -97,6 +100,8 @@ export class CaseQueue {
         el("b", {}, this.catalogue.categoryName(doc.category)), el("div", { class: "sub" }, shortId(doc.id),
           doc.department ? ` · ${doc.department}` : doc.proposed_department ? ` · → ${doc.proposed_department}` : "",
           doc.pending_extension ? " · extension asked" : "",
+          doc.pending_suspension ? " · suspension asked" : "",
+          doc.status === "returned" && doc.returned_by ? ` · returned by ${doc.returned_by}` : "",
           viewers.length ? el("span", { class: "viewing", testid: "row-presence" }, ` · viewing: ${viewers.map((v) => v.user_id).join(", ")}`) : null)),
       el("td", {}, doc.grid_cell || ""),
       el("td", { testid: "case-status" }, doc.status),
@@ -149,7 +154,8 @@ export class CaseQueue {
       eventNote: (event) => {
         const f = event.facts || {};
         return [f.department && `to ${f.department}`, f.reason, f.result, f.note, f.instructions,
-          f.fixed === false && "not fixed: rework", f.requested_deadline && `until ${timeText(f.requested_deadline)}`]
+          f.fixed === false && "not fixed: rework", f.requested_deadline && `until ${timeText(f.requested_deadline)}`,
+        f.expected_resume_at && `resume expected ${timeText(f.expected_resume_at)}`]
           .filter(Boolean).join(" · ");
       },
       facts: (doc) => {
@@ -164,6 +170,10 @@ export class CaseQueue {
           ["Stage deadline", doc.stage_deadline ? `${timeText(doc.stage_deadline)} (${untilText(doc.stage_deadline)})` : ""],
           ["Handling deadline", doc.handling_deadline ? `${timeText(doc.handling_deadline)} (${untilText(doc.handling_deadline)})` : ""],
           ["Extension asked", doc.pending_extension ? `until ${timeText(doc.pending_extension.requested_deadline)}: ${doc.pending_extension.reason}` : ""],
+          ["Suspension asked", doc.pending_suspension ? `${doc.pending_suspension.reason}${doc.pending_suspension.expected_resume_at ? ` (resume expected ${timeText(doc.pending_suspension.expected_resume_at)})` : ""}` : "", "detail-pending-suspension"],
+          ["Suspended", doc.status === "suspended" ? `${doc.suspension_reason || ""}${doc.expected_resume_at ? ` (resume expected ${timeText(doc.expected_resume_at)})` : ""}` : ""],
+          ["Returned by", doc.status === "returned" && doc.returned_by ? `${doc.returned_by}: ${doc.return_reason || ""}` : "", "detail-returned-by"],
+          ["Returns reviewed", returnsText((doc.returns || []).filter((r) => r.outcome !== "awaiting-review"))],
           ["Description", doc.description],
           ["Result", doc.result],
           ["Reported", `${timeText(doc.reported_at)} by ${doc.source}`],
@@ -191,7 +201,27 @@ export class CaseQueue {
             run: (values, v) => post(path("reject"), { reason: values.reason, note: values.note, duplicate_of: values.reason === "duplicate" && values.duplicate_of ? values.duplicate_of : null }, { version: v }),
           });
         }
-        if ((s === "registered" || s === "returned") && can("dispatch")) {
+        if (s === "returned" && can("review-return")) {
+          // The department's "not ours" is a claim: the centre accepts it (another
+          // department) or rejects it (back to the same one, on the clock it had).
+          const others = departments.filter(([value]) => value !== doc.returned_by);
+          const proposed = doc.proposed_department !== doc.returned_by ? doc.proposed_department : "";
+          actions.push({
+            name: "accept-return", label: "Accept return", style: "primary", done: "Return accepted: dispatched",
+            fields: [
+              { name: "department", label: "Dispatch to", type: "select", value: proposed || (others[0] || [""])[0], options: others },
+              { name: "reason", label: "Review note", type: "textarea" },
+              { name: "instructions", label: "Instructions", type: "textarea" },
+            ],
+            run: (values, v) => post(path("return-review"), { accept: true, department: values.department || null, reason: values.reason, instructions: values.instructions }, { version: v }),
+          });
+          actions.push({
+            name: "reject-return", label: "Reject return", style: "danger", done: `Return rejected: back to ${doc.returned_by}`,
+            fields: [{ name: "reason", label: `Why it is ${doc.returned_by}'s`, type: "textarea", required: true }],
+            run: (values, v) => post(path("return-review"), { accept: false, reason: values.reason }, { version: v }),
+          });
+        }
+        if (s === "registered" && can("dispatch")) {
           actions.push({
             name: "dispatch", label: "Dispatch", style: "primary", done: "Dispatched",
             fields: [
@@ -218,13 +248,25 @@ export class CaseQueue {
           const local = new Date(suggested.getTime() - suggested.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
           actions.push({ name: "request-extension", label: "Request extension", done: "Extension requested", fields: [{ name: "requested_deadline", label: "New deadline", type: "datetime-local", value: local, required: true }, { name: "reason", label: "Reason", required: true }], run: (values, v) => post(path("extension-requests"), { requested_deadline: new Date(values.requested_deadline).toISOString(), reason: values.reason }, { version: v }) });
         }
+        if (doc.pending_suspension && can("decide-suspension")) {
+          actions.push({ name: "approve-suspension", label: "Approve suspension", style: "primary", done: "Suspension approved: the clock stands still", run: (_, v) => post(path("suspension-decision"), { approve: true }, { version: v }) });
+          actions.push({ name: "refuse-suspension", label: "Refuse suspension", fields: [{ name: "reason", label: "Reason", required: true }], done: "Suspension refused", run: (values, v) => post(path("suspension-decision"), { approve: false, reason: values.reason }, { version: v }) });
+        }
+        if (s === "dispatched" && !doc.pending_suspension && can("request-suspension")) {
+          actions.push({
+            name: "request-suspension", label: "Request suspension", done: "Suspension requested",
+            fields: [{ name: "reason", label: "Why the work must wait", required: true },
+              { name: "expected_resume_at", label: "Expected resume (optional)", type: "datetime-local" }],
+            run: (values, v) => post(path("suspension-requests"), { reason: values.reason, expected_resume_at: localInputToIso(values.expected_resume_at) }, { version: v }),
+          });
+        }
         if (s === "handled" && can("verify")) {
           actions.push({ name: "verify", label: "Verify", style: "primary", done: "Verification recorded", fields: [{ name: "fixed", label: "On site", type: "select", value: "yes", options: [["yes", "fixed"], ["no", "not fixed: rework"]] }, { name: "note", label: "Note", type: "textarea" }], confirm: "Record verification", run: (values, v) => post(path("verify"), { fixed: values.fixed === "yes", note: values.note }, { version: v }) });
         }
         if (s === "verified" && can("close")) {
           actions.push({ name: "close", label: "Close", style: "primary", done: "Closed", run: (_, v) => post(path("close"), {}, { version: v }) });
         }
-        if (["registered", "dispatched"].includes(s) && can("suspend")) {
+        if (s === "dispatched" && can("suspend")) {
           actions.push({ name: "suspend", label: "Suspend", fields: [{ name: "reason", label: "Reason (long work)", required: true }], done: "Suspended", run: (values, v) => post(path("suspend"), { reason: values.reason }, { version: v }) });
         }
         if (s === "suspended" && can("resume")) {

@@ -1,10 +1,11 @@
 // The hotline queue: tickets waiting for the centre (received, returned by a department) and
-// those with departments, with their reply deadline; routing to a department, merging calls
-// about the same matter, and for a department user returning a ticket that is not theirs.
+// those with departments, with their reply deadline; routing to a department, reviewing a
+// department's return (accept: route elsewhere; reject: back to it), merging calls about the
+// same matter, and for a department user returning a ticket that is not theirs.
 
 import { post } from "/static/common/api.js";
 import { el } from "./detail.js";
-import { OPEN_TICKET_STATUSES, may, readOnly, shortId, timeText, untilText } from "./words.js";
+import { OPEN_TICKET_STATUSES, may, readOnly, returnsText, shortId, timeText, untilText } from "./words.js";
 
 export class HotlineQueue {
   constructor(root, state, { user, catalogue, onSelect }) {
@@ -36,7 +37,8 @@ export class HotlineQueue {
     el("td", {}, el("b", {}, this.catalogue.topicName(doc.topic)), el("div", { class: "sub" }, shortId(doc.id), ` · ${doc.channel}`,
       (doc.extra_calls || []).length ? ` · ${doc.extra_calls.length + 1} calls` : "")),
     el("td", {}, doc.ticket_type),
-    el("td", {}, doc.status, doc.department ? el("div", { class: "sub" }, doc.department) : null),
+    el("td", {}, doc.status, doc.department ? el("div", { class: "sub" }, doc.department)
+      : doc.status === "returned" && doc.returned_by ? el("div", { class: "sub" }, `returned by ${doc.returned_by}: to review`) : null),
     el("td", { class: doc.reply_deadline && Date.parse(doc.reply_deadline) < now ? "overdue" : "" },
       doc.reply_deadline ? untilText(doc.reply_deadline, now) : ""))));
   }
@@ -61,6 +63,8 @@ export class HotlineQueue {
         ["Description", doc.description],
         ["Department", doc.department || (doc.proposed_department ? `proposed: ${doc.proposed_department}` : "")],
         ["Reply by", doc.reply_deadline ? `${timeText(doc.reply_deadline)} (${untilText(doc.reply_deadline)})` : ""],
+        ["Returned by", doc.status === "returned" && doc.returned_by ? `${doc.returned_by}: ${doc.return_reason || ""}` : "", "detail-returned-by"],
+        ["Returns reviewed", returnsText((doc.returns || []).filter((r) => r.outcome !== "awaiting-review"))],
         ["Grid cell", doc.grid_cell],
         ["Calls merged", (doc.extra_calls || []).length || ""],
         ["Version", doc.version, "detail-version"],
@@ -69,7 +73,22 @@ export class HotlineQueue {
         if (readOnly(user)) return [];
         const path = (name) => `/hotline-tickets/${doc.id}/${name}`;
         const actions = [];
-        if (["received", "returned"].includes(doc.status) && may(user, "hotline-ticket", "route")) {
+        if (doc.status === "returned" && may(user, "hotline-ticket", "review-return")) {
+          const others = catalogue.departmentOptions().filter(([value]) => value !== doc.returned_by);
+          const proposed = doc.proposed_department !== doc.returned_by ? doc.proposed_department : "";
+          actions.push({
+            name: "accept-return", label: "Accept return", style: "primary", done: "Return accepted: routed",
+            fields: [{ name: "department", label: "Route to", type: "select", value: proposed || (others[0] || [""])[0], options: others },
+              { name: "reason", label: "Review note", type: "textarea" }],
+            run: (values, v) => post(path("return-review"), { accept: true, department: values.department || null, reason: values.reason }, { version: v }),
+          });
+          actions.push({
+            name: "reject-return", label: "Reject return", style: "danger", done: `Return rejected: back to ${doc.returned_by}`,
+            fields: [{ name: "reason", label: `Why it is ${doc.returned_by}'s`, type: "textarea", required: true }],
+            run: (values, v) => post(path("return-review"), { accept: false, reason: values.reason }, { version: v }),
+          });
+        }
+        if (doc.status === "received" && may(user, "hotline-ticket", "route")) {
           actions.push({
             name: "route", label: "Route", style: "primary", done: "Routed",
             fields: [{ name: "department", label: "Department", type: "select", value: doc.proposed_department || "", options: catalogue.departmentOptions() },

@@ -56,6 +56,18 @@ export function clockText(iso) {
   return new Date(iso || Date.now()).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+/** What the centre's reviews made of an item's returns: "1 rejected, 1 accepted". */
+export function returnsText(returns) {
+  const counts = {};
+  for (const r of returns || []) counts[r.outcome] = (counts[r.outcome] || 0) + 1;
+  return Object.entries(counts).map(([outcome, n]) => `${n} ${outcome.replace("-", " ")}`).join(", ");
+}
+
+/** "<input type=datetime-local>" value -> ISO time with its offset (empty stays null). */
+export function localInputToIso(value) {
+  return value ? new Date(value).toISOString() : null;
+}
+
 export function shortId(id) {
   return String(id || "").slice(0, 8);
 }
@@ -66,13 +78,16 @@ const CENTRE = ["dispatcher", "admin"];
 export const ACTIONS_BY_ROLE = {
   "grid-case": {
     register: CENTRE, reject: CENTRE, dispatch: CENTRE, "decide-extension": CENTRE,
-    suspend: CENTRE, resume: CENTRE, close: CENTRE,
+    "review-return": CENTRE, "decide-suspension": CENTRE, suspend: CENTRE, close: CENTRE,
+    // Resuming only starts the clock again: the department may do it when it can work.
+    resume: [...CENTRE, "department-user"],
     verify: ["inspector", ...CENTRE],
     handle: ["department-user"], return: ["department-user"],
-    "request-extension": ["department-user"],
+    "request-extension": ["department-user"], "request-suspension": ["department-user"],
   },
   "hotline-ticket": {
     route: ["hotline-operator", ...CENTRE], merge: ["hotline-operator", ...CENTRE],
+    "review-return": ["hotline-operator", ...CENTRE],
     return: ["department-user"],
   },
   incident: { "assign-resource": CENTRE, verify: CENTRE, contain: CENTRE, "waive-task": CENTRE },
