@@ -165,6 +165,9 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/statistics/areas"): READ,
     ("GET", "/statistics/departments"): READ,
     ("GET", "/statistics/incidents"): READ,
+    ("GET", "/statistics/response-times"): READ,
+    ("GET", "/search"): READ,
+    ("GET", "/search/places"): READ,
     ("GET", "/statistics/hotline"): READ,
     # subscriptions (a department's own; oversight roles read all)
     ("GET", "/subscriptions/catalogue"): READ,
@@ -374,6 +377,16 @@ def test_a_department_user_sees_only_their_departments_scope(api: Any) -> None:
 
     # Caller data is withheld from a department the catalogue does not entitle to it.
     assert "caller" not in api.get(f"/hotline-tickets/{world['water_ticket']}", **water)
+
+    # Search follows the same scope as the lists.
+    found = api.get("/search", q="bins", **water)
+    assert ids(found["grid_cases"]) == {world["water_case"]}
+    assert ids(api.get("/search", q="smell", **water)["hotline_tickets"]) == {
+        world["water_ticket"]}
+    assert ids(api.get("/search", q="fire", **water)["incidents"]) == set()
+    assert ids(api.get("/search", q="fire", role="department-user", dept="fire")["incidents"]
+               ) == {world["fire_incident"]}
+    assert len(ids(api.get("/search", q="bins", role="leader")["grid_cases"])) == 2
 
     # The map, OGC API and exports follow the same scope.
     assert ids(api.get("/spatial/grid-cases/features", **water)) == {world["water_case"]}
