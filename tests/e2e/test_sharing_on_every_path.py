@@ -308,7 +308,8 @@ def test_a_field_is_in_a_departments_feed_exactly_when_the_catalogue_shares_it(
                 messages.append(event.message(city.system.sharing, Viewer.city_wide()))
                 continue
             subscription = _whole_stream(feeds, department, reader.stream)
-            routes = route(event, [subscription], city.system.city.map)
+            routes = route(event, [subscription], city.system.city.map,
+                           city.system.sharing)
             if department in routes.departments:
                 messages.append(event.message(city.system.sharing,
                                               Viewer.department_feed(department)))
