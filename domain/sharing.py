@@ -179,6 +179,7 @@ class _ConditionFile(_Strict):
 class _CentreFile(_Strict):
     description: str = Field(min_length=1)
     roles: list[str] = Field(min_length=1)
+    departments: list[str] = Field(default_factory=list)
 
 
 class _FeedFile(_Strict):
@@ -205,6 +206,9 @@ class SharingPolicy:
     centre_roles: frozenset[Role]
     centre_description: str
     source: str
+    centre_departments: frozenset[str] = frozenset()
+    """The centre's own departments (the command centre, the hotline): their feeds are not
+    confined to a department's scope."""
 
     @classmethod
     def load(cls, path: Path | None = None, *, departments: Collection[str],
@@ -243,6 +247,9 @@ class SharingPolicy:
         problems: list[str] = []
         conditions = _conditions(data.conditions, departments, problems)
         centre_roles = frozenset(_roles("centre", data.centre.roles, problems))
+        for code in data.centre.departments:
+            if code not in departments:
+                problems.append(f"centre: unknown department {code!r}")
         feeds: dict[str, FeedEntry] = {}
         for name in sorted(set(data.feeds) - set(fields)):
             problems.append(f"feeds.{name}: unknown stream; streams are {', '.join(fields)}")
@@ -265,7 +272,7 @@ class SharingPolicy:
             raise CatalogueError(f"{label}: " + "; ".join(problems))
         return cls(version=data.version, feeds=feeds, conditions=conditions,
                    centre_roles=centre_roles, centre_description=data.centre.description,
-                   source=label)
+                   source=label, centre_departments=frozenset(data.centre.departments))
 
     # --- applying it ----------------------------------------------------------------------
 
@@ -304,6 +311,13 @@ class SharingPolicy:
         keys = self.withheld_keys(stream, viewer)
         return without_keys(data, keys) if keys else data
 
+    def in_scope(self, stream: str, concerned: Collection[str], department: str) -> bool:
+        """Whether an item of `stream` that concerns the `concerned` departments is in the
+        scope of `department`'s feeds (see `DEPARTMENT_SCOPED_STREAMS`); the centre's own
+        departments see every item."""
+        return (department in self.centre_departments
+                or in_department_scope(stream, concerned, department))
+
     def check_published(self, stream: str, names: Iterable[str], where: str) -> None:
         """Refuse a publication meant for everyone (map layers, OGC collections, exports)
         that carries a key of a field not shared unconditionally."""
@@ -319,7 +333,8 @@ class SharingPolicy:
         return {
             "version": self.version,
             "centre": {"description": self.centre_description,
-                       "roles": sorted(r.value for r in self.centre_roles)},
+                       "roles": sorted(r.value for r in self.centre_roles),
+                       "departments": sorted(self.centre_departments)},
             "conditions": {
                 c.name: {"description": c.description, "departments": sorted(c.departments),
                          "roles": sorted(r.value for r in c.roles)}

@@ -245,7 +245,7 @@ class KafkaFeedPublisher:
                    ("cityops-event-id", event.event_id.encode())]
         messages = [(self.topics.stream(event.stream), event.key,
                      encode(event.message(self.catalogue, Recipient.city_wide())), headers)]
-        routes = route(event, subscriptions, self.locator)
+        routes = route(event, subscriptions, self.locator, self.catalogue)
         for department, subscription_ids in sorted(routes.departments.items()):
             body = event.message(self.catalogue, Recipient.department_feed(department))
             body["department"] = department

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cityops.domain.ports import GridLocator
+from cityops.domain.sharing import SharingPolicy
 from cityops.feeds.events import FeedEvent
 from cityops.feeds.subscription import DeliveryKind, Subscription
 
@@ -22,11 +23,16 @@ class Routes:
 
 
 def route(event: FeedEvent, subscriptions: Sequence[Subscription],
-          locator: GridLocator | None) -> Routes:
-    """The departments' topics and the webhooks that `event` goes to."""
+          locator: GridLocator | None, policy: SharingPolicy) -> Routes:
+    """The departments' topics and the webhooks that `event` goes to. The department scope
+    of the screens holds for the feeds too (`policy.in_scope`): another department's case,
+    ticket or resource is not delivered, whatever a subscription's filter."""
     departments: dict[str, list[str]] = {}
     webhooks: list[Subscription] = []
     for subscription in subscriptions:
+        if not policy.in_scope(event.stream, event.subject.departments,
+                               subscription.department):
+            continue
         if not subscription.wants(stream=event.stream, trigger=event.trigger,
                                   occurred_at=event.occurred_at, subject=event.subject,
                                   locator=locator):

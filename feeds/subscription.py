@@ -31,7 +31,6 @@ from cityops.domain.errors import InvalidValue, NotPermitted
 from cityops.domain.geometry import Area
 from cityops.domain.model import CityAggregate
 from cityops.domain.ports import GridLocator
-from cityops.domain.sharing import in_department_scope
 from cityops.feeds.streams import Stream, Trigger
 from cityops.feeds.subject import Subject
 
@@ -182,10 +181,6 @@ class SubscriptionFilter:
             raise InvalidValue("area must be an area filter")
 
     def matches(self, subject: Subject, department: str, locator: GridLocator | None) -> bool:
-        if not in_department_scope(self.stream, subject.departments, department):
-            # The department scope of the screens holds for the feeds too: another
-            # department's case, ticket or resource is not delivered, whatever the filter.
-            return False
         if self.categories and not (self.categories & subject.categories):
             return False
         if self.levels and subject.level not in self.levels:

@@ -395,7 +395,8 @@ class WebhookOutbox:
             rows = []
             now = self.clock()
             for event in batch.events:
-                for subscription in route(event, subscriptions, self.locator).webhooks:
+                routes = route(event, subscriptions, self.locator, self.catalogue)
+                for subscription in routes.webhooks:
                     delivery_id = delivery_id_for(subscription.id, event.event_id)
                     body = event.message(self.catalogue,
                                          Recipient.department_feed(subscription.department))

@@ -81,6 +81,11 @@ def test_events_reach_the_city_wide_and_department_topics_as_shared(
         description="no water since morning", caller_name="Zhang San",
         caller_phone="13812345678", location=here, actor=cast.operator, command_id="call-1")
     system.hotline.assign(ticket, actor=cast.operator, department="water")
+    witness = system.hotline.receive(
+        channel="phone", ticket_type="report", topic="water-supply",
+        description="saw someone break the hydrant", caller_name="Li Si",
+        caller_phone="13900001111", location=here, actor=cast.operator, command_id="call-2")
+    system.hotline.assign(witness, actor=cast.operator, department="police")
     cover = system.grid_cases.report(source="inspector", category="C0101",
                                      description="cover missing", location=here,
                                      actor=cast.inspector)
@@ -124,23 +129,25 @@ def test_events_reach_the_city_wide_and_department_topics_as_shared(
                                             "coordinates": [here.lon, here.lat]}
     assert received["actor"] == cast.operator.as_dict()
 
-    # The police get every hotline event, with the caller's personal data.
+    # The police, subscribed to the whole stream, get the tickets routed to them (from the
+    # assignment on), with the caller's personal data; never water's ticket.
     police = read_committed(kafka_bootstrap, topics.department("police"))
     assert_once_and_in_order(police)
-    assert [m.body["event_type"] for m in police] == ["HotlineTicket.Received",
-                                                      "HotlineTicket.Assigned"]
-    assert police[0].body["data"]["caller_name"] == "Zhang San"
-    assert police[0].body["data"]["caller_phone"] == "13812345678"
+    assert [(m.body["event_type"], m.body["aggregate_id"]) for m in police] == [
+        ("HotlineTicket.Assigned", str(witness))]
+    assert police[0].body["context"]["caller_name"] == "Li Si"
+    assert police[0].body["context"]["caller_phone"] == "13900001111"
+    assert police[0].body["context"]["description"] == "saw someone break the hydrant"
     assert police[0].body["subscriptions"] == [str(police_calls)]
     assert "possible_duplicates" not in police[0].body["data"]
 
-    # Water: created and closed manhole-cover cases; the ticket once it was assigned to
-    # water; never the caller's personal data.
+    # Water: manhole-cover cases closed after they were dispatched to water (reported, a
+    # case is no department's yet); the ticket once it was assigned to water; never the
+    # caller's personal data.
     water = read_committed(kafka_bootstrap, topics.department("water"))
     assert_once_and_in_order(water)
     assert sorted((m.body["event_type"], m.body["aggregate_id"]) for m in water) == sorted([
-        ("GridCase.Reported", str(cover)), ("GridCase.Closed", str(cover)),
-        ("HotlineTicket.Assigned", str(ticket))])
+        ("GridCase.Closed", str(cover)), ("HotlineTicket.Assigned", str(ticket))])
     assert str(lamp) not in {m.body["aggregate_id"] for m in water}
     closed = next(m.body for m in water if m.body["event_type"] == "GridCase.Closed")
     assert closed["trigger"] == "closed" and closed["subscriptions"] == [str(water_covers)]
@@ -267,7 +274,8 @@ def test_a_publisher_killed_mid_stream_resumes_with_no_gap_and_no_duplicate(
     # whose first records reach the broker well before their commit: a window to kill in.
     settings = feed_settings(topic_prefix, batch_size=BATCH)
     feeds = build_feed_service(system, settings)
-    subscribe(feeds, cast, "water", Stream.GRID_CASES)
+    # The command centre's own system: every case is in its scope.
+    subscribe(feeds, cast, "command-centre", Stream.GRID_CASES)
     feeds.close()
     env = {**os.environ, "CITYOPS_DATABASE_URL": fresh_database,
            "CITYOPS_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -342,9 +350,9 @@ def test_a_publisher_killed_mid_stream_resumes_with_no_gap_and_no_duplicate(
     assert_once_and_in_order(calls)
     assert sorted(m.body["event_id"] for m in calls) == sorted(
         stream_events(system, "hotline", "HotlineTicket"))
-    water = read_committed(kafka_bootstrap, topics.department("water"))
-    assert_once_and_in_order(water)
-    assert sorted(m.body["event_id"] for m in water) == sorted(expected_cases)
+    centre = read_committed(kafka_bootstrap, topics.department("command-centre"))
+    assert_once_and_in_order(centre)
+    assert sorted(m.body["event_id"] for m in centre) == sorted(expected_cases)
     assert Counter(m.body["event_type"] for m in cases) == Counter(
         {"GridCase.Reported": traffic.cases, "GridCase.Registered": traffic.cases,
          "GridCase.Dispatched": traffic.cases})

@@ -65,7 +65,9 @@ def test_a_webhook_is_signed_retried_with_backoff_and_logged(
     police = webhook_receiver(SECRET)
     police.fail_next(2, status=503)
     feeds = open_feeds(pg_system, feed_settings("unused", webhook_backoff_base_s=0.3))
-    subscription = hook(feeds, cast, "police", Stream.HOTLINE, police)
+    # The hotline's own system: every ticket is in its scope (a department's feed gets only
+    # the tickets routed to it).
+    subscription = hook(feeds, cast, "hotline", Stream.HOTLINE, police)
     ticket = call(pg_system, cast, cell_points[3][1])
     feeds.start()
     try:
@@ -86,7 +88,7 @@ def test_a_webhook_is_signed_retried_with_backoff_and_logged(
     assert requests[2].arrived - requests[1].arrived >= 0.3
     message = requests[2].message
     assert message["event_type"] == "HotlineTicket.Received"
-    assert message["data"]["caller_name"] == "Zhang San"  # the police may have it
+    assert message["data"]["caller_name"] == "Zhang San"  # the hotline may have it
     assert message["subscription_id"] == str(subscription)
     assert message["delivery_id"] == requests[2].headers["X-CityOps-Delivery"]
     (logged,) = states(feeds, subscription)
@@ -106,7 +108,7 @@ def test_a_failing_webhook_is_dead_lettered_and_can_be_redelivered(
     gone.always = 404
     feeds = open_feeds(pg_system, feed_settings(
         "unused", webhook_max_attempts=3, webhook_backoff_base_s=0.05))
-    police = hook(feeds, cast, "police", Stream.HOTLINE, broken)
+    police = hook(feeds, cast, "command-centre", Stream.HOTLINE, broken)
     centre = hook(feeds, cast, "hotline", Stream.HOTLINE, gone)
     call(pg_system, cast, cell_points[4][1])
     feeds.start()
@@ -150,7 +152,7 @@ def test_a_slow_webhook_holds_up_neither_the_kafka_feed_nor_other_subscriptions(
     fast = webhook_receiver("hotline-centre-webhook-secret")
     feeds = open_feeds(pg_kafka_system, feed_settings(topic_prefix,
                                                               webhook_timeout_s=30.0))
-    hook(feeds, cast, "police", Stream.HOTLINE, slow)
+    hook(feeds, cast, "command-centre", Stream.HOTLINE, slow)
     hook(feeds, cast, "hotline", Stream.HOTLINE, fast)
     tickets = [call(pg_kafka_system, cast, point, f"noise {i}")
                for i, (_, point) in enumerate(cell_points[:5])]

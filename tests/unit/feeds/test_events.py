@@ -162,7 +162,7 @@ def test_routing_sends_an_event_to_each_department_once_and_to_each_webhook(
     incidents.report(category="accident-disaster", incident_type="fire", title="Warehouse",
                      location=city_point, source="hotline", level="II", actor=DISPATCHER)
     event = StreamReader(STREAMS[Stream.INCIDENTS], incidents).read(0, 10).events[0]
-    routes = route(event, subscriptions.all(), None)
+    routes = route(event, subscriptions.all(), None, sharing)
     assert set(routes.departments) == {"fire"}  # water wants level I only
     assert sorted(routes.departments["fire"]) == sorted([fires, serious])
     assert [str(s.id) for s in routes.webhooks] == [hooked]

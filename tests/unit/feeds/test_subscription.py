@@ -19,6 +19,7 @@ from cityops.domain.errors import (
     NotPermitted,
 )
 from cityops.domain.geometry import Area, GeoPoint
+from cityops.feeds.sharing import SharingCatalogue
 from cityops.feeds.streams import Stream, Trigger
 from cityops.feeds.subject import Subject
 from cityops.feeds.subscription import (
@@ -251,8 +252,7 @@ def test_a_subscription_matches_only_events_of_its_active_periods(
               stream: Stream = Stream.GRID_CASES) -> bool:
         return subscription.wants(stream=stream, trigger=trigger,
                                   occurred_at=start + timedelta(hours=at_hours),
-                                  subject=subject(departments=frozenset({"water"})),
-                                  locator=None)
+                                  subject=subject(), locator=None)
 
     assert not wants(-1)  # before it existed
     assert wants(0) and wants(1)
@@ -301,34 +301,32 @@ def test_filters_match_categories_levels_departments_and_areas(demo_city: Any) -
                                       f"{point.lon} {point.lat}))"))
     assert SubscriptionFilter(stream=Stream.INCIDENTS, area=AreaFilter(polygon=polygon)
                               ).matches(spreading, "fire", locator)
-    recorded = subject(grid_cell="D03-S02-C04-0007", point=point,
-                       departments=frozenset({"water"}))
+    recorded = subject(grid_cell="D03-S02-C04-0007", point=point)
     assert SubscriptionFilter(stream=Stream.GRID_CASES, area=AreaFilter(grid_prefix="D03")
                               ).matches(recorded, "water", locator)
 
 
 @pytest.mark.parametrize("stream", [Stream.GRID_CASES, Stream.HOTLINE, Stream.RESOURCES])
 def test_a_department_subscribed_to_a_whole_stream_gets_only_its_own_items(
-        stream: Stream) -> None:
+        stream: Stream, sharing: SharingCatalogue) -> None:
     # Reproduction (issue 9, item 8): water, subscribed to every hotline ticket, received
     # the tickets routed to roads (description and location) that REST hides from it.
-    whole_stream = SubscriptionFilter(stream=stream)
-    roads_item = subject(departments=frozenset({"roads"}))
-    water_item = subject(departments=frozenset({"water"}))
-    unrouted = subject()
-    assert not whole_stream.matches(roads_item, "water", None)
-    assert not whole_stream.matches(unrouted, "water", None)
-    assert whole_stream.matches(water_item, "water", None)
-    assert whole_stream.matches(roads_item, "roads", None)
+    roads_item = frozenset({"roads"})
+    assert not sharing.in_scope(stream, roads_item, "water")
+    assert not sharing.in_scope(stream, frozenset(), "water")  # not routed yet
+    assert sharing.in_scope(stream, frozenset({"water"}), "water")
+    assert sharing.in_scope(stream, roads_item, "roads")
+    # The centre's own departments' systems see every item.
+    assert sharing.in_scope(stream, roads_item, "hotline")
+    assert sharing.in_scope(stream, frozenset(), "command-centre")
 
 
-def test_incidents_are_shared_by_category_area_and_level_not_by_task() -> None:
+def test_incidents_and_hazards_are_shared_by_filter_not_by_task(
+        sharing: SharingCatalogue) -> None:
     # Departments subscribe to incidents before they have a task there (the domain's
     # information-sharing rules); their conditional fields stay with the catalogue.
-    fire = subject(categories=frozenset({"fire"}), level="II",
-                   departments=frozenset({"health"}))
-    assert SubscriptionFilter(stream=Stream.INCIDENTS, levels=frozenset({"II"})).matches(
-        fire, "fire", None)
+    assert sharing.in_scope(Stream.INCIDENTS, frozenset({"health"}), "fire")
+    assert sharing.in_scope(Stream.HAZARDS, frozenset(), "fire")
 
 
 def test_filters_survive_their_stored_form() -> None:
