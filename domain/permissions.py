@@ -74,6 +74,8 @@ COMMAND_ROLES: dict[str, frozenset[Role]] = {
     "ticket.convert-to-case": HOTLINE | {_R.SYSTEM},
     "ticket.escalate-to-incident": HOTLINE | {_R.SYSTEM},
     "ticket.close": HOTLINE,
+    # The ticket follow-up records what became of the case or incident a ticket became.
+    "ticket.follow-linked-work": frozenset({_R.SYSTEM}),
     # resources
     "resource.register": PLANNING | {_R.DEPARTMENT_USER},
     "resource.revise": PLANNING | {_R.DEPARTMENT_USER},
