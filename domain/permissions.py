@@ -27,6 +27,7 @@ COMMAND_ROLES: dict[str, frozenset[Role]] = {
     "grid-case.resume": CENTRE | {_R.DEPARTMENT_USER},
     "grid-case.handle": DEPARTMENT,
     "grid-case.verify": INSPECTION,
+    "grid-case.assign-verifier": CENTRE,
     "grid-case.close": CENTRE,
     # incidents
     "incident.report": FIELD | {_R.DEPARTMENT_USER},

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -158,10 +159,9 @@ class TicketFollowUp:
         # A page that is not full holds everything of interest up to the head read first.
         end = head if len(notifications) < size else notifications[-1].id
         if end > tracked:
-            try:
+            # Refused when another process following the same log is already further.
+            with suppress(IntegrityError):
                 self.hotline.recorder.insert_tracking(Tracking(name, end))
-            except IntegrityError:
-                pass  # another process following the same log is already further
         return end - start
 
     def _apply(self, upstream: str, notification_id: int, steps: list[TicketStep]) -> bool:

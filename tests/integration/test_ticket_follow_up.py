@@ -111,7 +111,7 @@ class FollowUpContract:
             self, make_system: SystemFactory) -> None:
         writer = make_system()
         first, second = points(writer, 2)
-        ticket_1, case_1 = ticket_with_closed_case(writer, first, 1)
+        ticket_1, _ = ticket_with_closed_case(writer, first, 1)
         ticket_2, case_2 = ticket_with_closed_case(writer, second, 2)
 
         crashing = make_system()

@@ -212,7 +212,7 @@ def test_a_ticket_that_became_an_incident_waits_for_its_closing(centre: Centre) 
     ticket = centre.hotline.ticket(ticket_id)
     assert ticket.status is TicketStatus.TRANSFERRED
     assert ticket.summary()["linked_work"][0]["stage"] == "contained"
-    with pytest.raises(IllegalTransition, match=rf"\(contained\) is not finished yet"):
+    with pytest.raises(IllegalTransition, match=r"\(contained\) is not finished yet"):
         centre.call_back(ticket_id)
     centre.incident_step("close", incident_id)
     centre.follow()
