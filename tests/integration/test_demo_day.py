@@ -55,6 +55,10 @@ def test_the_demo_day_is_coherent_and_touches_every_stream(tmp_path: Path) -> No
         tickets = system.read_models.page("rm_tickets", limit=500).items
         assert len(tickets) > 50
         assert {"closed", "transferred"} <= {t["status"] for t in tickets}
+        # Tickets that became cases followed them to the reply from the result, then the
+        # callback.
+        assert any(t["status"] == "closed" and any(w["finished"] for w in t["linked_work"])
+                   for t in tickets)
         incidents = system.read_models.page("rm_incidents", limit=10).items
         assert {i["status"] for i in incidents} == {"reviewed"}
         assert {i["level"] for i in incidents} == {"III", "IV"}
