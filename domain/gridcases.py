@@ -344,12 +344,12 @@ class GridCases(CityApplication):
         """The centre names the inspector who verifies the case on site, in place of the
         inspector of its cell."""
         when = self.now(at)
-        if not isinstance(inspector, str) or not self.locator.is_inspector(inspector):
-            raise InvalidValue(f"unknown inspector {inspector!r}: not one of the city's grid "
-                               "inspectors")
 
         def decide() -> list[GridCase]:
             case = self.case(case_id)
+            if not isinstance(inspector, str) or not self.locator.is_inspector(inspector):
+                raise InvalidValue(f"unknown inspector {inspector!r}: not one of the city's "
+                                   "grid inspectors")
             case.assign_verifier(inspector=inspector, reason=reason, actor=actor, at=when)
             return [case]
 

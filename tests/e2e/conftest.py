@@ -93,6 +93,11 @@ class Api:
         assert response.status_code == expect, response.text
         return response.json()
 
+    def cell_inspector(self, case: dict[str, Any]) -> str:
+        """The inspector who patrols a case's cell: the one who verifies it."""
+        inspector: str = self.system.city.map.inspector_of(case["grid_cell"])
+        return inspector
+
     def history(self, path: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = self.get(f"{path}/history")
         return events
