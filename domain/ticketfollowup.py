@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 from eventsourcing.utils import get_topic
 
 from cityops.domain.actors import Actor, Role
@@ -113,9 +113,17 @@ class TicketFollowUp:
     def application_name(self) -> str:
         return "+".join(self.upstreams)
 
+    @property
+    def tracking(self) -> ProcessRecorder:
+        """The hotline's store, where the follow-up's positions are tracked."""
+        recorder = self.hotline.recorder
+        if not isinstance(recorder, ProcessRecorder):
+            raise TypeError("the hotline application needs a process recorder")
+        return recorder
+
     def position(self, upstream: str) -> int:
         """The last notification of `upstream`'s log that the tickets have followed."""
-        return self.hotline.recorder.max_tracking_id(upstream) or 0
+        return self.tracking.max_tracking_id(upstream) or 0
 
     def head(self, upstream: str) -> int:
         return self.upstreams[upstream].application.recorder.max_notification_id() or 0
@@ -161,7 +169,7 @@ class TicketFollowUp:
         if end > tracked:
             # Refused when another process following the same log is already further.
             with suppress(IntegrityError):
-                self.hotline.recorder.insert_tracking(Tracking(name, end))
+                self.tracking.insert_tracking(Tracking(name, end))
         return end - start
 
     def _apply(self, upstream: str, notification_id: int, steps: list[TicketStep]) -> bool:
@@ -207,10 +215,10 @@ class TicketFollowUp:
 
     def _case_steps(self, event: Any) -> list[TicketStep]:
         case_id = event.originator_id
-        first = self.grid_cases.repository.get(case_id, version=1)
+        first: object = self.grid_cases.repository.get(case_id, version=1)
         if not isinstance(first, GridCase) or first.ticket_id is None:
             return []
-        case = self.grid_cases.repository.get(case_id, version=event.originator_version)
+        case: object = self.grid_cases.repository.get(case_id, version=event.originator_version)
         assert isinstance(case, GridCase) and case.ticket_id is not None
         at = event.timestamp
         department = case.department or case.returned_by
@@ -263,8 +271,8 @@ class TicketFollowUp:
     # --- incidents -------------------------------------------------------------------------
 
     def _incident_steps(self, event: Any) -> list[TicketStep]:
-        incident = self.incidents.repository.get(event.originator_id,
-                                                 version=event.originator_version)
+        incident: object = self.incidents.repository.get(event.originator_id,
+                                                         version=event.originator_version)
         assert isinstance(incident, Incident)
         tickets = [link["id"] for link in incident.links
                    if link["kind"] == LinkKind.HOTLINE_TICKET.value]

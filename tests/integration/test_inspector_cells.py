@@ -4,7 +4,7 @@ filter on a fact of the rows' documents, written in each database's own JSON SQL
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID

@@ -66,7 +66,7 @@ const CENTRE = ["dispatcher", "admin"];
 export const ACTIONS_BY_ROLE = {
   "grid-case": {
     register: CENTRE, reject: CENTRE, dispatch: CENTRE, "decide-extension": CENTRE,
-    suspend: CENTRE, resume: CENTRE, close: CENTRE,
+    suspend: CENTRE, resume: CENTRE, close: CENTRE, "assign-verifier": CENTRE,
     verify: ["inspector", ...CENTRE],
     handle: ["department-user"], return: ["department-user"],
     "request-extension": ["department-user"],
