@@ -25,9 +25,10 @@ from cityops.domain.hotlinetickets import HotlineTickets
 from cityops.domain.incidents import Incidents
 from cityops.domain.resources import Resources
 from cityops.domain.sharing import SharingPolicy
+from cityops.domain.ticketfollowup import TicketFollowUp
 from cityops.feeds.sharing import load_sharing_policy
 from cityops.projections.emergency import incident_table, plan_table, resource_table
-from cityops.projections.follower import Follower, FollowerThread, ProjectedTable
+from cityops.projections.follower import Follower, FollowerThread, LogFollower, ProjectedTable
 from cityops.projections.generations import (
     ActiveGenerationStore,
     GenerationStorage,
@@ -83,6 +84,9 @@ class CitySystem:
     accounts: Accounts
     """Users, departments and Open311 API keys (not a read-model source: not in
     `applications`)."""
+    ticket_follow_up: TicketFollowUp
+    """The process by which a ticket follows the case or incident it became (it runs
+    wherever the projections run, before the read models in each round)."""
     supervision: SupervisionClock | None = None
     thread: FollowerThread | None = None
     wakeup: FollowerWakeup | None = None
@@ -109,7 +113,7 @@ class CitySystem:
         processes)."""
         if self.thread is None and self.settings.run_projections:
             # The thread asks which followers to run each round: a rebuild may switch over.
-            self.thread = FollowerThread(self.generations.following,
+            self.thread = FollowerThread(self.following,
                                          self.settings.projection_poll_interval_s,
                                          self.settings.projection_min_round_interval_s)
             self.thread.start()
@@ -124,8 +128,15 @@ class CitySystem:
         if self.supervision is not None:
             self.supervision.start()
 
+    def following(self) -> list[LogFollower]:
+        """What the projection thread runs each round: the processes across streams first
+        (what they record is then projected in the same round), then the read models."""
+        return [self.ticket_follow_up, *self.generations.following()]
+
     def catch_up(self) -> None:
-        """Bring every read model up to date now (tests, CLI, start-up)."""
+        """Bring the processes across streams and every read model up to date now (tests,
+        CLI, start-up)."""
+        self.ticket_follow_up.catch_up()
         for follower in self.followers:
             follower.catch_up()
 
@@ -256,6 +267,7 @@ def _wire(settings: Settings, clock: Callable[[], datetime], catalogue: Catalogu
         statistics=CityStatistics(store),
         photos=PhotoStore(generations.registry.store),
         accounts=accounts,
+        ticket_follow_up=TicketFollowUp(hotline, grid_cases, incidents),
     )
     spatial.follow(system.followers)
 

@@ -43,6 +43,7 @@ from cityops.domain.errors import DomainError
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseStatus
 from cityops.domain.hazard import AlarmLevel, open_alarms
+from cityops.domain.hotline import TicketStatus
 from cityops.domain.incident import PlanLevel, PlanTask, ResourceRequirement
 from cityops.ingest import messages
 from cityops.ingest.catalogue import MessageCatalogue
@@ -596,12 +597,25 @@ class DemoDay:
         self.system.grid_cases.verify(case_id, fixed=fixed, actor=actor,
                                       note="" if fixed else "Still not fixed")
         if fixed:
-            self.after(self.minutes(10, 60), "close case",
-                       lambda: self.system.grid_cases.close_case(case_id, actor=DISPATCHER))
+            self.after(self.minutes(10, 60), "close case", lambda: self.close_case(case_id))
         else:
             self.after(self.minutes(60, 180), "handle case", lambda: self.handle_case(case_id))
 
+    def close_case(self, case_id: UUID) -> None:
+        self.system.grid_cases.close_case(case_id, actor=DISPATCHER)
+        ticket_id = self.system.grid_cases.case(case_id).ticket_id
+        if ticket_id is not None:
+            self.after(self.minutes(20, 120), "call back after the case",
+                       lambda: self.call_back_after_case(ticket_id))
+
     # hotline
+
+    def call_back_after_case(self, ticket_id: UUID) -> None:
+        """The operator calls back a caller whose ticket became a case, once the case is
+        closed and the ticket follow-up has filled the reply from its result (it runs with
+        the projections; the step makes sure it has followed everything so far)."""
+        self.system.ticket_follow_up.catch_up()
+        self.call_back(ticket_id)
 
     def _random_point(self) -> GeoPoint:
         codes = self.system.city.map.cells["code"]
@@ -632,7 +646,9 @@ class DemoDay:
                 ticket_id, answer="Explained the policy to the caller", actor=OPERATOR)
             return
         if topic.case_category is not None and self.rng.random() < 0.3:
-            self.system.operations.ticket_to_case(ticket_id, actor=OPERATOR)
+            case_id = self.system.operations.ticket_to_case(ticket_id, actor=OPERATOR)
+            # The case goes the grid-case way; the ticket follows it to the callback.
+            self.after(self.minutes(4, 25), "register case", lambda: self.register_case(case_id))
             return
         self.system.hotline.assign(ticket_id, actor=OPERATOR)
         self.after(self.minutes(10, 90), "department reply", lambda: self.reply(ticket_id))
@@ -673,6 +689,9 @@ class DemoDay:
                                         weights=[70, 20, 10])[0]
         self.system.hotline.call_back(ticket_id, satisfaction=satisfaction, actor=OPERATOR)
         if satisfaction == "dissatisfied":
+            if self.system.hotline.ticket(ticket_id).status is TicketStatus.RETURNED:
+                # Dissatisfied with the result of its case: routed again to a department.
+                self.system.hotline.assign(ticket_id, actor=OPERATOR)
             self.after(self.minutes(30, 120), "department reply", lambda: self.reply(ticket_id))
         else:
             self.system.hotline.close_ticket(ticket_id, actor=OPERATOR)

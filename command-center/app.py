@@ -114,6 +114,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     def health() -> dict[str, Any]:
         """Liveness and the projections' lag behind each event store."""
         lag = {f.application_name: f.head() - f.position() for f in system.followers}
-        return {"status": "ok", "projection_lag": lag}
+        return {"status": "ok", "projection_lag": lag,
+                "ticket_follow_up_lag": system.ticket_follow_up.lag()}
 
     return app

@@ -37,9 +37,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    ProcessRecorder,
+    Recording,
+    Tracking,
+)
 
 from cityops.domain.actors import Actor
 from cityops.domain.errors import (
@@ -511,6 +517,22 @@ class CityApplication(Application[UUID]):
             kind = getattr(subject, "KIND", type(subject).__name__)
             raise ConcurrencyConflict(kind, subject.id, command) from None
         return _ran(CommandOutcome(command, subject.id, repeated=False), aggregates)
+
+    def save_tracked(self, *aggregates: Aggregate, tracking: Tracking) -> list[Recording[UUID]]:
+        """Save what a process decided on a notification of another application together
+        with that notification's position (`tracking`), in one transaction: the library's
+        process-application recording (`EventSourcedProjection.process_event`). Another
+        save at a position not after the tracked one raises `IntegrityError`, so a process
+        that restarts, or runs twice, never applies a notification twice. Needs a process
+        recorder (see `HotlineTickets.construct_recorder`)."""
+        if not isinstance(self.recorder, ProcessRecorder):
+            raise TypeError(f"{self.name} has no process recorder to track positions in")
+        processing_event = ProcessingEvent[UUID](tracking=tracking)
+        processing_event.collect_events(*aggregates)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
 
     def _receipt(self, receipt_id: UUID) -> CommandReceipt | None:
         self._check_not_staged(receipt_id)

@@ -61,6 +61,9 @@ OPEN_STATUSES = frozenset(
     }
 )
 MAX_PHOTOS = 12
+VERIFIER_ASSIGNABLE = (CaseStatus.REGISTERED, CaseStatus.DISPATCHED, CaseStatus.RETURNED,
+                       CaseStatus.SUSPENDED, CaseStatus.HANDLED)
+"""While a verification is still to come, the centre may say who does it."""
 
 
 
@@ -128,6 +131,9 @@ class GridCase(CityAggregate):
             case.returns = []
             case.pending_suspension = None
             case.expected_resume_at = None
+            case.outside_assigned_cells = False
+            case.cell_inspector_at_report = None
+            case.assigned_verifier = None
             case.start_stage(self.timestamp, self.stage_deadline, self.stage_unit)
 
     class Registered(CityAggregate.Event):
@@ -371,6 +377,28 @@ class GridCase(CityAggregate):
                 case.notes.append(self.note)
             case.start_stage(self.timestamp, self.deadline, self.limit_unit)
 
+    class ReportedOutsideAssignedCells(CityAggregate.Event):
+        """An inspector reported the case outside the cells assigned to them: accepted, and
+        marked (the inspector of its cell is the one who patrols there)."""
+
+        cell_inspector: str | None
+
+        def apply(self, case: GridCase) -> None:
+            case.outside_assigned_cells = True
+            case.cell_inspector_at_report = self.cell_inspector
+
+    class VerifierAssigned(CityAggregate.Event):
+        """The centre assigned the inspector who verifies the case on site, in place of the
+        inspector of its cell (on leave, say, or a second opinion)."""
+
+        inspector: str
+        reason: str
+
+        def apply(self, case: GridCase) -> None:
+            case.assigned_verifier = self.inspector
+            if self.reason:
+                case.notes.append(self.reason)
+
     class Closed(CityAggregate.Event):
         note: str
 
@@ -384,6 +412,9 @@ class GridCase(CityAggregate):
     # --- state helpers -----------------------------------------------------------------
 
     if TYPE_CHECKING:
+        outside_assigned_cells: bool
+        cell_inspector_at_report: str | None
+        assigned_verifier: str | None
         status: CaseStatus
         stage: StageClock | None
         source: CaseSource
@@ -439,6 +470,25 @@ class GridCase(CityAggregate):
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
 
+    def check_verifier(self, attempted: str, actor: Actor, cell_inspector: str | None) -> None:
+        """An inspector verifies only the cases that are theirs to verify: those the centre
+        assigned to them, else those in their cells (`cell_inspector` is the inspector of
+        the case's cell now). The centre's own roles may still verify (by camera, say)."""
+        if actor.role is not Role.INSPECTOR:
+            return
+        verifier = self.assigned_verifier or cell_inspector
+        if actor.user_id == verifier:
+            return
+        if self.assigned_verifier is not None:
+            whose = f"the centre assigned {self.assigned_verifier} to verify it"
+        elif cell_inspector is not None:
+            whose = f"it is in cell {self.grid_cell}, patrolled by {cell_inspector}"
+        else:
+            whose = f"its cell {self.grid_cell} has no inspector"
+        raise NotPermitted(
+            f"inspector {actor.user_id} may not {attempted} {self.KIND} {self.id}: {whose}; "
+            "the centre can assign another inspector to verify it")
+
     def _check_department_scope(self, attempted: str, actor: Actor) -> None:
         """A department user acts only on cases dispatched to their own department."""
         if actor.role is Role.DEPARTMENT_USER and actor.department != self.department:
@@ -467,9 +517,11 @@ class GridCase(CityAggregate):
         ticket_id: UUID | None,
         actor: Actor,
         at: datetime,
+        cell_inspector: str | None = None,
     ) -> GridCase:
-        """A case reported from the field, the hotline, a sensor or a camera."""
-        return cls._create(
+        """A case reported from the field, the hotline, a sensor or a camera; an inspector's
+        report outside their cells (`cell_inspector` patrols the case's cell) is marked."""
+        case = cls._create(
             cls.Reported,
             id=case_id,
             timestamp=at,
@@ -486,6 +538,10 @@ class GridCase(CityAggregate):
             possible_duplicates=list(possible_duplicates),
             ticket_id=ticket_id,
         )
+        if actor.role is Role.INSPECTOR and actor.user_id != cell_inspector:
+            case.record(cls.ReportedOutsideAssignedCells, actor=actor, at=at,
+                        cell_inspector=cell_inspector)
+        return case
 
     def register(self, *, category: str, urgency: Urgency, proposed_department: str,
                  stage_deadline: datetime, stage_unit: LimitUnit, note: str, actor: Actor,
@@ -638,21 +694,37 @@ class GridCase(CityAggregate):
                     stage_unit=LimitUnit(stage_unit).value)
 
     def verify(self, *, note: str, photos: list[str], stage_deadline: datetime,
-               stage_unit: LimitUnit, actor: Actor, at: datetime) -> None:
-        """An inspector confirms on site that the problem is fixed."""
+               stage_unit: LimitUnit, actor: Actor, at: datetime,
+               cell_inspector: str | None) -> None:
+        """An inspector confirms on site that the problem is fixed (the case's own inspector,
+        see `check_verifier`)."""
         self.require_status("verify", CaseStatus.HANDLED)
+        self.check_verifier("verify", actor, cell_inspector)
         self.record(self.Verified, actor=actor, at=at,
                     note=checked_text("note", note, required=False),
                     photos=_photos(photos), stage_deadline=stage_deadline,
                     stage_unit=LimitUnit(stage_unit).value)
 
     def order_rework(self, *, note: str, photos: list[str], deadline: datetime,
-                     limit_unit: LimitUnit, actor: Actor, at: datetime) -> None:
+                     limit_unit: LimitUnit, actor: Actor, at: datetime,
+                     cell_inspector: str | None) -> None:
         """An inspector finds the problem not fixed: the case goes back to its department."""
         self.require_status("order rework of", CaseStatus.HANDLED)
+        self.check_verifier("order rework of", actor, cell_inspector)
         self.record(self.ReworkOrdered, actor=actor, at=at, note=checked_text("note", note),
                     photos=_photos(photos), deadline=deadline,
                     limit_unit=LimitUnit(limit_unit).value)
+
+    def assign_verifier(self, *, inspector: str, reason: str, actor: Actor,
+                        at: datetime) -> None:
+        """The centre names the inspector who verifies the case, in place of the inspector
+        of its cell."""
+        attempted = f"assign {inspector} to verify"
+        self.require_status(attempted, *VERIFIER_ASSIGNABLE)
+        if inspector == self.assigned_verifier:
+            self.refuse(attempted, f"{inspector} is already assigned to verify it")
+        self.record(self.VerifierAssigned, actor=actor, at=at, inspector=inspector,
+                    reason=checked_text("reason", reason, required=False))
 
     def close(self, *, note: str, actor: Actor, at: datetime) -> None:
         self.require_status("close", CaseStatus.VERIFIED)
@@ -704,5 +776,7 @@ class GridCase(CityAggregate):
                  for k, v in self.pending_suspension.items()}
                 if self.pending_suspension else None
             ),
+            "outside_assigned_cells": self.outside_assigned_cells,
+            "assigned_verifier": self.assigned_verifier,
         }
 

@@ -14,7 +14,7 @@ from cityops.domain.duplicates import DuplicatePolicy, OpenReportFinder, propose
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseSource, CaseStatus, GridCase, RejectionReason
-from cityops.domain.ports import GridLocator
+from cityops.domain.ports import CityGrid
 from cityops.domain.supervision import Light, light
 
 
@@ -28,7 +28,7 @@ class GridCases(CityApplication):
         env: Mapping[str, str] | None = None,
         *,
         catalogue: Catalogue,
-        locator: GridLocator,
+        locator: CityGrid,
         open_reports: OpenReportFinder,
         duplicate_policy: DuplicatePolicy | None = None,
         clock: Clock = system_clock,
@@ -36,6 +36,7 @@ class GridCases(CityApplication):
         super().__init__(env, clock=clock)
         self.catalogue = catalogue
         self.locator = locator
+        """Locates reports to their cell, and says who patrols each cell."""
         self.open_reports = open_reports
         self.duplicate_policy = duplicate_policy or DuplicatePolicy()
 
@@ -55,6 +56,10 @@ class GridCases(CityApplication):
 
     def case(self, case_id: UUID) -> GridCase:
         return self.load(GridCase, case_id)
+
+    def cell_inspector(self, case: GridCase) -> str | None:
+        """The inspector who patrols the case's cell now (the city's map)."""
+        return self.locator.inspector_of(case.grid_cell) if case.grid_cell else None
 
     def light(self, case: GridCase, now: datetime | None = None) -> Light | None:
         """The supervision light of an open case now (None for closed or rejected cases)."""
@@ -116,7 +121,8 @@ class GridCases(CityApplication):
                 case_id=new_id, source=source, category=category, urgency=urgency,
                 description=description, location=location, grid_cell=cell,
                 photos=list(photos or []), possible_duplicates=duplicates, ticket_id=ticket_id,
-                actor=actor, at=when, **self._stage("reported", when),
+                actor=actor, at=when, cell_inspector=self.locator.inspector_of(cell),
+                **self._stage("reported", when),
             )]
 
         def already_reported() -> None:
@@ -390,17 +396,37 @@ class GridCases(CityApplication):
 
         def decide() -> list[GridCase]:
             case = self.case(case_id)
+            cell_inspector = self.cell_inspector(case)
             if fixed:
                 case.verify(note=note, photos=list(photos or []), actor=actor, at=when,
-                            **self._stage("verified", when))
+                            cell_inspector=cell_inspector, **self._stage("verified", when))
             else:
                 deadline, unit = self._handling(case, when)
                 case.order_rework(note=note, photos=list(photos or []), deadline=deadline,
-                                  limit_unit=unit, actor=actor, at=when)
+                                  limit_unit=unit, actor=actor, at=when,
+                                  cell_inspector=cell_inspector)
             return [case]
 
         return self.command("grid-case.verify", actor, command_id, {
             "case_id": case_id, "fixed": fixed, "note": note, "photos": photos or [],
+        }, decide)
+
+    def assign_verifier(self, case_id: UUID, *, inspector: str, actor: Actor, reason: str = "",
+                        at: datetime | None = None, command_id: str | None = None) -> UUID:
+        """The centre names the inspector who verifies the case on site, in place of the
+        inspector of its cell."""
+        when = self.now(at)
+
+        def decide() -> list[GridCase]:
+            case = self.case(case_id)
+            if not isinstance(inspector, str) or not self.locator.is_inspector(inspector):
+                raise InvalidValue(f"unknown inspector {inspector!r}: not one of the city's "
+                                   "grid inspectors")
+            case.assign_verifier(inspector=inspector, reason=reason, actor=actor, at=when)
+            return [case]
+
+        return self.command("grid-case.assign-verifier", actor, command_id, {
+            "case_id": case_id, "inspector": inspector, "reason": reason,
         }, decide)
 
     def close_case(self, case_id: UUID, *, actor: Actor, note: str = "", at: datetime | None = None,

@@ -8,7 +8,10 @@ department with a new deadline) -> closed. Side paths: several calls about one m
 merged into one ticket (the merged ticket is `merged`, the primary keeps the extra call);
 "one number takes it, one network handles it": a city-management matter becomes a grid case,
 an emergency becomes or joins an incident, after which the ticket is `transferred` and
-follows it (it can still be called back and closed at the end).
+follows it: it records how its case or incident progresses, and once that work is finished
+(the case closed or rejected, the incident closed or dismissed) the reply is filled from its
+result and the caller is called back as after any reply (see `TicketFollowUp`). A callback
+before the linked work is finished is refused.
 
 Caller name and phone number are personal data (see `PERSONAL_DATA`).
 """
@@ -80,6 +83,13 @@ class Satisfaction(StrEnum):
     DISSATISFIED = "dissatisfied"
 
 
+class LinkedWorkKind(StrEnum):
+    """What a ticket can become: the other streams' aggregates it then follows."""
+
+    GRID_CASE = "grid-case"
+    INCIDENT = "incident"
+
+
 class ReplyTimeliness(StrEnum):
     """The reply-deadline light of a ticket, as the supervision light of a grid case."""
 
@@ -96,6 +106,11 @@ TRANSFERABLE = frozenset({TicketStatus.RECEIVED, TicketStatus.ASSIGNED, TicketSt
                           TicketStatus.RETURNED, TicketStatus.TRANSFERRED})
 """A ticket can become a case or an incident until it is replied to; a transferred ticket can
 also become the other one (a case that turns out to be an emergency)."""
+
+
+def linked_work_key(kind: str, work_id: UUID) -> str:
+    """How a ticket names one case or incident it became (`HotlineTicket.linked_work`)."""
+    return f"{LinkedWorkKind(kind).value}:{work_id}"
 
 
 def case_id_for_ticket(ticket_id: UUID) -> UUID:
@@ -227,6 +242,8 @@ class HotlineTicket(CityAggregate):
             ticket.closed_at = None
             ticket.notes = []
             ticket.returns = []
+            ticket.linked_work = {}
+            ticket.replied_from_linked_work = False
 
     class AnsweredAtFirstContact(CityAggregate.Event):
         """The operator answered the caller directly; nothing to route, the ticket closes."""
@@ -321,6 +338,7 @@ class HotlineTicket(CityAggregate):
             ticket.reply = self.reply
             ticket.replied_at = self.timestamp
             ticket.replied_on_time = self.on_time
+            ticket.replied_from_linked_work = False
             ticket.stop_reply_clock()
 
     class CalledBack(CityAggregate.Event):
@@ -393,6 +411,76 @@ class HotlineTicket(CityAggregate):
             ticket.incident_id = self.incident_id
             ticket.stop_reply_clock()
 
+    class LinkedWorkProgressed(CityAggregate.Event):
+        """The case or incident the ticket became moved on (handled, sent back for rework,
+        contained...): what the operator can tell a caller who asks meanwhile."""
+
+        kind: str
+        work_id: UUID
+        stage: str
+        detail: str
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.linked_work[linked_work_key(self.kind, self.work_id)] = {
+                "kind": self.kind, "id": self.work_id, "stage": self.stage,
+                "detail": self.detail, "at": self.timestamp, "finished": False,
+                "department": None,
+            }
+
+    class LinkedWorkFinished(CityAggregate.Event):
+        """The case or incident the ticket became is finished: the case closed or rejected,
+        the incident closed or dismissed; `detail` says what came of it, for the reply."""
+
+        kind: str
+        work_id: UUID
+        outcome: str
+        detail: str
+        department: str | None
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.linked_work[linked_work_key(self.kind, self.work_id)] = {
+                "kind": self.kind, "id": self.work_id, "stage": self.outcome,
+                "detail": self.detail, "at": self.timestamp, "finished": True,
+                "department": self.department,
+            }
+
+    class RepliedFromLinkedWork(CityAggregate.Event):
+        """All the work the ticket became is finished: the reply is filled from its results
+        (as a hotline centre fills it from the department's result) and the caller is called
+        back as after any reply."""
+
+        reply: str
+        department: str | None
+        """The department that did the work (a grid case's), None for an incident."""
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.REPLIED
+            ticket.reply = self.reply
+            ticket.replied_at = self.timestamp
+            ticket.replied_on_time = None  # no reply deadline runs while a ticket is handed over
+            ticket.replied_from_linked_work = True
+            ticket.department = self.department
+            ticket.stop_reply_clock()
+
+    class ReopenedToCentre(CityAggregate.Event):
+        """The caller is dissatisfied with the result of the case or incident the ticket
+        became: it goes back to the centre, which routes it again (by default to the
+        department that did the work)."""
+
+        reason: str
+
+        def apply(self, ticket: HotlineTicket) -> None:
+            ticket.status = TicketStatus.RETURNED
+            ticket.reopen_count += 1
+            ticket.return_reason = self.reason
+            ticket.returned_by = None
+            ticket.proposed_department = ticket.department or ticket.proposed_department
+            ticket.department = None
+            ticket.reply = None
+            ticket.replied_at = None
+            ticket.replied_on_time = None
+            ticket.replied_from_linked_work = False
+
     class Closed(CityAggregate.Event):
         note: str
 
@@ -439,6 +527,9 @@ class HotlineTicket(CityAggregate):
         closed_at: datetime | None
         notes: list[str]
         returns: list[ReturnRecord]
+        linked_work: dict[str, dict[str, Any]]
+        """What became of the case and incident the ticket became, by `linked_work_key`."""
+        replied_from_linked_work: bool
 
     def start_reply_clock(self, at: datetime, deadline: datetime, unit: str) -> None:
         self.assigned_at = at
@@ -462,6 +553,38 @@ class HotlineTicket(CityAggregate):
         return Call(ticket_id=self.id, caller_name=self.caller_name,
                     caller_phone=self.caller_phone, channel=self.channel,
                     received_at=self.received_at)
+
+    def linked_to(self) -> dict[str, tuple[LinkedWorkKind, UUID]]:
+        """The case and the incident the ticket became, by `linked_work_key`."""
+        linked = {}
+        if self.case_id is not None:
+            linked[linked_work_key(LinkedWorkKind.GRID_CASE, self.case_id)] = (
+                LinkedWorkKind.GRID_CASE, self.case_id)
+        if self.incident_id is not None:
+            linked[linked_work_key(LinkedWorkKind.INCIDENT, self.incident_id)] = (
+                LinkedWorkKind.INCIDENT, self.incident_id)
+        return linked
+
+    def unfinished_work(self) -> list[str]:
+        """What the ticket became that is not finished yet, in words ("grid case <id>
+        (handled)"), for the refusals that must wait for it."""
+        unfinished = []
+        for key, (kind, work_id) in self.linked_to().items():
+            known = self.linked_work.get(key)
+            if known is not None and known["finished"]:
+                continue
+            stage = f" ({known['stage']})" if known is not None else ""
+            unfinished.append(f"{kind.value.replace('-', ' ')} {work_id}{stage}")
+        return unfinished
+
+    def _check_linked_work_finished(self, attempted: str) -> None:
+        """A transferred ticket waits for the case or incident it became."""
+        unfinished = self.unfinished_work()
+        if self.status is TicketStatus.TRANSFERRED and unfinished:
+            verb = "is" if len(unfinished) == 1 else "are"
+            self.refuse(attempted, f"{' and '.join(unfinished)} {verb} not finished yet: the "
+                        "reply is filled from its result when it is, then the caller is "
+                        "called back")
 
     def _check_department_scope(self, attempted: str, actor: Actor) -> None:
         """A department user acts only on tickets assigned to their own department."""
@@ -566,17 +689,26 @@ class HotlineTicket(CityAggregate):
     def call_back(self, *, satisfaction: Satisfaction, note: str, reopen_deadline: datetime,
                   reopen_unit: LimitUnit, actor: Actor, at: datetime) -> None:
         """Record the caller's satisfaction (a callback needs the caller's phone number).
-        Dissatisfied with a department's reply: the
-        ticket reopens to that department with `reopen_deadline`. Dissatisfied with a case
-        or incident the ticket became: it stays transferred (the case or incident is where
-        the rework happens) and can be called back again."""
-        self.require_status("call back", TicketStatus.REPLIED, TicketStatus.TRANSFERRED)
+        Dissatisfied with a department's reply: the ticket reopens to that department with
+        `reopen_deadline`. A ticket that became a case or an incident is called back only
+        once that work is finished and its result is the reply; dissatisfied with it, the
+        ticket goes back to the centre to be routed again."""
+        self._check_linked_work_finished("call back")
+        self.require_status("call back", TicketStatus.REPLIED)
         satisfaction = Satisfaction(satisfaction)
         if self.caller_phone is None:
             self.refuse("call back", "the caller left no phone number")
+        from_linked_work = self.replied_from_linked_work
         self.record(self.CalledBack, actor=actor, at=at, satisfaction=satisfaction.value,
                     note=checked_text("note", note, required=False))
-        if satisfaction is Satisfaction.DISSATISFIED and self.status is TicketStatus.REPLIED:
+        if satisfaction is not Satisfaction.DISSATISFIED:
+            return
+        if from_linked_work:
+            work = ", ".join(f"{kind.value.replace('-', ' ')} {work_id}"
+                             for kind, work_id in self.linked_to().values())
+            self.record(self.ReopenedToCentre, actor=actor, at=at,
+                        reason=f"the caller is dissatisfied with the result of {work}")
+        else:
             self.record(self.Reopened, actor=actor, at=at, deadline=reopen_deadline,
                         limit_unit=LimitUnit(reopen_unit).value)
 
@@ -620,10 +752,48 @@ class HotlineTicket(CityAggregate):
         self.record(self.EscalatedToIncident, actor=actor, at=at, incident_id=incident_id)
         return True
 
+    def record_linked_progress(self, *, kind: LinkedWorkKind, work_id: UUID, stage: str,
+                               detail: str, actor: Actor, at: datetime) -> bool:
+        """Record that the case or incident the ticket became moved on. False (nothing
+        recorded) when the ticket is finished or is not linked to that work."""
+        kind = LinkedWorkKind(kind)
+        key = linked_work_key(kind, work_id)
+        if not self.is_open or key not in self.linked_to():
+            return False
+        self.record(self.LinkedWorkProgressed, actor=actor, at=max(at, self.modified_on),
+                    kind=kind.value, work_id=work_id, stage=checked_text("stage", stage),
+                    detail=checked_text("detail", detail, required=False))
+        return True
+
+    def record_linked_work_finished(self, *, kind: LinkedWorkKind, work_id: UUID, outcome: str,
+                                    detail: str, department: str | None, actor: Actor,
+                                    at: datetime) -> bool:
+        """Record that the case or incident the ticket became is finished; once everything
+        it became is finished, a transferred ticket gets its reply from their results and
+        waits for the callback. False (nothing recorded) when the ticket is finished or is
+        not linked to that work."""
+        kind = LinkedWorkKind(kind)
+        key = linked_work_key(kind, work_id)
+        if not self.is_open or key not in self.linked_to():
+            return False
+        when = max(at, self.modified_on)
+        self.record(self.LinkedWorkFinished, actor=actor, at=when, kind=kind.value,
+                    work_id=work_id, outcome=checked_text("outcome", outcome),
+                    detail=checked_text("detail", detail), department=department)
+        if self.status is TicketStatus.TRANSFERRED and not self.unfinished_work():
+            finished = [self.linked_work[k] for k in sorted(self.linked_to())]
+            self.record(self.RepliedFromLinkedWork, actor=actor, at=when,
+                        reply=" ".join(w["detail"] for w in finished),
+                        department=next((w["department"] for w in finished
+                                         if w["department"]), None))
+        return True
+
     def close(self, *, note: str, actor: Actor, at: datetime) -> None:
-        """Close after the callback, or a transferred ticket at the end; a replied ticket
-        whose caller left no phone number cannot be called back and closes directly."""
-        allowed = [TicketStatus.CALLED_BACK, TicketStatus.TRANSFERRED]
+        """Close after the callback; a replied ticket whose caller left no phone number
+        cannot be called back and closes directly. A transferred ticket waits for its case
+        or incident (it is replied to from its result)."""
+        self._check_linked_work_finished("close")
+        allowed = [TicketStatus.CALLED_BACK]
         if self.caller_phone is None:
             allowed.append(TicketStatus.REPLIED)
         self.require_status("close", *allowed)
@@ -669,4 +839,11 @@ class HotlineTicket(CityAggregate):
             "return_reason": self.return_reason,
             "returns": returns_as_dicts(self.returns,
                                         item_is_returned=self.status is TicketStatus.RETURNED),
+            "linked_work": [
+                {"kind": w["kind"], "id": str(w["id"]), "stage": w["stage"],
+                 "detail": w["detail"], "finished": w["finished"],
+                 "department": w["department"], "at": w["at"].isoformat()}
+                for _, w in sorted(self.linked_work.items())
+            ],
+            "replied_from_linked_work": self.replied_from_linked_work,
         }

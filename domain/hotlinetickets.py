@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import TypeVar
 from uuid import UUID, uuid4, uuid5
 
+from eventsourcing.persistence import ProcessRecorder
+
 from cityops.domain.actors import Actor
 from cityops.domain.application import COMMAND_NAMESPACE, CityApplication, Clock, system_clock
 from cityops.domain.catalogue import Catalogue, HotlineTopic, TimeLimit
@@ -73,6 +75,11 @@ class HotlineTickets(CityApplication):
         self.open_tickets = open_tickets
         """Open tickets near a point (a read model), with the topic code as category."""
         self.duplicate_policy = duplicate_policy or DuplicatePolicy()
+
+    def construct_recorder(self) -> ProcessRecorder:
+        """A process recorder: the ticket follow-up (`TicketFollowUp`) records what it
+        learns from the grid cases and incidents together with its position in their logs."""
+        return self.factory.process_recorder()
 
     # --- helpers ----------------------------------------------------------------------------
 

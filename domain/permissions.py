@@ -33,6 +33,7 @@ COMMAND_ROLES: dict[str, frozenset[Role]] = {
     "grid-case.resume": CENTRE | {_R.DEPARTMENT_USER},
     "grid-case.handle": DEPARTMENT,
     "grid-case.verify": INSPECTION,
+    "grid-case.assign-verifier": CENTRE,
     "grid-case.close": CENTRE,
     # incidents
     "incident.report": FIELD | {_R.DEPARTMENT_USER},
@@ -85,6 +86,8 @@ COMMAND_ROLES: dict[str, frozenset[Role]] = {
     "ticket.convert-to-case": HOTLINE | {_R.SYSTEM},
     "ticket.escalate-to-incident": HOTLINE | {_R.SYSTEM},
     "ticket.close": HOTLINE,
+    # The ticket follow-up records what became of the case or incident a ticket became.
+    "ticket.follow-linked-work": frozenset({_R.SYSTEM}),
     # resources
     "resource.register": PLANNING | {_R.DEPARTMENT_USER},
     "resource.revise": PLANNING | {_R.DEPARTMENT_USER},

@@ -42,6 +42,8 @@ class PointLocator(Protocol):
     def locate_many(self, lons: Any, lats: Any) -> list[Any]: ...
     def locate_cell(self, point: GeoPoint) -> str | None: ...
     def require_inside(self, point: GeoPoint) -> object: ...
+    def inspector_of(self, cell_code: str) -> str | None: ...
+    def is_inspector(self, inspector_id: str) -> bool: ...
 
 
 class BatchLocator:
@@ -81,6 +83,13 @@ class BatchLocator:
             where = known[(point.lon, point.lat)]
             return where.cell_code if where is not None else None
         return self.city_map.locate_cell(point)
+
+    def inspector_of(self, cell_code: str) -> str | None:
+        """The domain's `CellInspectors`: who patrols a cell (the map's answer)."""
+        return self.city_map.inspector_of(cell_code)
+
+    def is_inspector(self, inspector_id: str) -> bool:
+        return self.city_map.is_inspector(inspector_id)
 
     def require_inside(self, point: GeoPoint) -> object:
         """The location of a point that must be in the city (the error, saying how far

@@ -428,6 +428,16 @@ class CityMap:
         prefix = area_code + CODE_SEPARATOR
         return [c for c in self._by_code if c.startswith(prefix)]
 
+    def inspector_of(self, cell_code: str) -> str | None:
+        """The inspector who patrols a cell (None for an unknown cell): the domain's
+        CellInspectors."""
+        k = self._by_code.get(cell_code)
+        return None if k is None else str(self._cells["inspector"].iloc[k])
+
+    def is_inspector(self, inspector_id: str) -> bool:
+        """Whether `inspector_id` is one of the city's grid inspectors."""
+        return inspector_id in self._inspectors
+
     def cells_of_inspector(self, inspector_id: str) -> list[str]:
         """Codes of the cells an inspector patrols."""
         if inspector_id not in self._inspectors:

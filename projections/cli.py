@@ -209,7 +209,8 @@ def run(
                       f"generation {system.generations.active().number}; Ctrl-C stops.")
         while not stopping.wait(report_every):
             lag = {f.application_name: f.head() - f.position() for f in system.followers}
-            log.info("generation %d, lag %s", system.generations.active().number, lag)
+            log.info("generation %d, lag %s; ticket follow-up lag %s",
+                     system.generations.active().number, lag, system.ticket_follow_up.lag())
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

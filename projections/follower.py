@@ -269,6 +269,23 @@ class Follower:
         self._cache.clear()
 
 
+class LogFollower(Protocol):
+    """What `FollowerThread` runs: a read-model `Follower`, or a process that follows other
+    logs the same way (the hotline's `TicketFollowUp`)."""
+
+    @property
+    def projection(self) -> str: ...
+
+    @property
+    def application_name(self) -> str: ...
+
+    def process_batch(self) -> int:
+        """Follow the next batch; how much was done (0: nothing new)."""
+
+    def reset(self) -> None:
+        """Forget cached state after a failed batch."""
+
+
 class FollowerThread(threading.Thread):
     """Runs followers in the background until stopped; woken early after a local save.
 
@@ -276,10 +293,10 @@ class FollowerThread(threading.Thread):
     generation can change while the thread runs (a rebuild switched over).
     """
 
-    def __init__(self, followers: Sequence[Follower] | Callable[[], Sequence[Follower]],
+    def __init__(self, followers: Sequence[LogFollower] | Callable[[], Sequence[LogFollower]],
                  poll_interval: float, min_round_interval: float = 0.0) -> None:
         super().__init__(name="cityops-projections", daemon=True)
-        self._followers: Callable[[], Sequence[Follower]]
+        self._followers: Callable[[], Sequence[LogFollower]]
         if callable(followers):
             self._followers = followers
         else:

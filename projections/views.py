@@ -73,6 +73,16 @@ def grid_case_table(catalogue: Catalogue) -> SummaryTable:
     )
 
 
+def doc_text(dialect: str, key: str) -> str:
+    """SQL for a top-level text value of a row's document (NULL when absent or null), for
+    filters on facts that have no column of their own."""
+    if not key.isidentifier():
+        raise ValueError(f"not a document key: {key!r}")
+    if dialect == "postgres":
+        return f"(doc ->> '{key}')"
+    return f"json_extract(doc, '$.{key}')"
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[dict[str, Any]]

@@ -18,7 +18,7 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import NotPermitted
 from cityops.domain.gridcase import CaseStatus
 from cityops.maps.citymap import CityMap, Inspector
-from cityops.projections.views import case_light
+from cityops.projections.views import Page, ReadModels, case_light, doc_text
 
 router = APIRouter(prefix="/field", tags=["field"], route_class=shared_route("grid-cases"))
 
@@ -41,6 +41,21 @@ def _inspector(actor: Actor, city_map: CityMap) -> Inspector:
 def _cell_codes(city_map: CityMap, inspector_id: str) -> list[str]:
     cells = city_map.cells
     return sorted(str(c) for c in cells.loc[cells["inspector"] == inspector_id, "code"])
+
+
+def verification_tasks(read_models: ReadModels, inspector_id: str, cells: list[str],
+                       limit: int, offset: int) -> Page:
+    """The handled cases that `inspector_id` is to verify: in their `cells` and assigned to
+    nobody else, or assigned to them by the centre; the most urgent first."""
+    assigned = doc_text(read_models.store.dialect, "assigned_verifier")
+    in_cells = f"grid_cell IN ({', '.join(['%s'] * len(cells))})" if cells else "1 = 0"
+    return read_models.page(
+        "rm_grid_cases",
+        filters={"status": [CaseStatus.HANDLED.value]},
+        extra_where=[(f"(({assigned} IS NULL AND {in_cells}) OR {assigned} = %s)",
+                      [*cells, inspector_id])],
+        order_by="red_at ASC", limit=limit, offset=offset,
+    )
 
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
@@ -84,21 +99,19 @@ def my_cells(system: SystemDep, actor: CurrentActor) -> JSONResponse:
 
 @router.get("/me/tasks")
 def my_tasks(system: SystemDep, actor: CurrentActor, paging: PagingDep) -> dict[str, Any]:
-    """The cases in the logged-in inspector's cells that a department reported handled and
-    that wait for their verification on site, the most urgent deadline first; each with its
+    """The handled cases that wait for the logged-in inspector's verification on site: those
+    in their cells, unless the centre assigned another inspector, and those the centre
+    assigned to them (`assigned_to_me`), the most urgent deadline first; each with its
     supervision light and `verify_by` (the deadline of the verification)."""
     city_map: CityMap = system.city.map
     inspector = _inspector(actor, city_map)
-    codes = _cell_codes(city_map, inspector.id)
-    page_ = system.read_models.page(
-        "rm_grid_cases",
-        filters={"status": [CaseStatus.HANDLED.value], "grid_cell": codes},
-        order_by="red_at ASC", limit=paging.limit, offset=paging.offset,
-    )
+    page_ = verification_tasks(system.read_models, inspector.id,
+                               _cell_codes(city_map, inspector.id), paging.limit, paging.offset)
     now = system.grid_cases.clock()
     items = []
     for doc in page_.items:
         light = case_light(doc, now)
         items.append({**doc, "light": light.value if light else None,
-                      "verify_by": doc.get("stage_deadline")})
+                      "verify_by": doc.get("stage_deadline"),
+                      "assigned_to_me": doc.get("assigned_verifier") == inspector.id})
     return page_body(items, page_.total, paging)

@@ -1,6 +1,6 @@
 """Grid cases: report, register, reject, dispatch, review of returns, extensions, suspension
-requests and decisions, handling, verification and closing; list and get from the read
-model."""
+requests and decisions, handling, verification (by the inspector of the case's cell or the one
+the centre assigns) and closing; list and get from the read model."""
 
 from __future__ import annotations
 
@@ -121,6 +121,13 @@ class Verification(Command):
 
 class Note(Command):
     note: str = ""
+
+
+class VerifierAssignment(Command):
+    inspector: str = Field(min_length=1, max_length=100,
+                           description="The grid inspector (their inspector id) who verifies "
+                                       "the case, in place of the inspector of its cell")
+    reason: str = Field(default="", max_length=4000)
 
 
 def _state(system: SystemDep, case_id: UUID) -> dict[str, Any]:
@@ -331,6 +338,16 @@ def verify_case(case_id: UUID, body: Verification, system: SystemDep, actor: Cur
     require_uploaded(system.photos, body.photos)
     system.grid_cases.verify(case_id, fixed=body.fixed, note=body.note, photos=body.photos,
                              actor=actor, command_id=command_id)
+    return _state(system, case_id)
+
+
+@router.post("/{case_id}/assign-verifier")
+def assign_verifier(case_id: UUID, body: VerifierAssignment, system: SystemDep,
+                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """The centre names the inspector who verifies the case on site (by default the
+    inspector of its cell; another inspector's verification is refused)."""
+    system.grid_cases.assign_verifier(case_id, inspector=body.inspector, reason=body.reason,
+                                      actor=actor, command_id=command_id)
     return _state(system, case_id)
 
 

@@ -93,6 +93,19 @@ class Api:
         assert response.status_code == expect, response.text
         return response.json()
 
+    def inspector_at(self, location: dict[str, Any]) -> str:
+        """The inspector who patrols a GeoJSON point of the city: who reports there without
+        the report being marked as outside their cells."""
+        from cityops.domain.geometry import GeoPoint
+
+        lon, lat = location["coordinates"]
+        return str(self.system.city.map.locate(GeoPoint(lon=lon, lat=lat)).inspector_id)
+
+    def cell_inspector(self, case: dict[str, Any]) -> str:
+        """The inspector who patrols a case's cell: the one who verifies it."""
+        inspector: str = self.system.city.map.inspector_of(case["grid_cell"])
+        return inspector
+
     def history(self, path: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = self.get(f"{path}/history")
         return events

@@ -9,15 +9,20 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from cityops.domain.geometry import GeoPoint
 from cityops.projections.views import case_light
 
 REPORT = {"category": "E0101", "description": "Garbage heap next to the bus stop",
           "location": {"type": "Point", "coordinates": [118.80, 32.05]}}
 
 
-def reported(api: Any, **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = api.post("/grid-cases", {**REPORT, **changes}, role="inspector",
-                                    expect=201)
+def reported(api: Any, key: str | None = None, **changes: Any) -> dict[str, Any]:
+    """A case reported by the inspector who patrols the place."""
+    report = {**REPORT, **changes}
+    lon, lat = report["location"]["coordinates"]
+    inspector = api.system.city.map.locate(GeoPoint(lon=lon, lat=lat)).inspector_id
+    body: dict[str, Any] = api.post("/grid-cases", report, role="inspector", user=inspector,
+                                    key=key, expect=201)
     return body
 
 
@@ -34,11 +39,13 @@ def test_a_case_goes_from_report_to_closing_with_rework(api: Any) -> None:
     assert dispatched["department"] == "sanitation" and dispatched["handling_deadline"]
     sanitation = {"role": "department-user", "dept": "sanitation"}
     api.post(f"{path}/handle", {"result": "Cleared", "evidence": ["after.jpg"]}, **sanitation)
+    inspector = api.cell_inspector(case)  # verifies the cases of their cells
     rework = api.post(f"{path}/verify", {"fixed": False, "note": "Still there"},
-                      role="inspector")
+                      role="inspector", user=inspector)
     assert (rework["status"], rework["rework_count"]) == ("dispatched", 1)
     api.post(f"{path}/handle", {"result": "Cleared again"}, **sanitation)
-    assert api.post(f"{path}/verify", {"fixed": True}, role="inspector")["status"] == "verified"
+    assert api.post(f"{path}/verify", {"fixed": True}, role="inspector",
+                    user=inspector)["status"] == "verified"
     closed = api.post(f"{path}/close", {"note": "Done"})
     assert (closed["status"], closed["light"]) == ("closed", None)
     history = api.history(path)
@@ -84,8 +91,8 @@ def test_a_duplicate_report_is_proposed_then_merged(api: Any) -> None:
 
 
 def test_repeating_a_report_with_the_same_key_changes_nothing(api: Any) -> None:
-    first = api.post("/grid-cases", REPORT, role="inspector", key="app-1", expect=201)
-    again = api.post("/grid-cases", REPORT, role="inspector", key="app-1", expect=201)
+    first = reported(api, key="app-1")
+    again = reported(api, key="app-1")
     assert again == first
     assert len(api.history(f"/grid-cases/{first['id']}")) == 1
     reused = api.post("/grid-cases", {**REPORT, "category": "E0102"}, role="inspector",

@@ -109,7 +109,9 @@ def test_side_paths_answer_return_merge_and_hand_overs(api: Any) -> None:
                             for link in api.get(f"/incidents/{incident_id}")["links"]}
     assert api.post(f"{path}/escalate-to-incident", {"incident_id": incident_id},
                     role="hotline-operator")["version"] == joined["version"]
-    assert api.post(f"{path}/close", {}, role="hotline-operator")["status"] == "closed"
+    # The ticket follows its case and incident: it is not closed before they are finished.
+    refused = api.post(f"{path}/close", {}, role="hotline-operator", expect=409)
+    assert "are not finished yet" in refused["detail"]
 
 
 def test_caller_personal_data_is_shown_only_to_those_the_catalogue_entitles(api: Any) -> None:
@@ -275,3 +277,85 @@ def test_tickets_are_listed_with_filters_and_pages(api: Any) -> None:
         3, 2, [answered, noise])
     api.get("/hotline-tickets", status="lost", expect=422)
     api.get("/hotline-tickets", offset=-1, expect=422)
+
+
+# --- issue 9, item 5: the ticket follows the case or incident it became -----------------------
+
+
+def settle_until(api: Any, path: str, status: str) -> dict[str, Any]:
+    """The ticket once the follow-up has followed what was recorded so far."""
+    api.settle()
+    ticket: dict[str, Any] = api.get(path, role="hotline-operator")
+    assert ticket["status"] == status, ticket
+    return ticket
+
+
+def test_a_ticket_turned_into_an_incident_is_not_called_back_satisfied_while_it_is_open(
+        api: Any) -> None:
+    ticket = api.post("/hotline-tickets", call(ticket_type="request-for-help",
+                                               topic="traffic-accident",
+                                               description="Two cars collided"),
+                      role="hotline-operator", expect=201)
+    path = f"/hotline-tickets/{ticket['id']}"
+    incident_id = api.post(f"{path}/escalate-to-incident", {
+        "category": "accident-disaster", "incident_type": "traffic-accident",
+        "title": "Collision at the crossing", "level": "IV"}, role="hotline-operator")[
+        "incident_id"]
+    refused = api.post(f"{path}/callback", {"satisfaction": "satisfied"},
+                       role="hotline-operator", expect=409)
+    assert refused["error"] == "illegal-transition"
+    assert f"incident {incident_id} is not finished yet" in refused["detail"]
+
+    incident = f"/incidents/{incident_id}"
+    api.post(f"{incident}/verify", {})
+    api.post(f"{incident}/respond", {"level": "IV", "reason": "crews sent"})
+    api.post(f"{incident}/contain", {"note": "road reopened"})
+    contained = settle_until(api, path, "transferred")
+    assert [(w["kind"], w["stage"]) for w in contained["linked_work"]] == [
+        ("incident", "contained")]
+    assert "(contained) is not finished yet" in api.post(
+        f"{path}/callback", {"satisfaction": "satisfied"}, role="hotline-operator",
+        expect=409)["detail"]
+
+    api.post(f"{incident}/close", {"note": "vehicles towed away"})
+    replied = settle_until(api, path, "replied")
+    assert replied["reply"] == (f"Incident {incident_id} (Collision at the crossing) is over "
+                                "and closed: vehicles towed away.")
+    called_back = api.post(f"{path}/callback", {"satisfaction": "satisfied"},
+                           role="hotline-operator")
+    assert called_back["status"] == "called-back"
+    assert api.post(f"{path}/close", {}, role="hotline-operator")["status"] == "closed"
+    events = api.history(path)
+    assert [e["event"] for e in events] == [
+        "Received", "EscalatedToIncident", "LinkedWorkProgressed", "LinkedWorkFinished",
+        "RepliedFromLinkedWork", "CalledBack", "Closed"]
+    assert events[3]["actor"]["role"] == "system"
+
+
+def test_a_ticket_turned_into_a_case_gets_its_reply_when_the_case_is_closed(api: Any) -> None:
+    ticket = api.post("/hotline-tickets", call(), role="hotline-operator", expect=201)
+    path = f"/hotline-tickets/{ticket['id']}"
+    case_id = api.post(f"{path}/convert-to-case", {}, role="hotline-operator")["case_id"]
+    case = f"/grid-cases/{case_id}"
+    api.post(f"{case}/register", {})
+    department = api.post(f"{case}/dispatch", {})["department"]
+    api.post(f"{case}/handle", {"result": "Bins emptied and washed"}, role="department-user",
+             dept=department)
+    handled = settle_until(api, path, "transferred")
+    assert handled["linked_work"][0]["stage"] == "handled"
+    assert "not finished yet" in api.post(f"{path}/callback", {"satisfaction": "satisfied"},
+                                          role="hotline-operator", expect=409)["detail"]
+    inspector = api.system.city.map.cell(api.get(case)["grid_cell"]).inspector_id
+    api.post(f"{case}/verify", {"fixed": True}, role="inspector", user=inspector)
+    api.post(f"{case}/close", {})
+
+    # Nobody repeats a call: the ticket gets the reply from the case's result by itself.
+    replied = settle_until(api, path, "replied")
+    assert "Bins emptied and washed" in replied["reply"] and case_id in replied["reply"]
+    assert (replied["department"], replied["replied_from_linked_work"]) == (department, True)
+    listed = api.get("/hotline-tickets", role="hotline-operator", status="replied")["data"]
+    assert ticket["id"] in {t["id"] for t in listed}
+    reopened = api.post(f"{path}/callback", {"satisfaction": "dissatisfied",
+                                             "note": "bins overflow again"},
+                        role="hotline-operator")
+    assert (reopened["status"], reopened["proposed_department"]) == ("returned", department)

@@ -55,6 +55,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/grid-cases/{case_id}/resume"): "grid-case.resume",
     ("POST", "/grid-cases/{case_id}/handle"): "grid-case.handle",
     ("POST", "/grid-cases/{case_id}/verify"): "grid-case.verify",
+    ("POST", "/grid-cases/{case_id}/assign-verifier"): "grid-case.assign-verifier",
     ("POST", "/grid-cases/{case_id}/close"): "grid-case.close",
     ("POST", "/grid-cases/bulk/{action}"): OWN,
     # incidents
@@ -284,6 +285,8 @@ def test_roles_outside_a_commands_table_are_refused(api: Any) -> None:
         f"/grid-cases/{case}/register": ({}, "grid-case.register"),
         f"/grid-cases/{case}/close": ({}, "grid-case.close"),
         f"/grid-cases/{case}/verify": ({"fixed": True}, "grid-case.verify"),
+        f"/grid-cases/{case}/assign-verifier": ({"inspector": "insp-D01-01"},
+                                                "grid-case.assign-verifier"),
         f"/incidents/{incident}/contain": ({}, "incident.contain"),
         f"/incidents/{incident}/review": ({"summary": "done"}, "incident.review"),
         f"/hotline-tickets/{ticket}/answer": ({"answer": "x"}, "ticket.answer"),

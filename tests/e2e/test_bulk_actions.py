@@ -21,7 +21,8 @@ CALL = {"channel": "phone", "ticket_type": "complaint", "topic": "garbage",
 
 
 def cases(api: Any, count: int) -> list[str]:
-    return [api.post("/grid-cases", REPORT, role="inspector", expect=201)["id"]
+    return [api.post("/grid-cases", REPORT, role="inspector",
+                     user=api.inspector_at(REPORT["location"]), expect=201)["id"]
             for _ in range(count)]
 
 

@@ -24,7 +24,8 @@ WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
 
 
 def reported_case(api: Any) -> str:
-    case_id: str = api.post("/grid-cases", REPORT, role="inspector", expect=201)["id"]
+    case_id: str = api.post("/grid-cases", REPORT, role="inspector",
+                            user=api.inspector_at(REPORT["location"]), expect=201)["id"]
     return case_id
 
 

@@ -119,3 +119,59 @@ def test_tasks_are_paged(api: Any) -> None:
     rest = tasks(api, limit=2, offset=2)
     assert (page["count"], len(page["data"]), len(rest["data"])) == (3, 2, 1)
     assert sorted(t["id"] for t in page["data"] + rest["data"]) == sorted(created)
+
+
+# --- issue 9, item 6: inspectors verify in their own cells, report anywhere but marked ----------
+
+
+def test_an_inspector_cannot_verify_a_case_in_another_inspectors_cells(api: Any) -> None:
+    theirs = cells_of(api, WANG)
+    case_id = report_in(api, theirs[0], "Garbage in Wang's community")
+    handled(api, case_id)
+    path = f"/grid-cases/{case_id}"
+    for fixed in (True, False):
+        refused = api.post(f"{path}/verify", {"fixed": fixed, "note": "looked"},
+                           role="inspector", user=ZHANG, expect=403)
+        assert refused["error"] == "not-permitted"
+        assert f"it is in cell {theirs[0]}, patrolled by {WANG}" in refused["detail"]
+    assert api.get(path)["status"] == "handled"
+    assert api.post(f"{path}/verify", {"fixed": True}, role="inspector",
+                    user=WANG)["status"] == "verified"
+
+
+def test_the_centre_assigns_the_inspector_who_verifies(api: Any) -> None:
+    theirs = cells_of(api, WANG)
+    case_id = report_in(api, theirs[3], "Bags left by the kiosk")
+    handled(api, case_id)
+    path = f"/grid-cases/{case_id}"
+    assert [t["id"] for t in tasks(api, user=WANG)["data"]] == [case_id]
+    assert tasks(api)["data"] == []
+
+    assert api.post(f"{path}/assign-verifier", {"inspector": ZHANG}, role="inspector",
+                    user=WANG, expect=403)["error"] == "not-permitted"
+    unknown = api.post(f"{path}/assign-verifier", {"inspector": "insp-nobody"}, expect=422)
+    assert "unknown inspector 'insp-nobody'" in unknown["detail"]
+    assigned = api.post(f"{path}/assign-verifier",
+                        {"inspector": ZHANG, "reason": "Wang is on leave"})
+    assert assigned["assigned_verifier"] == ZHANG
+    # The task moves to the assigned inspector, marked as assigned to them.
+    [task] = tasks(api)["data"]
+    assert (task["id"], task["assigned_to_me"]) == (case_id, True)
+    assert tasks(api, user=WANG)["data"] == []
+    assert "the centre assigned insp-D01-01 to verify it" in api.post(
+        f"{path}/verify", {"fixed": True}, role="inspector", user=WANG, expect=403)["detail"]
+    assert api.post(f"{path}/verify", {"fixed": True}, role="inspector",
+                    user=ZHANG)["status"] == "verified"
+    assert [e["event"] for e in api.history(path)][-2:] == ["VerifierAssigned", "Verified"]
+
+
+def test_a_report_outside_ones_cells_is_accepted_and_marked(api: Any) -> None:
+    outside = report_in(api, cells_of(api, WANG)[0], "Seen on my way home")
+    inside = report_in(api, cells_of(api, ZHANG)[0], "Seen on my round")
+    assert api.get(f"/grid-cases/{outside}")["outside_assigned_cells"] is True
+    assert api.get(f"/grid-cases/{inside}")["outside_assigned_cells"] is False
+    api.settle()
+    listed = {c["id"]: c["outside_assigned_cells"] for c in api.get("/grid-cases")["data"]}
+    assert listed == {outside: True, inside: False}
+    assert [e["event"] for e in api.history(f"/grid-cases/{outside}")] == [
+        "Reported", "ReportedOutsideAssignedCells"]

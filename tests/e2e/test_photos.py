@@ -283,12 +283,14 @@ def test_a_verification_refers_only_to_uploaded_photos(api: Any) -> None:
     api.post(f"{path}/handle", {"result": "Cleared", "evidence": ["work order 17"]},
              role="department-user", dept="sanitation")
     never = "photo:" + "f" * 64
+    inspector = api.cell_inspector(case)
     refused = api.post(f"{path}/verify", {"fixed": True, "photos": [never]}, role="inspector",
-                       expect=422)
+                       user=inspector, expect=422)
     assert "no photo was uploaded" in refused["detail"]
     assert api.get(path)["status"] == "handled"  # nothing half-done
     after = uploaded(api, photo_of("JPEG", quality=70))["photo"]
-    verified = api.post(f"{path}/verify", {"fixed": True, "photos": [after]}, role="inspector")
+    verified = api.post(f"{path}/verify", {"fixed": True, "photos": [after]}, role="inspector",
+                        user=inspector)
     assert verified["status"] == "verified"
     history = api.history(path)
     assert history[-1]["event"] == "Verified"

@@ -63,6 +63,10 @@ def test_the_demo_day_is_coherent_and_touches_every_stream(tmp_path: Path) -> No
                      "HotlineTicket.ReturnAccepted"):
             assert recorded[name] > 0, name
         assert recorded["GridCase.Suspended"] == 0  # the centre never suspended on its own
+        # Tickets that became cases followed them to the reply from the result, then the
+        # callback.
+        assert any(t["status"] == "closed" and any(w["finished"] for w in t["linked_work"])
+                   for t in tickets)
         incidents = system.read_models.page("rm_incidents", limit=10).items
         assert {i["status"] for i in incidents} == {"reviewed"}
         assert {i["level"] for i in incidents} == {"III", "IV"}

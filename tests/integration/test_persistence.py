@@ -21,7 +21,6 @@ from cityops.projections.follower import Follower
 from cityops.projections.views import BBox
 from cityops.settings import Settings
 
-INSPECTOR = Actor("insp-D01-01", Role.INSPECTOR)
 DISPATCHER = Actor("disp-1", Role.DISPATCHER)
 SANITATION = Actor("san-1", Role.DEPARTMENT_USER, "sanitation")
 SystemFactory = Callable[[], CitySystem]
@@ -47,9 +46,11 @@ class StorageContract:
 
     def report(self, system: CitySystem, point: GeoPoint, command_id: str | None = None,
                category: str = "E0101") -> Any:
+        # Reported by the inspector who patrols the place (elsewhere it would be marked).
+        inspector = Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR)
         return system.grid_cases.report(source="inspector", category=category,
                                         description="garbage heap by the bus stop",
-                                        location=point, actor=INSPECTOR, command_id=command_id)
+                                        location=point, actor=inspector, command_id=command_id)
 
     def test_a_case_recorded_by_one_process_is_read_identically_by_another(
         self, make_system: SystemFactory

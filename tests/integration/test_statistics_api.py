@@ -63,6 +63,10 @@ class Morning:
         self.cells[name] = cell
         return case_id
 
+    def inspector_of(self, name: str) -> Actor:
+        """The inspector who patrols the cell of a case (who verifies it)."""
+        return Actor(self.system.city.map.inspector_of(self.cells[name]), Role.INSPECTOR)
+
     def dispatched(self, name: str, department: str) -> UUID:
         case_id = self.report(name)
         self.system.grid_cases.register(case_id, actor=DISPATCHER)
@@ -83,9 +87,10 @@ class Morning:
         cases.dispatch(returned, actor=DISPATCHER, department="sanitation")
         cases.handle(reworked, result="cover fixed", actor=SANITATION)
         self.clock.advance(minutes=30)
-        cases.verify(fixed, fixed=True, actor=INSPECTOR)
+        cases.verify(fixed, fixed=True, actor=self.inspector_of("fixed"))
         cases.close_case(fixed, actor=DISPATCHER)
-        cases.verify(reworked, fixed=False, note="the cover still rocks", actor=INSPECTOR)
+        cases.verify(reworked, fixed=False, note="the cover still rocks",
+                     actor=self.inspector_of("reworked"))
         self.clock.advance(hours=2)  # 3 h after dispatch: late for the returned case
         cases.handle(returned, result="cover replaced", actor=SANITATION)
         self.dispatched("open", "water")  # just now: two hours to go

@@ -102,6 +102,7 @@ export class CaseQueue {
           doc.pending_extension ? " · extension asked" : "",
           doc.pending_suspension ? " · suspension asked" : "",
           doc.status === "returned" && doc.returned_by ? ` · returned by ${doc.returned_by}` : "",
+          doc.outside_assigned_cells ? el("span", { class: "outside-cells", testid: "case-outside-cells", title: "reported by an inspector outside the cells assigned to them" }, " · outside reporter's cells") : null,
           viewers.length ? el("span", { class: "viewing", testid: "row-presence" }, ` · viewing: ${viewers.map((v) => v.user_id).join(", ")}`) : null)),
       el("td", {}, doc.grid_cell || ""),
       el("td", { testid: "case-status" }, doc.status),
@@ -178,6 +179,8 @@ export class CaseQueue {
           ["Result", doc.result],
           ["Reported", `${timeText(doc.reported_at)} by ${doc.source}`],
           ["Reworks / returns", doc.rework_count || doc.return_count ? `${doc.rework_count} / ${doc.return_count}` : ""],
+          ["Outside reporter's cells", doc.outside_assigned_cells ? "yes: reported by an inspector outside the cells assigned to them" : ""],
+          ["Verifier", doc.assigned_verifier ? `${doc.assigned_verifier} (assigned by the centre)` : "the inspector of the cell"],
           ["Version", doc.version, "detail-version"],
         ];
       },
@@ -262,6 +265,9 @@ export class CaseQueue {
         }
         if (s === "handled" && can("verify")) {
           actions.push({ name: "verify", label: "Verify", style: "primary", done: "Verification recorded", fields: [{ name: "fixed", label: "On site", type: "select", value: "yes", options: [["yes", "fixed"], ["no", "not fixed: rework"]] }, { name: "note", label: "Note", type: "textarea" }], confirm: "Record verification", run: (values, v) => post(path("verify"), { fixed: values.fixed === "yes", note: values.note }, { version: v }) });
+        }
+        if (["registered", "dispatched", "returned", "suspended", "handled"].includes(s) && can("assign-verifier")) {
+          actions.push({ name: "assign-verifier", label: "Assign verifier", done: "Verifier assigned", fields: [{ name: "inspector", label: "Inspector (id)", value: doc.assigned_verifier || "", required: true }, { name: "reason", label: "Reason" }], run: (values, v) => post(path("assign-verifier"), { inspector: values.inspector, reason: values.reason }, { version: v }) });
         }
         if (s === "verified" && can("close")) {
           actions.push({ name: "close", label: "Close", style: "primary", done: "Closed", run: (_, v) => post(path("close"), {}, { version: v }) });

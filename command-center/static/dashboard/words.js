@@ -79,6 +79,7 @@ export const ACTIONS_BY_ROLE = {
   "grid-case": {
     register: CENTRE, reject: CENTRE, dispatch: CENTRE, "decide-extension": CENTRE,
     "review-return": CENTRE, "decide-suspension": CENTRE, suspend: CENTRE, close: CENTRE,
+    "assign-verifier": CENTRE,
     // Resuming only starts the clock again: the department may do it when it can work.
     resume: [...CENTRE, "department-user"],
     verify: ["inspector", ...CENTRE],

@@ -292,7 +292,8 @@ function setUpReportForm() {
       }
       if (result.state === "sent") {
         outcome.dataset.state = "ok";
-        outcome.textContent = `Reported: case ${result.caseId.slice(0, 8)} in cell ${result.cell}`;
+        outcome.textContent = `Reported: case ${result.caseId.slice(0, 8)} in cell ${result.cell}`
+          + (result.result && result.result.outside_assigned_cells ? " (outside your assigned cells: marked as such)" : "");
       } else if (result.state === "sent-elsewhere") {
         outcome.dataset.state = "ok";
         outcome.textContent = "Reported";
@@ -404,6 +405,8 @@ function fillTask(li, task) {
   $(".task-description", li).textContent = task.description;
   $(".task-result", li).textContent = task.result ? `${task.department}: ${task.result}` : "";
   $(".task-deadline", li).textContent = deadlineText(task.verify_by);
+  li.dataset.assigned = task.assigned_to_me ? "yes" : "no";
+  $(".task-cell", li).textContent += task.assigned_to_me ? " · assigned to you by the centre" : "";
 }
 
 function renderTask(task) {
@@ -532,7 +535,9 @@ async function renderOutbox() {
     const li = document.createElement("li");
     li.dataset.testid = "sent-item";
     const when = new Date(entry.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    li.textContent = `${when} ${entry.label}${entry.caseId ? ` → case ${entry.caseId.slice(0, 8)}` : ""}${entry.cell ? ` (${entry.cell})` : ""}`;
+    li.textContent = `${when} ${entry.label}${entry.caseId ? ` → case ${entry.caseId.slice(0, 8)}` : ""}${entry.cell ? ` (${entry.cell})` : ""}`
+      + (entry.outsideCells ? " · outside your cells" : "");
+    li.dataset.outside = entry.outsideCells ? "yes" : "no";
     return li;
   }));
 }

@@ -115,7 +115,8 @@ async function sendAll(onProgress) {
       const result = await sendOne(item, onProgress);
       await discard(item.key);
       rememberSent({ key: item.key, kind: item.kind, label: item.label, at: new Date().toISOString(),
-        caseId: result && result.id, cell: result && result.grid_cell, status: result && result.status });
+        caseId: result && result.id, cell: result && result.grid_cell, status: result && result.status,
+        outsideCells: Boolean(result && result.outside_assigned_cells) });
       sent.push({ item, result });
       onProgress(item, "sent");
     } catch (error) {

@@ -49,6 +49,12 @@ class Cast:
     operator = Actor("op-li", Role.HOTLINE_OPERATOR)
     water = Actor("water-chen", Role.DEPARTMENT_USER, "water")
 
+    @staticmethod
+    def patroller(system: Any, point: GeoPoint) -> Actor:
+        """The inspector who patrols `point`: their report there is not marked as outside
+        their cells (one event more)."""
+        return Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR)
+
 
 @pytest.fixture(scope="session")
 def cast() -> Cast:

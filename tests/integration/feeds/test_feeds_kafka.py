@@ -88,11 +88,11 @@ def test_events_reach_the_city_wide_and_department_topics_as_shared(
     system.hotline.assign(witness, actor=cast.operator, department="police")
     cover = system.grid_cases.report(source="inspector", category="C0101",
                                      description="cover missing", location=here,
-                                     actor=cast.inspector)
+                                     actor=cast.patroller(system, here))
     close_a_case(system, cast, cover)
     lamp = system.grid_cases.report(source="inspector", category="C0105",
                                     description="lamp out", location=cell_points[50][1],
-                                    actor=cast.inspector)
+                                    actor=cast.patroller(system, cell_points[50][1]))
     blaze = system.incidents.report(category="accident-disaster", incident_type="fire",
                                     title="Warehouse fire", location=here, source="hotline",
                                     level="II", actor=cast.dispatcher)
@@ -191,7 +191,7 @@ class CityTraffic(threading.Thread):
                 _, point = self.points[i % len(self.points)]
                 case = self.system.grid_cases.report(
                     source="inspector", category="C0101", description=f"cover {i}",
-                    location=point, actor=self.cast.inspector)
+                    location=point, actor=self.cast.patroller(self.system, point))
                 self.system.grid_cases.register(case, actor=self.cast.dispatcher)
                 self.system.grid_cases.dispatch(case, actor=self.cast.dispatcher)
                 self.cases += 1

@@ -184,7 +184,8 @@ def test_webhooks_work_without_kafka_on_the_embedded_stores_in_order_per_aggrega
     system = embedded_system
     case = system.grid_cases.report(source="inspector", category="C0101",
                                     description="cover missing",
-                                    location=cell_points[7][1], actor=cast.inspector)
+                                    location=cell_points[7][1],
+                                    actor=cast.patroller(system, cell_points[7][1]))
     system.grid_cases.register(case, actor=cast.dispatcher)
     system.grid_cases.dispatch(case, actor=cast.dispatcher)
     system.grid_cases.handle(case, result="cover replaced", actor=cast.water)
@@ -192,7 +193,8 @@ def test_webhooks_work_without_kafka_on_the_embedded_stores_in_order_per_aggrega
     system.grid_cases.close_case(case, actor=cast.dispatcher)
     other = system.grid_cases.report(source="inspector", category="C0101",
                                      description="not yet dispatched",
-                                     location=cell_points[8][1], actor=cast.inspector)
+                                     location=cell_points[8][1],
+                                     actor=cast.patroller(system, cell_points[8][1]))
     feeds.start()
     try:
         assert feeds.kafka is None

@@ -75,11 +75,12 @@ async def test_a_client_on_each_of_two_server_processes_sees_every_change(
     system.accounts.hasher = TEST_HASHER
     system.accounts.add_user("disp-pg", role="dispatcher", password="live-password-1",
                              actor=ADMIN)
-    system.accounts.add_user("insp-pg", role="inspector", password="live-password-1",
+    # The inspector who patrols where the reports are made (elsewhere they are marked).
+    system.accounts.add_user("insp-D03-07", role="inspector", password="live-password-1",
                              actor=ADMIN)
     auth = Authenticator(system.accounts, settings.secret_key.get_secret_value(),
                          ttl_minutes=60)
-    dispatcher, inspector = auth.issue_token("disp-pg"), auth.issue_token("insp-pg")
+    dispatcher, inspector = auth.issue_token("disp-pg"), auth.issue_token("insp-D03-07")
     try:
         with serving(fresh_database, tmp_path, {},
                      {"CITYOPS_RUN_PROJECTIONS": "false"}) as (following, only_serving):

@@ -71,6 +71,16 @@ class BoxGridLocator:
         cell = (row % 5) * 5 + col % 5 + 1
         return f"D{district:02d}-S{street:02d}-C{community:02d}-{cell:02d}"
 
+    INSPECTORS = {"D01": "insp-wang", "D02": "insp-wang", "D03": "insp-wang",
+                  "D04": "insp-zhou"}
+    """Who patrols each district: Cast's inspector everywhere but in D04."""
+
+    def inspector_of(self, cell_code: str) -> str | None:
+        return self.INSPECTORS.get(cell_code.split("-", 1)[0])
+
+    def is_inspector(self, inspector_id: str) -> bool:
+        return inspector_id in self.INSPECTORS.values()
+
 
 class InMemoryOpenReports:
     """Open cases and tickets kept in a list; answers like the read model does."""
@@ -99,6 +109,9 @@ class Cast:
     """The people of the domain brief, one of each (two department users)."""
 
     inspector = Actor("insp-wang", Role.INSPECTOR)
+    """Patrols the test city but district D04."""
+    inspector_d04 = Actor("insp-zhou", Role.INSPECTOR)
+    """Patrols district D04."""
     hotline = Actor("op-li", Role.HOTLINE_OPERATOR)
     dispatcher = Actor("duty-zhao", Role.DISPATCHER)
     water = Actor("water-chen", Role.DEPARTMENT_USER, "water")

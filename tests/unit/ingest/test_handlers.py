@@ -26,7 +26,8 @@ from cityops.ingest.tracks import ResourceTracks
 
 REPORTS = IngestStream.GRID_CASE_REPORTS
 POSITIONS = IngestStream.RESOURCE_POSITIONS
-INSPECTOR = Actor("inspector-liu", Role.INSPECTOR)
+INSPECTOR = Actor("insp-D01-01", Role.INSPECTOR)
+"""The inspector who patrols `city_point` (a report elsewhere is marked as outside their cells)."""
 OPERATOR = Actor("operator-zhao", Role.HOTLINE_OPERATOR)
 DISPATCHER = Actor("dispatcher-wang", Role.DISPATCHER)
 PLANNER = Actor("planner-li", Role.PLANNER)

@@ -50,7 +50,7 @@ def a_report(city_point: Any, **changes: Any) -> dict[str, Any]:
 
     return messages.grid_case_report(category="E0101", description="garbage",
                                      location=city_point,
-                                     actor=Actor("inspector-liu", Role.INSPECTOR), **changes)
+                                     actor=Actor("insp-D01-01", Role.INSPECTOR), **changes)
 
 
 class FlakyStore:
@@ -347,7 +347,7 @@ def test_a_refused_message_in_a_batch_is_dead_lettered_alone(
                                                      actor=Actor("crew", Role.SYSTEM)))
     paris = messages.encode(messages.grid_case_report(
         category="E0101", description="far away", location=GeoPoint(lon=2.35, lat=48.85),
-        actor=Actor("inspector-liu", Role.INSPECTOR)))
+        actor=Actor("insp-D01-01", Role.INSPECTOR)))
     good = [messages.encode(a_report(city_point)) for _ in range(2)]
     batch = [Delivery(REPORTS, good[0], offset=1),
              Delivery(TOPICS.name(IngestStream.RESOURCE_STATUS), ghost, offset=2),

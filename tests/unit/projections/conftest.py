@@ -47,11 +47,17 @@ class ManualClock:
 
 class TestGrid:
     """A lon/lat box cut into 0.001-degree cells coded like a real grid (district-street-
-    community-cell); only `locate_cell` is asked of it."""
+    community-cell); one inspector patrols it all."""
 
     __test__ = False
 
     WEST, SOUTH = 121.40, 31.20
+
+    def inspector_of(self, cell_code: str) -> str | None:
+        return INSPECTOR.user_id
+
+    def is_inspector(self, inspector_id: str) -> bool:
+        return inspector_id == INSPECTOR.user_id
 
     def locate_cell(self, point: GeoPoint) -> str | None:
         col = math.floor(round((point.lon - self.WEST) / 0.001, 9))
