@@ -642,7 +642,7 @@ class HotlineTicket(CityAggregate):
         """Route the ticket to a department. Routing a returned ticket to another department
         accepts the return (recorded first, with the reviewer's `review_note`)."""
         self.require_status("assign", TicketStatus.RECEIVED, TicketStatus.RETURNED)
-        if self.status is TicketStatus.RETURNED:
+        if self.return_awaiting_review:
             if department == self.returned_by:
                 self.refuse("assign", f"{department} already returned it as not its matter: "
                             "to send it back, reject the return with a reason")
@@ -658,6 +658,12 @@ class HotlineTicket(CityAggregate):
         self.record(self.Accepted, actor=actor, at=at,
                     note=checked_text("note", note, required=False))
 
+    @property
+    def return_awaiting_review(self) -> bool:
+        """Whether a department's return waits for the centre's review (a ticket the caller
+        sent back to the centre is returned too, but by no department)."""
+        return self.status is TicketStatus.RETURNED and self.returned_by is not None
+
     def return_to_centre(self, *, reason: str, suggested_department: str | None, actor: Actor,
                          at: datetime) -> None:
         self.require_status("return to the centre", TicketStatus.ASSIGNED)
@@ -672,6 +678,9 @@ class HotlineTicket(CityAggregate):
         """The centre rejects the department's return: the ticket is assigned to it again,
         owing its reply by the deadline it had (the time in between counts)."""
         self.require_status("reject the return of", TicketStatus.RETURNED)
+        if not self.return_awaiting_review:
+            self.refuse("reject the return of", "no department returned it (the caller sent it "
+                        "back to the centre): route it to a department")
         clock = self.returns[-1].clock if self.returns else None
         if clock is None:
             self.refuse("reject the return of", "no reply deadline ran when it was returned")
@@ -838,7 +847,7 @@ class HotlineTicket(CityAggregate):
             "notes": list(self.notes),
             "return_reason": self.return_reason,
             "returns": returns_as_dicts(self.returns,
-                                        item_is_returned=self.status is TicketStatus.RETURNED),
+                                        item_is_returned=self.return_awaiting_review),
             "linked_work": [
                 {"kind": w["kind"], "id": str(w["id"]), "stage": w["stage"],
                  "detail": w["detail"], "finished": w["finished"],
