@@ -78,8 +78,8 @@ class ResourceAssignments:
         return released
 
     # Arriving on an incident: every way a resource is sent to one (the incident's one-click
-    # assignment, the resource's dispatch and reassignment, from the API, the simulator or a
-    # drill) goes through `_arrive`, so the incident always records it too.
+    # assignment, the resource's dispatch and reassignment, from the API or the simulator)
+    # goes through `_arrive`, so the incident always records it too.
 
     def assign(self, incident_id: UUID, resource_id: UUID, *, actor: Actor,
                command_id: str | None = None) -> UUID:
