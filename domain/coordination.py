@@ -11,6 +11,7 @@ subject against the version its user saw (`require_seen_version`) before its fir
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -26,10 +27,14 @@ from cityops.domain.hotline import case_id_for_ticket, incident_id_for_ticket
 from cityops.domain.hotlinetickets import HotlineTickets
 from cityops.domain.incident import IncidentSource, IncidentStatus, LinkKind
 from cityops.domain.incidents import Incidents
+from cityops.domain.permissions import check_permitted
 from cityops.domain.resource import ResourceStatus
 from cityops.domain.resources import Resources
 
 INCIDENT_OPEN_FOR_RESOURCES = (IncidentStatus.VERIFIED, IncidentStatus.RESPONDING)
+"""The incident states in which resources are sent to it (not while only reported, nor once
+contained, closed, reviewed or dismissed)."""
+ASSIGN_RESOURCE = "assign a resource to"
 RECENT_INCIDENTS = 5
 """How many of the incidents a resource served last are checked for an assignment its
 leaving has not ended yet (an interrupted release is completed by the next check)."""
@@ -72,25 +77,84 @@ class ResourceAssignments:
             released.append(incident.id)
         return released
 
-    def assign(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
-        """Dispatch an available resource to an incident and record it on both.
+    # Arriving on an incident: every way a resource is sent to one (the incident's one-click
+    # assignment, the resource's dispatch and reassignment, from the API or the simulator)
+    # goes through `_arrive`, so the incident always records it too.
 
-        Each side is checked for what it already records, so running this again after an
-        interruption completes it without dispatching twice."""
-        incident = self.incidents.incident(incident_id)
-        self.incidents.require_seen_version(incident)
-        incident.require_status("assign a resource to", *INCIDENT_OPEN_FOR_RESOURCES)
-        resource = self.resources.resource(resource_id)
-        if not resource.serves(incident_id):
-            # The incident it left last may not have recorded it yet: it does now, so that
-            # the resource is never active on two incidents.
-            self.settle(resource_id, actor=actor)
-            self.resources.dispatch(resource_id, incident_id=incident_id, actor=actor)
-            incident = self.incidents.incident(incident_id)  # settling may have changed it
-        if incident.assignment(resource_id) is None:
-            self.incidents.assign_resource(incident_id, resource_id=resource_id,
-                                           kind=resource.kind, actor=actor)
+    def assign(self, incident_id: UUID, resource_id: UUID, *, actor: Actor,
+               command_id: str | None = None) -> UUID:
+        """Assign a resource to an incident from the incident (the centre's one click): an
+        available one is dispatched; one that serves it already is only recorded there if
+        it is not yet (so running this again completes an interrupted assignment)."""
+        if self.resources.resource(resource_id).serves(incident_id):
+            return self._arrive(resource_id, incident_id, actor=actor, send=None)
+        return self.dispatch(resource_id, incident_id=incident_id, actor=actor,
+                             command_id=command_id)
+
+    def dispatch(self, resource_id: UUID, *, incident_id: UUID, actor: Actor,
+                 position: GeoPoint | None = None, at: datetime | None = None,
+                 command_id: str | None = None) -> UUID:
+        """Dispatch an available resource to an incident open for resources, recorded on
+        both: dispatched on the resource, assigned on the incident."""
+        return self._arrive(resource_id, incident_id, actor=actor, send=lambda admit: (
+            self.resources.dispatch(resource_id, incident_id=incident_id, actor=actor,
+                                    position=position, at=at, command_id=command_id,
+                                    admit=admit)))
+
+    def reassign(self, resource_id: UUID, *, incident_id: UUID, actor: Actor,
+                 position: GeoPoint | None = None, at: datetime | None = None,
+                 command_id: str | None = None) -> UUID:
+        """Move a resource straight to another incident open for resources: released on the
+        one it leaves and assigned on the new one, each recorded on both streams."""
+        return self._arrive(resource_id, incident_id, actor=actor, send=lambda admit: (
+            self.resources.reassign(resource_id, incident_id=incident_id, actor=actor,
+                                    position=position, at=at, command_id=command_id,
+                                    admit=admit)))
+
+    def _arrive(self, resource_id: UUID, incident_id: UUID, *, actor: Actor,
+                send: Callable[[Callable[[], None]], object] | None) -> UUID:
+        """Send the resource (`send`: its dispatch or reassignment) to an incident and
+        record it there; settle the incident it left.
+
+        A missing incident (404) or one not open for resources (409) is refused before
+        anything is recorded on either stream. The incident's check is made while the
+        resource's command decides (`admit`), so a repeat of a command already done (same
+        command id) is answered as such even if the incident has closed since. Each step is
+        checked against what its stream already records (the incident's side is named by
+        the resource's arrival, see `Resource.arrival`), so running this again after an
+        interruption completes it without recording anything twice."""
+        # Both streams' permissions first: no step is taken that the next would refuse.
+        check_permitted("incident.assign-resource", actor)
+        check_permitted("incident.record-resource-departure", actor)
+        self.resources.require_seen_version(self.resources.resource(resource_id))
+        self.incidents.require_seen_version(self.incidents.incident(incident_id))
+
+        def admit() -> None:
+            self.incidents.incident(incident_id).require_status(
+                ASSIGN_RESOURCE, *INCIDENT_OPEN_FOR_RESOURCES)
+
+        if send is None:
+            admit()
+        else:
+            send(admit)
+        # The incident it left records that first, so it is never active on two.
+        self.settle(resource_id, actor=actor)
+        self._record_arrival(incident_id, resource_id, actor=actor)
         return resource_id
+
+    def _record_arrival(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> None:
+        """Record on the incident the assignment of a resource that serves it, if it does not
+        list the resource yet (once per arrival, however often it is asked)."""
+        resource = self.resources.resource(resource_id)
+        arrival = resource.arrival()
+        if arrival is None or resource.incident_id != incident_id:
+            return  # a repeat of a command whose resource has moved on since
+        if self.incidents.incident(incident_id).assignment(resource_id) is not None:
+            return
+        position, sent_at = arrival
+        self.incidents.record_resource_arrival(
+            incident_id, resource_id=resource_id, kind=resource.kind, sent_at=sent_at,
+            actor=actor, command_id=f"resource-arrival:{incident_id}:{resource_id}:{position}")
 
     def release(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
         """The centre releases a resource from an incident, recorded on both: one that has
@@ -116,15 +180,6 @@ class ResourceAssignments:
 
     # The resource's own status changes that can take it off an incident: each is recorded
     # on the resource, then its incident records it too.
-
-    def reassign(self, resource_id: UUID, *, incident_id: UUID, actor: Actor,
-                 position: GeoPoint | None = None, at: datetime | None = None,
-                 command_id: str | None = None) -> UUID:
-        """Move a resource straight to another incident; the one it leaves records it."""
-        subject = self.resources.reassign(resource_id, incident_id=incident_id, actor=actor,
-                                          position=position, at=at, command_id=command_id)
-        self.settle(resource_id, actor=actor)
-        return subject
 
     def stand_down(self, resource_id: UUID, *, actor: Actor, position: GeoPoint | None = None,
                    at: datetime | None = None, command_id: str | None = None) -> UUID:
@@ -277,9 +332,11 @@ class CityOperations:
         """Resources assigned to incidents and leaving them, recorded on both streams."""
         return ResourceAssignments(incidents=self.incidents, resources=self.resources)
 
-    def assign_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
+    def assign_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor,
+                        command_id: str | None = None) -> UUID:
         """Dispatch an available resource to an incident and record it on both."""
-        return self.resource_assignments.assign(incident_id, resource_id, actor=actor)
+        return self.resource_assignments.assign(incident_id, resource_id, actor=actor,
+                                                command_id=command_id)
 
     def release_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
         """Release a resource from an incident (standing it down or clearing the scene) and

@@ -517,6 +517,26 @@ class Incidents(CityApplication):
             "incident_id": incident_id, "release": resource_id,
         }, decide)
 
+    def record_resource_arrival(self, incident_id: UUID, *, resource_id: UUID, kind: str,
+                                sent_at: datetime, actor: Actor,
+                                command_id: str | None = None) -> UUID:
+        """The resource stream says the resource was sent to the incident (dispatched or
+        reassigned to it): its assignment starts at the time it was sent, or at the
+        incident's last event when that is later (history is kept in time order)."""
+        sent = self.now(sent_at)
+        self.catalogue.resource_kind(kind)
+
+        def decide() -> list[Incident]:
+            incident = self.incident(incident_id)
+            incident.assign_resource(resource_id=resource_id, kind=kind, actor=actor,
+                                     at=max(sent, incident.modified_on))
+            return [incident]
+
+        return self.command("incident.assign-resource", actor, command_id, {
+            "incident_id": incident_id, "resource_id": resource_id, "kind": kind,
+            "sent_at": sent,
+        }, decide)
+
     def record_resource_departure(self, incident_id: UUID, *, resource_id: UUID, how: str,
                                   left_at: datetime, actor: Actor,
                                   command_id: str | None = None) -> UUID:

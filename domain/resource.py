@@ -611,6 +611,21 @@ class Resource(CityAggregate):
         """Whether the resource is assigned to (dispatched to, on its way to, at) `incident_id`."""
         return self.status in SERVING_STATUSES and self.incident_id == incident_id
 
+    def arrival(self) -> tuple[int, datetime] | None:
+        """Where in its status history, and when, the assignment it serves now began (its
+        dispatch, or reassignment, to that incident); None when it serves none. The
+        position names the assignment, so the incident records it once however often it
+        is told."""
+        if self.status not in SERVING_STATUSES:
+            return None
+        start = len(self.history) - 1
+        while start > 0:
+            before = self.history[start - 1]
+            if before.incident_id != self.incident_id or before.status not in SERVING_STATUSES:
+                break
+            start -= 1
+        return start, self.history[start].at
+
     def departures(self, recent: int) -> list[Departure]:
         """How the resource left each of the `recent` incidents it served last (most recent
         first), leaving out one it serves now: from its status history, so that the

@@ -175,8 +175,10 @@ class Resources(CityApplication):
         command_id: str | None,
         change: Callable[[Resource, PositionFix | None, datetime], None],
         args: Mapping[str, Any] | None = None,
+        admit: Callable[[], None] | None = None,
     ) -> UUID:
-        """Run a status change; it carries the reported position, else the cached one."""
+        """Run a status change; it carries the reported position, else the cached one.
+        `admit` is a check of another stream made when deciding (it raises to refuse)."""
         if position is not None and not isinstance(position, GeoPoint):
             raise InvalidValue("position must be a GeoPoint")
         when = self.now(at)
@@ -184,6 +186,8 @@ class Resources(CityApplication):
 
         def decide() -> list[Resource]:
             resource = self.resource(resource_id)
+            if admit is not None:
+                admit()
             change(resource, given or self._cached_fix(resource_id), when)
             return [resource]
 
@@ -290,23 +294,29 @@ class Resources(CityApplication):
 
     def dispatch(self, resource_id: UUID, *, incident_id: UUID, actor: Actor,
                  position: GeoPoint | None = None, at: datetime | None = None,
-                 command_id: str | None = None) -> UUID:
-        """Assign an available resource to an incident."""
+                 command_id: str | None = None,
+                 admit: Callable[[], None] | None = None) -> UUID:
+        """Assign an available resource to an incident (this stream's side only: the
+        command centre sends resources through `ResourceAssignments`, which records it on
+        the incident too and passes the incident's check as `admit`, made when deciding, so
+        that a repeat of a dispatch already done is answered as one)."""
         incident = self._incident(incident_id)
         return self._status_command(
             "resource.dispatch", resource_id, actor=actor, position=position, at=at,
-            command_id=command_id, args={"incident_id": incident},
+            command_id=command_id, args={"incident_id": incident}, admit=admit,
             change=lambda r, fix, when: r.dispatch(incident_id=incident, fix=fix, actor=actor,
                                                    at=when))
 
     def reassign(self, resource_id: UUID, *, incident_id: UUID, actor: Actor,
                  position: GeoPoint | None = None, at: datetime | None = None,
-                 command_id: str | None = None) -> UUID:
-        """Move a resource serving one incident straight to another (both are recorded)."""
+                 command_id: str | None = None,
+                 admit: Callable[[], None] | None = None) -> UUID:
+        """Move a resource serving one incident straight to another (this stream's side
+        only, as `dispatch`)."""
         incident = self._incident(incident_id)
         return self._status_command(
             "resource.reassign", resource_id, actor=actor, position=position, at=at,
-            command_id=command_id, args={"incident_id": incident},
+            command_id=command_id, args={"incident_id": incident}, admit=admit,
             change=lambda r, fix, when: r.reassign(incident_id=incident, fix=fix, actor=actor,
                                                    at=when))
 

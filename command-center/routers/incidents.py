@@ -351,9 +351,10 @@ def waive_task(incident_id: UUID, task_id: UUID, body: Reason, system: SystemDep
 
 @router.post("/{incident_id}/resources")
 def assign_resource(incident_id: UUID, body: ResourceAssignment, system: SystemDep,
-                    actor: CurrentActor) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """Dispatch an available resource to the incident, recorded on both (one click)."""
-    system.operations.assign_resource(incident_id, body.resource_id, actor=actor)
+    system.operations.assign_resource(incident_id, body.resource_id, actor=actor,
+                                      command_id=command_id)
     return _state(system, incident_id)
 
 

@@ -198,17 +198,19 @@ def revise_resource(resource_id: UUID, body: ResourceRevision, system: SystemDep
 @router.post("/{resource_id}/dispatch")
 def dispatch_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
                       actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Assign an available resource to an incident."""
-    system.resources.dispatch(resource_id, incident_id=body.incident_id, position=_point(body),
-                              at=body.at, actor=actor, command_id=command_id)
+    """Dispatch an available resource to an incident open for resources (verified or
+    responding), recorded on both: the incident lists it too."""
+    system.operations.resource_assignments.dispatch(
+        resource_id, incident_id=body.incident_id, position=_point(body), at=body.at,
+        actor=actor, command_id=command_id)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/reassign")
 def reassign_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
                       actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
-    """Move a resource serving one incident straight to another (the one it leaves records
-    it)."""
+    """Move a resource serving one incident straight to another open for resources: released
+    on the one it leaves, assigned on the new one, each recorded on both."""
     system.operations.resource_assignments.reassign(
         resource_id, incident_id=body.incident_id, position=_point(body), at=body.at,
         actor=actor, command_id=command_id)

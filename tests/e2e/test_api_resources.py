@@ -25,6 +25,16 @@ def now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def verified_incident(api: Any, title: str = "Warehouse fire") -> str:
+    """A real incident open for resources: a resource is only sent to one of those."""
+    incident = api.post("/incidents", {
+        "category": "accident-disaster", "incident_type": "fire", "title": title,
+        "location": point(118.80, 32.05), "source": "hotline"}, role="hotline-operator",
+        expect=201)
+    api.post(f"/incidents/{incident['id']}/verify", {})
+    return str(incident["id"])
+
+
 def test_a_fire_engine_goes_out_and_comes_back(api: Any) -> None:
     registered = api.post("/resources", engine(call_sign="fire  11"),
                           role="department-user", dept="fire", expect=201)
@@ -37,7 +47,7 @@ def test_a_fire_engine_goes_out_and_comes_back(api: Any) -> None:
     assert (revised["speciality"], revised["capacity"], revised["name"]) == (
         "high-rise", None, "Engine fire  11")
 
-    incident_id = str(uuid4())
+    incident_id = verified_incident(api)
     dispatched = api.post(f"{path}/dispatch", {"incident_id": incident_id})
     assert (dispatched["status"], dispatched["incident_id"]) == ("dispatched", incident_id)
     en_route = api.post(f"{path}/en-route", {"position": point(118.79, 32.04), "at": now()},
@@ -80,7 +90,7 @@ def test_a_shelter_is_activated_and_a_dispatch_stood_down_or_reassigned(api: Any
         "department": "emergency-management", "home_base": point(118.80, 32.06),
         "capacity": 400}, role="planner", expect=201)
     path = f"/resources/{shelter['id']}"
-    api.post(f"{path}/dispatch", {"incident_id": str(uuid4())})
+    api.post(f"{path}/dispatch", {"incident_id": verified_incident(api, "Flooded homes")})
     assert api.post(f"{path}/activate", {})["status"] == "on-scene"
     refused = api.post(f"{path}/clear-scene", {}, expect=409)
     assert "shelter is not a mobile kind" in refused["detail"]
@@ -91,7 +101,7 @@ def test_a_shelter_is_activated_and_a_dispatch_stood_down_or_reassigned(api: Any
 
     truck = api.post("/resources", engine("FIRE 12"), role="planner", expect=201)
     truck_path = f"/resources/{truck['id']}"
-    first, second = str(uuid4()), str(uuid4())
+    first, second = verified_incident(api, "Fire A"), verified_incident(api, "Fire B")
     api.post(f"{truck_path}/dispatch", {"incident_id": first})
     assert api.post(f"{truck_path}/reassign", {"incident_id": second})["incident_id"] == second
     assert api.post(f"{truck_path}/stand-down", {})["status"] == "available"
@@ -101,19 +111,21 @@ def test_repeating_a_command_with_the_same_key_changes_nothing(api: Any) -> None
     first = api.post("/resources", engine(), role="planner", key="reg-1", expect=201)
     assert api.post("/resources", engine(), role="planner", key="reg-1", expect=201) == first
     path = f"/resources/{first['id']}"
-    body = {"incident_id": str(uuid4())}
+    body = {"incident_id": verified_incident(api)}
     dispatched = api.post(f"{path}/dispatch", body, key="dispatch-1")
     assert api.post(f"{path}/dispatch", body, key="dispatch-1") == dispatched
     assert api.get(path)["version"] == dispatched["version"] == 2
-    assert api.post(f"{path}/dispatch", {"incident_id": str(uuid4())}, key="dispatch-1",
+    other = {"incident_id": verified_incident(api, "Another fire")}
+    assert api.post(f"{path}/dispatch", other, key="dispatch-1",
                     expect=409)["error"] == "command-id-reused"
 
 
 def test_unknown_resources_are_not_found(api: Any) -> None:
-    missing = f"/resources/{uuid4()}"
+    missing_id = uuid4()
+    missing = f"/resources/{missing_id}"
     api.get(missing, expect=404)
-    assert "does not exist" in api.post(f"{missing}/dispatch", {"incident_id": str(uuid4())},
-                                        expect=404)["detail"]
+    assert f"resource {missing_id} does not exist" in api.post(
+        f"{missing}/dispatch", {"incident_id": verified_incident(api)}, expect=404)["detail"]
     api.post(f"{missing}/positions", {"position": point(118.8, 32.05), "at": now()},
              role="system", expect=404)
     api.get("/resources/not-a-uuid", expect=422)
@@ -125,8 +137,9 @@ def test_an_illegal_status_change_is_a_conflict_that_names_the_state(api: Any) -
     refused = api.post(f"{path}/en-route", {}, expect=409)
     assert refused["error"] == "illegal-transition"
     assert "it is available" in refused["detail"]
-    api.post(f"{path}/dispatch", {"incident_id": str(uuid4())})
-    again = api.post(f"{path}/dispatch", {"incident_id": str(uuid4())}, expect=409)
+    api.post(f"{path}/dispatch", {"incident_id": verified_incident(api)})
+    again = api.post(f"{path}/dispatch", {"incident_id": verified_incident(api, "Fire B")},
+                     expect=409)
     assert "it is dispatched" in again["detail"]
     assert "out of service" in api.post(f"{path}/out-of-service", {"reason": "tired"},
                                         expect=409)["detail"]
@@ -156,9 +169,10 @@ def test_roles_departments_and_identity_are_checked(api: Any) -> None:
     assert "of water may not register a resource of fire" in refused["detail"]
     registered = api.post("/resources", engine(), role="planner", expect=201)
     path = f"/resources/{registered['id']}"
-    api.post(f"{path}/dispatch", {"incident_id": str(uuid4())}, role="department-user",
+    incident_id = verified_incident(api)
+    api.post(f"{path}/dispatch", {"incident_id": incident_id}, role="department-user",
              dept="fire", expect=403)
-    api.post(f"{path}/dispatch", {"incident_id": str(uuid4())})
+    api.post(f"{path}/dispatch", {"incident_id": incident_id})
     # Fire's resource is out of water's scope: as if it did not exist.
     api.post(f"{path}/en-route", {}, role="department-user", dept="water", expect=404)
     api.post(f"{path}/positions", {"position": point(118.8, 32.05), "at": now()},
@@ -174,7 +188,7 @@ def test_resources_are_listed_with_filters_and_pages(api: Any) -> None:
         "kind": "ambulance", "name": "Ambulance 7", "call_sign": "AMB 7",
         "department": "health", "home_base": point(118.80, 32.05)}, role="planner",
         expect=201)
-    incident_id = str(uuid4())
+    incident_id = verified_incident(api)
     api.post(f"/resources/{west['id']}/dispatch", {"incident_id": incident_id})
     api.settle()
 
@@ -203,7 +217,7 @@ def test_the_nearest_available_resources_of_a_kind(api: Any) -> None:
     api.post("/resources", {"kind": "ambulance", "name": "A", "call_sign": "AMB 1",
                             "department": "health", "home_base": point(118.8, 32.05)},
              role="planner", expect=201)
-    api.post(f"/resources/{busy['id']}/dispatch", {"incident_id": str(uuid4())})
+    api.post(f"/resources/{busy['id']}/dispatch", {"incident_id": verified_incident(api)})
     api.settle()
 
     found = api.get("/resources/nearest", kind="fire-engine", lon=118.80, lat=32.05)

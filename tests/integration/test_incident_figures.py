@@ -15,7 +15,7 @@ import pytest
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
-from cityops.domain.errors import OpenTasksRemain
+from cityops.domain.errors import IllegalTransition, OpenTasksRemain
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.incident import PlanLevel, PlanTask, ResourceRequirement
 from cityops.settings import Settings
@@ -106,6 +106,55 @@ class IncidentFiguresContract:
             assert active(seen[str(second)]) == []
             assert seen[str(first)]["resource_shortfall"] == {}
             assert seen[str(second)]["resource_shortfall"] == {"drainage-pump-truck": 1}
+
+    def test_a_resource_sent_from_its_own_side_is_active_on_the_incident_it_is_sent_to(
+            self, make_system: SystemFactory) -> None:
+        """Issue 9 item 1, the arrival side: dispatched or reassigned from the resource's
+        side, it is listed on the incident it is sent to (and its shortfall counts it), also
+        when the arrival was interrupted in one process and completed by another."""
+        first_process, second_process = make_system(), make_system()
+        plan_id = flood_plan(first_process)
+        centre = first_process.city.map.cells.geometry.iloc[40].centroid
+        location = GeoPoint(lon=float(centre.x), lat=float(centre.y))
+        first = responding_flood(first_process, plan_id, "Underpass A", location)
+        second = responding_flood(first_process, plan_id, "Underpass B", location)
+        truck = first_process.resources.register_resource(
+            kind="drainage-pump-truck", name="Pump truck 3", call_sign="PUMP 3",
+            department="water", home_base=location, actor=PLANNER)
+        assignments = first_process.operations.resource_assignments
+
+        assignments.dispatch(truck, incident_id=first, actor=DISPATCHER)
+        first_process.resources.report_on_scene(truck, actor=WATER_CREW)
+        assignments.reassign(truck, incident_id=second, actor=DISPATCHER)
+        seen = rows(first_process)
+        assert active(seen[str(first)]) == [] and active(seen[str(second)]) == [str(truck)]
+        assert seen[str(first)]["resource_shortfall"] == {"drainage-pump-truck": 1}
+        assert seen[str(second)]["resource_shortfall"] == {}
+
+        # The second process records only the resource's side of sending it back to A (as
+        # a process stopped half-way would); the first runs the same command again and
+        # completes it, once.
+        second_process.resources.reassign(truck, incident_id=first, actor=DISPATCHER,
+                                          command_id="figures:back-to-a")
+        assert active(rows(second_process)[str(first)]) == []
+        for _ in range(2):
+            assignments.reassign(truck, incident_id=first, actor=DISPATCHER,
+                                 command_id="figures:back-to-a")
+        for system in (first_process, second_process):
+            seen = rows(system)
+            assert active(seen[str(first)]) == [str(truck)]
+            assert active(seen[str(second)]) == []
+            assert len(seen[str(first)]["resources"]) == 2
+            assert seen[str(first)]["resource_shortfall"] == {}
+            assert seen[str(second)]["resource_shortfall"] == {"drainage-pump-truck": 1}
+
+        # An incident closed meanwhile takes no resource: nothing recorded on either stream.
+        second_process.incidents.contain(second, actor=DISPATCHER)
+        version = second_process.resources.resource(truck).version
+        with pytest.raises(IllegalTransition, match="it is contained"):
+            assignments.reassign(truck, incident_id=second, actor=DISPATCHER)
+        assert first_process.resources.resource(truck).version == version
+        assert active(rows(second_process)[str(first)]) == [str(truck)]
 
     def test_an_incident_closes_only_with_its_tasks_settled(
             self, make_system: SystemFactory) -> None:

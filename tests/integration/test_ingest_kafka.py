@@ -175,8 +175,12 @@ def test_produced_messages_are_applied_stored_and_counted(
         lane: Lane, monkeypatch: pytest.MonkeyPatch) -> None:
     system = lane.system
     engine = register_engine(system, "FIRE 12", lane.points[0])
-    system.resources.dispatch(engine, incident_id=uuid.uuid4(), actor=DISPATCHER,
-                              at=recently(60))
+    fire = system.incidents.report(category="accident-disaster", incident_type="fire",
+                                   title="Warehouse fire", location=lane.points[0],
+                                   source="inspector", actor=INSPECTOR, at=recently(62))
+    system.incidents.verify(fire, actor=DISPATCHER, at=recently(61))
+    system.operations.resource_assignments.dispatch(engine, incident_id=fire,
+                                                    actor=DISPATCHER, at=recently(60))
     tank = watched_tank(system, lane.points[1])
     reports = [messages.grid_case_report(category=c, description=f"report {i}",
                                          location=lane.points[2 + i], actor=INSPECTOR)

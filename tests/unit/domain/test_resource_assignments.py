@@ -15,7 +15,7 @@ import pytest
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.coordination import RECENT_INCIDENTS, ResourceAssignments
-from cityops.domain.errors import IllegalTransition
+from cityops.domain.errors import IllegalTransition, NotFound, NotPermitted
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.incident import PlanLevel, ResourceRequirement
 from cityops.domain.incidents import Incidents
@@ -232,3 +232,136 @@ def test_departures_are_read_from_the_status_history_most_recent_first(city: Cit
     left_last = resource.history[-3]
     assert departures[0] == Departure(served[-1], left_last.at, "cleared the scene")
     assert left_last.status is ResourceStatus.RETURNING
+
+
+def assignments_on(city: City, incident_id: UUID) -> list[tuple[UUID, datetime, str]]:
+    return [(a.resource_id, a.assigned_at, a.assigned_by)
+            for a in city.incidents.incident(incident_id).resources]
+
+
+def test_a_resource_dispatched_or_reassigned_from_its_own_side_is_assigned_on_the_incident(
+        city: City) -> None:
+    """Issue 9 item 1, the arrival side: whichever way it is sent, the incident it is sent
+    to lists it, at the time it was sent, and counts it against its shortfall."""
+    first, second = city.flood("Underpass A"), city.flood("Underpass B")
+    truck = city.register("PUMP 3")
+    sent_at = city.clock.advance(minutes=5)
+    city.assignments.dispatch(truck, incident_id=first, actor=DISPATCHER)
+    assert assignments_on(city, first) == [(truck, sent_at, "duty-officer-1")]
+    assert city.incidents.incident(first).resource_shortfall() == {}
+
+    city.resources.report_en_route(truck, actor=PUMP_CREW)
+    reassigned_at = city.clock.advance(minutes=5)
+    city.assignments.reassign(truck, incident_id=second, actor=DISPATCHER)
+    assert city.active(first) == [] and city.active(second) == [truck]
+    assert assignments_on(city, second) == [(truck, reassigned_at, "duty-officer-1")]
+    assert city.releases(first)[0][1:] == (reassigned_at, "duty-officer-1",
+                                           f"reassigned to incident {second}")
+    assert city.incidents.incident(first).resource_shortfall() == {"drainage-pump-truck": 1}
+    assert city.incidents.incident(second).resource_shortfall() == {}
+
+    # And straight back to the first: a second assignment there, the second one released.
+    city.clock.advance(minutes=5)
+    city.assignments.reassign(truck, incident_id=first, actor=DISPATCHER)
+    assert city.active(first) == [truck] and city.active(second) == []
+    assert len(city.incidents.incident(first).resources) == 2
+
+
+def test_an_arrival_interrupted_half_way_is_completed_once(city: City) -> None:
+    incident = city.flood("Underpass A")
+    truck = city.register("PUMP 3")
+    # The resource's side only, as if the process had stopped before the incident's side.
+    sent_at = city.clock.advance(minutes=5)
+    city.resources.dispatch(truck, incident_id=incident, actor=DISPATCHER,
+                            command_id="send-pump-3")
+    assert city.active(incident) == []
+
+    city.clock.advance(minutes=5)
+    # Running the command again with its id completes it, at the time it was sent.
+    city.assignments.dispatch(truck, incident_id=incident, actor=DISPATCHER,
+                              command_id="send-pump-3")
+    assert assignments_on(city, incident) == [(truck, sent_at, "duty-officer-1")]
+    resource_version = city.resources.resource(truck).version
+    incident_version = city.incidents.incident(incident).version
+    for _ in range(2):
+        city.assignments.dispatch(truck, incident_id=incident, actor=DISPATCHER,
+                                  command_id="send-pump-3")
+        city.assignments.assign(incident, truck, actor=DISPATCHER)
+    assert city.resources.resource(truck).version == resource_version
+    assert city.incidents.incident(incident).version == incident_version
+
+    # A repeat after the resource has left records no new assignment.
+    city.assignments.stand_down(truck, actor=DISPATCHER)
+    city.assignments.dispatch(truck, incident_id=incident, actor=DISPATCHER,
+                              command_id="send-pump-3")
+    assert city.active(incident) == []
+    assert city.resources.resource(truck).status is ResourceStatus.AVAILABLE
+
+
+def test_a_resource_is_sent_only_to_an_incident_open_for_resources(city: City) -> None:
+    serving, reported = city.flood("Underpass A"), city.incidents.report(
+        category="natural-disaster", incident_type="waterlogging", title="Not verified",
+        location=UNDERPASS, source="hotline", actor=HOTLINE)
+    contained, closed = city.flood("Underpass B"), city.flood("Underpass C")
+    city.incidents.contain(contained, actor=DISPATCHER)
+    city.incidents.contain(closed, actor=DISPATCHER)
+    city.incidents.close_incident(closed, actor=DISPATCHER)
+    dismissed = city.incidents.report(
+        category="natural-disaster", incident_type="waterlogging", title="A puddle",
+        location=UNDERPASS, source="hotline", actor=HOTLINE)
+    city.incidents.dismiss(dismissed, reason="only a puddle", actor=DISPATCHER)
+    idle, busy = city.register("PUMP 1"), city.register("PUMP 2")
+    city.assignments.dispatch(busy, incident_id=serving, actor=DISPATCHER)
+    incidents = (serving, reported, contained, closed, dismissed)
+    versions = {i: city.incidents.incident(i).version for i in incidents}
+    resource_versions = {r: city.resources.resource(r).version for r in (idle, busy)}
+
+    sends = {
+        "dispatch": lambda r, i: city.assignments.dispatch(r, incident_id=i,
+                                                           actor=DISPATCHER),
+        "reassign": lambda r, i: city.assignments.reassign(r, incident_id=i,
+                                                           actor=DISPATCHER),
+        "assign": lambda r, i: city.assignments.assign(i, r, actor=DISPATCHER),
+    }
+    for name, send in sends.items():
+        resource = busy if name == "reassign" else idle
+        with pytest.raises(NotFound, match="does not exist"):
+            send(resource, uuid4())
+        for incident, state in ((reported, "reported"), (contained, "contained"),
+                                (closed, "closed"), (dismissed, "dismissed")):
+            with pytest.raises(IllegalTransition,
+                               match=f"cannot assign a resource to incident {incident}: "
+                                     f"it is {state}"):
+                send(resource, incident)
+    assert {i: city.incidents.incident(i).version for i in incidents} == versions
+    assert {r: city.resources.resource(r).version for r in (idle, busy)} == resource_versions
+    assert city.active(serving) == [busy]
+
+
+def test_only_the_centre_sends_resources_and_nothing_is_recorded_otherwise(
+        city: City) -> None:
+    incident = city.flood("Underpass A")
+    truck = city.register("PUMP 3")
+    with pytest.raises(NotPermitted):
+        city.assignments.dispatch(truck, incident_id=incident, actor=PUMP_CREW)
+    assert city.resources.resource(truck).status is ResourceStatus.AVAILABLE
+    assert city.active(incident) == []
+
+
+def test_the_arrival_names_the_dispatch_that_began_the_current_assignment(
+        city: City) -> None:
+    first, second = city.flood("Underpass A"), city.flood("Underpass B")
+    truck = city.register("PUMP 3")
+    assert city.resources.resource(truck).arrival() is None
+    sent_at = city.clock.advance(minutes=5)
+    city.assignments.dispatch(truck, incident_id=first, actor=DISPATCHER)
+    city.clock.advance(minutes=5)
+    city.resources.report_en_route(truck, actor=PUMP_CREW)
+    city.clock.advance(minutes=5)
+    city.resources.report_on_scene(truck, actor=PUMP_CREW)
+    assert city.resources.resource(truck).arrival() == (1, sent_at)
+    moved_at = city.clock.advance(minutes=5)
+    city.assignments.reassign(truck, incident_id=second, actor=DISPATCHER)
+    assert city.resources.resource(truck).arrival() == (4, moved_at)
+    city.assignments.stand_down(truck, actor=DISPATCHER)
+    assert city.resources.resource(truck).arrival() is None

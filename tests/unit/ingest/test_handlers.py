@@ -48,6 +48,20 @@ def register_engine(target: IngestTarget, call_sign: str, home: GeoPoint) -> UUI
     )
 
 
+def dispatch_to_a_fire(target: IngestTarget, resource_id: UUID, where: GeoPoint, *,
+                       at: datetime | None = None) -> UUID:
+    """Dispatch the resource, as the centre does, to a verified fire (recorded on both)."""
+    incidents = target.incidents
+    assert incidents is not None
+    incident_id = incidents.report(category="accident-disaster", incident_type="fire",
+                                   title="Warehouse fire", location=where,
+                                   source="inspector", actor=INSPECTOR, at=recently(40))
+    incidents.verify(incident_id, actor=DISPATCHER, at=recently(39))
+    ResourceAssignments(incidents=incidents, resources=target.resources).dispatch(
+        resource_id, incident_id=incident_id, actor=DISPATCHER, at=at)
+    return incident_id
+
+
 def event_topics(application: Any) -> list[str]:
     """Every event the application has stored, by class name, in order."""
     return [n.topic.rsplit(":", 1)[1]
@@ -267,7 +281,7 @@ def test_status_reports_move_a_dispatched_resource_and_illegal_ones_are_refused(
     assert (letter.code, letter.error_class) == ("illegal-transition", "IllegalTransition")
     assert "it is available" in letter.reason
 
-    target.resources.dispatch(resource_id, incident_id=uuid4(), actor=DISPATCHER)
+    dispatch_to_a_fire(target, resource_id, city_point)
     en_route = messages.resource_status(call_sign="FIRE 5", status="en-route", actor=crew,
                                         position=city_point)
     assert sender.send(IngestStream.RESOURCE_STATUS, en_route) is Outcome.APPLIED
@@ -331,8 +345,7 @@ def test_a_status_report_that_arrives_after_a_later_fix_keeps_its_reported_time(
     # fix measured after the crew set off can be applied before their en-route report.
     resource_id = register_engine(target, "FIRE 6", city_point)
     dispatched_at = recently(20)
-    target.resources.dispatch(resource_id, incident_id=uuid4(), actor=DISPATCHER,
-                              at=dispatched_at)
+    dispatch_to_a_fire(target, resource_id, city_point, at=dispatched_at)
     set_off, fixed = dispatched_at + timedelta(minutes=2), dispatched_at + timedelta(minutes=4)
     moved = GeoPoint(lon=city_point.lon + 0.004, lat=city_point.lat)
     fix = messages.resource_position(call_sign="FIRE 6", position=moved, measured_at=fixed,
