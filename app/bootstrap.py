@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from eventsourcing.application import Application
 
 from cityops.domain.accounts import Accounts
-from cityops.domain.application import system_clock
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.clock import Clock, system_clock
 from cityops.domain.coordination import CityOperations
 from cityops.domain.duplicates import DuplicatePolicy
 from cityops.domain.gridcases import GridCases
@@ -78,6 +77,9 @@ class CitySystem:
     accounts: Accounts
     """Users, departments and Open311 API keys (not a read-model source: not in
     `applications`)."""
+    clock: Clock = system_clock
+    """The system's one clock (`cityops.domain.clock`): every application, read model, feed
+    and page of this system reads it; a simulated one in the demo or a drill."""
     supervision: SupervisionClock | None = None
     thread: FollowerThread | None = None
     wakeup: FollowerWakeup | None = None
@@ -156,7 +158,7 @@ def load_city(settings: Settings, catalogue: Catalogue, hazard_catalogue: Hazard
     return load_demo_city()
 
 
-def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_clock,
+def build_system(settings: Settings, *, clock: Clock = system_clock,
                  city: Any | None = None) -> CitySystem:
     """Build a CityOps system from settings (embedded SQLite or PostgreSQL)."""
     catalogue = Catalogue.load(settings.catalogue_dir)
@@ -169,7 +171,7 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
         return _wire(settings, clock, catalogue, hazard_catalogue, city)
 
 
-def _wire(settings: Settings, clock: Callable[[], datetime], catalogue: Catalogue,
+def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
           hazard_catalogue: HazardCatalogue, city: Any) -> CitySystem:
     """Open the stores and wire the applications, read models and clocks (creating what
     is missing)."""
@@ -246,8 +248,9 @@ def _wire(settings: Settings, clock: Callable[[], datetime], catalogue: Catalogu
         resources=resources,
         generations=generations,
         statistics=CityStatistics(store),
-        photos=PhotoStore(generations.registry.store),
+        photos=PhotoStore(generations.registry.store, clock=clock),
         accounts=accounts,
+        clock=clock,
     )
     spatial.follow(system.followers)
 
@@ -263,7 +266,7 @@ def _wire(settings: Settings, clock: Callable[[], datetime], catalogue: Catalogu
         # The processes that follow also write the clock's light changes to the change log
         # (once, however many of them see the change).
         generations.listeners(GridCases.name).append(
-            light_change_writer(live_changes, generations.store))
+            light_change_writer(live_changes, generations.store, clock))
     return system
 
 

@@ -33,6 +33,7 @@ from cityops.command_center.routers import (
     subscriptions,
     ws,
 )
+from cityops.command_center.server_time import router as server_time_router
 from cityops.command_center.versions import install_version_checks
 from cityops.feeds.service import build_feed_service
 
@@ -102,6 +103,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(field.router)
     app.include_router(open311.router)  # public GETs; POST checks its own api_key
     app.include_router(ws.router)  # /ws: authenticated by its first message's token
+    app.include_router(server_time_router)  # /clock: public, as /health
     app.mount("/static", pages.static_files(), name="static")
 
     @app.get("/health", tags=["operations"])

@@ -7,7 +7,7 @@ import { get, post, showOutcome } from "/static/common/api.js";
 import { el } from "./detail.js";
 import {
   LEVEL_COLOURS, LEVEL_NAMES, OPEN_INCIDENT_STATUSES, RESOURCE_COLOURS, may, readOnly,
-  shortId, timeText, untilText,
+  isPast, shortId, timeText, untilText,
 } from "./words.js";
 
 export class IncidentBoard {
@@ -33,7 +33,7 @@ export class IncidentBoard {
     this.list.replaceChildren(...this.open().map((doc) => {
       const assigned = (doc.resources || []).filter((r) => !r.released_at);
       const tasks = doc.tasks || [];
-      const late = tasks.filter((t) => !t.done_at && !t.cancelled_at && t.due && Date.parse(t.due) < Date.now());
+      const late = tasks.filter((t) => !t.done_at && !t.cancelled_at && isPast(t.due));
       const badge = el("span", { class: "level" }, doc.level || "?");
       badge.style.background = LEVEL_COLOURS[doc.level] || "#7b8794";
       return el("li", { class: "card clickable", testid: "incident-card", "data-id": doc.id, "data-level": doc.level, onclick: () => this.onSelect("incidents", doc.id) },
@@ -83,7 +83,7 @@ export class IncidentBoard {
         container.append(el("h3", {}, "Plan tasks"), el("ul", { class: "plain", testid: "plan-tasks" },
           tasks.length ? tasks.map((t) => el("li", { "data-status": t.status },
             el("b", {}, t.department), ` ${t.description} · ${t.status}`,
-            !t.done_at && !t.cancelled_at && t.due ? el("span", { class: Date.parse(t.due) < Date.now() ? "overdue" : "sub" }, ` · due ${untilText(t.due)}`) : "",
+            !t.done_at && !t.cancelled_at && t.due ? el("span", { class: isPast(t.due) ? "overdue" : "sub" }, ` · due ${untilText(t.due)}`) : "",
             t.done_late ? el("span", { class: "overdue" }, " · done late") : "")) : el("li", { class: "sub" }, "none")));
         const reports = doc.situation_reports || [];
         if (reports.length) {
