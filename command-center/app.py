@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from cityops.bootstrap import CitySystem
 from cityops.command_center.auth import Authenticator
+from cityops.command_center.command_gate import install_command_gate
 from cityops.command_center.errors import install_error_handlers
 from cityops.command_center.live import LiveHub
 from cityops.command_center.routers import (
@@ -105,6 +106,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(ws.router)  # /ws: authenticated by its first message's token
     app.include_router(server_time_router)  # /clock: public, as /health
     app.mount("/static", pages.static_files(), name="static")
+    install_command_gate(app)  # 403 before a command's body is read
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, Any]:
