@@ -13,6 +13,7 @@ from cityops.command_center.auth import Authenticator
 from cityops.command_center.command_gate import install_command_gate
 from cityops.command_center.errors import install_error_handlers
 from cityops.command_center.live import LiveHub
+from cityops.command_center.query_checks import install_query_checks
 from cityops.command_center.routers import (
     auth,
     bulk,
@@ -94,6 +95,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
                                    ttl_minutes=system.settings.token_ttl_minutes)
     install_error_handlers(app)
     install_version_checks(app)  # before the routers: it adds a dependency to each route
+    install_query_checks(app)  # before the routers, too: unknown query parameters -> 422
     # bulk first: /grid-cases/bulk/register would otherwise match /grid-cases/{case_id}/...
     for module in (bulk, auth, catalogue, grid_cases, incidents, plans, resources,
                    hazard_sources, hotline_tickets, spatial, ogc, exports, statistics,
