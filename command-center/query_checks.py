@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.requests import HTTPConnection
 
 SELF_CHECKED_PREFIXES = ("/open311/",)
 """Routes that check every query parameter themselves, in their protocol's error form."""
@@ -33,6 +34,9 @@ SELF_CHECKED_ROUTES = frozenset({
 })
 """Routes whose other parameters are a layer's property filters, checked by the route
 against the layer (an unknown one is refused there, naming it)."""
+
+PAGES = frozenset({"/", "/dashboard", "/login", "/field"})
+"""The HTML pages: their query (`/login?next=...`) belongs to their own scripts."""
 
 _DECLARED: dict[int, frozenset[str]] = {}
 
@@ -58,13 +62,15 @@ def unknown_parameters(given: Iterable[str], known: Collection[str]) -> list[str
     return list(dict.fromkeys(name for name in given if name not in known))
 
 
-def refuse_unknown_query_parameters(request: Request) -> None:
-    """Refuse (422) the query parameters the matched route does not take."""
+def refuse_unknown_query_parameters(request: HTTPConnection) -> None:
+    """Refuse (422) the query parameters the matched route does not take (a WebSocket route
+    takes none but its own: it is left alone)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
     path = route.path_format
-    if path in SELF_CHECKED_ROUTES or path.startswith(SELF_CHECKED_PREFIXES):
+    if (path in SELF_CHECKED_ROUTES or path in PAGES
+            or path.startswith(SELF_CHECKED_PREFIXES)):
         return
     known = declared_query_parameters(route)
     unknown = unknown_parameters(request.query_params.keys(), known)
