@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from eventsourcing.application import Application
 
 from cityops.domain.accounts import Accounts
-from cityops.domain.application import system_clock
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.clock import Clock, system_clock
 from cityops.domain.coordination import CityOperations
 from cityops.domain.duplicates import DuplicatePolicy
 from cityops.domain.gridcases import GridCases
@@ -87,6 +86,9 @@ class CitySystem:
     ticket_follow_up: TicketFollowUp
     """The process by which a ticket follows the case or incident it became (it runs
     wherever the projections run, before the read models in each round)."""
+    clock: Clock = system_clock
+    """The system's one clock (`cityops.domain.clock`): every application, read model, feed
+    and page of this system reads it; a simulated one in the demo or a drill."""
     supervision: SupervisionClock | None = None
     thread: FollowerThread | None = None
     wakeup: FollowerWakeup | None = None
@@ -172,7 +174,7 @@ def load_city(settings: Settings, catalogue: Catalogue, hazard_catalogue: Hazard
     return load_demo_city()
 
 
-def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_clock,
+def build_system(settings: Settings, *, clock: Clock = system_clock,
                  city: Any | None = None) -> CitySystem:
     """Build a CityOps system from settings (embedded SQLite or PostgreSQL)."""
     catalogue = Catalogue.load(settings.catalogue_dir)
@@ -187,7 +189,7 @@ def build_system(settings: Settings, *, clock: Callable[[], datetime] = system_c
         return _wire(settings, clock, catalogue, hazard_catalogue, sharing, city)
 
 
-def _wire(settings: Settings, clock: Callable[[], datetime], catalogue: Catalogue,
+def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
           hazard_catalogue: HazardCatalogue, sharing: SharingPolicy, city: Any) -> CitySystem:
     """Open the stores and wire the applications, read models and clocks (creating what
     is missing)."""
@@ -265,9 +267,10 @@ def _wire(settings: Settings, clock: Callable[[], datetime], catalogue: Catalogu
         resources=resources,
         generations=generations,
         statistics=CityStatistics(store),
-        photos=PhotoStore(generations.registry.store),
+        photos=PhotoStore(generations.registry.store, clock=clock),
         accounts=accounts,
         ticket_follow_up=TicketFollowUp(hotline, grid_cases, incidents),
+        clock=clock,
     )
     spatial.follow(system.followers)
 
@@ -283,7 +286,7 @@ def _wire(settings: Settings, clock: Callable[[], datetime], catalogue: Catalogu
         # The processes that follow also write the clock's light changes to the change log
         # (once, however many of them see the change).
         generations.listeners(GridCases.name).append(
-            light_change_writer(live_changes, generations.store))
+            light_change_writer(live_changes, generations.store, clock))
     return system
 
 

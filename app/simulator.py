@@ -39,6 +39,7 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.demo_users import create_demo_users, demo_logins_text
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CityApplication, CommandReceipt
+from cityops.domain.clock import system_clock
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseStatus
@@ -928,10 +929,11 @@ def _heading(origin: GeoPoint, target: GeoPoint) -> float:
 def build_demo(settings: Settings, *, seed: int, speed: float,
                today: date | None = None) -> tuple[CitySystem, DemoDay]:
     """A system on a simulated clock, with its day planned (nothing played yet)."""
-    clock = SimulatedClock(datetime.now(UTC), 0.0)
+    # Real time only places the simulated day (the real today); then all runs on its clock.
+    clock = SimulatedClock(system_clock(), 0.0)
     system = build_system(settings, clock=clock)
     create_demo_users(system.accounts)
-    local_today = today or datetime.now(system.catalogue.calendar.timezone).date()
+    local_today = today or system_clock().astimezone(system.catalogue.calendar.timezone).date()
     start = demo_day_start(system, local_today)
     # Every application holds this same clock object: restarting it sets the day for all.
     clock.restart(start, speed)

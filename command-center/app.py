@@ -10,8 +10,10 @@ from fastapi import FastAPI
 
 from cityops.bootstrap import CitySystem
 from cityops.command_center.auth import Authenticator
+from cityops.command_center.command_gate import install_command_gate
 from cityops.command_center.errors import install_error_handlers
 from cityops.command_center.live import LiveHub
+from cityops.command_center.query_checks import install_query_checks
 from cityops.command_center.routers import (
     auth,
     bulk,
@@ -34,6 +36,7 @@ from cityops.command_center.routers import (
     subscriptions,
     ws,
 )
+from cityops.command_center.server_time import router as server_time_router
 from cityops.command_center.sharing import check_map_layers
 from cityops.command_center.versions import install_version_checks
 from cityops.feeds.service import build_feed_service
@@ -97,6 +100,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
                                    ttl_minutes=system.settings.token_ttl_minutes)
     install_error_handlers(app)
     install_version_checks(app)  # before the routers: it adds a dependency to each route
+    install_query_checks(app)  # before the routers, too: unknown query parameters -> 422
     # bulk first: /grid-cases/bulk/register would otherwise match /grid-cases/{case_id}/...
     for module in (bulk, auth, catalogue, grid_cases, incidents, plans, resources,
                    hazard_sources, hotline_tickets, spatial, ogc, exports, statistics,
@@ -108,7 +112,9 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(search.router)
     app.include_router(open311.router)  # public GETs; POST checks its own api_key
     app.include_router(ws.router)  # /ws: authenticated by its first message's token
+    app.include_router(server_time_router)  # /clock: public, as /health
     app.mount("/static", pages.static_files(), name="static")
+    install_command_gate(app)  # 403 before a command's body is read
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, Any]:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 from cityops.domain.accounts import Accounts, AccountView
 from cityops.domain.actors import Actor
+from cityops.domain.clock import SecondsClock, real_seconds
 from cityops.domain.errors import DomainError
 
 ACCOUNT_CACHE_SECONDS = 2.0
@@ -75,7 +76,7 @@ class Authenticator:
     """Issues login tokens and turns a presented token into the acting `Actor`."""
 
     def __init__(self, accounts: Accounts, secret_key: str, *, ttl_minutes: int,
-                 now: Callable[[], float] = time.time,
+                 now: SecondsClock = real_seconds,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         if not secret_key:
             raise ValueError("the token secret key must not be empty")

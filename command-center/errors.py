@@ -66,14 +66,18 @@ def error_body(error: DomainError) -> dict[str, Any]:
     return body
 
 
+def error_response(error: DomainError) -> JSONResponse:
+    """The answer to a refused request: its status, the error body and the headers."""
+    return JSONResponse(status_code=status_for(error)[0], content=error_body(error),
+                        headers=_auth_headers(error))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Domain errors and validation errors become clear JSON bodies, never a stack trace."""
 
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, error: DomainError) -> JSONResponse:
-        status = status_for(error)[0]
-        return JSONResponse(status_code=status, content=error_body(error),
-                            headers=_auth_headers(error))
+        return error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -34,13 +34,15 @@ import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from cityops.bootstrap import CitySystem
 from cityops.command_center.scopes import feature_in_scope, incident_scope_where, scope_of
+from cityops.command_center.server_time import clock_reading
 from cityops.command_center.sharing import hidden_by_layer
 from cityops.domain.actors import Actor
+from cityops.domain.clock import rate_of, system_clock
 from cityops.domain.sharing import without_keys
 from cityops.domain.supervision import Light
 from cityops.projections.live_changes import (
@@ -235,7 +237,7 @@ class PresenceBoard:
                             datetime.fromisoformat(expires), row.values.department,
                             dict(scope) if isinstance(scope, dict)
                             else {"department": row.values.department})
-            if viewer.expires_at > datetime.now(UTC):
+            if viewer.expires_at > system_clock():
                 self.viewers[row.item_id] = viewer
                 touched.add((viewer.layer, viewer.item_id))
         return touched
@@ -398,7 +400,7 @@ class LiveHub:
         self.generation, store = await asyncio.to_thread(self._active)
         self.head = await asyncio.to_thread(LiveChangeLog.head, store)
         rows = await asyncio.to_thread(LiveChangeLog.presence_since, store,
-                                       datetime.now(UTC) - PRESENCE_TTL)
+                                       system_clock() - PRESENCE_TTL)
         for row in rows:
             self.board.apply(row)
         self.system.generations.listen(self._local_commit)
@@ -496,13 +498,13 @@ class LiveHub:
             if len(rows) < READ_BATCH:
                 break
         now = time.monotonic()
-        expired = self.board.expire(datetime.now(UTC))
+        expired = self.board.expire(system_clock())
         if expired:
             self._push_presence(expired)
         if now - self._heartbeat_at >= self.heartbeat_s:
             self._heartbeat_at = now
             text = _dumps({"type": "position", "generation": self.generation,
-                           "position": self.head})
+                           "position": self.head, **clock_reading(self.system.clock)})
             for client in self.clients:
                 if client.pending is None:
                     client.offer(self.head, text, heartbeat=True)
@@ -732,9 +734,11 @@ class LiveHub:
             layers[layer_id] = features
             limits[layer_id] = {"limit": self.snapshot_limit, "matched": matched,
                                 "complete": matched <= self.snapshot_limit}
+        # The time its lights were taken at: the page counts on from it.
         text = _dumps({"type": "snapshot", "generation": generation.number,
                        "position": position, "layers": layers, "limits": limits,
-                       "subscription": subscription.as_dict()})
+                       "subscription": subscription.as_dict(), "server_time": now.isoformat(),
+                       "clock_rate": rate_of(self.system.clock)})
         return generation.number, position, text
 
     def _features(self, store: ReadStore, layer: LiveLayer, subscription: Subscription,
@@ -798,7 +802,9 @@ class LiveHub:
 
     async def _write_presence(self, client: LiveClient) -> None:
         client.presence_written_at = time.monotonic()
-        now = datetime.now(UTC)
+        # Presence keeps real time on purpose: it says who has an item open now, and
+        # expires after real seconds without a ping, whatever clock the city runs on.
+        now = system_clock()
         viewing = client.viewing
         presence: dict[str, Any] = {
             "connection": client.connection_id, "user_id": client.actor.user_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -43,3 +43,10 @@ class Page(BaseModel):
     count: int
     limit: int
     offset: int
+
+
+LevelCode = Literal["I", "II", "III", "IV"]
+"""An incident or response level in a query (an unknown one is refused, 422, not matched)."""
+
+HazardGrade = Annotated[int, Field(ge=1, le=4)]
+"""A hazard grade in a query: 1 highest to 4."""

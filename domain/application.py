@@ -48,6 +48,10 @@ from eventsourcing.persistence import (
 )
 
 from cityops.domain.actors import Actor
+
+# Re-exported: the applications and their callers import the clock from here.
+from cityops.domain.clock import Clock as Clock  # noqa: PLC0414
+from cityops.domain.clock import system_clock as system_clock  # noqa: PLC0414
 from cityops.domain.errors import (
     CommandIdReused,
     ConcurrencyConflict,
@@ -66,14 +70,9 @@ MAX_COMMAND_ID_LENGTH = 200
 MAX_LISTED_CHANGES = 5
 """How many of the changes a user missed a `StaleVersion` names (the rest are counted)."""
 
-Clock = Callable[[], datetime]
 A = TypeVar("A", bound=CityAggregate)
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class CommandReceipt(Aggregate):

@@ -46,12 +46,12 @@ import time
 from collections.abc import Collection, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError, TopicAlreadyExistsError
 
+from cityops.domain.clock import system_clock
 from cityops.domain.ports import GridLocator
 from cityops.feeds.events import FeedEvent, LogBatch, StreamReader, encode
 from cityops.feeds.routing import route
@@ -214,7 +214,7 @@ class KafkaFeedPublisher:
         self.ensure_topics(sorted({topic for topic, *_ in outgoing}), partitions=self.partitions)
         try:
             producer.begin_transaction()
-            now = datetime.now(UTC).isoformat()
+            now = system_clock().isoformat()  # when the feed committed: real time
             for batch in batches:
                 producer.send(self.topics.positions,
                               key=position_key(self.transactional_id, batch.stream),

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cityops.bootstrap import CitySystem
+from cityops.domain.clock import SecondsClock, real_seconds
 from cityops.feeds.events import StreamReader
 from cityops.feeds.kafka_feed import (
     FeedTopics,
@@ -97,7 +97,11 @@ class FeedService:
     store: ReadStore
     """The feeds' own tables (webhook outbox, delivery log, outbox positions)."""
     topics: FeedTopics
-    clock: Callable[[], float] = time.time
+    clock: SecondsClock = real_seconds
+    """The webhooks' transport clock: real time on purpose, whatever the city's clock says
+    (retry and lease timers count real seconds, and a receiver checks a signature's
+    timestamp against its own clock). What subscriptions match is decided on the system's
+    clock, which stamps both the events and the subscriptions."""
     loops: list[FeedLoop] = field(default_factory=list)
     kafka: KafkaFeedPublisher | None = None
     outbox: WebhookOutbox | None = None
@@ -232,7 +236,7 @@ class FeedService:
 
 
 def build_feed_service(system: CitySystem, settings: FeedSettings | None = None, *,
-                       clock: Callable[[], float] = time.time) -> FeedService:
+                       clock: SecondsClock = real_seconds) -> FeedService:
     """The feeds over an already-built city system; nothing runs until `start()`.
 
     Uses the system's sharing policy (loaded and validated when the system was built),
@@ -242,7 +246,7 @@ def build_feed_service(system: CitySystem, settings: FeedSettings | None = None,
     subscriptions = Subscriptions(
         system.settings.event_store_env(Subscriptions.name), catalogue=system.catalogue,
         hazard_catalogue=system.hazard_catalogue,
-        require_https=settings.webhook_require_https)
+        require_https=settings.webhook_require_https, clock=system.clock)
     store = open_feed_store(system.settings)
     delivery_log = DeliveryLog(store)
     delivery_log.create_tables()

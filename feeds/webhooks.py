@@ -44,7 +44,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -53,6 +53,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from cityops.domain.clock import SecondsClock, real_seconds
 from cityops.domain.errors import IllegalTransition, NotFound
 from cityops.domain.ports import GridLocator
 from cityops.feeds.events import StreamReader, encode
@@ -354,7 +355,7 @@ class WebhookOutbox:
     def __init__(self, store: ReadStore, readers: Sequence[StreamReader],
                  catalogue: SharingCatalogue, book: SubscriptionBook,
                  locator: GridLocator | None, *, batch_size: int = 200,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: SecondsClock = real_seconds) -> None:
         self.store = store
         self.readers = list(readers)
         self.catalogue = catalogue
@@ -438,7 +439,7 @@ class WebhookDeliverer:
 
     def __init__(self, store: ReadStore, book: SubscriptionBook, policy: RetryPolicy, *,
                  workers: int = 4, timeout_s: float = 10.0,
-                 clock: Callable[[], float] = time.time,
+                 clock: SecondsClock = real_seconds,
                  rng: random.Random | None = None) -> None:
         self.store = store
         self.book = book

@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
+from cityops.domain.clock import system_clock
 from cityops.projections.store import ReadStore, schema_transaction
 
 COUNTER_TABLE = "ingest_counters"
@@ -82,7 +82,7 @@ class CounterTable:
 
     def save(self, worker: str, counters: IngestCounters) -> None:
         """Write a worker's current counts (they only grow, so the latest write wins)."""
-        now = datetime.now(UTC).isoformat()
+        now = system_clock().isoformat()  # an operator's gauge: real time
         rows = [(worker, topic, c.consumed, c.applied, c.duplicate, c.dead_lettered, now)
                 for topic, c in counters.snapshot().items()]
         if not rows:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from cityops.domain.actors import Actor
+from cityops.domain.clock import system_clock
 from cityops.domain.geometry import GeoPoint
 from cityops.ingest.catalogue import MessageCatalogue
 
@@ -19,7 +20,8 @@ from cityops.ingest.catalogue import MessageCatalogue
 def envelope(schema: str, payload: Mapping[str, Any], *, actor: Actor,
              occurred_at: datetime | None = None, message_id: str | None = None) -> dict[str, Any]:
     """A message of type `schema` around `payload` (new message id, now, unless given)."""
-    moment = occurred_at or datetime.now(UTC)
+    # A sending system's own clock; the simulator and drills always give their time.
+    moment = occurred_at or system_clock()
     if moment.tzinfo is None:
         raise ValueError("occurred_at needs a time zone")
     return {

@@ -29,7 +29,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TypeVar
 
@@ -38,6 +37,7 @@ from eventsourcing.persistence import InterfaceError as StoreInterfaceError
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 
 from cityops.domain.application import CommandBatch, StagingOverlap
+from cityops.domain.clock import Clock, system_clock
 from cityops.domain.errors import (
     CommandIdReused,
     ConcurrencyConflict,
@@ -226,8 +226,11 @@ class IngestPipeline:
         seen_capacity: int = 100_000,
         retry: RetryPolicy | None = None,
         handlers: dict[str, Handler] | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self.target = target
+        # Stamps dead letters: real time, the operators' log (`dead-letters replay --since`).
+        self.clock = clock
         self.dead_letters = dead_letters
         self.topics = topics
         self.worker = worker
@@ -478,7 +481,7 @@ class IngestPipeline:
             source_topic=delivery.topic, partition=delivery.partition, offset=delivery.offset,
             key=delivery.key, value=delivery.value, code=dead_letter_code(error),
             reason=str(error) or type(error).__name__, error_class=type(error).__name__,
-            dead_lettered_at=datetime.now(UTC), worker=self.worker,
+            dead_lettered_at=self.clock(), worker=self.worker,
             message_id=message.message_id if message else None,
             schema=message.schema if message else None,
         )

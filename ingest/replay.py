@@ -14,9 +14,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
+from cityops.domain.clock import system_clock
 from cityops.ingest.deadletters import DeadLetter
 from cityops.ingest.pipeline import Delivery, IngestPipeline, Outcome
 from cityops.projections.store import ReadStore, schema_transaction
@@ -116,7 +117,8 @@ class ReplayLedger:
 
     def record(self, results: Sequence[Replayed]) -> None:
         """Record what replays came to (one transaction)."""
-        now = datetime.now(UTC).isoformat()
+        # Real time on purpose: the operator's ledger of replays, as its dead letters.
+        now = system_clock().isoformat()
         with self.store.transaction() as txn:
             for result in results:
                 if result.outcome is ReplayOutcome.NOT_REPLAYED:

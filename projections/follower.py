@@ -21,13 +21,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, CanInitAggregate
 
+from cityops.domain.clock import system_clock
 from cityops.projections.store import ReadStore, Transaction, schema_transaction, set_position
 
 if TYPE_CHECKING:
@@ -214,7 +215,8 @@ class Follower:
     def _now(self) -> datetime:
         """The application's time (a simulated clock in the demo), for grid-case lights."""
         clock = getattr(self.application, "clock", None)
-        return clock() if callable(clock) else datetime.now(UTC)
+        # An application without a clock of its own (none of the city's) keeps real time.
+        return clock() if callable(clock) else system_clock()
 
     @staticmethod
     def _touch(touched: dict[tuple[str, str], TouchedItem], live: LiveChangeLog, table: str,

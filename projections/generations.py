@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +32,7 @@ import psycopg
 from eventsourcing.application import Application
 from psycopg import sql
 
+from cityops.domain.clock import system_clock
 from cityops.projections.follower import ChangeListener, Follower, ProjectedTable
 from cityops.projections.live_changes import LiveChangeLog
 from cityops.projections.store import (
@@ -163,7 +164,9 @@ class PostgresGenerations:
 
 
 def _now_text() -> str:
-    return datetime.now(UTC).isoformat()
+    # Real time on purpose: a generation's stamps are the operator's record of a rebuild,
+    # which happens in real time whatever clock the city runs on.
+    return system_clock().isoformat()
 
 
 def _moment(value: Any) -> datetime | None:
@@ -522,7 +525,7 @@ class ReadModelGenerations:
 
     def drop_expired(self, grace_period: timedelta | None = None) -> list[int]:
         """Drop the retired generations retired longer than the grace period ago."""
-        limit = datetime.now(UTC) - (self.grace_period if grace_period is None
+        limit = system_clock() - (self.grace_period if grace_period is None
                                      else grace_period)
         dropped = []
         for record in self.registry.records():

@@ -27,9 +27,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from cityops.domain.clock import Clock, system_clock
 from cityops.projections.spatial_layers import LAYERS, ReadModelSource
 from cityops.projections.store import ReadStore, Transaction, schema_transaction
 from cityops.projections.views import case_light
@@ -176,7 +177,9 @@ class ChangeRow:
 
 
 def _now_text() -> str:
-    return datetime.now(UTC).isoformat()
+    # Real time on purpose: `recorded_at` only measures the retention, the real minutes a
+    # disconnected client may be away and still resume (the change's own time is `at`).
+    return system_clock().isoformat()
 
 
 def _point(lon: Any, lat: Any) -> dict[str, Any] | None:
@@ -359,7 +362,7 @@ class LiveChangeLog:
         """Delete the rows older than the retention, always as a prefix of the log and
         keeping its last pruned-at row: a position at or after the oldest row left can be
         resumed from (every row after it is still there)."""
-        cutoff = ((now or datetime.now(UTC)) - self.retention).isoformat()
+        cutoff = ((now or system_clock()) - self.retention).isoformat()
         txn.execute(f"SELECT max(seq) FROM {TABLE} WHERE recorded_at < %s", (cutoff,))
         row = txn.fetchone()
         if row is None or row[0] is None:
@@ -486,7 +489,8 @@ def _document(value: Any) -> dict[str, Any]:
 LightWriter = Callable[[Sequence[Any]], None]
 
 
-def light_change_writer(log_: LiveChangeLog, stores: Callable[[], ReadStore]) -> LightWriter:
+def light_change_writer(log_: LiveChangeLog, stores: Callable[[], ReadStore],
+                        clock: Clock = system_clock) -> LightWriter:
     """A listener of the supervision clock that writes its `LightChanged` changes to the
     change log of the active generation (run by the processes that follow the event stores;
     with two of them, the change's key lets only the first write it)."""
@@ -498,7 +502,7 @@ def light_change_writer(log_: LiveChangeLog, stores: Callable[[], ReadStore]) ->
             try:
                 log_.record_light_change(stores(), change.aggregate_id, change.light,
                                          change.previous_light, change.key,
-                                         change.at or datetime.now(UTC))
+                                         change.at or clock())
             except Exception:  # the clock keeps running; the next light change is written
                 log.exception("could not write the light change of case %s",
                               change.aggregate_id)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from cityops.domain.clock import Clock, system_clock
 from cityops.domain.errors import InvalidValue
 from cityops.projections.store import ReadStore, schema_transaction
 
@@ -99,8 +100,10 @@ def sha256_of_reference(reference: str) -> str:
 class PhotoStore:
     """The shared table of uploaded photos: save once by content, read by sha256."""
 
-    def __init__(self, store: ReadStore) -> None:
+    def __init__(self, store: ReadStore, *, clock: Clock = system_clock) -> None:
         self.store = store
+        self.clock = clock
+        """Stamps uploads: the system's clock (the demo's or a drill's own time)."""
         with schema_transaction(store) as txn:
             txn.execute(_ddl(store.dialect))
 
@@ -111,7 +114,7 @@ class PhotoStore:
         (the first upload's uploader and time) and whether this call added it."""
         if not SHA256_HEX.fullmatch(sha256):
             raise InvalidValue("a photo's sha256 must be 64 lowercase hexadecimal digits")
-        moment = (at or datetime.now(UTC)).astimezone(UTC)
+        moment = (at or self.clock()).astimezone(UTC)
         with self.store.transaction() as txn:
             txn.execute(
                 "INSERT INTO field_photos (sha256, content_type, size_bytes, width, height, "

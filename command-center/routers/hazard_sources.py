@@ -21,7 +21,7 @@ from cityops.command_center.dependencies import (
     page_body,
 )
 from cityops.command_center.history import event_history
-from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.command_center.schemas import Command, HazardGrade, Page, PointIn
 from cityops.command_center.scopes import LOGGED_IN
 from cityops.command_center.sharing import shared_route
 from cityops.domain.hazard import FindingSeverity, HazardStatus, ThresholdDirection
@@ -137,7 +137,8 @@ def list_hazard_sources(
     bbox: BBoxDep,
     hazard_type: Annotated[str | None, Query(alias="type", description="Hazard type code")]
     = None,
-    grade: Annotated[list[int] | None, Query(description="Any of these grades (1-4)")] = None,
+    grade: Annotated[list[HazardGrade] | None,
+                     Query(description="Any of these grades (1-4)")] = None,
     status: HazardStatus | None = None,
     with_open_alarms: Annotated[bool, Query(description="Only those with an open alarm")]
     = False,

@@ -21,7 +21,7 @@ from cityops.command_center.dependencies import (
     page_body,
 )
 from cityops.command_center.history import event_history
-from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.command_center.schemas import Command, LevelCode, Page, PointIn
 from cityops.command_center.scopes import incident_scope_where, scope_guard
 from cityops.command_center.sharing import shared_route
 from cityops.domain.incident import (
@@ -164,7 +164,8 @@ def list_incidents(
     status: Annotated[list[IncidentStatus] | None, Query(description="Any of these states")]
     = None,
     category: str | None = None,
-    level: Annotated[list[str] | None, Query(description="Any of these levels (I-IV)")] = None,
+    level: Annotated[list[LevelCode] | None,
+                     Query(description="Any of these levels (I-IV)")] = None,
     open_only: bool = False,
 ) -> dict[str, Any]:
     """List incidents with filters, newest first."""

@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +49,7 @@ from cityops.command_center.open311 import (
     ticket_as_request,
     ticket_text,
 )
+from cityops.command_center.query_checks import unknown_parameters
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt, observed_commands
 from cityops.domain.catalogue import Urgency
@@ -161,10 +162,23 @@ def _one(params: Mapping[str, Sequence[str]], name: str) -> str | None:
     return values[0].strip() if values else None
 
 
-def _query(request: Request) -> dict[str, list[str]]:
+COMMON_PARAMETERS = frozenset({"jurisdiction_id", "api_key"})
+"""What every GeoReport v2 GET may carry (clients often send their api_key everywhere)."""
+SEARCH_PARAMETERS = COMMON_PARAMETERS | {"service_request_id", "service_code", "start_date",
+                                         "end_date", "status"}
+
+
+def _query(request: Request, known: Collection[str] | None = None) -> dict[str, list[str]]:
+    """The query's parameters; with `known`, any other is refused (400, naming it) rather
+    than ignored as if it had been applied."""
     params: dict[str, list[str]] = {}
     for key, value in request.query_params.multi_items():
         params.setdefault(key, []).append(value)
+    if known is not None:
+        unknown = unknown_parameters(params, known)
+        if unknown:
+            raise Open311Error(400, *(f"unknown parameter {name!r}; this request takes: "
+                                      f"{', '.join(sorted(known))}" for name in unknown))
     return params
 
 
@@ -184,6 +198,7 @@ def _check_jurisdiction(system: CitySystem, params: Mapping[str, Sequence[str]])
 def discovery(format: str, request: Request) -> Response:
     """Service discovery: where the GeoReport v2 endpoint is and which formats it speaks."""
     def produce(fmt: Format) -> Response:
+        _query(request, COMMON_PARAMETERS)
         base = str(request.base_url).rstrip("/")
         body = {
             "changeset": None,
@@ -208,7 +223,7 @@ def list_services(format: str, request: Request) -> Response:
     state = _state(request)
 
     def produce(fmt: Format) -> Response:
-        _check_jurisdiction(state.system, _query(request))
+        _check_jurisdiction(state.system, _query(request, COMMON_PARAMETERS))
         return _answer(fmt, "services", "service", [s.as_dict() for s in state.services])
     return _spec_answer(format, produce)
 
@@ -219,7 +234,7 @@ def service_definition(service_code: str, format: str, request: Request) -> Resp
     state = _state(request)
 
     def produce(fmt: Format) -> Response:
-        _check_jurisdiction(state.system, _query(request))
+        _check_jurisdiction(state.system, _query(request, COMMON_PARAMETERS))
         service = state.services.service(service_code)
         return _answer(fmt, "service_definition", None, service.definition())
     return _spec_answer(format, produce)
@@ -470,7 +485,7 @@ def request_id_for_token(token: str, format: str, request: Request) -> Response:
     state = _state(request)
 
     def produce(fmt: Format) -> Response:
-        _check_jurisdiction(state.system, _query(request))
+        _check_jurisdiction(state.system, _query(request, COMMON_PARAMETERS))
         try:
             receipt_id = UUID(token)
         except ValueError:
@@ -526,7 +541,7 @@ def get_request(service_request_id: str, format: str, request: Request) -> Respo
     state = _state(request)
 
     def produce(fmt: Format) -> Response:
-        _check_jurisdiction(state.system, _query(request))
+        _check_jurisdiction(state.system, _query(request, COMMON_PARAMETERS))
         found = _request_by_id(state, _parse_id(service_request_id))
         if found is None:
             raise Open311Error(404, f"service_request_id {service_request_id!r} was not "
@@ -649,7 +664,7 @@ def list_requests(format: str, request: Request) -> Response:
     state = _state(request)
 
     def produce(fmt: Format) -> Response:
-        params = _query(request)
+        params = _query(request, SEARCH_PARAMETERS)
         _check_jurisdiction(state.system, params)
         return _answer(fmt, "service_requests", "request", _search(state, params))
     return _spec_answer(format, produce)

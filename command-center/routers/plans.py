@@ -17,7 +17,7 @@ from cityops.command_center.dependencies import (
     SystemDep,
     page_body,
 )
-from cityops.command_center.schemas import Command, Page
+from cityops.command_center.schemas import Command, LevelCode, Page
 from cityops.command_center.scopes import LOGGED_IN
 from cityops.domain.incident import PlanLevel, PlanStatus, PlanTask, ResourceRequirement
 
@@ -116,7 +116,7 @@ def list_plans(
 def applicable_plans(
     system: SystemDep,
     category: Annotated[str, Query(description="Incident category code")],
-    level: Annotated[str, Query(description="Response level I-IV")],
+    level: Annotated[LevelCode, Query(description="Response level I-IV")],
     incident_type: Annotated[str | None, Query(description="Type within the category")]
     = None,
 ) -> list[dict[str, Any]]:

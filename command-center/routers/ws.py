@@ -19,6 +19,7 @@ from starlette.websockets import WebSocketState
 
 from cityops.command_center.auth import NotAuthenticated
 from cityops.command_center.live import LiveClient, LiveHub, Subscription
+from cityops.command_center.server_time import clock_reading
 from cityops.domain.actors import Actor
 from cityops.domain.supervision import Light
 from cityops.projections.live_changes import LIVE_LAYERS, PRESENCE
@@ -216,7 +217,8 @@ async def live(websocket: WebSocket) -> None:
                         batch_ms=hello.batch_ms)
     await websocket.send_text(json.dumps({"type": "welcome", "user": actor.as_dict(),
                                           "generation": hub.generation,
-                                          "batch_ms": hello.batch_ms}))
+                                          "batch_ms": hello.batch_ms,
+                                          **clock_reading(hub.system.clock)}))
     resume = (hello.resume.generation, hello.resume.position) if hello.resume else None
     sender = asyncio.create_task(hub.run_sender(client), name="cityops-live-sender")
     receiver = asyncio.create_task(_converse(websocket, hub, client),

@@ -243,7 +243,9 @@ def test_roles_and_identity_are_checked(api: Any) -> None:
     api.get(path, role=None, expect=401)
     api.get(f"{path}/history", role=None, expect=401)
     # Not routed to sanitation: out of its users' scope, as if it did not exist.
-    api.post(f"{path}/assign", {}, role="department-user", dept="sanitation", expect=404)
+    # (accepting: a department user may; a command their role may not issue is 403 first)
+    api.post(f"{path}/accept", {}, role="department-user", dept="sanitation", expect=404)
+    api.post(f"{path}/assign", {}, role="department-user", dept="sanitation", expect=403)
     api.post(f"{path}/answer", {"answer": "x"}, role="inspector", expect=403)
 
 

@@ -33,6 +33,7 @@ and tasks, photos by their digest, bulk actions as their single actions."""
 
 DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/health"): PUBLIC,
+    ("GET", "/clock"): PUBLIC,
     ("POST", "/auth/login"): PUBLIC,
     ("GET", "/auth/me"): SELF,
     ("POST", "/auth/password"): SELF,
@@ -300,6 +301,69 @@ def test_roles_outside_a_commands_table_are_refused(api: Any) -> None:
             # Allowed: the id does not exist (404). Refused: 403 before anything is read.
             expected = 404 if allowed else 403
             assert response.status_code == expected, (path, role, response.text)
+
+
+def test_a_leaders_empty_plan_is_refused_not_validated(api: Any) -> None:
+    """Issue 9, item 11: a leader's `POST /plans {}` answered 422 with the fields a plan
+    needs; a role that may not define plans learns nothing about their body."""
+    response = api.client.post("/plans", json={}, headers=api.headers("leader"))
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == "not-permitted"
+    assert "plan.define" in response.json()["detail"]
+
+
+SUBSCRIBERS = frozenset({Role.ADMIN, Role.DEPARTMENT_USER})
+PHOTOGRAPHERS = frozenset({Role.INSPECTOR, Role.DEPARTMENT_USER, Role.DISPATCHER, Role.ADMIN})
+BULK_ACTIONS = {"/grid-cases/bulk/{action}": ("register", "grid-case.register"),
+                "/hotline-tickets/bulk/{action}": ("assign", "ticket.assign")}
+
+
+def _allowed_roles(method: str, path: str) -> frozenset[Role] | None:
+    """Who may call a non-GET route at all (None: any logged-in user; the route decides)."""
+    decision = DECISIONS[(method, path)]
+    if decision in COMMAND_ROLES:
+        return COMMAND_ROLES[decision]
+    if path in BULK_ACTIONS:
+        return COMMAND_ROLES[BULK_ACTIONS[path][1]]
+    if path.startswith("/subscriptions"):
+        return SUBSCRIBERS
+    if path == "/photos":
+        return PHOTOGRAPHERS
+    return None
+
+
+def test_a_refused_role_learns_nothing_about_a_commands_body(api: Any) -> None:
+    """Every non-GET route answers 403 to a role that may not use it before looking at the
+    body: empty, invalid, malformed JSON or a bad If-Match alike (a leader's POST /plans {}
+    used to answer 422 with the list of fields a plan needs)."""
+    from cityops.command_center.command_gate import ungated_command_routes
+
+    assert ungated_command_routes(api.client.app) == [], "command routes the gate misses"
+    bodies: list[dict[str, Any]] = [
+        {"json": {}}, {"json": {"level": "V", "nonsense": [1, 2]}},
+        {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+        {"json": {}, "headers": {"If-Match": "not-a-version"}}]
+    checked = 0
+    for method, path in _routes(api):
+        if method == "GET" or DECISIONS[(method, path)] in (PUBLIC, SELF):
+            continue
+        allowed = _allowed_roles(method, path)
+        if allowed is None:
+            continue
+        concrete = _concrete(path.replace("{action}", BULK_ACTIONS.get(path, ("",))[0]))
+        for role, dept in ROLES:
+            if Role(role) in allowed:
+                continue
+            for body in bodies:
+                headers = {**api.headers(role, dept), **body.get("headers", {})}
+                response = api.client.request(
+                    method, concrete, json=body.get("json"), content=body.get("content"),
+                    headers=headers, params={"unknown-parameter": "1"})
+                assert response.status_code == 403, (method, path, role, body,
+                                                     response.text)
+                assert response.json()["error"] == "not-permitted"
+                checked += 1
+    assert checked > 500
 
 
 def _world(api: Any) -> dict[str, str]:

@@ -6,6 +6,7 @@
 // Shared by the dashboard and the field page.
 
 import { currentSession, endSession } from "./api.js";
+import { readServerTime } from "./clock.js";
 
 const PING_EVERY_MS = 20000;
 const RECONNECT_FIRST_MS = 500;
@@ -135,6 +136,8 @@ export class LiveConnection {
     } catch {
       return;
     }
+    // The server's time comes with welcome, snapshot and position: the pages count from it.
+    readServerTime(message);
     switch (message.type) {
       case "welcome":
         this.retryMs = RECONNECT_FIRST_MS;

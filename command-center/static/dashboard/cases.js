@@ -6,6 +6,7 @@
 
 import { get, post, request, showOutcome } from "/static/common/api.js";
 import { el } from "./detail.js";
+import { serverNow } from "/static/common/clock.js";
 import { OPEN_CASE_STATUSES, caseLight, localInputToIso, may, readOnly, returnsText, shortId, timeText, untilText } from "./words.js";
 
 const FILTERS = {
@@ -66,7 +67,7 @@ export class CaseQueue {
   visible() {
     const key = this.filter.value;
     const test = key === "department" ? departmentFilter(this.user) : FILTERS[key] || FILTERS["all-open"];
-    const now = Date.now();
+    const now = serverNow();
     return this.state.all("grid-cases").filter(test).sort((a, b) => {
       const la = LIGHT_ORDER[caseLight(a, now)] ?? 3;
       const lb = LIGHT_ORDER[caseLight(b, now)] ?? 3;
@@ -79,7 +80,7 @@ export class CaseQueue {
   }
 
   render() {
-    const now = Date.now();
+    const now = serverNow();
     const docs = this.visible();
     for (const id of [...this.selected]) if (!docs.some((d) => d.id === id)) this.selected.delete(id);
     this.rows.replaceChildren(...docs.slice(0, 300).map((doc) => {
@@ -106,7 +107,7 @@ export class CaseQueue {
           viewers.length ? el("span", { class: "viewing", testid: "row-presence" }, ` · viewing: ${viewers.map((v) => v.user_id).join(", ")}`) : null)),
       el("td", {}, doc.grid_cell || ""),
       el("td", { testid: "case-status" }, doc.status),
-      el("td", { class: light === "red" ? "overdue" : "" }, deadline ? untilText(deadline, now) : ""));
+      el("td", { class: light === "red" ? "overdue" : "", testid: "case-deadline" }, deadline ? untilText(deadline, now) : ""));
       return row;
     }));
     this.renderBulkBar();
@@ -246,7 +247,7 @@ export class CaseQueue {
           actions.push({ name: "return", label: "Return to centre", fields: [{ name: "reason", label: "Why it is not ours", required: true }, { name: "suggested_department", label: "Suggested department", type: "select", value: "", options: [["", "—"], ...departments] }], done: "Returned to the centre", run: (values, v) => post(path("return"), { reason: values.reason, suggested_department: values.suggested_department || null }, { version: v }) });
         }
         if (s === "dispatched" && !doc.pending_extension && can("request-extension")) {
-          const base = Date.parse(doc.handling_deadline || "") || Date.now();
+          const base = Date.parse(doc.handling_deadline || "") || serverNow();
           const suggested = new Date(base + 24 * 3600 * 1000);
           const local = new Date(suggested.getTime() - suggested.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
           actions.push({ name: "request-extension", label: "Request extension", done: "Extension requested", fields: [{ name: "requested_deadline", label: "New deadline", type: "datetime-local", value: local, required: true }, { name: "reason", label: "Reason", required: true }], run: (values, v) => post(path("extension-requests"), { requested_deadline: new Date(values.requested_deadline).toISOString(), reason: values.reason }, { version: v }) });

@@ -5,7 +5,8 @@
 
 import { post } from "/static/common/api.js";
 import { el } from "./detail.js";
-import { OPEN_TICKET_STATUSES, may, readOnly, returnsText, shortId, timeText, untilText } from "./words.js";
+import { serverNow } from "/static/common/clock.js";
+import { OPEN_TICKET_STATUSES, isPast, may, readOnly, returnsText, shortId, timeText, untilText } from "./words.js";
 
 export class HotlineQueue {
   constructor(root, state, { user, catalogue, onSelect }) {
@@ -29,7 +30,7 @@ export class HotlineQueue {
   }
 
   render() {
-    const now = Date.now();
+    const now = serverNow();
     this.rows.replaceChildren(...this.open().slice(0, 300).map((doc) => el("tr", {
       class: "clickable", testid: "ticket-row", "data-id": doc.id, "data-status": doc.status,
       onclick: () => this.onSelect("hotline-tickets", doc.id),
@@ -39,7 +40,7 @@ export class HotlineQueue {
     el("td", {}, doc.ticket_type),
     el("td", {}, doc.status, doc.department ? el("div", { class: "sub" }, doc.department)
       : doc.status === "returned" && doc.returned_by ? el("div", { class: "sub" }, `returned by ${doc.returned_by}: to review`) : null),
-    el("td", { class: doc.reply_deadline && Date.parse(doc.reply_deadline) < now ? "overdue" : "" },
+    el("td", { class: isPast(doc.reply_deadline, now) ? "overdue" : "", testid: "ticket-deadline" },
       doc.reply_deadline ? untilText(doc.reply_deadline, now) : ""))));
   }
 

@@ -7,7 +7,7 @@ import { get, post, showOutcome } from "/static/common/api.js";
 import { el } from "./detail.js";
 import {
   LEVEL_COLOURS, LEVEL_NAMES, OPEN_INCIDENT_STATUSES, RESOURCE_COLOURS, may, readOnly,
-  shortId, timeText, untilText,
+  isPast, shortId, timeText, untilText,
 } from "./words.js";
 
 /** A task still to be done: assigned or acknowledged (done, cancelled and waived are settled). */
@@ -36,7 +36,7 @@ export class IncidentBoard {
     this.list.replaceChildren(...this.open().map((doc) => {
       const assigned = (doc.resources || []).filter((r) => !r.released_at);
       const tasks = doc.tasks || [];
-      const late = tasks.filter((t) => isOpenTask(t) && t.due && Date.parse(t.due) < Date.now());
+      const late = tasks.filter((t) => isOpenTask(t) && t.due && isPast(t.due));
       const badge = el("span", { class: "level" }, doc.level || "?");
       badge.style.background = LEVEL_COLOURS[doc.level] || "#7b8794";
       return el("li", { class: "card clickable", testid: "incident-card", "data-id": doc.id, "data-level": doc.level, onclick: () => this.onSelect("incidents", doc.id) },
@@ -86,7 +86,7 @@ export class IncidentBoard {
         container.append(el("h3", {}, "Plan tasks"), el("ul", { class: "plain", testid: "plan-tasks" },
           tasks.length ? tasks.map((t) => el("li", { testid: "plan-task", "data-id": t.id, "data-status": t.status },
             el("b", {}, t.department), ` ${t.description} · ${t.status}`,
-            isOpenTask(t) && t.due ? el("span", { class: Date.parse(t.due) < Date.now() ? "overdue" : "sub" }, ` · due ${untilText(t.due)}`) : "",
+            isOpenTask(t) && t.due ? el("span", { class: isPast(t.due) ? "overdue" : "sub" }, ` · due ${untilText(t.due)}`) : "",
             t.done_late ? el("span", { class: "overdue" }, " · done late") : "",
             t.status === "waived" ? el("span", { class: "sub" }, ` · waived by ${t.waived_by}: ${t.waive_reason}`) : "",
             t.status === "cancelled" ? el("span", { class: "sub" }, ` · ${t.cancel_reason}`) : "")) : el("li", { class: "sub" }, "none")));

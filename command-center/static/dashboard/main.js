@@ -3,6 +3,7 @@
 // /ws. Every action goes through the REST commands (see detail.js).
 
 import { endSession, get, requireSession } from "/static/common/api.js";
+import { syncServerClock } from "/static/common/clock.js";
 import { LiveConnection } from "/static/common/live.js";
 import { CaseQueue } from "./cases.js";
 import { Catalogue } from "./catalogue.js";
@@ -53,6 +54,8 @@ async function main() {
   badge.textContent = `${user.display_name || user.username} · ${user.role}${user.department ? ` · ${user.department}` : ""}`;
   badge.dataset.username = user.username;
 
+  // Lights and deadlines count from the server's clock: read it before anything is drawn.
+  await syncServerClock().catch((error) => console.warn("server clock", error));
   const catalogue = await Catalogue.load();
   const state = new CityState();
   const detailElement = document.querySelector("[data-testid=detail]");

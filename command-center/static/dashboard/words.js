@@ -1,6 +1,8 @@
 // The domain's words on screen (states, levels, lights, roles), the supervision light as it
-// is now, and which actions each role is offered. The server decides what is allowed; this
+// is now (on the server's clock), and which actions each role is offered. The server decides what is allowed; this
 // only keeps buttons off the screens of people who may not use them.
+
+import { serverNow } from "/static/common/clock.js";
 
 export const LAYER_TITLES = {
   "grid-cases": "Grid case",
@@ -25,8 +27,9 @@ export const OPEN_CASE_STATUSES = new Set(
 export const OPEN_INCIDENT_STATUSES = new Set(["reported", "verified", "responding", "contained"]);
 export const OPEN_TICKET_STATUSES = new Set(["received", "assigned", "accepted", "returned", "replied"]);
 
-/** The supervision light of a case now: frozen while suspended, else from its deadlines. */
-export function caseLight(doc, now = Date.now()) {
+/** The supervision light of a case now: frozen while suspended, else from the instants the
+ *  server's read model says it turns yellow and red, on the server's clock. */
+export function caseLight(doc, now = serverNow()) {
   if (!OPEN_CASE_STATUSES.has(doc.status)) return null;
   if (doc.frozen_light) return doc.frozen_light;
   if (doc.yellow_at && doc.red_at) {
@@ -38,7 +41,7 @@ export function caseLight(doc, now = Date.now()) {
 }
 
 /** "in 2 h 05 min" / "35 min overdue". */
-export function untilText(iso, now = Date.now()) {
+export function untilText(iso, now = serverNow()) {
   if (!iso) return "";
   const minutes = Math.round((Date.parse(iso) - now) / 60000);
   const span = (m) => (m >= 60 * 24 ? `${Math.floor(m / 1440)} d ${Math.floor((m % 1440) / 60)} h`
@@ -53,7 +56,12 @@ export function timeText(iso) {
 }
 
 export function clockText(iso) {
-  return new Date(iso || Date.now()).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return new Date(iso || serverNow()).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+/** Whether an instant (ISO text) has passed on the server's clock. */
+export function isPast(iso, now = serverNow()) {
+  return Boolean(iso) && Date.parse(iso) < now;
 }
 
 /** What the centre's reviews made of an item's returns: "1 rejected, 1 accepted". */

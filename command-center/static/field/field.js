@@ -7,6 +7,7 @@
 import {
   currentUser, endSession, get, newCommandId, requireSession, showOutcome,
 } from "/static/common/api.js";
+import { serverNow, syncServerClock } from "/static/common/clock.js";
 import { LiveConnection } from "/static/common/live.js";
 import {
   discard, enqueue, flush, pendingItems, recentlySent, retry,
@@ -56,7 +57,9 @@ async function start() {
   setUpMap();
   setUpReportForm();
   byTestId("outbox-send").addEventListener("click", () => sendWaiting());
-  await Promise.all([loadCatalogue(), loadBaseMap(), loadCells()]);
+  // Deadlines count from the server's clock (offline: from the last reading, or none).
+  await Promise.all([loadCatalogue(), loadBaseMap(), loadCells(),
+    syncServerClock().catch((error) => console.warn("server clock", error))]);
   // One fit once both are in (a second fit during the first one's animation is dropped):
   // my cells if I have any, else the city.
   const districts = page.base.districts.getLayers().length ? page.base.districts.getBounds() : null;
@@ -383,7 +386,7 @@ async function refreshTasks() {
 function deadlineText(iso) {
   if (!iso) return "no deadline";
   const at = new Date(iso);
-  const minutes = Math.round((at - Date.now()) / 60000);
+  const minutes = Math.round((at - serverNow()) / 60000);
   const span = (m) => {
     const h = Math.floor(Math.abs(m) / 60);
     const rest = Math.abs(m) % 60;

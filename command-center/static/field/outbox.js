@@ -9,6 +9,7 @@
 // never sends it under their name.
 
 import { ApiError, currentSession, currentUser, request } from "/static/common/api.js";
+import { serverNow } from "/static/common/clock.js";
 import { uploadPhoto } from "./photos.js";
 
 const DB_NAME = "cityops-field";
@@ -83,7 +84,7 @@ export async function enqueue({ key, kind, path, body, photos, version = null, l
     photos: photos.map((p) => (p.ref ? { ref: p.ref, name: p.name || "" }
       : { blob: p.blob, name: p.name || "photo", type: p.type || p.blob.type })),
     user: user ? user.username : null,
-    createdAt: new Date().toISOString(),
+    createdAt: new Date(serverNow()).toISOString(),
     state: "waiting",
     error: null,
   };
@@ -114,7 +115,7 @@ async function sendAll(onProgress) {
     try {
       const result = await sendOne(item, onProgress);
       await discard(item.key);
-      rememberSent({ key: item.key, kind: item.kind, label: item.label, at: new Date().toISOString(),
+      rememberSent({ key: item.key, kind: item.kind, label: item.label, at: new Date(serverNow()).toISOString(),
         caseId: result && result.id, cell: result && result.grid_cell, status: result && result.status,
         outsideCells: Boolean(result && result.outside_assigned_cells) });
       sent.push({ item, result });
