@@ -41,6 +41,10 @@ ROUTE_COMMANDS: dict[tuple[str, str], str] = {
     ("POST", "/grid-cases/{case_id}/return"): "grid-case.return-to-centre",
     ("POST", "/grid-cases/{case_id}/extension-requests"): "grid-case.request-extension",
     ("POST", "/grid-cases/{case_id}/extension-decision"): "grid-case.decide-extension",
+    ("POST", "/grid-cases/{case_id}/return-review"): "grid-case.review-return",
+    ("POST", "/grid-cases/{case_id}/suspension-requests"): "grid-case.request-suspension",
+    ("POST", "/grid-cases/{case_id}/suspension-decision"): "grid-case.decide-suspension",
+    ("POST", "/grid-cases/{case_id}/assign-verifier"): "grid-case.assign-verifier",
     ("POST", "/grid-cases/{case_id}/suspend"): "grid-case.suspend",
     ("POST", "/grid-cases/{case_id}/resume"): "grid-case.resume",
     ("POST", "/grid-cases/{case_id}/handle"): "grid-case.handle",
@@ -63,6 +67,7 @@ ROUTE_COMMANDS: dict[tuple[str, str], str] = {
     ("POST", "/incidents/{incident_id}/tasks/{task_id}/acknowledge"): "incident.task",
     ("POST", "/incidents/{incident_id}/tasks/{task_id}/complete"): "incident.task",
     ("POST", "/incidents/{incident_id}/tasks/{task_id}/cancel"): "incident.cancel-task",
+    ("POST", "/incidents/{incident_id}/tasks/{task_id}/waive"): "incident.waive-task",
     ("POST", "/incidents/{incident_id}/resources"): "incident.assign-resource",
     ("POST", "/incidents/{incident_id}/resources/{resource_id}/release"):
         "incident.assign-resource",
@@ -109,6 +114,7 @@ ROUTE_COMMANDS: dict[tuple[str, str], str] = {
     ("POST", "/hotline-tickets/{ticket_id}/assign"): "ticket.assign",
     ("POST", "/hotline-tickets/{ticket_id}/accept"): "ticket.accept",
     ("POST", "/hotline-tickets/{ticket_id}/return"): "ticket.return",
+    ("POST", "/hotline-tickets/{ticket_id}/return-review"): "ticket.review-return",
     ("POST", "/hotline-tickets/{ticket_id}/reply"): "ticket.reply",
     ("POST", "/hotline-tickets/{ticket_id}/callback"): "ticket.callback",
     ("POST", "/hotline-tickets/{ticket_id}/merge"): "ticket.merge",
@@ -118,6 +124,13 @@ ROUTE_COMMANDS: dict[tuple[str, str], str] = {
     ("POST", "/hotline-tickets/{ticket_id}/close"): "ticket.close",
 }
 """Which command each command route issues (`{name}`: the value of that path parameter)."""
+
+BULK_ACTION_COMMANDS: dict[str, str] = {
+    "grid-case.return-review": "grid-case.review-return",
+    "grid-case.suspension-decision": "grid-case.decide-suspension",
+    "ticket.return-review": "ticket.review-return",
+}
+"""Bulk actions named after their route rather than their command."""
 
 SUBSCRIBER_ROLES = frozenset({Role.ADMIN, Role.DEPARTMENT_USER})
 """Who changes subscriptions: a department for itself, the admin for any (the subscription
@@ -158,6 +171,7 @@ class _Rule:
         """Raise `NotPermitted` unless the actor's role may call this route."""
         if self.command is not None:
             issued = self.command.format_map(params)
+            issued = BULK_ACTION_COMMANDS.get(issued, issued)
             # An unknown bulk action is no command at all: its route refuses it (422).
             if issued in COMMAND_ROLES:
                 check_permitted(issued, actor)

@@ -628,3 +628,15 @@ def test_the_cli_manages_users_departments_and_api_keys(api: Any, tmp_path: Path
         assert all(e.actor.user_id.startswith("cli:") for e in events)
     finally:
         system.close()
+
+
+def test_every_bulk_action_is_gated_as_a_command_of_the_permission_table() -> None:
+    """A bulk action whose name is not its command's would pass the gate unchecked."""
+    from cityops.command_center.command_gate import BULK_ACTION_COMMANDS
+    from cityops.command_center.routers.bulk import GridCaseBulkAction, TicketBulkAction
+    from cityops.domain.permissions import COMMAND_ROLES
+
+    for prefix, actions in (("grid-case", GridCaseBulkAction), ("ticket", TicketBulkAction)):
+        for action in actions:
+            named = f"{prefix}.{action.value}"
+            assert BULK_ACTION_COMMANDS.get(named, named) in COMMAND_ROLES, named
