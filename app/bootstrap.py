@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,8 @@ from cityops.domain.incidents import Incidents
 from cityops.domain.resources import Resources
 from cityops.domain.sharing import SharingPolicy
 from cityops.feeds.sharing import load_sharing_policy
+from cityops.health import FeedPositions, FeedWatch, HealthLimits, ProcessHealth, ProjectionWatch
+from cityops.metrics import ProcessMetrics, ProjectionCollector
 from cityops.projections.emergency import incident_table, plan_table, resource_table
 from cityops.projections.follower import Follower, FollowerThread, ProjectedTable
 from cityops.projections.generations import (
@@ -273,6 +276,69 @@ def _wire(settings: Settings, clock: Callable[[], datetime], catalogue: Catalogu
         generations.listeners(GridCases.name).append(
             light_change_writer(live_changes, generations.store))
     return system
+
+
+@dataclass
+class Operations:
+    """What one process tells its operators: its own Prometheus registry (never the
+    library's global one: one per app instance) and its health checks, over the same
+    watches (docs/operations.md)."""
+
+    metrics: ProcessMetrics
+    health: ProcessHealth
+    on_close: list[Callable[[], object]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for release in self.on_close:
+            release()
+        self.on_close.clear()
+
+
+def build_operations(system: CitySystem, *, projections: bool = True,
+                     dead_letters: Callable[[], int] | None = None,
+                     feed_positions: Callable[[], FeedPositions] | None = None,
+                     monotonic: Callable[[], float] = time.monotonic) -> Operations:
+    """The metrics and health of one process: the projections' lag and failing aggregates
+    (with `projections`), ingest's dead letters (`dead_letters`: the total so far) and the
+    feeds' positions (`feed_positions`). The caller registers what else it measures."""
+    metrics = ProcessMetrics()
+    watch = None
+    if projections:
+        watch = ProjectionWatch(lambda: system.followers, monotonic)
+
+        def thread_failures() -> int | None:
+            return system.thread.failures if system.thread is not None else None
+
+        metrics.register(ProjectionCollector(watch, thread_failures))
+    feeds = None
+    if feed_positions is not None:
+        feeds = FeedWatch(feed_positions, monotonic)
+    health = ProcessHealth(HealthLimits.of(system.settings), projections=watch,
+                           dead_letters=dead_letters, feeds=feeds, monotonic=monotonic)
+    return Operations(metrics=metrics, health=health)
+
+
+class StoredDeadLetterCount:
+    """Every ingest worker's dead letters so far, added up from the counters they save in
+    the base store (opened at the first count, closed with the process's operations)."""
+
+    def __init__(self, system: CitySystem) -> None:
+        self.system = system
+        self._store: ReadStore | None = None
+        self._table: Any = None
+
+    def __call__(self) -> int:
+        if self._table is None:
+            from cityops.ingest.counters import CounterTable
+
+            self._store = self.system.generations.storage.base()
+            self._table = CounterTable(self._store)
+        return sum(c.dead_lettered for c in self._table.by_topic().values())
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store, self._table = None, None
 
 
 def freeze_long_lived_objects() -> None:

@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from cityops.bootstrap import CitySystem
+from cityops.bootstrap import CitySystem, StoredDeadLetterCount, build_operations
 from cityops.command_center.auth import Authenticator
 from cityops.command_center.errors import install_error_handlers
 from cityops.command_center.live import LiveHub
+from cityops.command_center.observability import install_observability
 from cityops.command_center.routers import (
     auth,
     bulk,
@@ -71,6 +72,10 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     check_map_layers(system, system.spatial.layers.values())
     feeds = build_feed_service(system)
     live_hub = LiveHub(system, queue_size=system.settings.ws_client_queue)
+    dead_letters = StoredDeadLetterCount(system)
+    operations = build_operations(system, dead_letters=dead_letters,
+                                  feed_positions=feeds.published_positions)
+    operations.on_close.append(dead_letters.close)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -83,6 +88,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
             yield
         finally:
             await live_hub.stop()
+            operations.close()
             if manage_lifecycle:
                 feeds.close()
                 system.close()
@@ -110,10 +116,5 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(ws.router)  # /ws: authenticated by its first message's token
     app.mount("/static", pages.static_files(), name="static")
 
-    @app.get("/health", tags=["operations"])
-    def health() -> dict[str, Any]:
-        """Liveness and the projections' lag behind each event store."""
-        lag = {f.application_name: f.head() - f.position() for f in system.followers}
-        return {"status": "ok", "projection_lag": lag}
-
+    install_observability(app, operations)  # /health, /metrics, the request middleware
     return app
