@@ -5,6 +5,7 @@ CityOps from one `Settings` object. Nothing connects at import time; everything 
 from __future__ import annotations
 
 import gc
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from cityops.domain.resources import Resources
 from cityops.domain.sharing import SharingPolicy
 from cityops.feeds.sharing import load_sharing_policy
 from cityops.health import FeedPositions, FeedWatch, HealthLimits, ProcessHealth, ProjectionWatch
-from cityops.metrics import ProcessMetrics, ProjectionCollector
+from cityops.metrics import MetricsServer, ProcessMetrics, ProjectionCollector
 from cityops.projections.emergency import incident_table, plan_table, resource_table
 from cityops.projections.follower import Follower, FollowerThread, ProjectedTable
 from cityops.projections.generations import (
@@ -286,7 +287,16 @@ class Operations:
 
     metrics: ProcessMetrics
     health: ProcessHealth
+    metrics_token: str | None = None
+    """With it, a scrape must send `Authorization: Bearer <token>`."""
     on_close: list[Callable[[], object]] = field(default_factory=list)
+
+    def may_scrape(self, authorization: str | None) -> bool:
+        """Whether a scrape with this `Authorization` header may read the metrics."""
+        if self.metrics_token is None:
+            return True
+        expected = f"Bearer {self.metrics_token}".encode()
+        return hmac.compare_digest((authorization or "").encode(), expected)
 
     def close(self) -> None:
         for release in self.on_close:
@@ -315,7 +325,24 @@ def build_operations(system: CitySystem, *, projections: bool = True,
         feeds = FeedWatch(feed_positions, monotonic)
     health = ProcessHealth(HealthLimits.of(system.settings), projections=watch,
                            dead_letters=dead_letters, feeds=feeds, monotonic=monotonic)
-    return Operations(metrics=metrics, health=health)
+    token = system.settings.metrics_token
+    return Operations(metrics=metrics, health=health,
+                      metrics_token=token.get_secret_value() if token is not None else None)
+
+
+def start_metrics_server(operations: Operations, settings: Settings,
+                         port: int | None = None) -> MetricsServer | None:
+    """Serve `/metrics` and `/health` of a process without a web app (projection, ingest,
+    feed processes) on `port` (else `CITYOPS_METRICS_PORT`; neither: no server). It stops
+    when `operations` is closed."""
+    port = port if port is not None else settings.metrics_port
+    if port is None:
+        return None
+    server = MetricsServer(operations.metrics, operations.health.report,
+                           host=settings.metrics_host, port=port,
+                           may_scrape=operations.may_scrape).start()
+    operations.on_close.append(server.stop)
+    return server
 
 
 class StoredDeadLetterCount:

@@ -100,3 +100,19 @@ def configure_logging(settings: LogSettings | None = None, *,
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
     return handler
+
+
+def configure_logging_or_exit() -> None:
+    """`configure_logging` from the environment for a command-line entry point; a bad
+    `CITYOPS_LOG_FORMAT` or `CITYOPS_LOG_LEVEL` is one clear line and exit status 2."""
+    from pydantic import ValidationError
+
+    try:
+        settings = LogSettings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"CITYOPS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors())
+        sys.stderr.write(f"Invalid settings: {problems}\n")
+        raise SystemExit(2) from None
+    configure_logging(settings)

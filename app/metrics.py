@@ -182,9 +182,11 @@ class MetricsServer:
     projection, ingest and feed processes), in a background thread."""
 
     def __init__(self, metrics: ProcessMetrics, health: Callable[[], dict[str, Any]],
-                 *, host: str, port: int) -> None:
+                 *, host: str, port: int,
+                 may_scrape: Callable[[str | None], bool] = lambda _: True) -> None:
         self.metrics = metrics
         self.health = health
+        self.may_scrape = may_scrape
         handler = _handler(self)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
@@ -214,7 +216,11 @@ def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             try:
-                if path == "/metrics":
+                if path == "/metrics" and not server.may_scrape(
+                        self.headers.get("Authorization")):
+                    self._answer(401, "text/plain; charset=utf-8",
+                                 b"metrics need the metrics token (Authorization: Bearer)\n")
+                elif path == "/metrics":
                     self._answer(200, server.metrics.content_type,
                                  server.metrics.exposition())
                 elif path == "/health":

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         "and /health (their --metrics-port); unset = none. The command centre serves both "
         "on its own port.",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="If set, /metrics (of every process) answers only scrapes that send "
+        "Authorization: Bearer <this token>; unset = open (keep the ports internal).",
+    )
     health_projection_lag_events: int = Field(
         default=10_000, ge=0,
         description="/health is degraded while a projection is more than this many "

@@ -12,11 +12,12 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import Histogram
+from pydantic import BaseModel, Field
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -127,7 +128,27 @@ def install_observability(app: FastAPI, operations: Operations) -> None:
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health")
+class HealthCheck(BaseModel):
+    name: str
+    status: Literal["ok", "degraded"]
+    reason: str
+
+
+class HealthReport(BaseModel):
+    status: Literal["ok", "degraded"]
+    projection_lag: dict[str, int] | None = Field(
+        default=None, description="Notifications not yet projected, per event store.")
+    projection_lag_seconds: dict[str, float] | None = Field(
+        default=None, description="How long each projection's position has stood still "
+        "while behind.")
+    failing_aggregates: list[dict[str, Any]] | None = Field(
+        default=None, description="Aggregates a projection has set aside.")
+    checks: list[HealthCheck]
+
+
+@router.get("/health", response_model=HealthReport,
+            responses={503: {"model": HealthReport,
+                             "description": "Degraded, when asked with strict=true."}})
 def health(request: Request, strict: bool = Query(
         default=False, description="Answer 503 instead of 200 while degraded (for probes "
         "that only read the status code).")) -> JSONResponse:
@@ -143,7 +164,12 @@ def health(request: Request, strict: bool = Query(
             responses={200: {"content": {"text/plain": {}},
                              "description": "The Prometheus text format."}})
 def metrics(request: Request) -> Response:
-    """This process's Prometheus metrics (docs/operations.md lists them)."""
+    """This process's Prometheus metrics (docs/operations.md lists them); with
+    `CITYOPS_METRICS_TOKEN` set, only for `Authorization: Bearer <that token>`."""
     operations: Operations = request.app.state.operations
+    if not operations.may_scrape(request.headers.get("Authorization")):
+        return Response("metrics need the metrics token (Authorization: Bearer ...)\n",
+                        status_code=401, media_type="text/plain",
+                        headers={"WWW-Authenticate": 'Bearer realm="cityops-metrics"'})
     return Response(operations.metrics.exposition(),
                     media_type=operations.metrics.content_type)
