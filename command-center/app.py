@@ -58,7 +58,8 @@ department changes or the account is disabled. Without a valid token the answer 
 command records who did it (the user, their role and department). Roles decide which commands
 a user may issue (403 otherwise; a leader only reads); a department user sees and acts only
 within their department's scope: what lies outside it answers 404, and lists leave it out.
-Only `/health`, `/auth/login`, the pages and Open311's GET endpoints are public.
+Only `/health`, `/metrics` (unless a metrics token is set), `/auth/login`, the pages and
+Open311's GET endpoints are public.
 """
 
 
