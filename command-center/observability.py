@@ -97,7 +97,7 @@ class RequestObserver:
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            text = value.decode("latin-1")
+            text = bytes(value).decode("latin-1")
             if _SAFE_REQUEST_ID.match(text):
                 return text
             break
