@@ -4,10 +4,17 @@ rules of docs/alerts.yml over metrics that exist, and every metric documented.""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -209,6 +216,45 @@ def test_every_metric_is_documented(api: Any) -> None:
     documented = OPERATIONS_DOC.read_text(encoding="utf-8")
     for name in sorted(_every_metric_name(api)):
         assert f"`{name}" in documented, f"{name} is missing from docs/operations.md"
+
+
+def test_serve_logs_one_json_object_per_line_with_request_ids(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    env = {**os.environ, "CITYOPS_DATA_DIR": str(tmp_path / "data"),
+           "CITYOPS_LOG_FORMAT": "json"}
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cityops.cli", "serve", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=log)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline, \
+                    log_path.read_text()
+                time.sleep(0.2)
+            answer = httpx.get(f"{base}/grid-cases", headers={"X-Request-ID": "json-log-1"})
+            assert answer.status_code == 401
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    for entry in entries:
+        assert {"time", "level", "logger", "message"} <= set(entry), entry
+    request = next(e for e in entries if e.get("request_id") == "json-log-1")
+    assert request["logger"] == "cityops.http"
+    assert (request["method"], request["route"], request["status"]) == (
+        "GET", "/grid-cases", 401)
+    assert any(e["logger"].startswith("uvicorn") for e in entries)  # the server's own too
 
 
 def _report_case(system: Any) -> None:
