@@ -4,10 +4,16 @@ degraded, read from the SQLite files or from PostgreSQL alike."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -161,3 +167,40 @@ def test_feeds_behind_make_health_degraded(system: CitySystem) -> None:
         assert operations.health.report()["status"] == "ok"
     finally:
         feeds.close()
+
+
+def test_the_projection_process_serves_metrics_and_health_on_its_port(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    env = {**os.environ, "CITYOPS_DATA_DIR": str(tmp_path / "data")}
+    log_path = tmp_path / "projections.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cityops.cli", "projections", "run", "--metrics-port",
+             str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    health = httpx.get(f"{base}/health", timeout=2)
+                    break
+                except httpx.HTTPError:
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline, \
+                    log_path.read_text()
+                time.sleep(0.2)
+            assert health.status_code == 200
+            body = health.json()
+            assert set(body["projection_lag"]) == {"gridcases", "incidents", "hazards",
+                                                   "hotline", "resources"}
+            assert {c["name"] for c in body["checks"]} >= {"projection gridcases",
+                                                           "failing aggregates"}
+            text = httpx.get(f"{base}/metrics", timeout=5).text
+            assert 'cityops_projection_lag_events{projection="cityops-views",' \
+                   'stream="gridcases"}' in text
+            assert "cityops_projection_round_failures_total" in text
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
