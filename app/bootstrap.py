@@ -5,8 +5,11 @@ CityOps from one `Settings` object. Nothing connects at import time; everything 
 from __future__ import annotations
 
 import gc
+import hmac
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +29,8 @@ from cityops.domain.resources import Resources
 from cityops.domain.sharing import SharingPolicy
 from cityops.domain.ticketfollowup import TicketFollowUp
 from cityops.feeds.sharing import load_sharing_policy
+from cityops.health import FeedPositions, FeedWatch, HealthLimits, ProcessHealth, ProjectionWatch
+from cityops.metrics import MetricsServer, ProcessMetrics, ProjectionCollector
 from cityops.projections.emergency import incident_table, plan_table, resource_table
 from cityops.projections.follower import Follower, FollowerThread, LogFollower, ProjectedTable
 from cityops.projections.generations import (
@@ -288,6 +293,96 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         generations.listeners(GridCases.name).append(
             light_change_writer(live_changes, generations.store, clock))
     return system
+
+
+@dataclass
+class Operations:
+    """What one process tells its operators: its own Prometheus registry (never the
+    library's global one: one per app instance) and its health checks, over the same
+    watches (docs/operations.md)."""
+
+    metrics: ProcessMetrics
+    health: ProcessHealth
+    metrics_token: str | None = None
+    """With it, a scrape must send `Authorization: Bearer <token>`."""
+    on_close: list[Callable[[], object]] = field(default_factory=list)
+
+    def may_scrape(self, authorization: str | None) -> bool:
+        """Whether a scrape with this `Authorization` header may read the metrics."""
+        if self.metrics_token is None:
+            return True
+        expected = f"Bearer {self.metrics_token}".encode()
+        return hmac.compare_digest((authorization or "").encode(), expected)
+
+    def close(self) -> None:
+        for release in self.on_close:
+            release()
+        self.on_close.clear()
+
+
+def build_operations(system: CitySystem, *, projections: bool = True,
+                     dead_letters: Callable[[], int] | None = None,
+                     feed_positions: Callable[[], FeedPositions] | None = None,
+                     monotonic: Callable[[], float] = time.monotonic) -> Operations:
+    """The metrics and health of one process: the projections' lag and failing aggregates
+    (with `projections`), ingest's dead letters (`dead_letters`: the total so far) and the
+    feeds' positions (`feed_positions`). The caller registers what else it measures."""
+    metrics = ProcessMetrics()
+    watch = None
+    if projections:
+        watch = ProjectionWatch(lambda: system.followers, monotonic,
+                                processes=lambda: (system.ticket_follow_up,))
+
+        def thread_failures() -> int | None:
+            return system.thread.failures if system.thread is not None else None
+
+        metrics.register(ProjectionCollector(watch, thread_failures))
+    feeds = None
+    if feed_positions is not None:
+        feeds = FeedWatch(feed_positions, monotonic)
+    health = ProcessHealth(HealthLimits.of(system.settings), projections=watch,
+                           dead_letters=dead_letters, feeds=feeds, monotonic=monotonic)
+    token = system.settings.metrics_token
+    return Operations(metrics=metrics, health=health,
+                      metrics_token=token.get_secret_value() if token is not None else None)
+
+
+def start_metrics_server(operations: Operations, settings: Settings,
+                         port: int | None = None) -> MetricsServer | None:
+    """Serve `/metrics` and `/health` of a process without a web app (projection, ingest,
+    feed processes) on `port` (else `CITYOPS_METRICS_PORT`; neither: no server). It stops
+    when `operations` is closed."""
+    port = port if port is not None else settings.metrics_port
+    if port is None:
+        return None
+    server = MetricsServer(operations.metrics, operations.health.report,
+                           host=settings.metrics_host, port=port,
+                           may_scrape=operations.may_scrape).start()
+    operations.on_close.append(server.stop)
+    return server
+
+
+class StoredDeadLetterCount:
+    """Every ingest worker's dead letters so far, added up from the counters they save in
+    the base store (opened at the first count, closed with the process's operations)."""
+
+    def __init__(self, system: CitySystem) -> None:
+        self.system = system
+        self._store: ReadStore | None = None
+        self._table: Any = None
+
+    def __call__(self) -> int:
+        if self._table is None:
+            from cityops.ingest.counters import CounterTable
+
+            self._store = self.system.generations.storage.base()
+            self._table = CounterTable(self._store)
+        return sum(c.dead_lettered for c in self._table.by_topic().values())
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store, self._table = None, None
 
 
 def freeze_long_lived_objects() -> None:

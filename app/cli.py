@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -48,8 +47,10 @@ def _run_web(settings: Settings, system: object) -> None:
                 f"(API docs at /docs)", fg="green")
     # permessage-deflate refused: browsers always offer it, and accepted it costs a
     # compression of every pushed message once per client (docs/websocket.md).
+    # Logging is configured by `main` (text or JSON): uvicorn's records go to the same
+    # handler, and its access log is replaced by the app's, which has request ids.
     uvicorn.run(web, host=settings.host, port=settings.port, log_level="info",
-                ws_per_message_deflate=False)
+                log_config=None, access_log=False, ws_per_message_deflate=False)
 
 
 @app.command()
@@ -106,8 +107,9 @@ _add_sub_commands()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from cityops.logs import configure_logging_or_exit
+
+    configure_logging_or_exit()
     app()
 
 

@@ -107,6 +107,44 @@ class Settings(BaseSettings):
         description="This city's Open311 jurisdiction_id: clients may leave it out; one "
         "they send must be this.",
     )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Where the metrics port of the projection, ingest and feed processes "
+        "listens (0.0.0.0 in a container).",
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="Port on which the projection, ingest and feed processes serve /metrics "
+        "and /health (their --metrics-port); unset = none. The command centre serves both "
+        "on its own port.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="If set, /metrics (of every process) answers only scrapes that send "
+        "Authorization: Bearer <this token>; unset = open (keep the ports internal).",
+    )
+    health_projection_lag_events: int = Field(
+        default=10_000, ge=0,
+        description="/health is degraded while a projection is more than this many "
+        "notifications behind its event store.",
+    )
+    health_projection_lag_s: float = Field(
+        default=60.0, gt=0,
+        description="... or while its position has stood still behind the head this long.",
+    )
+    health_feed_lag_events: int = Field(
+        default=10_000, ge=0,
+        description="/health is degraded while a feed (Kafka, webhooks) is more than this "
+        "many notifications behind a stream.",
+    )
+    health_feed_lag_s: float = Field(
+        default=120.0, gt=0,
+        description="... or while its position has stood still behind the head this long.",
+    )
+    health_dead_letter_window_s: float = Field(
+        default=300.0, gt=0,
+        description="/health is degraded while ingest dead letters grew within this window.",
+    )
     tile_url: str | None = Field(
         default=None,
         description="Optional base-map tile server for the dashboard, as "

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
-from cityops.bootstrap import CitySystem
+from cityops.bootstrap import CitySystem, StoredDeadLetterCount, build_operations
 from cityops.command_center.auth import Authenticator
 from cityops.command_center.command_gate import install_command_gate
 from cityops.command_center.errors import install_error_handlers
 from cityops.command_center.live import LiveHub
+from cityops.command_center.observability import install_observability
 from cityops.command_center.query_checks import install_query_checks
 from cityops.command_center.routers import (
     auth,
@@ -61,7 +61,8 @@ department changes or the account is disabled. Without a valid token the answer 
 command records who did it (the user, their role and department). Roles decide which commands
 a user may issue (403 otherwise; a leader only reads); a department user sees and acts only
 within their department's scope: what lies outside it answers 404, and lists leave it out.
-Only `/health`, `/auth/login`, the pages and Open311's GET endpoints are public.
+Only `/health`, `/metrics` (unless a metrics token is set), `/auth/login`, the pages and
+Open311's GET endpoints are public.
 """
 
 
@@ -74,6 +75,10 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     check_map_layers(system, system.spatial.layers.values())
     feeds = build_feed_service(system)
     live_hub = LiveHub(system, queue_size=system.settings.ws_client_queue)
+    dead_letters = StoredDeadLetterCount(system)
+    operations = build_operations(system, dead_letters=dead_letters,
+                                  feed_positions=feeds.published_positions)
+    operations.on_close.append(dead_letters.close)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +91,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
             yield
         finally:
             await live_hub.stop()
+            operations.close()
             if manage_lifecycle:
                 feeds.close()
                 system.close()
@@ -116,11 +122,5 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.mount("/static", pages.static_files(), name="static")
     install_command_gate(app)  # 403 before a command's body is read
 
-    @app.get("/health", tags=["operations"])
-    def health() -> dict[str, Any]:
-        """Liveness and the projections' lag behind each event store."""
-        lag = {f.application_name: f.head() - f.position() for f in system.followers}
-        return {"status": "ok", "projection_lag": lag,
-                "ticket_follow_up_lag": system.ticket_follow_up.lag()}
-
+    install_observability(app, operations)  # /health, /metrics, the request middleware
     return app

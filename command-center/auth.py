@@ -21,6 +21,7 @@ import hmac
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,6 +90,9 @@ class Authenticator:
         self._cache: dict[str, tuple[float, AccountView | None]] = {}
         self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
+        self.logins: Counter[str] = Counter()
+        """Login attempts of this process by outcome (succeeded, failed, throttled), for
+        the metrics."""
         accounts.on_change.append(self.forget)
 
     # --- tokens -------------------------------------------------------------------------------
@@ -168,9 +172,14 @@ class Authenticator:
         """Check a username and password and issue a token; the same answer for an unknown
         user and a wrong password, and a pause after repeated failures."""
         key = username.casefold() if isinstance(username, str) else ""
-        self._check_throttle(username, key)
+        try:
+            self._check_throttle(username, key)
+        except LoginThrottled:
+            self._count_login("throttled")
+            raise
         account = self.accounts.authenticate(username, password)
         if account is None:
+            self._count_login("failed")
             with self._lock:
                 now = self._monotonic()
                 if len(self._failures) > MAX_THROTTLED_NAMES:
@@ -182,8 +191,15 @@ class Authenticator:
         with self._lock:
             self._failures.pop(key, None)
         if not account.enabled:
+            self._count_login("failed")
             raise NotAuthenticated(f"account {account.username!r} is disabled")
-        return self.issue(account.username)
+        issued = self.issue(account.username)
+        self._count_login("succeeded")
+        return issued
+
+    def _count_login(self, outcome: str) -> None:
+        with self._lock:
+            self.logins[outcome] += 1
 
     def _check_throttle(self, username: str, key: str) -> None:
         now = self._monotonic()

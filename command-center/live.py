@@ -389,6 +389,10 @@ class LiveHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._heartbeat_at = 0.0
         self.failures = 0
+        self.connections = 0
+        """Clients registered since start (the metrics' count of connections)."""
+        self.resyncs = 0
+        """Clients told to resync since start: too far behind, a gap, a rebuild."""
 
     # --- life -------------------------------------------------------------------------------
 
@@ -557,6 +561,7 @@ class LiveHub:
         with a snapshot, or with the replay of what it missed."""
         client.hidden = hidden_by_layer(self.system, client.actor)
         self.clients.add(client)
+        self.connections += 1
         if resume is None:
             client.demand("snapshot")
         else:
@@ -649,6 +654,7 @@ class LiveHub:
             action, argument = "resync", reason
         if action == "resync":
             client.resyncs += 1
+            self.resyncs += 1
             await client.outbox.send_text(_dumps({"type": "resync", "reason": argument}))
         await self._send_snapshot(client)
 

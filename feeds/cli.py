@@ -84,9 +84,16 @@ def feed_service() -> Iterator[Any]:
 
 
 @app.command()
-def run() -> None:
+def run(
+    metrics_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="Serve /metrics and /health on this port (default "
+        "CITYOPS_METRICS_PORT; unset: none)")] = None,
+) -> None:
     """Run the feed process: the Kafka publisher (when CITYOPS_KAFKA_BOOTSTRAP_SERVERS is
     set) and webhook delivery, until SIGTERM or Ctrl-C."""
+    from cityops.bootstrap import build_operations, start_metrics_server
+    from cityops.metrics import FeedCollector
+
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -96,12 +103,26 @@ def run() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     with feed_service() as service:
-        service.start()
-        kafka = (f"Kafka at {service.bootstrap}, topics {service.topics.prefix}.*"
-                 if service.bootstrap else "no Kafka (embedded): webhooks only")
-        typer.secho(f"CityOps feeds running: {kafka}", fg="green")
-        stop.wait()
-        service.stop()
+        operations = build_operations(service.system, projections=False,
+                                      feed_positions=service.published_positions)
+        try:
+            service.start()
+            feeds = operations.health.feeds
+            assert feeds is not None
+
+            def published() -> int | None:
+                return service.kafka.published if service.kafka is not None else None
+
+            operations.metrics.register(FeedCollector(feeds, service.loop_failures,
+                                                      published))
+            start_metrics_server(operations, service.system.settings, metrics_port)
+            kafka = (f"Kafka at {service.bootstrap}, topics {service.topics.prefix}.*"
+                     if service.bootstrap else "no Kafka (embedded): webhooks only")
+            typer.secho(f"CityOps feeds running: {kafka}", fg="green")
+            stop.wait()
+            service.stop()
+        finally:
+            operations.close()
 
 
 @app.command()
@@ -238,6 +259,7 @@ def remove_subscription(
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from cityops.logs import configure_logging_or_exit
+
+    configure_logging_or_exit()
     app()

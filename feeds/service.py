@@ -33,15 +33,25 @@ from cityops.feeds.sharing import SharingCatalogue
 from cityops.feeds.streams import Stream, iter_specs
 from cityops.feeds.subscriptions import SubscriptionBook, Subscriptions
 from cityops.feeds.webhooks import (
+    OUTBOX_PROJECTION,
     DeliveryLog,
     RetryPolicy,
     WebhookDeliverer,
     WebhookOutbox,
 )
-from cityops.projections.store import PostgresReadStore, ReadStore, SqliteReadStore
+from cityops.projections.store import (
+    PostgresReadStore,
+    ReadStore,
+    SqliteReadStore,
+    positions,
+    set_position,
+)
 from cityops.settings import Settings
 
 log = logging.getLogger(__name__)
+
+KAFKA_POSITIONS_MIRROR = "cityops-feeds-kafka"
+"""The Kafka publisher's committed positions, copied into the feed store for monitoring."""
 
 
 class FeedLoop(threading.Thread):
@@ -160,7 +170,11 @@ class FeedService:
                 if not started.is_set():
                     kafka.start()
                     started.set()
-                return kafka.publish_round() > 0
+                    self._mirror_kafka_positions(kafka)
+                read = kafka.publish_round()
+                if read:
+                    self._mirror_kafka_positions(kafka)
+                return read > 0
 
             def restart() -> None:
                 # A failed transaction or connection: start afresh, which resumes from the
@@ -198,6 +212,44 @@ class FeedService:
         self.store.close()
 
     # --- status --------------------------------------------------------------------------
+
+    @property
+    def kafka_mirror(self) -> str:
+        """Under which name the Kafka publisher's positions are mirrored in the feed store."""
+        return f"{KAFKA_POSITIONS_MIRROR}/{self.settings.transactional_id}"
+
+    def _mirror_kafka_positions(self, kafka: KafkaFeedPublisher) -> None:
+        """Copy the positions the publisher committed in Kafka into the feed store, for
+        monitoring only (`/health` and metrics of any process read them there; Kafka stays
+        the truth the publisher resumes from)."""
+        specs = {spec.stream: spec.application for spec in iter_specs()}
+        try:
+            with self.store.transaction() as txn:
+                for stream, position in kafka.positions().items():
+                    set_position(txn, self.kafka_mirror, specs[stream], position)
+        except Exception as error:  # monitoring must never stop the publisher
+            log.warning("could not record the Kafka feed's positions for monitoring: %s",
+                        error)
+
+    def published_positions(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(feed, stream) -> (head of the stream's log, position the feed has reached) for
+        the webhook outbox and the Kafka publisher, wherever they run; a feed that has
+        recorded no position yet (never run) is left out."""
+        heads: dict[str, int] = {}
+        for application in self.system.applications:
+            heads[application.name] = application.recorder.max_notification_id() or 0
+        found: dict[tuple[str, str], tuple[int, int]] = {}
+        for feed, projection in (("webhook", OUTBOX_PROJECTION), ("kafka", self.kafka_mirror)):
+            tracked = positions(self.store, projection)
+            for spec in iter_specs():
+                if spec.application in tracked:
+                    found[(feed, spec.stream.value)] = (heads[spec.application],
+                                                        tracked[spec.application])
+        return found
+
+    def loop_failures(self) -> dict[str, int]:
+        """Failed rounds of each loop running in this process."""
+        return {loop.name: loop.failures for loop in self.loops}
 
     def status(self) -> dict[str, Any]:
         """Positions and lag of each stream for the Kafka feed and the webhook outbox, and

@@ -74,11 +74,15 @@ def run(
     topics: Annotated[str | None, typer.Option(
         help="Comma-separated topics or stream names (default: every ingest input topic)")]
     = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="Serve /metrics and /health on this port (default "
+        "CITYOPS_METRICS_PORT; unset: none)")] = None,
 ) -> None:
     """Run an ingest worker: consume the ingest topics from Kafka and apply every message
     once in effect. Stops cleanly on SIGTERM or Ctrl-C (committing what it applied)."""
-    from cityops.bootstrap import build_system
+    from cityops.bootstrap import build_operations, build_system, start_metrics_server
     from cityops.ingest.composition import build_kafka_worker
+    from cityops.metrics import IngestCollector
 
     settings = _settings(Settings)
     ingest_settings = _settings(IngestSettings)
@@ -93,8 +97,15 @@ def run(
         raise _fail(str(error)) from None
     _require_topics(ingest_settings.kafka_bootstrap_servers, chosen)
     system = build_system(settings)
+    operations = None
     try:
         worker = build_kafka_worker(system, ingest_settings, group_id=group, topics=chosen)
+        counters = worker.pipeline.counters
+        # This worker's own counts: its dead letters growing make its /health degraded.
+        operations = build_operations(system, projections=False,
+                                      dead_letters=lambda: counters.total().dead_lettered)
+        operations.metrics.register(IngestCollector(counters))
+        start_metrics_server(operations, settings, metrics_port)
 
         def stop(signum: int, _frame: object) -> None:
             log.info("signal %d: stopping after the message in hand", signum)
@@ -104,6 +115,8 @@ def run(
         signal.signal(signal.SIGINT, stop)
         worker.run()
     finally:
+        if operations is not None:
+            operations.close()
         system.close()
 
 
@@ -442,6 +455,7 @@ def catalogue(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from cityops.logs import configure_logging_or_exit
+
+    configure_logging_or_exit()
     app()

@@ -189,10 +189,16 @@ def drop(generation: Annotated[int, typer.Argument(help="The generation to drop"
 def run(
     report_every: Annotated[float, typer.Option(
         min=1.0, help="Seconds between lag reports in the log")] = 60.0,
+    metrics_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="Serve /metrics and /health on this port (default "
+        "CITYOPS_METRICS_PORT; unset: none)")] = None,
 ) -> None:
     """The projection process: follow every event store into the read models (switching to a
     new generation when a rebuild does) and push supervision light changes, until stopped."""
+    from cityops.bootstrap import build_operations, start_metrics_server
+
     system = _system(run_projections=True)
+    operations = build_operations(system)
     stopping = threading.Event()
 
     def stop(signum: int, _: Any) -> None:
@@ -205,6 +211,7 @@ def run(
 
         freeze_long_lived_objects()
         system.start_projections()
+        start_metrics_server(operations, system.settings, metrics_port)
         console.print(f"Following {len(system.followers)} event stores into read-model "
                       f"generation {system.generations.active().number}; Ctrl-C stops.")
         while not stopping.wait(report_every):
@@ -214,4 +221,5 @@ def run(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        operations.close()
         system.close()

@@ -34,6 +34,7 @@ and tasks, photos by their digest, bulk actions as their single actions."""
 DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/clock"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,  # unless CITYOPS_METRICS_TOKEN is set (test_operations)
     ("POST", "/auth/login"): PUBLIC,
     ("GET", "/auth/me"): SELF,
     ("POST", "/auth/password"): SELF,
