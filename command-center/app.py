@@ -106,8 +106,12 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, Any]:
-        """Liveness and the projections' lag behind each event store."""
-        lag = {f.application_name: f.head() - f.position() for f in system.followers}
-        return {"status": "ok", "projection_lag": lag}
+        """Liveness, the projections' lag behind each event store, and the aggregates a
+        projection has set aside (status `degraded` while there are any)."""
+        followers = system.followers
+        lag = {f.application_name: f.head() - f.position() for f in followers}
+        failing = [mark.as_dict() for f in followers for mark in f.failing()]
+        return {"status": "degraded" if failing else "ok", "projection_lag": lag,
+                "failing_aggregates": failing}
 
     return app
