@@ -101,7 +101,10 @@ class Area:
         """Build an area from a GeoJSON Polygon or MultiPolygon object."""
         if not isinstance(data, dict) or data.get("type") not in ("Polygon", "MultiPolygon"):
             raise InvalidValue("expected a GeoJSON Polygon or MultiPolygon object")
-        _check_polygon_coordinates(data["type"], data.get("coordinates"))
+        try:
+            _check_polygon_coordinates(data["type"], data.get("coordinates"))
+        except InvalidValue as error:
+            raise InvalidValue(f"malformed GeoJSON polygon: {error}") from None
         try:
             geom = shapely.geometry.shape(data)
         except (ValueError, TypeError, IndexError, shapely.errors.ShapelyError) as error:
@@ -111,6 +114,9 @@ class Area:
     @property
     def shape(self) -> BaseGeometry:
         return shapely.from_wkt(self.wkt)
+
+    def to_geojson(self) -> dict[str, Any]:
+        return dict(shapely.geometry.mapping(self.shape))
 
 
 def _check_polygon_coordinates(kind: str, coordinates: Any) -> None:
@@ -131,14 +137,11 @@ def _check_polygon_coordinates(kind: str, coordinates: Any) -> None:
                 raise InvalidValue(f"{where}, ring {r}: a ring is a list of [longitude, "
                                    "latitude] positions")
             for k, position in enumerate(ring, start=1):
-                if not isinstance(position, list | tuple) or len(position) not in (2, 3) or not all(
-                        isinstance(v, int | float) and not isinstance(v, bool)
-                        and math.isfinite(v) for v in position):
+                if not isinstance(position, list | tuple) or len(position) not in (2, 3) \
+                        or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                   and math.isfinite(v) for v in position):
                     raise InvalidValue(f"{where}, ring {r}, position {k}: a position is "
                                        "[longitude, latitude] in finite numbers")
             count += len(ring)
             if count > MAX_AREA_POSITIONS:
                 raise InvalidValue(f"an area has at most {MAX_AREA_POSITIONS} positions")
-
-    def to_geojson(self) -> dict[str, Any]:
-        return dict(shapely.geometry.mapping(self.shape))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cityops.bootstrap import CitySystem
+from cityops.feeds.destinations import DestinationPolicy
 from cityops.feeds.events import StreamReader
 from cityops.feeds.kafka_feed import (
     FeedTopics,
@@ -132,7 +133,7 @@ class FeedService:
                         base_delay_s=settings.webhook_backoff_base_s,
                         max_delay_s=settings.webhook_backoff_max_s),
             workers=settings.webhook_workers, timeout_s=settings.webhook_timeout_s,
-            clock=self.clock)
+            clock=self.clock, destinations=self.subscriptions.destinations)
         outbox, deliverer = self.outbox, self.deliverer
         self.loops.append(FeedLoop(
             "cityops-feeds-outbox", lambda: outbox.fill_round() > 0,
@@ -243,7 +244,8 @@ def build_feed_service(system: CitySystem, settings: FeedSettings | None = None,
     subscriptions = Subscriptions(
         system.settings.event_store_env(Subscriptions.name), catalogue=system.catalogue,
         hazard_catalogue=system.hazard_catalogue,
-        require_https=settings.webhook_require_https)
+        require_https=settings.webhook_require_https,
+        destinations=DestinationPolicy(settings.webhook_allowed_destinations))
     store = open_feed_store(system.settings)
     delivery_log = DeliveryLog(store)
     delivery_log.create_tables()

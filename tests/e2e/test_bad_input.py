@@ -210,3 +210,27 @@ def test_a_non_ascii_token_on_the_websocket_closes_it_with_a_code(api: Any) -> N
         assert socket.receive_json()["type"] == "error"
         closing = socket.receive()
     assert closing["type"] == "websocket.close" and closing["code"] == 4401
+
+
+# --- item 5: webhooks to internal addresses ------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:5432/", "http://169.254.169.254/latest",
+                                 "http://[::1]:8080/hook", "http://10.1.2.3/hook"])
+def test_a_department_user_cannot_subscribe_an_internal_webhook(api: Any, url: str) -> None:
+    subscription = {"name": "Our system", "filter": {"stream": "grid-cases"},
+                    "delivery": {"kind": "webhook", "url": url}}
+    refused = api.post("/subscriptions", subscription, role="department-user", dept="water",
+                       expect=422)
+    assert refused["error"] == "invalid-value"
+    assert "public addresses only" in refused["detail"]
+    public = {**subscription, "delivery": {"kind": "webhook",
+                                           "url": "https://93.184.216.34/hook"}}
+    created = api.post("/subscriptions", public, role="department-user", dept="water",
+                       expect=201)
+    revised = {key: public[key] for key in ("name", "filter", "delivery")}
+    revised["triggers"] = created["triggers"]
+    revised["delivery"] = {"kind": "webhook", "url": url}
+    response = api.client.put(f"/subscriptions/{created['id']}", json=revised,
+                              headers=api.headers("department-user", "water"))
+    assert response.status_code == 422, response.text
