@@ -32,7 +32,7 @@ def checked_instant(label: str, value: object) -> datetime:
     if not isinstance(value, datetime):
         raise InvalidValue(f"{label} must be a date-time, got {value!r}")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidValue(f"{label} {value.isoformat()} has no time zone")
+        raise InvalidValue(f"{label} has no time zone: {value.isoformat()}")
     # Aware datetimes compare without conversion, so even year 1 or 9999 is safe here.
     if not EARLIEST_INSTANT <= value < LATEST_INSTANT:
         raise InvalidValue(
