@@ -138,13 +138,20 @@ def _fuzz(operation: Any, token: str) -> str | None:
               report_multiple_bugs=False)
     @given(case=strategy)
     def run(case: Any) -> None:
-        case.call_and_validate(headers={"Authorization": f"Bearer {token}"},
-                               checks=[not_a_server_error])
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            case.call_and_validate(headers=headers, checks=[not_a_server_error])
+        except Exception as error:
+            # A 5xx fails the check; an exception the app let escape comes here too.
+            failed.append(f"{operation.label}: {type(error).__name__}: {error}\n    "
+                          f"{case.as_curl_command(headers=headers)}")
+            raise
 
+    failed: list[str] = []
     try:
         run()
-    except Exception as error:  # a failed check, with the request that caused it
-        return f"{operation.label}: {error}"
+    except Exception:
+        return failed[-1] if failed else f"{operation.label}: failed"
     return None
 
 
