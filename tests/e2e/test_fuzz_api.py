@@ -8,7 +8,7 @@ real aggregates in every state rather than only answering 404. Every answer must
 deliberate one: no 5xx (`not_a_server_error`). Bounded for CI: a few examples per operation,
 no deadline, derandomized (the same requests on every run).
 
-Run more examples locally with CITYOPS_FUZZ_EXAMPLES=200.
+Run more examples locally: CITYOPS_FUZZ_SCALE=30 runs thirty times as many.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from cityops.settings import Settings
 
 from .conftest import TEST_HASHER, Api
 
-EXAMPLES = int(os.environ.get("CITYOPS_FUZZ_EXAMPLES", "6"))
+EXAMPLES = 6 * int(os.environ.get("CITYOPS_FUZZ_SCALE", "1"))
 IN_TOWN = {"type": "Point", "coordinates": [118.80, 32.05]}
 SEEDED: dict[str, list[str]] = {}
 """Ids of the aggregates the city was seeded with, by the path parameter that names them."""
