@@ -259,12 +259,12 @@ class Follower:
                 except INFRASTRUCTURE_ERRORS:
                     raise
                 except Exception as error:
-                    self._cache.pop(notification.originator_id, None)
+                    self._cache.pop(UUID(key), None)
                     failed_now[key] = (version, version, notification.id,
                                        describe_error(error))
-                    log.error("projection %s on %s: %s %s set aside at notification %d "
-                              "(version %d): %s", self.projection, self.application_name,
-                              "aggregate", key, notification.id, version,
+                    log.error("projection %s on %s: aggregate %s set aside at notification "
+                              "%d (version %d): %s", self.projection, self.application_name,
+                              key, notification.id, version,
                               describe_error(error))
                     continue
                 changes += one.changes
