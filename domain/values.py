@@ -25,6 +25,8 @@ arithmetic of the supervision lights searches ten years ahead at most."""
 MAX_DURATION = timedelta(days=10 * 366)
 MAX_MAGNITUDE = 1e12
 """Numbers (readings, thresholds, radii) are at most this large in size."""
+MAX_COUNT = 1_000_000_000
+"""Counts (of people, of items) are at most this."""
 
 
 def checked_instant(label: str, value: object) -> datetime:
@@ -84,6 +86,13 @@ def duration_from_minutes(label: str, minutes: object, *, maximum: timedelta = M
     if above_zero and amount <= 0:
         raise InvalidValue(f"{label} must be more than zero, got {amount:g}")
     return timedelta(minutes=amount)
+
+
+def checked_count(label: str, value: object) -> int:
+    """A whole number from 0 to `MAX_COUNT` (not a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise InvalidValue(f"{label} must be a count from 0 to {MAX_COUNT:,}, got {value!r}")
+    return value
 
 
 def checked_number(label: str, value: object, *, minimum: float = -MAX_MAGNITUDE,
