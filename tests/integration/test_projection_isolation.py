@@ -10,6 +10,7 @@ onto the aggregate, past the command's checks.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,12 +19,14 @@ from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
 from cityops.domain.actors import Actor, Role
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import GridCase
+from cityops.projections.cli import app as projections_cli
 from cityops.settings import Settings
 
 INSPECTOR = Actor("insp-D01-01", Role.INSPECTOR)
@@ -76,8 +79,12 @@ class IsolationContract:
     def make_system(self) -> Iterator[SystemFactory]:
         raise NotImplementedError
 
+    @pytest.fixture
+    def cli_env(self) -> dict[str, str]:
+        raise NotImplementedError
+
     def test_one_unprojectable_case_does_not_stop_the_others_and_recovers_when_corrected(
-        self, make_system: SystemFactory
+        self, make_system: SystemFactory, cli_env: dict[str, str]
     ) -> None:
         system = make_system()
         first, second, third = _points(system, 3)
@@ -102,6 +109,10 @@ class IsolationContract:
         assert failing["stream"] == "gridcases"
         assert "OverflowError" in failing["error"]
         assert health["projection_lag"]["gridcases"] == 0
+        status = CliRunner().invoke(projections_cli, ["status", "--json"], env=cli_env)
+        assert status.exit_code == 0, status.output
+        [listed] = json.loads(status.output)["failing_aggregates"]
+        assert (listed["aggregate_id"], listed["stream"]) == (str(broken), "gridcases")
 
         # A restart does not bring the stop back: the new process tries the case again,
         # keeps it aside, and every other case keeps flowing.
@@ -161,6 +172,10 @@ class IsolationContract:
 
 class TestSqlite(IsolationContract):
     @pytest.fixture
+    def cli_env(self, tmp_path: Path) -> dict[str, str]:
+        return {"CITYOPS_DATA_DIR": str(tmp_path / "store")}
+
+    @pytest.fixture
     def make_system(self, tmp_path: Path, demo_city: Any) -> Iterator[SystemFactory]:
         systems: list[CitySystem] = []
 
@@ -176,6 +191,10 @@ class TestSqlite(IsolationContract):
 
 @pytest.mark.postgres
 class TestPostgres(IsolationContract):
+    @pytest.fixture
+    def cli_env(self, fresh_database: str) -> dict[str, str]:
+        return {"CITYOPS_DATABASE_URL": fresh_database, "CITYOPS_DATABASE_POOL_SIZE": "2"}
+
     @pytest.fixture
     def make_system(self, fresh_database: str, demo_city: Any) -> Iterator[SystemFactory]:
         systems: list[CitySystem] = []
