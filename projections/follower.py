@@ -61,6 +61,9 @@ AGGREGATE_CACHE_SIZE = 20_000
 RETRY_FIRST_S = 10.0
 """An aggregate set aside is tried again after this long, then at doubling intervals."""
 RETRY_MAX_S = 600.0
+IDLE_FAILURE_CHECK_S = 5.0
+"""An idle follower looks for retries due (its own, or marks another process made) this
+often."""
 EVENT_RETRY_BACKLOG = 1_000
 """A new event of an aggregate set aside prompts a retry at once while fewer than this many
 of its events wait (a busy one is tried on its schedule: a retry replays them all)."""
@@ -143,6 +146,9 @@ class Follower:
         self.live: LiveChangeLog | None = None
         """The change log of the live push, written in each batch's transaction; set while
         this follower keeps the active generation (a rebuild's follower has none)."""
+        self._quiet_until = float("-inf")
+        """While idle, the marks of aggregates set aside are read at most this often (the
+        first round reads them at once)."""
         self._next_retry: dict[str, float] = {}
         """When (monotonic) each aggregate set aside is due to be tried again; one not
         listed is due now (so a restarted process tries them all at once)."""
@@ -225,8 +231,11 @@ class Follower:
             notifications = self.application.recorder.select_notifications(
                 start=start, limit=size, inclusive_of_start=False
             )
+            if not notifications and time.monotonic() < self._quiet_until:
+                return 0  # idle, and no retry due: not even the marks are read
             failing = failing_aggregates(txn, self.projection, self.application_name)
             if not notifications and not self._retries_due(failing):
+                self._quiet_until = time.monotonic() + IDLE_FAILURE_CHECK_S
                 return 0
             now = self._now()
             last = notifications[-1].id if notifications else start
