@@ -119,7 +119,9 @@ class Authenticator:
 
     def account_for_token(self, token: str) -> AccountView:
         """The account a token speaks for, or `NotAuthenticated` saying why not."""
-        if not isinstance(token, str) or token.count(".") != 1:
+        # Tokens are ASCII (base64url): anything else is refused before it is compared
+        # (hmac.compare_digest refuses non-ASCII text with a TypeError).
+        if not isinstance(token, str) or not token.isascii() or token.count(".") != 1:
             raise NotAuthenticated("the bearer token is malformed; log in again")
         body, signature = token.split(".")
         if not hmac.compare_digest(signature, self._sign(body)):

@@ -14,6 +14,9 @@ from cityops.domain.actors import Actor
 from cityops.projections.views import BBox
 
 MAX_PAGE = 500
+MAX_OFFSET = 1_000_000_000
+"""The most items a page may skip: more than any list holds, and far below the 64-bit
+integers SQLite and PostgreSQL take (a larger offset was a 500)."""
 
 
 def get_system(request: Request) -> CitySystem:
@@ -71,7 +74,7 @@ class Paging:
     def __init__(
         self,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")] = 50,
-        offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")] = 0,
     ) -> None:
         self.limit = limit
         self.offset = offset

@@ -16,6 +16,7 @@ import shapely
 
 from cityops.bootstrap import CitySystem
 from cityops.domain.errors import InvalidValue
+from cityops.domain.values import parse_instant
 from cityops.maps.query_geometry import AxisOrder, query_bbox
 from cityops.projections.spatial import Feature, FeatureQuery
 from cityops.projections.spatial_layers import Layer
@@ -53,14 +54,7 @@ def parse_bbox(text: str | None, crs: str | None, system: CitySystem,
 
 
 def _instant(text: str) -> str:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidValue(f"datetime {text!r} is not an RFC 3339 date-time "
-                           "(e.g. 2026-11-24T08:00:00Z)") from None
-    if moment.tzinfo is None:
-        raise InvalidValue(f"datetime {text!r} has no time zone: add Z or an offset")
-    return moment.astimezone(UTC).isoformat()
+    return parse_instant("datetime", text).astimezone(UTC).isoformat()
 
 
 def parse_datetime(text: str | None) -> tuple[str | None, str | None] | None:

@@ -33,6 +33,7 @@ from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseStatus, RejectionReason
 from cityops.domain.hotline import TicketStatus, TicketType
 from cityops.domain.sharing import SharingPolicy, Viewer
+from cityops.domain.values import checked_instant
 
 OPEN311_USER_PREFIX = "open311:"
 """Every request from an Open311 client is acted by `open311:<client name>` (role system)."""
@@ -372,14 +373,15 @@ def parse_w3c_datetime(text: str, label: str, zone: tzinfo | None = None) -> dat
     value = text.strip()
     try:
         if len(value) == 10 and zone is not None:
-            return datetime.combine(date.fromisoformat(value), time(), tzinfo=zone)
+            return checked_instant(label, datetime.combine(date.fromisoformat(value), time(),
+                                                           tzinfo=zone))
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValueError(f"{label} must be a W3C date-time such as 2010-01-01T00:00:00Z, "
                          f"not {text!r}") from None
     if moment.tzinfo is None:
         raise ValueError(f"{label} must include its time zone (Z or +hh:mm): {text!r}")
-    return moment
+    return checked_instant(label, moment)  # an InvalidValue is a ValueError
 
 
 def parse_coordinate(text: str, label: str, limit: float) -> float:

@@ -63,6 +63,7 @@ from cityops.domain.errors import (
 from cityops.domain.model import CityAggregate
 from cityops.domain.permissions import check_permitted
 from cityops.domain.transcodings import register_domain_transcodings
+from cityops.domain.values import checked_instant
 
 COMMAND_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/commands")
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -349,8 +350,7 @@ class CityApplication(Application[UUID]):
         current = self.clock()
         if at is None:
             return current
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise InvalidValue(f"time {at.isoformat()} has no time zone")
+        checked_instant("time", at)
         if at - current > MAX_CLOCK_SKEW:
             raise InvalidValue(f"time {at.isoformat()} is in the future")
         return at.astimezone(UTC)

@@ -18,6 +18,8 @@ from cityops.domain.errors import InvalidValue
 
 WGS84 = "EPSG:4326"
 EARTH_RADIUS_M = 6_371_008.8
+MAX_AREA_POSITIONS = 50_000
+"""An area from outside with more positions is refused (no city area needs one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,10 @@ class Area:
         if not isinstance(data, dict) or data.get("type") not in ("Polygon", "MultiPolygon"):
             raise InvalidValue("expected a GeoJSON Polygon or MultiPolygon object")
         try:
+            _check_polygon_coordinates(data["type"], data.get("coordinates"))
+        except InvalidValue as error:
+            raise InvalidValue(f"malformed GeoJSON polygon: {error}") from None
+        try:
             geom = shapely.geometry.shape(data)
         except (ValueError, TypeError, IndexError, shapely.errors.ShapelyError) as error:
             raise InvalidValue(f"malformed GeoJSON polygon: {error}") from None
@@ -111,3 +117,31 @@ class Area:
 
     def to_geojson(self) -> dict[str, Any]:
         return dict(shapely.geometry.mapping(self.shape))
+
+
+def _check_polygon_coordinates(kind: str, coordinates: Any) -> None:
+    """The nesting GeoJSON prescribes, checked before shapely reads it (shapely fails on a
+    malformed member with a KeyError or a TypeError rather than a clear message): a
+    MultiPolygon is a list of polygons, a polygon a non-empty list of rings, a ring a list of
+    [longitude, latitude] positions of finite numbers."""
+    polygons = [coordinates] if kind == "Polygon" else coordinates
+    if not isinstance(polygons, list | tuple) or not polygons:
+        raise InvalidValue("a MultiPolygon's coordinates are a non-empty list of polygons")
+    count = 0
+    for p, rings in enumerate(polygons, start=1):
+        where = "polygon" if kind == "Polygon" else f"polygon {p}"
+        if not isinstance(rings, list | tuple) or not rings:
+            raise InvalidValue(f"{where}: a polygon is a non-empty list of rings")
+        for r, ring in enumerate(rings, start=1):
+            if not isinstance(ring, list | tuple):
+                raise InvalidValue(f"{where}, ring {r}: a ring is a list of [longitude, "
+                                   "latitude] positions")
+            for k, position in enumerate(ring, start=1):
+                if not isinstance(position, list | tuple) or len(position) not in (2, 3) \
+                        or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                   and math.isfinite(v) for v in position):
+                    raise InvalidValue(f"{where}, ring {r}, position {k}: a position is "
+                                       "[longitude, latitude] in finite numbers")
+            count += len(ring)
+            if count > MAX_AREA_POSITIONS:
+                raise InvalidValue(f"an area has at most {MAX_AREA_POSITIONS} positions")

@@ -21,6 +21,7 @@ from cityops.domain.geometry import GeoPoint
 from cityops.domain.model import CityAggregate, checked_text, iso_or_none
 from cityops.domain.returns import ReturnOutcome, ReturnRecord, returns_as_dicts, review_latest
 from cityops.domain.supervision import StageClock
+from cityops.domain.values import checked_deadline
 
 
 class CaseStatus(StrEnum):
@@ -623,7 +624,8 @@ class GridCase(CityAggregate):
                             CaseStatus.SUSPENDED)
         if self.pending_extension is None:
             self.refuse("approve a deadline extension for", "no extension was requested")
-        granted = deadline or self.pending_extension["requested_deadline"]
+        granted = checked_deadline(
+            "deadline", deadline or self.pending_extension["requested_deadline"], at)
         assert self.handling_deadline is not None
         if granted <= self.handling_deadline:
             raise InvalidValue("an extended deadline must be after the current deadline")

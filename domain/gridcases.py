@@ -16,6 +16,7 @@ from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseSource, CaseStatus, GridCase, RejectionReason
 from cityops.domain.ports import CityGrid
 from cityops.domain.supervision import Light, light
+from cityops.domain.values import checked_deadline
 
 
 class GridCases(CityApplication):
@@ -261,8 +262,7 @@ class GridCases(CityApplication):
                           command_id: str | None = None) -> UUID:
         """A department asks for more time."""
         when = self.now(at)
-        if requested_deadline.tzinfo is None:
-            raise InvalidValue("requested deadline has no time zone")
+        checked_deadline("requested deadline", requested_deadline, when)
 
         def decide() -> list[GridCase]:
             case = self.case(case_id)
@@ -279,8 +279,8 @@ class GridCases(CityApplication):
                          at: datetime | None = None, command_id: str | None = None) -> UUID:
         """The centre approves (optionally with another deadline) or refuses an extension."""
         when = self.now(at)
-        if deadline is not None and deadline.tzinfo is None:
-            raise InvalidValue("deadline has no time zone")
+        if deadline is not None:
+            checked_deadline("deadline", deadline, when)
 
         def decide() -> list[GridCase]:
             case = self.case(case_id)

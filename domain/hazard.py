@@ -19,7 +19,6 @@ harmless. Crossings are judged against the sensor's state as recorded, whatever 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -31,6 +30,7 @@ from cityops.domain.errors import InvalidValue, NotFound
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.hazard_catalogue import MAX_DEADBAND
 from cityops.domain.model import CityAggregate, checked_text, iso_or_none
+from cityops.domain.values import checked_deadline, checked_instant, checked_number
 
 HAZARD_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/hazard-sources")
 MAX_EVIDENCE = 12
@@ -307,11 +307,7 @@ def overdue_findings(source: HazardSource, now: datetime) -> list[Finding]:
 
 
 def _number(label: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidValue(f"{label} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise InvalidValue(f"{label} must be finite, got {value!r}")
-    return float(value)
+    return checked_number(label, value)
 
 
 
@@ -345,9 +341,7 @@ def check_sensor_id(sensor_id: str) -> str:
 
 
 def _aware(label: str, moment: datetime) -> datetime:
-    if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
-        raise InvalidValue(f"{label} must be a time with a time zone")
-    return moment
+    return checked_instant(label, moment)
 
 
 # --- the aggregate ---------------------------------------------------------------------------
@@ -783,7 +777,7 @@ class HazardSource(CityAggregate):
         self.require_status("record a hidden danger at", HazardStatus.ACTIVE)
         if finding_id in self.findings:
             self.refuse("record a hidden danger at", f"finding {finding_id} is already recorded")
-        _aware("rectification deadline", rectification_deadline)
+        checked_deadline("rectification deadline", rectification_deadline, at)
         if rectification_deadline <= at:
             raise InvalidValue(
                 f"rectification deadline {rectification_deadline.isoformat()} is not after the "

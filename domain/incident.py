@@ -31,6 +31,7 @@ from cityops.domain.errors import (
 )
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.model import CityAggregate, checked_text, iso_or_none
+from cityops.domain.values import checked_count
 
 PLAN_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/contingency-plans")
 MAX_TITLE = 200
@@ -155,7 +156,7 @@ def casualty_figures(figures: Mapping[str, int] | None) -> dict[str, int] | None
             ) from None
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidValue(f"casualty figure {figure.value} must be a count >= 0")
-        checked[figure.value] = count
+        checked[figure.value] = checked_count(f"casualty figure {figure.value}", count)
     # Sorted so that equal figures are equal facts whatever order they were given in.
     return dict(sorted(checked.items()))
 

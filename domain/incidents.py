@@ -37,6 +37,7 @@ from cityops.domain.incident import (
     PlanRegistry,
     plan_id_for,
 )
+from cityops.domain.values import checked_instant
 
 PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 E = TypeVar("E", bound=StrEnum)
@@ -51,8 +52,8 @@ def _enum(enum: type[E], value: E | str, label: str) -> E:
 
 
 def _aware(label: str, value: datetime | None) -> None:
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise InvalidValue(f"{label} has no time zone")
+    if value is not None:
+        checked_instant(label, value)
 
 
 class Incidents(CityApplication):

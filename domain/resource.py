@@ -76,6 +76,7 @@ from cityops.domain.catalogue import ResourceKind
 from cityops.domain.errors import InvalidValue, NotPermitted
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.model import CityAggregate, checked_text
+from cityops.domain.values import checked_number
 
 RESOURCE_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/resources")
 MAX_CALL_SIGN = 40
@@ -219,6 +220,7 @@ def _stock(stock: Mapping[str, float]) -> dict[str, float]:
             raise InvalidValue(
                 f"stock quantity of {name!r} must be a number of at least 0, got {quantity!r}"
             )
+        checked_number(f"stock quantity of {name!r}", quantity, minimum=0)
         checked[name] = quantity
     return checked
 

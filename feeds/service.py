@@ -21,6 +21,7 @@ from typing import Any
 
 from cityops.bootstrap import CitySystem
 from cityops.domain.clock import SecondsClock, real_seconds
+from cityops.feeds.destinations import DestinationPolicy
 from cityops.feeds.events import StreamReader
 from cityops.feeds.kafka_feed import (
     FeedTopics,
@@ -146,7 +147,7 @@ class FeedService:
                         base_delay_s=settings.webhook_backoff_base_s,
                         max_delay_s=settings.webhook_backoff_max_s),
             workers=settings.webhook_workers, timeout_s=settings.webhook_timeout_s,
-            clock=self.clock)
+            clock=self.clock, destinations=self.subscriptions.destinations)
         outbox, deliverer = self.outbox, self.deliverer
         self.loops.append(FeedLoop(
             "cityops-feeds-outbox", lambda: outbox.fill_round() > 0,
@@ -298,7 +299,8 @@ def build_feed_service(system: CitySystem, settings: FeedSettings | None = None,
     subscriptions = Subscriptions(
         system.settings.event_store_env(Subscriptions.name), catalogue=system.catalogue,
         hazard_catalogue=system.hazard_catalogue,
-        require_https=settings.webhook_require_https, clock=system.clock)
+        require_https=settings.webhook_require_https, clock=system.clock,
+        destinations=DestinationPolicy(settings.webhook_allowed_destinations))
     store = open_feed_store(system.settings)
     delivery_log = DeliveryLog(store)
     delivery_log.create_tables()

@@ -7,6 +7,7 @@ it the Kafka publisher is not started and webhooks are still delivered.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Self
 
@@ -14,6 +15,14 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TOPIC_PART = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 MAX_TOPIC_LENGTH = 249
 
 
@@ -55,6 +64,24 @@ class FeedSettings(BaseSettings):
         "to receivers; also the tolerance of `verify_signature`)")
     webhook_require_https: bool = Field(default=False,
                                         description="Refuse plain http:// webhook URLs")
+    webhook_allowed_destinations: list[str] = Field(
+        default_factory=list,
+        description="Webhook destinations allowed besides public addresses: CIDR ranges "
+        "(10.20.0.0/16, 127.0.0.1/32, fd12::/64) or host names (erp.city.internal) of the "
+        "city's internal systems. Loopback, private, link-local, metadata, CGNAT, multicast "
+        "and other non-public addresses are refused otherwise. From the environment as a "
+        'JSON list: CITYOPS_FEEDS_WEBHOOK_ALLOWED_DESTINATIONS=\'["10.20.0.0/16"]\'')
+
+    @field_validator("webhook_allowed_destinations")
+    @classmethod
+    def _destinations(cls, values: list[str]) -> list[str]:
+        for value in values:
+            text = value.strip()
+            host_like = not any(c.isspace() or c in "/:" for c in text)
+            if not text or not (host_like or _is_network(text)):
+                raise ValueError(f"allowed webhook destination {value!r} is neither an "
+                                 "address range (CIDR) nor a host name")
+        return [v.strip() for v in values]
 
     @field_validator("topic_prefix")
     @classmethod

@@ -23,6 +23,7 @@ from cityops.domain.application import (
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import ConcurrencyConflict, InvalidValue
 from cityops.domain.hazard_catalogue import HazardCatalogue
+from cityops.feeds.destinations import DestinationPolicy
 from cityops.feeds.streams import Stream, Trigger
 from cityops.feeds.subscription import (
     REGISTRY_ID,
@@ -47,11 +48,14 @@ class Subscriptions(CityApplication):
 
     def __init__(self, env: Mapping[str, str] | None = None, *, catalogue: Catalogue,
                  hazard_catalogue: HazardCatalogue, require_https: bool = False,
+                 destinations: DestinationPolicy | None = None,
                  clock: Clock = system_clock) -> None:
         super().__init__(env, clock=clock)
         self.catalogue = catalogue
         self.hazard_catalogue = hazard_catalogue
         self.require_https = require_https
+        self.destinations = destinations or DestinationPolicy()
+        """Where webhooks may go: a URL whose host is internal is refused when set."""
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -201,6 +205,8 @@ class Subscriptions(CityApplication):
             raise InvalidValue("delivery must be a delivery")
         if delivery.kind is DeliveryKind.WEBHOOK:
             check_webhook_url(delivery.url, require_https=self.require_https)
+            assert delivery.url is not None
+            self.destinations.check_url(delivery.url)
 
 
 def _delivery_args(delivery: Delivery) -> dict[str, Any]:

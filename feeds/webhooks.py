@@ -26,6 +26,13 @@ maximum); any other answer, or running out of attempts, puts the delivery in the
 state with the reason, for an operator to look at and redeliver. Every attempt is logged
 (time, duration, status code or error).
 
+Destinations. A delivery goes only where the deployment allows (feeds/destinations.py):
+the URL's host is resolved at each attempt, every address is checked, and the request goes
+to a checked address (TLS still verifies the certificate of the URL's host name). A refused
+destination is dead-lettered at once as "destination refused"; a failed connection is logged
+as "delivery failed", without the operating system's text (which would tell a closed port from
+a filtered one).
+
 Isolation. At most one request per subscription is in flight, and the events of one
 aggregate go to a subscription in order (a later one waits while an earlier one is retried);
 requests run on a small pool of workers, so a slow or failing endpoint holds one worker at a
@@ -56,6 +63,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from cityops.domain.clock import SecondsClock, real_seconds
 from cityops.domain.errors import IllegalTransition, NotFound
 from cityops.domain.ports import GridLocator
+from cityops.feeds.destinations import DestinationPolicy, DestinationRefused, IPAddress
 from cityops.feeds.events import StreamReader, encode
 from cityops.feeds.routing import route
 from cityops.feeds.sharing import Recipient, SharingCatalogue
@@ -76,8 +84,9 @@ DELIVERY_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/webhook-deliv
 USER_AGENT = "CityOps-Feeds/1"
 SIGNATURE_SCHEME = "sha256"
 MAX_RESPONSE_BYTES = 64 * 1024
-MAX_ERROR_TEXT = 500
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+DESTINATION_REFUSED = "destination refused"
+DELIVERY_FAILED = "delivery failed"
 LEASE_MARGIN_S = 60.0
 
 
@@ -150,6 +159,8 @@ class AttemptResult:
     error: str | None
     duration_ms: float
     retry_after_s: float | None = None
+    refused: bool = False
+    """The destination is not allowed (nothing was sent): not retried."""
 
     @property
     def delivered(self) -> bool:
@@ -157,6 +168,8 @@ class AttemptResult:
 
     @property
     def retryable(self) -> bool:
+        if self.refused:
+            return False
         if self.status is None:
             return True  # timeout, refused connection, reset: the endpoint may come back
         return self.status in RETRYABLE_STATUSES or self.status >= 500
@@ -167,17 +180,64 @@ class AttemptResult:
         return self.error or "no answer"
 
 
-def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> AttemptResult:
-    """One POST, without following redirects (a moved endpoint is a subscription to fix)."""
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to addresses checked beforehand (not resolved again)."""
+
+    def __init__(self, host: str, port: int | None, addresses: Sequence[IPAddress],
+                 timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._addresses = list(addresses)
+
+    def connect(self) -> None:
+        self.sock = _connect(self._addresses, self.port, self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection to addresses checked beforehand; TLS (SNI and the certificate
+    check) is for the URL's host name."""
+
+    def __init__(self, host: str, port: int | None, addresses: Sequence[IPAddress],
+                 timeout: float, context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._addresses = list(addresses)
+        self._tls = context
+
+    def connect(self) -> None:
+        sock = _connect(self._addresses, self.port, self.timeout)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+
+
+def _connect(addresses: Sequence[IPAddress], port: int, timeout: float | None) -> socket.socket:
+    """A TCP connection to the first of `addresses` that answers."""
+    failure: OSError = OSError("no address to connect to")
+    for address in addresses:
+        try:
+            return socket.create_connection((str(address), port), timeout)
+        except OSError as error:
+            failure = error
+    raise failure
+
+
+def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
+         destinations: DestinationPolicy | None = None) -> AttemptResult:
+    """One POST, without following redirects (a moved endpoint is a subscription to fix),
+    to an address of the URL's host that `destinations` allows (public ones by default)."""
     parts = urlsplit(url)
     started = time.monotonic()
     connection: http.client.HTTPConnection
     host = parts.hostname or ""
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(host, parts.port, timeout=timeout_s,
-                                                 context=ssl.create_default_context())
+    https = parts.scheme == "https"
+    try:
+        port = parts.port or (443 if https else 80)
+        addresses = (destinations or DestinationPolicy()).addresses(host, port)
+    except (DestinationRefused, ValueError):
+        return AttemptResult(status=None, error=DESTINATION_REFUSED, refused=True,
+                             duration_ms=(time.monotonic() - started) * 1000)
+    if https:
+        connection = _PinnedHTTPSConnection(host, port, addresses, timeout_s,
+                                            ssl.create_default_context())
     else:
-        connection = http.client.HTTPConnection(host, parts.port, timeout=timeout_s)
+        connection = _PinnedHTTPConnection(host, port, addresses, timeout_s)
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
@@ -189,10 +249,9 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) ->
         return AttemptResult(status=response.status, error=None,
                              duration_ms=(time.monotonic() - started) * 1000,
                              retry_after_s=retry_after)
-    except (OSError, http.client.HTTPException) as error:
-        text = ("timed out" if isinstance(error, socket.timeout | TimeoutError)
-                else f"{type(error).__name__}: {error}")
-        return AttemptResult(status=None, error=text[:MAX_ERROR_TEXT],
+    except (OSError, http.client.HTTPException):
+        # One text for every failure: which error it was would map the destination's ports.
+        return AttemptResult(status=None, error=DELIVERY_FAILED,
                              duration_ms=(time.monotonic() - started) * 1000)
     finally:
         connection.close()
@@ -440,10 +499,13 @@ class WebhookDeliverer:
     def __init__(self, store: ReadStore, book: SubscriptionBook, policy: RetryPolicy, *,
                  workers: int = 4, timeout_s: float = 10.0,
                  clock: SecondsClock = real_seconds,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 destinations: DestinationPolicy | None = None) -> None:
         self.store = store
         self.book = book
         self.policy = policy
+        self.destinations = destinations or DestinationPolicy()
+        """Where requests may go (checked again at every attempt: DNS may have changed)."""
         self.workers = workers
         self.timeout_s = timeout_s
         self.clock = clock
@@ -573,7 +635,7 @@ class WebhookDeliverer:
             "X-CityOps-Timestamp": str(timestamp),
             "X-CityOps-Signature": sign(delivery.secret, timestamp, due.body),
         }
-        result = post(url, due.body, headers, self.timeout_s)
+        result = post(url, due.body, headers, self.timeout_s, self.destinations)
         give_up = not result.delivered and (
             not result.retryable or attempt - due.retry_from >= self.policy.max_attempts)
         self._record(due, attempt, url, started, result, give_up=give_up)
@@ -590,7 +652,7 @@ class WebhookDeliverer:
         error = result.error
         if outcome is DeliveryState.DEAD_LETTERED:
             used = attempt - due.retry_from
-            why = ("not retried" if result.status is not None and not result.retryable
+            why = ("not retried" if not result.retryable
                    else f"gave up after {used} attempt{'s' if used != 1 else ''}")
             error = f"{result.describe()}: {why}"
         with self.store.transaction() as txn:

@@ -23,6 +23,7 @@ from jsonschema.exceptions import ValidationError
 
 from cityops.domain.actors import Actor
 from cityops.domain.errors import InvalidValue
+from cityops.domain.values import checked_instant
 from cityops.ingest.topics import IngestStream
 
 MAX_PROBLEMS_SHOWN = 5
@@ -336,7 +337,9 @@ class MessageCatalogue:
         ).encode()).hexdigest()
         return Message(
             type=message_type, message_id=document["message_id"],
-            occurred_at=parse_timestamp(document["occurred_at"]).astimezone(UTC),
+            # In the domain's range before it is converted (year 1 at +23:59 is year 0 in UTC).
+            occurred_at=checked_instant("occurred_at", parse_timestamp(
+                document["occurred_at"])).astimezone(UTC),
             actor=who, payload=payload, digest=digest,
         )
 

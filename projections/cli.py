@@ -122,10 +122,13 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Each generation of the read models, and for each projection its position, the head
-    of its event store and the lag between them."""
+    of its event store and the lag between them; and the aggregates the active generation's
+    projections have set aside (they could not be projected)."""
     system = _system(run_projections=False)
     try:
         generations = system.generations
+        failing = [mark.as_dict() for follower in system.followers
+                   for mark in follower.failing()]
         report: list[dict[str, Any]] = []
         for record in generations.registry.records():
             if record.state is GenerationState.DROPPED:
@@ -148,8 +151,8 @@ def status(
     finally:
         system.close()
     if as_json:
-        typer.echo(json.dumps({"projection": generations.projection, "generations": report},
-                              indent=2))
+        typer.echo(json.dumps({"projection": generations.projection, "generations": report,
+                               "failing_aggregates": failing}, indent=2))
         return
     for generation in report:
         title = (f"Generation {generation['generation']} — {generation['state']} "
@@ -168,6 +171,15 @@ def status(
                 shown = f"[red]{shown}[/red]"
             table.add_row(row["application"], f"{row['position']:,}", f"{row['head']:,}",
                           shown)
+        console.print(table)
+    if failing:
+        table = Table(title="[red]Aggregates set aside[/red] (retried at start, on a new "
+                      "event, and periodically)", title_justify="left")
+        for column in ("stream", "aggregate", "since", "attempts", "error"):
+            table.add_column(column)
+        for mark in failing:
+            table.add_row(mark["stream"], mark["aggregate_id"], mark["first_failed_at"],
+                          str(mark["attempts"]), mark["error"])
         console.print(table)
 
 

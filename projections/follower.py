@@ -11,25 +11,46 @@ its rows for a whole batch (`RowBatch`) and writes them once, before the positio
 
 While it keeps the active generation, a follower also writes the live push's change log
 (projections/live_changes.py) in the same transaction: one row per aggregate of the batch.
+
+One aggregate whose events cannot be projected never stops the others: a batch that fails is
+projected again one notification at a time (each in a savepoint), the aggregate that fails is
+set aside and reported (projections/failures.py), and the position moves on; the aggregate is
+tried again later and flows again once it projects.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
+import eventsourcing.persistence
+import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, CanInitAggregate
 
 from cityops.domain.clock import system_clock
+from cityops.projections.failures import (
+    FAILURES_DDL,
+    FailingAggregate,
+    clear_failing,
+    describe_error,
+    failed_again,
+    failing_aggregates,
+    mark_failing,
+    set_aside,
+)
 from cityops.projections.store import ReadStore, Transaction, schema_transaction, set_position
+from cityops.projections.tables import utc_text
 
 if TYPE_CHECKING:
     from cityops.projections.live_changes import LiveChangeLog, TouchedItem
@@ -38,6 +59,26 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 AGGREGATE_CACHE_SIZE = 20_000
+RETRY_FIRST_S = 10.0
+"""An aggregate set aside is tried again after this long, then at doubling intervals."""
+RETRY_MAX_S = 600.0
+IDLE_FAILURE_CHECK_S = 5.0
+"""An idle follower looks for retries due (its own, or marks another process made) this
+often."""
+EVENT_RETRY_BACKLOG = 1_000
+"""A new event of an aggregate set aside prompts a retry at once while fewer than this many
+of its events wait (a busy one is tried on its schedule: a retry replays them all)."""
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    sqlite3.OperationalError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
+    sqlite3.InternalError,
+    psycopg.OperationalError, psycopg.InterfaceError, psycopg.ProgrammingError,
+    psycopg.InternalError,
+    eventsourcing.persistence.OperationalError, eventsourcing.persistence.InterfaceError,
+    eventsourcing.persistence.ProgrammingError, eventsourcing.persistence.InternalError,
+    ConnectionError, TimeoutError, MemoryError,
+)
+"""Failures of the stores rather than of one aggregate's events: the round is given up and
+tried again whole (setting aside every aggregate it touches would be wrong)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +147,12 @@ class Follower:
         self.live: LiveChangeLog | None = None
         """The change log of the live push, written in each batch's transaction; set while
         this follower keeps the active generation (a rebuild's follower has none)."""
+        self._quiet_until = float("-inf")
+        """While idle, the marks of aggregates set aside are read at most this often (the
+        first round reads them at once)."""
+        self._next_retry: dict[str, float] = {}
+        """When (monotonic) each aggregate set aside is due to be tried again; one not
+        listed is due now (so a restarted process tries them all at once)."""
 
     @property
     def application_name(self) -> str:
@@ -116,6 +163,7 @@ class Follower:
 
         with schema_transaction(self.store) as txn:
             txn.execute(TRACKING_DDL)
+            txn.execute(FAILURES_DDL)
             for table in self.tables.values():
                 for statement in table.ddl(self.store.dialect):
                     txn.execute(statement)
@@ -159,58 +207,150 @@ class Follower:
         return done
 
     def process_batch(self, size: int = BATCH_SIZE) -> int:
+        """Project the next notifications (at most `size`) and move the position past them;
+        returns how many. An aggregate whose events cannot be projected is set aside
+        (projections/failures.py) and the others are written: one bad event never stops
+        the read model."""
+        try:
+            return self._process_batch(size, isolate=False)
+        except INFRASTRUCTURE_ERRORS:
+            raise  # the store or the database: the whole round is retried
+        except Exception as error:
+            log.warning("projection %s on %s: a batch failed (%s); projecting it one event "
+                        "at a time to set aside what fails", self.projection,
+                        self.application_name, describe_error(error))
+            self.reset()
+            return self._process_batch(size, isolate=True)
+
+    def _process_batch(self, size: int, *, isolate: bool) -> int:
+        """One batch in one transaction: everything at once, or (`isolate`) each
+        notification in a savepoint of its own, so that the one that fails is found and its
+        aggregate set aside; then the retries of aggregates set aside earlier."""
         changes: list[Change] = []
         with self.store.transaction() as txn:
             start = self._position(txn, lock=True)
             notifications = self.application.recorder.select_notifications(
                 start=start, limit=size, inclusive_of_start=False
             )
-            if not notifications:
+            if not notifications and time.monotonic() < self._quiet_until:
+                return 0  # idle, and no retry due: not even the marks are read
+            failing = failing_aggregates(txn, self.projection, self.application_name)
+            if not notifications and not self._retries_due(failing):
+                self._quiet_until = time.monotonic() + IDLE_FAILURE_CHECK_S
                 return 0
-            batches: dict[str, RowBatch] = {}
-            telling = bool(self.listeners)  # a rebuild has no one to tell
-            live = self.live
-            touched: dict[tuple[str, str], TouchedItem] = {}
+            now = self._now()
+            last = notifications[-1].id if notifications else start
+            passed_over: dict[str, int] = {}
+            """Events of aggregates set aside: the highest version in this batch."""
+            failed_now: dict[str, tuple[int, int, int, str]] = {}
+            """Aggregates that fail in this batch: first version, last version, position,
+            error."""
+            whole = _Writing(self)
             for notification in notifications:
-                event = self.application.mapper.to_domain_event(notification)
-                tables = self._tables_for(event)
-                if not tables:
+                key = str(notification.originator_id)
+                version = notification.originator_version or 0
+                if key in failing:
+                    passed_over[key] = max(passed_over.get(key, 0), version)
                     continue
-                aggregate = self._evolve(event)
-                for table in tables:
-                    batch = batches.get(table.table)
-                    if batch is None:
-                        batch = batches[table.table] = table.batch()
-                    batch.add(event, aggregate)
-                    if live is not None and table.table in live.tables:
-                        self._touch(touched, live, table.table, aggregate, event)
-                    if telling:
-                        changes.append(Change(
-                            projection=self.projection,
-                            application=self.application_name,
-                            table=table.table,
-                            aggregate_id=str(aggregate.id),
-                            position=notification.id,
-                            event=type(event).__name__,
-                        ))
-            if live is not None and touched:
-                now = self._now()
-                items = list(touched.values())
-                # What subscriptions knew of the items, read before the rows are replaced.
-                previous = live.previous(txn, items, now)
-                for batch in batches.values():
-                    batch.write(txn)
-                live.record_batch(txn, items, previous, now, self.store.dialect)
-            else:
-                for batch in batches.values():
-                    batch.write(txn)
-            set_position(txn, self.projection, self.application_name, notifications[-1].id)
+                if key in failed_now:
+                    first, _, position, error_text = failed_now[key]
+                    failed_now[key] = (first, version, position, error_text)
+                    continue
+                if not isolate:
+                    whole.add(self.application.mapper.to_domain_event(notification),
+                              notification.id)
+                    continue
+                one = _Writing(self)
+                try:
+                    with _savepoint(txn):
+                        one.add(self.application.mapper.to_domain_event(notification),
+                                notification.id)
+                        one.write(txn, now)
+                except INFRASTRUCTURE_ERRORS:
+                    raise
+                except Exception as error:
+                    self._cache.pop(UUID(key), None)
+                    failed_now[key] = (version, version, notification.id,
+                                       describe_error(error))
+                    log.error("projection %s on %s: aggregate %s set aside at notification "
+                              "%d (version %d): %s", self.projection, self.application_name,
+                              key, notification.id, version,
+                              describe_error(error))
+                    continue
+                changes += one.changes
+            if not isolate:
+                whole.write(txn, now)
+                changes += whole.changes
+            stamp = utc_text(now) or ""
+            for key, (first, to_version, position, error_text) in failed_now.items():
+                mark_failing(txn, self.projection, self.application_name, key,
+                             from_version=first, to_version=to_version, position=position,
+                             error=error_text, now=stamp)
+                self._next_retry[key] = time.monotonic() + RETRY_FIRST_S
+            for key, mark in failing.items():
+                changes += self._retry(txn, mark, passed_over.get(key), now, last)
+            set_position(txn, self.projection, self.application_name, last)
         for listener in self.listeners:
             try:
                 listener(changes)
             except Exception:  # a broken listener must not stop the read model
                 log.exception("change listener failed")
         return len(notifications)
+
+    # --- aggregates set aside -------------------------------------------------------------
+
+    def failing(self) -> list[FailingAggregate]:
+        """The aggregates this follower has set aside (for /health and the operators)."""
+        with self.store.transaction() as txn:
+            return list(failing_aggregates(txn, self.projection,
+                                           self.application_name).values())
+
+    def _retries_due(self, failing: dict[str, FailingAggregate]) -> bool:
+        now = time.monotonic()
+        return any(self._next_retry.get(key, now) <= now for key in failing)
+
+    def _retry(self, txn: Transaction, mark: FailingAggregate, newest: int | None,
+               now: datetime, position: int) -> list[Change]:
+        """Project an aggregate set aside, from its first unprojected event to the newest
+        one passed (its own savepoint); on success its mark is cleared. Tried when due, and
+        when a new event of it came (the fix may be that event), unless its backlog is
+        long: a busy aggregate then waits for its turn."""
+        key = mark.aggregate_id
+        to_version = max(mark.to_version, newest or 0)
+        clock = time.monotonic()
+        due = self._next_retry.get(key, clock) <= clock
+        prompted = newest is not None and to_version - mark.from_version < EVENT_RETRY_BACKLOG
+        if not due and not prompted:
+            if newest is not None:
+                set_aside(txn, mark, to_version)
+            return []
+        writing = _Writing(self)
+        aggregate_id = UUID(key)
+        try:
+            with _savepoint(txn):
+                self._cache.pop(aggregate_id, None)
+                for event in self.application.events.get(
+                        aggregate_id, gt=mark.from_version - 1, lte=to_version):
+                    writing.add(event, position)
+                writing.write(txn, now)
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception as error:
+            self._cache.pop(aggregate_id, None)
+            failed_again(txn, mark, to_version=to_version, error=describe_error(error),
+                         now=utc_text(now) or "")
+            attempts = mark.attempts + 1
+            self._next_retry[key] = clock + min(RETRY_MAX_S,
+                                                RETRY_FIRST_S * 2.0 ** (attempts - 1))
+            log.warning("projection %s on %s: aggregate %s still fails (attempt %d): %s",
+                        self.projection, self.application_name, key, attempts,
+                        describe_error(error))
+            return []
+        clear_failing(txn, mark)
+        self._next_retry.pop(key, None)
+        log.info("projection %s on %s: aggregate %s projected again after %d failed "
+                 "attempts", self.projection, self.application_name, key, mark.attempts)
+        return writing.changes
 
     def _now(self) -> datetime:
         """The application's time (a simulated clock in the demo), for grid-case lights."""
@@ -286,6 +426,75 @@ class LogFollower(Protocol):
 
     def reset(self) -> None:
         """Forget cached state after a failed batch."""
+
+
+class _Writing:
+    """The rows, live-log entries and listener changes of one unit of work (a whole batch,
+    one notification, or the replay of an aggregate set aside), written together."""
+
+    def __init__(self, follower: Follower) -> None:
+        self.follower = follower
+        self.batches: dict[str, RowBatch] = {}
+        self.touched: dict[tuple[str, str], TouchedItem] = {}
+        self.changes: list[Change] = []
+        self.telling = bool(follower.listeners)  # a rebuild has no one to tell
+
+    def add(self, event: Any, position: int) -> None:
+        """Take one event (recorded at notification `position`)."""
+        follower = self.follower
+        tables = follower._tables_for(event)
+        if not tables:
+            return
+        aggregate = follower._evolve(event)
+        live = follower.live
+        for table in tables:
+            batch = self.batches.get(table.table)
+            if batch is None:
+                batch = self.batches[table.table] = table.batch()
+            batch.add(event, aggregate)
+            if live is not None and table.table in live.tables:
+                follower._touch(self.touched, live, table.table, aggregate, event)
+            if self.telling:
+                self.changes.append(Change(
+                    projection=follower.projection,
+                    application=follower.application_name,
+                    table=table.table,
+                    aggregate_id=str(aggregate.id),
+                    position=position,
+                    event=type(event).__name__,
+                ))
+
+    def write(self, txn: Transaction, now: datetime) -> None:
+        """Write the collected rows (and the live change log) in `txn`."""
+        live = self.follower.live
+        if live is not None and self.touched:
+            items = list(self.touched.values())
+            # What subscriptions knew of the items, read before the rows are replaced.
+            previous = live.previous(txn, items, now)
+            for batch in self.batches.values():
+                batch.write(txn)
+            live.record_batch(txn, items, previous, now, self.follower.store.dialect)
+        else:
+            for batch in self.batches.values():
+                batch.write(txn)
+
+
+_savepoints = itertools.count(1)
+
+
+@contextmanager
+def _savepoint(txn: Transaction) -> Iterator[None]:
+    """A savepoint in `txn` (SQLite and PostgreSQL alike): what the block wrote is undone if
+    it raises, and the transaction goes on."""
+    name = f"cityops_unit_{next(_savepoints)}"
+    txn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        txn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        txn.execute(f"RELEASE SAVEPOINT {name}")
+        raise
+    txn.execute(f"RELEASE SAVEPOINT {name}")
 
 
 class FollowerThread(threading.Thread):

@@ -4,7 +4,7 @@ incident's side, contain, close and review; list and get from the read model."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -32,6 +32,7 @@ from cityops.domain.incident import (
     IncidentStatus,
     LinkKind,
 )
+from cityops.domain.values import duration_from_minutes
 
 router = APIRouter(
     prefix="/incidents", tags=["incidents"], route_class=shared_route("incidents"),
@@ -309,7 +310,8 @@ def assign_task(incident_id: UUID, body: TaskAssignment, system: SystemDep,
     """Give a department a task outside the plans, due after its allowance."""
     system.incidents.assign_task(
         incident_id, department=body.department, description=body.description,
-        allowance=timedelta(minutes=body.allowance_minutes), task_id=body.task_id,
+        allowance=duration_from_minutes("allowance_minutes", body.allowance_minutes),
+        task_id=body.task_id,
         actor=actor, command_id=command_id,
     )
     return _state(system, incident_id)

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.dependencies import MAX_OFFSET, CurrentActor, SystemDep
 from cityops.command_center.feature_requests import (
     GEOJSON,
     feature_collection,
@@ -190,7 +190,7 @@ def items(
                                                "instant or interval")] = None,
     limit: Annotated[int, Query(ge=1, description=f"Page size (at most {MAX_LIMIT})")]
     = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, description="Features to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Features to skip")] = 0,
     f: Format = None,
 ) -> JSONResponse:
     """Features of a collection (GeoJSON), filtered by bbox, datetime and properties (any
@@ -359,7 +359,8 @@ def openapi_document(base: str, layers: list[Layer]) -> dict[str, Any]:
                           "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
                                      "default": DEFAULT_LIMIT}},
                 "offset": {"name": "offset", "in": "query", "required": False,
-                           "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                           "schema": {"type": "integer", "minimum": 0,
+                                      "maximum": MAX_OFFSET, "default": 0}},
                 "featureId": {"name": "featureId", "in": "path", "required": True,
                               "schema": {"type": "string"}},
                 "f": {"name": "f", "in": "query", "required": False,

@@ -3,7 +3,6 @@ be activated on an incident of a category at a level."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -20,6 +19,7 @@ from cityops.command_center.dependencies import (
 from cityops.command_center.schemas import Command, LevelCode, Page
 from cityops.command_center.scopes import LOGGED_IN
 from cityops.domain.incident import PlanLevel, PlanStatus, PlanTask, ResourceRequirement
+from cityops.domain.values import duration_from_minutes
 
 router = APIRouter(prefix="/plans", tags=["contingency plans"],
                    dependencies=[LOGGED_IN])
@@ -45,7 +45,8 @@ class PlanLevelIn(Command):
         return PlanLevel(
             level=self.level,
             tasks=tuple(PlanTask(department=t.department, description=t.description,
-                                 allowance=timedelta(minutes=t.allowance_minutes))
+                                 allowance=duration_from_minutes(
+                                     "allowance_minutes", t.allowance_minutes))
                         for t in self.tasks),
             resources=tuple(ResourceRequirement(kind=r.kind, count=r.count)
                             for r in self.resources),

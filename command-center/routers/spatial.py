@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry.base import BaseGeometry
 
-from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.dependencies import MAX_OFFSET, CurrentActor, SystemDep
 from cityops.command_center.feature_requests import (
     GEOJSON,
     feature_collection,
@@ -59,7 +59,7 @@ COMMON = {"bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "point", "ra
 
 LayerId = Annotated[str, Path(description="Layer id, e.g. grid-cases, resources, facilities")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
-Offset = Annotated[int, Query(ge=0, description="Features to skip")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Features to skip")]
 Crs = Annotated[str | None, Query(description="CRS of the given coordinates (EPSG:4326 by "
                                   "default; e.g. EPSG:3857, EPSG:32650); x/easting first")]
 PointParam = Annotated[str, Query(description="x,y of the point in `crs`",
@@ -134,7 +134,7 @@ class WithinRequest(BaseModel):
     datetime: str | None = None
     bbox: str | None = Field(default=None, description="Also within this WGS84 bbox")
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 @router.post("/{layer}/within", response_class=JSONResponse,

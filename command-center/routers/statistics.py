@@ -15,6 +15,7 @@ from cityops.bootstrap import CitySystem
 from cityops.command_center.dependencies import CurrentActor, SystemDep
 from cityops.command_center.scopes import require_citywide, scope_of
 from cityops.domain.errors import InvalidValue
+from cityops.domain.values import checked_instant
 from cityops.projections.response_figures import read_response_time_figures
 from cityops.projections.statistics import AreaLevel, HotlineFigures
 
@@ -33,7 +34,7 @@ def _moment(system: CitySystem, at: datetime | None) -> datetime:
     if at.tzinfo is None:
         raise InvalidValue(f"`at` must have a UTC offset (like 2025-03-01T08:00:00+08:00), "
                            f"got {at.isoformat()}")
-    return at
+    return checked_instant("at", at)
 
 
 @router.get("/key-figures")

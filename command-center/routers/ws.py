@@ -212,6 +212,10 @@ async def live(websocket: WebSocket) -> None:
     except NotAuthenticated as error:
         await _refuse(websocket, UNAUTHENTICATED, str(error))
         return
+    except Exception:  # never drop the socket without a close code
+        log.exception("checking the token of a live client failed")
+        await _refuse(websocket, SERVER_ERROR, "the login could not be checked; reconnect")
+        return
     client = LiveClient(actor=actor, subscription=hello.subscribe.subscription().scoped_to(actor),
                         outbox=websocket, queue_size=hub.queue_size,
                         batch_ms=hello.batch_ms)

@@ -134,6 +134,8 @@ def feed_settings(prefix: str, **overrides: Any) -> FeedSettings:
         "topic_prefix": prefix, "transactional_id": f"{prefix}-publisher",
         "poll_interval_s": 0.05, "restart_delay_s": 0.2, "webhook_backoff_base_s": 0.2,
         "webhook_backoff_max_s": 1.0, "webhook_max_attempts": 4, "webhook_timeout_s": 5.0,
+        # The receivers run on this machine: a loopback destination, allowed explicitly.
+        "webhook_allowed_destinations": ["127.0.0.1/32"],
     }
     values.update(overrides)
     return FeedSettings(**values)

@@ -213,3 +213,30 @@ def test_webhooks_work_without_kafka_on_the_embedded_stores_in_order_per_aggrega
     status = feeds.status()
     assert status["streams"]["grid-cases"]["webhook_lag"] == 0
     assert status["webhook_deliveries"][DeliveryState.DELIVERED.value] == 4
+
+
+def test_a_destination_no_longer_allowed_is_refused_when_a_delivery_connects(
+        embedded_system: CitySystem, webhook_receiver: Receivers, open_feeds: OpenFeeds,
+        cast: Cast, cell_points: list[tuple[str, GeoPoint]]) -> None:
+    """A subscription set while the deployment allowed the destination (or whose name then
+    resolved to a public address) is checked again at every delivery: nothing is sent to a
+    destination refused now, and the log says only that it was refused (issue 10 item 5)."""
+    internal = webhook_receiver("water-company-webhook-secret")
+    allowed = open_feeds(embedded_system, feed_settings("unused"))
+    subscription = hook(allowed, cast, "water", Stream.GRID_CASES, internal)
+    feeds = open_feeds(embedded_system, feed_settings("unused",
+                                                      webhook_allowed_destinations=[]))
+    embedded_system.grid_cases.report(source="inspector", category="C0101",
+                                      description="cover missing",
+                                      location=cell_points[7][1], actor=cast.inspector)
+    feeds.start()
+    try:
+        wait_until(lambda: [d["state"] for d in states(feeds, subscription)]
+                   == [DeliveryState.DEAD_LETTERED.value], 30, "the delivery to be refused")
+    finally:
+        feeds.stop()
+    assert internal.all_requests() == []
+    (refused,) = states(feeds, subscription)
+    assert refused["last_error"] == "destination refused: not retried"
+    assert [(a["status_code"], a["error"]) for a in refused["attempt_log"]] == [
+        (None, "destination refused")]
