@@ -88,7 +88,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.feeds = feeds
     app.state.live = live_hub
     app.state.auth = Authenticator(system.accounts,
-                                   system.settings.secret_key.get_secret_value(),
+                                   system.settings.token_secret(),
                                    ttl_minutes=system.settings.token_ttl_minutes)
     install_error_handlers(app)
     install_version_checks(app)  # before the routers: it adds a dependency to each route
