@@ -78,6 +78,17 @@ class Settings(BaseSettings):
         default=12 * 60, ge=1, le=7 * 24 * 60,
         description="How long a login token stays valid (default: one 12-hour shift).",
     )
+    password_hash_workers: int = Field(
+        default=1, ge=1, le=64,
+        description="Threads that check and hash passwords (scrypt: about a quarter of a "
+        "second and 32 MiB each), apart from the request threads: a burst of logins uses "
+        "at most these, never the whole machine.",
+    )
+    password_hash_queue: int = Field(
+        default=8, ge=0, le=10_000,
+        description="Logins that may wait for a password thread; more are answered 503 "
+        "with Retry-After at once.",
+    )
     duplicate_radius_m: float = Field(default=50.0, gt=0, le=5000)
     duplicate_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     projection_poll_interval_s: float = Field(default=0.2, gt=0, le=60)

@@ -12,6 +12,7 @@ from cityops.bootstrap import CitySystem
 from cityops.command_center.auth import Authenticator
 from cityops.command_center.errors import install_error_handlers
 from cityops.command_center.live import LiveHub
+from cityops.command_center.login_guard import PasswordHashing
 from cityops.command_center.routers import (
     auth,
     bulk,
@@ -78,6 +79,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
             yield
         finally:
             await live_hub.stop()
+            app.state.auth.close()
             if manage_lifecycle:
                 feeds.close()
                 system.close()
@@ -87,9 +89,11 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.system = system
     app.state.feeds = feeds
     app.state.live = live_hub
-    app.state.auth = Authenticator(system.accounts,
-                                   system.settings.token_secret(),
-                                   ttl_minutes=system.settings.token_ttl_minutes)
+    app.state.auth = Authenticator(
+        system.accounts, system.settings.token_secret(),
+        ttl_minutes=system.settings.token_ttl_minutes,
+        hashing=PasswordHashing(system.settings.password_hash_workers,
+                                system.settings.password_hash_queue))
     install_error_handlers(app)
     install_version_checks(app)  # before the routers: it adds a dependency to each route
     # bulk first: /grid-cases/bulk/register would otherwise match /grid-cases/{case_id}/...
