@@ -122,6 +122,17 @@ class Settings(BaseSettings):
         description="Most pixels a photo may have (width x height): a small file that would "
         "decode to a huge image (a decompression bomb) is refused before it is decoded.",
     )
+    photo_decode_max_mb: int = Field(
+        default=256, ge=16, le=16_384,
+        description="Memory one photo's decoding and re-encoding may take, decided from "
+        "its header before a pixel is decoded: a JPEG over it is decoded at a reduced "
+        "scale that fits (stored smaller), any other image over it is refused.",
+    )
+    photo_decode_concurrency: int = Field(
+        default=2, ge=1, le=64,
+        description="Photos decoded at once per server process; further uploads wait "
+        "(at most 15 s, then 503 with Retry-After).",
+    )
     open311_jurisdiction_id: str = Field(
         default="demo-city", min_length=1, max_length=200, pattern=r"^\S+$",
         description="This city's Open311 jurisdiction_id: clients may leave it out; one "

@@ -2,7 +2,7 @@
 with unknown names, and decompression-bomb-like photos (small PNG files of 7000 x 7000
 pixels, just under the pixel cap) uploaded in parallel.
 
-    python bench/abuse.py logins [--seconds 20] [--burst 16]
+    python bench/abuse.py logins [--seconds 20] [--burst 16] [--addresses]
     python bench/abuse.py photos [--parallel 4] [--side 7000]
 
 `logins`: the latency of ordinary authenticated reads (GET /grid-cases, GET /auth/me) alone,
@@ -135,14 +135,29 @@ def logins(args: argparse.Namespace) -> None:
         lock = threading.Lock()
 
         def spray(number: int) -> None:
-            with httpx.Client(base_url=base, timeout=120) as client:
-                attempt = 0
+            # From many addresses (127.x.y.z are all this machine), as a botnet would, so
+            # that the per-address throttle does not hide the cost of hashing; each address
+            # keeps its connection.
+            addresses = ([f"127.{1 + number}.{1 + n}.1" for n in range(50)]
+                         if args.addresses else ["127.0.0.1"])
+            clients = [httpx.Client(base_url=base, timeout=120, transport=httpx.HTTPTransport(
+                local_address=address)) for address in addresses]
+            attempt = 0
+            try:
                 while not stop.is_set():
                     attempt += 1
+                    client = clients[attempt % len(clients)]
                     answer = client.post("/auth/login", json={
                         "username": f"nobody-{number}-{attempt}", "password": "guess-1234"})
                     with lock:
                         answers[answer.status_code] += 1
+                    if answer.status_code in (429, 503):
+                        # A burst of logins, not a flood of requests: told to wait, wait
+                        # (a second at most).
+                        stop.wait(min(1.0, float(answer.headers.get("Retry-After", 1))))
+            finally:
+                for client in clients:
+                    client.close()
 
         threads = [threading.Thread(target=spray, args=(n,)) for n in range(args.burst)]
         for thread in threads:
@@ -211,6 +226,8 @@ def main() -> None:
     burst = commands.add_parser("logins", help="reads' latency during a burst of logins")
     burst.add_argument("--seconds", type=float, default=20.0)
     burst.add_argument("--burst", type=int, default=16, help="clients logging in at once")
+    burst.add_argument("--addresses", action="store_true",
+                       help="each login from another local address (127.x.y.1)")
     bombs = commands.add_parser("photos", help="memory of parallel huge-PNG uploads")
     bombs.add_argument("--parallel", type=int, default=4)
     bombs.add_argument("--side", type=int, default=7000)

@@ -10,9 +10,11 @@ from fastapi import FastAPI
 
 from cityops.bootstrap import CitySystem
 from cityops.command_center.auth import Authenticator
+from cityops.command_center.body_limits import RequestBodyLimit
 from cityops.command_center.errors import install_error_handlers
 from cityops.command_center.live import LiveHub
 from cityops.command_center.login_guard import PasswordHashing
+from cityops.command_center.photos import DecodeSlots
 from cityops.command_center.routers import (
     auth,
     bulk,
@@ -89,6 +91,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.system = system
     app.state.feeds = feeds
     app.state.live = live_hub
+    app.state.photo_decoding = DecodeSlots(system.settings.photo_decode_concurrency)
     app.state.auth = Authenticator(
         system.accounts, system.settings.token_secret(),
         ttl_minutes=system.settings.token_ttl_minutes,
@@ -107,6 +110,8 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(open311.router)  # public GETs; POST checks its own api_key
     app.include_router(ws.router)  # /ws: authenticated by its first message's token
     app.mount("/static", pages.static_files(), name="static")
+    # Outermost: a body over its route's limit is refused before anything reads it.
+    app.add_middleware(RequestBodyLimit)
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, Any]:
