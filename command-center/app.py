@@ -97,6 +97,9 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
         ttl_minutes=system.settings.token_ttl_minutes,
         hashing=PasswordHashing(system.settings.password_hash_workers,
                                 system.settings.password_hash_queue))
+    # Account changes the hub sees (made by any process) reach this process's REST checks
+    # at once, not after the account cache's few seconds.
+    live_hub.account_listeners.append(app.state.auth.forget)
     install_error_handlers(app)
     install_version_checks(app)  # before the routers: it adds a dependency to each route
     # bulk first: /grid-cases/bulk/register would otherwise match /grid-cases/{case_id}/...
