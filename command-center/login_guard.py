@@ -96,7 +96,7 @@ def _pause(failures: int, free: int) -> float:
     """The pause after the last of `failures` failures, `free` of which cost nothing."""
     if failures < max(free, 1):
         return 0.0
-    return min(MAX_PAUSE_S, FIRST_PAUSE_S * 2 ** (failures - max(free, 1)))
+    return float(min(MAX_PAUSE_S, FIRST_PAUSE_S * 2.0 ** (failures - max(free, 1))))
 
 
 class LoginGuard:
