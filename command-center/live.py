@@ -43,7 +43,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -550,20 +550,28 @@ class LiveHub:
         return self.system.accounts.recorder.max_notification_id() or 0
 
     async def _watch_accounts(self) -> None:
+        await self._run_when_woken(lambda: self._accounts_wake, ACCOUNT_POLL_S,
+                                   self.check_accounts, "checking account changes")
+
+    async def _run_when_woken(self, wake: Callable[[], asyncio.Event], interval_s: float,
+                              step: Callable[[], Awaitable[None]], what: str) -> None:
+        """Run `step` whenever `wake()` is set, and at least every `interval_s`, until the
+        hub stops; a failure is logged and retried after `interval_s`."""
         while not self._stopping:
+            event = wake()  # (`start` makes new events: the loop's own)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._accounts_wake.wait(), ACCOUNT_POLL_S)
+                await asyncio.wait_for(event.wait(), interval_s)
             if self._stopping:
                 break
-            self._accounts_wake.clear()
+            event.clear()
             try:
-                await self.check_accounts()
+                await step()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.failures += 1
-                log.exception("live push: checking account changes failed; retrying")
-                await asyncio.sleep(ACCOUNT_POLL_S)
+                log.exception("live push: %s failed; retrying", what)
+                await asyncio.sleep(interval_s)
 
     async def check_accounts(self) -> None:
         """Check the sockets of every user whose account changed since the last look (and
@@ -638,20 +646,8 @@ class LiveHub:
     # --- tailing ----------------------------------------------------------------------------
 
     async def _tail(self) -> None:
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
-            if self._stopping:
-                break
-            self._wake.clear()
-            try:
-                await self._tail_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.failures += 1
-                log.exception("live push: tailing the change log failed; retrying")
-                await asyncio.sleep(self.poll_interval_s)
+        await self._run_when_woken(lambda: self._wake, self.poll_interval_s,
+                                   self._tail_once, "tailing the change log")
 
     async def _tail_once(self) -> None:
         generation, store = await asyncio.to_thread(self._active)
