@@ -10,7 +10,9 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 RUN python -m venv /opt/cityops
 WORKDIR /src
-# pyproject.toml and README.md first: the package metadata needs both.
+# pyproject.toml and README.md first: the package metadata needs both. Then every folder
+# that pyproject.toml's package-dir maps a package onto (tests/unit/test_production_image.py
+# installs exactly what is copied here, so a package missing below fails the tests).
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY domain ./domain
@@ -18,6 +20,7 @@ COPY projections ./projections
 COPY ingest ./ingest
 COPY command-center ./command-center
 COPY maps ./maps
+COPY feeds ./feeds
 RUN /opt/cityops/bin/pip install .
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from cityops.settings import Settings
+from cityops.settings import SECRET_KEY_FILE, Settings
 
 app = typer.Typer(
     help=(
@@ -45,6 +45,10 @@ def _run_web(settings: Settings, system: object) -> None:
     freeze_long_lived_objects()
     typer.secho(f"CityOps command centre on http://{settings.host}:{settings.port}/ "
                 f"(API docs at /docs)", fg="green")
+    if settings.secret_key is None:
+        typer.secho(f"Login tokens are signed with this install's own key "
+                    f"({settings.data_dir / SECRET_KEY_FILE}); server processes on other "
+                    "machines need CITYOPS_SECRET_KEY, the same in each.", fg="yellow")
     # permessage-deflate refused: browsers always offer it, and accepted it costs a
     # compression of every pushed message once per client (docs/websocket.md).
     # Logging is configured by `main` (text or JSON): uvicorn's records go to the same

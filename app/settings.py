@@ -6,6 +6,9 @@ PostgreSQL. Production refuses placeholder secrets.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +19,11 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "development-only-secret"}
+"""Secrets anyone can read (in this repository, in examples): never a signing key."""
+MIN_SECRET_LENGTH = 32
+"""A production signing key at least this long (`secrets.token_urlsafe(32)` gives 43)."""
+SECRET_KEY_FILE = "secret-key"
+"""The install's own signing key in `data_dir`, when none is configured outside production."""
 
 
 class Environment(StrEnum):
@@ -64,10 +72,26 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    secret_key: SecretStr = SecretStr("development-only-secret")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signing key of login tokens, the same in every server process. Unset "
+        "outside production: a key generated for this install on first use, kept in "
+        f"data_dir/{SECRET_KEY_FILE} (0600); production refuses to start without one.",
+    )
     token_ttl_minutes: int = Field(
         default=12 * 60, ge=1, le=7 * 24 * 60,
         description="How long a login token stays valid (default: one 12-hour shift).",
+    )
+    password_hash_workers: int = Field(
+        default=1, ge=1, le=64,
+        description="Threads that check and hash passwords (scrypt: about a quarter of a "
+        "second and 32 MiB each), apart from the request threads: a burst of logins uses "
+        "at most these, never the whole machine.",
+    )
+    password_hash_queue: int = Field(
+        default=8, ge=0, le=10_000,
+        description="Logins that may wait for a password thread; more are answered 503 "
+        "with Retry-After at once.",
     )
     duplicate_radius_m: float = Field(default=50.0, gt=0, le=5000)
     duplicate_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
@@ -101,6 +125,17 @@ class Settings(BaseSettings):
         default=50_000_000, ge=10_000, le=500_000_000,
         description="Most pixels a photo may have (width x height): a small file that would "
         "decode to a huge image (a decompression bomb) is refused before it is decoded.",
+    )
+    photo_decode_max_mb: int = Field(
+        default=256, ge=16, le=16_384,
+        description="Memory one photo's decoding and re-encoding may take, decided from "
+        "its header before a pixel is decoded: a JPEG over it is decoded at a reduced "
+        "scale that fits (stored smaller), any other image over it is refused.",
+    )
+    photo_decode_concurrency: int = Field(
+        default=2, ge=1, le=64,
+        description="Photos decoded at once per server process; further uploads wait "
+        "(at most 15 s, then 503 with Retry-After).",
     )
     open311_jurisdiction_id: str = Field(
         default="demo-city", min_length=1, max_length=200, pattern=r"^\S+$",
@@ -186,14 +221,39 @@ class Settings(BaseSettings):
             raise ValueError("database schema must be letters, digits and underscores")
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _not_public(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "this signing key is a public placeholder: anyone could sign login tokens "
+                "with it; set a real secret (python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))') or, outside production, leave it unset "
+                f"for a key generated for this install (in the data folder, {SECRET_KEY_FILE})")
+        return value
+
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> Self:
         if self.environment is Environment.PRODUCTION:
-            if self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS:
-                raise ValueError("CITYOPS_SECRET_KEY must be set to a real secret in production")
+            if self.secret_key is None:
+                raise ValueError("CITYOPS_SECRET_KEY must be set to a real secret in production "
+                                 "(the same in every server process), e.g. python3 -c 'import "
+                                 "secrets; print(secrets.token_urlsafe(32))'")
+            if len(self.secret_key.get_secret_value()) < MIN_SECRET_LENGTH:
+                raise ValueError(f"CITYOPS_SECRET_KEY must be at least {MIN_SECRET_LENGTH} "
+                                 "characters long in production")
             if self.database_url is None:
                 raise ValueError("production needs CITYOPS_DATABASE_URL (PostgreSQL)")
         return self
+
+    def token_secret(self) -> str:
+        """The key that signs login tokens: the configured one, or (outside production,
+        where one is required) this install's own, generated on first use and kept in the
+        data folder, so that a restart keeps logins and every process sharing the folder
+        agrees. Never a constant: a public key would let anyone sign an admin's token."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return install_secret(self.data_dir / SECRET_KEY_FILE)
 
     @property
     def embedded(self) -> bool:
@@ -241,3 +301,28 @@ class Settings(BaseSettings):
         if self.database_schema:
             env["POSTGRES_SCHEMA"] = self.database_schema
         return env
+
+
+def install_secret(path: Path) -> str:
+    """The secret kept in `path` (owner-only), made on first use. Processes starting at
+    once agree: each writes its candidate to a file of its own and links it into place,
+    and only the first link succeeds; the others read the winner's (complete) file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as out:
+                out.write(secrets.token_urlsafe(48) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(candidate, path)
+        finally:
+            candidate.unlink(missing_ok=True)
+    if path.stat().st_mode & 0o077:
+        # Readable by others, the key would let them sign any user's login.
+        path.chmod(0o600)
+    secret = path.read_text().strip()
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(f"{path} holds no usable signing key (shorter than "
+                         f"{MIN_SECRET_LENGTH} characters): delete it to have a new one made")
+    return secret

@@ -9,10 +9,13 @@ from fastapi import FastAPI
 
 from cityops.bootstrap import CitySystem, StoredDeadLetterCount, build_operations
 from cityops.command_center.auth import Authenticator
+from cityops.command_center.body_limits import RequestBodyLimit
 from cityops.command_center.command_gate import install_command_gate
 from cityops.command_center.errors import install_error_handlers
 from cityops.command_center.live import LiveHub
+from cityops.command_center.login_guard import PasswordHashing
 from cityops.command_center.observability import install_observability
+from cityops.command_center.photos import DecodeSlots
 from cityops.command_center.query_checks import install_query_checks
 from cityops.command_center.routers import (
     auth,
@@ -92,6 +95,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
         finally:
             await live_hub.stop()
             operations.close()
+            app.state.auth.close()
             if manage_lifecycle:
                 feeds.close()
                 system.close()
@@ -101,9 +105,15 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.system = system
     app.state.feeds = feeds
     app.state.live = live_hub
-    app.state.auth = Authenticator(system.accounts,
-                                   system.settings.secret_key.get_secret_value(),
-                                   ttl_minutes=system.settings.token_ttl_minutes)
+    app.state.photo_decoding = DecodeSlots(system.settings.photo_decode_concurrency)
+    app.state.auth = Authenticator(
+        system.accounts, system.settings.token_secret(),
+        ttl_minutes=system.settings.token_ttl_minutes,
+        hashing=PasswordHashing(system.settings.password_hash_workers,
+                                system.settings.password_hash_queue))
+    # Account changes the hub sees (made by any process) reach this process's REST checks
+    # at once, not after the account cache's few seconds.
+    live_hub.account_listeners.append(app.state.auth.forget)
     install_error_handlers(app)
     install_version_checks(app)  # before the routers: it adds a dependency to each route
     install_query_checks(app)  # before the routers, too: unknown query parameters -> 422
@@ -121,6 +131,8 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(server_time_router)  # /clock: public, as /health
     app.mount("/static", pages.static_files(), name="static")
     install_command_gate(app)  # 403 before a command's body is read
+    # Outermost: a body over its route's limit is refused before anything reads it.
+    app.add_middleware(RequestBodyLimit)
 
     install_observability(app, operations)  # /health, /metrics, the request middleware
     return app

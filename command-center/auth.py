@@ -15,6 +15,7 @@ another process (the admin CLI, another API worker) is seen within those few sec
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -26,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cityops.domain.accounts import Accounts, AccountView
+from cityops.command_center.login_guard import LoginGuard, LoginThrottled, PasswordHashing
+from cityops.domain.accounts import Accounts, AccountView, WrongPassword
 from cityops.domain.actors import Actor
 from cityops.domain.clock import SecondsClock, real_seconds
 from cityops.domain.errors import DomainError
@@ -34,26 +36,12 @@ from cityops.domain.errors import DomainError
 ACCOUNT_CACHE_SECONDS = 2.0
 """How long a process trusts an account it read: the longest a disabled user or a changed
 password keeps working on another process."""
-FAILED_LOGIN_LIMIT = 5
-FAILED_LOGIN_WINDOW_S = 300.0
-"""After this many failed logins for one username within the window, further attempts are
-refused until the oldest failure leaves the window (per process)."""
-MAX_THROTTLED_NAMES = 10_000
 TOKEN_VERSION = 1
 
 
 class NotAuthenticated(DomainError):
     """No valid login behind a request: no token, a bad or expired one, or an account that
     may no longer sign in. Answered with 401 and `WWW-Authenticate: Bearer`."""
-
-
-class LoginThrottled(DomainError):
-    """Too many failed logins for one username: refused for a while (429)."""
-
-    def __init__(self, username: str, retry_after_s: int) -> None:
-        self.retry_after_s = retry_after_s
-        super().__init__(f"too many failed logins for {username!r}; try again in "
-                         f"{retry_after_s} s")
 
 
 @dataclass(frozen=True)
@@ -78,7 +66,9 @@ class Authenticator:
 
     def __init__(self, accounts: Accounts, secret_key: str, *, ttl_minutes: int,
                  now: SecondsClock = real_seconds,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 hashing: PasswordHashing | None = None,
+                 guard: LoginGuard | None = None) -> None:
         if not secret_key:
             raise ValueError("the token secret key must not be empty")
         # A key of its own for tokens, derived from the deployment's secret.
@@ -88,11 +78,13 @@ class Authenticator:
         self._now = now
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, AccountView | None]] = {}
-        self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
         self.logins: Counter[str] = Counter()
         """Login attempts of this process by outcome (succeeded, failed, throttled), for
         the metrics."""
+        self.hashing = hashing or PasswordHashing(workers=1, queue=8)
+        """Where passwords are checked and hashed (never on the request thread pool)."""
+        self.guard = guard or LoginGuard(monotonic)
         accounts.on_change.append(self.forget)
 
     # --- tokens -------------------------------------------------------------------------------
@@ -168,49 +160,55 @@ class Authenticator:
         with self._lock:
             self._cache.pop(username.casefold(), None)
 
-    # --- logins -------------------------------------------------------------------------------
+    # --- logins ---------------------------------------------------------------------------
 
-    def login(self, username: str, password: str) -> IssuedToken:
-        """Check a username and password and issue a token; the same answer for an unknown
-        user and a wrong password, and a pause after repeated failures."""
-        key = username.casefold() if isinstance(username, str) else ""
+    async def login(self, username: str, password: str, source: str) -> IssuedToken:
+        """Check a username and password (from the client address `source`) and issue a
+        token; the same answer for an unknown user and a wrong password, at the same cost,
+        and a growing pause after repeated failures from that source (`LoginGuard`)."""
+        name = username if isinstance(username, str) else ""
         try:
-            self._check_throttle(username, key)
+            self.guard.check(name, source)
         except LoginThrottled:
             self._count_login("throttled")
             raise
-        account = self.accounts.authenticate(username, password)
-        if account is None:
+        outcome = await self.hashing.run(self._checked_login, username, password)
+        if outcome is None:
+            self.guard.failed(name, source)
             self._count_login("failed")
-            with self._lock:
-                now = self._monotonic()
-                if len(self._failures) > MAX_THROTTLED_NAMES:
-                    # Many names tried (a spray): keep only those failing within the window.
-                    self._failures = {k: v for k, v in self._failures.items()
-                                      if now - v[-1] < FAILED_LOGIN_WINDOW_S}
-                self._failures.setdefault(key, []).append(now)
             raise NotAuthenticated("wrong username or password")
-        with self._lock:
-            self._failures.pop(key, None)
-        if not account.enabled:
+        self.guard.succeeded(name, source)
+        if isinstance(outcome, NotAuthenticated):
             self._count_login("failed")
-            raise NotAuthenticated(f"account {account.username!r} is disabled")
-        issued = self.issue(account.username)
+            raise outcome
         self._count_login("succeeded")
-        return issued
+        return outcome
 
     def _count_login(self, outcome: str) -> None:
         with self._lock:
             self.logins[outcome] += 1
 
-    def _check_throttle(self, username: str, key: str) -> None:
-        now = self._monotonic()
-        with self._lock:
-            recent = [t for t in self._failures.get(key, []) if now - t < FAILED_LOGIN_WINDOW_S]
-            if recent:
-                self._failures[key] = recent
-            else:
-                self._failures.pop(key, None)
-        if len(recent) >= FAILED_LOGIN_LIMIT:
-            wait = int(FAILED_LOGIN_WINDOW_S - (now - recent[0])) + 1
-            raise LoginThrottled(username, wait)
+    def _checked_login(self, username: str, password: str) -> IssuedToken | NotAuthenticated | None:
+        account = self.accounts.authenticate(username, password)
+        if account is None:
+            return None
+        if not account.enabled:
+            return NotAuthenticated(f"account {account.username!r} is disabled")
+        return self.issue(account.username)
+
+    async def change_password(self, actor: Actor, *, current: str, new: str,
+                              source: str) -> IssuedToken:
+        """A user changes their own password: the current one is checked like a login
+        (throttled the same way, hashed in the same pool); the answer is a fresh token."""
+        self.guard.check(actor.user_id, source)
+        try:
+            await self.hashing.run(self.accounts.change_password, actor.user_id,
+                                   current=current, new=new, actor=actor)
+        except WrongPassword:
+            self.guard.failed(actor.user_id, source)
+            raise
+        self.guard.succeeded(actor.user_id, source)
+        return await asyncio.to_thread(self.issue, actor.user_id)
+
+    def close(self) -> None:
+        self.hashing.close()

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from cityops.bootstrap import CitySystem
 from cityops.command_center.auth import Authenticator, NotAuthenticated
 from cityops.domain.actors import Actor
+from cityops.domain.application import actor_scoped_command_id
 from cityops.projections.views import BBox
 
 MAX_PAGE = 500
@@ -67,7 +68,17 @@ def idempotency_key(
     return idempotency_key
 
 
-CommandId = Annotated[str | None, Depends(idempotency_key)]
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
+"""The request's `Idempotency-Key` as sent (for a route that hands it on to other routes)."""
+
+
+def command_id(key: IdempotencyKey, actor: CurrentActor) -> str | None:
+    """The command id of the request's `Idempotency-Key`: the key scoped to the user who
+    sends it, so that another user's same key is another command, never a replay."""
+    return actor_scoped_command_id(actor, key) if key is not None else None
+
+
+CommandId = Annotated[str | None, Depends(command_id)]
 
 
 class Paging:

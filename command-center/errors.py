@@ -9,7 +9,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from cityops.command_center.auth import LoginThrottled, NotAuthenticated
+from cityops.command_center.auth import NotAuthenticated
+from cityops.command_center.login_guard import LoginThrottled, PasswordChecksBusy
 from cityops.domain.errors import (
     CatalogueError,
     CommandIdReused,
@@ -34,6 +35,7 @@ STATUS_BY_ERROR: dict[type[DomainError], tuple[int, str]] = {
     NotPermitted: (403, "not-permitted"),
     NotAuthenticated: (401, "not-authenticated"),
     LoginThrottled: (429, "too-many-failed-logins"),
+    PasswordChecksBusy: (503, "busy"),
     CatalogueError: (500, "catalogue-error"),
 }
 
@@ -46,10 +48,11 @@ def status_for(error: DomainError) -> tuple[int, str]:
 
 
 def _auth_headers(error: DomainError) -> dict[str, str] | None:
-    """RFC 6750: a 401 says how to authenticate; a throttled login says when to retry."""
+    """RFC 6750: a 401 says how to authenticate; a throttled login or a busy server says
+    when to retry."""
     if isinstance(error, NotAuthenticated):
         return {"WWW-Authenticate": 'Bearer realm="cityops"'}
-    if isinstance(error, LoginThrottled):
+    if isinstance(error, LoginThrottled | PasswordChecksBusy):
         return {"Retry-After": str(error.retry_after_s)}
     return None
 

@@ -21,6 +21,17 @@ another generation, or older than the rows kept (`live_retention_minutes`), or t
 Scope. What a department user may see is decided by command-center/scopes.py, as for the
 REST API: every change (its state after, and before the batch) and every presence passes
 `feature_in_scope`; snapshots of incidents use its SQL twin `incident_scope_where`.
+
+Credentials. A socket is authenticated once, by its hello; it then stays bound to that
+login. The hub follows the accounts store's own notification log (woken by its PostgreSQL
+NOTIFY, by a change made in this process, and at the latest every `ACCOUNT_POLL_S`), so a
+change made through any process reaches every process: when a user's credentials change,
+each of their open sockets is checked against the account as it now is. Disabled (or
+gone): closed with 1008. Password, role or department changed: the login the socket was
+opened with is no longer valid (as for REST), so it is closed with 4401 saying what changed;
+the client logs in again and reconnects, and gets the snapshot of its new scope. A socket is
+also checked once right after it connects, against a fresh read of the account (the hello's
+check may use a cached account up to a couple of seconds old).
 """
 
 from __future__ import annotations
@@ -32,17 +43,22 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+
+from eventsourcing.utils import get_topic
 
 from cityops.bootstrap import CitySystem
 from cityops.command_center.scopes import feature_in_scope, incident_scope_where, scope_of
 from cityops.command_center.server_time import clock_reading
 from cityops.command_center.sharing import hidden_by_layer
+from cityops.domain.accounts import AccountView, UserAccount
 from cityops.domain.actors import Actor
 from cityops.domain.clock import rate_of, system_clock
+from cityops.domain.errors import DomainError
+from cityops.domain.model import CityAggregate
 from cityops.domain.sharing import without_keys
 from cityops.domain.supervision import Light
 from cityops.projections.live_changes import (
@@ -74,6 +90,26 @@ PRESENCE_REFRESH_S = 20.0
 """A viewer's presence is written again on its pings at most this often (it expires
 `PRESENCE_TTL` after it was last written)."""
 READ_BATCH = 1000
+ACCOUNT_POLL_S = 1.0
+"""How often the hub looks for account changes when nothing woke it (SQLite; a lost LISTEN
+connection): the longest a disabled user's socket stays open."""
+ACCOUNT_READ_BATCH = 500
+ACCOUNT_TOPICS = tuple(get_topic(cls) for cls in vars(UserAccount).values()
+                       if isinstance(cls, type) and issubclass(cls, CityAggregate.Event))
+"""The events of user accounts in the accounts store (what a recheck follows)."""
+DISABLED = 1008
+"""Close code of a socket whose user was disabled (policy violation)."""
+CREDENTIALS_CHANGED = 4401
+"""Close code of a socket whose login is no longer valid (log in again, then reconnect)."""
+
+
+class SessionEnded(Exception):
+    """The hub ended a client's session (its account changed): close with this code."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
 
 
 def _dumps(message: Mapping[str, Any]) -> str:
@@ -332,12 +368,17 @@ class LiveClient:
     hidden: dict[str, frozenset[str]] = field(default_factory=dict)
     """Per layer, the document keys the sharing policy withholds from this user (set by
     `LiveHub.connect` and `snapshot` from the system's policy)."""
+    credential_version: int | None = None
+    """The credential version of the login it was opened with (None: not checked)."""
+    ending: tuple[int, str] | None = None
+    """(close code, reason) once the hub has ended its session: nothing more is sent."""
 
     def offer(self, seq: int | None, text: str, *, heartbeat: bool = False) -> None:
         """Queue a message (with the position it brings the client to, if any); a full
         queue is dropped and the client told to resync."""
-        if self.pending is not None and self.pending[0] == "resync":
-            return  # it will get a snapshot: queued messages would be skipped anyway
+        if self.ending is not None or (self.pending is not None
+                                       and self.pending[0] == "resync"):
+            return  # ended, or it will get a snapshot: queued messages would be skipped
         if len(self.queue) >= self.queue_size:
             self.queue.clear()
             self.pending = ("resync", f"too far behind: more than {self.queue_size} messages "
@@ -350,8 +391,17 @@ class LiveClient:
 
     def demand(self, action: str, argument: Any = None) -> None:
         """Have the sender start over with a snapshot (or resume) before anything queued."""
+        if self.ending is not None:
+            return
         self.queue.clear()
         self.pending = (action, argument)
+        self.wake.set()
+
+    def end(self, code: int, reason: str) -> None:
+        """End the session: nothing more is sent, the sender stops with `SessionEnded`."""
+        self.ending = (code, reason)
+        self.queue.clear()
+        self.pending = None
         self.wake.set()
 
 
@@ -393,6 +443,13 @@ class LiveHub:
         """Clients registered since start (the metrics' count of connections)."""
         self.resyncs = 0
         """Clients told to resync since start: too far behind, a gap, a rebuild."""
+        self.accounts_position = 0
+        """The accounts store's notification log as far as it was checked."""
+        self._accounts_wake = asyncio.Event()
+        self._to_recheck: set[LiveClient] = set()
+        self.account_listeners: list[Callable[[str], object]] = []
+        """Called with the username of every account that changed, in whatever process
+        (an in-process cache of accounts forgets it)."""
 
     # --- life -------------------------------------------------------------------------------
 
@@ -409,6 +466,11 @@ class LiveHub:
             self.board.apply(row)
         self.system.generations.listen(self._local_commit)
         self._tasks.append(asyncio.create_task(self._tail(), name="cityops-live-tail"))
+        self._accounts_wake = asyncio.Event()
+        self.accounts_position = await asyncio.to_thread(self._accounts_head)
+        self.system.accounts.on_change.append(self._local_account_change)
+        self._tasks.append(asyncio.create_task(self._watch_accounts(),
+                                               name="cityops-live-accounts"))
         settings = self.system.settings
         if settings.database_url is not None:
             self._tasks.append(asyncio.create_task(
@@ -421,11 +483,14 @@ class LiveHub:
                           for name in self.system.generations.tables):
             if self._local_commit in listeners:
                 listeners.remove(self._local_commit)
+        if self._local_account_change in self.system.accounts.on_change:
+            self.system.accounts.on_change.remove(self._local_account_change)
         # The loops also check a flag: on Python 3.11 `wait_for` can swallow a cancellation
         # that arrives just as its inner wait completes, and the task would then run on
         # (this hung an application's shutdown).
         self._stopping = True
         self._wake.set()
+        self._accounts_wake.set()
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -446,6 +511,13 @@ class LiveHub:
         """Tail now (after this process wrote to the log)."""
         self._wake.set()
 
+    def _local_account_change(self, _: str) -> None:
+        """An account was changed by this process (any thread): check the sockets now."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._accounts_wake.set)
+
     def _active(self) -> tuple[int, ReadStore]:
         generation = self.system.generations.active()
         return generation.number, generation.store
@@ -454,13 +526,22 @@ class LiveHub:
         """Wake the tailer on every NOTIFY of the log's channel (reconnecting if need be)."""
         import psycopg
 
+        # The accounts store's own NOTIFY (the library sends it on every insert): a change
+        # of credentials made by any process reaches this one at once.
+        accounts_channel = getattr(self.system.accounts.recorder, "channel_name", None)
         while not self._stopping:
             try:
                 async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
                     await conn.execute(f'LISTEN "{channel}"')
+                    if isinstance(accounts_channel, str):
+                        await conn.execute(f'LISTEN "{accounts_channel}"')
                     self._wake.set()  # whatever was committed while not listening
-                    async for _ in conn.notifies():
-                        self._wake.set()
+                    self._accounts_wake.set()
+                    async for notify in conn.notifies():
+                        if notify.channel == accounts_channel:
+                            self._accounts_wake.set()
+                        else:
+                            self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -468,23 +549,110 @@ class LiveHub:
                             exc_info=True)
                 await asyncio.sleep(1.0)
 
-    # --- tailing ----------------------------------------------------------------------------
+    # --- credentials -------------------------------------------------------------------------
 
-    async def _tail(self) -> None:
+    def _accounts_head(self) -> int:
+        return self.system.accounts.recorder.max_notification_id() or 0
+
+    async def _watch_accounts(self) -> None:
+        await self._run_when_woken(lambda: self._accounts_wake, ACCOUNT_POLL_S,
+                                   self.check_accounts, "checking account changes")
+
+    async def _run_when_woken(self, wake: Callable[[], asyncio.Event], interval_s: float,
+                              step: Callable[[], Awaitable[None]], what: str) -> None:
+        """Run `step` whenever `wake()` is set, and at least every `interval_s`, until the
+        hub stops; a failure is logged and retried after `interval_s`."""
         while not self._stopping:
+            event = wake()  # (`start` makes new events: the loop's own)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                await asyncio.wait_for(event.wait(), interval_s)
             if self._stopping:
                 break
-            self._wake.clear()
+            event.clear()
             try:
-                await self._tail_once()
+                await step()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.failures += 1
-                log.exception("live push: tailing the change log failed; retrying")
-                await asyncio.sleep(self.poll_interval_s)
+                log.exception("live push: %s failed; retrying", what)
+                await asyncio.sleep(interval_s)
+
+    async def check_accounts(self) -> None:
+        """Check the sockets of every user whose account changed since the last look (and
+        those just connected) against their account as it is now."""
+        changed, position = await asyncio.to_thread(self._changed_accounts,
+                                                    self.accounts_position)
+        fresh, self._to_recheck = self._to_recheck, set()
+        concerned = [c for c in self.clients if c.credential_version is not None
+                     and (c in fresh or UserAccount.create_id(c.actor.user_id) in changed)]
+        ids = changed | {UserAccount.create_id(c.actor.user_id) for c in concerned}
+        views = await asyncio.to_thread(self._account_views, ids) if ids else {}
+        self.accounts_position = position
+        for account_id in changed:
+            view = views.get(account_id)
+            if view is not None:
+                for listener in self.account_listeners:
+                    listener(view.username)
+        for client in concerned:
+            self._recheck(client, views.get(UserAccount.create_id(client.actor.user_id)))
+
+    def _changed_accounts(self, position: int) -> tuple[set[uuid.UUID], int]:
+        """Ids of the user accounts with events after `position` in the accounts store's
+        notification log, and the log's head (writes to one store are serialised, so no
+        event below the head can appear later)."""
+        recorder = self.system.accounts.recorder
+        head = recorder.max_notification_id() or 0
+        changed: set[uuid.UUID] = set()
+        start = position + 1
+        while start <= head:
+            batch = recorder.select_notifications(start, ACCOUNT_READ_BATCH, stop=head,
+                                                  topics=ACCOUNT_TOPICS)
+            for notification in batch:
+                originator = notification.originator_id
+                changed.add(originator if isinstance(originator, uuid.UUID)
+                            else uuid.UUID(str(originator)))
+            if len(batch) < ACCOUNT_READ_BATCH:
+                break
+            start = batch[-1].id + 1
+        return changed, max(head, position)
+
+    def _account_views(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, AccountView]:
+        """The accounts as they are now, read from the store (not a cache of this hub)."""
+        views = {}
+        for account_id in ids:
+            with contextlib.suppress(DomainError):
+                views[account_id] = self.system.accounts.load(UserAccount, account_id).view()
+        return views
+
+    def _recheck(self, client: LiveClient, account: AccountView | None) -> None:
+        """End the client's session if its login no longer holds (see the module's text)."""
+        name = client.actor.user_id
+        if account is None:
+            self._end(client, DISABLED, f"account {name!r} no longer exists; this connection "
+                                        "is closed")
+        elif not account.enabled:
+            self._end(client, DISABLED, f"account {name!r} is disabled; this connection is "
+                                        "closed")
+        elif account.credential_version != client.credential_version:
+            actor = client.actor
+            if (account.role, account.department) != (actor.role, actor.department):
+                now = account.role.value + (f" of {account.department}"
+                                            if account.department else "")
+                what = f"the role or department of this account changed (now {now})"
+            else:
+                what = "the password of this account changed"
+            self._end(client, CREDENTIALS_CHANGED, f"{what}; log in again and reconnect")
+
+    def _end(self, client: LiveClient, code: int, reason: str) -> None:
+        self.clients.discard(client)
+        client.end(code, reason)
+
+    # --- tailing ----------------------------------------------------------------------------
+
+    async def _tail(self) -> None:
+        await self._run_when_woken(lambda: self._wake, self.poll_interval_s,
+                                   self._tail_once, "tailing the change log")
 
     async def _tail_once(self) -> None:
         generation, store = await asyncio.to_thread(self._active)
@@ -566,6 +734,11 @@ class LiveHub:
             client.demand("snapshot")
         else:
             client.demand("resume", resume)
+        if client.credential_version is not None:
+            # Checked once more against a fresh read of the account: the hello's check may
+            # have used one cached a moment before a change.
+            self._to_recheck.add(client)
+            self._accounts_wake.set()
 
     def disconnect(self, client: LiveClient) -> None:
         client.closed = True
@@ -582,6 +755,8 @@ class LiveHub:
             if client.batch_ms and client.pending is None and client.queue:
                 await self._hold(client)
             while not client.closed:
+                if client.ending is not None:
+                    raise SessionEnded(*client.ending)
                 if client.pending is not None:
                     action, argument = client.pending
                     client.pending = None

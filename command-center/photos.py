@@ -9,6 +9,10 @@ leak through a photo.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import hashlib
 import io
 from collections.abc import AsyncIterator
@@ -32,13 +36,53 @@ PHOTO_FIELD = "file"
 
 
 class PhotoRefused(Exception):
-    """An upload that is not accepted, with the HTTP status and a message saying why."""
+    """An upload that is not accepted, with the HTTP status and a message saying why (and,
+    for a busy server, when to try again)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after_s = retry_after_s
+
+
+DECODE_WAIT_S = 15.0
+"""How long an upload waits for a decoding slot before it is answered 503."""
+DECODE_RETRY_AFTER_S = 5
+
+
+class DecodeSlots:
+    """At most `concurrency` photos decoded at once in this process (each may take up to
+    `photo_decode_max_mb`); an upload that cannot get a slot within `DECODE_WAIT_S` is
+    answered 503 with Retry-After instead of piling up."""
+
+    def __init__(self, concurrency: int, wait_s: float = DECODE_WAIT_S) -> None:
+        self.concurrency = concurrency
+        self.wait_s = wait_s
+        self._semaphore: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    def _of_this_loop(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._semaphore[0] is not loop:
+            # An app started again runs on another loop (tests): a semaphore of its own.
+            self._semaphore = (loop, asyncio.Semaphore(self.concurrency))
+        return self._semaphore[1]
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        semaphore = self._of_this_loop()
+        try:
+            await asyncio.wait_for(semaphore.acquire(), self.wait_s)
+        except TimeoutError:
+            raise PhotoRefused(503, "busy", "too many photos are being processed right now; "
+                               f"try again in {DECODE_RETRY_AFTER_S} s",
+                               DECODE_RETRY_AFTER_S) from None
+        try:
+            yield
+        finally:
+            semaphore.release()
 
 
 @dataclass
@@ -181,9 +225,34 @@ def _declared(declared_type: str | None) -> str:
     return DECLARED_ALIASES.get(mime, mime)
 
 
-def clean_photo(upload: UploadedFile, max_pixels: int) -> CleanPhoto:
+def bytes_per_pixel(mode: str) -> int:
+    """What one pixel of an image in `mode` takes in Pillow's memory (RGB is kept in 4)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
+
+
+def decoding_cost(size: tuple[int, int], mode: str, out_mode: str) -> int:
+    """Bytes that decoding and re-encoding an image takes at its peak: the decoded pixels,
+    a conversion if the stored mode differs, and the fresh copy that is encoded."""
+    pixels = size[0] * size[1]
+    converted = bytes_per_pixel(out_mode) if out_mode != mode else 0
+    return pixels * (bytes_per_pixel(mode) + converted + bytes_per_pixel(out_mode))
+
+
+JPEG_DRAFT_SCALES = (2, 4, 8)
+"""The reductions a JPEG decoder can apply while decoding (DCT scaling)."""
+
+
+def clean_photo(upload: UploadedFile, max_pixels: int,
+                max_decode_bytes: int = 2**62) -> CleanPhoto:
     """Check the uploaded bytes really are a JPEG, PNG or WebP photo of a sensible pixel
-    count, and re-encode its pixels (upright, as the camera meant) without any metadata."""
+    count, and re-encode its pixels (upright, as the camera meant) without any metadata.
+
+    Decoding is bounded in memory by `max_decode_bytes`, decided from the header before a
+    pixel is decoded: a JPEG over it is decoded at a reduced scale that fits (the JPEG
+    decoder does that at no extra cost; the answer's width and height say what was kept),
+    any other image over it is refused."""
     image_format = sniff_format(upload.data)
     declared = _declared(upload.declared_type)
     if image_format is None:
@@ -207,16 +276,42 @@ def clean_photo(upload: UploadedFile, max_pixels: int) -> CleanPhoto:
         width, height = image.size
         if width * height > max_pixels:
             raise _too_many_pixels((width, height), max_pixels)
+        out_mode = _stored_mode(image, image_format)
+        if decoding_cost(image.size, image.mode, out_mode) > max_decode_bytes:
+            _reduce_or_refuse(image, image_format, out_mode, max_decode_bytes)
         try:
             image.load()
-            upright = ImageOps.exif_transpose(image)
+            # In place: no second copy of the pixels when the photo is upright already.
+            ImageOps.exif_transpose(image, in_place=True)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             raise PhotoRefused(422, "photo-unreadable",
                                f"the {image_format} image could not be decoded: {error}"
                                ) from None
-        data = _reencode(upright, image_format, image.info.get("icc_profile"))
-    return CleanPhoto(data=data, content_type=actual, width=upright.width,
-                      height=upright.height, sha256=hashlib.sha256(data).hexdigest())
+        icc_profile = image.info.get("icc_profile")
+        fresh = _pixels_only(image, out_mode)
+    data = _encode(fresh, image_format, icc_profile)
+    _give_memory_back()
+    return CleanPhoto(data=data, content_type=actual, width=fresh.width,
+                      height=fresh.height, sha256=hashlib.sha256(data).hexdigest())
+
+
+def _reduce_or_refuse(image: Image.Image, image_format: str, out_mode: str,
+                      max_decode_bytes: int) -> None:
+    """Have a JPEG decoded at the smallest reduction that fits `max_decode_bytes`; refuse
+    any other image that does not fit."""
+    width, height = image.size
+    if image_format == "JPEG":
+        for scale in JPEG_DRAFT_SCALES:
+            reduced = (-(-width // scale), -(-height // scale))
+            if decoding_cost(reduced, image.mode, out_mode) <= max_decode_bytes:
+                image.draft(image.mode, reduced)
+                return
+    cost = decoding_cost(image.size, image.mode, out_mode)
+    raise PhotoRefused(
+        422, "photo-too-large-to-decode",
+        f"the image is {width:,} x {height:,} pixels ({image.mode}): decoding it would take "
+        f"{cost / 2**20:,.0f} MiB, over the {max_decode_bytes / 2**20:,.0f} MiB one photo "
+        "may take; send a smaller image (a JPEG is scaled down instead)")
 
 
 def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int,
@@ -228,19 +323,53 @@ def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int,
                         "accepted (a small file that decodes to a huge image is refused)")
 
 
-def _reencode(image: Image.Image, image_format: str, icc_profile: bytes | None) -> bytes:
-    """A new image made of the pixels alone (no EXIF, XMP, text chunks or thumbnails are
-    carried over: only the colour profile, which says how to show the colours)."""
+def _give_memory_back() -> None:
+    """Hand the freed pixel blocks back to the system. Pillow allocates an image in 16 MiB
+    blocks; glibc serves blocks of that size from its heaps once a freed one has raised its
+    mmap threshold, and keeps them when they are freed: a process that decoded large photos
+    stayed hundreds of MiB larger for good. (No-op where the C library has no malloc_trim.)"""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _load_libc()
+
+
+def _stored_mode(image: Image.Image, image_format: str) -> str:
+    """The mode the photo is stored in (what its format holds without loss)."""
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     if image_format == "JPEG":
-        mode = image.mode if image.mode in ("RGB", "L") else "RGB"
-    elif image_format == "PNG":
-        mode = image.mode if image.mode in ("RGB", "RGBA", "L", "LA") else (
+        return image.mode if image.mode in ("RGB", "L") else "RGB"
+    if image_format == "PNG":
+        return image.mode if image.mode in ("RGB", "RGBA", "L", "LA") else (
             "RGBA" if has_alpha else "RGB")
-    else:
-        mode = "RGBA" if has_alpha else "RGB"
+    return "RGBA" if has_alpha else "RGB"
+
+
+def _pixels_only(image: Image.Image, mode: str) -> Image.Image:
+    """A new image made of the pixels alone (no EXIF, XMP, text chunks or thumbnails are
+    carried over: a fresh image has no metadata to carry). The decoded image is released
+    as soon as its pixels are copied, so at most two copies exist at once."""
     pixels = image if image.mode == mode else image.convert(mode)
-    fresh = Image.frombytes(mode, pixels.size, pixels.tobytes())
+    fresh = Image.new(mode, pixels.size)
+    fresh.paste(pixels)
+    pixels.close()
+    image.close()
+    return fresh
+
+
+def _encode(fresh: Image.Image, image_format: str, icc_profile: bytes | None) -> bytes:
+    """The stored bytes of a metadata-free image; only the colour profile, which says how
+    to show the colours, is written."""
     out = io.BytesIO()
     options: dict[str, object] = {}
     if icc_profile:
@@ -251,4 +380,5 @@ def _reencode(image: Image.Image, image_format: str, icc_profile: bytes | None) 
         fresh.save(out, "PNG", **options)
     else:
         fresh.save(out, "WEBP", quality=90, **options)
+    fresh.close()
     return out.getvalue()

@@ -142,6 +142,10 @@ def check_role(role: Role | str) -> Role:
         raise InvalidValue(f"unknown role {role!r}; roles are: {known}") from None
 
 
+class WrongPassword(NotPermitted):
+    """A password given as proof (the current one, to change it) is not the user's."""
+
+
 # --- aggregates -----------------------------------------------------------------------------
 
 
@@ -701,7 +705,7 @@ class Accounts(CityApplication):
             raise NotPermitted(f"{actor.user_id} may only change their own password")
         account = self.user(username)
         if not PasswordHasher.verify(current, account.password_hash):
-            raise NotPermitted("the current password is not correct")
+            raise WrongPassword("the current password is not correct")
         if current == new:
             raise InvalidValue("the new password must differ from the current one")
         check_password_rules(new, account.username)

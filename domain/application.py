@@ -68,6 +68,10 @@ from cityops.domain.values import checked_instant
 COMMAND_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/commands")
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_COMMAND_ID_LENGTH = 200
+ACTOR_SCOPE = "by:"
+"""The start of a command id scoped to the user who sent it (`actor_scoped_command_id`)."""
+MAX_SCOPE_LENGTH = 100
+"""What the scope adds to a command id at most (`by:`, a username of up to 64, `:`)."""
 MAX_LISTED_CHANGES = 5
 """How many of the changes a user missed a `StaleVersion` names (the rest are counted)."""
 
@@ -97,6 +101,23 @@ class CommandReceipt(Aggregate):
         self.fingerprint = fingerprint
         self.aggregate_id = aggregate_id
         self.actor = actor
+
+
+def actor_scoped_command_id(actor: Actor, key: str) -> str:
+    """The command id of an idempotency key sent by a user (an HTTP `Idempotency-Key`): the
+    key scoped to that user, so that another user's command with the same key is another
+    command and never replays the first user's answer (nor lands on an aggregate whose id
+    derives from the key). Systems' message ids (ingest) are not scoped: a message is
+    redelivered whoever it names as the actor."""
+    return f"{ACTOR_SCOPE}{actor.user_id.casefold()}:{key}"
+
+
+def unscoped_key(command_id: str) -> tuple[str, str] | None:
+    """(user, key) of an actor-scoped command id; None for any other command id."""
+    if not command_id.startswith(ACTOR_SCOPE):
+        return None
+    user, sep, key = command_id[len(ACTOR_SCOPE):].partition(":")
+    return (user, key) if sep and key else None
 
 
 def fingerprint(command: str, args: Mapping[str, Any]) -> str:
@@ -466,9 +487,15 @@ class CityApplication(Application[UUID]):
         if command_id is not None:
             if not isinstance(command_id, str) or not command_id.strip():
                 raise InvalidValue("command id must be a non-empty string")
-            if len(command_id) > MAX_COMMAND_ID_LENGTH:
+            scoped = unscoped_key(command_id)
+            limit = MAX_COMMAND_ID_LENGTH + (MAX_SCOPE_LENGTH if scoped else 0)
+            if len(command_id) > limit:
                 raise InvalidValue(f"command id is longer than {MAX_COMMAND_ID_LENGTH} chars")
             receipt_id = CommandReceipt.create_id(command_id)
+            if scoped is not None:
+                earlier_unscoped = self._unscoped_receipt(*scoped)
+                if earlier_unscoped is not None:
+                    return _ran(self._repeat(earlier_unscoped, scoped[1], command, digest))
 
         try:
             aggregates = _decided(decide)
@@ -542,6 +569,16 @@ class CityApplication(Application[UUID]):
             return None
         assert isinstance(receipt, CommandReceipt)
         return receipt
+
+    def _unscoped_receipt(self, user: str, key: str) -> CommandReceipt | None:
+        """The receipt of the same user's same key from before keys were scoped by user
+        (stored under the bare key): a command sent before an upgrade and retried after it
+        (a phone's outbox) is a repeat, not a second command. Only that user's own: another
+        user's receipt under the bare key is another command."""
+        earlier = self._receipt(CommandReceipt.create_id(key))
+        if earlier is None or earlier.actor.user_id.casefold() != user:
+            return None
+        return earlier
 
     @staticmethod
     def _repeat(earlier: CommandReceipt, command_id: str, command: str,

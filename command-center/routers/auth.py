@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 
 from cityops.command_center.auth import Authenticator, IssuedToken
@@ -34,11 +34,18 @@ def _token_body(issued: IssuedToken) -> dict[str, Any]:
             "home_page": home_page(issued.account.role)}
 
 
+def client_address(request: Request) -> str:
+    """Where a request comes from, for throttling password guesses per source."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 @router.post("/login", openapi_extra={"security": []})
-def login(body: Login, auth: AuthDep) -> dict[str, Any]:
+async def login(body: Login, request: Request, auth: AuthDep) -> dict[str, Any]:
     """Exchange a username and password for a bearer token valid for one shift; repeated
-    failures for one username are refused for a while (429)."""
-    return _token_body(auth.login(body.username, body.password))
+    failures from one address are paused for a growing while (429, never a lockout of the
+    user), and when too many passwords are being checked the answer is 503."""
+    return _token_body(await auth.login(body.username, body.password,
+                                        client_address(request)))
 
 
 @router.get("/me")
@@ -48,10 +55,11 @@ def me(actor: CurrentActor, system: SystemDep) -> dict[str, Any]:
 
 
 @router.post("/password")
-def change_password(body: PasswordChange, actor: CurrentActor, system: SystemDep,
-                    auth: AuthDep) -> dict[str, Any]:
-    """Change one's own password (the current one is required); earlier tokens stop working
-    and the answer carries a fresh one."""
-    system.accounts.change_password(actor.user_id, current=body.current_password,
-                                    new=body.new_password, actor=actor)
-    return _token_body(auth.issue(actor.user_id))
+async def change_password(body: PasswordChange, request: Request, actor: CurrentActor,
+                          auth: AuthDep) -> dict[str, Any]:
+    """Change one's own password (the current one is required, and wrong guesses are
+    throttled like logins); earlier tokens stop working and the answer carries a fresh
+    one."""
+    return _token_body(await auth.change_password(
+        actor, current=body.current_password, new=body.new_password,
+        source=client_address(request)))

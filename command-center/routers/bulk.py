@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import Message
 
-from cityops.command_center.dependencies import CommandId, current_actor
+from cityops.command_center.dependencies import IdempotencyKey, current_actor
 from cityops.domain.application import MAX_COMMAND_ID_LENGTH
 
 router = APIRouter(dependencies=[Depends(current_actor)])
@@ -221,7 +221,7 @@ BULK_DOC = (
 @router.post("/grid-cases/bulk/{action}", tags=["grid cases"], response_model=BulkResults,
              description=BULK_DOC.format(collection="/grid-cases"))
 async def bulk_grid_cases(action: GridCaseBulkAction, body: BulkRequest, request: Request,
-                          command_id: CommandId) -> BulkResults:
+                          command_id: IdempotencyKey) -> BulkResults:
     """Register, reject, dispatch, review the returns of, decide the suspension requests of,
     suspend or close a selection of cases, item by item."""
     return await run_bulk(request, "/grid-cases", action.value, body, command_id)
@@ -231,7 +231,7 @@ async def bulk_grid_cases(action: GridCaseBulkAction, body: BulkRequest, request
              response_model=BulkResults,
              description=BULK_DOC.format(collection="/hotline-tickets"))
 async def bulk_hotline_tickets(action: TicketBulkAction, body: BulkRequest, request: Request,
-                               command_id: CommandId) -> BulkResults:
+                               command_id: IdempotencyKey) -> BulkResults:
     """Assign (route), accept, return, review the returns of, merge or close a selection of
     tickets, item by item."""
     return await run_bulk(request, "/hotline-tickets", action.value, body, command_id)

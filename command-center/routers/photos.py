@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from cityops.command_center.dependencies import CurrentActor, SystemDep
 from cityops.command_center.photos import (
     PHOTO_FIELD,
+    DecodeSlots,
     PhotoRefused,
     clean_photo,
     read_photo_upload,
@@ -35,8 +36,11 @@ Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$",
 
 
 def _refused(error: PhotoRefused) -> JSONResponse:
+    headers = ({"Retry-After": str(error.retry_after_s)}
+               if error.retry_after_s is not None else None)
     return JSONResponse(status_code=error.status,
-                        content={"error": error.code, "detail": error.message})
+                        content={"error": error.code, "detail": error.message},
+                        headers=headers)
 
 
 @router.post("", status_code=201, openapi_extra={
@@ -48,6 +52,7 @@ def _refused(error: PhotoRefused) -> JSONResponse:
 }, responses={
     200: {"description": "The same photo was uploaded before: its existing record"},
     413: {"description": "Larger than the configured limit (refused while streaming)"},
+    503: {"description": "Too many photos being processed: try again after Retry-After"},
     415: {"description": "Not a JPEG, PNG or WebP image, or not the type it was declared as"},
     422: {"description": "Unreadable image, too many pixels, or no file"},
 })
@@ -63,8 +68,12 @@ async def upload_photo(request: Request, system: SystemDep, actor: CurrentActor)
         upload = await read_photo_upload(
             request.headers.get("content-type"), request.headers.get("content-length"),
             request.stream(), settings.photo_max_bytes)
-        # Decoding and re-encoding take CPU time: not on the event loop.
-        clean = await run_in_threadpool(clean_photo, upload, settings.photo_max_pixels)
+        # Decoding and re-encoding take CPU time and memory: not on the event loop, and
+        # only a few at once (each bounded in memory).
+        slots: DecodeSlots = request.app.state.photo_decoding
+        async with slots.slot():
+            clean = await run_in_threadpool(clean_photo, upload, settings.photo_max_pixels,
+                                            settings.photo_decode_max_mb * 2**20)
     except PhotoRefused as error:
         return _refused(error)
     info, added = await run_in_threadpool(

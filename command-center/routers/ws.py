@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.websockets import WebSocketState
 
 from cityops.command_center.auth import NotAuthenticated
-from cityops.command_center.live import LiveClient, LiveHub, Subscription
+from cityops.command_center.live import LiveClient, LiveHub, SessionEnded, Subscription
 from cityops.command_center.server_time import clock_reading
+from cityops.domain.accounts import AccountView
 from cityops.domain.actors import Actor
 from cityops.domain.supervision import Light
 from cityops.projections.live_changes import LIVE_LAYERS, PRESENCE
@@ -163,7 +164,8 @@ def parse_message(text: str) -> BaseModel:
 
 
 async def _refuse(websocket: WebSocket, code: int, message: str) -> None:
-    """Say why and close (4401 unauthenticated, 4400 bad message)."""
+    """Say why and close (4401 unauthenticated or credentials changed, 4400 bad message,
+    1008 account disabled)."""
     if websocket.application_state == WebSocketState.CONNECTED \
             and websocket.client_state == WebSocketState.CONNECTED:
         with contextlib.suppress(Exception):
@@ -207,8 +209,8 @@ async def live(websocket: WebSocket) -> None:
                       "authenticate first: the first message must be a hello with a token")
         return
     try:
-        actor: Actor = await asyncio.to_thread(websocket.app.state.auth.actor_for_token,
-                                               hello.token)
+        account: AccountView = await asyncio.to_thread(
+            websocket.app.state.auth.account_for_token, hello.token)
     except NotAuthenticated as error:
         await _refuse(websocket, UNAUTHENTICATED, str(error))
         return
@@ -216,9 +218,12 @@ async def live(websocket: WebSocket) -> None:
         log.exception("checking the token of a live client failed")
         await _refuse(websocket, SERVER_ERROR, "the login could not be checked; reconnect")
         return
+    actor: Actor = account.actor()
+    # The socket stays bound to this login: the hub ends it when the account changes.
     client = LiveClient(actor=actor, subscription=hello.subscribe.subscription().scoped_to(actor),
                         outbox=websocket, queue_size=hub.queue_size,
-                        batch_ms=hello.batch_ms)
+                        batch_ms=hello.batch_ms,
+                        credential_version=account.credential_version)
     await websocket.send_text(json.dumps({"type": "welcome", "user": actor.as_dict(),
                                           "generation": hub.generation,
                                           "batch_ms": hello.batch_ms,
@@ -246,6 +251,8 @@ async def live(websocket: WebSocket) -> None:
         failure = task.exception()
         if isinstance(failure, BadMessage):
             await _refuse(websocket, BAD_MESSAGE, str(failure))
+        elif isinstance(failure, SessionEnded):
+            await _refuse(websocket, failure.code, failure.reason)
         elif failure is not None and not _gone(failure):
             log.error("live push to %s failed", actor.user_id, exc_info=failure)
             await _refuse(websocket, SERVER_ERROR, "the server could not go on; reconnect "

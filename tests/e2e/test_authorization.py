@@ -237,7 +237,7 @@ def test_every_endpoint_has_an_authorisation_decision(api: Any) -> None:
 
 def test_every_endpoint_but_the_public_ones_needs_a_valid_token(api: Any) -> None:
     expired = Authenticator(api.system.accounts,
-                            api.system.settings.secret_key.get_secret_value(),
+                            api.system.settings.token_secret(),
                             ttl_minutes=60, now=lambda: time.time() - 2 * 3600)
     api.user("dispatcher")
     good = api.token("dispatcher")
@@ -537,7 +537,19 @@ def test_login_me_password_change_and_disabling(api: Any) -> None:
     assert [e.actor.user_id for e in events] == ["test-admin", "water-chen", "root"]
 
 
-def test_repeated_failed_logins_are_throttled_per_username(api: Any) -> None:
+def test_a_token_signed_with_the_old_public_development_key_is_refused(api: Any) -> None:
+    """Reproduction (issue 10, item 8): the default environment signed tokens with a
+    constant published in the repository, so anyone could make an admin's token."""
+    api.user("admin", None, "admin-wu")
+    forged = Authenticator(api.system.accounts, "development-only-secret",
+                           ttl_minutes=60).issue_token("admin-wu")
+    answer = api.client.get("/auth/me", headers=_bearer(forged))
+    assert answer.status_code == 401, answer.text
+
+
+def test_repeated_failed_logins_from_one_address_are_paused(api: Any) -> None:
+    """Behaviour changed on purpose (issue 10, item 7): failures pause the address they
+    come from (tests/e2e/test_login_abuse.py), never the user everywhere."""
     api.user("dispatcher", None, "duty-zhao")
     for _ in range(5):
         _login(api, "duty-zhao", "guess-number-1", expect=401)

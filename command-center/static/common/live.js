@@ -105,7 +105,8 @@ export class LiveConnection {
       clearInterval(this.pingTimer);
       if (this.socket !== socket) return;
       this.socket = null;
-      if (event.code === 4401) {
+      // 4401: the login is not (or no longer) valid; 1008: the account was disabled.
+      if (event.code === 4401 || event.code === 1008) {
         endSession();
         this.closed = true;
         this.emit("status", "closed", event.reason || "not authenticated");

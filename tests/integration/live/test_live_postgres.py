@@ -78,7 +78,7 @@ async def test_a_client_on_each_of_two_server_processes_sees_every_change(
     # The inspector who patrols where the reports are made (elsewhere they are marked).
     system.accounts.add_user("insp-D03-07", role="inspector", password="live-password-1",
                              actor=ADMIN)
-    auth = Authenticator(system.accounts, settings.secret_key.get_secret_value(),
+    auth = Authenticator(system.accounts, settings.token_secret(),
                          ttl_minutes=60)
     dispatcher, inspector = auth.issue_token("disp-pg"), auth.issue_token("insp-D03-07")
     try:
