@@ -194,6 +194,17 @@ def build_system(settings: Settings, *, clock: Clock = system_clock,
         return _wire(settings, clock, catalogue, hazard_catalogue, sharing, city)
 
 
+def read_model_tables(catalogue: Catalogue) -> dict[str, list[ProjectedTable]]:
+    """The read-model tables projected from each application's events."""
+    return {
+        "gridcases": [grid_case_table(catalogue), CaseDispatchTable(), case_return_table()],
+        "incidents": [incident_table(), plan_table()],
+        "hazards": [hazard_source_table()],
+        "hotline": [ticket_table(), ticket_return_table()],
+        "resources": [resource_table()],
+    }
+
+
 def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
           hazard_catalogue: HazardCatalogue, sharing: SharingPolicy, city: Any) -> CitySystem:
     """Open the stores and wire the applications, read models and clocks (creating what
@@ -205,13 +216,7 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
     else:
         storage = PostgresGenerations(settings.database_url, settings.database_schema,
                                       settings.database_pool_size)
-    tables: dict[str, list[ProjectedTable]] = {
-        "gridcases": [grid_case_table(catalogue), CaseDispatchTable(), case_return_table()],
-        "incidents": [incident_table(), plan_table()],
-        "hazards": [hazard_source_table()],
-        "hotline": [ticket_table(), ticket_return_table()],
-        "resources": [resource_table()],
-    }
+    tables = read_model_tables(catalogue)
     summary_tables = [t for group in tables.values() for t in group
                       if isinstance(t, SummaryTable)]
     generations = ReadModelGenerations(storage, tables, PROJECTION_NAME)

@@ -95,6 +95,7 @@ def demo(
 def _add_sub_commands() -> None:
     """The operators' command groups, each owned by the package it operates."""
     from cityops.accounts_cli import api_keys_app, departments_app, users_app
+    from cityops.backup_cli import backup_app, history_app
     from cityops.feeds.cli import app as feeds_app
     from cityops.ingest.cli import app as ingest_app
     from cityops.projections.cli import app as projections_app
@@ -105,6 +106,8 @@ def _add_sub_commands() -> None:
     app.add_typer(users_app, name="users")
     app.add_typer(departments_app, name="departments")
     app.add_typer(api_keys_app, name="api-keys")
+    app.add_typer(backup_app, name="backup")
+    app.add_typer(history_app, name="history")
 
 
 _add_sub_commands()

@@ -283,6 +283,8 @@ class Settings(BaseSettings):
                 # SQLite tables have fixed names: each application needs its own file.
                 "SQLITE_DBNAME": str(self.data_dir / f"{application_name}.sqlite"),
                 "SQLITE_LOCK_TIMEOUT": "30",
+                # Each event is stored with its link of the stream's hash chain.
+                "APPLICATION_RECORDER_TOPIC": "cityops.event_chain:ChainedSQLiteRecorder",
             }
         parts = urlsplit(self.database_url)
         env = {
@@ -297,6 +299,7 @@ class Settings(BaseSettings):
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_LOCK_TIMEOUT": "10",
             "CREATE_TABLE": "y",
+            "APPLICATION_RECORDER_TOPIC": "cityops.event_chain:ChainedPostgresRecorder",
         }
         if self.database_schema:
             env["POSTGRES_SCHEMA"] = self.database_schema
