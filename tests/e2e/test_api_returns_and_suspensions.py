@@ -36,11 +36,12 @@ def test_a_department_user_can_no_longer_suspend_its_own_case(api: Any) -> None:
     refused = api.post(f"{path}/suspend", {"reason": "Needs a permit"}, expect=403, **URBAN)
     assert refused["error"] == "not-permitted"
     assert "grid-case.request-suspension" in refused["detail"]
-    # The bulk route runs the single one per item: refused the same way.
+    # The bulk route is gated as its single action: refused as a whole, before its body.
     case_id = path.rsplit("/", 1)[1]
     bulk = api.post("/grid-cases/bulk/suspend", {"items": [{"id": case_id}],
-                                                 "reason": "Needs a permit"}, **URBAN)
-    assert [(r["ok"], r["status"]) for r in bulk["results"]] == [(False, 403)]
+                                                 "reason": "Needs a permit"}, expect=403,
+                    **URBAN)
+    assert "grid-case.request-suspension" in bulk["detail"]
     case = api.get(path)
     assert (case["status"], case["suspended_since"]) == ("dispatched", None)
     assert events(api, path)[-1] == "Dispatched"
@@ -106,9 +107,10 @@ def test_the_centre_overrules_a_case_return_and_accepts_another(api: Any) -> Non
     back = api.post(f"{path}/dispatch", {"department": "urban-management"}, expect=409)
     assert "reject the return with a reason" in back["detail"]
     assert api.get(path)["returns"][0]["outcome"] == "awaiting-review"
-    # Out of the department's hands (and scope) until the centre decides.
+    # Out of the department's hands until the centre decides: its role may not review
+    # (refused at the gate, 403, before the case's scope is looked at).
     api.post(f"{path}/return-review", {"accept": False, "reason": "Public pavement"},
-             expect=404, **URBAN)
+             expect=403, **URBAN)
     api.post(f"{path}/return-review", {"accept": False}, expect=422)
 
     rejected = api.post(f"{path}/return-review",
@@ -142,7 +144,7 @@ def test_the_hotline_overrules_a_ticket_return(api: Any) -> None:
     deadline = api.post(f"{path}/assign", {"department": "water"}, **OPERATOR)["reply_deadline"]
     api.post(f"{path}/return", {"reason": "not water"}, **WATER)
     api.post(f"{path}/assign", {"department": "water"}, expect=409, **OPERATOR)
-    api.post(f"{path}/return-review", {"accept": False, "reason": "x"}, expect=404, **WATER)
+    api.post(f"{path}/return-review", {"accept": False, "reason": "x"}, expect=403, **WATER)
 
     rejected = api.post(f"{path}/return-review",
                         {"accept": False, "reason": "A burst main floods the bins"}, **OPERATOR)
