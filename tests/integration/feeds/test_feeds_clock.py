@@ -51,8 +51,10 @@ def test_a_webhook_is_delivered_on_the_demos_clock(
         cell_points: list[Any]) -> None:
     police = webhook_receiver(SECRET)
     feeds = open_feeds(demo_system, feed_settings("unused"))
+    # The hotline's own system: a department feed gets only the tickets in its scope, and a
+    # ticket just received is in the hotline's alone.
     subscription_id = feeds.subscriptions.subscribe(
-        department="police", name="police system",
+        department="hotline", name="hotline system",
         filter=SubscriptionFilter(stream=Stream.HOTLINE), triggers=["created"],
         delivery=Delivery(kind=DeliveryKind.WEBHOOK, url=police.url, secret=SECRET),
         actor=cast.admin)
