@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from cityops.bootstrap import CitySystem, StoredDeadLetterCount, build_operations
 from cityops.command_center.auth import Authenticator
 from cityops.command_center.command_gate import install_command_gate
+from cityops.command_center.error_answers import install_error_documentation
 from cityops.command_center.errors import install_error_handlers
 from cityops.command_center.live import LiveHub
 from cityops.command_center.observability import install_observability
@@ -123,4 +124,5 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     install_command_gate(app)  # 403 before a command's body is read
 
     install_observability(app, operations)  # /health, /metrics, the request middleware
+    install_error_documentation(app)  # the error answers of every operation, in /openapi.json
     return app
