@@ -70,7 +70,7 @@ class GeoReportError(BaseModel):
 JSON = "application/json"
 
 _ERROR_TEXT: dict[int, str] = {
-    400: "The request is malformed",
+    400: "The body cannot be read (not in its declared encoding)",
     401: "Not logged in: no valid bearer token (WWW-Authenticate says how)",
     403: "Your role may not do this (a department user: not outside its department)",
     404: "No such document, or not within your department's scope",
@@ -135,6 +135,8 @@ def error_statuses(method: str, path: str, operation: Mapping[str, Any]) -> dict
     if path.startswith("/ogc"):
         statuses.update({400: "ogc", 404: "ogc"})
         return statuses
+    if "requestBody" in operation:
+        statuses[400] = "app"
     if "{" in path:
         statuses[404] = "app"
     if (method, path) in _COMMANDS and path != "/photos":
