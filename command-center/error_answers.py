@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
 from cityops.command_center.command_gate import ROUTE_COMMANDS, ROUTE_ROLES
@@ -196,14 +195,13 @@ def document_error_answers(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def install_error_documentation(app: FastAPI) -> None:
-    """Publish the app's OpenAPI document with the error answers it gives."""
+    """Publish the app's OpenAPI document with the error answers it gives (after what
+    the app's other checks add to it: `If-Match`)."""
+    build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = document_error_answers(get_openapi(
-                title=app.title, version=app.version, openapi_version=app.openapi_version,
-                summary=app.summary, description=app.description, routes=app.routes,
-                tags=app.openapi_tags, servers=app.servers))
-        return app.openapi_schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        return document_error_answers(build())
 
     app.openapi = openapi  # type: ignore[method-assign]
