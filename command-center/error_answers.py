@@ -123,9 +123,9 @@ def error_statuses(method: str, path: str, operation: Mapping[str, Any]) -> dict
     """Which error answers an operation may give, and in which form (`app`, `ogc`,
     `open311`)."""
     if path.startswith("/open311/"):
-        statuses = {400: "open311", 404: "open311", 409: "open311"}
-        if method != "GET":
-            statuses[403] = "open311"
+        statuses = {400: "open311", 404: "open311"}
+        if method != "GET":  # an api_key refused; a retry's id reused for another request
+            statuses.update({403: "open311", 409: "open311"})
         return statuses
     logged_in = bool(operation.get("security"))
     statuses = {}
