@@ -87,7 +87,11 @@ EXTRA_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     ("GET", "/metrics"): {401: "text"},  # with CITYOPS_METRICS_TOKEN set
 }
 """Statuses some operations answer besides those of their kind, and in which form (a
-throttled login). Body limits (413) and a busy password hasher (503) belong here too."""
+throttled login). A busy password hasher (503 on login and password changes) belongs here."""
+
+BODY_ERRORS: tuple[int, ...] = (400,)
+"""What every operation that takes a body may answer because of it: 400, unreadable (not
+in its declared encoding). A limit on bodies adds its 413 here."""
 
 _COMMANDS = frozenset(ROUTE_COMMANDS) | frozenset(ROUTE_ROLES)
 
@@ -135,7 +139,7 @@ def error_statuses(method: str, path: str, operation: Mapping[str, Any]) -> dict
         statuses.update({400: "ogc", 404: "ogc"})
         return statuses
     if "requestBody" in operation:
-        statuses[400] = "app"
+        statuses.update(dict.fromkeys(BODY_ERRORS, "app"))
     if "{" in path:
         statuses[404] = "app"
     if (method, path) in _COMMANDS and path != "/photos":
