@@ -11,6 +11,7 @@ from cityops.bootstrap import CitySystem, StoredDeadLetterCount, build_operation
 from cityops.command_center.auth import Authenticator
 from cityops.command_center.body_limits import RequestBodyLimit
 from cityops.command_center.command_gate import install_command_gate
+from cityops.command_center.error_answers import install_error_documentation
 from cityops.command_center.errors import install_error_handlers
 from cityops.command_center.live import LiveHub
 from cityops.command_center.login_guard import PasswordHashing
@@ -135,4 +136,5 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.add_middleware(RequestBodyLimit)
 
     install_observability(app, operations)  # /health, /metrics, the request middleware
+    install_error_documentation(app)  # the error answers of every operation, in /openapi.json
     return app

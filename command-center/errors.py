@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from cityops.command_center.auth import NotAuthenticated
 from cityops.command_center.login_guard import LoginThrottled, PasswordChecksBusy
@@ -75,6 +77,27 @@ def error_response(error: DomainError) -> JSONResponse:
                         headers=_auth_headers(error))
 
 
+HTTP_ERROR_CODES: dict[int, str] = {
+    404: "not-found",
+    405: "method-not-allowed",
+    422: "invalid-request",
+}
+"""The `error` of a refusal raised as an `HTTPException` (a malformed `If-Match` or bbox, an
+unknown route), by its status."""
+
+
+def http_error_body(error: HTTPException) -> dict[str, Any]:
+    """The error body of an `HTTPException`: its `detail` with an `error` code, as every
+    other refusal (FastAPI's own body is `{"detail"}` alone)."""
+    code = HTTP_ERROR_CODES.get(error.status_code)
+    if code is None:
+        try:
+            code = HTTPStatus(error.status_code).phrase.lower().replace(" ", "-")
+        except ValueError:
+            code = "http-error"
+    return {"error": code, "detail": str(error.detail)}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Domain errors and validation errors become clear JSON bodies, never a stack trace."""
 
@@ -95,3 +118,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 {"error": "invalid-request", "detail": detail, "problems": problems}
             ),
         )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> Response:
+        if error.status_code in (204, 304):  # no body allowed
+            return Response(status_code=error.status_code, headers=error.headers)
+        return JSONResponse(status_code=error.status_code, content=http_error_body(error),
+                            headers=error.headers)

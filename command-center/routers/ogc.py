@@ -241,7 +241,8 @@ def item(collection_id: str, feature_id: str, request: Request, system: SystemDe
     return JSONResponse(feature_json(layer, found, now_of(system), links), media_type=GEOJSON)
 
 
-@router.get("/api", name="ogc_openapi")
+@router.get("/api", name="ogc_openapi", response_class=JSONResponse,
+            responses={200: {"content": {OPENAPI_30: {}}}})
 def api_definition(request: Request, system: SystemDep, f: Format = None) -> JSONResponse:
     """The OpenAPI 3.0 definition of this OGC API (the whole app's is at /openapi.json)."""
     _check_format(f)
