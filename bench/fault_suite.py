@@ -59,6 +59,7 @@ fetches them). With --postgres-url and --kafka-bootstrap it uses running service
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -355,6 +356,12 @@ class Ledger:
         return kafka / span, http / span
 
 
+def longest_gap(times: list[float], start: float, end: float) -> float:
+    """The longest stretch of [start, end] without one of `times` (an acknowledgement)."""
+    moments = [start, *sorted(t for t in times if start <= t <= end), end]
+    return max(b - a for a, b in itertools.pairwise(moments))
+
+
 class Load:
     """Kafka producer and HTTP clients at steady rates; `paused` holds both."""
 
@@ -534,7 +541,7 @@ class IdleWebSocket:
         self.connection = connect(url, open_timeout=15, max_size=None)
         self.connection.send(json.dumps({
             "type": "hello", "token": token, "resume": None,
-            "subscribe": {"layers": ["grid_cases", "hotline_tickets"], "bbox": None,
+            "subscribe": {"layers": ["grid-cases", "hotline-tickets"], "bbox": None,
                           "categories": None, "levels": None, "department": None}}))
 
     def drain(self) -> str:
@@ -605,6 +612,13 @@ class Plant:
         store = ingest_store(self.system)
         ResourceTracks(store).create_table()
         CounterTable(store)
+        from cityops.feeds.service import build_feed_service
+
+        # The feeds' subscription store and outbox tables too: `serve` and `feeds run` both
+        # create them, and on an empty database two processes starting at once can collide
+        # ("tuple concurrently updated"; the supervisor heals it with a restart, but a
+        # deployment runs a set-up step first, as here).
+        build_feed_service(self.system).close()
         from cityops.domain.actors import Actor, Role
         from cityops.domain.geometry import GeoPoint
 
@@ -868,15 +882,22 @@ class Plant:
         time.sleep(3.0)
         load_end = time.monotonic()
         kafka_rate, http_rate = self.ledger.rates(fault_start - warm, load_end)
+        with self.ledger.lock:
+            kafka_gap = longest_gap(self.ledger.kafka_acks, fault_start, load_end)
+            http_gap = longest_gap([t for t, _ in self.ledger.http_acks], fault_start,
+                                   load_end)
         self.load.pause()
         checks = self.check(fault)
+        # The longest time without an acknowledged input: how long the service, not the
+        # faulty process, was away (HTTP clients retry on the other API server).
+        checks.update(kafka_ack_gap_s=round(kafka_gap, 1), http_ack_gap_s=round(http_gap, 1))
         problems = [f"{k}: {v}" for k, v in checks.items() if k.startswith("problem")]
         ok = recovery is not None and not problems
         result = FaultResult(fault, round(kafka_rate, 1), round(http_rate, 1), recovery, ok,
                              "; ".join(problems) or "ok", len(self.ledger.acked), checks)
         if fault == "slow-consumer":
             result.checks["idle_ws_client"] = self.slow_ws_outcome
-        log(f"{fault}: {'PASS' if ok else 'FAIL'} ({result.detail})")
+        log(f"{fault}: {'PASS' if ok else 'FAIL'} ({result.detail}) {json.dumps(checks)}")
         self.results.append(result)
         return result
 
@@ -1017,11 +1038,14 @@ def load_average() -> tuple[float, float, float]:
 
 
 def report_table(results: list[FaultResult]) -> str:
-    lines = ["| fault | Kafka msgs/s acked | HTTP commands/s acked | recovery (s) | result |",
-             "|---|---:|---:|---:|---|"]
+    lines = ["| fault | Kafka msgs/s acked | HTTP commands/s acked | longest ack gap "
+             "Kafka / HTTP (s) | recovery (s) | result |",
+             "|---|---:|---:|---:|---:|---|"]
     for r in results:
         recovery = f"{r.recovery_s:.1f}" if r.recovery_s is not None else "not recovered"
-        lines.append(f"| {r.fault} | {r.kafka_rate:.1f} | {r.http_rate:.1f} | {recovery} | "
+        gaps = f"{r.checks.get('kafka_ack_gap_s', '-')} / {r.checks.get('http_ack_gap_s', '-')}"
+        lines.append(f"| {r.fault} | {r.kafka_rate:.1f} | {r.http_rate:.1f} | {gaps} | "
+                     f"{recovery} | "
                      f"{'pass' if r.ok else 'FAIL: ' + r.detail} |")
     return "\n".join(lines)
 
