@@ -548,9 +548,10 @@ class IdleWebSocket:
         """Read what queued up; how the server treated the client."""
         frames = 0
         resync = False
+        deadline = time.monotonic() + 5  # the load goes on: frames keep coming
         try:
-            while True:
-                frame = self.connection.recv(timeout=2)
+            while time.monotonic() < deadline:
+                frame = self.connection.recv(timeout=max(deadline - time.monotonic(), 0.01))
                 frames += 1
                 if '"resync"' in str(frame)[:200]:
                     resync = True
@@ -636,6 +637,9 @@ class Plant:
         self.ledger = Ledger()
         self.load: Load | None = None
         self.results: list[FaultResult] = []
+        self._caught_up_target: dict[str, int] | None = None
+        self._milestones: dict[str, float] = {}
+        self.slow_ws_outcome = ""
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ,
@@ -840,16 +844,23 @@ class Plant:
             kafka_after = [i for i, t in self.ledger.acked.items()
                            if t > since and not i.startswith("faults-http-")]
             servers = {s for t, s in self.ledger.http_acks if t > since}
-        if not kafka_after or not self.has_receipt(kafka_after[0]):
-            return False
-        if servers != set(self.servers):
+        now = round(time.monotonic() - since, 1)
+        if kafka_after and self.has_receipt(kafka_after[0]):
+            self._milestones.setdefault("ingest_s", now)
+        if servers == set(self.servers):
+            self._milestones.setdefault("api_s", now)
+        if len(self._milestones) < 2:
             return False
         if self._caught_up_target is None:
             self._caught_up_target = self.heads()
         positions = self.projection_positions()
         if any(positions.get(n, 0) < h for n, h in self._caught_up_target.items()):
             return False
-        return self.feed_lag_against(self._caught_up_target)
+        self._milestones.setdefault("projections_s", now)
+        if not self.feed_lag_against(self._caught_up_target):
+            return False
+        self._milestones.setdefault("feed_s", now)
+        return True
 
     def feed_lag_against(self, heads: dict[str, int]) -> bool:
         from cityops.feeds.kafka_feed import FeedTopics, read_published_positions
@@ -870,6 +881,7 @@ class Plant:
         self.injector(fault, tokens)()
         fault_end = time.monotonic()
         self._caught_up_target = None
+        self._milestones = {}
         recovery: float | None
         try:
             waited = wait_until(lambda: self.recovered(fault_end), "recovery",
@@ -890,7 +902,8 @@ class Plant:
         checks = self.check(fault)
         # The longest time without an acknowledged input: how long the service, not the
         # faulty process, was away (HTTP clients retry on the other API server).
-        checks.update(kafka_ack_gap_s=round(kafka_gap, 1), http_ack_gap_s=round(http_gap, 1))
+        checks.update(kafka_ack_gap_s=round(kafka_gap, 1), http_ack_gap_s=round(http_gap, 1),
+                      recovered=dict(self._milestones))
         problems = [f"{k}: {v}" for k, v in checks.items() if k.startswith("problem")]
         ok = recovery is not None and not problems
         result = FaultResult(fault, round(kafka_rate, 1), round(http_rate, 1), recovery, ok,
