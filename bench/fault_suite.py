@@ -334,6 +334,7 @@ class Ledger:
     http_failed_attempts: int = 0
     http_given_up: int = 0
     http_refused: list[str] = field(default_factory=list)
+    http_failure_kinds: Counter[str] = field(default_factory=Counter)
 
     def sent(self, input_id: str, kind: str) -> None:
         with self.lock:
@@ -526,6 +527,8 @@ class Load:
                 return
             with self.ledger.lock:
                 self.ledger.http_failed_attempts += 1
+                self.ledger.http_failure_kinds[
+                    str(answer.status_code) if answer is not None else "no answer"] += 1
             time.sleep(0.5)
         with self.ledger.lock:
             self.ledger.http_given_up += 1
@@ -667,7 +670,10 @@ class Plant:
             ("projections", [*cli, "projections", "run"],
              self.env(CITYOPS_RUN_PROJECTIONS="true")),
             ("feeds", [*cli, "feeds", "run"], self.env()),
-        ] + [(f"api-{n + 1}", [*cli, "serve", "--port", str(port)], self.env())
+        ] + [(f"api-{n + 1}", [*cli, "serve", "--port", str(port)],
+              # A small queue: the slow /ws client of the slow-consumer fault overflows it
+              # within the fault's window (the default, 1000, would take longer).
+              self.env(CITYOPS_WS_CLIENT_QUEUE="200"))
              for n, port in enumerate(self.api_ports)]
         for name, argv, env in specs:
             self.supervisor.add(Service(name, argv, env, logs / f"{name}.log"))
@@ -927,6 +933,8 @@ class Plant:
             acked = dict(self.ledger.acked)
             kind_of = dict(self.ledger.kind_of)
             checks["http_refused"] = list(self.ledger.http_refused)
+            checks["http_failed_attempts"] = dict(self.ledger.http_failure_kinds)
+            self.ledger.http_failure_kinds.clear()
         if checks["http_refused"]:
             checks["problem_refused"] = f"{len(checks['http_refused'])} commands refused"
         receipts = self.receipt_ids()
