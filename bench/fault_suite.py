@@ -59,6 +59,7 @@ fetches them). With --postgres-url and --kafka-bootstrap it uses running service
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -124,6 +125,10 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float,
         if time.monotonic() - started > timeout_s:
             raise TimeoutError(f"timed out after {timeout_s:g} s waiting for {what}")
         time.sleep(interval_s)
+
+
+def answers(server: str) -> bool:
+    return httpx.get(f"{server}/health", timeout=3).status_code == 200
 
 
 def tool_env() -> dict[str, str]:
@@ -679,8 +684,7 @@ class Plant:
             self.supervisor.add(Service(name, argv, env, logs / f"{name}.log"))
         self.supervisor.start()
         for server in self.servers:
-            wait_until(lambda s=server: httpx.get(f"{s}/health", timeout=3).status_code == 200,
-                       f"{server} to answer", 180, 0.5)
+            wait_until(functools.partial(answers, server), f"{server} to answer", 180, 0.5)
         log("all six processes are up")
 
     def login(self) -> dict[str, str]:
@@ -696,7 +700,7 @@ class Plant:
 
     def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url, connect_timeout=5) as connection:
-            return connection.execute(statement, params).fetchall()  # type: ignore[arg-type]
+            return connection.execute(statement, params).fetchall()
 
     def event_tables(self) -> list[str]:
         return [row[0] for row in self.query(
