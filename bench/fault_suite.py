@@ -140,6 +140,15 @@ def tool_env() -> dict[str, str]:
 # --- private services ---------------------------------------------------------------------
 
 
+def run_dev(script: str, env: dict[str, str], *args: str) -> str:
+    """dev/<script> <args> with `env`: its output, or an error with what it said."""
+    done = subprocess.run([str(REPO / "dev" / script), *args], env=env, capture_output=True,
+                          text=True, check=False, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"dev/{script} {' '.join(args)} failed: {done.stderr}")
+    return done.stdout.strip()
+
+
 class PrivatePostgres:
     """A PostgreSQL cluster of the suite's own (dev/postgres in a temporary directory)."""
 
@@ -150,11 +159,7 @@ class PrivatePostgres:
                     "CITYOPS_PG_PORT": str(self.port)}
 
     def dev(self, *args: str) -> str:
-        done = subprocess.run([str(REPO / "dev" / "postgres"), *args], env=self.env,
-                              capture_output=True, text=True, check=False, timeout=300)
-        if done.returncode != 0:
-            raise RuntimeError(f"dev/postgres {' '.join(args)} failed: {done.stderr}")
-        return done.stdout.strip()
+        return run_dev("postgres", self.env, *args)
 
     def start(self) -> str:
         self.dev("start")
@@ -199,11 +204,7 @@ class PrivateKafka:
                     "CITYOPS_KAFKA_HEAP": "384m"}
 
     def dev(self, *args: str) -> str:
-        done = subprocess.run([str(REPO / "dev" / "kafka"), *args], env=self.env,
-                              capture_output=True, text=True, check=False, timeout=600)
-        if done.returncode != 0:
-            raise RuntimeError(f"dev/kafka {' '.join(args)} failed: {done.stderr}")
-        return done.stdout.strip()
+        return run_dev("kafka", self.env, *args)
 
     def start(self) -> str:
         self.dev("start")
