@@ -677,8 +677,8 @@ class Plant:
              self.env(CITYOPS_RUN_PROJECTIONS="true")),
             ("feeds", [*cli, "feeds", "run"], self.env()),
         ] + [(f"api-{n + 1}", [*cli, "serve", "--port", str(port)],
-              # A small queue: the slow /ws client of the slow-consumer fault overflows it
-              # within the fault's window (the default, 1000, would take longer).
+              # A small queue, so that an idle /ws client reaches the resync path sooner
+              # (socket buffers absorb a good deal first: the suite reports what it saw).
               self.env(CITYOPS_WS_CLIENT_QUEUE="200"))
              for n, port in enumerate(self.api_ports)]
         for name, argv, env in specs:
