@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
+import psycopg.errors
+from eventsourcing import persistence as es_persistence
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -25,6 +30,8 @@ from cityops.domain.errors import (
     OpenTasksRemain,
     StaleVersion,
 )
+
+log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[DomainError], tuple[int, str]] = {
     StaleVersion: (409, "stale-version"),
@@ -98,8 +105,55 @@ def http_error_body(error: HTTPException) -> dict[str, Any]:
     return {"error": code, "detail": str(error.detail)}
 
 
+STORAGE_RETRY_AFTER_S = 5
+
+STORAGE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    es_persistence.OperationalError,
+    es_persistence.InterfaceError,
+    es_persistence.ConnectionUnavailableError,
+    psycopg.OperationalError,
+    psycopg.errors.InsufficientPrivilege,
+    psycopg.errors.DiskFull,
+)
+SQLITE_UNAVAILABLE = ("database is locked", "disk i/o error", "database or disk is full",
+                      "unable to open database file", "attempt to write a readonly database")
+"""SQLite's words for the same (its OperationalError also covers mistakes in SQL)."""
+"""What a store that cannot take a request right now raises (down, restarting, out of
+space, refusing writes): a 503 to retry, not a 500. A programming error stays a 500."""
+
+
+def storage_unavailable(error: BaseException) -> bool:
+    """Whether `error` (or what it wraps: the library re-raises the driver's errors) says
+    the store is unavailable rather than that the code is wrong."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, STORAGE_UNAVAILABLE):
+            return True
+        if isinstance(seen, sqlite3.OperationalError) and str(seen).lower().startswith(
+                SQLITE_UNAVAILABLE):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Domain errors and validation errors become clear JSON bodies, never a stack trace."""
+
+    @app.exception_handler(es_persistence.PersistenceError)
+    @app.exception_handler(psycopg.Error)
+    @app.exception_handler(sqlite3.Error)
+    async def storage_error(request: Request, error: Exception) -> JSONResponse:
+        if not storage_unavailable(error):
+            raise error  # a bug: the server's own 500, logged with its stack trace
+        log.warning("%s %s: the store is unavailable: %s", request.method, request.url.path,
+                    error)
+        return JSONResponse(
+            status_code=503,
+            content={"error": "storage-unavailable",
+                     "detail": "the event store or the read models cannot be reached or "
+                               "written just now; nothing was recorded by this request that "
+                               "a retry with the same Idempotency-Key would repeat"},
+            headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)})
 
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, error: DomainError) -> JSONResponse:
