@@ -95,9 +95,14 @@ def test_repeating_a_report_with_the_same_key_changes_nothing(api: Any) -> None:
     again = reported(api, key="app-1")
     assert again == first
     assert len(api.history(f"/grid-cases/{first['id']}")) == 1
+    lon, lat = REPORT["location"]["coordinates"]
+    inspector = api.system.city.map.locate(GeoPoint(lon=lon, lat=lat)).inspector_id
     reused = api.post("/grid-cases", {**REPORT, "category": "E0102"}, role="inspector",
-                      key="app-1", expect=409)
+                      user=inspector, key="app-1", expect=409)
     assert reused["error"] == "command-id-reused"
+    # The key is the user's own: another inspector's "app-1" is another command.
+    api.post("/grid-cases", {**REPORT, "category": "E0102"}, role="inspector", key="app-1",
+             expect=201)
 
 
 @pytest.mark.parametrize(("body", "expected"), [
