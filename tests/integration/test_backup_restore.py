@@ -268,11 +268,14 @@ def test_a_backup_taken_while_the_city_records_is_consistent(
 
 
 def rewrite_archive(source: Path, destination: Path,
-                    change: Callable[[str, bytes], bytes]) -> None:
+                    change: Callable[[str, bytes], bytes],
+                    keep: Callable[[str], bool] = lambda _: True) -> None:
     """A copy of an archive with some members' bytes changed (the manifest kept as is
-    unless `change` changes it)."""
+    unless `change` changes it), and only the members `keep` keeps."""
     with tarfile.open(source, "r:gz") as original, tarfile.open(destination, "w:gz") as copy:
         for member in original:
+            if not keep(member.name):
+                continue
             stream = original.extractfile(member)
             assert stream is not None
             body = change(member.name, stream.read())
@@ -487,9 +490,8 @@ def test_a_restored_follow_up_does_not_record_a_tickets_progress_twice(
 
 
 def as_version_1(name: str, body: bytes) -> bytes:
-    """An archive as CityOps wrote it before tracking records were archived."""
-    if name.startswith("tracking/"):
-        return b""
+    """An archive as CityOps wrote it before tracking records were archived (its tracking
+    parts left out)."""
     if name != "manifest.json":
         return body
     manifest = json.loads(body)
@@ -511,16 +513,8 @@ def test_an_archive_of_format_1_restores_with_empty_tracking_and_warns(
         system.close()
     archive = create_backup(source, tmp_path / "city.tar.gz", clock=clock).path
     old = tmp_path / "old.tar.gz"
-    with tarfile.open(archive, "r:gz") as original, tarfile.open(old, "w:gz") as copy:
-        for member in original:
-            if member.name.startswith("tracking/"):
-                continue
-            stream = original.extractfile(member)
-            assert stream is not None
-            body = as_version_1(member.name, stream.read())
-            info = tarfile.TarInfo(member.name)
-            info.size = len(body)
-            copy.addfile(info, io.BytesIO(body))
+    rewrite_archive(archive, old, as_version_1,
+                    keep=lambda name: not name.startswith("tracking/"))
     target = Settings(data_dir=tmp_path / "restored")
     result = CliRunner().invoke(cityops_cli, ["backup", "restore", str(old)],
                                 env=cli_env(target))
