@@ -6,7 +6,8 @@ The archive is a gzipped tar: `manifest.json` first (format version, creation ti
 injected clock, the source's back end, every event store's head and counts, every part's
 SHA-256, size and rows, and a digest of the source's read models), then the parts:
 `events/<store>.jsonl` (every event in notification order, its id kept), `chain/<store>.jsonl`
-(the hash-chain links), `tables/<table>.jsonl` (the durable tables, rows in a canonical
+(the hash-chain links), `tracking/<store>.jsonl` (a process recorder's tracking records, read
+in the same snapshot as its events), `tables/<table>.jsonl` (the durable tables, rows in a canonical
 order) and `photos/<sha256>` (each field photo's bytes). The parts are written the same way
 whatever the back end, so an archive of an embedded site restores into PostgreSQL.
 
@@ -49,17 +50,22 @@ from cityops.site import (
     BASE_STORE_FILE,
     DURABLE_STORES,
     DURABLE_TABLES,
+    SQLITE_TRACKING_TABLE,
     DurableTable,
     Place,
     SiteSnapshot,
     canonical_value,
     open_snapshot,
+    postgres_tracking_table,
 )
 
 log = logging.getLogger(__name__)
 
 FORMAT = "cityops-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: each event store's tracking records (`tracking/<store>.jsonl`). Version 1 archives are
+still read; they restore with empty tracking (the restore warns)."""
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 PHOTO_TABLE = "field_photos"
 PHOTO_DATA_COLUMN = "data"
@@ -83,6 +89,11 @@ def event_line(row: tuple[int, UUID, int, str, bytes]) -> bytes:
 def link_line(row: tuple[UUID, int, bytes]) -> bytes:
     oid, version, link = row
     return _line([str(oid), version, link.hex()])
+
+
+def tracking_line(row: tuple[str, int]) -> bytes:
+    name, notification_id = row
+    return _line([name, notification_id])
 
 
 def _line(value: Any) -> bytes:
@@ -218,6 +229,14 @@ def _write_parts(snapshot: SiteSnapshot, staging: Path,
             links.write(link_line(link))
         parts[f"chain/{store}.jsonl"] = links.close()
         stores[store] = {"head": head, "events": events.rows, "links": links.rows}
+        tracked = snapshot.tracking(store)
+        if tracked is not None:
+            # Read in the events' own snapshot: the positions of the events archived.
+            tracking = _Part(staging / "tracking" / f"{store}.jsonl")
+            for record in tracked:
+                tracking.write(tracking_line(record))
+            parts[f"tracking/{store}.jsonl"] = tracking.close()
+            stores[store]["tracking"] = tracking.rows
     tables: dict[str, dict[str, Any]] = {}
     photos = 0
     for table in DURABLE_TABLES:
@@ -334,9 +353,10 @@ def _read_manifest(archive: tarfile.TarFile, member: tarfile.TarInfo,
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError(f"{path} is not a CityOps backup (manifest format "
                           f"{manifest.get('format') if isinstance(manifest, dict) else None!r})")
-    if manifest.get("version") != FORMAT_VERSION:
+    if manifest.get("version") not in READABLE_VERSIONS:
         raise BackupError(f"{path} is a backup of format version {manifest.get('version')!r}; "
-                          f"this CityOps reads version {FORMAT_VERSION}")
+                          f"this CityOps reads versions "
+                          f"{', '.join(str(v) for v in READABLE_VERSIONS)}")
     for key in ("stores", "tables", "parts", "read_models"):
         if not isinstance(manifest.get(key), dict):
             raise BackupError(f"{path}: the manifest has no valid {key!r}")
@@ -350,6 +370,10 @@ def _read_manifest(archive: tarfile.TarFile, member: tarfile.TarInfo,
     for name in manifest["parts"]:
         if not _part_name_ok(name, manifest):
             raise BackupError(f"{path}: the manifest lists a part with a bad name {name!r}")
+    for store, figures in manifest["stores"].items():
+        if "tracking" in figures and f"tracking/{store}.jsonl" not in manifest["parts"]:
+            raise BackupError(f"{path}: the manifest lists tracking records of {store} "
+                              "without their part")
     return manifest
 
 
@@ -357,6 +381,9 @@ def _part_name_ok(name: str, manifest: dict[str, Any]) -> bool:
     folder, _, rest = name.partition("/")
     if folder in ("events", "chain"):
         return rest.removesuffix(".jsonl") in manifest["stores"] and rest.endswith(".jsonl")
+    if folder == "tracking":
+        store = manifest["stores"].get(rest.removesuffix(".jsonl"))
+        return isinstance(store, dict) and "tracking" in store and rest.endswith(".jsonl")
     if folder == "tables":
         return rest.removesuffix(".jsonl") in manifest["tables"] and rest.endswith(".jsonl")
     return folder == "photos" and SHA256_HEX.fullmatch(rest) is not None
@@ -444,6 +471,10 @@ def compare_site(snapshot: SiteSnapshot, archive: CheckedArchive, *,
         # have the archive's links.
         result.checked.append(f"event store {store}: {expected['events']} events, "
                               f"{expected['links']} links")
+        if "tracking" in expected:
+            _compare_tracking(snapshot, archive, store, result)
+    if int(manifest["version"]) < 2:
+        result.notes.append(OLD_ARCHIVE_TRACKING)
     by_name = {t.name: t for t in DURABLE_TABLES}
     for name, expected in manifest["tables"].items():
         table = by_name[name]
@@ -483,6 +514,46 @@ def compare_site(snapshot: SiteSnapshot, archive: CheckedArchive, *,
     return result
 
 
+OLD_ARCHIVE_TRACKING = (
+    "the archive is of format version 1, which holds no tracking records: the event stores' "
+    "tracking (the ticket follow-up's positions in the grid-case and incident logs) is "
+    "empty, so the follow-up follows those logs again from the start and can record a "
+    "ticket's linked-work progress a second time")
+
+
+def _tracked_positions(rows: Iterable[Any]) -> dict[str, int]:
+    """The position per followed application (the highest, whatever the rows kept)."""
+    found: dict[str, int] = {}
+    for name, notification_id in rows:
+        found[str(name)] = max(found.get(str(name), 0), int(notification_id))
+    return found
+
+
+def _compare_tracking(snapshot: SiteSnapshot, archive: CheckedArchive, store: str,
+                      result: Comparison) -> None:
+    """A store's tracking records equal to the archive's (or moved on after it)."""
+    expected = archive.manifest["stores"][store]["tracking"]
+    rows = snapshot.tracking(store)
+    if rows is None:
+        result.differences.append(f"event store {store}: its tracking table is missing")
+        return
+    kept = list(rows)
+    digest = hashlib.sha256(b"".join(tracking_line(r) for r in kept)).hexdigest()
+    if digest != archive.manifest["parts"][f"tracking/{store}.jsonl"]["sha256"]:
+        mine = _tracked_positions(kept)
+        archived = _tracked_positions(archive.lines(f"tracking/{store}.jsonl"))
+        behind = {name: (mine.get(name), position) for name, position in archived.items()
+                  if mine.get(name, 0) < position}
+        if behind:
+            result.differences.append(
+                f"event store {store}: tracking behind the archive's (site, archive) "
+                f"{behind}")
+        else:
+            result.notes.append(f"event store {store}: tracking moved on after the backup "
+                                f"({mine}, archived {archived})")
+    result.checked.append(f"event store {store}: {expected} tracking records")
+
+
 def _table_lines_with_photos(table: DurableTable, columns: list[str],
                              rows: Iterator[tuple[Any, ...]]) -> list[bytes]:
     """A table's lines as the archive has them (a photo's bytes checked against its sha256
@@ -513,6 +584,9 @@ class RestoreResult:
     photos: int
     comparison: Comparison
     moved_aside: Path | None = None
+    tracking: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """What the restore could not bring back (an old archive without tracking records)."""
 
 
 def site_contents(settings: Settings) -> list[str]:
@@ -583,13 +657,18 @@ def restore_backup(archive_path: Path, settings: Settings, *, force: bool = Fals
         if settings.database_url is None:
             moved = _move_into_place(work / "site", settings.data_dir, clock)
         manifest = archive.manifest
+        warnings = [] if int(manifest["version"]) >= 2 else [OLD_ARCHIVE_TRACKING]
+        for warning in warnings:
+            log.warning("restore of %s: %s", archive_path, warning)
         return RestoreResult(
             location=(f"data folder {settings.data_dir}" if settings.database_url is None
                       else f"PostgreSQL schema {settings.database_schema or 'public'}"),
             events={s: v["events"] for s, v in manifest["stores"].items()},
             tables={t: v["rows"] for t, v in manifest["tables"].items()},
             photos=int(manifest.get("photos", 0)), comparison=comparison,
-            moved_aside=moved)
+            moved_aside=moved, warnings=warnings,
+            tracking={s: v["tracking"] for s, v in manifest["stores"].items()
+                      if "tracking" in v})
     raise AssertionError("unreachable")
 
 
@@ -607,12 +686,15 @@ def _move_into_place(built: Path, data_dir: Path, clock: Callable[[], datetime])
 
 
 def _create_event_stores(archive: CheckedArchive, settings: Settings) -> None:
-    """Create every event store (with its chain table) through the recorders themselves."""
+    """Create every event store (with its chain table, and its tracking table when the
+    archive holds its tracking records) through the recorders themselves."""
     for store in DURABLE_STORES:
         factory = InfrastructureFactory.construct(
             Environment(store, settings.event_store_env(store)))
         try:
             factory.application_recorder()
+            if "tracking" in archive.manifest["stores"].get(store, {}):
+                factory.process_recorder()
         finally:
             factory.close()
 
@@ -646,6 +728,12 @@ def _event_params(archive: CheckedArchive, store: str) -> Iterator[tuple[int, UU
 def _link_params(archive: CheckedArchive, store: str) -> Iterator[tuple[UUID, int, bytes]]:
     for oid, version, link in archive.lines(f"chain/{store}.jsonl"):
         yield UUID(oid), int(version), bytes.fromhex(link)
+
+
+def _tracking_params(archive: CheckedArchive, store: str) -> list[tuple[str, int]]:
+    if "tracking" not in archive.manifest["stores"][store]:
+        return []
+    return [(str(name), int(nid)) for name, nid in archive.lines(f"tracking/{store}.jsonl")]
 
 
 def _table_params(archive: CheckedArchive, name: str) -> Iterator[list[Any]]:
@@ -689,6 +777,16 @@ def _restore_embedded(archive: CheckedArchive, target: Settings,
                 connection.executemany(
                     f"INSERT INTO {SQLITE_CHAIN_TABLE} VALUES (?, ?, ?)",
                     [(o.hex, v, link) for o, v, link in batch])
+            tracking = _tracking_params(archive, store)
+            if tracking:
+                # The archived records replace what creating the table wrote (the library's
+                # migration marker, archived too).
+                connection.executemany(
+                    f"DELETE FROM {SQLITE_TRACKING_TABLE} WHERE application_name = ?",
+                    sorted({(name,) for name, _ in tracking}))
+                connection.executemany(
+                    f"INSERT INTO {SQLITE_TRACKING_TABLE} (application_name, "
+                    "notification_id) VALUES (?, ?)", tracking)
     _create_tables(target)
     for place in Place:
         names = [n for n, t in archive.manifest["tables"].items() if t["place"] == place.value]
@@ -744,6 +842,15 @@ def _restore_postgres(archive: CheckedArchive, target: Settings,
                     cursor.executemany(SQL("INSERT INTO {}.{} (originator_id, "
                                            "originator_version, link) VALUES (%s, %s, %s)"
                                            ).format(schema, chain), batch)
+                tracking = _tracking_params(archive, store)
+                if tracking:
+                    table = Identifier(postgres_tracking_table(store))
+                    cursor.executemany(SQL("DELETE FROM {}.{} WHERE application_name = %s"
+                                           ).format(schema, table),
+                                       sorted({(name,) for name, _ in tracking}))
+                    cursor.executemany(SQL("INSERT INTO {}.{} (application_name, "
+                                           "notification_id) VALUES (%s, %s)").format(
+                                               schema, table), tracking)
                 # New events continue after the restored ones.
                 cursor.execute(SQL(
                     "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), "
@@ -763,12 +870,15 @@ def _restore_postgres(archive: CheckedArchive, target: Settings,
 
 def _rebuild_read_models(target: Settings, clock: Callable[[], datetime]) -> None:
     """Open the restored site (generation 1 of its read models, empty) and project every
-    event store into it."""
+    event store into it. Only the read models: the processes across streams (the ticket
+    follow-up) record new events, which is the running site's work, from the restored
+    tracking."""
     from cityops.bootstrap import build_system
 
     system = build_system(target.model_copy(update={"run_projections": False}), clock=clock)
     try:
-        system.catch_up()
+        for follower in system.followers:
+            follower.catch_up()
     finally:
         system.close()
 
@@ -778,6 +888,8 @@ def describe(result: RestoreResult) -> Iterator[str]:
     yield f"Restored onto {result.location}:"
     for store, count in result.events.items():
         yield f"  event store {store}: {count} events"
+        if store in result.tracking:
+            yield f"  event store {store}: {result.tracking[store]} tracking records"
     for table, count in result.tables.items():
         yield f"  table {table}: {count} rows"
     yield f"  photos: {result.photos}"

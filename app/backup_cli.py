@@ -62,6 +62,8 @@ def create_command(
     for store, figures in manifest["stores"].items():
         typer.echo(f"  event store {store}: {figures['events']} events (head "
                    f"{figures['head']})")
+        if "tracking" in figures:
+            typer.echo(f"  event store {store}: {figures['tracking']} tracking records")
     for table, figures in manifest["tables"].items():
         typer.echo(f"  table {table}: {figures['rows']} rows")
     typer.echo(f"  photos: {manifest['photos']}")
@@ -130,6 +132,8 @@ def restore_command(
         raise _fail(error) from None
     for line in describe(result):
         typer.echo(line)
+    for warning in result.warnings:
+        typer.secho(f"  WARNING: {warning}", fg="yellow")
     for note in result.comparison.notes:
         typer.echo(f"  note: {note}")
     if not result.comparison.equal:

@@ -35,8 +35,8 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresProcessRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -174,6 +174,16 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                  e.originator_version - 1, GENESIS,
                  record_digest(e.originator_id, e.originator_version, e.topic, e.state))
                 for e in stored_events])
+
+
+class ChainedSQLiteProcessRecorder(ChainedSQLiteRecorder, SQLiteProcessRecorder):
+    """The SQLite process recorder (events with a tracking record, the hotline's) that
+    writes each event's link with it."""
+
+
+class ChainedPostgresProcessRecorder(ChainedPostgresRecorder, PostgresProcessRecorder):
+    """The PostgreSQL process recorder (events with a tracking record, the hotline's) that
+    writes each event's link with it."""
 
 
 def _hex(originator_id: UUID | str) -> str:

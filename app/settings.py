@@ -285,6 +285,7 @@ class Settings(BaseSettings):
                 "SQLITE_LOCK_TIMEOUT": "30",
                 # Each event is stored with its link of the stream's hash chain.
                 "APPLICATION_RECORDER_TOPIC": "cityops.event_chain:ChainedSQLiteRecorder",
+                "PROCESS_RECORDER_TOPIC": "cityops.event_chain:ChainedSQLiteProcessRecorder",
             }
         parts = urlsplit(self.database_url)
         env = {
@@ -300,6 +301,7 @@ class Settings(BaseSettings):
             "POSTGRES_LOCK_TIMEOUT": "10",
             "CREATE_TABLE": "y",
             "APPLICATION_RECORDER_TOPIC": "cityops.event_chain:ChainedPostgresRecorder",
+            "PROCESS_RECORDER_TOPIC": "cityops.event_chain:ChainedPostgresProcessRecorder",
         }
         if self.database_schema:
             env["POSTGRES_SCHEMA"] = self.database_schema

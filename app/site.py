@@ -3,7 +3,9 @@
 A site's durable state is:
 
 - its event stores, one per application (`DURABLE_STORES`), each with its hash chain
-  (`cityops.event_chain`);
+  (`cityops.event_chain`) and, in a store whose application is a process recorder (the
+  hotline, where the ticket follow-up records its position in the grid-case and incident
+  logs), its tracking records (`STORE_TABLES`);
 - the tables beside them that no event can give back (`DURABLE_TABLES`): the field photos,
   the latest sensor readings, the resources' movement track, ingest's dead letters, the
   replay ledger and counters, the webhook outbox and its position.
@@ -124,9 +126,47 @@ DERIVED_TABLES: dict[str, str] = {
 }
 """Tables of the base store that a backup leaves out on purpose, and why."""
 
+STORE_TABLES: dict[str, str] = {
+    "events": "every event, in notification order",
+    "chain": "the hash-chain links of the events",
+    "tracking": "a process recorder's positions in the logs it follows (application name, "
+    "notification id), written with the events they caused",
+}
+"""What a backup copies of each event store. SQLite names the tables `stored_events`,
+`event_chain` and `tracking` in each store's file; PostgreSQL `<store>_events`,
+`<store>_event_chain` and `<store>_tracking`."""
+
+DERIVED_STORE_TABLES: dict[str, str] = {
+    "snapshots": "aggregate snapshots (none are configured; they would be taken again from "
+    "the events)",
+}
+"""Tables an event store may hold that a backup leaves out on purpose, and why."""
+
+SQLITE_TRACKING_TABLE = "tracking"
+
+
+def sqlite_store_tables() -> dict[str, str]:
+    """The tables of an embedded event store's file, each with the part or reason that
+    covers it."""
+    return {SQLITE_EVENTS_TABLE: "events", SQLITE_CHAIN_TABLE: "chain",
+            SQLITE_TRACKING_TABLE: "tracking", "snapshots": "snapshots"}
+
+
+def postgres_store_tables(store: str) -> dict[str, str]:
+    """The tables of a PostgreSQL event store, each with the part or reason that covers it."""
+    return {f"{store}_events": "events", postgres_chain_table(f"{store}_events"): "chain",
+            postgres_tracking_table(store): "tracking", f"{store}_snapshots": "snapshots"}
+
+
+def postgres_tracking_table(store: str) -> str:
+    """The tracking table of a PostgreSQL event store (the library's `<app>_tracking`)."""
+    return f"{store}_tracking"
+
 EventRow = tuple[int, UUID, int, str, bytes]
 """(notification id, originator id, version, topic, state) of one stored event."""
 LinkRow = tuple[UUID, int, bytes]
+TrackingRow = tuple[str, int]
+"""(application name, notification id) of one tracking record."""
 Rows = tuple[list[str], Iterator[tuple[Any, ...]]]
 
 
@@ -147,6 +187,10 @@ class SiteSnapshot(Protocol):
 
     def links(self, store: str) -> Iterator[LinkRow]:
         """A store's chain links, by stream and version."""
+
+    def tracking(self, store: str) -> Iterator[TrackingRow] | None:
+        """A store's tracking records, by application and position (None when the store
+        has no tracking table: its application is not a process recorder)."""
 
     def verdict(self, store: str) -> StoreVerdict:
         """The hash-chain verification of one store."""
@@ -192,7 +236,12 @@ class SqliteSnapshot:
         order: list[tuple[str, Path]] = [("feeds", data_dir / FEED_STORE_FILE)]
         if generation is not None:
             order.append(("readmodels", data_dir / f"readmodels-g{generation}.sqlite"))
-        order += [(f"store:{name}", data_dir / f"{name}.sqlite") for name in DURABLE_STORES]
+        # A store that tracks its position in others' logs is read before them: a tracked
+        # position is then never ahead of the archived head of the log it follows (a
+        # restored follower follows again rather than skips).
+        stores = sorted(DURABLE_STORES,
+                        key=lambda name: not _sqlite_tracks(data_dir / f"{name}.sqlite"))
+        order += [(f"store:{name}", data_dir / f"{name}.sqlite") for name in stores]
         order.append(("base", data_dir / BASE_STORE_FILE))
         try:
             for key, path in order:
@@ -252,6 +301,14 @@ class SqliteSnapshot:
             "ORDER BY originator_id, originator_version")
         for oid, version, link in cursor:
             yield UUID(oid), int(version), bytes(link)
+
+    def tracking(self, store: str) -> Iterator[TrackingRow] | None:
+        if not self._has_table(f"store:{store}", SQLITE_TRACKING_TABLE):
+            return None
+        cursor = self._connections[f"store:{store}"].execute(
+            f"SELECT application_name, notification_id FROM {SQLITE_TRACKING_TABLE} "
+            "ORDER BY application_name, notification_id")
+        return ((str(name), int(nid)) for name, nid in cursor)
 
     def verdict(self, store: str) -> StoreVerdict:
         return sqlite_verdict(store, self._connections[f"store:{store}"])
@@ -354,6 +411,15 @@ class PostgresSnapshot:
         for oid, version, link in self._stream(query):
             yield oid if isinstance(oid, UUID) else UUID(str(oid)), int(version), bytes(link)
 
+    def tracking(self, store: str) -> Iterator[TrackingRow] | None:
+        table = postgres_tracking_table(store)
+        if not self._exists(self.schema, table):
+            return None
+        query = SQL("SELECT application_name, notification_id FROM {}.{} "
+                    "ORDER BY application_name, notification_id").format(
+                        Identifier(self.schema), Identifier(table))
+        return ((str(name), int(nid)) for name, nid in self._stream(query))
+
     def verdict(self, store: str) -> StoreVerdict:
         return postgres_verdict(store, self._connection, self.schema, f"{store}_events")
 
@@ -388,6 +454,18 @@ class PostgresSnapshot:
         with suppress(psycopg.Error):
             self._connection.rollback()
         self._connection.close()
+
+
+def _sqlite_tracks(path: Path) -> bool:
+    """Whether an embedded event store's file has a tracking table."""
+    if not path.exists():
+        return False
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                  "name = ?", (SQLITE_TRACKING_TABLE,)).fetchone() is not None
+    finally:
+        connection.close()
 
 
 def canonical_value(value: Any) -> Any:

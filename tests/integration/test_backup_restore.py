@@ -146,7 +146,7 @@ def test_a_restored_site_holds_the_events_accounts_photos_and_equal_read_models(
     result = CliRunner().invoke(cityops_cli, ["backup", "create", str(archive)],
                                 env=cli_env(source_settings))
     assert result.exit_code == 0, result.output
-    assert "event store gridcases: 8 events" in result.output
+    assert "event store gridcases: 11 events" in result.output
 
     target_settings = make_site(target)
     restored = CliRunner().invoke(cityops_cli, ["backup", "restore", str(archive)],
@@ -180,7 +180,8 @@ def test_a_restored_site_holds_the_events_accounts_photos_and_equal_read_models(
                                            description="after the restore",
                                            location=where(system, 99), actor=INSPECTOR)
         system.catch_up()
-        assert system.grid_cases.case(case_id).version == 1
+        # Reported and marked outside the inspector's cells (insp-1 has no cells here).
+        assert system.grid_cases.case(case_id).version == 2
         assert system.read_models.page("rm_grid_cases", limit=50).total == case_count + 1
     finally:
         system.close()
@@ -238,10 +239,13 @@ def test_a_backup_taken_while_the_city_records_is_consistent(
     def keep_reporting() -> None:
         index = 0
         while not stop.is_set():
+            point = where(system, index % 500)
+            # The cell's own inspector: two events per round (a report outside one's cells
+            # records a third).
+            inspector = Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR)
             case_id = system.grid_cases.report(source="inspector", category="E0101",
                                                description="during the backup",
-                                               location=where(system, index % 500),
-                                               actor=INSPECTOR)
+                                               location=point, actor=inspector)
             system.grid_cases.register(case_id, actor=DISPATCHER)
             index += 1
             recorded.append(index)
@@ -264,11 +268,14 @@ def test_a_backup_taken_while_the_city_records_is_consistent(
 
 
 def rewrite_archive(source: Path, destination: Path,
-                    change: Callable[[str, bytes], bytes]) -> None:
+                    change: Callable[[str, bytes], bytes],
+                    keep: Callable[[str], bool] = lambda _: True) -> None:
     """A copy of an archive with some members' bytes changed (the manifest kept as is
-    unless `change` changes it)."""
+    unless `change` changes it), and only the members `keep` keeps."""
     with tarfile.open(source, "r:gz") as original, tarfile.open(destination, "w:gz") as copy:
         for member in original:
+            if not keep(member.name):
+                continue
             stream = original.extractfile(member)
             assert stream is not None
             body = change(member.name, stream.read())
@@ -293,7 +300,7 @@ def bump_version(name: str, body: bytes) -> bytes:
     if name != "manifest.json":
         return body
     manifest = json.loads(body)
-    manifest["version"] = 2
+    manifest["version"] = 3
     return json.dumps(manifest).encode()
 
 
@@ -324,7 +331,7 @@ BAD_ARCHIVES: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "not a backup": (lambda good, bad: bad.write_bytes(gzip.compress(b"x" * 1024)),
                      "corrupt or truncated"),
     "wrong version": (lambda good, bad: rewrite_archive(good, bad, bump_version),
-                      "format version 2; this CityOps reads version 1"),
+                      "format version 3; this CityOps reads versions 1, 2"),
     "edited photo": (lambda good, bad: rewrite_archive(good, bad, edit_a_photo),
                      "does not match its checksum"),
     "edited event": (lambda good, bad: rewrite_archive(good, bad, edit_an_event),
@@ -412,3 +419,139 @@ def test_the_demo_day_is_restored_with_equal_read_models(tmp_path: Path) -> None
     source_models, restored_models = read_models(source), read_models(target)
     assert restored_models == source_models
     assert restored_models["rm_grid_cases"]["rows"] > 50
+
+
+HOTLINE_OPERATOR = Actor("op-1", Role.HOTLINE_OPERATOR)
+ROADS = Actor("roads-1", Role.DEPARTMENT_USER, "roads")
+
+
+def ticket_with_handled_case(system: CitySystem) -> Any:
+    """A call that became a grid case the department reports handled: the ticket stays
+    open, and the follow-up records the progress on it (tracked in the hotline store)."""
+    ticket_id = system.hotline.receive(
+        channel="phone", ticket_type="complaint", topic="street-lighting",
+        description="The street lamp is out", caller_phone="13800138000",
+        location=where(system, 60), actor=HOTLINE_OPERATOR)
+    case_id = system.operations.ticket_to_case(ticket_id, actor=HOTLINE_OPERATOR)
+    system.grid_cases.register(case_id, actor=DISPATCHER)
+    system.grid_cases.dispatch(case_id, department="roads", actor=DISPATCHER)
+    system.grid_cases.handle(case_id, result="lamp replaced", actor=ROADS)
+    system.catch_up()
+    return ticket_id
+
+
+def ticket_event_names(system: CitySystem, ticket_id: Any) -> list[str]:
+    return [type(e).__name__ for e in system.hotline.events.get(ticket_id)]
+
+
+@pytest.mark.parametrize(("source", "target"), [
+    ("sqlite", "sqlite"),
+    pytest.param("postgres", "postgres", marks=pytest.mark.postgres),
+    pytest.param("sqlite", "postgres", marks=pytest.mark.postgres),
+    pytest.param("postgres", "sqlite", marks=pytest.mark.postgres),
+])
+def test_a_restored_follow_up_does_not_record_a_tickets_progress_twice(
+        make_site: SiteMaker, tmp_path: Path, source: str, target: str) -> None:
+    source_settings = make_site(source)
+    system = build_system(source_settings)
+    try:
+        ticket_id = ticket_with_handled_case(system)
+        before = ticket_event_names(system, ticket_id)
+        assert before.count("LinkedWorkProgressed") == 1
+        positions = {name: system.ticket_follow_up.position(name)
+                     for name in system.ticket_follow_up.upstreams}
+        assert positions["gridcases"] > 0
+    finally:
+        system.close()
+    archive = create_backup(source_settings, tmp_path / "city.tar.gz", clock=clock)
+
+    target_settings = make_site(target)
+    restored = restore_backup(archive.path, target_settings, clock=clock)
+    system = build_system(target_settings)
+    try:
+        system.ticket_follow_up.catch_up()
+        system.catch_up()
+        # The follow-up resumes where the source's was: nothing is recorded twice.
+        assert ticket_event_names(system, ticket_id) == before
+        assert {name: system.ticket_follow_up.position(name)
+                for name in system.ticket_follow_up.upstreams} == positions
+    finally:
+        system.close()
+    assert restored.comparison.equal, restored.comparison.differences
+    assert restored.warnings == []
+    assert archive.manifest["version"] == 2
+    assert "tracking/hotline.jsonl" in archive.manifest["parts"]
+    assert archive.manifest["stores"]["hotline"]["tracking"] >= sum(
+        1 for p in positions.values() if p)
+    verified = CliRunner().invoke(cityops_cli, ["backup", "verify", str(archive.path)],
+                                  env=cli_env(target_settings))
+    assert verified.exit_code == 0, verified.output
+    assert "tracking" in verified.output
+
+
+def as_version_1(name: str, body: bytes) -> bytes:
+    """An archive as CityOps wrote it before tracking records were archived (its tracking
+    parts left out)."""
+    if name != "manifest.json":
+        return body
+    manifest = json.loads(body)
+    manifest["version"] = 1
+    manifest["parts"] = {k: v for k, v in manifest["parts"].items()
+                         if not k.startswith("tracking/")}
+    for figures in manifest["stores"].values():
+        figures.pop("tracking", None)
+    return json.dumps(manifest).encode()
+
+
+def test_an_archive_of_format_1_restores_with_empty_tracking_and_warns(
+        tmp_path: Path) -> None:
+    source = Settings(data_dir=tmp_path / "source")
+    system = build_system(source)
+    try:
+        ticket_with_handled_case(system)
+    finally:
+        system.close()
+    archive = create_backup(source, tmp_path / "city.tar.gz", clock=clock).path
+    old = tmp_path / "old.tar.gz"
+    rewrite_archive(archive, old, as_version_1,
+                    keep=lambda name: not name.startswith("tracking/"))
+    target = Settings(data_dir=tmp_path / "restored")
+    result = CliRunner().invoke(cityops_cli, ["backup", "restore", str(old)],
+                                env=cli_env(target))
+    assert result.exit_code == 0, result.output
+    assert "WARNING" in result.output and "format version 1" in result.output
+    assert "tracking" in result.output
+    system = build_system(target)
+    try:
+        assert system.ticket_follow_up.position("gridcases") == 0
+    finally:
+        system.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite",
+                                     pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_verify_finds_tracking_behind_the_archive(
+        make_site: SiteMaker, tmp_path: Path, backend: str) -> None:
+    settings = make_site(backend)
+    system = build_system(settings)
+    try:
+        ticket_with_handled_case(system)
+    finally:
+        system.close()
+    archive = create_backup(settings, tmp_path / "city.tar.gz", clock=clock).path
+    if backend == "sqlite":
+        import sqlite3
+
+        connection = sqlite3.connect(settings.data_dir / "hotline.sqlite")
+        connection.execute("DELETE FROM tracking WHERE application_name = 'gridcases'")
+        connection.commit()
+        connection.close()
+    else:
+        assert settings.database_url is not None
+        with psycopg.connect(settings.database_url) as connection:
+            connection.execute("DELETE FROM hotline_tracking "
+                               "WHERE application_name = 'gridcases'")
+    changed = CliRunner().invoke(cityops_cli, ["backup", "verify", str(archive)],
+                                 env=cli_env(settings))
+    assert changed.exit_code == 1, changed.output
+    assert "DIFFERS: event store hotline: tracking behind" in changed.output

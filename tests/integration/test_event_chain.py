@@ -26,7 +26,6 @@ from cityops.event_chain import Breach, StoreVerdict
 from cityops.settings import Settings
 from cityops.site import open_snapshot
 
-INSPECTOR = Actor("insp-1", Role.INSPECTOR)
 DISPATCHER = Actor("disp-1", Role.DISPATCHER)
 
 
@@ -88,10 +87,12 @@ def system(site: Site) -> Iterator[CitySystem]:
 def a_case(system: CitySystem) -> UUID:
     """A grid case of three events: reported, registered, dispatched."""
     centre = system.city.map.cells.geometry.iloc[42].representative_point()
+    point = GeoPoint(lon=centre.x, lat=centre.y)
+    # The cell's own inspector (a report outside one's cells records one more event).
+    inspector = Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR)
     case_id = system.grid_cases.report(source="inspector", category="E0101",
-                                       description="garbage heap",
-                                       location=GeoPoint(lon=centre.x, lat=centre.y),
-                                       actor=INSPECTOR)
+                                       description="garbage heap", location=point,
+                                       actor=inspector)
     system.grid_cases.register(case_id, actor=DISPATCHER)
     system.grid_cases.dispatch(case_id, actor=DISPATCHER)
     return case_id
@@ -204,10 +205,10 @@ def test_a_refused_save_leaves_no_link(site: Site, system: CitySystem) -> None:
 def test_events_of_one_aggregate_saved_together_chain_in_order(site: Site,
                                                                system: CitySystem) -> None:
     centre = system.city.map.cells.geometry.iloc[7].representative_point()
-    case_id = system.grid_cases.report(source="inspector", category="E0101",
-                                       description="garbage heap",
-                                       location=GeoPoint(lon=centre.x, lat=centre.y),
-                                       actor=INSPECTOR)
+    point = GeoPoint(lon=centre.x, lat=centre.y)
+    case_id = system.grid_cases.report(
+        source="inspector", category="E0101", description="garbage heap", location=point,
+        actor=Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR))
     first = system.grid_cases.recorder.select_events(case_id)[0]
     # Two more events of the same aggregate in one save (one transaction).
     extra = [StoredEvent(originator_id=case_id, originator_version=v, topic=first.topic,
@@ -243,3 +244,28 @@ def test_history_recorded_before_the_chain_is_chained_once_at_upgrade(site: Site
     broken = only_broken(site)
     assert (broken.version, broken.breach) == (4, Breach.INSERTED)
 
+
+
+def test_the_hotline_process_recorder_chains_its_events_with_the_follow_ups(
+        site: Site, system: CitySystem) -> None:
+    """The hotline store is a process recorder (the ticket follow-up's tracked saves): its
+    events, those the follow-up records included, are chained like every store's."""
+    centre = system.city.map.cells.geometry.iloc[60].representative_point()
+    point = GeoPoint(lon=centre.x, lat=centre.y)
+    operator = Actor("op-1", Role.HOTLINE_OPERATOR)
+    ticket_id = system.hotline.receive(
+        channel="phone", ticket_type="complaint", topic="street-lighting",
+        description="The street lamp is out", caller_phone="13800138000", location=point,
+        actor=operator)
+    case_id = system.operations.ticket_to_case(ticket_id, actor=operator)
+    system.grid_cases.register(case_id, actor=DISPATCHER)
+    system.grid_cases.dispatch(case_id, department="roads", actor=DISPATCHER)
+    system.grid_cases.handle(case_id, result="lamp replaced",
+                             actor=Actor("roads-1", Role.DEPARTMENT_USER, "roads"))
+    system.catch_up()
+    names = [type(e).__name__ for e in system.hotline.events.get(ticket_id)]
+    assert "LinkedWorkProgressed" in names
+    hotline = verdicts(site)["hotline"]
+    stored = site.sql("hotline", "SELECT count(*) FROM {events}")[0][0]
+    assert hotline.intact and hotline.events == stored >= len(names)
+    assert site.sql("hotline", "SELECT count(*) FROM {chain}")[0][0] == stored
