@@ -176,15 +176,26 @@ class PasswordHashing:
     def __init__(self, workers: int, queue: int) -> None:
         if workers < 1 or queue < 0:
             raise ValueError("password hashing needs at least one worker and a queue >= 0")
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="cityops-password")
+        self._workers = workers
+        self._executor: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(workers + queue)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """The threads, started on first use: an app whose lifespan ended (and closed them)
+        may be started again (the test client, a server's reload)."""
+        with self._pool_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self._workers,
+                                                    thread_name_prefix="cityops-password")
+            return self._executor
 
     async def run(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `work` (which hashes) in the pool and wait for it without holding a thread."""
         if not self._slots.acquire(blocking=False):
             raise PasswordChecksBusy()
         try:
-            future = self._executor.submit(work, *args, **kwargs)
+            future = self._pool().submit(work, *args, **kwargs)
         except BaseException:
             self._slots.release()
             raise
@@ -193,4 +204,7 @@ class PasswordHashing:
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._pool_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)

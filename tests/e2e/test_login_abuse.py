@@ -197,3 +197,22 @@ def test_the_password_pool_refuses_beyond_its_workers_and_queue() -> None:
         pool.close()
 
     asyncio.run(scenario())
+
+
+def test_an_app_started_again_after_its_lifespan_ended_still_checks_passwords(
+        system: Any) -> None:
+    """The password pool closes with the app's lifespan; a second start (the test client
+    again, a server's reload) must not answer 500 "cannot schedule new futures"."""
+    from fastapi.testclient import TestClient
+
+    from cityops.command_center.app import create_app
+    from cityops.domain.actors import Actor, Role
+
+    system.accounts.add_user("twice", role=Role.DISPATCHER, password="twice-password-1",
+                             actor=Actor("admin", Role.ADMIN))
+    app = create_app(system, manage_lifecycle=False)
+    for _ in range(2):
+        with TestClient(app) as client:
+            answer = client.post("/auth/login", json={"username": "twice",
+                                                      "password": "twice-password-1"})
+            assert answer.status_code == 200, answer.text
