@@ -102,8 +102,12 @@ export class DetailPane {
     this.element.dataset.layer = this.layer || "";
     this.element.dataset.id = this.id || "";
     if (!doc) {
-      this.element.append(el("p", { class: "hint", testid: "detail-gone" },
+      // An action can take the item out of the user's view (a department returning a case):
+      // its outcome stays shown, so the user still learns that it was done.
+      this.outcome = el("p", { class: "outcome", testid: "action-status", "aria-live": "assertive" });
+      this.element.append(this.outcome, el("p", { class: "hint", testid: "detail-gone" },
         `This ${LAYER_TITLES[this.layer] || "item"} is no longer in your view.`));
+      if (this.lastOutcome !== null) showOutcome(this.outcome, this.lastOutcome);
       return;
     }
     this.element.dataset.version = String(doc.version ?? "");
@@ -222,6 +226,7 @@ export class DetailPane {
   async run(action, values, button) {
     const version = this.openForm === action.name ? this.openedVersion : this.doc.version;
     if (button) button.disabled = true;
+    this.lastOutcome = null;  // a re-render meanwhile must not show the previous action's
     showOutcome(this.outcome, null);
     try {
       const result = await action.run(values, version);
