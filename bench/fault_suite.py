@@ -222,6 +222,20 @@ class PrivateKafka:
             self.dev("stop")
 
 
+def http_command_id(user: str, role: str, key: str) -> str:
+    """The command id an API server gives an HTTP command sent by `user` with `key`."""
+    from cityops.domain.actors import Actor, Role
+    from cityops.domain.application import actor_scoped_command_id
+
+    return actor_scoped_command_id(Actor(user, Role(role)), key)
+
+
+def is_http_input(input_id: str) -> bool:
+    from cityops.domain.application import ACTOR_SCOPE
+
+    return input_id.startswith(ACTOR_SCOPE)
+
+
 def default_kafka_libs() -> Path | None:
     for candidate in (REPO / ".local" / "kafka" / "libs",
                       Path(os.environ.get("CITYOPS_KAFKA_LIBS", "/nonexistent"))):
@@ -512,7 +526,10 @@ class Load:
             body = {"channel": "phone", "ticket_type": "complaint",
                     "topic": HOTLINE_TOPICS[number % len(HOTLINE_TOPICS)],
                     "description": f"fault suite HTTP call {number}", "location": location}
-        self.ledger.sent(key, kind)
+        # The server scopes a key to the user who sends it: its receipt is under that id.
+        input_id = http_command_id(user, "inspector" if kind == "report" else "hotline-operator",
+                                   key)
+        self.ledger.sent(input_id, kind)
         headers = {"Authorization": f"Bearer {self.tokens[user]}", "Idempotency-Key": key}
         deadline = time.monotonic() + 120
         attempt = 0
@@ -524,7 +541,7 @@ class Load:
             except httpx.HTTPError:
                 answer = None
             if answer is not None and 200 <= answer.status_code < 300:
-                self.ledger.ack(key, server=server)
+                self.ledger.ack(input_id, server=server)
                 return
             if answer is not None and 400 <= answer.status_code < 500 \
                     and answer.status_code not in (408, 409, 429):
@@ -853,7 +870,7 @@ class Plant:
         then."""
         with self.ledger.lock:
             kafka_after = [i for i, t in self.ledger.acked.items()
-                           if t > since and not i.startswith("faults-http-")]
+                           if t > since and not is_http_input(i)]
             servers = {s for t, s in self.ledger.http_acks if t > since}
         now = round(time.monotonic() - since, 1)
         if kafka_after and self.has_receipt(kafka_after[0]):
