@@ -27,6 +27,7 @@ REAL_TIME_ON_PURPOSE = {
     # The clock's defaults: components built outside the composition root (tests, the CLI,
     # a sending system) get real time; build_system hands every one the system's clock.
     "app/bootstrap.py": "build_system's default clock (production: real time)",
+    "app/backup_cli.py": "an archive is stamped with the real time the operator made it",
     "domain/application.py": "re-exports the clock as the applications' default",
     "domain/accounts.py": "identity is administered in real time, also in a drill",
     "domain/gridcases.py": "default of the application's clock parameter",

@@ -249,18 +249,24 @@ def cityops_services() -> dict[str, dict[str, Any]]:
             if "build" in service or str(service.get("image", "")).startswith("cityops")}
 
 
+def _is_group(command: Any) -> bool:
+    """A command with sub-commands (newer typer versions have groups of their own that are
+    not click's `Group` class)."""
+    return hasattr(command, "list_commands") and hasattr(command, "get_command")
+
+
 def resolve_command(words: list[str]) -> tuple[click.Command, list[str]]:
     """The `cityops` command that `words` name, and the words left for it (its options
     and arguments); fails if a command of the path does not exist."""
     command: click.Command = typer.main.get_command(cityops_app)
     path = list(words)
     context = click.Context(command)
-    while isinstance(command, click.Group) and path and not path[0].startswith("-"):
+    while _is_group(command) and path and not path[0].startswith("-"):
         found = command.get_command(context, path[0])
         assert found is not None, f"`cityops {' '.join(words)}`: no command {path[0]!r}"
         command, path = found, path[1:]
         context = click.Context(command, parent=context)
-    assert not isinstance(command, click.Group), f"`cityops {' '.join(words)}` is a group"
+    assert not _is_group(command), f"`cityops {' '.join(words)}` is a group"
     return command, path
 
 
