@@ -28,6 +28,7 @@ from cityops.domain.incidents import Incidents
 from cityops.domain.resources import Resources
 from cityops.domain.sharing import SharingPolicy
 from cityops.domain.ticketfollowup import TicketFollowUp
+from cityops.domain.warnings.application import SenderIdentity, Warnings
 from cityops.feeds.sharing import load_sharing_policy
 from cityops.health import FeedPositions, FeedWatch, HealthLimits, ProcessHealth, ProjectionWatch
 from cityops.metrics import MetricsServer, ProcessMetrics, ProjectionCollector
@@ -53,6 +54,7 @@ from cityops.projections.supervision_clock import SupervisionClock
 from cityops.projections.tables import SummaryTable
 from cityops.projections.views import ReadModels, grid_case_table
 from cityops.projections.wakeup import FollowerWakeup, event_channels
+from cityops.projections.warnings import warning_table
 from cityops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,8 @@ class CitySystem:
     hazards: HazardSources
     hotline: HotlineTickets
     resources: Resources
+    warnings: Warnings
+    """The warning desk: public and inter-agency warnings (docs/warnings.md)."""
     spatial: SpatialQueries
     """Bbox, polygon, radius and nearest questions over the read models and the city."""
     generations: ReadModelGenerations
@@ -113,7 +117,8 @@ class CitySystem:
 
     @property
     def applications(self) -> list[Application[Any]]:
-        return [self.grid_cases, self.incidents, self.hazards, self.hotline, self.resources]
+        return [self.grid_cases, self.incidents, self.hazards, self.hotline, self.resources,
+                self.warnings]
 
     def start_projections(self) -> None:
         """Follow the event stores in a background thread (embedded run and projection
@@ -179,6 +184,13 @@ def load_city(settings: Settings, catalogue: Catalogue, hazard_catalogue: Hazard
     return load_demo_city()
 
 
+def warning_geography(city: Any) -> Any:
+    """The city's map as the warning desk asks it (in the city? which areas?)."""
+    from cityops.maps.warning_areas import WarningAreaLocator
+
+    return WarningAreaLocator(city.map)
+
+
 def build_system(settings: Settings, *, clock: Clock = system_clock,
                  city: Any | None = None) -> CitySystem:
     """Build a CityOps system from settings (embedded SQLite or PostgreSQL)."""
@@ -202,6 +214,7 @@ def read_model_tables(catalogue: Catalogue) -> dict[str, list[ProjectedTable]]:
         "hazards": [hazard_source_table()],
         "hotline": [ticket_table(), ticket_return_table()],
         "resources": [resource_table()],
+        "warnings": [warning_table()],
     }
 
 
@@ -249,11 +262,19 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         duplicate_policy=duplicate_policy, clock=clock,
     )
     resources = Resources(env(Resources.name), catalogue=catalogue, clock=clock)
+    warnings = Warnings(
+        env(Warnings.name), catalogue=catalogue, geography=warning_geography(city),
+        incident_of=incidents.incident, hazard_source_of=hazards.source,
+        sender=SenderIdentity(sender=settings.warning_sender,
+                              name=settings.warning_sender_name,
+                              identifier_prefix=settings.warning_identifier_prefix),
+        clock=clock,
+    )
     # Identity is administered in real time, also in a drill or a demo day on its own clock.
     accounts = Accounts(env(Accounts.name), catalogue=catalogue)
     accounts.seed_departments()
     # The read models' active generation opens here (generation 1 on the first start).
-    generations.start([grid_cases, incidents, hazards, hotline, resources])
+    generations.start([grid_cases, incidents, hazards, hotline, resources, warnings])
     spatial = spatial_queries_for(store, summary_tables, city)
     if storage.dialect == "postgres":
         # The city's layers are published into each generation's schema: a generation that
@@ -275,6 +296,7 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         hazards=hazards,
         hotline=hotline,
         resources=resources,
+        warnings=warnings,
         generations=generations,
         statistics=CityStatistics(store),
         photos=PhotoStore(generations.registry.store, clock=clock),

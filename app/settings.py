@@ -93,6 +93,21 @@ class Settings(BaseSettings):
         description="Logins that may wait for a password thread; more are answered 503 "
         "with Retry-After at once.",
     )
+    warning_sender: str = Field(
+        default="command-centre@cityops.invalid", min_length=3, max_length=200,
+        pattern=r"^[^\s,<&]+$",
+        description="CAP `sender` of the centre's warnings: globally unique, e.g. an address "
+        "under the city's Internet domain (no spaces, commas, '<' or '&').",
+    )
+    warning_sender_name: str = Field(
+        default="City Emergency Command Centre", min_length=1, max_length=200,
+        description="CAP `senderName`: the centre as people read it.",
+    )
+    warning_identifier_prefix: str = Field(
+        default="cityops-warning", min_length=1, max_length=100, pattern=r"^[^\s,<&]+$",
+        description="Prefix of the CAP identifiers of the warnings' messages "
+        "(`<prefix>.<warning id>.<sequence>`).",
+    )
     duplicate_radius_m: float = Field(default=50.0, gt=0, le=5000)
     duplicate_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     projection_poll_interval_s: float = Field(default=0.2, gt=0, le=60)

@@ -38,6 +38,7 @@ from cityops.command_center.routers import (
     spatial,
     statistics,
     subscriptions,
+    warnings,
     ws,
 )
 from cityops.command_center.server_time import router as server_time_router
@@ -121,7 +122,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     # bulk first: /grid-cases/bulk/register would otherwise match /grid-cases/{case_id}/...
     for module in (bulk, auth, catalogue, grid_cases, incidents, plans, resources,
                    hazard_sources, hotline_tickets, spatial, ogc, exports, statistics,
-                   subscriptions):
+                   subscriptions, warnings):
         app.include_router(module.router)
     app.include_router(pages.router)
     app.include_router(photos.router)

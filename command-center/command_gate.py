@@ -122,6 +122,14 @@ ROUTE_COMMANDS: dict[tuple[str, str], str] = {
     ("POST", "/hotline-tickets/{ticket_id}/escalate-to-incident"):
         "ticket.escalate-to-incident",
     ("POST", "/hotline-tickets/{ticket_id}/close"): "ticket.close",
+    # warnings
+    ("POST", "/warnings"): "warning.draft",
+    ("POST", "/warnings/{warning_id}/revise"): "warning.revise",
+    ("POST", "/warnings/{warning_id}/approve"): "warning.approve",
+    ("POST", "/warnings/{warning_id}/issue"): "warning.issue",
+    ("POST", "/warnings/{warning_id}/update"): "warning.update",
+    ("POST", "/warnings/{warning_id}/cancel"): "warning.cancel",
+    ("POST", "/warnings/{warning_id}/discard"): "warning.discard",
 }
 """Which command each command route issues (`{name}`: the value of that path parameter)."""
 

@@ -46,6 +46,12 @@ def incident_in_scope(doc: dict[str, Any], actor: Actor) -> bool:
             or any(t.get("department") == department for t in doc.get("tasks") or []))
 
 
+def warning_in_scope(doc: dict[str, Any], actor: Actor) -> bool:
+    """A department sees a warning once it has been issued (a draft or an approval not yet
+    sent out stays in the centre: an alarm nobody approved must not travel)."""
+    return scope_of(actor) is None or bool(doc.get("notices"))
+
+
 def in_scope(kind: str, doc: dict[str, Any], actor: Actor) -> bool:
     """Whether `actor` may see a document of `kind` (an aggregate's KIND)."""
     department = scope_of(actor)
@@ -53,6 +59,8 @@ def in_scope(kind: str, doc: dict[str, Any], actor: Actor) -> bool:
         return True
     if kind == "incident":
         return incident_in_scope(doc, actor)
+    if kind == "warning":
+        return warning_in_scope(doc, actor)
     field = SCOPED_KINDS.get(kind)
     return field is None or doc.get(field) == department
 

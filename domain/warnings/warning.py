@@ -64,7 +64,7 @@ class SecondPersonRequired(NotPermitted):
     """The two-person rule: who wrote a public warning's content may not approve it."""
 
 
-class Warning(CityAggregate):  # noqa: A001 - the domain's word; builtins.Warning is not used here
+class Warning(CityAggregate):
     """A warning of the command centre and every message it sent out."""
 
     KIND = "warning"

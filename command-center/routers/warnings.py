@@ -1,0 +1,402 @@
+"""Warnings: draft (from an incident, a hazard alarm or from scratch), revise, approve (a second
+person for a public warning), issue, update, cancel or discard; list and get from the read
+model, each message sent out, and the history. Each command route builds the warning desk's
+command value and hands it to `Warnings.handle`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from cityops.command_center.areas import AreaIn
+from cityops.command_center.dependencies import (
+    BBoxDep,
+    CommandId,
+    CurrentActor,
+    PagingDep,
+    SystemDep,
+    page_body,
+)
+from cityops.command_center.history import event_history
+from cityops.command_center.schemas import Command, PointIn
+from cityops.command_center.scopes import scope_guard, scope_of
+from cityops.domain.actors import Actor
+from cityops.domain.warnings.commands import (
+    ApproveWarning,
+    CancelWarning,
+    DiscardWarningDraft,
+    DraftWarning,
+    DraftWarningUpdate,
+    DrawnArea,
+    IssueWarning,
+    ReviseWarningDraft,
+    WarningCommand,
+)
+from cityops.domain.warnings.content import (
+    LANGUAGES,
+    AlertStatus,
+    Certainty,
+    OriginKind,
+    Scope,
+    Urgency,
+    WarningCircle,
+    WarningText,
+    polygons_of,
+)
+from cityops.domain.warnings.warning import IN_FORCE, WarningStatus
+from cityops.projections.tables import utc_text
+from cityops.projections.warnings import WARNING_TABLE
+
+router = APIRouter(
+    prefix="/warnings", tags=["warnings"],
+    dependencies=[scope_guard("warning_id", "warning",
+                              lambda system, w: system.warnings.warning(w).summary())],
+)
+
+CENTRE_ONLY_FIELDS = ("draft", "authors", "approved_by", "approved_at")
+"""What a department user never sees of a warning: the content under preparation (not
+approved, not sent), who wrote it and its pending approval (each message sent names its
+approver)."""
+PREPARING_UPDATE = frozenset({WarningStatus.UPDATE_DRAFTED.value,
+                              WarningStatus.UPDATE_APPROVED.value})
+SENT_STEPS = frozenset({"issued", "updated", "cancelled"})
+
+
+# --- bodies ---------------------------------------------------------------------------------
+
+
+class TextIn(BaseModel):
+    """The words of the warning in one language (one CAP `info` block)."""
+
+    model_config = ConfigDict(extra="forbid")
+    language: Literal["zh-CN", "en-US"]
+    headline: str = Field(min_length=1, max_length=160)
+    description: str = Field(min_length=1, max_length=4000)
+    instruction: str = Field(min_length=1, max_length=4000,
+                             description="What people must do")
+    event: str = Field(default="", max_length=200, description="The event in this language")
+
+    def to_text(self) -> WarningText:
+        return WarningText(language=self.language, headline=self.headline,
+                           description=self.description, instruction=self.instruction,
+                           event=self.event)
+
+
+class CircleIn(BaseModel):
+    """A circle of the area: its centre and radius in kilometres."""
+
+    model_config = ConfigDict(extra="forbid")
+    centre: PointIn
+    radius_km: float = Field(gt=0, le=100)
+
+    def to_circle(self) -> WarningCircle:
+        return WarningCircle(centre=self.centre.to_point(), radius_km=self.radius_km)
+
+
+class DrawnAreaIn(BaseModel):
+    """The warning's area as drawn: GeoJSON polygons (each part a polygon, no holes) and/or
+    circles; the districts, streets and communities it touches are found on the map."""
+
+    model_config = ConfigDict(extra="forbid")
+    polygons: list[AreaIn] = Field(default_factory=list, max_length=50)
+    circles: list[CircleIn] = Field(default_factory=list, max_length=50)
+    description: str = Field(default="", max_length=500,
+                             description="Default: the areas it touches")
+
+    def to_area(self) -> DrawnArea:
+        polygons = tuple(p for area in self.polygons for p in polygons_of(area.to_area()))
+        return DrawnArea(polygons=polygons, circles=tuple(c.to_circle() for c in self.circles),
+                         description=self.description)
+
+
+class WordingIn(Command):
+    texts: list[TextIn] = Field(min_length=1, max_length=len(LANGUAGES),
+                                description="One per language: zh-CN and en-US")
+    expires: datetime = Field(description="When the warning ends (with an offset)")
+    contact: str = Field(min_length=1, max_length=200)
+    urgency: Urgency = Urgency.IMMEDIATE
+    certainty: Certainty = Certainty.OBSERVED
+    level: str | None = Field(default=None, description="red, orange, yellow, blue or I-IV "
+                              "(default: the origin's warning colour or level)")
+    onset: datetime | None = Field(default=None, description="Default: now (a draft) or "
+                                   "unchanged (a revision or an update)")
+    scope: Scope = Scope.PUBLIC
+    restriction: str = Field(default="", max_length=500,
+                             description="Who may receive a restricted warning")
+    area: DrawnAreaIn | None = Field(default=None, description="Default: the origin's area "
+                                     "(a draft) or the area in force")
+    area_from_origin: bool = Field(default=False, description="Take the origin's area as it "
+                                   "is now (an incident's affected area grew)")
+
+    def wording(self) -> dict[str, Any]:
+        return {"texts": tuple(t.to_text() for t in self.texts), "expires": self.expires,
+                "contact": self.contact, "urgency": self.urgency,
+                "certainty": self.certainty, "level": self.level, "onset": self.onset,
+                "scope": self.scope, "restriction": self.restriction,
+                "area": self.area.to_area() if self.area is not None else None,
+                "area_from_origin": self.area_from_origin}
+
+
+class WarningDraftIn(WordingIn):
+    origin: OriginKind = OriginKind.NONE
+    incident_id: UUID | None = None
+    hazard_source_id: UUID | None = None
+    alarm_id: UUID | None = None
+    category: str | None = Field(default=None, description="Incident category code "
+                                 "(default: the incident's)")
+    event_type: str | None = Field(default=None, description="Incident type code (default: "
+                                   "the incident's)")
+
+
+class WarningRevisionIn(WordingIn):
+    reason: str = Field(default="", max_length=4000)
+
+
+class WarningUpdateIn(WordingIn):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class ApprovalIn(Command):
+    note: str = Field(default="", max_length=4000)
+
+
+class IssueIn(Command):
+    pass
+
+
+class ReasonIn(Command):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+# --- answers ---------------------------------------------------------------------------------
+
+
+class WarningOut(BaseModel):
+    """A warning as its reader may see it; `status` says `expired` once an issued warning's
+    expiry has passed."""
+
+    model_config = ConfigDict(extra="allow")
+    id: UUID
+    version: int
+    status: WarningStatus
+    recorded_status: WarningStatus
+    alert_status: AlertStatus
+    drill_id: str | None
+    scope: Scope | None
+    headline: str | None
+    level: str | None
+    event_type: str | None
+    expires: datetime | None
+    content: dict[str, Any] | None = Field(description="What is in force (null: never issued)")
+    draft: dict[str, Any] | None = Field(default=None, description="Content under "
+                                         "preparation (the centre only)")
+    sequence: int
+    notices: list[dict[str, Any]]
+
+
+class WarningsPage(BaseModel):
+    data: list[WarningOut]
+    count: int
+    limit: int
+    offset: int
+
+
+class NoticeOut(BaseModel):
+    """One message the warning sent out (alert, update or cancel) with all it carried."""
+
+    model_config = ConfigDict(extra="allow")
+    warning_id: UUID
+    identifier: str
+    sequence: int
+    msg_type: Literal["alert", "update", "cancel"]
+    sent: datetime
+    sender: str
+    status: AlertStatus
+    references: list[dict[str, Any]]
+    content: dict[str, Any]
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def shown(doc: dict[str, Any], now: datetime, actor: Actor) -> dict[str, Any]:
+    """A warning's document as `actor` sees it at `now`: `expired` once its expiry passed;
+    without the centre's own fields for a department user."""
+    doc = dict(doc)
+    if (doc.get("recorded_status") in {s.value for s in IN_FORCE} and doc.get("content")
+            and datetime.fromisoformat(doc["content"]["expires"]) <= now):
+        doc["status"] = WarningStatus.EXPIRED.value
+    if scope_of(actor) is not None:
+        for name in CENTRE_ONLY_FIELDS:
+            doc.pop(name, None)
+        # An update in preparation is the centre's business: in force is all they see.
+        for key in ("status", "recorded_status"):
+            if doc.get(key) in PREPARING_UPDATE:
+                doc[key] = WarningStatus.ISSUED.value
+        doc["steps"] = [s for s in doc.get("steps", []) if s.get("step") in SENT_STEPS]
+    return doc
+
+
+def _state(system: SystemDep, warning_id: UUID, actor: Actor) -> dict[str, Any]:
+    """The warning as the write side knows it now (read-your-writes for the caller)."""
+    system.wake_projections()
+    now = system.clock()
+    return shown(system.warnings.warning(warning_id).summary(now), now, actor)
+
+
+def _run(system: SystemDep, command: WarningCommand, actor: Actor,
+         command_id: str | None) -> dict[str, Any]:
+    warning_id = system.warnings.handle(command, actor=actor, command_id=command_id)
+    return _state(system, warning_id, actor)
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+@router.post("", status_code=201, response_model=WarningOut,
+             response_model_exclude_unset=True)
+def draft_warning(body: WarningDraftIn, system: SystemDep, actor: CurrentActor,
+                  command_id: CommandId) -> dict[str, Any]:
+    """Draft a warning from an incident, a hazard source's alarm, or from scratch."""
+    command = DraftWarning(origin=body.origin, incident_id=body.incident_id,
+                           hazard_source_id=body.hazard_source_id, alarm_id=body.alarm_id,
+                           category=body.category, event_type=body.event_type,
+                           **body.wording())
+    return _run(system, command, actor, command_id)
+
+
+@router.get("", response_model=WarningsPage, response_model_exclude_unset=True)
+def list_warnings(
+    system: SystemDep,
+    actor: CurrentActor,
+    paging: PagingDep,
+    bbox: BBoxDep,
+    status: Annotated[list[WarningStatus] | None,
+                      Query(description="Any of these states (expired: issued and past "
+                            "its expiry)")] = None,
+    current: Annotated[bool, Query(description="Only the warnings in force now (issued, "
+                                   "not cancelled, not expired)")] = False,
+    origin_id: Annotated[UUID | None, Query(description="Drafted from this incident or "
+                                            "hazard source")] = None,
+    alert_status: AlertStatus | None = None,
+) -> dict[str, Any]:
+    """List warnings with filters, newest first."""
+    now = system.clock()
+    filters: dict[str, Any] = {}
+    extra: list[tuple[str, list[Any]]] = []
+    now_text = utc_text(now)
+    if status:
+        recorded = [s.value for s in status if s is not WarningStatus.EXPIRED]
+        in_force = [s.value for s in IN_FORCE]
+        clauses: list[str] = []
+        params: list[Any] = []
+        live = [s for s in recorded if s in in_force]
+        other = [s for s in recorded if s not in in_force]
+        if live:
+            clauses.append(f"(status IN ({', '.join(['%s'] * len(live))}) AND expires > %s)")
+            params += [*live, now_text]
+        if other:
+            clauses.append(f"status IN ({', '.join(['%s'] * len(other))})")
+            params += other
+        if WarningStatus.EXPIRED in status:
+            clauses.append("(in_force = %s AND expires <= %s)")
+            params += [True, now_text]
+        extra.append(("(" + " OR ".join(clauses) + ")", params))
+    if current:
+        filters["in_force"] = True
+        extra.append(("expires > %s", [now_text]))
+    if origin_id is not None:
+        filters["origin_id"] = str(origin_id)
+    if alert_status is not None:
+        filters["alert_status"] = alert_status.value
+    if scope_of(actor) is not None:
+        filters["issued"] = True
+    page = system.read_models.page(WARNING_TABLE, filters=filters, bbox=bbox,
+                                   extra_where=extra, limit=paging.limit,
+                                   offset=paging.offset)
+    return page_body([shown(doc, now, actor) for doc in page.items], page.total, paging)
+
+
+@router.get("/{warning_id}", response_model=WarningOut,
+             response_model_exclude_unset=True)
+def get_warning(warning_id: UUID, system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
+    """One warning as recorded now: what is in force, what is being prepared, its steps."""
+    return _state(system, warning_id, actor)
+
+
+@router.get("/{warning_id}/notices", response_model=list[NoticeOut])
+def warning_notices(warning_id: UUID, system: SystemDep) -> list[dict[str, Any]]:
+    """Every message the warning sent out (alert, updates, cancellation), oldest first."""
+    return [n.summary() for n in system.warnings.notices(warning_id)]
+
+
+@router.get("/{warning_id}/history")
+def warning_history(warning_id: UUID, system: SystemDep,
+                    actor: CurrentActor) -> list[dict[str, Any]]:
+    """Every event of the warning: what happened, who did it, in what role, and when."""
+    system.warnings.warning(warning_id)
+    history = event_history(system.warnings.events.get(warning_id))
+    if scope_of(actor) is not None:
+        # The content of drafts never leaves the centre, in the history neither.
+        for entry in history:
+            entry["facts"].pop("content", None)
+    return history
+
+
+@router.post("/{warning_id}/revise", response_model=WarningOut,
+             response_model_exclude_unset=True)
+def revise_warning(warning_id: UUID, body: WarningRevisionIn, system: SystemDep,
+                   actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """Change the content under preparation (an approval already given is withdrawn)."""
+    command = ReviseWarningDraft(warning_id=warning_id, reason=body.reason, **body.wording())
+    return _run(system, command, actor, command_id)
+
+
+@router.post("/{warning_id}/approve", response_model=WarningOut,
+             response_model_exclude_unset=True)
+def approve_warning(warning_id: UUID, body: ApprovalIn, system: SystemDep,
+                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """Approve the content under preparation: a public warning by someone who did not write
+    it (else 403)."""
+    return _run(system, ApproveWarning(warning_id=warning_id, note=body.note), actor,
+                command_id)
+
+
+@router.post("/{warning_id}/issue", response_model=WarningOut,
+             response_model_exclude_unset=True)
+def issue_warning(warning_id: UUID, body: IssueIn, system: SystemDep, actor: CurrentActor,
+                  command_id: CommandId) -> dict[str, Any]:
+    """Send the approved content out: the first alert, or an update."""
+    return _run(system, IssueWarning(warning_id=warning_id), actor, command_id)
+
+
+@router.post("/{warning_id}/update", response_model=WarningOut,
+             response_model_exclude_unset=True)
+def update_warning(warning_id: UUID, body: WarningUpdateIn, system: SystemDep,
+                   actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """Prepare an update of the issued warning (approved and issued like the first alert)."""
+    command = DraftWarningUpdate(warning_id=warning_id, reason=body.reason, **body.wording())
+    return _run(system, command, actor, command_id)
+
+
+@router.post("/{warning_id}/cancel", response_model=WarningOut,
+             response_model_exclude_unset=True)
+def cancel_warning(warning_id: UUID, body: ReasonIn, system: SystemDep, actor: CurrentActor,
+                   command_id: CommandId) -> dict[str, Any]:
+    """End the issued warning now: the cancellation goes out."""
+    return _run(system, CancelWarning(warning_id=warning_id, reason=body.reason), actor,
+                command_id)
+
+
+@router.post("/{warning_id}/discard", response_model=WarningOut,
+             response_model_exclude_unset=True)
+def discard_warning(warning_id: UUID, body: ReasonIn, system: SystemDep, actor: CurrentActor,
+                    command_id: CommandId) -> dict[str, Any]:
+    """Drop the draft (never issued) or the update in preparation."""
+    return _run(system, DiscardWarningDraft(warning_id=warning_id, reason=body.reason), actor,
+                command_id)
+
