@@ -88,6 +88,18 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/incidents/{incident_id}/flare-up"): "incident.contain",
     ("POST", "/incidents/{incident_id}/close"): "incident.close",
     ("POST", "/incidents/{incident_id}/review"): "incident.review",
+    # warnings (a department user reads issued warnings only)
+    ("POST", "/warnings"): "warning.draft",
+    ("GET", "/warnings"): READ,
+    ("GET", "/warnings/{warning_id}"): READ,
+    ("GET", "/warnings/{warning_id}/history"): READ,
+    ("GET", "/warnings/{warning_id}/notices"): READ,
+    ("POST", "/warnings/{warning_id}/revise"): "warning.revise",
+    ("POST", "/warnings/{warning_id}/approve"): "warning.approve",
+    ("POST", "/warnings/{warning_id}/issue"): "warning.issue",
+    ("POST", "/warnings/{warning_id}/update"): "warning.update",
+    ("POST", "/warnings/{warning_id}/cancel"): "warning.cancel",
+    ("POST", "/warnings/{warning_id}/discard"): "warning.discard",
     # plans
     ("POST", "/plans"): "plan.define",
     ("GET", "/plans"): READ,
