@@ -37,6 +37,7 @@ from uuid import UUID
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.demo_users import create_demo_users, demo_logins_text
+from cityops.demo_warnings import GasLeakWarning
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CityApplication, CommandReceipt
 from cityops.domain.clock import system_clock
@@ -222,6 +223,8 @@ class DemoDay:
         self._waiting = False
         self._step: _Step | None = None
         self._escalating: set[UUID] = set()
+        self.gas_leak_warning: GasLeakWarning | None = None
+        """The gas leak's public warning, once the leak became an incident."""
         self._tasks_in_hand: set[UUID] = set()
 
     # --- scheduling -----------------------------------------------------------------------
@@ -753,6 +756,18 @@ class DemoDay:
         self.after(timedelta(minutes=4), "verify gas leak",
                    lambda: self.system.incidents.verify(incident_id, actor=DISPATCHER,
                                                         note="Confirmed by the depot"))
+        # The public warning: drafted by the duty officer, approved by a second person.
+        warning = GasLeakWarning(self.system, drafter=DISPATCHER, approver=COMMANDER_DESK,
+                                 incident_id=incident_id,
+                                 hazard_source_id=self.hazard_ids[city_source])
+        self.gas_leak_warning = warning
+        self.after(timedelta(minutes=5), "draft gas leak warning", warning.draft)
+        self.after(timedelta(minutes=7), "approve gas leak warning", warning.approve)
+        self.after(timedelta(minutes=8), "issue gas leak warning", warning.issue)
+        self.after(timedelta(minutes=36), "widen gas leak warning", warning.widen)
+        self.after(timedelta(minutes=38), "approve widened warning", warning.approve)
+        self.after(timedelta(minutes=39), "issue widened warning", warning.issue)
+        self.after(timedelta(minutes=140), "cancel gas leak warning", warning.cancel)
         self.after(timedelta(minutes=6), "respond to gas leak",
                    lambda: self.respond(incident_id, "IV", "gas-leak",
                                         ["fire-engine", "hazmat-team"]))

@@ -81,6 +81,19 @@ def test_the_demo_day_is_coherent_and_touches_every_stream(tmp_path: Path) -> No
         assert {r["release_reason"] for r in gas_leak["resources"]} == {"cleared the scene"}
         hazards = system.read_models.page("rm_hazard_sources", limit=20).items
         assert sum(h["alarm_count"] for h in hazards) >= 1
+        # The gas leak's public warning: drafted, approved by a second person, issued,
+        # widened (update), cancelled.
+        [warning] = system.read_models.page("rm_warnings", limit=10).items
+        assert warning["origin"]["incident_id"] == gas_leak["id"]
+        assert warning["status"] == "cancelled" and warning["scope"] == "public"
+        sent = [(n["msg_type"], n["issued_by"], n["approved_by"]) for n in warning["notices"]]
+        assert [m for m, _, _ in sent] == ["alert", "update", "cancel"]
+        assert all(issuer != approver for _, issuer, approver in sent[:2])
+        assert demo.gas_leak_warning is not None
+        notices = system.warnings.notices(demo.gas_leak_warning.warning_id)  # type: ignore[arg-type]
+        first, update = notices[0].content.area, notices[1].content.area
+        assert update.circles[0].radius_km > first.circles[0].radius_km
+        assert len(update.admin_areas) >= len(first.admin_areas) > 0
         resources = system.read_models.page("rm_resources", limit=100).items
         moved = [r for r in resources if len(r["history"]) > 3]
         assert moved, "some resources went out and came back"
