@@ -51,7 +51,7 @@ from typing import Any, Protocol
 from eventsourcing.utils import get_topic
 
 from cityops.bootstrap import CitySystem
-from cityops.command_center.scopes import feature_in_scope, incident_scope_where, scope_of
+from cityops.command_center.scopes import feature_in_scope, layer_scope_where, scope_of
 from cityops.command_center.server_time import clock_reading
 from cityops.command_center.sharing import hidden_by_layer
 from cityops.domain.accounts import AccountView, UserAccount
@@ -947,7 +947,7 @@ class LiveHub:
             where.append(f"{layer.department} = %s")
             params.append(subscription.department)
         if layer.scope_in_doc:
-            for clause, clause_params in incident_scope_where(store.dialect, actor):
+            for clause, clause_params in layer_scope_where(layer.id, store.dialect, actor):
                 where.append(clause)
                 params += clause_params
         sql_where = f" WHERE {' AND '.join(where)}" if where else ""

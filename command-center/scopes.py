@@ -27,6 +27,8 @@ from cityops.projections.spatial import Feature, FeaturePage, FeatureQuery
 DEPARTMENT_LAYERS = frozenset({"grid-cases", "resources", "hotline-tickets"})
 """Map layers whose features belong to one department (their `department` filter)."""
 INCIDENT_LAYERS = frozenset({"incidents", "incident-areas"})
+WARNING_LAYERS = frozenset({"warnings", "warning-areas"})
+"""Map layers of warnings: in a department's scope once issued."""
 """Map layers of incidents: in a department's scope when it has a task there."""
 DEPARTMENT_TABLES = frozenset({"rm_grid_cases", "rm_resources", "rm_tickets"})
 SCOPED_KINDS = {"grid case": "department", "resource": "department",
@@ -49,7 +51,7 @@ def incident_in_scope(doc: dict[str, Any], actor: Actor) -> bool:
 def warning_in_scope(doc: dict[str, Any], actor: Actor) -> bool:
     """A department sees a warning once it has been issued (a draft or an approval not yet
     sent out stays in the centre: an alarm nobody approved must not travel)."""
-    return scope_of(actor) is None or bool(doc.get("notices"))
+    return scope_of(actor) is None or bool(doc.get("sequence"))
 
 
 def in_scope(kind: str, doc: dict[str, Any], actor: Actor) -> bool:
@@ -92,6 +94,15 @@ def scoped_filters(table: str, filters: dict[str, Any], actor: Actor) -> dict[st
     return {**filters, "department": department}
 
 
+def layer_scope_where(layer_id: str, dialect: str,
+                      actor: Actor) -> list[tuple[str, list[Any]]]:
+    """The SQL condition keeping a layer's rows in the actor's scope, for the layers whose
+    scope is in the document (incidents, warnings)."""
+    if layer_id in WARNING_LAYERS:
+        return [] if scope_of(actor) is None else [("issued = %s", [True])]
+    return incident_scope_where(dialect, actor)
+
+
 def incident_scope_where(dialect: str, actor: Actor) -> list[tuple[str, list[Any]]]:
     """The SQL condition (for `ReadModels.page`'s `extra_where`) keeping the incidents in
     the actor's scope: a task for their department, or reported by them."""
@@ -116,6 +127,8 @@ def feature_in_scope(layer_id: str, feature: Feature, actor: Actor) -> bool:
         return True
     if layer_id in INCIDENT_LAYERS:
         return incident_in_scope(feature.doc, actor)
+    if layer_id in WARNING_LAYERS:
+        return warning_in_scope(feature.doc, actor)
     if layer_id in DEPARTMENT_LAYERS:
         return bool(feature.doc.get("department") == scope_of(actor))
     return True
@@ -126,6 +139,8 @@ def scoped_features(layer_id: str, query: FeatureQuery, actor: Actor,
     """Run a feature query of a layer for `actor`: narrowed to their department where the
     layer has one, filtered (then paged here) on incident layers."""
     department = scope_of(actor)
+    if department is not None and layer_id in WARNING_LAYERS:
+        return run(replace(query, where={**query.where, "issued": (True,)}))
     if department is None or (layer_id not in DEPARTMENT_LAYERS
                               and layer_id not in INCIDENT_LAYERS):
         return run(query)
@@ -187,6 +202,8 @@ def scoped_nearest(layer_id: str, query: FeatureQuery, n: int, actor: Actor,
     department user's are picked from the `most` nearest of all (the nearest questions'
     own limit): their incidents farther out than that are not offered."""
     department = scope_of(actor)
+    if department is not None and layer_id in WARNING_LAYERS:
+        return run(replace(query, where={**query.where, "issued": (True,)}), n)
     if department is None or (layer_id not in DEPARTMENT_LAYERS
                               and layer_id not in INCIDENT_LAYERS):
         return run(query, n)

@@ -16,7 +16,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from cityops.bootstrap import CitySystem
-from cityops.domain.actors import Actor
+from cityops.domain.actors import Actor, Role
 from cityops.domain.sharing import Viewer
 
 JSON_TYPES = ("application/json", "application/geo+json")
@@ -85,11 +85,19 @@ LAYER_STREAMS: dict[str, str] = {
 """The stream whose documents each read-model map layer (and live layer) shows."""
 
 
+WARNING_CENTRE_KEYS = frozenset({"draft", "authors", "approved_by", "approved_at"})
+"""What of a warning's document only the centre sees: the content under preparation and
+who wrote and approved it (departments see what was sent; docs/warnings.md)."""
+
+
 def hidden_by_layer(system: CitySystem, actor: Actor) -> dict[str, frozenset[str]]:
     """The document keys `actor` may not see, for each read-model layer."""
     viewer = Viewer.of(actor)
-    return {layer: system.sharing.withheld_keys(stream, viewer)
-            for layer, stream in LAYER_STREAMS.items()}
+    hidden = {layer: system.sharing.withheld_keys(stream, viewer)
+              for layer, stream in LAYER_STREAMS.items()}
+    if actor.role is Role.DEPARTMENT_USER:
+        hidden["warnings"] = hidden["warning-areas"] = WARNING_CENTRE_KEYS
+    return hidden
 
 
 def check_map_layers(system: CitySystem, layers: Iterable[Any]) -> None:

@@ -88,6 +88,8 @@ LIVE_LAYERS: Mapping[str, LiveLayer] = {
         LiveLayer("hazard-sources", category="hazard_type"),
         LiveLayer("resources", category="kind", department="department"),
         LiveLayer("hotline-tickets", category="topic", department="department"),
+        # A department sees a warning once issued (its document decides, as for incidents).
+        LiveLayer("warnings", category="alert_status", level="level", scope_in_doc=True),
     )
 }
 """The layers of the live push (the point layers of projections/spatial_layers.py)."""
@@ -129,6 +131,9 @@ def scope_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of an incident's document that decide which department users may see it
     (command-center/scopes.py: a task for their department, or reported by them): kept
     small in the change log, each department once."""
+    if "sequence" in doc:
+        # A warning: departments see it once a message went out.
+        return {"sequence": doc.get("sequence")}
     departments = {task.get("department") for task in doc.get("tasks") or []}
     return {"reported_by": doc.get("reported_by"),
             "tasks": [{"department": d} for d in sorted(d for d in departments if d)]}

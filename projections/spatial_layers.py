@@ -171,6 +171,26 @@ HAZARD_PROPERTIES = (
 )
 HAZARD_FILTERS = (Filter("status"), Filter("hazard_type"), Filter("grade", "integer"))
 
+def _warning_status(doc: Mapping[str, Any], now: datetime) -> str | None:
+    """A warning's status at `now`: expired once an issued warning's expiry has passed."""
+    status = doc.get("status")
+    content = doc.get("content")
+    if status in WARNING_IN_FORCE and isinstance(content, dict) \
+            and datetime.fromisoformat(content["expires"]) <= now:
+        return "expired"
+    return status if isinstance(status, str) else None
+
+
+WARNING_IN_FORCE = frozenset({"issued", "update-drafted", "update-approved"})
+WARNING_PROPERTIES = (
+    Property("status", "string", _warning_status), Property("alert_status"),
+    Property("scope"), Property("level"), Property("event_type"), Property("headline"),
+    Property("sequence", "integer"), _time("issued_at"), _time("last_sent_at"),
+    _time("expires"), _time("drafted_at"),
+)
+WARNING_FILTERS = (Filter("level"), Filter("alert_status"), Filter("in_force", "boolean"),
+                   Filter("issued", "boolean"), Filter("origin_id"))
+
 READ_MODEL_LAYERS = (
     Layer(
         id="incidents", title="Emergency incidents",
@@ -238,6 +258,24 @@ READ_MODEL_LAYERS = (
                  Filter("incident_id")),
         temporal="updated_at", temporal_property="status_since",
         keywords=("resource", "dispatch"),
+    ),
+    Layer(
+        id="warnings", title="Warnings",
+        description="The centre's public and inter-agency warnings, at a point inside their "
+                    "area, with their level and state (expired once past their expiry).",
+        geometry_type="Point", source=ReadModelSource("rm_warnings", "geom"),
+        properties=WARNING_PROPERTIES, filters=WARNING_FILTERS,
+        temporal="created_at", temporal_property="drafted_at",
+        keywords=("warning", "alert", "CAP"),
+    ),
+    Layer(
+        id="warning-areas", title="Areas of warnings",
+        description="Where each warning applies: its polygons and circles (circles drawn as "
+                    "64-sided polygons).",
+        geometry_type="Polygon", source=ReadModelSource("rm_warnings", "area"),
+        properties=WARNING_PROPERTIES, filters=WARNING_FILTERS,
+        temporal="created_at", temporal_property="drafted_at",
+        keywords=("warning", "alert", "area"),
     ),
     Layer(
         id="hotline-tickets", title="Hotline tickets (locations)",

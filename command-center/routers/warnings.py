@@ -24,6 +24,7 @@ from cityops.command_center.dependencies import (
 from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import scope_guard, scope_of
+from cityops.command_center.sharing import WARNING_CENTRE_KEYS
 from cityops.domain.actors import Actor
 from cityops.domain.warnings.commands import (
     ApproveWarning,
@@ -57,7 +58,7 @@ router = APIRouter(
                               lambda system, w: system.warnings.warning(w).summary())],
 )
 
-CENTRE_ONLY_FIELDS = ("draft", "authors", "approved_by", "approved_at")
+CENTRE_ONLY_FIELDS = WARNING_CENTRE_KEYS
 """What a department user never sees of a warning: the content under preparation (not
 approved, not sent), who wrote it and its pending approval (each message sent names its
 approver)."""
