@@ -1,0 +1,95 @@
+"""Warnings over /ws like the other streams: the centre's screens receive a warning from its
+draft on, with its area in the document; a department's screen receives it only once issued,
+and never the draft of an update (the centre's own business)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+
+from cityops.bootstrap import CitySystem
+from cityops.domain.actors import Actor, Role
+from cityops.domain.warnings.commands import (
+    ApproveWarning,
+    DraftWarning,
+    DraftWarningUpdate,
+    DrawnArea,
+    IssueWarning,
+)
+from cityops.domain.warnings.content import WarningCircle, WarningText
+
+from .conftest import IN_TOWN, LiveServer, open_session
+
+pytestmark = pytest.mark.anyio
+
+DRAFTER = Actor("duty-zhao", Role.DISPATCHER)
+APPROVER = Actor("duty-li", Role.DISPATCHER)
+
+
+def texts(headline: str) -> tuple[WarningText, ...]:
+    return (WarningText(language="zh-CN", headline="燃气泄漏", description="泄漏",
+                        instruction="远离"),
+            WarningText(language="en-US", headline=headline, description="A leak",
+                        instruction="Stay away"))
+
+
+def draft(system: CitySystem) -> UUID:
+    return system.warnings.handle(DraftWarning(
+        category="accident-disaster", event_type="gas-leak", level="orange",
+        texts=texts("Gas leak"), expires=system.clock() + timedelta(hours=3), contact="12345",
+        area=DrawnArea(circles=(WarningCircle(centre=IN_TOWN, radius_km=1.0),))),
+        actor=DRAFTER)
+
+
+def approve_and_issue(system: CitySystem, warning_id: UUID) -> None:
+    system.warnings.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
+    system.warnings.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+
+
+def draft_update(system: CitySystem, warning_id: UUID) -> None:
+    system.warnings.handle(DraftWarningUpdate(
+        warning_id=warning_id, texts=texts("Unapproved wording"), contact="12345",
+        expires=system.clock() + timedelta(hours=4), reason="longer"), actor=DRAFTER)
+
+
+async def test_warnings_are_pushed_to_the_centre_and_issued_ones_to_departments(
+        live_server: LiveServer) -> None:
+    system = live_server.system
+    fire_token = live_server.token("department-user", "fire")
+    dispatcher = await open_session(live_server.url, live_server.token("dispatcher"),
+                                    layers=["warnings"])
+    fire = await open_session(live_server.url, fire_token, layers=["warnings"])
+    assert (await dispatcher.next_of("snapshot"))["layers"]["warnings"] == []
+    assert (await fire.next_of("snapshot"))["layers"]["warnings"] == []
+
+    warning_id = await asyncio.to_thread(draft, system)
+    drafted = await dispatcher.until(lambda m: m["type"] == "change"
+                                     and m["id"] == str(warning_id))
+    properties = drafted["feature"]["properties"]
+    assert properties["status"] == "drafted"
+    assert properties["draft"]["area"]["circles"][0]["radius_km"] == 1.0
+
+    await asyncio.to_thread(approve_and_issue, system, warning_id)
+    issued = await fire.until(lambda m: m["type"] == "change" and m["id"] == str(warning_id))
+    assert issued["feature"]["properties"]["status"] == "issued"
+    assert "draft" not in issued["feature"]["properties"]
+    # Nothing of the warning reached the department before it was issued.
+    assert [c["feature"]["properties"]["status"] for c in fire.changes()] == ["issued"]
+
+    await asyncio.to_thread(draft_update, system, warning_id)
+    await dispatcher.until(lambda m: m["type"] == "change" and m["id"] == str(warning_id)
+                           and m["feature"]["properties"]["status"] == "update-drafted")
+    await fire.until(lambda m: m["type"] == "change" and m["id"] == str(warning_id)
+                     and m["feature"]["properties"]["sequence"] == 1
+                     and m is not issued)
+    assert "Unapproved wording" not in str(fire.received)
+
+    # A new department screen's snapshot: the issued warning, without the draft.
+    late = await open_session(live_server.url, fire_token, layers=["warnings"])
+    [shown] = (await late.next_of("snapshot"))["layers"]["warnings"]
+    assert shown["id"] == str(warning_id) and "draft" not in shown["properties"]
+    for session in (dispatcher, fire, late):
+        await session.close()
