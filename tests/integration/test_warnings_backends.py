@@ -18,7 +18,7 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.incident import IncidentSource
+from cityops.domain.incidents.incident import IncidentSource
 from cityops.domain.warnings.commands import (
     ApproveWarning,
     CancelWarning,
