@@ -15,6 +15,7 @@ import { IncidentBoard, ResourcePanel } from "./incidents.js";
 import { CityMap } from "./map.js";
 import { CityState, LIVE_LAYERS, geometryOf, itemOfFeature } from "./store.js";
 import { Ticker } from "./ticker.js";
+import { WarningDesk } from "./warnings.js";
 import { clockText, readOnly } from "./words.js";
 
 const REST_LISTS = {
@@ -23,6 +24,7 @@ const REST_LISTS = {
   "hazard-sources": ["/hazard-sources", {}],
   resources: ["/resources", {}],
   "hotline-tickets": ["/hotline-tickets", { open_only: true }],
+  warnings: ["/warnings", {}],
 };
 const PAGE = 500;
 const LIGHT_TICK_MS = 30000;
@@ -64,9 +66,18 @@ async function main() {
   let live = null;
   const views = {};
   const detail = new DetailPane(detailElement, state, { live: null, user, onClose: () => { resources.showFor(null); map.focus(null, null); } });
+  let warnings = null;
   const select = (layer, id) => {
+    if (layer === "warnings") {
+      document.querySelector("[data-tab=warnings]").click();
+      const card = document.querySelector(`[data-testid=warning-card][data-id="${CSS.escape(id)}"]`);
+      if (card) card.scrollIntoView({ block: "nearest" });
+      return;
+    }
     const view = views[layer];
     if (!view) return;
+    // The warning desk drafts from the incident last selected.
+    if (layer === "incidents" && warnings) warnings.draftFrom(id);
     detail.open(layer, id, view);
     map.focus(layer, id);
     if (layer === "incidents") resources.showFor(id);
@@ -79,6 +90,7 @@ async function main() {
   const hotline = new HotlineQueue(document.querySelector("[data-testid=hotline-queue]"), state, { user, catalogue, onSelect: select });
   const resources = new ResourcePanel(document.querySelector("[data-testid=resource-panel]"), state, { user, catalogue });
   const ticker = new Ticker(document.querySelector("[data-testid=ticker-list]"), { catalogue, onSelect: select });
+  warnings = new WarningDesk(document.querySelector("[data-testid=warning-desk]"), state, { user, onSelect: select });
   const figures = new KeyFigures(document.querySelector("[data-testid=key-figures]"), document.querySelector("[data-testid=figures-panel]"), state);
   new SearchBox(document.querySelector("[data-testid=search]"), { map, state, onSelect: select });
   views["grid-cases"] = cases.view();
@@ -147,7 +159,8 @@ async function main() {
   setInterval(() => { clock.textContent = clockText(); }, 1000);
   clock.textContent = clockText();
   // Lights change as time passes: re-light the map and the queue.
-  setInterval(() => { map.refreshLights(); cases.render(); }, LIGHT_TICK_MS);
+  // Warnings expire as time passes too.
+  setInterval(() => { map.refreshLights(); cases.render(); map.redrawLayer("warnings"); warnings.render(); }, LIGHT_TICK_MS);
   document.body.dataset.ready = "true";
 }
 

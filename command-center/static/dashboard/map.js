@@ -4,6 +4,7 @@
 // alarms, resources by status where they are now, hotline tickets.
 
 import { get } from "/static/common/api.js";
+import { WARNING_COLOURS, shownContent, warningStatus } from "./warnings.js";
 import {
   LEVEL_COLOURS, LIGHT_COLOURS, OPEN_CASE_STATUSES, OPEN_INCIDENT_STATUSES,
   OPEN_TICKET_STATUSES, RESOURCE_COLOURS, caseLight, shortId,
@@ -28,7 +29,10 @@ export class CityMap {
       "hazard-sources": L.layerGroup(),
       resources: L.layerGroup(),
       "hotline-tickets": L.layerGroup(),
+      warnings: L.layerGroup(),
     };
+    // Warning areas are few and large: drawn as SVG, so each is an element of the page.
+    this.svg = L.svg({ padding: 0.3 });
     for (const layer of Object.keys(this.overlays)) this.markers[layer] = new Map();
     this.base = {
       districts: L.geoJSON(null, { style: { color: "#7fa7d9", weight: 2.5, fill: true, fillColor: "#1b2838", fillOpacity: 0.6 }, renderer: this.renderer, interactive: false }),
@@ -56,6 +60,7 @@ export class CityMap {
       "Hazard impact zones": this.zones,
       "Resources (by status)": this.overlays.resources,
       "Hotline tickets": this.overlays["hotline-tickets"],
+      "Warning areas": this.overlays.warnings,
       Communities: this.base.communities,
       "Unit grid (zoom in)": this.base.grid,
     }, { collapsed: true }).addTo(this.map);
@@ -131,6 +136,8 @@ export class CityMap {
       row(RESOURCE_COLOURS["on-scene"], "on scene", "square");
       title("Hazard sources");
       row("#b05cff", "source (zone dashed)", "square"); row("#e0443e", "open alarm", "square");
+      title("Warnings");
+      row(WARNING_COLOURS.orange, "area in force (draft dashed)", "square");
       return div;
     };
     legend.addTo(this.map);
@@ -151,6 +158,7 @@ export class CityMap {
 
   redrawItem(layer, id) {
     if (!this.overlays[layer]) return;
+    if (layer === "warnings") { this.redrawWarning(id); return; }
     const old = this.markers[layer].get(id);
     if (old) {
       this.overlays[layer].removeLayer(old.marker);
@@ -173,6 +181,46 @@ export class CityMap {
     if (layer === "hazard-sources") zone = this.zoneOf(item.doc, lat, lon);
     if (this.selection && this.selected === `${layer}/${id}`) this.selection.setLatLng([lat, lon]);
     this.markers[layer].set(id, { marker, zone });
+  }
+
+  /** A warning's area: its polygons and circles, by level; a draft dashed; nothing once
+   *  cancelled, discarded or expired. */
+  redrawWarning(id) {
+    const old = this.markers.warnings.get(id);
+    if (old) { this.overlays.warnings.removeLayer(old.marker); this.markers.warnings.delete(id); }
+    const item = this.state.layers.warnings.get(id);
+    if (!item) return;
+    const doc = item.doc;
+    const status = warningStatus(doc);
+    const content = shownContent(doc);
+    if (!content || !content.area || ["cancelled", "discarded", "expired"].includes(status)) return;
+    const draft = !doc.content;
+    const colour = WARNING_COLOURS[content.level] || "#ef8a25";
+    const style = {
+      color: colour, weight: 2, fillColor: colour, fillOpacity: draft ? 0.08 : 0.2,
+      dashArray: draft ? "6 5" : null, renderer: this.svg,
+      className: `warning-area warning-${status}`,
+    };
+    const group = L.featureGroup();
+    for (const polygon of content.area.polygons || []) L.geoJSON(polygon, { style: () => style }).addTo(group);
+    for (const circle of content.area.circles || []) {
+      const [lon, lat] = circle.centre;
+      L.circle([lat, lon], { radius: circle.radius_km * 1000, ...style }).addTo(group);
+    }
+    const english = (content.texts || []).find((t) => t.language === "en-US") || {};
+    const label = document.createElement("span");
+    label.textContent = `Warning ${content.level} · ${english.headline || ""} · ${status}`;
+    group.bindTooltip(label);
+    group.on("click", () => this.onSelect("warnings", id));
+    group.addTo(this.overlays.warnings);
+    group.eachLayer((part) => {
+      const mark = (path) => {
+        const element = path.getElement && path.getElement();
+        if (element) { element.dataset.warningId = id; element.dataset.status = status; }
+      };
+      if (part.eachLayer) part.eachLayer(mark); else mark(part);
+    });
+    this.markers.warnings.set(id, { marker: group, zone: null });
   }
 
   zoneOf(doc, lat, lon) {

@@ -3,7 +3,7 @@
 // Panels and the map listen to it instead of fetching on their own, so every screen shows
 // the same version of an item.
 
-export const LIVE_LAYERS = ["incidents", "grid-cases", "hazard-sources", "resources", "hotline-tickets"];
+export const LIVE_LAYERS = ["incidents", "grid-cases", "hazard-sources", "resources", "hotline-tickets", "warnings"];
 
 export class CityState extends EventTarget {
   constructor() {
@@ -63,6 +63,7 @@ export function geometryOf(layer, doc) {
     if (doc.latest_position && doc.latest_position.point) return doc.latest_position.point;
     return doc.home_base || null;
   }
+  if (layer === "warnings") return null; // drawn by its area (map.js), not a point
   return doc.location || null;
 }
 

@@ -21,6 +21,7 @@ export class Ticker {
       case "hazard-sources": return doc.name;
       case "resources": return `${doc.call_sign} ${doc.name}`;
       case "hotline-tickets": return this.catalogue.topicName(doc.topic);
+      case "warnings": return `${doc.headline || ""} (${doc.level || ""}, ${doc.status || ""})`;
       default: return "";
     }
   }

@@ -10,6 +10,7 @@ export const LAYER_TITLES = {
   "hazard-sources": "Hazard source",
   resources: "Resource",
   "hotline-tickets": "Hotline ticket",
+  warnings: "Warning",
 };
 
 export const LEVEL_COLOURS = { I: "#e0443e", II: "#ef8a25", III: "#e8c21c", IV: "#3d7be0" };
