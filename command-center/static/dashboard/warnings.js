@@ -18,6 +18,8 @@ const APPROVED = new Set(["approved", "update-approved"]);
 const CENTRE = new Set(["dispatcher", "admin"]);
 const LEVELS = ["", "red", "orange", "yellow", "blue", "I", "II", "III", "IV"];
 const DEFAULT_CONTACT = "City service hotline 12345";
+/** The public Atom feed of the alerts in force (served by the CAP publishing, docs/cap.md). */
+export const FEED_URL = "/cap/alerts.atom";
 
 /** A warning's status as shown now: expired once an issued warning's expiry has passed. */
 export function warningStatus(doc, now = serverNow()) {
@@ -48,6 +50,8 @@ export class WarningDesk {
     this.form = root.querySelector("[data-testid=warning-form]");
     this.list = root.querySelector("[data-testid=warning-list]");
     this.outcome = root.querySelector("[data-testid=warning-outcome]");
+    const feed = root.querySelector("[data-testid=warning-feed-link]");
+    if (feed) feed.href = FEED_URL;
     this.open = new Map(); // warning id -> the open inline form ("update" | "cancel")
     this.form.hidden = readOnly(user) || !CENTRE.has(user.role);
     this.buildForm();
