@@ -23,6 +23,9 @@ class DemoUser:
 
 DEMO_USERS = (
     DemoUser("dispatcher", "dispatcher-demo", Role.DISPATCHER, None, "Duty officer Zhao"),
+    # A second person at the centre: a public warning is approved by someone who did not
+    # write it (docs/warnings.md).
+    DemoUser("duty-chief", "duty-chief-demo", Role.DISPATCHER, None, "Duty chief Chen"),
     # An inspector logs in with their inspector id in the city's map: it names their cells.
     DemoUser("insp-D01-01", "inspector-demo", Role.INSPECTOR, None, "Grid inspector Wang"),
     DemoUser("hotline", "hotline-demo", Role.HOTLINE_OPERATOR, None, "Hotline operator Li"),
