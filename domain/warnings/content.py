@@ -134,7 +134,7 @@ class OriginKind(StrEnum):
     """Drafted from scratch."""
 
 
-def enum_value(enum: type[E], value: object, label: str) -> E:
+def enum_value(enum: type[E], value: Any, label: str) -> E:
     try:
         return enum(value)
     except ValueError:

@@ -205,7 +205,8 @@ class Warning(CityAggregate):
         self.draft = None
         self.status = status
 
-    def note_step(self, step: str, event: CityAggregate.Event, note: str = "") -> None:
+    def note_step(self, step: str, event: Any, note: str = "") -> None:
+        """Keep a step of the workflow (its event's actor and time) for the summary."""
         self.steps.append({"step": step, "by": event.actor.user_id,
                            "role": event.actor.role.value, "at": event.timestamp.isoformat(),
                            "note": note})
