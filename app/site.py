@@ -42,6 +42,7 @@ from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.incidents.application import Incidents
 from cityops.domain.resources.application import Resources
+from cityops.domain.warnings.application import Warnings
 from cityops.event_chain import (
     SQLITE_CHAIN_TABLE,
     SQLITE_EVENTS_TABLE,
@@ -64,10 +65,10 @@ from cityops.settings import Settings
 
 DURABLE_STORES: tuple[str, ...] = (
     GridCases.name, Incidents.name, HazardSources.name, HotlineTickets.name, Resources.name,
-    Accounts.name, Subscriptions.name,
+    Accounts.name, Subscriptions.name, Warnings.name,
 )
 """The event stores of a site: the city's four streams and resources, the accounts (users,
-departments, API keys) and the feeds' subscriptions."""
+departments, API keys), the feeds' subscriptions and the warning desk's warnings."""
 
 BASE_STORE_FILE = "readmodels.sqlite"
 """Embedded: the base store's file (the generations registry and the durable tables)."""
