@@ -331,4 +331,4 @@ def test_the_projection_process_follows_the_stores_and_a_switch_over(
         output, _ = process.communicate(timeout=30)
         writer.close()
     assert process.returncode == 0, output
-    assert "Following 5 event stores" in output
+    assert "Following 6 event stores" in output  # the five streams and the warnings
