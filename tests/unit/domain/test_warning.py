@@ -431,3 +431,50 @@ def test_a_repeated_command_id_drafts_once(desk: Warnings) -> None:
     again = desk.handle(scratch(), actor=DRAFTER, command_id="by:duty-zhao:k1")
     assert first == again
     assert desk.warning(first).version == 1
+
+
+def test_a_warning_from_a_hazard_alarm_covers_the_sources_impact_circle(
+        catalogue: Catalogue, clock: FixedClock) -> None:
+    from cityops.domain.hazards.application import HazardSources
+    from cityops.domain.hazards.catalogue import HazardCatalogue
+    from cityops.domain.hazards.source import open_alarms
+
+    hazards = HazardSources(POPO, catalogue=HazardCatalogue.load(), clock=clock)
+    planner = Actor("planner-sun", Role.PLANNER)
+    depot = GeoPoint(118.79, 32.05)
+    source_id = hazards.register(hazard_type="lpg-depot", name="Riverside LPG depot",
+                                 owner_name="Riverside", owner_contact="025-1", grade=2,
+                                 location=depot, impact_radius_m=1200, actor=planner)
+    hazards.add_sensor(source_id, sensor_id="gas-1", kind="gas-concentration", unit="%LEL",
+                       direction="high", warning=20, alarm=50, actor=planner)
+    hazards.record_reading(source_id, "gas-1", 60.0, clock.advance(minutes=1),
+                           actor=Actor("gateway", Role.SYSTEM))
+    [alarm] = open_alarms(hazards.source(source_id))
+    desk = Warnings(POPO, catalogue=catalogue, geography=BoxGeography(), clock=clock,
+                    hazard_source_of=hazards.source)
+    command = DraftWarning(origin=OriginKind.HAZARD_ALARM, hazard_source_id=source_id,
+                           alarm_id=alarm.alarm_id, category="accident-disaster",
+                           event_type="gas-leak", level="red", texts=texts(),
+                           expires=clock.now + timedelta(hours=2), contact="12345")
+    draft = desk.warning(desk.handle(command, actor=DRAFTER)).draft
+    assert draft is not None
+    assert draft.area.circles == (WarningCircle(centre=depot, radius_km=1.2),)
+    assert draft.area.polygons == ()
+    assert draft.origin.alarm_id == alarm.alarm_id
+    assert draft.origin.title == "Riverside LPG depot"
+    with pytest.raises(InvalidValue, match="has no alarm"):
+        desk.handle(replace(command, alarm_id=source_id), actor=DRAFTER)
+
+
+def test_a_notice_references_exactly_what_it_replaces_and_an_exercise_belongs_to_a_drill(
+        desk: Warnings) -> None:
+    warning_id = issued(desk)
+    [alert] = desk.notices(warning_id)
+    with pytest.raises(InvalidValue, match="a first alert replaces nothing"):
+        replace(alert, references=(alert.reference,))
+    with pytest.raises(InvalidValue, match="references what it replaces"):
+        replace(alert, msg_type=MessageType.CANCEL)
+    with pytest.raises(InvalidValue, match="exercise notice belongs to a drill"):
+        replace(alert, status=AlertStatus.EXERCISE)
+    with pytest.raises(InvalidValue, match="exercise notice belongs to a drill"):
+        replace(alert, drill_id="drill-1")
