@@ -16,7 +16,7 @@ built, so a content that exists is a content that may be issued as far as its ow
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -632,11 +632,3 @@ def notice_identifier(prefix: str, warning_id: UUID, sequence: int) -> str:
     (CAP's restricted characters), unique per message."""
     return f"{prefix}.{warning_id}.{sequence}"
 
-
-def check_ring_closed(ring: Sequence[tuple[float, float]]) -> None:
-    """A CAP polygon is a closed ring of at least four positions."""
-    if len(ring) < 4 or ring[0] != ring[-1]:
-        raise InvalidValue("a polygon ring must be closed and have at least 4 positions")
-    for lon, lat in ring:
-        if not (math.isfinite(lon) and math.isfinite(lat)):
-            raise InvalidValue("a polygon ring's positions must be finite")
