@@ -138,7 +138,7 @@ def test_other_departments_and_roles_are_kept_out(client: TestClient) -> None:
                                                   [118.7, 32.0, 118.9, 32.1]}}},
      "exactly one of"),
     ({"filter": {"stream": "grid-cases", "categories": ["C9999"]}}, "unknown grid-cases"),
-    ({"filter": {"stream": "hotline", "levels": ["I"]}}, "levels filter incidents only"),
+    ({"filter": {"stream": "hotline", "levels": ["I"]}}, "levels filter incidents and warnings only"),
     ({"triggers": ["deleted"]}, "triggers.0"),
     ({"delivery": {"kind": "webhook"}}, "needs a URL"),
     ({"delivery": {"kind": "webhook", "url": "ftp://water.example/x"}}, "http or https"),
