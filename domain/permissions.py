@@ -104,6 +104,16 @@ COMMAND_ROLES: dict[str, frozenset[Role]] = {
     "resource.take-out-of-service": CENTRE | {_R.DEPARTMENT_USER},
     "resource.return-to-service": CENTRE | {_R.DEPARTMENT_USER},
     "resource.position": CENTRE | {_R.DEPARTMENT_USER, _R.SYSTEM},
+    # warnings: the duty officers of the centre draft, approve, issue, update and cancel;
+    # approval of a public warning is by a second person (checked by the warning), and the
+    # leader stays read-only. Departments read the warnings issued, they never issue one.
+    "warning.draft": CENTRE,
+    "warning.revise": CENTRE,
+    "warning.approve": CENTRE,
+    "warning.issue": CENTRE,
+    "warning.update": CENTRE,
+    "warning.cancel": CENTRE,
+    "warning.discard": CENTRE,
 }
 
 
