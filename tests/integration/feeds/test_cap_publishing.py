@@ -51,8 +51,9 @@ SECRET = "fire-department-cap-webhook-secret"
 
 
 def texts(headline: str = "Gas leak at the LPG depot: keep away") -> tuple[WarningText, ...]:
-    return (WarningText(language="zh-CN", headline="液化气站燃气泄漏：请远离",
-                        description="液化气站发生燃气泄漏。", instruction="关闭门窗，远离该区域。"),
+    return (WarningText(language="zh-CN", headline="液化气站燃气泄漏 请远离",
+                        description="液化气站发生燃气泄漏。",
+                        instruction="关闭门窗 远离该区域。"),
             WarningText(language="en-US", headline=headline,
                         description="A gas leak at the LPG depot.",
                         instruction="Close windows and stay away from the area."))
