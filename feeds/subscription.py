@@ -182,6 +182,10 @@ class SubscriptionFilter:
         if self.own_department and self.stream is Stream.WARNINGS:
             raise InvalidValue("warnings are not dispatched to departments: the "
                                "own-department filter does not apply to the warnings stream")
+        if (self.stream is Stream.WARNINGS and isinstance(self.area, AreaFilter)
+                and self.area.grid_prefix is not None):
+            raise InvalidValue("a warning's area is polygons and circles, not grid cells: "
+                               "filter the warnings stream by a bbox or a polygon")
         if self.area is not None and not isinstance(self.area, AreaFilter):
             raise InvalidValue("area must be an area filter")
 
