@@ -183,7 +183,7 @@ def test_a_webhook_secret_is_shown_once_and_never_again(client: TestClient) -> N
 def test_the_shared_data_catalogue_is_published(client: TestClient) -> None:
     catalogue = client.get("/subscriptions/catalogue", headers=signed(INSPECTOR)).json()
     assert set(catalogue["feeds"]) == {"grid-cases", "incidents", "hazards", "hotline",
-                                       "resources"}
+                                       "resources", "warnings"}
     hotline = catalogue["feeds"]["hotline"]
     assert hotline["fields"]["caller_phone"] == "conditional:caller-personal-data"
     assert hotline["fields"]["possible_duplicates"] == "not-shared"
