@@ -53,6 +53,7 @@ from cityops.projections.store import (
     positions,
     set_position,
 )
+from cityops.projections.wakeup import FollowerWakeup
 from cityops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,22 @@ class FeedLoop(threading.Thread):
                 self.idle(self.poll_interval_s)
 
 
+class Nudge:
+    """Wakes an idle loop before its poll interval is over (work known to be waiting)."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+        self.event = threading.Event()
+
+    def set(self) -> None:
+        self.event.set()
+
+    def wait(self, timeout_s: float) -> None:
+        if not self.stopping.is_set():
+            self.event.wait(timeout_s)
+        self.event.clear()
+
+
 @dataclass
 class FeedService:
     """Everything of the feeds in one process (see the module docstring)."""
@@ -126,6 +143,8 @@ class FeedService:
     outbox: WebhookOutbox | None = None
     deliverer: WebhookDeliverer | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _nudges: dict[str, Nudge] = field(default_factory=dict)
+    _wakeup: FollowerWakeup | None = None
 
     @property
     def bootstrap(self) -> str | None:
@@ -166,14 +185,36 @@ class FeedService:
             workers=settings.webhook_workers, timeout_s=settings.webhook_timeout_s,
             clock=self.clock, destinations=self.subscriptions.destinations)
         outbox, deliverer, cap_alerts = self.outbox, self.deliverer, self.cap_alerts
+        # A loop that hands work to the next wakes it at once instead of leaving it to its
+        # poll: the CAP alert log wakes the outbox and the Kafka publisher when it wrote an
+        # alert, the outbox wakes the deliverer when it queued a delivery.
+        self._nudges = {name: Nudge(self._stopping) for name in ("cap", "outbox", "kafka")}
+        nudges = self._nudges
         if cap_alerts.warnings is not None:
+            def follow_warnings() -> bool:
+                written = cap_alerts.written
+                read = cap_alerts.follow_round()
+                if cap_alerts.written > written:
+                    nudges["outbox"].set()
+                    nudges["kafka"].set()
+                return read > 0
+
             self.loops.append(FeedLoop(
-                "cityops-feeds-cap-alerts", lambda: cap_alerts.follow_round() > 0,
-                idle=self._stopping.wait, poll_interval_s=settings.poll_interval_s,
+                "cityops-feeds-cap-alerts", follow_warnings, idle=nudges["cap"].wait,
+                poll_interval_s=settings.poll_interval_s,
                 restart_delay_s=settings.restart_delay_s))
+            self._listen_for_warnings(nudges["cap"])
+
+        def fill_outbox() -> bool:
+            queued = outbox.queued
+            read = outbox.fill_round()
+            if outbox.queued > queued:
+                deliverer.wake()
+            return read > 0
+
         self.loops.append(FeedLoop(
-            "cityops-feeds-outbox", lambda: outbox.fill_round() > 0,
-            idle=self._stopping.wait, poll_interval_s=settings.poll_interval_s,
+            "cityops-feeds-outbox", fill_outbox, idle=nudges["outbox"].wait,
+            poll_interval_s=settings.poll_interval_s,
             restart_delay_s=settings.restart_delay_s))
         self.loops.append(FeedLoop(
             "cityops-feeds-webhooks", lambda: deliverer.dispatch_round() > 0,
@@ -206,7 +247,7 @@ class FeedService:
                 started.clear()
 
             self.loops.append(FeedLoop(
-                "cityops-feeds-kafka", publish, idle=self._stopping.wait,
+                "cityops-feeds-kafka", publish, idle=nudges["kafka"].wait,
                 poll_interval_s=settings.poll_interval_s,
                 restart_delay_s=settings.restart_delay_s, on_failure=restart))
         else:
@@ -215,9 +256,25 @@ class FeedService:
         for loop in self.loops:
             loop.start()
 
+    def _listen_for_warnings(self, nudge: Nudge) -> None:
+        """On PostgreSQL, wake the CAP alert log as soon as any process records a warning's
+        event (the warnings' NOTIFY channel); the poll stays the fallback."""
+        warnings = self.cap_alerts.warnings
+        url = self.system.settings.database_url
+        channel = getattr(getattr(warnings, "recorder", None), "channel_name", None)
+        if url is None or not isinstance(channel, str):
+            return
+        self._wakeup = FollowerWakeup(url, [channel], nudge.set)
+        self._wakeup.start()
+
     def stop(self) -> None:
         """Stop the loops; a Kafka transaction under way completes first."""
         self._stopping.set()
+        for nudge in self._nudges.values():
+            nudge.set()
+        if self._wakeup is not None:
+            self._wakeup.stop()
+            self._wakeup = None
         for loop in self.loops:
             loop.stop()
         for loop in self.loops:

@@ -549,6 +549,10 @@ class WebhookDeliverer:
         with self._lock:
             return len(self._in_flight)
 
+    def wake(self) -> None:
+        """New deliveries were queued: claim them now rather than after the poll."""
+        self._finished.set()
+
     def wait_for_a_worker(self, timeout_s: float) -> None:
         """Sleep until an attempt finishes or `timeout_s` passes."""
         self._finished.wait(timeout_s)
