@@ -178,8 +178,9 @@ class KafkaFeedPublisher:
             producer.close(timeout=1)
             raise
         self._producer = producer
-        self._positions = read_published_positions(
+        committed = read_published_positions(
             self.bootstrap, self.topics, self.transactional_id, timeout_s=self.timeout_s)
+        self._positions = {r.stream: committed[r.stream] for r in self.readers}
         log.info("Kafka feed publisher %s resumes after %s", self.transactional_id,
                  {s.value: p for s, p in self._positions.items()})
 
