@@ -20,8 +20,8 @@ from cityops.domain.application import COMMAND_NAMESPACE, CityApplication, Clock
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import IllegalTransition, InvalidValue
 from cityops.domain.geometry import Area
-from cityops.domain.hazard import HazardSource, HazardStatus
-from cityops.domain.incident import OPEN_STATUSES, Incident
+from cityops.domain.hazards.source import HazardSource, HazardStatus
+from cityops.domain.incidents.incident import OPEN_STATUSES, Incident
 from cityops.domain.warnings.commands import (
     ApproveWarning,
     CancelWarning,

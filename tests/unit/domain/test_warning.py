@@ -21,8 +21,8 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotPermitted
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.incident import IncidentSource
-from cityops.domain.incidents import Incidents
+from cityops.domain.incidents.incident import IncidentSource
+from cityops.domain.incidents.application import Incidents
 from cityops.domain.warnings.application import Warnings
 from cityops.domain.warnings.commands import (
     ApproveWarning,
