@@ -261,10 +261,10 @@ def alert_element(message: AlertMessage) -> Any:
         _el(block, "urgency", info.urgency)
         _el(block, "severity", info.severity)
         _el(block, "certainty", info.certainty)
-        for code in info.event_codes:
+        for event_code in info.event_codes:
             pair = _el(block, "eventCode")
-            _el(pair, "valueName", code.value_name)
-            _el(pair, "value", code.value)
+            _el(pair, "valueName", event_code.value_name)
+            _el(pair, "value", event_code.value)
         for name, moment in (("effective", info.effective), ("onset", info.onset),
                              ("expires", info.expires)):
             if moment is not None:

@@ -245,7 +245,7 @@ class CapAlertLog:
                 trigger = WARNING_MESSAGES.get(type(event).__qualname__)
                 if trigger is None:
                     continue
-                notice = WarningNotice.from_fact(event.notice)
+                notice = WarningNotice.from_fact(getattr(event, "notice"))  # noqa: B009
                 try:
                     row_values = self._alert_row(notification.id, notice, trigger, event)
                 except InvalidAlert as error:

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
-from signxml import InvalidInput, InvalidSignature, SignatureMethod, XMLSigner, XMLVerifier
-from signxml.algorithms import CanonicalizationMethod
+from signxml.algorithms import CanonicalizationMethod, SignatureMethod
+from signxml.exceptions import InvalidInput, InvalidSignature
+from signxml.signer import XMLSigner
+from signxml.verifier import XMLVerifier
 
 from cityops.domain.errors import InvalidValue
 from cityops.feeds.cap import check_document, serialize
@@ -77,6 +79,8 @@ def verify(document: bytes, cert_pem: bytes) -> bytes:
     except (InvalidSignature, InvalidInput) as error:
         raise AlertSignatureInvalid(f"the alert's signature does not verify: {error}") \
             from None
+    if isinstance(result, list):  # only with several expected references: not asked for
+        raise AlertSignatureInvalid("the alert carries more than one signed reference")
     signed = result.signed_xml
     if signed is None:
         raise AlertSignatureInvalid("the alert carries no signed content")
