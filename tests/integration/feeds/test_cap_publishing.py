@@ -324,3 +324,65 @@ def test_alerts_go_to_the_topic_and_webhooks_by_the_sharing_rules(
     finally:
         feeds.close()
         desk.close()
+
+
+class AnywhereInTown:
+    """A map that takes any area (to let through one the CAP checks must refuse)."""
+
+    def check_in_city(self, polygons: Any, circles: Any) -> None:
+        return None
+
+    def admin_areas(self, polygons: Any, circles: Any) -> tuple[Any, ...]:
+        return ()
+
+
+def test_a_warning_whose_document_fails_the_checks_is_recorded_and_not_published(
+        system: CitySystem, feeds: FeedService, point: GeoPoint) -> None:
+    desk = Warnings(system.settings.event_store_env("oddwarnings"),
+                    catalogue=system.catalogue, geography=AnywhereInTown(), clock=system.clock)
+    try:
+        # A square a few millimetres wide: a valid polygon, but at CAP's six decimals its
+        # corners collapse into one "lat,lon" pair: not a ring enclosing an area.
+        tiny = Area(wkt=shapely.box(point.lon, point.lat, point.lon + 2e-8,
+                                    point.lat + 2e-8).wkt)
+        now = desk.clock()
+        warning_id = desk.handle(DraftWarning(
+            texts=texts(), expires=now + timedelta(hours=1), contact="12345", level="blue",
+            category="accident-disaster", event_type="gas-leak",
+            area=DrawnArea(polygons=(tiny,), description="a point")), actor=DRAFTER)
+        desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
+        desk.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+        log = CapAlertLog(feeds.store, desk)
+        follow_all(log)
+        assert log.of_warning(warning_id) == []
+        [refusal] = log.refusals()
+        assert refusal["warning_id"] == str(warning_id)
+        assert any("polygon" in problem for problem in refusal["problems"])
+        assert CapAlertReader(log).read(0, 10).events == []
+    finally:
+        desk.close()
+
+
+def test_alerts_are_signed_with_the_configured_key(
+        system: CitySystem, desk: Warnings, point: GeoPoint, tmp_path: Any) -> None:
+    from cityops.feeds.cap_signing import verify
+    from tests.unit.feeds.test_cap_signing import key_and_certificate
+
+    key, cert = key_and_certificate()
+    (tmp_path / "cap.key").write_bytes(key)
+    (tmp_path / "cap.crt").write_bytes(cert)
+    feeds = build_feed_service(system, feed_settings(
+        "unused", cap_signing_key_file=tmp_path / "cap.key",
+        cap_signing_cert_file=tmp_path / "cap.crt"), warnings=desk)
+    try:
+        warning_id = issue(desk, point)
+        follow_all(feeds.cap_alerts)
+        [alert] = feeds.cap_alerts.of_warning(warning_id)
+        assert alert.signed
+        cap.check_document(alert.document)
+        assert alert.identifier.encode() in verify(alert.document, cert)
+        tampered = alert.document.replace(b"keep away", b"come closer")
+        with pytest.raises(Exception, match="does not verify"):
+            verify(tampered, cert)
+    finally:
+        feeds.close()
