@@ -70,7 +70,7 @@ CIRCLE_SEGMENTS = 16
 ALERT_COLUMNS = ("seq", "identifier", "warning_id", "sequence", "msg_type", "status", "scope",
                  "sent", "onset", "expires", "headline", "drill_id", "held", "trigger",
                  "occurred_at", "categories", "level", "area_wkt", "document", "signed",
-                 "recorded_at")
+                 "recorded_at", "expires_at")
 
 
 def cap_alerts_ddl() -> list[str]:
@@ -99,10 +99,12 @@ def cap_alerts_ddl() -> list[str]:
             area_wkt TEXT NOT NULL,
             document TEXT NOT NULL,
             signed INTEGER NOT NULL,
-            recorded_at DOUBLE PRECISION NOT NULL
+            recorded_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
         )
         """,
-        "CREATE INDEX IF NOT EXISTS cap_alerts_warning ON cap_alerts (warning_id, sequence)",
+        "CREATE INDEX IF NOT EXISTS cap_alerts_warning ON cap_alerts (warning_id, seq)",
+        "CREATE INDEX IF NOT EXISTS cap_alerts_in_force ON cap_alerts (held, expires_at)",
         """
         CREATE TABLE IF NOT EXISTS cap_alert_refusals (
             seq BIGINT PRIMARY KEY,
@@ -283,14 +285,16 @@ class CapAlertLog:
                 trigger.value, event.timestamp.isoformat(),
                 json.dumps(sorted({content.category, content.event_type})),
                 content.level.code, warning_area(notice).wkt, document.decode(),
-                int(self.signer is not None), self.clock())
+                int(self.signer is not None), self.clock(), content.expires.timestamp())
 
     # --- reading ----------------------------------------------------------------------------
 
-    def _select(self, where: str, params: tuple[Any, ...], tail: str = "") -> list[StoredAlert]:
+    def _select(self, where: str, params: tuple[Any, ...], tail: str = "",
+                alias: str = "") -> list[StoredAlert]:
+        columns = ", ".join(f"{alias}.{c}" if alias else c for c in ALERT_COLUMNS)
         with self.store.transaction() as txn:
-            txn.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM cap_alerts WHERE {where} "
-                        f"{tail}", params)
+            txn.execute(f"SELECT {columns} FROM cap_alerts {alias} WHERE {where} {tail}",
+                        params)
             rows = txn.fetchall()
         return [StoredAlert.from_row(dict(zip(ALERT_COLUMNS, r, strict=True))) for r in rows]
 
@@ -315,11 +319,11 @@ class CapAlertLog:
         """The public alerts in force at `now`, newest first: the last message of each
         warning that is not held, not restricted, and not past its expiry (a cancellation
         stays until the warning's expiry, so that aggregators learn of it)."""
-        latest: dict[UUID, StoredAlert] = {}
-        for alert in self._select("held = 0", (), "ORDER BY seq"):
-            latest[alert.warning_id] = alert
-        return sorted((a for a in latest.values() if a.public and a.expires > now),
-                      key=lambda a: a.seq, reverse=True)
+        found = self._select(
+            "a.held = 0 AND a.expires_at > %s AND a.seq = (SELECT max(b.seq) FROM cap_alerts "
+            "b WHERE b.warning_id = a.warning_id AND b.held = 0)", (now.timestamp(),),
+            "ORDER BY a.seq DESC", alias="a")
+        return [a for a in found if a.public]
 
     def refusals(self) -> list[dict[str, Any]]:
         with self.store.transaction() as txn:

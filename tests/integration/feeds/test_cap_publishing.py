@@ -221,6 +221,9 @@ def test_public_urls_and_the_atom_feed_carry_only_public_alerts_in_force(
         [entry] = feedparser.parse(client.get("/cap/alerts.atom").content).entries
         assert [t["term"] for t in entry.tags] == ["Cancel"]
         assert "/cap/alerts/" in entry.id and entry.id.endswith(".3.xml")
+        # Once the warning's expiry has passed, it is off the feed; its documents stay.
+        assert feeds.cap_alerts.current(system.clock() + timedelta(hours=9)) == []
+        assert client.get(entry.id.removeprefix("http://testserver")).status_code == 200
 
 
 def test_a_drills_exercise_alerts_never_leave_the_drill(
