@@ -31,13 +31,11 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import shapely
@@ -66,26 +64,12 @@ SECRET = "benchmark-webhook-secret-0123456789"
 TIMEOUT_S = 60.0
 
 
-def service(env: str, script: str) -> str:
-    """A service's address from the environment, else from the repository's dev script."""
-    if os.environ.get(env):
-        return os.environ[env]
-    return subprocess.run([str(REPO_ROOT / "dev" / script), "url" if script == "postgres"
-                           else "bootstrap"], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    server = service("CITYOPS_TEST_POSTGRES_URL", "postgres")
-    name = f"cityops_bench_cap_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def kafka_bootstrap() -> str:
+    """The broker named by CITYOPS_TEST_KAFKA_BOOTSTRAP, else the dev broker's."""
+    if os.environ.get("CITYOPS_TEST_KAFKA_BOOTSTRAP"):
+        return os.environ["CITYOPS_TEST_KAFKA_BOOTSTRAP"]
+    return subprocess.run([str(REPO_ROOT / "dev" / "kafka"), "bootstrap"], check=True,
+                          capture_output=True, text=True).stdout.strip()
 
 
 def identifier_of(document: bytes) -> str:
@@ -172,7 +156,8 @@ def main() -> None:
                         help="the feed loops' poll interval (CITYOPS_FEEDS_POLL_INTERVAL_S)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    bootstrap = service("CITYOPS_TEST_KAFKA_BOOTSTRAP", "kafka")
+    from scratch_database import scratch_database  # bench/ is on the path when run
+    bootstrap = kafka_bootstrap()
     prefix = f"cityops-bench-{uuid.uuid4().hex[:8]}.feed"
     bare_topic = f"{prefix}.bare-warnings"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
@@ -182,7 +167,7 @@ def main() -> None:
     host, port = http_server.server_address[:2]
     stop = threading.Event()
     try:
-        with scratch_database() as url, tempfile.TemporaryDirectory() as data_dir:
+        with scratch_database("cap") as url, tempfile.TemporaryDirectory() as data_dir:
             system = build_system(Settings(database_url=url, data_dir=Path(data_dir),
                                            kafka_bootstrap_servers=bootstrap))
             desk = Warnings(system.settings.event_store_env(Warnings.name),
