@@ -16,7 +16,7 @@ from typing import Protocol
 from uuid import UUID, uuid4, uuid5
 
 from cityops.domain.actors import Actor
-from cityops.domain.application import COMMAND_NAMESPACE, CityApplication, Clock, system_clock
+from cityops.domain.application import COMMAND_NAMESPACE, CityApplication, Clock
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import IllegalTransition, InvalidValue
 from cityops.domain.geometry import Area
@@ -97,7 +97,7 @@ class Warnings(CityApplication):
         hazard_source_of: Callable[[UUID], HazardSource] | None = None,
         sender: SenderIdentity | None = None,
         drill_id: str | None = None,
-        clock: Clock = system_clock,
+        clock: Clock,
     ) -> None:
         super().__init__(env, clock=clock)
         self.catalogue = catalogue

@@ -134,7 +134,7 @@ class OriginKind(StrEnum):
     """Drafted from scratch."""
 
 
-def enum_value(enum: type[E], value: object, label: str) -> E:
+def enum_value(enum: type[E], value: Any, label: str) -> E:
     try:
         return enum(value)
     except ValueError:
@@ -253,6 +253,26 @@ class AdminAreaRef:
         return cls(level=AdminLevel(fact["level"]), code=fact["code"], name=fact["name"])
 
 
+CIRCLE_SEGMENTS = 64
+MEAN_EARTH_RADIUS_KM = 6371.0088
+
+
+def circle_polygon(circle: WarningCircle, segments: int = CIRCLE_SEGMENTS) -> shapely.Polygon:
+    """A circle as a polygon of points at its radius from its centre on the sphere (the
+    destination-point formula), in WGS84."""
+    lat1, lon1 = math.radians(circle.centre.lat), math.radians(circle.centre.lon)
+    angle = circle.radius_km / MEAN_EARTH_RADIUS_KM
+    ring = []
+    for k in range(segments):
+        bearing = 2 * math.pi * k / segments
+        lat2 = math.asin(math.sin(lat1) * math.cos(angle)
+                         + math.cos(lat1) * math.sin(angle) * math.cos(bearing))
+        lon2 = lon1 + math.atan2(math.sin(bearing) * math.sin(angle) * math.cos(lat1),
+                                 math.cos(angle) - math.sin(lat1) * math.sin(lat2))
+        ring.append((math.degrees(lon2), math.degrees(lat2)))
+    return shapely.Polygon(ring)
+
+
 def warning_polygon(area: Area) -> Area:
     """A polygon of a warning area: one closed outer ring, no holes (CAP's `polygon` has
     none), at most `MAX_RING_POSITIONS` positions."""
@@ -317,6 +337,17 @@ class WarningArea:
             coords = tuple((float(x), float(y)) for x, y, *_ in polygon.shape.exterior.coords)
             rings.append(coords)
         return tuple(rings)
+
+    def outline(self) -> Area:
+        """The whole area as one polygonal area (circles as 64-sided polygons drawn on the
+        sphere): for maps and spatial queries, never for the CAP document, which carries
+        the circles as circles."""
+        parts = [p.shape for p in self.polygons] + [circle_polygon(c) for c in self.circles]
+        shape = shapely.union_all(parts)
+        if shape.geom_type not in ("Polygon", "MultiPolygon"):
+            shape = shapely.MultiPolygon([g for g in getattr(shape, "geoms", [])
+                                          if g.geom_type == "Polygon"])
+        return Area(wkt=shape.wkt)
 
     def with_admin_areas(self, admin_areas: Iterable[AdminAreaRef]) -> WarningArea:
         """The same area naming these administrative areas."""

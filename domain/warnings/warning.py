@@ -64,7 +64,7 @@ class SecondPersonRequired(NotPermitted):
     """The two-person rule: who wrote a public warning's content may not approve it."""
 
 
-class Warning(CityAggregate):  # noqa: A001 - the domain's word; builtins.Warning is not used here
+class Warning(CityAggregate):
     """A warning of the command centre and every message it sent out."""
 
     KIND = "warning"
@@ -205,7 +205,8 @@ class Warning(CityAggregate):  # noqa: A001 - the domain's word; builtins.Warnin
         self.draft = None
         self.status = status
 
-    def note_step(self, step: str, event: CityAggregate.Event, note: str = "") -> None:
+    def note_step(self, step: str, event: Any, note: str = "") -> None:
+        """Keep a step of the workflow (its event's actor and time) for the summary."""
         self.steps.append({"step": step, "by": event.actor.user_id,
                            "role": event.actor.role.value, "at": event.timestamp.isoformat(),
                            "note": note})

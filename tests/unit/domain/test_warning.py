@@ -21,8 +21,8 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotPermitted
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.incidents.incident import IncidentSource
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.incident import IncidentSource
 from cityops.domain.warnings.application import Warnings
 from cityops.domain.warnings.commands import (
     ApproveWarning,
@@ -45,7 +45,7 @@ from cityops.domain.warnings.content import (
     WarningCircle,
     WarningText,
 )
-from cityops.domain.warnings.warning import SecondPersonRequired, Warning, WarningStatus
+from cityops.domain.warnings.warning import SecondPersonRequired, WarningStatus
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
@@ -96,8 +96,9 @@ class BoxGeography:
 
 
 def texts(headline: str = "Gas leak: keep away") -> tuple[WarningText, ...]:
-    return (WarningText(language="zh-CN", headline="燃气泄漏：请远离",
-                        description="液化气站发生泄漏。", instruction="关闭门窗，远离该区域。"),
+    return (WarningText(language="zh-CN", headline="燃气泄漏：请远离",  # noqa: RUF001
+                        description="液化气站发生泄漏。",
+                        instruction="关闭门窗，远离该区域。"),  # noqa: RUF001
             WarningText(language="en-US", headline=headline,
                         description="A gas leak at the LPG depot.",
                         instruction="Close windows, stay away from the area."))
@@ -260,16 +261,16 @@ def test_a_restricted_warning_may_be_approved_by_its_drafter(desk: Warnings) -> 
 
 @pytest.mark.parametrize("actor", [LEADER, WATER, Actor("hotline-1", Role.HOTLINE_OPERATOR)])
 def test_only_the_centre_drafts_warnings(desk: Warnings, actor: Actor) -> None:
-    with pytest.raises(NotPermitted, match="warning.draft"):
+    with pytest.raises(NotPermitted, match=r"warning.draft"):
         desk.handle(scratch(), actor=actor)
 
 
 def test_only_the_centre_approves_and_issues(desk: Warnings) -> None:
     warning_id = desk.handle(scratch(), actor=DRAFTER)
-    with pytest.raises(NotPermitted, match="warning.approve"):
+    with pytest.raises(NotPermitted, match=r"warning.approve"):
         desk.handle(ApproveWarning(warning_id=warning_id), actor=LEADER)
     desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
-    with pytest.raises(NotPermitted, match="warning.issue"):
+    with pytest.raises(NotPermitted, match=r"warning.issue"):
         desk.handle(IssueWarning(warning_id=warning_id), actor=WATER)
 
 
@@ -317,7 +318,7 @@ def test_an_update_of_a_cancelled_warning_is_refused(desk: Warnings) -> None:
     warning_id = issued(desk)
     desk.handle(CancelWarning(warning_id=warning_id, reason="all clear"), actor=DRAFTER)
     version = desk.warning(warning_id).version
-    with pytest.raises(IllegalTransition, match="cannot update warning .* it is cancelled"):
+    with pytest.raises(IllegalTransition, match=r"cannot update warning .* it is cancelled"):
         desk.handle(DraftWarningUpdate(warning_id=warning_id, texts=texts(), contact="12345",
                                        expires=START + timedelta(hours=9), reason="again"),
                     actor=DRAFTER)
@@ -384,9 +385,9 @@ def test_an_issued_warning_past_its_expiry_is_shown_expired_and_can_no_longer_ch
     warning = desk.warning(warning_id)
     assert warning.status_at(clock.now) is WarningStatus.EXPIRED
     assert warning.summary(clock.now)["status"] == "expired"
-    with pytest.raises(IllegalTransition, match="expiry .* has passed"):
+    with pytest.raises(IllegalTransition, match=r"expiry .* has passed"):
         desk.handle(CancelWarning(warning_id=warning_id, reason="late"), actor=DRAFTER)
-    with pytest.raises(IllegalTransition, match="expiry .* has passed"):
+    with pytest.raises(IllegalTransition, match=r"expiry .* has passed"):
         desk.handle(DraftWarningUpdate(warning_id=warning_id, texts=texts(), contact="1",
                                        expires=START + timedelta(hours=5), reason="more"),
                     actor=DRAFTER)
