@@ -7,6 +7,9 @@ Topics (with the default prefix `cityops.feed`):
 - `cityops.feed.department.<code>`: the events the department's Kafka subscriptions want,
   with the fields shared with that department (one message per event, listing the matching
   subscriptions);
+- `cityops.feed.warnings`: the public warnings as CAP 1.2 alert documents (XML, not JSON;
+  header `content-type: application/cap+xml`), and `cityops.feed.department.<code>.warnings`
+  the alerts a department's subscriptions want (docs/cap.md);
 - `cityops.feed.publisher-positions`: the publisher's own bookkeeping (compacted).
 
 Messages are keyed by aggregate id, so the events of one aggregate land in one partition in
