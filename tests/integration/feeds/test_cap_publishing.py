@@ -358,6 +358,7 @@ def test_a_warning_whose_document_fails_the_checks_is_recorded_and_not_published
         log = CapAlertLog(feeds.store, desk)
         follow_all(log)
         assert log.of_warning(warning_id) == []
+        assert (log.written, log.refused) == (0, 1)  # cityops_cap_alerts_refused_total
         [refusal] = log.refusals()
         assert refusal["warning_id"] == str(warning_id)
         assert any("polygon" in problem for problem in refusal["problems"])
