@@ -121,10 +121,13 @@ class FeedCollector(Collector):
 
     def __init__(self, watch: FeedWatch,
                  loop_failures: Callable[[], dict[str, int]] = dict,
-                 published: Callable[[], int | None] = lambda: None) -> None:
+                 published: Callable[[], int | None] = lambda: None,
+                 cap_alerts: Callable[[], tuple[int, int] | None] = lambda: None) -> None:
         self.watch = watch
         self.loop_failures = loop_failures
         self.published = published
+        self.cap_alerts = cap_alerts
+        """(written, refused) CAP alerts of the warnings in this process, if it writes any."""
 
     def collect(self) -> Iterator[Metric]:
         events = _gauge("feed_lag_events", "Notifications of a stream not yet published by "
@@ -153,6 +156,16 @@ class FeedCollector(Collector):
                             "committed to the Kafka feed topics.")
             sent.add_metric([], published)
             yield sent
+        cap_alerts = self.cap_alerts()
+        if cap_alerts is not None:
+            written, refused = cap_alerts
+            ok = _counter("cap_alerts_written", "CAP alerts of the warnings this process "
+                          "wrote (checked, ready to publish).")
+            ok.add_metric([], written)
+            bad = _counter("cap_alerts_refused", "Warning messages whose CAP document failed "
+                           "the OASIS schema or the standard's rules: not published.")
+            bad.add_metric([], refused)
+            yield from (ok, bad)
 
 
 class CountsCollector(Collector):

@@ -8,7 +8,8 @@ A site's durable state is:
   logs), its tracking records (`STORE_TABLES`);
 - the tables beside them that no event can give back (`DURABLE_TABLES`): the field photos,
   the latest sensor readings, the resources' movement track, ingest's dead letters, the
-  replay ledger and counters, the webhook outbox and its position.
+  replay ledger and counters, the webhook outbox and its position, the warnings' CAP alerts
+  as they went out.
 
 Everything else is derived and rebuilt from the events after a restore: the read-model
 generations and their registry, the live change log. The signing key of login tokens is a
@@ -51,6 +52,7 @@ from cityops.event_chain import (
     postgres_verdict,
     sqlite_verdict,
 )
+from cityops.feeds.cap_publishing import CapAlertLog
 from cityops.feeds.service import FEED_STORE_FILE
 from cityops.feeds.subscriptions import Subscriptions
 from cityops.feeds.webhooks import DeliveryLog
@@ -100,6 +102,10 @@ def _create_outbox(store: ReadStore) -> None:
     DeliveryLog(store).create_tables()
 
 
+def _create_cap_alerts(store: ReadStore) -> None:
+    CapAlertLog(store, None).create_tables()
+
+
 DURABLE_TABLES: tuple[DurableTable, ...] = (
     DurableTable("field_photos", Place.BASE, PhotoStore,
                  "evidence photos referred to by events (by sha256)"),
@@ -119,6 +125,10 @@ DURABLE_TABLES: tuple[DurableTable, ...] = (
                  "webhook deliveries and their state (none is sent twice)"),
     DurableTable("feed_webhook_attempts", Place.FEEDS, _create_outbox,
                  "each attempt of each webhook delivery"),
+    DurableTable("cap_alerts", Place.FEEDS, _create_cap_alerts,
+                 "the warnings' CAP alerts exactly as they went out (signed ones too)"),
+    DurableTable("cap_alert_refusals", Place.FEEDS, _create_cap_alerts,
+                 "warning messages whose CAP document failed the checks (not published)"),
 )
 
 DERIVED_TABLES: dict[str, str] = {

@@ -3,6 +3,7 @@ run: created from template1 (which has PostGIS) and dropped afterwards, whatever
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def server_url() -> str:
-    """The dev cluster's URL, starting it if it is not running."""
+    """The server named by CITYOPS_TEST_POSTGRES_URL (a cluster already running), else the
+    dev cluster's URL, starting it if it is not running."""
+    if os.environ.get("CITYOPS_TEST_POSTGRES_URL"):
+        return os.environ["CITYOPS_TEST_POSTGRES_URL"]
     subprocess.run([str(REPO_ROOT / "dev" / "postgres"), "start"], check=True,
                    capture_output=True)
     done = subprocess.run([str(REPO_ROOT / "dev" / "postgres"), "url"], check=True,

@@ -21,6 +21,7 @@ from cityops.command_center.query_checks import install_query_checks
 from cityops.command_center.routers import (
     auth,
     bulk,
+    cap,
     catalogue,
     exports,
     field,
@@ -129,6 +130,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(field.router)
     app.include_router(search.router)
     app.include_router(open311.router)  # public GETs; POST checks its own api_key
+    app.include_router(cap.router)  # the warnings' CAP alerts: public feed and documents
     app.include_router(ws.router)  # /ws: authenticated by its first message's token
     app.include_router(server_time_router)  # /clock: public, as /health
     app.mount("/static", pages.static_files(), name="static")

@@ -113,8 +113,12 @@ def run(
             def published() -> int | None:
                 return service.kafka.published if service.kafka is not None else None
 
+            def cap_alerts() -> tuple[int, int] | None:
+                log = service.cap_alerts
+                return (log.written, log.refused) if log.warnings is not None else None
+
             operations.metrics.register(FeedCollector(feeds, service.loop_failures,
-                                                      published))
+                                                      published, cap_alerts))
             start_metrics_server(operations, service.system.settings, metrics_port)
             kafka = (f"Kafka at {service.bootstrap}, topics {service.topics.prefix}.*"
                      if service.bootstrap else "no Kafka (embedded): webhooks only")

@@ -26,13 +26,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -46,6 +46,7 @@ from cityops.feeds.subject import Subject, describe
 
 SCHEMA_VERSION = 1
 AGGREGATE_CACHE_SIZE = 20_000
+JSON_MEDIA_TYPE = "application/json"
 
 
 def to_json(value: Any) -> Any:
@@ -141,6 +142,66 @@ class FeedEvent:
             "context": share(self.stream, self.json_context, recipient),
         }
 
+    content_type = JSON_MEDIA_TYPE
+
+    def payload(self, catalogue: SharingCatalogue, recipient: Recipient,
+                extra: Mapping[str, Any] | None = None) -> bytes | None:
+        """The bytes `recipient` receives: the message as JSON, with `extra` keys (a
+        department's subscriptions, a webhook's delivery id)."""
+        return encode({**self.message(catalogue, recipient), **(extra or {})})
+
+
+class FeedItem(Protocol):
+    """What the Kafka publisher and the webhook outbox publish and route: a domain event of
+    a stream (`FeedEvent`), or a CAP alert of the warnings (`cityops.feeds.cap_publishing`)."""
+
+    @property
+    def stream(self) -> Stream: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def aggregate_id(self) -> UUID: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def trigger(self) -> Trigger: ...
+    @property
+    def subject(self) -> Subject: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def key(self) -> bytes: ...
+    @property
+    def content_type(self) -> str: ...
+
+    def payload(self, catalogue: SharingCatalogue, recipient: Recipient,
+                extra: Mapping[str, Any] | None = None) -> bytes | None:
+        """What `recipient` receives, or None when it may not receive the item at all."""
+
+
+class SourceSpec(Protocol):
+    """Which log a reader follows (its position is tracked under `application`)."""
+
+    @property
+    def stream(self) -> Stream: ...
+    @property
+    def application(self) -> str: ...
+
+
+class LogReader(Protocol):
+    """A reader of one feed's log from a position (`StreamReader`, `CapAlertReader`)."""
+
+    @property
+    def spec(self) -> SourceSpec: ...
+    @property
+    def stream(self) -> Stream: ...
+
+    def head(self) -> int: ...
+    def read(self, after: int, limit: int) -> LogBatch: ...
+    def forget(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class LogBatch:
@@ -152,7 +213,7 @@ class LogBatch:
     """The position of the last notification read (`after` when none was read)."""
     read: int
     """Notifications read, including those of other aggregates."""
-    events: list[FeedEvent]
+    events: Sequence[FeedItem]
 
 
 class StreamReader:

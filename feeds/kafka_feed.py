@@ -7,6 +7,9 @@ Topics (with the default prefix `cityops.feed`):
 - `cityops.feed.department.<code>`: the events the department's Kafka subscriptions want,
   with the fields shared with that department (one message per event, listing the matching
   subscriptions);
+- `cityops.feed.warnings`: the public warnings as CAP 1.2 alert documents (XML, not JSON;
+  header `content-type: application/cap+xml`), and `cityops.feed.department.<code>.warnings`
+  the alerts a department's subscriptions want (docs/cap.md);
 - `cityops.feed.publisher-positions`: the publisher's own bookkeeping (compacted).
 
 Messages are keyed by aggregate id, so the events of one aggregate land in one partition in
@@ -53,7 +56,7 @@ from kafka.errors import KafkaError, ProducerFencedError, TopicAlreadyExistsErro
 
 from cityops.domain.clock import system_clock
 from cityops.domain.ports import GridLocator
-from cityops.feeds.events import FeedEvent, LogBatch, StreamReader, encode
+from cityops.feeds.events import FeedItem, LogBatch, LogReader, encode
 from cityops.feeds.routing import route
 from cityops.feeds.sharing import Recipient, SharingCatalogue
 from cityops.feeds.streams import Stream
@@ -81,7 +84,11 @@ class FeedTopics:
     def stream(self, stream: Stream) -> str:
         return f"{self.prefix}.{stream.value}"
 
-    def department(self, code: str) -> str:
+    def department(self, code: str, stream: Stream | None = None) -> str:
+        """A department's topic; its warnings (CAP XML, not JSON) have a topic of their
+        own."""
+        if stream is Stream.WARNINGS:
+            return f"{self.prefix}.department.{code}.{Stream.WARNINGS.value}"
         return f"{self.prefix}.department.{code}"
 
     @property
@@ -129,7 +136,7 @@ class KafkaFeedPublisher:
     """Publishes the streams' events to the feed topics in Kafka transactions that also
     record the published positions (see the module docstring)."""
 
-    def __init__(self, readers: Sequence[StreamReader], catalogue: SharingCatalogue,
+    def __init__(self, readers: Sequence[LogReader], catalogue: SharingCatalogue,
                  book: SubscriptionBook, locator: GridLocator | None, *, bootstrap: str,
                  topics: FeedTopics, transactional_id: str, batch_size: int = 200,
                  partitions: int = 3, replication_factor: int = -1,
@@ -174,8 +181,9 @@ class KafkaFeedPublisher:
             producer.close(timeout=1)
             raise
         self._producer = producer
-        self._positions = read_published_positions(
+        committed = read_published_positions(
             self.bootstrap, self.topics, self.transactional_id, timeout_s=self.timeout_s)
+        self._positions = {r.stream: committed[r.stream] for r in self.readers}
         log.info("Kafka feed publisher %s resumes after %s", self.transactional_id,
                  {s.value: p for s, p in self._positions.items()})
 
@@ -238,20 +246,24 @@ class KafkaFeedPublisher:
         self.published += len(outgoing)
         return sum(batch.read for batch in batches)
 
-    def _messages(self, event: FeedEvent,
+    def _messages(self, event: FeedItem,
                   subscriptions: Sequence[Any]) -> list[tuple[str, bytes, bytes,
                                                             list[tuple[str, bytes]]]]:
         headers = [("cityops-event-type", event.event_type.encode()),
-                   ("cityops-event-id", event.event_id.encode())]
-        messages = [(self.topics.stream(event.stream), event.key,
-                     encode(event.message(self.catalogue, Recipient.city_wide())), headers)]
+                   ("cityops-event-id", event.event_id.encode()),
+                   ("content-type", event.content_type.encode())]
+        messages = []
+        city_wide = event.payload(self.catalogue, Recipient.city_wide())
+        if city_wide is not None:
+            messages.append((self.topics.stream(event.stream), event.key, city_wide, headers))
         routes = route(event, subscriptions, self.locator, self.catalogue)
         for department, subscription_ids in sorted(routes.departments.items()):
-            body = event.message(self.catalogue, Recipient.department_feed(department))
-            body["department"] = department
-            body["subscriptions"] = sorted(subscription_ids)
-            messages.append((self.topics.department(department), event.key, encode(body),
-                             headers))
+            body = event.payload(self.catalogue, Recipient.department_feed(department),
+                                 {"department": department,
+                                  "subscriptions": sorted(subscription_ids)})
+            if body is not None:
+                messages.append((self.topics.department(department, event.stream), event.key,
+                                 body, headers))
         return messages
 
     # --- topics ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from cityops.domain.ports import GridLocator
 from cityops.domain.sharing import SharingPolicy
-from cityops.feeds.events import FeedEvent
+from cityops.feeds.events import FeedItem
 from cityops.feeds.subscription import DeliveryKind, Subscription
 
 
@@ -22,7 +22,7 @@ class Routes:
     webhooks: list[Subscription] = field(default_factory=list)
 
 
-def route(event: FeedEvent, subscriptions: Sequence[Subscription],
+def route(event: FeedItem, subscriptions: Sequence[Subscription],
           locator: GridLocator | None, policy: SharingPolicy) -> Routes:
     """The departments' topics and the webhooks that `event` goes to. The department scope
     of the screens holds for the feeds too (`policy.in_scope`): another department's case,

@@ -5,7 +5,9 @@ the three loops of the feed process (`cityops feeds run`):
 - the Kafka publisher, when `CITYOPS_KAFKA_BOOTSTRAP_SERVERS` is set (embedded default:
   not started, nothing else changes);
 - the webhook outbox, which turns events into webhook deliveries;
-- the webhook deliverer, which sends them.
+- the webhook deliverer, which sends them;
+- the CAP alert log, which writes the CAP 1.2 document of each message of the warning desk
+  (the warnings stream the Kafka publisher and the webhook outbox then carry).
 
 Each loop runs in its own thread, so a broker outage does not hold up webhooks and a slow
 endpoint holds up neither the outbox nor Kafka.
@@ -21,8 +23,11 @@ from typing import Any
 
 from cityops.bootstrap import CitySystem
 from cityops.domain.clock import SecondsClock, real_seconds
+from cityops.domain.warnings.application import Warnings
+from cityops.feeds.cap_publishing import CAP_ALERTS_SOURCE, CapAlertLog, CapAlertReader
+from cityops.feeds.cap_signing import AlertSigner
 from cityops.feeds.destinations import DestinationPolicy
-from cityops.feeds.events import StreamReader
+from cityops.feeds.events import LogReader, StreamReader
 from cityops.feeds.kafka_feed import (
     FeedTopics,
     KafkaFeedPublisher,
@@ -47,6 +52,7 @@ from cityops.projections.store import (
     positions,
     set_position,
 )
+from cityops.projections.wakeup import FollowerWakeup
 from cityops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,6 +101,22 @@ class FeedLoop(threading.Thread):
                 self.idle(self.poll_interval_s)
 
 
+class Nudge:
+    """Wakes an idle loop before its poll interval is over (work known to be waiting)."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+        self.event = threading.Event()
+
+    def set(self) -> None:
+        self.event.set()
+
+    def wait(self, timeout_s: float) -> None:
+        if not self.stopping.is_set():
+            self.event.wait(timeout_s)
+        self.event.clear()
+
+
 @dataclass
 class FeedService:
     """Everything of the feeds in one process (see the module docstring)."""
@@ -108,6 +130,8 @@ class FeedService:
     store: ReadStore
     """The feeds' own tables (webhook outbox, delivery log, outbox positions)."""
     topics: FeedTopics
+    cap_alerts: CapAlertLog
+    """The warnings' CAP alerts (written by the feed process, read by the public routes)."""
     clock: SecondsClock = real_seconds
     """The webhooks' transport clock: real time on purpose, whatever the city's clock says
     (retry and lease timers count real seconds, and a receiver checks a signature's
@@ -118,6 +142,8 @@ class FeedService:
     outbox: WebhookOutbox | None = None
     deliverer: WebhookDeliverer | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _nudges: dict[str, Nudge] = field(default_factory=dict)
+    _wakeup: FollowerWakeup | None = None
 
     @property
     def bootstrap(self) -> str | None:
@@ -125,10 +151,19 @@ class FeedService:
         empty)."""
         return self.system.settings.kafka_bootstrap_servers or None
 
-    def readers(self) -> list[StreamReader]:
-        """Fresh readers of every stream (each consumer of the logs follows its own)."""
+    def readers(self) -> list[LogReader]:
+        """Fresh readers of every stream (each consumer of the logs follows its own), the
+        warnings' CAP alerts among them."""
         applications = {a.name: a for a in self.system.applications}
-        return [StreamReader(spec, applications[spec.application]) for spec in iter_specs()]
+        readers: list[LogReader] = [StreamReader(spec, applications[spec.application])
+                                    for spec in iter_specs()]
+        if self.cap_alerts.warnings is not None:
+            readers.append(CapAlertReader(self.cap_alerts))
+        return readers
+
+    def sources(self) -> dict[Stream, str]:
+        """Stream -> the name its position is tracked under (its application's)."""
+        return {reader.stream: reader.spec.application for reader in self.readers()}
 
     # --- the feed process -----------------------------------------------------------------
 
@@ -148,10 +183,37 @@ class FeedService:
                         max_delay_s=settings.webhook_backoff_max_s),
             workers=settings.webhook_workers, timeout_s=settings.webhook_timeout_s,
             clock=self.clock, destinations=self.subscriptions.destinations)
-        outbox, deliverer = self.outbox, self.deliverer
+        outbox, deliverer, cap_alerts = self.outbox, self.deliverer, self.cap_alerts
+        # A loop that hands work to the next wakes it at once instead of leaving it to its
+        # poll: the CAP alert log wakes the outbox and the Kafka publisher when it wrote an
+        # alert, the outbox wakes the deliverer when it queued a delivery.
+        self._nudges = {name: Nudge(self._stopping) for name in ("cap", "outbox", "kafka")}
+        nudges = self._nudges
+        if cap_alerts.warnings is not None:
+            def follow_warnings() -> bool:
+                written = cap_alerts.written
+                read = cap_alerts.follow_round()
+                if cap_alerts.written > written:
+                    nudges["outbox"].set()
+                    nudges["kafka"].set()
+                return read > 0
+
+            self.loops.append(FeedLoop(
+                "cityops-feeds-cap-alerts", follow_warnings, idle=nudges["cap"].wait,
+                poll_interval_s=settings.poll_interval_s,
+                restart_delay_s=settings.restart_delay_s))
+            self._listen_for_warnings(nudges["cap"])
+
+        def fill_outbox() -> bool:
+            queued = outbox.queued
+            read = outbox.fill_round()
+            if outbox.queued > queued:
+                deliverer.wake()
+            return read > 0
+
         self.loops.append(FeedLoop(
-            "cityops-feeds-outbox", lambda: outbox.fill_round() > 0,
-            idle=self._stopping.wait, poll_interval_s=settings.poll_interval_s,
+            "cityops-feeds-outbox", fill_outbox, idle=nudges["outbox"].wait,
+            poll_interval_s=settings.poll_interval_s,
             restart_delay_s=settings.restart_delay_s))
         self.loops.append(FeedLoop(
             "cityops-feeds-webhooks", lambda: deliverer.dispatch_round() > 0,
@@ -184,7 +246,7 @@ class FeedService:
                 started.clear()
 
             self.loops.append(FeedLoop(
-                "cityops-feeds-kafka", publish, idle=self._stopping.wait,
+                "cityops-feeds-kafka", publish, idle=nudges["kafka"].wait,
                 poll_interval_s=settings.poll_interval_s,
                 restart_delay_s=settings.restart_delay_s, on_failure=restart))
         else:
@@ -193,9 +255,25 @@ class FeedService:
         for loop in self.loops:
             loop.start()
 
+    def _listen_for_warnings(self, nudge: Nudge) -> None:
+        """On PostgreSQL, wake the CAP alert log as soon as any process records a warning's
+        event (the warnings' NOTIFY channel); the poll stays the fallback."""
+        warnings = self.cap_alerts.warnings
+        url = self.system.settings.database_url
+        channel = getattr(getattr(warnings, "recorder", None), "channel_name", None)
+        if url is None or not isinstance(channel, str):
+            return
+        self._wakeup = FollowerWakeup(url, [channel], nudge.set)
+        self._wakeup.start()
+
     def stop(self) -> None:
         """Stop the loops; a Kafka transaction under way completes first."""
         self._stopping.set()
+        for nudge in self._nudges.values():
+            nudge.set()
+        if self._wakeup is not None:
+            self._wakeup.stop()
+            self._wakeup = None
         for loop in self.loops:
             loop.stop()
         for loop in self.loops:
@@ -223,7 +301,7 @@ class FeedService:
         """Copy the positions the publisher committed in Kafka into the feed store, for
         monitoring only (`/health` and metrics of any process read them there; Kafka stays
         the truth the publisher resumes from)."""
-        specs = {spec.stream: spec.application for spec in iter_specs()}
+        specs = self.sources()
         try:
             with self.store.transaction() as txn:
                 for stream, position in kafka.positions().items():
@@ -239,13 +317,14 @@ class FeedService:
         heads: dict[str, int] = {}
         for application in self.system.applications:
             heads[application.name] = application.recorder.max_notification_id() or 0
+        if self.cap_alerts.warnings is not None:
+            heads[CAP_ALERTS_SOURCE] = self.cap_alerts.head()
         found: dict[tuple[str, str], tuple[int, int]] = {}
         for feed, projection in (("webhook", OUTBOX_PROJECTION), ("kafka", self.kafka_mirror)):
             tracked = positions(self.store, projection)
-            for spec in iter_specs():
-                if spec.application in tracked:
-                    found[(feed, spec.stream.value)] = (heads[spec.application],
-                                                        tracked[spec.application])
+            for stream, source in self.sources().items():
+                if source in tracked:
+                    found[(feed, stream.value)] = (heads[source], tracked[source])
         return found
 
     def loop_failures(self) -> dict[str, int]:
@@ -289,11 +368,14 @@ class FeedService:
 
 
 def build_feed_service(system: CitySystem, settings: FeedSettings | None = None, *,
-                       clock: SecondsClock = real_seconds) -> FeedService:
+                       clock: SecondsClock = real_seconds,
+                       warnings: Warnings | None = None) -> FeedService:
     """The feeds over an already-built city system; nothing runs until `start()`.
 
     Uses the system's sharing policy (loaded and validated when the system was built),
-    opens the subscriptions' event store beside the others and creates the outbox tables."""
+    opens the subscriptions' event store beside the others and creates the outbox tables.
+    `warnings`: the warning desk's application (default: the system's, from the composition
+    root; a drill's or a test's own desk otherwise)."""
     settings = settings if settings is not None else FeedSettings()
     catalogue = system.sharing
     subscriptions = Subscriptions(
@@ -304,10 +386,21 @@ def build_feed_service(system: CitySystem, settings: FeedSettings | None = None,
     store = open_feed_store(system.settings)
     delivery_log = DeliveryLog(store)
     delivery_log.create_tables()
+    if warnings is None:
+        warnings = system.warnings
+    signer = None
+    if settings.cap_signing_key_file is not None and settings.cap_signing_cert_file is not None:
+        signer = AlertSigner.from_files(settings.cap_signing_key_file,
+                                        settings.cap_signing_cert_file)
+    cap_alerts = CapAlertLog(store, warnings, signer=signer,
+                             drill_id=warnings.drill_id,
+                             batch_size=settings.batch_size, clock=clock)
+    cap_alerts.create_tables()
     return FeedService(settings=settings, system=system, catalogue=catalogue,
                        subscriptions=subscriptions, book=SubscriptionBook(subscriptions),
                        delivery_log=delivery_log, store=store,
-                       topics=FeedTopics(settings.topic_prefix), clock=clock)
+                       topics=FeedTopics(settings.topic_prefix), cap_alerts=cap_alerts,
+                       clock=clock)
 
 
 FEED_STORE_FILE = "feeds.sqlite"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Self
 
 from pydantic import Field, field_validator, model_validator
@@ -71,6 +72,23 @@ class FeedSettings(BaseSettings):
         "city's internal systems. Loopback, private, link-local, metadata, CGNAT, multicast "
         "and other non-public addresses are refused otherwise. From the environment as a "
         'JSON list: CITYOPS_FEEDS_WEBHOOK_ALLOWED_DESTINATIONS=\'["10.20.0.0/16"]\'')
+
+    cap_signing_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key (RSA or EC, unencrypted) the centre signs its CAP "
+        "alerts with (XML-DSig, enveloped); unset: alerts go out unsigned. Needs "
+        "cap_signing_cert_file too (docs/cap.md).")
+    cap_signing_cert_file: Path | None = Field(
+        default=None,
+        description="PEM X.509 certificate of the CAP signing key, carried in each "
+        "signature for receivers to verify against the one the centre gave them.")
+
+    @model_validator(mode="after")
+    def _cap_signing(self) -> Self:
+        if (self.cap_signing_key_file is None) != (self.cap_signing_cert_file is None):
+            raise ValueError("cap_signing_key_file and cap_signing_cert_file go together: "
+                             "set both or neither")
+        return self
 
     @field_validator("webhook_allowed_destinations")
     @classmethod

@@ -34,8 +34,17 @@ SharingCatalogue = SharingPolicy
 """The feeds' name for the sharing policy."""
 
 
+WARNING_FIELDS = {
+    "alert": "a public warning's CAP alert",
+    "restricted_alert": "a restricted warning's CAP alert (scope Restricted)",
+}
+"""What the warnings feed carries: whole CAP documents, shared by the warning's scope."""
+
+
 def required_fields(stream: Stream) -> dict[str, str]:
     """Every field a stream's messages can carry, with where it comes from (for errors)."""
+    if stream is Stream.WARNINGS:
+        return dict(WARNING_FIELDS)
     spec = STREAMS[stream]
     required = {ACTOR_FIELD: "the envelope's actor"}
     for name in CONTEXT_FIELDS[spec.aggregate]:

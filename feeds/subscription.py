@@ -41,6 +41,7 @@ MAX_CATEGORIES = 200
 MAX_URL = 2000
 SECRET_LENGTH = (16, 256)
 GRID_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+LEVELLED_STREAMS = frozenset({Stream.INCIDENTS, Stream.WARNINGS})
 
 
 class SubscriptionStatus(StrEnum):
@@ -157,7 +158,8 @@ class SubscriptionFilter:
     categories: frozenset[str] = frozenset()
     area: AreaFilter | None = None
     levels: frozenset[str] = frozenset()
-    """Incident levels (I to IV); only for the incidents stream."""
+    """Incident levels (I to IV) of the incidents stream; warning levels (red, orange,
+    yellow, blue, or I to IV) of the warnings stream."""
     own_department: bool = False
     """Only what is dispatched or assigned to the subscribing department (or that it owns)."""
 
@@ -171,12 +173,19 @@ class SubscriptionFilter:
         object.__setattr__(self, "levels", _codes("level", self.levels))
         if len(self.categories) > MAX_CATEGORIES:
             raise InvalidValue(f"a filter lists at most {MAX_CATEGORIES} categories")
-        if self.levels and self.stream is not Stream.INCIDENTS:
-            raise InvalidValue(f"levels filter incidents only, not the {self.stream.value} "
-                               "stream")
+        if self.levels and self.stream not in LEVELLED_STREAMS:
+            raise InvalidValue(f"levels filter incidents and warnings only, not the "
+                               f"{self.stream.value} stream")
         if self.own_department and self.stream is Stream.HAZARDS:
             raise InvalidValue("hazard sources are not dispatched to departments: the "
                                "own-department filter does not apply to the hazards stream")
+        if self.own_department and self.stream is Stream.WARNINGS:
+            raise InvalidValue("warnings are not dispatched to departments: the "
+                               "own-department filter does not apply to the warnings stream")
+        if (self.stream is Stream.WARNINGS and isinstance(self.area, AreaFilter)
+                and self.area.grid_prefix is not None):
+            raise InvalidValue("a warning's area is polygons and circles, not grid cells: "
+                               "filter the warnings stream by a bbox or a polygon")
         if self.area is not None and not isinstance(self.area, AreaFilter):
             raise InvalidValue("area must be an area filter")
 

@@ -179,7 +179,8 @@ class Subscriptions(CityApplication):
         catalogue = self.catalogue
         if stream is Stream.GRID_CASES:
             return set(catalogue.case_categories)
-        if stream is Stream.INCIDENTS:
+        if stream in (Stream.INCIDENTS, Stream.WARNINGS):
+            # A warning's category and event type are the incident catalogue's codes.
             return set(catalogue.incident_categories) | {
                 t for c in catalogue.incident_categories.values() for t in c.types}
         if stream is Stream.HAZARDS:
@@ -195,10 +196,13 @@ class Subscriptions(CityApplication):
         if unknown:
             raise InvalidValue(f"unknown {filter.stream.value} categories: "
                                f"{', '.join(unknown)}")
-        levels = sorted(filter.levels - set(self.catalogue.incident_levels))
+        known, label = list(self.catalogue.incident_levels), "incident"
+        if filter.stream is Stream.WARNINGS:
+            known, label = [*self.catalogue.warning_colours, *known], "warning"
+        levels = sorted(filter.levels - set(known))
         if levels:
-            raise InvalidValue(f"unknown incident levels: {', '.join(levels)}; levels are "
-                               f"{', '.join(self.catalogue.incident_levels)}")
+            raise InvalidValue(f"unknown {label} levels: {', '.join(levels)}; levels are "
+                               f"{', '.join(known)}")
 
     def _check_delivery(self, delivery: Delivery) -> None:
         if not isinstance(delivery, Delivery):

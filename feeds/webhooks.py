@@ -11,7 +11,7 @@ delivery, whatever stops it.
 Delivery. A POST of the message (the event as the subscribing department may see it, see
 `cityops.feeds.events`) with headers:
 
-    Content-Type: application/json
+    Content-Type: application/json (application/cap+xml for the warnings: CAP 1.2 alerts)
     X-CityOps-Delivery: <delivery id>   (the same on every retry: receivers deduplicate by it)
     X-CityOps-Event: <event id>
     X-CityOps-Timestamp: <unix seconds when this attempt was signed>
@@ -63,8 +63,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from cityops.domain.clock import SecondsClock, real_seconds
 from cityops.domain.errors import IllegalTransition, NotFound
 from cityops.domain.ports import GridLocator
+from cityops.feeds.cap import CAP_MEDIA_TYPE
 from cityops.feeds.destinations import DestinationPolicy, DestinationRefused, IPAddress
-from cityops.feeds.events import StreamReader, encode
+from cityops.feeds.events import JSON_MEDIA_TYPE, LogReader
 from cityops.feeds.routing import route
 from cityops.feeds.sharing import Recipient, SharingCatalogue
 from cityops.feeds.streams import Stream
@@ -411,7 +412,7 @@ class WebhookOutbox:
     """Turns the events that webhook subscriptions want into delivery rows, following each
     stream's log from its tracked position (rows and position in one transaction)."""
 
-    def __init__(self, store: ReadStore, readers: Sequence[StreamReader],
+    def __init__(self, store: ReadStore, readers: Sequence[LogReader],
                  catalogue: SharingCatalogue, book: SubscriptionBook,
                  locator: GridLocator | None, *, batch_size: int = 200,
                  clock: SecondsClock = real_seconds) -> None:
@@ -441,7 +442,7 @@ class WebhookOutbox:
                 raise
         return read
 
-    def _fill(self, reader: StreamReader) -> int:
+    def _fill(self, reader: LogReader) -> int:
         application = reader.spec.application
         with self.store.transaction() as txn:
             lock = " FOR UPDATE" if self.store.dialect == "postgres" else ""
@@ -458,14 +459,16 @@ class WebhookOutbox:
                 routes = route(event, subscriptions, self.locator, self.catalogue)
                 for subscription in routes.webhooks:
                     delivery_id = delivery_id_for(subscription.id, event.event_id)
-                    body = event.message(self.catalogue,
-                                         Recipient.department_feed(subscription.department))
-                    body["subscription_id"] = str(subscription.id)
-                    body["delivery_id"] = delivery_id
+                    body = event.payload(self.catalogue,
+                                         Recipient.department_feed(subscription.department),
+                                         {"subscription_id": str(subscription.id),
+                                          "delivery_id": delivery_id})
+                    if body is None:
+                        continue
                     rows.append((delivery_id, str(subscription.id), subscription.department,
                                  event.event_id, event.event_type, event.stream.value,
                                  str(event.aggregate_id), event.position,
-                                 encode(body).decode(), DeliveryState.PENDING.value, 0, 0, now,
+                                 body.decode(), DeliveryState.PENDING.value, 0, 0, now,
                                  now))
             if rows:
                 txn.executemany(
@@ -482,6 +485,11 @@ class WebhookOutbox:
 # --- the deliverer ------------------------------------------------------------------------
 
 
+MEDIA_TYPES = {Stream.WARNINGS.value: CAP_MEDIA_TYPE}
+"""The body's media type of each stream's deliveries (JSON unless listed): the warnings
+are CAP 1.2 XML documents."""
+
+
 @dataclass(frozen=True)
 class DueDelivery:
     delivery_id: str
@@ -490,6 +498,11 @@ class DueDelivery:
     body: bytes
     attempts: int
     retry_from: int
+    stream: str = ""
+
+    @property
+    def content_type(self) -> str:
+        return MEDIA_TYPES.get(self.stream, JSON_MEDIA_TYPE)
 
 
 class WebhookDeliverer:
@@ -536,6 +549,10 @@ class WebhookDeliverer:
         with self._lock:
             return len(self._in_flight)
 
+    def wake(self) -> None:
+        """New deliveries were queued: claim them now rather than after the poll."""
+        self._finished.set()
+
     def wait_for_a_worker(self, timeout_s: float) -> None:
         """Sleep until an attempt finishes or `timeout_s` passes."""
         self._finished.wait(timeout_s)
@@ -576,7 +593,7 @@ class WebhookDeliverer:
                 (DeliveryState.PENDING.value, DeliveryState.IN_FLIGHT.value, now))
             txn.execute(
                 "SELECT d.delivery_id, d.subscription_id, d.event_id, d.body, d.attempts, "
-                "d.retry_from FROM feed_webhook_deliveries d "
+                "d.retry_from, d.stream FROM feed_webhook_deliveries d "
                 "WHERE d.state = %s AND d.next_attempt_at <= %s AND NOT EXISTS ("
                 "  SELECT 1 FROM feed_webhook_deliveries e "
                 "  WHERE e.subscription_id = d.subscription_id AND (e.state = %s "
@@ -588,14 +605,14 @@ class WebhookDeliverer:
                  DeliveryState.PENDING.value, limit * 4))
             chosen: list[DueDelivery] = []
             busy_subscriptions: set[str] = set()
-            for delivery_id, subscription_id, event_id, body, attempts, retry_from in (
-                    txn.fetchall()):
+            for (delivery_id, subscription_id, event_id, body, attempts, retry_from,
+                 stream) in txn.fetchall():
                 if subscription_id in busy_subscriptions or delivery_id in mine:
                     continue
                 busy_subscriptions.add(subscription_id)
                 chosen.append(DueDelivery(str(delivery_id), str(subscription_id),
                                           str(event_id), str(body).encode(), int(attempts),
-                                          int(retry_from)))
+                                          int(retry_from), str(stream)))
                 if len(chosen) == limit:
                     break
             if chosen:
@@ -628,7 +645,7 @@ class WebhookDeliverer:
         url = delivery.url
         timestamp = int(started)
         headers = {
-            "Content-Type": "application/json",
+            "Content-Type": due.content_type,
             "User-Agent": USER_AGENT,
             "X-CityOps-Delivery": due.delivery_id,
             "X-CityOps-Event": due.event_id,

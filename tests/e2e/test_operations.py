@@ -190,7 +190,8 @@ def _every_metric_name(api: Any) -> set[str]:
     metrics = ProcessMetrics()
     metrics.register(IngestCollector(counters))
     metrics.register(FeedCollector(FeedWatch(lambda: {("kafka", "grid-cases"): (3, 1)}),
-                                   lambda: {"cityops-feeds-kafka": 1}, lambda: 5))
+                                   lambda: {"cityops-feeds-kafka": 1}, lambda: 5,
+                                   lambda: (4, 1)))
     metrics.register(ProjectionCollector(ProjectionWatch(lambda: []), lambda: 0))
     names |= {family.name for family in text_string_to_metric_families(
         metrics.exposition().decode())}

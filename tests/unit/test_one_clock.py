@@ -49,6 +49,8 @@ REAL_TIME_ON_PURPOSE = {
                         "receivers against their own clocks",
     "feeds/webhooks.py": "webhook transport (as feeds/service.py)",
     "feeds/kafka_feed.py": "when the feed committed its positions (an operator's record)",
+    "feeds/cap_publishing.py": "when a CAP alert's row was written (monitoring, the "
+                               "benchmark); what an alert says is the warning's own time",
     "ingest/pipeline.py": "dead letters: the operators' log",
     "ingest/replay.py": "the operators' ledger of replays",
     "ingest/counters.py": "an operator's gauge",

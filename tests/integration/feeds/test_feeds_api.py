@@ -138,7 +138,10 @@ def test_other_departments_and_roles_are_kept_out(client: TestClient) -> None:
                                                   [118.7, 32.0, 118.9, 32.1]}}},
      "exactly one of"),
     ({"filter": {"stream": "grid-cases", "categories": ["C9999"]}}, "unknown grid-cases"),
-    ({"filter": {"stream": "hotline", "levels": ["I"]}}, "levels filter incidents only"),
+    ({"filter": {"stream": "hotline", "levels": ["I"]}},
+     "levels filter incidents and warnings only"),
+    ({"filter": {"stream": "warnings", "levels": ["purple"]}}, "unknown warning levels"),
+    ({"filter": {"stream": "warnings", "area": {"grid_prefix": "D01"}}}, "not grid cells"),
     ({"triggers": ["deleted"]}, "triggers.0"),
     ({"delivery": {"kind": "webhook"}}, "needs a URL"),
     ({"delivery": {"kind": "webhook", "url": "ftp://water.example/x"}}, "http or https"),
@@ -152,6 +155,18 @@ def test_bad_input_is_refused_saying_what_is_wrong(refusing_client: TestClient,
     assert response.status_code == 422, response.text
     assert field in response.json()["detail"]
     assert refusing_client.get("/subscriptions", headers=signed(WATER)).json()["count"] == 0
+
+
+def test_a_department_subscribes_to_the_warnings_as_cap_alerts(client: TestClient) -> None:
+    created = client.post("/subscriptions", headers=signed(POLICE), json={
+        "name": "red and orange warnings", "triggers": ["created", "updated", "closed"],
+        "filter": {"stream": "warnings", "levels": ["red", "orange", "I"],
+                   "categories": ["gas-leak"],
+                   "area": {"bbox": [118.7, 32.0, 118.9, 32.1]}},
+        "delivery": {"kind": "webhook", "url": "https://police.example/cap"}})
+    assert created.status_code == 201, created.text
+    assert created.json()["filter"]["stream"] == "warnings"
+    assert created.json()["filter"]["levels"] == ["I", "orange", "red"]
 
 
 def test_a_webhook_secret_is_shown_once_and_never_again(client: TestClient) -> None:
@@ -182,7 +197,7 @@ def test_a_webhook_secret_is_shown_once_and_never_again(client: TestClient) -> N
 def test_the_shared_data_catalogue_is_published(client: TestClient) -> None:
     catalogue = client.get("/subscriptions/catalogue", headers=signed(INSPECTOR)).json()
     assert set(catalogue["feeds"]) == {"grid-cases", "incidents", "hazards", "hotline",
-                                       "resources"}
+                                       "resources", "warnings"}
     hotline = catalogue["feeds"]["hotline"]
     assert hotline["fields"]["caller_phone"] == "conditional:caller-personal-data"
     assert hotline["fields"]["possible_duplicates"] == "not-shared"

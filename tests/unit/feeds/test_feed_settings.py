@@ -20,6 +20,8 @@ def test_defaults_name_the_documented_topics() -> None:
     ({"webhook_backoff_base_s": 10.0, "webhook_backoff_max_s": 5.0},
      "at least webhook_backoff_base_s"),
     ({"batch_size": 0}, "greater than or equal to 1"),
+    ({"cap_signing_key_file": "/etc/cityops/cap.key"}, "set both or neither"),
+    ({"cap_signing_cert_file": "/etc/cityops/cap.crt"}, "set both or neither"),
 ])
 def test_bad_feed_settings_are_refused(values: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):

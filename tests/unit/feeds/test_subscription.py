@@ -100,7 +100,7 @@ def test_another_department_cannot_change_or_end_it(subscriptions: Subscriptions
     ({"stream": "weather"}, "unknown stream 'weather'"),
     ({"categories": frozenset({"C9999"})}, "unknown grid-cases categories: C9999"),
     ({"stream": Stream.INCIDENTS, "levels": frozenset({"V"})}, "unknown incident levels: V"),
-    ({"levels": frozenset({"I"})}, "levels filter incidents only"),
+    ({"levels": frozenset({"I"})}, "levels filter incidents and warnings only"),
     ({"stream": Stream.HAZARDS, "own_department": True}, "does not apply to the hazards"),
     ({"categories": "C0101"}, "must be a list"),
 ])
