@@ -51,14 +51,13 @@ from typing import Any, Protocol
 from cityops.bootstrap import CitySystem
 from cityops.command_center.scopes import feature_in_scope, layer_scope_where, scope_of
 from cityops.command_center.server_time import clock_reading
-from cityops.command_center.sharing import hidden_by_layer
+from cityops.command_center.sharing import DocumentView, hidden_by_layer
 from cityops.domain.accounts.account import AccountView, UserAccount
 from cityops.domain.actors import Actor
 from cityops.domain.clock import rate_of, system_clock
 from cityops.domain.errors import DomainError
 from cityops.domain.former_topics import stored_topics
 from cityops.domain.model import CityAggregate
-from cityops.domain.sharing import without_keys
 from cityops.domain.supervision import Light
 from cityops.projections.live_changes import (
     LIVE_LAYERS,
@@ -219,7 +218,7 @@ class PushedChange:
             return None
         if subscription.matches(self.layer, row.values) \
                 and visible_to(client.actor, row.layer, row.doc or {}):
-            way: frozenset[str] | None = client.hidden.get(row.layer, frozenset())
+            way: DocumentView | None = client.hidden.get(row.layer, DocumentView())
         elif row.previous is not None and subscription.matches(self.layer, row.previous) \
                 and visible_to(client.actor, row.layer, row.previous.scope_document()):
             # It has just left the subscription or the user's scope: the client drops it.
@@ -230,7 +229,7 @@ class PushedChange:
         if text is None:
             doc = self.row.doc
             if way and doc is not None:
-                doc = without_keys(doc, way)
+                doc = way.apply(doc)
             text = self._texts[way] = self._message(None if way is None else doc)
         return text
 
@@ -365,9 +364,10 @@ class LiveClient:
     wake it, unless its queue fills up)."""
     sent_at: float = -1e9
     """When (the loop's clock) its last batch was sent."""
-    hidden: dict[str, frozenset[str]] = field(default_factory=dict)
-    """Per layer, the document keys the sharing policy withholds from this user (set by
-    `LiveHub.connect` and `snapshot` from the system's policy)."""
+    hidden: dict[str, DocumentView] = field(default_factory=dict)
+    """Per layer, how this user sees its documents: the keys the sharing policy withholds
+    from them, warnings as they went out (set by `LiveHub.connect` and `snapshot` from the
+    system's policy)."""
     credential_version: int | None = None
     """The credential version of the login it was opened with (None: not checked)."""
     ending: tuple[int, str] | None = None
@@ -908,10 +908,10 @@ class LiveHub:
                 continue
             features, matched = self._features(store, layer, subscription, client.actor,
                                                now)
-            hidden = client.hidden.get(layer_id)
-            if hidden:
+            view = client.hidden.get(layer_id)
+            if view:
                 for item in features:
-                    item["properties"] = without_keys(item["properties"], hidden)
+                    item["properties"] = view.apply(item["properties"])
             layers[layer_id] = features
             limits[layer_id] = {"limit": self.snapshot_limit, "matched": matched,
                                 "complete": matched <= self.snapshot_limit}

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from cityops.bootstrap import CitySystem
-from cityops.domain.actors import Actor, Role
-from cityops.domain.sharing import Viewer
+from cityops.domain.actors import Actor
+from cityops.domain.sharing import Viewer, without_keys
+from cityops.domain.warnings.warning import as_sent
 
 JSON_TYPES = ("application/json", "application/geo+json")
 
@@ -81,23 +83,54 @@ LAYER_STREAMS: dict[str, str] = {
     "hazard-zones": "hazards",
     "resources": "resources",
     "hotline-tickets": "hotline",
+    "warnings": "warnings",
+    "warning-areas": "warnings",
 }
 """The stream whose documents each read-model map layer (and live layer) shows."""
 
+WARNING_LAYERS = frozenset({"warnings", "warning-areas"})
+PREPARATION_FIELD = "draft"
+"""The catalogue field of a warning's content under preparation: who may not see it sees
+each warning as it went out (`as_sent`)."""
 
-WARNING_CENTRE_KEYS = frozenset({"draft", "authors", "approved_by", "approved_at"})
-"""What of a warning's document only the centre sees: the content under preparation and
-who wrote and approved it (departments see what was sent; docs/warnings.md)."""
+
+@dataclass(frozen=True)
+class DocumentView:
+    """How one viewer sees the documents of one layer or route: without the keys the
+    catalogue withholds from them and, for warnings whose preparation they may not see, as
+    the warnings went out (an issued warning stays issued while an update is prepared)."""
+
+    hidden: frozenset[str] = frozenset()
+    as_sent: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.hidden) or self.as_sent
+
+    def apply(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """`doc` as the viewer sees it (a new dict when anything changes)."""
+        if self.as_sent:
+            doc = as_sent(doc)
+        shown: dict[str, Any] = without_keys(doc, self.hidden) if self.hidden else doc
+        return shown
 
 
-def hidden_by_layer(system: CitySystem, actor: Actor) -> dict[str, frozenset[str]]:
-    """The document keys `actor` may not see, for each read-model layer."""
+def warning_view(system: CitySystem, actor: Actor) -> DocumentView:
+    """How `actor` sees a warning's document (REST, `/ws`), by the sharing catalogue."""
     viewer = Viewer.of(actor)
-    hidden = {layer: system.sharing.withheld_keys(stream, viewer)
-              for layer, stream in LAYER_STREAMS.items()}
-    if actor.role is Role.DEPARTMENT_USER:
-        hidden["warnings"] = hidden["warning-areas"] = WARNING_CENTRE_KEYS
-    return hidden
+    return DocumentView(system.sharing.withheld_keys("warnings", viewer),
+                        as_sent=not system.sharing.allows("warnings", PREPARATION_FIELD,
+                                                          viewer))
+
+
+def hidden_by_layer(system: CitySystem, actor: Actor) -> dict[str, DocumentView]:
+    """How `actor` sees the documents of each read-model layer."""
+    viewer = Viewer.of(actor)
+    views = {layer: DocumentView(system.sharing.withheld_keys(stream, viewer))
+             for layer, stream in LAYER_STREAMS.items()}
+    warnings = warning_view(system, actor)
+    for layer in WARNING_LAYERS:
+        views[layer] = warnings
+    return views
 
 
 def check_map_layers(system: CitySystem, layers: Iterable[Any]) -> None:

@@ -37,8 +37,14 @@ SharingCatalogue = SharingPolicy
 WARNING_FIELDS = {
     "alert": "a public warning's CAP alert",
     "restricted_alert": "a restricted warning's CAP alert (scope Restricted)",
+    "draft": "a warning's document on screens: the content under preparation",
+    "authors": "a warning's document on screens: who wrote its content",
+    "approved_by": "a warning's document on screens: who approved the content to be sent",
+    "approved_at": "a warning's document on screens: when the content to be sent was approved",
 }
-"""What the warnings feed carries: whole CAP documents, shared by the warning's scope."""
+"""What the warnings stream carries: whole CAP documents, shared by the warning's scope (the
+feeds), and the fields of a warning's document that screens show only where the catalogue
+allows (its preparation)."""
 
 
 def required_fields(stream: Stream) -> dict[str, str]:

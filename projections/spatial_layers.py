@@ -19,6 +19,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from cityops.domain.errors import InvalidValue
+from cityops.domain.warnings.warning import as_sent
 from cityops.projections.views import case_light
 
 PropertyType = Literal["string", "integer", "number", "boolean"]
@@ -172,8 +173,10 @@ HAZARD_PROPERTIES = (
 HAZARD_FILTERS = (Filter("status"), Filter("hazard_type"), Filter("grade", "integer"))
 
 def _warning_status(doc: Mapping[str, Any], now: datetime) -> str | None:
-    """A warning's status at `now`: expired once an issued warning's expiry has passed."""
-    status = doc.get("status")
+    """A warning's status at `now` as it went out (the layers show everyone the same flat
+    properties): an update in preparation is not shown, expired once an issued warning's
+    expiry has passed."""
+    status = as_sent(doc).get("status")
     content = doc.get("content")
     if status in WARNING_IN_FORCE and isinstance(content, dict) \
             and datetime.fromisoformat(content["expires"]) <= now:

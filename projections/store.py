@@ -101,7 +101,13 @@ class SqliteReadStore:
 
     @contextmanager
     def transaction(self) -> Iterator[_SqliteTransaction]:
+        """A transaction on this thread's connection; within one already open on it (a
+        reader called inside a writer's transaction, as the webhook outbox reads the CAP
+        alerts), the same transaction: it commits or rolls back with the outer one."""
         connection = self._connection()
+        if connection.in_transaction:
+            yield _SqliteTransaction(connection)
+            return
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield _SqliteTransaction(connection)

@@ -24,7 +24,7 @@ from cityops.command_center.dependencies import (
 from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import scope_guard, scope_of
-from cityops.command_center.sharing import WARNING_CENTRE_KEYS
+from cityops.command_center.sharing import DocumentView, warning_view
 from cityops.domain.actors import Actor
 from cityops.domain.warnings.commands import (
     ApproveWarning,
@@ -48,7 +48,12 @@ from cityops.domain.warnings.content import (
     WarningText,
     polygons_of,
 )
-from cityops.domain.warnings.warning import IN_FORCE, WarningStatus
+from cityops.domain.warnings.warning import (
+    IN_FORCE,
+    PREPARING_UPDATE,
+    SENT_EVENTS,
+    WarningStatus,
+)
 from cityops.projections.tables import utc_text
 from cityops.projections.warnings import WARNING_TABLE
 
@@ -58,13 +63,6 @@ router = APIRouter(
                               lambda system, w: system.warnings.warning(w).summary())],
 )
 
-CENTRE_ONLY_FIELDS = WARNING_CENTRE_KEYS
-"""What a department user never sees of a warning: the content under preparation (not
-approved, not sent), who wrote it and its pending approval (each message sent names its
-approver)."""
-PREPARING_UPDATE = frozenset({WarningStatus.UPDATE_DRAFTED.value,
-                              WarningStatus.UPDATE_APPROVED.value})
-SENT_STEPS = frozenset({"issued", "updated", "cancelled"})
 
 
 # --- bodies ---------------------------------------------------------------------------------
@@ -224,29 +222,22 @@ class NoticeOut(BaseModel):
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def shown(doc: dict[str, Any], now: datetime, actor: Actor) -> dict[str, Any]:
-    """A warning's document as `actor` sees it at `now`: `expired` once its expiry passed;
-    without the centre's own fields for a department user."""
+def shown(doc: dict[str, Any], now: datetime, view: DocumentView) -> dict[str, Any]:
+    """A warning's document as a viewer sees it at `now`: `expired` once its expiry passed;
+    its preparation only where the sharing catalogue allows (`warning_view`)."""
     doc = dict(doc)
     if (doc.get("recorded_status") in {s.value for s in IN_FORCE} and doc.get("content")
             and datetime.fromisoformat(doc["content"]["expires"]) <= now):
         doc["status"] = WarningStatus.EXPIRED.value
-    if scope_of(actor) is not None:
-        for name in CENTRE_ONLY_FIELDS:
-            doc.pop(name, None)
-        # An update in preparation is the centre's business: in force is all they see.
-        for key in ("status", "recorded_status"):
-            if doc.get(key) in PREPARING_UPDATE:
-                doc[key] = WarningStatus.ISSUED.value
-        doc["steps"] = [s for s in doc.get("steps", []) if s.get("step") in SENT_STEPS]
-    return doc
+    return view.apply(doc)
 
 
 def _state(system: SystemDep, warning_id: UUID, actor: Actor) -> dict[str, Any]:
     """The warning as the write side knows it now (read-your-writes for the caller)."""
     system.wake_projections()
     now = system.clock()
-    return shown(system.warnings.warning(warning_id).summary(now), now, actor)
+    return shown(system.warnings.warning(warning_id).summary(now), now,
+                 warning_view(system, actor))
 
 
 def _run(system: SystemDep, command: WarningCommand, actor: Actor,
@@ -287,11 +278,19 @@ def list_warnings(
 ) -> dict[str, Any]:
     """List warnings with filters, newest first."""
     now = system.clock()
+    view = warning_view(system, actor)
     filters: dict[str, Any] = {}
     extra: list[tuple[str, list[Any]]] = []
     now_text = utc_text(now)
     if status:
-        recorded = [s.value for s in status if s is not WarningStatus.EXPIRED]
+        asked = set(status)
+        if view.as_sent:
+            # Who sees warnings as they went out sees no update in preparation: an issued
+            # warning is issued for them, whatever the centre prepares.
+            asked -= PREPARING_UPDATE
+            if WarningStatus.ISSUED in asked:
+                asked |= PREPARING_UPDATE
+        recorded = [s.value for s in asked if s is not WarningStatus.EXPIRED]
         in_force = [s.value for s in IN_FORCE]
         clauses: list[str] = []
         params: list[Any] = []
@@ -306,6 +305,8 @@ def list_warnings(
         if WarningStatus.EXPIRED in status:
             clauses.append("(in_force = %s AND expires <= %s)")
             params += [True, now_text]
+        if not clauses:
+            clauses.append("1 = 0")  # only states this reader never sees
         extra.append(("(" + " OR ".join(clauses) + ")", params))
     if current:
         filters["in_force"] = True
@@ -319,7 +320,7 @@ def list_warnings(
     page = system.read_models.page(WARNING_TABLE, filters=filters, bbox=bbox,
                                    extra_where=extra, limit=paging.limit,
                                    offset=paging.offset)
-    return page_body([shown(doc, now, actor) for doc in page.items], page.total, paging)
+    return page_body([shown(doc, now, view) for doc in page.items], page.total, paging)
 
 
 @router.get("/{warning_id}", response_model=WarningOut,
@@ -340,12 +341,12 @@ def warning_history(warning_id: UUID, system: SystemDep,
                     actor: CurrentActor) -> list[dict[str, Any]]:
     """Every event of the warning: what happened, who did it, in what role, and when."""
     system.warnings.warning(warning_id)
-    history = event_history(system.warnings.events.get(warning_id))
-    if scope_of(actor) is not None:
-        # The content of drafts never leaves the centre, in the history neither.
-        for entry in history:
-            entry["facts"].pop("content", None)
-    return history
+    events = list(system.warnings.events.get(warning_id))
+    if warning_view(system, actor).as_sent:
+        # Who may not see a warning's preparation sees the messages it sent (the content of
+        # drafts and updates in preparation never leaves the centre, in the history neither).
+        events = [e for e in events if isinstance(e, SENT_EVENTS)]
+    return event_history(events)
 
 
 @router.post("/{warning_id}/revise", response_model=WarningOut,

@@ -19,6 +19,7 @@ A warning drafted in a drill is an exercise from its first event on and stays on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,26 @@ IN_FORCE = frozenset({WarningStatus.ISSUED, WarningStatus.UPDATE_DRAFTED,
 """States in which an issued content is in force (until it expires)."""
 PREPARING = frozenset({WarningStatus.DRAFTED, WarningStatus.UPDATE_DRAFTED})
 APPROVED = frozenset({WarningStatus.APPROVED, WarningStatus.UPDATE_APPROVED})
+PREPARING_UPDATE = frozenset({WarningStatus.UPDATE_DRAFTED, WarningStatus.UPDATE_APPROVED})
+"""Issued, with an update on its way: the centre's business until the update is issued."""
+SENT_STEPS = frozenset({"issued", "updated", "cancelled"})
+"""The steps of a warning that sent a message out."""
+
+
+def as_sent(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A warning's document (`Warning.summary()`, its read-model row) as it went out: what
+    those outside the centre see. While an update is prepared an issued warning stays
+    `issued` (its content is the one last issued: the summary's `content`, and the headline,
+    level, area and expiry it shows), and only the steps that sent a message are listed.
+    Who may see the draft itself is the sharing catalogue's rule (`warning-preparation`)."""
+    shown = dict(doc)
+    preparing = {s.value for s in PREPARING_UPDATE}
+    for key in ("status", "recorded_status"):
+        if shown.get(key) in preparing:
+            shown[key] = WarningStatus.ISSUED.value
+    if "steps" in shown:
+        shown["steps"] = [s for s in shown["steps"] or [] if s.get("step") in SENT_STEPS]
+    return shown
 
 
 class SecondPersonRequired(NotPermitted):
@@ -401,3 +422,7 @@ class Warning(CityAggregate):
             "discarded_at": iso_or_none(self.discarded_at),
             "steps": [dict(s) for s in self.steps],
         }
+
+
+SENT_EVENTS = (Warning.Issued, Warning.Updated, Warning.Cancelled)
+"""The events of a warning that sent a message out (its history as it went out)."""

@@ -189,6 +189,17 @@ def test_a_department_sees_only_issued_warnings_without_the_drafts(api: Api) -> 
     assert seen["content"]["texts"][1]["headline"] == "Gas leak: keep away"
     history = api.get(f"/warnings/{issued_id}/history", role="department-user", dept="fire")
     assert "Secret draft wording" not in str(history)
+    # While the update is prepared the department sees the warning as issued: its status,
+    # its list filters and its history are those of what was sent.
+    assert seen["status"] == seen["recorded_status"] == "issued"
+    assert [s["step"] for s in seen["steps"]] == ["issued"]
+    assert [e["event"] for e in history] == ["Issued"]
+    fire = {"role": "department-user", "dept": "fire"}
+    assert [w["id"] for w in api.get("/warnings", status=["issued"], **fire)["data"]] == [
+        issued_id]
+    assert api.get("/warnings", status=["update-drafted"], **fire)["data"] == []
+    assert [w["status"] for w in listed["data"]] == ["issued"]
+    assert api.get(f"/warnings/{issued_id}")["status"] == "update-drafted"  # the centre's
     # The leader reads everything (read-only).
     assert api.get(f"/warnings/{draft['id']}", role="leader")["draft"] is not None
 

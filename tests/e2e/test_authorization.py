@@ -100,6 +100,12 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/warnings/{warning_id}/update"): "warning.update",
     ("POST", "/warnings/{warning_id}/cancel"): "warning.cancel",
     ("POST", "/warnings/{warning_id}/discard"): "warning.discard",
+    # the warnings' CAP alerts: public ones to everyone (aggregators poll them), each
+    # warning's alerts to logged-in users as the sharing catalogue allows
+    ("GET", "/cap/alerts.atom"): PUBLIC,
+    ("GET", "/cap/alerts/{identifier}.xml"): PUBLIC,
+    ("GET", "/cap/warnings/{warning_id}"): READ,
+    ("GET", "/cap/warnings/{warning_id}/{sequence}.xml"): READ,
     # plans
     ("POST", "/plans"): "plan.define",
     ("GET", "/plans"): READ,

@@ -388,3 +388,29 @@ def test_alerts_are_signed_with_the_configured_key(
             verify(tampered, cert)
     finally:
         feeds.close()
+
+
+def test_a_webhook_receives_the_alerts_on_each_back_end(
+        system: CitySystem, desk: Warnings, point: GeoPoint,
+        webhook_receiver: Callable[[str], WebhookReceiver]) -> None:
+    """The webhook outbox reads the CAP alerts inside its own transaction on the feed store:
+    on SQLite too (one connection per thread), where the read used to open a second
+    transaction on the same connection and stop the outbox of every stream."""
+    feeds = build_feed_service(system, feed_settings("unused"))
+    receiver = webhook_receiver(SECRET)
+    hook(feeds, "fire", receiver)
+    try:
+        warning_id = issue(desk, point)
+        feeds.start()
+        try:
+            wait_until(lambda: len(receiver.accepted()) == 1, 30,
+                       "the fire department's webhook to get the alert")
+            failures = feeds.loop_failures()
+        finally:
+            feeds.stop()
+        assert set(failures.values()) == {0}, failures
+        [alert] = feeds.cap_alerts.of_warning(warning_id)
+        [request] = receiver.accepted()
+        assert request.signature_ok and request.body == alert.document
+    finally:
+        feeds.close()

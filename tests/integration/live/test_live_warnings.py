@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -91,5 +92,55 @@ async def test_warnings_are_pushed_to_the_centre_and_issued_ones_to_departments(
     late = await open_session(live_server.url, fire_token, layers=["warnings"])
     [shown] = (await late.next_of("snapshot"))["layers"]["warnings"]
     assert shown["id"] == str(warning_id) and "draft" not in shown["properties"]
+    for session in (dispatcher, fire, late):
+        await session.close()
+
+
+async def test_a_department_sees_an_issued_warning_as_issued_while_an_update_is_prepared(
+        live_server: LiveServer) -> None:
+    """The centre prepares an update of an issued warning (drafted, then approved): over /ws
+    a department's screen keeps the warning as it went out (status `issued`, the content
+    last issued, only the steps that sent a message) until the update is issued."""
+    system = live_server.system
+    fire_token = live_server.token("department-user", "fire")
+    warning_id = await asyncio.to_thread(draft, system)
+    await asyncio.to_thread(approve_and_issue, system, warning_id)
+    fire = await open_session(live_server.url, fire_token, layers=["warnings"])
+    [before] = (await fire.next_of("snapshot"))["layers"]["warnings"]
+    assert before["properties"]["status"] == "issued"
+    dispatcher = await open_session(live_server.url, live_server.token("dispatcher"),
+                                    layers=["warnings"])
+    await dispatcher.next_of("snapshot")
+
+    def same_warning(message: dict[str, Any]) -> bool:
+        return message["type"] == "change" and message["id"] == str(warning_id)
+
+    await asyncio.to_thread(draft_update, system, warning_id)
+    await dispatcher.until(lambda m: same_warning(m)
+                           and m["feature"]["properties"]["status"] == "update-drafted")
+    drafted = (await fire.until(same_warning))["feature"]["properties"]
+    await asyncio.to_thread(system.warnings.handle, ApproveWarning(warning_id=warning_id),
+                            actor=APPROVER)
+    await dispatcher.until(lambda m: same_warning(m)
+                           and m["feature"]["properties"]["status"] == "update-approved")
+    approved = (await fire.until(lambda m: same_warning(m) and m["feature"]["properties"]
+                                 ["version"] > drafted["version"]))["feature"]["properties"]
+    late = await open_session(live_server.url, fire_token, layers=["warnings"])
+    [snapshot] = (await late.next_of("snapshot"))["layers"]["warnings"]
+    for shown in (drafted, approved, snapshot["properties"]):
+        assert shown["status"] == "issued" and shown["recorded_status"] == "issued"
+        assert shown["content"] == before["properties"]["content"]
+        assert shown["headline"] == before["properties"]["headline"]
+        assert shown["sequence"] == 1
+        assert [s["step"] for s in shown["steps"]] == ["issued"]
+        assert "draft" not in shown
+    assert "Unapproved wording" not in str(fire.received) + str(late.received)
+
+    await asyncio.to_thread(system.warnings.handle, IssueWarning(warning_id=warning_id),
+                            actor=DRAFTER)
+    updated = (await fire.until(lambda m: same_warning(m) and m["feature"]["properties"]
+                                ["sequence"] == 2))["feature"]["properties"]
+    assert updated["status"] == "issued" and "Unapproved wording" in str(updated["content"])
+    assert [s["step"] for s in updated["steps"]] == ["issued", "updated"]
     for session in (dispatcher, fire, late):
         await session.close()
