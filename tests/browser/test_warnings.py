@@ -6,9 +6,11 @@ cancellation takes it off the map. Screenshots of each screen."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import httpx
 import pytest
 from playwright.sync_api import expect
@@ -19,6 +21,23 @@ Server = Any
 Screens = Any
 
 LEAK = (118.812, 32.046)
+FEED_WAIT_S = 30
+
+
+def _feed_entry(server: Server, identifier: str) -> Any:
+    """The Atom feed's entry of the alert `identifier`, once the feed carries it."""
+    deadline = time.monotonic() + FEED_WAIT_S
+    while True:
+        feed = httpx.get(f"{server.base_url}/cap/alerts.atom", timeout=30)
+        assert feed.status_code == 200, feed.text
+        assert feed.headers["content-type"].startswith("application/atom+xml")
+        parsed = feedparser.parse(feed.content)
+        assert not parsed.bozo, parsed.bozo_exception
+        for entry in parsed.entries:
+            if entry.id.endswith(f"/cap/alerts/{identifier}.xml"):
+                return entry
+        assert time.monotonic() < deadline, f"the Atom feed has no entry {identifier}"
+        time.sleep(0.25)
 
 
 def test_a_dispatcher_drafts_a_warning_from_an_incident_and_a_second_one_approves_it(
@@ -78,16 +97,19 @@ def test_a_dispatcher_drafts_a_warning_from_an_incident_and_a_second_one_approve
     expect(seen.get_by_test_id("warning-cancel")).to_have_count(0)
     department.page.screenshot(path=screenshots / "warnings-department.png")
 
-    # The public feed carries it (the CAP feed where it is served; else the desk's notices).
+    # The public Atom feed carries it (the server's feed process writes its CAP alert), read
+    # by a feed library, its entry linking to the CAP document at its stable URL.
     notices = httpx.get(f"{server.base_url}/warnings/{warning_id}/notices", timeout=30,
                         headers={"Authorization": f"Bearer {server.token('disp-a')}"})
     assert notices.status_code == 200, notices.text
     [alert] = notices.json()
     assert alert["msg_type"] == "alert" and alert["approved_by"] == "disp-b"
-    feed = httpx.get(f"{server.base_url}/cap/alerts.atom", timeout=30)
-    if feed.status_code != 404:
-        assert feed.status_code == 200, feed.text
-        assert alert["identifier"] in feed.text
+    entry = _feed_entry(server, alert["identifier"])
+    assert entry.summary.startswith(f"Alert: {entry.title} (until ")
+    document = httpx.get(entry.link, timeout=30)
+    assert document.status_code == 200, document.text
+    assert document.headers["content-type"].startswith("application/cap+xml")
+    assert alert["identifier"] in document.text and "<status>Actual</status>" in document.text
 
     # The drafter widens it; the second person approves and issues the update.
     card.get_by_test_id("warning-update").click()
