@@ -248,7 +248,9 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         open_tickets=read_models.open_reports("rm_tickets", "topic"),
         duplicate_policy=duplicate_policy, clock=clock,
     )
-    resources = Resources(env(Resources.name), catalogue=catalogue, clock=clock)
+    # A resource is dispatched only to an incident open for resources (checked as it decides).
+    resources = Resources(env(Resources.name), catalogue=catalogue, clock=clock,
+                          incidents=incidents)
     # Identity is administered in real time, also in a drill or a demo day on its own clock.
     accounts = Accounts(env(Accounts.name), catalogue=catalogue)
     accounts.seed_departments()

@@ -44,8 +44,24 @@ from cityops.domain.errors import DomainError
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseStatus
 from cityops.domain.hazard import AlarmLevel, open_alarms
+from cityops.domain.hazard_commands import AddSensor, RegisterHazardSource
 from cityops.domain.hotline import TicketStatus
 from cityops.domain.incident import PlanLevel, PlanTask, ResourceRequirement
+from cityops.domain.incident_commands import (
+    AcknowledgeTask,
+    AddSituationReport,
+    AssignCommander,
+    ChangeIncidentLevel,
+    CloseIncident,
+    CompleteTask,
+    ContainIncident,
+    DefinePlan,
+    RespondToIncident,
+    ReviewIncident,
+    VerifyIncident,
+    WaiveTask,
+)
+from cityops.domain.resource_commands import ActivateResource, RegisterResource
 from cityops.ingest import messages
 from cityops.ingest.catalogue import MessageCatalogue
 from cityops.ingest.composition import build_pipeline, ingest_store
@@ -396,28 +412,26 @@ class DemoDay:
 
     def register_resources(self) -> None:
         for resource in self.system.city.resources:
-            self.resource_ids[resource.id] = self.system.resources.register_resource(
-                kind=resource.kind, name=resource.name, call_sign=resource.id,
-                department=resource.department, home_base=resource.location, actor=ADMIN,
-                command_id=f"demo:resource:{resource.id}",
-            )
+            self.resource_ids[resource.id] = self.system.commands.handle(RegisterResource(
+                kind=resource.kind, resource_name=resource.name, call_sign=resource.id,
+                department=resource.department, home_base=resource.location,
+            ), CommandContext(actor=ADMIN, command_id=f"demo:resource:{resource.id}")).subject
 
     def register_hazard_sources(self) -> None:
         for source in self.system.city.hazard_sources:
-            source_id = self.system.hazards.register(
-                hazard_type=source.hazard_type, name=source.name, owner_name=source.owner_name,
-                owner_contact=source.owner_contact, grade=source.grade, location=source.location,
+            source_id = self.system.commands.handle(RegisterHazardSource(
+                hazard_type=source.hazard_type, source_name=source.name,
+                owner_name=source.owner_name, owner_contact=source.owner_contact,
+                grade=source.grade, location=source.location,
                 impact_radius_m=source.impact_radius_m, impact_zone=source.impact_zone,
-                actor=ADMIN,
-                command_id=f"demo:hazard:{source.id}",
-            )
+            ), CommandContext(actor=ADMIN, command_id=f"demo:hazard:{source.id}")).subject
             self.hazard_ids[source.id] = source_id
             for sensor in source.sensors:
-                self.system.hazards.add_sensor(
-                    source_id, sensor_id=sensor.id, kind=sensor.kind, unit=sensor.unit,
-                    direction=sensor.direction, warning=sensor.warning, alarm=sensor.alarm,
-                    label=sensor.label, actor=ADMIN, command_id=f"demo:sensor:{sensor.id}",
-                )
+                self.system.commands.handle(AddSensor(
+                    source_id=source_id, sensor_id=sensor.id, kind=sensor.kind,
+                    unit=sensor.unit, direction=sensor.direction, warning=sensor.warning,
+                    alarm=sensor.alarm, label=sensor.label,
+                ), CommandContext(actor=ADMIN, command_id=f"demo:sensor:{sensor.id}"))
                 self.sensor_levels[(source.id, sensor.id)] = self._normal_value(sensor)
 
     @staticmethod
@@ -440,11 +454,10 @@ class DemoDay:
                 )
                 for level in plan["levels"]
             ]
-            self.system.incidents.define_plan(
-                code=plan["code"], name=plan["name"], category=plan["category"],
-                incident_types=plan["incident_types"], levels=levels, actor=PLANNER,
-                command_id=f"demo:plan:{plan['code']}",
-            )
+            self.system.commands.handle(DefinePlan(
+                code=plan["code"], plan_name=plan["name"], category=plan["category"],
+                incident_types=tuple(plan["incident_types"]), levels=tuple(levels),
+            ), CommandContext(actor=PLANNER, command_id=f"demo:plan:{plan['code']}"))
 
     # grid cases
 
@@ -751,8 +764,8 @@ class DemoDay:
         )
         self.incidents["gas-leak"] = incident_id
         self.after(timedelta(minutes=4), "verify gas leak",
-                   lambda: self.system.incidents.verify(incident_id, actor=DISPATCHER,
-                                                        note="Confirmed by the depot"))
+                   lambda: self.act(VerifyIncident(incident_id=incident_id,
+                                                   note="Confirmed by the depot"), DISPATCHER))
         self.after(timedelta(minutes=6), "respond to gas leak",
                    lambda: self.respond(incident_id, "IV", "gas-leak",
                                         ["fire-engine", "hazmat-team"]))
@@ -778,7 +791,7 @@ class DemoDay:
         )
         self.incidents["traffic"] = incident_id
         self.after(timedelta(minutes=2), "verify accident",
-                   lambda: self.system.incidents.verify(incident_id, actor=DISPATCHER))
+                   lambda: self.act(VerifyIncident(incident_id=incident_id), DISPATCHER))
         self.after(timedelta(minutes=3), "respond to accident",
                    lambda: self.respond(incident_id, "IV", "traffic-accident",
                                         ["police-car", "ambulance"]))
@@ -786,20 +799,18 @@ class DemoDay:
 
     def respond(self, incident_id: UUID, level: str, plan_code: str, kinds: list[str]) -> None:
         plan = self.system.incidents.plan_by_code(plan_code)
-        self.system.incidents.respond(incident_id, level=level, plan_id=plan.id,
-                                      actor=DISPATCHER, reason="Plan activated")
-        self.system.incidents.assign_commander(incident_id, commander=COMMANDER,
-                                               actor=DISPATCHER)
+        self.act(RespondToIncident(incident_id=incident_id, level=level, plan_id=plan.id,
+                                   reason="Plan activated"), DISPATCHER)
+        self.act(AssignCommander(incident_id=incident_id, commander=COMMANDER), DISPATCHER)
         self.work_on_tasks(incident_id)
         self.send_resources(incident_id, kinds)
 
     def raise_level(self, incident_id: UUID, level: str, kinds: list[str]) -> None:
-        self.system.incidents.add_situation_report(
-            incident_id, text="Leak spreading downwind; school inside the impact zone",
-            actor=DISPATCHER)
-        self.system.incidents.change_level(incident_id, level=level,
-                                           reason="Impact zone includes a school",
-                                           actor=DISPATCHER)
+        self.act(AddSituationReport(
+            incident_id=incident_id,
+            text="Leak spreading downwind; school inside the impact zone"), DISPATCHER)
+        self.act(ChangeIncidentLevel(incident_id=incident_id, level=level,
+                                     reason="Impact zone includes a school"), DISPATCHER)
         self.work_on_tasks(incident_id)
         self.send_resources(incident_id, kinds)
 
@@ -814,12 +825,12 @@ class DemoDay:
             desk = Actor(f"{task.department}-desk", Role.DEPARTMENT_USER, task.department)
             allowance = task.due - task.assigned_at
             self.after(self.minutes(1, 5), "acknowledge incident task", partial(
-                self.system.incidents.acknowledge_task, incident_id, task.id, actor=desk))
+                self.act, AcknowledgeTask(incident_id=incident_id, task_id=task.id), desk))
             if self.rng.random() < TASK_LEFT_OPEN_SHARE:
                 continue
             self.after(allowance * self.rng.uniform(0.5, 1.3), "complete incident task", partial(
-                self.system.incidents.complete_task, incident_id, task.id, actor=desk,
-                result="Done as the plan says"))
+                self.act, CompleteTask(incident_id=incident_id, task_id=task.id,
+                                       result="Done as the plan says"), desk))
 
     def send_resources(self, incident_id: UUID, kinds: list[str]) -> None:
         incident = self.system.incidents.incident(incident_id)
@@ -842,7 +853,7 @@ class DemoDay:
     def drive(self, resource_id: UUID, incident_id: UUID) -> None:
         resource = self.system.resources.resource(resource_id)
         if not resource.mobile:
-            self.system.resources.activate(resource_id, actor=DISPATCHER)
+            self.act(ActivateResource(resource_id=resource_id), DISPATCHER)
             return
         call_sign = resource.call_sign
         crew = Actor(f"{call_sign}-crew", Role.DEPARTMENT_USER, resource.department)
@@ -878,8 +889,8 @@ class DemoDay:
         ))
 
     def contain(self, incident_id: UUID) -> None:
-        self.system.incidents.contain(incident_id, actor=DISPATCHER,
-                                      note="Source isolated, no further spread")
+        self.act(ContainIncident(incident_id=incident_id,
+                                 note="Source isolated, no further spread"), DISPATCHER)
         incident = self.system.incidents.incident(incident_id)
         for assignment in list(incident.resources):
             if assignment.released_at is None:
@@ -908,15 +919,15 @@ class DemoDay:
     def close_incident(self, incident_id: UUID) -> None:
         """The commander waives the tasks left open (with the reason), then it closes."""
         for task in self.system.incidents.incident(incident_id).open_tasks():
-            self.system.incidents.waive_task(
-                incident_id, task.id, actor=COMMANDER_DESK,
-                reason=f"Not needed once the incident was contained ({task.department})")
-        self.system.incidents.close_incident(incident_id, actor=DISPATCHER,
-                                             note="All units released")
+            self.act(WaiveTask(
+                incident_id=incident_id, task_id=task.id,
+                reason=f"Not needed once the incident was contained ({task.department})"),
+                COMMANDER_DESK)
+        self.act(CloseIncident(incident_id=incident_id, note="All units released"), DISPATCHER)
         self.after(timedelta(minutes=60), "review incident",
-                   lambda: self.system.incidents.review(
-                       incident_id, actor=PLANNER,
-                       summary="Response within plan times; see the timeline"))
+                   lambda: self.act(ReviewIncident(
+                       incident_id=incident_id,
+                       summary="Response within plan times; see the timeline"), PLANNER))
 
 
 def _heading(origin: GeoPoint, target: GeoPoint) -> float:

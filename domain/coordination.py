@@ -17,24 +17,37 @@ from datetime import datetime
 from uuid import UUID
 
 from cityops.domain.actors import Actor
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseSource
 from cityops.domain.gridcases import GridCases
 from cityops.domain.hazard import incident_id_for_alarm
+from cityops.domain.hazard_commands import RecordAlarmEscalation
 from cityops.domain.hazards import HazardSources
 from cityops.domain.hotline import case_id_for_ticket, incident_id_for_ticket
 from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incident import IncidentSource, IncidentStatus, LinkKind
+from cityops.domain.incident import IncidentSource, LinkKind
+from cityops.domain.incident_commands import (
+    LinkToIncident,
+    RecordResourceArrival,
+    RecordResourceDeparture,
+    ReleaseResourceFromIncident,
+    ReportIncident,
+)
 from cityops.domain.incidents import Incidents
 from cityops.domain.permissions import check_permitted
 from cityops.domain.resource import ResourceStatus
+from cityops.domain.resource_commands import (
+    ClearScene,
+    DeactivateResource,
+    DispatchResource,
+    ReassignResource,
+    ReportAvailable,
+    StandDownResource,
+    TakeOutOfService,
+)
 from cityops.domain.resources import Resources
-
-INCIDENT_OPEN_FOR_RESOURCES = (IncidentStatus.VERIFIED, IncidentStatus.RESPONDING)
-"""The incident states in which resources are sent to it (not while only reported, nor once
-contained, closed, reviewed or dismissed)."""
-ASSIGN_RESOURCE = "assign a resource to"
 RECENT_INCIDENTS = 5
 """How many of the incidents a resource served last are checked for an assignment its
 leaving has not ended yet (an interrupted release is completed by the next check)."""
@@ -70,10 +83,11 @@ class ResourceAssignments:
             number = incident.assignment_number(resource_id)
             if number is None:
                 continue
-            self.incidents.record_resource_departure(
-                incident.id, resource_id=resource_id, how=departure.how,
-                left_at=departure.at, actor=actor,
-                command_id=f"resource-departure:{incident.id}:{resource_id}:{number}")
+            self.incidents.handle(
+                RecordResourceDeparture(incident_id=incident.id, resource_id=resource_id,
+                                        how=departure.how, left_at=departure.at),
+                CommandContext(actor=actor, command_id=(
+                    f"resource-departure:{incident.id}:{resource_id}:{number}")))
             released.append(incident.id)
         return released
 
@@ -96,47 +110,44 @@ class ResourceAssignments:
                  command_id: str | None = None) -> UUID:
         """Dispatch an available resource to an incident open for resources, recorded on
         both: dispatched on the resource, assigned on the incident."""
-        return self._arrive(resource_id, incident_id, actor=actor, send=lambda admit: (
-            self.resources.dispatch(resource_id, incident_id=incident_id, actor=actor,
-                                    position=position, at=at, command_id=command_id,
-                                    admit=admit)))
+        return self._arrive(resource_id, incident_id, actor=actor, send=lambda: (
+            self.resources.handle(
+                DispatchResource(resource_id=resource_id, incident_id=incident_id,
+                                 position=position),
+                CommandContext(actor=actor, command_id=command_id, at=at))))
 
     def reassign(self, resource_id: UUID, *, incident_id: UUID, actor: Actor,
                  position: GeoPoint | None = None, at: datetime | None = None,
                  command_id: str | None = None) -> UUID:
         """Move a resource straight to another incident open for resources: released on the
         one it leaves and assigned on the new one, each recorded on both streams."""
-        return self._arrive(resource_id, incident_id, actor=actor, send=lambda admit: (
-            self.resources.reassign(resource_id, incident_id=incident_id, actor=actor,
-                                    position=position, at=at, command_id=command_id,
-                                    admit=admit)))
+        return self._arrive(resource_id, incident_id, actor=actor, send=lambda: (
+            self.resources.handle(
+                ReassignResource(resource_id=resource_id, incident_id=incident_id,
+                                 position=position),
+                CommandContext(actor=actor, command_id=command_id, at=at))))
 
     def _arrive(self, resource_id: UUID, incident_id: UUID, *, actor: Actor,
-                send: Callable[[Callable[[], None]], object] | None) -> UUID:
+                send: Callable[[], object] | None) -> UUID:
         """Send the resource (`send`: its dispatch or reassignment) to an incident and
         record it there; settle the incident it left.
 
         A missing incident (404) or one not open for resources (409) is refused before
         anything is recorded on either stream. The incident's check is made while the
-        resource's command decides (`admit`), so a repeat of a command already done (same
+        resource's command decides (`Resources.incidents`), so a repeat of a command already done (same
         command id) is answered as such even if the incident has closed since. Each step is
         checked against what its stream already records (the incident's side is named by
         the resource's arrival, see `Resource.arrival`), so running this again after an
         interruption completes it without recording anything twice."""
         # Both streams' permissions first: no step is taken that the next would refuse.
-        check_permitted("incident.assign-resource", actor)
-        check_permitted("incident.record-resource-departure", actor)
+        check_permitted(RecordResourceArrival, actor)
+        check_permitted(RecordResourceDeparture, actor)
         self.resources.require_seen_version(self.resources.resource(resource_id))
         self.incidents.require_seen_version(self.incidents.incident(incident_id))
-
-        def admit() -> None:
-            self.incidents.incident(incident_id).require_status(
-                ASSIGN_RESOURCE, *INCIDENT_OPEN_FOR_RESOURCES)
-
         if send is None:
-            admit()
+            self.incidents.admit_resource(incident_id)
         else:
-            send(admit)
+            send()
         # The incident it left records that first, so it is never active on two.
         self.settle(resource_id, actor=actor)
         self._record_arrival(incident_id, resource_id, actor=actor)
@@ -152,9 +163,11 @@ class ResourceAssignments:
         if self.incidents.incident(incident_id).assignment(resource_id) is not None:
             return
         position, sent_at = arrival
-        self.incidents.record_resource_arrival(
-            incident_id, resource_id=resource_id, kind=resource.kind, sent_at=sent_at,
-            actor=actor, command_id=f"resource-arrival:{incident_id}:{resource_id}:{position}")
+        self.incidents.handle(
+            RecordResourceArrival(incident_id=incident_id, resource_id=resource_id,
+                                  kind=resource.kind, sent_at=sent_at),
+            CommandContext(actor=actor,
+                           command_id=f"resource-arrival:{incident_id}:{resource_id}:{position}"))
 
     def release(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
         """The centre releases a resource from an incident, recorded on both: one that has
@@ -164,18 +177,18 @@ class ResourceAssignments:
         if self.resources.exists(resource_id):
             resource = self.resources.resource(resource_id)
             if resource.serves(incident_id):
-                if resource.status is not ResourceStatus.ON_SCENE:
-                    self.resources.stand_down(resource_id, actor=actor)
-                elif resource.mobile:
-                    self.resources.clear_scene(resource_id, actor=actor)
-                else:
-                    self.resources.deactivate(resource_id, actor=actor)
+                leave = (StandDownResource if resource.status is not ResourceStatus.ON_SCENE
+                         else ClearScene if resource.mobile else DeactivateResource)
+                self.resources.handle(leave(resource_id=resource_id),
+                                      CommandContext(actor=actor))
             released = self.settle(resource_id, actor=actor)
         # Assigned on the incident's side only (the resource never served it): the centre's
         # release ends what its leaving did not.
         if (incident_id not in released
                 and self.incidents.incident(incident_id).assignment(resource_id) is not None):
-            self.incidents.release_resource(incident_id, resource_id=resource_id, actor=actor)
+            self.incidents.handle(
+                ReleaseResourceFromIncident(incident_id=incident_id, resource_id=resource_id),
+                CommandContext(actor=actor))
         return resource_id
 
     # The resource's own status changes that can take it off an incident: each is recorded
@@ -184,24 +197,27 @@ class ResourceAssignments:
     def stand_down(self, resource_id: UUID, *, actor: Actor, position: GeoPoint | None = None,
                    at: datetime | None = None, command_id: str | None = None) -> UUID:
         """Cancel an assignment before arrival, recorded on the incident too."""
-        subject = self.resources.stand_down(resource_id, actor=actor, position=position, at=at,
-                                            command_id=command_id)
+        subject = self.resources.handle(
+            StandDownResource(resource_id=resource_id, position=position),
+            CommandContext(actor=actor, command_id=command_id, at=at)).subject
         self.settle(resource_id, actor=actor)
         return subject
 
     def clear_scene(self, resource_id: UUID, *, actor: Actor, position: GeoPoint | None = None,
                     at: datetime | None = None, command_id: str | None = None) -> UUID:
         """The resource leaves the scene, its work done; the incident records it."""
-        subject = self.resources.clear_scene(resource_id, actor=actor, position=position,
-                                             at=at, command_id=command_id)
+        subject = self.resources.handle(
+            ClearScene(resource_id=resource_id, position=position),
+            CommandContext(actor=actor, command_id=command_id, at=at)).subject
         self.settle(resource_id, actor=actor)
         return subject
 
     def deactivate(self, resource_id: UUID, *, actor: Actor, at: datetime | None = None,
                    command_id: str | None = None) -> UUID:
         """A depot or shelter closes for its incident; the incident records it."""
-        subject = self.resources.deactivate(resource_id, actor=actor, at=at,
-                                            command_id=command_id)
+        subject = self.resources.handle(
+            DeactivateResource(resource_id=resource_id),
+            CommandContext(actor=actor, command_id=command_id, at=at)).subject
         self.settle(resource_id, actor=actor)
         return subject
 
@@ -210,8 +226,9 @@ class ResourceAssignments:
                          command_id: str | None = None) -> UUID:
         """A returning resource is ready again (its incident's release is completed if it
         was interrupted)."""
-        subject = self.resources.report_available(resource_id, actor=actor, position=position,
-                                                  at=at, command_id=command_id)
+        subject = self.resources.handle(
+            ReportAvailable(resource_id=resource_id, position=position),
+            CommandContext(actor=actor, command_id=command_id, at=at)).subject
         self.settle(resource_id, actor=actor)
         return subject
 
@@ -220,9 +237,9 @@ class ResourceAssignments:
                             command_id: str | None = None) -> UUID:
         """Withdraw a resource (its incident's release is completed if it was
         interrupted)."""
-        subject = self.resources.take_out_of_service(resource_id, reason=reason, actor=actor,
-                                                     position=position, at=at,
-                                                     command_id=command_id)
+        subject = self.resources.handle(
+            TakeOutOfService(resource_id=resource_id, reason=reason, position=position),
+            CommandContext(actor=actor, command_id=command_id, at=at)).subject
         self.settle(resource_id, actor=actor)
         return subject
 
@@ -277,22 +294,23 @@ class CityOperations:
                 raise InvalidValue(f"hotline ticket {ticket_id} has no location")
             incident_id = incident_id_for_ticket(ticket_id)
             if not self.incidents.exists(incident_id):
-                self.incidents.report(
+                self.incidents.handle(ReportIncident(
                     category=category, incident_type=incident_type, title=title,
                     location=ticket.location, source=IncidentSource.HOTLINE,
                     description=ticket.description, level=level, source_ref=str(ticket_id),
-                    incident_id=incident_id, actor=actor,
-                    command_id=f"ticket-to-incident:{ticket_id}",
-                )
+                    incident_id=incident_id,
+                ), CommandContext(actor=actor, command_id=f"ticket-to-incident:{ticket_id}"))
         else:
             self.incidents.incident(incident_id)
         # The ticket side first: it refuses a ticket already escalated to another incident.
         self.hotline.escalate_to_incident(ticket_id, incident_id=incident_id, actor=actor,
                                           command_id=f"ticket-to-incident:{ticket_id}:"
                                           f"{incident_id}")
-        self.incidents.link(incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=ticket_id,
-                            actor=actor,
-                            command_id=f"ticket-to-incident:{ticket_id}:{incident_id}:link")
+        self.incidents.handle(
+            LinkToIncident(incident_id=incident_id, kind=LinkKind.HOTLINE_TICKET,
+                           target_id=ticket_id),
+            CommandContext(actor=actor,
+                           command_id=f"ticket-to-incident:{ticket_id}:{incident_id}:link"))
         return incident_id
 
     def escalate_alarm(self, source_id: UUID, alarm_id: UUID, *, actor: Actor,
@@ -310,21 +328,24 @@ class CityOperations:
                 raise InvalidValue("a new incident needs category, incident type and title")
             incident_id = incident_id_for_alarm(alarm_id)
             if not self.incidents.exists(incident_id):
-                self.incidents.report(
+                self.incidents.handle(ReportIncident(
                     category=category, incident_type=incident_type, title=title,
                     location=source.location, source=IncidentSource.ALARM,
                     description=f"Alarm at {source.name}", level=level,
-                    source_ref=str(alarm_id), incident_id=incident_id, actor=actor,
-                    command_id=f"alarm-to-incident:{alarm_id}",
-                )
+                    source_ref=str(alarm_id), incident_id=incident_id,
+                ), CommandContext(actor=actor, command_id=f"alarm-to-incident:{alarm_id}"))
         else:
             self.incidents.incident(incident_id)
         # The hazard side first: it refuses an alarm already escalated to another incident.
-        self.hazards.escalate_alarm(source_id, alarm_id, incident_id=incident_id, actor=actor,
-                                    command_id=f"alarm-to-incident:{alarm_id}:{incident_id}")
-        self.incidents.link(incident_id, kind=LinkKind.HAZARD_ALARM, target_id=alarm_id,
-                            actor=actor,
-                            command_id=f"alarm-to-incident:{alarm_id}:{incident_id}:link")
+        self.hazards.handle(
+            RecordAlarmEscalation(source_id=source_id, alarm_id=alarm_id,
+                                  incident_id=incident_id),
+            CommandContext(actor=actor, command_id=f"alarm-to-incident:{alarm_id}:{incident_id}"))
+        self.incidents.handle(
+            LinkToIncident(incident_id=incident_id, kind=LinkKind.HAZARD_ALARM,
+                           target_id=alarm_id),
+            CommandContext(actor=actor,
+                           command_id=f"alarm-to-incident:{alarm_id}:{incident_id}:link"))
         return incident_id
 
     @property
@@ -346,6 +367,7 @@ class CityOperations:
     def link_case(self, incident_id: UUID, case_id: UUID, *, actor: Actor) -> UUID:
         """Link a grid case to an incident (for example a road collapse during a flood)."""
         self.grid_cases.case(case_id)
-        return self.incidents.link(incident_id, kind=LinkKind.GRID_CASE, target_id=case_id,
-                                   actor=actor)
+        return self.incidents.handle(
+            LinkToIncident(incident_id=incident_id, kind=LinkKind.GRID_CASE, target_id=case_id),
+            CommandContext(actor=actor)).subject
 
