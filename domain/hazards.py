@@ -274,11 +274,13 @@ class HazardSources(CityApplication):
                        uow: UnitOfWork) -> list[HazardSource]:
         """It is recorded that an alarm became or joined an incident (created by the
         incident application): by default the incident with the alarm's deterministic id
-        (`incident_id_for_alarm`). Repeating it for the same incident changes nothing."""
+        (`incident_id_for_alarm`), the command's result. Repeating it for the same incident
+        changes nothing."""
         target = command.incident_id or incident_id_for_alarm(command.alarm_id)
         source = uow.load(HazardSource, command.source_id)
         source.escalate_alarm(alarm_id=command.alarm_id, incident_id=target,
                               note=command.note, actor=uow.actor, at=uow.now)
+        uow.result = target
         return [source]
 
     # --- inspections ------------------------------------------------------------------------

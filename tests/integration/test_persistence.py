@@ -11,6 +11,12 @@ from typing import Any
 
 import pytest
 
+from cityops.domain.commands import CommandContext
+from cityops.domain.hazard_commands import (
+    AddSensor,
+    RecordReading,
+    RegisterHazardSource,
+)
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import CommandIdReused, ConcurrencyConflict, IllegalTransition
@@ -200,18 +206,25 @@ class StorageContract:
     ) -> None:
         recorder, reader = make_system(), make_system()
         city_source = recorder.city.hazard_sources[0]
-        source_id = recorder.hazards.register(
-            hazard_type=city_source.hazard_type, name=city_source.name,
-            owner_name=city_source.owner_name, owner_contact=city_source.owner_contact,
-            grade=city_source.grade, location=city_source.location, actor=DISPATCHER)
-        recorder.hazards.add_sensor(source_id, sensor_id="gas-1", kind="gas-concentration",
-                                    unit="%LEL", direction="high", warning=20, alarm=40,
-                                    actor=DISPATCHER)
+        source_id = recorder.hazards.handle(
+            RegisterHazardSource(hazard_type=city_source.hazard_type,
+                source_name=city_source.name, owner_name=city_source.owner_name,
+                owner_contact=city_source.owner_contact, grade=city_source.grade,
+                location=city_source.location),
+            CommandContext(actor=DISPATCHER)).subject
+        recorder.hazards.handle(
+            AddSensor(source_id=source_id, sensor_id="gas-1", kind="gas-concentration",
+                unit="%LEL", direction="high", warning=20, alarm=40),
+            CommandContext(actor=DISPATCHER))
         gateway = Actor("iot-gateway", Role.SYSTEM)
         now = datetime.now(UTC)
-        recorder.hazards.record_reading(source_id, "gas-1", 12.5, now, actor=gateway)
-        recorder.hazards.record_reading(source_id, "gas-1", 3.0, now - timedelta(minutes=1),
-                                        actor=gateway)
+        recorder.hazards.judge_reading(
+            RecordReading(source_id=source_id, sensor_id="gas-1", value=12.5, measured_at=now),
+            CommandContext(actor=gateway))
+        recorder.hazards.judge_reading(
+            RecordReading(source_id=source_id, sensor_id="gas-1", value=3.0,
+                measured_at=now - timedelta(minutes=1)),
+            CommandContext(actor=gateway))
         seen = reader.hazards.latest_readings.of_source(source_id)
         assert set(seen) == {"gas-1"}
         assert (seen["gas-1"].value, seen["gas-1"].measured_at) == (12.5, now)

@@ -18,7 +18,11 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
 from cityops.domain.accounts import PasswordHasher
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.incident_commands import (
+    ReportIncident,
+)
 from cityops.maps.gazetteer import Gazetteer
 from cityops.settings import Settings
 
@@ -78,9 +82,10 @@ class Scenario:
         for name, title, where in (("leak-in-street", "Gas leak at the dam road",
                                     city.reservoir_road),
                                    ("leak-elsewhere", "Gas leak at the market", city.drum_tower)):
-            self.ids[name] = str(system.incidents.report(
-                category="accident-disaster", incident_type="gas-leak", title=title,
-                location=where, source="department", actor=DISPATCHER))
+            self.ids[name] = str(system.incidents.handle(
+                ReportIncident(category="accident-disaster", incident_type="gas-leak",
+                    title=title, location=where, source="department"),
+                CommandContext(actor=DISPATCHER)).subject)
         system.catch_up()
 
 

@@ -20,7 +20,13 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from cityops.bootstrap import CitySystem
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.incident_commands import (
+    AddSituationReport,
+    ReportIncident,
+    VerifyIncident,
+)
 from cityops.feeds.kafka_feed import FeedTopics, read_published_positions
 from cityops.feeds.service import build_feed_service
 from cityops.feeds.streams import Stream
@@ -93,15 +99,20 @@ def test_events_reach_the_city_wide_and_department_topics_as_shared(
     lamp = system.grid_cases.report(source="inspector", category="C0105",
                                     description="lamp out", location=cell_points[50][1],
                                     actor=cast.patroller(system, cell_points[50][1]))
-    blaze = system.incidents.report(category="accident-disaster", incident_type="fire",
-                                    title="Warehouse fire", location=here, source="hotline",
-                                    level="II", actor=cast.dispatcher)
-    system.incidents.verify(blaze, actor=cast.dispatcher)
-    system.incidents.add_situation_report(blaze, text="two hurt", casualties={"injured": 2},
-                                          actor=cast.dispatcher)
-    minor = system.incidents.report(category="accident-disaster", incident_type="fire",
-                                    title="Bin fire", location=here, source="hotline",
-                                    level="IV", actor=cast.dispatcher)
+    blaze = system.incidents.handle(
+        ReportIncident(category="accident-disaster", incident_type="fire", title="Warehouse fire",
+            location=here, source="hotline", level="II"),
+        CommandContext(actor=cast.dispatcher)).subject
+    system.incidents.handle(
+        VerifyIncident(incident_id=blaze),
+        CommandContext(actor=cast.dispatcher))
+    system.incidents.handle(
+        AddSituationReport(incident_id=blaze, text="two hurt", casualties={"injured": 2}),
+        CommandContext(actor=cast.dispatcher))
+    minor = system.incidents.handle(
+        ReportIncident(category="accident-disaster", incident_type="fire", title="Bin fire",
+            location=here, source="hotline", level="IV"),
+        CommandContext(actor=cast.dispatcher)).subject
 
     feeds.start()
     try:

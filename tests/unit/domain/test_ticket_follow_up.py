@@ -16,6 +16,17 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from cityops.domain.commands import CommandContext
+from cityops.domain.incident_commands import (
+    CloseIncident,
+    ContainIncident,
+    DismissIncident,
+    IncidentCommand,
+    RespondToIncident,
+    VerifyIncident,
+    LinkToIncident,
+    ReportIncident,
+)
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import IllegalTransition
@@ -65,13 +76,16 @@ class Centre:
 
     def to_incident(self, ticket_id: UUID) -> UUID:
         """What `CityOperations.ticket_to_incident` does for a new incident."""
-        incident_id = self.incidents.report(
-            category="accident-disaster", incident_type="traffic-accident",
-            title="Two cars collided", location=self.places.in_d01, source="hotline",
-            incident_id=incident_id_for_ticket(ticket_id), actor=OPERATOR)
+        incident_id = self.incidents.handle(
+            ReportIncident(category="accident-disaster", incident_type="traffic-accident",
+                title="Two cars collided", location=self.places.in_d01, source="hotline",
+                incident_id=incident_id_for_ticket(ticket_id)),
+            CommandContext(actor=OPERATOR)).subject
         self.hotline.escalate_to_incident(ticket_id, incident_id=incident_id, actor=OPERATOR)
-        self.incidents.link(incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=ticket_id,
-                            actor=OPERATOR)
+        self.incidents.handle(
+            LinkToIncident(incident_id=incident_id, kind=LinkKind.HOTLINE_TICKET,
+                target_id=ticket_id),
+            CommandContext(actor=OPERATOR))
         return incident_id
 
     def case_step(self, step: str, case_id: UUID, **kw: Any) -> None:
@@ -97,19 +111,17 @@ class Centre:
 
     def incident_step(self, step: str, incident_id: UUID) -> None:
         self.clock.advance(minutes=20)
-        app, dispatcher = self.incidents, self.cast.dispatcher
-        if step == "verify":
-            app.verify(incident_id, actor=dispatcher)
-        elif step == "respond":
-            app.respond(incident_id, level="IV", actor=dispatcher, reason="crews sent")
-        elif step == "contain":
-            app.contain(incident_id, note="road reopened", actor=dispatcher)
-        elif step == "close":
-            app.close_incident(incident_id, note="vehicles towed away", actor=dispatcher)
-        elif step == "dismiss":
-            app.dismiss(incident_id, reason="nobody there", actor=dispatcher)
-        else:
+        commands: dict[str, IncidentCommand] = {
+            "verify": VerifyIncident(incident_id=incident_id),
+            "respond": RespondToIncident(incident_id=incident_id, level="IV",
+                                         reason="crews sent"),
+            "contain": ContainIncident(incident_id=incident_id, note="road reopened"),
+            "close": CloseIncident(incident_id=incident_id, note="vehicles towed away"),
+            "dismiss": DismissIncident(incident_id=incident_id, reason="nobody there"),
+        }
+        if step not in commands:
             raise AssertionError(step)
+        self.incidents.handle(commands[step], CommandContext(actor=self.cast.dispatcher))
 
     def follow(self) -> None:
         self.follow_up.catch_up()
@@ -230,8 +242,9 @@ def test_every_ticket_linked_to_an_incident_is_replied_when_it_is_dismissed(
     incident_id = centre.to_incident(first)
     second = centre.call(topic="traffic-accident", ticket_type="request-for-help")
     centre.hotline.escalate_to_incident(second, incident_id=incident_id, actor=OPERATOR)
-    centre.incidents.link(incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=second,
-                          actor=OPERATOR)
+    centre.incidents.handle(
+        LinkToIncident(incident_id=incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=second),
+        CommandContext(actor=OPERATOR))
     centre.incident_step("dismiss", incident_id)
     centre.follow()
     for ticket_id in (first, second):

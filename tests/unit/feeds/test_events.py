@@ -13,8 +13,12 @@ from uuid import UUID
 import pytest
 
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.hotlinetickets import HotlineTickets
+from cityops.domain.incident_commands import (
+    ReportIncident,
+)
 from cityops.domain.incidents import Incidents
 from cityops.feeds.events import SCHEMA_VERSION, StreamReader, encode, to_json
 from cityops.feeds.routing import route
@@ -159,8 +163,10 @@ def test_routing_sends_an_event_to_each_department_once_and_to_each_webhook(
     serious = subscribe("fire", kafka, levels=frozenset({"I", "II"}))
     hooked = subscribe("fire", hook)
     subscribe("water", kafka, levels=frozenset({"I"}))
-    incidents.report(category="accident-disaster", incident_type="fire", title="Warehouse",
-                     location=city_point, source="hotline", level="II", actor=DISPATCHER)
+    incidents.handle(
+        ReportIncident(category="accident-disaster", incident_type="fire", title="Warehouse",
+            location=city_point, source="hotline", level="II"),
+        CommandContext(actor=DISPATCHER))
     event = StreamReader(STREAMS[Stream.INCIDENTS], incidents).read(0, 10).events[0]
     routes = route(event, subscriptions.all(), None, sharing)
     assert set(routes.departments) == {"fire"}  # water wants level I only
