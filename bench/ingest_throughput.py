@@ -145,7 +145,8 @@ class Workload:
             if v < VEHICLES // 4:
                 system.resources.handle(
                     DispatchResource(resource_id=resource_id, incident_id=uuid.UUID(int=v + 1)),
-                    CommandContext(actor=DISPATCHER, at=at + timedelta(minutes=1), command_id=f"bench-dispatch-{v}"))
+                    CommandContext(actor=DISPATCHER, at=at + timedelta(minutes=1),
+                                   command_id=f"bench-dispatch-{v}"))
         self.source_ids = []
         for s in range(SOURCES):
             source_id = system.hazards.handle(

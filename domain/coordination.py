@@ -41,13 +41,14 @@ from cityops.domain.resource import ResourceStatus
 from cityops.domain.resource_commands import (
     ClearScene,
     DeactivateResource,
-    DispatchResource,
-    ReassignResource,
+    DispatchToOpenIncident,
+    ReassignToOpenIncident,
     ReportAvailable,
     StandDownResource,
     TakeOutOfService,
 )
 from cityops.domain.resources import Resources
+
 RECENT_INCIDENTS = 5
 """How many of the incidents a resource served last are checked for an assignment its
 leaving has not ended yet (an interrupted release is completed by the next check)."""
@@ -112,8 +113,8 @@ class ResourceAssignments:
         both: dispatched on the resource, assigned on the incident."""
         return self._arrive(resource_id, incident_id, actor=actor, send=lambda: (
             self.resources.handle(
-                DispatchResource(resource_id=resource_id, incident_id=incident_id,
-                                 position=position),
+                DispatchToOpenIncident(resource_id=resource_id, incident_id=incident_id,
+                                       position=position),
                 CommandContext(actor=actor, command_id=command_id, at=at))))
 
     def reassign(self, resource_id: UUID, *, incident_id: UUID, actor: Actor,
@@ -123,8 +124,8 @@ class ResourceAssignments:
         one it leaves and assigned on the new one, each recorded on both streams."""
         return self._arrive(resource_id, incident_id, actor=actor, send=lambda: (
             self.resources.handle(
-                ReassignResource(resource_id=resource_id, incident_id=incident_id,
-                                 position=position),
+                ReassignToOpenIncident(resource_id=resource_id, incident_id=incident_id,
+                                       position=position),
                 CommandContext(actor=actor, command_id=command_id, at=at))))
 
     def _arrive(self, resource_id: UUID, incident_id: UUID, *, actor: Actor,
@@ -134,8 +135,9 @@ class ResourceAssignments:
 
         A missing incident (404) or one not open for resources (409) is refused before
         anything is recorded on either stream. The incident's check is made while the
-        resource's command decides (`Resources.incidents`), so a repeat of a command already done (same
-        command id) is answered as such even if the incident has closed since. Each step is
+        resource's command decides (`DispatchToOpenIncident`), so a repeat of a command
+        already done (same command id) is answered as such even if the incident has closed
+        since. Each step is
         checked against what its stream already records (the incident's side is named by
         the resource's arrival, see `Resource.arrival`), so running this again after an
         interruption completes it without recording anything twice."""

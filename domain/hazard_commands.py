@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+from cityops.domain.commands import Command
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.hazard import FindingSeverity, ThresholdDirection
@@ -39,7 +40,7 @@ def _check_zone(zone: Area | None) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RegisterHazardSource:
+class RegisterHazardSource(Command):
     """Enter a hazard source in the registry; without a radius or zone it gets its type's
     default impact radius."""
 
@@ -69,7 +70,7 @@ class RegisterHazardSource:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HazardSourceCommand:
+class HazardSourceCommand(Command):
     """A command on one registered hazard source."""
 
     name: ClassVar[str]

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
 
+from cityops.domain.commands import Command, enum_field
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.incident import (
@@ -25,7 +26,7 @@ from cityops.domain.incident import (
     PlanLevel,
     casualty_figures,
 )
-from cityops.domain.values import checked_choice, checked_id, checked_instant
+from cityops.domain.values import checked_id, checked_instant
 
 PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
@@ -54,7 +55,7 @@ def _optional_text(label: str, value: str | None) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class IncidentCommand:
+class IncidentCommand(Command):
     """A command on one incident (`incident_id`)."""
 
     name: ClassVar[str]
@@ -63,13 +64,9 @@ class IncidentCommand:
     def __post_init__(self) -> None:
         checked_id("incident id", self.incident_id)
 
-    def fingerprint_args(self) -> dict[str, Any]:
-        """What the command asks for, as its receipt's fingerprint has always digested it."""
-        raise NotImplementedError
-
 
 @dataclass(frozen=True, kw_only=True)
-class ReportIncident:
+class ReportIncident(Command):
     """Report an incident. `incident_id` is given when an alarm or a ticket escalates into an
     incident (the id follows from it); the level defaults to IV until verified."""
 
@@ -87,7 +84,7 @@ class ReportIncident:
     incident_id: UUID | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "source", checked_choice("incident source", IncidentSource, self.source))
+        _set(self, "source", enum_field(IncidentSource, "incident source", self.source))
         if not isinstance(self.location, GeoPoint):
             raise InvalidValue("an incident's location must be a point")
         _check_area(self.affected_area)
@@ -193,6 +190,7 @@ class EscalateIncident(IncidentCommand):
 class DeescalateIncident(EscalateIncident):
     """Lower the response level by one (I -> II -> III -> IV); nothing is below IV."""
 
+    name: ClassVar[str] = "incident.change-level"
     STEP: ClassVar[int] = +1
 
 
@@ -226,7 +224,7 @@ class LinkToIncident(IncidentCommand):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _set(self, "kind", checked_choice("link kind", LinkKind, self.kind))
+        _set(self, "kind", enum_field(LinkKind, "link kind", self.kind))
         checked_id("link target id", self.target_id)
 
     def fingerprint_args(self) -> dict[str, Any]:
@@ -245,7 +243,7 @@ class UnlinkFromIncident(IncidentCommand):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _set(self, "kind", checked_choice("link kind", LinkKind, self.kind))
+        _set(self, "kind", enum_field(LinkKind, "link kind", self.kind))
         checked_id("link target id", self.target_id)
 
     def fingerprint_args(self) -> dict[str, Any]:
@@ -492,7 +490,7 @@ def _check_types(incident_types: object) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DefinePlan:
+class DefinePlan(Command):
     """Define a contingency plan for an incident category (all its types unless some are
     named): per level, the departments' tasks and the resources required."""
 
@@ -518,7 +516,7 @@ class DefinePlan:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlanCommand:
+class PlanCommand(Command):
     """A command on one contingency plan."""
 
     name: ClassVar[str]

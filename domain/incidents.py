@@ -38,12 +38,12 @@ from cityops.domain.incident import (
     plan_id_for,
 )
 from cityops.domain.incident_commands import (
+    AcknowledgeTask,
     ActivatePlan,
     AddSituationReport,
     AssignCommander,
     AssignResourceToIncident,
     AssignTask,
-    AcknowledgeTask,
     CancelTask,
     ChangeIncidentLevel,
     CloseIncident,

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any, ClassVar
 from uuid import UUID
 
+from cityops.domain.commands import Command
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.resource import normalise_call_sign
@@ -51,7 +52,7 @@ def _stock(stock: Mapping[str, float] | None) -> Mapping[str, float] | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RegisterResource:
+class RegisterResource(Command):
     """Register a resource of a catalogue kind, owned by a department; its call sign is
     unique (the resource id derives from it)."""
 
@@ -81,7 +82,7 @@ class RegisterResource:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ResourceCommand:
+class ResourceCommand(Command):
     """A command on one registered resource."""
 
     name: ClassVar[str]
@@ -140,8 +141,8 @@ class StatusReport(ResourceCommand):
 
 @dataclass(frozen=True, kw_only=True)
 class DispatchResource(StatusReport):
-    """Assign an available resource to an incident (this stream's side; the incident records
-    it too, see `ResourceAssignments`)."""
+    """Assign an available resource to an incident, this stream's side only (the incident
+    may be recorded elsewhere; the command centre sends `DispatchToOpenIncident`)."""
 
     name: ClassVar[str] = "resource.dispatch"
     incident_id: UUID
@@ -158,6 +159,23 @@ class DispatchResource(StatusReport):
 class ReassignResource(DispatchResource):
     """Move a resource serving one incident straight to another (this stream's side, as
     `DispatchResource`)."""
+
+    name: ClassVar[str] = "resource.reassign"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DispatchToOpenIncident(DispatchResource):
+    """`DispatchResource` to an incident of this city, refused (with nothing recorded) unless
+    the incident is open for resources: how the command centre sends resources (see
+    `ResourceAssignments`). The same command for receipts and permissions."""
+
+    name: ClassVar[str] = "resource.dispatch"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReassignToOpenIncident(ReassignResource):
+    """`ReassignResource` to an incident of this city open for resources (as
+    `DispatchToOpenIncident`)."""
 
     name: ClassVar[str] = "resource.reassign"
 
@@ -237,7 +255,7 @@ class DeactivateResource(ResourceCommand):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReportPosition:
+class ReportPosition(Command):
     """A position fix of a mobile resource, measured at `measured_at`. No receipt: a fix is
     idempotent by its time (a repeat is not newer than what is known)."""
 

@@ -35,7 +35,9 @@ from cityops.domain.resource_commands import (
     ClearScene,
     DeactivateResource,
     DispatchResource,
+    DispatchToOpenIncident,
     ReassignResource,
+    ReassignToOpenIncident,
     RegisterResource,
     ReportAvailable,
     ReportEnRoute,
@@ -94,8 +96,8 @@ class Resources(CityApplication):
         super().__init__(env, clock=clock)
         self.catalogue = catalogue
         self.incidents = incidents
-        """Asked, when a resource is dispatched or reassigned, whether the incident takes
-        resources (None: not asked, for a resources stream on its own)."""
+        """Asked, when a resource is sent to an open incident (`DispatchToOpenIncident`),
+        whether the incident takes resources (None: for a resources stream on its own)."""
         self.position_policy = position_policy or PositionPolicy()
         self._tracked_lock = threading.Lock()
         self._tracked_by_id: dict[UUID, _Tracked] = {}
@@ -225,33 +227,47 @@ class Resources(CityApplication):
 
     # --- assignments ---------------------------------------------------------------------------
 
-    def _admit(self, incident_id: UUID) -> None:
-        if self.incidents is not None:
-            self.incidents.admit_resource(incident_id)
+    def _send(self, command: DispatchResource, uow: UnitOfWork, *,
+              admit: bool) -> list[Resource]:
+        """A dispatch or reassignment; `admit`: only to an incident open for resources,
+        checked while deciding, so that a repeat of a command already done is answered as
+        one even if the incident has closed since."""
+
+        def send(resource: Resource, fix: PositionFix | None, when: datetime) -> None:
+            if admit:
+                if self.incidents is None:
+                    raise TypeError("resources are sent to open incidents only with the "
+                                    "incidents to ask (Resources(incidents=...))")
+                self.incidents.admit_resource(command.incident_id)
+            change = (resource.reassign if isinstance(command, ReassignResource)
+                      else resource.dispatch)
+            change(incident_id=command.incident_id, fix=fix, actor=uow.actor, at=when)
+
+        return self._status_change(command, uow, send)
 
     @handles(DispatchResource)
     def dispatch(self, command: DispatchResource, uow: UnitOfWork) -> list[Resource]:
-        """An available resource is assigned to an incident open for resources (this
-        stream's side; the incident records it too, see `ResourceAssignments`). The
-        incident's check is made while deciding, so that a repeat of a dispatch already done
-        is answered as one even if the incident has closed since."""
-        def send(resource: Resource, fix: PositionFix | None, when: datetime) -> None:
-            self._admit(command.incident_id)
-            resource.dispatch(incident_id=command.incident_id, fix=fix, actor=uow.actor,
-                              at=when)
+        """An available resource is assigned to an incident (this stream's side only)."""
+        return self._send(command, uow, admit=False)
 
-        return self._status_change(command, uow, send)
+    @handles(DispatchToOpenIncident)
+    def dispatch_to_open_incident(self, command: DispatchToOpenIncident,
+                                  uow: UnitOfWork) -> list[Resource]:
+        """An available resource is assigned to an incident open for resources (the
+        incident records it too, see `ResourceAssignments`)."""
+        return self._send(command, uow, admit=True)
 
     @handles(ReassignResource)
     def reassign(self, command: ReassignResource, uow: UnitOfWork) -> list[Resource]:
         """A resource serving one incident moves straight to another (this stream's side
-        only, as `dispatch`)."""
-        def send(resource: Resource, fix: PositionFix | None, when: datetime) -> None:
-            self._admit(command.incident_id)
-            resource.reassign(incident_id=command.incident_id, fix=fix, actor=uow.actor,
-                              at=when)
+        only)."""
+        return self._send(command, uow, admit=False)
 
-        return self._status_change(command, uow, send)
+    @handles(ReassignToOpenIncident)
+    def reassign_to_open_incident(self, command: ReassignToOpenIncident,
+                                  uow: UnitOfWork) -> list[Resource]:
+        """A resource serving one incident moves straight to another open for resources."""
+        return self._send(command, uow, admit=True)
 
     @handles(StandDownResource)
     def stand_down(self, command: StandDownResource, uow: UnitOfWork) -> list[Resource]:

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import TypeVar
 from uuid import UUID
 
 from cityops.domain.errors import InvalidValue
-
-E = TypeVar("E", bound=StrEnum)
 
 EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_INSTANT = datetime(2200, 1, 1, tzinfo=UTC)
@@ -114,15 +110,6 @@ def checked_number(label: str, value: object, *, minimum: float = -MAX_MAGNITUDE
     if not minimum <= number <= maximum:
         raise InvalidValue(f"{label} {number:g} is outside {minimum:g}..{maximum:g}")
     return number
-
-
-def checked_choice(label: str, enum: type[E], value: object) -> E:
-    """One of an enumeration's members, given as the member or its value."""
-    try:
-        return enum(value)
-    except ValueError:
-        known = ", ".join(member.value for member in enum)
-        raise InvalidValue(f"unknown {label} {value!r}; known: {known}") from None
 
 
 def checked_id(label: str, value: object) -> UUID:

@@ -49,6 +49,7 @@ from cityops.domain.hazard_commands import (
     RecordFinding,
     RecordReading,
     RectifyFinding,
+    RegisterHazardSource,
     RemoveSensor,
     UpdateHazardSource,
 )
@@ -319,20 +320,22 @@ def test_a_crossing_that_loses_a_race_is_judged_again(
     stale = app.source(depot)
     read(app, clock, depot, 30)  # another worker's crossing on GT-1, saved meanwhile
     calls: list[int] = []
-    real_source = HazardSources.source
+    real_load = HazardSources.load_for
 
-    def source_once_stale(self: HazardSources, source_id: UUID) -> HazardSource:
+    def load_once_stale(self: HazardSources, cls: Any, source_id: UUID,
+                        *args: Any) -> Any:
         calls.append(1)
-        return stale if len(calls) == 1 else real_source(self, source_id)
+        return stale if len(calls) == 1 else real_load(self, cls, source_id, *args)
 
-    monkeypatch.setattr(HazardSources, "source", source_once_stale)
+    # The handler loads the source through its unit of work: the first load is stale.
+    monkeypatch.setattr(HazardSources, "load_for", load_once_stale)
     outcome = app.judge_reading(
         RecordReading(source_id=depot, sensor_id="PT-1", value=2.5,
             measured_at=clock.advance(minutes=1)),
         CommandContext(actor=GATEWAY))
     assert outcome.effect is ReadingEffect.RAISED
     assert len(calls) == 2
-    source = real_source(app, depot)
+    source = real_load(app, HazardSource, depot, None)
     assert {a.sensor_id for a in open_alarms(source)} == {"GT-1", "PT-1"}
 
 
@@ -615,7 +618,7 @@ def test_details_are_updated_and_a_zone_replaces_the_radius(
     ({"grade": 5}, "grade"),
     ({"grade": True}, "grade"),
     ({"hazard_type": "volcano"}, "unknown hazard type"),
-    ({"name": ""}, "name"),
+    ({"source_name": ""}, "name"),
     ({"owner_contact": " "}, "owner contact"),
     ({"impact_radius_m": 0}, "impact radius"),
     ({"impact_radius_m": 100,

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.duplicates import OpenReport
 from cityops.domain.errors import IllegalTransition
 from cityops.domain.geometry import GeoPoint
@@ -26,6 +27,13 @@ from cityops.domain.hazard import (
     open_alarms,
 )
 from cityops.domain.hazard_catalogue import HazardCatalogue
+from cityops.domain.hazard_commands import (
+    AcknowledgeAlarm,
+    AddSensor,
+    RecordAlarmEscalation,
+    RecordReading,
+    RegisterHazardSource,
+)
 from cityops.domain.hazards import HazardSources
 from cityops.domain.hotline import TERMINAL, HotlineTicket, Satisfaction, TicketStatus
 from cityops.domain.hotlinetickets import HotlineTickets
@@ -145,11 +153,12 @@ def test_hazard_alarms_follow_the_thresholds_and_only_crossings_are_recorded(
         data: st.DataObject, sensor: dict[str, Any]) -> None:
     clock = Clock()
     app = RememberingHazards(POPO, catalogue=HAZARD_CATALOGUE, clock=clock)
-    source_id = app.register(hazard_type="chemical-storage", name="Tank farm",
-                             owner_name="Harbour Chemicals", owner_contact="+86 21 5555 0199",
-                             grade=1, location=GeoPoint(121.5, 31.2), actor=PLANNER)
-    app.add_sensor(source_id, sensor_id="S-1", kind="liquid-level", unit="m", actor=PLANNER,
-                   **sensor)
+    source_id = app.handle(RegisterHazardSource(
+        hazard_type="chemical-storage", source_name="Tank farm", owner_name="Harbour Chemicals",
+        owner_contact="+86 21 5555 0199", grade=1, location=GeoPoint(121.5, 31.2),
+    ), CommandContext(actor=PLANNER)).subject
+    app.handle(AddSensor(source_id=source_id, sensor_id="S-1", kind="liquid-level", unit="m",
+                         **sensor), CommandContext(actor=PLANNER))
     level, last_crossing = AlarmLevel.NORMAL, START
     measured = START
     for step in data.draw(hazard_steps(sensor)):
@@ -159,7 +168,9 @@ def test_hazard_alarms_follow_the_thresholds_and_only_crossings_are_recorded(
         if kind == "reading":
             clock.now += timedelta(seconds=max(seconds, 0))
             measured = min(measured + timedelta(seconds=seconds), clock.now)
-            outcome = app.record_reading(source_id, "S-1", value, measured, actor=GATEWAY)
+            outcome = app.judge_reading(
+                RecordReading(source_id=source_id, sensor_id="S-1", value=value,
+                              measured_at=measured), CommandContext(actor=GATEWAY))
             if measured <= last_crossing:
                 assert outcome.effect is ReadingEffect.OUT_OF_ORDER
             else:
@@ -177,10 +188,9 @@ def test_hazard_alarms_follow_the_thresholds_and_only_crossings_are_recorded(
                 continue
             alarm_id = alarms[pick % len(alarms)]
             try:
-                if kind == "acknowledge":
-                    app.acknowledge_alarm(source_id, alarm_id, actor=DUTY)
-                else:
-                    app.escalate_alarm(source_id, alarm_id, actor=DUTY)
+                alarm = (AcknowledgeAlarm if kind == "acknowledge"
+                         else RecordAlarmEscalation)(source_id=source_id, alarm_id=alarm_id)
+                app.handle(alarm, CommandContext(actor=DUTY))
             except IllegalTransition:
                 assert stored(app) == before
         check_hazard_invariants(app.source(source_id))
