@@ -18,6 +18,7 @@ from eventsourcing.application import Application
 from cityops.domain.accounts import Accounts
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.clock import Clock, system_clock
+from cityops.domain.commands import CommandHandlers
 from cityops.domain.coordination import CityOperations
 from cityops.domain.duplicates import DuplicatePolicy
 from cityops.domain.gridcases import GridCases
@@ -103,6 +104,13 @@ class CitySystem:
     def followers(self) -> list[Follower]:
         """The followers of the read models' active generation."""
         return self.generations.followers()
+
+    @property
+    def commands(self) -> CommandHandlers:
+        """The one entry point of commands (`domain/commands.py`): `handle(command,
+        context)` runs each in the application that handles its class."""
+        return CommandHandlers([self.grid_cases, self.incidents, self.hazards, self.hotline,
+                                self.resources, self.accounts])
 
     @property
     def operations(self) -> CityOperations:

@@ -40,9 +40,21 @@ from cityops.demo_users import create_demo_users, demo_logins_text
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CityApplication, CommandReceipt
 from cityops.domain.clock import system_clock
+from cityops.domain.commands import Command, CommandContext, CommandOutcome
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseStatus
+from cityops.domain.gridcase_commands import (
+    CloseCase,
+    DecideCaseSuspension,
+    DispatchCase,
+    RegisterCase,
+    RejectCase,
+    RequestCaseSuspension,
+    ResumeCase,
+    ReviewCaseReturn,
+    VerifyCase,
+)
 from cityops.domain.hazard import AlarmLevel, open_alarms
 from cityops.domain.hazard_commands import AddSensor, RegisterHazardSource
 from cityops.domain.hotline import TicketStatus
@@ -378,6 +390,10 @@ class DemoDay:
         if letters:
             raise DemoMessageRefused("; ".join(_describe(letter) for letter in letters))
 
+    def act(self, command: Command, actor: Actor) -> CommandOutcome:
+        """A person's command, as the dashboard would issue it."""
+        return self.system.commands.handle(command, CommandContext(actor=actor))
+
     @staticmethod
     def _created_by(application: CityApplication, message_id: str) -> UUID:
         """The case or ticket a receipted message created: its receipt names it."""
@@ -495,19 +511,19 @@ class DemoDay:
     def register_case(self, case_id: UUID) -> None:
         case = self.system.grid_cases.case(case_id)
         if case.possible_duplicates:
-            self.system.grid_cases.reject(case_id, reason="duplicate",
-                                          duplicate_of=case.possible_duplicates[0],
-                                          note="Same problem already reported", actor=DISPATCHER)
+            self.act(RejectCase(case_id=case_id, reason="duplicate",
+                                duplicate_of=case.possible_duplicates[0],
+                                note="Same problem already reported"), DISPATCHER)
             return
         if self.rng.random() < 0.05:
-            self.system.grid_cases.reject(case_id, reason="not-reproducible",
-                                          note="Nothing found on the camera", actor=DISPATCHER)
+            self.act(RejectCase(case_id=case_id, reason="not-reproducible",
+                                note="Nothing found on the camera"), DISPATCHER)
             return
-        self.system.grid_cases.register(case_id, actor=DISPATCHER)
+        self.act(RegisterCase(case_id=case_id), DISPATCHER)
         self.after(self.minutes(3, 20), "dispatch case", lambda: self.dispatch_case(case_id))
 
     def dispatch_case(self, case_id: UUID) -> None:
-        self.system.grid_cases.dispatch(case_id, actor=DISPATCHER)
+        self.act(DispatchCase(case_id=case_id), DISPATCHER)
         if self.rng.random() < 0.06:
             self.after(self.minutes(10, 40), "return case", lambda: self.return_case(case_id))
             return
@@ -538,28 +554,27 @@ class DemoDay:
         case = self.system.grid_cases.case(case_id)
         if case.status is not CaseStatus.DISPATCHED or case.department is None:
             return
-        self.system.grid_cases.request_suspension(
-            case_id, reason="A road closure permit is needed before the work",
-            expected_resume_at=self.clock() + timedelta(hours=3),
-            actor=self._desk(case.department))
+        self.act(RequestCaseSuspension(
+            case_id=case_id, reason="A road closure permit is needed before the work",
+            expected_resume_at=self.clock() + timedelta(hours=3)), self._desk(case.department))
         self.after(self.minutes(10, 30), "decide suspension",
                    lambda: self.decide_suspension(case_id))
 
     def decide_suspension(self, case_id: UUID) -> None:
         if self.rng.random() < 0.75:
-            self.system.grid_cases.decide_suspension(case_id, approve=True, actor=DISPATCHER)
+            self.act(DecideCaseSuspension(case_id=case_id, approve=True), DISPATCHER)
             self.after(self.minutes(90, 180), "resume case", lambda: self.resume_case(case_id))
         else:
-            self.system.grid_cases.decide_suspension(
-                case_id, approve=False, reason="Work around the traffic instead",
-                actor=DISPATCHER)
+            self.act(DecideCaseSuspension(case_id=case_id, approve=False,
+                                          reason="Work around the traffic instead"),
+                     DISPATCHER)
             self.schedule_handling(case_id)
 
     def resume_case(self, case_id: UUID) -> None:
         """The permit came: the department starts the clock again and gets to work."""
         case = self.system.grid_cases.case(case_id)
         assert case.department is not None
-        self.system.grid_cases.resume(case_id, actor=self._desk(case.department))
+        self.act(ResumeCase(case_id=case_id), self._desk(case.department))
         self.schedule_handling(case_id)
 
     def return_case(self, case_id: UUID) -> None:
@@ -580,14 +595,13 @@ class DemoDay:
         """The duty officer checks the asset register: most returns are right (the case goes
         to the other department), about one in three is not (back to the returner)."""
         if self.rng.random() < 0.35:
-            self.system.grid_cases.review_return(
-                case_id, accept=False, reason="The asset register names your department",
-                actor=DISPATCHER)
+            self.act(ReviewCaseReturn(case_id=case_id, accept=False,
+                                      reason="The asset register names your department"),
+                     DISPATCHER)
             self.after(self.minutes(30, 120), "handle case", lambda: self.handle_case(case_id))
             return
-        self.system.grid_cases.review_return(case_id, accept=True, department=other,
-                                             reason="Confirmed by the asset register",
-                                             actor=DISPATCHER)
+        self.act(ReviewCaseReturn(case_id=case_id, accept=True, department=other,
+                                  reason="Confirmed by the asset register"), DISPATCHER)
         self.after(self.minutes(60, 240), "handle case", lambda: self.handle_case(case_id))
 
     def handle_case(self, case_id: UUID) -> None:
@@ -608,15 +622,15 @@ class DemoDay:
         inspector = self.system.city.map.locate(case.location)
         actor = Actor(inspector.inspector_id if inspector else "insp-demo", Role.INSPECTOR)
         fixed = self.rng.random() > 0.12
-        self.system.grid_cases.verify(case_id, fixed=fixed, actor=actor,
-                                      note="" if fixed else "Still not fixed")
+        self.act(VerifyCase(case_id=case_id, fixed=fixed,
+                            note="" if fixed else "Still not fixed"), actor)
         if fixed:
             self.after(self.minutes(10, 60), "close case", lambda: self.close_case(case_id))
         else:
             self.after(self.minutes(60, 180), "handle case", lambda: self.handle_case(case_id))
 
     def close_case(self, case_id: UUID) -> None:
-        self.system.grid_cases.close_case(case_id, actor=DISPATCHER)
+        self.act(CloseCase(case_id=case_id), DISPATCHER)
         ticket_id = self.system.grid_cases.case(case_id).ticket_id
         if ticket_id is not None:
             self.after(self.minutes(20, 120), "call back after the case",

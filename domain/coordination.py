@@ -21,6 +21,7 @@ from cityops.domain.commands import CommandContext
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseSource
+from cityops.domain.gridcase_commands import ReportCase
 from cityops.domain.gridcases import GridCases
 from cityops.domain.hazard import incident_id_for_alarm
 from cityops.domain.hazard_commands import RecordAlarmEscalation
@@ -272,11 +273,10 @@ class CityOperations:
             raise InvalidValue(f"hotline ticket {ticket_id} has no location: a grid case needs one")
         case_id = case_id_for_ticket(ticket_id)
         if not self.grid_cases.exists(case_id):
-            self.grid_cases.report(
+            self.grid_cases.handle(ReportCase(
                 source=CaseSource.HOTLINE, category=chosen, description=ticket.description,
                 location=ticket.location, urgency=urgency, ticket_id=ticket_id, case_id=case_id,
-                actor=actor, command_id=f"ticket-to-case:{ticket_id}",
-            )
+            ), CommandContext(actor=actor, command_id=f"ticket-to-case:{ticket_id}"))
         self.hotline.convert_to_case(ticket_id, case_id=case_id, actor=actor,
                                      command_id=f"ticket-to-case:{ticket_id}")
         return case_id

@@ -1,9 +1,29 @@
-"""Which roles may issue which command: one table, checked for every command."""
+"""Which roles may issue which command: one table keyed by the command classes, checked for
+every command (by `CityApplication.handle`, and at the door by the command centre's gate)."""
 
 from __future__ import annotations
 
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import Command, command_class
 from cityops.domain.errors import NotPermitted
+from cityops.domain.gridcase_commands import (
+    AssignCaseVerifier,
+    CloseCase,
+    DecideCaseExtension,
+    DecideCaseSuspension,
+    DispatchCase,
+    HandleCase,
+    RegisterCase,
+    RejectCase,
+    ReportCase,
+    RequestCaseExtension,
+    RequestCaseSuspension,
+    ResumeCase,
+    ReturnCaseToCentre,
+    ReviewCaseReturn,
+    SuspendCase,
+    VerifyCase,
+)
 
 _R = Role
 CENTRE = frozenset({_R.DISPATCHER, _R.ADMIN})
@@ -14,27 +34,29 @@ SENSORS = frozenset({_R.SYSTEM, _R.DISPATCHER, _R.ADMIN})
 PLANNING = frozenset({_R.PLANNER, _R.DISPATCHER, _R.ADMIN})
 INSPECTION = frozenset({_R.INSPECTOR, _R.DISPATCHER, _R.ADMIN})
 
-COMMAND_ROLES: dict[str, frozenset[Role]] = {
+COMMAND_ROLES: dict[type[Command] | str, frozenset[Role]] = {
     # grid cases
-    "grid-case.report": FIELD,
-    "grid-case.register": CENTRE,
-    "grid-case.reject": CENTRE,
-    "grid-case.dispatch": CENTRE,
-    "grid-case.return-to-centre": DEPARTMENT,
-    "grid-case.request-extension": DEPARTMENT,
-    "grid-case.decide-extension": CENTRE,
+    ReportCase: FIELD,
+    RegisterCase: CENTRE,
+    RejectCase: CENTRE,
+    DispatchCase: CENTRE,
+    ReturnCaseToCentre: DEPARTMENT,
+    RequestCaseExtension: DEPARTMENT,
+    DecideCaseExtension: CENTRE,
     # The centre reviews every return: accept (dispatch elsewhere) or reject (send it back).
-    "grid-case.review-return": CENTRE,
+    ReviewCaseReturn: CENTRE,
     # Suspension stops the supervision clock: a department asks, only the centre decides.
-    "grid-case.request-suspension": DEPARTMENT,
-    "grid-case.decide-suspension": CENTRE,
-    "grid-case.suspend": CENTRE,
+    RequestCaseSuspension: DEPARTMENT,
+    DecideCaseSuspension: CENTRE,
+    SuspendCase: CENTRE,
     # Resuming only starts the clock again, so the department may do it too.
-    "grid-case.resume": CENTRE | {_R.DEPARTMENT_USER},
-    "grid-case.handle": DEPARTMENT,
-    "grid-case.verify": INSPECTION,
-    "grid-case.assign-verifier": CENTRE,
-    "grid-case.close": CENTRE,
+    ResumeCase: CENTRE | {_R.DEPARTMENT_USER},
+    HandleCase: DEPARTMENT,
+    VerifyCase: INSPECTION,
+    AssignCaseVerifier: CENTRE,
+    CloseCase: CENTRE,
+    # Transition: the commands below are still named by strings, until their contexts have
+    # command values.
     # incidents
     "incident.report": FIELD | {_R.DEPARTMENT_USER},
     "incident.verify": CENTRE,
@@ -107,23 +129,40 @@ COMMAND_ROLES: dict[str, frozenset[Role]] = {
 }
 
 
-COMMAND_HINTS: dict[tuple[str, Role], str] = {
-    ("grid-case.suspend", _R.DEPARTMENT_USER):
+COMMAND_HINTS: dict[tuple[type[Command] | str, Role], str] = {
+    (SuspendCase, _R.DEPARTMENT_USER):
         "a department asks for a suspension (grid-case.request-suspension) and the centre "
         "approves or refuses it",
 }
 """What to do instead, said with the refusal of a command a role used to be allowed."""
 
 
-def check_permitted(command: str, actor: Actor) -> None:
+def _key(command: type[Command] | str) -> type[Command] | str:
+    """The table's key of a command given by its class or by its name."""
+    if isinstance(command, str):
+        return command_class(command) or command
+    return command
+
+
+def _name(command: type[Command] | str) -> str:
+    return command if isinstance(command, str) else command.name
+
+
+def roles_for(command: type[Command] | str) -> frozenset[Role] | None:
+    """The roles that may issue `command` (its class, or its name); None: no such command."""
+    return COMMAND_ROLES.get(_key(command))
+
+
+def check_permitted(command: type[Command] | str, actor: Actor) -> None:
     """Raise `NotPermitted` unless the actor's role may issue `command`."""
-    allowed = COMMAND_ROLES.get(command)
+    key = _key(command)
+    allowed = COMMAND_ROLES.get(key)
     if allowed is None:
-        raise NotPermitted(f"command {command!r} is not a known command")
+        raise NotPermitted(f"command {_name(command)!r} is not a known command")
     if actor.role not in allowed:
         roles = ", ".join(sorted(r.value for r in allowed))
-        hint = COMMAND_HINTS.get((command, actor.role))
+        hint = COMMAND_HINTS.get((key, actor.role))
         raise NotPermitted(
-            f"{actor.role.value} {actor.user_id} may not {command}; allowed roles: {roles}"
-            + (f"; {hint}" if hint else "")
+            f"{actor.role.value} {actor.user_id} may not {_name(command)}; allowed roles: "
+            f"{roles}" + (f"; {hint}" if hint else "")
         )

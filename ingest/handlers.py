@@ -2,10 +2,13 @@
 command that handles it (nothing else decides anything here) and says whether the message
 changed something or was a repeat.
 
-Commands that record a receipt get the message id as their command id, so the receipt is
-saved in the same transaction as the events the message caused; a redelivered message finds
-the receipt and changes nothing. Readings and positions have no receipt: the domain ignores a
-reading or fix that is not newer than what it knows, and the track keeps one row per fix.
+A handler builds the command's value (`domain/*_commands.py`) and hands it to the owning
+application's entry point with a `CommandContext`: the message's actor and time, the message
+id as the command id, and the pipeline's `CommandBatch` (when it batches), in which the
+command is staged rather than saved. So the receipt is saved in the same transaction as the
+events the message caused; a redelivered message finds the receipt and changes nothing.
+Readings and positions have no receipt: the domain ignores a reading or fix that is not newer
+than what it knows, and the track keeps one row per fix.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from cityops.bootstrap import CitySystem
-from cityops.domain.application import observed_commands
+from cityops.domain.application import CommandBatch, observed_commands
+from cityops.domain.commands import CommandContext, CommandOutcome
 from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcase_commands import HandleCase, ReportCase, ReturnCaseToCentre
 from cityops.domain.gridcases import GridCases
 from cityops.domain.hazard import ReadingEffect
 from cityops.domain.hazards import HazardSources
@@ -82,7 +87,9 @@ class JudgedFix:
     point: TrackPoint
 
 
-Handler = Callable[[Message, IngestTarget], Effect | JudgedFix]
+Batch = CommandBatch[Any] | None
+"""The batch a message's command is staged in (None: saved at once)."""
+Handler = Callable[[Message, IngestTarget, Batch], Effect | JudgedFix]
 
 
 def _point(data: Any) -> GeoPoint:
@@ -91,6 +98,18 @@ def _point(data: Any) -> GeoPoint:
 
 def _optional_point(data: Any) -> GeoPoint | None:
     return GeoPoint.from_geojson(data) if data is not None else None
+
+
+def _context(message: Message, batch: Batch) -> CommandContext:
+    """The context of a message's command: its actor and time, its id as the command id."""
+    return CommandContext(actor=message.actor, command_id=message.message_id,
+                          at=message.occurred_at, batch=batch)
+
+
+def _effect(outcome: CommandOutcome) -> Effect:
+    """A receipted command's effect: the outcome says whether it only repeated (its receipt
+    made the repeat harmless, or refused an id reused for another message)."""
+    return Effect.DUPLICATE if outcome.repeated else Effect.APPLIED
 
 
 def _receipted(command: Callable[[], object]) -> Effect:
@@ -104,19 +123,18 @@ def _receipted(command: Callable[[], object]) -> Effect:
             else Effect.APPLIED)
 
 
-def report_grid_case(message: Message, target: IngestTarget) -> Effect:
+def report_grid_case(message: Message, target: IngestTarget, batch: Batch = None) -> Effect:
     """grid-case-report: a new case from the field."""
     p = message.payload
-    cases = target.grid_cases
-    return _receipted(lambda: cases.report(
+    return _effect(target.grid_cases.handle(ReportCase(
         source=p.get("source", "inspector"), category=p["category"],
         description=p["description"], location=_point(p["location"]),
-        urgency=p.get("urgency", "normal"), photos=list(p.get("photos", [])),
-        actor=message.actor, at=message.occurred_at, command_id=message.message_id,
-    ))
+        urgency=p.get("urgency", "normal"), photos=tuple(p.get("photos", [])),
+    ), _context(message, batch)))
 
 
-def receive_hotline_ticket(message: Message, target: IngestTarget) -> Effect:
+def receive_hotline_ticket(message: Message, target: IngestTarget,
+                           batch: Batch = None) -> Effect:
     """hotline-ticket: a call or message taken by the call centre."""
     p = message.payload
     caller = p.get("caller") or {}
@@ -129,7 +147,8 @@ def receive_hotline_ticket(message: Message, target: IngestTarget) -> Effect:
     ))
 
 
-def record_hazard_reading(message: Message, target: IngestTarget) -> Effect:
+def record_hazard_reading(message: Message, target: IngestTarget,
+                          batch: Batch = None) -> Effect:
     """hazard-reading: judged against the sensor's thresholds; only crossings are saved."""
     p = message.payload
     outcome = target.hazards.record_reading(
@@ -139,7 +158,8 @@ def record_hazard_reading(message: Message, target: IngestTarget) -> Effect:
     return Effect.DUPLICATE if outcome.effect is ReadingEffect.OUT_OF_ORDER else Effect.APPLIED
 
 
-def report_resource_position(message: Message, target: IngestTarget) -> JudgedFix:
+def report_resource_position(message: Message, target: IngestTarget,
+                             batch: Batch = None) -> JudgedFix:
     """resource-position: the resource decides whether the fix is worth an event; the track
     keeps every fix."""
     p = message.payload
@@ -172,7 +192,8 @@ LEAVING_STATUSES = frozenset({"returning", "available"})
 """Statuses reported on leaving an incident (or after it): the incident records it too."""
 
 
-def report_resource_status(message: Message, target: IngestTarget) -> Effect:
+def report_resource_status(message: Message, target: IngestTarget,
+                           batch: Batch = None) -> Effect:
     """resource-status: the status change the crew reports; one that takes the resource off
     its incident is recorded on the incident too (two commands: not staged in a batch)."""
     p = message.payload
@@ -190,28 +211,25 @@ def report_resource_status(message: Message, target: IngestTarget) -> Effect:
     return _receipted(change)
 
 
-def handle_grid_case(message: Message, target: IngestTarget) -> Effect:
+def handle_grid_case(message: Message, target: IngestTarget, batch: Batch = None) -> Effect:
     """grid-case-handled: the department's result."""
     p = message.payload
-    cases = target.grid_cases
-    return _receipted(lambda: cases.handle(
-        UUID(p["case_id"]), result=p["result"], evidence=list(p.get("evidence", [])),
-        actor=message.actor, at=message.occurred_at, command_id=message.message_id,
-    ))
+    return _effect(target.grid_cases.handle(HandleCase(
+        case_id=UUID(p["case_id"]), result=p["result"], evidence=tuple(p.get("evidence", [])),
+    ), _context(message, batch)))
 
 
-def return_grid_case(message: Message, target: IngestTarget) -> Effect:
+def return_grid_case(message: Message, target: IngestTarget, batch: Batch = None) -> Effect:
     """grid-case-returned: not the department's responsibility."""
     p = message.payload
-    cases = target.grid_cases
-    return _receipted(lambda: cases.return_to_centre(
-        UUID(p["case_id"]), reason=p["reason"],
-        suggested_department=p.get("suggested_department"), actor=message.actor,
-        at=message.occurred_at, command_id=message.message_id,
-    ))
+    return _effect(target.grid_cases.handle(ReturnCaseToCentre(
+        case_id=UUID(p["case_id"]), reason=p["reason"],
+        suggested_department=p.get("suggested_department"),
+    ), _context(message, batch)))
 
 
-def reply_to_hotline_ticket(message: Message, target: IngestTarget) -> Effect:
+def reply_to_hotline_ticket(message: Message, target: IngestTarget,
+                            batch: Batch = None) -> Effect:
     """hotline-ticket-replied: the department's reply to the caller."""
     p = message.payload
     hotline = target.hotline

@@ -33,7 +33,9 @@ from cityops.backup import (
 from cityops.bootstrap import CitySystem, build_system
 from cityops.cli import app as cityops_cli
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcase_commands import DispatchCase, HandleCase, RegisterCase, ReportCase
 from cityops.ingest.composition import ingest_store
 from cityops.ingest.deadletters import DeadLetter, StoredDeadLetters
 from cityops.settings import Settings
@@ -100,13 +102,15 @@ def populate(system: CitySystem) -> dict[str, Any]:
         system.photos.save(sha256=digest, data=data, content_type="image/png", width=4,
                            height=4, uploaded_by="insp-1", uploaded_role="inspector", at=NOON)
         photos.append(digest)
-        case_id = system.grid_cases.report(source="inspector", category="E0101",
-                                           description=f"garbage heap {index}",
-                                           location=where(system, 40 + index),
-                                           photos=[f"photo:{digest}"], actor=INSPECTOR)
-        system.grid_cases.register(case_id, actor=DISPATCHER)
+        case_id = system.grid_cases.handle(
+            ReportCase(source="inspector", category="E0101", description=f"garbage heap {index}",
+                       location=where(system, 40 + index), photos=[f"photo:{digest}"]),
+            CommandContext(actor=INSPECTOR)).subject
+        system.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
         if index != 1:
-            system.grid_cases.dispatch(case_id, actor=DISPATCHER)
+            system.grid_cases.handle(
+                DispatchCase(case_id=case_id),
+                CommandContext(actor=DISPATCHER))
     store = ingest_store(system)
     try:
         StoredDeadLetters(store).send(DeadLetter(
@@ -176,9 +180,10 @@ def test_a_restored_site_holds_the_events_accounts_photos_and_equal_read_models(
         finally:
             store.close()
         # The restored site goes on: new events follow the restored ones.
-        case_id = system.grid_cases.report(source="inspector", category="E0101",
-                                           description="after the restore",
-                                           location=where(system, 99), actor=INSPECTOR)
+        case_id = system.grid_cases.handle(
+            ReportCase(source="inspector", category="E0101", description="after the restore",
+                       location=where(system, 99)),
+            CommandContext(actor=INSPECTOR)).subject
         system.catch_up()
         # Reported and marked outside the inspector's cells (insp-1 has no cells here).
         assert system.grid_cases.case(case_id).version == 2
@@ -243,10 +248,13 @@ def test_a_backup_taken_while_the_city_records_is_consistent(
             # The cell's own inspector: two events per round (a report outside one's cells
             # records a third).
             inspector = Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR)
-            case_id = system.grid_cases.report(source="inspector", category="E0101",
-                                               description="during the backup",
-                                               location=point, actor=inspector)
-            system.grid_cases.register(case_id, actor=DISPATCHER)
+            case_id = system.grid_cases.handle(
+                ReportCase(source="inspector", category="E0101", description="during the backup",
+                           location=point),
+                CommandContext(actor=inspector)).subject
+            system.grid_cases.handle(
+                RegisterCase(case_id=case_id),
+                CommandContext(actor=DISPATCHER))
             index += 1
             recorded.append(index)
 
@@ -433,9 +441,13 @@ def ticket_with_handled_case(system: CitySystem) -> Any:
         description="The street lamp is out", caller_phone="13800138000",
         location=where(system, 60), actor=HOTLINE_OPERATOR)
     case_id = system.operations.ticket_to_case(ticket_id, actor=HOTLINE_OPERATOR)
-    system.grid_cases.register(case_id, actor=DISPATCHER)
-    system.grid_cases.dispatch(case_id, department="roads", actor=DISPATCHER)
-    system.grid_cases.handle(case_id, result="lamp replaced", actor=ROADS)
+    system.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+    system.grid_cases.handle(
+        DispatchCase(case_id=case_id, department="roads"),
+        CommandContext(actor=DISPATCHER))
+    system.grid_cases.handle(
+        HandleCase(case_id=case_id, result="lamp replaced"),
+        CommandContext(actor=ROADS))
     system.catch_up()
     return ticket_id
 

@@ -20,6 +20,7 @@ from cityops.domain.accounts import PasswordHasher
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcase_commands import DispatchCase, RegisterCase, ReportCase
 from cityops.domain.incident_commands import (
     ReportIncident,
 )
@@ -60,8 +61,10 @@ class Scenario:
         cases = system.grid_cases
 
         def case(name: str, description: str, where: GeoPoint, category: str = "E0502") -> UUID:
-            case_id = cases.report(source="inspector", category=category,
-                                   description=description, location=where, actor=INSPECTOR)
+            case_id = cases.handle(
+                ReportCase(source="inspector", category=category, description=description,
+                           location=where),
+                CommandContext(actor=INSPECTOR)).subject
             self.ids[name] = str(case_id)
             return case_id
 
@@ -71,8 +74,10 @@ class Scenario:
              city.drum_tower)
         case("chinese", "中山路水管爆裂，路面积水", city.drum_tower)  # noqa: RUF001
         case("on-avenue", "Garbage pile left by the kerb", city.avenue, "E0101")
-        cases.register(in_street, actor=DISPATCHER)
-        cases.dispatch(in_street, department="water", actor=DISPATCHER)
+        cases.handle(RegisterCase(case_id=in_street), CommandContext(actor=DISPATCHER))
+        cases.handle(
+            DispatchCase(case_id=in_street, department="water"),
+            CommandContext(actor=DISPATCHER))
         ticket = system.hotline.receive(
             channel="phone", ticket_type="complaint", topic="water-supply",
             description="Caller reports a broken pipe outside the school",

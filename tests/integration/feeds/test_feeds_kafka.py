@@ -22,6 +22,14 @@ from kafka import KafkaConsumer, TopicPartition
 from cityops.bootstrap import CitySystem
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcase_commands import (
+    CloseCase,
+    DispatchCase,
+    HandleCase,
+    RegisterCase,
+    ReportCase,
+    VerifyCase,
+)
 from cityops.domain.incident_commands import (
     AddSituationReport,
     ReportIncident,
@@ -62,11 +70,15 @@ def subscribe(system_feeds: Any, cast: Cast, department: str, stream: Stream,
 
 
 def close_a_case(system: CitySystem, cast: Cast, case_id: UUID) -> None:
-    system.grid_cases.register(case_id, actor=cast.dispatcher)
-    system.grid_cases.dispatch(case_id, actor=cast.dispatcher)
-    system.grid_cases.handle(case_id, result="cover replaced", actor=cast.water)
-    system.grid_cases.verify(case_id, fixed=True, actor=cast.dispatcher)
-    system.grid_cases.close_case(case_id, actor=cast.dispatcher)
+    system.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=cast.dispatcher))
+    system.grid_cases.handle(DispatchCase(case_id=case_id), CommandContext(actor=cast.dispatcher))
+    system.grid_cases.handle(
+        HandleCase(case_id=case_id, result="cover replaced"),
+        CommandContext(actor=cast.water))
+    system.grid_cases.handle(
+        VerifyCase(case_id=case_id, fixed=True),
+        CommandContext(actor=cast.dispatcher))
+    system.grid_cases.handle(CloseCase(case_id=case_id), CommandContext(actor=cast.dispatcher))
 
 
 def test_events_reach_the_city_wide_and_department_topics_as_shared(
@@ -92,13 +104,15 @@ def test_events_reach_the_city_wide_and_department_topics_as_shared(
         description="saw someone break the hydrant", caller_name="Li Si",
         caller_phone="13900001111", location=here, actor=cast.operator, command_id="call-2")
     system.hotline.assign(witness, actor=cast.operator, department="police")
-    cover = system.grid_cases.report(source="inspector", category="C0101",
-                                     description="cover missing", location=here,
-                                     actor=cast.patroller(system, here))
+    cover = system.grid_cases.handle(
+        ReportCase(source="inspector", category="C0101", description="cover missing",
+                   location=here),
+        CommandContext(actor=cast.patroller(system, here))).subject
     close_a_case(system, cast, cover)
-    lamp = system.grid_cases.report(source="inspector", category="C0105",
-                                    description="lamp out", location=cell_points[50][1],
-                                    actor=cast.patroller(system, cell_points[50][1]))
+    lamp = system.grid_cases.handle(
+        ReportCase(source="inspector", category="C0105", description="lamp out",
+                   location=cell_points[50][1]),
+        CommandContext(actor=cast.patroller(system, cell_points[50][1]))).subject
     blaze = system.incidents.handle(
         ReportIncident(category="accident-disaster", incident_type="fire", title="Warehouse fire",
             location=here, source="hotline", level="II"),
@@ -200,11 +214,16 @@ class CityTraffic(threading.Thread):
             i = 0
             while not self.stopping.is_set():
                 _, point = self.points[i % len(self.points)]
-                case = self.system.grid_cases.report(
-                    source="inspector", category="C0101", description=f"cover {i}",
-                    location=point, actor=self.cast.patroller(self.system, point))
-                self.system.grid_cases.register(case, actor=self.cast.dispatcher)
-                self.system.grid_cases.dispatch(case, actor=self.cast.dispatcher)
+                case = self.system.grid_cases.handle(
+                    ReportCase(source="inspector", category="C0101", description=f"cover {i}",
+                               location=point),
+                    CommandContext(actor=self.cast.patroller(self.system, point))).subject
+                self.system.grid_cases.handle(
+                    RegisterCase(case_id=case),
+                    CommandContext(actor=self.cast.dispatcher))
+                self.system.grid_cases.handle(
+                    DispatchCase(case_id=case),
+                    CommandContext(actor=self.cast.dispatcher))
                 self.cases += 1
                 if i % 3 == 0:
                     self.system.hotline.receive(

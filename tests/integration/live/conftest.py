@@ -24,7 +24,9 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
 from cityops.domain.accounts import PasswordHasher
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcase_commands import ReportCase
 from cityops.settings import Settings
 
 ADMIN = Actor("live-admin", Role.ADMIN)
@@ -144,9 +146,9 @@ def report_case(system: CitySystem, point: GeoPoint = IN_TOWN, category: str = "
     # Reported by the inspector who patrols the place (elsewhere it is marked: one more
     # event).
     inspector = Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR)
-    case_id: UUID = system.grid_cases.report(source="inspector", category=category,
-                                             description=description, location=point,
-                                             actor=inspector)
+    case_id: UUID = system.grid_cases.handle(
+        ReportCase(source="inspector", category=category, description=description, location=point),
+        CommandContext(actor=inspector)).subject
     return case_id
 
 

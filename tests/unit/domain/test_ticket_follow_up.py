@@ -29,7 +29,17 @@ from cityops.domain.incident_commands import (
 )
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition
+from cityops.domain.gridcase_commands import (
+    CloseCase,
+    DispatchCase,
+    HandleCase,
+    RegisterCase,
+    RejectCase,
+    ReportCase,
+    VerifyCase,
+)
 from cityops.domain.gridcases import GridCases
 from cityops.domain.hotline import TicketStatus, case_id_for_ticket, incident_id_for_ticket
 from cityops.domain.hotlinetickets import HotlineTickets
@@ -66,10 +76,11 @@ class Centre:
         """What `CityOperations.ticket_to_case` does (optionally interrupted half-way)."""
         ticket = self.hotline.ticket(ticket_id)
         assert ticket.location is not None
-        case_id = self.grid_cases.report(
-            source="hotline", category="C0201", description=ticket.description,
-            location=ticket.location, ticket_id=ticket_id,
-            case_id=case_id_for_ticket(ticket_id), actor=OPERATOR)
+        case_id = self.grid_cases.handle(
+            ReportCase(source="hotline", category="C0201", description=ticket.description,
+                       location=ticket.location, ticket_id=ticket_id,
+                       case_id=case_id_for_ticket(ticket_id)),
+            CommandContext(actor=OPERATOR)).subject
         if record_on_ticket:
             self.hotline.convert_to_case(ticket_id, case_id=case_id, actor=OPERATOR)
         return case_id
@@ -90,22 +101,27 @@ class Centre:
 
     def case_step(self, step: str, case_id: UUID, **kw: Any) -> None:
         self.clock.advance(minutes=20)
-        app, cast = self.grid_cases, self.cast
+        cases, cast = self.grid_cases, self.cast
         if step == "register":
-            app.register(case_id, actor=cast.dispatcher)
+            cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=cast.dispatcher))
         elif step == "dispatch":
-            app.dispatch(case_id, department="urban-management", actor=cast.dispatcher)
+            cases.handle(
+                DispatchCase(case_id=case_id, department="urban-management"),
+                CommandContext(actor=cast.dispatcher))
         elif step == "handle":
-            app.handle(case_id, result="lamp replaced", actor=Actor(
-                "urb-1", Role.DEPARTMENT_USER, "urban-management"))
+            cases.handle(
+                HandleCase(case_id=case_id, result="lamp replaced"),
+                CommandContext(actor=Actor("urb-1", Role.DEPARTMENT_USER, "urban-management")))
         elif step == "verify":
-            app.verify(case_id, fixed=kw.get("fixed", True), note=kw.get("note", ""),
-                       actor=cast.inspector)
+            cases.handle(
+                VerifyCase(case_id=case_id, fixed=kw.get("fixed", True), note=kw.get("note", "")),
+                CommandContext(actor=cast.inspector))
         elif step == "close":
-            app.close_case(case_id, actor=cast.dispatcher)
+            cases.handle(CloseCase(case_id=case_id), CommandContext(actor=cast.dispatcher))
         elif step == "reject":
-            app.reject(case_id, reason="not-reproducible", note="no lamp out there",
-                       actor=cast.dispatcher)
+            cases.handle(
+                RejectCase(case_id=case_id, reason="not-reproducible", note="no lamp out there"),
+                CommandContext(actor=cast.dispatcher))
         else:
             raise AssertionError(step)
 
@@ -302,9 +318,10 @@ def test_a_conversion_interrupted_after_the_case_was_reported_is_completed(
 
 
 def test_the_position_covers_what_does_not_concern_tickets(centre: Centre) -> None:
-    case_id = centre.grid_cases.report(source="inspector", category="C0201",
-                                       description="lamp out", location=centre.places.in_d01,
-                                       actor=centre.cast.inspector)
+    case_id = centre.grid_cases.handle(
+        ReportCase(source="inspector", category="C0201", description="lamp out",
+                   location=centre.places.in_d01),
+        CommandContext(actor=centre.cast.inspector)).subject
     for step in ("register", "dispatch", "handle"):
         centre.case_step(step, case_id)
     assert centre.follow_up.lag()["gridcases"] > 0

@@ -14,6 +14,7 @@ from cityops.domain.commands import CommandContext
 from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseStatus
+from cityops.domain.gridcase_commands import DispatchCase, RegisterCase, ReportCase
 from cityops.domain.hazard import AlarmLevel
 from cityops.domain.hazard_commands import (
     AddSensor,
@@ -405,11 +406,12 @@ def test_a_status_report_that_arrives_after_a_later_fix_keeps_its_reported_time(
 
 
 def _dispatched_case(target: IngestTarget, city_point: GeoPoint) -> tuple[UUID, str]:
-    case_id = target.grid_cases.report(source="inspector", category="E0101",
-                                       description="garbage", location=city_point,
-                                       actor=INSPECTOR)
-    target.grid_cases.register(case_id, actor=DISPATCHER)
-    target.grid_cases.dispatch(case_id, actor=DISPATCHER)
+    case_id = target.grid_cases.handle(
+        ReportCase(source="inspector", category="E0101", description="garbage",
+                   location=city_point),
+        CommandContext(actor=INSPECTOR)).subject
+    target.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+    target.grid_cases.handle(DispatchCase(case_id=case_id), CommandContext(actor=DISPATCHER))
     department = target.grid_cases.case(case_id).department
     assert department is not None
     return case_id, department

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcase_commands import DispatchCase, RegisterCase, ReportCase
 from cityops.domain.hazard_commands import (
     AddSensor,
     RegisterHazardSource,
@@ -93,11 +94,11 @@ def _city(target: IngestTarget, point: GeoPoint) -> list[tuple[IngestStream, dic
         RegisterResource(kind="fire-engine", resource_name="Engine 7", call_sign="E7",
             department="fire", home_base=point),
         CommandContext(actor=PLANNER, at=recently(100)))
-    case_id = target.grid_cases.report(source="inspector", category="E0101",
-                                       description="garbage", location=point,
-                                       actor=INSPECTOR, at=recently(90))
-    target.grid_cases.register(case_id, actor=DISPATCHER)
-    target.grid_cases.dispatch(case_id, actor=DISPATCHER)
+    case_id = target.grid_cases.handle(
+        ReportCase(source="inspector", category="E0101", description="garbage", location=point),
+        CommandContext(actor=INSPECTOR, at=recently(90))).subject
+    target.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+    target.grid_cases.handle(DispatchCase(case_id=case_id), CommandContext(actor=DISPATCHER))
     department = target.grid_cases.case(case_id).department
     assert department is not None
     crew = Actor(f"{department}-system", Role.DEPARTMENT_USER, department)

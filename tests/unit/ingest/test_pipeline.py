@@ -70,11 +70,11 @@ class FlakyStore:
         self.error = error
         self.calls = 0
 
-    def __call__(self, message: Any, target: IngestTarget) -> Effect:
+    def __call__(self, message: Any, target: IngestTarget, batch: Any = None) -> Effect:
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
-        return HANDLERS[message.schema](message, target)
+        return HANDLERS[message.schema](message, target, batch)
 
 
 def pipeline_with(target: IngestTarget, dead_letters: StoredDeadLetters, handler: Handler,
