@@ -309,6 +309,9 @@ class UnitOfWork:
         application's clock."""
         self.explain_conflict: Callable[[], None] | None = None
         self.after_saved_callbacks: list[Callable[[], object]] = []
+        self.result: object = None
+        """What the handler answers besides the aggregates it changed (`CommandOutcome.result`):
+        a judgement, the id of something new inside its subject."""
 
     @property
     def actor(self) -> Actor:
@@ -525,11 +528,14 @@ class CityApplication(Application[UUID]):
         if not aggregates:
             raise AssertionError(f"command {command} decided nothing")
         subject = aggregates[0]
-        done = CommandOutcome(command, subject.id, repeated=False)
+        done = CommandOutcome(command, subject.id, repeated=False, result=uow.result)
         changed = [a.id for a in aggregates]
         if command_id is None and not any(a.pending_events for a in aggregates):
-            # Nothing happened (a repeat that the aggregate itself recognised): do not take
-            # the event store's write lock for an empty save.
+            # Nothing happened (a repeat that the aggregate itself recognised, a reading that
+            # crosses no threshold): do not take the event store's write lock for an empty
+            # save. What is stored is what the handler saw, so its callbacks run.
+            for callback in uow.after_saved_callbacks:
+                callback()
             return done, changed
         to_save: list[Aggregate] = list(aggregates)
         if command_id is not None:

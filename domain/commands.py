@@ -61,7 +61,10 @@ def fingerprint(command: str, args: Mapping[str, Any]) -> str:
 
 
 COMMAND_CLASSES: dict[str, type[Command]] = {}
-"""Every command class by its name (filled as the commands modules are imported)."""
+"""The command class of each name (the first, where several share one), filled as the
+commands modules are imported."""
+EVERY_COMMAND: list[type[Command]] = []
+"""Every command class, in the order they were defined."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,11 +85,12 @@ class Command:
             return  # a base of several commands (their shared fields), not a command itself
         if not isinstance(name, str):
             raise TypeError(f"command class {cls.__qualname__}'s name is not text")
-        known = COMMAND_CLASSES.get(name)
-        if known is not None and known.__qualname__ != cls.__qualname__:
-            raise TypeError(f"two command classes are named {name!r}: "
-                            f"{known.__qualname__} and {cls.__qualname__}")
-        COMMAND_CLASSES[name] = cls
+        # Several classes may share a name: the outcomes of one decision, which receipts and
+        # permissions have always named alike (`incident.verify` verifies or dismisses,
+        # `incident.change-level` sets a level or steps it). The name finds the first.
+        COMMAND_CLASSES.setdefault(name, cls)
+        if cls not in EVERY_COMMAND:
+            EVERY_COMMAND.append(cls)
 
     def fingerprint_args(self) -> dict[str, Any]:
         """What the fingerprint is computed from: every field, by name (a command whose field
@@ -181,6 +185,9 @@ class CommandOutcome:
     command: str
     subject: UUID
     repeated: bool
+    result: object = None
+    """What the handler answered besides its subject, if anything (a reading's judgement,
+    the id of a new finding); None for a repeat."""
 
 
 HANDLED_COMMAND = "__cityops_handles__"

@@ -20,17 +20,26 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from cityops.bootstrap import CitySystem
-from cityops.domain.application import CommandBatch, observed_commands
+from cityops.domain.application import CommandBatch, StagingOverlap, observed_commands
 from cityops.domain.commands import CommandContext, CommandOutcome
 from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase_commands import HandleCase, ReportCase, ReturnCaseToCentre
 from cityops.domain.gridcases import GridCases
 from cityops.domain.hazard import ReadingEffect
+from cityops.domain.hazard_commands import RecordReading
 from cityops.domain.hazards import HazardSources
 from cityops.domain.hotlinetickets import HotlineTickets
 from cityops.domain.incidents import Incidents
 from cityops.domain.resource import Resource
+from cityops.domain.resource_commands import (
+    ClearScene,
+    ReportAvailable,
+    ReportEnRoute,
+    ReportOnScene,
+    ReportPosition,
+    StatusReport,
+)
 from cityops.domain.resources import Resources
 from cityops.ingest.catalogue import Message
 from cityops.ingest.prefetch import BatchLookups
@@ -151,10 +160,10 @@ def record_hazard_reading(message: Message, target: IngestTarget,
                           batch: Batch = None) -> Effect:
     """hazard-reading: judged against the sensor's thresholds; only crossings are saved."""
     p = message.payload
-    outcome = target.hazards.record_reading(
-        UUID(p["source_id"]), p["sensor_id"], p["value"], message.occurred_at,
-        actor=message.actor,
-    )
+    reading = RecordReading(source_id=UUID(p["source_id"]), sensor_id=p["sensor_id"],
+                            value=p["value"], measured_at=message.occurred_at)
+    outcome = target.hazards.judge_reading(
+        reading, CommandContext(actor=message.actor, batch=batch))
     return Effect.DUPLICATE if outcome.effect is ReadingEffect.OUT_OF_ORDER else Effect.APPLIED
 
 
@@ -173,8 +182,8 @@ def report_resource_position(message: Message, target: IngestTarget,
     # before anything is kept. The track row is written after it, before the offset is
     # committed; a crash in between is repaired by the redelivery: the resource ignores the
     # repeated fix and the track gets its row.
-    target.resources.report_position(resource_id, point, message.occurred_at,
-                                     actor=message.actor)
+    fix = ReportPosition(resource_id=resource_id, point=point, measured_at=message.occurred_at)
+    target.resources.judge_position(fix, CommandContext(actor=message.actor, batch=batch))
     return JudgedFix(TrackPoint(
         resource_id=resource_id, call_sign=call_sign, measured_at=message.occurred_at,
         position=point, speed_mps=p.get("speed_mps"), heading_deg=p.get("heading_deg"),
@@ -182,11 +191,11 @@ def report_resource_position(message: Message, target: IngestTarget,
     ))
 
 
-STATUS_COMMANDS = {
-    "en-route": "report_en_route",
-    "on-scene": "report_on_scene",
-    "returning": "clear_scene",
-    "available": "report_available",
+STATUS_COMMANDS: dict[str, type[StatusReport]] = {
+    "en-route": ReportEnRoute,
+    "on-scene": ReportOnScene,
+    "returning": ClearScene,
+    "available": ReportAvailable,
 }
 LEAVING_STATUSES = frozenset({"returning", "available"})
 """Statuses reported on leaving an incident (or after it): the incident records it too."""
@@ -197,18 +206,20 @@ def report_resource_status(message: Message, target: IngestTarget,
     """resource-status: the status change the crew reports; one that takes the resource off
     its incident is recorded on the incident too (two commands: not staged in a batch)."""
     p = message.payload
-    resources = target.resources
-    command = getattr(resources, STATUS_COMMANDS[p["status"]])
     resource_id = Resource.create_id(p["call_sign"])
-
-    def change() -> None:
-        command(resource_id, position=_optional_point(p.get("position")), actor=message.actor,
-                at=message.occurred_at, command_id=message.message_id)
-        if p["status"] in LEAVING_STATUSES and target.incidents is not None:
-            ResourceAssignments(incidents=target.incidents, resources=resources).settle(
-                resource_id, actor=message.actor)
-
-    return _receipted(change)
+    report = STATUS_COMMANDS[p["status"]](resource_id=resource_id,
+                                          position=_optional_point(p.get("position")))
+    leaving = p["status"] in LEAVING_STATUSES and target.incidents is not None
+    if leaving and batch is not None:
+        raise StagingOverlap("a resource leaving its incident runs two commands: not staged")
+    outcome = target.resources.handle(report, _context(message, batch))
+    released: list[UUID] = []
+    if leaving and target.incidents is not None:
+        released = ResourceAssignments(incidents=target.incidents,
+                                       resources=target.resources).settle(
+            resource_id, actor=message.actor)
+    # A repeat changes nothing, unless it completes what its first run left undone.
+    return Effect.DUPLICATE if outcome.repeated and not released else Effect.APPLIED
 
 
 def handle_grid_case(message: Message, target: IngestTarget, batch: Batch = None) -> Effect:

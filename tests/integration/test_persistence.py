@@ -11,12 +11,6 @@ from typing import Any
 
 import pytest
 
-from cityops.domain.commands import CommandContext
-from cityops.domain.hazard_commands import (
-    AddSensor,
-    RecordReading,
-    RegisterHazardSource,
-)
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
@@ -28,6 +22,11 @@ from cityops.domain.gridcase_commands import (
     RegisterCase,
     ReportCase,
     ReturnCaseToCentre,
+)
+from cityops.domain.hazard_commands import (
+    AddSensor,
+    RecordReading,
+    RegisterHazardSource,
 )
 from cityops.domain.supervision import Light
 from cityops.projections.follower import Follower

@@ -16,17 +16,6 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from cityops.domain.commands import CommandContext
-from cityops.domain.incident_commands import (
-    CloseIncident,
-    ContainIncident,
-    DismissIncident,
-    IncidentCommand,
-    RespondToIncident,
-    VerifyIncident,
-    LinkToIncident,
-    ReportIncident,
-)
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext
@@ -44,6 +33,16 @@ from cityops.domain.gridcases import GridCases
 from cityops.domain.hotline import TicketStatus, case_id_for_ticket, incident_id_for_ticket
 from cityops.domain.hotlinetickets import HotlineTickets
 from cityops.domain.incident import LinkKind
+from cityops.domain.incident_commands import (
+    CloseIncident,
+    ContainIncident,
+    DismissIncident,
+    IncidentCommand,
+    LinkToIncident,
+    ReportIncident,
+    RespondToIncident,
+    VerifyIncident,
+)
 from cityops.domain.incidents import Incidents
 from cityops.domain.ticketfollowup import TicketFollowUp
 
