@@ -67,6 +67,7 @@ from typing import Any
 
 import numpy as np
 
+from cityops.domain.account_commands import AddUser
 from cityops.domain.commands import CommandContext
 from cityops.domain.gridcase_commands import ReportCase
 
@@ -816,8 +817,9 @@ def add_users(deployment: Deployment, password: str, **roles: str) -> None:
     system = build_system(settings)
     try:
         for username, role in roles.items():
-            system.accounts.add_user(username, role=role, password=password,
-                                     actor=Actor("bench-admin", Role.ADMIN))
+            system.accounts.handle(
+                AddUser(username=username, role=role, password=password),
+                CommandContext(actor=Actor("bench-admin", Role.ADMIN)))
     finally:
         system.close()
 

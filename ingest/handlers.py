@@ -28,6 +28,7 @@ from cityops.domain.gridcase_commands import HandleCase, ReportCase, ReturnCaseT
 from cityops.domain.gridcases import GridCases
 from cityops.domain.hazard import ReadingEffect
 from cityops.domain.hazards import HazardSources
+from cityops.domain.hotline_commands import ReceiveTicket, ReplyToCaller
 from cityops.domain.hotlinetickets import HotlineTickets
 from cityops.domain.incidents import Incidents
 from cityops.domain.resource import Resource
@@ -138,13 +139,11 @@ def receive_hotline_ticket(message: Message, target: IngestTarget,
     """hotline-ticket: a call or message taken by the call centre."""
     p = message.payload
     caller = p.get("caller") or {}
-    hotline = target.hotline
-    return _receipted(lambda: hotline.receive(
+    return _effect(target.hotline.handle(ReceiveTicket(
         channel=p["channel"], ticket_type=p["ticket_type"], topic=p["topic"],
         description=p["description"], caller_name=caller.get("name"),
         caller_phone=caller.get("phone"), location=_optional_point(p.get("location")),
-        actor=message.actor, at=message.occurred_at, command_id=message.message_id,
-    ))
+    ), _context(message, batch)))
 
 
 def record_hazard_reading(message: Message, target: IngestTarget,
@@ -232,11 +231,9 @@ def reply_to_hotline_ticket(message: Message, target: IngestTarget,
                             batch: Batch = None) -> Effect:
     """hotline-ticket-replied: the department's reply to the caller."""
     p = message.payload
-    hotline = target.hotline
-    return _receipted(lambda: hotline.reply(
-        UUID(p["ticket_id"]), reply=p["reply"], actor=message.actor, at=message.occurred_at,
-        command_id=message.message_id,
-    ))
+    return _effect(target.hotline.handle(
+        ReplyToCaller(ticket_id=UUID(p["ticket_id"]), reply=p["reply"]),
+        _context(message, batch)))
 
 
 HANDLERS: dict[str, Handler] = {

@@ -31,6 +31,14 @@ from cityops.domain.gridcase_commands import (
 )
 from cityops.domain.gridcases import GridCases
 from cityops.domain.hotline import TicketStatus, case_id_for_ticket, incident_id_for_ticket
+from cityops.domain.hotline_commands import (
+    AssignTicket,
+    CallBackCaller,
+    CloseTicket,
+    ConvertTicketToCase,
+    EscalateTicketToIncident,
+    ReceiveTicket,
+)
 from cityops.domain.hotlinetickets import HotlineTickets
 from cityops.domain.incident import LinkKind
 from cityops.domain.incidents import Incidents
@@ -59,7 +67,10 @@ class Centre:
             "caller_name": "Zhang Wei", "caller_phone": "13800138000",
             "location": self.places.in_d01,
         }
-        return self.hotline.receive(**{**facts, **overrides})
+        facts.update(overrides)
+        context = CommandContext(**{k: facts.pop(k) for k in ("actor", "at", "command_id")
+                                    if k in facts})
+        return self.hotline.handle(ReceiveTicket(**facts), context).subject
 
     def to_case(self, ticket_id: UUID, *, record_on_ticket: bool = True) -> UUID:
         """What `CityOperations.ticket_to_case` does (optionally interrupted half-way)."""
@@ -71,7 +82,9 @@ class Centre:
                        case_id=case_id_for_ticket(ticket_id)),
             CommandContext(actor=OPERATOR)).subject
         if record_on_ticket:
-            self.hotline.convert_to_case(ticket_id, case_id=case_id, actor=OPERATOR)
+            self.hotline.handle(
+                ConvertTicketToCase(ticket_id=ticket_id, case_id=case_id),
+                CommandContext(actor=OPERATOR))
         return case_id
 
     def to_incident(self, ticket_id: UUID) -> UUID:
@@ -80,7 +93,9 @@ class Centre:
             category="accident-disaster", incident_type="traffic-accident",
             title="Two cars collided", location=self.places.in_d01, source="hotline",
             incident_id=incident_id_for_ticket(ticket_id), actor=OPERATOR)
-        self.hotline.escalate_to_incident(ticket_id, incident_id=incident_id, actor=OPERATOR)
+        self.hotline.handle(
+            EscalateTicketToIncident(ticket_id=ticket_id, incident_id=incident_id),
+            CommandContext(actor=OPERATOR))
         self.incidents.link(incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=ticket_id,
                             actor=OPERATOR)
         return incident_id
@@ -132,7 +147,9 @@ class Centre:
 
     def call_back(self, ticket_id: UUID, satisfaction: str = "satisfied") -> None:
         self.clock.advance(minutes=5)
-        self.hotline.call_back(ticket_id, satisfaction=satisfaction, actor=OPERATOR)
+        self.hotline.handle(
+            CallBackCaller(ticket_id=ticket_id, satisfaction=satisfaction),
+            CommandContext(actor=OPERATOR))
 
 
 @pytest.fixture
@@ -157,7 +174,7 @@ def test_a_ticket_that_became_a_case_is_replied_from_the_case_result_when_it_clo
     with pytest.raises(IllegalTransition, match=f"grid case {case_id} is not finished yet"):
         centre.call_back(ticket_id)
     with pytest.raises(IllegalTransition, match="is not finished yet"):
-        centre.hotline.close_ticket(ticket_id, actor=OPERATOR)
+        centre.hotline.handle(CloseTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     for step in ("register", "dispatch", "handle"):
         centre.case_step(step, case_id)
     centre.follow()
@@ -188,7 +205,7 @@ def test_a_ticket_that_became_a_case_is_replied_from_the_case_result_when_it_clo
                if type(e).__name__.startswith(("Linked", "RepliedFrom")))
 
     centre.call_back(ticket_id)
-    centre.hotline.close_ticket(ticket_id, actor=OPERATOR)
+    centre.hotline.handle(CloseTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     assert centre.hotline.ticket(ticket_id).status is TicketStatus.CLOSED
 
 
@@ -245,7 +262,9 @@ def test_every_ticket_linked_to_an_incident_is_replied_when_it_is_dismissed(
     first = centre.call(topic="traffic-accident", ticket_type="request-for-help")
     incident_id = centre.to_incident(first)
     second = centre.call(topic="traffic-accident", ticket_type="request-for-help")
-    centre.hotline.escalate_to_incident(second, incident_id=incident_id, actor=OPERATOR)
+    centre.hotline.handle(
+        EscalateTicketToIncident(ticket_id=second, incident_id=incident_id),
+        CommandContext(actor=OPERATOR))
     centre.incidents.link(incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=second,
                           actor=OPERATOR)
     centre.incident_step("dismiss", incident_id)
@@ -288,7 +307,7 @@ def test_dissatisfied_with_the_result_the_ticket_goes_back_to_the_centre(
     assert ticket.return_reason == (f"the caller is dissatisfied with the result of grid "
                                     f"case {case_id}")
     # Routed again, by default to the department that did the work, which replies itself.
-    centre.hotline.assign(ticket_id, actor=OPERATOR)
+    centre.hotline.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     assert centre.hotline.ticket(ticket_id).department == "urban-management"
 
 

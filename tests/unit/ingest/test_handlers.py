@@ -17,6 +17,7 @@ from cityops.domain.gridcase import CaseStatus
 from cityops.domain.gridcase_commands import DispatchCase, RegisterCase, ReportCase
 from cityops.domain.hazard import AlarmLevel
 from cityops.domain.hotline import TicketStatus
+from cityops.domain.hotline_commands import AcceptTicket, AssignTicket, ReceiveTicket
 from cityops.domain.resource import Resource, ResourceStatus
 from cityops.domain.response_times import assignments
 from cityops.ingest import messages
@@ -427,14 +428,15 @@ def test_department_reports_handle_or_return_a_dispatched_case(
 
 def test_a_department_reply_is_recorded_on_its_ticket(
         target: IngestTarget, sender: Sender, city_point: GeoPoint) -> None:
-    ticket_id = target.hotline.receive(channel="phone", ticket_type="complaint",
-                                       topic="water-supply", description="No water",
-                                       location=city_point, actor=OPERATOR)
-    target.hotline.assign(ticket_id, actor=OPERATOR)
+    ticket_id = target.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="water-supply",
+                      description="No water", location=city_point),
+        CommandContext(actor=OPERATOR)).subject
+    target.hotline.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     department = target.hotline.ticket(ticket_id).department
     assert department is not None
     water = Actor("water-crm", Role.DEPARTMENT_USER, department)
-    target.hotline.accept(ticket_id, actor=water)
+    target.hotline.handle(AcceptTicket(ticket_id=ticket_id), CommandContext(actor=water))
     reply = messages.hotline_ticket_replied(ticket_id=ticket_id, reply="Repaired", actor=water)
     assert sender.send(IngestStream.DEPARTMENT_REPORTS, reply) is Outcome.APPLIED
     assert target.hotline.ticket(ticket_id).status is TicketStatus.REPLIED

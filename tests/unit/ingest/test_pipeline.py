@@ -125,7 +125,7 @@ def test_stopping_interrupts_a_retry(target: IngestTarget, dead_letters: StoredD
 
 def test_an_unexpected_error_is_dead_lettered_with_its_class_and_the_worker_goes_on(
         target: IngestTarget, dead_letters: StoredDeadLetters, city_point: Any) -> None:
-    def broken(message: Any, target: IngestTarget) -> Effect:
+    def broken(message: Any, target: IngestTarget, batch: Any = None) -> Effect:
         raise KeyError("photos")
 
     pipeline = pipeline_with(target, dead_letters, broken)
