@@ -30,6 +30,7 @@ from cityops.domain.account_commands import (
     RevokeApiKey,
     SetDepartment,
     SetRole,
+    check_role,
 )
 from cityops.domain.accounts import Accounts
 from cityops.domain.actors import Actor, Role
@@ -139,8 +140,8 @@ def add_user(
 
     def add(accounts: Accounts) -> None:
         accounts.handle(
-            AddUser(username=username, role=role, department=department, display_name=display_name,
-                    password=password),
+            AddUser(username=username, role=check_role(role), department=department,
+                    display_name=display_name, password=password),
             CommandContext(actor=actor))
 
     _run(add)
@@ -164,7 +165,7 @@ def set_role(
     """Give a user another role; their current logins end."""
     actor = cli_actor()
     _run(lambda accounts: accounts.handle(
-        SetRole(username=username, role=role, department=department),
+        SetRole(username=username, role=check_role(role), department=department),
         CommandContext(actor=actor)).subject)
     typer.secho(f"User {username} is now {role}", fg="green")
 

@@ -43,7 +43,7 @@ from cityops.domain.clock import system_clock
 from cityops.domain.commands import Command, CommandContext, CommandOutcome
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus
+from cityops.domain.gridcase import CaseStatus, RejectionReason
 from cityops.domain.gridcase_commands import (
     CloseCase,
     DecideCaseSuspension,
@@ -56,7 +56,7 @@ from cityops.domain.gridcase_commands import (
     VerifyCase,
 )
 from cityops.domain.hazard import AlarmLevel, open_alarms
-from cityops.domain.hotline import TicketStatus
+from cityops.domain.hotline import Satisfaction, TicketStatus
 from cityops.domain.hotline_commands import (
     AcceptTicket,
     AnswerTicket,
@@ -507,12 +507,12 @@ class DemoDay:
     def register_case(self, case_id: UUID) -> None:
         case = self.system.grid_cases.case(case_id)
         if case.possible_duplicates:
-            self.act(RejectCase(case_id=case_id, reason="duplicate",
+            self.act(RejectCase(case_id=case_id, reason=RejectionReason.DUPLICATE,
                                 duplicate_of=case.possible_duplicates[0],
                                 note="Same problem already reported"), DISPATCHER)
             return
         if self.rng.random() < 0.05:
-            self.act(RejectCase(case_id=case_id, reason="not-reproducible",
+            self.act(RejectCase(case_id=case_id, reason=RejectionReason.NOT_REPRODUCIBLE,
                                 note="Nothing found on the camera"), DISPATCHER)
             return
         self.act(RegisterCase(case_id=case_id), DISPATCHER)
@@ -710,7 +710,8 @@ class DemoDay:
     def call_back(self, ticket_id: UUID) -> None:
         satisfaction = self.rng.choices(["satisfied", "basically-satisfied", "dissatisfied"],
                                         weights=[70, 20, 10])[0]
-        self.act(CallBackCaller(ticket_id=ticket_id, satisfaction=satisfaction), OPERATOR)
+        self.act(CallBackCaller(ticket_id=ticket_id, satisfaction=Satisfaction(satisfaction)),
+                 OPERATOR)
         if satisfaction == "dissatisfied":
             if self.system.hotline.ticket(ticket_id).status is TicketStatus.RETURNED:
                 # Dissatisfied with the result of its case: routed again to a department.

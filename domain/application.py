@@ -67,9 +67,11 @@ from cityops.domain.commands import (
     Command,
     CommandContext,
     checked_seen_versions,
-    fingerprint,
 )
+
+# Re-exported: they were defined here before commands were values.
 from cityops.domain.commands import CommandOutcome as CommandOutcome  # noqa: PLC0414
+from cityops.domain.commands import fingerprint as fingerprint  # noqa: PLC0414
 from cityops.domain.errors import (
     CommandIdReused,
     ConcurrencyConflict,

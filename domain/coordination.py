@@ -18,7 +18,8 @@ from types import MappingProxyType
 from uuid import UUID
 
 from cityops.domain.actors import Actor
-from cityops.domain.commands import CommandContext
+from cityops.domain.catalogue import Urgency
+from cityops.domain.commands import CommandContext, enum_field
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcase import CaseSource
@@ -244,7 +245,7 @@ class CityOperations:
     resources: Resources
 
     def ticket_to_case(self, ticket_id: UUID, *, actor: Actor, category: str | None = None,
-                       urgency: str = "normal",
+                       urgency: Urgency | str = Urgency.NORMAL,
                        seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """A ticket about a city-management problem becomes a grid case (source: hotline).
         `seen_versions`: the version of the ticket its user saw (checked before any step)."""
@@ -263,7 +264,8 @@ class CityOperations:
         if not self.grid_cases.exists(case_id):
             self.grid_cases.handle(ReportCase(
                 source=CaseSource.HOTLINE, category=chosen, description=ticket.description,
-                location=ticket.location, urgency=urgency, ticket_id=ticket_id, case_id=case_id,
+                location=ticket.location, urgency=enum_field(Urgency, "urgency", urgency),
+                ticket_id=ticket_id, case_id=case_id,
             ), CommandContext(actor=actor, command_id=f"ticket-to-case:{ticket_id}"))
         self.hotline.handle(ConvertTicketToCase(ticket_id=ticket_id, case_id=case_id),
                             CommandContext(actor=actor, command_id=f"ticket-to-case:{ticket_id}",
