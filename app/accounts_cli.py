@@ -18,7 +18,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from cityops.domain.account_commands import (
+from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import (
     AddDepartment,
     AddUser,
     DisableUser,
@@ -32,7 +33,6 @@ from cityops.domain.account_commands import (
     SetRole,
     check_role,
 )
-from cityops.domain.accounts import Accounts
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext

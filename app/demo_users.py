@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cityops.domain.account_commands import AddUser
-from cityops.domain.accounts import Accounts
+from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 

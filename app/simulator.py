@@ -43,8 +43,8 @@ from cityops.domain.clock import system_clock
 from cityops.domain.commands import Command, CommandContext, CommandOutcome
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus, RejectionReason
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.case import CaseStatus, RejectionReason
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DecideCaseSuspension,
     DispatchCase,
@@ -55,9 +55,8 @@ from cityops.domain.gridcase_commands import (
     ReviewCaseReturn,
     VerifyCase,
 )
-from cityops.domain.hazard import AlarmLevel, open_alarms
-from cityops.domain.hotline import Satisfaction, TicketStatus
-from cityops.domain.hotline_commands import (
+from cityops.domain.hazards.source import AlarmLevel, open_alarms
+from cityops.domain.hotline.commands import (
     AcceptTicket,
     AnswerTicket,
     AssignTicket,
@@ -66,7 +65,12 @@ from cityops.domain.hotline_commands import (
     ReturnTicket,
     ReviewTicketReturn,
 )
-from cityops.domain.incident import PlanLevel, PlanTask, ResourceRequirement
+from cityops.domain.hotline.ticket import Satisfaction, TicketStatus
+from cityops.domain.incidents.plans import (
+    PlanLevel,
+    PlanTask,
+    ResourceRequirement,
+)
 from cityops.ingest import messages
 from cityops.ingest.catalogue import MessageCatalogue
 from cityops.ingest.composition import build_pipeline, ingest_store

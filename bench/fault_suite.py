@@ -85,7 +85,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from cityops.domain.account_commands import AddUser
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.commands import CommandContext
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,8 +94,8 @@ INSPECTOR_USER = "insp-D01-01"
 OPERATOR_USER = "hotline-op-1"
 RESTART_DELAY_S = 1.0
 RECEIPT_TOPIC = "cityops.domain.application:CommandReceipt.Recorded"
-REPORTED_TOPIC = "cityops.domain.gridcase:GridCase.Reported"
-RECEIVED_TOPIC = "cityops.domain.hotline:HotlineTicket.Received"
+REPORTED_TOPIC = "cityops.domain.gridcases.case:GridCase.Reported"
+RECEIVED_TOPIC = "cityops.domain.hotline.ticket:HotlineTicket.Received"
 HOTLINE_TOPICS = ("garbage", "noise", "street-lighting", "illegal-parking", "water-supply")
 CATEGORIES = ("E0101", "E0401", "C0105")
 ALL_FAULTS = ("kill-ingest", "kill-api", "kill-projections", "kill-feeds", "kafka-restart",

@@ -67,9 +67,9 @@ from typing import Any
 
 import numpy as np
 
-from cityops.domain.account_commands import AddUser
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.commands import CommandContext
-from cityops.domain.gridcase_commands import ReportCase
+from cityops.domain.gridcases.commands import ReportCase
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ["incidents", "grid-cases", "hazard-sources", "resources", "hotline-tickets"]

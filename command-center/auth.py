@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cityops.command_center.login_guard import LoginGuard, LoginThrottled, PasswordHashing
-from cityops.domain.account_commands import ChangePassword
-from cityops.domain.accounts import Accounts, AccountView, WrongPassword
+from cityops.domain.accounts.account import AccountView, WrongPassword
+from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import ChangePassword
 from cityops.domain.actors import Actor
 from cityops.domain.clock import SecondsClock, real_seconds
 from cityops.domain.commands import CommandContext

@@ -22,19 +22,19 @@ from cityops.domain.catalogue import Urgency
 from cityops.domain.commands import CommandContext, enum_field
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseSource
-from cityops.domain.gridcase_commands import ReportCase
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hazard import incident_id_for_alarm
-from cityops.domain.hazards import HazardSources
-from cityops.domain.hotline import case_id_for_ticket, incident_id_for_ticket
-from cityops.domain.hotline_commands import ConvertTicketToCase, EscalateTicketToIncident
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incident import IncidentSource, IncidentStatus, LinkKind
-from cityops.domain.incidents import Incidents
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.gridcases.commands import ReportCase
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.source import incident_id_for_alarm
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.commands import ConvertTicketToCase, EscalateTicketToIncident
+from cityops.domain.hotline.ticket import case_id_for_ticket, incident_id_for_ticket
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.incident import IncidentSource, IncidentStatus, LinkKind
 from cityops.domain.permissions import check_permitted
-from cityops.domain.resource import ResourceStatus
-from cityops.domain.resources import Resources
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.resource import ResourceStatus
 
 NOTHING_SEEN: Mapping[UUID, int] = MappingProxyType({})
 

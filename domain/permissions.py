@@ -3,7 +3,7 @@ every command (by `CityApplication.handle`, and at the door by the command centr
 
 from __future__ import annotations
 
-from cityops.domain.account_commands import (
+from cityops.domain.accounts.commands import (
     AddDepartment,
     AddUser,
     ChangePassword,
@@ -21,7 +21,7 @@ from cityops.domain.account_commands import (
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import Command, command_class
 from cityops.domain.errors import NotPermitted
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.commands import (
     AssignCaseVerifier,
     CloseCase,
     DecideCaseExtension,
@@ -39,7 +39,7 @@ from cityops.domain.gridcase_commands import (
     SuspendCase,
     VerifyCase,
 )
-from cityops.domain.hotline_commands import (
+from cityops.domain.hotline.commands import (
     AcceptTicket,
     AnswerTicket,
     AssignTicket,

@@ -2,7 +2,7 @@
 command that handles it (nothing else decides anything here) and says whether the message
 changed something or was a repeat.
 
-A handler builds the command's value (`domain/*_commands.py`) and hands it to the owning
+A handler builds the command's value (`domain/<context>/commands.py`) and hands it to the owning
 application's entry point with a `CommandContext`: the message's actor and time, the message
 id as the command id, and the pipeline's `CommandBatch` (when it batches), in which the
 command is staged rather than saved. So the receipt is saved in the same transaction as the
@@ -24,15 +24,15 @@ from cityops.domain.application import CommandBatch, observed_commands
 from cityops.domain.commands import CommandContext, CommandOutcome
 from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import HandleCase, ReportCase, ReturnCaseToCentre
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hazard import ReadingEffect
-from cityops.domain.hazards import HazardSources
-from cityops.domain.hotline_commands import ReceiveTicket, ReplyToCaller
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incidents import Incidents
-from cityops.domain.resource import Resource
-from cityops.domain.resources import Resources
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.commands import HandleCase, ReportCase, ReturnCaseToCentre
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.source import ReadingEffect
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.commands import ReceiveTicket, ReplyToCaller
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.resource import Resource
 from cityops.ingest.catalogue import Message
 from cityops.ingest.prefetch import BatchLookups
 from cityops.ingest.tracks import ResourceTracks, TrackPoint

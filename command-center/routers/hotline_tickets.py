@@ -28,8 +28,7 @@ from cityops.domain.actors import Actor
 from cityops.domain.catalogue import Urgency
 from cityops.domain.commands import Command as DomainCommand
 from cityops.domain.commands import CommandContext
-from cityops.domain.hotline import Channel, Satisfaction, TicketStatus, TicketType
-from cityops.domain.hotline_commands import (
+from cityops.domain.hotline.commands import (
     AcceptTicket,
     AnswerTicket,
     AssignTicket,
@@ -41,6 +40,7 @@ from cityops.domain.hotline_commands import (
     ReturnTicket,
     ReviewTicketReturn,
 )
+from cityops.domain.hotline.ticket import Channel, Satisfaction, TicketStatus, TicketType
 
 router = APIRouter(
     prefix="/hotline-tickets", tags=["hotline tickets"], route_class=shared_route("hotline"),

@@ -56,10 +56,10 @@ from cityops.domain.catalogue import Urgency
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import DomainError, InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseSource
-from cityops.domain.gridcase_commands import ReportCase
-from cityops.domain.hotline import Channel, check_phone
-from cityops.domain.hotline_commands import ReceiveTicket
+from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.gridcases.commands import ReportCase
+from cityops.domain.hotline.commands import ReceiveTicket
+from cityops.domain.hotline.ticket import Channel, check_phone
 
 router = APIRouter(prefix="/open311", tags=["open311"])
 

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
-from cityops.domain.account_commands import AddUser, EnableUser, SetDepartment, SetRole
-from cityops.domain.accounts import PasswordHasher
+from cityops.domain.accounts.account import PasswordHasher
+from cityops.domain.accounts.commands import AddUser, EnableUser, SetDepartment, SetRole
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.settings import Settings

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from cityops.cli import app as cli_app
 from cityops.command_center.auth import ACCOUNT_CACHE_SECONDS, Authenticator
-from cityops.domain.account_commands import DisableUser
-from cityops.domain.accounts import Accounts
+from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import DisableUser
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.permissions import roles_for

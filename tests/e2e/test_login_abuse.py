@@ -19,7 +19,7 @@ from cityops.command_center.login_guard import (
     PasswordChecksBusy,
     PasswordHashing,
 )
-from cityops.domain.account_commands import AddUser
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.commands import CommandContext
 
 WRONG = "wrong-password-1"

@@ -11,11 +11,11 @@ from uuid import UUID
 
 import pytest
 
-from cityops.domain.account_commands import IssueApiKey, RevokeApiKey
+from cityops.domain.accounts.commands import IssueApiKey, RevokeApiKey
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
-from cityops.domain.gridcase import CaseSource
-from cityops.domain.hotline import Channel, TicketType
+from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.hotline.ticket import Channel, TicketType
 
 BASE = "/open311/v2"
 ADMIN = Actor(user_id="admin-1", role=Role.ADMIN)

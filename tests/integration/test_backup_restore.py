@@ -32,12 +32,12 @@ from cityops.backup import (
 )
 from cityops.bootstrap import CitySystem, build_system
 from cityops.cli import app as cityops_cli
-from cityops.domain.account_commands import AddUser
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import DispatchCase, HandleCase, RegisterCase, ReportCase
-from cityops.domain.hotline_commands import ReceiveTicket
+from cityops.domain.gridcases.commands import DispatchCase, HandleCase, RegisterCase, ReportCase
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.ingest.composition import ingest_store
 from cityops.ingest.deadletters import DeadLetter, StoredDeadLetters
 from cityops.settings import Settings

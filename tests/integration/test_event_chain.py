@@ -23,8 +23,8 @@ from cityops.cli import app as cityops_cli
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import DispatchCase, HandleCase, RegisterCase, ReportCase
-from cityops.domain.hotline_commands import ReceiveTicket
+from cityops.domain.gridcases.commands import DispatchCase, HandleCase, RegisterCase, ReportCase
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.event_chain import Breach, StoreVerdict
 from cityops.settings import Settings
 from cityops.site import open_snapshot

@@ -16,8 +16,8 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import CommandIdReused, ConcurrencyConflict, IllegalTransition
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.gridcases.commands import (
     DispatchCase,
     RegisterCase,
     ReportCase,

@@ -18,10 +18,10 @@ from uuid import UUID
 import pytest
 
 from cityops.bootstrap import PROJECTION_NAME, CitySystem
-from cityops.domain.account_commands import AddUser
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.commands import CommandContext
-from cityops.domain.gridcase import CaseStatus, GridCase
-from cityops.domain.hotline import TicketStatus
+from cityops.domain.gridcases.case import CaseStatus, GridCase
+from cityops.domain.hotline.ticket import TicketStatus
 from cityops.projections.generations import (
     ActiveGenerationStore,
     GenerationStorage,

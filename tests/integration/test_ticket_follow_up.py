@@ -19,16 +19,16 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import GridCase
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.case import GridCase
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DispatchCase,
     HandleCase,
     RegisterCase,
     VerifyCase,
 )
-from cityops.domain.hotline import TicketStatus
-from cityops.domain.hotline_commands import ReceiveTicket
+from cityops.domain.hotline.commands import ReceiveTicket
+from cityops.domain.hotline.ticket import TicketStatus
 from cityops.settings import Settings
 
 OPERATOR = Actor("op-1", Role.HOTLINE_OPERATOR)

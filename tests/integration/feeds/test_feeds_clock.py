@@ -15,7 +15,7 @@ import pytest
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.commands import CommandContext
-from cityops.domain.hotline_commands import ReceiveTicket
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.feeds.service import FeedService
 from cityops.feeds.streams import Stream
 from cityops.feeds.subscription import Delivery, DeliveryKind, SubscriptionFilter

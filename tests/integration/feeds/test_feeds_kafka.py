@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, TopicPartition
 from cityops.bootstrap import CitySystem
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DispatchCase,
     HandleCase,
@@ -30,7 +30,7 @@ from cityops.domain.gridcase_commands import (
     ReportCase,
     VerifyCase,
 )
-from cityops.domain.hotline_commands import AssignTicket, ReceiveTicket
+from cityops.domain.hotline.commands import AssignTicket, ReceiveTicket
 from cityops.feeds.kafka_feed import FeedTopics, read_published_positions
 from cityops.feeds.service import build_feed_service
 from cityops.feeds.streams import Stream

@@ -15,7 +15,7 @@ from cityops.bootstrap import CitySystem
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition, NotFound
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DispatchCase,
     HandleCase,
@@ -23,7 +23,7 @@ from cityops.domain.gridcase_commands import (
     ReportCase,
     VerifyCase,
 )
-from cityops.domain.hotline_commands import ReceiveTicket
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.feeds.kafka_feed import FeedTopics
 from cityops.feeds.service import FeedService
 from cityops.feeds.streams import Stream

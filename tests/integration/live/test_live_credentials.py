@@ -15,8 +15,8 @@ from websockets.exceptions import ConnectionClosed
 
 from cityops.bootstrap import build_system
 from cityops.command_center.auth import Authenticator
-from cityops.domain.account_commands import AddUser
-from cityops.domain.accounts import Accounts
+from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.commands import CommandContext
 from cityops.settings import Settings
 

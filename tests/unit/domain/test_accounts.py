@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from cityops.domain.account_commands import (
+from cityops.domain.accounts.account import PasswordHasher, check_password_rules
+from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import (
     AddDepartment,
     AddUser,
     ChangePassword,
@@ -23,11 +25,6 @@ from cityops.domain.account_commands import (
     RevokeApiKey,
     SetDepartment,
     SetRole,
-)
-from cityops.domain.accounts import (
-    Accounts,
-    PasswordHasher,
-    check_password_rules,
 )
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue

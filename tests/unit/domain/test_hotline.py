@@ -23,18 +23,8 @@ from cityops.domain.errors import (
     NotPermitted,
 )
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hotline import (
-    PERSONAL_DATA,
-    Channel,
-    HotlineTicket,
-    ReplyTimeliness,
-    Satisfaction,
-    TicketStatus,
-    case_id_for_ticket,
-    check_phone,
-    incident_id_for_ticket,
-)
-from cityops.domain.hotline_commands import (
+from cityops.domain.hotline.application import HotlineTickets, propose_department
+from cityops.domain.hotline.commands import (
     AcceptTicket,
     AnswerTicket,
     AssignTicket,
@@ -48,7 +38,17 @@ from cityops.domain.hotline_commands import (
     ReturnTicket,
     ReviewTicketReturn,
 )
-from cityops.domain.hotlinetickets import HotlineTickets, propose_department
+from cityops.domain.hotline.ticket import (
+    PERSONAL_DATA,
+    Channel,
+    HotlineTicket,
+    ReplyTimeliness,
+    Satisfaction,
+    TicketStatus,
+    case_id_for_ticket,
+    check_phone,
+    incident_id_for_ticket,
+)
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # Monday 09:00 in Asia/Shanghai

@@ -20,7 +20,8 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DispatchCase,
     HandleCase,
@@ -29,9 +30,8 @@ from cityops.domain.gridcase_commands import (
     ReportCase,
     VerifyCase,
 )
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hotline import TicketStatus, case_id_for_ticket, incident_id_for_ticket
-from cityops.domain.hotline_commands import (
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.commands import (
     AssignTicket,
     CallBackCaller,
     CloseTicket,
@@ -39,9 +39,9 @@ from cityops.domain.hotline_commands import (
     EscalateTicketToIncident,
     ReceiveTicket,
 )
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incident import LinkKind
-from cityops.domain.incidents import Incidents
+from cityops.domain.hotline.ticket import TicketStatus, case_id_for_ticket, incident_id_for_ticket
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.incident import LinkKind
 from cityops.domain.ticketfollowup import TicketFollowUp
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}

@@ -1,6 +1,7 @@
 """Every command on accounts, departments and Open311 API keys, as values (handled by
 `Accounts`, one handler each; only an administrator issues them, but a user changes their
-own password: `domain/permissions.py`), and the checks of their values.
+own password: `domain/permissions.py`); their values are checked with the rules of
+`account.py`.
 
 Passwords and API-key secrets travel in a command only on their way to being hashed: they
 are left out of its `repr` and of its fingerprint.
@@ -8,75 +9,23 @@ are left out of its `repr` and of its fingerprint.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from cityops.domain.actors import SYSTEM, Role
+from cityops.domain.accounts.account import (
+    DEPARTMENT_CODE,
+    KEY_ID,
+    MAX_NAME,
+    check_new_username,
+    check_password_rules,
+    check_role,
+    check_username,
+)
+from cityops.domain.actors import Role
 from cityops.domain.commands import Command
 from cityops.domain.errors import InvalidValue
 from cityops.domain.model import checked_text
-
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-DEPARTMENT_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
-KEY_ID = re.compile(r"^ck_[0-9a-f]{16}$")
-MIN_PASSWORD = 10
-MAX_PASSWORD = 256
-MAX_NAME = 200
-RESERVED_USERNAMES = frozenset({SYSTEM.user_id})
-"""CityOps itself acts under this name: no account may take it."""
-
-
-def check_password_rules(password: str, username: str) -> str:
-    """Refuse a password too weak to protect a command-centre account, saying why."""
-    if not isinstance(password, str):
-        raise InvalidValue("password must be text")
-    if len(password) < MIN_PASSWORD:
-        raise InvalidValue(f"password must be at least {MIN_PASSWORD} characters long "
-                           f"(it has {len(password)})")
-    if len(password) > MAX_PASSWORD:
-        raise InvalidValue(f"password must be at most {MAX_PASSWORD} characters long")
-    if password.strip() != password:
-        raise InvalidValue("password must not start or end with white space")
-    if password.casefold() == username.casefold():
-        raise InvalidValue("password must not be the username")
-    if len(set(password)) < 4:
-        raise InvalidValue("password must use at least 4 different characters")
-    kinds = (any(c.isalpha() for c in password) + any(c.isdigit() for c in password)
-             + any(not c.isalnum() for c in password))
-    if kinds < 2:
-        raise InvalidValue("password must mix at least two of: letters, digits, other "
-                           "characters")
-    return password
-
-
-def check_username(username: str) -> str:
-    """A username: 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or
-    digit (unique whatever the case)."""
-    if not isinstance(username, str) or not USERNAME.match(username):
-        raise InvalidValue(f"username {username!r} is not valid: use 1-64 letters, digits, "
-                           "'.', '_', '@' or '-', starting with a letter or digit")
-    return username
-
-
-def check_new_username(username: str) -> str:
-    """A username for a new account: valid, and not one CityOps keeps for itself."""
-    check_username(username)
-    if username.casefold() in RESERVED_USERNAMES:
-        raise InvalidValue(f"username {username!r} is reserved for CityOps itself")
-    return username
-
-
-def check_role(role: Role | str) -> Role:
-    """A role an account may hold. `system` is for the accounts of integrated systems
-    (sensor gateways, vehicle trackers, call-centre software) that call the API, whose
-    commands the permission table allows to systems; never give it to a person."""
-    try:
-        return Role(role)
-    except ValueError:
-        known = ", ".join(r.value for r in Role)
-        raise InvalidValue(f"unknown role {role!r}; roles are: {known}") from None
 
 
 @dataclass(frozen=True, kw_only=True)

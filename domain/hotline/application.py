@@ -2,7 +2,7 @@
 them to departments, supervises reply deadlines, calls back, merges calls about one matter,
 and hands city-management matters and emergencies over to grid cases and incidents (the
 handler of every hotline command; the commands themselves, as values:
-`domain/hotline_commands.py`).
+`domain/hotline/commands.py`).
 """
 
 from __future__ import annotations
@@ -25,15 +25,7 @@ from cityops.domain.catalogue import Catalogue, HotlineTopic, TimeLimit
 from cityops.domain.commands import handles
 from cityops.domain.duplicates import DuplicatePolicy, OpenReportFinder, propose_duplicates
 from cityops.domain.errors import InvalidValue
-from cityops.domain.hotline import (
-    HotlineTicket,
-    ReplyTimeliness,
-    TicketStatus,
-    case_id_for_ticket,
-    incident_id_for_ticket,
-    reply_timeliness,
-)
-from cityops.domain.hotline_commands import (
+from cityops.domain.hotline.commands import (
     AcceptTicket,
     AnswerTicket,
     AssignTicket,
@@ -46,6 +38,14 @@ from cityops.domain.hotline_commands import (
     ReplyToCaller,
     ReturnTicket,
     ReviewTicketReturn,
+)
+from cityops.domain.hotline.ticket import (
+    HotlineTicket,
+    ReplyTimeliness,
+    TicketStatus,
+    case_id_for_ticket,
+    incident_id_for_ticket,
+    reply_timeliness,
 )
 from cityops.domain.ports import GridLocator
 

@@ -15,7 +15,7 @@ from uuid import UUID
 from cityops.domain.commands import Command, enum_field
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hotline import Channel, Satisfaction, TicketType
+from cityops.domain.hotline.ticket import Channel, Satisfaction, TicketType
 
 
 @dataclass(frozen=True, kw_only=True)
