@@ -43,8 +43,8 @@ from cityops.domain.clock import system_clock
 from cityops.domain.commands import Command, CommandContext, CommandOutcome
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.case import CaseStatus, RejectionReason
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DecideCaseSuspension,
     DispatchCase,
@@ -55,11 +55,19 @@ from cityops.domain.gridcase_commands import (
     ReviewCaseReturn,
     VerifyCase,
 )
-from cityops.domain.hazard import AlarmLevel, open_alarms
-from cityops.domain.hazard_commands import AddSensor, RegisterHazardSource
-from cityops.domain.hotline import TicketStatus
-from cityops.domain.incident import PlanLevel, PlanTask, ResourceRequirement
-from cityops.domain.incident_commands import (
+from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
+from cityops.domain.hazards.source import AlarmLevel, open_alarms
+from cityops.domain.hotline.commands import (
+    AcceptTicket,
+    AnswerTicket,
+    AssignTicket,
+    CallBackCaller,
+    CloseTicket,
+    ReturnTicket,
+    ReviewTicketReturn,
+)
+from cityops.domain.hotline.ticket import Satisfaction, TicketStatus
+from cityops.domain.incidents.commands import (
     AcknowledgeTask,
     AddSituationReport,
     AssignCommander,
@@ -73,7 +81,12 @@ from cityops.domain.incident_commands import (
     VerifyIncident,
     WaiveTask,
 )
-from cityops.domain.resource_commands import ActivateResource, RegisterResource
+from cityops.domain.incidents.plans import (
+    PlanLevel,
+    PlanTask,
+    ResourceRequirement,
+)
+from cityops.domain.resources.commands import ActivateResource, RegisterResource
 from cityops.ingest import messages
 from cityops.ingest.catalogue import MessageCatalogue
 from cityops.ingest.composition import build_pipeline, ingest_store
@@ -511,12 +524,12 @@ class DemoDay:
     def register_case(self, case_id: UUID) -> None:
         case = self.system.grid_cases.case(case_id)
         if case.possible_duplicates:
-            self.act(RejectCase(case_id=case_id, reason="duplicate",
+            self.act(RejectCase(case_id=case_id, reason=RejectionReason.DUPLICATE,
                                 duplicate_of=case.possible_duplicates[0],
                                 note="Same problem already reported"), DISPATCHER)
             return
         if self.rng.random() < 0.05:
-            self.act(RejectCase(case_id=case_id, reason="not-reproducible",
+            self.act(RejectCase(case_id=case_id, reason=RejectionReason.NOT_REPRODUCIBLE,
                                 note="Nothing found on the camera"), DISPATCHER)
             return
         self.act(RegisterCase(case_id=case_id), DISPATCHER)
@@ -670,15 +683,15 @@ class DemoDay:
         ticket = self.system.hotline.ticket(ticket_id)
         topic = self.system.catalogue.hotline_topic(ticket.topic)
         if topic.code == "consultation-policy":
-            self.system.hotline.answer_at_first_contact(
-                ticket_id, answer="Explained the policy to the caller", actor=OPERATOR)
+            self.act(AnswerTicket(ticket_id=ticket_id,
+                                  answer="Explained the policy to the caller"), OPERATOR)
             return
         if topic.case_category is not None and self.rng.random() < 0.3:
             case_id = self.system.operations.ticket_to_case(ticket_id, actor=OPERATOR)
             # The case goes the grid-case way; the ticket follows it to the callback.
             self.after(self.minutes(4, 25), "register case", lambda: self.register_case(case_id))
             return
-        self.system.hotline.assign(ticket_id, actor=OPERATOR)
+        self.act(AssignTicket(ticket_id=ticket_id), OPERATOR)
         self.after(self.minutes(10, 90), "department reply", lambda: self.reply(ticket_id))
 
     def reply(self, ticket_id: UUID) -> None:
@@ -687,14 +700,13 @@ class DemoDay:
         desk = Actor(f"{department}-desk", Role.DEPARTMENT_USER, department)
         if not ticket.returns and ticket.reopen_count == 0 and self.rng.random() < 0.08:
             # The desk says it is not its matter; the operator reviews the return.
-            self.system.hotline.return_to_centre(ticket_id, reason="Not our matter",
-                                                 actor=desk)
+            self.act(ReturnTicket(ticket_id=ticket_id, reason="Not our matter"), desk)
             self.after(self.minutes(5, 20), "review ticket return",
                        lambda: self.review_ticket_return(ticket_id, department))
             return
         # The desk accepts the ticket on the dashboard; its reply comes from the
         # department's system.
-        self.system.hotline.accept(ticket_id, actor=desk)
+        self.act(AcceptTicket(ticket_id=ticket_id), desk)
         self.deliver(IngestStream.DEPARTMENT_REPORTS, messages.hotline_ticket_replied(
             ticket_id=ticket_id, reply="Handled; see the case notes", actor=desk,
             message_id=self._message_id("ticket-replied"), occurred_at=self.clock(),
@@ -703,26 +715,27 @@ class DemoDay:
 
     def review_ticket_return(self, ticket_id: UUID, returned_by: str) -> None:
         if self.rng.random() < 0.4:
-            self.system.hotline.review_return(
-                ticket_id, accept=False, reason="The topic is yours: please answer the caller",
-                actor=OPERATOR)
+            self.act(ReviewTicketReturn(
+                ticket_id=ticket_id, accept=False,
+                reason="The topic is yours: please answer the caller"), OPERATOR)
         else:
             other = "urban-management" if returned_by != "urban-management" else "sanitation"
-            self.system.hotline.review_return(ticket_id, accept=True, department=other,
-                                              reason="Re-routed", actor=OPERATOR)
+            self.act(ReviewTicketReturn(ticket_id=ticket_id, accept=True, department=other,
+                                        reason="Re-routed"), OPERATOR)
         self.after(self.minutes(10, 90), "department reply", lambda: self.reply(ticket_id))
 
     def call_back(self, ticket_id: UUID) -> None:
         satisfaction = self.rng.choices(["satisfied", "basically-satisfied", "dissatisfied"],
                                         weights=[70, 20, 10])[0]
-        self.system.hotline.call_back(ticket_id, satisfaction=satisfaction, actor=OPERATOR)
+        self.act(CallBackCaller(ticket_id=ticket_id, satisfaction=Satisfaction(satisfaction)),
+                 OPERATOR)
         if satisfaction == "dissatisfied":
             if self.system.hotline.ticket(ticket_id).status is TicketStatus.RETURNED:
                 # Dissatisfied with the result of its case: routed again to a department.
-                self.system.hotline.assign(ticket_id, actor=OPERATOR)
+                self.act(AssignTicket(ticket_id=ticket_id), OPERATOR)
             self.after(self.minutes(30, 120), "department reply", lambda: self.reply(ticket_id))
         else:
-            self.system.hotline.close_ticket(ticket_id, actor=OPERATOR)
+            self.act(CloseTicket(ticket_id=ticket_id), OPERATOR)
 
     # sensors and the gas leak
 

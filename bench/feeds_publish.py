@@ -35,7 +35,7 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import DispatchCase, RegisterCase, ReportCase
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase
 from cityops.feeds.events import StreamReader, encode
 from cityops.feeds.kafka_feed import FeedTopics, KafkaFeedPublisher
 from cityops.feeds.service import build_feed_service

@@ -50,14 +50,8 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hazard_commands import (
-    AddSensor,
-    RegisterHazardSource,
-)
-from cityops.domain.resource_commands import (
-    DispatchResource,
-    RegisterResource,
-)
+from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
+from cityops.domain.resources.commands import DispatchResource, RegisterResource
 from cityops.ingest import messages
 from cityops.ingest.catalogue import MessageCatalogue
 from cityops.ingest.composition import build_kafka_worker, build_pipeline, ingest_store

@@ -67,8 +67,9 @@ from typing import Any
 
 import numpy as np
 
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.commands import CommandContext
-from cityops.domain.gridcase_commands import ReportCase
+from cityops.domain.gridcases.commands import ReportCase
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ["incidents", "grid-cases", "hazard-sources", "resources", "hotline-tickets"]
@@ -816,8 +817,9 @@ def add_users(deployment: Deployment, password: str, **roles: str) -> None:
     system = build_system(settings)
     try:
         for username, role in roles.items():
-            system.accounts.add_user(username, role=role, password=password,
-                                     actor=Actor("bench-admin", Role.ADMIN))
+            system.accounts.handle(
+                AddUser(username=username, role=role, password=password),
+                CommandContext(actor=Actor("bench-admin", Role.ADMIN)))
     finally:
         system.close()
 

@@ -67,9 +67,11 @@ from cityops.domain.commands import (
     Command,
     CommandContext,
     checked_seen_versions,
-    fingerprint,
 )
+
+# Re-exported: they were defined here before commands were values.
 from cityops.domain.commands import CommandOutcome as CommandOutcome  # noqa: PLC0414
+from cityops.domain.commands import fingerprint as fingerprint  # noqa: PLC0414
 from cityops.domain.errors import (
     CommandIdReused,
     ConcurrencyConflict,
@@ -78,6 +80,7 @@ from cityops.domain.errors import (
     NotFound,
     StaleVersion,
 )
+from cityops.domain.former_topics import register_former_topics
 from cityops.domain.model import CityAggregate
 from cityops.domain.permissions import check_permitted
 from cityops.domain.transcodings import register_domain_transcodings
@@ -376,6 +379,7 @@ class CityApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         register_domain_transcodings(transcoder)
+        register_former_topics()
 
     # --- time -------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ The path, from a route to the event and its receipt (grid-case dispatch as the e
    `command-center/routers/grid_cases.py`) turns its body into
    `DispatchCase(case_id=..., department=..., instructions=...)`; an ingest message, the
    simulator and the CLI build the same value. A command class is a frozen dataclass of one
-   bounded context's commands file (`domain/gridcase_commands.py`); it checks its own fields
+   bounded context's commands file (`domain/gridcases/commands.py`); it checks its own fields
    when it is built (`__post_init__`, `InvalidValue` naming the field), so an invalid command
    never exists.
 2. The caller says who acts and how, in a `CommandContext`: the actor, the command id (an

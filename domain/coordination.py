@@ -6,40 +6,43 @@ Each stream has its own event store, so no transaction spans both. Every step us
 and a command id derived from the source (ticket, alarm, resource+incident): a step that
 already happened is not repeated, so a command interrupted half-way is completed by simply
 running it again. A step is not started on a stale view either: each command checks its
-subject against the version its user saw (`require_seen_version`) before its first step.
+subject against the version its user saw (`check_seen_version`) before its first step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from uuid import UUID
 
 from cityops.domain.actors import Actor
-from cityops.domain.commands import CommandContext
+from cityops.domain.catalogue import Urgency
+from cityops.domain.commands import CommandContext, enum_field
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseSource
-from cityops.domain.gridcase_commands import ReportCase
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hazard import incident_id_for_alarm
-from cityops.domain.hazard_commands import RecordAlarmEscalation
-from cityops.domain.hazards import HazardSources
-from cityops.domain.hotline import case_id_for_ticket, incident_id_for_ticket
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incident import IncidentSource, LinkKind
-from cityops.domain.incident_commands import (
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.gridcases.commands import ReportCase
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.commands import RecordAlarmEscalation
+from cityops.domain.hazards.source import incident_id_for_alarm
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.commands import ConvertTicketToCase, EscalateTicketToIncident
+from cityops.domain.hotline.ticket import case_id_for_ticket, incident_id_for_ticket
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import (
     LinkToIncident,
     RecordResourceArrival,
     RecordResourceDeparture,
     ReleaseResourceFromIncident,
     ReportIncident,
 )
-from cityops.domain.incidents import Incidents
+from cityops.domain.incidents.incident import IncidentSource, LinkKind
 from cityops.domain.permissions import check_permitted
-from cityops.domain.resource import ResourceStatus
-from cityops.domain.resource_commands import (
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.commands import (
     ClearScene,
     DeactivateResource,
     DispatchToOpenIncident,
@@ -48,7 +51,9 @@ from cityops.domain.resource_commands import (
     StandDownResource,
     TakeOutOfService,
 )
-from cityops.domain.resources import Resources
+from cityops.domain.resources.resource import ResourceStatus
+
+NOTHING_SEEN: Mapping[UUID, int] = MappingProxyType({})
 
 RECENT_INCIDENTS = 5
 """How many of the incidents a resource served last are checked for an assignment its
@@ -258,10 +263,12 @@ class CityOperations:
     resources: Resources
 
     def ticket_to_case(self, ticket_id: UUID, *, actor: Actor, category: str | None = None,
-                       urgency: str = "normal") -> UUID:
-        """A ticket about a city-management problem becomes a grid case (source: hotline)."""
+                       urgency: Urgency | str = Urgency.NORMAL,
+                       seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
+        """A ticket about a city-management problem becomes a grid case (source: hotline).
+        `seen_versions`: the version of the ticket its user saw (checked before any step)."""
         ticket = self.hotline.ticket(ticket_id)
-        self.hotline.require_seen_version(ticket)
+        self.hotline.check_seen_version(ticket, seen_versions)
         topic = self.hotline.catalogue.hotline_topic(ticket.topic)
         chosen = category or topic.case_category
         if chosen is None:
@@ -275,20 +282,24 @@ class CityOperations:
         if not self.grid_cases.exists(case_id):
             self.grid_cases.handle(ReportCase(
                 source=CaseSource.HOTLINE, category=chosen, description=ticket.description,
-                location=ticket.location, urgency=urgency, ticket_id=ticket_id, case_id=case_id,
+                location=ticket.location, urgency=enum_field(Urgency, "urgency", urgency),
+                ticket_id=ticket_id, case_id=case_id,
             ), CommandContext(actor=actor, command_id=f"ticket-to-case:{ticket_id}"))
-        self.hotline.convert_to_case(ticket_id, case_id=case_id, actor=actor,
-                                     command_id=f"ticket-to-case:{ticket_id}")
+        self.hotline.handle(ConvertTicketToCase(ticket_id=ticket_id, case_id=case_id),
+                            CommandContext(actor=actor, command_id=f"ticket-to-case:{ticket_id}",
+                                           seen_versions=seen_versions))
         return case_id
 
     def ticket_to_incident(self, ticket_id: UUID, *, actor: Actor,
                            incident_id: UUID | None = None, category: str | None = None,
                            incident_type: str | None = None, title: str | None = None,
-                           level: str | None = None) -> UUID:
+                           level: str | None = None,
+                           seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """A ticket about an emergency joins an incident (`incident_id`) or becomes a new one
-        (category, type and title needed)."""
+        (category, type and title needed). `seen_versions`: the version of the ticket its
+        user saw (checked before any step)."""
         ticket = self.hotline.ticket(ticket_id)
-        self.hotline.require_seen_version(ticket)
+        self.hotline.check_seen_version(ticket, seen_versions)
         if incident_id is None:
             if not (category and incident_type and title):
                 raise InvalidValue("a new incident needs category, incident type and title")
@@ -305,9 +316,11 @@ class CityOperations:
         else:
             self.incidents.incident(incident_id)
         # The ticket side first: it refuses a ticket already escalated to another incident.
-        self.hotline.escalate_to_incident(ticket_id, incident_id=incident_id, actor=actor,
-                                          command_id=f"ticket-to-incident:{ticket_id}:"
-                                          f"{incident_id}")
+        self.hotline.handle(
+            EscalateTicketToIncident(ticket_id=ticket_id, incident_id=incident_id),
+            CommandContext(actor=actor,
+                           command_id=f"ticket-to-incident:{ticket_id}:{incident_id}",
+                           seen_versions=seen_versions))
         self.incidents.handle(
             LinkToIncident(incident_id=incident_id, kind=LinkKind.HOTLINE_TICKET,
                            target_id=ticket_id),

@@ -3,10 +3,25 @@ every command (by `CityApplication.handle`, and at the door by the command centr
 
 from __future__ import annotations
 
+from cityops.domain.accounts.commands import (
+    AddDepartment,
+    AddUser,
+    ChangePassword,
+    DisableUser,
+    EnableUser,
+    IssueApiKey,
+    RenameDepartment,
+    RenameUser,
+    ResetPassword,
+    RetireDepartment,
+    RevokeApiKey,
+    SetDepartment,
+    SetRole,
+)
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import Command, command_class
 from cityops.domain.errors import NotPermitted
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.commands import (
     AssignCaseVerifier,
     CloseCase,
     DecideCaseExtension,
@@ -24,7 +39,7 @@ from cityops.domain.gridcase_commands import (
     SuspendCase,
     VerifyCase,
 )
-from cityops.domain.hazard_commands import (
+from cityops.domain.hazards.commands import (
     AcknowledgeAlarm,
     AddSensor,
     DecommissionHazardSource,
@@ -36,7 +51,21 @@ from cityops.domain.hazard_commands import (
     RemoveSensor,
     UpdateHazardSource,
 )
-from cityops.domain.incident_commands import (
+from cityops.domain.hotline.commands import (
+    AcceptTicket,
+    AnswerTicket,
+    AssignTicket,
+    CallBackCaller,
+    CloseTicket,
+    ConvertTicketToCase,
+    EscalateTicketToIncident,
+    MergeTicket,
+    ReceiveTicket,
+    ReplyToCaller,
+    ReturnTicket,
+    ReviewTicketReturn,
+)
+from cityops.domain.incidents.commands import (
     AcknowledgeTask,
     ActivatePlan,
     AddSituationReport,
@@ -66,7 +95,7 @@ from cityops.domain.incident_commands import (
     VerifyIncident,
     WaiveTask,
 )
-from cityops.domain.resource_commands import (
+from cityops.domain.resources.commands import (
     ActivateResource,
     ClearScene,
     DeactivateResource,
@@ -93,6 +122,8 @@ HOTLINE = frozenset({_R.HOTLINE_OPERATOR, _R.DISPATCHER, _R.ADMIN})
 SENSORS = frozenset({_R.SYSTEM, _R.DISPATCHER, _R.ADMIN})
 PLANNING = frozenset({_R.PLANNER, _R.DISPATCHER, _R.ADMIN})
 INSPECTION = frozenset({_R.INSPECTOR, _R.DISPATCHER, _R.ADMIN})
+ADMIN_ONLY = frozenset({_R.ADMIN})
+ANY_ROLE = frozenset(Role)
 
 COMMAND_ROLES: dict[type[Command] | str, frozenset[Role]] = {
     # grid cases
@@ -115,8 +146,37 @@ COMMAND_ROLES: dict[type[Command] | str, frozenset[Role]] = {
     VerifyCase: INSPECTION,
     AssignCaseVerifier: CENTRE,
     CloseCase: CENTRE,
-    # Transition: the commands below are still named by strings, until their contexts have
-    # command values.
+    # hotline tickets
+    ReceiveTicket: HOTLINE | {_R.SYSTEM},
+    AnswerTicket: HOTLINE,
+    AssignTicket: HOTLINE,
+    AcceptTicket: DEPARTMENT,
+    ReturnTicket: DEPARTMENT,
+    ReviewTicketReturn: HOTLINE,
+    ReplyToCaller: DEPARTMENT,
+    CallBackCaller: HOTLINE,
+    MergeTicket: HOTLINE,
+    # A coordinator (system) records the hand-over once it has created the case or incident.
+    ConvertTicketToCase: HOTLINE | {_R.SYSTEM},
+    EscalateTicketToIncident: HOTLINE | {_R.SYSTEM},
+    CloseTicket: HOTLINE,
+    # The ticket follow-up records what became of the case or incident a ticket became.
+    "ticket.follow-linked-work": frozenset({_R.SYSTEM}),
+    # accounts, departments and API keys: the administrator's (the CLI acts as admin)
+    AddUser: ADMIN_ONLY,
+    SetRole: ADMIN_ONLY,
+    SetDepartment: ADMIN_ONLY,
+    RenameUser: ADMIN_ONLY,
+    DisableUser: ADMIN_ONLY,
+    EnableUser: ADMIN_ONLY,
+    ResetPassword: ADMIN_ONLY,
+    # every user, about themselves (the handler checks whose password it is)
+    ChangePassword: ANY_ROLE,
+    AddDepartment: ADMIN_ONLY,
+    RenameDepartment: ADMIN_ONLY,
+    RetireDepartment: ADMIN_ONLY,
+    IssueApiKey: ADMIN_ONLY,
+    RevokeApiKey: ADMIN_ONLY,
     # incidents
     ReportIncident: FIELD | {_R.DEPARTMENT_USER},
     VerifyIncident: CENTRE,
@@ -162,22 +222,6 @@ COMMAND_ROLES: dict[type[Command] | str, frozenset[Role]] = {
     RecordAlarmEscalation: CENTRE | {_R.SYSTEM},
     RecordFinding: INSPECTION | {_R.DEPARTMENT_USER},
     RectifyFinding: INSPECTION | {_R.DEPARTMENT_USER},
-    # hotline tickets
-    "ticket.receive": HOTLINE | {_R.SYSTEM},
-    "ticket.answer": HOTLINE,
-    "ticket.assign": HOTLINE,
-    "ticket.accept": DEPARTMENT,
-    "ticket.return": DEPARTMENT,
-    "ticket.review-return": HOTLINE,
-    "ticket.reply": DEPARTMENT,
-    "ticket.callback": HOTLINE,
-    "ticket.merge": HOTLINE,
-    # A coordinator (system) records the hand-over once it has created the case or incident.
-    "ticket.convert-to-case": HOTLINE | {_R.SYSTEM},
-    "ticket.escalate-to-incident": HOTLINE | {_R.SYSTEM},
-    "ticket.close": HOTLINE,
-    # The ticket follow-up records what became of the case or incident a ticket became.
-    "ticket.follow-linked-work": frozenset({_R.SYSTEM}),
     # resources
     RegisterResource: PLANNING | {_R.DEPARTMENT_USER},
     ReviseResource: PLANNING | {_R.DEPARTMENT_USER},
@@ -230,6 +274,9 @@ def check_permitted(command: type[Command] | str, actor: Actor) -> None:
     if allowed is None:
         raise NotPermitted(f"command {_name(command)!r} is not a known command")
     if actor.role not in allowed:
+        if allowed == ADMIN_ONLY:
+            raise NotPermitted(f"{actor.role.value} {actor.user_id} may not {_name(command)}; "
+                               "only an admin may")
         roles = ", ".join(sorted(r.value for r in allowed))
         hint = COMMAND_HINTS.get((key, actor.role))
         raise NotPermitted(

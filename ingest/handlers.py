@@ -2,7 +2,7 @@
 command that handles it (nothing else decides anything here) and says whether the message
 changed something or was a repeat.
 
-A handler builds the command's value (`domain/*_commands.py`) and hands it to the owning
+A handler builds the command's value (`domain/<context>/commands.py`) and hands it to the owning
 application's entry point with a `CommandContext`: the message's actor and time, the message
 id as the command id, and the pipeline's `CommandBatch` (when it batches), in which the
 command is staged rather than saved. So the receipt is saved in the same transaction as the
@@ -24,15 +24,16 @@ from cityops.domain.application import CommandBatch, StagingOverlap, observed_co
 from cityops.domain.commands import CommandContext, CommandOutcome
 from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import HandleCase, ReportCase, ReturnCaseToCentre
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hazard import ReadingEffect
-from cityops.domain.hazard_commands import RecordReading
-from cityops.domain.hazards import HazardSources
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incidents import Incidents
-from cityops.domain.resource import Resource
-from cityops.domain.resource_commands import (
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.commands import HandleCase, ReportCase, ReturnCaseToCentre
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.commands import RecordReading
+from cityops.domain.hazards.source import ReadingEffect
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.commands import ReceiveTicket, ReplyToCaller
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.commands import (
     ClearScene,
     ReportAvailable,
     ReportEnRoute,
@@ -40,7 +41,7 @@ from cityops.domain.resource_commands import (
     ReportPosition,
     StatusReport,
 )
-from cityops.domain.resources import Resources
+from cityops.domain.resources.resource import Resource
 from cityops.ingest.catalogue import Message
 from cityops.ingest.prefetch import BatchLookups
 from cityops.ingest.tracks import ResourceTracks, TrackPoint
@@ -147,13 +148,11 @@ def receive_hotline_ticket(message: Message, target: IngestTarget,
     """hotline-ticket: a call or message taken by the call centre."""
     p = message.payload
     caller = p.get("caller") or {}
-    hotline = target.hotline
-    return _receipted(lambda: hotline.receive(
+    return _effect(target.hotline.handle(ReceiveTicket(
         channel=p["channel"], ticket_type=p["ticket_type"], topic=p["topic"],
         description=p["description"], caller_name=caller.get("name"),
         caller_phone=caller.get("phone"), location=_optional_point(p.get("location")),
-        actor=message.actor, at=message.occurred_at, command_id=message.message_id,
-    ))
+    ), _context(message, batch)))
 
 
 def record_hazard_reading(message: Message, target: IngestTarget,
@@ -243,11 +242,9 @@ def reply_to_hotline_ticket(message: Message, target: IngestTarget,
                             batch: Batch = None) -> Effect:
     """hotline-ticket-replied: the department's reply to the caller."""
     p = message.payload
-    hotline = target.hotline
-    return _receipted(lambda: hotline.reply(
-        UUID(p["ticket_id"]), reply=p["reply"], actor=message.actor, at=message.occurred_at,
-        command_id=message.message_id,
-    ))
+    return _effect(target.hotline.handle(
+        ReplyToCaller(ticket_id=UUID(p["ticket_id"]), reply=p["reply"]),
+        _context(message, batch)))
 
 
 HANDLERS: dict[str, Handler] = {

@@ -28,8 +28,8 @@ from cityops.command_center.versions import SeenVersion
 from cityops.domain.catalogue import Urgency
 from cityops.domain.commands import Command as DomainCommand
 from cityops.domain.commands import CommandContext
-from cityops.domain.gridcase import CaseSource, CaseStatus, RejectionReason
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.case import CaseSource, CaseStatus, RejectionReason
+from cityops.domain.gridcases.commands import (
     AssignCaseVerifier,
     CloseCase,
     DecideCaseExtension,

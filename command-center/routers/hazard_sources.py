@@ -26,8 +26,7 @@ from cityops.command_center.scopes import LOGGED_IN
 from cityops.command_center.sharing import shared_route
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.commands import CommandContext
-from cityops.domain.hazard import FindingSeverity, HazardStatus, ThresholdDirection
-from cityops.domain.hazard_commands import (
+from cityops.domain.hazards.commands import (
     AcknowledgeAlarm,
     AddSensor,
     DecommissionHazardSource,
@@ -39,6 +38,7 @@ from cityops.domain.hazard_commands import (
     RemoveSensor,
     UpdateHazardSource,
 )
+from cityops.domain.hazards.source import FindingSeverity, HazardStatus, ThresholdDirection
 
 # Hazard sources are shared with every department: a login is all it takes to read them.
 router = APIRouter(prefix="/hazard-sources", tags=["hazard sources"],

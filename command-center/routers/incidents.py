@@ -26,15 +26,7 @@ from cityops.command_center.scopes import incident_scope_where, scope_guard
 from cityops.command_center.sharing import shared_route
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.commands import CommandContext
-from cityops.domain.incident import (
-    CasualtyFigure,
-    Finding,
-    FindingAspect,
-    IncidentSource,
-    IncidentStatus,
-    LinkKind,
-)
-from cityops.domain.incident_commands import (
+from cityops.domain.incidents.commands import (
     AcknowledgeTask,
     ActivatePlan,
     AddSituationReport,
@@ -57,6 +49,14 @@ from cityops.domain.incident_commands import (
     UnlinkFromIncident,
     VerifyIncident,
     WaiveTask,
+)
+from cityops.domain.incidents.incident import (
+    CasualtyFigure,
+    Finding,
+    FindingAspect,
+    IncidentSource,
+    IncidentStatus,
+    LinkKind,
 )
 from cityops.domain.values import duration_from_minutes
 

@@ -51,14 +51,15 @@ from cityops.command_center.open311 import (
 )
 from cityops.command_center.query_checks import unknown_parameters
 from cityops.domain.actors import Actor, Role
-from cityops.domain.application import CommandReceipt, observed_commands
+from cityops.domain.application import CommandReceipt
 from cityops.domain.catalogue import Urgency
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import DomainError, InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseSource
-from cityops.domain.gridcase_commands import ReportCase
-from cityops.domain.hotline import Channel, check_phone
+from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.gridcases.commands import ReportCase
+from cityops.domain.hotline.commands import ReceiveTicket
+from cityops.domain.hotline.ticket import Channel, check_phone
 
 router = APIRouter(prefix="/open311", tags=["open311"])
 
@@ -430,17 +431,15 @@ def _file(state: Open311State, submission: Submission, actor: Actor,
             urgency=submission.answers.get("urgency", Urgency.NORMAL.value),
             photos=(submission.media_url,) if submission.media_url else ()), context)
         return outcome.subject, not outcome.repeated
-    with observed_commands() as outcomes:
-        request_id = system.hotline.receive(
-            # Apps on a phone say which device they run on; the rest are web forms.
-            channel=Channel.MOBILE_APP if submission.device_id else Channel.WEB,
-            ticket_type=submission.answers["request_type"], topic=service.code,
-            description=ticket_text(submission.description, submission.address_string,
-                                    submission.media_url),
-            caller_name=submission.caller_name, caller_phone=submission.phone,
-            location=submission.location, actor=actor, command_id=command_id)
-    repeated = any(o.repeated for o in outcomes if o.subject == request_id)
-    return request_id, not repeated
+    outcome = system.commands.handle(ReceiveTicket(
+        # Apps on a phone say which device they run on; the rest are web forms.
+        channel=Channel.MOBILE_APP if submission.device_id else Channel.WEB,
+        ticket_type=submission.answers["request_type"], topic=service.code,
+        description=ticket_text(submission.description, submission.address_string,
+                                submission.media_url),
+        caller_name=submission.caller_name, caller_phone=submission.phone,
+        location=submission.location), context)
+    return outcome.subject, not outcome.repeated
 
 
 @router.post("/v2/requests.{format}")

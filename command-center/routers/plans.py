@@ -20,8 +20,13 @@ from cityops.command_center.schemas import Command, LevelCode, Page
 from cityops.command_center.scopes import LOGGED_IN
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.commands import CommandContext
-from cityops.domain.incident import PlanLevel, PlanStatus, PlanTask, ResourceRequirement
-from cityops.domain.incident_commands import DefinePlan, RetirePlan, RevisePlan
+from cityops.domain.incidents.commands import DefinePlan, RetirePlan, RevisePlan
+from cityops.domain.incidents.plans import (
+    PlanLevel,
+    PlanStatus,
+    PlanTask,
+    ResourceRequirement,
+)
 from cityops.domain.values import duration_from_minutes
 
 router = APIRouter(prefix="/plans", tags=["contingency plans"],

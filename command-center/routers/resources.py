@@ -25,8 +25,7 @@ from cityops.command_center.sharing import shared_route
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.resource import ResourceStatus, nearest_available
-from cityops.domain.resource_commands import (
+from cityops.domain.resources.commands import (
     UNCHANGED,
     ActivateResource,
     RegisterResource,
@@ -37,6 +36,7 @@ from cityops.domain.resource_commands import (
     ReturnToService,
     ReviseResource,
 )
+from cityops.domain.resources.resource import ResourceStatus, nearest_available
 
 router = APIRouter(
     prefix="/resources", tags=["resources"], route_class=shared_route("resources"),

@@ -17,8 +17,10 @@ from typer.testing import CliRunner
 
 from cityops.cli import app as cli_app
 from cityops.command_center.auth import ACCOUNT_CACHE_SECONDS, Authenticator
-from cityops.domain.accounts import Accounts
+from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import DisableUser
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.permissions import roles_for
 from cityops.settings import Settings
 
@@ -526,7 +528,9 @@ def test_login_me_password_change_and_disabling(api: Any) -> None:
     _login(api, "water-chen", "a-new-password-2")
 
     admin = Actor(user_id="root", role=Role.ADMIN)
-    api.system.accounts.disable_user("water-chen", reason="left", actor=admin)
+    api.system.accounts.handle(
+        DisableUser(username="water-chen", reason="left"),
+        CommandContext(actor=admin))
     gone = api.client.get("/grid-cases", headers=_bearer(fresh))
     assert gone.status_code == 401 and "disabled" in gone.json()["detail"]
     assert "disabled" in _login(api, "water-chen", "a-new-password-2",
@@ -573,8 +577,9 @@ def test_a_change_made_by_another_process_is_seen_within_seconds(api: Any,
     elsewhere = Accounts(api.system.settings.event_store_env(Accounts.name),
                          catalogue=api.system.catalogue)
     try:
-        elsewhere.disable_user("insp-li", reason="lost phone",
-                               actor=Actor(user_id="root", role=Role.ADMIN))
+        elsewhere.handle(
+            DisableUser(username="insp-li", reason="lost phone"),
+            CommandContext(actor=Actor(user_id="root", role=Role.ADMIN)))
     finally:
         elsewhere.close()
     assert auth.actor_for_token(token).user_id == "insp-li"  # still cached

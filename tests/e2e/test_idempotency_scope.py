@@ -10,8 +10,8 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Urgency
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseSource
-from cityops.domain.gridcase_commands import ReportCase
+from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.gridcases.commands import ReportCase
 
 REPORT = {"category": "E0101", "description": "Overflowing bins at the bus stop",
           "location": {"type": "Point", "coordinates": [118.80, 32.05]}}

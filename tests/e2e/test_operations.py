@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cityops.bootstrap import build_system
 from cityops.command_center.app import create_app
 from cityops.domain.commands import CommandContext
-from cityops.domain.gridcase_commands import ReportCase
+from cityops.domain.gridcases.commands import ReportCase
 from cityops.health import FeedWatch, ProjectionWatch
 from cityops.ingest.counters import IngestCounters
 from cityops.metrics import FeedCollector, IngestCollector, ProcessMetrics, ProjectionCollector

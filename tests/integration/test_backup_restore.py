@@ -32,10 +32,12 @@ from cityops.backup import (
 )
 from cityops.bootstrap import CitySystem, build_system
 from cityops.cli import app as cityops_cli
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import DispatchCase, HandleCase, RegisterCase, ReportCase
+from cityops.domain.gridcases.commands import DispatchCase, HandleCase, RegisterCase, ReportCase
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.ingest.composition import ingest_store
 from cityops.ingest.deadletters import DeadLetter, StoredDeadLetters
 from cityops.settings import Settings
@@ -94,7 +96,9 @@ def photo_bytes(seed: int) -> bytes:
 
 def populate(system: CitySystem) -> dict[str, Any]:
     """Cases with photos, an account, a dead letter: what a site holds beyond events."""
-    system.accounts.add_user("alice", role=Role.DISPATCHER, password=PASSWORD, actor=ADMIN)
+    system.accounts.handle(
+        AddUser(username="alice", role=Role.DISPATCHER, password=PASSWORD),
+        CommandContext(actor=ADMIN))
     photos = []
     for index in range(3):
         data = photo_bytes(index)
@@ -436,10 +440,11 @@ ROADS = Actor("roads-1", Role.DEPARTMENT_USER, "roads")
 def ticket_with_handled_case(system: CitySystem) -> Any:
     """A call that became a grid case the department reports handled: the ticket stays
     open, and the follow-up records the progress on it (tracked in the hotline store)."""
-    ticket_id = system.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="street-lighting",
-        description="The street lamp is out", caller_phone="13800138000",
-        location=where(system, 60), actor=HOTLINE_OPERATOR)
+    ticket_id = system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="street-lighting",
+                      description="The street lamp is out", caller_phone="13800138000",
+                      location=where(system, 60)),
+        CommandContext(actor=HOTLINE_OPERATOR)).subject
     case_id = system.operations.ticket_to_case(ticket_id, actor=HOTLINE_OPERATOR)
     system.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
     system.grid_cases.handle(

@@ -23,7 +23,8 @@ from cityops.cli import app as cityops_cli
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import DispatchCase, HandleCase, RegisterCase, ReportCase
+from cityops.domain.gridcases.commands import DispatchCase, HandleCase, RegisterCase, ReportCase
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.event_chain import Breach, StoreVerdict
 from cityops.settings import Settings
 from cityops.site import open_snapshot
@@ -258,10 +259,11 @@ def test_the_hotline_process_recorder_chains_its_events_with_the_follow_ups(
     centre = system.city.map.cells.geometry.iloc[60].representative_point()
     point = GeoPoint(lon=centre.x, lat=centre.y)
     operator = Actor("op-1", Role.HOTLINE_OPERATOR)
-    ticket_id = system.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="street-lighting",
-        description="The street lamp is out", caller_phone="13800138000", location=point,
-        actor=operator)
+    ticket_id = system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="street-lighting",
+                      description="The street lamp is out", caller_phone="13800138000",
+                      location=point),
+        CommandContext(actor=operator)).subject
     case_id = system.operations.ticket_to_case(ticket_id, actor=operator)
     system.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
     system.grid_cases.handle(

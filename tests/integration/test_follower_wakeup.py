@@ -19,7 +19,7 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import ReportCase
+from cityops.domain.gridcases.commands import ReportCase
 from cityops.settings import Settings
 
 POLL_S = 30.0

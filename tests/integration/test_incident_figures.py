@@ -18,8 +18,7 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition, OpenTasksRemain
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.incident import PlanLevel, PlanTask, ResourceRequirement
-from cityops.domain.incident_commands import (
+from cityops.domain.incidents.commands import (
     CloseIncident,
     CompleteTask,
     ContainIncident,
@@ -29,7 +28,12 @@ from cityops.domain.incident_commands import (
     VerifyIncident,
     WaiveTask,
 )
-from cityops.domain.resource_commands import (
+from cityops.domain.incidents.plans import (
+    PlanLevel,
+    PlanTask,
+    ResourceRequirement,
+)
+from cityops.domain.resources.commands import (
     ClearScene,
     ReassignResource,
     RegisterResource,

@@ -34,18 +34,11 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hazard_catalogue import HazardCatalogue
-from cityops.domain.hazard_commands import (
-    AddSensor,
-    RecordReading,
-    RegisterHazardSource,
-)
-from cityops.domain.hazards import HazardSources
-from cityops.domain.resource_commands import (
-    RegisterResource,
-    ReportPosition,
-)
-from cityops.domain.resources import Resources
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hazards.commands import AddSensor, RecordReading, RegisterHazardSource
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.commands import RegisterResource, ReportPosition
 from cityops.ingest import messages
 from cityops.ingest.composition import ingest_store
 from cityops.ingest.counters import CounterTable
@@ -282,7 +275,7 @@ def applied_once_each(plant: Plant, stream: Stream) -> dict[str, Any]:
         AddSensor(source_id=tank, sensor_id="lpg-1", kind="gas-concentration", unit="%LEL",
             direction="high", warning=20, alarm=40),
         CommandContext(actor=PLANNER, at=plant.registered_at))
-    from cityops.domain.resource import Resource
+    from cityops.domain.resources.resource import Resource
 
     for fix in stream.fixes:
         p = fix["payload"]

@@ -21,10 +21,8 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.resource import Resource
-from cityops.domain.resource_commands import (
-    RegisterResource,
-)
+from cityops.domain.resources.commands import RegisterResource
+from cityops.domain.resources.resource import Resource
 from cityops.ingest import messages
 from cityops.ingest.cli import app as ingest_cli
 from cityops.ingest.composition import build_embedded_ingest, ingest_store

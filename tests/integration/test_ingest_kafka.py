@@ -31,20 +31,12 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus
-from cityops.domain.hazard import AlarmLevel
-from cityops.domain.hazard_commands import (
-    AddSensor,
-    RegisterHazardSource,
-)
-from cityops.domain.incident_commands import (
-    ReportIncident,
-    VerifyIncident,
-)
-from cityops.domain.resource import ResourceStatus
-from cityops.domain.resource_commands import (
-    RegisterResource,
-)
+from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
+from cityops.domain.hazards.source import AlarmLevel
+from cityops.domain.incidents.commands import ReportIncident, VerifyIncident
+from cityops.domain.resources.commands import RegisterResource
+from cityops.domain.resources.resource import ResourceStatus
 from cityops.ingest import messages
 from cityops.ingest.cli import app as ingest_cli
 from cityops.ingest.composition import build_kafka_worker, ingest_store

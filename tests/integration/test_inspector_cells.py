@@ -15,7 +15,7 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.routers.field import verification_tasks
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.commands import (
     AssignCaseVerifier,
     DispatchCase,
     HandleCase,

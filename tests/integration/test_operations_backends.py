@@ -27,7 +27,7 @@ from cityops.bootstrap import (
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import ReportCase
+from cityops.domain.gridcases.commands import ReportCase
 from cityops.feeds.service import build_feed_service
 from cityops.feeds.streams import Stream
 from cityops.feeds.webhooks import OUTBOX_PROJECTION

@@ -16,18 +16,14 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import CommandIdReused, ConcurrencyConflict, IllegalTransition
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.gridcases.commands import (
     DispatchCase,
     RegisterCase,
     ReportCase,
     ReturnCaseToCentre,
 )
-from cityops.domain.hazard_commands import (
-    AddSensor,
-    RecordReading,
-    RegisterHazardSource,
-)
+from cityops.domain.hazards.commands import AddSensor, RecordReading, RegisterHazardSource
 from cityops.domain.supervision import Light
 from cityops.projections.follower import Follower
 from cityops.projections.views import BBox

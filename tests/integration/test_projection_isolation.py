@@ -26,8 +26,8 @@ from cityops.command_center.app import create_app
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import GridCase
-from cityops.domain.gridcase_commands import DispatchCase, HandleCase, RegisterCase, ReportCase
+from cityops.domain.gridcases.case import GridCase
+from cityops.domain.gridcases.commands import DispatchCase, HandleCase, RegisterCase, ReportCase
 from cityops.projections.cli import app as projections_cli
 from cityops.settings import Settings
 

@@ -25,7 +25,7 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.commands import (
     DispatchCase,
     RegisterCase,
     ReportCase,

@@ -16,14 +16,14 @@ from fastapi.testclient import TestClient
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
-from cityops.domain.accounts import PasswordHasher
+from cityops.domain.accounts.account import PasswordHasher
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import DispatchCase, RegisterCase, ReportCase
-from cityops.domain.incident_commands import (
-    ReportIncident,
-)
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase
+from cityops.domain.hotline.commands import ReceiveTicket
+from cityops.domain.incidents.commands import ReportIncident
 from cityops.maps.gazetteer import Gazetteer
 from cityops.settings import Settings
 
@@ -78,11 +78,12 @@ class Scenario:
         cases.handle(
             DispatchCase(case_id=in_street, department="water"),
             CommandContext(actor=DISPATCHER))
-        ticket = system.hotline.receive(
-            channel="phone", ticket_type="complaint", topic="water-supply",
-            description="Caller reports a broken pipe outside the school",
-            caller_name="Zhang Sanfeng", caller_phone="13812345678",
-            location=city.drum_tower, actor=OPERATOR)
+        ticket = system.hotline.handle(
+            ReceiveTicket(channel="phone", ticket_type="complaint", topic="water-supply",
+                          description="Caller reports a broken pipe outside the school",
+                          caller_name="Zhang Sanfeng", caller_phone="13812345678",
+                          location=city.drum_tower),
+            CommandContext(actor=OPERATOR)).subject
         self.ids["ticket"] = str(ticket)
         for name, title, where in (("leak-in-street", "Gas leak at the dam road",
                                     city.reservoir_road),
@@ -99,8 +100,9 @@ def _serve(system: CitySystem) -> TestClient:
     for name, role, department in (("duty-search", Role.DISPATCHER, None),
                                    ("water-search", Role.DEPARTMENT_USER, "water"),
                                    ("leader-search", Role.LEADER, None)):
-        system.accounts.add_user(name, role=role, department=department,
-                                 password="search-password-1", actor=ADMIN)
+        system.accounts.handle(
+            AddUser(username=name, role=role, department=department, password="search-password-1"),
+            CommandContext(actor=ADMIN))
     return TestClient(create_app(system, manage_lifecycle=False))
 
 

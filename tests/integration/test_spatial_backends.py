@@ -23,9 +23,7 @@ from cityops.bootstrap import CitySystem
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.incident_commands import (
-    ReportIncident,
-)
+from cityops.domain.incidents.commands import ReportIncident
 from cityops.projections.spatial import (
     EVERYTHING,
     Feature,

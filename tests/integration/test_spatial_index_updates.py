@@ -17,10 +17,7 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.resource_commands import (
-    RegisterResource,
-    ReportPosition,
-)
+from cityops.domain.resources.commands import RegisterResource, ReportPosition
 from cityops.projections.generations import rebuild
 from cityops.projections.spatial import EVERYTHING, FeatureQuery, SpatialQueries
 from cityops.projections.spatial_embedded import EmbeddedSpatialQueries

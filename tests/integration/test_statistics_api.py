@@ -16,10 +16,11 @@ from fastapi.testclient import TestClient
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DispatchCase,
     HandleCase,
@@ -141,8 +142,9 @@ def morning(tmp_path: Path, demo_city: Any) -> Iterator[Morning]:
 @pytest.fixture
 def api(morning: Morning) -> TestClient:
     """The command centre's app over the played morning, logged in as the duty officer."""
-    morning.system.accounts.add_user("duty-officer", role=Role.DISPATCHER,
-                                     password="statistics-test-password", actor=ADMIN)
+    morning.system.accounts.handle(
+        AddUser(username="duty-officer", role=Role.DISPATCHER, password="statistics-test-password"),
+        CommandContext(actor=ADMIN))
     client = TestClient(create_app(morning.system, manage_lifecycle=False))
     login = client.post("/auth/login", json={"username": "duty-officer",
                                              "password": "statistics-test-password"})

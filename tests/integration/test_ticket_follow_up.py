@@ -19,15 +19,16 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import GridCase
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.case import GridCase
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DispatchCase,
     HandleCase,
     RegisterCase,
     VerifyCase,
 )
-from cityops.domain.hotline import TicketStatus
+from cityops.domain.hotline.commands import ReceiveTicket
+from cityops.domain.hotline.ticket import TicketStatus
 from cityops.settings import Settings
 
 OPERATOR = Actor("op-1", Role.HOTLINE_OPERATOR)
@@ -52,10 +53,11 @@ def points(system: CitySystem, count: int) -> list[GeoPoint]:
 
 def ticket_with_closed_case(system: CitySystem, point: GeoPoint, n: int) -> tuple[UUID, UUID]:
     """A call that became a grid case, taken to closed by the people of each step."""
-    ticket_id = system.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="street-lighting",
-        description=f"Street lamp {n} is out", caller_phone="13800138000", location=point,
-        actor=OPERATOR)
+    ticket_id = system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="street-lighting",
+                      description=f"Street lamp {n} is out", caller_phone="13800138000",
+                      location=point),
+        CommandContext(actor=OPERATOR)).subject
     case_id = system.operations.ticket_to_case(ticket_id, actor=OPERATOR)
     cases = system.grid_cases
     cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))

@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, TopicPartition
 from cityops.bootstrap import CitySystem
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DispatchCase,
     HandleCase,
@@ -30,11 +30,8 @@ from cityops.domain.gridcase_commands import (
     ReportCase,
     VerifyCase,
 )
-from cityops.domain.incident_commands import (
-    AddSituationReport,
-    ReportIncident,
-    VerifyIncident,
-)
+from cityops.domain.hotline.commands import AssignTicket, ReceiveTicket
+from cityops.domain.incidents.commands import AddSituationReport, ReportIncident, VerifyIncident
 from cityops.feeds.kafka_feed import FeedTopics, read_published_positions
 from cityops.feeds.service import build_feed_service
 from cityops.feeds.streams import Stream
@@ -94,16 +91,22 @@ def test_events_reach_the_city_wide_and_department_topics_as_shared(
                              levels=frozenset({"I", "II"}))
     _, here = cell_points[10]
 
-    ticket = system.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="water-supply",
-        description="no water since morning", caller_name="Zhang San",
-        caller_phone="13812345678", location=here, actor=cast.operator, command_id="call-1")
-    system.hotline.assign(ticket, actor=cast.operator, department="water")
-    witness = system.hotline.receive(
-        channel="phone", ticket_type="report", topic="water-supply",
-        description="saw someone break the hydrant", caller_name="Li Si",
-        caller_phone="13900001111", location=here, actor=cast.operator, command_id="call-2")
-    system.hotline.assign(witness, actor=cast.operator, department="police")
+    ticket = system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="water-supply",
+                      description="no water since morning", caller_name="Zhang San",
+                      caller_phone="13812345678", location=here),
+        CommandContext(actor=cast.operator, command_id="call-1")).subject
+    system.hotline.handle(
+        AssignTicket(ticket_id=ticket, department="water"),
+        CommandContext(actor=cast.operator))
+    witness = system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="report", topic="water-supply",
+                      description="saw someone break the hydrant", caller_name="Li Si",
+                      caller_phone="13900001111", location=here),
+        CommandContext(actor=cast.operator, command_id="call-2")).subject
+    system.hotline.handle(
+        AssignTicket(ticket_id=witness, department="police"),
+        CommandContext(actor=cast.operator))
     cover = system.grid_cases.handle(
         ReportCase(source="inspector", category="C0101", description="cover missing",
                    location=here),
@@ -226,10 +229,10 @@ class CityTraffic(threading.Thread):
                     CommandContext(actor=self.cast.dispatcher))
                 self.cases += 1
                 if i % 3 == 0:
-                    self.system.hotline.receive(
-                        channel="web", ticket_type="report", topic="garbage",
-                        description=f"bins full {i}", location=point,
-                        actor=self.cast.operator, command_id=f"web-{i}")
+                    self.system.hotline.handle(
+                        ReceiveTicket(channel="web", ticket_type="report", topic="garbage",
+                                      description=f"bins full {i}", location=point),
+                        CommandContext(actor=self.cast.operator, command_id=f"web-{i}"))
                 i += 1
                 self.stopping.wait(0.02)
         except BaseException as error:

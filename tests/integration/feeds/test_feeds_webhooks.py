@@ -15,7 +15,7 @@ from cityops.bootstrap import CitySystem
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition, NotFound
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DispatchCase,
     HandleCase,
@@ -23,6 +23,7 @@ from cityops.domain.gridcase_commands import (
     ReportCase,
     VerifyCase,
 )
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.feeds.kafka_feed import FeedTopics
 from cityops.feeds.service import FeedService
 from cityops.feeds.streams import Stream
@@ -55,10 +56,10 @@ def hook(feeds: FeedService, cast: Cast, department: str, stream: Stream,
 
 
 def call(system: CitySystem, cast: Cast, point: GeoPoint, text: str = "noise") -> UUID:
-    ticket: UUID = system.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="noise", description=text,
-        caller_name="Zhang San", caller_phone="13812345678", location=point,
-        actor=cast.operator)
+    ticket: UUID = system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="noise", description=text,
+                      caller_name="Zhang San", caller_phone="13812345678", location=point),
+        CommandContext(actor=cast.operator)).subject
     return ticket
 
 

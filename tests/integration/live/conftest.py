@@ -22,11 +22,12 @@ from websockets.asyncio.client import ClientConnection
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
-from cityops.domain.accounts import PasswordHasher
+from cityops.domain.accounts.account import PasswordHasher
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import ReportCase
+from cityops.domain.gridcases.commands import ReportCase
 from cityops.settings import Settings
 
 ADMIN = Actor("live-admin", Role.ADMIN)
@@ -93,8 +94,9 @@ class LiveServer:
         name = user or f"{role}-{dept or 'live'}"
         accounts = self.system.accounts
         if accounts.find_user(name) is None:
-            accounts.add_user(name, role=role, department=dept, password="live-password-1",
-                              actor=ADMIN)
+            accounts.handle(
+                AddUser(username=name, role=role, department=dept, password="live-password-1"),
+                CommandContext(actor=ADMIN))
         token: str = self.app.state.auth.issue_token(name)
         return token
 

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import DispatchCase, RegisterCase
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase
 from cityops.projections.live_changes import LiveChangeLog
 
 from .conftest import DISPATCHER, IN_TOWN, LiveServer, open_session, report_case

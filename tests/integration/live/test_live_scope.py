@@ -21,16 +21,14 @@ from cityops.command_center.live import LiveClient, LiveHub, PushedChange, Subsc
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hazard_commands import (
-    RegisterHazardSource,
-)
-from cityops.domain.incident import PlanLevel, PlanTask
-from cityops.domain.incident_commands import (
+from cityops.domain.hazards.commands import RegisterHazardSource
+from cityops.domain.incidents.commands import (
     DefinePlan,
     ReportIncident,
     RespondToIncident,
     VerifyIncident,
 )
+from cityops.domain.incidents.plans import PlanLevel, PlanTask
 from cityops.projections.live_changes import ChangeRow, FilterValues, scope_document
 from cityops.settings import Settings
 

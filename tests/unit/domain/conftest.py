@@ -22,8 +22,9 @@ from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import Command, CommandContext
 from cityops.domain.duplicates import DuplicatePolicy, OpenReport
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import GridCase
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.case import GridCase
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DecideCaseExtension,
     DecideCaseSuspension,
@@ -40,7 +41,6 @@ from cityops.domain.gridcase_commands import (
     SuspendCase,
     VerifyCase,
 )
-from cityops.domain.gridcases import GridCases
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)

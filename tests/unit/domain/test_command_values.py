@@ -11,7 +11,7 @@ from uuid import UUID
 
 import pytest
 
-from cityops.domain.accounts import Accounts
+from cityops.domain.accounts.application import Accounts
 from cityops.domain.application import CityApplication, CommandReceipt
 from cityops.domain.commands import (
     COMMAND_CLASSES,
@@ -23,7 +23,8 @@ from cityops.domain.commands import (
 )
 from cityops.domain.errors import InvalidValue, NotPermitted
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.commands import (
     DispatchCase,
     HandleCase,
     RegisterCase,
@@ -32,12 +33,11 @@ from cityops.domain.gridcase_commands import (
     RequestCaseSuspension,
     ReviewCaseReturn,
 )
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hazards import HazardSources
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incidents import Incidents
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.incidents.application import Incidents
 from cityops.domain.permissions import COMMAND_ROLES, check_permitted
-from cityops.domain.resources import Resources
+from cityops.domain.resources.application import Resources
 
 APPLICATIONS: list[type[CityApplication]] = [GridCases, HotlineTickets, Incidents,
                                              HazardSources, Resources, Accounts]

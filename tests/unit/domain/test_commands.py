@@ -27,9 +27,9 @@ from cityops.domain.errors import (
     InvalidValue,
     NotFound,
 )
-from cityops.domain.gridcase import CaseStatus, GridCase
-from cityops.domain.gridcase_commands import DispatchCase, RegisterCase, ReportCase, SuspendCase
-from cityops.domain.gridcases import GridCases
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.case import CaseStatus, GridCase
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase, SuspendCase
 
 # Each command in a state where it is legal (the same table as the lifecycle tests).
 LEGAL_IN = {

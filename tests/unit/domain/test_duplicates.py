@@ -15,8 +15,8 @@ from cityops.domain.commands import CommandContext
 from cityops.domain.duplicates import DuplicatePolicy, OpenReport, propose_duplicates
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus
-from cityops.domain.gridcase_commands import ReportCase
+from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.gridcases.commands import ReportCase
 
 NOW = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
 HERE = GeoPoint(121.4105, 31.2105)

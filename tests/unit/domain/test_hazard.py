@@ -23,7 +23,21 @@ from cityops.domain.errors import (
     NotPermitted,
 )
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.hazard import (
+from cityops.domain.hazards.application import HazardSources, LatestReading, LatestReadings
+from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hazards.commands import (
+    AcknowledgeAlarm,
+    AddSensor,
+    DecommissionHazardSource,
+    RecordAlarmEscalation,
+    RecordFinding,
+    RecordReading,
+    RectifyFinding,
+    RegisterHazardSource,
+    RemoveSensor,
+    UpdateHazardSource,
+)
+from cityops.domain.hazards.source import (
     AlarmEnd,
     AlarmLevel,
     Finding,
@@ -40,20 +54,6 @@ from cityops.domain.hazard import (
     open_alarms,
     overdue_findings,
 )
-from cityops.domain.hazard_catalogue import HazardCatalogue
-from cityops.domain.hazard_commands import (
-    AcknowledgeAlarm,
-    AddSensor,
-    DecommissionHazardSource,
-    RecordAlarmEscalation,
-    RecordFinding,
-    RecordReading,
-    RectifyFinding,
-    RegisterHazardSource,
-    RemoveSensor,
-    UpdateHazardSource,
-)
-from cityops.domain.hazards import HazardSources, LatestReading, LatestReadings
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # Monday 09:00 in Asia/Shanghai

@@ -18,7 +18,16 @@ from cityops.domain.commands import CommandContext
 from cityops.domain.duplicates import OpenReport
 from cityops.domain.errors import IllegalTransition
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hazard import (
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hazards.commands import (
+    AcknowledgeAlarm,
+    AddSensor,
+    RecordAlarmEscalation,
+    RecordReading,
+    RegisterHazardSource,
+)
+from cityops.domain.hazards.source import (
     AlarmLevel,
     HazardSource,
     HazardStatus,
@@ -26,17 +35,21 @@ from cityops.domain.hazard import (
     ThresholdDirection,
     open_alarms,
 )
-from cityops.domain.hazard_catalogue import HazardCatalogue
-from cityops.domain.hazard_commands import (
-    AcknowledgeAlarm,
-    AddSensor,
-    RecordAlarmEscalation,
-    RecordReading,
-    RegisterHazardSource,
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.commands import (
+    AcceptTicket,
+    AnswerTicket,
+    AssignTicket,
+    CallBackCaller,
+    CloseTicket,
+    ConvertTicketToCase,
+    EscalateTicketToIncident,
+    MergeTicket,
+    ReceiveTicket,
+    ReplyToCaller,
+    ReturnTicket,
 )
-from cityops.domain.hazards import HazardSources
-from cityops.domain.hotline import TERMINAL, HotlineTicket, Satisfaction, TicketStatus
-from cityops.domain.hotlinetickets import HotlineTickets
+from cityops.domain.hotline.ticket import TERMINAL, HotlineTicket, Satisfaction, TicketStatus
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -215,17 +228,39 @@ class EverywhereD01:
 
 Step = tuple[str, int, int, str]
 TICKET_COMMANDS: dict[str, Callable[[HotlineTickets, UUID, UUID, str], object]] = {
-    "answer": lambda app, t, o, s: app.answer_at_first_contact(t, answer="a", actor=DUTY),
-    "assign": lambda app, t, o, s: app.assign(t, actor=DUTY),
-    "assign to water": lambda app, t, o, s: app.assign(t, department="water", actor=DUTY),
-    "accept": lambda app, t, o, s: app.accept(t, actor=DUTY),
-    "return": lambda app, t, o, s: app.return_to_centre(t, reason="not ours", actor=DUTY),
-    "reply": lambda app, t, o, s: app.reply(t, reply="done", actor=DUTY),
-    "call back": lambda app, t, o, s: app.call_back(t, satisfaction=s, actor=DUTY),
-    "merge": lambda app, t, o, s: app.merge_into(t, o, actor=DUTY),
-    "convert": lambda app, t, o, s: app.convert_to_case(t, actor=DUTY),
-    "escalate": lambda app, t, o, s: app.escalate_to_incident(t, actor=DUTY),
-    "close": lambda app, t, o, s: app.close_ticket(t, actor=DUTY),
+    "answer": lambda app, t, o, s: app.handle(
+        AnswerTicket(ticket_id=t, answer="a"),
+        CommandContext(actor=DUTY)).subject,
+    "assign": lambda app, t, o, s: app.handle(
+        AssignTicket(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
+    "assign to water": lambda app, t, o, s: app.handle(
+        AssignTicket(ticket_id=t, department="water"),
+        CommandContext(actor=DUTY)).subject,
+    "accept": lambda app, t, o, s: app.handle(
+        AcceptTicket(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
+    "return": lambda app, t, o, s: app.handle(
+        ReturnTicket(ticket_id=t, reason="not ours"),
+        CommandContext(actor=DUTY)).subject,
+    "reply": lambda app, t, o, s: app.handle(
+        ReplyToCaller(ticket_id=t, reply="done"),
+        CommandContext(actor=DUTY)).subject,
+    "call back": lambda app, t, o, s: app.handle(
+        CallBackCaller(ticket_id=t, satisfaction=s),
+        CommandContext(actor=DUTY)).subject,
+    "merge": lambda app, t, o, s: app.handle(
+        MergeTicket(ticket_id=t, primary_id=o),
+        CommandContext(actor=DUTY)).subject,
+    "convert": lambda app, t, o, s: app.handle(
+        ConvertTicketToCase(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
+    "escalate": lambda app, t, o, s: app.handle(
+        EscalateTicketToIncident(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
+    "close": lambda app, t, o, s: app.handle(
+        CloseTicket(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
 }
 # The main lifecycle is weighted up, so that random sequences get past the side exits.
 WEIGHTED = [*TICKET_COMMANDS, "assign", "accept", "accept", "accept", "reply", "reply", "reply",
@@ -266,10 +301,11 @@ def test_hotline_tickets_stay_consistent_under_any_sequence_of_commands(
     clock = Clock()
     app = RememberingHotline(POPO, catalogue=CATALOGUE, locator=EverywhereD01(),
                          open_tickets=NoOpenTickets(), clock=clock)
-    ids = [app.receive(channel="phone", ticket_type="complaint", topic="garbage",
-                       description=f"call {n}", actor=DUTY,
-                       caller_phone="13800138000" if phone else None,
-                       location=GeoPoint(121.4, 31.2)) for n, phone in enumerate(phones)]
+    ids = [app.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="garbage",
+                      description=f"call {n}", caller_phone="13800138000" if phone else None,
+                      location=GeoPoint(121.4, 31.2)),
+        CommandContext(actor=DUTY)).subject for n, phone in enumerate(phones)]
     for (command, index, offset, satisfaction), pause in zip(steps, hours, strict=False):
         clock.now += timedelta(hours=pause)
         ticket_id, other = ids[index], ids[(index + offset) % len(ids)]

@@ -23,21 +23,8 @@ from cityops.domain.errors import (
     OpenTasksRemain,
 )
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.incident import (
-    ContingencyPlan,
-    Finding,
-    FindingAspect,
-    Incident,
-    IncidentStatus,
-    LinkKind,
-    PlanLevel,
-    PlanStatus,
-    PlanTask,
-    ResourceRequirement,
-    TaskStatus,
-    plan_id_for,
-)
-from cityops.domain.incident_commands import (
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import (
     AcknowledgeTask,
     ActivatePlan,
     AddSituationReport,
@@ -66,7 +53,22 @@ from cityops.domain.incident_commands import (
     VerifyIncident,
     WaiveTask,
 )
-from cityops.domain.incidents import Incidents
+from cityops.domain.incidents.incident import (
+    Finding,
+    FindingAspect,
+    Incident,
+    IncidentStatus,
+    LinkKind,
+    TaskStatus,
+)
+from cityops.domain.incidents.plans import (
+    ContingencyPlan,
+    PlanLevel,
+    PlanStatus,
+    PlanTask,
+    ResourceRequirement,
+    plan_id_for,
+)
 
 START = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}

@@ -22,17 +22,8 @@ from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import Command, CommandContext
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.incident import (
-    Finding,
-    FindingAspect,
-    Incident,
-    IncidentStatus,
-    PlanLevel,
-    PlanTask,
-    ResourceRequirement,
-    TaskStatus,
-)
-from cityops.domain.incident_commands import (
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import (
     AcknowledgeTask,
     ActivatePlan,
     AddSituationReport,
@@ -57,7 +48,18 @@ from cityops.domain.incident_commands import (
     VerifyIncident,
     WaiveTask,
 )
-from cityops.domain.incidents import Incidents
+from cityops.domain.incidents.incident import (
+    Finding,
+    FindingAspect,
+    Incident,
+    IncidentStatus,
+    TaskStatus,
+)
+from cityops.domain.incidents.plans import (
+    PlanLevel,
+    PlanTask,
+    ResourceRequirement,
+)
 
 START = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 CATALOGUE = Catalogue.load()

@@ -12,8 +12,8 @@ import pytest
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotPermitted
-from cityops.domain.gridcase import CaseStatus
-from cityops.domain.gridcase_commands import AssignCaseVerifier
+from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.gridcases.commands import AssignCaseVerifier
 
 WANG = Actor("insp-wang", Role.INSPECTOR)
 ZHOU = Actor("insp-zhou", Role.INSPECTOR)

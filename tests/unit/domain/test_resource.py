@@ -22,16 +22,8 @@ from cityops.domain.errors import (
     NotPermitted,
 )
 from cityops.domain.geometry import EARTH_RADIUS_M, GeoPoint
-from cityops.domain.resource import (
-    PositionFix,
-    PositionOutcome,
-    PositionPolicy,
-    Resource,
-    ResourceStatus,
-    StatusChange,
-    nearest_available,
-)
-from cityops.domain.resource_commands import (
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.commands import (
     ActivateResource,
     ClearScene,
     DeactivateResource,
@@ -47,7 +39,15 @@ from cityops.domain.resource_commands import (
     StandDownResource,
     TakeOutOfService,
 )
-from cityops.domain.resources import Resources
+from cityops.domain.resources.resource import (
+    PositionFix,
+    PositionOutcome,
+    PositionPolicy,
+    Resource,
+    ResourceStatus,
+    StatusChange,
+    nearest_available,
+)
 from cityops.domain.response_times import (
     Assignment,
     AssignmentOutcome,

@@ -18,8 +18,8 @@ from cityops.domain.commands import CommandContext
 from cityops.domain.coordination import RECENT_INCIDENTS, ResourceAssignments
 from cityops.domain.errors import IllegalTransition, NotFound, NotPermitted
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.incident import PlanLevel, ResourceRequirement
-from cityops.domain.incident_commands import (
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import (
     AssignResourceToIncident,
     CloseIncident,
     ContainIncident,
@@ -29,9 +29,9 @@ from cityops.domain.incident_commands import (
     RespondToIncident,
     VerifyIncident,
 )
-from cityops.domain.incidents import Incidents
-from cityops.domain.resource import Departure, ResourceStatus
-from cityops.domain.resource_commands import (
+from cityops.domain.incidents.plans import PlanLevel, ResourceRequirement
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.commands import (
     ActivateResource,
     ClearScene,
     DispatchResource,
@@ -40,7 +40,7 @@ from cityops.domain.resource_commands import (
     ReportEnRoute,
     ReportOnScene,
 )
-from cityops.domain.resources import Resources
+from cityops.domain.resources.resource import Departure, ResourceStatus
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)

@@ -19,15 +19,8 @@ from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition
 from cityops.domain.geometry import EARTH_RADIUS_M, GeoPoint
-from cityops.domain.resource import (
-    WITH_INCIDENT_STATUSES,
-    PositionOutcome,
-    PositionPolicy,
-    Resource,
-    ResourceStatus,
-    nearest_available,
-)
-from cityops.domain.resource_commands import (
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.commands import (
     ActivateResource,
     ClearScene,
     DeactivateResource,
@@ -43,7 +36,14 @@ from cityops.domain.resource_commands import (
     StandDownResource,
     TakeOutOfService,
 )
-from cityops.domain.resources import Resources
+from cityops.domain.resources.resource import (
+    WITH_INCIDENT_STATUSES,
+    PositionOutcome,
+    PositionPolicy,
+    Resource,
+    ResourceStatus,
+    nearest_available,
+)
 from cityops.domain.response_times import (
     assignments,
     duration_statistics,

@@ -20,7 +20,8 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DispatchCase,
     HandleCase,
@@ -29,11 +30,18 @@ from cityops.domain.gridcase_commands import (
     ReportCase,
     VerifyCase,
 )
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hotline import TicketStatus, case_id_for_ticket, incident_id_for_ticket
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incident import LinkKind
-from cityops.domain.incident_commands import (
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.commands import (
+    AssignTicket,
+    CallBackCaller,
+    CloseTicket,
+    ConvertTicketToCase,
+    EscalateTicketToIncident,
+    ReceiveTicket,
+)
+from cityops.domain.hotline.ticket import TicketStatus, case_id_for_ticket, incident_id_for_ticket
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import (
     CloseIncident,
     ContainIncident,
     DismissIncident,
@@ -43,7 +51,7 @@ from cityops.domain.incident_commands import (
     RespondToIncident,
     VerifyIncident,
 )
-from cityops.domain.incidents import Incidents
+from cityops.domain.incidents.incident import LinkKind
 from cityops.domain.ticketfollowup import TicketFollowUp
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
@@ -69,7 +77,10 @@ class Centre:
             "caller_name": "Zhang Wei", "caller_phone": "13800138000",
             "location": self.places.in_d01,
         }
-        return self.hotline.receive(**{**facts, **overrides})
+        facts.update(overrides)
+        context = CommandContext(**{k: facts.pop(k) for k in ("actor", "at", "command_id")
+                                    if k in facts})
+        return self.hotline.handle(ReceiveTicket(**facts), context).subject
 
     def to_case(self, ticket_id: UUID, *, record_on_ticket: bool = True) -> UUID:
         """What `CityOperations.ticket_to_case` does (optionally interrupted half-way)."""
@@ -81,7 +92,9 @@ class Centre:
                        case_id=case_id_for_ticket(ticket_id)),
             CommandContext(actor=OPERATOR)).subject
         if record_on_ticket:
-            self.hotline.convert_to_case(ticket_id, case_id=case_id, actor=OPERATOR)
+            self.hotline.handle(
+                ConvertTicketToCase(ticket_id=ticket_id, case_id=case_id),
+                CommandContext(actor=OPERATOR))
         return case_id
 
     def to_incident(self, ticket_id: UUID) -> UUID:
@@ -91,7 +104,9 @@ class Centre:
                 title="Two cars collided", location=self.places.in_d01, source="hotline",
                 incident_id=incident_id_for_ticket(ticket_id)),
             CommandContext(actor=OPERATOR)).subject
-        self.hotline.escalate_to_incident(ticket_id, incident_id=incident_id, actor=OPERATOR)
+        self.hotline.handle(
+            EscalateTicketToIncident(ticket_id=ticket_id, incident_id=incident_id),
+            CommandContext(actor=OPERATOR))
         self.incidents.handle(
             LinkToIncident(incident_id=incident_id, kind=LinkKind.HOTLINE_TICKET,
                 target_id=ticket_id),
@@ -143,7 +158,9 @@ class Centre:
 
     def call_back(self, ticket_id: UUID, satisfaction: str = "satisfied") -> None:
         self.clock.advance(minutes=5)
-        self.hotline.call_back(ticket_id, satisfaction=satisfaction, actor=OPERATOR)
+        self.hotline.handle(
+            CallBackCaller(ticket_id=ticket_id, satisfaction=satisfaction),
+            CommandContext(actor=OPERATOR))
 
 
 @pytest.fixture
@@ -168,7 +185,7 @@ def test_a_ticket_that_became_a_case_is_replied_from_the_case_result_when_it_clo
     with pytest.raises(IllegalTransition, match=f"grid case {case_id} is not finished yet"):
         centre.call_back(ticket_id)
     with pytest.raises(IllegalTransition, match="is not finished yet"):
-        centre.hotline.close_ticket(ticket_id, actor=OPERATOR)
+        centre.hotline.handle(CloseTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     for step in ("register", "dispatch", "handle"):
         centre.case_step(step, case_id)
     centre.follow()
@@ -199,7 +216,7 @@ def test_a_ticket_that_became_a_case_is_replied_from_the_case_result_when_it_clo
                if type(e).__name__.startswith(("Linked", "RepliedFrom")))
 
     centre.call_back(ticket_id)
-    centre.hotline.close_ticket(ticket_id, actor=OPERATOR)
+    centre.hotline.handle(CloseTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     assert centre.hotline.ticket(ticket_id).status is TicketStatus.CLOSED
 
 
@@ -256,7 +273,9 @@ def test_every_ticket_linked_to_an_incident_is_replied_when_it_is_dismissed(
     first = centre.call(topic="traffic-accident", ticket_type="request-for-help")
     incident_id = centre.to_incident(first)
     second = centre.call(topic="traffic-accident", ticket_type="request-for-help")
-    centre.hotline.escalate_to_incident(second, incident_id=incident_id, actor=OPERATOR)
+    centre.hotline.handle(
+        EscalateTicketToIncident(ticket_id=second, incident_id=incident_id),
+        CommandContext(actor=OPERATOR))
     centre.incidents.handle(
         LinkToIncident(incident_id=incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=second),
         CommandContext(actor=OPERATOR))
@@ -300,7 +319,7 @@ def test_dissatisfied_with_the_result_the_ticket_goes_back_to_the_centre(
     assert ticket.return_reason == (f"the caller is dissatisfied with the result of grid "
                                     f"case {case_id}")
     # Routed again, by default to the department that did the work, which replies itself.
-    centre.hotline.assign(ticket_id, actor=OPERATOR)
+    centre.hotline.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     assert centre.hotline.ticket(ticket_id).department == "urban-management"
 
 

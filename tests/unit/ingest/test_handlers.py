@@ -13,23 +13,15 @@ from cityops.domain.application import CommandReceipt
 from cityops.domain.commands import CommandContext
 from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus
-from cityops.domain.gridcase_commands import DispatchCase, RegisterCase, ReportCase
-from cityops.domain.hazard import AlarmLevel
-from cityops.domain.hazard_commands import (
-    AddSensor,
-    RegisterHazardSource,
-)
-from cityops.domain.hotline import TicketStatus
-from cityops.domain.incident_commands import (
-    ReportIncident,
-    VerifyIncident,
-)
-from cityops.domain.resource import Resource, ResourceStatus
-from cityops.domain.resource_commands import (
-    RegisterResource,
-    ReportOnScene,
-)
+from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase
+from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
+from cityops.domain.hazards.source import AlarmLevel
+from cityops.domain.hotline.commands import AcceptTicket, AssignTicket, ReceiveTicket
+from cityops.domain.hotline.ticket import TicketStatus
+from cityops.domain.incidents.commands import ReportIncident, VerifyIncident
+from cityops.domain.resources.commands import RegisterResource, ReportOnScene
+from cityops.domain.resources.resource import Resource, ResourceStatus
 from cityops.domain.response_times import assignments
 from cityops.ingest import messages
 from cityops.ingest.deadletters import StoredDeadLetters
@@ -449,14 +441,15 @@ def test_department_reports_handle_or_return_a_dispatched_case(
 
 def test_a_department_reply_is_recorded_on_its_ticket(
         target: IngestTarget, sender: Sender, city_point: GeoPoint) -> None:
-    ticket_id = target.hotline.receive(channel="phone", ticket_type="complaint",
-                                       topic="water-supply", description="No water",
-                                       location=city_point, actor=OPERATOR)
-    target.hotline.assign(ticket_id, actor=OPERATOR)
+    ticket_id = target.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="water-supply",
+                      description="No water", location=city_point),
+        CommandContext(actor=OPERATOR)).subject
+    target.hotline.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     department = target.hotline.ticket(ticket_id).department
     assert department is not None
     water = Actor("water-crm", Role.DEPARTMENT_USER, department)
-    target.hotline.accept(ticket_id, actor=water)
+    target.hotline.handle(AcceptTicket(ticket_id=ticket_id), CommandContext(actor=water))
     reply = messages.hotline_ticket_replied(ticket_id=ticket_id, reply="Repaired", actor=water)
     assert sender.send(IngestStream.DEPARTMENT_REPORTS, reply) is Outcome.APPLIED
     assert target.hotline.ticket(ticket_id).status is TicketStatus.REPLIED

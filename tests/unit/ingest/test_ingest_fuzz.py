@@ -20,14 +20,10 @@ from hypothesis import strategies as st
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import DispatchCase, RegisterCase, ReportCase
-from cityops.domain.hazard_commands import (
-    AddSensor,
-    RegisterHazardSource,
-)
-from cityops.domain.resource_commands import (
-    RegisterResource,
-)
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase
+from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
+from cityops.domain.hotline.commands import ReceiveTicket
+from cityops.domain.resources.commands import RegisterResource
 from cityops.ingest import messages
 from cityops.ingest.deadletters import StoredDeadLetters
 from cityops.ingest.handlers import IngestTarget
@@ -102,10 +98,11 @@ def _city(target: IngestTarget, point: GeoPoint) -> list[tuple[IngestStream, dic
     department = target.grid_cases.case(case_id).department
     assert department is not None
     crew = Actor(f"{department}-system", Role.DEPARTMENT_USER, department)
-    ticket_id: UUID = target.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="noise", description="drilling",
-        caller_name="Zhang San", caller_phone="13812345678", location=point,
-        actor=OPERATOR)
+    ticket_id: UUID = target.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="noise",
+                      description="drilling", caller_name="Zhang San", caller_phone="13812345678",
+                      location=point),
+        CommandContext(actor=OPERATOR)).subject
     return [
         (IngestStream.GRID_CASE_REPORTS, messages.grid_case_report(
             category="E0101", description="Exposed garbage", location=point,

@@ -23,14 +23,9 @@ from cityops.domain.errors import (
     NotFound,
     NotPermitted,
 )
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hazard_commands import (
-    AddSensor,
-    RegisterHazardSource,
-)
-from cityops.domain.resource_commands import (
-    RegisterResource,
-)
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
+from cityops.domain.resources.commands import RegisterResource
 from cityops.ingest import messages
 from cityops.ingest.catalogue import MessageCatalogue, Oversized, SchemaViolation
 from cityops.ingest.counters import IngestCounters
@@ -133,7 +128,7 @@ def test_stopping_interrupts_a_retry(target: IngestTarget, dead_letters: StoredD
 
 def test_an_unexpected_error_is_dead_lettered_with_its_class_and_the_worker_goes_on(
         target: IngestTarget, dead_letters: StoredDeadLetters, city_point: Any) -> None:
-    def broken(message: Any, target: IngestTarget) -> Effect:
+    def broken(message: Any, target: IngestTarget, batch: Any = None) -> Effect:
         raise KeyError("photos")
 
     pipeline = pipeline_with(target, dead_letters, broken)
@@ -371,7 +366,7 @@ def test_a_refused_message_in_a_batch_is_dead_lettered_alone(
 def test_readings_of_one_source_in_one_batch_are_judged_in_order(
         target: IngestTarget, pipeline: IngestPipeline, city_point: Any) -> None:
     from cityops.domain.actors import Actor, Role
-    from cityops.domain.hazard import AlarmLevel
+    from cityops.domain.hazards.source import AlarmLevel
 
     planner, gateway = Actor("planner", Role.PLANNER), Actor("gateway", Role.SYSTEM)
     start = datetime.now(UTC) - timedelta(hours=1)

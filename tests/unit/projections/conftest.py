@@ -16,8 +16,8 @@ from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext
 from cityops.domain.duplicates import DuplicatePolicy, OpenReport
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase_commands import DispatchCase, RegisterCase, ReportCase
-from cityops.domain.gridcases import GridCases
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase
 
 START = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
 """Tuesday 10 March 2026, 09:00 in Asia/Shanghai (the built-in calendar): a working morning."""

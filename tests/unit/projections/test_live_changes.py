@@ -15,7 +15,7 @@ import pytest
 
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext
-from cityops.domain.gridcase_commands import ReturnCaseToCentre
+from cityops.domain.gridcases.commands import ReturnCaseToCentre
 from cityops.projections.follower import Follower
 from cityops.projections.live_changes import LiveChangeLog, light_change_writer
 from cityops.projections.store import SqliteReadStore

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.commands import (
     CloseCase,
     DecideCaseSuspension,
     DispatchCase,

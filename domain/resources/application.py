@@ -24,13 +24,7 @@ from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext, handles
 from cityops.domain.errors import ConcurrencyConflict, InvalidValue
 from cityops.domain.permissions import check_permitted
-from cityops.domain.resource import (
-    PositionFix,
-    PositionOutcome,
-    PositionPolicy,
-    Resource,
-)
-from cityops.domain.resource_commands import (
+from cityops.domain.resources.commands import (
     ActivateResource,
     ClearScene,
     DeactivateResource,
@@ -50,6 +44,12 @@ from cityops.domain.resource_commands import (
     StatusReport,
     TakeOutOfService,
     Unchanged,
+)
+from cityops.domain.resources.resource import (
+    PositionFix,
+    PositionOutcome,
+    PositionPolicy,
+    Resource,
 )
 
 

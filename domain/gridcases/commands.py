@@ -18,7 +18,7 @@ from cityops.domain.catalogue import Urgency
 from cityops.domain.commands import Command
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseSource, RejectionReason
+from cityops.domain.gridcases.case import CaseSource, RejectionReason
 
 E = TypeVar("E", bound=StrEnum)
 

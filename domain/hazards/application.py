@@ -29,14 +29,8 @@ from cityops.domain.application import (
 from cityops.domain.commands import CommandContext, handles
 from cityops.domain.errors import ConcurrencyConflict, InvalidValue
 from cityops.domain.geometry import Area
-from cityops.domain.hazard import (
-    AlarmLevel,
-    HazardSource,
-    ReadingOutcome,
-    incident_id_for_alarm,
-)
-from cityops.domain.hazard_catalogue import HazardCatalogue
-from cityops.domain.hazard_commands import (
+from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hazards.commands import (
     AcknowledgeAlarm,
     AddSensor,
     DecommissionHazardSource,
@@ -47,6 +41,12 @@ from cityops.domain.hazard_commands import (
     RegisterHazardSource,
     RemoveSensor,
     UpdateHazardSource,
+)
+from cityops.domain.hazards.source import (
+    AlarmLevel,
+    HazardSource,
+    ReadingOutcome,
+    incident_id_for_alarm,
 )
 
 READING_ATTEMPTS = 3

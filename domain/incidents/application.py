@@ -1,5 +1,5 @@
 """The incident application: the handler of every command of the emergency stream and of
-its contingency plans (the commands themselves, as values: `domain/incident_commands.py`).
+its contingency plans (the commands themselves, as values: `domain/incidents/commands.py`).
 
 Incidents and plans share one application because activating a plan reads the plan and
 writes the incident's tasks in the same command; the incident (with its new tasks) is saved
@@ -24,20 +24,7 @@ from cityops.domain.application import (
 from cityops.domain.catalogue import Catalogue, IncidentLevel
 from cityops.domain.commands import handles
 from cityops.domain.errors import IllegalTransition, InvalidValue
-from cityops.domain.incident import (
-    ASSIGN_RESOURCE,
-    INCIDENT_OPEN_FOR_RESOURCES,
-    MAX_LEVEL_RANK,
-    MIN_LEVEL_RANK,
-    REGISTRY_ID,
-    ContingencyPlan,
-    Incident,
-    PlanLevel,
-    PlanOrders,
-    PlanRegistry,
-    plan_id_for,
-)
-from cityops.domain.incident_commands import (
+from cityops.domain.incidents.commands import (
     AcknowledgeTask,
     ActivatePlan,
     AddSituationReport,
@@ -66,6 +53,21 @@ from cityops.domain.incident_commands import (
     UnlinkFromIncident,
     VerifyIncident,
     WaiveTask,
+)
+from cityops.domain.incidents.incident import (
+    ASSIGN_RESOURCE,
+    INCIDENT_OPEN_FOR_RESOURCES,
+    Incident,
+)
+from cityops.domain.incidents.plans import (
+    MAX_LEVEL_RANK,
+    MIN_LEVEL_RANK,
+    REGISTRY_ID,
+    ContingencyPlan,
+    PlanLevel,
+    PlanOrders,
+    PlanRegistry,
+    plan_id_for,
 )
 
 

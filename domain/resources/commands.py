@@ -18,7 +18,7 @@ from uuid import UUID
 from cityops.domain.commands import Command
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.resource import normalise_call_sign
+from cityops.domain.resources.resource import normalise_call_sign
 from cityops.domain.values import checked_id, checked_instant
 
 

@@ -16,7 +16,7 @@ from uuid import UUID
 from cityops.domain.commands import Command
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.hazard import FindingSeverity, ThresholdDirection
+from cityops.domain.hazards.source import FindingSeverity, ThresholdDirection
 from cityops.domain.values import checked_id, checked_instant, checked_number
 
 

@@ -1,5 +1,5 @@
 """The grid-case application: the handler of every command of the city-management workflow
-(the commands themselves, as values: `domain/gridcase_commands.py`)."""
+(the commands themselves, as values: `domain/gridcases/commands.py`)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from cityops.domain.catalogue import Catalogue, LimitUnit, TimeLimit
 from cityops.domain.commands import handles
 from cityops.domain.duplicates import DuplicatePolicy, OpenReportFinder, propose_duplicates
 from cityops.domain.errors import InvalidValue
-from cityops.domain.gridcase import CaseStatus, GridCase
-from cityops.domain.gridcase_commands import (
+from cityops.domain.gridcases.case import CaseStatus, GridCase
+from cityops.domain.gridcases.commands import (
     AssignCaseVerifier,
     CloseCase,
     DecideCaseExtension,

@@ -19,13 +19,13 @@ from uuid import UUID
 from cityops.domain.commands import Command, enum_field
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.incident import (
+from cityops.domain.incidents.incident import (
     Finding,
     IncidentSource,
     LinkKind,
-    PlanLevel,
     casualty_figures,
 )
+from cityops.domain.incidents.plans import PlanLevel
 from cityops.domain.values import checked_id, checked_instant
 
 PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
