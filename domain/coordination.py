@@ -103,39 +103,49 @@ class ResourceAssignments:
     # goes through `_arrive`, so the incident always records it too.
 
     def assign(self, incident_id: UUID, resource_id: UUID, *, actor: Actor,
-               command_id: str | None = None) -> UUID:
+               command_id: str | None = None,
+               seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """Assign a resource to an incident from the incident (the centre's one click): an
         available one is dispatched; one that serves it already is only recorded there if
-        it is not yet (so running this again completes an interrupted assignment)."""
+        it is not yet (so running this again completes an interrupted assignment).
+        `seen_versions`: the versions its user saw (of the incident), checked first."""
         if self.resources.resource(resource_id).serves(incident_id):
-            return self._arrive(resource_id, incident_id, actor=actor, send=None)
+            return self._arrive(resource_id, incident_id, actor=actor, send=None,
+                                seen_versions=seen_versions)
         return self.dispatch(resource_id, incident_id=incident_id, actor=actor,
-                             command_id=command_id)
+                             command_id=command_id, seen_versions=seen_versions)
 
     def dispatch(self, resource_id: UUID, *, incident_id: UUID, actor: Actor,
                  position: GeoPoint | None = None, at: datetime | None = None,
-                 command_id: str | None = None) -> UUID:
+                 command_id: str | None = None,
+                 seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """Dispatch an available resource to an incident open for resources, recorded on
         both: dispatched on the resource, assigned on the incident."""
         return self._arrive(resource_id, incident_id, actor=actor, send=lambda: (
             self.resources.handle(
                 DispatchToOpenIncident(resource_id=resource_id, incident_id=incident_id,
                                        position=position),
-                CommandContext(actor=actor, command_id=command_id, at=at))))
+                CommandContext(actor=actor, command_id=command_id, at=at,
+                               seen_versions=seen_versions))),
+            seen_versions=seen_versions)
 
     def reassign(self, resource_id: UUID, *, incident_id: UUID, actor: Actor,
                  position: GeoPoint | None = None, at: datetime | None = None,
-                 command_id: str | None = None) -> UUID:
+                 command_id: str | None = None,
+                 seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """Move a resource straight to another incident open for resources: released on the
         one it leaves and assigned on the new one, each recorded on both streams."""
         return self._arrive(resource_id, incident_id, actor=actor, send=lambda: (
             self.resources.handle(
                 ReassignToOpenIncident(resource_id=resource_id, incident_id=incident_id,
                                        position=position),
-                CommandContext(actor=actor, command_id=command_id, at=at))))
+                CommandContext(actor=actor, command_id=command_id, at=at,
+                               seen_versions=seen_versions))),
+            seen_versions=seen_versions)
 
     def _arrive(self, resource_id: UUID, incident_id: UUID, *, actor: Actor,
-                send: Callable[[], object] | None) -> UUID:
+                send: Callable[[], object] | None,
+                seen_versions: Mapping[UUID, int]) -> UUID:
         """Send the resource (`send`: its dispatch or reassignment) to an incident and
         record it there; settle the incident it left.
 
@@ -143,15 +153,15 @@ class ResourceAssignments:
         anything is recorded on either stream. The incident's check is made while the
         resource's command decides (`DispatchToOpenIncident`), so a repeat of a command
         already done (same command id) is answered as such even if the incident has closed
-        since. Each step is
-        checked against what its stream already records (the incident's side is named by
-        the resource's arrival, see `Resource.arrival`), so running this again after an
-        interruption completes it without recording anything twice."""
+        since. Each step is checked against what its stream already records (the incident's
+        side is named by the resource's arrival, see `Resource.arrival`), so running this
+        again after an interruption completes it without recording anything twice. No step
+        is taken on a view its user did not see (`seen_versions`, checked first)."""
         # Both streams' permissions first: no step is taken that the next would refuse.
         check_permitted(RecordResourceArrival, actor)
         check_permitted(RecordResourceDeparture, actor)
-        self.resources.require_seen_version(self.resources.resource(resource_id))
-        self.incidents.require_seen_version(self.incidents.incident(incident_id))
+        self.resources.check_seen_version(self.resources.resource(resource_id), seen_versions)
+        self.incidents.check_seen_version(self.incidents.incident(incident_id), seen_versions)
         if send is None:
             self.incidents.admit_resource(incident_id)
         else:
@@ -177,10 +187,12 @@ class ResourceAssignments:
             CommandContext(actor=actor,
                            command_id=f"resource-arrival:{incident_id}:{resource_id}:{position}"))
 
-    def release(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
+    def release(self, incident_id: UUID, resource_id: UUID, *, actor: Actor,
+                seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """The centre releases a resource from an incident, recorded on both: one that has
-        not arrived is stood down, one on scene clears it (a depot or shelter closes)."""
-        self.incidents.require_seen_version(self.incidents.incident(incident_id))
+        not arrived is stood down, one on scene clears it (a depot or shelter closes).
+        `seen_versions`: the version of the incident its user saw, checked first."""
+        self.incidents.check_seen_version(self.incidents.incident(incident_id), seen_versions)
         released: list[UUID] = []
         if self.resources.exists(resource_id):
             resource = self.resources.resource(resource_id)
@@ -196,58 +208,68 @@ class ResourceAssignments:
                 and self.incidents.incident(incident_id).assignment(resource_id) is not None):
             self.incidents.handle(
                 ReleaseResourceFromIncident(incident_id=incident_id, resource_id=resource_id),
-                CommandContext(actor=actor))
+                CommandContext(actor=actor, seen_versions=seen_versions))
         return resource_id
 
     # The resource's own status changes that can take it off an incident: each is recorded
     # on the resource, then its incident records it too.
 
     def stand_down(self, resource_id: UUID, *, actor: Actor, position: GeoPoint | None = None,
-                   at: datetime | None = None, command_id: str | None = None) -> UUID:
+                   at: datetime | None = None, command_id: str | None = None,
+                   seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """Cancel an assignment before arrival, recorded on the incident too."""
         subject = self.resources.handle(
             StandDownResource(resource_id=resource_id, position=position),
-            CommandContext(actor=actor, command_id=command_id, at=at)).subject
+            CommandContext(actor=actor, command_id=command_id, at=at,
+                           seen_versions=seen_versions)).subject
         self.settle(resource_id, actor=actor)
         return subject
 
     def clear_scene(self, resource_id: UUID, *, actor: Actor, position: GeoPoint | None = None,
-                    at: datetime | None = None, command_id: str | None = None) -> UUID:
+                    at: datetime | None = None, command_id: str | None = None,
+                    seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """The resource leaves the scene, its work done; the incident records it."""
         subject = self.resources.handle(
             ClearScene(resource_id=resource_id, position=position),
-            CommandContext(actor=actor, command_id=command_id, at=at)).subject
+            CommandContext(actor=actor, command_id=command_id, at=at,
+                           seen_versions=seen_versions)).subject
         self.settle(resource_id, actor=actor)
         return subject
 
     def deactivate(self, resource_id: UUID, *, actor: Actor, at: datetime | None = None,
-                   command_id: str | None = None) -> UUID:
+                   command_id: str | None = None,
+                   seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """A depot or shelter closes for its incident; the incident records it."""
         subject = self.resources.handle(
             DeactivateResource(resource_id=resource_id),
-            CommandContext(actor=actor, command_id=command_id, at=at)).subject
+            CommandContext(actor=actor, command_id=command_id, at=at,
+                           seen_versions=seen_versions)).subject
         self.settle(resource_id, actor=actor)
         return subject
 
     def report_available(self, resource_id: UUID, *, actor: Actor,
                          position: GeoPoint | None = None, at: datetime | None = None,
-                         command_id: str | None = None) -> UUID:
+                         command_id: str | None = None,
+                         seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """A returning resource is ready again (its incident's release is completed if it
         was interrupted)."""
         subject = self.resources.handle(
             ReportAvailable(resource_id=resource_id, position=position),
-            CommandContext(actor=actor, command_id=command_id, at=at)).subject
+            CommandContext(actor=actor, command_id=command_id, at=at,
+                           seen_versions=seen_versions)).subject
         self.settle(resource_id, actor=actor)
         return subject
 
     def take_out_of_service(self, resource_id: UUID, *, reason: str, actor: Actor,
                             position: GeoPoint | None = None, at: datetime | None = None,
-                            command_id: str | None = None) -> UUID:
+                            command_id: str | None = None,
+                            seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """Withdraw a resource (its incident's release is completed if it was
         interrupted)."""
         subject = self.resources.handle(
             TakeOutOfService(resource_id=resource_id, reason=reason, position=position),
-            CommandContext(actor=actor, command_id=command_id, at=at)).subject
+            CommandContext(actor=actor, command_id=command_id, at=at,
+                           seen_versions=seen_versions)).subject
         self.settle(resource_id, actor=actor)
         return subject
 
@@ -331,11 +353,13 @@ class CityOperations:
     def escalate_alarm(self, source_id: UUID, alarm_id: UUID, *, actor: Actor,
                        category: str | None = None, incident_type: str | None = None,
                        title: str | None = None, level: str | None = None,
-                       incident_id: UUID | None = None) -> UUID:
+                       incident_id: UUID | None = None,
+                       seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """A hazard alarm becomes an incident at the hazard source (category, type and title
-        needed), or joins `incident_id`."""
+        needed), or joins `incident_id`. `seen_versions`: the version of the hazard source
+        its user saw (checked before any step)."""
         source = self.hazards.source(source_id)
-        self.hazards.require_seen_version(source)
+        self.hazards.check_seen_version(source, seen_versions)
         if alarm_id not in source.alarms:
             raise InvalidValue(f"hazard source {source_id} has no alarm {alarm_id}")
         if incident_id is None:
@@ -355,7 +379,8 @@ class CityOperations:
         self.hazards.handle(
             RecordAlarmEscalation(source_id=source_id, alarm_id=alarm_id,
                                   incident_id=incident_id),
-            CommandContext(actor=actor, command_id=f"alarm-to-incident:{alarm_id}:{incident_id}"))
+            CommandContext(actor=actor, command_id=f"alarm-to-incident:{alarm_id}:{incident_id}",
+                           seen_versions=seen_versions))
         self.incidents.handle(
             LinkToIncident(incident_id=incident_id, kind=LinkKind.HAZARD_ALARM,
                            target_id=alarm_id),
@@ -369,15 +394,19 @@ class CityOperations:
         return ResourceAssignments(incidents=self.incidents, resources=self.resources)
 
     def assign_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor,
-                        command_id: str | None = None) -> UUID:
+                        command_id: str | None = None,
+                        seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """Dispatch an available resource to an incident and record it on both."""
         return self.resource_assignments.assign(incident_id, resource_id, actor=actor,
-                                                command_id=command_id)
+                                                command_id=command_id,
+                                                seen_versions=seen_versions)
 
-    def release_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
+    def release_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor,
+                         seen_versions: Mapping[UUID, int] = NOTHING_SEEN) -> UUID:
         """Release a resource from an incident (standing it down or clearing the scene) and
         record it on both."""
-        return self.resource_assignments.release(incident_id, resource_id, actor=actor)
+        return self.resource_assignments.release(incident_id, resource_id, actor=actor,
+                                                 seen_versions=seen_versions)
 
     def link_case(self, incident_id: UUID, case_id: UUID, *, actor: Actor) -> UUID:
         """Link a grid case to an incident (for example a road collapse during a flood)."""

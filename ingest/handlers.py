@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from cityops.bootstrap import CitySystem
-from cityops.domain.application import CommandBatch, StagingOverlap, observed_commands
+from cityops.domain.application import CommandBatch, StagingOverlap
 from cityops.domain.commands import CommandContext, CommandOutcome
 from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
@@ -120,17 +120,6 @@ def _effect(outcome: CommandOutcome) -> Effect:
     """A receipted command's effect: the outcome says whether it only repeated (its receipt
     made the repeat harmless, or refused an id reused for another message)."""
     return Effect.DUPLICATE if outcome.repeated else Effect.APPLIED
-
-
-def _receipted(command: Callable[[], object]) -> Effect:
-    """Run a command whose receipt is recorded under the message id, and say whether it was
-    a repeat: the command itself tells (its receipt made the repeat harmless, or refused an
-    id reused for another message), so nothing is looked up here."""
-    with observed_commands() as outcomes:
-        command()
-    # A repeat changes nothing, unless it completes what its first run left undone.
-    return (Effect.DUPLICATE if outcomes and all(o.repeated for o in outcomes)
-            else Effect.APPLIED)
 
 
 def report_grid_case(message: Message, target: IngestTarget, batch: Batch = None) -> Effect:

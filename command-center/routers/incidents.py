@@ -386,19 +386,21 @@ def waive_task(incident_id: UUID, task_id: UUID, body: Reason, system: SystemDep
 
 @router.post("/{incident_id}/resources")
 def assign_resource(incident_id: UUID, body: ResourceAssignment, system: SystemDep,
-                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId,
+                    seen: SeenVersion) -> dict[str, Any]:
     """Dispatch an available resource to the incident, recorded on both (one click)."""
     system.operations.assign_resource(incident_id, body.resource_id, actor=actor,
-                                      command_id=command_id)
+                                      command_id=command_id, seen_versions=seen)
     return _state(system, incident_id)
 
 
 @router.post("/{incident_id}/resources/{resource_id}/release")
 def release_resource(incident_id: UUID, resource_id: UUID, system: SystemDep,
-                     actor: CurrentActor) -> dict[str, Any]:
+                     actor: CurrentActor, seen: SeenVersion) -> dict[str, Any]:
     """Release a resource from the incident, recorded on both: it is stood down if it had
     not arrived, and clears the scene (a depot or shelter closes) if it had."""
-    system.operations.release_resource(incident_id, resource_id, actor=actor)
+    system.operations.release_resource(incident_id, resource_id, actor=actor,
+                                       seen_versions=seen)
     return _state(system, incident_id)
 
 

@@ -221,33 +221,37 @@ def revise_resource(resource_id: UUID, body: ResourceRevision, system: SystemDep
 
 @router.post("/{resource_id}/dispatch")
 def dispatch_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
-                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                      actor: CurrentActor, command_id: CommandId,
+                      seen: SeenVersion) -> dict[str, Any]:
     """Dispatch an available resource to an incident open for resources (verified or
     responding), recorded on both: the incident lists it too."""
     system.operations.resource_assignments.dispatch(
         resource_id, incident_id=body.incident_id, position=_point(body), at=body.at,
-        actor=actor, command_id=command_id)
+        actor=actor, command_id=command_id, seen_versions=seen)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/reassign")
 def reassign_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
-                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                      actor: CurrentActor, command_id: CommandId,
+                      seen: SeenVersion) -> dict[str, Any]:
     """Move a resource serving one incident straight to another open for resources: released
     on the one it leaves, assigned on the new one, each recorded on both."""
     system.operations.resource_assignments.reassign(
         resource_id, incident_id=body.incident_id, position=_point(body), at=body.at,
-        actor=actor, command_id=command_id)
+        actor=actor, command_id=command_id, seen_versions=seen)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/stand-down")
 def stand_down_resource(resource_id: UUID, body: StatusReport, system: SystemDep,
-                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                        actor: CurrentActor, command_id: CommandId,
+                        seen: SeenVersion) -> dict[str, Any]:
     """Cancel an assignment before arrival (available if it had not moved, else returning);
     its incident records it."""
     system.operations.resource_assignments.stand_down(
-        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id)
+        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id,
+        seen_versions=seen)
     return _state(system, resource_id)
 
 
@@ -279,40 +283,46 @@ def activate_resource(resource_id: UUID, body: Timed, system: SystemDep, actor: 
 
 @router.post("/{resource_id}/clear-scene")
 def clear_scene(resource_id: UUID, body: StatusReport, system: SystemDep, actor: CurrentActor,
-                command_id: CommandId) -> dict[str, Any]:
+                command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """A mobile resource leaves the scene, its work done: returning; its incident records
     it."""
     system.operations.resource_assignments.clear_scene(
-        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id)
+        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id,
+        seen_versions=seen)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/deactivate")
 def deactivate_resource(resource_id: UUID, body: Timed, system: SystemDep,
-                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                        actor: CurrentActor, command_id: CommandId,
+                        seen: SeenVersion) -> dict[str, Any]:
     """A depot or shelter closes for its incident: available again; its incident records
     it."""
     system.operations.resource_assignments.deactivate(resource_id, at=body.at, actor=actor,
-                                                      command_id=command_id)
+                                                      command_id=command_id,
+                                                      seen_versions=seen)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/available")
 def report_available(resource_id: UUID, body: StatusReport, system: SystemDep,
-                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                     actor: CurrentActor, command_id: CommandId,
+                     seen: SeenVersion) -> dict[str, Any]:
     """A returning resource is ready for the next assignment."""
     system.operations.resource_assignments.report_available(
-        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id)
+        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id,
+        seen_versions=seen)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/out-of-service")
 def take_out_of_service(resource_id: UUID, body: OutOfService, system: SystemDep,
-                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                        actor: CurrentActor, command_id: CommandId,
+                        seen: SeenVersion) -> dict[str, Any]:
     """Withdraw a resource that is not on an incident (maintenance, rest), with the reason."""
     system.operations.resource_assignments.take_out_of_service(
         resource_id, reason=body.reason, position=_point(body), at=body.at, actor=actor,
-        command_id=command_id)
+        command_id=command_id, seen_versions=seen)
     return _state(system, resource_id)
 
 
