@@ -18,6 +18,7 @@ from eventsourcing.application import Application
 from cityops.domain.accounts.application import Accounts
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.clock import Clock, system_clock
+from cityops.domain.commands import CommandHandlers
 from cityops.domain.coordination import CityOperations
 from cityops.domain.duplicates import DuplicatePolicy
 from cityops.domain.gridcases.application import GridCases
@@ -107,6 +108,13 @@ class CitySystem:
     def followers(self) -> list[Follower]:
         """The followers of the read models' active generation."""
         return self.generations.followers()
+
+    @property
+    def commands(self) -> CommandHandlers:
+        """The one entry point of commands (`domain/commands.py`): `handle(command,
+        context)` runs each in the application that handles its class."""
+        return CommandHandlers([self.grid_cases, self.incidents, self.hazards, self.hotline,
+                                self.resources, self.accounts, self.warnings])
 
     @property
     def operations(self) -> CityOperations:
@@ -261,7 +269,9 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         open_tickets=read_models.open_reports("rm_tickets", "topic"),
         duplicate_policy=duplicate_policy, clock=clock,
     )
-    resources = Resources(env(Resources.name), catalogue=catalogue, clock=clock)
+    # A resource is dispatched only to an incident open for resources (checked as it decides).
+    resources = Resources(env(Resources.name), catalogue=catalogue, clock=clock,
+                          incidents=incidents)
     warnings = Warnings(
         env(Warnings.name), catalogue=catalogue, geography=warning_geography(city),
         incident_of=incidents.incident, hazard_source_of=hazards.source,

@@ -2,7 +2,7 @@
 the duty officer from the incident over the depot's impact zone, approved by a second
 person (the duty chief), issued; widened when the leak spreads towards a school and the
 level is raised; cancelled once the leak is isolated. Through the warning desk's commands,
-as the dashboard sends them."""
+as the dashboard sends them: command values handed to `system.commands.handle`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from uuid import UUID
 
 from cityops.bootstrap import CitySystem
 from cityops.domain.actors import Actor
+from cityops.domain.commands import CommandContext
 from cityops.domain.warnings.commands import (
     ApproveWarning,
     CancelWarning,
@@ -19,6 +20,7 @@ from cityops.domain.warnings.commands import (
     DraftWarningUpdate,
     DrawnArea,
     IssueWarning,
+    WarningCommand,
 )
 from cityops.domain.warnings.content import (
     Certainty,
@@ -82,40 +84,41 @@ class GasLeakWarning:
     def _expires(self, now: datetime) -> datetime:
         return now + timedelta(hours=WARNING_HOURS)
 
+    def _act(self, command: WarningCommand, actor: Actor) -> UUID:
+        """One person's command, as the dashboard sends it."""
+        return self.system.commands.handle(command, CommandContext(actor=actor)).subject
+
     def draft(self) -> None:
         """The duty officer drafts a public warning from the incident over the depot's
         impact zone."""
         now = self.system.clock()
-        self.warning_id = self.system.warnings.handle(DraftWarning(
+        self.warning_id = self._act(DraftWarning(
             origin=OriginKind.INCIDENT, incident_id=self.incident_id, level="orange",
             urgency=Urgency.IMMEDIATE, certainty=Certainty.OBSERVED,
             texts=gas_leak_texts(spreading=False), expires=self._expires(now),
-            contact=CONTACT, area=self._circle()), actor=self.drafter)
+            contact=CONTACT, area=self._circle()), self.drafter)
 
     def approve(self) -> None:
         """A second person (the duty chief) approves it."""
         assert self.warning_id is not None
-        self.system.warnings.handle(ApproveWarning(warning_id=self.warning_id,
-                                                   note="Checked with the fire brigade"),
-                                    actor=self.approver)
+        self._act(ApproveWarning(warning_id=self.warning_id,
+                                 note="Checked with the fire brigade"), self.approver)
 
     def issue(self) -> None:
         assert self.warning_id is not None
-        self.system.warnings.handle(IssueWarning(warning_id=self.warning_id),
-                                    actor=self.drafter)
+        self._act(IssueWarning(warning_id=self.warning_id), self.drafter)
 
     def widen(self) -> None:
         """The leak spreads towards a school: the area is widened and the level raised."""
         assert self.warning_id is not None
         now = self.system.clock()
-        self.system.warnings.handle(DraftWarningUpdate(
+        self._act(DraftWarningUpdate(
             warning_id=self.warning_id, level="red", texts=gas_leak_texts(spreading=True),
             expires=self._expires(now), contact=CONTACT, area=self._circle(WIDENING),
-            reason="The leak spreads downwind; a school is inside the zone"),
-            actor=self.drafter)
+            reason="The leak spreads downwind; a school is inside the zone"), self.drafter)
 
     def cancel(self) -> None:
         assert self.warning_id is not None
-        self.system.warnings.handle(CancelWarning(
+        self._act(CancelWarning(
             warning_id=self.warning_id, reason="The leak is isolated; no further danger"),
-            actor=self.drafter)
+            self.drafter)

@@ -44,10 +44,12 @@ from lxml import etree
 
 from cityops.bootstrap import build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import Area
 from cityops.domain.warnings.commands import ApproveWarning, DraftWarning, DrawnArea, IssueWarning
 from cityops.domain.warnings.content import WarningText
 from cityops.feeds.cap import CAP_MEDIA_TYPE, CAP_NAMESPACE
+from cityops.feeds.commands import Subscribe
 from cityops.feeds.service import build_feed_service
 from cityops.feeds.settings import FeedSettings
 from cityops.feeds.streams import Stream
@@ -173,12 +175,12 @@ def main() -> None:
                 topic_prefix=prefix, transactional_id=f"{prefix}-publisher",
                 poll_interval_s=args.poll, webhook_allowed_destinations=["127.0.0.1/32"]),
                 warnings=desk)
-            feeds.subscriptions.subscribe(
-                department="fire", name="fire warnings",
-                filter=SubscriptionFilter(stream=Stream.WARNINGS), triggers=["created"],
+            feeds.subscriptions.subscribe(Subscribe(
+                department="fire", subscription_name="fire warnings",
+                filter=SubscriptionFilter(stream=Stream.WARNINGS), triggers=("created",),
                 delivery=Delivery(kind=DeliveryKind.WEBHOOK,
-                                  url=f"http://{host!s}:{port}/cap", secret=SECRET),
-                actor=ADMIN)
+                                  url=f"http://{host!s}:{port}/cap", secret=SECRET)),
+                CommandContext(actor=ADMIN))
             feeds.start()
             consumers = [consume(bootstrap, f"{prefix}.warnings", "kafka", arrivals, stop),
                          consume(bootstrap, bare_topic, "bare-kafka", arrivals, stop)]
@@ -200,10 +202,11 @@ def main() -> None:
                         texts=texts(n), expires=system.clock() + timedelta(hours=6),
                         contact="12345", level="orange", category="accident-disaster",
                         event_type="gas-leak", area=DrawnArea(polygons=(zone,))),
-                        actor=DRAFTER)
-                    desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
+                            CommandContext(actor=DRAFTER)).subject
+                    desk.handle(ApproveWarning(warning_id=warning_id),
+                                CommandContext(actor=APPROVER))
                     started = time.perf_counter()
-                    desk.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+                    desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
                     identifier = desk.notices(warning_id)[-1].identifier
                     seen = arrivals.wait([(w, identifier) for w in pipeline])
                     for where, at in seen.items():

@@ -1,10 +1,12 @@
 """Warnings: draft (from an incident, a hazard alarm or from scratch), revise, approve (a second
 person for a public warning), issue, update, cancel or discard; list and get from the read
 model, each message sent out, and the history. Each command route builds the warning desk's
-command value and hands it to `Warnings.handle`."""
+command value and its `CommandContext` (the version seen from `If-Match`) and hands them to
+`system.commands.handle`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -25,7 +27,9 @@ from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import scope_guard, scope_of
 from cityops.command_center.sharing import DocumentView, warning_view
+from cityops.command_center.versions import SeenVersion
 from cityops.domain.actors import Actor
+from cityops.domain.commands import CommandContext
 from cityops.domain.warnings.commands import (
     ApproveWarning,
     CancelWarning,
@@ -240,10 +244,13 @@ def _state(system: SystemDep, warning_id: UUID, actor: Actor) -> dict[str, Any]:
                  warning_view(system, actor))
 
 
-def _run(system: SystemDep, command: WarningCommand, actor: Actor,
-         command_id: str | None) -> dict[str, Any]:
-    warning_id = system.warnings.handle(command, actor=actor, command_id=command_id)
-    return _state(system, warning_id, actor)
+def _run(system: SystemDep, command: WarningCommand, actor: Actor, command_id: str | None,
+         seen: Mapping[UUID, int]) -> dict[str, Any]:
+    """Hand the command to the one entry point, as its user saw the warning (`If-Match`),
+    and answer the warning."""
+    outcome = system.commands.handle(command, CommandContext(
+        actor=actor, command_id=command_id, seen_versions=seen))
+    return _state(system, outcome.subject, actor)
 
 
 # --- routes ----------------------------------------------------------------------------------
@@ -258,7 +265,7 @@ def draft_warning(body: WarningDraftIn, system: SystemDep, actor: CurrentActor,
                            hazard_source_id=body.hazard_source_id, alarm_id=body.alarm_id,
                            category=body.category, event_type=body.event_type,
                            **body.wording())
-    return _run(system, command, actor, command_id)
+    return _run(system, command, actor, command_id, {})
 
 
 @router.get("", response_model=WarningsPage, response_model_exclude_unset=True)
@@ -352,53 +359,56 @@ def warning_history(warning_id: UUID, system: SystemDep,
 @router.post("/{warning_id}/revise", response_model=WarningOut,
              response_model_exclude_unset=True)
 def revise_warning(warning_id: UUID, body: WarningRevisionIn, system: SystemDep,
-                   actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                   actor: CurrentActor, command_id: CommandId,
+                   seen: SeenVersion) -> dict[str, Any]:
     """Change the content under preparation (an approval already given is withdrawn)."""
     command = ReviseWarningDraft(warning_id=warning_id, reason=body.reason, **body.wording())
-    return _run(system, command, actor, command_id)
+    return _run(system, command, actor, command_id, seen)
 
 
 @router.post("/{warning_id}/approve", response_model=WarningOut,
              response_model_exclude_unset=True)
 def approve_warning(warning_id: UUID, body: ApprovalIn, system: SystemDep,
-                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId,
+                   seen: SeenVersion) -> dict[str, Any]:
     """Approve the content under preparation: a public warning by someone who did not write
     it (else 403)."""
     return _run(system, ApproveWarning(warning_id=warning_id, note=body.note), actor,
-                command_id)
+                command_id, seen)
 
 
 @router.post("/{warning_id}/issue", response_model=WarningOut,
              response_model_exclude_unset=True)
 def issue_warning(warning_id: UUID, body: IssueIn, system: SystemDep, actor: CurrentActor,
-                  command_id: CommandId) -> dict[str, Any]:
+                  command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Send the approved content out: the first alert, or an update."""
-    return _run(system, IssueWarning(warning_id=warning_id), actor, command_id)
+    return _run(system, IssueWarning(warning_id=warning_id), actor, command_id, seen)
 
 
 @router.post("/{warning_id}/update", response_model=WarningOut,
              response_model_exclude_unset=True)
 def update_warning(warning_id: UUID, body: WarningUpdateIn, system: SystemDep,
-                   actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                   actor: CurrentActor, command_id: CommandId,
+                   seen: SeenVersion) -> dict[str, Any]:
     """Prepare an update of the issued warning (approved and issued like the first alert)."""
     command = DraftWarningUpdate(warning_id=warning_id, reason=body.reason, **body.wording())
-    return _run(system, command, actor, command_id)
+    return _run(system, command, actor, command_id, seen)
 
 
 @router.post("/{warning_id}/cancel", response_model=WarningOut,
              response_model_exclude_unset=True)
 def cancel_warning(warning_id: UUID, body: ReasonIn, system: SystemDep, actor: CurrentActor,
-                   command_id: CommandId) -> dict[str, Any]:
+                   command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """End the issued warning now: the cancellation goes out."""
     return _run(system, CancelWarning(warning_id=warning_id, reason=body.reason), actor,
-                command_id)
+                command_id, seen)
 
 
 @router.post("/{warning_id}/discard", response_model=WarningOut,
              response_model_exclude_unset=True)
 def discard_warning(warning_id: UUID, body: ReasonIn, system: SystemDep, actor: CurrentActor,
-                    command_id: CommandId) -> dict[str, Any]:
+                    command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Drop the draft (never issued) or the update in preparation."""
     return _run(system, DiscardWarningDraft(warning_id=warning_id, reason=body.reason), actor,
-                command_id)
+                command_id, seen)
 

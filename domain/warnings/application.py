@@ -1,7 +1,9 @@
 """The warning desk's application: every command of the warning stream, in one place.
 
-A command value (`domain/warnings/commands.py`) is handed to `Warnings.handle` with who acts
-and under which command id; its one handler builds the content from what the person wrote,
+A command value (`domain/warnings/commands.py`) is handed with its `CommandContext` (who
+acts, under which command id, the version they saw) to the one entry point
+(`system.commands.handle`, or this application's `handle`); its one handler (`@handles`)
+builds the content from what the person wrote,
 what the warning was drafted from (an incident, a hazard source's alarm) and the city's map
 (is the area in the city, which districts, streets and communities it touches), and calls
 the `Warning` aggregate, which keeps the workflow's rules.
@@ -15,9 +17,9 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID, uuid4, uuid5
 
-from cityops.domain.actors import Actor
-from cityops.domain.application import COMMAND_NAMESPACE, CityApplication, Clock
+from cityops.domain.application import COMMAND_NAMESPACE, CityApplication, Clock, UnitOfWork
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import handles
 from cityops.domain.errors import IllegalTransition, InvalidValue
 from cityops.domain.geometry import Area
 from cityops.domain.hazards.source import HazardSource, HazardStatus
@@ -30,7 +32,6 @@ from cityops.domain.warnings.commands import (
     DraftWarningUpdate,
     IssueWarning,
     ReviseWarningDraft,
-    WarningCommand,
     WarningWording,
 )
 from cityops.domain.warnings.content import (
@@ -118,126 +119,80 @@ class Warnings(CityApplication):
         """Every message the warning sent out, oldest first."""
         return list(self.warning(warning_id).notices)
 
-    # --- the one entry point ------------------------------------------------------------
+    # --- handlers (`@handles`: the one handler of each command class) ---------------------
 
-    def handle(self, command: WarningCommand, *, actor: Actor, command_id: str | None = None,
-               at: datetime | None = None) -> UUID:
-        """Run a warning command; returns the warning's id."""
-        handlers: dict[type[WarningCommand], Callable[..., UUID]] = {
-            DraftWarning: self._draft,
-            ReviseWarningDraft: self._revise,
-            ApproveWarning: self._approve,
-            IssueWarning: self._issue,
-            DraftWarningUpdate: self._draft_update,
-            CancelWarning: self._cancel,
-            DiscardWarningDraft: self._discard,
-        }
-        handler = handlers.get(type(command))
-        if handler is None:
-            raise InvalidValue(f"{type(command).__name__} is not a warning command")
-        return handler(command, actor=actor, command_id=command_id, at=at)
-
-    # --- handlers -----------------------------------------------------------------------
-
-    def _draft(self, command: DraftWarning, *, actor: Actor, command_id: str | None,
-               at: datetime | None) -> UUID:
-        when = self.now(at)
+    @handles(DraftWarning)
+    def draft(self, command: DraftWarning, uow: UnitOfWork) -> list[Warning]:
+        """A warning is drafted from an incident, a hazard source's alarm or from scratch."""
         if command.warning_id is not None:
             new_id = command.warning_id
-        elif command_id:
+        elif uow.command_id:
             # A repeated draft (same command id) lands on the same warning.
-            new_id = uuid5(COMMAND_NAMESPACE, f"warning:{command_id}")
+            new_id = uuid5(COMMAND_NAMESPACE, f"warning:{uow.command_id}")
         else:
             new_id = uuid4()
+        if uow.exists(new_id):
+            raise IllegalTransition(Warning.KIND, new_id, "already drafted", "draft")
+        origin, category, event_type, level, origin_area = self._origin(command)
+        content = self._content(command, origin=origin, category=category,
+                                event_type=event_type, origin_level=level,
+                                origin_area=origin_area, base=None, at=uow.now)
+        return [Warning.draft_new(warning_id=new_id, content=content, actor=uow.actor,
+                                  at=uow.now, drill_id=self.drill_id)]
 
-        def decide() -> list[Warning]:
-            if self.exists(new_id):
-                raise IllegalTransition(Warning.KIND, new_id, "already drafted", "draft")
-            origin, category, event_type, level, origin_area = self._origin(command)
-            content = self._content(command, origin=origin, category=category,
-                                    event_type=event_type, origin_level=level,
-                                    origin_area=origin_area, base=None, at=when)
-            return [Warning.draft_new(warning_id=new_id, content=content, actor=actor,
-                                      at=when, drill_id=self.drill_id)]
+    @handles(ReviseWarningDraft)
+    def revise(self, command: ReviseWarningDraft, uow: UnitOfWork) -> list[Warning]:
+        """The content under preparation is changed (an approval given is withdrawn)."""
+        warning = uow.load(Warning, command.warning_id)
+        base = warning.draft if warning.draft is not None else warning.content
+        content = self._reworded(warning, command, base, uow.now)
+        warning.revise(content=content, reason=command.reason, actor=uow.actor, at=uow.now)
+        return [warning]
 
-        return self.command(command.name, actor, command_id, command.args(), decide)
+    @handles(DraftWarningUpdate)
+    def draft_update(self, command: DraftWarningUpdate, uow: UnitOfWork) -> list[Warning]:
+        """An update of the issued warning is prepared."""
+        warning = uow.load(Warning, command.warning_id)
+        # The state first: an update of a cancelled warning is refused as such, before
+        # anything about its new content.
+        warning.require_status("update", WarningStatus.ISSUED)
+        content = self._reworded(warning, command, warning.issued_content, uow.now)
+        warning.draft_update(content=content, reason=command.reason, actor=uow.actor,
+                             at=uow.now)
+        return [warning]
 
-    def _revise(self, command: ReviseWarningDraft, *, actor: Actor, command_id: str | None,
-                at: datetime | None) -> UUID:
-        when = self.now(at)
+    @handles(ApproveWarning)
+    def approve(self, command: ApproveWarning, uow: UnitOfWork) -> list[Warning]:
+        """The content under preparation is approved (a public one by a second person)."""
+        warning = uow.load(Warning, command.warning_id)
+        warning.approve(note=command.note, actor=uow.actor, at=uow.now)
+        return [warning]
 
-        def decide() -> list[Warning]:
-            warning = self.warning(command.warning_id)
-            base = warning.draft if warning.draft is not None else warning.content
-            content = self._reworded(warning, command, base, when)
-            warning.revise(content=content, reason=command.reason, actor=actor, at=when)
-            return [warning]
+    @handles(IssueWarning)
+    def issue(self, command: IssueWarning, uow: UnitOfWork) -> list[Warning]:
+        """The approved content goes out: the first alert, or an update."""
+        warning = uow.load(Warning, command.warning_id)
+        warning.issue(sender=self.sender.sender, sender_name=self.sender.name,
+                      identifier_prefix=self.sender.identifier_prefix, actor=uow.actor,
+                      at=uow.now)
+        return [warning]
 
-        return self.command(command.name, actor, command_id, command.args(), decide)
+    @handles(CancelWarning)
+    def cancel(self, command: CancelWarning, uow: UnitOfWork) -> list[Warning]:
+        """The issued warning ends now: the cancellation goes out."""
+        warning = uow.load(Warning, command.warning_id)
+        warning.cancel(reason=command.reason, sender=self.sender.sender,
+                       sender_name=self.sender.name,
+                       identifier_prefix=self.sender.identifier_prefix, actor=uow.actor,
+                       at=uow.now)
+        return [warning]
 
-    def _draft_update(self, command: DraftWarningUpdate, *, actor: Actor,
-                      command_id: str | None, at: datetime | None) -> UUID:
-        when = self.now(at)
-
-        def decide() -> list[Warning]:
-            warning = self.warning(command.warning_id)
-            # The state first: an update of a cancelled warning is refused as such, before
-            # anything about its new content.
-            warning.require_status("update", WarningStatus.ISSUED)
-            content = self._reworded(warning, command, warning.issued_content, when)
-            warning.draft_update(content=content, reason=command.reason, actor=actor, at=when)
-            return [warning]
-
-        return self.command(command.name, actor, command_id, command.args(), decide)
-
-    def _approve(self, command: ApproveWarning, *, actor: Actor, command_id: str | None,
-                 at: datetime | None) -> UUID:
-        when = self.now(at)
-
-        def decide() -> list[Warning]:
-            warning = self.warning(command.warning_id)
-            warning.approve(note=command.note, actor=actor, at=when)
-            return [warning]
-
-        return self.command(command.name, actor, command_id, command.args(), decide)
-
-    def _issue(self, command: IssueWarning, *, actor: Actor, command_id: str | None,
-               at: datetime | None) -> UUID:
-        when = self.now(at)
-
-        def decide() -> list[Warning]:
-            warning = self.warning(command.warning_id)
-            warning.issue(sender=self.sender.sender, sender_name=self.sender.name,
-                          identifier_prefix=self.sender.identifier_prefix, actor=actor,
-                          at=when)
-            return [warning]
-
-        return self.command(command.name, actor, command_id, command.args(), decide)
-
-    def _cancel(self, command: CancelWarning, *, actor: Actor, command_id: str | None,
-                at: datetime | None) -> UUID:
-        when = self.now(at)
-
-        def decide() -> list[Warning]:
-            warning = self.warning(command.warning_id)
-            warning.cancel(reason=command.reason, sender=self.sender.sender,
-                           sender_name=self.sender.name,
-                           identifier_prefix=self.sender.identifier_prefix, actor=actor,
-                           at=when)
-            return [warning]
-
-        return self.command(command.name, actor, command_id, command.args(), decide)
-
-    def _discard(self, command: DiscardWarningDraft, *, actor: Actor, command_id: str | None,
-                 at: datetime | None) -> UUID:
-        when = self.now(at)
-
-        def decide() -> list[Warning]:
-            warning = self.warning(command.warning_id)
-            warning.discard(reason=command.reason, actor=actor, at=when)
-            return [warning]
-
-        return self.command(command.name, actor, command_id, command.args(), decide)
+    @handles(DiscardWarningDraft)
+    def discard(self, command: DiscardWarningDraft, uow: UnitOfWork) -> list[Warning]:
+        """The draft, or the update in preparation, is dropped."""
+        warning = uow.load(Warning, command.warning_id)
+        warning.discard(reason=command.reason, actor=uow.actor, at=uow.now)
+        return [warning]
 
     # --- building the content -----------------------------------------------------------
 

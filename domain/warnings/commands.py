@@ -1,7 +1,8 @@
-"""The warning desk's commands, as values: frozen dataclasses that check their own fields when
-built, handed to the one handler of each in `Warnings` (the HTTP routes, the simulator and
-tests only build them). `name` is the command's name in the role table
-(`domain/permissions.py`) and on its receipt.
+"""The warning desk's commands, as values (`cityops.domain.commands.Command`): frozen
+dataclasses that check their own fields when built, handed with a `CommandContext` to the one
+entry point (`system.commands.handle`), which runs the one handler of each in `Warnings`
+(`@handles`). The HTTP routes, the simulator and tests only build them. Their classes key the
+role table (`domain/permissions.py`); `name` is the command's name on its receipt.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+from cityops.domain.commands import Command
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area
 from cityops.domain.model import checked_text
-from cityops.domain.values import checked_instant
+from cityops.domain.values import checked_id, checked_instant
 from cityops.domain.warnings.content import (
     Certainty,
     OriginKind,
@@ -28,14 +30,25 @@ from cityops.domain.warnings.content import (
 
 
 @dataclass(frozen=True, kw_only=True)
-class WarningCommand:
+class WarningCommand(Command):
     """Base of the warning desk's commands."""
 
     name: ClassVar[str]
 
-    def args(self) -> dict[str, Any]:
-        """What the command asks for, as data (its receipt's fingerprint)."""
+    def fingerprint_args(self) -> dict[str, Any]:
+        """What the command asks for, as data (nested values too: the texts, the area)."""
         return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OnWarning(WarningCommand):
+    """A command on one warning already drafted."""
+
+    name: ClassVar[str]
+    warning_id: UUID
+
+    def __post_init__(self) -> None:
+        checked_id("warning id", self.warning_id)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +135,12 @@ class DraftWarning(WarningCommand, WarningWording):
 
     def __post_init__(self) -> None:
         WarningWording.__post_init__(self)
+        for label, value in (("warning id", self.warning_id),
+                             ("incident id", self.incident_id),
+                             ("hazard source id", self.hazard_source_id),
+                             ("alarm id", self.alarm_id)):
+            if value is not None:
+                checked_id(label, value)
         object.__setattr__(self, "origin", enum_value(OriginKind, self.origin, "origin"))
         if self.origin is OriginKind.INCIDENT and self.incident_id is None:
             raise InvalidValue("a warning drafted from an incident names the incident")
@@ -140,65 +159,72 @@ class DraftWarning(WarningCommand, WarningWording):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReviseWarningDraft(WarningCommand, WarningWording):
+class ReviseWarningDraft(OnWarning, WarningWording):
     """Change the content under preparation (a draft or an update not yet issued); an
     approval already given is withdrawn."""
 
     name: ClassVar[str] = "warning.revise"
-    warning_id: UUID
     reason: str = ""
+
+    def __post_init__(self) -> None:
+        OnWarning.__post_init__(self)
+        WarningWording.__post_init__(self)
+        object.__setattr__(self, "reason", checked_text("reason", self.reason,
+                                                         required=False))
 
 
 @dataclass(frozen=True, kw_only=True)
-class DraftWarningUpdate(WarningCommand, WarningWording):
+class DraftWarningUpdate(OnWarning, WarningWording):
     """Prepare an update of an issued warning (a new area, level, wording or expiry); it is
     approved and issued like the first alert."""
 
     name: ClassVar[str] = "warning.update"
-    warning_id: UUID
     reason: str
 
     def __post_init__(self) -> None:
+        OnWarning.__post_init__(self)
         WarningWording.__post_init__(self)
         object.__setattr__(self, "reason", checked_text("reason", self.reason))
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApproveWarning(WarningCommand):
+class ApproveWarning(OnWarning):
     """A second person approves the content under preparation."""
 
     name: ClassVar[str] = "warning.approve"
-    warning_id: UUID
     note: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "note", checked_text("note", self.note, required=False))
 
 
 @dataclass(frozen=True, kw_only=True)
-class IssueWarning(WarningCommand):
+class IssueWarning(OnWarning):
     """Send the approved content out (the first alert or an update)."""
 
     name: ClassVar[str] = "warning.issue"
-    warning_id: UUID
 
 
 @dataclass(frozen=True, kw_only=True)
-class CancelWarning(WarningCommand):
+class CancelWarning(OnWarning):
     """End an issued warning now, with the reason (the cancellation goes out)."""
 
     name: ClassVar[str] = "warning.cancel"
-    warning_id: UUID
     reason: str
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "reason", checked_text("reason", self.reason))
 
 
 @dataclass(frozen=True, kw_only=True)
-class DiscardWarningDraft(WarningCommand):
+class DiscardWarningDraft(OnWarning):
     """Drop a draft never issued, or an update in preparation."""
 
     name: ClassVar[str] = "warning.discard"
-    warning_id: UUID
     reason: str
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "reason", checked_text("reason", self.reason))

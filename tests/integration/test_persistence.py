@@ -13,9 +13,18 @@ import pytest
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import CommandIdReused, ConcurrencyConflict, IllegalTransition
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.gridcases.commands import (
+    DispatchCase,
+    RegisterCase,
+    ReportCase,
+    RequestCaseSuspension,
+    ReturnCaseToCentre,
+)
+from cityops.domain.hazards.commands import AddSensor, RecordReading, RegisterHazardSource
 from cityops.domain.supervision import Light
 from cityops.projections.follower import Follower
 from cityops.projections.views import BBox
@@ -37,6 +46,21 @@ def inside_points(system: CitySystem, count: int) -> list[GeoPoint]:
     return points
 
 
+
+def opened_once(monkeypatch: pytest.MonkeyPatch, system: CitySystem, case: Any,
+                then: Callable[[], object] | None = None) -> None:
+    """The next command of `system` on grid cases decides on `case` as it was opened (after
+    which `then` runs, as another process writing meanwhile); later loads are the store's."""
+    real = type(system.grid_cases).load_for
+
+    def load_for(app: Any, cls: Any, aggregate_id: Any, *args: Any) -> Any:
+        monkeypatch.setattr(app, "load_for", real.__get__(app))
+        if then is not None:
+            then()
+        return case
+
+    monkeypatch.setattr(system.grid_cases, "load_for", load_for.__get__(system.grid_cases))
+
 class StorageContract:
     """The behaviour every back end must show."""
 
@@ -48,9 +72,10 @@ class StorageContract:
                category: str = "E0101") -> Any:
         # Reported by the inspector who patrols the place (elsewhere it would be marked).
         inspector = Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR)
-        return system.grid_cases.report(source="inspector", category=category,
-                                        description="garbage heap by the bus stop",
-                                        location=point, actor=inspector, command_id=command_id)
+        return system.grid_cases.handle(
+            ReportCase(source="inspector", category=category,
+                       description="garbage heap by the bus stop", location=point),
+            CommandContext(actor=inspector, command_id=command_id)).subject
 
     def test_a_case_recorded_by_one_process_is_read_identically_by_another(
         self, make_system: SystemFactory
@@ -58,8 +83,8 @@ class StorageContract:
         first, second = make_system(), make_system()
         point = inside_points(first, 1)[0]
         case_id = self.report(first, point)
-        first.grid_cases.register(case_id, actor=DISPATCHER)
-        first.grid_cases.dispatch(case_id, actor=DISPATCHER)
+        first.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+        first.grid_cases.handle(DispatchCase(case_id=case_id), CommandContext(actor=DISPATCHER))
         assert second.grid_cases.case(case_id).summary() == first.grid_cases.case(case_id).summary()
         assert second.grid_cases.case(case_id).status is CaseStatus.DISPATCHED
 
@@ -76,10 +101,11 @@ class StorageContract:
         with pytest.raises(CommandIdReused):
             self.report(second, point, command_id="field-app-42:report", category="E0102")
 
-    def test_two_dispatchers_cannot_both_win(self, make_system: SystemFactory) -> None:
+    def test_two_dispatchers_cannot_both_win(self, make_system: SystemFactory,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
         first, second = make_system(), make_system()
         case_id = self.report(first, inside_points(first, 1)[0])
-        first.grid_cases.register(case_id, actor=DISPATCHER)
+        first.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
         # Both dispatchers have the registered case open at the same time.
         mine = first.grid_cases.case(case_id)
         theirs = second.grid_cases.case(case_id)
@@ -87,45 +113,47 @@ class StorageContract:
         mine.dispatch(department="sanitation", deadline=now + timedelta(hours=8),
                       limit_unit="working_hours", instructions="", actor=DISPATCHER, at=now)
         first.grid_cases.save(mine)
-        theirs.dispatch(department="urban-management", deadline=now + timedelta(hours=8),
-                        limit_unit="working_hours", instructions="",
-                        actor=Actor("disp-2", Role.DISPATCHER), at=now)
+        # The second dispatcher's command decides on the case as they had it open.
+        opened_once(monkeypatch, second, theirs)
         with pytest.raises(ConcurrencyConflict, match="changed by someone else"):
-            second.grid_cases.run_command("grid-case.dispatch", actor=DISPATCHER,
-                                          command_id=None, args={}, decide=lambda: [theirs])
+            second.grid_cases.handle(
+                DispatchCase(case_id=case_id, department="urban-management"),
+                CommandContext(actor=Actor("disp-2", Role.DISPATCHER)))
         stored = second.grid_cases.case(case_id)
         assert stored.department == "sanitation"
         assert [type(e).__name__ for e in second.grid_cases.events.get(case_id)].count(
             "Dispatched") == 1
 
     def test_a_process_acting_on_a_case_it_has_cached_sees_what_another_process_did(
-        self, make_system: SystemFactory
+        self, make_system: SystemFactory, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         first, second = make_system(), make_system()
         assert first.grid_cases.repository.cache is not None, "the aggregate cache is on"
         case_id = self.report(first, inside_points(first, 1)[0])
-        first.grid_cases.register(case_id, actor=DISPATCHER)
+        first.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
         assert first.grid_cases.case(case_id).status is CaseStatus.REGISTERED  # now cached
-        second.grid_cases.dispatch(case_id, actor=DISPATCHER, department="sanitation")
+        second.grid_cases.handle(
+            DispatchCase(case_id=case_id, department="sanitation"),
+            CommandContext(actor=DISPATCHER))
         # The first process's cached copy is brought up to date before it decides.
         with pytest.raises(IllegalTransition, match="it is dispatched"):
-            first.grid_cases.dispatch(case_id, actor=DISPATCHER, department="urban-management")
+            first.grid_cases.handle(
+                DispatchCase(case_id=case_id, department="urban-management"),
+                CommandContext(actor=DISPATCHER))
         assert first.grid_cases.case(case_id).department == "sanitation"
 
-        def decide_while_the_other_process_writes() -> list[Any]:
-            case = first.grid_cases.case(case_id)
-            second.grid_cases.return_to_centre(case_id, reason="a sewer, not ours",
-                                               actor=SANITATION)
-            case.request_suspension(reason="road closure", expected_resume_at=None,
-                                    actor=SANITATION, at=case.modified_on)
-            return [case]
+        # The other process writes right after this one's command has read the case.
+        opened_once(monkeypatch, first, first.grid_cases.case(case_id), then=lambda: (
+            second.grid_cases.handle(
+                ReturnCaseToCentre(case_id=case_id, reason="a sewer, not ours"),
+                CommandContext(actor=SANITATION))))
 
         # Changed by the other process between this one's read and its save: a conflict,
         # never an overwrite, and the refused change leaves nothing in the cache.
         with pytest.raises(ConcurrencyConflict):
-            first.grid_cases.run_command("grid-case.request-suspension", actor=SANITATION,
-                                         command_id=None, args={"case_id": case_id},
-                                         decide=decide_while_the_other_process_writes)
+            first.grid_cases.handle(
+                RequestCaseSuspension(case_id=case_id, reason="road closure"),
+                CommandContext(actor=SANITATION))
         cached = first.grid_cases.case(case_id)
         assert cached.status is CaseStatus.RETURNED
         assert cached.summary() == second.grid_cases.case(case_id).summary()
@@ -158,7 +186,9 @@ class StorageContract:
         system = make_system()
         for index, point in enumerate(inside_points(system, 5)):
             case_id = self.report(system, point, command_id=f"rebuild-{index}")
-            system.grid_cases.register(case_id, actor=DISPATCHER)
+            system.grid_cases.handle(
+                RegisterCase(case_id=case_id),
+                CommandContext(actor=DISPATCHER))
         system.catch_up()
         before = system.read_models.page("rm_grid_cases", limit=100).items
         table = system.followers[0].tables
@@ -172,7 +202,7 @@ class StorageContract:
         system = make_system()
         points = inside_points(system, 4)
         ids = [self.report(system, p, command_id=f"query-{i}") for i, p in enumerate(points)]
-        system.grid_cases.register(ids[0], actor=DISPATCHER)
+        system.grid_cases.handle(RegisterCase(case_id=ids[0]), CommandContext(actor=DISPATCHER))
         system.catch_up()
         registered = system.read_models.page("rm_grid_cases", filters={"status": ["registered"]})
         assert [d["id"] for d in registered.items] == [str(ids[0])]
@@ -200,18 +230,25 @@ class StorageContract:
     ) -> None:
         recorder, reader = make_system(), make_system()
         city_source = recorder.city.hazard_sources[0]
-        source_id = recorder.hazards.register(
-            hazard_type=city_source.hazard_type, name=city_source.name,
-            owner_name=city_source.owner_name, owner_contact=city_source.owner_contact,
-            grade=city_source.grade, location=city_source.location, actor=DISPATCHER)
-        recorder.hazards.add_sensor(source_id, sensor_id="gas-1", kind="gas-concentration",
-                                    unit="%LEL", direction="high", warning=20, alarm=40,
-                                    actor=DISPATCHER)
+        source_id = recorder.hazards.handle(
+            RegisterHazardSource(hazard_type=city_source.hazard_type,
+                source_name=city_source.name, owner_name=city_source.owner_name,
+                owner_contact=city_source.owner_contact, grade=city_source.grade,
+                location=city_source.location),
+            CommandContext(actor=DISPATCHER)).subject
+        recorder.hazards.handle(
+            AddSensor(source_id=source_id, sensor_id="gas-1", kind="gas-concentration",
+                unit="%LEL", direction="high", warning=20, alarm=40),
+            CommandContext(actor=DISPATCHER))
         gateway = Actor("iot-gateway", Role.SYSTEM)
         now = datetime.now(UTC)
-        recorder.hazards.record_reading(source_id, "gas-1", 12.5, now, actor=gateway)
-        recorder.hazards.record_reading(source_id, "gas-1", 3.0, now - timedelta(minutes=1),
-                                        actor=gateway)
+        recorder.hazards.judge_reading(
+            RecordReading(source_id=source_id, sensor_id="gas-1", value=12.5, measured_at=now),
+            CommandContext(actor=gateway))
+        recorder.hazards.judge_reading(
+            RecordReading(source_id=source_id, sensor_id="gas-1", value=3.0,
+                measured_at=now - timedelta(minutes=1)),
+            CommandContext(actor=gateway))
         seen = reader.hazards.latest_readings.of_source(source_id)
         assert set(seen) == {"gas-1"}
         assert (seen["gas-1"].value, seen["gas-1"].measured_at) == (12.5, now)

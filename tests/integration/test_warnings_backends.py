@@ -16,8 +16,10 @@ import shapely
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area, GeoPoint
+from cityops.domain.incidents.commands import ReportIncident
 from cityops.domain.incidents.incident import IncidentSource
 from cityops.domain.warnings.commands import (
     ApproveWarning,
@@ -64,24 +66,25 @@ def square(half: float) -> Area:
 
 
 def test_a_warnings_life_is_stored_and_projected(system: CitySystem) -> None:
-    incident_id = system.incidents.report(
+    incident_id = system.commands.handle(ReportIncident(
         category="accident-disaster", incident_type="gas-leak", title="Gas leak",
         location=GeoPoint(*DEPOT), affected_area=square(0.004), warning="orange",
-        source=IncidentSource.HOTLINE, actor=DRAFTER)
+        source=IncidentSource.HOTLINE), CommandContext(actor=DRAFTER)).subject
     desk = system.warnings
     expires = system.clock() + timedelta(hours=6)
     warning_id = desk.handle(DraftWarning(origin=OriginKind.INCIDENT, incident_id=incident_id,
                                           texts=TEXTS, expires=expires, contact="12345"),
-                             actor=DRAFTER, command_id="by:duty-zhao:w1")
+                             CommandContext(actor=DRAFTER, command_id="by:duty-zhao:w1")).subject
     with pytest.raises(SecondPersonRequired):
-        desk.handle(ApproveWarning(warning_id=warning_id), actor=DRAFTER)
-    desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
-    desk.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+        desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
+    desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
+    desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
     desk.handle(DraftWarningUpdate(warning_id=warning_id, texts=TEXTS, expires=expires,
                                    contact="12345", reason="spreading",
-                                   area=DrawnArea(polygons=(square(0.015),))), actor=DRAFTER)
-    desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
-    desk.handle(IssueWarning(warning_id=warning_id), actor=APPROVER)
+                                   area=DrawnArea(polygons=(square(0.015),))),
+                                       CommandContext(actor=DRAFTER))
+    desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
+    desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
     system.catch_up()
 
     # The read model while the update is in force: one row, issued, its wider area.
@@ -102,13 +105,14 @@ def test_a_warnings_life_is_stored_and_projected(system: CitySystem) -> None:
             covered = txn.fetchone()
         assert covered is not None and covered[0] == 1, "the wider area is in PostGIS"
 
-    desk.handle(CancelWarning(warning_id=warning_id, reason="all clear"), actor=DRAFTER)
+    desk.handle(CancelWarning(warning_id=warning_id, reason="all clear"),
+                CommandContext(actor=DRAFTER))
     # Nothing recorded for a refused command.
     with pytest.raises(InvalidValue, match="outside the city"):
         desk.handle(DraftWarning(category="accident-disaster", event_type="gas-leak",
                                  level="red", texts=TEXTS, expires=expires, contact="1",
                                  area=DrawnArea(polygons=(Area(wkt=shapely.box(
-                                     100, 10, 100.1, 10.1).wkt),))), actor=DRAFTER)
+                                     100, 10, 100.1, 10.1).wkt),))), CommandContext(actor=DRAFTER))
     system.catch_up()
 
     # Read back from the store (no cache): every message exactly as sent.
@@ -126,5 +130,5 @@ def test_a_warnings_life_is_stored_and_projected(system: CitySystem) -> None:
     # A repeated draft command is the same warning.
     again = desk.handle(DraftWarning(origin=OriginKind.INCIDENT, incident_id=incident_id,
                                      texts=TEXTS, expires=expires, contact="12345"),
-                        actor=DRAFTER, command_id="by:duty-zhao:w1")
+                        CommandContext(actor=DRAFTER, command_id="by:duty-zhao:w1")).subject
     assert again == warning_id

@@ -22,6 +22,7 @@ from lxml import etree
 from cityops.bootstrap import CitySystem
 from cityops.command_center.app import create_app
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.warnings.application import Warnings
 from cityops.domain.warnings.commands import (
@@ -35,6 +36,7 @@ from cityops.domain.warnings.commands import (
 from cityops.domain.warnings.content import Scope, WarningCircle, WarningText
 from cityops.feeds import cap
 from cityops.feeds.cap_publishing import CapAlertLog, CapAlertReader
+from cityops.feeds.commands import Subscribe
 from cityops.feeds.service import FeedService, build_feed_service
 from cityops.feeds.streams import Stream
 from cityops.feeds.subscription import Delivery, DeliveryKind, SubscriptionFilter
@@ -81,9 +83,9 @@ def issue(desk: Warnings, point: GeoPoint, *, scope: Scope = Scope.PUBLIC,
         texts=texts(), expires=now + timedelta(hours=6), contact="City hotline 12345",
         level="red", category="accident-disaster", event_type="gas-leak", scope=scope,
         restriction=restriction, area=DrawnArea(polygons=(square(point, 0.004),))),
-        actor=DRAFTER)
-    desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
-    desk.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+            CommandContext(actor=DRAFTER)).subject
+    desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
+    desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
     return warning_id
 
 
@@ -94,11 +96,11 @@ def widen_and_cancel(desk: Warnings, warning_id: UUID, point: GeoPoint) -> None:
         expires=now + timedelta(hours=8), contact="City hotline 12345",
         area=DrawnArea(polygons=(square(point, 0.004),),
                        circles=(WarningCircle(point, 1.2),)),
-        reason="the leak is spreading"), actor=DRAFTER)
-    desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
-    desk.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+        reason="the leak is spreading"), CommandContext(actor=DRAFTER))
+    desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
+    desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
     desk.handle(CancelWarning(warning_id=warning_id, reason="the leak is stopped"),
-                actor=DRAFTER)
+                CommandContext(actor=DRAFTER))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -260,13 +262,13 @@ def test_a_drills_exercise_alerts_never_leave_the_drill(
 
 
 def hook(feeds: FeedService, department: str, receiver: WebhookReceiver) -> UUID:
-    subscription: UUID = feeds.subscriptions.subscribe(
-        department=department, name=f"{department} warnings",
+    subscription: UUID = feeds.subscriptions.subscribe(Subscribe(
+        department=department, subscription_name=f"{department} warnings",
         filter=SubscriptionFilter(stream=Stream.WARNINGS),
-        triggers=["created", "updated", "closed"],
+        triggers=("created", "updated", "closed"),
         delivery=Delivery(kind=DeliveryKind.WEBHOOK, url=receiver.url,
-                          secret=receiver.secret),
-        actor=ADMIN)
+                          secret=receiver.secret)),
+        CommandContext(actor=ADMIN)).subject
     return subscription
 
 
@@ -350,9 +352,10 @@ def test_a_warning_whose_document_fails_the_checks_is_recorded_and_not_published
         warning_id = desk.handle(DraftWarning(
             texts=texts(), expires=now + timedelta(hours=1), contact="12345", level="blue",
             category="accident-disaster", event_type="gas-leak",
-            area=DrawnArea(polygons=(tiny,), description="a point")), actor=DRAFTER)
-        desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
-        desk.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+            area=DrawnArea(polygons=(tiny,), description="a point")),
+                CommandContext(actor=DRAFTER)).subject
+        desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
+        desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
         log = CapAlertLog(feeds.store, desk)
         follow_all(log)
         assert log.of_warning(warning_id) == []

@@ -13,6 +13,7 @@ import pytest
 
 from cityops.bootstrap import CitySystem
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.warnings.commands import (
     ApproveWarning,
     DraftWarning,
@@ -42,18 +43,19 @@ def draft(system: CitySystem) -> UUID:
         category="accident-disaster", event_type="gas-leak", level="orange",
         texts=texts("Gas leak"), expires=system.clock() + timedelta(hours=3), contact="12345",
         area=DrawnArea(circles=(WarningCircle(centre=IN_TOWN, radius_km=1.0),))),
-        actor=DRAFTER)
+            CommandContext(actor=DRAFTER)).subject
 
 
 def approve_and_issue(system: CitySystem, warning_id: UUID) -> None:
-    system.warnings.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
-    system.warnings.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+    system.warnings.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
+    system.warnings.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
 
 
 def draft_update(system: CitySystem, warning_id: UUID) -> None:
     system.warnings.handle(DraftWarningUpdate(
         warning_id=warning_id, texts=texts("Unapproved wording"), contact="12345",
-        expires=system.clock() + timedelta(hours=4), reason="longer"), actor=DRAFTER)
+        expires=system.clock() + timedelta(hours=4), reason="longer"),
+            CommandContext(actor=DRAFTER))
 
 
 async def test_warnings_are_pushed_to_the_centre_and_issued_ones_to_departments(
@@ -119,8 +121,8 @@ async def test_a_department_sees_an_issued_warning_as_issued_while_an_update_is_
     await dispatcher.until(lambda m: same_warning(m)
                            and m["feature"]["properties"]["status"] == "update-drafted")
     drafted = (await fire.until(same_warning))["feature"]["properties"]
-    await asyncio.to_thread(system.warnings.handle, ApproveWarning(warning_id=warning_id),
-                            actor=APPROVER)
+    await asyncio.to_thread(system.commands.handle, ApproveWarning(warning_id=warning_id),
+                            CommandContext(actor=APPROVER))
     await dispatcher.until(lambda m: same_warning(m)
                            and m["feature"]["properties"]["status"] == "update-approved")
     approved = (await fire.until(lambda m: same_warning(m) and m["feature"]["properties"]
@@ -136,8 +138,8 @@ async def test_a_department_sees_an_issued_warning_as_issued_while_an_update_is_
         assert "draft" not in shown
     assert "Unapproved wording" not in str(fire.received) + str(late.received)
 
-    await asyncio.to_thread(system.warnings.handle, IssueWarning(warning_id=warning_id),
-                            actor=DRAFTER)
+    await asyncio.to_thread(system.commands.handle, IssueWarning(warning_id=warning_id),
+                            CommandContext(actor=DRAFTER))
     updated = (await fire.until(lambda m: same_warning(m) and m["feature"]["properties"]
                                 ["sequence"] == 2))["feature"]["properties"]
     assert updated["status"] == "issued" and "Unapproved wording" in str(updated["content"])

@@ -19,9 +19,12 @@ import shapely
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotPermitted
 from cityops.domain.geometry import Area, GeoPoint
+from cityops.domain.hazards.commands import AddSensor, RecordReading, RegisterHazardSource
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import ReportIncident
 from cityops.domain.incidents.incident import IncidentSource
 from cityops.domain.warnings.application import Warnings
 from cityops.domain.warnings.commands import (
@@ -139,14 +142,14 @@ def scratch(**changes: object) -> DraftWarning:
 
 
 def issued(desk: Warnings, **changes: object) -> UUID:
-    warning_id = desk.handle(scratch(**changes), actor=DRAFTER)
-    desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
-    desk.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+    warning_id = desk.handle(scratch(**changes), CommandContext(actor=DRAFTER)).subject
+    desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
+    desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
     return warning_id
 
 
 def test_a_public_warning_from_draft_to_cancellation(desk: Warnings, clock: FixedClock) -> None:
-    warning_id = desk.handle(scratch(), actor=DRAFTER)
+    warning_id = desk.handle(scratch(), CommandContext(actor=DRAFTER)).subject
     warning = desk.warning(warning_id)
     assert warning.status is WarningStatus.DRAFTED
     assert warning.draft is not None
@@ -156,11 +159,12 @@ def test_a_public_warning_from_draft_to_cancellation(desk: Warnings, clock: Fixe
     assert warning.draft.level.kind is LevelKind.COLOUR and warning.draft.level.rank == 2
 
     clock.advance(minutes=2)
-    desk.handle(ApproveWarning(warning_id=warning_id, note="checked"), actor=APPROVER)
+    desk.handle(ApproveWarning(warning_id=warning_id, note="checked"),
+                CommandContext(actor=APPROVER))
     assert desk.warning(warning_id).status is WarningStatus.APPROVED
 
     clock.advance(minutes=1)
-    desk.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+    desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
     warning = desk.warning(warning_id)
     assert warning.status is WarningStatus.ISSUED
     [alert] = warning.notices
@@ -174,13 +178,14 @@ def test_a_public_warning_from_draft_to_cancellation(desk: Warnings, clock: Fixe
     wider = DrawnArea(polygons=(ACROSS, WEST_SQUARE), description="West and East")
     desk.handle(DraftWarningUpdate(warning_id=warning_id, texts=texts("Leak spreading"),
                                    expires=START + timedelta(hours=8), contact="12345",
-                                   area=wider, reason="leak spreading east"), actor=DRAFTER)
+                                   area=wider, reason="leak spreading east"),
+                                       CommandContext(actor=DRAFTER))
     warning = desk.warning(warning_id)
     assert warning.status is WarningStatus.UPDATE_DRAFTED
     # The issued content stays in force while the update is prepared.
     assert warning.content == alert.content
-    desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
-    desk.handle(IssueWarning(warning_id=warning_id), actor=APPROVER)
+    desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
+    desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
     warning = desk.warning(warning_id)
     update = warning.notices[-1]
     assert update.msg_type is MessageType.UPDATE and update.sequence == 2
@@ -190,7 +195,8 @@ def test_a_public_warning_from_draft_to_cancellation(desk: Warnings, clock: Fixe
     assert update.content.origin == alert.content.origin
 
     clock.advance(minutes=90)
-    desk.handle(CancelWarning(warning_id=warning_id, reason="leak stopped"), actor=DRAFTER)
+    desk.handle(CancelWarning(warning_id=warning_id, reason="leak stopped"),
+                CommandContext(actor=DRAFTER))
     warning = desk.warning(warning_id)
     cancel = warning.notices[-1]
     assert warning.status is WarningStatus.CANCELLED
@@ -204,56 +210,56 @@ def test_a_public_warning_from_draft_to_cancellation(desk: Warnings, clock: Fixe
 
 
 def test_the_drafter_cannot_approve_a_public_warning(desk: Warnings) -> None:
-    warning_id = desk.handle(scratch(), actor=DRAFTER)
+    warning_id = desk.handle(scratch(), CommandContext(actor=DRAFTER)).subject
     version = desk.warning(warning_id).version
     with pytest.raises(SecondPersonRequired, match="second person"):
-        desk.handle(ApproveWarning(warning_id=warning_id), actor=DRAFTER)
+        desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
     assert isinstance(SecondPersonRequired("x"), NotPermitted)
     assert desk.warning(warning_id).version == version
     with pytest.raises(IllegalTransition):
-        desk.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+        desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
     assert desk.warning(warning_id).notices == []
 
 
 def test_whoever_revised_a_public_draft_cannot_approve_it_either(desk: Warnings) -> None:
-    warning_id = desk.handle(scratch(), actor=DRAFTER)
+    warning_id = desk.handle(scratch(), CommandContext(actor=DRAFTER)).subject
     desk.handle(ReviseWarningDraft(warning_id=warning_id, texts=texts("Gas leak: stay in"),
                                    expires=START + timedelta(hours=6), contact="12345",
-                                   level="red"), actor=APPROVER)
+                                   level="red"), CommandContext(actor=APPROVER))
     with pytest.raises(SecondPersonRequired):
-        desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
+        desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
     third = Actor("duty-sun", Role.DISPATCHER)
-    desk.handle(ApproveWarning(warning_id=warning_id), actor=third)
+    desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=third))
     assert desk.warning(warning_id).status is WarningStatus.APPROVED
 
 
 def test_a_revision_withdraws_an_approval(desk: Warnings) -> None:
-    warning_id = desk.handle(scratch(), actor=DRAFTER)
-    desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
+    warning_id = desk.handle(scratch(), CommandContext(actor=DRAFTER)).subject
+    desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
     desk.handle(ReviseWarningDraft(warning_id=warning_id, texts=texts(),
                                    expires=START + timedelta(hours=3), contact="12345"),
-                actor=DRAFTER)
+                                       CommandContext(actor=DRAFTER))
     warning = desk.warning(warning_id)
     assert warning.status is WarningStatus.DRAFTED and warning.approved_by is None
     with pytest.raises(IllegalTransition, match="drafted"):
-        desk.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+        desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
 
 
 def test_an_update_of_a_public_warning_needs_a_second_person_too(desk: Warnings) -> None:
     warning_id = issued(desk)
     desk.handle(DraftWarningUpdate(warning_id=warning_id, texts=texts(), contact="12345",
                                    expires=START + timedelta(hours=9), reason="longer"),
-                actor=APPROVER)
+                                       CommandContext(actor=APPROVER))
     with pytest.raises(SecondPersonRequired):
-        desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
+        desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
 
 
 def test_a_restricted_warning_may_be_approved_by_its_drafter(desk: Warnings) -> None:
     warning_id = desk.handle(scratch(scope=Scope.RESTRICTED,
                                      restriction="Emergency services of the city only"),
-                             actor=DRAFTER)
-    desk.handle(ApproveWarning(warning_id=warning_id), actor=DRAFTER)
-    desk.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+                                         CommandContext(actor=DRAFTER)).subject
+    desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
+    desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
     [notice] = desk.notices(warning_id)
     assert notice.scope is Scope.RESTRICTED
     assert notice.content.restriction == "Emergency services of the city only"
@@ -262,16 +268,16 @@ def test_a_restricted_warning_may_be_approved_by_its_drafter(desk: Warnings) -> 
 @pytest.mark.parametrize("actor", [LEADER, WATER, Actor("hotline-1", Role.HOTLINE_OPERATOR)])
 def test_only_the_centre_drafts_warnings(desk: Warnings, actor: Actor) -> None:
     with pytest.raises(NotPermitted, match=r"warning.draft"):
-        desk.handle(scratch(), actor=actor)
+        desk.handle(scratch(), CommandContext(actor=actor))
 
 
 def test_only_the_centre_approves_and_issues(desk: Warnings) -> None:
-    warning_id = desk.handle(scratch(), actor=DRAFTER)
+    warning_id = desk.handle(scratch(), CommandContext(actor=DRAFTER)).subject
     with pytest.raises(NotPermitted, match=r"warning.approve"):
-        desk.handle(ApproveWarning(warning_id=warning_id), actor=LEADER)
-    desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
+        desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=LEADER))
+    desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
     with pytest.raises(NotPermitted, match=r"warning.issue"):
-        desk.handle(IssueWarning(warning_id=warning_id), actor=WATER)
+        desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=WATER))
 
 
 # --- bad input: a clear refusal, nothing recorded ----------------------------------------------
@@ -286,21 +292,22 @@ def test_a_warning_without_an_area_is_refused() -> None:
 
 def test_a_warning_from_an_incident_without_an_affected_area_needs_one_drawn(
         desk: Warnings, incidents: Incidents) -> None:
-    incident_id = incidents.report(category="accident-disaster", incident_type="gas-leak",
-                                   title="Gas leak", location=GeoPoint(118.77, 32.05),
-                                   source=IncidentSource.HOTLINE, actor=DRAFTER)
+    incident_id = incidents.handle(ReportIncident(
+        category="accident-disaster", incident_type="gas-leak", title="Gas leak",
+        location=GeoPoint(118.77, 32.05), source=IncidentSource.HOTLINE),
+        CommandContext(actor=DRAFTER)).subject
     with pytest.raises(InvalidValue, match="no affected area"):
         desk.handle(DraftWarning(origin=OriginKind.INCIDENT, incident_id=incident_id,
                                  texts=texts(), expires=START + timedelta(hours=2),
-                                 contact="12345"), actor=DRAFTER)
+                                 contact="12345"), CommandContext(actor=DRAFTER))
 
 
 def test_an_area_outside_the_city_is_refused(desk: Warnings) -> None:
     with pytest.raises(InvalidValue, match="outside the city"):
-        desk.handle(scratch(area=DrawnArea(polygons=(FAR_AWAY,))), actor=DRAFTER)
+        desk.handle(scratch(area=DrawnArea(polygons=(FAR_AWAY,))), CommandContext(actor=DRAFTER))
     far_circle = WarningCircle(centre=GeoPoint(121.0, 31.0), radius_km=2)
     with pytest.raises(InvalidValue, match="outside the city"):
-        desk.handle(scratch(area=DrawnArea(circles=(far_circle,))), actor=DRAFTER)
+        desk.handle(scratch(area=DrawnArea(circles=(far_circle,))), CommandContext(actor=DRAFTER))
     assert desk.recorder.max_notification_id() in (None, 0)
 
 
@@ -311,19 +318,21 @@ def test_an_expiry_before_onset_is_refused() -> None:
 
 def test_an_expiry_before_the_default_onset_is_refused(desk: Warnings) -> None:
     with pytest.raises(InvalidValue, match="is not after onset"):
-        desk.handle(scratch(expires=START - timedelta(minutes=1)), actor=DRAFTER)
+        desk.handle(scratch(expires=START - timedelta(minutes=1)), CommandContext(actor=DRAFTER))
 
 
 def test_an_update_of_a_cancelled_warning_is_refused(desk: Warnings) -> None:
     warning_id = issued(desk)
-    desk.handle(CancelWarning(warning_id=warning_id, reason="all clear"), actor=DRAFTER)
+    desk.handle(CancelWarning(warning_id=warning_id, reason="all clear"),
+                CommandContext(actor=DRAFTER))
     version = desk.warning(warning_id).version
     with pytest.raises(IllegalTransition, match=r"cannot update warning .* it is cancelled"):
         desk.handle(DraftWarningUpdate(warning_id=warning_id, texts=texts(), contact="12345",
                                        expires=START + timedelta(hours=9), reason="again"),
-                    actor=DRAFTER)
+                                           CommandContext(actor=DRAFTER))
     with pytest.raises(IllegalTransition, match="cancelled"):
-        desk.handle(CancelWarning(warning_id=warning_id, reason="twice"), actor=DRAFTER)
+        desk.handle(CancelWarning(warning_id=warning_id, reason="twice"),
+                    CommandContext(actor=DRAFTER))
     assert desk.warning(warning_id).version == version
 
 
@@ -336,14 +345,14 @@ def test_a_circle_radius_in_metres_by_mistake_is_refused() -> None:
 
 def test_a_warning_is_written_in_both_languages(desk: Warnings) -> None:
     with pytest.raises(InvalidValue, match="the text in en-US is missing"):
-        desk.handle(scratch(texts=texts()[:1]), actor=DRAFTER)
+        desk.handle(scratch(texts=texts()[:1]), CommandContext(actor=DRAFTER))
     with pytest.raises(InvalidValue, match="unknown warning language 'fr'"):
         WarningText(language="fr", headline="h", description="d", instruction="i")
 
 
 def test_an_unknown_level_is_refused(desk: Warnings) -> None:
     with pytest.raises(InvalidValue, match="unknown warning level 'purple'"):
-        desk.handle(scratch(level="purple"), actor=DRAFTER)
+        desk.handle(scratch(level="purple"), CommandContext(actor=DRAFTER))
 
 
 def test_a_polygon_with_a_hole_is_refused() -> None:
@@ -358,14 +367,13 @@ def test_a_polygon_with_a_hole_is_refused() -> None:
 
 def test_a_warning_from_an_incident_takes_its_affected_area_type_and_warning_colour(
         desk: Warnings, incidents: Incidents) -> None:
-    incident_id = incidents.report(category="accident-disaster", incident_type="gas-leak",
-                                   title="Gas leak at the depot",
-                                   location=GeoPoint(118.79, 32.05),
-                                   affected_area=ACROSS, warning="yellow",
-                                   source=IncidentSource.HOTLINE, actor=DRAFTER)
+    incident_id = incidents.handle(ReportIncident(
+        category="accident-disaster", incident_type="gas-leak", title="Gas leak at the depot",
+        location=GeoPoint(118.79, 32.05), affected_area=ACROSS, warning="yellow",
+        source=IncidentSource.HOTLINE), CommandContext(actor=DRAFTER)).subject
     warning_id = desk.handle(DraftWarning(origin=OriginKind.INCIDENT, incident_id=incident_id,
                                           texts=texts(), expires=START + timedelta(hours=2),
-                                          contact="12345"), actor=DRAFTER)
+                                          contact="12345"), CommandContext(actor=DRAFTER)).subject
     draft = desk.warning(warning_id).draft
     assert draft is not None
     assert (draft.category, draft.event_type, draft.level.code) == (
@@ -386,32 +394,36 @@ def test_an_issued_warning_past_its_expiry_is_shown_expired_and_can_no_longer_ch
     assert warning.status_at(clock.now) is WarningStatus.EXPIRED
     assert warning.summary(clock.now)["status"] == "expired"
     with pytest.raises(IllegalTransition, match=r"expiry .* has passed"):
-        desk.handle(CancelWarning(warning_id=warning_id, reason="late"), actor=DRAFTER)
+        desk.handle(CancelWarning(warning_id=warning_id, reason="late"),
+                    CommandContext(actor=DRAFTER))
     with pytest.raises(IllegalTransition, match=r"expiry .* has passed"):
         desk.handle(DraftWarningUpdate(warning_id=warning_id, texts=texts(), contact="1",
                                        expires=START + timedelta(hours=5), reason="more"),
-                    actor=DRAFTER)
+                                           CommandContext(actor=DRAFTER))
 
 
 def test_an_approved_draft_past_its_expiry_is_not_issued(desk: Warnings,
                                                          clock: FixedClock) -> None:
-    warning_id = desk.handle(scratch(expires=START + timedelta(minutes=30)), actor=DRAFTER)
-    desk.handle(ApproveWarning(warning_id=warning_id), actor=APPROVER)
+    warning_id = desk.handle(scratch(expires=START + timedelta(minutes=30)),
+                             CommandContext(actor=DRAFTER)).subject
+    desk.handle(ApproveWarning(warning_id=warning_id), CommandContext(actor=APPROVER))
     clock.advance(minutes=31)
     with pytest.raises(IllegalTransition, match="has passed"):
-        desk.handle(IssueWarning(warning_id=warning_id), actor=DRAFTER)
+        desk.handle(IssueWarning(warning_id=warning_id), CommandContext(actor=DRAFTER))
     assert desk.warning(warning_id).notices == []
 
 
 def test_a_draft_can_be_discarded_and_an_update_dropped(desk: Warnings) -> None:
-    draft_id = desk.handle(scratch(), actor=DRAFTER)
-    desk.handle(DiscardWarningDraft(warning_id=draft_id, reason="duplicate"), actor=APPROVER)
+    draft_id = desk.handle(scratch(), CommandContext(actor=DRAFTER)).subject
+    desk.handle(DiscardWarningDraft(warning_id=draft_id, reason="duplicate"),
+                CommandContext(actor=APPROVER))
     assert desk.warning(draft_id).status is WarningStatus.DISCARDED
     warning_id = issued(desk)
     desk.handle(DraftWarningUpdate(warning_id=warning_id, texts=texts(), contact="12345",
                                    expires=START + timedelta(hours=9), reason="longer"),
-                actor=DRAFTER)
-    desk.handle(DiscardWarningDraft(warning_id=warning_id, reason="not needed"), actor=DRAFTER)
+                                       CommandContext(actor=DRAFTER))
+    desk.handle(DiscardWarningDraft(warning_id=warning_id, reason="not needed"),
+                CommandContext(actor=DRAFTER))
     warning = desk.warning(warning_id)
     assert warning.status is WarningStatus.ISSUED and len(warning.notices) == 1
 
@@ -427,8 +439,10 @@ def test_a_drill_desk_issues_exercises_only(catalogue: Catalogue, clock: FixedCl
 
 
 def test_a_repeated_command_id_drafts_once(desk: Warnings) -> None:
-    first = desk.handle(scratch(), actor=DRAFTER, command_id="by:duty-zhao:k1")
-    again = desk.handle(scratch(), actor=DRAFTER, command_id="by:duty-zhao:k1")
+    first = desk.handle(scratch(),
+                        CommandContext(actor=DRAFTER, command_id="by:duty-zhao:k1")).subject
+    again = desk.handle(scratch(),
+                        CommandContext(actor=DRAFTER, command_id="by:duty-zhao:k1")).subject
     assert first == again
     assert desk.warning(first).version == 1
 
@@ -442,13 +456,16 @@ def test_a_warning_from_a_hazard_alarm_covers_the_sources_impact_circle(
     hazards = HazardSources(POPO, catalogue=HazardCatalogue.load(), clock=clock)
     planner = Actor("planner-sun", Role.PLANNER)
     depot = GeoPoint(118.79, 32.05)
-    source_id = hazards.register(hazard_type="lpg-depot", name="Riverside LPG depot",
-                                 owner_name="Riverside", owner_contact="025-1", grade=2,
-                                 location=depot, impact_radius_m=1200, actor=planner)
-    hazards.add_sensor(source_id, sensor_id="gas-1", kind="gas-concentration", unit="%LEL",
-                       direction="high", warning=20, alarm=50, actor=planner)
-    hazards.record_reading(source_id, "gas-1", 60.0, clock.advance(minutes=1),
-                           actor=Actor("gateway", Role.SYSTEM))
+    source_id = hazards.handle(RegisterHazardSource(
+        hazard_type="lpg-depot", source_name="Riverside LPG depot", owner_name="Riverside",
+        owner_contact="025-1", grade=2, location=depot, impact_radius_m=1200),
+        CommandContext(actor=planner)).subject
+    hazards.handle(AddSensor(source_id=source_id, sensor_id="gas-1", kind="gas-concentration",
+                             unit="%LEL", direction="high", warning=20, alarm=50),
+                   CommandContext(actor=planner))
+    hazards.handle(RecordReading(source_id=source_id, sensor_id="gas-1", value=60.0,
+                                 measured_at=clock.advance(minutes=1)),
+                   CommandContext(actor=Actor("gateway", Role.SYSTEM)))
     [alarm] = open_alarms(hazards.source(source_id))
     desk = Warnings(POPO, catalogue=catalogue, geography=BoxGeography(), clock=clock,
                     hazard_source_of=hazards.source)
@@ -456,14 +473,14 @@ def test_a_warning_from_a_hazard_alarm_covers_the_sources_impact_circle(
                            alarm_id=alarm.alarm_id, category="accident-disaster",
                            event_type="gas-leak", level="red", texts=texts(),
                            expires=clock.now + timedelta(hours=2), contact="12345")
-    draft = desk.warning(desk.handle(command, actor=DRAFTER)).draft
+    draft = desk.warning(desk.handle(command, CommandContext(actor=DRAFTER)).subject).draft
     assert draft is not None
     assert draft.area.circles == (WarningCircle(centre=depot, radius_km=1.2),)
     assert draft.area.polygons == ()
     assert draft.origin.alarm_id == alarm.alarm_id
     assert draft.origin.title == "Riverside LPG depot"
     with pytest.raises(InvalidValue, match="has no alarm"):
-        desk.handle(replace(command, alarm_id=source_id), actor=DRAFTER)
+        desk.handle(replace(command, alarm_id=source_id), CommandContext(actor=DRAFTER))
 
 
 def test_a_notice_references_exactly_what_it_replaces_and_an_exercise_belongs_to_a_drill(

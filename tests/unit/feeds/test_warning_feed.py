@@ -10,10 +10,12 @@ import pytest
 import shapely
 
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area
 from cityops.feeds.cap import CAP_MEDIA_TYPE
 from cityops.feeds.cap_publishing import AlertItem, StoredAlert
+from cityops.feeds.commands import Subscribe
 from cityops.feeds.sharing import Recipient, SharingCatalogue
 from cityops.feeds.streams import Stream, Trigger
 from cityops.feeds.subscription import (
@@ -63,11 +65,11 @@ def test_a_held_drill_alert_goes_to_nobody(sharing: SharingCatalogue) -> None:
 
 
 def subscribe(subscriptions: Subscriptions, **filters: object) -> Subscription:
-    subscription_id = subscriptions.subscribe(
-        department="fire", name="fire warnings",
+    subscription_id = subscriptions.subscribe(Subscribe(
+        department="fire", subscription_name="fire warnings",
         filter=SubscriptionFilter(stream=Stream.WARNINGS, **filters),  # type: ignore[arg-type]
-        triggers=["created", "closed"], delivery=Delivery(kind=DeliveryKind.KAFKA),
-        actor=ADMIN, at=SENT - timedelta(hours=1))
+        triggers=("created", "closed"), delivery=Delivery(kind=DeliveryKind.KAFKA)),
+        CommandContext(actor=ADMIN, at=SENT - timedelta(hours=1))).subject
     return subscriptions.subscription(subscription_id)
 
 
