@@ -200,7 +200,7 @@ class PushedChange:
         self.row = row
         self.layer = LIVE_LAYERS[row.layer]
         self.generation = generation
-        self._texts: dict[frozenset[str] | None, str] = {}
+        self._texts: dict[DocumentView | None, str] = {}
 
     def _message(self, doc: dict[str, Any] | None) -> str:
         row = self.row
