@@ -187,6 +187,27 @@ class Call:
                 "received_at": self.received_at.isoformat()}
 
 
+@dataclass(frozen=True)
+class LinkedWork:
+    """What the ticket last heard of a case or incident it became: its stage, or its
+    outcome once it is finished."""
+
+    kind: LinkedWorkKind
+    work_id: UUID
+    stage: str
+    """The stage it reached, or (finished) its outcome."""
+    detail: str
+    finished: bool
+    department: str | None
+    """The department that did the work (known once a grid case is finished)."""
+    at: datetime
+
+    def summary(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "id": str(self.work_id), "stage": self.stage,
+                "detail": self.detail, "finished": self.finished,
+                "department": self.department, "at": self.at.isoformat()}
+
+
 class HotlineTicket(CityAggregate):
     """A citizen's call or message to the service hotline and what became of it."""
 
@@ -421,11 +442,10 @@ class HotlineTicket(CityAggregate):
         detail: str
 
         def apply(self, ticket: HotlineTicket) -> None:
-            ticket.linked_work[linked_work_key(self.kind, self.work_id)] = {
-                "kind": self.kind, "id": self.work_id, "stage": self.stage,
-                "detail": self.detail, "at": self.timestamp, "finished": False,
-                "department": None,
-            }
+            ticket.linked_work[linked_work_key(self.kind, self.work_id)] = LinkedWork(
+                kind=LinkedWorkKind(self.kind), work_id=self.work_id, stage=self.stage,
+                detail=self.detail, finished=False, department=None, at=self.timestamp,
+            )
 
     class LinkedWorkFinished(CityAggregate.Event):
         """The case or incident the ticket became is finished: the case closed or rejected,
@@ -438,11 +458,11 @@ class HotlineTicket(CityAggregate):
         department: str | None
 
         def apply(self, ticket: HotlineTicket) -> None:
-            ticket.linked_work[linked_work_key(self.kind, self.work_id)] = {
-                "kind": self.kind, "id": self.work_id, "stage": self.outcome,
-                "detail": self.detail, "at": self.timestamp, "finished": True,
-                "department": self.department,
-            }
+            ticket.linked_work[linked_work_key(self.kind, self.work_id)] = LinkedWork(
+                kind=LinkedWorkKind(self.kind), work_id=self.work_id, stage=self.outcome,
+                detail=self.detail, finished=True, department=self.department,
+                at=self.timestamp,
+            )
 
     class RepliedFromLinkedWork(CityAggregate.Event):
         """All the work the ticket became is finished: the reply is filled from its results
@@ -527,7 +547,7 @@ class HotlineTicket(CityAggregate):
         closed_at: datetime | None
         notes: list[str]
         returns: list[ReturnRecord]
-        linked_work: dict[str, dict[str, Any]]
+        linked_work: dict[str, LinkedWork]
         """What became of the case and incident the ticket became, by `linked_work_key`."""
         replied_from_linked_work: bool
 
@@ -571,9 +591,9 @@ class HotlineTicket(CityAggregate):
         unfinished = []
         for key, (kind, work_id) in self.linked_to().items():
             known = self.linked_work.get(key)
-            if known is not None and known["finished"]:
+            if known is not None and known.finished:
                 continue
-            stage = f" ({known['stage']})" if known is not None else ""
+            stage = f" ({known.stage})" if known is not None else ""
             unfinished.append(f"{kind.value.replace('-', ' ')} {work_id}{stage}")
         return unfinished
 
@@ -792,9 +812,9 @@ class HotlineTicket(CityAggregate):
         if self.status is TicketStatus.TRANSFERRED and not self.unfinished_work():
             finished = [self.linked_work[k] for k in sorted(self.linked_to())]
             self.record(self.RepliedFromLinkedWork, actor=actor, at=when,
-                        reply=" ".join(w["detail"] for w in finished),
-                        department=next((w["department"] for w in finished
-                                         if w["department"]), None))
+                        reply=" ".join(w.detail for w in finished),
+                        department=next((w.department for w in finished
+                                         if w.department), None))
         return True
 
     def close(self, *, note: str, actor: Actor, at: datetime) -> None:
@@ -848,11 +868,6 @@ class HotlineTicket(CityAggregate):
             "return_reason": self.return_reason,
             "returns": returns_as_dicts(self.returns,
                                         item_is_returned=self.return_awaiting_review),
-            "linked_work": [
-                {"kind": w["kind"], "id": str(w["id"]), "stage": w["stage"],
-                 "detail": w["detail"], "finished": w["finished"],
-                 "department": w["department"], "at": w["at"].isoformat()}
-                for _, w in sorted(self.linked_work.items())
-            ],
+            "linked_work": [w.summary() for _, w in sorted(self.linked_work.items())],
             "replied_from_linked_work": self.replied_from_linked_work,
         }
