@@ -8,7 +8,7 @@ from it (see `supervision`).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -67,6 +67,36 @@ VERIFIER_ASSIGNABLE = (CaseStatus.REGISTERED, CaseStatus.DISPATCHED, CaseStatus.
 """While a verification is still to come, the centre may say who does it."""
 
 
+
+
+@dataclass(frozen=True)
+class ExtensionRequest:
+    """The department's request for a later handling deadline, until the centre decides."""
+
+    requested_deadline: datetime
+    reason: str
+    requested_at: datetime
+    requested_by: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"requested_deadline": self.requested_deadline.isoformat(),
+                "reason": self.reason, "requested_at": self.requested_at.isoformat(),
+                "requested_by": self.requested_by}
+
+
+@dataclass(frozen=True)
+class SuspensionRequest:
+    """The department's request to stop the case's clock, until the centre decides."""
+
+    reason: str
+    expected_resume_at: datetime | None
+    requested_at: datetime
+    requested_by: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"reason": self.reason, "expected_resume_at": iso_or_none(self.expected_resume_at),
+                "requested_at": self.requested_at.isoformat(),
+                "requested_by": self.requested_by}
 
 
 def _photos(photos: list[str]) -> list[str]:
@@ -241,12 +271,10 @@ class GridCase(CityAggregate):
         reason: str
 
         def apply(self, case: GridCase) -> None:
-            case.pending_extension = {
-                "requested_deadline": self.requested_deadline,
-                "reason": self.reason,
-                "requested_at": self.timestamp,
-                "requested_by": self.actor.user_id,
-            }
+            case.pending_extension = ExtensionRequest(
+                requested_deadline=self.requested_deadline, reason=self.reason,
+                requested_at=self.timestamp, requested_by=self.actor.user_id,
+            )
 
     class ExtensionApproved(CityAggregate.Event):
         deadline: datetime
@@ -286,12 +314,10 @@ class GridCase(CityAggregate):
         expected_resume_at: datetime | None
 
         def apply(self, case: GridCase) -> None:
-            case.pending_suspension = {
-                "reason": self.reason,
-                "expected_resume_at": self.expected_resume_at,
-                "requested_at": self.timestamp,
-                "requested_by": self.actor.user_id,
-            }
+            case.pending_suspension = SuspensionRequest(
+                reason=self.reason, expected_resume_at=self.expected_resume_at,
+                requested_at=self.timestamp, requested_by=self.actor.user_id,
+            )
 
     class SuspensionApproved(CityAggregate.Event):
         """The centre approved the department's request: the clock stands still from now."""
@@ -441,7 +467,7 @@ class GridCase(CityAggregate):
         rework_count: int
         return_count: int
         extension_count: int
-        pending_extension: dict[str, Any] | None
+        pending_extension: ExtensionRequest | None
         result: str | None
         evidence: list[str]
         suspension_reason: str | None
@@ -452,7 +478,7 @@ class GridCase(CityAggregate):
         verified_by: str | None
         notes: list[str]
         returns: list[ReturnRecord]
-        pending_suspension: dict[str, Any] | None
+        pending_suspension: SuspensionRequest | None
         expected_resume_at: datetime | None
 
     def start_stage(self, at: datetime, deadline: datetime, unit: str) -> None:
@@ -625,7 +651,7 @@ class GridCase(CityAggregate):
         if self.pending_extension is None:
             self.refuse("approve a deadline extension for", "no extension was requested")
         granted = checked_deadline(
-            "deadline", deadline or self.pending_extension["requested_deadline"], at)
+            "deadline", deadline or self.pending_extension.requested_deadline, at)
         assert self.handling_deadline is not None
         if granted <= self.handling_deadline:
             raise InvalidValue("an extended deadline must be after the current deadline")
@@ -659,13 +685,13 @@ class GridCase(CityAggregate):
         self.require_status("approve a suspension of", CaseStatus.DISPATCHED)
         if self.pending_suspension is None:
             self.refuse("approve a suspension of", "no suspension was requested")
-        expected = expected_resume_at or self.pending_suspension["expected_resume_at"]
+        expected = expected_resume_at or self.pending_suspension.expected_resume_at
         if expected is not None and expected <= at:
             raise InvalidValue(f"expected resume time {expected.isoformat()} is not in the "
                                "future")
         self.record(self.SuspensionApproved, actor=actor, at=at,
-                    reason=self.pending_suspension["reason"], expected_resume_at=expected,
-                    requested_by=self.pending_suspension["requested_by"])
+                    reason=self.pending_suspension.reason, expected_resume_at=expected,
+                    requested_by=self.pending_suspension.requested_by)
 
     def refuse_suspension(self, *, reason: str, actor: Actor, at: datetime) -> None:
         self.require_status("refuse a suspension of", CaseStatus.DISPATCHED)
@@ -754,11 +780,8 @@ class GridCase(CityAggregate):
             "rework_count": self.rework_count,
             "return_count": self.return_count,
             "extension_count": self.extension_count,
-            "pending_extension": (
-                {k: (iso_or_none(v) if isinstance(v, datetime) else v)
-                 for k, v in self.pending_extension.items()}
-                if self.pending_extension else None
-            ),
+            "pending_extension": (self.pending_extension.summary()
+                                  if self.pending_extension is not None else None),
             "possible_duplicates": [str(i) for i in self.possible_duplicates],
             "duplicate_of": str(self.duplicate_of) if self.duplicate_of else None,
             "rejection_reason": self.rejection_reason.value if self.rejection_reason else None,
@@ -773,11 +796,8 @@ class GridCase(CityAggregate):
             "suspension_reason": self.suspension_reason,
             "suspended_since": iso_or_none(self.stage.paused_since) if self.stage else None,
             "expected_resume_at": iso_or_none(self.expected_resume_at),
-            "pending_suspension": (
-                {k: (iso_or_none(v) if isinstance(v, datetime) else v)
-                 for k, v in self.pending_suspension.items()}
-                if self.pending_suspension else None
-            ),
+            "pending_suspension": (self.pending_suspension.summary()
+                                   if self.pending_suspension is not None else None),
             "outside_assigned_cells": self.outside_assigned_cells,
             "assigned_verifier": self.assigned_verifier,
         }

@@ -584,7 +584,7 @@ def test_a_suspension_asked_by_the_department_stops_the_clock_from_the_approval(
     case = workflow.case(case_id)
     # Asking stops nothing: the clock runs until the centre approves.
     assert case.status is CaseStatus.DISPATCHED
-    assert case.pending_suspension["requested_by"] == "water-chen"
+    assert case.pending_suspension.requested_by == "water-chen"
     assert app.light(case, local(3, 11, 10)) is Light.RED
 
     clock.set(local(3, 10, 14))
