@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from cityops.domain.actors import Actor, Role
@@ -111,6 +111,9 @@ class GridCase(CityAggregate):
     KIND = "grid case"
 
     class Reported(CityAggregate.Created):
+        """`GridCase.__init__` makes the case's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         actor: Actor
         source: str
         category: str
@@ -123,49 +126,6 @@ class GridCase(CityAggregate):
         stage_unit: str
         possible_duplicates: list[UUID]
         ticket_id: UUID | None
-
-        def apply(self, case: GridCase) -> None:
-            case.status = CaseStatus.REPORTED
-            case.source = CaseSource(self.source)
-            case.category = self.category
-            case.urgency = Urgency(self.urgency)
-            case.description = self.description
-            case.location = self.location
-            case.grid_cell = self.grid_cell
-            case.photos = list(self.photos)
-            case.reported_at = self.timestamp
-            case.reporter = self.actor
-            case.possible_duplicates = list(self.possible_duplicates)
-            case.ticket_id = self.ticket_id
-            case.department = None
-            case.proposed_department = None
-            case.duplicate_of = None
-            case.rejection_reason = None
-            case.handling_deadline = None
-            case.dispatched_at = None
-            case.handled_at = None
-            case.closed_at = None
-            case.dispatch_count = 0
-            case.rework_count = 0
-            case.return_count = 0
-            case.extension_count = 0
-            case.pending_extension = None
-            case.result = None
-            case.evidence = []
-            case.suspension_reason = None
-            case.returned_by = None
-            case.return_reason = None
-            case.handled_on_time = None
-            case.verified_at = None
-            case.verified_by = None
-            case.notes = []
-            case.returns = []
-            case.pending_suspension = None
-            case.expected_resume_at = None
-            case.outside_assigned_cells = False
-            case.cell_inspector_at_report = None
-            case.assigned_verifier = None
-            case.start_stage(self.timestamp, self.stage_deadline, self.stage_unit)
 
     class Registered(CityAggregate.Event):
         category: str
@@ -438,48 +398,55 @@ class GridCase(CityAggregate):
 
     # --- state helpers -----------------------------------------------------------------
 
-    if TYPE_CHECKING:
-        outside_assigned_cells: bool
-        cell_inspector_at_report: str | None
-        assigned_verifier: str | None
-        status: CaseStatus
-        stage: StageClock | None
-        source: CaseSource
-        category: str
-        urgency: Urgency
-        description: str
-        location: GeoPoint
-        grid_cell: str | None
-        photos: list[str]
-        reported_at: datetime
-        reporter: Actor
-        possible_duplicates: list[UUID]
-        ticket_id: UUID | None
-        department: str | None
-        proposed_department: str | None
-        duplicate_of: UUID | None
-        rejection_reason: RejectionReason | None
-        handling_deadline: datetime | None
-        dispatched_at: datetime | None
-        handled_at: datetime | None
-        closed_at: datetime | None
-        dispatch_count: int
-        rework_count: int
-        return_count: int
-        extension_count: int
-        pending_extension: ExtensionRequest | None
-        result: str | None
-        evidence: list[str]
-        suspension_reason: str | None
-        returned_by: str | None
-        return_reason: str | None
-        handled_on_time: bool | None
-        verified_at: datetime | None
-        verified_by: str | None
-        notes: list[str]
-        returns: list[ReturnRecord]
-        pending_suspension: SuspensionRequest | None
-        expected_resume_at: datetime | None
+    def __init__(self, *, source: str, category: str, urgency: str, description: str,
+                 location: GeoPoint, grid_cell: str | None, photos: list[str],
+                 stage_deadline: datetime, stage_unit: str, possible_duplicates: list[UUID],
+                 ticket_id: UUID | None, actor: Actor, timestamp: datetime) -> None:
+        """The case as reported (from the `Reported` event's facts): every attribute it
+        keeps is declared here, once, with its type; the events change them."""
+        self.status: CaseStatus = CaseStatus.REPORTED
+        self.source = CaseSource(source)
+        self.category = category
+        self.urgency = Urgency(urgency)
+        self.description = description
+        self.location = location
+        self.grid_cell = grid_cell
+        self.photos = list(photos)
+        self.reported_at = timestamp
+        self.reporter = actor
+        self.possible_duplicates = list(possible_duplicates)
+        self.ticket_id = ticket_id
+        self.department: str | None = None
+        self.proposed_department: str | None = None
+        self.duplicate_of: UUID | None = None
+        self.rejection_reason: RejectionReason | None = None
+        self.handling_deadline: datetime | None = None
+        self.dispatched_at: datetime | None = None
+        self.handled_at: datetime | None = None
+        self.closed_at: datetime | None = None
+        self.dispatch_count = 0
+        self.rework_count = 0
+        self.return_count = 0
+        self.extension_count = 0
+        self.pending_extension: ExtensionRequest | None = None
+        self.result: str | None = None
+        self.evidence: list[str] = []
+        self.suspension_reason: str | None = None
+        self.returned_by: str | None = None
+        self.return_reason: str | None = None
+        self.handled_on_time: bool | None = None
+        self.verified_at: datetime | None = None
+        self.verified_by: str | None = None
+        self.notes: list[str] = []
+        self.returns: list[ReturnRecord] = []
+        self.pending_suspension: SuspensionRequest | None = None
+        self.expected_resume_at: datetime | None = None
+        self.outside_assigned_cells = False
+        self.cell_inspector_at_report: str | None = None
+        self.assigned_verifier: str | None = None
+        self.stage: StageClock | None = StageClock(started_at=timestamp, deadline=stage_deadline,
+                                                   unit=LimitUnit(stage_unit))
+        """The clock of the current stage (None once closed or rejected)."""
 
     def start_stage(self, at: datetime, deadline: datetime, unit: str) -> None:
         self.stage = StageClock(started_at=at, deadline=deadline, unit=LimitUnit(unit))

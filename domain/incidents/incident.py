@@ -352,6 +352,9 @@ class Incident(CityAggregate):
     KIND = "incident"
 
     class Reported(CityAggregate.Created):
+        """`Incident.__init__` makes the incident's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         actor: Actor
         category: str
         incident_type: str
@@ -364,8 +367,6 @@ class Incident(CityAggregate):
         source: str
         source_ref: str | None
         warning: str | None
-        """`Incident.__init__` makes the incident's state from these facts (the library
-        passes a created event's fields to `__init__` by name)."""
 
     class Verified(CityAggregate.Event):
         category: str

@@ -181,14 +181,15 @@ class ContingencyPlan(CityAggregate):
     KIND = "contingency plan"
 
     class Defined(CityAggregate.Created):
+        """`ContingencyPlan.__init__` makes the plan's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         actor: Actor
         code: str
         name: str
         category: str
         incident_types: list[str]
         levels: list[dict[str, Any]]
-        """`ContingencyPlan.__init__` makes the plan's state from these facts (the library
-        passes a created event's fields to `__init__` by name)."""
 
     class Revised(CityAggregate.Event):
         """A new revision of the plan's content replaces the previous one."""
