@@ -392,9 +392,20 @@ class HotlineTicket(CityAggregate):
             ticket.stop_reply_clock()
 
     class ConvertedToCase(CityAggregate.Event):
-        """The matter became a grid case (created by the grid-case application)."""
+        """The matter became a grid case, which the grid-case application reports from this
+        event (`processes.case_conversions`) in the category and urgency the centre chose
+        (None: recorded before that process, or after the case was reported)."""
 
+        class_version = 2
         case_id: UUID
+        category: str | None
+        urgency: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # The case was reported before the ticket recorded its conversion then.
+            state["category"] = None
+            state["urgency"] = None
 
         def apply(self, ticket: HotlineTicket) -> None:
             ticket.status = TicketStatus.TRANSFERRED
@@ -738,15 +749,18 @@ class HotlineTicket(CityAggregate):
         primary.record(primary.CallMerged, actor=actor, at=max(at, primary.modified_on),
                        merged_ticket_id=self.id, calls=[c.as_fact() for c in calls])
 
-    def convert_to_case(self, *, case_id: UUID, actor: Actor, at: datetime) -> bool:
-        """Record that the ticket became a grid case. The same case again changes nothing
+    def convert_to_case(self, *, case_id: UUID, actor: Actor, at: datetime,
+                        category: str | None = None, urgency: str | None = None) -> bool:
+        """Record that the ticket became a grid case, to be reported in `category` with
+        `urgency` (None: the case exists already). The same case again changes nothing
         (False: a coordinator may retry); another case is refused."""
         if self.case_id == case_id:
             return False
         self.require_status("convert to a grid case", *TRANSFERABLE)
         if self.case_id is not None:
             self.refuse("convert to a grid case", f"it already became grid case {self.case_id}")
-        self.record(self.ConvertedToCase, actor=actor, at=at, case_id=case_id)
+        self.record(self.ConvertedToCase, actor=actor, at=at, case_id=case_id,
+                    category=category, urgency=urgency)
         return True
 
     def escalate_to_incident(self, *, incident_id: UUID, actor: Actor, at: datetime) -> bool:

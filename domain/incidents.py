@@ -60,6 +60,7 @@ class Incidents(CityApplication):
     """Reports, verifies and commands emergency incidents, and keeps the contingency plans."""
 
     name = "incidents"
+    runs_processes = True
 
     def __init__(
         self,
