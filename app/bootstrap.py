@@ -27,6 +27,7 @@ from cityops.domain.hotlinetickets import HotlineTickets
 from cityops.domain.incidents import Incidents
 from cityops.domain.processes.case_conversions import CaseConversions
 from cityops.domain.processes.following import CrossStreamProcess
+from cityops.domain.processes.incident_escalations import IncidentEscalations
 from cityops.domain.processes.resource_movements import ResourceMovements
 from cityops.domain.resources import Resources
 from cityops.domain.sharing import SharingPolicy
@@ -98,6 +99,8 @@ class CitySystem:
     """The process by which the grid cases report the case a ticket was converted into."""
     resource_movements: ResourceMovements
     """The process by which the incidents record the resources sent to them and leaving."""
+    incident_escalations: IncidentEscalations
+    """The process by which the incidents record the tickets and alarms escalated to them."""
     clock: Clock = system_clock
     """The system's one clock (`cityops.domain.clock`): every application, read model, feed
     and page of this system reads it; a simulated one in the demo or a drill."""
@@ -117,13 +120,15 @@ class CitySystem:
         return CityOperations(grid_cases=self.grid_cases, incidents=self.incidents,
                               hazards=self.hazards, hotline=self.hotline,
                               resources=self.resources, case_conversions=self.case_conversions,
-                              resource_movements=self.resource_movements)
+                              resource_movements=self.resource_movements,
+                              incident_escalations=self.incident_escalations)
 
     @property
     def processes(self) -> list[CrossStreamProcess]:
         """The processes across streams (`cityops.domain.processes`): each follows one
         application's log and acts on another, from positions tracked with what it did."""
-        return [self.case_conversions, self.resource_movements, self.ticket_follow_up]
+        return [self.case_conversions, self.incident_escalations, self.resource_movements,
+                self.ticket_follow_up]
 
     @property
     def applications(self) -> list[Application[Any]]:
@@ -297,6 +302,7 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         ticket_follow_up=TicketFollowUp(hotline, grid_cases, incidents),
         case_conversions=CaseConversions(hotline, grid_cases),
         resource_movements=ResourceMovements(resources, incidents),
+        incident_escalations=IncidentEscalations(hotline, hazards, incidents),
         clock=clock,
     )
     spatial.follow(system.followers)

@@ -24,10 +24,17 @@ from cityops.domain.hazard import incident_id_for_alarm
 from cityops.domain.hazards import HazardSources
 from cityops.domain.hotline import case_id_for_ticket, incident_id_for_ticket
 from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incident import IncidentSource, IncidentStatus, LinkKind
+from cityops.domain.incident import OPEN_STATUSES, IncidentStatus, LinkKind
 from cityops.domain.incidents import Incidents
 from cityops.domain.permissions import check_permitted
 from cityops.domain.processes.case_conversions import CaseConversions, report_command_id
+from cityops.domain.processes.incident_escalations import (
+    IncidentEscalations,
+    NewIncident,
+    alarm_command_id,
+    new_incident,
+    ticket_command_id,
+)
 from cityops.domain.processes.resource_movements import ResourceMovements
 from cityops.domain.resource import ResourceStatus
 from cityops.domain.resources import Resources
@@ -194,6 +201,13 @@ class ResourceAssignments:
             command_id=command_id))
 
 
+def _require_new_incident_facts(category: str | None, incident_type: str | None,
+                                title: str | None) -> tuple[str, str, str]:
+    if not (category and incident_type and title):
+        raise InvalidValue("a new incident needs category, incident type and title")
+    return category, incident_type, title
+
+
 @dataclass
 class CityOperations:
     """The cross-stream commands of the command centre."""
@@ -205,6 +219,7 @@ class CityOperations:
     resources: Resources
     case_conversions: CaseConversions
     resource_movements: ResourceMovements
+    incident_escalations: IncidentEscalations
 
     def ticket_to_case(self, ticket_id: UUID, *, actor: Actor, category: str | None = None,
                        urgency: str = "normal", command_id: str | None = None) -> UUID:
@@ -242,66 +257,65 @@ class CityOperations:
                            incident_type: str | None = None, title: str | None = None,
                            level: str | None = None, command_id: str | None = None) -> UUID:
         """A ticket about an emergency joins an incident (`incident_id`) or becomes a new one
-        (category, type and title needed)."""
+        (category, type and title needed): recorded on the ticket, then on the incident
+        (`IncidentEscalations`), once everything the incident's side could refuse has been
+        checked."""
         ticket = self.hotline.ticket(ticket_id)
         self.hotline.require_seen_version(ticket)
         if incident_id is None:
-            if not (category and incident_type and title):
-                raise InvalidValue("a new incident needs category, incident type and title")
+            _require_new_incident_facts(category, incident_type, title)
             if ticket.location is None:
                 raise InvalidValue(f"hotline ticket {ticket_id} has no location")
-            incident_id = incident_id_for_ticket(ticket_id)
-            if not self.incidents.exists(incident_id):
-                self.incidents.report(
-                    category=category, incident_type=incident_type, title=title,
-                    location=ticket.location, source=IncidentSource.HOTLINE,
-                    description=ticket.description, level=level, source_ref=str(ticket_id),
-                    incident_id=incident_id, actor=actor,
-                    command_id=f"ticket-to-incident:{ticket_id}",
-                )
-        else:
-            self.incidents.incident(incident_id)
-        # The ticket side first: it refuses a ticket already escalated to another incident.
-        self.hotline.escalate_to_incident(ticket_id, incident_id=incident_id, actor=actor,
-                                          command_id=command_id or f"ticket-to-incident:"
-                                          f"{ticket_id}:{incident_id}")
-        self.incidents.link(incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=ticket_id,
-                            actor=actor,
-                            command_id=f"ticket-to-incident:{ticket_id}:{incident_id}:link")
-        return incident_id
+        target, facts = self._escalation(incident_id, incident_id_for_ticket(ticket_id),
+                                         category, incident_type, title, level, actor)
+        # The ticket side refuses a ticket already escalated to another incident.
+        self.hotline.escalate_to_incident(
+            ticket_id, incident_id=target, new_incident=facts, actor=actor,
+            command_id=command_id or f"{ticket_command_id(ticket_id)}:{target}")
+        self.incident_escalations.catch_up_with(self.hotline.name)
+        return target
 
     def escalate_alarm(self, source_id: UUID, alarm_id: UUID, *, actor: Actor,
                        category: str | None = None, incident_type: str | None = None,
                        title: str | None = None, level: str | None = None,
                        incident_id: UUID | None = None, command_id: str | None = None) -> UUID:
         """A hazard alarm becomes an incident at the hazard source (category, type and title
-        needed), or joins `incident_id`."""
+        needed), or joins `incident_id`: recorded on the hazard source, then on the incident
+        (`IncidentEscalations`), once everything the incident's side could refuse has been
+        checked."""
         source = self.hazards.source(source_id)
         self.hazards.require_seen_version(source)
         if alarm_id not in source.alarms:
             raise InvalidValue(f"hazard source {source_id} has no alarm {alarm_id}")
+        target, facts = self._escalation(incident_id, incident_id_for_alarm(alarm_id),
+                                         category, incident_type, title, level, actor)
+        # The hazard side refuses an alarm already escalated to another incident.
+        self.hazards.escalate_alarm(
+            source_id, alarm_id, incident_id=target, new_incident=facts, actor=actor,
+            command_id=command_id or f"{alarm_command_id(alarm_id)}:{target}")
+        self.incident_escalations.catch_up_with(self.hazards.name)
+        return target
+
+    def _escalation(self, incident_id: UUID | None, derived_id: UUID, category: str | None,
+                    incident_type: str | None, title: str | None, level: str | None,
+                    actor: Actor) -> tuple[UUID, NewIncident | None]:
+        """The incident an escalation goes to, and what to report for a new one (None: it
+        exists), refused now if the incident's side would refuse it (the process records
+        that side in the name of the same actor)."""
+        check_permitted("incident.link", actor)
         if incident_id is None:
-            if not (category and incident_type and title):
-                raise InvalidValue("a new incident needs category, incident type and title")
-            incident_id = incident_id_for_alarm(alarm_id)
-            if not self.incidents.exists(incident_id):
-                self.incidents.report(
-                    category=category, incident_type=incident_type, title=title,
-                    location=source.location, source=IncidentSource.ALARM,
-                    description=f"Alarm at {source.name}", level=level,
-                    source_ref=str(alarm_id), incident_id=incident_id, actor=actor,
-                    command_id=f"alarm-to-incident:{alarm_id}",
-                )
-        else:
-            self.incidents.incident(incident_id)
-        # The hazard side first: it refuses an alarm already escalated to another incident.
-        self.hazards.escalate_alarm(source_id, alarm_id, incident_id=incident_id, actor=actor,
-                                    command_id=command_id or f"alarm-to-incident:{alarm_id}:"
-                                    f"{incident_id}")
-        self.incidents.link(incident_id, kind=LinkKind.HAZARD_ALARM, target_id=alarm_id,
-                            actor=actor,
-                            command_id=f"alarm-to-incident:{alarm_id}:{incident_id}:link")
-        return incident_id
+            category, incident_type, title = _require_new_incident_facts(
+                category, incident_type, title)
+            if not self.incidents.exists(derived_id):
+                check_permitted("incident.report", actor)
+                self.incidents.check_reportable(category=category, incident_type=incident_type,
+                                                title=title, level=level)
+                return derived_id, new_incident(category=category, incident_type=incident_type,
+                                                title=title, level=level)
+            # Reported already (by an earlier run, or before the process): only linked.
+            incident_id = derived_id
+        self.incidents.incident(incident_id).require_status("link to", *OPEN_STATUSES)
+        return incident_id, None
 
     @property
     def resource_assignments(self) -> ResourceAssignments:

@@ -413,9 +413,19 @@ class HotlineTicket(CityAggregate):
             ticket.stop_reply_clock()
 
     class EscalatedToIncident(CityAggregate.Event):
-        """The matter became or joined an incident (created by the incident application)."""
+        """The matter became or joined an incident. A new one (`new_incident`: its category,
+        incident type, title and level) is reported by the incident application from this
+        event (`processes.incident_escalations`); None: it joins an existing one, or was
+        recorded before that process."""
 
+        class_version = 2
         incident_id: UUID
+        new_incident: dict[str, str | None] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # The incident was reported before the ticket recorded its escalation then.
+            state["new_incident"] = None
 
         def apply(self, ticket: HotlineTicket) -> None:
             ticket.status = TicketStatus.TRANSFERRED
@@ -763,16 +773,18 @@ class HotlineTicket(CityAggregate):
                     category=category, urgency=urgency)
         return True
 
-    def escalate_to_incident(self, *, incident_id: UUID, actor: Actor, at: datetime) -> bool:
-        """Record that the ticket became or joined an incident; idempotent like
-        `convert_to_case`."""
+    def escalate_to_incident(self, *, incident_id: UUID, actor: Actor, at: datetime,
+                             new_incident: dict[str, str | None] | None = None) -> bool:
+        """Record that the ticket became (`new_incident`: what to report) or joined an
+        incident; idempotent like `convert_to_case`."""
         if self.incident_id == incident_id:
             return False
         self.require_status("escalate to an incident", *TRANSFERABLE)
         if self.incident_id is not None:
             self.refuse("escalate to an incident",
                         f"it already joined incident {self.incident_id}")
-        self.record(self.EscalatedToIncident, actor=actor, at=at, incident_id=incident_id)
+        self.record(self.EscalatedToIncident, actor=actor, at=at, incident_id=incident_id,
+                    new_incident=new_incident)
         return True
 
     def record_linked_progress(self, *, kind: LinkedWorkKind, work_id: UUID, stage: str,

@@ -325,17 +325,21 @@ class HotlineTickets(CityApplication):
         return target
 
     def escalate_to_incident(self, ticket_id: UUID, *, actor: Actor,
-                             incident_id: UUID | None = None, at: datetime | None = None,
+                             incident_id: UUID | None = None,
+                             new_incident: dict[str, str | None] | None = None,
+                             at: datetime | None = None,
                              command_id: str | None = None) -> UUID:
-        """Record that the ticket became an incident (default id `incident_id_for_ticket`) or
-        joined an existing one (its id given); returns the incident id. Repeating it for the
-        same incident changes nothing."""
+        """Record that the ticket became an incident (default id `incident_id_for_ticket`,
+        reported from `new_incident` by the incident application) or joined an existing one
+        (its id given); returns the incident id. Repeating it for the same incident changes
+        nothing."""
         when = self.now(at)
         target = incident_id or incident_id_for_ticket(ticket_id)
 
         def decide() -> list[HotlineTicket]:
             ticket = self.ticket(ticket_id)
-            ticket.escalate_to_incident(incident_id=target, actor=actor, at=when)
+            ticket.escalate_to_incident(incident_id=target, actor=actor, at=when,
+                                        new_incident=new_incident)
             return [ticket]
 
         self.command("ticket.escalate-to-incident", actor, command_id,

@@ -5,6 +5,8 @@ eventsourcing library's process-application pattern).
 - `following`: what every process shares (tracked positions, polling the logs, a command
   waiting for its own second step).
 - `case_conversions`: the grid cases report the case a hotline ticket was converted into.
+- `incident_escalations`: the incidents report the incident a ticket or an alarm became, and
+  link the ticket or alarm to the incident it joins.
 - `resource_movements`: the incidents record the resources sent to them and leaving them.
 - `cityops.domain.ticketfollowup`: the tickets follow the case or incident they became.
 

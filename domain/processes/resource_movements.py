@@ -98,8 +98,8 @@ class ResourceMovements(CrossStreamProcess):
 
     def record_arrival(self, resource_id: UUID, *, actor: Actor) -> UUID | None:
         """Record on the incident the resource serves its assignment there (in the name of
-        whoever sent it), if the incident does not list the resource yet (once per arrival, however often it is asked);
-        returns that incident."""
+        whoever sent it), if the incident does not list the resource yet (once per arrival,
+        however often it is asked); returns that incident."""
         resource = self.resources.resource(resource_id)
         arrival = resource.arrival()
         incident_id = resource.incident_id

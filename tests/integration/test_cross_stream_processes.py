@@ -55,7 +55,8 @@ def killed(*_, **__):
 
 if args["command"] == "convert":
     system.grid_cases.report = killed
-    system.operations.ticket_to_case(UUID(args["ticket"]), actor=Actor("op-1", Role.HOTLINE_OPERATOR))
+    system.operations.ticket_to_case(UUID(args["ticket"]),
+                                     actor=Actor("op-1", Role.HOTLINE_OPERATOR))
 elif args["command"] == "assign":
     system.incidents.record_resource_arrival = killed
     system.operations.assign_resource(UUID(args["incident"]), UUID(args["resource"]),

@@ -19,8 +19,8 @@ from cityops.domain.errors import IllegalTransition, NotFound, NotPermitted
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.incident import PlanLevel, ResourceRequirement
 from cityops.domain.incidents import Incidents
-from cityops.domain.resource import Departure, ResourceStatus
 from cityops.domain.processes.resource_movements import RECENT_INCIDENTS
+from cityops.domain.resource import Departure, ResourceStatus
 from cityops.domain.resources import Resources
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
