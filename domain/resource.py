@@ -281,8 +281,7 @@ class Resource(CityAggregate):
             resource.incident_id = None
             resource.out_of_service_reason = None
             resource.position = None
-            resource.history = [StatusChange(ResourceStatus.AVAILABLE, self.timestamp, None,
-                                             self.actor)]
+            resource.history = [StatusChange(ResourceStatus.AVAILABLE, self.timestamp, None)]
 
     class DetailsRevised(CityAggregate.Event):
         name: str
