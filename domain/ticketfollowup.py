@@ -23,12 +23,12 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import DomainError, NotFound
-from cityops.domain.gridcase import GridCase, RejectionReason
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hotline import TRANSFERABLE, HotlineTicket, LinkedWorkKind
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incident import Incident, LinkKind
-from cityops.domain.incidents import Incidents
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.case import GridCase, RejectionReason
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.ticket import TRANSFERABLE, HotlineTicket, LinkedWorkKind
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.incident import Incident, LinkKind
 from cityops.domain.permissions import check_permitted
 from cityops.domain.processes.following import CrossStreamProcess, Upstream, topics_of
 

@@ -20,10 +20,10 @@ from typing import Any
 from eventsourcing.persistence import Tracking
 
 from cityops.domain.errors import DomainError
-from cityops.domain.gridcase import CaseSource
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hotline import HotlineTicket
-from cityops.domain.hotlinetickets import HotlineTickets
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.ticket import HotlineTicket
 from cityops.domain.processes.following import CrossStreamProcess, Upstream, topics_of
 
 log = logging.getLogger(__name__)

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
-from eventsourcing.utils import get_topic
 
 from cityops.domain.application import CityApplication
+from cityops.domain.former_topics import stored_topics
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,9 @@ class Upstream:
 
 
 def topics_of(*event_classes: type) -> tuple[str, ...]:
-    """The stored topics of these event classes (the logs are read for these only)."""
-    return tuple(get_topic(cls) for cls in event_classes)
+    """The stored topics of these event classes, current and former (the logs are read for
+    these only)."""
+    return tuple(topic for cls in event_classes for topic in stored_topics(cls))
 
 
 class CrossStreamProcess:

@@ -23,12 +23,12 @@ from eventsourcing.persistence import Tracking
 from cityops.domain.actors import Actor
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hazard import HazardSource
-from cityops.domain.hazards import HazardSources
-from cityops.domain.hotline import HotlineTicket
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incident import IncidentSource, LinkKind
-from cityops.domain.incidents import Incidents
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.source import HazardSource
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.ticket import HotlineTicket
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.incident import IncidentSource, LinkKind
 from cityops.domain.processes.following import CrossStreamProcess, Upstream, topics_of
 
 log = logging.getLogger(__name__)

@@ -28,10 +28,10 @@ from eventsourcing.persistence import Tracking
 
 from cityops.domain.actors import Actor
 from cityops.domain.errors import DomainError, NotFound
-from cityops.domain.incidents import Incidents
+from cityops.domain.incidents.application import Incidents
 from cityops.domain.processes.following import CrossStreamProcess, Upstream, topics_of
-from cityops.domain.resource import Resource
-from cityops.domain.resources import Resources
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.resource import Resource
 
 log = logging.getLogger(__name__)
 

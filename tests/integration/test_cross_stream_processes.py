@@ -25,9 +25,9 @@ from eventsourcing.persistence import Tracking
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hotline import TicketStatus
+from cityops.domain.hotline.ticket import TicketStatus
 from cityops.domain.processes.following import CrossStreamProcess
-from cityops.domain.resource import ResourceStatus
+from cityops.domain.resources.resource import ResourceStatus
 from cityops.settings import Settings
 
 OPERATOR = Actor("op-1", Role.HOTLINE_OPERATOR)

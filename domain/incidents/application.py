@@ -23,16 +23,18 @@ from cityops.domain.application import COMMAND_NAMESPACE, CityApplication, Clock
 from cityops.domain.catalogue import Catalogue, IncidentLevel
 from cityops.domain.errors import IllegalTransition, InvalidValue
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.incident import (
+from cityops.domain.incidents.incident import (
+    Finding,
+    Incident,
+    IncidentSource,
+    LinkKind,
+)
+from cityops.domain.incidents.plans import (
     MAX_LEVEL_RANK,
     MAX_TITLE,
     MIN_LEVEL_RANK,
     REGISTRY_ID,
     ContingencyPlan,
-    Finding,
-    Incident,
-    IncidentSource,
-    LinkKind,
     PlanLevel,
     PlanOrders,
     PlanRegistry,
