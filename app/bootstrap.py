@@ -29,9 +29,9 @@ from cityops.domain.processes.case_conversions import CaseConversions
 from cityops.domain.processes.following import CrossStreamProcess
 from cityops.domain.processes.incident_escalations import IncidentEscalations
 from cityops.domain.processes.resource_movements import ResourceMovements
+from cityops.domain.processes.ticket_follow_up import TicketFollowUp
 from cityops.domain.resources.application import Resources
 from cityops.domain.sharing import SharingPolicy
-from cityops.domain.ticketfollowup import TicketFollowUp
 from cityops.feeds.sharing import load_sharing_policy
 from cityops.health import FeedPositions, FeedWatch, HealthLimits, ProcessHealth, ProjectionWatch
 from cityops.metrics import MetricsServer, ProcessMetrics, ProjectionCollector

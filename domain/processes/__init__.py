@@ -8,7 +8,7 @@ eventsourcing library's process-application pattern).
 - `incident_escalations`: the incidents report the incident a ticket or an alarm became, and
   link the ticket or alarm to the incident it joins.
 - `resource_movements`: the incidents record the resources sent to them and leaving them.
-- `cityops.domain.ticketfollowup`: the tickets follow the case or incident they became.
+- `ticket_follow_up`: the tickets follow the case or incident they became.
 
 They run in the projection thread (`FollowerThread`) of every process that follows, and a
 command whose second step its caller reads back at once takes that step itself

@@ -26,6 +26,7 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.hotline.ticket import TicketStatus
+from cityops.domain.incidents.incident import LinkKind
 from cityops.domain.processes.following import CrossStreamProcess
 from cityops.domain.resources.resource import ResourceStatus
 from cityops.settings import Settings
@@ -65,6 +66,16 @@ elif args["command"] == "release":
     system.incidents.record_resource_departure = killed
     system.operations.release_resource(UUID(args["incident"]), UUID(args["resource"]),
                                        actor=Actor("disp-1", Role.DISPATCHER))
+elif args["command"] == "escalate-alarm":
+    system.incidents.report = killed
+    system.operations.escalate_alarm(
+        UUID(args["source"]), UUID(args["alarm"]), category="accident-disaster",
+        incident_type="hazmat-leak", title="Gas leak at the depot",
+        actor=Actor("disp-1", Role.DISPATCHER))
+elif args["command"] == "escalate-ticket":
+    system.incidents.link = killed
+    system.operations.ticket_to_incident(UUID(args["ticket"]), incident_id=UUID(args["incident"]),
+                                         actor=Actor("op-1", Role.HOTLINE_OPERATOR))
 sys.exit(3)
 """
 
@@ -264,6 +275,63 @@ class CrossStreamContract:
                 break
             time.sleep(0.1)
         assert writer.incidents.incident(incident_id).assignment(truck) is not None
+
+
+    # --- a ticket or an alarm escalated into an incident -------------------------------------
+
+    def test_an_alarm_escalation_killed_between_the_source_and_the_incident_completes_once(
+            self, make_system: SystemFactory, settings: dict[str, Any]) -> None:
+        writer = make_system()
+        source_id, alarm_id = an_alarm(writer)
+        run_killed(settings, command="escalate-alarm", source=str(source_id),
+                   alarm=str(alarm_id))
+        incident_id = writer.hazards.source(source_id).alarms[alarm_id].incident_id
+        assert incident_id is not None and not writer.incidents.exists(incident_id)
+
+        restarted = make_system()
+        restarted.catch_up()
+        incident = restarted.incidents.incident(incident_id)
+        assert (incident.title, incident.source.value, incident.source_ref) == (
+            "Gas leak at the depot", "alarm", str(alarm_id))
+        assert incident.is_linked(LinkKind.HAZARD_ALARM, alarm_id)
+        version = incident.version
+        offered_again(restarted, make_system().incident_escalations)
+        assert restarted.incidents.incident(incident_id).version == version
+        assert event_names(restarted.incidents, incident_id).count("Linked") == 1
+
+    def test_a_ticket_joining_an_incident_killed_before_the_link_completes_once(
+            self, make_system: SystemFactory, settings: dict[str, Any]) -> None:
+        writer = make_system()
+        ticket_id = a_ticket(writer)
+        incident_id, _ = a_verified_flood_and_a_truck(writer)
+        run_killed(settings, command="escalate-ticket", ticket=str(ticket_id),
+                   incident=str(incident_id))
+        assert writer.hotline.ticket(ticket_id).incident_id == incident_id
+        assert not writer.incidents.incident(incident_id).is_linked(LinkKind.HOTLINE_TICKET,
+                                                                      ticket_id)
+        restarted = make_system()
+        restarted.catch_up()
+        incident = restarted.incidents.incident(incident_id)
+        assert incident.is_linked(LinkKind.HOTLINE_TICKET, ticket_id)
+        version = incident.version
+        offered_again(restarted, make_system().incident_escalations)
+        assert restarted.incidents.incident(incident_id).version == version
+
+
+def an_alarm(system: CitySystem) -> tuple[UUID, UUID]:
+    """A hazard source whose gas sensor raised an alarm."""
+    city_source = system.city.hazard_sources[0]
+    source_id = system.hazards.register(
+        hazard_type=city_source.hazard_type, name=city_source.name,
+        owner_name=city_source.owner_name, owner_contact=city_source.owner_contact,
+        grade=city_source.grade, location=city_source.location, actor=DISPATCHER)
+    system.hazards.add_sensor(source_id, sensor_id="gas-1", kind="gas-concentration",
+                              unit="%LEL", direction="high", warning=20, alarm=40,
+                              actor=DISPATCHER)
+    outcome = system.hazards.record_reading(source_id, "gas-1", 55.0, system.clock(),
+                                            actor=Actor("iot-gateway", Role.SYSTEM))
+    assert outcome.alarm is not None
+    return source_id, outcome.alarm.alarm_id
 
 
 class TestSqlite(CrossStreamContract):
