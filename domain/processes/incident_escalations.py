@@ -75,29 +75,25 @@ class IncidentEscalations(CrossStreamProcess):
         ticket: object = self.hotline.repository.get(event.originator_id,
                                                       version=event.originator_version)
         assert isinstance(ticket, HotlineTicket)
-        self._escalated(
-            event, kind=LinkKind.HOTLINE_TICKET, subject=ticket.id,
+        return self._escalated(
+            event, tracking, kind=LinkKind.HOTLINE_TICKET, subject=ticket.id,
             command_id=ticket_command_id(ticket.id), source=IncidentSource.HOTLINE,
             location=ticket.location, description=ticket.description)
-        self.track(tracking)
-        return True
 
     def _alarm_escalated(self, event: Any, tracking: Tracking) -> bool:
         source: object = self.hazards.repository.get(event.originator_id,
                                                       version=event.originator_version)
         assert isinstance(source, HazardSource)
-        self._escalated(
-            event, kind=LinkKind.HAZARD_ALARM, subject=event.alarm_id,
+        return self._escalated(
+            event, tracking, kind=LinkKind.HAZARD_ALARM, subject=event.alarm_id,
             command_id=alarm_command_id(event.alarm_id), source=IncidentSource.ALARM,
             location=source.location, description=f"Alarm at {source.name}")
-        self.track(tracking)
-        return True
 
-    def _escalated(self, event: Any, *, kind: LinkKind, subject: UUID, command_id: str,
-                   source: IncidentSource, location: GeoPoint | None,
-                   description: str) -> None:
+    def _escalated(self, event: Any, tracking: Tracking, *, kind: LinkKind, subject: UUID,
+                   command_id: str, source: IncidentSource, location: GeoPoint | None,
+                   description: str) -> bool:
         """Report the new incident (if the event asks for one and it is not there yet),
-        then link the ticket or alarm to it."""
+        then link the ticket or alarm to it, then record the position."""
         actor: Actor = event.actor
         incident_id: UUID = event.incident_id
         facts: NewIncident | None = event.new_incident
@@ -118,3 +114,5 @@ class IncidentEscalations(CrossStreamProcess):
             # a catalogue changed) refuses it.
             log.error("%s: incident %s does not record %s %s: %s", self.name, incident_id,
                       kind.value, subject, error)
+        self.track(tracking)
+        return True
