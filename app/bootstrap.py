@@ -25,9 +25,13 @@ from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hazards.catalogue import HazardCatalogue
 from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.processes.case_conversions import CaseConversions
+from cityops.domain.processes.following import CrossStreamProcess
+from cityops.domain.processes.incident_escalations import IncidentEscalations
+from cityops.domain.processes.resource_movements import ResourceMovements
+from cityops.domain.processes.ticket_follow_up import TicketFollowUp
 from cityops.domain.resources.application import Resources
 from cityops.domain.sharing import SharingPolicy
-from cityops.domain.ticketfollowup import TicketFollowUp
 from cityops.feeds.sharing import load_sharing_policy
 from cityops.health import FeedPositions, FeedWatch, HealthLimits, ProcessHealth, ProjectionWatch
 from cityops.metrics import MetricsServer, ProcessMetrics, ProjectionCollector
@@ -91,6 +95,12 @@ class CitySystem:
     ticket_follow_up: TicketFollowUp
     """The process by which a ticket follows the case or incident it became (it runs
     wherever the projections run, before the read models in each round)."""
+    case_conversions: CaseConversions
+    """The process by which the grid cases report the case a ticket was converted into."""
+    resource_movements: ResourceMovements
+    """The process by which the incidents record the resources sent to them and leaving."""
+    incident_escalations: IncidentEscalations
+    """The process by which the incidents record the tickets and alarms escalated to them."""
     clock: Clock = system_clock
     """The system's one clock (`cityops.domain.clock`): every application, read model, feed
     and page of this system reads it; a simulated one in the demo or a drill."""
@@ -109,7 +119,16 @@ class CitySystem:
         """The commands that span two streams."""
         return CityOperations(grid_cases=self.grid_cases, incidents=self.incidents,
                               hazards=self.hazards, hotline=self.hotline,
-                              resources=self.resources)
+                              resources=self.resources, case_conversions=self.case_conversions,
+                              resource_movements=self.resource_movements,
+                              incident_escalations=self.incident_escalations)
+
+    @property
+    def processes(self) -> list[CrossStreamProcess]:
+        """The processes across streams (`cityops.domain.processes`): each follows one
+        application's log and acts on another, from positions tracked with what it did."""
+        return [self.case_conversions, self.incident_escalations, self.resource_movements,
+                self.ticket_follow_up]
 
     @property
     def applications(self) -> list[Application[Any]]:
@@ -138,12 +157,13 @@ class CitySystem:
     def following(self) -> list[LogFollower]:
         """What the projection thread runs each round: the processes across streams first
         (what they record is then projected in the same round), then the read models."""
-        return [self.ticket_follow_up, *self.generations.following()]
+        return [*self.processes, *self.generations.following()]
 
     def catch_up(self) -> None:
         """Bring the processes across streams and every read model up to date now (tests,
         CLI, start-up)."""
-        self.ticket_follow_up.catch_up()
+        for process in self.processes:
+            process.catch_up()
         for follower in self.followers:
             follower.catch_up()
 
@@ -280,6 +300,9 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         photos=PhotoStore(generations.registry.store, clock=clock),
         accounts=accounts,
         ticket_follow_up=TicketFollowUp(hotline, grid_cases, incidents),
+        case_conversions=CaseConversions(hotline, grid_cases),
+        resource_movements=ResourceMovements(resources, incidents),
+        incident_escalations=IncidentEscalations(hotline, hazards, incidents),
         clock=clock,
     )
     spatial.follow(system.followers)
@@ -336,7 +359,7 @@ def build_operations(system: CitySystem, *, projections: bool = True,
     watch = None
     if projections:
         watch = ProjectionWatch(lambda: system.followers, monotonic,
-                                processes=lambda: (system.ticket_follow_up,))
+                                processes=lambda: system.processes)
 
         def thread_failures() -> int | None:
             return system.thread.failures if system.thread is not None else None

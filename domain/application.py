@@ -40,6 +40,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
+    ApplicationRecorder,
     IntegrityError,
     JSONTranscoder,
     ProcessRecorder,
@@ -356,6 +357,16 @@ class CommandBatch(Generic[K]):
 
 class CityApplication(Application[UUID]):
     """An event-sourced application of one bounded context of CityOps."""
+
+    runs_processes = False
+    """Whether processes across streams change this application's aggregates: its store is
+    then a process recorder, where they track their positions (`save_tracked`,
+    `cityops.domain.processes`)."""
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        if self.runs_processes:
+            return self.factory.process_recorder()
+        return super().construct_recorder()
 
     def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock = system_clock):
         super().__init__(env=dict(env) if env is not None else None)

@@ -17,17 +17,25 @@ from datetime import datetime
 from uuid import UUID
 
 from cityops.domain.actors import Actor
-from cityops.domain.errors import InvalidValue, NotFound
+from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.application import GridCases
-from cityops.domain.gridcases.case import CaseSource
 from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hazards.source import incident_id_for_alarm
 from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.hotline.ticket import case_id_for_ticket, incident_id_for_ticket
 from cityops.domain.incidents.application import Incidents
-from cityops.domain.incidents.incident import IncidentSource, IncidentStatus, LinkKind
+from cityops.domain.incidents.incident import OPEN_STATUSES, IncidentStatus, LinkKind
 from cityops.domain.permissions import check_permitted
+from cityops.domain.processes.case_conversions import CaseConversions, report_command_id
+from cityops.domain.processes.incident_escalations import (
+    IncidentEscalations,
+    NewIncident,
+    alarm_command_id,
+    new_incident,
+    ticket_command_id,
+)
+from cityops.domain.processes.resource_movements import ResourceMovements
 from cityops.domain.resources.application import Resources
 from cityops.domain.resources.resource import ResourceStatus
 
@@ -35,57 +43,48 @@ INCIDENT_OPEN_FOR_RESOURCES = (IncidentStatus.VERIFIED, IncidentStatus.RESPONDIN
 """The incident states in which resources are sent to it (not while only reported, nor once
 contained, closed, reviewed or dismissed)."""
 ASSIGN_RESOURCE = "assign a resource to"
-RECENT_INCIDENTS = 5
-"""How many of the incidents a resource served last are checked for an assignment its
-leaving has not ended yet (an interrupted release is completed by the next check)."""
 
 
 @dataclass
 class ResourceAssignments:
-    """A resource's assignments to incidents, recorded on both streams: the resource's status
-    says whom it serves, the incident lists the resources working for it (and counts its
-    shortfall from them).
+    """The centre's commands that send a resource to an incident or take it off: each is
+    recorded on the resource's stream, and the incidents follow (`ResourceMovements`, a
+    process that records on the incident the resource's arrival and its leaving).
 
     A resource has at most one active assignment: whatever takes it off an incident (the
     centre's release, clearing the scene, a stand-down, a reassignment, deactivation, going
     out of service) ends its assignment on that incident too, at the time it left and by
-    whoever made it leave. The incident's side is derived from the resource's own status
-    history (`Resource.departures`) and named by the assignment it ends, so `settle` can be
-    run any number of times, after any status change, and completes a release interrupted
-    half-way (at the latest when the resource is next assigned)."""
+    whoever made it leave. Each command waits (a bounded time) for the process to have
+    followed the resource's change, so that its caller reads both sides at once."""
 
     incidents: Incidents
     resources: Resources
+    movements: ResourceMovements | None = None
+    """The system's process (a new one, with the same tracked positions, if not given)."""
 
-    def settle(self, resource_id: UUID, *, actor: Actor) -> list[UUID]:
-        """End, on each incident the resource has left, the assignment still open there;
-        returns those incidents."""
-        resource = self.resources.resource(resource_id)
-        released = []
-        for departure in resource.departures(RECENT_INCIDENTS):
-            try:
-                incident = self.incidents.incident(departure.incident_id)
-            except NotFound:
-                continue  # dispatched by its id alone, to an incident not recorded here
-            number = incident.assignment_number(resource_id)
-            if number is None:
-                continue
-            self.incidents.record_resource_departure(
-                incident.id, resource_id=resource_id, how=departure.how,
-                left_at=departure.at, actor=actor,
-                command_id=f"resource-departure:{incident.id}:{resource_id}:{number}")
-            released.append(incident.id)
-        return released
+    def __post_init__(self) -> None:
+        if self.movements is None:
+            self.movements = ResourceMovements(self.resources, self.incidents)
+
+    @property
+    def process(self) -> ResourceMovements:
+        assert self.movements is not None
+        return self.movements
+
+    def _followed(self, subject: UUID) -> UUID:
+        """The incidents have recorded what the resource's command just did."""
+        self.process.catch_up_with(self.resources.name)
+        return subject
 
     # Arriving on an incident: every way a resource is sent to one (the incident's one-click
     # assignment, the resource's dispatch and reassignment, from the API or the simulator)
-    # goes through `_arrive`, so the incident always records it too.
+    # goes through `_arrive`, which refuses an incident not open for resources first.
 
     def assign(self, incident_id: UUID, resource_id: UUID, *, actor: Actor,
                command_id: str | None = None) -> UUID:
         """Assign a resource to an incident from the incident (the centre's one click): an
         available one is dispatched; one that serves it already is only recorded there if
-        it is not yet (so running this again completes an interrupted assignment)."""
+        it is not yet (the process does, once)."""
         if self.resources.resource(resource_id).serves(incident_id):
             return self._arrive(resource_id, incident_id, actor=actor, send=None)
         return self.dispatch(resource_id, incident_id=incident_id, actor=actor,
@@ -94,8 +93,8 @@ class ResourceAssignments:
     def dispatch(self, resource_id: UUID, *, incident_id: UUID, actor: Actor,
                  position: GeoPoint | None = None, at: datetime | None = None,
                  command_id: str | None = None) -> UUID:
-        """Dispatch an available resource to an incident open for resources, recorded on
-        both: dispatched on the resource, assigned on the incident."""
+        """Dispatch an available resource to an incident open for resources; the incident
+        records the assignment."""
         return self._arrive(resource_id, incident_id, actor=actor, send=lambda admit: (
             self.resources.dispatch(resource_id, incident_id=incident_id, actor=actor,
                                     position=position, at=at, command_id=command_id,
@@ -104,8 +103,8 @@ class ResourceAssignments:
     def reassign(self, resource_id: UUID, *, incident_id: UUID, actor: Actor,
                  position: GeoPoint | None = None, at: datetime | None = None,
                  command_id: str | None = None) -> UUID:
-        """Move a resource straight to another incident open for resources: released on the
-        one it leaves and assigned on the new one, each recorded on both streams."""
+        """Move a resource straight to another incident open for resources: the one it
+        leaves records its release, the new one its assignment."""
         return self._arrive(resource_id, incident_id, actor=actor, send=lambda admit: (
             self.resources.reassign(resource_id, incident_id=incident_id, actor=actor,
                                     position=position, at=at, command_id=command_id,
@@ -113,17 +112,15 @@ class ResourceAssignments:
 
     def _arrive(self, resource_id: UUID, incident_id: UUID, *, actor: Actor,
                 send: Callable[[Callable[[], None]], object] | None) -> UUID:
-        """Send the resource (`send`: its dispatch or reassignment) to an incident and
-        record it there; settle the incident it left.
+        """Send the resource (`send`: its dispatch or reassignment) to an incident; the
+        process records it there and on the incident it left.
 
         A missing incident (404) or one not open for resources (409) is refused before
-        anything is recorded on either stream. The incident's check is made while the
-        resource's command decides (`admit`), so a repeat of a command already done (same
-        command id) is answered as such even if the incident has closed since. Each step is
-        checked against what its stream already records (the incident's side is named by
-        the resource's arrival, see `Resource.arrival`), so running this again after an
-        interruption completes it without recording anything twice."""
-        # Both streams' permissions first: no step is taken that the next would refuse.
+        anything is recorded. The incident's check is made while the resource's command
+        decides (`admit`), so a repeat of a command already done (same command id) is
+        answered as such even if the incident has closed since."""
+        # Both streams' permissions first: the process records the incident's side in the
+        # name of the same actor.
         check_permitted("incident.assign-resource", actor)
         check_permitted("incident.record-resource-departure", actor)
         self.resources.require_seen_version(self.resources.resource(resource_id))
@@ -137,45 +134,34 @@ class ResourceAssignments:
             admit()
         else:
             send(admit)
-        # The incident it left records that first, so it is never active on two.
-        self.settle(resource_id, actor=actor)
-        self._record_arrival(incident_id, resource_id, actor=actor)
-        return resource_id
+        return self._followed(resource_id)
 
-    def _record_arrival(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> None:
-        """Record on the incident the assignment of a resource that serves it, if it does not
-        list the resource yet (once per arrival, however often it is asked)."""
-        resource = self.resources.resource(resource_id)
-        arrival = resource.arrival()
-        if arrival is None or resource.incident_id != incident_id:
-            return  # a repeat of a command whose resource has moved on since
-        if self.incidents.incident(incident_id).assignment(resource_id) is not None:
-            return
-        position, sent_at = arrival
-        self.incidents.record_resource_arrival(
-            incident_id, resource_id=resource_id, kind=resource.kind, sent_at=sent_at,
-            actor=actor, command_id=f"resource-arrival:{incident_id}:{resource_id}:{position}")
-
-    def release(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
-        """The centre releases a resource from an incident, recorded on both: one that has
-        not arrived is stood down, one on scene clears it (a depot or shelter closes)."""
+    def release(self, incident_id: UUID, resource_id: UUID, *, actor: Actor,
+                command_id: str | None = None) -> UUID:
+        """The centre releases a resource from an incident: one that has not arrived is
+        stood down, one on scene clears it (a depot or shelter closes); the incident records
+        it (the process)."""
+        check_permitted("incident.assign-resource", actor)
+        check_permitted("incident.record-resource-departure", actor)
         self.incidents.require_seen_version(self.incidents.incident(incident_id))
-        released: list[UUID] = []
         if self.resources.exists(resource_id):
             resource = self.resources.resource(resource_id)
             if resource.serves(incident_id):
                 if resource.status is not ResourceStatus.ON_SCENE:
-                    self.resources.stand_down(resource_id, actor=actor)
+                    self.resources.stand_down(resource_id, actor=actor, command_id=command_id)
                 elif resource.mobile:
-                    self.resources.clear_scene(resource_id, actor=actor)
+                    self.resources.clear_scene(resource_id, actor=actor, command_id=command_id)
                 else:
-                    self.resources.deactivate(resource_id, actor=actor)
-            released = self.settle(resource_id, actor=actor)
+                    self.resources.deactivate(resource_id, actor=actor, command_id=command_id)
+            self._followed(resource_id)
         # Assigned on the incident's side only (the resource never served it): the centre's
         # release ends what its leaving did not.
-        if (incident_id not in released
-                and self.incidents.incident(incident_id).assignment(resource_id) is not None):
-            self.incidents.release_resource(incident_id, resource_id=resource_id, actor=actor)
+        if (self.incidents.incident(incident_id).assignment(resource_id) is not None
+                and not (self.resources.exists(resource_id)
+                         and self.resources.resource(resource_id).serves(incident_id))):
+            self.incidents.release_resource(
+                incident_id, resource_id=resource_id, actor=actor,
+                command_id=None if command_id is None else f"{command_id}:incident")
         return resource_id
 
     # The resource's own status changes that can take it off an incident: each is recorded
@@ -184,47 +170,42 @@ class ResourceAssignments:
     def stand_down(self, resource_id: UUID, *, actor: Actor, position: GeoPoint | None = None,
                    at: datetime | None = None, command_id: str | None = None) -> UUID:
         """Cancel an assignment before arrival, recorded on the incident too."""
-        subject = self.resources.stand_down(resource_id, actor=actor, position=position, at=at,
-                                            command_id=command_id)
-        self.settle(resource_id, actor=actor)
-        return subject
+        return self._followed(self.resources.stand_down(
+            resource_id, actor=actor, position=position, at=at, command_id=command_id))
 
     def clear_scene(self, resource_id: UUID, *, actor: Actor, position: GeoPoint | None = None,
                     at: datetime | None = None, command_id: str | None = None) -> UUID:
         """The resource leaves the scene, its work done; the incident records it."""
-        subject = self.resources.clear_scene(resource_id, actor=actor, position=position,
-                                             at=at, command_id=command_id)
-        self.settle(resource_id, actor=actor)
-        return subject
+        return self._followed(self.resources.clear_scene(
+            resource_id, actor=actor, position=position, at=at, command_id=command_id))
 
     def deactivate(self, resource_id: UUID, *, actor: Actor, at: datetime | None = None,
                    command_id: str | None = None) -> UUID:
         """A depot or shelter closes for its incident; the incident records it."""
-        subject = self.resources.deactivate(resource_id, actor=actor, at=at,
-                                            command_id=command_id)
-        self.settle(resource_id, actor=actor)
-        return subject
+        return self._followed(self.resources.deactivate(
+            resource_id, actor=actor, at=at, command_id=command_id))
 
     def report_available(self, resource_id: UUID, *, actor: Actor,
                          position: GeoPoint | None = None, at: datetime | None = None,
                          command_id: str | None = None) -> UUID:
-        """A returning resource is ready again (its incident's release is completed if it
-        was interrupted)."""
-        subject = self.resources.report_available(resource_id, actor=actor, position=position,
-                                                  at=at, command_id=command_id)
-        self.settle(resource_id, actor=actor)
-        return subject
+        """A returning resource is ready again."""
+        return self._followed(self.resources.report_available(
+            resource_id, actor=actor, position=position, at=at, command_id=command_id))
 
     def take_out_of_service(self, resource_id: UUID, *, reason: str, actor: Actor,
                             position: GeoPoint | None = None, at: datetime | None = None,
                             command_id: str | None = None) -> UUID:
-        """Withdraw a resource (its incident's release is completed if it was
-        interrupted)."""
-        subject = self.resources.take_out_of_service(resource_id, reason=reason, actor=actor,
-                                                     position=position, at=at,
-                                                     command_id=command_id)
-        self.settle(resource_id, actor=actor)
-        return subject
+        """Withdraw a resource; an incident it still served records it."""
+        return self._followed(self.resources.take_out_of_service(
+            resource_id, reason=reason, actor=actor, position=position, at=at,
+            command_id=command_id))
+
+
+def _require_new_incident_facts(category: str | None, incident_type: str | None,
+                                title: str | None) -> tuple[str, str, str]:
+    if not (category and incident_type and title):
+        raise InvalidValue("a new incident needs category, incident type and title")
+    return category, incident_type, title
 
 
 @dataclass
@@ -236,10 +217,15 @@ class CityOperations:
     hazards: HazardSources
     hotline: HotlineTickets
     resources: Resources
+    case_conversions: CaseConversions
+    resource_movements: ResourceMovements
+    incident_escalations: IncidentEscalations
 
     def ticket_to_case(self, ticket_id: UUID, *, actor: Actor, category: str | None = None,
-                       urgency: str = "normal") -> UUID:
-        """A ticket about a city-management problem becomes a grid case (source: hotline)."""
+                       urgency: str = "normal", command_id: str | None = None) -> UUID:
+        """A ticket about a city-management problem becomes a grid case (source: hotline):
+        recorded on the ticket, then reported by the grid cases (`CaseConversions`), once
+        everything the report could refuse has been checked."""
         ticket = self.hotline.ticket(ticket_id)
         self.hotline.require_seen_version(ticket)
         topic = self.hotline.catalogue.hotline_topic(ticket.topic)
@@ -251,86 +237,91 @@ class CityOperations:
             )
         if ticket.location is None:
             raise InvalidValue(f"hotline ticket {ticket_id} has no location: a grid case needs one")
+        # The process reports the case in the name of the same actor.
+        check_permitted("grid-case.report", actor)
+        self.grid_cases.check_reportable(category=chosen, urgency=urgency,
+                                         location=ticket.location)
         case_id = case_id_for_ticket(ticket_id)
-        if not self.grid_cases.exists(case_id):
-            self.grid_cases.report(
-                source=CaseSource.HOTLINE, category=chosen, description=ticket.description,
-                location=ticket.location, urgency=urgency, ticket_id=ticket_id, case_id=case_id,
-                actor=actor, command_id=f"ticket-to-case:{ticket_id}",
-            )
-        self.hotline.convert_to_case(ticket_id, case_id=case_id, actor=actor,
-                                     command_id=f"ticket-to-case:{ticket_id}")
+        # A case reported before the ticket recorded it (before the process) is not
+        # reported again.
+        reported = self.grid_cases.exists(case_id)
+        self.hotline.convert_to_case(
+            ticket_id, case_id=case_id, actor=actor,
+            command_id=command_id or report_command_id(ticket_id),
+            category=None if reported else chosen, urgency=None if reported else str(urgency))
+        self.case_conversions.catch_up_with(self.hotline.name)
         return case_id
 
     def ticket_to_incident(self, ticket_id: UUID, *, actor: Actor,
                            incident_id: UUID | None = None, category: str | None = None,
                            incident_type: str | None = None, title: str | None = None,
-                           level: str | None = None) -> UUID:
+                           level: str | None = None, command_id: str | None = None) -> UUID:
         """A ticket about an emergency joins an incident (`incident_id`) or becomes a new one
-        (category, type and title needed)."""
+        (category, type and title needed): recorded on the ticket, then on the incident
+        (`IncidentEscalations`), once everything the incident's side could refuse has been
+        checked."""
         ticket = self.hotline.ticket(ticket_id)
         self.hotline.require_seen_version(ticket)
         if incident_id is None:
-            if not (category and incident_type and title):
-                raise InvalidValue("a new incident needs category, incident type and title")
+            _require_new_incident_facts(category, incident_type, title)
             if ticket.location is None:
                 raise InvalidValue(f"hotline ticket {ticket_id} has no location")
-            incident_id = incident_id_for_ticket(ticket_id)
-            if not self.incidents.exists(incident_id):
-                self.incidents.report(
-                    category=category, incident_type=incident_type, title=title,
-                    location=ticket.location, source=IncidentSource.HOTLINE,
-                    description=ticket.description, level=level, source_ref=str(ticket_id),
-                    incident_id=incident_id, actor=actor,
-                    command_id=f"ticket-to-incident:{ticket_id}",
-                )
-        else:
-            self.incidents.incident(incident_id)
-        # The ticket side first: it refuses a ticket already escalated to another incident.
-        self.hotline.escalate_to_incident(ticket_id, incident_id=incident_id, actor=actor,
-                                          command_id=f"ticket-to-incident:{ticket_id}:"
-                                          f"{incident_id}")
-        self.incidents.link(incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=ticket_id,
-                            actor=actor,
-                            command_id=f"ticket-to-incident:{ticket_id}:{incident_id}:link")
-        return incident_id
+        target, facts = self._escalation(incident_id, incident_id_for_ticket(ticket_id),
+                                         category, incident_type, title, level, actor)
+        # The ticket side refuses a ticket already escalated to another incident.
+        self.hotline.escalate_to_incident(
+            ticket_id, incident_id=target, new_incident=facts, actor=actor,
+            command_id=command_id or f"{ticket_command_id(ticket_id)}:{target}")
+        self.incident_escalations.catch_up_with(self.hotline.name)
+        return target
 
     def escalate_alarm(self, source_id: UUID, alarm_id: UUID, *, actor: Actor,
                        category: str | None = None, incident_type: str | None = None,
                        title: str | None = None, level: str | None = None,
-                       incident_id: UUID | None = None) -> UUID:
+                       incident_id: UUID | None = None, command_id: str | None = None) -> UUID:
         """A hazard alarm becomes an incident at the hazard source (category, type and title
-        needed), or joins `incident_id`."""
+        needed), or joins `incident_id`: recorded on the hazard source, then on the incident
+        (`IncidentEscalations`), once everything the incident's side could refuse has been
+        checked."""
         source = self.hazards.source(source_id)
         self.hazards.require_seen_version(source)
         if alarm_id not in source.alarms:
             raise InvalidValue(f"hazard source {source_id} has no alarm {alarm_id}")
+        target, facts = self._escalation(incident_id, incident_id_for_alarm(alarm_id),
+                                         category, incident_type, title, level, actor)
+        # The hazard side refuses an alarm already escalated to another incident.
+        self.hazards.escalate_alarm(
+            source_id, alarm_id, incident_id=target, new_incident=facts, actor=actor,
+            command_id=command_id or f"{alarm_command_id(alarm_id)}:{target}")
+        self.incident_escalations.catch_up_with(self.hazards.name)
+        return target
+
+    def _escalation(self, incident_id: UUID | None, derived_id: UUID, category: str | None,
+                    incident_type: str | None, title: str | None, level: str | None,
+                    actor: Actor) -> tuple[UUID, NewIncident | None]:
+        """The incident an escalation goes to, and what to report for a new one (None: it
+        exists), refused now if the incident's side would refuse it (the process records
+        that side in the name of the same actor)."""
+        check_permitted("incident.link", actor)
         if incident_id is None:
-            if not (category and incident_type and title):
-                raise InvalidValue("a new incident needs category, incident type and title")
-            incident_id = incident_id_for_alarm(alarm_id)
-            if not self.incidents.exists(incident_id):
-                self.incidents.report(
-                    category=category, incident_type=incident_type, title=title,
-                    location=source.location, source=IncidentSource.ALARM,
-                    description=f"Alarm at {source.name}", level=level,
-                    source_ref=str(alarm_id), incident_id=incident_id, actor=actor,
-                    command_id=f"alarm-to-incident:{alarm_id}",
-                )
-        else:
-            self.incidents.incident(incident_id)
-        # The hazard side first: it refuses an alarm already escalated to another incident.
-        self.hazards.escalate_alarm(source_id, alarm_id, incident_id=incident_id, actor=actor,
-                                    command_id=f"alarm-to-incident:{alarm_id}:{incident_id}")
-        self.incidents.link(incident_id, kind=LinkKind.HAZARD_ALARM, target_id=alarm_id,
-                            actor=actor,
-                            command_id=f"alarm-to-incident:{alarm_id}:{incident_id}:link")
-        return incident_id
+            category, incident_type, title = _require_new_incident_facts(
+                category, incident_type, title)
+            if not self.incidents.exists(derived_id):
+                check_permitted("incident.report", actor)
+                self.incidents.check_reportable(category=category, incident_type=incident_type,
+                                                title=title, level=level)
+                return derived_id, new_incident(category=category, incident_type=incident_type,
+                                                title=title, level=level)
+            # Reported already (by an earlier run, or before the process): only linked.
+            incident_id = derived_id
+        self.incidents.incident(incident_id).require_status("link to", *OPEN_STATUSES)
+        return incident_id, None
 
     @property
     def resource_assignments(self) -> ResourceAssignments:
         """Resources assigned to incidents and leaving them, recorded on both streams."""
-        return ResourceAssignments(incidents=self.incidents, resources=self.resources)
+        return ResourceAssignments(incidents=self.incidents, resources=self.resources,
+                                   movements=self.resource_movements)
 
     def assign_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor,
                         command_id: str | None = None) -> UUID:
@@ -338,10 +329,12 @@ class CityOperations:
         return self.resource_assignments.assign(incident_id, resource_id, actor=actor,
                                                 command_id=command_id)
 
-    def release_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor) -> UUID:
+    def release_resource(self, incident_id: UUID, resource_id: UUID, *, actor: Actor,
+                         command_id: str | None = None) -> UUID:
         """Release a resource from an incident (standing it down or clearing the scene) and
         record it on both."""
-        return self.resource_assignments.release(incident_id, resource_id, actor=actor)
+        return self.resource_assignments.release(incident_id, resource_id, actor=actor,
+                                                 command_id=command_id)
 
     def link_case(self, incident_id: UUID, case_id: UUID, *, actor: Actor) -> UUID:
         """Link a grid case to an incident (for example a road collapse during a flood)."""

@@ -18,13 +18,13 @@ from uuid import UUID
 
 from cityops.bootstrap import CitySystem
 from cityops.domain.application import observed_commands
-from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.application import GridCases
 from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hazards.source import ReadingEffect
 from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.processes.resource_movements import ResourceMovements
 from cityops.domain.resources.application import Resources
 from cityops.domain.resources.resource import Resource
 from cityops.ingest.catalogue import Message
@@ -174,7 +174,8 @@ LEAVING_STATUSES = frozenset({"returning", "available"})
 
 def report_resource_status(message: Message, target: IngestTarget) -> Effect:
     """resource-status: the status change the crew reports; one that takes the resource off
-    its incident is recorded on the incident too (two commands: not staged in a batch)."""
+    its incident is recorded on the incident too (by the process the incidents follow the
+    resources with, which this worker runs once the change is saved)."""
     p = message.payload
     resources = target.resources
     command = getattr(resources, STATUS_COMMANDS[p["status"]])
@@ -184,8 +185,8 @@ def report_resource_status(message: Message, target: IngestTarget) -> Effect:
         command(resource_id, position=_optional_point(p.get("position")), actor=message.actor,
                 at=message.occurred_at, command_id=message.message_id)
         if p["status"] in LEAVING_STATUSES and target.incidents is not None:
-            ResourceAssignments(incidents=target.incidents, resources=resources).settle(
-                resource_id, actor=message.actor)
+            movements = ResourceMovements(resources, target.incidents)
+            resources.after_saved(lambda: movements.catch_up_with(resources.name))
 
     return _receipted(change)
 

@@ -239,12 +239,13 @@ def acknowledge_alarm(source_id: UUID, alarm_id: UUID, body: AlarmAcknowledgemen
 
 @router.post("/{source_id}/alarms/{alarm_id}/escalation")
 def escalate_alarm(source_id: UUID, alarm_id: UUID, body: AlarmEscalation, system: SystemDep,
-                   actor: CurrentActor) -> dict[str, Any]:
+                   actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """Escalate an alarm into a new incident at the hazard source, or join an incident;
     recorded on both streams (running it again repeats nothing)."""
     incident_id = system.operations.escalate_alarm(
         source_id, alarm_id, incident_id=body.incident_id, category=body.category,
-        incident_type=body.incident_type, title=body.title, level=body.level, actor=actor)
+        incident_type=body.incident_type, title=body.title, level=body.level, actor=actor,
+        command_id=command_id)
     return {**_state(system, source_id), "incident_id": str(incident_id)}
 
 

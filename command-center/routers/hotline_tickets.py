@@ -251,21 +251,23 @@ def merge_ticket(ticket_id: UUID, body: Merge, system: SystemDep, actor: Current
 
 @router.post("/{ticket_id}/convert-to-case")
 def convert_to_case(ticket_id: UUID, body: CaseConversion, system: SystemDep,
-                    actor: CurrentActor) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """Turn a city-management ticket into a grid case (reported by the hotline) and record it
     on the ticket; running it again completes or repeats nothing."""
     case_id = system.operations.ticket_to_case(ticket_id, category=body.category,
-                                               urgency=body.urgency, actor=actor)
+                                               urgency=body.urgency, actor=actor,
+                                               command_id=command_id)
     return {**_state(system, ticket_id, actor), "case_id": str(case_id)}
 
 
 @router.post("/{ticket_id}/escalate-to-incident")
 def escalate_to_incident(ticket_id: UUID, body: IncidentEscalation, system: SystemDep,
-                         actor: CurrentActor) -> dict[str, Any]:
+                         actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """Make an emergency ticket a new incident, or join it to an existing one."""
     incident_id = system.operations.ticket_to_incident(
         ticket_id, incident_id=body.incident_id, category=body.category,
-        incident_type=body.incident_type, title=body.title, level=body.level, actor=actor)
+        incident_type=body.incident_type, title=body.title, level=body.level, actor=actor,
+        command_id=command_id)
     return {**_state(system, ticket_id, actor), "incident_id": str(incident_id)}
 
 

@@ -363,10 +363,11 @@ def assign_resource(incident_id: UUID, body: ResourceAssignment, system: SystemD
 
 @router.post("/{incident_id}/resources/{resource_id}/release")
 def release_resource(incident_id: UUID, resource_id: UUID, system: SystemDep,
-                     actor: CurrentActor) -> dict[str, Any]:
+                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """Release a resource from the incident, recorded on both: it is stood down if it had
     not arrived, and clears the scene (a depot or shelter closes) if it had."""
-    system.operations.release_resource(incident_id, resource_id, actor=actor)
+    system.operations.release_resource(incident_id, resource_id, actor=actor,
+                                       command_id=command_id)
     return _state(system, incident_id)
 
 

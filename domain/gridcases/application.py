@@ -23,6 +23,7 @@ class GridCases(CityApplication):
     """Reports, registers, dispatches and supervises city-management cases."""
 
     name = "gridcases"
+    runs_processes = True
 
     def __init__(
         self,
@@ -105,11 +106,7 @@ class GridCases(CityApplication):
         new_id = case_id
 
         def decide() -> list[GridCase]:
-            cell = self.locator.locate_cell(location)
-            if cell is None:
-                raise InvalidValue(
-                    f"location {location.lon}, {location.lat} is outside the city"
-                )
+            cell = self._cell_of(location)
             policy = self.duplicate_policy
             candidates = self.open_reports.open_reports_near(
                 location, policy.radius_m, when - policy.window
@@ -135,6 +132,23 @@ class GridCases(CityApplication):
             "location": [location.lon, location.lat], "urgency": urgency,
             "photos": photos or [], "ticket_id": ticket_id,
         }, decide, explain_conflict=already_reported)
+
+    def check_reportable(self, *, category: str, urgency: Urgency | str,
+                         location: GeoPoint) -> None:
+        """Refuse now what `report` would refuse in these values: a command whose second
+        step reports the case (a ticket converted into one) checks it before its first."""
+        try:
+            Urgency(urgency)
+        except ValueError as error:
+            raise InvalidValue(str(error)) from None
+        self.catalogue.case_category(category)
+        self._cell_of(location)
+
+    def _cell_of(self, location: GeoPoint) -> str:
+        cell = self.locator.locate_cell(location)
+        if cell is None:
+            raise InvalidValue(f"location {location.lon}, {location.lat} is outside the city")
+        return cell
 
     def register(self, case_id: UUID, *, actor: Actor, category: str | None = None,
                  urgency: Urgency | str | None = None, note: str = "",

@@ -349,10 +349,11 @@ class HazardSources(CityApplication):
 
     def escalate_alarm(self, source_id: UUID, alarm_id: UUID, *, actor: Actor,
                        incident_id: UUID | None = None, note: str = "",
+                       new_incident: dict[str, str | None] | None = None,
                        at: datetime | None = None, command_id: str | None = None) -> UUID:
-        """Record that an alarm became or joined an incident (created by the incident
-        application): by default the incident with the alarm's deterministic id
-        (`incident_id_for_alarm`). Repeating it for the same incident changes nothing;
+        """Record that an alarm became or joined an incident: by default the incident with
+        the alarm's deterministic id (`incident_id_for_alarm`), reported from `new_incident`
+        by the incident application. Repeating it for the same incident changes nothing;
         returns the incident id."""
         when = self.now(at)
         target = incident_id or incident_id_for_alarm(alarm_id)
@@ -360,7 +361,7 @@ class HazardSources(CityApplication):
         def decide() -> list[HazardSource]:
             source = self.source(source_id)
             source.escalate_alarm(alarm_id=alarm_id, incident_id=target, note=note,
-                                  actor=actor, at=when)
+                                  actor=actor, at=when, new_incident=new_incident)
             return [source]
 
         self.command("hazard.escalate-alarm", actor, command_id, {

@@ -512,11 +512,21 @@ class HazardSource(CityAggregate):
             )
 
     class AlarmEscalated(CityAggregate.Event):
-        """The alarm became (or joined) an incident, created by the incident application."""
+        """The alarm became (or joined) an incident. A new one (`new_incident`: its category,
+        incident type, title and level) is reported by the incident application from this
+        event (`processes.incident_escalations`); None: it joins an existing one, or was
+        recorded before that process."""
 
+        class_version = 2
         alarm_id: UUID
         incident_id: UUID
         note: str
+        new_incident: dict[str, str | None] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # The incident was reported before the alarm recorded its escalation then.
+            state["new_incident"] = None
 
         def apply(self, source: HazardSource) -> None:
             source.alarms[self.alarm_id] = replace(
@@ -741,7 +751,7 @@ class HazardSource(CityAggregate):
                     note=checked_text("note", note, required=False))
 
     def escalate_alarm(self, *, alarm_id: UUID, incident_id: UUID, note: str, actor: Actor,
-                       at: datetime) -> bool:
+                       at: datetime, new_incident: dict[str, str | None] | None = None) -> bool:
         """Record that the alarm became (or joined) an incident; an alarm that cleared may
         still be escalated. Escalating again into the same incident changes nothing (False:
         a coordinator may retry); into another incident it is refused."""
@@ -753,7 +763,8 @@ class HazardSource(CityAggregate):
             self.refuse("escalate an alarm of",
                         f"alarm {alarm_id} is already escalated into incident {alarm.incident_id}")
         self.record(self.AlarmEscalated, actor=actor, at=at, alarm_id=alarm_id,
-                    incident_id=incident_id, note=checked_text("note", note, required=False))
+                    incident_id=incident_id, note=checked_text("note", note, required=False),
+                    new_incident=new_incident)
         return True
 
     def record_finding(self, *, finding_id: UUID, description: str,

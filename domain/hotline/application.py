@@ -11,8 +11,6 @@ from enum import StrEnum
 from typing import TypeVar
 from uuid import UUID, uuid4, uuid5
 
-from eventsourcing.persistence import ProcessRecorder
-
 from cityops.domain.actors import Actor
 from cityops.domain.application import COMMAND_NAMESPACE, CityApplication, Clock, system_clock
 from cityops.domain.catalogue import Catalogue, HotlineTopic, TimeLimit
@@ -58,6 +56,9 @@ class HotlineTickets(CityApplication):
     """Takes, routes and follows up the calls to the service hotline."""
 
     name = "hotline"
+    runs_processes = True
+    """The ticket follow-up (`TicketFollowUp`) records what it learns from the grid cases
+    and incidents here, together with its position in their logs."""
 
     def __init__(
         self,
@@ -75,11 +76,6 @@ class HotlineTickets(CityApplication):
         self.open_tickets = open_tickets
         """Open tickets near a point (a read model), with the topic code as category."""
         self.duplicate_policy = duplicate_policy or DuplicatePolicy()
-
-    def construct_recorder(self) -> ProcessRecorder:
-        """A process recorder: the ticket follow-up (`TicketFollowUp`) records what it
-        learns from the grid cases and incidents together with its position in their logs."""
-        return self.factory.process_recorder()
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -309,16 +305,19 @@ class HotlineTickets(CityApplication):
         }, decide)
 
     def convert_to_case(self, ticket_id: UUID, *, actor: Actor, case_id: UUID | None = None,
+                        category: str | None = None, urgency: str | None = None,
                         at: datetime | None = None, command_id: str | None = None) -> UUID:
-        """Record that the ticket became a grid case (created by the grid-case application,
-        by default with the id `case_id_for_ticket`); returns the case id. Repeating it for
-        the same case changes nothing."""
+        """Record that the ticket became a grid case (by default with the id
+        `case_id_for_ticket`), which the grid-case application reports in `category` with
+        `urgency` (`processes.case_conversions`; None: it exists already); returns the case
+        id. Repeating it for the same case changes nothing."""
         when = self.now(at)
         target = case_id or case_id_for_ticket(ticket_id)
 
         def decide() -> list[HotlineTicket]:
             ticket = self.ticket(ticket_id)
-            ticket.convert_to_case(case_id=target, actor=actor, at=when)
+            ticket.convert_to_case(case_id=target, actor=actor, at=when, category=category,
+                                   urgency=urgency)
             return [ticket]
 
         self.command("ticket.convert-to-case", actor, command_id,
@@ -326,17 +325,21 @@ class HotlineTickets(CityApplication):
         return target
 
     def escalate_to_incident(self, ticket_id: UUID, *, actor: Actor,
-                             incident_id: UUID | None = None, at: datetime | None = None,
+                             incident_id: UUID | None = None,
+                             new_incident: dict[str, str | None] | None = None,
+                             at: datetime | None = None,
                              command_id: str | None = None) -> UUID:
-        """Record that the ticket became an incident (default id `incident_id_for_ticket`) or
-        joined an existing one (its id given); returns the incident id. Repeating it for the
-        same incident changes nothing."""
+        """Record that the ticket became an incident (default id `incident_id_for_ticket`,
+        reported from `new_incident` by the incident application) or joined an existing one
+        (its id given); returns the incident id. Repeating it for the same incident changes
+        nothing."""
         when = self.now(at)
         target = incident_id or incident_id_for_ticket(ticket_id)
 
         def decide() -> list[HotlineTicket]:
             ticket = self.ticket(ticket_id)
-            ticket.escalate_to_incident(incident_id=target, actor=actor, at=when)
+            ticket.escalate_to_incident(incident_id=target, actor=actor, at=when,
+                                        new_incident=new_incident)
             return [ticket]
 
         self.command("ticket.escalate-to-incident", actor, command_id,

@@ -377,9 +377,20 @@ class HotlineTicket(CityAggregate):
             ticket.stop_reply_clock()
 
     class ConvertedToCase(CityAggregate.Event):
-        """The matter became a grid case (created by the grid-case application)."""
+        """The matter became a grid case, which the grid-case application reports from this
+        event (`processes.case_conversions`) in the category and urgency the centre chose
+        (None: recorded before that process, or after the case was reported)."""
 
+        class_version = 2
         case_id: UUID
+        category: str | None
+        urgency: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # The case was reported before the ticket recorded its conversion then.
+            state["category"] = None
+            state["urgency"] = None
 
         def apply(self, ticket: HotlineTicket) -> None:
             ticket.status = TicketStatus.TRANSFERRED
@@ -387,9 +398,19 @@ class HotlineTicket(CityAggregate):
             ticket.stop_reply_clock()
 
     class EscalatedToIncident(CityAggregate.Event):
-        """The matter became or joined an incident (created by the incident application)."""
+        """The matter became or joined an incident. A new one (`new_incident`: its category,
+        incident type, title and level) is reported by the incident application from this
+        event (`processes.incident_escalations`); None: it joins an existing one, or was
+        recorded before that process."""
 
+        class_version = 2
         incident_id: UUID
+        new_incident: dict[str, str | None] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # The incident was reported before the ticket recorded its escalation then.
+            state["new_incident"] = None
 
         def apply(self, ticket: HotlineTicket) -> None:
             ticket.status = TicketStatus.TRANSFERRED
@@ -727,27 +748,32 @@ class HotlineTicket(CityAggregate):
         primary.record(primary.CallMerged, actor=actor, at=max(at, primary.modified_on),
                        merged_ticket_id=self.id, calls=[c.as_fact() for c in calls])
 
-    def convert_to_case(self, *, case_id: UUID, actor: Actor, at: datetime) -> bool:
-        """Record that the ticket became a grid case. The same case again changes nothing
+    def convert_to_case(self, *, case_id: UUID, actor: Actor, at: datetime,
+                        category: str | None = None, urgency: str | None = None) -> bool:
+        """Record that the ticket became a grid case, to be reported in `category` with
+        `urgency` (None: the case exists already). The same case again changes nothing
         (False: a coordinator may retry); another case is refused."""
         if self.case_id == case_id:
             return False
         self.require_status("convert to a grid case", *TRANSFERABLE)
         if self.case_id is not None:
             self.refuse("convert to a grid case", f"it already became grid case {self.case_id}")
-        self.record(self.ConvertedToCase, actor=actor, at=at, case_id=case_id)
+        self.record(self.ConvertedToCase, actor=actor, at=at, case_id=case_id,
+                    category=category, urgency=urgency)
         return True
 
-    def escalate_to_incident(self, *, incident_id: UUID, actor: Actor, at: datetime) -> bool:
-        """Record that the ticket became or joined an incident; idempotent like
-        `convert_to_case`."""
+    def escalate_to_incident(self, *, incident_id: UUID, actor: Actor, at: datetime,
+                             new_incident: dict[str, str | None] | None = None) -> bool:
+        """Record that the ticket became (`new_incident`: what to report) or joined an
+        incident; idempotent like `convert_to_case`."""
         if self.incident_id == incident_id:
             return False
         self.require_status("escalate to an incident", *TRANSFERABLE)
         if self.incident_id is not None:
             self.refuse("escalate to an incident",
                         f"it already joined incident {self.incident_id}")
-        self.record(self.EscalatedToIncident, actor=actor, at=at, incident_id=incident_id)
+        self.record(self.EscalatedToIncident, actor=actor, at=at, incident_id=incident_id,
+                    new_incident=new_incident)
         return True
 
     def record_linked_progress(self, *, kind: LinkedWorkKind, work_id: UUID, stage: str,

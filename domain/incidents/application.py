@@ -31,6 +31,7 @@ from cityops.domain.incidents.incident import (
 )
 from cityops.domain.incidents.plans import (
     MAX_LEVEL_RANK,
+    MAX_TITLE,
     MIN_LEVEL_RANK,
     REGISTRY_ID,
     ContingencyPlan,
@@ -39,6 +40,7 @@ from cityops.domain.incidents.plans import (
     PlanRegistry,
     plan_id_for,
 )
+from cityops.domain.model import checked_text
 from cityops.domain.values import checked_instant
 
 PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -62,6 +64,7 @@ class Incidents(CityApplication):
     """Reports, verifies and commands emergency incidents, and keeps the contingency plans."""
 
     name = "incidents"
+    runs_processes = True
 
     def __init__(
         self,
@@ -203,6 +206,16 @@ class Incidents(CityApplication):
             "affected_area": affected_area.wkt if affected_area else None,
             "source_ref": source_ref, "warning": warning, "incident_id": incident_id,
         }, decide)
+
+    def check_reportable(self, *, category: str, incident_type: str, title: str,
+                         level: str | None) -> None:
+        """Refuse now what `report` would refuse in these values: a command whose second
+        step reports the incident (a ticket or an alarm escalated into one) checks it
+        before its first."""
+        self.catalogue.incident_type(category, incident_type)
+        if level is not None:
+            self._level(level)
+        checked_text("title", title, limit=MAX_TITLE)
 
     def verify(self, incident_id: UUID, *, actor: Actor, category: str | None = None,
                incident_type: str | None = None, level: str | None = None, note: str = "",

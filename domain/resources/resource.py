@@ -111,6 +111,8 @@ class StatusChange(NamedTuple):
     status: ResourceStatus
     at: datetime
     incident_id: UUID | None
+    by: Actor | None = None
+    """Who recorded the change (the incident records a departure or arrival in their name)."""
 
 
 class Departure(NamedTuple):
@@ -120,6 +122,8 @@ class Departure(NamedTuple):
     at: datetime
     how: str
     """"cleared the scene", "stood down", "reassigned to incident ...", ..."""
+    by: Actor | None = None
+    """Who made it leave."""
 
 
 def _how_it_left(served: StatusChange, then: StatusChange) -> str:
@@ -306,7 +310,8 @@ class Resource(CityAggregate):
             resource.incident_id = self.incident_id
             if status is not ResourceStatus.OUT_OF_SERVICE:
                 resource.out_of_service_reason = None
-            resource.history.append(StatusChange(status, self.reported_at, self.incident_id))
+            resource.history.append(StatusChange(status, self.reported_at, self.incident_id,
+                                                 self.actor))
             if self.position is not None and self.position_at is not None:
                 resource.position = PositionFix(self.position, self.position_at)
 
@@ -633,7 +638,8 @@ class Resource(CityAggregate):
             seen.add(incident_id)
             if index + 1 < len(self.history):  # else it serves the incident still
                 then = self.history[index + 1]
-                departures.append(Departure(incident_id, then.at, _how_it_left(served, then)))
+                departures.append(Departure(incident_id, then.at, _how_it_left(served, then),
+                                            then.by))
         return departures
 
     @property

@@ -24,7 +24,7 @@ from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.hotline.ticket import TicketStatus, case_id_for_ticket, incident_id_for_ticket
 from cityops.domain.incidents.application import Incidents
 from cityops.domain.incidents.incident import LinkKind
-from cityops.domain.ticketfollowup import TicketFollowUp
+from cityops.domain.processes.ticket_follow_up import TicketFollowUp
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 OPERATOR = Actor("op-li", Role.HOTLINE_OPERATOR)
