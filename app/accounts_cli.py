@@ -19,8 +19,23 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import (
+    AddDepartment,
+    AddUser,
+    DisableUser,
+    EnableUser,
+    IssueApiKey,
+    RenameDepartment,
+    ResetPassword,
+    RetireDepartment,
+    RevokeApiKey,
+    SetDepartment,
+    SetRole,
+    check_role,
+)
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import DomainError
 
 users_app = typer.Typer(help="Users who sign in to the command centre.", no_args_is_help=True)
@@ -124,8 +139,10 @@ def add_user(
     actor = cli_actor()
 
     def add(accounts: Accounts) -> None:
-        accounts.add_user(username, role=role, department=department,
-                          display_name=display_name, password=password, actor=actor)
+        accounts.handle(
+            AddUser(username=username, role=check_role(role), department=department,
+                    display_name=display_name, password=password),
+            CommandContext(actor=actor))
 
     _run(add)
     typer.secho(f"User {username} added as {role}"
@@ -147,8 +164,9 @@ def set_role(
 ) -> None:
     """Give a user another role; their current logins end."""
     actor = cli_actor()
-    _run(lambda accounts: accounts.set_role(username, role, department=department,
-                                            actor=actor))
+    _run(lambda accounts: accounts.handle(
+        SetRole(username=username, role=check_role(role), department=department),
+        CommandContext(actor=actor)).subject)
     typer.secho(f"User {username} is now {role}", fg="green")
 
 
@@ -162,7 +180,9 @@ def set_department(
     if (department is None) == (not none):
         _fail("give a department code, or --none")
     actor = cli_actor()
-    _run(lambda accounts: accounts.set_department(username, department, actor=actor))
+    _run(lambda accounts: accounts.handle(
+        SetDepartment(username=username, department=department),
+        CommandContext(actor=actor)).subject)
     typer.secho(f"User {username} is now in {department or 'no department'}", fg="green")
 
 
@@ -170,7 +190,9 @@ def set_department(
 def disable_user(username: str, reason: Reason) -> None:
     """Stop a user from signing in; their tokens stop working within seconds."""
     actor = cli_actor()
-    _run(lambda accounts: accounts.disable_user(username, reason=reason, actor=actor))
+    _run(lambda accounts: accounts.handle(
+        DisableUser(username=username, reason=reason),
+        CommandContext(actor=actor)).subject)
     typer.secho(f"User {username} disabled", fg="green")
 
 
@@ -178,7 +200,9 @@ def disable_user(username: str, reason: Reason) -> None:
 def enable_user(username: str, note: Annotated[str, typer.Option()] = "") -> None:
     """Let a disabled user sign in again."""
     actor = cli_actor()
-    _run(lambda accounts: accounts.enable_user(username, note=note, actor=actor))
+    _run(lambda accounts: accounts.handle(
+        EnableUser(username=username, note=note),
+        CommandContext(actor=actor)).subject)
     typer.secho(f"User {username} enabled", fg="green")
 
 
@@ -191,7 +215,9 @@ def reset_password(
     """Set a new password for a user; their current logins end."""
     password = read_password(password_stdin, username)
     actor = cli_actor()
-    _run(lambda accounts: accounts.reset_password(username, password, actor=actor))
+    _run(lambda accounts: accounts.handle(
+        ResetPassword(username=username, password=password),
+        CommandContext(actor=actor)).subject)
     typer.secho(f"Password of {username} reset", fg="green")
 
 
@@ -209,7 +235,9 @@ def list_departments(as_json: JsonOption = False) -> None:
 def add_department(code: str, name: str) -> None:
     """Add a department users can belong to."""
     actor = cli_actor()
-    _run(lambda accounts: accounts.add_department(code, name, actor=actor))
+    _run(lambda accounts: accounts.handle(
+        AddDepartment(code=code, department_name=name),
+        CommandContext(actor=actor)).subject)
     typer.secho(f"Department {code} added", fg="green")
 
 
@@ -217,7 +245,9 @@ def add_department(code: str, name: str) -> None:
 def rename_department(code: str, name: str) -> None:
     """Give a department a new name (its code stays)."""
     actor = cli_actor()
-    _run(lambda accounts: accounts.rename_department(code, name, actor=actor))
+    _run(lambda accounts: accounts.handle(
+        RenameDepartment(code=code, department_name=name),
+        CommandContext(actor=actor)).subject)
     typer.secho(f"Department {code} renamed", fg="green")
 
 
@@ -225,7 +255,9 @@ def rename_department(code: str, name: str) -> None:
 def retire_department(code: str, reason: Reason) -> None:
     """Retire a department (refused while enabled users belong to it)."""
     actor = cli_actor()
-    _run(lambda accounts: accounts.retire_department(code, reason=reason, actor=actor))
+    _run(lambda accounts: accounts.handle(
+        RetireDepartment(code=code, reason=reason),
+        CommandContext(actor=actor)).subject)
     typer.secho(f"Department {code} retired", fg="green")
 
 
@@ -237,9 +269,15 @@ def issue_api_key(name: Annotated[str, typer.Argument(help="The client, e.g. its
                   ) -> None:
     """Issue a key for an Open311 client; the key is printed once and stored nowhere."""
     actor = cli_actor()
-    issued = _run(lambda accounts: accounts.issue_api_key(name, actor=actor))
-    typer.secho(f"API key {issued.key_id} issued to {issued.name}. Give the client this key "
-                "(shown once, not stored):", fg="green", err=True)
+
+    def issue(accounts: Accounts) -> IssueApiKey:
+        command = IssueApiKey.new(name)
+        accounts.handle(command, CommandContext(actor=actor))
+        return command
+
+    issued = _run(issue)
+    typer.secho(f"API key {issued.key_id} issued to {issued.client_name}. Give the client "
+                "this key (shown once, not stored):", fg="green", err=True)
     typer.echo(issued.key)
 
 
@@ -255,5 +293,7 @@ def list_api_keys(as_json: JsonOption = False) -> None:
 def revoke_api_key(key_id: str, reason: Reason) -> None:
     """Revoke a key: the client's requests with it are refused from now on."""
     actor = cli_actor()
-    _run(lambda accounts: accounts.revoke_api_key(key_id, reason=reason, actor=actor))
+    _run(lambda accounts: accounts.handle(
+        RevokeApiKey(key_id=key_id, reason=reason),
+        CommandContext(actor=actor)).subject)
     typer.secho(f"API key {key_id} revoked", fg="green")

@@ -18,6 +18,7 @@ from eventsourcing.application import Application
 from cityops.domain.accounts.application import Accounts
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.clock import Clock, system_clock
+from cityops.domain.commands import CommandHandlers
 from cityops.domain.coordination import CityOperations
 from cityops.domain.duplicates import DuplicatePolicy
 from cityops.domain.gridcases.application import GridCases
@@ -113,6 +114,13 @@ class CitySystem:
     def followers(self) -> list[Follower]:
         """The followers of the read models' active generation."""
         return self.generations.followers()
+
+    @property
+    def commands(self) -> CommandHandlers:
+        """The one entry point of commands (`domain/commands.py`): `handle(command,
+        context)` runs each in the application that handles its class."""
+        return CommandHandlers([self.grid_cases, self.incidents, self.hazards, self.hotline,
+                                self.resources, self.accounts])
 
     @property
     def operations(self) -> CityOperations:
@@ -268,7 +276,9 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         open_tickets=read_models.open_reports("rm_tickets", "topic"),
         duplicate_policy=duplicate_policy, clock=clock,
     )
-    resources = Resources(env(Resources.name), catalogue=catalogue, clock=clock)
+    # A resource is dispatched only to an incident open for resources (checked as it decides).
+    resources = Resources(env(Resources.name), catalogue=catalogue, clock=clock,
+                          incidents=incidents)
     # Identity is administered in real time, also in a drill or a demo day on its own clock.
     accounts = Accounts(env(Accounts.name), catalogue=catalogue)
     accounts.seed_departments()

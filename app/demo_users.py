@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,10 @@ def create_demo_users(accounts: Accounts) -> list[DemoUser]:
     created = []
     for user in DEMO_USERS:
         if accounts.find_user(user.username) is None:
-            accounts.add_user(user.username, role=user.role, department=user.department,
-                              display_name=user.display_name, password=user.password,
-                              actor=DEMO_ADMIN)
+            accounts.handle(
+                AddUser(username=user.username, role=user.role, department=user.department,
+                        display_name=user.display_name, password=user.password),
+                CommandContext(actor=DEMO_ADMIN))
             created.append(user)
     return created
 

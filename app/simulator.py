@@ -40,16 +40,53 @@ from cityops.demo_users import create_demo_users, demo_logins_text
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CityApplication, CommandReceipt
 from cityops.domain.clock import system_clock
+from cityops.domain.commands import Command, CommandContext, CommandOutcome
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.gridcases.case import CaseStatus, RejectionReason
+from cityops.domain.gridcases.commands import (
+    CloseCase,
+    DecideCaseSuspension,
+    DispatchCase,
+    RegisterCase,
+    RejectCase,
+    RequestCaseSuspension,
+    ResumeCase,
+    ReviewCaseReturn,
+    VerifyCase,
+)
+from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
 from cityops.domain.hazards.source import AlarmLevel, open_alarms
-from cityops.domain.hotline.ticket import TicketStatus
+from cityops.domain.hotline.commands import (
+    AcceptTicket,
+    AnswerTicket,
+    AssignTicket,
+    CallBackCaller,
+    CloseTicket,
+    ReturnTicket,
+    ReviewTicketReturn,
+)
+from cityops.domain.hotline.ticket import Satisfaction, TicketStatus
+from cityops.domain.incidents.commands import (
+    AcknowledgeTask,
+    AddSituationReport,
+    AssignCommander,
+    ChangeIncidentLevel,
+    CloseIncident,
+    CompleteTask,
+    ContainIncident,
+    DefinePlan,
+    RespondToIncident,
+    ReviewIncident,
+    VerifyIncident,
+    WaiveTask,
+)
 from cityops.domain.incidents.plans import (
     PlanLevel,
     PlanTask,
     ResourceRequirement,
 )
+from cityops.domain.resources.commands import ActivateResource, RegisterResource
 from cityops.ingest import messages
 from cityops.ingest.catalogue import MessageCatalogue
 from cityops.ingest.composition import build_pipeline, ingest_store
@@ -366,6 +403,10 @@ class DemoDay:
         if letters:
             raise DemoMessageRefused("; ".join(_describe(letter) for letter in letters))
 
+    def act(self, command: Command, actor: Actor) -> CommandOutcome:
+        """A person's command, as the dashboard would issue it."""
+        return self.system.commands.handle(command, CommandContext(actor=actor))
+
     @staticmethod
     def _created_by(application: CityApplication, message_id: str) -> UUID:
         """The case or ticket a receipted message created: its receipt names it."""
@@ -400,28 +441,26 @@ class DemoDay:
 
     def register_resources(self) -> None:
         for resource in self.system.city.resources:
-            self.resource_ids[resource.id] = self.system.resources.register_resource(
-                kind=resource.kind, name=resource.name, call_sign=resource.id,
-                department=resource.department, home_base=resource.location, actor=ADMIN,
-                command_id=f"demo:resource:{resource.id}",
-            )
+            self.resource_ids[resource.id] = self.system.commands.handle(RegisterResource(
+                kind=resource.kind, resource_name=resource.name, call_sign=resource.id,
+                department=resource.department, home_base=resource.location,
+            ), CommandContext(actor=ADMIN, command_id=f"demo:resource:{resource.id}")).subject
 
     def register_hazard_sources(self) -> None:
         for source in self.system.city.hazard_sources:
-            source_id = self.system.hazards.register(
-                hazard_type=source.hazard_type, name=source.name, owner_name=source.owner_name,
-                owner_contact=source.owner_contact, grade=source.grade, location=source.location,
+            source_id = self.system.commands.handle(RegisterHazardSource(
+                hazard_type=source.hazard_type, source_name=source.name,
+                owner_name=source.owner_name, owner_contact=source.owner_contact,
+                grade=source.grade, location=source.location,
                 impact_radius_m=source.impact_radius_m, impact_zone=source.impact_zone,
-                actor=ADMIN,
-                command_id=f"demo:hazard:{source.id}",
-            )
+            ), CommandContext(actor=ADMIN, command_id=f"demo:hazard:{source.id}")).subject
             self.hazard_ids[source.id] = source_id
             for sensor in source.sensors:
-                self.system.hazards.add_sensor(
-                    source_id, sensor_id=sensor.id, kind=sensor.kind, unit=sensor.unit,
-                    direction=sensor.direction, warning=sensor.warning, alarm=sensor.alarm,
-                    label=sensor.label, actor=ADMIN, command_id=f"demo:sensor:{sensor.id}",
-                )
+                self.system.commands.handle(AddSensor(
+                    source_id=source_id, sensor_id=sensor.id, kind=sensor.kind,
+                    unit=sensor.unit, direction=sensor.direction, warning=sensor.warning,
+                    alarm=sensor.alarm, label=sensor.label,
+                ), CommandContext(actor=ADMIN, command_id=f"demo:sensor:{sensor.id}"))
                 self.sensor_levels[(source.id, sensor.id)] = self._normal_value(sensor)
 
     @staticmethod
@@ -444,11 +483,10 @@ class DemoDay:
                 )
                 for level in plan["levels"]
             ]
-            self.system.incidents.define_plan(
-                code=plan["code"], name=plan["name"], category=plan["category"],
-                incident_types=plan["incident_types"], levels=levels, actor=PLANNER,
-                command_id=f"demo:plan:{plan['code']}",
-            )
+            self.system.commands.handle(DefinePlan(
+                code=plan["code"], plan_name=plan["name"], category=plan["category"],
+                incident_types=tuple(plan["incident_types"]), levels=tuple(levels),
+            ), CommandContext(actor=PLANNER, command_id=f"demo:plan:{plan['code']}"))
 
     # grid cases
 
@@ -486,19 +524,19 @@ class DemoDay:
     def register_case(self, case_id: UUID) -> None:
         case = self.system.grid_cases.case(case_id)
         if case.possible_duplicates:
-            self.system.grid_cases.reject(case_id, reason="duplicate",
-                                          duplicate_of=case.possible_duplicates[0],
-                                          note="Same problem already reported", actor=DISPATCHER)
+            self.act(RejectCase(case_id=case_id, reason=RejectionReason.DUPLICATE,
+                                duplicate_of=case.possible_duplicates[0],
+                                note="Same problem already reported"), DISPATCHER)
             return
         if self.rng.random() < 0.05:
-            self.system.grid_cases.reject(case_id, reason="not-reproducible",
-                                          note="Nothing found on the camera", actor=DISPATCHER)
+            self.act(RejectCase(case_id=case_id, reason=RejectionReason.NOT_REPRODUCIBLE,
+                                note="Nothing found on the camera"), DISPATCHER)
             return
-        self.system.grid_cases.register(case_id, actor=DISPATCHER)
+        self.act(RegisterCase(case_id=case_id), DISPATCHER)
         self.after(self.minutes(3, 20), "dispatch case", lambda: self.dispatch_case(case_id))
 
     def dispatch_case(self, case_id: UUID) -> None:
-        self.system.grid_cases.dispatch(case_id, actor=DISPATCHER)
+        self.act(DispatchCase(case_id=case_id), DISPATCHER)
         if self.rng.random() < 0.06:
             self.after(self.minutes(10, 40), "return case", lambda: self.return_case(case_id))
             return
@@ -529,28 +567,27 @@ class DemoDay:
         case = self.system.grid_cases.case(case_id)
         if case.status is not CaseStatus.DISPATCHED or case.department is None:
             return
-        self.system.grid_cases.request_suspension(
-            case_id, reason="A road closure permit is needed before the work",
-            expected_resume_at=self.clock() + timedelta(hours=3),
-            actor=self._desk(case.department))
+        self.act(RequestCaseSuspension(
+            case_id=case_id, reason="A road closure permit is needed before the work",
+            expected_resume_at=self.clock() + timedelta(hours=3)), self._desk(case.department))
         self.after(self.minutes(10, 30), "decide suspension",
                    lambda: self.decide_suspension(case_id))
 
     def decide_suspension(self, case_id: UUID) -> None:
         if self.rng.random() < 0.75:
-            self.system.grid_cases.decide_suspension(case_id, approve=True, actor=DISPATCHER)
+            self.act(DecideCaseSuspension(case_id=case_id, approve=True), DISPATCHER)
             self.after(self.minutes(90, 180), "resume case", lambda: self.resume_case(case_id))
         else:
-            self.system.grid_cases.decide_suspension(
-                case_id, approve=False, reason="Work around the traffic instead",
-                actor=DISPATCHER)
+            self.act(DecideCaseSuspension(case_id=case_id, approve=False,
+                                          reason="Work around the traffic instead"),
+                     DISPATCHER)
             self.schedule_handling(case_id)
 
     def resume_case(self, case_id: UUID) -> None:
         """The permit came: the department starts the clock again and gets to work."""
         case = self.system.grid_cases.case(case_id)
         assert case.department is not None
-        self.system.grid_cases.resume(case_id, actor=self._desk(case.department))
+        self.act(ResumeCase(case_id=case_id), self._desk(case.department))
         self.schedule_handling(case_id)
 
     def return_case(self, case_id: UUID) -> None:
@@ -571,14 +608,13 @@ class DemoDay:
         """The duty officer checks the asset register: most returns are right (the case goes
         to the other department), about one in three is not (back to the returner)."""
         if self.rng.random() < 0.35:
-            self.system.grid_cases.review_return(
-                case_id, accept=False, reason="The asset register names your department",
-                actor=DISPATCHER)
+            self.act(ReviewCaseReturn(case_id=case_id, accept=False,
+                                      reason="The asset register names your department"),
+                     DISPATCHER)
             self.after(self.minutes(30, 120), "handle case", lambda: self.handle_case(case_id))
             return
-        self.system.grid_cases.review_return(case_id, accept=True, department=other,
-                                             reason="Confirmed by the asset register",
-                                             actor=DISPATCHER)
+        self.act(ReviewCaseReturn(case_id=case_id, accept=True, department=other,
+                                  reason="Confirmed by the asset register"), DISPATCHER)
         self.after(self.minutes(60, 240), "handle case", lambda: self.handle_case(case_id))
 
     def handle_case(self, case_id: UUID) -> None:
@@ -599,15 +635,15 @@ class DemoDay:
         inspector = self.system.city.map.locate(case.location)
         actor = Actor(inspector.inspector_id if inspector else "insp-demo", Role.INSPECTOR)
         fixed = self.rng.random() > 0.12
-        self.system.grid_cases.verify(case_id, fixed=fixed, actor=actor,
-                                      note="" if fixed else "Still not fixed")
+        self.act(VerifyCase(case_id=case_id, fixed=fixed,
+                            note="" if fixed else "Still not fixed"), actor)
         if fixed:
             self.after(self.minutes(10, 60), "close case", lambda: self.close_case(case_id))
         else:
             self.after(self.minutes(60, 180), "handle case", lambda: self.handle_case(case_id))
 
     def close_case(self, case_id: UUID) -> None:
-        self.system.grid_cases.close_case(case_id, actor=DISPATCHER)
+        self.act(CloseCase(case_id=case_id), DISPATCHER)
         ticket_id = self.system.grid_cases.case(case_id).ticket_id
         if ticket_id is not None:
             self.after(self.minutes(20, 120), "call back after the case",
@@ -647,15 +683,15 @@ class DemoDay:
         ticket = self.system.hotline.ticket(ticket_id)
         topic = self.system.catalogue.hotline_topic(ticket.topic)
         if topic.code == "consultation-policy":
-            self.system.hotline.answer_at_first_contact(
-                ticket_id, answer="Explained the policy to the caller", actor=OPERATOR)
+            self.act(AnswerTicket(ticket_id=ticket_id,
+                                  answer="Explained the policy to the caller"), OPERATOR)
             return
         if topic.case_category is not None and self.rng.random() < 0.3:
             case_id = self.system.operations.ticket_to_case(ticket_id, actor=OPERATOR)
             # The case goes the grid-case way; the ticket follows it to the callback.
             self.after(self.minutes(4, 25), "register case", lambda: self.register_case(case_id))
             return
-        self.system.hotline.assign(ticket_id, actor=OPERATOR)
+        self.act(AssignTicket(ticket_id=ticket_id), OPERATOR)
         self.after(self.minutes(10, 90), "department reply", lambda: self.reply(ticket_id))
 
     def reply(self, ticket_id: UUID) -> None:
@@ -664,14 +700,13 @@ class DemoDay:
         desk = Actor(f"{department}-desk", Role.DEPARTMENT_USER, department)
         if not ticket.returns and ticket.reopen_count == 0 and self.rng.random() < 0.08:
             # The desk says it is not its matter; the operator reviews the return.
-            self.system.hotline.return_to_centre(ticket_id, reason="Not our matter",
-                                                 actor=desk)
+            self.act(ReturnTicket(ticket_id=ticket_id, reason="Not our matter"), desk)
             self.after(self.minutes(5, 20), "review ticket return",
                        lambda: self.review_ticket_return(ticket_id, department))
             return
         # The desk accepts the ticket on the dashboard; its reply comes from the
         # department's system.
-        self.system.hotline.accept(ticket_id, actor=desk)
+        self.act(AcceptTicket(ticket_id=ticket_id), desk)
         self.deliver(IngestStream.DEPARTMENT_REPORTS, messages.hotline_ticket_replied(
             ticket_id=ticket_id, reply="Handled; see the case notes", actor=desk,
             message_id=self._message_id("ticket-replied"), occurred_at=self.clock(),
@@ -680,26 +715,27 @@ class DemoDay:
 
     def review_ticket_return(self, ticket_id: UUID, returned_by: str) -> None:
         if self.rng.random() < 0.4:
-            self.system.hotline.review_return(
-                ticket_id, accept=False, reason="The topic is yours: please answer the caller",
-                actor=OPERATOR)
+            self.act(ReviewTicketReturn(
+                ticket_id=ticket_id, accept=False,
+                reason="The topic is yours: please answer the caller"), OPERATOR)
         else:
             other = "urban-management" if returned_by != "urban-management" else "sanitation"
-            self.system.hotline.review_return(ticket_id, accept=True, department=other,
-                                              reason="Re-routed", actor=OPERATOR)
+            self.act(ReviewTicketReturn(ticket_id=ticket_id, accept=True, department=other,
+                                        reason="Re-routed"), OPERATOR)
         self.after(self.minutes(10, 90), "department reply", lambda: self.reply(ticket_id))
 
     def call_back(self, ticket_id: UUID) -> None:
         satisfaction = self.rng.choices(["satisfied", "basically-satisfied", "dissatisfied"],
                                         weights=[70, 20, 10])[0]
-        self.system.hotline.call_back(ticket_id, satisfaction=satisfaction, actor=OPERATOR)
+        self.act(CallBackCaller(ticket_id=ticket_id, satisfaction=Satisfaction(satisfaction)),
+                 OPERATOR)
         if satisfaction == "dissatisfied":
             if self.system.hotline.ticket(ticket_id).status is TicketStatus.RETURNED:
                 # Dissatisfied with the result of its case: routed again to a department.
-                self.system.hotline.assign(ticket_id, actor=OPERATOR)
+                self.act(AssignTicket(ticket_id=ticket_id), OPERATOR)
             self.after(self.minutes(30, 120), "department reply", lambda: self.reply(ticket_id))
         else:
-            self.system.hotline.close_ticket(ticket_id, actor=OPERATOR)
+            self.act(CloseTicket(ticket_id=ticket_id), OPERATOR)
 
     # sensors and the gas leak
 
@@ -755,8 +791,8 @@ class DemoDay:
         )
         self.incidents["gas-leak"] = incident_id
         self.after(timedelta(minutes=4), "verify gas leak",
-                   lambda: self.system.incidents.verify(incident_id, actor=DISPATCHER,
-                                                        note="Confirmed by the depot"))
+                   lambda: self.act(VerifyIncident(incident_id=incident_id,
+                                                   note="Confirmed by the depot"), DISPATCHER))
         self.after(timedelta(minutes=6), "respond to gas leak",
                    lambda: self.respond(incident_id, "IV", "gas-leak",
                                         ["fire-engine", "hazmat-team"]))
@@ -782,7 +818,7 @@ class DemoDay:
         )
         self.incidents["traffic"] = incident_id
         self.after(timedelta(minutes=2), "verify accident",
-                   lambda: self.system.incidents.verify(incident_id, actor=DISPATCHER))
+                   lambda: self.act(VerifyIncident(incident_id=incident_id), DISPATCHER))
         self.after(timedelta(minutes=3), "respond to accident",
                    lambda: self.respond(incident_id, "IV", "traffic-accident",
                                         ["police-car", "ambulance"]))
@@ -790,20 +826,18 @@ class DemoDay:
 
     def respond(self, incident_id: UUID, level: str, plan_code: str, kinds: list[str]) -> None:
         plan = self.system.incidents.plan_by_code(plan_code)
-        self.system.incidents.respond(incident_id, level=level, plan_id=plan.id,
-                                      actor=DISPATCHER, reason="Plan activated")
-        self.system.incidents.assign_commander(incident_id, commander=COMMANDER,
-                                               actor=DISPATCHER)
+        self.act(RespondToIncident(incident_id=incident_id, level=level, plan_id=plan.id,
+                                   reason="Plan activated"), DISPATCHER)
+        self.act(AssignCommander(incident_id=incident_id, commander=COMMANDER), DISPATCHER)
         self.work_on_tasks(incident_id)
         self.send_resources(incident_id, kinds)
 
     def raise_level(self, incident_id: UUID, level: str, kinds: list[str]) -> None:
-        self.system.incidents.add_situation_report(
-            incident_id, text="Leak spreading downwind; school inside the impact zone",
-            actor=DISPATCHER)
-        self.system.incidents.change_level(incident_id, level=level,
-                                           reason="Impact zone includes a school",
-                                           actor=DISPATCHER)
+        self.act(AddSituationReport(
+            incident_id=incident_id,
+            text="Leak spreading downwind; school inside the impact zone"), DISPATCHER)
+        self.act(ChangeIncidentLevel(incident_id=incident_id, level=level,
+                                     reason="Impact zone includes a school"), DISPATCHER)
         self.work_on_tasks(incident_id)
         self.send_resources(incident_id, kinds)
 
@@ -818,12 +852,12 @@ class DemoDay:
             desk = Actor(f"{task.department}-desk", Role.DEPARTMENT_USER, task.department)
             allowance = task.due - task.assigned_at
             self.after(self.minutes(1, 5), "acknowledge incident task", partial(
-                self.system.incidents.acknowledge_task, incident_id, task.id, actor=desk))
+                self.act, AcknowledgeTask(incident_id=incident_id, task_id=task.id), desk))
             if self.rng.random() < TASK_LEFT_OPEN_SHARE:
                 continue
             self.after(allowance * self.rng.uniform(0.5, 1.3), "complete incident task", partial(
-                self.system.incidents.complete_task, incident_id, task.id, actor=desk,
-                result="Done as the plan says"))
+                self.act, CompleteTask(incident_id=incident_id, task_id=task.id,
+                                       result="Done as the plan says"), desk))
 
     def send_resources(self, incident_id: UUID, kinds: list[str]) -> None:
         incident = self.system.incidents.incident(incident_id)
@@ -846,7 +880,7 @@ class DemoDay:
     def drive(self, resource_id: UUID, incident_id: UUID) -> None:
         resource = self.system.resources.resource(resource_id)
         if not resource.mobile:
-            self.system.resources.activate(resource_id, actor=DISPATCHER)
+            self.act(ActivateResource(resource_id=resource_id), DISPATCHER)
             return
         call_sign = resource.call_sign
         crew = Actor(f"{call_sign}-crew", Role.DEPARTMENT_USER, resource.department)
@@ -882,8 +916,8 @@ class DemoDay:
         ))
 
     def contain(self, incident_id: UUID) -> None:
-        self.system.incidents.contain(incident_id, actor=DISPATCHER,
-                                      note="Source isolated, no further spread")
+        self.act(ContainIncident(incident_id=incident_id,
+                                 note="Source isolated, no further spread"), DISPATCHER)
         incident = self.system.incidents.incident(incident_id)
         for assignment in list(incident.resources):
             if assignment.released_at is None:
@@ -912,15 +946,15 @@ class DemoDay:
     def close_incident(self, incident_id: UUID) -> None:
         """The commander waives the tasks left open (with the reason), then it closes."""
         for task in self.system.incidents.incident(incident_id).open_tasks():
-            self.system.incidents.waive_task(
-                incident_id, task.id, actor=COMMANDER_DESK,
-                reason=f"Not needed once the incident was contained ({task.department})")
-        self.system.incidents.close_incident(incident_id, actor=DISPATCHER,
-                                             note="All units released")
+            self.act(WaiveTask(
+                incident_id=incident_id, task_id=task.id,
+                reason=f"Not needed once the incident was contained ({task.department})"),
+                COMMANDER_DESK)
+        self.act(CloseIncident(incident_id=incident_id, note="All units released"), DISPATCHER)
         self.after(timedelta(minutes=60), "review incident",
-                   lambda: self.system.incidents.review(
-                       incident_id, actor=PLANNER,
-                       summary="Response within plan times; see the timeline"))
+                   lambda: self.act(ReviewIncident(
+                       incident_id=incident_id,
+                       summary="Response within plan times; see the timeline"), PLANNER))
 
 
 def _heading(origin: GeoPoint, target: GeoPoint) -> float:

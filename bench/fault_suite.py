@@ -85,6 +85,9 @@ import httpx
 import psycopg
 from psycopg import sql
 
+from cityops.domain.accounts.commands import AddUser
+from cityops.domain.commands import CommandContext
+
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "fault-suite-password-1"
 INSPECTOR_USER = "insp-D01-01"
@@ -650,10 +653,12 @@ class Plant:
         from cityops.domain.geometry import GeoPoint
 
         admin = Actor("faults-admin", Role.ADMIN)
-        self.system.accounts.add_user(INSPECTOR_USER, role="inspector", password=PASSWORD,
-                                      actor=admin)
-        self.system.accounts.add_user(OPERATOR_USER, role="hotline-operator",
-                                      password=PASSWORD, actor=admin)
+        self.system.accounts.handle(
+            AddUser(username=INSPECTOR_USER, role="inspector", password=PASSWORD),
+            CommandContext(actor=admin))
+        self.system.accounts.handle(
+            AddUser(username=OPERATOR_USER, role="hotline-operator", password=PASSWORD),
+            CommandContext(actor=admin))
         cells = self.system.city.map.cells.geometry
         self.points = [GeoPoint(lon=float(p.x), lat=float(p.y))
                        for p in cells.iloc[::13].representative_point()]

@@ -33,7 +33,9 @@ from kafka import KafkaAdminClient, KafkaProducer
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase
 from cityops.feeds.events import StreamReader, encode
 from cityops.feeds.kafka_feed import FeedTopics, KafkaFeedPublisher
 from cityops.feeds.service import build_feed_service
@@ -63,11 +65,12 @@ def record_cases(system: CitySystem, cases: int) -> float:
     started = time.perf_counter()
     for i in range(cases):
         point = points[i % len(points)]
-        case = system.grid_cases.report(source="inspector", category="C0101",
-                                        description=f"cover {i}",
-                                        location=GeoPoint(point.x, point.y), actor=INSPECTOR)
-        system.grid_cases.register(case, actor=DISPATCHER)
-        system.grid_cases.dispatch(case, actor=DISPATCHER)
+        case = system.grid_cases.handle(
+            ReportCase(source="inspector", category="C0101", description=f"cover {i}",
+                       location=GeoPoint(point.x, point.y)),
+            CommandContext(actor=INSPECTOR)).subject
+        system.grid_cases.handle(RegisterCase(case_id=case), CommandContext(actor=DISPATCHER))
+        system.grid_cases.handle(DispatchCase(case_id=case), CommandContext(actor=DISPATCHER))
     return time.perf_counter() - started
 
 

@@ -48,7 +48,10 @@ from kafka import KafkaConsumer, KafkaProducer
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
+from cityops.domain.resources.commands import DispatchResource, RegisterResource
 from cityops.ingest import messages
 from cityops.ingest.catalogue import MessageCatalogue
 from cityops.ingest.composition import build_kafka_worker, build_pipeline, ingest_store
@@ -129,25 +132,27 @@ class Workload:
             return
         at = self.start - timedelta(hours=1)
         for v in range(VEHICLES):
-            resource_id = system.resources.register_resource(
-                kind="fire-engine", name=f"Engine {v}", call_sign=f"BENCH {v}",
-                department="fire", home_base=self.bases[v], actor=PLANNER, at=at,
-                command_id=f"bench-resource-{v}")
+            resource_id = system.resources.handle(
+                RegisterResource(kind="fire-engine", resource_name=f"Engine {v}",
+                    call_sign=f"BENCH {v}", department="fire", home_base=self.bases[v]),
+                CommandContext(actor=PLANNER, at=at, command_id=f"bench-resource-{v}")).subject
             if v < VEHICLES // 4:
-                system.resources.dispatch(resource_id, incident_id=uuid.UUID(int=v + 1),
-                                          actor=DISPATCHER, at=at + timedelta(minutes=1),
-                                          command_id=f"bench-dispatch-{v}")
+                system.resources.handle(
+                    DispatchResource(resource_id=resource_id, incident_id=uuid.UUID(int=v + 1)),
+                    CommandContext(actor=DISPATCHER, at=at + timedelta(minutes=1),
+                                   command_id=f"bench-dispatch-{v}"))
         self.source_ids = []
         for s in range(SOURCES):
-            source_id = system.hazards.register(
-                hazard_type="chemical-storage", name=f"Tank farm {s}", owner_name="Bench Co",
-                owner_contact="+86 25 0000 0000", grade=2, location=self.points[s * 211],
-                actor=PLANNER, at=at, command_id=f"bench-source-{s}")
+            source_id = system.hazards.handle(
+                RegisterHazardSource(hazard_type="chemical-storage", source_name=f"Tank farm {s}",
+                    owner_name="Bench Co", owner_contact="+86 25 0000 0000", grade=2,
+                    location=self.points[s * 211]),
+                CommandContext(actor=PLANNER, at=at, command_id=f"bench-source-{s}")).subject
             for n in range(SENSORS_PER_SOURCE):
-                system.hazards.add_sensor(source_id, sensor_id=f"gas-{n}",
-                                          kind="gas-concentration", unit="%LEL",
-                                          direction="high", warning=20, alarm=40,
-                                          actor=PLANNER, at=at, command_id=f"bench-{s}-{n}")
+                system.hazards.handle(
+                    AddSensor(source_id=source_id, sensor_id=f"gas-{n}", kind="gas-concentration",
+                        unit="%LEL", direction="high", warning=20, alarm=40),
+                    CommandContext(actor=PLANNER, at=at, command_id=f"bench-{s}-{n}"))
             self.source_ids.append(source_id)
 
     def report(self, i: int) -> tuple[IngestStream, dict[str, Any]]:

@@ -67,6 +67,10 @@ from typing import Any
 
 import numpy as np
 
+from cityops.domain.accounts.commands import AddUser
+from cityops.domain.commands import CommandContext
+from cityops.domain.gridcases.commands import ReportCase
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ["incidents", "grid-cases", "hazard-sources", "resources", "hotline-tickets"]
 SUBSCRIBE_ALL = {"layers": LAYERS, "bbox": None, "categories": None, "levels": None,
@@ -594,9 +598,10 @@ def sample_document() -> dict[str, Any]:
         system = build_system(Settings(data_dir=Path(folder)))
         try:
             point = report_points(system.city.map.cells, 1)[0]
-            case_id = system.grid_cases.report(
-                source="inspector", category=CATEGORY, description=stamp(0, time.time_ns()),
-                location=GeoPoint(*point), actor=Actor("insp-bench", Role.INSPECTOR))
+            case_id = system.grid_cases.handle(
+                ReportCase(source="inspector", category=CATEGORY,
+                           description=stamp(0, time.time_ns()), location=GeoPoint(*point)),
+                CommandContext(actor=Actor("insp-bench", Role.INSPECTOR))).subject
             case = system.grid_cases.case(case_id)
             document = case.summary()
             light = system.grid_cases.light(case)
@@ -812,8 +817,9 @@ def add_users(deployment: Deployment, password: str, **roles: str) -> None:
     system = build_system(settings)
     try:
         for username, role in roles.items():
-            system.accounts.add_user(username, role=role, password=password,
-                                     actor=Actor("bench-admin", Role.ADMIN))
+            system.accounts.handle(
+                AddUser(username=username, role=role, password=password),
+                CommandContext(actor=Actor("bench-admin", Role.ADMIN)))
     finally:
         system.close()
 

@@ -30,8 +30,10 @@ from datetime import UTC, datetime
 from cityops.command_center.login_guard import LoginGuard, LoginThrottled, PasswordHashing
 from cityops.domain.accounts.account import AccountView, WrongPassword
 from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import ChangePassword
 from cityops.domain.actors import Actor
 from cityops.domain.clock import SecondsClock, real_seconds
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import DomainError
 
 ACCOUNT_CACHE_SECONDS = 2.0
@@ -203,8 +205,10 @@ class Authenticator:
         (throttled the same way, hashed in the same pool); the answer is a fresh token."""
         self.guard.check(actor.user_id, source)
         try:
-            await self.hashing.run(self.accounts.change_password, actor.user_id,
-                                   current=current, new=new, actor=actor)
+            await self.hashing.run(
+                self.accounts.handle,
+                ChangePassword(username=actor.user_id, current=current, new=new),
+                CommandContext(actor=actor))
         except WrongPassword:
             self.guard.failed(actor.user_id, source)
             raise

@@ -26,7 +26,7 @@ from cityops.command_center.errors import error_response
 from cityops.command_center.routers.photos import UPLOAD_ROLES
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import DomainError, NotPermitted
-from cityops.domain.permissions import COMMAND_ROLES, check_permitted
+from cityops.domain.permissions import check_permitted, roles_for
 
 ROUTE_COMMANDS: dict[tuple[str, str], str] = {
     # A bulk action is its single action, once per item. First: a path matches the first
@@ -173,7 +173,7 @@ class _Rule:
             issued = self.command.format_map(params)
             issued = BULK_ACTION_COMMANDS.get(issued, issued)
             # An unknown bulk action is no command at all: its route refuses it (422).
-            if issued in COMMAND_ROLES:
+            if roles_for(issued) is not None:
                 check_permitted(issued, actor)
         elif self.roles is not None and actor.role not in self.roles:
             allowed = ", ".join(sorted(r.value for r in self.roles))

@@ -1,19 +1,21 @@
 """Conflicts, not silent overwrites, over HTTP: a command says which version of its document
 the user saw (`If-Match`), and every document answered carries its version as `ETag`.
 
-The check itself is the domain's (`expected_versions`, consulted when an application loads
-the aggregate); this module only turns the header into that expectation, app-wide, so that
-no router has to know of it: the subject of a command route is the document named by the
-first path parameter (`/grid-cases/{case_id}/register`, `/incidents/{incident_id}/tasks/
-{task_id}/complete`).
+The check itself is the domain's (`CommandContext.seen_versions`, checked when a command's
+handler loads the aggregate). A command route takes the version seen as a parameter,
+`seen: SeenVersion` (the document named by the route's first path parameter, at the version in
+`If-Match`: `/grid-cases/{case_id}/register`, `/incidents/{incident_id}/tasks/{task_id}/
+complete`), and puts it into the command's context. Every route checks the header app-wide:
+a malformed one, or one on a request for no single document, is refused (422).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, MutableMapping
+from types import MappingProxyType
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, HTTPException
@@ -84,24 +86,39 @@ def subject_of(connection: HTTPConnection) -> UUID | None:
         return None
 
 
-async def seen_version(connection: HTTPConnection) -> AsyncIterator[None]:
-    """Run a command under the version its user saw (`If-Match`), if they said.
+NOTHING_SEEN: Mapping[UUID, int] = MappingProxyType({})
 
-    Async on purpose: it runs in the request's own task, so the expectation it sets is in
-    the context that the synchronous endpoint's worker thread gets a copy of (a sync
-    dependency would set it in a worker thread of its own, where the endpoint never sees
-    it)."""
+
+def seen_version(connection: HTTPConnection) -> Mapping[UUID, int]:
+    """The version of the route's document that its user saw (`If-Match`), as
+    `{document id: version}`; empty when they said nothing, or `*`."""
     header = connection.headers.get("if-match")
     if (connection.scope["type"] != "http" or header is None
             or connection.scope["method"] not in UNSAFE_METHODS):
-        yield
-        return
+        return NOTHING_SEEN
     version = version_from_if_match(header)
     subject = subject_of(connection)
     if version is None or subject is None:
+        return NOTHING_SEEN
+    return MappingProxyType({subject: version})
+
+
+SeenVersion = Annotated[Mapping[UUID, int], Depends(seen_version)]
+"""A command route's parameter: the version of its document its user saw, for its
+`CommandContext(seen_versions=...)`."""
+
+
+async def legacy_seen_version(seen: SeenVersion) -> AsyncIterator[None]:
+    """Transition, for the routes whose commands are still named by strings (incidents,
+    plans, hazard sources, resources): run them under the version seen, set in a context
+    variable (`expected_versions`). Async on purpose: it runs in the request's own task, so
+    the expectation is in the context that the synchronous endpoint's worker thread gets a
+    copy of. Goes when every route passes `SeenVersion` in its command's context; the
+    app-wide dependency is then `seen_version` itself (which refuses a malformed header)."""
+    if not seen:
         yield
         return
-    with expected_versions({subject: version}):
+    with expected_versions(seen):
         yield
 
 
@@ -179,7 +196,7 @@ def install_version_checks(app: FastAPI) -> None:
     """`If-Match` on every command route and `ETag` on every document; call it before the
     routers are included (FastAPI copies app-wide dependencies into each route as it is
     added)."""
-    app.router.dependencies.append(Depends(seen_version))
+    app.router.dependencies.append(Depends(legacy_seen_version))
     app.add_middleware(VersionETags)
     _document_if_match(app)
 

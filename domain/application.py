@@ -1,4 +1,10 @@
-"""The base of the CityOps applications: idempotent commands, clear conflicts, one clock.
+"""The base of the CityOps applications: commands run once, on what their user saw, against
+one clock.
+
+How a command runs is told in `domain/commands.py` (route -> command value -> handler ->
+events -> receipt); this module holds the machinery of steps 3 and 4: `CityApplication.handle`
+(the entry point of one application), the `UnitOfWork` a handler loads through, the
+`CommandReceipt` and the `CommandBatch`.
 
 A command from outside carries a client-supplied id. A `CommandReceipt` aggregate, whose id
 is derived from that command id, is saved in the same transaction as the events the command
@@ -13,28 +19,32 @@ first run already moved the aggregate must still answer as the first run did).
 
 A `CommandBatch` lets a caller with many independent commands (ingest, a polled batch of
 messages) decide them one after another and save them together: one transaction per
-application instead of one per command, with a per-command fallback when it conflicts.
+application instead of one per command, with a per-command fallback when it conflicts. The
+caller passes it in the command's context (`CommandContext.batch`).
 
 A person acts on what they saw: a caller that knows the version of an aggregate its user saw
-runs the command inside `expected_versions({id: version})`, and a command that loads that
-aggregate at any other version is refused with `StaleVersion`, naming what happened since.
-Without it, two dispatchers who opened the same case would both act and the second would
-silently act on a case that is no longer what they saw. Only commands are refused: reads in
-the block (an access check before the command, the answer after it) see the aggregate as
-it is.
+puts it in the command's context (`CommandContext.seen_versions`), and a handler that loads
+that aggregate (`UnitOfWork.load`) at any other version is refused with `StaleVersion`,
+naming what happened since. Without it, two dispatchers who opened the same case would both
+act and the second would silently act on a case that is no longer what they saw. Only the
+command's own loads are checked: reads around it (an access check before the command, the
+answer after it) see the aggregate as it is.
+
+Transition: commands of the contexts not yet written as values (incidents and plans, hazard
+sources, resources) still run through `command`/`run_command` with a string name and a
+`decide` closure; that path finds its batch, the versions seen and its observers in context
+variables (the "legacy" section at the end). It goes when they are converted.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -53,6 +63,16 @@ from cityops.domain.actors import Actor
 # Re-exported: the applications and their callers import the clock from here.
 from cityops.domain.clock import Clock as Clock  # noqa: PLC0414
 from cityops.domain.clock import system_clock as system_clock  # noqa: PLC0414
+from cityops.domain.commands import (
+    HANDLED_COMMAND,
+    Command,
+    CommandContext,
+    checked_seen_versions,
+)
+
+# Re-exported: they were defined here before commands were values.
+from cityops.domain.commands import CommandOutcome as CommandOutcome  # noqa: PLC0414
+from cityops.domain.commands import fingerprint as fingerprint  # noqa: PLC0414
 from cityops.domain.errors import (
     CommandIdReused,
     ConcurrencyConflict,
@@ -122,99 +142,6 @@ def unscoped_key(command_id: str) -> tuple[str, str] | None:
     return (user, key) if sep and key else None
 
 
-def fingerprint(command: str, args: Mapping[str, Any]) -> str:
-    """A stable digest of what a command asked for (not who or when), to spot a reused id."""
-    payload = json.dumps({"command": command, "args": args}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class CommandOutcome:
-    """What running one command came to: its subject, and whether it only repeated a command
-    already done (nothing was saved then)."""
-
-    command: str
-    subject: UUID
-    repeated: bool
-
-
-_OBSERVED: ContextVar[list[CommandOutcome] | None] = ContextVar("cityops_observed",
-                                                                default=None)
-
-
-@contextmanager
-def observed_commands() -> Iterator[list[CommandOutcome]]:
-    """Collect the outcome of every command run (in this thread) inside the block: how a
-    caller that only sees a command's subject id learns whether it was a repeat, without a
-    look-up of its own."""
-    outcomes: list[CommandOutcome] = []
-    token = _OBSERVED.set(outcomes)
-    try:
-        yield outcomes
-    finally:
-        _OBSERVED.reset(token)
-
-
-def _observe(outcome: CommandOutcome) -> UUID:
-    outcomes = _OBSERVED.get()
-    if outcomes is not None:
-        outcomes.append(outcome)
-    return outcome.subject
-
-
-def _decided(decide: Callable[[], Sequence[Aggregate]]) -> list[Aggregate]:
-    """Run a command's `decide`, its loads checked against the versions the user saw."""
-    token = _DECIDING.set(True)
-    try:
-        return list(decide())
-    finally:
-        _DECIDING.reset(token)
-
-
-def _ran(outcome: CommandOutcome, aggregates: Sequence[Aggregate] = ()) -> UUID:
-    """A command ran (or repeated): its aggregates' expected versions are fulfilled."""
-    _fulfil_expectations([outcome.subject, *(a.id for a in aggregates)])
-    return _observe(outcome)
-
-
-_EXPECTED_VERSIONS: ContextVar[dict[UUID, int] | None] = ContextVar(
-    "cityops_expected_versions", default=None)
-_DECIDING: ContextVar[bool] = ContextVar("cityops_deciding", default=False)
-"""Whether a command is deciding: its loads are the ones checked against the versions seen."""
-
-
-@contextmanager
-def expected_versions(versions: Mapping[UUID, int]) -> Iterator[None]:
-    """Run the block's commands only on the versions of these aggregates that the user saw:
-    a command that loads one of them at another version raises `StaleVersion`.
-
-    An expectation lasts until a command on that aggregate has run (the user's own change is
-    no news to them, so reading the result afterwards is not refused). The block replaces
-    the expectations of an enclosing block. Being a context variable, it follows the code
-    into threads started with a copy of the context (as web frameworks run sync handlers).
-    """
-    checked: dict[UUID, int] = {}
-    for aggregate_id, version in versions.items():
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise InvalidValue(
-                f"the version seen of {aggregate_id} must be a whole number from 1, "
-                f"not {version!r}")
-        checked[aggregate_id] = version
-    token = _EXPECTED_VERSIONS.set(checked)
-    try:
-        yield
-    finally:
-        _EXPECTED_VERSIONS.reset(token)
-
-
-def _fulfil_expectations(ids: Sequence[UUID]) -> None:
-    """A command on these aggregates has run: later loads in the block see its result."""
-    expected = _EXPECTED_VERSIONS.get()
-    if expected:
-        for aggregate_id in ids:
-            expected.pop(aggregate_id, None)
-
-
 def _describe_change(event: Any) -> str:
     """One event as a user who missed it is told: what, by whom, when."""
     actor = getattr(event, "actor", None)
@@ -242,22 +169,19 @@ class _StagedCommand(Generic[K]):
     after_saved: list[Callable[[], object]] = field(default_factory=list)
 
 
-_STAGING: ContextVar[CommandBatch[Any] | None] = ContextVar("cityops_staging", default=None)
-
-
 class CommandBatch(Generic[K]):
     """Commands of many independent units (say, the messages of one polled batch) decided one
     after another and saved together: one transaction per application for all of them, where
     each would otherwise take the event store's table lock and commit on its own.
 
-    A unit is a callable run by `stage(key, run)`; it may run at most one command. That
-    command is decided at once (its domain errors reach the unit at once, as without a batch)
-    and its aggregates and receipt are kept for `commit()`. Every decision is made on saved
-    state: a unit that reads or writes what an earlier unit staged raises `StagingOverlap`
-    before deciding anything, and the owner commits, then runs the unit again. A conflict on
-    commit saves nothing of that application: `commit()` returns the keys of its units, for
-    the owner to run again one by one (where each gets its own, exact, answer: a repeat, a
-    reused id, a conflict).
+    A unit is a callable run by `stage(key, run)`; it may run at most one command, with this
+    batch in its context (`CommandContext.batch`). That command is decided at once (its
+    domain errors reach the unit at once, as without a batch) and its aggregates and receipt
+    are kept for `commit()`. Every decision is made on saved state: a unit that reads or
+    writes what an earlier unit staged raises `StagingOverlap` before deciding anything, and
+    the owner commits, then runs the unit again. A conflict on commit saves nothing of that
+    application: `commit()` returns the keys of its units, for the owner to run again one by
+    one (where each gets its own, exact, answer: a repeat, a reused id, a conflict).
     """
 
     def __init__(self) -> None:
@@ -269,7 +193,7 @@ class CommandBatch(Generic[K]):
         self._brought_up_to_date: set[tuple[CityApplication, UUID]] = set()
         """Cached aggregates already brought up to date (fast-forwarded) in this batch and
         not saved since: loaded again, they are taken from the cache without asking the
-        store (see `CityApplication.load`)."""
+        store (see `CityApplication.load_for`)."""
         self._current: K | None = None
         self._current_command: _StagedCommand[K] | None = None
 
@@ -284,6 +208,7 @@ class CommandBatch(Generic[K]):
         If `run` raises, nothing of it stays staged."""
         if key in self:
             raise ValueError(f"unit {key!r} is already staged in this batch")
+        # Transition: string commands (not yet values) find the batch in a context variable.
         token = _STAGING.set(self)
         self._current, self._current_command = key, None
         try:
@@ -300,6 +225,20 @@ class CommandBatch(Generic[K]):
         """Whether a staged, unsaved command of `application` changes `aggregate_id`."""
         return (application, aggregate_id) in self._held
 
+    def check_not_staged(self, application: CityApplication, aggregate_id: UUID) -> None:
+        """Raise `StagingOverlap` if `aggregate_id` has changes staged here, not saved."""
+        if self.holds(application, aggregate_id):
+            raise StagingOverlap(f"{aggregate_id} has changes staged in the batch, not saved")
+
+    def is_up_to_date(self, application: CityApplication, aggregate_id: UUID) -> bool:
+        """Whether the application's cached copy of `aggregate_id` was brought up to date
+        from the store in this batch and not saved since."""
+        return (application, aggregate_id) in self._brought_up_to_date
+
+    def brought_up_to_date(self, application: CityApplication, aggregate_id: UUID) -> None:
+        """The application's cached copy of `aggregate_id` is now as stored."""
+        self._brought_up_to_date.add((application, aggregate_id))
+
     def _forget(self, gone: list[_StagedCommand[K]]) -> None:
         for staged in gone:
             self._keys.discard(staged.key)
@@ -310,21 +249,25 @@ class CommandBatch(Generic[K]):
         leaving = set(gone)
         self._staged = [s for s in self._staged if s not in leaving]
 
-    def _add(self, application: CityApplication, objects: list[Aggregate]) -> None:
+    def add(self, application: CityApplication, objects: Sequence[Aggregate],
+            after_saved: Sequence[Callable[[], object]] = ()) -> None:
+        """Stage the current unit's command: these aggregates (and receipt) of
+        `application`, saved by `commit()`, which then calls `after_saved`."""
         if self._current_command is not None:
             raise StagingOverlap("a unit of a batch runs one command; this one runs another")
         ids = frozenset(o.id for o in objects)
         if any(self.holds(application, i) for i in ids):
             raise StagingOverlap(f"an earlier command of the batch changes one of {sorted(ids)}")
-        assert self._current is not None
+        if self._current is None:
+            raise RuntimeError("a command is staged only by a unit of the batch (stage())")
         events = [e for o in objects for e in o.collect_events()]
-        staged = _StagedCommand(self._current, application, events, ids)
+        staged = _StagedCommand(self._current, application, events, ids, list(after_saved))
         self._staged.append(staged)
         self._keys.add(staged.key)
         self._held.update((application, i) for i in ids)
         self._current_command = staged
 
-    def _after_saved(self, callback: Callable[[], object]) -> bool:
+    def after_current_saved(self, callback: Callable[[], object]) -> bool:
         """Defer `callback` to the commit of the current unit's command (False: the unit has
         staged nothing, so there is nothing to wait for)."""
         if self._current_command is None:
@@ -355,8 +298,80 @@ class CommandBatch(Generic[K]):
         return conflicted
 
 
+class UnitOfWork:
+    """One command's decision as its handler sees it: the aggregates it loads (each checked
+    against the version its user saw, and against what the command's batch holds unsaved),
+    who acts and when. The handler returns the aggregates it changed; the application saves
+    them together (see `CityApplication.handle`)."""
+
+    def __init__(self, application: CityApplication, context: CommandContext,
+                 now: datetime) -> None:
+        self.application = application
+        self.context = context
+        self.now = now
+        """When the command happens: the context's time if it gave one (checked), else the
+        application's clock."""
+        self.explain_conflict: Callable[[], None] | None = None
+        self.after_saved_callbacks: list[Callable[[], object]] = []
+        self.result: object = None
+        """What the handler answers besides the aggregates it changed (`CommandOutcome.result`):
+        a judgement, the id of something new inside its subject."""
+
+    @property
+    def actor(self) -> Actor:
+        return self.context.actor
+
+    @property
+    def command_id(self) -> str | None:
+        return self.context.command_id
+
+    def load(self, cls: type[A], aggregate_id: UUID) -> A:
+        """The aggregate as stored, of the expected class (`NotFound` in its words), and at
+        the version the user saw if they said (`StaleVersion` otherwise)."""
+        aggregate = self.application.load_for(cls, aggregate_id, self.context.batch)
+        self.application.check_seen_version(aggregate, self.context.seen_versions)
+        return aggregate
+
+    def exists(self, aggregate_id: UUID) -> bool:
+        """Whether any event of `aggregate_id` is stored."""
+        return self.application.exists_for(aggregate_id, self.context.batch)
+
+    def on_conflict(self, explain: Callable[[], None]) -> None:
+        """When saving conflicts and no receipt explains it, call `explain`: it raises the
+        clearer domain error if there is one (a new aggregate whose id is taken), else
+        returns and the conflict is reported as a `ConcurrencyConflict`."""
+        self.explain_conflict = explain
+
+    def after_saved(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once the command is saved (at once, or after its batch's commit):
+        for in-process caches that must only learn what is stored."""
+        self.after_saved_callbacks.append(callback)
+
+
+Handler = Callable[[Command, UnitOfWork], Sequence[Aggregate]]
+
+
 class CityApplication(Application[UUID]):
-    """An event-sourced application of one bounded context of CityOps."""
+    """An event-sourced application of one bounded context of CityOps.
+
+    Its commands are handled by its methods marked `@handles(CommandClass)`: one handler per
+    command class, found by `handle`."""
+
+    command_handlers: ClassVar[Mapping[type[Command], str]] = {}
+    """Name of the method that handles each command class (collected from `@handles`)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found = dict(cls.command_handlers)
+        for attribute, value in vars(cls).items():
+            command = getattr(value, HANDLED_COMMAND, None)
+            if command is None:
+                continue
+            if found.get(command, attribute) != attribute:
+                raise TypeError(f"{cls.__qualname__} has two handlers of {command.name}: "
+                                f"{found[command]} and {attribute}")
+            found[command] = attribute
+        cls.command_handlers = found
 
     runs_processes = False
     """Whether processes across streams change this application's aggregates: its store is
@@ -392,9 +407,20 @@ class CityApplication(Application[UUID]):
     # --- loading ------------------------------------------------------------------------
 
     def load(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
-        """Load an aggregate of the expected class, or raise `NotFound` in its words."""
-        self._check_not_staged(aggregate_id)
-        batch = _STAGING.get()
+        """Load an aggregate of the expected class, or raise `NotFound` in its words (a
+        read: a command's handler loads through its `UnitOfWork`)."""
+        aggregate = self.load_for(cls, aggregate_id, _STAGING.get(), version)
+        if version is None and _DECIDING.get():
+            self.require_seen_version(aggregate)
+        return aggregate
+
+    def load_for(self, cls: type[A], aggregate_id: UUID, batch: CommandBatch[Any] | None,
+                 version: int | None = None) -> A:
+        """Load an aggregate for a command staged in `batch` (or for none): refused with
+        `StagingOverlap` while the batch holds changes of it unsaved, and taken from the
+        cache when the batch already brought it up to date."""
+        if batch is not None:
+            batch.check_not_staged(self, aggregate_id)
         try:
             aggregate: Aggregate | None = None
             if batch is not None and version is None:
@@ -402,24 +428,22 @@ class CityApplication(Application[UUID]):
             if aggregate is None:
                 aggregate = self.repository.get(aggregate_id, version=version)
                 if batch is not None and version is None and self.repository.cache:
-                    batch._brought_up_to_date.add((self, aggregate_id))
+                    batch.brought_up_to_date(self, aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(cls.KIND, aggregate_id) from None
         if not isinstance(aggregate, cls):
             raise NotFound(cls.KIND, aggregate_id)
-        if version is None and _DECIDING.get():
-            self.require_seen_version(aggregate)
         return aggregate
 
-    def require_seen_version(self, aggregate: CityAggregate) -> None:
-        """Raise `StaleVersion` if the user saw another version of `aggregate` (when one is
-        expected in this context, see `expected_versions`). Commands check their loads by
-        themselves; a command of several steps (across streams) calls this on its subject
-        before its first step, so that no step is done on a stale view."""
-        expected = _EXPECTED_VERSIONS.get()
-        if not expected or aggregate.id not in expected:
+    def check_seen_version(self, aggregate: CityAggregate,
+                           seen_versions: Mapping[UUID, int]) -> None:
+        """Raise `StaleVersion` if the user saw another version of `aggregate` than it has
+        (nothing when they said nothing about it). Handlers' loads check it by themselves
+        (`UnitOfWork.load`); a command of several steps (across streams) calls this on its
+        subject before its first step, so that no step is done on a stale view."""
+        if aggregate.id not in seen_versions:
             return
-        seen, current = expected[aggregate.id], aggregate.version
+        seen, current = seen_versions[aggregate.id], aggregate.version
         if seen == current:
             return
         changes: tuple[str, ...] = ()
@@ -437,7 +461,7 @@ class CityApplication(Application[UUID]):
         a decision made on the older state conflicts and its command is run again on its
         own, on the current state; a decision that saved nothing was right when it was
         looked at, a moment before."""
-        if (self, aggregate_id) not in batch._brought_up_to_date or not self.repository.cache:
+        if not batch.is_up_to_date(self, aggregate_id) or not self.repository.cache:
             return None
         try:
             cached = self.repository.cache.get(aggregate_id)
@@ -449,54 +473,48 @@ class CityApplication(Application[UUID]):
 
     def exists(self, aggregate_id: UUID) -> bool:
         """Whether any event of `aggregate_id` is stored (one indexed read, nothing decoded)."""
-        self._check_not_staged(aggregate_id)
+        return self.exists_for(aggregate_id, _STAGING.get())
+
+    def exists_for(self, aggregate_id: UUID, batch: CommandBatch[Any] | None) -> bool:
+        """`exists`, for a command staged in `batch` (`StagingOverlap` while it holds
+        changes of the aggregate unsaved)."""
+        if batch is not None:
+            batch.check_not_staged(self, aggregate_id)
         return bool(self.recorder.select_events(aggregate_id, limit=1))
-
-    def _check_not_staged(self, aggregate_id: UUID) -> None:
-        batch = _STAGING.get()
-        if batch is not None and batch.holds(self, aggregate_id):
-            raise StagingOverlap(f"{aggregate_id} has changes staged in the batch, not saved")
-
-    def after_saved(self, callback: Callable[[], object]) -> None:
-        """Run `callback` once the command just run is saved: now, or, when it was staged in
-        a batch, after the batch's commit saved it (for in-process caches that must only
-        learn what is stored)."""
-        batch = _STAGING.get()
-        if batch is None or not batch._after_saved(callback):
-            callback()
 
     # --- commands -----------------------------------------------------------------------
 
-    def command(self, command: str, actor: Actor, command_id: str | None,
-                args: Mapping[str, Any], decide: Callable[[], Sequence[Aggregate]], *,
-                explain_conflict: Callable[[], None] | None = None) -> UUID:
-        """Run a command after checking that the actor's role may issue it."""
-        check_permitted(command, actor)
-        return self.run_command(command, actor=actor, command_id=command_id, args=args,
-                                decide=decide, explain_conflict=explain_conflict)
+    @classmethod
+    def handled_commands(cls) -> frozenset[type[Command]]:
+        """The command classes this application handles."""
+        return frozenset(cls.command_handlers)
 
-    def run_command(
-        self,
-        command: str,
-        *,
-        actor: Actor,
-        command_id: str | None,
-        args: Mapping[str, Any],
-        decide: Callable[[], Sequence[Aggregate]],
-        explain_conflict: Callable[[], None] | None = None,
-    ) -> UUID:
-        """Run `decide` (which loads aggregates and calls their methods), then save all the
-        aggregates it returns together with the command's receipt, in one transaction (or
-        stage them in the `CommandBatch` the caller runs this in).
+    def handle(self, command: Command, context: CommandContext) -> CommandOutcome:
+        """Run `command` for `context`: the entry point of this application's commands.
 
-        Returns the id of the first aggregate `decide` returned (the command's subject); a
-        repeated command returns what its first run returned. `explain_conflict` is called
-        when the save conflicts and no receipt explains it: it raises the clearer domain
-        error when there is one (a new aggregate whose id is already taken), else returns
-        and the conflict is reported as a `ConcurrencyConflict`.
-        """
+        Checks that the actor's role may issue the command's class, then runs its handler
+        with a `UnitOfWork` and saves the aggregates the handler returns together with the
+        command's receipt, in one transaction (or stages them in the context's batch). The
+        outcome names the first aggregate the handler returned (the command's subject); a
+        repeated command answers what its first run did, with `repeated` set."""
+        method = type(self).command_handlers.get(type(command))
+        if method is None:
+            raise TypeError(f"{type(self).__name__} has no handler of {type(command).__name__}")
+        check_permitted(type(command), context.actor)
+        handler: Handler = getattr(self, method)
+        outcome, _ = self._execute(command.name, command.fingerprint(), context,
+                                   lambda uow: handler(command, uow))
+        return outcome
+
+    def _execute(self, command: str, digest: str, context: CommandContext,
+                 decide: Callable[[UnitOfWork], Sequence[Aggregate]],
+                 ) -> tuple[CommandOutcome, list[UUID]]:
+        """Decide and save one command (see `handle`); also returns the ids of the aggregates
+        it changed (its subject alone when it only repeated)."""
+        command_id = context.command_id
+        batch = context.batch
+        uow = UnitOfWork(self, context, self.now(context.at))
         receipt_id = None
-        digest = fingerprint(command, args)
         if command_id is not None:
             if not isinstance(command_id, str) or not command_id.strip():
                 raise InvalidValue("command id must be a non-empty string")
@@ -506,27 +524,34 @@ class CityApplication(Application[UUID]):
                 raise InvalidValue(f"command id is longer than {MAX_COMMAND_ID_LENGTH} chars")
             receipt_id = CommandReceipt.create_id(command_id)
             if scoped is not None:
-                earlier_unscoped = self._unscoped_receipt(*scoped)
+                earlier_unscoped = self._unscoped_receipt(*scoped, batch=batch)
                 if earlier_unscoped is not None:
-                    return _ran(self._repeat(earlier_unscoped, scoped[1], command, digest))
+                    repeat = self._repeat(earlier_unscoped, scoped[1], command, digest)
+                    return repeat, [repeat.subject]
 
         try:
-            aggregates = _decided(decide)
+            aggregates = list(decide(uow))
         except DomainError:
             # Refused on the current state. A repeat whose first run moved the aggregate on
             # is refused too, yet must answer as the first run did: ask the receipt.
             if receipt_id is not None and command_id is not None:
-                earlier = self._receipt(receipt_id)
+                earlier = self._receipt(receipt_id, batch)
                 if earlier is not None:
-                    return _ran(self._repeat(earlier, command_id, command, digest))
+                    repeat = self._repeat(earlier, command_id, command, digest)
+                    return repeat, [repeat.subject]
             raise
         if not aggregates:
             raise AssertionError(f"command {command} decided nothing")
         subject = aggregates[0]
+        done = CommandOutcome(command, subject.id, repeated=False, result=uow.result)
+        changed = [a.id for a in aggregates]
         if command_id is None and not any(a.pending_events for a in aggregates):
-            # Nothing happened (a repeat that the aggregate itself recognised): do not take
-            # the event store's write lock for an empty save.
-            return _ran(CommandOutcome(command, subject.id, repeated=False), aggregates)
+            # Nothing happened (a repeat that the aggregate itself recognised, a reading that
+            # crosses no threshold): do not take the event store's write lock for an empty
+            # save. What is stored is what the handler saw, so its callbacks run.
+            for callback in uow.after_saved_callbacks:
+                callback()
+            return done, changed
         to_save: list[Aggregate] = list(aggregates)
         if command_id is not None:
             to_save.append(
@@ -535,27 +560,29 @@ class CityApplication(Application[UUID]):
                     command=command,
                     fingerprint=digest,
                     aggregate_id=subject.id,
-                    actor=actor,
+                    actor=context.actor,
                 )
             )
-        batch = _STAGING.get()
         if batch is not None:
             # Saved by the batch's commit; a conflict there sends the unit back to be run
-            # again on its own, through the path below.
-            batch._add(self, to_save)
-            return _ran(CommandOutcome(command, subject.id, repeated=False), aggregates)
+            # again on its own, without the batch.
+            batch.add(self, to_save, uow.after_saved_callbacks)
+            return done, changed
         try:
             self.save(*to_save)
         except IntegrityError:
             if receipt_id is not None and command_id is not None:
-                earlier = self._receipt(receipt_id)
+                earlier = self._receipt(receipt_id, None)
                 if earlier is not None:
-                    return _ran(self._repeat(earlier, command_id, command, digest))
-            if explain_conflict is not None:
-                explain_conflict()
+                    repeat = self._repeat(earlier, command_id, command, digest)
+                    return repeat, [repeat.subject]
+            if uow.explain_conflict is not None:
+                uow.explain_conflict()
             kind = getattr(subject, "KIND", type(subject).__name__)
             raise ConcurrencyConflict(kind, subject.id, command) from None
-        return _ran(CommandOutcome(command, subject.id, repeated=False), aggregates)
+        for callback in uow.after_saved_callbacks:
+            callback()
+        return done, changed
 
     def save_tracked(self, *aggregates: Aggregate, tracking: Tracking) -> list[Recording[UUID]]:
         """Save what a process decided on a notification of another application together
@@ -573,8 +600,9 @@ class CityApplication(Application[UUID]):
         self._notify(recordings)
         return recordings
 
-    def _receipt(self, receipt_id: UUID) -> CommandReceipt | None:
-        self._check_not_staged(receipt_id)
+    def _receipt(self, receipt_id: UUID, batch: CommandBatch[Any] | None) -> CommandReceipt | None:
+        if batch is not None:
+            batch.check_not_staged(self, receipt_id)
         try:
             # Receipts never change: read from the store, not the aggregate cache.
             receipt: Aggregate = self.repository.get(receipt_id, version=1)
@@ -583,12 +611,13 @@ class CityApplication(Application[UUID]):
         assert isinstance(receipt, CommandReceipt)
         return receipt
 
-    def _unscoped_receipt(self, user: str, key: str) -> CommandReceipt | None:
+    def _unscoped_receipt(self, user: str, key: str, *,
+                          batch: CommandBatch[Any] | None) -> CommandReceipt | None:
         """The receipt of the same user's same key from before keys were scoped by user
         (stored under the bare key): a command sent before an upgrade and retried after it
         (a phone's outbox) is a repeat, not a second command. Only that user's own: another
         user's receipt under the bare key is another command."""
-        earlier = self._receipt(CommandReceipt.create_id(key))
+        earlier = self._receipt(CommandReceipt.create_id(key), batch)
         if earlier is None or earlier.actor.user_id.casefold() != user:
             return None
         return earlier
@@ -599,3 +628,101 @@ class CityApplication(Application[UUID]):
         if earlier.fingerprint != digest:
             raise CommandIdReused(command_id, earlier.command, command)
         return CommandOutcome(command, earlier.aggregate_id, repeated=True)
+
+    # --- legacy: commands named by strings (until every context has command values) -------
+
+    def command(self, command: str, actor: Actor, command_id: str | None,
+                args: Mapping[str, Any], decide: Callable[[], Sequence[Aggregate]], *,
+                explain_conflict: Callable[[], None] | None = None) -> UUID:
+        """Run a command named by a string after checking that the actor's role may issue
+        it (transition: the contexts with command values use `handle`)."""
+        check_permitted(command, actor)
+        return self.run_command(command, actor=actor, command_id=command_id, args=args,
+                                decide=decide, explain_conflict=explain_conflict)
+
+    def run_command(
+        self,
+        command: str,
+        *,
+        actor: Actor,
+        command_id: str | None,
+        args: Mapping[str, Any],
+        decide: Callable[[], Sequence[Aggregate]],
+        explain_conflict: Callable[[], None] | None = None,
+    ) -> UUID:
+        """Run `decide` (which loads aggregates and calls their methods), then save all the
+        aggregates it returns together with the command's receipt, as `handle` does; the
+        batch and the versions seen are those of the enclosing `CommandBatch.stage` and
+        `expected_versions` (transition: the contexts with command values use `handle`)."""
+        context = CommandContext(actor=actor, command_id=command_id, batch=_STAGING.get())
+
+        def decided(uow: UnitOfWork) -> Sequence[Aggregate]:
+            if explain_conflict is not None:
+                uow.on_conflict(explain_conflict)
+            token = _DECIDING.set(True)
+            try:
+                return list(decide())
+            finally:
+                _DECIDING.reset(token)
+
+        outcome, changed = self._execute(command, fingerprint(command, args), context, decided)
+        _fulfil_expectations(changed)
+        outcomes = _OBSERVED.get()
+        if outcomes is not None:
+            outcomes.append(outcome)
+        return outcome.subject
+
+    def require_seen_version(self, aggregate: CityAggregate) -> None:
+        """`check_seen_version` against the versions of the enclosing `expected_versions`
+        (transition: the contexts with command values pass them in the context)."""
+        self.check_seen_version(aggregate, _EXPECTED_VERSIONS.get() or {})
+
+    def after_saved(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once the string command just run is saved: now, or after the
+        commit of the enclosing batch (transition: handlers use `UnitOfWork.after_saved`)."""
+        batch = _STAGING.get()
+        if batch is None or not batch.after_current_saved(callback):
+            callback()
+
+
+_STAGING: ContextVar[CommandBatch[Any] | None] = ContextVar("cityops_staging", default=None)
+_OBSERVED: ContextVar[list[CommandOutcome] | None] = ContextVar("cityops_observed",
+                                                                default=None)
+_EXPECTED_VERSIONS: ContextVar[dict[UUID, int] | None] = ContextVar(
+    "cityops_expected_versions", default=None)
+_DECIDING: ContextVar[bool] = ContextVar("cityops_deciding", default=False)
+"""Whether a string command is deciding: its loads are checked against the versions seen."""
+
+
+@contextmanager
+def observed_commands() -> Iterator[list[CommandOutcome]]:
+    """Collect the outcome of every string command run inside the block (transition:
+    `handle` returns its outcome)."""
+    outcomes: list[CommandOutcome] = []
+    token = _OBSERVED.set(outcomes)
+    try:
+        yield outcomes
+    finally:
+        _OBSERVED.reset(token)
+
+
+@contextmanager
+def expected_versions(versions: Mapping[UUID, int]) -> Iterator[None]:
+    """Run the block's string commands only on the versions of these aggregates that the
+    user saw (transition: commands with values take them in their `CommandContext`).
+
+    An expectation lasts until a command on that aggregate has run. Being a context
+    variable, it follows the code into threads started with a copy of the context."""
+    token = _EXPECTED_VERSIONS.set(dict(checked_seen_versions(versions)))
+    try:
+        yield
+    finally:
+        _EXPECTED_VERSIONS.reset(token)
+
+
+def _fulfil_expectations(ids: Sequence[UUID]) -> None:
+    """A string command on these aggregates has run: later loads see its result."""
+    expected = _EXPECTED_VERSIONS.get()
+    if expected:
+        for aggregate_id in ids:
+            expected.pop(aggregate_id, None)

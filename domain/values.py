@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from cityops.domain.errors import InvalidValue
 
@@ -109,3 +110,10 @@ def checked_number(label: str, value: object, *, minimum: float = -MAX_MAGNITUDE
     if not minimum <= number <= maximum:
         raise InvalidValue(f"{label} {number:g} is outside {minimum:g}..{maximum:g}")
     return number
+
+
+def checked_id(label: str, value: object) -> UUID:
+    """An identifier: a UUID, not its text."""
+    if not isinstance(value, UUID):
+        raise InvalidValue(f"{label} must be a UUID, got {value!r}")
+    return value

@@ -2,10 +2,13 @@
 command that handles it (nothing else decides anything here) and says whether the message
 changed something or was a repeat.
 
-Commands that record a receipt get the message id as their command id, so the receipt is
-saved in the same transaction as the events the message caused; a redelivered message finds
-the receipt and changes nothing. Readings and positions have no receipt: the domain ignores a
-reading or fix that is not newer than what it knows, and the track keeps one row per fix.
+A handler builds the command's value (`domain/<context>/commands.py`) and hands it to the owning
+application's entry point with a `CommandContext`: the message's actor and time, the message
+id as the command id, and the pipeline's `CommandBatch` (when it batches), in which the
+command is staged rather than saved. So the receipt is saved in the same transaction as the
+events the message caused; a redelivered message finds the receipt and changes nothing.
+Readings and positions have no receipt: the domain ignores a reading or fix that is not newer
+than what it knows, and the track keeps one row per fix.
 """
 
 from __future__ import annotations
@@ -17,15 +20,27 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from cityops.bootstrap import CitySystem
-from cityops.domain.application import observed_commands
+from cityops.domain.application import CommandBatch
+from cityops.domain.commands import CommandContext, CommandOutcome
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.commands import HandleCase, ReportCase, ReturnCaseToCentre
 from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.commands import RecordReading
 from cityops.domain.hazards.source import ReadingEffect
 from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.commands import ReceiveTicket, ReplyToCaller
 from cityops.domain.incidents.application import Incidents
 from cityops.domain.processes.resource_movements import ResourceMovements
 from cityops.domain.resources.application import Resources
+from cityops.domain.resources.commands import (
+    ClearScene,
+    ReportAvailable,
+    ReportEnRoute,
+    ReportOnScene,
+    ReportPosition,
+    StatusReport,
+)
 from cityops.domain.resources.resource import Resource
 from cityops.ingest.catalogue import Message
 from cityops.ingest.prefetch import BatchLookups
@@ -82,7 +97,9 @@ class JudgedFix:
     point: TrackPoint
 
 
-Handler = Callable[[Message, IngestTarget], Effect | JudgedFix]
+Batch = CommandBatch[Any] | None
+"""The batch a message's command is staged in (None: saved at once)."""
+Handler = Callable[[Message, IngestTarget, Batch], Effect | JudgedFix]
 
 
 def _point(data: Any) -> GeoPoint:
@@ -93,53 +110,53 @@ def _optional_point(data: Any) -> GeoPoint | None:
     return GeoPoint.from_geojson(data) if data is not None else None
 
 
-def _receipted(command: Callable[[], object]) -> Effect:
-    """Run a command whose receipt is recorded under the message id, and say whether it was
-    a repeat: the command itself tells (its receipt made the repeat harmless, or refused an
-    id reused for another message), so nothing is looked up here."""
-    with observed_commands() as outcomes:
-        command()
-    # A repeat changes nothing, unless it completes what its first run left undone.
-    return (Effect.DUPLICATE if outcomes and all(o.repeated for o in outcomes)
-            else Effect.APPLIED)
+def _context(message: Message, batch: Batch) -> CommandContext:
+    """The context of a message's command: its actor and time, its id as the command id."""
+    return CommandContext(actor=message.actor, command_id=message.message_id,
+                          at=message.occurred_at, batch=batch)
 
 
-def report_grid_case(message: Message, target: IngestTarget) -> Effect:
+def _effect(outcome: CommandOutcome) -> Effect:
+    """A receipted command's effect: the outcome says whether it only repeated (its receipt
+    made the repeat harmless, or refused an id reused for another message)."""
+    return Effect.DUPLICATE if outcome.repeated else Effect.APPLIED
+
+
+def report_grid_case(message: Message, target: IngestTarget, batch: Batch = None) -> Effect:
     """grid-case-report: a new case from the field."""
     p = message.payload
-    cases = target.grid_cases
-    return _receipted(lambda: cases.report(
+    return _effect(target.grid_cases.handle(ReportCase(
         source=p.get("source", "inspector"), category=p["category"],
         description=p["description"], location=_point(p["location"]),
-        urgency=p.get("urgency", "normal"), photos=list(p.get("photos", [])),
-        actor=message.actor, at=message.occurred_at, command_id=message.message_id,
-    ))
+        urgency=p.get("urgency", "normal"), photos=tuple(p.get("photos", [])),
+    ), _context(message, batch)))
 
 
-def receive_hotline_ticket(message: Message, target: IngestTarget) -> Effect:
+def receive_hotline_ticket(message: Message, target: IngestTarget,
+                           batch: Batch = None) -> Effect:
     """hotline-ticket: a call or message taken by the call centre."""
     p = message.payload
     caller = p.get("caller") or {}
-    hotline = target.hotline
-    return _receipted(lambda: hotline.receive(
+    return _effect(target.hotline.handle(ReceiveTicket(
         channel=p["channel"], ticket_type=p["ticket_type"], topic=p["topic"],
         description=p["description"], caller_name=caller.get("name"),
         caller_phone=caller.get("phone"), location=_optional_point(p.get("location")),
-        actor=message.actor, at=message.occurred_at, command_id=message.message_id,
-    ))
+    ), _context(message, batch)))
 
 
-def record_hazard_reading(message: Message, target: IngestTarget) -> Effect:
+def record_hazard_reading(message: Message, target: IngestTarget,
+                          batch: Batch = None) -> Effect:
     """hazard-reading: judged against the sensor's thresholds; only crossings are saved."""
     p = message.payload
-    outcome = target.hazards.record_reading(
-        UUID(p["source_id"]), p["sensor_id"], p["value"], message.occurred_at,
-        actor=message.actor,
-    )
+    reading = RecordReading(source_id=UUID(p["source_id"]), sensor_id=p["sensor_id"],
+                            value=p["value"], measured_at=message.occurred_at)
+    outcome = target.hazards.judge_reading(
+        reading, CommandContext(actor=message.actor, batch=batch))
     return Effect.DUPLICATE if outcome.effect is ReadingEffect.OUT_OF_ORDER else Effect.APPLIED
 
 
-def report_resource_position(message: Message, target: IngestTarget) -> JudgedFix:
+def report_resource_position(message: Message, target: IngestTarget,
+                             batch: Batch = None) -> JudgedFix:
     """resource-position: the resource decides whether the fix is worth an event; the track
     keeps every fix."""
     p = message.payload
@@ -153,8 +170,8 @@ def report_resource_position(message: Message, target: IngestTarget) -> JudgedFi
     # before anything is kept. The track row is written after it, before the offset is
     # committed; a crash in between is repaired by the redelivery: the resource ignores the
     # repeated fix and the track gets its row.
-    target.resources.report_position(resource_id, point, message.occurred_at,
-                                     actor=message.actor)
+    fix = ReportPosition(resource_id=resource_id, point=point, measured_at=message.occurred_at)
+    target.resources.judge_position(fix, CommandContext(actor=message.actor, batch=batch))
     return JudgedFix(TrackPoint(
         resource_id=resource_id, call_sign=call_sign, measured_at=message.occurred_at,
         position=point, speed_mps=p.get("speed_mps"), heading_deg=p.get("heading_deg"),
@@ -162,64 +179,66 @@ def report_resource_position(message: Message, target: IngestTarget) -> JudgedFi
     ))
 
 
-STATUS_COMMANDS = {
-    "en-route": "report_en_route",
-    "on-scene": "report_on_scene",
-    "returning": "clear_scene",
-    "available": "report_available",
+STATUS_COMMANDS: dict[str, type[StatusReport]] = {
+    "en-route": ReportEnRoute,
+    "on-scene": ReportOnScene,
+    "returning": ClearScene,
+    "available": ReportAvailable,
 }
 LEAVING_STATUSES = frozenset({"returning", "available"})
 """Statuses reported on leaving an incident (or after it): the incident records it too."""
 
 
-def report_resource_status(message: Message, target: IngestTarget) -> Effect:
+def report_resource_status(message: Message, target: IngestTarget,
+                           batch: Batch = None) -> Effect:
     """resource-status: the status change the crew reports; one that takes the resource off
     its incident is recorded on the incident too (by the process the incidents follow the
     resources with, which this worker runs once the change is saved)."""
     p = message.payload
-    resources = target.resources
-    command = getattr(resources, STATUS_COMMANDS[p["status"]])
     resource_id = Resource.create_id(p["call_sign"])
+    report = STATUS_COMMANDS[p["status"]](resource_id=resource_id,
+                                          position=_optional_point(p.get("position")))
+    outcome = target.resources.handle(report, _context(message, batch))
+    incidents = target.incidents
+    if p["status"] in LEAVING_STATUSES and incidents is not None:
+        movements = ResourceMovements(target.resources, incidents)
 
-    def change() -> None:
-        command(resource_id, position=_optional_point(p.get("position")), actor=message.actor,
-                at=message.occurred_at, command_id=message.message_id)
-        if p["status"] in LEAVING_STATUSES and target.incidents is not None:
-            movements = ResourceMovements(resources, target.incidents)
-            resources.after_saved(lambda: movements.catch_up_with(resources.name))
+        def follow() -> None:
+            movements.catch_up_with(target.resources.name)
 
-    return _receipted(change)
+        # Once the change is saved: now, or after the commit of the batch it is staged in
+        # (a repeat staged nothing: the projection thread follows whatever is left).
+        if batch is None:
+            follow()
+        else:
+            batch.after_current_saved(follow)
+    return _effect(outcome)
 
 
-def handle_grid_case(message: Message, target: IngestTarget) -> Effect:
+def handle_grid_case(message: Message, target: IngestTarget, batch: Batch = None) -> Effect:
     """grid-case-handled: the department's result."""
     p = message.payload
-    cases = target.grid_cases
-    return _receipted(lambda: cases.handle(
-        UUID(p["case_id"]), result=p["result"], evidence=list(p.get("evidence", [])),
-        actor=message.actor, at=message.occurred_at, command_id=message.message_id,
-    ))
+    return _effect(target.grid_cases.handle(HandleCase(
+        case_id=UUID(p["case_id"]), result=p["result"], evidence=tuple(p.get("evidence", [])),
+    ), _context(message, batch)))
 
 
-def return_grid_case(message: Message, target: IngestTarget) -> Effect:
+def return_grid_case(message: Message, target: IngestTarget, batch: Batch = None) -> Effect:
     """grid-case-returned: not the department's responsibility."""
     p = message.payload
-    cases = target.grid_cases
-    return _receipted(lambda: cases.return_to_centre(
-        UUID(p["case_id"]), reason=p["reason"],
-        suggested_department=p.get("suggested_department"), actor=message.actor,
-        at=message.occurred_at, command_id=message.message_id,
-    ))
+    return _effect(target.grid_cases.handle(ReturnCaseToCentre(
+        case_id=UUID(p["case_id"]), reason=p["reason"],
+        suggested_department=p.get("suggested_department"),
+    ), _context(message, batch)))
 
 
-def reply_to_hotline_ticket(message: Message, target: IngestTarget) -> Effect:
+def reply_to_hotline_ticket(message: Message, target: IngestTarget,
+                            batch: Batch = None) -> Effect:
     """hotline-ticket-replied: the department's reply to the caller."""
     p = message.payload
-    hotline = target.hotline
-    return _receipted(lambda: hotline.reply(
-        UUID(p["ticket_id"]), reply=p["reply"], actor=message.actor, at=message.occurred_at,
-        command_id=message.message_id,
-    ))
+    return _effect(target.hotline.handle(
+        ReplyToCaller(ticket_id=UUID(p["ticket_id"]), reply=p["reply"]),
+        _context(message, batch)))
 
 
 HANDLERS: dict[str, Handler] = {

@@ -398,8 +398,8 @@ class IngestPipeline:
 
         def run() -> Effect | JudgedFix:
             if staged is None:
-                return handler(message, self.target)
-            return staged.stage(result, lambda: handler(message, self.target))
+                return handler(message, self.target, None)
+            return staged.stage(result, lambda: handler(message, self.target, staged))
 
         try:
             effect = self._with_retries(run, f"apply {message.schema} {message.message_id}")

@@ -24,8 +24,29 @@ from cityops.command_center.routers.photos import require_uploaded
 from cityops.command_center.schemas import Command, Page, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filters
 from cityops.command_center.sharing import shared_route
+from cityops.command_center.versions import SeenVersion
 from cityops.domain.catalogue import Urgency
+from cityops.domain.commands import Command as DomainCommand
+from cityops.domain.commands import CommandContext
 from cityops.domain.gridcases.case import CaseSource, CaseStatus, RejectionReason
+from cityops.domain.gridcases.commands import (
+    AssignCaseVerifier,
+    CloseCase,
+    DecideCaseExtension,
+    DecideCaseSuspension,
+    DispatchCase,
+    HandleCase,
+    RegisterCase,
+    RejectCase,
+    ReportCase,
+    RequestCaseExtension,
+    RequestCaseSuspension,
+    ResumeCase,
+    ReturnCaseToCentre,
+    ReviewCaseReturn,
+    SuspendCase,
+    VerifyCase,
+)
 from cityops.domain.supervision import Light
 from cityops.projections.views import case_light
 
@@ -146,12 +167,12 @@ def report_case(body: GridCaseReport, system: SystemDep, actor: CurrentActor,
     """Report a new case from the field, the hotline, a sensor or a camera; its photos are
     `photo:<sha256>` references of photos uploaded with POST /photos."""
     require_uploaded(system.photos, body.photos)
-    case_id = system.grid_cases.report(
-        source=body.source, category=body.category, description=body.description,
-        location=body.location.to_point(), urgency=body.urgency, photos=body.photos,
-        at=body.at, actor=actor, command_id=command_id,
-    )
-    return _state(system, case_id)
+    report = ReportCase(source=body.source, category=body.category,
+                        description=body.description, location=body.location.to_point(),
+                        urgency=body.urgency, photos=tuple(body.photos))
+    outcome = system.commands.handle(
+        report, CommandContext(actor=actor, command_id=command_id, at=body.at))
+    return _state(system, outcome.subject)
 
 
 @router.get("", response_model=Page)
@@ -212,150 +233,155 @@ def case_history(case_id: UUID, system: SystemDep) -> list[dict[str, Any]]:
     return event_history(system.grid_cases.events.get(case_id))
 
 
+def _issue(system: SystemDep, command: DomainCommand, actor: CurrentActor,
+           command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
+    """Run a command on one case, as its user saw it (`If-Match`), and answer the case."""
+    outcome = system.commands.handle(
+        command, CommandContext(actor=actor, command_id=command_id, seen_versions=seen))
+    return _state(system, outcome.subject)
+
+
 @router.post("/{case_id}/register")
 def register_case(case_id: UUID, body: GridCaseRegister, system: SystemDep, actor: CurrentActor,
-                  command_id: CommandId) -> dict[str, Any]:
+                  command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Accept a reported case (optionally correcting category and urgency)."""
-    system.grid_cases.register(case_id, category=body.category, urgency=body.urgency,
-                               note=body.note, actor=actor, command_id=command_id)
-    return _state(system, case_id)
+    command = RegisterCase(case_id=case_id, category=body.category, urgency=body.urgency,
+                           note=body.note)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{case_id}/reject")
 def reject_case(case_id: UUID, body: GridCaseReject, system: SystemDep, actor: CurrentActor,
-                command_id: CommandId) -> dict[str, Any]:
+                command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Reject a report: duplicate (merged into another case), not ours, not reproducible."""
-    system.grid_cases.reject(case_id, reason=body.reason, duplicate_of=body.duplicate_of,
-                             note=body.note, actor=actor, command_id=command_id)
-    return _state(system, case_id)
+    command = RejectCase(case_id=case_id, reason=body.reason, duplicate_of=body.duplicate_of,
+                         note=body.note)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{case_id}/dispatch")
 def dispatch_case(case_id: UUID, body: GridCaseDispatch, system: SystemDep,
-                  actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                  actor: CurrentActor, command_id: CommandId,
+                  seen: SeenVersion) -> dict[str, Any]:
     """Dispatch to a department with a deadline from the catalogue."""
-    system.grid_cases.dispatch(case_id, department=body.department,
-                               instructions=body.instructions, actor=actor,
-                               command_id=command_id)
-    return _state(system, case_id)
+    command = DispatchCase(case_id=case_id, department=body.department,
+                           instructions=body.instructions)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{case_id}/return")
 def return_case(case_id: UUID, body: GridCaseReturn, system: SystemDep, actor: CurrentActor,
-                command_id: CommandId) -> dict[str, Any]:
+                command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """A department sends the case back to the centre as not its responsibility."""
-    system.grid_cases.return_to_centre(case_id, reason=body.reason,
-                                       suggested_department=body.suggested_department,
-                                       actor=actor, command_id=command_id)
-    return _state(system, case_id)
+    command = ReturnCaseToCentre(case_id=case_id, reason=body.reason,
+                                 suggested_department=body.suggested_department)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{case_id}/extension-requests")
 def request_extension(case_id: UUID, body: ExtensionRequest, system: SystemDep,
-                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                      actor: CurrentActor, command_id: CommandId,
+                      seen: SeenVersion) -> dict[str, Any]:
     """A department asks for a later deadline."""
-    system.grid_cases.request_extension(case_id, requested_deadline=body.requested_deadline,
-                                        reason=body.reason, actor=actor, command_id=command_id)
-    return _state(system, case_id)
+    command = RequestCaseExtension(case_id=case_id, requested_deadline=body.requested_deadline,
+                                   reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{case_id}/extension-decision")
 def decide_extension(case_id: UUID, body: ExtensionDecision, system: SystemDep,
-                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                     actor: CurrentActor, command_id: CommandId,
+                     seen: SeenVersion) -> dict[str, Any]:
     """The centre approves or refuses the pending extension request."""
-    system.grid_cases.decide_extension(case_id, approve=body.approve, deadline=body.deadline,
-                                       reason=body.reason, actor=actor, command_id=command_id)
-    return _state(system, case_id)
+    command = DecideCaseExtension(case_id=case_id, approve=body.approve,
+                                  deadline=body.deadline, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{case_id}/return-review")
 def review_return(case_id: UUID, body: ReturnReview, system: SystemDep, actor: CurrentActor,
-                  command_id: CommandId) -> dict[str, Any]:
+                  command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The centre reviews a department's return: accept (dispatched to another department)
     or reject with a reason (back to the same department, on the deadline it had)."""
-    system.grid_cases.review_return(case_id, accept=body.accept, department=body.department,
-                                    instructions=body.instructions, reason=body.reason,
-                                    actor=actor, command_id=command_id)
-    return _state(system, case_id)
+    command = ReviewCaseReturn(case_id=case_id, accept=body.accept, department=body.department,
+                               instructions=body.instructions, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{case_id}/suspension-requests")
 def request_suspension(case_id: UUID, body: SuspensionRequest, system: SystemDep,
-                       actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                       actor: CurrentActor, command_id: CommandId,
+                       seen: SeenVersion) -> dict[str, Any]:
     """A department asks the centre to suspend a case that needs long work (its clock runs
     until the centre approves)."""
-    system.grid_cases.request_suspension(case_id, reason=body.reason,
-                                         expected_resume_at=body.expected_resume_at,
-                                         actor=actor, command_id=command_id)
-    return _state(system, case_id)
+    command = RequestCaseSuspension(case_id=case_id, reason=body.reason,
+                                    expected_resume_at=body.expected_resume_at)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{case_id}/suspension-decision")
 def decide_suspension(case_id: UUID, body: SuspensionDecision, system: SystemDep,
-                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                      actor: CurrentActor, command_id: CommandId,
+                      seen: SeenVersion) -> dict[str, Any]:
     """The centre approves (the clock stops from now) or refuses the pending suspension
     request."""
-    system.grid_cases.decide_suspension(case_id, approve=body.approve,
-                                        expected_resume_at=body.expected_resume_at,
-                                        reason=body.reason, actor=actor, command_id=command_id)
-    return _state(system, case_id)
+    command = DecideCaseSuspension(case_id=case_id, approve=body.approve,
+                                   expected_resume_at=body.expected_resume_at,
+                                   reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{case_id}/suspend")
 def suspend_case(case_id: UUID, body: Suspension, system: SystemDep, actor: CurrentActor,
-                 command_id: CommandId) -> dict[str, Any]:
+                 command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The centre suspends a case that needs long work: its deadline clock stops (a
     department asks with POST /grid-cases/{id}/suspension-requests)."""
-    system.grid_cases.suspend(case_id, reason=body.reason, actor=actor, command_id=command_id)
-    return _state(system, case_id)
+    return _issue(system, SuspendCase(case_id=case_id, reason=body.reason), actor, command_id,
+                  seen)
 
 
 @router.post("/{case_id}/resume")
 def resume_case(case_id: UUID, system: SystemDep, actor: CurrentActor,
-                command_id: CommandId) -> dict[str, Any]:
+                command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Resume a suspended case (the centre, or its department when it can work again): its
     deadline moves by the time spent suspended."""
-    system.grid_cases.resume(case_id, actor=actor, command_id=command_id)
-    return _state(system, case_id)
+    return _issue(system, ResumeCase(case_id=case_id), actor, command_id, seen)
 
 
 @router.post("/{case_id}/handle")
 def handle_case(case_id: UUID, body: Handling, system: SystemDep, actor: CurrentActor,
-                command_id: CommandId) -> dict[str, Any]:
+                command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The department reports the result with evidence (a `photo:<sha256>` reference must
     name an uploaded photo)."""
     require_uploaded(system.photos, body.evidence, what="evidence", only_photo_scheme=True)
-    system.grid_cases.handle(case_id, result=body.result, evidence=body.evidence, actor=actor,
-                             command_id=command_id)
-    return _state(system, case_id)
+    command = HandleCase(case_id=case_id, result=body.result, evidence=tuple(body.evidence))
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{case_id}/verify")
 def verify_case(case_id: UUID, body: Verification, system: SystemDep, actor: CurrentActor,
-                command_id: CommandId) -> dict[str, Any]:
+                command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """An inspector checks on site: fixed, or back to the department as rework; photos are
     `photo:<sha256>` references of photos uploaded with POST /photos."""
     require_uploaded(system.photos, body.photos)
-    system.grid_cases.verify(case_id, fixed=body.fixed, note=body.note, photos=body.photos,
-                             actor=actor, command_id=command_id)
-    return _state(system, case_id)
+    command = VerifyCase(case_id=case_id, fixed=body.fixed, note=body.note,
+                         photos=tuple(body.photos))
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{case_id}/assign-verifier")
 def assign_verifier(case_id: UUID, body: VerifierAssignment, system: SystemDep,
-                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId,
+                    seen: SeenVersion) -> dict[str, Any]:
     """The centre names the inspector who verifies the case on site (by default the
     inspector of its cell; another inspector's verification is refused)."""
-    system.grid_cases.assign_verifier(case_id, inspector=body.inspector, reason=body.reason,
-                                      actor=actor, command_id=command_id)
-    return _state(system, case_id)
+    command = AssignCaseVerifier(case_id=case_id, inspector=body.inspector,
+                                 reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{case_id}/close")
 def close_case(case_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
-               command_id: CommandId) -> dict[str, Any]:
+               command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Close a verified case."""
-    system.grid_cases.close_case(case_id, note=body.note, actor=actor, command_id=command_id)
-    return _state(system, case_id)
-
-
+    return _issue(system, CloseCase(case_id=case_id, note=body.note), actor, command_id, seen)

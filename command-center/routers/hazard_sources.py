@@ -24,6 +24,20 @@ from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, HazardGrade, Page, PointIn
 from cityops.command_center.scopes import LOGGED_IN
 from cityops.command_center.sharing import shared_route
+from cityops.command_center.versions import SeenVersion
+from cityops.domain.commands import CommandContext
+from cityops.domain.hazards.commands import (
+    AcknowledgeAlarm,
+    AddSensor,
+    DecommissionHazardSource,
+    HazardSourceCommand,
+    RecordFinding,
+    RecordReading,
+    RectifyFinding,
+    RegisterHazardSource,
+    RemoveSensor,
+    UpdateHazardSource,
+)
 from cityops.domain.hazards.source import FindingSeverity, HazardStatus, ThresholdDirection
 
 # Hazard sources are shared with every department: a login is all it takes to read them.
@@ -116,18 +130,28 @@ def _state(system: SystemDep, source_id: UUID) -> dict[str, Any]:
     return body
 
 
+def _issue(system: SystemDep, command: HazardSourceCommand, actor: CurrentActor,
+           command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
+    """Run a command on one hazard source, as its user saw it (`If-Match`), and answer the
+    source."""
+    outcome = system.commands.handle(
+        command, CommandContext(actor=actor, command_id=command_id, seen_versions=seen))
+    return _state(system, outcome.subject)
+
+
 @router.post("", status_code=201)
 def register_hazard_source(body: HazardRegistration, system: SystemDep, actor: CurrentActor,
                            command_id: CommandId) -> dict[str, Any]:
     """Enter a hazard source in the registry."""
-    source_id = system.hazards.register(
-        hazard_type=body.hazard_type, name=body.name, owner_name=body.owner_name,
+    register = RegisterHazardSource(
+        hazard_type=body.hazard_type, source_name=body.name, owner_name=body.owner_name,
         owner_contact=body.owner_contact, grade=body.grade, location=body.location.to_point(),
         impact_radius_m=body.impact_radius_m,
         impact_zone=body.impact_zone.to_area() if body.impact_zone else None,
-        actor=actor, command_id=command_id,
     )
-    return _state(system, source_id)
+    outcome = system.commands.handle(register,
+                                     CommandContext(actor=actor, command_id=command_id))
+    return _state(system, outcome.subject)
 
 
 @router.get("", response_model=Page)
@@ -172,47 +196,48 @@ def hazard_source_history(source_id: UUID, system: SystemDep) -> list[dict[str, 
 
 @router.post("/{source_id}/update")
 def update_hazard_source(source_id: UUID, body: HazardUpdate, system: SystemDep,
-                         actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                         actor: CurrentActor, command_id: CommandId,
+                         seen: SeenVersion) -> dict[str, Any]:
     """Change registry details (owner, grade, location, impact)."""
-    system.hazards.update_details(
-        source_id, name=body.name, owner_name=body.owner_name,
+    command = UpdateHazardSource(
+        source_id=source_id, source_name=body.name, owner_name=body.owner_name,
         owner_contact=body.owner_contact, grade=body.grade,
         location=body.location.to_point() if body.location else None,
         impact_radius_m=body.impact_radius_m,
         impact_zone=body.impact_zone.to_area() if body.impact_zone else None,
-        reason=body.reason, actor=actor, command_id=command_id,
+        reason=body.reason,
     )
-    return _state(system, source_id)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{source_id}/decommission")
 def decommission_hazard_source(source_id: UUID, body: Decommissioning, system: SystemDep,
-                               actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                               actor: CurrentActor, command_id: CommandId,
+                               seen: SeenVersion) -> dict[str, Any]:
     """Take a hazard source out of supervision for good; its open alarms end."""
-    system.hazards.decommission(source_id, reason=body.reason, actor=actor,
-                                command_id=command_id)
-    return _state(system, source_id)
+    command = DecommissionHazardSource(source_id=source_id, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{source_id}/sensors")
 def add_sensor(source_id: UUID, body: SensorIn, system: SystemDep, actor: CurrentActor,
-               command_id: CommandId) -> dict[str, Any]:
+               command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Put a sensor under watch with its warning and alarm thresholds."""
-    system.hazards.add_sensor(
-        source_id, sensor_id=body.sensor_id, kind=body.kind, unit=body.unit,
+    command = AddSensor(
+        source_id=source_id, sensor_id=body.sensor_id, kind=body.kind, unit=body.unit,
         direction=body.direction, warning=body.warning, alarm=body.alarm,
-        deadband=body.deadband, label=body.label, actor=actor, command_id=command_id,
+        deadband=body.deadband, label=body.label,
     )
-    return _state(system, source_id)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{source_id}/sensors/{sensor_id}/remove")
 def remove_sensor(source_id: UUID, sensor_id: str, body: SensorRemoval, system: SystemDep,
-                  actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                  actor: CurrentActor, command_id: CommandId,
+                  seen: SeenVersion) -> dict[str, Any]:
     """Take a sensor out of watch; an alarm it had open ends."""
-    system.hazards.remove_sensor(source_id, sensor_id=sensor_id, reason=body.reason,
-                                 actor=actor, command_id=command_id)
-    return _state(system, source_id)
+    command = RemoveSensor(source_id=source_id, sensor_id=sensor_id, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{source_id}/sensors/{sensor_id}/readings")
@@ -220,8 +245,10 @@ def record_reading(source_id: UUID, sensor_id: str, body: Reading, system: Syste
                    actor: CurrentActor) -> dict[str, Any]:
     """Judge one reading; only a threshold crossing is recorded. The answer says what it did."""
     # A repeated reading is out of order (not after the last crossing): no Idempotency-Key.
-    outcome = system.hazards.record_reading(source_id, sensor_id, body.value, body.at,
-                                            actor=actor)
+    # Nor If-Match: a reading is judged against the source as it is when it arrives.
+    reading = RecordReading(source_id=source_id, sensor_id=sensor_id, value=body.value,
+                            measured_at=body.at)
+    outcome = system.hazards.judge_reading(reading, CommandContext(actor=actor))
     if outcome.effect.recorded:
         system.wake_projections()
     return outcome.as_dict()
@@ -230,40 +257,40 @@ def record_reading(source_id: UUID, sensor_id: str, body: Reading, system: Syste
 @router.post("/{source_id}/alarms/{alarm_id}/acknowledge")
 def acknowledge_alarm(source_id: UUID, alarm_id: UUID, body: AlarmAcknowledgement,
                       system: SystemDep, actor: CurrentActor,
-                      command_id: CommandId) -> dict[str, Any]:
+                      command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The centre confirms it has seen an alarm."""
-    system.hazards.acknowledge_alarm(source_id, alarm_id, note=body.note, actor=actor,
-                                     command_id=command_id)
-    return _state(system, source_id)
+    command = AcknowledgeAlarm(source_id=source_id, alarm_id=alarm_id, note=body.note)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{source_id}/alarms/{alarm_id}/escalation")
 def escalate_alarm(source_id: UUID, alarm_id: UUID, body: AlarmEscalation, system: SystemDep,
-                   actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                   actor: CurrentActor, command_id: CommandId,
+                   seen: SeenVersion) -> dict[str, Any]:
     """Escalate an alarm into a new incident at the hazard source, or join an incident;
     recorded on both streams (running it again repeats nothing)."""
     incident_id = system.operations.escalate_alarm(
         source_id, alarm_id, incident_id=body.incident_id, category=body.category,
         incident_type=body.incident_type, title=body.title, level=body.level, actor=actor,
-        command_id=command_id)
+        command_id=command_id, seen_versions=seen)
     return {**_state(system, source_id), "incident_id": str(incident_id)}
 
 
 @router.post("/{source_id}/findings", status_code=201)
 def record_finding(source_id: UUID, body: FindingIn, system: SystemDep, actor: CurrentActor,
-                   command_id: CommandId) -> dict[str, Any]:
+                   command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Record a hidden danger found on inspection, with its rectification deadline."""
-    system.hazards.record_finding(source_id, description=body.description,
-                                  severity=body.severity,
-                                  rectification_deadline=body.rectification_deadline,
-                                  actor=actor, command_id=command_id)
-    return _state(system, source_id)
+    command = RecordFinding(source_id=source_id, description=body.description,
+                            severity=body.severity,
+                            rectification_deadline=body.rectification_deadline)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{source_id}/findings/{finding_id}/rectify")
 def rectify_finding(source_id: UUID, finding_id: UUID, body: Rectification, system: SystemDep,
-                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId,
+                    seen: SeenVersion) -> dict[str, Any]:
     """Record that a hidden danger was removed, with evidence."""
-    system.hazards.rectify_finding(source_id, finding_id, evidence=body.evidence,
-                                   note=body.note, actor=actor, command_id=command_id)
-    return _state(system, source_id)
+    command = RectifyFinding(source_id=source_id, finding_id=finding_id,
+                             evidence=tuple(body.evidence), note=body.note)
+    return _issue(system, command, actor, command_id, seen)

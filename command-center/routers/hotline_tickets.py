@@ -23,8 +23,23 @@ from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, Page, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filters
 from cityops.command_center.sharing import shared_route
+from cityops.command_center.versions import SeenVersion
 from cityops.domain.actors import Actor
 from cityops.domain.catalogue import Urgency
+from cityops.domain.commands import Command as DomainCommand
+from cityops.domain.commands import CommandContext
+from cityops.domain.hotline.commands import (
+    AcceptTicket,
+    AnswerTicket,
+    AssignTicket,
+    CallBackCaller,
+    CloseTicket,
+    MergeTicket,
+    ReceiveTicket,
+    ReplyToCaller,
+    ReturnTicket,
+    ReviewTicketReturn,
+)
 from cityops.domain.hotline.ticket import Channel, Satisfaction, TicketStatus, TicketType
 
 router = APIRouter(
@@ -118,14 +133,14 @@ def _state(system: SystemDep, ticket_id: UUID, actor: Actor) -> dict[str, Any]:
 def receive_ticket(body: TicketReception, system: SystemDep, actor: CurrentActor,
                    command_id: CommandId) -> dict[str, Any]:
     """Take a call or message: located, routed by proposal, checked for likely duplicates."""
-    ticket_id = system.hotline.receive(
+    reception = ReceiveTicket(
         channel=body.channel, ticket_type=body.ticket_type, topic=body.topic,
         description=body.description, caller_name=body.caller_name,
         caller_phone=body.caller_phone,
-        location=body.location.to_point() if body.location else None, at=body.at,
-        actor=actor, command_id=command_id,
-    )
-    return _state(system, ticket_id, actor)
+        location=body.location.to_point() if body.location else None)
+    outcome = system.commands.handle(
+        reception, CommandContext(actor=actor, command_id=command_id, at=body.at))
+    return _state(system, outcome.subject, actor)
 
 
 @router.get("", response_model=Page)
@@ -176,104 +191,112 @@ def ticket_history(ticket_id: UUID, system: SystemDep,
     return event_history(system.hotline.events.get(ticket_id))
 
 
+def _issue(system: SystemDep, command: DomainCommand, actor: CurrentActor,
+           command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
+    """Run a command on one ticket, as its user saw it (`If-Match`), and answer the ticket."""
+    outcome = system.commands.handle(
+        command, CommandContext(actor=actor, command_id=command_id, seen_versions=seen))
+    return _state(system, outcome.subject, actor)
+
+
 @router.post("/{ticket_id}/answer")
 def answer_ticket(ticket_id: UUID, body: Answer, system: SystemDep, actor: CurrentActor,
-                  command_id: CommandId) -> dict[str, Any]:
+                  command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The operator answers the caller directly and the ticket closes."""
-    system.hotline.answer_at_first_contact(ticket_id, answer=body.answer, actor=actor,
-                                           command_id=command_id)
-    return _state(system, ticket_id, actor)
+    return _issue(system, AnswerTicket(ticket_id=ticket_id, answer=body.answer), actor,
+                  command_id, seen)
 
 
 @router.post("/{ticket_id}/assign")
 def assign_ticket(ticket_id: UUID, body: TicketAssignment, system: SystemDep,
-                  actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                  actor: CurrentActor, command_id: CommandId,
+                  seen: SeenVersion) -> dict[str, Any]:
     """Route the ticket to a department (default: the proposed one) with a reply deadline."""
-    system.hotline.assign(ticket_id, department=body.department, note=body.note, actor=actor,
-                          command_id=command_id)
-    return _state(system, ticket_id, actor)
+    command = AssignTicket(ticket_id=ticket_id, department=body.department, note=body.note)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{ticket_id}/accept")
 def accept_ticket(ticket_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
-                  command_id: CommandId) -> dict[str, Any]:
+                  command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The department takes the ticket on."""
-    system.hotline.accept(ticket_id, note=body.note, actor=actor, command_id=command_id)
-    return _state(system, ticket_id, actor)
+    return _issue(system, AcceptTicket(ticket_id=ticket_id, note=body.note), actor,
+                  command_id, seen)
 
 
 @router.post("/{ticket_id}/return")
 def return_ticket(ticket_id: UUID, body: TicketReturn, system: SystemDep, actor: CurrentActor,
-                  command_id: CommandId) -> dict[str, Any]:
+                  command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The department sends the ticket back as not its matter (it may suggest another)."""
-    system.hotline.return_to_centre(ticket_id, reason=body.reason,
-                                    suggested_department=body.suggested_department,
-                                    actor=actor, command_id=command_id)
-    return _state(system, ticket_id, actor)
+    command = ReturnTicket(ticket_id=ticket_id, reason=body.reason,
+                           suggested_department=body.suggested_department)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{ticket_id}/return-review")
 def review_return(ticket_id: UUID, body: TicketReturnReview, system: SystemDep,
-                  actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                  actor: CurrentActor, command_id: CommandId,
+                  seen: SeenVersion) -> dict[str, Any]:
     """The centre reviews a department's return: accept (routed to another department) or
     reject with a reason (back to the same department, owing its reply by the deadline it
     had)."""
-    system.hotline.review_return(ticket_id, accept=body.accept, department=body.department,
-                                 reason=body.reason, actor=actor, command_id=command_id)
-    return _state(system, ticket_id, actor)
+    command = ReviewTicketReturn(ticket_id=ticket_id, accept=body.accept,
+                                 department=body.department, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{ticket_id}/reply")
 def reply_to_ticket(ticket_id: UUID, body: Reply, system: SystemDep, actor: CurrentActor,
-                    command_id: CommandId) -> dict[str, Any]:
+                    command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The department's reply to the caller (whether it was on time is recorded)."""
-    system.hotline.reply(ticket_id, reply=body.reply, actor=actor, command_id=command_id)
-    return _state(system, ticket_id, actor)
+    return _issue(system, ReplyToCaller(ticket_id=ticket_id, reply=body.reply), actor,
+                  command_id, seen)
 
 
 @router.post("/{ticket_id}/callback")
 def call_back(ticket_id: UUID, body: Callback, system: SystemDep, actor: CurrentActor,
-              command_id: CommandId) -> dict[str, Any]:
+              command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Record how satisfied the caller is; dissatisfied with a reply reopens the ticket."""
-    system.hotline.call_back(ticket_id, satisfaction=body.satisfaction, note=body.note,
-                             actor=actor, command_id=command_id)
-    return _state(system, ticket_id, actor)
+    command = CallBackCaller(ticket_id=ticket_id, satisfaction=body.satisfaction,
+                             note=body.note)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{ticket_id}/merge")
 def merge_ticket(ticket_id: UUID, body: Merge, system: SystemDep, actor: CurrentActor,
-                 command_id: CommandId) -> dict[str, Any]:
+                 command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Merge the ticket into the primary ticket of the same matter (which keeps its call)."""
-    system.hotline.merge_into(ticket_id, body.primary_id, note=body.note, actor=actor,
-                              command_id=command_id)
-    return _state(system, ticket_id, actor)
+    command = MergeTicket(ticket_id=ticket_id, primary_id=body.primary_id, note=body.note)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{ticket_id}/convert-to-case")
 def convert_to_case(ticket_id: UUID, body: CaseConversion, system: SystemDep,
-                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId,
+                    seen: SeenVersion) -> dict[str, Any]:
     """Turn a city-management ticket into a grid case (reported by the hotline) and record it
     on the ticket; running it again completes or repeats nothing."""
     case_id = system.operations.ticket_to_case(ticket_id, category=body.category,
                                                urgency=body.urgency, actor=actor,
-                                               command_id=command_id)
+                                               command_id=command_id, seen_versions=seen)
     return {**_state(system, ticket_id, actor), "case_id": str(case_id)}
 
 
 @router.post("/{ticket_id}/escalate-to-incident")
 def escalate_to_incident(ticket_id: UUID, body: IncidentEscalation, system: SystemDep,
-                         actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                         actor: CurrentActor, command_id: CommandId,
+                         seen: SeenVersion) -> dict[str, Any]:
     """Make an emergency ticket a new incident, or join it to an existing one."""
     incident_id = system.operations.ticket_to_incident(
         ticket_id, incident_id=body.incident_id, category=body.category,
         incident_type=body.incident_type, title=body.title, level=body.level, actor=actor,
-        command_id=command_id)
+        command_id=command_id, seen_versions=seen)
     return {**_state(system, ticket_id, actor), "incident_id": str(incident_id)}
 
 
 @router.post("/{ticket_id}/close")
 def close_ticket(ticket_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
-                 command_id: CommandId) -> dict[str, Any]:
+                 command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Close a ticket after the callback (or a transferred one at the end)."""
-    system.hotline.close_ticket(ticket_id, note=body.note, actor=actor, command_id=command_id)
-    return _state(system, ticket_id, actor)
+    return _issue(system, CloseTicket(ticket_id=ticket_id, note=body.note), actor,
+                  command_id, seen)

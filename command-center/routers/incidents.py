@@ -24,6 +24,32 @@ from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, LevelCode, Page, PointIn
 from cityops.command_center.scopes import incident_scope_where, scope_guard
 from cityops.command_center.sharing import shared_route
+from cityops.command_center.versions import SeenVersion
+from cityops.domain.commands import CommandContext
+from cityops.domain.incidents.commands import (
+    AcknowledgeTask,
+    ActivatePlan,
+    AddSituationReport,
+    AssignCommander,
+    AssignTask,
+    CancelTask,
+    ChangeIncidentLevel,
+    CloseIncident,
+    CompleteTask,
+    ContainIncident,
+    DeescalateIncident,
+    DismissIncident,
+    EscalateIncident,
+    FlareUpIncident,
+    IncidentCommand,
+    LinkToIncident,
+    ReportIncident,
+    RespondToIncident,
+    ReviewIncident,
+    UnlinkFromIncident,
+    VerifyIncident,
+    WaiveTask,
+)
 from cityops.domain.incidents.incident import (
     CasualtyFigure,
     Finding,
@@ -142,18 +168,28 @@ def _state(system: SystemDep, incident_id: UUID) -> dict[str, Any]:
     return system.incidents.incident(incident_id).summary()
 
 
+def _issue(system: SystemDep, command: IncidentCommand, actor: CurrentActor,
+           command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
+    """Run a command on one incident, as its user saw it (`If-Match`), and answer the
+    incident."""
+    outcome = system.commands.handle(
+        command, CommandContext(actor=actor, command_id=command_id, seen_versions=seen))
+    return _state(system, outcome.subject)
+
+
 @router.post("", status_code=201)
 def report_incident(body: IncidentReport, system: SystemDep, actor: CurrentActor,
                     command_id: CommandId) -> dict[str, Any]:
     """Report an emergency from the hotline, an inspector, a sensor or a department."""
-    incident_id = system.incidents.report(
+    report = ReportIncident(
         category=body.category, incident_type=body.incident_type, title=body.title,
         description=body.description, location=body.location.to_point(), source=body.source,
         level=body.level, affected_area=body.affected_area.to_area() if body.affected_area
-        else None, source_ref=body.source_ref, warning=body.warning, at=body.at, actor=actor,
-        command_id=command_id,
+        else None, source_ref=body.source_ref, warning=body.warning,
     )
-    return _state(system, incident_id)
+    outcome = system.commands.handle(
+        report, CommandContext(actor=actor, command_id=command_id, at=body.at))
+    return _state(system, outcome.subject)
 
 
 @router.get("", response_model=Page)
@@ -201,209 +237,205 @@ def incident_history(incident_id: UUID, system: SystemDep) -> list[dict[str, Any
 
 @router.post("/{incident_id}/verify")
 def verify_incident(incident_id: UUID, body: IncidentVerification, system: SystemDep,
-                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId,
+                    seen: SeenVersion) -> dict[str, Any]:
     """Confirm the incident is real (correcting its category, type or level)."""
-    system.incidents.verify(incident_id, category=body.category,
-                            incident_type=body.incident_type, level=body.level,
-                            note=body.note, actor=actor, command_id=command_id)
-    return _state(system, incident_id)
+    command = VerifyIncident(incident_id=incident_id, category=body.category,
+                             incident_type=body.incident_type, level=body.level,
+                             note=body.note)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/dismiss")
 def dismiss_incident(incident_id: UUID, body: Reason, system: SystemDep, actor: CurrentActor,
-                     command_id: CommandId) -> dict[str, Any]:
+                     command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Dismiss a false report."""
-    system.incidents.dismiss(incident_id, reason=body.reason, actor=actor,
-                             command_id=command_id)
-    return _state(system, incident_id)
+    command = DismissIncident(incident_id=incident_id, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/respond")
 def respond_to_incident(incident_id: UUID, body: ResponseStart, system: SystemDep,
-                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                        actor: CurrentActor, command_id: CommandId,
+                        seen: SeenVersion) -> dict[str, Any]:
     """Start the response at a level, usually activating a contingency plan at it."""
-    system.incidents.respond(incident_id, level=body.level, plan_id=body.plan_id,
-                             reason=body.reason, actor=actor, command_id=command_id)
-    return _state(system, incident_id)
+    command = RespondToIncident(incident_id=incident_id, level=body.level,
+                                plan_id=body.plan_id, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/activate-plan")
 def activate_plan(incident_id: UUID, body: PlanActivation, system: SystemDep,
-                  actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                  actor: CurrentActor, command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Activate (another) contingency plan at the incident's level: its tasks go out."""
-    system.incidents.activate_plan(incident_id, plan_id=body.plan_id, actor=actor,
-                                   command_id=command_id)
-    return _state(system, incident_id)
+    command = ActivatePlan(incident_id=incident_id, plan_id=body.plan_id)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/level")
 def change_level(incident_id: UUID, body: LevelChange, system: SystemDep, actor: CurrentActor,
-                 command_id: CommandId) -> dict[str, Any]:
+                 command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Set the response level; raising it gives out the activated plans' new tasks."""
-    system.incidents.change_level(incident_id, level=body.level, reason=body.reason,
-                                  actor=actor, command_id=command_id)
-    return _state(system, incident_id)
+    command = ChangeIncidentLevel(incident_id=incident_id, level=body.level,
+                                  reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/escalate")
 def escalate_incident(incident_id: UUID, body: Reason, system: SystemDep, actor: CurrentActor,
-                      command_id: CommandId) -> dict[str, Any]:
+                      command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Raise the response level by one (IV -> III -> II -> I)."""
-    system.incidents.escalate(incident_id, reason=body.reason, actor=actor,
-                              command_id=command_id)
-    return _state(system, incident_id)
+    command = EscalateIncident(incident_id=incident_id, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/de-escalate")
 def deescalate_incident(incident_id: UUID, body: Reason, system: SystemDep,
-                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                        actor: CurrentActor, command_id: CommandId,
+                        seen: SeenVersion) -> dict[str, Any]:
     """Lower the response level by one (I -> II -> III -> IV)."""
-    system.incidents.deescalate(incident_id, reason=body.reason, actor=actor,
-                                command_id=command_id)
-    return _state(system, incident_id)
+    command = DeescalateIncident(incident_id=incident_id, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/situation-reports")
 def add_situation_report(incident_id: UUID, body: SituationReport, system: SystemDep,
-                         actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                         actor: CurrentActor, command_id: CommandId,
+                         seen: SeenVersion) -> dict[str, Any]:
     """Add what is known now to the timeline: casualty figures, the affected area."""
     casualties = ({figure.value: count for figure, count in body.casualties.items()}
                   if body.casualties is not None else None)
-    system.incidents.add_situation_report(
-        incident_id, text=body.text, casualties=casualties,
+    command = AddSituationReport(
+        incident_id=incident_id, text=body.text, casualties=casualties,
         affected_area=body.affected_area.to_area() if body.affected_area else None,
-        actor=actor, command_id=command_id,
     )
-    return _state(system, incident_id)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/links")
 def link_incident(incident_id: UUID, body: Link, system: SystemDep, actor: CurrentActor,
-                  command_id: CommandId) -> dict[str, Any]:
+                  command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Link a grid case, hotline ticket or hazard alarm (linking it again changes nothing)."""
-    system.incidents.link(incident_id, kind=body.kind, target_id=body.target_id, actor=actor,
-                          command_id=command_id)
-    return _state(system, incident_id)
+    command = LinkToIncident(incident_id=incident_id, kind=body.kind,
+                             target_id=body.target_id)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/unlink")
 def unlink_incident(incident_id: UUID, body: Unlink, system: SystemDep, actor: CurrentActor,
-                    command_id: CommandId) -> dict[str, Any]:
+                    command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Remove a link made by mistake."""
-    system.incidents.unlink(incident_id, kind=body.kind, target_id=body.target_id,
-                            reason=body.reason, actor=actor, command_id=command_id)
-    return _state(system, incident_id)
+    command = UnlinkFromIncident(incident_id=incident_id, kind=body.kind,
+                                 target_id=body.target_id, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/commander")
 def assign_commander(incident_id: UUID, body: CommanderAssignment, system: SystemDep,
-                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                     actor: CurrentActor, command_id: CommandId,
+                     seen: SeenVersion) -> dict[str, Any]:
     """Name the incident's commander, or replace the current one."""
-    system.incidents.assign_commander(incident_id, commander=body.commander,
-                                      reason=body.reason, actor=actor, command_id=command_id)
-    return _state(system, incident_id)
+    command = AssignCommander(incident_id=incident_id, commander=body.commander,
+                              reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/tasks")
 def assign_task(incident_id: UUID, body: TaskAssignment, system: SystemDep,
-                actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                actor: CurrentActor, command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Give a department a task outside the plans, due after its allowance."""
-    system.incidents.assign_task(
-        incident_id, department=body.department, description=body.description,
+    command = AssignTask(
+        incident_id=incident_id, department=body.department, description=body.description,
         allowance=duration_from_minutes("allowance_minutes", body.allowance_minutes),
         task_id=body.task_id,
-        actor=actor, command_id=command_id,
     )
-    return _state(system, incident_id)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/tasks/{task_id}/acknowledge")
 def acknowledge_task(incident_id: UUID, task_id: UUID, system: SystemDep, actor: CurrentActor,
-                     command_id: CommandId) -> dict[str, Any]:
+                     command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The department confirms it has the task in hand (its own department's only)."""
-    system.incidents.acknowledge_task(incident_id, task_id, actor=actor, command_id=command_id)
-    return _state(system, incident_id)
+    command = AcknowledgeTask(incident_id=incident_id, task_id=task_id)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/tasks/{task_id}/complete")
 def complete_task(incident_id: UUID, task_id: UUID, body: TaskResult, system: SystemDep,
-                  actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                  actor: CurrentActor, command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The department reports the task done (its own department's only)."""
-    system.incidents.complete_task(incident_id, task_id, result=body.result, actor=actor,
-                                   command_id=command_id)
-    return _state(system, incident_id)
+    command = CompleteTask(incident_id=incident_id, task_id=task_id, result=body.result)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/tasks/{task_id}/cancel")
 def cancel_task(incident_id: UUID, task_id: UUID, body: Reason, system: SystemDep,
-                actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                actor: CurrentActor, command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The centre calls a task off."""
-    system.incidents.cancel_task(incident_id, task_id, reason=body.reason, actor=actor,
-                                 command_id=command_id)
-    return _state(system, incident_id)
+    command = CancelTask(incident_id=incident_id, task_id=task_id, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/tasks/{task_id}/waive")
 def waive_task(incident_id: UUID, task_id: UUID, body: Reason, system: SystemDep,
-               actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+               actor: CurrentActor, command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The centre, for the commander, accepts closing without an open task (with a reason)."""
-    system.incidents.waive_task(incident_id, task_id, reason=body.reason, actor=actor,
-                                command_id=command_id)
-    return _state(system, incident_id)
+    command = WaiveTask(incident_id=incident_id, task_id=task_id, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/resources")
 def assign_resource(incident_id: UUID, body: ResourceAssignment, system: SystemDep,
-                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId,
+                    seen: SeenVersion) -> dict[str, Any]:
     """Dispatch an available resource to the incident, recorded on both (one click)."""
     system.operations.assign_resource(incident_id, body.resource_id, actor=actor,
-                                      command_id=command_id)
+                                      command_id=command_id, seen_versions=seen)
     return _state(system, incident_id)
 
 
 @router.post("/{incident_id}/resources/{resource_id}/release")
 def release_resource(incident_id: UUID, resource_id: UUID, system: SystemDep,
-                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                     actor: CurrentActor, command_id: CommandId,
+                     seen: SeenVersion) -> dict[str, Any]:
     """Release a resource from the incident, recorded on both: it is stood down if it had
     not arrived, and clears the scene (a depot or shelter closes) if it had."""
     system.operations.release_resource(incident_id, resource_id, actor=actor,
-                                       command_id=command_id)
+                                       command_id=command_id, seen_versions=seen)
     return _state(system, incident_id)
 
 
 @router.post("/{incident_id}/contain")
 def contain_incident(incident_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
-                     command_id: CommandId) -> dict[str, Any]:
+                     command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The situation is under control."""
-    system.incidents.contain(incident_id, note=body.note, actor=actor, command_id=command_id)
-    return _state(system, incident_id)
+    command = ContainIncident(incident_id=incident_id, note=body.note)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/flare-up")
 def flare_up(incident_id: UUID, body: Reason, system: SystemDep, actor: CurrentActor,
-             command_id: CommandId) -> dict[str, Any]:
+             command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """A contained incident got out of control again: the response resumes."""
-    system.incidents.flare_up(incident_id, reason=body.reason, actor=actor,
-                              command_id=command_id)
-    return _state(system, incident_id)
+    command = FlareUpIncident(incident_id=incident_id, reason=body.reason)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/close")
 def close_incident(incident_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
-                   command_id: CommandId) -> dict[str, Any]:
+                   command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Close a contained incident whose tasks are all done, cancelled or waived (else 409
     naming the open ones); resources still assigned are released."""
-    system.incidents.close_incident(incident_id, note=body.note, actor=actor,
-                                    command_id=command_id)
-    return _state(system, incident_id)
+    command = CloseIncident(incident_id=incident_id, note=body.note)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{incident_id}/review")
 def review_incident(incident_id: UUID, body: Review, system: SystemDep, actor: CurrentActor,
-                    command_id: CommandId) -> dict[str, Any]:
+                    command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Record the after-action review of a closed incident."""
     findings = [Finding(aspect=f.aspect, text=f.text, recommendation=f.recommendation,
                         department=f.department) for f in body.findings]
-    system.incidents.review(incident_id, summary=body.summary, findings=findings, actor=actor,
-                            command_id=command_id)
-    return _state(system, incident_id)
+    command = ReviewIncident(incident_id=incident_id, summary=body.summary,
+                             findings=tuple(findings))
+    return _issue(system, command, actor, command_id, seen)

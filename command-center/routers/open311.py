@@ -51,11 +51,14 @@ from cityops.command_center.open311 import (
 )
 from cityops.command_center.query_checks import unknown_parameters
 from cityops.domain.actors import Actor, Role
-from cityops.domain.application import CommandReceipt, observed_commands
+from cityops.domain.application import CommandReceipt
 from cityops.domain.catalogue import Urgency
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import DomainError, InvalidValue
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.gridcases.commands import ReportCase
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.domain.hotline.ticket import Channel, check_phone
 
 router = APIRouter(prefix="/open311", tags=["open311"])
@@ -419,26 +422,24 @@ def _file(state: Open311State, submission: Submission, actor: Actor,
     """Run the intake command; returns the request's id and whether it was new."""
     system = state.system
     service = submission.service
-    with observed_commands() as outcomes:
-        if service.intake is Intake.GRID:
-            request_id = system.grid_cases.report(
-                source=CaseSource.HOTLINE, category=service.code,
-                description=submission.description,
-                location=submission.location,  # type: ignore[arg-type]  # checked: grid
-                urgency=submission.answers.get("urgency", Urgency.NORMAL.value),
-                photos=[submission.media_url] if submission.media_url else [],
-                actor=actor, command_id=command_id)
-        else:
-            request_id = system.hotline.receive(
-                # Apps on a phone say which device they run on; the rest are web forms.
-                channel=Channel.MOBILE_APP if submission.device_id else Channel.WEB,
-                ticket_type=submission.answers["request_type"], topic=service.code,
-                description=ticket_text(submission.description, submission.address_string,
-                                        submission.media_url),
-                caller_name=submission.caller_name, caller_phone=submission.phone,
-                location=submission.location, actor=actor, command_id=command_id)
-    repeated = any(o.repeated for o in outcomes if o.subject == request_id)
-    return request_id, not repeated
+    context = CommandContext(actor=actor, command_id=command_id)
+    if service.intake is Intake.GRID:
+        outcome = system.commands.handle(ReportCase(
+            source=CaseSource.HOTLINE, category=service.code,
+            description=submission.description,
+            location=submission.location,  # type: ignore[arg-type]  # checked: grid
+            urgency=submission.answers.get("urgency", Urgency.NORMAL.value),
+            photos=(submission.media_url,) if submission.media_url else ()), context)
+        return outcome.subject, not outcome.repeated
+    outcome = system.commands.handle(ReceiveTicket(
+        # Apps on a phone say which device they run on; the rest are web forms.
+        channel=Channel.MOBILE_APP if submission.device_id else Channel.WEB,
+        ticket_type=submission.answers["request_type"], topic=service.code,
+        description=ticket_text(submission.description, submission.address_string,
+                                submission.media_url),
+        caller_name=submission.caller_name, caller_phone=submission.phone,
+        location=submission.location), context)
+    return outcome.subject, not outcome.repeated
 
 
 @router.post("/v2/requests.{format}")

@@ -18,6 +18,9 @@ from cityops.command_center.dependencies import (
 )
 from cityops.command_center.schemas import Command, LevelCode, Page
 from cityops.command_center.scopes import LOGGED_IN
+from cityops.command_center.versions import SeenVersion
+from cityops.domain.commands import CommandContext
+from cityops.domain.incidents.commands import DefinePlan, RetirePlan, RevisePlan
 from cityops.domain.incidents.plans import (
     PlanLevel,
     PlanStatus,
@@ -89,12 +92,13 @@ def _state(system: SystemDep, plan_id: UUID) -> dict[str, Any]:
 def define_plan(body: PlanDefinition, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId) -> dict[str, Any]:
     """Define a plan: per level, the departments' tasks and the resources required."""
-    plan_id = system.incidents.define_plan(
-        code=body.code, name=body.name, category=body.category,
-        incident_types=body.incident_types, levels=[lv.to_level() for lv in body.levels],
-        actor=actor, command_id=command_id,
+    define = DefinePlan(
+        code=body.code, plan_name=body.name, category=body.category,
+        incident_types=tuple(body.incident_types),
+        levels=tuple(lv.to_level() for lv in body.levels),
     )
-    return _state(system, plan_id)
+    outcome = system.commands.handle(define, CommandContext(actor=actor, command_id=command_id))
+    return _state(system, outcome.subject)
 
 
 @router.get("", response_model=Page)
@@ -139,19 +143,23 @@ def get_plan(plan_id: UUID, system: SystemDep) -> dict[str, Any]:
 
 @router.post("/{plan_id}/revise")
 def revise_plan(plan_id: UUID, body: PlanRevision, system: SystemDep, actor: CurrentActor,
-                command_id: CommandId) -> dict[str, Any]:
+                command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Replace the plan's content with a new revision; responding incidents keep their tasks."""
-    system.incidents.revise_plan(
-        plan_id, levels=[lv.to_level() for lv in body.levels], note=body.note, name=body.name,
-        incident_types=body.incident_types, actor=actor, command_id=command_id,
+    revise = RevisePlan(
+        plan_id=plan_id, levels=tuple(lv.to_level() for lv in body.levels), note=body.note,
+        plan_name=body.name,
+        incident_types=tuple(body.incident_types) if body.incident_types is not None else None,
     )
-    return _state(system, plan_id)
+    outcome = system.commands.handle(
+        revise, CommandContext(actor=actor, command_id=command_id, seen_versions=seen))
+    return _state(system, outcome.subject)
 
 
 @router.post("/{plan_id}/retire")
 def retire_plan(plan_id: UUID, body: PlanRetirement, system: SystemDep, actor: CurrentActor,
-                command_id: CommandId) -> dict[str, Any]:
+                command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Retire a plan: it can no longer be activated."""
-    system.incidents.retire_plan(plan_id, reason=body.reason, actor=actor,
-                                 command_id=command_id)
-    return _state(system, plan_id)
+    outcome = system.commands.handle(
+        RetirePlan(plan_id=plan_id, reason=body.reason),
+        CommandContext(actor=actor, command_id=command_id, seen_versions=seen))
+    return _state(system, outcome.subject)

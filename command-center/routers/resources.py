@@ -22,8 +22,20 @@ from cityops.command_center.dependencies import (
 from cityops.command_center.schemas import Command, Page, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scope_of, scoped_filters
 from cityops.command_center.sharing import shared_route
+from cityops.command_center.versions import SeenVersion
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.resources.application import UNCHANGED
+from cityops.domain.resources.commands import (
+    UNCHANGED,
+    ActivateResource,
+    RegisterResource,
+    ReportEnRoute,
+    ReportOnScene,
+    ReportPosition,
+    ResourceCommand,
+    ReturnToService,
+    ReviseResource,
+)
 from cityops.domain.resources.resource import ResourceStatus, nearest_available
 
 router = APIRouter(
@@ -91,16 +103,28 @@ def _point(body: StatusReport) -> GeoPoint | None:
     return body.position.to_point() if body.position is not None else None
 
 
+def _issue(system: SystemDep, command: ResourceCommand, actor: CurrentActor,
+           command_id: CommandId, seen: SeenVersion, at: datetime | None = None,
+           ) -> dict[str, Any]:
+    """Run a command on one resource, as its user saw it (`If-Match`), and answer the
+    resource."""
+    outcome = system.commands.handle(command, CommandContext(
+        actor=actor, command_id=command_id, at=at, seen_versions=seen))
+    return _state(system, outcome.subject)
+
+
 @router.post("", status_code=201)
 def register_resource(body: ResourceRegistration, system: SystemDep, actor: CurrentActor,
                       command_id: CommandId) -> dict[str, Any]:
     """Register a rescue team, vehicle, supply depot, shelter or expert of a department."""
-    resource_id = system.resources.register_resource(
-        kind=body.kind, name=body.name, call_sign=body.call_sign, department=body.department,
-        home_base=body.home_base.to_point(), capacity=body.capacity, stock=body.stock,
-        speciality=body.speciality, notes=body.notes, actor=actor, command_id=command_id,
+    register = RegisterResource(
+        kind=body.kind, resource_name=body.name, call_sign=body.call_sign,
+        department=body.department, home_base=body.home_base.to_point(),
+        capacity=body.capacity, stock=body.stock, speciality=body.speciality, notes=body.notes,
     )
-    return _state(system, resource_id)
+    outcome = system.commands.handle(register,
+                                     CommandContext(actor=actor, command_id=command_id))
+    return _state(system, outcome.subject)
 
 
 @router.get("", response_model=Page)
@@ -183,132 +207,144 @@ def get_resource(resource_id: UUID, system: SystemDep) -> dict[str, Any]:
 
 @router.post("/{resource_id}/revise")
 def revise_resource(resource_id: UUID, body: ResourceRevision, system: SystemDep,
-                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId,
+                    seen: SeenVersion) -> dict[str, Any]:
     """Correct a resource's details; kind, department and call sign do not change."""
-    system.resources.revise_resource(
-        resource_id, name=body.name,
+    command = ReviseResource(
+        resource_id=resource_id, resource_name=body.name,
         home_base=body.home_base.to_point() if body.home_base else None,
         capacity=body.capacity if "capacity" in body.model_fields_set else UNCHANGED,
-        stock=body.stock, speciality=body.speciality, notes=body.notes, actor=actor,
-        command_id=command_id,
+        stock=body.stock, speciality=body.speciality, notes=body.notes,
     )
-    return _state(system, resource_id)
+    return _issue(system, command, actor, command_id, seen)
 
 
 @router.post("/{resource_id}/dispatch")
 def dispatch_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
-                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                      actor: CurrentActor, command_id: CommandId,
+                      seen: SeenVersion) -> dict[str, Any]:
     """Dispatch an available resource to an incident open for resources (verified or
     responding), recorded on both: the incident lists it too."""
     system.operations.resource_assignments.dispatch(
         resource_id, incident_id=body.incident_id, position=_point(body), at=body.at,
-        actor=actor, command_id=command_id)
+        actor=actor, command_id=command_id, seen_versions=seen)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/reassign")
 def reassign_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
-                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                      actor: CurrentActor, command_id: CommandId,
+                      seen: SeenVersion) -> dict[str, Any]:
     """Move a resource serving one incident straight to another open for resources: released
     on the one it leaves, assigned on the new one, each recorded on both."""
     system.operations.resource_assignments.reassign(
         resource_id, incident_id=body.incident_id, position=_point(body), at=body.at,
-        actor=actor, command_id=command_id)
+        actor=actor, command_id=command_id, seen_versions=seen)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/stand-down")
 def stand_down_resource(resource_id: UUID, body: StatusReport, system: SystemDep,
-                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                        actor: CurrentActor, command_id: CommandId,
+                        seen: SeenVersion) -> dict[str, Any]:
     """Cancel an assignment before arrival (available if it had not moved, else returning);
     its incident records it."""
     system.operations.resource_assignments.stand_down(
-        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id)
+        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id,
+        seen_versions=seen)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/en-route")
 def report_en_route(resource_id: UUID, body: StatusReport, system: SystemDep,
-                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId,
+                    seen: SeenVersion) -> dict[str, Any]:
     """A mobile resource sets off for its incident."""
-    system.resources.report_en_route(resource_id, position=_point(body), at=body.at,
-                                     actor=actor, command_id=command_id)
-    return _state(system, resource_id)
+    command = ReportEnRoute(resource_id=resource_id, position=_point(body))
+    return _issue(system, command, actor, command_id, seen, body.at)
 
 
 @router.post("/{resource_id}/on-scene")
 def report_on_scene(resource_id: UUID, body: StatusReport, system: SystemDep,
-                    actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId,
+                    seen: SeenVersion) -> dict[str, Any]:
     """A mobile resource arrives at its incident."""
-    system.resources.report_on_scene(resource_id, position=_point(body), at=body.at,
-                                     actor=actor, command_id=command_id)
-    return _state(system, resource_id)
+    command = ReportOnScene(resource_id=resource_id, position=_point(body))
+    return _issue(system, command, actor, command_id, seen, body.at)
 
 
 @router.post("/{resource_id}/activate")
 def activate_resource(resource_id: UUID, body: Timed, system: SystemDep, actor: CurrentActor,
-                      command_id: CommandId) -> dict[str, Any]:
+                      command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """A depot or shelter dispatched to an incident opens for it."""
-    system.resources.activate(resource_id, at=body.at, actor=actor, command_id=command_id)
-    return _state(system, resource_id)
+    command = ActivateResource(resource_id=resource_id)
+    return _issue(system, command, actor, command_id, seen, body.at)
 
 
 @router.post("/{resource_id}/clear-scene")
 def clear_scene(resource_id: UUID, body: StatusReport, system: SystemDep, actor: CurrentActor,
-                command_id: CommandId) -> dict[str, Any]:
+                command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """A mobile resource leaves the scene, its work done: returning; its incident records
     it."""
     system.operations.resource_assignments.clear_scene(
-        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id)
+        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id,
+        seen_versions=seen)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/deactivate")
 def deactivate_resource(resource_id: UUID, body: Timed, system: SystemDep,
-                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                        actor: CurrentActor, command_id: CommandId,
+                        seen: SeenVersion) -> dict[str, Any]:
     """A depot or shelter closes for its incident: available again; its incident records
     it."""
     system.operations.resource_assignments.deactivate(resource_id, at=body.at, actor=actor,
-                                                      command_id=command_id)
+                                                      command_id=command_id,
+                                                      seen_versions=seen)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/available")
 def report_available(resource_id: UUID, body: StatusReport, system: SystemDep,
-                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                     actor: CurrentActor, command_id: CommandId,
+                     seen: SeenVersion) -> dict[str, Any]:
     """A returning resource is ready for the next assignment."""
     system.operations.resource_assignments.report_available(
-        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id)
+        resource_id, position=_point(body), at=body.at, actor=actor, command_id=command_id,
+        seen_versions=seen)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/out-of-service")
 def take_out_of_service(resource_id: UUID, body: OutOfService, system: SystemDep,
-                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                        actor: CurrentActor, command_id: CommandId,
+                        seen: SeenVersion) -> dict[str, Any]:
     """Withdraw a resource that is not on an incident (maintenance, rest), with the reason."""
     system.operations.resource_assignments.take_out_of_service(
         resource_id, reason=body.reason, position=_point(body), at=body.at, actor=actor,
-        command_id=command_id)
+        command_id=command_id, seen_versions=seen)
     return _state(system, resource_id)
 
 
 @router.post("/{resource_id}/return-to-service")
 def return_to_service(resource_id: UUID, body: StatusReport, system: SystemDep,
-                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                      actor: CurrentActor, command_id: CommandId,
+                      seen: SeenVersion) -> dict[str, Any]:
     """An out-of-service resource is available again."""
-    system.resources.return_to_service(resource_id, position=_point(body), at=body.at,
-                                       actor=actor, command_id=command_id)
-    return _state(system, resource_id)
+    command = ReturnToService(resource_id=resource_id, position=_point(body))
+    return _issue(system, command, actor, command_id, seen, body.at)
 
 
 @router.post("/{resource_id}/positions")
 def report_position(resource_id: UUID, body: PositionReport, system: SystemDep,
-                    actor: CurrentActor) -> dict[str, Any]:
+                    actor: CurrentActor, seen: SeenVersion) -> dict[str, Any]:
     """Take a position fix of a mobile resource: recorded, cached, or ignored (not newer)."""
     # A fix is idempotent by its time (a repeat is not newer), so it takes no Idempotency-Key;
     # only fixes worth keeping in the history are recorded as events.
-    outcome = system.resources.report_position(resource_id, body.position.to_point(), body.at,
-                                               actor=actor)
+    fix = ReportPosition(resource_id=resource_id, point=body.position.to_point(),
+                         measured_at=body.at)
+    outcome = system.resources.judge_position(fix, CommandContext(actor=actor,
+                                                                  seen_versions=seen))
     system.wake_projections()
     latest = system.resources.latest_position(resource_id)
     return {

@@ -1,4 +1,5 @@
-"""The accounts application: every command on users, departments and API keys."""
+"""The accounts application: the handler of every command on users, departments and API keys
+(the commands themselves, as values: `commands.py`)."""
 
 from __future__ import annotations
 
@@ -6,41 +7,53 @@ import hmac
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
 from cityops.domain.accounts.account import (
-    DEPARTMENT_CODE,
     KEY_ID,
-    MAX_NAME,
     AccountView,
     ApiClient,
     ApiKey,
     ApiKeyStatus,
     Department,
-    IssuedApiKey,
     PasswordHasher,
     UserAccount,
     WrongPassword,
-    check_new_username,
     check_password_rules,
-    check_role,
     check_username,
     secret_digest,
 )
-from cityops.domain.actors import SYSTEM, Actor, Role
-from cityops.domain.application import CityApplication, Clock, system_clock
+from cityops.domain.accounts.commands import (
+    AddDepartment,
+    AddUser,
+    ChangePassword,
+    DisableUser,
+    EnableUser,
+    IssueApiKey,
+    RenameDepartment,
+    RenameUser,
+    ResetPassword,
+    RetireDepartment,
+    RevokeApiKey,
+    SetDepartment,
+    SetRole,
+    UserCommand,
+)
+from cityops.domain.actors import SYSTEM, Role
+from cityops.domain.application import CityApplication, Clock, UnitOfWork, system_clock
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import handles
 from cityops.domain.errors import InvalidValue, NotFound, NotPermitted
 from cityops.domain.former_topics import stored_topics
-from cityops.domain.model import CityAggregate, checked_text
+from cityops.domain.model import CityAggregate
 
 
 class Accounts(CityApplication):
     """Every command on users, departments and API keys, in one place. Administrative
-    commands need an administrator; changing one's own password needs the current one."""
+    commands need an administrator (the permission table); changing one's own password
+    needs the current one."""
 
     name = "accounts"
 
@@ -161,136 +174,105 @@ class Accounts(CityApplication):
                 return
             start = batch[-1].id + 1
 
-    # --- users --------------------------------------------------------------------------------
+    # --- command handlers (run through `handle`, see `domain/commands.py`) ------------------
 
-    def add_user(self, username: str, *, role: Role | str, password: str,
-                 department: str | None = None, display_name: str | None = None,
-                 actor: Actor, command_id: str | None = None) -> UUID:
-        """Create an account (an administrator's command)."""
-        _require_admin(actor, "add users")
-        check_new_username(username)
-        role = check_role(role)
-        department = self._check_department_for(role, department)
-        name = checked_text("display name", display_name or username, limit=MAX_NAME)
-        check_password_rules(password, username)
-        when = self.now()
+    @handles(AddUser)
+    def add_user(self, command: AddUser, uow: UnitOfWork) -> list[UserAccount]:
+        """An account is created (its password only as a hash)."""
+        username = command.username
+        department = self._check_department_for(command.role, command.department)
         account_id = UserAccount.create_id(username)
 
-        def decide() -> list[UserAccount]:
-            existing = self.find_user(username)
-            if existing is not None:
-                raise InvalidValue(f"user {existing.username!r} already exists")
-            return [UserAccount.register(username=username, display_name=name, role=role,
-                                         department=department,
-                                         password_hash=self.hasher.hash(password),
-                                         actor=actor, at=when)]
-
         def explain() -> None:
-            if self.exists(account_id):
+            if uow.exists(account_id):
                 raise InvalidValue(f"user {username!r} already exists")
 
-        result = self.run_command("account.add-user", actor=actor, command_id=command_id,
-                                  args={"username": username.casefold(), "role": role.value,
-                                        "department": department},
-                                  decide=decide, explain_conflict=explain)
-        self._changed(username)
-        return result
+        uow.on_conflict(explain)
+        existing = self.find_user(username)
+        if existing is not None:
+            raise InvalidValue(f"user {existing.username!r} already exists")
+        uow.after_saved(lambda: self._changed(username))
+        assert command.display_name is not None  # the command defaults it to the username
+        return [UserAccount.register(username=username, display_name=command.display_name,
+                                     role=command.role, department=department,
+                                     password_hash=self.hasher.hash(command.password),
+                                     actor=uow.actor, at=uow.now)]
 
-    def set_role(self, username: str, role: Role | str, *, department: str | None = None,
-                 actor: Actor) -> UUID:
-        """Give a user another role (a department user's department comes with it; the
-        current department is kept if none is given)."""
-        _require_admin(actor, "change roles")
-        role = check_role(role)
+    @handles(SetRole)
+    def set_role(self, command: SetRole, uow: UnitOfWork) -> list[UserAccount]:
+        """Another role (a department user's department comes with it)."""
+        account = self._account(command, uow)
+        role, department = command.role, command.department
+        wanted = department if department is not None else account.department
+        if role is Role.DEPARTMENT_USER or department is not None:
+            wanted = self._check_department_for(role, wanted)
+        account.change_role(role, wanted, actor=uow.actor, at=uow.now)
+        return [account]
 
-        def change(account: UserAccount) -> None:
-            wanted = department if department is not None else account.department
-            if role is Role.DEPARTMENT_USER or department is not None:
-                wanted = self._check_department_for(role, wanted)
-            account.change_role(role, wanted, actor=actor, at=self.now())
+    @handles(SetDepartment)
+    def set_department(self, command: SetDepartment, uow: UnitOfWork) -> list[UserAccount]:
+        """Another department (or none, not for a department user)."""
+        account = self._account(command, uow)
+        wanted = (self._check_department_for(account.role, command.department)
+                  if command.department is not None else None)
+        account.change_department(wanted, actor=uow.actor, at=uow.now)
+        return [account]
 
-        return self._change_user("account.set-role", username, actor, change,
-                                 {"role": role.value, "department": department})
+    @handles(RenameUser)
+    def rename_user(self, command: RenameUser, uow: UnitOfWork) -> list[UserAccount]:
+        """Another display name."""
+        account = self._account(command, uow)
+        account.rename(command.display_name, actor=uow.actor, at=uow.now)
+        return [account]
 
-    def set_department(self, username: str, department: str | None, *, actor: Actor) -> UUID:
-        """Move a user to another department (None: to none, not for a department user)."""
-        _require_admin(actor, "change departments")
-
-        def change(account: UserAccount) -> None:
-            wanted = (self._check_department_for(account.role, department)
-                      if department is not None else None)
-            account.change_department(wanted, actor=actor, at=self.now())
-
-        return self._change_user("account.set-department", username, actor, change,
-                                 {"department": department})
-
-    def rename_user(self, username: str, display_name: str, *, actor: Actor) -> UUID:
-        _require_admin(actor, "rename users")
-        name = checked_text("display name", display_name, limit=MAX_NAME)
-        return self._change_user(
-            "account.rename", username, actor,
-            lambda a: a.rename(name, actor=actor, at=self.now()), {"display_name": name})
-
-    def disable_user(self, username: str, *, reason: str, actor: Actor) -> UUID:
-        """Stop a user from signing in; their tokens stop working."""
-        _require_admin(actor, "disable users")
-        text = checked_text("reason", reason)
-        if actor.user_id.casefold() == username.casefold():
+    @handles(DisableUser)
+    def disable_user(self, command: DisableUser, uow: UnitOfWork) -> list[UserAccount]:
+        """The user no longer signs in; their tokens stop working."""
+        if uow.actor.user_id.casefold() == command.username.casefold():
             raise InvalidValue("an administrator cannot disable their own account")
-        return self._change_user("account.disable", username, actor,
-                                 lambda a: a.disable(text, actor=actor, at=self.now()),
-                                 {"reason": text})
+        account = self._account(command, uow)
+        account.disable(command.reason, actor=uow.actor, at=uow.now)
+        return [account]
 
-    def enable_user(self, username: str, *, note: str = "", actor: Actor) -> UUID:
-        _require_admin(actor, "enable users")
+    @handles(EnableUser)
+    def enable_user(self, command: EnableUser, uow: UnitOfWork) -> list[UserAccount]:
+        """The user signs in again (if their department is still active)."""
+        account = self._account(command, uow)
+        if account.department is not None:
+            self._check_department_for(account.role, account.department)
+        account.enable(command.note, actor=uow.actor, at=uow.now)
+        return [account]
 
-        def change(account: UserAccount) -> None:
-            if account.department is not None:
-                self._check_department_for(account.role, account.department)
-            account.enable(note, actor=actor, at=self.now())
-
-        return self._change_user("account.enable", username, actor, change, {"note": note})
-
-    def reset_password(self, username: str, password: str, *, actor: Actor) -> UUID:
+    @handles(ResetPassword)
+    def reset_password(self, command: ResetPassword, uow: UnitOfWork) -> list[UserAccount]:
         """An administrator sets a new password (the user's tokens stop working)."""
-        _require_admin(actor, "reset passwords")
-        account = self.user(username)
-        check_password_rules(password, account.username)
-        hashed = self.hasher.hash(password)
-        return self._change_user(
-            "account.reset-password", username, actor,
-            lambda a: a.change_password(hashed, reset=True, actor=actor, at=self.now()), {})
+        account = self._account(command, uow)
+        check_password_rules(command.password, account.username)
+        account.change_password(self.hasher.hash(command.password), reset=True,
+                                actor=uow.actor, at=uow.now)
+        return [account]
 
-    def change_password(self, username: str, *, current: str, new: str,
-                        actor: Actor) -> UUID:
+    @handles(ChangePassword)
+    def change_password(self, command: ChangePassword, uow: UnitOfWork) -> list[UserAccount]:
         """A user changes their own password, proving they know the current one."""
-        if actor.user_id.casefold() != username.casefold():
-            raise NotPermitted(f"{actor.user_id} may only change their own password")
-        account = self.user(username)
-        if not PasswordHasher.verify(current, account.password_hash):
+        if uow.actor.user_id.casefold() != command.username.casefold():
+            raise NotPermitted(f"{uow.actor.user_id} may only change their own password")
+        account = self._account(command, uow)
+        if not PasswordHasher.verify(command.current, account.password_hash):
             raise WrongPassword("the current password is not correct")
-        if current == new:
+        if command.current == command.new:
             raise InvalidValue("the new password must differ from the current one")
-        check_password_rules(new, account.username)
-        hashed = self.hasher.hash(new)
-        return self._change_user(
-            "account.change-password", username, actor,
-            lambda a: a.change_password(hashed, reset=False, actor=actor, at=self.now()), {})
+        check_password_rules(command.new, account.username)
+        account.change_password(self.hasher.hash(command.new), reset=False, actor=uow.actor,
+                                at=uow.now)
+        return [account]
 
-    def _change_user(self, command: str, username: str, actor: Actor,
-                     change: Callable[[UserAccount], None], args: dict[str, Any]) -> UUID:
-        account_id = UserAccount.create_id(check_username(username))
-
-        def decide() -> list[UserAccount]:
-            account = self.load(UserAccount, account_id)
-            change(account)
-            return [account]
-
-        result = self.run_command(command, actor=actor, command_id=None,
-                                  args={"username": username.casefold(), **args},
-                                  decide=decide)
-        self._changed(username)
-        return result
+    def _account(self, command: UserCommand, uow: UnitOfWork) -> UserAccount:
+        """The account a command changes; listeners learn of the change once it is saved."""
+        username = command.username
+        account = uow.load(UserAccount, UserAccount.create_id(username))
+        uow.after_saved(lambda: self._changed(username))
+        return account
 
     def _check_department_for(self, role: Role, department: str | None) -> str | None:
         if department is None or department == "":
@@ -306,94 +288,53 @@ class Accounts(CityApplication):
         for listener in self.on_change:
             listener(username.casefold())
 
-    # --- departments --------------------------------------------------------------------------
-
-    def add_department(self, code: str, name: str, *, actor: Actor) -> UUID:
-        _require_admin(actor, "add departments")
-        if not isinstance(code, str) or not DEPARTMENT_CODE.match(code):
-            raise InvalidValue(f"department code {code!r} is not valid: use 2-40 lower-case "
-                               "letters, digits and hyphens, starting with a letter or digit")
-        text = checked_text("department name", name, limit=MAX_NAME)
-        department_id = Department.create_id(code)
-
-        def decide() -> list[Department]:
-            if self.exists(department_id):
-                raise InvalidValue(f"department {code!r} already exists")
-            return [Department.add(code=code, name=text, actor=actor, at=self.now())]
+    @handles(AddDepartment)
+    def add_department(self, command: AddDepartment, uow: UnitOfWork) -> list[Department]:
+        """A department is added."""
+        code = command.code
 
         def explain() -> None:
             raise InvalidValue(f"department {code!r} already exists")
 
-        return self.run_command("department.add", actor=actor, command_id=None,
-                                args={"code": code, "name": text}, decide=decide,
-                                explain_conflict=explain)
+        uow.on_conflict(explain)
+        if uow.exists(Department.create_id(code)):
+            raise InvalidValue(f"department {code!r} already exists")
+        return [Department.add(code=code, name=command.department_name, actor=uow.actor,
+                               at=uow.now)]
 
-    def rename_department(self, code: str, name: str, *, actor: Actor) -> UUID:
-        _require_admin(actor, "rename departments")
-        text = checked_text("department name", name, limit=MAX_NAME)
-        department_id = self.department(code).id
+    @handles(RenameDepartment)
+    def rename_department(self, command: RenameDepartment,
+                          uow: UnitOfWork) -> list[Department]:
+        """A department gets another name."""
+        department = uow.load(Department, self.department(command.code).id)
+        department.rename(command.department_name, actor=uow.actor, at=uow.now)
+        return [department]
 
-        def decide() -> list[Department]:
-            department = self.load(Department, department_id)
-            department.rename(text, actor=actor, at=self.now())
-            return [department]
-
-        return self.run_command("department.rename", actor=actor, command_id=None,
-                                args={"code": code, "name": text}, decide=decide)
-
-    def retire_department(self, code: str, *, reason: str, actor: Actor) -> UUID:
-        """Retire a department; refused while enabled users still belong to it."""
-        _require_admin(actor, "retire departments")
-        text = checked_text("reason", reason)
+    @handles(RetireDepartment)
+    def retire_department(self, command: RetireDepartment,
+                          uow: UnitOfWork) -> list[Department]:
+        """A department is retired, unless enabled users still belong to it."""
+        code = command.code
         department_id = self.department(code).id
         members = sorted(u.username for u in self.users()
                          if u.enabled and u.department == code)
         if members:
             raise InvalidValue(f"department {code!r} still has enabled users: "
                                f"{', '.join(members)}; move or disable them first")
+        department = uow.load(Department, department_id)
+        department.retire(command.reason, actor=uow.actor, at=uow.now)
+        return [department]
 
-        def decide() -> list[Department]:
-            department = self.load(Department, department_id)
-            department.retire(text, actor=actor, at=self.now())
-            return [department]
+    @handles(IssueApiKey)
+    def issue_api_key(self, command: IssueApiKey, uow: UnitOfWork) -> list[ApiKey]:
+        """A key for an Open311 client is issued (only its secret's digest is stored)."""
+        return [ApiKey.issue(key_id=command.key_id, name=command.client_name,
+                             secret_sha256=secret_digest(command.secret), actor=uow.actor,
+                             at=uow.now)]
 
-        return self.run_command("department.retire", actor=actor, command_id=None,
-                                args={"code": code, "reason": text}, decide=decide)
-
-    # --- API keys -----------------------------------------------------------------------------
-
-    def issue_api_key(self, name: str, *, actor: Actor) -> IssuedApiKey:
-        """A new key for an Open311 client; its secret is in the answer and nowhere else."""
-        _require_admin(actor, "issue API keys")
-        text = checked_text("client name", name, limit=MAX_NAME)
-        key_id = f"ck_{secrets.token_hex(8)}"
-        secret = secrets.token_urlsafe(32)
-
-        def decide() -> list[ApiKey]:
-            return [ApiKey.issue(key_id=key_id, name=text, secret_sha256=secret_digest(secret),
-                                 actor=actor, at=self.now())]
-
-        self.run_command("api-key.issue", actor=actor, command_id=None,
-                         args={"key_id": key_id, "name": text}, decide=decide)
-        return IssuedApiKey(key_id=key_id, name=text, key=f"{key_id}.{secret}")
-
-    def revoke_api_key(self, key_id: str, *, reason: str, actor: Actor) -> UUID:
-        _require_admin(actor, "revoke API keys")
-        text = checked_text("reason", reason)
-        if not isinstance(key_id, str) or not KEY_ID.match(key_id):
-            raise InvalidValue(f"{key_id!r} is not a key id (ck_ and 16 hex digits)")
-        api_key_id = ApiKey.create_id(key_id)
-
-        def decide() -> list[ApiKey]:
-            key = self.load(ApiKey, api_key_id)
-            key.revoke(text, actor=actor, at=self.now())
-            return [key]
-
-        return self.run_command("api-key.revoke", actor=actor, command_id=None,
-                                args={"key_id": key_id, "reason": text}, decide=decide)
-
-
-def _require_admin(actor: Actor, what: str) -> None:
-    if actor.role is not Role.ADMIN:
-        raise NotPermitted(f"{actor.role.value} {actor.user_id} may not {what}; only an "
-                           "admin may")
+    @handles(RevokeApiKey)
+    def revoke_api_key(self, command: RevokeApiKey, uow: UnitOfWork) -> list[ApiKey]:
+        """A client's key stops working."""
+        key = uow.load(ApiKey, ApiKey.create_id(command.key_id))
+        key.revoke(command.reason, actor=uow.actor, at=uow.now)
+        return [key]

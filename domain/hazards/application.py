@@ -1,5 +1,6 @@
-"""The hazard-source application: the registry of hazard sources, their sensors and
-thresholds, the alarms raised by threshold crossings, and inspection findings.
+"""The hazard-source application: the handlers of the commands of the registry of hazard
+sources, their sensors and thresholds, the alarms raised by threshold crossings, and
+inspection findings (the commands themselves, as values: `domain/hazard_commands.py`).
 
 Readings arrive at a high rate and most of them change nothing: `record_reading` saves only
 when a reading crosses a threshold (see `hazard`). The latest value of every sensor is kept in
@@ -12,31 +13,41 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID, uuid4, uuid5
 
-from cityops.domain.actors import Actor
 from cityops.domain.application import (
     COMMAND_NAMESPACE,
     CityApplication,
     Clock,
+    UnitOfWork,
     system_clock,
 )
+from cityops.domain.commands import CommandContext, handles
 from cityops.domain.errors import ConcurrencyConflict, InvalidValue
-from cityops.domain.geometry import Area, GeoPoint
+from cityops.domain.geometry import Area
 from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hazards.commands import (
+    AcknowledgeAlarm,
+    AddSensor,
+    DecommissionHazardSource,
+    RecordAlarmEscalation,
+    RecordFinding,
+    RecordReading,
+    RectifyFinding,
+    RegisterHazardSource,
+    RemoveSensor,
+    UpdateHazardSource,
+)
 from cityops.domain.hazards.source import (
     AlarmLevel,
-    FindingSeverity,
     HazardSource,
     ReadingOutcome,
-    ThresholdDirection,
     incident_id_for_alarm,
 )
-from cityops.domain.permissions import check_permitted
 
 READING_ATTEMPTS = 3
 """Readings of several sensors of one source may cross at the same moment in several workers:
@@ -102,11 +113,6 @@ class LatestReadings:
             self._entries.pop((source_id, sensor_id), None)
 
 
-def _decided(source: HazardSource) -> Callable[[], Sequence[HazardSource]]:
-    """A `decide` for a reading already judged (the judgement needed the loaded aggregate)."""
-    return lambda: [source]
-
-
 class HazardSources(CityApplication):
     """Registers hazard sources, watches their sensors' thresholds and their hidden dangers."""
 
@@ -135,195 +141,117 @@ class HazardSources(CityApplication):
             return self.catalogue.hazard_type(hazard_type).default_impact_radius_m
         return radius_m
 
-    # --- registry ---------------------------------------------------------------------------
+    # --- command handlers (run through `handle`, see `domain/commands.py`) ----------------
 
-    def register(
-        self,
-        *,
-        hazard_type: str,
-        name: str,
-        owner_name: str,
-        owner_contact: str,
-        grade: int,
-        location: GeoPoint,
-        actor: Actor,
-        impact_radius_m: float | None = None,
-        impact_zone: Area | None = None,
-        at: datetime | None = None,
-        command_id: str | None = None,
-    ) -> UUID:
-        """Enter a hazard source in the registry; without a radius or zone it gets its type's
-        default impact radius."""
-        self.catalogue.hazard_type(hazard_type)
-        when = self.now(at)
-        radius = self._impact(hazard_type, impact_radius_m, impact_zone)
-        # A derived id makes a repeated registration (same command id) land on the same source.
-        source_id = (uuid5(COMMAND_NAMESPACE, f"hazard-source:{command_id}") if command_id
-                     else uuid4())
-
-        def decide() -> list[HazardSource]:
-            return [HazardSource.register(
-                source_id=source_id, hazard_type=hazard_type, name=name, owner_name=owner_name,
-                owner_contact=owner_contact, grade=grade, location=location,
-                impact_radius_m=radius, impact_zone=impact_zone, actor=actor, at=when,
-            )]
+    @handles(RegisterHazardSource)
+    def register(self, command: RegisterHazardSource, uow: UnitOfWork) -> list[HazardSource]:
+        """A hazard source enters the registry; without a radius or zone it gets its type's
+        default impact radius. Its id derives from the command id (a repeated registration
+        lands on the same source)."""
+        self.catalogue.hazard_type(command.hazard_type)
+        radius = self._impact(command.hazard_type, command.impact_radius_m,
+                              command.impact_zone)
+        source_id = (uuid5(COMMAND_NAMESPACE, f"hazard-source:{uow.command_id}")
+                     if uow.command_id else uuid4())
 
         def already_registered() -> None:
             # The new source's first event conflicts on save when its id is taken.
             if self.exists(source_id):
                 self.source(source_id).refuse("register", "it is already registered")
 
-        return self.command("hazard.register", actor, command_id, {
-            "hazard_type": hazard_type, "name": name, "owner_name": owner_name,
-            "owner_contact": owner_contact, "grade": grade,
-            "location": _point_args(location), "impact_radius_m": impact_radius_m,
-            "impact_zone": impact_zone.wkt if impact_zone else None,
-        }, decide, explain_conflict=already_registered)
+        uow.on_conflict(already_registered)
+        return [HazardSource.register(
+            source_id=source_id, hazard_type=command.hazard_type, name=command.source_name,
+            owner_name=command.owner_name, owner_contact=command.owner_contact,
+            grade=command.grade, location=command.location, impact_radius_m=radius,
+            impact_zone=command.impact_zone, actor=uow.actor, at=uow.now,
+        )]
 
-    def update_details(
-        self,
-        source_id: UUID,
-        *,
-        actor: Actor,
-        name: str | None = None,
-        owner_name: str | None = None,
-        owner_contact: str | None = None,
-        grade: int | None = None,
-        location: GeoPoint | None = None,
-        impact_radius_m: float | None = None,
-        impact_zone: Area | None = None,
-        reason: str = "",
-        at: datetime | None = None,
-        command_id: str | None = None,
-    ) -> UUID:
-        """Change registry details; what is not given stays. A new radius replaces a zone and
-        a new zone replaces a radius."""
-        when = self.now(at)
-        if impact_radius_m is not None and impact_zone is not None:
-            raise InvalidValue("give either an impact radius in metres or an impact zone, "
-                               "not both")
+    @handles(UpdateHazardSource)
+    def update_details(self, command: UpdateHazardSource,
+                       uow: UnitOfWork) -> list[HazardSource]:
+        """Registry details change; what is not given stays. A new radius replaces a zone
+        and a new zone replaces a radius."""
+        source = uow.load(HazardSource, command.source_id)
+        radius, zone = source.impact_radius_m, source.impact_zone
+        if command.impact_radius_m is not None or command.impact_zone is not None:
+            radius, zone = command.impact_radius_m, command.impact_zone
+        source.update_details(
+            name=command.source_name if command.source_name is not None else source.name,
+            owner_name=(command.owner_name if command.owner_name is not None
+                        else source.owner_name),
+            owner_contact=(command.owner_contact if command.owner_contact is not None
+                           else source.owner_contact),
+            grade=command.grade if command.grade is not None else source.grade,
+            location=command.location if command.location is not None else source.location,
+            impact_radius_m=radius, impact_zone=zone, reason=command.reason, actor=uow.actor,
+            at=uow.now,
+        )
+        return [source]
 
-        def decide() -> list[HazardSource]:
-            source = self.source(source_id)
-            radius, zone = source.impact_radius_m, source.impact_zone
-            if impact_radius_m is not None or impact_zone is not None:
-                radius, zone = impact_radius_m, impact_zone
-            source.update_details(
-                name=name if name is not None else source.name,
-                owner_name=owner_name if owner_name is not None else source.owner_name,
-                owner_contact=(owner_contact if owner_contact is not None
-                               else source.owner_contact),
-                grade=grade if grade is not None else source.grade,
-                location=location if location is not None else source.location,
-                impact_radius_m=radius, impact_zone=zone, reason=reason, actor=actor, at=when,
-            )
-            return [source]
-
-        return self.command("hazard.update", actor, command_id, {
-            "source_id": source_id, "name": name, "owner_name": owner_name,
-            "owner_contact": owner_contact, "grade": grade,
-            "location": _point_args(location) if location else None,
-            "impact_radius_m": impact_radius_m,
-            "impact_zone": impact_zone.wkt if impact_zone else None, "reason": reason,
-        }, decide)
-
-    def decommission(self, source_id: UUID, *, reason: str, actor: Actor,
-                     at: datetime | None = None, command_id: str | None = None) -> UUID:
-        """Take a hazard source out of supervision for good; its open alarms end."""
-        when = self.now(at)
-
-        def decide() -> list[HazardSource]:
-            source = self.source(source_id)
-            source.decommission(reason=reason, actor=actor, at=when)
-            return [source]
-
-        return self.command("hazard.decommission", actor, command_id,
-                             {"source_id": source_id, "reason": reason}, decide)
+    @handles(DecommissionHazardSource)
+    def decommission(self, command: DecommissionHazardSource,
+                     uow: UnitOfWork) -> list[HazardSource]:
+        """A hazard source leaves supervision for good; its open alarms end."""
+        source = uow.load(HazardSource, command.source_id)
+        source.decommission(reason=command.reason, actor=uow.actor, at=uow.now)
+        return [source]
 
     # --- sensors and readings -------------------------------------------------------------
 
-    def add_sensor(
-        self,
-        source_id: UUID,
-        *,
-        sensor_id: str,
-        kind: str,
-        unit: str,
-        direction: ThresholdDirection | str,
-        warning: float,
-        alarm: float,
-        actor: Actor,
-        deadband: float | None = None,
-        label: str = "",
-        at: datetime | None = None,
-        command_id: str | None = None,
-    ) -> UUID:
-        """Put a sensor under watch with its warning and alarm thresholds (and the deadband
-        that keeps its alarms from flapping; the catalogue's default if not given)."""
-        self.catalogue.check_unit(kind, unit)
-        try:
-            direction = ThresholdDirection(direction)
-        except ValueError:
-            raise InvalidValue(f"threshold direction must be 'high' or 'low', "
-                               f"got {direction!r}") from None
-        band = self.catalogue.alarm_deadband if deadband is None else deadband
-        when = self.now(at)
+    @handles(AddSensor)
+    def add_sensor(self, command: AddSensor, uow: UnitOfWork) -> list[HazardSource]:
+        """A sensor is put under watch with its warning and alarm thresholds (and the
+        deadband that keeps its alarms from flapping; the catalogue's default if not given)."""
+        self.catalogue.check_unit(command.kind, command.unit)
+        band = self.catalogue.alarm_deadband if command.deadband is None else command.deadband
+        source = uow.load(HazardSource, command.source_id)
+        source.add_sensor(sensor_id=command.sensor_id, kind=command.kind, unit=command.unit,
+                          direction=command.direction, warning=command.warning,
+                          alarm=command.alarm, deadband=band, label=command.label,
+                          actor=uow.actor, at=uow.now)
+        return [source]
 
-        def decide() -> list[HazardSource]:
-            source = self.source(source_id)
-            source.add_sensor(sensor_id=sensor_id, kind=kind, unit=unit, direction=direction,
-                              warning=warning, alarm=alarm, deadband=band, label=label,
-                              actor=actor, at=when)
-            return [source]
+    @handles(RemoveSensor)
+    def remove_sensor(self, command: RemoveSensor, uow: UnitOfWork) -> list[HazardSource]:
+        """A sensor is taken out of watch; an alarm it had open ends."""
+        source = uow.load(HazardSource, command.source_id)
+        source.remove_sensor(sensor_id=command.sensor_id, reason=command.reason,
+                             actor=uow.actor, at=uow.now)
+        uow.after_saved(lambda: self.latest_readings.forget(command.source_id,
+                                                            command.sensor_id))
+        return [source]
 
-        return self.command("hazard.add-sensor", actor, command_id, {
-            "source_id": source_id, "sensor_id": sensor_id, "kind": kind, "unit": unit,
-            "direction": direction, "warning": warning, "alarm": alarm, "deadband": deadband,
-            "label": label,
-        }, decide)
+    @handles(RecordReading)
+    def record_reading(self, command: RecordReading, uow: UnitOfWork) -> list[HazardSource]:
+        """One sensor reading is judged (measured at `measured_at`, default now). Only a
+        threshold crossing (alarm raised, level changed, cleared) records an event; the
+        judgement (`ReadingOutcome`) is the command's result. A redelivered reading is out
+        of order (not after the last crossing), so no command id is needed."""
+        measured_at = self.now(command.measured_at) if command.measured_at else uow.now
+        source = uow.load(HazardSource, command.source_id)
+        outcome = source.observe(sensor_id=command.sensor_id, value=command.value,
+                                 measured_at=measured_at, actor=uow.actor)
+        uow.result = outcome
+        latest = LatestReading(value=float(command.value), measured_at=measured_at,
+                               level=outcome.level)
+        uow.after_saved(lambda: self.latest_readings.remember(
+            command.source_id, command.sensor_id, latest))
+        return [source]
 
-    def remove_sensor(self, source_id: UUID, *, sensor_id: str, actor: Actor, reason: str = "",
-                      at: datetime | None = None, command_id: str | None = None) -> UUID:
-        """Take a sensor out of watch; an alarm it had open ends."""
-        when = self.now(at)
-
-        def decide() -> list[HazardSource]:
-            source = self.source(source_id)
-            source.remove_sensor(sensor_id=sensor_id, reason=reason, actor=actor, at=when)
-            return [source]
-
-        uuid = self.command("hazard.remove-sensor", actor, command_id,
-                             {"source_id": source_id, "sensor_id": sensor_id, "reason": reason},
-                             decide)
-        self.latest_readings.forget(source_id, sensor_id)
-        return uuid
-
-    def record_reading(self, source_id: UUID, sensor_id: str, value: float,
-                       at: datetime | None = None, *, actor: Actor) -> ReadingOutcome:
-        """Judge one sensor reading (`at`: when it was measured). Saves only a threshold
-        crossing (alarm raised, level changed, cleared); any other reading returns the
-        sensor's current alarm state without saving anything. A redelivered reading is
-        out of order (not after the last crossing), so no command id is needed."""
-        check_permitted("hazard.reading", actor)
-        measured_at = self.now(at)
+    def judge_reading(self, command: RecordReading, context: CommandContext) -> ReadingOutcome:
+        """Handle a reading and answer its judgement. Readings of several sensors of one
+        source may cross at the same moment in several workers: a crossing that loses the
+        race is judged again against the winner's state."""
         for attempt in range(1, READING_ATTEMPTS + 1):
-            source = self.source(source_id)
-            outcome = source.observe(sensor_id=sensor_id, value=value, measured_at=measured_at,
-                                     actor=actor)
-            if outcome.effect.recorded:
-                try:
-                    self.run_command("hazard.reading", actor=actor, command_id=None, args={
-                        "source_id": source_id, "sensor_id": sensor_id, "value": value,
-                        "at": measured_at,
-                    }, decide=_decided(source))
-                except ConcurrencyConflict:
-                    if attempt == READING_ATTEMPTS:
-                        raise
-                    continue
-            self.latest_readings.remember(source_id, sensor_id, LatestReading(
-                value=float(value), measured_at=measured_at, level=outcome.level,
-            ))
-            return outcome
+            try:
+                outcome = self.handle(command, context)
+            except ConcurrencyConflict:
+                if attempt == READING_ATTEMPTS:
+                    raise
+                continue
+            assert isinstance(outcome.result, ReadingOutcome)
+            return outcome.result
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def latest_reading(self, source_id: UUID, sensor_id: str) -> LatestReading | None:
@@ -332,91 +260,59 @@ class HazardSources(CityApplication):
 
     # --- alarms -----------------------------------------------------------------------------
 
-    def acknowledge_alarm(self, source_id: UUID, alarm_id: UUID, *, actor: Actor,
-                          note: str = "", at: datetime | None = None,
-                          command_id: str | None = None) -> UUID:
+    @handles(AcknowledgeAlarm)
+    def acknowledge_alarm(self, command: AcknowledgeAlarm,
+                          uow: UnitOfWork) -> list[HazardSource]:
         """The centre confirms it has seen an alarm."""
-        when = self.now(at)
+        source = uow.load(HazardSource, command.source_id)
+        source.acknowledge_alarm(alarm_id=command.alarm_id, note=command.note,
+                                 actor=uow.actor, at=uow.now)
+        return [source]
 
-        def decide() -> list[HazardSource]:
-            source = self.source(source_id)
-            source.acknowledge_alarm(alarm_id=alarm_id, note=note, actor=actor, at=when)
-            return [source]
-
-        return self.command("hazard.acknowledge-alarm", actor, command_id,
-                             {"source_id": source_id, "alarm_id": alarm_id, "note": note},
-                             decide)
-
-    def escalate_alarm(self, source_id: UUID, alarm_id: UUID, *, actor: Actor,
-                       incident_id: UUID | None = None, note: str = "",
-                       new_incident: dict[str, str | None] | None = None,
-                       at: datetime | None = None, command_id: str | None = None) -> UUID:
-        """Record that an alarm became or joined an incident: by default the incident with
-        the alarm's deterministic id (`incident_id_for_alarm`), reported from `new_incident`
-        by the incident application. Repeating it for the same incident changes nothing;
-        returns the incident id."""
-        when = self.now(at)
-        target = incident_id or incident_id_for_alarm(alarm_id)
-
-        def decide() -> list[HazardSource]:
-            source = self.source(source_id)
-            source.escalate_alarm(alarm_id=alarm_id, incident_id=target, note=note,
-                                  actor=actor, at=when, new_incident=new_incident)
-            return [source]
-
-        self.command("hazard.escalate-alarm", actor, command_id, {
-            "source_id": source_id, "alarm_id": alarm_id, "incident_id": incident_id,
-            "note": note,
-        }, decide)
-        return target
+    @handles(RecordAlarmEscalation)
+    def escalate_alarm(self, command: RecordAlarmEscalation,
+                       uow: UnitOfWork) -> list[HazardSource]:
+        """It is recorded that an alarm became or joined an incident (reported or linked by
+        the incident application from this event: `processes.incident_escalations`): by
+        default the incident with the alarm's deterministic id (`incident_id_for_alarm`),
+        the command's result. Repeating it for the same incident changes nothing."""
+        target = command.incident_id or incident_id_for_alarm(command.alarm_id)
+        source = uow.load(HazardSource, command.source_id)
+        source.escalate_alarm(
+            alarm_id=command.alarm_id, incident_id=target, note=command.note, actor=uow.actor,
+            at=uow.now,
+            new_incident=None if command.new_incident is None else command.new_incident.as_fact())
+        uow.result = target
+        return [source]
 
     # --- inspections ------------------------------------------------------------------------
 
-    def record_finding(self, source_id: UUID, *, description: str,
-                       severity: FindingSeverity | str, rectification_deadline: datetime,
-                       actor: Actor, at: datetime | None = None,
-                       command_id: str | None = None) -> UUID:
-        """Record a hidden danger found on inspection; returns the finding's id."""
-        try:
-            severity = FindingSeverity(severity)
-        except ValueError:
-            raise InvalidValue(f"finding severity must be 'major' or 'general', "
-                               f"got {severity!r}") from None
-        when = self.now(at)
-        finding_id = (uuid5(COMMAND_NAMESPACE, f"hazard-finding:{command_id}") if command_id
-                      else uuid4())
+    @staticmethod
+    def finding_id_for(command_id: str | None) -> UUID:
+        """The id of the finding a command records: derived from its command id (a repeat
+        lands on the same finding), else new."""
+        return (uuid5(COMMAND_NAMESPACE, f"hazard-finding:{command_id}") if command_id
+                else uuid4())
 
-        def decide() -> list[HazardSource]:
-            source = self.source(source_id)
-            source.record_finding(finding_id=finding_id, description=description,
-                                  severity=severity,
-                                  rectification_deadline=rectification_deadline, actor=actor,
-                                  at=when)
-            return [source]
+    @handles(RecordFinding)
+    def record_finding(self, command: RecordFinding, uow: UnitOfWork) -> list[HazardSource]:
+        """A hidden danger found on inspection is recorded (its id: `finding_id_for`, the
+        command's result)."""
+        finding_id = self.finding_id_for(uow.command_id)
+        source = uow.load(HazardSource, command.source_id)
+        source.record_finding(finding_id=finding_id, description=command.description,
+                              severity=command.severity,
+                              rectification_deadline=command.rectification_deadline,
+                              actor=uow.actor, at=uow.now)
+        uow.result = finding_id
+        return [source]
 
-        self.command("hazard.record-finding", actor, command_id, {
-            "source_id": source_id, "description": description, "severity": severity,
-            "rectification_deadline": rectification_deadline,
-        }, decide)
-        return finding_id
-
-    def rectify_finding(self, source_id: UUID, finding_id: UUID, *, evidence: list[str],
-                        actor: Actor, note: str = "", at: datetime | None = None,
-                        command_id: str | None = None) -> UUID:
-        """Record that a hidden danger was removed, with evidence."""
-        when = self.now(at)
-
-        def decide() -> list[HazardSource]:
-            source = self.source(source_id)
-            source.rectify_finding(finding_id=finding_id, evidence=list(evidence), note=note,
-                                   actor=actor, at=when)
-            return [source]
-
-        return self.command("hazard.rectify-finding", actor, command_id, {
-            "source_id": source_id, "finding_id": finding_id, "evidence": list(evidence),
-            "note": note,
-        }, decide)
+    @handles(RectifyFinding)
+    def rectify_finding(self, command: RectifyFinding, uow: UnitOfWork) -> list[HazardSource]:
+        """It is recorded that a hidden danger was removed, with evidence."""
+        source = uow.load(HazardSource, command.source_id)
+        source.rectify_finding(finding_id=command.finding_id, evidence=list(command.evidence),
+                               note=command.note, actor=uow.actor, at=uow.now)
+        return [source]
 
 
-def _point_args(point: GeoPoint) -> list[float]:
-    return [point.lon, point.lat]

@@ -1,36 +1,51 @@
 """The hotline application: receives calls and messages on the single service number, routes
 them to departments, supervises reply deadlines, calls back, merges calls about one matter,
-and hands city-management matters and emergencies over to grid cases and incidents.
+and hands city-management matters and emergencies over to grid cases and incidents (the
+handler of every hotline command; the commands themselves, as values:
+`domain/hotline/commands.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from enum import StrEnum
-from typing import TypeVar
 from uuid import UUID, uuid4, uuid5
 
 from cityops.domain.actors import Actor
-from cityops.domain.application import COMMAND_NAMESPACE, CityApplication, Clock, system_clock
+from cityops.domain.application import (
+    COMMAND_NAMESPACE,
+    CityApplication,
+    Clock,
+    UnitOfWork,
+    system_clock,
+)
 from cityops.domain.catalogue import Catalogue, HotlineTopic, TimeLimit
+from cityops.domain.commands import handles
 from cityops.domain.duplicates import DuplicatePolicy, OpenReportFinder, propose_duplicates
 from cityops.domain.errors import InvalidValue
-from cityops.domain.geometry import GeoPoint
+from cityops.domain.hotline.commands import (
+    AcceptTicket,
+    AnswerTicket,
+    AssignTicket,
+    CallBackCaller,
+    CloseTicket,
+    ConvertTicketToCase,
+    EscalateTicketToIncident,
+    MergeTicket,
+    ReceiveTicket,
+    ReplyToCaller,
+    ReturnTicket,
+    ReviewTicketReturn,
+)
 from cityops.domain.hotline.ticket import (
-    Channel,
     HotlineTicket,
     ReplyTimeliness,
-    Satisfaction,
     TicketStatus,
-    TicketType,
     case_id_for_ticket,
     incident_id_for_ticket,
     reply_timeliness,
 )
 from cityops.domain.ports import GridLocator
-
-E = TypeVar("E", bound=StrEnum)
 
 
 def propose_department(catalogue: Catalogue, topic: HotlineTopic, area_code: str | None) -> str:
@@ -42,14 +57,6 @@ def propose_department(catalogue: Catalogue, topic: HotlineTopic, area_code: str
     if topic.case_category is not None:
         return catalogue.route(topic.case_category, area_code)
     return topic.department
-
-
-def _enum_value(enum: type[E], label: str, value: E | str) -> E:
-    try:
-        return enum(value)
-    except ValueError:
-        known = ", ".join(e.value for e in enum)
-        raise InvalidValue(f"unknown {label} {value!r}; known: {known}") from None
 
 
 class HotlineTickets(CityApplication):
@@ -92,99 +99,62 @@ class HotlineTickets(CityApplication):
         limit = self.catalogue.hotline_topic(ticket.topic).reply_limit
         return limit.deadline(at, self.catalogue.calendar), limit
 
+    # --- command handlers (run through `handle`, see `domain/commands.py`) ----------------
 
-    # --- commands ---------------------------------------------------------------------------
-
-    def receive(
-        self,
-        *,
-        channel: Channel | str,
-        ticket_type: TicketType | str,
-        topic: str,
-        description: str,
-        actor: Actor,
-        caller_name: str | None = None,
-        caller_phone: str | None = None,
-        location: GeoPoint | None = None,
-        at: datetime | None = None,
-        command_id: str | None = None,
-    ) -> UUID:
-        """Take a call or message: it is located, given a proposed department and checked
-        for possible duplicates (same topic, near, recent), which are only proposed."""
-        chosen_channel = _enum_value(Channel, "channel", channel)
-        chosen_type = _enum_value(TicketType, "ticket type", ticket_type)
+    @handles(ReceiveTicket)
+    def receive(self, command: ReceiveTicket, uow: UnitOfWork) -> list[HotlineTicket]:
+        """A call or message is located, given a proposed department and checked for
+        possible duplicates, which are only proposed."""
+        topic, location, when = command.topic, command.location, uow.now
         hotline_topic = self.catalogue.hotline_topic(topic)
-        when = self.now(at)
         # A derived id makes a repeated reception (same command id) land on the same ticket.
-        ticket_id = (uuid5(COMMAND_NAMESPACE, f"hotline-ticket:{command_id}") if command_id
-                     else uuid4())
-
-        def decide() -> list[HotlineTicket]:
-            cell = None
-            duplicates: list[UUID] = []
-            if location is not None:
-                # A call about a place outside the city is still taken; it is just not in a
-                # grid cell, so only the topic routes it.
-                cell = self.locator.locate_cell(location)
-                policy = self.duplicate_policy
-                candidates = self.open_tickets.open_reports_near(
-                    location, policy.radius_m, when - policy.window
-                )
-                duplicates = [d for d in propose_duplicates(
-                    category=topic, location=location, at=when, candidates=candidates,
-                    policy=policy,
-                ) if d != ticket_id]
-            return [HotlineTicket.receive(
-                ticket_id=ticket_id, channel=chosen_channel, ticket_type=chosen_type, topic=topic,
-                description=description, caller_name=caller_name, caller_phone=caller_phone,
-                location=location, grid_cell=cell,
-                proposed_department=propose_department(self.catalogue, hotline_topic, cell),
-                possible_duplicates=duplicates, actor=actor, at=when,
-            )]
+        ticket_id = (uuid5(COMMAND_NAMESPACE, f"hotline-ticket:{uow.command_id}")
+                     if uow.command_id else uuid4())
 
         def already_received() -> None:
             # The new ticket's first event conflicts on save when its id is taken.
-            if self.exists(ticket_id):
+            if uow.exists(ticket_id):
                 self.ticket(ticket_id).refuse("receive", "it was already received")
 
-        return self.command("ticket.receive", actor, command_id, {
-            "channel": chosen_channel, "ticket_type": chosen_type, "topic": topic,
-            "description": description, "caller_name": caller_name,
-            "caller_phone": caller_phone,
-            "location": [location.lon, location.lat] if location else None,
-        }, decide, explain_conflict=already_received)
+        uow.on_conflict(already_received)
+        cell = None
+        duplicates: list[UUID] = []
+        if location is not None:
+            # A call about a place outside the city is still taken; it is just not in a grid
+            # cell, so only the topic routes it.
+            cell = self.locator.locate_cell(location)
+            policy = self.duplicate_policy
+            candidates = self.open_tickets.open_reports_near(location, policy.radius_m,
+                                                             when - policy.window)
+            duplicates = [d for d in propose_duplicates(
+                category=topic, location=location, at=when, candidates=candidates,
+                policy=policy,
+            ) if d != ticket_id]
+        return [HotlineTicket.receive(
+            ticket_id=ticket_id, channel=command.channel, ticket_type=command.ticket_type,
+            topic=topic, description=command.description, caller_name=command.caller_name,
+            caller_phone=command.caller_phone, location=location, grid_cell=cell,
+            proposed_department=propose_department(self.catalogue, hotline_topic, cell),
+            possible_duplicates=duplicates, actor=uow.actor, at=when,
+        )]
 
-    def answer_at_first_contact(self, ticket_id: UUID, *, answer: str, actor: Actor,
-                                at: datetime | None = None,
-                                command_id: str | None = None) -> UUID:
+    @handles(AnswerTicket)
+    def answer_at_first_contact(self, command: AnswerTicket,
+                                uow: UnitOfWork) -> list[HotlineTicket]:
         """The operator answers the caller directly and the ticket closes."""
-        when = self.now(at)
+        ticket = uow.load(HotlineTicket, command.ticket_id)
+        ticket.answer_at_first_contact(answer=command.answer, actor=uow.actor, at=uow.now)
+        return [ticket]
 
-        def decide() -> list[HotlineTicket]:
-            ticket = self.ticket(ticket_id)
-            ticket.answer_at_first_contact(answer=answer, actor=actor, at=when)
-            return [ticket]
-
-        return self.command("ticket.answer", actor, command_id,
-                             {"ticket_id": ticket_id, "answer": answer}, decide)
-
-    def assign(self, ticket_id: UUID, *, actor: Actor, department: str | None = None,
-               note: str = "", at: datetime | None = None,
-               command_id: str | None = None) -> UUID:
-        """Route the ticket to a department (the proposed one unless the operator overrides),
-        with the topic's reply deadline counted on the business calendar from now."""
-        when = self.now(at)
-        if department is not None:
-            self.catalogue.department(department)
-
-        def decide() -> list[HotlineTicket]:
-            ticket = self.ticket(ticket_id)
-            self._assign(ticket, department=department, note=note, actor=actor, at=when)
-            return [ticket]
-
-        return self.command("ticket.assign", actor, command_id, {
-            "ticket_id": ticket_id, "department": department, "note": note,
-        }, decide)
+    @handles(AssignTicket)
+    def assign(self, command: AssignTicket, uow: UnitOfWork) -> list[HotlineTicket]:
+        """Routed to a department with the topic's reply deadline."""
+        if command.department is not None:
+            self.catalogue.department(command.department)
+        ticket = uow.load(HotlineTicket, command.ticket_id)
+        self._assign(ticket, department=command.department, note=command.note,
+                     actor=uow.actor, at=uow.now)
+        return [ticket]
 
     def _assign(self, ticket: HotlineTicket, *, department: str | None, note: str,
                 actor: Actor, at: datetime, review_note: str = "") -> None:
@@ -193,168 +163,95 @@ class HotlineTickets(CityApplication):
         ticket.assign(department=target, deadline=deadline, limit_unit=limit.unit, note=note,
                       actor=actor, at=at, review_note=review_note)
 
-    def review_return(self, ticket_id: UUID, *, accept: bool, actor: Actor,
-                      department: str | None = None, reason: str = "",
-                      at: datetime | None = None, command_id: str | None = None) -> UUID:
-        """The centre reviews a department's return. Accept: the ticket is routed to another
-        department (`department`, default the proposed one) with a new reply deadline.
-        Reject (`reason` required): back to the returning department, owing its reply by the
-        deadline it had."""
-        when = self.now(at)
-        if department is not None:
-            self.catalogue.department(department)
+    @handles(ReviewTicketReturn)
+    def review_return(self, command: ReviewTicketReturn,
+                      uow: UnitOfWork) -> list[HotlineTicket]:
+        """Accepted: routed to another department; rejected: back to the returning one."""
+        if command.department is not None:
+            self.catalogue.department(command.department)
+        ticket = uow.load(HotlineTicket, command.ticket_id)
+        if command.accept:
+            ticket.require_status("accept the return of", TicketStatus.RETURNED)
+            self._assign(ticket, department=command.department, note="", actor=uow.actor,
+                         at=uow.now, review_note=command.reason)
+        else:
+            if command.department is not None:
+                raise InvalidValue("a rejected return goes back to the department that "
+                                   "returned it: give no department")
+            ticket.reject_return(reason=command.reason, actor=uow.actor, at=uow.now)
+        return [ticket]
 
-        def decide() -> list[HotlineTicket]:
-            ticket = self.ticket(ticket_id)
-            if accept:
-                ticket.require_status("accept the return of", TicketStatus.RETURNED)
-                self._assign(ticket, department=department, note="", actor=actor, at=when,
-                             review_note=reason)
-            else:
-                if department is not None:
-                    raise InvalidValue("a rejected return goes back to the department that "
-                                       "returned it: give no department")
-                ticket.reject_return(reason=reason, actor=actor, at=when)
-            return [ticket]
-
-        return self.command("ticket.review-return", actor, command_id, {
-            "ticket_id": ticket_id, "accept": accept, "department": department,
-            "reason": reason,
-        }, decide)
-
-    def accept(self, ticket_id: UUID, *, actor: Actor, note: str = "",
-               at: datetime | None = None, command_id: str | None = None) -> UUID:
+    @handles(AcceptTicket)
+    def accept(self, command: AcceptTicket, uow: UnitOfWork) -> list[HotlineTicket]:
         """The department takes the ticket on."""
-        when = self.now(at)
+        ticket = uow.load(HotlineTicket, command.ticket_id)
+        ticket.accept(note=command.note, actor=uow.actor, at=uow.now)
+        return [ticket]
 
-        def decide() -> list[HotlineTicket]:
-            ticket = self.ticket(ticket_id)
-            ticket.accept(note=note, actor=actor, at=when)
-            return [ticket]
+    @handles(ReturnTicket)
+    def return_to_centre(self, command: ReturnTicket, uow: UnitOfWork) -> list[HotlineTicket]:
+        """The department sends the ticket back as not its matter."""
+        if command.suggested_department is not None:
+            self.catalogue.department(command.suggested_department)
+        ticket = uow.load(HotlineTicket, command.ticket_id)
+        ticket.return_to_centre(reason=command.reason,
+                                suggested_department=command.suggested_department,
+                                actor=uow.actor, at=uow.now)
+        return [ticket]
 
-        return self.command("ticket.accept", actor, command_id,
-                             {"ticket_id": ticket_id, "note": note}, decide)
-
-    def return_to_centre(self, ticket_id: UUID, *, reason: str, actor: Actor,
-                         suggested_department: str | None = None, at: datetime | None = None,
-                         command_id: str | None = None) -> UUID:
-        """The department sends the ticket back as not its matter (it may suggest another)."""
-        when = self.now(at)
-        if suggested_department is not None:
-            self.catalogue.department(suggested_department)
-
-        def decide() -> list[HotlineTicket]:
-            ticket = self.ticket(ticket_id)
-            ticket.return_to_centre(reason=reason, suggested_department=suggested_department,
-                                    actor=actor, at=when)
-            return [ticket]
-
-        return self.command("ticket.return", actor, command_id, {
-            "ticket_id": ticket_id, "reason": reason,
-            "suggested_department": suggested_department,
-        }, decide)
-
-    def reply(self, ticket_id: UUID, *, reply: str, actor: Actor, at: datetime | None = None,
-              command_id: str | None = None) -> UUID:
+    @handles(ReplyToCaller)
+    def reply(self, command: ReplyToCaller, uow: UnitOfWork) -> list[HotlineTicket]:
         """The department's reply to the caller (on time or not is recorded)."""
-        when = self.now(at)
+        ticket = uow.load(HotlineTicket, command.ticket_id)
+        ticket.reply_to_caller(reply=command.reply, actor=uow.actor, at=uow.now)
+        return [ticket]
 
-        def decide() -> list[HotlineTicket]:
-            ticket = self.ticket(ticket_id)
-            ticket.reply_to_caller(reply=reply, actor=actor, at=when)
-            return [ticket]
+    @handles(CallBackCaller)
+    def call_back(self, command: CallBackCaller, uow: UnitOfWork) -> list[HotlineTicket]:
+        """Dissatisfied with a reply reopens the ticket with a new reply deadline."""
+        ticket = uow.load(HotlineTicket, command.ticket_id)
+        deadline, limit = self._reply_deadline(ticket, uow.now)
+        ticket.call_back(satisfaction=command.satisfaction, note=command.note,
+                         reopen_deadline=deadline, reopen_unit=limit.unit, actor=uow.actor,
+                         at=uow.now)
+        return [ticket]
 
-        return self.command("ticket.reply", actor, command_id,
-                             {"ticket_id": ticket_id, "reply": reply}, decide)
+    @handles(MergeTicket)
+    def merge_into(self, command: MergeTicket, uow: UnitOfWork) -> list[HotlineTicket]:
+        """The ticket is merged into the primary one; both are saved together."""
+        ticket = uow.load(HotlineTicket, command.ticket_id)
+        primary = uow.load(HotlineTicket, command.primary_id)
+        ticket.merge_into(primary, note=command.note, actor=uow.actor, at=uow.now)
+        return [ticket, primary]
 
-    def call_back(self, ticket_id: UUID, *, satisfaction: Satisfaction | str, actor: Actor,
-                  note: str = "", at: datetime | None = None,
-                  command_id: str | None = None) -> UUID:
-        """Ask the caller whether they are satisfied; dissatisfied with a reply reopens the
-        ticket to the same department with a new reply deadline."""
-        answer = _enum_value(Satisfaction, "satisfaction", satisfaction)
-        when = self.now(at)
+    @handles(ConvertTicketToCase)
+    def convert_to_case(self, command: ConvertTicketToCase,
+                        uow: UnitOfWork) -> list[HotlineTicket]:
+        """The ticket records the grid case it became (which the grid-case application
+        reports from the ticket's event: `processes.case_conversions`)."""
+        target = command.case_id or case_id_for_ticket(command.ticket_id)
+        ticket = uow.load(HotlineTicket, command.ticket_id)
+        ticket.convert_to_case(case_id=target, actor=uow.actor, at=uow.now,
+                               category=command.category,
+                               urgency=None if command.urgency is None else str(command.urgency))
+        return [ticket]
 
-        def decide() -> list[HotlineTicket]:
-            ticket = self.ticket(ticket_id)
-            deadline, limit = self._reply_deadline(ticket, when)
-            ticket.call_back(satisfaction=answer, note=note, reopen_deadline=deadline,
-                             reopen_unit=limit.unit, actor=actor, at=when)
-            return [ticket]
+    @handles(EscalateTicketToIncident)
+    def escalate_to_incident(self, command: EscalateTicketToIncident,
+                             uow: UnitOfWork) -> list[HotlineTicket]:
+        """The ticket records the incident it became or joined (which the incident
+        application reports or links from the ticket's event: `processes.
+        incident_escalations`)."""
+        target = command.incident_id or incident_id_for_ticket(command.ticket_id)
+        ticket = uow.load(HotlineTicket, command.ticket_id)
+        ticket.escalate_to_incident(
+            incident_id=target, actor=uow.actor, at=uow.now,
+            new_incident=None if command.new_incident is None else command.new_incident.as_fact())
+        return [ticket]
 
-        return self.command("ticket.callback", actor, command_id, {
-            "ticket_id": ticket_id, "satisfaction": answer, "note": note,
-        }, decide)
-
-    def merge_into(self, ticket_id: UUID, primary_id: UUID, *, actor: Actor, note: str = "",
-                   at: datetime | None = None, command_id: str | None = None) -> UUID:
-        """Merge a ticket into the primary ticket of the same matter; both are saved in one
-        transaction. Returns the merged ticket's id."""
-        when = self.now(at)
-        if ticket_id == primary_id:
-            raise InvalidValue("a ticket cannot be merged into itself")
-
-        def decide() -> list[HotlineTicket]:
-            ticket = self.ticket(ticket_id)
-            primary = self.ticket(primary_id)
-            ticket.merge_into(primary, note=note, actor=actor, at=when)
-            return [ticket, primary]
-
-        return self.command("ticket.merge", actor, command_id, {
-            "ticket_id": ticket_id, "primary_id": primary_id, "note": note,
-        }, decide)
-
-    def convert_to_case(self, ticket_id: UUID, *, actor: Actor, case_id: UUID | None = None,
-                        category: str | None = None, urgency: str | None = None,
-                        at: datetime | None = None, command_id: str | None = None) -> UUID:
-        """Record that the ticket became a grid case (by default with the id
-        `case_id_for_ticket`), which the grid-case application reports in `category` with
-        `urgency` (`processes.case_conversions`; None: it exists already); returns the case
-        id. Repeating it for the same case changes nothing."""
-        when = self.now(at)
-        target = case_id or case_id_for_ticket(ticket_id)
-
-        def decide() -> list[HotlineTicket]:
-            ticket = self.ticket(ticket_id)
-            ticket.convert_to_case(case_id=target, actor=actor, at=when, category=category,
-                                   urgency=urgency)
-            return [ticket]
-
-        self.command("ticket.convert-to-case", actor, command_id,
-                      {"ticket_id": ticket_id, "case_id": case_id}, decide)
-        return target
-
-    def escalate_to_incident(self, ticket_id: UUID, *, actor: Actor,
-                             incident_id: UUID | None = None,
-                             new_incident: dict[str, str | None] | None = None,
-                             at: datetime | None = None,
-                             command_id: str | None = None) -> UUID:
-        """Record that the ticket became an incident (default id `incident_id_for_ticket`,
-        reported from `new_incident` by the incident application) or joined an existing one
-        (its id given); returns the incident id. Repeating it for the same incident changes
-        nothing."""
-        when = self.now(at)
-        target = incident_id or incident_id_for_ticket(ticket_id)
-
-        def decide() -> list[HotlineTicket]:
-            ticket = self.ticket(ticket_id)
-            ticket.escalate_to_incident(incident_id=target, actor=actor, at=when,
-                                        new_incident=new_incident)
-            return [ticket]
-
-        self.command("ticket.escalate-to-incident", actor, command_id,
-                      {"ticket_id": ticket_id, "incident_id": incident_id}, decide)
-        return target
-
-    def close_ticket(self, ticket_id: UUID, *, actor: Actor, note: str = "",
-                     at: datetime | None = None, command_id: str | None = None) -> UUID:
-        """Close a ticket after the callback (or a transferred one at the end)."""
-        when = self.now(at)
-
-        def decide() -> list[HotlineTicket]:
-            ticket = self.ticket(ticket_id)
-            ticket.close(note=note, actor=actor, at=when)
-            return [ticket]
-
-        return self.command("ticket.close", actor, command_id,
-                             {"ticket_id": ticket_id, "note": note}, decide)
+    @handles(CloseTicket)
+    def close_ticket(self, command: CloseTicket, uow: UnitOfWork) -> list[HotlineTicket]:
+        """A ticket closes after the callback (or a transferred one at the end)."""
+        ticket = uow.load(HotlineTicket, command.ticket_id)
+        ticket.close(note=command.note, actor=uow.actor, at=uow.now)
+        return [ticket]

@@ -108,6 +108,10 @@ OPEN_STATUSES = frozenset(
 ON_SCENE_STATUSES = (IncidentStatus.VERIFIED, IncidentStatus.RESPONDING, IncidentStatus.CONTAINED)
 """States in which the incident is known to be real and still being dealt with."""
 TASK_STATUSES = (IncidentStatus.RESPONDING, IncidentStatus.CONTAINED)
+INCIDENT_OPEN_FOR_RESOURCES = (IncidentStatus.VERIFIED, IncidentStatus.RESPONDING)
+"""The incident states in which resources are sent to it (not while only reported, nor once
+contained, closed, reviewed or dismissed)."""
+ASSIGN_RESOURCE = "assign a resource to"
 OPEN_TASK_STATUSES = frozenset({TaskStatus.ASSIGNED, TaskStatus.ACKNOWLEDGED})
 RELEASED_BY_THE_CENTRE = "released by the centre"
 RELEASED_BY_CLOSING = "incident closed"

@@ -19,9 +19,11 @@ from typing import Any
 
 from eventsourcing.persistence import Tracking
 
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import DomainError
 from cityops.domain.gridcases.application import GridCases
 from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.gridcases.commands import ReportCase
 from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.hotline.ticket import HotlineTicket
 from cityops.domain.processes.following import CrossStreamProcess, Upstream, topics_of
@@ -54,12 +56,12 @@ class CaseConversions(CrossStreamProcess):
                                                           version=event.originator_version)
             assert isinstance(ticket, HotlineTicket) and ticket.location is not None
             try:
-                self.grid_cases.report(
+                self.grid_cases.handle(ReportCase(
                     source=CaseSource.HOTLINE, category=event.category,
                     description=ticket.description, location=ticket.location,
                     urgency=event.urgency, ticket_id=ticket.id, case_id=event.case_id,
-                    actor=event.actor, at=event.timestamp,
-                    command_id=report_command_id(ticket.id))
+                ), CommandContext(actor=event.actor, at=event.timestamp,
+                                  command_id=report_command_id(ticket.id)))
             except DomainError as error:
                 # Checked before the ticket recorded it; only a catalogue changed since
                 # could refuse it. The ticket says which case it awaits: logged for the centre.

@@ -23,7 +23,6 @@ back at once waits for the process to have followed its own event (`catch_up_wit
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 import time
@@ -132,9 +131,10 @@ class CrossStreamProcess:
         process then completes it in the background).
 
         The process runs as it always does (in log order, from its tracked position), so
-        the projection thread never repeats it; and in a context of its own, so that what
-        the caller's context holds for its own command (the versions its user saw, a batch)
-        does not reach the commands the process issues."""
+        the projection thread never repeats it. Its commands carry their own explicit
+        `CommandContext` (the actor of the source event, a command id derived from the
+        source), so nothing of the caller's command (the versions its user saw, a batch)
+        reaches them."""
         target = self.head(upstream)
         deadline = time.monotonic() + timeout
         while self.position(upstream) < target:
@@ -145,7 +145,7 @@ class CrossStreamProcess:
                 return False
             try:
                 if self.position(upstream) < target:
-                    contextvars.Context().run(self._follow, upstream, BATCH_SIZE)
+                    self._follow(upstream, BATCH_SIZE)
             except Exception:
                 # The caller's own command is recorded: the projection thread retries.
                 log.exception("%s: failed following %s; retried in the background",

@@ -21,6 +21,7 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 
 from cityops.domain.actors import Actor
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.hazards.application import HazardSources
@@ -28,21 +29,11 @@ from cityops.domain.hazards.source import HazardSource
 from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.hotline.ticket import HotlineTicket
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import LinkToIncident, NewIncident, ReportIncident
 from cityops.domain.incidents.incident import IncidentSource, LinkKind
 from cityops.domain.processes.following import CrossStreamProcess, Upstream, topics_of
 
 log = logging.getLogger(__name__)
-
-NewIncident = dict[str, str | None]
-"""What an escalation into a new incident reports: category, incident_type, title, level."""
-
-
-def new_incident(*, category: str, incident_type: str, title: str,
-                 level: str | None) -> NewIncident:
-    """The facts of a new incident, as the escalation event carries them."""
-    return {"category": category, "incident_type": incident_type, "title": title,
-            "level": level}
-
 
 def ticket_command_id(ticket_id: UUID) -> str:
     """The command id of the report of the incident a ticket became."""
@@ -96,19 +87,18 @@ class IncidentEscalations(CrossStreamProcess):
         then link the ticket or alarm to it, then record the position."""
         actor: Actor = event.actor
         incident_id: UUID = event.incident_id
-        facts: NewIncident | None = event.new_incident
         try:
-            if facts is not None and not self.incidents.exists(incident_id):
+            if event.new_incident is not None and not self.incidents.exists(incident_id):
+                facts = NewIncident.from_fact(event.new_incident)
                 assert location is not None  # checked before the escalation was recorded
-                self.incidents.report(
-                    category=str(facts["category"]),
-                    incident_type=str(facts["incident_type"]), title=str(facts["title"]),
-                    level=facts.get("level"), location=location, source=source,
-                    description=description, source_ref=str(subject),
-                    incident_id=incident_id, actor=actor, at=event.timestamp,
-                    command_id=command_id)
-            self.incidents.link(incident_id, kind=kind, target_id=subject, actor=actor,
-                                command_id=f"{command_id}:{incident_id}:link")
+                self.incidents.handle(ReportIncident(
+                    category=facts.category, incident_type=facts.incident_type,
+                    title=facts.title, level=facts.level, location=location, source=source,
+                    description=description, source_ref=str(subject), incident_id=incident_id,
+                ), CommandContext(actor=actor, at=event.timestamp, command_id=command_id))
+            self.incidents.handle(
+                LinkToIncident(incident_id=incident_id, kind=kind, target_id=subject),
+                CommandContext(actor=actor, command_id=f"{command_id}:{incident_id}:link"))
         except DomainError as error:
             # Checked before the escalation was recorded; only an incident closed since (or
             # a catalogue changed) refuses it.

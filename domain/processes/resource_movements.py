@@ -27,8 +27,10 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 
 from cityops.domain.actors import Actor
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import DomainError, NotFound
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import RecordResourceArrival, RecordResourceDeparture
 from cityops.domain.processes.following import CrossStreamProcess, Upstream, topics_of
 from cityops.domain.resources.application import Resources
 from cityops.domain.resources.resource import Resource
@@ -85,10 +87,11 @@ class ResourceMovements(CrossStreamProcess):
             if number is None:
                 continue
             try:
-                self.incidents.record_resource_departure(
-                    incident.id, resource_id=resource_id, how=departure.how,
-                    left_at=departure.at, actor=departure.by or actor,
-                    command_id=f"resource-departure:{incident.id}:{resource_id}:{number}")
+                self.incidents.handle(
+                    RecordResourceDeparture(incident_id=incident.id, resource_id=resource_id,
+                                            how=departure.how, left_at=departure.at),
+                    CommandContext(actor=departure.by or actor, command_id=(
+                        f"resource-departure:{incident.id}:{resource_id}:{number}")))
             except DomainError as error:
                 log.warning("%s: incident %s does not record resource %s leaving: %s",
                             self.name, incident.id, resource_id, error)
@@ -109,10 +112,11 @@ class ResourceMovements(CrossStreamProcess):
             if self.incidents.incident(incident_id).assignment(resource_id) is not None:
                 return None
             position, sent_at = arrival
-            self.incidents.record_resource_arrival(
-                incident_id, resource_id=resource_id, kind=resource.kind, sent_at=sent_at,
-                actor=resource.history[position].by or actor,
-                command_id=f"resource-arrival:{incident_id}:{resource_id}:{position}")
+            self.incidents.handle(
+                RecordResourceArrival(incident_id=incident_id, resource_id=resource_id,
+                                      kind=resource.kind, sent_at=sent_at),
+                CommandContext(actor=resource.history[position].by or actor, command_id=(
+                    f"resource-arrival:{incident_id}:{resource_id}:{position}")))
         except NotFound:
             return None  # dispatched by its id alone, to an incident not recorded here
         except DomainError as error:

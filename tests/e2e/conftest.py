@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
 from cityops.domain.accounts.account import PasswordHasher
+from cityops.domain.accounts.commands import AddUser, EnableUser, SetDepartment, SetRole
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.settings import Settings
 
 TEST_HASHER = PasswordHasher(n=2**10, r=8, p=1)
@@ -46,14 +48,19 @@ class Api:
         accounts = self.system.accounts
         account = accounts.find_user(name)
         if account is None:
-            accounts.add_user(name, role=role, department=dept, password=self.PASSWORD,
-                              actor=self.ADMIN)
+            accounts.handle(
+                AddUser(username=name, role=role, department=dept, password=self.PASSWORD),
+                CommandContext(actor=self.ADMIN))
         elif account.role.value != role or account.department != dept:
             if not account.enabled:
-                accounts.enable_user(name, actor=self.ADMIN)
-            accounts.set_role(name, role, department=dept, actor=self.ADMIN)
+                accounts.handle(EnableUser(username=name), CommandContext(actor=self.ADMIN))
+            accounts.handle(
+                SetRole(username=name, role=role, department=dept),
+                CommandContext(actor=self.ADMIN))
             if dept is None and accounts.user(name).department is not None:
-                accounts.set_department(name, None, actor=self.ADMIN)
+                accounts.handle(
+                    SetDepartment(username=name, department=None),
+                    CommandContext(actor=self.ADMIN))
         return name
 
     def token(self, role: str = "dispatcher", dept: str | None = None,

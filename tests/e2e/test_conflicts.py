@@ -5,14 +5,12 @@ overwriting it. Documents carry their version as `ETag`; commands send it back a
 
 from __future__ import annotations
 
-import inspect
 import re
 from typing import Any
 from uuid import UUID
 
 import pytest
 
-from cityops.command_center.routers import grid_cases
 from cityops.domain.hotline.ticket import case_id_for_ticket
 
 REPORT = {"category": "E0101", "description": "Garbage heap next to the bus stop",
@@ -47,9 +45,6 @@ def opened(api: Any, path: str, user: str) -> tuple[dict[str, Any], str]:
 
 
 def test_the_second_of_two_dispatchers_gets_a_conflict_not_an_overwrite(api: Any) -> None:
-    # The check runs in the sync endpoint's worker thread: this test means something only
-    # while the route is a plain function (FastAPI runs it in a thread pool).
-    assert not inspect.iscoroutinefunction(grid_cases.register_case)
     path = f"/grid-cases/{reported_case(api)}"
     first, first_tag = opened(api, path, "dispatcher-1")
     _, second_tag = opened(api, path, "dispatcher-2")

@@ -8,8 +8,10 @@ from typing import Any
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Urgency
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.gridcases.commands import ReportCase
 
 REPORT = {"category": "E0101", "description": "Overflowing bins at the bus stop",
           "location": {"type": "Point", "coordinates": [118.80, 32.05]}}
@@ -52,10 +54,10 @@ def test_a_receipt_stored_before_keys_were_scoped_answers_its_own_users_retry(
     api.user("inspector", user="insp-old")
     inspector = Actor(user_id="insp-old", role=Role.INSPECTOR)
     # What the API stored before: the receipt under the bare key.
-    old_id = api.system.grid_cases.report(
-        source=CaseSource.INSPECTOR, category="E0101",
-        description=REPORT["description"], location=GeoPoint(118.80, 32.05),
-        urgency=Urgency.NORMAL, photos=[], actor=inspector, command_id="outbox-7")
+    old_id = api.system.grid_cases.handle(
+        ReportCase(source=CaseSource.INSPECTOR, category="E0101", description=REPORT["description"],
+                   location=GeoPoint(118.80, 32.05), urgency=Urgency.NORMAL, photos=[]),
+        CommandContext(actor=inspector, command_id="outbox-7")).subject
     retried = api.post("/grid-cases", REPORT, role="inspector", user="insp-old",
                        key="outbox-7", expect=201)
     assert retried["id"] == str(old_id)

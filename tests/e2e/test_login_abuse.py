@@ -19,6 +19,8 @@ from cityops.command_center.login_guard import (
     PasswordChecksBusy,
     PasswordHashing,
 )
+from cityops.domain.accounts.commands import AddUser
+from cityops.domain.commands import CommandContext
 
 WRONG = "wrong-password-1"
 
@@ -208,8 +210,9 @@ def test_an_app_started_again_after_its_lifespan_ended_still_checks_passwords(
     from cityops.command_center.app import create_app
     from cityops.domain.actors import Actor, Role
 
-    system.accounts.add_user("twice", role=Role.DISPATCHER, password="twice-password-1",
-                             actor=Actor("admin", Role.ADMIN))
+    system.accounts.handle(
+        AddUser(username="twice", role=Role.DISPATCHER, password="twice-password-1"),
+        CommandContext(actor=Actor("admin", Role.ADMIN)))
     app = create_app(system, manage_lifecycle=False)
     for _ in range(2):
         with TestClient(app) as client:

@@ -11,7 +11,9 @@ from uuid import UUID
 
 import pytest
 
+from cityops.domain.accounts.commands import IssueApiKey, RevokeApiKey
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.gridcases.case import CaseSource
 from cityops.domain.hotline.ticket import Channel, TicketType
 
@@ -28,7 +30,8 @@ CALLER = {"first_name": "Wei", "last_name": "Zhangsun", "phone": "13812345678",
 
 
 def issue_key(api: Any, name: str = "Citizen App") -> tuple[str, str]:
-    issued = api.system.accounts.issue_api_key(name, actor=ADMIN)
+    issued = IssueApiKey.new(name)
+    api.system.accounts.handle(issued, CommandContext(actor=ADMIN))
     return issued.key, issued.key_id
 
 
@@ -316,7 +319,9 @@ def test_api_keys_missing_wrong_and_revoked_are_refused(api: Any, fmt: str) -> N
     assert errors_of(post(api, lamp(wrong), fmt, expect=403), fmt)[0]["description"] == \
         "api_key is invalid or revoked"
     post(api, lamp(key), fmt)
-    api.system.accounts.revoke_api_key(key_id, reason="app retired", actor=ADMIN)
+    api.system.accounts.handle(
+        RevokeApiKey(key_id=key_id, reason="app retired"),
+        CommandContext(actor=ADMIN))
     assert errors_of(post(api, lamp(key, description="Again"), fmt, expect=403),
                      fmt)[0]["description"] == "api_key is invalid or revoked"
 

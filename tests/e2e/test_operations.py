@@ -21,6 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cityops.bootstrap import build_system
 from cityops.command_center.app import create_app
+from cityops.domain.commands import CommandContext
+from cityops.domain.gridcases.commands import ReportCase
 from cityops.health import FeedWatch, ProjectionWatch
 from cityops.ingest.counters import IngestCounters
 from cityops.metrics import FeedCollector, IngestCollector, ProcessMetrics, ProjectionCollector
@@ -267,9 +269,9 @@ def _report_case(system: Any) -> None:
     from cityops.domain.actors import Actor, Role
     from cityops.domain.geometry import GeoPoint
 
-    system.grid_cases.report(source="inspector", category="E0502",
-                             description="Lag test: a broken lamp",
-                             location=GeoPoint(118.80, 32.05),
-                             actor=Actor("insp-lag", Role.INSPECTOR))
+    system.grid_cases.handle(
+        ReportCase(source="inspector", category="E0502", description="Lag test: a broken lamp",
+                   location=GeoPoint(118.80, 32.05)),
+        CommandContext(actor=Actor("insp-lag", Role.INSPECTOR)))
 
 

@@ -32,8 +32,12 @@ from cityops.backup import (
 )
 from cityops.bootstrap import CitySystem, build_system
 from cityops.cli import app as cityops_cli
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import DispatchCase, HandleCase, RegisterCase, ReportCase
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.ingest.composition import ingest_store
 from cityops.ingest.deadletters import DeadLetter, StoredDeadLetters
 from cityops.settings import Settings
@@ -92,7 +96,9 @@ def photo_bytes(seed: int) -> bytes:
 
 def populate(system: CitySystem) -> dict[str, Any]:
     """Cases with photos, an account, a dead letter: what a site holds beyond events."""
-    system.accounts.add_user("alice", role=Role.DISPATCHER, password=PASSWORD, actor=ADMIN)
+    system.accounts.handle(
+        AddUser(username="alice", role=Role.DISPATCHER, password=PASSWORD),
+        CommandContext(actor=ADMIN))
     photos = []
     for index in range(3):
         data = photo_bytes(index)
@@ -100,13 +106,15 @@ def populate(system: CitySystem) -> dict[str, Any]:
         system.photos.save(sha256=digest, data=data, content_type="image/png", width=4,
                            height=4, uploaded_by="insp-1", uploaded_role="inspector", at=NOON)
         photos.append(digest)
-        case_id = system.grid_cases.report(source="inspector", category="E0101",
-                                           description=f"garbage heap {index}",
-                                           location=where(system, 40 + index),
-                                           photos=[f"photo:{digest}"], actor=INSPECTOR)
-        system.grid_cases.register(case_id, actor=DISPATCHER)
+        case_id = system.grid_cases.handle(
+            ReportCase(source="inspector", category="E0101", description=f"garbage heap {index}",
+                       location=where(system, 40 + index), photos=[f"photo:{digest}"]),
+            CommandContext(actor=INSPECTOR)).subject
+        system.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
         if index != 1:
-            system.grid_cases.dispatch(case_id, actor=DISPATCHER)
+            system.grid_cases.handle(
+                DispatchCase(case_id=case_id),
+                CommandContext(actor=DISPATCHER))
     store = ingest_store(system)
     try:
         StoredDeadLetters(store).send(DeadLetter(
@@ -176,9 +184,10 @@ def test_a_restored_site_holds_the_events_accounts_photos_and_equal_read_models(
         finally:
             store.close()
         # The restored site goes on: new events follow the restored ones.
-        case_id = system.grid_cases.report(source="inspector", category="E0101",
-                                           description="after the restore",
-                                           location=where(system, 99), actor=INSPECTOR)
+        case_id = system.grid_cases.handle(
+            ReportCase(source="inspector", category="E0101", description="after the restore",
+                       location=where(system, 99)),
+            CommandContext(actor=INSPECTOR)).subject
         system.catch_up()
         # Reported and marked outside the inspector's cells (insp-1 has no cells here).
         assert system.grid_cases.case(case_id).version == 2
@@ -243,10 +252,13 @@ def test_a_backup_taken_while_the_city_records_is_consistent(
             # The cell's own inspector: two events per round (a report outside one's cells
             # records a third).
             inspector = Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR)
-            case_id = system.grid_cases.report(source="inspector", category="E0101",
-                                               description="during the backup",
-                                               location=point, actor=inspector)
-            system.grid_cases.register(case_id, actor=DISPATCHER)
+            case_id = system.grid_cases.handle(
+                ReportCase(source="inspector", category="E0101", description="during the backup",
+                           location=point),
+                CommandContext(actor=inspector)).subject
+            system.grid_cases.handle(
+                RegisterCase(case_id=case_id),
+                CommandContext(actor=DISPATCHER))
             index += 1
             recorded.append(index)
 
@@ -428,14 +440,19 @@ ROADS = Actor("roads-1", Role.DEPARTMENT_USER, "roads")
 def ticket_with_handled_case(system: CitySystem) -> Any:
     """A call that became a grid case the department reports handled: the ticket stays
     open, and the follow-up records the progress on it (tracked in the hotline store)."""
-    ticket_id = system.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="street-lighting",
-        description="The street lamp is out", caller_phone="13800138000",
-        location=where(system, 60), actor=HOTLINE_OPERATOR)
+    ticket_id = system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="street-lighting",
+                      description="The street lamp is out", caller_phone="13800138000",
+                      location=where(system, 60)),
+        CommandContext(actor=HOTLINE_OPERATOR)).subject
     case_id = system.operations.ticket_to_case(ticket_id, actor=HOTLINE_OPERATOR)
-    system.grid_cases.register(case_id, actor=DISPATCHER)
-    system.grid_cases.dispatch(case_id, department="roads", actor=DISPATCHER)
-    system.grid_cases.handle(case_id, result="lamp replaced", actor=ROADS)
+    system.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+    system.grid_cases.handle(
+        DispatchCase(case_id=case_id, department="roads"),
+        CommandContext(actor=DISPATCHER))
+    system.grid_cases.handle(
+        HandleCase(case_id=case_id, result="lamp replaced"),
+        CommandContext(actor=ROADS))
     system.catch_up()
     return ticket_id
 

@@ -14,7 +14,9 @@ import psycopg
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import ReportCase
 from cityops.settings import Settings
 
 ROUNDS = 4
@@ -50,9 +52,10 @@ def test_systems_starting_at_once_on_a_fresh_database_all_start(
             assert not errors, f"round {round_number}: {len(errors)} of {AT_ONCE} starts " \
                                f"failed: {errors!r}"
             # The systems work on what they created together: one records, another reads.
-            case = systems[0].grid_cases.report(
-                source="inspector", category="E0101", description="Start-up check",
-                location=GeoPoint(118.80, 32.05), actor=INSPECTOR)
+            case = systems[0].grid_cases.handle(
+                ReportCase(source="inspector", category="E0101", description="Start-up check",
+                           location=GeoPoint(118.80, 32.05)),
+                CommandContext(actor=INSPECTOR)).subject
             systems[-1].catch_up()
             shown = systems[-1].read_models.get("rm_grid_cases", str(case))
             assert shown is not None and shown["id"] == str(case)

@@ -24,10 +24,15 @@ from eventsourcing.persistence import Tracking
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.hazards.commands import AddSensor, RecordReading, RegisterHazardSource
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.domain.hotline.ticket import TicketStatus
+from cityops.domain.incidents.commands import ReportIncident, VerifyIncident
 from cityops.domain.incidents.incident import LinkKind
 from cityops.domain.processes.following import CrossStreamProcess
+from cityops.domain.resources.commands import RegisterResource
 from cityops.domain.resources.resource import ResourceStatus
 from cityops.settings import Settings
 
@@ -42,6 +47,9 @@ import json, os, signal, sys
 from uuid import UUID
 from cityops.bootstrap import build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.gridcases.commands import ReportCase
+from cityops.domain.incidents.commands import (
+    LinkToIncident, RecordResourceArrival, RecordResourceDeparture, ReportIncident)
 from cityops.maps import load_demo_city
 from cityops.settings import Settings
 
@@ -49,31 +57,39 @@ args = json.loads(sys.argv[1])
 system = build_system(Settings(**args["settings"]), city=load_demo_city())
 
 
-def killed(*_, **__):
-    # The process dies after the first stream recorded the command, before the second did.
-    os.kill(os.getpid(), signal.SIGKILL)
+def killed_on(application, command_class):
+    # The process dies after the first stream recorded the command, before the second did:
+    # when the process issues its command on the second stream.
+    handle = application.handle
+
+    def handle_or_die(command, context):
+        if isinstance(command, command_class):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return handle(command, context)
+
+    application.handle = handle_or_die
 
 
 if args["command"] == "convert":
-    system.grid_cases.report = killed
+    killed_on(system.grid_cases, ReportCase)
     system.operations.ticket_to_case(UUID(args["ticket"]),
                                      actor=Actor("op-1", Role.HOTLINE_OPERATOR))
 elif args["command"] == "assign":
-    system.incidents.record_resource_arrival = killed
+    killed_on(system.incidents, RecordResourceArrival)
     system.operations.assign_resource(UUID(args["incident"]), UUID(args["resource"]),
                                       actor=Actor("disp-1", Role.DISPATCHER))
 elif args["command"] == "release":
-    system.incidents.record_resource_departure = killed
+    killed_on(system.incidents, RecordResourceDeparture)
     system.operations.release_resource(UUID(args["incident"]), UUID(args["resource"]),
                                        actor=Actor("disp-1", Role.DISPATCHER))
 elif args["command"] == "escalate-alarm":
-    system.incidents.report = killed
+    killed_on(system.incidents, ReportIncident)
     system.operations.escalate_alarm(
         UUID(args["source"]), UUID(args["alarm"]), category="accident-disaster",
         incident_type="hazmat-leak", title="Gas leak at the depot",
         actor=Actor("disp-1", Role.DISPATCHER))
 elif args["command"] == "escalate-ticket":
-    system.incidents.link = killed
+    killed_on(system.incidents, LinkToIncident)
     system.operations.ticket_to_incident(UUID(args["ticket"]), incident_id=UUID(args["incident"]),
                                          actor=Actor("op-1", Role.HOTLINE_OPERATOR))
 sys.exit(3)
@@ -99,20 +115,21 @@ def a_point(system: CitySystem) -> GeoPoint:
 
 
 def a_ticket(system: CitySystem) -> UUID:
-    return system.hotline.receive(
+    return system.commands.handle(ReceiveTicket(
         channel="phone", ticket_type="complaint", topic="street-lighting",
         description="Street lamp is out", caller_phone="13800138000",
-        location=a_point(system), actor=OPERATOR)
+        location=a_point(system)), CommandContext(actor=OPERATOR)).subject
 
 
 def a_verified_flood_and_a_truck(system: CitySystem) -> tuple[UUID, UUID]:
-    incident_id = system.incidents.report(
+    incident_id = system.commands.handle(ReportIncident(
         category="natural-disaster", incident_type="waterlogging", title="Underpass",
-        location=a_point(system), source="hotline", actor=HOTLINE)
-    system.incidents.verify(incident_id, actor=DISPATCHER)
-    truck = system.resources.register_resource(
-        kind="drainage-pump-truck", name="Pump truck 3", call_sign="PUMP 3",
-        department="water", home_base=a_point(system), actor=PLANNER)
+        location=a_point(system), source="hotline"), CommandContext(actor=HOTLINE)).subject
+    system.commands.handle(VerifyIncident(incident_id=incident_id),
+                           CommandContext(actor=DISPATCHER))
+    truck = system.commands.handle(RegisterResource(
+        kind="drainage-pump-truck", resource_name="Pump truck 3", call_sign="PUMP 3",
+        department="water", home_base=a_point(system)), CommandContext(actor=PLANNER)).subject
     return incident_id, truck
 
 
@@ -321,15 +338,18 @@ class CrossStreamContract:
 def an_alarm(system: CitySystem) -> tuple[UUID, UUID]:
     """A hazard source whose gas sensor raised an alarm."""
     city_source = system.city.hazard_sources[0]
-    source_id = system.hazards.register(
-        hazard_type=city_source.hazard_type, name=city_source.name,
+    source_id = system.commands.handle(RegisterHazardSource(
+        hazard_type=city_source.hazard_type, source_name=city_source.name,
         owner_name=city_source.owner_name, owner_contact=city_source.owner_contact,
-        grade=city_source.grade, location=city_source.location, actor=DISPATCHER)
-    system.hazards.add_sensor(source_id, sensor_id="gas-1", kind="gas-concentration",
-                              unit="%LEL", direction="high", warning=20, alarm=40,
-                              actor=DISPATCHER)
-    outcome = system.hazards.record_reading(source_id, "gas-1", 55.0, system.clock(),
-                                            actor=Actor("iot-gateway", Role.SYSTEM))
+        grade=city_source.grade, location=city_source.location),
+        CommandContext(actor=DISPATCHER)).subject
+    system.commands.handle(AddSensor(
+        source_id=source_id, sensor_id="gas-1", kind="gas-concentration", unit="%LEL",
+        direction="high", warning=20, alarm=40), CommandContext(actor=DISPATCHER))
+    outcome = system.hazards.judge_reading(
+        RecordReading(source_id=source_id, sensor_id="gas-1", value=55.0,
+                      measured_at=system.clock()),
+        CommandContext(actor=Actor("iot-gateway", Role.SYSTEM)))
     assert outcome.alarm is not None
     return source_id, outcome.alarm.alarm_id
 

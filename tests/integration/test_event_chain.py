@@ -21,7 +21,10 @@ from typer.testing import CliRunner
 from cityops.bootstrap import CitySystem, build_system
 from cityops.cli import app as cityops_cli
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import DispatchCase, HandleCase, RegisterCase, ReportCase
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.event_chain import Breach, StoreVerdict
 from cityops.settings import Settings
 from cityops.site import open_snapshot
@@ -90,11 +93,12 @@ def a_case(system: CitySystem) -> UUID:
     point = GeoPoint(lon=centre.x, lat=centre.y)
     # The cell's own inspector (a report outside one's cells records one more event).
     inspector = Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR)
-    case_id = system.grid_cases.report(source="inspector", category="E0101",
-                                       description="garbage heap", location=point,
-                                       actor=inspector)
-    system.grid_cases.register(case_id, actor=DISPATCHER)
-    system.grid_cases.dispatch(case_id, actor=DISPATCHER)
+    case_id = system.grid_cases.handle(
+        ReportCase(source="inspector", category="E0101", description="garbage heap",
+                   location=point),
+        CommandContext(actor=inspector)).subject
+    system.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+    system.grid_cases.handle(DispatchCase(case_id=case_id), CommandContext(actor=DISPATCHER))
     return case_id
 
 
@@ -206,9 +210,11 @@ def test_events_of_one_aggregate_saved_together_chain_in_order(site: Site,
                                                                system: CitySystem) -> None:
     centre = system.city.map.cells.geometry.iloc[7].representative_point()
     point = GeoPoint(lon=centre.x, lat=centre.y)
-    case_id = system.grid_cases.report(
-        source="inspector", category="E0101", description="garbage heap", location=point,
-        actor=Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR))
+    case_id = system.grid_cases.handle(
+        ReportCase(source="inspector", category="E0101", description="garbage heap",
+                   location=point),
+        CommandContext(actor=Actor(system.city.map.locate(point).inspector_id,
+                                   Role.INSPECTOR))).subject
     first = system.grid_cases.recorder.select_events(case_id)[0]
     # Two more events of the same aggregate in one save (one transaction).
     extra = [StoredEvent(originator_id=case_id, originator_version=v, topic=first.topic,
@@ -253,15 +259,19 @@ def test_the_hotline_process_recorder_chains_its_events_with_the_follow_ups(
     centre = system.city.map.cells.geometry.iloc[60].representative_point()
     point = GeoPoint(lon=centre.x, lat=centre.y)
     operator = Actor("op-1", Role.HOTLINE_OPERATOR)
-    ticket_id = system.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="street-lighting",
-        description="The street lamp is out", caller_phone="13800138000", location=point,
-        actor=operator)
+    ticket_id = system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="street-lighting",
+                      description="The street lamp is out", caller_phone="13800138000",
+                      location=point),
+        CommandContext(actor=operator)).subject
     case_id = system.operations.ticket_to_case(ticket_id, actor=operator)
-    system.grid_cases.register(case_id, actor=DISPATCHER)
-    system.grid_cases.dispatch(case_id, department="roads", actor=DISPATCHER)
-    system.grid_cases.handle(case_id, result="lamp replaced",
-                             actor=Actor("roads-1", Role.DEPARTMENT_USER, "roads"))
+    system.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+    system.grid_cases.handle(
+        DispatchCase(case_id=case_id, department="roads"),
+        CommandContext(actor=DISPATCHER))
+    system.grid_cases.handle(
+        HandleCase(case_id=case_id, result="lamp replaced"),
+        CommandContext(actor=Actor("roads-1", Role.DEPARTMENT_USER, "roads")))
     system.catch_up()
     names = [type(e).__name__ for e in system.hotline.events.get(ticket_id)]
     assert "LinkedWorkProgressed" in names

@@ -17,7 +17,9 @@ import pytest
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import ReportCase
 from cityops.settings import Settings
 
 POLL_S = 30.0
@@ -61,9 +63,10 @@ def systems(request: pytest.FixtureRequest, fresh_database: str, tmp_path: Path,
 
 
 def report(system: CitySystem, description: str) -> str:
-    return str(system.grid_cases.report(
-        source="inspector", category="E0101", description=description,
-        location=GeoPoint(118.80, 32.05), actor=INSPECTOR))
+    return str(system.grid_cases.handle(
+        ReportCase(source="inspector", category="E0101", description=description,
+                   location=GeoPoint(118.80, 32.05)),
+        CommandContext(actor=INSPECTOR)).subject)
 
 
 def shown(system: CitySystem, case: str) -> bool:

@@ -15,12 +15,30 @@ import pytest
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition, OpenTasksRemain
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.incidents.commands import (
+    CloseIncident,
+    CompleteTask,
+    ContainIncident,
+    DefinePlan,
+    ReportIncident,
+    RespondToIncident,
+    VerifyIncident,
+    WaiveTask,
+)
 from cityops.domain.incidents.plans import (
     PlanLevel,
     PlanTask,
     ResourceRequirement,
+)
+from cityops.domain.resources.commands import (
+    ClearScene,
+    ReassignResource,
+    RegisterResource,
+    ReportAvailable,
+    ReportOnScene,
 )
 from cityops.settings import Settings
 
@@ -33,22 +51,28 @@ SystemFactory = Callable[[], CitySystem]
 
 
 def flood_plan(system: CitySystem) -> UUID:
-    return system.incidents.define_plan(
-        code="underpass-flood", name="Underpass flooding", category="natural-disaster",
-        levels=[PlanLevel("IV", tasks=(
+    return system.incidents.handle(
+        DefinePlan(code="underpass-flood", plan_name="Underpass flooding",
+            category="natural-disaster",
+            levels=[PlanLevel("IV", tasks=(
             PlanTask("water", "Open the pumping station", timedelta(minutes=30)),
             PlanTask("traffic-police", "Close the underpass", timedelta(minutes=20))),
-            resources=(ResourceRequirement("drainage-pump-truck", 1),))],
-        actor=PLANNER, command_id="figures:plan")
+            resources=(ResourceRequirement("drainage-pump-truck", 1),))]),
+        CommandContext(actor=PLANNER, command_id="figures:plan")).subject
 
 
 def responding_flood(system: CitySystem, plan_id: UUID, title: str,
                      location: GeoPoint) -> UUID:
-    incident_id = system.incidents.report(
-        category="natural-disaster", incident_type="waterlogging", title=title,
-        location=location, source="hotline", actor=HOTLINE)
-    system.incidents.verify(incident_id, actor=DISPATCHER)
-    system.incidents.respond(incident_id, level="IV", plan_id=plan_id, actor=DISPATCHER)
+    incident_id = system.incidents.handle(
+        ReportIncident(category="natural-disaster", incident_type="waterlogging", title=title,
+            location=location, source="hotline"),
+        CommandContext(actor=HOTLINE)).subject
+    system.incidents.handle(
+        VerifyIncident(incident_id=incident_id),
+        CommandContext(actor=DISPATCHER))
+    system.incidents.handle(
+        RespondToIncident(incident_id=incident_id, level="IV", plan_id=plan_id),
+        CommandContext(actor=DISPATCHER))
     return incident_id
 
 
@@ -81,13 +105,16 @@ class IncidentFiguresContract:
         location = GeoPoint(lon=float(centre.x), lat=float(centre.y))
         first = responding_flood(first_process, plan_id, "Underpass A", location)
         second = responding_flood(first_process, plan_id, "Underpass B", location)
-        truck = first_process.resources.register_resource(
-            kind="drainage-pump-truck", name="Pump truck 3", call_sign="PUMP 3",
-            department="water", home_base=location, actor=PLANNER)
+        truck = first_process.resources.handle(
+            RegisterResource(kind="drainage-pump-truck", resource_name="Pump truck 3",
+                call_sign="PUMP 3", department="water", home_base=location),
+            CommandContext(actor=PLANNER)).subject
 
         first_process.operations.assign_resource(first, truck, actor=DISPATCHER)
         assignments = first_process.operations.resource_assignments
-        first_process.resources.report_on_scene(truck, actor=WATER_CREW)
+        first_process.resources.handle(
+            ReportOnScene(resource_id=truck),
+            CommandContext(actor=WATER_CREW))
         assignments.clear_scene(truck, actor=WATER_CREW)
         assignments.report_available(truck, actor=WATER_CREW)
         first_process.operations.assign_resource(second, truck, actor=DISPATCHER)
@@ -100,9 +127,15 @@ class IncidentFiguresContract:
         # The second process records only the resource's side of leaving B (the crew's own
         # reports); the incident records it when the processes across streams next run
         # there (here the first process's next assignment), nobody repeating a call.
-        second_process.resources.report_on_scene(truck, actor=WATER_CREW)
-        second_process.resources.clear_scene(truck, actor=WATER_CREW)
-        second_process.resources.report_available(truck, actor=WATER_CREW)
+        second_process.resources.handle(
+            ReportOnScene(resource_id=truck),
+            CommandContext(actor=WATER_CREW))
+        second_process.resources.handle(
+            ClearScene(resource_id=truck),
+            CommandContext(actor=WATER_CREW))
+        second_process.resources.handle(
+            ReportAvailable(resource_id=truck),
+            CommandContext(actor=WATER_CREW))
         assert second_process.incidents.incident(second).assignment(truck) is not None
         first_process.operations.assign_resource(first, truck, actor=DISPATCHER)
         for system in (first_process, second_process):
@@ -123,13 +156,16 @@ class IncidentFiguresContract:
         location = GeoPoint(lon=float(centre.x), lat=float(centre.y))
         first = responding_flood(first_process, plan_id, "Underpass A", location)
         second = responding_flood(first_process, plan_id, "Underpass B", location)
-        truck = first_process.resources.register_resource(
-            kind="drainage-pump-truck", name="Pump truck 3", call_sign="PUMP 3",
-            department="water", home_base=location, actor=PLANNER)
+        truck = first_process.resources.handle(
+            RegisterResource(kind="drainage-pump-truck", resource_name="Pump truck 3",
+                call_sign="PUMP 3", department="water", home_base=location),
+            CommandContext(actor=PLANNER)).subject
         assignments = first_process.operations.resource_assignments
 
         assignments.dispatch(truck, incident_id=first, actor=DISPATCHER)
-        first_process.resources.report_on_scene(truck, actor=WATER_CREW)
+        first_process.resources.handle(
+            ReportOnScene(resource_id=truck),
+            CommandContext(actor=WATER_CREW))
         assignments.reassign(truck, incident_id=second, actor=DISPATCHER)
         seen = rows(first_process)
         assert active(seen[str(first)]) == [] and active(seen[str(second)]) == [str(truck)]
@@ -139,8 +175,9 @@ class IncidentFiguresContract:
         # The second process records only the resource's side of sending it back to A (as
         # a process stopped half-way would); the first runs the same command again, which
         # completes it once (or the process would, on its own).
-        second_process.resources.reassign(truck, incident_id=first, actor=DISPATCHER,
-                                          command_id="figures:back-to-a")
+        second_process.resources.handle(
+            ReassignResource(resource_id=truck, incident_id=first),
+            CommandContext(actor=DISPATCHER, command_id="figures:back-to-a"))
         assert second_process.incidents.incident(first).assignment(truck) is None
         for _ in range(2):
             assignments.reassign(truck, incident_id=first, actor=DISPATCHER,
@@ -154,7 +191,9 @@ class IncidentFiguresContract:
             assert seen[str(second)]["resource_shortfall"] == {"drainage-pump-truck": 1}
 
         # An incident closed meanwhile takes no resource: nothing recorded on either stream.
-        second_process.incidents.contain(second, actor=DISPATCHER)
+        second_process.incidents.handle(
+            ContainIncident(incident_id=second),
+            CommandContext(actor=DISPATCHER))
         version = second_process.resources.resource(truck).version
         with pytest.raises(IllegalTransition, match="it is contained"):
             assignments.reassign(truck, incident_id=second, actor=DISPATCHER)
@@ -168,20 +207,29 @@ class IncidentFiguresContract:
         centre = system.city.map.cells.geometry.iloc[40].centroid
         incident_id = responding_flood(system, plan_id, "Underpass A",
                                        GeoPoint(lon=float(centre.x), lat=float(centre.y)))
-        system.incidents.contain(incident_id, actor=DISPATCHER)
+        system.incidents.handle(
+            ContainIncident(incident_id=incident_id),
+            CommandContext(actor=DISPATCHER))
         tasks = {t.department: t.id
                  for t in system.incidents.incident(incident_id).tasks.values()}
         with pytest.raises(OpenTasksRemain):
-            system.incidents.close_incident(incident_id, actor=DISPATCHER)
+            system.incidents.handle(
+                CloseIncident(incident_id=incident_id),
+                CommandContext(actor=DISPATCHER))
         row = rows(system)[str(incident_id)]
         assert (row["status"], row["open_tasks"]) == ("contained", 2)
         assert open_ids(system) == [str(incident_id)]
 
-        system.incidents.complete_task(incident_id, tasks["water"], actor=WATER_DESK)
-        system.incidents.waive_task(incident_id, tasks["traffic-police"],
-                                    reason="the underpass drained by itself", actor=DISPATCHER,
-                                    command_id="figures:waive")
-        system.incidents.close_incident(incident_id, actor=DISPATCHER)
+        system.incidents.handle(
+            CompleteTask(incident_id=incident_id, task_id=tasks["water"]),
+            CommandContext(actor=WATER_DESK))
+        system.incidents.handle(
+            WaiveTask(incident_id=incident_id, task_id=tasks["traffic-police"],
+                reason="the underpass drained by itself"),
+            CommandContext(actor=DISPATCHER, command_id="figures:waive"))
+        system.incidents.handle(
+            CloseIncident(incident_id=incident_id),
+            CommandContext(actor=DISPATCHER))
         row = rows(system)[str(incident_id)]
         assert (row["status"], row["open_tasks"]) == ("closed", 0)
         assert open_ids(system) == []

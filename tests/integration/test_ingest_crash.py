@@ -32,10 +32,13 @@ from kafka import KafkaProducer
 from cityops.bootstrap import build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hazards.commands import AddSensor, RecordReading, RegisterHazardSource
 from cityops.domain.resources.application import Resources
+from cityops.domain.resources.commands import RegisterResource, ReportPosition
 from cityops.ingest import messages
 from cityops.ingest.composition import ingest_store
 from cityops.ingest.counters import CounterTable
@@ -98,16 +101,19 @@ class Plant:
         self.points = [GeoPoint(lon=float(p.x), lat=float(p.y))
                        for p in cells.iloc[::11].representative_point()]
         for number, call_sign in enumerate(CALL_SIGNS):
-            self.system.resources.register_resource(
-                kind="fire-engine", name=call_sign, call_sign=call_sign, department="fire",
-                home_base=self.points[number], actor=PLANNER, at=self.registered_at)
-        self.tank = self.system.hazards.register(
-            hazard_type="lpg-depot", name="LPG depot", owner_name="Gas Co",
-            owner_contact="+86 25 0000 0001", grade=1, location=self.points[5], actor=PLANNER,
-            at=self.registered_at)
-        self.system.hazards.add_sensor(self.tank, sensor_id="lpg-1", kind="gas-concentration",
-                                       unit="%LEL", direction="high", warning=20, alarm=40,
-                                       actor=PLANNER, at=self.registered_at)
+            self.system.resources.handle(
+                RegisterResource(kind="fire-engine", resource_name=call_sign, call_sign=call_sign,
+                    department="fire", home_base=self.points[number]),
+                CommandContext(actor=PLANNER, at=self.registered_at))
+        self.tank = self.system.hazards.handle(
+            RegisterHazardSource(hazard_type="lpg-depot", source_name="LPG depot",
+                owner_name="Gas Co", owner_contact="+86 25 0000 0001", grade=1,
+                location=self.points[5]),
+            CommandContext(actor=PLANNER, at=self.registered_at)).subject
+        self.system.hazards.handle(
+            AddSensor(source_id=self.tank, sensor_id="lpg-1", kind="gas-concentration",
+                unit="%LEL", direction="high", warning=20, alarm=40),
+            CommandContext(actor=PLANNER, at=self.registered_at))
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
 
@@ -256,25 +262,33 @@ def applied_once_each(plant: Plant, stream: Stream) -> dict[str, Any]:
     resources = Resources(popo, catalogue=catalogue)
     hazards = HazardSources(popo, catalogue=HazardCatalogue.load())
     for number, call_sign in enumerate(CALL_SIGNS):
-        resources.register_resource(kind="fire-engine", name=call_sign, call_sign=call_sign,
-                                    department="fire", home_base=plant.points[number],
-                                    actor=PLANNER, at=plant.registered_at)
-    tank = hazards.register(hazard_type="lpg-depot", name="LPG depot", owner_name="Gas Co",
-                            owner_contact="+86 25 0000 0001", grade=1,
-                            location=plant.points[5], actor=PLANNER, at=plant.registered_at)
-    hazards.add_sensor(tank, sensor_id="lpg-1", kind="gas-concentration", unit="%LEL",
-                       direction="high", warning=20, alarm=40, actor=PLANNER,
-                       at=plant.registered_at)
+        resources.handle(
+            RegisterResource(kind="fire-engine", resource_name=call_sign, call_sign=call_sign,
+                department="fire", home_base=plant.points[number]),
+            CommandContext(actor=PLANNER, at=plant.registered_at))
+    tank = hazards.handle(
+        RegisterHazardSource(hazard_type="lpg-depot", source_name="LPG depot",
+            owner_name="Gas Co", owner_contact="+86 25 0000 0001", grade=1,
+            location=plant.points[5]),
+        CommandContext(actor=PLANNER, at=plant.registered_at)).subject
+    hazards.handle(
+        AddSensor(source_id=tank, sensor_id="lpg-1", kind="gas-concentration", unit="%LEL",
+            direction="high", warning=20, alarm=40),
+        CommandContext(actor=PLANNER, at=plant.registered_at))
     from cityops.domain.resources.resource import Resource
 
     for fix in stream.fixes:
         p = fix["payload"]
-        resources.report_position(Resource.create_id(p["call_sign"]),
-                                  GeoPoint.from_geojson(p["position"]),
-                                  datetime.fromisoformat(fix["occurred_at"]), actor=TRACKER)
+        resources.judge_position(
+            ReportPosition(resource_id=Resource.create_id(p["call_sign"]),
+                point=GeoPoint.from_geojson(p["position"]),
+                measured_at=datetime.fromisoformat(fix["occurred_at"])),
+            CommandContext(actor=TRACKER))
     for reading in stream.readings:
-        hazards.record_reading(tank, "lpg-1", reading["payload"]["value"],
-                               datetime.fromisoformat(reading["occurred_at"]), actor=GATEWAY)
+        hazards.judge_reading(
+            RecordReading(source_id=tank, sensor_id="lpg-1", value=reading["payload"]["value"],
+                measured_at=datetime.fromisoformat(reading["occurred_at"])),
+            CommandContext(actor=GATEWAY))
     return {"resources": stored_facts(resources), "hazards": stored_facts(hazards)}
 
 

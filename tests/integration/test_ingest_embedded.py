@@ -19,7 +19,9 @@ from typer.testing import CliRunner
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.resources.commands import RegisterResource
 from cityops.domain.resources.resource import Resource
 from cityops.ingest import messages
 from cityops.ingest.cli import app as ingest_cli
@@ -54,9 +56,10 @@ def points(system: CitySystem, every: int = 131) -> list[GeoPoint]:
 def test_the_in_process_queue_applies_dedupes_and_dead_letters_like_a_worker(
         embedded: CitySystem) -> None:
     where = points(embedded)
-    engine = embedded.resources.register_resource(
-        kind="ambulance", name="Ambulance 3", call_sign="AMB 3", department="health",
-        home_base=where[0], actor=PLANNER, at=datetime.now(UTC) - timedelta(hours=1))
+    engine = embedded.resources.handle(
+        RegisterResource(kind="ambulance", resource_name="Ambulance 3", call_sign="AMB 3",
+            department="health", home_base=where[0]),
+        CommandContext(actor=PLANNER, at=datetime.now(UTC) - timedelta(hours=1))).subject
     ingest = build_embedded_ingest(embedded, IngestSettings()).start()
     report = messages.grid_case_report(category="E0101", description="garbage",
                                        location=where[1], actor=INSPECTOR)

@@ -29,9 +29,13 @@ from typer.testing import CliRunner
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
 from cityops.domain.hazards.source import AlarmLevel
+from cityops.domain.incidents.commands import ReportIncident, VerifyIncident
+from cityops.domain.resources.commands import RegisterResource
 from cityops.domain.resources.resource import ResourceStatus
 from cityops.ingest import messages
 from cityops.ingest.cli import app as ingest_cli
@@ -156,19 +160,22 @@ def lane(fresh_database: str, kafka_bootstrap: str, tmp_path: Path) -> Iterator[
 
 
 def register_engine(system: CitySystem, call_sign: str, home: GeoPoint) -> UUID:
-    return system.resources.register_resource(
-        kind="fire-engine", name=f"Engine {call_sign}", call_sign=call_sign, department="fire",
-        home_base=home, actor=PLANNER, at=recently(90))
+    return system.resources.handle(
+        RegisterResource(kind="fire-engine", resource_name=f"Engine {call_sign}",
+            call_sign=call_sign, department="fire", home_base=home),
+        CommandContext(actor=PLANNER, at=recently(90))).subject
 
 
 def watched_tank(system: CitySystem, where: GeoPoint) -> UUID:
-    source_id = system.hazards.register(
-        hazard_type="chemical-storage", name="Tank farm 3", owner_name="Jinling Chemicals",
-        owner_contact="+86 25 0000 0000", grade=2, location=where, actor=PLANNER,
-        at=recently(90))
-    system.hazards.add_sensor(source_id, sensor_id="tank3-gas", kind="gas-concentration",
-                              unit="%LEL", direction="high", warning=20, alarm=40,
-                              actor=PLANNER, at=recently(89))
+    source_id = system.hazards.handle(
+        RegisterHazardSource(hazard_type="chemical-storage", source_name="Tank farm 3",
+            owner_name="Jinling Chemicals", owner_contact="+86 25 0000 0000", grade=2,
+            location=where),
+        CommandContext(actor=PLANNER, at=recently(90))).subject
+    system.hazards.handle(
+        AddSensor(source_id=source_id, sensor_id="tank3-gas", kind="gas-concentration",
+            unit="%LEL", direction="high", warning=20, alarm=40),
+        CommandContext(actor=PLANNER, at=recently(89)))
     return source_id
 
 
@@ -176,10 +183,13 @@ def test_produced_messages_are_applied_stored_and_counted(
         lane: Lane, monkeypatch: pytest.MonkeyPatch) -> None:
     system = lane.system
     engine = register_engine(system, "FIRE 12", lane.points[0])
-    fire = system.incidents.report(category="accident-disaster", incident_type="fire",
-                                   title="Warehouse fire", location=lane.points[0],
-                                   source="inspector", actor=INSPECTOR, at=recently(62))
-    system.incidents.verify(fire, actor=DISPATCHER, at=recently(61))
+    fire = system.incidents.handle(
+        ReportIncident(category="accident-disaster", incident_type="fire", title="Warehouse fire",
+            location=lane.points[0], source="inspector"),
+        CommandContext(actor=INSPECTOR, at=recently(62))).subject
+    system.incidents.handle(
+        VerifyIncident(incident_id=fire),
+        CommandContext(actor=DISPATCHER, at=recently(61)))
     system.operations.resource_assignments.dispatch(engine, incident_id=fire,
                                                     actor=DISPATCHER, at=recently(60))
     tank = watched_tank(system, lane.points[1])

@@ -25,7 +25,9 @@ from typer.testing import CliRunner
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.resources.commands import RegisterResource
 from cityops.domain.resources.resource import Resource
 from cityops.ingest import messages
 from cityops.ingest.cli import app as ingest_cli
@@ -171,9 +173,10 @@ def test_dead_letters_are_replayed_once_their_cause_is_fixed(
     assert ReplayLedger(scene.store).outcomes() == {}
 
     # The causes are fixed: the vehicle is registered, the category is in the catalogue.
-    scene.system.resources.register_resource(
-        kind="fire-engine", name="Engine 99", call_sign="FIRE 99", department="fire",
-        home_base=scene.points[4], actor=PLANNER, at=start - timedelta(hours=1))
+    scene.system.resources.handle(
+        RegisterResource(kind="fire-engine", resource_name="Engine 99", call_sign="FIRE 99",
+            department="fire", home_base=scene.points[4]),
+        CommandContext(actor=PLANNER, at=start - timedelta(hours=1)))
     catalogue = catalogue_with_new_category(tmp_path / "catalogue")
     first = replay(scene, monkeypatch, catalogue_dir=catalogue)
     assert first.exit_code == 1, first.output  # the malformed one failed again
@@ -208,9 +211,10 @@ def test_a_replayed_message_that_was_applied_meanwhile_changes_nothing(
     assert scene.apply_with_a_worker(scene.system, expected=1)["dead_lettered"] == 1
     # The vehicle is registered and its tracker sends the same fix again (same message id):
     # a worker applies it. The dead letter is now stale.
-    scene.system.resources.register_resource(
-        kind="fire-engine", name="Engine 98", call_sign="FIRE 98", department="fire",
-        home_base=scene.points[6], actor=PLANNER, at=start - timedelta(hours=1))
+    scene.system.resources.handle(
+        RegisterResource(kind="fire-engine", resource_name="Engine 98", call_sign="FIRE 98",
+            department="fire", home_base=scene.points[6]),
+        CommandContext(actor=PLANNER, at=start - timedelta(hours=1)))
     scene.send(IngestStream.RESOURCE_POSITIONS, fix)
     assert scene.apply_with_a_worker(scene.system, expected=1)["applied"] == 1
     store = scene.store

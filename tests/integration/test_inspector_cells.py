@@ -14,6 +14,14 @@ import pytest
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.routers.field import verification_tasks
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
+from cityops.domain.gridcases.commands import (
+    AssignCaseVerifier,
+    DispatchCase,
+    HandleCase,
+    RegisterCase,
+    ReportCase,
+)
 from cityops.settings import Settings
 
 DISPATCHER = Actor("disp-1", Role.DISPATCHER)
@@ -23,12 +31,16 @@ ZHANG, WANG = "insp-D01-01", "insp-D01-02"
 
 def handled_case(system: CitySystem, cell: str, n: int) -> UUID:
     centre = system.city.map.cell(cell).centre
-    case_id = system.grid_cases.report(
-        source="inspector", category="E0101", description=f"heap {n}", location=centre,
-        actor=Actor(system.city.map.inspector_of(cell), Role.INSPECTOR))
-    system.grid_cases.register(case_id, actor=DISPATCHER)
-    system.grid_cases.dispatch(case_id, department="sanitation", actor=DISPATCHER)
-    system.grid_cases.handle(case_id, result="cleared", actor=SANITATION)
+    case_id = system.grid_cases.handle(
+        ReportCase(source="inspector", category="E0101", description=f"heap {n}", location=centre),
+        CommandContext(actor=Actor(system.city.map.inspector_of(cell), Role.INSPECTOR))).subject
+    system.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+    system.grid_cases.handle(
+        DispatchCase(case_id=case_id, department="sanitation"),
+        CommandContext(actor=DISPATCHER))
+    system.grid_cases.handle(
+        HandleCase(case_id=case_id, result="cleared"),
+        CommandContext(actor=SANITATION))
     return case_id
 
 
@@ -45,8 +57,12 @@ class TasksContract:
         given_away = handled_case(system, mine[1], 2)
         given_to_me = handled_case(system, theirs[0], 3)
         kept = handled_case(system, theirs[1], 4)
-        system.grid_cases.assign_verifier(given_away, inspector=WANG, actor=DISPATCHER)
-        system.grid_cases.assign_verifier(given_to_me, inspector=ZHANG, actor=DISPATCHER)
+        system.grid_cases.handle(
+            AssignCaseVerifier(case_id=given_away, inspector=WANG),
+            CommandContext(actor=DISPATCHER))
+        system.grid_cases.handle(
+            AssignCaseVerifier(case_id=given_to_me, inspector=ZHANG),
+            CommandContext(actor=DISPATCHER))
         system.catch_up()
 
         def ids(inspector: str, cells: list[str]) -> set[str]:

@@ -25,7 +25,9 @@ from cityops.bootstrap import (
     build_system,
 )
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import ReportCase
 from cityops.feeds.service import build_feed_service
 from cityops.feeds.streams import Stream
 from cityops.feeds.webhooks import OUTBOX_PROJECTION
@@ -62,9 +64,10 @@ def system(request: pytest.FixtureRequest, tmp_path: Path, demo_city: Any) -> It
 
 
 def report_case(system: CitySystem) -> None:
-    system.grid_cases.report(source="inspector", category="E0502",
-                             description="A broken street lamp",
-                             location=GeoPoint(118.80, 32.05), actor=INSPECTOR)
+    system.grid_cases.handle(
+        ReportCase(source="inspector", category="E0502", description="A broken street lamp",
+                   location=GeoPoint(118.80, 32.05)),
+        CommandContext(actor=INSPECTOR))
 
 
 def sample(operations: Operations, name: str, **labels: str) -> float:

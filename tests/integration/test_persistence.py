@@ -13,9 +13,17 @@ import pytest
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import CommandIdReused, ConcurrencyConflict, IllegalTransition
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.gridcases.commands import (
+    DispatchCase,
+    RegisterCase,
+    ReportCase,
+    ReturnCaseToCentre,
+)
+from cityops.domain.hazards.commands import AddSensor, RecordReading, RegisterHazardSource
 from cityops.domain.supervision import Light
 from cityops.projections.follower import Follower
 from cityops.projections.views import BBox
@@ -48,9 +56,10 @@ class StorageContract:
                category: str = "E0101") -> Any:
         # Reported by the inspector who patrols the place (elsewhere it would be marked).
         inspector = Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR)
-        return system.grid_cases.report(source="inspector", category=category,
-                                        description="garbage heap by the bus stop",
-                                        location=point, actor=inspector, command_id=command_id)
+        return system.grid_cases.handle(
+            ReportCase(source="inspector", category=category,
+                       description="garbage heap by the bus stop", location=point),
+            CommandContext(actor=inspector, command_id=command_id)).subject
 
     def test_a_case_recorded_by_one_process_is_read_identically_by_another(
         self, make_system: SystemFactory
@@ -58,8 +67,8 @@ class StorageContract:
         first, second = make_system(), make_system()
         point = inside_points(first, 1)[0]
         case_id = self.report(first, point)
-        first.grid_cases.register(case_id, actor=DISPATCHER)
-        first.grid_cases.dispatch(case_id, actor=DISPATCHER)
+        first.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+        first.grid_cases.handle(DispatchCase(case_id=case_id), CommandContext(actor=DISPATCHER))
         assert second.grid_cases.case(case_id).summary() == first.grid_cases.case(case_id).summary()
         assert second.grid_cases.case(case_id).status is CaseStatus.DISPATCHED
 
@@ -79,7 +88,7 @@ class StorageContract:
     def test_two_dispatchers_cannot_both_win(self, make_system: SystemFactory) -> None:
         first, second = make_system(), make_system()
         case_id = self.report(first, inside_points(first, 1)[0])
-        first.grid_cases.register(case_id, actor=DISPATCHER)
+        first.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
         # Both dispatchers have the registered case open at the same time.
         mine = first.grid_cases.case(case_id)
         theirs = second.grid_cases.case(case_id)
@@ -104,18 +113,23 @@ class StorageContract:
         first, second = make_system(), make_system()
         assert first.grid_cases.repository.cache is not None, "the aggregate cache is on"
         case_id = self.report(first, inside_points(first, 1)[0])
-        first.grid_cases.register(case_id, actor=DISPATCHER)
+        first.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
         assert first.grid_cases.case(case_id).status is CaseStatus.REGISTERED  # now cached
-        second.grid_cases.dispatch(case_id, actor=DISPATCHER, department="sanitation")
+        second.grid_cases.handle(
+            DispatchCase(case_id=case_id, department="sanitation"),
+            CommandContext(actor=DISPATCHER))
         # The first process's cached copy is brought up to date before it decides.
         with pytest.raises(IllegalTransition, match="it is dispatched"):
-            first.grid_cases.dispatch(case_id, actor=DISPATCHER, department="urban-management")
+            first.grid_cases.handle(
+                DispatchCase(case_id=case_id, department="urban-management"),
+                CommandContext(actor=DISPATCHER))
         assert first.grid_cases.case(case_id).department == "sanitation"
 
         def decide_while_the_other_process_writes() -> list[Any]:
             case = first.grid_cases.case(case_id)
-            second.grid_cases.return_to_centre(case_id, reason="a sewer, not ours",
-                                               actor=SANITATION)
+            second.grid_cases.handle(
+                ReturnCaseToCentre(case_id=case_id, reason="a sewer, not ours"),
+                CommandContext(actor=SANITATION))
             case.request_suspension(reason="road closure", expected_resume_at=None,
                                     actor=SANITATION, at=case.modified_on)
             return [case]
@@ -158,7 +172,9 @@ class StorageContract:
         system = make_system()
         for index, point in enumerate(inside_points(system, 5)):
             case_id = self.report(system, point, command_id=f"rebuild-{index}")
-            system.grid_cases.register(case_id, actor=DISPATCHER)
+            system.grid_cases.handle(
+                RegisterCase(case_id=case_id),
+                CommandContext(actor=DISPATCHER))
         system.catch_up()
         before = system.read_models.page("rm_grid_cases", limit=100).items
         table = system.followers[0].tables
@@ -172,7 +188,7 @@ class StorageContract:
         system = make_system()
         points = inside_points(system, 4)
         ids = [self.report(system, p, command_id=f"query-{i}") for i, p in enumerate(points)]
-        system.grid_cases.register(ids[0], actor=DISPATCHER)
+        system.grid_cases.handle(RegisterCase(case_id=ids[0]), CommandContext(actor=DISPATCHER))
         system.catch_up()
         registered = system.read_models.page("rm_grid_cases", filters={"status": ["registered"]})
         assert [d["id"] for d in registered.items] == [str(ids[0])]
@@ -200,18 +216,25 @@ class StorageContract:
     ) -> None:
         recorder, reader = make_system(), make_system()
         city_source = recorder.city.hazard_sources[0]
-        source_id = recorder.hazards.register(
-            hazard_type=city_source.hazard_type, name=city_source.name,
-            owner_name=city_source.owner_name, owner_contact=city_source.owner_contact,
-            grade=city_source.grade, location=city_source.location, actor=DISPATCHER)
-        recorder.hazards.add_sensor(source_id, sensor_id="gas-1", kind="gas-concentration",
-                                    unit="%LEL", direction="high", warning=20, alarm=40,
-                                    actor=DISPATCHER)
+        source_id = recorder.hazards.handle(
+            RegisterHazardSource(hazard_type=city_source.hazard_type,
+                source_name=city_source.name, owner_name=city_source.owner_name,
+                owner_contact=city_source.owner_contact, grade=city_source.grade,
+                location=city_source.location),
+            CommandContext(actor=DISPATCHER)).subject
+        recorder.hazards.handle(
+            AddSensor(source_id=source_id, sensor_id="gas-1", kind="gas-concentration",
+                unit="%LEL", direction="high", warning=20, alarm=40),
+            CommandContext(actor=DISPATCHER))
         gateway = Actor("iot-gateway", Role.SYSTEM)
         now = datetime.now(UTC)
-        recorder.hazards.record_reading(source_id, "gas-1", 12.5, now, actor=gateway)
-        recorder.hazards.record_reading(source_id, "gas-1", 3.0, now - timedelta(minutes=1),
-                                        actor=gateway)
+        recorder.hazards.judge_reading(
+            RecordReading(source_id=source_id, sensor_id="gas-1", value=12.5, measured_at=now),
+            CommandContext(actor=gateway))
+        recorder.hazards.judge_reading(
+            RecordReading(source_id=source_id, sensor_id="gas-1", value=3.0,
+                measured_at=now - timedelta(minutes=1)),
+            CommandContext(actor=gateway))
         seen = reader.hazards.latest_readings.of_source(source_id)
         assert set(seen) == {"gas-1"}
         assert (seen["gas-1"].value, seen["gas-1"].measured_at) == (12.5, now)

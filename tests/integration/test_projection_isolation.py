@@ -24,8 +24,10 @@ from typer.testing import CliRunner
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import GridCase
+from cityops.domain.gridcases.commands import DispatchCase, HandleCase, RegisterCase, ReportCase
 from cityops.projections.cli import app as projections_cli
 from cityops.settings import Settings
 
@@ -46,9 +48,10 @@ def _points(system: CitySystem, count: int) -> list[GeoPoint]:
 
 
 def _report(system: CitySystem, point: GeoPoint) -> UUID:
-    return system.grid_cases.report(source="inspector", category="E0101",
-                                    description="garbage heap by the bus stop",
-                                    location=point, actor=INSPECTOR)
+    return system.grid_cases.handle(
+        ReportCase(source="inspector", category="E0101", description="garbage heap by the bus stop",
+                   location=point),
+        CommandContext(actor=INSPECTOR)).subject
 
 
 def _listed(system: CitySystem) -> set[str]:
@@ -89,8 +92,8 @@ class IsolationContract:
         system = make_system()
         first, second, third = _points(system, 3)
         broken = _report(system, first)
-        system.grid_cases.register(broken, actor=DISPATCHER)
-        system.grid_cases.dispatch(broken, actor=DISPATCHER)
+        system.grid_cases.handle(RegisterCase(case_id=broken), CommandContext(actor=DISPATCHER))
+        system.grid_cases.handle(DispatchCase(case_id=broken), CommandContext(actor=DISPATCHER))
         department = system.grid_cases.case(broken).department
         system.catch_up()
         _store_unprojectable_extension(system, broken)
@@ -127,7 +130,9 @@ class IsolationContract:
         # The department reports the case handled: the event that corrects it. The case is
         # projected again, from the event it failed on, and its mark is cleared.
         user = Actor("dept-1", Role.DEPARTMENT_USER, department)
-        restarted.grid_cases.handle(broken, result="cleared", actor=user)
+        restarted.grid_cases.handle(
+            HandleCase(case_id=broken, result="cleared"),
+            CommandContext(actor=user))
         restarted.catch_up()
         row = restarted.read_models.get("rm_grid_cases", str(broken))
         assert row is not None and row["status"] == "handled"
@@ -143,8 +148,8 @@ class IsolationContract:
         system = make_system()
         point = _points(system, 1)[0]
         broken = _report(system, point)
-        system.grid_cases.register(broken, actor=DISPATCHER)
-        system.grid_cases.dispatch(broken, actor=DISPATCHER)
+        system.grid_cases.handle(RegisterCase(case_id=broken), CommandContext(actor=DISPATCHER))
+        system.grid_cases.handle(DispatchCase(case_id=broken), CommandContext(actor=DISPATCHER))
         _store_unprojectable_extension(system, broken)
         system.catch_up()
         assert _health(system)["status"] == "degraded"

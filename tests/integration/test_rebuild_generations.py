@@ -23,7 +23,14 @@ from typer.testing import CliRunner
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import (
+    DispatchCase,
+    RegisterCase,
+    ReportCase,
+    ReturnCaseToCentre,
+)
 from cityops.projections.cli import app as projections_cli
 from cityops.projections.generations import (
     GenerationError,
@@ -64,17 +71,19 @@ def record_cases(system: CitySystem, where: list[GeoPoint]) -> list[str]:
     """Report, register and dispatch a case at each point (some returned and redispatched)."""
     ids = []
     for index, point in enumerate(where):
-        case_id = system.grid_cases.report(source="inspector", category="E0101",
-                                           description="garbage heap", location=point,
-                                           actor=INSPECTOR)
-        system.grid_cases.register(case_id, actor=DISPATCHER)
-        system.grid_cases.dispatch(case_id, actor=DISPATCHER)
+        case_id = system.grid_cases.handle(
+            ReportCase(source="inspector", category="E0101", description="garbage heap",
+                       location=point),
+            CommandContext(actor=INSPECTOR)).subject
+        system.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+        system.grid_cases.handle(DispatchCase(case_id=case_id), CommandContext(actor=DISPATCHER))
         if index % 3 == 0:
             department = system.grid_cases.case(case_id).department
-            system.grid_cases.return_to_centre(
-                case_id, reason="not ours",
-                suggested_department="roads" if department != "roads" else "sanitation",
-                actor=Actor("dept-1", Role.DEPARTMENT_USER, department))
+            system.grid_cases.handle(
+                ReturnCaseToCentre(case_id=case_id, reason="not ours",
+                                   suggested_department=("roads" if department != "roads"
+                                                         else "sanitation")),
+                CommandContext(actor=Actor("dept-1", Role.DEPARTMENT_USER, department)))
         ids.append(str(case_id))
     return ids
 

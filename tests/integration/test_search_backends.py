@@ -17,8 +17,13 @@ from fastapi.testclient import TestClient
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
 from cityops.domain.accounts.account import PasswordHasher
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase
+from cityops.domain.hotline.commands import ReceiveTicket
+from cityops.domain.incidents.commands import ReportIncident
 from cityops.maps.gazetteer import Gazetteer
 from cityops.settings import Settings
 
@@ -56,8 +61,10 @@ class Scenario:
         cases = system.grid_cases
 
         def case(name: str, description: str, where: GeoPoint, category: str = "E0502") -> UUID:
-            case_id = cases.report(source="inspector", category=category,
-                                   description=description, location=where, actor=INSPECTOR)
+            case_id = cases.handle(
+                ReportCase(source="inspector", category=category, description=description,
+                           location=where),
+                CommandContext(actor=INSPECTOR)).subject
             self.ids[name] = str(case_id)
             return case_id
 
@@ -67,20 +74,24 @@ class Scenario:
              city.drum_tower)
         case("chinese", "中山路水管爆裂，路面积水", city.drum_tower)  # noqa: RUF001
         case("on-avenue", "Garbage pile left by the kerb", city.avenue, "E0101")
-        cases.register(in_street, actor=DISPATCHER)
-        cases.dispatch(in_street, department="water", actor=DISPATCHER)
-        ticket = system.hotline.receive(
-            channel="phone", ticket_type="complaint", topic="water-supply",
-            description="Caller reports a broken pipe outside the school",
-            caller_name="Zhang Sanfeng", caller_phone="13812345678",
-            location=city.drum_tower, actor=OPERATOR)
+        cases.handle(RegisterCase(case_id=in_street), CommandContext(actor=DISPATCHER))
+        cases.handle(
+            DispatchCase(case_id=in_street, department="water"),
+            CommandContext(actor=DISPATCHER))
+        ticket = system.hotline.handle(
+            ReceiveTicket(channel="phone", ticket_type="complaint", topic="water-supply",
+                          description="Caller reports a broken pipe outside the school",
+                          caller_name="Zhang Sanfeng", caller_phone="13812345678",
+                          location=city.drum_tower),
+            CommandContext(actor=OPERATOR)).subject
         self.ids["ticket"] = str(ticket)
         for name, title, where in (("leak-in-street", "Gas leak at the dam road",
                                     city.reservoir_road),
                                    ("leak-elsewhere", "Gas leak at the market", city.drum_tower)):
-            self.ids[name] = str(system.incidents.report(
-                category="accident-disaster", incident_type="gas-leak", title=title,
-                location=where, source="department", actor=DISPATCHER))
+            self.ids[name] = str(system.incidents.handle(
+                ReportIncident(category="accident-disaster", incident_type="gas-leak",
+                    title=title, location=where, source="department"),
+                CommandContext(actor=DISPATCHER)).subject)
         system.catch_up()
 
 
@@ -89,8 +100,9 @@ def _serve(system: CitySystem) -> TestClient:
     for name, role, department in (("duty-search", Role.DISPATCHER, None),
                                    ("water-search", Role.DEPARTMENT_USER, "water"),
                                    ("leader-search", Role.LEADER, None)):
-        system.accounts.add_user(name, role=role, department=department,
-                                 password="search-password-1", actor=ADMIN)
+        system.accounts.handle(
+            AddUser(username=name, role=role, department=department, password="search-password-1"),
+            CommandContext(actor=ADMIN))
     return TestClient(create_app(system, manage_lifecycle=False))
 
 

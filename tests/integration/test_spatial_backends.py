@@ -21,7 +21,9 @@ import shapely
 
 from cityops.bootstrap import CitySystem
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import Area, GeoPoint
+from cityops.domain.incidents.commands import ReportIncident
 from cityops.projections.spatial import (
     EVERYTHING,
     Feature,
@@ -58,11 +60,12 @@ def play(settings: Settings) -> CitySystem:
     demo.run_until(demo.start + timedelta(hours=HOURS))
     for number, area in enumerate(FLOOD_AREAS):
         centre = area.shape.representative_point()
-        system.incidents.report(
-            category="natural-disaster", incident_type="flood", title=f"Flood {number}",
-            location=GeoPoint(lon=centre.x, lat=centre.y), source="department",
-            actor=Actor("duty-officer", Role.DISPATCHER), affected_area=area,
-            incident_id=uuid5(NAMESPACE_URL, f"cityops-test-flood-{number}"))
+        system.incidents.handle(
+            ReportIncident(category="natural-disaster", incident_type="flood",
+                title=f"Flood {number}", location=GeoPoint(lon=centre.x, lat=centre.y),
+                source="department", affected_area=area,
+                incident_id=uuid5(NAMESPACE_URL, f"cityops-test-flood-{number}")),
+            CommandContext(actor=Actor("duty-officer", Role.DISPATCHER)))
     system.catch_up()
     assert demo.failures == []
     return system

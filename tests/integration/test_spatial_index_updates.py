@@ -15,7 +15,9 @@ import pytest
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.resources.commands import RegisterResource, ReportPosition
 from cityops.projections.generations import rebuild
 from cityops.projections.spatial import EVERYTHING, FeatureQuery, SpatialQueries
 from cityops.projections.spatial_embedded import EmbeddedSpatialQueries
@@ -59,19 +61,23 @@ def snapshot(spatial: SpatialQueries) -> dict[str, Any]:
 def test_a_moving_resource_is_found_where_it_is_now(tmp_path: Path, demo_city: Any) -> None:
     system = build_system(Settings(data_dir=tmp_path), city=demo_city)
     try:
-        near = system.resources.register_resource(
-            kind="ambulance", name="Near", call_sign="AMB-N", department="health",
-            home_base=GeoPoint(lon=118.801, lat=32.051), actor=DISPATCHER)
-        far = system.resources.register_resource(
-            kind="ambulance", name="Far", call_sign="AMB-F", department="health",
-            home_base=GeoPoint(lon=118.83, lat=32.07), actor=DISPATCHER)
+        near = system.resources.handle(
+            RegisterResource(kind="ambulance", resource_name="Near", call_sign="AMB-N",
+                department="health", home_base=GeoPoint(lon=118.801, lat=32.051)),
+            CommandContext(actor=DISPATCHER)).subject
+        far = system.resources.handle(
+            RegisterResource(kind="ambulance", resource_name="Far", call_sign="AMB-F",
+                department="health", home_base=GeoPoint(lon=118.83, lat=32.07)),
+            CommandContext(actor=DISPATCHER)).subject
         system.catch_up()
         ambulances = FeatureQuery(where={"kind": ("ambulance",)})
         first = system.spatial.nearest("resources", ORIGIN, 2, ambulances)
         assert [f.id for f in first] == [str(near), str(far)]
 
-        system.resources.report_position(far, GeoPoint(lon=118.8001, lat=32.0501),
-                                         datetime.now(UTC), actor=DISPATCHER)
+        system.resources.judge_position(
+            ReportPosition(resource_id=far, point=GeoPoint(lon=118.8001, lat=32.0501),
+                measured_at=datetime.now(UTC)),
+            CommandContext(actor=DISPATCHER))
         system.catch_up()
         moved = system.spatial.nearest("resources", ORIGIN, 2, ambulances)
         assert [f.id for f in moved] == [str(far), str(near)]

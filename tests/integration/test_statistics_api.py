@@ -16,8 +16,20 @@ from fastapi.testclient import TestClient
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import (
+    CloseCase,
+    DispatchCase,
+    HandleCase,
+    RegisterCase,
+    RejectCase,
+    ReportCase,
+    ReturnCaseToCentre,
+    VerifyCase,
+)
 from cityops.settings import Settings
 
 START = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
@@ -54,10 +66,11 @@ class Morning:
 
     def report(self, name: str) -> UUID:
         point = self.points[len(self.cells)]
-        case_id = self.system.grid_cases.report(
-            source="inspector", category="C0101", urgency="urgent",
-            description=f"manhole cover missing ({name})",
-            location=GeoPoint(point.x, point.y), actor=INSPECTOR)
+        case_id = self.system.grid_cases.handle(
+            ReportCase(source="inspector", category="C0101", urgency="urgent",
+                       description=f"manhole cover missing ({name})",
+                       location=GeoPoint(point.x, point.y)),
+            CommandContext(actor=INSPECTOR)).subject
         cell = self.system.grid_cases.case(case_id).grid_cell
         assert cell is not None
         self.cells[name] = cell
@@ -69,8 +82,12 @@ class Morning:
 
     def dispatched(self, name: str, department: str) -> UUID:
         case_id = self.report(name)
-        self.system.grid_cases.register(case_id, actor=DISPATCHER)
-        self.system.grid_cases.dispatch(case_id, actor=DISPATCHER, department=department)
+        self.system.grid_cases.handle(
+            RegisterCase(case_id=case_id),
+            CommandContext(actor=DISPATCHER))
+        self.system.grid_cases.handle(
+            DispatchCase(case_id=case_id, department=department),
+            CommandContext(actor=DISPATCHER))
         return case_id
 
     def play(self) -> None:
@@ -79,20 +96,35 @@ class Morning:
         returned = self.dispatched("returned", "water")
         reworked = self.dispatched("reworked", "sanitation")
         rejected = self.report("rejected")
-        cases.reject(rejected, reason="not-city-management", actor=DISPATCHER)
+        cases.handle(
+            RejectCase(case_id=rejected, reason="not-city-management"),
+            CommandContext(actor=DISPATCHER))
         self.clock.advance(minutes=30)
-        cases.handle(fixed, result="new cover fitted", actor=WATER)
-        cases.return_to_centre(returned, reason="a sewer cover",
-                               suggested_department="sanitation", actor=WATER)
-        cases.dispatch(returned, actor=DISPATCHER, department="sanitation")
-        cases.handle(reworked, result="cover fixed", actor=SANITATION)
+        cases.handle(
+            HandleCase(case_id=fixed, result="new cover fitted"),
+            CommandContext(actor=WATER))
+        cases.handle(
+            ReturnCaseToCentre(case_id=returned, reason="a sewer cover",
+                               suggested_department="sanitation"),
+            CommandContext(actor=WATER))
+        cases.handle(
+            DispatchCase(case_id=returned, department="sanitation"),
+            CommandContext(actor=DISPATCHER))
+        cases.handle(
+            HandleCase(case_id=reworked, result="cover fixed"),
+            CommandContext(actor=SANITATION))
         self.clock.advance(minutes=30)
-        cases.verify(fixed, fixed=True, actor=self.inspector_of("fixed"))
-        cases.close_case(fixed, actor=DISPATCHER)
-        cases.verify(reworked, fixed=False, note="the cover still rocks",
-                     actor=self.inspector_of("reworked"))
+        cases.handle(
+            VerifyCase(case_id=fixed, fixed=True),
+            CommandContext(actor=self.inspector_of("fixed")))
+        cases.handle(CloseCase(case_id=fixed), CommandContext(actor=DISPATCHER))
+        cases.handle(
+            VerifyCase(case_id=reworked, fixed=False, note="the cover still rocks"),
+            CommandContext(actor=self.inspector_of("reworked")))
         self.clock.advance(hours=2)  # 3 h after dispatch: late for the returned case
-        cases.handle(returned, result="cover replaced", actor=SANITATION)
+        cases.handle(
+            HandleCase(case_id=returned, result="cover replaced"),
+            CommandContext(actor=SANITATION))
         self.dispatched("open", "water")  # just now: two hours to go
         self.system.catch_up()
 
@@ -110,8 +142,9 @@ def morning(tmp_path: Path, demo_city: Any) -> Iterator[Morning]:
 @pytest.fixture
 def api(morning: Morning) -> TestClient:
     """The command centre's app over the played morning, logged in as the duty officer."""
-    morning.system.accounts.add_user("duty-officer", role=Role.DISPATCHER,
-                                     password="statistics-test-password", actor=ADMIN)
+    morning.system.accounts.handle(
+        AddUser(username="duty-officer", role=Role.DISPATCHER, password="statistics-test-password"),
+        CommandContext(actor=ADMIN))
     client = TestClient(create_app(morning.system, manage_lifecycle=False))
     login = client.post("/auth/login", json={"username": "duty-officer",
                                              "password": "statistics-test-password"})

@@ -18,6 +18,8 @@ from uuid import UUID
 import pytest
 
 from cityops.bootstrap import PROJECTION_NAME, CitySystem
+from cityops.domain.accounts.commands import AddUser
+from cityops.domain.commands import CommandContext
 from cityops.domain.gridcases.case import CaseStatus, GridCase
 from cityops.domain.hotline.ticket import TicketStatus
 from cityops.projections.generations import (
@@ -436,8 +438,10 @@ def test_response_times_over_http_are_the_figures(demo_day: CitySystem) -> None:
     for name, role, department in (("leader-stats", Role.LEADER, None),
                                    ("fire-stats", Role.DEPARTMENT_USER, "fire")):
         if demo_day.accounts.find_user(name) is None:
-            demo_day.accounts.add_user(name, role=role, department=department,
-                                       password="statistics-password-1", actor=admin)
+            demo_day.accounts.handle(
+                AddUser(username=name, role=role, department=department,
+                        password="statistics-password-1"),
+                CommandContext(actor=admin))
     with TestClient(create_app(demo_day, manage_lifecycle=False)) as client:
         def headers(name: str) -> dict[str, str]:
             token = client.app.state.auth.issue_token(name)  # type: ignore[attr-defined]

@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.settings import Settings
 
 pytestmark = pytest.mark.postgres
@@ -41,8 +43,9 @@ def _writes(database_url: str, *, allowed: bool) -> None:
 
 def test_a_store_refusing_writes_answers_503_and_the_retry_records_once(
         system: CitySystem, fresh_database: str) -> None:
-    system.accounts.add_user("disp", role=Role.DISPATCHER, password="disp-password-1",
-                             actor=ADMIN)
+    system.accounts.handle(
+        AddUser(username="disp", role=Role.DISPATCHER, password="disp-password-1"),
+        CommandContext(actor=ADMIN))
     report = {"category": "E0101", "description": "garbage heap by the bus stop",
               "location": {"type": "Point", "coordinates": [118.80, 32.05]}}
     with TestClient(create_app(system, manage_lifecycle=False)) as client:

@@ -17,8 +17,17 @@ import pytest
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import GridCase
+from cityops.domain.gridcases.commands import (
+    CloseCase,
+    DispatchCase,
+    HandleCase,
+    RegisterCase,
+    VerifyCase,
+)
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.domain.hotline.ticket import TicketStatus
 from cityops.settings import Settings
 
@@ -44,18 +53,25 @@ def points(system: CitySystem, count: int) -> list[GeoPoint]:
 
 def ticket_with_closed_case(system: CitySystem, point: GeoPoint, n: int) -> tuple[UUID, UUID]:
     """A call that became a grid case, taken to closed by the people of each step."""
-    ticket_id = system.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="street-lighting",
-        description=f"Street lamp {n} is out", caller_phone="13800138000", location=point,
-        actor=OPERATOR)
+    ticket_id = system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="street-lighting",
+                      description=f"Street lamp {n} is out", caller_phone="13800138000",
+                      location=point),
+        CommandContext(actor=OPERATOR)).subject
     case_id = system.operations.ticket_to_case(ticket_id, actor=OPERATOR)
     cases = system.grid_cases
-    cases.register(case_id, actor=DISPATCHER)
-    cases.dispatch(case_id, department="roads", actor=DISPATCHER)
-    cases.handle(case_id, result=f"lamp {n} replaced", actor=ROADS)
+    cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+    cases.handle(
+        DispatchCase(case_id=case_id, department="roads"),
+        CommandContext(actor=DISPATCHER))
+    cases.handle(
+        HandleCase(case_id=case_id, result=f"lamp {n} replaced"),
+        CommandContext(actor=ROADS))
     inspector = system.city.map.locate(point).inspector_id
-    cases.verify(case_id, fixed=True, actor=Actor(inspector, Role.INSPECTOR))
-    cases.close_case(case_id, actor=DISPATCHER)
+    cases.handle(
+        VerifyCase(case_id=case_id, fixed=True),
+        CommandContext(actor=Actor(inspector, Role.INSPECTOR)))
+    cases.handle(CloseCase(case_id=case_id), CommandContext(actor=DISPATCHER))
     return ticket_id, case_id
 
 

@@ -15,7 +15,9 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
 from cityops.command_center.routers import subscriptions as subscriptions_router
 from cityops.domain.accounts.account import PasswordHasher
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.settings import Settings
 
 WATER = ("water-chen", Role.DEPARTMENT_USER, "water")
@@ -53,8 +55,10 @@ def serve(system: CitySystem) -> Iterator[TestClient]:
     system.accounts.hasher = PasswordHasher(n=2**10, r=8, p=1)
     admin = Actor(user_id="test-admin", role=Role.ADMIN)
     for username, role, department in PEOPLE:
-        system.accounts.add_user(username, role=role, department=department,
-                                 password="test-password-1", actor=admin)
+        system.accounts.handle(
+            AddUser(username=username, role=role, department=department,
+                    password="test-password-1"),
+            CommandContext(actor=admin))
         _TOKENS[username] = app.state.auth.issue_token(username)
     with TestClient(app) as test_client:
         yield test_client

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from cityops.bootstrap import CitySystem, build_system
+from cityops.domain.commands import CommandContext
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.feeds.service import FeedService
 from cityops.feeds.streams import Stream
 from cityops.feeds.subscription import Delivery, DeliveryKind, SubscriptionFilter
@@ -58,10 +60,11 @@ def test_a_webhook_is_delivered_on_the_demos_clock(
         filter=SubscriptionFilter(stream=Stream.HOTLINE), triggers=["created"],
         delivery=Delivery(kind=DeliveryKind.WEBHOOK, url=police.url, secret=SECRET),
         actor=cast.admin)
-    ticket = demo_system.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="noise", description="music at 2am",
-        caller_name="Zhang San", caller_phone="13812345678", location=cell_points[3][1],
-        actor=cast.operator)
+    ticket = demo_system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="noise",
+                      description="music at 2am", caller_name="Zhang San",
+                      caller_phone="13812345678", location=cell_points[3][1]),
+        CommandContext(actor=cast.operator)).subject
     feeds.start()
     try:
         wait_until(lambda: len(police.accepted()) == 1, 30, "the webhook to be delivered")

@@ -20,7 +20,18 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from cityops.bootstrap import CitySystem
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import (
+    CloseCase,
+    DispatchCase,
+    HandleCase,
+    RegisterCase,
+    ReportCase,
+    VerifyCase,
+)
+from cityops.domain.hotline.commands import AssignTicket, ReceiveTicket
+from cityops.domain.incidents.commands import AddSituationReport, ReportIncident, VerifyIncident
 from cityops.feeds.kafka_feed import FeedTopics, read_published_positions
 from cityops.feeds.service import build_feed_service
 from cityops.feeds.streams import Stream
@@ -56,11 +67,15 @@ def subscribe(system_feeds: Any, cast: Cast, department: str, stream: Stream,
 
 
 def close_a_case(system: CitySystem, cast: Cast, case_id: UUID) -> None:
-    system.grid_cases.register(case_id, actor=cast.dispatcher)
-    system.grid_cases.dispatch(case_id, actor=cast.dispatcher)
-    system.grid_cases.handle(case_id, result="cover replaced", actor=cast.water)
-    system.grid_cases.verify(case_id, fixed=True, actor=cast.dispatcher)
-    system.grid_cases.close_case(case_id, actor=cast.dispatcher)
+    system.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=cast.dispatcher))
+    system.grid_cases.handle(DispatchCase(case_id=case_id), CommandContext(actor=cast.dispatcher))
+    system.grid_cases.handle(
+        HandleCase(case_id=case_id, result="cover replaced"),
+        CommandContext(actor=cast.water))
+    system.grid_cases.handle(
+        VerifyCase(case_id=case_id, fixed=True),
+        CommandContext(actor=cast.dispatcher))
+    system.grid_cases.handle(CloseCase(case_id=case_id), CommandContext(actor=cast.dispatcher))
 
 
 def test_events_reach_the_city_wide_and_department_topics_as_shared(
@@ -76,32 +91,45 @@ def test_events_reach_the_city_wide_and_department_topics_as_shared(
                              levels=frozenset({"I", "II"}))
     _, here = cell_points[10]
 
-    ticket = system.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="water-supply",
-        description="no water since morning", caller_name="Zhang San",
-        caller_phone="13812345678", location=here, actor=cast.operator, command_id="call-1")
-    system.hotline.assign(ticket, actor=cast.operator, department="water")
-    witness = system.hotline.receive(
-        channel="phone", ticket_type="report", topic="water-supply",
-        description="saw someone break the hydrant", caller_name="Li Si",
-        caller_phone="13900001111", location=here, actor=cast.operator, command_id="call-2")
-    system.hotline.assign(witness, actor=cast.operator, department="police")
-    cover = system.grid_cases.report(source="inspector", category="C0101",
-                                     description="cover missing", location=here,
-                                     actor=cast.patroller(system, here))
+    ticket = system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="water-supply",
+                      description="no water since morning", caller_name="Zhang San",
+                      caller_phone="13812345678", location=here),
+        CommandContext(actor=cast.operator, command_id="call-1")).subject
+    system.hotline.handle(
+        AssignTicket(ticket_id=ticket, department="water"),
+        CommandContext(actor=cast.operator))
+    witness = system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="report", topic="water-supply",
+                      description="saw someone break the hydrant", caller_name="Li Si",
+                      caller_phone="13900001111", location=here),
+        CommandContext(actor=cast.operator, command_id="call-2")).subject
+    system.hotline.handle(
+        AssignTicket(ticket_id=witness, department="police"),
+        CommandContext(actor=cast.operator))
+    cover = system.grid_cases.handle(
+        ReportCase(source="inspector", category="C0101", description="cover missing",
+                   location=here),
+        CommandContext(actor=cast.patroller(system, here))).subject
     close_a_case(system, cast, cover)
-    lamp = system.grid_cases.report(source="inspector", category="C0105",
-                                    description="lamp out", location=cell_points[50][1],
-                                    actor=cast.patroller(system, cell_points[50][1]))
-    blaze = system.incidents.report(category="accident-disaster", incident_type="fire",
-                                    title="Warehouse fire", location=here, source="hotline",
-                                    level="II", actor=cast.dispatcher)
-    system.incidents.verify(blaze, actor=cast.dispatcher)
-    system.incidents.add_situation_report(blaze, text="two hurt", casualties={"injured": 2},
-                                          actor=cast.dispatcher)
-    minor = system.incidents.report(category="accident-disaster", incident_type="fire",
-                                    title="Bin fire", location=here, source="hotline",
-                                    level="IV", actor=cast.dispatcher)
+    lamp = system.grid_cases.handle(
+        ReportCase(source="inspector", category="C0105", description="lamp out",
+                   location=cell_points[50][1]),
+        CommandContext(actor=cast.patroller(system, cell_points[50][1]))).subject
+    blaze = system.incidents.handle(
+        ReportIncident(category="accident-disaster", incident_type="fire", title="Warehouse fire",
+            location=here, source="hotline", level="II"),
+        CommandContext(actor=cast.dispatcher)).subject
+    system.incidents.handle(
+        VerifyIncident(incident_id=blaze),
+        CommandContext(actor=cast.dispatcher))
+    system.incidents.handle(
+        AddSituationReport(incident_id=blaze, text="two hurt", casualties={"injured": 2}),
+        CommandContext(actor=cast.dispatcher))
+    minor = system.incidents.handle(
+        ReportIncident(category="accident-disaster", incident_type="fire", title="Bin fire",
+            location=here, source="hotline", level="IV"),
+        CommandContext(actor=cast.dispatcher)).subject
 
     feeds.start()
     try:
@@ -189,17 +217,22 @@ class CityTraffic(threading.Thread):
             i = 0
             while not self.stopping.is_set():
                 _, point = self.points[i % len(self.points)]
-                case = self.system.grid_cases.report(
-                    source="inspector", category="C0101", description=f"cover {i}",
-                    location=point, actor=self.cast.patroller(self.system, point))
-                self.system.grid_cases.register(case, actor=self.cast.dispatcher)
-                self.system.grid_cases.dispatch(case, actor=self.cast.dispatcher)
+                case = self.system.grid_cases.handle(
+                    ReportCase(source="inspector", category="C0101", description=f"cover {i}",
+                               location=point),
+                    CommandContext(actor=self.cast.patroller(self.system, point))).subject
+                self.system.grid_cases.handle(
+                    RegisterCase(case_id=case),
+                    CommandContext(actor=self.cast.dispatcher))
+                self.system.grid_cases.handle(
+                    DispatchCase(case_id=case),
+                    CommandContext(actor=self.cast.dispatcher))
                 self.cases += 1
                 if i % 3 == 0:
-                    self.system.hotline.receive(
-                        channel="web", ticket_type="report", topic="garbage",
-                        description=f"bins full {i}", location=point,
-                        actor=self.cast.operator, command_id=f"web-{i}")
+                    self.system.hotline.handle(
+                        ReceiveTicket(channel="web", ticket_type="report", topic="garbage",
+                                      description=f"bins full {i}", location=point),
+                        CommandContext(actor=self.cast.operator, command_id=f"web-{i}"))
                 i += 1
                 self.stopping.wait(0.02)
         except BaseException as error:

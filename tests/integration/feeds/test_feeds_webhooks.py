@@ -12,8 +12,18 @@ from uuid import UUID
 import pytest
 
 from cityops.bootstrap import CitySystem
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition, NotFound
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import (
+    CloseCase,
+    DispatchCase,
+    HandleCase,
+    RegisterCase,
+    ReportCase,
+    VerifyCase,
+)
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.feeds.kafka_feed import FeedTopics
 from cityops.feeds.service import FeedService
 from cityops.feeds.streams import Stream
@@ -46,10 +56,10 @@ def hook(feeds: FeedService, cast: Cast, department: str, stream: Stream,
 
 
 def call(system: CitySystem, cast: Cast, point: GeoPoint, text: str = "noise") -> UUID:
-    ticket: UUID = system.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="noise", description=text,
-        caller_name="Zhang San", caller_phone="13812345678", location=point,
-        actor=cast.operator)
+    ticket: UUID = system.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="noise", description=text,
+                      caller_name="Zhang San", caller_phone="13812345678", location=point),
+        CommandContext(actor=cast.operator)).subject
     return ticket
 
 
@@ -182,19 +192,23 @@ def test_webhooks_work_without_kafka_on_the_embedded_stores_in_order_per_aggrega
     feeds = open_feeds(embedded_system, feed_settings("unused"))
     hook(feeds, cast, "water", Stream.GRID_CASES, water, own_department=True)
     system = embedded_system
-    case = system.grid_cases.report(source="inspector", category="C0101",
-                                    description="cover missing",
-                                    location=cell_points[7][1],
-                                    actor=cast.patroller(system, cell_points[7][1]))
-    system.grid_cases.register(case, actor=cast.dispatcher)
-    system.grid_cases.dispatch(case, actor=cast.dispatcher)
-    system.grid_cases.handle(case, result="cover replaced", actor=cast.water)
-    system.grid_cases.verify(case, fixed=True, actor=cast.dispatcher)
-    system.grid_cases.close_case(case, actor=cast.dispatcher)
-    other = system.grid_cases.report(source="inspector", category="C0101",
-                                     description="not yet dispatched",
-                                     location=cell_points[8][1],
-                                     actor=cast.patroller(system, cell_points[8][1]))
+    case = system.grid_cases.handle(
+        ReportCase(source="inspector", category="C0101", description="cover missing",
+                   location=cell_points[7][1]),
+        CommandContext(actor=cast.patroller(system, cell_points[7][1]))).subject
+    system.grid_cases.handle(RegisterCase(case_id=case), CommandContext(actor=cast.dispatcher))
+    system.grid_cases.handle(DispatchCase(case_id=case), CommandContext(actor=cast.dispatcher))
+    system.grid_cases.handle(
+        HandleCase(case_id=case, result="cover replaced"),
+        CommandContext(actor=cast.water))
+    system.grid_cases.handle(
+        VerifyCase(case_id=case, fixed=True),
+        CommandContext(actor=cast.dispatcher))
+    system.grid_cases.handle(CloseCase(case_id=case), CommandContext(actor=cast.dispatcher))
+    other = system.grid_cases.handle(
+        ReportCase(source="inspector", category="C0101", description="not yet dispatched",
+                   location=cell_points[8][1]),
+        CommandContext(actor=cast.patroller(system, cell_points[8][1]))).subject
     feeds.start()
     try:
         assert feeds.kafka is None
@@ -227,9 +241,10 @@ def test_a_destination_no_longer_allowed_is_refused_when_a_delivery_connects(
     subscription = hook(allowed, cast, "command-centre", Stream.GRID_CASES, internal)
     feeds = open_feeds(embedded_system, feed_settings("unused",
                                                       webhook_allowed_destinations=[]))
-    embedded_system.grid_cases.report(source="inspector", category="C0101",
-                                      description="cover missing",
-                                      location=cell_points[7][1], actor=cast.inspector)
+    embedded_system.grid_cases.handle(
+        ReportCase(source="inspector", category="C0101", description="cover missing",
+                   location=cell_points[7][1]),
+        CommandContext(actor=cast.inspector))
     feeds.start()
     try:
         # One delivery per event of the report (an inspector reporting outside their cells

@@ -23,8 +23,11 @@ from websockets.asyncio.client import ClientConnection
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
 from cityops.domain.accounts.account import PasswordHasher
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import ReportCase
 from cityops.settings import Settings
 
 ADMIN = Actor("live-admin", Role.ADMIN)
@@ -91,8 +94,9 @@ class LiveServer:
         name = user or f"{role}-{dept or 'live'}"
         accounts = self.system.accounts
         if accounts.find_user(name) is None:
-            accounts.add_user(name, role=role, department=dept, password="live-password-1",
-                              actor=ADMIN)
+            accounts.handle(
+                AddUser(username=name, role=role, department=dept, password="live-password-1"),
+                CommandContext(actor=ADMIN))
         token: str = self.app.state.auth.issue_token(name)
         return token
 
@@ -144,9 +148,9 @@ def report_case(system: CitySystem, point: GeoPoint = IN_TOWN, category: str = "
     # Reported by the inspector who patrols the place (elsewhere it is marked: one more
     # event).
     inspector = Actor(system.city.map.locate(point).inspector_id, Role.INSPECTOR)
-    case_id: UUID = system.grid_cases.report(source="inspector", category=category,
-                                             description=description, location=point,
-                                             actor=inspector)
+    case_id: UUID = system.grid_cases.handle(
+        ReportCase(source="inspector", category=category, description=description, location=point),
+        CommandContext(actor=inspector)).subject
     return case_id
 
 

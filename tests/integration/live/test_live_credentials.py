@@ -16,6 +16,8 @@ from websockets.exceptions import ConnectionClosed
 from cityops.bootstrap import build_system
 from cityops.command_center.auth import Authenticator
 from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import AddUser
+from cityops.domain.commands import CommandContext
 from cityops.settings import Settings
 
 from .conftest import ADMIN, DISPATCHER, TEST_HASHER, LiveServer, Session, open_session, report_case
@@ -145,8 +147,9 @@ async def test_a_change_made_in_another_process_closes_sockets_on_every_server_p
     system.accounts.hasher = TEST_HASHER
     for name, role, department in (("disp-pg-off", "dispatcher", None),
                                    ("dept-pg-move", "department-user", "sanitation")):
-        system.accounts.add_user(name, role=role, department=department,
-                                 password="live-password-1", actor=ADMIN)
+        system.accounts.handle(
+            AddUser(username=name, role=role, department=department, password="live-password-1"),
+            CommandContext(actor=ADMIN))
     auth = Authenticator(system.accounts, settings.token_secret(), ttl_minutes=60)
     try:
         with serving(fresh_database, tmp_path, {},

@@ -18,6 +18,8 @@ import pytest
 
 from cityops.bootstrap import build_system
 from cityops.command_center.auth import Authenticator
+from cityops.domain.accounts.commands import AddUser
+from cityops.domain.commands import CommandContext
 from cityops.settings import Settings
 
 from .conftest import ADMIN, TEST_HASHER, free_port, open_session
@@ -73,11 +75,13 @@ async def test_a_client_on_each_of_two_server_processes_sees_every_change(
                         run_projections=False, database_pool_size=2)
     system = build_system(settings, city=demo_city)
     system.accounts.hasher = TEST_HASHER
-    system.accounts.add_user("disp-pg", role="dispatcher", password="live-password-1",
-                             actor=ADMIN)
+    system.accounts.handle(
+        AddUser(username="disp-pg", role="dispatcher", password="live-password-1"),
+        CommandContext(actor=ADMIN))
     # The inspector who patrols where the reports are made (elsewhere they are marked).
-    system.accounts.add_user("insp-D03-07", role="inspector", password="live-password-1",
-                             actor=ADMIN)
+    system.accounts.handle(
+        AddUser(username="insp-D03-07", role="inspector", password="live-password-1"),
+        CommandContext(actor=ADMIN))
     auth = Authenticator(system.accounts, settings.token_secret(),
                          ttl_minutes=60)
     dispatcher, inspector = auth.issue_token("disp-pg"), auth.issue_token("insp-D03-07")

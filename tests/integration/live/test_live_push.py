@@ -12,7 +12,9 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase
 from cityops.projections.live_changes import LiveChangeLog
 
 from .conftest import DISPATCHER, IN_TOWN, LiveServer, open_session, report_case
@@ -149,8 +151,10 @@ async def test_filters_bbox_category_light_and_department_scope(
 async def test_an_item_that_leaves_a_subscription_is_removed(live_server: LiveServer) -> None:
     system = live_server.system
     case = report_case(system)
-    system.grid_cases.register(case, actor=DISPATCHER)
-    system.grid_cases.dispatch(case, department="sanitation", actor=DISPATCHER)
+    system.grid_cases.handle(RegisterCase(case_id=case), CommandContext(actor=DISPATCHER))
+    system.grid_cases.handle(
+        DispatchCase(case_id=case, department="sanitation"),
+        CommandContext(actor=DISPATCHER))
     system.catch_up()
     session = await open_session(live_server.url,
                                  live_server.token("department-user", "sanitation"),
@@ -306,8 +310,10 @@ async def test_a_department_user_sees_presence_only_on_their_departments_items(
     system = live_server.system
     ours, theirs = report_case(system), report_case(system, GeoPoint(118.81, 32.06))
     for case, department in ((ours, "sanitation"), (theirs, "roads")):
-        system.grid_cases.register(case, actor=DISPATCHER)
-        system.grid_cases.dispatch(case, department=department, actor=DISPATCHER)
+        system.grid_cases.handle(RegisterCase(case_id=case), CommandContext(actor=DISPATCHER))
+        system.grid_cases.handle(
+            DispatchCase(case_id=case, department=department),
+            CommandContext(actor=DISPATCHER))
     system.catch_up()
     watcher = await open_session(live_server.url,
                                  live_server.token("department-user", "sanitation"),

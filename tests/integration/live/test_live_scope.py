@@ -19,7 +19,15 @@ import pytest
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.live import LiveClient, LiveHub, PushedChange, Subscription
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.hazards.commands import RegisterHazardSource
+from cityops.domain.incidents.commands import (
+    DefinePlan,
+    ReportIncident,
+    RespondToIncident,
+    VerifyIncident,
+)
 from cityops.domain.incidents.plans import PlanLevel, PlanTask
 from cityops.projections.live_changes import ChangeRow, FilterValues, scope_document
 from cityops.settings import Settings
@@ -36,31 +44,37 @@ LAYERS = ["incidents", "hazard-sources"]
 def define_pumping_plan(system: CitySystem) -> UUID:
     """A flood plan whose level IV gives the water department one task."""
     pumps = PlanTask("water", "Open the drainage pumping stations", timedelta(minutes=30))
-    plan_id: UUID = system.incidents.define_plan(
-        code="live-scope-flood", name="Urban flood", category="natural-disaster",
-        incident_types=["waterlogging"], levels=[PlanLevel("IV", tasks=(pumps,))],
-        actor=PLANNER)
+    plan_id: UUID = system.incidents.handle(
+        DefinePlan(code="live-scope-flood", plan_name="Urban flood", category="natural-disaster",
+            incident_types=["waterlogging"], levels=[PlanLevel("IV", tasks=(pumps,))]),
+        CommandContext(actor=PLANNER)).subject
     return plan_id
 
 
 def report_waterlogging(system: CitySystem, title: str,
                         actor: Actor = DISPATCHER, source: str = "hotline") -> UUID:
-    incident_id: UUID = system.incidents.report(
-        category="natural-disaster", incident_type="waterlogging", title=title,
-        location=IN_TOWN, source=source, actor=actor)
+    incident_id: UUID = system.incidents.handle(
+        ReportIncident(category="natural-disaster", incident_type="waterlogging", title=title,
+            location=IN_TOWN, source=source),
+        CommandContext(actor=actor)).subject
     return incident_id
 
 
 def respond_with_plan(system: CitySystem, incident_id: UUID, plan_id: UUID) -> None:
     """Verify the incident and respond at level IV with the plan: water gets its task."""
-    system.incidents.verify(incident_id, actor=DISPATCHER, level="IV")
-    system.incidents.respond(incident_id, level="IV", plan_id=plan_id, actor=DISPATCHER)
+    system.incidents.handle(
+        VerifyIncident(incident_id=incident_id, level="IV"),
+        CommandContext(actor=DISPATCHER))
+    system.incidents.handle(
+        RespondToIncident(incident_id=incident_id, level="IV", plan_id=plan_id),
+        CommandContext(actor=DISPATCHER))
 
 
 def register_hazard(system: CitySystem, name: str) -> UUID:
-    hazard_id: UUID = system.hazards.register(
-        hazard_type="gas-station", name=name, owner_name="Sinopec", owner_contact="025-1",
-        grade=3, location=GeoPoint(118.79, 32.04), actor=DISPATCHER)
+    hazard_id: UUID = system.hazards.handle(
+        RegisterHazardSource(hazard_type="gas-station", source_name=name, owner_name="Sinopec",
+            owner_contact="025-1", grade=3, location=GeoPoint(118.79, 32.04)),
+        CommandContext(actor=DISPATCHER)).subject
     return hazard_id
 
 

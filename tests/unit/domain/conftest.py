@@ -9,7 +9,7 @@ Everything here is a real, if small, implementation over Python lists: no mocks,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -17,11 +17,30 @@ from uuid import UUID
 import pytest
 
 from cityops.domain.actors import Actor, Role
+from cityops.domain.application import CommandBatch
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import Command, CommandContext
 from cityops.domain.duplicates import DuplicatePolicy, OpenReport
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.application import GridCases
 from cityops.domain.gridcases.case import GridCase
+from cityops.domain.gridcases.commands import (
+    CloseCase,
+    DecideCaseExtension,
+    DecideCaseSuspension,
+    DispatchCase,
+    HandleCase,
+    RegisterCase,
+    RejectCase,
+    ReportCase,
+    RequestCaseExtension,
+    RequestCaseSuspension,
+    ResumeCase,
+    ReturnCaseToCentre,
+    ReviewCaseReturn,
+    SuspendCase,
+    VerifyCase,
+)
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
@@ -166,89 +185,99 @@ class Workflow:
 
     # --- commands with defaults ---------------------------------------------------------
 
+    def run(self, command: type[Command], actor: Actor, *, at: datetime | None = None,
+            command_id: str | None = None, batch: CommandBatch[Any] | None = None,
+            seen_versions: Mapping[UUID, int] | None = None, **fields: Any) -> UUID:
+        """Build `command` from `fields` and run it as `actor` (staged in `batch`, on the
+        versions seen, if given): the subject's id."""
+        context = CommandContext(actor=actor, at=at, command_id=command_id, batch=batch,
+                                 seen_versions=seen_versions or {})
+        return self.app.handle(command(**fields), context).subject
+
     def report(self, **kw: Any) -> UUID:
         args: dict[str, Any] = {
             "source": "inspector", "category": "C0101", "location": Places.in_d01,
             "description": "manhole cover missing on the pavement", "actor": self.cast.inspector,
         }
-        return self.app.report(**{**args, **kw})
+        return self.run(ReportCase, **{**args, **kw})
 
     def register(self, case_id: UUID, **kw: Any) -> UUID:
-        return self.app.register(case_id, **{"actor": self.cast.dispatcher, **kw})
+        return self.run(RegisterCase, case_id=case_id, **{"actor": self.cast.dispatcher, **kw})
 
     def reject(self, case_id: UUID, **kw: Any) -> UUID:
         args = {"actor": self.cast.dispatcher, "reason": "not-city-management"}
-        return self.app.reject(case_id, **{**args, **kw})
+        return self.run(RejectCase, case_id=case_id, **{**args, **kw})
 
     def dispatch(self, case_id: UUID, **kw: Any) -> UUID:
-        return self.app.dispatch(case_id, **{"actor": self.cast.dispatcher, **kw})
+        return self.run(DispatchCase, case_id=case_id, **{"actor": self.cast.dispatcher, **kw})
 
     def return_to_centre(self, case_id: UUID, **kw: Any) -> UUID:
         args = {"actor": self.cast.water, "reason": "the cover belongs to the sewer network",
                 "suggested_department": "sanitation"}
-        return self.app.return_to_centre(case_id, **{**args, **kw})
+        return self.run(ReturnCaseToCentre, case_id=case_id, **{**args, **kw})
 
     def request_extension(self, case_id: UUID, **kw: Any) -> UUID:
         if "requested_deadline" not in kw:
             deadline = self.case(case_id).handling_deadline
             kw["requested_deadline"] = (deadline or self.clock()) + timedelta(days=3)
         args = {"actor": self.cast.water, "reason": "a new cover must be cast"}
-        return self.app.request_extension(case_id, **{**args, **kw})
+        return self.run(RequestCaseExtension, case_id=case_id, **{**args, **kw})
 
     def approve_extension(self, case_id: UUID, **kw: Any) -> UUID:
-        return self.app.decide_extension(case_id, **{"approve": True,
-                                                     "actor": self.cast.dispatcher, **kw})
+        return self.run(DecideCaseExtension, case_id=case_id,
+                        **{"approve": True, "actor": self.cast.dispatcher, **kw})
 
     def refuse_extension(self, case_id: UUID, **kw: Any) -> UUID:
         args = {"approve": False, "actor": self.cast.dispatcher,
                 "reason": "a temporary cover will do"}
-        return self.app.decide_extension(case_id, **{**args, **kw})
+        return self.run(DecideCaseExtension, case_id=case_id, **{**args, **kw})
 
     def accept_return(self, case_id: UUID, **kw: Any) -> UUID:
         args = {"accept": True, "actor": self.cast.dispatcher,
                 "reason": "the asset register names sanitation"}
-        return self.app.review_return(case_id, **{**args, **kw})
+        return self.run(ReviewCaseReturn, case_id=case_id, **{**args, **kw})
 
     def reject_return(self, case_id: UUID, **kw: Any) -> UUID:
         args = {"accept": False, "actor": self.cast.dispatcher,
                 "reason": "the asset register names the water company"}
-        return self.app.review_return(case_id, **{**args, **kw})
+        return self.run(ReviewCaseReturn, case_id=case_id, **{**args, **kw})
 
     def suspend(self, case_id: UUID, **kw: Any) -> UUID:
         """The centre suspends the case itself."""
         args = {"actor": self.cast.dispatcher, "reason": "the road must be closed first"}
-        return self.app.suspend(case_id, **{**args, **kw})
+        return self.run(SuspendCase, case_id=case_id, **{**args, **kw})
 
     def request_suspension(self, case_id: UUID, **kw: Any) -> UUID:
         args = {"actor": self.cast.water, "reason": "the road must be closed first"}
-        return self.app.request_suspension(case_id, **{**args, **kw})
+        return self.run(RequestCaseSuspension, case_id=case_id, **{**args, **kw})
 
     def approve_suspension(self, case_id: UUID, **kw: Any) -> UUID:
-        return self.app.decide_suspension(case_id, **{"approve": True,
-                                                      "actor": self.cast.dispatcher, **kw})
+        return self.run(DecideCaseSuspension, case_id=case_id,
+                        **{"approve": True, "actor": self.cast.dispatcher, **kw})
 
     def refuse_suspension(self, case_id: UUID, **kw: Any) -> UUID:
         args = {"approve": False, "actor": self.cast.dispatcher,
                 "reason": "work around the traffic instead"}
-        return self.app.decide_suspension(case_id, **{**args, **kw})
+        return self.run(DecideCaseSuspension, case_id=case_id, **{**args, **kw})
 
     def resume(self, case_id: UUID, **kw: Any) -> UUID:
-        return self.app.resume(case_id, **{"actor": self.cast.water, **kw})
+        return self.run(ResumeCase, case_id=case_id, **{"actor": self.cast.water, **kw})
 
     def handle(self, case_id: UUID, **kw: Any) -> UUID:
         args = {"actor": self.cast.water, "result": "new cover fitted",
                 "evidence": ["photo://after-1.jpg"]}
-        return self.app.handle(case_id, **{**args, **kw})
+        return self.run(HandleCase, case_id=case_id, **{**args, **kw})
 
     def verify(self, case_id: UUID, **kw: Any) -> UUID:
-        return self.app.verify(case_id, **{"fixed": True, "actor": self.cast.inspector, **kw})
+        return self.run(VerifyCase, case_id=case_id,
+                        **{"fixed": True, "actor": self.cast.inspector, **kw})
 
     def order_rework(self, case_id: UUID, **kw: Any) -> UUID:
         args = {"fixed": False, "actor": self.cast.inspector, "note": "the cover still rocks"}
-        return self.app.verify(case_id, **{**args, **kw})
+        return self.run(VerifyCase, case_id=case_id, **{**args, **kw})
 
     def close_case(self, case_id: UUID, **kw: Any) -> UUID:
-        return self.app.close_case(case_id, **{"actor": self.cast.dispatcher, **kw})
+        return self.run(CloseCase, case_id=case_id, **{"actor": self.cast.dispatcher, **kw})
 
     # --- paths and observations ---------------------------------------------------------
 

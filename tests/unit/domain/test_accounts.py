@@ -11,8 +11,24 @@ import pytest
 
 from cityops.domain.accounts.account import PasswordHasher, check_password_rules
 from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import (
+    AddDepartment,
+    AddUser,
+    ChangePassword,
+    DisableUser,
+    EnableUser,
+    IssueApiKey,
+    RenameDepartment,
+    RenameUser,
+    ResetPassword,
+    RetireDepartment,
+    RevokeApiKey,
+    SetDepartment,
+    SetRole,
+)
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotFound, NotPermitted
 
 ADMIN = Actor(user_id="root-wu", role=Role.ADMIN)
@@ -63,8 +79,10 @@ def test_weak_passwords_are_refused_saying_why(password: str, reason: str) -> No
 
 
 def test_a_user_signs_in_with_any_case_of_the_name(accounts: Accounts) -> None:
-    accounts.add_user("Water-Chen", role="department-user", department="water",
-                      password=PASSWORD, display_name="Chen Li", actor=ADMIN)
+    accounts.handle(
+        AddUser(username="Water-Chen", role="department-user", department="water",
+                password=PASSWORD, display_name="Chen Li"),
+        CommandContext(actor=ADMIN))
     view = accounts.authenticate("water-chen", PASSWORD)
     assert view is not None
     assert (view.username, view.role, view.department, view.credential_version) == (
@@ -73,38 +91,51 @@ def test_a_user_signs_in_with_any_case_of_the_name(accounts: Accounts) -> None:
     assert accounts.authenticate("water-chen", "wrong-password-1") is None
     assert accounts.authenticate("nobody", PASSWORD) is None
     with pytest.raises(InvalidValue, match="already exists"):
-        accounts.add_user("WATER-CHEN", role="leader", password=PASSWORD, actor=ADMIN)
+        accounts.handle(
+            AddUser(username="WATER-CHEN", role="leader", password=PASSWORD),
+            CommandContext(actor=ADMIN))
     summary = accounts.user("water-chen").summary()
     assert "password_hash" not in summary and PASSWORD not in str(summary)
 
 
 def test_the_credential_version_moves_when_what_a_token_vouches_for_changes(
         accounts: Accounts) -> None:
-    accounts.add_user("zhao", role="dispatcher", password=PASSWORD, actor=ADMIN)
+    accounts.handle(
+        AddUser(username="zhao", role="dispatcher", password=PASSWORD),
+        CommandContext(actor=ADMIN))
 
     def version() -> int:
         return accounts.user("zhao").credential_version
 
-    accounts.reset_password("zhao", "new-password-7", actor=ADMIN)
+    accounts.handle(
+        ResetPassword(username="zhao", password="new-password-7"),
+        CommandContext(actor=ADMIN))
     assert version() == 2
     me = Actor("zhao", Role.DISPATCHER)
-    accounts.change_password("zhao", current="new-password-7", new="newer-password-8",
-                             actor=me)
+    accounts.handle(
+        ChangePassword(username="zhao", current="new-password-7", new="newer-password-8"),
+        CommandContext(actor=me))
     assert version() == 3
-    accounts.set_role("zhao", "planner", actor=ADMIN)
+    accounts.handle(SetRole(username="zhao", role="planner"), CommandContext(actor=ADMIN))
     assert version() == 4
-    accounts.set_role("zhao", "planner", actor=ADMIN)  # nothing changed: no new version
+    accounts.handle(
+        SetRole(username="zhao", role="planner"),
+        CommandContext(actor=ADMIN))  # nothing changed: no new version
     assert version() == 4
-    accounts.set_department("zhao", "roads", actor=ADMIN)
+    accounts.handle(SetDepartment(username="zhao", department="roads"), CommandContext(actor=ADMIN))
     assert version() == 5
-    accounts.rename_user("zhao", "Zhao Wei", actor=ADMIN)  # a name is not a credential
+    accounts.handle(
+        RenameUser(username="zhao", display_name="Zhao Wei"),
+        CommandContext(actor=ADMIN))  # a name is not a credential
     assert version() == 5
-    accounts.disable_user("zhao", reason="left the centre", actor=ADMIN)
+    accounts.handle(
+        DisableUser(username="zhao", reason="left the centre"),
+        CommandContext(actor=ADMIN))
     assert version() == 6
     assert not accounts.user("zhao").enabled
     with pytest.raises(IllegalTransition, match="it is disabled"):
-        accounts.disable_user("zhao", reason="again", actor=ADMIN)
-    accounts.enable_user("zhao", actor=ADMIN)
+        accounts.handle(DisableUser(username="zhao", reason="again"), CommandContext(actor=ADMIN))
+    accounts.handle(EnableUser(username="zhao"), CommandContext(actor=ADMIN))
     assert accounts.user("zhao").enabled
     events = [type(e).__name__ for e in accounts.events.get(accounts.user("zhao").id)]
     assert events == ["Registered", "PasswordChanged", "PasswordChanged", "RoleChanged",
@@ -114,46 +145,73 @@ def test_the_credential_version_moves_when_what_a_token_vouches_for_changes(
 
 
 def test_changing_ones_own_password_needs_the_current_one(accounts: Accounts) -> None:
-    accounts.add_user("wang", role="inspector", password=PASSWORD, actor=ADMIN)
+    accounts.handle(
+        AddUser(username="wang", role="inspector", password=PASSWORD),
+        CommandContext(actor=ADMIN))
     wang = Actor("wang", Role.INSPECTOR)
     with pytest.raises(NotPermitted, match="current password is not correct"):
-        accounts.change_password("wang", current="guess-guess-1", new="new-password-7",
-                                 actor=wang)
+        accounts.handle(
+            ChangePassword(username="wang", current="guess-guess-1", new="new-password-7"),
+            CommandContext(actor=wang))
     with pytest.raises(NotPermitted, match="only change their own"):
-        accounts.change_password("wang", current=PASSWORD, new="new-password-7",
-                                 actor=Actor("li", Role.INSPECTOR))
+        accounts.handle(
+            ChangePassword(username="wang", current=PASSWORD, new="new-password-7"),
+            CommandContext(actor=Actor("li", Role.INSPECTOR)))
     with pytest.raises(InvalidValue, match="must differ"):
-        accounts.change_password("wang", current=PASSWORD, new=PASSWORD, actor=wang)
+        accounts.handle(
+            ChangePassword(username="wang", current=PASSWORD, new=PASSWORD),
+            CommandContext(actor=wang))
     assert accounts.user("wang").credential_version == 1
 
 
 def test_department_rules(accounts: Accounts) -> None:
     with pytest.raises(InvalidValue, match="needs a department"):
-        accounts.add_user("li", role="department-user", password=PASSWORD, actor=ADMIN)
+        accounts.handle(
+            AddUser(username="li", role="department-user", password=PASSWORD),
+            CommandContext(actor=ADMIN))
     with pytest.raises(InvalidValue, match="unknown department 'atlantis'"):
-        accounts.add_user("li", role="department-user", department="atlantis",
-                          password=PASSWORD, actor=ADMIN)
+        accounts.handle(
+            AddUser(username="li", role="department-user", department="atlantis",
+                    password=PASSWORD),
+            CommandContext(actor=ADMIN))
     assert accounts.find_user("li") is None  # nothing half-written
 
-    accounts.add_department("parks-east", "Parks East Office", actor=ADMIN)
-    accounts.add_user("li", role="department-user", department="parks-east",
-                      password=PASSWORD, actor=ADMIN)
+    accounts.handle(
+        AddDepartment(code="parks-east", department_name="Parks East Office"),
+        CommandContext(actor=ADMIN))
+    accounts.handle(
+        AddUser(username="li", role="department-user", department="parks-east", password=PASSWORD),
+        CommandContext(actor=ADMIN))
     with pytest.raises(InvalidValue, match="still has enabled users: li"):
-        accounts.retire_department("parks-east", reason="merged", actor=ADMIN)
+        accounts.handle(
+            RetireDepartment(code="parks-east", reason="merged"),
+            CommandContext(actor=ADMIN))
     with pytest.raises(IllegalTransition, match="a department user needs a department"):
-        accounts.set_department("li", None, actor=ADMIN)
-    accounts.set_department("li", "landscaping", actor=ADMIN)
-    accounts.rename_department("parks-east", "Parks (East)", actor=ADMIN)
-    accounts.retire_department("parks-east", reason="merged into landscaping", actor=ADMIN)
+        accounts.handle(SetDepartment(username="li", department=None), CommandContext(actor=ADMIN))
+    accounts.handle(
+        SetDepartment(username="li", department="landscaping"),
+        CommandContext(actor=ADMIN))
+    accounts.handle(
+        RenameDepartment(code="parks-east", department_name="Parks (East)"),
+        CommandContext(actor=ADMIN))
+    accounts.handle(
+        RetireDepartment(code="parks-east", reason="merged into landscaping"),
+        CommandContext(actor=ADMIN))
     assert accounts.department("parks-east").summary() == {
         "code": "parks-east", "name": "Parks (East)", "status": "retired",
         "retired_reason": "merged into landscaping"}
     with pytest.raises(InvalidValue, match="retired"):
-        accounts.set_department("li", "parks-east", actor=ADMIN)
+        accounts.handle(
+            SetDepartment(username="li", department="parks-east"),
+            CommandContext(actor=ADMIN))
     with pytest.raises(InvalidValue, match="already exists"):
-        accounts.add_department("water", "Another water", actor=ADMIN)
+        accounts.handle(
+            AddDepartment(code="water", department_name="Another water"),
+            CommandContext(actor=ADMIN))
     with pytest.raises(InvalidValue, match="not valid"):
-        accounts.add_department("Bad Code", "x", actor=ADMIN)
+        accounts.handle(
+            AddDepartment(code="Bad Code", department_name="x"),
+            CommandContext(actor=ADMIN))
 
 
 def test_departments_are_seeded_once_from_the_catalogue(accounts: Accounts,
@@ -165,8 +223,10 @@ def test_departments_are_seeded_once_from_the_catalogue(accounts: Accounts,
 
 
 def test_an_api_key_is_stored_as_a_digest_and_can_be_revoked(accounts: Accounts) -> None:
-    issued = accounts.issue_api_key("FixMyStreet", actor=ADMIN)
+    issued = IssueApiKey.new("FixMyStreet")
+    accounts.handle(issued, CommandContext(actor=ADMIN))
     key_id, secret = issued.key.split(".")
+    assert secret not in repr(issued)
     assert key_id == issued.key_id
     stored: Any = accounts.api_key(key_id)
     assert stored.secret_sha256 == hashlib.sha256(secret.encode()).hexdigest()
@@ -175,23 +235,31 @@ def test_an_api_key_is_stored_as_a_digest_and_can_be_revoked(accounts: Accounts)
     assert client is not None and (client.name, client.key_id) == ("FixMyStreet", key_id)
     for wrong in (issued.key + "x", f"{key_id}.", "nonsense", f"ck_{'0' * 16}.{secret}"):
         assert accounts.api_client_for_key(wrong) is None
-    accounts.revoke_api_key(key_id, reason="phone lost", actor=ADMIN)
+    accounts.handle(RevokeApiKey(key_id=key_id, reason="phone lost"), CommandContext(actor=ADMIN))
     assert accounts.api_client_for_key(issued.key) is None
     assert accounts.api_key(key_id).summary()["revoked_by"] == "root-wu"
     with pytest.raises(IllegalTransition):
-        accounts.revoke_api_key(key_id, reason="again", actor=ADMIN)
+        accounts.handle(RevokeApiKey(key_id=key_id, reason="again"), CommandContext(actor=ADMIN))
     with pytest.raises(NotFound):
-        accounts.revoke_api_key(f"ck_{'1' * 16}", reason="x", actor=ADMIN)
+        accounts.handle(
+            RevokeApiKey(key_id=f"ck_{'1' * 16}", reason="x"),
+            CommandContext(actor=ADMIN))
 
 
 @pytest.mark.parametrize("role", [r for r in Role if r is not Role.ADMIN])
 def test_only_an_administrator_manages_accounts(accounts: Accounts, role: Role) -> None:
     someone = Actor("someone", role, "water" if role is Role.DEPARTMENT_USER else None)
     for attempt in (
-        lambda: accounts.add_user("x1", role="leader", password=PASSWORD, actor=someone),
-        lambda: accounts.add_department("new-dept", "New", actor=someone),
-        lambda: accounts.issue_api_key("client", actor=someone),
-        lambda: accounts.disable_user("anyone", reason="x", actor=someone),
+        lambda: accounts.handle(
+            AddUser(username="x1", role="leader", password=PASSWORD),
+            CommandContext(actor=someone)).subject,
+        lambda: accounts.handle(
+            AddDepartment(code="new-dept", department_name="New"),
+            CommandContext(actor=someone)).subject,
+        lambda: accounts.handle(IssueApiKey.new("client"), CommandContext(actor=someone)),
+        lambda: accounts.handle(
+            DisableUser(username="anyone", reason="x"),
+            CommandContext(actor=someone)).subject,
     ):
         with pytest.raises(NotPermitted, match="only an admin"):
             attempt()
@@ -200,9 +268,13 @@ def test_only_an_administrator_manages_accounts(accounts: Accounts, role: Role) 
 def test_bad_names_and_roles_are_refused(accounts: Accounts) -> None:
     for username in ("", "has space", "-dash-first", "x" * 65, "cityops"):
         with pytest.raises(InvalidValue):
-            accounts.add_user(username, role="leader", password=PASSWORD, actor=ADMIN)
+            accounts.handle(
+                AddUser(username=username, role="leader", password=PASSWORD),
+                CommandContext(actor=ADMIN))
     with pytest.raises(InvalidValue, match="unknown role 'mayor'"):
-        accounts.add_user("zhou", role="mayor", password=PASSWORD, actor=ADMIN)
+        accounts.handle(
+            AddUser(username="zhou", role="mayor", password=PASSWORD),
+            CommandContext(actor=ADMIN))
     with pytest.raises(InvalidValue, match="cannot disable their own"):
-        accounts.disable_user("root-wu", reason="oops", actor=ADMIN)
+        accounts.handle(DisableUser(username="root-wu", reason="oops"), CommandContext(actor=ADMIN))
     assert accounts.users() == []

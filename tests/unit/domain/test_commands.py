@@ -18,8 +18,8 @@ from cityops.domain.application import (
     CommandOutcome,
     CommandReceipt,
     StagingOverlap,
-    observed_commands,
 )
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import (
     CommandIdReused,
     ConcurrencyConflict,
@@ -29,6 +29,7 @@ from cityops.domain.errors import (
 )
 from cityops.domain.gridcases.application import GridCases
 from cityops.domain.gridcases.case import CaseStatus, GridCase
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase, SuspendCase
 
 # Each command in a state where it is legal (the same table as the lifecycle tests).
 LEGAL_IN = {
@@ -154,16 +155,18 @@ def test_a_receipt_says_what_was_done_by_whom(workflow, cast):
         workflow.app.case(receipt.id)
 
 
-def test_a_command_that_decides_nothing_is_a_programming_error(workflow, cast):
+def test_a_command_that_decides_nothing_is_a_programming_error(workflow, cast, monkeypatch):
+    case_id = workflow.report()
+    monkeypatch.setattr(workflow.app, "register", lambda command, uow: [])
     with pytest.raises(AssertionError, match="decided nothing"):
-        workflow.app.run_command("grid-case.register", actor=cast.dispatcher, command_id=None,
-                                 args={}, decide=list)
+        workflow.app.handle(RegisterCase(case_id=case_id), CommandContext(actor=cast.dispatcher))
 
 
 # --- optimistic concurrency ---------------------------------------------------------------
 
 
-def test_two_dispatchers_change_the_same_case_and_the_second_must_retry(workflow, cast, clock):
+def test_two_dispatchers_change_the_same_case_and_the_second_must_retry(workflow, cast, clock,
+                                                                       monkeypatch):
     app = workflow.app
     case_id = workflow.to("registered")
     # Both duty officers open the case at the same time.
@@ -178,10 +181,12 @@ def test_two_dispatchers_change_the_same_case_and_the_second_must_retry(workflow
                     instructions="", actor=cast.admin, at=clock())
     app.save(mine)
 
+    # The second decided on the case as they had it open: saving it conflicts.
+    monkeypatch.setattr(app, "dispatch", lambda command, uow: [theirs])
     with pytest.raises(ConcurrencyConflict) as error:
-        app.run_command("grid-case.dispatch", actor=cast.admin, command_id="admin:1",
-                        args={"case_id": case_id, "department": "roads"},
-                        decide=lambda: [theirs])
+        app.handle(DispatchCase(case_id=case_id, department="roads"),
+                   CommandContext(actor=cast.admin, command_id="admin:1"))
+    monkeypatch.undo()
     assert str(error.value) == (
         f"cannot grid-case.dispatch grid case {case_id}: it was changed by someone else at "
         "the same time; reload it and try again"
@@ -201,20 +206,22 @@ def test_two_dispatchers_change_the_same_case_and_the_second_must_retry(workflow
 def test_two_copies_of_one_command_racing_are_done_once(workflow, cast):
     app = workflow.app
     case_id = workflow.to("registered")
-    args = {"case_id": case_id, "department": "water", "instructions": ""}
 
-    def decide_while_the_twin_wins() -> list[GridCase]:
+    def decide_while_the_twin_wins(command, uow) -> list[GridCase]:
         stale = app.case(case_id)
-        # The same command, sent twice by a client, is saved by another worker meanwhile.
+        # The same command, sent twice by a client, is saved by another worker meanwhile
+        # (with the real handler).
+        del app.dispatch
         workflow.dispatch(case_id, department="water", command_id="twin-1")
         deadline = stale.stage.deadline + timedelta(hours=8)
         stale.dispatch(department="water", deadline=deadline, limit_unit=stale.stage.unit,
                        instructions="", actor=cast.dispatcher, at=stale.modified_on)
         return [stale]
 
-    answer = app.run_command("grid-case.dispatch", actor=cast.dispatcher, command_id="twin-1",
-                             args=args, decide=decide_while_the_twin_wins)
-    assert answer == case_id
+    app.dispatch = decide_while_the_twin_wins
+    answer = app.handle(DispatchCase(case_id=case_id, department="water"),
+                        CommandContext(actor=cast.dispatcher, command_id="twin-1"))
+    assert answer == CommandOutcome("grid-case.dispatch", case_id, repeated=True)
     topics = [t.rsplit(".", 1)[-1] for t in workflow.stored_case_events()]
     assert topics == ["Reported", "Registered", "Dispatched"]
     assert receipts(app) == 1
@@ -228,28 +235,30 @@ def test_two_dispatchers_on_two_servers_sharing_one_database(tmp_path, make_grid
            "SQLITE_DBNAME": str(tmp_path / "gridcases.db"), "SQLITE_LOCK_TIMEOUT": "10"}
     servers = [make_gridcases(clock, env=env), make_gridcases(clock, env=env)]
     try:
-        case_id = servers[0].report(source="inspector", category="C0101",
-                                    description="cover missing",
-                                    location=places.in_d01, actor=cast.inspector)
-        servers[1].register(case_id, actor=cast.dispatcher)
+        case_id = servers[0].handle(
+            ReportCase(source="inspector", category="C0101", description="cover missing",
+                       location=places.in_d01),
+            CommandContext(actor=cast.inspector)).subject
+        servers[1].handle(RegisterCase(case_id=case_id), CommandContext(actor=cast.dispatcher))
 
         both_have_read = threading.Barrier(2, timeout=10)
         for server in servers:
-            load = server.case
+            load = server.load_for
 
-            def case_then_wait(aggregate_id: UUID, load=load) -> GridCase:
-                case = load(aggregate_id)
+            def load_then_wait(cls, aggregate_id: UUID, batch, load=load) -> GridCase:
+                case = load(cls, aggregate_id, batch)
                 both_have_read.wait()
                 return case
 
-            server.case = case_then_wait  # type: ignore[method-assign]
+            server.load_for = load_then_wait  # type: ignore[method-assign]
 
         outcomes: dict[str, object] = {}
 
         def dispatch(name: str, server, department: str) -> None:
             try:
-                server.dispatch(case_id, actor=cast.dispatcher, department=department,
-                                command_id=f"{name}:1")
+                server.handle(
+                    DispatchCase(case_id=case_id, department=department),
+                    CommandContext(actor=cast.dispatcher, command_id=f"{name}:1"))
                 outcomes[name] = "dispatched"
             except Exception as error:  # the test looks at what happened
                 outcomes[name] = error
@@ -275,15 +284,16 @@ def test_two_dispatchers_on_two_servers_sharing_one_database(tmp_path, make_grid
             server.close()
 
 
-def test_a_stale_write_without_command_id_is_a_conflict_too(workflow, cast):
+def test_a_stale_write_without_command_id_is_a_conflict_too(workflow, cast, monkeypatch):
     app = workflow.app
     case_id = workflow.to("dispatched")
     stale = app.repository.get(case_id)
     workflow.handle(case_id)
     stale.suspend(reason="road closure", actor=cast.dispatcher, at=stale.modified_on)
+    monkeypatch.setattr(app, "suspend", lambda command, uow: [stale])
     with pytest.raises(ConcurrencyConflict):
-        app.run_command("grid-case.suspend", actor=cast.dispatcher, command_id=None,
-                        args={"case_id": case_id}, decide=lambda: [stale])
+        app.handle(SuspendCase(case_id=case_id, reason="road closure"),
+                   CommandContext(actor=cast.dispatcher))
     assert app.case(case_id).status is CaseStatus.HANDLED
 
 
@@ -316,13 +326,14 @@ def test_a_report_onto_a_case_id_already_taken_says_it_was_already_reported(work
     assert notifications(workflow.app) == stored
 
 
-def test_a_caller_learns_from_the_command_itself_whether_it_was_a_repeat(workflow):
-    with observed_commands() as first:
-        case_id = workflow.report(command_id="tablet-1:7")
-    with observed_commands() as again:
-        workflow.report(command_id="tablet-1:7")
-    assert first == [CommandOutcome("grid-case.report", case_id, repeated=False)]
-    assert again == [CommandOutcome("grid-case.report", case_id, repeated=True)]
+def test_a_caller_learns_from_the_command_itself_whether_it_was_a_repeat(workflow, cast,
+                                                                         places):
+    report = ReportCase(category="C0101", description="cover missing", location=places.in_d01)
+    context = CommandContext(actor=cast.inspector, command_id="tablet-1:7")
+    first = workflow.app.handle(report, context)
+    again = workflow.app.handle(report, context)
+    assert first == CommandOutcome("grid-case.report", first.subject, repeated=False)
+    assert again == CommandOutcome("grid-case.report", first.subject, repeated=True)
 
 
 # --- batches: many independent commands, one save -------------------------------------------
@@ -358,7 +369,8 @@ def counted(workflow, catalogue, locator, open_reports, clock, cast):
 
 def test_a_batch_decides_each_command_at_once_and_saves_them_in_one_go(counted):
     batch: CommandBatch[str] = CommandBatch()
-    ids = [batch.stage(f"message-{i}", lambda i=i: counted.report(command_id=f"batch:{i}"))
+    ids = [batch.stage(f"message-{i}",
+                       lambda i=i: counted.report(command_id=f"batch:{i}", batch=batch))
            for i in range(3)]
     assert notifications(counted.app) == []  # decided, not saved yet
     assert len(batch) == 3 and "message-1" in batch
@@ -370,10 +382,10 @@ def test_a_batch_decides_each_command_at_once_and_saves_them_in_one_go(counted):
 
 def test_a_refused_command_in_a_batch_is_refused_alone(counted):
     batch: CommandBatch[str] = CommandBatch()
-    good = batch.stage("good", lambda: counted.report(command_id="r-good"))
+    good = batch.stage("good", lambda: counted.report(batch=batch, command_id="r-good"))
     with pytest.raises(NotFound):
         batch.stage("ghost", lambda: counted.dispatch(uuid4(), department="water",
-                                                      command_id="d-ghost"))
+                                                      command_id="d-ghost", batch=batch))
     assert "ghost" not in batch
     assert batch.commit() == []
     assert counted.case(good).status is CaseStatus.REPORTED
@@ -383,20 +395,21 @@ def test_a_refused_command_in_a_batch_is_refused_alone(counted):
 def test_a_command_that_reads_what_the_batch_holds_unsaved_is_sent_back(counted, clock):
     case_id = counted.report()
     batch: CommandBatch[str] = CommandBatch()
-    batch.stage("register", lambda: counted.register(case_id, command_id="reg-1"))
+    batch.stage("register", lambda: counted.register(case_id, command_id="reg-1", batch=batch))
     clock.advance(minutes=5)
     # Dispatching needs the registered case, which is not saved yet: decided on the saved
     # state it would be refused (or worse, overwrite): it is sent back untouched.
     with pytest.raises(StagingOverlap):
         batch.stage("dispatch", lambda: counted.dispatch(case_id, department="water",
-                                                         command_id="dis-1"))
+                                                         command_id="dis-1", batch=batch))
     # The same command id again writes the same receipt: sent back too.
     with pytest.raises(StagingOverlap):
-        batch.stage("register again", lambda: counted.register(case_id, command_id="reg-1"))
+        batch.stage("register again",
+                    lambda: counted.register(case_id, command_id="reg-1", batch=batch))
     assert len(batch) == 1
     assert batch.commit() == []
     batch.stage("dispatch", lambda: counted.dispatch(case_id, department="water",
-                                                     command_id="dis-1"))
+                                                     command_id="dis-1", batch=batch))
     assert batch.commit() == []
     assert counted.case(case_id).status is CaseStatus.DISPATCHED
     assert counted.app.saves == [1, 2, 2]
@@ -405,7 +418,7 @@ def test_a_command_that_reads_what_the_batch_holds_unsaved_is_sent_back(counted,
 def test_a_unit_of_a_batch_runs_one_command(counted):
     batch: CommandBatch[str] = CommandBatch()
     with pytest.raises(StagingOverlap, match="runs one command"):
-        batch.stage("two", lambda: (counted.report(), counted.report()))
+        batch.stage("two", lambda: (counted.report(batch=batch), counted.report(batch=batch)))
     assert len(batch) == 0
     assert batch.commit() == []
     assert notifications(counted.app) == []
@@ -414,10 +427,11 @@ def test_a_unit_of_a_batch_runs_one_command(counted):
 def test_a_conflicting_batch_saves_nothing_and_its_commands_get_their_own_answers(counted):
     earlier = counted.report(command_id="r-1")
     batch: CommandBatch[str] = CommandBatch()
-    batch.stage("new", lambda: counted.report(command_id="r-2", description="a new one"))
+    batch.stage("new", lambda: counted.report(command_id="r-2", description="a new one",
+                                              batch=batch))
     # A redelivered report: decided again (nothing is looked up first), so its case and
     # receipt conflict on save, and the batch's save with them.
-    batch.stage("repeat", lambda: counted.report(command_id="r-1"))
+    batch.stage("repeat", lambda: counted.report(batch=batch, command_id="r-1"))
     assert batch.commit() == ["new", "repeat"]
     assert receipts(counted.app) == 1
     # Run again one by one, as the batch's owner does: each gets its exact answer.
@@ -430,7 +444,7 @@ def test_a_conflicting_batch_saves_nothing_and_its_commands_get_their_own_answer
 
 def test_a_batch_commit_that_fails_for_a_while_saves_everything_when_called_again(counted):
     batch: CommandBatch[str] = CommandBatch()
-    ids = [batch.stage(f"m{i}", lambda i=i: counted.report(command_id=f"flaky:{i}"))
+    ids = [batch.stage(f"m{i}", lambda i=i: counted.report(batch=batch, command_id=f"flaky:{i}"))
            for i in range(2)]
     counted.app.failures = 1
     with pytest.raises(OperationalError):
@@ -446,7 +460,7 @@ def test_what_waits_for_a_save_waits_for_the_batch_commit(counted):
     batch: CommandBatch[str] = CommandBatch()
 
     def report_then_tell() -> None:
-        counted.report(command_id="told-1")
+        counted.report(command_id="told-1", batch=batch)
         counted.app.after_saved(lambda: told.append("saved"))
 
     batch.stage("m", report_then_tell)

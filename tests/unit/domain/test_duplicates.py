@@ -11,10 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cityops.domain.commands import CommandContext
 from cityops.domain.duplicates import DuplicatePolicy, OpenReport, propose_duplicates
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.gridcases.commands import ReportCase
 
 NOW = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
 HERE = GeoPoint(121.4105, 31.2105)
@@ -147,10 +149,14 @@ def test_the_application_uses_its_duplicate_policy(make_gridcases, clock, open_r
                                                    places):
     app = make_gridcases(clock, open_reports=open_reports,
                          duplicate_policy=DuplicatePolicy(radius_m=300))
-    first = app.report(source="inspector", category="E0101", description="garbage",
-                       location=places.in_d01, actor=cast.inspector)
+    first = app.handle(
+        ReportCase(source="inspector", category="E0101", description="garbage",
+                   location=places.in_d01),
+        CommandContext(actor=cast.inspector)).subject
     open_reports.add_case(app.case(first))
-    second = app.report(source="camera", category="E0101", description="garbage seen",
-                        location=north(250, of=places.in_d01), actor=cast.system)
+    second = app.handle(
+        ReportCase(source="camera", category="E0101", description="garbage seen",
+                   location=north(250, of=places.in_d01)),
+        CommandContext(actor=cast.system)).subject
     assert app.case(second).possible_duplicates == [first]
     assert open_reports.queries[-1][1] == 300

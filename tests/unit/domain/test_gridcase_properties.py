@@ -200,13 +200,14 @@ def test_random_command_sequences_keep_the_case_consistent(make_workflow, cast, 
 
     # A spy on the application's loader: the aggregate a command worked on and saved.
     worked_on: list[GridCase] = []
-    load = app.case
+    load = app.load_for
 
-    def case_spy(aggregate_id: UUID) -> GridCase:
-        worked_on.append(load(aggregate_id))
+    def load_spy(cls: type[GridCase], aggregate_id: UUID, batch: Any,
+                 version: int | None = None) -> GridCase:
+        worked_on.append(load(cls, aggregate_id, batch, version))
         return worked_on[-1]
 
-    app.case = case_spy  # type: ignore[method-assign]
+    app.load_for = load_spy  # type: ignore[method-assign]
     receipted: list[str] = []
     for number in range(length):
         before = app.repository.get(case_id)

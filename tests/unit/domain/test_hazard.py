@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import (
     CatalogueError,
     CommandIdReused,
@@ -24,6 +25,18 @@ from cityops.domain.errors import (
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.hazards.application import HazardSources, LatestReading, LatestReadings
 from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hazards.commands import (
+    AcknowledgeAlarm,
+    AddSensor,
+    DecommissionHazardSource,
+    RecordAlarmEscalation,
+    RecordFinding,
+    RecordReading,
+    RectifyFinding,
+    RegisterHazardSource,
+    RemoveSensor,
+    UpdateHazardSource,
+)
 from cityops.domain.hazards.source import (
     AlarmEnd,
     AlarmLevel,
@@ -80,19 +93,23 @@ def app(clock: Clock) -> HazardSources:
     return HazardSources(POPO, catalogue=CATALOGUE, clock=clock)
 
 
-def register_depot(app: HazardSources, **overrides: Any) -> UUID:
+def register_depot(app: HazardSources, *, actor: Actor = PLANNER,
+                   command_id: str | None = None, **overrides: Any) -> UUID:
     facts: dict[str, Any] = {
-        "hazard_type": "lpg-depot", "name": "East LPG depot", "owner_name": "East Gas Co.",
-        "owner_contact": "Wang Li, +86 21 5555 0101", "grade": 2, "location": DEPOT,
-        "actor": PLANNER,
+        "hazard_type": "lpg-depot", "source_name": "East LPG depot",
+        "owner_name": "East Gas Co.", "owner_contact": "Wang Li, +86 21 5555 0101",
+        "grade": 2, "location": DEPOT,
     }
     facts.update(overrides)
-    return app.register(**facts)
+    return app.handle(RegisterHazardSource(**facts),
+                      CommandContext(actor=actor, command_id=command_id)).subject
 
 
 def add_gas_sensor(app: HazardSources, source_id: UUID, sensor_id: str = "GT-1") -> None:
-    app.add_sensor(source_id, sensor_id=sensor_id, kind="gas-concentration", unit="%LEL",
-                   direction="high", warning=20, alarm=40, actor=PLANNER)
+    app.handle(
+        AddSensor(source_id=source_id, sensor_id=sensor_id, kind="gas-concentration", unit="%LEL",
+            direction="high", warning=20, alarm=40),
+        CommandContext(actor=PLANNER))
 
 
 def events_stored(app: HazardSources) -> int:
@@ -110,8 +127,10 @@ def depot(app: HazardSources, clock: Clock) -> UUID:
 def read(app: HazardSources, clock: Clock, source_id: UUID, value: float,
          sensor_id: str = "GT-1") -> ReadingEffect:
     """One reading measured one minute after the previous one."""
-    return app.record_reading(source_id, sensor_id, value, clock.advance(minutes=1),
-                              actor=GATEWAY).effect
+    return app.judge_reading(
+        RecordReading(source_id=source_id, sensor_id=sensor_id, value=value,
+            measured_at=clock.advance(minutes=1)),
+        CommandContext(actor=GATEWAY)).effect
 
 
 # --- scenario --------------------------------------------------------------------------------
@@ -140,8 +159,10 @@ def test_a_gas_leak_at_an_lpg_depot_from_registration_to_escalation(
         value=4.0, measured_at=clock.now, level=AlarmLevel.NORMAL)
 
     # The concentration reaches the warning threshold: an alarm is raised.
-    outcome = app.record_reading(source_id, "GT-1", 21.0, clock.advance(minutes=1),
-                                 actor=GATEWAY)
+    outcome = app.judge_reading(
+        RecordReading(source_id=source_id, sensor_id="GT-1", value=21.0,
+            measured_at=clock.advance(minutes=1)),
+        CommandContext(actor=GATEWAY))
     assert outcome.effect is ReadingEffect.RAISED
     assert outcome.level is AlarmLevel.WARNING
     assert outcome.alarm is not None
@@ -156,7 +177,9 @@ def test_a_gas_leak_at_an_lpg_depot_from_registration_to_escalation(
     assert events_stored(app) == stored + 1
 
     # The duty officer acknowledges the warning.
-    app.acknowledge_alarm(source_id, alarm_id, actor=DUTY, note="calling the depot")
+    app.handle(
+        AcknowledgeAlarm(source_id=source_id, alarm_id=alarm_id, note="calling the depot"),
+        CommandContext(actor=DUTY))
     assert app.source(source_id).alarm(alarm_id).acknowledged
 
     # The leak grows: the alarm goes to the alarm level, which needs a new acknowledgement.
@@ -168,7 +191,9 @@ def test_a_gas_leak_at_an_lpg_depot_from_registration_to_escalation(
     assert [a.alarm_id for a in open_alarms(app.source(source_id))] == [alarm_id]
 
     # The centre escalates the alarm into an incident (created by the incident application).
-    incident_id = app.escalate_alarm(source_id, alarm_id, actor=DUTY, note="leak confirmed")
+    incident_id = app.handle(
+        RecordAlarmEscalation(source_id=source_id, alarm_id=alarm_id, note="leak confirmed"),
+        CommandContext(actor=DUTY)).result
     assert incident_id == incident_id_for_alarm(alarm_id)
     assert app.source(source_id).alarm(alarm_id).incident_id == incident_id
 
@@ -200,7 +225,10 @@ def test_a_second_alarm_on_the_same_sensor_gets_its_own_id(
         app: HazardSources, clock: Clock, depot: UUID) -> None:
     read(app, clock, depot, 25)
     read(app, clock, depot, 5)
-    outcome = app.record_reading(depot, "GT-1", 50, clock.advance(minutes=1), actor=GATEWAY)
+    outcome = app.judge_reading(
+        RecordReading(source_id=depot, sensor_id="GT-1", value=50,
+            measured_at=clock.advance(minutes=1)),
+        CommandContext(actor=GATEWAY))
     assert outcome.effect is ReadingEffect.RAISED
     assert outcome.level is AlarmLevel.ALARM
     assert outcome.alarm is not None
@@ -213,7 +241,10 @@ def test_a_reading_returns_the_current_alarm_state_without_saving(
         app: HazardSources, clock: Clock, depot: UUID) -> None:
     read(app, clock, depot, 30)
     version = app.source(depot).version
-    outcome = app.record_reading(depot, "GT-1", 31, clock.advance(minutes=1), actor=GATEWAY)
+    outcome = app.judge_reading(
+        RecordReading(source_id=depot, sensor_id="GT-1", value=31,
+            measured_at=clock.advance(minutes=1)),
+        CommandContext(actor=GATEWAY))
     assert outcome.effect is ReadingEffect.UNCHANGED
     assert outcome.level is AlarmLevel.WARNING
     assert outcome.alarm is not None and outcome.alarm.is_open
@@ -227,14 +258,20 @@ def test_a_reading_returns_the_current_alarm_state_without_saving(
 def test_a_reading_older_than_the_last_crossing_is_ignored(
         app: HazardSources, clock: Clock, depot: UUID) -> None:
     crossing = clock.advance(minutes=5)
-    assert app.record_reading(depot, "GT-1", 30, crossing,
-                              actor=GATEWAY).effect is ReadingEffect.RAISED
+    assert app.judge_reading(
+        RecordReading(source_id=depot, sensor_id="GT-1", value=30, measured_at=crossing),
+        CommandContext(actor=GATEWAY)).effect is ReadingEffect.RAISED
     version = app.source(depot).version
-    late = app.record_reading(depot, "GT-1", 2, crossing - timedelta(minutes=1), actor=GATEWAY)
+    late = app.judge_reading(
+        RecordReading(source_id=depot, sensor_id="GT-1", value=2,
+            measured_at=crossing - timedelta(minutes=1)),
+        CommandContext(actor=GATEWAY))
     assert late.effect is ReadingEffect.OUT_OF_ORDER
     assert late.level is AlarmLevel.WARNING
     # A redelivered crossing reading is at the same time as the crossing: also ignored.
-    again = app.record_reading(depot, "GT-1", 30, crossing, actor=GATEWAY)
+    again = app.judge_reading(
+        RecordReading(source_id=depot, sensor_id="GT-1", value=30, measured_at=crossing),
+        CommandContext(actor=GATEWAY))
     assert again.effect is ReadingEffect.OUT_OF_ORDER
     assert app.source(depot).version == version
     # The cache keeps the newest value it has seen.
@@ -245,14 +282,19 @@ def test_a_reading_older_than_the_last_crossing_is_ignored(
 def test_a_crossing_measured_before_an_acknowledgement_is_still_recorded(
         app: HazardSources, clock: Clock, depot: UUID) -> None:
     raised = clock.advance(minutes=1)
-    outcome = app.record_reading(depot, "GT-1", 25, raised, actor=GATEWAY)
+    outcome = app.judge_reading(
+        RecordReading(source_id=depot, sensor_id="GT-1", value=25, measured_at=raised),
+        CommandContext(actor=GATEWAY))
     assert outcome.alarm is not None
     clock.advance(minutes=2)
-    app.acknowledge_alarm(depot, outcome.alarm.alarm_id, actor=DUTY)
+    app.handle(
+        AcknowledgeAlarm(source_id=depot, alarm_id=outcome.alarm.alarm_id),
+        CommandContext(actor=DUTY))
     # Measured a minute before the acknowledgement, delivered after it.
     measured = clock.now - timedelta(minutes=1)
-    assert app.record_reading(depot, "GT-1", 2, measured,
-                              actor=GATEWAY).effect is ReadingEffect.CLEARED
+    assert app.judge_reading(
+        RecordReading(source_id=depot, sensor_id="GT-1", value=2, measured_at=measured),
+        CommandContext(actor=GATEWAY)).effect is ReadingEffect.CLEARED
     cleared = list(app.events.get(depot))[-1]
     assert isinstance(cleared, HazardSource.AlarmCleared)
     assert cleared.measured_at == measured
@@ -263,27 +305,37 @@ def test_a_crossing_measured_before_an_acknowledgement_is_still_recorded(
 def test_a_reading_from_the_future_is_refused(app: HazardSources, depot: UUID,
                                               clock: Clock) -> None:
     with pytest.raises(InvalidValue, match="future"):
-        app.record_reading(depot, "GT-1", 5, clock.now + timedelta(hours=1), actor=GATEWAY)
+        app.judge_reading(
+            RecordReading(source_id=depot, sensor_id="GT-1", value=5,
+                measured_at=clock.now + timedelta(hours=1)),
+            CommandContext(actor=GATEWAY))
 
 
 def test_a_crossing_that_loses_a_race_is_judged_again(
         app: HazardSources, clock: Clock, depot: UUID, monkeypatch: pytest.MonkeyPatch) -> None:
-    app.add_sensor(depot, sensor_id="PT-1", kind="pressure", unit="MPa", direction="high",
-                   warning=1.6, alarm=2.0, actor=PLANNER)
+    app.handle(
+        AddSensor(source_id=depot, sensor_id="PT-1", kind="pressure", unit="MPa",
+            direction="high", warning=1.6, alarm=2.0),
+        CommandContext(actor=PLANNER))
     stale = app.source(depot)
     read(app, clock, depot, 30)  # another worker's crossing on GT-1, saved meanwhile
     calls: list[int] = []
-    real_source = HazardSources.source
+    real_load = HazardSources.load_for
 
-    def source_once_stale(self: HazardSources, source_id: UUID) -> HazardSource:
+    def load_once_stale(self: HazardSources, cls: Any, source_id: UUID,
+                        *args: Any) -> Any:
         calls.append(1)
-        return stale if len(calls) == 1 else real_source(self, source_id)
+        return stale if len(calls) == 1 else real_load(self, cls, source_id, *args)
 
-    monkeypatch.setattr(HazardSources, "source", source_once_stale)
-    outcome = app.record_reading(depot, "PT-1", 2.5, clock.advance(minutes=1), actor=GATEWAY)
+    # The handler loads the source through its unit of work: the first load is stale.
+    monkeypatch.setattr(HazardSources, "load_for", load_once_stale)
+    outcome = app.judge_reading(
+        RecordReading(source_id=depot, sensor_id="PT-1", value=2.5,
+            measured_at=clock.advance(minutes=1)),
+        CommandContext(actor=GATEWAY))
     assert outcome.effect is ReadingEffect.RAISED
     assert len(calls) == 2
-    source = real_source(app, depot)
+    source = real_load(app, HazardSource, depot, None)
     assert {a.sensor_id for a in open_alarms(source)} == {"GT-1", "PT-1"}
 
 
@@ -312,8 +364,10 @@ def test_levels_are_entered_at_the_threshold_and_left_beyond_the_deadband(
 
 def test_a_low_level_sensor_raises_when_the_level_falls(
         app: HazardSources, clock: Clock, depot: UUID) -> None:
-    app.add_sensor(depot, sensor_id="LT-1", kind="liquid-level", unit="m", direction="low",
-                   warning=2.0, alarm=1.0, deadband=0.05, actor=PLANNER)
+    app.handle(
+        AddSensor(source_id=depot, sensor_id="LT-1", kind="liquid-level", unit="m",
+            direction="low", warning=2.0, alarm=1.0, deadband=0.05),
+        CommandContext(actor=PLANNER))
     assert read(app, clock, depot, 3.0, "LT-1") is ReadingEffect.UNCHANGED
     assert read(app, clock, depot, 0.9, "LT-1") is ReadingEffect.RAISED
     assert read(app, clock, depot, 2.05, "LT-1") is ReadingEffect.LEVEL_CHANGED
@@ -344,7 +398,7 @@ def test_inconsistent_sensors_are_refused(app: HazardSources, depot: UUID,
     facts.update(changes)
     version = app.source(depot).version
     with pytest.raises(InvalidValue, match=message):
-        app.add_sensor(depot, actor=PLANNER, **facts)
+        app.handle(AddSensor(source_id=depot, **facts), CommandContext(actor=PLANNER))
     assert app.source(depot).version == version
 
 
@@ -357,20 +411,27 @@ def test_removing_a_sensor_ends_its_open_alarm(
         app: HazardSources, clock: Clock, depot: UUID) -> None:
     read(app, clock, depot, 45)
     alarm_id = alarm_id_for(depot, "GT-1", 1)
-    app.remove_sensor(depot, sensor_id="GT-1", reason="detector replaced", actor=PLANNER)
+    app.handle(
+        RemoveSensor(source_id=depot, sensor_id="GT-1", reason="detector replaced"),
+        CommandContext(actor=PLANNER))
     source = app.source(depot)
     assert source.alarm(alarm_id).end is AlarmEnd.SENSOR_REMOVED
     assert open_alarms(source) == []
     assert app.latest_reading(depot, "GT-1") is None
     with pytest.raises(NotFound, match="sensor GT-1 does not exist"):
-        app.record_reading(depot, "GT-1", 5, clock.advance(minutes=1), actor=GATEWAY)
+        app.judge_reading(
+            RecordReading(source_id=depot, sensor_id="GT-1", value=5,
+                measured_at=clock.advance(minutes=1)),
+            CommandContext(actor=GATEWAY))
     with pytest.raises(NotFound):
-        app.remove_sensor(depot, sensor_id="GT-1", actor=PLANNER)
+        app.handle(RemoveSensor(source_id=depot, sensor_id="GT-1"), CommandContext(actor=PLANNER))
     # Put back: readings measured before it was added again are not its readings.
     clock.advance(minutes=1)
     add_gas_sensor(app, depot)
-    outcome = app.record_reading(depot, "GT-1", 45, clock.now - timedelta(seconds=30),
-                                 actor=GATEWAY)
+    outcome = app.judge_reading(
+        RecordReading(source_id=depot, sensor_id="GT-1", value=45,
+            measured_at=clock.now - timedelta(seconds=30)),
+        CommandContext(actor=GATEWAY))
     assert outcome.effect is ReadingEffect.OUT_OF_ORDER
     assert read(app, clock, depot, 45) is ReadingEffect.RAISED
 
@@ -381,14 +442,16 @@ def test_removing_a_sensor_ends_its_open_alarm(
 def test_an_alarm_is_acknowledged_once(app: HazardSources, clock: Clock, depot: UUID) -> None:
     read(app, clock, depot, 25)
     alarm_id = alarm_id_for(depot, "GT-1", 1)
-    app.acknowledge_alarm(depot, alarm_id, actor=DUTY)
+    app.handle(AcknowledgeAlarm(source_id=depot, alarm_id=alarm_id), CommandContext(actor=DUTY))
     version = app.source(depot).version
     with pytest.raises(IllegalTransition, match="already acknowledged"):
-        app.acknowledge_alarm(depot, alarm_id, actor=DUTY)
+        app.handle(
+            AcknowledgeAlarm(source_id=depot, alarm_id=alarm_id),
+            CommandContext(actor=DUTY))
     assert app.source(depot).version == version
     # A fall back from alarm to warning keeps the acknowledgement; a rise needs a new one.
     read(app, clock, depot, 45)
-    app.acknowledge_alarm(depot, alarm_id, actor=DUTY)
+    app.handle(AcknowledgeAlarm(source_id=depot, alarm_id=alarm_id), CommandContext(actor=DUTY))
     read(app, clock, depot, 30)
     assert app.source(depot).alarm(alarm_id).acknowledged
 
@@ -398,10 +461,11 @@ def test_an_alarm_that_cleared_unseen_can_still_be_acknowledged_and_escalated(
     read(app, clock, depot, 45)
     read(app, clock, depot, 1)
     alarm_id = alarm_id_for(depot, "GT-1", 1)
-    app.acknowledge_alarm(depot, alarm_id, actor=DUTY)
+    app.handle(AcknowledgeAlarm(source_id=depot, alarm_id=alarm_id), CommandContext(actor=DUTY))
     incident_id = uuid4()
-    assert app.escalate_alarm(depot, alarm_id, incident_id=incident_id,
-                              actor=DUTY) == incident_id
+    assert app.handle(
+        RecordAlarmEscalation(source_id=depot, alarm_id=alarm_id, incident_id=incident_id),
+        CommandContext(actor=DUTY)).result == incident_id
     assert app.source(depot).alarm(alarm_id).incident_id == incident_id
 
 
@@ -410,28 +474,42 @@ def test_escalating_again_into_the_same_incident_changes_nothing(
     read(app, clock, depot, 45)
     alarm_id = alarm_id_for(depot, "GT-1", 1)
     coordinator = Actor("coordinator", Role.SYSTEM)
-    first = app.escalate_alarm(depot, alarm_id, actor=coordinator)
+    first = app.handle(
+        RecordAlarmEscalation(source_id=depot, alarm_id=alarm_id),
+        CommandContext(actor=coordinator)).result
     version = app.source(depot).version
-    assert app.escalate_alarm(depot, alarm_id, actor=coordinator) == first
+    assert app.handle(
+        RecordAlarmEscalation(source_id=depot, alarm_id=alarm_id),
+        CommandContext(actor=coordinator)).result == first
     assert app.source(depot).version == version
     with pytest.raises(IllegalTransition, match=f"already escalated into incident {first}"):
-        app.escalate_alarm(depot, alarm_id, incident_id=uuid4(), actor=DUTY)
+        app.handle(
+            RecordAlarmEscalation(source_id=depot, alarm_id=alarm_id, incident_id=uuid4()),
+            CommandContext(actor=DUTY))
     assert app.source(depot).version == version
 
 
 def test_unknown_alarms_are_not_found(app: HazardSources, depot: UUID) -> None:
     with pytest.raises(NotFound, match="alarm"):
-        app.acknowledge_alarm(depot, uuid4(), actor=DUTY)
+        app.handle(
+            AcknowledgeAlarm(source_id=depot, alarm_id=uuid4()),
+            CommandContext(actor=DUTY))
     with pytest.raises(NotFound, match="alarm"):
-        app.escalate_alarm(depot, uuid4(), actor=DUTY)
+        app.handle(
+            RecordAlarmEscalation(source_id=depot, alarm_id=uuid4()),
+            CommandContext(actor=DUTY))
 
 
 def test_open_alarms_lists_alarm_level_first_then_oldest(
         app: HazardSources, clock: Clock, depot: UUID) -> None:
-    app.add_sensor(depot, sensor_id="PT-1", kind="pressure", unit="MPa", direction="high",
-                   warning=1.6, alarm=2.0, actor=PLANNER)
-    app.add_sensor(depot, sensor_id="TT-1", kind="temperature", unit="°C", direction="high",
-                   warning=50, alarm=70, actor=PLANNER)
+    app.handle(
+        AddSensor(source_id=depot, sensor_id="PT-1", kind="pressure", unit="MPa",
+            direction="high", warning=1.6, alarm=2.0),
+        CommandContext(actor=PLANNER))
+    app.handle(
+        AddSensor(source_id=depot, sensor_id="TT-1", kind="temperature", unit="°C",
+            direction="high", warning=50, alarm=70),
+        CommandContext(actor=PLANNER))
     read(app, clock, depot, 25)             # GT-1 warning, oldest
     read(app, clock, depot, 1.7, "PT-1")    # PT-1 warning
     read(app, clock, depot, 80, "TT-1")     # TT-1 alarm, newest
@@ -445,9 +523,10 @@ def test_open_alarms_lists_alarm_level_first_then_oldest(
 def test_a_hidden_danger_is_recorded_goes_overdue_and_is_rectified(
         app: HazardSources, clock: Clock, depot: UUID) -> None:
     deadline = clock.now + timedelta(days=7)
-    finding_id = app.record_finding(depot, description="corroded valve on tank 2",
-                                    severity="major", rectification_deadline=deadline,
-                                    actor=INSPECTOR)
+    finding_id = app.handle(
+        RecordFinding(source_id=depot, description="corroded valve on tank 2", severity="major",
+            rectification_deadline=deadline),
+        CommandContext(actor=INSPECTOR)).result
     source = app.source(depot)
     finding = source.finding(finding_id)
     assert finding.severity is FindingSeverity.MAJOR
@@ -458,14 +537,18 @@ def test_a_hidden_danger_is_recorded_goes_overdue_and_is_rectified(
     assert overdue_findings(source, clock.now) == []
 
     clock.advance(days=8)
-    app.rectify_finding(depot, finding_id, evidence=["photo:valve-new.jpg"], actor=SAFETY,
-                        note="valve replaced")
+    app.handle(
+        RectifyFinding(source_id=depot, finding_id=finding_id, evidence=["photo:valve-new.jpg"],
+            note="valve replaced"),
+        CommandContext(actor=SAFETY))
     rectified = app.source(depot).finding(finding_id)
     assert rectified.rectified
     assert rectified.evidence == ("photo:valve-new.jpg",)
     assert not finding_overdue(rectified, clock.now)
     with pytest.raises(IllegalTransition, match="already rectified"):
-        app.rectify_finding(depot, finding_id, evidence=["x"], actor=SAFETY)
+        app.handle(
+            RectifyFinding(source_id=depot, finding_id=finding_id, evidence=["x"]),
+            CommandContext(actor=SAFETY))
 
 
 def test_finding_overdue_is_a_pure_function_of_deadline_and_now() -> None:
@@ -488,17 +571,22 @@ def test_bad_findings_are_refused(app: HazardSources, depot: UUID, changes: dict
                              "rectification_deadline": START + timedelta(days=3)}
     facts.update(changes)
     with pytest.raises(InvalidValue, match=message):
-        app.record_finding(depot, actor=INSPECTOR, **facts)
+        app.handle(RecordFinding(source_id=depot, **facts), CommandContext(actor=INSPECTOR))
 
 
 def test_a_rectification_needs_evidence(app: HazardSources, clock: Clock, depot: UUID) -> None:
-    finding_id = app.record_finding(depot, description="blocked exit", severity="general",
-                                    rectification_deadline=clock.now + timedelta(days=3),
-                                    actor=INSPECTOR)
+    finding_id = app.handle(
+        RecordFinding(source_id=depot, description="blocked exit", severity="general",
+            rectification_deadline=clock.now + timedelta(days=3)),
+        CommandContext(actor=INSPECTOR)).result
     with pytest.raises(InvalidValue, match="evidence"):
-        app.rectify_finding(depot, finding_id, evidence=[], actor=SAFETY)
+        app.handle(
+            RectifyFinding(source_id=depot, finding_id=finding_id, evidence=[]),
+            CommandContext(actor=SAFETY))
     with pytest.raises(NotFound, match="finding"):
-        app.rectify_finding(depot, uuid4(), evidence=["x"], actor=SAFETY)
+        app.handle(
+            RectifyFinding(source_id=depot, finding_id=uuid4(), evidence=["x"]),
+            CommandContext(actor=SAFETY))
 
 
 # --- registry --------------------------------------------------------------------------------
@@ -507,14 +595,17 @@ def test_a_rectification_needs_evidence(app: HazardSources, clock: Clock, depot:
 def test_details_are_updated_and_a_zone_replaces_the_radius(
         app: HazardSources, depot: UUID) -> None:
     zone = Area("POLYGON((121.49 31.19, 121.51 31.19, 121.51 31.21, 121.49 31.21, 121.49 31.19))")
-    app.update_details(depot, grade=1, impact_zone=zone, reason="capacity doubled",
-                       actor=SAFETY)
+    app.handle(
+        UpdateHazardSource(source_id=depot, grade=1, impact_zone=zone, reason="capacity doubled"),
+        CommandContext(actor=SAFETY))
     source = app.source(depot)
     assert (source.grade, source.impact_radius_m, source.impact_zone) == (1, None, zone)
     assert source.name == "East LPG depot"
     assert source.impacts(GeoPoint(121.505, 31.205))
     assert not source.impacts(GeoPoint(121.52, 31.205))
-    app.update_details(depot, impact_radius_m=200, actor=SAFETY)
+    app.handle(
+        UpdateHazardSource(source_id=depot, impact_radius_m=200),
+        CommandContext(actor=SAFETY))
     source = app.source(depot)
     assert (source.impact_radius_m, source.impact_zone) == (200, None)
     assert source.impacts(GeoPoint(121.501, 31.2))
@@ -527,7 +618,7 @@ def test_details_are_updated_and_a_zone_replaces_the_radius(
     ({"grade": 5}, "grade"),
     ({"grade": True}, "grade"),
     ({"hazard_type": "volcano"}, "unknown hazard type"),
-    ({"name": ""}, "name"),
+    ({"source_name": ""}, "name"),
     ({"owner_contact": " "}, "owner contact"),
     ({"impact_radius_m": 0}, "impact radius"),
     ({"impact_radius_m": 100,
@@ -543,7 +634,9 @@ def test_bad_registrations_are_refused(app: HazardSources, changes: dict[str, An
 def test_decommissioning_ends_open_alarms(app: HazardSources, clock: Clock,
                                           depot: UUID) -> None:
     read(app, clock, depot, 45)
-    app.decommission(depot, reason="depot demolished", actor=SAFETY)
+    app.handle(
+        DecommissionHazardSource(source_id=depot, reason="depot demolished"),
+        CommandContext(actor=SAFETY))
     source = app.source(depot)
     assert source.status is HazardStatus.DECOMMISSIONED
     assert source.alarm(alarm_id_for(depot, "GT-1", 1)).end is AlarmEnd.DECOMMISSIONED
@@ -552,18 +645,32 @@ def test_decommissioning_ends_open_alarms(app: HazardSources, clock: Clock,
 
 COMMANDS_ON_A_DECOMMISSIONED_SOURCE: dict[str, Callable[[HazardSources, UUID, UUID, UUID],
                                                         object]] = {
-    "update": lambda app, s, a, f: app.update_details(s, grade=1, actor=PLANNER),
-    "decommission": lambda app, s, a, f: app.decommission(s, reason="again", actor=PLANNER),
+    "update": lambda app, s, a, f: app.handle(
+        UpdateHazardSource(source_id=s, grade=1),
+        CommandContext(actor=PLANNER)).subject,
+    "decommission": lambda app, s, a, f: app.handle(
+        DecommissionHazardSource(source_id=s, reason="again"),
+        CommandContext(actor=PLANNER)).subject,
     "add sensor": lambda app, s, a, f: add_gas_sensor(app, s, "GT-9"),
-    "remove sensor": lambda app, s, a, f: app.remove_sensor(s, sensor_id="GT-1", actor=PLANNER),
-    "reading": lambda app, s, a, f: app.record_reading(s, "GT-1", 99, actor=GATEWAY),
-    "acknowledge": lambda app, s, a, f: app.acknowledge_alarm(s, a, actor=DUTY),
-    "escalate": lambda app, s, a, f: app.escalate_alarm(s, a, actor=DUTY),
-    "record finding": lambda app, s, a, f: app.record_finding(
-        s, description="x", severity="general",
-        rectification_deadline=START + timedelta(days=30), actor=INSPECTOR),
-    "rectify finding": lambda app, s, a, f: app.rectify_finding(s, f, evidence=["x"],
-                                                                actor=SAFETY),
+    "remove sensor": lambda app, s, a, f: app.handle(
+        RemoveSensor(source_id=s, sensor_id="GT-1"),
+        CommandContext(actor=PLANNER)).subject,
+    "reading": lambda app, s, a, f: app.judge_reading(
+        RecordReading(source_id=s, sensor_id="GT-1", value=99),
+        CommandContext(actor=GATEWAY)),
+    "acknowledge": lambda app, s, a, f: app.handle(
+        AcknowledgeAlarm(source_id=s, alarm_id=a),
+        CommandContext(actor=DUTY)).subject,
+    "escalate": lambda app, s, a, f: app.handle(
+        RecordAlarmEscalation(source_id=s, alarm_id=a),
+        CommandContext(actor=DUTY)).subject,
+    "record finding": lambda app, s, a, f: app.handle(
+        RecordFinding(source_id=s, description="x", severity="general",
+            rectification_deadline=START + timedelta(days=30)),
+        CommandContext(actor=INSPECTOR)).subject,
+    "rectify finding": lambda app, s, a, f: app.handle(
+        RectifyFinding(source_id=s, finding_id=f, evidence=["x"]),
+        CommandContext(actor=SAFETY)).subject,
 }
 
 
@@ -572,10 +679,13 @@ def test_a_decommissioned_source_refuses_every_command(
         app: HazardSources, clock: Clock, depot: UUID, command: str) -> None:
     read(app, clock, depot, 45)
     alarm_id = alarm_id_for(depot, "GT-1", 1)
-    finding_id = app.record_finding(depot, description="x", severity="general",
-                                    rectification_deadline=clock.now + timedelta(days=3),
-                                    actor=INSPECTOR)
-    app.decommission(depot, reason="closed down", actor=SAFETY)
+    finding_id = app.handle(
+        RecordFinding(source_id=depot, description="x", severity="general",
+            rectification_deadline=clock.now + timedelta(days=3)),
+        CommandContext(actor=INSPECTOR)).result
+    app.handle(
+        DecommissionHazardSource(source_id=depot, reason="closed down"),
+        CommandContext(actor=SAFETY))
     version = app.source(depot).version
     with pytest.raises(IllegalTransition, match="it is decommissioned") as refused:
         COMMANDS_ON_A_DECOMMISSIONED_SOURCE[command](app, depot, alarm_id, finding_id)
@@ -593,17 +703,18 @@ def test_a_repeated_registration_registers_once(app: HazardSources) -> None:
     assert register_depot(app, command_id="reg-1") == first
     assert events_stored(app) == stored
     with pytest.raises(CommandIdReused):
-        register_depot(app, name="West LPG depot", command_id="reg-1")
+        register_depot(app, source_name="West LPG depot", command_id="reg-1")
 
 
 def test_a_repeated_finding_is_recorded_once(app: HazardSources, clock: Clock,
                                              depot: UUID) -> None:
-    facts: dict[str, Any] = {"description": "blocked exit", "severity": "general",
-                             "rectification_deadline": clock.now + timedelta(days=3),
-                             "actor": INSPECTOR, "command_id": "finding-7"}
-    first = app.record_finding(depot, **facts)
+    finding = RecordFinding(source_id=depot, description="blocked exit", severity="general",
+                            rectification_deadline=clock.now + timedelta(days=3))
+    context = CommandContext(actor=INSPECTOR, command_id="finding-7")
+    first = app.handle(finding, context).result
+    assert first == HazardSources.finding_id_for("finding-7")
     version = app.source(depot).version
-    assert app.record_finding(depot, **facts) == first
+    assert app.handle(finding, context).repeated
     assert app.source(depot).version == version
     assert list(app.source(depot).findings) == [first]
 
@@ -612,24 +723,38 @@ def test_a_repeated_acknowledgement_command_changes_nothing(
         app: HazardSources, clock: Clock, depot: UUID) -> None:
     read(app, clock, depot, 45)
     alarm_id = alarm_id_for(depot, "GT-1", 1)
-    app.acknowledge_alarm(depot, alarm_id, actor=DUTY, command_id="ack-1")
+    app.handle(
+        AcknowledgeAlarm(source_id=depot, alarm_id=alarm_id),
+        CommandContext(actor=DUTY, command_id="ack-1"))
     version = app.source(depot).version
-    app.acknowledge_alarm(depot, alarm_id, actor=DUTY, command_id="ack-1")
+    app.handle(
+        AcknowledgeAlarm(source_id=depot, alarm_id=alarm_id),
+        CommandContext(actor=DUTY, command_id="ack-1"))
     assert app.source(depot).version == version
 
 
 @pytest.mark.parametrize(("actor", "command"), [
     (INSPECTOR, lambda app, s, a: register_depot(app, actor=INSPECTOR)),
-    (OPERATOR, lambda app, s, a: app.record_reading(s, "GT-1", 1, actor=OPERATOR)),
-    (SAFETY, lambda app, s, a: app.acknowledge_alarm(s, a, actor=SAFETY)),
-    (INSPECTOR, lambda app, s, a: app.escalate_alarm(s, a, actor=INSPECTOR)),
-    (GATEWAY, lambda app, s, a: app.add_sensor(
-        s, sensor_id="GT-2", kind="pressure", unit="MPa", direction="high", warning=1,
-        alarm=2, actor=GATEWAY)),
-    (LEADER, lambda app, s, a: app.decommission(s, reason="x", actor=LEADER)),
-    (OPERATOR, lambda app, s, a: app.record_finding(
-        s, description="x", severity="general",
-        rectification_deadline=START + timedelta(days=30), actor=OPERATOR)),
+    (OPERATOR, lambda app, s, a: app.judge_reading(
+        RecordReading(source_id=s, sensor_id="GT-1", value=1),
+        CommandContext(actor=OPERATOR))),
+    (SAFETY, lambda app, s, a: app.handle(
+        AcknowledgeAlarm(source_id=s, alarm_id=a),
+        CommandContext(actor=SAFETY)).subject),
+    (INSPECTOR, lambda app, s, a: app.handle(
+        RecordAlarmEscalation(source_id=s, alarm_id=a),
+        CommandContext(actor=INSPECTOR)).subject),
+    (GATEWAY, lambda app, s, a: app.handle(
+        AddSensor(source_id=s, sensor_id="GT-2", kind="pressure", unit="MPa", direction="high",
+            warning=1, alarm=2),
+        CommandContext(actor=GATEWAY)).subject),
+    (LEADER, lambda app, s, a: app.handle(
+        DecommissionHazardSource(source_id=s, reason="x"),
+        CommandContext(actor=LEADER)).subject),
+    (OPERATOR, lambda app, s, a: app.handle(
+        RecordFinding(source_id=s, description="x", severity="general",
+            rectification_deadline=START + timedelta(days=30)),
+        CommandContext(actor=OPERATOR)).subject),
 ])
 def test_commands_need_a_permitted_role(
         app: HazardSources, clock: Clock, depot: UUID, actor: Actor,
@@ -643,7 +768,9 @@ def test_commands_need_a_permitted_role(
 
 def test_an_unknown_source_is_not_found(app: HazardSources) -> None:
     with pytest.raises(NotFound, match="hazard source"):
-        app.record_reading(uuid4(), "GT-1", 1, actor=GATEWAY)
+        app.judge_reading(
+            RecordReading(source_id=uuid4(), sensor_id="GT-1", value=1),
+            CommandContext(actor=GATEWAY))
 
 
 # --- latest readings cache and catalogue -----------------------------------------------------

@@ -14,11 +14,19 @@ from hypothesis import strategies as st
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.duplicates import OpenReport
 from cityops.domain.errors import IllegalTransition
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hazards.commands import (
+    AcknowledgeAlarm,
+    AddSensor,
+    RecordAlarmEscalation,
+    RecordReading,
+    RegisterHazardSource,
+)
 from cityops.domain.hazards.source import (
     AlarmLevel,
     HazardSource,
@@ -28,6 +36,19 @@ from cityops.domain.hazards.source import (
     open_alarms,
 )
 from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.commands import (
+    AcceptTicket,
+    AnswerTicket,
+    AssignTicket,
+    CallBackCaller,
+    CloseTicket,
+    ConvertTicketToCase,
+    EscalateTicketToIncident,
+    MergeTicket,
+    ReceiveTicket,
+    ReplyToCaller,
+    ReturnTicket,
+)
 from cityops.domain.hotline.ticket import TERMINAL, HotlineTicket, Satisfaction, TicketStatus
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
@@ -145,11 +166,12 @@ def test_hazard_alarms_follow_the_thresholds_and_only_crossings_are_recorded(
         data: st.DataObject, sensor: dict[str, Any]) -> None:
     clock = Clock()
     app = RememberingHazards(POPO, catalogue=HAZARD_CATALOGUE, clock=clock)
-    source_id = app.register(hazard_type="chemical-storage", name="Tank farm",
-                             owner_name="Harbour Chemicals", owner_contact="+86 21 5555 0199",
-                             grade=1, location=GeoPoint(121.5, 31.2), actor=PLANNER)
-    app.add_sensor(source_id, sensor_id="S-1", kind="liquid-level", unit="m", actor=PLANNER,
-                   **sensor)
+    source_id = app.handle(RegisterHazardSource(
+        hazard_type="chemical-storage", source_name="Tank farm", owner_name="Harbour Chemicals",
+        owner_contact="+86 21 5555 0199", grade=1, location=GeoPoint(121.5, 31.2),
+    ), CommandContext(actor=PLANNER)).subject
+    app.handle(AddSensor(source_id=source_id, sensor_id="S-1", kind="liquid-level", unit="m",
+                         **sensor), CommandContext(actor=PLANNER))
     level, last_crossing = AlarmLevel.NORMAL, START
     measured = START
     for step in data.draw(hazard_steps(sensor)):
@@ -159,7 +181,9 @@ def test_hazard_alarms_follow_the_thresholds_and_only_crossings_are_recorded(
         if kind == "reading":
             clock.now += timedelta(seconds=max(seconds, 0))
             measured = min(measured + timedelta(seconds=seconds), clock.now)
-            outcome = app.record_reading(source_id, "S-1", value, measured, actor=GATEWAY)
+            outcome = app.judge_reading(
+                RecordReading(source_id=source_id, sensor_id="S-1", value=value,
+                              measured_at=measured), CommandContext(actor=GATEWAY))
             if measured <= last_crossing:
                 assert outcome.effect is ReadingEffect.OUT_OF_ORDER
             else:
@@ -177,10 +201,9 @@ def test_hazard_alarms_follow_the_thresholds_and_only_crossings_are_recorded(
                 continue
             alarm_id = alarms[pick % len(alarms)]
             try:
-                if kind == "acknowledge":
-                    app.acknowledge_alarm(source_id, alarm_id, actor=DUTY)
-                else:
-                    app.escalate_alarm(source_id, alarm_id, actor=DUTY)
+                alarm = (AcknowledgeAlarm if kind == "acknowledge"
+                         else RecordAlarmEscalation)(source_id=source_id, alarm_id=alarm_id)
+                app.handle(alarm, CommandContext(actor=DUTY))
             except IllegalTransition:
                 assert stored(app) == before
         check_hazard_invariants(app.source(source_id))
@@ -205,17 +228,39 @@ class EverywhereD01:
 
 Step = tuple[str, int, int, str]
 TICKET_COMMANDS: dict[str, Callable[[HotlineTickets, UUID, UUID, str], object]] = {
-    "answer": lambda app, t, o, s: app.answer_at_first_contact(t, answer="a", actor=DUTY),
-    "assign": lambda app, t, o, s: app.assign(t, actor=DUTY),
-    "assign to water": lambda app, t, o, s: app.assign(t, department="water", actor=DUTY),
-    "accept": lambda app, t, o, s: app.accept(t, actor=DUTY),
-    "return": lambda app, t, o, s: app.return_to_centre(t, reason="not ours", actor=DUTY),
-    "reply": lambda app, t, o, s: app.reply(t, reply="done", actor=DUTY),
-    "call back": lambda app, t, o, s: app.call_back(t, satisfaction=s, actor=DUTY),
-    "merge": lambda app, t, o, s: app.merge_into(t, o, actor=DUTY),
-    "convert": lambda app, t, o, s: app.convert_to_case(t, actor=DUTY),
-    "escalate": lambda app, t, o, s: app.escalate_to_incident(t, actor=DUTY),
-    "close": lambda app, t, o, s: app.close_ticket(t, actor=DUTY),
+    "answer": lambda app, t, o, s: app.handle(
+        AnswerTicket(ticket_id=t, answer="a"),
+        CommandContext(actor=DUTY)).subject,
+    "assign": lambda app, t, o, s: app.handle(
+        AssignTicket(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
+    "assign to water": lambda app, t, o, s: app.handle(
+        AssignTicket(ticket_id=t, department="water"),
+        CommandContext(actor=DUTY)).subject,
+    "accept": lambda app, t, o, s: app.handle(
+        AcceptTicket(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
+    "return": lambda app, t, o, s: app.handle(
+        ReturnTicket(ticket_id=t, reason="not ours"),
+        CommandContext(actor=DUTY)).subject,
+    "reply": lambda app, t, o, s: app.handle(
+        ReplyToCaller(ticket_id=t, reply="done"),
+        CommandContext(actor=DUTY)).subject,
+    "call back": lambda app, t, o, s: app.handle(
+        CallBackCaller(ticket_id=t, satisfaction=s),
+        CommandContext(actor=DUTY)).subject,
+    "merge": lambda app, t, o, s: app.handle(
+        MergeTicket(ticket_id=t, primary_id=o),
+        CommandContext(actor=DUTY)).subject,
+    "convert": lambda app, t, o, s: app.handle(
+        ConvertTicketToCase(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
+    "escalate": lambda app, t, o, s: app.handle(
+        EscalateTicketToIncident(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
+    "close": lambda app, t, o, s: app.handle(
+        CloseTicket(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
 }
 # The main lifecycle is weighted up, so that random sequences get past the side exits.
 WEIGHTED = [*TICKET_COMMANDS, "assign", "accept", "accept", "accept", "reply", "reply", "reply",
@@ -256,10 +301,11 @@ def test_hotline_tickets_stay_consistent_under_any_sequence_of_commands(
     clock = Clock()
     app = RememberingHotline(POPO, catalogue=CATALOGUE, locator=EverywhereD01(),
                          open_tickets=NoOpenTickets(), clock=clock)
-    ids = [app.receive(channel="phone", ticket_type="complaint", topic="garbage",
-                       description=f"call {n}", actor=DUTY,
-                       caller_phone="13800138000" if phone else None,
-                       location=GeoPoint(121.4, 31.2)) for n, phone in enumerate(phones)]
+    ids = [app.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="garbage",
+                      description=f"call {n}", caller_phone="13800138000" if phone else None,
+                      location=GeoPoint(121.4, 31.2)),
+        CommandContext(actor=DUTY)).subject for n, phone in enumerate(phones)]
     for (command, index, offset, satisfaction), pause in zip(steps, hours, strict=False):
         clock.now += timedelta(hours=pause)
         ticket_id, other = ids[index], ids[(index + offset) % len(ids)]

@@ -13,6 +13,7 @@ import pytest
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.duplicates import OpenReport
 from cityops.domain.errors import (
     CommandIdReused,
@@ -23,6 +24,20 @@ from cityops.domain.errors import (
 )
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.hotline.application import HotlineTickets, propose_department
+from cityops.domain.hotline.commands import (
+    AcceptTicket,
+    AnswerTicket,
+    AssignTicket,
+    CallBackCaller,
+    CloseTicket,
+    ConvertTicketToCase,
+    EscalateTicketToIncident,
+    MergeTicket,
+    ReceiveTicket,
+    ReplyToCaller,
+    ReturnTicket,
+    ReviewTicketReturn,
+)
 from cityops.domain.hotline.ticket import (
     PERSONAL_DATA,
     Channel,
@@ -109,7 +124,9 @@ def receive(app: HotlineTickets, **overrides: Any) -> UUID:
         "caller_name": "Zhang Wei", "caller_phone": "+86 138 0013 8000", "location": IN_D01,
     }
     facts.update(overrides)
-    return app.receive(**facts)
+    context = CommandContext(**{k: facts.pop(k) for k in ("actor", "at", "command_id")
+                                if k in facts})
+    return app.handle(ReceiveTicket(**facts), context).subject
 
 
 def events_stored(app: HotlineTickets) -> int:
@@ -127,8 +144,9 @@ def local(day: int, hour: int, minute: int = 0) -> datetime:
 def test_a_consultation_answered_at_first_contact(app: HotlineTickets) -> None:
     ticket_id = receive(app, ticket_type="consultation", topic="consultation-policy",
                         location=None, caller_name=None, caller_phone=None)
-    app.answer_at_first_contact(ticket_id, answer="Explained the parking permit rules",
-                                actor=OPERATOR)
+    app.handle(
+        AnswerTicket(ticket_id=ticket_id, answer="Explained the parking permit rules"),
+        CommandContext(actor=OPERATOR))
     ticket = app.ticket(ticket_id)
     assert ticket.status is TicketStatus.CLOSED
     assert ticket.answer == "Explained the parking permit rules"
@@ -147,7 +165,7 @@ def test_a_complaint_from_call_to_callback(app: HotlineTickets, clock: Clock) ->
 
     # The operator assigns it to the proposed department; the reply is due in 2 working days.
     clock.advance(minutes=10)
-    app.assign(ticket_id, actor=OPERATOR)
+    app.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     ticket = app.ticket(ticket_id)
     assert ticket.status is TicketStatus.ASSIGNED
     assert ticket.department == "sanitation"
@@ -155,18 +173,22 @@ def test_a_complaint_from_call_to_callback(app: HotlineTickets, clock: Clock) ->
     assert app.timeliness(ticket) is ReplyTimeliness.ON_TIME
 
     # Sanitation accepts it and replies the next day, in time.
-    app.accept(ticket_id, actor=SANITATION)
+    app.handle(AcceptTicket(ticket_id=ticket_id), CommandContext(actor=SANITATION))
     clock.advance(days=1)
-    app.reply(ticket_id, reply="Bins emptied; collection moved to daily", actor=SANITATION)
+    app.handle(
+        ReplyToCaller(ticket_id=ticket_id, reply="Bins emptied; collection moved to daily"),
+        CommandContext(actor=SANITATION))
     ticket = app.ticket(ticket_id)
     assert ticket.status is TicketStatus.REPLIED
     assert ticket.replied_on_time is True
     assert app.timeliness(ticket) is None
 
     # The centre calls the caller back: satisfied; then the ticket is closed.
-    app.call_back(ticket_id, satisfaction="satisfied", actor=OPERATOR)
+    app.handle(
+        CallBackCaller(ticket_id=ticket_id, satisfaction="satisfied"),
+        CommandContext(actor=OPERATOR))
     assert app.ticket(ticket_id).status is TicketStatus.CALLED_BACK
-    app.close_ticket(ticket_id, actor=OPERATOR)
+    app.handle(CloseTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     ticket = app.ticket(ticket_id)
     assert ticket.status is TicketStatus.CLOSED
     assert ticket.satisfaction is Satisfaction.SATISFIED
@@ -191,20 +213,26 @@ def test_routing_follows_the_area_rules_of_the_case_category(app: HotlineTickets
 
 def test_the_operator_can_override_the_proposed_department(app: HotlineTickets) -> None:
     ticket_id = receive(app)
-    app.assign(ticket_id, department="urban-management", actor=OPERATOR)
+    app.handle(
+        AssignTicket(ticket_id=ticket_id, department="urban-management"),
+        CommandContext(actor=OPERATOR))
     assert app.ticket(ticket_id).department == "urban-management"
     other = receive(app)
     with pytest.raises(InvalidValue, match="unknown department"):
-        app.assign(other, department="ministry-of-magic", actor=OPERATOR)
+        app.handle(
+            AssignTicket(ticket_id=other, department="ministry-of-magic"),
+            CommandContext(actor=OPERATOR))
 
 
 def test_a_returned_ticket_is_routed_again_to_another_department(
         app: HotlineTickets, clock: Clock) -> None:
     ticket_id = receive(app)
-    app.assign(ticket_id, actor=OPERATOR)
+    app.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     clock.advance(hours=1)
-    app.return_to_centre(ticket_id, reason="the bins belong to a private estate",
-                         suggested_department="housing", actor=SANITATION)
+    app.handle(
+        ReturnTicket(ticket_id=ticket_id, reason="the bins belong to a private estate",
+                     suggested_department="housing"),
+        CommandContext(actor=SANITATION))
     ticket = app.ticket(ticket_id)
     assert ticket.status is TicketStatus.RETURNED
     assert (ticket.department, ticket.returned_by) == (None, "sanitation")
@@ -212,8 +240,10 @@ def test_a_returned_ticket_is_routed_again_to_another_department(
     assert app.timeliness(ticket) is None
 
     with pytest.raises(IllegalTransition, match="already returned it"):
-        app.assign(ticket_id, department="sanitation", actor=OPERATOR)
-    app.assign(ticket_id, actor=OPERATOR)
+        app.handle(
+            AssignTicket(ticket_id=ticket_id, department="sanitation"),
+            CommandContext(actor=OPERATOR))
+    app.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     ticket = app.ticket(ticket_id)
     assert (ticket.status, ticket.department) == (TicketStatus.ASSIGNED, "housing")
     assert ticket.assignment_count == 2
@@ -225,13 +255,18 @@ def test_the_centre_can_overrule_a_return_it_rejects_with_a_reason(
     """Issue 9, item 4: after a department returned a ticket as "not ours", the centre could
     only route it elsewhere (assign to the same department: 409 "already returned it")."""
     ticket_id = receive(app)
-    app.assign(ticket_id, actor=OPERATOR)  # Monday 09:00, reply due Wednesday 09:00
+    app.handle(
+        AssignTicket(ticket_id=ticket_id),
+        CommandContext(actor=OPERATOR))  # Monday 09:00, reply due Wednesday 09:00
     clock.advance(hours=3)
-    app.return_to_centre(ticket_id, reason="the bins belong to a private estate",
-                         actor=SANITATION)
+    app.handle(
+        ReturnTicket(ticket_id=ticket_id, reason="the bins belong to a private estate"),
+        CommandContext(actor=SANITATION))
     clock.advance(hours=2)
-    app.review_return(ticket_id, accept=False, actor=OPERATOR,
-                      reason="public bins on the public road: sanitation's")
+    app.handle(
+        ReviewTicketReturn(ticket_id=ticket_id, accept=False,
+                           reason="public bins on the public road: sanitation's"),
+        CommandContext(actor=OPERATOR))
     ticket = app.ticket(ticket_id)
     assert (ticket.status, ticket.department) == (TicketStatus.ASSIGNED, "sanitation")
     # The return gave the department no time: the reply is due when it was due before.
@@ -243,20 +278,25 @@ def test_the_centre_can_overrule_a_return_it_rejects_with_a_reason(
             for r in returned] == [("sanitation", "rejected",
                                     "public bins on the public road: sanitation's", "op-1")]
     # It is the department's again: it accepts and replies, late or not by the old deadline.
-    app.accept(ticket_id, actor=SANITATION)
+    app.handle(AcceptTicket(ticket_id=ticket_id), CommandContext(actor=SANITATION))
     clock.now = local(4, 10, 0)
-    app.reply(ticket_id, reply="Collected", actor=SANITATION)
+    app.handle(
+        ReplyToCaller(ticket_id=ticket_id, reply="Collected"),
+        CommandContext(actor=SANITATION))
     assert app.ticket(ticket_id).replied_on_time is False
 
 
 def test_an_accepted_return_routes_the_ticket_to_another_department(
         app: HotlineTickets, clock: Clock) -> None:
     ticket_id = receive(app)
-    app.assign(ticket_id, actor=OPERATOR)
-    app.return_to_centre(ticket_id, reason="private estate", suggested_department="housing",
-                         actor=SANITATION)
+    app.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
+    app.handle(
+        ReturnTicket(ticket_id=ticket_id, reason="private estate", suggested_department="housing"),
+        CommandContext(actor=SANITATION))
     clock.advance(hours=1)
-    app.review_return(ticket_id, accept=True, reason="the estate's own bins", actor=OPERATOR)
+    app.handle(
+        ReviewTicketReturn(ticket_id=ticket_id, accept=True, reason="the estate's own bins"),
+        CommandContext(actor=OPERATOR))
     ticket = app.ticket(ticket_id)
     assert (ticket.status, ticket.department) == (TicketStatus.ASSIGNED, "housing")
     assert ticket.summary()["returns"][0]["outcome"] == "accepted"
@@ -264,51 +304,71 @@ def test_an_accepted_return_routes_the_ticket_to_another_department(
         "ReturnAccepted", "Assigned"]
     # Routing a returned ticket elsewhere (the existing path) accepts the return too.
     other = receive(app)
-    app.assign(other, actor=OPERATOR)
-    app.return_to_centre(other, reason="private estate", actor=SANITATION)
-    app.assign(other, department="housing", actor=OPERATOR)
+    app.handle(AssignTicket(ticket_id=other), CommandContext(actor=OPERATOR))
+    app.handle(
+        ReturnTicket(ticket_id=other, reason="private estate"),
+        CommandContext(actor=SANITATION))
+    app.handle(AssignTicket(ticket_id=other, department="housing"), CommandContext(actor=OPERATOR))
     assert app.ticket(other).summary()["returns"][0]["outcome"] == "accepted"
 
 
 def test_a_return_awaits_review_and_the_review_is_checked(app: HotlineTickets) -> None:
     ticket_id = receive(app)
-    app.assign(ticket_id, actor=OPERATOR)
-    app.return_to_centre(ticket_id, reason="private estate", actor=SANITATION)
+    app.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
+    app.handle(
+        ReturnTicket(ticket_id=ticket_id, reason="private estate"),
+        CommandContext(actor=SANITATION))
     assert app.ticket(ticket_id).summary()["returns"][0]["outcome"] == "awaiting-review"
     with pytest.raises(InvalidValue, match="reason must not be empty"):
-        app.review_return(ticket_id, accept=False, actor=OPERATOR, reason=" ")
+        app.handle(
+            ReviewTicketReturn(ticket_id=ticket_id, accept=False, reason=" "),
+            CommandContext(actor=OPERATOR))
     with pytest.raises(InvalidValue, match="give no department"):
-        app.review_return(ticket_id, accept=False, actor=OPERATOR, reason="yours",
-                          department="housing")
+        app.handle(
+            ReviewTicketReturn(ticket_id=ticket_id, accept=False, reason="yours",
+                               department="housing"),
+            CommandContext(actor=OPERATOR))
     with pytest.raises(IllegalTransition, match="reject the return with a reason"):
-        app.review_return(ticket_id, accept=True, actor=OPERATOR)  # proposal: sanitation
+        app.handle(
+            ReviewTicketReturn(ticket_id=ticket_id, accept=True),
+            CommandContext(actor=OPERATOR))  # proposal: sanitation
     with pytest.raises(NotPermitted):
-        app.review_return(ticket_id, accept=False, actor=SANITATION, reason="ours after all")
+        app.handle(
+            ReviewTicketReturn(ticket_id=ticket_id, accept=False, reason="ours after all"),
+            CommandContext(actor=SANITATION))
     # Only a returned ticket has a return to review.
     assigned = receive(app)
-    app.assign(assigned, actor=OPERATOR)
+    app.handle(AssignTicket(ticket_id=assigned), CommandContext(actor=OPERATOR))
     with pytest.raises(IllegalTransition, match="cannot reject the return of"):
-        app.review_return(assigned, accept=False, actor=OPERATOR, reason="x")
+        app.handle(
+            ReviewTicketReturn(ticket_id=assigned, accept=False, reason="x"),
+            CommandContext(actor=OPERATOR))
     with pytest.raises(IllegalTransition, match="cannot accept the return of"):
-        app.review_return(assigned, accept=True, actor=OPERATOR, department="housing")
+        app.handle(
+            ReviewTicketReturn(ticket_id=assigned, accept=True, department="housing"),
+            CommandContext(actor=OPERATOR))
 
 
 def test_a_department_cannot_suggest_itself(app: HotlineTickets) -> None:
     ticket_id = receive(app)
-    app.assign(ticket_id, actor=OPERATOR)
+    app.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     with pytest.raises(InvalidValue, match="suggested department"):
-        app.return_to_centre(ticket_id, reason="x", suggested_department="sanitation",
-                             actor=SANITATION)
+        app.handle(
+            ReturnTicket(ticket_id=ticket_id, reason="x", suggested_department="sanitation"),
+            CommandContext(actor=SANITATION))
 
 
 def test_a_dissatisfied_caller_reopens_the_ticket(app: HotlineTickets, clock: Clock) -> None:
     ticket_id = receive(app)
-    app.assign(ticket_id, actor=OPERATOR)
-    app.accept(ticket_id, actor=SANITATION)
-    app.reply(ticket_id, reply="Will be collected", actor=SANITATION)
+    app.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
+    app.handle(AcceptTicket(ticket_id=ticket_id), CommandContext(actor=SANITATION))
+    app.handle(
+        ReplyToCaller(ticket_id=ticket_id, reply="Will be collected"),
+        CommandContext(actor=SANITATION))
     clock.advance(days=2)
-    app.call_back(ticket_id, satisfaction="dissatisfied", note="still overflowing",
-                  actor=OPERATOR)
+    app.handle(
+        CallBackCaller(ticket_id=ticket_id, satisfaction="dissatisfied", note="still overflowing"),
+        CommandContext(actor=OPERATOR))
     ticket = app.ticket(ticket_id)
     assert ticket.status is TicketStatus.ASSIGNED
     assert ticket.department == "sanitation"
@@ -316,10 +376,14 @@ def test_a_dissatisfied_caller_reopens_the_ticket(app: HotlineTickets, clock: Cl
     assert ticket.reply is None
     assert ticket.reply_deadline == local(6, 9, 0)  # Wednesday 09:00 + 2 working days
 
-    app.accept(ticket_id, actor=SANITATION)
-    app.reply(ticket_id, reply="Collected, extra bin installed", actor=SANITATION)
-    app.call_back(ticket_id, satisfaction="basically-satisfied", actor=OPERATOR)
-    app.close_ticket(ticket_id, actor=OPERATOR)
+    app.handle(AcceptTicket(ticket_id=ticket_id), CommandContext(actor=SANITATION))
+    app.handle(
+        ReplyToCaller(ticket_id=ticket_id, reply="Collected, extra bin installed"),
+        CommandContext(actor=SANITATION))
+    app.handle(
+        CallBackCaller(ticket_id=ticket_id, satisfaction="basically-satisfied"),
+        CommandContext(actor=OPERATOR))
+    app.handle(CloseTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     ticket = app.ticket(ticket_id)
     assert (ticket.status, ticket.callbacks, ticket.reopen_count) == (
         TicketStatus.CLOSED, 2, 1)
@@ -330,15 +394,17 @@ def test_the_reply_deadline_light_changes_as_time_passes(
         app: HotlineTickets, clock: Clock) -> None:
     ticket_id = receive(app)
     assert app.timeliness(app.ticket(ticket_id)) is None
-    app.assign(ticket_id, actor=OPERATOR)  # due Wednesday 09:00 (2 working days)
+    app.handle(
+        AssignTicket(ticket_id=ticket_id),
+        CommandContext(actor=OPERATOR))  # due Wednesday 09:00 (2 working days)
     ticket = app.ticket(ticket_id)
     assert app.timeliness(ticket, local(2, 17, 0)) is ReplyTimeliness.ON_TIME
     assert app.timeliness(ticket, local(3, 16, 0)) is ReplyTimeliness.DUE_SOON
     assert app.timeliness(ticket, local(4, 9, 1)) is ReplyTimeliness.OVERDUE
     # A late reply is recorded as late.
-    app.accept(ticket_id, actor=SANITATION)
+    app.handle(AcceptTicket(ticket_id=ticket_id), CommandContext(actor=SANITATION))
     clock.now = local(4, 10, 0)
-    app.reply(ticket_id, reply="done", actor=SANITATION)
+    app.handle(ReplyToCaller(ticket_id=ticket_id, reply="done"), CommandContext(actor=SANITATION))
     assert app.ticket(ticket_id).replied_on_time is False
 
 
@@ -368,16 +434,18 @@ def test_possible_duplicates_are_proposed_never_merged(
 def test_calls_about_one_matter_are_merged_into_one_ticket(
         app: HotlineTickets, clock: Clock) -> None:
     primary = receive(app)
-    app.assign(primary, actor=OPERATOR)
+    app.handle(AssignTicket(ticket_id=primary), CommandContext(actor=OPERATOR))
     clock.advance(minutes=5)
     second = receive(app, channel="mobile-app", caller_name="Li Na", caller_phone="13900139000")
     clock.advance(minutes=5)
     third = receive(app, channel="web", caller_name=None, caller_phone=None)
     # The third call was first merged into the second one, then the second into the first:
     # the first ticket ends up with both extra calls.
-    app.merge_into(third, second, actor=OPERATOR)
+    app.handle(MergeTicket(ticket_id=third, primary_id=second), CommandContext(actor=OPERATOR))
     stored = events_stored(app)
-    app.merge_into(second, primary, actor=OPERATOR, note="same bins")
+    app.handle(
+        MergeTicket(ticket_id=second, primary_id=primary, note="same bins"),
+        CommandContext(actor=OPERATOR))
     assert events_stored(app) == stored + 2  # both tickets, one transaction
 
     merged = app.ticket(second)
@@ -394,22 +462,32 @@ def test_calls_about_one_matter_are_merged_into_one_ticket(
 
 def test_merging_is_refused_into_itself_or_a_finished_ticket(app: HotlineTickets) -> None:
     closed = receive(app, topic="consultation-policy")
-    app.answer_at_first_contact(closed, answer="answered", actor=OPERATOR)
+    app.handle(AnswerTicket(ticket_id=closed, answer="answered"), CommandContext(actor=OPERATOR))
     merged = receive(app)
     target = receive(app)
-    app.merge_into(merged, target, actor=OPERATOR)
+    app.handle(MergeTicket(ticket_id=merged, primary_id=target), CommandContext(actor=OPERATOR))
     ticket_id = receive(app)
     version = app.ticket(ticket_id).version
     with pytest.raises(InvalidValue, match="itself"):
-        app.merge_into(ticket_id, ticket_id, actor=OPERATOR)
+        app.handle(
+            MergeTicket(ticket_id=ticket_id, primary_id=ticket_id),
+            CommandContext(actor=OPERATOR))
     with pytest.raises(IllegalTransition, match=f"hotline ticket {closed}: it is closed"):
-        app.merge_into(ticket_id, closed, actor=OPERATOR)
+        app.handle(
+            MergeTicket(ticket_id=ticket_id, primary_id=closed),
+            CommandContext(actor=OPERATOR))
     with pytest.raises(IllegalTransition, match="it is merged"):
-        app.merge_into(ticket_id, merged, actor=OPERATOR)
+        app.handle(
+            MergeTicket(ticket_id=ticket_id, primary_id=merged),
+            CommandContext(actor=OPERATOR))
     with pytest.raises(IllegalTransition, match="it is merged"):
-        app.merge_into(merged, ticket_id, actor=OPERATOR)
+        app.handle(
+            MergeTicket(ticket_id=merged, primary_id=ticket_id),
+            CommandContext(actor=OPERATOR))
     with pytest.raises(NotFound):
-        app.merge_into(ticket_id, uuid4(), actor=OPERATOR)
+        app.handle(
+            MergeTicket(ticket_id=ticket_id, primary_id=uuid4()),
+            CommandContext(actor=OPERATOR))
     assert app.ticket(ticket_id).version == version
     assert app.ticket(closed).version == 2
 
@@ -419,46 +497,56 @@ def test_merging_is_refused_into_itself_or_a_finished_ticket(app: HotlineTickets
 
 def test_a_city_management_matter_becomes_a_grid_case(app: HotlineTickets) -> None:
     ticket_id = receive(app, topic="street-lighting", description="Street lamp out")
-    case_id = app.convert_to_case(ticket_id, actor=COORDINATOR)
-    assert case_id == case_id_for_ticket(ticket_id)
+    # The ticket is the command's subject; the case gets the id derived from the ticket.
+    assert app.handle(ConvertTicketToCase(ticket_id=ticket_id),
+                      CommandContext(actor=COORDINATOR)).subject == ticket_id
+    case_id = case_id_for_ticket(ticket_id)
     ticket = app.ticket(ticket_id)
     assert (ticket.status, ticket.case_id) == (TicketStatus.TRANSFERRED, case_id)
     # A coordinator retrying the conversion changes nothing.
     version = ticket.version
-    assert app.convert_to_case(ticket_id, actor=COORDINATOR) == case_id
+    app.handle(ConvertTicketToCase(ticket_id=ticket_id), CommandContext(actor=COORDINATOR))
     assert app.ticket(ticket_id).version == version
     with pytest.raises(IllegalTransition, match=f"already became grid case {case_id}"):
-        app.convert_to_case(ticket_id, case_id=uuid4(), actor=COORDINATOR)
+        app.handle(
+            ConvertTicketToCase(ticket_id=ticket_id, case_id=uuid4()),
+            CommandContext(actor=COORDINATOR))
 
     # The ticket follows the case: no callback and no closing before the case is finished
     # (test_ticket_follow_up.py follows it to the reply and the callback).
     with pytest.raises(IllegalTransition, match=f"grid case {case_id} is not finished yet"):
-        app.call_back(ticket_id, satisfaction="satisfied", actor=OPERATOR)
+        app.handle(
+            CallBackCaller(ticket_id=ticket_id, satisfaction="satisfied"),
+            CommandContext(actor=OPERATOR))
     with pytest.raises(IllegalTransition, match=f"grid case {case_id} is not finished yet"):
-        app.close_ticket(ticket_id, actor=OPERATOR)
+        app.handle(CloseTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     assert app.ticket(ticket_id).version == version
 
 
 def test_an_emergency_becomes_or_joins_an_incident(app: HotlineTickets) -> None:
     ticket_id = receive(app, topic="gas-smell", ticket_type="request-for-help",
                         description="Strong smell of gas in the stairwell")
-    app.assign(ticket_id, actor=OPERATOR)
-    incident_id = app.escalate_to_incident(ticket_id, actor=OPERATOR)
-    assert incident_id == incident_id_for_ticket(ticket_id)
+    app.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
+    app.handle(EscalateTicketToIncident(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
+    incident_id = incident_id_for_ticket(ticket_id)
     ticket = app.ticket(ticket_id)
     assert (ticket.status, ticket.incident_id) == (TicketStatus.TRANSFERRED, incident_id)
     assert app.timeliness(ticket) is None
     # A second caller's ticket joins the same, existing incident.
     other = receive(app, topic="gas-smell", description="gas smell again")
-    assert app.escalate_to_incident(other, incident_id=incident_id,
-                                    actor=OPERATOR) == incident_id
+    app.handle(EscalateTicketToIncident(ticket_id=other, incident_id=incident_id),
+               CommandContext(actor=OPERATOR))
+    assert app.ticket(other).incident_id == incident_id
     with pytest.raises(IllegalTransition, match="already joined incident"):
-        app.escalate_to_incident(other, incident_id=uuid4(), actor=OPERATOR)
+        app.handle(
+            EscalateTicketToIncident(ticket_id=other, incident_id=uuid4()),
+            CommandContext(actor=OPERATOR))
     # A transferred ticket can also become a case; it then waits for both.
-    case_id = app.convert_to_case(ticket_id, actor=OPERATOR)
+    app.handle(ConvertTicketToCase(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
+    case_id = case_id_for_ticket(ticket_id)
     with pytest.raises(IllegalTransition,
                        match=f"grid case {case_id} and incident {incident_id} are not finished"):
-        app.close_ticket(ticket_id, actor=OPERATOR)
+        app.handle(CloseTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
 
 
 # --- callers and personal data ---------------------------------------------------------------
@@ -467,23 +555,27 @@ def test_an_emergency_becomes_or_joins_an_incident(app: HotlineTickets) -> None:
 def test_an_anonymous_tip_cannot_be_called_back_and_closes_after_the_reply(
         app: HotlineTickets) -> None:
     ticket_id = receive(app, ticket_type="report", caller_name=None, caller_phone=None)
-    app.assign(ticket_id, actor=OPERATOR)
-    app.accept(ticket_id, actor=SANITATION)
-    app.reply(ticket_id, reply="Fined the restaurant", actor=SANITATION)
+    app.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
+    app.handle(AcceptTicket(ticket_id=ticket_id), CommandContext(actor=SANITATION))
+    app.handle(
+        ReplyToCaller(ticket_id=ticket_id, reply="Fined the restaurant"),
+        CommandContext(actor=SANITATION))
     with pytest.raises(IllegalTransition, match="no phone number"):
-        app.call_back(ticket_id, satisfaction="satisfied", actor=OPERATOR)
-    app.close_ticket(ticket_id, actor=OPERATOR)
+        app.handle(
+            CallBackCaller(ticket_id=ticket_id, satisfaction="satisfied"),
+            CommandContext(actor=OPERATOR))
+    app.handle(CloseTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     assert app.ticket(ticket_id).status is TicketStatus.CLOSED
 
 
 def test_a_caller_with_a_phone_number_must_be_called_back_before_closing(
         app: HotlineTickets) -> None:
     ticket_id = receive(app)
-    app.assign(ticket_id, actor=OPERATOR)
-    app.accept(ticket_id, actor=SANITATION)
-    app.reply(ticket_id, reply="done", actor=SANITATION)
+    app.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
+    app.handle(AcceptTicket(ticket_id=ticket_id), CommandContext(actor=SANITATION))
+    app.handle(ReplyToCaller(ticket_id=ticket_id, reply="done"), CommandContext(actor=SANITATION))
     with pytest.raises(IllegalTransition, match="it is replied"):
-        app.close_ticket(ticket_id, actor=OPERATOR)
+        app.handle(CloseTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
 
 
 @pytest.mark.parametrize("phone", ["110", "+86 138 0013 8000", "021-5555 0102", "(021) 5555.0102",
@@ -525,7 +617,9 @@ def test_bad_calls_are_refused(app: HotlineTickets, changes: dict[str, Any],
 
 def test_a_bad_satisfaction_is_refused(app: HotlineTickets) -> None:
     with pytest.raises(InvalidValue, match="unknown satisfaction"):
-        app.call_back(receive(app), satisfaction="delighted", actor=OPERATOR)
+        app.handle(
+            CallBackCaller(ticket_id=receive(app), satisfaction="delighted"),
+            CommandContext(actor=OPERATOR))
 
 
 # --- illegal transitions ---------------------------------------------------------------------
@@ -534,20 +628,42 @@ Command = Callable[[HotlineTickets, UUID, UUID], object]
 DUTY = Actor("duty-1", Role.DISPATCHER)  # may issue every ticket command
 
 COMMANDS: dict[str, Command] = {
-    "answer": lambda app, t, p: app.answer_at_first_contact(t, answer="a", actor=DUTY),
-    "assign": lambda app, t, p: app.assign(t, actor=DUTY),
-    "accept": lambda app, t, p: app.accept(t, actor=DUTY),
-    "return": lambda app, t, p: app.return_to_centre(t, reason="r", actor=DUTY,
-                                                     suggested_department="housing"),
-    "reply": lambda app, t, p: app.reply(t, reply="r", actor=DUTY),
-    "call back": lambda app, t, p: app.call_back(t, satisfaction="satisfied", actor=DUTY),
-    "merge": lambda app, t, p: app.merge_into(t, p, actor=DUTY),
-    "convert": lambda app, t, p: app.convert_to_case(t, case_id=uuid4(), actor=DUTY),
-    "escalate": lambda app, t, p: app.escalate_to_incident(t, incident_id=uuid4(), actor=DUTY),
-    "close": lambda app, t, p: app.close_ticket(t, actor=DUTY),
-    "accept return": lambda app, t, p: app.review_return(t, accept=True, actor=DUTY),
-    "reject return": lambda app, t, p: app.review_return(t, accept=False, reason="yours",
-                                                         actor=DUTY),
+    "answer": lambda app, t, p: app.handle(
+        AnswerTicket(ticket_id=t, answer="a"),
+        CommandContext(actor=DUTY)).subject,
+    "assign": lambda app, t, p: app.handle(
+        AssignTicket(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
+    "accept": lambda app, t, p: app.handle(
+        AcceptTicket(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
+    "return": lambda app, t, p: app.handle(
+        ReturnTicket(ticket_id=t, reason="r", suggested_department="housing"),
+        CommandContext(actor=DUTY)).subject,
+    "reply": lambda app, t, p: app.handle(
+        ReplyToCaller(ticket_id=t, reply="r"),
+        CommandContext(actor=DUTY)).subject,
+    "call back": lambda app, t, p: app.handle(
+        CallBackCaller(ticket_id=t, satisfaction="satisfied"),
+        CommandContext(actor=DUTY)).subject,
+    "merge": lambda app, t, p: app.handle(
+        MergeTicket(ticket_id=t, primary_id=p),
+        CommandContext(actor=DUTY)).subject,
+    "convert": lambda app, t, p: app.handle(
+        ConvertTicketToCase(ticket_id=t, case_id=uuid4()),
+        CommandContext(actor=DUTY)).subject,
+    "escalate": lambda app, t, p: app.handle(
+        EscalateTicketToIncident(ticket_id=t, incident_id=uuid4()),
+        CommandContext(actor=DUTY)).subject,
+    "close": lambda app, t, p: app.handle(
+        CloseTicket(ticket_id=t),
+        CommandContext(actor=DUTY)).subject,
+    "accept return": lambda app, t, p: app.handle(
+        ReviewTicketReturn(ticket_id=t, accept=True),
+        CommandContext(actor=DUTY)).subject,
+    "reject return": lambda app, t, p: app.handle(
+        ReviewTicketReturn(ticket_id=t, accept=False, reason="yours"),
+        CommandContext(actor=DUTY)).subject,
 }
 
 # How to bring a new ticket into each state.
@@ -621,19 +737,21 @@ def test_nothing_is_merged_into_a_finished_ticket(app: HotlineTickets,
     finished, _ = ticket_in(app, status)
     ticket_id = receive(app)
     with pytest.raises(IllegalTransition) as refused:
-        app.merge_into(ticket_id, finished, actor=DUTY)
+        app.handle(
+            MergeTicket(ticket_id=ticket_id, primary_id=finished),
+            CommandContext(actor=DUTY))
     assert refused.value.aggregate_id == finished
     assert app.ticket(ticket_id).version == 1
 
 
 def test_a_department_acts_only_on_its_own_tickets(app: HotlineTickets) -> None:
     ticket_id = receive(app)
-    app.assign(ticket_id, actor=OPERATOR)
+    app.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     with pytest.raises(IllegalTransition, match="assigned to sanitation, not water"):
-        app.accept(ticket_id, actor=WATER)
-    app.accept(ticket_id, actor=SANITATION)
+        app.handle(AcceptTicket(ticket_id=ticket_id), CommandContext(actor=WATER))
+    app.handle(AcceptTicket(ticket_id=ticket_id), CommandContext(actor=SANITATION))
     with pytest.raises(IllegalTransition, match="assigned to sanitation, not water"):
-        app.reply(ticket_id, reply="r", actor=WATER)
+        app.handle(ReplyToCaller(ticket_id=ticket_id, reply="r"), CommandContext(actor=WATER))
 
 
 # --- idempotency and permissions -------------------------------------------------------------
@@ -650,40 +768,67 @@ def test_a_repeated_call_is_received_once(app: HotlineTickets) -> None:
 
 def test_a_repeated_assignment_is_recorded_once(app: HotlineTickets) -> None:
     ticket_id = receive(app)
-    app.assign(ticket_id, actor=OPERATOR, command_id="assign-1")
+    app.handle(
+        AssignTicket(ticket_id=ticket_id),
+        CommandContext(actor=OPERATOR, command_id="assign-1"))
     version = app.ticket(ticket_id).version
-    app.assign(ticket_id, actor=OPERATOR, command_id="assign-1")
+    app.handle(
+        AssignTicket(ticket_id=ticket_id),
+        CommandContext(actor=OPERATOR, command_id="assign-1"))
     assert app.ticket(ticket_id).version == version
     with pytest.raises(CommandIdReused):
-        app.assign(ticket_id, department="water", actor=OPERATOR, command_id="assign-1")
+        app.handle(
+            AssignTicket(ticket_id=ticket_id, department="water"),
+            CommandContext(actor=OPERATOR, command_id="assign-1"))
 
 
 def test_a_repeated_merge_is_recorded_once(app: HotlineTickets) -> None:
     primary, other = receive(app), receive(app)
-    app.merge_into(other, primary, actor=OPERATOR, command_id="merge-1")
+    app.handle(
+        MergeTicket(ticket_id=other, primary_id=primary),
+        CommandContext(actor=OPERATOR, command_id="merge-1"))
     stored = events_stored(app)
-    app.merge_into(other, primary, actor=OPERATOR, command_id="merge-1")
+    app.handle(
+        MergeTicket(ticket_id=other, primary_id=primary),
+        CommandContext(actor=OPERATOR, command_id="merge-1"))
     assert events_stored(app) == stored
 
 
 @pytest.mark.parametrize(("actor", "command"), [
     (INSPECTOR, lambda app, t: receive(app, actor=INSPECTOR)),
-    (SANITATION, lambda app, t: app.assign(t, actor=SANITATION)),
-    (OPERATOR, lambda app, t: app.accept(t, actor=OPERATOR)),
-    (OPERATOR, lambda app, t: app.reply(t, reply="r", actor=OPERATOR)),
-    (SANITATION, lambda app, t: app.call_back(t, satisfaction="satisfied", actor=SANITATION)),
-    (SANITATION, lambda app, t: app.convert_to_case(t, actor=SANITATION)),
-    (SANITATION, lambda app, t: app.merge_into(t, uuid4(), actor=SANITATION)),
-    (INSPECTOR, lambda app, t: app.close_ticket(t, actor=INSPECTOR)),
-    (SANITATION, lambda app, t: app.review_return(t, accept=False, reason="r",
-                                                  actor=SANITATION)),
-    (INSPECTOR, lambda app, t: app.review_return(t, accept=True, actor=INSPECTOR)),
+    (SANITATION, lambda app, t: app.handle(
+        AssignTicket(ticket_id=t),
+        CommandContext(actor=SANITATION)).subject),
+    (OPERATOR, lambda app, t: app.handle(
+        AcceptTicket(ticket_id=t),
+        CommandContext(actor=OPERATOR)).subject),
+    (OPERATOR, lambda app, t: app.handle(
+        ReplyToCaller(ticket_id=t, reply="r"),
+        CommandContext(actor=OPERATOR)).subject),
+    (SANITATION, lambda app, t: app.handle(
+        CallBackCaller(ticket_id=t, satisfaction="satisfied"),
+        CommandContext(actor=SANITATION)).subject),
+    (SANITATION, lambda app, t: app.handle(
+        ConvertTicketToCase(ticket_id=t),
+        CommandContext(actor=SANITATION)).subject),
+    (SANITATION, lambda app, t: app.handle(
+        MergeTicket(ticket_id=t, primary_id=uuid4()),
+        CommandContext(actor=SANITATION)).subject),
+    (INSPECTOR, lambda app, t: app.handle(
+        CloseTicket(ticket_id=t),
+        CommandContext(actor=INSPECTOR)).subject),
+    (SANITATION, lambda app, t: app.handle(
+        ReviewTicketReturn(ticket_id=t, accept=False, reason="r"),
+        CommandContext(actor=SANITATION)).subject),
+    (INSPECTOR, lambda app, t: app.handle(
+        ReviewTicketReturn(ticket_id=t, accept=True),
+        CommandContext(actor=INSPECTOR)).subject),
 ])
 def test_commands_need_a_permitted_role(app: HotlineTickets, actor: Actor,
                                         command: Callable[[HotlineTickets, UUID], object]
                                         ) -> None:
     ticket_id = receive(app)
-    app.assign(ticket_id, actor=OPERATOR)
+    app.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     stored = events_stored(app)
     with pytest.raises(NotPermitted):
         command(app, ticket_id)
@@ -692,7 +837,7 @@ def test_commands_need_a_permitted_role(app: HotlineTickets, actor: Actor,
 
 def test_an_unknown_ticket_is_not_found(app: HotlineTickets) -> None:
     with pytest.raises(NotFound, match="hotline ticket"):
-        app.assign(uuid4(), actor=OPERATOR)
+        app.handle(AssignTicket(ticket_id=uuid4()), CommandContext(actor=OPERATOR))
 
 
 def test_a_ticket_is_not_another_kind_of_aggregate(app: HotlineTickets) -> None:

@@ -13,6 +13,7 @@ import pytest
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import COMMAND_NAMESPACE
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import (
     CommandIdReused,
     IllegalTransition,
@@ -23,6 +24,35 @@ from cityops.domain.errors import (
 )
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import (
+    AcknowledgeTask,
+    ActivatePlan,
+    AddSituationReport,
+    AssignCommander,
+    AssignResourceToIncident,
+    AssignTask,
+    CancelTask,
+    ChangeIncidentLevel,
+    CloseIncident,
+    CompleteTask,
+    ContainIncident,
+    DeescalateIncident,
+    DefinePlan,
+    DismissIncident,
+    EscalateIncident,
+    FlareUpIncident,
+    LinkToIncident,
+    RecordResourceDeparture,
+    ReleaseResourceFromIncident,
+    ReportIncident,
+    RespondToIncident,
+    RetirePlan,
+    ReviewIncident,
+    RevisePlan,
+    UnlinkFromIncident,
+    VerifyIncident,
+    WaiveTask,
+)
 from cityops.domain.incidents.incident import (
     Finding,
     FindingAspect,
@@ -106,19 +136,23 @@ def flood_levels() -> list[PlanLevel]:
 
 
 def define_flood_plan(app: Incidents, code: str = "urban-flood") -> UUID:
-    return app.define_plan(code=code, name="Urban flood and waterlogging",
-                           category="natural-disaster", incident_types=["flood", "waterlogging"],
-                           levels=flood_levels(), actor=PLANNER)
+    return app.handle(
+        DefinePlan(code=code, plan_name="Urban flood and waterlogging",
+            category="natural-disaster", incident_types=["flood", "waterlogging"],
+            levels=flood_levels()),
+        CommandContext(actor=PLANNER)).subject
 
 
-def report_waterlogging(app: Incidents, **overrides: Any) -> UUID:
+def report_waterlogging(app: Incidents, *, actor: Actor = HOTLINE,
+                        command_id: str | None = None, **overrides: Any) -> UUID:
     facts: dict[str, Any] = {
         "category": "natural-disaster", "incident_type": "waterlogging",
         "title": "Underpass under water", "description": "Cars stuck at Wulin underpass",
-        "location": UNDERPASS, "source": "hotline", "actor": HOTLINE,
+        "location": UNDERPASS, "source": "hotline",
     }
     facts.update(overrides)
-    return app.report(**facts)
+    return app.handle(ReportIncident(**facts),
+                      CommandContext(actor=actor, command_id=command_id)).subject
 
 
 def events_of(app: Incidents, aggregate_id: UUID) -> list[str]:
@@ -141,15 +175,19 @@ def test_a_flood_from_the_first_call_to_the_after_action_review(
 
     # The duty officer verifies it and judges it relatively major.
     clock.advance(minutes=5)
-    app.verify(incident_id, level="III", note="confirmed by camera", actor=DISPATCHER)
+    app.handle(
+        VerifyIncident(incident_id=incident_id, level="III", note="confirmed by camera"),
+        CommandContext(actor=DISPATCHER))
     assert app.incident(incident_id).status is IncidentStatus.VERIFIED
 
     # He starts the response at level III with the flood plan: the plan's level III tasks go
     # to the water company and the traffic police, due by the plan's time allowances.
     clock.advance(minutes=5)
     activated_at = clock.now
-    app.respond(incident_id, level="III", plan_id=plan_id, reason="rain continues",
-                actor=DISPATCHER)
+    app.handle(
+        RespondToIncident(incident_id=incident_id, level="III", plan_id=plan_id,
+            reason="rain continues"),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert incident.status is IncidentStatus.RESPONDING
     tasks = {t.department: t for t in incident.tasks.values()}
@@ -160,34 +198,49 @@ def test_a_flood_from_the_first_call_to_the_after_action_review(
 
     # A commander is named; the hotline ticket and a grid case are linked.
     ticket_id, case_id = uuid4(), uuid4()
-    app.assign_commander(incident_id, commander="deputy-director-li", actor=DISPATCHER)
-    app.link(incident_id, kind="hotline-ticket", target_id=ticket_id, actor=HOTLINE)
-    app.link(incident_id, kind=LinkKind.GRID_CASE, target_id=case_id, actor=DISPATCHER)
+    app.handle(
+        AssignCommander(incident_id=incident_id, commander="deputy-director-li"),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        LinkToIncident(incident_id=incident_id, kind="hotline-ticket", target_id=ticket_id),
+        CommandContext(actor=HOTLINE))
+    app.handle(
+        LinkToIncident(incident_id=incident_id, kind=LinkKind.GRID_CASE, target_id=case_id),
+        CommandContext(actor=DISPATCHER))
 
     # Two pump trucks are sent.
     trucks = [uuid4(), uuid4()]
     for truck in trucks:
-        app.assign_resource(incident_id, resource_id=truck, kind="drainage-pump-truck",
-                            actor=DISPATCHER)
+        app.handle(
+            AssignResourceToIncident(incident_id=incident_id, resource_id=truck,
+                kind="drainage-pump-truck"),
+            CommandContext(actor=DISPATCHER))
     assert app.incident(incident_id).resource_shortfall() == {}
 
     # The water company acknowledges its task and reports it done in time.
     clock.advance(minutes=3)
-    app.acknowledge_task(incident_id, tasks["water"].id, actor=WATER)
+    app.handle(
+        AcknowledgeTask(incident_id=incident_id, task_id=tasks["water"].id),
+        CommandContext(actor=WATER))
     clock.advance(minutes=20)
-    app.complete_task(incident_id, tasks["water"].id, result="3 stations running",
-                      actor=WATER)
+    app.handle(
+        CompleteTask(incident_id=incident_id, task_id=tasks["water"].id,
+            result="3 stations running"),
+        CommandContext(actor=WATER))
 
     # The first situation report: people trapped, the flooded block drawn on the map.
-    app.add_situation_report(incident_id, text="Two cars trapped, water 1.2 m",
-                             casualties={"trapped": 4, "injured": 0},
-                             affected_area=FLOODED_BLOCK, actor=INSPECTOR)
+    app.handle(
+        AddSituationReport(incident_id=incident_id, text="Two cars trapped, water 1.2 m",
+            casualties={"trapped": 4, "injured": 0}, affected_area=FLOODED_BLOCK),
+        CommandContext(actor=INSPECTOR))
 
     # The rain gets worse: the level is raised to II. Only the level II task that was not
     # given out yet is created (the pumps and road closure are not duplicated).
     clock.advance(minutes=10)
     raised_at = clock.now
-    app.escalate(incident_id, reason="river over warning line", actor=DISPATCHER)
+    app.handle(
+        EscalateIncident(incident_id=incident_id, reason="river over warning line"),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert incident.level == "II"
     assert sorted(t.department for t in incident.tasks.values()) == [
@@ -199,7 +252,9 @@ def test_a_flood_from_the_first_call_to_the_after_action_review(
 
     # The water recedes: back to level III, with the reason; no task is created or removed.
     clock.advance(hours=1)
-    app.change_level(incident_id, level="III", reason="water receding", actor=DISPATCHER)
+    app.handle(
+        ChangeIncidentLevel(incident_id=incident_id, level="III", reason="water receding"),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert len(incident.tasks) == 3
     assert [(c.level, c.reason) for c in incident.level_changes] == [
@@ -208,18 +263,27 @@ def test_a_flood_from_the_first_call_to_the_after_action_review(
     # Contained. It cannot be closed while the road closure and the shelters are open: the
     # refusal names them. The police report done; the shelters, never needed, are waived.
     clock.advance(hours=1)
-    app.contain(incident_id, note="water below road level", actor=DISPATCHER)
+    app.handle(
+        ContainIncident(incident_id=incident_id, note="water below road level"),
+        CommandContext(actor=DISPATCHER))
     clock.advance(hours=2)
     with pytest.raises(OpenTasksRemain, match="2 tasks are still open") as refused:
-        app.close_incident(incident_id, note="roads reopened", actor=DISPATCHER)
+        app.handle(
+            CloseIncident(incident_id=incident_id, note="roads reopened"),
+            CommandContext(actor=DISPATCHER))
     assert [(t[1], t[3]) for t in refused.value.open_tasks] == [
         ("traffic-police", "assigned"), ("emergency-management", "assigned")]
-    app.complete_task(incident_id, tasks["traffic-police"].id, result="underpasses closed",
-                      actor=TRAFFIC_POLICE)
-    app.waive_task(incident_id, shelter.id, reason="nobody needed a shelter",
-                   actor=DISPATCHER)
+    app.handle(
+        CompleteTask(incident_id=incident_id, task_id=tasks["traffic-police"].id,
+            result="underpasses closed"),
+        CommandContext(actor=TRAFFIC_POLICE))
+    app.handle(
+        WaiveTask(incident_id=incident_id, task_id=shelter.id, reason="nobody needed a shelter"),
+        CommandContext(actor=DISPATCHER))
     # Closed: the trucks still assigned are released by the closing.
-    app.close_incident(incident_id, note="roads reopened", actor=DISPATCHER)
+    app.handle(
+        CloseIncident(incident_id=incident_id, note="roads reopened"),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert incident.status is IncidentStatus.CLOSED
     assert all(a.released_at == clock.now for a in incident.resources)
@@ -227,11 +291,14 @@ def test_a_flood_from_the_first_call_to_the_after_action_review(
 
     # The after-action review: a summary and structured findings.
     clock.advance(days=2)
-    app.review(incident_id, summary="Pumps in time; shelters opened late.", findings=[
+    app.handle(
+        ReviewIncident(incident_id=incident_id, summary="Pumps in time; shelters opened late.",
+            findings=[
         Finding(FindingAspect.PLAN, "Shelter task allowance too long",
                 recommendation="Reduce to 1 hour", department="emergency-management"),
         Finding(FindingAspect.RESPONSE_TIME, "Verification took 5 minutes"),
-    ], actor=PLANNER)
+    ]),
+        CommandContext(actor=PLANNER))
     incident = app.incident(incident_id)
     assert incident.status is IncidentStatus.REVIEWED
     summary = incident.summary()
@@ -263,19 +330,21 @@ def test_a_flood_from_the_first_call_to_the_after_action_review(
 
 def test_a_false_report_is_dismissed_and_nothing_more_happens(app: Incidents) -> None:
     incident_id = report_waterlogging(app)
-    app.dismiss(incident_id, reason="prank call: road dry on camera", actor=DISPATCHER)
+    app.handle(
+        DismissIncident(incident_id=incident_id, reason="prank call: road dry on camera"),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert incident.status is IncidentStatus.DISMISSED
     assert incident.dismiss_reason == "prank call: road dry on camera"
     with pytest.raises(IllegalTransition):
-        app.close_incident(incident_id, actor=DISPATCHER)
+        app.handle(CloseIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
 
 
 def test_every_event_records_who_did_it_in_what_role_and_when(
         app: Incidents, clock: Clock) -> None:
     incident_id = report_waterlogging(app)
     clock.advance(minutes=7)
-    app.verify(incident_id, actor=DISPATCHER)
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
     reported, verified = app.events.get(incident_id)
     assert (reported.actor, reported.timestamp) == (HOTLINE, START)
     assert (verified.actor, verified.timestamp) == (DISPATCHER, START + timedelta(minutes=7))
@@ -287,21 +356,25 @@ def test_every_event_records_who_did_it_in_what_role_and_when(
 def test_an_alarm_escalates_into_an_incident_under_the_id_it_chose(app: Incidents) -> None:
     alarm_id = uuid4()
     incident_id = uuid5(alarm_id, "incident")
-    got = app.report(category="accident-disaster", incident_type="gas-leak",
-                     title="Gas concentration over threshold", location=UNDERPASS,
-                     source="alarm", source_ref=str(alarm_id), level="II", warning="orange",
-                     incident_id=incident_id, actor=SENSOR_GATEWAY)
+    got = app.handle(
+        ReportIncident(category="accident-disaster", incident_type="gas-leak",
+            title="Gas concentration over threshold", location=UNDERPASS, source="alarm",
+            source_ref=str(alarm_id), level="II", warning="orange", incident_id=incident_id),
+        CommandContext(actor=SENSOR_GATEWAY)).subject
     assert got == incident_id
     incident = app.incident(incident_id)
     assert (incident.source.value, incident.source_ref, incident.warning) == (
         "alarm", str(alarm_id), "orange")
-    app.link(incident_id, kind="hazard-alarm", target_id=alarm_id, actor=SENSOR_GATEWAY)
+    app.handle(
+        LinkToIncident(incident_id=incident_id, kind="hazard-alarm", target_id=alarm_id),
+        CommandContext(actor=SENSOR_GATEWAY))
 
     # The same id reported again (another command) is a clear error, not a silent second.
     with pytest.raises(IllegalTransition, match="already reported"):
-        app.report(category="accident-disaster", incident_type="gas-leak", title="Again",
-                   location=UNDERPASS, source="alarm", incident_id=incident_id,
-                   actor=SENSOR_GATEWAY)
+        app.handle(
+            ReportIncident(category="accident-disaster", incident_type="gas-leak", title="Again",
+                location=UNDERPASS, source="alarm", incident_id=incident_id),
+            CommandContext(actor=SENSOR_GATEWAY))
 
 
 def test_a_report_with_a_command_id_gets_an_id_derived_from_it(app: Incidents) -> None:
@@ -311,8 +384,10 @@ def test_a_report_with_a_command_id_gets_an_id_derived_from_it(app: Incidents) -
 
 def test_verification_may_correct_category_type_and_level(app: Incidents) -> None:
     incident_id = report_waterlogging(app)
-    app.verify(incident_id, category="accident-disaster", incident_type="utility-failure",
-               level="II", actor=DISPATCHER)
+    app.handle(
+        VerifyIncident(incident_id=incident_id, category="accident-disaster",
+            incident_type="utility-failure", level="II"),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert (incident.category, incident.incident_type, incident.level, incident.level_rank) == (
         "accident-disaster", "utility-failure", "II", 2)
@@ -327,13 +402,23 @@ def test_a_repeated_command_id_changes_nothing(app: Incidents) -> None:
     assert first == second
     assert events_of(app, first) == ["Reported"]
 
-    app.verify(first, actor=DISPATCHER, command_id="verify-1")
-    app.verify(first, actor=DISPATCHER, command_id="verify-1")
-    app.respond(first, level="IV", actor=DISPATCHER, command_id="respond-1")
-    app.assign_task(first, department="water", description="Check the pumps",
-                    allowance=timedelta(hours=1), actor=DISPATCHER, command_id="task-1")
-    app.assign_task(first, department="water", description="Check the pumps",
-                    allowance=timedelta(hours=1), actor=DISPATCHER, command_id="task-1")
+    app.handle(
+        VerifyIncident(incident_id=first),
+        CommandContext(actor=DISPATCHER, command_id="verify-1"))
+    app.handle(
+        VerifyIncident(incident_id=first),
+        CommandContext(actor=DISPATCHER, command_id="verify-1"))
+    app.handle(
+        RespondToIncident(incident_id=first, level="IV"),
+        CommandContext(actor=DISPATCHER, command_id="respond-1"))
+    app.handle(
+        AssignTask(incident_id=first, department="water", description="Check the pumps",
+            allowance=timedelta(hours=1)),
+        CommandContext(actor=DISPATCHER, command_id="task-1"))
+    app.handle(
+        AssignTask(incident_id=first, department="water", description="Check the pumps",
+            allowance=timedelta(hours=1)),
+        CommandContext(actor=DISPATCHER, command_id="task-1"))
     assert events_of(app, first) == ["Reported", "Verified", "ResponseStarted", "TaskAssigned"]
     assert set(app.incident(first).tasks) == {uuid5(COMMAND_NAMESPACE, "incident-task:task-1")}
 
@@ -342,36 +427,59 @@ def test_a_reused_command_id_with_other_arguments_is_refused(app: Incidents) -> 
     incident_id = report_waterlogging(app, command_id="call-1")
     with pytest.raises(CommandIdReused):
         report_waterlogging(app, title="Another thing", command_id="call-1")
-    app.verify(incident_id, actor=DISPATCHER, command_id="verify-1")
+    app.handle(
+        VerifyIncident(incident_id=incident_id),
+        CommandContext(actor=DISPATCHER, command_id="verify-1"))
     with pytest.raises(CommandIdReused):
-        app.dismiss(incident_id, reason="false", actor=DISPATCHER, command_id="verify-1")
+        app.handle(
+            DismissIncident(incident_id=incident_id, reason="false"),
+            CommandContext(actor=DISPATCHER, command_id="verify-1"))
     plan_id = define_flood_plan(app)
     with pytest.raises(CommandIdReused):
-        app.retire_plan(plan_id, reason="obsolete", actor=PLANNER, command_id="verify-1")
+        app.handle(
+            RetirePlan(plan_id=plan_id, reason="obsolete"),
+            CommandContext(actor=PLANNER, command_id="verify-1"))
 
 
 def test_plan_definition_is_idempotent_by_command_id(app: Incidents) -> None:
-    first = app.define_plan(code="urban-flood", name="Urban flood", category="natural-disaster",
-                            levels=flood_levels(), actor=PLANNER, command_id="plan-1")
-    second = app.define_plan(code="urban-flood", name="Urban flood",
-                             category="natural-disaster", levels=flood_levels(), actor=PLANNER,
-                             command_id="plan-1")
+    first = app.handle(
+        DefinePlan(code="urban-flood", plan_name="Urban flood", category="natural-disaster",
+            levels=flood_levels()),
+        CommandContext(actor=PLANNER, command_id="plan-1")).subject
+    second = app.handle(
+        DefinePlan(code="urban-flood", plan_name="Urban flood", category="natural-disaster",
+            levels=flood_levels()),
+        CommandContext(actor=PLANNER, command_id="plan-1")).subject
     assert first == second == plan_id_for("urban-flood")
     assert events_of(app, first) == ["Defined"]
 
 
 @pytest.mark.parametrize(("actor", "command"), [
     (LEADER, lambda app, i: report_waterlogging(app, actor=LEADER)),
-    (HOTLINE, lambda app, i: app.verify(i, actor=HOTLINE)),
-    (WATER, lambda app, i: app.respond(i, level="IV", actor=WATER)),
-    (INSPECTOR, lambda app, i: app.close_incident(i, actor=INSPECTOR)),
-    (WATER, lambda app, i: app.assign_resource(i, resource_id=uuid4(), kind="shelter",
-                                               actor=WATER)),
-    (HOTLINE, lambda app, i: app.review(i, summary="x", actor=HOTLINE)),
-    (INSPECTOR, lambda app, i: app.define_plan(code="x", name="x", category="natural-disaster",
-                                               levels=flood_levels(), actor=INSPECTOR)),
-    (LEADER, lambda app, i: app.change_level(i, level="I", reason="x", actor=LEADER)),
-    (WATER, lambda app, i: app.assign_commander(i, commander="me", actor=WATER)),
+    (HOTLINE, lambda app, i: app.handle(
+        VerifyIncident(incident_id=i),
+        CommandContext(actor=HOTLINE)).subject),
+    (WATER, lambda app, i: app.handle(
+        RespondToIncident(incident_id=i, level="IV"),
+        CommandContext(actor=WATER)).subject),
+    (INSPECTOR, lambda app, i: app.handle(
+        CloseIncident(incident_id=i),
+        CommandContext(actor=INSPECTOR)).subject),
+    (WATER, lambda app, i: app.handle(
+        AssignResourceToIncident(incident_id=i, resource_id=uuid4(), kind="shelter"),
+        CommandContext(actor=WATER)).subject),
+    (HOTLINE, lambda app, i: app.handle(
+        ReviewIncident(incident_id=i, summary="x"),
+        CommandContext(actor=HOTLINE)).subject),
+    (INSPECTOR, lambda app, i: app.handle(
+        DefinePlan(code="x", plan_name="x", category="natural-disaster", levels=flood_levels()),
+        CommandContext(actor=INSPECTOR)).subject),
+    (LEADER, lambda app, i: app.handle(
+        ChangeIncidentLevel(incident_id=i, level="I", reason="x"),
+        CommandContext(actor=LEADER)).subject),
+    (WATER, lambda app, i: app.handle(
+        AssignCommander(incident_id=i, commander="me"),
+        CommandContext(actor=WATER)).subject),
 ])
 def test_a_role_that_may_not_issue_a_command_is_refused(
         app: Incidents, actor: Actor, command: Callable[[Incidents, UUID], object]) -> None:
@@ -385,10 +493,11 @@ def test_only_planning_roles_revise_and_retire_plans(
         app: Incidents) -> None:
     plan_id = define_flood_plan(app)
     with pytest.raises(NotPermitted):
-        app.revise_plan(plan_id, levels=flood_levels(), note="x",
-                        actor=Actor("w", Role.DEPARTMENT_USER, department="water"))
+        app.handle(
+            RevisePlan(plan_id=plan_id, levels=flood_levels(), note="x"),
+            CommandContext(actor=Actor("w", Role.DEPARTMENT_USER, department="water")))
     with pytest.raises(NotPermitted):
-        app.retire_plan(plan_id, reason="x", actor=HOTLINE)
+        app.handle(RetirePlan(plan_id=plan_id, reason="x"), CommandContext(actor=HOTLINE))
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
@@ -410,33 +519,54 @@ def test_a_bad_report_is_refused_with_what_is_wrong(
 def test_bad_values_on_an_incident_are_refused_and_nothing_is_recorded(
         app: Incidents, clock: Clock) -> None:
     incident_id = report_waterlogging(app)
-    app.verify(incident_id, actor=DISPATCHER)
-    app.respond(incident_id, level="III", actor=DISPATCHER)
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
+    app.handle(
+        RespondToIncident(incident_id=incident_id, level="III"),
+        CommandContext(actor=DISPATCHER))
     version = app.incident(incident_id).version
     bad: list[tuple[Callable[[], object], str]] = [
-        (lambda: app.change_level(incident_id, level="0", reason="x", actor=DISPATCHER),
+        (lambda: app.handle(
+            ChangeIncidentLevel(incident_id=incident_id, level="0", reason="x"),
+            CommandContext(actor=DISPATCHER)).subject,
          "unknown incident level"),
-        (lambda: app.change_level(incident_id, level="II", reason=" ", actor=DISPATCHER),
+        (lambda: app.handle(
+            ChangeIncidentLevel(incident_id=incident_id, level="II", reason=" "),
+            CommandContext(actor=DISPATCHER)).subject,
          "reason must not be empty"),
-        (lambda: app.add_situation_report(incident_id, text="x", casualties={"dead": -1},
-                                          actor=DISPATCHER), "count >= 0"),
-        (lambda: app.add_situation_report(incident_id, text="x", casualties={"wounded": 1},
-                                          actor=DISPATCHER), "unknown casualty figure"),
-        (lambda: app.add_situation_report(incident_id, text="", actor=DISPATCHER),
+        (lambda: app.handle(
+            AddSituationReport(incident_id=incident_id, text="x", casualties={"dead": -1}),
+            CommandContext(actor=DISPATCHER)).subject, "count >= 0"),
+        (lambda: app.handle(
+            AddSituationReport(incident_id=incident_id, text="x", casualties={"wounded": 1}),
+            CommandContext(actor=DISPATCHER)).subject, "unknown casualty figure"),
+        (lambda: app.handle(
+            AddSituationReport(incident_id=incident_id, text=""),
+            CommandContext(actor=DISPATCHER)).subject,
          "report must not be empty"),
-        (lambda: app.link(incident_id, kind="tweet", target_id=uuid4(), actor=DISPATCHER),
+        (lambda: app.handle(
+            LinkToIncident(incident_id=incident_id, kind="tweet", target_id=uuid4()),
+            CommandContext(actor=DISPATCHER)).subject,
          "unknown link kind"),
-        (lambda: app.assign_resource(incident_id, resource_id=uuid4(), kind="tank",
-                                     actor=DISPATCHER), "unknown resource kind"),
-        (lambda: app.assign_task(incident_id, department="army", description="x",
-                                 allowance=timedelta(hours=1), actor=DISPATCHER),
+        (lambda: app.handle(
+            AssignResourceToIncident(incident_id=incident_id, resource_id=uuid4(), kind="tank"),
+            CommandContext(actor=DISPATCHER)).subject, "unknown resource kind"),
+        (lambda: app.handle(
+            AssignTask(incident_id=incident_id, department="army", description="x",
+                allowance=timedelta(hours=1)),
+            CommandContext(actor=DISPATCHER)).subject,
          "unknown department"),
-        (lambda: app.assign_task(incident_id, department="water", description="x",
-                                 allowance=timedelta(0), actor=DISPATCHER),
+        (lambda: app.handle(
+            AssignTask(incident_id=incident_id, department="water", description="x",
+                allowance=timedelta(0)),
+            CommandContext(actor=DISPATCHER)).subject,
          "more than zero"),
-        (lambda: app.contain(incident_id, actor=DISPATCHER, at=START - timedelta(hours=1)),
+        (lambda: app.handle(
+            ContainIncident(incident_id=incident_id),
+            CommandContext(actor=DISPATCHER, at=START - timedelta(hours=1))).subject,
          "precedes its last recorded event"),
-        (lambda: app.contain(incident_id, actor=DISPATCHER, at=START + timedelta(hours=1)),
+        (lambda: app.handle(
+            ContainIncident(incident_id=incident_id),
+            CommandContext(actor=DISPATCHER, at=START + timedelta(hours=1))).subject,
          "in the future"),
     ]
     for command, message in bad:
@@ -452,13 +582,15 @@ def test_review_findings_are_checked(app: Incidents) -> None:
         Finding(FindingAspect.OTHER, "")
     incident_id = report_waterlogging(app)
     with pytest.raises(InvalidValue, match="unknown department"):
-        app.review(incident_id, summary="x", actor=PLANNER,
-                   findings=[Finding(FindingAspect.COMMAND, "x", department="navy")])
+        app.handle(
+            ReviewIncident(incident_id=incident_id, summary="x",
+                findings=[Finding(FindingAspect.COMMAND, "x", department="navy")]),
+            CommandContext(actor=PLANNER))
 
 
 def test_an_unknown_incident_or_plan_is_not_found(app: Incidents) -> None:
     with pytest.raises(NotFound, match="incident"):
-        app.verify(uuid4(), actor=DISPATCHER)
+        app.handle(VerifyIncident(incident_id=uuid4()), CommandContext(actor=DISPATCHER))
     with pytest.raises(NotFound, match="contingency plan"):
         app.plan_by_code("no-such-plan")
     plan_id = define_flood_plan(app)
@@ -489,30 +621,46 @@ def bring_to(app: Incidents, state: str) -> Situation:
     resource_id = uuid4()
     task_id = None
     if state == "dismissed":
-        app.dismiss(incident_id, reason="false", actor=DISPATCHER)
+        app.handle(
+            DismissIncident(incident_id=incident_id, reason="false"),
+            CommandContext(actor=DISPATCHER))
         return Situation(app, incident_id, plan_id, task_id, resource_id)
     def close() -> None:
         # Its task must be settled first (done here: the department reports it).
         assert task_id is not None
-        app.complete_task(incident_id, task_id, actor=WATER)
-        app.close_incident(incident_id, actor=DISPATCHER)
+        app.handle(
+            CompleteTask(incident_id=incident_id, task_id=task_id),
+            CommandContext(actor=WATER))
+        app.handle(CloseIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
 
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("verified", lambda: app.verify(incident_id, actor=DISPATCHER)),
-        ("responding", lambda: app.respond(incident_id, level="III", actor=DISPATCHER)),
-        ("contained", lambda: app.contain(incident_id, actor=DISPATCHER)),
+        ("verified", lambda: app.handle(
+            VerifyIncident(incident_id=incident_id),
+            CommandContext(actor=DISPATCHER)).subject),
+        ("responding", lambda: app.handle(
+            RespondToIncident(incident_id=incident_id, level="III"),
+            CommandContext(actor=DISPATCHER)).subject),
+        ("contained", lambda: app.handle(
+            ContainIncident(incident_id=incident_id),
+            CommandContext(actor=DISPATCHER)).subject),
         ("closed", close),
-        ("reviewed", lambda: app.review(incident_id, summary="done", actor=PLANNER)),
+        ("reviewed", lambda: app.handle(
+            ReviewIncident(incident_id=incident_id, summary="done"),
+            CommandContext(actor=PLANNER)).subject),
     ]
     order = ["reported", "verified", "responding", "contained", "closed", "reviewed"]
     for name, step in steps[:order.index(state)]:
         step()
         if name == "verified":
-            app.assign_resource(incident_id, resource_id=resource_id, kind="rescue-team",
-                                actor=DISPATCHER)
+            app.handle(
+                AssignResourceToIncident(incident_id=incident_id, resource_id=resource_id,
+                    kind="rescue-team"),
+                CommandContext(actor=DISPATCHER))
         if name == "responding":
-            app.assign_task(incident_id, department="water", description="Pump",
-                            allowance=timedelta(hours=1), actor=DISPATCHER)
+            app.handle(
+                AssignTask(incident_id=incident_id, department="water", description="Pump",
+                    allowance=timedelta(hours=1)),
+                CommandContext(actor=DISPATCHER))
             task_id = next(iter(app.incident(incident_id).tasks))
     return Situation(app, incident_id, plan_id, task_id, resource_id)
 
@@ -525,60 +673,89 @@ def _close_settled(s: Situation) -> None:
     """Close, its task waived first where that is the only thing in the way (see
     `test_closing_is_refused_while_a_task_is_open` for the refusal)."""
     if s.task_id is not None and s.app.incident(s.incident_id).status.value == "contained":
-        s.app.waive_task(s.incident_id, s.task_id, reason="not needed", actor=DISPATCHER)
-    s.app.close_incident(s.incident_id, actor=DISPATCHER)
+        s.app.handle(
+            WaiveTask(incident_id=s.incident_id, task_id=s.task_id, reason="not needed"),
+            CommandContext(actor=DISPATCHER))
+    s.app.handle(CloseIncident(incident_id=s.incident_id), CommandContext(actor=DISPATCHER))
 
 
 COMMANDS: dict[str, tuple[Callable[[Situation], object], set[str]]] = {
-    "verify": (lambda s: s.app.verify(s.incident_id, actor=DISPATCHER), {"reported"}),
-    "dismiss": (lambda s: s.app.dismiss(s.incident_id, reason="x", actor=DISPATCHER),
+    "verify": (lambda s: s.app.handle(
+        VerifyIncident(incident_id=s.incident_id),
+        CommandContext(actor=DISPATCHER)).subject, {"reported"}),
+    "dismiss": (lambda s: s.app.handle(
+        DismissIncident(incident_id=s.incident_id, reason="x"),
+        CommandContext(actor=DISPATCHER)).subject,
                 {"reported"}),
-    "respond": (lambda s: s.app.respond(s.incident_id, level="II", actor=DISPATCHER),
+    "respond": (lambda s: s.app.handle(
+        RespondToIncident(incident_id=s.incident_id, level="II"),
+        CommandContext(actor=DISPATCHER)).subject,
                 {"verified"}),
-    "activate plan": (lambda s: s.app.activate_plan(s.incident_id, plan_id=s.plan_id,
-                                                    actor=DISPATCHER), {"responding"}),
-    "change level": (lambda s: s.app.change_level(s.incident_id, level="I", reason="x",
-                                                  actor=DISPATCHER), {"responding"}),
-    "escalate": (lambda s: s.app.escalate(s.incident_id, reason="x", actor=DISPATCHER),
+    "activate plan": (lambda s: s.app.handle(
+        ActivatePlan(incident_id=s.incident_id, plan_id=s.plan_id),
+        CommandContext(actor=DISPATCHER)).subject, {"responding"}),
+    "change level": (lambda s: s.app.handle(
+        ChangeIncidentLevel(incident_id=s.incident_id, level="I", reason="x"),
+        CommandContext(actor=DISPATCHER)).subject, {"responding"}),
+    "escalate": (lambda s: s.app.handle(
+        EscalateIncident(incident_id=s.incident_id, reason="x"),
+        CommandContext(actor=DISPATCHER)).subject,
                  {"responding"}),
-    "deescalate": (lambda s: s.app.deescalate(s.incident_id, reason="x", actor=DISPATCHER),
+    "deescalate": (lambda s: s.app.handle(
+        DeescalateIncident(incident_id=s.incident_id, reason="x"),
+        CommandContext(actor=DISPATCHER)).subject,
                    {"responding"}),
-    "situation report": (lambda s: s.app.add_situation_report(s.incident_id, text="x",
-                                                              actor=DISPATCHER),
+    "situation report": (lambda s: s.app.handle(
+        AddSituationReport(incident_id=s.incident_id, text="x"),
+        CommandContext(actor=DISPATCHER)).subject,
                          {"verified", "responding", "contained"}),
-    "link": (lambda s: s.app.link(s.incident_id, kind="grid-case", target_id=uuid4(),
-                                  actor=DISPATCHER),
+    "link": (lambda s: s.app.handle(
+        LinkToIncident(incident_id=s.incident_id, kind="grid-case", target_id=uuid4()),
+        CommandContext(actor=DISPATCHER)).subject,
              {"reported", "verified", "responding", "contained"}),
-    "assign commander": (lambda s: s.app.assign_commander(s.incident_id, commander="c",
-                                                          actor=DISPATCHER),
+    "assign commander": (lambda s: s.app.handle(
+        AssignCommander(incident_id=s.incident_id, commander="c"),
+        CommandContext(actor=DISPATCHER)).subject,
                          {"reported", "verified", "responding", "contained"}),
-    "assign task": (lambda s: s.app.assign_task(s.incident_id, department="fire",
-                                                description="x", allowance=timedelta(hours=1),
-                                                actor=DISPATCHER),
+    "assign task": (lambda s: s.app.handle(
+        AssignTask(incident_id=s.incident_id, department="fire", description="x",
+            allowance=timedelta(hours=1)),
+        CommandContext(actor=DISPATCHER)).subject,
                     {"responding", "contained"}),
-    "acknowledge task": (lambda s: s.app.acknowledge_task(s.incident_id, _task(s),
-                                                          actor=WATER),
+    "acknowledge task": (lambda s: s.app.handle(
+        AcknowledgeTask(incident_id=s.incident_id, task_id=_task(s)),
+        CommandContext(actor=WATER)).subject,
                          {"responding", "contained"}),
-    "complete task": (lambda s: s.app.complete_task(s.incident_id, _task(s), actor=WATER),
+    "complete task": (lambda s: s.app.handle(
+        CompleteTask(incident_id=s.incident_id, task_id=_task(s)),
+        CommandContext(actor=WATER)).subject,
                       {"responding", "contained"}),
-    "cancel task": (lambda s: s.app.cancel_task(s.incident_id, _task(s), reason="x",
-                                                actor=DISPATCHER),
+    "cancel task": (lambda s: s.app.handle(
+        CancelTask(incident_id=s.incident_id, task_id=_task(s), reason="x"),
+        CommandContext(actor=DISPATCHER)).subject,
                     {"responding", "contained"}),
-    "waive task": (lambda s: s.app.waive_task(s.incident_id, _task(s), reason="x",
-                                              actor=DISPATCHER),
+    "waive task": (lambda s: s.app.handle(
+        WaiveTask(incident_id=s.incident_id, task_id=_task(s), reason="x"),
+        CommandContext(actor=DISPATCHER)).subject,
                    {"responding", "contained"}),
-    "assign resource": (lambda s: s.app.assign_resource(s.incident_id, resource_id=uuid4(),
-                                                        kind="expert", actor=DISPATCHER),
+    "assign resource": (lambda s: s.app.handle(
+        AssignResourceToIncident(incident_id=s.incident_id, resource_id=uuid4(), kind="expert"),
+        CommandContext(actor=DISPATCHER)).subject,
                         {"verified", "responding", "contained"}),
-    "release resource": (lambda s: s.app.release_resource(s.incident_id,
-                                                          resource_id=s.resource_id,
-                                                          actor=DISPATCHER),
+    "release resource": (lambda s: s.app.handle(
+        ReleaseResourceFromIncident(incident_id=s.incident_id, resource_id=s.resource_id),
+        CommandContext(actor=DISPATCHER)).subject,
                          {"verified", "responding", "contained"}),
-    "contain": (lambda s: s.app.contain(s.incident_id, actor=DISPATCHER), {"responding"}),
-    "flare up": (lambda s: s.app.flare_up(s.incident_id, reason="fire rekindled",
-                                          actor=DISPATCHER), {"contained"}),
+    "contain": (lambda s: s.app.handle(
+        ContainIncident(incident_id=s.incident_id),
+        CommandContext(actor=DISPATCHER)).subject, {"responding"}),
+    "flare up": (lambda s: s.app.handle(
+        FlareUpIncident(incident_id=s.incident_id, reason="fire rekindled"),
+        CommandContext(actor=DISPATCHER)).subject, {"contained"}),
     "close": (_close_settled, {"contained"}),
-    "review": (lambda s: s.app.review(s.incident_id, summary="x", actor=PLANNER), {"closed"}),
+    "review": (lambda s: s.app.handle(
+        ReviewIncident(incident_id=s.incident_id, summary="x"),
+        CommandContext(actor=PLANNER)).subject, {"closed"}),
 }
 
 
@@ -608,36 +785,54 @@ def test_each_command_is_allowed_exactly_in_its_states(
 
 def test_the_level_cannot_be_raised_above_i_or_lowered_below_iv(app: Incidents) -> None:
     top = report_waterlogging(app)
-    app.verify(top, actor=DISPATCHER)
-    app.respond(top, level="I", actor=DISPATCHER)
+    app.handle(VerifyIncident(incident_id=top), CommandContext(actor=DISPATCHER))
+    app.handle(RespondToIncident(incident_id=top, level="I"), CommandContext(actor=DISPATCHER))
     with pytest.raises(IllegalTransition, match="already at the highest level I"):
-        app.escalate(top, reason="worse", actor=DISPATCHER)
+        app.handle(
+            EscalateIncident(incident_id=top, reason="worse"),
+            CommandContext(actor=DISPATCHER))
 
     bottom = report_waterlogging(app)
-    app.verify(bottom, actor=DISPATCHER)
-    app.respond(bottom, level="IV", actor=DISPATCHER)
+    app.handle(VerifyIncident(incident_id=bottom), CommandContext(actor=DISPATCHER))
+    app.handle(
+        RespondToIncident(incident_id=bottom, level="IV"),
+        CommandContext(actor=DISPATCHER))
     with pytest.raises(IllegalTransition, match="already at the lowest level IV"):
-        app.deescalate(bottom, reason="better", actor=DISPATCHER)
+        app.handle(
+            DeescalateIncident(incident_id=bottom, reason="better"),
+            CommandContext(actor=DISPATCHER))
     with pytest.raises(IllegalTransition, match="already at level IV"):
-        app.change_level(bottom, level="IV", reason="same", actor=DISPATCHER)
+        app.handle(
+            ChangeIncidentLevel(incident_id=bottom, level="IV", reason="same"),
+            CommandContext(actor=DISPATCHER))
     with pytest.raises(InvalidValue, match="unknown incident level"):
-        app.change_level(bottom, level="V", reason="lower still", actor=DISPATCHER)
+        app.handle(
+            ChangeIncidentLevel(incident_id=bottom, level="V", reason="lower still"),
+            CommandContext(actor=DISPATCHER))
     assert app.incident(bottom).version == 3
 
 
 def test_escalating_step_by_step_gives_each_plan_task_once(app: Incidents) -> None:
     plan_id = define_flood_plan(app)
     incident_id = report_waterlogging(app)
-    app.verify(incident_id, actor=DISPATCHER)
-    app.respond(incident_id, level="IV", plan_id=plan_id, actor=DISPATCHER)
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
+    app.handle(
+        RespondToIncident(incident_id=incident_id, level="IV", plan_id=plan_id),
+        CommandContext(actor=DISPATCHER))
     counts = []
     for _ in range(3):
-        app.escalate(incident_id, reason="worse", actor=DISPATCHER)
+        app.handle(
+            EscalateIncident(incident_id=incident_id, reason="worse"),
+            CommandContext(actor=DISPATCHER))
         counts.append(len(app.incident(incident_id).tasks))
     assert counts == [2, 3, 4]
     # Down and up again: level II was already activated, so nothing new.
-    app.deescalate(incident_id, reason="better", actor=DISPATCHER)
-    app.escalate(incident_id, reason="worse again", actor=DISPATCHER)
+    app.handle(
+        DeescalateIncident(incident_id=incident_id, reason="better"),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        EscalateIncident(incident_id=incident_id, reason="worse again"),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert len(incident.tasks) == 4
     assert incident.plans[plan_id].levels == ["IV", "III", "II", "I"]
@@ -650,9 +845,13 @@ def test_escalating_step_by_step_gives_each_plan_task_once(app: Incidents) -> No
 def test_jumping_levels_gives_only_the_target_levels_tasks(app: Incidents) -> None:
     plan_id = define_flood_plan(app)
     incident_id = report_waterlogging(app)
-    app.verify(incident_id, actor=DISPATCHER)
-    app.respond(incident_id, level="IV", plan_id=plan_id, actor=DISPATCHER)
-    app.change_level(incident_id, level="I", reason="dam breach", actor=DISPATCHER)
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
+    app.handle(
+        RespondToIncident(incident_id=incident_id, level="IV", plan_id=plan_id),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        ChangeIncidentLevel(incident_id=incident_id, level="I", reason="dam breach"),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert sorted(t.department for t in incident.tasks.values()) == [
         "emergency-management", "fire", "traffic-police", "water"]
@@ -660,19 +859,29 @@ def test_jumping_levels_gives_only_the_target_levels_tasks(app: Incidents) -> No
 
 
 def test_lowering_the_level_gives_no_tasks_of_the_lower_level(app: Incidents) -> None:
-    plan_id = app.define_plan(code="gas", name="Gas leak", category="natural-disaster",
-                              levels=[
+    plan_id = app.handle(
+        DefinePlan(code="gas", plan_name="Gas leak", category="natural-disaster",
+            levels=[
                                   PlanLevel("II", tasks=(PlanTask("gas", "Shut the main valve",
                                                                   timedelta(minutes=10)),)),
                                   PlanLevel("III", tasks=(PlanTask("police", "Keep people away",
                                                                    timedelta(minutes=20)),)),
-                              ], actor=PLANNER)
+                              ]),
+        CommandContext(actor=PLANNER)).subject
     incident_id = report_waterlogging(app)
-    app.verify(incident_id, actor=DISPATCHER)
-    app.respond(incident_id, level="II", plan_id=plan_id, actor=DISPATCHER)
-    app.deescalate(incident_id, reason="valve shut", actor=DISPATCHER)
-    app.escalate(incident_id, reason="second leak", actor=DISPATCHER)
-    app.escalate(incident_id, reason="spreading", actor=DISPATCHER)  # the plan has no level I
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
+    app.handle(
+        RespondToIncident(incident_id=incident_id, level="II", plan_id=plan_id),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        DeescalateIncident(incident_id=incident_id, reason="valve shut"),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        EscalateIncident(incident_id=incident_id, reason="second leak"),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        EscalateIncident(incident_id=incident_id, reason="spreading"),
+        CommandContext(actor=DISPATCHER))  # the plan has no level I
     incident = app.incident(incident_id)
     assert [t.department for t in incident.tasks.values()] == ["gas"]
     assert incident.plans[plan_id].levels == ["II"]
@@ -691,19 +900,25 @@ def test_a_plan_is_defined_revised_and_retired(app: Incidents, clock: Clock) -> 
 
     clock.advance(days=30)
     levels = flood_levels()[:2]
-    app.revise_plan(plan_id, levels=levels, note="after the 2026 drill", actor=PLANNER)
+    app.handle(
+        RevisePlan(plan_id=plan_id, levels=levels, note="after the 2026 drill"),
+        CommandContext(actor=PLANNER))
     plan = app.plan(plan_id)
     assert plan.revision == 2
     assert list(plan.levels) == ["IV", "III"]
     assert plan.revisions[-1].note == "after the 2026 drill"
 
-    app.retire_plan(plan_id, reason="replaced by the basin plan", actor=PLANNER)
+    app.handle(
+        RetirePlan(plan_id=plan_id, reason="replaced by the basin plan"),
+        CommandContext(actor=PLANNER))
     plan = app.plan(plan_id)
     assert plan.status is PlanStatus.RETIRED
     with pytest.raises(IllegalTransition, match="retired"):
-        app.retire_plan(plan_id, reason="again", actor=PLANNER)
+        app.handle(RetirePlan(plan_id=plan_id, reason="again"), CommandContext(actor=PLANNER))
     with pytest.raises(IllegalTransition, match="retired"):
-        app.revise_plan(plan_id, levels=levels, note="x", actor=PLANNER)
+        app.handle(
+            RevisePlan(plan_id=plan_id, levels=levels, note="x"),
+            CommandContext(actor=PLANNER))
     assert app.repository.get(plan_id).summary() == plan.summary()
 
 
@@ -730,12 +945,11 @@ def test_a_plan_code_is_defined_once(app: Incidents) -> None:
      "level twice"),
 ])
 def test_a_bad_plan_is_refused(app: Incidents, change: dict[str, Any], message: str) -> None:
-    facts: dict[str, Any] = {"code": "urban-flood", "name": "Urban flood",
-                             "category": "natural-disaster", "levels": flood_levels(),
-                             "actor": PLANNER}
+    facts: dict[str, Any] = {"code": "urban-flood", "plan_name": "Urban flood",
+                             "category": "natural-disaster", "levels": flood_levels()}
     facts.update(change)
     with pytest.raises(InvalidValue, match=message):
-        app.define_plan(**facts)
+        app.handle(DefinePlan(**facts), CommandContext(actor=PLANNER))
     assert app.plans() == []
 
 
@@ -759,18 +973,24 @@ def test_plan_content_is_checked_when_it_is_built(
 
 def test_finding_the_plans_for_a_category_and_level(app: Incidents) -> None:
     define_flood_plan(app)
-    app.define_plan(code="earthquake", name="Earthquake", category="natural-disaster",
-                    incident_types=["earthquake"], levels=flood_levels(), actor=PLANNER)
-    app.define_plan(code="all-natural", name="Any natural disaster, level I only",
-                    category="natural-disaster",
-                    levels=[PlanLevel("I", resources=(ResourceRequirement("expert", 3),))],
-                    actor=PLANNER)
-    app.define_plan(code="fire", name="Fire", category="accident-disaster",
-                    levels=flood_levels(), actor=PLANNER)
-    retired = app.define_plan(code="old-flood", name="Old flood plan",
-                              category="natural-disaster", levels=flood_levels(),
-                              actor=PLANNER)
-    app.retire_plan(retired, reason="obsolete", actor=PLANNER)
+    app.handle(
+        DefinePlan(code="earthquake", plan_name="Earthquake", category="natural-disaster",
+            incident_types=["earthquake"], levels=flood_levels()),
+        CommandContext(actor=PLANNER))
+    app.handle(
+        DefinePlan(code="all-natural", plan_name="Any natural disaster, level I only",
+            category="natural-disaster",
+            levels=[PlanLevel("I", resources=(ResourceRequirement("expert", 3),))]),
+        CommandContext(actor=PLANNER))
+    app.handle(
+        DefinePlan(code="fire", plan_name="Fire", category="accident-disaster",
+            levels=flood_levels()),
+        CommandContext(actor=PLANNER))
+    retired = app.handle(
+        DefinePlan(code="old-flood", plan_name="Old flood plan", category="natural-disaster",
+            levels=flood_levels()),
+        CommandContext(actor=PLANNER)).subject
+    app.handle(RetirePlan(plan_id=retired, reason="obsolete"), CommandContext(actor=PLANNER))
 
     def codes(*args: Any) -> list[str]:
         return [p.code for p in app.plans_for(*args)]
@@ -800,12 +1020,15 @@ def test_finding_the_plans_for_a_category_and_level(app: Incidents) -> None:
 def test_a_plan_that_does_not_fit_the_incident_is_not_activated(
         app: Incidents, plan: dict[str, Any], message: str) -> None:
     plan = dict(plan)
-    plan_id = app.define_plan(name="Plan", levels=plan.pop("levels", flood_levels()),
-                              actor=PLANNER, **plan)
+    plan_id = app.handle(
+        DefinePlan(plan_name="Plan", levels=plan.pop("levels", flood_levels()), **plan),
+        CommandContext(actor=PLANNER)).subject
     incident_id = report_waterlogging(app)
-    app.verify(incident_id, actor=DISPATCHER)
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
     with pytest.raises(IllegalTransition, match=message) as refused:
-        app.respond(incident_id, level="III", plan_id=plan_id, actor=DISPATCHER)
+        app.handle(
+            RespondToIncident(incident_id=incident_id, level="III", plan_id=plan_id),
+            CommandContext(actor=DISPATCHER))
     assert refused.value.kind == "contingency plan"
     # The whole command is refused: the incident did not start responding either.
     assert app.incident(incident_id).status is IncidentStatus.VERIFIED
@@ -813,23 +1036,33 @@ def test_a_plan_that_does_not_fit_the_incident_is_not_activated(
 
 def test_a_retired_plan_cannot_be_activated(app: Incidents) -> None:
     plan_id = define_flood_plan(app)
-    app.retire_plan(plan_id, reason="replaced", actor=PLANNER)
+    app.handle(RetirePlan(plan_id=plan_id, reason="replaced"), CommandContext(actor=PLANNER))
     incident_id = report_waterlogging(app)
-    app.verify(incident_id, actor=DISPATCHER)
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
     with pytest.raises(IllegalTransition, match="retired"):
-        app.respond(incident_id, level="III", plan_id=plan_id, actor=DISPATCHER)
-    app.respond(incident_id, level="III", actor=DISPATCHER)
+        app.handle(
+            RespondToIncident(incident_id=incident_id, level="III", plan_id=plan_id),
+            CommandContext(actor=DISPATCHER))
+    app.handle(
+        RespondToIncident(incident_id=incident_id, level="III"),
+        CommandContext(actor=DISPATCHER))
     with pytest.raises(IllegalTransition, match="retired"):
-        app.activate_plan(incident_id, plan_id=plan_id, actor=DISPATCHER)
+        app.handle(
+            ActivatePlan(incident_id=incident_id, plan_id=plan_id),
+            CommandContext(actor=DISPATCHER))
 
 
 def test_a_plan_retired_during_the_response_gives_no_more_tasks(app: Incidents) -> None:
     plan_id = define_flood_plan(app)
     incident_id = report_waterlogging(app)
-    app.verify(incident_id, actor=DISPATCHER)
-    app.respond(incident_id, level="IV", plan_id=plan_id, actor=DISPATCHER)
-    app.retire_plan(plan_id, reason="replaced", actor=PLANNER)
-    app.escalate(incident_id, reason="worse", actor=DISPATCHER)
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
+    app.handle(
+        RespondToIncident(incident_id=incident_id, level="IV", plan_id=plan_id),
+        CommandContext(actor=DISPATCHER))
+    app.handle(RetirePlan(plan_id=plan_id, reason="replaced"), CommandContext(actor=PLANNER))
+    app.handle(
+        EscalateIncident(incident_id=incident_id, reason="worse"),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert incident.level == "III"
     assert len(incident.tasks) == 1
@@ -838,12 +1071,18 @@ def test_a_plan_retired_during_the_response_gives_no_more_tasks(app: Incidents) 
 def test_raising_the_level_uses_the_plans_current_revision(app: Incidents) -> None:
     plan_id = define_flood_plan(app)
     incident_id = report_waterlogging(app)
-    app.verify(incident_id, actor=DISPATCHER)
-    app.respond(incident_id, level="IV", plan_id=plan_id, actor=DISPATCHER)
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
+    app.handle(
+        RespondToIncident(incident_id=incident_id, level="IV", plan_id=plan_id),
+        CommandContext(actor=DISPATCHER))
     revised = [*flood_levels()[:1], PlanLevel("III", tasks=(
         PlanTask("roads", "Put up diversion signs", timedelta(minutes=45)),))]
-    app.revise_plan(plan_id, levels=revised, note="roads do the signs", actor=PLANNER)
-    app.escalate(incident_id, reason="worse", actor=DISPATCHER)
+    app.handle(
+        RevisePlan(plan_id=plan_id, levels=revised, note="roads do the signs"),
+        CommandContext(actor=PLANNER))
+    app.handle(
+        EscalateIncident(incident_id=incident_id, reason="worse"),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert sorted(t.department for t in incident.tasks.values()) == ["roads", "water"]
     assert incident.plans[plan_id].revision == 2
@@ -851,21 +1090,28 @@ def test_raising_the_level_uses_the_plans_current_revision(app: Incidents) -> No
 
 def test_two_plans_can_run_on_one_incident_but_each_only_once(app: Incidents) -> None:
     flood = define_flood_plan(app)
-    power = app.define_plan(code="power-outage", name="Power outage",
-                            category="natural-disaster", levels=[PlanLevel(
+    power = app.handle(
+        DefinePlan(code="power-outage", plan_name="Power outage", category="natural-disaster",
+            levels=[PlanLevel(
                                 "III", tasks=(PlanTask("power", "Cut power to flooded "
                                                        "substations", timedelta(minutes=20)),),
-                                resources=(ResourceRequirement("drainage-pump-truck", 1),))],
-                            actor=PLANNER)
+                                resources=(ResourceRequirement("drainage-pump-truck", 1),))]),
+        CommandContext(actor=PLANNER)).subject
     incident_id = report_waterlogging(app)
-    app.verify(incident_id, actor=DISPATCHER)
-    app.respond(incident_id, level="III", plan_id=flood, actor=DISPATCHER)
-    app.activate_plan(incident_id, plan_id=power, actor=DISPATCHER)
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
+    app.handle(
+        RespondToIncident(incident_id=incident_id, level="III", plan_id=flood),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        ActivatePlan(incident_id=incident_id, plan_id=power),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert len(incident.tasks) == 3
     assert incident.required_resources() == {"drainage-pump-truck": 3}
     with pytest.raises(IllegalTransition, match="already activated"):
-        app.activate_plan(incident_id, plan_id=flood, actor=DISPATCHER)
+        app.handle(
+            ActivatePlan(incident_id=incident_id, plan_id=flood),
+            CommandContext(actor=DISPATCHER))
 
 
 # --- tasks ---------------------------------------------------------------------------------
@@ -876,8 +1122,10 @@ def responding(app: Incidents) -> tuple[UUID, dict[str, UUID]]:
     """An incident responding at level III with the flood plan: tasks by department."""
     plan_id = define_flood_plan(app)
     incident_id = report_waterlogging(app)
-    app.verify(incident_id, actor=DISPATCHER)
-    app.respond(incident_id, level="III", plan_id=plan_id, actor=DISPATCHER)
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
+    app.handle(
+        RespondToIncident(incident_id=incident_id, level="III", plan_id=plan_id),
+        CommandContext(actor=DISPATCHER))
     tasks = {t.department: t.id for t in app.incident(incident_id).tasks.values()}
     return incident_id, tasks
 
@@ -887,14 +1135,21 @@ def test_a_department_moves_only_its_own_tasks(
     incident_id, tasks = responding
     version = app.incident(incident_id).version
     with pytest.raises(NotPermitted, match="it is a task of traffic-police"):
-        app.acknowledge_task(incident_id, tasks["traffic-police"], actor=WATER)
+        app.handle(
+            AcknowledgeTask(incident_id=incident_id, task_id=tasks["traffic-police"]),
+            CommandContext(actor=WATER))
     with pytest.raises(NotPermitted):
-        app.complete_task(incident_id, tasks["water"], actor=TRAFFIC_POLICE)
+        app.handle(
+            CompleteTask(incident_id=incident_id, task_id=tasks["water"]),
+            CommandContext(actor=TRAFFIC_POLICE))
     assert app.incident(incident_id).version == version
-    app.complete_task(incident_id, tasks["traffic-police"], result="closed",
-                      actor=TRAFFIC_POLICE)
+    app.handle(
+        CompleteTask(incident_id=incident_id, task_id=tasks["traffic-police"], result="closed"),
+        CommandContext(actor=TRAFFIC_POLICE))
     # The centre may move any department's task.
-    app.acknowledge_task(incident_id, tasks["water"], actor=DISPATCHER)
+    app.handle(
+        AcknowledgeTask(incident_id=incident_id, task_id=tasks["water"]),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert incident.tasks[tasks["traffic-police"]].status is TaskStatus.DONE
     assert incident.tasks[tasks["water"]].status is TaskStatus.ACKNOWLEDGED
@@ -904,48 +1159,72 @@ def test_task_transitions(app: Incidents, clock: Clock,
                           responding: tuple[UUID, dict[str, UUID]]) -> None:
     incident_id, tasks = responding
     water = tasks["water"]
-    app.acknowledge_task(incident_id, water, actor=WATER)
+    app.handle(
+        AcknowledgeTask(incident_id=incident_id, task_id=water),
+        CommandContext(actor=WATER))
     with pytest.raises(IllegalTransition, match="cannot acknowledge incident task"):
-        app.acknowledge_task(incident_id, water, actor=WATER)
+        app.handle(
+            AcknowledgeTask(incident_id=incident_id, task_id=water),
+            CommandContext(actor=WATER))
     clock.advance(hours=2)  # the allowance was 30 minutes
-    app.complete_task(incident_id, water, result="pumps on", actor=WATER)
+    app.handle(
+        CompleteTask(incident_id=incident_id, task_id=water, result="pumps on"),
+        CommandContext(actor=WATER))
     assert app.incident(incident_id).tasks[water].summary()["done_late"] is True
-    for move in (lambda: app.complete_task(incident_id, water, actor=WATER),
-                 lambda: app.cancel_task(incident_id, water, reason="x", actor=DISPATCHER)):
+    for move in (lambda: app.handle(
+        CompleteTask(incident_id=incident_id, task_id=water),
+        CommandContext(actor=WATER)).subject,
+                 lambda: app.handle(
+                     CancelTask(incident_id=incident_id, task_id=water, reason="x"),
+                     CommandContext(actor=DISPATCHER)).subject):
         with pytest.raises(IllegalTransition, match="it is done"):
             move()
     police = tasks["traffic-police"]
     with pytest.raises(NotPermitted):
-        app.cancel_task(incident_id, police, reason="not needed", actor=TRAFFIC_POLICE)
-    app.cancel_task(incident_id, police, reason="road already closed", actor=DISPATCHER)
+        app.handle(
+            CancelTask(incident_id=incident_id, task_id=police, reason="not needed"),
+            CommandContext(actor=TRAFFIC_POLICE))
+    app.handle(
+        CancelTask(incident_id=incident_id, task_id=police, reason="road already closed"),
+        CommandContext(actor=DISPATCHER))
     with pytest.raises(IllegalTransition, match="it is cancelled"):
-        app.complete_task(incident_id, police, actor=TRAFFIC_POLICE)
+        app.handle(
+            CompleteTask(incident_id=incident_id, task_id=police),
+            CommandContext(actor=TRAFFIC_POLICE))
     with pytest.raises(NotFound, match="incident task"):
-        app.acknowledge_task(incident_id, uuid4(), actor=DISPATCHER)
+        app.handle(
+            AcknowledgeTask(incident_id=incident_id, task_id=uuid4()),
+            CommandContext(actor=DISPATCHER))
 
 
 def test_the_centre_gives_a_task_outside_the_plan(
         app: Incidents, clock: Clock, responding: tuple[UUID, dict[str, UUID]]) -> None:
     incident_id, _ = responding
     task_id = uuid4()
-    app.assign_task(incident_id, department="health", description="Send an ambulance team",
-                    allowance=timedelta(minutes=20), task_id=task_id, actor=DISPATCHER)
+    app.handle(
+        AssignTask(incident_id=incident_id, department="health",
+            description="Send an ambulance team", allowance=timedelta(minutes=20), task_id=task_id),
+        CommandContext(actor=DISPATCHER))
     task = app.incident(incident_id).tasks[task_id]
     assert (task.department, task.plan_id, task.due) == (
         "health", None, clock.now + timedelta(minutes=20))
     with pytest.raises(IllegalTransition, match="exists already"):
-        app.assign_task(incident_id, department="health", description="Again",
-                        allowance=timedelta(minutes=20), task_id=task_id, actor=DISPATCHER)
+        app.handle(
+            AssignTask(incident_id=incident_id, department="health", description="Again",
+                allowance=timedelta(minutes=20), task_id=task_id),
+            CommandContext(actor=DISPATCHER))
 
 
 def test_closing_is_refused_while_a_task_is_open_and_the_refusal_names_each_one(
         app: Incidents, clock: Clock, responding: tuple[UUID, dict[str, UUID]]) -> None:
     incident_id, tasks = responding
-    app.acknowledge_task(incident_id, tasks["water"], actor=WATER)
-    app.contain(incident_id, actor=DISPATCHER)
+    app.handle(
+        AcknowledgeTask(incident_id=incident_id, task_id=tasks["water"]),
+        CommandContext(actor=WATER))
+    app.handle(ContainIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
     version = app.incident(incident_id).version
     with pytest.raises(OpenTasksRemain) as refused:
-        app.close_incident(incident_id, actor=DISPATCHER)
+        app.handle(CloseIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
     assert refused.value.state.startswith("contained and 2 tasks are still open")
     assert refused.value.open_tasks == (
         (str(tasks["water"]), "water", "Open the drainage pumping stations", "acknowledged"),
@@ -956,13 +1235,17 @@ def test_closing_is_refused_while_a_task_is_open_and_the_refusal_names_each_one(
     assert app.incident(incident_id).version == version
 
     # Done, cancelled or waived: each settles a task; then it closes.
-    app.complete_task(incident_id, tasks["water"], actor=WATER)
+    app.handle(
+        CompleteTask(incident_id=incident_id, task_id=tasks["water"]),
+        CommandContext(actor=WATER))
     with pytest.raises(OpenTasksRemain, match="1 task is still open"):
-        app.close_incident(incident_id, actor=DISPATCHER)
+        app.handle(CloseIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
     clock.advance(minutes=5)
-    app.waive_task(incident_id, tasks["traffic-police"], reason="  road closed by the rain ",
-                   actor=DISPATCHER)
-    app.close_incident(incident_id, actor=DISPATCHER)
+    app.handle(
+        WaiveTask(incident_id=incident_id, task_id=tasks["traffic-police"],
+            reason="  road closed by the rain "),
+        CommandContext(actor=DISPATCHER))
+    app.handle(CloseIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert incident.status is IncidentStatus.CLOSED and incident.open_tasks() == []
     waived = incident.tasks[tasks["traffic-police"]]
@@ -975,29 +1258,44 @@ def test_a_waiver_needs_a_reason_and_the_centre(
     incident_id, tasks = responding
     version = app.incident(incident_id).version
     with pytest.raises(InvalidValue, match="reason must not be empty"):
-        app.waive_task(incident_id, tasks["water"], reason="  ", actor=DISPATCHER)
+        app.handle(
+            WaiveTask(incident_id=incident_id, task_id=tasks["water"], reason="  "),
+            CommandContext(actor=DISPATCHER))
     # The department whose task it is may not waive it, nor may a leader.
     for actor in (WATER, LEADER):
         with pytest.raises(NotPermitted, match=r"incident\.waive-task"):
-            app.waive_task(incident_id, tasks["water"], reason="too busy", actor=actor)
+            app.handle(
+                WaiveTask(incident_id=incident_id, task_id=tasks["water"], reason="too busy"),
+                CommandContext(actor=actor))
     with pytest.raises(NotFound, match="incident task"):
-        app.waive_task(incident_id, uuid4(), reason="x", actor=DISPATCHER)
+        app.handle(
+            WaiveTask(incident_id=incident_id, task_id=uuid4(), reason="x"),
+            CommandContext(actor=DISPATCHER))
     assert app.incident(incident_id).version == version
     # Only an open task is waived; a waived task is settled for good.
-    app.complete_task(incident_id, tasks["water"], actor=WATER)
+    app.handle(
+        CompleteTask(incident_id=incident_id, task_id=tasks["water"]),
+        CommandContext(actor=WATER))
     with pytest.raises(IllegalTransition, match="it is done"):
-        app.waive_task(incident_id, tasks["water"], reason="x", actor=DISPATCHER)
-    app.waive_task(incident_id, tasks["traffic-police"], reason="x", actor=DISPATCHER,
-                   command_id="waive-police")
+        app.handle(
+            WaiveTask(incident_id=incident_id, task_id=tasks["water"], reason="x"),
+            CommandContext(actor=DISPATCHER))
+    app.handle(
+        WaiveTask(incident_id=incident_id, task_id=tasks["traffic-police"], reason="x"),
+        CommandContext(actor=DISPATCHER, command_id="waive-police"))
     # Repeated with its command id: nothing more happens.
     version = app.incident(incident_id).version
-    app.waive_task(incident_id, tasks["traffic-police"], reason="x", actor=DISPATCHER,
-                   command_id="waive-police")
+    app.handle(
+        WaiveTask(incident_id=incident_id, task_id=tasks["traffic-police"], reason="x"),
+        CommandContext(actor=DISPATCHER, command_id="waive-police"))
     assert app.incident(incident_id).version == version
-    for move in (lambda: app.complete_task(incident_id, tasks["traffic-police"],
-                                           actor=TRAFFIC_POLICE),
-                 lambda: app.cancel_task(incident_id, tasks["traffic-police"], reason="x",
-                                         actor=DISPATCHER)):
+    for move in (lambda: app.handle(
+        CompleteTask(incident_id=incident_id, task_id=tasks["traffic-police"]),
+        CommandContext(actor=TRAFFIC_POLICE)).subject,
+                 lambda: app.handle(
+                     CancelTask(incident_id=incident_id, task_id=tasks["traffic-police"],
+                         reason="x"),
+                     CommandContext(actor=DISPATCHER)).subject):
         with pytest.raises(IllegalTransition, match="it is waived"):
             move()
 
@@ -1006,30 +1304,42 @@ def test_a_release_says_how_the_assignment_ended(
         app: Incidents, clock: Clock, responding: tuple[UUID, dict[str, UUID]]) -> None:
     incident_id, _ = responding
     truck = uuid4()
-    app.assign_resource(incident_id, resource_id=truck, kind="drainage-pump-truck",
-                        actor=DISPATCHER)
+    app.handle(
+        AssignResourceToIncident(incident_id=incident_id, resource_id=truck,
+            kind="drainage-pump-truck"),
+        CommandContext(actor=DISPATCHER))
     assert app.incident(incident_id).assignment_number(truck) == 1
     clock.advance(minutes=30)
     left_at = clock.now - timedelta(minutes=10)
     crew = Actor("pump-3-crew", Role.DEPARTMENT_USER, "water")
-    app.record_resource_departure(incident_id, resource_id=truck, how="cleared the scene",
-                                  left_at=left_at, actor=crew)
+    app.handle(
+        RecordResourceDeparture(incident_id=incident_id, resource_id=truck,
+            how="cleared the scene", left_at=left_at),
+        CommandContext(actor=crew))
     incident = app.incident(incident_id)
     assert incident.assignment_number(truck) is None
     assert incident.resources[0].summary()["released_at"] == left_at.isoformat()
     assert (incident.resources[0].released_by, incident.resources[0].release_reason) == (
         "pump-3-crew", "cleared the scene")
     # Sent again: its second assignment; the centre's own release says so.
-    app.assign_resource(incident_id, resource_id=truck, kind="drainage-pump-truck",
-                        actor=DISPATCHER)
+    app.handle(
+        AssignResourceToIncident(incident_id=incident_id, resource_id=truck,
+            kind="drainage-pump-truck"),
+        CommandContext(actor=DISPATCHER))
     assert app.incident(incident_id).assignment_number(truck) == 2
-    app.release_resource(incident_id, resource_id=truck, actor=DISPATCHER)
+    app.handle(
+        ReleaseResourceFromIncident(incident_id=incident_id, resource_id=truck),
+        CommandContext(actor=DISPATCHER))
     assert app.incident(incident_id).resources[1].release_reason == "released by the centre"
     # A departure reported before the incident's last event is recorded at that event.
-    app.assign_resource(incident_id, resource_id=truck, kind="drainage-pump-truck",
-                        actor=DISPATCHER)
-    app.record_resource_departure(incident_id, resource_id=truck, how="stood down",
-                                  left_at=left_at, actor=crew)
+    app.handle(
+        AssignResourceToIncident(incident_id=incident_id, resource_id=truck,
+            kind="drainage-pump-truck"),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        RecordResourceDeparture(incident_id=incident_id, resource_id=truck, how="stood down",
+            left_at=left_at),
+        CommandContext(actor=crew))
     assert app.incident(incident_id).resources[2].released_at == clock.now
 
 
@@ -1039,9 +1349,13 @@ def test_a_release_stored_before_it_said_how_reads_as_the_centres(
     resources then."""
     incident_id, _ = responding
     truck = uuid4()
-    app.assign_resource(incident_id, resource_id=truck, kind="drainage-pump-truck",
-                        actor=DISPATCHER)
-    app.release_resource(incident_id, resource_id=truck, actor=DISPATCHER)
+    app.handle(
+        AssignResourceToIncident(incident_id=incident_id, resource_id=truck,
+            kind="drainage-pump-truck"),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        ReleaseResourceFromIncident(incident_id=incident_id, resource_id=truck),
+        CommandContext(actor=DISPATCHER))
     released = list(app.events.get(incident_id))[-1]
     stored = app.mapper.to_stored_event(released)
     state = app.mapper.transcoder.decode(stored.state)
@@ -1061,50 +1375,76 @@ def test_a_release_stored_before_it_said_how_reads_as_the_centres(
 def test_linking_the_same_thing_twice_changes_nothing(app: Incidents) -> None:
     incident_id = report_waterlogging(app)
     ticket = uuid4()
-    app.link(incident_id, kind="hotline-ticket", target_id=ticket, actor=HOTLINE)
+    app.handle(
+        LinkToIncident(incident_id=incident_id, kind="hotline-ticket", target_id=ticket),
+        CommandContext(actor=HOTLINE))
     version = app.incident(incident_id).version
-    app.link(incident_id, kind="hotline-ticket", target_id=ticket, actor=HOTLINE)
+    app.handle(
+        LinkToIncident(incident_id=incident_id, kind="hotline-ticket", target_id=ticket),
+        CommandContext(actor=HOTLINE))
     assert app.incident(incident_id).version == version
     # The same id as another kind is another link.
-    app.link(incident_id, kind="grid-case", target_id=ticket, actor=DISPATCHER)
-    app.unlink(incident_id, kind="hotline-ticket", target_id=ticket, reason="wrong ticket",
-               actor=DISPATCHER)
+    app.handle(
+        LinkToIncident(incident_id=incident_id, kind="grid-case", target_id=ticket),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        UnlinkFromIncident(incident_id=incident_id, kind="hotline-ticket", target_id=ticket,
+            reason="wrong ticket"),
+        CommandContext(actor=DISPATCHER))
     assert [link["kind"] for link in app.incident(incident_id).summary()["links"]] == [
         "grid-case"]
     with pytest.raises(IllegalTransition, match="not linked"):
-        app.unlink(incident_id, kind="hotline-ticket", target_id=ticket, reason="again",
-                   actor=DISPATCHER)
+        app.handle(
+            UnlinkFromIncident(incident_id=incident_id, kind="hotline-ticket", target_id=ticket,
+                reason="again"),
+            CommandContext(actor=DISPATCHER))
 
 
 def test_the_commander_is_assigned_and_replaced(app: Incidents) -> None:
     incident_id = report_waterlogging(app)
-    app.assign_commander(incident_id, commander="chief-wang", actor=DISPATCHER)
-    app.assign_commander(incident_id, commander="deputy-mayor-zhao", reason="raised to level II",
-                         actor=DISPATCHER)
+    app.handle(
+        AssignCommander(incident_id=incident_id, commander="chief-wang"),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        AssignCommander(incident_id=incident_id, commander="deputy-mayor-zhao",
+            reason="raised to level II"),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert incident.commander == "deputy-mayor-zhao"
     assert [(c.commander, c.previous) for c in incident.commanders] == [
         ("chief-wang", None), ("deputy-mayor-zhao", "chief-wang")]
     with pytest.raises(IllegalTransition, match="already its commander"):
-        app.assign_commander(incident_id, commander="deputy-mayor-zhao", actor=DISPATCHER)
+        app.handle(
+            AssignCommander(incident_id=incident_id, commander="deputy-mayor-zhao"),
+            CommandContext(actor=DISPATCHER))
 
 
 def test_resources_are_assigned_and_released(
         app: Incidents, clock: Clock, responding: tuple[UUID, dict[str, UUID]]) -> None:
     incident_id, _ = responding
     boat = uuid4()
-    app.assign_resource(incident_id, resource_id=boat, kind="water-rescue-boat",
-                        actor=DISPATCHER)
+    app.handle(
+        AssignResourceToIncident(incident_id=incident_id, resource_id=boat,
+            kind="water-rescue-boat"),
+        CommandContext(actor=DISPATCHER))
     with pytest.raises(IllegalTransition, match="assigned to it already"):
-        app.assign_resource(incident_id, resource_id=boat, kind="water-rescue-boat",
-                            actor=DISPATCHER)
+        app.handle(
+            AssignResourceToIncident(incident_id=incident_id, resource_id=boat,
+                kind="water-rescue-boat"),
+            CommandContext(actor=DISPATCHER))
     clock.advance(minutes=40)
-    app.release_resource(incident_id, resource_id=boat, actor=DISPATCHER)
+    app.handle(
+        ReleaseResourceFromIncident(incident_id=incident_id, resource_id=boat),
+        CommandContext(actor=DISPATCHER))
     with pytest.raises(IllegalTransition, match="not assigned to it"):
-        app.release_resource(incident_id, resource_id=boat, actor=DISPATCHER)
+        app.handle(
+            ReleaseResourceFromIncident(incident_id=incident_id, resource_id=boat),
+            CommandContext(actor=DISPATCHER))
     clock.advance(minutes=10)
-    app.assign_resource(incident_id, resource_id=boat, kind="water-rescue-boat",
-                        actor=DISPATCHER)
+    app.handle(
+        AssignResourceToIncident(incident_id=incident_id, resource_id=boat,
+            kind="water-rescue-boat"),
+        CommandContext(actor=DISPATCHER))
     assignments = app.incident(incident_id).summary()["resources"]
     assert [(a["assigned_at"], a["released_at"]) for a in assignments] == [
         (START.isoformat(), (START + timedelta(minutes=40)).isoformat()),
@@ -1114,12 +1454,15 @@ def test_resources_are_assigned_and_released(
 
 def test_situation_reports_build_the_timeline(app: Incidents, clock: Clock) -> None:
     incident_id = report_waterlogging(app)
-    app.verify(incident_id, actor=DISPATCHER)
-    app.add_situation_report(incident_id, text="Water rising", actor=INSPECTOR)
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
+    app.handle(
+        AddSituationReport(incident_id=incident_id, text="Water rising"),
+        CommandContext(actor=INSPECTOR))
     clock.advance(minutes=30)
-    app.add_situation_report(incident_id, text="One person missing",
-                             casualties={"missing": 1, "dead": 0},
-                             affected_area=FLOODED_BLOCK, actor=WATER)
+    app.handle(
+        AddSituationReport(incident_id=incident_id, text="One person missing",
+            casualties={"missing": 1, "dead": 0}, affected_area=FLOODED_BLOCK),
+        CommandContext(actor=WATER))
     reports = app.incident(incident_id).summary()["situation_reports"]
     assert [(r["number"], r["author"], r["author_department"], r["casualties"]) for r in
             reports] == [(1, "inspector-3", None, None),
@@ -1130,10 +1473,16 @@ def test_situation_reports_build_the_timeline(app: Incidents, clock: Clock) -> N
 def test_an_incident_reloaded_from_its_events_has_the_same_summary(
         app: Incidents, responding: tuple[UUID, dict[str, UUID]]) -> None:
     incident_id, tasks = responding
-    app.add_situation_report(incident_id, text="x", casualties={"injured": 2},
-                             affected_area=FLOODED_BLOCK, actor=DISPATCHER)
-    app.link(incident_id, kind="hazard-alarm", target_id=uuid4(), actor=SENSOR_GATEWAY)
-    app.acknowledge_task(incident_id, tasks["water"], actor=WATER)
+    app.handle(
+        AddSituationReport(incident_id=incident_id, text="x", casualties={"injured": 2},
+            affected_area=FLOODED_BLOCK),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        LinkToIncident(incident_id=incident_id, kind="hazard-alarm", target_id=uuid4()),
+        CommandContext(actor=SENSOR_GATEWAY))
+    app.handle(
+        AcknowledgeTask(incident_id=incident_id, task_id=tasks["water"]),
+        CommandContext(actor=WATER))
     incident = app.incident(incident_id)
     reloaded = app.repository.get(incident_id)
     assert isinstance(reloaded, Incident)
@@ -1147,11 +1496,15 @@ def test_an_incident_reloaded_from_its_events_has_the_same_summary(
 def test_a_contained_incident_that_flares_up_responds_again_and_can_be_contained_later(
         app: Incidents) -> None:
     situation = bring_to(app, "contained")
-    app.flare_up(situation.incident_id, reason="Water rising again after the pumps left",
-                 actor=DISPATCHER)
+    app.handle(
+        FlareUpIncident(incident_id=situation.incident_id,
+            reason="Water rising again after the pumps left"),
+        CommandContext(actor=DISPATCHER))
     incident = app.incident(situation.incident_id)
     assert (incident.status.value, incident.level, incident.contained_at) == (
         "responding", "III", None)
-    app.contain(situation.incident_id, actor=DISPATCHER)
+    app.handle(
+        ContainIncident(incident_id=situation.incident_id),
+        CommandContext(actor=DISPATCHER))
     assert app.incident(situation.incident_id).status.value == "contained"
     assert events_of(app, situation.incident_id)[-2:] == ["FlaredUp", "Contained"]

@@ -19,9 +19,35 @@ from hypothesis import strategies as st
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import Command, CommandContext
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import (
+    AcknowledgeTask,
+    ActivatePlan,
+    AddSituationReport,
+    AssignCommander,
+    AssignResourceToIncident,
+    AssignTask,
+    CancelTask,
+    ChangeIncidentLevel,
+    CloseIncident,
+    CompleteTask,
+    ContainIncident,
+    DeescalateIncident,
+    DefinePlan,
+    DismissIncident,
+    EscalateIncident,
+    LinkToIncident,
+    ReleaseResourceFromIncident,
+    ReportIncident,
+    RespondToIncident,
+    ReviewIncident,
+    UnlinkFromIncident,
+    VerifyIncident,
+    WaiveTask,
+)
 from cityops.domain.incidents.incident import (
     Finding,
     FindingAspect,
@@ -143,7 +169,7 @@ def command_for(app: Incidents, incident_id: UUID, plans: list[UUID], step: Step
     name, actor_index, arg, _ = step
     actor = ACTORS[actor_index]
     level = LEVELS[arg % 4]
-    kw: dict[str, Any] = {"actor": actor, "command_id": command_id}
+    context = CommandContext(actor=actor, command_id=command_id)
 
     # Chosen now, so that repeating the command repeats exactly the same arguments.
     incident = app.incident(incident_id)
@@ -152,46 +178,53 @@ def command_for(app: Incidents, incident_id: UUID, plans: list[UUID], step: Step
     still_open = [t.id for t in incident.open_tasks()]
     open_task_id = still_open[arg % len(still_open)] if still_open else task_id
 
-    calls: dict[str, Callable[[], UUID]] = {
-        "verify": lambda: app.verify(incident_id, level=level, **kw),
-        "dismiss": lambda: app.dismiss(incident_id, reason="false", **kw),
-        "respond": lambda: app.respond(incident_id, level=level, **kw),
-        "respond-with-plan": lambda: app.respond(incident_id, level=level, plan_id=plans[0],
-                                                 **kw),
-        "activate-other-plan": lambda: app.activate_plan(incident_id, plan_id=plans[arg % 2],
-                                                         **kw),
-        "change-level": lambda: app.change_level(incident_id, level=level, reason="r", **kw),
-        "escalate": lambda: app.escalate(incident_id, reason="worse", **kw),
-        "deescalate": lambda: app.deescalate(incident_id, reason="better", **kw),
-        "situation-report": lambda: app.add_situation_report(
-            incident_id, text=f"report {arg}",
+    # Built when run: a command refused as it is built is refused as the call was.
+    commands: dict[str, Callable[[], Command]] = {
+        "verify": lambda: VerifyIncident(incident_id=incident_id, level=level),
+        "dismiss": lambda: DismissIncident(incident_id=incident_id, reason="false"),
+        "respond": lambda: RespondToIncident(incident_id=incident_id, level=level),
+        "respond-with-plan": lambda: RespondToIncident(incident_id=incident_id, level=level,
+                                                       plan_id=plans[0]),
+        "activate-other-plan": lambda: ActivatePlan(incident_id=incident_id,
+                                                    plan_id=plans[arg % 2]),
+        "change-level": lambda: ChangeIncidentLevel(incident_id=incident_id, level=level,
+                                                    reason="r"),
+        "escalate": lambda: EscalateIncident(incident_id=incident_id, reason="worse"),
+        "deescalate": lambda: DeescalateIncident(incident_id=incident_id, reason="better"),
+        "situation-report": lambda: AddSituationReport(
+            incident_id=incident_id, text=f"report {arg}",
             casualties={"injured": arg} if arg % 2 else None,
-            affected_area=AREA if arg % 3 == 0 else None, **kw),
-        "link": lambda: app.link(incident_id, kind=["grid-case", "hotline-ticket"][arg % 2],
-                                 target_id=TARGETS[arg % 3], **kw),
-        "unlink": lambda: app.unlink(incident_id, kind=["grid-case", "hotline-ticket"][arg % 2],
-                                     target_id=TARGETS[arg % 3], reason="mistake", **kw),
-        "commander": lambda: app.assign_commander(incident_id, commander=f"chief-{arg % 3}",
-                                                  **kw),
-        "assign-task": lambda: app.assign_task(
-            incident_id, department=["water", "gas", "traffic-police"][arg % 3],
-            description=f"Task {arg}", allowance=timedelta(minutes=5 * (arg + 1)), **kw),
-        "acknowledge": lambda: app.acknowledge_task(incident_id, task_id, **kw),
-        "complete": lambda: app.complete_task(incident_id, task_id, result="ok", **kw),
-        "cancel": lambda: app.cancel_task(incident_id, task_id, reason="not needed", **kw),
-        "waive": lambda: app.waive_task(incident_id, open_task_id, reason="not needed now",
-                                        **kw),
-        "assign-resource": lambda: app.assign_resource(
-            incident_id, resource_id=RESOURCES[arg % 3],
-            kind=["shelter", "expert", "ambulance"][arg % 3], **kw),
-        "release": lambda: app.release_resource(incident_id, resource_id=RESOURCES[arg % 3],
-                                                **kw),
-        "contain": lambda: app.contain(incident_id, **kw),
-        "close": lambda: app.close_incident(incident_id, **kw),
-        "review": lambda: app.review(incident_id, summary="lessons", findings=[
-            Finding(FindingAspect.PLAN, "too slow")] if arg % 2 else [], **kw),
+            affected_area=AREA if arg % 3 == 0 else None),
+        "link": lambda: LinkToIncident(incident_id=incident_id,
+                                       kind=["grid-case", "hotline-ticket"][arg % 2],
+                                       target_id=TARGETS[arg % 3]),
+        "unlink": lambda: UnlinkFromIncident(incident_id=incident_id,
+                                             kind=["grid-case", "hotline-ticket"][arg % 2],
+                                             target_id=TARGETS[arg % 3], reason="mistake"),
+        "commander": lambda: AssignCommander(incident_id=incident_id,
+                                             commander=f"chief-{arg % 3}"),
+        "assign-task": lambda: AssignTask(
+            incident_id=incident_id, department=["water", "gas", "traffic-police"][arg % 3],
+            description=f"Task {arg}", allowance=timedelta(minutes=5 * (arg + 1))),
+        "acknowledge": lambda: AcknowledgeTask(incident_id=incident_id, task_id=task_id),
+        "complete": lambda: CompleteTask(incident_id=incident_id, task_id=task_id,
+                                         result="ok"),
+        "cancel": lambda: CancelTask(incident_id=incident_id, task_id=task_id,
+                                     reason="not needed"),
+        "waive": lambda: WaiveTask(incident_id=incident_id, task_id=open_task_id,
+                                   reason="not needed now"),
+        "assign-resource": lambda: AssignResourceToIncident(
+            incident_id=incident_id, resource_id=RESOURCES[arg % 3],
+            kind=["shelter", "expert", "ambulance"][arg % 3]),
+        "release": lambda: ReleaseResourceFromIncident(incident_id=incident_id,
+                                                       resource_id=RESOURCES[arg % 3]),
+        "contain": lambda: ContainIncident(incident_id=incident_id),
+        "close": lambda: CloseIncident(incident_id=incident_id),
+        "review": lambda: ReviewIncident(incident_id=incident_id, summary="lessons", findings=(
+            Finding(FindingAspect.PLAN, "too slow"),) if arg % 2 else ()),
     }
-    return calls[name]
+    build = commands[name]
+    return lambda: app.handle(build(), context).subject
 
 
 def check_invariants(incident: Incident) -> None:
@@ -243,15 +276,19 @@ def test_any_sequence_of_commands_keeps_the_incident_sound(steps: list[Step]) ->
                              clock=clock)
     planner = ACTORS[1]
     plans = [
-        app.define_plan(code="flood", name="Flood", category="natural-disaster",
-                        levels=_plan_levels("emergency-management"), actor=planner),
-        app.define_plan(code="flood-health", name="Flood health", category="natural-disaster",
-                        incident_types=["flood"], levels=_plan_levels("health"),
-                        actor=planner),
+        app.handle(
+            DefinePlan(code="flood", plan_name="Flood", category="natural-disaster",
+                levels=_plan_levels("emergency-management")),
+            CommandContext(actor=planner)).subject,
+        app.handle(
+            DefinePlan(code="flood-health", plan_name="Flood health", category="natural-disaster",
+                incident_types=["flood"], levels=_plan_levels("health")),
+            CommandContext(actor=planner)).subject,
     ]
-    incident_id = app.report(category="natural-disaster", incident_type="flood",
-                             title="River over its banks", location=GeoPoint(120.1, 30.2),
-                             source="sensor", actor=DISPATCHER)
+    incident_id = app.handle(
+        ReportIncident(category="natural-disaster", incident_type="flood",
+            title="River over its banks", location=GeoPoint(120.1, 30.2), source="sensor"),
+        CommandContext(actor=DISPATCHER)).subject
     done: list[tuple[Callable[[], UUID], int]] = []
 
     for number, step in enumerate(steps):
@@ -298,19 +335,26 @@ def test_whatever_the_level_changes_each_plan_task_is_given_out_once(
     clock = Clock()
     app = Incidents({"PERSISTENCE_MODULE": "eventsourcing.popo"}, catalogue=CATALOGUE,
                     clock=clock)
-    plan_id = app.define_plan(code="flood", name="Flood", category="natural-disaster",
-                              levels=_plan_levels("health"), actor=ACTORS[1])
-    incident_id = app.report(category="natural-disaster", incident_type="flood", title="Flood",
-                             location=GeoPoint(120.1, 30.2), source="sensor",
-                             actor=DISPATCHER)
-    app.verify(incident_id, actor=DISPATCHER)
-    app.respond(incident_id, level=levels[0], plan_id=plan_id, actor=DISPATCHER)
+    plan_id = app.handle(
+        DefinePlan(code="flood", plan_name="Flood", category="natural-disaster",
+            levels=_plan_levels("health")),
+        CommandContext(actor=ACTORS[1])).subject
+    incident_id = app.handle(
+        ReportIncident(category="natural-disaster", incident_type="flood", title="Flood",
+            location=GeoPoint(120.1, 30.2), source="sensor"),
+        CommandContext(actor=DISPATCHER)).subject
+    app.handle(VerifyIncident(incident_id=incident_id), CommandContext(actor=DISPATCHER))
+    app.handle(
+        RespondToIncident(incident_id=incident_id, level=levels[0], plan_id=plan_id),
+        CommandContext(actor=DISPATCHER))
     raised_to = {levels[0]}
     current = levels[0]
     for level in levels[1:]:
         clock.now += timedelta(minutes=1)
         try:
-            app.change_level(incident_id, level=level, reason="r", actor=DISPATCHER)
+            app.handle(
+                ChangeIncidentLevel(incident_id=incident_id, level=level, reason="r"),
+                CommandContext(actor=DISPATCHER))
         except DomainError:
             assert level == current
             continue

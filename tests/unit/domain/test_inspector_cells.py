@@ -10,8 +10,10 @@ from uuid import UUID
 import pytest
 
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotPermitted
 from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.gridcases.commands import AssignCaseVerifier
 
 WANG = Actor("insp-wang", Role.INSPECTOR)
 ZHOU = Actor("insp-zhou", Role.INSPECTOR)
@@ -49,8 +51,9 @@ def test_the_centre_may_still_verify_itself(workflow, d04_case: UUID) -> None:
 def test_the_centre_assigns_another_inspector_to_verify(workflow,
                                                         d04_case: UUID) -> None:
     app, dispatcher = workflow.app, workflow.cast.dispatcher
-    app.assign_verifier(d04_case, inspector="insp-wang", reason="insp-zhou is on leave",
-                        actor=dispatcher)
+    app.handle(
+        AssignCaseVerifier(case_id=d04_case, inspector="insp-wang", reason="insp-zhou is on leave"),
+        CommandContext(actor=dispatcher))
     case = workflow.case(d04_case)
     assert case.summary()["assigned_verifier"] == "insp-wang"
     assert event_names(workflow, d04_case)[-1] == "VerifierAssigned"
@@ -58,22 +61,30 @@ def test_the_centre_assigns_another_inspector_to_verify(workflow,
     with pytest.raises(NotPermitted, match="the centre assigned insp-wang to verify it"):
         workflow.verify(d04_case, actor=ZHOU)
     with pytest.raises(IllegalTransition, match="insp-wang is already assigned"):
-        app.assign_verifier(d04_case, inspector="insp-wang", actor=dispatcher)
+        app.handle(
+            AssignCaseVerifier(case_id=d04_case, inspector="insp-wang"),
+            CommandContext(actor=dispatcher))
     workflow.order_rework(d04_case, actor=WANG)
     # Rework done, the assigned inspector verifies again.
     workflow.handle(d04_case)
     workflow.verify(d04_case, actor=WANG)
     assert workflow.case(d04_case).status is CaseStatus.VERIFIED
     with pytest.raises(IllegalTransition, match="it is verified"):
-        app.assign_verifier(d04_case, inspector="insp-zhou", actor=dispatcher)
+        app.handle(
+            AssignCaseVerifier(case_id=d04_case, inspector="insp-zhou"),
+            CommandContext(actor=dispatcher))
 
 
 def test_only_the_centre_assigns_a_known_inspector(workflow, d04_case: UUID) -> None:
     app, dispatcher = workflow.app, workflow.cast.dispatcher
     with pytest.raises(NotPermitted, match=r"may not grid-case\.assign-verifier"):
-        app.assign_verifier(d04_case, inspector="insp-wang", actor=WANG)
+        app.handle(
+            AssignCaseVerifier(case_id=d04_case, inspector="insp-wang"),
+            CommandContext(actor=WANG))
     with pytest.raises(InvalidValue, match="unknown inspector 'insp-nobody'"):
-        app.assign_verifier(d04_case, inspector="insp-nobody", actor=dispatcher)
+        app.handle(
+            AssignCaseVerifier(case_id=d04_case, inspector="insp-nobody"),
+            CommandContext(actor=dispatcher))
     assert workflow.case(d04_case).assigned_verifier is None
 
 

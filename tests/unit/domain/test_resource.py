@@ -13,6 +13,7 @@ import pytest
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import (
     CommandIdReused,
     IllegalTransition,
@@ -22,6 +23,22 @@ from cityops.domain.errors import (
 )
 from cityops.domain.geometry import EARTH_RADIUS_M, GeoPoint
 from cityops.domain.resources.application import Resources
+from cityops.domain.resources.commands import (
+    ActivateResource,
+    ClearScene,
+    DeactivateResource,
+    DispatchResource,
+    ReassignResource,
+    RegisterResource,
+    ReportAvailable,
+    ReportEnRoute,
+    ReportOnScene,
+    ReportPosition,
+    ReturnToService,
+    ReviseResource,
+    StandDownResource,
+    TakeOutOfService,
+)
 from cityops.domain.resources.resource import (
     PositionFix,
     PositionOutcome,
@@ -89,28 +106,32 @@ def app(catalogue: Catalogue, clock: Clock) -> Resources:
     return Resources(POPO, catalogue=catalogue, clock=clock)
 
 
-def register_engine(app: Resources, call_sign: str = "Engine 12", **extra: Any) -> UUID:
-    return app.register_resource(kind="fire-engine", name="Engine 12, Xicheng station",
-                                 call_sign=call_sign, department="fire", home_base=STATION,
-                                 actor=PLANNER, **extra)
+def register_engine(app: Resources, call_sign: str = "Engine 12", *,
+                    actor: Actor = PLANNER, command_id: str | None = None) -> UUID:
+    return app.handle(
+        RegisterResource(kind="fire-engine", resource_name="Engine 12, Xicheng station",
+                         call_sign=call_sign, department="fire", home_base=STATION),
+        CommandContext(actor=actor, command_id=command_id)).subject
 
 
 def register_shelter(app: Resources, call_sign: str = "Shelter 3") -> UUID:
-    return app.register_resource(kind="shelter", name="No. 3 Middle School shelter",
-                                 call_sign=call_sign, department="emergency-management",
-                                 home_base=DEPOT_SITE, capacity=800, actor=PLANNER)
+    return app.handle(
+        RegisterResource(kind="shelter", resource_name="No. 3 Middle School shelter",
+            call_sign=call_sign, department="emergency-management", home_base=DEPOT_SITE,
+            capacity=800),
+        CommandContext(actor=PLANNER)).subject
 
 
 # --- registration -------------------------------------------------------------------------
 
 
 def test_a_resource_is_registered_available_at_its_home_base(app: Resources) -> None:
-    resource_id = app.register_resource(
-        kind="supply-depot", name="Fengtai emergency supply depot", call_sign=" depot  ft-1 ",
-        department="emergency-management", home_base=DEPOT_SITE, actor=PLANNER,
-        stock={"sandbags": 5000, "drinking water (t)": 12.5, "tents": 40},
-        notes="Key with the duty officer",
-    )
+    resource_id = app.handle(
+        RegisterResource(kind="supply-depot", resource_name="Fengtai emergency supply depot",
+            call_sign=" depot  ft-1 ", department="emergency-management", home_base=DEPOT_SITE,
+            stock={"sandbags": 5000, "drinking water (t)": 12.5, "tents": 40},
+            notes="Key with the duty officer"),
+        CommandContext(actor=PLANNER)).subject
 
     depot = app.resource(resource_id)
     assert depot.status is ResourceStatus.AVAILABLE
@@ -127,9 +148,10 @@ def test_a_resource_is_registered_available_at_its_home_base(app: Resources) -> 
 
 
 def test_an_expert_is_registered_with_a_speciality(app: Resources) -> None:
-    resource_id = app.register_resource(
-        kind="expert", name="Dr. Wang Li", call_sign="EXP-CHEM-07", department="environment",
-        home_base=STATION, speciality="hazardous chemicals", actor=PLANNER)
+    resource_id = app.handle(
+        RegisterResource(kind="expert", resource_name="Dr. Wang Li", call_sign="EXP-CHEM-07",
+            department="environment", home_base=STATION, speciality="hazardous chemicals"),
+        CommandContext(actor=PLANNER)).subject
     assert app.resource(resource_id).summary()["speciality"] == "hazardous chemicals"
 
 
@@ -144,7 +166,7 @@ def test_a_call_sign_is_registered_once(app: Resources) -> None:
     [
         ({"kind": "submarine"}, "unknown resource kind"),
         ({"department": "navy"}, "unknown department"),
-        ({"name": "  "}, "name must not be empty"),
+        ({"resource_name": "  "}, "name must not be empty"),
         ({"call_sign": ""}, "call sign must not be empty"),
         ({"call_sign": "X" * 41}, "call sign is longer than 40"),
         ({"capacity": -1}, "capacity must be a whole number"),
@@ -159,31 +181,43 @@ def test_a_call_sign_is_registered_once(app: Resources) -> None:
 )
 def test_registration_refuses_bad_values(app: Resources, change: dict[str, Any],
                                          message: str) -> None:
-    args: dict[str, Any] = {"kind": "fire-engine", "name": "Engine 12", "call_sign": "E12",
-                            "department": "fire", "home_base": STATION, "actor": PLANNER}
+    args: dict[str, Any] = {"kind": "fire-engine", "resource_name": "Engine 12",
+                            "call_sign": "E12", "department": "fire", "home_base": STATION}
+    args |= change
+    at = args.pop("at", None)
     with pytest.raises(InvalidValue, match=message):
-        app.register_resource(**(args | change))
+        app.handle(RegisterResource(**args), CommandContext(actor=PLANNER, at=at))
 
 
 def test_a_department_registers_and_revises_only_its_own_resources(app: Resources) -> None:
     with pytest.raises(NotPermitted, match="may not register a resource of fire"):
-        app.register_resource(kind="fire-engine", name="Engine 9", call_sign="E9",
-                              department="fire", home_base=STATION, actor=WATER_USER)
-    resource_id = app.register_resource(kind="fire-engine", name="Engine 9", call_sign="E9",
-                                        department="fire", home_base=STATION, actor=FIRE_CREW)
+        app.handle(
+            RegisterResource(kind="fire-engine", resource_name="Engine 9", call_sign="E9",
+                department="fire", home_base=STATION),
+            CommandContext(actor=WATER_USER))
+    resource_id = app.handle(
+        RegisterResource(kind="fire-engine", resource_name="Engine 9", call_sign="E9",
+            department="fire", home_base=STATION),
+        CommandContext(actor=FIRE_CREW)).subject
     with pytest.raises(NotPermitted, match="it belongs to fire"):
-        app.revise_resource(resource_id, notes="ours now", actor=WATER_USER)
+        app.handle(
+            ReviseResource(resource_id=resource_id, notes="ours now"),
+            CommandContext(actor=WATER_USER))
     assert app.resource(resource_id).version == 1
 
 
 def test_details_are_revised_keeping_what_is_not_given(app: Resources, clock: Clock) -> None:
     resource_id = register_shelter(app)
     clock.tick(days=1)
-    app.revise_resource(resource_id, capacity=650, notes="East wing closed", actor=PLANNER)
+    app.handle(
+        ReviseResource(resource_id=resource_id, capacity=650, notes="East wing closed"),
+        CommandContext(actor=PLANNER))
     shelter = app.resource(resource_id)
     assert (shelter.capacity, shelter.notes, shelter.name) == (
         650, "East wing closed", "No. 3 Middle School shelter")
-    app.revise_resource(resource_id, capacity=None, actor=PLANNER)
+    app.handle(
+        ReviseResource(resource_id=resource_id, capacity=None),
+        CommandContext(actor=PLANNER))
     assert app.resource(resource_id).capacity is None
 
 
@@ -197,18 +231,24 @@ def test_an_engine_answers_an_incident_and_comes_back(app: Resources, clock: Clo
 
     # The dispatcher assigns the engine; the crew sets off, arrives, works, leaves, is back.
     dispatched_at = clock.tick(seconds=75)
-    app.dispatch(engine, incident_id=incident, actor=DISPATCHER)
+    app.handle(
+        DispatchResource(resource_id=engine, incident_id=incident),
+        CommandContext(actor=DISPATCHER))
     en_route_at = clock.tick(seconds=80)
-    app.report_en_route(engine, actor=FIRE_CREW, position=STATION)
+    app.handle(
+        ReportEnRoute(resource_id=engine, position=STATION),
+        CommandContext(actor=FIRE_CREW))
     on_scene_at = clock.tick(minutes=6)
-    app.report_on_scene(engine, actor=TRACKER, position=SCENE)
+    app.handle(ReportOnScene(resource_id=engine, position=SCENE), CommandContext(actor=TRACKER))
     assert app.resource(engine).incident_id == incident
     cleared_at = clock.tick(minutes=45)
-    app.clear_scene(engine, actor=FIRE_CREW)
+    app.handle(ClearScene(resource_id=engine), CommandContext(actor=FIRE_CREW))
     assert app.resource(engine).status is ResourceStatus.RETURNING
     assert app.resource(engine).incident_id == incident
     back_at = clock.tick(minutes=12)
-    app.report_available(engine, actor=FIRE_CREW, position=STATION)
+    app.handle(
+        ReportAvailable(resource_id=engine, position=STATION),
+        CommandContext(actor=FIRE_CREW))
 
     resource = app.resource(engine)
     assert resource.status is ResourceStatus.AVAILABLE
@@ -245,16 +285,20 @@ def test_a_shelter_is_activated_and_deactivated_for_an_incident(app: Resources,
     shelter = register_shelter(app)
     flood = uuid4()
     clock.tick(minutes=30)
-    app.dispatch(shelter, incident_id=flood, actor=DISPATCHER)
+    app.handle(
+        DispatchResource(resource_id=shelter, incident_id=flood),
+        CommandContext(actor=DISPATCHER))
     with pytest.raises(IllegalTransition, match="shelter is not a mobile kind"):
-        app.report_en_route(shelter, actor=DISPATCHER)
+        app.handle(ReportEnRoute(resource_id=shelter), CommandContext(actor=DISPATCHER))
     opened_at = clock.tick(hours=1)
-    app.activate(shelter, actor=Actor("em-1", Role.DEPARTMENT_USER, "emergency-management"))
+    app.handle(
+        ActivateResource(resource_id=shelter),
+        CommandContext(actor=Actor("em-1", Role.DEPARTMENT_USER, "emergency-management")))
     assert app.resource(shelter).status is ResourceStatus.ON_SCENE
     with pytest.raises(IllegalTransition, match="deactivate it instead"):
-        app.clear_scene(shelter, actor=DISPATCHER)
+        app.handle(ClearScene(resource_id=shelter), CommandContext(actor=DISPATCHER))
     clock.tick(days=2)
-    app.deactivate(shelter, actor=DISPATCHER)
+    app.handle(DeactivateResource(resource_id=shelter), CommandContext(actor=DISPATCHER))
 
     resource = app.resource(shelter)
     assert resource.status is ResourceStatus.AVAILABLE
@@ -267,17 +311,21 @@ def test_a_shelter_is_activated_and_deactivated_for_an_incident(app: Resources,
 
 def test_a_mobile_resource_is_not_activated(app: Resources) -> None:
     engine = register_engine(app)
-    app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER)
+    app.handle(
+        DispatchResource(resource_id=engine, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER))
     with pytest.raises(IllegalTransition, match="fire-engine is a mobile kind"):
-        app.activate(engine, actor=DISPATCHER)
+        app.handle(ActivateResource(resource_id=engine), CommandContext(actor=DISPATCHER))
 
 
 def test_a_dispatched_resource_stood_down_is_available_at_once(app: Resources,
                                                                clock: Clock) -> None:
     engine = register_engine(app)
-    app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER)
+    app.handle(
+        DispatchResource(resource_id=engine, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER))
     clock.tick(seconds=30)
-    app.stand_down(engine, actor=DISPATCHER)
+    app.handle(StandDownResource(resource_id=engine), CommandContext(actor=DISPATCHER))
     resource = app.resource(engine)
     assert resource.status is ResourceStatus.AVAILABLE
     assert resource.incident_id is None
@@ -287,11 +335,13 @@ def test_a_dispatched_resource_stood_down_is_available_at_once(app: Resources,
 def test_a_resource_stood_down_on_the_road_is_returning(app: Resources, clock: Clock) -> None:
     engine = register_engine(app)
     incident = uuid4()
-    app.dispatch(engine, incident_id=incident, actor=DISPATCHER)
+    app.handle(
+        DispatchResource(resource_id=engine, incident_id=incident),
+        CommandContext(actor=DISPATCHER))
     clock.tick(minutes=1)
-    app.report_en_route(engine, actor=FIRE_CREW)
+    app.handle(ReportEnRoute(resource_id=engine), CommandContext(actor=FIRE_CREW))
     clock.tick(minutes=2)
-    app.stand_down(engine, actor=DISPATCHER)
+    app.handle(StandDownResource(resource_id=engine), CommandContext(actor=DISPATCHER))
     resource = app.resource(engine)
     assert (resource.status, resource.incident_id) == (ResourceStatus.RETURNING, incident)
     [assignment] = assignments(resource.history)
@@ -304,15 +354,23 @@ def test_a_busy_resource_is_reassigned_not_dispatched_twice(app: Resources,
                                                             clock: Clock) -> None:
     engine = register_engine(app)
     fire, collapse = uuid4(), uuid4()
-    app.dispatch(engine, incident_id=fire, actor=DISPATCHER)
+    app.handle(
+        DispatchResource(resource_id=engine, incident_id=fire),
+        CommandContext(actor=DISPATCHER))
     clock.tick(minutes=1)
-    app.report_en_route(engine, actor=FIRE_CREW)
+    app.handle(ReportEnRoute(resource_id=engine), CommandContext(actor=FIRE_CREW))
     with pytest.raises(IllegalTransition, match=f"serves incident {fire}"):
-        app.dispatch(engine, incident_id=collapse, actor=DISPATCHER)
+        app.handle(
+            DispatchResource(resource_id=engine, incident_id=collapse),
+            CommandContext(actor=DISPATCHER))
     with pytest.raises(IllegalTransition, match=f"already serves incident {fire}"):
-        app.reassign(engine, incident_id=fire, actor=DISPATCHER)
+        app.handle(
+            ReassignResource(resource_id=engine, incident_id=fire),
+            CommandContext(actor=DISPATCHER))
     diverted_at = clock.tick(minutes=2)
-    app.reassign(engine, incident_id=collapse, actor=DISPATCHER)
+    app.handle(
+        ReassignResource(resource_id=engine, incident_id=collapse),
+        CommandContext(actor=DISPATCHER))
 
     resource = app.resource(engine)
     assert (resource.status, resource.incident_id) == (ResourceStatus.DISPATCHED, collapse)
@@ -329,28 +387,38 @@ def test_a_busy_resource_is_reassigned_not_dispatched_twice(app: Resources,
 def test_out_of_service_with_a_reason_and_back(app: Resources, clock: Clock) -> None:
     engine = register_engine(app)
     clock.tick(hours=1)
-    app.take_out_of_service(engine, reason="pump failure", actor=FIRE_CREW)
+    app.handle(
+        TakeOutOfService(resource_id=engine, reason="pump failure"),
+        CommandContext(actor=FIRE_CREW))
     resource = app.resource(engine)
     assert (resource.status, resource.out_of_service_reason) == (
         ResourceStatus.OUT_OF_SERVICE, "pump failure")
     with pytest.raises(IllegalTransition, match="it is out-of-service"):
-        app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER)
+        app.handle(
+            DispatchResource(resource_id=engine, incident_id=uuid4()),
+            CommandContext(actor=DISPATCHER))
     with pytest.raises(InvalidValue, match="reason must not be empty"):
-        app.take_out_of_service(engine, reason=" ", actor=FIRE_CREW)
+        app.handle(
+            TakeOutOfService(resource_id=engine, reason=" "),
+            CommandContext(actor=FIRE_CREW))
     clock.tick(hours=5)
-    app.return_to_service(engine, actor=FIRE_CREW)
+    app.handle(ReturnToService(resource_id=engine), CommandContext(actor=FIRE_CREW))
     resource = app.resource(engine)
     assert (resource.status, resource.out_of_service_reason) == (ResourceStatus.AVAILABLE, None)
 
 
 def test_a_returning_resource_may_go_out_of_service(app: Resources, clock: Clock) -> None:
     engine = register_engine(app)
-    app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER)
-    for step in (app.report_en_route, app.report_on_scene, app.clear_scene):
+    app.handle(
+        DispatchResource(resource_id=engine, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER))
+    for step in (ReportEnRoute, ReportOnScene, ClearScene):
         clock.tick(minutes=5)
-        step(engine, actor=FIRE_CREW)
+        app.handle(step(resource_id=engine), CommandContext(actor=FIRE_CREW))
     clock.tick(minutes=5)
-    app.take_out_of_service(engine, reason="crew decontamination", actor=DISPATCHER)
+    app.handle(
+        TakeOutOfService(resource_id=engine, reason="crew decontamination"),
+        CommandContext(actor=DISPATCHER))
     resource = app.resource(engine)
     assert (resource.status, resource.incident_id) == (ResourceStatus.OUT_OF_SERVICE, None)
     assert assignments(resource.history)[0].outcome is AssignmentOutcome.CLEARED
@@ -361,18 +429,39 @@ def test_a_returning_resource_may_go_out_of_service(app: Resources, clock: Clock
 Step = Callable[[Resources, UUID], Any]
 
 COMMANDS: dict[str, Step] = {
-    "dispatch": lambda a, r: a.dispatch(r, incident_id=uuid4(), actor=DISPATCHER),
-    "reassign": lambda a, r: a.reassign(r, incident_id=uuid4(), actor=DISPATCHER),
-    "report_en_route": lambda a, r: a.report_en_route(r, actor=DISPATCHER),
-    "report_on_scene": lambda a, r: a.report_on_scene(r, actor=DISPATCHER),
-    "activate": lambda a, r: a.activate(r, actor=DISPATCHER),
-    "clear_scene": lambda a, r: a.clear_scene(r, actor=DISPATCHER),
-    "deactivate": lambda a, r: a.deactivate(r, actor=DISPATCHER),
-    "stand_down": lambda a, r: a.stand_down(r, actor=DISPATCHER),
-    "report_available": lambda a, r: a.report_available(r, actor=DISPATCHER),
-    "take_out_of_service": lambda a, r: a.take_out_of_service(r, reason="maintenance",
-                                                              actor=DISPATCHER),
-    "return_to_service": lambda a, r: a.return_to_service(r, actor=DISPATCHER),
+    "dispatch": lambda a, r: a.handle(
+        DispatchResource(resource_id=r, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER)).subject,
+    "reassign": lambda a, r: a.handle(
+        ReassignResource(resource_id=r, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER)).subject,
+    "report_en_route": lambda a, r: a.handle(
+        ReportEnRoute(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "report_on_scene": lambda a, r: a.handle(
+        ReportOnScene(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "activate": lambda a, r: a.handle(
+        ActivateResource(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "clear_scene": lambda a, r: a.handle(
+        ClearScene(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "deactivate": lambda a, r: a.handle(
+        DeactivateResource(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "stand_down": lambda a, r: a.handle(
+        StandDownResource(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "report_available": lambda a, r: a.handle(
+        ReportAvailable(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "take_out_of_service": lambda a, r: a.handle(
+        TakeOutOfService(resource_id=r, reason="maintenance"),
+        CommandContext(actor=DISPATCHER)).subject,
+    "return_to_service": lambda a, r: a.handle(
+        ReturnToService(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
 }
 
 # The module docstring's table, as data: (mobile, from status) -> commands allowed.
@@ -469,9 +558,13 @@ def test_a_repeated_command_id_records_once(app: Resources, clock: Clock) -> Non
     assert register_engine(app, command_id="reg-e12") == first
     incident = uuid4()
     clock.tick(minutes=1)
-    app.dispatch(first, incident_id=incident, actor=DISPATCHER, command_id="cad-991")
+    app.handle(
+        DispatchResource(resource_id=first, incident_id=incident),
+        CommandContext(actor=DISPATCHER, command_id="cad-991"))
     clock.tick(minutes=1)
-    app.dispatch(first, incident_id=incident, actor=DISPATCHER, command_id="cad-991")
+    app.handle(
+        DispatchResource(resource_id=first, incident_id=incident),
+        CommandContext(actor=DISPATCHER, command_id="cad-991"))
     resource = app.resource(first)
     assert resource.version == 2
     assert [c.status for c in resource.history] == [S.AVAILABLE, S.DISPATCHED]
@@ -479,11 +572,17 @@ def test_a_repeated_command_id_records_once(app: Resources, clock: Clock) -> Non
 
 def test_a_reused_command_id_with_other_arguments_is_refused(app: Resources) -> None:
     engine = register_engine(app)
-    app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER, command_id="cad-992")
+    app.handle(
+        DispatchResource(resource_id=engine, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER, command_id="cad-992"))
     with pytest.raises(CommandIdReused, match="cad-992"):
-        app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER, command_id="cad-992")
+        app.handle(
+            DispatchResource(resource_id=engine, incident_id=uuid4()),
+            CommandContext(actor=DISPATCHER, command_id="cad-992"))
     with pytest.raises(CommandIdReused):
-        app.stand_down(engine, actor=DISPATCHER, command_id="cad-992")
+        app.handle(
+            StandDownResource(resource_id=engine),
+            CommandContext(actor=DISPATCHER, command_id="cad-992"))
     assert app.resource(engine).version == 2
 
 
@@ -502,15 +601,25 @@ def test_a_reused_command_id_with_other_arguments_is_refused(app: Resources) -> 
 def test_a_role_not_allowed_is_refused(app: Resources, actor: Actor, command: str) -> None:
     engine = register_engine(app)
     calls: dict[str, Callable[[], Any]] = {
-        "dispatch": lambda: app.dispatch(engine, incident_id=uuid4(), actor=actor),
-        "stand_down": lambda: app.stand_down(engine, actor=actor),
-        "report_en_route": lambda: app.report_en_route(engine, actor=actor),
-        "take_out_of_service": lambda: app.take_out_of_service(engine, reason="x",
-                                                               actor=actor),
-        "report_position": lambda: app.report_position(engine, SCENE, T0, actor=actor),
-        "register": lambda: app.register_resource(
-            kind="ambulance", name="A1", call_sign="A1", department="health",
-            home_base=STATION, actor=actor),
+        "dispatch": lambda: app.handle(
+            DispatchResource(resource_id=engine, incident_id=uuid4()),
+            CommandContext(actor=actor)).subject,
+        "stand_down": lambda: app.handle(
+            StandDownResource(resource_id=engine),
+            CommandContext(actor=actor)).subject,
+        "report_en_route": lambda: app.handle(
+            ReportEnRoute(resource_id=engine),
+            CommandContext(actor=actor)).subject,
+        "take_out_of_service": lambda: app.handle(
+            TakeOutOfService(resource_id=engine, reason="x"),
+            CommandContext(actor=actor)).subject,
+        "report_position": lambda: app.judge_position(
+            ReportPosition(resource_id=engine, point=SCENE, measured_at=T0),
+            CommandContext(actor=actor)),
+        "register": lambda: app.handle(
+            RegisterResource(kind="ambulance", resource_name="A1", call_sign="A1",
+                department="health", home_base=STATION),
+            CommandContext(actor=actor)).subject,
     }
     with pytest.raises(NotPermitted, match=f"{actor.role.value} {actor.user_id} may not"):
         calls[command]()
@@ -519,32 +628,48 @@ def test_a_role_not_allowed_is_refused(app: Resources, actor: Actor, command: st
 
 def test_a_crew_reports_only_for_its_own_department(app: Resources) -> None:
     engine = register_engine(app)
-    app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER)
+    app.handle(
+        DispatchResource(resource_id=engine, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER))
     with pytest.raises(NotPermitted, match="it belongs to fire"):
-        app.report_en_route(engine, actor=WATER_USER)
+        app.handle(ReportEnRoute(resource_id=engine), CommandContext(actor=WATER_USER))
     with pytest.raises(NotPermitted, match="it belongs to fire"):
-        app.report_position(engine, SCENE, T0, actor=WATER_USER)
+        app.judge_position(
+            ReportPosition(resource_id=engine, point=SCENE, measured_at=T0),
+            CommandContext(actor=WATER_USER))
     assert app.resource(engine).version == 2
 
 
 def test_an_unknown_resource_is_not_found(app: Resources) -> None:
     missing = uuid4()
     with pytest.raises(NotFound, match=f"resource {missing} does not exist"):
-        app.dispatch(missing, incident_id=uuid4(), actor=DISPATCHER)
+        app.handle(
+            DispatchResource(resource_id=missing, incident_id=uuid4()),
+            CommandContext(actor=DISPATCHER))
     with pytest.raises(NotFound):
-        app.report_position(missing, SCENE, T0, actor=TRACKER)
+        app.judge_position(
+            ReportPosition(resource_id=missing, point=SCENE, measured_at=T0),
+            CommandContext(actor=TRACKER))
 
 
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda a, r: a.dispatch(r, incident_id="INC-1", actor=DISPATCHER),
+        (lambda a, r: a.handle(
+            DispatchResource(resource_id=r, incident_id="INC-1"),
+            CommandContext(actor=DISPATCHER)).subject,
          "incident id must be a UUID"),
-        (lambda a, r: a.report_en_route(r, actor=DISPATCHER, position=[116.4, 39.9]),
+        (lambda a, r: a.handle(
+            ReportEnRoute(resource_id=r, position=[116.4, 39.9]),
+            CommandContext(actor=DISPATCHER)).subject,
          "position must be a GeoPoint"),
-        (lambda a, r: a.report_position(r, (116.4, 39.9), T0, actor=TRACKER),
+        (lambda a, r: a.judge_position(
+            ReportPosition(resource_id=r, point=(116.4, 39.9), measured_at=T0),
+            CommandContext(actor=TRACKER)),
          "position must be a GeoPoint"),
-        (lambda a, r: a.report_position(r, SCENE, datetime(2025, 7, 14, 8), actor=TRACKER),
+        (lambda a, r: a.judge_position(
+            ReportPosition(resource_id=r, point=SCENE, measured_at=datetime(2025, 7, 14, 8)),
+            CommandContext(actor=TRACKER)),
          "has no time zone"),
     ],
 )
@@ -570,8 +695,10 @@ def test_positions_are_recorded_sparingly_and_cached_always(app: Resources,
 
     def fix(seconds: int, metres: float) -> PositionOutcome:
         clock.now = max(clock.now, T0 + timedelta(minutes=1, seconds=seconds))
-        return app.report_position(engine, east_of(STATION, metres),
-                                   T0 + timedelta(minutes=1, seconds=seconds), actor=TRACKER)
+        return app.judge_position(
+            ReportPosition(resource_id=engine, point=east_of(STATION, metres),
+                measured_at=T0 + timedelta(minutes=1, seconds=seconds)),
+            CommandContext(actor=TRACKER))
 
     assert fix(0, 0) is PositionOutcome.RECORDED       # the first position
     assert fix(5, 50) is PositionOutcome.CACHED        # close and soon: cache only
@@ -597,17 +724,23 @@ def test_positions_are_recorded_sparingly_and_cached_always(app: Resources,
 def test_the_latest_cached_position_travels_with_the_next_status_change(
         app: Resources, clock: Clock) -> None:
     engine = register_engine(app)
-    app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER)
+    app.handle(
+        DispatchResource(resource_id=engine, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER))
     clock.tick(seconds=40)
-    app.report_en_route(engine, actor=FIRE_CREW, position=STATION)
+    app.handle(
+        ReportEnRoute(resource_id=engine, position=STATION),
+        CommandContext(actor=FIRE_CREW))
     fix_at = clock.tick(seconds=20)
-    assert app.report_position(engine, east_of(STATION, 20), fix_at,
-                               actor=TRACKER) is PositionOutcome.CACHED
+    assert app.judge_position(
+        ReportPosition(resource_id=engine, point=east_of(STATION, 20), measured_at=fix_at),
+        CommandContext(actor=TRACKER)) is PositionOutcome.CACHED
     fix_at = clock.tick(seconds=10)
-    assert app.report_position(engine, east_of(STATION, 60), fix_at,
-                               actor=TRACKER) is PositionOutcome.CACHED
+    assert app.judge_position(
+        ReportPosition(resource_id=engine, point=east_of(STATION, 60), measured_at=fix_at),
+        CommandContext(actor=TRACKER)) is PositionOutcome.CACHED
     clock.tick(seconds=5)
-    app.report_on_scene(engine, actor=FIRE_CREW)
+    app.handle(ReportOnScene(resource_id=engine), CommandContext(actor=FIRE_CREW))
     resource = app.resource(engine)
     assert resource.position == PositionFix(east_of(STATION, 60), fix_at)
     arrived = list(app.repository.event_store.get(engine))[-1]
@@ -618,9 +751,13 @@ def test_the_latest_cached_position_travels_with_the_next_status_change(
 def test_a_fix_older_than_the_last_event_is_only_cached(app: Resources, clock: Clock) -> None:
     engine = register_engine(app)
     clock.tick(minutes=5)
-    app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER)
+    app.handle(
+        DispatchResource(resource_id=engine, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER))
     late_fix = T0 + timedelta(minutes=4)
-    assert app.report_position(engine, SCENE, late_fix, actor=TRACKER) is PositionOutcome.CACHED
+    assert app.judge_position(
+        ReportPosition(resource_id=engine, point=SCENE, measured_at=late_fix),
+        CommandContext(actor=TRACKER)) is PositionOutcome.CACHED
     assert app.resource(engine).position is None
     assert app.latest_position(engine) == PositionFix(SCENE, late_fix)
 
@@ -629,7 +766,9 @@ def test_the_aggregate_has_the_last_word_on_a_fix(app: Resources, clock: Clock) 
     # What another process with an empty cache would find when it loads the resource.
     engine = register_engine(app)
     clock.tick(minutes=1)
-    app.report_position(engine, STATION, clock.now, actor=TRACKER)
+    app.judge_position(
+        ReportPosition(resource_id=engine, point=STATION, measured_at=clock.now),
+        CommandContext(actor=TRACKER))
     resource = app.resource(engine)
     policy = PositionPolicy()
 
@@ -647,15 +786,21 @@ def test_the_aggregate_has_the_last_word_on_a_fix(app: Resources, clock: Clock) 
 def test_a_shelter_reports_no_positions(app: Resources) -> None:
     shelter = register_shelter(app)
     with pytest.raises(IllegalTransition, match="shelter is not a mobile kind"):
-        app.report_position(shelter, SCENE, T0, actor=TRACKER)
+        app.judge_position(
+            ReportPosition(resource_id=shelter, point=SCENE, measured_at=T0),
+            CommandContext(actor=TRACKER))
 
 
 def test_the_resource_view_adds_the_cached_position(app: Resources, clock: Clock) -> None:
     engine = register_engine(app)
     clock.tick(minutes=1)
-    app.report_position(engine, STATION, clock.now, actor=TRACKER)
+    app.judge_position(
+        ReportPosition(resource_id=engine, point=STATION, measured_at=clock.now),
+        CommandContext(actor=TRACKER))
     clock.tick(seconds=10)
-    app.report_position(engine, east_of(STATION, 30), clock.now, actor=TRACKER)
+    app.judge_position(
+        ReportPosition(resource_id=engine, point=east_of(STATION, 30), measured_at=clock.now),
+        CommandContext(actor=TRACKER))
     view = app.resource_view(engine)
     assert view["position"]["at"] == (T0 + timedelta(minutes=1)).isoformat()
     assert view["latest_position"]["at"] == clock.now.isoformat()
@@ -682,8 +827,11 @@ def test_a_stricter_policy_records_more(catalogue: Catalogue, clock: Clock) -> N
     engine = register_engine(app)
     clock.tick(minutes=1)
     outcomes = [
-        app.report_position(engine, east_of(STATION, 20 * i), clock.now + timedelta(
-            seconds=5 * i), actor=TRACKER)
+        app.judge_position(
+            ReportPosition(resource_id=engine, point=east_of(STATION, 20 * i),
+                measured_at=clock.now + timedelta(
+            seconds=5 * i)),
+            CommandContext(actor=TRACKER))
         for i in range(6)
     ]
     assert outcomes == [PositionOutcome.RECORDED, PositionOutcome.CACHED,
@@ -696,8 +844,12 @@ def test_a_fix_from_our_future_never_blocks_the_next_command(app: Resources,
     engine = register_engine(app)
     clock.tick(minutes=1)
     ahead = clock.now + timedelta(seconds=2)
-    assert app.report_position(engine, SCENE, ahead, actor=TRACKER) is PositionOutcome.RECORDED
-    app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER)
+    assert app.judge_position(
+        ReportPosition(resource_id=engine, point=SCENE, measured_at=ahead),
+        CommandContext(actor=TRACKER)) is PositionOutcome.RECORDED
+    app.handle(
+        DispatchResource(resource_id=engine, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER))
     events = list(app.repository.event_store.get(engine))
     assert (events[1].timestamp, events[1].position_at) == (clock.now, ahead)
     assert app.resource(engine).status is ResourceStatus.DISPATCHED
@@ -769,22 +921,33 @@ def test_assignments_ignore_history_before_the_first_dispatch() -> None:
 
 def test_the_nearest_available_resources_of_a_kind(app: Resources, clock: Clock) -> None:
     near = register_engine(app, call_sign="E1")
-    far = app.register_resource(kind="fire-engine", name="Engine 2", call_sign="E2",
-                                department="fire", home_base=east_of(SCENE, 5000),
-                                actor=PLANNER)
-    busy = app.register_resource(kind="fire-engine", name="Engine 3", call_sign="E3",
-                                 department="fire", home_base=east_of(SCENE, 10),
-                                 actor=PLANNER)
-    broken = app.register_resource(kind="fire-engine", name="Engine 4", call_sign="E4",
-                                   department="fire", home_base=east_of(SCENE, 20),
-                                   actor=PLANNER)
-    ambulance = app.register_resource(kind="ambulance", name="Ambulance 1", call_sign="A1",
-                                      department="health", home_base=SCENE, actor=PLANNER)
+    far = app.handle(
+        RegisterResource(kind="fire-engine", resource_name="Engine 2", call_sign="E2",
+            department="fire", home_base=east_of(SCENE, 5000)),
+        CommandContext(actor=PLANNER)).subject
+    busy = app.handle(
+        RegisterResource(kind="fire-engine", resource_name="Engine 3", call_sign="E3",
+            department="fire", home_base=east_of(SCENE, 10)),
+        CommandContext(actor=PLANNER)).subject
+    broken = app.handle(
+        RegisterResource(kind="fire-engine", resource_name="Engine 4", call_sign="E4",
+            department="fire", home_base=east_of(SCENE, 20)),
+        CommandContext(actor=PLANNER)).subject
+    ambulance = app.handle(
+        RegisterResource(kind="ambulance", resource_name="Ambulance 1", call_sign="A1",
+            department="health", home_base=SCENE),
+        CommandContext(actor=PLANNER)).subject
     clock.tick(minutes=1)
-    app.dispatch(busy, incident_id=uuid4(), actor=DISPATCHER)
-    app.take_out_of_service(broken, reason="tyres", actor=DISPATCHER)
+    app.handle(
+        DispatchResource(resource_id=busy, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER))
+    app.handle(
+        TakeOutOfService(resource_id=broken, reason="tyres"),
+        CommandContext(actor=DISPATCHER))
     # E1 drove out on patrol and is now 300 m from the scene: its cached fix counts.
-    app.report_position(near, east_of(SCENE, -300), clock.now, actor=TRACKER)
+    app.judge_position(
+        ReportPosition(resource_id=near, point=east_of(SCENE, -300), measured_at=clock.now),
+        CommandContext(actor=TRACKER))
     views = [app.resource_view(r) for r in (far, busy, broken, ambulance, near)]
 
     chosen = nearest_available(views, "fire-engine", SCENE, 5)
@@ -812,9 +975,13 @@ def test_a_crew_that_skipped_en_route_can_still_arrive_and_its_response_is_measu
     """Crews forget the en-route button: arrival is still recorded; turnout and travel are
     unknown rather than invented."""
     engine = register_engine(app)
-    app.dispatch(engine, incident_id=uuid4(), actor=DISPATCHER)
+    app.handle(
+        DispatchResource(resource_id=engine, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER))
     clock.tick(minutes=9)
-    app.report_on_scene(engine, actor=DISPATCHER, position=SCENE)
+    app.handle(
+        ReportOnScene(resource_id=engine, position=SCENE),
+        CommandContext(actor=DISPATCHER))
     resource = app.resource(engine)
     assert resource.status is ResourceStatus.ON_SCENE
     (assignment,) = assignments(resource.history)

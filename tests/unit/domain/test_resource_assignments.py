@@ -14,13 +14,33 @@ import pytest
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.errors import IllegalTransition, NotFound, NotPermitted
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import (
+    AssignResourceToIncident,
+    CloseIncident,
+    ContainIncident,
+    DefinePlan,
+    DismissIncident,
+    ReportIncident,
+    RespondToIncident,
+    VerifyIncident,
+)
 from cityops.domain.incidents.plans import PlanLevel, ResourceRequirement
 from cityops.domain.processes.resource_movements import RECENT_INCIDENTS
 from cityops.domain.resources.application import Resources
+from cityops.domain.resources.commands import (
+    ActivateResource,
+    ClearScene,
+    DispatchResource,
+    RegisterResource,
+    ReportAvailable,
+    ReportEnRoute,
+    ReportOnScene,
+)
 from cityops.domain.resources.resource import Departure, ResourceStatus
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
@@ -46,17 +66,23 @@ class City:
 
     def flood(self, title: str) -> UUID:
         """A waterlogging incident responding at level IV: one pump truck required."""
-        incident_id = self.incidents.report(
-            category="natural-disaster", incident_type="waterlogging", title=title,
-            location=UNDERPASS, source="hotline", actor=HOTLINE)
-        self.incidents.verify(incident_id, actor=DISPATCHER)
-        self.incidents.respond(incident_id, level="IV", plan_id=self.plan_id, actor=DISPATCHER)
+        incident_id = self.incidents.handle(
+            ReportIncident(category="natural-disaster", incident_type="waterlogging", title=title,
+                location=UNDERPASS, source="hotline"),
+            CommandContext(actor=HOTLINE)).subject
+        self.incidents.handle(
+            VerifyIncident(incident_id=incident_id),
+            CommandContext(actor=DISPATCHER))
+        self.incidents.handle(
+            RespondToIncident(incident_id=incident_id, level="IV", plan_id=self.plan_id),
+            CommandContext(actor=DISPATCHER))
         return incident_id
 
     def register(self, call_sign: str, kind: str = "drainage-pump-truck") -> UUID:
-        return self.resources.register_resource(
-            kind=kind, name=call_sign, call_sign=call_sign, department="water",
-            home_base=DEPOT, actor=PLANNER)
+        return self.resources.handle(
+            RegisterResource(kind=kind, resource_name=call_sign, call_sign=call_sign,
+                department="water", home_base=DEPOT),
+            CommandContext(actor=PLANNER)).subject
 
     def active(self, incident_id: UUID) -> list[UUID]:
         return [a.resource_id for a in self.incidents.incident(incident_id).resources
@@ -72,11 +98,12 @@ class City:
 def city(catalogue: Catalogue, fixed_clock: Callable[[datetime], Clock]) -> City:
     clock = fixed_clock(START)
     incidents = Incidents(POPO, catalogue=catalogue, clock=clock)
-    resources = Resources(POPO, catalogue=catalogue, clock=clock)
-    plan_id = incidents.define_plan(
-        code="underpass-flood", name="Underpass flooding", category="natural-disaster",
-        levels=[PlanLevel("IV", resources=(ResourceRequirement("drainage-pump-truck", 1),))],
-        actor=PLANNER)
+    resources = Resources(POPO, catalogue=catalogue, clock=clock, incidents=incidents)
+    plan_id = incidents.handle(
+        DefinePlan(code="underpass-flood", plan_name="Underpass flooding",
+            category="natural-disaster",
+            levels=[PlanLevel("IV", resources=(ResourceRequirement("drainage-pump-truck", 1),))]),
+        CommandContext(actor=PLANNER)).subject
     return City(clock, incidents, resources,
                 ResourceAssignments(incidents=incidents, resources=resources), plan_id)
 
@@ -88,9 +115,9 @@ def test_a_pump_truck_cleared_from_incident_a_is_active_only_on_incident_b(city:
     assert city.incidents.incident(first).resource_shortfall() == {}
 
     city.clock.advance(minutes=5)
-    city.resources.report_en_route(truck, actor=PUMP_CREW)
+    city.resources.handle(ReportEnRoute(resource_id=truck), CommandContext(actor=PUMP_CREW))
     city.clock.advance(minutes=15)
-    city.resources.report_on_scene(truck, actor=PUMP_CREW)
+    city.resources.handle(ReportOnScene(resource_id=truck), CommandContext(actor=PUMP_CREW))
     cleared_at = city.clock.advance(hours=1)
     city.assignments.clear_scene(truck, actor=PUMP_CREW)
     city.clock.advance(minutes=20)
@@ -111,12 +138,12 @@ def test_a_release_interrupted_half_way_is_completed_once_at_the_next_assignment
     first, second = city.flood("Underpass A"), city.flood("Underpass B")
     truck = city.register("PUMP 3")
     city.assignments.assign(first, truck, actor=DISPATCHER)
-    city.resources.report_on_scene(truck, actor=PUMP_CREW)
+    city.resources.handle(ReportOnScene(resource_id=truck), CommandContext(actor=PUMP_CREW))
     # The resource's side only, as if the process had stopped before the incident's side.
     cleared_at = city.clock.advance(minutes=40)
-    city.resources.clear_scene(truck, actor=PUMP_CREW)
+    city.resources.handle(ClearScene(resource_id=truck), CommandContext(actor=PUMP_CREW))
     city.clock.advance(minutes=20)
-    city.resources.report_available(truck, actor=PUMP_CREW)
+    city.resources.handle(ReportAvailable(resource_id=truck), CommandContext(actor=PUMP_CREW))
     assert city.active(first) == [truck]
 
     city.clock.advance(minutes=5)
@@ -139,14 +166,20 @@ def test_each_way_of_leaving_an_incident_is_recorded_there(city: City) -> None:
         city.assignments.assign(incident, resource_id, actor=DISPATCHER)
     city.clock.advance(minutes=10)
     city.assignments.stand_down(trucks["stood-down"], actor=DISPATCHER)
-    city.resources.report_en_route(trucks["on-the-way"], actor=PUMP_CREW)
+    city.resources.handle(
+        ReportEnRoute(resource_id=trucks["on-the-way"]),
+        CommandContext(actor=PUMP_CREW))
     city.assignments.stand_down(trucks["on-the-way"], actor=DISPATCHER)
     city.assignments.reassign(trucks["reassigned"], incident_id=other, actor=DISPATCHER)
-    city.resources.report_on_scene(trucks["broke-down"], actor=PUMP_CREW)
-    city.resources.clear_scene(trucks["broke-down"], actor=PUMP_CREW)  # not recorded there
+    city.resources.handle(
+        ReportOnScene(resource_id=trucks["broke-down"]),
+        CommandContext(actor=PUMP_CREW))
+    city.resources.handle(
+        ClearScene(resource_id=trucks["broke-down"]),
+        CommandContext(actor=PUMP_CREW))  # not recorded there
     city.assignments.take_out_of_service(trucks["broke-down"], reason="pump failure",
                                          actor=PUMP_CREW)
-    city.resources.activate(shelter, actor=DISPATCHER)
+    city.resources.handle(ActivateResource(resource_id=shelter), CommandContext(actor=DISPATCHER))
     city.assignments.deactivate(shelter, actor=DISPATCHER)
 
     reasons = {r: reason for r, _, _, reason in city.releases(incident)}
@@ -167,10 +200,11 @@ def test_the_centres_release_makes_the_resource_leave_too(city: City) -> None:
     incident_only = uuid4()  # recorded on the incident alone (no resource stream)
     for resource_id in (on_scene, dispatched, shelter):
         city.assignments.assign(incident, resource_id, actor=DISPATCHER)
-    city.incidents.assign_resource(incident, resource_id=incident_only, kind="expert",
-                                   actor=DISPATCHER)
-    city.resources.report_on_scene(on_scene, actor=PUMP_CREW)
-    city.resources.activate(shelter, actor=DISPATCHER)
+    city.incidents.handle(
+        AssignResourceToIncident(incident_id=incident, resource_id=incident_only, kind="expert"),
+        CommandContext(actor=DISPATCHER))
+    city.resources.handle(ReportOnScene(resource_id=on_scene), CommandContext(actor=PUMP_CREW))
+    city.resources.handle(ActivateResource(resource_id=shelter), CommandContext(actor=DISPATCHER))
     city.clock.advance(minutes=30)
     for resource_id in (on_scene, dispatched, shelter, incident_only):
         city.assignments.release(incident, resource_id, actor=DISPATCHER)
@@ -191,7 +225,7 @@ def test_a_returning_resource_is_not_assigned_again_until_it_is_available(city: 
     incident = city.flood("Underpass A")
     truck = city.register("PUMP 3")
     city.assignments.assign(incident, truck, actor=DISPATCHER)
-    city.resources.report_on_scene(truck, actor=PUMP_CREW)
+    city.resources.handle(ReportOnScene(resource_id=truck), CommandContext(actor=PUMP_CREW))
     city.assignments.clear_scene(truck, actor=PUMP_CREW)
     with pytest.raises(IllegalTransition, match="it is returning"):
         city.assignments.assign(incident, truck, actor=DISPATCHER)
@@ -204,7 +238,9 @@ def test_a_returning_resource_is_not_assigned_again_until_it_is_available(city: 
 
 def test_a_resource_sent_to_an_incident_recorded_elsewhere_is_left_alone(city: City) -> None:
     truck = city.register("PUMP 3")
-    city.resources.dispatch(truck, incident_id=uuid4(), actor=DISPATCHER)
+    city.resources.handle(
+        DispatchResource(resource_id=truck, incident_id=uuid4()),
+        CommandContext(actor=DISPATCHER))
     city.assignments.stand_down(truck, actor=DISPATCHER)
     assert city.resources.resource(truck).status is ResourceStatus.AVAILABLE
 
@@ -216,15 +252,19 @@ def test_departures_are_read_from_the_status_history_most_recent_first(city: Cit
         incident_id = uuid4()
         served.append(incident_id)
         city.clock.advance(minutes=10)
-        city.resources.dispatch(truck, incident_id=incident_id, actor=DISPATCHER)
+        city.resources.handle(
+            DispatchResource(resource_id=truck, incident_id=incident_id),
+            CommandContext(actor=DISPATCHER))
         city.clock.advance(minutes=10)
-        city.resources.report_on_scene(truck, actor=PUMP_CREW)
+        city.resources.handle(ReportOnScene(resource_id=truck), CommandContext(actor=PUMP_CREW))
         city.clock.advance(minutes=10)
-        city.resources.clear_scene(truck, actor=PUMP_CREW)
-        city.resources.report_available(truck, actor=PUMP_CREW)
+        city.resources.handle(ClearScene(resource_id=truck), CommandContext(actor=PUMP_CREW))
+        city.resources.handle(ReportAvailable(resource_id=truck), CommandContext(actor=PUMP_CREW))
     current = uuid4()
     city.clock.advance(minutes=10)
-    city.resources.dispatch(truck, incident_id=current, actor=DISPATCHER)
+    city.resources.handle(
+        DispatchResource(resource_id=truck, incident_id=current),
+        CommandContext(actor=DISPATCHER))
     resource = city.resources.resource(truck)
     assert resource.serves(current) and not resource.serves(served[-1])
     departures = resource.departures(RECENT_INCIDENTS)
@@ -251,7 +291,7 @@ def test_a_resource_dispatched_or_reassigned_from_its_own_side_is_assigned_on_th
     assert assignments_on(city, first) == [(truck, sent_at, "duty-officer-1")]
     assert city.incidents.incident(first).resource_shortfall() == {}
 
-    city.resources.report_en_route(truck, actor=PUMP_CREW)
+    city.resources.handle(ReportEnRoute(resource_id=truck), CommandContext(actor=PUMP_CREW))
     reassigned_at = city.clock.advance(minutes=5)
     city.assignments.reassign(truck, incident_id=second, actor=DISPATCHER)
     assert city.active(first) == [] and city.active(second) == [truck]
@@ -273,8 +313,9 @@ def test_an_arrival_interrupted_half_way_is_completed_once(city: City) -> None:
     truck = city.register("PUMP 3")
     # The resource's side only, as if the process had stopped before the incident's side.
     sent_at = city.clock.advance(minutes=5)
-    city.resources.dispatch(truck, incident_id=incident, actor=DISPATCHER,
-                            command_id="send-pump-3")
+    city.resources.handle(
+        DispatchResource(resource_id=truck, incident_id=incident),
+        CommandContext(actor=DISPATCHER, command_id="send-pump-3"))
     assert city.active(incident) == []
 
     city.clock.advance(minutes=5)
@@ -300,17 +341,23 @@ def test_an_arrival_interrupted_half_way_is_completed_once(city: City) -> None:
 
 
 def test_a_resource_is_sent_only_to_an_incident_open_for_resources(city: City) -> None:
-    serving, reported = city.flood("Underpass A"), city.incidents.report(
-        category="natural-disaster", incident_type="waterlogging", title="Not verified",
-        location=UNDERPASS, source="hotline", actor=HOTLINE)
+    serving, reported = city.flood("Underpass A"), city.incidents.handle(
+        ReportIncident(category="natural-disaster", incident_type="waterlogging",
+            title="Not verified", location=UNDERPASS, source="hotline"),
+        CommandContext(actor=HOTLINE)).subject
     contained, closed = city.flood("Underpass B"), city.flood("Underpass C")
-    city.incidents.contain(contained, actor=DISPATCHER)
-    city.incidents.contain(closed, actor=DISPATCHER)
-    city.incidents.close_incident(closed, actor=DISPATCHER)
-    dismissed = city.incidents.report(
-        category="natural-disaster", incident_type="waterlogging", title="A puddle",
-        location=UNDERPASS, source="hotline", actor=HOTLINE)
-    city.incidents.dismiss(dismissed, reason="only a puddle", actor=DISPATCHER)
+    city.incidents.handle(
+        ContainIncident(incident_id=contained),
+        CommandContext(actor=DISPATCHER))
+    city.incidents.handle(ContainIncident(incident_id=closed), CommandContext(actor=DISPATCHER))
+    city.incidents.handle(CloseIncident(incident_id=closed), CommandContext(actor=DISPATCHER))
+    dismissed = city.incidents.handle(
+        ReportIncident(category="natural-disaster", incident_type="waterlogging",
+            title="A puddle", location=UNDERPASS, source="hotline"),
+        CommandContext(actor=HOTLINE)).subject
+    city.incidents.handle(
+        DismissIncident(incident_id=dismissed, reason="only a puddle"),
+        CommandContext(actor=DISPATCHER))
     idle, busy = city.register("PUMP 1"), city.register("PUMP 2")
     city.assignments.dispatch(busy, incident_id=serving, actor=DISPATCHER)
     incidents = (serving, reported, contained, closed, dismissed)
@@ -357,9 +404,9 @@ def test_the_arrival_names_the_dispatch_that_began_the_current_assignment(
     sent_at = city.clock.advance(minutes=5)
     city.assignments.dispatch(truck, incident_id=first, actor=DISPATCHER)
     city.clock.advance(minutes=5)
-    city.resources.report_en_route(truck, actor=PUMP_CREW)
+    city.resources.handle(ReportEnRoute(resource_id=truck), CommandContext(actor=PUMP_CREW))
     city.clock.advance(minutes=5)
-    city.resources.report_on_scene(truck, actor=PUMP_CREW)
+    city.resources.handle(ReportOnScene(resource_id=truck), CommandContext(actor=PUMP_CREW))
     assert city.resources.resource(truck).arrival() == (1, sent_at)
     moved_at = city.clock.advance(minutes=5)
     city.assignments.reassign(truck, incident_id=second, actor=DISPATCHER)

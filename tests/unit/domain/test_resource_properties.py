@@ -16,9 +16,26 @@ from hypothesis import strategies as st
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition
 from cityops.domain.geometry import EARTH_RADIUS_M, GeoPoint
 from cityops.domain.resources.application import Resources
+from cityops.domain.resources.commands import (
+    ActivateResource,
+    ClearScene,
+    DeactivateResource,
+    DispatchResource,
+    ReassignResource,
+    RegisterResource,
+    ReportAvailable,
+    ReportEnRoute,
+    ReportOnScene,
+    ReportPosition,
+    ReturnToService,
+    ReviseResource,
+    StandDownResource,
+    TakeOutOfService,
+)
 from cityops.domain.resources.resource import (
     WITH_INCIDENT_STATUSES,
     PositionOutcome,
@@ -100,21 +117,46 @@ def expected(mobile: bool, status: ResourceStatus, serving: UUID | None, command
 
 
 COMMANDS: dict[str, Callable[[Resources, UUID, UUID], Any]] = {
-    "dispatch": lambda a, r, i: a.dispatch(r, incident_id=i, actor=DISPATCHER),
-    "reassign": lambda a, r, i: a.reassign(r, incident_id=i, actor=DISPATCHER),
-    "report_en_route": lambda a, r, i: a.report_en_route(r, actor=DISPATCHER),
-    "report_on_scene": lambda a, r, i: a.report_on_scene(r, actor=DISPATCHER),
-    "activate": lambda a, r, i: a.activate(r, actor=DISPATCHER),
-    "clear_scene": lambda a, r, i: a.clear_scene(r, actor=DISPATCHER),
-    "deactivate": lambda a, r, i: a.deactivate(r, actor=DISPATCHER),
-    "stand_down": lambda a, r, i: a.stand_down(r, actor=DISPATCHER),
-    "report_available": lambda a, r, i: a.report_available(r, actor=DISPATCHER),
-    "take_out_of_service": lambda a, r, i: a.take_out_of_service(r, reason="maintenance",
-                                                                 actor=DISPATCHER),
-    "return_to_service": lambda a, r, i: a.return_to_service(r, actor=DISPATCHER),
-    "revise": lambda a, r, i: a.revise_resource(r, notes=f"note {i.int}", actor=PLANNER),
-    "position": lambda a, r, i: a.report_position(
-        r, offset(BASE, 100 * i.int, 0), a.clock() - timedelta(seconds=i.int), actor=TRACKER),
+    "dispatch": lambda a, r, i: a.handle(
+        DispatchResource(resource_id=r, incident_id=i),
+        CommandContext(actor=DISPATCHER)).subject,
+    "reassign": lambda a, r, i: a.handle(
+        ReassignResource(resource_id=r, incident_id=i),
+        CommandContext(actor=DISPATCHER)).subject,
+    "report_en_route": lambda a, r, i: a.handle(
+        ReportEnRoute(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "report_on_scene": lambda a, r, i: a.handle(
+        ReportOnScene(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "activate": lambda a, r, i: a.handle(
+        ActivateResource(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "clear_scene": lambda a, r, i: a.handle(
+        ClearScene(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "deactivate": lambda a, r, i: a.handle(
+        DeactivateResource(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "stand_down": lambda a, r, i: a.handle(
+        StandDownResource(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "report_available": lambda a, r, i: a.handle(
+        ReportAvailable(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "take_out_of_service": lambda a, r, i: a.handle(
+        TakeOutOfService(resource_id=r, reason="maintenance"),
+        CommandContext(actor=DISPATCHER)).subject,
+    "return_to_service": lambda a, r, i: a.handle(
+        ReturnToService(resource_id=r),
+        CommandContext(actor=DISPATCHER)).subject,
+    "revise": lambda a, r, i: a.handle(
+        ReviseResource(resource_id=r, notes=f"note {i.int}"),
+        CommandContext(actor=PLANNER)).subject,
+    "position": lambda a, r, i: a.judge_position(
+        ReportPosition(resource_id=r, point=offset(BASE, 100 * i.int, 0),
+            measured_at=a.clock() - timedelta(seconds=i.int)),
+        CommandContext(actor=TRACKER)),
 }
 
 steps = st.lists(
@@ -159,9 +201,10 @@ def test_any_sequence_of_commands_follows_the_table_and_replays_exactly(
         mobile: bool, plan: list[tuple[str, UUID, int]]) -> None:
     clock = Clock()
     app = new_app(clock)
-    resource_id = app.register_resource(
-        kind="fire-engine" if mobile else "shelter", name="R", call_sign="R1",
-        department="fire", home_base=BASE, actor=PLANNER)
+    resource_id = app.handle(
+        RegisterResource(kind="fire-engine" if mobile else "shelter", resource_name="R",
+            call_sign="R1", department="fire", home_base=BASE),
+        CommandContext(actor=PLANNER)).subject
     for command, incident, seconds in plan:
         clock.now += timedelta(seconds=seconds)
         before = app.resource(resource_id)
@@ -209,8 +252,10 @@ def test_position_fixes_follow_the_recording_rule(plan: list[tuple[int, float, f
     clock = Clock()
     app = new_app(clock)
     policy = app.position_policy
-    resource_id = app.register_resource(kind="ambulance", name="A", call_sign="A1",
-                                        department="health", home_base=BASE, actor=PLANNER)
+    resource_id = app.handle(
+        RegisterResource(kind="ambulance", resource_name="A", call_sign="A1", department="health",
+            home_base=BASE),
+        CommandContext(actor=PLANNER)).subject
     clock.now = T0 + timedelta(hours=4)  # every fix is in the past (60 x 2 min at most)
     at = T0 + timedelta(hours=2)
     point = BASE
@@ -219,7 +264,9 @@ def test_position_fixes_follow_the_recording_rule(plan: list[tuple[int, float, f
     for seconds, east, north in plan:
         at += timedelta(seconds=seconds)
         point = offset(point, east, north)
-        outcome = app.report_position(resource_id, point, at, actor=TRACKER)
+        outcome = app.judge_position(
+            ReportPosition(resource_id=resource_id, point=point, measured_at=at),
+            CommandContext(actor=TRACKER))
 
         # The documented rule, restated.
         if recorded is not None and at <= recorded[1]:

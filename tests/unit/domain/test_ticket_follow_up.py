@@ -18,11 +18,39 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import IllegalTransition
 from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.commands import (
+    CloseCase,
+    DispatchCase,
+    HandleCase,
+    RegisterCase,
+    RejectCase,
+    ReportCase,
+    VerifyCase,
+)
 from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.commands import (
+    AssignTicket,
+    CallBackCaller,
+    CloseTicket,
+    ConvertTicketToCase,
+    EscalateTicketToIncident,
+    ReceiveTicket,
+)
 from cityops.domain.hotline.ticket import TicketStatus, case_id_for_ticket, incident_id_for_ticket
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import (
+    CloseIncident,
+    ContainIncident,
+    DismissIncident,
+    IncidentCommand,
+    LinkToIncident,
+    ReportIncident,
+    RespondToIncident,
+    VerifyIncident,
+)
 from cityops.domain.incidents.incident import LinkKind
 from cityops.domain.processes.ticket_follow_up import TicketFollowUp
 
@@ -49,74 +77,90 @@ class Centre:
             "caller_name": "Zhang Wei", "caller_phone": "13800138000",
             "location": self.places.in_d01,
         }
-        return self.hotline.receive(**{**facts, **overrides})
+        facts.update(overrides)
+        context = CommandContext(**{k: facts.pop(k) for k in ("actor", "at", "command_id")
+                                    if k in facts})
+        return self.hotline.handle(ReceiveTicket(**facts), context).subject
 
     def to_case(self, ticket_id: UUID, *, record_on_ticket: bool = True) -> UUID:
         """What `CityOperations.ticket_to_case` does (optionally interrupted half-way)."""
         ticket = self.hotline.ticket(ticket_id)
         assert ticket.location is not None
-        case_id = self.grid_cases.report(
-            source="hotline", category="C0201", description=ticket.description,
-            location=ticket.location, ticket_id=ticket_id,
-            case_id=case_id_for_ticket(ticket_id), actor=OPERATOR)
+        case_id = self.grid_cases.handle(
+            ReportCase(source="hotline", category="C0201", description=ticket.description,
+                       location=ticket.location, ticket_id=ticket_id,
+                       case_id=case_id_for_ticket(ticket_id)),
+            CommandContext(actor=OPERATOR)).subject
         if record_on_ticket:
-            self.hotline.convert_to_case(ticket_id, case_id=case_id, actor=OPERATOR)
+            self.hotline.handle(
+                ConvertTicketToCase(ticket_id=ticket_id, case_id=case_id),
+                CommandContext(actor=OPERATOR))
         return case_id
 
     def to_incident(self, ticket_id: UUID) -> UUID:
         """What `CityOperations.ticket_to_incident` does for a new incident."""
-        incident_id = self.incidents.report(
-            category="accident-disaster", incident_type="traffic-accident",
-            title="Two cars collided", location=self.places.in_d01, source="hotline",
-            incident_id=incident_id_for_ticket(ticket_id), actor=OPERATOR)
-        self.hotline.escalate_to_incident(ticket_id, incident_id=incident_id, actor=OPERATOR)
-        self.incidents.link(incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=ticket_id,
-                            actor=OPERATOR)
+        incident_id = self.incidents.handle(
+            ReportIncident(category="accident-disaster", incident_type="traffic-accident",
+                title="Two cars collided", location=self.places.in_d01, source="hotline",
+                incident_id=incident_id_for_ticket(ticket_id)),
+            CommandContext(actor=OPERATOR)).subject
+        self.hotline.handle(
+            EscalateTicketToIncident(ticket_id=ticket_id, incident_id=incident_id),
+            CommandContext(actor=OPERATOR))
+        self.incidents.handle(
+            LinkToIncident(incident_id=incident_id, kind=LinkKind.HOTLINE_TICKET,
+                target_id=ticket_id),
+            CommandContext(actor=OPERATOR))
         return incident_id
 
     def case_step(self, step: str, case_id: UUID, **kw: Any) -> None:
         self.clock.advance(minutes=20)
-        app, cast = self.grid_cases, self.cast
+        cases, cast = self.grid_cases, self.cast
         if step == "register":
-            app.register(case_id, actor=cast.dispatcher)
+            cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=cast.dispatcher))
         elif step == "dispatch":
-            app.dispatch(case_id, department="urban-management", actor=cast.dispatcher)
+            cases.handle(
+                DispatchCase(case_id=case_id, department="urban-management"),
+                CommandContext(actor=cast.dispatcher))
         elif step == "handle":
-            app.handle(case_id, result="lamp replaced", actor=Actor(
-                "urb-1", Role.DEPARTMENT_USER, "urban-management"))
+            cases.handle(
+                HandleCase(case_id=case_id, result="lamp replaced"),
+                CommandContext(actor=Actor("urb-1", Role.DEPARTMENT_USER, "urban-management")))
         elif step == "verify":
-            app.verify(case_id, fixed=kw.get("fixed", True), note=kw.get("note", ""),
-                       actor=cast.inspector)
+            cases.handle(
+                VerifyCase(case_id=case_id, fixed=kw.get("fixed", True), note=kw.get("note", "")),
+                CommandContext(actor=cast.inspector))
         elif step == "close":
-            app.close_case(case_id, actor=cast.dispatcher)
+            cases.handle(CloseCase(case_id=case_id), CommandContext(actor=cast.dispatcher))
         elif step == "reject":
-            app.reject(case_id, reason="not-reproducible", note="no lamp out there",
-                       actor=cast.dispatcher)
+            cases.handle(
+                RejectCase(case_id=case_id, reason="not-reproducible", note="no lamp out there"),
+                CommandContext(actor=cast.dispatcher))
         else:
             raise AssertionError(step)
 
     def incident_step(self, step: str, incident_id: UUID) -> None:
         self.clock.advance(minutes=20)
-        app, dispatcher = self.incidents, self.cast.dispatcher
-        if step == "verify":
-            app.verify(incident_id, actor=dispatcher)
-        elif step == "respond":
-            app.respond(incident_id, level="IV", actor=dispatcher, reason="crews sent")
-        elif step == "contain":
-            app.contain(incident_id, note="road reopened", actor=dispatcher)
-        elif step == "close":
-            app.close_incident(incident_id, note="vehicles towed away", actor=dispatcher)
-        elif step == "dismiss":
-            app.dismiss(incident_id, reason="nobody there", actor=dispatcher)
-        else:
+        commands: dict[str, IncidentCommand] = {
+            "verify": VerifyIncident(incident_id=incident_id),
+            "respond": RespondToIncident(incident_id=incident_id, level="IV",
+                                         reason="crews sent"),
+            "contain": ContainIncident(incident_id=incident_id, note="road reopened"),
+            "close": CloseIncident(incident_id=incident_id, note="vehicles towed away"),
+            "dismiss": DismissIncident(incident_id=incident_id, reason="nobody there"),
+        }
+        if step not in commands:
             raise AssertionError(step)
+        self.incidents.handle(commands[step], CommandContext(actor=self.cast.dispatcher))
 
     def follow(self) -> None:
         self.follow_up.catch_up()
 
     def call_back(self, ticket_id: UUID, satisfaction: str = "satisfied") -> None:
         self.clock.advance(minutes=5)
-        self.hotline.call_back(ticket_id, satisfaction=satisfaction, actor=OPERATOR)
+        self.hotline.handle(
+            CallBackCaller(ticket_id=ticket_id, satisfaction=satisfaction),
+            CommandContext(actor=OPERATOR))
 
 
 @pytest.fixture
@@ -141,7 +185,7 @@ def test_a_ticket_that_became_a_case_is_replied_from_the_case_result_when_it_clo
     with pytest.raises(IllegalTransition, match=f"grid case {case_id} is not finished yet"):
         centre.call_back(ticket_id)
     with pytest.raises(IllegalTransition, match="is not finished yet"):
-        centre.hotline.close_ticket(ticket_id, actor=OPERATOR)
+        centre.hotline.handle(CloseTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     for step in ("register", "dispatch", "handle"):
         centre.case_step(step, case_id)
     centre.follow()
@@ -172,7 +216,7 @@ def test_a_ticket_that_became_a_case_is_replied_from_the_case_result_when_it_clo
                if type(e).__name__.startswith(("Linked", "RepliedFrom")))
 
     centre.call_back(ticket_id)
-    centre.hotline.close_ticket(ticket_id, actor=OPERATOR)
+    centre.hotline.handle(CloseTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     assert centre.hotline.ticket(ticket_id).status is TicketStatus.CLOSED
 
 
@@ -229,9 +273,12 @@ def test_every_ticket_linked_to_an_incident_is_replied_when_it_is_dismissed(
     first = centre.call(topic="traffic-accident", ticket_type="request-for-help")
     incident_id = centre.to_incident(first)
     second = centre.call(topic="traffic-accident", ticket_type="request-for-help")
-    centre.hotline.escalate_to_incident(second, incident_id=incident_id, actor=OPERATOR)
-    centre.incidents.link(incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=second,
-                          actor=OPERATOR)
+    centre.hotline.handle(
+        EscalateTicketToIncident(ticket_id=second, incident_id=incident_id),
+        CommandContext(actor=OPERATOR))
+    centre.incidents.handle(
+        LinkToIncident(incident_id=incident_id, kind=LinkKind.HOTLINE_TICKET, target_id=second),
+        CommandContext(actor=OPERATOR))
     centre.incident_step("dismiss", incident_id)
     centre.follow()
     for ticket_id in (first, second):
@@ -272,7 +319,7 @@ def test_dissatisfied_with_the_result_the_ticket_goes_back_to_the_centre(
     assert ticket.return_reason == (f"the caller is dissatisfied with the result of grid "
                                     f"case {case_id}")
     # Routed again, by default to the department that did the work, which replies itself.
-    centre.hotline.assign(ticket_id, actor=OPERATOR)
+    centre.hotline.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     assert centre.hotline.ticket(ticket_id).department == "urban-management"
 
 
@@ -289,9 +336,10 @@ def test_a_conversion_interrupted_after_the_case_was_reported_is_completed(
 
 
 def test_the_position_covers_what_does_not_concern_tickets(centre: Centre) -> None:
-    case_id = centre.grid_cases.report(source="inspector", category="C0201",
-                                       description="lamp out", location=centre.places.in_d01,
-                                       actor=centre.cast.inspector)
+    case_id = centre.grid_cases.handle(
+        ReportCase(source="inspector", category="C0201", description="lamp out",
+                   location=centre.places.in_d01),
+        CommandContext(actor=centre.cast.inspector)).subject
     for step in ("register", "dispatch", "handle"):
         centre.case_step(step, case_id)
     assert centre.follow_up.lag()["gridcases"] > 0

@@ -13,9 +13,12 @@ from uuid import UUID
 import pytest
 
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.commands import AssignTicket, ReceiveTicket, ReturnTicket
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.commands import ReportIncident
 from cityops.feeds.events import SCHEMA_VERSION, StreamReader, encode, to_json
 from cityops.feeds.routing import route
 from cityops.feeds.sharing import Recipient, SharingCatalogue
@@ -60,16 +63,19 @@ def test_a_type_nobody_decided_how_to_write_is_an_error() -> None:
 
 
 def receive_call(hotline: HotlineTickets, point: GeoPoint, command_id: str | None) -> UUID:
-    return hotline.receive(channel="phone", ticket_type="complaint", topic="noise",
-                           description="karaoke at 2 a.m.", caller_name="Zhang San",
-                           caller_phone="13812345678", location=point, actor=OPERATOR,
-                           command_id=command_id)
+    return hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="noise",
+                      description="karaoke at 2 a.m.", caller_name="Zhang San",
+                      caller_phone="13812345678", location=point),
+        CommandContext(actor=OPERATOR, command_id=command_id)).subject
 
 
 def test_the_reader_skips_receipts_and_follows_each_aggregates_state(
         hotline: HotlineTickets, city_point: GeoPoint) -> None:
     first = receive_call(hotline, city_point, command_id="call-1")  # + a command receipt
-    hotline.assign(first, actor=OPERATOR, department="environment")
+    hotline.handle(
+        AssignTicket(ticket_id=first, department="environment"),
+        CommandContext(actor=OPERATOR))
     second = receive_call(hotline, city_point, command_id=None)
     reader = StreamReader(STREAMS[Stream.HOTLINE], hotline)
     batch = reader.read(0, 100)
@@ -92,9 +98,13 @@ def test_the_reader_skips_receipts_and_follows_each_aggregates_state(
 def test_an_event_taking_a_ticket_away_still_concerns_the_department(
         hotline: HotlineTickets, city_point: GeoPoint) -> None:
     ticket = receive_call(hotline, city_point, command_id=None)
-    hotline.assign(ticket, actor=OPERATOR, department="water")
+    hotline.handle(
+        AssignTicket(ticket_id=ticket, department="water"),
+        CommandContext(actor=OPERATOR))
     water = Actor("water-chen", Role.DEPARTMENT_USER, "water")
-    hotline.return_to_centre(ticket, reason="not a water matter", actor=water)
+    hotline.handle(
+        ReturnTicket(ticket_id=ticket, reason="not a water matter"),
+        CommandContext(actor=water))
     events = StreamReader(STREAMS[Stream.HOTLINE], hotline).read(0, 10).events
     returned = events[-1]
     assert returned.event_type == "HotlineTicket.ReturnedToCentre"
@@ -106,7 +116,9 @@ def test_an_event_taking_a_ticket_away_still_concerns_the_department(
 def test_a_reader_starting_mid_log_rebuilds_the_state_from_the_event_store(
         hotline: HotlineTickets, city_point: GeoPoint) -> None:
     ticket = receive_call(hotline, city_point, command_id=None)
-    hotline.assign(ticket, actor=OPERATOR, department="environment")
+    hotline.handle(
+        AssignTicket(ticket_id=ticket, department="environment"),
+        CommandContext(actor=OPERATOR))
     reader = StreamReader(STREAMS[Stream.HOTLINE], hotline)
     assert [e.subject.status for e in reader.read(1, 10).events] == ["assigned"]
     with pytest.raises(ValueError, match="follows the hotline application, not incidents"):
@@ -159,8 +171,10 @@ def test_routing_sends_an_event_to_each_department_once_and_to_each_webhook(
     serious = subscribe("fire", kafka, levels=frozenset({"I", "II"}))
     hooked = subscribe("fire", hook)
     subscribe("water", kafka, levels=frozenset({"I"}))
-    incidents.report(category="accident-disaster", incident_type="fire", title="Warehouse",
-                     location=city_point, source="hotline", level="II", actor=DISPATCHER)
+    incidents.handle(
+        ReportIncident(category="accident-disaster", incident_type="fire", title="Warehouse",
+            location=city_point, source="hotline", level="II"),
+        CommandContext(actor=DISPATCHER))
     event = StreamReader(STREAMS[Stream.INCIDENTS], incidents).read(0, 10).events[0]
     routes = route(event, subscriptions.all(), None, sharing)
     assert set(routes.departments) == {"fire"}  # water wants level I only

@@ -58,16 +58,17 @@ def tracks(store: SqliteReadStore) -> ResourceTracks:
 def target(demo_city: Any, tracks: ResourceTracks) -> IngestTarget:
     """The applications ingest drives, in memory, over the demo city."""
     catalogue = Catalogue.load()
+    incidents = Incidents(POPO, catalogue=catalogue)
     return IngestTarget(
         grid_cases=GridCases(POPO, catalogue=catalogue, locator=demo_city.map,
                              open_reports=NoOpenReports()),
         hotline=HotlineTickets(POPO, catalogue=catalogue, locator=demo_city.map,
                                open_tickets=NoOpenReports()),
         hazards=HazardSources(POPO, catalogue=HazardCatalogue.load()),
-        resources=Resources(POPO, catalogue=catalogue),
+        resources=Resources(POPO, catalogue=catalogue, incidents=incidents),
         city_map=demo_city.map,
         tracks=tracks,
-        incidents=Incidents(POPO, catalogue=catalogue),
+        incidents=incidents,
     )
 
 

@@ -10,11 +10,17 @@ from uuid import UUID, uuid4
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
+from cityops.domain.commands import CommandContext
 from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase
+from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
 from cityops.domain.hazards.source import AlarmLevel
+from cityops.domain.hotline.commands import AcceptTicket, AssignTicket, ReceiveTicket
 from cityops.domain.hotline.ticket import TicketStatus
+from cityops.domain.incidents.commands import ReportIncident, VerifyIncident
+from cityops.domain.resources.commands import RegisterResource, ReportOnScene
 from cityops.domain.resources.resource import Resource, ResourceStatus
 from cityops.domain.response_times import assignments
 from cityops.ingest import messages
@@ -42,10 +48,10 @@ def recently(minutes: float = 5) -> datetime:
 
 
 def register_engine(target: IngestTarget, call_sign: str, home: GeoPoint) -> UUID:
-    return target.resources.register_resource(
-        kind="fire-engine", name=f"Engine {call_sign}", call_sign=call_sign,
-        department="fire", home_base=home, actor=PLANNER, at=recently(60),
-    )
+    return target.resources.handle(
+        RegisterResource(kind="fire-engine", resource_name=f"Engine {call_sign}",
+            call_sign=call_sign, department="fire", home_base=home),
+        CommandContext(actor=PLANNER, at=recently(60))).subject
 
 
 def dispatch_to_a_fire(target: IngestTarget, resource_id: UUID, where: GeoPoint, *,
@@ -53,10 +59,13 @@ def dispatch_to_a_fire(target: IngestTarget, resource_id: UUID, where: GeoPoint,
     """Dispatch the resource, as the centre does, to a verified fire (recorded on both)."""
     incidents = target.incidents
     assert incidents is not None
-    incident_id = incidents.report(category="accident-disaster", incident_type="fire",
-                                   title="Warehouse fire", location=where,
-                                   source="inspector", actor=INSPECTOR, at=recently(40))
-    incidents.verify(incident_id, actor=DISPATCHER, at=recently(39))
+    incident_id = incidents.handle(
+        ReportIncident(category="accident-disaster", incident_type="fire", title="Warehouse fire",
+            location=where, source="inspector"),
+        CommandContext(actor=INSPECTOR, at=recently(40))).subject
+    incidents.handle(
+        VerifyIncident(incident_id=incident_id),
+        CommandContext(actor=DISPATCHER, at=recently(39)))
     ResourceAssignments(incidents=incidents, resources=target.resources).dispatch(
         resource_id, incident_id=incident_id, actor=DISPATCHER, at=at)
     return incident_id
@@ -157,13 +166,15 @@ def test_a_hotline_ticket_is_received_with_its_caller(
 
 
 def _watched_tank(target: IngestTarget, city_point: GeoPoint) -> UUID:
-    source_id = target.hazards.register(
-        hazard_type="chemical-storage", name="Tank farm 3", owner_name="Jinling Chemicals",
-        owner_contact="+86 25 0000 0000", grade=2, location=city_point, actor=PLANNER,
-        at=recently(120))
-    target.hazards.add_sensor(source_id, sensor_id="tank3-gas", kind="gas-concentration",
-                              unit="%LEL", direction="high", warning=20, alarm=40,
-                              actor=PLANNER, at=recently(110))
+    source_id = target.hazards.handle(
+        RegisterHazardSource(hazard_type="chemical-storage", source_name="Tank farm 3",
+            owner_name="Jinling Chemicals", owner_contact="+86 25 0000 0000", grade=2,
+            location=city_point),
+        CommandContext(actor=PLANNER, at=recently(120))).subject
+    target.hazards.handle(
+        AddSensor(source_id=source_id, sensor_id="tank3-gas", kind="gas-concentration",
+            unit="%LEL", direction="high", warning=20, alarm=40),
+        CommandContext(actor=PLANNER, at=recently(110)))
     return source_id
 
 
@@ -298,15 +309,20 @@ def test_a_crew_leaving_the_scene_is_recorded_on_its_incident_too(
         city_point: GeoPoint) -> None:
     incidents = target.incidents
     assert incidents is not None
-    incident_id = incidents.report(category="accident-disaster", incident_type="fire",
-                                   title="Warehouse fire", location=city_point,
-                                   source="inspector", actor=INSPECTOR, at=recently(60))
-    incidents.verify(incident_id, actor=DISPATCHER, at=recently(59))
+    incident_id = incidents.handle(
+        ReportIncident(category="accident-disaster", incident_type="fire", title="Warehouse fire",
+            location=city_point, source="inspector"),
+        CommandContext(actor=INSPECTOR, at=recently(60))).subject
+    incidents.handle(
+        VerifyIncident(incident_id=incident_id),
+        CommandContext(actor=DISPATCHER, at=recently(59)))
     engines = [register_engine(target, f"FIRE {n}", city_point) for n in (7, 8)]
     assignments = ResourceAssignments(incidents=incidents, resources=target.resources)
     for engine in engines:
         assignments.assign(incident_id, engine, actor=DISPATCHER)
-        target.resources.report_on_scene(engine, actor=DISPATCHER)
+        target.resources.handle(
+            ReportOnScene(resource_id=engine),
+            CommandContext(actor=DISPATCHER))
     crew = Actor("crew-fire7", Role.DEPARTMENT_USER, "fire")
     # Reported a little after the incident's last event (the clocks are real ones).
     left_at = datetime.now(UTC) + timedelta(seconds=30)
@@ -382,11 +398,12 @@ def test_a_status_report_that_arrives_after_a_later_fix_keeps_its_reported_time(
 
 
 def _dispatched_case(target: IngestTarget, city_point: GeoPoint) -> tuple[UUID, str]:
-    case_id = target.grid_cases.report(source="inspector", category="E0101",
-                                       description="garbage", location=city_point,
-                                       actor=INSPECTOR)
-    target.grid_cases.register(case_id, actor=DISPATCHER)
-    target.grid_cases.dispatch(case_id, actor=DISPATCHER)
+    case_id = target.grid_cases.handle(
+        ReportCase(source="inspector", category="E0101", description="garbage",
+                   location=city_point),
+        CommandContext(actor=INSPECTOR)).subject
+    target.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+    target.grid_cases.handle(DispatchCase(case_id=case_id), CommandContext(actor=DISPATCHER))
     department = target.grid_cases.case(case_id).department
     assert department is not None
     return case_id, department
@@ -424,14 +441,15 @@ def test_department_reports_handle_or_return_a_dispatched_case(
 
 def test_a_department_reply_is_recorded_on_its_ticket(
         target: IngestTarget, sender: Sender, city_point: GeoPoint) -> None:
-    ticket_id = target.hotline.receive(channel="phone", ticket_type="complaint",
-                                       topic="water-supply", description="No water",
-                                       location=city_point, actor=OPERATOR)
-    target.hotline.assign(ticket_id, actor=OPERATOR)
+    ticket_id = target.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="water-supply",
+                      description="No water", location=city_point),
+        CommandContext(actor=OPERATOR)).subject
+    target.hotline.handle(AssignTicket(ticket_id=ticket_id), CommandContext(actor=OPERATOR))
     department = target.hotline.ticket(ticket_id).department
     assert department is not None
     water = Actor("water-crm", Role.DEPARTMENT_USER, department)
-    target.hotline.accept(ticket_id, actor=water)
+    target.hotline.handle(AcceptTicket(ticket_id=ticket_id), CommandContext(actor=water))
     reply = messages.hotline_ticket_replied(ticket_id=ticket_id, reply="Repaired", actor=water)
     assert sender.send(IngestStream.DEPARTMENT_REPORTS, reply) is Outcome.APPLIED
     assert target.hotline.ticket(ticket_id).status is TicketStatus.REPLIED

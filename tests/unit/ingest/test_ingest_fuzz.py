@@ -18,7 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase
+from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
+from cityops.domain.hotline.commands import ReceiveTicket
+from cityops.domain.resources.commands import RegisterResource
 from cityops.ingest import messages
 from cityops.ingest.deadletters import StoredDeadLetters
 from cityops.ingest.handlers import IngestTarget
@@ -72,28 +77,32 @@ def recently(minutes: float = 5) -> datetime:
 
 def _city(target: IngestTarget, point: GeoPoint) -> list[tuple[IngestStream, dict[str, Any]]]:
     """Aggregates for messages to refer to, and one valid message of every type."""
-    source_id = target.hazards.register(
-        hazard_type="chemical-storage", name="Tank farm 3", owner_name="Jinling Chemicals",
-        owner_contact="+86 25 0000 0000", grade=2, location=point, actor=PLANNER,
-        at=recently(120))
-    target.hazards.add_sensor(source_id, sensor_id="tank3-gas", kind="gas-concentration",
-                              unit="%LEL", direction="high", warning=20, alarm=40,
-                              actor=PLANNER, at=recently(110))
-    target.resources.register_resource(kind="fire-engine", name="Engine 7", call_sign="E7",
-                                       department="fire", home_base=point, actor=PLANNER,
-                                       at=recently(100))
-    case_id = target.grid_cases.report(source="inspector", category="E0101",
-                                       description="garbage", location=point,
-                                       actor=INSPECTOR, at=recently(90))
-    target.grid_cases.register(case_id, actor=DISPATCHER)
-    target.grid_cases.dispatch(case_id, actor=DISPATCHER)
+    source_id = target.hazards.handle(
+        RegisterHazardSource(hazard_type="chemical-storage", source_name="Tank farm 3",
+            owner_name="Jinling Chemicals", owner_contact="+86 25 0000 0000", grade=2,
+            location=point),
+        CommandContext(actor=PLANNER, at=recently(120))).subject
+    target.hazards.handle(
+        AddSensor(source_id=source_id, sensor_id="tank3-gas", kind="gas-concentration",
+            unit="%LEL", direction="high", warning=20, alarm=40),
+        CommandContext(actor=PLANNER, at=recently(110)))
+    target.resources.handle(
+        RegisterResource(kind="fire-engine", resource_name="Engine 7", call_sign="E7",
+            department="fire", home_base=point),
+        CommandContext(actor=PLANNER, at=recently(100)))
+    case_id = target.grid_cases.handle(
+        ReportCase(source="inspector", category="E0101", description="garbage", location=point),
+        CommandContext(actor=INSPECTOR, at=recently(90))).subject
+    target.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+    target.grid_cases.handle(DispatchCase(case_id=case_id), CommandContext(actor=DISPATCHER))
     department = target.grid_cases.case(case_id).department
     assert department is not None
     crew = Actor(f"{department}-system", Role.DEPARTMENT_USER, department)
-    ticket_id: UUID = target.hotline.receive(
-        channel="phone", ticket_type="complaint", topic="noise", description="drilling",
-        caller_name="Zhang San", caller_phone="13812345678", location=point,
-        actor=OPERATOR)
+    ticket_id: UUID = target.hotline.handle(
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="noise",
+                      description="drilling", caller_name="Zhang San", caller_phone="13812345678",
+                      location=point),
+        CommandContext(actor=OPERATOR)).subject
     return [
         (IngestStream.GRID_CASE_REPORTS, messages.grid_case_report(
             category="E0101", description="Exposed garbage", location=point,

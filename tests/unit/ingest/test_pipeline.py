@@ -14,6 +14,7 @@ import pytest
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 from kafka.errors import KafkaTimeoutError
 
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import (
     CommandIdReused,
     ConcurrencyConflict,
@@ -23,6 +24,8 @@ from cityops.domain.errors import (
     NotPermitted,
 )
 from cityops.domain.gridcases.application import GridCases
+from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
+from cityops.domain.resources.commands import RegisterResource
 from cityops.ingest import messages
 from cityops.ingest.catalogue import MessageCatalogue, Oversized, SchemaViolation
 from cityops.ingest.counters import IngestCounters
@@ -62,11 +65,11 @@ class FlakyStore:
         self.error = error
         self.calls = 0
 
-    def __call__(self, message: Any, target: IngestTarget) -> Effect:
+    def __call__(self, message: Any, target: IngestTarget, batch: Any = None) -> Effect:
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
-        return HANDLERS[message.schema](message, target)
+        return HANDLERS[message.schema](message, target, batch)
 
 
 def pipeline_with(target: IngestTarget, dead_letters: StoredDeadLetters, handler: Handler,
@@ -125,7 +128,7 @@ def test_stopping_interrupts_a_retry(target: IngestTarget, dead_letters: StoredD
 
 def test_an_unexpected_error_is_dead_lettered_with_its_class_and_the_worker_goes_on(
         target: IngestTarget, dead_letters: StoredDeadLetters, city_point: Any) -> None:
-    def broken(message: Any, target: IngestTarget) -> Effect:
+    def broken(message: Any, target: IngestTarget, batch: Any = None) -> Effect:
         raise KeyError("photos")
 
     pipeline = pipeline_with(target, dead_letters, broken)
@@ -240,10 +243,10 @@ def engine_and_fixes(target: IngestTarget, where: Any, count: int) -> list[bytes
     from cityops.domain.actors import Actor, Role
 
     start = datetime.now(UTC) - timedelta(minutes=30)
-    target.resources.register_resource(kind="fire-engine", name="Engine 8", call_sign="FIRE 8",
-                                       department="fire", home_base=where,
-                                       actor=Actor("planner", Role.PLANNER),
-                                       at=start - timedelta(hours=1))
+    target.resources.handle(
+        RegisterResource(kind="fire-engine", resource_name="Engine 8", call_sign="FIRE 8",
+            department="fire", home_base=where),
+        CommandContext(actor=Actor("planner", Role.PLANNER), at=start - timedelta(hours=1)))
     return [messages.encode(messages.resource_position(
         call_sign="FIRE 8", position=where, measured_at=start + timedelta(seconds=i),
         actor=Actor("tracker", Role.SYSTEM))) for i in range(count)]
@@ -367,11 +370,14 @@ def test_readings_of_one_source_in_one_batch_are_judged_in_order(
 
     planner, gateway = Actor("planner", Role.PLANNER), Actor("gateway", Role.SYSTEM)
     start = datetime.now(UTC) - timedelta(hours=1)
-    tank = target.hazards.register(hazard_type="chemical-storage", name="Tank 1",
-                                   owner_name="Co", owner_contact="+86 25 0000 0000", grade=2,
-                                   location=city_point, actor=planner, at=start)
-    target.hazards.add_sensor(tank, sensor_id="gas", kind="gas-concentration", unit="%LEL",
-                              direction="high", warning=20, alarm=40, actor=planner, at=start)
+    tank = target.hazards.handle(
+        RegisterHazardSource(hazard_type="chemical-storage", source_name="Tank 1",
+            owner_name="Co", owner_contact="+86 25 0000 0000", grade=2, location=city_point),
+        CommandContext(actor=planner, at=start)).subject
+    target.hazards.handle(
+        AddSensor(source_id=tank, sensor_id="gas", kind="gas-concentration", unit="%LEL",
+            direction="high", warning=20, alarm=40),
+        CommandContext(actor=planner, at=start))
     # 3.0 right after 45.0 clears the alarm only if judged on the state 45.0 left.
     values = [5.0, 45.0, 3.0, 25.0, 26.0]
     readings = [messages.encode(messages.hazard_reading(

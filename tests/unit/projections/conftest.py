@@ -13,9 +13,11 @@ import pytest
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
 from cityops.domain.duplicates import DuplicatePolicy, OpenReport
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase
 
 START = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
 """Tuesday 10 March 2026, 09:00 in Asia/Shanghai (the built-in calendar): a working morning."""
@@ -100,14 +102,18 @@ class Cases:
         args: dict[str, Any] = {
             "source": "inspector", "category": "C0101", "urgency": "urgent",
             "location": GeoPoint(121.4005 + 0.01 * self._next, 31.2005),
-            "description": "manhole cover missing", "actor": INSPECTOR,
+            "description": "manhole cover missing",
         }
-        return self.app.report(**{**args, **kw})
+        actor = kw.pop("actor", INSPECTOR)
+        report = ReportCase(**{**args, **kw})
+        return self.app.handle(report, CommandContext(actor=actor)).subject
 
     def dispatched(self, department: str = "water") -> UUID:
         case_id = self.report()
-        self.app.register(case_id, actor=DISPATCHER)
-        self.app.dispatch(case_id, actor=DISPATCHER, department=department)
+        self.app.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
+        self.app.handle(
+            DispatchCase(case_id=case_id, department=department),
+            CommandContext(actor=DISPATCHER))
         return case_id
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
+from cityops.domain.gridcases.commands import ReturnCaseToCentre
 from cityops.projections.follower import Follower
 from cityops.projections.live_changes import LiveChangeLog, light_change_writer
 from cityops.projections.store import SqliteReadStore
@@ -69,8 +71,9 @@ def test_one_row_per_aggregate_per_batch_with_the_batchs_events(logged: Log) -> 
         "coordinates"][0], doc["location"]["coordinates"][1]]}
     assert rows[0].previous is None  # new to the read models
 
-    logged.cases.app.return_to_centre(first, reason="not ours",
-                                      actor=logged.cases.department("water"))
+    logged.cases.app.handle(
+        ReturnCaseToCentre(case_id=first, reason="not ours"),
+        CommandContext(actor=logged.cases.department("water")))
     logged.follower.catch_up()
     returned = logged.rows()[-1]
     assert returned.seq == 3 and returned.events == ["ReturnedToCentre"]

@@ -16,6 +16,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext
+from cityops.domain.gridcases.commands import (
+    CloseCase,
+    DecideCaseSuspension,
+    DispatchCase,
+    HandleCase,
+    RequestCaseSuspension,
+    ReturnCaseToCentre,
+    VerifyCase,
+)
 from cityops.domain.supervision import Light, light_at
 from cityops.projections.follower import Change, Follower
 from cityops.projections.store import SqliteReadStore
@@ -142,9 +152,11 @@ def test_a_case_closed_before_its_turning_point_says_nothing(watch: Watch) -> No
     watch.follower.catch_up()
     watch.clock.rescan()
     yellow_at, _ = watch.turning_points(running)
-    cases.app.handle(closed, result="cover fitted", actor=cases.department("water"))
-    cases.app.verify(closed, fixed=True, actor=cases.inspector)
-    cases.app.close_case(closed, actor=cases.dispatcher)
+    cases.app.handle(
+        HandleCase(case_id=closed, result="cover fitted"),
+        CommandContext(actor=cases.department("water")))
+    cases.app.handle(VerifyCase(case_id=closed, fixed=True), CommandContext(actor=cases.inspector))
+    cases.app.handle(CloseCase(case_id=closed), CommandContext(actor=cases.dispatcher))
     watch.follower.catch_up()  # the clock hears the rows change (it listens to the follower)
     cases.clock.now = yellow_at
     assert [(c.aggregate_id, c.light) for c in watch.clock.tick()] == [(str(running), "yellow")]
@@ -158,9 +170,13 @@ def test_a_new_deadline_replaces_the_old_turning_point(watch: Watch) -> None:
     watch.clock.rescan()
     old_yellow, _ = watch.turning_points(case_id)
     cases.clock.now = old_yellow - timedelta(minutes=1)
-    cases.app.return_to_centre(case_id, reason="sewer cover", suggested_department="sanitation",
-                               actor=cases.department("water"))
-    cases.app.dispatch(case_id, actor=cases.dispatcher, department="sanitation")
+    cases.app.handle(
+        ReturnCaseToCentre(case_id=case_id, reason="sewer cover",
+                           suggested_department="sanitation"),
+        CommandContext(actor=cases.department("water")))
+    cases.app.handle(
+        DispatchCase(case_id=case_id, department="sanitation"),
+        CommandContext(actor=cases.dispatcher))
     watch.follower.catch_up()
     cases.clock.now = old_yellow + timedelta(minutes=1)
     assert watch.clock.tick() == []  # the new dispatch has two fresh hours
@@ -173,9 +189,12 @@ def test_a_new_deadline_replaces_the_old_turning_point(watch: Watch) -> None:
 def test_a_suspended_case_stands_still(watch: Watch) -> None:
     cases = watch.cases
     case_id = cases.dispatched("water")
-    cases.app.request_suspension(case_id, reason="the road must be closed first",
-                                 actor=cases.department("water"))
-    cases.app.decide_suspension(case_id, approve=True, actor=cases.dispatcher)
+    cases.app.handle(
+        RequestCaseSuspension(case_id=case_id, reason="the road must be closed first"),
+        CommandContext(actor=cases.department("water")))
+    cases.app.handle(
+        DecideCaseSuspension(case_id=case_id, approve=True),
+        CommandContext(actor=cases.dispatcher))
     watch.follower.catch_up()
     watch.clock.rescan()
     assert watch.clock.next_due() is None
