@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from cityops.domain.accounts.account import check_role
 from cityops.domain.accounts.application import Accounts
 from cityops.domain.accounts.commands import (
     AddDepartment,
@@ -31,7 +32,6 @@ from cityops.domain.accounts.commands import (
     RevokeApiKey,
     SetDepartment,
     SetRole,
-    check_role,
 )
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue

@@ -144,18 +144,14 @@ class ChangePassword(UserCommand):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AddDepartment(Command):
-    """Add a department."""
+class DepartmentNaming(Command):
+    """A command that gives the department `code` a name (kept as `department_name`: a
+    command's `name` is its own)."""
 
-    name: ClassVar[str] = "department.add"
     code: str
     department_name: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.code, str) or not DEPARTMENT_CODE.match(self.code):
-            raise InvalidValue(f"department code {self.code!r} is not valid: use 2-40 "
-                               "lower-case letters, digits and hyphens, starting with a "
-                               "letter or digit")
         object.__setattr__(self, "department_name", checked_text(
             "department name", self.department_name, limit=MAX_NAME))
 
@@ -164,19 +160,24 @@ class AddDepartment(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RenameDepartment(Command):
+class AddDepartment(DepartmentNaming):
+    """Add a department."""
+
+    name: ClassVar[str] = "department.add"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, str) or not DEPARTMENT_CODE.match(self.code):
+            raise InvalidValue(f"department code {self.code!r} is not valid: use 2-40 "
+                               "lower-case letters, digits and hyphens, starting with a "
+                               "letter or digit")
+        super().__post_init__()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenameDepartment(DepartmentNaming):
     """Change a department's name."""
 
     name: ClassVar[str] = "department.rename"
-    code: str
-    department_name: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "department_name", checked_text(
-            "department name", self.department_name, limit=MAX_NAME))
-
-    def fingerprint_args(self) -> dict[str, Any]:
-        return {"code": self.code, "name": self.department_name}
 
 
 @dataclass(frozen=True, kw_only=True)

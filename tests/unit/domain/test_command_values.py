@@ -12,6 +12,7 @@ from uuid import UUID
 import pytest
 
 from cityops.domain.accounts.application import Accounts
+from cityops.domain.accounts.commands import AddUser
 from cityops.domain.application import CityApplication, CommandReceipt
 from cityops.domain.commands import (
     COMMAND_CLASSES,
@@ -35,6 +36,7 @@ from cityops.domain.gridcases.commands import (
 )
 from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.commands import CallBackCaller, MergeTicket, ReceiveTicket
 from cityops.domain.incidents.application import Incidents
 from cityops.domain.permissions import COMMAND_ROLES, check_permitted
 from cityops.domain.resources.application import Resources
@@ -42,6 +44,7 @@ from cityops.domain.resources.application import Resources
 APPLICATIONS: list[type[CityApplication]] = [GridCases, HotlineTickets, Incidents,
                                              HazardSources, Resources, Accounts]
 CASE = UUID("0b8f5c1e-6a5e-4c39-9d0e-7f3a8b1c2d4e")
+OTHER = UUID("5d6e7f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f")
 POINT = GeoPoint(121.4105, 31.2105)
 
 
@@ -107,6 +110,18 @@ BEFORE_VALUES = [
      {"case_id": CASE, "department": "water", "instructions": ""}),
     (HandleCase(case_id=CASE, result="fixed", evidence=["photo:cd"]), "grid-case.handle",
      {"case_id": CASE, "result": "fixed", "evidence": ["photo:cd"]}),
+    (ReceiveTicket(channel="phone", ticket_type="complaint", topic="garbage",
+                   description="bins full", caller_phone="13800138000", location=POINT),
+     "ticket.receive",
+     {"channel": "phone", "ticket_type": "complaint", "topic": "garbage",
+      "description": "bins full", "caller_name": None, "caller_phone": "13800138000",
+      "location": [POINT.lon, POINT.lat]}),
+    (MergeTicket(ticket_id=CASE, primary_id=OTHER, note="same call"), "ticket.merge",
+     {"ticket_id": CASE, "primary_id": OTHER, "note": "same call"}),
+    (CallBackCaller(ticket_id=CASE, satisfaction="satisfied"), "ticket.callback",
+     {"ticket_id": CASE, "satisfaction": "satisfied", "note": ""}),
+    (AddUser(username="Li", role="dispatcher", password="a-long-pass-1"), "account.add-user",
+     {"username": "li", "role": "dispatcher", "department": None}),
     (RequestCaseSuspension(case_id=CASE, reason="permit",
                            expected_resume_at=datetime(2026, 3, 10, 9, tzinfo=UTC)),
      "grid-case.request-suspension",

@@ -469,3 +469,22 @@ def test_what_waits_for_a_save_waits_for_the_batch_commit(counted):
     assert told == ["saved"]
     counted.app.after_saved(lambda: told.append("at once"))  # no batch: nothing to wait for
     assert told == ["saved", "at once"]
+
+
+def test_what_a_handler_defers_to_the_save_waits_for_the_batch_commit(counted, monkeypatch):
+    told: list[str] = []
+    report = counted.app.report
+
+    def report_and_tell(command, uow):
+        uow.after_saved(lambda: told.append(command.description))
+        return report(command, uow)
+
+    monkeypatch.setattr(counted.app, "report", report_and_tell)
+    batch: CommandBatch[str] = CommandBatch()
+    batch.stage("m", lambda: counted.report(description="staged", command_id="t-1",
+                                            batch=batch))
+    assert told == []
+    assert batch.commit() == []
+    assert told == ["staged"]
+    counted.report(description="alone", command_id="t-2")  # no batch: told once saved
+    assert told == ["staged", "alone"]

@@ -11,7 +11,17 @@ from uuid import UUID
 
 import pytest
 
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import InvalidValue
+from cityops.domain.gridcases.commands import (
+    CloseCase,
+    DispatchCase,
+    HandleCase,
+    RegisterCase,
+    ReturnCaseToCentre,
+    ReviewCaseReturn,
+    VerifyCase,
+)
 from cityops.projections.statistics import CaseDispatchTable, dispatch_row
 from cityops.projections.store import SqliteReadStore
 
@@ -53,7 +63,7 @@ def reworks(row: dict[str, Any]) -> int:
 
 def test_a_case_not_yet_dispatched_has_no_dispatch_row(cases: Any) -> None:
     case_id = cases.report()
-    cases.app.register(case_id, actor=cases.dispatcher)
+    cases.app.handle(RegisterCase(case_id=case_id), CommandContext(actor=cases.dispatcher))
     assert dispatch_row(cases.app.case(case_id)) is None
 
 
@@ -62,10 +72,12 @@ def test_a_case_handled_in_time_and_closed(cases: Any, tmp_path: Path,
                                            batch_every: int | None) -> None:
     case_id = cases.dispatched("water")
     cases.clock.advance(minutes=50)
-    cases.app.handle(case_id, result="new cover", actor=cases.department("water"))
+    cases.app.handle(
+        HandleCase(case_id=case_id, result="new cover"),
+        CommandContext(actor=cases.department("water")))
     cases.clock.advance(minutes=30)
-    cases.app.verify(case_id, fixed=True, actor=cases.inspector)
-    cases.app.close_case(case_id, actor=cases.dispatcher)
+    cases.app.handle(VerifyCase(case_id=case_id, fixed=True), CommandContext(actor=cases.inspector))
+    cases.app.handle(CloseCase(case_id=case_id), CommandContext(actor=cases.dispatcher))
     [row] = project(cases, case_id, tmp_path / "rm.sqlite", batch_every=batch_every)
     assert row["department"] == "water"
     assert row["stage"] == "closed"
@@ -81,12 +93,17 @@ def test_a_returned_dispatch_stays_with_the_department_that_returned_it(
 ) -> None:
     case_id = cases.dispatched("water")
     cases.clock.advance(minutes=10)
-    cases.app.return_to_centre(case_id, reason="the sewer network's cover",
-                               suggested_department="sanitation",
-                               actor=cases.department("water"))
-    cases.app.dispatch(case_id, actor=cases.dispatcher, department="sanitation")
+    cases.app.handle(
+        ReturnCaseToCentre(case_id=case_id, reason="the sewer network's cover",
+                           suggested_department="sanitation"),
+        CommandContext(actor=cases.department("water")))
+    cases.app.handle(
+        DispatchCase(case_id=case_id, department="sanitation"),
+        CommandContext(actor=cases.dispatcher))
     cases.clock.advance(hours=3)  # past the two-hour limit
-    cases.app.handle(case_id, result="cover replaced", actor=cases.department("sanitation"))
+    cases.app.handle(
+        HandleCase(case_id=case_id, result="cover replaced"),
+        CommandContext(actor=cases.department("sanitation")))
     first, second = project(cases, case_id, tmp_path / "rm.sqlite", batch_every=batch_every)
     assert (first["ordinal"], first["department"], first["stage"]) == (1, "water", "returned")
     assert first["handled_at"] is None and first["on_time"] is None
@@ -102,13 +119,25 @@ def test_reworks_count_in_the_dispatch_they_happened_in(
 ) -> None:
     water, sanitation = cases.department("water"), cases.department("sanitation")
     case_id = cases.dispatched("water")
-    cases.app.handle(case_id, result="cover placed", actor=water)
-    cases.app.verify(case_id, fixed=False, note="the cover still rocks", actor=cases.inspector)
-    cases.app.return_to_centre(case_id, reason="it is a sewer cover",
-                               suggested_department="sanitation", actor=water)
-    cases.app.dispatch(case_id, actor=cases.dispatcher, department="sanitation")
-    cases.app.handle(case_id, result="cover fixed", actor=sanitation)
-    cases.app.verify(case_id, fixed=False, note="wrong size", actor=cases.inspector)
+    cases.app.handle(
+        HandleCase(case_id=case_id, result="cover placed"),
+        CommandContext(actor=water))
+    cases.app.handle(
+        VerifyCase(case_id=case_id, fixed=False, note="the cover still rocks"),
+        CommandContext(actor=cases.inspector))
+    cases.app.handle(
+        ReturnCaseToCentre(case_id=case_id, reason="it is a sewer cover",
+                           suggested_department="sanitation"),
+        CommandContext(actor=water))
+    cases.app.handle(
+        DispatchCase(case_id=case_id, department="sanitation"),
+        CommandContext(actor=cases.dispatcher))
+    cases.app.handle(
+        HandleCase(case_id=case_id, result="cover fixed"),
+        CommandContext(actor=sanitation))
+    cases.app.handle(
+        VerifyCase(case_id=case_id, fixed=False, note="wrong size"),
+        CommandContext(actor=cases.inspector))
     first, second = project(cases, case_id, tmp_path / "rm.sqlite", batch_every=batch_every)
     assert (first["department"], first["stage"], reworks(first)) == ("water", "returned", 1)
     assert (second["department"], second["stage"], reworks(second)) == (
@@ -131,12 +160,17 @@ def test_a_rejected_return_puts_the_dispatch_back_with_its_old_deadline(
     case_id = cases.dispatched("water")  # urgent: two clock hours
     deadline = cases.app.case(case_id).handling_deadline
     cases.clock.advance(minutes=30)
-    cases.app.return_to_centre(case_id, reason="not ours", actor=cases.department("water"))
+    cases.app.handle(
+        ReturnCaseToCentre(case_id=case_id, reason="not ours"),
+        CommandContext(actor=cases.department("water")))
     cases.clock.advance(hours=1)
-    cases.app.review_return(case_id, accept=False, reason="the cover is the water company's",
-                            actor=cases.dispatcher)
+    cases.app.handle(
+        ReviewCaseReturn(case_id=case_id, accept=False, reason="the cover is the water company's"),
+        CommandContext(actor=cases.dispatcher))
     cases.clock.advance(hours=1)  # 2.5 hours after the dispatch: late
-    cases.app.handle(case_id, result="cover replaced", actor=cases.department("water"))
+    cases.app.handle(
+        HandleCase(case_id=case_id, result="cover replaced"),
+        CommandContext(actor=cases.department("water")))
     [row] = project(cases, case_id, tmp_path / "rm.sqlite", batch_every=batch_every)
     assert (row["ordinal"], row["department"], row["stage"]) == (1, "water", "handled")
     assert row["deadline"] == deadline.isoformat()

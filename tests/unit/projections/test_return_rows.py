@@ -11,6 +11,8 @@ from uuid import UUID
 
 import pytest
 
+from cityops.domain.commands import CommandContext
+from cityops.domain.gridcases.commands import ReturnCaseToCentre, ReviewCaseReturn
 from cityops.projections.returns import (
     CASE_RETURNS_TABLE,
     RETURN_COLUMNS,
@@ -57,13 +59,23 @@ def test_each_return_is_counted_against_the_department_that_made_it(
     waiting = cases.dispatched("roads")
     for case_id in (disputed, agreed):
         cases.clock.advance(minutes=10)
-        cases.app.return_to_centre(case_id, reason="not ours", actor=water)
+        cases.app.handle(
+            ReturnCaseToCentre(case_id=case_id, reason="not ours"),
+            CommandContext(actor=water))
     cases.clock.advance(minutes=10)
-    cases.app.review_return(disputed, accept=False, reason="yours", actor=dispatcher)
-    cases.app.review_return(agreed, accept=True, department="sanitation", actor=dispatcher)
+    cases.app.handle(
+        ReviewCaseReturn(case_id=disputed, accept=False, reason="yours"),
+        CommandContext(actor=dispatcher))
+    cases.app.handle(
+        ReviewCaseReturn(case_id=agreed, accept=True, department="sanitation"),
+        CommandContext(actor=dispatcher))
     cases.clock.advance(minutes=10)
-    cases.app.return_to_centre(disputed, reason="still not ours", actor=water)
-    cases.app.return_to_centre(waiting, reason="not ours", actor=cases.department("roads"))
+    cases.app.handle(
+        ReturnCaseToCentre(case_id=disputed, reason="still not ours"),
+        CommandContext(actor=water))
+    cases.app.handle(
+        ReturnCaseToCentre(case_id=waiting, reason="not ours"),
+        CommandContext(actor=cases.department("roads")))
 
     rows, figures = project(cases, [disputed, agreed, waiting], tmp_path / "rm.sqlite",
                             batch_every)
