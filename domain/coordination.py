@@ -23,7 +23,7 @@ from uuid import UUID
 
 from cityops.domain.actors import Actor
 from cityops.domain.catalogue import Urgency
-from cityops.domain.commands import CommandContext
+from cityops.domain.commands import CommandContext, enum_field
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.application import GridCases
@@ -283,7 +283,8 @@ class CityOperations:
         # What the process will report, checked now (it reports in the same actor's name).
         report = ReportCase(source=CaseSource.HOTLINE, category=chosen,
                             description=ticket.description, location=ticket.location,
-                            urgency=urgency, ticket_id=ticket_id, case_id=case_id)
+                            urgency=enum_field(Urgency, "urgency", urgency),
+                            ticket_id=ticket_id, case_id=case_id)
         check_permitted(ReportCase, actor)
         self.grid_cases.check_reportable(report)
         # A case reported before the ticket recorded it (before the process) is not
