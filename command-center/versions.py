@@ -109,8 +109,8 @@ SeenVersion = Annotated[Mapping[UUID, int], Depends(seen_version)]
 
 
 async def legacy_seen_version(seen: SeenVersion) -> AsyncIterator[None]:
-    """Transition, for the routes whose commands are still named by strings (incidents,
-    plans, hazard sources, resources): run them under the version seen, set in a context
+    """Transition, for the routes whose commands are still named by strings (the feeds'
+    subscriptions): run them under the version seen, set in a context
     variable (`expected_versions`). Async on purpose: it runs in the request's own task, so
     the expectation is in the context that the synchronous endpoint's worker thread gets a
     copy of. Goes when every route passes `SeenVersion` in its command's context; the

@@ -30,9 +30,8 @@ act and the second would silently act on a case that is no longer what they saw.
 command's own loads are checked: reads around it (an access check before the command, the
 answer after it) see the aggregate as it is.
 
-Transition: commands of the contexts not yet written as values (incidents and plans, hazard
-sources, resources) still run through `command`/`run_command` with a string name and a
-`decide` closure; that path finds its batch, the versions seen and its observers in context
+Transition: commands not yet written as values (the feeds' subscriptions) still run through
+`command`/`run_command` with a string name and a `decide` closure; that path finds its batch, the versions seen and its observers in context
 variables (the "legacy" section at the end). It goes when they are converted.
 """
 
