@@ -24,13 +24,17 @@ from eventsourcing.persistence import Tracking
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.application import CommandReceipt
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.gridcases.commands import ReportCase
 from cityops.domain.hazards.commands import AddSensor, RecordReading, RegisterHazardSource
 from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.domain.hotline.ticket import TicketStatus
 from cityops.domain.incidents.commands import ReportIncident, VerifyIncident
 from cityops.domain.incidents.incident import LinkKind
+from cityops.domain.processes.case_conversions import report_command_id
 from cityops.domain.processes.following import CrossStreamProcess
 from cityops.domain.resources.commands import RegisterResource
 from cityops.domain.resources.resource import ResourceStatus
@@ -207,6 +211,31 @@ class CrossStreamContract:
         assert restarted.grid_cases.case(case_id).version == version
         row = restarted.read_models.get("rm_grid_cases", str(case_id))
         assert row is not None and row["ticket_id"] == str(ticket_id)
+
+    def test_the_process_reports_the_case_as_a_command_value_under_the_ticket_derived_id(
+            self, make_system: SystemFactory) -> None:
+        system = make_system()
+        ticket_id = a_ticket(system)
+        seen = {ticket_id: system.hotline.ticket(ticket_id).version}
+        # The versions the user saw (the ticket's If-Match) go with the first step only: the
+        # process's command has a context of its own.
+        case_id = system.operations.ticket_to_case(ticket_id, actor=OPERATOR,
+                                                   seen_versions=seen)
+        case = system.grid_cases.case(case_id)
+        receipt = system.grid_cases.repository.get(
+            CommandReceipt.create_id(report_command_id(ticket_id)))
+        assert isinstance(receipt, CommandReceipt)
+        assert (receipt.command, receipt.aggregate_id, receipt.actor) == (
+            "grid-case.report", case_id, OPERATOR)
+        # The same value under the same id through the one entry point is a repeat.
+        report = ReportCase(source=CaseSource.HOTLINE, category=case.category,
+                            description=case.description, location=case.location,
+                            urgency=case.urgency, ticket_id=ticket_id, case_id=case_id)
+        assert receipt.fingerprint == report.fingerprint()
+        again = system.commands.handle(report, CommandContext(
+            actor=OPERATOR, command_id=report_command_id(ticket_id)))
+        assert again.repeated and again.subject == case_id
+        assert system.grid_cases.case(case_id).version == case.version
 
     def test_a_conversion_failing_before_its_position_is_tracked_reports_the_case_once(
             self, make_system: SystemFactory) -> None:
