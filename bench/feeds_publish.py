@@ -36,6 +36,9 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReportCase
+from cityops.feeds.commands import (
+    Subscribe,
+)
 from cityops.feeds.events import StreamReader, encode
 from cityops.feeds.kafka_feed import FeedTopics, KafkaFeedPublisher
 from cityops.feeds.service import build_feed_service
@@ -134,10 +137,12 @@ def main() -> None:
                                                         batch_size=args.batch))
         try:
             feeds.subscriptions.subscribe(
-                department="water", name="every case",
-                filter=SubscriptionFilter(stream=Stream.GRID_CASES), triggers=[
+                Subscribe(department="water", subscription_name="every case",
+                    filter=SubscriptionFilter(stream=Stream.GRID_CASES),
+                    triggers=[
                     "created", "updated", "closed"],
-                delivery=Delivery(kind=DeliveryKind.KAFKA), actor=ADMIN)
+                    delivery=Delivery(kind=DeliveryKind.KAFKA)),
+                CommandContext(actor=ADMIN))
             took = record_cases(system, cases)
             events = cases * 3
             print(f"recorded {events} events ({cases} grid cases) in {took:.1f} s")

@@ -222,6 +222,8 @@ COMMAND_ROLES: dict[type[Command] | str, frozenset[Role]] = {
     RecordAlarmEscalation: CENTRE | {_R.SYSTEM},
     RecordFinding: INSPECTION | {_R.DEPARTMENT_USER},
     RectifyFinding: INSPECTION | {_R.DEPARTMENT_USER},
+    # The feeds' subscription commands add their rows (`feeds/commands.py`, through
+    # `add_command_roles`): the domain imports no adapter.
     # resources
     RegisterResource: PLANNING | {_R.DEPARTMENT_USER},
     ReviseResource: PLANNING | {_R.DEPARTMENT_USER},
@@ -250,6 +252,15 @@ COMMAND_HINTS: dict[tuple[type[Command] | str, Role], str] = {
 }
 """What to do instead, said with the refusal of a command a role used to be allowed."""
 
+
+
+def add_command_roles(rows: dict[type[Command], frozenset[Role]]) -> None:
+    """Add the rows of commands handled outside the domain (the feeds' subscriptions) to the
+    one table; a command has one row."""
+    for command, roles in rows.items():
+        if COMMAND_ROLES.get(command, roles) != roles:
+            raise TypeError(f"{command.__qualname__} already has another row")
+        COMMAND_ROLES[command] = roles
 
 def _key(command: type[Command] | str) -> type[Command] | str:
     """The table's key of a command given by its class or by its name."""

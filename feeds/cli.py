@@ -20,8 +20,10 @@ import typer
 from pydantic import ValidationError
 
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import DomainError, InvalidValue
 from cityops.domain.geometry import Area
+from cityops.feeds.commands import Subscribe, Unsubscribe
 from cityops.feeds.settings import FeedSettings
 from cityops.feeds.streams import Trigger, stream_named
 from cityops.feeds.subscription import AreaFilter, Delivery, DeliveryKind, SubscriptionFilter
@@ -237,10 +239,10 @@ def add_subscription(
             stream=stream_named(stream), categories=frozenset(category or []),
             area=parse_area(grid_prefix, bbox, polygon), levels=frozenset(level or []),
             own_department=own_department)
-        subscription_id = service.subscriptions.subscribe(
-            department=department, name=name, filter=subscription_filter,
-            triggers=trigger or [t.value for t in Trigger], delivery=delivery,
-            actor=admin(as_user))
+        subscription_id = service.subscriptions.subscribe(Subscribe(
+            department=department, subscription_name=name, filter=subscription_filter,
+            triggers=tuple(trigger or [t.value for t in Trigger]), delivery=delivery,
+        ), CommandContext(actor=admin(as_user))).subject
         typer.echo(str(subscription_id))
         if webhook is not None:
             typer.secho(f"webhook secret (shown once): {secret}", fg="yellow", err=True)
@@ -254,7 +256,8 @@ def remove_subscription(
 ) -> None:
     """End a subscription (it stays on record with its history)."""
     with feed_service() as service:
-        service.subscriptions.unsubscribe(subscription_id, reason=reason, actor=admin(as_user))
+        service.subscriptions.handle(Unsubscribe(subscription_id=subscription_id, reason=reason),
+                                     CommandContext(actor=admin(as_user)))
         typer.echo(f"removed {subscription_id}")
 
 

@@ -1,30 +1,36 @@
-"""The subscription application: every command on departments' subscriptions, in one place,
-and the book of current subscriptions that the feed process matches events against."""
+"""The subscription application: the handler of every command on departments'
+subscriptions (the commands themselves, as values: `feeds/commands.py`), and the book of
+current subscriptions that the feed process matches events against."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Mapping
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from cityops.domain.actors import Actor
 from cityops.domain.application import (
     COMMAND_NAMESPACE,
     CityApplication,
     Clock,
-    fingerprint,
+    UnitOfWork,
     system_clock,
 )
 from cityops.domain.catalogue import Catalogue
+from cityops.domain.commands import CommandContext, CommandOutcome, handles
 from cityops.domain.errors import ConcurrencyConflict, InvalidValue
 from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.feeds.commands import (
+    PauseSubscription,
+    ResumeSubscription,
+    ReviseSubscription,
+    Subscribe,
+    Unsubscribe,
+)
 from cityops.feeds.destinations import DestinationPolicy
-from cityops.feeds.streams import Stream, Trigger
+from cityops.feeds.streams import Stream
 from cityops.feeds.subscription import (
     REGISTRY_ID,
     Delivery,
@@ -78,97 +84,74 @@ class Subscriptions(CityApplication):
         """The last position of the subscriptions' log: it changes when anything changes."""
         return self.recorder.max_notification_id() or 0
 
-    # --- commands ---------------------------------------------------------------------------
+    # --- command handlers (run through `handle`, see `domain/commands.py`) ----------------
 
-    def subscribe(self, *, department: str, name: str, filter: SubscriptionFilter,
-                  triggers: Sequence[Trigger | str], delivery: Delivery, actor: Actor,
-                  at: datetime | None = None, command_id: str | None = None) -> UUID:
-        """Subscribe a department to the events of one stream that match `filter`."""
-        self.catalogue.department(department)
-        self._check_filter(filter)
-        self._check_delivery(delivery)
-        when = self.now(at)
-        subscription_id = (uuid5(COMMAND_NAMESPACE, f"subscription:{command_id}")
-                           if command_id else uuid4())
-
-        def decide() -> list[Aggregate]:
-            if self.exists(subscription_id):
-                self.subscription(subscription_id).refuse("create", "it already exists")
-            subscription = Subscription.subscribe(
-                subscription_id=subscription_id, department=department, name=name,
-                filter=filter, triggers=triggers, delivery=delivery, actor=actor, at=when,
-            )
-            try:
-                registry: Aggregate = self.repository.get(REGISTRY_ID)
-            except AggregateNotFoundError:
-                registry = SubscriptionRegistry.open()
-            assert isinstance(registry, SubscriptionRegistry)
-            registry.list_subscription(subscription, actor)
-            return [subscription, registry]
-
-        args = {"department": department, "name": name, "filter": filter.as_fact(),
-                "triggers": sorted(str(t) for t in triggers),
-                "delivery": _delivery_args(delivery)}
+    def subscribe(self, command: Subscribe, context: CommandContext) -> CommandOutcome:
+        """Handle `command`, again when another subscription was listed in the registry at
+        the same moment (each new subscription is listed in the one registry)."""
         for attempt in range(REGISTRY_RETRIES):
             try:
-                return self.run_command("subscription.create", actor=actor,
-                                        command_id=command_id, args=args, decide=decide)
+                return self.handle(command, context)
             except ConcurrencyConflict:
                 if attempt == REGISTRY_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def revise(self, subscription_id: UUID, *, name: str, filter: SubscriptionFilter,
-               triggers: Sequence[Trigger | str], delivery: Delivery, actor: Actor,
-               note: str = "", at: datetime | None = None,
-               command_id: str | None = None) -> UUID:
-        """Replace a subscription's filter, triggers and delivery (its stream stays)."""
-        self._check_filter(filter)
-        self._check_delivery(delivery)
-        when = self.now(at)
-        return self._change(
-            "subscription.revise", subscription_id, actor, command_id,
-            {"name": name, "filter": filter.as_fact(),
-             "triggers": sorted(str(t) for t in triggers),
-             "delivery": _delivery_args(delivery), "note": note},
-            lambda s: s.revise(name=name, filter=filter, triggers=triggers, delivery=delivery,
-                               note=note, actor=actor, at=when),
+    @handles(Subscribe)
+    def create(self, command: Subscribe, uow: UnitOfWork) -> list[Aggregate]:
+        """A department subscribes to the events of one stream that match its filter; the
+        registry lists the subscription in the same transaction."""
+        self.catalogue.department(command.department)
+        self._check_filter(command.filter)
+        self._check_delivery(command.delivery)
+        subscription_id = (uuid5(COMMAND_NAMESPACE, f"subscription:{uow.command_id}")
+                           if uow.command_id else uuid4())
+        if uow.exists(subscription_id):
+            uow.load(Subscription, subscription_id).refuse("create", "it already exists")
+        subscription = Subscription.subscribe(
+            subscription_id=subscription_id, department=command.department,
+            name=command.subscription_name, filter=command.filter, triggers=command.triggers,
+            delivery=command.delivery, actor=uow.actor, at=uow.now,
         )
+        try:
+            registry: Aggregate = self.repository.get(REGISTRY_ID)
+        except AggregateNotFoundError:
+            registry = SubscriptionRegistry.open()
+        assert isinstance(registry, SubscriptionRegistry)
+        registry.list_subscription(subscription, uow.actor)
+        return [subscription, registry]
 
-    def pause(self, subscription_id: UUID, *, reason: str, actor: Actor,
-              at: datetime | None = None, command_id: str | None = None) -> UUID:
-        """Stop matching events for a while (events of the pause are not delivered later)."""
-        when = self.now(at)
-        return self._change("subscription.pause", subscription_id, actor, command_id,
-                            {"reason": reason},
-                            lambda s: s.pause(reason=reason, actor=actor, at=when))
+    @handles(ReviseSubscription)
+    def revise(self, command: ReviseSubscription, uow: UnitOfWork) -> list[Subscription]:
+        """A subscription's filter, triggers and delivery are replaced (its stream stays)."""
+        self._check_filter(command.filter)
+        self._check_delivery(command.delivery)
+        subscription = uow.load(Subscription, command.subscription_id)
+        subscription.revise(name=command.subscription_name, filter=command.filter,
+                            triggers=command.triggers, delivery=command.delivery,
+                            note=command.note, actor=uow.actor, at=uow.now)
+        return [subscription]
 
-    def resume(self, subscription_id: UUID, *, actor: Actor, note: str = "",
-               at: datetime | None = None, command_id: str | None = None) -> UUID:
-        when = self.now(at)
-        return self._change("subscription.resume", subscription_id, actor, command_id,
-                            {"note": note},
-                            lambda s: s.resume(note=note, actor=actor, at=when))
+    @handles(PauseSubscription)
+    def pause(self, command: PauseSubscription, uow: UnitOfWork) -> list[Subscription]:
+        """Matching stops for a while (events of the pause are not delivered later)."""
+        subscription = uow.load(Subscription, command.subscription_id)
+        subscription.pause(reason=command.reason, actor=uow.actor, at=uow.now)
+        return [subscription]
 
-    def unsubscribe(self, subscription_id: UUID, *, reason: str, actor: Actor,
-                    at: datetime | None = None, command_id: str | None = None) -> UUID:
-        """End a subscription for good (it stays on record with its history)."""
-        when = self.now(at)
-        return self._change("subscription.remove", subscription_id, actor, command_id,
-                            {"reason": reason},
-                            lambda s: s.unsubscribe(reason=reason, actor=actor, at=when))
+    @handles(ResumeSubscription)
+    def resume(self, command: ResumeSubscription, uow: UnitOfWork) -> list[Subscription]:
+        """Matching starts again."""
+        subscription = uow.load(Subscription, command.subscription_id)
+        subscription.resume(note=command.note, actor=uow.actor, at=uow.now)
+        return [subscription]
 
-    def _change(self, command: str, subscription_id: UUID, actor: Actor,
-                command_id: str | None, args: dict[str, Any],
-                change: Callable[[Subscription], None]) -> UUID:
-        def decide() -> list[Subscription]:
-            subscription = self.subscription(subscription_id)
-            change(subscription)
-            return [subscription]
-
-        return self.run_command(command, actor=actor, command_id=command_id,
-                                args={"subscription_id": subscription_id, **args},
-                                decide=decide)
+    @handles(Unsubscribe)
+    def unsubscribe(self, command: Unsubscribe, uow: UnitOfWork) -> list[Subscription]:
+        """A subscription ends for good (it stays on record with its history)."""
+        subscription = uow.load(Subscription, command.subscription_id)
+        subscription.unsubscribe(reason=command.reason, actor=uow.actor, at=uow.now)
+        return [subscription]
 
     # --- checks against the catalogue -------------------------------------------------------
 
@@ -207,13 +190,6 @@ class Subscriptions(CityApplication):
             check_webhook_url(delivery.url, require_https=self.require_https)
             assert delivery.url is not None
             self.destinations.check_url(delivery.url)
-
-
-def _delivery_args(delivery: Delivery) -> dict[str, Any]:
-    """A delivery as a command's fingerprint sees it: the secret only as a digest."""
-    return {"kind": delivery.kind.value, "url": delivery.url,
-            "secret": fingerprint("secret", {"secret": delivery.secret})
-            if delivery.secret is not None else None}
 
 
 class SubscriptionBook:

@@ -15,8 +15,17 @@ from cityops.command_center.areas import AreaIn
 from cityops.command_center.dependencies import CommandId, CurrentActor, PagingDep, page_body
 from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, Page
+from cityops.command_center.versions import SeenVersion
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import InvalidValue, NotPermitted
+from cityops.feeds.commands import (
+    PauseSubscription,
+    ResumeSubscription,
+    ReviseSubscription,
+    Subscribe,
+    Unsubscribe,
+)
 from cityops.feeds.service import FeedService
 from cityops.feeds.streams import Stream, Trigger
 from cityops.feeds.subscription import (
@@ -167,9 +176,10 @@ def subscribe(body: SubscriptionIn, feeds: FeedsDep, actor: CurrentActor,
     if not department:
         raise InvalidValue("give the department the subscription is for")
     delivery, generated = _delivery(body.delivery)
-    subscription_id = feeds.subscriptions.subscribe(
-        department=department, name=body.name, filter=body.filter.to_filter(),
-        triggers=body.triggers, delivery=delivery, actor=actor, command_id=command_id)
+    subscription_id = feeds.subscriptions.subscribe(Subscribe(
+        department=department, subscription_name=body.name, filter=body.filter.to_filter(),
+        triggers=tuple(body.triggers), delivery=delivery,
+    ), CommandContext(actor=actor, command_id=command_id)).subject
     summary = feeds.subscriptions.subscription(subscription_id).summary()
     return _with_secret(summary, generated)
 
@@ -205,42 +215,51 @@ def get_subscription(subscription_id: UUID, feeds: FeedsDep,
 
 @router.put("/{subscription_id}")
 def revise_subscription(subscription_id: UUID, body: SubscriptionRevision, feeds: FeedsDep,
-                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                        actor: CurrentActor, command_id: CommandId,
+                        seen: SeenVersion) -> dict[str, Any]:
     """Replace the filter, triggers and delivery (from now on)."""
     current = _readable(feeds, subscription_id, actor)
     delivery, generated = _delivery(body.delivery, current.delivery)
-    feeds.subscriptions.revise(subscription_id, name=body.name, filter=body.filter.to_filter(),
-                               triggers=body.triggers, delivery=delivery, note=body.note,
-                               actor=actor, command_id=command_id)
+    feeds.subscriptions.handle(ReviseSubscription(
+        subscription_id=subscription_id, subscription_name=body.name,
+        filter=body.filter.to_filter(), triggers=tuple(body.triggers), delivery=delivery,
+        note=body.note,
+    ), CommandContext(actor=actor, command_id=command_id, seen_versions=seen))
     return _with_secret(feeds.subscriptions.subscription(subscription_id).summary(), generated)
 
 
 @router.post("/{subscription_id}/pause")
 def pause_subscription(subscription_id: UUID, body: PauseIn, feeds: FeedsDep,
-                       actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                       actor: CurrentActor, command_id: CommandId,
+                       seen: SeenVersion) -> dict[str, Any]:
     """Stop matching events until resumed (events of the pause are not delivered later)."""
-    feeds.subscriptions.pause(subscription_id, reason=body.reason, actor=actor,
-                              command_id=command_id)
+    feeds.subscriptions.handle(
+        PauseSubscription(subscription_id=subscription_id, reason=body.reason),
+        CommandContext(actor=actor, command_id=command_id, seen_versions=seen))
     return feeds.subscriptions.subscription(subscription_id).summary()
 
 
 @router.post("/{subscription_id}/resume")
 def resume_subscription(subscription_id: UUID, body: ResumeIn, feeds: FeedsDep,
-                        actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+                        actor: CurrentActor, command_id: CommandId,
+                        seen: SeenVersion) -> dict[str, Any]:
     """Match events again from now on."""
-    feeds.subscriptions.resume(subscription_id, note=body.note, actor=actor,
-                               command_id=command_id)
+    feeds.subscriptions.handle(
+        ResumeSubscription(subscription_id=subscription_id, note=body.note),
+        CommandContext(actor=actor, command_id=command_id, seen_versions=seen))
     return feeds.subscriptions.subscription(subscription_id).summary()
 
 
 @router.delete("/{subscription_id}")
 def remove_subscription(
     subscription_id: UUID, feeds: FeedsDep, actor: CurrentActor, command_id: CommandId,
+    seen: SeenVersion,
     reason: Annotated[str, Query(min_length=1, description="Why it ends")],
 ) -> dict[str, Any]:
     """End a subscription for good (it stays on record with its history)."""
-    feeds.subscriptions.unsubscribe(subscription_id, reason=reason, actor=actor,
-                                    command_id=command_id)
+    feeds.subscriptions.handle(
+        Unsubscribe(subscription_id=subscription_id, reason=reason),
+        CommandContext(actor=actor, command_id=command_id, seen_versions=seen))
     return feeds.subscriptions.subscription(subscription_id).summary()
 
 

@@ -22,7 +22,11 @@ import pytest
 
 from cityops.bootstrap import build_system
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.sharing import Viewer
+from cityops.feeds.commands import (
+    Subscribe,
+)
 from cityops.feeds.routing import route
 from cityops.feeds.streams import Stream
 from cityops.feeds.subscription import Delivery, DeliveryKind, SubscriptionFilter
@@ -124,10 +128,11 @@ def city(module_api: Any) -> Any:
         actor = Actor(f"department-user-{department}", Role.DEPARTMENT_USER, department)
         for stream in Stream:
             subscription_id = feeds.subscriptions.subscribe(
-                department=department, name="everything",
-                filter=SubscriptionFilter(stream=stream),
-                triggers=["created", "updated", "closed"],
-                delivery=Delivery(kind=DeliveryKind.KAFKA), actor=actor)
+                Subscribe(department=department, subscription_name="everything",
+                    filter=SubscriptionFilter(stream=stream),
+                    triggers=["created", "updated", "closed"],
+                    delivery=Delivery(kind=DeliveryKind.KAFKA)),
+                CommandContext(actor=actor)).subject
             _SUBSCRIPTIONS[(department, stream)] = subscription_id
     _build(module_api)
     module_api.settle()

@@ -16,6 +16,9 @@ import pytest
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.commands import CommandContext
 from cityops.domain.hotline.commands import ReceiveTicket
+from cityops.feeds.commands import (
+    Subscribe,
+)
 from cityops.feeds.service import FeedService
 from cityops.feeds.streams import Stream
 from cityops.feeds.subscription import Delivery, DeliveryKind, SubscriptionFilter
@@ -56,10 +59,10 @@ def test_a_webhook_is_delivered_on_the_demos_clock(
     # The hotline's own system: a department feed gets only the tickets in its scope, and a
     # ticket just received is in the hotline's alone.
     subscription_id = feeds.subscriptions.subscribe(
-        department="hotline", name="hotline system",
-        filter=SubscriptionFilter(stream=Stream.HOTLINE), triggers=["created"],
-        delivery=Delivery(kind=DeliveryKind.WEBHOOK, url=police.url, secret=SECRET),
-        actor=cast.admin)
+        Subscribe(department="hotline", subscription_name="hotline system",
+            filter=SubscriptionFilter(stream=Stream.HOTLINE), triggers=["created"],
+            delivery=Delivery(kind=DeliveryKind.WEBHOOK, url=police.url, secret=SECRET)),
+        CommandContext(actor=cast.admin)).subject
     ticket = demo_system.hotline.handle(
         ReceiveTicket(channel="phone", ticket_type="complaint", topic="noise",
                       description="music at 2am", caller_name="Zhang San",

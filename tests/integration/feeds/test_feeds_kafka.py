@@ -32,6 +32,9 @@ from cityops.domain.gridcases.commands import (
 )
 from cityops.domain.hotline.commands import AssignTicket, ReceiveTicket
 from cityops.domain.incidents.commands import AddSituationReport, ReportIncident, VerifyIncident
+from cityops.feeds.commands import (
+    Subscribe,
+)
 from cityops.feeds.kafka_feed import FeedTopics, read_published_positions
 from cityops.feeds.service import build_feed_service
 from cityops.feeds.streams import Stream
@@ -60,9 +63,9 @@ STREAM_AGGREGATES = {Stream.GRID_CASES: ("gridcases", "GridCase"),
 def subscribe(system_feeds: Any, cast: Cast, department: str, stream: Stream,
               triggers: list[str] = ALL, **filters: Any) -> UUID:
     subscription_id: UUID = system_feeds.subscriptions.subscribe(
-        department=department, name=f"{department} {stream.value}",
-        filter=SubscriptionFilter(stream=stream, **filters), triggers=triggers,
-        delivery=KAFKA, actor=cast.admin)
+        Subscribe(department=department, subscription_name=f"{department} {stream.value}",
+            filter=SubscriptionFilter(stream=stream, **filters), triggers=triggers, delivery=KAFKA),
+        CommandContext(actor=cast.admin)).subject
     return subscription_id
 
 

@@ -24,6 +24,9 @@ from cityops.domain.gridcases.commands import (
     VerifyCase,
 )
 from cityops.domain.hotline.commands import ReceiveTicket
+from cityops.feeds.commands import (
+    Subscribe,
+)
 from cityops.feeds.kafka_feed import FeedTopics
 from cityops.feeds.service import FeedService
 from cityops.feeds.streams import Stream
@@ -47,11 +50,11 @@ OpenFeeds = Callable[..., FeedService]
 def hook(feeds: FeedService, cast: Cast, department: str, stream: Stream,
          receiver: WebhookReceiver, **filters: Any) -> UUID:
     subscription_id: UUID = feeds.subscriptions.subscribe(
-        department=department, name=f"{department} system",
-        filter=SubscriptionFilter(stream=stream, **filters), triggers=ALL,
-        delivery=Delivery(kind=DeliveryKind.WEBHOOK, url=receiver.url,
-                          secret=receiver.secret),
-        actor=cast.admin)
+        Subscribe(department=department, subscription_name=f"{department} system",
+            filter=SubscriptionFilter(stream=stream, **filters), triggers=ALL,
+            delivery=Delivery(kind=DeliveryKind.WEBHOOK, url=receiver.url,
+                          secret=receiver.secret)),
+        CommandContext(actor=cast.admin)).subject
     return subscription_id
 
 

@@ -19,6 +19,9 @@ from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.hotline.commands import AssignTicket, ReceiveTicket, ReturnTicket
 from cityops.domain.incidents.application import Incidents
 from cityops.domain.incidents.commands import ReportIncident
+from cityops.feeds.commands import (
+    Subscribe,
+)
 from cityops.feeds.events import SCHEMA_VERSION, StreamReader, encode, to_json
 from cityops.feeds.routing import route
 from cityops.feeds.sharing import Recipient, SharingCatalogue
@@ -160,9 +163,10 @@ def test_routing_sends_an_event_to_each_department_once_and_to_each_webhook(
         people: Any, sharing: SharingCatalogue) -> None:
     def subscribe(department: str, delivery: Delivery, **filters: Any) -> str:
         return str(subscriptions.subscribe(
-            department=department, name=f"{department} incidents",
-            filter=SubscriptionFilter(stream=Stream.INCIDENTS, **filters),
-            triggers=["created"], delivery=delivery, actor=people.admin))
+            Subscribe(department=department, subscription_name=f"{department} incidents",
+                filter=SubscriptionFilter(stream=Stream.INCIDENTS, **filters),
+                triggers=["created"], delivery=delivery),
+            CommandContext(actor=people.admin)).subject)
 
     kafka = Delivery(kind=DeliveryKind.KAFKA)
     hook = Delivery(kind=DeliveryKind.WEBHOOK, url="https://fire.example/hook",

@@ -11,6 +11,7 @@ from uuid import uuid4
 import pytest
 
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import (
     CommandIdReused,
     IllegalTransition,
@@ -19,6 +20,13 @@ from cityops.domain.errors import (
     NotPermitted,
 )
 from cityops.domain.geometry import Area, GeoPoint
+from cityops.feeds.commands import (
+    PauseSubscription,
+    ResumeSubscription,
+    ReviseSubscription,
+    Subscribe,
+    Unsubscribe,
+)
 from cityops.feeds.sharing import SharingCatalogue
 from cityops.feeds.streams import Stream, Trigger
 from cityops.feeds.subject import Subject
@@ -49,9 +57,10 @@ def subscribe(subscriptions: Subscriptions, actor: Actor, *, department: str = "
               stream: Stream = Stream.GRID_CASES, delivery: Delivery = KAFKA,
               triggers: list[str] | None = None, **filters: Any) -> Subscription:
     subscription_id = subscriptions.subscribe(
-        department=department, name="manhole covers",
-        filter=SubscriptionFilter(stream=stream, **filters), triggers=triggers or ALL,
-        delivery=delivery, actor=actor)
+        Subscribe(department=department, subscription_name="manhole covers",
+            filter=SubscriptionFilter(stream=stream, **filters), triggers=triggers or ALL,
+            delivery=delivery),
+        CommandContext(actor=actor)).subject
     return subscriptions.subscription(subscription_id)
 
 
@@ -87,9 +96,13 @@ def test_another_department_cannot_change_or_end_it(subscriptions: Subscriptions
                                                     people: People) -> None:
     water = subscribe(subscriptions, people.water)
     with pytest.raises(NotPermitted):
-        subscriptions.pause(water.id, reason="not yours", actor=people.police)
+        subscriptions.handle(
+            PauseSubscription(subscription_id=water.id, reason="not yours"),
+            CommandContext(actor=people.police))
     with pytest.raises(NotPermitted):
-        subscriptions.unsubscribe(water.id, reason="not yours", actor=people.police)
+        subscriptions.handle(
+            Unsubscribe(subscription_id=water.id, reason="not yours"),
+            CommandContext(actor=people.police))
     assert subscriptions.subscription(water.id).version == 1
 
 
@@ -155,9 +168,10 @@ def test_triggers_are_known_and_at_least_one(subscriptions: Subscriptions,
     with pytest.raises(InvalidValue, match="unknown trigger 'deleted'"):
         subscribe(subscriptions, people.water, triggers=["deleted"])
     with pytest.raises(InvalidValue, match="at least one trigger"):
-        subscriptions.subscribe(department="water", name="n",
-                                filter=SubscriptionFilter(stream=Stream.GRID_CASES),
-                                triggers=[], delivery=KAFKA, actor=people.water)
+        subscriptions.subscribe(
+            Subscribe(department="water", subscription_name="n",
+                filter=SubscriptionFilter(stream=Stream.GRID_CASES), triggers=[], delivery=KAFKA),
+            CommandContext(actor=people.water))
     with pytest.raises(InvalidValue, match="unknown department"):
         subscribe(subscriptions, people.admin, department="ministry-of-magic")
 
@@ -169,8 +183,10 @@ def test_a_repeated_command_changes_nothing_and_a_reused_id_is_refused(
         subscriptions: Subscriptions, people: People) -> None:
     def create(name: str) -> Any:
         return subscriptions.subscribe(
-            department="water", name=name, filter=SubscriptionFilter(stream=Stream.HOTLINE),
-            triggers=["created"], delivery=KAFKA, actor=people.water, command_id="cmd-1")
+            Subscribe(department="water", subscription_name=name,
+                filter=SubscriptionFilter(stream=Stream.HOTLINE), triggers=["created"],
+                delivery=KAFKA),
+            CommandContext(actor=people.water, command_id="cmd-1")).subject
 
     first = create("hotline calls")
     assert create("hotline calls") == first
@@ -183,26 +199,40 @@ def test_pause_resume_revise_and_unsubscribe_are_recorded(
         subscriptions: Subscriptions, people: People, clock: FixedClock) -> None:
     subscription = subscribe(subscriptions, people.water)
     clock.advance(hours=1)
-    subscriptions.pause(subscription.id, reason="maintenance window", actor=people.water)
+    subscriptions.handle(
+        PauseSubscription(subscription_id=subscription.id, reason="maintenance window"),
+        CommandContext(actor=people.water))
     with pytest.raises(IllegalTransition, match=r"cannot pause subscription .*: it is paused"):
-        subscriptions.pause(subscription.id, reason="again", actor=people.water)
+        subscriptions.handle(
+            PauseSubscription(subscription_id=subscription.id, reason="again"),
+            CommandContext(actor=people.water))
     clock.advance(hours=1)
-    subscriptions.resume(subscription.id, actor=people.water)
+    subscriptions.handle(
+        ResumeSubscription(subscription_id=subscription.id),
+        CommandContext(actor=people.water))
     webhook = Delivery(kind=DeliveryKind.WEBHOOK, url="https://water.example/hook",
                        secret=SECRET)
-    subscriptions.revise(subscription.id, name="covers, by webhook",
-                         filter=SubscriptionFilter(stream=Stream.GRID_CASES,
+    subscriptions.handle(
+        ReviseSubscription(subscription_id=subscription.id,
+            subscription_name="covers, by webhook",
+            filter=SubscriptionFilter(stream=Stream.GRID_CASES,
                                                    categories=frozenset({"C0102"})),
-                         triggers=["closed"], delivery=webhook, note="moved to our API",
-                         actor=people.water)
+            triggers=["closed"], delivery=webhook, note="moved to our API"),
+        CommandContext(actor=people.water))
     with pytest.raises(IllegalTransition, match="follows the grid-cases stream"):
-        subscriptions.revise(subscription.id, name="x",
-                             filter=SubscriptionFilter(stream=Stream.HOTLINE),
-                             triggers=["closed"], delivery=webhook, actor=people.water)
+        subscriptions.handle(
+            ReviseSubscription(subscription_id=subscription.id, subscription_name="x",
+                filter=SubscriptionFilter(stream=Stream.HOTLINE), triggers=["closed"],
+                delivery=webhook),
+            CommandContext(actor=people.water))
     clock.advance(hours=1)
-    subscriptions.unsubscribe(subscription.id, reason="system retired", actor=people.admin)
+    subscriptions.handle(
+        Unsubscribe(subscription_id=subscription.id, reason="system retired"),
+        CommandContext(actor=people.admin))
     with pytest.raises(IllegalTransition):
-        subscriptions.resume(subscription.id, actor=people.admin)
+        subscriptions.handle(
+            ResumeSubscription(subscription_id=subscription.id),
+            CommandContext(actor=people.admin))
     final = subscriptions.subscription(subscription.id)
     assert final.status is SubscriptionStatus.CANCELLED
     summary = final.summary()
@@ -220,7 +250,9 @@ def test_pause_resume_revise_and_unsubscribe_are_recorded(
 def test_an_unknown_subscription_is_not_found(subscriptions: Subscriptions,
                                               people: People) -> None:
     with pytest.raises(NotFound, match=r"subscription .* does not exist"):
-        subscriptions.pause(uuid4(), reason="x", actor=people.admin)
+        subscriptions.handle(
+            PauseSubscription(subscription_id=uuid4(), reason="x"),
+            CommandContext(actor=people.admin))
 
 
 def test_the_book_reloads_only_when_subscriptions_changed(
@@ -231,7 +263,9 @@ def test_the_book_reloads_only_when_subscriptions_changed(
     loaded = book.current()
     assert [s.id for s in loaded] == [first.id]
     assert book.current()[0] is loaded[0]  # not reloaded
-    subscriptions.pause(first.id, reason="x", actor=people.water)
+    subscriptions.handle(
+        PauseSubscription(subscription_id=first.id, reason="x"),
+        CommandContext(actor=people.water))
     assert book.current()[0].status is SubscriptionStatus.PAUSED
 
 
@@ -243,9 +277,13 @@ def test_a_subscription_matches_only_events_of_its_active_periods(
     start = clock.now
     subscription = subscribe(subscriptions, people.water, triggers=["created", "closed"])
     clock.advance(hours=2)
-    subscriptions.pause(subscription.id, reason="x", actor=people.water)
+    subscriptions.handle(
+        PauseSubscription(subscription_id=subscription.id, reason="x"),
+        CommandContext(actor=people.water))
     clock.advance(hours=2)
-    subscriptions.resume(subscription.id, actor=people.water)
+    subscriptions.handle(
+        ResumeSubscription(subscription_id=subscription.id),
+        CommandContext(actor=people.water))
     subscription = subscriptions.subscription(subscription.id)
 
     def wants(at_hours: float, trigger: Trigger = Trigger.CREATED,

@@ -14,7 +14,12 @@ from typing import Any
 
 import pytest
 
+from cityops.domain.commands import CommandContext
 from cityops.domain.errors import InvalidValue
+from cityops.feeds.commands import (
+    ReviseSubscription,
+    Subscribe,
+)
 from cityops.feeds.destinations import DestinationPolicy, DestinationRefused, IPAddress, refusal
 from cityops.feeds.settings import FeedSettings
 from cityops.feeds.streams import Stream
@@ -121,18 +126,24 @@ def test_a_department_cannot_subscribe_an_internal_destination(
                                   catalogue=catalogue, hazard_catalogue=hazard_catalogue)
     hook = Delivery(kind=DeliveryKind.WEBHOOK, url=url, secret=SECRET)
     with pytest.raises(InvalidValue, match="deliveries go to public addresses only"):
-        subscriptions.subscribe(department="water", name="n",
-                                filter=SubscriptionFilter(stream=Stream.GRID_CASES),
-                                triggers=["created"], delivery=hook, actor=people.water)
+        subscriptions.subscribe(
+            Subscribe(department="water", subscription_name="n",
+                filter=SubscriptionFilter(stream=Stream.GRID_CASES), triggers=["created"],
+                delivery=hook),
+            CommandContext(actor=people.water))
     public = Delivery(kind=DeliveryKind.WEBHOOK, url="https://93.184.216.34/hook",
                       secret=SECRET)
     subscription_id = subscriptions.subscribe(
-        department="water", name="n", filter=SubscriptionFilter(stream=Stream.GRID_CASES),
-        triggers=["created"], delivery=public, actor=people.water)
+        Subscribe(department="water", subscription_name="n",
+            filter=SubscriptionFilter(stream=Stream.GRID_CASES), triggers=["created"],
+            delivery=public),
+        CommandContext(actor=people.water)).subject
     with pytest.raises(InvalidValue, match="deliveries go to public addresses only"):
-        subscriptions.revise(subscription_id, name="n",
-                             filter=SubscriptionFilter(stream=Stream.GRID_CASES),
-                             triggers=["created"], delivery=hook, actor=people.water)
+        subscriptions.handle(
+            ReviseSubscription(subscription_id=subscription_id, subscription_name="n",
+                filter=SubscriptionFilter(stream=Stream.GRID_CASES), triggers=["created"],
+                delivery=hook),
+            CommandContext(actor=people.water))
 
 
 def test_an_allowed_internal_system_may_be_subscribed(
@@ -141,9 +152,11 @@ def test_an_allowed_internal_system_may_be_subscribed(
                                   catalogue=catalogue, hazard_catalogue=hazard_catalogue,
                                   destinations=DestinationPolicy(["127.0.0.0/8"]))
     hook = Delivery(kind=DeliveryKind.WEBHOOK, url="http://127.0.0.1:8080/h", secret=SECRET)
-    subscriptions.subscribe(department="water", name="n",
-                            filter=SubscriptionFilter(stream=Stream.GRID_CASES),
-                            triggers=["created"], delivery=hook, actor=people.water)
+    subscriptions.subscribe(
+        Subscribe(department="water", subscription_name="n",
+            filter=SubscriptionFilter(stream=Stream.GRID_CASES), triggers=["created"],
+            delivery=hook),
+        CommandContext(actor=people.water))
 
 
 # --- when a delivery connects --------------------------------------------------------------
