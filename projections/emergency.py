@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.incident import ContingencyPlan, Incident, IncidentStatus
+from cityops.domain.incident import ContingencyPlan, Incident
 from cityops.domain.resource import Resource
 from cityops.projections.tables import (
     ROW_POINT,
@@ -14,11 +14,6 @@ from cityops.projections.tables import (
     GeometryKind,
     SummaryTable,
     utc_text,
-)
-
-OPEN_INCIDENT_STATUSES = frozenset(
-    {IncidentStatus.REPORTED, IncidentStatus.VERIFIED, IncidentStatus.RESPONDING,
-     IncidentStatus.CONTAINED}
 )
 
 
@@ -37,7 +32,7 @@ def incident_table() -> SummaryTable:
             Column("incident_type", "TEXT", lambda i: i.incident_type),
             Column("level", "TEXT", lambda i: i.level, indexed=True),
             Column("level_rank", "INTEGER", lambda i: i.level_rank),
-            Column("is_open", "BOOLEAN", lambda i: i.status in OPEN_INCIDENT_STATUSES,
+            Column("is_open", "BOOLEAN", lambda i: i.is_open,
                    indexed=True),
             Column("reported_at", "TEXT", lambda i: utc_text(i.created_on), indexed=True),
         ),
