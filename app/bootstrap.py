@@ -48,12 +48,16 @@ from cityops.projections.readings import StoredLatestReadings
 from cityops.projections.returns import case_return_table, ticket_return_table
 from cityops.projections.spatial import SpatialQueries, spatial_queries_for
 from cityops.projections.statistics import CaseDispatchTable, CityStatistics
-from cityops.projections.store import ReadStore, start_up_serialised
 from cityops.projections.supervision_clock import SupervisionClock
 from cityops.projections.tables import SummaryTable
 from cityops.projections.views import ReadModels, grid_case_table
-from cityops.projections.wakeup import FollowerWakeup, event_channels
 from cityops.settings import Settings
+from cityops.storage import (
+    PostgresListener,
+    ReadStore,
+    event_channels,
+    start_up_serialised,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +100,10 @@ class CitySystem:
     and page of this system reads it; a simulated one in the demo or a drill."""
     supervision: SupervisionClock | None = None
     thread: FollowerThread | None = None
-    wakeup: FollowerWakeup | None = None
-    """On PostgreSQL: wakes `thread` when any process records events."""
+    wakeup: PostgresListener | None = None
+    """On PostgreSQL: wakes `thread` when any process records events (the event stores'
+    NOTIFY); the followers poll too (`projection_poll_interval_s`), so a missed
+    notification costs latency, never a change."""
 
     @property
     def followers(self) -> list[Follower]:
@@ -127,9 +133,11 @@ class CitySystem:
             if self.settings.database_url is not None:
                 # Other processes record most events here (API, ingest): their commits
                 # NOTIFY, so the followers need not wait for their next poll.
-                self.wakeup = FollowerWakeup(self.settings.database_url,
-                                             event_channels(self.applications),
-                                             self.thread.wake)
+                thread = self.thread
+                self.wakeup = PostgresListener(self.settings.database_url,
+                                               event_channels(self.applications),
+                                               lambda _: thread.wake(),
+                                               purpose="follower wake-up")
                 self.wakeup.start()
         # Every process with watchers pushes light changes, following or not (it only reads).
         if self.supervision is not None:

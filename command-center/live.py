@@ -71,8 +71,8 @@ from cityops.projections.live_changes import (
     live_channel,
 )
 from cityops.projections.spatial import Feature
-from cityops.projections.store import ReadStore
 from cityops.projections.views import case_light
+from cityops.storage import PostgresListener, ReadStore
 
 log = logging.getLogger(__name__)
 
@@ -447,6 +447,11 @@ class LiveHub:
         """The accounts store's notification log as far as it was checked."""
         self._accounts_wake = asyncio.Event()
         self._to_recheck: set[LiveClient] = set()
+        self.listener: PostgresListener | None = None
+        """On PostgreSQL: the LISTEN connection that wakes the tailer and the account
+        checks when another process writes (they poll too)."""
+        self._changes_channel: str | None = None
+        self._accounts_channel: str | None = None
         self.account_listeners: list[Callable[[str], object]] = []
         """Called with the username of every account that changed, in whatever process
         (an in-process cache of accounts forgets it)."""
@@ -473,9 +478,18 @@ class LiveHub:
                                                name="cityops-live-accounts"))
         settings = self.system.settings
         if settings.database_url is not None:
-            self._tasks.append(asyncio.create_task(
-                self._listen(settings.database_url, live_channel(settings.database_schema)),
-                name="cityops-live-listen"))
+            # The change log's NOTIFY (a follower of any process wrote to it), and the
+            # accounts store's own (the library sends it on every insert): a change of
+            # credentials made by any process reaches this one at once.
+            self._changes_channel = live_channel(settings.database_schema)
+            self._accounts_channel = getattr(self.system.accounts.recorder, "channel_name",
+                                             None)
+            channels = [self._changes_channel]
+            if isinstance(self._accounts_channel, str):
+                channels.append(self._accounts_channel)
+            self.listener = PostgresListener(settings.database_url, channels, self._notified,
+                                             purpose="live push")
+            self.listener.start()
 
     async def stop(self) -> None:
         """Stop tailing; clients' connections are closed by their endpoints."""
@@ -499,6 +513,9 @@ class LiveHub:
                 log.error("live push: %d task(s) did not stop within %.0f s: %s",
                           len(pending), STOP_TIMEOUT_S, [t.get_name() for t in pending])
         self._tasks.clear()
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.stop)
+            self.listener = None
 
     def _local_commit(self, _: Sequence[Any]) -> None:
         """A follower of this process committed a batch (its thread): tail now."""
@@ -522,32 +539,14 @@ class LiveHub:
         generation = self.system.generations.active()
         return generation.number, generation.store
 
-    async def _listen(self, url: str, channel: str) -> None:
-        """Wake the tailer on every NOTIFY of the log's channel (reconnecting if need be)."""
-        import psycopg
-
-        # The accounts store's own NOTIFY (the library sends it on every insert): a change
-        # of credentials made by any process reaches this one at once.
-        accounts_channel = getattr(self.system.accounts.recorder, "channel_name", None)
-        while not self._stopping:
-            try:
-                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-                    await conn.execute(f'LISTEN "{channel}"')
-                    if isinstance(accounts_channel, str):
-                        await conn.execute(f'LISTEN "{accounts_channel}"')
-                    self._wake.set()  # whatever was committed while not listening
-                    self._accounts_wake.set()
-                    async for notify in conn.notifies():
-                        if notify.channel == accounts_channel:
-                            self._accounts_wake.set()
-                        else:
-                            self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("live push: lost the LISTEN connection; polling meanwhile",
-                            exc_info=True)
-                await asyncio.sleep(1.0)
+    def _notified(self, channel: str) -> None:
+        """A NOTIFY of the change log or of the accounts store (the listener's thread)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            wake = (self._accounts_wake if channel == self._accounts_channel
+                    else self._wake)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
 
     # --- credentials -------------------------------------------------------------------------
 

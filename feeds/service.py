@@ -40,14 +40,14 @@ from cityops.feeds.webhooks import (
     WebhookDeliverer,
     WebhookOutbox,
 )
-from cityops.projections.store import (
+from cityops.settings import Settings
+from cityops.storage import (
     PostgresReadStore,
     ReadStore,
     SqliteReadStore,
     positions,
     set_position,
 )
-from cityops.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from cityops.ingest.pipeline import IngestPipeline, RetryPolicy
 from cityops.ingest.settings import IngestSettings
 from cityops.ingest.topics import Topics
 from cityops.ingest.tracks import ResourceTracks
-from cityops.projections.store import ReadStore
+from cityops.storage import ReadStore
 
 
 def ingest_store(system: CitySystem) -> ReadStore:
