@@ -24,7 +24,7 @@ from cityops.command_center.history import event_history
 from cityops.command_center.schemas import Command, LevelCode, Page, PointIn
 from cityops.command_center.scopes import incident_scope_where, scope_guard
 from cityops.command_center.sharing import shared_route
-from cityops.domain.incident import (
+from cityops.domain.incidents.incident import (
     CasualtyFigure,
     Finding,
     FindingAspect,

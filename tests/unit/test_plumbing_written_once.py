@@ -4,7 +4,7 @@ piece was written twice."""
 
 from __future__ import annotations
 
-from cityops.domain.incident import Incident, IncidentStatus
+from cityops.domain.incidents.incident import Incident, IncidentStatus
 from cityops.projections import emergency
 
 
