@@ -17,12 +17,10 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import typer
-from pydantic import ValidationError
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import DomainError, InvalidValue
 from cityops.domain.geometry import Area
-from cityops.feeds.settings import FeedSettings
 from cityops.feeds.streams import Trigger, stream_named
 from cityops.feeds.subscription import AreaFilter, Delivery, DeliveryKind, SubscriptionFilter
 
@@ -39,19 +37,6 @@ app.add_typer(subscriptions_app, name="subscriptions")
 GENERATED_SECRET_BYTES = 32
 
 
-def load_feed_settings() -> FeedSettings:
-    """Feed settings from the environment; a bad value is a clear error, not a trace."""
-    try:
-        return FeedSettings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"CITYOPS_FEEDS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in error.errors()
-        )
-        typer.secho(f"Invalid settings: {problems}", fg="red", err=True)
-        raise typer.Exit(2) from None
-
-
 @contextmanager
 def feed_service() -> Iterator[Any]:
     """The city system and its feeds, closed on the way out; domain and catalogue errors
@@ -61,7 +46,7 @@ def feed_service() -> Iterator[Any]:
     from cityops.feeds.service import build_feed_service
 
     settings = load_settings()
-    feed_settings = load_feed_settings()
+    feed_settings = settings.feeds
     try:
         system = build_system(settings)
     except DomainError as error:

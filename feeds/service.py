@@ -294,7 +294,7 @@ def build_feed_service(system: CitySystem, settings: FeedSettings | None = None,
 
     Uses the system's sharing policy (loaded and validated when the system was built),
     opens the subscriptions' event store beside the others and creates the outbox tables."""
-    settings = settings if settings is not None else FeedSettings()
+    settings = settings if settings is not None else system.settings.feeds
     catalogue = system.sharing
     subscriptions = Subscriptions(
         system.settings.event_store_env(Subscriptions.name), catalogue=system.catalogue,

@@ -37,11 +37,11 @@ def build_pipeline(system: CitySystem, settings: IngestSettings, store: ReadStor
     pipeline = IngestPipeline(
         IngestTarget.of(system, tracks),
         dead_letters=dead_letters,
-        topics=Topics(settings.ingest_topic_namespace),
+        topics=Topics(settings.topic_namespace),
         worker=worker or worker_name(),
-        max_message_bytes=settings.ingest_max_message_bytes,
-        seen_capacity=settings.ingest_seen_capacity,
-        retry=RetryPolicy(budget_s=settings.ingest_retry_budget_s),
+        max_message_bytes=settings.max_message_bytes,
+        seen_capacity=settings.seen_capacity,
+        retry=RetryPolicy(budget_s=settings.retry_budget_s),
     )
     pipeline.on_close.append(store.close)
     return pipeline
@@ -51,23 +51,24 @@ def build_kafka_worker(system: CitySystem, settings: IngestSettings, *,
                        group_id: str | None = None,
                        topics: Sequence[str] | None = None) -> KafkaIngestWorker:
     """A Kafka ingest worker (topics: full names or stream names; default all inputs)."""
-    if settings.kafka_bootstrap_servers is None:
+    bootstrap_servers = system.settings.kafka_bootstrap_servers
+    if bootstrap_servers is None:
         raise ValueError("CITYOPS_KAFKA_BOOTSTRAP_SERVERS is not set: there is no broker to "
                          "consume from (without Kafka, ingest runs in-process)")
-    names = Topics(settings.ingest_topic_namespace)
+    names = Topics(settings.topic_namespace)
     chosen = names.resolve(list(topics)) if topics else names.inputs
     store = ingest_store(system)
-    dead_letters = KafkaDeadLetters(settings.kafka_bootstrap_servers, names.dead_letters)
+    dead_letters = KafkaDeadLetters(bootstrap_servers, names.dead_letters)
     pipeline = build_pipeline(system, settings, store, dead_letters)
     return KafkaIngestWorker(
         pipeline,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=group_id or settings.ingest_group_id,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id or settings.group_id,
         topics=chosen,
         counter_table=CounterTable(store),
-        max_poll_records=settings.ingest_poll_records,
-        session_timeout_ms=settings.ingest_session_timeout_ms,
-        stats_interval_s=settings.ingest_stats_interval_s,
+        max_poll_records=settings.poll_records,
+        session_timeout_ms=settings.session_timeout_ms,
+        stats_interval_s=settings.stats_interval_s,
     )
 
 
@@ -75,6 +76,6 @@ def build_embedded_ingest(system: CitySystem, settings: IngestSettings) -> InPro
     """The in-process queue, with dead letters kept in the ingest store."""
     store = ingest_store(system)
     pipeline = build_pipeline(system, settings, store, StoredDeadLetters(store))
-    return InProcessIngest(pipeline, capacity=settings.ingest_queue_capacity,
+    return InProcessIngest(pipeline, capacity=settings.queue_capacity,
                            counter_table=CounterTable(store),
-                           stats_interval_s=settings.ingest_stats_interval_s)
+                           stats_interval_s=settings.stats_interval_s)

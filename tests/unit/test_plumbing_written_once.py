@@ -4,6 +4,8 @@ piece was written twice."""
 
 from __future__ import annotations
 
+import pytest
+
 from cityops.domain.incidents.incident import Incident, IncidentStatus
 from cityops.projections import emergency
 
@@ -53,3 +55,43 @@ def test_the_history_and_the_feeds_write_an_events_facts_with_one_encoder() -> N
     assert event_body(event)["facts"] == facts
     assert feed_events.to_json is to_json
     assert to_json(feed_events.event_facts(event)) == facts
+
+
+def test_one_settings_tree_read_and_reported_one_way(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three settings classes were read apart, by three formatters of errors (each with its
+    own prefix written by hand): one tree now, `CITYOPS_<SECTION>_<FIELD>`, read and
+    reported by `read_settings`, naming every bad variable at once."""
+    from cityops.feeds.settings import FeedSettings
+    from cityops.ingest.settings import IngestSettings
+    from cityops.logs import LogSettings
+    from cityops.settings import Settings, env_names, read_settings
+
+    monkeypatch.setenv("CITYOPS_INGEST_GROUP_ID", "")
+    monkeypatch.setenv("CITYOPS_FEEDS_BATCH_SIZE", "0")
+    monkeypatch.setenv("CITYOPS_PORT", "0")
+    with pytest.raises(SystemExit) as stopped:
+        read_settings()
+    assert stopped.value.code == 2
+    reported = capsys.readouterr().err
+    for name in ("CITYOPS_INGEST_GROUP_ID", "CITYOPS_FEEDS_BATCH_SIZE", "CITYOPS_PORT"):
+        assert f"{name}: " in reported, reported
+
+    monkeypatch.delenv("CITYOPS_INGEST_GROUP_ID")
+    monkeypatch.delenv("CITYOPS_FEEDS_BATCH_SIZE")
+    monkeypatch.delenv("CITYOPS_PORT")
+    monkeypatch.setenv("CITYOPS_INGEST_TOPIC_NAMESPACE", "drill.ingest")
+    monkeypatch.setenv("CITYOPS_FEEDS_TOPIC_PREFIX", "drill.feed")
+    monkeypatch.setenv("CITYOPS_LOG_LEVEL", "debug")
+    settings = read_settings()
+    assert isinstance(settings, Settings)
+    assert isinstance(settings.ingest, IngestSettings)
+    assert settings.ingest.topic_namespace == "drill.ingest"
+    assert isinstance(settings.feeds, FeedSettings)
+    assert settings.feeds.topic_prefix == "drill.feed"
+    assert isinstance(settings.log, LogSettings)
+    assert settings.log.level == "debug"
+    # The variables' names did not change.
+    assert {"CITYOPS_INGEST_GROUP_ID", "CITYOPS_FEEDS_TOPIC_PREFIX", "CITYOPS_LOG_FORMAT",
+            "CITYOPS_KAFKA_BOOTSTRAP_SERVERS", "CITYOPS_DATABASE_URL"} <= env_names()
+    assert "CITYOPS_INGEST_KAFKA_BOOTSTRAP_SERVERS" not in env_names()  # one broker setting
