@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, overload
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -363,7 +363,7 @@ def env_names(model: type[BaseSettings] = Settings) -> set[str]:
 
 def settings_problems(error: ValidationError) -> str:
     """What is wrong, one `VARIABLE: problem` per error, joined with '; '."""
-    models = [Settings, *SECTIONS.values()]
+    models: list[type[BaseSettings]] = [Settings, *SECTIONS.values()]
     model = next((m for m in models if m.__name__ == error.title), Settings)
     problems = []
     for problem in error.errors():
@@ -377,10 +377,16 @@ def settings_problems(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def read_settings(model: type[S] = Settings, /, **overrides: object) -> S:  # type: ignore[assignment]
+@overload
+def read_settings(model: None = None, /, **overrides: object) -> Settings: ...
+@overload
+def read_settings(model: type[S], /, **overrides: object) -> S: ...
+def read_settings(model: type[BaseSettings] | None = None, /,
+                  **overrides: object) -> BaseSettings:
     """The settings (or one section) from the environment and the options given (None:
     not given) for a command-line entry point: a bad value is one line on stderr naming
     each variable and what is wrong, and exit status 2."""
+    model = model or Settings
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     problems = []
     if model is Settings:

@@ -3,16 +3,33 @@ key, paging and bounding boxes (each validating with its own clear error)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, Header, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from cityops.bootstrap import CitySystem
 from cityops.command_center.auth import Authenticator, NotAuthenticated
+from cityops.domain.accounts.application import Accounts
 from cityops.domain.actors import Actor
 from cityops.domain.application import actor_scoped_command_id
-from cityops.projections.views import BBox
+from cityops.domain.catalogue import Catalogue
+from cityops.domain.clock import Clock
+from cityops.domain.coordination import CityOperations
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.resources.application import Resources
+from cityops.domain.sharing import SharingPolicy
+from cityops.projections.generations import ReadModelGenerations
+from cityops.projections.photos import PhotoStore
+from cityops.projections.spatial import SpatialQueries
+from cityops.projections.statistics import CityStatistics
+from cityops.projections.views import BBox, ReadModels
+from cityops.settings import Settings
+
+if TYPE_CHECKING:
+    from cityops.maps.city import City
 
 MAX_PAGE = 500
 MAX_OFFSET = 1_000_000_000
@@ -20,12 +37,58 @@ MAX_OFFSET = 1_000_000_000
 integers SQLite and PostgreSQL take (a larger offset was a 500)."""
 
 
-def get_system(request: Request) -> CitySystem:
-    system: CitySystem = request.app.state.system
+class CommandCentreSystem(Protocol):
+    """What the command centre's routers use of the system: the applications they command,
+    the read models, spatial queries and statistics they answer from, and what decides who
+    sees what. The composition root (app/bootstrap.py) builds a `CitySystem`, which has all
+    of it; the routers never import it."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def catalogue(self) -> Catalogue: ...
+    @property
+    def sharing(self) -> SharingPolicy: ...
+    @property
+    def city(self) -> City: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def grid_cases(self) -> GridCases: ...
+    @property
+    def incidents(self) -> Incidents: ...
+    @property
+    def hazards(self) -> HazardSources: ...
+    @property
+    def hotline(self) -> HotlineTickets: ...
+    @property
+    def resources(self) -> Resources: ...
+    @property
+    def accounts(self) -> Accounts: ...
+    @property
+    def operations(self) -> CityOperations:
+        """The commands that span two streams."""
+    @property
+    def read_models(self) -> ReadModels: ...
+    @property
+    def spatial(self) -> SpatialQueries: ...
+    @property
+    def statistics(self) -> CityStatistics: ...
+    @property
+    def photos(self) -> PhotoStore: ...
+    @property
+    def generations(self) -> ReadModelGenerations: ...
+
+    def wake_projections(self) -> None:
+        """Have this process's projection followers look for new events now."""
+
+
+def get_system(request: Request) -> CommandCentreSystem:
+    system: CommandCentreSystem = request.app.state.system
     return system
 
 
-SystemDep = Annotated[CitySystem, Depends(get_system)]
+SystemDep = Annotated[CommandCentreSystem, Depends(get_system)]
 
 
 bearer_scheme = HTTPBearer(

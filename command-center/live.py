@@ -48,18 +48,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from cityops.bootstrap import CitySystem
 from cityops.command_center.scopes import feature_in_scope, incident_scope_where, scope_of
 from cityops.command_center.server_time import clock_reading
 from cityops.command_center.sharing import hidden_by_layer
 from cityops.domain.accounts.account import AccountView, UserAccount
+from cityops.domain.accounts.application import Accounts
 from cityops.domain.actors import Actor
-from cityops.domain.clock import rate_of, system_clock
+from cityops.domain.clock import Clock, rate_of, system_clock
 from cityops.domain.errors import DomainError
 from cityops.domain.former_topics import stored_topics
 from cityops.domain.model import CityAggregate
-from cityops.domain.sharing import without_keys
+from cityops.domain.sharing import SharingPolicy, without_keys
 from cityops.domain.supervision import Light
+from cityops.projections.generations import ReadModelGenerations
 from cityops.projections.live_changes import (
     LIVE_LAYERS,
     PRESENCE,
@@ -70,7 +71,8 @@ from cityops.projections.live_changes import (
     live_channel,
 )
 from cityops.projections.spatial import Feature
-from cityops.projections.views import case_light
+from cityops.projections.views import ReadModels, case_light
+from cityops.settings import Settings
 from cityops.storage import PostgresListener, ReadStore
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,35 @@ DISABLED = 1008
 """Close code of a socket whose user was disabled (policy violation)."""
 CREDENTIALS_CHANGED = 4401
 """Close code of a socket whose login is no longer valid (log in again, then reconnect)."""
+
+
+class LiveSources(Protocol):
+    """What the live hub reads of the system (the composition root hands it the whole
+    `CitySystem`, which has all of it)."""
+
+    @property
+    def settings(self) -> Settings:
+        """Where the database is (the LISTEN connection and the change log's channel)."""
+
+    @property
+    def generations(self) -> ReadModelGenerations:
+        """The read models' generations: the active one's change log and tables."""
+
+    @property
+    def read_models(self) -> ReadModels:
+        """The grid cases' supervision lights, for the snapshots' filters."""
+
+    @property
+    def accounts(self) -> Accounts:
+        """Users: a change of credentials ends their sockets."""
+
+    @property
+    def sharing(self) -> SharingPolicy:
+        """Which document keys each user may not see."""
+
+    @property
+    def clock(self) -> Clock:
+        """The system's clock (lights, and the time snapshots are taken at)."""
 
 
 class SessionEnded(Exception):
@@ -419,7 +450,7 @@ def changes_frame(generation: int, position: int, texts: Sequence[str]) -> str:
 class LiveHub:
     """Tails the change log of the active read-model generation and feeds the clients."""
 
-    def __init__(self, system: CitySystem, *, queue_size: int = 1000,
+    def __init__(self, system: LiveSources, *, queue_size: int = 1000,
                  poll_interval_s: float = 0.1, heartbeat_s: float = HEARTBEAT_S,
                  snapshot_limit: int = SNAPSHOT_LIMIT, replay_limit: int = REPLAY_LIMIT) -> None:
         self.system = system
@@ -898,7 +929,7 @@ class LiveHub:
         position = LiveChangeLog.head(store)
         subscription = client.subscription
         client.hidden = hidden_by_layer(self.system, client.actor)
-        now = self.system.grid_cases.clock()
+        now = self.system.clock()
         layers: dict[str, list[dict[str, Any]]] = {}
         limits: dict[str, dict[str, Any]] = {}
         for layer_id in sorted(subscription.layers):

@@ -46,7 +46,7 @@ class AggregateStates:
 
     def after(self, event: Any) -> Aggregate:
         """The aggregate just after `event`, which becomes its followed state."""
-        aggregate = event.mutate(self.before(event))
+        aggregate: Aggregate | None = event.mutate(self.before(event))
         assert aggregate is not None
         self._keep(aggregate)
         return aggregate

@@ -39,6 +39,13 @@ GENERATED_SECRET_BYTES = 32
 
 @contextmanager
 def feed_service() -> Iterator[Any]:
+    """The feeds over the city system, closed on the way out (`system_and_feeds`)."""
+    with system_and_feeds() as (_, service):
+        yield service
+
+
+@contextmanager
+def system_and_feeds() -> Iterator[tuple[Any, Any]]:
     """The city system and its feeds, closed on the way out; domain and catalogue errors
     become one red line and exit status 1."""
     from cityops.bootstrap import build_system
@@ -59,7 +66,7 @@ def feed_service() -> Iterator[Any]:
         typer.secho(str(error), fg="red", err=True)
         raise typer.Exit(1) from None
     try:
-        yield service
+        yield system, service
     except DomainError as error:
         typer.secho(str(error), fg="red", err=True)
         raise typer.Exit(1) from None
@@ -87,8 +94,8 @@ def run(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with feed_service() as service:
-        operations = build_operations(service.system, projections=False,
+    with system_and_feeds() as (system, service):
+        operations = build_operations(system, projections=False,
                                       feed_positions=service.published_positions)
         try:
             service.start()
@@ -100,7 +107,7 @@ def run(
 
             operations.metrics.register(FeedCollector(feeds, service.loop_failures,
                                                       published))
-            start_metrics_server(operations, service.system.settings, metrics_port)
+            start_metrics_server(operations, system.settings, metrics_port)
             kafka = (f"Kafka at {service.bootstrap}, topics {service.topics.prefix}.*"
                      if service.bootstrap else "no Kafka (embedded): webhooks only")
             typer.secho(f"CityOps feeds running: {kafka}", fg="green")

@@ -1,5 +1,6 @@
-"""The ingest part of the composition root: builds the pipeline over a `CitySystem` and the
-transport the settings ask for (a Kafka worker, or the in-process queue without Kafka).
+"""The ingest part of the composition root: builds the pipeline over the system (what
+`IngestSources` names of a `CitySystem`) and the transport the settings ask for (a Kafka
+worker, or the in-process queue without Kafka).
 
 Ingest's own tables (the resource track, the counters, the stored dead letters) live in the
 read models' base store, beside the generations registry: a read-model rebuild replaces
@@ -10,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cityops.bootstrap import CitySystem
 from cityops.ingest.counters import CounterTable
 from cityops.ingest.deadletters import DeadLetterSink, KafkaDeadLetters, StoredDeadLetters
 from cityops.ingest.embedded import InProcessIngest
-from cityops.ingest.handlers import IngestTarget
+from cityops.ingest.handlers import IngestSources, IngestTarget
 from cityops.ingest.kafka_worker import KafkaIngestWorker, worker_name
 from cityops.ingest.pipeline import IngestPipeline, RetryPolicy
 from cityops.ingest.settings import IngestSettings
@@ -23,12 +23,12 @@ from cityops.ingest.tracks import ResourceTracks
 from cityops.storage import ReadStore
 
 
-def ingest_store(system: CitySystem) -> ReadStore:
+def ingest_store(system: IngestSources) -> ReadStore:
     """A connection to the store of ingest's own tables (the caller closes it)."""
     return system.generations.storage.base()
 
 
-def build_pipeline(system: CitySystem, settings: IngestSettings, store: ReadStore,
+def build_pipeline(system: IngestSources, settings: IngestSettings, store: ReadStore,
                    dead_letters: DeadLetterSink, *, worker: str | None = None) -> IngestPipeline:
     """The pipeline over the system's applications, with the track table created in `store`
     (which the pipeline closes when its transport stops)."""
@@ -47,7 +47,7 @@ def build_pipeline(system: CitySystem, settings: IngestSettings, store: ReadStor
     return pipeline
 
 
-def build_kafka_worker(system: CitySystem, settings: IngestSettings, *,
+def build_kafka_worker(system: IngestSources, settings: IngestSettings, *,
                        group_id: str | None = None,
                        topics: Sequence[str] | None = None) -> KafkaIngestWorker:
     """A Kafka ingest worker (topics: full names or stream names; default all inputs)."""
@@ -72,7 +72,7 @@ def build_kafka_worker(system: CitySystem, settings: IngestSettings, *,
     )
 
 
-def build_embedded_ingest(system: CitySystem, settings: IngestSettings) -> InProcessIngest:
+def build_embedded_ingest(system: IngestSources, settings: IngestSettings) -> InProcessIngest:
     """The in-process queue, with dead letters kept in the ingest store."""
     store = ingest_store(system)
     pipeline = build_pipeline(system, settings, store, StoredDeadLetters(store))
