@@ -43,41 +43,29 @@ class CommandCentreSystem(Protocol):
     sees what. The composition root (app/bootstrap.py) builds a `CitySystem`, which has all
     of it; the routers never import it."""
 
+    settings: Settings
+    catalogue: Catalogue
+    sharing: SharingPolicy
+    city: City
+    grid_cases: GridCases
+    incidents: Incidents
+    hazards: HazardSources
+    hotline: HotlineTickets
+    resources: Resources
+    accounts: Accounts
+    read_models: ReadModels
+    spatial: SpatialQueries
+    statistics: CityStatistics
+    photos: PhotoStore
+    generations: ReadModelGenerations
+
     @property
-    def settings(self) -> Settings: ...
-    @property
-    def catalogue(self) -> Catalogue: ...
-    @property
-    def sharing(self) -> SharingPolicy: ...
-    @property
-    def city(self) -> City: ...
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def grid_cases(self) -> GridCases: ...
-    @property
-    def incidents(self) -> Incidents: ...
-    @property
-    def hazards(self) -> HazardSources: ...
-    @property
-    def hotline(self) -> HotlineTickets: ...
-    @property
-    def resources(self) -> Resources: ...
-    @property
-    def accounts(self) -> Accounts: ...
+    def clock(self) -> Clock:
+        """The system's one clock (what time it is in the city, simulated or not)."""
+
     @property
     def operations(self) -> CityOperations:
         """The commands that span two streams."""
-    @property
-    def read_models(self) -> ReadModels: ...
-    @property
-    def spatial(self) -> SpatialQueries: ...
-    @property
-    def statistics(self) -> CityStatistics: ...
-    @property
-    def photos(self) -> PhotoStore: ...
-    @property
-    def generations(self) -> ReadModelGenerations: ...
 
     def wake_projections(self) -> None:
         """Have this process's projection followers look for new events now."""

@@ -109,25 +109,20 @@ class LiveSources(Protocol):
     """What the live hub reads of the system (the composition root hands it the whole
     `CitySystem`, which has all of it)."""
 
-    @property
-    def settings(self) -> Settings:
-        """Where the database is (the LISTEN connection and the change log's channel)."""
+    settings: Settings
+    """Where the database is (the LISTEN connection and the change log's channel)."""
 
-    @property
-    def generations(self) -> ReadModelGenerations:
-        """The read models' generations: the active one's change log and tables."""
+    generations: ReadModelGenerations
+    """The read models' generations: the active one's change log and tables."""
 
-    @property
-    def read_models(self) -> ReadModels:
-        """The grid cases' supervision lights, for the snapshots' filters."""
+    read_models: ReadModels
+    """The grid cases' supervision lights, for the snapshots' filters."""
 
-    @property
-    def accounts(self) -> Accounts:
-        """Users: a change of credentials ends their sockets."""
+    accounts: Accounts
+    """Users: a change of credentials ends their sockets."""
 
-    @property
-    def sharing(self) -> SharingPolicy:
-        """Which document keys each user may not see."""
+    sharing: SharingPolicy
+    """Which document keys each user may not see."""
 
     @property
     def clock(self) -> Clock:

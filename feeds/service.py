@@ -108,28 +108,23 @@ class FeedSources(Protocol):
     `CitySystem`, which has all of it)."""
 
     @property
-    def settings(self) -> Settings:
-        """The stores (for the feeds' own tables and subscriptions) and the broker."""
-
-    @property
     def applications(self) -> list[Application[Any]]:
         """The streams' applications, whose notification logs the feeds follow."""
 
-    @property
-    def city(self) -> City:
-        """The city map: where an event happened, for subscriptions by area."""
+    settings: Settings
+    """The stores (for the feeds' own tables and subscriptions) and the broker."""
 
-    @property
-    def catalogue(self) -> Catalogue:
-        """Categories and departments, which subscriptions are checked against."""
+    city: City
+    """The city map: where an event happened, for subscriptions by area."""
 
-    @property
-    def hazard_catalogue(self) -> HazardCatalogue:
-        """Hazard categories, which subscriptions are checked against."""
+    catalogue: Catalogue
+    """Categories and departments, which subscriptions are checked against."""
 
-    @property
-    def sharing(self) -> SharingPolicy:
-        """Which field each recipient may receive."""
+    hazard_catalogue: HazardCatalogue
+    """Hazard categories, which subscriptions are checked against."""
+
+    sharing: SharingPolicy
+    """Which field each recipient may receive."""
 
     @property
     def clock(self) -> Clock:

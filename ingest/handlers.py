@@ -53,24 +53,16 @@ class IngestSources(Protocol):
     `CitySystem`, which has all of it): the applications its messages command, the lookups
     a batch fetches at once, the store of its own tables, and the broker."""
 
-    @property
-    def grid_cases(self) -> GridCases: ...
-    @property
-    def hotline(self) -> HotlineTickets: ...
-    @property
-    def hazards(self) -> HazardSources: ...
-    @property
-    def resources(self) -> Resources: ...
-    @property
-    def incidents(self) -> Incidents: ...
-    @property
-    def batch_lookups(self) -> BatchLookups: ...
-    @property
-    def generations(self) -> ReadModelGenerations:
-        """Whose base store (not a generation) keeps ingest's own tables."""
-    @property
-    def settings(self) -> Settings:
-        """The broker (`kafka_bootstrap_servers`) and the ingest's section."""
+    grid_cases: GridCases
+    hotline: HotlineTickets
+    hazards: HazardSources
+    resources: Resources
+    incidents: Incidents
+    batch_lookups: BatchLookups
+    generations: ReadModelGenerations
+    """Whose base store (not a generation) keeps ingest's own tables."""
+    settings: Settings
+    """The broker (`kafka_bootstrap_servers`) and the ingest's section."""
 
 
 @dataclass(frozen=True)
