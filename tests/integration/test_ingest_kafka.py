@@ -252,7 +252,7 @@ def test_produced_messages_are_applied_stored_and_counted(
         "CITYOPS_DATABASE_URL": lane.database_url,
         "CITYOPS_KAFKA_BOOTSTRAP_SERVERS": lane.bootstrap,
         "CITYOPS_INGEST_TOPIC_NAMESPACE": lane.namespace,
-        "CITYOPS_INGEST_GROUP_ID": lane.settings.ingest_group_id,
+        "CITYOPS_INGEST_GROUP_ID": lane.settings.group_id,
     }.items():
         monkeypatch.setenv(name, value)
     result = CliRunner().invoke(ingest_cli, ["status", "--json"])
