@@ -31,8 +31,9 @@ command's own loads are checked: reads around it (an access check before the com
 answer after it) see the aggregate as it is.
 
 Transition: commands not yet written as values (the feeds' subscriptions) still run through
-`command`/`run_command` with a string name and a `decide` closure; that path finds its batch, the versions seen and its observers in context
-variables (the "legacy" section at the end). It goes when they are converted.
+`command`/`run_command` with a string name and a `decide` closure; that path finds its
+batch, the versions seen and its observers in context variables (the "legacy" section at
+the end). It goes when they are converted.
 """
 
 from __future__ import annotations

@@ -283,7 +283,7 @@ class CityOperations:
         # What the process will report, checked now (it reports in the same actor's name).
         report = ReportCase(source=CaseSource.HOTLINE, category=chosen,
                             description=ticket.description, location=ticket.location,
-                            urgency=enum_field(Urgency, "urgency", urgency),
+                            urgency=enum_field(Urgency, "urgency", urgency, "urgencies"),
                             ticket_id=ticket_id, case_id=case_id)
         check_permitted(ReportCase, actor)
         self.grid_cases.check_reportable(report)

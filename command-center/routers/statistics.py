@@ -11,8 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from cityops.bootstrap import CitySystem
-from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.dependencies import CommandCentreSystem, CurrentActor, SystemDep
 from cityops.command_center.scopes import require_citywide, scope_of
 from cityops.domain.errors import InvalidValue
 from cityops.domain.values import checked_instant
@@ -28,7 +27,7 @@ AtQuery = Annotated[
 ]
 
 
-def _moment(system: CitySystem, at: datetime | None) -> datetime:
+def _moment(system: CommandCentreSystem, at: datetime | None) -> datetime:
     if at is None:
         return system.grid_cases.clock()
     if at.tzinfo is None:

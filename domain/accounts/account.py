@@ -24,6 +24,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from cityops.domain.actors import SYSTEM, Actor, Role
 from cityops.domain.errors import InvalidValue, NotPermitted
 from cityops.domain.model import CityAggregate, iso_or_none
+from cityops.domain.values import parse_enum
 
 ACCOUNTS_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/accounts")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -129,11 +130,7 @@ def check_role(role: Role | str) -> Role:
     """A role an account may hold. `system` is for the accounts of integrated systems
     (sensor gateways, vehicle trackers, call-centre software) that call the API, whose
     commands the permission table allows to systems; never give it to a person."""
-    try:
-        return Role(role)
-    except ValueError:
-        known = ", ".join(r.value for r in Role)
-        raise InvalidValue(f"unknown role {role!r}; roles are: {known}") from None
+    return parse_enum(Role, role, "role")
 
 
 class WrongPassword(NotPermitted):

@@ -18,7 +18,7 @@ from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.hazards.source import FindingSeverity, ThresholdDirection
 from cityops.domain.incidents.commands import NewIncident
-from cityops.domain.values import checked_id, checked_instant, checked_number
+from cityops.domain.values import checked_id, checked_instant, checked_number, parse_enum
 
 
 def _set(command: object, field: str, value: object) -> None:
@@ -144,11 +144,8 @@ class AddSensor(HazardSourceCommand):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        try:
-            _set(self, "direction", ThresholdDirection(self.direction))
-        except ValueError:
-            raise InvalidValue(f"threshold direction must be 'high' or 'low', "
-                               f"got {self.direction!r}") from None
+        _set(self, "direction",
+             parse_enum(ThresholdDirection, self.direction, "threshold direction"))
 
     def fingerprint_args(self) -> dict[str, Any]:
         return {
@@ -245,11 +242,8 @@ class RecordFinding(HazardSourceCommand):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        try:
-            _set(self, "severity", FindingSeverity(self.severity))
-        except ValueError:
-            raise InvalidValue(f"finding severity must be 'major' or 'general', "
-                               f"got {self.severity!r}") from None
+        _set(self, "severity", parse_enum(FindingSeverity, self.severity, "finding severity",
+                                          "finding severities"))
         checked_instant("rectification deadline", self.rectification_deadline)
 
     def fingerprint_args(self) -> dict[str, Any]:

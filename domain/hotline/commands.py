@@ -156,7 +156,8 @@ class ConvertTicketToCase(TicketCommand):
 
     def __post_init__(self) -> None:
         if self.urgency is not None:
-            object.__setattr__(self, "urgency", enum_field(Urgency, "urgency", self.urgency))
+            object.__setattr__(self, "urgency", enum_field(Urgency, "urgency", self.urgency,
+                                                          "urgencies"))
 
     def fingerprint_args(self) -> dict[str, Any]:
         # As recorded before the process reported the case from the ticket's event.

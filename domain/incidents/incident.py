@@ -34,7 +34,7 @@ from cityops.domain.incidents.plans import (
     checked_level_rank,
 )
 from cityops.domain.model import CityAggregate, checked_text, iso_or_none
-from cityops.domain.values import checked_count
+from cityops.domain.values import checked_count, parse_enum
 
 
 class IncidentStatus(StrEnum):
@@ -133,13 +133,7 @@ def casualty_figures(figures: Mapping[str, int] | None) -> dict[str, int] | None
         return None
     checked: dict[str, int] = {}
     for name, count in figures.items():
-        try:
-            figure = CasualtyFigure(name)
-        except ValueError:
-            known = ", ".join(f.value for f in CasualtyFigure)
-            raise InvalidValue(
-                f"unknown casualty figure {name!r}; figures are {known}"
-            ) from None
+        figure = parse_enum(CasualtyFigure, name, "casualty figure")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidValue(f"casualty figure {figure.value} must be a count >= 0")
         checked[figure.value] = checked_count(f"casualty figure {figure.value}", count)
@@ -157,13 +151,8 @@ class Finding:
     department: str | None = None
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "aspect", FindingAspect(self.aspect))
-        except ValueError:
-            known = ", ".join(a.value for a in FindingAspect)
-            raise InvalidValue(
-                f"unknown finding aspect {self.aspect!r}; aspects are {known}"
-            ) from None
+        object.__setattr__(self, "aspect",
+                           parse_enum(FindingAspect, self.aspect, "finding aspect"))
         object.__setattr__(self, "text", checked_text("finding", self.text))
         object.__setattr__(self, "recommendation",
                            checked_text("recommendation", self.recommendation, required=False))
