@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from types import MappingProxyType
 from typing import Annotated, Any
 from uuid import UUID
@@ -22,8 +22,6 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from cityops.domain.application import expected_versions
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 """Methods that change something: only they are checked against the version seen."""
@@ -108,19 +106,6 @@ SeenVersion = Annotated[Mapping[UUID, int], Depends(seen_version)]
 `CommandContext(seen_versions=...)`."""
 
 
-async def legacy_seen_version(seen: SeenVersion) -> AsyncIterator[None]:
-    """Transition, for the routes whose commands are still named by strings (the feeds'
-    subscriptions): run them under the version seen, set in a context
-    variable (`expected_versions`). Async on purpose: it runs in the request's own task, so
-    the expectation is in the context that the synchronous endpoint's worker thread gets a
-    copy of. Goes when every route passes `SeenVersion` in its command's context; the
-    app-wide dependency is then `seen_version` itself (which refuses a malformed header)."""
-    if not seen:
-        yield
-        return
-    with expected_versions(seen):
-        yield
-
 
 class VersionETags:
     """ASGI middleware: an answer that is one document (a JSON object with `id` and an
@@ -196,7 +181,9 @@ def install_version_checks(app: FastAPI) -> None:
     """`If-Match` on every command route and `ETag` on every document; call it before the
     routers are included (FastAPI copies app-wide dependencies into each route as it is
     added)."""
-    app.router.dependencies.append(Depends(legacy_seen_version))
+    # App-wide too, so that a malformed If-Match, or one on a request for no single
+    # document, is refused (422) on every route, whether it takes the version or not.
+    app.router.dependencies.append(Depends(seen_version))
     app.add_middleware(VersionETags)
     _document_if_match(app)
 

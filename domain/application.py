@@ -29,18 +29,11 @@ naming what happened since. Without it, two dispatchers who opened the same case
 act and the second would silently act on a case that is no longer what they saw. Only the
 command's own loads are checked: reads around it (an access check before the command, the
 answer after it) see the aggregate as it is.
-
-Transition: commands not yet written as values (the feeds' subscriptions) still run through
-`command`/`run_command` with a string name and a `decide` closure; that path finds its
-batch, the versions seen and its observers in context variables (the "legacy" section at
-the end). It goes when they are converted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -67,7 +60,6 @@ from cityops.domain.commands import (
     HANDLED_COMMAND,
     Command,
     CommandContext,
-    checked_seen_versions,
 )
 
 # Re-exported: they were defined here before commands were values.
@@ -208,8 +200,6 @@ class CommandBatch(Generic[K]):
         If `run` raises, nothing of it stays staged."""
         if key in self:
             raise ValueError(f"unit {key!r} is already staged in this batch")
-        # Transition: string commands (not yet values) find the batch in a context variable.
-        token = _STAGING.set(self)
         self._current, self._current_command = key, None
         try:
             return run()
@@ -219,7 +209,6 @@ class CommandBatch(Generic[K]):
             raise
         finally:
             self._current, self._current_command = None, None
-            _STAGING.reset(token)
 
     def holds(self, application: CityApplication, aggregate_id: UUID) -> bool:
         """Whether a staged, unsaved command of `application` changes `aggregate_id`."""
@@ -266,14 +255,6 @@ class CommandBatch(Generic[K]):
         self._keys.add(staged.key)
         self._held.update((application, i) for i in ids)
         self._current_command = staged
-
-    def after_current_saved(self, callback: Callable[[], object]) -> bool:
-        """Defer `callback` to the commit of the current unit's command (False: the unit has
-        staged nothing, so there is nothing to wait for)."""
-        if self._current_command is None:
-            return False
-        self._current_command.after_saved.append(callback)
-        return True
 
     def commit(self) -> list[K]:
         """Save what is staged, one transaction per application (in the order the
@@ -409,10 +390,7 @@ class CityApplication(Application[UUID]):
     def load(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
         """Load an aggregate of the expected class, or raise `NotFound` in its words (a
         read: a command's handler loads through its `UnitOfWork`)."""
-        aggregate = self.load_for(cls, aggregate_id, _STAGING.get(), version)
-        if version is None and _DECIDING.get():
-            self.require_seen_version(aggregate)
-        return aggregate
+        return self.load_for(cls, aggregate_id, None, version)
 
     def load_for(self, cls: type[A], aggregate_id: UUID, batch: CommandBatch[Any] | None,
                  version: int | None = None) -> A:
@@ -473,7 +451,7 @@ class CityApplication(Application[UUID]):
 
     def exists(self, aggregate_id: UUID) -> bool:
         """Whether any event of `aggregate_id` is stored (one indexed read, nothing decoded)."""
-        return self.exists_for(aggregate_id, _STAGING.get())
+        return self.exists_for(aggregate_id, None)
 
     def exists_for(self, aggregate_id: UUID, batch: CommandBatch[Any] | None) -> bool:
         """`exists`, for a command staged in `batch` (`StagingOverlap` while it holds
@@ -628,101 +606,3 @@ class CityApplication(Application[UUID]):
         if earlier.fingerprint != digest:
             raise CommandIdReused(command_id, earlier.command, command)
         return CommandOutcome(command, earlier.aggregate_id, repeated=True)
-
-    # --- legacy: commands named by strings (until every context has command values) -------
-
-    def command(self, command: str, actor: Actor, command_id: str | None,
-                args: Mapping[str, Any], decide: Callable[[], Sequence[Aggregate]], *,
-                explain_conflict: Callable[[], None] | None = None) -> UUID:
-        """Run a command named by a string after checking that the actor's role may issue
-        it (transition: the contexts with command values use `handle`)."""
-        check_permitted(command, actor)
-        return self.run_command(command, actor=actor, command_id=command_id, args=args,
-                                decide=decide, explain_conflict=explain_conflict)
-
-    def run_command(
-        self,
-        command: str,
-        *,
-        actor: Actor,
-        command_id: str | None,
-        args: Mapping[str, Any],
-        decide: Callable[[], Sequence[Aggregate]],
-        explain_conflict: Callable[[], None] | None = None,
-    ) -> UUID:
-        """Run `decide` (which loads aggregates and calls their methods), then save all the
-        aggregates it returns together with the command's receipt, as `handle` does; the
-        batch and the versions seen are those of the enclosing `CommandBatch.stage` and
-        `expected_versions` (transition: the contexts with command values use `handle`)."""
-        context = CommandContext(actor=actor, command_id=command_id, batch=_STAGING.get())
-
-        def decided(uow: UnitOfWork) -> Sequence[Aggregate]:
-            if explain_conflict is not None:
-                uow.on_conflict(explain_conflict)
-            token = _DECIDING.set(True)
-            try:
-                return list(decide())
-            finally:
-                _DECIDING.reset(token)
-
-        outcome, changed = self._execute(command, fingerprint(command, args), context, decided)
-        _fulfil_expectations(changed)
-        outcomes = _OBSERVED.get()
-        if outcomes is not None:
-            outcomes.append(outcome)
-        return outcome.subject
-
-    def require_seen_version(self, aggregate: CityAggregate) -> None:
-        """`check_seen_version` against the versions of the enclosing `expected_versions`
-        (transition: the contexts with command values pass them in the context)."""
-        self.check_seen_version(aggregate, _EXPECTED_VERSIONS.get() or {})
-
-    def after_saved(self, callback: Callable[[], object]) -> None:
-        """Run `callback` once the string command just run is saved: now, or after the
-        commit of the enclosing batch (transition: handlers use `UnitOfWork.after_saved`)."""
-        batch = _STAGING.get()
-        if batch is None or not batch.after_current_saved(callback):
-            callback()
-
-
-_STAGING: ContextVar[CommandBatch[Any] | None] = ContextVar("cityops_staging", default=None)
-_OBSERVED: ContextVar[list[CommandOutcome] | None] = ContextVar("cityops_observed",
-                                                                default=None)
-_EXPECTED_VERSIONS: ContextVar[dict[UUID, int] | None] = ContextVar(
-    "cityops_expected_versions", default=None)
-_DECIDING: ContextVar[bool] = ContextVar("cityops_deciding", default=False)
-"""Whether a string command is deciding: its loads are checked against the versions seen."""
-
-
-@contextmanager
-def observed_commands() -> Iterator[list[CommandOutcome]]:
-    """Collect the outcome of every string command run inside the block (transition:
-    `handle` returns its outcome)."""
-    outcomes: list[CommandOutcome] = []
-    token = _OBSERVED.set(outcomes)
-    try:
-        yield outcomes
-    finally:
-        _OBSERVED.reset(token)
-
-
-@contextmanager
-def expected_versions(versions: Mapping[UUID, int]) -> Iterator[None]:
-    """Run the block's string commands only on the versions of these aggregates that the
-    user saw (transition: commands with values take them in their `CommandContext`).
-
-    An expectation lasts until a command on that aggregate has run. Being a context
-    variable, it follows the code into threads started with a copy of the context."""
-    token = _EXPECTED_VERSIONS.set(dict(checked_seen_versions(versions)))
-    try:
-        yield
-    finally:
-        _EXPECTED_VERSIONS.reset(token)
-
-
-def _fulfil_expectations(ids: Sequence[UUID]) -> None:
-    """A string command on these aggregates has run: later loads see its result."""
-    expected = _EXPECTED_VERSIONS.get()
-    if expected:
-        for aggregate_id in ids:
-            expected.pop(aggregate_id, None)

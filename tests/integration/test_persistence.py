@@ -21,6 +21,7 @@ from cityops.domain.gridcases.commands import (
     DispatchCase,
     RegisterCase,
     ReportCase,
+    RequestCaseSuspension,
     ReturnCaseToCentre,
 )
 from cityops.domain.hazards.commands import AddSensor, RecordReading, RegisterHazardSource
@@ -44,6 +45,21 @@ def inside_points(system: CitySystem, count: int) -> list[GeoPoint]:
         points.append(GeoPoint(lon=centre.x, lat=centre.y))
     return points
 
+
+
+def opened_once(monkeypatch: pytest.MonkeyPatch, system: CitySystem, case: Any,
+                then: Callable[[], object] | None = None) -> None:
+    """The next command of `system` on grid cases decides on `case` as it was opened (after
+    which `then` runs, as another process writing meanwhile); later loads are the store's."""
+    real = type(system.grid_cases).load_for
+
+    def load_for(app: Any, cls: Any, aggregate_id: Any, *args: Any) -> Any:
+        monkeypatch.setattr(app, "load_for", real.__get__(app))
+        if then is not None:
+            then()
+        return case
+
+    monkeypatch.setattr(system.grid_cases, "load_for", load_for.__get__(system.grid_cases))
 
 class StorageContract:
     """The behaviour every back end must show."""
@@ -85,7 +101,8 @@ class StorageContract:
         with pytest.raises(CommandIdReused):
             self.report(second, point, command_id="field-app-42:report", category="E0102")
 
-    def test_two_dispatchers_cannot_both_win(self, make_system: SystemFactory) -> None:
+    def test_two_dispatchers_cannot_both_win(self, make_system: SystemFactory,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
         first, second = make_system(), make_system()
         case_id = self.report(first, inside_points(first, 1)[0])
         first.grid_cases.handle(RegisterCase(case_id=case_id), CommandContext(actor=DISPATCHER))
@@ -96,19 +113,19 @@ class StorageContract:
         mine.dispatch(department="sanitation", deadline=now + timedelta(hours=8),
                       limit_unit="working_hours", instructions="", actor=DISPATCHER, at=now)
         first.grid_cases.save(mine)
-        theirs.dispatch(department="urban-management", deadline=now + timedelta(hours=8),
-                        limit_unit="working_hours", instructions="",
-                        actor=Actor("disp-2", Role.DISPATCHER), at=now)
+        # The second dispatcher's command decides on the case as they had it open.
+        opened_once(monkeypatch, second, theirs)
         with pytest.raises(ConcurrencyConflict, match="changed by someone else"):
-            second.grid_cases.run_command("grid-case.dispatch", actor=DISPATCHER,
-                                          command_id=None, args={}, decide=lambda: [theirs])
+            second.grid_cases.handle(
+                DispatchCase(case_id=case_id, department="urban-management"),
+                CommandContext(actor=Actor("disp-2", Role.DISPATCHER)))
         stored = second.grid_cases.case(case_id)
         assert stored.department == "sanitation"
         assert [type(e).__name__ for e in second.grid_cases.events.get(case_id)].count(
             "Dispatched") == 1
 
     def test_a_process_acting_on_a_case_it_has_cached_sees_what_another_process_did(
-        self, make_system: SystemFactory
+        self, make_system: SystemFactory, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         first, second = make_system(), make_system()
         assert first.grid_cases.repository.cache is not None, "the aggregate cache is on"
@@ -125,21 +142,18 @@ class StorageContract:
                 CommandContext(actor=DISPATCHER))
         assert first.grid_cases.case(case_id).department == "sanitation"
 
-        def decide_while_the_other_process_writes() -> list[Any]:
-            case = first.grid_cases.case(case_id)
+        # The other process writes right after this one's command has read the case.
+        opened_once(monkeypatch, first, first.grid_cases.case(case_id), then=lambda: (
             second.grid_cases.handle(
                 ReturnCaseToCentre(case_id=case_id, reason="a sewer, not ours"),
-                CommandContext(actor=SANITATION))
-            case.request_suspension(reason="road closure", expected_resume_at=None,
-                                    actor=SANITATION, at=case.modified_on)
-            return [case]
+                CommandContext(actor=SANITATION))))
 
         # Changed by the other process between this one's read and its save: a conflict,
         # never an overwrite, and the refused change leaves nothing in the cache.
         with pytest.raises(ConcurrencyConflict):
-            first.grid_cases.run_command("grid-case.request-suspension", actor=SANITATION,
-                                         command_id=None, args={"case_id": case_id},
-                                         decide=decide_while_the_other_process_writes)
+            first.grid_cases.handle(
+                RequestCaseSuspension(case_id=case_id, reason="road closure"),
+                CommandContext(actor=SANITATION))
         cached = first.grid_cases.case(case_id)
         assert cached.status is CaseStatus.RETURNED
         assert cached.summary() == second.grid_cases.case(case_id).summary()

@@ -455,22 +455,6 @@ def test_a_batch_commit_that_fails_for_a_while_saves_everything_when_called_agai
     assert [counted.case(i).status for i in ids] == [CaseStatus.REPORTED] * 2
 
 
-def test_what_waits_for_a_save_waits_for_the_batch_commit(counted):
-    told: list[str] = []
-    batch: CommandBatch[str] = CommandBatch()
-
-    def report_then_tell() -> None:
-        counted.report(command_id="told-1", batch=batch)
-        counted.app.after_saved(lambda: told.append("saved"))
-
-    batch.stage("m", report_then_tell)
-    assert told == []
-    batch.commit()
-    assert told == ["saved"]
-    counted.app.after_saved(lambda: told.append("at once"))  # no batch: nothing to wait for
-    assert told == ["saved", "at once"]
-
-
 def test_what_a_handler_defers_to_the_save_waits_for_the_batch_commit(counted, monkeypatch):
     told: list[str] = []
     report = counted.app.report
