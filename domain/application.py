@@ -256,6 +256,15 @@ class CommandBatch(Generic[K]):
         self._held.update((application, i) for i in ids)
         self._current_command = staged
 
+    def after_current_saved(self, callback: Callable[[], object]) -> bool:
+        """Defer `callback` to the commit of the current unit's command (False: the unit has
+        staged nothing, so there is nothing to wait for): what the unit's caller does once
+        its command is stored (ingest follows a resource's leaving into its incident)."""
+        if self._current_command is None:
+            return False
+        self._current_command.after_saved.append(callback)
+        return True
+
     def commit(self) -> list[K]:
         """Save what is staged, one transaction per application (in the order the
         applications were first staged to), and return the keys of the units whose
