@@ -20,7 +20,14 @@ from cityops.command_center.dependencies import (
     page_body,
 )
 from cityops.command_center.history import event_history
-from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.command_center.models.common import HistoryEntryPublic
+from cityops.command_center.models.hotline import (
+    HotlineTicketPublic,
+    HotlineTicketsPublic,
+    TicketToCasePublic,
+    TicketToIncidentPublic,
+)
+from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filters
 from cityops.command_center.sharing import shared_route
 from cityops.domain.actors import Actor
@@ -114,7 +121,7 @@ def _state(system: SystemDep, ticket_id: UUID, actor: Actor) -> dict[str, Any]:
     return body
 
 
-@router.post("", status_code=201)
+@router.post("", response_model=HotlineTicketPublic, status_code=201)
 def receive_ticket(body: TicketReception, system: SystemDep, actor: CurrentActor,
                    command_id: CommandId) -> dict[str, Any]:
     """Take a call or message: located, routed by proposal, checked for likely duplicates."""
@@ -128,7 +135,7 @@ def receive_ticket(body: TicketReception, system: SystemDep, actor: CurrentActor
     return _state(system, ticket_id, actor)
 
 
-@router.get("", response_model=Page)
+@router.get("", response_model=HotlineTicketsPublic)
 def list_tickets(
     system: SystemDep,
     actor: CurrentActor,
@@ -162,13 +169,13 @@ def list_tickets(
     return page_body(page.items, page.total, paging)
 
 
-@router.get("/{ticket_id}")
+@router.get("/{ticket_id}", response_model=HotlineTicketPublic)
 def get_ticket(ticket_id: UUID, system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
     """One ticket, as recorded now, with its reply timeliness."""
     return _state(system, ticket_id, actor)
 
 
-@router.get("/{ticket_id}/history")
+@router.get("/{ticket_id}/history", response_model=list[HistoryEntryPublic])
 def ticket_history(ticket_id: UUID, system: SystemDep,
                    actor: CurrentActor) -> list[dict[str, Any]]:
     """Every event of the ticket: what happened, who did it, in what role, and when."""
@@ -176,7 +183,7 @@ def ticket_history(ticket_id: UUID, system: SystemDep,
     return event_history(system.hotline.events.get(ticket_id))
 
 
-@router.post("/{ticket_id}/answer")
+@router.post("/{ticket_id}/answer", response_model=HotlineTicketPublic)
 def answer_ticket(ticket_id: UUID, body: Answer, system: SystemDep, actor: CurrentActor,
                   command_id: CommandId) -> dict[str, Any]:
     """The operator answers the caller directly and the ticket closes."""
@@ -185,7 +192,7 @@ def answer_ticket(ticket_id: UUID, body: Answer, system: SystemDep, actor: Curre
     return _state(system, ticket_id, actor)
 
 
-@router.post("/{ticket_id}/assign")
+@router.post("/{ticket_id}/assign", response_model=HotlineTicketPublic)
 def assign_ticket(ticket_id: UUID, body: TicketAssignment, system: SystemDep,
                   actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """Route the ticket to a department (default: the proposed one) with a reply deadline."""
@@ -194,7 +201,7 @@ def assign_ticket(ticket_id: UUID, body: TicketAssignment, system: SystemDep,
     return _state(system, ticket_id, actor)
 
 
-@router.post("/{ticket_id}/accept")
+@router.post("/{ticket_id}/accept", response_model=HotlineTicketPublic)
 def accept_ticket(ticket_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
                   command_id: CommandId) -> dict[str, Any]:
     """The department takes the ticket on."""
@@ -202,7 +209,7 @@ def accept_ticket(ticket_id: UUID, body: Note, system: SystemDep, actor: Current
     return _state(system, ticket_id, actor)
 
 
-@router.post("/{ticket_id}/return")
+@router.post("/{ticket_id}/return", response_model=HotlineTicketPublic)
 def return_ticket(ticket_id: UUID, body: TicketReturn, system: SystemDep, actor: CurrentActor,
                   command_id: CommandId) -> dict[str, Any]:
     """The department sends the ticket back as not its matter (it may suggest another)."""
@@ -212,7 +219,7 @@ def return_ticket(ticket_id: UUID, body: TicketReturn, system: SystemDep, actor:
     return _state(system, ticket_id, actor)
 
 
-@router.post("/{ticket_id}/return-review")
+@router.post("/{ticket_id}/return-review", response_model=HotlineTicketPublic)
 def review_return(ticket_id: UUID, body: TicketReturnReview, system: SystemDep,
                   actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """The centre reviews a department's return: accept (routed to another department) or
@@ -223,7 +230,7 @@ def review_return(ticket_id: UUID, body: TicketReturnReview, system: SystemDep,
     return _state(system, ticket_id, actor)
 
 
-@router.post("/{ticket_id}/reply")
+@router.post("/{ticket_id}/reply", response_model=HotlineTicketPublic)
 def reply_to_ticket(ticket_id: UUID, body: Reply, system: SystemDep, actor: CurrentActor,
                     command_id: CommandId) -> dict[str, Any]:
     """The department's reply to the caller (whether it was on time is recorded)."""
@@ -231,7 +238,7 @@ def reply_to_ticket(ticket_id: UUID, body: Reply, system: SystemDep, actor: Curr
     return _state(system, ticket_id, actor)
 
 
-@router.post("/{ticket_id}/callback")
+@router.post("/{ticket_id}/callback", response_model=HotlineTicketPublic)
 def call_back(ticket_id: UUID, body: Callback, system: SystemDep, actor: CurrentActor,
               command_id: CommandId) -> dict[str, Any]:
     """Record how satisfied the caller is; dissatisfied with a reply reopens the ticket."""
@@ -240,7 +247,7 @@ def call_back(ticket_id: UUID, body: Callback, system: SystemDep, actor: Current
     return _state(system, ticket_id, actor)
 
 
-@router.post("/{ticket_id}/merge")
+@router.post("/{ticket_id}/merge", response_model=HotlineTicketPublic)
 def merge_ticket(ticket_id: UUID, body: Merge, system: SystemDep, actor: CurrentActor,
                  command_id: CommandId) -> dict[str, Any]:
     """Merge the ticket into the primary ticket of the same matter (which keeps its call)."""
@@ -249,7 +256,7 @@ def merge_ticket(ticket_id: UUID, body: Merge, system: SystemDep, actor: Current
     return _state(system, ticket_id, actor)
 
 
-@router.post("/{ticket_id}/convert-to-case")
+@router.post("/{ticket_id}/convert-to-case", response_model=TicketToCasePublic)
 def convert_to_case(ticket_id: UUID, body: CaseConversion, system: SystemDep,
                     actor: CurrentActor) -> dict[str, Any]:
     """Turn a city-management ticket into a grid case (reported by the hotline) and record it
@@ -259,7 +266,7 @@ def convert_to_case(ticket_id: UUID, body: CaseConversion, system: SystemDep,
     return {**_state(system, ticket_id, actor), "case_id": str(case_id)}
 
 
-@router.post("/{ticket_id}/escalate-to-incident")
+@router.post("/{ticket_id}/escalate-to-incident", response_model=TicketToIncidentPublic)
 def escalate_to_incident(ticket_id: UUID, body: IncidentEscalation, system: SystemDep,
                          actor: CurrentActor) -> dict[str, Any]:
     """Make an emergency ticket a new incident, or join it to an existing one."""
@@ -269,7 +276,7 @@ def escalate_to_incident(ticket_id: UUID, body: IncidentEscalation, system: Syst
     return {**_state(system, ticket_id, actor), "incident_id": str(incident_id)}
 
 
-@router.post("/{ticket_id}/close")
+@router.post("/{ticket_id}/close", response_model=HotlineTicketPublic)
 def close_ticket(ticket_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
                  command_id: CommandId) -> dict[str, Any]:
     """Close a ticket after the callback (or a transferred one at the end)."""

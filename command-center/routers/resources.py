@@ -19,7 +19,13 @@ from cityops.command_center.dependencies import (
     SystemDep,
     page_body,
 )
-from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.command_center.models.resources import (
+    NearestResourcePublic,
+    PositionOutcomePublic,
+    ResourcePublic,
+    ResourcesPublic,
+)
+from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scope_of, scoped_filters
 from cityops.command_center.sharing import shared_route
 from cityops.domain.geometry import GeoPoint
@@ -91,7 +97,7 @@ def _point(body: StatusReport) -> GeoPoint | None:
     return body.position.to_point() if body.position is not None else None
 
 
-@router.post("", status_code=201)
+@router.post("", response_model=ResourcePublic, status_code=201)
 def register_resource(body: ResourceRegistration, system: SystemDep, actor: CurrentActor,
                       command_id: CommandId) -> dict[str, Any]:
     """Register a rescue team, vehicle, supply depot, shelter or expert of a department."""
@@ -103,7 +109,7 @@ def register_resource(body: ResourceRegistration, system: SystemDep, actor: Curr
     return _state(system, resource_id)
 
 
-@router.get("", response_model=Page)
+@router.get("", response_model=ResourcesPublic)
 def list_resources(
     system: SystemDep,
     actor: CurrentActor,
@@ -134,7 +140,8 @@ def list_resources(
     return page_body(page.items, page.total, paging)
 
 
-@router.get("/nearest")
+@router.get("/nearest", response_model=list[NearestResourcePublic],
+            response_model_exclude_unset=True)
 def nearest_resources(
     system: SystemDep,
     actor: CurrentActor,
@@ -175,13 +182,13 @@ def _available_of_kind(system: SystemDep, kind: str,
             return docs
 
 
-@router.get("/{resource_id}")
+@router.get("/{resource_id}", response_model=ResourcePublic)
 def get_resource(resource_id: UUID, system: SystemDep) -> dict[str, Any]:
     """One resource, as recorded now, with the latest position this server knows."""
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/revise")
+@router.post("/{resource_id}/revise", response_model=ResourcePublic)
 def revise_resource(resource_id: UUID, body: ResourceRevision, system: SystemDep,
                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """Correct a resource's details; kind, department and call sign do not change."""
@@ -195,7 +202,7 @@ def revise_resource(resource_id: UUID, body: ResourceRevision, system: SystemDep
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/dispatch")
+@router.post("/{resource_id}/dispatch", response_model=ResourcePublic)
 def dispatch_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
                       actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """Dispatch an available resource to an incident open for resources (verified or
@@ -206,7 +213,7 @@ def dispatch_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/reassign")
+@router.post("/{resource_id}/reassign", response_model=ResourcePublic)
 def reassign_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
                       actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """Move a resource serving one incident straight to another open for resources: released
@@ -217,7 +224,7 @@ def reassign_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/stand-down")
+@router.post("/{resource_id}/stand-down", response_model=ResourcePublic)
 def stand_down_resource(resource_id: UUID, body: StatusReport, system: SystemDep,
                         actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """Cancel an assignment before arrival (available if it had not moved, else returning);
@@ -227,7 +234,7 @@ def stand_down_resource(resource_id: UUID, body: StatusReport, system: SystemDep
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/en-route")
+@router.post("/{resource_id}/en-route", response_model=ResourcePublic)
 def report_en_route(resource_id: UUID, body: StatusReport, system: SystemDep,
                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """A mobile resource sets off for its incident."""
@@ -236,7 +243,7 @@ def report_en_route(resource_id: UUID, body: StatusReport, system: SystemDep,
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/on-scene")
+@router.post("/{resource_id}/on-scene", response_model=ResourcePublic)
 def report_on_scene(resource_id: UUID, body: StatusReport, system: SystemDep,
                     actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """A mobile resource arrives at its incident."""
@@ -245,7 +252,7 @@ def report_on_scene(resource_id: UUID, body: StatusReport, system: SystemDep,
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/activate")
+@router.post("/{resource_id}/activate", response_model=ResourcePublic)
 def activate_resource(resource_id: UUID, body: Timed, system: SystemDep, actor: CurrentActor,
                       command_id: CommandId) -> dict[str, Any]:
     """A depot or shelter dispatched to an incident opens for it."""
@@ -253,7 +260,7 @@ def activate_resource(resource_id: UUID, body: Timed, system: SystemDep, actor: 
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/clear-scene")
+@router.post("/{resource_id}/clear-scene", response_model=ResourcePublic)
 def clear_scene(resource_id: UUID, body: StatusReport, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId) -> dict[str, Any]:
     """A mobile resource leaves the scene, its work done: returning; its incident records
@@ -263,7 +270,7 @@ def clear_scene(resource_id: UUID, body: StatusReport, system: SystemDep, actor:
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/deactivate")
+@router.post("/{resource_id}/deactivate", response_model=ResourcePublic)
 def deactivate_resource(resource_id: UUID, body: Timed, system: SystemDep,
                         actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """A depot or shelter closes for its incident: available again; its incident records
@@ -273,7 +280,7 @@ def deactivate_resource(resource_id: UUID, body: Timed, system: SystemDep,
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/available")
+@router.post("/{resource_id}/available", response_model=ResourcePublic)
 def report_available(resource_id: UUID, body: StatusReport, system: SystemDep,
                      actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """A returning resource is ready for the next assignment."""
@@ -282,7 +289,7 @@ def report_available(resource_id: UUID, body: StatusReport, system: SystemDep,
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/out-of-service")
+@router.post("/{resource_id}/out-of-service", response_model=ResourcePublic)
 def take_out_of_service(resource_id: UUID, body: OutOfService, system: SystemDep,
                         actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """Withdraw a resource that is not on an incident (maintenance, rest), with the reason."""
@@ -292,7 +299,7 @@ def take_out_of_service(resource_id: UUID, body: OutOfService, system: SystemDep
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/return-to-service")
+@router.post("/{resource_id}/return-to-service", response_model=ResourcePublic)
 def return_to_service(resource_id: UUID, body: StatusReport, system: SystemDep,
                       actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
     """An out-of-service resource is available again."""
@@ -301,7 +308,7 @@ def return_to_service(resource_id: UUID, body: StatusReport, system: SystemDep,
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/positions")
+@router.post("/{resource_id}/positions", response_model=PositionOutcomePublic)
 def report_position(resource_id: UUID, body: PositionReport, system: SystemDep,
                     actor: CurrentActor) -> dict[str, Any]:
     """Take a position fix of a mobile resource: recorded, cached, or ignored (not newer)."""
