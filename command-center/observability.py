@@ -161,7 +161,7 @@ def health(request: Request, strict: bool = Query(
 
 
 @router.get("/metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {}},
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                              "description": "The Prometheus text format."}})
 def metrics(request: Request) -> Response:
     """This process's Prometheus metrics (docs/operations.md lists them); with

@@ -4,6 +4,7 @@ must never change a body on the wire), GeoJSON geometries, pages and event histo
 from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from uuid import UUID
 
 from pydantic import (
     BaseModel,
@@ -125,6 +126,32 @@ def withheld(description: str = "") -> Any:
                  json_schema_extra=_no_default)
 
 
-def sometimes(description: str) -> Any:
+def sometimes(description: str, alias: str | None = None) -> Any:
     """A field some answers of a route carry and others do not (not required)."""
-    return Field(default=None, description=description, json_schema_extra=_no_default)
+    return Field(default=None, alias=alias, description=description,
+                 json_schema_extra=_no_default)
+
+
+D = TypeVar("D")
+
+
+class BulkResultPublic(Public, Generic[D]):
+    """What the single action answered for one item of a bulk action."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+    id: UUID
+    ok: bool
+    status: int = Field(description="The HTTP status the single action answered")
+    error: str | None = Field(description="Why the item was refused (null when ok)")
+    code: str | None = Field(
+        description="The error's code, e.g. stale-version, illegal-transition (null when ok)")
+    document: D | None = Field(description="The item after the command (when ok)")
+
+
+class BulkResultsPublic(Public, Generic[D]):
+    """A result per item, in order."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+    results: list[BulkResultPublic[D]]
+    succeeded: int
+    failed: int

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from cityops.command_center.models.common import (
+    BulkResultsPublic,
     PagePublic,
     PointPublic,
     Public,
@@ -113,3 +114,19 @@ class GridCaseRow(GridCaseDocument):
 
 class GridCasesPublic(PagePublic[GridCaseRow]):
     """A page of grid cases."""
+
+
+class VerificationTaskPublic(GridCaseRow):
+    """A handled case waiting for the inspector's verification on site."""
+
+    verify_by: Timestamp | None = Field(description="The deadline of the verification")
+    assigned_to_me: bool = Field(description="The centre assigned it to this inspector")
+
+
+class VerificationTasksPublic(PagePublic[VerificationTaskPublic]):
+    """A page of the inspector's verification tasks, the most urgent first."""
+
+
+class GridCaseBulkResults(BulkResultsPublic[GridCasePublic]):
+    """What each item of a bulk action came to, with the item after the command (withheld
+    fields absent, as in the single action's answer)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from cityops.command_center.models.common import (
+    BulkResultsPublic,
     PagePublic,
     PointPublic,
     Public,
@@ -113,3 +114,8 @@ class TicketToIncidentPublic(HotlineTicketPublic):
 
 class HotlineTicketsPublic(PagePublic[HotlineTicketDocument]):
     """A page of hotline tickets."""
+
+
+class TicketBulkResults(BulkResultsPublic[HotlineTicketPublic]):
+    """What each item of a bulk action came to, with the item after the command (withheld
+    fields absent, as in the single action's answer)."""

@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from cityops.command_center.models.common import Number, Public, sometimes
+
+XML_TOO: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/xml": {"schema": {"type": "string"}}}}}
+"""The same answer in the spec's XML (format `xml`): the fields of the JSON schema as
+elements."""
 
 
 class EndpointPublic(Public):

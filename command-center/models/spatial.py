@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from cityops.command_center.feature_requests import GEOJSON
 from cityops.command_center.models.common import (
     GeometryPublic,
     Number,
@@ -17,13 +18,19 @@ from cityops.command_center.models.common import (
     sometimes,
 )
 
-GEOJSON = "application/geo+json"
+OPENAPI_30 = "application/vnd.oai.openapi+json;version=3.0"
 
 
 class GeoJSONResponse(JSONResponse):
     """A JSON answer of media type application/geo+json (RFC 7946)."""
 
     media_type = GEOJSON
+
+
+class OpenAPI30Response(JSONResponse):
+    """An OpenAPI 3.0 document (OGC API's service description)."""
+
+    media_type = OPENAPI_30
 
 
 class LinkPublic(Public):
@@ -53,9 +60,10 @@ class FeatureCollectionPublic(Public):
 
     type: Literal["FeatureCollection"]
     features: list[FeaturePublic]
-    numberReturned: int
-    timeStamp: Timestamp = Field(description="When it was answered (UTC)")
-    numberMatched: int = sometimes("How many match in all (not with `nearest`)")
+    number_returned: int = Field(alias="numberReturned")
+    time_stamp: Timestamp = Field(alias="timeStamp", description="When it was answered (UTC)")
+    number_matched: int = sometimes("How many match in all (not with `nearest`)",
+                                    alias="numberMatched")
     limit: int = sometimes("The page size asked for (paged answers)")
     offset: int = sometimes("The features skipped (paged answers)")
     repair: str | None = sometimes("What was repaired in the polygon (within)")
@@ -112,7 +120,7 @@ class InspectorCellsPublic(Public):
 
     type: Literal["FeatureCollection"]
     inspector: InspectorPublic
-    numberMatched: int
+    number_matched: int = Field(alias="numberMatched")
     features: list[CellPublic]
     bbox: list[Number] = sometimes("min lon, min lat, max lon, max lat (with cells)")
 
@@ -126,7 +134,7 @@ class OgcLandingPublic(Public):
 
 
 class OgcConformancePublic(Public):
-    conformsTo: list[str]
+    conforms_to: list[str] = Field(alias="conformsTo")
 
 
 class SpatialExtentPublic(Public):
@@ -151,7 +159,7 @@ class OgcCollectionPublic(Public):
     title: str
     description: str
     keywords: list[str]
-    itemType: str
+    item_type: str = Field(alias="itemType")
     crs: list[str]
     extent: ExtentPublic
     links: list[LinkPublic]
@@ -160,3 +168,14 @@ class OgcCollectionPublic(Public):
 class OgcCollectionsPublic(Public):
     links: list[LinkPublic]
     collections: list[OgcCollectionPublic]
+
+
+class OgcApiDefinitionPublic(Public):
+    """The OpenAPI 3.0 definition of the OGC API: one items path per collection, with its
+    property filters and the types of its features' properties."""
+
+    openapi: str = Field(examples=["3.0.3"])
+    info: dict[str, Any]
+    servers: list[dict[str, Any]]
+    paths: dict[str, Any]
+    components: dict[str, Any]

@@ -13,6 +13,13 @@ from pydantic import BaseModel, Field
 
 from cityops.bootstrap import CitySystem
 from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.models.statistics import (
+    AreasPublic,
+    DepartmentsPublic,
+    HotlineStatisticsPublic,
+    IncidentFiguresPublic,
+    KeyFiguresPublic,
+)
 from cityops.command_center.scopes import require_citywide, scope_of
 from cityops.domain.errors import InvalidValue
 from cityops.domain.values import checked_instant
@@ -37,7 +44,7 @@ def _moment(system: CitySystem, at: datetime | None) -> datetime:
     return checked_instant("at", at)
 
 
-@router.get("/key-figures")
+@router.get("/key-figures", response_model=KeyFiguresPublic)
 def key_figures(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
     """The overview: open cases by light, case totals, on-time rate per department,
     incidents by category, hotline reply and satisfaction rates."""
@@ -45,7 +52,7 @@ def key_figures(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> d
     return system.statistics.key_figures(_moment(system, at)).as_dict()
 
 
-@router.get("/areas")
+@router.get("/areas", response_model=AreasPublic)
 def areas(
     system: SystemDep,
     actor: CurrentActor,
@@ -65,7 +72,7 @@ def areas(
             "data": [row.as_dict() for row in rows], "count": len(rows)}
 
 
-@router.get("/departments")
+@router.get("/departments", response_model=DepartmentsPublic)
 def departments(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
     """Per department the cases were dispatched to: dispatched, handled, on time, overdue,
     reworked, returned, rates and average handling time, and the lights of the cases it
@@ -77,7 +84,7 @@ def departments(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> d
     return {"at": moment.isoformat(), "data": data, "count": len(data)}
 
 
-@router.get("/incidents")
+@router.get("/incidents", response_model=IncidentFiguresPublic)
 def incidents(system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
     """Incidents by category, level and status, and response times from the report to
     dispatch, arrival on scene, containment and closing (count, mean, p50, p90 seconds)."""
@@ -85,7 +92,7 @@ def incidents(system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
     return system.statistics.incidents().as_dict()
 
 
-@router.get("/hotline")
+@router.get("/hotline", response_model=HotlineStatisticsPublic)
 def hotline(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
     """Hotline tickets: on-time reply rate and callers' satisfaction, overall and per
     department the tickets were assigned to."""
