@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from cityops.domain.accounts import Accounts
+from cityops.domain.accounts.application import Accounts
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import DomainError

@@ -15,17 +15,17 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from cityops.domain.accounts import Accounts
+from cityops.domain.accounts.application import Accounts
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.clock import Clock, system_clock
 from cityops.domain.coordination import CityOperations
 from cityops.domain.duplicates import DuplicatePolicy
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hazard_catalogue import HazardCatalogue
-from cityops.domain.hazards import HazardSources
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incidents import Incidents
-from cityops.domain.resources import Resources
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.resources.application import Resources
 from cityops.domain.sharing import SharingPolicy
 from cityops.domain.ticketfollowup import TicketFollowUp
 from cityops.feeds.sharing import load_sharing_policy

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cityops.domain.accounts import Accounts
+from cityops.domain.accounts.application import Accounts
 from cityops.domain.actors import Actor, Role
 
 

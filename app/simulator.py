@@ -42,10 +42,14 @@ from cityops.domain.application import CityApplication, CommandReceipt
 from cityops.domain.clock import system_clock
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus
-from cityops.domain.hazard import AlarmLevel, open_alarms
-from cityops.domain.hotline import TicketStatus
-from cityops.domain.incident import PlanLevel, PlanTask, ResourceRequirement
+from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.hazards.source import AlarmLevel, open_alarms
+from cityops.domain.hotline.ticket import TicketStatus
+from cityops.domain.incidents.plans import (
+    PlanLevel,
+    PlanTask,
+    ResourceRequirement,
+)
 from cityops.ingest import messages
 from cityops.ingest.catalogue import MessageCatalogue
 from cityops.ingest.composition import build_pipeline, ingest_store

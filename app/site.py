@@ -36,12 +36,12 @@ from uuid import UUID
 import psycopg
 from psycopg.sql import SQL, Identifier
 
-from cityops.domain.accounts import Accounts
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hazards import HazardSources
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incidents import Incidents
-from cityops.domain.resources import Resources
+from cityops.domain.accounts.application import Accounts
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.resources.application import Resources
 from cityops.event_chain import (
     SQLITE_CHAIN_TABLE,
     SQLITE_EVENTS_TABLE,

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cityops.command_center.login_guard import LoginGuard, LoginThrottled, PasswordHashing
-from cityops.domain.accounts import Accounts, AccountView, WrongPassword
+from cityops.domain.accounts.account import AccountView, WrongPassword
+from cityops.domain.accounts.application import Accounts
 from cityops.domain.actors import Actor
 from cityops.domain.clock import SecondsClock, real_seconds
 from cityops.domain.errors import DomainError

@@ -48,16 +48,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from eventsourcing.utils import get_topic
-
 from cityops.bootstrap import CitySystem
 from cityops.command_center.scopes import feature_in_scope, incident_scope_where, scope_of
 from cityops.command_center.server_time import clock_reading
 from cityops.command_center.sharing import hidden_by_layer
-from cityops.domain.accounts import AccountView, UserAccount
+from cityops.domain.accounts.account import AccountView, UserAccount
 from cityops.domain.actors import Actor
 from cityops.domain.clock import rate_of, system_clock
 from cityops.domain.errors import DomainError
+from cityops.domain.former_topics import stored_topics
 from cityops.domain.model import CityAggregate
 from cityops.domain.sharing import without_keys
 from cityops.domain.supervision import Light
@@ -94,8 +93,9 @@ ACCOUNT_POLL_S = 1.0
 """How often the hub looks for account changes when nothing woke it (SQLite; a lost LISTEN
 connection): the longest a disabled user's socket stays open."""
 ACCOUNT_READ_BATCH = 500
-ACCOUNT_TOPICS = tuple(get_topic(cls) for cls in vars(UserAccount).values()
-                       if isinstance(cls, type) and issubclass(cls, CityAggregate.Event))
+ACCOUNT_TOPICS = tuple(topic for cls in vars(UserAccount).values()
+                       if isinstance(cls, type) and issubclass(cls, CityAggregate.Event)
+                       for topic in stored_topics(cls))
 """The events of user accounts in the accounts store (what a recheck follows)."""
 DISABLED = 1008
 """Close code of a socket whose user was disabled (policy violation)."""

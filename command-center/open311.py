@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 
 from cityops.domain.catalogue import Catalogue, Urgency
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus, RejectionReason
-from cityops.domain.hotline import TicketStatus, TicketType
+from cityops.domain.gridcases.case import CaseStatus, RejectionReason
+from cityops.domain.hotline.ticket import TicketStatus, TicketType
 from cityops.domain.sharing import SharingPolicy, Viewer
 from cityops.domain.values import checked_instant
 

@@ -60,6 +60,7 @@ from cityops.domain.errors import (
     NotFound,
     StaleVersion,
 )
+from cityops.domain.former_topics import register_former_topics
 from cityops.domain.model import CityAggregate
 from cityops.domain.permissions import check_permitted
 from cityops.domain.transcodings import register_domain_transcodings
@@ -363,6 +364,7 @@ class CityApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         register_domain_transcodings(transcoder)
+        register_former_topics()
 
     # --- time -------------------------------------------------------------------------
 

@@ -19,17 +19,17 @@ from uuid import UUID
 from cityops.domain.actors import Actor
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseSource
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hazard import incident_id_for_alarm
-from cityops.domain.hazards import HazardSources
-from cityops.domain.hotline import case_id_for_ticket, incident_id_for_ticket
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incident import IncidentSource, IncidentStatus, LinkKind
-from cityops.domain.incidents import Incidents
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.source import incident_id_for_alarm
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.ticket import case_id_for_ticket, incident_id_for_ticket
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.incident import IncidentSource, IncidentStatus, LinkKind
 from cityops.domain.permissions import check_permitted
-from cityops.domain.resource import ResourceStatus
-from cityops.domain.resources import Resources
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.resource import ResourceStatus
 
 INCIDENT_OPEN_FOR_RESOURCES = (IncidentStatus.VERIFIED, IncidentStatus.RESPONDING)
 """The incident states in which resources are sent to it (not while only reported, nor once

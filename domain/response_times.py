@@ -27,7 +27,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from cityops.domain.errors import InvalidValue
-from cityops.domain.resource import Resource, ResourceStatus, StatusChange
+from cityops.domain.resources.resource import Resource, ResourceStatus, StatusChange
 
 
 class AssignmentOutcome(StrEnum):

@@ -26,17 +26,17 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
-from eventsourcing.utils import get_topic
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CityApplication
 from cityops.domain.errors import DomainError, NotFound
-from cityops.domain.gridcase import GridCase, RejectionReason
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hotline import TRANSFERABLE, HotlineTicket, LinkedWorkKind
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incident import Incident, LinkKind
-from cityops.domain.incidents import Incidents
+from cityops.domain.former_topics import stored_topics
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.case import GridCase, RejectionReason
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.ticket import TRANSFERABLE, HotlineTicket, LinkedWorkKind
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.incident import Incident, LinkKind
 from cityops.domain.permissions import check_permitted
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Upstream:
 
 
 def _topics(*event_classes: type) -> tuple[str, ...]:
-    return tuple(get_topic(cls) for cls in event_classes)
+    return tuple(topic for cls in event_classes for topic in stored_topics(cls))
 
 
 class TicketFollowUp:

@@ -19,11 +19,11 @@ from typing import Any
 from eventsourcing.domain import Aggregate, CanInitAggregate
 
 from cityops.domain.errors import InvalidValue
-from cityops.domain.gridcase import GridCase
-from cityops.domain.hazard import HazardSource
-from cityops.domain.hotline import HotlineTicket
-from cityops.domain.incident import Incident
-from cityops.domain.resource import Resource
+from cityops.domain.gridcases.case import GridCase
+from cityops.domain.hazards.source import HazardSource
+from cityops.domain.hotline.ticket import HotlineTicket
+from cityops.domain.incidents.incident import Incident
+from cityops.domain.resources.resource import Resource
 
 
 class Stream(StrEnum):

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.gridcase import GridCase
-from cityops.domain.hazard import HazardSource
-from cityops.domain.hotline import HotlineTicket
-from cityops.domain.incident import Incident
-from cityops.domain.resource import Resource
+from cityops.domain.gridcases.case import GridCase
+from cityops.domain.hazards.source import HazardSource
+from cityops.domain.hotline.ticket import HotlineTicket
+from cityops.domain.incidents.incident import Incident
+from cityops.domain.resources.resource import Resource
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from cityops.domain.application import (
 )
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import ConcurrencyConflict, InvalidValue
-from cityops.domain.hazard_catalogue import HazardCatalogue
+from cityops.domain.hazards.catalogue import HazardCatalogue
 from cityops.feeds.destinations import DestinationPolicy
 from cityops.feeds.streams import Stream, Trigger
 from cityops.feeds.subscription import (
@@ -174,7 +174,7 @@ class Subscriptions(CityApplication):
 
     def known_categories(self, stream: Stream) -> set[str]:
         """The codes a filter's categories may name on a stream."""
-        from cityops.domain.hotline import TicketType
+        from cityops.domain.hotline.ticket import TicketType
 
         catalogue = self.catalogue
         if stream is Stream.GRID_CASES:

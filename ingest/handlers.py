@@ -20,13 +20,13 @@ from cityops.bootstrap import CitySystem
 from cityops.domain.application import observed_commands
 from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hazard import ReadingEffect
-from cityops.domain.hazards import HazardSources
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incidents import Incidents
-from cityops.domain.resource import Resource
-from cityops.domain.resources import Resources
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.source import ReadingEffect
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.resource import Resource
 from cityops.ingest.catalogue import Message
 from cityops.ingest.prefetch import BatchLookups
 from cityops.ingest.tracks import ResourceTracks, TrackPoint

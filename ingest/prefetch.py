@@ -30,7 +30,7 @@ from uuid import UUID
 
 from cityops.domain.duplicates import OpenReport, OpenReportFinder
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hazards import LatestReading, LatestReadingsStore
+from cityops.domain.hazards.application import LatestReading, LatestReadingsStore
 from cityops.ingest.catalogue import Message
 
 METRES_PER_DEGREE_LAT = 111_320.0

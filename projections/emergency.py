@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.incident import ContingencyPlan, Incident, IncidentStatus
-from cityops.domain.resource import Resource
+from cityops.domain.incidents.incident import Incident, IncidentStatus
+from cityops.domain.incidents.plans import ContingencyPlan
+from cityops.domain.resources.resource import Resource
 from cityops.projections.tables import (
     ROW_POINT,
     Column,

@@ -4,7 +4,7 @@ impact zone as a polygon (the source's own zone, or its radius drawn in a metric
 from __future__ import annotations
 
 from cityops.domain.geometry import Area
-from cityops.domain.hazard import HazardSource, open_alarms
+from cityops.domain.hazards.source import HazardSource, open_alarms
 from cityops.maps.zones import circle_zone
 from cityops.projections.tables import (
     ROW_POINT,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cityops.domain.hotline import HotlineTicket
+from cityops.domain.hotline.ticket import HotlineTicket
 from cityops.projections.tables import ROW_POINT, Column, SummaryTable, utc_text
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
-from cityops.domain.hazard import AlarmLevel
-from cityops.domain.hazards import LatestReading
+from cityops.domain.hazards.application import LatestReading
+from cityops.domain.hazards.source import AlarmLevel
 from cityops.projections.store import ReadStore, schema_transaction
 
 DDL = """

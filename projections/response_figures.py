@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from cityops.domain.resource import ResourceStatus, StatusChange
+from cityops.domain.resources.resource import ResourceStatus, StatusChange
 from cityops.domain.response_times import (
     Assignment,
     assignments,

@@ -16,8 +16,8 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from cityops.domain.gridcase import CaseStatus, GridCase
-from cityops.domain.hotline import HotlineTicket, TicketStatus
+from cityops.domain.gridcases.case import CaseStatus, GridCase
+from cityops.domain.hotline.ticket import HotlineTicket, TicketStatus
 from cityops.domain.returns import ReturnOutcome
 from cityops.projections.store import Transaction
 from cityops.projections.tables import utc_text

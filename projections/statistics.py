@@ -35,8 +35,8 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from cityops.domain.errors import InvalidValue
-from cityops.domain.gridcase import CaseStatus, GridCase
-from cityops.domain.resource import ResourceStatus, StatusChange
+from cityops.domain.gridcases.case import CaseStatus, GridCase
+from cityops.domain.resources.resource import ResourceStatus, StatusChange
 from cityops.domain.response_times import (
     DurationStatistics,
     assignments,

@@ -11,7 +11,7 @@ from typing import Any
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.duplicates import OpenReport
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import OPEN_STATUSES, GridCase
+from cityops.domain.gridcases.case import OPEN_STATUSES, GridCase
 from cityops.domain.supervision import Light, light, light_at, turning_points
 from cityops.projections.statistics import CASE_STATISTICS_INDEX
 from cityops.projections.store import ReadStore

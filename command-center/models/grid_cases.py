@@ -16,7 +16,7 @@ from cityops.command_center.models.common import (
     withheld,
 )
 from cityops.domain.catalogue import Urgency
-from cityops.domain.gridcase import CaseSource, CaseStatus, RejectionReason
+from cityops.domain.gridcases.case import CaseSource, CaseStatus, RejectionReason
 from cityops.domain.returns import ReturnOutcome
 from cityops.domain.supervision import Light
 

@@ -16,7 +16,7 @@ from cityops.command_center.models.common import (
     Uuid,
     withheld,
 )
-from cityops.domain.hazard import (
+from cityops.domain.hazards.source import (
     AlarmEnd,
     AlarmLevel,
     FindingSeverity,

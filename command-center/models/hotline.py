@@ -15,7 +15,7 @@ from cityops.command_center.models.common import (
     withheld,
 )
 from cityops.command_center.models.grid_cases import ReturnPublic
-from cityops.domain.hotline import (
+from cityops.domain.hotline.ticket import (
     Channel,
     ReplyTimeliness,
     Satisfaction,

@@ -15,14 +15,14 @@ from cityops.command_center.models.common import (
     Uuid,
     withheld,
 )
-from cityops.domain.incident import (
+from cityops.domain.incidents.incident import (
     FindingAspect,
     IncidentSource,
     IncidentStatus,
     LinkKind,
-    PlanStatus,
     TaskStatus,
 )
+from cityops.domain.incidents.plans import PlanStatus
 
 
 class CommanderChangePublic(Public):

@@ -16,7 +16,7 @@ from cityops.command_center.models.common import (
     sometimes,
     withheld,
 )
-from cityops.domain.resource import PositionOutcome, ResourceStatus
+from cityops.domain.resources.resource import PositionOutcome, ResourceStatus
 
 
 class PositionFixPublic(Public):

@@ -18,7 +18,7 @@ from cityops.command_center.routers.pages import page
 from cityops.command_center.sharing import shared_route
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import NotPermitted
-from cityops.domain.gridcase import CaseStatus
+from cityops.domain.gridcases.case import CaseStatus
 from cityops.maps.citymap import CityMap, Inspector
 from cityops.projections.views import Page, ReadModels, case_light, doc_text
 

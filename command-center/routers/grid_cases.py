@@ -30,7 +30,7 @@ from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filters
 from cityops.command_center.sharing import shared_route
 from cityops.domain.catalogue import Urgency
-from cityops.domain.gridcase import CaseSource, CaseStatus, RejectionReason
+from cityops.domain.gridcases.case import CaseSource, CaseStatus, RejectionReason
 from cityops.domain.supervision import Light
 from cityops.projections.views import case_light
 

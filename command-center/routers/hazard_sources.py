@@ -31,7 +31,7 @@ from cityops.command_center.models.hazards import (
 from cityops.command_center.schemas import Command, HazardGrade, PointIn
 from cityops.command_center.scopes import LOGGED_IN
 from cityops.command_center.sharing import shared_route
-from cityops.domain.hazard import FindingSeverity, HazardStatus, ThresholdDirection
+from cityops.domain.hazards.source import FindingSeverity, HazardStatus, ThresholdDirection
 
 # Hazard sources are shared with every department: a login is all it takes to read them.
 router = APIRouter(prefix="/hazard-sources", tags=["hazard sources"],

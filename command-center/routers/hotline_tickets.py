@@ -32,7 +32,7 @@ from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filter
 from cityops.command_center.sharing import shared_route
 from cityops.domain.actors import Actor
 from cityops.domain.catalogue import Urgency
-from cityops.domain.hotline import Channel, Satisfaction, TicketStatus, TicketType
+from cityops.domain.hotline.ticket import Channel, Satisfaction, TicketStatus, TicketType
 
 router = APIRouter(
     prefix="/hotline-tickets", tags=["hotline tickets"], route_class=shared_route("hotline"),

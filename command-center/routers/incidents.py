@@ -29,7 +29,7 @@ from cityops.command_center.models.incidents import (
 from cityops.command_center.schemas import Command, LevelCode, PointIn
 from cityops.command_center.scopes import incident_scope_where, scope_guard
 from cityops.command_center.sharing import shared_route
-from cityops.domain.incident import (
+from cityops.domain.incidents.incident import (
     CasualtyFigure,
     Finding,
     FindingAspect,

@@ -64,8 +64,8 @@ from cityops.domain.application import CommandReceipt, observed_commands
 from cityops.domain.catalogue import Urgency
 from cityops.domain.errors import DomainError, InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseSource
-from cityops.domain.hotline import Channel, check_phone
+from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.hotline.ticket import Channel, check_phone
 
 router = APIRouter(prefix="/open311", tags=["open311"])
 

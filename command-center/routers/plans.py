@@ -22,7 +22,12 @@ from cityops.command_center.models.incidents import (
 )
 from cityops.command_center.schemas import Command, LevelCode
 from cityops.command_center.scopes import LOGGED_IN
-from cityops.domain.incident import PlanLevel, PlanStatus, PlanTask, ResourceRequirement
+from cityops.domain.incidents.plans import (
+    PlanLevel,
+    PlanStatus,
+    PlanTask,
+    ResourceRequirement,
+)
 from cityops.domain.values import duration_from_minutes
 
 router = APIRouter(prefix="/plans", tags=["contingency plans"],

@@ -29,8 +29,8 @@ from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scope_of, scoped_filters
 from cityops.command_center.sharing import shared_route
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.resource import ResourceStatus, nearest_available
-from cityops.domain.resources import UNCHANGED
+from cityops.domain.resources.application import UNCHANGED
+from cityops.domain.resources.resource import ResourceStatus, nearest_available
 
 router = APIRouter(
     prefix="/resources", tags=["resources"], route_class=shared_route("resources"),

@@ -20,7 +20,7 @@ from starlette.websockets import WebSocketState
 from cityops.command_center.auth import NotAuthenticated
 from cityops.command_center.live import LiveClient, LiveHub, SessionEnded, Subscription
 from cityops.command_center.server_time import clock_reading
-from cityops.domain.accounts import AccountView
+from cityops.domain.accounts.account import AccountView
 from cityops.domain.actors import Actor
 from cityops.domain.supervision import Light
 from cityops.projections.live_changes import LIVE_LAYERS, PRESENCE

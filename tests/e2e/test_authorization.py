@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from cityops.cli import app as cli_app
 from cityops.command_center.auth import ACCOUNT_CACHE_SECONDS, Authenticator
-from cityops.domain.accounts import Accounts
+from cityops.domain.accounts.application import Accounts
 from cityops.domain.actors import Actor, Role
 from cityops.domain.permissions import COMMAND_ROLES
 from cityops.settings import Settings

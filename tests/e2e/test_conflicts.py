@@ -13,7 +13,7 @@ from uuid import UUID
 import pytest
 
 from cityops.command_center.routers import grid_cases
-from cityops.domain.hotline import case_id_for_ticket
+from cityops.domain.hotline.ticket import case_id_for_ticket
 
 REPORT = {"category": "E0101", "description": "Garbage heap next to the bus stop",
           "location": {"type": "Point", "coordinates": [118.80, 32.05]}}

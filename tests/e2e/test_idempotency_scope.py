@@ -9,7 +9,7 @@ from typing import Any
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Urgency
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseSource
+from cityops.domain.gridcases.case import CaseSource
 
 REPORT = {"category": "E0101", "description": "Overflowing bins at the bus stop",
           "location": {"type": "Point", "coordinates": [118.80, 32.05]}}

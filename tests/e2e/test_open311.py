@@ -12,8 +12,8 @@ from uuid import UUID
 import pytest
 
 from cityops.domain.actors import Actor, Role
-from cityops.domain.gridcase import CaseSource
-from cityops.domain.hotline import Channel, TicketType
+from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.hotline.ticket import Channel, TicketType
 
 BASE = "/open311/v2"
 ADMIN = Actor(user_id="admin-1", role=Role.ADMIN)

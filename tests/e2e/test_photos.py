@@ -20,7 +20,7 @@ from PIL import Image, PngImagePlugin
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
-from cityops.domain.accounts import PasswordHasher
+from cityops.domain.accounts.account import PasswordHasher
 from cityops.settings import Settings
 
 MAX_BYTES = 512 * 1024

@@ -13,7 +13,7 @@ from uuid import uuid4
 import pytest
 
 from cityops.bootstrap import CitySystem, build_system
-from cityops.domain.accounts import PasswordHasher
+from cityops.domain.accounts.account import PasswordHasher
 from cityops.settings import Settings
 
 DEPOT = {"hazard_type": "lpg-depot", "name": "Riverside LPG depot",

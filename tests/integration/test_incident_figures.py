@@ -17,7 +17,11 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import IllegalTransition, OpenTasksRemain
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.incident import PlanLevel, PlanTask, ResourceRequirement
+from cityops.domain.incidents.plans import (
+    PlanLevel,
+    PlanTask,
+    ResourceRequirement,
+)
 from cityops.settings import Settings
 
 DISPATCHER = Actor("disp-1", Role.DISPATCHER)

@@ -33,9 +33,9 @@ from cityops.bootstrap import build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hazard_catalogue import HazardCatalogue
-from cityops.domain.hazards import HazardSources
-from cityops.domain.resources import Resources
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.resources.application import Resources
 from cityops.ingest import messages
 from cityops.ingest.composition import ingest_store
 from cityops.ingest.counters import CounterTable
@@ -265,7 +265,7 @@ def applied_once_each(plant: Plant, stream: Stream) -> dict[str, Any]:
     hazards.add_sensor(tank, sensor_id="lpg-1", kind="gas-concentration", unit="%LEL",
                        direction="high", warning=20, alarm=40, actor=PLANNER,
                        at=plant.registered_at)
-    from cityops.domain.resource import Resource
+    from cityops.domain.resources.resource import Resource
 
     for fix in stream.fixes:
         p = fix["payload"]

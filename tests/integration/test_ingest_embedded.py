@@ -20,7 +20,7 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.resource import Resource
+from cityops.domain.resources.resource import Resource
 from cityops.ingest import messages
 from cityops.ingest.cli import app as ingest_cli
 from cityops.ingest.composition import build_embedded_ingest, ingest_store

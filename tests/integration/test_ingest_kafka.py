@@ -30,9 +30,9 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus
-from cityops.domain.hazard import AlarmLevel
-from cityops.domain.resource import ResourceStatus
+from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.hazards.source import AlarmLevel
+from cityops.domain.resources.resource import ResourceStatus
 from cityops.ingest import messages
 from cityops.ingest.cli import app as ingest_cli
 from cityops.ingest.composition import build_kafka_worker, ingest_store

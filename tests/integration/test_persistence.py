@@ -15,7 +15,7 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import CommandIdReused, ConcurrencyConflict, IllegalTransition
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus
+from cityops.domain.gridcases.case import CaseStatus
 from cityops.domain.supervision import Light
 from cityops.projections.follower import Follower
 from cityops.projections.views import BBox

@@ -25,7 +25,7 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
 from cityops.domain.actors import Actor, Role
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import GridCase
+from cityops.domain.gridcases.case import GridCase
 from cityops.projections.cli import app as projections_cli
 from cityops.settings import Settings
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
-from cityops.domain.accounts import PasswordHasher
+from cityops.domain.accounts.account import PasswordHasher
 from cityops.domain.actors import Actor, Role
 from cityops.domain.geometry import GeoPoint
 from cityops.maps.gazetteer import Gazetteer

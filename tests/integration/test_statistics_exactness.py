@@ -18,8 +18,8 @@ from uuid import UUID
 import pytest
 
 from cityops.bootstrap import PROJECTION_NAME, CitySystem
-from cityops.domain.gridcase import CaseStatus, GridCase
-from cityops.domain.hotline import TicketStatus
+from cityops.domain.gridcases.case import CaseStatus, GridCase
+from cityops.domain.hotline.ticket import TicketStatus
 from cityops.projections.generations import (
     ActiveGenerationStore,
     GenerationStorage,

@@ -18,8 +18,8 @@ import pytest
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import GridCase
-from cityops.domain.hotline import TicketStatus
+from cityops.domain.gridcases.case import GridCase
+from cityops.domain.hotline.ticket import TicketStatus
 from cityops.settings import Settings
 
 OPERATOR = Actor("op-1", Role.HOTLINE_OPERATOR)

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
 from cityops.command_center.routers import subscriptions as subscriptions_router
-from cityops.domain.accounts import PasswordHasher
+from cityops.domain.accounts.account import PasswordHasher
 from cityops.domain.actors import Actor, Role
 from cityops.settings import Settings
 

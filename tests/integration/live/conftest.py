@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
-from cityops.domain.accounts import PasswordHasher
+from cityops.domain.accounts.account import PasswordHasher
 from cityops.domain.actors import Actor, Role
 from cityops.domain.geometry import GeoPoint
 from cityops.settings import Settings

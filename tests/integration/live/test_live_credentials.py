@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from cityops.bootstrap import build_system
 from cityops.command_center.auth import Authenticator
-from cityops.domain.accounts import Accounts
+from cityops.domain.accounts.application import Accounts
 from cityops.settings import Settings
 
 from .conftest import ADMIN, DISPATCHER, TEST_HASHER, LiveServer, Session, open_session, report_case

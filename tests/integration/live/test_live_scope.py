@@ -20,7 +20,7 @@ from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.live import LiveClient, LiveHub, PushedChange, Subscription
 from cityops.domain.actors import Actor, Role
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.incident import PlanLevel, PlanTask
+from cityops.domain.incidents.plans import PlanLevel, PlanTask
 from cityops.projections.live_changes import ChangeRow, FilterValues, scope_document
 from cityops.settings import Settings
 

@@ -20,8 +20,8 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.duplicates import DuplicatePolicy, OpenReport
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import GridCase
-from cityops.domain.gridcases import GridCases
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.case import GridCase
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)

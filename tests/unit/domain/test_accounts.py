@@ -9,11 +9,8 @@ from typing import Any
 
 import pytest
 
-from cityops.domain.accounts import (
-    Accounts,
-    PasswordHasher,
-    check_password_rules,
-)
+from cityops.domain.accounts.account import PasswordHasher, check_password_rules
+from cityops.domain.accounts.application import Accounts
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotFound, NotPermitted

@@ -27,8 +27,8 @@ from cityops.domain.errors import (
     InvalidValue,
     NotFound,
 )
-from cityops.domain.gridcase import CaseStatus, GridCase
-from cityops.domain.gridcases import GridCases
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.gridcases.case import CaseStatus, GridCase
 
 # Each command in a state where it is legal (the same table as the lifecycle tests).
 LEGAL_IN = {

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from cityops.domain.duplicates import DuplicatePolicy, OpenReport, propose_duplicates
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus
+from cityops.domain.gridcases.case import CaseStatus
 
 NOW = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
 HERE = GeoPoint(121.4105, 31.2105)

@@ -15,7 +15,7 @@ import pytest
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotFound, NotPermitted
-from cityops.domain.gridcase import MAX_PHOTOS, CaseStatus
+from cityops.domain.gridcases.case import MAX_PHOTOS, CaseStatus
 from cityops.domain.model import MAX_TEXT
 from cityops.domain.supervision import Light, light
 

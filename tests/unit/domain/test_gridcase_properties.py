@@ -21,7 +21,7 @@ from cityops.domain.errors import (
     InvalidValue,
     NotPermitted,
 )
-from cityops.domain.gridcase import MAX_PHOTOS, CaseStatus, GridCase, RejectionReason
+from cityops.domain.gridcases.case import MAX_PHOTOS, CaseStatus, GridCase, RejectionReason
 from cityops.domain.model import MAX_TEXT
 
 S = CaseStatus

@@ -22,7 +22,9 @@ from cityops.domain.errors import (
     NotPermitted,
 )
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.hazard import (
+from cityops.domain.hazards.application import HazardSources, LatestReading, LatestReadings
+from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hazards.source import (
     AlarmEnd,
     AlarmLevel,
     Finding,
@@ -39,8 +41,6 @@ from cityops.domain.hazard import (
     open_alarms,
     overdue_findings,
 )
-from cityops.domain.hazard_catalogue import HazardCatalogue
-from cityops.domain.hazards import HazardSources, LatestReading, LatestReadings
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # Monday 09:00 in Asia/Shanghai

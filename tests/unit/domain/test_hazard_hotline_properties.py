@@ -17,7 +17,9 @@ from cityops.domain.catalogue import Catalogue
 from cityops.domain.duplicates import OpenReport
 from cityops.domain.errors import IllegalTransition
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hazard import (
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hazards.source import (
     AlarmLevel,
     HazardSource,
     HazardStatus,
@@ -25,10 +27,8 @@ from cityops.domain.hazard import (
     ThresholdDirection,
     open_alarms,
 )
-from cityops.domain.hazard_catalogue import HazardCatalogue
-from cityops.domain.hazards import HazardSources
-from cityops.domain.hotline import TERMINAL, HotlineTicket, Satisfaction, TicketStatus
-from cityops.domain.hotlinetickets import HotlineTickets
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.ticket import TERMINAL, HotlineTicket, Satisfaction, TicketStatus
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

@@ -22,7 +22,8 @@ from cityops.domain.errors import (
     NotPermitted,
 )
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hotline import (
+from cityops.domain.hotline.application import HotlineTickets, propose_department
+from cityops.domain.hotline.ticket import (
     PERSONAL_DATA,
     Channel,
     HotlineTicket,
@@ -33,7 +34,6 @@ from cityops.domain.hotline import (
     check_phone,
     incident_id_for_ticket,
 )
-from cityops.domain.hotlinetickets import HotlineTickets, propose_department
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # Monday 09:00 in Asia/Shanghai

@@ -22,21 +22,23 @@ from cityops.domain.errors import (
     OpenTasksRemain,
 )
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.incident import (
-    ContingencyPlan,
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.incident import (
     Finding,
     FindingAspect,
     Incident,
     IncidentStatus,
     LinkKind,
+    TaskStatus,
+)
+from cityops.domain.incidents.plans import (
+    ContingencyPlan,
     PlanLevel,
     PlanStatus,
     PlanTask,
     ResourceRequirement,
-    TaskStatus,
     plan_id_for,
 )
-from cityops.domain.incidents import Incidents
 
 START = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}

@@ -21,17 +21,19 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import DomainError
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.incident import (
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.incident import (
     Finding,
     FindingAspect,
     Incident,
     IncidentStatus,
+    TaskStatus,
+)
+from cityops.domain.incidents.plans import (
     PlanLevel,
     PlanTask,
     ResourceRequirement,
-    TaskStatus,
 )
-from cityops.domain.incidents import Incidents
 
 START = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 CATALOGUE = Catalogue.load()

@@ -11,7 +11,7 @@ import pytest
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import IllegalTransition, InvalidValue, NotPermitted
-from cityops.domain.gridcase import CaseStatus
+from cityops.domain.gridcases.case import CaseStatus
 
 WANG = Actor("insp-wang", Role.INSPECTOR)
 ZHOU = Actor("insp-zhou", Role.INSPECTOR)

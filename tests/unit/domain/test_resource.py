@@ -21,7 +21,8 @@ from cityops.domain.errors import (
     NotPermitted,
 )
 from cityops.domain.geometry import EARTH_RADIUS_M, GeoPoint
-from cityops.domain.resource import (
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.resource import (
     PositionFix,
     PositionOutcome,
     PositionPolicy,
@@ -30,7 +31,6 @@ from cityops.domain.resource import (
     StatusChange,
     nearest_available,
 )
-from cityops.domain.resources import Resources
 from cityops.domain.response_times import (
     Assignment,
     AssignmentOutcome,

@@ -17,10 +17,10 @@ from cityops.domain.catalogue import Catalogue
 from cityops.domain.coordination import RECENT_INCIDENTS, ResourceAssignments
 from cityops.domain.errors import IllegalTransition, NotFound, NotPermitted
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.incident import PlanLevel, ResourceRequirement
-from cityops.domain.incidents import Incidents
-from cityops.domain.resource import Departure, ResourceStatus
-from cityops.domain.resources import Resources
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.plans import PlanLevel, ResourceRequirement
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.resource import Departure, ResourceStatus
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)

@@ -18,7 +18,8 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import IllegalTransition
 from cityops.domain.geometry import EARTH_RADIUS_M, GeoPoint
-from cityops.domain.resource import (
+from cityops.domain.resources.application import Resources
+from cityops.domain.resources.resource import (
     WITH_INCIDENT_STATUSES,
     PositionOutcome,
     PositionPolicy,
@@ -26,7 +27,6 @@ from cityops.domain.resource import (
     ResourceStatus,
     nearest_available,
 )
-from cityops.domain.resources import Resources
 from cityops.domain.response_times import (
     assignments,
     duration_statistics,

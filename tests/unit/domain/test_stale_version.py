@@ -16,7 +16,7 @@ import pytest
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import MAX_LISTED_CHANGES, expected_versions
 from cityops.domain.errors import ConcurrencyConflict, InvalidValue, NotFound, StaleVersion
-from cityops.domain.gridcase import CaseStatus
+from cityops.domain.gridcases.case import CaseStatus
 
 SECOND_DISPATCHER = Actor("duty-qian", Role.DISPATCHER)
 

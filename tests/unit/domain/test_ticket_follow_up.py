@@ -19,11 +19,11 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import IllegalTransition
-from cityops.domain.gridcases import GridCases
-from cityops.domain.hotline import TicketStatus, case_id_for_ticket, incident_id_for_ticket
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incident import LinkKind
-from cityops.domain.incidents import Incidents
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.hotline.ticket import TicketStatus, case_id_for_ticket, incident_id_for_ticket
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.incidents.incident import LinkKind
 from cityops.domain.ticketfollowup import TicketFollowUp
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}

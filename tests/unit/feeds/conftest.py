@@ -14,9 +14,9 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.duplicates import OpenReport
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hazard_catalogue import HazardCatalogue
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incidents import Incidents
+from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.incidents.application import Incidents
 from cityops.feeds.sharing import SharingCatalogue, load_sharing_policy
 from cityops.feeds.subscriptions import Subscriptions
 

@@ -14,8 +14,8 @@ import pytest
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.hotlinetickets import HotlineTickets
-from cityops.domain.incidents import Incidents
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.incidents.application import Incidents
 from cityops.feeds.events import SCHEMA_VERSION, StreamReader, encode, to_json
 from cityops.feeds.routing import route
 from cityops.feeds.sharing import Recipient, SharingCatalogue

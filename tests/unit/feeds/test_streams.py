@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from cityops.domain.errors import InvalidValue
-from cityops.domain.gridcase import GridCase
-from cityops.domain.hotline import HotlineTicket
-from cityops.domain.incident import ContingencyPlan, Incident
-from cityops.domain.resource import Resource
+from cityops.domain.gridcases.case import GridCase
+from cityops.domain.hotline.ticket import HotlineTicket
+from cityops.domain.incidents.incident import Incident
+from cityops.domain.incidents.plans import ContingencyPlan
+from cityops.domain.resources.resource import Resource
 from cityops.feeds.streams import STREAMS, Stream, Trigger, iter_specs, stream_named
 
 

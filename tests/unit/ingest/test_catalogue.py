@@ -17,8 +17,8 @@ from jsonschema import Draft202012Validator
 from cityops.domain.actors import Role
 from cityops.domain.catalogue import Urgency
 from cityops.domain.errors import InvalidValue
-from cityops.domain.gridcase import CaseSource
-from cityops.domain.hotline import Channel, TicketType
+from cityops.domain.gridcases.case import CaseSource
+from cityops.domain.hotline.ticket import Channel, TicketType
 from cityops.ingest.catalogue import (
     Malformed,
     MessageCatalogue,

@@ -12,10 +12,10 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
 from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseStatus
-from cityops.domain.hazard import AlarmLevel
-from cityops.domain.hotline import TicketStatus
-from cityops.domain.resource import Resource, ResourceStatus
+from cityops.domain.gridcases.case import CaseStatus
+from cityops.domain.hazards.source import AlarmLevel
+from cityops.domain.hotline.ticket import TicketStatus
+from cityops.domain.resources.resource import Resource, ResourceStatus
 from cityops.domain.response_times import assignments
 from cityops.ingest import messages
 from cityops.ingest.deadletters import StoredDeadLetters

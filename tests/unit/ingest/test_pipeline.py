@@ -22,7 +22,7 @@ from cityops.domain.errors import (
     NotFound,
     NotPermitted,
 )
-from cityops.domain.gridcases import GridCases
+from cityops.domain.gridcases.application import GridCases
 from cityops.ingest import messages
 from cityops.ingest.catalogue import MessageCatalogue, Oversized, SchemaViolation
 from cityops.ingest.counters import IngestCounters
@@ -363,7 +363,7 @@ def test_a_refused_message_in_a_batch_is_dead_lettered_alone(
 def test_readings_of_one_source_in_one_batch_are_judged_in_order(
         target: IngestTarget, pipeline: IngestPipeline, city_point: Any) -> None:
     from cityops.domain.actors import Actor, Role
-    from cityops.domain.hazard import AlarmLevel
+    from cityops.domain.hazards.source import AlarmLevel
 
     planner, gateway = Actor("planner", Role.PLANNER), Actor("gateway", Role.SYSTEM)
     start = datetime.now(UTC) - timedelta(hours=1)

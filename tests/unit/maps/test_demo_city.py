@@ -15,7 +15,7 @@ import shapely
 from geopandas.testing import assert_geodataframe_equal
 
 from cityops.domain.catalogue import Catalogue
-from cityops.domain.hazard_catalogue import HazardCatalogue
+from cityops.domain.hazards.catalogue import HazardCatalogue
 from cityops.maps import (
     City,
     EmergencyResource,

@@ -13,7 +13,7 @@ from geopandas.testing import assert_geodataframe_equal
 
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import InvalidValue
-from cityops.domain.hazard_catalogue import HazardCatalogue
+from cityops.domain.hazards.catalogue import HazardCatalogue
 from cityops.maps import City, load_city
 
 Edit = Callable[[str, Callable[[Any], None]], Path]

@@ -15,7 +15,7 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.duplicates import DuplicatePolicy, OpenReport
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcases import GridCases
+from cityops.domain.gridcases.application import GridCases
 
 START = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
 """Tuesday 10 March 2026, 09:00 in Asia/Shanghai (the built-in calendar): a working morning."""

@@ -24,7 +24,7 @@ from cityops.domain.catalogue import Catalogue
 from cityops.domain.errors import ConcurrencyConflict, InvalidValue
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.permissions import check_permitted
-from cityops.domain.resource import (
+from cityops.domain.resources.resource import (
     PositionFix,
     PositionOutcome,
     PositionPolicy,

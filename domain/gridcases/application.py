@@ -13,7 +13,7 @@ from cityops.domain.catalogue import Catalogue, LimitUnit, TimeLimit, Urgency
 from cityops.domain.duplicates import DuplicatePolicy, OpenReportFinder, propose_duplicates
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcase import CaseSource, CaseStatus, GridCase, RejectionReason
+from cityops.domain.gridcases.case import CaseSource, CaseStatus, GridCase, RejectionReason
 from cityops.domain.ports import CityGrid
 from cityops.domain.supervision import Light, light
 from cityops.domain.values import checked_deadline

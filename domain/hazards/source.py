@@ -28,7 +28,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from cityops.domain.actors import Actor
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.hazard_catalogue import MAX_DEADBAND
+from cityops.domain.hazards.catalogue import MAX_DEADBAND
 from cityops.domain.model import CityAggregate, checked_text, iso_or_none
 from cityops.domain.values import checked_deadline, checked_instant, checked_number
 

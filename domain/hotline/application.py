@@ -19,7 +19,7 @@ from cityops.domain.catalogue import Catalogue, HotlineTopic, TimeLimit
 from cityops.domain.duplicates import DuplicatePolicy, OpenReportFinder, propose_duplicates
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.hotline import (
+from cityops.domain.hotline.ticket import (
     Channel,
     HotlineTicket,
     ReplyTimeliness,

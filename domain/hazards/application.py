@@ -27,7 +27,8 @@ from cityops.domain.application import (
 )
 from cityops.domain.errors import ConcurrencyConflict, InvalidValue
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.hazard import (
+from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.hazards.source import (
     AlarmLevel,
     FindingSeverity,
     HazardSource,
@@ -35,7 +36,6 @@ from cityops.domain.hazard import (
     ThresholdDirection,
     incident_id_for_alarm,
 )
-from cityops.domain.hazard_catalogue import HazardCatalogue
 from cityops.domain.permissions import check_permitted
 
 READING_ATTEMPTS = 3

@@ -23,15 +23,17 @@ from cityops.domain.application import COMMAND_NAMESPACE, CityApplication, Clock
 from cityops.domain.catalogue import Catalogue, IncidentLevel
 from cityops.domain.errors import IllegalTransition, InvalidValue
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.domain.incident import (
-    MAX_LEVEL_RANK,
-    MIN_LEVEL_RANK,
-    REGISTRY_ID,
-    ContingencyPlan,
+from cityops.domain.incidents.incident import (
     Finding,
     Incident,
     IncidentSource,
     LinkKind,
+)
+from cityops.domain.incidents.plans import (
+    MAX_LEVEL_RANK,
+    MIN_LEVEL_RANK,
+    REGISTRY_ID,
+    ContingencyPlan,
     PlanLevel,
     PlanOrders,
     PlanRegistry,

@@ -1,0 +1,1 @@
+"""Users, departments and API keys."""

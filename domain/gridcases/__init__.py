@@ -1,0 +1,1 @@
+"""Grid cases: the city-management workflow from report to closing."""

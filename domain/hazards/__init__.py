@@ -1,0 +1,1 @@
+"""Hazard sources, their sensors, thresholds and alarms."""

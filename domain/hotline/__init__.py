@@ -1,0 +1,1 @@
+"""Hotline tickets: citizens' calls from intake to the reply."""

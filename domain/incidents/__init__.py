@@ -1,0 +1,1 @@
+"""Emergency incidents and the contingency plans that organise the response to them."""

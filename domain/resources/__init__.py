@@ -1,0 +1,1 @@
+"""Emergency resources: vehicles, teams and supplies, their status and position."""
