@@ -17,7 +17,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import Histogram
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -129,12 +129,14 @@ router = APIRouter(tags=["operations"])
 
 
 class HealthCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     name: str
     status: Literal["ok", "degraded"]
     reason: str
 
 
 class HealthReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     status: Literal["ok", "degraded"]
     projection_lag: dict[str, int] | None = Field(
         default=None, description="Notifications not yet projected, per event store.")

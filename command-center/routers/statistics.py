@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cityops.bootstrap import CitySystem
 from cityops.command_center.dependencies import CurrentActor, SystemDep
@@ -115,6 +115,8 @@ def hotline(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[
 class DurationsPublic(BaseModel):
     """One interval over a group of assignments, in seconds (None: none measured)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     count: int = Field(description="Assignments in which it could be measured")
     mean_s: float | None
     p50_s: float | None = Field(description="Median (nearest rank)")
@@ -123,6 +125,8 @@ class DurationsPublic(BaseModel):
 
 class AssignmentTimesPublic(BaseModel):
     """Queue, turnout, travel, response and on-scene times of a group of assignments."""
+
+    model_config = ConfigDict(extra="forbid")
 
     assignments: int
     queue: DurationsPublic = Field(description="Incident reported -> resource dispatched")
@@ -157,6 +161,8 @@ class IncidentTimesPublic(AssignmentTimesPublic):
 
 class ResponseTimesPublic(BaseModel):
     """Assignment times per resource, per kind of resource and per incident."""
+
+    model_config = ConfigDict(extra="forbid")
 
     by_resource: list[ResourceTimesPublic]
     by_kind: list[KindTimesPublic]
