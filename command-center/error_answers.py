@@ -195,8 +195,6 @@ def document_error_answers(document: dict[str, Any]) -> dict[str, Any]:
                 responses.pop("422", None)  # these answer 400 in their own form
             for status, form in error_statuses(method.upper(), path, operation).items():
                 declared = responses.get(str(status), {})
-                if "content" in declared:
-                    continue  # the route's own (a photo upload's 503)
                 answer = _FORMS[form](status)
                 if declared.get("description") and "content" not in declared:
                     answer["description"] = declared["description"]

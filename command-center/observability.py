@@ -136,7 +136,10 @@ class HealthCheck(BaseModel):
 
 
 class HealthReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Besides these: `<process>_lag` for each tracked process (its notifications not yet
+    # processed, per event store), e.g. `ticket_follow_up_lag`.
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, dict[str, int]] = Field(init=False)
     status: Literal["ok", "degraded"]
     projection_lag: dict[str, int] | None = Field(
         default=None, description="Notifications not yet projected, per event store.")

@@ -6,37 +6,23 @@ from __future__ import annotations
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    PlainValidator,
-    WithJsonSchema,
-)
+from pydantic import BaseModel, ConfigDict, Field, Strict, WithJsonSchema
 
 
 class Public(BaseModel):
     """Base of every response model: a field the route answers that the model does not
     declare is an error (the contract test fails), never silently dropped."""
 
-    model_config = ConfigDict(extra="forbid")
-
-
-def _number(value: Any) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, got {type(value).__name__}")
-    return value
+    # Enumerated fields keep their text: validated against the enumeration, answered as is.
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
 
 
 Number = Annotated[
-    float,
-    PlainValidator(_number),
-    PlainSerializer(lambda value: value, when_used="always"),
+    Annotated[int, Strict()] | Annotated[float, Strict()],
     WithJsonSchema({"type": "number"}),
 ]
 """A JSON number, answered as the route gives it (5 stays 5: pydantic's `float` would
-answer 5.0)."""
+answer 5.0; a boolean or a text is refused)."""
 
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 """An instant in ISO 8601 with its UTC offset (answered as the domain wrote it)."""
