@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.application import Application
 
@@ -30,6 +30,7 @@ from cityops.domain.sharing import SharingPolicy
 from cityops.domain.ticketfollowup import TicketFollowUp
 from cityops.feeds.sharing import load_sharing_policy
 from cityops.health import FeedPositions, FeedWatch, HealthLimits, ProcessHealth, ProjectionWatch
+from cityops.ingest.prefetch import BatchLookups
 from cityops.metrics import MetricsServer, ProcessMetrics, ProjectionCollector
 from cityops.projections.emergency import incident_table, plan_table, resource_table
 from cityops.projections.follower import Follower, FollowerThread, LogFollower, ProjectedTable
@@ -48,12 +49,19 @@ from cityops.projections.readings import StoredLatestReadings
 from cityops.projections.returns import case_return_table, ticket_return_table
 from cityops.projections.spatial import SpatialQueries, spatial_queries_for
 from cityops.projections.statistics import CaseDispatchTable, CityStatistics
-from cityops.projections.store import ReadStore, start_up_serialised
 from cityops.projections.supervision_clock import SupervisionClock
 from cityops.projections.tables import SummaryTable
 from cityops.projections.views import ReadModels, grid_case_table
-from cityops.projections.wakeup import FollowerWakeup, event_channels
 from cityops.settings import Settings
+from cityops.storage import (
+    PostgresListener,
+    ReadStore,
+    event_channels,
+    start_up_serialised,
+)
+
+if TYPE_CHECKING:
+    from cityops.maps.city import City
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +77,8 @@ class CitySystem:
     hazard_catalogue: HazardCatalogue
     sharing: SharingPolicy
     """Who may see which field: applied by every read path and feed (docs/sharing.md)."""
-    city: Any
+    city: City
+    """The city's map and positioned inventory (cityops.maps)."""
     store: ReadStore
     """The active read-model generation's store (it follows a switch-over)."""
     read_models: ReadModels
@@ -91,13 +100,18 @@ class CitySystem:
     ticket_follow_up: TicketFollowUp
     """The process by which a ticket follows the case or incident it became (it runs
     wherever the projections run, before the read models in each round)."""
+    batch_lookups: BatchLookups
+    """What the applications look up (the city map, open reports, latest readings), in a
+    form an ingest batch fetches once for all of its messages."""
     clock: Clock = system_clock
     """The system's one clock (`cityops.domain.clock`): every application, read model, feed
     and page of this system reads it; a simulated one in the demo or a drill."""
     supervision: SupervisionClock | None = None
     thread: FollowerThread | None = None
-    wakeup: FollowerWakeup | None = None
-    """On PostgreSQL: wakes `thread` when any process records events."""
+    wakeup: PostgresListener | None = None
+    """On PostgreSQL: wakes `thread` when any process records events (the event stores'
+    NOTIFY); the followers poll too (`projection_poll_interval_s`), so a missed
+    notification costs latency, never a change."""
 
     @property
     def followers(self) -> list[Follower]:
@@ -127,9 +141,11 @@ class CitySystem:
             if self.settings.database_url is not None:
                 # Other processes record most events here (API, ingest): their commits
                 # NOTIFY, so the followers need not wait for their next poll.
-                self.wakeup = FollowerWakeup(self.settings.database_url,
-                                             event_channels(self.applications),
-                                             self.thread.wake)
+                thread = self.thread
+                self.wakeup = PostgresListener(self.settings.database_url,
+                                               event_channels(self.applications),
+                                               lambda _: thread.wake(),
+                                               purpose="follower wake-up")
                 self.wakeup.start()
         # Every process with watchers pushes light changes, following or not (it only reads).
         if self.supervision is not None:
@@ -167,7 +183,8 @@ class CitySystem:
         self.store.close()
 
 
-def load_city(settings: Settings, catalogue: Catalogue, hazard_catalogue: HazardCatalogue) -> Any:
+def load_city(settings: Settings, catalogue: Catalogue,
+              hazard_catalogue: HazardCatalogue) -> City:
     """The city's map and inventory; codes in a city's own files are checked against the
     catalogues (the shipped demo city is checked by its tests)."""
     from cityops.maps import load_city as load_city_from
@@ -180,7 +197,7 @@ def load_city(settings: Settings, catalogue: Catalogue, hazard_catalogue: Hazard
 
 
 def build_system(settings: Settings, *, clock: Clock = system_clock,
-                 city: Any | None = None) -> CitySystem:
+                 city: City | None = None) -> CitySystem:
     """Build a CityOps system from settings (embedded SQLite or PostgreSQL)."""
     catalogue = Catalogue.load(settings.catalogue_dir)
     hazard_catalogue = HazardCatalogue.load(settings.catalogue_dir)
@@ -206,10 +223,9 @@ def read_model_tables(catalogue: Catalogue) -> dict[str, list[ProjectedTable]]:
 
 
 def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
-          hazard_catalogue: HazardCatalogue, sharing: SharingPolicy, city: Any) -> CitySystem:
+          hazard_catalogue: HazardCatalogue, sharing: SharingPolicy, city: City) -> CitySystem:
     """Open the stores and wire the applications, read models and clocks (creating what
     is missing)."""
-    locator = city.map
     storage: GenerationStorage
     if settings.database_url is None:
         storage = SqliteGenerations(settings.data_dir)
@@ -235,18 +251,23 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
     def env(name: str) -> dict[str, str]:
         return settings.event_store_env(name)
 
+    # The applications look things up through lookups that an ingest batch can fetch for
+    # all of its messages at once (ingest/prefetch.py); outside a batch they pass each
+    # question on. Built here, once, so that nothing re-wires an application later.
+    lookups = BatchLookups.around(
+        city.map, read_models.open_reports("rm_grid_cases", "category"),
+        read_models.open_reports("rm_tickets", "topic"),
+        StoredLatestReadings(storage.base()), duplicate_policy)
     grid_cases = GridCases(
-        env(GridCases.name), catalogue=catalogue, locator=locator,
-        open_reports=read_models.open_reports("rm_grid_cases", "category"),
-        duplicate_policy=duplicate_policy, clock=clock,
+        env(GridCases.name), catalogue=catalogue, locator=lookups.locator,
+        open_reports=lookups.open_cases, duplicate_policy=duplicate_policy, clock=clock,
     )
     incidents = Incidents(env(Incidents.name), catalogue=catalogue, clock=clock)
     hazards = HazardSources(env(HazardSources.name), catalogue=hazard_catalogue, clock=clock,
-                            latest_readings=StoredLatestReadings(storage.base()))
+                            latest_readings=lookups.latest_readings)
     hotline = HotlineTickets(
-        env(HotlineTickets.name), catalogue=catalogue, locator=locator,
-        open_tickets=read_models.open_reports("rm_tickets", "topic"),
-        duplicate_policy=duplicate_policy, clock=clock,
+        env(HotlineTickets.name), catalogue=catalogue, locator=lookups.locator,
+        open_tickets=lookups.open_tickets, duplicate_policy=duplicate_policy, clock=clock,
     )
     resources = Resources(env(Resources.name), catalogue=catalogue, clock=clock)
     # Identity is administered in real time, also in a drill or a demo day on its own clock.
@@ -280,6 +301,7 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         photos=PhotoStore(generations.registry.store, clock=clock),
         accounts=accounts,
         ticket_follow_up=TicketFollowUp(hotline, grid_cases, incidents),
+        batch_lookups=lookups,
         clock=clock,
     )
     spatial.follow(system.followers)

@@ -58,7 +58,6 @@ from cityops.ingest.deadletters import DeadLetter, StoredDeadLetters
 from cityops.ingest.embedded import InProcessIngest
 from cityops.ingest.kafka_worker import worker_name
 from cityops.ingest.pipeline import Outcome
-from cityops.ingest.settings import IngestSettings
 from cityops.ingest.topics import IngestStream, Topics
 from cityops.settings import Settings
 
@@ -215,8 +214,8 @@ class DemoDay:
         self._stop = threading.Event()
         # The demo is the embedded demo: its outside systems always send through the
         # in-process queue, whatever Kafka setting the environment has.
-        self.ingest_settings = IngestSettings()
-        self.topics = Topics(self.ingest_settings.ingest_topic_namespace)
+        self.ingest_settings = system.settings.ingest
+        self.topics = Topics(self.ingest_settings.topic_namespace)
         self.catalogue = MessageCatalogue.load()
         self._ingest: InProcessIngest | None = None
         self._dead_letters: DemoDeadLetters | None = None
@@ -318,9 +317,9 @@ class DemoDay:
         except BaseException:
             store.close()
             raise
-        ingest = InProcessIngest(pipeline, capacity=settings.ingest_queue_capacity,
+        ingest = InProcessIngest(pipeline, capacity=settings.queue_capacity,
                                  counter_table=CounterTable(store),
-                                 stats_interval_s=settings.ingest_stats_interval_s)
+                                 stats_interval_s=settings.stats_interval_s)
         self._ingest, self._dead_letters = ingest.start(), dead_letters
         try:
             yield

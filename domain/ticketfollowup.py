@@ -274,8 +274,8 @@ class TicketFollowUp:
         incident: object = self.incidents.repository.get(event.originator_id,
                                                          version=event.originator_version)
         assert isinstance(incident, Incident)
-        tickets = [link["id"] for link in incident.links
-                   if link["kind"] == LinkKind.HOTLINE_TICKET.value]
+        tickets = [link.target_id for link in incident.links
+                   if link.kind is LinkKind.HOTLINE_TICKET]
         if not tickets:
             return []
         at = event.timestamp

@@ -17,10 +17,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cityops.bootstrap import CitySystem
-from cityops.domain.clock import SecondsClock, real_seconds
+from eventsourcing.application import Application
+
+from cityops.domain.catalogue import Catalogue
+from cityops.domain.clock import Clock, SecondsClock, real_seconds
+from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.sharing import SharingPolicy
 from cityops.feeds.destinations import DestinationPolicy
 from cityops.feeds.events import StreamReader
 from cityops.feeds.kafka_feed import (
@@ -40,14 +44,14 @@ from cityops.feeds.webhooks import (
     WebhookDeliverer,
     WebhookOutbox,
 )
-from cityops.projections.store import (
+from cityops.settings import Settings
+from cityops.storage import (
     PostgresReadStore,
     ReadStore,
     SqliteReadStore,
     positions,
     set_position,
 )
-from cityops.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +99,44 @@ class FeedLoop(threading.Thread):
                 self.idle(self.poll_interval_s)
 
 
+if TYPE_CHECKING:
+    from cityops.maps.city import City
+
+
+class FeedSources(Protocol):
+    """What the feeds read of the system (the composition root hands them the whole
+    `CitySystem`, which has all of it)."""
+
+    @property
+    def applications(self) -> list[Application[Any]]:
+        """The streams' applications, whose notification logs the feeds follow."""
+
+    settings: Settings
+    """The stores (for the feeds' own tables and subscriptions) and the broker."""
+
+    city: City
+    """The city map: where an event happened, for subscriptions by area."""
+
+    catalogue: Catalogue
+    """Categories and departments, which subscriptions are checked against."""
+
+    hazard_catalogue: HazardCatalogue
+    """Hazard categories, which subscriptions are checked against."""
+
+    sharing: SharingPolicy
+    """Which field each recipient may receive."""
+
+    @property
+    def clock(self) -> Clock:
+        """The system's clock, which stamps the events and the subscriptions."""
+
+
 @dataclass
 class FeedService:
     """Everything of the feeds in one process (see the module docstring)."""
 
     settings: FeedSettings
-    system: CitySystem
+    system: FeedSources
     catalogue: SharingCatalogue
     subscriptions: Subscriptions
     book: SubscriptionBook
@@ -288,13 +324,13 @@ class FeedService:
         }
 
 
-def build_feed_service(system: CitySystem, settings: FeedSettings | None = None, *,
+def build_feed_service(system: FeedSources, settings: FeedSettings | None = None, *,
                        clock: SecondsClock = real_seconds) -> FeedService:
     """The feeds over an already-built city system; nothing runs until `start()`.
 
     Uses the system's sharing policy (loaded and validated when the system was built),
     opens the subscriptions' event store beside the others and creates the outbox tables."""
-    settings = settings if settings is not None else FeedSettings()
+    settings = settings if settings is not None else system.settings.feeds
     catalogue = system.sharing
     subscriptions = Subscriptions(
         system.settings.event_store_env(Subscriptions.name), catalogue=system.catalogue,

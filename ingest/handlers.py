@@ -16,7 +16,6 @@ from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
-from cityops.bootstrap import CitySystem
 from cityops.domain.application import observed_commands
 from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
@@ -30,6 +29,8 @@ from cityops.domain.resources.resource import Resource
 from cityops.ingest.catalogue import Message
 from cityops.ingest.prefetch import BatchLookups
 from cityops.ingest.tracks import ResourceTracks, TrackPoint
+from cityops.projections.generations import ReadModelGenerations
+from cityops.settings import Settings
 
 
 class Effect(StrEnum):
@@ -45,6 +46,23 @@ class CityBoundary(Protocol):
     """The city map as ingest needs it: is a point inside the city (else a clear error)."""
 
     def require_inside(self, point: GeoPoint) -> object: ...
+
+
+class IngestSources(Protocol):
+    """What ingest takes from the system (the composition root hands it the whole
+    `CitySystem`, which has all of it): the applications its messages command, the lookups
+    a batch fetches at once, the store of its own tables, and the broker."""
+
+    grid_cases: GridCases
+    hotline: HotlineTickets
+    hazards: HazardSources
+    resources: Resources
+    incidents: Incidents
+    batch_lookups: BatchLookups
+    generations: ReadModelGenerations
+    """Whose base store (not a generation) keeps ingest's own tables."""
+    settings: Settings
+    """The broker (`kafka_bootstrap_servers`) and the ingest's section."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +84,8 @@ class IngestTarget:
     without incidents)."""
 
     @classmethod
-    def of(cls, system: CitySystem, tracks: ResourceTracks) -> IngestTarget:
-        lookups = BatchLookups.install(system)
+    def of(cls, system: IngestSources, tracks: ResourceTracks) -> IngestTarget:
+        lookups = system.batch_lookups
         return cls(grid_cases=system.grid_cases, hotline=system.hotline,
                    hazards=system.hazards, resources=system.resources,
                    city_map=lookups.locator, tracks=tracks, lookups=lookups,

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cityops.bootstrap import CitySystem
+from cityops.command_center.dependencies import CommandCentreSystem
 from cityops.command_center.errors import status_for
 from cityops.command_center.models.open311 import (
     XML_TOO,
@@ -79,7 +79,7 @@ class Open311State:
     catalogue) and which tickets came in through Open311 (a fact that never changes, so it
     is remembered once read)."""
 
-    def __init__(self, system: CitySystem) -> None:
+    def __init__(self, system: CommandCentreSystem) -> None:
         self.system = system
         self.services = ServiceList(system.catalogue)
         self.context = RequestContext(services=self.services, city_map=system.city.map,
@@ -113,7 +113,7 @@ _STATE_LOCK = threading.Lock()
 
 
 def _state(request: Request) -> Open311State:
-    system: CitySystem = request.app.state.system
+    system: CommandCentreSystem = request.app.state.system
     with _STATE_LOCK:
         state = getattr(request.app.state, "open311", None)
         if state is None or state.system is not system:
@@ -191,7 +191,7 @@ def _query(request: Request, known: Collection[str] | None = None) -> dict[str, 
     return params
 
 
-def _check_jurisdiction(system: CitySystem, params: Mapping[str, Sequence[str]]) -> None:
+def _check_jurisdiction(system: CommandCentreSystem, params: Mapping[str, Sequence[str]]) -> None:
     """One jurisdiction is served: its id may be left out, and is checked when given."""
     given = _one(params, "jurisdiction_id")
     expected = system.settings.open311_jurisdiction_id
@@ -616,7 +616,7 @@ def _window(params: Mapping[str, Sequence[str]], state: Open311State,
     return start, end
 
 
-def _rows(system: CitySystem, table: str, column: str, codes: Sequence[str],
+def _rows(system: CommandCentreSystem, table: str, column: str, codes: Sequence[str],
           start: datetime, end: datetime, is_open: set[bool] | None, limit: int,
           offset: int) -> list[tuple[dict[str, Any], str, str]]:
     """Read-model rows (document, created, updated) of these codes in the window, newest

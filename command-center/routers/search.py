@@ -11,8 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from cityops.bootstrap import CitySystem
-from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.dependencies import CommandCentreSystem, CurrentActor, SystemDep
 from cityops.command_center.models.search import PlacesPublic, SearchResultsPublic
 from cityops.command_center.scopes import (
     LOGGED_IN,
@@ -56,13 +55,13 @@ def _gazetteer(city: Any) -> Gazetteer:
     return Gazetteer.of_city(city)
 
 
-def gazetteer_of(system: CitySystem) -> Gazetteer:
+def gazetteer_of(system: CommandCentreSystem) -> Gazetteer:
     """The gazetteer of the system's city (built on first use, then kept: the map never
     changes while a process runs)."""
     return _gazetteer(system.city)
 
 
-def _locate(system: CitySystem) -> Any:
+def _locate(system: CommandCentreSystem) -> Any:
     def cells(docs: list[dict[str, Any]]) -> list[str | None]:
         points = [(d.get("location") or {}).get("coordinates") or [None, None] for d in docs]
         located = [i for i, p in enumerate(points) if p[0] is not None]
@@ -81,7 +80,7 @@ def _hits(page: Page) -> dict[str, Any]:
     return {"data": page.items, "count": page.total}
 
 
-def _department_hits(system: CitySystem, target: SearchTarget, query: SearchQuery,
+def _department_hits(system: CommandCentreSystem, target: SearchTarget, query: SearchQuery,
                      actor: Actor, limit: int) -> Page:
     try:
         filters = scoped_filters(target.table, {}, actor)

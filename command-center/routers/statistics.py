@@ -11,8 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from cityops.bootstrap import CitySystem
-from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.dependencies import CommandCentreSystem, CurrentActor, SystemDep
 from cityops.command_center.models.statistics import (
     AreasPublic,
     DepartmentsPublic,
@@ -35,7 +34,7 @@ AtQuery = Annotated[
 ]
 
 
-def _moment(system: CitySystem, at: datetime | None) -> datetime:
+def _moment(system: CommandCentreSystem, at: datetime | None) -> datetime:
     if at is None:
         return system.grid_cases.clock()
     if at.tzinfo is None:

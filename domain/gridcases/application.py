@@ -16,7 +16,7 @@ from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import CaseSource, CaseStatus, GridCase, RejectionReason
 from cityops.domain.ports import CityGrid
 from cityops.domain.supervision import Light, light
-from cityops.domain.values import checked_deadline
+from cityops.domain.values import checked_deadline, parse_enum
 
 
 class GridCases(CityApplication):
@@ -91,11 +91,8 @@ class GridCases(CityApplication):
 
         `case_id` is for cases another stream derives deterministically (a hotline ticket
         that becomes a case); otherwise the id comes from the command id, or is new."""
-        try:
-            source = CaseSource(source)
-            urgency = Urgency(urgency)
-        except ValueError as error:
-            raise InvalidValue(str(error)) from None
+        source = parse_enum(CaseSource, source, "case source")
+        urgency = parse_enum(Urgency, urgency, "urgency", "urgencies")
         self.catalogue.case_category(category)
         when = self.now(at)
         # A derived id makes a repeated report (same command id) land on the same case.
@@ -146,10 +143,8 @@ class GridCases(CityApplication):
             case = self.case(case_id)
             final_category = category or case.category
             self.catalogue.case_category(final_category)
-            try:
-                final_urgency = Urgency(urgency) if urgency is not None else case.urgency
-            except ValueError as error:
-                raise InvalidValue(str(error)) from None
+            final_urgency = (parse_enum(Urgency, urgency, "urgency", "urgencies")
+                             if urgency is not None else case.urgency)
             proposed = self.catalogue.route(final_category, case.grid_cell)
             case.register(category=final_category, urgency=final_urgency,
                           proposed_department=proposed, note=note, actor=actor, at=when,
@@ -166,10 +161,7 @@ class GridCases(CityApplication):
         """The centre refuses a report: a duplicate (merged into another case), not a
         city-management matter, or not reproducible."""
         when = self.now(at)
-        try:
-            reason = RejectionReason(reason)
-        except ValueError as error:
-            raise InvalidValue(str(error)) from None
+        reason = parse_enum(RejectionReason, reason, "rejection reason")
 
         def decide() -> list[GridCase]:
             case = self.case(case_id)

@@ -37,6 +37,7 @@ from cityops.domain.hazards.source import (
     incident_id_for_alarm,
 )
 from cityops.domain.permissions import check_permitted
+from cityops.domain.values import parse_enum
 
 READING_ATTEMPTS = 3
 """Readings of several sensors of one source may cross at the same moment in several workers:
@@ -261,11 +262,7 @@ class HazardSources(CityApplication):
         """Put a sensor under watch with its warning and alarm thresholds (and the deadband
         that keeps its alarms from flapping; the catalogue's default if not given)."""
         self.catalogue.check_unit(kind, unit)
-        try:
-            direction = ThresholdDirection(direction)
-        except ValueError:
-            raise InvalidValue(f"threshold direction must be 'high' or 'low', "
-                               f"got {direction!r}") from None
+        direction = parse_enum(ThresholdDirection, direction, "threshold direction")
         band = self.catalogue.alarm_deadband if deadband is None else deadband
         when = self.now(at)
 
@@ -376,11 +373,8 @@ class HazardSources(CityApplication):
                        actor: Actor, at: datetime | None = None,
                        command_id: str | None = None) -> UUID:
         """Record a hidden danger found on inspection; returns the finding's id."""
-        try:
-            severity = FindingSeverity(severity)
-        except ValueError:
-            raise InvalidValue(f"finding severity must be 'major' or 'general', "
-                               f"got {severity!r}") from None
+        severity = parse_enum(FindingSeverity, severity, "finding severity",
+                              "finding severities")
         when = self.now(at)
         finding_id = (uuid5(COMMAND_NAMESPACE, f"hazard-finding:{command_id}") if command_id
                       else uuid4())

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from enum import StrEnum
-from typing import TypeVar
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.persistence import ProcessRecorder
@@ -31,8 +29,7 @@ from cityops.domain.hotline.ticket import (
     reply_timeliness,
 )
 from cityops.domain.ports import GridLocator
-
-E = TypeVar("E", bound=StrEnum)
+from cityops.domain.values import parse_enum
 
 
 def propose_department(catalogue: Catalogue, topic: HotlineTopic, area_code: str | None) -> str:
@@ -44,14 +41,6 @@ def propose_department(catalogue: Catalogue, topic: HotlineTopic, area_code: str
     if topic.case_category is not None:
         return catalogue.route(topic.case_category, area_code)
     return topic.department
-
-
-def _enum_value(enum: type[E], label: str, value: E | str) -> E:
-    try:
-        return enum(value)
-    except ValueError:
-        known = ", ".join(e.value for e in enum)
-        raise InvalidValue(f"unknown {label} {value!r}; known: {known}") from None
 
 
 class HotlineTickets(CityApplication):
@@ -115,8 +104,8 @@ class HotlineTickets(CityApplication):
     ) -> UUID:
         """Take a call or message: it is located, given a proposed department and checked
         for possible duplicates (same topic, near, recent), which are only proposed."""
-        chosen_channel = _enum_value(Channel, "channel", channel)
-        chosen_type = _enum_value(TicketType, "ticket type", ticket_type)
+        chosen_channel = parse_enum(Channel, channel, "channel")
+        chosen_type = parse_enum(TicketType, ticket_type, "ticket type")
         hotline_topic = self.catalogue.hotline_topic(topic)
         when = self.now(at)
         # A derived id makes a repeated reception (same command id) land on the same ticket.
@@ -276,7 +265,7 @@ class HotlineTickets(CityApplication):
                   command_id: str | None = None) -> UUID:
         """Ask the caller whether they are satisfied; dissatisfied with a reply reopens the
         ticket to the same department with a new reply deadline."""
-        answer = _enum_value(Satisfaction, "satisfaction", satisfaction)
+        answer = parse_enum(Satisfaction, satisfaction, "satisfaction", "satisfactions")
         when = self.now(at)
 
         def decide() -> list[HotlineTicket]:

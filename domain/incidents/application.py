@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import TypeVar
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
@@ -39,18 +37,9 @@ from cityops.domain.incidents.plans import (
     PlanRegistry,
     plan_id_for,
 )
-from cityops.domain.values import checked_instant
+from cityops.domain.values import checked_instant, parse_enum
 
 PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-E = TypeVar("E", bound=StrEnum)
-
-
-def _enum(enum: type[E], value: E | str, label: str) -> E:
-    try:
-        return enum(value)
-    except ValueError:
-        known = ", ".join(member.value for member in enum)
-        raise InvalidValue(f"unknown {label} {value!r}; known: {known}") from None
 
 
 def _aware(label: str, value: datetime | None) -> None:
@@ -165,7 +154,7 @@ class Incidents(CityApplication):
     ) -> UUID:
         """Report an incident. `incident_id` is given when an alarm or a ticket escalates
         into an incident (the id follows from it); the level defaults to IV until verified."""
-        source = _enum(IncidentSource, source, "incident source")
+        source = parse_enum(IncidentSource, source, "incident source")
         self.catalogue.incident_type(category, incident_type)
         assessed = self._level(level) if level is not None else self._level_of_rank(MAX_LEVEL_RANK)
         if warning is not None and warning not in self.catalogue.warning_colours:
@@ -364,7 +353,7 @@ class Incidents(CityApplication):
              at: datetime | None = None, command_id: str | None = None) -> UUID:
         """Link a grid case, hotline ticket or hazard alarm (again: no change)."""
         when = self.now(at)
-        kind = _enum(LinkKind, kind, "link kind")
+        kind = parse_enum(LinkKind, kind, "link kind")
 
         def decide() -> list[Incident]:
             incident = self.incident(incident_id)
@@ -379,7 +368,7 @@ class Incidents(CityApplication):
                actor: Actor, at: datetime | None = None, command_id: str | None = None) -> UUID:
         """Remove a link made by mistake."""
         when = self.now(at)
-        kind = _enum(LinkKind, kind, "link kind")
+        kind = parse_enum(LinkKind, kind, "link kind")
 
         def decide() -> list[Incident]:
             incident = self.incident(incident_id)

@@ -68,7 +68,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from cityops.domain.actors import Actor, Role
@@ -248,6 +248,9 @@ class Resource(CityAggregate):
         return uuid5(RESOURCE_NAMESPACE, normalise_call_sign(call_sign))
 
     class Registered(CityAggregate.Created):
+        """`Resource.__init__` makes the resource's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         kind: str
         mobile: bool
         """Copied from the catalogue at registration, so history never depends on it."""
@@ -259,25 +262,6 @@ class Resource(CityAggregate):
         stock: dict[str, float]
         speciality: str
         notes: str
-
-        def apply(self, resource: Resource) -> None:
-            resource.kind = self.kind
-            resource.mobile = self.mobile
-            resource.name = self.name
-            resource.call_sign = self.call_sign
-            resource.department = self.department
-            resource.home_base = self.home_base
-            resource.capacity = self.capacity
-            resource.stock = dict(self.stock)
-            resource.speciality = self.speciality
-            resource.notes = self.notes
-            resource.registered_at = self.timestamp
-            resource.status = ResourceStatus.AVAILABLE
-            resource.status_since = self.timestamp
-            resource.incident_id = None
-            resource.out_of_service_reason = None
-            resource.position = None
-            resource.history = [StatusChange(ResourceStatus.AVAILABLE, self.timestamp, None)]
 
     class DetailsRevised(CityAggregate.Event):
         name: str
@@ -375,24 +359,28 @@ class Resource(CityAggregate):
         def apply(self, resource: Resource) -> None:
             resource.position = PositionFix(self.position, self.position_at)
 
-    if TYPE_CHECKING:
-        kind: str
-        mobile: bool
-        name: str
-        call_sign: str
-        department: str
-        home_base: GeoPoint
-        capacity: int | None
-        stock: dict[str, float]
-        speciality: str
-        notes: str
-        registered_at: datetime
-        status: ResourceStatus
-        status_since: datetime
-        incident_id: UUID | None
-        out_of_service_reason: str | None
-        position: PositionFix | None
-        history: list[StatusChange]
+    def __init__(self, *, kind: str, mobile: bool, name: str, call_sign: str, department: str,
+                 home_base: GeoPoint, capacity: int | None, stock: dict[str, float],
+                 speciality: str, notes: str, timestamp: datetime) -> None:
+        """The resource as registered (from the `Registered` event's facts): every
+        attribute it keeps is declared here, once, with its type; the events change them."""
+        self.kind = kind
+        self.mobile = mobile
+        self.name = name
+        self.call_sign = call_sign
+        self.department = department
+        self.home_base = home_base
+        self.capacity = capacity
+        self.stock = dict(stock)
+        self.speciality = speciality
+        self.notes = notes
+        self.registered_at = timestamp
+        self.status: ResourceStatus = ResourceStatus.AVAILABLE
+        self.status_since = timestamp
+        self.incident_id: UUID | None = None
+        self.out_of_service_reason: str | None = None
+        self.position: PositionFix | None = None
+        self.history = [StatusChange(ResourceStatus.AVAILABLE, timestamp, None)]
 
     # --- rules -----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import pytest
 
 from cityops.domain.errors import InvalidValue
 from cityops.projections.statistics import CaseDispatchTable, dispatch_row
-from cityops.projections.store import SqliteReadStore
+from cityops.storage import SqliteReadStore
 
 COLUMNS = ("case_id", "ordinal", "department", "grid_cell", "category", "stage",
            "dispatched_at", "deadline", "handled_at", "on_time", "handling_us",
