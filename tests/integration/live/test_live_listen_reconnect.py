@@ -19,7 +19,9 @@ import pytest
 from cityops.bootstrap import build_system
 from cityops.command_center.live import LiveHub
 from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import ReportCase
 from cityops.settings import Settings
 from cityops.storage import PostgresListener
 
@@ -58,9 +60,9 @@ async def test_the_hub_is_woken_by_notify_and_reconnects_like_the_followers(
         await asyncio.sleep(0.5)  # the first wake (on connecting) has been served
 
         def report(description: str) -> None:
-            following.grid_cases.report(
+            following.grid_cases.handle(ReportCase(
                 source="inspector", category="E0101", description=description,
-                location=GeoPoint(118.80, 32.05), actor=INSPECTOR)
+                location=GeoPoint(118.80, 32.05)), CommandContext(actor=INSPECTOR))
 
         start = hub.head
         report("Woken by NOTIFY")
