@@ -44,7 +44,6 @@ from psycopg.sql import SQL, Identifier
 
 from cityops.event_chain import SQLITE_CHAIN_TABLE, SQLITE_EVENTS_TABLE, postgres_chain_table
 from cityops.feeds.service import FEED_STORE_FILE
-from cityops.projections.store import PostgresReadStore, ReadStore, SqliteReadStore
 from cityops.settings import Settings
 from cityops.site import (
     BASE_STORE_FILE,
@@ -58,6 +57,7 @@ from cityops.site import (
     open_snapshot,
     postgres_tracking_table,
 )
+from cityops.storage import PostgresReadStore, ReadStore, SqliteReadStore
 
 log = logging.getLogger(__name__)
 

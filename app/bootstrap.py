@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.application import Application
 
@@ -26,12 +26,17 @@ from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hazards.catalogue import HazardCatalogue
 from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.processes.case_conversions import CaseConversions
+from cityops.domain.processes.following import CrossStreamProcess
+from cityops.domain.processes.incident_escalations import IncidentEscalations
+from cityops.domain.processes.resource_movements import ResourceMovements
+from cityops.domain.processes.ticket_follow_up import TicketFollowUp
 from cityops.domain.resources.application import Resources
 from cityops.domain.sharing import SharingPolicy
-from cityops.domain.ticketfollowup import TicketFollowUp
 from cityops.domain.warnings.application import SenderIdentity, Warnings
 from cityops.feeds.sharing import load_sharing_policy
 from cityops.health import FeedPositions, FeedWatch, HealthLimits, ProcessHealth, ProjectionWatch
+from cityops.ingest.prefetch import BatchLookups
 from cityops.metrics import MetricsServer, ProcessMetrics, ProjectionCollector
 from cityops.projections.emergency import incident_table, plan_table, resource_table
 from cityops.projections.follower import Follower, FollowerThread, LogFollower, ProjectedTable
@@ -50,13 +55,21 @@ from cityops.projections.readings import StoredLatestReadings
 from cityops.projections.returns import case_return_table, ticket_return_table
 from cityops.projections.spatial import SpatialQueries, spatial_queries_for
 from cityops.projections.statistics import CaseDispatchTable, CityStatistics
-from cityops.projections.store import ReadStore, start_up_serialised
 from cityops.projections.supervision_clock import SupervisionClock
 from cityops.projections.tables import SummaryTable
 from cityops.projections.views import ReadModels, grid_case_table
-from cityops.projections.wakeup import FollowerWakeup, event_channels
 from cityops.projections.warnings import warning_table
 from cityops.settings import Settings
+from cityops.storage import (
+    PostgresListener,
+    ReadStore,
+    event_channels,
+    start_up_serialised,
+)
+
+if TYPE_CHECKING:
+    from cityops.maps.city import City
+    from cityops.maps.warning_areas import WarningAreaLocator
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +85,8 @@ class CitySystem:
     hazard_catalogue: HazardCatalogue
     sharing: SharingPolicy
     """Who may see which field: applied by every read path and feed (docs/sharing.md)."""
-    city: Any
+    city: City
+    """The city's map and positioned inventory (cityops.maps)."""
     store: ReadStore
     """The active read-model generation's store (it follows a switch-over)."""
     read_models: ReadModels
@@ -96,13 +110,24 @@ class CitySystem:
     ticket_follow_up: TicketFollowUp
     """The process by which a ticket follows the case or incident it became (it runs
     wherever the projections run, before the read models in each round)."""
+    case_conversions: CaseConversions
+    """The process by which the grid cases report the case a ticket was converted into."""
+    resource_movements: ResourceMovements
+    """The process by which the incidents record the resources sent to them and leaving."""
+    incident_escalations: IncidentEscalations
+    """The process by which the incidents record the tickets and alarms escalated to them."""
+    batch_lookups: BatchLookups
+    """What the applications look up (the city map, open reports, latest readings), in a
+    form an ingest batch fetches once for all of its messages."""
     clock: Clock = system_clock
     """The system's one clock (`cityops.domain.clock`): every application, read model, feed
     and page of this system reads it; a simulated one in the demo or a drill."""
     supervision: SupervisionClock | None = None
     thread: FollowerThread | None = None
-    wakeup: FollowerWakeup | None = None
-    """On PostgreSQL: wakes `thread` when any process records events."""
+    wakeup: PostgresListener | None = None
+    """On PostgreSQL: wakes `thread` when any process records events (the event stores'
+    NOTIFY); the followers poll too (`projection_poll_interval_s`), so a missed
+    notification costs latency, never a change."""
 
     @property
     def followers(self) -> list[Follower]:
@@ -121,7 +146,16 @@ class CitySystem:
         """The commands that span two streams."""
         return CityOperations(grid_cases=self.grid_cases, incidents=self.incidents,
                               hazards=self.hazards, hotline=self.hotline,
-                              resources=self.resources)
+                              resources=self.resources, case_conversions=self.case_conversions,
+                              resource_movements=self.resource_movements,
+                              incident_escalations=self.incident_escalations)
+
+    @property
+    def processes(self) -> list[CrossStreamProcess]:
+        """The processes across streams (`cityops.domain.processes`): each follows one
+        application's log and acts on another, from positions tracked with what it did."""
+        return [self.case_conversions, self.incident_escalations, self.resource_movements,
+                self.ticket_follow_up]
 
     @property
     def applications(self) -> list[Application[Any]]:
@@ -140,9 +174,11 @@ class CitySystem:
             if self.settings.database_url is not None:
                 # Other processes record most events here (API, ingest): their commits
                 # NOTIFY, so the followers need not wait for their next poll.
-                self.wakeup = FollowerWakeup(self.settings.database_url,
-                                             event_channels(self.applications),
-                                             self.thread.wake)
+                thread = self.thread
+                self.wakeup = PostgresListener(self.settings.database_url,
+                                               event_channels(self.applications),
+                                               lambda _: thread.wake(),
+                                               purpose="follower wake-up")
                 self.wakeup.start()
         # Every process with watchers pushes light changes, following or not (it only reads).
         if self.supervision is not None:
@@ -151,12 +187,13 @@ class CitySystem:
     def following(self) -> list[LogFollower]:
         """What the projection thread runs each round: the processes across streams first
         (what they record is then projected in the same round), then the read models."""
-        return [self.ticket_follow_up, *self.generations.following()]
+        return [*self.processes, *self.generations.following()]
 
     def catch_up(self) -> None:
         """Bring the processes across streams and every read model up to date now (tests,
         CLI, start-up)."""
-        self.ticket_follow_up.catch_up()
+        for process in self.processes:
+            process.catch_up()
         for follower in self.followers:
             follower.catch_up()
 
@@ -180,7 +217,8 @@ class CitySystem:
         self.store.close()
 
 
-def load_city(settings: Settings, catalogue: Catalogue, hazard_catalogue: HazardCatalogue) -> Any:
+def load_city(settings: Settings, catalogue: Catalogue,
+              hazard_catalogue: HazardCatalogue) -> City:
     """The city's map and inventory; codes in a city's own files are checked against the
     catalogues (the shipped demo city is checked by its tests)."""
     from cityops.maps import load_city as load_city_from
@@ -192,7 +230,7 @@ def load_city(settings: Settings, catalogue: Catalogue, hazard_catalogue: Hazard
     return load_demo_city()
 
 
-def warning_geography(city: Any) -> Any:
+def warning_geography(city: City) -> WarningAreaLocator:
     """The city's map as the warning desk asks it (in the city? which areas?)."""
     from cityops.maps.warning_areas import WarningAreaLocator
 
@@ -200,7 +238,7 @@ def warning_geography(city: Any) -> Any:
 
 
 def build_system(settings: Settings, *, clock: Clock = system_clock,
-                 city: Any | None = None) -> CitySystem:
+                 city: City | None = None) -> CitySystem:
     """Build a CityOps system from settings (embedded SQLite or PostgreSQL)."""
     catalogue = Catalogue.load(settings.catalogue_dir)
     hazard_catalogue = HazardCatalogue.load(settings.catalogue_dir)
@@ -227,10 +265,9 @@ def read_model_tables(catalogue: Catalogue) -> dict[str, list[ProjectedTable]]:
 
 
 def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
-          hazard_catalogue: HazardCatalogue, sharing: SharingPolicy, city: Any) -> CitySystem:
+          hazard_catalogue: HazardCatalogue, sharing: SharingPolicy, city: City) -> CitySystem:
     """Open the stores and wire the applications, read models and clocks (creating what
     is missing)."""
-    locator = city.map
     storage: GenerationStorage
     if settings.database_url is None:
         storage = SqliteGenerations(settings.data_dir)
@@ -256,18 +293,23 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
     def env(name: str) -> dict[str, str]:
         return settings.event_store_env(name)
 
+    # The applications look things up through lookups that an ingest batch can fetch for
+    # all of its messages at once (ingest/prefetch.py); outside a batch they pass each
+    # question on. Built here, once, so that nothing re-wires an application later.
+    lookups = BatchLookups.around(
+        city.map, read_models.open_reports("rm_grid_cases", "category"),
+        read_models.open_reports("rm_tickets", "topic"),
+        StoredLatestReadings(storage.base()), duplicate_policy)
     grid_cases = GridCases(
-        env(GridCases.name), catalogue=catalogue, locator=locator,
-        open_reports=read_models.open_reports("rm_grid_cases", "category"),
-        duplicate_policy=duplicate_policy, clock=clock,
+        env(GridCases.name), catalogue=catalogue, locator=lookups.locator,
+        open_reports=lookups.open_cases, duplicate_policy=duplicate_policy, clock=clock,
     )
     incidents = Incidents(env(Incidents.name), catalogue=catalogue, clock=clock)
     hazards = HazardSources(env(HazardSources.name), catalogue=hazard_catalogue, clock=clock,
-                            latest_readings=StoredLatestReadings(storage.base()))
+                            latest_readings=lookups.latest_readings)
     hotline = HotlineTickets(
-        env(HotlineTickets.name), catalogue=catalogue, locator=locator,
-        open_tickets=read_models.open_reports("rm_tickets", "topic"),
-        duplicate_policy=duplicate_policy, clock=clock,
+        env(HotlineTickets.name), catalogue=catalogue, locator=lookups.locator,
+        open_tickets=lookups.open_tickets, duplicate_policy=duplicate_policy, clock=clock,
     )
     # A resource is dispatched only to an incident open for resources (checked as it decides).
     resources = Resources(env(Resources.name), catalogue=catalogue, clock=clock,
@@ -312,6 +354,10 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         photos=PhotoStore(generations.registry.store, clock=clock),
         accounts=accounts,
         ticket_follow_up=TicketFollowUp(hotline, grid_cases, incidents),
+        case_conversions=CaseConversions(hotline, grid_cases),
+        resource_movements=ResourceMovements(resources, incidents),
+        incident_escalations=IncidentEscalations(hotline, hazards, incidents),
+        batch_lookups=lookups,
         clock=clock,
     )
     spatial.follow(system.followers)
@@ -368,7 +414,7 @@ def build_operations(system: CitySystem, *, projections: bool = True,
     watch = None
     if projections:
         watch = ProjectionWatch(lambda: system.followers, monotonic,
-                                processes=lambda: (system.ticket_follow_up,))
+                                processes=lambda: system.processes)
 
         def thread_failures() -> int | None:
             return system.thread.failures if system.thread is not None else None

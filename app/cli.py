@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from cityops.settings import SECRET_KEY_FILE, Settings
+from cityops.settings import SECRET_KEY_FILE, Settings, read_settings
 
 app = typer.Typer(
     help=(
@@ -23,16 +22,9 @@ app = typer.Typer(
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment and options; a bad value is a clear error, not a trace."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
-    except ValidationError as error:
-        problems = "; ".join(
-            f"CITYOPS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in error.errors()
-        )
-        typer.secho(f"Invalid settings: {problems}", fg="red", err=True)
-        raise typer.Exit(2) from None
+    """Settings from the environment and options; a bad value is a clear error, not a trace
+    (`read_settings`)."""
+    return read_settings(Settings, **overrides)
 
 
 def _run_web(settings: Settings, system: object) -> None:

@@ -36,16 +36,16 @@ class LogFormat(StrEnum):
 
 
 class LogSettings(BaseSettings):
-    """The logging part of the settings: read on its own when a process starts, before the
-    rest of its settings (which are checked later, and may be another settings class)."""
+    """The logging section of the settings (`Settings.log`, CITYOPS_LOG_*): read on its own
+    when a process starts, before the rest of its settings is checked."""
 
-    model_config = SettingsConfigDict(env_prefix="CITYOPS_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="CITYOPS_LOG_", extra="ignore", frozen=True)
 
-    log_format: LogFormat = Field(
+    format: LogFormat = Field(
         default=LogFormat.TEXT,
         description="text: readable lines; json: one JSON object per line (time, level, "
         "logger, message, exception and extras such as request_id).")
-    log_level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
+    level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
 
 
 class JsonFormatter(logging.Formatter):
@@ -89,7 +89,7 @@ def configure_logging(settings: LogSettings | None = None, *,
     the root logger's handlers (a second call reconfigures). Returns the handler."""
     settings = settings if settings is not None else LogSettings()
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    if settings.log_format is LogFormat.JSON:
+    if settings.format is LogFormat.JSON:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
@@ -98,21 +98,13 @@ def configure_logging(settings: LogSettings | None = None, *,
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(settings.log_level.upper())
+    root.setLevel(settings.level.upper())
     return handler
 
 
 def configure_logging_or_exit() -> None:
     """`configure_logging` from the environment for a command-line entry point; a bad
     `CITYOPS_LOG_FORMAT` or `CITYOPS_LOG_LEVEL` is one clear line and exit status 2."""
-    from pydantic import ValidationError
+    from cityops.settings import read_settings
 
-    try:
-        settings = LogSettings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"CITYOPS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in error.errors())
-        sys.stderr.write(f"Invalid settings: {problems}\n")
-        raise SystemExit(2) from None
-    configure_logging(settings)
+    configure_logging(read_settings(LogSettings))

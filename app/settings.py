@@ -1,5 +1,18 @@
 """One typed settings object for every process, read from `CITYOPS_` environment variables.
 
+One tree: `Settings` holds what every process shares (stores, server, security, limits,
+health) and one section per package that has settings of its own, each read from the
+variables `CITYOPS_<SECTION>_<FIELD>`:
+
+    settings.ingest   IngestSettings  (ingest/settings.py)   CITYOPS_INGEST_GROUP_ID, ...
+    settings.feeds    FeedSettings    (feeds/settings.py)    CITYOPS_FEEDS_TOPIC_PREFIX, ...
+    settings.log      LogSettings     (app/logs.py)          CITYOPS_LOG_FORMAT, CITYOPS_LOG_LEVEL
+
+A package reads only its own section (a section can be read on its own too: logging is set
+up from `LogSettings` before the rest is checked). `read_settings` is the one way an entry
+point reads them: a bad value is one line naming each variable and what is wrong, and exit
+status 2, never a stack trace.
+
 Without a database URL CityOps runs embedded (SQLite files in `data_dir`); with one it uses
 PostgreSQL. Production refuses placeholder secrets.
 """
@@ -9,14 +22,20 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sys
+from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Any, Self, TypeVar, overload
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cityops.feeds.settings import FeedSettings
+from cityops.ingest.settings import IngestSettings
+from cityops.logs import LogSettings
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "development-only-secret"}
 """Secrets anyone can read (in this repository, in examples): never a signing key."""
@@ -195,6 +214,15 @@ class Settings(BaseSettings):
         default=300.0, gt=0,
         description="/health is degraded while ingest dead letters grew within this window.",
     )
+    ingest: IngestSettings = Field(
+        default_factory=IngestSettings,
+        description="The ingest's section: CITYOPS_INGEST_* (ingest/settings.py).")
+    feeds: FeedSettings = Field(
+        default_factory=FeedSettings,
+        description="The feeds' section: CITYOPS_FEEDS_* (feeds/settings.py).")
+    log: LogSettings = Field(
+        default_factory=LogSettings,
+        description="How every process logs: CITYOPS_LOG_* (app/logs.py).")
     tile_url: str | None = Field(
         default=None,
         description="Optional base-map tile server for the dashboard, as "
@@ -211,6 +239,11 @@ class Settings(BaseSettings):
         if scheme not in ("postgresql", "postgres"):
             raise ValueError(f"database URL must start with postgresql://, not {scheme}://")
         return value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("tile_url")
     @classmethod
@@ -321,6 +354,73 @@ class Settings(BaseSettings):
         if self.database_schema:
             env["POSTGRES_SCHEMA"] = self.database_schema
         return env
+
+
+SECTIONS: Mapping[str, type[BaseSettings]] = {"ingest": IngestSettings, "feeds": FeedSettings,
+                                             "log": LogSettings}
+"""The sections of the tree: field of `Settings` -> its class (own `CITYOPS_<SECTION>_`
+prefix)."""
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def env_names(model: type[BaseSettings] = Settings) -> set[str]:
+    """Every environment variable the settings (or one section) read."""
+    prefix = str(model.model_config.get("env_prefix", ""))
+    names = set()
+    for field in model.model_fields:
+        if model is Settings and field in SECTIONS:
+            names |= env_names(SECTIONS[field])
+        else:
+            names.add(f"{prefix}{field}".upper())
+    return names
+
+
+def settings_problems(error: ValidationError) -> str:
+    """What is wrong, one `VARIABLE: problem` per error, joined with '; '."""
+    models: list[type[BaseSettings]] = [Settings, *SECTIONS.values()]
+    model = next((m for m in models if m.__name__ == error.title), Settings)
+    problems = []
+    for problem in error.errors():
+        location: tuple[Any, ...] = tuple(problem["loc"])
+        owner: type[BaseSettings] = model
+        if owner is Settings and location and location[0] in SECTIONS:
+            owner, location = SECTIONS[str(location[0])], location[1:]
+        prefix = str(owner.model_config.get("env_prefix", ""))
+        name = f"{prefix}{'_'.join(str(p) for p in location)}".upper() if location else ""
+        problems.append(f"{name}: {problem['msg']}" if name else str(problem["msg"]))
+    return "; ".join(problems)
+
+
+@overload
+def read_settings(model: None = None, /, **overrides: object) -> Settings: ...
+@overload
+def read_settings(model: type[S], /, **overrides: object) -> S: ...
+def read_settings(model: type[BaseSettings] | None = None, /,
+                  **overrides: object) -> BaseSettings:
+    """The settings (or one section) from the environment and the options given (None:
+    not given) for a command-line entry point: a bad value is one line on stderr naming
+    each variable and what is wrong, and exit status 2."""
+    model = model or Settings
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    problems = []
+    if model is Settings:
+        # Each section first, so that a bad one does not hide what else is wrong.
+        for name, section in SECTIONS.items():
+            if name not in given:
+                try:
+                    given[name] = section()
+                except ValidationError as error:
+                    problems.append(settings_problems(error))
+                    given[name] = section.model_construct()
+    try:
+        settings = model(**given)
+    except ValidationError as error:
+        problems.append(settings_problems(error))
+    if problems:
+        sys.stderr.write(f"Invalid settings: {'; '.join(problems)}\n")
+        raise SystemExit(2) from None
+    return settings
 
 
 def install_secret(path: Path) -> str:

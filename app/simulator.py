@@ -57,7 +57,7 @@ from cityops.domain.gridcases.commands import (
     VerifyCase,
 )
 from cityops.domain.hazards.commands import AddSensor, RegisterHazardSource
-from cityops.domain.hazards.source import AlarmLevel, open_alarms
+from cityops.domain.hazards.source import AlarmLevel, ThresholdDirection, open_alarms
 from cityops.domain.hotline.commands import (
     AcceptTicket,
     AnswerTicket,
@@ -96,7 +96,6 @@ from cityops.ingest.deadletters import DeadLetter, StoredDeadLetters
 from cityops.ingest.embedded import InProcessIngest
 from cityops.ingest.kafka_worker import worker_name
 from cityops.ingest.pipeline import Outcome
-from cityops.ingest.settings import IngestSettings
 from cityops.ingest.topics import IngestStream, Topics
 from cityops.settings import Settings
 
@@ -253,8 +252,8 @@ class DemoDay:
         self._stop = threading.Event()
         # The demo is the embedded demo: its outside systems always send through the
         # in-process queue, whatever Kafka setting the environment has.
-        self.ingest_settings = IngestSettings()
-        self.topics = Topics(self.ingest_settings.ingest_topic_namespace)
+        self.ingest_settings = system.settings.ingest
+        self.topics = Topics(self.ingest_settings.topic_namespace)
         self.catalogue = MessageCatalogue.load()
         self._ingest: InProcessIngest | None = None
         self._dead_letters: DemoDeadLetters | None = None
@@ -358,9 +357,9 @@ class DemoDay:
         except BaseException:
             store.close()
             raise
-        ingest = InProcessIngest(pipeline, capacity=settings.ingest_queue_capacity,
+        ingest = InProcessIngest(pipeline, capacity=settings.queue_capacity,
                                  counter_table=CounterTable(store),
-                                 stats_interval_s=settings.ingest_stats_interval_s)
+                                 stats_interval_s=settings.stats_interval_s)
         self._ingest, self._dead_letters = ingest.start(), dead_letters
         try:
             yield
@@ -461,7 +460,8 @@ class DemoDay:
             for sensor in source.sensors:
                 self.system.commands.handle(AddSensor(
                     source_id=source_id, sensor_id=sensor.id, kind=sensor.kind,
-                    unit=sensor.unit, direction=sensor.direction, warning=sensor.warning,
+                    unit=sensor.unit, direction=ThresholdDirection(sensor.direction),
+                    warning=sensor.warning,
                     alarm=sensor.alarm, label=sensor.label,
                 ), CommandContext(actor=ADMIN, command_id=f"demo:sensor:{sensor.id}"))
                 self.sensor_levels[(source.id, sensor.id)] = self._normal_value(sensor)

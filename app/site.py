@@ -62,8 +62,8 @@ from cityops.ingest.replay import LEDGER_TABLE, ReplayLedger
 from cityops.ingest.tracks import TRACK_TABLE, ResourceTracks
 from cityops.projections.photos import PhotoStore
 from cityops.projections.readings import StoredLatestReadings
-from cityops.projections.store import ReadStore
 from cityops.settings import Settings
+from cityops.storage import ReadStore
 
 DURABLE_STORES: tuple[str, ...] = (
     GridCases.name, Incidents.name, HazardSources.name, HotlineTickets.name, Resources.name,

@@ -293,8 +293,8 @@ def pipeline_rate(database_url: str, settings: IngestSettings, bootstrap: str, t
     group = f"bench-{uuid.uuid4().hex[:8]}"
     count = len(batch)
     processes = [context.Process(target=run_worker, name=f"bench-worker-{n}",
-                                 args=(database_url, settings.model_copy(
-                                     update={"ingest_poll_records": poll_records}),
+                                 args=(database_url, bootstrap, settings.model_copy(
+                                     update={"poll_records": poll_records}),
                                        group, reports, stop))
                  for n in range(workers)]
     for process in processes:
@@ -337,13 +337,14 @@ def pipeline_rate(database_url: str, settings: IngestSettings, bootstrap: str, t
     return (count - 1) / (last - first), produce_rate, dict(totals)
 
 
-def run_worker(database_url: str, settings: IngestSettings, group: str, reports: Any,
-               stop: Any) -> None:
+def run_worker(database_url: str, bootstrap: str, settings: IngestSettings, group: str,
+               reports: Any, stop: Any) -> None:
     """One worker process: consume in `group` and report (name, first consumed at, last
     settled at, partitions owned, counts) whenever that changes, until `stop` is set."""
     logging.basicConfig(level=logging.WARNING)
     system = build_system(Settings(database_url=database_url,
-                                   data_dir=Path("/tmp/cityops-bench")))
+                                   data_dir=Path("/tmp/cityops-bench"),
+                                   kafka_bootstrap_servers=bootstrap, ingest=settings))
     worker = build_kafka_worker(system, settings, group_id=group)
     thread = threading.Thread(target=worker.run, name="bench-worker")
     thread.start()
@@ -379,7 +380,7 @@ def direct_rate(system: CitySystem, settings: IngestSettings,
     store = ingest_store(system)
     pipeline = build_pipeline(system, settings, store, StoredDeadLetters(store),
                               worker="bench-direct")
-    topics = Topics(settings.ingest_topic_namespace)
+    topics = Topics(settings.topic_namespace)
     deliveries = [Delivery(topic=topics.name(stream), value=messages.encode(m), partition=0,
                            offset=offset) for offset, (stream, m) in enumerate(batch)]
     started = time.perf_counter()
@@ -428,8 +429,7 @@ def main() -> None:
     bootstrap = args.kafka or dev("kafka", "bootstrap")
     namespace = f"cityops-bench-{uuid.uuid4().hex[:8]}"
     topics = Topics(namespace)
-    settings = IngestSettings(kafka_bootstrap_servers=bootstrap,
-                              ingest_topic_namespace=namespace, ingest_stats_interval_s=5)
+    settings = IngestSettings(topic_namespace=namespace, stats_interval_s=5)
     create_topics(bootstrap, topics, partitions=args.partitions)
     results: dict[str, Any] = {"messages": args.messages, "mix": args.mix,
                                "partitions": args.partitions, "workers": args.workers}

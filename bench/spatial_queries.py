@@ -50,7 +50,7 @@ from cityops.projections.emergency import resource_table
 from cityops.projections.spatial import Feature, FeatureQuery, SpatialQueries
 from cityops.projections.spatial_embedded import EmbeddedSpatialQueries
 from cityops.projections.spatial_postgis import PostgisSpatialQueries
-from cityops.projections.store import PostgresReadStore, ReadStore, SqliteReadStore
+from cityops.storage import PostgresReadStore, ReadStore, SqliteReadStore
 
 KINDS = ("ambulance", "fire-engine", "rescue-team", "police-car", "water-tanker",
          "excavator", "supply-depot", "medical-team", "hazmat-team", "generator")

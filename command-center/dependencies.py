@@ -3,16 +3,35 @@ key, paging and bounding boxes (each validating with its own clear error)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, Header, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from cityops.bootstrap import CitySystem
 from cityops.command_center.auth import Authenticator, NotAuthenticated
+from cityops.domain.accounts.application import Accounts
 from cityops.domain.actors import Actor
 from cityops.domain.application import actor_scoped_command_id
-from cityops.projections.views import BBox
+from cityops.domain.catalogue import Catalogue
+from cityops.domain.clock import Clock
+from cityops.domain.commands import CommandHandlers
+from cityops.domain.coordination import CityOperations
+from cityops.domain.gridcases.application import GridCases
+from cityops.domain.hazards.application import HazardSources
+from cityops.domain.hotline.application import HotlineTickets
+from cityops.domain.incidents.application import Incidents
+from cityops.domain.resources.application import Resources
+from cityops.domain.sharing import SharingPolicy
+from cityops.domain.warnings.application import Warnings
+from cityops.projections.generations import ReadModelGenerations
+from cityops.projections.photos import PhotoStore
+from cityops.projections.spatial import SpatialQueries
+from cityops.projections.statistics import CityStatistics
+from cityops.projections.views import BBox, ReadModels
+from cityops.settings import Settings
+
+if TYPE_CHECKING:
+    from cityops.maps.city import City
 
 MAX_PAGE = 500
 MAX_OFFSET = 1_000_000_000
@@ -20,12 +39,51 @@ MAX_OFFSET = 1_000_000_000
 integers SQLite and PostgreSQL take (a larger offset was a 500)."""
 
 
-def get_system(request: Request) -> CitySystem:
-    system: CitySystem = request.app.state.system
+class CommandCentreSystem(Protocol):
+    """What the command centre's routers use of the system: the applications they command,
+    the read models, spatial queries and statistics they answer from, and what decides who
+    sees what. The composition root (app/bootstrap.py) builds a `CitySystem`, which has all
+    of it; the routers never import it."""
+
+    settings: Settings
+    catalogue: Catalogue
+    sharing: SharingPolicy
+    city: City
+    grid_cases: GridCases
+    incidents: Incidents
+    hazards: HazardSources
+    hotline: HotlineTickets
+    resources: Resources
+    warnings: Warnings
+    accounts: Accounts
+    read_models: ReadModels
+    spatial: SpatialQueries
+    statistics: CityStatistics
+    photos: PhotoStore
+    generations: ReadModelGenerations
+
+    @property
+    def clock(self) -> Clock:
+        """The system's one clock (what time it is in the city, simulated or not)."""
+
+    @property
+    def operations(self) -> CityOperations:
+        """The commands that span two streams."""
+
+    @property
+    def commands(self) -> CommandHandlers:
+        """The one entry point of every command value (`domain/commands.py`)."""
+
+    def wake_projections(self) -> None:
+        """Have this process's projection followers look for new events now."""
+
+
+def get_system(request: Request) -> CommandCentreSystem:
+    system: CommandCentreSystem = request.app.state.system
     return system
 
 
-SystemDep = Annotated[CitySystem, Depends(get_system)]
+SystemDep = Annotated[CommandCentreSystem, Depends(get_system)]
 
 
 bearer_scheme = HTTPBearer(

@@ -78,20 +78,27 @@ _ERROR_TEXT: dict[int, str] = {
     413: "The body is larger than the configured limit",
     422: "Invalid request: what is wrong, field by field",
     429: "Too many failed logins: try again after Retry-After seconds",
-    503: "Busy: try again shortly",
+    503: "Busy, or the stores unreachable just now: try again after Retry-After",
 }
 
 EXTRA_ERRORS: dict[tuple[str, str], dict[int, str]] = {
-    ("POST", "/auth/login"): {401: "app", 429: "app"},  # a wrong password; throttled
+    # A wrong password; throttled; every password check busy (or the store unreachable).
+    ("POST", "/auth/login"): {401: "app", 429: "app", 503: "app"},
     ("POST", "/auth/password"): {429: "app"},
     ("GET", "/metrics"): {401: "text"},  # with CITYOPS_METRICS_TOKEN set
+    # A user whose name is not an inspector of the city's map has no cells.
+    ("GET", "/field/me/cells"): {404: "app"},
+    ("GET", "/field/me/tasks"): {404: "app"},
 }
 """Statuses some operations answer besides those of their kind, and in which form (a
-throttled login). A busy password hasher (503 on login and password changes) belongs here."""
+throttled login, a busy password hasher)."""
 
-BODY_ERRORS: tuple[int, ...] = (400,)
+STORED_OPEN311 = ("/open311/v2/requests", "/open311/v2/tokens")
+"""Open311's operations that read or write the stores (the service list is the catalogue)."""
+
+BODY_ERRORS: tuple[int, ...] = (400, 413)
 """What every operation that takes a body may answer because of it: 400, unreadable (not
-in its declared encoding). A limit on bodies adds its 413 here."""
+in its declared encoding); 413, over its route's limit (`command-center/body_limits.py`)."""
 
 _COMMANDS = frozenset(ROUTE_COMMANDS) | frozenset(ROUTE_ROLES)
 
@@ -130,11 +137,14 @@ def error_statuses(method: str, path: str, operation: Mapping[str, Any]) -> dict
         statuses = {400: "open311", 404: "open311"}
         if method != "GET":  # an api_key refused; a retry's id reused for another request
             statuses.update({403: "open311", 409: "open311"})
+        if path.startswith(STORED_OPEN311):
+            statuses[503] = "app"  # the store unreachable: the app's own answer
         return statuses
     logged_in = bool(operation.get("security"))
     statuses = {}
     if logged_in:
-        statuses.update({401: "app", 403: "app"})
+        # The login is checked against the accounts' store: unreachable, a 503 to retry.
+        statuses.update({401: "app", 403: "app", 503: "app"})
     if path.startswith("/ogc"):
         statuses.update({400: "ogc", 404: "ogc"})
         return statuses

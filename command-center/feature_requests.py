@@ -14,7 +14,7 @@ from typing import Any
 
 import shapely
 
-from cityops.bootstrap import CitySystem
+from cityops.command_center.dependencies import CommandCentreSystem
 from cityops.domain.errors import InvalidValue
 from cityops.domain.values import parse_instant
 from cityops.maps.query_geometry import AxisOrder, query_bbox
@@ -24,12 +24,12 @@ from cityops.projections.spatial_layers import Layer
 GEOJSON = "application/geo+json"
 
 
-def now_of(system: CitySystem) -> datetime:
+def now_of(system: CommandCentreSystem) -> datetime:
     """The system's time (a drill or the demo runs on its own clock)."""
     return system.clock()
 
 
-def parse_bbox(text: str | None, crs: str | None, system: CitySystem,
+def parse_bbox(text: str | None, crs: str | None, system: CommandCentreSystem,
                axis_order: AxisOrder = AxisOrder.XY, *, near_city: bool = True) \
         -> tuple[float, float, float, float] | None:
     """A `bbox` parameter ("x1,y1,x2,y2", in `crs`, default WGS84 lon/lat) as WGS84. With
@@ -90,7 +90,7 @@ def property_filters(layer: Layer, params: Iterable[tuple[str, str]],
     return {name: tuple(values) for name, values in where.items()}
 
 
-def feature_query(layer: Layer, system: CitySystem, params: Iterable[tuple[str, str]], *,
+def feature_query(layer: Layer, system: CommandCentreSystem, params: Iterable[tuple[str, str]], *,
                   reserved: Collection[str], bbox: str | None, bbox_crs: str | None,
                   datetime_text: str | None, limit: int | None, offset: int,
                   axis_order: AxisOrder = AxisOrder.XY, near_city: bool = True) \

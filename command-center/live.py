@@ -20,7 +20,7 @@ another generation, or older than the rows kept (`live_retention_minutes`), or t
 
 Scope. What a department user may see is decided by command-center/scopes.py, as for the
 REST API: every change (its state after, and before the batch) and every presence passes
-`feature_in_scope`; snapshots of incidents use its SQL twin `incident_scope_where`.
+`feature_in_scope`; snapshots of incidents and warnings use its SQL twin `layer_scope_where`.
 
 Credentials. A socket is authenticated once, by its hello; it then stays bound to that
 login. The hub follows the accounts store's own notification log (woken by its PostgreSQL
@@ -48,17 +48,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from cityops.bootstrap import CitySystem
 from cityops.command_center.scopes import feature_in_scope, layer_scope_where, scope_of
 from cityops.command_center.server_time import clock_reading
 from cityops.command_center.sharing import DocumentView, hidden_by_layer
 from cityops.domain.accounts.account import AccountView, UserAccount
+from cityops.domain.accounts.application import Accounts
 from cityops.domain.actors import Actor
-from cityops.domain.clock import rate_of, system_clock
+from cityops.domain.clock import Clock, rate_of, system_clock
 from cityops.domain.errors import DomainError
 from cityops.domain.former_topics import stored_topics
 from cityops.domain.model import CityAggregate
+from cityops.domain.sharing import SharingPolicy
 from cityops.domain.supervision import Light
+from cityops.projections.generations import ReadModelGenerations
 from cityops.projections.live_changes import (
     LIVE_LAYERS,
     PRESENCE,
@@ -69,8 +71,9 @@ from cityops.projections.live_changes import (
     live_channel,
 )
 from cityops.projections.spatial import Feature
-from cityops.projections.store import ReadStore
-from cityops.projections.views import case_light
+from cityops.projections.views import ReadModels, case_light
+from cityops.settings import Settings
+from cityops.storage import PostgresListener, ReadStore
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,30 @@ DISABLED = 1008
 """Close code of a socket whose user was disabled (policy violation)."""
 CREDENTIALS_CHANGED = 4401
 """Close code of a socket whose login is no longer valid (log in again, then reconnect)."""
+
+
+class LiveSources(Protocol):
+    """What the live hub reads of the system (the composition root hands it the whole
+    `CitySystem`, which has all of it)."""
+
+    settings: Settings
+    """Where the database is (the LISTEN connection and the change log's channel)."""
+
+    generations: ReadModelGenerations
+    """The read models' generations: the active one's change log and tables."""
+
+    read_models: ReadModels
+    """The grid cases' supervision lights, for the snapshots' filters."""
+
+    accounts: Accounts
+    """Users: a change of credentials ends their sockets."""
+
+    sharing: SharingPolicy
+    """Which document keys each user may not see."""
+
+    @property
+    def clock(self) -> Clock:
+        """The system's clock (lights, and the time snapshots are taken at)."""
 
 
 class SessionEnded(Exception):
@@ -419,7 +446,7 @@ def changes_frame(generation: int, position: int, texts: Sequence[str]) -> str:
 class LiveHub:
     """Tails the change log of the active read-model generation and feeds the clients."""
 
-    def __init__(self, system: CitySystem, *, queue_size: int = 1000,
+    def __init__(self, system: LiveSources, *, queue_size: int = 1000,
                  poll_interval_s: float = 0.1, heartbeat_s: float = HEARTBEAT_S,
                  snapshot_limit: int = SNAPSHOT_LIMIT, replay_limit: int = REPLAY_LIMIT) -> None:
         self.system = system
@@ -447,6 +474,11 @@ class LiveHub:
         """The accounts store's notification log as far as it was checked."""
         self._accounts_wake = asyncio.Event()
         self._to_recheck: set[LiveClient] = set()
+        self.listener: PostgresListener | None = None
+        """On PostgreSQL: the LISTEN connection that wakes the tailer and the account
+        checks when another process writes (they poll too)."""
+        self._changes_channel: str | None = None
+        self._accounts_channel: str | None = None
         self.account_listeners: list[Callable[[str], object]] = []
         """Called with the username of every account that changed, in whatever process
         (an in-process cache of accounts forgets it)."""
@@ -473,9 +505,18 @@ class LiveHub:
                                                name="cityops-live-accounts"))
         settings = self.system.settings
         if settings.database_url is not None:
-            self._tasks.append(asyncio.create_task(
-                self._listen(settings.database_url, live_channel(settings.database_schema)),
-                name="cityops-live-listen"))
+            # The change log's NOTIFY (a follower of any process wrote to it), and the
+            # accounts store's own (the library sends it on every insert): a change of
+            # credentials made by any process reaches this one at once.
+            self._changes_channel = live_channel(settings.database_schema)
+            self._accounts_channel = getattr(self.system.accounts.recorder, "channel_name",
+                                             None)
+            channels = [self._changes_channel]
+            if isinstance(self._accounts_channel, str):
+                channels.append(self._accounts_channel)
+            self.listener = PostgresListener(settings.database_url, channels, self._notified,
+                                             purpose="live push")
+            self.listener.start()
 
     async def stop(self) -> None:
         """Stop tailing; clients' connections are closed by their endpoints."""
@@ -499,6 +540,9 @@ class LiveHub:
                 log.error("live push: %d task(s) did not stop within %.0f s: %s",
                           len(pending), STOP_TIMEOUT_S, [t.get_name() for t in pending])
         self._tasks.clear()
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.stop)
+            self.listener = None
 
     def _local_commit(self, _: Sequence[Any]) -> None:
         """A follower of this process committed a batch (its thread): tail now."""
@@ -522,32 +566,14 @@ class LiveHub:
         generation = self.system.generations.active()
         return generation.number, generation.store
 
-    async def _listen(self, url: str, channel: str) -> None:
-        """Wake the tailer on every NOTIFY of the log's channel (reconnecting if need be)."""
-        import psycopg
-
-        # The accounts store's own NOTIFY (the library sends it on every insert): a change
-        # of credentials made by any process reaches this one at once.
-        accounts_channel = getattr(self.system.accounts.recorder, "channel_name", None)
-        while not self._stopping:
-            try:
-                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-                    await conn.execute(f'LISTEN "{channel}"')
-                    if isinstance(accounts_channel, str):
-                        await conn.execute(f'LISTEN "{accounts_channel}"')
-                    self._wake.set()  # whatever was committed while not listening
-                    self._accounts_wake.set()
-                    async for notify in conn.notifies():
-                        if notify.channel == accounts_channel:
-                            self._accounts_wake.set()
-                        else:
-                            self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("live push: lost the LISTEN connection; polling meanwhile",
-                            exc_info=True)
-                await asyncio.sleep(1.0)
+    def _notified(self, channel: str) -> None:
+        """A NOTIFY of the change log or of the accounts store (the listener's thread)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            wake = (self._accounts_wake if channel == self._accounts_channel
+                    else self._wake)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
 
     # --- credentials -------------------------------------------------------------------------
 
@@ -899,7 +925,7 @@ class LiveHub:
         position = LiveChangeLog.head(store)
         subscription = client.subscription
         client.hidden = hidden_by_layer(self.system, client.actor)
-        now = self.system.grid_cases.clock()
+        now = self.system.clock()
         layers: dict[str, list[dict[str, Any]]] = {}
         limits: dict[str, dict[str, Any]] = {}
         for layer_id in sorted(subscription.layers):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import Histogram
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -129,12 +129,17 @@ router = APIRouter(tags=["operations"])
 
 
 class HealthCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     name: str
     status: Literal["ok", "degraded"]
     reason: str
 
 
 class HealthReport(BaseModel):
+    # Besides these: `<process>_lag` for each tracked process (its notifications not yet
+    # processed, per event store), e.g. `ticket_follow_up_lag`.
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, dict[str, int]] = Field(init=False)
     status: Literal["ok", "degraded"]
     projection_lag: dict[str, int] | None = Field(
         default=None, description="Notifications not yet projected, per event store.")
@@ -161,7 +166,7 @@ def health(request: Request, strict: bool = Query(
 
 
 @router.get("/metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {}},
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                              "description": "The Prometheus text format."}})
 def metrics(request: Request) -> Response:
     """This process's Prometheus metrics (docs/operations.md lists them); with

@@ -18,8 +18,12 @@ from uuid import UUID
 
 from fastapi import Depends, Request
 
-from cityops.bootstrap import CitySystem
-from cityops.command_center.dependencies import CurrentActor, SystemDep, current_actor
+from cityops.command_center.dependencies import (
+    CommandCentreSystem,
+    CurrentActor,
+    SystemDep,
+    current_actor,
+)
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import NotFound, NotPermitted
 from cityops.projections.spatial import Feature, FeaturePage, FeatureQuery
@@ -169,7 +173,7 @@ def require_citywide(actor: Actor, what: str) -> None:
 
 
 def scope_guard(param: str, kind: str,
-                load: Callable[[CitySystem, UUID], dict[str, Any]]) -> Any:
+                load: Callable[[CommandCentreSystem, UUID], dict[str, Any]]) -> Any:
     """A router dependency: every request needs a login, and a department user's request
     about an item (path parameter `param`) outside their scope answers 404 before anything
     is read or done."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cityops.command_center.dependencies import SystemDep
 from cityops.domain.clock import Clock, rate_of
@@ -21,6 +21,8 @@ router = APIRouter(tags=["operations"])
 
 class ClockReading(BaseModel):
     """The server's time now."""
+
+    model_config = ConfigDict(extra="forbid")
 
     server_time: str = Field(description="The system's time now (ISO 8601, UTC)",
                              examples=["2025-03-14T09:26:53.589793+00:00"])

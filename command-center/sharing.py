@@ -11,17 +11,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from cityops.bootstrap import CitySystem
 from cityops.domain.actors import Actor
-from cityops.domain.sharing import Viewer, without_keys
+from cityops.domain.sharing import SharingPolicy, Viewer, without_keys
 from cityops.domain.warnings.warning import as_sent
 
 JSON_TYPES = ("application/json", "application/geo+json")
+
+
+class SharingSource(Protocol):
+    """What the read paths need of the system here: its sharing policy."""
+
+    @property
+    def sharing(self) -> SharingPolicy: ...
 
 
 def viewer_of(request: Request) -> Viewer:
@@ -31,7 +37,7 @@ def viewer_of(request: Request) -> Viewer:
     return Viewer.of(actor) if isinstance(actor, Actor) else Viewer.city_wide()
 
 
-def shared_for(system: CitySystem, stream: str, data: Any, actor: Actor | None) -> Any:
+def shared_for(system: SharingSource, stream: str, data: Any, actor: Actor | None) -> Any:
     """`data` of `stream` as `actor` (None: the public) may see it."""
     viewer = Viewer.of(actor) if actor is not None else Viewer.city_wide()
     return system.sharing.document(stream, data, viewer)
@@ -63,7 +69,7 @@ def apply_policy(request: Request, response: Response, stream: str) -> Response:
     if not isinstance(body, bytes) or not body or not 200 <= response.status_code < 300 \
             or media not in JSON_TYPES:
         return response
-    system: CitySystem = request.app.state.system
+    system: SharingSource = request.app.state.system
     viewer = viewer_of(request)
     if not system.sharing.withheld_keys(stream, viewer):
         return response
@@ -114,7 +120,7 @@ class DocumentView:
         return shown
 
 
-def warning_view(system: CitySystem, actor: Actor) -> DocumentView:
+def warning_view(system: SharingSource, actor: Actor) -> DocumentView:
     """How `actor` sees a warning's document (REST, `/ws`), by the sharing catalogue."""
     viewer = Viewer.of(actor)
     return DocumentView(system.sharing.withheld_keys("warnings", viewer),
@@ -122,7 +128,7 @@ def warning_view(system: CitySystem, actor: Actor) -> DocumentView:
                                                           viewer))
 
 
-def hidden_by_layer(system: CitySystem, actor: Actor) -> dict[str, DocumentView]:
+def hidden_by_layer(system: SharingSource, actor: Actor) -> dict[str, DocumentView]:
     """How `actor` sees the documents of each read-model layer."""
     viewer = Viewer.of(actor)
     views = {layer: DocumentView(system.sharing.withheld_keys(stream, viewer))
@@ -133,7 +139,7 @@ def hidden_by_layer(system: CitySystem, actor: Actor) -> dict[str, DocumentView]
     return views
 
 
-def check_map_layers(system: CitySystem, layers: Iterable[Any]) -> None:
+def check_map_layers(system: SharingSource, layers: Iterable[Any]) -> None:
     """Map layers, OGC collections and exports show the same flat properties to everyone
     who may read the layer: refuse to start when one of them is not shared unconditionally
     (a layer must not publish a conditional field to all)."""

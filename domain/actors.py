@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from cityops.domain.errors import InvalidValue
+from cityops.domain.values import parse_enum
 
 
 class Role(StrEnum):
@@ -33,11 +34,7 @@ class Actor:
     def __post_init__(self) -> None:
         if not isinstance(self.user_id, str) or not self.user_id.strip():
             raise InvalidValue("actor user id must be a non-empty string")
-        try:
-            object.__setattr__(self, "role", Role(self.role))
-        except ValueError:
-            known = ", ".join(r.value for r in Role)
-            raise InvalidValue(f"unknown role {self.role!r}; known roles: {known}") from None
+        object.__setattr__(self, "role", parse_enum(Role, self.role, "role"))
         if self.role is Role.DEPARTMENT_USER and not self.department:
             raise InvalidValue("a department user must belong to a department")
 

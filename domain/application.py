@@ -43,6 +43,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
+    ApplicationRecorder,
     IntegrityError,
     JSONTranscoder,
     ProcessRecorder,
@@ -255,6 +256,15 @@ class CommandBatch(Generic[K]):
         self._held.update((application, i) for i in ids)
         self._current_command = staged
 
+    def after_current_saved(self, callback: Callable[[], object]) -> bool:
+        """Defer `callback` to the commit of the current unit's command (False: the unit has
+        staged nothing, so there is nothing to wait for): what the unit's caller does once
+        its command is stored (ingest follows a resource's leaving into its incident)."""
+        if self._current_command is None:
+            return False
+        self._current_command.after_saved.append(callback)
+        return True
+
     def commit(self) -> list[K]:
         """Save what is staged, one transaction per application (in the order the
         applications were first staged to), and return the keys of the units whose
@@ -352,6 +362,16 @@ class CityApplication(Application[UUID]):
                                 f"{found[command]} and {attribute}")
             found[command] = attribute
         cls.command_handlers = found
+
+    runs_processes = False
+    """Whether processes across streams change this application's aggregates: its store is
+    then a process recorder, where they track their positions (`save_tracked`,
+    `cityops.domain.processes`)."""
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        if self.runs_processes:
+            return self.factory.process_recorder()
+        return super().construct_recorder()
 
     def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock = system_clock):
         super().__init__(env=dict(env) if env is not None else None)

@@ -46,6 +46,7 @@ from uuid import UUID
 
 from cityops.domain.actors import Actor
 from cityops.domain.errors import InvalidValue
+from cityops.domain.values import parse_enum
 
 if TYPE_CHECKING:
     from cityops.domain.application import CommandBatch
@@ -110,14 +111,10 @@ def command_class(name: str) -> type[Command] | None:
     return COMMAND_CLASSES.get(name)
 
 
-def enum_field(enum: type[E], label: str, value: E | str) -> E:
+def enum_field(enum: type[E], label: str, value: E | str, plural: str | None = None) -> E:
     """A command field given as an enum member or its value, as the member (`InvalidValue`
-    naming the known values otherwise)."""
-    try:
-        return enum(value)
-    except ValueError:
-        known = ", ".join(e.value for e in enum)
-        raise InvalidValue(f"unknown {label} {value!r}; known: {known}") from None
+    naming the known values otherwise: `values.parse_enum`, how every enum is parsed)."""
+    return parse_enum(enum, value, label, plural)
 
 
 def text_field(label: str, value: object) -> str:

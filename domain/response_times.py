@@ -73,7 +73,8 @@ def status_changes(events: Iterable[object]) -> list[StatusChange]:
             history.append(StatusChange(ResourceStatus.AVAILABLE, event.timestamp, None))
         elif isinstance(event, Resource.StatusChanged):
             history.append(
-                StatusChange(ResourceStatus(event.status), event.timestamp, event.incident_id)
+                StatusChange(ResourceStatus(event.status), event.timestamp, event.incident_id,
+                             event.actor)
             )
     return history
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import TypeVar
 from uuid import UUID
 
 from cityops.domain.errors import InvalidValue
@@ -28,6 +30,20 @@ MAX_MAGNITUDE = 1e12
 """Numbers (readings, thresholds, radii) are at most this large in size."""
 MAX_COUNT = 1_000_000_000
 """Counts (of people, of items) are at most this."""
+
+E = TypeVar("E", bound=Enum)
+
+
+def parse_enum(enum: type[E], value: object, what: str, plural: str | None = None) -> E:
+    """`value` as a member of `enum` (a member, or its value as given in a command, a
+    message or a file); anything else is an `InvalidValue` naming `what` was expected and
+    listing the known values (`plural`: how to say `what`s, e.g. "urgencies")."""
+    try:
+        return enum(value)
+    except ValueError:
+        known = ", ".join(str(member.value) for member in enum)
+        raise InvalidValue(f"unknown {what} {value!r}; {plural or what + 's'} are "
+                           f"{known}") from None
 
 
 def checked_instant(label: str, value: object) -> datetime:

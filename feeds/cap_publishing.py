@@ -49,7 +49,7 @@ from cityops.feeds.events import LogBatch
 from cityops.feeds.sharing import Recipient, SharingCatalogue
 from cityops.feeds.streams import Stream, Trigger
 from cityops.feeds.subject import Subject
-from cityops.projections.store import (
+from cityops.storage import (
     TRACKING_DDL,
     ReadStore,
     schema_transaction,

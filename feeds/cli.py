@@ -17,14 +17,12 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import typer
-from pydantic import ValidationError
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import DomainError, InvalidValue
 from cityops.domain.geometry import Area
 from cityops.feeds.commands import Subscribe, Unsubscribe
-from cityops.feeds.settings import FeedSettings
 from cityops.feeds.streams import Trigger, stream_named
 from cityops.feeds.subscription import AreaFilter, Delivery, DeliveryKind, SubscriptionFilter
 
@@ -41,21 +39,15 @@ app.add_typer(subscriptions_app, name="subscriptions")
 GENERATED_SECRET_BYTES = 32
 
 
-def load_feed_settings() -> FeedSettings:
-    """Feed settings from the environment; a bad value is a clear error, not a trace."""
-    try:
-        return FeedSettings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"CITYOPS_FEEDS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in error.errors()
-        )
-        typer.secho(f"Invalid settings: {problems}", fg="red", err=True)
-        raise typer.Exit(2) from None
+@contextmanager
+def feed_service() -> Iterator[Any]:
+    """The feeds over the city system, closed on the way out (`system_and_feeds`)."""
+    with system_and_feeds() as (_, service):
+        yield service
 
 
 @contextmanager
-def feed_service() -> Iterator[Any]:
+def system_and_feeds() -> Iterator[tuple[Any, Any]]:
     """The city system and its feeds, closed on the way out; domain and catalogue errors
     become one red line and exit status 1."""
     from cityops.bootstrap import build_system
@@ -63,7 +55,7 @@ def feed_service() -> Iterator[Any]:
     from cityops.feeds.service import build_feed_service
 
     settings = load_settings()
-    feed_settings = load_feed_settings()
+    feed_settings = settings.feeds
     try:
         system = build_system(settings)
     except DomainError as error:
@@ -76,7 +68,7 @@ def feed_service() -> Iterator[Any]:
         typer.secho(str(error), fg="red", err=True)
         raise typer.Exit(1) from None
     try:
-        yield service
+        yield system, service
     except DomainError as error:
         typer.secho(str(error), fg="red", err=True)
         raise typer.Exit(1) from None
@@ -104,8 +96,8 @@ def run(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with feed_service() as service:
-        operations = build_operations(service.system, projections=False,
+    with system_and_feeds() as (system, service):
+        operations = build_operations(system, projections=False,
                                       feed_positions=service.published_positions)
         try:
             service.start()
@@ -121,7 +113,7 @@ def run(
 
             operations.metrics.register(FeedCollector(feeds, service.loop_failures,
                                                       published, cap_alerts))
-            start_metrics_server(operations, service.system.settings, metrics_port)
+            start_metrics_server(operations, system.settings, metrics_port)
             kafka = (f"Kafka at {service.bootstrap}, topics {service.topics.prefix}.*"
                      if service.bootstrap else "no Kafka (embedded): webhooks only")
             typer.secho(f"CityOps feeds running: {kafka}", fg="green")

@@ -18,67 +18,32 @@ A message (Kafka value or webhook body) is one JSON object:
     context         the aggregate's state after the event (status, category, level, place,
                     departments...) that the recipient may receive
 
-Geometries are GeoJSON (WGS84), times ISO 8601, durations seconds, ids strings.
+Geometries are GeoJSON (WGS84), times ISO 8601, durations seconds, ids strings: the facts
+are written by the one event encoder, `cityops.domain.event_facts` (the API's history too).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from enum import Enum
+from datetime import datetime
 from functools import cached_property
 from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.domain import Aggregate, CanInitAggregate
+from eventsourcing.domain import Aggregate
 
 from cityops.domain.actors import Actor
-from cityops.domain.geometry import Area, GeoPoint
+from cityops.domain.aggregate_states import AggregateStates
+from cityops.domain.event_facts import event_facts, to_json
 from cityops.feeds.sharing import ACTOR_FIELD, Recipient, SharingCatalogue
-from cityops.feeds.streams import ENVELOPE_FIELDS, Stream, StreamSpec, Trigger, owner_class
+from cityops.feeds.streams import Stream, StreamSpec, Trigger, owner_class
 from cityops.feeds.subject import Subject, describe
 
 SCHEMA_VERSION = 1
-AGGREGATE_CACHE_SIZE = 20_000
 JSON_MEDIA_TYPE = "application/json"
-
-
-def to_json(value: Any) -> Any:
-    """A fact as JSON-ready data. An unknown type is an error, not a guess: the feed must
-    not publish something nobody decided how to write."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value
-    if isinstance(value, GeoPoint | Area):
-        # Shapely's mapping gives tuples: written as lists like every other sequence.
-        return to_json(value.to_geojson())
-    if isinstance(value, Actor):
-        return value.as_dict()
-    if isinstance(value, Enum):
-        return to_json(value.value)
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [to_json(v) for v in value]
-        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    raise TypeError(f"the feeds cannot write a {type(value).__name__} as JSON")
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -226,7 +191,7 @@ class StreamReader:
                              f"application, not {application.name}")
         self.spec = spec
         self.application = application
-        self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self.states = AggregateStates(application)
 
     @property
     def stream(self) -> Stream:
@@ -254,7 +219,7 @@ class StreamReader:
 
     def forget(self) -> None:
         """Drop the followed states (after a batch was not published: it is read again)."""
-        self._cache.clear()
+        self.states.clear()
 
     def _feed_event(self, event: Any, position: int) -> FeedEvent:
         aggregate, departments_before = self._evolve(event)
@@ -272,26 +237,14 @@ class StreamReader:
             version=event.originator_version,
             occurred_at=event.timestamp,
             actor=actor if isinstance(actor, Actor) else None,
-            facts={k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS},
+            facts=event_facts(event),
             trigger=self.spec.trigger_of(type(event)),
             subject=subject,
         )
 
     def _evolve(self, event: Any) -> tuple[Aggregate, frozenset[str]]:
-        """The aggregate after `event` (from the cache or, on a miss, the repository), and
-        the departments it concerned before the event."""
-        departments_before: frozenset[str] = frozenset()
-        if isinstance(event, CanInitAggregate):
-            aggregate = event.mutate(None)
-        else:
-            aggregate = self._cache.pop(event.originator_id, None)
-            if aggregate is None or aggregate.version != event.originator_version - 1:
-                aggregate = self.application.repository.get(
-                    event.originator_id, version=event.originator_version - 1)
-            departments_before = describe(aggregate).departments
-            aggregate = event.mutate(aggregate)
-        assert aggregate is not None
-        self._cache[aggregate.id] = aggregate
-        if len(self._cache) > AGGREGATE_CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return aggregate, departments_before
+        """The aggregate after `event`, and the departments it concerned before it."""
+        before = self.states.before(event)
+        departments_before = (describe(before).departments if before is not None
+                               else frozenset())
+        return self.states.after(event), departments_before

@@ -19,10 +19,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cityops.bootstrap import CitySystem
-from cityops.domain.clock import SecondsClock, real_seconds
+from eventsourcing.application import Application
+
+from cityops.domain.catalogue import Catalogue
+from cityops.domain.clock import Clock, SecondsClock, real_seconds
+from cityops.domain.hazards.catalogue import HazardCatalogue
+from cityops.domain.sharing import SharingPolicy
 from cityops.domain.warnings.application import Warnings
 from cityops.feeds.cap_publishing import CAP_ALERTS_SOURCE, CapAlertLog, CapAlertReader
 from cityops.feeds.cap_signing import AlertSigner
@@ -45,15 +49,15 @@ from cityops.feeds.webhooks import (
     WebhookDeliverer,
     WebhookOutbox,
 )
-from cityops.projections.store import (
+from cityops.settings import Settings
+from cityops.storage import (
+    PostgresListener,
     PostgresReadStore,
     ReadStore,
     SqliteReadStore,
     positions,
     set_position,
 )
-from cityops.projections.wakeup import FollowerWakeup
-from cityops.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +121,47 @@ class Nudge:
         self.event.clear()
 
 
+if TYPE_CHECKING:
+    from cityops.maps.city import City
+
+
+class FeedSources(Protocol):
+    """What the feeds read of the system (the composition root hands them the whole
+    `CitySystem`, which has all of it)."""
+
+    @property
+    def applications(self) -> list[Application[Any]]:
+        """The streams' applications, whose notification logs the feeds follow."""
+
+    settings: Settings
+    """The stores (for the feeds' own tables and subscriptions) and the broker."""
+
+    city: City
+    """The city map: where an event happened, for subscriptions by area."""
+
+    catalogue: Catalogue
+    """Categories and departments, which subscriptions are checked against."""
+
+    hazard_catalogue: HazardCatalogue
+    """Hazard categories, which subscriptions are checked against."""
+
+    sharing: SharingPolicy
+    """Which field each recipient may receive."""
+
+    warnings: Warnings
+    """The warning desk, whose messages the CAP alert log writes as CAP 1.2 alerts."""
+
+    @property
+    def clock(self) -> Clock:
+        """The system's clock, which stamps the events and the subscriptions."""
+
+
 @dataclass
 class FeedService:
     """Everything of the feeds in one process (see the module docstring)."""
 
     settings: FeedSettings
-    system: CitySystem
+    system: FeedSources
     catalogue: SharingCatalogue
     subscriptions: Subscriptions
     book: SubscriptionBook
@@ -143,7 +182,7 @@ class FeedService:
     deliverer: WebhookDeliverer | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
     _nudges: dict[str, Nudge] = field(default_factory=dict)
-    _wakeup: FollowerWakeup | None = None
+    _wakeup: PostgresListener | None = None
 
     @property
     def bootstrap(self) -> str | None:
@@ -263,7 +302,8 @@ class FeedService:
         channel = getattr(getattr(warnings, "recorder", None), "channel_name", None)
         if url is None or not isinstance(channel, str):
             return
-        self._wakeup = FollowerWakeup(url, [channel], nudge.set)
+        self._wakeup = PostgresListener(url, [channel], lambda _channel: nudge.set(),
+                                        purpose="CAP alerts")
         self._wakeup.start()
 
     def stop(self) -> None:
@@ -367,7 +407,7 @@ class FeedService:
         }
 
 
-def build_feed_service(system: CitySystem, settings: FeedSettings | None = None, *,
+def build_feed_service(system: FeedSources, settings: FeedSettings | None = None, *,
                        clock: SecondsClock = real_seconds,
                        warnings: Warnings | None = None) -> FeedService:
     """The feeds over an already-built city system; nothing runs until `start()`.
@@ -376,7 +416,7 @@ def build_feed_service(system: CitySystem, settings: FeedSettings | None = None,
     opens the subscriptions' event store beside the others and creates the outbox tables.
     `warnings`: the warning desk's application (default: the system's, from the composition
     root; a drill's or a test's own desk otherwise)."""
-    settings = settings if settings is not None else FeedSettings()
+    settings = settings if settings is not None else system.settings.feeds
     catalogue = system.sharing
     subscriptions = Subscriptions(
         system.settings.event_store_env(Subscriptions.name), catalogue=system.catalogue,

@@ -18,12 +18,13 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, CanInitAggregate
 
-from cityops.domain.errors import InvalidValue
+from cityops.domain.event_facts import ENVELOPE
 from cityops.domain.gridcases.case import GridCase
 from cityops.domain.hazards.source import HazardSource
 from cityops.domain.hotline.ticket import HotlineTicket
 from cityops.domain.incidents.incident import Incident
 from cityops.domain.resources.resource import Resource
+from cityops.domain.values import parse_enum
 
 
 class Stream(StrEnum):
@@ -46,12 +47,6 @@ class Trigger(StrEnum):
     UPDATED = "updated"
     CLOSED = "closed"
 
-
-ENVELOPE_FIELDS = frozenset(
-    {"originator_id", "originator_version", "timestamp", "originator_topic", "actor"}
-)
-"""Event attributes that make the message envelope, not its data (the actor is shared
-according to its own catalogue entry, `actor`)."""
 
 LIBRARY_BASES = frozenset({"Event", "Created"})
 """Event base classes the library nests in every aggregate class; never triggered here."""
@@ -110,16 +105,12 @@ STREAM_BY_APPLICATION: dict[str, StreamSpec] = {spec.application: spec
 
 def stream_named(value: str) -> Stream:
     """The stream called `value`, or a clear error listing the streams."""
-    try:
-        return Stream(value)
-    except ValueError:
-        known = ", ".join(s.value for s in Stream)
-        raise InvalidValue(f"unknown stream {value!r}; streams are {known}") from None
+    return parse_enum(Stream, value, "stream")
 
 
 def fact_fields(event_class: type[Any]) -> list[str]:
     """The names of an event class's facts (its dataclass fields minus the envelope)."""
-    return [f.name for f in dataclasses.fields(event_class) if f.name not in ENVELOPE_FIELDS]
+    return [f.name for f in dataclasses.fields(event_class) if f.name not in ENVELOPE]
 
 
 def all_fact_fields(spec: StreamSpec) -> dict[str, list[str]]:

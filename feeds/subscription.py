@@ -31,6 +31,7 @@ from cityops.domain.errors import InvalidValue, NotPermitted
 from cityops.domain.geometry import Area
 from cityops.domain.model import CityAggregate
 from cityops.domain.ports import GridLocator
+from cityops.domain.values import parse_enum
 from cityops.feeds.streams import Stream, Trigger
 from cityops.feeds.subject import Subject
 
@@ -164,11 +165,7 @@ class SubscriptionFilter:
     """Only what is dispatched or assigned to the subscribing department (or that it owns)."""
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "stream", Stream(self.stream))
-        except ValueError:
-            known = ", ".join(s.value for s in Stream)
-            raise InvalidValue(f"unknown stream {self.stream!r}; streams are {known}") from None
+        object.__setattr__(self, "stream", parse_enum(Stream, self.stream, "stream"))
         object.__setattr__(self, "categories", _codes("category", self.categories))
         object.__setattr__(self, "levels", _codes("level", self.levels))
         if len(self.categories) > MAX_CATEGORIES:
@@ -235,11 +232,8 @@ class Delivery:
     """The webhook's signing secret (HMAC-SHA256); never shown after it is set."""
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "kind", DeliveryKind(self.kind))
-        except ValueError:
-            raise InvalidValue(f"unknown delivery {self.kind!r}; deliveries are kafka, "
-                               "webhook") from None
+        object.__setattr__(self, "kind",
+                           parse_enum(DeliveryKind, self.kind, "delivery", "deliveries"))
         if self.kind is DeliveryKind.KAFKA:
             if self.url is not None or self.secret is not None:
                 raise InvalidValue("a Kafka delivery goes to the department's topic: it takes "
@@ -305,11 +299,7 @@ def check_triggers(triggers: Iterable[Trigger | str]) -> list[str]:
         raise InvalidValue("triggers must be a list, not one text")
     chosen = set()
     for trigger in triggers:
-        try:
-            chosen.add(Trigger(trigger))
-        except ValueError:
-            known = ", ".join(t.value for t in Trigger)
-            raise InvalidValue(f"unknown trigger {trigger!r}; triggers are {known}") from None
+        chosen.add(parse_enum(Trigger, trigger, "trigger"))
     if not chosen:
         raise InvalidValue("a subscription needs at least one trigger (created, updated, "
                            "closed)")

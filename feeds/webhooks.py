@@ -71,7 +71,7 @@ from cityops.feeds.sharing import Recipient, SharingCatalogue
 from cityops.feeds.streams import Stream
 from cityops.feeds.subscription import DeliveryKind, Subscription
 from cityops.feeds.subscriptions import SubscriptionBook
-from cityops.projections.store import (
+from cityops.storage import (
     TRACKING_DDL,
     ReadStore,
     schema_transaction,
@@ -426,7 +426,7 @@ class WebhookOutbox:
         self.queued = 0
 
     def positions(self) -> dict[Stream, int]:
-        from cityops.projections.store import positions
+        from cityops.storage import positions
 
         tracked = positions(self.store, OUTBOX_PROJECTION)
         return {r.stream: tracked.get(r.spec.application, 0) for r in self.readers}

@@ -11,17 +11,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings
 
 from cityops.domain.errors import InvalidValue
 from cityops.ingest.catalogue import MessageCatalogue, Rejected
 from cityops.ingest.settings import IngestSettings
 from cityops.ingest.topics import Topics, create_topics, missing_topics
-from cityops.settings import Settings
+from cityops.settings import Settings, read_settings
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +36,7 @@ app = typer.Typer(
 topics_app = typer.Typer(help="The ingest topics on the broker.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 
-S = TypeVar("S", bound=BaseSettings)
 MAX_BAD_LINES_SHOWN = 50
-
-
-def _settings(cls: type[S]) -> S:
-    """Settings from the environment; a bad value is a clear error, not a trace."""
-    try:
-        return cls()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"CITYOPS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in error.errors()
-        )
-        typer.secho(f"Invalid settings: {problems}", fg="red", err=True)
-        raise typer.Exit(2) from None
 
 
 def _fail(text: str, code: int = 2) -> typer.Exit:
@@ -84,18 +68,18 @@ def run(
     from cityops.ingest.composition import build_kafka_worker
     from cityops.metrics import IngestCollector
 
-    settings = _settings(Settings)
-    ingest_settings = _settings(IngestSettings)
-    if ingest_settings.kafka_bootstrap_servers is None:
+    settings = read_settings()
+    ingest_settings = settings.ingest
+    if settings.kafka_bootstrap_servers is None:
         raise _fail("CITYOPS_KAFKA_BOOTSTRAP_SERVERS is not set: a worker needs a broker. "
                     "Without Kafka, load a file with `cityops ingest produce FILE --topic T`, "
                     "which applies it in-process.")
-    names = Topics(ingest_settings.ingest_topic_namespace)
+    names = Topics(ingest_settings.topic_namespace)
     try:
         chosen = names.resolve(_topic_list(topics) or []) or names.inputs
     except ValueError as error:
         raise _fail(str(error)) from None
-    _require_topics(ingest_settings.kafka_bootstrap_servers, chosen)
+    _require_topics(settings.kafka_bootstrap_servers, chosen)
     system = build_system(settings)
     operations = None
     try:
@@ -140,7 +124,7 @@ def _read_backlog(path: Path, topic: str, key_field: str | None,
     """The messages of a JSON-lines file, each validated as the worker would; the problems
     of the bad lines, by line number."""
     catalogue = MessageCatalogue.load()
-    stream = Topics(settings.ingest_topic_namespace).stream_of(topic)
+    stream = Topics(settings.topic_namespace).stream_of(topic)
     good: list[_Line] = []
     bad: list[str] = []
 
@@ -153,7 +137,7 @@ def _read_backlog(path: Path, topic: str, key_field: str | None,
     for number, raw in lines():
         try:
             message = catalogue.parse(raw, stream=stream,
-                                      max_bytes=settings.ingest_max_message_bytes)
+                                      max_bytes=settings.max_message_bytes)
         except (Rejected, InvalidValue) as error:
             bad.append(f"line {number}: {error}")
             continue
@@ -189,8 +173,9 @@ def produce(
     """Send a backlog file of messages to an ingest topic. Every line is validated first and
     bad lines are reported by number. Without Kafka the messages are applied in-process
     (the same validation, dedupe and dead letters as a worker)."""
-    ingest_settings = _settings(IngestSettings)
-    names = Topics(ingest_settings.ingest_topic_namespace)
+    settings = read_settings()
+    ingest_settings = settings.ingest
+    names = Topics(ingest_settings.topic_namespace)
     try:
         [full_topic] = names.resolve([topic])
     except ValueError as error:
@@ -204,13 +189,13 @@ def produce(
     if bad and not skip_invalid:
         raise _fail(f"{len(bad)} of {len(good) + len(bad)} lines are invalid: nothing sent "
                     "(fix them, or --skip-invalid to send the valid ones)", 1)
-    if ingest_settings.kafka_bootstrap_servers is not None:
-        _require_topics(ingest_settings.kafka_bootstrap_servers, [full_topic])
-        _send(good, full_topic, ingest_settings.kafka_bootstrap_servers)
+    if settings.kafka_bootstrap_servers is not None:
+        _require_topics(settings.kafka_bootstrap_servers, [full_topic])
+        _send(good, full_topic, settings.kafka_bootstrap_servers)
         typer.echo(f"sent {len(good)} messages to {full_topic}"
                    + (f" ({len(bad)} invalid lines skipped)" if bad else ""))
         return
-    _apply_in_process(good, full_topic, ingest_settings)
+    _apply_in_process(good, full_topic, settings)
 
 
 def _send(lines: list[_Line], topic: str, bootstrap_servers: str) -> None:
@@ -232,13 +217,13 @@ def _send(lines: list[_Line], topic: str, bootstrap_servers: str) -> None:
         producer.close()
 
 
-def _apply_in_process(lines: list[_Line], topic: str, settings: IngestSettings) -> None:
+def _apply_in_process(lines: list[_Line], topic: str, settings: Settings) -> None:
     from cityops.bootstrap import build_system
     from cityops.ingest.composition import build_embedded_ingest
 
-    system = build_system(_settings(Settings))
+    system = build_system(settings)
     try:
-        ingest = build_embedded_ingest(system, settings).start()
+        ingest = build_embedded_ingest(system, settings.ingest).start()
         for line in lines:
             ingest.submit(topic, line.value, key=line.key)
         ingest.stop(timeout=3600)
@@ -256,13 +241,13 @@ def topics_create(
 ) -> None:
     """Create the ingest topics and the dead-letter topic (the broker does not create
     topics by itself); existing ones are left as they are."""
-    settings = _settings(IngestSettings)
+    settings = read_settings()
     if settings.kafka_bootstrap_servers is None:
         raise _fail("CITYOPS_KAFKA_BOOTSTRAP_SERVERS is not set")
     created = create_topics(
-        settings.kafka_bootstrap_servers, Topics(settings.ingest_topic_namespace),
-        partitions=partitions or settings.ingest_topic_partitions,
-        replication_factor=replication_factor or settings.ingest_replication_factor,
+        settings.kafka_bootstrap_servers, Topics(settings.ingest.topic_namespace),
+        partitions=partitions or settings.ingest.topic_partitions,
+        replication_factor=replication_factor or settings.ingest.replication_factor,
     )
     for name, new in created.items():
         typer.echo(f"{name}: {'created' if new else 'exists'}")
@@ -281,8 +266,8 @@ def status(
     from cityops.ingest.deadletters import StoredDeadLetters
     from cityops.ingest.kafka_worker import group_lag
 
-    settings = _settings(Settings)
-    ingest_settings = _settings(IngestSettings)
+    settings = read_settings()
+    ingest_settings = settings.ingest
     system = build_system(settings)
     store = ingest_store(system)
     try:
@@ -291,13 +276,13 @@ def status(
             "counts": {t: c.as_dict() for t, c in table.by_topic().items()},
             "workers": [{"worker": w, "updated_at": at} for w, at in table.workers()],
         }
-        if ingest_settings.kafka_bootstrap_servers is None:
+        if settings.kafka_bootstrap_servers is None:
             report["stored_dead_letters"] = StoredDeadLetters(store).count()
         else:
-            report["group"] = group or ingest_settings.ingest_group_id
+            report["group"] = group or ingest_settings.group_id
             report["lag"] = group_lag(
-                ingest_settings.kafka_bootstrap_servers, report["group"],
-                Topics(ingest_settings.ingest_topic_namespace).inputs)
+                settings.kafka_bootstrap_servers, report["group"],
+                Topics(ingest_settings.topic_namespace).inputs)
     finally:
         store.close()
         system.close()
@@ -326,21 +311,21 @@ dead_letters_app = typer.Typer(
 app.add_typer(dead_letters_app, name="dead-letters")
 
 
-def _all_dead_letters(ingest_settings: IngestSettings) -> list[Any]:
+def _all_dead_letters(settings: Settings) -> list[Any]:
     """Every dead letter: from the dead-letter topic with Kafka, else from the ingest store."""
     from cityops.ingest.deadletters import read_dead_letter_topic
 
-    if ingest_settings.kafka_bootstrap_servers is not None:
-        topic = Topics(ingest_settings.ingest_topic_namespace).dead_letters
+    if settings.kafka_bootstrap_servers is not None:
+        topic = Topics(settings.ingest.topic_namespace).dead_letters
         try:
-            return read_dead_letter_topic(ingest_settings.kafka_bootstrap_servers, topic)
+            return read_dead_letter_topic(settings.kafka_bootstrap_servers, topic)
         except (ValueError, TimeoutError) as error:
             raise _fail(str(error)) from None
     from cityops.bootstrap import build_system
     from cityops.ingest.composition import ingest_store
     from cityops.ingest.deadletters import StoredDeadLetters
 
-    system = build_system(_settings(Settings))
+    system = build_system(settings)
     store = ingest_store(system)
     try:
         return StoredDeadLetters(store).recent(limit=2**62)
@@ -357,7 +342,7 @@ def dead_letters(
     """Show the latest dead letters: what was set aside, from where, and why."""
     if context.invoked_subcommand is not None:
         return
-    letters = sorted(_all_dead_letters(_settings(IngestSettings)),
+    letters = sorted(_all_dead_letters(read_settings()),
                      key=lambda d: d.dead_lettered_at)[-limit:]
     for letter in letters:
         where = f"{letter.source_topic}[{letter.partition}]@{letter.offset}"
@@ -391,20 +376,21 @@ def replay_dead_letters(
     from cityops.ingest.composition import build_pipeline, ingest_store
     from cityops.ingest.replay import ReplayLedger, ReplayOutcome, matching, replay
 
-    ingest_settings = _settings(IngestSettings)
-    names = Topics(ingest_settings.ingest_topic_namespace)
+    settings = read_settings()
+    ingest_settings = settings.ingest
+    names = Topics(ingest_settings.topic_namespace)
     try:
         topics = names.resolve(_topic_list(topic) or []) or None
     except ValueError as error:
         raise _fail(str(error)) from None
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    letters = _all_dead_letters(ingest_settings)
+    letters = _all_dead_letters(settings)
     try:
         chosen = matching(letters, topics=topics, reason=reason, since=since)
     except ValueError as error:
         raise _fail(str(error)) from None
-    system = build_system(_settings(Settings))
+    system = build_system(settings)
     store = ingest_store(system)
     try:
         ledger = ReplayLedger(store)

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from cityops.domain.clock import system_clock
-from cityops.projections.store import ReadStore, schema_transaction
+from cityops.storage import ReadStore, schema_transaction
 
 COUNTER_TABLE = "ingest_counters"
 COUNTS = ("consumed", "applied", "duplicate", "dead_lettered")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import uuid4
 
-from cityops.projections.store import ReadStore, schema_transaction
+from cityops.storage import ReadStore, schema_transaction
 
 log = logging.getLogger(__name__)
 

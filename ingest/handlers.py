@@ -19,10 +19,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
-from cityops.bootstrap import CitySystem
-from cityops.domain.application import CommandBatch, StagingOverlap
+from cityops.domain.application import CommandBatch
 from cityops.domain.commands import CommandContext, CommandOutcome
-from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.application import GridCases
 from cityops.domain.gridcases.commands import HandleCase, ReportCase, ReturnCaseToCentre
@@ -32,6 +30,7 @@ from cityops.domain.hazards.source import ReadingEffect
 from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.hotline.commands import ReceiveTicket, ReplyToCaller
 from cityops.domain.incidents.application import Incidents
+from cityops.domain.processes.resource_movements import ResourceMovements
 from cityops.domain.resources.application import Resources
 from cityops.domain.resources.commands import (
     ClearScene,
@@ -45,6 +44,8 @@ from cityops.domain.resources.resource import Resource
 from cityops.ingest.catalogue import Message
 from cityops.ingest.prefetch import BatchLookups
 from cityops.ingest.tracks import ResourceTracks, TrackPoint
+from cityops.projections.generations import ReadModelGenerations
+from cityops.settings import Settings
 
 
 class Effect(StrEnum):
@@ -60,6 +61,23 @@ class CityBoundary(Protocol):
     """The city map as ingest needs it: is a point inside the city (else a clear error)."""
 
     def require_inside(self, point: GeoPoint) -> object: ...
+
+
+class IngestSources(Protocol):
+    """What ingest takes from the system (the composition root hands it the whole
+    `CitySystem`, which has all of it): the applications its messages command, the lookups
+    a batch fetches at once, the store of its own tables, and the broker."""
+
+    grid_cases: GridCases
+    hotline: HotlineTickets
+    hazards: HazardSources
+    resources: Resources
+    incidents: Incidents
+    batch_lookups: BatchLookups
+    generations: ReadModelGenerations
+    """Whose base store (not a generation) keeps ingest's own tables."""
+    settings: Settings
+    """The broker (`kafka_bootstrap_servers`) and the ingest's section."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +99,8 @@ class IngestTarget:
     without incidents)."""
 
     @classmethod
-    def of(cls, system: CitySystem, tracks: ResourceTracks) -> IngestTarget:
-        lookups = BatchLookups.install(system)
+    def of(cls, system: IngestSources, tracks: ResourceTracks) -> IngestTarget:
+        lookups = system.batch_lookups
         return cls(grid_cases=system.grid_cases, hotline=system.hotline,
                    hazards=system.hazards, resources=system.resources,
                    city_map=lookups.locator, tracks=tracks, lookups=lookups,
@@ -192,22 +210,27 @@ LEAVING_STATUSES = frozenset({"returning", "available"})
 def report_resource_status(message: Message, target: IngestTarget,
                            batch: Batch = None) -> Effect:
     """resource-status: the status change the crew reports; one that takes the resource off
-    its incident is recorded on the incident too (two commands: not staged in a batch)."""
+    its incident is recorded on the incident too (by the process the incidents follow the
+    resources with, which this worker runs once the change is saved)."""
     p = message.payload
     resource_id = Resource.create_id(p["call_sign"])
     report = STATUS_COMMANDS[p["status"]](resource_id=resource_id,
                                           position=_optional_point(p.get("position")))
-    leaving = p["status"] in LEAVING_STATUSES and target.incidents is not None
-    if leaving and batch is not None:
-        raise StagingOverlap("a resource leaving its incident runs two commands: not staged")
     outcome = target.resources.handle(report, _context(message, batch))
-    released: list[UUID] = []
-    if leaving and target.incidents is not None:
-        released = ResourceAssignments(incidents=target.incidents,
-                                       resources=target.resources).settle(
-            resource_id, actor=message.actor)
-    # A repeat changes nothing, unless it completes what its first run left undone.
-    return Effect.DUPLICATE if outcome.repeated and not released else Effect.APPLIED
+    incidents = target.incidents
+    if p["status"] in LEAVING_STATUSES and incidents is not None:
+        movements = ResourceMovements(target.resources, incidents)
+
+        def follow() -> None:
+            movements.catch_up_with(target.resources.name)
+
+        # Once the change is saved: now, or after the commit of the batch it is staged in
+        # (a repeat staged nothing: the projection thread follows whatever is left).
+        if batch is None:
+            follow()
+        else:
+            batch.after_current_saved(follow)
+    return _effect(outcome)
 
 
 def handle_grid_case(message: Message, target: IngestTarget, batch: Batch = None) -> Effect:

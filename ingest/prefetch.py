@@ -7,8 +7,9 @@ database round trip (or two) per message, which is most of what a message costs.
 batch, it is one vectorised spatial query and one read-model query for all the points, and one
 write per sensor.
 
-The lookups here stand in front of the applications' own (the ingest composition installs
-them) and give the same answers: a point the batch did not announce, a wider radius or an
+The lookups here stand in front of the applications' own (the composition root,
+app/bootstrap.py, builds the applications with them: nothing is re-wired later) and give the
+same answers: a point the batch did not announce, a wider radius or an
 older window than the batch's fetch covers, or any other thread (the command centre in the
 embedded run) is answered by the lookup behind them. The open reports a batch fetched are a
 superset of what each message would have been told (the domain's duplicate rule measures the
@@ -28,7 +29,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from cityops.domain.duplicates import OpenReport, OpenReportFinder
+from cityops.domain.duplicates import DuplicatePolicy, OpenReport, OpenReportFinder
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.hazards.application import LatestReading, LatestReadingsStore
 from cityops.ingest.catalogue import Message
@@ -254,47 +255,36 @@ def points_of(message: Message) -> list[GeoPoint]:
 
 
 class BatchLookups:
-    """The batch-aware lookups of one `CitySystem`, installed in front of its applications'
-    own: `begin()` fetches what a batch's messages will look up, `flush()` writes what it
-    kept."""
+    """The batch-aware lookups of one `CitySystem`, in front of its applications' own (they
+    are built with them): `begin()` fetches what a batch's messages will look up, `flush()`
+    writes what it kept."""
 
     def __init__(self, locator: BatchLocator, open_cases: BatchOpenReports,
                  open_tickets: BatchOpenReports, latest_readings: BatchLatestReadings,
-                 grid_cases: Any, hotline: Any) -> None:
+                 duplicate_policy: DuplicatePolicy) -> None:
         self.locator = locator
         self.open_cases = open_cases
         self.open_tickets = open_tickets
         self.latest_readings = latest_readings
-        self._grid_cases = grid_cases
-        self._hotline = hotline
+        self.duplicate_policy = duplicate_policy
+        """How near and how recent an open report may be a duplicate (cases and tickets):
+        what a batch fetches around its points."""
         self._local = threading.local()
+
+    @classmethod
+    def around(cls, city_map: PointLocator, open_cases: OpenReportFinder,
+               open_tickets: OpenReportFinder, latest_readings: LatestReadingsStore,
+               duplicate_policy: DuplicatePolicy) -> BatchLookups:
+        """Batch-aware lookups in front of these (what the applications are built with)."""
+        return cls(BatchLocator(city_map), BatchOpenReports(open_cases),
+                   BatchOpenReports(open_tickets), BatchLatestReadings(latest_readings),
+                   duplicate_policy)
 
     def _stack(self) -> list[Any]:
         stack: list[Any] | None = getattr(self._local, "stack", None)
         if stack is None:
             stack = self._local.stack = []
         return stack
-
-    @classmethod
-    def install(cls, system: Any) -> BatchLookups:
-        """Put batch-aware lookups in front of the system's (once per system: a second
-        pipeline over the same system shares them)."""
-        installed = getattr(system, "_ingest_batch_lookups", None)
-        if isinstance(installed, BatchLookups):
-            return installed
-        locator = BatchLocator(system.city.map)
-        open_cases = BatchOpenReports(system.grid_cases.open_reports)
-        open_tickets = BatchOpenReports(system.hotline.open_tickets)
-        latest = BatchLatestReadings(system.hazards.latest_readings)
-        system.grid_cases.locator = locator
-        system.grid_cases.open_reports = open_cases
-        system.hotline.locator = locator
-        system.hotline.open_tickets = open_tickets
-        system.hazards.latest_readings = latest
-        lookups = cls(locator, open_cases, open_tickets, latest, system.grid_cases,
-                      system.hotline)
-        object.__setattr__(system, "_ingest_batch_lookups", lookups)
-        return lookups
 
     def begin(self, messages: Sequence[Message]) -> None:
         """Fetch, for this thread, what `messages` will look up."""
@@ -314,12 +304,10 @@ class BatchLookups:
                 calls += points
                 call_times += [message.occurred_at] * len(points)
         contexts = [self.locator.batch(located)]
-        for finder, points, times, app, policy_name in (
-            (self.open_cases, reports, report_times, self._grid_cases, "duplicate_policy"),
-            (self.open_tickets, calls, call_times, self._hotline, "duplicate_policy"),
-        ):
+        policy = self.duplicate_policy
+        for finder, points, times in ((self.open_cases, reports, report_times),
+                                      (self.open_tickets, calls, call_times)):
             if points:
-                policy = getattr(app, policy_name)
                 contexts.append(finder.batch(points, policy.radius_m,
                                              min(times) - policy.window))
         for context in contexts:

@@ -20,7 +20,7 @@ from enum import StrEnum
 from cityops.domain.clock import system_clock
 from cityops.ingest.deadletters import DeadLetter
 from cityops.ingest.pipeline import Delivery, IngestPipeline, Outcome
-from cityops.projections.store import ReadStore, schema_transaction
+from cityops.storage import ReadStore, schema_transaction
 
 LEDGER_TABLE = "ingest_dead_letter_replays"
 REPLAY_BATCH = 500

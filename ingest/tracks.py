@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from cityops.domain.geometry import GeoPoint
-from cityops.projections.store import ReadStore, schema_transaction
+from cityops.storage import ReadStore, schema_transaction
 
 TRACK_TABLE = "resource_track"
 

@@ -228,8 +228,9 @@ def run(
                       f"generation {system.generations.active().number}; Ctrl-C stops.")
         while not stopping.wait(report_every):
             lag = {f.application_name: f.head() - f.position() for f in system.followers}
-            log.info("generation %d, lag %s; ticket follow-up lag %s",
-                     system.generations.active().number, lag, system.ticket_follow_up.lag())
+            log.info("generation %d, lag %s; processes' lag %s",
+                     system.generations.active().number, lag,
+                     {process.name: process.lag() for process in system.processes})
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

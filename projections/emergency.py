@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.incidents.incident import Incident, IncidentStatus
+from cityops.domain.incidents.incident import Incident
 from cityops.domain.incidents.plans import ContingencyPlan
 from cityops.domain.resources.resource import Resource
 from cityops.projections.tables import (
@@ -15,11 +15,6 @@ from cityops.projections.tables import (
     GeometryKind,
     SummaryTable,
     utc_text,
-)
-
-OPEN_INCIDENT_STATUSES = frozenset(
-    {IncidentStatus.REPORTED, IncidentStatus.VERIFIED, IncidentStatus.RESPONDING,
-     IncidentStatus.CONTAINED}
 )
 
 
@@ -38,7 +33,7 @@ def incident_table() -> SummaryTable:
             Column("incident_type", "TEXT", lambda i: i.incident_type),
             Column("level", "TEXT", lambda i: i.level, indexed=True),
             Column("level_rank", "INTEGER", lambda i: i.level_rank),
-            Column("is_open", "BOOLEAN", lambda i: i.status in OPEN_INCIDENT_STATUSES,
+            Column("is_open", "BOOLEAN", lambda i: i.is_open,
                    indexed=True),
             Column("reported_at", "TEXT", lambda i: utc_text(i.created_on), indexed=True),
         ),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cityops.projections.store import Transaction
+from cityops.storage import Transaction
 
 MAX_ERROR_TEXT = 500
 """An error is stored as its class and message, cut to this length."""

@@ -25,7 +25,6 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, CanInitAggregate
 
+from cityops.domain.aggregate_states import AggregateStates
 from cityops.domain.clock import system_clock
 from cityops.projections.failures import (
     FAILURES_DDL,
@@ -49,8 +49,8 @@ from cityops.projections.failures import (
     mark_failing,
     set_aside,
 )
-from cityops.projections.store import ReadStore, Transaction, schema_transaction, set_position
 from cityops.projections.tables import utc_text
+from cityops.storage import ReadStore, Transaction, schema_transaction, set_position
 
 if TYPE_CHECKING:
     from cityops.projections.live_changes import LiveChangeLog, TouchedItem
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-AGGREGATE_CACHE_SIZE = 20_000
 RETRY_FIRST_S = 10.0
 """An aggregate set aside is tried again after this long, then at doubling intervals."""
 RETRY_MAX_S = 600.0
@@ -142,7 +141,7 @@ class Follower:
         for table in tables:
             self._by_class.setdefault(table.aggregate_class, []).append(table)
         self.store = store
-        self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self.states = AggregateStates(application)
         self.listeners: list[ChangeListener] = []
         self.live: LiveChangeLog | None = None
         """The change log of the live push, written in each batch's transaction; set while
@@ -159,7 +158,7 @@ class Follower:
         return self.application.name
 
     def create_tables(self) -> None:
-        from cityops.projections.store import TRACKING_DDL
+        from cityops.storage import TRACKING_DDL
 
         with schema_transaction(self.store) as txn:
             txn.execute(TRACKING_DDL)
@@ -269,7 +268,7 @@ class Follower:
                 except INFRASTRUCTURE_ERRORS:
                     raise
                 except Exception as error:
-                    self._cache.pop(UUID(key), None)
+                    self.states.forget(UUID(key))
                     failed_now[key] = (version, version, notification.id,
                                        describe_error(error))
                     log.error("projection %s on %s: aggregate %s set aside at notification "
@@ -328,7 +327,7 @@ class Follower:
         aggregate_id = UUID(key)
         try:
             with _savepoint(txn):
-                self._cache.pop(aggregate_id, None)
+                self.states.forget(aggregate_id)
                 for event in self.application.events.get(
                         aggregate_id, gt=mark.from_version - 1, lte=to_version):
                     writing.add(event, position)
@@ -336,7 +335,7 @@ class Follower:
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as error:
-            self._cache.pop(aggregate_id, None)
+            self.states.forget(aggregate_id)
             failed_again(txn, mark, to_version=to_version, error=describe_error(error),
                          now=utc_text(now) or "")
             attempts = mark.attempts + 1
@@ -377,7 +376,7 @@ class Follower:
 
             topic_class = resolve_topic(event.originator_topic)
         else:
-            cached = self._cache.get(event.originator_id)
+            cached = self.states.known(event.originator_id)
             if cached is not None:
                 topic_class = type(cached)
             else:
@@ -389,26 +388,9 @@ class Follower:
             return []
         return self._by_class.get(topic_class, [])
 
-    def _evolve(self, event: Any) -> Aggregate:
-        """The aggregate after `event`, from the cache or the repository (on a cache miss)."""
-        if isinstance(event, CanInitAggregate):
-            aggregate = event.mutate(None)
-        else:
-            aggregate = self._cache.pop(event.originator_id, None)
-            if aggregate is None or aggregate.version != event.originator_version - 1:
-                aggregate = self.application.repository.get(
-                    event.originator_id, version=event.originator_version - 1
-                )
-            aggregate = event.mutate(aggregate)
-        assert aggregate is not None
-        self._cache[aggregate.id] = aggregate
-        if len(self._cache) > AGGREGATE_CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return aggregate
-
     def reset(self) -> None:
         """Forget cached state (used before a rebuild)."""
-        self._cache.clear()
+        self.states.clear()
 
 
 class LogFollower(Protocol):
@@ -445,7 +427,7 @@ class _Writing:
         tables = follower._tables_for(event)
         if not tables:
             return
-        aggregate = follower._evolve(event)
+        aggregate = follower.states.after(event)
         live = follower.live
         for table in tables:
             batch = self.batches.get(table.table)

@@ -35,7 +35,7 @@ from psycopg import sql
 from cityops.domain.clock import system_clock
 from cityops.projections.follower import ChangeListener, Follower, ProjectedTable
 from cityops.projections.live_changes import LiveChangeLog
-from cityops.projections.store import (
+from cityops.storage import (
     PostgresReadStore,
     ReadStore,
     SqliteReadStore,

@@ -32,8 +32,8 @@ from typing import Any
 
 from cityops.domain.clock import Clock, system_clock
 from cityops.projections.spatial_layers import LAYERS, ReadModelSource
-from cityops.projections.store import ReadStore, Transaction, schema_transaction
 from cityops.projections.views import case_light
+from cityops.storage import ReadStore, Transaction, schema_transaction
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from cityops.domain.clock import Clock, system_clock
 from cityops.domain.errors import InvalidValue
-from cityops.projections.store import ReadStore, schema_transaction
+from cityops.storage import ReadStore, schema_transaction
 
 PHOTO_SCHEME = "photo:"
 """How events refer to a stored photo: `photo:` followed by its sha256 in lowercase hex."""

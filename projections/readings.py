@@ -12,7 +12,7 @@ from uuid import UUID
 
 from cityops.domain.hazards.application import LatestReading
 from cityops.domain.hazards.source import AlarmLevel
-from cityops.projections.store import ReadStore, schema_transaction
+from cityops.storage import ReadStore, schema_transaction
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sensor_latest_readings (

@@ -42,7 +42,7 @@ from cityops.domain.response_times import (
     turnout_time,
 )
 from cityops.projections.statistics import Durations
-from cityops.projections.store import ReadStore
+from cityops.storage import ReadStore
 
 INTERVALS = ("queue", "turnout", "travel", "response", "on_scene")
 """The intervals measured per assignment, in the order of a response."""

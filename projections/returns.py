@@ -19,8 +19,8 @@ from eventsourcing.domain import Aggregate
 from cityops.domain.gridcases.case import CaseStatus, GridCase
 from cityops.domain.hotline.ticket import HotlineTicket, TicketStatus
 from cityops.domain.returns import ReturnOutcome
-from cityops.projections.store import Transaction
 from cityops.projections.tables import utc_text
+from cityops.storage import Transaction
 
 CASE_RETURNS_TABLE = "rm_case_returns"
 TICKET_RETURNS_TABLE = "rm_ticket_returns"

@@ -21,8 +21,8 @@ from shapely.geometry.base import BaseGeometry
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.domain.geometry import GeoPoint
 from cityops.projections.spatial_layers import LAYERS, Layer
-from cityops.projections.store import ReadStore
 from cityops.projections.tables import SummaryTable
+from cityops.storage import ReadStore
 
 MAX_RADIUS_M = 100_000.0
 MAX_NEAREST = 100

@@ -39,8 +39,8 @@ from cityops.projections.spatial_layers import (
     city_features,
     simplest,
 )
-from cityops.projections.store import ReadStore
 from cityops.projections.tables import GeometryKind, SummaryTable
+from cityops.storage import ReadStore
 
 ID_CHUNK = 500
 """Rows are re-read by id in chunks of this many (SQLite's parameter limit is far above)."""

@@ -29,8 +29,8 @@ from cityops.projections.spatial_layers import (
     city_features,
     simplest,
 )
-from cityops.projections.store import ReadStore, Transaction
 from cityops.projections.tables import SummaryTable
+from cityops.storage import ReadStore, Transaction
 
 MAP_LAYERS_TABLE = "map_layers"
 PUBLISH_LOCK = "cityops-map-layers"

@@ -50,8 +50,8 @@ from cityops.projections.returns import (
     ReturnFigures,
     return_figures,
 )
-from cityops.projections.store import ReadStore, Transaction
 from cityops.projections.tables import utc_text
+from cityops.storage import ReadStore, Transaction
 
 DISPATCH_TABLE = "rm_case_dispatches"
 MICROSECOND = timedelta(microseconds=1)

@@ -27,7 +27,7 @@ from typing import Any
 
 from cityops.domain.supervision import Light, light_at
 from cityops.projections.follower import Change, ChangeListener
-from cityops.projections.store import ReadStore
+from cityops.storage import ReadStore
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.projections.store import Transaction
+from cityops.storage import Transaction
 
 Extractor = Callable[[Any], Any]
 

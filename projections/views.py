@@ -14,8 +14,8 @@ from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import OPEN_STATUSES, GridCase
 from cityops.domain.supervision import Light, light, light_at, turning_points
 from cityops.projections.statistics import CASE_STATISTICS_INDEX
-from cityops.projections.store import ReadStore
 from cityops.projections.tables import ROW_POINT, Column, SummaryTable, utc_text
+from cityops.storage import ReadStore
 
 METRES_PER_DEGREE_LAT = 111_320.0
 

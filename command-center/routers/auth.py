@@ -10,6 +10,7 @@ from pydantic import Field
 
 from cityops.command_center.auth import Authenticator, IssuedToken
 from cityops.command_center.dependencies import CurrentActor, SystemDep, get_authenticator
+from cityops.command_center.models.reference import TokenPublic, UserPublic
 from cityops.command_center.routers.pages import home_page
 from cityops.command_center.schemas import Command
 
@@ -39,7 +40,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-@router.post("/login", openapi_extra={"security": []})
+@router.post("/login", response_model=TokenPublic, openapi_extra={"security": []})
 async def login(body: Login, request: Request, auth: AuthDep) -> dict[str, Any]:
     """Exchange a username and password for a bearer token valid for one shift; repeated
     failures from one address are paused for a growing while (429, never a lockout of the
@@ -48,13 +49,13 @@ async def login(body: Login, request: Request, auth: AuthDep) -> dict[str, Any]:
                                         client_address(request)))
 
 
-@router.get("/me")
+@router.get("/me", response_model=UserPublic)
 def me(actor: CurrentActor, system: SystemDep) -> dict[str, Any]:
     """The logged-in user: username, role, department and display name."""
     return system.accounts.user(actor.user_id).view().as_dict()
 
 
-@router.post("/password")
+@router.post("/password", response_model=TokenPublic)
 async def change_password(body: PasswordChange, request: Request, actor: CurrentActor,
                           auth: AuthDep) -> dict[str, Any]:
     """Change one's own password (the current one is required, and wrong guesses are

@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import Message
 
 from cityops.command_center.dependencies import IdempotencyKey, current_actor
+from cityops.command_center.models.grid_cases import GridCaseBulkResults
+from cityops.command_center.models.hotline import TicketBulkResults
 from cityops.domain.application import MAX_COMMAND_ID_LENGTH
 
 router = APIRouter(dependencies=[Depends(current_actor)])
@@ -218,7 +220,8 @@ BULK_DOC = (
 )
 
 
-@router.post("/grid-cases/bulk/{action}", tags=["grid cases"], response_model=BulkResults,
+@router.post("/grid-cases/bulk/{action}", tags=["grid cases"],
+             response_model=GridCaseBulkResults, response_model_exclude_unset=True,
              description=BULK_DOC.format(collection="/grid-cases"))
 async def bulk_grid_cases(action: GridCaseBulkAction, body: BulkRequest, request: Request,
                           command_id: IdempotencyKey) -> BulkResults:
@@ -228,7 +231,7 @@ async def bulk_grid_cases(action: GridCaseBulkAction, body: BulkRequest, request
 
 
 @router.post("/hotline-tickets/bulk/{action}", tags=["hotline tickets"],
-             response_model=BulkResults,
+             response_model=TicketBulkResults, response_model_exclude_unset=True,
              description=BULK_DOC.format(collection="/hotline-tickets"))
 async def bulk_hotline_tickets(action: TicketBulkAction, body: BulkRequest, request: Request,
                                command_id: IdempotencyKey) -> BulkResults:

@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from cityops.command_center.dependencies import SystemDep
+from cityops.command_center.models.reference import CataloguePublic
 from cityops.command_center.scopes import LOGGED_IN
 
 router = APIRouter(prefix="/catalogue", tags=["catalogue"],
                    dependencies=[LOGGED_IN])
 
 
-@router.get("")
+@router.get("", response_model=CataloguePublic)
 def get_catalogue(system: SystemDep) -> dict[str, Any]:
     """Everything a client needs to fill its pick lists."""
     c = system.catalogue

@@ -39,6 +39,17 @@ FORMATS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "csv": ("CSV", "text/csv", {"GEOMETRY": "AS_WKT"}),
 }
 """Suffix -> (GDAL driver, media type, layer creation options)."""
+
+BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
+FILE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "application/geo+json": {
+        "type": "object", "required": ["type", "features"],
+        "description": "A GeoJSON FeatureCollection as GDAL writes it: the layer's "
+                       "properties flat on each feature (GET /spatial/layers)",
+        "properties": {"type": {"const": "FeatureCollection"}, "name": {"type": "string"},
+                       "features": {"type": "array", "items": {"type": "object"}}}},
+}
+"""The schema of each downloaded format (a GeoPackage or CSV file is bytes)."""
 RESERVED = frozenset({"bbox", "bbox-crs", "datetime"})
 EXPORT_DIR: str | None = None
 """Where the temporary folders are made (None: the system's temporary directory)."""
@@ -65,7 +76,9 @@ def _split(name: str) -> tuple[str, str]:
 
 
 @router.get("/{name}", response_class=FileResponse,
-            responses={200: {"content": {m: {} for _, m, _ in FORMATS.values()}}})
+            responses={200: {"content": {m: {"schema": FILE_SCHEMAS.get(m, BINARY)}
+                                      for _, m, _ in FORMATS.values()},
+                          "description": "The layer as a file to download"}})
 def export_layer(
     name: Annotated[str, PathParam(description="<layer>.<gpkg|geojson|csv>, e.g. "
                                    "incidents.gpkg")],

@@ -12,6 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from cityops.command_center.dependencies import CurrentActor, PagingDep, SystemDep, page_body
 from cityops.command_center.feature_requests import GEOJSON
+from cityops.command_center.models.grid_cases import VerificationTasksPublic
+from cityops.command_center.models.spatial import GeoJSONResponse, InspectorCellsPublic
 from cityops.command_center.routers.pages import page
 from cityops.command_center.sharing import shared_route
 from cityops.domain.actors import Actor, Role
@@ -58,14 +60,13 @@ def verification_tasks(read_models: ReadModels, inspector_id: str, cells: list[s
     )
 
 
-@router.get("", response_class=HTMLResponse, include_in_schema=False)
+@router.get("", response_class=HTMLResponse)
 def field_page(system: SystemDep) -> HTMLResponse:
     """The inspector's mobile page: report, assigned cells, verification tasks."""
     return page("field.html", system.settings.tile_url)
 
 
-@router.get("/me/cells", response_class=JSONResponse,
-            responses={200: {"content": {GEOJSON: {}}}})
+@router.get("/me/cells", response_class=GeoJSONResponse, response_model=InspectorCellsPublic)
 def my_cells(system: SystemDep, actor: CurrentActor) -> JSONResponse:
     """The unit grid cells the logged-in inspector patrols, as a GeoJSON FeatureCollection
     (WGS84), with who they are and the communities they cover."""
@@ -97,7 +98,7 @@ def my_cells(system: SystemDep, actor: CurrentActor) -> JSONResponse:
     return JSONResponse(body, media_type=GEOJSON)
 
 
-@router.get("/me/tasks")
+@router.get("/me/tasks", response_model=VerificationTasksPublic)
 def my_tasks(system: SystemDep, actor: CurrentActor, paging: PagingDep) -> dict[str, Any]:
     """The handled cases that wait for the logged-in inspector's verification on site: those
     in their cells, unless the centre assigned another inspector, and those the centre

@@ -20,8 +20,13 @@ from cityops.command_center.dependencies import (
     page_body,
 )
 from cityops.command_center.history import event_history
+from cityops.command_center.models.common import HistoryEntryPublic
+from cityops.command_center.models.grid_cases import (
+    GridCasePublic,
+    GridCasesPublic,
+)
 from cityops.command_center.routers.photos import require_uploaded
-from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filters
 from cityops.command_center.sharing import shared_route
 from cityops.command_center.versions import SeenVersion
@@ -161,7 +166,7 @@ def _state(system: SystemDep, case_id: UUID) -> dict[str, Any]:
     return body
 
 
-@router.post("", status_code=201)
+@router.post("", response_model=GridCasePublic, status_code=201)
 def report_case(body: GridCaseReport, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId) -> dict[str, Any]:
     """Report a new case from the field, the hotline, a sensor or a camera; its photos are
@@ -175,7 +180,7 @@ def report_case(body: GridCaseReport, system: SystemDep, actor: CurrentActor,
     return _state(system, outcome.subject)
 
 
-@router.get("", response_model=Page)
+@router.get("", response_model=GridCasesPublic)
 def list_cases(
     system: SystemDep,
     actor: CurrentActor,
@@ -220,13 +225,13 @@ def _with_light(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {**doc, "light": current.value if current else None}
 
 
-@router.get("/{case_id}")
+@router.get("/{case_id}", response_model=GridCasePublic)
 def get_case(case_id: UUID, system: SystemDep) -> dict[str, Any]:
     """One case, as recorded now, with its supervision light."""
     return _state(system, case_id)
 
 
-@router.get("/{case_id}/history")
+@router.get("/{case_id}/history", response_model=list[HistoryEntryPublic])
 def case_history(case_id: UUID, system: SystemDep) -> list[dict[str, Any]]:
     """Every event of the case: what happened, who did it, in what role, and when."""
     system.grid_cases.case(case_id)
@@ -241,7 +246,7 @@ def _issue(system: SystemDep, command: DomainCommand, actor: CurrentActor,
     return _state(system, outcome.subject)
 
 
-@router.post("/{case_id}/register")
+@router.post("/{case_id}/register", response_model=GridCasePublic)
 def register_case(case_id: UUID, body: GridCaseRegister, system: SystemDep, actor: CurrentActor,
                   command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Accept a reported case (optionally correcting category and urgency)."""
@@ -250,7 +255,7 @@ def register_case(case_id: UUID, body: GridCaseRegister, system: SystemDep, acto
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{case_id}/reject")
+@router.post("/{case_id}/reject", response_model=GridCasePublic)
 def reject_case(case_id: UUID, body: GridCaseReject, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Reject a report: duplicate (merged into another case), not ours, not reproducible."""
@@ -259,7 +264,7 @@ def reject_case(case_id: UUID, body: GridCaseReject, system: SystemDep, actor: C
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{case_id}/dispatch")
+@router.post("/{case_id}/dispatch", response_model=GridCasePublic)
 def dispatch_case(case_id: UUID, body: GridCaseDispatch, system: SystemDep,
                   actor: CurrentActor, command_id: CommandId,
                   seen: SeenVersion) -> dict[str, Any]:
@@ -269,7 +274,7 @@ def dispatch_case(case_id: UUID, body: GridCaseDispatch, system: SystemDep,
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{case_id}/return")
+@router.post("/{case_id}/return", response_model=GridCasePublic)
 def return_case(case_id: UUID, body: GridCaseReturn, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """A department sends the case back to the centre as not its responsibility."""
@@ -278,7 +283,7 @@ def return_case(case_id: UUID, body: GridCaseReturn, system: SystemDep, actor: C
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{case_id}/extension-requests")
+@router.post("/{case_id}/extension-requests", response_model=GridCasePublic)
 def request_extension(case_id: UUID, body: ExtensionRequest, system: SystemDep,
                       actor: CurrentActor, command_id: CommandId,
                       seen: SeenVersion) -> dict[str, Any]:
@@ -288,7 +293,7 @@ def request_extension(case_id: UUID, body: ExtensionRequest, system: SystemDep,
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{case_id}/extension-decision")
+@router.post("/{case_id}/extension-decision", response_model=GridCasePublic)
 def decide_extension(case_id: UUID, body: ExtensionDecision, system: SystemDep,
                      actor: CurrentActor, command_id: CommandId,
                      seen: SeenVersion) -> dict[str, Any]:
@@ -298,7 +303,7 @@ def decide_extension(case_id: UUID, body: ExtensionDecision, system: SystemDep,
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{case_id}/return-review")
+@router.post("/{case_id}/return-review", response_model=GridCasePublic)
 def review_return(case_id: UUID, body: ReturnReview, system: SystemDep, actor: CurrentActor,
                   command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The centre reviews a department's return: accept (dispatched to another department)
@@ -308,7 +313,7 @@ def review_return(case_id: UUID, body: ReturnReview, system: SystemDep, actor: C
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{case_id}/suspension-requests")
+@router.post("/{case_id}/suspension-requests", response_model=GridCasePublic)
 def request_suspension(case_id: UUID, body: SuspensionRequest, system: SystemDep,
                        actor: CurrentActor, command_id: CommandId,
                        seen: SeenVersion) -> dict[str, Any]:
@@ -319,7 +324,7 @@ def request_suspension(case_id: UUID, body: SuspensionRequest, system: SystemDep
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{case_id}/suspension-decision")
+@router.post("/{case_id}/suspension-decision", response_model=GridCasePublic)
 def decide_suspension(case_id: UUID, body: SuspensionDecision, system: SystemDep,
                       actor: CurrentActor, command_id: CommandId,
                       seen: SeenVersion) -> dict[str, Any]:
@@ -331,7 +336,7 @@ def decide_suspension(case_id: UUID, body: SuspensionDecision, system: SystemDep
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{case_id}/suspend")
+@router.post("/{case_id}/suspend", response_model=GridCasePublic)
 def suspend_case(case_id: UUID, body: Suspension, system: SystemDep, actor: CurrentActor,
                  command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The centre suspends a case that needs long work: its deadline clock stops (a
@@ -340,7 +345,7 @@ def suspend_case(case_id: UUID, body: Suspension, system: SystemDep, actor: Curr
                   seen)
 
 
-@router.post("/{case_id}/resume")
+@router.post("/{case_id}/resume", response_model=GridCasePublic)
 def resume_case(case_id: UUID, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Resume a suspended case (the centre, or its department when it can work again): its
@@ -348,7 +353,7 @@ def resume_case(case_id: UUID, system: SystemDep, actor: CurrentActor,
     return _issue(system, ResumeCase(case_id=case_id), actor, command_id, seen)
 
 
-@router.post("/{case_id}/handle")
+@router.post("/{case_id}/handle", response_model=GridCasePublic)
 def handle_case(case_id: UUID, body: Handling, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The department reports the result with evidence (a `photo:<sha256>` reference must
@@ -358,7 +363,7 @@ def handle_case(case_id: UUID, body: Handling, system: SystemDep, actor: Current
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{case_id}/verify")
+@router.post("/{case_id}/verify", response_model=GridCasePublic)
 def verify_case(case_id: UUID, body: Verification, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """An inspector checks on site: fixed, or back to the department as rework; photos are
@@ -369,7 +374,7 @@ def verify_case(case_id: UUID, body: Verification, system: SystemDep, actor: Cur
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{case_id}/assign-verifier")
+@router.post("/{case_id}/assign-verifier", response_model=GridCasePublic)
 def assign_verifier(case_id: UUID, body: VerifierAssignment, system: SystemDep,
                     actor: CurrentActor, command_id: CommandId,
                     seen: SeenVersion) -> dict[str, Any]:
@@ -380,7 +385,7 @@ def assign_verifier(case_id: UUID, body: VerifierAssignment, system: SystemDep,
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{case_id}/close")
+@router.post("/{case_id}/close", response_model=GridCasePublic)
 def close_case(case_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
                command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Close a verified case."""

@@ -21,7 +21,14 @@ from cityops.command_center.dependencies import (
     page_body,
 )
 from cityops.command_center.history import event_history
-from cityops.command_center.schemas import Command, HazardGrade, Page, PointIn
+from cityops.command_center.models.common import HistoryEntryPublic
+from cityops.command_center.models.hazards import (
+    EscalatedAlarmPublic,
+    HazardSourcePublic,
+    HazardSourcesPublic,
+    ReadingOutcomePublic,
+)
+from cityops.command_center.schemas import Command, HazardGrade, PointIn
 from cityops.command_center.scopes import LOGGED_IN
 from cityops.command_center.sharing import shared_route
 from cityops.command_center.versions import SeenVersion
@@ -139,7 +146,7 @@ def _issue(system: SystemDep, command: HazardSourceCommand, actor: CurrentActor,
     return _state(system, outcome.subject)
 
 
-@router.post("", status_code=201)
+@router.post("", response_model=HazardSourcePublic, status_code=201)
 def register_hazard_source(body: HazardRegistration, system: SystemDep, actor: CurrentActor,
                            command_id: CommandId) -> dict[str, Any]:
     """Enter a hazard source in the registry."""
@@ -154,7 +161,7 @@ def register_hazard_source(body: HazardRegistration, system: SystemDep, actor: C
     return _state(system, outcome.subject)
 
 
-@router.get("", response_model=Page)
+@router.get("", response_model=HazardSourcesPublic)
 def list_hazard_sources(
     system: SystemDep,
     paging: PagingDep,
@@ -181,20 +188,20 @@ def list_hazard_sources(
     return page_body(page.items, page.total, paging)
 
 
-@router.get("/{source_id}")
+@router.get("/{source_id}", response_model=HazardSourcePublic)
 def get_hazard_source(source_id: UUID, system: SystemDep) -> dict[str, Any]:
     """One hazard source with its sensors, alarms and hidden dangers."""
     return _state(system, source_id)
 
 
-@router.get("/{source_id}/history")
+@router.get("/{source_id}/history", response_model=list[HistoryEntryPublic])
 def hazard_source_history(source_id: UUID, system: SystemDep) -> list[dict[str, Any]]:
     """Every event of the hazard source: what happened, who did it, in what role, and when."""
     system.hazards.source(source_id)
     return event_history(system.hazards.events.get(source_id))
 
 
-@router.post("/{source_id}/update")
+@router.post("/{source_id}/update", response_model=HazardSourcePublic)
 def update_hazard_source(source_id: UUID, body: HazardUpdate, system: SystemDep,
                          actor: CurrentActor, command_id: CommandId,
                          seen: SeenVersion) -> dict[str, Any]:
@@ -210,7 +217,7 @@ def update_hazard_source(source_id: UUID, body: HazardUpdate, system: SystemDep,
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{source_id}/decommission")
+@router.post("/{source_id}/decommission", response_model=HazardSourcePublic)
 def decommission_hazard_source(source_id: UUID, body: Decommissioning, system: SystemDep,
                                actor: CurrentActor, command_id: CommandId,
                                seen: SeenVersion) -> dict[str, Any]:
@@ -219,7 +226,7 @@ def decommission_hazard_source(source_id: UUID, body: Decommissioning, system: S
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{source_id}/sensors")
+@router.post("/{source_id}/sensors", response_model=HazardSourcePublic)
 def add_sensor(source_id: UUID, body: SensorIn, system: SystemDep, actor: CurrentActor,
                command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Put a sensor under watch with its warning and alarm thresholds."""
@@ -231,7 +238,7 @@ def add_sensor(source_id: UUID, body: SensorIn, system: SystemDep, actor: Curren
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{source_id}/sensors/{sensor_id}/remove")
+@router.post("/{source_id}/sensors/{sensor_id}/remove", response_model=HazardSourcePublic)
 def remove_sensor(source_id: UUID, sensor_id: str, body: SensorRemoval, system: SystemDep,
                   actor: CurrentActor, command_id: CommandId,
                   seen: SeenVersion) -> dict[str, Any]:
@@ -240,7 +247,7 @@ def remove_sensor(source_id: UUID, sensor_id: str, body: SensorRemoval, system: 
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{source_id}/sensors/{sensor_id}/readings")
+@router.post("/{source_id}/sensors/{sensor_id}/readings", response_model=ReadingOutcomePublic)
 def record_reading(source_id: UUID, sensor_id: str, body: Reading, system: SystemDep,
                    actor: CurrentActor) -> dict[str, Any]:
     """Judge one reading; only a threshold crossing is recorded. The answer says what it did."""
@@ -254,7 +261,7 @@ def record_reading(source_id: UUID, sensor_id: str, body: Reading, system: Syste
     return outcome.as_dict()
 
 
-@router.post("/{source_id}/alarms/{alarm_id}/acknowledge")
+@router.post("/{source_id}/alarms/{alarm_id}/acknowledge", response_model=HazardSourcePublic)
 def acknowledge_alarm(source_id: UUID, alarm_id: UUID, body: AlarmAcknowledgement,
                       system: SystemDep, actor: CurrentActor,
                       command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
@@ -263,19 +270,20 @@ def acknowledge_alarm(source_id: UUID, alarm_id: UUID, body: AlarmAcknowledgemen
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{source_id}/alarms/{alarm_id}/escalation")
+@router.post("/{source_id}/alarms/{alarm_id}/escalation", response_model=EscalatedAlarmPublic)
 def escalate_alarm(source_id: UUID, alarm_id: UUID, body: AlarmEscalation, system: SystemDep,
-                   actor: CurrentActor, seen: SeenVersion) -> dict[str, Any]:
+                   actor: CurrentActor, command_id: CommandId,
+                   seen: SeenVersion) -> dict[str, Any]:
     """Escalate an alarm into a new incident at the hazard source, or join an incident;
     recorded on both streams (running it again repeats nothing)."""
     incident_id = system.operations.escalate_alarm(
         source_id, alarm_id, incident_id=body.incident_id, category=body.category,
         incident_type=body.incident_type, title=body.title, level=body.level, actor=actor,
-        seen_versions=seen)
+        command_id=command_id, seen_versions=seen)
     return {**_state(system, source_id), "incident_id": str(incident_id)}
 
 
-@router.post("/{source_id}/findings", status_code=201)
+@router.post("/{source_id}/findings", response_model=HazardSourcePublic, status_code=201)
 def record_finding(source_id: UUID, body: FindingIn, system: SystemDep, actor: CurrentActor,
                    command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Record a hidden danger found on inspection, with its rectification deadline."""
@@ -285,7 +293,7 @@ def record_finding(source_id: UUID, body: FindingIn, system: SystemDep, actor: C
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{source_id}/findings/{finding_id}/rectify")
+@router.post("/{source_id}/findings/{finding_id}/rectify", response_model=HazardSourcePublic)
 def rectify_finding(source_id: UUID, finding_id: UUID, body: Rectification, system: SystemDep,
                     actor: CurrentActor, command_id: CommandId,
                     seen: SeenVersion) -> dict[str, Any]:

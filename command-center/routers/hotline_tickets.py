@@ -20,7 +20,14 @@ from cityops.command_center.dependencies import (
     page_body,
 )
 from cityops.command_center.history import event_history
-from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.command_center.models.common import HistoryEntryPublic
+from cityops.command_center.models.hotline import (
+    HotlineTicketPublic,
+    HotlineTicketsPublic,
+    TicketToCasePublic,
+    TicketToIncidentPublic,
+)
+from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filters
 from cityops.command_center.sharing import shared_route
 from cityops.command_center.versions import SeenVersion
@@ -129,7 +136,7 @@ def _state(system: SystemDep, ticket_id: UUID, actor: Actor) -> dict[str, Any]:
     return body
 
 
-@router.post("", status_code=201)
+@router.post("", response_model=HotlineTicketPublic, status_code=201)
 def receive_ticket(body: TicketReception, system: SystemDep, actor: CurrentActor,
                    command_id: CommandId) -> dict[str, Any]:
     """Take a call or message: located, routed by proposal, checked for likely duplicates."""
@@ -143,7 +150,7 @@ def receive_ticket(body: TicketReception, system: SystemDep, actor: CurrentActor
     return _state(system, outcome.subject, actor)
 
 
-@router.get("", response_model=Page)
+@router.get("", response_model=HotlineTicketsPublic)
 def list_tickets(
     system: SystemDep,
     actor: CurrentActor,
@@ -177,13 +184,13 @@ def list_tickets(
     return page_body(page.items, page.total, paging)
 
 
-@router.get("/{ticket_id}")
+@router.get("/{ticket_id}", response_model=HotlineTicketPublic)
 def get_ticket(ticket_id: UUID, system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
     """One ticket, as recorded now, with its reply timeliness."""
     return _state(system, ticket_id, actor)
 
 
-@router.get("/{ticket_id}/history")
+@router.get("/{ticket_id}/history", response_model=list[HistoryEntryPublic])
 def ticket_history(ticket_id: UUID, system: SystemDep,
                    actor: CurrentActor) -> list[dict[str, Any]]:
     """Every event of the ticket: what happened, who did it, in what role, and when."""
@@ -199,7 +206,7 @@ def _issue(system: SystemDep, command: DomainCommand, actor: CurrentActor,
     return _state(system, outcome.subject, actor)
 
 
-@router.post("/{ticket_id}/answer")
+@router.post("/{ticket_id}/answer", response_model=HotlineTicketPublic)
 def answer_ticket(ticket_id: UUID, body: Answer, system: SystemDep, actor: CurrentActor,
                   command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The operator answers the caller directly and the ticket closes."""
@@ -207,7 +214,7 @@ def answer_ticket(ticket_id: UUID, body: Answer, system: SystemDep, actor: Curre
                   command_id, seen)
 
 
-@router.post("/{ticket_id}/assign")
+@router.post("/{ticket_id}/assign", response_model=HotlineTicketPublic)
 def assign_ticket(ticket_id: UUID, body: TicketAssignment, system: SystemDep,
                   actor: CurrentActor, command_id: CommandId,
                   seen: SeenVersion) -> dict[str, Any]:
@@ -216,7 +223,7 @@ def assign_ticket(ticket_id: UUID, body: TicketAssignment, system: SystemDep,
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{ticket_id}/accept")
+@router.post("/{ticket_id}/accept", response_model=HotlineTicketPublic)
 def accept_ticket(ticket_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
                   command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The department takes the ticket on."""
@@ -224,7 +231,7 @@ def accept_ticket(ticket_id: UUID, body: Note, system: SystemDep, actor: Current
                   command_id, seen)
 
 
-@router.post("/{ticket_id}/return")
+@router.post("/{ticket_id}/return", response_model=HotlineTicketPublic)
 def return_ticket(ticket_id: UUID, body: TicketReturn, system: SystemDep, actor: CurrentActor,
                   command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The department sends the ticket back as not its matter (it may suggest another)."""
@@ -233,7 +240,7 @@ def return_ticket(ticket_id: UUID, body: TicketReturn, system: SystemDep, actor:
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{ticket_id}/return-review")
+@router.post("/{ticket_id}/return-review", response_model=HotlineTicketPublic)
 def review_return(ticket_id: UUID, body: TicketReturnReview, system: SystemDep,
                   actor: CurrentActor, command_id: CommandId,
                   seen: SeenVersion) -> dict[str, Any]:
@@ -245,7 +252,7 @@ def review_return(ticket_id: UUID, body: TicketReturnReview, system: SystemDep,
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{ticket_id}/reply")
+@router.post("/{ticket_id}/reply", response_model=HotlineTicketPublic)
 def reply_to_ticket(ticket_id: UUID, body: Reply, system: SystemDep, actor: CurrentActor,
                     command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The department's reply to the caller (whether it was on time is recorded)."""
@@ -253,7 +260,7 @@ def reply_to_ticket(ticket_id: UUID, body: Reply, system: SystemDep, actor: Curr
                   command_id, seen)
 
 
-@router.post("/{ticket_id}/callback")
+@router.post("/{ticket_id}/callback", response_model=HotlineTicketPublic)
 def call_back(ticket_id: UUID, body: Callback, system: SystemDep, actor: CurrentActor,
               command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Record how satisfied the caller is; dissatisfied with a reply reopens the ticket."""
@@ -262,7 +269,7 @@ def call_back(ticket_id: UUID, body: Callback, system: SystemDep, actor: Current
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{ticket_id}/merge")
+@router.post("/{ticket_id}/merge", response_model=HotlineTicketPublic)
 def merge_ticket(ticket_id: UUID, body: Merge, system: SystemDep, actor: CurrentActor,
                  command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Merge the ticket into the primary ticket of the same matter (which keeps its call)."""
@@ -270,29 +277,31 @@ def merge_ticket(ticket_id: UUID, body: Merge, system: SystemDep, actor: Current
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{ticket_id}/convert-to-case")
+@router.post("/{ticket_id}/convert-to-case", response_model=TicketToCasePublic)
 def convert_to_case(ticket_id: UUID, body: CaseConversion, system: SystemDep,
-                    actor: CurrentActor, seen: SeenVersion) -> dict[str, Any]:
+                    actor: CurrentActor, command_id: CommandId,
+                    seen: SeenVersion) -> dict[str, Any]:
     """Turn a city-management ticket into a grid case (reported by the hotline) and record it
     on the ticket; running it again completes or repeats nothing."""
     case_id = system.operations.ticket_to_case(ticket_id, category=body.category,
                                                urgency=body.urgency, actor=actor,
-                                               seen_versions=seen)
+                                               command_id=command_id, seen_versions=seen)
     return {**_state(system, ticket_id, actor), "case_id": str(case_id)}
 
 
-@router.post("/{ticket_id}/escalate-to-incident")
+@router.post("/{ticket_id}/escalate-to-incident", response_model=TicketToIncidentPublic)
 def escalate_to_incident(ticket_id: UUID, body: IncidentEscalation, system: SystemDep,
-                         actor: CurrentActor, seen: SeenVersion) -> dict[str, Any]:
+                         actor: CurrentActor, command_id: CommandId,
+                         seen: SeenVersion) -> dict[str, Any]:
     """Make an emergency ticket a new incident, or join it to an existing one."""
     incident_id = system.operations.ticket_to_incident(
         ticket_id, incident_id=body.incident_id, category=body.category,
         incident_type=body.incident_type, title=body.title, level=body.level, actor=actor,
-        seen_versions=seen)
+        command_id=command_id, seen_versions=seen)
     return {**_state(system, ticket_id, actor), "incident_id": str(incident_id)}
 
 
-@router.post("/{ticket_id}/close")
+@router.post("/{ticket_id}/close", response_model=HotlineTicketPublic)
 def close_ticket(ticket_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
                  command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Close a ticket after the callback (or a transferred one at the end)."""

@@ -21,7 +21,12 @@ from cityops.command_center.dependencies import (
     page_body,
 )
 from cityops.command_center.history import event_history
-from cityops.command_center.schemas import Command, LevelCode, Page, PointIn
+from cityops.command_center.models.common import HistoryEntryPublic
+from cityops.command_center.models.incidents import (
+    IncidentPublic,
+    IncidentsPublic,
+)
+from cityops.command_center.schemas import Command, LevelCode, PointIn
 from cityops.command_center.scopes import incident_scope_where, scope_guard
 from cityops.command_center.sharing import shared_route
 from cityops.command_center.versions import SeenVersion
@@ -177,7 +182,7 @@ def _issue(system: SystemDep, command: IncidentCommand, actor: CurrentActor,
     return _state(system, outcome.subject)
 
 
-@router.post("", status_code=201)
+@router.post("", response_model=IncidentPublic, status_code=201)
 def report_incident(body: IncidentReport, system: SystemDep, actor: CurrentActor,
                     command_id: CommandId) -> dict[str, Any]:
     """Report an emergency from the hotline, an inspector, a sensor or a department."""
@@ -192,7 +197,7 @@ def report_incident(body: IncidentReport, system: SystemDep, actor: CurrentActor
     return _state(system, outcome.subject)
 
 
-@router.get("", response_model=Page)
+@router.get("", response_model=IncidentsPublic)
 def list_incidents(
     system: SystemDep,
     actor: CurrentActor,
@@ -222,20 +227,20 @@ def list_incidents(
     return page_body(page.items, page.total, paging)
 
 
-@router.get("/{incident_id}")
+@router.get("/{incident_id}", response_model=IncidentPublic)
 def get_incident(incident_id: UUID, system: SystemDep) -> dict[str, Any]:
     """One incident, as recorded now, with its timeline, tasks and resources."""
     return _state(system, incident_id)
 
 
-@router.get("/{incident_id}/history")
+@router.get("/{incident_id}/history", response_model=list[HistoryEntryPublic])
 def incident_history(incident_id: UUID, system: SystemDep) -> list[dict[str, Any]]:
     """Every event of the incident: what happened, who did it, in what role, and when."""
     system.incidents.incident(incident_id)
     return event_history(system.incidents.events.get(incident_id))
 
 
-@router.post("/{incident_id}/verify")
+@router.post("/{incident_id}/verify", response_model=IncidentPublic)
 def verify_incident(incident_id: UUID, body: IncidentVerification, system: SystemDep,
                     actor: CurrentActor, command_id: CommandId,
                     seen: SeenVersion) -> dict[str, Any]:
@@ -246,7 +251,7 @@ def verify_incident(incident_id: UUID, body: IncidentVerification, system: Syste
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/dismiss")
+@router.post("/{incident_id}/dismiss", response_model=IncidentPublic)
 def dismiss_incident(incident_id: UUID, body: Reason, system: SystemDep, actor: CurrentActor,
                      command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Dismiss a false report."""
@@ -254,7 +259,7 @@ def dismiss_incident(incident_id: UUID, body: Reason, system: SystemDep, actor: 
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/respond")
+@router.post("/{incident_id}/respond", response_model=IncidentPublic)
 def respond_to_incident(incident_id: UUID, body: ResponseStart, system: SystemDep,
                         actor: CurrentActor, command_id: CommandId,
                         seen: SeenVersion) -> dict[str, Any]:
@@ -264,7 +269,7 @@ def respond_to_incident(incident_id: UUID, body: ResponseStart, system: SystemDe
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/activate-plan")
+@router.post("/{incident_id}/activate-plan", response_model=IncidentPublic)
 def activate_plan(incident_id: UUID, body: PlanActivation, system: SystemDep,
                   actor: CurrentActor, command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Activate (another) contingency plan at the incident's level: its tasks go out."""
@@ -272,7 +277,7 @@ def activate_plan(incident_id: UUID, body: PlanActivation, system: SystemDep,
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/level")
+@router.post("/{incident_id}/level", response_model=IncidentPublic)
 def change_level(incident_id: UUID, body: LevelChange, system: SystemDep, actor: CurrentActor,
                  command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Set the response level; raising it gives out the activated plans' new tasks."""
@@ -281,7 +286,7 @@ def change_level(incident_id: UUID, body: LevelChange, system: SystemDep, actor:
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/escalate")
+@router.post("/{incident_id}/escalate", response_model=IncidentPublic)
 def escalate_incident(incident_id: UUID, body: Reason, system: SystemDep, actor: CurrentActor,
                       command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Raise the response level by one (IV -> III -> II -> I)."""
@@ -289,7 +294,7 @@ def escalate_incident(incident_id: UUID, body: Reason, system: SystemDep, actor:
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/de-escalate")
+@router.post("/{incident_id}/de-escalate", response_model=IncidentPublic)
 def deescalate_incident(incident_id: UUID, body: Reason, system: SystemDep,
                         actor: CurrentActor, command_id: CommandId,
                         seen: SeenVersion) -> dict[str, Any]:
@@ -298,7 +303,7 @@ def deescalate_incident(incident_id: UUID, body: Reason, system: SystemDep,
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/situation-reports")
+@router.post("/{incident_id}/situation-reports", response_model=IncidentPublic)
 def add_situation_report(incident_id: UUID, body: SituationReport, system: SystemDep,
                          actor: CurrentActor, command_id: CommandId,
                          seen: SeenVersion) -> dict[str, Any]:
@@ -312,7 +317,7 @@ def add_situation_report(incident_id: UUID, body: SituationReport, system: Syste
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/links")
+@router.post("/{incident_id}/links", response_model=IncidentPublic)
 def link_incident(incident_id: UUID, body: Link, system: SystemDep, actor: CurrentActor,
                   command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Link a grid case, hotline ticket or hazard alarm (linking it again changes nothing)."""
@@ -321,7 +326,7 @@ def link_incident(incident_id: UUID, body: Link, system: SystemDep, actor: Curre
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/unlink")
+@router.post("/{incident_id}/unlink", response_model=IncidentPublic)
 def unlink_incident(incident_id: UUID, body: Unlink, system: SystemDep, actor: CurrentActor,
                     command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Remove a link made by mistake."""
@@ -330,7 +335,7 @@ def unlink_incident(incident_id: UUID, body: Unlink, system: SystemDep, actor: C
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/commander")
+@router.post("/{incident_id}/commander", response_model=IncidentPublic)
 def assign_commander(incident_id: UUID, body: CommanderAssignment, system: SystemDep,
                      actor: CurrentActor, command_id: CommandId,
                      seen: SeenVersion) -> dict[str, Any]:
@@ -340,7 +345,7 @@ def assign_commander(incident_id: UUID, body: CommanderAssignment, system: Syste
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/tasks")
+@router.post("/{incident_id}/tasks", response_model=IncidentPublic)
 def assign_task(incident_id: UUID, body: TaskAssignment, system: SystemDep,
                 actor: CurrentActor, command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Give a department a task outside the plans, due after its allowance."""
@@ -352,7 +357,7 @@ def assign_task(incident_id: UUID, body: TaskAssignment, system: SystemDep,
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/tasks/{task_id}/acknowledge")
+@router.post("/{incident_id}/tasks/{task_id}/acknowledge", response_model=IncidentPublic)
 def acknowledge_task(incident_id: UUID, task_id: UUID, system: SystemDep, actor: CurrentActor,
                      command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The department confirms it has the task in hand (its own department's only)."""
@@ -360,7 +365,7 @@ def acknowledge_task(incident_id: UUID, task_id: UUID, system: SystemDep, actor:
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/tasks/{task_id}/complete")
+@router.post("/{incident_id}/tasks/{task_id}/complete", response_model=IncidentPublic)
 def complete_task(incident_id: UUID, task_id: UUID, body: TaskResult, system: SystemDep,
                   actor: CurrentActor, command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The department reports the task done (its own department's only)."""
@@ -368,7 +373,7 @@ def complete_task(incident_id: UUID, task_id: UUID, body: TaskResult, system: Sy
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/tasks/{task_id}/cancel")
+@router.post("/{incident_id}/tasks/{task_id}/cancel", response_model=IncidentPublic)
 def cancel_task(incident_id: UUID, task_id: UUID, body: Reason, system: SystemDep,
                 actor: CurrentActor, command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The centre calls a task off."""
@@ -376,7 +381,7 @@ def cancel_task(incident_id: UUID, task_id: UUID, body: Reason, system: SystemDe
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/tasks/{task_id}/waive")
+@router.post("/{incident_id}/tasks/{task_id}/waive", response_model=IncidentPublic)
 def waive_task(incident_id: UUID, task_id: UUID, body: Reason, system: SystemDep,
                actor: CurrentActor, command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The centre, for the commander, accepts closing without an open task (with a reason)."""
@@ -384,7 +389,7 @@ def waive_task(incident_id: UUID, task_id: UUID, body: Reason, system: SystemDep
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/resources")
+@router.post("/{incident_id}/resources", response_model=IncidentPublic)
 def assign_resource(incident_id: UUID, body: ResourceAssignment, system: SystemDep,
                     actor: CurrentActor, command_id: CommandId,
                     seen: SeenVersion) -> dict[str, Any]:
@@ -394,17 +399,18 @@ def assign_resource(incident_id: UUID, body: ResourceAssignment, system: SystemD
     return _state(system, incident_id)
 
 
-@router.post("/{incident_id}/resources/{resource_id}/release")
+@router.post("/{incident_id}/resources/{resource_id}/release", response_model=IncidentPublic)
 def release_resource(incident_id: UUID, resource_id: UUID, system: SystemDep,
-                     actor: CurrentActor, seen: SeenVersion) -> dict[str, Any]:
+                     actor: CurrentActor, command_id: CommandId,
+                     seen: SeenVersion) -> dict[str, Any]:
     """Release a resource from the incident, recorded on both: it is stood down if it had
     not arrived, and clears the scene (a depot or shelter closes) if it had."""
     system.operations.release_resource(incident_id, resource_id, actor=actor,
-                                       seen_versions=seen)
+                                       command_id=command_id, seen_versions=seen)
     return _state(system, incident_id)
 
 
-@router.post("/{incident_id}/contain")
+@router.post("/{incident_id}/contain", response_model=IncidentPublic)
 def contain_incident(incident_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
                      command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """The situation is under control."""
@@ -412,7 +418,7 @@ def contain_incident(incident_id: UUID, body: Note, system: SystemDep, actor: Cu
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/flare-up")
+@router.post("/{incident_id}/flare-up", response_model=IncidentPublic)
 def flare_up(incident_id: UUID, body: Reason, system: SystemDep, actor: CurrentActor,
              command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """A contained incident got out of control again: the response resumes."""
@@ -420,7 +426,7 @@ def flare_up(incident_id: UUID, body: Reason, system: SystemDep, actor: CurrentA
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/close")
+@router.post("/{incident_id}/close", response_model=IncidentPublic)
 def close_incident(incident_id: UUID, body: Note, system: SystemDep, actor: CurrentActor,
                    command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Close a contained incident whose tasks are all done, cancelled or waived (else 409
@@ -429,7 +435,7 @@ def close_incident(incident_id: UUID, body: Note, system: SystemDep, actor: Curr
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{incident_id}/review")
+@router.post("/{incident_id}/review", response_model=IncidentPublic)
 def review_incident(incident_id: UUID, body: Review, system: SystemDep, actor: CurrentActor,
                     command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Record the after-action review of a closed incident."""

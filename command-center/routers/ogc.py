@@ -26,6 +26,18 @@ from cityops.command_center.feature_requests import (
     feature_query,
     now_of,
 )
+from cityops.command_center.models.spatial import (
+    OPENAPI_30,
+    FeatureCollectionPublic,
+    FeaturePublic,
+    GeoJSONResponse,
+    OgcApiDefinitionPublic,
+    OgcCollectionPublic,
+    OgcCollectionsPublic,
+    OgcConformancePublic,
+    OgcLandingPublic,
+    OpenAPI30Response,
+)
 from cityops.command_center.scopes import LOGGED_IN, feature_in_scope, scoped_features
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.maps.query_geometry import CRS84_URI, AxisOrder
@@ -34,7 +46,6 @@ from cityops.projections.spatial_layers import Layer
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000
-OPENAPI_30 = "application/vnd.oai.openapi+json;version=3.0"
 CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
@@ -105,7 +116,7 @@ def _layer(system: SystemDep, collection_id: str) -> Layer:
 Format = Annotated[str | None, Query(description="json (the only format)")]
 
 
-@router.get("", name="ogc_landing")
+@router.get("", name="ogc_landing", response_model=OgcLandingPublic)
 def landing_page(request: Request, f: Format = None) -> dict[str, Any]:
     """The landing page: links to the API definition, conformance and collections."""
     _check_format(f)
@@ -128,7 +139,7 @@ def landing_page(request: Request, f: Format = None) -> dict[str, Any]:
     }
 
 
-@router.get("/conformance", name="ogc_conformance")
+@router.get("/conformance", name="ogc_conformance", response_model=OgcConformancePublic)
 def conformance(f: Format = None) -> dict[str, Any]:
     """The conformance classes this service implements."""
     _check_format(f)
@@ -157,7 +168,8 @@ def _collection(request: Request, system: SystemDep, layer: Layer) -> dict[str, 
     return body
 
 
-@router.get("/collections", name="ogc_collections")
+@router.get("/collections", name="ogc_collections", response_model=OgcCollectionsPublic,
+            response_model_exclude_unset=True)
 def collections(request: Request, system: SystemDep, f: Format = None) -> dict[str, Any]:
     """Every published layer."""
     _check_format(f)
@@ -168,7 +180,8 @@ def collections(request: Request, system: SystemDep, f: Format = None) -> dict[s
     }
 
 
-@router.get("/collections/{collection_id}", name="ogc_collection")
+@router.get("/collections/{collection_id}", name="ogc_collection",
+            response_model=OgcCollectionPublic, response_model_exclude_unset=True)
 def collection(collection_id: str, request: Request, system: SystemDep,
                f: Format = None) -> dict[str, Any]:
     """One collection: its extent and links to its items."""
@@ -177,7 +190,7 @@ def collection(collection_id: str, request: Request, system: SystemDep,
 
 
 @router.get("/collections/{collection_id}/items", name="ogc_items",
-            response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}})
+            response_class=GeoJSONResponse, response_model=FeatureCollectionPublic)
 def items(
     collection_id: str, request: Request, system: SystemDep, actor: CurrentActor,
     bbox: Annotated[str | None, Query(description="x1,y1,x2,y2 (CRS84 lon/lat unless "
@@ -223,7 +236,7 @@ def items(
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", name="ogc_item",
-            response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}})
+            response_class=GeoJSONResponse, response_model=FeaturePublic)
 def item(collection_id: str, feature_id: str, request: Request, system: SystemDep,
          actor: CurrentActor, f: Format = None) -> JSONResponse:
     """One feature of a collection."""
@@ -241,8 +254,8 @@ def item(collection_id: str, feature_id: str, request: Request, system: SystemDe
     return JSONResponse(feature_json(layer, found, now_of(system), links), media_type=GEOJSON)
 
 
-@router.get("/api", name="ogc_openapi", response_class=JSONResponse,
-            responses={200: {"content": {OPENAPI_30: {}}}})
+@router.get("/api", name="ogc_openapi", response_class=OpenAPI30Response,
+            response_model=OgcApiDefinitionPublic)
 def api_definition(request: Request, system: SystemDep, f: Format = None) -> JSONResponse:
     """The OpenAPI 3.0 definition of this OGC API (the whole app's is at /openapi.json)."""
     _check_format(f)

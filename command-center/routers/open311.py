@@ -24,8 +24,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cityops.bootstrap import CitySystem
+from cityops.command_center.dependencies import CommandCentreSystem
 from cityops.command_center.errors import status_for
+from cityops.command_center.models.open311 import (
+    XML_TOO,
+    DiscoveryPublic,
+    PostedRequestPublic,
+    RequestTokenPublic,
+    ServiceDefinitionPublic,
+    ServicePublic,
+    ServiceRequestPublic,
+)
 from cityops.command_center.open311 import (
     DEFAULT_WINDOW_DAYS,
     MAX_ADDRESS,
@@ -73,7 +82,7 @@ class Open311State:
     catalogue) and which tickets came in through Open311 (a fact that never changes, so it
     is remembered once read)."""
 
-    def __init__(self, system: CitySystem) -> None:
+    def __init__(self, system: CommandCentreSystem) -> None:
         self.system = system
         self.services = ServiceList(system.catalogue)
         self.context = RequestContext(services=self.services, city_map=system.city.map,
@@ -107,7 +116,7 @@ _STATE_LOCK = threading.Lock()
 
 
 def _state(request: Request) -> Open311State:
-    system: CitySystem = request.app.state.system
+    system: CommandCentreSystem = request.app.state.system
     with _STATE_LOCK:
         state = getattr(request.app.state, "open311", None)
         if state is None or state.system is not system:
@@ -185,7 +194,7 @@ def _query(request: Request, known: Collection[str] | None = None) -> dict[str, 
     return params
 
 
-def _check_jurisdiction(system: CitySystem, params: Mapping[str, Sequence[str]]) -> None:
+def _check_jurisdiction(system: CommandCentreSystem, params: Mapping[str, Sequence[str]]) -> None:
     """One jurisdiction is served: its id may be left out, and is checked when given."""
     given = _one(params, "jurisdiction_id")
     expected = system.settings.open311_jurisdiction_id
@@ -197,7 +206,7 @@ def _check_jurisdiction(system: CitySystem, params: Mapping[str, Sequence[str]])
 # --- discovery and services -----------------------------------------------------------------
 
 
-@router.get("/discovery.{format}")
+@router.get("/discovery.{format}", response_model=DiscoveryPublic, responses=XML_TOO)
 def discovery(format: str, request: Request) -> Response:
     """Service discovery: where the GeoReport v2 endpoint is and which formats it speaks."""
     def produce(fmt: Format) -> Response:
@@ -220,7 +229,8 @@ def discovery(format: str, request: Request) -> Response:
     return _spec_answer(format, produce)
 
 
-@router.get("/v2/services.{format}")
+@router.get("/v2/services.{format}", response_model=list[ServicePublic],
+            responses=XML_TOO)
 def list_services(format: str, request: Request) -> Response:
     """GET Service List: the matters citizens may report, and where each goes."""
     state = _state(request)
@@ -231,7 +241,8 @@ def list_services(format: str, request: Request) -> Response:
     return _spec_answer(format, produce)
 
 
-@router.get("/v2/services/{service_code}.{format}")
+@router.get("/v2/services/{service_code}.{format}", response_model=ServiceDefinitionPublic,
+            responses=XML_TOO)
 def service_definition(service_code: str, format: str, request: Request) -> Response:
     """GET Service Definition: the questions a request of this service answers."""
     state = _state(request)
@@ -442,7 +453,11 @@ def _file(state: Open311State, submission: Submission, actor: Actor,
     return outcome.subject, not outcome.repeated
 
 
-@router.post("/v2/requests.{format}")
+@router.post("/v2/requests.{format}", status_code=201,
+             response_model=list[PostedRequestPublic], responses={
+                 200: {"description": "A retry of a request filed before: the same answer",
+                       "model": list[PostedRequestPublic], **XML_TOO[200]},
+                 201: XML_TOO[200]})
 async def post_request(format: str, request: Request) -> Response:
     """POST Service Request (api_key required): the request becomes a grid case or a hotline
     ticket, acted by `open311:<client name>`; a retry of the same request files nothing
@@ -479,7 +494,8 @@ async def post_request(format: str, request: Request) -> Response:
 # --- tokens ---------------------------------------------------------------------------------
 
 
-@router.get("/v2/tokens/{token}.{format}")
+@router.get("/v2/tokens/{token}.{format}", response_model=list[RequestTokenPublic],
+            responses=XML_TOO)
 def request_id_for_token(token: str, format: str, request: Request) -> Response:
     """GET request_id from a token: the request a POST answered this token for. It is read
     from the receipt stored with the request itself, so it holds for ever, in any process."""
@@ -536,7 +552,8 @@ def _parse_id(text: str) -> UUID:
         raise Open311Error(404, f"service_request_id {text!r} was not found") from None
 
 
-@router.get("/v2/requests/{service_request_id}.{format}")
+@router.get("/v2/requests/{service_request_id}.{format}",
+            response_model=list[ServiceRequestPublic], responses=XML_TOO)
 def get_request(service_request_id: str, format: str, request: Request) -> Response:
     """GET Service Request: one request's status and details (never who reported it)."""
     state = _state(request)
@@ -600,7 +617,7 @@ def _window(params: Mapping[str, Sequence[str]], state: Open311State,
     return start, end
 
 
-def _rows(system: CitySystem, table: str, column: str, codes: Sequence[str],
+def _rows(system: CommandCentreSystem, table: str, column: str, codes: Sequence[str],
           start: datetime, end: datetime, is_open: set[bool] | None, limit: int,
           offset: int) -> list[tuple[dict[str, Any], str, str]]:
     """Read-model rows (document, created, updated) of these codes in the window, newest
@@ -657,7 +674,8 @@ def _search(state: Open311State, params: Mapping[str, Sequence[str]]) -> list[di
     return [r for _, r in results[:MAX_REQUESTS]]
 
 
-@router.get("/v2/requests.{format}")
+@router.get("/v2/requests.{format}", response_model=list[ServiceRequestPublic],
+            responses=XML_TOO)
 def list_requests(format: str, request: Request) -> Response:
     """GET Service Requests: by ids (comma list), or by service_code, start_date, end_date
     (last 90 days by default, at most 90) and status (open, closed); newest first, at most

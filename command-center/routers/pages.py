@@ -24,7 +24,7 @@ from cityops.domain.actors import Role
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
-router = APIRouter(tags=["pages"], include_in_schema=False)
+router = APIRouter(tags=["pages"])
 
 
 def tile_origin(tile_url: str | None) -> str | None:
@@ -87,7 +87,8 @@ def home_page(role: Role) -> str:
     return HOME_PAGES.get(role, DEFAULT_HOME_PAGE)
 
 
-@router.get("/")
+@router.get("/", response_class=RedirectResponse, status_code=307,
+            responses={307: {"description": "To the dashboard (Location: /dashboard)"}})
 def root() -> RedirectResponse:
     """The duty officer's screen is the start page."""
     return RedirectResponse("/dashboard", status_code=307)

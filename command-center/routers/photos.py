@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.models.reference import PhotoPublic, PhotoUploadPublic
 from cityops.command_center.photos import (
     PHOTO_FIELD,
     DecodeSlots,
@@ -43,14 +44,15 @@ def _refused(error: PhotoRefused) -> JSONResponse:
                         headers=headers)
 
 
-@router.post("", status_code=201, openapi_extra={
+@router.post("", status_code=201, response_model=PhotoUploadPublic, openapi_extra={
     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": [PHOTO_FIELD],
         "properties": {PHOTO_FIELD: {"type": "string", "format": "binary",
                                      "description": "One JPEG, PNG or WebP photo"}},
     }}}},
 }, responses={
-    200: {"description": "The same photo was uploaded before: its existing record"},
+    200: {"description": "The same photo was uploaded before: its existing record",
+          "model": PhotoUploadPublic},
     413: {"description": "Larger than the configured limit (refused while streaming)"},
     503: {"description": "Too many photos being processed: try again after Retry-After"},
     415: {"description": "Not a JPEG, PNG or WebP image, or not the type it was declared as"},
@@ -86,7 +88,8 @@ async def upload_photo(request: Request, system: SystemDep, actor: CurrentActor)
 
 
 @router.get("/{sha256}", response_class=Response, responses={
-    200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}},
+    200: {"content": {media: {"schema": {"type": "string", "format": "binary"}}
+                      for media in ("image/jpeg", "image/png", "image/webp")},
           "description": "The stored photo"},
     304: {"description": "Not modified (If-None-Match)"},
 })
@@ -107,7 +110,7 @@ def get_photo(sha256: Sha256, request: Request, system: SystemDep,
     return Response(content=photo.data, media_type=photo.info.content_type, headers=headers)
 
 
-@router.get("/{sha256}/info")
+@router.get("/{sha256}/info", response_model=PhotoPublic)
 def photo_info(sha256: Sha256, system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
     """What is known about a stored photo: type, size, pixels, who uploaded it and when."""
     info = system.photos.info(sha256)

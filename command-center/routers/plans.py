@@ -16,7 +16,11 @@ from cityops.command_center.dependencies import (
     SystemDep,
     page_body,
 )
-from cityops.command_center.schemas import Command, LevelCode, Page
+from cityops.command_center.models.incidents import (
+    PlanPublic,
+    PlansPublic,
+)
+from cityops.command_center.schemas import Command, LevelCode
 from cityops.command_center.scopes import LOGGED_IN
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.commands import CommandContext
@@ -88,7 +92,7 @@ def _state(system: SystemDep, plan_id: UUID) -> dict[str, Any]:
     return system.incidents.plan(plan_id).summary()
 
 
-@router.post("", status_code=201)
+@router.post("", response_model=PlanPublic, status_code=201)
 def define_plan(body: PlanDefinition, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId) -> dict[str, Any]:
     """Define a plan: per level, the departments' tasks and the resources required."""
@@ -101,7 +105,7 @@ def define_plan(body: PlanDefinition, system: SystemDep, actor: CurrentActor,
     return _state(system, outcome.subject)
 
 
-@router.get("", response_model=Page)
+@router.get("", response_model=PlansPublic)
 def list_plans(
     system: SystemDep,
     paging: PagingDep,
@@ -122,7 +126,7 @@ def list_plans(
     return page_body(page.items, page.total, paging)
 
 
-@router.get("/applicable")
+@router.get("/applicable", response_model=list[PlanPublic])
 def applicable_plans(
     system: SystemDep,
     category: Annotated[str, Query(description="Incident category code")],
@@ -135,13 +139,13 @@ def applicable_plans(
     return [plan.summary() for plan in plans]
 
 
-@router.get("/{plan_id}")
+@router.get("/{plan_id}", response_model=PlanPublic)
 def get_plan(plan_id: UUID, system: SystemDep) -> dict[str, Any]:
     """One plan, its current revision and the history of its revisions."""
     return _state(system, plan_id)
 
 
-@router.post("/{plan_id}/revise")
+@router.post("/{plan_id}/revise", response_model=PlanPublic)
 def revise_plan(plan_id: UUID, body: PlanRevision, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Replace the plan's content with a new revision; responding incidents keep their tasks."""
@@ -155,7 +159,7 @@ def revise_plan(plan_id: UUID, body: PlanRevision, system: SystemDep, actor: Cur
     return _state(system, outcome.subject)
 
 
-@router.post("/{plan_id}/retire")
+@router.post("/{plan_id}/retire", response_model=PlanPublic)
 def retire_plan(plan_id: UUID, body: PlanRetirement, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """Retire a plan: it can no longer be activated."""

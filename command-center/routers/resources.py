@@ -19,7 +19,13 @@ from cityops.command_center.dependencies import (
     SystemDep,
     page_body,
 )
-from cityops.command_center.schemas import Command, Page, PointIn
+from cityops.command_center.models.resources import (
+    NearestResourcePublic,
+    PositionOutcomePublic,
+    ResourcePublic,
+    ResourcesPublic,
+)
+from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scope_of, scoped_filters
 from cityops.command_center.sharing import shared_route
 from cityops.command_center.versions import SeenVersion
@@ -113,7 +119,7 @@ def _issue(system: SystemDep, command: ResourceCommand, actor: CurrentActor,
     return _state(system, outcome.subject)
 
 
-@router.post("", status_code=201)
+@router.post("", response_model=ResourcePublic, status_code=201)
 def register_resource(body: ResourceRegistration, system: SystemDep, actor: CurrentActor,
                       command_id: CommandId) -> dict[str, Any]:
     """Register a rescue team, vehicle, supply depot, shelter or expert of a department."""
@@ -127,7 +133,7 @@ def register_resource(body: ResourceRegistration, system: SystemDep, actor: Curr
     return _state(system, outcome.subject)
 
 
-@router.get("", response_model=Page)
+@router.get("", response_model=ResourcesPublic)
 def list_resources(
     system: SystemDep,
     actor: CurrentActor,
@@ -158,7 +164,8 @@ def list_resources(
     return page_body(page.items, page.total, paging)
 
 
-@router.get("/nearest")
+@router.get("/nearest", response_model=list[NearestResourcePublic],
+            response_model_exclude_unset=True)
 def nearest_resources(
     system: SystemDep,
     actor: CurrentActor,
@@ -199,13 +206,13 @@ def _available_of_kind(system: SystemDep, kind: str,
             return docs
 
 
-@router.get("/{resource_id}")
+@router.get("/{resource_id}", response_model=ResourcePublic)
 def get_resource(resource_id: UUID, system: SystemDep) -> dict[str, Any]:
     """One resource, as recorded now, with the latest position this server knows."""
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/revise")
+@router.post("/{resource_id}/revise", response_model=ResourcePublic)
 def revise_resource(resource_id: UUID, body: ResourceRevision, system: SystemDep,
                     actor: CurrentActor, command_id: CommandId,
                     seen: SeenVersion) -> dict[str, Any]:
@@ -219,7 +226,7 @@ def revise_resource(resource_id: UUID, body: ResourceRevision, system: SystemDep
     return _issue(system, command, actor, command_id, seen)
 
 
-@router.post("/{resource_id}/dispatch")
+@router.post("/{resource_id}/dispatch", response_model=ResourcePublic)
 def dispatch_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
                       actor: CurrentActor, command_id: CommandId,
                       seen: SeenVersion) -> dict[str, Any]:
@@ -231,7 +238,7 @@ def dispatch_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/reassign")
+@router.post("/{resource_id}/reassign", response_model=ResourcePublic)
 def reassign_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
                       actor: CurrentActor, command_id: CommandId,
                       seen: SeenVersion) -> dict[str, Any]:
@@ -243,7 +250,7 @@ def reassign_resource(resource_id: UUID, body: Dispatch, system: SystemDep,
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/stand-down")
+@router.post("/{resource_id}/stand-down", response_model=ResourcePublic)
 def stand_down_resource(resource_id: UUID, body: StatusReport, system: SystemDep,
                         actor: CurrentActor, command_id: CommandId,
                         seen: SeenVersion) -> dict[str, Any]:
@@ -255,7 +262,7 @@ def stand_down_resource(resource_id: UUID, body: StatusReport, system: SystemDep
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/en-route")
+@router.post("/{resource_id}/en-route", response_model=ResourcePublic)
 def report_en_route(resource_id: UUID, body: StatusReport, system: SystemDep,
                     actor: CurrentActor, command_id: CommandId,
                     seen: SeenVersion) -> dict[str, Any]:
@@ -264,7 +271,7 @@ def report_en_route(resource_id: UUID, body: StatusReport, system: SystemDep,
     return _issue(system, command, actor, command_id, seen, body.at)
 
 
-@router.post("/{resource_id}/on-scene")
+@router.post("/{resource_id}/on-scene", response_model=ResourcePublic)
 def report_on_scene(resource_id: UUID, body: StatusReport, system: SystemDep,
                     actor: CurrentActor, command_id: CommandId,
                     seen: SeenVersion) -> dict[str, Any]:
@@ -273,7 +280,7 @@ def report_on_scene(resource_id: UUID, body: StatusReport, system: SystemDep,
     return _issue(system, command, actor, command_id, seen, body.at)
 
 
-@router.post("/{resource_id}/activate")
+@router.post("/{resource_id}/activate", response_model=ResourcePublic)
 def activate_resource(resource_id: UUID, body: Timed, system: SystemDep, actor: CurrentActor,
                       command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """A depot or shelter dispatched to an incident opens for it."""
@@ -281,7 +288,7 @@ def activate_resource(resource_id: UUID, body: Timed, system: SystemDep, actor: 
     return _issue(system, command, actor, command_id, seen, body.at)
 
 
-@router.post("/{resource_id}/clear-scene")
+@router.post("/{resource_id}/clear-scene", response_model=ResourcePublic)
 def clear_scene(resource_id: UUID, body: StatusReport, system: SystemDep, actor: CurrentActor,
                 command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
     """A mobile resource leaves the scene, its work done: returning; its incident records
@@ -292,7 +299,7 @@ def clear_scene(resource_id: UUID, body: StatusReport, system: SystemDep, actor:
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/deactivate")
+@router.post("/{resource_id}/deactivate", response_model=ResourcePublic)
 def deactivate_resource(resource_id: UUID, body: Timed, system: SystemDep,
                         actor: CurrentActor, command_id: CommandId,
                         seen: SeenVersion) -> dict[str, Any]:
@@ -304,7 +311,7 @@ def deactivate_resource(resource_id: UUID, body: Timed, system: SystemDep,
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/available")
+@router.post("/{resource_id}/available", response_model=ResourcePublic)
 def report_available(resource_id: UUID, body: StatusReport, system: SystemDep,
                      actor: CurrentActor, command_id: CommandId,
                      seen: SeenVersion) -> dict[str, Any]:
@@ -315,7 +322,7 @@ def report_available(resource_id: UUID, body: StatusReport, system: SystemDep,
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/out-of-service")
+@router.post("/{resource_id}/out-of-service", response_model=ResourcePublic)
 def take_out_of_service(resource_id: UUID, body: OutOfService, system: SystemDep,
                         actor: CurrentActor, command_id: CommandId,
                         seen: SeenVersion) -> dict[str, Any]:
@@ -326,7 +333,7 @@ def take_out_of_service(resource_id: UUID, body: OutOfService, system: SystemDep
     return _state(system, resource_id)
 
 
-@router.post("/{resource_id}/return-to-service")
+@router.post("/{resource_id}/return-to-service", response_model=ResourcePublic)
 def return_to_service(resource_id: UUID, body: StatusReport, system: SystemDep,
                       actor: CurrentActor, command_id: CommandId,
                       seen: SeenVersion) -> dict[str, Any]:
@@ -335,7 +342,7 @@ def return_to_service(resource_id: UUID, body: StatusReport, system: SystemDep,
     return _issue(system, command, actor, command_id, seen, body.at)
 
 
-@router.post("/{resource_id}/positions")
+@router.post("/{resource_id}/positions", response_model=PositionOutcomePublic)
 def report_position(resource_id: UUID, body: PositionReport, system: SystemDep,
                     actor: CurrentActor, seen: SeenVersion) -> dict[str, Any]:
     """Take a position fix of a mobile resource: recorded, cached, or ignored (not newer)."""

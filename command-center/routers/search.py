@@ -10,10 +10,9 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
 
-from cityops.bootstrap import CitySystem
-from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.dependencies import CommandCentreSystem, CurrentActor, SystemDep
+from cityops.command_center.models.search import PlacesPublic, SearchResultsPublic
 from cityops.command_center.scopes import (
     LOGGED_IN,
     OutOfScope,
@@ -51,54 +50,18 @@ class SearchKind(StrEnum):
     INCIDENTS = "incidents"
 
 
-class PlacePublic(BaseModel):
-    """A place of the city: what it is, its code, a point and the bbox to show it."""
-
-    name: str
-    kind: str = Field(description="district, street, community, cell, landmark, school, "
-                                  "hospital, shelter or hazard-source")
-    code: str | None = Field(description="Grid code, facility or hazard source id")
-    detail: str | None = Field(description="The kind of landmark or of hazard source")
-    point: dict[str, Any] = Field(description="GeoJSON Point (WGS84)")
-    bbox: list[float] = Field(description="min lon, min lat, max lon, max lat (WGS84)")
-
-
-class PlacesPublic(BaseModel):
-    data: list[PlacePublic]
-    count: int
-
-
-class Hits(BaseModel):
-    """The first matches of one kind (newest first) and how many matched in all."""
-
-    data: list[dict[str, Any]]
-    count: int
-
-
-class SearchResults(BaseModel):
-    """What a search found: the places it understood, and the matches of each kind."""
-
-    query: str
-    words: list[str] = Field(description="The words looked for in the items' text")
-    places: list[PlacePublic] = Field(description="Places the query names: the matches "
-                                                  "are located there or name them")
-    grid_cases: Hits | None
-    hotline_tickets: Hits | None
-    incidents: Hits | None
-
-
 @functools.cache
 def _gazetteer(city: Any) -> Gazetteer:
     return Gazetteer.of_city(city)
 
 
-def gazetteer_of(system: CitySystem) -> Gazetteer:
+def gazetteer_of(system: CommandCentreSystem) -> Gazetteer:
     """The gazetteer of the system's city (built on first use, then kept: the map never
     changes while a process runs)."""
     return _gazetteer(system.city)
 
 
-def _locate(system: CitySystem) -> Any:
+def _locate(system: CommandCentreSystem) -> Any:
     def cells(docs: list[dict[str, Any]]) -> list[str | None]:
         points = [(d.get("location") or {}).get("coordinates") or [None, None] for d in docs]
         located = [i for i, p in enumerate(points) if p[0] is not None]
@@ -117,7 +80,7 @@ def _hits(page: Page) -> dict[str, Any]:
     return {"data": page.items, "count": page.total}
 
 
-def _department_hits(system: CitySystem, target: SearchTarget, query: SearchQuery,
+def _department_hits(system: CommandCentreSystem, target: SearchTarget, query: SearchQuery,
                      actor: Actor, limit: int) -> Page:
     try:
         filters = scoped_filters(target.table, {}, actor)
@@ -127,7 +90,7 @@ def _department_hits(system: CitySystem, target: SearchTarget, query: SearchQuer
                   limit=limit, offset=0, locate=_locate(system))
 
 
-@router.get("", response_model=SearchResults)
+@router.get("", response_model=SearchResultsPublic, response_model_exclude_unset=True)
 def search_items(
     system: SystemDep,
     actor: CurrentActor,

@@ -29,6 +29,11 @@ from cityops.command_center.feature_requests import (
     parse_bbox,
     parse_datetime,
 )
+from cityops.command_center.models.spatial import (
+    FeatureCollectionPublic,
+    GeoJSONResponse,
+    LayerPublic,
+)
 from cityops.command_center.scopes import (
     LOGGED_IN,
     scope_of,
@@ -90,7 +95,7 @@ def _point(text: str, crs: str | None, system: SystemDep) -> Any:
     return query_point(x, y, crs, system.city.map)
 
 
-@router.get("/layers")
+@router.get("/layers", response_model=list[LayerPublic])
 def list_layers(system: SystemDep) -> list[dict[str, Any]]:
     """The layers that can be asked about, with their geometry type and filters."""
     return [
@@ -102,8 +107,8 @@ def list_layers(system: SystemDep) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/{layer}/features", response_class=JSONResponse,
-            responses={200: {"content": {GEOJSON: {}}}})
+@router.get("/{layer}/features", response_class=GeoJSONResponse,
+            response_model=FeatureCollectionPublic)
 def layer_features(
     layer: LayerId, request: Request, system: SystemDep, actor: CurrentActor,
     bbox: Annotated[str | None, Query(description="x1,y1,x2,y2 in bbox-crs")] = None,
@@ -137,8 +142,8 @@ class WithinRequest(BaseModel):
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
-@router.post("/{layer}/within", response_class=JSONResponse,
-             responses={200: {"content": {GEOJSON: {}}}})
+@router.post("/{layer}/within", response_class=GeoJSONResponse,
+             response_model=FeatureCollectionPublic)
 def features_within(layer: LayerId, system: SystemDep, actor: CurrentActor,
                     body: Annotated[WithinRequest, Body()]) -> JSONResponse:
     """Features intersecting a polygon (inside or on its edge), ordered by id; `repair` in
@@ -156,8 +161,8 @@ def features_within(layer: LayerId, system: SystemDep, actor: CurrentActor,
                       {"repair": area.repair})
 
 
-@router.get("/{layer}/radius", response_class=JSONResponse,
-            responses={200: {"content": {GEOJSON: {}}}})
+@router.get("/{layer}/radius", response_class=GeoJSONResponse,
+            response_model=FeatureCollectionPublic)
 def features_within_radius(
     layer: LayerId, request: Request, system: SystemDep, actor: CurrentActor,
     point: PointParam,
@@ -179,8 +184,8 @@ def features_within_radius(
                       {"centre": centre.to_geojson(), "radius_m": radius_m})
 
 
-@router.get("/{layer}/nearest", response_class=JSONResponse,
-            responses={200: {"content": {GEOJSON: {}}}})
+@router.get("/{layer}/nearest", response_class=GeoJSONResponse,
+            response_model=FeatureCollectionPublic)
 def nearest_features(
     layer: LayerId, request: Request, system: SystemDep, actor: CurrentActor,
     point: PointParam,
@@ -201,8 +206,8 @@ def nearest_features(
                                        extra={"origin": origin.to_geojson()}))
 
 
-@router.get("/incidents/{incident_id}/hazard-sources", response_class=JSONResponse,
-            responses={200: {"content": {GEOJSON: {}}}})
+@router.get("/incidents/{incident_id}/hazard-sources", response_class=GeoJSONResponse,
+            response_model=FeatureCollectionPublic)
 def hazard_sources_near(
     incident_id: str, system: SystemDep, actor: CurrentActor,
     radius_m: Annotated[float, Query(ge=0, le=MAX_RADIUS_M, description="Metres")] = 2000.0,
@@ -222,8 +227,8 @@ def hazard_sources_near(
                       {"incident_id": incident_id, "radius_m": radius_m})
 
 
-@router.get("/hazard-sources/{source_id}/facilities", response_class=JSONResponse,
-            responses={200: {"content": {GEOJSON: {}}}})
+@router.get("/hazard-sources/{source_id}/facilities", response_class=GeoJSONResponse,
+            response_model=FeatureCollectionPublic)
 def facilities_at_risk(
     source_id: str, system: SystemDep,
     kind: Annotated[list[str] | None, Query(description="school, hospital, shelter")] = None,

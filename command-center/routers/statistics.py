@@ -9,10 +9,16 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from cityops.bootstrap import CitySystem
-from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.dependencies import CommandCentreSystem, CurrentActor, SystemDep
+from cityops.command_center.models.statistics import (
+    AreasPublic,
+    DepartmentsPublic,
+    HotlineStatisticsPublic,
+    IncidentFiguresPublic,
+    KeyFiguresPublic,
+)
 from cityops.command_center.scopes import require_citywide, scope_of
 from cityops.domain.errors import InvalidValue
 from cityops.domain.values import checked_instant
@@ -28,7 +34,7 @@ AtQuery = Annotated[
 ]
 
 
-def _moment(system: CitySystem, at: datetime | None) -> datetime:
+def _moment(system: CommandCentreSystem, at: datetime | None) -> datetime:
     if at is None:
         return system.grid_cases.clock()
     if at.tzinfo is None:
@@ -37,7 +43,7 @@ def _moment(system: CitySystem, at: datetime | None) -> datetime:
     return checked_instant("at", at)
 
 
-@router.get("/key-figures")
+@router.get("/key-figures", response_model=KeyFiguresPublic)
 def key_figures(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
     """The overview: open cases by light, case totals, on-time rate per department,
     incidents by category, hotline reply and satisfaction rates."""
@@ -45,7 +51,7 @@ def key_figures(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> d
     return system.statistics.key_figures(_moment(system, at)).as_dict()
 
 
-@router.get("/areas")
+@router.get("/areas", response_model=AreasPublic)
 def areas(
     system: SystemDep,
     actor: CurrentActor,
@@ -65,7 +71,7 @@ def areas(
             "data": [row.as_dict() for row in rows], "count": len(rows)}
 
 
-@router.get("/departments")
+@router.get("/departments", response_model=DepartmentsPublic)
 def departments(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
     """Per department the cases were dispatched to: dispatched, handled, on time, overdue,
     reworked, returned, rates and average handling time, and the lights of the cases it
@@ -77,7 +83,7 @@ def departments(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> d
     return {"at": moment.isoformat(), "data": data, "count": len(data)}
 
 
-@router.get("/incidents")
+@router.get("/incidents", response_model=IncidentFiguresPublic)
 def incidents(system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
     """Incidents by category, level and status, and response times from the report to
     dispatch, arrival on scene, containment and closing (count, mean, p50, p90 seconds)."""
@@ -85,7 +91,7 @@ def incidents(system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
     return system.statistics.incidents().as_dict()
 
 
-@router.get("/hotline")
+@router.get("/hotline", response_model=HotlineStatisticsPublic)
 def hotline(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
     """Hotline tickets: on-time reply rate and callers' satisfaction, overall and per
     department the tickets were assigned to."""
@@ -108,6 +114,8 @@ def hotline(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[
 class DurationsPublic(BaseModel):
     """One interval over a group of assignments, in seconds (None: none measured)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     count: int = Field(description="Assignments in which it could be measured")
     mean_s: float | None
     p50_s: float | None = Field(description="Median (nearest rank)")
@@ -116,6 +124,8 @@ class DurationsPublic(BaseModel):
 
 class AssignmentTimesPublic(BaseModel):
     """Queue, turnout, travel, response and on-scene times of a group of assignments."""
+
+    model_config = ConfigDict(extra="forbid")
 
     assignments: int
     queue: DurationsPublic = Field(description="Incident reported -> resource dispatched")
@@ -150,6 +160,8 @@ class IncidentTimesPublic(AssignmentTimesPublic):
 
 class ResponseTimesPublic(BaseModel):
     """Assignment times per resource, per kind of resource and per incident."""
+
+    model_config = ConfigDict(extra="forbid")
 
     by_resource: list[ResourceTimesPublic]
     by_kind: list[KindTimesPublic]

@@ -14,7 +14,16 @@ from pydantic import Field
 from cityops.command_center.areas import AreaIn
 from cityops.command_center.dependencies import CommandId, CurrentActor, PagingDep, page_body
 from cityops.command_center.history import event_history
-from cityops.command_center.schemas import Command, Page
+from cityops.command_center.models.common import HistoryEntryPublic
+from cityops.command_center.models.subscriptions import (
+    NewSubscriptionPublic,
+    RedeliveryPublic,
+    SharingCataloguePublic,
+    SubscriptionPublic,
+    SubscriptionsPublic,
+    WebhookDeliveriesPublic,
+)
+from cityops.command_center.schemas import Command
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
@@ -161,14 +170,15 @@ def _with_secret(summary: dict[str, Any], secret: str | None) -> dict[str, Any]:
 # --- routes -------------------------------------------------------------------------------
 
 
-@router.get("/catalogue")
+@router.get("/catalogue", response_model=SharingCataloguePublic)
 def shared_data_catalogue(feeds: FeedsDep, _: CurrentActor) -> dict[str, Any]:
     """The shared-data catalogue: each feed's scope, update frequency and the sharing class
     of every field (shared, conditional on a named condition, not shared)."""
     return feeds.catalogue.as_dict()
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=NewSubscriptionPublic,
+             response_model_exclude_unset=True)
 def subscribe(body: SubscriptionIn, feeds: FeedsDep, actor: CurrentActor,
               command_id: CommandId) -> dict[str, Any]:
     """Subscribe a department to the events of one stream that match a filter."""
@@ -184,7 +194,7 @@ def subscribe(body: SubscriptionIn, feeds: FeedsDep, actor: CurrentActor,
     return _with_secret(summary, generated)
 
 
-@router.get("", response_model=Page)
+@router.get("", response_model=SubscriptionsPublic)
 def list_subscriptions(
     feeds: FeedsDep, actor: CurrentActor, paging: PagingDep,
     department: Annotated[str | None, Query(description="Department code")] = None,
@@ -206,14 +216,15 @@ def list_subscriptions(
     return page_body([s.summary() for s in page], len(found), paging)
 
 
-@router.get("/{subscription_id}")
+@router.get("/{subscription_id}", response_model=SubscriptionPublic)
 def get_subscription(subscription_id: UUID, feeds: FeedsDep,
                      actor: CurrentActor) -> dict[str, Any]:
     """One subscription (never its webhook secret)."""
     return _readable(feeds, subscription_id, actor).summary()
 
 
-@router.put("/{subscription_id}")
+@router.put("/{subscription_id}", response_model=NewSubscriptionPublic,
+            response_model_exclude_unset=True)
 def revise_subscription(subscription_id: UUID, body: SubscriptionRevision, feeds: FeedsDep,
                         actor: CurrentActor, command_id: CommandId,
                         seen: SeenVersion) -> dict[str, Any]:
@@ -228,7 +239,7 @@ def revise_subscription(subscription_id: UUID, body: SubscriptionRevision, feeds
     return _with_secret(feeds.subscriptions.subscription(subscription_id).summary(), generated)
 
 
-@router.post("/{subscription_id}/pause")
+@router.post("/{subscription_id}/pause", response_model=SubscriptionPublic)
 def pause_subscription(subscription_id: UUID, body: PauseIn, feeds: FeedsDep,
                        actor: CurrentActor, command_id: CommandId,
                        seen: SeenVersion) -> dict[str, Any]:
@@ -239,7 +250,7 @@ def pause_subscription(subscription_id: UUID, body: PauseIn, feeds: FeedsDep,
     return feeds.subscriptions.subscription(subscription_id).summary()
 
 
-@router.post("/{subscription_id}/resume")
+@router.post("/{subscription_id}/resume", response_model=SubscriptionPublic)
 def resume_subscription(subscription_id: UUID, body: ResumeIn, feeds: FeedsDep,
                         actor: CurrentActor, command_id: CommandId,
                         seen: SeenVersion) -> dict[str, Any]:
@@ -250,7 +261,7 @@ def resume_subscription(subscription_id: UUID, body: ResumeIn, feeds: FeedsDep,
     return feeds.subscriptions.subscription(subscription_id).summary()
 
 
-@router.delete("/{subscription_id}")
+@router.delete("/{subscription_id}", response_model=SubscriptionPublic)
 def remove_subscription(
     subscription_id: UUID, feeds: FeedsDep, actor: CurrentActor, command_id: CommandId,
     seen: SeenVersion,
@@ -263,7 +274,7 @@ def remove_subscription(
     return feeds.subscriptions.subscription(subscription_id).summary()
 
 
-@router.get("/{subscription_id}/history")
+@router.get("/{subscription_id}/history", response_model=list[HistoryEntryPublic])
 def subscription_history(subscription_id: UUID, feeds: FeedsDep,
                          actor: CurrentActor) -> list[dict[str, Any]]:
     """Who subscribed, changed, paused or ended it, and when (secrets withheld)."""
@@ -276,7 +287,7 @@ def subscription_history(subscription_id: UUID, feeds: FeedsDep,
     return entries
 
 
-@router.get("/{subscription_id}/deliveries", response_model=Page)
+@router.get("/{subscription_id}/deliveries", response_model=WebhookDeliveriesPublic)
 def webhook_deliveries(
     subscription_id: UUID, feeds: FeedsDep, actor: CurrentActor, paging: PagingDep,
     state: Annotated[DeliveryState | None, Query(description="e.g. dead-lettered")] = None,
@@ -289,7 +300,8 @@ def webhook_deliveries(
     return page_body(rows, total, paging)
 
 
-@router.post("/{subscription_id}/deliveries/{delivery_id}/redeliver")
+@router.post("/{subscription_id}/deliveries/{delivery_id}/redeliver",
+             response_model=RedeliveryPublic)
 def redeliver(subscription_id: UUID, delivery_id: UUID, feeds: FeedsDep,
               actor: CurrentActor) -> dict[str, Any]:
     """Send a dead-lettered delivery again, with a fresh set of attempts."""

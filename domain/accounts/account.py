@@ -18,12 +18,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from cityops.domain.actors import SYSTEM, Actor, Role
 from cityops.domain.errors import InvalidValue, NotPermitted
 from cityops.domain.model import CityAggregate, iso_or_none
+from cityops.domain.values import parse_enum
 
 ACCOUNTS_NAMESPACE = uuid5(NAMESPACE_URL, "https://cityops.invalid/accounts")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -129,11 +130,7 @@ def check_role(role: Role | str) -> Role:
     """A role an account may hold. `system` is for the accounts of integrated systems
     (sensor gateways, vehicle trackers, call-centre software) that call the API, whose
     commands the permission table allows to systems; never give it to a person."""
-    try:
-        return Role(role)
-    except ValueError:
-        known = ", ".join(r.value for r in Role)
-        raise InvalidValue(f"unknown role {role!r}; roles are: {known}") from None
+    return parse_enum(Role, role, "role")
 
 
 class WrongPassword(NotPermitted):
@@ -158,23 +155,15 @@ class UserAccount(CityAggregate):
         return uuid5(ACCOUNTS_NAMESPACE, f"user:{username.casefold()}")
 
     class Registered(CityAggregate.Created):
+        """`UserAccount.__init__` makes the account's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         actor: Actor
         username: str
         display_name: str
         role: str
         department: str | None
         password_hash: str
-
-        def apply(self, account: UserAccount) -> None:
-            account.status = AccountStatus.ENABLED
-            account.username = self.username
-            account.display_name = self.display_name
-            account.role = Role(self.role)
-            account.department = self.department
-            account.password_hash = self.password_hash
-            account.credential_version = 1
-            account.password_changed_at = self.timestamp
-            account.disabled_reason = None
 
     class PasswordChanged(CityAggregate.Event):
         """A new password: by its owner, or reset by an administrator."""
@@ -224,16 +213,19 @@ class UserAccount(CityAggregate):
             account.status = AccountStatus.ENABLED
             account.disabled_reason = None
 
-    if TYPE_CHECKING:
-        status: AccountStatus
-        username: str
-        display_name: str
-        role: Role
-        department: str | None
-        password_hash: str
-        credential_version: int
-        password_changed_at: datetime
-        disabled_reason: str | None
+    def __init__(self, *, username: str, display_name: str, role: str, department: str | None,
+                 password_hash: str, timestamp: datetime) -> None:
+        """The account as registered (from the `Registered` event's facts): every
+        attribute it keeps is declared here, once, with its type; the events change them."""
+        self.status: AccountStatus = AccountStatus.ENABLED
+        self.username = username
+        self.display_name = display_name
+        self.role = Role(role)
+        self.department = department
+        self.password_hash = password_hash
+        self.credential_version = 1
+        self.password_changed_at = timestamp
+        self.disabled_reason: str | None = None
 
     @classmethod
     def register(cls, *, username: str, display_name: str, role: Role, department: str | None,
@@ -327,15 +319,12 @@ class Department(CityAggregate):
         return uuid5(ACCOUNTS_NAMESPACE, f"department:{code}")
 
     class Added(CityAggregate.Created):
+        """`Department.__init__` makes the department's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         actor: Actor
         code: str
         name: str
-
-        def apply(self, department: Department) -> None:
-            department.status = DepartmentStatus.ACTIVE
-            department.code = self.code
-            department.name = self.name
-            department.retired_reason = None
 
     class Renamed(CityAggregate.Event):
         name: str
@@ -350,11 +339,13 @@ class Department(CityAggregate):
             department.status = DepartmentStatus.RETIRED
             department.retired_reason = self.reason
 
-    if TYPE_CHECKING:
-        status: DepartmentStatus
-        code: str
-        name: str
-        retired_reason: str | None
+    def __init__(self, *, code: str, name: str) -> None:
+        """The department as added (from the `Added` event's facts): every
+        attribute it keeps is declared here, once, with its type; the events change them."""
+        self.status: DepartmentStatus = DepartmentStatus.ACTIVE
+        self.code = code
+        self.name = name
+        self.retired_reason: str | None = None
 
     @classmethod
     def add(cls, *, code: str, name: str, actor: Actor, at: datetime) -> Department:
@@ -394,20 +385,13 @@ class ApiKey(CityAggregate):
         return uuid5(ACCOUNTS_NAMESPACE, f"api-key:{key_id}")
 
     class Issued(CityAggregate.Created):
+        """`ApiKey.__init__` makes the key's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         actor: Actor
         key_id: str
         name: str
         secret_sha256: str
-
-        def apply(self, key: ApiKey) -> None:
-            key.status = ApiKeyStatus.ISSUED
-            key.key_id = self.key_id
-            key.name = self.name
-            key.secret_sha256 = self.secret_sha256
-            key.issued_by = self.actor.user_id
-            key.revoked_at = None
-            key.revoked_by = None
-            key.revoked_reason = None
 
     class Revoked(CityAggregate.Event):
         reason: str
@@ -418,15 +402,17 @@ class ApiKey(CityAggregate):
             key.revoked_by = self.actor.user_id
             key.revoked_reason = self.reason
 
-    if TYPE_CHECKING:
-        status: ApiKeyStatus
-        key_id: str
-        name: str
-        secret_sha256: str
-        issued_by: str
-        revoked_at: datetime | None
-        revoked_by: str | None
-        revoked_reason: str | None
+    def __init__(self, *, key_id: str, name: str, secret_sha256: str, actor: Actor) -> None:
+        """The key as issued (from the `Issued` event's facts): every
+        attribute it keeps is declared here, once, with its type; the events change them."""
+        self.status: ApiKeyStatus = ApiKeyStatus.ISSUED
+        self.key_id = key_id
+        self.name = name
+        self.secret_sha256 = secret_sha256
+        self.issued_by = actor.user_id
+        self.revoked_at: datetime | None = None
+        self.revoked_by: str | None = None
+        self.revoked_reason: str | None = None
 
     @classmethod
     def issue(cls, *, key_id: str, name: str, secret_sha256: str, actor: Actor,

@@ -20,6 +20,7 @@ from cityops.domain.catalogue import Catalogue, LimitUnit, TimeLimit
 from cityops.domain.commands import handles
 from cityops.domain.duplicates import DuplicatePolicy, OpenReportFinder, propose_duplicates
 from cityops.domain.errors import InvalidValue
+from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import CaseStatus, GridCase
 from cityops.domain.gridcases.commands import (
     AssignCaseVerifier,
@@ -48,6 +49,7 @@ class GridCases(CityApplication):
     """Reports, registers, dispatches and supervises city-management cases."""
 
     name = "gridcases"
+    runs_processes = True
 
     def __init__(
         self,
@@ -112,9 +114,7 @@ class GridCases(CityApplication):
                 self.case(new_id).refuse("report", "it was already reported")
 
         uow.on_conflict(already_reported)
-        cell = self.locator.locate_cell(location)
-        if cell is None:
-            raise InvalidValue(f"location {location.lon}, {location.lat} is outside the city")
+        cell = self._cell_of(location)
         policy = self.duplicate_policy
         candidates = self.open_reports.open_reports_near(location, policy.radius_m,
                                                          when - policy.window)
@@ -129,6 +129,19 @@ class GridCases(CityApplication):
             ticket_id=command.ticket_id, actor=uow.actor, at=when,
             cell_inspector=self.locator.inspector_of(cell), **self._stage("reported", when),
         )]
+
+    def check_reportable(self, command: ReportCase) -> None:
+        """Refuse now what the `report` handler would refuse in this command: a command whose
+        second step reports the case (a ticket converted into one) checks it before its
+        first."""
+        self.catalogue.case_category(command.category)
+        self._cell_of(command.location)
+
+    def _cell_of(self, location: GeoPoint) -> str:
+        cell = self.locator.locate_cell(location)
+        if cell is None:
+            raise InvalidValue(f"location {location.lon}, {location.lat} is outside the city")
+        return cell
 
     @handles(RegisterCase)
     def register(self, command: RegisterCase, uow: UnitOfWork) -> list[GridCase]:

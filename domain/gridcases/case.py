@@ -8,10 +8,10 @@ from it (see `supervision`).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from cityops.domain.actors import Actor, Role
@@ -69,6 +69,36 @@ VERIFIER_ASSIGNABLE = (CaseStatus.REGISTERED, CaseStatus.DISPATCHED, CaseStatus.
 
 
 
+@dataclass(frozen=True)
+class ExtensionRequest:
+    """The department's request for a later handling deadline, until the centre decides."""
+
+    requested_deadline: datetime
+    reason: str
+    requested_at: datetime
+    requested_by: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"requested_deadline": self.requested_deadline.isoformat(),
+                "reason": self.reason, "requested_at": self.requested_at.isoformat(),
+                "requested_by": self.requested_by}
+
+
+@dataclass(frozen=True)
+class SuspensionRequest:
+    """The department's request to stop the case's clock, until the centre decides."""
+
+    reason: str
+    expected_resume_at: datetime | None
+    requested_at: datetime
+    requested_by: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"reason": self.reason, "expected_resume_at": iso_or_none(self.expected_resume_at),
+                "requested_at": self.requested_at.isoformat(),
+                "requested_by": self.requested_by}
+
+
 def _photos(photos: list[str]) -> list[str]:
     if len(photos) > MAX_PHOTOS:
         raise InvalidValue(f"at most {MAX_PHOTOS} photos per step")
@@ -81,6 +111,9 @@ class GridCase(CityAggregate):
     KIND = "grid case"
 
     class Reported(CityAggregate.Created):
+        """`GridCase.__init__` makes the case's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         actor: Actor
         source: str
         category: str
@@ -93,49 +126,6 @@ class GridCase(CityAggregate):
         stage_unit: str
         possible_duplicates: list[UUID]
         ticket_id: UUID | None
-
-        def apply(self, case: GridCase) -> None:
-            case.status = CaseStatus.REPORTED
-            case.source = CaseSource(self.source)
-            case.category = self.category
-            case.urgency = Urgency(self.urgency)
-            case.description = self.description
-            case.location = self.location
-            case.grid_cell = self.grid_cell
-            case.photos = list(self.photos)
-            case.reported_at = self.timestamp
-            case.reporter = self.actor
-            case.possible_duplicates = list(self.possible_duplicates)
-            case.ticket_id = self.ticket_id
-            case.department = None
-            case.proposed_department = None
-            case.duplicate_of = None
-            case.rejection_reason = None
-            case.handling_deadline = None
-            case.dispatched_at = None
-            case.handled_at = None
-            case.closed_at = None
-            case.dispatch_count = 0
-            case.rework_count = 0
-            case.return_count = 0
-            case.extension_count = 0
-            case.pending_extension = None
-            case.result = None
-            case.evidence = []
-            case.suspension_reason = None
-            case.returned_by = None
-            case.return_reason = None
-            case.handled_on_time = None
-            case.verified_at = None
-            case.verified_by = None
-            case.notes = []
-            case.returns = []
-            case.pending_suspension = None
-            case.expected_resume_at = None
-            case.outside_assigned_cells = False
-            case.cell_inspector_at_report = None
-            case.assigned_verifier = None
-            case.start_stage(self.timestamp, self.stage_deadline, self.stage_unit)
 
     class Registered(CityAggregate.Event):
         category: str
@@ -241,12 +231,10 @@ class GridCase(CityAggregate):
         reason: str
 
         def apply(self, case: GridCase) -> None:
-            case.pending_extension = {
-                "requested_deadline": self.requested_deadline,
-                "reason": self.reason,
-                "requested_at": self.timestamp,
-                "requested_by": self.actor.user_id,
-            }
+            case.pending_extension = ExtensionRequest(
+                requested_deadline=self.requested_deadline, reason=self.reason,
+                requested_at=self.timestamp, requested_by=self.actor.user_id,
+            )
 
     class ExtensionApproved(CityAggregate.Event):
         deadline: datetime
@@ -286,12 +274,10 @@ class GridCase(CityAggregate):
         expected_resume_at: datetime | None
 
         def apply(self, case: GridCase) -> None:
-            case.pending_suspension = {
-                "reason": self.reason,
-                "expected_resume_at": self.expected_resume_at,
-                "requested_at": self.timestamp,
-                "requested_by": self.actor.user_id,
-            }
+            case.pending_suspension = SuspensionRequest(
+                reason=self.reason, expected_resume_at=self.expected_resume_at,
+                requested_at=self.timestamp, requested_by=self.actor.user_id,
+            )
 
     class SuspensionApproved(CityAggregate.Event):
         """The centre approved the department's request: the clock stands still from now."""
@@ -412,48 +398,55 @@ class GridCase(CityAggregate):
 
     # --- state helpers -----------------------------------------------------------------
 
-    if TYPE_CHECKING:
-        outside_assigned_cells: bool
-        cell_inspector_at_report: str | None
-        assigned_verifier: str | None
-        status: CaseStatus
-        stage: StageClock | None
-        source: CaseSource
-        category: str
-        urgency: Urgency
-        description: str
-        location: GeoPoint
-        grid_cell: str | None
-        photos: list[str]
-        reported_at: datetime
-        reporter: Actor
-        possible_duplicates: list[UUID]
-        ticket_id: UUID | None
-        department: str | None
-        proposed_department: str | None
-        duplicate_of: UUID | None
-        rejection_reason: RejectionReason | None
-        handling_deadline: datetime | None
-        dispatched_at: datetime | None
-        handled_at: datetime | None
-        closed_at: datetime | None
-        dispatch_count: int
-        rework_count: int
-        return_count: int
-        extension_count: int
-        pending_extension: dict[str, Any] | None
-        result: str | None
-        evidence: list[str]
-        suspension_reason: str | None
-        returned_by: str | None
-        return_reason: str | None
-        handled_on_time: bool | None
-        verified_at: datetime | None
-        verified_by: str | None
-        notes: list[str]
-        returns: list[ReturnRecord]
-        pending_suspension: dict[str, Any] | None
-        expected_resume_at: datetime | None
+    def __init__(self, *, source: str, category: str, urgency: str, description: str,
+                 location: GeoPoint, grid_cell: str | None, photos: list[str],
+                 stage_deadline: datetime, stage_unit: str, possible_duplicates: list[UUID],
+                 ticket_id: UUID | None, actor: Actor, timestamp: datetime) -> None:
+        """The case as reported (from the `Reported` event's facts): every attribute it
+        keeps is declared here, once, with its type; the events change them."""
+        self.status: CaseStatus = CaseStatus.REPORTED
+        self.source = CaseSource(source)
+        self.category = category
+        self.urgency = Urgency(urgency)
+        self.description = description
+        self.location = location
+        self.grid_cell = grid_cell
+        self.photos = list(photos)
+        self.reported_at = timestamp
+        self.reporter = actor
+        self.possible_duplicates = list(possible_duplicates)
+        self.ticket_id = ticket_id
+        self.department: str | None = None
+        self.proposed_department: str | None = None
+        self.duplicate_of: UUID | None = None
+        self.rejection_reason: RejectionReason | None = None
+        self.handling_deadline: datetime | None = None
+        self.dispatched_at: datetime | None = None
+        self.handled_at: datetime | None = None
+        self.closed_at: datetime | None = None
+        self.dispatch_count = 0
+        self.rework_count = 0
+        self.return_count = 0
+        self.extension_count = 0
+        self.pending_extension: ExtensionRequest | None = None
+        self.result: str | None = None
+        self.evidence: list[str] = []
+        self.suspension_reason: str | None = None
+        self.returned_by: str | None = None
+        self.return_reason: str | None = None
+        self.handled_on_time: bool | None = None
+        self.verified_at: datetime | None = None
+        self.verified_by: str | None = None
+        self.notes: list[str] = []
+        self.returns: list[ReturnRecord] = []
+        self.pending_suspension: SuspensionRequest | None = None
+        self.expected_resume_at: datetime | None = None
+        self.outside_assigned_cells = False
+        self.cell_inspector_at_report: str | None = None
+        self.assigned_verifier: str | None = None
+        self.stage: StageClock | None = StageClock(started_at=timestamp, deadline=stage_deadline,
+                                                   unit=LimitUnit(stage_unit))
+        """The clock of the current stage (None once closed or rejected)."""
 
     def start_stage(self, at: datetime, deadline: datetime, unit: str) -> None:
         self.stage = StageClock(started_at=at, deadline=deadline, unit=LimitUnit(unit))
@@ -625,7 +618,7 @@ class GridCase(CityAggregate):
         if self.pending_extension is None:
             self.refuse("approve a deadline extension for", "no extension was requested")
         granted = checked_deadline(
-            "deadline", deadline or self.pending_extension["requested_deadline"], at)
+            "deadline", deadline or self.pending_extension.requested_deadline, at)
         assert self.handling_deadline is not None
         if granted <= self.handling_deadline:
             raise InvalidValue("an extended deadline must be after the current deadline")
@@ -659,13 +652,13 @@ class GridCase(CityAggregate):
         self.require_status("approve a suspension of", CaseStatus.DISPATCHED)
         if self.pending_suspension is None:
             self.refuse("approve a suspension of", "no suspension was requested")
-        expected = expected_resume_at or self.pending_suspension["expected_resume_at"]
+        expected = expected_resume_at or self.pending_suspension.expected_resume_at
         if expected is not None and expected <= at:
             raise InvalidValue(f"expected resume time {expected.isoformat()} is not in the "
                                "future")
         self.record(self.SuspensionApproved, actor=actor, at=at,
-                    reason=self.pending_suspension["reason"], expected_resume_at=expected,
-                    requested_by=self.pending_suspension["requested_by"])
+                    reason=self.pending_suspension.reason, expected_resume_at=expected,
+                    requested_by=self.pending_suspension.requested_by)
 
     def refuse_suspension(self, *, reason: str, actor: Actor, at: datetime) -> None:
         self.require_status("refuse a suspension of", CaseStatus.DISPATCHED)
@@ -754,11 +747,8 @@ class GridCase(CityAggregate):
             "rework_count": self.rework_count,
             "return_count": self.return_count,
             "extension_count": self.extension_count,
-            "pending_extension": (
-                {k: (iso_or_none(v) if isinstance(v, datetime) else v)
-                 for k, v in self.pending_extension.items()}
-                if self.pending_extension else None
-            ),
+            "pending_extension": (self.pending_extension.summary()
+                                  if self.pending_extension is not None else None),
             "possible_duplicates": [str(i) for i in self.possible_duplicates],
             "duplicate_of": str(self.duplicate_of) if self.duplicate_of else None,
             "rejection_reason": self.rejection_reason.value if self.rejection_reason else None,
@@ -773,11 +763,8 @@ class GridCase(CityAggregate):
             "suspension_reason": self.suspension_reason,
             "suspended_since": iso_or_none(self.stage.paused_since) if self.stage else None,
             "expected_resume_at": iso_or_none(self.expected_resume_at),
-            "pending_suspension": (
-                {k: (iso_or_none(v) if isinstance(v, datetime) else v)
-                 for k, v in self.pending_suspension.items()}
-                if self.pending_suspension else None
-            ),
+            "pending_suspension": (self.pending_suspension.summary()
+                                   if self.pending_suspension is not None else None),
             "outside_assigned_cells": self.outside_assigned_cells,
             "assigned_verifier": self.assigned_verifier,
         }

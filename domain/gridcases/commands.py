@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 from cityops.domain.catalogue import Urgency
@@ -19,15 +18,7 @@ from cityops.domain.commands import Command
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import CaseSource, RejectionReason
-
-E = TypeVar("E", bound=StrEnum)
-
-
-def _member(enum: type[E], value: E | str) -> E:
-    try:
-        return enum(value)
-    except ValueError as error:
-        raise InvalidValue(str(error)) from None
+from cityops.domain.values import parse_enum
 
 
 def _zoned(label: str, value: datetime | None) -> None:
@@ -59,8 +50,9 @@ class ReportCase(Command):
     case_id: UUID | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "source", _member(CaseSource, self.source))
-        object.__setattr__(self, "urgency", _member(Urgency, self.urgency))
+        object.__setattr__(self, "source", parse_enum(CaseSource, self.source, "case source"))
+        object.__setattr__(self, "urgency",
+                           parse_enum(Urgency, self.urgency, "urgency", "urgencies"))
         object.__setattr__(self, "photos", tuple(self.photos))
         if not isinstance(self.location, GeoPoint):
             raise InvalidValue(f"a case's location must be a point, not {self.location!r}")
@@ -85,7 +77,8 @@ class RegisterCase(CaseCommand):
 
     def __post_init__(self) -> None:
         if self.urgency is not None:
-            object.__setattr__(self, "urgency", _member(Urgency, self.urgency))
+            object.__setattr__(self, "urgency",
+                               parse_enum(Urgency, self.urgency, "urgency", "urgencies"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,7 +92,8 @@ class RejectCase(CaseCommand):
     note: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "reason", _member(RejectionReason, self.reason))
+        object.__setattr__(self, "reason",
+                           parse_enum(RejectionReason, self.reason, "rejection reason"))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -272,14 +272,16 @@ class HazardSources(CityApplication):
     @handles(RecordAlarmEscalation)
     def escalate_alarm(self, command: RecordAlarmEscalation,
                        uow: UnitOfWork) -> list[HazardSource]:
-        """It is recorded that an alarm became or joined an incident (created by the
-        incident application): by default the incident with the alarm's deterministic id
-        (`incident_id_for_alarm`), the command's result. Repeating it for the same incident
-        changes nothing."""
+        """It is recorded that an alarm became or joined an incident (reported or linked by
+        the incident application from this event: `processes.incident_escalations`): by
+        default the incident with the alarm's deterministic id (`incident_id_for_alarm`),
+        the command's result. Repeating it for the same incident changes nothing."""
         target = command.incident_id or incident_id_for_alarm(command.alarm_id)
         source = uow.load(HazardSource, command.source_id)
-        source.escalate_alarm(alarm_id=command.alarm_id, incident_id=target,
-                              note=command.note, actor=uow.actor, at=uow.now)
+        source.escalate_alarm(
+            alarm_id=command.alarm_id, incident_id=target, note=command.note, actor=uow.actor,
+            at=uow.now,
+            new_incident=None if command.new_incident is None else command.new_incident.as_fact())
         uow.result = target
         return [source]
 

@@ -17,7 +17,8 @@ from cityops.domain.commands import Command
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area, GeoPoint
 from cityops.domain.hazards.source import FindingSeverity, ThresholdDirection
-from cityops.domain.values import checked_id, checked_instant, checked_number
+from cityops.domain.incidents.commands import NewIncident
+from cityops.domain.values import checked_id, checked_instant, checked_number, parse_enum
 
 
 def _set(command: object, field: str, value: object) -> None:
@@ -143,11 +144,8 @@ class AddSensor(HazardSourceCommand):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        try:
-            _set(self, "direction", ThresholdDirection(self.direction))
-        except ValueError:
-            raise InvalidValue(f"threshold direction must be 'high' or 'low', "
-                               f"got {self.direction!r}") from None
+        _set(self, "direction",
+             parse_enum(ThresholdDirection, self.direction, "threshold direction"))
 
     def fingerprint_args(self) -> dict[str, Any]:
         return {
@@ -219,6 +217,9 @@ class RecordAlarmEscalation(AlarmCommand):
     name: ClassVar[str] = "hazard.escalate-alarm"
     incident_id: UUID | None = None
     note: str = ""
+    new_incident: NewIncident | None = None
+    """What the incident application reports (`processes.incident_escalations`); None: the
+    alarm joins an incident that exists."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -241,11 +242,8 @@ class RecordFinding(HazardSourceCommand):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        try:
-            _set(self, "severity", FindingSeverity(self.severity))
-        except ValueError:
-            raise InvalidValue(f"finding severity must be 'major' or 'general', "
-                               f"got {self.severity!r}") from None
+        _set(self, "severity", parse_enum(FindingSeverity, self.severity, "finding severity",
+                                          "finding severities"))
         checked_instant("rectification deadline", self.rectification_deadline)
 
     def fingerprint_args(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from cityops.domain.actors import Actor
@@ -353,6 +353,9 @@ class HazardSource(CityAggregate):
     KIND = "hazard source"
 
     class Registered(CityAggregate.Created):
+        """`HazardSource.__init__` makes the hazard source's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         # Declared again only for the type checker: it sees `Created` without `Event`'s actor.
         actor: Actor
         hazard_type: str
@@ -363,28 +366,6 @@ class HazardSource(CityAggregate):
         location: GeoPoint
         impact_radius_m: float | None
         impact_zone: Area | None
-
-        def apply(self, source: HazardSource) -> None:
-            source.status = HazardStatus.ACTIVE
-            source.hazard_type = self.hazard_type
-            source.name = self.name
-            source.owner_name = self.owner_name
-            source.owner_contact = self.owner_contact
-            source.grade = self.grade
-            source.location = self.location
-            source.impact_radius_m = self.impact_radius_m
-            source.impact_zone = self.impact_zone
-            source.registered_at = self.timestamp
-            source.registered_by = self.actor.user_id
-            source.decommissioned_at = None
-            source.decommission_reason = None
-            source.sensors = {}
-            source.levels = {}
-            source.last_crossing_at = {}
-            source.open_alarm_ids = {}
-            source.alarms = {}
-            source.alarm_count = 0
-            source.findings = {}
 
     class DetailsUpdated(CityAggregate.Event):
         """Corrected or changed registry details (all given, changed or not)."""
@@ -531,11 +512,21 @@ class HazardSource(CityAggregate):
             )
 
     class AlarmEscalated(CityAggregate.Event):
-        """The alarm became (or joined) an incident, created by the incident application."""
+        """The alarm became (or joined) an incident. A new one (`new_incident`: its category,
+        incident type, title and level) is reported by the incident application from this
+        event (`processes.incident_escalations`); None: it joins an existing one, or was
+        recorded before that process."""
 
+        class_version = 2
         alarm_id: UUID
         incident_id: UUID
         note: str
+        new_incident: dict[str, str | None] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # The incident was reported before the alarm recorded its escalation then.
+            state["new_incident"] = None
 
         def apply(self, source: HazardSource) -> None:
             source.alarms[self.alarm_id] = replace(
@@ -572,27 +563,31 @@ class HazardSource(CityAggregate):
 
     # --- state -----------------------------------------------------------------------------
 
-    if TYPE_CHECKING:
-        status: HazardStatus
-        hazard_type: str
-        name: str
-        owner_name: str
-        owner_contact: str
-        grade: int
-        location: GeoPoint
-        impact_radius_m: float | None
-        impact_zone: Area | None
-        registered_at: datetime
-        registered_by: str
-        decommissioned_at: datetime | None
-        decommission_reason: str | None
-        sensors: dict[str, Sensor]
-        levels: dict[str, AlarmLevel]
-        last_crossing_at: dict[str, datetime]
-        open_alarm_ids: dict[str, UUID]
-        alarms: dict[UUID, Alarm]
-        alarm_count: int
-        findings: dict[UUID, Finding]
+    def __init__(self, *, hazard_type: str, name: str, owner_name: str, owner_contact: str,
+                 grade: int, location: GeoPoint, impact_radius_m: float | None,
+                 impact_zone: Area | None, actor: Actor, timestamp: datetime) -> None:
+        """The hazard source as registered (from the `Registered` event's facts): every
+        attribute it keeps is declared here, once, with its type; the events change them."""
+        self.status: HazardStatus = HazardStatus.ACTIVE
+        self.hazard_type = hazard_type
+        self.name = name
+        self.owner_name = owner_name
+        self.owner_contact = owner_contact
+        self.grade = grade
+        self.location = location
+        self.impact_radius_m = impact_radius_m
+        self.impact_zone = impact_zone
+        self.registered_at = timestamp
+        self.registered_by = actor.user_id
+        self.decommissioned_at: datetime | None = None
+        self.decommission_reason: str | None = None
+        self.sensors: dict[str, Sensor] = {}
+        self.levels: dict[str, AlarmLevel] = {}
+        self.last_crossing_at: dict[str, datetime] = {}
+        self.open_alarm_ids: dict[str, UUID] = {}
+        self.alarms: dict[UUID, Alarm] = {}
+        self.alarm_count = 0
+        self.findings: dict[UUID, Finding] = {}
 
     def end_alarm(self, sensor_id: str, at: datetime, end: AlarmEnd) -> None:
         """Close the sensor's open alarm (used by the events that end alarms)."""
@@ -756,7 +751,7 @@ class HazardSource(CityAggregate):
                     note=checked_text("note", note, required=False))
 
     def escalate_alarm(self, *, alarm_id: UUID, incident_id: UUID, note: str, actor: Actor,
-                       at: datetime) -> bool:
+                       at: datetime, new_incident: dict[str, str | None] | None = None) -> bool:
         """Record that the alarm became (or joined) an incident; an alarm that cleared may
         still be escalated. Escalating again into the same incident changes nothing (False:
         a coordinator may retry); into another incident it is refused."""
@@ -768,7 +763,8 @@ class HazardSource(CityAggregate):
             self.refuse("escalate an alarm of",
                         f"alarm {alarm_id} is already escalated into incident {alarm.incident_id}")
         self.record(self.AlarmEscalated, actor=actor, at=at, alarm_id=alarm_id,
-                    incident_id=incident_id, note=checked_text("note", note, required=False))
+                    incident_id=incident_id, note=checked_text("note", note, required=False),
+                    new_incident=new_incident)
         return True
 
     def record_finding(self, *, finding_id: UUID, description: str,

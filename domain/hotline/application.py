@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from uuid import UUID, uuid4, uuid5
 
-from eventsourcing.persistence import ProcessRecorder
-
 from cityops.domain.actors import Actor
 from cityops.domain.application import (
     COMMAND_NAMESPACE,
@@ -65,6 +63,9 @@ class HotlineTickets(CityApplication):
     """Takes, routes and follows up the calls to the service hotline."""
 
     name = "hotline"
+    runs_processes = True
+    """The ticket follow-up (`TicketFollowUp`) records what it learns from the grid cases
+    and incidents here, together with its position in their logs."""
 
     def __init__(
         self,
@@ -82,11 +83,6 @@ class HotlineTickets(CityApplication):
         self.open_tickets = open_tickets
         """Open tickets near a point (a read model), with the topic code as category."""
         self.duplicate_policy = duplicate_policy or DuplicatePolicy()
-
-    def construct_recorder(self) -> ProcessRecorder:
-        """A process recorder: the ticket follow-up (`TicketFollowUp`) records what it
-        learns from the grid cases and incidents together with its position in their logs."""
-        return self.factory.process_recorder()
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -231,19 +227,26 @@ class HotlineTickets(CityApplication):
     @handles(ConvertTicketToCase)
     def convert_to_case(self, command: ConvertTicketToCase,
                         uow: UnitOfWork) -> list[HotlineTicket]:
-        """The ticket records the grid case it became."""
+        """The ticket records the grid case it became (which the grid-case application
+        reports from the ticket's event: `processes.case_conversions`)."""
         target = command.case_id or case_id_for_ticket(command.ticket_id)
         ticket = uow.load(HotlineTicket, command.ticket_id)
-        ticket.convert_to_case(case_id=target, actor=uow.actor, at=uow.now)
+        ticket.convert_to_case(case_id=target, actor=uow.actor, at=uow.now,
+                               category=command.category,
+                               urgency=None if command.urgency is None else str(command.urgency))
         return [ticket]
 
     @handles(EscalateTicketToIncident)
     def escalate_to_incident(self, command: EscalateTicketToIncident,
                              uow: UnitOfWork) -> list[HotlineTicket]:
-        """The ticket records the incident it became or joined."""
+        """The ticket records the incident it became or joined (which the incident
+        application reports or links from the ticket's event: `processes.
+        incident_escalations`)."""
         target = command.incident_id or incident_id_for_ticket(command.ticket_id)
         ticket = uow.load(HotlineTicket, command.ticket_id)
-        ticket.escalate_to_incident(incident_id=target, actor=uow.actor, at=uow.now)
+        ticket.escalate_to_incident(
+            incident_id=target, actor=uow.actor, at=uow.now,
+            new_incident=None if command.new_incident is None else command.new_incident.as_fact())
         return [ticket]
 
     @handles(CloseTicket)

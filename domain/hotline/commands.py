@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from uuid import UUID
 
+from cityops.domain.catalogue import Urgency
 from cityops.domain.commands import Command, enum_field
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.hotline.ticket import Channel, Satisfaction, TicketType
+from cityops.domain.incidents.commands import NewIncident
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,6 +149,19 @@ class ConvertTicketToCase(TicketCommand):
 
     name: ClassVar[str] = "ticket.convert-to-case"
     case_id: UUID | None = None
+    category: str | None = None
+    """The category the grid-case application reports the case in (`processes.
+    case_conversions`); None: the case exists already."""
+    urgency: Urgency | None = None
+
+    def __post_init__(self) -> None:
+        if self.urgency is not None:
+            object.__setattr__(self, "urgency", enum_field(Urgency, "urgency", self.urgency,
+                                                          "urgencies"))
+
+    def fingerprint_args(self) -> dict[str, Any]:
+        # As recorded before the process reported the case from the ticket's event.
+        return {"ticket_id": self.ticket_id, "case_id": self.case_id}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +172,13 @@ class EscalateTicketToIncident(TicketCommand):
 
     name: ClassVar[str] = "ticket.escalate-to-incident"
     incident_id: UUID | None = None
+    new_incident: NewIncident | None = None
+    """What the incident application reports (`processes.incident_escalations`); None: the
+    ticket joins an incident that exists."""
+
+    def fingerprint_args(self) -> dict[str, Any]:
+        # As recorded before the process reported the incident from the ticket's event.
+        return {"ticket_id": self.ticket_id, "incident_id": self.incident_id}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from cityops.domain.actors import Actor, Role
@@ -187,12 +187,36 @@ class Call:
                 "received_at": self.received_at.isoformat()}
 
 
+@dataclass(frozen=True)
+class LinkedWork:
+    """What the ticket last heard of a case or incident it became: its stage, or its
+    outcome once it is finished."""
+
+    kind: LinkedWorkKind
+    work_id: UUID
+    stage: str
+    """The stage it reached, or (finished) its outcome."""
+    detail: str
+    finished: bool
+    department: str | None
+    """The department that did the work (known once a grid case is finished)."""
+    at: datetime
+
+    def summary(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "id": str(self.work_id), "stage": self.stage,
+                "detail": self.detail, "finished": self.finished,
+                "department": self.department, "at": self.at.isoformat()}
+
+
 class HotlineTicket(CityAggregate):
     """A citizen's call or message to the service hotline and what became of it."""
 
     KIND = "hotline ticket"
 
     class Received(CityAggregate.Created):
+        """`HotlineTicket.__init__` makes the ticket's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         # Declared again only for the type checker: it sees `Created` without `Event`'s actor.
         actor: Actor
         channel: str
@@ -205,45 +229,6 @@ class HotlineTicket(CityAggregate):
         grid_cell: str | None
         proposed_department: str
         possible_duplicates: list[UUID]
-
-        def apply(self, ticket: HotlineTicket) -> None:
-            ticket.status = TicketStatus.RECEIVED
-            ticket.channel = Channel(self.channel)
-            ticket.ticket_type = TicketType(self.ticket_type)
-            ticket.topic = self.topic
-            ticket.description = self.description
-            ticket.caller_name = self.caller_name
-            ticket.caller_phone = self.caller_phone
-            ticket.location = self.location
-            ticket.grid_cell = self.grid_cell
-            ticket.proposed_department = self.proposed_department
-            ticket.possible_duplicates = list(self.possible_duplicates)
-            ticket.received_at = self.timestamp
-            ticket.received_by = self.actor.user_id
-            ticket.department = None
-            ticket.assigned_at = None
-            ticket.reply_deadline = None
-            ticket.reply_clock = None
-            ticket.assignment_count = 0
-            ticket.return_count = 0
-            ticket.returned_by = None
-            ticket.return_reason = None
-            ticket.reply = None
-            ticket.replied_at = None
-            ticket.replied_on_time = None
-            ticket.answer = None
-            ticket.satisfaction = None
-            ticket.callbacks = 0
-            ticket.reopen_count = 0
-            ticket.extra_calls = []
-            ticket.merged_into = None
-            ticket.case_id = None
-            ticket.incident_id = None
-            ticket.closed_at = None
-            ticket.notes = []
-            ticket.returns = []
-            ticket.linked_work = {}
-            ticket.replied_from_linked_work = False
 
     class AnsweredAtFirstContact(CityAggregate.Event):
         """The operator answered the caller directly; nothing to route, the ticket closes."""
@@ -392,9 +377,20 @@ class HotlineTicket(CityAggregate):
             ticket.stop_reply_clock()
 
     class ConvertedToCase(CityAggregate.Event):
-        """The matter became a grid case (created by the grid-case application)."""
+        """The matter became a grid case, which the grid-case application reports from this
+        event (`processes.case_conversions`) in the category and urgency the centre chose
+        (None: recorded before that process, or after the case was reported)."""
 
+        class_version = 2
         case_id: UUID
+        category: str | None
+        urgency: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # The case was reported before the ticket recorded its conversion then.
+            state["category"] = None
+            state["urgency"] = None
 
         def apply(self, ticket: HotlineTicket) -> None:
             ticket.status = TicketStatus.TRANSFERRED
@@ -402,9 +398,19 @@ class HotlineTicket(CityAggregate):
             ticket.stop_reply_clock()
 
     class EscalatedToIncident(CityAggregate.Event):
-        """The matter became or joined an incident (created by the incident application)."""
+        """The matter became or joined an incident. A new one (`new_incident`: its category,
+        incident type, title and level) is reported by the incident application from this
+        event (`processes.incident_escalations`); None: it joins an existing one, or was
+        recorded before that process."""
 
+        class_version = 2
         incident_id: UUID
+        new_incident: dict[str, str | None] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # The incident was reported before the ticket recorded its escalation then.
+            state["new_incident"] = None
 
         def apply(self, ticket: HotlineTicket) -> None:
             ticket.status = TicketStatus.TRANSFERRED
@@ -421,11 +427,10 @@ class HotlineTicket(CityAggregate):
         detail: str
 
         def apply(self, ticket: HotlineTicket) -> None:
-            ticket.linked_work[linked_work_key(self.kind, self.work_id)] = {
-                "kind": self.kind, "id": self.work_id, "stage": self.stage,
-                "detail": self.detail, "at": self.timestamp, "finished": False,
-                "department": None,
-            }
+            ticket.linked_work[linked_work_key(self.kind, self.work_id)] = LinkedWork(
+                kind=LinkedWorkKind(self.kind), work_id=self.work_id, stage=self.stage,
+                detail=self.detail, finished=False, department=None, at=self.timestamp,
+            )
 
     class LinkedWorkFinished(CityAggregate.Event):
         """The case or incident the ticket became is finished: the case closed or rejected,
@@ -438,11 +443,11 @@ class HotlineTicket(CityAggregate):
         department: str | None
 
         def apply(self, ticket: HotlineTicket) -> None:
-            ticket.linked_work[linked_work_key(self.kind, self.work_id)] = {
-                "kind": self.kind, "id": self.work_id, "stage": self.outcome,
-                "detail": self.detail, "at": self.timestamp, "finished": True,
-                "department": self.department,
-            }
+            ticket.linked_work[linked_work_key(self.kind, self.work_id)] = LinkedWork(
+                kind=LinkedWorkKind(self.kind), work_id=self.work_id, stage=self.outcome,
+                detail=self.detail, finished=True, department=self.department,
+                at=self.timestamp,
+            )
 
     class RepliedFromLinkedWork(CityAggregate.Event):
         """All the work the ticket became is finished: the reply is filled from its results
@@ -491,45 +496,50 @@ class HotlineTicket(CityAggregate):
 
     # --- state -----------------------------------------------------------------------------
 
-    if TYPE_CHECKING:
-        status: TicketStatus
-        channel: Channel
-        ticket_type: TicketType
-        topic: str
-        description: str
-        caller_name: str | None
-        caller_phone: str | None
-        location: GeoPoint | None
-        grid_cell: str | None
-        proposed_department: str
-        possible_duplicates: list[UUID]
-        received_at: datetime
-        received_by: str
-        department: str | None
-        assigned_at: datetime | None
-        reply_deadline: datetime | None
-        reply_clock: StageClock | None
-        assignment_count: int
-        return_count: int
-        returned_by: str | None
-        return_reason: str | None
-        reply: str | None
-        replied_at: datetime | None
-        replied_on_time: bool | None
-        answer: str | None
-        satisfaction: Satisfaction | None
-        callbacks: int
-        reopen_count: int
-        extra_calls: list[Call]
-        merged_into: UUID | None
-        case_id: UUID | None
-        incident_id: UUID | None
-        closed_at: datetime | None
-        notes: list[str]
-        returns: list[ReturnRecord]
-        linked_work: dict[str, dict[str, Any]]
+    def __init__(self, *, channel: str, ticket_type: str, topic: str, description: str,
+                 caller_name: str | None, caller_phone: str | None, location: GeoPoint | None,
+                 grid_cell: str | None, proposed_department: str,
+                 possible_duplicates: list[UUID], actor: Actor, timestamp: datetime) -> None:
+        """The ticket as received (from the `Received` event's facts): every attribute it
+        keeps is declared here, once, with its type; the events change them."""
+        self.status: TicketStatus = TicketStatus.RECEIVED
+        self.channel = Channel(channel)
+        self.ticket_type = TicketType(ticket_type)
+        self.topic = topic
+        self.description = description
+        self.caller_name = caller_name
+        self.caller_phone = caller_phone
+        self.location = location
+        self.grid_cell = grid_cell
+        self.proposed_department = proposed_department
+        self.possible_duplicates = list(possible_duplicates)
+        self.received_at = timestamp
+        self.received_by = actor.user_id
+        self.department: str | None = None
+        self.assigned_at: datetime | None = None
+        self.reply_deadline: datetime | None = None
+        self.reply_clock: StageClock | None = None
+        self.assignment_count = 0
+        self.return_count = 0
+        self.returned_by: str | None = None
+        self.return_reason: str | None = None
+        self.reply: str | None = None
+        self.replied_at: datetime | None = None
+        self.replied_on_time: bool | None = None
+        self.answer: str | None = None
+        self.satisfaction: Satisfaction | None = None
+        self.callbacks = 0
+        self.reopen_count = 0
+        self.extra_calls: list[Call] = []
+        self.merged_into: UUID | None = None
+        self.case_id: UUID | None = None
+        self.incident_id: UUID | None = None
+        self.closed_at: datetime | None = None
+        self.notes: list[str] = []
+        self.returns: list[ReturnRecord] = []
+        self.linked_work: dict[str, LinkedWork] = {}
         """What became of the case and incident the ticket became, by `linked_work_key`."""
-        replied_from_linked_work: bool
+        self.replied_from_linked_work = False
 
     def start_reply_clock(self, at: datetime, deadline: datetime, unit: str) -> None:
         self.assigned_at = at
@@ -571,9 +581,9 @@ class HotlineTicket(CityAggregate):
         unfinished = []
         for key, (kind, work_id) in self.linked_to().items():
             known = self.linked_work.get(key)
-            if known is not None and known["finished"]:
+            if known is not None and known.finished:
                 continue
-            stage = f" ({known['stage']})" if known is not None else ""
+            stage = f" ({known.stage})" if known is not None else ""
             unfinished.append(f"{kind.value.replace('-', ' ')} {work_id}{stage}")
         return unfinished
 
@@ -738,27 +748,32 @@ class HotlineTicket(CityAggregate):
         primary.record(primary.CallMerged, actor=actor, at=max(at, primary.modified_on),
                        merged_ticket_id=self.id, calls=[c.as_fact() for c in calls])
 
-    def convert_to_case(self, *, case_id: UUID, actor: Actor, at: datetime) -> bool:
-        """Record that the ticket became a grid case. The same case again changes nothing
+    def convert_to_case(self, *, case_id: UUID, actor: Actor, at: datetime,
+                        category: str | None = None, urgency: str | None = None) -> bool:
+        """Record that the ticket became a grid case, to be reported in `category` with
+        `urgency` (None: the case exists already). The same case again changes nothing
         (False: a coordinator may retry); another case is refused."""
         if self.case_id == case_id:
             return False
         self.require_status("convert to a grid case", *TRANSFERABLE)
         if self.case_id is not None:
             self.refuse("convert to a grid case", f"it already became grid case {self.case_id}")
-        self.record(self.ConvertedToCase, actor=actor, at=at, case_id=case_id)
+        self.record(self.ConvertedToCase, actor=actor, at=at, case_id=case_id,
+                    category=category, urgency=urgency)
         return True
 
-    def escalate_to_incident(self, *, incident_id: UUID, actor: Actor, at: datetime) -> bool:
-        """Record that the ticket became or joined an incident; idempotent like
-        `convert_to_case`."""
+    def escalate_to_incident(self, *, incident_id: UUID, actor: Actor, at: datetime,
+                             new_incident: dict[str, str | None] | None = None) -> bool:
+        """Record that the ticket became (`new_incident`: what to report) or joined an
+        incident; idempotent like `convert_to_case`."""
         if self.incident_id == incident_id:
             return False
         self.require_status("escalate to an incident", *TRANSFERABLE)
         if self.incident_id is not None:
             self.refuse("escalate to an incident",
                         f"it already joined incident {self.incident_id}")
-        self.record(self.EscalatedToIncident, actor=actor, at=at, incident_id=incident_id)
+        self.record(self.EscalatedToIncident, actor=actor, at=at, incident_id=incident_id,
+                    new_incident=new_incident)
         return True
 
     def record_linked_progress(self, *, kind: LinkedWorkKind, work_id: UUID, stage: str,
@@ -792,9 +807,9 @@ class HotlineTicket(CityAggregate):
         if self.status is TicketStatus.TRANSFERRED and not self.unfinished_work():
             finished = [self.linked_work[k] for k in sorted(self.linked_to())]
             self.record(self.RepliedFromLinkedWork, actor=actor, at=when,
-                        reply=" ".join(w["detail"] for w in finished),
-                        department=next((w["department"] for w in finished
-                                         if w["department"]), None))
+                        reply=" ".join(w.detail for w in finished),
+                        department=next((w.department for w in finished
+                                         if w.department), None))
         return True
 
     def close(self, *, note: str, actor: Actor, at: datetime) -> None:
@@ -848,11 +863,6 @@ class HotlineTicket(CityAggregate):
             "return_reason": self.return_reason,
             "returns": returns_as_dicts(self.returns,
                                         item_is_returned=self.return_awaiting_review),
-            "linked_work": [
-                {"kind": w["kind"], "id": str(w["id"]), "stage": w["stage"],
-                 "detail": w["detail"], "finished": w["finished"],
-                 "department": w["department"], "at": w["at"].isoformat()}
-                for _, w in sorted(self.linked_work.items())
-            ],
+            "linked_work": [w.summary() for _, w in sorted(self.linked_work.items())],
             "replied_from_linked_work": self.replied_from_linked_work,
         }

@@ -61,6 +61,7 @@ from cityops.domain.incidents.incident import (
 )
 from cityops.domain.incidents.plans import (
     MAX_LEVEL_RANK,
+    MAX_TITLE,
     MIN_LEVEL_RANK,
     REGISTRY_ID,
     ContingencyPlan,
@@ -69,12 +70,14 @@ from cityops.domain.incidents.plans import (
     PlanRegistry,
     plan_id_for,
 )
+from cityops.domain.model import checked_text
 
 
 class Incidents(CityApplication):
     """Reports, verifies and commands emergency incidents, and keeps the contingency plans."""
 
     name = "incidents"
+    runs_processes = True
 
     def __init__(
         self,
@@ -191,6 +194,15 @@ class Incidents(CityApplication):
             source=command.source, source_ref=command.source_ref, warning=warning,
             actor=uow.actor, at=uow.now,
         )]
+
+    def check_reportable(self, command: ReportIncident) -> None:
+        """Refuse now what the `report` handler would refuse in this command: a command whose
+        second step reports the incident (a ticket or an alarm escalated into one) checks it
+        before its first."""
+        self.catalogue.incident_type(command.category, command.incident_type)
+        if command.level is not None:
+            self._level(command.level)
+        checked_text("title", command.title, limit=MAX_TITLE)
 
     @handles(VerifyIncident)
     def verify(self, command: VerifyIncident, uow: UnitOfWork) -> list[Incident]:

@@ -66,6 +66,31 @@ class IncidentCommand(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class NewIncident:
+    """What a ticket or an alarm escalated into a new incident asks the incident application
+    to report (`processes.incident_escalations`): recorded in the escalation event as a fact
+    (`as_fact`), read back from it by the process (`from_fact`)."""
+
+    category: str
+    incident_type: str
+    title: str
+    level: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.category and self.incident_type and self.title):
+            raise InvalidValue("a new incident needs category, incident type and title")
+
+    def as_fact(self) -> dict[str, str | None]:
+        return {"category": self.category, "incident_type": self.incident_type,
+                "title": self.title, "level": self.level}
+
+    @classmethod
+    def from_fact(cls, fact: Mapping[str, str | None]) -> NewIncident:
+        return cls(category=str(fact["category"]), incident_type=str(fact["incident_type"]),
+                   title=str(fact["title"]), level=fact.get("level"))
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReportIncident(Command):
     """Report an incident. `incident_id` is given when an alarm or a ticket escalates into an
     incident (the id follows from it); the level defaults to IV until verified."""

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID, uuid5
 
 from cityops.domain.actors import Actor, Role
@@ -34,7 +34,7 @@ from cityops.domain.incidents.plans import (
     checked_level_rank,
 )
 from cityops.domain.model import CityAggregate, checked_text, iso_or_none
-from cityops.domain.values import checked_count
+from cityops.domain.values import checked_count, parse_enum
 
 
 class IncidentStatus(StrEnum):
@@ -133,13 +133,7 @@ def casualty_figures(figures: Mapping[str, int] | None) -> dict[str, int] | None
         return None
     checked: dict[str, int] = {}
     for name, count in figures.items():
-        try:
-            figure = CasualtyFigure(name)
-        except ValueError:
-            known = ", ".join(f.value for f in CasualtyFigure)
-            raise InvalidValue(
-                f"unknown casualty figure {name!r}; figures are {known}"
-            ) from None
+        figure = parse_enum(CasualtyFigure, name, "casualty figure")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidValue(f"casualty figure {figure.value} must be a count >= 0")
         checked[figure.value] = checked_count(f"casualty figure {figure.value}", count)
@@ -157,13 +151,8 @@ class Finding:
     department: str | None = None
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "aspect", FindingAspect(self.aspect))
-        except ValueError:
-            known = ", ".join(a.value for a in FindingAspect)
-            raise InvalidValue(
-                f"unknown finding aspect {self.aspect!r}; aspects are {known}"
-            ) from None
+        object.__setattr__(self, "aspect",
+                           parse_enum(FindingAspect, self.aspect, "finding aspect"))
         object.__setattr__(self, "text", checked_text("finding", self.text))
         object.__setattr__(self, "recommendation",
                            checked_text("recommendation", self.recommendation, required=False))
@@ -171,6 +160,11 @@ class Finding:
     def as_fact(self) -> dict[str, Any]:
         return {"aspect": self.aspect.value, "text": self.text,
                 "recommendation": self.recommendation, "department": self.department}
+
+    @classmethod
+    def from_fact(cls, fact: Mapping[str, Any]) -> Finding:
+        return cls(aspect=fact["aspect"], text=fact["text"],
+                   recommendation=fact["recommendation"], department=fact["department"])
 
 
 # --- the incident's parts (state only; events carry plain facts) ---------------------------
@@ -261,12 +255,99 @@ class ActivatedPlan:
                 "levels": list(self.levels), "requirements": dict(self.requirements)}
 
 
+@dataclass(frozen=True)
+class LevelChange:
+    """The response level set (when the response started) or changed, and why."""
+
+    level: str
+    previous_level: str
+    reason: str
+    at: datetime
+    by: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"level": self.level, "previous_level": self.previous_level,
+                "reason": self.reason, "at": self.at.isoformat(), "by": self.by}
+
+
+@dataclass(frozen=True)
+class CommanderAssignment:
+    """A commander named for the incident, in place of `previous` (None for the first)."""
+
+    commander: str
+    previous: str | None
+    reason: str
+    at: datetime
+    by: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"commander": self.commander, "previous": self.previous, "reason": self.reason,
+                "at": self.at.isoformat(), "by": self.by}
+
+
+@dataclass(frozen=True)
+class SituationReport:
+    """One report on the incident's timeline: what was known then, by whom."""
+
+    number: int
+    """1 for the incident's first report, then counting up."""
+    text: str
+    casualties: Mapping[str, int] | None
+    affected_area: Area | None
+    author: Actor
+    at: datetime
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "text": self.text,
+            "casualties": dict(self.casualties) if self.casualties is not None else None,
+            "affected_area": (self.affected_area.to_geojson()
+                              if self.affected_area is not None else None),
+            "author": self.author.user_id,
+            "author_role": self.author.role.value,
+            "author_department": self.author.department,
+            "at": self.at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Link:
+    """The incident is linked to a grid case, hotline ticket or hazard alarm."""
+
+    kind: LinkKind
+    target_id: UUID
+    at: datetime
+    by: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "id": str(self.target_id), "at": self.at.isoformat(),
+                "by": self.by}
+
+
+@dataclass(frozen=True)
+class AfterActionReview:
+    """The review recorded after closing: a free-text summary and structured findings."""
+
+    summary_text: str
+    findings: tuple[Finding, ...]
+    by: str
+    at: datetime
+
+    def summary(self) -> dict[str, Any]:
+        return {"summary": self.summary_text, "findings": [f.as_fact() for f in self.findings],
+                "by": self.by, "at": self.at.isoformat()}
+
+
 class Incident(CityAggregate):
     """An emergency, from its first report to the after-action review."""
 
     KIND = "incident"
 
     class Reported(CityAggregate.Created):
+        """`Incident.__init__` makes the incident's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         actor: Actor
         category: str
         incident_type: str
@@ -279,41 +360,6 @@ class Incident(CityAggregate):
         source: str
         source_ref: str | None
         warning: str | None
-
-        def apply(self, incident: Incident) -> None:
-            incident.status = IncidentStatus.REPORTED
-            incident.category = self.category
-            incident.incident_type = self.incident_type
-            incident.level = self.level
-            incident.level_rank = self.level_rank
-            incident.title = self.title
-            incident.description = self.description
-            incident.location = self.location
-            incident.affected_area = self.affected_area
-            incident.source = IncidentSource(self.source)
-            incident.source_ref = self.source_ref
-            incident.warning = self.warning
-            incident.reported_at = self.timestamp
-            incident.reported_by = self.actor.user_id
-            incident.verified_at = None
-            incident.dismissed_at = None
-            incident.dismiss_reason = None
-            incident.responding_at = None
-            incident.level_set_at = None
-            incident.contained_at = None
-            incident.closed_at = None
-            incident.reviewed_at = None
-            incident.commander = None
-            incident.commanders = []
-            incident.level_changes = []
-            incident.situation_reports = []
-            incident.casualties = None
-            incident.links = []
-            incident.plans = {}
-            incident.tasks = {}
-            incident.resources = []
-            incident.notes = []
-            incident.after_action = None
 
     class Verified(CityAggregate.Event):
         category: str
@@ -350,10 +396,10 @@ class Incident(CityAggregate):
         def apply(self, incident: Incident) -> None:
             incident.status = IncidentStatus.RESPONDING
             incident.responding_at = self.timestamp
-            incident.level_changes.append({
-                "level": self.level, "previous_level": incident.level, "reason": self.reason,
-                "at": self.timestamp.isoformat(), "by": self.actor.user_id,
-            })
+            incident.level_changes.append(LevelChange(
+                level=self.level, previous_level=incident.level, reason=self.reason,
+                at=self.timestamp, by=self.actor.user_id,
+            ))
             incident.level = self.level
             incident.level_rank = self.level_rank
             incident.level_set_at = self.timestamp
@@ -365,11 +411,10 @@ class Incident(CityAggregate):
         reason: str
 
         def apply(self, incident: Incident) -> None:
-            incident.level_changes.append({
-                "level": self.level, "previous_level": self.previous_level,
-                "reason": self.reason, "at": self.timestamp.isoformat(),
-                "by": self.actor.user_id,
-            })
+            incident.level_changes.append(LevelChange(
+                level=self.level, previous_level=self.previous_level, reason=self.reason,
+                at=self.timestamp, by=self.actor.user_id,
+            ))
             incident.level = self.level
             incident.level_rank = self.level_rank
             incident.level_set_at = self.timestamp
@@ -410,17 +455,11 @@ class Incident(CityAggregate):
         affected_area: Area | None
 
         def apply(self, incident: Incident) -> None:
-            incident.situation_reports.append({
-                "number": len(incident.situation_reports) + 1,
-                "text": self.text,
-                "casualties": dict(self.casualties) if self.casualties is not None else None,
-                "affected_area": (self.affected_area.to_geojson()
-                                  if self.affected_area is not None else None),
-                "author": self.actor.user_id,
-                "author_role": self.actor.role.value,
-                "author_department": self.actor.department,
-                "at": self.timestamp.isoformat(),
-            })
+            incident.situation_reports.append(SituationReport(
+                number=len(incident.situation_reports) + 1, text=self.text,
+                casualties=dict(self.casualties) if self.casualties is not None else None,
+                affected_area=self.affected_area, author=self.actor, at=self.timestamp,
+            ))
             if self.casualties is not None:
                 incident.casualties = dict(self.casualties)
             if self.affected_area is not None:
@@ -431,10 +470,8 @@ class Incident(CityAggregate):
         target_id: UUID
 
         def apply(self, incident: Incident) -> None:
-            incident.links.append({
-                "kind": self.kind, "id": self.target_id, "at": self.timestamp,
-                "by": self.actor.user_id,
-            })
+            incident.links.append(Link(kind=LinkKind(self.kind), target_id=self.target_id,
+                                       at=self.timestamp, by=self.actor.user_id))
 
     class Unlinked(CityAggregate.Event):
         kind: str
@@ -444,7 +481,7 @@ class Incident(CityAggregate):
         def apply(self, incident: Incident) -> None:
             incident.links = [
                 link for link in incident.links
-                if (link["kind"], link["id"]) != (self.kind, self.target_id)
+                if (link.kind, link.target_id) != (self.kind, self.target_id)
             ]
 
     class CommanderAssigned(CityAggregate.Event):
@@ -454,10 +491,10 @@ class Incident(CityAggregate):
 
         def apply(self, incident: Incident) -> None:
             incident.commander = self.commander
-            incident.commanders.append({
-                "commander": self.commander, "previous": self.previous, "reason": self.reason,
-                "at": self.timestamp.isoformat(), "by": self.actor.user_id,
-            })
+            incident.commanders.append(CommanderAssignment(
+                commander=self.commander, previous=self.previous, reason=self.reason,
+                at=self.timestamp, by=self.actor.user_id,
+            ))
 
     class TaskAssigned(CityAggregate.Event):
         """A task ordered ad hoc by the centre, outside any plan."""
@@ -585,49 +622,55 @@ class Incident(CityAggregate):
         def apply(self, incident: Incident) -> None:
             incident.status = IncidentStatus.REVIEWED
             incident.reviewed_at = self.timestamp
-            incident.after_action = {
-                "summary": self.summary,
-                "findings": [dict(f) for f in self.findings],
-                "by": self.actor.user_id,
-                "at": self.timestamp.isoformat(),
-            }
+            incident.after_action = AfterActionReview(
+                summary_text=self.summary,
+                findings=tuple(Finding.from_fact(f) for f in self.findings),
+                by=self.actor.user_id, at=self.timestamp,
+            )
 
     # --- state ----------------------------------------------------------------------------
 
-    if TYPE_CHECKING:
-        status: IncidentStatus
-        category: str
-        incident_type: str
-        level: str
-        level_rank: int
-        title: str
-        description: str
-        location: GeoPoint
-        affected_area: Area | None
-        source: IncidentSource
-        source_ref: str | None
-        warning: str | None
-        reported_at: datetime
-        reported_by: str
-        verified_at: datetime | None
-        dismissed_at: datetime | None
-        dismiss_reason: str | None
-        responding_at: datetime | None
-        level_set_at: datetime | None
-        contained_at: datetime | None
-        closed_at: datetime | None
-        reviewed_at: datetime | None
-        commander: str | None
-        commanders: list[dict[str, Any]]
-        level_changes: list[dict[str, Any]]
-        situation_reports: list[dict[str, Any]]
-        casualties: dict[str, int] | None
-        links: list[dict[str, Any]]
-        plans: dict[UUID, ActivatedPlan]
-        tasks: dict[UUID, IncidentTask]
-        resources: list[ResourceAssignment]
-        notes: list[str]
-        after_action: dict[str, Any] | None
+    def __init__(self, *, category: str, incident_type: str, level: str, level_rank: int,
+                 title: str, description: str, location: GeoPoint, affected_area: Area | None,
+                 source: str, source_ref: str | None, warning: str | None, actor: Actor,
+                 timestamp: datetime) -> None:
+        """The incident as reported (from the `Reported` event's facts): every attribute it
+        keeps is declared here, once, with its type; the events change them."""
+        self.status: IncidentStatus = IncidentStatus.REPORTED
+        self.category = category
+        self.incident_type = incident_type
+        self.level = level
+        self.level_rank = level_rank
+        self.title = title
+        self.description = description
+        self.location = location
+        self.affected_area = affected_area
+        """As first reported, then as the latest situation report gives it."""
+        self.source = IncidentSource(source)
+        self.source_ref = source_ref
+        self.warning = warning
+        self.reported_at = timestamp
+        self.reported_by = actor.user_id
+        self.verified_at: datetime | None = None
+        self.dismissed_at: datetime | None = None
+        self.dismiss_reason: str | None = None
+        self.responding_at: datetime | None = None
+        self.level_set_at: datetime | None = None
+        self.contained_at: datetime | None = None
+        self.closed_at: datetime | None = None
+        self.reviewed_at: datetime | None = None
+        self.commander: str | None = None
+        self.commanders: list[CommanderAssignment] = []
+        self.level_changes: list[LevelChange] = []
+        self.situation_reports: list[SituationReport] = []
+        self.casualties: dict[str, int] | None = None
+        """The figures of the latest situation report that gave any."""
+        self.links: list[Link] = []
+        self.plans: dict[UUID, ActivatedPlan] = {}
+        self.tasks: dict[UUID, IncidentTask] = {}
+        self.resources: list[ResourceAssignment] = []
+        self.notes: list[str] = []
+        self.after_action: AfterActionReview | None = None
         """The after-action review, once recorded."""
 
     @property
@@ -669,7 +712,7 @@ class Incident(CityAggregate):
                 (str(t.id), t.department, t.description, t.status.value) for t in still_open))
 
     def is_linked(self, kind: LinkKind, target_id: UUID) -> bool:
-        return any(link["kind"] == kind.value and link["id"] == target_id for link in self.links)
+        return any(link.kind is kind and link.target_id == target_id for link in self.links)
 
     def task(self, task_id: UUID) -> IncidentTask:
         try:
@@ -976,7 +1019,7 @@ class Incident(CityAggregate):
             "source_ref": self.source_ref,
             "warning": self.warning,
             "commander": self.commander,
-            "commanders": [dict(c) for c in self.commanders],
+            "commanders": [c.summary() for c in self.commanders],
             "reported_by": self.reported_by,
             "reported_at": self.reported_at.isoformat(),
             "verified_at": iso_or_none(self.verified_at),
@@ -988,14 +1031,10 @@ class Incident(CityAggregate):
             "closed_at": iso_or_none(self.closed_at),
             "reviewed_at": iso_or_none(self.reviewed_at),
             "response_times": self.response_times(),
-            "level_changes": [dict(c) for c in self.level_changes],
-            "situation_reports": [dict(r) for r in self.situation_reports],
+            "level_changes": [c.summary() for c in self.level_changes],
+            "situation_reports": [r.summary() for r in self.situation_reports],
             "casualties": dict(self.casualties) if self.casualties is not None else None,
-            "links": [
-                {"kind": link["kind"], "id": str(link["id"]), "at": link["at"].isoformat(),
-                 "by": link["by"]}
-                for link in self.links
-            ],
+            "links": [link.summary() for link in self.links],
             "plans": [p.summary() for p in self.plans.values()],
             "tasks": [t.summary() for t in self.tasks.values()],
             "open_tasks": sum(1 for t in self.tasks.values() if t.is_open),
@@ -1003,7 +1042,7 @@ class Incident(CityAggregate):
             "required_resources": self.required_resources(),
             "resource_shortfall": self.resource_shortfall(),
             "notes": list(self.notes),
-            "review": dict(self.after_action) if self.after_action is not None else None,
+            "review": self.after_action.summary() if self.after_action is not None else None,
         }
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -152,6 +152,20 @@ class PlanOrders:
         return self.content.level
 
 
+@dataclass(frozen=True)
+class PlanRevision:
+    """One revision of a plan's content: when, by whom and why (the first: "defined")."""
+
+    revision: int
+    at: datetime
+    by: str
+    note: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"revision": self.revision, "at": self.at.isoformat(), "by": self.by,
+                "note": self.note}
+
+
 # --- contingency plans ------------------------------------------------------------------
 
 
@@ -167,26 +181,15 @@ class ContingencyPlan(CityAggregate):
     KIND = "contingency plan"
 
     class Defined(CityAggregate.Created):
+        """`ContingencyPlan.__init__` makes the plan's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         actor: Actor
         code: str
         name: str
         category: str
         incident_types: list[str]
         levels: list[dict[str, Any]]
-
-        def apply(self, plan: ContingencyPlan) -> None:
-            plan.status = PlanStatus.ACTIVE
-            plan.code = self.code
-            plan.name = self.name
-            plan.category = self.category
-            plan.incident_types = list(self.incident_types)
-            plan.levels = {lv["level"]: PlanLevel.from_fact(lv) for lv in self.levels}
-            plan.revision = 1
-            plan.defined_at = self.timestamp
-            plan.retired_at = None
-            plan.retire_reason = None
-            plan.revisions = [{"revision": 1, "at": self.timestamp.isoformat(),
-                               "by": self.actor.user_id, "note": "defined"}]
 
     class Revised(CityAggregate.Event):
         """A new revision of the plan's content replaces the previous one."""
@@ -199,10 +202,10 @@ class ContingencyPlan(CityAggregate):
         def apply(self, plan: ContingencyPlan) -> None:
             plan.name = self.name
             plan.incident_types = list(self.incident_types)
-            plan.levels = {lv["level"]: PlanLevel.from_fact(lv) for lv in self.levels}
+            plan.levels = _content(self.levels)
             plan.revision += 1
-            plan.revisions.append({"revision": plan.revision, "at": self.timestamp.isoformat(),
-                                   "by": self.actor.user_id, "note": self.note})
+            plan.revisions.append(PlanRevision(revision=plan.revision, at=self.timestamp,
+                                               by=self.actor.user_id, note=self.note))
 
     class Retired(CityAggregate.Event):
         reason: str
@@ -212,19 +215,23 @@ class ContingencyPlan(CityAggregate):
             plan.retired_at = self.timestamp
             plan.retire_reason = self.reason
 
-    if TYPE_CHECKING:
-        status: PlanStatus
-        code: str
-        name: str
-        category: str
-        incident_types: list[str]
-        levels: dict[str, PlanLevel]
-        revision: int
+    def __init__(self, *, code: str, name: str, category: str, incident_types: list[str],
+                 levels: list[dict[str, Any]], actor: Actor, timestamp: datetime) -> None:
+        """The plan as defined (from the `Defined` event's facts): every attribute it keeps
+        is declared here, once, with its type; the events change them."""
+        self.status: PlanStatus = PlanStatus.ACTIVE
+        self.code = code
+        self.name = name
+        self.category = category
+        self.incident_types = list(incident_types)
+        self.levels = _content(levels)
+        self.revision = 1
         """The revision of the plan's content (the aggregate's `version` counts events)."""
-        defined_at: datetime
-        retired_at: datetime | None
-        retire_reason: str | None
-        revisions: list[dict[str, Any]]
+        self.defined_at = timestamp
+        self.retired_at: datetime | None = None
+        self.retire_reason: str | None = None
+        self.revisions = [PlanRevision(revision=1, at=timestamp, by=actor.user_id,
+                                       note="defined")]
 
     @classmethod
     def define(cls, *, code: str, name: str, category: str, incident_types: Sequence[str],
@@ -306,7 +313,7 @@ class ContingencyPlan(CityAggregate):
             "defined_at": self.defined_at.isoformat(),
             "retired_at": iso_or_none(self.retired_at),
             "retire_reason": self.retire_reason,
-            "revisions": [dict(r) for r in self.revisions],
+            "revisions": [r.summary() for r in self.revisions],
         }
 
 
@@ -315,6 +322,11 @@ def _types(incident_types: Sequence[str]) -> list[str]:
     if len(set(types)) != len(types):
         raise InvalidValue("a plan lists an incident type twice")
     return types
+
+
+def _content(levels: list[dict[str, Any]]) -> dict[str, PlanLevel]:
+    """A plan's content by level, from the facts of its definition or revision."""
+    return {lv["level"]: PlanLevel.from_fact(lv) for lv in levels}
 
 
 def _levels(levels: Sequence[PlanLevel]) -> list[dict[str, Any]]:
@@ -327,6 +339,14 @@ def _levels(levels: Sequence[PlanLevel]) -> list[dict[str, Any]]:
 
 
 REGISTRY_ID = uuid5(PLAN_NAMESPACE, "registry")
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """What the registry knows of one plan: enough to list the plans of a category."""
+
+    code: str
+    category: str
 
 
 class PlanRegistry(Aggregate):
@@ -343,13 +363,10 @@ class PlanRegistry(Aggregate):
         actor: Actor
 
         def apply(self, registry: PlanRegistry) -> None:
-            registry.entries[self.plan_id] = {"code": self.code, "category": self.category}
-
-    if TYPE_CHECKING:
-        entries: dict[UUID, dict[str, str]]
+            registry.entries[self.plan_id] = PlanEntry(code=self.code, category=self.category)
 
     def __init__(self) -> None:
-        self.entries = {}
+        self.entries: dict[UUID, PlanEntry] = {}
 
     @classmethod
     def open(cls) -> PlanRegistry:
@@ -361,6 +378,6 @@ class PlanRegistry(Aggregate):
 
     def plan_ids(self, category: str | None = None) -> list[UUID]:
         """Ids of the plans (of one category), ordered by code."""
-        chosen = [(e["code"], plan_id) for plan_id, e in self.entries.items()
-                  if category is None or e["category"] == category]
+        chosen = [(e.code, plan_id) for plan_id, e in self.entries.items()
+                  if category is None or e.category == category]
         return [plan_id for _, plan_id in sorted(chosen)]

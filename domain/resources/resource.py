@@ -68,7 +68,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from cityops.domain.actors import Actor, Role
@@ -111,6 +111,8 @@ class StatusChange(NamedTuple):
     status: ResourceStatus
     at: datetime
     incident_id: UUID | None
+    by: Actor | None = None
+    """Who recorded the change (the incident records a departure or arrival in their name)."""
 
 
 class Departure(NamedTuple):
@@ -120,6 +122,8 @@ class Departure(NamedTuple):
     at: datetime
     how: str
     """"cleared the scene", "stood down", "reassigned to incident ...", ..."""
+    by: Actor | None = None
+    """Who made it leave."""
 
 
 def _how_it_left(served: StatusChange, then: StatusChange) -> str:
@@ -248,6 +252,9 @@ class Resource(CityAggregate):
         return uuid5(RESOURCE_NAMESPACE, normalise_call_sign(call_sign))
 
     class Registered(CityAggregate.Created):
+        """`Resource.__init__` makes the resource's state from these facts (the library
+        passes a created event's fields to `__init__` by name)."""
+
         kind: str
         mobile: bool
         """Copied from the catalogue at registration, so history never depends on it."""
@@ -259,25 +266,6 @@ class Resource(CityAggregate):
         stock: dict[str, float]
         speciality: str
         notes: str
-
-        def apply(self, resource: Resource) -> None:
-            resource.kind = self.kind
-            resource.mobile = self.mobile
-            resource.name = self.name
-            resource.call_sign = self.call_sign
-            resource.department = self.department
-            resource.home_base = self.home_base
-            resource.capacity = self.capacity
-            resource.stock = dict(self.stock)
-            resource.speciality = self.speciality
-            resource.notes = self.notes
-            resource.registered_at = self.timestamp
-            resource.status = ResourceStatus.AVAILABLE
-            resource.status_since = self.timestamp
-            resource.incident_id = None
-            resource.out_of_service_reason = None
-            resource.position = None
-            resource.history = [StatusChange(ResourceStatus.AVAILABLE, self.timestamp, None)]
 
     class DetailsRevised(CityAggregate.Event):
         name: str
@@ -322,7 +310,8 @@ class Resource(CityAggregate):
             resource.incident_id = self.incident_id
             if status is not ResourceStatus.OUT_OF_SERVICE:
                 resource.out_of_service_reason = None
-            resource.history.append(StatusChange(status, self.reported_at, self.incident_id))
+            resource.history.append(StatusChange(status, self.reported_at, self.incident_id,
+                                                 self.actor))
             if self.position is not None and self.position_at is not None:
                 resource.position = PositionFix(self.position, self.position_at)
 
@@ -375,24 +364,28 @@ class Resource(CityAggregate):
         def apply(self, resource: Resource) -> None:
             resource.position = PositionFix(self.position, self.position_at)
 
-    if TYPE_CHECKING:
-        kind: str
-        mobile: bool
-        name: str
-        call_sign: str
-        department: str
-        home_base: GeoPoint
-        capacity: int | None
-        stock: dict[str, float]
-        speciality: str
-        notes: str
-        registered_at: datetime
-        status: ResourceStatus
-        status_since: datetime
-        incident_id: UUID | None
-        out_of_service_reason: str | None
-        position: PositionFix | None
-        history: list[StatusChange]
+    def __init__(self, *, kind: str, mobile: bool, name: str, call_sign: str, department: str,
+                 home_base: GeoPoint, capacity: int | None, stock: dict[str, float],
+                 speciality: str, notes: str, timestamp: datetime) -> None:
+        """The resource as registered (from the `Registered` event's facts): every
+        attribute it keeps is declared here, once, with its type; the events change them."""
+        self.kind = kind
+        self.mobile = mobile
+        self.name = name
+        self.call_sign = call_sign
+        self.department = department
+        self.home_base = home_base
+        self.capacity = capacity
+        self.stock = dict(stock)
+        self.speciality = speciality
+        self.notes = notes
+        self.registered_at = timestamp
+        self.status: ResourceStatus = ResourceStatus.AVAILABLE
+        self.status_since = timestamp
+        self.incident_id: UUID | None = None
+        self.out_of_service_reason: str | None = None
+        self.position: PositionFix | None = None
+        self.history = [StatusChange(ResourceStatus.AVAILABLE, timestamp, None)]
 
     # --- rules -----------------------------------------------------------------------------
 
@@ -645,7 +638,8 @@ class Resource(CityAggregate):
             seen.add(incident_id)
             if index + 1 < len(self.history):  # else it serves the incident still
                 then = self.history[index + 1]
-                departures.append(Departure(incident_id, then.at, _how_it_left(served, then)))
+                departures.append(Departure(incident_id, then.at, _how_it_left(served, then),
+                                            then.by))
         return departures
 
     @property

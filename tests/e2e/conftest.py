@@ -18,6 +18,9 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.settings import Settings
 
+from .published_schema import every_answer_checked  # noqa: F401 (an autouse fixture)
+from .unchanged_bodies import bodies_unchanged_by_models  # noqa: F401 (an autouse fixture)
+
 TEST_HASHER = PasswordHasher(n=2**10, r=8, p=1)
 
 

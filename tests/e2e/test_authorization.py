@@ -37,6 +37,11 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/clock"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,  # unless CITYOPS_METRICS_TOKEN is set (test_operations)
+    # The pages are in the published document since issue 11 (their content type declared).
+    ("GET", "/"): PUBLIC,
+    ("GET", "/dashboard"): PUBLIC,
+    ("GET", "/login"): PUBLIC,
+    ("GET", "/field"): PUBLIC,
     ("POST", "/auth/login"): PUBLIC,
     ("GET", "/auth/me"): SELF,
     ("POST", "/auth/password"): SELF,

@@ -101,7 +101,7 @@ def test_the_listener_reconnects_after_its_connection_is_dropped(
     wakeup = following.wakeup
     assert wakeup is not None and wakeup.backend_pid is not None
     dropped = wakeup.backend_pid
-    caplog.set_level(logging.INFO, logger="cityops.projections.wakeup")
+    caplog.set_level(logging.INFO, logger="cityops.storage")
     with psycopg.connect(fresh_database, autocommit=True) as admin:
         row = admin.execute("SELECT pg_terminate_backend(%s)", (dropped,)).fetchone()
         assert row == (True,)

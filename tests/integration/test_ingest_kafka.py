@@ -69,11 +69,12 @@ class Lane:
         self.namespace = f"cityops-test-{uuid.uuid4().hex[:10]}"
         self.topics = Topics(self.namespace)
         self.settings = IngestSettings(
-            kafka_bootstrap_servers=bootstrap, ingest_topic_namespace=self.namespace,
-            ingest_group_id=f"{self.namespace}-workers", ingest_session_timeout_ms=6000,
-            ingest_stats_interval_s=0.5, ingest_retry_budget_s=25.0,
+            topic_namespace=self.namespace, group_id=f"{self.namespace}-workers",
+            session_timeout_ms=6000, stats_interval_s=0.5, retry_budget_s=25.0,
         )
-        self.system_settings = Settings(database_url=database_url, data_dir=data_dir)
+        self.system_settings = Settings(database_url=database_url, data_dir=data_dir,
+                                        kafka_bootstrap_servers=bootstrap,
+                                        ingest=self.settings)
         create_topics(bootstrap, self.topics)
         self.system = build_system(self.system_settings)
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
@@ -261,7 +262,7 @@ def test_produced_messages_are_applied_stored_and_counted(
         "CITYOPS_DATABASE_URL": lane.database_url,
         "CITYOPS_KAFKA_BOOTSTRAP_SERVERS": lane.bootstrap,
         "CITYOPS_INGEST_TOPIC_NAMESPACE": lane.namespace,
-        "CITYOPS_INGEST_GROUP_ID": lane.settings.ingest_group_id,
+        "CITYOPS_INGEST_GROUP_ID": lane.settings.group_id,
     }.items():
         monkeypatch.setenv(name, value)
     result = CliRunner().invoke(ingest_cli, ["status", "--json"])

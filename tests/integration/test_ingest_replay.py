@@ -83,10 +83,12 @@ class Scene:
         self.namespace = f"cityops-test-{uuid.uuid4().hex[:10]}"
         self.topics = Topics(self.namespace)
         self.settings = IngestSettings(
-            kafka_bootstrap_servers=bootstrap, ingest_topic_namespace=self.namespace,
-            ingest_group_id=f"{self.namespace}-workers", ingest_stats_interval_s=0.5)
+            topic_namespace=self.namespace, group_id=f"{self.namespace}-workers",
+            stats_interval_s=0.5)
         create_topics(bootstrap, self.topics)
-        self.system = build_system(Settings(database_url=database_url, data_dir=data_dir))
+        self.system = build_system(Settings(database_url=database_url, data_dir=data_dir,
+                                            kafka_bootstrap_servers=bootstrap,
+                                            ingest=self.settings))
         self.store = ingest_store(self.system)
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
         cells = self.system.city.map.cells.geometry.iloc[::97].representative_point()

@@ -32,8 +32,8 @@ from cityops.feeds.service import build_feed_service
 from cityops.feeds.streams import Stream
 from cityops.feeds.webhooks import OUTBOX_PROJECTION
 from cityops.ingest.counters import CounterTable, IngestCounters
-from cityops.projections.store import set_position
 from cityops.settings import Settings
+from cityops.storage import set_position
 
 INSPECTOR = Actor("insp-ops", Role.INSPECTOR)
 

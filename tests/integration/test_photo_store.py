@@ -13,7 +13,7 @@ import pytest
 
 from cityops.domain.errors import InvalidValue
 from cityops.projections.photos import PhotoStore, sha256_of_reference
-from cityops.projections.store import PostgresReadStore, ReadStore, SqliteReadStore
+from cityops.storage import PostgresReadStore, ReadStore, SqliteReadStore
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -31,9 +31,9 @@ from cityops.projections.generations import (
 )
 from cityops.projections.response_figures import read_response_time_figures
 from cityops.projections.statistics import AreaLevel, CityStatistics
-from cityops.projections.store import set_position
 from cityops.settings import Settings
 from cityops.simulator import build_demo
+from cityops.storage import set_position
 
 DEMO_DATE = date(2026, 11, 24)
 

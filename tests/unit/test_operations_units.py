@@ -48,7 +48,7 @@ def restore_logging() -> Any:
 
 def test_json_logs_are_one_object_per_line_with_the_expected_keys(restore_logging: Any) -> None:
     out = io.StringIO()
-    configure_logging(LogSettings(log_format=LogFormat.JSON), stream=out)
+    configure_logging(LogSettings(format=LogFormat.JSON), stream=out)
     log = logging.getLogger("cityops.test")
     log.info("first %s", "line", extra={"route": "/grid-cases/{case_id}", "status": 404})
     token = REQUEST_ID.set("req-1")

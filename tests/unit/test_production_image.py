@@ -24,9 +24,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cityops.cli import app as cityops_app
-from cityops.feeds.settings import FeedSettings
-from cityops.ingest.settings import IngestSettings
-from cityops.settings import Settings
+from cityops.settings import env_names
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -310,9 +308,7 @@ def test_compose_dependencies_and_healthchecks_refer_to_real_services() -> None:
 
 
 def test_compose_sets_only_settings_that_exist() -> None:
-    known = {f"CITYOPS_{field.upper()}" for settings in (Settings, IngestSettings)
-             for field in settings.model_fields}
-    known |= {f"CITYOPS_FEEDS_{field.upper()}" for field in FeedSettings.model_fields}
+    known = env_names()
     for name, service in cityops_services().items():
         unknown = sorted(k for k in service["environment"] if k.startswith("CITYOPS_")
                          and k not in known)

@@ -41,7 +41,7 @@ from cityops.feeds.service import FeedService, build_feed_service
 from cityops.feeds.streams import Stream
 from cityops.feeds.subscription import Delivery, DeliveryKind, SubscriptionFilter
 from cityops.maps.warning_areas import WarningAreaLocator
-from cityops.projections.store import ReadStore
+from cityops.storage import ReadStore
 
 from .conftest import WebhookReceiver, feed_settings, read_committed, wait_until
 
@@ -166,7 +166,7 @@ def test_issue_update_cancel_become_three_valid_alerts_written_once(
 def test_a_rebuild_from_zero_writes_the_same_documents(
         system: CitySystem, desk: Warnings, feeds: FeedService, point: GeoPoint,
         tmp_path: Any) -> None:
-    from cityops.projections.store import SqliteReadStore
+    from cityops.storage import SqliteReadStore
 
     warning_id = issue(desk, point)
     follow_all(feeds.cap_alerts)
@@ -229,7 +229,7 @@ def test_public_urls_and_the_atom_feed_carry_only_public_alerts_in_force(
 
 def test_a_drills_exercise_alerts_never_leave_the_drill(
         system: CitySystem, point: GeoPoint, tmp_path: Any) -> None:
-    from cityops.projections.store import SqliteReadStore
+    from cityops.storage import SqliteReadStore
 
     drill_desk = desk_for(system, name="drillwarnings", drill_id="drill-7")
     store: ReadStore = SqliteReadStore(tmp_path / "drill-feeds.sqlite")

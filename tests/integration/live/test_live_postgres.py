@@ -130,7 +130,7 @@ def test_concurrent_writers_never_let_a_tailer_skip_a_late_committing_row(
     import threading
 
     from cityops.projections.live_changes import FilterValues, LiveChangeLog
-    from cityops.projections.store import PostgresReadStore
+    from cityops.storage import PostgresReadStore
 
     store = PostgresReadStore(fresh_database, "live_race", pool_size=4)
     log = LiveChangeLog(channel="cityops_live_race")

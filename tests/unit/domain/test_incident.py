@@ -257,7 +257,7 @@ def test_a_flood_from_the_first_call_to_the_after_action_review(
         CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert len(incident.tasks) == 3
-    assert [(c["level"], c["reason"]) for c in incident.level_changes] == [
+    assert [(c.level, c.reason) for c in incident.level_changes] == [
         ("III", "rain continues"), ("II", "river over warning line"), ("III", "water receding")]
 
     # Contained. It cannot be closed while the road closure and the shelters are open: the
@@ -906,7 +906,7 @@ def test_a_plan_is_defined_revised_and_retired(app: Incidents, clock: Clock) -> 
     plan = app.plan(plan_id)
     assert plan.revision == 2
     assert list(plan.levels) == ["IV", "III"]
-    assert plan.revisions[-1]["note"] == "after the 2026 drill"
+    assert plan.revisions[-1].note == "after the 2026 drill"
 
     app.handle(
         RetirePlan(plan_id=plan_id, reason="replaced by the basin plan"),
@@ -1411,7 +1411,7 @@ def test_the_commander_is_assigned_and_replaced(app: Incidents) -> None:
         CommandContext(actor=DISPATCHER))
     incident = app.incident(incident_id)
     assert incident.commander == "deputy-mayor-zhao"
-    assert [(c["commander"], c["previous"]) for c in incident.commanders] == [
+    assert [(c.commander, c.previous) for c in incident.commanders] == [
         ("chief-wang", None), ("deputy-mayor-zhao", "chief-wang")]
     with pytest.raises(IllegalTransition, match="already its commander"):
         app.handle(

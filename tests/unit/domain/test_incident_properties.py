@@ -263,7 +263,7 @@ def check_invariants(incident: Incident) -> None:
         assert not open_resources
         assert not incident.open_tasks(), "closed with tasks still open"
 
-    links = [(link["kind"], link["id"]) for link in incident.links]
+    links = [(link.kind, link.target_id) for link in incident.links]
     assert len(links) == len(set(links))
     assert (incident.after_action is not None) == (incident.status is IncidentStatus.REVIEWED)
 

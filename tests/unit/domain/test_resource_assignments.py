@@ -15,7 +15,7 @@ import pytest
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext
-from cityops.domain.coordination import RECENT_INCIDENTS, ResourceAssignments
+from cityops.domain.coordination import ResourceAssignments
 from cityops.domain.errors import IllegalTransition, NotFound, NotPermitted
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.incidents.application import Incidents
@@ -30,6 +30,7 @@ from cityops.domain.incidents.commands import (
     VerifyIncident,
 )
 from cityops.domain.incidents.plans import PlanLevel, ResourceRequirement
+from cityops.domain.processes.resource_movements import RECENT_INCIDENTS
 from cityops.domain.resources.application import Resources
 from cityops.domain.resources.commands import (
     ActivateResource,
@@ -148,11 +149,11 @@ def test_a_release_interrupted_half_way_is_completed_once_at_the_next_assignment
     city.clock.advance(minutes=5)
     city.assignments.assign(second, truck, actor=DISPATCHER)
     assert city.active(first) == [] and city.active(second) == [truck]
-    # Recorded at the time it left, by whoever completed it.
-    assert city.releases(first) == [(truck, cleared_at, "duty-officer-1", "cleared the scene")]
+    # Recorded at the time it left, by whoever made it leave.
+    assert city.releases(first) == [(truck, cleared_at, "pump-3-crew", "cleared the scene")]
     # Settling again changes nothing.
     version = city.incidents.incident(first).version
-    assert city.assignments.settle(truck, actor=DISPATCHER) == []
+    assert city.assignments.process.settle(truck, actor=DISPATCHER) == []
     assert city.incidents.incident(first).version == version
 
 
@@ -270,7 +271,7 @@ def test_departures_are_read_from_the_status_history_most_recent_first(city: Cit
     # The one it serves now is left out; the window counts it.
     assert [d.incident_id for d in departures] == served[::-1][:RECENT_INCIDENTS - 1]
     left_last = resource.history[-3]
-    assert departures[0] == Departure(served[-1], left_last.at, "cleared the scene")
+    assert departures[0] == Departure(served[-1], left_last.at, "cleared the scene", PUMP_CREW)
     assert left_last.status is ResourceStatus.RETURNING
 
 

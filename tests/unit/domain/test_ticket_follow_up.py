@@ -52,7 +52,7 @@ from cityops.domain.incidents.commands import (
     VerifyIncident,
 )
 from cityops.domain.incidents.incident import LinkKind
-from cityops.domain.ticketfollowup import TicketFollowUp
+from cityops.domain.processes.ticket_follow_up import TicketFollowUp
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 OPERATOR = Actor("op-li", Role.HOTLINE_OPERATOR)

@@ -98,3 +98,18 @@ def test_counts_are_whole_and_bounded() -> None:
     for bad in (-1, MAX_COUNT + 1, 2**64, 1.5, True):
         with pytest.raises(InvalidValue, match="injured must be a count"):
             checked_count("injured", bad)
+
+
+def test_an_enum_value_is_parsed_in_one_way_with_one_clear_error() -> None:
+    """Every command parses its enumerated inputs with `parse_enum` (issue 11): a member or
+    its value is taken, anything else names what was expected and lists the known values."""
+    from cityops.domain.catalogue import Urgency
+    from cityops.domain.values import parse_enum
+
+    assert parse_enum(Urgency, "urgent", "urgency") is Urgency.URGENT
+    assert parse_enum(Urgency, Urgency.NORMAL, "urgency") is Urgency.NORMAL
+    with pytest.raises(InvalidValue) as refused:
+        parse_enum(Urgency, "asap", "urgency", "urgencies")
+    assert str(refused.value) == "unknown urgency 'asap'; urgencies are urgent, normal"
+    with pytest.raises(InvalidValue, match=r"unknown urgency \['urgent'\]; urgencies are"):
+        parse_enum(Urgency, ["urgent"], "urgency", "urgencies")  # not even a text

@@ -29,7 +29,7 @@ from cityops.ingest.messages import encode
 from cityops.ingest.pipeline import Delivery, IngestPipeline, Outcome, RetryPolicy
 from cityops.ingest.topics import Topics
 from cityops.ingest.tracks import ResourceTracks
-from cityops.projections.store import SqliteReadStore
+from cityops.storage import SqliteReadStore
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 

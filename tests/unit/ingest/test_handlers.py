@@ -337,7 +337,8 @@ def test_a_crew_leaving_the_scene_is_recorded_on_its_incident_too(
     assert sender.send(IngestStream.RESOURCE_STATUS, returning) is Outcome.DUPLICATE
     assert incidents.incident(incident_id).version == version
 
-    # In a batch with others: it is applied on its own (two streams), the others together.
+    # In a batch with others: staged with them, and its incident records it once the
+    # batch is committed (the movements process follows the resource's change then).
     batch = [messages.resource_status(call_sign="FIRE 8", status="returning", actor=crew,
                                       occurred_at=left_at + timedelta(seconds=10)),
              messages.resource_status(call_sign="FIRE 7", status="available", actor=crew,

@@ -16,6 +16,7 @@ from cityops.ingest.topics import (
     IngestStream,
     Topics,
 )
+from cityops.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -48,12 +49,13 @@ def test_settings_read_the_environment_and_refuse_bad_names(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CITYOPS_KAFKA_BOOTSTRAP_SERVERS", "")
     monkeypatch.setenv("CITYOPS_INGEST_MAX_MESSAGE_BYTES", "65536")
-    settings = IngestSettings()
+    settings = Settings()  # the ingest's section is read with the rest, by the same names
     assert settings.kafka_bootstrap_servers is None
-    assert settings.ingest_max_message_bytes == 65536
-    assert settings.ingest_topic_partitions == 3
+    assert settings.ingest.max_message_bytes == 65536
+    assert settings.ingest.topic_partitions == 3
+    assert IngestSettings().max_message_bytes == 65536  # or on its own
     with pytest.raises(ValueError, match="topic namespace must be letters"):
-        IngestSettings(ingest_topic_namespace="city ops")
+        IngestSettings(topic_namespace="city ops")
 
 
 def test_the_docs_show_the_catalogue_generated_from_the_schemas() -> None:

@@ -23,7 +23,7 @@ from cityops.domain.gridcases.commands import (
     VerifyCase,
 )
 from cityops.projections.statistics import CaseDispatchTable, dispatch_row
-from cityops.projections.store import SqliteReadStore
+from cityops.storage import SqliteReadStore
 
 COLUMNS = ("case_id", "ordinal", "department", "grid_cell", "category", "stage",
            "dispatched_at", "deadline", "handled_at", "on_time", "handling_us",

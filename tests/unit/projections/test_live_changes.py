@@ -18,9 +18,9 @@ from cityops.domain.commands import CommandContext
 from cityops.domain.gridcases.commands import ReturnCaseToCentre
 from cityops.projections.follower import Follower
 from cityops.projections.live_changes import LiveChangeLog, light_change_writer
-from cityops.projections.store import SqliteReadStore
 from cityops.projections.supervision_clock import SupervisionClock
 from cityops.projections.views import grid_case_table
+from cityops.storage import SqliteReadStore
 
 
 class Log:

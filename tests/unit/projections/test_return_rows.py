@@ -20,7 +20,7 @@ from cityops.projections.returns import (
     case_return_table,
     return_figures,
 )
-from cityops.projections.store import SqliteReadStore
+from cityops.storage import SqliteReadStore
 
 
 def project(cases: Any, case_ids: list[UUID], path: Path,

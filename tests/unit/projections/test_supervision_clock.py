@@ -28,10 +28,10 @@ from cityops.domain.gridcases.commands import (
 )
 from cityops.domain.supervision import Light, light_at
 from cityops.projections.follower import Change, Follower
-from cityops.projections.store import SqliteReadStore
 from cityops.projections.supervision_clock import SupervisionClock, next_turn
 from cityops.projections.views import grid_case_table
 from cityops.simulator import SimulatedClock
+from cityops.storage import SqliteReadStore
 
 TICK = timedelta(microseconds=1)
 moments = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31),

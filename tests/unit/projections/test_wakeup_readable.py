@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 
-from cityops.projections.wakeup import readable
+from cityops.storage import readable
 
 
 def test_a_descriptor_above_1023_is_waited_on() -> None:

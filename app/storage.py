@@ -1,20 +1,34 @@
-"""SQL storage of the read models, on SQLite (embedded) or PostgreSQL (production).
+"""The SQL plumbing every package uses, on SQLite (embedded) or PostgreSQL (production):
+the stores of the read models and of the other tables beside the event stores (ingest's
+dead letters and counters, the feeds' positions, photos...), the advisory locks that let
+processes start and create tables at once, tracked positions, and the one PostgreSQL LISTEN
+loop (`PostgresListener`).
 
 Statements are written once with `%s` parameters; the SQLite store translates them. Each
 `transaction()` is atomic: rows and tracking positions commit together or not at all.
+
+It lives in the `cityops` package (app/), beside the settings, logs and metrics that every
+package already imports: projections, ingest, feeds and the command centre all use it, and
+it imports none of them (nor the domain), so it sits below them all.
 """
 
 from __future__ import annotations
 
+import logging
+import selectors
+import socket
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import ConnectionPool
+
+log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
 
@@ -219,3 +233,146 @@ def set_position(txn: Transaction, projection: str, application: str, position: 
         "DO UPDATE SET position = excluded.position",
         (projection, application, position),
     )
+
+
+# --- LISTEN -------------------------------------------------------------------------------
+
+RECONNECT_DELAY_S = 1.0
+"""First wait before reconnecting after the LISTEN connection failed (then doubled)."""
+MAX_RECONNECT_DELAY_S = 30.0
+"""Longest wait between two reconnection attempts (PostgreSQL down for a while)."""
+LIVENESS_CHECK_S = 60.0
+"""How long the listener waits for a notification before making sure the connection is
+alive (a connection lost without a word only shows when something is sent)."""
+
+
+def event_channels(applications: Sequence[Any]) -> list[str]:
+    """The NOTIFY channels of the applications' PostgreSQL event stores.
+
+    No trigger of our own is needed: the eventsourcing library's PostgreSQL recorder sends
+    `NOTIFY <events table>` (e.g. `gridcases_events`) inside every insert transaction (what
+    its own subscriptions listen to), so PostgreSQL delivers it at commit, once the events
+    are visible. The channel names carry no schema: a drill in another schema of the same
+    database also notifies them, and whoever listens then finds nothing new (one empty
+    read) — harmless."""
+    channels = []
+    for application in applications:
+        channel = getattr(application.recorder, "channel_name", None)
+        if not isinstance(channel, str):
+            raise ValueError(
+                f"application {application.name} does not record in PostgreSQL "
+                f"({type(application.recorder).__name__} has no NOTIFY channel): only "
+                "PostgreSQL event stores notify other processes")
+        channels.append(channel)
+    return channels
+
+
+class PostgresListener(threading.Thread):
+    """LISTENs on PostgreSQL channels and calls `notified(channel)` for each channel that
+    was notified (once per channel for a burst that arrived together), in its own thread.
+
+    Whoever listens also polls: a notification only saves waiting. So the one rule for a
+    lost connection is to say so, reconnect after `RECONNECT_DELAY_S` (doubling up to
+    `MAX_RECONNECT_DELAY_S` while PostgreSQL stays away), and on every (re)connection call
+    `notified` for every channel, for whatever was committed while nobody listened. A
+    connection that died silently is found by a `SELECT 1` after `LIVENESS_CHECK_S` without
+    a notification. `stop()` ends it at once."""
+
+    def __init__(self, database_url: str, channels: Sequence[str],
+                 notified: Callable[[str], None], *, purpose: str) -> None:
+        super().__init__(name=f"cityops-listen-{purpose.replace(' ', '-')}", daemon=True)
+        if not channels:
+            raise ValueError(f"{purpose}: a listener needs at least one channel to listen on")
+        self.database_url = database_url
+        self.channels = list(dict.fromkeys(channels))
+        self.notified = notified
+        self.purpose = purpose
+        """What the notifications are for (in the thread's name and the log's lines)."""
+        self.backend_pid: int | None = None
+        """The PostgreSQL backend of the LISTEN connection once it listens (None while
+        connecting): what an operator (or a test) terminates to see it reconnect."""
+        self.connections = 0
+        """How many times it has connected and started listening."""
+        self.listening = threading.Event()
+        """Set while it listens, cleared while it is (re)connecting."""
+        self._stopping = threading.Event()
+        # `stop()` writes to this pair to interrupt the select() the thread sleeps in.
+        self._interrupt, self._interrupted = socket.socketpair()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop listening and wait for the thread to end."""
+        self._stopping.set()
+        with suppress(OSError):  # already closed by an earlier stop
+            self._interrupt.send(b"x")
+        if self.is_alive():
+            self.join(timeout)
+        self._interrupt.close()
+        self._interrupted.close()
+
+    def run(self) -> None:
+        delay = RECONNECT_DELAY_S
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self.database_url, autocommit=True, connect_timeout=10,
+                                     application_name=self.name) as conn:
+                    for channel in self.channels:
+                        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    self.backend_pid = conn.info.backend_pid
+                    self.connections += 1
+                    if self.connections > 1:
+                        log.info("%s: listening again on %s", self.purpose,
+                                 ", ".join(self.channels))
+                    self.listening.set()
+                    delay = RECONNECT_DELAY_S
+                    # Whatever was committed while nobody listened.
+                    self._tell(self.channels)
+                    self._listen(conn)
+            except Exception as error:  # whatever it was, polling covers until reconnected
+                if self._stopping.is_set():
+                    break
+                log.warning(
+                    "%s: lost the LISTEN connection to PostgreSQL (%s); polling meanwhile, "
+                    "reconnecting in %.0f s", self.purpose,
+                    str(error).strip() or type(error).__name__, delay,
+                    exc_info=not isinstance(error, psycopg.Error))
+            finally:
+                self.listening.clear()
+                self.backend_pid = None
+            if self._sleep(delay):
+                break
+            delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
+
+    def _listen(self, conn: psycopg.Connection[Any]) -> None:
+        """Pass on each notification until stopped (returns) or the connection fails
+        (raises)."""
+        while not self._stopping.is_set():
+            interrupted = self._interrupted.fileno()
+            ready = readable([conn.fileno(), interrupted], LIVENESS_CHECK_S)
+            if interrupted in ready:
+                return
+            if not ready:
+                conn.execute("SELECT 1")  # raises if the connection died silently
+                continue
+            # Drain what has arrived (timeout=0: no waiting); a dead connection raises here.
+            self._tell(list(dict.fromkeys(n.channel for n in conn.notifies(timeout=0))))
+
+    def _tell(self, channels: Sequence[str]) -> None:
+        for channel in channels:
+            try:
+                self.notified(channel)
+            except Exception:  # a broken receiver must not stop the listening
+                log.exception("%s: passing on a notification of %s failed", self.purpose,
+                              channel)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait before reconnecting; True when stopped meanwhile."""
+        return bool(readable([self._interrupted.fileno()], seconds)) or self._stopping.is_set()
+
+
+def readable(fds: Sequence[int], timeout: float) -> set[int]:
+    """Which of `fds` can be read within `timeout` seconds. A selector (epoll), not
+    `select.select`: that one refuses descriptors above 1023, which a busy process has."""
+    with selectors.DefaultSelector() as selector:
+        for fd in fds:
+            selector.register(fd, selectors.EVENT_READ)
+        return {key.fd for key, _ in selector.select(timeout)}

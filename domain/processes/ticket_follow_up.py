@@ -2,35 +2,27 @@
 network handles it"): a process that follows the grid-case and incident event logs and
 records on the ticket what became of its work, up to the reply filled from the result.
 
-It is the eventsourcing library's process-application pattern (a follower with a tracked
-position; see EVENTSOURCING.md): the hotline application owns the tickets it changes, so it
-records the new ticket events together with the position of the case or incident
+It is a process across streams (`cityops.domain.processes.following`, the eventsourcing
+library's process-application pattern): the hotline application owns the tickets it changes,
+so it records the new ticket events together with the position of the case or incident
 notification that caused them (`Tracking(<upstream>, <notification id>)`) in one
 transaction of its own store. A restart resumes after the last tracked position, and a
 notification is never applied twice: another save at a position not after the tracked one
 is refused by the store (two processes following at once take turns the same way).
-
-The logs are polled from the tracked position (the SQLite recorder has no subscriptions;
-PostgreSQL serialises inserts with a table lock, so every notification up to the head read
-first is visible), only for the event classes that matter, so the projection processes (and
-the embedded default) run it beside the read-model followers at little cost.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 
 from cityops.domain.actors import Actor, Role
-from cityops.domain.application import CityApplication
 from cityops.domain.errors import DomainError, NotFound
-from cityops.domain.former_topics import stored_topics
 from cityops.domain.gridcases.application import GridCases
 from cityops.domain.gridcases.case import GridCase, RejectionReason
 from cityops.domain.hotline.application import HotlineTickets
@@ -38,12 +30,12 @@ from cityops.domain.hotline.ticket import TRANSFERABLE, HotlineTicket, LinkedWor
 from cityops.domain.incidents.application import Incidents
 from cityops.domain.incidents.incident import Incident, LinkKind
 from cityops.domain.permissions import check_permitted
+from cityops.domain.processes.following import CrossStreamProcess, Upstream, topics_of
 
 log = logging.getLogger(__name__)
 
 FOLLOW_UP_ACTOR = Actor("ticket-follow-up", Role.SYSTEM)
 """Who records on a ticket what became of its case or incident."""
-BATCH_SIZE = 500
 MAX_ATTEMPTS = 5
 """Decisions remade on a ticket an operator changed at the same moment, before giving up
 until the next round."""
@@ -64,23 +56,7 @@ class TicketStep:
     apply: Callable[[HotlineTicket], bool]
 
 
-StepsOf = Callable[[Any], list[TicketStep]]
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """An application whose log the follow-up follows, and the events it reads there."""
-
-    application: CityApplication
-    topics: tuple[str, ...]
-    steps: StepsOf
-
-
-def _topics(*event_classes: type) -> tuple[str, ...]:
-    return tuple(topic for cls in event_classes for topic in stored_topics(cls))
-
-
-class TicketFollowUp:
+class TicketFollowUp(CrossStreamProcess):
     """Follows the grid cases and incidents that tickets became, and records their progress
     and end on the tickets (where the reply is filled from the result)."""
 
@@ -91,86 +67,23 @@ class TicketFollowUp:
         self.hotline = hotline
         self.grid_cases = grid_cases
         self.incidents = incidents
-        self.upstreams: dict[str, Upstream] = {
+        super().__init__(hotline, {
             grid_cases.name: Upstream(
                 grid_cases,
-                _topics(GridCase.Handled, GridCase.ReworkOrdered, GridCase.Closed,
-                        GridCase.Rejected),
-                self._case_steps),
+                topics_of(GridCase.Handled, GridCase.ReworkOrdered, GridCase.Closed,
+                          GridCase.Rejected),
+                lambda event, tracking: self._apply(
+                    tracking.application_name, tracking.notification_id,
+                    self._case_steps(event))),
             incidents.name: Upstream(
                 incidents,
-                _topics(Incident.Contained, Incident.Closed, Incident.Dismissed),
-                self._incident_steps),
-        }
+                topics_of(Incident.Contained, Incident.Closed, Incident.Dismissed),
+                lambda event, tracking: self._apply(
+                    tracking.application_name, tracking.notification_id,
+                    self._incident_steps(event))),
+        })
 
-    # --- what a follower runner asks (projections.follower.FollowerThread) -------------------
-
-    @property
-    def projection(self) -> str:
-        return self.name
-
-    @property
-    def application_name(self) -> str:
-        return "+".join(self.upstreams)
-
-    @property
-    def tracking(self) -> ProcessRecorder:
-        """The hotline's store, where the follow-up's positions are tracked."""
-        recorder = self.hotline.recorder
-        if not isinstance(recorder, ProcessRecorder):
-            raise TypeError("the hotline application needs a process recorder")
-        return recorder
-
-    def position(self, upstream: str) -> int:
-        """The last notification of `upstream`'s log that the tickets have followed."""
-        return self.tracking.max_tracking_id(upstream) or 0
-
-    def head(self, upstream: str) -> int:
-        return self.upstreams[upstream].application.recorder.max_notification_id() or 0
-
-    def lag(self) -> dict[str, int]:
-        """Notifications of each followed log not followed yet."""
-        return {name: max(0, self.head(name) - self.position(name)) for name in self.upstreams}
-
-    def process_batch(self, size: int = BATCH_SIZE) -> int:
-        """Follow at most `size` notifications of each log; returns how many positions the
-        tracked positions moved on (0: nothing new)."""
-        return sum(self._follow(name, size) for name in self.upstreams)
-
-    def catch_up(self) -> int:
-        """Follow everything recorded so far."""
-        done = 0
-        while (moved := self.process_batch()) > 0:
-            done += moved
-        return done
-
-    def reset(self) -> None:
-        """Nothing is cached between rounds (the runner calls this after a failure)."""
-
-    # --- following -------------------------------------------------------------------------
-
-    def _follow(self, name: str, size: int) -> int:
-        upstream = self.upstreams[name]
-        start = self.position(name)
-        head = self.head(name)
-        if head <= start:
-            return 0
-        recorder = upstream.application.recorder
-        notifications = recorder.select_notifications(
-            start=start, limit=size, stop=head, topics=upstream.topics,
-            inclusive_of_start=False)
-        tracked = start
-        for notification in notifications:
-            event = upstream.application.mapper.to_domain_event(notification)
-            if self._apply(name, notification.id, upstream.steps(event)):
-                tracked = notification.id
-        # A page that is not full holds everything of interest up to the head read first.
-        end = head if len(notifications) < size else notifications[-1].id
-        if end > tracked:
-            # Refused when another process following the same log is already further.
-            with suppress(IntegrityError):
-                self.tracking.insert_tracking(Tracking(name, end))
-        return end - start
+    # --- recording on the tickets ----------------------------------------------------------
 
     def _apply(self, upstream: str, notification_id: int, steps: list[TicketStep]) -> bool:
         """Record on the tickets what one notification means for them, with its position;
@@ -274,8 +187,8 @@ class TicketFollowUp:
         incident: object = self.incidents.repository.get(event.originator_id,
                                                          version=event.originator_version)
         assert isinstance(incident, Incident)
-        tickets = [link["id"] for link in incident.links
-                   if link["kind"] == LinkKind.HOTLINE_TICKET.value]
+        tickets = [link.target_id for link in incident.links
+                   if link.kind is LinkKind.HOTLINE_TICKET]
         if not tickets:
             return []
         at = event.timestamp
