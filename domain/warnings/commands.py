@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-from cityops.domain.commands import Command
+from cityops.domain.commands import Command, enum_field
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import Area
 from cityops.domain.model import checked_text
@@ -24,7 +24,6 @@ from cityops.domain.warnings.content import (
     Urgency,
     WarningCircle,
     WarningText,
-    enum_value,
     warning_polygon,
 )
 
@@ -107,10 +106,11 @@ class WarningWording:
             if self.expires <= self.onset:
                 raise InvalidValue(f"expiry {self.expires.isoformat()} is not after onset "
                                    f"{self.onset.isoformat()}")
-        object.__setattr__(self, "urgency", enum_value(Urgency, self.urgency, "urgency"))
-        object.__setattr__(self, "certainty", enum_value(Certainty, self.certainty,
-                                                          "certainty"))
-        object.__setattr__(self, "scope", enum_value(Scope, self.scope, "scope"))
+        object.__setattr__(self, "urgency",
+                           enum_field(Urgency, "urgency", self.urgency, "urgencies"))
+        object.__setattr__(self, "certainty", enum_field(Certainty, "certainty", self.certainty,
+                                                          "certainties"))
+        object.__setattr__(self, "scope", enum_field(Scope, "scope", self.scope))
         if self.level is not None:
             object.__setattr__(self, "level", checked_text("level", self.level, limit=20))
         if self.area is not None and not isinstance(self.area, DrawnArea):
@@ -141,7 +141,7 @@ class DraftWarning(WarningCommand, WarningWording):
                              ("alarm id", self.alarm_id)):
             if value is not None:
                 checked_id(label, value)
-        object.__setattr__(self, "origin", enum_value(OriginKind, self.origin, "origin"))
+        object.__setattr__(self, "origin", enum_field(OriginKind, "origin", self.origin))
         if self.origin is OriginKind.INCIDENT and self.incident_id is None:
             raise InvalidValue("a warning drafted from an incident names the incident")
         if self.origin is OriginKind.HAZARD_ALARM and (

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import shapely
@@ -28,9 +28,7 @@ import shapely
 from cityops.domain.errors import InvalidValue
 from cityops.domain.geometry import WGS84, Area, GeoPoint
 from cityops.domain.model import checked_text
-from cityops.domain.values import checked_instant, checked_number
-
-E = TypeVar("E", bound=StrEnum)
+from cityops.domain.values import checked_instant, checked_number, parse_enum
 
 MAX_HEADLINE = 160
 """CAP recommends a headline short enough for a text message (about 160 characters)."""
@@ -134,14 +132,6 @@ class OriginKind(StrEnum):
     """Drafted from scratch."""
 
 
-def enum_value(enum: type[E], value: Any, label: str) -> E:
-    try:
-        return enum(value)
-    except ValueError:
-        known = ", ".join(member.value for member in enum)
-        raise InvalidValue(f"unknown {label} {value!r}; known: {known}") from None
-
-
 @dataclass(frozen=True, slots=True)
 class WarningLevel:
     """A warning's level: its code (red/orange/yellow/blue or I/II/III/IV), which of the two
@@ -153,7 +143,7 @@ class WarningLevel:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "code", checked_text("warning level", self.code, limit=20))
-        object.__setattr__(self, "kind", enum_value(LevelKind, self.kind, "level kind"))
+        object.__setattr__(self, "kind", parse_enum(LevelKind, self.kind, "level kind"))
         if isinstance(self.rank, bool) or not isinstance(self.rank, int) \
                 or not 1 <= self.rank <= 4:
             raise InvalidValue(f"warning level rank must be 1..4, got {self.rank!r}")
@@ -241,7 +231,7 @@ class AdminAreaRef:
     name: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "level", enum_value(AdminLevel, self.level, "area level"))
+        object.__setattr__(self, "level", parse_enum(AdminLevel, self.level, "area level"))
         object.__setattr__(self, "code", checked_text("area code", self.code, limit=64))
         object.__setattr__(self, "name", checked_text("area name", self.name, limit=200))
 
@@ -388,7 +378,7 @@ class WarningOrigin:
     """The incident's title or the hazard source's name, as it was when drafted."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", enum_value(OriginKind, self.kind, "origin"))
+        object.__setattr__(self, "kind", parse_enum(OriginKind, self.kind, "origin"))
         if self.kind is OriginKind.INCIDENT and self.incident_id is None:
             raise InvalidValue("a warning from an incident names the incident")
         if self.kind is OriginKind.HAZARD_ALARM and (self.hazard_source_id is None
@@ -441,10 +431,11 @@ class WarningContent:
                                                             limit=64))
         if not isinstance(self.level, WarningLevel):
             raise InvalidValue("a warning's level must be a WarningLevel")
-        object.__setattr__(self, "urgency", enum_value(Urgency, self.urgency, "urgency"))
-        object.__setattr__(self, "certainty", enum_value(Certainty, self.certainty,
-                                                          "certainty"))
-        object.__setattr__(self, "scope", enum_value(Scope, self.scope, "scope"))
+        object.__setattr__(self, "urgency",
+                           parse_enum(Urgency, self.urgency, "urgency", "urgencies"))
+        object.__setattr__(self, "certainty", parse_enum(Certainty, self.certainty, "certainty",
+                                                          "certainties"))
+        object.__setattr__(self, "scope", parse_enum(Scope, self.scope, "scope"))
         texts = tuple(self.texts)
         given = [t.language for t in texts]
         missing = [lang for lang in LANGUAGES if lang not in given]

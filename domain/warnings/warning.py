@@ -20,9 +20,10 @@ A warning drafted in a drill is an exercise from its first event on and stays on
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from cityops.domain.actors import Actor
@@ -81,6 +82,26 @@ def as_sent(doc: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
+@dataclass(frozen=True)
+class WarningStep:
+    """A step of a warning's workflow: what was done, by whom in what role, when, and the
+    note or reason given."""
+
+    step: str
+    by: str
+    role: str
+    at: datetime
+    note: str = ""
+
+    @classmethod
+    def of(cls, step: str, actor: Actor, at: datetime, note: str = "") -> WarningStep:
+        return cls(step=step, by=actor.user_id, role=actor.role.value, at=at, note=note)
+
+    def summary(self) -> dict[str, Any]:
+        return {"step": self.step, "by": self.by, "role": self.role,
+                "at": self.at.isoformat(), "note": self.note}
+
+
 class SecondPersonRequired(NotPermitted):
     """The two-person rule: who wrote a public warning's content may not approve it."""
 
@@ -91,28 +112,14 @@ class Warning(CityAggregate):
     KIND = "warning"
 
     class Drafted(CityAggregate.Created):
+        """`Warning.__init__` makes the warning's state from these facts (the library passes
+        a created event's fields to `__init__` by name)."""
+
+        # Declared again only for the type checker: it sees `Created` without `Event`'s actor.
         actor: Actor
         content: dict[str, Any]
         alert_status: str
         drill_id: str | None
-
-        def apply(self, warning: Warning) -> None:
-            warning.status = WarningStatus.DRAFTED
-            warning.alert_status = AlertStatus(self.alert_status)
-            warning.drill_id = self.drill_id
-            warning.draft = WarningContent.from_fact(self.content)
-            warning.authors = [self.actor.user_id]
-            warning.drafted_by = self.actor.user_id
-            warning.drafted_at = self.timestamp
-            warning.approved_by = None
-            warning.approved_at = None
-            warning.notices = []
-            warning.cancelled_at = None
-            warning.cancelled_by = None
-            warning.cancel_reason = None
-            warning.discarded_at = None
-            warning.steps = []
-            warning.note_step("drafted", self)
 
     class DraftRevised(CityAggregate.Event):
         """The content under preparation was changed (an approval given is withdrawn)."""
@@ -204,33 +211,38 @@ class Warning(CityAggregate):
 
     # --- state helpers used by the events ------------------------------------------------
 
-    if TYPE_CHECKING:
-        status: WarningStatus
-        alert_status: AlertStatus
-        drill_id: str | None
-        draft: WarningContent | None
-        authors: list[str]
-        drafted_by: str
-        drafted_at: datetime
-        approved_by: str | None
-        approved_at: datetime | None
-        notices: list[WarningNotice]
-        cancelled_at: datetime | None
-        cancelled_by: str | None
-        cancel_reason: str | None
-        discarded_at: datetime | None
-        steps: list[dict[str, Any]]
+    def __init__(self, *, content: dict[str, Any], alert_status: str, drill_id: str | None,
+                 actor: Actor, timestamp: datetime) -> None:
+        """The warning as drafted (from the `Drafted` event's facts): every attribute it
+        keeps is declared here, once, with its type; the events change them."""
+        self.status: WarningStatus = WarningStatus.DRAFTED
+        self.alert_status = AlertStatus(alert_status)
+        self.drill_id = drill_id
+        """The drill it was drafted in (an exercise from its first event on), or None."""
+        self.draft: WarningContent | None = WarningContent.from_fact(content)
+        """The content under preparation (None when nothing is prepared)."""
+        self.authors: list[str] = [actor.user_id]
+        """Who wrote the content under preparation (none of them may approve it)."""
+        self.drafted_by = actor.user_id
+        self.drafted_at = timestamp
+        self.approved_by: str | None = None
+        self.approved_at: datetime | None = None
+        self.notices: list[WarningNotice] = []
+        """Every message sent out, oldest first."""
+        self.cancelled_at: datetime | None = None
+        self.cancelled_by: str | None = None
+        self.cancel_reason: str | None = None
+        self.discarded_at: datetime | None = None
+        self.steps: list[WarningStep] = [WarningStep.of("drafted", actor, timestamp)]
 
     def sent(self, notice: WarningNotice, status: WarningStatus) -> None:
         self.notices.append(notice)
         self.draft = None
         self.status = status
 
-    def note_step(self, step: str, event: Any, note: str = "") -> None:
+    def note_step(self, step: str, event: CityAggregate.Event, note: str = "") -> None:
         """Keep a step of the workflow (its event's actor and time) for the summary."""
-        self.steps.append({"step": step, "by": event.actor.user_id,
-                           "role": event.actor.role.value, "at": event.timestamp.isoformat(),
-                           "note": note})
+        self.steps.append(WarningStep.of(step, event.actor, event.timestamp, note))
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -420,7 +432,7 @@ class Warning(CityAggregate):
             "cancelled_by": self.cancelled_by,
             "cancel_reason": self.cancel_reason,
             "discarded_at": iso_or_none(self.discarded_at),
-            "steps": [dict(s) for s in self.steps],
+            "steps": [s.summary() for s in self.steps],
         }
 
 
