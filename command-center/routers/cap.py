@@ -19,10 +19,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Request, Response
 from lxml import etree
-from pydantic import BaseModel, Field
 
 from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.models.warnings import CapAlertsPublic
 from cityops.command_center.routers.subscriptions import FeedsDep
+from cityops.command_center.sharing import SharingSource
+from cityops.domain.actors import Actor
 from cityops.domain.errors import NotFound
 from cityops.domain.sharing import Viewer
 from cityops.feeds.cap import CAP_MEDIA_TYPE
@@ -40,31 +42,6 @@ CAP_ANSWER: dict[int | str, dict[str, Any]] = {
 ATOM_ANSWER: dict[int | str, dict[str, Any]] = {
     200: {"description": "An Atom 1.0 feed, one entry per warning in force",
           "content": {ATOM_MEDIA_TYPE: {"schema": {"type": "string"}}}}}
-
-
-class CapAlertPublic(BaseModel):
-    """One alert a warning sent (the document is at `url`)."""
-
-    identifier: str
-    warning_id: str
-    sequence: int
-    msg_type: str = Field(description="Alert, Update or Cancel")
-    status: str = Field(description="Actual, or Exercise (a drill's)")
-    scope: str = Field(description="Public or Restricted")
-    sent: str
-    onset: str
-    expires: str
-    headline: str
-    drill_id: str | None
-    held: bool = Field(description="An exercise alert of another drill: never published "
-                       "from this system")
-    signed: bool
-    url: str
-
-
-class CapAlertsPublic(BaseModel):
-    data: list[CapAlertPublic]
-    count: int
 
 
 def _document(alert: StoredAlert) -> Response:
@@ -127,7 +104,7 @@ def public_alert(feeds: FeedsDep,
     return _document(alert)
 
 
-def _visible(alert: StoredAlert, system: Any, actor: Any) -> bool:
+def _visible(alert: StoredAlert, system: SharingSource, actor: Actor) -> bool:
     field = "alert" if alert.scope == "Public" else "restricted_alert"
     return bool(system.sharing.allows(Stream.WARNINGS, field, Viewer.of(actor)))
 

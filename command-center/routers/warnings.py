@@ -24,6 +24,12 @@ from cityops.command_center.dependencies import (
     page_body,
 )
 from cityops.command_center.history import event_history
+from cityops.command_center.models.common import HistoryEntryPublic
+from cityops.command_center.models.warnings import (
+    WarningNoticePublic,
+    WarningPublic,
+    WarningsPublic,
+)
 from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import scope_guard, scope_of
 from cityops.command_center.sharing import DocumentView, warning_view
@@ -175,54 +181,6 @@ class ReasonIn(Command):
     reason: str = Field(min_length=1, max_length=4000)
 
 
-# --- answers ---------------------------------------------------------------------------------
-
-
-class WarningOut(BaseModel):
-    """A warning as its reader may see it; `status` says `expired` once an issued warning's
-    expiry has passed."""
-
-    model_config = ConfigDict(extra="allow")
-    id: UUID
-    version: int
-    status: WarningStatus
-    recorded_status: WarningStatus
-    alert_status: AlertStatus
-    drill_id: str | None
-    scope: Scope | None
-    headline: str | None
-    level: str | None
-    event_type: str | None
-    expires: datetime | None
-    content: dict[str, Any] | None = Field(description="What is in force (null: never issued)")
-    draft: dict[str, Any] | None = Field(default=None, description="Content under "
-                                         "preparation (the centre only)")
-    sequence: int
-    notices: list[dict[str, Any]]
-
-
-class WarningsPage(BaseModel):
-    data: list[WarningOut]
-    count: int
-    limit: int
-    offset: int
-
-
-class NoticeOut(BaseModel):
-    """One message the warning sent out (alert, update or cancel) with all it carried."""
-
-    model_config = ConfigDict(extra="allow")
-    warning_id: UUID
-    identifier: str
-    sequence: int
-    msg_type: Literal["alert", "update", "cancel"]
-    sent: datetime
-    sender: str
-    status: AlertStatus
-    references: list[dict[str, Any]]
-    content: dict[str, Any]
-
-
 # --- helpers ---------------------------------------------------------------------------------
 
 
@@ -256,7 +214,7 @@ def _run(system: SystemDep, command: WarningCommand, actor: Actor, command_id: s
 # --- routes ----------------------------------------------------------------------------------
 
 
-@router.post("", status_code=201, response_model=WarningOut,
+@router.post("", status_code=201, response_model=WarningPublic,
              response_model_exclude_unset=True)
 def draft_warning(body: WarningDraftIn, system: SystemDep, actor: CurrentActor,
                   command_id: CommandId) -> dict[str, Any]:
@@ -268,7 +226,7 @@ def draft_warning(body: WarningDraftIn, system: SystemDep, actor: CurrentActor,
     return _run(system, command, actor, command_id, {})
 
 
-@router.get("", response_model=WarningsPage, response_model_exclude_unset=True)
+@router.get("", response_model=WarningsPublic, response_model_exclude_unset=True)
 def list_warnings(
     system: SystemDep,
     actor: CurrentActor,
@@ -330,20 +288,20 @@ def list_warnings(
     return page_body([shown(doc, now, view) for doc in page.items], page.total, paging)
 
 
-@router.get("/{warning_id}", response_model=WarningOut,
+@router.get("/{warning_id}", response_model=WarningPublic,
              response_model_exclude_unset=True)
 def get_warning(warning_id: UUID, system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
     """One warning as recorded now: what is in force, what is being prepared, its steps."""
     return _state(system, warning_id, actor)
 
 
-@router.get("/{warning_id}/notices", response_model=list[NoticeOut])
+@router.get("/{warning_id}/notices", response_model=list[WarningNoticePublic])
 def warning_notices(warning_id: UUID, system: SystemDep) -> list[dict[str, Any]]:
     """Every message the warning sent out (alert, updates, cancellation), oldest first."""
     return [n.summary() for n in system.warnings.notices(warning_id)]
 
 
-@router.get("/{warning_id}/history")
+@router.get("/{warning_id}/history", response_model=list[HistoryEntryPublic])
 def warning_history(warning_id: UUID, system: SystemDep,
                     actor: CurrentActor) -> list[dict[str, Any]]:
     """Every event of the warning: what happened, who did it, in what role, and when."""
@@ -356,7 +314,7 @@ def warning_history(warning_id: UUID, system: SystemDep,
     return event_history(events)
 
 
-@router.post("/{warning_id}/revise", response_model=WarningOut,
+@router.post("/{warning_id}/revise", response_model=WarningPublic,
              response_model_exclude_unset=True)
 def revise_warning(warning_id: UUID, body: WarningRevisionIn, system: SystemDep,
                    actor: CurrentActor, command_id: CommandId,
@@ -366,7 +324,7 @@ def revise_warning(warning_id: UUID, body: WarningRevisionIn, system: SystemDep,
     return _run(system, command, actor, command_id, seen)
 
 
-@router.post("/{warning_id}/approve", response_model=WarningOut,
+@router.post("/{warning_id}/approve", response_model=WarningPublic,
              response_model_exclude_unset=True)
 def approve_warning(warning_id: UUID, body: ApprovalIn, system: SystemDep,
                     actor: CurrentActor, command_id: CommandId,
@@ -377,7 +335,7 @@ def approve_warning(warning_id: UUID, body: ApprovalIn, system: SystemDep,
                 command_id, seen)
 
 
-@router.post("/{warning_id}/issue", response_model=WarningOut,
+@router.post("/{warning_id}/issue", response_model=WarningPublic,
              response_model_exclude_unset=True)
 def issue_warning(warning_id: UUID, body: IssueIn, system: SystemDep, actor: CurrentActor,
                   command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
@@ -385,7 +343,7 @@ def issue_warning(warning_id: UUID, body: IssueIn, system: SystemDep, actor: Cur
     return _run(system, IssueWarning(warning_id=warning_id), actor, command_id, seen)
 
 
-@router.post("/{warning_id}/update", response_model=WarningOut,
+@router.post("/{warning_id}/update", response_model=WarningPublic,
              response_model_exclude_unset=True)
 def update_warning(warning_id: UUID, body: WarningUpdateIn, system: SystemDep,
                    actor: CurrentActor, command_id: CommandId,
@@ -395,7 +353,7 @@ def update_warning(warning_id: UUID, body: WarningUpdateIn, system: SystemDep,
     return _run(system, command, actor, command_id, seen)
 
 
-@router.post("/{warning_id}/cancel", response_model=WarningOut,
+@router.post("/{warning_id}/cancel", response_model=WarningPublic,
              response_model_exclude_unset=True)
 def cancel_warning(warning_id: UUID, body: ReasonIn, system: SystemDep, actor: CurrentActor,
                    command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
@@ -404,7 +362,7 @@ def cancel_warning(warning_id: UUID, body: ReasonIn, system: SystemDep, actor: C
                 command_id, seen)
 
 
-@router.post("/{warning_id}/discard", response_model=WarningOut,
+@router.post("/{warning_id}/discard", response_model=WarningPublic,
              response_model_exclude_unset=True)
 def discard_warning(warning_id: UUID, body: ReasonIn, system: SystemDep, actor: CurrentActor,
                     command_id: CommandId, seen: SeenVersion) -> dict[str, Any]:
