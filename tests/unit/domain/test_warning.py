@@ -48,7 +48,7 @@ from cityops.domain.warnings.content import (
     WarningCircle,
     WarningText,
 )
-from cityops.domain.warnings.warning import SecondPersonRequired, WarningStatus
+from cityops.domain.warnings.warning import SecondPersonRequired, WarningStatus, WarningStep
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 START = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
@@ -495,3 +495,30 @@ def test_a_notice_references_exactly_what_it_replaces_and_an_exercise_belongs_to
         replace(alert, status=AlertStatus.EXERCISE)
     with pytest.raises(InvalidValue, match="exercise notice belongs to a drill"):
         replace(alert, drill_id="drill-1")
+
+
+def test_the_warning_declares_its_state_once_and_keeps_its_steps_as_typed_values(
+        desk: Warnings, clock: FixedClock) -> None:
+    """Issue 11's standard on the warning: the state is made in `__init__` from the
+    `Drafted` facts (no attribute appears first in an event's apply), the workflow's steps
+    are `WarningStep` values, and the summary writes them as before."""
+    warning_id = issued(desk)
+    clock.advance(minutes=3)
+    desk.handle(CancelWarning(warning_id=warning_id, reason="leak stopped"),
+                CommandContext(actor=DRAFTER))
+    warning = desk.warning(warning_id)
+    assert all(isinstance(step, WarningStep) for step in warning.steps)
+    assert [(s.step, s.by, s.role) for s in warning.steps] == [
+        ("drafted", "duty-zhao", "dispatcher"), ("approved", "duty-li", "dispatcher"),
+        ("issued", "duty-zhao", "dispatcher"), ("cancelled", "duty-zhao", "dispatcher")]
+    assert warning.steps[-1].note == "leak stopped" and warning.steps[-1].at == clock.now
+    assert warning.summary()["steps"][-1] == {
+        "step": "cancelled", "by": "duty-zhao", "role": "dispatcher",
+        "at": clock.now.isoformat(), "note": "leak stopped"}
+    # Everything the warning keeps exists from its first event on.
+    first = desk.repository.get(warning_id, version=1)
+    assert set(vars(first)) >= {"status", "alert_status", "drill_id", "draft", "authors",
+                                "drafted_by", "drafted_at", "approved_by", "approved_at",
+                                "notices", "cancelled_at", "cancelled_by", "cancel_reason",
+                                "discarded_at", "steps"}
+    assert vars(first).keys() == vars(warning).keys()
