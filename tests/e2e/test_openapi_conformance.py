@@ -346,6 +346,53 @@ def _hotline(walk: Walk, incident_id: str) -> None:
     walk.get("/hotline-tickets", role="department-user", dept="water")
 
 
+def _warnings(walk: Walk, incident_id: str) -> None:
+    """The warning desk: a warning from the walk's incident drafted, revised, approved by a
+    second dispatcher, issued, updated (a first update discarded) and cancelled; its CAP
+    alerts, written by the feed process's alert log, served to users and to the public."""
+    wording = {
+        "texts": [{"language": "zh-CN", "headline": "燃气泄漏 请远离",
+                   "description": "液化气站泄漏", "instruction": "关闭门窗 远离该区域"},
+                  {"language": "en-US", "headline": "Gas leak: keep away",
+                   "description": "Gas leak at the depot",
+                   "instruction": "Close windows and stay away"}],
+        "expires": (walk.api.system.clock() + timedelta(hours=6)).isoformat(),
+        "contact": "City hotline 12345"}
+    circle = {"circles": [{"centre": IN_TOWN, "radius_km": 1.0}]}
+    warning = walk.post("/warnings", {"origin": "incident", "incident_id": incident_id,
+                                      "area": circle, **wording}, expect=201)
+    path = f"/warnings/{warning['id']}"
+    walk.post(f"{path}/revise", {**wording, "reason": "the hotline's number"})
+    second = {"user": "dispatcher-2"}
+    walk.post(f"{path}/approve", {"note": "checked"}, **second)
+    walk.post(f"{path}/issue", {})
+    walk.post(f"{path}/update", {**wording, "reason": "spreading"})
+    walk.post(f"{path}/discard", {"reason": "not spreading after all"})
+    lon, lat = IN_TOWN["coordinates"]
+    wider = {"type": "Polygon", "coordinates": [[
+        [lon - 0.01, lat - 0.01], [lon + 0.01, lat - 0.01], [lon + 0.01, lat + 0.01],
+        [lon - 0.01, lat + 0.01], [lon - 0.01, lat - 0.01]]]}
+    walk.post(f"{path}/update", {**wording, "reason": "spreading",
+                                 "area": {"polygons": [wider]}})
+    walk.post(f"{path}/approve", {}, **second)
+    walk.post(f"{path}/issue", {}, **second)
+    walk.api.settle()
+    walk.get("/warnings", params={"status": "issued"})
+    walk.get("/warnings", role="department-user", dept="water")
+    walk.get(path)
+    walk.get(f"{path}/notices")
+    walk.get(f"{path}/history")
+    walk.post(f"{path}/cancel", {"reason": "leak stopped"})
+    cap_alerts = walk.app.state.feeds.cap_alerts
+    while cap_alerts.follow_round():
+        pass
+    alerts = walk.get(f"/cap/warnings/{warning['id']}")
+    assert [a["msg_type"] for a in alerts["data"]] == ["Alert", "Update", "Cancel"]
+    walk.get(f"/cap/warnings/{warning['id']}/3.xml")
+    walk.get(f"/cap/alerts/{alerts['data'][0]['identifier']}.xml", role=None)
+    walk.get("/cap/alerts.atom", role=None)
+
+
 def _close_incident(walk: Walk, incident_id: str) -> None:
     path = f"/incidents/{incident_id}"
     walk.post(f"{path}/contain", {"note": "contained"})
@@ -486,6 +533,7 @@ def test_every_operation_answers_as_its_document_says(module_api: Api) -> None:
     _resources(walk, incident_id)
     _hazards(walk)
     _hotline(walk, incident_id)
+    _warnings(walk, incident_id)
     _maps(walk, incident_id)
     _close_incident(walk, incident_id)
     _subscriptions(walk)
