@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from cityops.command_center.models.common import (
-    MultiPolygonPublic,
     Number,
     PagePublic,
     PolygonPublic,
@@ -57,10 +56,10 @@ class CirclePointPublic(Public):
     radius_km: Number
 
 
-AreaPartPublic = Annotated[PolygonPublic | MultiPolygonPublic | CirclePointPublic,
+AreaPartPublic = Annotated[PolygonPublic | CirclePointPublic,
                            Field(discriminator="type")]
-"""One part of a warning's area in GeoJSON: a polygon, or a circle as a point with its
-radius."""
+"""One part of a warning's area in GeoJSON: a polygon (one ring, no holes), or a circle
+as a point with its radius."""
 
 
 class AreaCollectionPublic(Public):
