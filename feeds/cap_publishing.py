@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +35,6 @@ from functools import cached_property
 from typing import Any
 from uuid import UUID
 
-import shapely
 from eventsourcing.application import Application
 
 from cityops.domain.clock import SecondsClock, real_seconds
@@ -64,8 +62,6 @@ CAP_ALERTS_SOURCE = "cap-alerts"
 WARNING_MESSAGES = {"Warning.Issued": Trigger.CREATED, "Warning.Updated": Trigger.UPDATED,
                     "Warning.Cancelled": Trigger.CLOSED}
 """The warning's events that send a message out, and the feeds' trigger of each."""
-KM_PER_DEGREE = 111.32
-CIRCLE_SEGMENTS = 16
 
 ALERT_COLUMNS = ("seq", "identifier", "warning_id", "sequence", "msg_type", "status", "scope",
                  "sent", "onset", "expires", "headline", "drill_id", "held", "trigger",
@@ -174,21 +170,6 @@ class StoredAlert:
                 "signed": self.signed}
 
 
-def warning_area(notice: WarningNotice) -> Area:
-    """The whole area of a warning as one shape (circles as polygons), for subscriptions'
-    area filters."""
-    area = notice.content.area
-    parts = [polygon.shape for polygon in area.polygons]
-    for circle in area.circles:
-        lat = circle.centre.lat
-        dy = circle.radius_km / KM_PER_DEGREE
-        dx = dy / max(math.cos(math.radians(lat)), 1e-6)
-        unit = shapely.Point(0, 0).buffer(1.0, quad_segs=CIRCLE_SEGMENTS)
-        parts.append(shapely.affinity.translate(shapely.affinity.scale(unit, dx, dy),
-                                                circle.centre.lon, lat))
-    return Area(wkt=shapely.unary_union(parts).wkt)
-
-
 class CapAlertLog:
     """Writes the CAP alert of every message of the warning desk (see the module docstring)
     and answers what the public endpoints and the feeds read."""
@@ -284,7 +265,7 @@ class CapAlertLog:
                 content.expires.isoformat(), content.headline, notice.drill_id, int(held),
                 trigger.value, event.timestamp.isoformat(),
                 json.dumps(sorted({content.category, content.event_type})),
-                content.level.code, warning_area(notice).wkt, document.decode(),
+                content.level.code, notice.content.area.outline().wkt, document.decode(),
                 int(self.signer is not None), self.clock(), content.expires.timestamp())
 
     # --- reading ----------------------------------------------------------------------------
