@@ -50,6 +50,7 @@ from cityops.feeds.subject import Subject
 from cityops.storage import (
     TRACKING_DDL,
     ReadStore,
+    positions,
     schema_transaction,
     set_position,
 )
@@ -197,11 +198,8 @@ class CapAlertLog:
     # --- following the warnings' log ------------------------------------------------------
 
     def position(self) -> int:
-        with self.store.transaction() as txn:
-            txn.execute("SELECT position FROM projection_positions WHERE projection = %s "
-                        "AND application = %s", (CAP_LOG_PROJECTION, self._source()))
-            row = txn.fetchone()
-        return int(row[0]) if row else 0
+        """How far in the warnings' log the alerts are written."""
+        return positions(self.store, CAP_LOG_PROJECTION).get(self._source(), 0)
 
     def _source(self) -> str:
         assert self.warnings is not None
