@@ -128,7 +128,7 @@ class SentMessagePublic(Public):
     msg_type: MessageType
     sent: Timestamp
     issued_by: str
-    approved_by: str | None
+    approved_by: str | None = withheld("Who approved what went out (null: a cancellation).")
 
 
 class WarningStepPublic(Public):
