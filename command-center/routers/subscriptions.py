@@ -194,7 +194,8 @@ def subscribe(body: SubscriptionIn, feeds: FeedsDep, actor: CurrentActor,
     return _with_secret(summary, generated)
 
 
-@router.get("", response_model=SubscriptionsPublic)
+@router.get("", response_model=SubscriptionsPublic,
+             response_model_exclude_unset=True)
 def list_subscriptions(
     feeds: FeedsDep, actor: CurrentActor, paging: PagingDep,
     department: Annotated[str | None, Query(description="Department code")] = None,
@@ -216,7 +217,8 @@ def list_subscriptions(
     return page_body([s.summary() for s in page], len(found), paging)
 
 
-@router.get("/{subscription_id}", response_model=SubscriptionPublic)
+@router.get("/{subscription_id}", response_model=SubscriptionPublic,
+             response_model_exclude_unset=True)
 def get_subscription(subscription_id: UUID, feeds: FeedsDep,
                      actor: CurrentActor) -> dict[str, Any]:
     """One subscription (never its webhook secret)."""
@@ -239,7 +241,8 @@ def revise_subscription(subscription_id: UUID, body: SubscriptionRevision, feeds
     return _with_secret(feeds.subscriptions.subscription(subscription_id).summary(), generated)
 
 
-@router.post("/{subscription_id}/pause", response_model=SubscriptionPublic)
+@router.post("/{subscription_id}/pause", response_model=SubscriptionPublic,
+             response_model_exclude_unset=True)
 def pause_subscription(subscription_id: UUID, body: PauseIn, feeds: FeedsDep,
                        actor: CurrentActor, command_id: CommandId,
                        seen: SeenVersion) -> dict[str, Any]:
@@ -250,7 +253,8 @@ def pause_subscription(subscription_id: UUID, body: PauseIn, feeds: FeedsDep,
     return feeds.subscriptions.subscription(subscription_id).summary()
 
 
-@router.post("/{subscription_id}/resume", response_model=SubscriptionPublic)
+@router.post("/{subscription_id}/resume", response_model=SubscriptionPublic,
+             response_model_exclude_unset=True)
 def resume_subscription(subscription_id: UUID, body: ResumeIn, feeds: FeedsDep,
                         actor: CurrentActor, command_id: CommandId,
                         seen: SeenVersion) -> dict[str, Any]:
@@ -261,7 +265,8 @@ def resume_subscription(subscription_id: UUID, body: ResumeIn, feeds: FeedsDep,
     return feeds.subscriptions.subscription(subscription_id).summary()
 
 
-@router.delete("/{subscription_id}", response_model=SubscriptionPublic)
+@router.delete("/{subscription_id}", response_model=SubscriptionPublic,
+             response_model_exclude_unset=True)
 def remove_subscription(
     subscription_id: UUID, feeds: FeedsDep, actor: CurrentActor, command_id: CommandId,
     seen: SeenVersion,

@@ -88,12 +88,21 @@ class TestDatabases:
         return url
 
     def drop(self, url: str) -> None:
-        """Drops a database made by `create`, closing connections that pools left open."""
+        """Drops a database made by `create`, closing connections that pools left open.
+
+        Not `WITH (FORCE)`: a role that is not a superuser may not terminate an autovacuum
+        worker that happens to be vacuuming the database, and FORCE then refuses the drop.
+        The test role's own connections are ended first (waiting for each to go); a plain
+        DROP DATABASE cancels autovacuum itself and waits for it.
+        """
         name = urlsplit(url).path.lstrip("/")
         with psycopg.connect(self._server_url, autocommit=True) as admin:
             admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                " WHERE datname = %s AND usename = current_user AND pid <> pg_backend_pid()",
+                (name,),
             )
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,9 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
+from cityops.domain.gridcases.commands import RegisterCase
 
 from .conftest import DISPATCHER, LiveServer, open_session, report_case
 
@@ -103,7 +105,8 @@ async def test_a_batched_client_resumes_with_no_gap_and_no_duplicate(
     await session.close()
 
     missed = await asyncio.to_thread(report_many, live_server, 5, 1)
-    await asyncio.to_thread(system.grid_cases.register, early, actor=DISPATCHER)
+    await asyncio.to_thread(system.commands.handle, RegisterCase(case_id=early),
+                            CommandContext(actor=DISPATCHER))
     await asyncio.to_thread(system.catch_up)
 
     back = await open_session(live_server.url, token, batch_ms=50, resume={

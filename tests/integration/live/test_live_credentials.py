@@ -16,8 +16,9 @@ from websockets.exceptions import ConnectionClosed
 from cityops.bootstrap import build_system
 from cityops.command_center.auth import Authenticator
 from cityops.domain.accounts.application import Accounts
-from cityops.domain.accounts.commands import AddUser
+from cityops.domain.accounts.commands import AddUser, DisableUser, ResetPassword, SetDepartment
 from cityops.domain.commands import CommandContext
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase
 from cityops.settings import Settings
 
 from .conftest import ADMIN, DISPATCHER, TEST_HASHER, LiveServer, Session, open_session, report_case
@@ -58,8 +59,9 @@ async def test_a_disabled_users_open_socket_is_closed_within_seconds(
     token = live_server.token("dispatcher", user="disp-leaving")
     session = await open_session(live_server.url, token, layers=["grid-cases"])
     await session.next_of("snapshot")
-    await asyncio.to_thread(live_server.system.accounts.disable_user, "disp-leaving",
-                            reason="left the service", actor=ADMIN)
+    await asyncio.to_thread(live_server.system.commands.handle,
+                            DisableUser(username="disp-leaving", reason="left the service"),
+                            CommandContext(actor=ADMIN))
     code, error = await closed_with(session)
     assert code == 1008
     assert "'disp-leaving' is disabled" in error
@@ -72,8 +74,9 @@ async def test_a_user_disabled_by_another_process_is_closed_too(
     await session.next_of("snapshot")
     elsewhere = another_process_accounts(live_server)
     try:
-        await asyncio.to_thread(elsewhere.disable_user, "insp-lost-phone",
-                                reason="lost phone", actor=ADMIN)
+        await asyncio.to_thread(elsewhere.handle,
+                                DisableUser(username="insp-lost-phone", reason="lost phone"),
+                                CommandContext(actor=ADMIN))
     finally:
         elsewhere.close()
     code, _ = await closed_with(session)
@@ -88,16 +91,19 @@ async def test_a_moved_user_stops_receiving_the_old_scope_and_gets_the_new_one(
     token = live_server.token("department-user", "sanitation", user="dept-mover")
     old = await open_session(live_server.url, token, layers=["grid-cases"])
     await old.next_of("snapshot")
-    await asyncio.to_thread(system.accounts.set_department, "dept-mover", "roads",
-                            actor=ADMIN)
+    await asyncio.to_thread(system.commands.handle,
+                            SetDepartment(username="dept-mover", department="roads"),
+                            CommandContext(actor=ADMIN))
     code, error = await closed_with(old)
     assert code == 4401
     assert "now department-user of roads" in error
     # A case of the old department after the move never reached the old socket.
     case = await asyncio.to_thread(report_case, system)
-    await asyncio.to_thread(system.grid_cases.register, case, actor=DISPATCHER)
-    await asyncio.to_thread(system.grid_cases.dispatch, case, department="sanitation",
-                            actor=DISPATCHER)
+    await asyncio.to_thread(system.commands.handle, RegisterCase(case_id=case),
+                            CommandContext(actor=DISPATCHER))
+    await asyncio.to_thread(system.commands.handle,
+                            DispatchCase(case_id=case, department="sanitation"),
+                            CommandContext(actor=DISPATCHER))
     assert all(c["id"] != str(case) for c in old.changes())
     # Logged in again, the socket has the new department's scope.
     fresh = await open_session(live_server.url,
@@ -113,8 +119,9 @@ async def test_a_password_change_ends_the_sockets_of_the_earlier_login(
     token = live_server.token("dispatcher", user="disp-newpass")
     session = await open_session(live_server.url, token, layers=["grid-cases"])
     await session.next_of("snapshot")
-    await asyncio.to_thread(live_server.system.accounts.reset_password, "disp-newpass",
-                            "a-new-password-7", actor=ADMIN)
+    await asyncio.to_thread(live_server.system.commands.handle,
+                            ResetPassword(username="disp-newpass", password="a-new-password-7"),
+                            CommandContext(actor=ADMIN))
     code, error = await closed_with(session)
     assert code == 4401
     assert "password of this account changed" in error
@@ -129,8 +136,9 @@ async def test_other_users_sockets_are_left_alone(live_server: LiveServer) -> No
                                 layers=["grid-cases"])
     for session in (stays, leaves):
         await session.next_of("snapshot")
-    await asyncio.to_thread(live_server.system.accounts.disable_user, "disp-goes",
-                            reason="left", actor=ADMIN)
+    await asyncio.to_thread(live_server.system.commands.handle,
+                            DisableUser(username="disp-goes", reason="left"),
+                            CommandContext(actor=ADMIN))
     assert (await closed_with(leaves))[0] == 1008
     case = await asyncio.to_thread(report_case, live_server.system)
     change = await stays.until(lambda m: m["type"] == "change" and m["id"] == str(case))
@@ -163,10 +171,12 @@ async def test_a_change_made_in_another_process_closes_sockets_on_every_server_p
                 await session.next_of("snapshot")
             # This test's process is neither server: the changes reach them through the
             # accounts store alone.
-            await asyncio.to_thread(system.accounts.disable_user, "disp-pg-off",
-                                    reason="left", actor=ADMIN)
-            await asyncio.to_thread(system.accounts.set_department, "dept-pg-move",
-                                    "roads", actor=ADMIN)
+            await asyncio.to_thread(system.commands.handle,
+                                    DisableUser(username="disp-pg-off", reason="left"),
+                                    CommandContext(actor=ADMIN))
+            await asyncio.to_thread(system.commands.handle,
+                                    SetDepartment(username="dept-pg-move", department="roads"),
+                                    CommandContext(actor=ADMIN))
             for session in disabled:
                 assert (await closed_with(session))[0] == 1008
             for session in moved:

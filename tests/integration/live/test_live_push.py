@@ -14,7 +14,8 @@ from websockets.exceptions import ConnectionClosed
 
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
-from cityops.domain.gridcases.commands import DispatchCase, RegisterCase
+from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReturnCaseToCentre
+from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.projections.live_changes import LiveChangeLog
 
 from .conftest import DISPATCHER, IN_TOWN, LiveServer, open_session, report_case
@@ -43,7 +44,8 @@ async def test_a_snapshot_then_every_change_with_increasing_positions(
     assert snapshot["limits"]["grid-cases"] == {"limit": 2000, "matched": 1, "complete": True}
     start = snapshot["position"]
 
-    await asyncio.to_thread(system.grid_cases.register, before, actor=DISPATCHER)
+    await asyncio.to_thread(system.commands.handle, RegisterCase(case_id=before),
+                            CommandContext(actor=DISPATCHER))
     created = await asyncio.to_thread(report_case, system)
     first = await session.until(lambda m: m["type"] == "change" and m["id"] == str(before))
     assert first["events"] == ["Registered"]
@@ -69,7 +71,8 @@ async def test_a_client_that_reconnects_resumes_with_no_gap_and_no_duplicate(
     # Commands while the client is away: each must arrive exactly once.
     missed = [await asyncio.to_thread(report_case, system, GeoPoint(118.80 + i / 1000, 32.05))
               for i in range(5)]
-    await asyncio.to_thread(system.grid_cases.register, early, actor=DISPATCHER)
+    await asyncio.to_thread(system.commands.handle, RegisterCase(case_id=early),
+                            CommandContext(actor=DISPATCHER))
     await asyncio.to_thread(system.catch_up)
 
     back = await open_session(live_server.url, token, resume={
@@ -126,11 +129,14 @@ async def test_filters_bbox_category_light_and_department_scope(
     in_west = await asyncio.to_thread(report_case, system, west, "E0101")
     in_east = await asyncio.to_thread(report_case, system, east, "E0102")
     for case in (in_west, in_east):
-        await asyncio.to_thread(system.grid_cases.register, case, actor=DISPATCHER)
-    await asyncio.to_thread(system.grid_cases.dispatch, in_west, department="sanitation",
-                            actor=DISPATCHER)
-    await asyncio.to_thread(system.grid_cases.dispatch, in_east, department="roads",
-                            actor=DISPATCHER)
+        await asyncio.to_thread(system.commands.handle, RegisterCase(case_id=case),
+                                CommandContext(actor=DISPATCHER))
+    await asyncio.to_thread(system.commands.handle,
+                            DispatchCase(case_id=in_west, department="sanitation"),
+                            CommandContext(actor=DISPATCHER))
+    await asyncio.to_thread(system.commands.handle,
+                            DispatchCase(case_id=in_east, department="roads"),
+                            CommandContext(actor=DISPATCHER))
     marker = await asyncio.to_thread(report_case, system, GeoPoint(118.79, 32.052), "E0102")
 
     await boxed.until(lambda m: m.get("id") == str(marker))
@@ -161,10 +167,11 @@ async def test_an_item_that_leaves_a_subscription_is_removed(live_server: LiveSe
                                  layers=["grid-cases"])
     snapshot = await session.next_of("snapshot")
     assert [f["id"] for f in snapshot["layers"]["grid-cases"]] == [str(case)]
-    await asyncio.to_thread(system.grid_cases.return_to_centre, case, reason="not ours",
-                            actor=_department_actor("sanitation"))
-    await asyncio.to_thread(system.grid_cases.dispatch, case, department="roads",
-                            actor=DISPATCHER)
+    await asyncio.to_thread(system.commands.handle,
+                            ReturnCaseToCentre(case_id=case, reason="not ours"),
+                            CommandContext(actor=_department_actor("sanitation")))
+    await asyncio.to_thread(system.commands.handle, DispatchCase(case_id=case, department="roads"),
+                            CommandContext(actor=DISPATCHER))
     removal = await session.until(lambda m: m["type"] == "change" and m["feature"] is None)
     assert removal["id"] == str(case)
     await session.close()
@@ -185,9 +192,11 @@ async def test_caller_data_is_masked_for_roles_not_entitled(live_server: LiveSer
     for session in (operator, leader):
         await session.next_of("snapshot")
     await asyncio.to_thread(
-        system.hotline.receive, channel="phone", ticket_type="complaint", topic="garbage",
-        description="Bins overflowing on Zhongshan Road", caller_name="Zhang Wei",
-        caller_phone="13812345678", location=IN_TOWN, actor=_hotline_actor())
+        system.commands.handle,
+        ReceiveTicket(channel="phone", ticket_type="complaint", topic="garbage",
+                      description="Bins overflowing on Zhongshan Road", caller_name="Zhang Wei",
+                      caller_phone="13812345678", location=IN_TOWN),
+        CommandContext(actor=_hotline_actor()))
     clear = (await operator.next_of("change"))["feature"]["properties"]
     masked = (await leader.next_of("change"))["feature"]["properties"]
     assert json.dumps(clear).count("13812345678") >= 1
@@ -349,7 +358,8 @@ async def test_a_rebuild_of_the_read_models_sends_every_client_a_resync(
     assert snapshot["generation"] == 2
     assert [f["id"] for f in snapshot["layers"]["grid-cases"]] == [str(case)]
     # Changes go on from the new generation's log.
-    await asyncio.to_thread(system.grid_cases.register, case, actor=DISPATCHER)
+    await asyncio.to_thread(system.commands.handle, RegisterCase(case_id=case),
+                            CommandContext(actor=DISPATCHER))
     change = await session.next_of("change")
     assert (change["generation"], change["id"]) == (2, str(case))
     assert change["position"] > snapshot["position"]
