@@ -142,10 +142,11 @@ def _dumps(message: Mapping[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), default=str)
 
 
-def visible_to(actor: Actor, layer_id: str, doc: dict[str, Any]) -> bool:
+def visible_to(actor: Actor, layer_id: str, doc: dict[str, Any],
+               sharing: SharingPolicy) -> bool:
     """Whether `actor` may see an item of the layer with this document (or the part of it
     that decides: `FilterValues.scope_document`), by the REST API's own rule."""
-    return feature_in_scope(layer_id, Feature(id="", geometry=None, doc=doc), actor)
+    return feature_in_scope(layer_id, Feature(id="", geometry=None, doc=doc), actor, sharing)
 
 
 # --- subscriptions -------------------------------------------------------------------------
@@ -223,8 +224,9 @@ class PushedChange:
     """A change-log row on its way to clients: its message, encoded once per way of
     showing it (with the keys a viewer may not see removed, or as a removal)."""
 
-    def __init__(self, row: ChangeRow, generation: int) -> None:
+    def __init__(self, row: ChangeRow, generation: int, sharing: SharingPolicy) -> None:
         self.row = row
+        self.sharing = sharing
         self.layer = LIVE_LAYERS[row.layer]
         self.generation = generation
         self._texts: dict[DocumentView | None, str] = {}
@@ -244,10 +246,11 @@ class PushedChange:
         if row.layer not in subscription.layers:
             return None
         if subscription.matches(self.layer, row.values) \
-                and visible_to(client.actor, row.layer, row.doc or {}):
+                and visible_to(client.actor, row.layer, row.doc or {}, self.sharing):
             way: DocumentView | None = client.hidden.get(row.layer, DocumentView())
         elif row.previous is not None and subscription.matches(self.layer, row.previous) \
-                and visible_to(client.actor, row.layer, row.previous.scope_document()):
+                and visible_to(client.actor, row.layer, row.previous.scope_document(),
+                               self.sharing):
             # It has just left the subscription or the user's scope: the client drops it.
             way = None  # removed
         else:
@@ -339,7 +342,8 @@ def presence_text(board: PresenceBoard, layer: str,
                    "viewers": viewers}), scope
 
 
-def presence_allowed(client: LiveClient, layer: str, scope: dict[str, Any]) -> bool:
+def presence_allowed(client: LiveClient, layer: str, scope: dict[str, Any],
+                     sharing: SharingPolicy) -> bool:
     """Whether `client` may see who views an item of `layer` (`scope`: what decides who
     may see the item): it subscribed to presence, the item passes its department filter,
     and the user may see the item."""
@@ -350,7 +354,7 @@ def presence_allowed(client: LiveClient, layer: str, scope: dict[str, Any]) -> b
     if subscription.department is not None and live_layer.department is not None \
             and scope.get("department") != subscription.department:
         return False
-    return visible_to(client.actor, layer, scope)
+    return visible_to(client.actor, layer, scope, sharing)
 
 
 # --- clients ---------------------------------------------------------------------------------
@@ -732,7 +736,7 @@ class LiveHub:
                     continue
                 if row.layer not in LIVE_LAYERS:
                     continue
-                change = PushedChange(row, self.generation)
+                change = PushedChange(row, self.generation, self.system.sharing)
                 for group in groups:
                     text = change.text_for(group[0])
                     if text is not None:
@@ -745,7 +749,7 @@ class LiveHub:
         for layer, item_id in sorted(items):
             text, scope = presence_text(self.board, layer, item_id)
             for client in self.clients:
-                if presence_allowed(client, layer, scope):
+                if presence_allowed(client, layer, scope, self.system.sharing):
                     client.offer(None, text)
 
     # --- clients ------------------------------------------------------------------------------
@@ -872,7 +876,7 @@ class LiveHub:
             return
         for layer, item_id in sorted(self.board.items()):
             text, scope = presence_text(self.board, layer, item_id)
-            if presence_allowed(client, layer, scope):
+            if presence_allowed(client, layer, scope, self.system.sharing):
                 await client.outbox.send_text(text)
 
     async def _replay(self, client: LiveClient, generation: int, position: int) -> str | None:
@@ -897,7 +901,7 @@ class LiveHub:
         held: list[str] = []  # a batched client's replay goes in `changes` frames
         held_last = position
         for row in rows:
-            text = (PushedChange(row, active).text_for(client)
+            text = (PushedChange(row, active, self.system.sharing).text_for(client)
                     if row.layer in LIVE_LAYERS else None)
             if text is not None and client.batch_ms:
                 held.append(text)
@@ -973,7 +977,8 @@ class LiveHub:
             where.append(f"{layer.department} = %s")
             params.append(subscription.department)
         if layer.scope_in_doc:
-            for clause, clause_params in layer_scope_where(layer.id, store.dialect, actor):
+            for clause, clause_params in layer_scope_where(layer.id, store.dialect, actor,
+                                                               self.system.sharing):
                 where.append(clause)
                 params += clause_params
         sql_where = f" WHERE {' AND '.join(where)}" if where else ""

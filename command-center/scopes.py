@@ -11,7 +11,7 @@ get answers 404 exactly as for an id that does not exist, and lists leave it out
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -26,14 +26,19 @@ from cityops.command_center.dependencies import (
 )
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import NotFound, NotPermitted
+from cityops.domain.sharing import SharingPolicy, Viewer
+from cityops.domain.warnings.content import Scope
 from cityops.projections.spatial import Feature, FeaturePage, FeatureQuery
 
 DEPARTMENT_LAYERS = frozenset({"grid-cases", "resources", "hotline-tickets"})
 """Map layers whose features belong to one department (their `department` filter)."""
 INCIDENT_LAYERS = frozenset({"incidents", "incident-areas"})
-WARNING_LAYERS = frozenset({"warnings", "warning-areas"})
-"""Map layers of warnings: in a department's scope once issued."""
 """Map layers of incidents: in a department's scope when it has a task there."""
+WARNING_LAYERS = frozenset({"warnings", "warning-areas"})
+"""Map layers of warnings: in a department's scope once issued (a restricted one only
+where the catalogue's restricted-warnings condition names the department)."""
+RESTRICTED_ALERT_FIELD = "restricted_alert"
+"""The warnings feed's field of a restricted alert: who may receive it (docs/sharing.md)."""
 DEPARTMENT_TABLES = frozenset({"rm_grid_cases", "rm_resources", "rm_tickets"})
 SCOPED_KINDS = {"grid case": "department", "resource": "department",
                 "hotline ticket": "department"}
@@ -52,13 +57,29 @@ def incident_in_scope(doc: dict[str, Any], actor: Actor) -> bool:
             or any(t.get("department") == department for t in doc.get("tasks") or []))
 
 
-def warning_in_scope(doc: dict[str, Any], actor: Actor) -> bool:
+def warning_scopes(actor: Actor, sharing: SharingPolicy) -> tuple[str, ...]:
+    """The warning scopes a department user may see: public ones, and restricted ones where
+    the sharing catalogue lets their department receive a restricted alert (the rule their
+    CAP documents follow, so that a screen never shows what the feed withholds)."""
+    if sharing.allows("warnings", RESTRICTED_ALERT_FIELD, Viewer.of(actor)):
+        return (Scope.PUBLIC.value, Scope.RESTRICTED.value)
+    return (Scope.PUBLIC.value,)
+
+
+def warning_in_scope(doc: dict[str, Any], actor: Actor, sharing: SharingPolicy) -> bool:
     """A department sees a warning once it has been issued (a draft or an approval not yet
-    sent out stays in the centre: an alarm nobody approved must not travel)."""
-    return scope_of(actor) is None or bool(doc.get("sequence"))
+    sent out stays in the centre: an alarm nobody approved must not travel), and a
+    restricted one only if it may receive it."""
+    return scope_of(actor) is None or (bool(doc.get("sequence"))
+                                       and doc.get("scope") in warning_scopes(actor, sharing))
 
 
-def in_scope(kind: str, doc: dict[str, Any], actor: Actor) -> bool:
+def warning_filters(actor: Actor, sharing: SharingPolicy) -> dict[str, tuple[Any, ...]]:
+    """`warning_in_scope` as the warning layers' and table's filters (for a department)."""
+    return {"issued": (True,), "scope": warning_scopes(actor, sharing)}
+
+
+def in_scope(kind: str, doc: dict[str, Any], actor: Actor, sharing: SharingPolicy) -> bool:
     """Whether `actor` may see a document of `kind` (an aggregate's KIND)."""
     department = scope_of(actor)
     if department is None:
@@ -66,15 +87,15 @@ def in_scope(kind: str, doc: dict[str, Any], actor: Actor) -> bool:
     if kind == "incident":
         return incident_in_scope(doc, actor)
     if kind == "warning":
-        return warning_in_scope(doc, actor)
+        return warning_in_scope(doc, actor, sharing)
     field = SCOPED_KINDS.get(kind)
     return field is None or doc.get(field) == department
 
 
 def visible(kind: str, aggregate_id: UUID | str, doc: dict[str, Any],
-            actor: Actor) -> dict[str, Any]:
+            actor: Actor, sharing: SharingPolicy) -> dict[str, Any]:
     """`doc` if `actor` may see it, else `NotFound` as for an id that does not exist."""
-    if not in_scope(kind, doc, actor):
+    if not in_scope(kind, doc, actor, sharing):
         raise NotFound(kind, aggregate_id)
     return doc
 
@@ -98,12 +119,16 @@ def scoped_filters(table: str, filters: dict[str, Any], actor: Actor) -> dict[st
     return {**filters, "department": department}
 
 
-def layer_scope_where(layer_id: str, dialect: str,
-                      actor: Actor) -> list[tuple[str, list[Any]]]:
+def layer_scope_where(layer_id: str, dialect: str, actor: Actor,
+                      sharing: SharingPolicy) -> list[tuple[str, list[Any]]]:
     """The SQL condition keeping a layer's rows in the actor's scope, for the layers whose
     scope is in the document (incidents, warnings)."""
     if layer_id in WARNING_LAYERS:
-        return [] if scope_of(actor) is None else [("issued = %s", [True])]
+        if scope_of(actor) is None:
+            return []
+        scopes = warning_scopes(actor, sharing)
+        return [("issued = %s", [True]),
+                (f"scope IN ({', '.join(['%s'] * len(scopes))})", list(scopes))]
     return incident_scope_where(dialect, actor)
 
 
@@ -126,25 +151,27 @@ def incident_scope_where(dialect: str, actor: Actor) -> list[tuple[str, list[Any
 # --- map layers -----------------------------------------------------------------------------
 
 
-def feature_in_scope(layer_id: str, feature: Feature, actor: Actor) -> bool:
+def feature_in_scope(layer_id: str, feature: Feature, actor: Actor,
+                     sharing: SharingPolicy) -> bool:
     if scope_of(actor) is None:
         return True
     if layer_id in INCIDENT_LAYERS:
         return incident_in_scope(feature.doc, actor)
     if layer_id in WARNING_LAYERS:
-        return warning_in_scope(feature.doc, actor)
+        return warning_in_scope(feature.doc, actor, sharing)
     if layer_id in DEPARTMENT_LAYERS:
         return bool(feature.doc.get("department") == scope_of(actor))
     return True
 
 
-def scoped_features(layer_id: str, query: FeatureQuery, actor: Actor,
+def scoped_features(layer_id: str, query: FeatureQuery, actor: Actor, sharing: SharingPolicy,
                     run: Callable[[FeatureQuery], FeaturePage]) -> FeaturePage:
     """Run a feature query of a layer for `actor`: narrowed to their department where the
     layer has one, filtered (then paged here) on incident layers."""
     department = scope_of(actor)
     if department is not None and layer_id in WARNING_LAYERS:
-        return run(replace(query, where={**query.where, "issued": (True,)}))
+        return run(replace(query, where=_narrowed(query.where,
+                                                  warning_filters(actor, sharing))))
     if department is None or (layer_id not in DEPARTMENT_LAYERS
                               and layer_id not in INCIDENT_LAYERS):
         return run(query)
@@ -190,7 +217,7 @@ def scope_guard(param: str, kind: str,
             doc = load(system, aggregate_id)
         except NotFound:
             return  # the route answers 404 itself
-        visible(kind, aggregate_id, doc, actor)
+        visible(kind, aggregate_id, doc, actor, system.sharing)
 
     return Depends(check)
 
@@ -200,14 +227,15 @@ LOGGED_IN = Depends(current_actor)
 
 
 def scoped_nearest(layer_id: str, query: FeatureQuery, n: int, actor: Actor,
-                   run: Callable[[FeatureQuery, int], list[Feature]],
+                   sharing: SharingPolicy, run: Callable[[FeatureQuery, int], list[Feature]],
                    most: int) -> list[Feature]:
     """The `n` nearest features of a layer that `actor` may see. On incident layers a
     department user's are picked from the `most` nearest of all (the nearest questions'
     own limit): their incidents farther out than that are not offered."""
     department = scope_of(actor)
     if department is not None and layer_id in WARNING_LAYERS:
-        return run(replace(query, where={**query.where, "issued": (True,)}), n)
+        return run(replace(query, where=_narrowed(query.where,
+                                                  warning_filters(actor, sharing))), n)
     if department is None or (layer_id not in DEPARTMENT_LAYERS
                               and layer_id not in INCIDENT_LAYERS):
         return run(query, n)
@@ -217,3 +245,14 @@ def scoped_nearest(layer_id: str, query: FeatureQuery, n: int, actor: Actor,
             return []
         return run(replace(query, where={**query.where, "department": (department,)}), n)
     return [f for f in run(query, most) if incident_in_scope(f.doc, actor)][:n]
+
+
+def _narrowed(where: Mapping[str, Sequence[Any]],
+              scope: Mapping[str, Sequence[Any]]) -> dict[str, Sequence[Any]]:
+    """A feature query's filters within `scope`: what it asked for that the scope allows
+    (a filter asking only for what the scope excludes matches nothing)."""
+    narrowed: dict[str, Sequence[Any]] = dict(where)
+    for name, allowed in scope.items():
+        asked = where.get(name)
+        narrowed[name] = allowed if asked is None else tuple(v for v in asked if v in allowed)
+    return narrowed

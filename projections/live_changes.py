@@ -132,8 +132,9 @@ def scope_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     (command-center/scopes.py: a task for their department, or reported by them): kept
     small in the change log, each department once."""
     if "sequence" in doc:
-        # A warning: departments see it once a message went out.
-        return {"sequence": doc.get("sequence")}
+        # A warning: departments see it once a message went out (a restricted one only
+        # where they may receive it).
+        return {"sequence": doc.get("sequence"), "scope": doc.get("scope")}
     departments = {task.get("department") for task in doc.get("tasks") or []}
     return {"reported_by": doc.get("reported_by"),
             "tasks": [{"department": d} for d in sorted(d for d in departments if d)]}

@@ -192,7 +192,7 @@ WARNING_PROPERTIES = (
     _time("expires"), _time("drafted_at"),
 )
 WARNING_FILTERS = (Filter("level"), Filter("alert_status"), Filter("in_force", "boolean"),
-                   Filter("issued", "boolean"), Filter("origin_id"))
+                   Filter("issued", "boolean"), Filter("origin_id"), Filter("scope"))
 
 READ_MODEL_LAYERS = (
     Layer(

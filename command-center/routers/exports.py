@@ -97,7 +97,7 @@ def export_layer(
     query = feature_query(layer, system, request.query_params.multi_items(), reserved=RESERVED,
                           bbox=bbox, bbox_crs=bbox_crs, datetime_text=datetime_text,
                           limit=None, offset=0)
-    page = scoped_features(layer.id, query, actor,
+    page = scoped_features(layer.id, query, actor, system.sharing,
                            lambda q: system.spatial.features(layer.id, q))
     frame = layer_frame(layer, page.features, now_of(system))
     driver, media_type, options = FORMATS[suffix]

@@ -215,7 +215,7 @@ def items(
                           reserved=ITEM_PARAMETERS, bbox=bbox, bbox_crs=bbox_crs,
                           datetime_text=datetime_text, limit=limit, offset=offset,
                           axis_order=AxisOrder.AUTHORITY, near_city=False)
-    page = scoped_features(layer.id, query, actor,
+    page = scoped_features(layer.id, query, actor, system.sharing,
                            lambda q: system.spatial.features(layer.id, q))
     here = request.url.include_query_params(limit=limit, offset=offset)
     links = [
@@ -243,7 +243,7 @@ def item(collection_id: str, feature_id: str, request: Request, system: SystemDe
     _check_format(f)
     layer = _layer(system, collection_id)
     found = system.spatial.feature(layer.id, feature_id)
-    if found is None or not feature_in_scope(layer.id, found, actor):
+    if found is None or not feature_in_scope(layer.id, found, actor, system.sharing):
         raise NotOnMap(f"feature of {layer.id}", feature_id)
     links = [
         _link(_url(request, "ogc_item", collection_id=layer.id, feature_id=feature_id),

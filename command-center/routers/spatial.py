@@ -122,7 +122,8 @@ def layer_features(
     query = feature_query(definition, system, request.query_params.multi_items(),
                           reserved=COMMON, bbox=bbox, bbox_crs=bbox_crs,
                           datetime_text=datetime_text, limit=limit, offset=offset)
-    page = scoped_features(layer, query, actor, lambda q: system.spatial.features(layer, q))
+    page = scoped_features(layer, query, actor, system.sharing,
+                           lambda q: system.spatial.features(layer, q))
     return _page_body(definition, page, system, limit, offset)
 
 
@@ -156,7 +157,8 @@ def features_within(layer: LayerId, system: SystemDep, actor: CurrentActor,
                          bbox=parse_bbox(body.bbox, None, system),
                          period=parse_datetime(body.datetime), limit=body.limit,
                          offset=body.offset)
-    page = scoped_features(layer, query, actor, lambda q: system.spatial.features(layer, q))
+    page = scoped_features(layer, query, actor, system.sharing,
+                           lambda q: system.spatial.features(layer, q))
     return _page_body(definition, page, system, body.limit, body.offset,
                       {"repair": area.repair})
 
@@ -178,7 +180,7 @@ def features_within_radius(
                           reserved=COMMON, bbox=None, bbox_crs=None,
                           datetime_text=datetime_text, limit=limit, offset=offset)
     page = scoped_features(
-        layer, query, actor,
+        layer, query, actor, system.sharing,
         lambda q: system.spatial.within_radius(layer, centre, radius_m, q))
     return _page_body(definition, page, system, limit, offset,
                       {"centre": centre.to_geojson(), "radius_m": radius_m})
@@ -199,7 +201,7 @@ def nearest_features(
     query = feature_query(definition, system, request.query_params.multi_items(),
                           reserved=COMMON, bbox=None, bbox_crs=None, datetime_text=None,
                           limit=None, offset=0)
-    features = scoped_nearest(layer, query, n, actor,
+    features = scoped_nearest(layer, query, n, actor, system.sharing,
                               lambda q, k: system.spatial.nearest(layer, origin, k, q),
                               MAX_NEAREST)
     return _geojson(feature_collection(definition, features, now_of(system), matched=None,
@@ -218,7 +220,7 @@ def hazard_sources_near(
         found = system.spatial.feature("incidents", incident_id)
         doc = found.doc if found is not None else _recorded_incident_doc(system, incident_id)
         if doc is not None:
-            visible("incident", incident_id, doc, actor)
+            visible("incident", incident_id, doc, actor, system.sharing)
     page = hazard_sources_near_incident(
         system.spatial, incident_id, radius_m, limit=limit, offset=offset,
         recorded=lambda i: _recorded(system, i, lambda u: system.incidents.incident(u)

@@ -31,7 +31,7 @@ from cityops.command_center.models.warnings import (
     WarningsPublic,
 )
 from cityops.command_center.schemas import Command, PointIn
-from cityops.command_center.scopes import scope_guard, scope_of
+from cityops.command_center.scopes import scope_guard, scope_of, warning_filters
 from cityops.command_center.sharing import DocumentView, warning_view
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.actors import Actor
@@ -281,7 +281,8 @@ def list_warnings(
     if alert_status is not None:
         filters["alert_status"] = alert_status.value
     if scope_of(actor) is not None:
-        filters["issued"] = True
+        for name, allowed in warning_filters(actor, system.sharing).items():
+            extra.append((f"{name} IN ({', '.join(['%s'] * len(allowed))})", list(allowed)))
     page = system.read_models.page(WARNING_TABLE, filters=filters, bbox=bbox,
                                    extra_where=extra, limit=paging.limit,
                                    offset=paging.offset)

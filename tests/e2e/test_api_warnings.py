@@ -239,3 +239,34 @@ def test_idempotency_key_and_if_match(api: Api) -> None:
     ok = api.client.post(f"{path}/approve", json={},
                          headers={**api.headers(role="admin"), "If-Match": '"2"'})
     assert ok.status_code == 200, ok.text
+
+
+def test_a_restricted_warning_reaches_only_the_departments_the_catalogue_names(
+        api: Api) -> None:
+    """A restricted warning's CAP document goes only where the catalogue's
+    restricted-warnings condition allows (fire, police, ...); its screens follow the same
+    rule: a department outside it does not see the warning at all, anywhere."""
+    public_id = issued_warning(api)
+    restricted_id = issued_warning(api, scope="restricted",
+                                   restriction="Responding agencies only")
+    api.settle()
+    fire = {"role": "department-user", "dept": "fire"}
+    water = {"role": "department-user", "dept": "water"}
+    assert {w["id"] for w in api.get("/warnings", **fire)["data"]} == {
+        public_id, restricted_id}
+    assert api.get(f"/warnings/{restricted_id}", **fire)["scope"] == "restricted"
+
+    assert [w["id"] for w in api.get("/warnings", **water)["data"]] == [public_id]
+    api.get(f"/warnings/{restricted_id}", expect=404, **water)
+    api.get(f"/warnings/{restricted_id}/history", expect=404, **water)
+    api.get(f"/warnings/{public_id}", **water)
+    for path in ("/spatial/warnings/features", "/ogc/collections/warnings/items",
+                 "/ogc/collections/warning-areas/items"):
+        shown = {f["id"] for f in api.get(path, **water)["features"]}
+        assert shown == {public_id}, path
+        assert {f["id"] for f in api.get(path, **fire)["features"]} == {
+            public_id, restricted_id}, path
+    api.get(f"/ogc/collections/warnings/items/{restricted_id}", expect=404, **water)
+    # The centre's own staff see both; a filter on scope is one of the layer's filters.
+    assert [f["id"] for f in api.get("/ogc/collections/warnings/items",
+                                     scope="restricted")["features"]] == [restricted_id]

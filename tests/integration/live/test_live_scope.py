@@ -19,6 +19,7 @@ import pytest
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.live import LiveClient, LiveHub, PushedChange, Subscription
 from cityops.domain.actors import Actor, Role
+from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.hazards.commands import RegisterHazardSource
@@ -29,10 +30,13 @@ from cityops.domain.incidents.commands import (
     VerifyIncident,
 )
 from cityops.domain.incidents.plans import PlanLevel, PlanTask
+from cityops.feeds.sharing import load_sharing_policy
 from cityops.projections.live_changes import ChangeRow, FilterValues, scope_document
 from cityops.settings import Settings
 
 from .conftest import DISPATCHER, IN_TOWN, LiveServer, open_session
+
+SHARING = load_sharing_policy(departments=Catalogue.load().departments)
 
 pytestmark = pytest.mark.anyio
 
@@ -244,11 +248,11 @@ def test_an_incident_that_leaves_a_users_scope_is_sent_as_a_removal() -> None:
     with_task = {"id": "i-1", "reported_by": "disp", "tasks": [{"department": "water"}]}
     without = {"id": "i-1", "reported_by": "disp", "tasks": []}
 
-    left = PushedChange(_incident_row(without, with_task), 1).text_for(water)
+    left = PushedChange(_incident_row(without, with_task), 1, SHARING).text_for(water)
     assert left is not None and '"feature":null' in left
     # It was never roads': nothing to say to them, before or after.
-    assert PushedChange(_incident_row(without, with_task), 1).text_for(roads) is None
+    assert PushedChange(_incident_row(without, with_task), 1, SHARING).text_for(roads) is None
     # Entering the scope sends the incident; staying out of it sends nothing.
-    entered = PushedChange(_incident_row(with_task, without), 1).text_for(water)
+    entered = PushedChange(_incident_row(with_task, without), 1, SHARING).text_for(water)
     assert entered is not None and '"department":"water"' in entered
-    assert PushedChange(_incident_row(without, without), 1).text_for(water) is None
+    assert PushedChange(_incident_row(without, without), 1, SHARING).text_for(water) is None

@@ -21,7 +21,7 @@ from cityops.domain.warnings.commands import (
     DrawnArea,
     IssueWarning,
 )
-from cityops.domain.warnings.content import WarningCircle, WarningText
+from cityops.domain.warnings.content import Scope, WarningCircle, WarningText
 
 from .conftest import IN_TOWN, LiveServer, open_session
 
@@ -145,4 +145,41 @@ async def test_a_department_sees_an_issued_warning_as_issued_while_an_update_is_
     assert updated["status"] == "issued" and "Unapproved wording" in str(updated["content"])
     assert [s["step"] for s in updated["steps"]] == ["issued", "updated"]
     for session in (dispatcher, fire, late):
+        await session.close()
+
+
+async def test_a_restricted_warning_is_pushed_only_to_departments_that_may_receive_it(
+        live_server: LiveServer) -> None:
+    """The restricted-warnings condition of the sharing catalogue names fire, not water: a
+    water screen gets neither the change nor the warning in a later snapshot."""
+    system = live_server.system
+    fire_token = live_server.token("department-user", "fire")
+    water_token = live_server.token("department-user", "water")
+    fire = await open_session(live_server.url, fire_token, layers=["warnings"])
+    water = await open_session(live_server.url, water_token, layers=["warnings"])
+    await fire.next_of("snapshot")
+    await water.next_of("snapshot")
+
+    def issue_restricted() -> UUID:
+        warning_id = system.warnings.handle(DraftWarning(
+            category="accident-disaster", event_type="gas-leak", level="orange",
+            texts=texts("Responders only"), expires=system.clock() + timedelta(hours=3),
+            contact="12345", scope=Scope.RESTRICTED, restriction="Responding agencies",
+            area=DrawnArea(circles=(WarningCircle(centre=IN_TOWN, radius_km=1.0),))),
+            CommandContext(actor=DRAFTER)).subject
+        approve_and_issue(system, warning_id)
+        return warning_id
+
+    restricted = await asyncio.to_thread(issue_restricted)
+    public = await asyncio.to_thread(draft, system)
+    await asyncio.to_thread(approve_and_issue, system, public)
+    await fire.until(lambda m: m["type"] == "change" and m["id"] == str(restricted))
+    await fire.until(lambda m: m["type"] == "change" and m["id"] == str(public))
+    await water.until(lambda m: m["type"] == "change" and m["id"] == str(public))
+    assert {c["id"] for c in water.changes()} == {str(public)}
+
+    later = await open_session(live_server.url, water_token, layers=["warnings"])
+    snapshot = (await later.next_of("snapshot"))["layers"]["warnings"]
+    assert [w["id"] for w in snapshot] == [str(public)]
+    for session in (fire, water, later):
         await session.close()
