@@ -639,9 +639,10 @@ class ReviewReports:
             Milestone.CLOSED: incident.closed_at,
         }
         targets = self.norms.for_incident(incident.category, incident.level)
+        judged_at = now
         if incident.closed_at is not None or incident.dismissed_at is not None:
             # A finished incident's unreached milestones are missed, not pending.
-            now = max(now, reported_at + max(targets.values(), default=timedelta()))
+            judged_at = max(now, reported_at + max(targets.values(), default=timedelta()))
         plan_codes = {p.plan_id: p.code for p in incident.plans.values()}
         tasks = tuple(task_result(t, incident_id, plan_codes, now)
                       for t in sorted(incident.tasks.values(), key=lambda t: t.assigned_at))
@@ -651,7 +652,7 @@ class ReviewReports:
             status=incident.status.value, reported_at=reported_at,
             reported_by=incident.reported_by, commander=incident.commander,
             plans=tuple(p.code for p in incident.plans.values()),
-            milestones=milestone_results(reported_at, reached, targets, now),
+            milestones=milestone_results(reported_at, reached, targets, judged_at),
             resources=tuple(responses),
             departments=department_responses(responses, tasks), tasks=tasks,
             resource_use=resource_uses(incident.required_resources(), responses),
