@@ -436,7 +436,13 @@ def conclude_review(review_id: UUID, system: SystemDep, actor: CurrentActor,
 
 
 @page_router.get("/after-action-review", response_class=HTMLResponse)
-def review_page(system: SystemDep) -> HTMLResponse:
+def review_page(
+    system: SystemDep,
+    incident: Annotated[UUID | None, Query(description="The incident reviewed")] = None,
+    review: Annotated[UUID | None, Query(description="Or a review, by its id")] = None,
+    start: StartQuery = None,
+    end: EndQuery = None,
+) -> HTMLResponse:
     """The after-action review page: charts, timeline, findings and improvement plan of an
-    incident (`?incident=<id>`), a review (`?review=<id>`) or a period."""
+    incident, a review or a period (the page asks the API for them with the user's token)."""
     return page("review.html", system.settings.tile_url)
