@@ -9,7 +9,8 @@ the live city, or a drill's (whose reviews live in the drill's own store)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -124,10 +125,13 @@ def period_incidents(system: SystemDep, start: datetime | None, end: datetime | 
     whole history), as the read model lists them."""
     system.wake_projections()
     where = list(incident_scope_where(system.read_models.store.dialect, actor))
+    since: dict[str, str] | None = None
+    if start is not None:
+        since = {"reported_at": start.astimezone(UTC).isoformat()}
     if end is not None:
         where.append(("reported_at < %s", [utc_text(end)]))
     page_ = system.read_models.page(
-        "rm_incidents", since={"reported_at": utc_text(start)} if start else None,
+        "rm_incidents", since=since,
         extra_where=where, order_by="reported_at ASC", limit=MAX_PERIOD_INCIDENTS + 1)
     if page_.total > MAX_PERIOD_INCIDENTS:
         raise InvalidValue(f"the period has {page_.total} incidents; a report covers at most "
@@ -301,7 +305,7 @@ class Verification(Command):
 
 
 def _run(system: SystemDep, command: ReviewCommand | OpenReview, actor: Actor,
-         command_id: str | None, seen: dict[UUID, int] | None = None) -> dict[str, Any]:
+         command_id: str | None, seen: Mapping[UUID, int] | None = None) -> dict[str, Any]:
     outcome = system.commands.handle(command, CommandContext(
         actor=actor, command_id=command_id, seen_versions=seen or {}))
     return system.reviews.review(outcome.subject).summary(system.clock())

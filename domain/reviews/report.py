@@ -18,7 +18,7 @@ agrees with the history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -391,10 +391,8 @@ class ResourceSource(Protocol):
     def resource(self, resource_id: UUID) -> Resource: ...
 
 
-class EventSource(Protocol):
-    """An application's stored events of one aggregate, oldest first."""
-
-    def __call__(self, aggregate_id: UUID) -> Iterable[Any]: ...
+EventSource = Callable[[UUID], Iterable[Any]]
+"""An application's stored events of one aggregate, oldest first (`events.get`)."""
 
 
 # --- the timeline -----------------------------------------------------------------------
