@@ -330,8 +330,9 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
                               identifier_prefix=settings.warning_identifier_prefix),
         clock=clock,
     )
+    # A drill's system reviews that drill (its warning desk knows which drill it is).
     reviews = Reviews(env(Reviews.name), catalogue=catalogue, clock=clock,
-                      incident_exists=incidents.incident)
+                      incident_exists=incidents.incident, drill_id=warnings.drill_id)
     # Identity is administered in real time, also in a drill or a demo day on its own clock.
     accounts = Accounts(env(Accounts.name), catalogue=catalogue)
     accounts.seed_departments()
