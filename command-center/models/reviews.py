@@ -96,6 +96,21 @@ class ReviewPublic(Public):
     concluded_by: str | None
 
 
+class FollowedUpItemPublic(ImprovementItemPublic):
+    """An improvement item with the review it belongs to."""
+
+    review_id: Uuid
+    review_title: str
+    drill_id: str | None = Field(description="The drill the review is about (null: live)")
+
+
+class FollowedUpItemsPublic(Public):
+    """The improvement items of every review, by due time."""
+
+    data: list[FollowedUpItemPublic]
+    count: int
+
+
 class ReviewsPublic(Public):
     """Every review of this system, newest first."""
 

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from cityops.command_center.dependencies import CommandId, CurrentActor, SystemDep
 from cityops.command_center.models.reviews import (
+    FollowedUpItemsPublic,
     IncidentReviewPublic,
     PeriodReviewPublic,
     ReviewPublic,
@@ -48,7 +49,7 @@ from cityops.domain.reviews.commands import (
     WriteReviewSummary,
 )
 from cityops.domain.reviews.report import MeasuredObjective, ReviewReports
-from cityops.domain.reviews.review import FindingKind, Review, SubjectKind
+from cityops.domain.reviews.review import FindingKind, ItemStatus, Review, SubjectKind
 from cityops.domain.sharing import Viewer
 from cityops.domain.values import parse_instant
 from cityops.projections.tables import utc_text
@@ -317,6 +318,33 @@ def list_reviews(system: SystemDep, _: ReviewReader) -> dict[str, Any]:
     now = system.clock()
     reviews = [r.summary(now) for r in system.reviews.reviews()]
     return {"data": reviews, "count": len(reviews)}
+
+
+@router.get("/improvements", response_model=FollowedUpItemsPublic)
+def list_improvements(
+    system: SystemDep, _: ReviewReader,
+    status: Annotated[list[ItemStatus] | None, Query(description="Any of these states")]
+    = None,
+    department: Annotated[str | None, Query(description="Of this department")] = None,
+    overdue: Annotated[bool | None, Query(description="Only those open past their due "
+                                          "time (true) or not (false)")] = None,
+) -> dict[str, Any]:
+    """The improvement plan's follow-up: every item of every review of this system, by due
+    time, with the review it belongs to."""
+    now = system.clock()
+    items = []
+    for review in system.reviews.reviews():
+        for item in review.summary(now)["improvements"]:
+            if status and item["status"] not in status:
+                continue
+            if department is not None and item["department"] != department:
+                continue
+            if overdue is not None and item["overdue"] is not overdue:
+                continue
+            items.append({**item, "review_id": str(review.id), "review_title": review.title,
+                          "drill_id": review.drill_id})
+    items.sort(key=lambda i: (i["due"], i["id"]))
+    return {"data": items, "count": len(items)}
 
 
 @router.post("", response_model=ReviewPublic, status_code=201)

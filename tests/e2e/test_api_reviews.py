@@ -92,6 +92,16 @@ def test_findings_and_improvements_are_written_and_followed_up_over_http(fire: A
     assert doc["review"]["id"] == review["id"]
     assert api.get(f"{path}/report", role="leader")["review"]["id"] == review["id"]
     assert [r["id"] for r in api.get("/reviews", role="leader")["data"]] == [review["id"]]
+    # The follow-up across reviews: by state, department, overdue.
+    verified = api.get("/reviews/improvements", role="leader", status="verified")
+    assert [(i["action"], i["review_id"], i["review_title"]) for i in verified["data"]] == [
+        ("Pre-assign a cordon team", review["id"], "Warehouse fire review")]
+    assert api.get("/reviews/improvements", role="planner", status="open")["count"] == 0
+    assert api.get("/reviews/improvements", role="planner", department="fire")["count"] == 0
+    assert api.get("/reviews/improvements", role="planner", overdue="true")["count"] == 0
+    refused = api.get("/reviews/improvements", role="planner", status="late", expect=422)
+    assert refused["problems"][0]["field"] == "query.status.0"
+    assert "'open', 'done', 'verified' or 'dropped'" in refused["detail"]
 
 
 def test_the_csv_tables_hold_the_reports_rows(fire: Any) -> None:

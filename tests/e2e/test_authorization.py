@@ -117,6 +117,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     # condition admits (the router decides: 403 for the others), written by planners
     ("GET", "/after-action-review"): PUBLIC,
     ("GET", "/reviews"): OWN,
+    ("GET", "/reviews/improvements"): OWN,
     ("POST", "/reviews"): "review.open",
     ("GET", "/reviews/incidents/{incident_id}"): OWN,
     ("GET", "/reviews/incidents/{incident_id}/report.csv"): OWN,
