@@ -5,26 +5,11 @@
 // as a PDF report, CSV tables and JSON to download.
 
 import { ApiError, currentUser, get, perform, post, requireSession, showOutcome } from "/static/common/api.js";
+import { el } from "/static/dashboard/detail.js";
 
 const Chart = window.Chart;
 const WRITERS = new Set(["planner", "dispatcher", "admin"]);
 const ASPECTS = ["detection", "response-time", "command", "coordination", "resources", "plan", "information", "other"];
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "testid") node.dataset.testid = value;
-    else if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
