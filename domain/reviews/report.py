@@ -379,13 +379,13 @@ def _incident_row(report: IncidentReport) -> dict[str, Any]:
 # --- what the report reads ----------------------------------------------------------------
 
 
-class IncidentSource(Protocol):
+class IncidentReader(Protocol):
     """The incidents of one system, as the report reads them."""
 
     def incident(self, incident_id: UUID) -> Incident: ...
 
 
-class ResourceSource(Protocol):
+class ResourceReader(Protocol):
     """The resources of one system, as the report reads them."""
 
     def resource(self, resource_id: UUID) -> Resource: ...
@@ -589,8 +589,8 @@ class ReviewReports:
     """Computes after-action reports from the events of one system's incidents and
     resources, against the response norms."""
 
-    def __init__(self, incidents: IncidentSource, incident_events: EventSource,
-                 resources: ResourceSource, resource_events: EventSource,
+    def __init__(self, incidents: IncidentReader, incident_events: EventSource,
+                 resources: ResourceReader, resource_events: EventSource,
                  norms: ResponseNorms) -> None:
         self.incidents = incidents
         self.incident_events = incident_events
