@@ -316,3 +316,22 @@ def test_an_improvement_still_open_after_its_due_time_is_overdue(played: Any) ->
     later = clock() + timedelta(days=8)
     assert system.reviews.review(review_id).summary(later)["improvements"][0]["overdue"] \
         is True
+
+
+def test_a_periods_incidents_come_from_the_read_model_on_both_back_ends(played: Any) -> None:
+    """The incidents reported in [start, end): the read model's times compare as instants
+    (stored as UTC text) on SQLite and PostgreSQL alike, the end excluded."""
+    from cityops.command_center.routers.reviews import period_incidents
+
+    system, _, fire = played
+    system.catch_up()
+
+    def listed(start_minutes: float, end_minutes: float) -> list[UUID]:
+        return period_incidents(system, T0 + timedelta(minutes=start_minutes),
+                                T0 + timedelta(minutes=end_minutes), PLANNER)
+
+    assert listed(-60, 60) == [fire.incident_id]
+    assert listed(0, 1) == [fire.incident_id]  # reported at T0: the start is included
+    assert listed(-60, 0) == []  # the end is excluded
+    assert listed(1, 600) == []
+    assert period_incidents(system, None, None, PLANNER) == [fire.incident_id]
