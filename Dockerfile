@@ -31,6 +31,11 @@ ENV PATH=/opt/cityops/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     CITYOPS_DATA_DIR=/var/lib/cityops
 
+# The after-action reviews' PDF reports embed a CJK font, so that Chinese names render.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
+
 # Runs as an unprivileged user; its only writable place is the data folder.
 RUN useradd --system --uid 10001 --home-dir /var/lib/cityops --create-home cityops
 COPY --from=build /opt/cityops /opt/cityops

@@ -32,6 +32,8 @@ from cityops.domain.processes.incident_escalations import IncidentEscalations
 from cityops.domain.processes.resource_movements import ResourceMovements
 from cityops.domain.processes.ticket_follow_up import TicketFollowUp
 from cityops.domain.resources.application import Resources
+from cityops.domain.reviews.application import Reviews
+from cityops.domain.reviews.norms import ResponseNorms
 from cityops.domain.sharing import SharingPolicy
 from cityops.domain.warnings.application import SenderIdentity, Warnings
 from cityops.feeds.sharing import load_sharing_policy
@@ -119,6 +121,11 @@ class CitySystem:
     batch_lookups: BatchLookups
     """What the applications look up (the city map, open reports, latest readings), in a
     form an ingest batch fetches once for all of its messages."""
+    reviews: Reviews
+    """After-action reviews: findings and improvement plans (docs/after-action-review.md;
+    not a read-model source: not in `applications`)."""
+    response_norms: ResponseNorms
+    """Minutes from report to each milestone of a response, by category and level."""
     clock: Clock = system_clock
     """The system's one clock (`cityops.domain.clock`): every application, read model, feed
     and page of this system reads it; a simulated one in the demo or a drill."""
@@ -139,7 +146,7 @@ class CitySystem:
         """The one entry point of commands (`domain/commands.py`): `handle(command,
         context)` runs each in the application that handles its class."""
         return CommandHandlers([self.grid_cases, self.incidents, self.hazards, self.hotline,
-                                self.resources, self.accounts, self.warnings])
+                                self.resources, self.accounts, self.warnings, self.reviews])
 
     @property
     def operations(self) -> CityOperations:
@@ -214,6 +221,7 @@ class CitySystem:
         for application in self.applications:
             application.close()
         self.accounts.close()
+        self.reviews.close()
         self.store.close()
 
 
@@ -322,6 +330,9 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
                               identifier_prefix=settings.warning_identifier_prefix),
         clock=clock,
     )
+    # A drill's system reviews that drill (its warning desk knows which drill it is).
+    reviews = Reviews(env(Reviews.name), catalogue=catalogue, clock=clock,
+                      incident_exists=incidents.incident, drill_id=warnings.drill_id)
     # Identity is administered in real time, also in a drill or a demo day on its own clock.
     accounts = Accounts(env(Accounts.name), catalogue=catalogue)
     accounts.seed_departments()
@@ -358,6 +369,8 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         resource_movements=ResourceMovements(resources, incidents),
         incident_escalations=IncidentEscalations(hotline, hazards, incidents),
         batch_lookups=lookups,
+        reviews=reviews,
+        response_norms=ResponseNorms.load(catalogue, settings.catalogue_dir),
         clock=clock,
     )
     spatial.follow(system.followers)

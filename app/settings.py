@@ -230,6 +230,14 @@ class Settings(BaseSettings):
         "city's own layers (districts, communities, unit grid), so it works with no internet.",
     )
 
+    report_font: Path | None = Field(
+        default=None,
+        description="A TrueType font (.ttf, or .ttc: its first face) for the PDF reports of "
+        "after-action reviews; unset = the first of Debian's CJK fonts found "
+        "(fonts-wqy-microhei, fonts-wqy-zenhei, fonts-droid-fallback), so that Chinese "
+        "names render, else DejaVu Sans (Latin only).",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str | None) -> str | None:

@@ -43,6 +43,7 @@ from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.incidents.application import Incidents
 from cityops.domain.resources.application import Resources
+from cityops.domain.reviews.application import Reviews
 from cityops.domain.warnings.application import Warnings
 from cityops.event_chain import (
     SQLITE_CHAIN_TABLE,
@@ -67,10 +68,11 @@ from cityops.storage import ReadStore
 
 DURABLE_STORES: tuple[str, ...] = (
     GridCases.name, Incidents.name, HazardSources.name, HotlineTickets.name, Resources.name,
-    Accounts.name, Subscriptions.name, Warnings.name,
+    Accounts.name, Subscriptions.name, Warnings.name, Reviews.name,
 )
 """The event stores of a site: the city's four streams and resources, the accounts (users,
-departments, API keys), the feeds' subscriptions and the warning desk's warnings."""
+departments, API keys), the feeds' subscriptions, the warning desk's warnings and the
+after-action reviews."""
 
 BASE_STORE_FILE = "readmodels.sqlite"
 """Embedded: the base store's file (the generations registry and the durable tables)."""

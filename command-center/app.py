@@ -35,6 +35,7 @@ from cityops.command_center.routers import (
     photos,
     plans,
     resources,
+    reviews,
     search,
     spatial,
     statistics,
@@ -123,9 +124,10 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     # bulk first: /grid-cases/bulk/register would otherwise match /grid-cases/{case_id}/...
     for module in (bulk, auth, catalogue, grid_cases, incidents, plans, resources,
                    hazard_sources, hotline_tickets, spatial, ogc, exports, statistics,
-                   subscriptions, warnings):
+                   subscriptions, warnings, reviews):
         app.include_router(module.router)
     app.include_router(pages.router)
+    app.include_router(reviews.page_router)  # the after-action review page
     app.include_router(photos.router)
     app.include_router(field.router)
     app.include_router(search.router)

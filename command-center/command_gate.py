@@ -130,6 +130,20 @@ ROUTE_COMMANDS: dict[tuple[str, str], str] = {
     ("POST", "/warnings/{warning_id}/update"): "warning.update",
     ("POST", "/warnings/{warning_id}/cancel"): "warning.cancel",
     ("POST", "/warnings/{warning_id}/discard"): "warning.discard",
+    # after-action reviews
+    ("POST", "/reviews"): "review.open",
+    ("POST", "/reviews/{review_id}/summary"): "review.write-summary",
+    ("POST", "/reviews/{review_id}/findings"): "review.record-finding",
+    ("POST", "/reviews/{review_id}/findings/{finding_id}/withdraw"): "review.withdraw-finding",
+    ("POST", "/reviews/{review_id}/improvements"): "review.plan-improvement",
+    ("POST", "/reviews/{review_id}/improvements/{item_id}/done"):
+        "review.complete-improvement",
+    ("POST", "/reviews/{review_id}/improvements/{item_id}/verify"):
+        "review.verify-improvement",
+    ("POST", "/reviews/{review_id}/improvements/{item_id}/reopen"):
+        "review.reopen-improvement",
+    ("POST", "/reviews/{review_id}/improvements/{item_id}/drop"): "review.drop-improvement",
+    ("POST", "/reviews/{review_id}/conclude"): "review.conclude",
 }
 """Which command each command route issues (`{name}`: the value of that path parameter)."""
 

@@ -21,6 +21,8 @@ from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.incidents.application import Incidents
 from cityops.domain.resources.application import Resources
+from cityops.domain.reviews.application import Reviews
+from cityops.domain.reviews.norms import ResponseNorms
 from cityops.domain.sharing import SharingPolicy
 from cityops.domain.warnings.application import Warnings
 from cityops.projections.generations import ReadModelGenerations
@@ -55,6 +57,8 @@ class CommandCentreSystem(Protocol):
     hotline: HotlineTickets
     resources: Resources
     warnings: Warnings
+    reviews: Reviews
+    response_norms: ResponseNorms
     accounts: Accounts
     read_models: ReadModels
     spatial: SpatialQueries

@@ -89,6 +89,8 @@ EXTRA_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     # A user whose name is not an inspector of the city's map has no cells.
     ("GET", "/field/me/cells"): {404: "app"},
     ("GET", "/field/me/tasks"): {404: "app"},
+    # An incident's review is opened on an incident that must exist.
+    ("POST", "/reviews"): {404: "app"},
 }
 """Statuses some operations answer besides those of their kind, and in which form (a
 throttled login, a busy password hasher)."""

@@ -113,6 +113,18 @@ from cityops.domain.resources.commands import (
     StandDownResource,
     TakeOutOfService,
 )
+from cityops.domain.reviews.commands import (
+    CompleteImprovement,
+    ConcludeReview,
+    DropImprovement,
+    OpenReview,
+    PlanImprovement,
+    RecordReviewFinding,
+    ReopenImprovement,
+    VerifyImprovement,
+    WithdrawReviewFinding,
+    WriteReviewSummary,
+)
 from cityops.domain.warnings.commands import (
     ApproveWarning,
     CancelWarning,
@@ -261,6 +273,18 @@ COMMAND_ROLES: dict[type[Command] | str, frozenset[Role]] = {
     DraftWarningUpdate: CENTRE,
     CancelWarning: CENTRE,
     DiscardWarningDraft: CENTRE,
+    # after-action reviews: the planners' (with the centre's duty officers and admins), who
+    # write the findings and follow the improvement plan up; leaders read them
+    OpenReview: PLANNING,
+    WriteReviewSummary: PLANNING,
+    RecordReviewFinding: PLANNING,
+    WithdrawReviewFinding: PLANNING,
+    PlanImprovement: PLANNING,
+    CompleteImprovement: PLANNING,
+    ReopenImprovement: PLANNING,
+    VerifyImprovement: PLANNING,
+    DropImprovement: PLANNING,
+    ConcludeReview: PLANNING,
 }
 
 

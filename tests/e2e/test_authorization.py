@@ -113,6 +113,34 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/cap/alerts/{identifier}.xml"): PUBLIC,
     ("GET", "/cap/warnings/{warning_id}"): READ,
     ("GET", "/cap/warnings/{warning_id}/{sequence}.xml"): READ,
+    # after-action reviews: read by whom the sharing catalogue's after-action-review
+    # condition admits (the router decides: 403 for the others), written by planners
+    ("GET", "/after-action-review"): PUBLIC,
+    ("GET", "/reviews"): OWN,
+    ("GET", "/reviews/improvements"): OWN,
+    ("POST", "/reviews"): "review.open",
+    ("GET", "/reviews/incidents/{incident_id}"): OWN,
+    ("GET", "/reviews/incidents/{incident_id}/report.csv"): OWN,
+    ("GET", "/reviews/incidents/{incident_id}/report.pdf"): OWN,
+    ("GET", "/reviews/period"): OWN,
+    ("GET", "/reviews/period/report.csv"): OWN,
+    ("GET", "/reviews/period/report.pdf"): OWN,
+    ("GET", "/reviews/{review_id}"): OWN,
+    ("GET", "/reviews/{review_id}/report"): OWN,
+    ("GET", "/reviews/{review_id}/report.csv"): OWN,
+    ("GET", "/reviews/{review_id}/report.pdf"): OWN,
+    ("POST", "/reviews/{review_id}/summary"): "review.write-summary",
+    ("POST", "/reviews/{review_id}/findings"): "review.record-finding",
+    ("POST", "/reviews/{review_id}/findings/{finding_id}/withdraw"): "review.withdraw-finding",
+    ("POST", "/reviews/{review_id}/improvements"): "review.plan-improvement",
+    ("POST", "/reviews/{review_id}/improvements/{item_id}/done"):
+        "review.complete-improvement",
+    ("POST", "/reviews/{review_id}/improvements/{item_id}/verify"):
+        "review.verify-improvement",
+    ("POST", "/reviews/{review_id}/improvements/{item_id}/reopen"):
+        "review.reopen-improvement",
+    ("POST", "/reviews/{review_id}/improvements/{item_id}/drop"): "review.drop-improvement",
+    ("POST", "/reviews/{review_id}/conclude"): "review.conclude",
     # plans
     ("POST", "/plans"): "plan.define",
     ("GET", "/plans"): READ,

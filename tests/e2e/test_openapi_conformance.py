@@ -414,6 +414,48 @@ def _close_incident(walk: Walk, incident_id: str) -> None:
     walk.get("/plans")
 
 
+def _reviews(walk: Walk, incident_id: str) -> None:
+    """The after-action review of the closed incident and of a period: report, record,
+    follow-up, files."""
+    walk.get(f"/reviews/incidents/{incident_id}", role="planner")
+    walk.get(f"/reviews/incidents/{incident_id}/report.csv", params={"table": "tasks"})
+    walk.get(f"/reviews/incidents/{incident_id}/report.pdf", role="leader")
+    review = walk.post("/reviews", {"title": "The review", "incident_id": incident_id},
+                       role="planner", expect=201)
+    path = f"/reviews/{review['id']}"
+    review = walk.post(f"{path}/findings", {"text": "Radio gaps", "aspect": "coordination"},
+                       role="planner")
+    finding = review["findings"][0]["id"]
+    walk.post(f"{path}/findings", {"text": "Quick engines", "aspect": "response-time",
+                                   "kind": "strength", "department": "fire"}, role="planner")
+    walk.post(f"{path}/findings/{finding}/withdraw", {"reason": "a duplicate"},
+              role="planner")
+    items = [walk.post(f"{path}/improvements", {
+        "action": action, "department": "fire", "due": _in(30)}, role="planner")[
+        "improvements"][-1]["id"] for action in ("New radios", "Radio drill", "Old plan")]
+    walk.post(f"{path}/summary", {"summary": "Went well"}, role="planner")
+    walk.post(f"{path}/conclude", role="planner")
+    for item in items[:2]:
+        walk.post(f"{path}/improvements/{item}/done", {"note": "done"}, role="planner")
+    walk.post(f"{path}/improvements/{items[0]}/verify", {
+        "drill_id": "d-1", "drill_review_id": str(uuid4())}, role="planner")
+    walk.post(f"{path}/improvements/{items[1]}/reopen", {"reason": "not fixed"},
+              role="planner")
+    walk.post(f"{path}/improvements/{items[2]}/drop", {"reason": "overtaken"},
+              role="planner")
+    walk.get("/reviews", role="leader")
+    walk.get("/reviews/improvements", params={"status": ["open", "done"]})
+    walk.get(path)
+    walk.get(f"{path}/report")
+    walk.get(f"{path}/report.csv", params={"table": "improvements"})
+    walk.get(f"{path}/report.pdf")
+    walk.api.settle()
+    walk.get("/reviews/period", params={"start": _in(-1), "end": _in(1)})
+    walk.get("/reviews/period/report.csv", params={"table": "incidents"})
+    walk.get("/reviews/period/report.pdf", role="planner")
+    walk.call("GET", "/after-action-review", role=None, params={"incident": incident_id})
+
+
 def _maps(walk: Walk, incident_id: str) -> None:
     walk.get("/spatial/layers")
     walk.get("/spatial/incidents/features", params={"limit": 5})
@@ -536,6 +578,7 @@ def test_every_operation_answers_as_its_document_says(module_api: Api) -> None:
     _warnings(walk, incident_id)
     _maps(walk, incident_id)
     _close_incident(walk, incident_id)
+    _reviews(walk, incident_id)
     _subscriptions(walk)
     _open311(walk)
     _statistics_and_system(walk)

@@ -10,6 +10,9 @@ import {
   isPast, shortId, timeText, untilText,
 } from "./words.js";
 
+/** Who reads after-action reviews (the sharing catalogue's after-action-review roles). */
+const REVIEW_READERS = new Set(["planner", "dispatcher", "leader", "admin"]);
+
 /** A task still to be done: assigned or acknowledged (done, cancelled and waived are settled). */
 const isOpenTask = (t) => t.status === "assigned" || t.status === "acknowledged";
 
@@ -90,6 +93,10 @@ export class IncidentBoard {
             t.done_late ? el("span", { class: "overdue" }, " · done late") : "",
             t.status === "waived" ? el("span", { class: "sub" }, ` · waived by ${t.waived_by}: ${t.waive_reason}`) : "",
             t.status === "cancelled" ? el("span", { class: "sub" }, ` · ${t.cancel_reason}`) : "")) : el("li", { class: "sub" }, "none")));
+        if (user && REVIEW_READERS.has(user.role)) {
+          // The after-action review: the response measured from the events, findings, plan.
+          container.append(el("p", {}, el("a", { href: `/after-action-review?incident=${encodeURIComponent(doc.id)}`, testid: "review-link" }, "After-action review →")));
+        }
         const reports = doc.situation_reports || [];
         if (reports.length) {
           container.append(el("h3", {}, "Situation reports"), el("ul", { class: "plain" },
