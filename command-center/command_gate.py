@@ -130,6 +130,9 @@ ROUTE_COMMANDS: dict[tuple[str, str], str] = {
     ("POST", "/warnings/{warning_id}/update"): "warning.update",
     ("POST", "/warnings/{warning_id}/cancel"): "warning.cancel",
     ("POST", "/warnings/{warning_id}/discard"): "warning.discard",
+    # exercises: evaluators rate, planners end
+    ("POST", "/exercises/{exercise_id}/ratings"): "exercise.rate-objective",
+    ("POST", "/exercises/{exercise_id}/end"): "exercise.end",
 }
 """Which command each command route issues (`{name}`: the value of that path parameter)."""
 
@@ -153,6 +156,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/subscriptions/{subscription_id}/resume"): SUBSCRIBER_ROLES,
     ("POST", "/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver"):
         SUBSCRIBER_ROLES,
+    # Checking a scenario file is the planners' (it is what they would plan).
+    ("POST", "/scenarios/validate"): frozenset({Role.PLANNER, Role.ADMIN}),
 }
 """Routes whose roles are not a command of the permission table."""
 
