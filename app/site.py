@@ -38,6 +38,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from cityops.domain.accounts.application import Accounts
+from cityops.domain.exercises.application import Exercises
 from cityops.domain.gridcases.application import GridCases
 from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hotline.application import HotlineTickets
@@ -67,10 +68,11 @@ from cityops.storage import ReadStore
 
 DURABLE_STORES: tuple[str, ...] = (
     GridCases.name, Incidents.name, HazardSources.name, HotlineTickets.name, Resources.name,
-    Accounts.name, Subscriptions.name, Warnings.name,
+    Accounts.name, Subscriptions.name, Warnings.name, Exercises.name,
 )
 """The event stores of a site: the city's four streams and resources, the accounts (users,
-departments, API keys), the feeds' subscriptions and the warning desk's warnings."""
+departments, API keys), the feeds' subscriptions, the warning desk's warnings and the
+exercises (scenarios played, injects delivered, evaluators' ratings)."""
 
 BASE_STORE_FILE = "readmodels.sqlite"
 """Embedded: the base store's file (the generations registry and the durable tables)."""
