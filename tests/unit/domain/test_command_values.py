@@ -37,6 +37,7 @@ from cityops.domain.gridcases.commands import (
 from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.hotline.commands import CallBackCaller, MergeTicket, ReceiveTicket
+from cityops.domain.exercises.application import Exercises
 from cityops.domain.incidents.application import Incidents
 from cityops.domain.permissions import COMMAND_ROLES, check_permitted
 from cityops.domain.resources.application import Resources
@@ -45,7 +46,7 @@ from cityops.feeds.subscriptions import Subscriptions
 
 APPLICATIONS: list[type[CityApplication]] = [GridCases, HotlineTickets, Incidents,
                                              HazardSources, Resources, Accounts, Subscriptions,
-                                             Warnings]
+                                             Warnings, Exercises]
 CASE = UUID("0b8f5c1e-6a5e-4c39-9d0e-7f3a8b1c2d4e")
 OTHER = UUID("5d6e7f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f")
 POINT = GeoPoint(121.4105, 31.2105)
