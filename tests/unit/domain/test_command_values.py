@@ -23,6 +23,7 @@ from cityops.domain.commands import (
     fingerprint,
 )
 from cityops.domain.errors import InvalidValue, NotPermitted
+from cityops.domain.exercises.application import Exercises
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.application import GridCases
 from cityops.domain.gridcases.commands import (
@@ -37,7 +38,6 @@ from cityops.domain.gridcases.commands import (
 from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hotline.application import HotlineTickets
 from cityops.domain.hotline.commands import CallBackCaller, MergeTicket, ReceiveTicket
-from cityops.domain.exercises.application import Exercises
 from cityops.domain.incidents.application import Incidents
 from cityops.domain.permissions import COMMAND_ROLES, check_permitted
 from cityops.domain.resources.application import Resources

@@ -155,8 +155,8 @@ def test_evaluators_rate_objectives_as_events_with_their_observations(
 def test_a_rating_needs_a_known_objective_a_scale_value_and_observations(
         exercises: Exercises) -> None:
     exercise_id = plan(exercises).id
-    with pytest.raises(InvalidValue, match="has no objective 'speed' .its objectives: "
-                                           "verify, tasks."):
+    with pytest.raises(InvalidValue, match=r"has no objective 'speed' \(its objectives: "
+                                           r"verify, tasks\)"):
         exercises.handle(RateObjective(exercise_id=exercise_id, objective_id="speed",
                                        rating="P", observations="x"),
                          CommandContext(actor=EVALUATOR))
@@ -170,9 +170,9 @@ def test_a_rating_needs_a_known_objective_a_scale_value_and_observations(
 
 def test_the_players_in_the_centre_may_not_rate_or_plan(exercises: Exercises) -> None:
     exercise_id = plan(exercises).id
-    with pytest.raises(NotPermitted, match="dispatcher duty-zhao may not "
-                                           "exercise.rate-objective; allowed roles: admin, "
-                                           "planner"):
+    with pytest.raises(NotPermitted, match=r"dispatcher duty-zhao may not "
+                                           r"exercise\.rate-objective; allowed roles: admin, "
+                                           r"planner"):
         exercises.handle(RateObjective(exercise_id=exercise_id, objective_id="verify",
                                        rating="P", observations="we did great"),
                          CommandContext(actor=DISPATCHER))
