@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
@@ -38,7 +38,7 @@ from eventsourcing.application import AggregateNotFoundError
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import COMMAND_NAMESPACE, CityApplication, CommandReceipt
 from cityops.domain.commands import CommandContext
-from cityops.domain.errors import DomainError, NotFound
+from cityops.domain.errors import DomainError, InvalidValue, NotFound
 from cityops.domain.exercises.commands import EndExercise, PlanExercise, RecordInjectDelivery
 from cityops.domain.exercises.exercise import DeliveryOutcome, Exercise
 from cityops.domain.exercises.objectives import ObjectiveResult, measure
@@ -431,12 +431,14 @@ class ExerciseDriver:
 
 
 def exercise_status(system: CitySystem, exercise_id: UUID,
-                    events: Sequence[object] | None = None) -> dict[str, Any]:
+                    events: Sequence[object] | None = None,
+                    now: datetime | None = None) -> dict[str, Any]:
     """An exercise as the API and the drill screen show it: its summary, and each
-    objective's live measure beside its ratings."""
+    objective's live measure beside its ratings (as of `now`, default the system's clock;
+    an ended exercise as of its end)."""
     exercise = system.exercises.exercise(exercise_id)
     objectives = [Objective.from_dict(o) for o in exercise.objectives]
-    now = system.clock()
+    now = now if now is not None else system.clock()
     measured = {r.objective_id: r for r in measure(
         objectives, events if events is not None else DrillEvents(system).all(),
         exercise.started_at, min(now, exercise.ended_at or now))}
@@ -446,3 +448,103 @@ def exercise_status(system: CitySystem, exercise_id: UUID,
     return summary
 
 
+
+
+# --- an exercise on top of a drill ----------------------------------------------------------
+
+
+def exercise_id_of_drill(drill_id: UUID) -> UUID:
+    """The exercise a drill plays (one per drill: its id follows from the drill's)."""
+    return uuid5(COMMAND_NAMESPACE, f"drill-exercise:{drill_id}")
+
+
+class DrillExercise:
+    """A scenario played on top of a drill, as the drill runner calls it after each step
+    (`deliver_due`, `measure`, with the drill's system and clock). The exercise is planned
+    in the drill's own store at its first call (again after a restart: a repeat), starting
+    at the drill's start; an empty-city scenario gets the city's registers first."""
+
+    def __init__(self, scenario_text: str, scenario: Scenario, drill_id: UUID,
+                 started_at: datetime, *, planner: Actor = CONTROLLER) -> None:
+        self.scenario_text = scenario_text
+        self.scenario = scenario
+        self.drill_id = drill_id
+        self.started_at = started_at
+        self.planner = planner
+        self.exercise_id = exercise_id_of_drill(drill_id)
+        self._events: dict[int, DrillEvents] = {}
+        self._lock = threading.Lock()
+
+    def _planned(self, system: CitySystem) -> None:
+        if system.exercises.exists(self.exercise_id):
+            return
+        if self.scenario.start.kind.value == "empty":
+            prepare_city_registers(system)
+        system.commands.handle(
+            PlanExercise(scenario_text=self.scenario_text, drill_id=str(self.drill_id),
+                         started_at=self.started_at, exercise_id=self.exercise_id),
+            CommandContext(actor=self.planner, command_id=f"drill:{self.drill_id}:exercise"))
+
+    def deliver_due(self, system: CitySystem, drill_time: datetime) -> int:
+        """Deliver the injects due up to `drill_time` through the drill system's ingest and
+        command paths, each recorded on the exercise; returns how many went in."""
+        with self._lock:
+            self._planned(system)
+            exercise = system.exercises.exercise(self.exercise_id)
+            if exercise.status.value != "running":
+                return 0
+            due = self.scenario.due(drill_time - self.started_at, frozenset(exercise.deliveries))
+            if not due:
+                return 0
+            ingest = ExerciseIngest.open(system)
+            try:
+                for inject in due:
+                    result = deliver(inject, system, ingest=ingest,
+                                     exercise_id=self.exercise_id)
+                    system.commands.handle(RecordInjectDelivery(
+                        exercise_id=self.exercise_id, inject_id=inject.id,
+                        outcome=result.outcome, subject=result.subject,
+                        detail=result.detail[:4000]), CommandContext(actor=CONTROLLER))
+            finally:
+                ingest.close()
+            return len(due)
+
+    def measure(self, system: CitySystem, drill_time: datetime) -> list[dict[str, Any]]:
+        """The objectives as measured from the drill's own events up to `drill_time`, each
+        with its ratings so far."""
+        with self._lock:
+            self._planned(system)
+            events = self._events.setdefault(id(system), DrillEvents(system))
+            status = exercise_status(system, self.exercise_id, events.all(), now=drill_time)
+        objectives: list[dict[str, Any]] = status["objectives"]
+        return objectives
+
+
+def scenario_text(name: str, folder: Path | None = None) -> str:
+    """The text of a scenario by name: one of the shipped examples (`chemical-leak`,
+    `typhoon.yaml`), or a file of `folder` (by its name only: never a path)."""
+    file_name = name if name.endswith(".yaml") else f"{name}.yaml"
+    if "/" in file_name or "\\" in file_name or file_name.startswith("."):
+        raise InvalidValue(f"scenario {name!r}: give a scenario's name, not a path")
+    if folder is not None and (folder / file_name).is_file():
+        return (folder / file_name).read_text(encoding="utf-8")
+    shipped = shipped_scenarios()
+    if file_name in shipped:
+        return shipped[file_name]
+    known = sorted(n.removesuffix(".yaml") for n in shipped)
+    if folder is not None:
+        known += sorted(p.stem for p in folder.glob("*.yaml"))
+    raise InvalidValue(f"unknown scenario {name!r} (known: {', '.join(known)})")
+
+
+def drill_exercises(live: CitySystem, folder: Path | None = None
+                    ) -> Callable[[str, UUID, datetime], DrillExercise]:
+    """The drill room's exercise factory: a scenario by name, checked against the city (a
+    refusal lists every problem by line, before the drill starts), for a drill that starts
+    at a drill time."""
+
+    def make(name: str, drill_id: UUID, started_at: datetime) -> DrillExercise:
+        text = scenario_text(name, folder)
+        return DrillExercise(text, live.exercises.parse(text), drill_id, started_at)
+
+    return make

@@ -267,10 +267,11 @@ COMMAND_ROLES: dict[type[Command] | str, frozenset[Role]] = {
     DraftWarningUpdate: CENTRE,
     CancelWarning: CENTRE,
     DiscardWarningDraft: CENTRE,
-    # exercises: planners plan them from a scenario file; the drill's controller (the system
-    # or the planner) records the injects it sent; evaluators (planners, never the players in
-    # the centre) rate the objectives.
-    PlanExercise: frozenset({_R.PLANNER, _R.ADMIN}),
+    # exercises: planners plan them from a scenario file (or the drill room, as the system,
+    # plans the scenario a planner started a drill with); the drill's controller records the
+    # injects it sent; evaluators (planners, never the players in the centre) rate the
+    # objectives.
+    PlanExercise: frozenset({_R.PLANNER, _R.SYSTEM, _R.ADMIN}),
     RecordInjectDelivery: frozenset({_R.PLANNER, _R.SYSTEM, _R.ADMIN}),
     RateObjective: frozenset({_R.PLANNER, _R.ADMIN}),
     EndExercise: frozenset({_R.PLANNER, _R.SYSTEM, _R.ADMIN}),

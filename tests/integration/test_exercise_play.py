@@ -270,3 +270,50 @@ def test_an_invalid_scenario_starts_nothing(
     [problem] = refused.value.problems
     assert problem.message.startswith("unknown resource 'DP-99'")
     assert system.exercises.exercise_ids() == []
+
+
+def test_the_drill_runners_exercise_delivers_measures_and_survives_a_restart(
+        drill: tuple[CitySystem, SimulatedClock, ExerciseIngest], tmp_path: Path) -> None:
+    """The drill room's side of the contract (`deliver_due` and `measure` after each step,
+    with the drill's system and clock), here with a plain system as the drill's."""
+    from uuid import uuid4
+
+    from cityops.domain.errors import InvalidValue
+    from cityops.exercises import DrillExercise, drill_exercises, exercise_id_of_drill
+
+    system, clock, _ = drill
+    make = drill_exercises(system, folder=tmp_path)
+    drill_id = uuid4()
+    start = clock()
+    exercise = make("chemical-leak", drill_id, start)
+    assert isinstance(exercise, DrillExercise)
+    assert exercise.deliver_due(system, start) == 1  # gas-warning, at 0
+    clock.advance_to(start + timedelta(minutes=6))
+    assert exercise.deliver_due(system, clock()) == 3  # gas-alarm, neighbour-call, leak-report
+    measured = exercise.measure(system, clock())
+    assert [(o["id"], o["measure"]["status"]) for o in measured][:2] == [
+        ("verify-leak", "pending"), ("activate-plan", "pending")]
+    # After a restart the drill room makes the exercise again: nothing is planned or
+    # delivered twice.
+    again = make("chemical-leak", drill_id, start)
+    assert again.deliver_due(system, clock()) == 0
+    clock.advance_to(start + timedelta(minutes=30))
+    assert again.deliver_due(system, clock()) == 2
+    planned = system.exercises.exercise(exercise_id_of_drill(drill_id))
+    assert planned.drill_id == str(drill_id) and planned.started_at == start
+    assert len(planned.deliveries) == 6
+    assert system.exercises.exercise_ids() == [planned.id]
+    statuses = {o["id"]: o["measure"]["status"] for o in again.measure(system, clock())}
+    assert statuses["verify-leak"] == "missed"
+    # Scenarios by name only: shipped, or in the server's folder; a bad one refused by line.
+    (tmp_path / "broken.yaml").write_text(
+        shipped_scenarios()["typhoon.yaml"].replace("HS-04-WL-01", "HS-04-XX"), "utf-8")
+    with pytest.raises(ScenarioInvalid) as refused:
+        make("broken", uuid4(), start)
+    assert {p.message.split(" (")[0] for p in refused.value.problems} == {
+        "hazard source 'Qingshan Reservoir Dam' has no sensor 'HS-04-XX'"}
+    with pytest.raises(InvalidValue, match="not a path"):
+        make("../../etc/passwd", uuid4(), start)
+    with pytest.raises(InvalidValue, match=r"unknown scenario 'meteor' \(known: "
+                                           r"chemical-leak, typhoon, broken\)"):
+        make("meteor", uuid4(), start)
