@@ -192,7 +192,8 @@ def hazard_source_ids(system: CitySystem) -> dict[str, UUID]:
 def _receipt_subject(application: CityApplication, message_id: str) -> UUID | None:
     """The aggregate a receipted message created or changed (None: no receipt)."""
     try:
-        receipt = application.repository.get(CommandReceipt.create_id(message_id), version=1)
+        receipt: object = application.repository.get(CommandReceipt.create_id(message_id),
+                                                     version=1)
     except AggregateNotFoundError:
         return None  # the message's type keeps no receipt
     return receipt.aggregate_id if isinstance(receipt, CommandReceipt) else None

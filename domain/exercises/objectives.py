@@ -134,8 +134,8 @@ def _incidents(events: Iterable[object], started_at: datetime, now: datetime
             incident.levels.add(event.level)
         elif isinstance(event, Incident.PlanActivated):
             incident.plan_activated_at = incident.plan_activated_at or at
-            for task in event.tasks:
-                incident.tasks[UUID(str(task["task_id"]))] = _Task(assigned_at=at)
+            for created in event.tasks:
+                incident.tasks[UUID(str(created["task_id"]))] = _Task(assigned_at=at)
         elif isinstance(event, Incident.TaskAcknowledged | Incident.TaskDone):
             task = incident.tasks.get(event.task_id)
             if task is not None and task.acknowledged_at is None:

@@ -597,7 +597,8 @@ class _Reader:
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             line = int(mark.line) + 1 if mark is not None else 1
-            self.problem(line, f"not valid YAML: {error.problem or error}")
+            context = f" ({error.context})" if error.context else ""
+            self.problem(line, f"not valid YAML: {error.problem or error}{context}")
             return None
         except yaml.YAMLError as error:
             self.problem(1, f"not valid YAML: {error}")
@@ -919,14 +920,15 @@ def parse_scenario(text: str | bytes, reference: ScenarioReference) -> Scenario:
     """The scenario in `text`, checked whole against the city and catalogues; raises
     `ScenarioInvalid` listing every problem with its line."""
     if isinstance(text, bytes):
-        if len(text) > MAX_SCENARIO_BYTES:
+        raw = text
+        if len(raw) > MAX_SCENARIO_BYTES:
             raise ScenarioInvalid([ScenarioProblem(1, "the scenario file is larger than "
                                                       f"{MAX_SCENARIO_BYTES} bytes")])
         try:
-            text = text.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise ScenarioInvalid([ScenarioProblem(
-                text[: error.start].count(b"\n") + 1, "the file is not UTF-8 text")]) from None
+                raw[: error.start].count(b"\n") + 1, "the file is not UTF-8 text")]) from None
     if len(text) > MAX_SCENARIO_BYTES:
         raise ScenarioInvalid([ScenarioProblem(1, "the scenario file is larger than "
                                                   f"{MAX_SCENARIO_BYTES} bytes")])

@@ -471,3 +471,11 @@ def test_an_actor_is_checked_like_any_field(reference: ScenarioReference) -> Non
         """, reference)
     assert found[0] == (6, "a department user needs a department")
     assert found[1][0] == 11 and found[1][1].startswith("unknown actor role 'chief'")
+
+
+def test_a_file_that_is_not_utf8_is_refused_at_the_line_of_the_bad_bytes(
+        reference: ScenarioReference) -> None:
+    with pytest.raises(ScenarioInvalid) as refused:
+        parse_scenario(b"version: 1\ntitle: caf\xe9\n", reference)
+    assert [(p.line, p.message) for p in refused.value.problems] == [
+        (2, "the file is not UTF-8 text")]
