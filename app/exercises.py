@@ -60,12 +60,13 @@ from cityops.domain.incidents.plans import PlanLevel, PlanTask, ResourceRequirem
 from cityops.domain.resources.commands import RegisterResource, TakeOutOfService
 from cityops.domain.resources.resource import Resource
 from cityops.ingest import messages
-from cityops.ingest.deadletters import DeadLetter, StoredDeadLetters
+from cityops.ingest.deadletters import StoredDeadLetters
 from cityops.ingest.pipeline import Delivery, IngestPipeline, Outcome
 from cityops.ingest.topics import IngestStream
 
 if TYPE_CHECKING:
     from cityops.bootstrap import CitySystem
+    from cityops.simulator import DemoDeadLetters
 
 CONTROLLER = Actor("exercise-controller", Role.SYSTEM)
 """Who records what the exercise did (injects delivered, its end): the exercise's control."""
@@ -93,34 +94,11 @@ def inject_message_id(exercise_id: UUID, inject: Inject) -> str:
 # --- the ingest door -------------------------------------------------------------------------
 
 
-class _KeptDeadLetters:
-    """The ingest store's dead letters, also kept aside so that the inject that sent a
-    refused message reports why."""
-
-    def __init__(self, stored: StoredDeadLetters) -> None:
-        self.stored = stored
-        self._letters: list[DeadLetter] = []
-        self._lock = threading.Lock()
-
-    def send(self, letter: DeadLetter) -> None:
-        self.stored.send(letter)
-        with self._lock:
-            self._letters.append(letter)
-
-    def take(self) -> list[DeadLetter]:
-        with self._lock:
-            letters, self._letters = self._letters, []
-        return letters
-
-    def close(self) -> None:
-        self.stored.close()
-
-
 class ExerciseIngest:
     """The ingest pipeline of the system (the one its embedded mode runs), applying an
     inject's message at once: the exercise learns whether it was applied or refused."""
 
-    def __init__(self, pipeline: IngestPipeline, dead_letters: _KeptDeadLetters) -> None:
+    def __init__(self, pipeline: IngestPipeline, dead_letters: DemoDeadLetters) -> None:
         self.pipeline = pipeline
         self.dead_letters = dead_letters
 
@@ -128,10 +106,13 @@ class ExerciseIngest:
     def open(cls, system: CitySystem) -> ExerciseIngest:
         from cityops.ingest.composition import build_pipeline, ingest_store
         from cityops.ingest.kafka_worker import worker_name
+        from cityops.simulator import DemoDeadLetters
 
         store = ingest_store(system)
         try:
-            dead_letters = _KeptDeadLetters(StoredDeadLetters(store))
+            # Kept in the ingest store like any dead letter, and handed to the inject that
+            # sent the message, so that it reports why (as the demo's steps do).
+            dead_letters = DemoDeadLetters(StoredDeadLetters(store))
             pipeline = build_pipeline(system, system.settings.ingest, store, dead_letters,
                                       worker=f"exercise:{worker_name()}")
         except BaseException:
