@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -282,6 +283,24 @@ class DrillEvents:
             return list(self._events)
 
 
+_EVENTS_OF: dict[int, tuple[weakref.ref[Any], DrillEvents]] = {}
+_EVENTS_LOCK = threading.Lock()
+
+
+def events_of(system: CitySystem) -> DrillEvents:
+    """The measured events of a system, read on incrementally by every caller in this
+    process (the API's reads and the drill runner share them)."""
+    with _EVENTS_LOCK:
+        found = _EVENTS_OF.get(id(system))
+        if found is not None and found[0]() is system:
+            return found[1]
+        for key in [k for k, (ref, _) in _EVENTS_OF.items() if ref() is None]:
+            del _EVENTS_OF[key]
+        events = DrillEvents(system)
+        _EVENTS_OF[id(system)] = (weakref.ref(system), events)
+        return events
+
+
 # --- an empty city's registers ---------------------------------------------------------------
 
 
@@ -350,7 +369,7 @@ class ExerciseDriver:
         self.started_at: datetime = exercise.started_at
         self.scenario = system.exercises.parse(exercise.scenario_text)
         self.objective_list: list[Objective] = system.exercises.objectives(exercise_id)
-        self.events = DrillEvents(system)
+        self.events = events_of(system)
 
     @classmethod
     def start(cls, system: CitySystem, scenario_text: str, *, actor: Actor,
@@ -422,7 +441,7 @@ def exercise_status(system: CitySystem, exercise_id: UUID,
     objectives = [Objective.from_dict(o) for o in exercise.objectives]
     now = now if now is not None else system.clock()
     measured = {r.objective_id: r for r in measure(
-        objectives, events if events is not None else DrillEvents(system).all(),
+        objectives, events if events is not None else events_of(system).all(),
         exercise.started_at, min(now, exercise.ended_at or now))}
     summary = exercise.summary()
     for objective in summary["objectives"]:
@@ -454,7 +473,6 @@ class DrillExercise:
         self.started_at = started_at
         self.planner = planner
         self.exercise_id = exercise_id_of_drill(drill_id)
-        self._events: dict[int, DrillEvents] = {}
         self._lock = threading.Lock()
 
     def _planned(self, system: CitySystem) -> None:
@@ -496,8 +514,8 @@ class DrillExercise:
         with its ratings so far."""
         with self._lock:
             self._planned(system)
-            events = self._events.setdefault(id(system), DrillEvents(system))
-            status = exercise_status(system, self.exercise_id, events.all(), now=drill_time)
+            status = exercise_status(system, self.exercise_id, events_of(system).all(),
+                                     now=drill_time)
         objectives: list[dict[str, Any]] = status["objectives"]
         return objectives
 

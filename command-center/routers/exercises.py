@@ -76,9 +76,9 @@ def _state(system: SystemDep, exercise_id: UUID) -> dict[str, Any]:
 @router.get("", response_model=ExercisesPublic)
 def list_exercises(system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
     """Every exercise of this system (a drill's own), oldest first, objectives measured now."""
-    from cityops.exercises import DrillEvents, exercise_status
+    from cityops.exercises import events_of, exercise_status
 
-    events = DrillEvents(system).all()  # type: ignore[arg-type]
+    events = events_of(system).all()  # type: ignore[arg-type]
     data = [exercise_status(system, exercise_id, events)  # type: ignore[arg-type]
             for exercise_id in system.exercises.exercise_ids()]
     return {"data": data, "count": len(data)}
