@@ -360,6 +360,16 @@ _CLOCK = re.compile(r"^(\d+):([0-5]\d)(?::([0-5]\d))?$")
 _UNITS = re.compile(r"^(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*(?:(\d+)\s*s)?$")
 
 
+NULL_TAG = "tag:yaml.org,2002:null"
+BOOL_TAG = "tag:yaml.org,2002:bool"
+PLAIN_TAGS = frozenset({"tag:yaml.org,2002:str", "tag:yaml.org,2002:int",
+                        "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp", NULL_TAG,
+                        BOOL_TAG})
+"""The scalars a scenario takes: YAML's own (no `!!python/...`, `!!binary` or local tags)."""
+_UNREADABLE = object()
+"""A scalar that could not be read (its problem is already listed)."""
+
+
 def _line(node: Node) -> int:
     return int(node.start_mark.line) + 1
 
@@ -426,9 +436,19 @@ class _Reader:
             return None
         return found[1]
 
-    def scalar(self, node: Node) -> Any:
+    def scalar(self, node: Node, what: str) -> Any:
+        """A scalar's value as YAML reads it; `_UNREADABLE` (and a problem) for a value of a
+        tag this format does not take, or one YAML cannot construct (a 30th of February)."""
         assert self._loader is not None
-        return self._loader.construct_object(node, deep=True)
+        if node.tag not in PLAIN_TAGS:
+            self.problem(node, f"{what} has the tag {node.tag!r}, which a scenario does not "
+                               "take")
+            return _UNREADABLE
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as error:
+            self.problem(node, f"{what} {node.value!r} is not a valid value: {error}")
+            return _UNREADABLE
 
     def text(self, node: Node | None, what: str, *, limit: int = 4000) -> str | None:
         if node is None:
@@ -436,11 +456,11 @@ class _Reader:
         if not isinstance(node, ScalarNode):
             self.problem(node, f"{what} must be text")
             return None
-        value = self.scalar(node)
-        if value is None or isinstance(value, bool | list | dict):
-            self.problem(node, f"{what} must be text, not {node.value!r}")
+        if node.tag not in PLAIN_TAGS:
+            self.scalar(node, what)
             return None
-        text = str(node.value).strip()
+        # Text as written: `yes` or `2026-06-01` in a description is text, not a value.
+        text = "" if node.tag == NULL_TAG else str(node.value).strip()
         if not text:
             self.problem(node, f"{what} must not be empty")
             return None
@@ -468,7 +488,9 @@ class _Reader:
     def number(self, node: Node | None, what: str) -> float | None:
         if node is None:
             return None
-        value = self.scalar(node) if isinstance(node, ScalarNode) else None
+        value = self.scalar(node, what) if isinstance(node, ScalarNode) else None
+        if value is _UNREADABLE:
+            return None
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
                 float(value)):
             self.problem(node, f"{what} must be a number")
@@ -478,7 +500,9 @@ class _Reader:
     def instant(self, node: Node | None, what: str) -> datetime | None:
         if node is None:
             return None
-        value = self.scalar(node) if isinstance(node, ScalarNode) else None
+        value = self.scalar(node, what) if isinstance(node, ScalarNode) else None
+        if value is _UNREADABLE:
+            return None
         if isinstance(value, str):
             try:
                 value = datetime.fromisoformat(value)
@@ -603,6 +627,9 @@ class _Reader:
         except yaml.YAMLError as error:
             self.problem(1, f"not valid YAML: {error}")
             return None
+        except RecursionError:
+            self.problem(1, "not valid YAML for a scenario: nested too deeply")
+            return None
         if root is None:
             self.problem(1, "the scenario file is empty")
             return None
@@ -611,7 +638,10 @@ class _Reader:
             return None
         version_node = self.require(top, "version", root, "the scenario")
         if version_node is not None:
-            version = self.scalar(version_node) if isinstance(version_node, ScalarNode) else None
+            version = (self.scalar(version_node, "version")
+                       if isinstance(version_node, ScalarNode) else None)
+            if version is _UNREADABLE:
+                return None
             if version != FORMAT_VERSION or isinstance(version, bool):
                 self.problem(version_node, f"version {getattr(version_node, 'value', '?')!r} "
                                            f"is not a scenario format this CityOps reads "

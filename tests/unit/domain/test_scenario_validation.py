@@ -479,3 +479,37 @@ def test_a_file_that_is_not_utf8_is_refused_at_the_line_of_the_bad_bytes(
         parse_scenario(b"version: 1\ntitle: caf\xe9\n", reference)
     assert [(p.line, p.message) for p in refused.value.problems] == [
         (2, "the file is not UTF-8 text")]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("version: 2001-02-30\ntitle: x\n", (1, "version '2001-02-30' is not a valid value: day is "
+                                            "out of range for month")),
+    ("[" * 100_000, (1, "not valid YAML for a scenario: nested too deeply")),
+    ("version: 1\ntitle: !!python/object:os.system x\n",
+     (2, "title has the tag 'tag:yaml.org,2002:python/object:os.system', which a scenario "
+         "does not take")),
+    ("version: 1\ntitle: !!binary aGVsbG8=\n",
+     (2, "title has the tag 'tag:yaml.org,2002:binary', which a scenario does not take")),
+    ("version: 1\ntitle: x\nstart:\n  replay:\n    from: 2001-02-30T00:00:00Z\n    to: x\n",
+     (5, "the window's start '2001-02-30T00:00:00Z' is not a valid value: day is out of range "
+         "for month")),
+    ("version: 1\ntitle:\n", (2, "title must not be empty")),
+])
+def test_values_yaml_cannot_or_must_not_construct_are_problems_not_crashes(
+        text: str, expected: tuple[int, str], reference: ScenarioReference) -> None:
+    assert expected in problems(text, reference)
+
+
+def test_text_is_taken_as_written(reference: ScenarioReference) -> None:
+    scenario = parse("""
+        version: 1
+        title: 2026-06-01
+        description: yes
+        injects:
+          - at: 1m
+            kind: resource-out-of-service
+            resource: FE-03
+            reason: no
+        """, reference)
+    assert (scenario.title, scenario.description) == ("2026-06-01", "yes")
+    assert scenario.injects[0].content == ResourceOutOfService("FE-03", "no")
