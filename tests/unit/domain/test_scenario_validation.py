@@ -12,6 +12,8 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.catalogue import Catalogue, Urgency
@@ -64,9 +66,12 @@ class SquareCity:
                 "DP-02": ResourceRef("DP-02", "drainage-pump-truck", "water")}.get(call_sign)
 
 
+CATALOGUE = Catalogue.load()
+
+
 @pytest.fixture(scope="module")
 def reference() -> ScenarioReference:
-    return ScenarioReference(catalogue=Catalogue.load(), city=SquareCity())
+    return ScenarioReference(catalogue=CATALOGUE, city=SquareCity())
 
 
 def parse(text: str, reference: ScenarioReference) -> Scenario:
@@ -513,3 +518,39 @@ def test_text_is_taken_as_written(reference: ScenarioReference) -> None:
         """, reference)
     assert (scenario.title, scenario.description) == ("2026-06-01", "yes")
     assert scenario.injects[0].content == ResourceOutOfService("FE-03", "no")
+
+
+# --- whatever the file holds: a scenario or its problems, never a crash ----------------------
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                     st.floats(allow_nan=True, allow_infinity=True),
+                     st.text(max_size=20), st.sampled_from(
+                         ["12m", "0:45", "1h30m", "E0503", "II", "natural-disaster", "typhoon",
+                          "FE-03", "HS-01", "HS-01-GAS-01", "Central Avenue", "report",
+                          "hotline-call", "incident-report", "sensor-reading",
+                          "resource-out-of-service", "inspector-report", "incident-verified",
+                          "resource-on-scene", "2026-06-01T08:00:00+08:00", "2001-02-30"]))
+_FIELDS = st.sampled_from(["version", "title", "start", "injects", "objectives", "id", "at",
+                           "kind", "place", "category", "type", "level", "resource",
+                           "hazard_source", "sensor", "value", "within", "since", "incident",
+                           "actor", "replay", "from", "to", "description", "reason", "other"])
+_DOCUMENTS = st.recursive(
+    _SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                      st.dictionaries(_FIELDS, inner, max_size=6)),
+    max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(document=st.dictionaries(_FIELDS, _DOCUMENTS, max_size=8), noise=st.text(max_size=8))
+def test_any_document_is_a_scenario_or_problems_with_lines(
+        document: dict[str, object], noise: str) -> None:
+    import yaml
+
+    reference = ScenarioReference(catalogue=CATALOGUE, city=SquareCity())
+    text = yaml.safe_dump({"version": 1, **document}, allow_unicode=True) + noise
+    try:
+        parse_scenario(text, reference)
+    except ScenarioInvalid as refused:
+        assert refused.problems
+        assert all(p.line >= 1 for p in refused.problems)
