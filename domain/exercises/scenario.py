@@ -333,7 +333,7 @@ INJECT_FIELDS: dict[InjectKind, frozenset[str]] = {
     InjectKind.INSPECTOR_REPORT: frozenset({"category", "description", "place", "urgency"}),
     InjectKind.HOTLINE_CALL: frozenset({"channel", "ticket_type", "topic", "description",
                                         "place", "caller"}),
-    InjectKind.SENSOR_READING: frozenset({"hazard_source", "sensor", "value"}),
+    InjectKind.SENSOR_READING: frozenset({"hazard_source", "sensor", "value", "crosses"}),
     InjectKind.RESOURCE_OUT_OF_SERVICE: frozenset({"resource", "reason"}),
     InjectKind.INCIDENT_REPORT: frozenset({"category", "type", "level", "title",
                                            "description", "place"}),
@@ -818,7 +818,13 @@ class _Reader:
                                           f"{sensor!r} (its sensors: "
                                           f"{', '.join(sorted(source.sensors))})")
                 sensor = None
-            value = self.number(need("value"), f"{what}'s value")
+            value_node = need("value")
+            value = self.number(value_node, f"{what}'s value")
+            if "crosses" in fields and source is not None and sensor is not None \
+                    and value is not None and value_node is not None:
+                expected = self.code(fields["crosses"][1], "threshold",
+                                     ["normal", "warning", "alarm"])
+                self.check_crossing(value_node, source.sensors[sensor], value, expected)
             if source is None or sensor is None or value is None:
                 return None
             return SensorReading(hazard_source=source.id, hazard_source_name=source.name,
@@ -854,6 +860,25 @@ class _Reader:
         return IncidentReport(category=category, incident_type=incident_type,  # type: ignore[arg-type]
                               level=level, title=title, description=description,  # type: ignore[arg-type]
                               location=location)  # type: ignore[arg-type]
+
+    def check_crossing(self, node: Node, sensor: SensorRef, value: float,
+                       expected: str | None) -> None:
+        """A reading meant to cross a threshold (`crosses:`) must be on its far side: the
+        planner's intent checked against the sensor's thresholds."""
+        if expected is None:
+            return
+        rising = sensor.direction == "high"
+
+        def beyond(threshold: float) -> bool:
+            return value >= threshold if rising else value <= threshold
+
+        level = ("alarm" if beyond(sensor.alarm) else
+                 "warning" if beyond(sensor.warning) else "normal")
+        if level != expected:
+            way = "rising" if rising else "falling"
+            self.problem(node, f"value {value:g} of {sensor.id} is {level}, not {expected} "
+                               f"(warning at {sensor.warning:g}, alarm at {sensor.alarm:g} "
+                               f"{sensor.unit}, {way})")
 
     def objectives(self, node: Node, injects: list[Inject]) -> list[Objective]:
         if not isinstance(node, SequenceNode):

@@ -554,3 +554,17 @@ def test_any_document_is_a_scenario_or_problems_with_lines(
     except ScenarioInvalid as refused:
         assert refused.problems
         assert all(p.line >= 1 for p in refused.problems)
+
+
+def test_a_reading_meant_to_cross_a_threshold_must_cross_it(
+        reference: ScenarioReference) -> None:
+    reading = ("version: 1\ntitle: x\ninjects:\n  - at: 1m\n    kind: sensor-reading\n"
+               "    hazard_source: HS-01\n    sensor: HS-01-GAS-01\n    value: {value}\n"
+               "    crosses: {crosses}\n")
+    assert parse(reading.format(value=46, crosses="alarm"), reference).injects
+    assert parse(reading.format(value=25, crosses="warning"), reference).injects
+    assert parse(reading.format(value=5, crosses="normal"), reference).injects
+    assert problems(reading.format(value=30, crosses="alarm"), reference) == [
+        (8, "value 30 of HS-01-GAS-01 is warning, not alarm (warning at 20, alarm at 40 %LEL, "
+            "rising)")]
+    assert problems(reading.format(value=30, crosses="boiling"), reference)[0][0] == 9
