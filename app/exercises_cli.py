@@ -155,14 +155,17 @@ def run(
     except ScenarioInvalid as error:
         _report_problems(file, error)
         raise typer.Exit(1) from None
-    clock = SimulatedClock(system_clock(), speed)
+    # The clock stands still while the city is set up (registers, logins), then runs.
+    clock = SimulatedClock(system_clock(), 0.0)
     system = build_system(settings, clock=clock)
     ingest = ExerciseIngest.open(system)
     try:
         prepare_city_registers(system)
+        if serve:
+            create_demo_users(system.accounts)
         # The exercise starts after the city's registers (a sensor reads nothing at the very
-        # instant it is installed), also on a clock that only moves when told.
-        clock.advance_to(clock() + timedelta(minutes=1))
+        # instant it is installed).
+        clock.restart(clock() + timedelta(minutes=1), speed)
         driver = ExerciseDriver.start(system, text, actor=CLI_PLANNER, ingest=ingest)
         typer.secho(f"exercise {driver.exercise_id}: {driver.scenario.title} "
                     f"({len(driver.scenario.injects)} injects, "
@@ -172,7 +175,6 @@ def run(
             typer.echo("objectives at the end:")
             _print_objectives(driver)
             return
-        create_demo_users(system.accounts)
         print(demo_logins_text(), flush=True)
         stop = threading.Event()
         player = threading.Thread(target=play, args=(system, driver),
