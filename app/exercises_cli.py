@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from eventsourcing.persistence import ConnectionPoolClosedError
 
 from cityops.domain.actors import Actor, Role
 from cityops.domain.exercises.scenario import Scenario, ScenarioInvalid
@@ -177,9 +178,16 @@ def run(
             return
         print(demo_logins_text(), flush=True)
         stop = threading.Event()
-        player = threading.Thread(target=play, args=(system, driver),
-                                  kwargs={"speed": speed, "stop": stop},
-                                  name="cityops-exercise", daemon=True)
+
+        def play_while_served() -> None:
+            try:
+                play(system, driver, speed=speed, stop=stop)
+            except ConnectionPoolClosedError:
+                # The command centre shut down and closed the exercise's stores first.
+                stop.set()
+
+        player = threading.Thread(target=play_while_served, name="cityops-exercise",
+                                  daemon=True)
         system.start_projections()
         player.start()
         try:
