@@ -152,10 +152,15 @@ def run(
     settings = load_settings(port=port, data_dir=data_dir, database_url=None,
                              run_projections=serve)
     try:
-        _parser(settings)(text)
+        scenario = _parser(settings)(text)
     except ScenarioInvalid as error:
         _report_problems(file, error)
         raise typer.Exit(1) from None
+    if scenario.start.kind.value != "empty":
+        typer.secho(f"{file}: this scenario plays on top of a replayed window of history: "
+                    "start a drill with it (the drill room replays the window); `run` plays "
+                    "scenarios that start from an empty city", fg="red", err=True)
+        raise typer.Exit(2)
     # The clock stands still while the city is set up (registers, logins), then runs.
     clock = SimulatedClock(system_clock(), 0.0)
     system = build_system(settings, clock=clock)

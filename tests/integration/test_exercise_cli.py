@@ -69,3 +69,10 @@ def test_run_plays_a_scenario_in_a_folder_of_its_own(files: dict[str, Path],
                                   "--data-dir", str(tmp_path / "other")])
     assert refused.exit_code == 1
     assert not (tmp_path / "other" / "exercises.sqlite").exists()
+    on_history = tmp_path / "on-history.yaml"
+    on_history.write_text(files["typhoon.yaml"].read_text().replace(
+        "start: empty", "start: {replay: {from: 2026-06-01T08:00:00+08:00, "
+                        "to: 2026-06-01T12:00:00+08:00}}"), encoding="utf-8")
+    replayed = runner.invoke(app, ["scenarios", "run", str(on_history),
+                                   "--data-dir", str(tmp_path / "third")])
+    assert replayed.exit_code == 2 and "start a drill with it" in replayed.output
