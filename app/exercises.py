@@ -509,6 +509,16 @@ class DrillExercise:
                 ingest.close()
             return len(due)
 
+    def next_due_at(self, system: CitySystem) -> datetime | None:
+        """When the next inject not yet delivered is due (None: none left): a runner that
+        replays faster than real time stops there, so that the inject goes in at its time
+        and not at the end of a long batch."""
+        with self._lock:
+            self._planned(system)
+            done = system.exercises.exercise(self.exercise_id).deliveries
+        waiting = [i for i in self.scenario.injects if i.id not in done]
+        return self.started_at + waiting[0].offset if waiting else None
+
     def measure(self, system: CitySystem, drill_time: datetime) -> list[dict[str, Any]]:
         """The objectives as measured from the drill's own events up to `drill_time`, each
         with its ratings so far."""

@@ -287,7 +287,9 @@ def test_the_drill_runners_exercise_delivers_measures_and_survives_a_restart(
     start = clock()
     exercise = make("chemical-leak", drill_id, start)
     assert isinstance(exercise, DrillExercise)
+    assert exercise.next_due_at(system) == start
     assert exercise.deliver_due(system, start) == 1  # gas-warning, at 0
+    assert exercise.next_due_at(system) == start + timedelta(minutes=3)
     clock.advance_to(start + timedelta(minutes=6))
     assert exercise.deliver_due(system, clock()) == 3  # gas-alarm, neighbour-call, leak-report
     measured = exercise.measure(system, clock())
@@ -299,6 +301,7 @@ def test_the_drill_runners_exercise_delivers_measures_and_survives_a_restart(
     assert again.deliver_due(system, clock()) == 0
     clock.advance_to(start + timedelta(minutes=30))
     assert again.deliver_due(system, clock()) == 2
+    assert again.next_due_at(system) is None
     planned = system.exercises.exercise(exercise_id_of_drill(drill_id))
     assert planned.drill_id == str(drill_id) and planned.started_at == start
     assert len(planned.deliveries) == 6
