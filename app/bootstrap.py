@@ -21,6 +21,8 @@ from cityops.domain.clock import Clock, system_clock
 from cityops.domain.commands import CommandHandlers
 from cityops.domain.coordination import CityOperations
 from cityops.domain.duplicates import DuplicatePolicy
+from cityops.domain.exercises.application import Exercises
+from cityops.domain.exercises.scenario import Scenario, ScenarioReference, parse_scenario
 from cityops.domain.gridcases.application import GridCases
 from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hazards.catalogue import HazardCatalogue
@@ -99,6 +101,9 @@ class CitySystem:
     resources: Resources
     warnings: Warnings
     """The warning desk: public and inter-agency warnings (docs/warnings.md)."""
+    exercises: Exercises
+    """Exercises played from scenario files, their injects and ratings (docs/scenarios.md;
+    not a read-model source: not in `applications`)."""
     spatial: SpatialQueries
     """Bbox, polygon, radius and nearest questions over the read models and the city."""
     generations: ReadModelGenerations
@@ -146,7 +151,8 @@ class CitySystem:
         """The one entry point of commands (`domain/commands.py`): `handle(command,
         context)` runs each in the application that handles its class."""
         return CommandHandlers([self.grid_cases, self.incidents, self.hazards, self.hotline,
-                                self.resources, self.accounts, self.warnings, self.reviews])
+                                self.resources, self.accounts, self.warnings, self.reviews,
+                                self.exercises])
 
     @property
     def operations(self) -> CityOperations:
@@ -220,6 +226,7 @@ class CitySystem:
             self.supervision.stop()
         for application in self.applications:
             application.close()
+        self.exercises.close()
         self.accounts.close()
         self.reviews.close()
         self.store.close()
@@ -243,6 +250,16 @@ def warning_geography(city: City) -> WarningAreaLocator:
     from cityops.maps.warning_areas import WarningAreaLocator
 
     return WarningAreaLocator(city.map)
+
+
+def scenario_parser(city: City, catalogue: Catalogue) -> Callable[[str], Scenario]:
+    """The scenario files' reader, checking them against this city and catalogue."""
+    from functools import partial
+
+    from cityops.maps.scenario_places import CityScenarioReference
+
+    reference = ScenarioReference(catalogue=catalogue, city=CityScenarioReference(city))
+    return partial(parse_scenario, reference=reference)
 
 
 def build_system(settings: Settings, *, clock: Clock = system_clock,
@@ -333,6 +350,8 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
     # A drill's system reviews that drill (its warning desk knows which drill it is).
     reviews = Reviews(env(Reviews.name), catalogue=catalogue, clock=clock,
                       incident_exists=incidents.incident, drill_id=warnings.drill_id)
+    exercises = Exercises(env(Exercises.name), parse=scenario_parser(city, catalogue),
+                          clock=clock)
     # Identity is administered in real time, also in a drill or a demo day on its own clock.
     accounts = Accounts(env(Accounts.name), catalogue=catalogue)
     accounts.seed_departments()
@@ -360,6 +379,7 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         hotline=hotline,
         resources=resources,
         warnings=warnings,
+        exercises=exercises,
         generations=generations,
         statistics=CityStatistics(store),
         photos=PhotoStore(generations.registry.store, clock=clock),

@@ -88,6 +88,7 @@ def _add_sub_commands() -> None:
     """The operators' command groups, each owned by the package it operates."""
     from cityops.accounts_cli import api_keys_app, departments_app, users_app
     from cityops.backup_cli import backup_app, history_app
+    from cityops.exercises_cli import app as scenarios_app
     from cityops.feeds.cli import app as feeds_app
     from cityops.ingest.cli import app as ingest_app
     from cityops.projections.cli import app as projections_app
@@ -100,6 +101,7 @@ def _add_sub_commands() -> None:
     app.add_typer(api_keys_app, name="api-keys")
     app.add_typer(backup_app, name="backup")
     app.add_typer(history_app, name="history")
+    app.add_typer(scenarios_app, name="scenarios")
 
 
 _add_sub_commands()

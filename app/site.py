@@ -38,6 +38,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from cityops.domain.accounts.application import Accounts
+from cityops.domain.exercises.application import Exercises
 from cityops.domain.gridcases.application import GridCases
 from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hotline.application import HotlineTickets
@@ -68,11 +69,12 @@ from cityops.storage import ReadStore
 
 DURABLE_STORES: tuple[str, ...] = (
     GridCases.name, Incidents.name, HazardSources.name, HotlineTickets.name, Resources.name,
-    Accounts.name, Subscriptions.name, Warnings.name, Reviews.name,
+    Accounts.name, Subscriptions.name, Warnings.name, Reviews.name, Exercises.name,
 )
 """The event stores of a site: the city's four streams and resources, the accounts (users,
-departments, API keys), the feeds' subscriptions, the warning desk's warnings and the
-after-action reviews."""
+departments, API keys), the feeds' subscriptions, the warning desk's warnings, the
+after-action reviews and the exercises (scenarios played, injects delivered, evaluators'
+ratings)."""
 
 BASE_STORE_FILE = "readmodels.sqlite"
 """Embedded: the base store's file (the generations registry and the durable tables)."""

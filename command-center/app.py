@@ -23,6 +23,7 @@ from cityops.command_center.routers import (
     bulk,
     cap,
     catalogue,
+    exercises,
     exports,
     field,
     grid_cases,
@@ -124,8 +125,9 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     # bulk first: /grid-cases/bulk/register would otherwise match /grid-cases/{case_id}/...
     for module in (bulk, auth, catalogue, grid_cases, incidents, plans, resources,
                    hazard_sources, hotline_tickets, spatial, ogc, exports, statistics,
-                   subscriptions, warnings, reviews):
+                   subscriptions, warnings, reviews, exercises):
         app.include_router(module.router)
+    app.include_router(exercises.scenarios_router)
     app.include_router(pages.router)
     app.include_router(reviews.page_router)  # the after-action review page
     app.include_router(photos.router)

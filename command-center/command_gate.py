@@ -144,6 +144,9 @@ ROUTE_COMMANDS: dict[tuple[str, str], str] = {
         "review.reopen-improvement",
     ("POST", "/reviews/{review_id}/improvements/{item_id}/drop"): "review.drop-improvement",
     ("POST", "/reviews/{review_id}/conclude"): "review.conclude",
+    # exercises: evaluators rate, planners end
+    ("POST", "/exercises/{exercise_id}/ratings"): "exercise.rate-objective",
+    ("POST", "/exercises/{exercise_id}/end"): "exercise.end",
 }
 """Which command each command route issues (`{name}`: the value of that path parameter)."""
 
@@ -167,6 +170,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/subscriptions/{subscription_id}/resume"): SUBSCRIBER_ROLES,
     ("POST", "/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver"):
         SUBSCRIBER_ROLES,
+    # Checking a scenario file is the planners' (it is what they would plan).
+    ("POST", "/scenarios/validate"): frozenset({Role.PLANNER, Role.ADMIN}),
 }
 """Routes whose roles are not a command of the permission table."""
 

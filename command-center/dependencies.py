@@ -16,6 +16,7 @@ from cityops.domain.catalogue import Catalogue
 from cityops.domain.clock import Clock
 from cityops.domain.commands import CommandHandlers
 from cityops.domain.coordination import CityOperations
+from cityops.domain.exercises.application import Exercises
 from cityops.domain.gridcases.application import GridCases
 from cityops.domain.hazards.application import HazardSources
 from cityops.domain.hotline.application import HotlineTickets
@@ -59,6 +60,7 @@ class CommandCentreSystem(Protocol):
     warnings: Warnings
     reviews: Reviews
     response_norms: ResponseNorms
+    exercises: Exercises
     accounts: Accounts
     read_models: ReadModels
     spatial: SpatialQueries

@@ -26,8 +26,10 @@ class Problem(BaseModel):
     """One thing wrong with a request: where, and what."""
 
     field: str = Field(description="Where: the parameter, header or body field, dotted "
-                       "(`location.coordinates`, `limit`)")
+                       "(`location.coordinates`, `limit`), or `line N` of a scenario file")
     message: str
+    line: int | None = Field(default=None, description="The line of a scenario file "
+                             "(`invalid-scenario`), 1 the first")
 
 
 class ErrorPublic(BaseModel):
@@ -38,12 +40,12 @@ class ErrorPublic(BaseModel):
     error: str = Field(description="What kind of refusal, as a code: `invalid-request`, "
                        "`invalid-value`, `not-authenticated`, `not-permitted`, `not-found`, "
                        "`stale-version`, `open-tasks`, `illegal-transition`, `conflict`, "
-                       "`command-id-reused`, `too-many-failed-logins`, ...",
+                       "`command-id-reused`, `too-many-failed-logins`, `invalid-scenario`, ...",
                        examples=["stale-version"])
     detail: str = Field(description="What is wrong, in words")
     problems: list[Problem] | None = Field(
         default=None, description="A refused request's fields, each with what is wrong "
-        "(`invalid-request`)")
+        "(`invalid-request`); every problem of a scenario file by line (`invalid-scenario`)")
     seen_version: int | None = Field(
         default=None, description="The version the user saw (`stale-version`)")
     current_version: int | None = Field(

@@ -30,12 +30,14 @@ from cityops.domain.errors import (
     OpenTasksRemain,
     StaleVersion,
 )
+from cityops.domain.exercises.scenario import ScenarioInvalid
 
 log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[DomainError], tuple[int, str]] = {
     StaleVersion: (409, "stale-version"),
     OpenTasksRemain: (409, "open-tasks"),
+    ScenarioInvalid: (422, "invalid-scenario"),
     InvalidValue: (422, "invalid-value"),
     IllegalTransition: (409, "illegal-transition"),
     ConcurrencyConflict: (409, "conflict"),
@@ -75,6 +77,10 @@ def error_body(error: DomainError) -> dict[str, Any]:
         body.update(seen_version=error.seen, current_version=error.current)
     if isinstance(error, OpenTasksRemain):
         body.update(open_tasks=[task_id for task_id, *_ in error.open_tasks])
+    if isinstance(error, ScenarioInvalid):
+        # Every problem of the scenario file, each at its line.
+        body.update(problems=[{"field": f"line {p.line}", "line": p.line,
+                               "message": p.message} for p in error.problems])
     return body
 
 

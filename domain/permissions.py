@@ -21,6 +21,12 @@ from cityops.domain.accounts.commands import (
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import Command, command_class
 from cityops.domain.errors import NotPermitted
+from cityops.domain.exercises.commands import (
+    EndExercise,
+    PlanExercise,
+    RateObjective,
+    RecordInjectDelivery,
+)
 from cityops.domain.gridcases.commands import (
     AssignCaseVerifier,
     CloseCase,
@@ -285,6 +291,14 @@ COMMAND_ROLES: dict[type[Command] | str, frozenset[Role]] = {
     VerifyImprovement: PLANNING,
     DropImprovement: PLANNING,
     ConcludeReview: PLANNING,
+    # exercises: planners plan them from a scenario file (or the drill room, as the system,
+    # plans the scenario a planner started a drill with); the drill's controller records the
+    # injects it sent; evaluators (planners, never the players in the centre) rate the
+    # objectives.
+    PlanExercise: frozenset({_R.PLANNER, _R.SYSTEM, _R.ADMIN}),
+    RecordInjectDelivery: frozenset({_R.PLANNER, _R.SYSTEM, _R.ADMIN}),
+    RateObjective: frozenset({_R.PLANNER, _R.ADMIN}),
+    EndExercise: frozenset({_R.PLANNER, _R.SYSTEM, _R.ADMIN}),
 }
 
 

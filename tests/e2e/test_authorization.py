@@ -106,6 +106,12 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/warnings/{warning_id}/issue"): "warning.issue",
     ("POST", "/warnings/{warning_id}/update"): "warning.update",
     ("POST", "/warnings/{warning_id}/cancel"): "warning.cancel",
+    # exercises: planners check scenarios (the gate's own row), evaluators rate
+    ("POST", "/scenarios/validate"): OWN,
+    ("GET", "/exercises"): READ,
+    ("GET", "/exercises/{exercise_id}"): READ,
+    ("POST", "/exercises/{exercise_id}/ratings"): "exercise.rate-objective",
+    ("POST", "/exercises/{exercise_id}/end"): "exercise.end",
     ("POST", "/warnings/{warning_id}/discard"): "warning.discard",
     # the warnings' CAP alerts: public ones to everyone (aggregators poll them), each
     # warning's alerts to logged-in users as the sharing catalogue allows

@@ -393,6 +393,30 @@ def _warnings(walk: Walk, incident_id: str) -> None:
     walk.get("/cap/alerts.atom", role=None)
 
 
+def _exercises(walk: Walk) -> None:
+    """A planner checks a scenario file (a broken one refused by line) and an exercise
+    planned in this system is read and rated by an evaluator, then ended."""
+    from cityops.domain.actors import Actor, Role
+    from cityops.domain.commands import CommandContext
+    from cityops.domain.exercises.commands import PlanExercise
+    from cityops.exercises import shipped_scenarios
+
+    text = shipped_scenarios()["typhoon.yaml"]
+    planner = {"role": "planner"}
+    walk.post("/scenarios/validate", {"scenario": text}, **planner)
+    walk.post("/scenarios/validate", {"scenario": text.replace("E0503", "E9999")},
+              expect=422, **planner)
+    exercise_id = walk.api.system.commands.handle(
+        PlanExercise(scenario_text=text),
+        CommandContext(actor=Actor("planner-1", Role.PLANNER))).subject
+    walk.get("/exercises", **planner)
+    walk.get(f"/exercises/{exercise_id}", **planner)
+    walk.post(f"/exercises/{exercise_id}/ratings",
+              {"objective_id": "verify-typhoon", "rating": "U",
+               "observations": "Nobody verified the report"}, **planner)
+    walk.post(f"/exercises/{exercise_id}/end", {"note": "hot wash"}, **planner)
+
+
 def _close_incident(walk: Walk, incident_id: str) -> None:
     path = f"/incidents/{incident_id}"
     walk.post(f"{path}/contain", {"note": "contained"})
@@ -576,6 +600,7 @@ def test_every_operation_answers_as_its_document_says(module_api: Api) -> None:
     _hazards(walk)
     _hotline(walk, incident_id)
     _warnings(walk, incident_id)
+    _exercises(walk)
     _maps(walk, incident_id)
     _close_incident(walk, incident_id)
     _reviews(walk, incident_id)

@@ -39,6 +39,7 @@ REAL_TIME_ON_PURPOSE = {
     "projections/photos.py": "default of the photo store's clock parameter",
     "projections/follower.py": "an application without a clock of its own",
     "app/simulator.py": "the simulated day starts from real time",
+    "app/exercises_cli.py": "an exercise played from the command line starts from real time",
     "ingest/messages.py": "a sending system's own clock when it gives no time",
     # Real time by design, whatever clock the city runs on.
     "command-center/auth.py": "login tokens expire after a real shift",

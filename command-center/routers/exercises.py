@@ -1,0 +1,109 @@
+"""Scenarios and exercises: check a scenario file (every problem by line), list and read
+exercises with their objectives measured live from the drill's events, and let evaluators
+rate each objective (P / S / M / U with observations). Command routes build the exercises'
+command values and hand them to `system.commands.handle`. Playing a scenario is the drill
+runner's (`cityops.exercises`; `cityops scenarios run`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from cityops.command_center.dependencies import CommandId, CurrentActor, SystemDep
+from cityops.command_center.models.exercises import (
+    ExercisePublic,
+    ExercisesPublic,
+    ScenarioCheckedPublic,
+)
+from cityops.command_center.schemas import Command
+from cityops.domain.commands import CommandContext
+from cityops.domain.exercises.commands import EndExercise, RateObjective
+from cityops.domain.exercises.scenario import MAX_SCENARIO_BYTES
+
+scenarios_router = APIRouter(prefix="/scenarios", tags=["exercises"])
+router = APIRouter(prefix="/exercises", tags=["exercises"])
+
+
+class ScenarioIn(Command):
+    """A scenario file's YAML text (docs/scenarios.md)."""
+
+    scenario: str = Field(min_length=1, max_length=MAX_SCENARIO_BYTES,
+                          description="The YAML text of the scenario file")
+
+
+class RatingIn(Command):
+    """An evaluator's rating of one objective on the exercise-programme scale."""
+
+    objective_id: str = Field(min_length=1, max_length=64)
+    rating: Literal["P", "S", "M", "U"] = Field(
+        description="P performed without challenges, S with some challenges, M with major "
+                    "challenges, U unable to be performed")
+    observations: str = Field(min_length=1, max_length=4000)
+
+
+class EndIn(Command):
+    note: str = Field(default="", max_length=4000)
+
+
+@scenarios_router.post("/validate", response_model=ScenarioCheckedPublic)
+def validate_scenario(body: ScenarioIn, system: SystemDep,
+                      actor: CurrentActor) -> dict[str, Any]:
+    """Check a scenario file against the city and catalogues: 422 lists every problem by
+    line; nothing is started either way."""
+    scenario = system.exercises.parse(body.scenario)
+    return {
+        "valid": True, "title": scenario.title, "version": scenario.version,
+        "digest": scenario.digest, "start": scenario.start.kind.value,
+        "replay_from": (scenario.start.replay_from.isoformat()
+                        if scenario.start.replay_from else None),
+        "replay_to": (scenario.start.replay_to.isoformat()
+                      if scenario.start.replay_to else None),
+        "duration_s": scenario.duration.total_seconds(),
+        "injects": [i.as_dict() for i in scenario.injects],
+        "objectives": [o.as_dict() for o in scenario.objectives],
+    }
+
+
+def _state(system: SystemDep, exercise_id: UUID) -> dict[str, Any]:
+    from cityops.exercises import exercise_status
+
+    return exercise_status(system, exercise_id)  # type: ignore[arg-type]
+
+
+@router.get("", response_model=ExercisesPublic)
+def list_exercises(system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
+    """Every exercise of this system (a drill's own), oldest first, objectives measured now."""
+    from cityops.exercises import events_of, exercise_status
+
+    events = events_of(system).all()  # type: ignore[arg-type]
+    data = [exercise_status(system, exercise_id, events)  # type: ignore[arg-type]
+            for exercise_id in system.exercises.exercise_ids()]
+    return {"data": data, "count": len(data)}
+
+
+@router.get("/{exercise_id}", response_model=ExercisePublic)
+def get_exercise(exercise_id: UUID, system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
+    """One exercise: each objective met / missed / pending now, its ratings, its injects."""
+    return _state(system, exercise_id)
+
+
+@router.post("/{exercise_id}/ratings", response_model=ExercisePublic)
+def rate_objective(exercise_id: UUID, body: RatingIn, system: SystemDep,
+                   actor: CurrentActor, command_id: CommandId) -> dict[str, Any]:
+    """An evaluator rates an objective with their observations (kept as an event)."""
+    system.commands.handle(RateObjective(
+        exercise_id=exercise_id, objective_id=body.objective_id, rating=body.rating,  # type: ignore[arg-type]
+        observations=body.observations), CommandContext(actor=actor, command_id=command_id))
+    return _state(system, exercise_id)
+
+
+@router.post("/{exercise_id}/end", response_model=ExercisePublic)
+def end_exercise(exercise_id: UUID, body: EndIn, system: SystemDep, actor: CurrentActor,
+                 command_id: CommandId) -> dict[str, Any]:
+    """End the exercise: no more injects (ratings may still come)."""
+    system.commands.handle(EndExercise(exercise_id=exercise_id, note=body.note),
+                           CommandContext(actor=actor, command_id=command_id))
+    return _state(system, exercise_id)
