@@ -44,6 +44,7 @@ from cityops.command_center.routers import (
 )
 from cityops.command_center.server_time import router as server_time_router
 from cityops.command_center.sharing import check_map_layers
+from cityops.command_center.time_travel import install_time_travel
 from cityops.command_center.versions import install_version_checks
 from cityops.feeds.service import build_feed_service
 
@@ -138,6 +139,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     # Outermost: a body over its route's limit is refused before anything reads it.
     app.add_middleware(RequestBodyLimit)
 
+    install_time_travel(app)  # answers about the past are marked as such
     install_observability(app, operations)  # /health, /metrics, the request middleware
     install_error_documentation(app)  # the error answers of every operation, in /openapi.json
     return app

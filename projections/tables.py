@@ -199,14 +199,7 @@ class SummaryTable:
             return
         columns = self.all_columns
         names = ["id", *(c.name for c in columns), "doc"]
-        rows = []
-        for aggregate in aggregates:
-            extracted = [c.extract(aggregate) for c in columns]
-            doc = aggregate.summary()
-            for column, value in zip(columns, extracted, strict=True):
-                if column.in_doc:
-                    doc[column.name] = value
-            rows.append([str(aggregate.id), *extracted, json.dumps(doc, sort_keys=True)])
+        rows = [self.row(aggregate) for aggregate in aggregates]
         updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
         txn.executemany(
             f"INSERT INTO {self.table} ({', '.join(names)}) "
@@ -214,6 +207,16 @@ class SummaryTable:
             f"ON CONFLICT (id) DO UPDATE SET {updates}",
             rows,
         )
+
+    def row(self, aggregate: Any) -> list[Any]:
+        """The row of the aggregate's current state: id, every column, the document."""
+        columns = self.all_columns
+        extracted = [c.extract(aggregate) for c in columns]
+        doc = aggregate.summary()
+        for column, value in zip(columns, extracted, strict=True):
+            if column.in_doc:
+                doc[column.name] = value
+        return [str(aggregate.id), *extracted, json.dumps(doc, sort_keys=True)]
 
     def batch(self) -> SummaryRows:
         """Collects one batch of notifications and writes each aggregate's row once."""

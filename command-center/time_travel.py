@@ -1,0 +1,287 @@
+"""Time travel: every read path answers "as it was at instant T" with one query parameter,
+`as_of`, taken by one shared dependency (`ReadSystem`).
+
+A route that reads through `ReadSystem` gets the live system, or with `as_of` the city as it
+stood at T (`PastCity`): the read models read as the row versions in force at T
+(projections/as_of.py), the applications' aggregates rebuilt from their events up to T, their
+histories cut at T, and the clock standing at T (supervision lights, statistics and deadlines
+are computed on the business calendar as at T). An answer about the past carries the header
+`X-CityOps-As-Of` with the instant. Writes take no `as_of` (the query checks refuse it).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from fastapi import Depends, HTTPException, Query, Request, Response
+
+from cityops.command_center.dependencies import CommandCentreSystem, SystemDep
+from cityops.projections.as_of import PastStore, latest_track_fixes
+from cityops.projections.history import HistoryTable
+from cityops.projections.statistics import CityStatistics
+from cityops.projections.views import ReadModels
+
+if TYPE_CHECKING:
+    from cityops.projections.spatial import SpatialQueries
+
+AS_OF_HEADER = "X-CityOps-As-Of"
+AS_OF_DESCRIPTION = (
+    "Answer as the city stood at this past instant: ISO 8601 with a UTC offset "
+    "(`2026-03-14T09:26:53+08:00` or `...Z`), not before the first recorded event and not "
+    "in the future. The answer then carries the header `X-CityOps-As-Of`.")
+APPLICATIONS = ("grid_cases", "incidents", "hazards", "hotline", "resources", "warnings")
+"""The system's applications whose aggregates a past answer rebuilds up to T."""
+
+
+class AsOfRefused(HTTPException):
+    """An `as_of` that cannot be answered (422, saying why)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(status_code=422, detail=f"as_of: {reason}")
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 instant with its UTC offset (422 when malformed or without one)."""
+    try:
+        instant = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise AsOfRefused(f"{text!r} is not an ISO 8601 instant "
+                          "(e.g. 2026-03-14T09:26:53+08:00)") from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise AsOfRefused(f"{text!r} has no time zone: add its UTC offset "
+                          "(+08:00, Z)")
+    return instant
+
+
+_first_events: dict[int, datetime] = {}
+_first_lock = threading.Lock()
+
+
+def first_event_at(system: Any) -> datetime | None:
+    """When the city's first event was recorded (business time), or None before any; known
+    once, it never changes."""
+    key = id(system)
+    found = _first_events.get(key)
+    if found is not None:
+        return found
+    stamps = []
+    for name in APPLICATIONS:
+        app = getattr(system, name)
+        notifications = app.recorder.select_notifications(start=1, limit=1)
+        if notifications:
+            stamps.append(app.mapper.to_domain_event(notifications[0]).timestamp)
+    if not stamps:
+        return None
+    with _first_lock:
+        _first_events[key] = found = min(stamps)
+    return found
+
+
+def check_instant(system: Any, instant: datetime) -> datetime:
+    """`instant` if the city can be shown at it: not in the future (the system's clock), not
+    before its first event."""
+    now = system.clock()
+    if instant > now:
+        raise AsOfRefused(f"{instant.isoformat()} is in the future (the city's time is "
+                          f"{now.isoformat()})")
+    first = first_event_at(system)
+    if first is None:
+        raise AsOfRefused("nothing has been recorded yet: there is no past to show")
+    if instant < first:
+        raise AsOfRefused(f"{instant.isoformat()} is before the first event "
+                          f"({first.isoformat()})")
+    return instant
+
+
+def as_of_instant(
+    request: Request,
+    system: SystemDep,
+    as_of: Annotated[str | None, Query(description=AS_OF_DESCRIPTION,
+                                       examples=["2026-03-14T09:26:53+08:00"])] = None,
+) -> datetime | None:
+    """The instant of `as_of` (None: now), checked."""
+    if as_of is None:
+        return None
+    instant = check_instant(system, parse_instant(as_of))
+    request.state.as_of = instant
+    return instant
+
+
+AsOf = Annotated[datetime | None, Depends(as_of_instant)]
+
+
+def read_system(system: SystemDep, instant: AsOf, response: Response) -> CommandCentreSystem:
+    """The system to read from: live, or the city as it stood at `as_of`."""
+    if instant is None:
+        return system
+    response.headers[AS_OF_HEADER] = instant.isoformat()
+    past: CommandCentreSystem = PastCity(system, instant)  # type: ignore[assignment]
+    return past
+
+
+ReadSystem = Annotated[CommandCentreSystem, Depends(read_system)]
+"""What a read route answers from: `as_of` chooses the instant (default: now)."""
+
+
+def histories_of(system: Any) -> list[HistoryTable]:
+    """The history tables of the system's read models."""
+    return [t for group in system.generations.tables.values() for t in group
+            if isinstance(t, HistoryTable)]
+
+
+def past_store(system: Any, instant: datetime) -> PastStore:
+    """The read models of `system` as they stood at `instant`."""
+    live = system.read_models.store
+    base = system.generations.registry.store
+
+    def fixes() -> Any:
+        with live.transaction() as txn:
+            txn.execute("SELECT id FROM rm_resources")
+            ids = [r[0] for r in txn.fetchall()]
+        return latest_track_fixes(base, ids, instant)
+
+    return PastStore(live, instant, histories_of(system), fixes)
+
+
+class PastRepository:
+    """An application's repository as it stood at an instant: an aggregate at the last
+    version recorded at or before it (not found if it did not exist yet)."""
+
+    def __init__(self, application: Any, instant: datetime) -> None:
+        self._application = application
+        self._live = application.repository
+        self.instant = instant
+        self.cache = None
+
+    def version_at(self, aggregate_id: UUID) -> int | None:
+        """The aggregate's last version stamped at or before the instant."""
+        version = None
+        for event in self._application.events.get(aggregate_id):
+            if event.timestamp > self.instant:
+                break
+            version = event.originator_version
+        return version
+
+    def get(self, aggregate_id: UUID, *, version: int | None = None, **kwargs: Any) -> Any:
+        at = self.version_at(aggregate_id)
+        if at is None:
+            raise AggregateNotFoundError(aggregate_id)
+        return self._live.get(aggregate_id, version=min(at, version or at), **kwargs)
+
+    def __contains__(self, aggregate_id: UUID) -> bool:
+        return self.version_at(aggregate_id) is not None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._live, name)
+
+
+class PastEvents:
+    """An application's event store cut at an instant (histories up to T)."""
+
+    def __init__(self, events: Any, instant: datetime) -> None:
+        self._events = events
+        self.instant = instant
+
+    def get(self, aggregate_id: UUID, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for event in self._events.get(aggregate_id, *args, **kwargs):
+            if event.timestamp > self.instant:
+                return
+            yield event
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._events, name)
+
+
+def past_application(application: Any, instant: datetime) -> Any:
+    """A read-only copy of `application` that sees its aggregates and events as at
+    `instant` and whose clock stands at it (its rules for lights and deadlines then answer
+    as at T). It shares the live one's stores; it is never given a command."""
+    past = copy.copy(application)
+    past.events = PastEvents(application.events, instant)
+    past._repository = PastRepository(past, instant)
+    past.clock = lambda: instant
+    if hasattr(application, "_tracked_by_id"):
+        # The live latest-position cache is now's: the past gets its own, and takes its
+        # positions from the recorded tracks at T.
+        past._tracked_by_id = {}
+        past.latest_position = lambda resource_id: position_at(past, resource_id, instant)
+    return past
+
+
+def position_at(resources: Any, resource_id: UUID, instant: datetime) -> Any:
+    """Where a resource was at `instant`: the newer of the position its events recorded and
+    the latest fix of its track measured by then."""
+    from cityops.domain.geometry import GeoPoint
+    from cityops.domain.resources.resource import PositionFix
+
+    recorded = resources.resource(resource_id).position
+    base = getattr(resources, "track_store", None)
+    if base is None:
+        return recorded
+    fix = latest_track_fixes(base, [str(resource_id)], instant).get(str(resource_id))
+    if fix is None:
+        return recorded
+    tracked = PositionFix(GeoPoint(lon=fix.lon, lat=fix.lat),
+                          datetime.fromisoformat(fix.measured_at))
+    return tracked if recorded is None or tracked.at > recorded.at else recorded
+
+
+class PastCity:
+    """The command centre's system as the city stood at an instant (read side only)."""
+
+    def __init__(self, system: Any, instant: datetime) -> None:
+        self._system = system
+        self.instant = instant
+        self.store = past_store(system, instant)
+        tables = list(system.read_models.tables.values())
+        self.read_models = ReadModels(self.store, tables)
+        self.statistics = CityStatistics(self.store)
+        self._spatial: SpatialQueries | None = None
+        for name in APPLICATIONS:
+            setattr(self, name, past_application(getattr(system, name), instant))
+        self.resources.track_store = system.generations.registry.store
+
+    @property
+    def spatial(self) -> SpatialQueries:
+        """Spatial questions over the read models at the instant."""
+        if self._spatial is None:
+            tables = list(self.read_models.tables.values())
+            if self.store.dialect == "postgres":
+                from cityops.projections.spatial_postgis import PostgisSpatialQueries
+
+                # The city's layers are already in the schema: nothing to publish.
+                self._spatial = PostgisSpatialQueries(self.store, tables, self._system.city)
+            else:
+                from cityops.projections.spatial_embedded import EmbeddedSpatialQueries
+
+                self._spatial = EmbeddedSpatialQueries(self.store, tables, self._system.city)
+        return self._spatial
+
+    def clock(self) -> datetime:
+        """The city's clock, standing at the instant."""
+        return self.instant
+
+    def wake_projections(self) -> None:
+        """Nothing to wake: the past is already written."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._system, name)
+
+
+def install_time_travel(app: Any) -> None:
+    """Mark every answer about the past, whatever its kind (JSON, GeoJSON, a file): the
+    header `X-CityOps-As-Of` names the instant."""
+
+    @app.middleware("http")
+    async def mark_the_past(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        instant = getattr(request.state, "as_of", None)
+        if instant is not None and AS_OF_HEADER not in response.headers:
+            response.headers[AS_OF_HEADER] = instant.isoformat()
+        return response
