@@ -203,6 +203,9 @@ def past_application(application: Any, instant: datetime) -> Any:
     `instant` and whose clock stands at it (its rules for lights and deadlines then answer
     as at T). It shares the live one's stores; it is never given a command."""
     past = copy.copy(application)
+    # The copy shares the live stores: dropping it (the library closes an application when
+    # it is collected) must never close them.
+    past.close = lambda: None
     past.events = PastEvents(application.events, instant)
     past._repository = PastRepository(past, instant)
     past.clock = lambda: instant

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,9 +21,15 @@ from hypothesis import strategies as st
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.command_center.app import create_app
-from cityops.command_center.time_travel import AS_OF_HEADER, past_store
+from cityops.command_center.time_travel import AS_OF_HEADER, PastRepository
+from cityops.domain.accounts.commands import AddUser
+from cityops.domain.actors import Actor, Role
+from cityops.domain.commands import CommandContext
+from cityops.domain.geometry import GeoPoint
+from cityops.ingest.tracks import ResourceTracks, TrackPoint
 from cityops.projections.follower import Follower
 from cityops.projections.history import HistoryTable
+from cityops.projections.statistics import CityStatistics
 from cityops.settings import Settings
 from cityops.simulator import DemoDay, SimulatedClock, demo_day_start
 from cityops.storage import SqliteReadStore
@@ -103,19 +110,8 @@ def current_columns(history: HistoryTable) -> list[str]:
     return list(history.names)
 
 
-@pytest.fixture(scope="module")
-def played(tmp_path_factory: pytest.TempPathFactory, demo_city: Any,
-           request: pytest.FixtureRequest) -> Iterator[tuple[CitySystem, SimulatedClock]]:
-    """A system that played the first hours of a demo day (every stream, moving vehicles),
-    on the back end of the test's parameter."""
-    backend = request.param
-    if backend == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        settings_ = Settings(database_url=url, database_pool_size=2, run_projections=False,
-                             database_schema=f"tt_{uuid.uuid4().hex[:10]}")
-    else:
-        settings_ = Settings(data_dir=tmp_path_factory.mktemp("store"),
-                             run_projections=False)
+def play(settings_: Settings, demo_city: Any) -> tuple[CitySystem, SimulatedClock]:
+    """A system that played the first hours of a demo day (every stream, moving vehicles)."""
     clock = SimulatedClock(datetime(2026, 3, 1, tzinfo=UTC), 0.0)
     system = build_system(settings_, clock=clock, city=demo_city)
     start = demo_day_start(system, DAY)
@@ -124,8 +120,36 @@ def played(tmp_path_factory: pytest.TempPathFactory, demo_city: Any,
     demo.plan()
     demo.run_until(start + timedelta(hours=DEMO_HOURS))
     system.catch_up()
-    yield system, clock
-    system.close()
+    return system, clock
+
+
+@pytest.fixture(scope="module")
+def sqlite_city(tmp_path_factory: pytest.TempPathFactory, demo_city: Any
+                ) -> Iterator[tuple[CitySystem, SimulatedClock]]:
+    """The played morning on embedded SQLite."""
+    played = play(Settings(data_dir=tmp_path_factory.mktemp("store"), run_projections=False),
+                  demo_city)
+    yield played
+    played[0].close()
+
+
+@pytest.fixture(scope="module")
+def postgres_city(postgres_url: str, demo_city: Any
+                  ) -> Iterator[tuple[CitySystem, SimulatedClock]]:
+    """The played morning on PostgreSQL (a schema of its own)."""
+    played = play(Settings(database_url=postgres_url, database_pool_size=2,
+                           run_projections=False,
+                           database_schema=f"tt_{uuid.uuid4().hex[:10]}"), demo_city)
+    yield played
+    played[0].close()
+
+
+@pytest.fixture
+def played(request: pytest.FixtureRequest) -> tuple[CitySystem, SimulatedClock]:
+    """The played morning on the back end of the test's parameter (SQLite by default)."""
+    backend = getattr(request, "param", "sqlite")
+    found: tuple[CitySystem, SimulatedClock] = request.getfixturevalue(f"{backend}_city")
+    return found
 
 
 BACKENDS = [pytest.param("sqlite"),
@@ -180,3 +204,151 @@ def test_the_city_as_of_any_instant_equals_a_replay_to_it_from_zero(
     # The instants drawn saw every stream with rows (not a vacuous equality).
     assert {"rm_grid_cases", "rm_incidents", "rm_resources", "rm_tickets",
             "rm_hazard_sources"} <= seen_nonempty
+
+
+# --- the API's `as_of` ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api(sqlite_city: tuple[CitySystem, SimulatedClock]) -> TestClient:
+    """The command centre's app over the played morning, logged in as a duty officer."""
+    system, _ = sqlite_city
+    system.accounts.handle(
+        AddUser(username="duty-tt", role=Role.DISPATCHER, password="time-travel-password"),
+        CommandContext(actor=Actor("admin-tt", Role.ADMIN)))
+    client = TestClient(create_app(system, manage_lifecycle=False))
+    login = client.post("/auth/login", json={"username": "duty-tt",
+                                             "password": "time-travel-password"})
+    assert login.status_code == 200, login.text
+    client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+    return client
+
+
+def _mid(played: tuple[CitySystem, SimulatedClock]) -> datetime:
+    """An instant in the middle of the played hours."""
+    return played[1]() - timedelta(hours=DEMO_HOURS / 2)
+
+
+@pytest.mark.parametrize(("as_of", "says"), [
+    ("yesterday", "not an ISO 8601 instant"),
+    ("2026-03-03T10:00:00", "has no time zone"),
+    ("2026-03-03 10:00", "has no time zone"),
+    ("2099-01-01T00:00:00+00:00", "is in the future"),
+    ("2026-01-01T00:00:00Z", "is before the first event"),
+])
+def test_an_instant_that_cannot_be_shown_is_refused_saying_why(
+    api: TestClient, as_of: str, says: str
+) -> None:
+    for path in ("/grid-cases", "/incidents", "/resources", "/statistics/key-figures",
+                 "/spatial/grid-cases/features", "/ogc/collections/grid-cases/items"):
+        response = api.get(path, params={"as_of": as_of})
+        assert response.status_code in (400, 422), (path, response.text)
+        assert says in response.text, (path, response.text)
+        if not path.startswith("/ogc"):
+            body = response.json()
+            assert response.status_code == 422 and body["error"] == "invalid-request"
+            assert body["detail"].startswith("as_of: ")
+
+
+def test_a_write_refuses_as_of(api: TestClient, played: tuple[CitySystem, SimulatedClock]
+                               ) -> None:
+    instant = _mid(played).isoformat()
+    response = api.post("/grid-cases", params={"as_of": instant}, json={
+        "source": "inspector", "category": "manhole-cover", "description": "past write",
+        "location": {"type": "Point", "coordinates": [118.80, 32.05]}})
+    assert response.status_code == 422, response.text
+    assert "as_of" in response.text
+
+
+def test_lists_and_items_answer_as_they_stood_marked_as_the_past(
+    api: TestClient, played: tuple[CitySystem, SimulatedClock],
+    tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    system, _ = played
+    instant = _mid(played)
+    expected = replayed_to(system, instant, tmp_path_factory.mktemp("api"))
+    for path, table in (("/grid-cases", "rm_grid_cases"), ("/incidents", "rm_incidents"),
+                        ("/hotline-tickets", "rm_tickets"),
+                        ("/hazard-sources", "rm_hazard_sources")):
+        now = api.get(path, params={"limit": 500})
+        past = api.get(path, params={"limit": 500, "as_of": instant.isoformat()})
+        assert past.status_code == 200, past.text
+        assert AS_OF_HEADER not in now.headers
+        assert datetime.fromisoformat(past.headers[AS_OF_HEADER]) == instant
+        with expected.transaction() as txn:
+            txn.execute(f"SELECT id, version FROM {table}")
+            stood = {r[0]: r[1] for r in txn.fetchall()}
+        assert {i["id"]: i["version"] for i in past.json()["data"]} == stood, path
+        assert past.json()["count"] == len(stood)
+    assert now.json()["count"] >= past.json()["count"]
+    # A case: as it stood (its version then, its light at T), and not there before it was
+    # reported.
+    case = next(c for c in api.get("/grid-cases", params={"limit": 500}).json()["data"]
+                if c["version"] > 2)
+    history = api.get(f"/grid-cases/{case['id']}/history").json()
+    second = datetime.fromisoformat(history[1]["at"])
+    then = api.get(f"/grid-cases/{case['id']}", params={"as_of": second.isoformat()})
+    assert then.status_code == 200 and then.json()["version"] == history[1]["version"]
+    assert then.json()["status"] != case["status"] or case["version"] == 2
+    cut = api.get(f"/grid-cases/{case['id']}/history", params={"as_of": second.isoformat()})
+    assert [e["version"] for e in cut.json()] == [e["version"] for e in history
+                                                 if datetime.fromisoformat(e["at"]) <= second]
+    before = datetime.fromisoformat(history[0]["at"]) - timedelta(microseconds=1)
+    missing = api.get(f"/grid-cases/{case['id']}", params={"as_of": before.isoformat()})
+    assert missing.status_code == 404, missing.text
+    expected.close()
+
+
+def test_statistics_as_of_t_are_the_figures_of_the_city_at_t(
+    api: TestClient, played: tuple[CitySystem, SimulatedClock],
+    tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The supervision lights and every key figure as they stood at T: the same as the
+    statistics of a replay to T, computed with the clock at T."""
+    system, _ = played
+    instant = _mid(played)
+    expected = CityStatistics(replayed_to(system, instant, tmp_path_factory.mktemp("st")))
+    answered = api.get("/statistics/key-figures", params={"as_of": instant.isoformat()})
+    assert answered.status_code == 200, answered.text
+    figures = answered.json()
+    assert figures == json.loads(json.dumps(expected.key_figures(instant).as_dict()))
+    assert datetime.fromisoformat(figures["at"]) == instant
+    now = api.get("/statistics/key-figures").json()
+    assert now["cases"] != figures["cases"]
+
+
+def test_resource_positions_at_t_come_from_the_recorded_tracks(
+    api: TestClient, played: tuple[CitySystem, SimulatedClock]
+) -> None:
+    """A vehicle's fix that only the track kept (no event: too close to the last recorded
+    one, or cached) is where the vehicle was at T: in its item, the list and the map."""
+    system, _ = played
+    instant = _mid(played)
+    past = PastRepository(system.resources, instant)
+    resource_id, recorded = next(
+        (r.id, r.position) for r in (system.resources.resource(UUID(d["id"])) for d in
+                                     system.read_models.page("rm_resources", limit=500).items)
+        if r.mobile and r.id in past and past.get(r.id).position is not None
+        and past.get(r.id).position.at < instant)
+    at_t = past.get(resource_id).position
+    tracked = GeoPoint(lon=round(at_t.point.lon + 0.0013, 6), lat=round(at_t.point.lat + 0.0007, 6))
+    ResourceTracks(system.generations.registry.store).record(TrackPoint(
+        resource_id=resource_id, call_sign="tt-1", measured_at=instant, position=tracked))
+    where = [tracked.lon, tracked.lat]
+    as_of = {"as_of": instant.isoformat()}
+    one = api.get(f"/resources/{resource_id}", params=as_of)
+    assert one.status_code == 200, one.text
+    assert one.json()["latest_position"]["point"]["coordinates"] == where
+    listed = api.get("/resources", params={**as_of, "limit": 500}).json()["data"]
+    row = next(r for r in listed if r["id"] == str(resource_id))
+    assert row["position"]["point"]["coordinates"] == where
+    features = api.get("/spatial/resources/features",
+                       params={**as_of, "limit": 500}).json()["features"]
+    feature = next(f for f in features if f["id"] == str(resource_id))
+    assert feature["geometry"]["coordinates"] == where
+    # A moment before the fix, the vehicle is where its events had it.
+    earlier = {"as_of": (instant - timedelta(microseconds=1)).isoformat()}
+    before = api.get("/resources", params={**earlier, "limit": 500}).json()["data"]
+    assert next(r for r in before if r["id"] == str(resource_id))["position"]["point"][
+        "coordinates"] == [at_t.point.lon, at_t.point.lat]
+    assert recorded is not None
