@@ -12,7 +12,6 @@ are computed on the business calendar as at T). An answer about the past carries
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,8 +21,14 @@ from eventsourcing.application import AggregateNotFoundError
 from fastapi import Depends, HTTPException, Query, Request, Response
 
 from cityops.command_center.dependencies import CommandCentreSystem, SystemDep
-from cityops.projections.as_of import PastStore, latest_track_fixes
-from cityops.projections.history import HistoryTable
+from cityops.projections.as_of import (
+    APPLICATIONS,
+    InstantRefused,
+    check_past_instant,
+    latest_track_fixes,
+    parse_past_instant,
+    past_store,
+)
 from cityops.projections.statistics import CityStatistics
 from cityops.projections.views import ReadModels
 
@@ -35,8 +40,6 @@ AS_OF_DESCRIPTION = (
     "Answer as the city stood at this past instant: ISO 8601 with a UTC offset "
     "(`2026-03-14T09:26:53+08:00` or `...Z`), not before the first recorded event and not "
     "in the future. The answer then carries the header `X-CityOps-As-Of`.")
-APPLICATIONS = ("grid_cases", "incidents", "hazards", "hotline", "resources", "warnings")
-"""The system's applications whose aggregates a past answer rebuilds up to T."""
 
 
 class AsOfRefused(HTTPException):
@@ -49,54 +52,17 @@ class AsOfRefused(HTTPException):
 def parse_instant(text: str) -> datetime:
     """An ISO 8601 instant with its UTC offset (422 when malformed or without one)."""
     try:
-        instant = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise AsOfRefused(f"{text!r} is not an ISO 8601 instant "
-                          "(e.g. 2026-03-14T09:26:53+08:00)") from None
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise AsOfRefused(f"{text!r} has no time zone: add its UTC offset "
-                          "(+08:00, Z)")
-    return instant
-
-
-_first_events: dict[int, datetime] = {}
-_first_lock = threading.Lock()
-
-
-def first_event_at(system: Any) -> datetime | None:
-    """When the city's first event was recorded (business time), or None before any; known
-    once, it never changes."""
-    key = id(system)
-    found = _first_events.get(key)
-    if found is not None:
-        return found
-    stamps = []
-    for name in APPLICATIONS:
-        app = getattr(system, name)
-        notifications = app.recorder.select_notifications(start=1, limit=1)
-        if notifications:
-            stamps.append(app.mapper.to_domain_event(notifications[0]).timestamp)
-    if not stamps:
-        return None
-    with _first_lock:
-        _first_events[key] = found = min(stamps)
-    return found
+        return parse_past_instant(text)
+    except InstantRefused as refused:
+        raise AsOfRefused(str(refused)) from None
 
 
 def check_instant(system: Any, instant: datetime) -> datetime:
-    """`instant` if the city can be shown at it: not in the future (the system's clock), not
-    before its first event."""
-    now = system.clock()
-    if instant > now:
-        raise AsOfRefused(f"{instant.isoformat()} is in the future (the city's time is "
-                          f"{now.isoformat()})")
-    first = first_event_at(system)
-    if first is None:
-        raise AsOfRefused("nothing has been recorded yet: there is no past to show")
-    if instant < first:
-        raise AsOfRefused(f"{instant.isoformat()} is before the first event "
-                          f"({first.isoformat()})")
-    return instant
+    """`instant` if the city can be shown at it (422 saying why not)."""
+    try:
+        return check_past_instant(system, instant)
+    except InstantRefused as refused:
+        raise AsOfRefused(str(refused)) from None
 
 
 def as_of_instant(
@@ -127,26 +93,6 @@ def read_system(system: SystemDep, instant: AsOf, response: Response) -> Command
 
 ReadSystem = Annotated[CommandCentreSystem, Depends(read_system)]
 """What a read route answers from: `as_of` chooses the instant (default: now)."""
-
-
-def histories_of(system: Any) -> list[HistoryTable]:
-    """The history tables of the system's read models."""
-    return [t for group in system.generations.tables.values() for t in group
-            if isinstance(t, HistoryTable)]
-
-
-def past_store(system: Any, instant: datetime) -> PastStore:
-    """The read models of `system` as they stood at `instant`."""
-    live = system.read_models.store
-    base = system.generations.registry.store
-
-    def fixes() -> Any:
-        with live.transaction() as txn:
-            txn.execute("SELECT id FROM rm_resources")
-            ids = [r[0] for r in txn.fetchall()]
-        return latest_track_fixes(base, ids, instant)
-
-    return PastStore(live, instant, histories_of(system), fixes)
 
 
 class PastRepository:

@@ -15,6 +15,7 @@ their events recorded.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,14 @@ RESOURCE_TABLE = "rm_resources"
 _ALIAS_STOP = {"WHERE", "GROUP", "ORDER", "LIMIT", "OFFSET", "JOIN", "LEFT", "RIGHT", "INNER",
                "CROSS", "ON", "UNION", "HAVING", "WINDOW", "AS"}
 _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+
+
+APPLICATIONS = ("grid_cases", "incidents", "hazards", "hotline", "resources", "warnings")
+"""The system's applications (whose first event is the first instant there is to show)."""
+
+
+class InstantRefused(ValueError):
+    """An instant the city cannot be shown at (the message says why)."""
 
 
 class PastIsReadOnly(Exception):
@@ -186,3 +195,77 @@ def latest_track_fixes(base: ReadStore, resource_ids: Sequence[str],
                 found[resource_id] = TrackFix(resource_id, row[0], float(row[1]),
                                               float(row[2]))
     return found
+
+
+def parse_past_instant(text: str) -> datetime:
+    """An ISO 8601 instant with its UTC offset (`InstantRefused` when malformed or without
+    one: a local time is ambiguous)."""
+    try:
+        instant = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InstantRefused(f"{text!r} is not an ISO 8601 instant "
+                             "(e.g. 2026-03-14T09:26:53+08:00)") from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise InstantRefused(f"{text!r} has no time zone: add its UTC offset (+08:00, Z)")
+    return instant
+
+
+_first_events: dict[int, datetime] = {}
+_first_lock = threading.Lock()
+
+
+def first_event_at(system: Any) -> datetime | None:
+    """When the city's first event was recorded (business time), or None before any; known
+    once, it never changes."""
+    key = id(system)
+    found = _first_events.get(key)
+    if found is not None:
+        return found
+    stamps = []
+    for name in APPLICATIONS:
+        app = getattr(system, name)
+        notifications = app.recorder.select_notifications(start=1, limit=1)
+        if notifications:
+            stamps.append(app.mapper.to_domain_event(notifications[0]).timestamp)
+    if not stamps:
+        return None
+    with _first_lock:
+        _first_events[key] = found = min(stamps)
+    return found
+
+
+def check_past_instant(system: Any, instant: datetime) -> datetime:
+    """`instant` if the city can be shown at it: not in the future (the system's clock),
+    not before its first event."""
+    now = system.clock()
+    if instant > now:
+        raise InstantRefused(f"{instant.isoformat()} is in the future (the city's time is "
+                             f"{now.isoformat()})")
+    first = first_event_at(system)
+    if first is None:
+        raise InstantRefused("nothing has been recorded yet: there is no past to show")
+    if instant < first:
+        raise InstantRefused(f"{instant.isoformat()} is before the first event "
+                             f"({first.isoformat()})")
+    return instant
+
+
+def histories_of(system: Any) -> list[HistoryTable]:
+    """The history tables of the system's read models."""
+    return [t for group in system.generations.tables.values() for t in group
+            if isinstance(t, HistoryTable)]
+
+
+def past_store(system: Any, instant: datetime) -> PastStore:
+    """The read models of `system` as they stood at `instant` (resources at the positions
+    of their tracks)."""
+    live = system.read_models.store
+    base = system.generations.registry.store
+
+    def fixes() -> dict[str, TrackFix]:
+        with live.transaction() as txn:
+            txn.execute(f"SELECT id FROM {RESOURCE_TABLE}")
+            ids = [r[0] for r in txn.fetchall()]
+        return latest_track_fixes(base, ids, instant)
+
+    return PastStore(live, instant, histories_of(system), fixes)

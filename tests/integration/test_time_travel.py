@@ -27,6 +27,7 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
 from cityops.ingest.tracks import ResourceTracks, TrackPoint
+from cityops.projections.city_at import city_at
 from cityops.projections.follower import Follower
 from cityops.projections.history import HistoryTable
 from cityops.projections.statistics import CityStatistics
@@ -352,3 +353,30 @@ def test_resource_positions_at_t_come_from_the_recorded_tracks(
     assert next(r for r in before if r["id"] == str(resource_id))["position"]["point"][
         "coordinates"] == [at_t.point.lon, at_t.point.lat]
     assert recorded is not None
+
+
+def test_the_cli_prints_the_city_at_an_instant(played: tuple[CitySystem, SimulatedClock]
+                                              ) -> None:
+    from typer.testing import CliRunner
+
+    from cityops.cli import app as cli
+
+    system, _ = played
+    instant = _mid(played)
+    env = {"CITYOPS_DATA_DIR": str(system.settings.data_dir)}
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["history", "at", instant.isoformat(), "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    answer = json.loads(shown.output)
+    counts = {name: layer["total"] for name, layer in answer["layers"].items()}
+    expected = city_at(system, instant)
+    assert counts == {name: layer["total"] for name, layer in expected["layers"].items()}
+    assert answer["key_figures"] == json.loads(json.dumps(expected["key_figures"]))
+    text = runner.invoke(cli, ["history", "at", instant.isoformat(), "--layer", "incidents"],
+                         env=env)
+    assert text.exit_code == 0 and "the past, not now" in text.output, text.output
+    assert "incidents:" in text.output and "grid-cases:" not in text.output
+    for bad, says in (("2026-03-03T10:00", "no time zone"), ("soon", "not an ISO 8601"),
+                      ("2001-01-01T00:00Z", "before the first event")):
+        refused = runner.invoke(cli, ["history", "at", bad], env=env)
+        assert refused.exit_code == 2 and says in refused.output, refused.output
