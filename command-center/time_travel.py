@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from fastapi import Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from cityops.command_center.dependencies import CommandCentreSystem, SystemDep
+from cityops.command_center.dependencies import CommandCentreSystem, CurrentActor, SystemDep
 from cityops.projections.as_of import (
     APPLICATIONS,
     InstantRefused,
     check_past_instant,
+    first_event_at,
     latest_track_fixes,
     parse_past_instant,
     past_store,
@@ -234,3 +236,26 @@ def install_time_travel(app: Any) -> None:
         if instant is not None and AS_OF_HEADER not in response.headers:
             response.headers[AS_OF_HEADER] = instant.isoformat()
         return response
+
+
+router = APIRouter(prefix="/time-travel", tags=["time travel"])
+
+
+class TimeRangePublic(BaseModel):
+    """How far back the city can be shown, and in which time zone it tells time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_event: str | None = Field(description="The first recorded event's time (ISO 8601, "
+                                                "UTC); null before any")
+    now: str = Field(description="The city's time now (the server's clock)")
+    timezone: str = Field(description="The city's time zone (IANA), for showing instants")
+
+
+@router.get("", response_model=TimeRangePublic)
+def time_range(system: SystemDep, _: CurrentActor) -> dict[str, Any]:
+    """The span `as_of` may take: from the first recorded event to now (server time)."""
+    first = first_event_at(system)
+    return {"first_event": first.isoformat() if first is not None else None,
+            "now": system.clock().isoformat(),
+            "timezone": str(system.catalogue.calendar.timezone)}
