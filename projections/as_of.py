@@ -14,6 +14,7 @@ their events recorded.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -210,15 +211,13 @@ def parse_past_instant(text: str) -> datetime:
     return instant
 
 
-_first_events: dict[int, datetime] = {}
 _first_lock = threading.Lock()
 
 
 def first_event_at(system: Any) -> datetime | None:
     """When the city's first event was recorded (business time), or None before any; known
-    once, it never changes."""
-    key = id(system)
-    found = _first_events.get(key)
+    once, it never changes (kept on the system)."""
+    found: datetime | None = getattr(system, "_first_event_at", None)
     if found is not None:
         return found
     stamps = []
@@ -229,8 +228,9 @@ def first_event_at(system: Any) -> datetime | None:
             stamps.append(app.mapper.to_domain_event(notifications[0]).timestamp)
     if not stamps:
         return None
-    with _first_lock:
-        _first_events[key] = found = min(stamps)
+    found = min(stamps)
+    with _first_lock, contextlib.suppress(AttributeError):
+        system._first_event_at = found
     return found
 
 

@@ -216,7 +216,7 @@ def summary_history(table: SummaryTable, extras: Sequence[Column] = ()) -> Histo
         return [s for g in table.geometries for s in g.postgres_indexes(name)]
 
     def rows_of(aggregate: Any) -> list[tuple[Any, ...]]:
-        return [tuple(table.row(aggregate))]
+        return [tuple(table.row(aggregate, remember=True))]
 
     return HistoryTable(
         current=table.table, aggregate_class=table.aggregate_class, key=("id",), names=names,
