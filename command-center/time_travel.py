@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from cityops.command_center.dependencies import CommandCentreSystem, CurrentActor, SystemDep
@@ -44,11 +45,13 @@ AS_OF_DESCRIPTION = (
     "in the future. The answer then carries the header `X-CityOps-As-Of`.")
 
 
-class AsOfRefused(HTTPException):
-    """An `as_of` that cannot be answered (422, saying why)."""
+class AsOfRefused(RequestValidationError):
+    """An `as_of` that cannot be answered: a validation error of the parameter (422 with
+    the app's error body, 400 in the OGC API's form on /ogc), saying why."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(status_code=422, detail=f"as_of: {reason}")
+    def __init__(self, reason: str, given: str | None = None) -> None:
+        super().__init__([{"type": "value_error", "loc": ("query", "as_of"), "msg": reason,
+                           "input": given}])
 
 
 def parse_instant(text: str) -> datetime:
@@ -56,7 +59,7 @@ def parse_instant(text: str) -> datetime:
     try:
         return parse_past_instant(text)
     except InstantRefused as refused:
-        raise AsOfRefused(str(refused)) from None
+        raise AsOfRefused(str(refused), text) from None
 
 
 def check_instant(system: Any, instant: datetime) -> datetime:
@@ -64,7 +67,7 @@ def check_instant(system: Any, instant: datetime) -> datetime:
     try:
         return check_past_instant(system, instant)
     except InstantRefused as refused:
-        raise AsOfRefused(str(refused)) from None
+        raise AsOfRefused(str(refused), instant.isoformat()) from None
 
 
 def as_of_instant(

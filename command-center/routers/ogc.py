@@ -171,7 +171,7 @@ def _collection(request: Request, system: SystemDep, layer: Layer) -> dict[str, 
 
 @router.get("/collections", name="ogc_collections", response_model=OgcCollectionsPublic,
             response_model_exclude_unset=True)
-def collections(request: Request, system: ReadSystem, f: Format = None) -> dict[str, Any]:
+def collections(request: Request, system: SystemDep, f: Format = None) -> dict[str, Any]:
     """Every published layer."""
     _check_format(f)
     return {
@@ -183,7 +183,7 @@ def collections(request: Request, system: ReadSystem, f: Format = None) -> dict[
 
 @router.get("/collections/{collection_id}", name="ogc_collection",
             response_model=OgcCollectionPublic, response_model_exclude_unset=True)
-def collection(collection_id: str, request: Request, system: ReadSystem,
+def collection(collection_id: str, request: Request, system: SystemDep,
                f: Format = None) -> dict[str, Any]:
     """One collection: its extent and links to its items."""
     _check_format(f)
@@ -257,7 +257,7 @@ def item(collection_id: str, feature_id: str, request: Request, system: ReadSyst
 
 @router.get("/api", name="ogc_openapi", response_class=OpenAPI30Response,
             response_model=OgcApiDefinitionPublic)
-def api_definition(request: Request, system: ReadSystem, f: Format = None) -> JSONResponse:
+def api_definition(request: Request, system: SystemDep, f: Format = None) -> JSONResponse:
     """The OpenAPI 3.0 definition of this OGC API (the whole app's is at /openapi.json)."""
     _check_format(f)
     base = _url(request, "ogc_landing")
