@@ -21,6 +21,8 @@ from eventsourcing.application import AggregateNotFoundError
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityops.command_center.dependencies import CommandCentreSystem, CurrentActor, SystemDep
 from cityops.projections.as_of import (
@@ -228,17 +230,32 @@ class PastCity:
         return getattr(self._system, name)
 
 
-def install_time_travel(app: Any) -> None:
-    """Mark every answer about the past, whatever its kind (JSON, GeoJSON, a file): the
-    header `X-CityOps-As-Of` names the instant."""
+class MarkThePast:
+    """ASGI middleware: every answer about the past, whatever its kind (JSON, GeoJSON, a
+    file), carries the header `X-CityOps-As-Of` naming the instant."""
 
-    @app.middleware("http")
-    async def mark_the_past(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        instant = getattr(request.state, "as_of", None)
-        if instant is not None and AS_OF_HEADER not in response.headers:
-            response.headers[AS_OF_HEADER] = instant.isoformat()
-        return response
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def marking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                instant = scope.get("state", {}).get("as_of")
+                headers = MutableHeaders(scope=message)
+                if instant is not None and AS_OF_HEADER not in headers:
+                    headers[AS_OF_HEADER] = instant.isoformat()
+            await send(message)
+
+        await self.app(scope, receive, marking_send)
+
+
+def install_time_travel(app: Any) -> None:
+    """Mark every answer about the past (`MarkThePast`)."""
+    app.add_middleware(MarkThePast)
 
 
 router = APIRouter(prefix="/time-travel", tags=["time travel"])

@@ -348,6 +348,8 @@ def test_resource_positions_at_t_come_from_the_recorded_tracks(
     features = api.get("/spatial/resources/features",
                        params={**as_of, "limit": 500}).json()["features"]
     feature = next(f for f in features if f["id"] == str(resource_id))
+    geojson = api.get("/spatial/resources/features", params={**as_of, "limit": 1})
+    assert datetime.fromisoformat(geojson.headers[AS_OF_HEADER]) == instant
     assert feature["geometry"]["coordinates"] == where
     # A moment before the fix, the vehicle is where its events had it.
     earlier = {"as_of": (instant - timedelta(microseconds=1)).isoformat()}
