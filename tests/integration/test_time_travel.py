@@ -384,3 +384,43 @@ def test_the_cli_prints_the_city_at_an_instant(played: tuple[CitySystem, Simulat
                       ("2001-01-01T00:00Z", "before the first event")):
         refused = runner.invoke(cli, ["history", "at", bad], env=env)
         assert refused.exit_code == 2 and says in refused.output, refused.output
+
+
+@pytest.mark.postgres
+def test_postgis_questions_and_figures_as_of_t_on_postgres(
+    postgres_city: tuple[CitySystem, SimulatedClock],
+    tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """On PostgreSQL the past is asked of PostGIS too: the features of a layer, in a bbox
+    and within a radius, and the key figures, as they stood at T."""
+    system, _ = postgres_city
+    instant = _mid(postgres_city)
+    replay = replayed_to(system, instant, tmp_path_factory.mktemp("pg"))
+    system.accounts.handle(
+        AddUser(username="duty-tt-pg", role=Role.DISPATCHER, password="time-travel-password"),
+        CommandContext(actor=Actor("admin-tt", Role.ADMIN)))
+    client = TestClient(create_app(system, manage_lifecycle=False))
+    login = client.post("/auth/login", json={"username": "duty-tt-pg",
+                                             "password": "time-travel-password"})
+    client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+    as_of = {"as_of": instant.isoformat()}
+    with replay.transaction() as txn:
+        txn.execute("SELECT id FROM rm_grid_cases")
+        cases = {r[0] for r in txn.fetchall()}
+    features = client.get("/spatial/grid-cases/features", params={**as_of, "limit": 500})
+    assert features.status_code == 200, features.text
+    assert {f["id"] for f in features.json()["features"]} == cases
+    items = client.get("/ogc/collections/grid-cases/items", params={**as_of, "limit": 500,
+                                                                     "bbox": "118,31,120,33"})
+    assert items.status_code == 200, items.text
+    assert {f["id"] for f in items.json()["features"]} <= cases
+    radius = client.get("/spatial/grid-cases/radius",
+                        params={**as_of, "point": "118.80,32.05", "radius_m": 50_000,
+                                "limit": 500})
+    assert radius.status_code == 200, radius.text
+    assert {f["id"] for f in radius.json()["features"]} <= cases
+    figures = client.get("/statistics/key-figures", params=as_of)
+    assert figures.status_code == 200, figures.text
+    expected = CityStatistics(replay).key_figures(instant).as_dict()
+    assert figures.json() == json.loads(json.dumps(expected))
+    replay.close()
