@@ -66,6 +66,9 @@ class HistoryTable:
     upsert never updates them)."""
     extras: Sequence[Column] = field(default_factory=tuple)
     """Columns of the history only (facts a past answer needs beside the row)."""
+    indexes: Sequence[Sequence[str]] = field(default_factory=tuple)
+    """More indexes, in order: the interval first and then the columns a past query reads,
+    so that it is answered from the index without reading the versions' documents."""
 
     @property
     def table(self) -> str:
@@ -91,8 +94,10 @@ class HistoryTable:
             f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(columns)}, PRIMARY KEY ({key}))",
             # "In force at T": one range on either end, whichever the planner finds smaller.
             f"CREATE INDEX IF NOT EXISTS {table}_valid_from_idx ON {table} (valid_from)",
-            f"CREATE INDEX IF NOT EXISTS {table}_valid_to_idx ON {table} (valid_to)",
+            f"CREATE INDEX IF NOT EXISTS {table}_valid_to_idx ON {table} (valid_to, valid_from)",
             *self.extra_ddl(dialect, table),
+            *(f"CREATE INDEX IF NOT EXISTS {table}_multi{number}_idx ON {table} "
+              f"({', '.join(names)})" for number, names in enumerate(self.indexes, start=1)),
         ]
 
     def batch(self) -> HistoryRows:
@@ -218,10 +223,14 @@ def summary_history(table: SummaryTable, extras: Sequence[Column] = ()) -> Histo
     def rows_of(aggregate: Any) -> list[tuple[Any, ...]]:
         return [tuple(table.row(aggregate, remember=True))]
 
+    # The lists count their rows per state and page them newest first; the statistics read
+    # the table's own covering indexes: each, at an instant, from an index alone.
+    indexes = [("valid_to", "valid_from", "status"), ("created_at", "valid_from", "valid_to"),
+               *(("valid_to", "valid_from", *names) for names in table.indexes)]
     return HistoryTable(
         current=table.table, aggregate_class=table.aggregate_class, key=("id",), names=names,
         definitions=definitions, rows_of=rows_of, generated=generated, extra_ddl=extra_ddl,
-        extras=tuple(extras),
+        extras=tuple(extras), indexes=indexes,
     )
 
 
