@@ -146,7 +146,7 @@ class WithinRequest(BaseModel):
 
 @router.post("/{layer}/within", response_class=GeoJSONResponse,
              response_model=FeatureCollectionPublic)
-def features_within(layer: LayerId, system: SystemDep, actor: CurrentActor,
+def features_within(layer: LayerId, system: ReadSystem, actor: CurrentActor,
                     body: Annotated[WithinRequest, Body()]) -> JSONResponse:
     """Features intersecting a polygon (inside or on its edge), ordered by id; `repair` in
     the answer says what was repaired in the polygon, if anything."""

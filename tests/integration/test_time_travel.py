@@ -419,6 +419,13 @@ def test_postgis_questions_and_figures_as_of_t_on_postgres(
                                 "limit": 500})
     assert radius.status_code == 200, radius.text
     assert {f["id"] for f in radius.json()["features"]} <= cases
+    within = client.post("/spatial/grid-cases/within", params=as_of, json={
+        "geometry": {"type": "Polygon", "coordinates": [[[118, 31], [120, 31], [120, 33],
+                                                         [118, 33], [118, 31]]]},
+        "limit": 500})
+    assert within.status_code == 200, within.text
+    assert {f["id"] for f in within.json()["features"]} <= cases
+    assert AS_OF_HEADER in within.headers
     figures = client.get("/statistics/key-figures", params=as_of)
     assert figures.status_code == 200, figures.text
     expected = CityStatistics(replay).key_figures(instant).as_dict()
