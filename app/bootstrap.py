@@ -52,6 +52,7 @@ from cityops.projections.generations import (
     SqliteGenerations,
 )
 from cityops.projections.hazards import hazard_source_table
+from cityops.projections.history import with_histories
 from cityops.projections.hotline import ticket_table
 from cityops.projections.live_changes import LiveChangeLog, light_change_writer, live_channel
 from cityops.projections.photos import PhotoStore
@@ -278,15 +279,16 @@ def build_system(settings: Settings, *, clock: Clock = system_clock,
 
 
 def read_model_tables(catalogue: Catalogue) -> dict[str, list[ProjectedTable]]:
-    """The read-model tables projected from each application's events."""
-    return {
+    """The read-model tables projected from each application's events (each with its
+    history: projections/history.py)."""
+    return with_histories({
         "gridcases": [grid_case_table(catalogue), CaseDispatchTable(), case_return_table()],
         "incidents": [incident_table(), plan_table()],
         "hazards": [hazard_source_table()],
         "hotline": [ticket_table(), ticket_return_table()],
         "resources": [resource_table()],
         "warnings": [warning_table()],
-    }
+    })
 
 
 def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,

@@ -102,6 +102,9 @@ def _add_sub_commands() -> None:
     app.add_typer(backup_app, name="backup")
     app.add_typer(history_app, name="history")
     app.add_typer(scenarios_app, name="scenarios")
+    from cityops.time_travel_cli import history_at_command
+
+    history_app.command("at")(history_at_command)  # the city at a past instant
 
 
 _add_sub_commands()

@@ -46,6 +46,8 @@ from cityops.command_center.routers import (
 )
 from cityops.command_center.server_time import router as server_time_router
 from cityops.command_center.sharing import check_map_layers
+from cityops.command_center.time_travel import install_time_travel
+from cityops.command_center.time_travel import router as time_travel_router
 from cityops.command_center.versions import install_version_checks
 from cityops.feeds.service import build_feed_service
 
@@ -137,11 +139,13 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(cap.router)  # the warnings' CAP alerts: public feed and documents
     app.include_router(ws.router)  # /ws: authenticated by its first message's token
     app.include_router(server_time_router)  # /clock: public, as /health
+    app.include_router(time_travel_router)  # /time-travel: the span as_of may take
     app.mount("/static", pages.static_files(), name="static")
     install_command_gate(app)  # 403 before a command's body is read
     # Outermost: a body over its route's limit is refused before anything reads it.
     app.add_middleware(RequestBodyLimit)
 
+    install_time_travel(app)  # answers about the past are marked as such
     install_observability(app, operations)  # /health, /metrics, the request middleware
     install_error_documentation(app)  # the error answers of every operation, in /openapi.json
     return app

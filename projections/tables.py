@@ -127,6 +127,10 @@ class SummaryTable:
     answers it without reading the rows' documents)."""
 
     def __post_init__(self) -> None:
+        # The row of an aggregate's state last computed (by the history's batch, which
+        # computes one after every event), by aggregate id: the current row of the same
+        # version is then not computed again. A dict's get/set/pop are atomic.
+        object.__setattr__(self, "_last_rows", {})
         points = [g for g in self.geometries if g.kind is GeometryKind.POINT]
         if len(points) > 1:
             raise ValueError(f"{self.table}: a row has one point (its `locate`)")
@@ -142,6 +146,13 @@ class SummaryTable:
 
     @property
     def all_columns(self) -> list[Column]:
+        found: list[Column] | None = self.__dict__.get("_all_columns")
+        if found is None:
+            found = self._columns()
+            object.__setattr__(self, "_all_columns", found)
+        return found
+
+    def _columns(self) -> list[Column]:
         common = [
             Column("version", "INTEGER", lambda a: a.version),
             Column("status", "TEXT", lambda a: a.status.value, indexed=True),
@@ -199,14 +210,7 @@ class SummaryTable:
             return
         columns = self.all_columns
         names = ["id", *(c.name for c in columns), "doc"]
-        rows = []
-        for aggregate in aggregates:
-            extracted = [c.extract(aggregate) for c in columns]
-            doc = aggregate.summary()
-            for column, value in zip(columns, extracted, strict=True):
-                if column.in_doc:
-                    doc[column.name] = value
-            rows.append([str(aggregate.id), *extracted, json.dumps(doc, sort_keys=True)])
+        rows = [self.row(aggregate, remembered=True) for aggregate in aggregates]
         updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
         txn.executemany(
             f"INSERT INTO {self.table} ({', '.join(names)}) "
@@ -214,6 +218,30 @@ class SummaryTable:
             f"ON CONFLICT (id) DO UPDATE SET {updates}",
             rows,
         )
+
+    def row(self, aggregate: Any, *, remembered: bool = False, remember: bool = False
+            ) -> list[Any]:
+        """The row of the aggregate's current state: id, every column, the document.
+        `remember`: keep it for the current row's write; `remembered`: take the one kept if
+        it is of this version."""
+        last_rows: dict[Any, tuple[int, list[Any]]] = self.__dict__["_last_rows"]
+        if remembered:
+            kept = last_rows.pop(aggregate.id, None)
+            if kept is not None and kept[0] == aggregate.version:
+                return kept[1]
+        row = self._row(aggregate)
+        if remember:
+            last_rows[aggregate.id] = (aggregate.version, row)
+        return row
+
+    def _row(self, aggregate: Any) -> list[Any]:
+        columns = self.all_columns
+        extracted = [c.extract(aggregate) for c in columns]
+        doc = aggregate.summary()
+        for column, value in zip(columns, extracted, strict=True):
+            if column.in_doc:
+                doc[column.name] = value
+        return [str(aggregate.id), *extracted, json.dumps(doc, sort_keys=True)]
 
     def batch(self) -> SummaryRows:
         """Collects one batch of notifications and writes each aggregate's row once."""

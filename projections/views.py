@@ -24,20 +24,22 @@ def grid_case_table(catalogue: Catalogue) -> SummaryTable:
     """Grid cases, with the instants their light turns yellow and red (so that the light is
     a comparison with the current time, in SQL or in Python)."""
 
-    # The row asks for yellow_at and then red_at of the same case state: the turning points
-    # (working-time arithmetic) are computed once for both. One tuple, replaced whole, so
-    # that two threads writing rows never read each other's half.
-    last: list[tuple[Any, tuple[datetime, datetime] | None]] = [(None, None)]
+    # The turning points (working-time arithmetic) depend on the stage's clock alone, which
+    # most events leave as it was: they are computed once per clock (a row after every
+    # event, for the read models' history, asks again and again). Bounded; a dict's get and
+    # set are atomic, so two threads writing rows share it safely.
+    known: dict[Any, tuple[datetime, datetime] | None] = {}
 
     def points(case: GridCase) -> tuple[datetime, datetime] | None:
-        key = (case.id, case.version)
-        seen, found = last[0]
-        if seen == key:
-            return found
-        found = None
-        if case.is_open and case.stage is not None:
-            found = turning_points(case.stage, catalogue.calendar, catalogue.yellow_fraction)
-        last[0] = (key, found)
+        if not case.is_open or case.stage is None:
+            return None
+        stage = case.stage
+        if stage in known:
+            return known[stage]
+        found = turning_points(stage, catalogue.calendar, catalogue.yellow_fraction)
+        if len(known) >= 50_000:
+            known.clear()
+        known[stage] = found
         return found
 
     def frozen(case: GridCase) -> str | None:

@@ -21,9 +21,10 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from cityops.command_center.dependencies import CurrentActor, SystemDep
+from cityops.command_center.dependencies import CurrentActor
 from cityops.command_center.feature_requests import feature_query, now_of
 from cityops.command_center.scopes import scoped_features
+from cityops.command_center.time_travel import ReadSystem
 from cityops.domain.errors import InvalidValue
 from cityops.maps.crs import WGS84_CRS
 from cityops.projections.spatial import Feature, NotOnMap
@@ -50,7 +51,7 @@ FILE_SCHEMAS: dict[str, dict[str, Any]] = {
                        "features": {"type": "array", "items": {"type": "object"}}}},
 }
 """The schema of each downloaded format (a GeoPackage or CSV file is bytes)."""
-RESERVED = frozenset({"bbox", "bbox-crs", "datetime"})
+RESERVED = frozenset({"bbox", "bbox-crs", "datetime", "as_of"})
 EXPORT_DIR: str | None = None
 """Where the temporary folders are made (None: the system's temporary directory)."""
 
@@ -82,7 +83,7 @@ def _split(name: str) -> tuple[str, str]:
 def export_layer(
     name: Annotated[str, PathParam(description="<layer>.<gpkg|geojson|csv>, e.g. "
                                    "incidents.gpkg")],
-    request: Request, system: SystemDep, actor: CurrentActor,
+    request: Request, system: ReadSystem, actor: CurrentActor,
     bbox: Annotated[str | None, Query(description="x1,y1,x2,y2 in bbox-crs")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
     datetime_text: Annotated[str | None, Query(alias="datetime")] = None,

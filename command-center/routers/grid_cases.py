@@ -29,6 +29,7 @@ from cityops.command_center.routers.photos import require_uploaded
 from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filters
 from cityops.command_center.sharing import shared_route
+from cityops.command_center.time_travel import ReadSystem
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.catalogue import Urgency
 from cityops.domain.commands import Command as DomainCommand
@@ -182,7 +183,7 @@ def report_case(body: GridCaseReport, system: SystemDep, actor: CurrentActor,
 
 @router.get("", response_model=GridCasesPublic)
 def list_cases(
-    system: SystemDep,
+    system: ReadSystem,
     actor: CurrentActor,
     paging: PagingDep,
     bbox: BBoxDep,
@@ -226,13 +227,13 @@ def _with_light(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 @router.get("/{case_id}", response_model=GridCasePublic)
-def get_case(case_id: UUID, system: SystemDep) -> dict[str, Any]:
+def get_case(case_id: UUID, system: ReadSystem) -> dict[str, Any]:
     """One case, as recorded now, with its supervision light."""
     return _state(system, case_id)
 
 
 @router.get("/{case_id}/history", response_model=list[HistoryEntryPublic])
-def case_history(case_id: UUID, system: SystemDep) -> list[dict[str, Any]]:
+def case_history(case_id: UUID, system: ReadSystem) -> list[dict[str, Any]]:
     """Every event of the case: what happened, who did it, in what role, and when."""
     system.grid_cases.case(case_id)
     return event_history(system.grid_cases.events.get(case_id))

@@ -31,6 +31,7 @@ from cityops.command_center.models.hazards import (
 from cityops.command_center.schemas import Command, HazardGrade, PointIn
 from cityops.command_center.scopes import LOGGED_IN
 from cityops.command_center.sharing import shared_route
+from cityops.command_center.time_travel import ReadSystem
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.commands import CommandContext
 from cityops.domain.hazards.commands import (
@@ -163,7 +164,7 @@ def register_hazard_source(body: HazardRegistration, system: SystemDep, actor: C
 
 @router.get("", response_model=HazardSourcesPublic)
 def list_hazard_sources(
-    system: SystemDep,
+    system: ReadSystem,
     paging: PagingDep,
     bbox: BBoxDep,
     hazard_type: Annotated[str | None, Query(alias="type", description="Hazard type code")]
@@ -189,13 +190,13 @@ def list_hazard_sources(
 
 
 @router.get("/{source_id}", response_model=HazardSourcePublic)
-def get_hazard_source(source_id: UUID, system: SystemDep) -> dict[str, Any]:
+def get_hazard_source(source_id: UUID, system: ReadSystem) -> dict[str, Any]:
     """One hazard source with its sensors, alarms and hidden dangers."""
     return _state(system, source_id)
 
 
 @router.get("/{source_id}/history", response_model=list[HistoryEntryPublic])
-def hazard_source_history(source_id: UUID, system: SystemDep) -> list[dict[str, Any]]:
+def hazard_source_history(source_id: UUID, system: ReadSystem) -> list[dict[str, Any]]:
     """Every event of the hazard source: what happened, who did it, in what role, and when."""
     system.hazards.source(source_id)
     return event_history(system.hazards.events.get(source_id))

@@ -30,6 +30,7 @@ from cityops.command_center.models.hotline import (
 from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scoped_filters
 from cityops.command_center.sharing import shared_route
+from cityops.command_center.time_travel import ReadSystem
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.actors import Actor
 from cityops.domain.catalogue import Urgency
@@ -152,7 +153,7 @@ def receive_ticket(body: TicketReception, system: SystemDep, actor: CurrentActor
 
 @router.get("", response_model=HotlineTicketsPublic)
 def list_tickets(
-    system: SystemDep,
+    system: ReadSystem,
     actor: CurrentActor,
     paging: PagingDep,
     status: Annotated[list[TicketStatus] | None, Query(description="Any of these states")]
@@ -185,13 +186,13 @@ def list_tickets(
 
 
 @router.get("/{ticket_id}", response_model=HotlineTicketPublic)
-def get_ticket(ticket_id: UUID, system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
+def get_ticket(ticket_id: UUID, system: ReadSystem, actor: CurrentActor) -> dict[str, Any]:
     """One ticket, as recorded now, with its reply timeliness."""
     return _state(system, ticket_id, actor)
 
 
 @router.get("/{ticket_id}/history", response_model=list[HistoryEntryPublic])
-def ticket_history(ticket_id: UUID, system: SystemDep,
+def ticket_history(ticket_id: UUID, system: ReadSystem,
                    actor: CurrentActor) -> list[dict[str, Any]]:
     """Every event of the ticket: what happened, who did it, in what role, and when."""
     system.hotline.ticket(ticket_id)

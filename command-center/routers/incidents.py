@@ -29,6 +29,7 @@ from cityops.command_center.models.incidents import (
 from cityops.command_center.schemas import Command, LevelCode, PointIn
 from cityops.command_center.scopes import incident_scope_where, scope_guard
 from cityops.command_center.sharing import shared_route
+from cityops.command_center.time_travel import ReadSystem
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.commands import CommandContext
 from cityops.domain.incidents.commands import (
@@ -199,7 +200,7 @@ def report_incident(body: IncidentReport, system: SystemDep, actor: CurrentActor
 
 @router.get("", response_model=IncidentsPublic)
 def list_incidents(
-    system: SystemDep,
+    system: ReadSystem,
     actor: CurrentActor,
     paging: PagingDep,
     bbox: BBoxDep,
@@ -228,13 +229,13 @@ def list_incidents(
 
 
 @router.get("/{incident_id}", response_model=IncidentPublic)
-def get_incident(incident_id: UUID, system: SystemDep) -> dict[str, Any]:
+def get_incident(incident_id: UUID, system: ReadSystem) -> dict[str, Any]:
     """One incident, as recorded now, with its timeline, tasks and resources."""
     return _state(system, incident_id)
 
 
 @router.get("/{incident_id}/history", response_model=list[HistoryEntryPublic])
-def incident_history(incident_id: UUID, system: SystemDep) -> list[dict[str, Any]]:
+def incident_history(incident_id: UUID, system: ReadSystem) -> list[dict[str, Any]]:
     """Every event of the incident: what happened, who did it, in what role, and when."""
     system.incidents.incident(incident_id)
     return event_history(system.incidents.events.get(incident_id))

@@ -39,6 +39,7 @@ from cityops.command_center.models.spatial import (
     OpenAPI30Response,
 )
 from cityops.command_center.scopes import LOGGED_IN, feature_in_scope, scoped_features
+from cityops.command_center.time_travel import ReadSystem
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.maps.query_geometry import CRS84_URI, AxisOrder
 from cityops.projections.spatial import NotOnMap
@@ -52,7 +53,7 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 )
 GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
-ITEM_PARAMETERS = frozenset({"bbox", "bbox-crs", "datetime", "limit", "offset", "f"})
+ITEM_PARAMETERS = frozenset({"bbox", "bbox-crs", "datetime", "limit", "offset", "f", "as_of"})
 
 
 def ogc_error(status: int, code: str, description: str) -> JSONResponse:
@@ -192,7 +193,7 @@ def collection(collection_id: str, request: Request, system: SystemDep,
 @router.get("/collections/{collection_id}/items", name="ogc_items",
             response_class=GeoJSONResponse, response_model=FeatureCollectionPublic)
 def items(
-    collection_id: str, request: Request, system: SystemDep, actor: CurrentActor,
+    collection_id: str, request: Request, system: ReadSystem, actor: CurrentActor,
     bbox: Annotated[str | None, Query(description="x1,y1,x2,y2 (CRS84 lon/lat unless "
                                       "bbox-crs says otherwise, in that CRS's axis order)")]
     = None,
@@ -237,7 +238,7 @@ def items(
 
 @router.get("/collections/{collection_id}/items/{feature_id}", name="ogc_item",
             response_class=GeoJSONResponse, response_model=FeaturePublic)
-def item(collection_id: str, feature_id: str, request: Request, system: SystemDep,
+def item(collection_id: str, feature_id: str, request: Request, system: ReadSystem,
          actor: CurrentActor, f: Format = None) -> JSONResponse:
     """One feature of a collection."""
     _check_format(f)

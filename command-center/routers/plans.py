@@ -22,6 +22,7 @@ from cityops.command_center.models.incidents import (
 )
 from cityops.command_center.schemas import Command, LevelCode
 from cityops.command_center.scopes import LOGGED_IN
+from cityops.command_center.time_travel import ReadSystem
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.commands import CommandContext
 from cityops.domain.incidents.commands import DefinePlan, RetirePlan, RevisePlan
@@ -107,7 +108,7 @@ def define_plan(body: PlanDefinition, system: SystemDep, actor: CurrentActor,
 
 @router.get("", response_model=PlansPublic)
 def list_plans(
-    system: SystemDep,
+    system: ReadSystem,
     paging: PagingDep,
     category: str | None = None,
     status: PlanStatus | None = None,
@@ -128,7 +129,7 @@ def list_plans(
 
 @router.get("/applicable", response_model=list[PlanPublic])
 def applicable_plans(
-    system: SystemDep,
+    system: ReadSystem,
     category: Annotated[str, Query(description="Incident category code")],
     level: Annotated[LevelCode, Query(description="Response level I-IV")],
     incident_type: Annotated[str | None, Query(description="Type within the category")]
@@ -140,7 +141,7 @@ def applicable_plans(
 
 
 @router.get("/{plan_id}", response_model=PlanPublic)
-def get_plan(plan_id: UUID, system: SystemDep) -> dict[str, Any]:
+def get_plan(plan_id: UUID, system: ReadSystem) -> dict[str, Any]:
     """One plan, its current revision and the history of its revisions."""
     return _state(system, plan_id)
 

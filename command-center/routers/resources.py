@@ -28,6 +28,7 @@ from cityops.command_center.models.resources import (
 from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import OutOfScope, scope_guard, scope_of, scoped_filters
 from cityops.command_center.sharing import shared_route
+from cityops.command_center.time_travel import ReadSystem
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
@@ -135,7 +136,7 @@ def register_resource(body: ResourceRegistration, system: SystemDep, actor: Curr
 
 @router.get("", response_model=ResourcesPublic)
 def list_resources(
-    system: SystemDep,
+    system: ReadSystem,
     actor: CurrentActor,
     paging: PagingDep,
     bbox: BBoxDep,
@@ -167,7 +168,7 @@ def list_resources(
 @router.get("/nearest", response_model=list[NearestResourcePublic],
             response_model_exclude_unset=True)
 def nearest_resources(
-    system: SystemDep,
+    system: ReadSystem,
     actor: CurrentActor,
     kind: Annotated[str, Query(description="Resource kind code")],
     lon: Annotated[float, Query(ge=-180, le=180, description="Longitude (WGS84)")],
@@ -207,7 +208,7 @@ def _available_of_kind(system: SystemDep, kind: str,
 
 
 @router.get("/{resource_id}", response_model=ResourcePublic)
-def get_resource(resource_id: UUID, system: SystemDep) -> dict[str, Any]:
+def get_resource(resource_id: UUID, system: ReadSystem) -> dict[str, Any]:
     """One resource, as recorded now, with the latest position this server knows."""
     return _state(system, resource_id)
 

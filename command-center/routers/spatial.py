@@ -41,6 +41,7 @@ from cityops.command_center.scopes import (
     scoped_nearest,
     visible,
 )
+from cityops.command_center.time_travel import ReadSystem
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.maps.query_geometry import query_area, query_point
 from cityops.projections.hazards import impact_area
@@ -59,7 +60,8 @@ router = APIRouter(prefix="/spatial", tags=["spatial"], dependencies=[LOGGED_IN]
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 100
-COMMON = {"bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "point", "radius_m", "n"}
+COMMON = {"bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "point", "radius_m", "n",
+          "as_of"}
 """Query parameters of these endpoints; any other one must be a filter of the layer."""
 
 LayerId = Annotated[str, Path(description="Layer id, e.g. grid-cases, resources, facilities")]
@@ -96,7 +98,7 @@ def _point(text: str, crs: str | None, system: SystemDep) -> Any:
 
 
 @router.get("/layers", response_model=list[LayerPublic])
-def list_layers(system: SystemDep) -> list[dict[str, Any]]:
+def list_layers(system: ReadSystem) -> list[dict[str, Any]]:
     """The layers that can be asked about, with their geometry type and filters."""
     return [
         {"id": layer.id, "title": layer.title, "description": layer.description,
@@ -110,7 +112,7 @@ def list_layers(system: SystemDep) -> list[dict[str, Any]]:
 @router.get("/{layer}/features", response_class=GeoJSONResponse,
             response_model=FeatureCollectionPublic)
 def layer_features(
-    layer: LayerId, request: Request, system: SystemDep, actor: CurrentActor,
+    layer: LayerId, request: Request, system: ReadSystem, actor: CurrentActor,
     bbox: Annotated[str | None, Query(description="x1,y1,x2,y2 in bbox-crs")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
     datetime_text: DateTime = None,
@@ -145,7 +147,7 @@ class WithinRequest(BaseModel):
 
 @router.post("/{layer}/within", response_class=GeoJSONResponse,
              response_model=FeatureCollectionPublic)
-def features_within(layer: LayerId, system: SystemDep, actor: CurrentActor,
+def features_within(layer: LayerId, system: ReadSystem, actor: CurrentActor,
                     body: Annotated[WithinRequest, Body()]) -> JSONResponse:
     """Features intersecting a polygon (inside or on its edge), ordered by id; `repair` in
     the answer says what was repaired in the polygon, if anything."""
@@ -166,7 +168,7 @@ def features_within(layer: LayerId, system: SystemDep, actor: CurrentActor,
 @router.get("/{layer}/radius", response_class=GeoJSONResponse,
             response_model=FeatureCollectionPublic)
 def features_within_radius(
-    layer: LayerId, request: Request, system: SystemDep, actor: CurrentActor,
+    layer: LayerId, request: Request, system: ReadSystem, actor: CurrentActor,
     point: PointParam,
     radius_m: Annotated[float, Query(ge=0, le=MAX_RADIUS_M, description="Metres")],
     crs: Crs = None, datetime_text: DateTime = None,
@@ -189,7 +191,7 @@ def features_within_radius(
 @router.get("/{layer}/nearest", response_class=GeoJSONResponse,
             response_model=FeatureCollectionPublic)
 def nearest_features(
-    layer: LayerId, request: Request, system: SystemDep, actor: CurrentActor,
+    layer: LayerId, request: Request, system: ReadSystem, actor: CurrentActor,
     point: PointParam,
     n: Annotated[int, Query(ge=1, le=MAX_NEAREST, description="How many")] = 5,
     crs: Crs = None,
@@ -211,7 +213,7 @@ def nearest_features(
 @router.get("/incidents/{incident_id}/hazard-sources", response_class=GeoJSONResponse,
             response_model=FeatureCollectionPublic)
 def hazard_sources_near(
-    incident_id: str, system: SystemDep, actor: CurrentActor,
+    incident_id: str, system: ReadSystem, actor: CurrentActor,
     radius_m: Annotated[float, Query(ge=0, le=MAX_RADIUS_M, description="Metres")] = 2000.0,
     limit: Limit = DEFAULT_LIMIT, offset: Offset = 0,
 ) -> JSONResponse:
@@ -232,7 +234,7 @@ def hazard_sources_near(
 @router.get("/hazard-sources/{source_id}/facilities", response_class=GeoJSONResponse,
             response_model=FeatureCollectionPublic)
 def facilities_at_risk(
-    source_id: str, system: SystemDep,
+    source_id: str, system: ReadSystem,
     kind: Annotated[list[str] | None, Query(description="school, hospital, shelter")] = None,
 ) -> JSONResponse:
     """The schools, hospitals and shelters inside a hazard source's impact zone."""

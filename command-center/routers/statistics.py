@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from cityops.command_center.dependencies import CommandCentreSystem, CurrentActor, SystemDep
+from cityops.command_center.dependencies import CommandCentreSystem, CurrentActor
 from cityops.command_center.models.statistics import (
     AreasPublic,
     DepartmentsPublic,
@@ -20,6 +20,7 @@ from cityops.command_center.models.statistics import (
     KeyFiguresPublic,
 )
 from cityops.command_center.scopes import require_citywide, scope_of
+from cityops.command_center.time_travel import ReadSystem
 from cityops.domain.errors import InvalidValue
 from cityops.domain.values import checked_instant
 from cityops.projections.response_figures import read_response_time_figures
@@ -44,7 +45,7 @@ def _moment(system: CommandCentreSystem, at: datetime | None) -> datetime:
 
 
 @router.get("/key-figures", response_model=KeyFiguresPublic)
-def key_figures(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
+def key_figures(system: ReadSystem, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
     """The overview: open cases by light, case totals, on-time rate per department,
     incidents by category, hotline reply and satisfaction rates."""
     require_citywide(actor, "the key figures")
@@ -53,7 +54,7 @@ def key_figures(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> d
 
 @router.get("/areas", response_model=AreasPublic)
 def areas(
-    system: SystemDep,
+    system: ReadSystem,
     actor: CurrentActor,
     level: Annotated[AreaLevel, Query(description="district, street, community or cell")]
     = AreaLevel.DISTRICT,
@@ -72,7 +73,7 @@ def areas(
 
 
 @router.get("/departments", response_model=DepartmentsPublic)
-def departments(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
+def departments(system: ReadSystem, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
     """Per department the cases were dispatched to: dispatched, handled, on time, overdue,
     reworked, returned, rates and average handling time, and the lights of the cases it
     holds now."""
@@ -84,7 +85,7 @@ def departments(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> d
 
 
 @router.get("/incidents", response_model=IncidentFiguresPublic)
-def incidents(system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
+def incidents(system: ReadSystem, actor: CurrentActor) -> dict[str, Any]:
     """Incidents by category, level and status, and response times from the report to
     dispatch, arrival on scene, containment and closing (count, mean, p50, p90 seconds)."""
     require_citywide(actor, "the incident statistics")
@@ -92,7 +93,7 @@ def incidents(system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
 
 
 @router.get("/hotline", response_model=HotlineStatisticsPublic)
-def hotline(system: SystemDep, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
+def hotline(system: ReadSystem, actor: CurrentActor, at: AtQuery = None) -> dict[str, Any]:
     """Hotline tickets: on-time reply rate and callers' satisfaction, overall and per
     department the tickets were assigned to."""
     moment = _moment(system, at)
@@ -169,7 +170,7 @@ class ResponseTimesPublic(BaseModel):
 
 
 @router.get("/response-times", response_model=ResponseTimesPublic)
-def response_times(system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
+def response_times(system: ReadSystem, actor: CurrentActor) -> dict[str, Any]:
     """Queue, turnout, travel, response and on-scene times (count, mean, p50, p90 seconds)
     per resource, per kind of resource and per incident (formulas: docs/indicators.md)."""
     require_citywide(actor, "the response times")

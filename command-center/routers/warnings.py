@@ -33,6 +33,7 @@ from cityops.command_center.models.warnings import (
 from cityops.command_center.schemas import Command, PointIn
 from cityops.command_center.scopes import scope_guard, scope_of, warning_filters
 from cityops.command_center.sharing import DocumentView, warning_view
+from cityops.command_center.time_travel import ReadSystem
 from cityops.command_center.versions import SeenVersion
 from cityops.domain.actors import Actor
 from cityops.domain.commands import CommandContext
@@ -228,7 +229,7 @@ def draft_warning(body: WarningDraftIn, system: SystemDep, actor: CurrentActor,
 
 @router.get("", response_model=WarningsPublic, response_model_exclude_unset=True)
 def list_warnings(
-    system: SystemDep,
+    system: ReadSystem,
     actor: CurrentActor,
     paging: PagingDep,
     bbox: BBoxDep,
@@ -291,19 +292,19 @@ def list_warnings(
 
 @router.get("/{warning_id}", response_model=WarningPublic,
              response_model_exclude_unset=True)
-def get_warning(warning_id: UUID, system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
+def get_warning(warning_id: UUID, system: ReadSystem, actor: CurrentActor) -> dict[str, Any]:
     """One warning as recorded now: what is in force, what is being prepared, its steps."""
     return _state(system, warning_id, actor)
 
 
 @router.get("/{warning_id}/notices", response_model=list[WarningNoticePublic])
-def warning_notices(warning_id: UUID, system: SystemDep) -> list[dict[str, Any]]:
+def warning_notices(warning_id: UUID, system: ReadSystem) -> list[dict[str, Any]]:
     """Every message the warning sent out (alert, updates, cancellation), oldest first."""
     return [n.summary() for n in system.warnings.notices(warning_id)]
 
 
 @router.get("/{warning_id}/history", response_model=list[HistoryEntryPublic])
-def warning_history(warning_id: UUID, system: SystemDep,
+def warning_history(warning_id: UUID, system: ReadSystem,
                     actor: CurrentActor) -> list[dict[str, Any]]:
     """Every event of the warning: what happened, who did it, in what role, and when."""
     system.warnings.warning(warning_id)

@@ -155,8 +155,24 @@ export async function request(method, path, options = {}) {
   return parsed;
 }
 
+let viewedInstant = null;
+/** The API paths that answer "as it was at instant T" (`as_of`). */
+const AS_OF_PATHS = /^\/(grid-cases|incidents|plans|resources|hazard-sources|hotline-tickets|warnings|statistics|spatial|ogc|exports)(\/|$)/;
+
+/** Show the city as it stood at `iso` (an ISO 8601 instant; null: now): every GET of a
+ *  path that takes `as_of` then asks for that instant (the time slider). */
+export function viewAsOf(iso) {
+  viewedInstant = iso || null;
+}
+
+/** The instant shown (null: now). */
+export function viewedAsOf() {
+  return viewedInstant;
+}
+
 /** GET `path` with query parameters. */
 export function get(path, query) {
+  if (viewedInstant && AS_OF_PATHS.test(path)) query = { ...(query || {}), as_of: viewedInstant };
   return request("GET", path, { query });
 }
 

@@ -31,9 +31,19 @@ export async function syncServerClock() {
   return body;
 }
 
+let pastInstant = null;
+
+/** Stand the pages' clock at a past instant of the city (ms since the epoch; null: run
+ *  with the server again): lights and deadlines are then counted as they stood then. */
+export function standAt(instant) {
+  pastInstant = instant === null || instant === undefined ? null : Number(instant);
+}
+
 /** The server's time now, in milliseconds since the epoch (the browser's clock only while
- *  no reading was ever taken: the server could not be reached at all). */
+ *  no reading was ever taken: the server could not be reached at all); the instant shown
+ *  while the dashboard shows the past. */
 export function serverNow() {
+  if (pastInstant !== null) return pastInstant;
   if (!reading) return Date.now();
   return reading.server + (performance.now() - reading.at) * reading.rate;
 }

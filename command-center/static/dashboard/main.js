@@ -15,6 +15,7 @@ import { IncidentBoard, ResourcePanel } from "./incidents.js";
 import { CityMap } from "./map.js";
 import { CityState, LIVE_LAYERS, geometryOf, itemOfFeature } from "./store.js";
 import { Ticker } from "./ticker.js";
+import { TimeSlider } from "./timetravel.js";
 import { WarningDesk } from "./warnings.js";
 import { clockText, readOnly } from "./words.js";
 
@@ -110,18 +111,20 @@ async function main() {
   // The map's base layers and the first content come from REST; the live snapshot then
   // replaces each layer it carries, and changes keep it current.
   map.loadBaseMap().catch((error) => console.warn("base map", error));
-  await Promise.all(LIVE_LAYERS.map(async (layer) => {
+  // `everything`: replace every layer (the time slider's past, or back to now).
+  const loadLayers = (everything = false) => Promise.all(LIVE_LAYERS.map(async (layer) => {
     const [path, query] = REST_LISTS[layer];
     const extra = user.role === "department-user" && layer === "grid-cases" ? { department: user.department, open_only: true } : {};
     try {
       const docs = await loadAll(path, { ...query, ...extra });
-      if (!state.liveLayers || !state.liveLayers.has(layer)) {
+      if (everything || !state.liveLayers || !state.liveLayers.has(layer)) {
         state.reset(layer, docs.map((doc) => ({ doc, geometry: geometryOf(layer, doc) })));
       }
     } catch (error) {
       console.warn(`could not load ${layer}`, error);
     }
   }));
+  await loadLayers();
   figures.start();
 
   const status = document.querySelector("[data-testid=live-status]");
@@ -149,6 +152,25 @@ async function main() {
     },
   }).start();
   detail.live = live;
+
+  // The time slider: the city at a past moment, live paused while it is shown.
+  const slider = new TimeSlider(document.querySelector("[data-testid=time-travel]"),
+    document.querySelector("[data-testid=past-banner]"), {
+      live,
+      reload: async () => {
+        state.liveLayers = null;
+        await loadLayers(true);
+        await figures.refresh();
+        map.refreshLights(); cases.render();
+        clock.textContent = clockText();
+      },
+      onChange: (past) => {
+        document.body.classList.toggle("read-only", past !== null || readOnly(user));
+        status.dataset.state = past ? "past" : "connecting";
+        status.textContent = past ? "paused: the past" : "connecting…";
+      },
+    });
+  slider.start().catch((error) => console.warn("time slider", error));
 
   document.querySelector("[data-testid=logout]").addEventListener("click", () => {
     live.close();
