@@ -34,6 +34,8 @@ INCIDENT_LAYERS = frozenset({"incidents", "incident-areas"})
 WARNING_LAYERS = frozenset({"warnings", "warning-areas"})
 """Map layers of warnings: in a department's scope once issued."""
 """Map layers of incidents: in a department's scope when it has a task there."""
+SCOPE_DOCUMENT_KEYS = frozenset({"department", "tasks", "reported_by", "sequence"})
+"""The document keys the scope of a map feature is decided by (`feature_in_scope`)."""
 DEPARTMENT_TABLES = frozenset({"rm_grid_cases", "rm_resources", "rm_tickets"})
 SCOPED_KINDS = {"grid case": "department", "resource": "department",
                 "hotline ticket": "department"}

@@ -288,3 +288,42 @@ def test_the_city_layers_are_published_once(systems: tuple[CitySystem, CitySyste
         after, count = txn.fetchone()
     assert after == before, "an unchanged city is not rewritten"
     assert count == len(postgis.city.map.cells)
+
+
+def test_a_layer_page_is_read_in_bytewise_id_order_from_an_index(
+        systems: tuple[CitySystem, CitySystem]) -> None:
+    """Pages of a layer are in bytewise id order (`COLLATE "C"`), which the primary key (the
+    database's collation) cannot give: without an index of that order every page sorted
+    the whole table, and the count read every row."""
+    _, postgis = systems
+    with postgis.store.transaction() as txn:
+        txn.execute("SET LOCAL enable_seqscan = off")
+        for table, geometry in (("rm_grid_cases", "geom"), ("rm_incidents", "affected_area"),
+                                ("map_facilities", "geom")):
+            txn.execute(f"EXPLAIN SELECT id FROM {table} WHERE {geometry} IS NOT NULL "
+                        f'ORDER BY id COLLATE "C" LIMIT 10 OFFSET 20')
+            plan = " ".join(r[0] for r in txn.fetchall())
+            assert "Sort" not in plan and "id_bytes_idx" in plan, plan
+            txn.execute(f"EXPLAIN SELECT count(*) FROM {table} WHERE {geometry} IS NOT NULL")
+            plan = " ".join(r[0] for r in txn.fetchall())
+            assert "Index Only Scan" in plan, plan
+
+
+def test_layer_properties_read_only_the_document_keys_they_declare(
+        systems: tuple[CitySystem, CitySystem]) -> None:
+    """A page of a layer may carry only the document keys its properties declare (PostGIS
+    sends no more): the properties must come out the same as from the whole document."""
+    for system in systems:
+        now = system.clock()
+        for layer in system.spatial.layers.values():
+            keys = layer.document_keys
+            assert keys is not None, f"{layer.id}: a property reads undeclared keys"
+            whole = system.spatial.features(layer.id, EVERYTHING).features
+            part = system.spatial.features(
+                layer.id, FeatureQuery(limit=None, fields=keys)).features
+            assert [f.id for f in part] == [f.id for f in whole]
+            for full, subset in zip(whole, part, strict=True):
+                assert set(subset.doc) <= keys | set(full.doc)
+                trimmed = {k: full.doc.get(k) for k in keys}
+                assert layer.properties_of(trimmed, now) == layer.properties_of(full.doc, now)
+                assert layer.properties_of(subset.doc, now) == layer.properties_of(full.doc, now)
