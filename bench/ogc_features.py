@@ -221,7 +221,7 @@ def start_tipg(url: str, folder: Path, schema: str) -> tuple[subprocess.Popen[by
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TIPG_", "CITYOPS_"))}
     env.update({"DATABASE_URL": url, "TIPG_DB_SCHEMAS": f'["{schema}"]',
-                "TIPG_DB_TABLES": '["rm_grid_cases"]', "TIPG_DB_SPATIAL_EXTENT": "false",
+                "TIPG_DB_TABLES": f'["{schema}.rm_grid_cases"]', "TIPG_DB_SPATIAL_EXTENT": "false",
                 "TIPG_DB_DATETIME_EXTENT": "false", "TIPG_MAX_FEATURES_PER_QUERY": "10000"})
     log = (folder / "tipg.log").open("wb")
     process = subprocess.Popen(

@@ -85,8 +85,6 @@ class PostgisSpatialQueries(SpatialQueriesBase):
                     f"doc JSONB NOT NULL, geom geometry({geometry_type}, 4326) NOT NULL)")
         txn.execute(f"CREATE INDEX IF NOT EXISTS {table}_geom_gist ON {table} "
                     "USING GIST (geom)")
-        txn.execute(f"CREATE INDEX IF NOT EXISTS {table}_geom_id_bytes_idx ON {table} "
-                    f'(id COLLATE "C")')
         if layer.points:
             txn.execute(f"CREATE INDEX IF NOT EXISTS {table}_geom_geog_gist ON {table} "
                         "USING GIST ((geom::geography))")
