@@ -289,7 +289,11 @@ def main(argv: list[str] | None = None) -> int:
         deployment = Deployment(folder, url, None, "bench-ogc")
         env = deployment.env()
         env["CITYOPS_RUN_PROJECTIONS"] = "false"
-        deployment.spawn("serve", "serve", env=env)
+        # This interpreter's cityops (a `cityops` found on PATH may be another install).
+        log = (folder / "serve.log").open("wb")
+        deployment.processes["serve"] = subprocess.Popen(
+            [sys.executable, "-m", "cityops.cli", "serve"], env=env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
         tipg: subprocess.Popen[bytes] | None = None
         try:
             deployment.wait_healthy(120)
