@@ -21,6 +21,7 @@ import pytest
 import shapely
 
 from cityops.bootstrap import CitySystem
+from cityops.command_center.scopes import SCOPE_DOCUMENT_KEYS, feature_in_scope
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import Area, GeoPoint
@@ -319,6 +320,9 @@ def test_layer_properties_read_only_the_document_keys_they_declare(
         systems: tuple[CitySystem, CitySystem]) -> None:
     """A page of a layer may carry only the document keys its properties declare (PostGIS
     sends no more): the properties must come out the same as from the whole document."""
+    actors = [Actor("dispatcher", Role.DISPATCHER)] + [
+        Actor(f"user-{department}", Role.DEPARTMENT_USER, department=department)
+        for department in ("water", "sanitation", "fire")]
     for system in systems:
         now = system.clock()
         for layer in system.spatial.layers.values():
@@ -326,10 +330,13 @@ def test_layer_properties_read_only_the_document_keys_they_declare(
             assert keys is not None, f"{layer.id}: a property reads undeclared keys"
             whole = system.spatial.features(layer.id, EVERYTHING).features
             part = system.spatial.features(
-                layer.id, FeatureQuery(limit=None, fields=keys)).features
+                layer.id, FeatureQuery(limit=None, fields=keys | SCOPE_DOCUMENT_KEYS)).features
             assert [f.id for f in part] == [f.id for f in whole]
             for full, subset in zip(whole, part, strict=True):
-                assert set(subset.doc) <= keys | set(full.doc)
+                assert set(subset.doc) <= keys | SCOPE_DOCUMENT_KEYS | set(full.doc)
                 trimmed = {k: full.doc.get(k) for k in keys}
                 assert layer.properties_of(trimmed, now) == layer.properties_of(full.doc, now)
                 assert layer.properties_of(subset.doc, now) == layer.properties_of(full.doc, now)
+                for actor in actors:  # and who may see it, as the OGC items decide
+                    assert feature_in_scope(layer.id, subset, actor) \
+                        == feature_in_scope(layer.id, full, actor)
