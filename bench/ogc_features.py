@@ -222,7 +222,8 @@ def start_tipg(url: str, folder: Path, schema: str) -> tuple[subprocess.Popen[by
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TIPG_", "CITYOPS_"))}
     env.update({"DATABASE_URL": url, "TIPG_DB_SCHEMAS": f'["{schema}"]',
                 "TIPG_DB_TABLES": f'["{schema}.rm_grid_cases"]', "TIPG_DB_SPATIAL_EXTENT": "false",
-                "TIPG_DB_DATETIME_EXTENT": "false", "TIPG_MAX_FEATURES_PER_QUERY": "10000"})
+                "TIPG_DB_DATETIME_EXTENT": "false", "TIPG_MAX_FEATURES_PER_QUERY": "10000",
+                "DB_MIN_CONN_SIZE": "1", "DB_MAX_CONN_SIZE": "4"})
     log = (folder / "tipg.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "tipg.main:app", "--port", str(port),
@@ -289,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         deployment = Deployment(folder, url, None, "bench-ogc")
         env = deployment.env()
         env["CITYOPS_RUN_PROJECTIONS"] = "false"
+        # One request at a time: small pools (the dev cluster's connections are shared).
+        env["CITYOPS_DATABASE_POOL_SIZE"] = "2"
         # This interpreter's cityops (a `cityops` found on PATH may be another install).
         log = (folder / "serve.log").open("wb")
         deployment.processes["serve"] = subprocess.Popen(
