@@ -17,6 +17,7 @@ from cityops.command_center.live import LiveHub
 from cityops.command_center.login_guard import PasswordHashing
 from cityops.command_center.observability import install_observability
 from cityops.command_center.photos import DecodeSlots
+from cityops.command_center.prefix_routes import serve_prefix_first
 from cityops.command_center.query_checks import install_query_checks
 from cityops.command_center.routers import (
     auth,
@@ -140,6 +141,9 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(ws.router)  # /ws: authenticated by its first message's token
     app.include_router(server_time_router)  # /clock: public, as /health
     app.include_router(time_travel_router)  # /time-travel: the span as_of may take
+    # The GIS clients' and the dispatchers' map questions, included late: matched first.
+    serve_prefix_first(app, ogc.router)
+    serve_prefix_first(app, spatial.router)
     app.mount("/static", pages.static_files(), name="static")
     install_command_gate(app)  # 403 before a command's body is read
     # Outermost: a body over its route's limit is refused before anything reads it.

@@ -39,6 +39,9 @@ WARNING_LAYERS = frozenset({"warnings", "warning-areas"})
 where the catalogue's restricted-warnings condition names the department)."""
 RESTRICTED_ALERT_FIELD = "restricted_alert"
 """The warnings feed's field of a restricted alert: who may receive it (docs/sharing.md)."""
+SCOPE_DOCUMENT_KEYS = frozenset({"department", "tasks", "reported_by", "sequence",
+                                 "scope"})
+"""The document keys the scope of a map feature is decided by (`feature_in_scope`)."""
 DEPARTMENT_TABLES = frozenset({"rm_grid_cases", "rm_resources", "rm_tickets"})
 SCOPED_KINDS = {"grid case": "department", "resource": "department",
                 "hotline ticket": "department"}

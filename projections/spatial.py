@@ -71,6 +71,9 @@ class FeatureQuery:
     limit: int | None = 10
     """None: every matching feature (exports)."""
     offset: int = 0
+    fields: frozenset[str] | None = None
+    """The document keys the caller reads (a back end may leave the others out, a key
+    without a value reads as None); None: the whole document."""
 
 
 EVERYTHING = FeatureQuery(limit=None)

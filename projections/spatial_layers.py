@@ -36,6 +36,13 @@ class Property:
     """Reads the value from the document (default: the key of the same name)."""
     format: str | None = None
     """JSON-schema format (date-time for times)."""
+    keys: tuple[str, ...] | None = None
+    """The document keys a custom `read` uses (None: it may read any)."""
+
+    @property
+    def document_keys(self) -> tuple[str, ...] | None:
+        """The keys of the document this property is read from (None: the whole document)."""
+        return (self.name,) if self.read is None else self.keys
 
     def value(self, doc: Mapping[str, Any], now: datetime) -> Any:
         """The property of one document at `now`."""
@@ -123,6 +130,16 @@ class Layer:
         known = ", ".join(f.name for f in self.filters) or "none"
         raise InvalidValue(f"{self.id} cannot be filtered by {name!r}; its filters: {known}")
 
+    @property
+    def document_keys(self) -> frozenset[str] | None:
+        """The document keys its properties are read from (None: the whole document)."""
+        keys: set[str] = set()
+        for prop in self.properties:
+            if prop.document_keys is None:
+                return None
+            keys.update(prop.document_keys)
+        return frozenset(keys)
+
     def properties_of(self, doc: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         """The flat properties of one feature's document at `now`."""
         return {p.name: p.value(doc, now) for p in self.properties}
@@ -168,7 +185,8 @@ INCIDENT_FILTERS = (Filter("status"), Filter("category"), Filter("level"),
 HAZARD_PROPERTIES = (
     Property("status"), Property("name"), Property("hazard_type"), Property("grade", "integer"),
     Property("impact_radius_m", "number"), Property("alarm_count", "integer"),
-    Property("open_alarm_count", "integer", _open_alarm_count), _time("registered_at"),
+    Property("open_alarm_count", "integer", _open_alarm_count, keys=("open_alarms",)),
+    _time("registered_at"),
 )
 HAZARD_FILTERS = (Filter("status"), Filter("hazard_type"), Filter("grade", "integer"))
 
@@ -186,7 +204,8 @@ def _warning_status(doc: Mapping[str, Any], now: datetime) -> str | None:
 
 WARNING_IN_FORCE = frozenset({"issued", "update-drafted", "update-approved"})
 WARNING_PROPERTIES = (
-    Property("status", "string", _warning_status), Property("alert_status"),
+    Property("status", "string", _warning_status, keys=("status", "content")),
+    Property("alert_status"),
     Property("scope"), Property("level"), Property("event_type"), Property("headline"),
     Property("sequence", "integer"), _time("issued_at"), _time("last_sent_at"),
     _time("expires"), _time("drafted_at"),
@@ -222,7 +241,8 @@ READ_MODEL_LAYERS = (
             Property("urgency"), Property("grid_cell"), Property("department"),
             _time("reported_at"), _time("handling_deadline"), _time("closed_at"),
             Property("rework_count", "integer"), Property("return_count", "integer"),
-            Property("light", "string", _light),
+            Property("light", "string", _light,
+                     keys=("frozen_light", "yellow_at", "red_at")),
         ),
         filters=(Filter("status"), Filter("category"), Filter("department"),
                  Filter("grid_cell"), Filter("is_open", "boolean")),
@@ -255,7 +275,8 @@ READ_MODEL_LAYERS = (
             Property("kind"), Property("name"), Property("call_sign"), Property("department"),
             Property("mobile", "boolean"), Property("status"), _time("status_since"),
             Property("incident_id"),
-            Property("position_at", "string", _position_at, format="date-time"),
+            Property("position_at", "string", _position_at, format="date-time",
+                     keys=("position",)),
         ),
         filters=(Filter("kind"), Filter("status"), Filter("department"),
                  Filter("incident_id")),

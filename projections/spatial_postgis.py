@@ -20,6 +20,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from cityops.domain.geometry import GeoPoint
+from cityops.maps.local_metric import LocalMetric, local_metric
 from cityops.projections.spatial import Feature, FeaturePage, FeatureQuery, SpatialQueriesBase
 from cityops.projections.spatial_layers import (
     LAYERS,
@@ -184,10 +185,17 @@ class PostgisSpatialQueries(SpatialQueriesBase):
         count_params = list(params)
         page = self._page(query, params)
         with self.store.transaction() as txn:
+            # Exact, from the bytewise id index alone when nothing but the geometry is asked
+            # for (an index-only scan of a vacuumed table); else the filters' own indexes.
             txn.execute(f"SELECT count(*) FROM {table} WHERE {where}", count_params)
             count = txn.fetchone()
-            txn.execute(f"SELECT id, ST_AsBinary({geometry}), doc FROM {table} WHERE {where} "
-                        f"ORDER BY {ORDER_BY_ID}{page}", params)
+            # The page's ids first, in the order of the bytewise id index (no sort, and the
+            # rows skipped by the offset are never read), then only those rows.
+            txn.execute(f"SELECT t.id, ST_AsBinary(t.{geometry}), {_document_sql(query.fields)} "
+                        f"FROM (SELECT id FROM {table} WHERE {where} "
+                        f"ORDER BY {ORDER_BY_ID}{page}) AS p "
+                        f"JOIN {table} AS t ON t.id = p.id "
+                        f'ORDER BY p.id COLLATE "C"', params)
             rows = txn.fetchall()
         return FeaturePage(self._features(rows, False), int(count[0]) if count else 0)
 
@@ -214,6 +222,67 @@ class PostgisSpatialQueries(SpatialQueriesBase):
 
     def _radius(self, layer: Layer, centre: GeoPoint, radius_m: float, query: FeatureQuery,
                 *, count: bool) -> tuple[list[tuple[Any, ...]], int]:
+        metric = local_metric(centre.lon, centre.lat, radius_m)
+        if metric is None:
+            return self._radius_measured(layer, centre, radius_m, query, count=count)
+        return self._radius_bounded(layer, centre, radius_m, query, metric, count=count)
+
+    def _radius_bounded(self, layer: Layer, centre: GeoPoint, radius_m: float,
+                        query: FeatureQuery, metric: LocalMetric,
+                        *, count: bool) -> tuple[list[tuple[Any, ...]], int]:
+        """The radius question measuring the spheroidal distance only where the answer
+        depends on it: the plane distance of the local metric (cheap arithmetic, within
+        `metric.error` of the geodesic one) decides membership except in a thin ring
+        around the radius, and bounds which rows can be on the page; the rows of the page
+        are then ordered by the exact distance, as `_radius_measured` orders them all."""
+        table, geometry = self._source(layer)
+        error = metric.error
+        outer = radius_m * (1 + error)
+        params: list[Any] = [metric.lon, metric.metres_per_lon, metric.lat,
+                             metric.metres_per_lat]
+        plane = (f"sqrt(power((ST_X({geometry}) - %s) * %s, 2) "
+                 f"+ power((ST_Y({geometry}) - %s) * %s, 2))")
+        where = self._where(layer, query, params)
+        where.append(f"{geometry} && ST_MakeEnvelope(%s, %s, %s, %s, 4326)")
+        params.extend(metric.envelope(outer))
+        params.extend([radius_m * (1 - error), outer])
+        ring = f"ST_DWithin(g::geography, {_point(params, centre)}, %s)"
+        params.append(radius_m)
+        distance = f"ST_Distance(g::geography, {_point(params, centre)})"
+        bound = ""
+        if query.limit is not None:
+            # The k-th smallest plane distance bounds the k-th exact one: every row of the
+            # first k by exact distance lies within that bound widened by the error twice.
+            bound = ("WHERE plane <= %s * coalesce((SELECT plane FROM inside ORDER BY plane "
+                     "OFFSET %s LIMIT 1), %s)")
+            params.extend([(1 + error) / (1 - error), query.offset + query.limit - 1, outer])
+        page = self._page(query, params)
+        matched = "(SELECT count(*) FROM inside)" if count else "0"
+        with self.store.transaction() as txn:
+            txn.execute(
+                f"WITH candidates AS MATERIALIZED ("
+                f"SELECT id, {geometry} AS g, {plane} AS plane FROM {table} "
+                f"WHERE {' AND '.join(where)}), "
+                f"inside AS MATERIALIZED (SELECT id, g, plane FROM candidates "
+                f"WHERE plane <= %s OR (plane <= %s AND {ring})), "
+                f"page AS (SELECT id, g, {distance} AS distance_m FROM inside {bound} "
+                f"ORDER BY distance_m, {ORDER_BY_ID}{page}) "
+                # The count comes even with an empty page (one beyond the last).
+                f"SELECT p.id, ST_AsBinary(p.g), t.doc, p.distance_m, m.total "
+                f"FROM (SELECT {matched} AS total) AS m LEFT JOIN "
+                f"(page AS p JOIN {table} AS t ON t.id = p.id) ON TRUE "
+                f'ORDER BY p.distance_m, p.id COLLATE "C"',
+                params,
+            )
+            rows = txn.fetchall()
+        total = int(rows[0][4]) if rows else 0
+        return [row for row in rows if row[0] is not None], total
+
+    def _radius_measured(self, layer: Layer, centre: GeoPoint, radius_m: float,
+                         query: FeatureQuery, *, count: bool) \
+            -> tuple[list[tuple[Any, ...]], int]:
+        """The radius question measuring the exact distance of every row within it (where
+        no local metric applies: near the poles, across the antimeridian, huge radii)."""
         table, geometry = self._source(layer)
         select_params: list[Any] = []
         distance = f"ST_Distance({geometry}::geography, {_point(select_params, centre)})"
@@ -269,6 +338,17 @@ class PostgisSpatialQueries(SpatialQueriesBase):
         bound = float(row[0]) * (1 + 1e-9) + 1e-6
         rows, _ = self._radius(definition, origin, bound, plain, count=False)
         return self._features(rows, True)
+
+
+def _document_sql(fields: frozenset[str] | None) -> str:
+    """The row's document (`t.doc`), or only the keys asked for (less to send and decode)."""
+    if fields is None:
+        return "t.doc"
+    for key in fields:
+        if not key.isidentifier():
+            raise ValueError(f"not a document key: {key!r}")
+    pairs = ", ".join(f"'{key}', t.doc -> '{key}'" for key in sorted(fields))
+    return f"jsonb_build_object({pairs})"
 
 
 def _geometry(value: Any) -> BaseGeometry | None:

@@ -11,6 +11,7 @@ unknown collection or feature, with a JSON body `{"code": ..., "description": ..
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -26,6 +27,7 @@ from cityops.command_center.feature_requests import (
     feature_query,
     now_of,
 )
+from cityops.command_center.json_bodies import GeoJSONBody
 from cityops.command_center.models.spatial import (
     OPENAPI_30,
     FeatureCollectionPublic,
@@ -38,7 +40,13 @@ from cityops.command_center.models.spatial import (
     OgcLandingPublic,
     OpenAPI30Response,
 )
-from cityops.command_center.scopes import LOGGED_IN, feature_in_scope, scoped_features
+from cityops.command_center.prefix_routes import named_routes
+from cityops.command_center.scopes import (
+    LOGGED_IN,
+    SCOPE_DOCUMENT_KEYS,
+    feature_in_scope,
+    scoped_features,
+)
 from cityops.command_center.time_travel import ReadSystem
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.maps.query_geometry import CRS84_URI, AxisOrder
@@ -90,7 +98,16 @@ router = APIRouter(prefix="/ogc", tags=["OGC API Features"], route_class=OgcRout
 
 
 def _url(request: Request, name: str, **params: str) -> str:
-    return str(request.url_for(name, **params))
+    """What `request.url_for(name, **params)` answers, from this router's route of that
+    name (url_for tries every route of the app in turn, for each link)."""
+    route = _ROUTES.get(name)
+    if route is None:
+        _ROUTES.update(named_routes(router))
+        route = _ROUTES[name]
+    return str(route.url_path_for(name, **params).make_absolute_url(base_url=request.base_url))
+
+
+_ROUTES: dict[str, APIRoute] = {}
 
 
 def _link(href: str, rel: str, media_type: str, title: str | None = None) -> dict[str, Any]:
@@ -216,6 +233,9 @@ def items(
                           reserved=ITEM_PARAMETERS, bbox=bbox, bbox_crs=bbox_crs,
                           datetime_text=datetime_text, limit=limit, offset=offset,
                           axis_order=AxisOrder.AUTHORITY, near_city=False)
+    keys = layer.document_keys
+    if keys is not None:  # the page carries what its properties and its scope read
+        query = replace(query, fields=keys | SCOPE_DOCUMENT_KEYS)
     page = scoped_features(layer.id, query, actor, system.sharing,
                            lambda q: system.spatial.features(layer.id, q))
     here = request.url.include_query_params(limit=limit, offset=offset)
@@ -233,7 +253,7 @@ def items(
             limit=limit, offset=max(0, offset - limit))), "prev", GEOJSON, "Previous page"))
     body = feature_collection(layer, page.features, now_of(system), matched=page.matched,
                               extra={"links": links})
-    return JSONResponse(body, media_type=GEOJSON)
+    return GeoJSONBody(body)
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", name="ogc_item",
@@ -252,7 +272,7 @@ def item(collection_id: str, feature_id: str, request: Request, system: ReadSyst
         _link(_url(request, "ogc_collection", collection_id=layer.id), "collection",
               "application/json", layer.title),
     ]
-    return JSONResponse(feature_json(layer, found, now_of(system), links), media_type=GEOJSON)
+    return GeoJSONBody(feature_json(layer, found, now_of(system), links))
 
 
 @router.get("/api", name="ogc_openapi", response_class=OpenAPI30Response,

@@ -20,6 +20,7 @@ import httpx
 import pyogrio
 import pytest
 import shapely
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 
@@ -320,3 +321,54 @@ def _read_layers_with_gdal(server: str, client: TestClient) -> None:
     assert sorted(in_box["id"]) == sorted(cases.loc[cases.intersects(shapely.box(*box)), "id"])
     closed = pyogrio.read_dataframe(url, layer="grid-cases", where="status = 'closed'")
     assert sorted(closed["id"]) == sorted(cases.loc[cases["status"] == "closed", "id"])
+
+
+def test_ogc_requests_are_matched_by_the_ogc_router_first(client: TestClient) -> None:
+    """The OGC router is included after about a hundred routes; this FastAPI tried each of
+    them for every /ogc request (milliseconds). Its paths go to it first, and only its."""
+    from starlette.routing import Match
+
+    app = client.app
+    assert isinstance(app, FastAPI)
+
+    def scope(path: str, method: str = "GET") -> dict[str, Any]:
+        return {"type": "http", "method": method, "path": path, "root_path": "",
+                "query_string": b"", "headers": [], "app": app}
+
+    def tried(path: str, method: str = "GET") -> tuple[int, Match]:
+        """How many of the app's routes are tried before one matches, as its router does."""
+        for number, route in enumerate(app.router.routes, start=1):
+            match = route.matches(scope(path, method))[0]
+            if match is not Match.NONE:
+                return number, match
+        return len(app.router.routes), Match.NONE
+
+    assert len(app.router.routes) > 20
+    for path in ("/ogc", "/ogc/collections/grid-cases/items/x"):
+        number, match = tried(path)
+        assert number <= 2 and match is Match.FULL, (path, number)
+    assert tried("/ogc", "POST")[1] is Match.PARTIAL  # 405, as before
+    assert tried("/ogcx")[1] is Match.NONE
+
+
+def test_ogc_links_are_what_url_for_answers(client: TestClient) -> None:
+    """Links are built from the OGC router's own routes (url_for walks every route of the
+    app for each): the very URLs url_for gives, behind a proxy's root path too."""
+    from starlette.requests import Request
+
+    from cityops.command_center.routers.ogc import _url
+
+    app = client.app
+    assert isinstance(app, FastAPI)
+    for root in ("", "/city"):
+        request = Request({"type": "http", "method": "GET", "path": f"{root}/ogc",
+                           "root_path": root, "query_string": b"", "app": app,
+                           "router": app.router, "scheme": "https",
+                           "server": ("maps.example", 443),
+                           "headers": [(b"host", b"maps.example")]})
+        for name, params in (("ogc_landing", {}), ("ogc_collections", {}),
+                             ("ogc_collection", {"collection_id": "grid-cases"}),
+                             ("ogc_items", {"collection_id": "grid-cases"}),
+                             ("ogc_item", {"collection_id": "grid-cases",
+                                           "feature_id": "a b%c"})):
+            assert _url(request, name, **params) == str(request.url_for(name, **params))

@@ -16,10 +16,12 @@ from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 import numpy as np
+import psycopg
 import pytest
 import shapely
 
 from cityops.bootstrap import CitySystem
+from cityops.command_center.scopes import SCOPE_DOCUMENT_KEYS, feature_in_scope
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import Area, GeoPoint
@@ -288,3 +290,53 @@ def test_the_city_layers_are_published_once(systems: tuple[CitySystem, CitySyste
         after, count = txn.fetchone()
     assert after == before, "an unchanged city is not rewritten"
     assert count == len(postgis.city.map.cells)
+
+
+def test_a_layer_page_is_read_in_bytewise_id_order_from_an_index(
+        systems: tuple[CitySystem, CitySystem]) -> None:
+    """Pages of a layer are in bytewise id order (`COLLATE "C"`), which the primary key (the
+    database's collation) cannot give: without an index of that order every page sorted
+    the whole table, and the count read every row."""
+    _, postgis = systems
+    url = postgis.settings.database_url
+    assert url is not None
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("VACUUM")  # as autovacuum keeps a table that has been written
+    with postgis.store.transaction() as txn:
+        # Priced as on a large table (this one is small).
+        txn.execute("SET LOCAL enable_seqscan = off")
+        txn.execute("SET LOCAL enable_bitmapscan = off")
+        for table, geometry in (("rm_grid_cases", "geom"), ("rm_incidents", "affected_area")):
+            txn.execute(f"EXPLAIN SELECT id FROM {table} WHERE {geometry} IS NOT NULL "
+                        f'ORDER BY id COLLATE "C" LIMIT 10 OFFSET 20')
+            plan = " ".join(r[0] for r in txn.fetchall())
+            assert "Sort" not in plan and "id_bytes_idx" in plan, plan
+            txn.execute(f"EXPLAIN SELECT count(*) FROM {table} WHERE {geometry} IS NOT NULL")
+            plan = " ".join(r[0] for r in txn.fetchall())
+            assert "Index Only Scan" in plan, plan
+
+
+def test_layer_properties_read_only_the_document_keys_they_declare(
+        systems: tuple[CitySystem, CitySystem]) -> None:
+    """A page of a layer may carry only the document keys its properties declare (PostGIS
+    sends no more): the properties must come out the same as from the whole document."""
+    actors = [Actor("dispatcher", Role.DISPATCHER)] + [
+        Actor(f"user-{department}", Role.DEPARTMENT_USER, department=department)
+        for department in ("water", "sanitation", "fire")]
+    for system in systems:
+        now = system.clock()
+        for layer in system.spatial.layers.values():
+            keys = layer.document_keys
+            assert keys is not None, f"{layer.id}: a property reads undeclared keys"
+            whole = system.spatial.features(layer.id, EVERYTHING).features
+            part = system.spatial.features(
+                layer.id, FeatureQuery(limit=None, fields=keys | SCOPE_DOCUMENT_KEYS)).features
+            assert [f.id for f in part] == [f.id for f in whole]
+            for full, subset in zip(whole, part, strict=True):
+                assert set(subset.doc) <= keys | SCOPE_DOCUMENT_KEYS | set(full.doc)
+                trimmed = {k: full.doc.get(k) for k in keys}
+                assert layer.properties_of(trimmed, now) == layer.properties_of(full.doc, now)
+                assert layer.properties_of(subset.doc, now) == layer.properties_of(full.doc, now)
+                for actor in actors:  # and who may see it, as the OGC items decide
+                    assert feature_in_scope(layer.id, subset, actor) \
+                        == feature_in_scope(layer.id, full, actor)
