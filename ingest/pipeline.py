@@ -30,7 +30,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
+from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import InterfaceError as StoreInterfaceError
@@ -50,7 +51,14 @@ from cityops.domain.errors import (
 from cityops.ingest.catalogue import Message, MessageCatalogue, Rejected
 from cityops.ingest.counters import IngestCounters
 from cityops.ingest.deadletters import DeadLetter, DeadLetterSink
-from cityops.ingest.handlers import HANDLERS, Effect, Handler, IngestTarget, JudgedFix
+from cityops.ingest.handlers import (
+    HANDLERS,
+    Effect,
+    Handler,
+    IngestTarget,
+    JudgedFix,
+    aggregate_loaded,
+)
 from cityops.ingest.prefetch import BatchLookups
 from cityops.ingest.topics import Topics
 from cityops.ingest.tracks import ResourceTracks, TrackPoint
@@ -293,9 +301,10 @@ class IngestPipeline:
                 break
             results.append(result)
         lookups = self.target.lookups
+        parsed = [r.message for r in results if r.outcome is None and r.message is not None]
         if lookups is not None:
-            self._begin_lookups(lookups, [r.message for r in results
-                                          if r.outcome is None and r.message is not None])
+            self._begin_lookups(lookups, parsed)
+        self._bring_up_to_date(parsed, staged)
         try:
             for index, result in enumerate(results):
                 if result.outcome is not None:
@@ -369,6 +378,23 @@ class IngestPipeline:
             lookups.end()
             log.warning("could not fetch the batch's look-ups (%s: %s); each message looks "
                         "up its own", type(error).__name__, error)
+
+    def _bring_up_to_date(self, messages: list[Message], staged: CommandBatch[_Result]) -> None:
+        """Ask each application once which of the aggregates the batch's commands will load
+        are cached as stored, so that loading them asks the store nothing; if that fails,
+        each is brought up to date when it is loaded (and meets the failure there)."""
+        wanted: dict[Any, list[UUID]] = {}
+        for message in messages:
+            loaded = aggregate_loaded(message, self.target)
+            if loaded is not None:
+                wanted.setdefault(loaded[0], []).append(loaded[1])
+        for application, ids in wanted.items():
+            try:
+                application.bring_up_to_date(ids, staged)
+            except Exception as error:  # an optimisation must not stop ingest
+                log.warning("could not ask %s for the versions of the batch's aggregates "
+                            "(%s: %s); each is brought up to date when loaded",
+                            application.name, type(error).__name__, error)
 
     def _parse(self, result: _Result) -> bool:
         """Validate and deduplicate one delivery; False when that already decided its
