@@ -336,7 +336,9 @@ class CommandBatch(Generic[K]):
                 self._conflicted += [s.key for s in group]
                 self._forget(group)
                 continue
+            saved = {i: o for s in group for i, o in s.objects.items()}
             self._forget(group)
+            application.cache_saved(saved.values())
             for staged in group:
                 for callback in staged.after_saved:
                     callback()
@@ -511,6 +513,23 @@ class CityApplication(Application[UUID]):
         for aggregate_id, version in cached.items():
             if stored.get(aggregate_id) == version:
                 batch.brought_up_to_date(self, aggregate_id)
+
+    def cache_saved(self, aggregates: Iterable[Aggregate]) -> None:
+        """Aggregates a batch has just saved, as they are now stored, replace their cached
+        copies (those that have one: nothing new is cached), so that the next batch finds
+        them as stored instead of bringing each up to date with a query. The library keeps
+        the copy it had when it fast-forwards on load; a batch's last state of an aggregate
+        is exactly what it stored."""
+        cache = self.repository.cache
+        if not cache:
+            return
+        for aggregate in aggregates:
+            try:
+                cache.get(aggregate.id)
+            except KeyError:
+                continue
+            if not aggregate.pending_events:
+                cache.put(aggregate.id, aggregate)
 
     def _stored_versions(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, int]:
         """The latest stored version of each of these aggregates, in one query, when the
