@@ -11,6 +11,8 @@ raw consume rate of `ingest_throughput.py`, a few microseconds a message).
     python bench/ingest_profile.py                         # realistic mix, 6,000 messages
     python bench/ingest_profile.py --messages 20000 --top 25
     python bench/ingest_profile.py --kinds resource-position/1 --top 40
+    python bench/ingest_profile.py --messages 20000 --whole          # the mix in its order
+    python bench/ingest_profile.py --messages 20000 --whole --mix reports
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest_throughput import Workload, dev, fresh_database
+from ingest_throughput import Workload, dev, fresh_database, raw_insert_rates
 
 from cityops.bootstrap import build_system
 from cityops.ingest import messages
@@ -97,6 +99,9 @@ def main() -> None:
     parser.add_argument("--kinds", help="comma-separated schemas (default: every kind)")
     parser.add_argument("--top", type=int, default=0,
                         help="profile, and print this many functions by own time per kind")
+    parser.add_argument("--whole", action="store_true",
+                        help="also the whole mix in its order, against the raw psycopg "
+                             "insert of as many rows, one per transaction, in the same run")
     parser.add_argument("--postgres", help="server URL (default: dev/postgres url)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -112,6 +117,20 @@ def main() -> None:
     chosen = args.kinds.split(",") if args.kinds else sorted(kinds, key=lambda k: -kinds[k])
     print(f"ingest cost per message kind ({args.mix} mix of {args.messages:,}, batches of "
           f"{args.batch}, PostgreSQL, no Kafka; the first batch of each kind is a warm-up)")
+    if args.whole:
+        wall, cpu, outcomes, profile = run_kind(server, workload, everything, args.batch,
+                                                args.top)
+        with fresh_database(server) as database_url:
+            single, _ = raw_insert_rates(database_url,
+                                         [messages.encode(m) for _, m in everything])
+        print(f"  whole mix, in order         {1e6 / wall:8,.0f} msg/s ({wall:.1f} µs wall, "
+              f"{cpu:.1f} µs CPU a message: "
+              f"{', '.join(f'{n} {o}' for o, n in sorted(outcomes.items()))})")
+        print(f"  raw psycopg insert, 1/txn   {single:8,.0f} rows/s   "
+              f"ratio {1e6 / wall / single:.1%}")
+        if profile:
+            print(profile)
+        return
     for kind in chosen:
         batch = [(s, m) for s, m in everything if m["schema"] == kind]
         if len(batch) <= args.batch:
