@@ -9,15 +9,25 @@ reason and never stops the worker. Transient infrastructure failures (database u
 concurrent write) are retried with backoff, and if they last, the batch reports how far it got
 so the transport delivers the rest again later rather than lose or skip it.
 
-Messages come in batches (a partition's share of a poll), and are saved together: each
-message's command is decided on its own, in order, and staged in a `CommandBatch`, which saves
-the staged commands of each application in one transaction (one table lock and one commit for
-the batch, instead of one per message); the track rows of position fixes are written together
-after it. What each message gets stays exactly what it would get alone: a domain error is
-dead-lettered at once, for that message only; a message that reads what an earlier one staged
-is decided after that is saved; and when a batch's save conflicts (a redelivered message, a
-concurrent writer), nothing of it was saved and its messages are applied again one by one,
-each getting its own answer (a repeat, a reused id, a retried conflict).
+Messages come in batches (a poll), and are saved together: each message's command is decided
+on its own, in order, and staged in a `CommandBatch`, which saves the staged commands of each
+application in one transaction, receipts included (one table lock and one commit for the
+batch, instead of one per message); the track rows of position fixes are written together
+after it, in one statement, and the latest sensor readings in another. What each message gets
+stays exactly what it would get alone: a domain error is dead-lettered at once, for that
+message only; a message on an aggregate an earlier one staged is decided on the staged state
+(as it would be once that is saved) and saved in the same transaction; one that would read a
+staged receipt (the same message id twice) is decided after the batch so far is saved; and
+when a batch's save conflicts (a redelivered message, a concurrent writer), nothing of that
+application was saved and its messages are applied again one by one, each getting its own
+answer (a repeat, a reused id, a retried conflict).
+
+What the batch's commands will load is asked once per batch (`bring_up_to_date`: the stored
+versions of all of them, in one query per application), and what a batch saved replaces the
+cached copies, so that the next batch finds them as stored. Messages that record no event
+(position fixes that only move a little, sensor readings that cross no threshold) are judged
+on the stored state without running a command and without copying the aggregate; what they
+keep (the track row, the latest reading) is written with the batch.
 """
 
 from __future__ import annotations
