@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast, runtime_checkable
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -557,11 +557,12 @@ class CityApplication(Application[UUID]):
             if batch is not None and batch.is_up_to_date(self, aggregate_id) \
                     and self.repository.cache:
                 try:
-                    aggregate = self.repository.cache.get(aggregate_id)
+                    aggregate = cast(Aggregate, self.repository.cache.get(aggregate_id))
                 except KeyError:
                     aggregate = None
             if aggregate is None:
-                aggregate = self.repository.get(aggregate_id, deepcopy_from_cache=False)
+                aggregate = cast(Aggregate, self.repository.get(aggregate_id,
+                                                                deepcopy_from_cache=False))
                 if batch is not None and self.repository.cache:
                     batch.brought_up_to_date(self, aggregate_id)
         except AggregateNotFoundError:

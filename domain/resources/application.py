@@ -356,22 +356,23 @@ class Resources(CityApplication):
                 recorded, last_event_at = tracked.recorded, tracked.last_event_at
                 if isinstance(unsaved, Resource):
                     recorded, last_event_at = unsaved.position, unsaved.modified_on
+                judged: PositionOutcome | None
                 if recorded is not None and fix.at <= recorded.at:
-                    outcome = PositionOutcome.IGNORED
+                    judged = PositionOutcome.IGNORED
                 else:
                     is_latest = tracked.latest is None or fix.at > tracked.latest.at
                     if is_latest:
                         self._tracked_by_id[resource_id] = replace(tracked, latest=fix)
                     recordable = (fix.at >= last_event_at
                                   and self.position_policy.worth_recording(recorded, fix))
-                    outcome = (None if recordable else PositionOutcome.CACHED if is_latest
-                               else PositionOutcome.IGNORED)
-            if outcome is not None:
+                    judged = (None if recordable else PositionOutcome.CACHED if is_latest
+                              else PositionOutcome.IGNORED)
+            if judged is not None:
                 if unsaved is not None and batch is not None:
                     # Judged on unsaved state: staged (with no event) beside it, so that it
                     # is judged again if that state is never saved.
                     batch.add(self, [])
-                return outcome
+                return judged
         # Worth recording as far as this process knows; the aggregate has the last word (and
         # refuses a foreign department or a kind that does not move, in its own words).
         try:
