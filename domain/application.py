@@ -460,7 +460,7 @@ class CityApplication(Application[UUID]):
         return self.load_for(cls, aggregate_id, None, version)
 
     def load_for(self, cls: type[A], aggregate_id: UUID, batch: CommandBatch[Any] | None,
-                 version: int | None = None) -> A:
+                 version: int | None = None, *, copy: bool = True) -> A:
         """Load an aggregate for a command staged in `batch` (or for none): as the batch's
         staged commands left it when they changed it (a past version of it is refused with
         `StagingOverlap`), and taken from the cache when the batch already brought it up to
@@ -476,9 +476,10 @@ class CityApplication(Application[UUID]):
         try:
             aggregate: Aggregate | None = None
             if batch is not None and version is None:
-                aggregate = self._cached_in_batch(batch, aggregate_id)
+                aggregate = self._cached_in_batch(batch, aggregate_id, copy=copy)
             if aggregate is None:
-                aggregate = self.repository.get(aggregate_id, version=version)
+                aggregate = cast(Aggregate, self.repository.get(
+                    aggregate_id, version=version, deepcopy_from_cache=copy))
                 if batch is not None and version is None and self.repository.cache:
                     batch.brought_up_to_date(self, aggregate_id)
         except AggregateNotFoundError:
@@ -552,24 +553,7 @@ class CityApplication(Application[UUID]):
             if not isinstance(staged, cls):
                 raise NotFound(cls.KIND, aggregate_id)
             return staged
-        try:
-            aggregate: Aggregate | None = None
-            if batch is not None and batch.is_up_to_date(self, aggregate_id) \
-                    and self.repository.cache:
-                try:
-                    aggregate = cast(Aggregate, self.repository.cache.get(aggregate_id))
-                except KeyError:
-                    aggregate = None
-            if aggregate is None:
-                aggregate = cast(Aggregate, self.repository.get(aggregate_id,
-                                                                deepcopy_from_cache=False))
-                if batch is not None and self.repository.cache:
-                    batch.brought_up_to_date(self, aggregate_id)
-        except AggregateNotFoundError:
-            raise NotFound(cls.KIND, aggregate_id) from None
-        if not isinstance(aggregate, cls):
-            raise NotFound(cls.KIND, aggregate_id)
-        return aggregate
+        return self.load_for(cls, aggregate_id, batch, copy=False)
 
     @contextmanager
     def stored_state_lock(self, aggregate_id: UUID) -> Iterator[None]:
@@ -601,9 +585,11 @@ class CityApplication(Application[UUID]):
         raise StaleVersion(aggregate.KIND, aggregate.id, seen=seen, current=current,
                            changes=changes, unlisted=max(0, current - seen - len(changes)))
 
-    def _cached_in_batch(self, batch: CommandBatch[Any], aggregate_id: UUID) -> Aggregate | None:
+    def _cached_in_batch(self, batch: CommandBatch[Any], aggregate_id: UUID, *,
+                         copy: bool = True) -> Aggregate | None:
         """An aggregate this batch already brought up to date from the store, from the cache
-        (a copy, as the library hands out), without asking the store again: the commands of
+        (a copy, as the library hands out, unless a peek asks for the cached one itself),
+        without asking the store again: the commands of
         one batch are decided as of its first look. That is safe because saving is
         optimistic: if another process changed the aggregate meanwhile, the batch's save of
         a decision made on the older state conflicts and its command is run again on its
@@ -617,7 +603,7 @@ class CityApplication(Application[UUID]):
             return None
         if not isinstance(cached, Aggregate):
             return None
-        return deepcopy(cached) if self.repository.deepcopy_from_cache else cached
+        return deepcopy(cached) if copy and self.repository.deepcopy_from_cache else cached
 
     def exists(self, aggregate_id: UUID) -> bool:
         """Whether any event of `aggregate_id` is stored (one indexed read, nothing decoded)."""
