@@ -120,6 +120,19 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         return notification_ids
 
 
+    def latest_versions(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The latest stored version of each of these aggregates, in one query (a batch's
+        commands ask it of the aggregates they will load: `CityApplication.bring_up_to_date`)."""
+        if not aggregate_ids:
+            return {}
+        marks = ", ".join("?" * len(aggregate_ids))
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT originator_id, max(originator_version) "
+                      f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
+                      "GROUP BY originator_id", [_hex(i) for i in aggregate_ids])
+            return {UUID(str(r[0])): int(r[1]) for r in c.fetchall()}
+
+
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
     """The PostgreSQL application recorder that writes each event's link with it.
 
@@ -136,6 +149,18 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             "VALUES (%s, %s, sha256(COALESCE((SELECT link FROM {schema}.{chain} "
             "WHERE originator_id = %s AND originator_version = %s), %s) || %s)) "
             "ON CONFLICT DO NOTHING").format(schema=schema, chain=chain)
+        self._latest_versions_statement = SQL(
+            "SELECT originator_id, max(originator_version) AS version FROM {schema}.{events} "
+            "WHERE originator_id = ANY(%s) GROUP BY originator_id").format(
+                schema=schema, events=Identifier(self.events_table_name))
+
+    def latest_versions(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The latest stored version of each of these aggregates, in one query."""
+        if not aggregate_ids:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._latest_versions_statement, (list(aggregate_ids),), prepare=True)
+            return {UUID(str(r["originator_id"])): int(r["version"]) for r in curs.fetchall()}
 
     def create_table(self) -> None:
         super().create_table()

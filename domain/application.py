@@ -33,11 +33,12 @@ answer after it) see the aggregate as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast, runtime_checkable
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -142,10 +143,20 @@ def _describe_change(event: Any) -> str:
     return f"{type(event).__name__}{by} at {at:%Y-%m-%d %H:%M:%S} UTC"
 
 
+@runtime_checkable
+class StoredVersions(Protocol):
+    """An event store that tells the latest stored version of many aggregates at once (the
+    recorders of `cityops.event_chain`)."""
+
+    def latest_versions(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, int]: ...
+
+
 class StagingOverlap(Exception):
-    """A command staged in a batch would read or write an aggregate (or a receipt) that an
-    earlier command of the batch changed and has not saved yet, or is the second command of
-    one unit: nothing of it was staged. Commit the batch, then run the unit again."""
+    """A command staged in a batch would read an aggregate (or a receipt) that an earlier
+    command of the batch changed and has not saved yet in a way that cannot build on the
+    staged state (a receipt, an existence check, a past version), would write an aggregate
+    it did not load from the batch, or is the second command of one unit: nothing of it was
+    staged. Commit the batch, then run the unit again."""
 
 
 @dataclass(eq=False)
@@ -157,8 +168,14 @@ class _StagedCommand(Generic[K]):
     events: list[Any]
     """Taken from the aggregates when staged, so that a commit retried after a transient
     failure saves them again (a save drains an aggregate's pending events)."""
-    ids: frozenset[UUID]
+    objects: dict[UUID, Aggregate]
+    """The aggregates as this command left them: what a later command of the batch that
+    loads one of them builds on."""
     after_saved: list[Callable[[], object]] = field(default_factory=list)
+
+    @property
+    def ids(self) -> frozenset[UUID]:
+        return frozenset(self.objects)
 
 
 class CommandBatch(Generic[K]):
@@ -169,18 +186,25 @@ class CommandBatch(Generic[K]):
     A unit is a callable run by `stage(key, run)`; it may run at most one command, with this
     batch in its context (`CommandContext.batch`). That command is decided at once (its
     domain errors reach the unit at once, as without a batch) and its aggregates and receipt
-    are kept for `commit()`. Every decision is made on saved state: a unit that reads or
-    writes what an earlier unit staged raises `StagingOverlap` before deciding anything, and
-    the owner commits, then runs the unit again. A conflict on commit saves nothing of that
-    application: `commit()` returns the keys of its units, for the owner to run again one by
-    one (where each gets its own, exact, answer: a repeat, a reused id, a conflict).
+    are kept for `commit()`. A later unit that loads an aggregate an earlier one staged
+    decides on the staged state (a copy of it), exactly as it would after that was saved,
+    and its events follow the earlier ones in the same save; a unit that would read a staged
+    receipt (a command id already in the batch), ask whether a staged aggregate exists, or
+    write one it did not load raises `StagingOverlap` before deciding anything, and the owner
+    commits, then runs the unit again. A conflict on commit saves nothing of that
+    application: `commit()` returns the keys of its units (those that built on another's
+    staged state included), for the owner to run again one by one, in order (where each gets
+    its own, exact, answer: a repeat, a reused id, a conflict).
     """
 
     def __init__(self) -> None:
         self._staged: list[_StagedCommand[K]] = []
         self._keys: set[K] = set()
-        self._held: set[tuple[CityApplication, UUID]] = set()
-        """(application, aggregate id) of everything staged: asked on every load."""
+        self._latest: dict[tuple[CityApplication, UUID], Aggregate] = {}
+        """(application, aggregate id) of everything staged, with the aggregate as the last
+        command that staged it left it: asked on every load."""
+        self._built_on: set[tuple[CityApplication, UUID]] = set()
+        """What the current unit loaded from the staged state (it may stage those again)."""
         self._conflicted: list[K] = []
         self._brought_up_to_date: set[tuple[CityApplication, UUID]] = set()
         """Cached aggregates already brought up to date (fast-forwarded) in this batch and
@@ -201,6 +225,7 @@ class CommandBatch(Generic[K]):
         if key in self:
             raise ValueError(f"unit {key!r} is already staged in this batch")
         self._current, self._current_command = key, None
+        self._built_on = set()
         try:
             return run()
         except BaseException:
@@ -209,15 +234,40 @@ class CommandBatch(Generic[K]):
             raise
         finally:
             self._current, self._current_command = None, None
+            self._built_on = set()
 
     def holds(self, application: CityApplication, aggregate_id: UUID) -> bool:
         """Whether a staged, unsaved command of `application` changes `aggregate_id`."""
-        return (application, aggregate_id) in self._held
+        return (application, aggregate_id) in self._latest
 
     def check_not_staged(self, application: CityApplication, aggregate_id: UUID) -> None:
         """Raise `StagingOverlap` if `aggregate_id` has changes staged here, not saved."""
         if self.holds(application, aggregate_id):
             raise StagingOverlap(f"{aggregate_id} has changes staged in the batch, not saved")
+
+    def staged_state(self, application: CityApplication,
+                     aggregate_id: UUID) -> Aggregate | None:
+        """The aggregate as the staged commands left it (None: nothing staged changes it),
+        shared: to be read, never changed."""
+        return self._latest.get((application, aggregate_id))
+
+    def load_staged(self, application: CityApplication,
+                    aggregate_id: UUID) -> Aggregate | None:
+        """A copy of the aggregate as the staged commands left it, for the current unit's
+        command to build on (None: nothing staged changes it)."""
+        staged = self._latest.get((application, aggregate_id))
+        if staged is None:
+            return None
+        if self._current is None:
+            raise StagingOverlap(f"{aggregate_id} has changes staged in the batch, not saved")
+        self._built_on.add((application, aggregate_id))
+        return deepcopy(staged)
+
+    def builds_on_staged(self, application: CityApplication) -> bool:
+        """Whether the current unit loaded something of `application` from the staged
+        state: then its command is staged even if it records nothing, so that it is decided
+        again if that state is never saved."""
+        return any(app is application for app, _ in self._built_on)
 
     def is_up_to_date(self, application: CityApplication, aggregate_id: UUID) -> bool:
         """Whether the application's cached copy of `aggregate_id` was brought up to date
@@ -229,14 +279,16 @@ class CommandBatch(Generic[K]):
         self._brought_up_to_date.add((application, aggregate_id))
 
     def _forget(self, gone: list[_StagedCommand[K]]) -> None:
+        leaving = set(gone)
         for staged in gone:
             self._keys.discard(staged.key)
-            self._held.difference_update((staged.application, i) for i in staged.ids)
             # Saved (or conflicted): the cached copy is behind the store now.
             self._brought_up_to_date.difference_update(
                 (staged.application, i) for i in staged.ids)
-        leaving = set(gone)
         self._staged = [s for s in self._staged if s not in leaving]
+        # What the remaining commands left (several may have staged one aggregate).
+        self._latest = {(s.application, i): o for s in self._staged
+                        for i, o in s.objects.items()}
 
     def add(self, application: CityApplication, objects: Sequence[Aggregate],
             after_saved: Sequence[Callable[[], object]] = ()) -> None:
@@ -244,16 +296,18 @@ class CommandBatch(Generic[K]):
         `application`, saved by `commit()`, which then calls `after_saved`."""
         if self._current_command is not None:
             raise StagingOverlap("a unit of a batch runs one command; this one runs another")
-        ids = frozenset(o.id for o in objects)
-        if any(self.holds(application, i) for i in ids):
+        ids = [o.id for o in objects]
+        if any(self.holds(application, i) and (application, i) not in self._built_on
+               for i in ids):
             raise StagingOverlap(f"an earlier command of the batch changes one of {sorted(ids)}")
         if self._current is None:
             raise RuntimeError("a command is staged only by a unit of the batch (stage())")
         events = [e for o in objects for e in o.collect_events()]
-        staged = _StagedCommand(self._current, application, events, ids, list(after_saved))
+        staged = _StagedCommand(self._current, application, events,
+                                {o.id: o for o in objects}, list(after_saved))
         self._staged.append(staged)
         self._keys.add(staged.key)
-        self._held.update((application, i) for i in ids)
+        self._latest.update(((application, o.id), o) for o in objects)
         self._current_command = staged
 
     def after_current_saved(self, callback: Callable[[], object]) -> bool:
@@ -274,13 +328,17 @@ class CommandBatch(Generic[K]):
         while self._staged:
             application = self._staged[0].application
             group = [s for s in self._staged if s.application is application]
+            events = [e for s in group for e in s.events]
             try:
-                application.save(*(e for s in group for e in s.events))
+                if events:
+                    application.save(*events)
             except IntegrityError:
                 self._conflicted += [s.key for s in group]
                 self._forget(group)
                 continue
+            saved = {i: o for s in group for i, o in s.objects.items()}
             self._forget(group)
+            application.cache_saved(saved.values())
             for staged in group:
                 for callback in staged.after_saved:
                     callback()
@@ -402,18 +460,26 @@ class CityApplication(Application[UUID]):
         return self.load_for(cls, aggregate_id, None, version)
 
     def load_for(self, cls: type[A], aggregate_id: UUID, batch: CommandBatch[Any] | None,
-                 version: int | None = None) -> A:
-        """Load an aggregate for a command staged in `batch` (or for none): refused with
-        `StagingOverlap` while the batch holds changes of it unsaved, and taken from the
-        cache when the batch already brought it up to date."""
+                 version: int | None = None, *, copy: bool = True) -> A:
+        """Load an aggregate for a command staged in `batch` (or for none): as the batch's
+        staged commands left it when they changed it (a past version of it is refused with
+        `StagingOverlap`), and taken from the cache when the batch already brought it up to
+        date."""
         if batch is not None:
+            if version is None:
+                staged = batch.load_staged(self, aggregate_id)
+                if staged is not None:
+                    if not isinstance(staged, cls):
+                        raise NotFound(cls.KIND, aggregate_id)
+                    return staged
             batch.check_not_staged(self, aggregate_id)
         try:
             aggregate: Aggregate | None = None
             if batch is not None and version is None:
-                aggregate = self._cached_in_batch(batch, aggregate_id)
+                aggregate = self._cached_in_batch(batch, aggregate_id, copy=copy)
             if aggregate is None:
-                aggregate = self.repository.get(aggregate_id, version=version)
+                aggregate = cast(Aggregate, self.repository.get(
+                    aggregate_id, version=version, deepcopy_from_cache=copy))
                 if batch is not None and version is None and self.repository.cache:
                     batch.brought_up_to_date(self, aggregate_id)
         except AggregateNotFoundError:
@@ -421,6 +487,85 @@ class CityApplication(Application[UUID]):
         if not isinstance(aggregate, cls):
             raise NotFound(cls.KIND, aggregate_id)
         return aggregate
+
+    def bring_up_to_date(self, aggregate_ids: Iterable[UUID], batch: CommandBatch[Any]) -> None:
+        """Ask once, for the aggregates a batch's commands will load, which cached copies
+        are as stored (the stored version is the cached one), and mark them brought up to
+        date in `batch`: their first load in the batch then asks the store nothing, where
+        each would otherwise be fast-forwarded with a query of its own. Those behind, or not
+        cached, are loaded as usual. (Decided as of this look, as within a batch anyway: a
+        concurrent writer makes the batch's save conflict.)"""
+        cache = self.repository.cache
+        if not cache or not self.repository.fastforward:
+            return
+        cached: dict[UUID, int] = {}
+        for aggregate_id in set(aggregate_ids):
+            if batch.is_up_to_date(self, aggregate_id) or batch.holds(self, aggregate_id):
+                continue
+            try:
+                aggregate = cache.get(aggregate_id)
+            except KeyError:
+                continue
+            if isinstance(aggregate, Aggregate):
+                cached[aggregate_id] = aggregate.version
+        if not cached:
+            return
+        stored = self._stored_versions(sorted(cached, key=str))
+        for aggregate_id, version in cached.items():
+            if stored.get(aggregate_id) == version:
+                batch.brought_up_to_date(self, aggregate_id)
+
+    def cache_saved(self, aggregates: Iterable[Aggregate]) -> None:
+        """Aggregates a batch has just saved, as they are now stored, replace their cached
+        copies (those that have one: nothing new is cached), so that the next batch finds
+        them as stored instead of bringing each up to date with a query. The library keeps
+        the copy it had when it fast-forwards on load; a batch's last state of an aggregate
+        is exactly what it stored."""
+        cache = self.repository.cache
+        if not cache:
+            return
+        for aggregate in aggregates:
+            try:
+                cache.get(aggregate.id)
+            except KeyError:
+                continue
+            if not aggregate.pending_events:
+                cache.put(aggregate.id, aggregate)
+
+    def _stored_versions(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The latest stored version of each of these aggregates, in one query, when the
+        event store can say (`StoredVersions`: CityOps' own recorders); else empty, and
+        they are loaded as usual."""
+        recorder = self.recorder
+        if not isinstance(recorder, StoredVersions):
+            return {}
+        return recorder.latest_versions(aggregate_ids)
+
+    def peek(self, cls: type[A], aggregate_id: UUID, batch: CommandBatch[Any] | None) -> A:
+        """The aggregate as stored, for a judgement that records nothing (a reading that
+        crosses no threshold): the cached copy itself, brought up to date from the store
+        once per batch, not the deep copy a command gets; or, when the batch holds changes
+        of it unsaved, the state they leave (a judgement on it must be staged too, see
+        `CommandBatch.add`). The caller must not change it; it holds `stored_state_lock`
+        while it reads. A command that may record events loads through its `UnitOfWork`."""
+        staged = batch.staged_state(self, aggregate_id) if batch is not None else None
+        if staged is not None:
+            if not isinstance(staged, cls):
+                raise NotFound(cls.KIND, aggregate_id)
+            return staged
+        return self.load_for(cls, aggregate_id, batch, copy=False)
+
+    @contextmanager
+    def stored_state_lock(self, aggregate_id: UUID) -> Iterator[None]:
+        """Hold off other threads' bringing the cached copy of `aggregate_id` up to date
+        (the library's fast-forward lock) while a peeked copy is read."""
+        repository = self.repository
+        lock = repository._use_fastforward_lock(aggregate_id)
+        try:
+            with lock:
+                yield
+        finally:
+            repository._disuse_fastforward_lock(aggregate_id)
 
     def check_seen_version(self, aggregate: CityAggregate,
                            seen_versions: Mapping[UUID, int]) -> None:
@@ -440,9 +585,11 @@ class CityApplication(Application[UUID]):
         raise StaleVersion(aggregate.KIND, aggregate.id, seen=seen, current=current,
                            changes=changes, unlisted=max(0, current - seen - len(changes)))
 
-    def _cached_in_batch(self, batch: CommandBatch[Any], aggregate_id: UUID) -> Aggregate | None:
+    def _cached_in_batch(self, batch: CommandBatch[Any], aggregate_id: UUID, *,
+                         copy: bool = True) -> Aggregate | None:
         """An aggregate this batch already brought up to date from the store, from the cache
-        (a copy, as the library hands out), without asking the store again: the commands of
+        (a copy, as the library hands out, unless a peek asks for the cached one itself),
+        without asking the store again: the commands of
         one batch are decided as of its first look. That is safe because saving is
         optimistic: if another process changed the aggregate meanwhile, the batch's save of
         a decision made on the older state conflicts and its command is run again on its
@@ -456,7 +603,7 @@ class CityApplication(Application[UUID]):
             return None
         if not isinstance(cached, Aggregate):
             return None
-        return deepcopy(cached) if self.repository.deepcopy_from_cache else cached
+        return deepcopy(cached) if copy and self.repository.deepcopy_from_cache else cached
 
     def exists(self, aggregate_id: UUID) -> bool:
         """Whether any event of `aggregate_id` is stored (one indexed read, nothing decoded)."""
@@ -532,10 +679,13 @@ class CityApplication(Application[UUID]):
         subject = aggregates[0]
         done = CommandOutcome(command, subject.id, repeated=False, result=uow.result)
         changed = [a.id for a in aggregates]
-        if command_id is None and not any(a.pending_events for a in aggregates):
+        if (command_id is None and not any(a.pending_events for a in aggregates)
+                and not (batch is not None and batch.builds_on_staged(self))):
             # Nothing happened (a repeat that the aggregate itself recognised, a reading that
             # crosses no threshold): do not take the event store's write lock for an empty
-            # save. What is stored is what the handler saw, so its callbacks run.
+            # save. What is stored is what the handler saw, so its callbacks run. (Decided
+            # on a batch's unsaved state, it is staged, events or not: if that state is
+            # never saved, it is decided again.)
             for callback in uow.after_saved_callbacks:
                 callback()
             return done, changed

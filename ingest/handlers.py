@@ -259,6 +259,27 @@ def reply_to_hotline_ticket(message: Message, target: IngestTarget,
         _context(message, batch)))
 
 
+def aggregate_loaded(message: Message, target: IngestTarget) -> tuple[Any, UUID] | None:
+    """The application and aggregate a message's command will load, if it loads one that
+    exists already (a batch asks the store once for all of them: see
+    `CityApplication.bring_up_to_date`); None for a message that creates one or is unusable
+    (its command says what is wrong with it)."""
+    p = message.payload
+    try:
+        match message.type.type:
+            case "resource-position" | "resource-status":
+                return target.resources, Resource.create_id(p["call_sign"])
+            case "hazard-reading":
+                return target.hazards, UUID(p["source_id"])
+            case "grid-case-handled" | "grid-case-returned":
+                return target.grid_cases, UUID(p["case_id"])
+            case "hotline-ticket-replied":
+                return target.hotline, UUID(p["ticket_id"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
 HANDLERS: dict[str, Handler] = {
     "grid-case-report/1": report_grid_case,
     "hotline-ticket/1": receive_hotline_ticket,

@@ -9,15 +9,25 @@ reason and never stops the worker. Transient infrastructure failures (database u
 concurrent write) are retried with backoff, and if they last, the batch reports how far it got
 so the transport delivers the rest again later rather than lose or skip it.
 
-Messages come in batches (a partition's share of a poll), and are saved together: each
-message's command is decided on its own, in order, and staged in a `CommandBatch`, which saves
-the staged commands of each application in one transaction (one table lock and one commit for
-the batch, instead of one per message); the track rows of position fixes are written together
-after it. What each message gets stays exactly what it would get alone: a domain error is
-dead-lettered at once, for that message only; a message that reads what an earlier one staged
-is decided after that is saved; and when a batch's save conflicts (a redelivered message, a
-concurrent writer), nothing of it was saved and its messages are applied again one by one,
-each getting its own answer (a repeat, a reused id, a retried conflict).
+Messages come in batches (a poll), and are saved together: each message's command is decided
+on its own, in order, and staged in a `CommandBatch`, which saves the staged commands of each
+application in one transaction, receipts included (one table lock and one commit for the
+batch, instead of one per message); the track rows of position fixes are written together
+after it, in one statement, and the latest sensor readings in another. What each message gets
+stays exactly what it would get alone: a domain error is dead-lettered at once, for that
+message only; a message on an aggregate an earlier one staged is decided on the staged state
+(as it would be once that is saved) and saved in the same transaction; one that would read a
+staged receipt (the same message id twice) is decided after the batch so far is saved; and
+when a batch's save conflicts (a redelivered message, a concurrent writer), nothing of that
+application was saved and its messages are applied again one by one, each getting its own
+answer (a repeat, a reused id, a retried conflict).
+
+What the batch's commands will load is asked once per batch (`bring_up_to_date`: the stored
+versions of all of them, in one query per application), and what a batch saved replaces the
+cached copies, so that the next batch finds them as stored. Messages that record no event
+(position fixes that only move a little, sensor readings that cross no threshold) are judged
+on the stored state without running a command and without copying the aggregate; what they
+keep (the track row, the latest reading) is written with the batch.
 """
 
 from __future__ import annotations
@@ -30,7 +40,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
+from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import InterfaceError as StoreInterfaceError
@@ -50,7 +61,14 @@ from cityops.domain.errors import (
 from cityops.ingest.catalogue import Message, MessageCatalogue, Rejected
 from cityops.ingest.counters import IngestCounters
 from cityops.ingest.deadletters import DeadLetter, DeadLetterSink
-from cityops.ingest.handlers import HANDLERS, Effect, Handler, IngestTarget, JudgedFix
+from cityops.ingest.handlers import (
+    HANDLERS,
+    Effect,
+    Handler,
+    IngestTarget,
+    JudgedFix,
+    aggregate_loaded,
+)
 from cityops.ingest.prefetch import BatchLookups
 from cityops.ingest.topics import Topics
 from cityops.ingest.tracks import ResourceTracks, TrackPoint
@@ -293,9 +311,10 @@ class IngestPipeline:
                 break
             results.append(result)
         lookups = self.target.lookups
+        parsed = [r.message for r in results if r.outcome is None and r.message is not None]
         if lookups is not None:
-            self._begin_lookups(lookups, [r.message for r in results
-                                          if r.outcome is None and r.message is not None])
+            self._begin_lookups(lookups, parsed)
+        self._bring_up_to_date(parsed, staged)
         try:
             for index, result in enumerate(results):
                 if result.outcome is not None:
@@ -369,6 +388,23 @@ class IngestPipeline:
             lookups.end()
             log.warning("could not fetch the batch's look-ups (%s: %s); each message looks "
                         "up its own", type(error).__name__, error)
+
+    def _bring_up_to_date(self, messages: list[Message], staged: CommandBatch[_Result]) -> None:
+        """Ask each application once which of the aggregates the batch's commands will load
+        are cached as stored, so that loading them asks the store nothing; if that fails,
+        each is brought up to date when it is loaded (and meets the failure there)."""
+        wanted: dict[Any, list[UUID]] = {}
+        for message in messages:
+            loaded = aggregate_loaded(message, self.target)
+            if loaded is not None:
+                wanted.setdefault(loaded[0], []).append(loaded[1])
+        for application, ids in wanted.items():
+            try:
+                application.bring_up_to_date(ids, staged)
+            except Exception as error:  # an optimisation must not stop ingest
+                log.warning("could not ask %s for the versions of the batch's aggregates "
+                            "(%s: %s); each is brought up to date when loaded",
+                            application.name, type(error).__name__, error)
 
     def _parse(self, result: _Result) -> bool:
         """Validate and deduplicate one delivery; False when that already decided its

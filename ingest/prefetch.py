@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from cityops.domain.duplicates import DuplicatePolicy, OpenReport, OpenReportFinder
@@ -53,6 +53,7 @@ class BatchLocator:
     def __init__(self, city_map: PointLocator) -> None:
         self.city_map = city_map
         self._local = threading.local()
+        self._inspectors: dict[str, str | None] = {}
 
     def _known(self) -> dict[tuple[float, float], Any] | None:
         known: dict[tuple[float, float], Any] | None = getattr(self._local, "known", None)
@@ -86,8 +87,14 @@ class BatchLocator:
         return self.city_map.locate_cell(point)
 
     def inspector_of(self, cell_code: str) -> str | None:
-        """The domain's `CellInspectors`: who patrols a cell (the map's answer)."""
-        return self.city_map.inspector_of(cell_code)
+        """The domain's `CellInspectors`: who patrols a cell (the map's answer, kept: the map
+        of a running process does not change, and asking it reads a column of its table,
+        which cost more than the rest of deciding a report)."""
+        try:
+            return self._inspectors[cell_code]
+        except KeyError:
+            inspector = self._inspectors[cell_code] = self.city_map.inspector_of(cell_code)
+            return inspector
 
     def is_inspector(self, inspector_id: str) -> bool:
         return self.city_map.is_inspector(inspector_id)
@@ -179,6 +186,13 @@ class BatchOpenReports:
         return self.finder.open_reports_near(point, radius_m, since)
 
 
+@runtime_checkable
+class ManyLatestReadingsStore(Protocol):
+    """A latest-readings store that writes many sensors' readings at once."""
+
+    def remember_many(self, readings: Mapping[tuple[UUID, str], LatestReading]) -> None: ...
+
+
 class BatchLatestReadings:
     """A `LatestReadingsStore` whose writes, during a batch, are kept and written when the
     batch ends: one write per sensor (its latest reading) instead of one per reading."""
@@ -197,11 +211,15 @@ class BatchLatestReadings:
         self._local.pending = {}
 
     def flush(self) -> None:
-        """Write the latest kept reading of each sensor, and stop keeping. If a write fails,
-        what is not written yet stays kept for the next `flush()`."""
+        """Write the latest kept reading of each sensor (in one statement when the store
+        can), and stop keeping. If a write fails, what is not written yet stays kept for the
+        next `flush()`."""
         pending = self._pending()
         if pending is None:
             return
+        if pending and isinstance(self.store, ManyLatestReadingsStore):
+            self.store.remember_many(pending)
+            pending.clear()
         while pending:
             (source_id, sensor_id), reading = next(iter(pending.items()))
             self.store.remember(source_id, sensor_id, reading)

@@ -8,6 +8,8 @@ the tracker itself, finds its row and changes nothing.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,12 +20,22 @@ from cityops.domain.geometry import GeoPoint
 from cityops.storage import ReadStore, schema_transaction
 
 TRACK_TABLE = "resource_track"
+COLUMNS = ("resource_id", "measured_at", "call_sign", "lon", "lat", "speed_mps", "heading_deg",
+           "message_id")
 
 
 def instant_text(moment: datetime) -> str:
     """A time as fixed-width UTC text: one spelling per instant (the table's key), and text
     order is time order on both databases."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _json_value(value: Any) -> Any:
+    """A column value as JSON that PostgreSQL reads back as it was: a float that JSON cannot
+    spell (a tracker's NaN speed) as the text float8 reads ('NaN', 'Infinity')."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    return value
 
 
 @dataclass(frozen=True)
@@ -67,22 +79,38 @@ class ResourceTracks:
         measured time) of those that were new."""
         if not points:
             return set()
-        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(points))
-        params: list[Any] = []
-        for point in points:
-            params += [str(point.resource_id), instant_text(point.measured_at),
-                       point.call_sign, point.position.lon, point.position.lat,
-                       point.speed_mps, point.heading_deg, point.message_id]
+        rows = [(str(point.resource_id), instant_text(point.measured_at), point.call_sign,
+                 point.position.lon, point.position.lat, point.speed_mps, point.heading_deg,
+                 point.message_id) for point in points]
+        keys = {(row[0], row[1]): self.key_of(point) for row, point in zip(rows, points,
+                                                                           strict=True)}
+        columns = ", ".join(COLUMNS)
         with self.store.transaction() as txn:
-            txn.execute(
-                f"INSERT INTO {TRACK_TABLE} (resource_id, measured_at, call_sign, lon, lat, "
-                f"speed_mps, heading_deg, message_id) VALUES {rows} "
-                "ON CONFLICT (resource_id, measured_at) DO NOTHING "
-                "RETURNING resource_id, measured_at",
-                params,
-            )
+            if self.store.dialect == "postgres":
+                # One statement of the same text for any number of fixes, the rows as one
+                # JSON parameter: a VALUES list of 500 rows was parsed anew by the driver
+                # each time, and arrays are dumped element by element, both costing more
+                # than the insert itself.
+                txn.execute(
+                    f"INSERT INTO {TRACK_TABLE} ({columns}) SELECT {columns} FROM "
+                    "json_to_recordset(%s::json) AS fix(resource_id text, measured_at text, "
+                    "call_sign text, lon float8, lat float8, speed_mps float8, "
+                    "heading_deg float8, message_id text) "
+                    "ON CONFLICT (resource_id, measured_at) DO NOTHING "
+                    "RETURNING resource_id, measured_at",
+                    [json.dumps([dict(zip(COLUMNS, map(_json_value, row), strict=True))
+                                 for row in rows])],
+                )
+            else:
+                values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+                txn.execute(
+                    f"INSERT INTO {TRACK_TABLE} ({columns}) VALUES {values} "
+                    "ON CONFLICT (resource_id, measured_at) DO NOTHING "
+                    "RETURNING resource_id, measured_at",
+                    [value for row in rows for value in row],
+                )
             written = txn.fetchall()
-        return {(UUID(r[0]), datetime.fromisoformat(r[1])) for r in written}
+        return {keys[(str(r[0]), str(r[1]))] for r in written}
 
     @staticmethod
     def key_of(point: TrackPoint) -> tuple[UUID, datetime]:

@@ -7,6 +7,7 @@ command centre write and read, kept in the read models' base store (it survives 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -49,6 +50,26 @@ class StoredLatestReadings:
                 "WHERE excluded.measured_at > sensor_latest_readings.measured_at",
                 (str(source_id), sensor_id, reading.value, _utc(reading.measured_at),
                  reading.level.value),
+            )
+
+    def remember_many(self, readings: Mapping[tuple[UUID, str], LatestReading]) -> None:
+        """`remember` for many sensors (one reading each) in one statement and transaction
+        (ingest writes a batch's latest readings so)."""
+        if not readings:
+            return
+        rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(readings))
+        params: list[object] = []
+        for (source_id, sensor_id), reading in readings.items():
+            params += [str(source_id), sensor_id, reading.value, _utc(reading.measured_at),
+                       reading.level.value]
+        with self.store.transaction() as txn:
+            txn.execute(
+                "INSERT INTO sensor_latest_readings "
+                f"(source_id, sensor_id, value, measured_at, level) VALUES {rows} "
+                "ON CONFLICT (source_id, sensor_id) DO UPDATE SET value = excluded.value, "
+                "measured_at = excluded.measured_at, level = excluded.level "
+                "WHERE excluded.measured_at > sensor_latest_readings.measured_at",
+                params,
             )
 
     def get(self, source_id: UUID, sensor_id: str) -> LatestReading | None:

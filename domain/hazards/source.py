@@ -696,6 +696,26 @@ class HazardSource(CityAggregate):
         self.record(self.SensorRemoved, actor=actor, at=at, sensor_id=sensor_id,
                     reason=checked_text("reason", reason, required=False))
 
+    def quiet_outcome(self, *, sensor_id: str, value: float,
+                      measured_at: datetime) -> ReadingOutcome | None:
+        """The outcome of a reading that records nothing (out of order, or its level
+        unchanged), judged without changing anything; None when `observe` would record an
+        event or refuse the reading. Lets a reading be judged on a shared copy of the
+        source (`HazardSources.judge_reading`): most readings cross no threshold."""
+        if self.status is not HazardStatus.ACTIVE or sensor_id not in self.sensors:
+            return None
+        try:
+            value = _number("reading value", value)
+            _aware("reading time", measured_at)
+        except InvalidValue:
+            return None
+        current = self.levels[sensor_id]
+        if measured_at <= self.last_crossing_at[sensor_id]:
+            return self._outcome(sensor_id, ReadingEffect.OUT_OF_ORDER)
+        if assess(self.sensors[sensor_id], current, value) is current:
+            return self._outcome(sensor_id, ReadingEffect.UNCHANGED)
+        return None
+
     def observe(self, *, sensor_id: str, value: float, measured_at: datetime,
                 actor: Actor) -> ReadingOutcome:
         """Judge one reading: record an event only if it crosses a threshold."""

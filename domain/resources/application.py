@@ -345,20 +345,34 @@ class Resources(CityApplication):
         fix = PositionFix(command.point, self.now(command.measured_at))
         tracked = self._tracked(resource_id)
         foreign = actor.role is Role.DEPARTMENT_USER and actor.department != tracked.department
+        batch = context.batch
+        unsaved = batch.staged_state(self, resource_id) if batch is not None else None
         if not foreign and tracked.mobile:
-            # The cheap path: judge the fix from the cache, without loading the aggregate.
+            # The cheap path: judge the fix from the cache, without loading the aggregate
+            # (or from what the batch holds unsaved, when an earlier fix of the batch is
+            # recorded there: the cache learns it only once it is saved).
             with self._tracked_lock:
                 tracked = self._tracked_by_id.get(resource_id, tracked)
-                recorded = tracked.recorded
+                recorded, last_event_at = tracked.recorded, tracked.last_event_at
+                if isinstance(unsaved, Resource):
+                    recorded, last_event_at = unsaved.position, unsaved.modified_on
+                judged: PositionOutcome | None
                 if recorded is not None and fix.at <= recorded.at:
-                    return PositionOutcome.IGNORED
-                is_latest = tracked.latest is None or fix.at > tracked.latest.at
-                if is_latest:
-                    self._tracked_by_id[resource_id] = replace(tracked, latest=fix)
-            recordable = (fix.at >= tracked.last_event_at
-                          and self.position_policy.worth_recording(recorded, fix))
-            if not recordable:
-                return PositionOutcome.CACHED if is_latest else PositionOutcome.IGNORED
+                    judged = PositionOutcome.IGNORED
+                else:
+                    is_latest = tracked.latest is None or fix.at > tracked.latest.at
+                    if is_latest:
+                        self._tracked_by_id[resource_id] = replace(tracked, latest=fix)
+                    recordable = (fix.at >= last_event_at
+                                  and self.position_policy.worth_recording(recorded, fix))
+                    judged = (None if recordable else PositionOutcome.CACHED if is_latest
+                              else PositionOutcome.IGNORED)
+            if judged is not None:
+                if unsaved is not None and batch is not None:
+                    # Judged on unsaved state: staged (with no event) beside it, so that it
+                    # is judged again if that state is never saved.
+                    batch.add(self, [])
+                return judged
         # Worth recording as far as this process knows; the aggregate has the last word (and
         # refuses a foreign department or a kind that does not move, in its own words).
         try:

@@ -68,6 +68,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, NamedTuple
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -241,6 +242,12 @@ def normalise_call_sign(call_sign: str) -> str:
     return " ".join(text.split()).upper()
 
 
+@lru_cache(maxsize=4096)
+def _resource_id(call_sign: str) -> UUID:
+    """The id of a call sign, kept: every position fix and status report asks it."""
+    return uuid5(RESOURCE_NAMESPACE, normalise_call_sign(call_sign))
+
+
 class Resource(CityAggregate):
     """An emergency resource owned by one department, dispatched to incidents."""
 
@@ -249,6 +256,8 @@ class Resource(CityAggregate):
     @staticmethod
     def create_id(call_sign: str) -> UUID:
         """One resource per call sign: registering a call sign twice is refused."""
+        if isinstance(call_sign, str):
+            return _resource_id(call_sign)
         return uuid5(RESOURCE_NAMESPACE, normalise_call_sign(call_sign))
 
     class Registered(CityAggregate.Created):

@@ -392,27 +392,39 @@ def test_a_refused_command_in_a_batch_is_refused_alone(counted):
     assert receipts(counted.app) == 1
 
 
-def test_a_command_that_reads_what_the_batch_holds_unsaved_is_sent_back(counted, clock):
+def test_a_command_on_what_the_batch_holds_unsaved_builds_on_it_in_the_same_save(
+        counted, clock):
     case_id = counted.report()
     batch: CommandBatch[str] = CommandBatch()
     batch.stage("register", lambda: counted.register(case_id, command_id="reg-1", batch=batch))
     clock.advance(minutes=5)
-    # Dispatching needs the registered case, which is not saved yet: decided on the saved
-    # state it would be refused (or worse, overwrite): it is sent back untouched.
-    with pytest.raises(StagingOverlap):
-        batch.stage("dispatch", lambda: counted.dispatch(case_id, department="water",
-                                                         command_id="dis-1", batch=batch))
-    # The same command id again writes the same receipt: sent back too.
+    # Dispatching needs the registered case, which is not saved yet: it is decided on the
+    # state the batch holds (as it would be after that was saved), not on the saved one.
+    batch.stage("dispatch", lambda: counted.dispatch(case_id, department="water",
+                                                     command_id="dis-1", batch=batch))
+    # The same command id again would read a receipt the batch holds: sent back untouched.
     with pytest.raises(StagingOverlap):
         batch.stage("register again",
                     lambda: counted.register(case_id, command_id="reg-1", batch=batch))
-    assert len(batch) == 1
-    assert batch.commit() == []
-    batch.stage("dispatch", lambda: counted.dispatch(case_id, department="water",
-                                                     command_id="dis-1", batch=batch))
+    assert len(batch) == 2
     assert batch.commit() == []
     assert counted.case(case_id).status is CaseStatus.DISPATCHED
-    assert counted.app.saves == [1, 2, 2]
+    assert counted.app.saves == [1, 4]  # both commands and both receipts in one save
+    assert counted.register(case_id, command_id="reg-1") == case_id  # a repeat now
+
+
+def test_units_built_on_each_other_are_all_sent_back_when_their_save_conflicts(
+        counted, clock):
+    case_id = counted.report()
+    batch: CommandBatch[str] = CommandBatch()
+    batch.stage("register", lambda: counted.register(case_id, command_id="reg-2", batch=batch))
+    batch.stage("dispatch", lambda: counted.dispatch(case_id, department="water",
+                                                     command_id="dis-2", batch=batch))
+    # Another process registers the case meanwhile: the batch's save conflicts, and both
+    # units (the second built on the first's unsaved state) are sent back, nothing saved.
+    counted.register(case_id, command_id="elsewhere")
+    assert batch.commit() == ["register", "dispatch"]
+    assert receipts(counted.app) == 1  # the other process's only
 
 
 def test_a_unit_of_a_batch_runs_one_command(counted):
