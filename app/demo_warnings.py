@@ -75,6 +75,8 @@ class GasLeakWarning:
     incident_id: UUID
     hazard_source_id: UUID
     warning_id: UUID | None = None
+    steps: int = 0
+    """Commands sent so far: each gets its own command id, derived from the incident."""
 
     def _circle(self, widen: float = 1.0) -> DrawnArea:
         source = self.system.hazards.source(self.hazard_source_id)
@@ -85,8 +87,13 @@ class GasLeakWarning:
         return now + timedelta(hours=WARNING_HOURS)
 
     def _act(self, command: WarningCommand, actor: Actor) -> UUID:
-        """One person's command, as the dashboard sends it."""
-        return self.system.commands.handle(command, CommandContext(actor=actor)).subject
+        """One person's command, as the dashboard sends it, with a command id derived from
+        the incident and the step: the same demo day gives the same warning id on every run
+        and back end (as its cases and incidents), and a step sent twice is one step."""
+        self.steps += 1
+        command_id = f"demo:gas-leak-warning:{self.incident_id}:{self.steps}"
+        return self.system.commands.handle(
+            command, CommandContext(actor=actor, command_id=command_id)).subject
 
     def draft(self) -> None:
         """The duty officer drafts a public warning from the incident over the depot's

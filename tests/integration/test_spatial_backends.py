@@ -338,5 +338,5 @@ def test_layer_properties_read_only_the_document_keys_they_declare(
                 assert layer.properties_of(trimmed, now) == layer.properties_of(full.doc, now)
                 assert layer.properties_of(subset.doc, now) == layer.properties_of(full.doc, now)
                 for actor in actors:  # and who may see it, as the OGC items decide
-                    assert feature_in_scope(layer.id, subset, actor) \
-                        == feature_in_scope(layer.id, full, actor)
+                    assert feature_in_scope(layer.id, subset, actor, system.sharing) \
+                        == feature_in_scope(layer.id, full, actor, system.sharing)
