@@ -41,7 +41,7 @@ from eventsourcing.utils import resolve_topic
 from cityops.bootstrap import CitySystem
 from cityops.domain.application import CityApplication
 from cityops.domain.model import CityAggregate
-from cityops.ingest.tracks import ResourceTracks
+from cityops.ingest.tracks import TRACK_TABLE, ResourceTracks
 from cityops.storage import ReadStore, schema_transaction
 
 log = logging.getLogger(__name__)
@@ -136,15 +136,13 @@ class DrillClock:
     def jump_to(self, moment: datetime) -> None:
         with self._lock:
             self._settle()
-            if moment > self._at:
-                self._at = moment
+            self._at = max(self._at, moment)
 
     def follow(self, moment: datetime) -> None:
         """As fast as possible: the clock is the time of the last event replayed."""
         with self._lock:
             self._settle()
-            if moment > self._at:
-                self._at = moment
+            self._at = max(self._at, moment)
 
     def replay_done(self) -> None:
         with self._lock:
@@ -334,6 +332,7 @@ class DrillReplay(threading.Thread):
         self._live_tracks = ResourceTracks(live.generations.storage.base())
         self._drill_tracks = ResourceTracks(progress_store.store)
         self._drill_tracks.create_table()
+        self._tracks_seen = False
         participants_only(system, live, self.copied)
 
     # --- steering (any thread) -----------------------------------------------------------
@@ -462,10 +461,28 @@ class DrillReplay(threading.Thread):
                     branched.add(oid)
                     self.progress.skipped += 1
 
+    def _live_has_tracks(self) -> bool:
+        """Whether live has a track table yet (made by the first ingest worker); it is
+        only read, never made here."""
+        if not self._tracks_seen:
+            store = self._live_tracks.store
+            with store.transaction() as txn:
+                if store.dialect == "sqlite":
+                    txn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                "name = %s", (TRACK_TABLE,))
+                    self._tracks_seen = txn.fetchone() is not None
+                else:
+                    txn.execute("SELECT to_regclass(%s)", (TRACK_TABLE,))
+                    row = txn.fetchone()
+                    self._tracks_seen = row is not None and row[0] is not None
+        return self._tracks_seen
+
     def _replay_fixes(self, until: datetime) -> None:
         cursor = self.progress.track_cursor
         since = self.window_from if cursor is None else datetime.fromisoformat(cursor)
         if until <= since and cursor is not None:
+            return
+        if not self._live_has_tracks():
             return
         fixes = [f for f in self._live_tracks.movement(since=since, until=until)
                  if cursor is None or f.measured_at.astimezone(UTC) > since]

@@ -46,6 +46,7 @@ from cityops.domain.drills.commands import (
 )
 from cityops.domain.drills.drill import Drill, DrillStatus
 from cityops.domain.errors import InvalidValue, NotFound, NotPermitted
+from cityops.domain.permissions import check_permitted
 from cityops.drill_replay import DrillClock, DrillReplay, Exercise, ProgressStore
 from cityops.settings import Settings
 from cityops.storage import LOCK_SPACE, SCHEMA_CHANGE_LOCK, PostgresReadStore
@@ -106,13 +107,9 @@ class DrillRun:
     clock: DrillClock
     replay: DrillReplay
     feeds: Any
-    live_hub: Any = None
-    """The drill's own live push (`/ws` with a drill), made on first use."""
 
     def close(self) -> None:
         self.replay.stop()
-        if self.live_hub is not None:
-            self.live_hub = None
         self.feeds.close()
         self.system.close()
 
@@ -166,8 +163,11 @@ class DrillRoom:
         self.registry = Drills(registry.event_store_env(Drills.name), clock=live.clock)
         self._runs: dict[UUID, DrillRun] = {}
         self._lock = threading.RLock()
-        self.ready: list[dict[str, Any]] = []
-        """Drills offered ready to start (the demo's morning), as the body of a start."""
+        self.offers: list[Callable[[], dict[str, Any]]] = []
+        """Drills offered ready to start (the demo's morning): each gives the body of a
+        start as of now."""
+        self.on_close: list[Callable[[UUID], object]] = []
+        """Called with a drill's id before its system closes (its live push stops)."""
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -186,8 +186,13 @@ class DrillRoom:
                 if d.status is not DrillStatus.DELETED and d.may_take_part(actor)]
 
     def system_for(self, drill_id: UUID, actor: Actor) -> CitySystem:
-        """The system of a drill `actor` takes part in (`NotPermitted` if not invited)."""
-        drill = self.drill(drill_id)
+        """The system of a drill `actor` takes part in (`NotPermitted` if not invited;
+        `InvalidValue` for a drill that does not exist: the switch names none)."""
+        try:
+            drill = self.drill(drill_id)
+        except NotFound:
+            raise InvalidValue(f"{DRILL_HEADER} names no drill: {drill_id} does not exist "
+                               "or was deleted") from None
         if not drill.may_take_part(actor):
             raise NotPermitted(f"{actor.role.value} {actor.user_id} is not a participant of "
                                f"drill {drill_id}: a planner invites participants")
@@ -204,6 +209,7 @@ class DrillRoom:
 
     def handle(self, command: OnDrill | StartDrill, context: CommandContext) -> CommandOutcome:
         """Record a command on a drill in the registry, then steer its runner."""
+        check_permitted(type(command), context.actor)
         with self._lock:
             if isinstance(command, StartDrill):
                 exercise = self._exercise(command)
@@ -226,6 +232,8 @@ class DrillRoom:
             outcome = self.registry.handle(command, context)
             if run is not None and not outcome.repeated:
                 self._steer(command, run)
+            elif isinstance(command, DeleteDrill) and not outcome.repeated:
+                self._remove(command.drill_id)
             return outcome
 
     def _exercise(self, command: StartDrill) -> Exercise | None:
@@ -249,7 +257,7 @@ class DrillRoom:
             run.clock.pause()
         elif isinstance(command, DeleteDrill):
             self._runs.pop(command.drill_id, None)
-            run.close()
+            self._close_run(run)
             self._remove(command.drill_id)
         run.replay.wake()
 
@@ -326,13 +334,21 @@ class DrillRoom:
                     connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
                         sql.Identifier(name)))
 
+    def _close_run(self, run: DrillRun) -> None:
+        for closing in self.on_close:
+            try:
+                closing(run.drill_id)
+            except Exception:
+                log.exception("stopping what follows drill %s failed", run.drill_id)
+        try:
+            run.close()
+        except Exception:
+            log.exception("closing drill %s failed", run.drill_id)
+
     def close(self) -> None:
         with self._lock:
             for run in self._runs.values():
-                try:
-                    run.close()
-                except Exception:
-                    log.exception("closing drill %s failed", run.drill_id)
+                self._close_run(run)
             self._runs.clear()
             self.registry.close()
 
