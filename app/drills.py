@@ -90,7 +90,7 @@ def drill_settings(settings: Settings, drill_id: UUID) -> Settings:
     feeds = settings.feeds.model_copy(update={
         "topic_prefix": f"{settings.feeds.topic_prefix}.drill-{drill_id.hex[:12]}",
         "transactional_id": f"{settings.feeds.transactional_id}-drill-{drill_id.hex[:12]}"})
-    update: dict[str, Any] = {"feeds": feeds, "database_pool_size": 2}
+    update: dict[str, Any] = {"feeds": feeds, "database_pool_size": 1}
     if settings.database_url is None:
         update["data_dir"] = drills_folder(settings) / drill_id.hex
     else:
@@ -112,6 +112,7 @@ class DrillRun:
         self.replay.stop()
         self.feeds.close()
         self.system.close()
+        self.replay.progress_store.store.close()
 
 
 @dataclass(frozen=True)
