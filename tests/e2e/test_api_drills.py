@@ -139,7 +139,8 @@ def test_deleting_a_drill_removes_all_of_it(api: Any, drill: dict[str, Any]) -> 
     assert deleted.status_code == 200 and deleted.json()["status"] == "deleted"
     assert not folder.exists()
     api.get(f"/drills/{drill['id']}", role="planner", expect=404)
-    assert "names no drill" in in_drill(api, drill["id"], "GET", "/grid-cases", expect=422)["detail"]
+    refused = in_drill(api, drill["id"], "GET", "/grid-cases", expect=422)
+    assert "names no drill" in refused["detail"]
     assert all(d["id"] != drill["id"] for d in api.get("/drills", role="planner")["data"])
 
 

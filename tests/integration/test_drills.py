@@ -231,8 +231,9 @@ def test_participants_branch_the_drill_and_later_history_of_it_is_skipped(
     room.handle(PauseDrill(drill_id=drill_id, drill_time=live.demo.start), PLANNER)
     # A case reported before the window's start that the history changes again later.
     target = reported_in_drill(run, live, live.demo.start + since, changed_later=True)
-    run.system.commands.handle(RejectCase(case_id=target, reason="not-city-management", note="drill"),
-                               CommandContext(actor=DISPATCHER))
+    run.system.commands.handle(
+        RejectCase(case_id=target, reason="not-city-management", note="drill"),
+        CommandContext(actor=DISPATCHER))
     room.handle(ResumeDrill(drill_id=drill_id), PLANNER)
     room.handle(JumpDrillForward(drill_id=drill_id, to=live.end, current=live.end), PLANNER)
     view = replayed(room, drill_id)
