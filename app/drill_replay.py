@@ -35,11 +35,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
+from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from eventsourcing.utils import resolve_topic
 
 from cityops.bootstrap import CitySystem
-from cityops.domain.application import CityApplication
 from cityops.domain.model import CityAggregate
 from cityops.ingest.tracks import TRACK_TABLE, ResourceTracks
 from cityops.storage import ReadStore, schema_transaction
@@ -241,7 +241,7 @@ class HistoryEvent:
     event: StoredEvent
 
 
-def history(application: CityApplication, after: int, until: datetime,
+def history(application: Application[Any], after: int, until: datetime,
             ) -> Iterator[HistoryEvent]:
     """A live store's events after notification `after`, in notification order, up to the
     first one later than `until`."""
@@ -430,14 +430,15 @@ class DrillReplay(threading.Thread):
             self._insert(self._targets[store], items)
             self.progress.positions[store] = items[-1].position
 
-    def _insert(self, target: CityApplication, items: list[HistoryEvent]) -> None:
+    def _insert(self, target: Application[Any], items: list[HistoryEvent]) -> None:
         branched = self.progress.branched
         keep = [i for i in items if str(i.event.originator_id) not in branched]
         self.progress.skipped += len(items) - len(keep)
         if not keep:
             return
         for item in keep:
-            self._copied.add((item.event.originator_id, item.event.originator_version))
+            self._copied.add((UUID(str(item.event.originator_id)),
+                              item.event.originator_version))
         try:
             target.recorder.insert_events([i.event for i in keep])
             self.progress.replayed += len(keep)

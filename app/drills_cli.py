@@ -45,7 +45,7 @@ class Client:
         self.token = str(answer["access_token"])
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
-             token: str | None | bool = True) -> Any:
+             token: str | bool | None = True) -> Any:
         headers = {"Content-Type": "application/json"}
         if token is True:
             headers["Authorization"] = f"Bearer {self.token}"

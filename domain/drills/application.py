@@ -47,7 +47,7 @@ class Drills(CityApplication):
         while True:
             page = self.recorder.select_notifications(start=start, limit=PAGE, topics=topics,
                                                       inclusive_of_start=False)
-            ids += [n.originator_id for n in page]
+            ids += [UUID(str(n.originator_id)) for n in page]
             if len(page) < PAGE:
                 return ids
             start = page[-1].id
