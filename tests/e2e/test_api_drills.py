@@ -200,3 +200,35 @@ def test_jumping_forward_is_checked_against_the_drill_clock_and_window(
     jumped = api.post(f"{path}/jump", {"to": w["window_to"]}, role="planner")
     assert jumped["drill_time"] >= w["window_to"]
     replayed(api, started["id"])
+
+
+def test_the_demo_offers_planners_its_own_morning_at_ten_times(
+        tmp_path: Path, demo_city: Any) -> None:
+    from datetime import date
+
+    from fastapi.testclient import TestClient
+
+    from cityops.command_center.app import create_app
+    from cityops.drills import DrillRoom
+    from cityops.settings import Settings
+    from cityops.simulator import build_demo, demo_drill_offer
+
+    from .conftest import TEST_HASHER, Api
+
+    system, demo = build_demo(Settings(data_dir=tmp_path), seed=7, speed=0.0,
+                              today=date(2026, 11, 24))
+    system.accounts.hasher = TEST_HASHER
+    demo.run_until(demo.start + timedelta(minutes=90))
+    room = DrillRoom(system)
+    room.offers.append(demo_drill_offer(demo))
+    with TestClient(create_app(system, drill_room=room)) as client:
+        api = Api(client, system)
+        offers = api.get("/drills/ready", role="planner")
+        assert len(offers) == 1 and offers[0]["speed"] == 10
+        assert offers[0]["window_from"] == demo.start.isoformat()
+        # As much of the morning as has happened: the demo's clock, not the wall clock.
+        assert offers[0]["window_to"] == system.clock().isoformat()
+        body = {k: v for k, v in offers[0].items() if k != "note"}
+        drill = api.post("/drills", body, role="planner", expect=201)
+        assert (drill["speed"], drill["status"]) == ("10x", "running")
+        assert "dispatcher" in drill["participants"]
