@@ -125,6 +125,7 @@ async function main() {
   if (!requireSession()) return;
   const user = currentUser();
   $('[data-testid="user-badge"]').textContent = `${user.display_name || user.username} (${user.role})`;
+  $('[data-testid="to-dashboard"]').addEventListener("click", () => location.assign("/dashboard"));
   $('[data-testid="logout"]').addEventListener("click", () => {
     endSession();
     location.replace("/login?logout");
