@@ -326,6 +326,9 @@ class DrillReplay(threading.Thread):
         self.exercise = exercise
         self.objectives: list[dict[str, Any]] = []
         self.failure: str | None = None
+        self.started = 0.0
+        self.replayed_in: float | None = None
+        """Seconds from the runner's start until the window was replayed (this run)."""
         self._wake = threading.Condition()
         self._stopping = False
         self._copied: set[tuple[UUID, int]] = set()
@@ -362,6 +365,7 @@ class DrillReplay(threading.Thread):
         return heapq.merge(*streams, key=lambda e: e.at)
 
     def run(self) -> None:
+        self.started = time.monotonic()
         try:
             self._run()
         except Exception as error:
@@ -398,6 +402,7 @@ class DrillReplay(threading.Thread):
                     self.clock.follow(max(due[-1].at, self.window_from))
                 self._replay(due)
             elif pending is None and not self.progress.window_replayed:
+                self.replayed_in = time.monotonic() - self.started
                 self.progress.window_replayed = True
                 self.clock.replay_done()
             self._step()
