@@ -32,7 +32,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from operator import attrgetter
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -235,12 +236,15 @@ def event_time(state: bytes, decode: Callable[[bytes], Any]) -> datetime:
     return stamp if isinstance(stamp, datetime) else datetime.fromisoformat(str(stamp))
 
 
-@dataclass(frozen=True)
-class HistoryEvent:
+class HistoryEvent(NamedTuple):
+    """One stored event of the history, with its city time (a tuple: made 100,000s of
+    times in a replay)."""
+
     at: datetime
     store: str
     position: int
     event: StoredEvent
+    """The live notification itself (a stored event: inserted into the drill as it is)."""
 
 
 def history(application: Application[Any], after: int, until: datetime,
@@ -249,6 +253,7 @@ def history(application: Application[Any], after: int, until: datetime,
     first one later than `until`."""
     recorder = application.recorder
     decode = application.mapper.transcoder.decode
+    name = application.name
     start = after
     last = datetime.min.replace(tzinfo=UTC)
     while True:
@@ -260,10 +265,7 @@ def history(application: Application[Any], after: int, until: datetime,
                 at = last = event_time(notification.state, decode)
             if at > until:
                 return
-            yield HistoryEvent(at, application.name, notification.id,
-                               StoredEvent(notification.originator_id,
-                                           notification.originator_version,
-                                           notification.topic, notification.state))
+            yield HistoryEvent(at, name, notification.id, notification)
         if len(page) < PAGE:
             return
         start = page[-1].id
@@ -362,7 +364,7 @@ class DrillReplay(threading.Thread):
     def _merged(self) -> Iterator[HistoryEvent]:
         streams = [history(app, self.progress.positions.get(app.name, 0), self.window_to)
                    for app in self._sources]
-        return heapq.merge(*streams, key=lambda e: e.at)
+        return heapq.merge(*streams, key=attrgetter("at"))
 
     def run(self) -> None:
         self.started = time.monotonic()
