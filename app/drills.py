@@ -65,6 +65,17 @@ ExerciseFactory = Callable[[str, UUID, datetime], Exercise]
 `InvalidValue` listing what is wrong with the scenario, before anything starts)."""
 
 
+def installed_exercises(live: CitySystem) -> ExerciseFactory | None:
+    """The exercise scenarios' factory (`cityops.exercises.drill_exercises`, the scenarios'
+    package), where it is installed; None: drills without scenarios."""
+    try:
+        from cityops.exercises import drill_exercises  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    factory: ExerciseFactory = drill_exercises(live)
+    return factory
+
+
 def registry_schema(settings: Settings) -> str:
     return f"{settings.database_schema}_drills" if settings.database_schema else "drills"
 
@@ -156,7 +167,7 @@ class DrillRoom:
     def __init__(self, live: CitySystem, *, exercises: ExerciseFactory | None = None) -> None:
         self.live = live
         self.settings = live.settings
-        self.exercises = exercises
+        self.exercises = exercises if exercises is not None else installed_exercises(live)
         registry = registry_settings(live.settings)
         if registry.database_url is not None:
             # The library creates its tables, not the schema they live in.

@@ -98,7 +98,7 @@ def start(
     participant: Annotated[list[str] | None, typer.Option(help="A user invited (repeat)")] = None,
     url: Url = None, user: User = "planner", as_json: JsonOption = False,
 ) -> None:
-    """Start a drill replaying [from, to] of the city's history."""
+    """Start a drill replaying the city's history from --from to --to."""
     body: dict[str, Any] = {"title": title, "window_from": window_from,
                             "window_to": window_to, "speed": speed, "scenario": scenario,
                             "participants": participant or []}

@@ -999,14 +999,20 @@ DEMO_DRILL_SPEED = 10.0
 DEMO_DRILL_MORNING = timedelta(hours=4)
 
 
-def demo_drill_offer(demo: DemoDay) -> Callable[[], dict[str, Any]]:
+DEMO_DRILL_SCENARIO = "chemical-leak"
+"""The shipped exercise scenario the demo's drill plays on top, where scenarios are
+installed."""
+
+
+def demo_drill_offer(demo: DemoDay, *, scenario: str | None = None,
+                     ) -> Callable[[], dict[str, Any]]:
     """The drill the demo offers planners: its own simulated morning, replayed at 10x (as
-    much of it as has happened when it is started)."""
+    much of it as has happened when it is started), with `scenario` on top."""
 
     def offer() -> dict[str, Any]:
         end = min(demo.start + DEMO_DRILL_MORNING, demo.clock())
         return {"title": "Demo morning drill", "window_from": demo.start.isoformat(),
-                "window_to": end.isoformat(), "speed": DEMO_DRILL_SPEED, "scenario": None,
+                "window_to": end.isoformat(), "speed": DEMO_DRILL_SPEED, "scenario": scenario,
                 "participants": ["dispatcher", "duty-chief", "water", "insp-D01-01"],
                 "note": "The demo's own simulated morning, replayed at 10x into a drill of "
                         "its own; the dispatcher, duty chief, water department and inspector "
@@ -1023,7 +1029,8 @@ def run_demo(settings: Settings, *, seed: int, speed: float,
 
     system, demo = build_demo(settings, seed=seed, speed=speed)
     drill_room = DrillRoom(system)
-    drill_room.offers.append(demo_drill_offer(demo))
+    drill_room.offers.append(demo_drill_offer(
+        demo, scenario=DEMO_DRILL_SCENARIO if drill_room.exercises is not None else None))
     # Printed, not logged: the one command of the README must end with a usable login.
     print(demo_logins_text(), flush=True)
     log.info("demo day starts at %s (simulated), %.0fx real time, seed %d",
