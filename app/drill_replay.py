@@ -223,7 +223,11 @@ class Exercise(Protocol):
 
     def measure(self, system: CitySystem, drill_time: datetime) -> list[dict[str, Any]]:
         """The objectives as measured from the drill's own events so far (met / missed /
-        pending, with what they were measured from)."""
+        pending, with what they were measured from).
+
+        An exercise may also answer `next_due_at(system) -> datetime | None` (when its next
+        inject is due): a replay as fast as possible then stops there, delivers it, and goes
+        on."""
 
 
 def event_time(state: bytes, decode: Callable[[bytes], Any]) -> datetime:
@@ -386,8 +390,12 @@ class DrillReplay(threading.Thread):
                     continue
             now = self.clock()
             as_fast_as_possible = self.clock.nominal_speed is None
+            # As fast as possible, the replay still stops where the scenario's next inject
+            # is due, so that it goes in at its time among the replayed events.
+            stop = self._next_inject(now) if as_fast_as_possible else None
             due: list[HistoryEvent] = []
-            if pending is not None and (as_fast_as_possible or pending.at <= now):
+            if pending is not None and (pending.at <= now or (
+                    as_fast_as_possible and (stop is None or pending.at <= stop))):
                 due.append(pending)
                 pending = None
             size = FAST_BATCH if as_fast_as_possible else BATCH
@@ -395,7 +403,9 @@ class DrillReplay(threading.Thread):
                 following = next(merged, None)
                 if following is None:
                     break
-                if as_fast_as_possible or following.at <= max(now, self.window_from):
+                if stop is not None and following.at > stop:
+                    pending = following
+                elif as_fast_as_possible or following.at <= max(now, self.window_from):
                     due.append(following)
                 else:
                     pending = following
@@ -403,6 +413,10 @@ class DrillReplay(threading.Thread):
                 if as_fast_as_possible:
                     self.clock.follow(max(due[-1].at, self.window_from))
                 self._replay(due)
+            if stop is not None and pending is not None and pending.at > stop:
+                self.clock.follow(stop)
+                self._step()
+                continue
             elif pending is None and not self.progress.window_replayed:
                 self.replayed_in = time.monotonic() - self.started
                 self.progress.window_replayed = True
@@ -420,6 +434,14 @@ class DrillReplay(threading.Thread):
                                                 / speed))
                 if wait > 0:
                     self._wake.wait(wait)
+
+    def _next_inject(self, now: datetime) -> datetime | None:
+        """When the scenario's next inject is due, if it is still ahead of the clock."""
+        next_due_at = getattr(self.exercise, "next_due_at", None)
+        if next_due_at is None:
+            return None
+        due: datetime | None = next_due_at(self.system)
+        return due if due is not None and due > now else None
 
     def _step(self) -> None:
         """After each batch: the tracks, the scenario, the saved progress, the projections."""
