@@ -264,8 +264,10 @@ def scenario_parser(city: City, catalogue: Catalogue) -> Callable[[str], Scenari
 
 
 def build_system(settings: Settings, *, clock: Clock = system_clock,
-                 city: City | None = None) -> CitySystem:
-    """Build a CityOps system from settings (embedded SQLite or PostgreSQL)."""
+                 city: City | None = None, drill_id: str | None = None) -> CitySystem:
+    """Build a CityOps system from settings (embedded SQLite or PostgreSQL); a drill's
+    (`drill_id`, `cityops.drills`) on its own stores and clock, its warning desk issuing
+    exercises only."""
     catalogue = Catalogue.load(settings.catalogue_dir)
     hazard_catalogue = HazardCatalogue.load(settings.catalogue_dir)
     sharing = load_sharing_policy(settings.sharing_catalogue,
@@ -275,7 +277,7 @@ def build_system(settings: Settings, *, clock: Clock = system_clock,
     # other tables one after the other: created at the same instant, IF NOT EXISTS still
     # races ("tuple concurrently updated", a duplicate type).
     with start_up_serialised(settings.database_url):
-        return _wire(settings, clock, catalogue, hazard_catalogue, sharing, city)
+        return _wire(settings, clock, catalogue, hazard_catalogue, sharing, city, drill_id)
 
 
 def read_model_tables(catalogue: Catalogue) -> dict[str, list[ProjectedTable]]:
@@ -292,7 +294,8 @@ def read_model_tables(catalogue: Catalogue) -> dict[str, list[ProjectedTable]]:
 
 
 def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
-          hazard_catalogue: HazardCatalogue, sharing: SharingPolicy, city: City) -> CitySystem:
+          hazard_catalogue: HazardCatalogue, sharing: SharingPolicy, city: City,
+          drill_id: str | None = None) -> CitySystem:
     """Open the stores and wire the applications, read models and clocks (creating what
     is missing)."""
     storage: GenerationStorage
@@ -347,7 +350,7 @@ def _wire(settings: Settings, clock: Clock, catalogue: Catalogue,
         sender=SenderIdentity(sender=settings.warning_sender,
                               name=settings.warning_sender_name,
                               identifier_prefix=settings.warning_identifier_prefix),
-        clock=clock,
+        drill_id=drill_id, clock=clock,
     )
     # A drill's system reviews that drill (its warning desk knows which drill it is).
     reviews = Reviews(env(Reviews.name), catalogue=catalogue, clock=clock,

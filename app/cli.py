@@ -27,13 +27,13 @@ def load_settings(**overrides: object) -> Settings:
     return read_settings(Settings, **overrides)
 
 
-def _run_web(settings: Settings, system: object) -> None:
+def _run_web(settings: Settings, system: object, drill_room: object = None) -> None:
     import uvicorn
 
     from cityops.bootstrap import freeze_long_lived_objects
     from cityops.command_center.app import create_app
 
-    web = create_app(system)  # type: ignore[arg-type]
+    web = create_app(system, drill_room=drill_room)  # type: ignore[arg-type]
     freeze_long_lived_objects()
     typer.secho(f"CityOps command centre on http://{settings.host}:{settings.port}/ "
                 f"(API docs at /docs)", fg="green")
@@ -88,6 +88,7 @@ def _add_sub_commands() -> None:
     """The operators' command groups, each owned by the package it operates."""
     from cityops.accounts_cli import api_keys_app, departments_app, users_app
     from cityops.backup_cli import backup_app, history_app
+    from cityops.drills_cli import app as drills_app
     from cityops.exercises_cli import app as scenarios_app
     from cityops.feeds.cli import app as feeds_app
     from cityops.ingest.cli import app as ingest_app
@@ -105,6 +106,7 @@ def _add_sub_commands() -> None:
     from cityops.time_travel_cli import history_at_command
 
     history_app.command("at")(history_at_command)  # the city at a past instant
+    app.add_typer(drills_app, name="drills")
 
 
 _add_sub_commands()

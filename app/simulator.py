@@ -995,10 +995,42 @@ def build_demo(settings: Settings, *, seed: int, speed: float,
     return system, demo
 
 
+DEMO_DRILL_SPEED = 10.0
+DEMO_DRILL_MORNING = timedelta(hours=4)
+
+
+DEMO_DRILL_SCENARIO = "chemical-leak"
+"""The shipped exercise scenario the demo's drill plays on top, where scenarios are
+installed."""
+
+
+def demo_drill_offer(demo: DemoDay, *, scenario: str | None = None,
+                     ) -> Callable[[], dict[str, Any]]:
+    """The drill the demo offers planners: its own simulated morning, replayed at 10x (as
+    much of it as has happened when it is started), with `scenario` on top."""
+
+    def offer() -> dict[str, Any]:
+        end = min(demo.start + DEMO_DRILL_MORNING, demo.clock())
+        return {"title": "Demo morning drill", "window_from": demo.start.isoformat(),
+                "window_to": end.isoformat(), "speed": DEMO_DRILL_SPEED, "scenario": scenario,
+                "participants": ["dispatcher", "duty-chief", "water", "insp-D01-01"],
+                "note": "The demo's own simulated morning, replayed at 10x into a drill of "
+                        "its own; the dispatcher, duty chief, water department and inspector "
+                        "insp-D01-01 are invited."}
+
+    return offer
+
+
 def run_demo(settings: Settings, *, seed: int, speed: float,
-             serve: Callable[[Settings, CitySystem], None]) -> None:
-    """Play the demo day in the background while the command centre serves it."""
+             serve: Callable[..., None]) -> None:
+    """Play the demo day in the background while the command centre serves it; planners
+    are offered a ready drill of the demo's morning (docs/drills.md)."""
+    from cityops.drills import DrillRoom
+
     system, demo = build_demo(settings, seed=seed, speed=speed)
+    drill_room = DrillRoom(system)
+    drill_room.offers.append(demo_drill_offer(
+        demo, scenario=DEMO_DRILL_SCENARIO if drill_room.exercises is not None else None))
     # Printed, not logged: the one command of the README must end with a usable login.
     print(demo_logins_text(), flush=True)
     log.info("demo day starts at %s (simulated), %.0fx real time, seed %d",
@@ -1006,7 +1038,7 @@ def run_demo(settings: Settings, *, seed: int, speed: float,
     player = threading.Thread(target=demo.run_in_real_time, name="cityops-demo", daemon=True)
     player.start()
     try:
-        serve(settings, system)
+        serve(settings, system, drill_room=drill_room)
     finally:
         demo.stop()
         player.join(timeout=5)

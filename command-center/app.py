@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +12,7 @@ from cityops.bootstrap import CitySystem, StoredDeadLetterCount, build_operation
 from cityops.command_center.auth import Authenticator
 from cityops.command_center.body_limits import RequestBodyLimit
 from cityops.command_center.command_gate import install_command_gate
+from cityops.command_center.drill_switch import DrillHubs, install_drill_marking
 from cityops.command_center.error_answers import install_error_documentation
 from cityops.command_center.errors import install_error_handlers
 from cityops.command_center.live import LiveHub
@@ -24,6 +26,7 @@ from cityops.command_center.routers import (
     bulk,
     cap,
     catalogue,
+    drills,
     exercises,
     exports,
     field,
@@ -50,6 +53,7 @@ from cityops.command_center.sharing import check_map_layers
 from cityops.command_center.time_travel import install_time_travel
 from cityops.command_center.time_travel import router as time_travel_router
 from cityops.command_center.versions import install_version_checks
+from cityops.drills import DrillRoom
 from cityops.feeds.service import build_feed_service
 
 API_DESCRIPTION = """
@@ -77,7 +81,8 @@ Open311's GET endpoints are public.
 """
 
 
-def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
+def create_app(system: CitySystem, *, manage_lifecycle: bool = True,
+               drill_room: DrillRoom | None = None) -> FastAPI:
     """The web app over `system`; with `manage_lifecycle` it starts the projection followers
     on start-up (and, embedded, the feed loops: one process does everything) and closes the
     system on shutdown."""
@@ -90,6 +95,9 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     operations = build_operations(system, dead_letters=dead_letters,
                                   feed_positions=feeds.published_positions)
     operations.on_close.append(dead_letters.close)
+    # Drills run in their own systems beside the live one (docs/drills.md).
+    room = drill_room if drill_room is not None else DrillRoom(system)
+    drill_hubs = DrillHubs(room, system, queue_size=system.settings.ws_client_queue)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -98,9 +106,13 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
             if system.settings.embedded and system.settings.run_projections:
                 feeds.start()
         await live_hub.start()  # the WebSocket clients' push (every API process has one)
+        if manage_lifecycle:
+            await asyncio.to_thread(room.open)  # drills that were running come back paused
         try:
             yield
         finally:
+            await drill_hubs.stop()
+            await asyncio.to_thread(room.close)
             await live_hub.stop()
             operations.close()
             app.state.auth.close()
@@ -113,6 +125,8 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.system = system
     app.state.feeds = feeds
     app.state.live = live_hub
+    app.state.drills = room
+    app.state.drill_hubs = drill_hubs
     app.state.photo_decoding = DecodeSlots(system.settings.photo_decode_concurrency)
     app.state.auth = Authenticator(
         system.accounts, system.settings.token_secret(),
@@ -128,7 +142,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     # bulk first: /grid-cases/bulk/register would otherwise match /grid-cases/{case_id}/...
     for module in (bulk, auth, catalogue, grid_cases, incidents, plans, resources,
                    hazard_sources, hotline_tickets, spatial, ogc, exports, statistics,
-                   subscriptions, warnings, reviews, exercises):
+                   subscriptions, warnings, reviews, exercises, drills):
         app.include_router(module.router)
     app.include_router(exercises.scenarios_router)
     app.include_router(pages.router)
@@ -146,6 +160,7 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True) -> FastAPI:
     serve_prefix_first(app, spatial.router)
     app.mount("/static", pages.static_files(), name="static")
     install_command_gate(app)  # 403 before a command's body is read
+    install_drill_marking(app)  # every answer from a drill says so
     # Outermost: a body over its route's limit is refused before anything reads it.
     app.add_middleware(RequestBodyLimit)
 

@@ -29,6 +29,15 @@ from cityops.domain.errors import DomainError, NotPermitted
 from cityops.domain.permissions import check_permitted, roles_for
 
 ROUTE_COMMANDS: dict[tuple[str, str], str] = {
+    # drills (the drill registry's commands)
+    ("POST", "/drills"): "drill.start",
+    ("POST", "/drills/{drill_id}/pause"): "drill.pause",
+    ("POST", "/drills/{drill_id}/resume"): "drill.resume",
+    ("POST", "/drills/{drill_id}/speed"): "drill.change-speed",
+    ("POST", "/drills/{drill_id}/jump"): "drill.jump-forward",
+    ("POST", "/drills/{drill_id}/participants"): "drill.invite",
+    ("POST", "/drills/{drill_id}/finish"): "drill.finish",
+    ("DELETE", "/drills/{drill_id}"): "drill.delete",
     # A bulk action is its single action, once per item. First: a path matches the first
     # template it fits, and /grid-cases/bulk/register also fits /grid-cases/{case_id}/...
     ("POST", "/grid-cases/bulk/{action}"): "grid-case.{action}",

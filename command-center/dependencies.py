@@ -84,9 +84,29 @@ class CommandCentreSystem(Protocol):
         """Have this process's projection followers look for new events now."""
 
 
-def get_system(request: Request) -> CommandCentreSystem:
-    system: CommandCentreSystem = request.app.state.system
-    return system
+def get_system(
+    request: Request,
+    drill: Annotated[str | None, Header(
+        alias="X-CityOps-Drill",
+        description="Act in this drill (its id; \"live\" or absent: the live city), for "
+        "its planners and invited participants only; the pages send it as the "
+        "`cityops_drill` cookie. Every answer from a drill carries this header back.")] = None,
+) -> CommandCentreSystem:
+    """The live system, or the drill's own when the request is switched into a drill
+    (`drill_switch`: for its planners and invited participants only)."""
+    from cityops.command_center.drill_switch import drill_id_of, requested_drill, room_of
+
+    drill_id = drill_id_of(drill) if drill is not None else requested_drill(request)
+    if drill_id is None:
+        system: CommandCentreSystem = request.app.state.system
+        return system
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("log in first: a drill is open to its participants only")
+    actor = get_authenticator(request).actor_for_token(token.strip())
+    drill_system: CommandCentreSystem = room_of(request.app).system_for(drill_id, actor)
+    request.state.drill = str(drill_id)
+    return drill_system
 
 
 SystemDep = Annotated[CommandCentreSystem, Depends(get_system)]

@@ -35,7 +35,7 @@ SELF_CHECKED_ROUTES = frozenset({
 """Routes whose other parameters are a layer's property filters, checked by the route
 against the layer (an unknown one is refused there, naming it)."""
 
-PAGES = frozenset({"/", "/dashboard", "/login", "/field"})
+PAGES = frozenset({"/", "/dashboard", "/login", "/field", "/drill-room"})
 """The HTML pages: their query (`/login?next=...`) belongs to their own scripts."""
 
 _DECLARED: dict[int, frozenset[str]] = {}

@@ -20,6 +20,16 @@ from cityops.domain.accounts.commands import (
 )
 from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import Command, command_class
+from cityops.domain.drills.commands import (
+    ChangeDrillSpeed,
+    DeleteDrill,
+    FinishDrill,
+    InviteDrillParticipants,
+    JumpDrillForward,
+    PauseDrill,
+    ResumeDrill,
+    StartDrill,
+)
 from cityops.domain.errors import NotPermitted
 from cityops.domain.exercises.commands import (
     EndExercise,
@@ -150,6 +160,7 @@ SENSORS = frozenset({_R.SYSTEM, _R.DISPATCHER, _R.ADMIN})
 PLANNING = frozenset({_R.PLANNER, _R.DISPATCHER, _R.ADMIN})
 INSPECTION = frozenset({_R.INSPECTOR, _R.DISPATCHER, _R.ADMIN})
 ADMIN_ONLY = frozenset({_R.ADMIN})
+DRILL_PLANNERS = frozenset({_R.PLANNER, _R.ADMIN})
 ANY_ROLE = frozenset(Role)
 
 COMMAND_ROLES: dict[type[Command] | str, frozenset[Role]] = {
@@ -299,6 +310,16 @@ COMMAND_ROLES: dict[type[Command] | str, frozenset[Role]] = {
     RecordInjectDelivery: frozenset({_R.PLANNER, _R.SYSTEM, _R.ADMIN}),
     RateObjective: frozenset({_R.PLANNER, _R.ADMIN}),
     EndExercise: frozenset({_R.PLANNER, _R.SYSTEM, _R.ADMIN}),
+    # drills: planners start and steer them (participants act inside, not on the drill)
+    StartDrill: DRILL_PLANNERS,
+    # the drill room pauses the drills that were running when the server stopped
+    PauseDrill: DRILL_PLANNERS | {_R.SYSTEM},
+    ResumeDrill: DRILL_PLANNERS,
+    ChangeDrillSpeed: DRILL_PLANNERS,
+    JumpDrillForward: DRILL_PLANNERS,
+    InviteDrillParticipants: DRILL_PLANNERS,
+    FinishDrill: DRILL_PLANNERS,
+    DeleteDrill: DRILL_PLANNERS,
 }
 
 

@@ -100,6 +100,12 @@ def dashboard(system: SystemDep) -> HTMLResponse:
     return page("dashboard.html", system.settings.tile_url)
 
 
+@router.get("/drill-room", response_class=HTMLResponse)
+def drill_room(system: SystemDep) -> HTMLResponse:
+    """The planners' drill room: start, follow and steer drills (docs/drills.md)."""
+    return page("drill-room.html", system.settings.tile_url)
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(system: SystemDep) -> HTMLResponse:
     """Log in to the command centre's pages."""

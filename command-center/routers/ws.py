@@ -18,10 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.websockets import WebSocketState
 
 from cityops.command_center.auth import NotAuthenticated
+from cityops.command_center.drill_switch import DrillOutbox, drill_id_of, room_of
 from cityops.command_center.live import LiveClient, LiveHub, SessionEnded, Subscription
 from cityops.command_center.server_time import clock_reading
 from cityops.domain.accounts.account import AccountView
 from cityops.domain.actors import Actor
+from cityops.domain.errors import DomainError
 from cityops.domain.supervision import Light
 from cityops.projections.live_changes import LIVE_LAYERS, PRESENCE
 
@@ -110,6 +112,8 @@ class Hello(BaseModel):
     subscribe: SubscriptionIn
     resume: ResumeIn | None = None
     batch_ms: BatchMs = 0
+    drill: str | None = Field(default=None, max_length=64)
+    """The drill to follow (its participants only); absent or "live": the live city."""
 
 
 class Subscribe(BaseModel):
@@ -219,12 +223,22 @@ async def live(websocket: WebSocket) -> None:
         await _refuse(websocket, SERVER_ERROR, "the login could not be checked; reconnect")
         return
     actor: Actor = account.actor()
+    outbox: Any = websocket
+    try:
+        drill_id = drill_id_of(hello.drill)
+        if drill_id is not None:
+            system = await asyncio.to_thread(room_of(websocket.app).system_for, drill_id, actor)
+            hub = await websocket.app.state.drill_hubs.hub(drill_id, system)
+            outbox = DrillOutbox(websocket, drill_id)
+    except DomainError as error:
+        await _refuse(websocket, BAD_MESSAGE, f"drill: {error}")
+        return
     # The socket stays bound to this login: the hub ends it when the account changes.
     client = LiveClient(actor=actor, subscription=hello.subscribe.subscription().scoped_to(actor),
-                        outbox=websocket, queue_size=hub.queue_size,
+                        outbox=outbox, queue_size=hub.queue_size,
                         batch_ms=hello.batch_ms,
                         credential_version=account.credential_version)
-    await websocket.send_text(json.dumps({"type": "welcome", "user": actor.as_dict(),
+    await outbox.send_text(json.dumps({"type": "welcome", "user": actor.as_dict(),
                                           "generation": hub.generation,
                                           "batch_ms": hello.batch_ms,
                                           **clock_reading(hub.system.clock)}))

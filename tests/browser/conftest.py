@@ -36,6 +36,7 @@ USERS: dict[str, tuple[str, str | None]] = {
     "disp-b": ("dispatcher", None),
     "leader-l": ("leader", None),
     "dept-um": ("department-user", "urban-management"),
+    "planner-p": ("planner", None),
 }
 """The people of the scenario: username -> (role, department); the inspector is the one
 the demo city assigns to the cell of IN_TOWN (an inspector's user name is their id)."""

@@ -243,6 +243,19 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/subscriptions/{subscription_id}/history"): OWN,
     ("GET", "/subscriptions/{subscription_id}/deliveries"): OWN,
     ("POST", "/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver"): OWN,
+    # drills: planners start and steer them; everyone sees the drills they take part in
+    ("POST", "/drills"): "drill.start",
+    ("POST", "/drills/{drill_id}/pause"): "drill.pause",
+    ("POST", "/drills/{drill_id}/resume"): "drill.resume",
+    ("POST", "/drills/{drill_id}/speed"): "drill.change-speed",
+    ("POST", "/drills/{drill_id}/jump"): "drill.jump-forward",
+    ("POST", "/drills/{drill_id}/participants"): "drill.invite",
+    ("POST", "/drills/{drill_id}/finish"): "drill.finish",
+    ("DELETE", "/drills/{drill_id}"): "drill.delete",
+    ("GET", "/drills"): OWN,
+    ("GET", "/drills/ready"): OWN,
+    ("GET", "/drills/{drill_id}"): OWN,
+    ("GET", "/drill-room"): PUBLIC,
     # field reporting
     ("POST", "/photos"): OWN,
     ("GET", "/photos/{sha256}"): OWN,
@@ -258,7 +271,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/open311/v2/tokens/{token}.{format}"): PUBLIC,
     ("GET", "/open311/v2/requests/{service_request_id}.{format}"): PUBLIC,
 }
-PUBLIC_PAGES = ("/", "/login", "/dashboard", "/field")
+PUBLIC_PAGES = ("/", "/login", "/dashboard", "/field", "/drill-room")
 ROLES: tuple[tuple[str, str | None], ...] = (
     ("inspector", None), ("hotline-operator", None), ("dispatcher", None),
     ("department-user", "water"), ("planner", None), ("admin", None), ("leader", None),

@@ -19,7 +19,7 @@ REQUIRED = {"/spatial/{layer}/nearest": {"point": "118.8,32.05"},
             "/spatial/{layer}/radius": {"point": "118.8,32.05", "radius_m": "100"}}
 """What the routes that check their own parameters need before they look at the others."""
 
-NOT_AN_API_ROUTE = {"/", "/dashboard", "/login", "/field"}
+NOT_AN_API_ROUTE = {"/", "/dashboard", "/login", "/field", "/drill-room"}
 
 
 def _get_routes(api: Any) -> list[str]:

@@ -5,6 +5,24 @@
 // Shared by the dashboard and the field page.
 
 const SESSION_KEY = "cityops.session";
+const DRILL_KEY = "cityops.drill";
+export const DRILL_HEADER = "X-CityOps-Drill";
+
+/** The drill this tab is switched into ({id, name}) or null: the live city. */
+export function currentDrill() {
+  try {
+    const drill = JSON.parse(sessionStorage.getItem(DRILL_KEY) || "null");
+    return drill && drill.id ? drill : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Switch this tab into a drill ({id, name}), or back to the live city (null). */
+export function switchDrill(drill) {
+  if (drill) sessionStorage.setItem(DRILL_KEY, JSON.stringify({ id: drill.id, name: drill.name }));
+  else sessionStorage.removeItem(DRILL_KEY);
+}
 
 /** The logged-in session {access_token, expires_at, user} or null (none, or expired). */
 export function currentSession() {
@@ -31,6 +49,7 @@ export function currentUser() {
 /** Forget the session (logout, or the server no longer accepts its token). */
 export function endSession() {
   sessionStorage.removeItem(SESSION_KEY);
+  sessionStorage.removeItem(DRILL_KEY);
 }
 
 /** Log in with POST /auth/login; keeps the session and returns its user.
@@ -111,6 +130,9 @@ export async function request(method, path, options = {}) {
     headers.Authorization = `Bearer ${session.access_token}`;
   }
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  // In a drill, every call goes to the drill's own city (its answers say so).
+  const drill = options.live ? null : currentDrill();
+  if (drill) headers[DRILL_HEADER] = drill.id;
   if (method !== "GET" && command) headers["Idempotency-Key"] = commandId || newCommandId();
   if (version !== undefined && version !== null) headers["If-Match"] = String(version);
   let url = path;

@@ -7,6 +7,8 @@
 // timer. The only place of the pages that reads the browser's own clock.
 // Shared by the dashboard and the field page.
 
+import { DRILL_HEADER, currentDrill, currentSession } from "./api.js";
+
 let reading = null;
 
 /** Take a reading of the server's clock; `takenAt` (performance.now()) when it was true. */
@@ -24,7 +26,15 @@ export function readServerTime(message) {
 /** Ask GET /clock (the middle of the round trip is when its answer was true). */
 export async function syncServerClock() {
   const sent = performance.now();
-  const response = await fetch("/clock", { headers: { Accept: "application/json" } });
+  // In a drill, the drill's own clock (its participants only: with the login).
+  const headers = { Accept: "application/json" };
+  const drill = currentDrill();
+  const session = currentSession();
+  if (drill && session) {
+    headers[DRILL_HEADER] = drill.id;
+    headers.Authorization = `Bearer ${session.access_token}`;
+  }
+  const response = await fetch("/clock", { headers });
   if (!response.ok) throw new Error(`GET /clock answered ${response.status}`);
   const body = await response.json();
   setServerTime(body.server_time, body.clock_rate, (sent + performance.now()) / 2);

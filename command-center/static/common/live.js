@@ -5,7 +5,7 @@
 // rebuilt) is followed by a fresh snapshot, which the page applies as a whole.
 // Shared by the dashboard and the field page.
 
-import { currentSession, endSession } from "./api.js";
+import { currentDrill, currentSession, endSession } from "./api.js";
 import { readServerTime } from "./clock.js";
 
 const PING_EVERY_MS = 20000;
@@ -95,7 +95,7 @@ export class LiveConnection {
         ? { generation: this.generation, position: this.position } : null;
       socket.send(JSON.stringify({
         type: "hello", token: session.access_token, subscribe: this.subscription, resume,
-        batch_ms: this.batchMs,
+        batch_ms: this.batchMs, ...(currentDrill() ? { drill: currentDrill().id } : {}),
       }));
       clearInterval(this.pingTimer);
       this.pingTimer = setInterval(() => this.send({ type: "ping" }), PING_EVERY_MS);

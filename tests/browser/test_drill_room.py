@@ -1,0 +1,56 @@
+"""The drill screens in Chromium: a planner starts a drill from the drill room (the window's
+progress shown from the server), a dispatcher invited to it switches the dashboard into the
+drill and every screen says DRILL; the dashboard in the live city shows no banner."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+Server = Any
+Screens = Any
+
+
+def test_a_planner_starts_a_drill_and_a_participant_works_in_it_marked_drill(
+        server: Server, screens: Screens, screenshots: Path) -> None:
+    case = server.report_case("dumping before the drill")
+    room = screens.login("planner-p", "/drill-room")
+    now = datetime.now(UTC)
+    room.testid("start-from").fill((now - timedelta(hours=1)).isoformat())
+    room.testid("start-to").fill(now.isoformat())
+    room.testid("start-speed").select_option("max")
+    room.testid("start-participants").fill("disp-a")
+    room.testid("start-submit").click()
+    expect(room.testid("start-outcome")).to_contain_text("Started")
+    row = room.page.locator("[data-testid=drill-row]").first
+    expect(row.get_by_test_id("drill-state")).to_contain_text("window replayed")
+    drill_id = row.get_attribute("data-drill")
+    assert int(row.get_by_test_id("drill-replayed").inner_text()) >= 1
+    room.page.screenshot(path=str(screenshots / "drill-room.png"), full_page=True)
+
+    # The dispatcher's dashboard: live first (no banner), then switched into the drill.
+    desk = screens.login("disp-a")
+    expect(desk.testid("drill-banner")).to_have_count(0)
+    desk.testid("drill-select").select_option(drill_id)
+    desk.page.locator("body[data-ready=true]").wait_for()
+    expect(desk.testid("drill-banner")).to_contain_text("DRILL")
+    expect(desk.testid("drill-banner")).to_contain_text("not live data")
+    desk.page.locator("[data-testid=live-status][data-state=live]").wait_for()
+    # What the dashboard asks goes to the drill: the drill's answers say so.
+    with desk.page.expect_response(lambda r: f"/grid-cases/{case['id']}" in r.url) as answer:
+        desk.page.evaluate(
+            "async (id) => { const m = await import('/static/common/api.js');"
+            " return m.request('GET', `/grid-cases/${id}`); }", case["id"])
+    assert answer.value.headers.get("x-cityops-drill") == drill_id
+    desk.page.screenshot(path=str(screenshots / "dashboard-in-drill.png"))
+
+    # Pausing from the drill room shows on the room's screen.
+    room.page.locator(f"[data-drill='{drill_id}'] [data-testid=drill-pause]").click()
+    expect(room.page.locator(f"[data-drill='{drill_id}'] [data-testid=drill-state]")
+           ).to_contain_text("paused")
