@@ -11,8 +11,10 @@ position, so they are rebuilt with every generation and can never disagree with 
 
 A batch writes each row version once (an INSERT of all of them in one statement) and closes
 each row's previous open version (one UPDATE per row touched); a batch applied twice writes
-the same versions again. Rows that do not change in an event (the returns of an item that
-only moved on) get no new version within a batch.
+the same versions again. Every event of an aggregate gives each of its rows a version, also
+a row the event did not change (the returns of an item that only moved on): the versions
+written never depend on where batches begin and end, so a rebuild, a restored site and a
+drill replaying the same events hold the very same history.
 
 `valid_from <= T < valid_to` selects, for every row, the version in force at T: the state
 after the last event stamped at or before T (two events stamped at the same instant leave
@@ -136,7 +138,8 @@ class HistoryRows:
             values = (*row, *extras)
             key = tuple(values[i] for i in self._key_positions)
             versions = self._versions.setdefault(key, [])
-            if versions and versions[-1].row == values:
+            if versions and versions[-1].since_version == aggregate.version:
+                versions[-1] = _Version(values, aggregate.version, valid_from)
                 continue
             versions.append(_Version(values, aggregate.version, valid_from))
 

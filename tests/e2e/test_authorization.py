@@ -36,6 +36,7 @@ and tasks, photos by their digest, bulk actions as their single actions."""
 DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/clock"): PUBLIC,
+    ("GET", "/time-travel"): READ,
     ("GET", "/metrics"): PUBLIC,  # unless CITYOPS_METRICS_TOKEN is set (test_operations)
     # The pages are in the published document since issue 11 (their content type declared).
     ("GET", "/"): PUBLIC,

@@ -60,6 +60,10 @@ def _with_database(url: str, dbname: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{dbname}"))
 
 
+DROP_ATTEMPTS = 5
+"""How many times a test database's drop ends its connections and tries again."""
+
+
 class TestDatabases:
     """Creates uniquely named PostGIS databases on one server and drops them again."""
 
@@ -97,12 +101,22 @@ class TestDatabases:
         """
         name = urlsplit(url).path.lstrip("/")
         with psycopg.connect(self._server_url, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
-                " WHERE datname = %s AND usename = current_user AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            for attempt in range(DROP_ATTEMPTS):
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                    " WHERE datname = %s AND usename = current_user"
+                    " AND pid <> pg_backend_pid()",
+                    (name,),
+                )
+                try:
+                    admin.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+                    return
+                except psycopg.errors.ObjectInUse:
+                    # A pool reconnected between the two statements (a closing system's
+                    # thread): end its connection again.
+                    if attempt == DROP_ATTEMPTS - 1:
+                        raise
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from cityops.domain.commands import (
     fingerprint,
 )
 from cityops.domain.errors import InvalidValue, NotPermitted
+from cityops.domain.drills.application import Drills
 from cityops.domain.exercises.application import Exercises
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.application import GridCases
@@ -47,7 +48,7 @@ from cityops.feeds.subscriptions import Subscriptions
 
 APPLICATIONS: list[type[CityApplication]] = [GridCases, HotlineTickets, Incidents,
                                              HazardSources, Resources, Accounts, Subscriptions,
-                                             Warnings, Reviews, Exercises]
+                                             Warnings, Reviews, Exercises, Drills]
 CASE = UUID("0b8f5c1e-6a5e-4c39-9d0e-7f3a8b1c2d4e")
 OTHER = UUID("5d6e7f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f")
 POINT = GeoPoint(121.4105, 31.2105)
