@@ -67,7 +67,7 @@ from cityops.settings import Settings
 from cityops.simulator import DemoDay, SimulatedClock, demo_day_start
 
 sys.path.insert(0, str(Path(__file__).parent))
-import summary  # noqa: E402  (bench/summary.py)
+import summary  # bench/summary.py
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIRST_DAY = date(2026, 3, 2)

@@ -53,7 +53,7 @@ from cityops.projections.spatial_postgis import PostgisSpatialQueries
 from cityops.storage import PostgresReadStore, ReadStore, SqliteReadStore
 
 sys.path.insert(0, str(Path(__file__).parent))
-import summary  # noqa: E402  (bench/summary.py)
+import summary  # bench/summary.py
 
 KINDS = ("ambulance", "fire-engine", "rescue-team", "police-car", "water-tanker",
          "excavator", "supply-depot", "medical-team", "hazmat-team", "generator")
@@ -359,7 +359,8 @@ def summary_rows(report: list[tuple[int, str, dict[str, Any]]]) -> list[summary.
                 name=f"{question} @ {size:,}, {name.split()[0]}",
                 baseline=f"scan p50 {slow.p50_ms:.1f}, p99 {slow.p99_ms:.1f} ms",
                 figure=f"p50 {fast.p50_ms:.1f}, p99 {fast.p99_ms:.1f} ms",
-                ratio=slow.p99_ms / fast.p99_ms, ratio_text=f"{slow.p99_ms / fast.p99_ms:.1f}x faster p99",
+                ratio=slow.p99_ms / fast.p99_ms,
+                ratio_text=f"{slow.p99_ms / fast.p99_ms:.1f}x faster p99",
                 target="p99 < 20 ms" if target else "",
                 met=fast.p99_ms < 20 if target else None))
     return rows
