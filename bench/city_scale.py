@@ -261,6 +261,7 @@ def grow(url: str, schema: str, cases: int) -> int:
             .fetchone()
         copy = int(row[0]) if row else 0
         started = time.monotonic()
+        copied = 0
         print(f"Growing {count:,} -> {cases:,} grid cases ({per_copy:,} a copy; "
               f"tables: {', '.join(f'{t.name} {len(t.rows):,}' for t in tables)})", flush=True)
         while count < cases:
@@ -274,8 +275,9 @@ def grow(url: str, schema: str, cases: int) -> int:
                             out.write_row(copy_row(table, values, copy, ids))
                 connection.execute("INSERT INTO city_scale_copies (copy) VALUES (%s)", (copy,))
             count += per_copy
+            copied += per_copy
             if copy % 10 == 0 or count >= cases:
-                rate = (count - per_copy) / max(time.monotonic() - started, 1e-9)
+                rate = copied / max(time.monotonic() - started, 1e-9)
                 print(f"  copy {copy}: {count:,} grid cases ({rate:,.0f}/s, load "
                       f"{os.getloadavg()[0]:.1f})", flush=True)
         for table in tables:
