@@ -202,8 +202,8 @@ def logins(args: argparse.Namespace) -> None:
 
         summary.write(args.summary, "abuse.py logins", [summary.Row(
             name="reads during a login burst",
-            baseline=f"reads alone median {statistics.median(alone):.1f} ms",
-            figure=f"median {statistics.median(during):.1f} ms", ratio=ratio,
+            baseline=f"reads alone median {statistics.median(alone) * 1000:.1f} ms",
+            figure=f"median {statistics.median(during) * 1000:.1f} ms", ratio=ratio,
             ratio_text=f"{ratio:.1f}x slower")])
 
 

@@ -31,7 +31,6 @@ import json
 import logging
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -314,12 +313,11 @@ def measure(name: str, system: CitySystem, storage_for: Callable[[str], Any],
 
 
 def postgres_server() -> str:
-    """The URL of the dev PostgreSQL cluster, started if need be."""
-    subprocess.run([str(REPO_ROOT / "dev" / "postgres"), "start"], check=True,
-                   capture_output=True)
-    done = subprocess.run([str(REPO_ROOT / "dev" / "postgres"), "url"], check=True,
-                          capture_output=True, text=True)
-    return done.stdout.strip()
+    """The server of CITYOPS_TEST_POSTGRES_URL, else the dev PostgreSQL cluster, started if
+    need be (bench/scratch_database.py)."""
+    from scratch_database import server_url
+
+    return server_url()
 
 
 def with_database(url: str, name: str) -> str:
