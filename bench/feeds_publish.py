@@ -55,6 +55,12 @@ ADMIN = Actor("root-wu", Role.ADMIN)
 
 
 def kafka_bootstrap() -> str:
+    """The broker of CITYOPS_TEST_KAFKA_BOOTSTRAP (one already running), else the dev
+    broker, started if need be."""
+    import os
+
+    if os.environ.get("CITYOPS_TEST_KAFKA_BOOTSTRAP"):
+        return os.environ["CITYOPS_TEST_KAFKA_BOOTSTRAP"]
     subprocess.run([str(REPO_ROOT / "dev" / "kafka"), "start"], check=True,
                    capture_output=True)
     return subprocess.run([str(REPO_ROOT / "dev" / "kafka"), "bootstrap"], check=True,
