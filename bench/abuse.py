@@ -198,6 +198,13 @@ def logins(args: argparse.Namespace) -> None:
         print(f"median slow-down:         {ratio:.1f} x")
         total = sum(seen.values())
         print(f"logins during the burst:  {total / elapsed:.1f}/s, answers {seen}")
+        import summary
+
+        summary.write(args.summary, "abuse.py logins", [summary.Row(
+            name="reads during a login burst",
+            baseline=f"reads alone median {statistics.median(alone) * 1000:.1f} ms",
+            figure=f"median {statistics.median(during) * 1000:.1f} ms", ratio=ratio,
+            ratio_text=f"{ratio:.1f}x slower")])
 
 
 def bomb_png(side: int) -> bytes:
@@ -237,6 +244,15 @@ def photos(args: argparse.Namespace) -> None:
         print(f"answers {sorted(answers)} in {took:.1f} s")
         print(f"server RSS before {before['VmRSS'] / mib:.0f} MiB, peak "
               f"{after['VmHWM'] / mib:.0f} MiB, 3 s after {after['VmRSS'] / mib:.0f} MiB")
+        import summary
+
+        summary.write(args.summary, "abuse.py photos", [summary.Row(
+            name=f"{args.parallel} uploads of {args.side} x {args.side}",
+            baseline=f"RSS before {before['VmRSS'] / mib:.0f} MiB",
+            figure=f"peak {after['VmHWM'] / mib:.0f} MiB, after {after['VmRSS'] / mib:.0f} MiB, "
+                   f"answers {sorted(answers)}",
+            ratio=after["VmHWM"] / before["VmRSS"], ratio_text=
+            f"peak {after['VmHWM'] / before['VmRSS']:.1f}x")])
 
 
 def main() -> None:
@@ -251,6 +267,10 @@ def main() -> None:
     bombs = commands.add_parser("photos", help="memory of parallel huge-PNG uploads")
     bombs.add_argument("--parallel", type=int, default=4)
     bombs.add_argument("--side", type=int, default=7000)
+    import summary  # bench/summary.py (bench/ is on the path when run)
+
+    summary.add_option(burst)
+    summary.add_option(bombs)
     args = parser.parse_args()
     {"logins": logins, "photos": photos}[args.command](args)
 

@@ -154,6 +154,9 @@ def main() -> None:
     parser.add_argument("--warnings", type=int, default=40)
     parser.add_argument("--poll", type=float, default=0.5,
                         help="the feed loops' poll interval (CITYOPS_FEEDS_POLL_INTERVAL_S)")
+    import summary  # bench/summary.py (bench/ is on the path when run)
+
+    summary.add_option(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from scratch_database import scratch_database  # bench/ is on the path when run
@@ -291,6 +294,17 @@ def report(args: argparse.Namespace, pipeline: dict[str, list[float]],
         print(f"issue -> {where:8s} {line(pipeline[where])}")
         print(f"bare    {where:8s} {line(bare[where])}   "
               f"(p50 ratio {percentile(pipeline[where], 0.5) / percentile(bare[where], 0.5):.0f}x)")
+    import summary
+
+    summary.write(args.summary, "cap_publish.py", [summary.Row(
+        name=f"issue -> {where}",
+        baseline=f"bare p50 {percentile(bare[where], 0.5) * 1000:.1f}, "
+                 f"p99 {percentile(bare[where], 0.99) * 1000:.1f} ms",
+        figure=f"p50 {percentile(pipeline[where], 0.5) * 1000:.1f}, "
+               f"p99 {percentile(pipeline[where], 0.99) * 1000:.1f} ms",
+        ratio=percentile(pipeline[where], 0.5) / percentile(bare[where], 0.5),
+        ratio_text=f"p50 {percentile(pipeline[where], 0.5) / percentile(bare[where], 0.5):.0f}x")
+        for where in ("feed", "kafka", "webhook")])
 
 
 if __name__ == "__main__":

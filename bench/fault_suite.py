@@ -1113,6 +1113,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="jars for the private broker (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    import summary  # bench/summary.py (bench/ is on the path when run)
+
+    summary.add_option(parser)
     args = parser.parse_args(argv)
     if args.faults:
         args.fault_list = [f.strip() for f in args.faults.split(",") if f.strip()]
@@ -1198,6 +1201,13 @@ def main(argv: list[str] | None = None) -> int:
             "results": [r.__dict__ for r in results], "elapsed_s": round(elapsed),
             "load_average": loads, "kafka_rate_target": args.kafka_rate,
             "http_rate_target": args.http_rate}, indent=2, default=str))
+    import summary
+
+    summary.write(args.summary, "fault_suite.py", [summary.Row(
+        name=r.fault, baseline=f"load {r.kafka_rate:.1f} Kafka + {r.http_rate:.1f} HTTP/s acked",
+        figure=(f"recovered in {r.recovery_s:.1f} s" if r.recovery_s is not None
+                else "not recovered"), target="every input exactly once", met=r.ok)
+        for r in results])
     return 0 if results and len(results) == len(args.fault_list) and all(
         r.ok for r in results) else 1
 

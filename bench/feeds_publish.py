@@ -55,6 +55,12 @@ ADMIN = Actor("root-wu", Role.ADMIN)
 
 
 def kafka_bootstrap() -> str:
+    """The broker of CITYOPS_TEST_KAFKA_BOOTSTRAP (one already running), else the dev
+    broker, started if need be."""
+    import os
+
+    if os.environ.get("CITYOPS_TEST_KAFKA_BOOTSTRAP"):
+        return os.environ["CITYOPS_TEST_KAFKA_BOOTSTRAP"]
     subprocess.run([str(REPO_ROOT / "dev" / "kafka"), "start"], check=True,
                    capture_output=True)
     return subprocess.run([str(REPO_ROOT / "dev" / "kafka"), "bootstrap"], check=True,
@@ -121,6 +127,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=15_000)
     parser.add_argument("--batch", type=int, default=200)
+    import summary  # bench/summary.py (bench/ is on the path when run)
+
+    summary.add_option(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from scratch_database import scratch_database
@@ -186,6 +195,10 @@ def main() -> None:
     print(f"feed publisher (batch {args.batch}, {transactions} transactions): "
           f"{publish_rate:,.0f} events/s")
     print(f"publisher / slower baseline:      {publish_rate / slower:10.0%}")
+    summary.write(args.summary, "feeds_publish.py", [summary.Row(
+        name=f"{events:,} events", baseline=f"read + decode {decode_rate:,.0f}/s; raw sends "
+        f"{raw_rate:,.0f} events/s", figure=f"{publish_rate:,.0f} events/s",
+        ratio=publish_rate / slower, ratio_text=f"{publish_rate / slower:.0%} of slower")])
 
 
 if __name__ == "__main__":

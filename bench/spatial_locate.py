@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-sample", type=int, default=200,
                         help="points located by the naive baseline")
     parser.add_argument("--no-postgres", action="store_true")
+    import summary  # bench/summary.py (bench/ is on the path when run)
+
+    summary.add_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
 
@@ -252,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     fastest = min(s for _, s, _ in results)
     print(f"\nThe fastest method is {naive_s / fastest:,.0f}x the naive loop "
           f"({naive_s / 60:,.1f} min extrapolated for all points).")
+    summary.write(args.summary, "spatial_locate.py", [summary.Row(
+        name=name, baseline=f"naive loop {args.points / naive_s:,.0f} points/s",
+        figure=f"{args.points / seconds:,.0f} points/s", ratio=naive_s / seconds,
+        ratio_text=f"{naive_s / seconds:,.0f}x naive") for name, seconds, _ in results
+        if not name.startswith("baseline")])
     return 0
 
 

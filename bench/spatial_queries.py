@@ -52,6 +52,9 @@ from cityops.projections.spatial_embedded import EmbeddedSpatialQueries
 from cityops.projections.spatial_postgis import PostgisSpatialQueries
 from cityops.storage import PostgresReadStore, ReadStore, SqliteReadStore
 
+sys.path.insert(0, str(Path(__file__).parent))
+import summary  # bench/summary.py
+
 KINDS = ("ambulance", "fire-engine", "rescue-team", "police-car", "water-tanker",
          "excavator", "supply-depot", "medical-team", "hazmat-team", "generator")
 RADIUS_M = 500.0
@@ -244,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--baseline-queries", type=int, default=100)
     parser.add_argument("--no-postgres", action="store_true")
+    summary.add_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
 
@@ -262,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print_report(args, report)
+    summary.write(args.summary, "spatial_queries.py", summary_rows(report))
     return 0
 
 
@@ -340,6 +345,25 @@ def print_report(args: argparse.Namespace,
         if name.startswith("embedded"):
             print(f"\nAt {size:,} features a radius question matched "
                   f"{result['matched']:.0f} features on average.")
+
+
+def summary_rows(report: list[tuple[int, str, dict[str, Any]]]) -> list[summary.Row]:
+    """The summary's rows (bench/run-all): each question against its scan baseline; the
+    issue's target is the PostGIS radius p99 under 20 ms at 100,000 features."""
+    rows = []
+    for size, name, result in report:
+        for question in ("radius", "nearest"):
+            fast, slow = result[question], result[f"scan {question}"]
+            target = question == "radius" and name.startswith("PostGIS") and size >= 100_000
+            rows.append(summary.Row(
+                name=f"{question} @ {size:,}, {name.split()[0]}",
+                baseline=f"scan p50 {slow.p50_ms:.1f}, p99 {slow.p99_ms:.1f} ms",
+                figure=f"p50 {fast.p50_ms:.1f}, p99 {fast.p99_ms:.1f} ms",
+                ratio=slow.p99_ms / fast.p99_ms,
+                ratio_text=f"{slow.p99_ms / fast.p99_ms:.1f}x faster p99",
+                target="p99 < 20 ms" if target else "",
+                met=fast.p99_ms < 20 if target else None))
+    return rows
 
 
 if __name__ == "__main__":

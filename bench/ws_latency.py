@@ -1175,6 +1175,10 @@ def main() -> None:
                         help="Keep the runs' folders (stores, server logs) and say where")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the serve process over each measured window")
+    sys.path.insert(0, str(Path(__file__).parent))
+    import summary  # bench/summary.py
+
+    summary.add_option(parser)
     args = parser.parse_args()
     args.compression = None if args.compression == "none" else args.compression
     if args.push_process and not args.postgres:
@@ -1220,6 +1224,36 @@ def main() -> None:
     print(table(results))
     print()
     print(ratios(results))
+    summary.write(args.summary, "ws_latency.py", summary_rows(results))
+
+
+def summary_rows(results: list[RunResult]) -> list[Any]:
+    """The summary's rows (bench/run-all): the system against the batched baseline if run
+    (the issue's target: p99 <= 2x the bare batched broadcast), else the bare one."""
+    import summary
+
+    rows = []
+    for clients in sorted({r.clients for r in results}):
+        pair = {r.subject: r for r in results if r.clients == clients}
+        if "system" not in pair:
+            continue
+        system = pair["system"]
+        base = next((r for name, r in pair.items() if name.startswith("batched")),
+                    pair.get("baseline"))
+        entry = (f", POST p99 {float(np.percentile(system.entry_ms, 99)):.0f} ms"
+                 if system.entry_ms else "")
+        ratio = system.percentile(99) / base.percentile(99) if base else None
+        batched = base is not None and base.subject.startswith("batched")
+        rows.append(summary.Row(
+            name=f"{clients} clients, {system.rate:.0f}/s",
+            baseline=(f"{base.subject}: p50 {base.percentile(50):.1f}, p99 "
+                      f"{base.percentile(99):.1f} ms" if base else ""),
+            figure=f"p50 {system.percentile(50):.1f}, p99 {system.percentile(99):.1f} ms, "
+                   f"lost {system.lost}{entry}",
+            ratio=ratio, ratio_text=f"p99 {ratio:.1f}x" if ratio else "",
+            target="p99 <= 2x batched" if batched else "",
+            met=(ratio is not None and ratio <= 2 and system.lost == 0) if batched else None))
+    return rows
 
 
 @contextlib.contextmanager
