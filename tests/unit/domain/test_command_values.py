@@ -22,8 +22,8 @@ from cityops.domain.commands import (
     CommandHandlers,
     fingerprint,
 )
-from cityops.domain.errors import InvalidValue, NotPermitted
 from cityops.domain.drills.application import Drills
+from cityops.domain.errors import InvalidValue, NotPermitted
 from cityops.domain.exercises.application import Exercises
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.application import GridCases
