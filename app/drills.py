@@ -161,11 +161,8 @@ class DrillRoom:
         self.settings = live.settings
         self.exercises: ExerciseFactory = (exercises if exercises is not None
                                            else drill_exercises(live))
-        registry = registry_settings(live.settings)
-        if registry.database_url is not None:
-            # The library creates its tables, not the schema they live in.
-            PostgresReadStore(registry.database_url, registry.database_schema, 1).close()
-        self.registry = Drills(registry.event_store_env(Drills.name), clock=live.clock)
+        self.registry = self._registry()
+        self._closed = False
         self._runs: dict[UUID, DrillRun] = {}
         self._lock = threading.RLock()
         self.offers: list[Callable[[], dict[str, Any]]] = []
@@ -265,9 +262,21 @@ class DrillRoom:
 
     # --- opening, closing, removing ---------------------------------------------------------
 
+    def _registry(self) -> Drills:
+        registry = registry_settings(self.settings)
+        if registry.database_url is not None:
+            # The library creates its tables, not the schema they live in.
+            PostgresReadStore(registry.database_url, registry.database_schema, 1).close()
+        return Drills(registry.event_store_env(Drills.name), clock=self.live.clock)
+
     def open(self) -> None:
         """Open the drills of the registry that were running or paused when this server
-        stopped: each comes back paused, where it was."""
+        stopped: each comes back paused, where it was (the registry too, after a `close`:
+        an app's lifespan may start again, as under a test client)."""
+        with self._lock:
+            if self._closed:
+                self.registry = self._registry()
+                self._closed = False
         for drill in self.registry.drills():
             if drill.status not in (DrillStatus.RUNNING, DrillStatus.PAUSED) \
                     or drill.id in self._runs:
@@ -353,4 +362,5 @@ class DrillRoom:
                 self._close_run(run)
             self._runs.clear()
             self.registry.close()
+            self._closed = True
 

@@ -112,7 +112,8 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True,
             yield
         finally:
             await drill_hubs.stop()
-            await asyncio.to_thread(room.close)
+            if manage_lifecycle:  # else the caller keeps the room open, as the system
+                await asyncio.to_thread(room.close)
             await live_hub.stop()
             operations.close()
             app.state.auth.close()
