@@ -114,9 +114,9 @@ def ensure_database(url: str) -> bool:
 def drop_database(url: str) -> None:
     name = urlsplit(url).path.lstrip("/")
     admin_url = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+    from scratch_database import drop_database as drop
+
+    drop(admin_url, name)
 
 
 def settings_for(url: str, data_dir: Path, **overrides: Any) -> Any:

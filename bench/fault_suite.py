@@ -255,9 +255,10 @@ def own_database(server_url: str) -> Iterator[str]:
     try:
         yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
     finally:
-        with suppress(Exception), psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+        from scratch_database import drop_database
+
+        with suppress(Exception):
+            drop_database(server_url, name)
 
 
 # --- the supervised processes -------------------------------------------------------------

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer
+from scratch_database import drop_database
 
 from cityops.bootstrap import CitySystem, build_system
 from cityops.domain.actors import Actor, Role
@@ -90,20 +91,6 @@ def fresh_database(server_url: str) -> Iterator[str]:
         yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
     finally:
         drop_database(server_url, name)
-
-
-def drop_database(server_url: str, name: str) -> None:
-    """Drop a benchmark database. FORCE cannot end an autovacuum worker (it belongs to the
-    superuser): when one is still in the database, wait for it to finish."""
-    for attempt in range(30):
-        try:
-            with psycopg.connect(server_url, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            return
-        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
-            if attempt == 29:
-                raise
-            time.sleep(1)
 
 
 # --- the messages ------------------------------------------------------------------------

@@ -207,11 +207,11 @@ def filled(url: str) -> tuple[int, tuple[float, ...], str]:
 
 def keep_database(name: str) -> str:
     """A new database of that name on the dev server (replacing one of the same name)."""
-    from scratch_database import server_url
+    from scratch_database import drop_database, server_url
 
     server = server_url()
+    drop_database(server, name)
     with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     return server.rsplit("/", 1)[0] + "/" + name
 

@@ -365,8 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     url, f"bench_{label}", 4), args.repeat, args.scale_cases))
                 target.close()
             finally:
-                with psycopg.connect(server, autocommit=True) as admin:
-                    admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                from scratch_database import drop_database
+
+                drop_database(server, database)
     finally:
         system.close()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,5 +40,23 @@ def scratch_database(label: str) -> Iterator[str]:
     try:
         yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
     finally:
+        drop_database(server, name)
+
+
+def drop_database(server: str, name: str, *, attempts: int = 30) -> None:
+    """Drop a benchmark database. Not `WITH (FORCE)`: the benchmark role is no superuser and
+    may not end an autovacuum worker in it, which makes FORCE refuse the drop. The role's own
+    connections are ended (waiting for each), then a plain DROP, which cancels autovacuum
+    itself; retried while something reconnects."""
+    for attempt in range(attempts):
         with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE "
+                "datname = %s AND usename = current_user AND pid <> pg_backend_pid()", (name,))
+            try:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+                return
+            except psycopg.errors.ObjectInUse:
+                if attempt == attempts - 1:
+                    raise
+        time.sleep(1)

@@ -50,7 +50,6 @@ import math
 import multiprocessing as mp
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -668,9 +667,9 @@ def wait_for_port(port: int, timeout: float) -> None:
 # -- the system under test ---------------------------------------------------------------
 
 def cityops_command() -> list[str]:
-    """The installed `cityops` command (or the module, if the script is not on PATH)."""
-    found = shutil.which("cityops")
-    return [found] if found else [sys.executable, "-m", "cityops.cli"]
+    """This checkout's `cityops`, run by the benchmark's own interpreter (a `cityops` found on
+    PATH may be another installation's)."""
+    return [sys.executable, "-m", "cityops.cli"]
 
 
 @dataclass
@@ -1291,8 +1290,9 @@ def database(postgres: str | None) -> Iterator[str | None]:
     try:
         yield urlunsplit(urlsplit(postgres)._replace(path=f"/{name}"))
     finally:
-        with psycopg.connect(postgres, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        from scratch_database import drop_database
+
+        drop_database(postgres, name)
 
 
 def kafka_bootstrap() -> str:
