@@ -16,6 +16,7 @@ KEYLESS = {
     ("POST", "/hazard-sources/{source_id}/sensors/{sensor_id}/readings"): "a repeated "
     "reading is out of order and changes nothing",
     ("POST", "/spatial/{layer}/within"): "a query with a polygon body, not a command",
+    ("POST", "/scenarios/validate"): "checks a scenario file and records nothing",
     ("POST", "/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver"): "sets a "
     "delivery pending again; doing it twice is doing it once",
     ("POST", "/photos"): "stored once by the photo's sha256",
