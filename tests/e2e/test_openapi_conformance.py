@@ -510,6 +510,24 @@ def _statistics_and_system(walk: Walk) -> None:
     span = walk.get("/time-travel")
     walk.get("/grid-cases", params={"as_of": span["now"], "limit": 5})
     walk.get("/statistics/key-figures", params={"as_of": span["now"]}, role="leader")
+    # The drill room: a planner starts a drill of the last hour and steers it to its end.
+    now = datetime.now(UTC)
+    window = {"window_from": (now - timedelta(hours=1)).isoformat(),
+              "window_to": now.isoformat()}
+    drill = walk.post("/drills", {"title": "Conformance drill", **window, "speed": 1},
+                      role="planner", expect=201)
+    path = f"/drills/{drill['id']}"
+    walk.get("/drills", role="planner")
+    walk.get("/drills/ready", role="planner")
+    walk.get(path, role="planner")
+    walk.post(f"{path}/pause", role="planner")
+    walk.post(f"{path}/speed", {"speed": 20}, role="planner")
+    walk.post(f"{path}/resume", role="planner")
+    walk.post(f"{path}/participants", {"users": ["dispatcher"]}, role="planner")
+    walk.post(f"{path}/jump", {"to": window["window_to"]}, role="planner")
+    walk.post(f"{path}/finish", role="planner")
+    walk.call("DELETE", path, role="planner")
+    walk.get("/drill-room", role=None)
     walk.get("/health", role=None)
     walk.get("/metrics", role=None)
     walk.call("GET", "/", role=None, expect=307)
