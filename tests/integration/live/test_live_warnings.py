@@ -107,6 +107,9 @@ async def test_a_department_sees_an_issued_warning_as_issued_while_an_update_is_
     fire_token = live_server.token("department-user", "fire")
     warning_id = await asyncio.to_thread(draft, system)
     await asyncio.to_thread(approve_and_issue, system, warning_id)
+    # The snapshot is read from the read models: they must have the issued warning (on a
+    # loaded machine the follower may still be behind when the session opens).
+    await asyncio.to_thread(system.catch_up)
     fire = await open_session(live_server.url, fire_token, layers=["warnings"])
     [before] = (await fire.next_of("snapshot"))["layers"]["warnings"]
     assert before["properties"]["status"] == "issued"
