@@ -19,10 +19,17 @@ drill replaying the same events hold the very same history.
 `valid_from <= T < valid_to` selects, for every row, the version in force at T: the state
 after the last event stamped at or before T (two events stamped at the same instant leave
 the first version an empty interval, never visible).
+
+A state whose rows cannot be computed (an event the projection cannot project, set aside by
+the follower) gets no version when a later event of the same batch corrects it: the version
+before it stays in force until the correction, as the current table never showed it either.
+A batch whose last state of an aggregate cannot be computed fails, and the follower sets
+the aggregate aside (projections/follower.py).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +38,8 @@ from eventsourcing.domain import Aggregate
 
 from cityops.projections.tables import Column, SummaryTable, utc_text
 from cityops.storage import Transaction
+
+log = logging.getLogger(__name__)
 
 HISTORY_SUFFIX = "_history"
 OPEN_END = "9999-12-31T23:59:59.999999+00:00"
@@ -130,11 +139,24 @@ class HistoryRows:
         self.table = table
         self._key_positions = [table.names.index(k) for k in table.key]
         self._versions: dict[tuple[Any, ...], list[_Version]] = {}
+        self._unprojectable: dict[Any, tuple[int, Exception]] = {}
+        """Aggregates whose latest state in the batch has no rows: version, and why."""
 
     def add(self, event: Any, aggregate: Any) -> None:
         valid_from = utc_text(event.timestamp) or ""
-        extras = tuple(c.extract(aggregate) for c in self.table.extras)
-        for row in self.table.rows_of(aggregate):
+        try:
+            extras = tuple(c.extract(aggregate) for c in self.table.extras)
+            computed = self.table.rows_of(aggregate)
+        except Exception as error:
+            self._unprojectable[aggregate.id] = (aggregate.version, error)
+            return
+        skipped = self._unprojectable.pop(aggregate.id, None)
+        if skipped is not None:
+            log.warning("%s: aggregate %s at version %d has no row version (%s: %s); the "
+                        "previous version stays in force until version %d", self.table.table,
+                        aggregate.id, skipped[0], type(skipped[1]).__name__, skipped[1],
+                        aggregate.version)
+        for row in computed:
             values = (*row, *extras)
             key = tuple(values[i] for i in self._key_positions)
             versions = self._versions.setdefault(key, [])
@@ -144,6 +166,8 @@ class HistoryRows:
             versions.append(_Version(values, aggregate.version, valid_from))
 
     def write(self, txn: Transaction) -> None:
+        for _, error in self._unprojectable.values():
+            raise error
         if not self._versions:
             return
         table = self.table

@@ -197,7 +197,7 @@ def test_the_projection_process_serves_metrics_and_health_on_its_port(tmp_path: 
             assert health.status_code == 200
             body = health.json()
             assert set(body["projection_lag"]) == {"gridcases", "incidents", "hazards",
-                                                   "hotline", "resources"}
+                                                   "hotline", "resources", "warnings"}
             assert {c["name"] for c in body["checks"]} >= {"projection gridcases",
                                                            "failing aggregates"}
             text = httpx.get(f"{base}/metrics", timeout=5).text

@@ -141,6 +141,17 @@ class IsolationContract:
         health = _health(restarted)
         assert health["status"] == "ok"
         assert health["failing_aggregates"] == []
+        # Its history has no version for the state the projection could not compute: the
+        # dispatched version stays in force until the case was handled.
+        with restarted.read_models.store.transaction() as txn:
+            txn.execute("SELECT since_version, status, valid_to FROM rm_grid_cases_history "
+                        "WHERE id = %s ORDER BY since_version", (str(broken),))
+            versions = [tuple(found) for found in txn.fetchall()]
+        statuses = [status for _, status, _ in versions]
+        assert statuses[-2:] == ["dispatched", "handled"]
+        assert 4 not in [since for since, _, _ in versions]
+        handled_from = restarted.grid_cases.case(broken).modified_on
+        assert versions[-2][2] == handled_from.isoformat()
 
     def test_a_fixed_projection_projects_the_case_set_aside_at_its_restart(
         self, make_system: SystemFactory, monkeypatch: pytest.MonkeyPatch
