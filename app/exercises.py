@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
@@ -42,7 +42,7 @@ from cityops.domain.commands import CommandContext
 from cityops.domain.errors import DomainError, InvalidValue, NotFound
 from cityops.domain.exercises.commands import EndExercise, PlanExercise, RecordInjectDelivery
 from cityops.domain.exercises.exercise import DeliveryOutcome, Exercise
-from cityops.domain.exercises.objectives import ObjectiveResult, measure
+from cityops.domain.exercises.objectives import ObjectiveResult, measure, minutes_text
 from cityops.domain.exercises.scenario import (
     HotlineCall,
     IncidentReport,
@@ -60,6 +60,7 @@ from cityops.domain.incidents.incident import IncidentSource
 from cityops.domain.incidents.plans import PlanLevel, PlanTask, ResourceRequirement
 from cityops.domain.resources.commands import RegisterResource, TakeOutOfService
 from cityops.domain.resources.resource import Resource
+from cityops.domain.reviews.report import MeasuredObjective, Verdict
 from cityops.ingest import messages
 from cityops.ingest.deadletters import StoredDeadLetters
 from cityops.ingest.pipeline import Delivery, IngestPipeline, Outcome
@@ -67,7 +68,23 @@ from cityops.ingest.topics import IngestStream
 
 if TYPE_CHECKING:
     from cityops.bootstrap import CitySystem
+    from cityops.domain.clock import Clock
+    from cityops.domain.exercises.application import Exercises
+    from cityops.domain.incidents.application import Incidents
+    from cityops.domain.resources.application import Resources
     from cityops.simulator import DemoDeadLetters
+
+
+class ExercisedSystem(Protocol):
+    """What measuring an exercise reads of a system (live, or a drill's): its exercises,
+    the incidents' and resources' events, and its clock."""
+
+    exercises: Exercises
+    incidents: Incidents
+    resources: Resources
+
+    @property
+    def clock(self) -> Clock: ...
 
 CONTROLLER = Actor("exercise-controller", Role.SYSTEM)
 """Who records what the exercise did (injects delivered, its end): the exercise's control."""
@@ -256,7 +273,7 @@ class DrillEvents:
     """The incidents' and resources' events of a system, read on from where the last read
     stopped (the objectives are measured over all of them each time)."""
 
-    def __init__(self, system: CitySystem) -> None:
+    def __init__(self, system: ExercisedSystem) -> None:
         self.system = system
         self._positions: dict[str, int] = {}
         self._events: list[object] = []
@@ -287,7 +304,7 @@ _EVENTS_OF: dict[int, tuple[weakref.ref[Any], DrillEvents]] = {}
 _EVENTS_LOCK = threading.Lock()
 
 
-def events_of(system: CitySystem) -> DrillEvents:
+def events_of(system: ExercisedSystem) -> DrillEvents:
     """The measured events of a system, read on incrementally by every caller in this
     process (the API's reads and the drill runner share them)."""
     with _EVENTS_LOCK:
@@ -431,7 +448,7 @@ class ExerciseDriver:
                                     CommandContext(actor=self.controller))
 
 
-def exercise_status(system: CitySystem, exercise_id: UUID,
+def exercise_status(system: ExercisedSystem, exercise_id: UUID,
                     events: Sequence[object] | None = None,
                     now: datetime | None = None) -> dict[str, Any]:
     """An exercise as the API and the drill screen show it: its summary, and each
@@ -447,6 +464,35 @@ def exercise_status(system: CitySystem, exercise_id: UUID,
     for objective in summary["objectives"]:
         objective["measure"] = measured[objective["id"]].as_dict()
     return summary
+
+
+def measured_objectives(system: ExercisedSystem, *, incident_id: UUID | None = None,
+                        now: datetime | None = None) -> list[MeasuredObjective]:
+    """The objectives of every exercise played in `system`, measured from its events, with
+    each one's latest rating, as the after-action reviews show them (live history plays no
+    exercise: none). With `incident_id`: only those measured on that incident."""
+    exercise_ids = system.exercises.exercise_ids()
+    if not exercise_ids:
+        return []
+    events = events_of(system).all()
+    found = []
+    for exercise_id in exercise_ids:
+        for objective in exercise_status(system, exercise_id, events, now)["objectives"]:
+            result = objective["measure"]
+            if incident_id is not None and result["incident_id"] != str(incident_id):
+                continue
+            latest = objective["ratings"][-1] if objective["ratings"] else None
+            measured = result["measured_s"]
+            found.append(MeasuredObjective(
+                name=objective["description"],
+                target=minutes_text(timedelta(seconds=objective["within_s"])),
+                measured=(minutes_text(timedelta(seconds=measured))
+                          if measured is not None else None),
+                verdict=Verdict(result["status"]),
+                rating=(f"{latest['rating']}: {latest['meaning']}"
+                        if latest is not None else None),
+                observations=latest["observations"] if latest is not None else ""))
+    return found
 
 
 

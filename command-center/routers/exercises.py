@@ -22,6 +22,7 @@ from cityops.command_center.schemas import Command
 from cityops.domain.commands import CommandContext
 from cityops.domain.exercises.commands import EndExercise, RateObjective
 from cityops.domain.exercises.scenario import MAX_SCENARIO_BYTES
+from cityops.exercises import events_of, exercise_status
 
 scenarios_router = APIRouter(prefix="/scenarios", tags=["exercises"])
 router = APIRouter(prefix="/exercises", tags=["exercises"])
@@ -68,18 +69,14 @@ def validate_scenario(body: ScenarioIn, system: SystemDep,
 
 
 def _state(system: SystemDep, exercise_id: UUID) -> dict[str, Any]:
-    from cityops.exercises import exercise_status
-
-    return exercise_status(system, exercise_id)  # type: ignore[arg-type]
+    return exercise_status(system, exercise_id)
 
 
 @router.get("", response_model=ExercisesPublic)
 def list_exercises(system: SystemDep, actor: CurrentActor) -> dict[str, Any]:
     """Every exercise of this system (a drill's own), oldest first, objectives measured now."""
-    from cityops.exercises import events_of, exercise_status
-
-    events = events_of(system).all()  # type: ignore[arg-type]
-    data = [exercise_status(system, exercise_id, events)  # type: ignore[arg-type]
+    events = events_of(system).all()
+    data = [exercise_status(system, exercise_id, events)
             for exercise_id in system.exercises.exercise_ids()]
     return {"data": data, "count": len(data)}
 

@@ -48,10 +48,11 @@ from cityops.domain.reviews.commands import (
     WithdrawReviewFinding,
     WriteReviewSummary,
 )
-from cityops.domain.reviews.report import MeasuredObjective, ReviewReports
+from cityops.domain.reviews.report import ReviewReports
 from cityops.domain.reviews.review import FindingKind, ItemStatus, Review, SubjectKind
 from cityops.domain.sharing import Viewer
 from cityops.domain.values import parse_instant
+from cityops.exercises import measured_objectives
 from cityops.projections.tables import utc_text
 
 REVIEW_CONDITION = "after-action-review"
@@ -88,13 +89,6 @@ def reports_of(system: SystemDep) -> ReviewReports:
                          system.resources.events.get, system.response_norms)
 
 
-def measured_objectives(system: SystemDep) -> list[MeasuredObjective]:
-    """The exercise objectives of the system's scenario, as measured from its events: a
-    drill run with a scenario has them (`cityops.domain.exercises`); live history has none."""
-    measure = getattr(system, "measured_objectives", None)
-    return list(measure()) if callable(measure) else []
-
-
 def _review_doc(system: SystemDep, review: Review | None) -> dict[str, Any] | None:
     return review.summary(system.clock()) if review is not None else None
 
@@ -110,7 +104,8 @@ def _shared_timeline(system: SystemDep, report: dict[str, Any], actor: Actor) ->
 def incident_review(system: SystemDep, incident_id: UUID, actor: Actor) -> dict[str, Any]:
     """The document of an incident's review: its report and, once opened, its record."""
     report = reports_of(system).incident_report(
-        incident_id, now=system.clock(), objectives=measured_objectives(system)).as_dict()
+        incident_id, now=system.clock(),
+        objectives=measured_objectives(system, incident_id=incident_id)).as_dict()
     _shared_timeline(system, report, actor)
     try:
         review: Review | None = system.reviews.review_of_incident(incident_id)

@@ -91,7 +91,8 @@ class _Incident:
                 and (wanted.level is None or wanted.level in self.levels))
 
 
-def _minutes(duration: timedelta) -> str:
+def minutes_text(duration: timedelta) -> str:
+    """A duration as the drill screen and the reports write it (`12 min 05 s`)."""
     seconds = int(duration.total_seconds())
     return f"{seconds // 60} min {seconds % 60:02d} s"
 
@@ -160,16 +161,16 @@ def _judge(objective: Objective, start: datetime, done_at: datetime | None, now:
         status = ObjectiveStatus.MET if took <= target else ObjectiveStatus.MISSED
         verdict = "within" if status is ObjectiveStatus.MET else "later than"
         return ObjectiveResult(objective.id, objective.kind, status, target, took, incident,
-                               f"{what} after {_minutes(took)}, {verdict} the target of "
-                               f"{_minutes(target)}")
+                               f"{what} after {minutes_text(took)}, {verdict} the target of "
+                               f"{minutes_text(target)}")
     waited = now - start
     if waited > target:
         return ObjectiveResult(objective.id, objective.kind, ObjectiveStatus.MISSED, target,
-                               None, incident, f"not {what} {_minutes(target)} after the start "
+                               None, incident, f"not {what} {minutes_text(target)} after the start "
                                                "of the measure")
     return ObjectiveResult(objective.id, objective.kind, ObjectiveStatus.PENDING, target, None,
-                           incident, f"not {what} yet ({_minutes(max(waited, timedelta()))} "
-                                     f"of {_minutes(target)})")
+                           incident, f"not {what} yet ({minutes_text(max(waited, timedelta()))} "
+                                     f"of {minutes_text(target)})")
 
 
 def _tasks(objective: Objective, incident: _Incident, now: datetime) -> ObjectiveResult:
@@ -187,7 +188,7 @@ def _tasks(objective: Objective, incident: _Incident, now: datetime) -> Objectiv
         return ObjectiveResult(
             objective.id, objective.kind, ObjectiveStatus.MISSED, target, longest, incident.id,
             f"{len(late)} of {len(tasks)} tasks acknowledged late, {len(overdue)} not "
-            f"acknowledged within {_minutes(target)}")
+            f"acknowledged within {minutes_text(target)}")
     if waiting:
         return ObjectiveResult(
             objective.id, objective.kind, ObjectiveStatus.PENDING, target, longest, incident.id,
@@ -195,7 +196,7 @@ def _tasks(objective: Objective, incident: _Incident, now: datetime) -> Objectiv
     assert longest is not None
     return ObjectiveResult(objective.id, objective.kind, ObjectiveStatus.MET, target, longest,
                            incident.id, f"all {len(tasks)} tasks acknowledged, the last after "
-                                        f"{_minutes(longest)}")
+                                        f"{minutes_text(longest)}")
 
 
 def measure(objectives: Sequence[Objective], events: Iterable[object], started_at: datetime,

@@ -117,3 +117,21 @@ def test_evaluators_rate_objectives_and_players_may_not(api: Api) -> None:
     assert [type(e).__name__ for e in history] == ["Planned", "ObjectiveRated"]
     ended = api.post(f"/exercises/{exercise_id}/end", {"note": "hot wash"}, role="planner")
     assert ended["status"] == "ended" and ended["ended_at"] is not None
+
+
+def test_the_review_of_the_exercise_shows_its_objectives_with_their_ratings(api: Api) -> None:
+    """A drill's after-action review reads the objectives of the exercise played in it,
+    measured from its events, each with the evaluators' latest rating."""
+    exercise_id = plan(api)
+    api.post(f"/exercises/{exercise_id}/ratings",
+             {"objective_id": "first-engine", "rating": "M",
+              "observations": "No engine reached the plant"}, role="planner")
+    report = api.get("/reviews/period", role="planner")["report"]
+    shown = {o["name"]: o for o in report["objectives"]}
+    assert len(shown) == 5
+    engine = next(o for name, o in shown.items() if "engine" in name.lower())
+    assert (engine["target"], engine["verdict"], engine["measured"]) == (
+        "12 min 00 s", "pending", None)
+    assert engine["rating"] == "M: performed with major challenges"
+    assert engine["observations"] == "No engine reached the plant"
+    assert [o["rating"] for o in shown.values()].count(None) == 4
