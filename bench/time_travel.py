@@ -1,88 +1,50 @@
 """Benchmark: the whole city (every layer) at a random past instant, against the same question
-about now, in the same run, over a long simulated history.
+about now, in the same run, over a history of at least a year of a large city.
 
-The store is a run of simulated demo days (the demo city's inspectors, hotline, sensors,
-incidents and moving resources, each day with its own seed), one working day after another,
-recorded through the application commands into SQLite event stores, and projected (with
-the read models' row versions, projections/history.py). Generation takes minutes per
-thousands of events: it is resumable (`--store` keeps the stores and a progress file; a
-later run goes on from the last finished day) and the read models are caught up once.
+The store (bench/city_history.py): real events of the domain in the event stores, at least
+`--events` of them over at least a year (a demo-day seed's working week, copied week after
+week under new ids and times, several copies a week: a city larger than the demo's), the
+read models and their row versions (projections/history.py) built by the product's own
+projection (`rebuild`). It is built once per size and kept (on PostgreSQL the database
+`cityops_bench_history_<events>_<seed>`, on SQLite a folder under .local/bench-history/):
+a rerun measures at once; `--drop` removes it.
 
 The question (projections/city_at.py, what `cityops history at` prints): for every layer
 (grid cases, incidents, plans, hazard sources, hotline tickets, resources, warnings) the
 count per state and the newest items, and the key figures with the supervision lights, at
 T. Asked `--questions` times at random past instants (T uniform over the stored history),
-and as many times about now; p50 and p95 of each.
+each followed by the same question about now (the baseline); p50 and p95 of each, and the
+ratio of the p95s. Target (issue 12): p95 at a past instant under 1 s.
 
 Usage:
-    python bench/time_travel.py                              # 1,000,000 events (long)
-    python bench/time_travel.py --events 100000 --store .local/time-travel-store
+    python bench/time_travel.py                                  # 1,000,000 events, PostgreSQL
+    python bench/time_travel.py --backends postgres,sqlite --events 1000000
+    python bench/time_travel.py --events 20000 --questions 10    # a quick check
+    python bench/time_travel.py --events 1000000 --drop          # remove the kept store
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
 import random
-import statistics
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cityops.bootstrap import CitySystem, build_system
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import summary
+from city_history import SEED_EVENTS, HistoryStore, open_history
+from projection_rebuild import event_count
+
+from cityops.bootstrap import CitySystem
 from cityops.projections.as_of import first_event_at
 from cityops.projections.city_at import city_at
-from cityops.settings import Settings
-from cityops.simulator import DemoDay, SimulatedClock, demo_day_start
 
-FIRST_DAY = date(2025, 1, 2)
-ORDERS_PER_DAY = 1_000_000
-PROGRESS = "time-travel-progress.json"
-
-
-def event_count(system: CitySystem) -> int:
-    """Events in all the system's event stores."""
-    return sum(app.recorder.max_notification_id() or 0 for app in system.applications)
-
-
-def generate(directory: Path, events: int) -> tuple[CitySystem, SimulatedClock]:
-    """Demo days, one working day after another, until the stores hold `events` events;
-    resumes after the last finished day (the progress file in `directory`)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    progress_file = directory / PROGRESS
-    progress = json.loads(progress_file.read_text()) if progress_file.exists() else {"day": 0}
-    day = int(progress["day"])
-    clock = SimulatedClock(datetime(FIRST_DAY.year, FIRST_DAY.month, FIRST_DAY.day, tzinfo=UTC)
-                           + timedelta(days=day - 1), 0.0)
-    system = build_system(Settings(data_dir=directory, run_projections=False), clock=clock)
-    started = time.perf_counter()
-    while (count := event_count(system)) < events:
-        start = demo_day_start(system, FIRST_DAY + timedelta(days=day))
-        if start <= clock():
-            day += 1
-            continue
-        clock.advance_to(start)
-        demo = DemoDay(system, clock, start, seed=5000 + day)
-        # Command ids of the demo are numbered per day: each day apart.
-        demo._order = day * ORDERS_PER_DAY
-        demo.plan()
-        demo.run_until(demo.end)
-        day += 1
-        progress_file.write_text(json.dumps({"day": day}))
-        count = event_count(system)
-        rate = count / max(1e-9, time.perf_counter() - started)
-        print(f"  day {day} ({start.date()}): {count:,} events ({rate:,.0f}/s this run)",
-              flush=True)
-    clock.advance_to(max(clock(), clock() + timedelta(minutes=1)))
-    print(f"Projecting the read models (and their row versions) of {count:,} events ...",
-          flush=True)
-    began = time.perf_counter()
-    system.catch_up()
-    print(f"  projected in {time.perf_counter() - began:,.1f} s", flush=True)
-    return system, clock
+TARGET_S = 1.0
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -113,38 +75,85 @@ def measure(system: CitySystem, questions: int, seed: int) -> dict[str, Any]:
     return {"past": past, "now": live, "items_at_t": sizes, "first": first, "now_at": now}
 
 
+def load() -> str:
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def report(backend: str, events: int, result: dict[str, Any], questions: int) -> list[str]:
+    past, now = result["past"], result["now"]
+    span = result["now_at"] - result["first"]
+    lines = [f"The whole city (7 layers + key figures), {backend}, {events:,} events over "
+             f"{span.days} days ({result['first'].date()} .. {result['now_at'].date()}), "
+             f"{questions} questions each",
+             f"  items in the city at T: median "
+             f"{sorted(result['items_at_t'])[len(result['items_at_t']) // 2]:,}"]
+    for label, values in (("as of a random past T", past), ("now (baseline)", now)):
+        lines.append(f"  {label:<24} p50 {percentile(values, 0.5) * 1000:8.1f} ms   "
+                     f"p95 {percentile(values, 0.95) * 1000:8.1f} ms   "
+                     f"max {max(values) * 1000:8.1f} ms")
+    ratio = percentile(past, 0.95) / percentile(now, 0.95)
+    lines.append(f"  p95 past / p95 now: {ratio:.2f} x; target p95 < {TARGET_S:.0f} s: "
+                 f"{'met' if percentile(past, 0.95) < TARGET_S else 'MISSED'}")
+    return lines
+
+
+def summary_row(backend: str, events: int, result: dict[str, Any]) -> summary.Row:
+    past, now = percentile(result["past"], 0.95), percentile(result["now"], 0.95)
+    return summary.Row(
+        name=f"{backend}, {events:,} events",
+        baseline=f"now: p50 {percentile(result['now'], 0.5) * 1000:.0f}, "
+                 f"p95 {now * 1000:.0f} ms",
+        figure=f"past T: p50 {percentile(result['past'], 0.5) * 1000:.0f}, "
+               f"p95 {past * 1000:.0f} ms",
+        ratio=past / now, ratio_text=f"p95 {past / now:.2f}x",
+        target=f"p95 < {TARGET_S * 1000:.0f} ms", met=past < TARGET_S)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000,
-                        help="events in the store (whole demo days: a little more)")
-    parser.add_argument("--store", type=Path, default=Path(".local/time-travel-store"),
-                        help="folder of the stores (kept and resumed)")
+                        help="events in the store (whole weeks: a little more)")
+    parser.add_argument("--backends", default="postgres",
+                        help="comma-separated: postgres, sqlite (default postgres)")
+    parser.add_argument("--seed-events", type=int, default=SEED_EVENTS,
+                        help="events of the demo-day seed whose first week is copied")
     parser.add_argument("--questions", type=int, default=40,
                         help="past instants asked (and as many questions about now)")
-    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=12, help="of the random instants")
+    parser.add_argument("--drop", action="store_true", help="remove the kept stores and stop")
+    summary.add_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    print(f"Store: {args.store}")
-    system, _ = generate(args.store, args.events)
-    try:
-        events = event_count(system)
-        result = measure(system, args.questions, args.seed)
-    finally:
-        system.close()
-    past, now = result["past"], result["now"]
-    span = result["now_at"] - result["first"]
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(backends) - {"postgres", "sqlite"}
+    if unknown:
+        parser.error(f"unknown back end(s) {', '.join(sorted(unknown))}: postgres, sqlite")
+    if args.drop:
+        for backend in backends:
+            HistoryStore(backend, args.events, args.seed_events).drop()
+            print(f"dropped the {backend} store of {args.events:,} events")
+        return 0
+    lines: list[str] = []
+    rows: list[summary.Row] = []
+    for backend in backends:
+        system: CitySystem = open_history(HistoryStore(backend, args.events, args.seed_events))
+        try:
+            events = event_count(system)
+            print(f"Measuring {backend} ({events:,} events); load average {load()} ...",
+                  flush=True)
+            began = time.perf_counter()
+            result = measure(system, args.questions, args.seed)
+            took = time.perf_counter() - began
+        finally:
+            system.close()
+        part = [*report(backend, events, result, args.questions),
+                f"  measured in {took:.0f} s; load average after: {load()}"]
+        print("\n".join(part), flush=True)
+        lines += part
+        rows.append(summary_row(backend, events, result))
     print()
-    print(f"The whole city (7 layers + key figures), SQLite, {events:,} events over "
-          f"{span.days} days ({result['first'].date()} .. {result['now_at'].date()}), "
-          f"{args.questions} questions each")
-    print(f"  items in the city at T: median {statistics.median(result['items_at_t']):,.0f}")
-    for label, values in (("as of a random past T", past), ("now (baseline)", now)):
-        print(f"  {label:<24} p50 {percentile(values, 0.5) * 1000:8.1f} ms   "
-              f"p95 {percentile(values, 0.95) * 1000:8.1f} ms   "
-              f"max {max(values) * 1000:8.1f} ms")
-    ratio = percentile(past, 0.95) / percentile(now, 0.95)
-    print(f"  p95 past / p95 now: {ratio:.2f} x; target p95 < 1 s: "
-          f"{'met' if percentile(past, 0.95) < 1.0 else 'MISSED'}")
+    print("\n".join(lines))
+    summary.write(args.summary, "time_travel.py", rows)
     return 0
 
 

@@ -965,10 +965,35 @@ async def _paced(rate: float, total: int, step: Any,
     return pending, late_ms
 
 
+class RunHooks:
+    """What a benchmark built on this one does around a system run (it subclasses this:
+    bench/drills_under_load.py starts drills during the load). Each does nothing here."""
+
+    subject = "system"
+    """The run's name in the results."""
+
+    def prepare(self, deployment: Deployment, password: str) -> None:
+        """Before the processes start (the store made, the bench's users added)."""
+
+    def begin(self, deployment: Deployment) -> None:
+        """The processes answer and the clients are connected; before the load."""
+
+    def window_opened(self) -> None:
+        """The measured window begins (after the warm-up)."""
+
+    def window_closed(self) -> None:
+        """The measured window ends (the last report entered)."""
+
+    def end(self, deployment: Deployment) -> None:
+        """Before the processes stop (whatever happened)."""
+
+
 def run_system(clients: int, args: argparse.Namespace, folder: Path,
-               database_url: str | None) -> RunResult:
+               database_url: str | None, hooks: RunHooks | None = None) -> RunResult:
     """`cityops serve` on a fresh store with `clients` clients."""
     import uvloop
+
+    hooks = hooks or RunHooks()
 
     deployment = Deployment(folder, database_url, args.kafka_bootstrap,
                             f"wsbench{uuid.uuid4().hex[:8]}", push_process=args.push_process,
@@ -983,6 +1008,7 @@ def run_system(clients: int, args: argparse.Namespace, folder: Path,
     from cityops.maps import load_demo_city
 
     points = report_points(load_demo_city().map.cells, total)
+    hooks.prepare(deployment, password)
     deployment.start()
     fleet: ClientFleet | None = None
     profiler: tuple[subprocess.Popen[bytes], Path] | None = None
@@ -1002,6 +1028,7 @@ def run_system(clients: int, args: argparse.Namespace, folder: Path,
         def open_window() -> None:
             nonlocal profiler
             window.open()
+            hooks.window_opened()
             if args.profile:
                 # The process the clients are connected to.
                 pushing = deployment.processes.get("serve (push)",
@@ -1009,6 +1036,7 @@ def run_system(clients: int, args: argparse.Namespace, folder: Path,
                 profiler = start_profiler(pushing.pid, clients, args.seconds)
 
         marks = {first: open_window}
+        hooks.begin(deployment)
         if args.kafka_bootstrap:
             topic = f"{deployment.topic_namespace}.grid-case-reports"
             produced = uvloop.run(produce_kafka(args.kafka_bootstrap, topic, args.rate, total,
@@ -1017,6 +1045,7 @@ def run_system(clients: int, args: argparse.Namespace, folder: Path,
             produced = uvloop.run(produce_http(deployment.port, producer_token, args.rate,
                                                total, points, marks))
         window.close()
+        hooks.window_closed()
         drain = fleet.wait_for([seq for seq in range(total)
                                 if seq not in produced["failures"]], args.drain)
         latency, counts = fleet.collect()
@@ -1026,7 +1055,10 @@ def run_system(clients: int, args: argparse.Namespace, folder: Path,
             fleet.close()
         if profiler is not None:
             profiler[0].wait(args.seconds + 60)
-        deployment.stop()
+        try:
+            hooks.end(deployment)
+        finally:
+            deployment.stop()
     if profiler is not None:
         print(profile_summary(profiler[1]))
     failures: dict[int, str] = produced["failures"]
@@ -1035,7 +1067,7 @@ def run_system(clients: int, args: argparse.Namespace, folder: Path,
               f"{next(iter(failures.values()))}")
     # A report that never entered the system is not a message lost on the way out.
     measured = [seq for seq in range(first, total) if seq not in failures]
-    return RunResult("system", clients, args.rate, window, latency[:, measured], counts,
+    return RunResult(hooks.subject, clients, args.rate, window, latency[:, measured], counts,
                      entered=len(measured), entry_failures=total - first - len(measured),
                      entry_ms=[produced["answered_ms"][seq] for seq in measured
                                if seq in produced["answered_ms"]],
@@ -1141,48 +1173,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", default="1,100,500",
                         help="Comma-separated client counts (default 1,100,500)")
-    parser.add_argument("--rate", type=float, default=200.0, help="Reports per second")
-    parser.add_argument("--seconds", type=float, default=20.0, help="Measured seconds")
-    parser.add_argument("--warm-up", type=float, default=5.0, help="Seconds before measuring")
-    parser.add_argument("--drain", type=float, default=20.0,
-                        help="Seconds to wait for the last report after the load stops "
-                             "(what has not arrived by then is lost)")
-    parser.add_argument("--processes", type=int, default=4, help="Client processes")
-    parser.add_argument("--compression", choices=["none", "deflate"], default="none",
-                        help="permessage-deflate offered by the clients (browsers offer it)")
-    parser.add_argument("--postgres", metavar="URL", nargs="?", const="dev",
-                        help="Run on PostgreSQL with a separate projection process: a scratch "
-                             "database per run on the server of URL (no URL: the dev "
-                             "cluster, started if need be), dropped afterwards")
-    parser.add_argument("--push-process", action="store_true",
-                        help="With --postgres: the clients connect to a second API process, "
-                             "so that pushing does not share a process with the commands")
-    parser.add_argument("--kafka", action="store_true",
-                        help="Reports through Kafka and a `cityops ingest run` worker")
+    add_run_options(parser)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--batched-baseline", type=float, metavar="MS", default=0.0,
                         help="Also run the baseline with the changes of each MS ms tick sent "
                              "as one frame (what fewer, larger frames would buy)")
-    parser.add_argument("--batch-ms", type=int, default=0, metavar="MS",
-                        help="The system's clients ask for batched `changes` frames "
-                             "(hello batch_ms, as the dashboard and field page do: 50)")
-    parser.add_argument("--projection-poll", type=float, metavar="S",
-                        help="CITYOPS_PROJECTION_POLL_INTERVAL_S of the system's processes "
-                             "(how often a follower that nothing wakes polls; default 0.2)")
     parser.add_argument("--no-system", action="store_true")
-    parser.add_argument("--keep", action="store_true",
-                        help="Keep the runs' folders (stores, server logs) and say where")
-    parser.add_argument("--profile", action="store_true",
-                        help="py-spy the serve process over each measured window")
     sys.path.insert(0, str(Path(__file__).parent))
     import summary  # bench/summary.py
 
     summary.add_option(parser)
     args = parser.parse_args()
-    args.compression = None if args.compression == "none" else args.compression
-    if args.push_process and not args.postgres:
-        parser.error("--push-process needs --postgres (API processes share changes through it)")
-    args.kafka_bootstrap = kafka_bootstrap() if args.kafka else None
+    check_run_options(parser, args)
     counts = [int(c) for c in args.clients.split(",")]
 
     print(f"{args.rate:.0f} reports/s, {args.warm_up:.0f} s warm-up + {args.seconds:.0f} s "
@@ -1224,6 +1226,47 @@ def main() -> None:
     print()
     print(ratios(results))
     summary.write(args.summary, "ws_latency.py", summary_rows(results))
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a system run (rate, window, clients' processes, topology), shared with
+    the benchmarks built on this one."""
+    parser.add_argument("--rate", type=float, default=200.0, help="Reports per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="Measured seconds")
+    parser.add_argument("--warm-up", type=float, default=5.0, help="Seconds before measuring")
+    parser.add_argument("--drain", type=float, default=20.0,
+                        help="Seconds to wait for the last report after the load stops "
+                             "(what has not arrived by then is lost)")
+    parser.add_argument("--processes", type=int, default=4, help="Client processes")
+    parser.add_argument("--compression", choices=["none", "deflate"], default="none",
+                        help="permessage-deflate offered by the clients (browsers offer it)")
+    parser.add_argument("--postgres", metavar="URL", nargs="?", const="dev",
+                        help="Run on PostgreSQL with a separate projection process: a scratch "
+                             "database per run on the server of URL (no URL: the dev "
+                             "cluster, started if need be), dropped afterwards")
+    parser.add_argument("--push-process", action="store_true",
+                        help="With --postgres: the clients connect to a second API process, "
+                             "so that pushing does not share a process with the commands")
+    parser.add_argument("--kafka", action="store_true",
+                        help="Reports through Kafka and a `cityops ingest run` worker")
+    parser.add_argument("--batch-ms", type=int, default=0, metavar="MS",
+                        help="The system's clients ask for batched `changes` frames "
+                             "(hello batch_ms, as the dashboard and field page do: 50)")
+    parser.add_argument("--projection-poll", type=float, metavar="S",
+                        help="CITYOPS_PROJECTION_POLL_INTERVAL_S of the system's processes "
+                             "(how often a follower that nothing wakes polls; default 0.2)")
+    parser.add_argument("--keep", action="store_true",
+                        help="Keep the runs' folders (stores, server logs) and say where")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the serve process over each measured window")
+
+
+def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check and complete the options of `add_run_options` once parsed."""
+    args.compression = None if args.compression == "none" else args.compression
+    if args.push_process and not args.postgres:
+        parser.error("--push-process needs --postgres (API processes share changes through it)")
+    args.kafka_bootstrap = kafka_bootstrap() if args.kafka else None
 
 
 def summary_rows(results: list[RunResult]) -> list[Any]:
