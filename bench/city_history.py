@@ -18,7 +18,8 @@ How it is made, fast:
    - the city's standing aggregates (resources, hazard sources, contingency plans and their
      registry) kept: a copy continues them (their week's events after the week's start,
      versions numbered on), once a week, so the fleet and the sensors stay the city's;
-3. the read models and their history tables built from zero by `rebuild`.
+3. the read models and their history tables built from zero by `rebuild`; on PostgreSQL
+   then `VACUUM (ANALYZE)`, as autovacuum would have done to a store in service.
 
 Each copy is written in one insert per event store, in time order (a week's copies of an
 event one after another), so notification order stays time order, as the drills' replay
@@ -55,15 +56,15 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from city_scale import shifted  # noqa: E402
-from projection_rebuild import FIRST_DAY, event_count, generate  # noqa: E402
-from scratch_database import drop_database, server_url  # noqa: E402
+from city_scale import shifted
+from projection_rebuild import FIRST_DAY, event_count, generate
+from scratch_database import drop_database, server_url
 
-from cityops.bootstrap import CitySystem, build_system  # noqa: E402
-from cityops.drill_replay import city_timed, event_time  # noqa: E402
-from cityops.projections.generations import rebuild  # noqa: E402
-from cityops.settings import Settings  # noqa: E402
-from cityops.simulator import SimulatedClock, demo_day_start  # noqa: E402
+from cityops.bootstrap import CitySystem, build_system
+from cityops.drill_replay import city_timed, event_time
+from cityops.projections.generations import rebuild
+from cityops.settings import Settings
+from cityops.simulator import SimulatedClock, demo_day_start
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE = REPO_ROOT / ".local" / "bench-history"
@@ -331,6 +332,16 @@ class HistoryStore:
                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                                (text,))
 
+    def vacuum(self) -> None:
+        """On PostgreSQL, what autovacuum does to a store that has run a while (the
+        visibility map that index-only scans need, the planner's statistics): a store
+        just written is measured as it would be in service."""
+        url = self.url()
+        if url is None:
+            return
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute("VACUUM (ANALYZE)")
+
     def drop(self) -> None:
         if self.backend == "postgres":
             drop_database(server_url(), self.database)
@@ -391,6 +402,7 @@ def open_history(store: HistoryStore,
         result = rebuild(system.generations, drop_old=True, drain_s=0)
         say(f"  projected {result.events:,} events in {time.perf_counter() - began:,.0f} s "
             f"({result.events / max(1e-9, time.perf_counter() - began):,.0f}/s)")
+        store.vacuum()
         state["projected"] = True
         store.save_state(state)
     except BaseException:
