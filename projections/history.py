@@ -226,8 +226,10 @@ class HistoryRows:
         return found
 
 
-def summary_history(table: SummaryTable, extras: Sequence[Column] = ()) -> HistoryTable:
-    """The history of a `SummaryTable` (one row per aggregate, keyed by its id)."""
+def summary_history(table: SummaryTable, extras: Sequence[Column] = (),
+                    covering: Sequence[Sequence[str]] = ()) -> HistoryTable:
+    """The history of a `SummaryTable` (one row per aggregate, keyed by its id); `covering`:
+    more columns a past question reads, each indexed after the interval."""
     columns = table.all_columns
     names = ("id", *(c.name for c in columns), "doc")
 
@@ -253,7 +255,7 @@ def summary_history(table: SummaryTable, extras: Sequence[Column] = ()) -> Histo
     # The lists count their rows per state and page them newest first; the statistics read
     # the table's own covering indexes: each, at an instant, from an index alone.
     indexes = [("valid_to", "valid_from", "status"), ("created_at", "valid_from", "valid_to"),
-               *(("valid_to", "valid_from", *names) for names in table.indexes)]
+               *(("valid_to", "valid_from", *names) for names in (*table.indexes, *covering))]
     return HistoryTable(
         current=table.table, aggregate_class=table.aggregate_class, key=("id",), names=names,
         definitions=definitions, rows_of=rows_of, generated=generated, extra_ddl=extra_ddl,
@@ -276,18 +278,21 @@ def plain_history(current: str, aggregate_class: type[Aggregate],
 
 def history_of(table: Any) -> HistoryTable:
     """The history table of one of the city's read-model tables."""
+    from cityops.domain.gridcases.case import GridCase
     from cityops.domain.resources.resource import Resource
     from cityops.projections.returns import _COLUMNS as RETURN_COLUMN_TYPES
     from cityops.projections.returns import ReturnTable
     from cityops.projections.statistics import (
         _DISPATCH_COLUMNS,
+        CASE_LIGHTS_INDEX,
         CaseDispatchTable,
         dispatch_row,
     )
 
     if isinstance(table, SummaryTable):
         extras = (RESOURCE_POSITION_AT,) if table.aggregate_class is Resource else ()
-        return summary_history(table, extras)
+        covering = (CASE_LIGHTS_INDEX,) if table.aggregate_class is GridCase else ()
+        return summary_history(table, extras, covering)
     if isinstance(table, CaseDispatchTable):
         def dispatch_rows(case: Any) -> list[tuple[Any, ...]]:
             row = dispatch_row(case)

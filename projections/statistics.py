@@ -103,6 +103,10 @@ _DISPATCH_COUNTED = ("stage", "on_time", "deadline", "reworks", "reworks_at_disp
 CASE_STATISTICS_INDEX = ("grid_cell", "status", "is_open", "frozen_light", "yellow_at",
                          "red_at")
 """The columns of rm_grid_cases the statistics read: an index over them covers the query."""
+CASE_LIGHTS_INDEX = ("status", "department", "is_open", "frozen_light", "yellow_at", "red_at")
+"""The columns the lights of the cases each department holds read (`departments`): the
+grid cases' history indexes them after the interval, so that the question at a past instant
+is answered from that index, not from the versions' documents (bench/time_travel.py)."""
 
 
 def dispatch_row(case: GridCase) -> tuple[Any, ...] | None:
