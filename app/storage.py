@@ -165,8 +165,9 @@ class PostgresReadStore:
         # JIT off: the read models' questions are short, and compiling their plans cost
         # more than running them (about 1 s of a 1.1 s question of the city at a past
         # instant over 1,000,000 events, bench/time_travel.py). Options of the URL are kept.
-        options = [o for o in (conninfo_to_dict(url).get("options"), "-c jit=off",
-                               f"-c search_path={schema},public" if schema else None) if o]
+        given = conninfo_to_dict(url).get("options")
+        options = [str(o) for o in (given, "-c jit=off",
+                                    f"-c search_path={schema},public" if schema else None) if o]
         kwargs: dict[str, Any] = {"autocommit": False, "options": " ".join(options)}
         if schema:
             with psycopg.connect(url) as connection, connection.transaction():
