@@ -72,13 +72,14 @@ def check_instant(system: Any, instant: datetime) -> datetime:
         raise AsOfRefused(str(refused), instant.isoformat()) from None
 
 
-def as_of_instant(
-    request: Request,
-    system: SystemDep,
-    as_of: Annotated[str | None, Query(description=AS_OF_DESCRIPTION,
-                                       examples=["2026-03-14T09:26:53+08:00"])] = None,
-) -> datetime | None:
-    """The instant of `as_of` (None: now), checked."""
+AsOfQuery = Annotated[str | None, Query(description=AS_OF_DESCRIPTION,
+                                        examples=["2026-03-14T09:26:53+08:00"])]
+"""The `as_of` query parameter, as every read route declares it."""
+
+
+def take_instant(request: Request, system: Any, as_of: str | None) -> datetime | None:
+    """The instant of `as_of` (None: now), checked against `system`'s span, and noted on
+    the request (its answer is marked as the past)."""
     if as_of is None:
         return None
     instant = check_instant(system, parse_instant(as_of))
@@ -86,16 +87,28 @@ def as_of_instant(
     return instant
 
 
+def as_of_instant(request: Request, system: SystemDep, as_of: AsOfQuery = None
+                  ) -> datetime | None:
+    """The instant of `as_of` (None: now), checked."""
+    return take_instant(request, system, as_of)
+
+
 AsOf = Annotated[datetime | None, Depends(as_of_instant)]
+
+
+def system_at(system: CommandCentreSystem, instant: datetime | None) -> CommandCentreSystem:
+    """`system` itself (None: now), or the city as it stood at `instant`."""
+    if instant is None:
+        return system
+    past: CommandCentreSystem = PastCity(system, instant)  # type: ignore[assignment]
+    return past
 
 
 def read_system(system: SystemDep, instant: AsOf, response: Response) -> CommandCentreSystem:
     """The system to read from: live, or the city as it stood at `as_of`."""
-    if instant is None:
-        return system
-    response.headers[AS_OF_HEADER] = instant.isoformat()
-    past: CommandCentreSystem = PastCity(system, instant)  # type: ignore[assignment]
-    return past
+    if instant is not None:
+        response.headers[AS_OF_HEADER] = instant.isoformat()
+    return system_at(system, instant)
 
 
 ReadSystem = Annotated[CommandCentreSystem, Depends(read_system)]
@@ -161,6 +174,9 @@ def past_application(application: Any, instant: datetime) -> Any:
     past.close = lambda: None
     past.events = PastEvents(application.events, instant)
     past._repository = PastRepository(past, instant)
+    # `exists` reads the stored events directly: at T, an aggregate exists once its first
+    # event is stamped by then.
+    past.exists_for = lambda aggregate_id, batch=None: aggregate_id in past._repository
     past.clock = lambda: instant
     if hasattr(application, "_tracked_by_id"):
         # The live latest-position cache is now's: the past gets its own, and takes its
