@@ -178,12 +178,33 @@ def past_application(application: Any, instant: datetime) -> Any:
     # event is stamped by then.
     past.exists_for = lambda aggregate_id, batch=None: aggregate_id in past._repository
     past.clock = lambda: instant
+    if hasattr(application, "latest_readings"):
+        past.latest_readings = PastLatestReadings(application.latest_readings, instant)
     if hasattr(application, "_tracked_by_id"):
         # The live latest-position cache is now's: the past gets its own, and takes its
         # positions from the recorded tracks at T.
         past._tracked_by_id = {}
         past.latest_position = lambda resource_id: position_at(past, resource_id, instant)
     return past
+
+
+class PastLatestReadings:
+    """The hazard sensors' latest readings as known at an instant. Only each sensor's
+    latest reading is kept (readings are not events): one measured by then was also the
+    latest then; one measured later hides what the sensor read at the instant, so the
+    sensor has none to show."""
+
+    def __init__(self, readings: Any, instant: datetime) -> None:
+        self._readings = readings
+        self.instant = instant
+
+    def get(self, source_id: UUID, sensor_id: str) -> Any:
+        reading = self._readings.get(source_id, sensor_id)
+        return reading if reading is not None and reading.measured_at <= self.instant else None
+
+    def of_source(self, source_id: UUID) -> dict[str, Any]:
+        return {sensor: reading for sensor, reading in self._readings.of_source(source_id).items()
+                if reading.measured_at <= self.instant}
 
 
 def position_at(resources: Any, resource_id: UUID, instant: datetime) -> Any:

@@ -605,3 +605,32 @@ def test_an_open311_request_and_its_token_did_not_exist_before_it_was_posted(
     assert client.get("/open311/v2/services.json", params=earlier).json() == services.json()
     assert client.get("/open311/v2/services/C0105.xml", params=earlier).text == \
         client.get("/open311/v2/services/C0105.xml").text
+
+
+@pytest.mark.parametrize("played", BACKENDS, indirect=True)
+def test_a_hazard_source_at_t_shows_no_reading_measured_after_t(
+    played: tuple[CitySystem, SimulatedClock]
+) -> None:
+    """A hazard source as it stood at T showed its sensors' latest readings of now (measured
+    after T): at T it shows those measured by then (each still the latest then) and its
+    alarms as they stood."""
+    system, _ = played
+    instant = _mid(played)
+    client = _client_of(system, "duty-tt-hazards")
+    sources = client.get("/hazard-sources", params={"limit": 500}).json()["data"]
+    seen_later = seen_kept = 0
+    for source in sources:
+        now = client.get(f"/hazard-sources/{source['id']}").json()
+        then = client.get(f"/hazard-sources/{source['id']}",
+                          params={"as_of": instant.isoformat()})
+        if then.status_code == 404:
+            continue
+        assert then.status_code == 200, then.text
+        expected = {sensor: reading for sensor, reading in now["latest_readings"].items()
+                    if datetime.fromisoformat(reading["measured_at"]) <= instant}
+        assert then.json()["latest_readings"] == expected
+        assert then.json()["version"] == PastRepository(system.hazards, instant).get(
+            UUID(source["id"])).version
+        seen_later += len(now["latest_readings"]) - len(expected)
+        seen_kept += len(expected)
+    assert seen_later > 0  # not vacuous: readings measured after T were left out
