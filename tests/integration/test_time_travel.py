@@ -634,3 +634,68 @@ def test_a_hazard_source_at_t_shows_no_reading_measured_after_t(
         seen_later += len(now["latest_readings"]) - len(expected)
         seen_kept += len(expected)
     assert seen_later > 0  # not vacuous: readings measured after T were left out
+
+
+def test_the_cli_covers_every_stream_the_api_answers_as_of(api: TestClient) -> None:
+    """`cityops history at` has a layer for every stream whose list the API answers at T,
+    by the same name, and reads single items through the API's own item routes."""
+    from cityops.accounts_cli import cli_actor
+    from cityops.projections.city_at import LAYERS
+    from cityops.time_travel_cli import item_readers
+
+    spec = api.get("/openapi.json").json()
+    listed = {path.strip("/") for path, operations in spec["paths"].items()
+              if path.count("/") == 1 and "get" in operations
+              and any(p["name"] == "as_of" for p in operations["get"].get("parameters", []))
+              and path not in ("/search",)}
+    assert listed == set(LAYERS)
+    assert set(item_readers(cli_actor())) == set(LAYERS)
+
+
+def test_the_cli_shows_items_and_their_histories_as_of_t_as_the_api_does(
+    api: TestClient, played: tuple[CitySystem, SimulatedClock]
+) -> None:
+    """Issue 12, item 1: the CLI had no single item nor history at T (the API has both):
+    `--item ID` shows each as the API's item and history routes answer at T."""
+    from typer.testing import CliRunner
+
+    from cityops.cli import app as cli
+
+    system, _ = played
+    instant = _mid(played)
+    as_of = {"as_of": instant.isoformat()}
+    case = next(c for c in api.get("/grid-cases", params={**as_of, "limit": 500}).json()["data"]
+                if api.get(f"/grid-cases/{c['id']}").json()["version"] > c["version"])
+    incident = api.get("/incidents", params={**as_of, "limit": 1}).json()["data"][0]
+    resource = api.get("/resources", params={**as_of, "limit": 1}).json()["data"][0]
+    later = next(c for c in api.get("/grid-cases", params={"limit": 500}).json()["data"]
+                 if api.get(f"/grid-cases/{c['id']}", params=as_of).status_code == 404)
+    env = {"CITYOPS_DATA_DIR": str(system.settings.data_dir)}
+    runner = CliRunner()
+    args = ["history", "at", instant.isoformat(), "--layer", "incidents", "--json"]
+    for item_id in (case["id"], incident["id"], resource["id"], later["id"]):
+        args += ["--item", item_id]
+    shown = runner.invoke(cli, args, env=env)
+    assert shown.exit_code == 0, shown.output
+    items = json.loads(shown.output)["items"]
+    assert [i["layer"] for i in items] == ["grid-cases", "incidents", "resources", None]
+    for shown_item, path in zip(items[:3], (f"/grid-cases/{case['id']}",
+                                           f"/incidents/{incident['id']}",
+                                           f"/resources/{resource['id']}"), strict=True):
+        then = api.get(path, params=as_of).json()
+        assert (shown_item["item"]["version"], shown_item["item"]["status"]) == (
+            then["version"], then["status"]), path
+        if shown_item["history"] is not None:
+            history = api.get(f"{path}/history", params=as_of).json()
+            assert [(e["event"], e["version"], e["at"]) for e in shown_item["history"]] == [
+                (e["event"], e["version"], e["at"]) for e in history]
+    assert items[0]["item"]["version"] == case["version"]  # not now's
+    assert items[0]["item"]["light"] == api.get(f"/grid-cases/{case['id']}",
+                                                params=as_of).json()["light"]
+    assert items[3]["item"] is None
+    text = runner.invoke(cli, ["history", "at", instant.isoformat(), "--layer", "incidents",
+                               "--item", case["id"]], env=env)
+    assert text.exit_code == 0 and f"grid-cases {case['id']}" in text.output, text.output
+    refused = runner.invoke(cli, ["history", "at", instant.isoformat(), "--item", "case-7"],
+                            env=env)
+    assert refused.exit_code == 2 and "--item takes an item's id" in refused.output
