@@ -47,7 +47,7 @@ from cityops.command_center.scopes import (
     feature_in_scope,
     scoped_features,
 )
-from cityops.command_center.time_travel import ReadSystem
+from cityops.command_center.time_travel import AsOf, ReadSystem
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.maps.query_geometry import CRS84_URI, AxisOrder
 from cityops.projections.spatial import NotOnMap
@@ -104,7 +104,12 @@ def _url(request: Request, name: str, **params: str) -> str:
     if route is None:
         _ROUTES.update(named_routes(router))
         route = _ROUTES[name]
-    return str(route.url_path_for(name, **params).make_absolute_url(base_url=request.base_url))
+    url = route.url_path_for(name, **params).make_absolute_url(base_url=request.base_url)
+    if getattr(request.state, "as_of", None) is not None:
+        # An answer about the past links to the past: a GIS client that follows the links
+        # from a collection of T stays at T.
+        url = url.include_query_params(as_of=request.query_params["as_of"])
+    return str(url)
 
 
 _ROUTES: dict[str, APIRoute] = {}
@@ -188,8 +193,9 @@ def _collection(request: Request, system: SystemDep, layer: Layer) -> dict[str, 
 
 @router.get("/collections", name="ogc_collections", response_model=OgcCollectionsPublic,
             response_model_exclude_unset=True)
-def collections(request: Request, system: SystemDep, f: Format = None) -> dict[str, Any]:
-    """Every published layer."""
+def collections(request: Request, system: SystemDep, _: AsOf, f: Format = None
+                ) -> dict[str, Any]:
+    """Every published layer (with `as_of`, its links lead to the layers at that instant)."""
     _check_format(f)
     return {
         "links": [_link(_url(request, "ogc_collections"), "self", "application/json")],
@@ -200,9 +206,9 @@ def collections(request: Request, system: SystemDep, f: Format = None) -> dict[s
 
 @router.get("/collections/{collection_id}", name="ogc_collection",
             response_model=OgcCollectionPublic, response_model_exclude_unset=True)
-def collection(collection_id: str, request: Request, system: SystemDep,
+def collection(collection_id: str, request: Request, system: SystemDep, _: AsOf,
                f: Format = None) -> dict[str, Any]:
-    """One collection: its extent and links to its items."""
+    """One collection: its extent and links to its items (at `as_of`, if given)."""
     _check_format(f)
     return _collection(request, system, _layer(system, collection_id))
 
