@@ -41,6 +41,8 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("GET", "/drills/{drill_id}"): DRILL_ROOM,
     ("GET", "/exercises"): DRILL_ROOM,
     ("GET", "/exercises/{exercise_id}"): DRILL_ROOM,
+    ("GET", "/scenarios"): "the scenario files a drill may be started with: files, not the "
+    "city's state",
     ("GET", "/reviews"): REVIEWS,
     ("GET", "/reviews/improvements"): REVIEWS,
     ("GET", "/reviews/incidents/{incident_id}"): REVIEWS,
