@@ -7,6 +7,7 @@ subscription."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
@@ -182,3 +183,46 @@ def test_a_subscription_made_in_a_drill_is_the_drills_own(
             user="water-1", expect=404)
     assert not api.client.app.state.feeds.subscriptions.all(  # type: ignore[attr-defined]
         "water")
+
+
+def test_a_drills_warning_is_an_exercise_served_in_the_drill_only(
+        drilled: tuple[Api, dict[str, Any]]) -> None:
+    """A warning issued in a drill: its CAP alert is the drill's (its code names the
+    drill), served in the drill's alert list and Atom feed (marked DRILL), never live."""
+    from lxml import etree
+
+    from .test_api_warnings import scratch_body
+
+    api, ids = drilled
+    drill = ids["drill"]
+    api.post(f"/drills/{drill}/participants", {"users": ["duty-zhao", "duty-li"]},
+             role="planner")
+
+    def in_drill(method: str, path: str, user: str, body: Any = None) -> Any:
+        headers = {**api.headers("dispatcher", user=user), DRILL_HEADER: drill}
+        answer = api.client.request(method, path, headers=headers, json=body)
+        assert answer.status_code < 300, answer.text
+        assert answer.headers[DRILL_HEADER] == drill
+        return answer
+
+    warning = in_drill("POST", "/warnings", "duty-zhao", scratch_body(api)).json()
+    in_drill("POST", f"/warnings/{warning['id']}/approve", "duty-li", {})
+    in_drill("POST", f"/warnings/{warning['id']}/issue", "duty-li", {})
+    deadline = time.monotonic() + 30
+    while not (alerts := in_drill("GET", f"/cap/warnings/{warning['id']}",
+                                  "duty-zhao").json())["count"]:
+        assert time.monotonic() < deadline, "the drill's CAP alert was not written"
+        time.sleep(0.1)
+    [alert] = alerts["data"]
+    assert (alert["status"], alert["drill_id"], alert["held"]) == ("Exercise", drill, False)
+    document = in_drill("GET", f"/cap/warnings/{warning['id']}/1.xml", "duty-zhao").content
+    namespace = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
+    assert etree.fromstring(document).findtext("cap:code", namespaces=namespace) == \
+        f"CITYOPS-DRILL:{drill}"
+    atom = in_drill("GET", "/cap/alerts.atom", "duty-zhao").content
+    assert b"DRILL" in atom and alert["identifier"].encode() in atom
+    assert f'label="{drill}"'.encode() in atom
+    # Live has nothing of it.
+    assert api.get(f"/cap/warnings/{warning['id']}", user="duty-zhao")["count"] == 0
+    live_atom = api.client.get("/cap/alerts.atom").content
+    assert alert["identifier"].encode() not in live_atom and b"DRILL" not in live_atom
