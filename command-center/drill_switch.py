@@ -169,7 +169,8 @@ class DrillMarking:
         # Refused before routing (the command gate): find the route as the router would.
         if self._city_routes is None:
             self._city_routes = [
-                (set(context.original_route.methods), compile_path(context.path_format)[0])
+                (set(context.original_route.methods or ()),
+                 compile_path(context.path_format)[0])
                 for context in iter_route_contexts(scope["app"].router.routes)
                 if isinstance(context.original_route, APIRoute)
                 and context.path_format and acts_in_a_city(context.original_route)]
