@@ -48,7 +48,7 @@ from cityops.domain.drills.drill import Drill, DrillStatus
 from cityops.domain.errors import InvalidValue, NotFound, NotPermitted
 from cityops.domain.permissions import check_permitted
 from cityops.drill_replay import DrillClock, DrillReplay, Exercise, ProgressStore
-from cityops.exercises import drill_exercises
+from cityops.exercises import drill_exercises, exercise_id_of_drill
 from cityops.settings import Settings
 from cityops.storage import LOCK_SPACE, SCHEMA_CHANGE_LOCK, PostgresReadStore
 
@@ -140,6 +140,8 @@ class DrillView:
         body["injects_delivered"] = 0
         body["window_replayed"] = False
         body["clock_rate"] = 0.0
+        body["exercise_id"] = (str(exercise_id_of_drill(self.drill.id))
+                               if self.drill.scenario else None)
         body["objectives"] = []
         body["failure"] = None
         if self.run is not None:

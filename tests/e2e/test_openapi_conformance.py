@@ -403,6 +403,8 @@ def _exercises(walk: Walk) -> None:
 
     text = shipped_scenarios()["typhoon.yaml"]
     planner = {"role": "planner"}
+    walk.get("/scenarios", **planner)
+    walk.get("/scenarios", expect=403, role="dispatcher")
     walk.post("/scenarios/validate", {"scenario": text}, **planner)
     walk.post("/scenarios/validate", {"scenario": text.replace("E0503", "E9999")},
               expect=422, **planner)
