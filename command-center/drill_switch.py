@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import compile_path
@@ -132,8 +133,12 @@ class DrillMarking:
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def marked(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 drill = scope.get("state", {}).get("drill")
                 if drill is None and message["status"] >= 400:
                     drill = await self._refused_in_drill(scope)
@@ -143,7 +148,15 @@ class DrillMarking:
                     message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, marked)
+        try:
+            await self.app(scope, receive, marked)
+        except Exception:
+            # An unexpected failure: the server's own 500 (outside every middleware) would
+            # go out unmarked; answered here, marked, it is then only logged by the server.
+            if not started and scope.get("state", {}).get("drill") is not None:
+                await PlainTextResponse("Internal Server Error", status_code=500)(
+                    scope, receive, marked)
+            raise
 
     async def _refused_in_drill(self, scope: Scope) -> str | None:
         """The drill a refused request was switched into, if it would have been answered

@@ -150,6 +150,29 @@ def test_a_live_refusal_carries_no_drill_mark(drilled: tuple[Api, dict[str, Any]
     assert answer.status_code == 404 and DRILL_HEADER not in answer.headers
 
 
+def test_an_unexpected_failure_in_a_drill_is_marked_too(
+        drilled: tuple[Api, dict[str, Any]]) -> None:
+    """A 500 (a bug) from a route acting in a drill: the server's answer says so too."""
+    from fastapi import Depends
+
+    from cityops.command_center.dependencies import get_system
+
+    api, ids = drilled
+    app: Any = api.client.app
+
+    def failing(system: Any = Depends(get_system)) -> None:  # noqa: B008
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/test-failure", failing, methods=["GET"])
+    client = TestClient(app, raise_server_exceptions=False)  # no second lifespan
+    answer = client.get("/test-failure", headers={**api.headers("planner"),
+                                                  DRILL_HEADER: ids["drill"]})
+    assert answer.status_code == 500
+    assert answer.headers.get(DRILL_HEADER) == ids["drill"]
+    live = client.get("/test-failure", headers=api.headers("planner"))
+    assert live.status_code == 500 and DRILL_HEADER not in live.headers
+
+
 def test_a_switch_refused_is_answered_by_the_live_gate_unmarked(
         drilled: tuple[Api, dict[str, Any]]) -> None:
     """Not a participant, or no drill of that id: the request never got into a drill."""
