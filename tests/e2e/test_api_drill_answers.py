@@ -150,6 +150,18 @@ def test_a_live_refusal_carries_no_drill_mark(drilled: tuple[Api, dict[str, Any]
     assert answer.status_code == 404 and DRILL_HEADER not in answer.headers
 
 
+def test_a_body_too_large_for_a_drill_is_refused_marked(
+        drilled: tuple[Api, dict[str, Any]]) -> None:
+    """Refused before anything reads it (the body limit, outside the routes), still marked."""
+    api, ids = drilled
+    headers = {**api.headers("dispatcher"), DRILL_HEADER: ids["drill"],
+               "Content-Type": "application/json"}
+    answer = api.client.post("/grid-cases/bulk/register", headers=headers,
+                             content=b'{"items": [' + b" " * (300 * 1024) + b"]}")
+    assert answer.status_code == 413, answer.text
+    assert answer.headers.get(DRILL_HEADER) == ids["drill"]
+
+
 def test_an_unexpected_failure_in_a_drill_is_marked_too(
         drilled: tuple[Api, dict[str, Any]]) -> None:
     """A 500 (a bug) from a route acting in a drill: the server's answer says so too."""
