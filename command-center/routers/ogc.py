@@ -14,12 +14,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from cityops.command_center.dependencies import MAX_OFFSET, CurrentActor, SystemDep
+from cityops.command_center.dependencies import MAX_OFFSET, CurrentActor, SystemDep, get_system
 from cityops.command_center.feature_requests import (
     GEOJSON,
     feature_collection,
@@ -139,7 +139,10 @@ def _layer(system: SystemDep, collection_id: str) -> Layer:
 Format = Annotated[str | None, Query(description="json (the only format)")]
 
 
-@router.get("", name="ogc_landing", response_model=OgcLandingPublic)
+# The landing page and conformance are the same in every city, but a client switched into a
+# drill is told it is there (`get_system` checks and marks the switch).
+@router.get("", name="ogc_landing", response_model=OgcLandingPublic,
+            dependencies=[Depends(get_system)])
 def landing_page(request: Request, f: Format = None) -> dict[str, Any]:
     """The landing page: links to the API definition, conformance and collections."""
     _check_format(f)
@@ -162,7 +165,8 @@ def landing_page(request: Request, f: Format = None) -> dict[str, Any]:
     }
 
 
-@router.get("/conformance", name="ogc_conformance", response_model=OgcConformancePublic)
+@router.get("/conformance", name="ogc_conformance", response_model=OgcConformancePublic,
+            dependencies=[Depends(get_system)])
 def conformance(f: Format = None) -> dict[str, Any]:
     """The conformance classes this service implements."""
     _check_format(f)

@@ -1,6 +1,7 @@
 """The drill screens in Chromium: a planner starts a drill from the drill room (the window's
 progress shown from the server), a dispatcher invited to it switches the dashboard into the
-drill and every screen says DRILL; the dashboard in the live city shows no banner."""
+drill and every screen says DRILL, as does the field page of an invited inspector; the
+dashboard in the live city shows no banner."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def test_a_planner_starts_a_drill_and_a_participant_works_in_it_marked_drill(
     room.testid("start-from").fill((now - timedelta(hours=1)).isoformat())
     room.testid("start-to").fill(now.isoformat())
     room.testid("start-speed").select_option("max")
-    room.testid("start-participants").fill("disp-a")
+    room.testid("start-participants").fill(f"disp-a, {server.inspector}")
     room.testid("start-submit").click()
     expect(room.testid("start-outcome")).to_contain_text("Started")
     row = room.page.locator("[data-testid=drill-row]").first
@@ -56,6 +57,19 @@ def test_a_planner_starts_a_drill_and_a_participant_works_in_it_marked_drill(
     expect(room.page.locator(f"[data-drill='{drill_id}'] [data-testid=drill-state]")
            ).to_contain_text("paused")
 
+    # The inspector's field page, switched into the drill, says DRILL too, and its calls go
+    # to the drill.
+    field = screens.login(server.inspector, "/field")
+    expect(field.testid("drill-banner")).to_have_count(0)
+    field.testid("drill-select").select_option(drill_id)
+    expect(field.testid("drill-banner")).to_contain_text("DRILL")
+    expect(field.testid("drill-banner")).to_contain_text("not live data")
+    with field.page.expect_response(lambda r: "/grid-cases" in r.url) as answer:
+        field.page.evaluate(
+            "async () => { const m = await import('/static/common/api.js');"
+            " return m.request('GET', '/grid-cases'); }")
+    assert answer.value.headers.get("x-cityops-drill") == drill_id
+    field.page.screenshot(path=str(screenshots / "field-in-drill.png"))
 
 def test_a_drill_with_a_scenario_shows_its_objectives_live_and_evaluators_rate_them(
         server: Server, screens: Screens, screenshots: Path) -> None:
