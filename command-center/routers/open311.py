@@ -27,6 +27,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from cityops.command_center.dependencies import CommandCentreSystem
+from cityops.command_center.drill_switch import requested_drill
 from cityops.command_center.errors import status_for
 from cityops.command_center.models.open311 import (
     XML_TOO,
@@ -72,6 +73,7 @@ from cityops.domain.gridcases.case import CaseSource
 from cityops.domain.gridcases.commands import ReportCase
 from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.domain.hotline.ticket import Channel, check_phone
+from cityops.drills import DRILL_HEADER
 
 
 class Open311Route(APIRoute):
@@ -511,6 +513,12 @@ async def post_request(format: str, request: Request) -> Response:
     state = _state(request)
     try:
         fmt = _format(format)
+        if requested_drill(request) is not None:
+            # Open311 serves the live city only: filed anyway, a drill participant's request
+            # would become live data.
+            raise Open311Error(400, "Open311 files requests into the live city only; a "
+                               f"drill takes none: send it without {DRILL_HEADER} and the "
+                               "drill cookie")
         fields = await _posted_fields(request)
         key = _one(fields, "api_key")
         if key is None:
