@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -48,9 +48,12 @@ from cityops.domain.drills.drill import Drill, DrillStatus
 from cityops.domain.errors import InvalidValue, NotFound, NotPermitted
 from cityops.domain.permissions import check_permitted
 from cityops.drill_replay import DrillClock, DrillReplay, Exercise, ProgressStore
-from cityops.exercises import drill_exercises
+from cityops.exercises import drill_exercises, exercise_id_of_drill
 from cityops.settings import Settings
 from cityops.storage import LOCK_SPACE, SCHEMA_CHANGE_LOCK, PostgresReadStore
+
+if TYPE_CHECKING:
+    from cityops.feeds.service import FeedService
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +110,10 @@ class DrillRun:
     system: CitySystem
     clock: DrillClock
     replay: DrillReplay
-    feeds: Any
+    feeds: FeedService
+    """The drill's own feeds: its subscriptions, delivery log, CAP alerts, and the loops
+    that deliver them to the drill's destinations only (every message marked as the
+    drill's)."""
 
     def close(self) -> None:
         self.replay.stop()
@@ -134,6 +140,8 @@ class DrillView:
         body["injects_delivered"] = 0
         body["window_replayed"] = False
         body["clock_rate"] = 0.0
+        body["exercise_id"] = (str(exercise_id_of_drill(self.drill.id))
+                               if self.drill.scenario else None)
         body["objectives"] = []
         body["failure"] = None
         if self.run is not None:
@@ -319,7 +327,9 @@ class DrillRoom:
             system.close()
             raise
         system.start_projections()
-        if settings.embedded and settings.run_projections:
+        if settings.run_projections:
+            # No feed process serves a drill (`cityops feeds run` is live's): its feeds run
+            # where the drill runs, on either back end, and stop and go with it.
             feeds.start()
         run = DrillRun(drill_id=drill.id, system=system, clock=clock, replay=replay,
                        feeds=feeds)
@@ -328,8 +338,10 @@ class DrillRoom:
         return run
 
     def _remove(self, drill_id: UUID) -> None:
-        """Remove every store of a drill: its folder, or its schemas."""
+        """Remove every store of a drill: its folder, or its schemas; and its Kafka
+        topics."""
         settings = drill_settings(self.settings, drill_id)
+        self._remove_topics(settings)
         if settings.database_url is None:
             shutil.rmtree(settings.data_dir, ignore_errors=True)
             return
@@ -344,6 +356,25 @@ class DrillRoom:
                 for name in names:
                     connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
                         sql.Identifier(name)))
+
+    @staticmethod
+    def _remove_topics(settings: Settings) -> None:
+        """Delete the drill's feed topics (`<prefix>.drill-<id>.*`); with Kafka out of
+        reach they stay, which is logged (they hold only the drill's messages)."""
+        if not settings.kafka_bootstrap_servers:
+            return
+        from cityops.feeds.kafka_feed import FeedTopics, delete_topics
+
+        try:
+            deleted = delete_topics(settings.kafka_bootstrap_servers,
+                                    FeedTopics(settings.feeds.topic_prefix),
+                                    timeout_s=settings.feeds.kafka_timeout_s)
+        except Exception:
+            log.exception("the Kafka topics of drill feed %s could not be deleted",
+                          settings.feeds.topic_prefix)
+            return
+        if deleted:
+            log.info("deleted the drill's feed topics %s", ", ".join(deleted))
 
     def _close_run(self, run: DrillRun) -> None:
         for closing in self.on_close:

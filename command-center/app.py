@@ -161,11 +161,12 @@ def create_app(system: CitySystem, *, manage_lifecycle: bool = True,
     serve_prefix_first(app, spatial.router)
     app.mount("/static", pages.static_files(), name="static")
     install_command_gate(app)  # 403 before a command's body is read
-    install_drill_marking(app)  # every answer from a drill says so
     # Outermost: a body over its route's limit is refused before anything reads it.
     app.add_middleware(RequestBodyLimit)
 
     install_time_travel(app)  # answers about the past are marked as such
     install_observability(app, operations)  # /health, /metrics, the request middleware
+    # Outermost: every answer from a drill says so, the other middlewares' refusals too.
+    install_drill_marking(app)
     install_error_documentation(app)  # the error answers of every operation, in /openapi.json
     return app

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityops.command_center.dependencies import bearer_scheme, current_actor
 from cityops.command_center.errors import error_response
+from cityops.command_center.routers.exercises import SCENARIO_ROLES
 from cityops.command_center.routers.photos import UPLOAD_ROLES
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import DomainError, NotPermitted
@@ -180,7 +181,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver"):
         SUBSCRIBER_ROLES,
     # Checking a scenario file is the planners' (it is what they would plan).
-    ("POST", "/scenarios/validate"): frozenset({Role.PLANNER, Role.ADMIN}),
+    ("POST", "/scenarios/validate"): SCENARIO_ROLES,
 }
 """Routes whose roles are not a command of the permission table."""
 

@@ -94,17 +94,18 @@ def get_system(
 ) -> CommandCentreSystem:
     """The live system, or the drill's own when the request is switched into a drill
     (`drill_switch`: for its planners and invited participants only)."""
-    from cityops.command_center.drill_switch import drill_id_of, requested_drill, room_of
+    from cityops.command_center.drill_switch import (
+        admitted_system,
+        drill_id_of,
+        requested_drill,
+    )
 
     drill_id = drill_id_of(drill) if drill is not None else requested_drill(request)
     if drill_id is None:
         system: CommandCentreSystem = request.app.state.system
         return system
-    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated("log in first: a drill is open to its participants only")
-    actor = get_authenticator(request).actor_for_token(token.strip())
-    drill_system: CommandCentreSystem = room_of(request.app).system_for(drill_id, actor)
+    drill_system: CommandCentreSystem = admitted_system(
+        request.app, drill_id, request.headers.get("authorization"))
     request.state.drill = str(drill_id)
     return drill_system
 

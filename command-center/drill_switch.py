@@ -5,9 +5,16 @@ A participant's page sends the drill it is switched into with every call (the he
 gives the routes their system (`dependencies.get_system`) then answers the drill's own
 system, for the drill's planners and invited participants only (403 for others, 404 for a
 drill that does not exist). Every answer that came from a drill carries the header
-`X-CityOps-Drill: <id>` (`install_drill_marking`); the live push of a drill (`/ws` with a
-hello naming the drill) is a hub of its own over the drill's change log, and every frame it
-sends carries `"drill": "<id>"`.
+`X-CityOps-Drill: <id>` (`install_drill_marking`), refusals included: a refusal that came
+before the route reached the drill (the command gate's 403, an unknown query parameter, a
+body too large) is marked too when the route acts in the switched system and the caller is
+admitted to the drill. A switch that is itself refused (not logged in, not a participant, no
+such drill) is answered by the live gate, unmarked: the request never got into a drill.
+Routes that do not act in a city (login, the drill registry `/drills`, `/health`,
+`/metrics`, the pages, Open311's citizen apps) answer the same whatever the switch, unmarked.
+The live push of a drill (`/ws` with a hello naming the drill) is a hub of its own over the
+drill's change log, and every frame it sends carries `"drill": "<id>"`; the drill's feeds
+mark every message (docs/drills.md).
 """
 
 from __future__ import annotations
@@ -21,6 +28,10 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityops.domain.accounts.application import Accounts
@@ -33,8 +44,11 @@ from cityops.projections.views import ReadModels
 from cityops.settings import Settings
 
 if TYPE_CHECKING:
+    import re
+
     from cityops.bootstrap import CitySystem
     from cityops.command_center.live import LiveHub
+    from cityops.feeds.service import FeedService
 
 log = logging.getLogger(__name__)
 
@@ -66,33 +80,116 @@ def room_of(app: Any) -> DrillRoom:
     return room
 
 
+def admitted_system(app: Any, drill_id: UUID, authorization: str | None) -> CitySystem:
+    """The system of drill `drill_id` for the caller of `authorization` (its bearer
+    token): 401 without a login, 403 for someone not invited, 422 for no such drill."""
+    from cityops.command_center.auth import NotAuthenticated
+
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("log in first: a drill is open to its participants only")
+    actor = app.state.auth.actor_for_token(token.strip())
+    return room_of(app).system_for(drill_id, actor)
+
+
+def drill_feeds(app: Any, drill: str) -> FeedService:
+    """The feeds of a drill a request was switched into (its subscriptions, delivery log
+    and CAP alerts: the drill's own)."""
+    run = room_of(app).run_of(UUID(drill))
+    if run is None:
+        raise InvalidValue(f"drill {drill} is no longer running: it has no feeds to answer")
+    return run.feeds
+
+
 def install_drill_marking(app: FastAPI) -> None:
-    """Every answer given from a drill's system carries `X-CityOps-Drill: <id>`."""
+    """Every answer given from a drill's system carries `X-CityOps-Drill: <id>` (installed
+    last: the outermost middleware, so that the refusals of the others are marked too)."""
     app.add_middleware(DrillMarking)
+
+
+def acts_in_a_city(route: APIRoute) -> bool:
+    """Whether a route answers from the system a request is switched into (it depends on
+    `dependencies.get_system`)."""
+    from cityops.command_center.dependencies import get_system
+
+    def uses(dependant: Any) -> bool:
+        return dependant.call is get_system or any(uses(d) for d in dependant.dependencies)
+
+    return uses(route.dependant)
 
 
 class DrillMarking:
     """ASGI middleware: adds the drill header to answers whose request was switched into a
-    drill (the switch notes it in the request's state)."""
+    drill (the switch notes it in the request's state), and to refusals given before the
+    switch was reached, when the route acts in a city and the caller is admitted to the
+    drill it names."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._city_routes: list[tuple[set[str], re.Pattern[str]]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def marked(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 drill = scope.get("state", {}).get("drill")
+                if drill is None and message["status"] >= 400:
+                    drill = await self._refused_in_drill(scope)
                 if drill is not None:
                     headers = list(message.get("headers", []))
                     headers.append((DRILL_HEADER.lower().encode(), str(drill).encode()))
                     message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, marked)
+        try:
+            await self.app(scope, receive, marked)
+        except Exception:
+            # An unexpected failure: the server's own 500 (outside every middleware) would
+            # go out unmarked; answered here, marked, it is then only logged by the server.
+            if not started and scope.get("state", {}).get("drill") is not None:
+                await PlainTextResponse("Internal Server Error", status_code=500)(
+                    scope, receive, marked)
+            raise
+
+    async def _refused_in_drill(self, scope: Scope) -> str | None:
+        """The drill a refused request was switched into, if it would have been answered
+        from that drill: it names one, the route acts in a city, the caller is admitted."""
+        request = Request(scope)
+        try:
+            drill_id = requested_drill(request)
+        except InvalidValue:
+            return None
+        if drill_id is None or not self._acts_in_a_city(scope):
+            return None
+        try:
+            await run_in_threadpool(admitted_system, scope["app"], drill_id,
+                                    request.headers.get("authorization"))
+        except Exception:
+            return None  # the switch itself is refused: the live gate answered
+        return str(drill_id)
+
+    def _acts_in_a_city(self, scope: Scope) -> bool:
+        route = scope.get("route")
+        if isinstance(route, APIRoute):
+            return acts_in_a_city(route)
+        # Refused before routing (the command gate): find the route as the router would.
+        if self._city_routes is None:
+            self._city_routes = [
+                (set(context.original_route.methods or ()),
+                 compile_path(context.path_format)[0])
+                for context in iter_route_contexts(scope["app"].router.routes)
+                if isinstance(context.original_route, APIRoute)
+                and context.path_format and acts_in_a_city(context.original_route)]
+        path = scope["path"]
+        return any(scope["method"] in methods and pattern.match(path)
+                   for methods, pattern in self._city_routes)
 
 
 @dataclass

@@ -72,13 +72,14 @@ def check_instant(system: Any, instant: datetime) -> datetime:
         raise AsOfRefused(str(refused), instant.isoformat()) from None
 
 
-def as_of_instant(
-    request: Request,
-    system: SystemDep,
-    as_of: Annotated[str | None, Query(description=AS_OF_DESCRIPTION,
-                                       examples=["2026-03-14T09:26:53+08:00"])] = None,
-) -> datetime | None:
-    """The instant of `as_of` (None: now), checked."""
+AsOfQuery = Annotated[str | None, Query(description=AS_OF_DESCRIPTION,
+                                        examples=["2026-03-14T09:26:53+08:00"])]
+"""The `as_of` query parameter, as every read route declares it."""
+
+
+def take_instant(request: Request, system: Any, as_of: str | None) -> datetime | None:
+    """The instant of `as_of` (None: now), checked against `system`'s span, and noted on
+    the request (its answer is marked as the past)."""
     if as_of is None:
         return None
     instant = check_instant(system, parse_instant(as_of))
@@ -86,16 +87,28 @@ def as_of_instant(
     return instant
 
 
+def as_of_instant(request: Request, system: SystemDep, as_of: AsOfQuery = None
+                  ) -> datetime | None:
+    """The instant of `as_of` (None: now), checked."""
+    return take_instant(request, system, as_of)
+
+
 AsOf = Annotated[datetime | None, Depends(as_of_instant)]
+
+
+def system_at(system: CommandCentreSystem, instant: datetime | None) -> CommandCentreSystem:
+    """`system` itself (None: now), or the city as it stood at `instant`."""
+    if instant is None:
+        return system
+    past: CommandCentreSystem = PastCity(system, instant)  # type: ignore[assignment]
+    return past
 
 
 def read_system(system: SystemDep, instant: AsOf, response: Response) -> CommandCentreSystem:
     """The system to read from: live, or the city as it stood at `as_of`."""
-    if instant is None:
-        return system
-    response.headers[AS_OF_HEADER] = instant.isoformat()
-    past: CommandCentreSystem = PastCity(system, instant)  # type: ignore[assignment]
-    return past
+    if instant is not None:
+        response.headers[AS_OF_HEADER] = instant.isoformat()
+    return system_at(system, instant)
 
 
 ReadSystem = Annotated[CommandCentreSystem, Depends(read_system)]
@@ -161,13 +174,37 @@ def past_application(application: Any, instant: datetime) -> Any:
     past.close = lambda: None
     past.events = PastEvents(application.events, instant)
     past._repository = PastRepository(past, instant)
+    # `exists` reads the stored events directly: at T, an aggregate exists once its first
+    # event is stamped by then.
+    past.exists_for = lambda aggregate_id, batch=None: aggregate_id in past._repository
     past.clock = lambda: instant
+    if hasattr(application, "latest_readings"):
+        past.latest_readings = PastLatestReadings(application.latest_readings, instant)
     if hasattr(application, "_tracked_by_id"):
         # The live latest-position cache is now's: the past gets its own, and takes its
         # positions from the recorded tracks at T.
         past._tracked_by_id = {}
         past.latest_position = lambda resource_id: position_at(past, resource_id, instant)
     return past
+
+
+class PastLatestReadings:
+    """The hazard sensors' latest readings as known at an instant. Only each sensor's
+    latest reading is kept (readings are not events): one measured by then was also the
+    latest then; one measured later hides what the sensor read at the instant, so the
+    sensor has none to show."""
+
+    def __init__(self, readings: Any, instant: datetime) -> None:
+        self._readings = readings
+        self.instant = instant
+
+    def get(self, source_id: UUID, sensor_id: str) -> Any:
+        reading = self._readings.get(source_id, sensor_id)
+        return reading if reading is not None and reading.measured_at <= self.instant else None
+
+    def of_source(self, source_id: UUID) -> dict[str, Any]:
+        return {sensor: reading for sensor, reading in self._readings.of_source(source_id).items()
+                if reading.measured_at <= self.instant}
 
 
 def position_at(resources: Any, resource_id: UUID, instant: datetime) -> Any:

@@ -117,6 +117,15 @@ class CommandReceipt(Aggregate):
         self.aggregate_id = aggregate_id
         self.actor = actor
 
+    @classmethod
+    def record(cls, command_id: str, command: str, fingerprint: str, aggregate_id: UUID,
+               actor: Actor, at: datetime) -> CommandReceipt:
+        """The receipt of a command handled at `at` (the application's clock, as its
+        events: not the wall clock, which a drill or the demo does not run on)."""
+        return cls._create(cls.Recorded, id=cls.create_id(command_id), timestamp=at,
+                           command_id=command_id, command=command, fingerprint=fingerprint,
+                           aggregate_id=aggregate_id, actor=actor)
+
 
 def actor_scoped_command_id(actor: Actor, key: str) -> str:
     """The command id of an idempotency key sent by a user (an HTTP `Idempotency-Key`): the
@@ -692,12 +701,13 @@ class CityApplication(Application[UUID]):
         to_save: list[Aggregate] = list(aggregates)
         if command_id is not None:
             to_save.append(
-                CommandReceipt(
+                CommandReceipt.record(
                     command_id=command_id,
                     command=command,
                     fingerprint=digest,
                     aggregate_id=subject.id,
                     actor=context.actor,
+                    at=uow.now,
                 )
             )
         if batch is not None:

@@ -10,7 +10,9 @@
   districts, streets and communities it touches as geocodes (`CITYOPS-DISTRICT` ...);
 - eventCodes `CITYOPS-EVENT` (the event type code) and `CITYOPS-LEVEL` (the level code);
 - `incidents`: the warning's id (every message of one warning shares it) and, for a warning
-  drafted from an incident, the incident's id.
+  drafted from an incident, the incident's id;
+- a drill's exercise: `status` Exercise and the `code` `CITYOPS-DRILL:<drill id>` (CAP's
+  code of special handling), so that the document itself names its drill.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
 """CAP `category` values of the catalogue's event types and incident categories."""
 
 MSG_TYPES = {"alert": MsgType.ALERT, "update": MsgType.UPDATE, "cancel": MsgType.CANCEL}
+DRILL_CODE = "CITYOPS-DRILL"
+"""The CAP `code` of a drill's alerts: `CITYOPS-DRILL:<drill id>`."""
 GEOCODE_NAMES = {"district": "CITYOPS-DISTRICT", "street": "CITYOPS-STREET",
                  "community": "CITYOPS-COMMUNITY"}
 
@@ -93,4 +97,5 @@ def alert_message(notice: WarningNotice, *, web: str | None = None) -> AlertMess
         restriction=content.restriction or None,
         references=tuple(AlertReference(r.sender, r.identifier, r.sent)
                          for r in notice.references),
-        note=notice.note or None, incidents=tuple(incidents), infos=infos)
+        note=notice.note or None, incidents=tuple(incidents), infos=infos,
+        codes=(f"{DRILL_CODE}:{notice.drill_id}",) if notice.drill_id is not None else ())

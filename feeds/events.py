@@ -17,6 +17,8 @@ A message (Kafka value or webhook body) is one JSON object:
     data            the event's facts that the recipient may receive
     context         the aggregate's state after the event (status, category, level, place,
                     departments...) that the recipient may receive
+    drill           the drill's id, in a drill's messages only (a live message has no such
+                    key: its bytes are what they always were)
 
 Geometries are GeoJSON (WGS84), times ISO 8601, durations seconds, ids strings: the facts
 are written by the one event encoder, `cityops.domain.event_facts` (the API's history too).
@@ -46,6 +48,18 @@ SCHEMA_VERSION = 1
 JSON_MEDIA_TYPE = "application/json"
 
 
+DRILL_FIELD = "drill"
+"""The key of a drill's id in every JSON message a drill's feeds send."""
+
+
+def drill_marked(message: dict[str, Any], drill: str | None) -> dict[str, Any]:
+    """`message` as a drill's feeds send it: with `"drill": "<id>"` (live: unchanged, no
+    such key, so a live message is byte for byte what it always was)."""
+    if drill is None:
+        return message
+    return {**message, DRILL_FIELD: drill}
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """A message as the bytes the feeds send: compact UTF-8 JSON."""
     return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
@@ -65,6 +79,8 @@ class FeedEvent:
     facts: dict[str, Any]
     trigger: Trigger
     subject: Subject
+    drill: str | None = None
+    """The drill whose event it is (None: a live event)."""
 
     @property
     def event_id(self) -> str:
@@ -92,7 +108,7 @@ class FeedEvent:
         share = catalogue.share
         actor = share(self.stream, {ACTOR_FIELD: to_json(self.actor)},
                       recipient).get(ACTOR_FIELD)
-        return {
+        return drill_marked({
             "schema_version": SCHEMA_VERSION,
             "event_id": self.event_id,
             "stream": self.stream.value,
@@ -105,7 +121,7 @@ class FeedEvent:
             "actor": actor,
             "data": share(self.stream, self.json_facts, recipient),
             "context": share(self.stream, self.json_context, recipient),
-        }
+        }, self.drill)
 
     content_type = JSON_MEDIA_TYPE
 
@@ -185,12 +201,16 @@ class StreamReader:
     """Reads one stream's events from its application's notification log after a position,
     following each aggregate's state (cached; rebuilt from the event store on a miss)."""
 
-    def __init__(self, spec: StreamSpec, application: Application[Any]) -> None:
+    def __init__(self, spec: StreamSpec, application: Application[Any], *,
+                 drill: str | None = None) -> None:
+        """`drill`: the drill whose stores `application` reads (None: live); its events
+        are marked as that drill's."""
         if application.name != spec.application:
             raise ValueError(f"the {spec.stream.value} stream follows the {spec.application} "
                              f"application, not {application.name}")
         self.spec = spec
         self.application = application
+        self.drill = drill
         self.states = AggregateStates(application)
 
     @property
@@ -240,6 +260,7 @@ class StreamReader:
             facts=event_facts(event),
             trigger=self.spec.trigger_of(type(event)),
             subject=subject,
+            drill=self.drill,
         )
 
     def _evolve(self, event: Any) -> tuple[Aggregate, frozenset[str]]:

@@ -65,6 +65,9 @@ from cityops.feeds.subscriptions import SubscriptionBook
 log = logging.getLogger(__name__)
 
 POSITIONS_SUFFIX = "publisher-positions"
+DRILL_HEADER = "cityops-drill"
+"""The Kafka header of every message a drill's feed publishes: the drill's id (live
+messages have no such header)."""
 
 
 class FeedPublisherError(Exception):
@@ -132,6 +135,21 @@ def read_published_positions(bootstrap: str, topics: FeedTopics, transactional_i
     return positions
 
 
+def delete_topics(bootstrap: str, topics: FeedTopics, *, timeout_s: float = 30.0) -> list[str]:
+    """Delete every topic under `topics.prefix` (a deleted drill's feed, positions
+    included); returns the names deleted."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap,
+                             request_timeout_ms=int(timeout_s * 1000),
+                             client_id="cityops-feed-topics-removal")
+    try:
+        mine = sorted(t for t in admin.list_topics() if t.startswith(f"{topics.prefix}."))
+        if mine:
+            admin.delete_topics(mine, timeout_ms=int(timeout_s * 1000))
+        return mine
+    finally:
+        admin.close()
+
+
 class KafkaFeedPublisher:
     """Publishes the streams' events to the feed topics in Kafka transactions that also
     record the published positions (see the module docstring)."""
@@ -140,7 +158,9 @@ class KafkaFeedPublisher:
                  book: SubscriptionBook, locator: GridLocator | None, *, bootstrap: str,
                  topics: FeedTopics, transactional_id: str, batch_size: int = 200,
                  partitions: int = 3, replication_factor: int = -1,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, drill: str | None = None) -> None:
+        """`drill`: the drill whose feed this is (None: live); its messages carry the
+        `cityops-drill` header."""
         self.readers = list(readers)
         self.catalogue = catalogue
         self.book = book
@@ -152,6 +172,7 @@ class KafkaFeedPublisher:
         self.partitions = partitions
         self.replication_factor = replication_factor
         self.timeout_s = timeout_s
+        self.drill = drill
         self._producer: KafkaProducer | None = None
         self._positions: dict[Stream, int] = {}
         self._known_topics: set[str] = set()
@@ -252,6 +273,8 @@ class KafkaFeedPublisher:
         headers = [("cityops-event-type", event.event_type.encode()),
                    ("cityops-event-id", event.event_id.encode()),
                    ("content-type", event.content_type.encode())]
+        if self.drill is not None:
+            headers.append((DRILL_HEADER, self.drill.encode()))
         messages = []
         city_wide = event.payload(self.catalogue, Recipient.city_wide())
         if city_wide is not None:

@@ -185,6 +185,13 @@ class FeedService:
     _wakeup: PostgresListener | None = None
 
     @property
+    def drill_id(self) -> str | None:
+        """The drill whose feed this is (its warning desk's drill; None: live). Every
+        message it sends says so (`drill` in JSON, the CAP document's code, the Kafka and
+        webhook headers); its topics are under the drill's own prefix."""
+        return self.cap_alerts.drill_id
+
+    @property
     def bootstrap(self) -> str | None:
         """Kafka's bootstrap servers, or None when Kafka is not configured (unset or
         empty)."""
@@ -194,7 +201,8 @@ class FeedService:
         """Fresh readers of every stream (each consumer of the logs follows its own), the
         warnings' CAP alerts among them."""
         applications = {a.name: a for a in self.system.applications}
-        readers: list[LogReader] = [StreamReader(spec, applications[spec.application])
+        readers: list[LogReader] = [StreamReader(spec, applications[spec.application],
+                                                 drill=self.drill_id)
                                     for spec in iter_specs()]
         if self.cap_alerts.warnings is not None:
             readers.append(CapAlertReader(self.cap_alerts))
@@ -221,7 +229,8 @@ class FeedService:
                         base_delay_s=settings.webhook_backoff_base_s,
                         max_delay_s=settings.webhook_backoff_max_s),
             workers=settings.webhook_workers, timeout_s=settings.webhook_timeout_s,
-            clock=self.clock, destinations=self.subscriptions.destinations)
+            clock=self.clock, destinations=self.subscriptions.destinations,
+            drill=self.drill_id)
         outbox, deliverer, cap_alerts = self.outbox, self.deliverer, self.cap_alerts
         # A loop that hands work to the next wakes it at once instead of leaving it to its
         # poll: the CAP alert log wakes the outbox and the Kafka publisher when it wrote an
@@ -264,7 +273,7 @@ class FeedService:
                 topics=self.topics, transactional_id=settings.transactional_id,
                 batch_size=settings.batch_size, partitions=settings.topic_partitions,
                 replication_factor=settings.topic_replication_factor,
-                timeout_s=settings.kafka_timeout_s)
+                timeout_s=settings.kafka_timeout_s, drill=self.drill_id)
             self.kafka = kafka
             started = threading.Event()
 

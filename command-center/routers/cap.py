@@ -35,6 +35,8 @@ router = APIRouter(prefix="/cap", tags=["warnings (CAP)"])
 
 ATOM_MEDIA_TYPE = "application/atom+xml"
 ATOM_NAMESPACE = "http://www.w3.org/2005/Atom"
+DRILL_CATEGORY = "cityops-drill"
+"""The Atom category of a drill's feed (labelled with the drill's id)."""
 IDENTIFIER = r"^[^\s,<&/]{1,300}$"
 CAP_ANSWER: dict[int | str, dict[str, Any]] = {
     200: {"description": "The CAP 1.2 alert document",
@@ -56,14 +58,20 @@ def _atom(parent: Any, name: str, text: str | None = None, **attributes: str) ->
     return element
 
 
-def atom_feed(alerts: list[StoredAlert], *, base: str, now: datetime) -> bytes:
+def atom_feed(alerts: list[StoredAlert], *, base: str, now: datetime,
+              drill: str | None = None) -> bytes:
     """The Atom 1.0 feed of `alerts` (newest first): one entry per alert, linking to its
-    CAP document (written with lxml: feedgen 1.0 drops the links' type and rel)."""
+    CAP document (written with lxml: feedgen 1.0 drops the links' type and rel). A drill's
+    feed (`drill`) says so: its own id, "DRILL" in its title, and the category
+    `cityops-drill` labelled with the drill's id."""
     url = f"{base}/cap/alerts.atom"
     feed = etree.Element(f"{{{ATOM_NAMESPACE}}}feed", nsmap={None: ATOM_NAMESPACE})
     feed.set("{http://www.w3.org/XML/1998/namespace}lang", "zh-CN")
-    _atom(feed, "id", url)
-    _atom(feed, "title", "CityOps warnings (CAP 1.2)")
+    _atom(feed, "id", url if drill is None else f"{url}#drill-{drill}")
+    _atom(feed, "title", "CityOps warnings (CAP 1.2)" if drill is None
+          else f"DRILL {drill}: CityOps exercise warnings (CAP 1.2)")
+    if drill is not None:
+        _atom(feed, "category", term=DRILL_CATEGORY, label=drill)
     _atom(feed, "subtitle", "Public warnings of the city's emergency command centre in force")
     _atom(feed, "updated", max((a.sent for a in alerts), default=now).isoformat())
     author = _atom(feed, "author")
@@ -89,7 +97,7 @@ def alerts_feed(request: Request, feeds: FeedsDep, system: SystemDep) -> Respons
     """The public alerts in force, as the Atom feed public-alert aggregators poll."""
     now = system.clock()
     data = atom_feed(feeds.cap_alerts.current(now), base=str(request.base_url).rstrip("/"),
-                     now=now)
+                     now=now, drill=feeds.drill_id)
     return Response(content=data, media_type=ATOM_MEDIA_TYPE,
                     headers={"Cache-Control": "public, max-age=30"})
 

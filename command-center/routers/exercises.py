@@ -16,15 +16,21 @@ from cityops.command_center.dependencies import CommandId, CurrentActor, SystemD
 from cityops.command_center.models.exercises import (
     ExercisePublic,
     ExercisesPublic,
+    ScenarioAvailablePublic,
     ScenarioCheckedPublic,
 )
 from cityops.command_center.schemas import Command
+from cityops.domain.actors import Actor, Role
 from cityops.domain.commands import CommandContext
+from cityops.domain.errors import NotPermitted
 from cityops.domain.exercises.commands import EndExercise, RateObjective
-from cityops.domain.exercises.scenario import MAX_SCENARIO_BYTES
-from cityops.exercises import events_of, exercise_status
+from cityops.domain.exercises.scenario import MAX_SCENARIO_BYTES, Scenario
+from cityops.exercises import events_of, exercise_status, shipped_scenarios
 
 scenarios_router = APIRouter(prefix="/scenarios", tags=["exercises"])
+SCENARIO_ROLES = frozenset({Role.PLANNER, Role.ADMIN})
+"""Who checks and lists scenario files: the planners (the players in the centre must not
+read the master scenario events list of their own exercise)."""
 router = APIRouter(prefix="/exercises", tags=["exercises"])
 
 
@@ -54,7 +60,27 @@ def validate_scenario(body: ScenarioIn, system: SystemDep,
                       actor: CurrentActor) -> dict[str, Any]:
     """Check a scenario file against the city and catalogues: 422 lists every problem by
     line; nothing is started either way."""
-    scenario = system.exercises.parse(body.scenario)
+    return scenario_description(system.exercises.parse(body.scenario))
+
+
+@scenarios_router.get("", response_model=list[ScenarioAvailablePublic])
+def list_scenarios(system: SystemDep, actor: CurrentActor) -> list[dict[str, Any]]:
+    """The scenarios a drill may be started with (the shipped examples), each as it was
+    checked against this city: planners only."""
+    _check_planner(actor)
+    return [{"name": name.removesuffix(".yaml"),
+             **scenario_description(system.exercises.parse(text))}
+            for name, text in sorted(shipped_scenarios().items())]
+
+
+def _check_planner(actor: Actor) -> None:
+    if actor.role not in SCENARIO_ROLES:
+        raise NotPermitted(f"{actor.role.value} {actor.user_id} may not read scenario files: "
+                           "they are the planners'")
+
+
+def scenario_description(scenario: Scenario) -> dict[str, Any]:
+    """What a checked scenario will play."""
     return {
         "valid": True, "title": scenario.title, "version": scenario.version,
         "digest": scenario.digest, "start": scenario.start.kind.value,

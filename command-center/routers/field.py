@@ -16,6 +16,7 @@ from cityops.command_center.models.grid_cases import VerificationTasksPublic
 from cityops.command_center.models.spatial import GeoJSONResponse, InspectorCellsPublic
 from cityops.command_center.routers.pages import page
 from cityops.command_center.sharing import shared_route
+from cityops.command_center.time_travel import ReadSystem
 from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import NotPermitted
 from cityops.domain.gridcases.case import CaseStatus
@@ -99,11 +100,12 @@ def my_cells(system: SystemDep, actor: CurrentActor) -> JSONResponse:
 
 
 @router.get("/me/tasks", response_model=VerificationTasksPublic)
-def my_tasks(system: SystemDep, actor: CurrentActor, paging: PagingDep) -> dict[str, Any]:
+def my_tasks(system: ReadSystem, actor: CurrentActor, paging: PagingDep) -> dict[str, Any]:
     """The handled cases that wait for the logged-in inspector's verification on site: those
     in their cells, unless the centre assigned another inspector, and those the centre
     assigned to them (`assigned_to_me`), the most urgent deadline first; each with its
-    supervision light and `verify_by` (the deadline of the verification)."""
+    supervision light and `verify_by` (the deadline of the verification); with `as_of`, as
+    they stood then."""
     city_map: CityMap = system.city.map
     inspector = _inspector(actor, city_map)
     page_ = verification_tasks(system.read_models, inspector.id,

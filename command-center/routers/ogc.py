@@ -14,12 +14,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from cityops.command_center.dependencies import MAX_OFFSET, CurrentActor, SystemDep
+from cityops.command_center.dependencies import MAX_OFFSET, CurrentActor, SystemDep, get_system
 from cityops.command_center.feature_requests import (
     GEOJSON,
     feature_collection,
@@ -47,7 +47,7 @@ from cityops.command_center.scopes import (
     feature_in_scope,
     scoped_features,
 )
-from cityops.command_center.time_travel import ReadSystem
+from cityops.command_center.time_travel import AsOf, ReadSystem
 from cityops.domain.errors import InvalidValue, NotFound
 from cityops.maps.query_geometry import CRS84_URI, AxisOrder
 from cityops.projections.spatial import NotOnMap
@@ -104,7 +104,12 @@ def _url(request: Request, name: str, **params: str) -> str:
     if route is None:
         _ROUTES.update(named_routes(router))
         route = _ROUTES[name]
-    return str(route.url_path_for(name, **params).make_absolute_url(base_url=request.base_url))
+    url = route.url_path_for(name, **params).make_absolute_url(base_url=request.base_url)
+    if getattr(request.state, "as_of", None) is not None:
+        # An answer about the past links to the past: a GIS client that follows the links
+        # from a collection of T stays at T.
+        url = url.include_query_params(as_of=request.query_params["as_of"])
+    return str(url)
 
 
 _ROUTES: dict[str, APIRoute] = {}
@@ -134,7 +139,10 @@ def _layer(system: SystemDep, collection_id: str) -> Layer:
 Format = Annotated[str | None, Query(description="json (the only format)")]
 
 
-@router.get("", name="ogc_landing", response_model=OgcLandingPublic)
+# The landing page and conformance are the same in every city, but a client switched into a
+# drill is told it is there (`get_system` checks and marks the switch).
+@router.get("", name="ogc_landing", response_model=OgcLandingPublic,
+            dependencies=[Depends(get_system)])
 def landing_page(request: Request, f: Format = None) -> dict[str, Any]:
     """The landing page: links to the API definition, conformance and collections."""
     _check_format(f)
@@ -157,7 +165,8 @@ def landing_page(request: Request, f: Format = None) -> dict[str, Any]:
     }
 
 
-@router.get("/conformance", name="ogc_conformance", response_model=OgcConformancePublic)
+@router.get("/conformance", name="ogc_conformance", response_model=OgcConformancePublic,
+            dependencies=[Depends(get_system)])
 def conformance(f: Format = None) -> dict[str, Any]:
     """The conformance classes this service implements."""
     _check_format(f)
@@ -188,8 +197,9 @@ def _collection(request: Request, system: SystemDep, layer: Layer) -> dict[str, 
 
 @router.get("/collections", name="ogc_collections", response_model=OgcCollectionsPublic,
             response_model_exclude_unset=True)
-def collections(request: Request, system: SystemDep, f: Format = None) -> dict[str, Any]:
-    """Every published layer."""
+def collections(request: Request, system: SystemDep, _: AsOf, f: Format = None
+                ) -> dict[str, Any]:
+    """Every published layer (with `as_of`, its links lead to the layers at that instant)."""
     _check_format(f)
     return {
         "links": [_link(_url(request, "ogc_collections"), "self", "application/json")],
@@ -200,9 +210,9 @@ def collections(request: Request, system: SystemDep, f: Format = None) -> dict[s
 
 @router.get("/collections/{collection_id}", name="ogc_collection",
             response_model=OgcCollectionPublic, response_model_exclude_unset=True)
-def collection(collection_id: str, request: Request, system: SystemDep,
+def collection(collection_id: str, request: Request, system: SystemDep, _: AsOf,
                f: Format = None) -> dict[str, Any]:
-    """One collection: its extent and links to its items."""
+    """One collection: its extent and links to its items (at `as_of`, if given)."""
     _check_format(f)
     return _collection(request, system, _layer(system, collection_id))
 

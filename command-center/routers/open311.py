@@ -13,18 +13,21 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from cityops.command_center.dependencies import CommandCentreSystem
+from cityops.command_center.drill_switch import requested_drill
 from cityops.command_center.errors import status_for
 from cityops.command_center.models.open311 import (
     XML_TOO,
@@ -59,6 +62,7 @@ from cityops.command_center.open311 import (
     ticket_text,
 )
 from cityops.command_center.query_checks import unknown_parameters
+from cityops.command_center.time_travel import AsOfQuery, system_at, take_instant
 from cityops.domain.actors import Actor, Role
 from cityops.domain.application import CommandReceipt
 from cityops.domain.catalogue import Urgency
@@ -69,8 +73,30 @@ from cityops.domain.gridcases.case import CaseSource
 from cityops.domain.gridcases.commands import ReportCase
 from cityops.domain.hotline.commands import ReceiveTicket
 from cityops.domain.hotline.ticket import Channel, check_phone
+from cityops.drills import DRILL_HEADER
 
-router = APIRouter(prefix="/open311", tags=["open311"])
+
+class Open311Route(APIRoute):
+    """Routes whose refused parameters (an `as_of` the city cannot be shown at) answer as
+    the spec's error list in the requested format (400), not as this API's 422 body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, answering a refused parameter the spec's way."""
+        handler = super().get_route_handler()
+
+        async def open311_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as error:
+                refusal = Open311Error(400, *(
+                    f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}"
+                    for e in error.errors()))
+                return _refusal(str(request.path_params.get("format", "xml")), refusal)
+
+        return open311_handler
+
+
+router = APIRouter(prefix="/open311", tags=["open311"], route_class=Open311Route)
 
 INTAKE_COMMANDS = {Intake.GRID: "grid-case.report", Intake.HOTLINE: "ticket.receive"}
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -125,6 +151,23 @@ def _state(request: Request) -> Open311State:
     return state
 
 
+def _as_of(request: Request, as_of: AsOfQuery = None) -> datetime | None:
+    """The instant of `as_of` (None: now), checked against the live city's span (Open311
+    always answers about the live city, never a drill)."""
+    return take_instant(request, _state(request).system, as_of)
+
+
+AsOf = Annotated[datetime | None, Depends(_as_of)]
+
+
+def _read_system(request: Request, instant: AsOf) -> CommandCentreSystem:
+    """The live city, or as it stood at `as_of`."""
+    return system_at(_state(request).system, instant)
+
+
+ReadSystem = Annotated[CommandCentreSystem, Depends(_read_system)]
+
+
 # --- answering ------------------------------------------------------------------------------
 
 
@@ -176,8 +219,11 @@ def _one(params: Mapping[str, Sequence[str]], name: str) -> str | None:
 
 COMMON_PARAMETERS = frozenset({"jurisdiction_id", "api_key"})
 """What every GeoReport v2 GET may carry (clients often send their api_key everywhere)."""
-SEARCH_PARAMETERS = COMMON_PARAMETERS | {"service_request_id", "service_code", "start_date",
-                                         "end_date", "status"}
+READ_PARAMETERS = COMMON_PARAMETERS | {"as_of"}
+"""What the GETs of services and requests carry: `as_of`, this API's time travel, too (an
+extension parameter: a GeoReport v2 client that does not send it gets the spec's answer)."""
+SEARCH_PARAMETERS = READ_PARAMETERS | {"service_request_id", "service_code", "start_date",
+                                       "end_date", "status"}
 
 
 def _query(request: Request, known: Collection[str] | None = None) -> dict[str, list[str]]:
@@ -231,24 +277,26 @@ def discovery(format: str, request: Request) -> Response:
 
 @router.get("/v2/services.{format}", response_model=list[ServicePublic],
             responses=XML_TOO)
-def list_services(format: str, request: Request) -> Response:
-    """GET Service List: the matters citizens may report, and where each goes."""
+def list_services(format: str, request: Request, _: AsOf) -> Response:
+    """GET Service List: the matters citizens may report, and where each goes (from the
+    category catalogue: the same at every `as_of`)."""
     state = _state(request)
 
     def produce(fmt: Format) -> Response:
-        _check_jurisdiction(state.system, _query(request, COMMON_PARAMETERS))
+        _check_jurisdiction(state.system, _query(request, READ_PARAMETERS))
         return _answer(fmt, "services", "service", [s.as_dict() for s in state.services])
     return _spec_answer(format, produce)
 
 
 @router.get("/v2/services/{service_code}.{format}", response_model=ServiceDefinitionPublic,
             responses=XML_TOO)
-def service_definition(service_code: str, format: str, request: Request) -> Response:
-    """GET Service Definition: the questions a request of this service answers."""
+def service_definition(service_code: str, format: str, request: Request, _: AsOf) -> Response:
+    """GET Service Definition: the questions a request of this service answers (from the
+    category catalogue: the same at every `as_of`)."""
     state = _state(request)
 
     def produce(fmt: Format) -> Response:
-        _check_jurisdiction(state.system, _query(request, COMMON_PARAMETERS))
+        _check_jurisdiction(state.system, _query(request, READ_PARAMETERS))
         service = state.services.service(service_code)
         return _answer(fmt, "service_definition", None, service.definition())
     return _spec_answer(format, produce)
@@ -465,6 +513,12 @@ async def post_request(format: str, request: Request) -> Response:
     state = _state(request)
     try:
         fmt = _format(format)
+        if requested_drill(request) is not None:
+            # Open311 serves the live city only: filed anyway, a drill participant's request
+            # would become live data.
+            raise Open311Error(400, "Open311 files requests into the live city only; a "
+                               f"drill takes none: send it without {DRILL_HEADER} and the "
+                               "drill cookie")
         fields = await _posted_fields(request)
         key = _one(fields, "api_key")
         if key is None:
@@ -496,25 +550,31 @@ async def post_request(format: str, request: Request) -> Response:
 
 @router.get("/v2/tokens/{token}.{format}", response_model=list[RequestTokenPublic],
             responses=XML_TOO)
-def request_id_for_token(token: str, format: str, request: Request) -> Response:
+def request_id_for_token(token: str, format: str, request: Request,
+                         system: ReadSystem) -> Response:
     """GET request_id from a token: the request a POST answered this token for. It is read
-    from the receipt stored with the request itself, so it holds for ever, in any process."""
+    from the receipt stored with the request itself, so it holds for ever, in any process
+    (with `as_of`, only a request posted by then)."""
     state = _state(request)
 
     def produce(fmt: Format) -> Response:
-        _check_jurisdiction(state.system, _query(request, COMMON_PARAMETERS))
+        _check_jurisdiction(state.system, _query(request, READ_PARAMETERS))
         try:
             receipt_id = UUID(token)
         except ValueError:
             raise Open311Error(404, f"token {token!r} was not found") from None
-        for application in (state.system.hotline, state.system.grid_cases):
+        for application, then in ((state.system.hotline, system.hotline),
+                                  (state.system.grid_cases, system.grid_cases)):
             try:
                 receipt: object = application.repository.get(receipt_id, version=1)
             except AggregateNotFoundError:
                 continue
+            # At `as_of`, the request it names must have been filed by then (a receipt is
+            # stamped by the wall clock, the request by the city's).
             if isinstance(receipt, CommandReceipt) \
                     and receipt.command_id.startswith(OPEN311_USER_PREFIX) \
-                    and receipt.command in INTAKE_COMMANDS.values():
+                    and receipt.command in INTAKE_COMMANDS.values() \
+                    and then.exists(receipt.aggregate_id):
                 return _answer(fmt, "service_requests", "request",
                                [{"service_request_id": str(receipt.aggregate_id),
                                  "token": token}])
@@ -525,10 +585,11 @@ def request_id_for_token(token: str, format: str, request: Request) -> Response:
 # --- GET requests ---------------------------------------------------------------------------
 
 
-def _request_by_id(state: Open311State, request_id: UUID) -> dict[str, Any] | None:
+def _request_by_id(state: Open311State, system: CommandCentreSystem,
+                   request_id: UUID) -> dict[str, Any] | None:
     """One request as recorded now (the write side: a request just POSTed is there at
-    once), or None when there is no such public request."""
-    system = state.system
+    once) or, from a past `system`, as it stood then; None when there is no such public
+    request."""
     services = state.services.services
     if system.grid_cases.exists(request_id):
         case = system.grid_cases.case(request_id)
@@ -554,13 +615,15 @@ def _parse_id(text: str) -> UUID:
 
 @router.get("/v2/requests/{service_request_id}.{format}",
             response_model=list[ServiceRequestPublic], responses=XML_TOO)
-def get_request(service_request_id: str, format: str, request: Request) -> Response:
-    """GET Service Request: one request's status and details (never who reported it)."""
+def get_request(service_request_id: str, format: str, request: Request,
+                system: ReadSystem) -> Response:
+    """GET Service Request: one request's status and details (never who reported it), as
+    it stood at `as_of` if given."""
     state = _state(request)
 
     def produce(fmt: Format) -> Response:
-        _check_jurisdiction(state.system, _query(request, COMMON_PARAMETERS))
-        found = _request_by_id(state, _parse_id(service_request_id))
+        _check_jurisdiction(state.system, _query(request, READ_PARAMETERS))
+        found = _request_by_id(state, system, _parse_id(service_request_id))
         if found is None:
             raise Open311Error(404, f"service_request_id {service_request_id!r} was not "
                                "found")
@@ -640,12 +703,12 @@ def _rows(system: CommandCentreSystem, table: str, column: str, codes: Sequence[
     return [(r[0] if isinstance(r[0], dict) else json.loads(r[0]), r[1], r[2]) for r in rows]
 
 
-def _search(state: Open311State, params: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
-    system = state.system
+def _search(state: Open311State, system: CommandCentreSystem,
+            params: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
     ids = _one(params, "service_request_id")
     if ids is not None:
         # The spec: a list of ids overrides every other argument.
-        found = [_request_by_id(state, _parse_id(i)) for i in ids.split(",") if i.strip()]
+        found = [_request_by_id(state, system, _parse_id(i)) for i in ids.split(",") if i.strip()]
         return [r for r in found if r is not None][:MAX_REQUESTS]
     services = _codes(_one(params, "service_code"), state.services)
     wanted = services if services is not None else list(state.services)
@@ -676,14 +739,15 @@ def _search(state: Open311State, params: Mapping[str, Sequence[str]]) -> list[di
 
 @router.get("/v2/requests.{format}", response_model=list[ServiceRequestPublic],
             responses=XML_TOO)
-def list_requests(format: str, request: Request) -> Response:
+def list_requests(format: str, request: Request, system: ReadSystem) -> Response:
     """GET Service Requests: by ids (comma list), or by service_code, start_date, end_date
     (last 90 days by default, at most 90) and status (open, closed); newest first, at most
-    1000. The read models answer, so a request posted a moment ago may take a moment."""
+    1000. The read models answer, so a request posted a moment ago may take a moment. With
+    `as_of`, the requests as they stood then (the default window ends at that instant)."""
     state = _state(request)
 
     def produce(fmt: Format) -> Response:
         params = _query(request, SEARCH_PARAMETERS)
         _check_jurisdiction(state.system, params)
-        return _answer(fmt, "service_requests", "request", _search(state, params))
+        return _answer(fmt, "service_requests", "request", _search(state, system, params))
     return _spec_answer(format, produce)

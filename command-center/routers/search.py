@@ -20,6 +20,7 @@ from cityops.command_center.scopes import (
     scoped_filters,
 )
 from cityops.command_center.sharing import shared_for
+from cityops.command_center.time_travel import ReadSystem
 from cityops.domain.actors import Actor
 from cityops.maps.gazetteer import Gazetteer
 from cityops.projections.search import (
@@ -92,7 +93,7 @@ def _department_hits(system: CommandCentreSystem, target: SearchTarget, query: S
 
 @router.get("", response_model=SearchResultsPublic, response_model_exclude_unset=True)
 def search_items(
-    system: SystemDep,
+    system: ReadSystem,
     actor: CurrentActor,
     q: SearchText,
     kind: Annotated[list[SearchKind] | None, Query(description="Where to look (default: "
@@ -100,7 +101,8 @@ def search_items(
     limit: Annotated[int, Query(ge=1, le=MAX_RESULTS, description="Matches of each kind")]
     = 10,
 ) -> dict[str, Any]:
-    """Find grid cases, hotline tickets and incidents by description, place and id."""
+    """Find grid cases, hotline tickets and incidents by description, place and id (as
+    they stood at `as_of`, if given)."""
     kinds = set(kind or SearchKind)
     query = parse_query(q, gazetteer_of(system))
     result: dict[str, Any] = {

@@ -12,7 +12,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 
 from cityops.command_center.areas import AreaIn
-from cityops.command_center.dependencies import CommandId, CurrentActor, PagingDep, page_body
+from cityops.command_center.dependencies import (
+    CommandId,
+    CurrentActor,
+    PagingDep,
+    SystemDep,
+    page_body,
+)
+from cityops.command_center.drill_switch import drill_feeds
 from cityops.command_center.history import event_history
 from cityops.command_center.models.common import HistoryEntryPublic
 from cityops.command_center.models.subscriptions import (
@@ -53,8 +60,13 @@ GENERATED_SECRET_BYTES = 32
 OVERSIGHT_ROLES = frozenset({Role.ADMIN, Role.DISPATCHER, Role.LEADER})
 """Roles that may read every department's subscriptions (only admins change them)."""
 
-def get_feeds(request: Request) -> FeedService:
-    """The feeds of the app's system (built by `create_app`)."""
+def get_feeds(request: Request, _: SystemDep) -> FeedService:
+    """The feeds of the system the request acts on: the app's (built by `create_app`), or,
+    switched into a drill, the drill's own (its subscriptions, destinations, delivery log
+    and CAP alerts: a drill's subscription is never a live one)."""
+    drill = getattr(request.state, "drill", None)
+    if drill is not None:
+        return drill_feeds(request.app, drill)
     feeds: FeedService = request.app.state.feeds
     return feeds
 

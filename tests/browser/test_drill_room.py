@@ -1,9 +1,11 @@
 """The drill screens in Chromium: a planner starts a drill from the drill room (the window's
 progress shown from the server), a dispatcher invited to it switches the dashboard into the
-drill and every screen says DRILL; the dashboard in the live city shows no banner."""
+drill and every screen says DRILL, as does the field page of an invited inspector; the
+dashboard in the live city shows no banner."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ def test_a_planner_starts_a_drill_and_a_participant_works_in_it_marked_drill(
     room.testid("start-from").fill((now - timedelta(hours=1)).isoformat())
     room.testid("start-to").fill(now.isoformat())
     room.testid("start-speed").select_option("max")
-    room.testid("start-participants").fill("disp-a")
+    room.testid("start-participants").fill(f"disp-a, {server.inspector}")
     room.testid("start-submit").click()
     expect(room.testid("start-outcome")).to_contain_text("Started")
     row = room.page.locator("[data-testid=drill-row]").first
@@ -54,3 +56,44 @@ def test_a_planner_starts_a_drill_and_a_participant_works_in_it_marked_drill(
     room.page.locator(f"[data-drill='{drill_id}'] [data-testid=drill-pause]").click()
     expect(room.page.locator(f"[data-drill='{drill_id}'] [data-testid=drill-state]")
            ).to_contain_text("paused")
+
+    # The inspector's field page, switched into the drill, says DRILL too, and its calls go
+    # to the drill.
+    field = screens.login(server.inspector, "/field")
+    expect(field.testid("drill-banner")).to_have_count(0)
+    field.testid("drill-select").select_option(drill_id)
+    expect(field.testid("drill-banner")).to_contain_text("DRILL")
+    expect(field.testid("drill-banner")).to_contain_text("not live data")
+    with field.page.expect_response(lambda r: "/grid-cases" in r.url) as answer:
+        field.page.evaluate(
+            "async () => { const m = await import('/static/common/api.js');"
+            " return m.request('GET', '/grid-cases'); }")
+    assert answer.value.headers.get("x-cityops-drill") == drill_id
+    field.page.screenshot(path=str(screenshots / "field-in-drill.png"))
+
+def test_a_drill_with_a_scenario_shows_its_objectives_live_and_evaluators_rate_them(
+        server: Server, screens: Screens, screenshots: Path) -> None:
+    room = screens.login("planner-p", "/drill-room")
+    now = datetime.now(UTC)
+    room.testid("start-from").fill((now - timedelta(hours=1)).isoformat())
+    room.testid("start-to").fill(now.isoformat())
+    room.testid("start-speed").select_option("max")
+    room.testid("start-scenario").select_option("chemical-leak")
+    room.testid("start-submit").click()
+    expect(room.testid("start-outcome")).to_contain_text("Started")
+    objectives = room.page.locator("[data-testid=drill-objectives]").first
+    expect(objectives.locator("[data-testid=objective]")).to_have_count(5)
+    first_engine = objectives.locator("[data-objective=first-engine]")
+    expect(first_engine.get_by_test_id("objective-status")).to_have_text(
+        re.compile("met|missed|pending"))
+    expect(first_engine.get_by_test_id("objective-rating")).to_have_text("not rated")
+
+    first_engine.get_by_test_id("objective-rate").click()
+    dialog = room.testid("rate-dialog")
+    expect(dialog.get_by_test_id("rate-objective")).not_to_be_empty()
+    dialog.get_by_test_id("rate-rating").select_option("M")
+    dialog.get_by_test_id("rate-observations").fill("No engine reached the plant in time")
+    dialog.get_by_test_id("rate-submit").click()
+    expect(first_engine.get_by_test_id("objective-rating")).to_contain_text(
+        "M (performed with major challenges) by planner-p: No engine reached the plant")
+    room.page.screenshot(path=str(screenshots / "drill-room-objectives.png"), full_page=True)

@@ -78,3 +78,41 @@ def test_dragging_the_slider_back_shows_the_city_then_and_live_returns(
         expect(row_of(screen, case["id"])).to_be_visible()
     expect(page.locator("body.in-the-past")).to_have_count(0)
     page.screenshot(path=screenshots / "dashboard-time-slider-live.png")
+
+
+def test_letting_go_of_the_slider_returns_to_live_unless_held(
+        server: Server, screens: Screens) -> None:
+    server.report_case("Leaves blocking a drain (before dragging back)")
+    time.sleep(3)
+    screen = screens.login("disp-a")
+    page = screen.page
+    expect(screen.testid("time-travel")).to_be_visible()
+    box = screen.testid("time-slider").bounding_box()
+    middle = box["y"] + box["height"] / 2
+
+    def drag_back() -> None:
+        page.mouse.move(box["x"] + box["width"] - 3, middle)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.3, middle, steps=6)
+
+    # Held down and dragged back: the past; let go: live again.
+    drag_back()
+    page.locator("body[data-past-loaded]").wait_for()
+    expect(screen.testid("past-banner")).to_be_visible()
+    page.mouse.up()
+    expect(screen.testid("past-banner")).to_be_hidden()
+    expect(screen.testid("live-status")).to_have_attribute("data-state", "live")
+    expect(screen.testid("time-slider-label")).to_have_text("live")
+    expect(page.locator("body.in-the-past")).to_have_count(0)
+
+    # With "hold" ticked, the moment let go at stays shown; Escape returns to live.
+    screen.testid("time-hold").check()
+    drag_back()
+    page.mouse.up()
+    page.locator("body[data-past-loaded]").wait_for()
+    time.sleep(1)
+    expect(screen.testid("past-banner")).to_be_visible()
+    expect(screen.testid("live-status")).to_have_attribute("data-state", "past")
+    screen.testid("time-slider").press("Escape")
+    expect(screen.testid("past-banner")).to_be_hidden()
+    expect(screen.testid("live-status")).to_have_attribute("data-state", "live")

@@ -135,3 +135,16 @@ def test_the_review_of_the_exercise_shows_its_objectives_with_their_ratings(api:
     assert engine["rating"] == "M: performed with major challenges"
     assert engine["observations"] == "No engine reached the plant"
     assert [o["rating"] for o in shown.values()].count(None) == 4
+
+
+def test_planners_list_the_scenarios_a_drill_may_be_started_with(api: Api) -> None:
+    listed = api.get("/scenarios", role="planner")
+    assert [(s["name"], s["valid"]) for s in listed] == [("chemical-leak", True),
+                                                         ("typhoon", True)]
+    leak = listed[0]
+    assert leak["title"] == "Chlorine leak at the Jinhe Fine Chemicals Plant"
+    assert len(leak["objectives"]) == 5 and len(leak["injects"]) == 6
+    # The players must not read their exercise's master scenario events list.
+    refused = api.get("/scenarios", role="dispatcher", expect=403)
+    assert refused["error"] == "not-permitted"
+    api.get("/scenarios", role=None, expect=401)

@@ -109,6 +109,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/warnings/{warning_id}/cancel"): "warning.cancel",
     # exercises: planners check scenarios (the gate's own row), evaluators rate
     ("POST", "/scenarios/validate"): OWN,
+    ("GET", "/scenarios"): OWN,  # planners only (the players must not read them)
     ("GET", "/exercises"): READ,
     ("GET", "/exercises/{exercise_id}"): READ,
     ("POST", "/exercises/{exercise_id}/ratings"): "exercise.rate-objective",

@@ -214,6 +214,22 @@ def test_a_grid_report_round_trip_by_id_and_by_token(api: Any) -> None:
     assert api.client.get(f"{BASE}/requests/not-an-id.json").status_code == 404
 
 
+def test_a_request_switched_into_a_drill_is_refused_and_files_nothing(api: Any) -> None:
+    """Open311 serves the live city only: a request sent with the drill switch would have
+    become live data while its sender thought it was in a drill."""
+    key, _ = issue_key(api)
+    drill = str(UUID(int=12))
+    for headers, cookies in (({"X-CityOps-Drill": drill}, {}), ({}, {"cityops_drill": drill})):
+        api.client.cookies.clear()
+        for name, value in cookies.items():
+            api.client.cookies.set(name, value)
+        refused = post(api, lamp(key), "json", expect=400, headers=headers)
+        [error] = refused.json()
+        assert "live city only" in error["description"], error
+    api.client.cookies.clear()
+    assert requests_of(api, "requests", "json") == []
+
+
 def test_a_hotline_request_keeps_the_caller_private(api: Any) -> None:
     key, _ = issue_key(api, "Neighbourhood app")
     response = api.client.post(f"{BASE}/requests.json", json={

@@ -431,3 +431,271 @@ def test_postgis_questions_and_figures_as_of_t_on_postgres(
     expected = CityStatistics(replay).key_figures(instant).as_dict()
     assert figures.json() == json.loads(json.dumps(expected))
     replay.close()
+
+
+# --- every read route takes `as_of`: search, Open311 ----------------------------------------
+
+
+def _client_of(system: CitySystem, username: str) -> TestClient:
+    """The command centre's app over `system`, logged in as a duty officer `username`."""
+    if system.accounts.find_user(username) is None:
+        system.accounts.handle(
+            AddUser(username=username, role=Role.DISPATCHER, password="time-travel-password"),
+            CommandContext(actor=Actor("admin-tt", Role.ADMIN)))
+    client = TestClient(create_app(system, manage_lifecycle=False))
+    login = client.post("/auth/login", json={"username": username,
+                                             "password": "time-travel-password"})
+    assert login.status_code == 200, login.text
+    client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+    return client
+
+
+def _common_word(store: Any) -> str:
+    """The commonest longer word of the grid cases' descriptions in `store` (a search
+    that finds many cases)."""
+    from collections import Counter
+
+    with store.transaction() as txn:
+        txn.execute("SELECT doc FROM rm_grid_cases")
+        docs = [_normal(r[0]) for r in txn.fetchall()]
+    words = Counter(w.strip(".,;:").lower() for d in docs
+                    for w in (d.get("description") or "").split() if len(w) > 4)
+    return words.most_common(1)[0][0]
+
+
+@pytest.mark.parametrize("played", BACKENDS, indirect=True)
+def test_search_as_of_t_finds_what_a_replay_to_t_holds(
+    played: tuple[CitySystem, SimulatedClock], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 12, item 1: GET /search took no `as_of`. At T it finds the cases, tickets and
+    incidents as they stood (their versions then, a case's light at T): the same as the
+    search asked of the read models a replay to T writes."""
+    from cityops.command_center.routers.search import _locate, gazetteer_of
+    from cityops.projections.search import GRID_CASES, HOTLINE_TICKETS, INCIDENTS, parse_query
+    from cityops.projections.search import search as search_rows
+    from cityops.projections.views import ReadModels, case_light
+
+    system, _ = played
+    instant = _mid(played)
+    replay = replayed_to(system, instant, tmp_path_factory.mktemp("search"))
+    client = _client_of(system, "duty-tt-search")
+    word = _common_word(replay)
+    answered = client.get("/search", params={"q": word, "limit": 100,
+                                             "as_of": instant.isoformat()})
+    assert answered.status_code == 200, answered.text
+    assert datetime.fromisoformat(answered.headers[AS_OF_HEADER]) == instant
+    past = answered.json()
+    read_models = ReadModels(replay, list(system.read_models.tables.values()))
+    query = parse_query(word, gazetteer_of(system))
+    for key, target in (("grid_cases", GRID_CASES), ("hotline_tickets", HOTLINE_TICKETS),
+                        ("incidents", INCIDENTS)):
+        expected = search_rows(read_models, target, query, filters={}, extra_where=[],
+                               limit=100, offset=0, locate=_locate(system))
+        assert past[key]["count"] == expected.total, key
+        assert [(i["id"], i["version"]) for i in past[key]["data"]] == [
+            (d["id"], d["version"]) for d in expected.items], key
+    assert past["grid_cases"]["count"] > 0
+    lights = {d["id"]: case_light(d, instant) for d in search_rows(
+        read_models, GRID_CASES, query, filters={}, extra_where=[], limit=100, offset=0,
+        locate=_locate(system)).items}
+    assert {i["id"]: i["light"] for i in past["grid_cases"]["data"]} == {
+        k: (v.value if v else None) for k, v in lights.items()}
+    now = client.get("/search", params={"q": word, "limit": 100}).json()
+    assert AS_OF_HEADER not in client.get("/search", params={"q": word}).headers
+    assert [(i["id"], i["version"]) for i in now["grid_cases"]["data"]] != [
+        (i["id"], i["version"]) for i in past["grid_cases"]["data"]]
+    replay.close()
+
+
+def _open311_expected(system: CitySystem, replay: Any, instant: datetime
+                      ) -> dict[str, dict[str, Any]]:
+    """The Open311 requests a replay to T holds, in the default window (the 90 days up to
+    T), each as the spec's JSON renders it: the independent oracle of GET requests at T."""
+    from cityops.command_center.open311 import Format, case_as_request, render
+    from cityops.command_center.routers.open311 import Open311State
+
+    state = Open311State(system)
+    services = state.services.services
+    start = instant - timedelta(days=90)
+    with replay.transaction() as txn:
+        txn.execute("SELECT doc, created_at, updated_at FROM rm_grid_cases")
+        rows = txn.fetchall()
+    expected = [case_as_request(_normal(doc), created, updated, state.context)
+                for doc, created, updated in rows
+                if _normal(doc)["category"] in services
+                and start <= datetime.fromisoformat(created) <= instant]
+    rendered = json.loads(render(Format.JSON, "service_requests", "request", expected))
+    return {r["service_request_id"]: r for r in rendered}
+
+
+@pytest.mark.parametrize("played", BACKENDS, indirect=True)
+def test_open311_requests_as_of_t_are_those_a_replay_to_t_holds(
+    played: tuple[CitySystem, SimulatedClock], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 12, item 1: the Open311 GETs took no `as_of`. At T, GET Service Requests
+    answers the requests of a replay to T (their status and dates then), newest first, and
+    GET Service Request one of them as it stood; a request reported after T is not found.
+    Public, with no login, and still the spec's JSON and XML."""
+    system, _ = played
+    instant = _mid(played)
+    replay = replayed_to(system, instant, tmp_path_factory.mktemp("open311"))
+    client = TestClient(create_app(system, manage_lifecycle=False))
+    as_of = {"as_of": instant.isoformat()}
+    listed = client.get("/open311/v2/requests.json", params=as_of)
+    assert listed.status_code == 200, listed.text
+    assert listed.headers["content-type"].startswith("application/json")
+    assert datetime.fromisoformat(listed.headers[AS_OF_HEADER]) == instant
+    expected = _open311_expected(system, replay, instant)
+    answered = {r["service_request_id"]: r for r in listed.json()}
+    assert answered == expected
+    assert len(answered) > 5
+    stamps = [r["requested_datetime"] for r in listed.json()]
+    assert stamps == sorted(stamps, reverse=True)
+    now = {r["service_request_id"]: r for r in
+           client.get("/open311/v2/requests.json").json()}
+    changed = next(i for i, r in answered.items()
+                   if i in now and now[i]["updated_datetime"] != r["updated_datetime"])
+    one = client.get(f"/open311/v2/requests/{changed}.json", params=as_of)
+    assert one.status_code == 200, one.text
+    assert one.json() == [expected[changed]]
+    assert client.get(f"/open311/v2/requests/{changed}.json").json() == [now[changed]]
+    by_ids = client.get("/open311/v2/requests.json",
+                        params={**as_of, "service_request_id": changed})
+    assert by_ids.json() == [expected[changed]]
+    xml = client.get(f"/open311/v2/requests/{changed}.xml", params=as_of)
+    assert xml.status_code == 200 and xml.headers["content-type"].startswith("text/xml")
+    assert f"<service_request_id>{changed}</service_request_id>" in xml.text
+    later = next(i for i in now if i not in answered
+                 and now[i]["requested_datetime"] > instant.isoformat())
+    missing = client.get(f"/open311/v2/requests/{later}.json", params=as_of)
+    assert missing.status_code == 404, missing.text
+    assert missing.json() == [{"code": 404, "description":
+                               f"service_request_id {later!r} was not found"}]
+    replay.close()
+
+
+@pytest.mark.parametrize("played", BACKENDS, indirect=True)
+def test_an_open311_request_and_its_token_did_not_exist_before_it_was_posted(
+    played: tuple[CitySystem, SimulatedClock]
+) -> None:
+    """A request POSTed now: at an earlier T neither its token nor the request is there
+    (404, the spec's list), as of now both are; the services answer the same at every T."""
+    from cityops.domain.accounts.commands import IssueApiKey
+
+    system, clock = played
+    issued = IssueApiKey.new(f"tt-app-{uuid.uuid4().hex[:6]}")
+    system.accounts.handle(issued, CommandContext(actor=Actor("admin-tt", Role.ADMIN)))
+    client = TestClient(create_app(system, manage_lifecycle=False))
+    posted = client.post("/open311/v2/requests.json", data={
+        "api_key": issued.key, "service_code": "C0105", "lat": "32.05", "long": "118.80",
+        "description": "The street lamp at the corner is out (time travel)"})
+    assert posted.status_code == 201, posted.text
+    request_id, token = posted.json()[0]["service_request_id"], posted.json()[0]["token"]
+    system.catch_up()
+    earlier = {"as_of": _mid(played).isoformat()}
+    now = {"as_of": clock().isoformat()}
+    for path in (f"/open311/v2/tokens/{token}.json", f"/open311/v2/requests/{request_id}.json"):
+        assert client.get(path, params=earlier).status_code == 404, path
+        found = client.get(path, params=now)
+        assert found.status_code == 200, (path, found.text)
+        assert found.json()[0]["service_request_id"] == request_id
+    assert request_id in {r["service_request_id"] for r in
+                          client.get("/open311/v2/requests.json", params=now).json()}
+    services = client.get("/open311/v2/services.json")
+    assert client.get("/open311/v2/services.json", params=earlier).json() == services.json()
+    assert client.get("/open311/v2/services/C0105.xml", params=earlier).text == \
+        client.get("/open311/v2/services/C0105.xml").text
+
+
+@pytest.mark.parametrize("played", BACKENDS, indirect=True)
+def test_a_hazard_source_at_t_shows_no_reading_measured_after_t(
+    played: tuple[CitySystem, SimulatedClock]
+) -> None:
+    """A hazard source as it stood at T showed its sensors' latest readings of now (measured
+    after T): at T it shows those measured by then (each still the latest then) and its
+    alarms as they stood."""
+    system, _ = played
+    instant = _mid(played)
+    client = _client_of(system, "duty-tt-hazards")
+    sources = client.get("/hazard-sources", params={"limit": 500}).json()["data"]
+    seen_later = seen_kept = 0
+    for source in sources:
+        now = client.get(f"/hazard-sources/{source['id']}").json()
+        then = client.get(f"/hazard-sources/{source['id']}",
+                          params={"as_of": instant.isoformat()})
+        if then.status_code == 404:
+            continue
+        assert then.status_code == 200, then.text
+        expected = {sensor: reading for sensor, reading in now["latest_readings"].items()
+                    if datetime.fromisoformat(reading["measured_at"]) <= instant}
+        assert then.json()["latest_readings"] == expected
+        assert then.json()["version"] == PastRepository(system.hazards, instant).get(
+            UUID(source["id"])).version
+        seen_later += len(now["latest_readings"]) - len(expected)
+        seen_kept += len(expected)
+    assert seen_later > 0  # not vacuous: readings measured after T were left out
+
+
+def test_the_cli_covers_every_stream_the_api_answers_as_of(api: TestClient) -> None:
+    """`cityops history at` has a layer for every stream whose list the API answers at T,
+    by the same name, and reads single items through the API's own item routes."""
+    from cityops.accounts_cli import cli_actor
+    from cityops.projections.city_at import LAYERS
+    from cityops.time_travel_cli import item_readers
+
+    spec = api.get("/openapi.json").json()
+    listed = {path.strip("/") for path, operations in spec["paths"].items()
+              if path.count("/") == 1 and "get" in operations
+              and any(p["name"] == "as_of" for p in operations["get"].get("parameters", []))
+              and path not in ("/search",)}
+    assert listed == set(LAYERS)
+    assert set(item_readers(cli_actor())) == set(LAYERS)
+
+
+def test_the_cli_shows_items_and_their_histories_as_of_t_as_the_api_does(
+    api: TestClient, played: tuple[CitySystem, SimulatedClock]
+) -> None:
+    """Issue 12, item 1: the CLI had no single item nor history at T (the API has both):
+    `--item ID` shows each as the API's item and history routes answer at T."""
+    from typer.testing import CliRunner
+
+    from cityops.cli import app as cli
+
+    system, _ = played
+    instant = _mid(played)
+    as_of = {"as_of": instant.isoformat()}
+    case = next(c for c in api.get("/grid-cases", params={**as_of, "limit": 500}).json()["data"]
+                if api.get(f"/grid-cases/{c['id']}").json()["version"] > c["version"])
+    incident = api.get("/incidents", params={**as_of, "limit": 1}).json()["data"][0]
+    resource = api.get("/resources", params={**as_of, "limit": 1}).json()["data"][0]
+    later = next(c for c in api.get("/grid-cases", params={"limit": 500}).json()["data"]
+                 if api.get(f"/grid-cases/{c['id']}", params=as_of).status_code == 404)
+    env = {"CITYOPS_DATA_DIR": str(system.settings.data_dir)}
+    runner = CliRunner()
+    args = ["history", "at", instant.isoformat(), "--layer", "incidents", "--json"]
+    for item_id in (case["id"], incident["id"], resource["id"], later["id"]):
+        args += ["--item", item_id]
+    shown = runner.invoke(cli, args, env=env)
+    assert shown.exit_code == 0, shown.output
+    items = json.loads(shown.output)["items"]
+    assert [i["layer"] for i in items] == ["grid-cases", "incidents", "resources", None]
+    for shown_item, path in zip(items[:3], (f"/grid-cases/{case['id']}",
+                                           f"/incidents/{incident['id']}",
+                                           f"/resources/{resource['id']}"), strict=True):
+        then = api.get(path, params=as_of).json()
+        assert (shown_item["item"]["version"], shown_item["item"]["status"]) == (
+            then["version"], then["status"]), path
+        if shown_item["history"] is not None:
+            history = api.get(f"{path}/history", params=as_of).json()
+            assert [(e["event"], e["version"], e["at"]) for e in shown_item["history"]] == [
+                (e["event"], e["version"], e["at"]) for e in history]
+    assert items[0]["item"]["version"] == case["version"]  # not now's
+    assert items[0]["item"]["light"] == api.get(f"/grid-cases/{case['id']}",
+                                                params=as_of).json()["light"]
+    assert items[3]["item"] is None
+    text = runner.invoke(cli, ["history", "at", instant.isoformat(), "--layer", "incidents",
+                               "--item", case["id"]], env=env)
+    assert text.exit_code == 0 and f"grid-cases {case['id']}" in text.output, text.output
+    refused = runner.invoke(cli, ["history", "at", instant.isoformat(), "--item", "case-7"],
+                            env=env)
+    assert refused.exit_code == 2 and "--item takes an item's id" in refused.output

@@ -116,7 +116,8 @@ function messageOf(status, body, fallback) {
  * One request to the API; resolves to the parsed JSON body (null for an empty one).
  * options: body (JSON), query (object; arrays repeat the parameter), version (sent as
  * If-Match), commandId (Idempotency-Key; POST/PUT/PATCH/DELETE get a fresh one unless
- * `command: false`), authenticated (default true).
+ * `command: false`), authenticated (default true), live (the live city, whatever drill the
+ * tab is in), drill (a drill's id: this call goes to that drill).
  */
 export async function request(method, path, options = {}) {
   const { body, query, version, commandId, authenticated = true, command = true } = options;
@@ -130,8 +131,9 @@ export async function request(method, path, options = {}) {
     headers.Authorization = `Bearer ${session.access_token}`;
   }
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  // In a drill, every call goes to the drill's own city (its answers say so).
-  const drill = options.live ? null : currentDrill();
+  // In a drill, every call goes to the drill's own city (its answers say so); `drill` (an
+  // id) sends one call to that drill (the drill room), `live` to the live city.
+  const drill = options.drill ? { id: options.drill } : options.live ? null : currentDrill();
   if (drill) headers[DRILL_HEADER] = drill.id;
   if (method !== "GET" && command) headers["Idempotency-Key"] = commandId || newCommandId();
   if (version !== undefined && version !== null) headers["If-Match"] = String(version);

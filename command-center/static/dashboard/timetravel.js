@@ -1,8 +1,9 @@
 // The time slider: drag it back and the dashboard shows the city as it stood at that moment
 // (the map, the queues and the key figures, fetched with `as_of`), the live push paused and
 // a banner saying it is the past, with the instant in the city's time zone (from the
-// server's clock and the server's time zone, never the browser's). "Back to live", or the
-// slider at its right end, returns to live.
+// server's clock and the server's time zone, never the browser's). Letting go of the slider
+// returns to live, unless "hold" is ticked: then the moment let go at stays shown (as does
+// one chosen with the keyboard) until "Back to live", Escape, or the slider's right end.
 
 import { get, viewAsOf } from "/static/common/api.js";
 import { serverNow, standAt } from "/static/common/clock.js";
@@ -42,8 +43,14 @@ export class TimeSlider {
     this.stretch();
     this.input.value = this.input.max;
     this.label.textContent = "live";
+    this.hold = this.root.querySelector("[data-testid=time-hold]");
+    this.pointer = false;
+    this.input.addEventListener("pointerdown", () => { this.pointer = true; });
+    window.addEventListener("pointerup", () => this.letGo());
+    window.addEventListener("pointercancel", () => this.letGo());
+    // Dragging (or the arrow keys) shows the moment once the slider rests a little.
     this.input.addEventListener("input", () => this.dragged());
-    this.input.addEventListener("change", () => this.dragged(true));
+    this.input.addEventListener("keydown", (event) => { if (event.key === "Escape") this.toLive(); });
     this.back.addEventListener("click", () => this.toLive());
     // The right end follows the server's clock while live.
     setInterval(() => { if (this.shown === null) { this.stretch(); this.input.value = this.input.max; } }, 5000);
@@ -65,6 +72,14 @@ export class TimeSlider {
     const go = () => (atEnd ? this.toLive() : this.showAt(value));
     if (released) go();
     else this.timer = setTimeout(go, DRAG_PAUSE_MS);
+  }
+
+  /** The pointer let go of the slider: back to live, or (held) the moment let go at. */
+  letGo() {
+    if (!this.pointer) return;
+    this.pointer = false;
+    if (this.hold.checked) this.dragged(true);
+    else this.toLive();
   }
 
   format(ms) {
@@ -91,12 +106,15 @@ export class TimeSlider {
     this.onChange(iso);
     this.loading = this.reload();
     await this.loading;
-    document.body.dataset.pastLoaded = iso;
+    if (this.shown === iso) document.body.dataset.pastLoaded = iso;
   }
 
   /** Back to the city now: the live push resumes and sends a fresh snapshot. */
   async toLive() {
     clearTimeout(this.timer);
+    this.stretch();
+    this.input.value = this.input.max;
+    this.label.textContent = "live";
     if (this.shown === null) return;
     this.shown = null;
     viewAsOf(null);
@@ -105,9 +123,6 @@ export class TimeSlider {
     delete document.body.dataset.asOf;
     delete document.body.dataset.pastLoaded;
     this.banner.hidden = true;
-    this.stretch();
-    this.input.value = this.input.max;
-    this.label.textContent = "live";
     this.onChange(null);
     this.loading = this.reload();
     await this.loading;

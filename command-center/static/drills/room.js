@@ -1,7 +1,9 @@
 // The planners' drill room: start a drill from a window of history (or the one the demo
-// offers), follow each drill's progress (its clock, events replayed and skipped) and steer
-// it: pause, resume, speed, jump forward, invite, finish, delete. Times are the server's
-// (GET /clock), never the browser's.
+// offers), with a scenario on top or none, follow each drill's progress (its clock, events
+// replayed and skipped, its exercise's objectives met / missed / pending as measured live)
+// and steer it: pause, resume, speed, jump forward, invite, finish, delete; evaluators rate
+// each objective (P / S / M / U with observations). Times are the server's (GET /clock),
+// never the browser's.
 
 import { ApiError, currentUser, endSession, request, requireSession } from "../common/api.js";
 import { serverNow, syncServerClock } from "../common/clock.js";
@@ -85,10 +87,75 @@ function row(d) {
   return tr;
 }
 
+const STATUS_TEXT = { met: "met", missed: "missed", pending: "pending" };
+
+function minutes(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  const whole = Math.round(seconds);
+  return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, "0")} s`;
+}
+
+/** The exercise's objectives under the drill's row: each measured now, with its rating. */
+function objectivesRow(d) {
+  const tr = el("tr", { class: "objectives", "data-testid": "drill-objectives", "data-drill": d.id });
+  const cell = el("td", { colspan: "9" });
+  const table = el("table", { class: "objectives" });
+  const head = el("tr");
+  for (const title of ["Objective", "Target", "Status", "Measured", "Rating", ""]) head.append(el("th", {}, title));
+  table.append(head);
+  for (const o of d.objectives) {
+    const line = el("tr", { "data-testid": "objective", "data-objective": o.id, "data-status": o.measure.status });
+    const [latest] = o.ratings.slice(-1);
+    const status = el("td");
+    status.append(el("span", { class: "objective-status", "data-status": o.measure.status,
+      "data-testid": "objective-status", title: o.measure.detail }, STATUS_TEXT[o.measure.status]));
+    status.append(el("div", { class: "detail" }, o.measure.detail));
+    const rating = el("td", { "data-testid": "objective-rating" },
+      latest ? `${latest.rating} (${latest.meaning}) by ${latest.evaluator}: ${latest.observations}` : "not rated");
+    const actions = el("td");
+    if (d.exercise_id) actions.append(button("Rate…", "objective-rate", () => rate(d, o)));
+    for (const c of [el("td", {}, o.description), el("td", {}, minutes(o.within_s)), status,
+      el("td", {}, minutes(o.measure.measured_s)), rating, actions]) line.append(c);
+    table.append(line);
+  }
+  cell.append(el("div", { class: "injects" }, `Scenario ${d.scenario}: ${d.injects_delivered} injects delivered`), table);
+  tr.append(cell);
+  return tr;
+}
+
+/** The rating dialog: an evaluator rates one objective of the drill's exercise. */
+function rate(d, objective) {
+  const dialog = $('[data-testid="rate-dialog"]');
+  const form = dialog.querySelector("form");
+  form.reset();
+  dialog.querySelector('[data-testid="rate-objective"]').textContent = objective.description;
+  say("rate-outcome", "");
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    if (event.submitter && event.submitter.value === "cancel") {
+      dialog.close();
+      return;
+    }
+    const data = new FormData(form);
+    try {
+      await request("POST", `/exercises/${d.exercise_id}/ratings`, {
+        drill: d.id,
+        body: { objective_id: objective.id, rating: data.get("rating"), observations: data.get("observations") },
+      });
+      dialog.close();
+      await refresh();
+    } catch (error) {
+      say("rate-outcome", error instanceof ApiError ? error.message : String(error), "error");
+    }
+  };
+  dialog.showModal();
+}
+
 async function refresh() {
   try {
     const drills = await request("GET", "/drills", { live: true });
-    $('[data-testid="drill-rows"]').replaceChildren(...drills.data.map(row));
+    $('[data-testid="drill-rows"]').replaceChildren(...drills.data.flatMap(
+      (d) => (d.objectives.length ? [row(d), objectivesRow(d)] : [row(d)])));
   } catch (error) {
     say("room-outcome", error instanceof ApiError ? error.message : String(error), "error");
   }
@@ -100,7 +167,8 @@ async function offers() {
   $('[data-testid="offers"]').hidden = false;
   $('[data-testid="offer-list"]').replaceChildren(...list.map((offer) => {
     const li = el("li", { "data-testid": "offer" });
-    li.append(el("strong", {}, offer.title), ` ${offer.note} `);
+    li.append(el("strong", {}, offer.title),
+      offer.scenario ? ` with the scenario ${offer.scenario}. ` : " ", `${offer.note} `);
     li.append(button("Start", "offer-start", async () => {
       const fresh = (await request("GET", "/drills/ready", { live: true }))
         .find((o) => o.title === offer.title) || offer;
@@ -109,6 +177,17 @@ async function offers() {
     }));
     return li;
   }));
+}
+
+async function scenarios() {
+  const select = $('[data-testid="start-scenario"]');
+  try {
+    for (const s of await request("GET", "/scenarios", { live: true })) {
+      select.append(el("option", { value: s.name }, `${s.title} (${s.name}, ${s.objectives.length} objectives)`));
+    }
+  } catch (error) {
+    say("start-outcome", error instanceof ApiError ? error.message : String(error), "error");
+  }
 }
 
 async function start(body) {
@@ -148,11 +227,14 @@ async function main() {
     start({
       title: form.get("title"), window_from: form.get("window_from"),
       window_to: form.get("window_to"), speed: speed === "max" ? "max" : Number(speed),
+      scenario: form.get("scenario") || null,
       participants: String(form.get("participants") || "").split(",").map((u) => u.trim()).filter(Boolean),
     });
   });
+  await scenarios();
   await offers();
   await refresh();
+  document.body.dataset.ready = "true"; // the form holds the server's times and scenarios
   setInterval(refresh, 1000);
 }
 

@@ -148,6 +148,7 @@ class FeedMessage:
     offset: int
     key: bytes
     raw: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def body(self) -> dict[str, Any]:
@@ -173,7 +174,8 @@ def read_committed(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> li
             if time.monotonic() > deadline:
                 pytest.fail(f"could not read {topic} to its end")
             for tp, records in consumer.poll(timeout_ms=500).items():
-                found.extend(FeedMessage(tp.topic, tp.partition, r.offset, r.key, r.value)
+                found.extend(FeedMessage(tp.topic, tp.partition, r.offset, r.key, r.value,
+                                         tuple(r.headers or ()))
                              for r in records)
         return sorted(found, key=lambda m: (m.partition, m.offset))
     finally:

@@ -151,6 +151,7 @@ def test_issue_update_cancel_become_three_valid_alerts_written_once(
         cap.check_document(alert.document)
     roots = [etree.fromstring(a.document) for a in alerts]
     references = [r.findtext("cap:references", namespaces=NS) for r in roots]
+    assert [r.find("cap:code", namespaces=NS) for r in roots] == [None] * 3  # live: no drill
     first, update = (desk.notices(warning_id)[i].reference for i in (0, 1))
     assert references[0] is None
     assert references[1] == (f"{first.sender},{first.identifier},"
@@ -241,6 +242,9 @@ def test_a_drills_exercise_alerts_never_leave_the_drill(
         [alert] = live.of_warning(warning_id)
         assert alert.status == "Exercise" and alert.held
         cap.check_document(alert.document)
+        # The document itself names its drill (CAP's code of special handling).
+        codes = etree.fromstring(alert.document).findall(f"{{{cap.CAP_NAMESPACE}}}code")
+        assert [c.text for c in codes] == ["CITYOPS-DRILL:drill-7"]
         assert live.current(system.clock()) == []
         batch = CapAlertReader(live).read(0, 100)
         assert batch.read == 1 and batch.events == []  # read, never sent

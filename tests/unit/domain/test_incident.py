@@ -11,7 +11,7 @@ from uuid import UUID, uuid4, uuid5
 import pytest
 
 from cityops.domain.actors import Actor, Role
-from cityops.domain.application import COMMAND_NAMESPACE
+from cityops.domain.application import COMMAND_NAMESPACE, CommandReceipt
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext
 from cityops.domain.errors import (
@@ -394,6 +394,16 @@ def test_verification_may_correct_category_type_and_level(app: Incidents) -> Non
 
 
 # --- idempotency, permissions, bad input -------------------------------------------------
+
+
+def test_a_commands_receipt_is_stamped_by_the_applications_clock(app: Incidents,
+                                                                   clock: Clock) -> None:
+    """The receipt says when the command was handled on the city's clock (a drill's or the
+    demo's), as its events do; it was stamped by the wall clock."""
+    clock.advance(minutes=5)
+    incident_id = report_waterlogging(app, command_id="call-stamped")
+    receipt = app.repository.get(CommandReceipt.create_id("call-stamped"))
+    assert receipt.created_on == clock() == app.repository.get(incident_id).created_on
 
 
 def test_a_repeated_command_id_changes_nothing(app: Incidents) -> None:
