@@ -14,7 +14,7 @@ How it is made, fast:
    - every UUID in them (aggregate ids, and ids inside the events: tasks, alarms, receipts,
      warnings' CAP identifiers, photos) mapped to the copy's own (`city_scale.shifted`), so
      each copy's cases, tickets, incidents, warnings, receipts are aggregates of their own;
-   - every time in a city-timed event (its timestamp, deadlines) moved by whole weeks;
+   - every time in the events (their timestamps, deadlines) moved by whole weeks;
    - the city's standing aggregates (resources, hazard sources, contingency plans and their
      registry) kept: a copy continues them (their week's events after the week's start,
      versions numbered on), once a week, so the fleet and the sensors stay the city's;
@@ -97,8 +97,6 @@ class WeekEvent:
     version: int
     topic: str
     state: bytes
-    timed: bool
-    """Stamped with the city's clock (its times move with the copy)."""
     standing: bool
     """Of a standing aggregate (resource, hazard source, plan)."""
     repeats: int | None
@@ -170,7 +168,7 @@ def model_week(seed: CitySystem) -> ModelWeek:
                     repeats = result.repeated.get(n.originator_id, 0)
                     result.repeated[n.originator_id] = repeats + 1
             events.append(WeekEvent(n.originator_id, n.originator_version, n.topic,
-                                    bytes(n.state), at is not None, is_standing, repeats))
+                                    bytes(n.state), is_standing, repeats))
         result.events[name] = events
     return result
 
@@ -248,7 +246,7 @@ class WeekCopier:
             return (moved if b"-" in text else uuid.UUID(moved).hex).encode()
 
         state = _UUID.sub(new_id, event.state)
-        if event.timed and week:
+        if week:
             delta = week * WEEK
 
             def later(match: re.Match[bytes]) -> bytes:
