@@ -89,8 +89,16 @@ class _SqliteTransaction:
         return tuple(row) if row is not None else None
 
 
+SQLITE_CLOSE_WAIT_S = 30.0
+"""How long closing a SQLite read store waits for the transactions other threads have open."""
+
+
 class SqliteReadStore:
-    """Read models in one SQLite file (WAL), one connection per thread."""
+    """Read models in one SQLite file (WAL), one connection per thread.
+
+    Closing waits for the transactions other threads have open: a connection closed while
+    another thread runs a statement on it crashes the process (sqlite3 with
+    `check_same_thread=False`), as a reader of the live change log did at a shutdown."""
 
     dialect = "sqlite"
 
@@ -100,6 +108,9 @@ class SqliteReadStore:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
+        self._idle = threading.Condition()
+        self._open: dict[int, int] = {}
+        """Transactions open, by thread: how deep."""
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -119,24 +130,42 @@ class SqliteReadStore:
         """A transaction on this thread's connection; within one already open on it (a
         reader called inside a writer's transaction, as the webhook outbox reads the CAP
         alerts), the same transaction: it commits or rolls back with the outer one."""
-        connection = self._connection()
-        if connection.in_transaction:
-            yield _SqliteTransaction(connection)
-            return
-        connection.execute("BEGIN IMMEDIATE")
+        thread = threading.get_ident()
+        with self._idle:
+            connection = self._connection()
+            self._open[thread] = self._open.get(thread, 0) + 1
         try:
-            yield _SqliteTransaction(connection)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+            if connection.in_transaction:
+                yield _SqliteTransaction(connection)
+                return
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTransaction(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        finally:
+            with self._idle:
+                depth = self._open.pop(thread) - 1
+                if depth:
+                    self._open[thread] = depth
+                self._idle.notify_all()
 
     def close(self) -> None:
-        with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
-        self._local = threading.local()
+        """Close every thread's connection, once the other threads' transactions ended (a
+        transaction begun later opens a connection again, as before)."""
+        me = threading.get_ident()
+        with self._idle:
+            if not self._idle.wait_for(lambda: not set(self._open) - {me},
+                                       timeout=SQLITE_CLOSE_WAIT_S):
+                log.warning("read store %s: closed while transactions of other threads were "
+                            "still open after %.0f s", self.path, SQLITE_CLOSE_WAIT_S)
+            with self._lock:
+                for connection in self._connections:
+                    connection.close()
+                self._connections.clear()
+            self._local = threading.local()
 
 
 class _PostgresTransaction:
