@@ -142,6 +142,12 @@ def storage_unavailable(error: BaseException) -> bool:
     return False
 
 
+def parameter_problems(error: RequestValidationError) -> list[str]:
+    """Each refused parameter as `name: why` (its place, query or path, left out), for the
+    protocols that answer refusals in a form of their own (OGC API, Open311)."""
+    return [f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in error.errors()]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Domain errors and validation errors become clear JSON bodies, never a stack trace."""
 

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from cityops.command_center.dependencies import MAX_OFFSET, CurrentActor, SystemDep, get_system
+from cityops.command_center.errors import parameter_problems
 from cityops.command_center.feature_requests import (
     GEOJSON,
     feature_collection,
@@ -80,11 +81,8 @@ class OgcRoute(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as error:
-                detail = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}"
-                    for e in error.errors()
-                )
-                return ogc_error(400, "InvalidParameterValue", detail)
+                return ogc_error(400, "InvalidParameterValue",
+                                 "; ".join(parameter_problems(error)))
             except InvalidValue as error:
                 return ogc_error(400, "InvalidParameterValue", str(error))
             except NotFound as error:

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cityops.command_center.dependencies import CommandCentreSystem
 from cityops.command_center.drill_switch import requested_drill
-from cityops.command_center.errors import status_for
+from cityops.command_center.errors import parameter_problems, status_for
 from cityops.command_center.models.open311 import (
     XML_TOO,
     DiscoveryPublic,
@@ -88,9 +88,7 @@ class Open311Route(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as error:
-                refusal = Open311Error(400, *(
-                    f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}"
-                    for e in error.errors()))
+                refusal = Open311Error(400, *parameter_problems(error))
                 return _refusal(str(request.path_params.get("format", "xml")), refusal)
 
         return open311_handler
