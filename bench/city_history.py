@@ -374,7 +374,20 @@ def open_history(store: HistoryStore,
     if state.get("projected"):
         say(f"History: {store.backend} store {store.database if store.url() else store.folder}"
             f" found built ({state['events']:,} events, {state['weeks']} weeks)")
-        return build_system(store.settings(), clock=SimulatedClock(_now_of(state), 0.0))
+        system = build_system(store.settings(), clock=SimulatedClock(_now_of(state), 0.0))
+        registry = system.generations.registry
+        active = registry.active()
+        if active is not None and registry.record(active).schema_digest \
+                == system.generations.digest:
+            return system
+        say("History: its read models were built with other table definitions than this "
+            "code's: projecting them again")
+        try:
+            project(system, store, state, say)
+        except BaseException:
+            system.close()
+            raise
+        return system
     seed = seed_system(store.seed_events)
     try:
         model = model_week(seed)
@@ -394,19 +407,25 @@ def open_history(store: HistoryStore,
     try:
         write_weeks(system, WeekCopier(model, layout), store, state, say)
         state["events"] = event_count(system)
-        say(f"History: projecting {state['events']:,} events (rebuild of every read model "
-            "and its row versions) ...")
-        began = time.perf_counter()
-        result = rebuild(system.generations, drop_old=True, drain_s=0)
-        say(f"  projected {result.events:,} events in {time.perf_counter() - began:,.0f} s "
-            f"({result.events / max(1e-9, time.perf_counter() - began):,.0f}/s)")
-        store.vacuum()
-        state["projected"] = True
-        store.save_state(state)
+        project(system, store, state, say)
     except BaseException:
         system.close()
         raise
     return system
+
+
+def project(system: CitySystem, store: HistoryStore, state: dict[str, Any],
+            say: Callable[[str], None]) -> None:
+    """Every read model and its row versions, by the product's own rebuild."""
+    say(f"History: projecting {state['events']:,} events (rebuild of every read model "
+        "and its row versions) ...")
+    began = time.perf_counter()
+    result = rebuild(system.generations, drop_old=True, drain_s=0)
+    say(f"  projected {result.events:,} events in {time.perf_counter() - began:,.0f} s "
+        f"({result.events / max(1e-9, time.perf_counter() - began):,.0f}/s)")
+    store.vacuum()
+    state["projected"] = True
+    store.save_state(state)
 
 
 def write_weeks(system: CitySystem, copier: WeekCopier, store: HistoryStore,

@@ -266,13 +266,16 @@ def summary_history(table: SummaryTable, extras: Sequence[Column] = (),
 def plain_history(current: str, aggregate_class: type[Aggregate],
                   columns: Sequence[tuple[str, str]], key: tuple[str, ...],
                   rows_of: Callable[[Any], Sequence[Sequence[Any]]],
-                  sticky: tuple[str, ...] = ()) -> HistoryTable:
-    """The history of a table of plain columns (`(name, SQL type)`), keyed by `key`."""
+                  sticky: tuple[str, ...] = (),
+                  covering: Sequence[Sequence[str]] = ()) -> HistoryTable:
+    """The history of a table of plain columns (`(name, SQL type)`), keyed by `key`;
+    `covering`: columns a past question reads, each indexed after the interval."""
     names = tuple(name for name, _ in columns)
     definitions = [f"{name} {sql_type}" for name, sql_type in columns]
     return HistoryTable(current=current, aggregate_class=aggregate_class, key=key,
                         names=names, definitions=lambda dialect: definitions,
-                        rows_of=rows_of, sticky=sticky)
+                        rows_of=rows_of, sticky=sticky,
+                        indexes=[("valid_to", "valid_from", *names) for names in covering])
 
 
 
@@ -285,6 +288,7 @@ def history_of(table: Any) -> HistoryTable:
     from cityops.projections.statistics import (
         _DISPATCH_COLUMNS,
         CASE_LIGHTS_INDEX,
+        DISPATCH_COUNTED,
         CaseDispatchTable,
         dispatch_row,
     )
@@ -300,7 +304,9 @@ def history_of(table: Any) -> HistoryTable:
 
         return plain_history(table.table, table.aggregate_class, _DISPATCH_COLUMNS,
                              ("case_id", "ordinal"), dispatch_rows,
-                             sticky=("reworks_at_dispatch",))
+                             sticky=("reworks_at_dispatch",),
+                             covering=[(by, *DISPATCH_COUNTED)
+                                       for by in ("grid_cell", "department")])
     if isinstance(table, ReturnTable):
         return plain_history(table.table, table.aggregate_class, RETURN_COLUMN_TYPES,
                              ("item_id", "ordinal"), table.rows)
