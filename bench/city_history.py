@@ -375,18 +375,12 @@ def open_history(store: HistoryStore,
         say(f"History: {store.backend} store {store.database if store.url() else store.folder}"
             f" found built ({state['events']:,} events, {state['weeks']} weeks)")
         system = build_system(store.settings(), clock=SimulatedClock(_now_of(state), 0.0))
-        registry = system.generations.registry
-        active = registry.active()
-        if active is not None and registry.record(active).schema_digest \
-                == system.generations.digest:
-            return system
-        say("History: its read models were built with other table definitions than this "
-            "code's: projecting them again")
-        try:
-            project(system, store, state, say)
-        except BaseException:
-            system.close()
-            raise
+        rebuilt = system.generations.rebuilt_on_start
+        if rebuilt is not None:
+            say(f"History: its read models were built with other table definitions than this "
+                f"code's; starting projected them again: {rebuilt.events:,} events in "
+                f"{rebuilt.seconds:,.0f} s ({rebuilt.events_per_second:,.0f}/s)")
+            store.vacuum()
         return system
     seed = seed_system(store.seed_events)
     try:

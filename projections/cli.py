@@ -76,6 +76,15 @@ def rebuild_command(
     one keeps serving, then switch reads over atomically."""
     system = _system(run_projections=False)
     generations = system.generations
+    if generations.rebuilt_on_start is not None:
+        # Started on read models of older table definitions: starting rebuilt them.
+        result = generations.rebuilt_on_start
+        system.close()
+        console.print(
+            f"Generation {result.generation} serves reads now (was {result.retired}, built "
+            f"with other table definitions): {result.events:,} events in "
+            f"{result.seconds:.1f} s ({result.events_per_second:,.0f} events/s).")
+        return
     try:
         expired = generations.drop_expired()
         if expired:

@@ -348,6 +348,9 @@ class ReadModelGenerations:
         self._checked_at = 0.0
         self._retiring: list[tuple[Generation, float]] = []
         self._last_housekeeping = 0.0
+        self.rebuilt_on_start: RebuildResult | None = None
+        """The rebuild `start` made because the active generation was built with other table
+        definitions (an upgrade of the code); None when none was needed."""
         self.live_changes: LiveChangeLog | None = None
         """The change log of the live push: its table is in every generation; only the
         followers of the active generation write it (a rebuild's replay does not)."""
@@ -365,10 +368,20 @@ class ReadModelGenerations:
         self.applications = {app.name: app for app in applications}
         self.registry.create()
         number = self.registry.ensure_active(self.digest)
-        record = self.registry.record(number)
-        if record.schema_digest != self.digest:
+        if self.registry.record(number).schema_digest != self.digest:
+            # This code's tables cannot be read or written in the old ones (a column they
+            # lack): the read models are derived, so the new ones are built from the events
+            # first. On PostgreSQL processes start one after another (the start-up lock):
+            # the first builds, the next find the new generation serving.
             log.warning("read-model generation %d was built with other table definitions "
-                        "than this code's: run `cityops projections rebuild`", number)
+                        "than this code's: building a new generation from the event stores "
+                        "before serving", number)
+            result = rebuild(self)
+            log.warning("read-model generation %d serves reads now (%d events in %.1f s); "
+                        "generation %d is dropped after its grace period", result.generation,
+                        result.events, result.seconds, number)
+            self.rebuilt_on_start = result
+            return
         with self._lock:
             self._active = self.open(number)
             self._checked_at = time.monotonic()
