@@ -281,13 +281,11 @@ def plain_history(current: str, aggregate_class: type[Aggregate],
 
 def history_of(table: Any) -> HistoryTable:
     """The history table of one of the city's read-model tables."""
-    from cityops.domain.gridcases.case import GridCase
     from cityops.domain.resources.resource import Resource
     from cityops.projections.returns import _COLUMNS as RETURN_COLUMN_TYPES
     from cityops.projections.returns import ReturnTable
     from cityops.projections.statistics import (
         _DISPATCH_COLUMNS,
-        CASE_LIGHTS_INDEX,
         DISPATCH_COUNTED,
         CaseDispatchTable,
         dispatch_row,
@@ -295,8 +293,7 @@ def history_of(table: Any) -> HistoryTable:
 
     if isinstance(table, SummaryTable):
         extras = (RESOURCE_POSITION_AT,) if table.aggregate_class is Resource else ()
-        covering = (CASE_LIGHTS_INDEX,) if table.aggregate_class is GridCase else ()
-        return summary_history(table, extras, covering)
+        return summary_history(table, extras)
     if isinstance(table, CaseDispatchTable):
         def dispatch_rows(case: Any) -> list[tuple[Any, ...]]:
             row = dispatch_row(case)

@@ -39,6 +39,16 @@ def utc_text(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment is not None else None
 
 
+def doc_text(dialect: str, key: str) -> str:
+    """SQL for a top-level text value of a row's document (NULL when absent or null), for
+    filters on facts that have no column of their own."""
+    if not key.isidentifier():
+        raise ValueError(f"not a document key: {key!r}")
+    if dialect == "postgres":
+        return f"(doc ->> '{key}')"
+    return f"json_extract(doc, '$.{key}')"
+
+
 def _location(aggregate: Any) -> GeoPoint | None:
     location: GeoPoint | None = getattr(aggregate, "location", None)
     return location

@@ -13,7 +13,7 @@ from cityops.domain.duplicates import OpenReport
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import OPEN_STATUSES, GridCase
 from cityops.domain.supervision import Light, light, light_at, turning_points
-from cityops.projections.statistics import CASE_STATISTICS_INDEX
+from cityops.projections.statistics import CASE_LIGHTS_INDEX, CASE_STATISTICS_INDEX
 from cityops.projections.tables import ROW_POINT, Column, SummaryTable, utc_text
 from cityops.storage import ReadStore
 
@@ -71,18 +71,8 @@ def grid_case_table(catalogue: Catalogue) -> SummaryTable:
             Column("frozen_light", "TEXT", frozen, in_doc=True),
         ),
         geometries=(ROW_POINT,),
-        indexes=(CASE_STATISTICS_INDEX,),
+        indexes=(CASE_STATISTICS_INDEX, CASE_LIGHTS_INDEX),
     )
-
-
-def doc_text(dialect: str, key: str) -> str:
-    """SQL for a top-level text value of a row's document (NULL when absent or null), for
-    filters on facts that have no column of their own."""
-    if not key.isidentifier():
-        raise ValueError(f"not a document key: {key!r}")
-    if dialect == "postgres":
-        return f"(doc ->> '{key}')"
-    return f"json_extract(doc, '$.{key}')"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from cityops.domain.actors import Actor, Role
 from cityops.domain.errors import NotPermitted
 from cityops.domain.gridcases.case import CaseStatus
 from cityops.maps.citymap import CityMap, Inspector
-from cityops.projections.views import Page, ReadModels, case_light, doc_text
+from cityops.projections.tables import doc_text
+from cityops.projections.views import Page, ReadModels, case_light
 
 router = APIRouter(prefix="/field", tags=["field"], route_class=shared_route("grid-cases"))
 
