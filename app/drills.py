@@ -64,9 +64,10 @@ DRILL_HEADER = "X-CityOps-Drill"
 DRILL_COOKIE = "cityops_drill"
 """The cookie the pages set when a participant switches into a drill."""
 
-ExerciseFactory = Callable[[str, UUID, datetime], Exercise]
-"""Makes the exercise of a scenario for a drill starting at a drill time (raises
-`InvalidValue` listing what is wrong with the scenario, before anything starts)."""
+ExerciseFactory = Callable[[str, str | None, UUID, datetime], Exercise]
+"""Makes the exercise of a scenario (by name, or the text of the planner's own file) for a
+drill starting at a drill time (raises `InvalidValue` listing what is wrong with the
+scenario, before anything starts)."""
 
 
 def registry_schema(settings: Settings) -> str:
@@ -249,7 +250,8 @@ class DrillRoom:
     def _exercise(self, command: StartDrill) -> Exercise | None:
         if command.scenario is None:
             return None
-        return self.exercises(command.scenario, command.drill_id, command.window_from)
+        return self.exercises(command.scenario, command.scenario_text, command.drill_id,
+                              command.window_from)
 
     def _steer(self, command: OnDrill, run: DrillRun) -> None:
         if isinstance(command, PauseDrill):
@@ -290,7 +292,8 @@ class DrillRoom:
                     or drill.id in self._runs:
                 continue
             try:
-                exercise = (self.exercises(drill.scenario, drill.id, drill.window_from)
+                exercise = (self.exercises(drill.scenario, drill.scenario_text, drill.id,
+                                           drill.window_from)
                             if drill.scenario else None)
                 self._open(drill, fresh=False, exercise=exercise)
                 if drill.status is DrillStatus.RUNNING:

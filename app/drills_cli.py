@@ -15,9 +15,12 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from cityops.exercises_cli import read_scenario_file
 
 app = typer.Typer(help="Drills: real history replayed in isolation (docs/drills.md).",
                   no_args_is_help=True)
@@ -94,7 +97,12 @@ def start(
     speed: Annotated[str, typer.Option(help="1 to 100 (drill seconds per real second) or "
                                        "max")] = "10",
     title: Annotated[str, typer.Option(help="What the drill is called")] = "Drill",
-    scenario: Annotated[str | None, typer.Option(help="An exercise scenario")] = None,
+    scenario: Annotated[str | None, typer.Option(help="An exercise scenario: a shipped "
+                                                 "one's name (or, with --scenario-file, "
+                                                 "the name of your own)")] = None,
+    scenario_file: Annotated[Path | None, typer.Option(
+        help="Your own scenario file (YAML), checked against the city before the drill "
+             "starts")] = None,
     participant: Annotated[list[str] | None, typer.Option(help="A user invited (repeat)")] = None,
     url: Url = None, user: User = "planner", as_json: JsonOption = False,
 ) -> None:
@@ -102,6 +110,9 @@ def start(
     body: dict[str, Any] = {"title": title, "window_from": window_from,
                             "window_to": window_to, "speed": speed, "scenario": scenario,
                             "participants": participant or []}
+    if scenario_file is not None:
+        body["scenario_text"] = read_scenario_file(scenario_file)
+        body["scenario"] = scenario or scenario_file.stem
     _show([Client(url, user).call("POST", "/drills", body)], as_json)
 
 

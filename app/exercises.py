@@ -594,13 +594,14 @@ def scenario_text(name: str, folder: Path | None = None) -> str:
 
 
 def drill_exercises(live: CitySystem, folder: Path | None = None
-                    ) -> Callable[[str, UUID, datetime], DrillExercise]:
-    """The drill room's exercise factory: a scenario by name, checked against the city (a
-    refusal lists every problem by line, before the drill starts), for a drill that starts
-    at a drill time."""
+                    ) -> Callable[[str, str | None, UUID, datetime], DrillExercise]:
+    """The drill room's exercise factory: a scenario by name, or the planner's own file's
+    text, checked against the city (a refusal lists every problem by line, before the drill
+    starts), for a drill that starts at a drill time."""
 
-    def make(name: str, drill_id: UUID, started_at: datetime) -> DrillExercise:
-        text = scenario_text(name, folder)
+    def make(name: str, own_text: str | None, drill_id: UUID,
+             started_at: datetime) -> DrillExercise:
+        text = own_text if own_text is not None else scenario_text(name, folder)
         return DrillExercise(text, live.exercises.parse(text), drill_id, started_at)
 
     return make

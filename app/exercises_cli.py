@@ -38,7 +38,8 @@ def _parser(settings: Settings) -> Callable[[str], Scenario]:
     return scenario_parser(city, catalogue)
 
 
-def _read(path: Path) -> str:
+def read_scenario_file(path: Path) -> str:
+    """A scenario file's text (a clear error and exit when it cannot be read as UTF-8)."""
     try:
         return path.read_bytes().decode("utf-8")
     except OSError as error:
@@ -69,7 +70,7 @@ def validate(
     refused = False
     for path in files:
         try:
-            scenario = parse(_read(path))
+            scenario = parse(read_scenario_file(path))
         except ScenarioInvalid as error:
             _report_problems(path, error)
             refused = True
@@ -142,7 +143,7 @@ def run(
     from cityops.exercises import ExerciseDriver, ExerciseIngest, prepare_city_registers
     from cityops.simulator import SimulatedClock
 
-    text = _read(file)
+    text = read_scenario_file(file)
     if data_dir.exists() and any(data_dir.iterdir()):
         typer.secho(f"{data_dir} is not empty: an exercise gets a folder of its own (never "
                     "live data); choose another --data-dir", fg="red", err=True)

@@ -23,6 +23,8 @@ class DrillPublic(Public):
     window_to: Timestamp
     speed: str = Field(description="`max` (as fast as possible) or `<n>x`, n from 1 to 100")
     scenario: str | None
+    own_scenario: bool = Field(description="The scenario is the planner's own file (given "
+                               "as scenario_text), not a shipped example")
     participants: list[str]
     started_by: str
     started_at: Timestamp | None

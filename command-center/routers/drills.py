@@ -33,6 +33,7 @@ from cityops.domain.drills.commands import (
 )
 from cityops.domain.drills.drill import Drill
 from cityops.domain.errors import NotFound
+from cityops.domain.exercises.scenario import MAX_SCENARIO_BYTES
 from cityops.drills import DrillRoom, DrillView
 
 router = APIRouter(prefix="/drills", tags=["drills"])
@@ -55,7 +56,15 @@ class DrillStartIn(Command):
     window_to: datetime = Field(description="End of the window (with a time zone), not in "
                                 "the future")
     speed: Speed = 10.0
-    scenario: str | None = Field(default=None, max_length=200)
+    scenario: str | None = Field(
+        default=None, max_length=200,
+        description="A shipped scenario's name (GET /scenarios), or with `scenario_text` the "
+                    "name of the planner's own scenario file")
+    scenario_text: str | None = Field(
+        default=None, min_length=1, max_length=MAX_SCENARIO_BYTES,
+        description="The YAML text of the planner's own scenario file (docs/scenarios.md), "
+                    "checked against the city before the drill starts: 422 lists every "
+                    "problem by line")
     participants: list[str] = Field(default_factory=list, max_length=500)
 
 
@@ -108,7 +117,8 @@ def start_drill(body: DrillStartIn, room: RoomDep, actor: CurrentActor,
     drill_id = uuid5(COMMAND_NAMESPACE, f"drill:{command_id}") if command_id else uuid4()
     command = StartDrill(drill_id=drill_id, title=body.title, window_from=body.window_from,
                          window_to=body.window_to, speed=body.speed,  # type: ignore[arg-type]
-                         scenario=body.scenario, participants=tuple(body.participants))
+                         scenario=body.scenario, participants=tuple(body.participants),
+                         scenario_text=body.scenario_text)
     room.handle(command, CommandContext(actor=actor, command_id=command_id))
     return room.view(drill_id).summary()
 

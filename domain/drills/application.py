@@ -65,7 +65,7 @@ class Drills(CityApplication):
                             window_from=command.window_from, window_to=command.window_to,
                             speed=command.speed, scenario=command.scenario,
                             participants=list(command.participants), actor=uow.actor,
-                            at=uow.now)]
+                            at=uow.now, scenario_text=command.scenario_text)]
 
     @handles(PauseDrill)
     def pause(self, command: PauseDrill, uow: UnitOfWork) -> list[Drill]:

@@ -14,6 +14,7 @@ from uuid import UUID
 from cityops.domain.commands import Command
 from cityops.domain.drills.drill import MAX_SPEED, MIN_SPEED
 from cityops.domain.errors import InvalidValue
+from cityops.domain.exercises.scenario import MAX_SCENARIO_BYTES
 from cityops.domain.model import checked_text
 from cityops.domain.values import checked_id, checked_instant, checked_number
 
@@ -60,7 +61,11 @@ class StartDrill(Command):
     window_to: datetime
     speed: float | None = 10.0
     scenario: str | None = None
+    """The scenario's name: a shipped example's, or (with `scenario_text`) the planner's own."""
     participants: tuple[str, ...] = field(default=())
+    scenario_text: str | None = None
+    """The YAML text of the planner's own scenario file (checked against the city by the
+    drill room before the drill starts)."""
 
     def __post_init__(self) -> None:
         checked_id("drill id", self.drill_id)
@@ -75,6 +80,15 @@ class StartDrill(Command):
         if self.scenario is not None:
             object.__setattr__(self, "scenario",
                                checked_text("scenario", self.scenario, limit=200))
+        if self.scenario_text is not None:
+            if self.scenario is None:
+                raise InvalidValue("a scenario file (scenario_text) needs a name (scenario): "
+                                   "the file's name, shown in the drill room")
+            if not isinstance(self.scenario_text, str) or not self.scenario_text.strip():
+                raise InvalidValue("scenario_text is empty: give the YAML text of the "
+                                   "scenario file")
+            if len(self.scenario_text.encode()) > MAX_SCENARIO_BYTES:
+                raise InvalidValue(f"scenario_text is larger than {MAX_SCENARIO_BYTES} bytes")
         object.__setattr__(self, "participants", checked_users(tuple(self.participants)))
 
 

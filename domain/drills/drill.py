@@ -41,6 +41,7 @@ class Drill(CityAggregate):
     KIND = "drill"
 
     class Started(CityAggregate.Created):
+        class_version = 2
         actor: Actor
         name: str
         window_from: datetime
@@ -48,6 +49,13 @@ class Drill(CityAggregate):
         speed: float | None
         scenario: str | None
         participants: list[str]
+        scenario_text: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Before planners could start a drill with their own scenario file, a drill's
+            # scenario was one of the shipped examples, by name.
+            state["scenario_text"] = None
 
     class Paused(CityAggregate.Event):
         drill_time: datetime
@@ -95,7 +103,8 @@ class Drill(CityAggregate):
 
     def __init__(self, *, actor: Actor, name: str, window_from: datetime,
                  window_to: datetime, speed: float | None, scenario: str | None,
-                 participants: list[str], timestamp: datetime) -> None:
+                 participants: list[str], timestamp: datetime,
+                 scenario_text: str | None = None) -> None:
         self.status = DrillStatus.RUNNING
         self.name = name
         self.window_from = window_from
@@ -103,6 +112,10 @@ class Drill(CityAggregate):
         self.speed = speed
         """Drill seconds per real second (1..100), or None: as fast as possible."""
         self.scenario = scenario
+        """The scenario's name: a shipped example's, or the planner's own file's."""
+        self.scenario_text = scenario_text
+        """The YAML text of the planner's own scenario file (None: a shipped example's), kept
+        in the drill's own events so that the drill plays the same scenario when reopened."""
         self.participants = list(participants)
         self.started_by = actor.user_id
         self.started_at = timestamp
@@ -113,12 +126,13 @@ class Drill(CityAggregate):
     @classmethod
     def start(cls, *, drill_id: UUID, name: str, window_from: datetime, window_to: datetime,
               speed: float | None, scenario: str | None, participants: list[str],
-              actor: Actor, at: datetime) -> Drill:
+              actor: Actor, at: datetime, scenario_text: str | None = None) -> Drill:
         """A new drill, checked against the moment it starts (`check_window`)."""
         cls.check_window(window_from, window_to, at)
         return cls._create(cls.Started, id=drill_id, timestamp=at, actor=actor, name=name,
                            window_from=window_from, window_to=window_to, speed=speed,
-                           scenario=scenario, participants=list(dict.fromkeys(participants)))
+                           scenario=scenario, participants=list(dict.fromkeys(participants)),
+                           scenario_text=scenario_text)
 
     @staticmethod
     def check_window(window_from: datetime, window_to: datetime, now: datetime) -> None:
@@ -180,6 +194,7 @@ class Drill(CityAggregate):
             "window_from": self.window_from.isoformat(),
             "window_to": self.window_to.isoformat(),
             "speed": speed_text(self.speed), "scenario": self.scenario,
+            "own_scenario": self.scenario_text is not None,
             "participants": list(self.participants), "started_by": self.started_by,
             "started_at": iso_or_none(self.started_at), "version": self.version,
         }

@@ -97,3 +97,30 @@ def test_a_drill_with_a_scenario_shows_its_objectives_live_and_evaluators_rate_t
     expect(first_engine.get_by_test_id("objective-rating")).to_contain_text(
         "M (performed with major challenges) by planner-p: No engine reached the plant")
     room.page.screenshot(path=str(screenshots / "drill-room-objectives.png"), full_page=True)
+
+
+def test_a_planner_starts_a_drill_with_their_own_scenario_file(
+        server: Server, screens: Screens, screenshots: Path, tmp_path: Path) -> None:
+    from cityops.exercises import shipped_scenarios
+
+    own = shipped_scenarios()["chemical-leak.yaml"]
+    broken = tmp_path / "broken-leak.yaml"
+    broken.write_text(own.replace("category: C0106", "category: E9999"), "utf-8")
+    mine = tmp_path / "our-leak.yaml"
+    mine.write_text(own, "utf-8")
+    room = screens.login("planner-p", "/drill-room")
+    now = datetime.now(UTC)
+    room.testid("start-from").fill((now - timedelta(hours=1)).isoformat())
+    room.testid("start-to").fill(now.isoformat())
+    room.testid("start-speed").select_option("max")
+    room.testid("start-scenario-file").set_input_files(str(broken))
+    room.testid("start-submit").click()
+    expect(room.testid("start-outcome")).to_contain_text("line ")
+    expect(room.testid("start-outcome")).to_contain_text("E9999")
+    room.testid("start-scenario-file").set_input_files(str(mine))
+    room.testid("start-submit").click()
+    expect(room.testid("start-outcome")).to_contain_text("Started")
+    objectives = room.page.locator("[data-testid=drill-objectives]").first
+    expect(objectives.locator("[data-testid=objective]")).to_have_count(5)
+    expect(objectives).to_contain_text("Scenario our-leak")
+    room.page.screenshot(path=str(screenshots / "drill-room-own-scenario.png"), full_page=True)

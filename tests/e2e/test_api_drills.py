@@ -8,9 +8,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
+from cityops.command_center.drill_switch import room_of
 from cityops.domain.geometry import GeoPoint
 from cityops.drills import DRILL_HEADER, drill_settings
 
@@ -175,6 +177,41 @@ def test_bad_drill_input_is_refused_saying_what_is_wrong(
     refused = api.post("/drills", {**w, "speed": 10, **change(w)}, role="planner",
                        expect=422)
     assert expected in refused["detail"], refused
+
+
+def test_a_planner_starts_a_drill_with_their_own_scenario_file(api: Any) -> None:
+    """Not only the shipped examples: the planner's own file, checked against the city
+    before anything starts (every problem by line), kept in the drill's own events."""
+    from cityops.exercises import shipped_scenarios
+
+    own = shipped_scenarios()["chemical-leak.yaml"].replace(
+        "Chlorine leak at the Jinhe Fine Chemicals Plant", "Our own chlorine leak")
+    broken = own.replace("category: C0106", "category: E9999")
+    refused = api.post("/drills", {**window(), "speed": "max", "scenario": "our-leak",
+                                   "scenario_text": broken}, role="planner", expect=422)
+    assert refused["error"] == "invalid-scenario"
+    [problem] = refused["problems"]
+    assert problem["line"] == broken.splitlines().index("    category: E9999") + 1
+    assert api.get("/drills", role="planner")["count"] == 0  # nothing started half-way
+    unnamed = api.post("/drills", {**window(), "speed": "max", "scenario_text": own},
+                       role="planner", expect=422)
+    assert "needs a name (scenario)" in unnamed["detail"]
+
+    started = api.post("/drills", {"title": "Own scenario", **window(), "speed": "max",
+                                   "scenario": "our-leak", "scenario_text": own},
+                       role="planner", expect=201)
+    assert (started["scenario"], started["own_scenario"]) == ("our-leak", True)
+    replayed(api, started["id"])
+    deadline = time.monotonic() + 30
+    while not (drill := api.get(f"/drills/{started['id']}", role="planner"))["objectives"]:
+        assert time.monotonic() < deadline, drill
+        time.sleep(0.1)
+    assert [o["id"] for o in drill["objectives"]][:2] == ["verify-leak", "activate-plan"]
+    kept = room_of(api.client.app).registry.drill(UUID(started["id"]))
+    assert "Our own chlorine leak" in (kept.scenario_text or "")
+    shipped = api.post("/drills", {**window(), "speed": "max", "scenario": "typhoon"},
+                       role="planner", expect=201)
+    assert (shipped["scenario"], shipped["own_scenario"]) == ("typhoon", False)
 
 
 def test_an_unknown_or_malformed_drill_switch_is_refused(api: Any) -> None:

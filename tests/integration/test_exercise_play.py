@@ -285,7 +285,7 @@ def test_the_drill_runners_exercise_delivers_measures_and_survives_a_restart(
     make = drill_exercises(system, folder=tmp_path)
     drill_id = uuid4()
     start = clock()
-    exercise = make("chemical-leak", drill_id, start)
+    exercise = make("chemical-leak", None, drill_id, start)
     assert isinstance(exercise, DrillExercise)
     assert exercise.next_due_at(system) == start
     assert exercise.deliver_due(system, start) == 1  # gas-warning, at 0
@@ -297,7 +297,7 @@ def test_the_drill_runners_exercise_delivers_measures_and_survives_a_restart(
         ("verify-leak", "pending"), ("activate-plan", "pending")]
     # After a restart the drill room makes the exercise again: nothing is planned or
     # delivered twice.
-    again = make("chemical-leak", drill_id, start)
+    again = make("chemical-leak", None, drill_id, start)
     assert again.deliver_due(system, clock()) == 0
     clock.advance_to(start + timedelta(minutes=30))
     assert again.deliver_due(system, clock()) == 2
@@ -312,11 +312,17 @@ def test_the_drill_runners_exercise_delivers_measures_and_survives_a_restart(
     (tmp_path / "broken.yaml").write_text(
         shipped_scenarios()["typhoon.yaml"].replace("HS-04-WL-01", "HS-04-XX"), "utf-8")
     with pytest.raises(ScenarioInvalid) as refused:
-        make("broken", uuid4(), start)
+        make("broken", None, uuid4(), start)
     assert {p.message.split(" (")[0] for p in refused.value.problems} == {
         "hazard source 'Qingshan Reservoir Dam' has no sensor 'HS-04-XX'"}
+    # Or the planner's own file, by its text (kept in the drill's events): the same check.
+    own = shipped_scenarios()["typhoon.yaml"]
+    assert make("my-typhoon", own, uuid4(), start).scenario.title == \
+        make("typhoon", None, uuid4(), start).scenario.title
+    with pytest.raises(ScenarioInvalid):
+        make("my-typhoon", own.replace("HS-04-WL-01", "HS-04-XX"), uuid4(), start)
     with pytest.raises(InvalidValue, match="not a path"):
-        make("../../etc/passwd", uuid4(), start)
+        make("../../etc/passwd", None, uuid4(), start)
     with pytest.raises(InvalidValue, match=r"unknown scenario 'meteor' \(known: "
                                            r"chemical-leak, typhoon, broken\)"):
-        make("meteor", uuid4(), start)
+        make("meteor", None, uuid4(), start)

@@ -220,16 +220,24 @@ async function main() {
   const now = serverNow();
   $('[data-testid="start-to"]').value = new Date(now).toISOString();
   $('[data-testid="start-from"]').value = new Date(now - 3600 * 1000).toISOString();
-  $('[data-testid="start-form"]').addEventListener("submit", (event) => {
+  $('[data-testid="start-form"]').addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = new FormData(event.target);
     const speed = form.get("speed");
-    start({
+    const body = {
       title: form.get("title"), window_from: form.get("window_from"),
       window_to: form.get("window_to"), speed: speed === "max" ? "max" : Number(speed),
       scenario: form.get("scenario") || null,
       participants: String(form.get("participants") || "").split(",").map((u) => u.trim()).filter(Boolean),
-    });
+    };
+    // The planner's own scenario file: sent as text, named after the file; the server
+    // checks it against the city and refuses it with every problem by line.
+    const file = form.get("scenario_file");
+    if (file && file.size > 0) {
+      body.scenario = file.name.replace(/\.(ya?ml)$/i, "");
+      body.scenario_text = await file.text();
+    }
+    start(body);
   });
   await scenarios();
   await offers();
