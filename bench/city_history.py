@@ -401,25 +401,19 @@ def open_history(store: HistoryStore,
     try:
         write_weeks(system, WeekCopier(model, layout), store, state, say)
         state["events"] = event_count(system)
-        project(system, store, state, say)
+        say(f"History: projecting {state['events']:,} events (rebuild of every read model "
+            "and its row versions) ...")
+        began = time.perf_counter()
+        result = rebuild(system.generations, drop_old=True, drain_s=0)
+        say(f"  projected {result.events:,} events in {time.perf_counter() - began:,.0f} s "
+            f"({result.events / max(1e-9, time.perf_counter() - began):,.0f}/s)")
+        store.vacuum()
+        state["projected"] = True
+        store.save_state(state)
     except BaseException:
         system.close()
         raise
     return system
-
-
-def project(system: CitySystem, store: HistoryStore, state: dict[str, Any],
-            say: Callable[[str], None]) -> None:
-    """Every read model and its row versions, by the product's own rebuild."""
-    say(f"History: projecting {state['events']:,} events (rebuild of every read model "
-        "and its row versions) ...")
-    began = time.perf_counter()
-    result = rebuild(system.generations, drop_old=True, drain_s=0)
-    say(f"  projected {result.events:,} events in {time.perf_counter() - began:,.0f} s "
-        f"({result.events / max(1e-9, time.perf_counter() - began):,.0f}/s)")
-    store.vacuum()
-    state["projected"] = True
-    store.save_state(state)
 
 
 def write_weeks(system: CitySystem, copier: WeekCopier, store: HistoryStore,

@@ -376,7 +376,11 @@ class ReadModelGenerations:
             log.warning("read-model generation %d was built with other table definitions "
                         "than this code's: building a new generation from the event stores "
                         "before serving", number)
-            result = rebuild(self)
+            # An unfinished build of yet other code is of no use to this code: start over.
+            building = self.registry.building()
+            replace = (building is not None
+                       and self.registry.record(building).schema_digest != self.digest)
+            result = rebuild(self, generation=self.begin_rebuild(restart=replace))
             log.warning("read-model generation %d serves reads now (%d events in %.1f s); "
                         "generation %d is dropped after its grace period", result.generation,
                         result.events, result.seconds, number)

@@ -104,7 +104,7 @@ class Drill(CityAggregate):
     def __init__(self, *, actor: Actor, name: str, window_from: datetime,
                  window_to: datetime, speed: float | None, scenario: str | None,
                  participants: list[str], timestamp: datetime,
-                 scenario_text: str | None = None) -> None:
+                 scenario_text: str | None) -> None:
         self.status = DrillStatus.RUNNING
         self.name = name
         self.window_from = window_from
@@ -126,7 +126,7 @@ class Drill(CityAggregate):
     @classmethod
     def start(cls, *, drill_id: UUID, name: str, window_from: datetime, window_to: datetime,
               speed: float | None, scenario: str | None, participants: list[str],
-              actor: Actor, at: datetime, scenario_text: str | None = None) -> Drill:
+              actor: Actor, at: datetime, scenario_text: str | None) -> Drill:
         """A new drill, checked against the moment it starts (`check_window`)."""
         cls.check_window(window_from, window_to, at)
         return cls._create(cls.Started, id=drill_id, timestamp=at, actor=actor, name=name,

@@ -223,6 +223,29 @@ class RebuildContract:
         assert again.generations.rebuilt_on_start is None
         assert again.generations.active().number == 2
 
+    def test_a_start_replaces_an_unfinished_build_of_other_code(
+        self, make_system: SystemFactory
+    ) -> None:
+        """Read models of older definitions and an interrupted rebuild by yet other code:
+        the start refused (`being built by other code`, a stack trace); it starts over."""
+        system = make_system()
+        cases = record_cases(system, points(system, 3))
+        system.catch_up()
+        expected = all_rows(system.generations, 1)
+        unfinished = system.generations.begin_rebuild()
+        unfinished.followers[0].process_batch(size=1)
+        with system.generations.registry.store.transaction() as txn:
+            txn.execute("UPDATE projection_generations SET schema_digest = 'older'")
+        system.close()
+        upgraded = make_system()
+        result = upgraded.generations.rebuilt_on_start
+        assert result is not None and (result.generation, result.retired) == (3, 1)
+        assert upgraded.generations.registry.record(2).state is GenerationState.DROPPED
+        assert not self.generation_exists(upgraded, 2)
+        assert all_rows(upgraded.generations, 3) == expected
+        assert {d["id"] for d in upgraded.read_models.page(
+            "rm_grid_cases", limit=100).items} == set(cases)
+
     def test_the_serving_generation_cannot_be_dropped(self, make_system: SystemFactory) -> None:
         system = make_system()
         with pytest.raises(GenerationError, match="serves reads"):

@@ -15,7 +15,7 @@ from cityops.domain.drills.commands import StartDrill
 from cityops.domain.drills.drill import Drill
 from cityops.domain.errors import InvalidValue
 
-from .conftest import POPO, START, FixedClock
+from .conftest import POPO, START, FixedClock, as_stored_by_version_1
 
 PLANNER = CommandContext(actor=Actor("planner-1", Role.PLANNER))
 SCENARIO = "version: 1\ntitle: Our own leak\n"
@@ -55,13 +55,6 @@ def test_a_drill_started_before_own_scenarios_reads_as_a_shipped_one() -> None:
     command = start(scenario="typhoon")
     app.handle(command, PLANNER)
     [started] = list(app.events.get(command.drill_id))
-    stored = app.mapper.to_stored_event(started)
-    state = app.mapper.transcoder.decode(stored.state)
-    assert state.pop("class_version") == 2
-    del state["scenario_text"]
-    as_v1 = type(stored)(originator_id=stored.originator_id,
-                         originator_version=stored.originator_version, topic=stored.topic,
-                         state=app.mapper.transcoder.encode(state))
-    upcast = app.mapper.to_domain_event(as_v1)
+    upcast = as_stored_by_version_1(app, started, "scenario_text")
     assert isinstance(upcast, Drill.Started)
     assert (upcast.scenario, upcast.scenario_text) == ("typhoon", None)

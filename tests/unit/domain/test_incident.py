@@ -70,6 +70,8 @@ from cityops.domain.incidents.plans import (
     plan_id_for,
 )
 
+from .conftest import as_stored_by_version_1
+
 START = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 UNDERPASS = GeoPoint(lon=120.155, lat=30.274)
@@ -1367,14 +1369,7 @@ def test_a_release_stored_before_it_said_how_reads_as_the_centres(
         ReleaseResourceFromIncident(incident_id=incident_id, resource_id=truck),
         CommandContext(actor=DISPATCHER))
     released = list(app.events.get(incident_id))[-1]
-    stored = app.mapper.to_stored_event(released)
-    state = app.mapper.transcoder.decode(stored.state)
-    assert state.pop("class_version") == 2
-    del state["reason"]
-    as_v1 = type(stored)(originator_id=stored.originator_id,
-                         originator_version=stored.originator_version, topic=stored.topic,
-                         state=app.mapper.transcoder.encode(state))
-    upcast = app.mapper.to_domain_event(as_v1)
+    upcast = as_stored_by_version_1(app, released, "reason")
     assert isinstance(upcast, Incident.ResourceReleased)
     assert (upcast.resource_id, upcast.reason) == (truck, "released by the centre")
 
