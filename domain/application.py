@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from copy import deepcopy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast, runtime_checkable
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -729,7 +729,9 @@ class CityApplication(Application[UUID]):
             raise ConcurrencyConflict(kind, subject.id, command) from None
         for callback in uow.after_saved_callbacks:
             callback()
-        return done, changed
+        if self.repository.cache and not self.repository.fastforward:
+            return done, changed  # the library caches the saved object itself: not ours
+        return replace(done, subject_state=subject), changed
 
     def save_tracked(self, *aggregates: Aggregate, tracking: Tracking) -> list[Recording[UUID]]:
         """Save what a process decided on a notification of another application together

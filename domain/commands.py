@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 E = TypeVar("E", bound=StrEnum)
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def fingerprint(command: str, args: Mapping[str, Any]) -> str:
@@ -185,6 +186,15 @@ class CommandOutcome:
     result: object = None
     """What the handler answered besides its subject, if anything (a reading's judgement,
     the id of a new finding); None for a repeat."""
+    subject_state: object = field(default=None, compare=False, repr=False)
+    """The subject as this command saved it, when saved at once: the command's own object,
+    which no cache shares, so that the answer needs no second read of the event store.
+    None otherwise (a repeat, nothing to save, staged in a batch not saved yet)."""
+
+    def subject_as(self, cls: type[T]) -> T | None:
+        """`subject_state` if it is a `cls` (else None: load the subject)."""
+        state = self.subject_state
+        return state if isinstance(state, cls) else None
 
 
 HANDLED_COMMAND = "__cityops_handles__"

@@ -53,7 +53,6 @@ class BatchLocator:
     def __init__(self, city_map: PointLocator) -> None:
         self.city_map = city_map
         self._local = threading.local()
-        self._inspectors: dict[str, str | None] = {}
 
     def _known(self) -> dict[tuple[float, float], Any] | None:
         known: dict[tuple[float, float], Any] | None = getattr(self._local, "known", None)
@@ -87,14 +86,8 @@ class BatchLocator:
         return self.city_map.locate_cell(point)
 
     def inspector_of(self, cell_code: str) -> str | None:
-        """The domain's `CellInspectors`: who patrols a cell (the map's answer, kept: the map
-        of a running process does not change, and asking it reads a column of its table,
-        which cost more than the rest of deciding a report)."""
-        try:
-            return self._inspectors[cell_code]
-        except KeyError:
-            inspector = self._inspectors[cell_code] = self.city_map.inspector_of(cell_code)
-            return inspector
+        """The domain's `CellInspectors`: who patrols a cell."""
+        return self.city_map.inspector_of(cell_code)
 
     def is_inspector(self, inspector_id: str) -> bool:
         return self.city_map.is_inspector(inspector_id)

@@ -432,7 +432,7 @@ class CityMap:
         """The inspector who patrols a cell (None for an unknown cell): the domain's
         CellInspectors."""
         k = self._by_code.get(cell_code)
-        return None if k is None else str(self._cells["inspector"].iloc[k])
+        return None if k is None else self._locations[k].inspector_id
 
     def is_inspector(self, inspector_id: str) -> bool:
         """Whether `inspector_id` is one of the city's grid inspectors."""

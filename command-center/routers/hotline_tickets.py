@@ -35,7 +35,7 @@ from cityops.command_center.versions import SeenVersion
 from cityops.domain.actors import Actor
 from cityops.domain.catalogue import Urgency
 from cityops.domain.commands import Command as DomainCommand
-from cityops.domain.commands import CommandContext
+from cityops.domain.commands import CommandContext, CommandOutcome
 from cityops.domain.hotline.commands import (
     AcceptTicket,
     AnswerTicket,
@@ -48,7 +48,13 @@ from cityops.domain.hotline.commands import (
     ReturnTicket,
     ReviewTicketReturn,
 )
-from cityops.domain.hotline.ticket import Channel, Satisfaction, TicketStatus, TicketType
+from cityops.domain.hotline.ticket import (
+    Channel,
+    HotlineTicket,
+    Satisfaction,
+    TicketStatus,
+    TicketType,
+)
 
 router = APIRouter(
     prefix="/hotline-tickets", tags=["hotline tickets"], route_class=shared_route("hotline"),
@@ -126,11 +132,14 @@ class IncidentEscalation(Command):
     level: str | None = Field(default=None, description="For a new incident: I to IV")
 
 
-def _state(system: SystemDep, ticket_id: UUID, actor: Actor) -> dict[str, Any]:
+def _state(system: SystemDep, ticket_id: UUID, actor: Actor,
+           outcome: CommandOutcome | None = None) -> dict[str, Any]:
     """The ticket as the write side knows it now, with its reply timeliness (the router's
-    sharing policy removes what `actor` may not see)."""
+    sharing policy removes what `actor` may not see): as the command of `outcome` saved
+    it, if it did (not read back from the event store), else loaded."""
     system.wake_projections()
-    ticket = system.hotline.ticket(ticket_id)
+    saved = outcome.subject_as(HotlineTicket) if outcome is not None else None
+    ticket = saved if saved is not None else system.hotline.ticket(ticket_id)
     body = ticket.summary()
     timeliness = system.hotline.timeliness(ticket)
     body["reply_timeliness"] = timeliness.value if timeliness else None
@@ -148,7 +157,7 @@ def receive_ticket(body: TicketReception, system: SystemDep, actor: CurrentActor
         location=body.location.to_point() if body.location else None)
     outcome = system.commands.handle(
         reception, CommandContext(actor=actor, command_id=command_id, at=body.at))
-    return _state(system, outcome.subject, actor)
+    return _state(system, outcome.subject, actor, outcome)
 
 
 @router.get("", response_model=HotlineTicketsPublic)
@@ -204,7 +213,7 @@ def _issue(system: SystemDep, command: DomainCommand, actor: CurrentActor,
     """Run a command on one ticket, as its user saw it (`If-Match`), and answer the ticket."""
     outcome = system.commands.handle(
         command, CommandContext(actor=actor, command_id=command_id, seen_versions=seen))
-    return _state(system, outcome.subject, actor)
+    return _state(system, outcome.subject, actor, outcome)
 
 
 @router.post("/{ticket_id}/answer", response_model=HotlineTicketPublic)

@@ -1,0 +1,85 @@
+"""A command's answer is its subject as the command saved it (issue 14): the report path read
+the case it had just saved back from the event store to answer, a third of its time. The
+answer reads nothing back, and is the same state the store holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+from cityops.domain.application import CityApplication
+
+from .test_api_grid_cases import reported
+from .test_api_hotline import call
+
+
+@contextmanager
+def reads_of_aggregates(application: CityApplication) -> Iterator[list[UUID]]:
+    """The ids of the aggregates `application` reads from its event store (or cache)."""
+    repository = application.repository
+    reads: list[UUID] = []
+    original = repository.get
+
+    def get(aggregate_id: UUID, *args: Any, **kwargs: Any) -> Any:
+        reads.append(aggregate_id)
+        return original(aggregate_id, *args, **kwargs)
+
+    repository.get = get  # type: ignore[method-assign]
+    try:
+        yield reads
+    finally:
+        del repository.get
+
+
+def test_a_reported_case_is_answered_without_reading_it_back(api: Any) -> None:
+    cases = api.system.grid_cases
+    with reads_of_aggregates(cases) as reads:
+        case = reported(api)
+    assert UUID(case["id"]) not in reads
+    stored = cases.case(UUID(case["id"])).summary()
+    assert case == {**{key: stored[key] for key in case if key != "light"}, "light": "green"}
+
+    with reads_of_aggregates(cases) as reads:
+        registered = api.post(f"/grid-cases/{case['id']}/register", {"urgency": "urgent"})
+    assert reads.count(UUID(case["id"])) == 1  # the command's own load, nothing after it
+    assert registered["version"] == 2 and registered["status"] == "registered"
+
+
+def test_a_received_call_is_answered_without_reading_it_back(api: Any) -> None:
+    hotline = api.system.hotline
+    with reads_of_aggregates(hotline) as reads:
+        ticket = api.post("/hotline-tickets", call(), role="hotline-operator", expect=201)
+    assert UUID(ticket["id"]) not in reads
+    with reads_of_aggregates(hotline) as reads:
+        assigned = api.post(f"/hotline-tickets/{ticket['id']}/assign", {},
+                            role="hotline-operator")
+    assert reads.count(UUID(ticket["id"])) == 1
+    assert assigned["status"] == "assigned" and assigned["version"] == ticket["version"] + 1
+
+
+def test_a_repeated_command_is_answered_with_the_state_stored_now(api: Any) -> None:
+    first = reported(api, key="report-once")
+    path = f"/grid-cases/{first['id']}"
+    api.post(f"{path}/register", {})
+    again = reported(api, key="report-once")  # the same report, sent again
+    assert again["id"] == first["id"] and again["status"] == "registered"
+
+
+def test_a_command_checks_its_token_once(api: Any) -> None:
+    """The command gate and the route both asked who acts: the token was checked twice."""
+    auth = api.client.app.state.auth
+    checked: list[str] = []
+    original = auth.actor_for_token
+
+    def actor_for_token(token: str) -> Any:
+        checked.append(token)
+        return original(token)
+
+    auth.actor_for_token = actor_for_token
+    try:
+        reported(api)
+    finally:
+        del auth.actor_for_token
+    assert len(checked) == 1
