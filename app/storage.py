@@ -14,6 +14,7 @@ it imports none of them (nor the domain), so it sits below them all.
 
 from __future__ import annotations
 
+import json
 import logging
 import selectors
 import socket
@@ -24,9 +25,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,95 @@ CREATE TABLE IF NOT EXISTS projection_positions (
 """
 
 
+def json_value(text: str | bytes | bytearray | memoryview) -> Any:
+    """A JSON text as Python values, decoded by orjson (several times faster than the
+    standard decoder over the read models' documents: a page of 100 cost 3 ms, most of a
+    radius question's client time), with the standard decoder's values: a text with a
+    run of 20 digits or more (orjson turns an integer beyond 64 bits into a float) and one
+    orjson refuses (NaN, a lone surrogate) are decoded by the standard decoder."""
+    data = text.encode() if isinstance(text, str) else bytes(text)
+    if _LONG_DIGIT_RUN not in data.translate(_DIGITS_AS_ZEROS):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
+
+
+_DIGITS_AS_ZEROS = bytes(b"0"[0] if chr(byte).isdigit() and byte < 128 else b" "[0]
+                         for byte in range(256))
+"""Every ASCII digit as "0", every other byte as a space: a run of digits becomes a run of
+zeros that `in` finds at the speed of a substring search (a regular expression took longer
+than decoding the text)."""
+_LONG_DIGIT_RUN = b"0" * 20
+
+
+def json_text(value: Any) -> str:
+    """A read-model row's document (or other JSON value) as JSON text, keys sorted, written
+    by orjson (a rebuild wrote a document per event, and the standard encoder was a tenth
+    of its time). Text and values are what `json_value` reads back; a value orjson cannot
+    write (an integer beyond 64 bits, a key that is not text) is written by the standard
+    encoder. Not a number is written null: the domain keeps no non-finite number."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value, sort_keys=True)
+
+
+def upsert_rows(txn: Transaction, table: str, names: Sequence[str],
+                rows: Sequence[Sequence[Any]], key: Sequence[str],
+                documents: Sequence[str] = ("doc",)) -> None:
+    """Write `rows` (values in `names` order) into `table`, a row whose `key` is there
+    already replacing it; no two rows may have the same key. `documents`: columns whose
+    values are JSON text (`json_text`), JSONB on PostgreSQL.
+
+    On PostgreSQL the rows go as one JSON parameter of one statement, typed by the table's
+    own row type (`json_populate_recordset`): a rebuild's writes were one statement per
+    row (about 35 µs of driver work each, plus the server's), most of its time. Values
+    that JSON cannot carry exactly (integers beyond 64 bits) go row by row, as on SQLite."""
+    if not rows:
+        return
+    columns = ", ".join(names)
+    updates = ", ".join(f"{n} = excluded.{n}" for n in names if n not in key)
+    conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    if txn.dialect == "postgres":
+        as_json = [i for i, n in enumerate(names) if n in documents]
+        try:
+            payload = orjson.dumps([
+                dict(zip(names, _with_documents(row, as_json), strict=True)) for row in rows])
+        except TypeError:
+            pass
+        else:
+            txn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM "
+                        f"json_populate_recordset(NULL::{table}, %s::json) {conflict}",
+                        [payload.decode()])
+            return
+    txn.executemany(f"INSERT INTO {table} ({columns}) "
+                    f"VALUES ({', '.join(['%s'] * len(names))}) {conflict}", rows)
+
+
+def _with_documents(row: Sequence[Any], positions: Sequence[int]) -> list[Any]:
+    """`row` with the JSON text at `positions` embedded as JSON (not as a string)."""
+    values = list(row)
+    for i in positions:
+        if isinstance(values[i], str):
+            values[i] = orjson.Fragment(values[i])
+    return values
+
+
+def row_document(value: Any) -> dict[str, Any]:
+    """A read-model row's document: JSON text on SQLite, decoded already from JSONB on
+    PostgreSQL (by `json_value` too, see `PostgresReadStore`)."""
+    if isinstance(value, dict):
+        return value
+    document: dict[str, Any] = json_value(value)
+    return document
+
+
 class Transaction(Protocol):
+    dialect: str
+    """'sqlite' or 'postgres': the SQL this transaction runs."""
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
     def fetchall(self) -> list[Row]: ...
@@ -72,6 +163,8 @@ class ReadStore(Protocol):
 
 
 class _SqliteTransaction:
+    dialect = "sqlite"
+
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._cursor = connection.cursor()
 
@@ -169,6 +262,8 @@ class SqliteReadStore:
 
 
 class _PostgresTransaction:
+    dialect = "postgres"
+
     def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
         self._cursor = cursor
 
@@ -204,7 +299,7 @@ class PostgresReadStore:
                                    (LOCK_SPACE, SCHEMA_CHANGE_LOCK))
                 connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=kwargs,
-                                    open=True)
+                                    configure=_decode_json_fast, open=True)
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresTransaction]:
@@ -214,6 +309,11 @@ class PostgresReadStore:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _decode_json_fast(connection: psycopg.Connection[Any]) -> None:
+    """JSON and JSONB values of this connection decoded by `json_value`."""
+    set_json_loads(json_value, connection)
 
 
 @contextmanager

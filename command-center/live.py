@@ -73,7 +73,7 @@ from cityops.projections.live_changes import (
 from cityops.projections.spatial import Feature
 from cityops.projections.views import ReadModels, case_light
 from cityops.settings import Settings
-from cityops.storage import PostgresListener, ReadStore
+from cityops.storage import PostgresListener, ReadStore, row_document
 
 log = logging.getLogger(__name__)
 
@@ -990,7 +990,7 @@ class LiveHub:
             rows = txn.fetchall()
         features = []
         for item_id, lon, lat, doc in rows:
-            properties = json.loads(doc) if isinstance(doc, str) else dict(doc)
+            properties = row_document(doc)
             if layer.lights:
                 shown = case_light(properties, now)
                 properties["light"] = shown.value if shown is not None else None

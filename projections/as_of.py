@@ -150,6 +150,7 @@ class PastTransaction:
     def __init__(self, txn: Any, store: PastStore) -> None:
         self._txn = txn
         self._store = store
+        self.dialect: str = txn.dialect
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._txn.execute(self._store.rewrite(sql), params)

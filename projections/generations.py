@@ -301,10 +301,16 @@ class Generation:
         self.store = store
         self.followers = followers
 
-    def create_tables(self) -> None:
-        """Create the generation's tables and tracking rows (idempotent)."""
+    def create_tables(self, *, indexes: bool = True) -> None:
+        """Create the generation's tables and tracking rows (idempotent); without `indexes`
+        their secondary indexes wait for `create_indexes`."""
         for follower in self.followers:
-            follower.create_tables()
+            follower.create_tables(indexes=indexes)
+
+    def create_indexes(self) -> None:
+        """Create the secondary indexes of the generation's tables (idempotent)."""
+        for follower in self.followers:
+            follower.create_indexes()
 
     def go_live(self, live_changes: LiveChangeLog) -> None:
         """From now on, its followers write the live change log (it serves reads)."""
@@ -400,9 +406,10 @@ class ReadModelGenerations:
             if listener not in listeners:
                 listeners.append(listener)
 
-    def open(self, number: int, *, live: bool = True) -> Generation:
+    def open(self, number: int, *, live: bool = True, indexes: bool = True) -> Generation:
         """Open generation `number` in this process (creating its tables if missing); with
-        `live` its followers write the live change log."""
+        `live` its followers write the live change log; without `indexes` the tables'
+        secondary indexes are not created yet (a generation being built)."""
         store = self.storage.open(number)
         followers = []
         for name, app in self.applications.items():
@@ -410,7 +417,7 @@ class ReadModelGenerations:
             follower.listeners = self.listeners(name)
             followers.append(follower)
         generation = Generation(number, store, followers)
-        generation.create_tables()
+        generation.create_tables(indexes=indexes)
         if self.live_changes is not None:
             self.live_changes.create(store)
             if live:
@@ -507,7 +514,8 @@ class ReadModelGenerations:
             raise GenerationError(
                 f"generation {building} is being built by other code (other table "
                 "definitions); rebuild with --restart to start over")
-        return self.open(building, live=False)
+        # Its secondary indexes are created once its rows are written (`rebuild`).
+        return self.open(building, live=False, indexes=False)
 
     def switch_to(self, generation: Generation) -> int | None:
         """Make `generation` the one serving reads (atomically); returns the one retired."""
@@ -633,6 +641,8 @@ def rebuild(generations: ReadModelGenerations, *, generation: Generation | None 
         if moved == 0:
             break
         target = total()
+    # Built over the rows written, before it serves a read.
+    generation.create_indexes()
     retired = generations.switch_to(generation)
     # What was recorded between the last pass and the switch (the projection processes,
     # now following this generation, would catch it up as well).

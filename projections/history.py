@@ -37,7 +37,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from cityops.projections.tables import Column, SummaryTable, utc_text
-from cityops.storage import Transaction
+from cityops.storage import Transaction, upsert_rows
 
 log = logging.getLogger(__name__)
 
@@ -195,16 +195,7 @@ class HistoryRows:
             f"AND valid_to = '{OPEN_END}' AND since_version < %s",
             closes,
         )
-        names = table.written
-        conflict = ", ".join((*table.key, "since_version"))
-        updates = ", ".join(f"{n} = excluded.{n}" for n in names
-                            if n not in (*table.key, "since_version"))
-        txn.executemany(
-            f"INSERT INTO {table.table} ({', '.join(names)}) "
-            f"VALUES ({', '.join(['%s'] * len(names))}) "
-            f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}",
-            rows,
-        )
+        upsert_rows(txn, table.table, table.written, rows, key=(*table.key, "since_version"))
 
     def _sticky_values(self, txn: Transaction) -> dict[tuple[Any, ...], tuple[Any, ...]]:
         """The sticky columns of the rows' versions open before this batch."""

@@ -33,7 +33,13 @@ from typing import Any
 from cityops.domain.clock import Clock, system_clock
 from cityops.projections.spatial_layers import LAYERS, ReadModelSource
 from cityops.projections.views import case_light
-from cityops.storage import ReadStore, Transaction, schema_transaction
+from cityops.storage import (
+    ReadStore,
+    Transaction,
+    json_text,
+    row_document,
+    schema_transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +157,7 @@ def _values(layer: LiveLayer, row: Mapping[str, Any], now: datetime) -> FilterVa
         level=row.get(layer.level) if layer.level else None,
         department=row.get(layer.department) if layer.department else None,
         light=light,
-        scope=scope_document(_document(row["doc"]))
+        scope=scope_document(row_document(row["doc"]))
         if layer.scope_in_doc and row.get("doc") is not None else None,
     )
 
@@ -268,7 +274,7 @@ class LiveChangeLog:
                     continue
                 row = states[item.item_id]
                 values = _values(layer, row, now)
-                doc = _document(row["doc"])
+                doc = row_document(row["doc"])
                 if layer.lights:
                     doc["light"] = values.light
                 before = previous.get((layer.id, item.item_id))
@@ -291,7 +297,7 @@ class LiveChangeLog:
             if not rows:
                 return False
             row = rows[0]
-            doc = _document(row["doc"])
+            doc = row_document(row["doc"])
             doc["light"] = light
             current = _values(layer, row, at)
             values = FilterValues(current.lon, current.lat, current.category, current.level,
@@ -325,7 +331,7 @@ class LiveChangeLog:
              dedupe_key: str | None) -> list[Any]:
         """One row's values, in the order `insert` takes them."""
         return [layer, item_id, json.dumps(list(events)), at, recorded_at,
-                json.dumps(doc, sort_keys=True) if doc is not None else None,
+                json_text(doc) if doc is not None else None,
                 values.lon, values.lat, values.category, values.level, values.department,
                 values.light, json.dumps(before.as_dict()) if before is not None else None,
                 dedupe_key]
@@ -435,7 +441,7 @@ class LiveChangeLog:
         row = rows[0]
         return FilterValues(
             department=row.get(layer.department) if layer.department else None,
-            scope=scope_document(_document(row["doc"])) if layer.scope_in_doc else None,
+            scope=scope_document(row_document(row["doc"])) if layer.scope_in_doc else None,
         ).scope_document()
 
     @staticmethod
@@ -457,7 +463,7 @@ def _change_row(row: Sequence[Any]) -> ChangeRow:
      previous, recorded_at) = row
     return ChangeRow(
         seq=int(seq), layer=str(layer), item_id=str(item_id), events=json.loads(events),
-        at=str(at), doc=_document(doc) if doc is not None else None,
+        at=str(at), doc=row_document(doc) if doc is not None else None,
         geometry=_point(lon, lat),
         values=FilterValues(lon, lat, category, level, department, light),
         previous=FilterValues.from_dict(json.loads(previous)) if previous else None,
@@ -484,12 +490,6 @@ def _select(txn: Transaction, layer: LiveLayer, ids: Sequence[str],
         found += [dict(zip(names, row, strict=True)) for row in txn.fetchall()]
     return found
 
-
-def _document(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return dict(value)
-    result: dict[str, Any] = json.loads(value)
-    return result
 
 
 LightWriter = Callable[[Sequence[Any]], None]

@@ -23,7 +23,6 @@ out. The formulas are in docs/indicators.md.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,7 +41,7 @@ from cityops.domain.response_times import (
     turnout_time,
 )
 from cityops.projections.statistics import Durations
-from cityops.storage import ReadStore
+from cityops.storage import ReadStore, row_document
 
 INTERVALS = ("queue", "turnout", "travel", "response", "on_scene")
 """The intervals measured per assignment, in the order of a response."""
@@ -157,18 +156,11 @@ def read_response_time_figures(store: ReadStore) -> ResponseTimeFigures:
     """The figures now, from the incidents and resources read models of `store`."""
     with store.transaction() as txn:
         txn.execute("SELECT doc FROM rm_incidents")
-        incidents = [_document(row[0]) for row in txn.fetchall()]
+        incidents = [row_document(row[0]) for row in txn.fetchall()]
         txn.execute("SELECT doc FROM rm_resources")
-        resources = [_document(row[0]) for row in txn.fetchall()]
+        resources = [row_document(row[0]) for row in txn.fetchall()]
     return response_time_figures(incidents, resources)
 
-
-def _document(value: Any) -> dict[str, Any]:
-    """A row's document: JSON text on SQLite, already decoded from JSONB on PostgreSQL."""
-    if isinstance(value, dict):
-        return value
-    decoded: dict[str, Any] = json.loads(value)
-    return decoded
 
 
 def _seconds(span: timedelta | None) -> float | None:

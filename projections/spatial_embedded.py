@@ -15,7 +15,6 @@ number is compared with the one the index was loaded from) and reloads the index
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -40,7 +39,7 @@ from cityops.projections.spatial_layers import (
     simplest,
 )
 from cityops.projections.tables import GeometryKind, SummaryTable
-from cityops.storage import ReadStore
+from cityops.storage import ReadStore, row_document
 
 ID_CHUNK = 500
 """Rows are re-read by id in chunks of this many (SQLite's parameter limit is far above)."""
@@ -249,7 +248,7 @@ class EmbeddedSpatialQueries(SpatialQueriesBase):
             geometry = _row_geometry(column.kind, row)
             if geometry is None:
                 continue
-            features.append(Feature(item_id, geometry, _document(row[4]),
+            features.append(Feature(item_id, geometry, row_document(row[4]),
                                     distances[k] if distances is not None else None))
         return features
 
@@ -319,9 +318,3 @@ def _row_geometry(kind: GeometryKind, row: tuple[Any, ...]) -> BaseGeometry | No
         return shapely.Point(float(row[1]), float(row[2]))
     return simplest(shapely.from_wkt(row[3])) if row[3] is not None else None
 
-
-def _document(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    loaded: dict[str, Any] = json.loads(value)
-    return loaded

@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import shapely
-from shapely.geometry.base import BaseGeometry
 
 from cityops.domain.geometry import GeoPoint
 from cityops.maps.local_metric import LocalMetric, local_metric
@@ -30,8 +29,8 @@ from cityops.projections.spatial_layers import (
     city_features,
     simplest,
 )
-from cityops.projections.tables import SummaryTable
-from cityops.storage import ReadStore, Transaction
+from cityops.projections.tables import GeometryKind, SummaryTable
+from cityops.storage import ReadStore, Transaction, row_document
 
 MAP_LAYERS_TABLE = "map_layers"
 PUBLISH_LOCK = "cityops-map-layers"
@@ -128,6 +127,17 @@ class PostgisSpatialQueries(SpatialQueriesBase):
         self._tables[source.table].geometry(source.geometry)  # declared, or KeyError
         return source.table, source.geometry
 
+    def _coordinates(self, layer: Layer) -> tuple[str, str]:
+        """SQL of a point layer's longitude and latitude: a read model's own `lon` and
+        `lat` columns (its point is generated from them; reading them is about a
+        millisecond cheaper per radius question than taking the point apart), else the
+        point's."""
+        table, geometry = self._source(layer)
+        if isinstance(layer.source, ReadModelSource) \
+                and self._tables[table].geometry(geometry).kind is GeometryKind.POINT:
+            return "lon", "lat"
+        return f"ST_X({geometry})", f"ST_Y({geometry})"
+
     def _where(self, layer: Layer, query: FeatureQuery, params: list[Any]) -> list[str]:
         _, geometry = self._source(layer)
         clauses = [f"{geometry} IS NOT NULL"]
@@ -167,10 +177,12 @@ class PostgisSpatialQueries(SpatialQueriesBase):
         return sql
 
     def _features(self, rows: Sequence[tuple[Any, ...]], with_distance: bool) -> list[Feature]:
+        # The page's geometries decoded in one call (one per row cost a tenth of a page).
+        geometries = shapely.from_wkb([bytes(r[1]) if r[1] is not None else None for r in rows])
         return [
-            Feature(str(r[0]), _geometry(r[1]), _document(r[2]),
+            Feature(str(r[0]), simplest(geometry), row_document(r[2]),
                     float(r[3]) if with_distance else None)
-            for r in rows
+            for r, geometry in zip(rows, geometries, strict=True)
         ]
 
     # --- answers ---------------------------------------------------------------------------
@@ -240,8 +252,8 @@ class PostgisSpatialQueries(SpatialQueriesBase):
         outer = radius_m * (1 + error)
         params: list[Any] = [metric.lon, metric.metres_per_lon, metric.lat,
                              metric.metres_per_lat]
-        plane = (f"sqrt(power((ST_X({geometry}) - %s) * %s, 2) "
-                 f"+ power((ST_Y({geometry}) - %s) * %s, 2))")
+        x, y = self._coordinates(layer)
+        plane = f"sqrt(power(({x} - %s) * %s, 2) + power(({y} - %s) * %s, 2))"
         where = self._where(layer, query, params)
         where.append(f"{geometry} && ST_MakeEnvelope(%s, %s, %s, %s, 4326)")
         params.extend(metric.envelope(outer))
@@ -351,14 +363,3 @@ def _document_sql(fields: frozenset[str] | None) -> str:
     return f"jsonb_build_object({pairs})"
 
 
-def _geometry(value: Any) -> BaseGeometry | None:
-    if value is None:
-        return None
-    return simplest(shapely.from_wkb(bytes(value)))
-
-
-def _document(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    loaded: dict[str, Any] = json.loads(value)
-    return loaded

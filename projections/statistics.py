@@ -24,7 +24,6 @@ comes back; areas are summed from cells by their code prefix in Python).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -51,7 +50,7 @@ from cityops.projections.returns import (
     return_figures,
 )
 from cityops.projections.tables import doc_text, utc_text
-from cityops.storage import ReadStore, Transaction
+from cityops.storage import ReadStore, Transaction, row_document
 
 DISPATCH_TABLE = "rm_case_dispatches"
 MICROSECOND = timedelta(microseconds=1)
@@ -668,7 +667,7 @@ class CityStatistics:
             incidents = [dict(zip(_INCIDENT_TIMES, row, strict=True))
                          for row in txn.fetchall()]
             txn.execute("SELECT doc FROM rm_resources")
-            resources = [_doc(row[0]) for row in txn.fetchall()]
+            resources = [row_document(row[0]) for row in txn.fetchall()]
         by_category: dict[str, int] = {}
         by_level: dict[str, int] = {}
         by_status: dict[str, int] = {}
@@ -741,12 +740,6 @@ _INCIDENT_TIMES = ("id", "status", "reported_at", "contained_at", "closed_at")
 def _add(counts: dict[str, int], key: Any, count: int) -> None:
     counts[str(key)] = counts.get(str(key), 0) + count
 
-
-def _doc(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    result: dict[str, Any] = json.loads(value)
-    return result
 
 
 def _time(text: str | None) -> datetime | None:

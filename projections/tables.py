@@ -7,7 +7,6 @@ model can never disagree with the domain about what a state means.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.storage import Transaction
+from cityops.storage import Transaction, json_text, upsert_rows
 
 Extractor = Callable[[Any], Any]
 
@@ -36,7 +35,11 @@ class Column:
 
 def utc_text(moment: datetime | None) -> str | None:
     """Times are stored as UTC ISO text so that they compare correctly in both databases."""
-    return moment.astimezone(UTC).isoformat() if moment is not None else None
+    if moment is None:
+        return None
+    # Most are UTC already (the clock's): converting made a new datetime each time, in a
+    # function called for several columns of every row version of a rebuild.
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
 
 
 def doc_text(dialect: str, key: str) -> str:
@@ -226,16 +229,9 @@ class SummaryTable:
         """Write the rows of these aggregates (their current states) in one statement."""
         if not aggregates:
             return
-        columns = self.all_columns
-        names = ["id", *(c.name for c in columns), "doc"]
+        names = ["id", *(c.name for c in self.all_columns), "doc"]
         rows = [self.row(aggregate, remembered=True) for aggregate in aggregates]
-        updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
-        txn.executemany(
-            f"INSERT INTO {self.table} ({', '.join(names)}) "
-            f"VALUES ({', '.join(['%s'] * len(names))}) "
-            f"ON CONFLICT (id) DO UPDATE SET {updates}",
-            rows,
-        )
+        upsert_rows(txn, self.table, names, rows, key=("id",))
 
     def row(self, aggregate: Any, *, remembered: bool = False, remember: bool = False
             ) -> list[Any]:
@@ -259,7 +255,7 @@ class SummaryTable:
         for column, value in zip(columns, extracted, strict=True):
             if column.in_doc:
                 doc[column.name] = value
-        return [str(aggregate.id), *extracted, json.dumps(doc, sort_keys=True)]
+        return [str(aggregate.id), *extracted, json_text(doc)]
 
     def batch(self) -> SummaryRows:
         """Collects one batch of notifications and writes each aggregate's row once."""

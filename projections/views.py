@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from cityops.domain.gridcases.case import OPEN_STATUSES, GridCase
 from cityops.domain.supervision import Light, light, light_at, turning_points
 from cityops.projections.statistics import CASE_LIGHTS_INDEX, CASE_STATISTICS_INDEX
 from cityops.projections.tables import ROW_POINT, Column, SummaryTable, utc_text
-from cityops.storage import ReadStore
+from cityops.storage import ReadStore, row_document
 
 METRES_PER_DEGREE_LAT = 111_320.0
 
@@ -113,7 +112,7 @@ class ReadModels:
         with self.store.transaction() as txn:
             txn.execute(f"SELECT doc FROM {self._table(table)} WHERE id = %s", (aggregate_id,))
             row = txn.fetchone()
-        return _doc(row[0]) if row else None
+        return row_document(row[0]) if row else None
 
     def page(
         self,
@@ -170,7 +169,8 @@ class ReadModels:
                 [*params, limit, offset],
             )
             rows = txn.fetchall()
-        return Page(items=[_doc(r[0]) for r in rows], total=int(count_row[0]) if count_row else 0)
+        return Page(items=[row_document(r[0]) for r in rows],
+                    total=int(count_row[0]) if count_row else 0)
 
     def _table(self, table: str) -> str:
         if table not in self.tables:
@@ -252,9 +252,3 @@ def case_light(doc: dict[str, Any], now: datetime) -> Light | None:
     return light_at((datetime.fromisoformat(doc["yellow_at"]),
                      datetime.fromisoformat(doc["red_at"])), now)
 
-
-def _doc(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    result: dict[str, Any] = json.loads(value)
-    return result
