@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -256,7 +255,7 @@ class CommandGate:
                 try:
                     request = Request(scope, receive)
                     credentials = await bearer_scheme(request)
-                    actor = await run_in_threadpool(current_actor, request, credentials)
+                    actor = await current_actor(request, credentials)
                     rule.decide(actor, params)
                 except DomainError as error:
                     await error_response(error)(scope, receive, send)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, Header, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from cityops.command_center.auth import Authenticator, NotAuthenticated
 from cityops.domain.accounts.application import Accounts
@@ -84,7 +85,7 @@ class CommandCentreSystem(Protocol):
         """Have this process's projection followers look for new events now."""
 
 
-def get_system(
+async def get_system(
     request: Request,
     drill: Annotated[str | None, Header(
         alias="X-CityOps-Drill",
@@ -93,7 +94,10 @@ def get_system(
         "`cityops_drill` cookie. Every answer from a drill carries this header back.")] = None,
 ) -> CommandCentreSystem:
     """The live system, or the drill's own when the request is switched into a drill
-    (`drill_switch`: for its planners and invited participants only)."""
+    (`drill_switch`: for its planners and invited participants only). Asynchronous: the
+    live system is at hand, while a dependency written `def` is run in a worker thread
+    (a hop per dependency and request was a sixth of the API process's time); admitting
+    to a drill, which may open it, is the part run in a worker thread."""
     from cityops.command_center.drill_switch import (
         admitted_system,
         drill_id_of,
@@ -104,8 +108,8 @@ def get_system(
     if drill_id is None:
         system: CommandCentreSystem = request.app.state.system
         return system
-    drill_system: CommandCentreSystem = admitted_system(
-        request.app, drill_id, request.headers.get("authorization"))
+    drill_system: CommandCentreSystem = await run_in_threadpool(
+        admitted_system, request.app, drill_id, request.headers.get("authorization"))
     request.state.drill = str(drill_id)
     return drill_system
 
@@ -125,32 +129,38 @@ def get_authenticator(request: Request) -> Authenticator:
     return auth
 
 
-def current_actor(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> Actor:
-    """Who is acting: the user of the bearer token (401 without a valid one)."""
+def authenticated_actor(request: Request,
+                        credentials: HTTPAuthorizationCredentials | None) -> Actor:
+    """Who is acting: the user of the bearer token (401 without a valid one); an account
+    not in the authenticator's cache is read from its store (a blocking read)."""
     if credentials is None:
         raise NotAuthenticated("log in first: send Authorization: Bearer <token> "
                                "(the access_token of POST /auth/login)")
     token = credentials.credentials
-    # The command gate asked first for the same request: its answer holds (the token is
-    # checked once per request, not once per asker).
-    known: tuple[str, Actor] | None = getattr(request.state, "authenticated", None)
-    if known is not None and known[0] == token:
-        actor = known[1]
-    else:
-        actor = get_authenticator(request).actor_for_token(token)
-        request.state.authenticated = (token, actor)
+    actor = get_authenticator(request).actor_for_token(token)
+    request.state.authenticated = (token, actor)
     # The sharing policy applied to the response needs to know who it is for.
     request.state.actor = actor
     return actor
 
 
+async def current_actor(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Actor:
+    """Who is acting (`authenticated_actor`, in a worker thread), checked once per request:
+    the command gate asks first, and the route takes its answer."""
+    known: tuple[str, Actor] | None = getattr(request.state, "authenticated", None)
+    if credentials is not None and known is not None and known[0] == credentials.credentials:
+        request.state.actor = known[1]
+        return known[1]
+    return await run_in_threadpool(authenticated_actor, request, credentials)
+
+
 CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
-def idempotency_key(
+async def idempotency_key(
     idempotency_key: Annotated[
         str | None,
         Header(description="Client-supplied command id: repeating it changes nothing"),
@@ -165,7 +175,7 @@ IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 """The request's `Idempotency-Key` as sent (for a route that hands it on to other routes)."""
 
 
-def command_id(key: IdempotencyKey, actor: CurrentActor) -> str | None:
+async def command_id(key: IdempotencyKey, actor: CurrentActor) -> str | None:
     """The command id of the request's `Idempotency-Key`: the key scoped to the user who
     sends it, so that another user's same key is another command, never a replay."""
     return actor_scoped_command_id(actor, key) if key is not None else None
