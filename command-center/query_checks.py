@@ -62,9 +62,10 @@ def unknown_parameters(given: Iterable[str], known: Collection[str]) -> list[str
     return list(dict.fromkeys(name for name in given if name not in known))
 
 
-def refuse_unknown_query_parameters(request: HTTPConnection) -> None:
+async def refuse_unknown_query_parameters(request: HTTPConnection) -> None:
     """Refuse (422) the query parameters the matched route does not take (a WebSocket route
-    takes none but its own: it is left alone)."""
+    takes none but its own: it is left alone). Asynchronous, as every cheap dependency:
+    one written `def` is run in a worker thread, a hop per request and route."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return

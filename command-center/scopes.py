@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from cityops.command_center.dependencies import (
     CommandCentreSystem,
@@ -208,7 +209,16 @@ def scope_guard(param: str, kind: str,
     about an item (path parameter `param`) outside their scope answers 404 before anything
     is read or done."""
 
-    def check(request: Request, system: SystemDep, actor: CurrentActor) -> None:
+    def in_scope(system: CommandCentreSystem, aggregate_id: UUID, actor: Actor) -> None:
+        try:
+            doc = load(system, aggregate_id)
+        except NotFound:
+            return  # the route answers 404 itself
+        visible(kind, aggregate_id, doc, actor, system.sharing)
+
+    async def check(request: Request, system: SystemDep, actor: CurrentActor) -> None:
+        # Asynchronous: only a department user's request reads the item, in a worker
+        # thread; the others pass without the hop a `def` dependency costs.
         raw = request.path_params.get(param)
         if scope_of(actor) is None or raw is None:
             return
@@ -216,11 +226,7 @@ def scope_guard(param: str, kind: str,
             aggregate_id = UUID(str(raw))
         except ValueError:
             return  # the route itself refuses a malformed id
-        try:
-            doc = load(system, aggregate_id)
-        except NotFound:
-            return  # the route answers 404 itself
-        visible(kind, aggregate_id, doc, actor, system.sharing)
+        await run_in_threadpool(in_scope, system, aggregate_id, actor)
 
     return Depends(check)
 

@@ -87,9 +87,10 @@ def subject_of(connection: HTTPConnection) -> UUID | None:
 NOTHING_SEEN: Mapping[UUID, int] = MappingProxyType({})
 
 
-def seen_version(connection: HTTPConnection) -> Mapping[UUID, int]:
+async def seen_version(connection: HTTPConnection) -> Mapping[UUID, int]:
     """The version of the route's document that its user saw (`If-Match`), as
-    `{document id: version}`; empty when they said nothing, or `*`."""
+    `{document id: version}`; empty when they said nothing, or `*`. (Asynchronous: a
+    `def` dependency costs a hop to a worker thread on every request.)"""
     header = connection.headers.get("if-match")
     if (connection.scope["type"] != "http" or header is None
             or connection.scope["method"] not in UNSAFE_METHODS):

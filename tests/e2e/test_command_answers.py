@@ -83,3 +83,26 @@ def test_a_command_checks_its_token_once(api: Any) -> None:
     finally:
         del auth.actor_for_token
     assert len(checked) == 1
+
+
+def test_a_report_hops_to_a_worker_thread_only_where_it_may_block(
+        api: Any, monkeypatch: Any) -> None:
+    """Every dependency written `def` ran in a worker thread: ten hops per report (the
+    query check, the If-Match check, the system, the token twice, the idempotency key, the
+    command id, the scope guard, the endpoint, its answer's validation), a sixth of the API
+    process's time. Left: the token check (it may read the accounts store), the endpoint
+    (the command saves), and FastAPI's validation of a `def` endpoint's answer."""
+    import anyio.to_thread
+
+    hops: list[str] = []
+    original = anyio.to_thread.run_sync
+
+    async def run_sync(function: Any, *args: Any, **kwargs: Any) -> Any:
+        inner = getattr(function, "func", function)
+        hops.append(getattr(inner, "__qualname__", type(inner).__qualname__))
+        return await original(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", run_sync)
+    reported(api)
+    assert sorted(hops) == sorted(['authenticated_actor', '_run_sync_endpoint',
+                                   'ModelField.validate']), hops
