@@ -159,6 +159,11 @@ class ReadStore(Protocol):
     dialect: str
 
     def transaction(self) -> Any: ...
+    def reading(self) -> Any:
+        """Statements that only read and need no snapshot shared between them: on
+        PostgreSQL outside a transaction block (each statement sees what was committed when
+        it began, as in the READ COMMITTED transaction it replaces, without the BEGIN and
+        COMMIT round trips); elsewhere a transaction."""
     def close(self) -> None: ...
 
 
@@ -245,6 +250,9 @@ class SqliteReadStore:
                     self._open[thread] = depth
                 self._idle.notify_all()
 
+    def reading(self) -> Any:
+        return self.transaction()
+
     def close(self) -> None:
         """Close every thread's connection, once the other threads' transactions ended (a
         transaction begun later opens a connection again, as before)."""
@@ -306,6 +314,18 @@ class PostgresReadStore:
         with self._pool.connection() as connection, connection.transaction(), \
                 connection.cursor() as cursor:
             yield _PostgresTransaction(cursor)
+
+    @contextmanager
+    def reading(self) -> Iterator[_PostgresTransaction]:
+        with self._pool.connection() as connection:
+            connection.autocommit = True
+            try:
+                with connection.cursor() as cursor:
+                    yield _PostgresTransaction(cursor)
+            finally:
+                # Back to what the pool hands out; a broken connection the pool discards.
+                if not connection.closed:
+                    connection.autocommit = False
 
     def close(self) -> None:
         self._pool.close()

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from cityops.command_center.login_guard import LoginGuard, LoginThrottled, PasswordHashing
 from cityops.domain.accounts.account import AccountView, WrongPassword
@@ -54,6 +55,13 @@ class IssuedToken:
     token: str
     expires_at: datetime
     account: AccountView
+
+
+class TokenClaims(NamedTuple):
+    """Who a signed token speaks for, and the credentials it was issued under."""
+
+    username: str
+    credential_version: int
 
 
 def _b64(data: bytes) -> str:
@@ -114,6 +122,21 @@ class Authenticator:
 
     def account_for_token(self, token: str) -> AccountView:
         """The account a token speaks for, or `NotAuthenticated` saying why not."""
+        return self.account(self.claims(token))
+
+    def account(self, claims: TokenClaims) -> AccountView:
+        """The account of a token's claims if they still hold (it may read the account from
+        its store: a blocking read)."""
+        return self._checked(claims, self._account(claims.username))
+
+    def cached_account(self, claims: TokenClaims) -> AccountView | None:
+        """`account` from the account cache alone, without blocking: None when the account
+        would have to be read from its store."""
+        cached = self._cached(claims.username)
+        return None if cached is None else self._checked(claims, cached[0])
+
+    def claims(self, token: str) -> TokenClaims:
+        """What a well-formed, signed, unexpired token says, or `NotAuthenticated`."""
         # Tokens are ASCII (base64url): anything else is refused before it is compared
         # (hmac.compare_digest refuses non-ASCII text with a TypeError).
         if not isinstance(token, str) or not token.isascii() or token.count(".") != 1:
@@ -129,12 +152,15 @@ class Authenticator:
             raise NotAuthenticated("the bearer token is malformed; log in again") from None
         if self._now() >= expires:
             raise NotAuthenticated("the login has expired; log in again")
-        account = self._account(username)
+        return TokenClaims(username, version)
+
+    @staticmethod
+    def _checked(claims: TokenClaims, account: AccountView | None) -> AccountView:
         if account is None:
-            raise NotAuthenticated(f"user {username!r} no longer exists")
+            raise NotAuthenticated(f"user {claims.username!r} no longer exists")
         if not account.enabled:
             raise NotAuthenticated(f"account {account.username!r} is disabled")
-        if account.credential_version != version:
+        if account.credential_version != claims.credential_version:
             raise NotAuthenticated("the credentials of this account changed since this login "
                                    "(password, role or department); log in again")
         return account
@@ -145,17 +171,23 @@ class Authenticator:
 
     # --- the account cache --------------------------------------------------------------------
 
-    def _account(self, username: str) -> AccountView | None:
-        key = username.casefold()
-        now = self._monotonic()
+    def _cached(self, username: str) -> tuple[AccountView | None] | None:
+        """(the account or None if there is none) while the cache may answer, else None."""
         with self._lock:
-            cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < ACCOUNT_CACHE_SECONDS:
-            return cached[1]
+            cached = self._cache.get(username.casefold())
+        if cached is not None and self._monotonic() - cached[0] < ACCOUNT_CACHE_SECONDS:
+            return (cached[1],)
+        return None
+
+    def _account(self, username: str) -> AccountView | None:
+        cached = self._cached(username)
+        if cached is not None:
+            return cached[0]
+        now = self._monotonic()
         found = self.accounts.find_user(username)
         view = found.view() if found is not None else None
         with self._lock:
-            self._cache[key] = (now, view)
+            self._cache[username.casefold()] = (now, view)
         return view
 
     def forget(self, username: str) -> None:

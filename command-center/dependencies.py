@@ -129,32 +129,30 @@ def get_authenticator(request: Request) -> Authenticator:
     return auth
 
 
-def authenticated_actor(request: Request,
-                        credentials: HTTPAuthorizationCredentials | None) -> Actor:
-    """Who is acting: the user of the bearer token (401 without a valid one); an account
-    not in the authenticator's cache is read from its store (a blocking read)."""
-    if credentials is None:
-        raise NotAuthenticated("log in first: send Authorization: Bearer <token> "
-                               "(the access_token of POST /auth/login)")
-    token = credentials.credentials
-    actor = get_authenticator(request).actor_for_token(token)
-    request.state.authenticated = (token, actor)
-    # The sharing policy applied to the response needs to know who it is for.
-    request.state.actor = actor
-    return actor
-
-
 async def current_actor(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Actor:
-    """Who is acting (`authenticated_actor`, in a worker thread), checked once per request:
-    the command gate asks first, and the route takes its answer."""
+    """Who is acting: the user of the bearer token (401 without a valid one), checked once
+    per request (the command gate asks first, and the route takes its answer). The token is
+    checked on the event loop; an account not in the authenticator's cache is read from its
+    store in a worker thread."""
+    if credentials is None:
+        raise NotAuthenticated("log in first: send Authorization: Bearer <token> "
+                               "(the access_token of POST /auth/login)")
+    token = credentials.credentials
     known: tuple[str, Actor] | None = getattr(request.state, "authenticated", None)
-    if credentials is not None and known is not None and known[0] == credentials.credentials:
-        request.state.actor = known[1]
-        return known[1]
-    return await run_in_threadpool(authenticated_actor, request, credentials)
+    if known is None or known[0] != token:
+        auth = get_authenticator(request)
+        claims = auth.claims(token)
+        account = auth.cached_account(claims)
+        if account is None:
+            account = await run_in_threadpool(auth.account, claims)
+        known = (token, account.actor())
+        request.state.authenticated = known
+    # The sharing policy applied to the response needs to know who it is for.
+    request.state.actor = known[1]
+    return known[1]
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

@@ -670,6 +670,9 @@ class ActiveGenerationStore:
     def transaction(self) -> Any:
         return self.generations.store().transaction()
 
+    def reading(self) -> Any:
+        return self.generations.store().reading()
+
     def close(self) -> None:
         """Close every store of every generation opened by this process."""
         self.generations.close()

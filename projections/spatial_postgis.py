@@ -196,7 +196,7 @@ class PostgisSpatialQueries(SpatialQueriesBase):
         where = " AND ".join(self._where(definition, query, params))
         count_params = list(params)
         page = self._page(query, params)
-        with self.store.transaction() as txn:
+        with self.store.reading() as txn:
             # Exact, from the bytewise id index alone when nothing but the geometry is asked
             # for (an index-only scan of a vacuumed table); else the filters' own indexes.
             txn.execute(f"SELECT count(*) FROM {table} WHERE {where}", count_params)
@@ -215,7 +215,7 @@ class PostgisSpatialQueries(SpatialQueriesBase):
         """One feature by id (None if absent or without geometry)."""
         definition = self.layer(layer)
         table, geometry = self._source(definition)
-        with self.store.transaction() as txn:
+        with self.store.reading() as txn:
             txn.execute(f"SELECT id, ST_AsBinary({geometry}), doc FROM {table} "
                         f"WHERE id = %s AND {geometry} IS NOT NULL", (feature_id,))
             row = txn.fetchone()
@@ -270,7 +270,7 @@ class PostgisSpatialQueries(SpatialQueriesBase):
             params.extend([(1 + error) / (1 - error), query.offset + query.limit - 1, outer])
         page = self._page(query, params)
         matched = "(SELECT count(*) FROM inside)" if count else "0"
-        with self.store.transaction() as txn:
+        with self.store.reading() as txn:
             txn.execute(
                 f"WITH candidates AS MATERIALIZED ("
                 f"SELECT id, {geometry} AS g, {plane} AS plane FROM {table} "
@@ -307,7 +307,7 @@ class PostgisSpatialQueries(SpatialQueriesBase):
         page_params: list[Any] = []
         page = self._page(query, page_params)
         matched = 0
-        with self.store.transaction() as txn:
+        with self.store.reading() as txn:
             # Ordering by distance measures every match anyway: the count comes with the
             # page (`count(*) OVER ()` is taken before LIMIT), in one pass over the index.
             txn.execute(
@@ -339,7 +339,7 @@ class PostgisSpatialQueries(SpatialQueriesBase):
         where = " AND ".join(self._where(definition, plain, params))
         knn = f"{geometry}::geography <-> {_point(params, origin)}"
         params.append(n)
-        with self.store.transaction() as txn:
+        with self.store.reading() as txn:
             txn.execute(f"SELECT max(d) FROM (SELECT {distance} AS d FROM {table} "
                         f"WHERE {where} ORDER BY {knn} LIMIT %s) AS candidates", params)
             row = txn.fetchone()

@@ -109,7 +109,7 @@ class ReadModels:
         return self._store
 
     def get(self, table: str, aggregate_id: str) -> dict[str, Any] | None:
-        with self.store.transaction() as txn:
+        with self.store.reading() as txn:
             txn.execute(f"SELECT doc FROM {self._table(table)} WHERE id = %s", (aggregate_id,))
             row = txn.fetchone()
         return row_document(row[0]) if row else None
@@ -161,7 +161,7 @@ class ReadModels:
         order_column = order_by.split(maxsplit=1)[0]
         self._check_column(order_column, known)
         name = self._table(table)
-        with self.store.transaction() as txn:
+        with self.store.reading() as txn:
             txn.execute(f"SELECT count(*) FROM {name}{sql_where}", params)
             count_row = txn.fetchone()
             txn.execute(
@@ -206,7 +206,7 @@ class ReadModels:
 
         dlat = radius_m / METRES_PER_DEGREE_LAT
         dlon = radius_m / (METRES_PER_DEGREE_LAT * max(0.01, math.cos(math.radians(point.lat))))
-        with self.store.transaction() as txn:
+        with self.store.reading() as txn:
             txn.execute(
                 f"SELECT id, {category_column}, lon, lat, created_at FROM {table} "
                 "WHERE is_open = %s AND created_at >= %s AND lon BETWEEN %s AND %s "
