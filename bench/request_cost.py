@@ -5,8 +5,9 @@ FastAPI app on the same uvicorn (uvloop, httptools) measured in the same run: an
 endpoint, and a `def` endpoint with one dependency (a hop to a worker thread, as our routes).
 
 The system under test is a real `cityops serve` on PostgreSQL (`--postgres [URL]`, a scratch
-database; its projections in a process of their own, as `ws_latency.py` starts them) or
-embedded SQLite (the projections in the API process: its figure includes them). A
+database; no projection process runs, so that nothing but the requests shares the cores:
+the list reads an empty read model) or embedded SQLite (the projections run in the API
+process: its figure includes projecting each report). A
 few keep-alive connections (`--connections`) send requests back to back: the API process is
 saturated and its CPU time (utime + stime of all its threads, from /proc) over the window,
 divided by the requests answered, is the figure. The push benchmark's target needs a report
@@ -181,20 +182,30 @@ def bare_costs(args: argparse.Namespace) -> list[Cost]:
             os.killpg(server.pid, signal.SIGKILL)
 
 
-def system_costs(args: argparse.Namespace, database_url: str | None, round_: int,
-                 points: list[tuple[float, float]]) -> list[Cost]:
-    with tempfile.TemporaryDirectory(prefix="request-cost-") as folder:
+def system_costs(args: argparse.Namespace, points: list[tuple[float, float]]) -> list[Cost]:
+    """The system's costs on a fresh store (a scratch database on PostgreSQL)."""
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="request-cost-"))
+        database_url = (stack.enter_context(scratch_database("requestcost"))
+                        if args.postgres is not None else None)
         deployment = Deployment(Path(folder), database_url, None,
                                 topic_namespace=f"rc{uuid.uuid4().hex[:8]}")
         add_users(deployment, PASSWORD, inspector="inspector")
-        deployment.start()
+        if database_url is None:
+            deployment.start()
+        else:
+            # The API process alone: a projection process catching up on the reports would
+            # share the two cores with the requests measured after them.
+            env = deployment.env()
+            env["CITYOPS_RUN_PROJECTIONS"] = "false"
+            deployment.spawn("serve", "serve", env=env)
+            deployment.wait_healthy(120)
         try:
             token = login(deployment.base_url, "inspector", PASSWORD)
             pid, port = deployment.processes["serve"].pid, deployment.port
-            first = round_ * (args.reports + 200)
             costs = [measure("POST /grid-cases (a report)", pid, port,
-                             reports(token, points, first + 200, args.reports),
-                             args.connections, reports(token, points, first, 200))]
+                             reports(token, points, 200, args.reports),
+                             args.connections, reports(token, points, 0, 200))]
             for name, path, auth in (("GET /grid-cases?limit=1", "/grid-cases?limit=1", token),
                                      ("GET /auth/me", "/auth/me", token),
                                      ("GET /clock (public)", "/clock", None)):
@@ -226,16 +237,10 @@ def main() -> None:
     from cityops.maps import load_demo_city
 
     points = report_points(load_demo_city().map.cells, 5000)
-    rounds: list[list[Cost]] = []
+    if args.postgres:
+        os.environ["CITYOPS_TEST_POSTGRES_URL"] = args.postgres  # scratch_database's server
     load_before = os.getloadavg()
-    with contextlib.ExitStack() as stack:
-        url = None
-        if args.postgres is not None:
-            if args.postgres:
-                os.environ["CITYOPS_TEST_POSTGRES_URL"] = args.postgres
-            url = stack.enter_context(scratch_database("requestcost"))
-        for round_ in range(args.repeat):
-            rounds.append(bare_costs(args) + system_costs(args, url, round_, points))
+    rounds = [bare_costs(args) + system_costs(args, points) for _ in range(args.repeat)]
     load_after = os.getloadavg()
     names = [c.name for c in rounds[0]]
 
@@ -244,7 +249,7 @@ def main() -> None:
                                  if c.name == name)
 
     baseline = median("bare FastAPI sync", "cpu_ms")
-    print(f"API-process CPU per request, {'PostgreSQL' if url else 'SQLite'}, "
+    print(f"API-process CPU per request, {'SQLite' if args.postgres is None else 'PostgreSQL'}, "
           f"{args.connections} connections, median of {args.repeat} round(s); "
           f"load {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print("| request | CPU ms/request | x bare def endpoint | answered/s | switches/request |")
