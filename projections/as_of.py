@@ -140,9 +140,10 @@ class PastStore:
         with self.store.transaction() as txn:
             yield PastTransaction(txn, self)
 
-    def reading(self) -> Any:
-        # One snapshot for the whole question: the past is read from several tables.
-        return self.transaction()
+    @contextmanager
+    def reading(self) -> Iterator[PastTransaction]:
+        with self.store.reading() as txn:
+            yield PastTransaction(txn, self)
 
     def close(self) -> None:
         """The live store stays open: it is not this view's to close."""
