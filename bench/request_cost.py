@@ -39,18 +39,22 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import summary
 from scratch_database import scratch_database
-from ws_latency import CATEGORY, Deployment, add_users, free_port, login, report_points
+from ws_latency import (
+    CATEGORY,
+    Deployment,
+    add_users,
+    cpu_seconds,
+    free_port,
+    login,
+    report_points,
+    wait_for_port,
+)
 
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
 PASSWORD = "request-cost-bench-1"
-
-
-def process_cpu_s(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def context_switches(pid: int) -> int:
@@ -105,10 +109,10 @@ def measure(name: str, pid: int, port: int, requests: list[bytes], connections: 
             warm_up: list[bytes]) -> Cost:
     """Send `warm_up`, then `requests`, measuring the API process over the second batch."""
     asyncio.run(send_all(port, warm_up, connections))
-    switches, cpu, started = context_switches(pid), process_cpu_s(pid), time.perf_counter()
+    switches, cpu, started = context_switches(pid), cpu_seconds([pid]), time.perf_counter()
     statuses = asyncio.run(send_all(port, requests, connections))
     took = time.perf_counter() - started
-    cpu, switches = process_cpu_s(pid) - cpu, context_switches(pid) - switches
+    cpu, switches = cpu_seconds([pid]) - cpu, context_switches(pid) - switches
     wrong = [s for s in statuses if not 200 <= s < 300]
     if wrong:
         raise RuntimeError(f"{name}: {len(wrong)} of {len(statuses)} answers were not 2xx "
@@ -163,14 +167,7 @@ def bare_costs(args: argparse.Namespace) -> list[Cost]:
     server = subprocess.Popen([sys.executable, __file__, "--bare-server", str(port)],
                               start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError):
-                asyncio.run(send_all(port, [get("/async")], 1))
-                break
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the bare FastAPI server did not start")
-            time.sleep(0.2)
+        wait_for_port(port, 60)
         return [measure(f"bare FastAPI {kind}", server.pid, port, [get(f"/{kind}")] * args.gets,
                         args.connections, [get(f"/{kind}")] * 200)
                 for kind in ("async", "sync")]
@@ -240,7 +237,10 @@ def main() -> None:
     if args.postgres:
         os.environ["CITYOPS_TEST_POSTGRES_URL"] = args.postgres  # scratch_database's server
     load_before = os.getloadavg()
-    rounds = [bare_costs(args) + system_costs(args, points) for _ in range(args.repeat)]
+    try:
+        rounds = [bare_costs(args) + system_costs(args, points) for _ in range(args.repeat)]
+    except (psycopg.OperationalError, RuntimeError) as error:  # no server, a refused request
+        sys.exit(f"request_cost: {error}")
     load_after = os.getloadavg()
     names = [c.name for c in rounds[0]]
 
