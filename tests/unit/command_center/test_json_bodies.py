@@ -25,4 +25,35 @@ def test_the_same_bytes_as_the_standard_encoder(document: Any) -> None:
 def test_the_floats_orjson_writes_its_own_way_are_written_by_the_standard_encoder() -> None:
     for value in (1e-05, -1.5e-07, 0.00001234, 5e-324):
         assert json_bytes({"v": [value]}) == standard_json_bytes({"v": [value]})
+        assert json_bytes([1, value]) == standard_json_bytes([1, value])
+        assert json_bytes(value) == standard_json_bytes(value)
     assert json_bytes({1: "a"}) == standard_json_bytes({1: "a"})  # a key orjson refuses
+
+
+def test_a_page_of_documents_with_uuids_is_written_by_orjson(monkeypatch: Any) -> None:
+    # "e-" after a digit is in most UUIDs' text: it sent nearly every page of features to
+    # the standard encoder, which was then most of the answer's time.
+    from cityops.command_center import json_bodies
+
+    standard: list[Any] = []
+
+    def counted(content: Any, default: Any = None) -> bytes:
+        standard.append(content)
+        return standard_json_bytes(content, default)
+
+    monkeypatch.setattr(json_bodies, "standard_json_bytes", counted)
+    page = {"type": "FeatureCollection", "features": [
+        {"id": "6d2c5f1e-0b7a-4c1e-9f3e-2a1b3c4d5e6f", "properties": {"ratio": 0.5}},
+        {"id": "text 1e-5 and 0.00001 inside strings", "properties": {"n": [1, 2.25]}}]}
+    assert json_bytes(page) == standard_json_bytes(page)
+    assert standard == []
+    assert json_bytes({"small": 1e-05}) == standard_json_bytes({"small": 1e-05})
+    assert standard == [{"small": 1e-05}]
+
+
+def test_a_value_json_has_no_form_for_is_written_as_default_makes_it() -> None:
+    from datetime import UTC, datetime
+
+    moment = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+    assert json_bytes({"at": moment, "name": "鼓楼"}, default=str) == \
+        '{"at":"2026-05-01 08:00:00+00:00","name":"鼓楼"}'.encode()
