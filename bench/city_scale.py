@@ -158,11 +158,25 @@ def seed_store(url: str, seed_events: int) -> None:
 
 def active_schema(url: str) -> str:
     """The schema of the active read-model generation (`PostgresGenerations.schema_of`, the
-    base schema being the default one)."""
+    base schema being the default one). A generation built by other table definitions ends
+    the run: the API process would rebuild it from the seed's events before serving, and
+    the copies (read-model rows only) would be gone."""
+    from cityops.bootstrap import read_model_tables
+    from cityops.domain.catalogue import Catalogue
+    from cityops.projections.generations import schema_digest
+    from cityops.settings import Settings
+
     with psycopg.connect(url) as connection:
-        row = connection.execute("SELECT generation FROM projection_generations "
+        row = connection.execute("SELECT generation, schema_digest FROM projection_generations "
                                  "WHERE state = 'active'").fetchone()
     assert row is not None, "no active read-model generation"
+    digest = schema_digest(read_model_tables(Catalogue.load(Settings().catalogue_dir)),
+                           "postgres")
+    if row[1] != digest:
+        raise SystemExit(f"city_scale.py: the store's read models were built by other table "
+                         f"definitions ({row[1]}; this code's: {digest}); serving them "
+                         f"would rebuild them from the seed's events without the copies. "
+                         f"Drop the store (--drop) and grow it again.")
     return f"readmodels_g{int(row[0])}"
 
 

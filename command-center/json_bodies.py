@@ -17,7 +17,6 @@ distances, which hold neither.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -54,22 +53,21 @@ _REFUSE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 """Values the standard encoder refuses, refused by orjson too (not written its own way)."""
 
 
-def standard_json_bytes(content: Any, default: Callable[[Any], Any] | None = None) -> bytes:
-    """`content` exactly as Starlette's `JSONResponse` writes it (`default`: what a value
-    JSON has no form for is written as, as `json.dumps` takes it)."""
+def standard_json_bytes(content: Any) -> bytes:
+    """`content` exactly as Starlette's `JSONResponse` writes it."""
     return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
-                      separators=(",", ":"), default=default).encode("utf-8")
+                      separators=(",", ":")).encode("utf-8")
 
 
-def json_bytes(content: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+def json_bytes(content: Any) -> bytes:
     """`content` as Starlette's `JSONResponse` writes it, by orjson where that gives the
-    same bytes (`default` as for `standard_json_bytes`)."""
+    same bytes."""
     try:
-        body = orjson.dumps(content, default=default, option=_REFUSE)
+        body = orjson.dumps(content, option=_REFUSE)
     except (TypeError, orjson.JSONEncodeError):
-        return standard_json_bytes(content, default)
+        return standard_json_bytes(content)
     if may_differ(body):
-        return standard_json_bytes(content, default)
+        return standard_json_bytes(content)
     return body
 
 

@@ -4,7 +4,13 @@ the hotline statistics count."""
 from __future__ import annotations
 
 from cityops.domain.hotline.ticket import HotlineTicket
-from cityops.projections.tables import ROW_POINT, Column, SummaryTable, utc_text
+from cityops.projections.tables import (
+    DEPARTMENT_PAGES,
+    ROW_POINT,
+    Column,
+    SummaryTable,
+    utc_text,
+)
 
 TICKET_STATISTICS_INDEX = ("department", "status", "is_open", "replied_at", "replied_on_time",
                            "satisfaction", "reply_deadline")
@@ -18,7 +24,7 @@ def ticket_table() -> SummaryTable:
         aggregate_class=HotlineTicket,
         columns=(
             Column("topic", "TEXT", lambda t: t.topic, indexed=True),
-            Column("department", "TEXT", lambda t: t.department, indexed=True),
+            Column("department", "TEXT", lambda t: t.department),  # first of page indexes
             Column("grid_cell", "TEXT", lambda t: t.grid_cell, indexed=True),
             Column("is_open", "BOOLEAN", lambda t: t.is_open, indexed=True),
             Column("reply_deadline", "TEXT", lambda t: utc_text(t.reply_deadline)),
@@ -30,4 +36,5 @@ def ticket_table() -> SummaryTable:
         ),
         geometries=(ROW_POINT,),
         indexes=(TICKET_STATISTICS_INDEX,),
+        page_indexes=DEPARTMENT_PAGES,
     )

@@ -13,7 +13,13 @@ from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import OPEN_STATUSES, GridCase
 from cityops.domain.supervision import Light, light, light_at, turning_points
 from cityops.projections.statistics import CASE_LIGHTS_INDEX, CASE_STATISTICS_INDEX
-from cityops.projections.tables import ROW_POINT, Column, SummaryTable, utc_text
+from cityops.projections.tables import (
+    DEPARTMENT_PAGES,
+    ROW_POINT,
+    Column,
+    SummaryTable,
+    utc_text,
+)
 from cityops.storage import ReadStore, row_document
 
 METRES_PER_DEGREE_LAT = 111_320.0
@@ -61,7 +67,7 @@ def grid_case_table(catalogue: Catalogue) -> SummaryTable:
         columns=(
             Column("category", "TEXT", lambda c: c.category, indexed=True),
             Column("urgency", "TEXT", lambda c: c.urgency.value),
-            Column("department", "TEXT", lambda c: c.department, indexed=True),
+            Column("department", "TEXT", lambda c: c.department),  # first of page indexes
             Column("grid_cell", "TEXT", lambda c: c.grid_cell, indexed=True),
             Column("is_open", "BOOLEAN", lambda c: c.is_open, indexed=True),
             Column("reported_at", "TEXT", lambda c: utc_text(c.reported_at), indexed=True),
@@ -71,6 +77,7 @@ def grid_case_table(catalogue: Catalogue) -> SummaryTable:
         ),
         geometries=(ROW_POINT,),
         indexes=(CASE_STATISTICS_INDEX, CASE_LIGHTS_INDEX),
+        page_indexes=DEPARTMENT_PAGES,
     )
 
 
