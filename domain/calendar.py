@@ -11,9 +11,6 @@ from zoneinfo import ZoneInfo
 from cityops.domain.errors import CatalogueError, InvalidValue
 
 MAX_SEARCH_DAYS = 3660
-_DAYS_KEPT = 20_000
-"""Days whose working spans a calendar keeps (a dict's get and set are atomic: threads
-share it)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,6 @@ class BusinessCalendar:
             raise CatalogueError(
                 f"calendar: days both holiday and working day: {sorted(clash)}"
             )
-        object.__setattr__(self, "_day_spans", {})
 
     @property
     def working_day(self) -> timedelta:
@@ -68,23 +64,16 @@ class BusinessCalendar:
             return False
         return day.isoweekday() not in self.weekend
 
-    def _spans(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
-        # Asked for the same days again and again (every deadline and supervision light
-        # counts the working time of the days it spans): each day's spans are made once.
-        known: dict[date, tuple[tuple[datetime, datetime], ...]] = self.__dict__["_day_spans"]
-        spans = known.get(day)
-        if spans is None:
-            spans = tuple(
-                (
-                    datetime.combine(day, p.start, self.timezone),
-                    datetime.combine(day, p.end, self.timezone),
-                )
-                for p in self.periods
-            ) if self.is_working_day(day) else ()
-            if len(known) >= _DAYS_KEPT:
-                known.clear()
-            known[day] = spans
-        return spans
+    def _spans(self, day: date) -> list[tuple[datetime, datetime]]:
+        if not self.is_working_day(day):
+            return []
+        return [
+            (
+                datetime.combine(day, p.start, self.timezone),
+                datetime.combine(day, p.end, self.timezone),
+            )
+            for p in self.periods
+        ]
 
     def add_working_time(self, start: datetime, amount: timedelta) -> datetime:
         """The instant when `amount` of working time has passed after `start`."""

@@ -37,22 +37,9 @@ def utc_text(moment: datetime | None) -> str | None:
     """Times are stored as UTC ISO text so that they compare correctly in both databases."""
     if moment is None:
         return None
-    # Called for several columns of every row version of a rebuild, mostly with the same
-    # instants again (an aggregate's creation, its report, the event's own time in the
-    # history's interval and its `updated_at`): each instant is written once.
-    text = _UTC_TEXTS.get(moment)
-    if text is None:
-        text = (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
-        if len(_UTC_TEXTS) >= _UTC_TEXTS_KEPT:
-            _UTC_TEXTS.clear()
-        _UTC_TEXTS[moment] = text
-    return text
-
-
-_UTC_TEXTS: dict[datetime, str] = {}
-"""Instants written lately, and their text (equal instants have equal text whatever their
-time zone; a dict's get and set are atomic, so writers in several threads share it)."""
-_UTC_TEXTS_KEPT = 100_000
+    # Most are UTC already (the clock's): converting made a new datetime each time, in a
+    # function called for several columns of every row version of a rebuild.
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
 
 
 def doc_text(dialect: str, key: str) -> str:
