@@ -295,10 +295,31 @@ def grow(url: str, schema: str, cases: int) -> int:
                 rate = copied / max(time.monotonic() - started, 1e-9)
                 print(f"  copy {copy}: {count:,} grid cases ({rate:,.0f}/s, load "
                       f"{os.getloadavg()[0]:.1f})", flush=True)
+        recount_tallies(url, schema)
         for table in tables:
             connection.execute(sql.SQL("ANALYZE {}.{}").format(sql.Identifier(schema),
                                                               sql.Identifier(table.name)))
         return grid_case_count(connection, schema)
+
+
+def recount_tallies(url: str, schema: str) -> None:
+    """The tallies of the read models counted again (`Tally.recount`): the copies are rows
+    written by COPY, not by the projection that keeps the tallies."""
+    from cityops.bootstrap import read_model_tables
+    from cityops.domain.catalogue import Catalogue
+    from cityops.settings import Settings
+    from cityops.storage import PostgresReadStore
+
+    store = PostgresReadStore(url, schema, pool_size=1)
+    try:
+        with store.transaction() as txn:
+            for tables in read_model_tables(Catalogue.load(Settings().catalogue_dir)).values():
+                for table in tables:
+                    for tally in getattr(table, "tallies", ()):
+                        tally.recount(txn)
+                        txn.execute(f"ANALYZE {tally.table}")
+    finally:
+        store.close()
 
 
 def proportions(url: str, schema: str) -> dict[str, int]:

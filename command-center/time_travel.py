@@ -234,7 +234,7 @@ class PastCity:
         self.store = past_store(system, instant)
         tables = list(system.read_models.tables.values())
         self.read_models = ReadModels(self.store, tables)
-        self.statistics = CityStatistics(self.store)
+        self.statistics = CityStatistics(self.store, tallied=False)
         self._spatial: SpatialQueries | None = None
         for name in APPLICATIONS:
             setattr(self, name, past_application(getattr(system, name), instant))

@@ -50,5 +50,6 @@ def city_at(system: Any, instant: datetime | None, layers: Sequence[str] = tuple
         page = read_models.page(table, limit=newest)
         answer["layers"][name] = {"total": page.total, "by_status": states,
                                   "newest": page.items}
-    answer["key_figures"] = CityStatistics(store).key_figures(moment).as_dict()
+    answer["key_figures"] = CityStatistics(store, tallied=instant is None) \
+        .key_figures(moment).as_dict()
     return answer

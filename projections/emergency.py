@@ -36,6 +36,10 @@ def incident_table() -> SummaryTable:
             Column("is_open", "BOOLEAN", lambda i: i.is_open,
                    indexed=True),
             Column("reported_at", "TEXT", lambda i: utc_text(i.created_on), indexed=True),
+            # The response times are measured by these: read from the documents, they were
+            # 147 ms of the key figures' 258 at 11,040 incidents (bench/city_scale.py).
+            Column("contained_at", "TEXT", lambda i: utc_text(i.contained_at)),
+            Column("closed_at", "TEXT", lambda i: utc_text(i.closed_at)),
         ),
         geometries=(
             ROW_POINT,

@@ -4,6 +4,7 @@ the hotline statistics count."""
 from __future__ import annotations
 
 from cityops.domain.hotline.ticket import HotlineTicket
+from cityops.projections.statistics import TICKET_TALLY
 from cityops.projections.tables import (
     DEPARTMENT_PAGES,
     ROW_POINT,
@@ -37,4 +38,5 @@ def ticket_table() -> SummaryTable:
         geometries=(ROW_POINT,),
         indexes=(TICKET_STATISTICS_INDEX,),
         page_indexes=DEPARTMENT_PAGES,
+        tallies=(TICKET_TALLY,),
     )

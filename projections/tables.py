@@ -16,6 +16,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from cityops.domain.geometry import Area, GeoPoint
+from cityops.projections.tallies import Tally
 from cityops.storage import Transaction, json_text, upsert_rows
 
 Extractor = Callable[[Any], Any]
@@ -154,6 +155,8 @@ class SummaryTable:
     on by equality, then the one it pages by (`created_at`, newest first), so that a page
     of a rare combination is read in order from the index, not found by walking the
     whole table newest first (2.2 s for one at 1,000,000 grid cases, bench/city_scale.py)."""
+    tallies: Sequence[Tally] = field(default_factory=tuple)
+    """Counts of the rows kept with them (`tallies.py`), for figures over the whole table."""
 
     def __post_init__(self) -> None:
         # The row of an aggregate's state last computed (by the history's batch, which
@@ -231,6 +234,8 @@ class SummaryTable:
                     f"CREATE INDEX IF NOT EXISTS {self.table}_{kind}{number}_idx "
                     f"ON {self.table} ({', '.join(names)})"
                 )
+        for tally in self.tallies:
+            statements += tally.ddl(dialect)
         return statements
 
     def upsert(self, txn: Transaction, aggregate: Any) -> None:
@@ -242,7 +247,12 @@ class SummaryTable:
             return
         names = ["id", *(c.name for c in self.all_columns), "doc"]
         rows = [self.row(aggregate, remembered=True) for aggregate in aggregates]
+        ids = [row[0] for row in rows]
+        for tally in self.tallies:
+            tally.before_write(txn, ids)
         upsert_rows(txn, self.table, names, rows, key=("id",))
+        for tally in self.tallies:
+            tally.after_write(txn, ids)
 
     def row(self, aggregate: Any, *, remembered: bool = False, remember: bool = False
             ) -> list[Any]:

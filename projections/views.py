@@ -12,7 +12,11 @@ from cityops.domain.duplicates import OpenReport
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.case import OPEN_STATUSES, GridCase
 from cityops.domain.supervision import Light, light, light_at, turning_points
-from cityops.projections.statistics import CASE_LIGHTS_INDEX, CASE_STATISTICS_INDEX
+from cityops.projections.statistics import (
+    CASE_LIGHTS_INDEX,
+    CASE_STATISTICS_INDEX,
+    GRID_CASE_TALLY,
+)
 from cityops.projections.tables import (
     DEPARTMENT_PAGES,
     ROW_POINT,
@@ -78,6 +82,7 @@ def grid_case_table(catalogue: Catalogue) -> SummaryTable:
         geometries=(ROW_POINT,),
         indexes=(CASE_STATISTICS_INDEX, CASE_LIGHTS_INDEX),
         page_indexes=DEPARTMENT_PAGES,
+        tallies=(GRID_CASE_TALLY,),
     )
 
 

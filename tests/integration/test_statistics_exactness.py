@@ -30,7 +30,13 @@ from cityops.projections.generations import (
     SqliteGenerations,
 )
 from cityops.projections.response_figures import read_response_time_figures
-from cityops.projections.statistics import AreaLevel, CityStatistics
+from cityops.projections.statistics import (
+    DISPATCH_TALLY,
+    GRID_CASE_TALLY,
+    TICKET_TALLY,
+    AreaLevel,
+    CityStatistics,
+)
 from cityops.settings import Settings
 from cityops.simulator import build_demo
 from cityops.storage import set_position
@@ -255,6 +261,63 @@ def everything(statistics: CityStatistics, now: datetime) -> dict[str, Any]:
     }
 
 
+def tallied_figures(statistics: CityStatistics, now: datetime) -> dict[str, Any]:
+    """The figures the tallies answer (the whole city, departments, the hotline)."""
+    return {
+        "city": statistics.city(now).as_dict(),
+        "departments": [d.as_dict() for d in statistics.departments(now)],
+        "hotline": {str(k): v.as_dict()
+                    for k, v in statistics.hotline_departments(now).items()},
+    }
+
+
+def turning_moments(store: Any, count: int = 6) -> list[datetime]:
+    """Instants where a tallied figure changes: some of the open cases' yellow and red
+    instants, dispatch deadlines and reply deadlines, each with the microseconds either side
+    (the rows of now's hour are counted from the table, the others from the tally)."""
+    rng = random.Random(3)
+    found: list[datetime] = []
+    with store.transaction() as txn:
+        for sql in ("SELECT yellow_at FROM rm_grid_cases WHERE is_open AND yellow_at IS NOT NULL",
+                    "SELECT red_at FROM rm_grid_cases WHERE is_open AND red_at IS NOT NULL",
+                    "SELECT deadline FROM rm_case_dispatches WHERE stage = 'with-department'",
+                    "SELECT reply_deadline FROM rm_tickets WHERE is_open AND replied_at IS NULL "
+                    "AND reply_deadline IS NOT NULL"):
+            txn.execute(sql)
+            values = sorted({row[0] for row in txn.fetchall()})
+            assert values, sql
+            for text in rng.sample(values, min(count, len(values))):
+                moment = datetime.fromisoformat(text)
+                found += [moment - timedelta(microseconds=1), moment,
+                          moment + timedelta(microseconds=1)]
+    return found
+
+
+def tally_rows(store: Any) -> dict[str, set[tuple[Any, ...]]]:
+    with store.transaction() as txn:
+        rows = {}
+        for tally in (GRID_CASE_TALLY, DISPATCH_TALLY, TICKET_TALLY):
+            txn.execute(f"SELECT * FROM {tally.table}")
+            rows[tally.table] = {tuple(row) for row in txn.fetchall()}
+    return rows
+
+
+def assert_tallies_are_the_counts(statistics: CityStatistics) -> None:
+    """The tallied figures equal those counted from every row, at the instants where they
+    turn; and each tally holds what counting its whole table again gives."""
+    counted = CityStatistics(statistics.store, tallied=False)
+    moments = turning_moments(statistics.store)
+    for now in moments:
+        assert tallied_figures(statistics, now) == tallied_figures(counted, now), now
+    # Counted again, a tally holds the same rows.
+    kept = tally_rows(statistics.store)
+    assert all(kept.values())
+    with statistics.store.transaction() as txn:
+        for tally in (GRID_CASE_TALLY, DISPATCH_TALLY, TICKET_TALLY):
+            tally.recount(txn)
+    assert tally_rows(statistics.store) == kept
+
+
 @dataclass
 class FoldedAssignment:
     """One resource serving one incident, as the brief defines it: from its dispatch until
@@ -471,6 +534,13 @@ def test_the_rework_rate_is_over_the_verified_dispatches(demo_day: CitySystem) -
     assert any(f["verified"] < f["dispatched"] for f in expected.values())
 
 
+def test_tallied_figures_equal_those_counted_from_every_row(demo_day: CitySystem) -> None:
+    """Issue 14: the key figures come from tallies kept with the rows; at the instants
+    where lights turn and deadlines pass (the hour being asked is counted from the rows,
+    the others from the tally) they equal the figures counted from every row."""
+    assert_tallies_are_the_counts(demo_day.statistics)
+
+
 def test_cell_figures_and_lights_equal_the_domain_s(demo_day: CitySystem) -> None:
     folded = fold_cases(demo_day)
     for now in moments(demo_day):
@@ -552,6 +622,7 @@ class RestartContract:
         try:
             for now in moments(demo_day):
                 assert everything(statistics, now) == everything(demo_day.statistics, now)
+            assert_tallies_are_the_counts(statistics)
         finally:
             restarted.close()
 
@@ -575,6 +646,7 @@ class RestartContract:
             generations.active().catch_up()
             assert everything(statistics, now) == before
             assert everything(statistics, now) == everything(demo_day.statistics, now)
+            assert_tallies_are_the_counts(statistics)
         finally:
             generations.close()
 
