@@ -245,16 +245,15 @@ class CaseDispatchTable:
         updates = ", ".join(f"{n} = excluded.{n}" for n in names
                             if n not in ("case_id", "ordinal", "reworks_at_dispatch"))
         cases = sorted({row[0] for row in rows})
-        for tally in self.tallies:
-            tally.before_write(txn, cases)
+        changes = [tally.before_write(txn, cases) for tally in self.tallies]
         txn.executemany(
             f"INSERT INTO {self.table} ({', '.join(names)}) "
             f"VALUES ({', '.join(['%s'] * len(names))}) "
             f"ON CONFLICT (case_id, ordinal) DO UPDATE SET {updates}",
             rows,
         )
-        for tally in self.tallies:
-            tally.after_write(txn, cases)
+        for change in changes:
+            change.after_write(txn)
 
 
 class CaseDispatchRows:

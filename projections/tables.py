@@ -98,6 +98,15 @@ class GeometryColumn:
         return (f"{self.name} geometry({self.kind.value}, 4326) "
                 f"GENERATED ALWAYS AS ({expression}) STORED")
 
+    @property
+    def present(self) -> str:
+        """SQL saying that a row has this geometry: a point by its own columns (which an
+        index holds, so that a question about the rows on the map need not read them), an
+        area by its column."""
+        if self.kind is GeometryKind.POINT:
+            return "lon IS NOT NULL AND lat IS NOT NULL"
+        return f"{self.name} IS NOT NULL"
+
     def postgres_indexes(self, table: str) -> list[str]:
         """GiST indexes: on the geometry (bbox, within-polygon) and, for a point, on its
         geography too (radius in metres, nearest by the KNN operator); and the bytewise
@@ -108,8 +117,12 @@ class GeometryColumn:
             # The map layers' pages are in bytewise id order (`COLLATE "C"`, as on SQLite),
             # which the primary key (the database's collation) cannot give: this index
             # does, for the rows on the map, and counts them without reading a row.
+            # A point's coordinates are in it too: a page of a bbox walked in this order
+            # (where the box holds many rows) filters them from the index alone.
             f"CREATE INDEX IF NOT EXISTS {table}_{self.name}_id_bytes_idx ON {table} "
-            f'(id COLLATE "C") WHERE {self.name} IS NOT NULL',
+            f'(id COLLATE "C") '
+            f"{'INCLUDE (lon, lat) ' if self.kind is GeometryKind.POINT else ''}"
+            f"WHERE {self.present}",
         ]
         if self.kind is GeometryKind.POINT:
             statements.append(
@@ -220,8 +233,12 @@ class SummaryTable:
             for c in self.all_columns
             if c.indexed
         ]
+        # With the id: the rows of a bbox, counted or paged, come from this index alone
+        # (at 1,000,000 grid cases a bbox of 1 km2 matched 25,000 rows in as many pages of
+        # the table, 200 ms, through the GiST index; bench/city_scale.py).
         statements.append(
-            f"CREATE INDEX IF NOT EXISTS {self.table}_lonlat_idx ON {self.table} (lon, lat)"
+            f"CREATE INDEX IF NOT EXISTS {self.table}_lonlat_id_idx "
+            f"ON {self.table} (lon, lat, id)"
         )
         known = {c.name for c in self.all_columns}
         for kind, indexes in (("multi", self.indexes), ("page", self.page_indexes)):
@@ -248,11 +265,10 @@ class SummaryTable:
         names = ["id", *(c.name for c in self.all_columns), "doc"]
         rows = [self.row(aggregate, remembered=True) for aggregate in aggregates]
         ids = [row[0] for row in rows]
-        for tally in self.tallies:
-            tally.before_write(txn, ids)
+        changes = [tally.before_write(txn, ids) for tally in self.tallies]
         upsert_rows(txn, self.table, names, rows, key=("id",))
-        for tally in self.tallies:
-            tally.after_write(txn, ids)
+        for change in changes:
+            change.after_write(txn)
 
     def row(self, aggregate: Any, *, remembered: bool = False, remember: bool = False
             ) -> list[Any]:

@@ -3,11 +3,11 @@ transaction as the rows, so that a figure over the whole history is a sum over a
 hundred tally rows instead of a pass over every row (the key figures took 1.8 s at
 1,000,000 grid cases, bench/city_scale.py).
 
-How they stay exact. A batch that writes rows of the source table first takes the rows it
-is about to replace out of the tally (their counts subtracted, grouped as the tally groups
-them), then writes them, then adds them back as they are now: one statement each way, over
-the batch's keys only. A replayed batch writes the same rows, and the tally comes out the
-same; a rebuilt generation tallies its own rows.
+How they stay exact. A batch that writes rows of the source table counts the rows it is
+about to replace (grouped as the tally groups them, by their keys only), writes them,
+counts them again, and adds the difference to the tally: most writes move a row from one
+group to another, or leave it where it was (nothing to write then). A replayed batch writes
+the same rows, and the tally comes out the same; a rebuilt generation tallies its own rows.
 
 Instants. A figure that depends on the time it is asked at (a case is red because its
 `red_at` is earlier than *now*) cannot be a stored count. A tally therefore groups rows by
@@ -101,30 +101,33 @@ class Tally:
         return f"SELECT {self._select(exact)}, {sums} FROM {self.source} WHERE ({self.where})", \
             ordinals
 
-    def _change(self, txn: Transaction, keys: Sequence[str], sign: str) -> None:
-        select, ordinals = self._grouped(sign, exact=False)
+    def _counts(self, txn: Transaction, keys: Sequence[str]) -> dict[tuple[Any, ...], list[int]]:
+        """The sums of the source rows named by `keys`, by tally group."""
+        select, ordinals = self._grouped("", exact=False)
         param: Any
         if txn.dialect == "postgres":
             among, param = f"{self.key} = ANY(%s)", list(keys)
         else:
             among, param = f"{self.key} IN (SELECT value FROM json_each(%s))", _json_list(keys)
+        txn.execute(f"{select} AND {among} GROUP BY {ordinals}", [param])
+        width = len(self._keys)
+        return {tuple(row[:width]): [int(v or 0) for v in row[width:]]
+                for row in txn.fetchall()}
+
+    def before_write(self, txn: Transaction, keys: Sequence[str]) -> TallyChange:
+        """Count the source rows named by `keys` as they are before being replaced."""
+        return TallyChange(self, keys, self._counts(txn, keys) if keys else {})
+
+    def _apply(self, txn: Transaction, change: dict[tuple[Any, ...], list[int]]) -> None:
+        names = self._keys + self._sum_names
         updates = ", ".join(f"{n} = {self.table}.{n} + excluded.{n}" for n in self._sum_names)
-        txn.execute(
-            f"INSERT INTO {self.table} ({', '.join(self._keys + self._sum_names)}) "
-            f"{select} AND {among} GROUP BY {ordinals} "
+        txn.executemany(
+            f"INSERT INTO {self.table} ({', '.join(names)}) "
+            f"VALUES ({', '.join(['%s'] * len(names))}) "
             f"ON CONFLICT ({', '.join(self._keys)}) DO UPDATE SET {updates}",
-            [param])
-
-    def before_write(self, txn: Transaction, keys: Sequence[str]) -> None:
-        """Take the source rows named by `keys` out of the tally (before they are replaced)."""
-        if keys:
-            self._change(txn, keys, "-")
-
-    def after_write(self, txn: Transaction, keys: Sequence[str]) -> None:
-        """Count the source rows named by `keys` again (as written), and forget the groups
-        left with no row."""
-        if keys:
-            self._change(txn, keys, "")
+            [[*group, *sums] for group, sums in change.items()])
+        if any(sums[0] < 0 for sums in change.values()):
+            # Groups left with no row are forgotten (a small table; the question reads all).
             txn.execute(f"DELETE FROM {self.table} WHERE {self._sum_names[0]} = 0")
 
     def recount(self, txn: Transaction) -> None:
@@ -140,12 +143,20 @@ class Tally:
         next_hour = _next_hour(now)
         groups = len(self.groups)
         found: list[TallyGroup] = []
+        # The hours become before/after now in SQL: the groups of every hour (one per hour
+        # of open deadlines) fold into a few.
+        relations = [f"CASE WHEN {i.name} = '' THEN NULL WHEN {i.name} < %s THEN -1 ELSE 1 END"
+                     for i in self.instants]
         away = " AND ".join([f"{i.name} <> %s" for i in self.instants] or ["TRUE"])
-        txn.execute(f"SELECT {', '.join(self._keys + self._sum_names)} FROM {self.table} "
-                    f"WHERE {away}", [hour] * len(self.instants))
+        sums = ", ".join(f"SUM({name})" for name in self._sum_names)
+        ordinals = ", ".join(str(n) for n in range(1, len(self._keys) + 1))
+        txn.execute(f"SELECT {', '.join([name for name, _ in self.groups] + relations)}, "
+                    f"{sums} FROM {self.table} WHERE {away} GROUP BY {ordinals}",
+                    [hour] * (2 * len(self.instants)))
         for row in txn.fetchall():
             found.append(TallyGroup.of(self, row, groups,
-                                       [_relation(v, hour) for v in row[groups:len(self._keys)]]))
+                                       [None if v is None else int(v)
+                                        for v in row[groups:len(self._keys)]]))
         if not self.instants:
             return found
         # The rows with an instant in now's hour, counted from the source at their instants.
@@ -158,6 +169,32 @@ class Tally:
             found.append(TallyGroup.of(self, row, groups,
                                        [_relation(v, now) for v in row[groups:len(self._keys)]]))
         return found
+
+
+@dataclass(frozen=True)
+class TallyChange:
+    """A write of source rows under way: their counts before it, taken from the tally after
+    it by the difference (most writes move a few rows between groups, or none)."""
+
+    tally: Tally
+    keys: Sequence[str]
+    before: dict[tuple[Any, ...], list[int]]
+
+    def after_write(self, txn: Transaction) -> None:
+        """Count the rows again as written, and apply the difference to the tally."""
+        if not self.keys:
+            return
+        after = self.tally._counts(txn, self.keys)
+        change: dict[tuple[Any, ...], list[int]] = {}
+        for group in self.before.keys() | after.keys():
+            width = len(self.tally.sums)
+            old = self.before.get(group, [0] * width)
+            new = after.get(group, [0] * width)
+            sums = [b - a for a, b in zip(old, new, strict=True)]
+            if any(sums):
+                change[group] = sums
+        if change:
+            self.tally._apply(txn, change)
 
 
 @dataclass(frozen=True)
@@ -187,8 +224,7 @@ class TallyGroup:
 
 
 def _relation(value: object, now: str) -> int | None:
-    """Before (-1), at (0) or after (+1) `now`, of an instant or of its hour's text (never
-    now's hour: those rows are read exactly)."""
+    """Before (-1), at (0) or after (+1) `now`, of an instant's text."""
     if not value:
         return None
     text = str(value)

@@ -10,6 +10,7 @@ production.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,18 @@ def test_bbox_polygon_and_time_questions_agree(systems: tuple[CitySystem, CitySy
             "grid-cases", FeatureQuery(within=zone.geometry, limit=None))
     questions["open cases in bbox"] = lambda s: s.features(
         "grid-cases", FeatureQuery(bbox=box, where={"is_open": (True,)}, limit=None))
+    # Boxes with a case on their lower-left and upper-right corners: edges are inside
+    # (PostGIS compares a point's coordinates with the box, shapely intersects).
+    corner = next(f for f in embedded.spatial.features("grid-cases", EVERYTHING).features
+                  if f.geometry is not None)
+    x, y = corner.geometry.x, corner.geometry.y
+    for name, edge_box in (("above right of", (x, y, x + 0.01, y + 0.01)),
+                           ("below left of", (x - 0.01, y - 0.01, x, y)),
+                           ("exactly at", (x, y, x, y))):
+        questions[f"cases {name} a case"] = lambda s, edge_box=edge_box: s.features(
+            "grid-cases", FeatureQuery(bbox=edge_box, limit=None))
+        assert corner.id in {f.id for f in embedded.spatial.features(
+            "grid-cases", FeatureQuery(bbox=edge_box, limit=None)).features}, name
     questions["cases reported 2-4 h into the day"] = lambda s: s.features(
         "grid-cases", FeatureQuery(period=window, limit=None))
     questions["closed tickets of two topics"] = lambda s: s.features(
@@ -306,14 +319,69 @@ def test_a_layer_page_is_read_in_bytewise_id_order_from_an_index(
         # Priced as on a large table (this one is small).
         txn.execute("SET LOCAL enable_seqscan = off")
         txn.execute("SET LOCAL enable_bitmapscan = off")
-        for table, geometry in (("rm_grid_cases", "geom"), ("rm_incidents", "affected_area")):
-            txn.execute(f"EXPLAIN SELECT id FROM {table} WHERE {geometry} IS NOT NULL "
+        # A point is on the map when its coordinates are there (`GeometryColumn.present`).
+        for table, present in (("rm_grid_cases", "lon IS NOT NULL AND lat IS NOT NULL"),
+                               ("rm_incidents", "affected_area IS NOT NULL")):
+            txn.execute(f"EXPLAIN SELECT id FROM {table} WHERE {present} "
                         f'ORDER BY id COLLATE "C" LIMIT 10 OFFSET 20')
             plan = " ".join(r[0] for r in txn.fetchall())
             assert "Sort" not in plan and "id_bytes_idx" in plan, plan
-            txn.execute(f"EXPLAIN SELECT count(*) FROM {table} WHERE {geometry} IS NOT NULL")
+            txn.execute(f"EXPLAIN SELECT count(*) FROM {table} WHERE {present}")
             plan = " ".join(r[0] for r in txn.fetchall())
             assert "Index Only Scan" in plan, plan
+
+
+def test_points_in_a_bbox_are_counted_and_paged_from_an_index_alone(
+        systems: tuple[CitySystem, CitySystem]) -> None:
+    """Issue 14: at 1,000,000 grid cases a bbox of 1 km2 matched 25,000 rows, each read
+    from its own page of the table through the GiST index (200 ms for the count, as much
+    for a page). A point layer's bbox compares the row's coordinates, which an index holds
+    with the id: the count and the page's ids never read the table."""
+    _, postgis = systems
+    url = postgis.settings.database_url
+    assert url is not None
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("VACUUM")
+    minx, miny, maxx, maxy = postgis.city.map.bounds
+    box = ((minx + maxx) / 2 - 0.02, (miny + maxy) / 2 - 0.015,
+           (minx + maxx) / 2 + 0.02, (miny + maxy) / 2 + 0.015)
+    statements: list[str] = []
+    store = postgis.spatial.store
+
+    class Recording:
+        def __init__(self, txn: Any) -> None:
+            self.txn, self.dialect = txn, txn.dialect
+
+        def execute(self, sql: str, params: Any = ()) -> None:
+            self.txn.execute("SET LOCAL enable_seqscan = off")
+            self.txn.execute("SET LOCAL enable_bitmapscan = off")
+            self.txn.execute(f"EXPLAIN {sql}", params)
+            statements.append(" ".join(r[0] for r in self.txn.fetchall()))
+            self.txn.execute(sql, params)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.txn, name)
+
+    reading = store.reading
+
+    @contextmanager
+    def recorded() -> Iterator[Recording]:
+        with reading() as txn:
+            yield Recording(txn)
+
+    store.reading = recorded  # type: ignore[method-assign]
+    try:
+        page = postgis.spatial.features("grid-cases", FeatureQuery(bbox=box, limit=3))
+    finally:
+        del store.reading
+    assert page.matched > 3 and len(page.features) == 3
+    count, ids = statements[0], statements[1]
+    assert "Index Only Scan using rm_grid_cases_lonlat_id_idx" in count, count
+    # The ids in bytewise order: from the coordinates' index then sorted, or from the ids'
+    # index (which holds the coordinates) filtered; never a walk that reads the rows.
+    assert "Index Only Scan using rm_grid_cases_" in ids, ids
+    assert "Index Scan using rm_grid_cases_geom" not in ids, ids
+    assert "Index Scan using rm_grid_cases_lonlat" not in ids, ids
 
 
 def test_layer_properties_read_only_the_document_keys_they_declare(
