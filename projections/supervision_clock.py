@@ -9,9 +9,16 @@ instants (converted to real time when the system runs on a faster simulated cloc
 the due rows, and emits a `LightChanged` change to the same listeners as the followers (the
 processes that follow the event stores write it to the live change log, once, by its key).
 It wakes early when a follower writes grid-case rows (their new deadlines replace the old
-turning points), and re-reads all open rows every `rescan_interval_s` (rows written by other
-processes, a switch-over of generations). It only reads: every process with watchers (each
-web server) runs its own.
+turning points), and re-reads the upcoming rows every `rescan_interval_s` (rows written by
+other processes, a switch-over of generations). It only reads: every process with watchers
+(each web server) runs its own.
+
+It watches the open cases that turn soonest, not every open case: at least `WINDOW_CASES`
+turning points of each kind, read in order through the indexes of `yellow_at` and `red_at`,
+and every one up to the last of those (the horizon); when the time passes the horizon, it
+reads on from there. Watching all 783,840 open cases of a store of 1,000,000 took 0.4 GB in
+every web server and a re-read of 1 s (plus the Python to match it) every rescan, which
+stalled the answers of the process around it (bench/city_scale.py).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import Any
 
 from cityops.domain.supervision import Light, light_at
 from cityops.projections.follower import Change, ChangeListener
+from cityops.projections.tables import utc_text
 from cityops.storage import ReadStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +45,9 @@ EVENT = "LightChanged"
 TICK = timedelta(microseconds=1)
 MIN_SLEEP_S = 0.005
 QUERY_CHUNK = 500
+WINDOW_CASES = 2_000
+"""Turning points of each kind (yellow, red) read at a time (more where several fall on the
+same instant as the last)."""
 
 Points = tuple[datetime, datetime]
 
@@ -88,6 +99,8 @@ class SupervisionClock:
         self.rescan_interval_s = rescan_interval_s
         self._watched: dict[str, WatchedCase] = {}
         self._heap: list[tuple[datetime, str]] = []
+        self._horizon: datetime | None = None
+        """Every turning point up to this instant is watched (None: every one there is)."""
         self._changed: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -99,17 +112,21 @@ class SupervisionClock:
     # --- what the thread does, callable directly (tests, one-off checks) ---------------
 
     def rescan(self) -> None:
-        """Re-read every open case: new ones are watched, closed ones forgotten, changed
-        turning points replace the old (their light then is what watchers see)."""
-        rows = self._read("is_open = %s", [True])
+        """Re-read the open cases that turn soonest: new ones are watched, changed turning
+        points replace the old (their light then is what watchers see); the others are
+        forgotten, except those due already (`check` tells them)."""
         now = self.clock()
+        rows, horizon = self._upcoming(now)
         with self._lock:
             seen = set()
             for row in rows:
                 seen.add(row[0])
                 self._update(row, now)
             for case_id in set(self._watched) - seen:
-                del self._watched[case_id]
+                due = self._due_at(self._watched[case_id])
+                if due is None or due > now:
+                    del self._watched[case_id]
+            self._horizon = horizon
 
     def refresh(self, case_ids: Iterable[str]) -> None:
         """Re-read these cases (a follower has just written their rows)."""
@@ -142,6 +159,8 @@ class SupervisionClock:
     def check(self) -> list[Change]:
         """Emit the light changes due by now; returns them."""
         now = self.clock()
+        while self._horizon is not None and now > self._horizon:
+            self._read_on()
         due: list[str] = []
         with self._lock:
             while self._heap and self._heap[0][0] <= now:
@@ -190,11 +209,32 @@ class SupervisionClock:
                 heapq.heappop(self._heap)
         return None
 
+    @property
+    def watching(self) -> int:
+        """How many open cases the clock holds (those turning soonest)."""
+        with self._lock:
+            return len(self._watched)
+
+    def next_wake(self) -> datetime | None:
+        """When to look again: the earliest turning point watched, or the horizon."""
+        due = self.next_due()
+        horizon = self._horizon
+        if due is None or horizon is None:
+            return due or horizon
+        return min(due, horizon)
+
     def shown(self, case_id: str) -> Light | None:
         """The light watchers of this case last learned (None: not an open case)."""
         with self._lock:
             watched = self._watched.get(case_id)
-        return watched.shown if watched else None
+        if watched is not None:
+            return watched.shown
+        # Not turning soon: its light now, what its row says and nothing has changed since.
+        rows = self._read_ids([case_id])
+        if not rows or not rows[0][4]:
+            return None
+        points = self._points(rows[0])
+        return self._frozen(rows[0]) or (light_at(points, self.clock()) if points else None)
 
     # --- listening and the thread ---------------------------------------------------------
 
@@ -252,7 +292,7 @@ class SupervisionClock:
         if self._rescanned_at is not None:
             until_rescan = max(0.0, self._rescanned_at + self.rescan_interval_s
                                - time.monotonic())
-        due = self.next_due()
+        due = self.next_wake()
         if due is None:
             return max(MIN_SLEEP_S, until_rescan)
         # A simulated clock says how fast it runs; at speed 0 it only moves when told, and
@@ -273,6 +313,41 @@ class SupervisionClock:
                 listener(changes)
             except Exception:  # a broken listener must not stop the clock
                 log.exception("change listener failed")
+
+    def _upcoming(self, start: datetime) -> tuple[list[tuple[Any, ...]], datetime | None]:
+        """The rows of the open cases whose clocks run and that turn yellow or red from
+        `start` on, the soonest `WINDOW_CASES` of each kind (and any tied with the last), and
+        the horizon up to which they are all of them (None: there are no more)."""
+        rows: dict[str, tuple[Any, ...]] = {}
+        horizons: list[datetime] = []
+        with self._stores().transaction() as txn:
+            # Red comes one tick after `red_at`: a case at `red_at` = start - TICK turns now.
+            for column, since in (("yellow_at", start), ("red_at", start - TICK)):
+                where = f"is_open = %s AND frozen_light IS NULL AND {column} >= %s"
+                params: list[Any] = [True, utc_text(since)]
+                txn.execute(f"SELECT {column} FROM {TABLE} WHERE {where} "
+                            f"ORDER BY {column} LIMIT 1 OFFSET %s", [*params, WINDOW_CASES - 1])
+                last = txn.fetchone()
+                if last is not None:
+                    where += f" AND {column} <= %s"
+                    params.append(last[0])
+                    horizons.append(datetime.fromisoformat(last[0]))
+                txn.execute(f"SELECT id, yellow_at, red_at, frozen_light, is_open FROM {TABLE} "
+                            f"WHERE {where}", params)
+                rows.update((row[0], tuple(row)) for row in txn.fetchall())
+        return list(rows.values()), min(horizons) if horizons else None
+
+    def _read_on(self) -> None:
+        """Watch the cases turning after the horizon (the time has reached it): their light
+        at the horizon is what watchers learned, every turn until then having been told."""
+        horizon = self._horizon
+        if horizon is None:
+            return
+        rows, further = self._upcoming(horizon)
+        with self._lock:
+            for row in rows:
+                self._update(row, horizon)
+            self._horizon = further
 
     def _read(self, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
         with self._stores().transaction() as txn:
@@ -313,10 +388,14 @@ class SupervisionClock:
         self._watch(case_id, WatchedCase(points, frozen, shown))
 
     def _watch(self, case_id: str, watched: WatchedCase) -> None:
-        self._watched[case_id] = watched
         due = self._due_at(watched)
-        if due is not None:
-            heapq.heappush(self._heap, (due, case_id))
+        if due is None:
+            # Red, or standing still: nothing to tell until an event changes it (`shown`
+            # reads its row meanwhile).
+            self._watched.pop(case_id, None)
+            return
+        self._watched[case_id] = watched
+        heapq.heappush(self._heap, (due, case_id))
         if len(self._heap) > 4 * len(self._watched) + 1024:
             # Replaced turning points stay in the heap until they are due: compact it.
             self._heap = [(at, cid) for cid, w in self._watched.items()

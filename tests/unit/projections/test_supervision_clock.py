@@ -27,6 +27,7 @@ from cityops.domain.gridcases.commands import (
     VerifyCase,
 )
 from cityops.domain.supervision import Light, light_at
+from cityops.projections import supervision_clock
 from cityops.projections.follower import Change, Follower
 from cityops.projections.supervision_clock import SupervisionClock, next_turn
 from cityops.projections.views import grid_case_table
@@ -146,6 +147,53 @@ def test_a_clock_that_jumped_past_both_points_says_red_once(watch: Watch) -> Non
     assert [(c.aggregate_id, c.light) for c in watch.clock.check()] == [(str(case_id), "red")]
 
 
+def test_it_watches_the_cases_that_turn_soonest_and_reads_on_past_the_horizon(
+        watch: Watch, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: the clock held every open case (783,840 at 1,000,000 grid cases: 0.4 GB,
+    and a re-read of all of them every rescan). It holds those turning soonest, and reads
+    on when the time passes the last of them; every case still changes light once per
+    turning point, in order."""
+    monkeypatch.setattr(supervision_clock, "WINDOW_CASES", 2)
+    cases = watch.cases
+    ids = []
+    for _ in range(7):
+        ids.append(str(cases.dispatched("water")))
+        cases.clock.advance(minutes=7)
+    watch.follower.catch_up()
+    start = cases.clock.now
+    watch.clock.rescan()
+    assert 0 < watch.clock.watching <= 4
+    turns = sorted((moment, case_id, light)
+                   for case_id in ids
+                   for moment, light in zip(watch.turning_points(case_id), ("yellow", "red"),
+                                            strict=True)
+                   if moment >= start)
+    assert len(turns) >= 10
+    heard: list[tuple[str, str | None]] = []
+    for moment, _, _ in turns:
+        cases.clock.now = moment + TICK
+        heard += [(c.aggregate_id, c.light) for c in watch.clock.check()]
+        assert watch.clock.watching <= 7
+    assert heard == [(case_id, light) for _, case_id, light in turns]
+    watch.clock.rescan()
+    assert watch.clock.watching == 0
+
+
+def test_a_jump_past_the_horizon_tells_each_case_once(
+        watch: Watch, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(supervision_clock, "WINDOW_CASES", 2)
+    ids = []
+    for _ in range(6):
+        ids.append(str(watch.cases.dispatched("water")))
+        watch.cases.clock.advance(minutes=11)
+    watch.follower.catch_up()
+    watch.clock.rescan()
+    watch.cases.clock.advance(days=3)
+    told = [(c.aggregate_id, c.light) for c in watch.clock.check()]
+    assert sorted(told) == sorted((case_id, "red") for case_id in ids)
+    assert watch.clock.check() == []
+
+
 def test_a_case_closed_before_its_turning_point_says_nothing(watch: Watch) -> None:
     cases = watch.cases
     closed, running = cases.dispatched("water"), cases.dispatched("water")
@@ -243,7 +291,8 @@ def test_the_thread_hears_new_rows_and_is_woken_when_the_clock_jumps(watch: Watc
     case_id = watch.cases.dispatched("water")
     watch.follower.catch_up()  # the clock is told of the new row and re-reads it
     yellow_at, _ = watch.turning_points(case_id)
-    assert eventually(lambda: watch.clock.shown(str(case_id)) is Light.GREEN)
+    assert eventually(lambda: watch.clock.next_due() == yellow_at)  # watched, green
+    assert watch.clock.shown(str(case_id)) is Light.GREEN
     watch.cases.clock.now = yellow_at
     watch.clock.wake()
     change = watch.heard.get(timeout=30)
