@@ -161,8 +161,10 @@ TICKET_TALLY = Tally(
     table="tally_tickets",
     source="rm_tickets",
     key="id",
-    where="status <> 'merged'",
     groups=(
+        # Merged duplicates are counted apart (the figures leave them out), so that the
+        # tally counts every row of the table (`SummaryTable.row_count`).
+        ("merged", _yes_no("status = 'merged'")),
         ("department", "COALESCE(department, '')"),
         ("is_open", _yes_no("is_open")),
         ("replied", _yes_no("replied_at IS NOT NULL")),
@@ -172,7 +174,7 @@ TICKET_TALLY = Tally(
     instants=(Instant("reply_deadline", "is_open AND replied_at IS NULL"),),
     sums=(("rows", "1"),),
 )
-"""Hotline tickets (merged ones left out) by department, reply and evaluation, the open
+"""Hotline tickets by department, reply and evaluation (merged ones apart), the open
 unreplied ones by their reply deadline's hour."""
 
 
@@ -694,6 +696,8 @@ def _tallied_dispatches(group: TallyGroup) -> list[int]:
 def _tallied_tickets(group: TallyGroup) -> HotlineFigures:
     """The figures of a group of tickets (the rule of `hotline_departments`' query)."""
     rows, values = group.rows, group.values
+    if values["merged"] == "yes":
+        return HotlineFigures()
     satisfaction = values["satisfaction"]
     return HotlineFigures(*(rows if counted else 0 for counted in (
         True,

@@ -130,6 +130,12 @@ class Tally:
             # Groups left with no row are forgotten (a small table; the question reads all).
             txn.execute(f"DELETE FROM {self.table} WHERE {self._sum_names[0]} = 0")
 
+    def total(self, txn: Transaction) -> int:
+        """How many source rows the tally counts (all of them when `where` is TRUE)."""
+        txn.execute(f"SELECT COALESCE(SUM({self._sum_names[0]}), 0) FROM {self.table}")
+        row = txn.fetchone()
+        return int(row[0]) if row else 0
+
     def recount(self, txn: Transaction) -> None:
         """Count the whole source table again (after rows were written some other way)."""
         select, ordinals = self._grouped("", exact=False)
