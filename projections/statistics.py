@@ -694,10 +694,9 @@ def _tallied_dispatches(group: TallyGroup) -> list[int]:
 
 
 def _tallied_tickets(group: TallyGroup) -> HotlineFigures:
-    """The figures of a group of tickets (the rule of `hotline_departments`' query)."""
+    """The figures of a group of tickets not merged (the rule of `hotline_departments`'
+    query)."""
     rows, values = group.rows, group.values
-    if values["merged"] == "yes":
-        return HotlineFigures()
     satisfaction = values["satisfaction"]
     return HotlineFigures(*(rows if counted else 0 for counted in (
         True,
@@ -871,6 +870,8 @@ class CityStatistics:
             figures: dict[str | None, HotlineFigures] = {}
             with self.store.transaction() as txn:
                 for group in TICKET_TALLY.read(txn, now_text):
+                    if group.values["merged"] == "yes":
+                        continue  # merged duplicates are not counted
                     department = group.values["department"] or None
                     figures[department] = figures.get(department, HotlineFigures()) \
                         + _tallied_tickets(group)

@@ -3,22 +3,23 @@ red, so that dashboards see "case turned red" although no event was recorded.
 
 The light of an open case is a function of its turning points and the time (the
 `rm_grid_cases` rows carry `yellow_at`, `red_at`, and `frozen_light` while suspended). The
-clock keeps, for each open case, the light its watchers last learned and the instant that
-light next changes, in a heap; a background thread sleeps until the earliest of those
-instants (converted to real time when the system runs on a faster simulated clock), re-reads
-the due rows, and emits a `LightChanged` change to the same listeners as the followers (the
-processes that follow the event stores write it to the live change log, once, by its key).
-It wakes early when a follower writes grid-case rows (their new deadlines replace the old
-turning points), and re-reads the upcoming rows every `rescan_interval_s` (rows written by
-other processes, a switch-over of generations). It only reads: every process with watchers
-(each web server) runs its own.
+clock keeps, for each open case turning soon (below), the light its watchers last learned
+and the instant that light next changes, in a heap; a background thread sleeps until the
+earliest of those instants (converted to real time when the system runs on a faster
+simulated clock), re-reads the due rows, and emits a `LightChanged` change to the same
+listeners as the followers (the processes that follow the event stores write it to the live
+change log, once, by its key). It wakes early when a follower writes grid-case rows (their
+new deadlines replace the old turning points), and re-reads the upcoming rows every
+`rescan_interval_s` (rows written by other processes, a switch-over of generations). It
+only reads: every process with watchers (each web server) runs its own.
 
 It watches the open cases that turn soonest, not every open case: at least `WINDOW_CASES`
 turning points of each kind, read in order through the indexes of `yellow_at` and `red_at`,
 and every one up to the last of those (the horizon); when the time passes the horizon, it
-reads on from there. Watching all 783,840 open cases of a store of 1,000,000 took 0.4 GB in
-every web server and a re-read of 1 s (plus the Python to match it) every rescan, which
-stalled the answers of the process around it (bench/city_scale.py).
+reads on from there before it looks at any light. Watching all 783,840 open cases of a
+store of 1,000,000 took 0.4 GB in every web server and a re-read of 1 s (plus the Python to
+match it) every rescan, which stalled the answers of the process around it
+(bench/city_scale.py).
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class SupervisionClock:
         points replace the old (their light then is what watchers see); the others are
         forgotten, except those due already (`check` tells them)."""
         now = self.clock()
+        self._reach(now)
         rows, horizon = self._upcoming(now)
         with self._lock:
             seen = set()
@@ -133,8 +135,9 @@ class SupervisionClock:
         ids = list(dict.fromkeys(case_ids))
         if not ids:
             return
-        rows = self._read_ids(ids)
         now = self.clock()
+        self._reach(now)
+        rows = self._read_ids(ids)
         with self._lock:
             found = set()
             for row in rows:
@@ -148,7 +151,7 @@ class SupervisionClock:
 
     def tick(self, *, rescan: bool = False) -> list[Change]:
         """One round of the thread's work: re-read the rows followers have written since the
-        last round (or every open row, with `rescan`), then emit what is due."""
+        last round (and the cases turning soonest, with `rescan`), then emit what is due."""
         if rescan:
             self.rescan()
         with self._lock:
@@ -159,8 +162,7 @@ class SupervisionClock:
     def check(self) -> list[Change]:
         """Emit the light changes due by now; returns them."""
         now = self.clock()
-        while self._horizon is not None and now > self._horizon:
-            self._read_on()
+        self._reach(now)
         due: list[str] = []
         with self._lock:
             while self._heap and self._heap[0][0] <= now:
@@ -224,7 +226,10 @@ class SupervisionClock:
         return min(due, horizon)
 
     def shown(self, case_id: str) -> Light | None:
-        """The light watchers of this case last learned (None: not an open case)."""
+        """The light watchers of this case last learned (None: not an open case). A case not
+        held (not turning before the horizon, red, or standing still) shows what its row
+        says now: nothing has changed it since it was last told."""
+        self._reach(self.clock())
         with self._lock:
             watched = self._watched.get(case_id)
         if watched is not None:
@@ -314,17 +319,22 @@ class SupervisionClock:
             except Exception:  # a broken listener must not stop the clock
                 log.exception("change listener failed")
 
-    def _upcoming(self, start: datetime) -> tuple[list[tuple[Any, ...]], datetime | None]:
+    def _upcoming(self, start: datetime, *, after: bool = False
+                  ) -> tuple[list[tuple[Any, ...]], datetime | None]:
         """The rows of the open cases whose clocks run and that turn yellow or red from
-        `start` on, the soonest `WINDOW_CASES` of each kind (and any tied with the last), and
-        the horizon up to which they are all of them (None: there are no more)."""
+        `start` on (`after`: whose `yellow_at` or `red_at` is later than `start`, those up
+        to it having been read), the soonest `WINDOW_CASES` of each kind (and any tied with
+        the last), and the horizon up to which they are all of them (None: there are no
+        more). The horizon is always later than `start` when `after`: many cases turning
+        at one instant never hold it still."""
         rows: dict[str, tuple[Any, ...]] = {}
         horizons: list[datetime] = []
         with self._stores().transaction() as txn:
             # Red comes one tick after `red_at`: a case at `red_at` = start - TICK turns now.
             for column, since in (("yellow_at", start), ("red_at", start - TICK)):
-                where = f"is_open = %s AND frozen_light IS NULL AND {column} >= %s"
-                params: list[Any] = [True, utc_text(since)]
+                where = f"is_open = %s AND frozen_light IS NULL AND {column} "
+                where += "> %s" if after else ">= %s"
+                params: list[Any] = [True, utc_text(start if after else since)]
                 txn.execute(f"SELECT {column} FROM {TABLE} WHERE {where} "
                             f"ORDER BY {column} LIMIT 1 OFFSET %s", [*params, WINDOW_CASES - 1])
                 last = txn.fetchone()
@@ -337,13 +347,19 @@ class SupervisionClock:
                 rows.update((row[0], tuple(row)) for row in txn.fetchall())
         return list(rows.values()), min(horizons) if horizons else None
 
+    def _reach(self, now: datetime) -> None:
+        """Read on until the horizon is past `now`, before anything takes the light of a row
+        at `now` (a case turning between the horizon and now is then told by `check`)."""
+        while self._horizon is not None and now > self._horizon:
+            self._read_on()
+
     def _read_on(self) -> None:
-        """Watch the cases turning after the horizon (the time has reached it): their light
+        """Watch the cases turning after the horizon (the time has passed it): their light
         at the horizon is what watchers learned, every turn until then having been told."""
         horizon = self._horizon
         if horizon is None:
             return
-        rows, further = self._upcoming(horizon)
+        rows, further = self._upcoming(horizon, after=True)
         with self._lock:
             for row in rows:
                 self._update(row, horizon)

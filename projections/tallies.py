@@ -13,10 +13,11 @@ Instants. A figure that depends on the time it is asked at (a case is red becaus
 `red_at` is earlier than *now*) cannot be a stored count. A tally therefore groups rows by
 the hour of such instants (their first 13 characters, `YYYY-MM-DDTHH`, stored times being
 UTC ISO text): for a row whose instants all lie in other hours than now's, the hour tells
-whether the instant is before or after now. The rows with an instant in now's hour (a
-handful) are counted from the source table itself, through an index on that instant
-(`Tally.indexes`). `TallyGroup.when` tells the reader, per instant, before (-1), at (0) or
-after (+1) now, exactly either way.
+whether the instant is before or after now. The rows with an instant in now's hour are
+counted from the source table itself, through an index on that instant (made by
+`Tally.ddl`), in the same statement. `TallyGroup.when` tells the reader, per instant,
+before (-1), at (0) or after (+1) now, exactly either way. Every comparison is the
+database's, as in the questions that count the rows themselves.
 
 The questions about a past instant read the history instead (`PastStore`), never a tally.
 """
@@ -84,26 +85,23 @@ class Tally:
                        f"ON {self.source} ({i.name})" for i in self.instants]
         return statements
 
-    def _select(self, exact: bool) -> str:
-        """Group and instant expressions, then the sums, over source rows."""
-        def value(name: str) -> str:
-            return name if exact else f"substr({name}, 1, {HOUR_TEXT})"
-
-        instants = [f"CASE WHEN {i.condition} AND {i.name} IS NOT NULL "
-                    f"THEN {value(i.name)} ELSE '' END" for i in self.instants]
-        return ", ".join([*(sql for _, sql in self.groups), *instants])
-
-    def _grouped(self, sign: str, exact: bool) -> tuple[str, str]:
-        """The SELECT of the groups' sums (`sign`: '-' to subtract; its WHERE open for more
-        conditions), and the GROUP BY ordinals that end it."""
-        sums = ", ".join(f"{sign}SUM({sql})" for _, sql in self.sums)
+    def _grouped(self, instants: Sequence[str] | None = None) -> tuple[str, str]:
+        """The SELECT of the source rows' groups and sums (its WHERE open for more
+        conditions), and the GROUP BY ordinals that end it. The instants are their hours,
+        unless `instants` gives other SQL for them."""
+        if instants is None:
+            instants = [f"CASE WHEN {i.condition} AND {i.name} IS NOT NULL "
+                        f"THEN substr({i.name}, 1, {HOUR_TEXT}) ELSE '' END"
+                        for i in self.instants]
+        sums = ", ".join(f"SUM({sql})" for _, sql in self.sums)
         ordinals = ", ".join(str(n) for n in range(1, len(self._keys) + 1))
-        return f"SELECT {self._select(exact)}, {sums} FROM {self.source} WHERE ({self.where})", \
-            ordinals
+        columns = ", ".join([*(sql for _, sql in self.groups), *instants])
+        return (f"SELECT {columns}, {sums} FROM {self.source} WHERE ({self.where})",
+                ordinals)
 
     def _counts(self, txn: Transaction, keys: Sequence[str]) -> dict[tuple[Any, ...], list[int]]:
         """The sums of the source rows named by `keys`, by tally group."""
-        select, ordinals = self._grouped("", exact=False)
+        select, ordinals = self._grouped()
         param: Any
         if txn.dialect == "postgres":
             among, param = f"{self.key} = ANY(%s)", list(keys)
@@ -138,43 +136,41 @@ class Tally:
 
     def recount(self, txn: Transaction) -> None:
         """Count the whole source table again (after rows were written some other way)."""
-        select, ordinals = self._grouped("", exact=False)
+        select, ordinals = self._grouped()
         txn.execute(f"DELETE FROM {self.table}")
         txn.execute(f"INSERT INTO {self.table} ({', '.join(self._keys + self._sum_names)}) "
                     f"{select} GROUP BY {ordinals}")
 
     def read(self, txn: Transaction, now: str) -> list[TallyGroup]:
-        """The groups as of `now` (UTC ISO text): each instant before, at or after it."""
+        """The groups as of `now` (UTC ISO text): each instant before, at or after it. One
+        statement (one snapshot of the tally and of the rows it counts): the tally's groups
+        away from now's hour, their hours folded into before/after now (a few groups left of
+        one per hour of open deadlines), and the source rows with an instant in now's hour,
+        compared with now itself."""
         hour = now[:HOUR_TEXT]
-        next_hour = _next_hour(now)
-        groups = len(self.groups)
-        found: list[TallyGroup] = []
-        # The hours become before/after now in SQL: the groups of every hour (one per hour
-        # of open deadlines) fold into a few.
+        sums = ", ".join(f"SUM({name})" for name in self._sum_names)
+        ordinals = ", ".join(str(n) for n in range(1, len(self._keys) + 1))
         relations = [f"CASE WHEN {i.name} = '' THEN NULL WHEN {i.name} < %s THEN -1 ELSE 1 END"
                      for i in self.instants]
         away = " AND ".join([f"{i.name} <> %s" for i in self.instants] or ["TRUE"])
-        sums = ", ".join(f"SUM({name})" for name in self._sum_names)
-        ordinals = ", ".join(str(n) for n in range(1, len(self._keys) + 1))
-        txn.execute(f"SELECT {', '.join([name for name, _ in self.groups] + relations)}, "
-                    f"{sums} FROM {self.table} WHERE {away} GROUP BY {ordinals}",
-                    [hour] * (2 * len(self.instants)))
-        for row in txn.fetchall():
-            found.append(TallyGroup.of(self, row, groups,
-                                       [None if v is None else int(v)
-                                        for v in row[groups:len(self._keys)]]))
-        if not self.instants:
-            return found
-        # The rows with an instant in now's hour, counted from the source at their instants.
-        select, ordinals = self._grouped("", exact=True)
-        near = " OR ".join(f"({i.condition} AND {i.name} >= %s AND {i.name} < %s)"
-                           for i in self.instants)
-        txn.execute(f"{select} AND ({near}) GROUP BY {ordinals}",
-                    [hour, next_hour] * len(self.instants))
-        for row in txn.fetchall():
-            found.append(TallyGroup.of(self, row, groups,
-                                       [_relation(v, now) for v in row[groups:len(self._keys)]]))
-        return found
+        sql = (f"SELECT {', '.join([name for name, _ in self.groups] + relations)}, {sums} "
+               f"FROM {self.table} WHERE {away} GROUP BY {ordinals}")
+        params: list[Any] = [hour] * (2 * len(self.instants))
+        if self.instants:
+            exact = [f"CASE WHEN {i.condition} AND {i.name} IS NOT NULL THEN CASE WHEN "
+                     f"{i.name} < %s THEN -1 WHEN {i.name} > %s THEN 1 ELSE 0 END END"
+                     for i in self.instants]
+            select, ordinals = self._grouped(exact)
+            near = " OR ".join(f"({i.condition} AND {i.name} >= %s AND {i.name} < %s)"
+                               for i in self.instants)
+            sql += f" UNION ALL {select} AND ({near}) GROUP BY {ordinals}"
+            params += [now, now] * len(self.instants)
+            params += [hour, _next_hour(now)] * len(self.instants)
+        txn.execute(sql, params)
+        groups = len(self.groups)
+        return [TallyGroup.of(self, row, groups, [None if v is None else int(v)
+                                                 for v in row[groups:len(self._keys)]])
+                for row in txn.fetchall()]
 
 
 @dataclass(frozen=True)
@@ -227,14 +223,6 @@ class TallyGroup:
     @property
     def rows(self) -> int:
         return next(iter(self.sums.values()))
-
-
-def _relation(value: object, now: str) -> int | None:
-    """Before (-1), at (0) or after (+1) `now`, of an instant's text."""
-    if not value:
-        return None
-    text = str(value)
-    return (text > now) - (text < now)
 
 
 def _next_hour(now: str) -> str:

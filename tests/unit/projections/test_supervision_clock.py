@@ -147,6 +147,17 @@ def test_a_clock_that_jumped_past_both_points_says_red_once(watch: Watch) -> Non
     assert [(c.aggregate_id, c.light) for c in watch.clock.check()] == [(str(case_id), "red")]
 
 
+def staggered(watch: Watch, count: int, minutes: int) -> list[str]:
+    """`count` cases dispatched `minutes` apart, their rows written, the clock rescanned."""
+    ids = []
+    for _ in range(count):
+        ids.append(str(watch.cases.dispatched("water")))
+        watch.cases.clock.advance(minutes=minutes)
+    watch.follower.catch_up()
+    watch.clock.rescan()
+    return ids
+
+
 def test_it_watches_the_cases_that_turn_soonest_and_reads_on_past_the_horizon(
         watch: Watch, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 14: the clock held every open case (783,840 at 1,000,000 grid cases: 0.4 GB,
@@ -155,13 +166,8 @@ def test_it_watches_the_cases_that_turn_soonest_and_reads_on_past_the_horizon(
     turning point, in order."""
     monkeypatch.setattr(supervision_clock, "WINDOW_CASES", 2)
     cases = watch.cases
-    ids = []
-    for _ in range(7):
-        ids.append(str(cases.dispatched("water")))
-        cases.clock.advance(minutes=7)
-    watch.follower.catch_up()
+    ids = staggered(watch, 7, minutes=7)
     start = cases.clock.now
-    watch.clock.rescan()
     assert 0 < watch.clock.watching <= 4
     turns = sorted((moment, case_id, light)
                    for case_id in ids
@@ -182,16 +188,52 @@ def test_it_watches_the_cases_that_turn_soonest_and_reads_on_past_the_horizon(
 def test_a_jump_past_the_horizon_tells_each_case_once(
         watch: Watch, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(supervision_clock, "WINDOW_CASES", 2)
-    ids = []
-    for _ in range(6):
-        ids.append(str(watch.cases.dispatched("water")))
-        watch.cases.clock.advance(minutes=11)
-    watch.follower.catch_up()
-    watch.clock.rescan()
+    ids = staggered(watch, 6, minutes=11)
     watch.cases.clock.advance(days=3)
     told = [(c.aggregate_id, c.light) for c in watch.clock.check()]
     assert sorted(told) == sorted((case_id, "red") for case_id in ids)
     assert watch.clock.check() == []
+
+
+def test_many_cases_turning_at_one_instant_do_not_hold_the_horizon_still(
+        watch: Watch, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cases dispatched at one instant turn at one instant (a working-time clock starts
+    them all at the next opening): as many as the window at the horizon made the clock
+    read on from the horizon again and again, forever (found in review)."""
+    monkeypatch.setattr(supervision_clock, "WINDOW_CASES", 2)
+    ids = sorted(str(watch.cases.dispatched("water")) for _ in range(3))
+    watch.cases.clock.advance(minutes=7)
+    watch.cases.dispatched("water")  # not tied with them: later
+    watch.follower.catch_up()
+    points = {watch.turning_points(case_id) for case_id in ids}
+    assert len(points) == 1
+    [(yellow_at, red_at)] = points
+    watch.clock.rescan()
+    watch.cases.clock.now = yellow_at + TICK
+    told = sorted((c.aggregate_id, c.light) for c in watch.clock.check())
+    assert told == [(case_id, "yellow") for case_id in ids]
+    watch.cases.clock.now = red_at + TICK
+    told = sorted((c.aggregate_id, c.light) for c in watch.clock.check())
+    assert [t for t in told if t[0] in ids] == [(case_id, "red") for case_id in ids]
+
+
+@pytest.mark.parametrize("first", ["rescan", "refresh"])
+def test_a_turn_past_the_horizon_is_told_when_a_rescan_or_a_write_comes_first(
+        watch: Watch, monkeypatch: pytest.MonkeyPatch, first: str) -> None:
+    """A case turning after the horizon, not yet held, was taken in at its light now by a
+    rescan (or a follower's write of its row) that came before `check`: its change was
+    never told (found in review)."""
+    monkeypatch.setattr(supervision_clock, "WINDOW_CASES", 2)
+    cases = watch.cases
+    last = staggered(watch, 6, minutes=7)[-1]
+    yellow_at, _ = watch.turning_points(last)
+    cases.clock.now = yellow_at + TICK
+    if first == "rescan":
+        told = watch.clock.tick(rescan=True)
+    else:
+        watch.clock.refresh([last])
+        told = watch.clock.check()
+    assert (last, "yellow") in [(c.aggregate_id, c.light) for c in told]
 
 
 def test_a_case_closed_before_its_turning_point_says_nothing(watch: Watch) -> None:
