@@ -73,8 +73,7 @@ from cityops.projections.live_changes import (
     live_channel,
 )
 from cityops.projections.spatial import Feature
-from cityops.projections.tables import utc_text
-from cityops.projections.views import ReadModels, case_light
+from cityops.projections.views import ReadModels, case_light, case_light_sql
 from cityops.settings import Settings
 from cityops.storage import PostgresListener, ReadStore, row_document
 
@@ -174,18 +173,13 @@ def _dumps(message: Mapping[str, Any]) -> str:
 
 
 def _document_text(dialect: str, layer: LiveLayer, now: datetime) -> tuple[str, list[Any]]:
-    """SQL of a row's document as JSON text, with a grid case's light at `now` (the rule of
-    `case_light`, over the same values: the row's columns are its document's)."""
+    """SQL of a row's document as JSON text, with a grid case's light at `now`."""
     if not layer.lights:
         return ("doc::text" if dialect == "postgres" else "doc"), []
-    now_text = utc_text(now)
-    light = ("CASE WHEN frozen_light IS NOT NULL THEN frozen_light "
-             "WHEN yellow_at IS NULL OR red_at IS NULL THEN NULL "
-             "WHEN red_at < %s THEN 'red' WHEN yellow_at <= %s THEN 'yellow' "
-             "ELSE 'green' END")
+    light, params = case_light_sql(now)
     if dialect == "postgres":
-        return f"(doc || jsonb_build_object('light', {light}))::text", [now_text, now_text]
-    return f"json_set(doc, '$.light', {light})", [now_text, now_text]
+        return f"(doc || jsonb_build_object('light', {light}))::text", params
+    return f"json_set(doc, '$.light', {light})", params
 
 
 def visible_to(actor: Actor, layer_id: str, doc: dict[str, Any],

@@ -52,7 +52,7 @@ from cityops.projections.returns import (
     return_figures,
 )
 from cityops.projections.tables import utc_text
-from cityops.projections.tallies import Instant, Tally, TallyGroup
+from cityops.projections.tallies import Instant, Tally, TallyGroup, kept
 from cityops.storage import ReadStore, Transaction, row_document
 
 DISPATCH_TABLE = "rm_case_dispatches"
@@ -246,16 +246,13 @@ class CaseDispatchTable:
         names = [name for name, _ in _DISPATCH_COLUMNS]
         updates = ", ".join(f"{n} = excluded.{n}" for n in names
                             if n not in ("case_id", "ordinal", "reworks_at_dispatch"))
-        cases = sorted({row[0] for row in rows})
-        changes = [tally.before_write(txn, cases) for tally in self.tallies]
-        txn.executemany(
-            f"INSERT INTO {self.table} ({', '.join(names)}) "
-            f"VALUES ({', '.join(['%s'] * len(names))}) "
-            f"ON CONFLICT (case_id, ordinal) DO UPDATE SET {updates}",
-            rows,
-        )
-        for change in changes:
-            change.after_write(txn)
+        with kept(txn, self.tallies, sorted({row[0] for row in rows})):
+            txn.executemany(
+                f"INSERT INTO {self.table} ({', '.join(names)}) "
+                f"VALUES ({', '.join(['%s'] * len(names))}) "
+                f"ON CONFLICT (case_id, ordinal) DO UPDATE SET {updates}",
+                rows,
+            )
 
 
 class CaseDispatchRows:
@@ -712,6 +709,20 @@ def _tallied_tickets(group: TallyGroup) -> HotlineFigures:
     )))
 
 
+def _tallied_city(cases: list[TallyGroup], dispatches: list[TallyGroup]) -> CaseFigures:
+    """The city's figures from the grid-case and dispatch tallies' groups."""
+    total = [0] * _VECTOR
+    for group in cases:
+        status, rows = group.values["status"], group.rows
+        _add_into(total, [rows, rows if group.values["is_open"] == "yes" else 0,
+                          rows if status == CaseStatus.CLOSED.value else 0,
+                          rows if status == CaseStatus.REJECTED.value else 0,
+                          *_tallied_lights(group), *[0] * _DISPATCH_FIELDS])
+    for group in dispatches:
+        _add_into(total, [0] * (_CASE_COUNTS + _LIGHTS) + _tallied_dispatches(group))
+    return _case_figures(total)
+
+
 class CityStatistics:
     """The statistics queries, over the read models being served (any generation)."""
 
@@ -760,25 +771,18 @@ class CityStatistics:
 
     def city(self, now: datetime) -> CaseFigures:
         """Figures of the whole city (cases outside the grid included)."""
-        total = [0] * _VECTOR
         if not self.tallied:
+            total = [0] * _VECTOR
             for vector in self._cell_vectors(now).values():
                 _add_into(total, vector)
             return _case_figures(total)
-        now_text = _now_text(now)
+        cases, dispatches = self._case_tallies(_now_text(now))
+        return _tallied_city(cases, dispatches)
+
+    def _case_tallies(self, now_text: str) -> tuple[list[TallyGroup], list[TallyGroup]]:
+        """The groups of the grid-case and dispatch tallies at `now_text`."""
         with self.store.transaction() as txn:
-            cases = GRID_CASE_TALLY.read(txn, now_text)
-            dispatches = DISPATCH_TALLY.read(txn, now_text)
-        for group in cases:
-            status, rows = group.values["status"], group.rows
-            _add_into(total, [rows, rows if group.values["is_open"] == "yes" else 0,
-                              rows if status == CaseStatus.CLOSED.value else 0,
-                              rows if status == CaseStatus.REJECTED.value else 0,
-                              *_tallied_lights(group)])
-        dispatched = total[_CASE_COUNTS + _LIGHTS:]
-        for group in dispatches:
-            _add_into(dispatched, _tallied_dispatches(group))
-        return _case_figures([*total[:_CASE_COUNTS + _LIGHTS], *dispatched])
+            return GRID_CASE_TALLY.read(txn, now_text), DISPATCH_TALLY.read(txn, now_text)
 
     def departments(self, now: datetime) -> list[DepartmentFigures]:
         """Figures per department the cases were dispatched to, ordered by name."""
@@ -803,18 +807,20 @@ class CityStatistics:
                                   returned.get(name, ReturnFigures()))
                 for name in sorted(dispatches)]
 
-    def _tallied_departments(self, now_text: str) -> list[DepartmentFigures]:
+    def _tallied_departments(self, now_text: str,
+                             tallies: tuple[list[TallyGroup], list[TallyGroup]] | None = None
+                             ) -> list[DepartmentFigures]:
+        cases, dispatches = tallies or self._case_tallies(now_text)
         dispatched: dict[str, list[int]] = {}
         held: dict[str, list[int]] = {}
+        for group in dispatches:
+            _add_into(dispatched.setdefault(group.values["department"], [0] * _DISPATCH_FIELDS),
+                      _tallied_dispatches(group))
+        for group in cases:
+            if group.values["holder"]:
+                _add_into(held.setdefault(group.values["holder"], [0] * _LIGHTS),
+                          _tallied_lights(group))
         with self.store.transaction() as txn:
-            for group in DISPATCH_TALLY.read(txn, now_text):
-                _add_into(dispatched.setdefault(group.values["department"],
-                                                [0] * _DISPATCH_FIELDS),
-                          _tallied_dispatches(group))
-            for group in GRID_CASE_TALLY.read(txn, now_text):
-                if group.values["holder"]:
-                    _add_into(held.setdefault(group.values["holder"], [0] * _LIGHTS),
-                              _tallied_lights(group))
             returned = return_figures(txn, CASE_RETURNS_TABLE)
         return [DepartmentFigures(name, LightCounts(*held.get(name, [0] * _LIGHTS)),
                                   DispatchFigures(*dispatched[name]),
@@ -905,8 +911,15 @@ class CityStatistics:
         return total
 
     def key_figures(self, now: datetime) -> KeyFigures:
-        """The leader's overview at `now`."""
-        return KeyFigures(at=now, cases=self.city(now), departments=self.departments(now),
+        """The leader's overview at `now` (the tallies read once for the city and its
+        departments)."""
+        if not self.tallied:
+            return KeyFigures(at=now, cases=self.city(now), departments=self.departments(now),
+                              incidents=self.incidents(), hotline=self.hotline(now))
+        now_text = _now_text(now)
+        tallies = self._case_tallies(now_text)
+        return KeyFigures(at=now, cases=_tallied_city(*tallies),
+                          departments=self._tallied_departments(now_text, tallies),
                           incidents=self.incidents(), hotline=self.hotline(now))
 
 

@@ -238,8 +238,7 @@ class SupervisionClock:
         rows = self._read_ids([case_id])
         if not rows or not rows[0][4]:
             return None
-        points = self._points(rows[0])
-        return self._frozen(rows[0]) or (light_at(points, self.clock()) if points else None)
+        return self._light_of(rows[0], self.clock())
 
     # --- listening and the thread ---------------------------------------------------------
 
@@ -331,10 +330,12 @@ class SupervisionClock:
         horizons: list[datetime] = []
         with self._stores().transaction() as txn:
             # Red comes one tick after `red_at`: a case at `red_at` = start - TICK turns now.
-            for column, since in (("yellow_at", start), ("red_at", start - TICK)):
-                where = f"is_open = %s AND frozen_light IS NULL AND {column} "
-                where += "> %s" if after else ">= %s"
-                params: list[Any] = [True, utc_text(start if after else since)]
+            bounds = ((("yellow_at", ">", start), ("red_at", ">", start)) if after else
+                      (("yellow_at", ">=", start), ("red_at", ">=", start - TICK)))
+            for column, comparison, since in bounds:
+                where = (f"is_open = %s AND frozen_light IS NULL "
+                         f"AND {column} {comparison} %s")
+                params: list[Any] = [True, utc_text(since)]
                 txn.execute(f"SELECT {column} FROM {TABLE} WHERE {where} "
                             f"ORDER BY {column} LIMIT 1 OFFSET %s", [*params, WINDOW_CASES - 1])
                 last = txn.fetchone()
@@ -394,14 +395,17 @@ class SupervisionClock:
         watched = self._watched.get(case_id)
         if watched is not None and watched.points == points and watched.frozen == frozen:
             return
-        if frozen is not None:
-            shown = frozen
-        elif points is not None:
-            shown = light_at(points, now)
-        else:
+        shown = self._light_of(row, now)
+        if shown is None:
             self._watched.pop(case_id, None)
             return
         self._watch(case_id, WatchedCase(points, frozen, shown))
+
+    @classmethod
+    def _light_of(cls, row: tuple[Any, ...], at: datetime) -> Light | None:
+        """The light a case's row shows at `at` (None: no light, its clock never ran)."""
+        points = cls._points(row)
+        return cls._frozen(row) or (light_at(points, at) if points else None)
 
     def _watch(self, case_id: str, watched: WatchedCase) -> None:
         due = self._due_at(watched)

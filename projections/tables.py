@@ -16,7 +16,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from cityops.domain.geometry import Area, GeoPoint
-from cityops.projections.tallies import Tally
+from cityops.projections.tallies import Tally, kept
 from cityops.storage import Transaction, json_text, upsert_rows
 
 Extractor = Callable[[Any], Any]
@@ -274,11 +274,8 @@ class SummaryTable:
             return
         names = ["id", *(c.name for c in self.all_columns), "doc"]
         rows = [self.row(aggregate, remembered=True) for aggregate in aggregates]
-        ids = [row[0] for row in rows]
-        changes = [tally.before_write(txn, ids) for tally in self.tallies]
-        upsert_rows(txn, self.table, names, rows, key=("id",))
-        for change in changes:
-            change.after_write(txn)
+        with kept(txn, self.tallies, [row[0] for row in rows]):
+            upsert_rows(txn, self.table, names, rows, key=("id",))
 
     def row(self, aggregate: Any, *, remembered: bool = False, remember: bool = False
             ) -> list[Any]:

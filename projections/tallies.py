@@ -24,7 +24,8 @@ The questions about a past instant read the history instead (`PastStore`), never
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -167,10 +168,7 @@ class Tally:
             params += [now, now] * len(self.instants)
             params += [hour, _next_hour(now)] * len(self.instants)
         txn.execute(sql, params)
-        groups = len(self.groups)
-        return [TallyGroup.of(self, row, groups, [None if v is None else int(v)
-                                                 for v in row[groups:len(self._keys)]])
-                for row in txn.fetchall()]
+        return [TallyGroup.of(self, row) for row in txn.fetchall()]
 
 
 @dataclass(frozen=True)
@@ -188,8 +186,8 @@ class TallyChange:
             return
         after = self.tally._counts(txn, self.keys)
         change: dict[tuple[Any, ...], list[int]] = {}
+        width = len(self.tally.sums)
         for group in self.before.keys() | after.keys():
-            width = len(self.tally.sums)
             old = self.before.get(group, [0] * width)
             new = after.get(group, [0] * width)
             sums = [b - a for a, b in zip(old, new, strict=True)]
@@ -209,13 +207,14 @@ class TallyGroup:
     sums: dict[str, int]
 
     @classmethod
-    def of(cls, tally: Tally, row: Sequence[Any], groups: int,
-           relations: list[int | None]) -> TallyGroup:
-        keys = len(tally._keys)
+    def of(cls, tally: Tally, row: Sequence[Any]) -> TallyGroup:
+        """A row of `Tally.read`: the groups' values, the instants' relations, the sums."""
+        groups, keys = len(tally.groups), len(tally._keys)
         return cls(
             values={name: str(value) for (name, _), value in zip(tally.groups, row[:groups],
                                                                   strict=True)},
-            when={i.name: r for i, r in zip(tally.instants, relations, strict=True)},
+            when={i.name: None if value is None else int(value)
+                  for i, value in zip(tally.instants, row[groups:keys], strict=True)},
             sums={name: int(value or 0)
                   for name, value in zip(tally._sum_names, row[keys:], strict=True)},
         )
@@ -223,6 +222,16 @@ class TallyGroup:
     @property
     def rows(self) -> int:
         return next(iter(self.sums.values()))
+
+
+@contextmanager
+def kept(txn: Transaction, tallies: Sequence[Tally], keys: Sequence[str]) -> Iterator[None]:
+    """Keep `tallies` with a write of the source rows named by `keys` (the `with` block):
+    counted before it and after it, the difference written."""
+    changes = [tally.before_write(txn, keys) for tally in tallies]
+    yield
+    for change in changes:
+        change.after_write(txn)
 
 
 def _next_hour(now: str) -> str:

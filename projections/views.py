@@ -255,6 +255,17 @@ class OpenReportIndex:
 OPEN_CASE_STATUSES = sorted(s.value for s in OPEN_STATUSES)
 
 
+def case_light_sql(now: datetime) -> tuple[str, list[Any]]:
+    """SQL of a grid-case row's light at `now` ('green', 'yellow', 'red'; NULL for closed
+    or rejected cases): the rule of `case_light`, over the row's columns (its document's
+    values)."""
+    now_text = utc_text(now)
+    return ("CASE WHEN frozen_light IS NOT NULL THEN frozen_light "
+            "WHEN yellow_at IS NULL OR red_at IS NULL THEN NULL "
+            "WHEN red_at < %s THEN 'red' WHEN yellow_at <= %s THEN 'yellow' "
+            "ELSE 'green' END", [now_text, now_text])
+
+
 def case_light(doc: dict[str, Any], now: datetime) -> Light | None:
     """The light of a grid-case document at `now` (None for closed or rejected cases)."""
     if doc.get("frozen_light"):
