@@ -188,11 +188,18 @@ class CitySystem:
             if self.settings.database_url is not None:
                 # Other processes record most events here (API, ingest): their commits
                 # NOTIFY, so the followers need not wait for their next poll.
+                # Each channel is one application's event store: the round it wakes runs
+                # the followers of that log only.
                 thread = self.thread
-                self.wakeup = PostgresListener(self.settings.database_url,
-                                               event_channels(self.applications),
-                                               lambda _: thread.wake(),
-                                               purpose="follower wake-up")
+                logs = dict(zip(event_channels(self.applications),
+                                (a.name for a in self.applications), strict=True))
+
+                def notified(channel: str) -> None:
+                    log_name = logs.get(channel)
+                    thread.wake(None if log_name is None else (log_name,))
+
+                self.wakeup = PostgresListener(self.settings.database_url, list(logs),
+                                               notified, purpose="follower wake-up")
                 self.wakeup.start()
         # Every process with watchers pushes light changes, following or not (it only reads).
         if self.supervision is not None:

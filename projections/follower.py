@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -156,6 +156,16 @@ class Follower:
     @property
     def application_name(self) -> str:
         return self.application.name
+
+    @property
+    def logs(self) -> frozenset[str]:
+        """The application whose log it follows."""
+        return frozenset((self.application.name,))
+
+    @property
+    def records_in(self) -> frozenset[str]:
+        """A read model records no events."""
+        return frozenset()
 
     def create_tables(self, *, indexes: bool = True) -> None:
         """Create the tables and tracking rows (idempotent); without `indexes`, the tables'
@@ -415,6 +425,15 @@ class LogFollower(Protocol):
     @property
     def application_name(self) -> str: ...
 
+    @property
+    def logs(self) -> frozenset[str]:
+        """The applications whose logs it follows (by application name)."""
+
+    @property
+    def records_in(self) -> frozenset[str]:
+        """The applications it records events in, as it follows (a process across
+        streams: its downstream): their followers have work in the same round."""
+
     def process_batch(self) -> int:
         """Follow the next batch; how much was done (0: nothing new)."""
 
@@ -501,10 +520,18 @@ def _savepoint(txn: Transaction) -> Iterator[None]:
 
 
 class FollowerThread(threading.Thread):
-    """Runs followers in the background until stopped; woken early after a local save.
+    """Runs followers in the background until stopped; woken early after a save.
 
     `followers` may be a function giving the followers to run now: the read models' active
     generation can change while the thread runs (a rebuild switched over).
+
+    A wake may say which applications' logs moved (PostgreSQL's NOTIFY names the event
+    store): the round it starts runs only the followers of those logs, those with work left
+    from the round before and those new to the thread. Under a stream of reports that is
+    one or two followers a round instead of every follower and process asking its store
+    for nothing. A wake that does not say (a save in this process), and at least one round
+    every `poll_interval`, run every follower: a notification only saves waiting, and the
+    aggregates set aside are tried again in those rounds.
     """
 
     def __init__(self, followers: Sequence[LogFollower] | Callable[[], Sequence[LogFollower]],
@@ -523,9 +550,28 @@ class FollowerThread(threading.Thread):
         one batch instead of one commit each; an idle follower still answers at once."""
         self._stopping = threading.Event()
         self._wake = threading.Event()
+        self._moved_lock = threading.Lock()
+        self._moved: set[str] | None = None
+        """The logs said to have moved since the last round began (None: not said, or
+        some wake did not say: every follower runs)."""
         self.failures = 0
+        self.rounds = 0
+        self.runs = 0
+        """Rounds begun, and followers run in them (what the wakes by log save)."""
+        self._unfinished: set[int] = set()
+        """The followers (by `id`) that did work in the last round they ran: they may
+        have more (a batch holds at most so many notifications)."""
+        self._known: set[int] = set()
+        """The followers of the last round (a new one runs in its first round)."""
 
-    def wake(self) -> None:
+    def wake(self, logs: Iterable[str] | None = None) -> None:
+        """Start a round soon: of the followers of `logs` (application names), or of every
+        follower when it is not known which logs moved."""
+        with self._moved_lock:
+            if logs is None:
+                self._moved = None
+            elif self._moved is not None:
+                self._moved.update(logs)
         self._wake.set()
 
     def stop(self) -> None:
@@ -534,26 +580,55 @@ class FollowerThread(threading.Thread):
 
     def run(self) -> None:
         round_began = float("-inf")
+        whole_round_began = float("-inf")
         while not self._stopping.is_set():
             early = round_began + self.min_round_interval - time.monotonic()
             if early > 0 and self._stopping.wait(early):
                 break
             round_began = time.monotonic()
             self._wake.clear()
-            busy = False
+            with self._moved_lock:
+                moved, self._moved = self._moved, set()
+            if moved is None or round_began - whole_round_began >= self.poll_interval:
+                whole_round_began = round_began
+                moved = None
             try:
                 followers = self._followers()
             except Exception:
                 self.failures += 1
                 log.exception("cannot tell which projections to follow; retrying")
                 followers = []
-            for follower in followers:
-                try:
-                    busy |= follower.process_batch() > 0
-                except Exception:
-                    self.failures += 1
-                    log.exception("projection %s failed on %s; retrying",
-                                  follower.projection, follower.application_name)
-                    follower.reset()
-            if not busy:
+            if not self.run_round(followers, moved):
                 self._wake.wait(self.poll_interval)
+
+    def run_round(self, followers: Sequence[LogFollower], moved: set[str] | None) -> bool:
+        """One round over `followers`: every one (`moved` None), or those of the `moved`
+        logs, those with work left and those new to the thread; whether any did work."""
+        self.rounds += 1
+        busy = False
+        moved = None if moved is None else set(moved)
+        for follower in followers:
+            key = id(follower)
+            if not (moved is None or key in self._unfinished or key not in self._known
+                    or not moved.isdisjoint(follower.logs)):
+                continue
+            self.runs += 1
+            try:
+                processed = follower.process_batch()
+            except Exception:
+                self.failures += 1
+                log.exception("projection %s failed on %s; retrying",
+                              follower.projection, follower.application_name)
+                follower.reset()
+                self._unfinished.add(key)  # tried again next round, as when it has more
+                continue
+            if processed > 0:
+                busy = True
+                self._unfinished.add(key)
+                if moved is not None:
+                    moved |= follower.records_in
+            else:
+                self._unfinished.discard(key)
+        self._known = {id(follower) for follower in followers}
+        self._unfinished &= self._known
+        return busy

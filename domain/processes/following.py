@@ -88,6 +88,16 @@ class CrossStreamProcess:
         return "+".join(self.upstreams)
 
     @property
+    def logs(self) -> frozenset[str]:
+        """The applications whose logs it follows."""
+        return frozenset(self.upstreams)
+
+    @property
+    def records_in(self) -> frozenset[str]:
+        """It records in its downstream application."""
+        return frozenset((self.downstream.name,))
+
+    @property
     def tracking(self) -> ProcessRecorder:
         """The downstream application's store, where the process's positions are tracked."""
         recorder = self.downstream.recorder

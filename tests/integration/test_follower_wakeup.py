@@ -118,3 +118,23 @@ def test_the_listener_reconnects_after_its_connection_is_dropped(
     case = report(recording, "Woken after reconnecting")
     assert eventually(lambda: shown(following, case), WOKEN_WITHIN_S), \
         "the followers were not woken after the listener reconnected"
+
+
+def test_a_report_wakes_the_followers_of_its_own_log_only(
+        systems: tuple[CitySystem, CitySystem]) -> None:
+    """Every follower and process asked its store for nothing new in every round before:
+    ten of them, under a stream of reports, for the one or two with work."""
+    following, recording = systems
+    thread = following.thread
+    assert thread is not None
+    every = len(following.following())
+    time.sleep(0.5)  # the listener's first round, of every follower, is over
+    rounds, runs = thread.rounds, thread.runs
+    case = report(recording, "Its own log")
+    assert eventually(lambda: shown(following, case), WOKEN_WITHIN_S)
+    time.sleep(0.3)
+    rounds, runs = thread.rounds - rounds, thread.runs - runs
+    assert rounds >= 1
+    # The grid cases' follower and the process following their log, their downstream's
+    # follower once that process moved on, and a second round of those with work.
+    assert runs <= 3 * rounds < every * rounds, (runs, rounds, every)
