@@ -15,9 +15,14 @@ import pytest
 
 from cityops.domain.catalogue import Catalogue
 from cityops.domain.commands import CommandContext
+from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.commands import ReturnCaseToCentre
 from cityops.projections.follower import Follower
-from cityops.projections.live_changes import LiveChangeLog, light_change_writer
+from cityops.projections.live_changes import (
+    ROWS_PER_INSERT,
+    LiveChangeLog,
+    light_change_writer,
+)
 from cityops.projections.supervision_clock import SupervisionClock
 from cityops.projections.views import grid_case_table
 from cityops.storage import SqliteReadStore
@@ -78,6 +83,17 @@ def test_one_row_per_aggregate_per_batch_with_the_batchs_events(logged: Log) -> 
     returned = logged.rows()[-1]
     assert returned.seq == 3 and returned.events == ["ReturnedToCentre"]
     assert returned.previous is not None and returned.previous.department == "water"
+
+
+def test_a_batch_of_many_aggregates_writes_a_row_each_in_order(logged: Log) -> None:
+    """More rows than one INSERT takes (ROWS_PER_INSERT): every one, numbered in order."""
+    reported = [logged.cases.report(location=GeoPoint(121.4005 + 0.0007 * k, 31.2005))
+                for k in range(2 * ROWS_PER_INSERT + 5)]
+    assert logged.follower.process_batch() == len(reported)  # one batch
+    rows = logged.rows()
+    assert [r.item_id for r in rows] == [str(case) for case in reported]
+    assert [r.seq for r in rows] == list(range(1, len(reported) + 1))
+    assert all(r.events == ["Reported"] for r in rows)
 
 
 def test_a_failed_batch_leaves_no_change_row(logged: Log) -> None:
