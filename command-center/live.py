@@ -429,10 +429,12 @@ class LiveClient:
     presence_written_at: float = 0.0
     batch_ms: int = 0
     """0: one frame per message; otherwise its changes travel together, in one `changes`
-    frame at most every `batch_ms` ms (woken by `ticks`)."""
-    ticks: BatchTicks | None = None
-    """The hub's ticks, which wake it when batched (set by `LiveHub.connect`; without them
-    a batched client is woken at every offer, as an unbatched one)."""
+    frame at most every `batch_ms` ms."""
+    holding: bool = False
+    """Whether its sender is waiting for the end of a batch's tick (offers then do not
+    wake it, unless its queue fills up)."""
+    sent_at: float = -1e9
+    """When (the loop's clock) its last batch was sent."""
     hidden: dict[str, DocumentView] = field(default_factory=dict)
     """Per layer, how this user sees its documents: the keys the sharing policy withholds
     from them, warnings as they went out (set by `LiveHub.connect` and `snapshot` from the
@@ -454,10 +456,8 @@ class LiveClient:
                                       "were waiting for this client")
         else:
             self.queue.append((seq, text, heartbeat))
-            if self.batch_ms and self.ticks is not None \
-                    and len(self.queue) < self.queue_size // 2:
-                self.ticks.want(self.batch_ms)  # a filling queue does not wait for it
-                return
+            if self.holding and len(self.queue) < self.queue_size // 2:
+                return  # the end of its tick wakes it; a filling queue cuts the tick short
         self.wake.set()
 
     def demand(self, action: str, argument: Any = None) -> None:
@@ -474,46 +474,6 @@ class LiveClient:
         self.queue.clear()
         self.pending = None
         self.wake.set()
-
-
-class BatchTicks:
-    """The ticks of the batched clients: at most one every `batch_ms` for each tick length,
-    shared by all the clients of that length. A tick wakes every one of them with messages
-    waiting, so that what came since its last frame travels in one; after a quiet spell the
-    tick is over already, and the first message goes at once (at the end of the loop's
-    current turn: the other clients of the same change are offered it first).
-
-    One timer and one wake-up per client a tick: a timer of each client's own, and a wake
-    at its first message and another at the end of its tick, cost the push process a third
-    of its time with 500 dashboards (bench/ws_latency.py)."""
-
-    def __init__(self, clients: set[LiveClient]) -> None:
-        self.clients = clients
-        self._last: dict[int, float] = {}
-        """The loop's time of the last tick of each length."""
-        self._due: dict[int, asyncio.Handle] = {}
-        """The next tick of each length, once a client is waiting for it."""
-
-    def want(self, batch_ms: int) -> None:
-        """A client of `batch_ms` has a message waiting: a tick of that length is to come."""
-        if batch_ms in self._due:
-            return
-        loop = asyncio.get_running_loop()
-        at = self._last.get(batch_ms, float("-inf")) + batch_ms / 1000
-        self._due[batch_ms] = (loop.call_soon(self._tick, batch_ms) if at <= loop.time()
-                               else loop.call_at(at, self._tick, batch_ms))
-
-    def _tick(self, batch_ms: int) -> None:
-        self._due.pop(batch_ms, None)
-        self._last[batch_ms] = asyncio.get_running_loop().time()
-        for client in self.clients:
-            if client.batch_ms == batch_ms and client.queue:
-                client.wake.set()
-
-    def close(self) -> None:
-        for handle in self._due.values():
-            handle.cancel()
-        self._due.clear()
 
 
 REPLAY_FRAME = 500
@@ -541,7 +501,6 @@ class LiveHub:
         self.replay_limit = replay_limit
         self.log = system.generations.live_changes or LiveChangeLog()
         self.clients: set[LiveClient] = set()
-        self.ticks = BatchTicks(self.clients)
         self.generation = 0
         self.head = 0
         self.board = PresenceBoard()
@@ -617,7 +576,6 @@ class LiveHub:
         self._stopping = True
         self._wake.set()
         self._accounts_wake.set()
-        self.ticks.close()
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -840,7 +798,6 @@ class LiveHub:
         """Register a client: from now on it is offered every change; its sender starts
         with a snapshot, or with the replay of what it missed."""
         client.hidden = hidden_by_layer(self.system, client.actor)
-        client.ticks = self.ticks
         self.clients.add(client)
         self.connections += 1
         if resume is None:
@@ -865,6 +822,8 @@ class LiveHub:
         while not client.closed:
             await client.wake.wait()
             client.wake.clear()
+            if client.batch_ms and client.pending is None and client.queue:
+                await self._hold(client)
             while not client.closed:
                 if client.ending is not None:
                     raise SessionEnded(*client.ending)
@@ -886,6 +845,25 @@ class LiveHub:
                         continue
                     client.position = seq
                 await outbox.send_text(text)
+
+    async def _hold(self, client: LiveClient) -> None:
+        """Wait for the end of the client's tick (`batch_ms` after its last batch), so that
+        what comes meanwhile travels in the same frame. After a quiet spell the tick is
+        over already: the first change goes at once. A queue half full, a snapshot to
+        send or a disconnect cut the wait short."""
+        loop = asyncio.get_running_loop()
+        delay = client.sent_at + client.batch_ms / 1000 - loop.time()
+        if delay <= 0 or len(client.queue) >= client.queue_size // 2:
+            return
+        # A timer, not `wait_for`: one callback a tick, no task per wait.
+        client.holding = True
+        timer = loop.call_later(delay, client.wake.set)
+        try:
+            await client.wake.wait()
+        finally:
+            timer.cancel()
+            client.holding = False
+        client.wake.clear()
 
     async def _send_batch(self, client: LiveClient) -> None:
         """Send all that is queued for a batched client: its changes together, as
@@ -910,6 +888,7 @@ class LiveHub:
             await outbox.send_text(text)
         if texts:
             await outbox.send_text(changes_frame(client.generation, last, texts))
+        client.sent_at = asyncio.get_running_loop().time()
 
     async def _start_over(self, client: LiveClient, action: str, argument: Any) -> None:
         if action == "resume":

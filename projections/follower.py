@@ -527,9 +527,9 @@ class FollowerThread(threading.Thread):
 
     A wake may say which applications' logs moved (PostgreSQL's NOTIFY names the event
     store): the round it starts runs only the followers of those logs, those with work left
-    from the round before and those new to the thread. Under a stream of reports that is
-    one or two followers a round instead of every follower and process asking its store
-    for nothing. A wake that does not say (a save in this process), and at least one round
+    from the round before, those new to the thread, and the followers of what a process
+    records in once it did work. Under a stream of reports that is one or two followers a
+    round instead of every follower and process asking its store for nothing. A wake that does not say (a save in this process), and at least one round
     every `poll_interval`, run every follower: a notification only saves waiting, and the
     aggregates set aside are tried again in those rounds.
     """
@@ -556,13 +556,16 @@ class FollowerThread(threading.Thread):
         some wake did not say: every follower runs)."""
         self.failures = 0
         self.rounds = 0
+        """Rounds run."""
         self.runs = 0
-        """Rounds begun, and followers run in them (what the wakes by log save)."""
-        self._unfinished: set[int] = set()
-        """The followers (by `id`) that did work in the last round they ran: they may
-        have more (a batch holds at most so many notifications)."""
-        self._known: set[int] = set()
-        """The followers of the last round (a new one runs in its first round)."""
+        """Followers run, over all rounds (every follower each round before the wakes
+        named their logs)."""
+        self._unfinished: set[LogFollower] = set()
+        """The followers that did work (or failed) in the last round they ran: they may
+        have more (a batch holds at most so many notifications), and run again next round."""
+        self._known: set[LogFollower] = set()
+        """The followers of the last round (a new one runs in its first round). The objects,
+        not their ids: an id can be reused once a generation's followers are gone."""
 
     def wake(self, logs: Iterable[str] | None = None) -> None:
         """Start a round soon: of the followers of `logs` (application names), or of every
@@ -599,18 +602,20 @@ class FollowerThread(threading.Thread):
                 log.exception("cannot tell which projections to follow; retrying")
                 followers = []
             if not self.run_round(followers, moved):
-                self._wake.wait(self.poll_interval)
+                # Until the next wake, or the next round of every follower at the latest.
+                self._wake.wait(max(0.0, whole_round_began + self.poll_interval
+                                    - time.monotonic()))
 
     def run_round(self, followers: Sequence[LogFollower], moved: set[str] | None) -> bool:
         """One round over `followers`: every one (`moved` None), or those of the `moved`
-        logs, those with work left and those new to the thread; whether any did work."""
+        logs, those with work left, those new to the thread and, once a process did work,
+        the followers of the application it records in; whether any did work."""
         self.rounds += 1
         busy = False
         moved = None if moved is None else set(moved)
         for follower in followers:
-            key = id(follower)
-            if not (moved is None or key in self._unfinished or key not in self._known
-                    or not moved.isdisjoint(follower.logs)):
+            if not (moved is None or follower in self._unfinished
+                    or follower not in self._known or not moved.isdisjoint(follower.logs)):
                 continue
             self.runs += 1
             try:
@@ -620,15 +625,15 @@ class FollowerThread(threading.Thread):
                 log.exception("projection %s failed on %s; retrying",
                               follower.projection, follower.application_name)
                 follower.reset()
-                self._unfinished.add(key)  # tried again next round, as when it has more
+                self._unfinished.add(follower)  # tried again next round
                 continue
             if processed > 0:
                 busy = True
-                self._unfinished.add(key)
+                self._unfinished.add(follower)
                 if moved is not None:
                     moved |= follower.records_in
             else:
-                self._unfinished.discard(key)
-        self._known = {id(follower) for follower in followers}
+                self._unfinished.discard(follower)
+        self._known = set(followers)
         self._unfinished &= self._known
         return busy

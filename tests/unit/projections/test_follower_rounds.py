@@ -4,6 +4,7 @@ does not, and a round every poll interval, run every follower."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
@@ -24,12 +25,14 @@ class Following:
         self.records_in = frozenset(records_in)
         self.results: deque[int | Exception] = deque(results)
         self.batches = 0
+        self.ran_at: list[float] = []
         self.resets = 0
         self.lock = threading.Lock()
 
     def process_batch(self) -> int:
         with self.lock:
             self.batches += 1
+            self.ran_at.append(time.monotonic())
             result = self.results.popleft() if self.results else 0
         if isinstance(result, Exception):
             raise result
@@ -134,3 +137,23 @@ def test_every_follower_runs_once_a_poll_interval_under_a_stream_of_named_wakes(
     # About 100 rounds for the cases; a round of every follower each 0.2 s (about 7).
     assert cases.batches > 40
     assert 4 <= warnings.batches <= 12
+
+
+def test_a_named_wake_does_not_put_off_the_round_of_every_follower() -> None:
+    """A wake for one log just before every follower is due ran that log's followers and
+    then waited a whole poll interval again: the others waited nearly two."""
+    named = Following("gridcases", ["gridcases"])
+    other = Following("warnings", ["warnings"])
+    poll = 0.6
+    thread = FollowerThread([named, other], poll_interval=poll)
+    thread.start()
+    try:
+        time.sleep(0.2)  # the first round, of every follower, is over
+        time.sleep(max(0.0, other.ran_at[-1] + poll - 0.05 - time.monotonic()))
+        thread.wake(["gridcases"])
+        time.sleep(2 * poll)
+    finally:
+        thread.stop()
+        thread.join(5)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(other.ran_at)]
+    assert gaps and max(gaps) < poll + 0.2, gaps
