@@ -529,9 +529,10 @@ class FollowerThread(threading.Thread):
     store): the round it starts runs only the followers of those logs, those with work left
     from the round before, those new to the thread, and the followers of what a process
     records in once it did work. Under a stream of reports that is one or two followers a
-    round instead of every follower and process asking its store for nothing. A wake that does not say (a save in this process), and at least one round
-    every `poll_interval`, run every follower: a notification only saves waiting, and the
-    aggregates set aside are tried again in those rounds.
+    round instead of every follower and process asking its store for nothing. A wake that
+    does not say (a save in this process), and at least one round every `poll_interval`,
+    run every follower: a notification only saves waiting, and the aggregates set aside are
+    tried again in those rounds.
     """
 
     def __init__(self, followers: Sequence[LogFollower] | Callable[[], Sequence[LogFollower]],
