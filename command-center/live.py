@@ -749,7 +749,7 @@ class LiveHub:
                            "position": self.head, **clock_reading(self.system.clock)})
             for client in self.clients:
                 if client.pending is None:
-                    client.offer(self.head, text, heartbeat=True)
+                    self._offer(client, self.head, text, heartbeat=True)
 
     async def dispatch(self, rows: Sequence[ChangeRow]) -> None:
         """Hand each row to the clients it concerns; never waits for a client. The rows
@@ -778,10 +778,14 @@ class LiveHub:
                     continue
                 change = PushedChange(row, self.generation, self.system.sharing)
                 for group in groups:
-                    text = change.text_for(group[0])
+                    try:
+                        text = change.text_for(group[0])
+                    except Exception:
+                        self._start_afresh(group)
+                        continue
                     if text is not None:
                         for client in group:
-                            client.offer(row.seq, text)
+                            self._offer(client, row.seq, text)
 
     def _push_presence(self, items: set[tuple[str, str]]) -> None:
         # Presence messages are whole states: they go without a position and are never
@@ -790,7 +794,27 @@ class LiveHub:
             text, scope = presence_text(self.board, layer, item_id)
             for client in self.clients:
                 if presence_allowed(client, layer, scope, self.system.sharing):
-                    client.offer(None, text)
+                    self._offer(client, None, text)
+
+    def _offer(self, client: LiveClient, seq: int | None, text: str, *,
+               heartbeat: bool = False) -> None:
+        """Queue a message for one client. If that fails (a bug), the client starts over
+        with a fresh snapshot rather than miss the change: the hub has moved past it, and
+        the other clients are offered it all the same (an exception here ended the round
+        for all the clients after this one, and the change never reached them)."""
+        try:
+            client.offer(seq, text, heartbeat=heartbeat)
+        except Exception:
+            self._start_afresh([client])
+
+    def _start_afresh(self, clients: Sequence[LiveClient]) -> None:
+        """Send `clients` a fresh snapshot: a message for them could not be made or queued
+        (called while handling that error, which is logged)."""
+        log.exception("live push: a message could not be made or queued for %d client(s); "
+                      "they are sent a fresh snapshot", len(clients))
+        for client in clients:
+            client.demand("resync", "a change could not be sent to this client; here is a "
+                                    "fresh snapshot")
 
     # --- clients ------------------------------------------------------------------------------
 

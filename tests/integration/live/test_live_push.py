@@ -12,6 +12,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from cityops.command_center.live import LiveClient, LiveHub, Subscription
 from cityops.domain.commands import CommandContext
 from cityops.domain.geometry import GeoPoint
 from cityops.domain.gridcases.commands import DispatchCase, RegisterCase, ReturnCaseToCentre
@@ -364,3 +365,42 @@ async def test_a_rebuild_of_the_read_models_sends_every_client_a_resync(
     assert (change["generation"], change["id"]) == (2, str(case))
     assert change["position"] > snapshot["position"]
     await session.close()
+
+
+class RefusingClient(LiveClient):
+    """A client whose queue refuses every message, as a bug in it would."""
+
+    def offer(self, seq: int | None, text: str, *, heartbeat: bool = False) -> None:
+        raise RuntimeError("this client's queue is broken")
+
+
+class Unsent:
+    async def send_text(self, data: str) -> None:  # no sender runs in this test
+        raise AssertionError(data)
+
+
+async def test_a_client_whose_message_cannot_be_queued_starts_over_and_the_others_get_it(
+        live_server: LiveServer) -> None:
+    """An exception in one client's offer ended the hub's round: the clients after it, and
+    every later change of the read, never got them (the hub had moved past them)."""
+    system = live_server.system
+    cases = {str(report_case(system, GeoPoint(118.80 + k / 1000, 32.05))) for k in range(3)}
+    store = system.generations.active().store
+    rows: list[Any] = []
+    for _ in range(200):
+        rows = [r for r in LiveChangeLog.read(store, 0) if r.item_id in cases]
+        if len(rows) == len(cases):
+            break
+        await asyncio.sleep(0.05)
+    assert {r.item_id for r in rows} == cases
+    hub = LiveHub(system)
+    layers = Subscription(frozenset({"grid-cases"}))
+    broken = RefusingClient(actor=DISPATCHER, subscription=layers, outbox=Unsent(),
+                            queue_size=100)
+    healthy = [LiveClient(actor=DISPATCHER, subscription=layers, outbox=Unsent(),
+                          queue_size=100) for _ in range(3)]
+    hub.clients.update([broken, *healthy])
+    await hub.dispatch(rows)
+    for each in healthy:
+        assert [seq for seq, _, _ in each.queue] == [r.seq for r in rows]
+    assert broken.pending is not None and broken.pending[0] == "resync"
