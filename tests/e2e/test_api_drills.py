@@ -93,7 +93,17 @@ def test_a_drill_replays_the_window_and_its_participants_act_in_it_alone(
     assert DRILL_HEADER not in response.headers
 
 
+def projected(api: Any, drill_id: str, case_id: str, timeout: float = 10) -> None:
+    """Wait until the drill's read models show the case: its events are replayed into the
+    drill's stores (`window_replayed`) a moment before its projections have them."""
+    deadline = time.monotonic() + timeout
+    while case_id not in {c["id"] for c in in_drill(api, drill_id, "GET", "/grid-cases")["data"]}:
+        assert time.monotonic() < deadline, "the drill's read models never showed the case"
+        time.sleep(0.05)
+
+
 def test_a_drills_live_push_marks_every_frame(api: Any, drill: dict[str, Any]) -> None:
+    projected(api, drill["id"], api.case["id"])
     with api.client.websocket_connect("/ws") as socket:
         socket.send_json({"type": "hello", "token": api.token("planner"),
                           "subscribe": {"layers": ["grid-cases"]}, "drill": drill["id"]})
