@@ -26,6 +26,8 @@ Questions, each asked `--requests` times after a warm-up (p50/p99 in ms):
   varying);
 - get: `GET /grid-cases/{id}`;
 - statistics: `GET /statistics/key-figures`;
+- area statistics: `GET /statistics/areas?level=...` (districts, streets, communities and
+  cells in turn);
 - map layer: `GET /spatial/grid-cases/features?bbox=...` (a bbox of about 1 km²);
 - OGC: `GET /ogc/collections/grid-cases/items?bbox=...&limit=100`;
 - WebSocket snapshot: from a dashboard's hello on `/ws` (every layer, no filter) to the
@@ -83,7 +85,8 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 COPIED_APPLICATIONS = ("gridcases", "hotline", "incidents")
 TARGET_P99_MS = 300.0
 PASSWORD = "city-scale-bench-password"
-ANSWERS = ("list", "get", "statistics", "map layer bbox", "OGC items bbox", "ws snapshot")
+ANSWERS = ("list", "get", "statistics", "area statistics", "map layer bbox", "OGC items bbox",
+           "ws snapshot")
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -520,6 +523,9 @@ def ask_all(deployment: Deployment, url: str, schema: str, requests: int) \
         results["get"] = timed(lambda k: get(f"/grid-cases/{rng.choice(ids)}"), requests)
         results["statistics"] = timed(lambda k: get("/statistics/key-figures"),
                                       max(requests // 4, 10))
+        results["area statistics"] = timed(lambda k: get(
+            "/statistics/areas", level=("district", "street", "community", "cell")[k % 4]),
+            max(requests // 4, 10))
         results["map layer bbox"] = timed(lambda k: get(
             "/spatial/grid-cases/features", bbox=bbox()), requests)
         results["OGC items bbox"] = timed(lambda k: get(

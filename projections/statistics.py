@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -121,11 +121,18 @@ def _yes_no(condition: str, unknown: str | None = None) -> str:
     return f"CASE WHEN {unknown} THEN '' WHEN {condition} THEN 'yes' ELSE 'no' END"
 
 
+_CELL = "COALESCE(grid_cell, '')"
+"""A case's unit grid cell in a tally ('': located outside the grid). Grouped by cell, the
+tallies answer the figures per cell and area as well as the city's: the groups grow with
+the cells and the open cases' hours, not with the history."""
+
+
 GRID_CASE_TALLY = Tally(
     table="tally_grid_cases",
     source="rm_grid_cases",
     key="id",
     groups=(
+        ("grid_cell", _CELL),
         ("status", "status"),
         ("is_open", _yes_no("is_open")),
         # The department holding an open case (dispatched or suspended to it): its lights.
@@ -137,13 +144,15 @@ GRID_CASE_TALLY = Tally(
               Instant("red_at", "is_open AND frozen_light IS NULL")),
     sums=(("rows", "1"),),
 )
-"""Grid cases by state, and the open ones by the hours their light turns yellow and red."""
+"""Grid cases by cell and state, and the open ones by the hours their light turns yellow
+and red."""
 
 DISPATCH_TALLY = Tally(
     table="tally_case_dispatches",
     source=DISPATCH_TABLE,
     key="case_id",
     groups=(
+        ("grid_cell", _CELL),
         ("department", "department"),
         ("stage", "stage"),
         ("on_time", _yes_no("on_time", unknown="on_time IS NULL")),
@@ -155,7 +164,8 @@ DISPATCH_TALLY = Tally(
           ("handling_us", "COALESCE(handling_us, 0)"),
           ("handlings", "CASE WHEN handling_us IS NULL THEN 0 ELSE 1 END")),
 )
-"""Dispatches by department and outcome, those with the department by their deadline's hour."""
+"""Dispatches by cell, department and outcome, those with the department by their
+deadline's hour."""
 
 TICKET_TALLY = Tally(
     table="tally_tickets",
@@ -709,17 +719,29 @@ def _tallied_tickets(group: TallyGroup) -> HotlineFigures:
     )))
 
 
-def _tallied_city(cases: list[TallyGroup], dispatches: list[TallyGroup]) -> CaseFigures:
-    """The city's figures from the grid-case and dispatch tallies' groups."""
-    total = [0] * _VECTOR
+def _tallied_cells(cases: list[TallyGroup],
+                   dispatches: list[TallyGroup]) -> dict[str | None, list[int]]:
+    """The figures vectors per cell (None: outside the grid, or groups summed over the
+    cells) from the grid-case and dispatch tallies' groups (the rules of `_CASE_SUMS`,
+    `_light_sums` and `_DISPATCH_SUMS`)."""
+    vectors: dict[str | None, list[int]] = {}
     for group in cases:
         status, rows = group.values["status"], group.rows
-        _add_into(total, [rows, rows if group.values["is_open"] == "yes" else 0,
-                          rows if status == CaseStatus.CLOSED.value else 0,
-                          rows if status == CaseStatus.REJECTED.value else 0,
-                          *_tallied_lights(group), *[0] * _DISPATCH_FIELDS])
+        _add_into(vectors.setdefault(group.values.get("grid_cell") or None, [0] * _VECTOR),
+                  [rows, rows if group.values["is_open"] == "yes" else 0,
+                   rows if status == CaseStatus.CLOSED.value else 0,
+                   rows if status == CaseStatus.REJECTED.value else 0,
+                   *_tallied_lights(group)])
     for group in dispatches:
-        _add_into(total, [0] * (_CASE_COUNTS + _LIGHTS) + _tallied_dispatches(group))
+        vector = vectors.setdefault(group.values.get("grid_cell") or None, [0] * _VECTOR)
+        _add_into(vector, [0] * (_CASE_COUNTS + _LIGHTS) + _tallied_dispatches(group))
+    return vectors
+
+
+def _summed(vectors: Iterable[Sequence[int]]) -> CaseFigures:
+    total = [0] * _VECTOR
+    for vector in vectors:
+        _add_into(total, vector)
     return _case_figures(total)
 
 
@@ -738,6 +760,8 @@ class CityStatistics:
 
     def _cell_vectors(self, now: datetime) -> dict[str | None, list[int]]:
         now_text = _now_text(now)
+        if self.tallied:
+            return _tallied_cells(*self._case_tallies(now_text, by_cell=True))
         lights, light_params = _light_sums(now_text)
         vectors: dict[str | None, list[int]] = {}
         with self.store.transaction() as txn:
@@ -771,18 +795,19 @@ class CityStatistics:
 
     def city(self, now: datetime) -> CaseFigures:
         """Figures of the whole city (cases outside the grid included)."""
-        if not self.tallied:
-            total = [0] * _VECTOR
-            for vector in self._cell_vectors(now).values():
-                _add_into(total, vector)
-            return _case_figures(total)
-        cases, dispatches = self._case_tallies(_now_text(now))
-        return _tallied_city(cases, dispatches)
+        if self.tallied:
+            return _summed(_tallied_cells(*self._case_tallies(_now_text(now))).values())
+        return _summed(self._cell_vectors(now).values())
 
-    def _case_tallies(self, now_text: str) -> tuple[list[TallyGroup], list[TallyGroup]]:
-        """The groups of the grid-case and dispatch tallies at `now_text`."""
+    def _case_tallies(self, now_text: str, *, by_cell: bool = False
+                      ) -> tuple[list[TallyGroup], list[TallyGroup]]:
+        """The groups of the grid-case and dispatch tallies at `now_text`, summed over the
+        cells unless `by_cell`."""
+        cases = [n for n, _ in GRID_CASE_TALLY.groups if by_cell or n != "grid_cell"]
+        dispatches = [n for n, _ in DISPATCH_TALLY.groups if by_cell or n != "grid_cell"]
         with self.store.transaction() as txn:
-            return GRID_CASE_TALLY.read(txn, now_text), DISPATCH_TALLY.read(txn, now_text)
+            return (GRID_CASE_TALLY.read(txn, now_text, by=cases),
+                    DISPATCH_TALLY.read(txn, now_text, by=dispatches))
 
     def departments(self, now: datetime) -> list[DepartmentFigures]:
         """Figures per department the cases were dispatched to, ordered by name."""
@@ -918,7 +943,7 @@ class CityStatistics:
                               incidents=self.incidents(), hotline=self.hotline(now))
         now_text = _now_text(now)
         tallies = self._case_tallies(now_text)
-        return KeyFigures(at=now, cases=_tallied_city(*tallies),
+        return KeyFigures(at=now, cases=_summed(_tallied_cells(*tallies).values()),
                           departments=self._tallied_departments(now_text, tallies),
                           incidents=self.incidents(), hotline=self.hotline(now))
 
@@ -942,7 +967,8 @@ def _add(counts: dict[str, int], key: Any, count: int) -> None:
 
 
 def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text).astimezone(UTC) if text else None
+    # Aware times: their differences are exact whatever their offsets.
+    return datetime.fromisoformat(text) if text else None
 
 
 def response_times(incidents: Iterable[dict[str, Any]],
@@ -950,23 +976,27 @@ def response_times(incidents: Iterable[dict[str, Any]],
     """Seconds from each incident's report to its first resource dispatched, its first
     arrival on scene (from the resources' status histories, with `response_times`), its
     containment and its closing; dismissed incidents are left out."""
-    by_incident: dict[UUID, list[Any]] = {}
+    by_incident: dict[str, list[Any]] = {}
     for resource in resources:
         history = [StatusChange(ResourceStatus(h["status"]), datetime.fromisoformat(h["at"]),
                                 UUID(h["incident_id"]) if h.get("incident_id") else None)
                    for h in resource.get("history", [])]
         for assignment in assignments(history):
-            by_incident.setdefault(assignment.incident_id, []).append(assignment)
+            by_incident.setdefault(str(assignment.incident_id), []).append(assignment)
     spans: dict[str, list[timedelta | None]] = {stage: [] for stage in RESPONSE_STAGES}
     for incident in incidents:
         if incident.get("status") == "dismissed":
             continue
         reported = _time(incident["reported_at"])
         assert reported is not None
-        served = by_incident.get(UUID(incident["id"]), [])
-        first_dispatch = min((a.dispatched_at for a in served), default=None)
-        spans["dispatch"].append(first_dispatch - reported if first_dispatch else None)
-        spans["on_scene"].append(response_time(reported, served) if served else None)
+        served = by_incident.get(incident["id"])
+        if served:
+            first_dispatch = min(a.dispatched_at for a in served)
+            spans["dispatch"].append(first_dispatch - reported)
+            spans["on_scene"].append(response_time(reported, served))
+        else:
+            spans["dispatch"].append(None)
+            spans["on_scene"].append(None)
         for stage, key in (("contained", "contained_at"), ("closed", "closed_at")):
             moment = _time(incident.get(key))
             spans[stage].append(moment - reported if moment else None)

@@ -86,17 +86,20 @@ class Tally:
                        f"ON {self.source} ({i.name})" for i in self.instants]
         return statements
 
-    def _grouped(self, instants: Sequence[str] | None = None) -> tuple[str, str]:
+    def _grouped(self, instants: Sequence[str] | None = None,
+                 groups: Sequence[tuple[str, str]] | None = None) -> tuple[str, str]:
         """The SELECT of the source rows' groups and sums (its WHERE open for more
         conditions), and the GROUP BY ordinals that end it. The instants are their hours,
-        unless `instants` gives other SQL for them."""
+        unless `instants` gives other SQL for them; the groups are all of the tally's,
+        unless `groups` names fewer (the others summed over)."""
         if instants is None:
             instants = [f"CASE WHEN {i.condition} AND {i.name} IS NOT NULL "
                         f"THEN substr({i.name}, 1, {HOUR_TEXT}) ELSE '' END"
                         for i in self.instants]
+        groups = self.groups if groups is None else groups
         sums = ", ".join(f"SUM({sql})" for _, sql in self.sums)
-        ordinals = ", ".join(str(n) for n in range(1, len(self._keys) + 1))
-        columns = ", ".join([*(sql for _, sql in self.groups), *instants])
+        ordinals = ", ".join(str(n) for n in range(1, len(groups) + len(instants) + 1))
+        columns = ", ".join([*(sql for _, sql in groups), *instants])
         return (f"SELECT {columns}, {sums} FROM {self.source} WHERE ({self.where})",
                 ordinals)
 
@@ -142,33 +145,41 @@ class Tally:
         txn.execute(f"INSERT INTO {self.table} ({', '.join(self._keys + self._sum_names)}) "
                     f"{select} GROUP BY {ordinals}")
 
-    def read(self, txn: Transaction, now: str) -> list[TallyGroup]:
+    def read(self, txn: Transaction, now: str,
+             by: Sequence[str] | None = None) -> list[TallyGroup]:
         """The groups as of `now` (UTC ISO text): each instant before, at or after it. One
         statement (one snapshot of the tally and of the rows it counts): the tally's groups
         away from now's hour, their hours folded into before/after now (a few groups left of
         one per hour of open deadlines), and the source rows with an instant in now's hour,
-        compared with now itself."""
+        compared with now itself. `by` names the groups kept (all by default): the others
+        are summed over in the database, so that a question reads only the groups it needs
+        (the city's figures need no cell)."""
+        groups = [g for g in self.groups if by is None or g[0] in by]
+        unknown = set(by or ()) - {name for name, _ in groups}
+        if unknown:
+            raise ValueError(f"{self.table} has no group {', '.join(sorted(unknown))}")
         hour = now[:HOUR_TEXT]
         sums = ", ".join(f"SUM({name})" for name in self._sum_names)
-        ordinals = ", ".join(str(n) for n in range(1, len(self._keys) + 1))
+        ordinals = ", ".join(str(n) for n in range(1, len(groups) + len(self.instants) + 1))
         relations = [f"CASE WHEN {i.name} = '' THEN NULL WHEN {i.name} < %s THEN -1 ELSE 1 END"
                      for i in self.instants]
         away = " AND ".join([f"{i.name} <> %s" for i in self.instants] or ["TRUE"])
-        sql = (f"SELECT {', '.join([name for name, _ in self.groups] + relations)}, {sums} "
+        sql = (f"SELECT {', '.join([name for name, _ in groups] + relations)}, {sums} "
                f"FROM {self.table} WHERE {away} GROUP BY {ordinals}")
         params: list[Any] = [hour] * (2 * len(self.instants))
         if self.instants:
             exact = [f"CASE WHEN {i.condition} AND {i.name} IS NOT NULL THEN CASE WHEN "
                      f"{i.name} < %s THEN -1 WHEN {i.name} > %s THEN 1 ELSE 0 END END"
                      for i in self.instants]
-            select, ordinals = self._grouped(exact)
+            select, ordinals = self._grouped(exact, groups)
             near = " OR ".join(f"({i.condition} AND {i.name} >= %s AND {i.name} < %s)"
                                for i in self.instants)
             sql += f" UNION ALL {select} AND ({near}) GROUP BY {ordinals}"
             params += [now, now] * len(self.instants)
             params += [hour, _next_hour(now)] * len(self.instants)
         txn.execute(sql, params)
-        return [TallyGroup.of(self, row) for row in txn.fetchall()]
+        names = [name for name, _ in groups]
+        return [TallyGroup.of(self, names, row) for row in txn.fetchall()]
 
 
 @dataclass(frozen=True)
@@ -207,14 +218,15 @@ class TallyGroup:
     sums: dict[str, int]
 
     @classmethod
-    def of(cls, tally: Tally, row: Sequence[Any]) -> TallyGroup:
-        """A row of `Tally.read`: the groups' values, the instants' relations, the sums."""
-        groups, keys = len(tally.groups), len(tally._keys)
+    def of(cls, tally: Tally, groups: Sequence[str], row: Sequence[Any]) -> TallyGroup:
+        """A row of `Tally.read`: the values of `groups`, the instants' relations, the
+        sums."""
+        width, keys = len(groups), len(groups) + len(tally.instants)
         return cls(
-            values={name: str(value) for (name, _), value in zip(tally.groups, row[:groups],
-                                                                  strict=True)},
+            values={name: str(value) for name, value in zip(groups, row[:width],
+                                                             strict=True)},
             when={i.name: None if value is None else int(value)
-                  for i, value in zip(tally.instants, row[groups:keys], strict=True)},
+                  for i, value in zip(tally.instants, row[width:keys], strict=True)},
             sums={name: int(value or 0)
                   for name, value in zip(tally._sum_names, row[keys:], strict=True)},
         )

@@ -262,9 +262,12 @@ def everything(statistics: CityStatistics, now: datetime) -> dict[str, Any]:
 
 
 def tallied_figures(statistics: CityStatistics, now: datetime) -> dict[str, Any]:
-    """The figures the tallies answer (the whole city, departments, the hotline)."""
+    """The figures the tallies answer (the whole city, its cells and districts,
+    departments, the hotline)."""
     return {
         "city": statistics.city(now).as_dict(),
+        "cells": {str(k): v.as_dict() for k, v in statistics.cells(now).items()},
+        "districts": [a.as_dict() for a in statistics.areas(AreaLevel.DISTRICT, now)],
         "departments": [d.as_dict() for d in statistics.departments(now)],
         "hotline": {str(k): v.as_dict()
                     for k, v in statistics.hotline_departments(now).items()},

@@ -86,3 +86,30 @@ def test_a_department_with_merged_tickets_only_has_no_hotline_figures(
     assert figures == CityStatistics(store, tallied=False).hotline_departments(now)
     assert set(figures) == {"water"}
     assert figures["water"].overdue_unreplied == 1
+
+
+def test_a_tally_read_by_fewer_groups_sums_the_others(store: SqliteReadStore) -> None:
+    """Issue 14: a question reads only the groups it needs (the city's figures need no
+    cell); the groups left out are summed over in the database, the rows of now's hour
+    included."""
+    rng = random.Random(5)
+    for _ in range(20):
+        write(store, [ticket(rng, rng.randrange(40)) for _ in range(rng.randrange(1, 6))])
+    by = ("department", "is_open")
+    for now in (START + timedelta(minutes=30), START + timedelta(hours=2, minutes=5)):
+        folded: dict[tuple[Any, ...], int] = {}
+        with store.transaction() as txn:
+            whole = TICKET_TALLY.read(txn, utc_text(now))
+            read = TICKET_TALLY.read(txn, utc_text(now), by=by)
+        for group in whole:
+            key = (*(group.values[name] for name in by), group.when["reply_deadline"])
+            folded[key] = folded.get(key, 0) + group.rows
+        assert all(set(group.values) == set(by) for group in read)
+        summed: dict[tuple[Any, ...], int] = {}
+        for group in read:  # a group may come from the tally and from now's hour's rows
+            key = (*(group.values[name] for name in by), group.when["reply_deadline"])
+            summed[key] = summed.get(key, 0) + group.rows
+        assert summed == folded
+        assert len(read) < len(whole)
+    with store.transaction() as txn, pytest.raises(ValueError, match="no group grid_cell"):
+        TICKET_TALLY.read(txn, utc_text(START), by=("grid_cell",))
