@@ -212,7 +212,7 @@ def test_a_snapshot_on_postgresql_scopes_incidents_as_the_rest_api_does(
             actor = Actor(f"department-user-{department}", Role.DEPARTMENT_USER, department)
             client = LiveClient(actor=actor, outbox=_Nowhere(), queue_size=10,
                                 subscription=Subscription(frozenset(LAYERS)).scoped_to(actor))
-            snapshot = json.loads(hub.snapshot(client)[2])
+            snapshot = json.loads(asyncio.run(hub.snapshot(client))[2])
             assert ids(snapshot["layers"]["incidents"]) == expected, department
             assert ids(snapshot["layers"]["hazard-sources"]) == {str(hazard)}
     finally:
