@@ -363,9 +363,7 @@ class Deployment:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CITYOPS_")}
         env.update({"CITYOPS_DATABASE_URL": self.url, "CITYOPS_DATA_DIR": str(self.folder),
                     "CITYOPS_PORT": str(self.port),
-                    "CITYOPS_SECRET_KEY": "city-scale-bench-secret-key-0123456789",
-                    # The cluster's connection slots are shared: the smallest pools.
-                    "CITYOPS_DATABASE_POOL_SIZE": "1"})
+                    "CITYOPS_SECRET_KEY": "city-scale-bench-secret-key-0123456789"})
         return env
 
     def spawn(self, name: str, *arguments: str, **extra: str) -> None:
