@@ -660,44 +660,43 @@ def _now_text(now: datetime) -> str:
     return text
 
 
-def _tallied_lights(group: TallyGroup) -> list[int]:
-    """Green, yellow, red: the open cases of a group by their light now (the rule of
-    `_light_sums`, over instants before (-1), at (0) or after (+1) now)."""
-    if group.values["is_open"] != "yes":
-        return [0, 0, 0]
-    frozen = group.values["frozen_light"]
-    if frozen:
-        return [group.rows if frozen == light else 0 for light in ("green", "yellow", "red")]
-    yellow_at, red_at = group.when["yellow_at"], group.when["red_at"]
-    return [group.rows if counted else 0 for counted in (
-        yellow_at == 1,
-        yellow_at is not None and yellow_at <= 0 and red_at is not None and red_at >= 0,
-        red_at == -1,
-    )]
+_TALLIED_LIGHTS = tuple(
+    f"CASE WHEN is_open = 'yes' AND (frozen_light = '{light}' OR (frozen_light = '' AND "
+    f"{turned})) THEN rows ELSE 0 END"
+    for light, turned in (("green", "yellow_at = 1"),
+                          ("yellow", "yellow_at <= 0 AND red_at >= 0"),
+                          ("red", "red_at = -1")))
+"""Green, yellow, red: the open cases of a group of the grid-case tally by their light now
+(the rule of `_light_sums`, over instants before (-1), at (0) or after (+1) now)."""
 
+_TALLIED_CASES = (
+    "rows",
+    "CASE WHEN is_open = 'yes' THEN rows ELSE 0 END",
+    f"CASE WHEN status = '{CaseStatus.CLOSED.value}' THEN rows ELSE 0 END",
+    f"CASE WHEN status = '{CaseStatus.REJECTED.value}' THEN rows ELSE 0 END",
+    *_TALLIED_LIGHTS,
+)
+"""A group of the grid-case tally as the first fields of a figures vector (the rule of
+`_CASE_SUMS`, then the lights)."""
 
-def _tallied_dispatches(group: TallyGroup) -> list[int]:
-    """The `DispatchFigures` fields of a group of dispatches (the rule of `_DISPATCH_SUMS`)."""
-    rows, values = group.rows, group.values
-    stage = values["stage"]
-    done = stage in _DONE
-    reworked = values["reworked"] == "yes"
-    flags = (
-        True,
-        stage in (DispatchStage.WITH_DEPARTMENT.value, DispatchStage.SUSPENDED.value),
-        done,
-        stage == DispatchStage.CLOSED.value,
-        done and values["on_time"] == "yes",
-        done and values["on_time"] == "no",
-        stage == DispatchStage.WITH_DEPARTMENT.value and group.when["deadline"] == -1,
-        reworked,
-    )
-    counts = [rows if flag else 0 for flag in flags]
-    verified = reworked or stage == DispatchStage.CLOSED.value or (
-        stage == DispatchStage.HANDLED.value and values["verified"] == "yes")
-    return [*counts, group.sums["reworks"],
-            rows if stage == DispatchStage.RETURNED.value else 0,
-            group.sums["handling_us"], group.sums["handlings"], rows if verified else 0]
+_TALLIED_DISPATCHES = (
+    "rows",
+    "CASE WHEN stage IN ('with-department', 'suspended') THEN rows ELSE 0 END",
+    "CASE WHEN stage IN ('handled', 'closed') THEN rows ELSE 0 END",
+    "CASE WHEN stage = 'closed' THEN rows ELSE 0 END",
+    "CASE WHEN stage IN ('handled', 'closed') AND on_time = 'yes' THEN rows ELSE 0 END",
+    "CASE WHEN stage IN ('handled', 'closed') AND on_time = 'no' THEN rows ELSE 0 END",
+    "CASE WHEN stage = 'with-department' AND deadline = -1 THEN rows ELSE 0 END",
+    "CASE WHEN reworked = 'yes' THEN rows ELSE 0 END",
+    "reworks",
+    "CASE WHEN stage = 'returned' THEN rows ELSE 0 END",
+    "handling_us",
+    "handlings",
+    "CASE WHEN reworked = 'yes' OR stage = 'closed' OR (stage = 'handled' "
+    "AND verified = 'yes') THEN rows ELSE 0 END",
+)
+"""A group of the dispatch tally as the `DispatchFigures` fields (the rule of
+`_DISPATCH_SUMS`, over the group's values and its deadline before (-1) or after now)."""
 
 
 def _tallied_tickets(group: TallyGroup) -> HotlineFigures:
@@ -719,23 +718,24 @@ def _tallied_tickets(group: TallyGroup) -> HotlineFigures:
     )))
 
 
-def _tallied_cells(cases: list[TallyGroup],
-                   dispatches: list[TallyGroup]) -> dict[str | None, list[int]]:
-    """The figures vectors per cell (None: outside the grid, or groups summed over the
-    cells) from the grid-case and dispatch tallies' groups (the rules of `_CASE_SUMS`,
-    `_light_sums` and `_DISPATCH_SUMS`)."""
+def _vectors(cases: Iterable[Sequence[Any]],
+             dispatches: Iterable[Sequence[Any]]) -> dict[str | None, list[int]]:
+    """Figures vectors by key ('' or None: outside the grid, or no key) from rows of a key
+    and its case counts and lights, and rows of a key and its dispatch figures."""
     vectors: dict[str | None, list[int]] = {}
-    for group in cases:
-        status, rows = group.values["status"], group.rows
-        _add_into(vectors.setdefault(group.values.get("grid_cell") or None, [0] * _VECTOR),
-                  [rows, rows if group.values["is_open"] == "yes" else 0,
-                   rows if status == CaseStatus.CLOSED.value else 0,
-                   rows if status == CaseStatus.REJECTED.value else 0,
-                   *_tallied_lights(group)])
-    for group in dispatches:
-        vector = vectors.setdefault(group.values.get("grid_cell") or None, [0] * _VECTOR)
-        _add_into(vector, [0] * (_CASE_COUNTS + _LIGHTS) + _tallied_dispatches(group))
+    for key, *counts in cases:
+        vectors[key or None] = [*_ints(counts), *[0] * _DISPATCH_FIELDS]
+    for key, *counts in dispatches:
+        vector = vectors.setdefault(key or None, [0] * _VECTOR)
+        vector[_CASE_COUNTS + _LIGHTS:] = _ints(counts)
     return vectors
+
+
+def _keyed(cases: dict[tuple[str, ...], list[int]],
+           dispatches: dict[tuple[str, ...], list[int]]) -> dict[str | None, list[int]]:
+    """`_vectors` of what `Tally.summed` gives by one group's values, or in all."""
+    return _vectors(((key[0] if key else None, *counts) for key, counts in cases.items()),
+                    ((key[0] if key else None, *counts) for key, counts in dispatches.items()))
 
 
 def _summed(vectors: Iterable[Sequence[int]]) -> CaseFigures:
@@ -761,20 +761,15 @@ class CityStatistics:
     def _cell_vectors(self, now: datetime) -> dict[str | None, list[int]]:
         now_text = _now_text(now)
         if self.tallied:
-            return _tallied_cells(*self._case_tallies(now_text, by_cell=True))
+            return _keyed(*self._tallied(now_text, "grid_cell", "grid_cell"))
         lights, light_params = _light_sums(now_text)
-        vectors: dict[str | None, list[int]] = {}
         with self.store.transaction() as txn:
             txn.execute(f"SELECT grid_cell, {_CASE_SUMS}, {lights} FROM rm_grid_cases "
                         "GROUP BY grid_cell", light_params)
-            for cell, *counts in txn.fetchall():
-                vectors[cell] = [*_ints(counts), *[0] * _DISPATCH_FIELDS]
+            cases = txn.fetchall()
             txn.execute(f"SELECT grid_cell, {_DISPATCH_SUMS} FROM {DISPATCH_TABLE} "
                         "GROUP BY grid_cell", [now_text])
-            for cell, *counts in txn.fetchall():
-                vector = vectors.setdefault(cell, [0] * _VECTOR)
-                vector[_CASE_COUNTS + _LIGHTS:] = _ints(counts)
-        return vectors
+            return _vectors(cases, txn.fetchall())
 
     def cells(self, now: datetime) -> dict[str | None, CaseFigures]:
         """Figures per unit grid cell (None: cases located outside the grid)."""
@@ -796,24 +791,26 @@ class CityStatistics:
     def city(self, now: datetime) -> CaseFigures:
         """Figures of the whole city (cases outside the grid included)."""
         if self.tallied:
-            return _summed(_tallied_cells(*self._case_tallies(_now_text(now))).values())
+            return _summed(_keyed(*self._tallied(_now_text(now))).values())
         return _summed(self._cell_vectors(now).values())
 
-    def _case_tallies(self, now_text: str, *, by_cell: bool = False
-                      ) -> tuple[list[TallyGroup], list[TallyGroup]]:
-        """The groups of the grid-case and dispatch tallies at `now_text`, summed over the
-        cells unless `by_cell`."""
-        cases = [n for n, _ in GRID_CASE_TALLY.groups if by_cell or n != "grid_cell"]
-        dispatches = [n for n, _ in DISPATCH_TALLY.groups if by_cell or n != "grid_cell"]
+    def _tallied(self, now_text: str, cases_by: str | None = None,
+                 dispatches_by: str | None = None
+                 ) -> tuple[dict[tuple[str, ...], list[int]], dict[tuple[str, ...], list[int]]]:
+        """The grid-case tally's counts and lights (`_TALLIED_CASES`) and the dispatch
+        tally's figures (`_TALLIED_DISPATCHES`) at `now_text`, by the values of one of each
+        tally's groups, or in all."""
         with self.store.transaction() as txn:
-            return (GRID_CASE_TALLY.read(txn, now_text, by=cases),
-                    DISPATCH_TALLY.read(txn, now_text, by=dispatches))
+            return (GRID_CASE_TALLY.summed(txn, now_text, _TALLIED_CASES,
+                                           (cases_by,) if cases_by else ()),
+                    DISPATCH_TALLY.summed(txn, now_text, _TALLIED_DISPATCHES,
+                                          (dispatches_by,) if dispatches_by else ()))
 
     def departments(self, now: datetime) -> list[DepartmentFigures]:
         """Figures per department the cases were dispatched to, ordered by name."""
         now_text = _now_text(now)
         if self.tallied:
-            return self._tallied_departments(now_text)
+            return self._tallied_departments(now_text)[1]
         lights, light_params = _light_sums(now_text)
         with self.store.transaction() as txn:
             txn.execute(f"SELECT department, {_DISPATCH_SUMS} FROM {DISPATCH_TABLE} "
@@ -832,25 +829,19 @@ class CityStatistics:
                                   returned.get(name, ReturnFigures()))
                 for name in sorted(dispatches)]
 
-    def _tallied_departments(self, now_text: str,
-                             tallies: tuple[list[TallyGroup], list[TallyGroup]] | None = None
-                             ) -> list[DepartmentFigures]:
-        cases, dispatches = tallies or self._case_tallies(now_text)
-        dispatched: dict[str, list[int]] = {}
-        held: dict[str, list[int]] = {}
-        for group in dispatches:
-            _add_into(dispatched.setdefault(group.values["department"], [0] * _DISPATCH_FIELDS),
-                      _tallied_dispatches(group))
-        for group in cases:
-            if group.values["holder"]:
-                _add_into(held.setdefault(group.values["holder"], [0] * _LIGHTS),
-                          _tallied_lights(group))
+    def _tallied_departments(self, now_text: str) -> tuple[CaseFigures,
+                                                           list[DepartmentFigures]]:
+        """The city's figures and each department's, from the tallies by the department
+        holding a case and by the department of a dispatch."""
+        cases, dispatches = self._tallied(now_text, "holder", "department")
+        lights = slice(_CASE_COUNTS, _CASE_COUNTS + _LIGHTS)
         with self.store.transaction() as txn:
             returned = return_figures(txn, CASE_RETURNS_TABLE)
-        return [DepartmentFigures(name, LightCounts(*held.get(name, [0] * _LIGHTS)),
-                                  DispatchFigures(*dispatched[name]),
-                                  returned.get(name, ReturnFigures()))
-                for name in sorted(dispatched)]
+        departments = [
+            DepartmentFigures(name, LightCounts(*cases.get((name,), [0] * _VECTOR)[lights]),
+                              DispatchFigures(*counts), returned.get(name, ReturnFigures()))
+            for (name,), counts in sorted(dispatches.items())]
+        return _summed(_keyed(cases, dispatches).values()), departments
 
     # --- incidents ----------------------------------------------------------------------
 
@@ -941,10 +932,8 @@ class CityStatistics:
         if not self.tallied:
             return KeyFigures(at=now, cases=self.city(now), departments=self.departments(now),
                               incidents=self.incidents(), hotline=self.hotline(now))
-        now_text = _now_text(now)
-        tallies = self._case_tallies(now_text)
-        return KeyFigures(at=now, cases=_summed(_tallied_cells(*tallies).values()),
-                          departments=self._tallied_departments(now_text, tallies),
+        city, departments = self._tallied_departments(_now_text(now))
+        return KeyFigures(at=now, cases=city, departments=departments,
                           incidents=self.incidents(), hotline=self.hotline(now))
 
 

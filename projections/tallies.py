@@ -86,20 +86,17 @@ class Tally:
                        f"ON {self.source} ({i.name})" for i in self.instants]
         return statements
 
-    def _grouped(self, instants: Sequence[str] | None = None,
-                 groups: Sequence[tuple[str, str]] | None = None) -> tuple[str, str]:
+    def _grouped(self, instants: Sequence[str] | None = None) -> tuple[str, str]:
         """The SELECT of the source rows' groups and sums (its WHERE open for more
         conditions), and the GROUP BY ordinals that end it. The instants are their hours,
-        unless `instants` gives other SQL for them; the groups are all of the tally's,
-        unless `groups` names fewer (the others summed over)."""
+        unless `instants` gives other SQL for them."""
         if instants is None:
             instants = [f"CASE WHEN {i.condition} AND {i.name} IS NOT NULL "
                         f"THEN substr({i.name}, 1, {HOUR_TEXT}) ELSE '' END"
                         for i in self.instants]
-        groups = self.groups if groups is None else groups
         sums = ", ".join(f"SUM({sql})" for _, sql in self.sums)
-        ordinals = ", ".join(str(n) for n in range(1, len(groups) + len(instants) + 1))
-        columns = ", ".join([*(sql for _, sql in groups), *instants])
+        ordinals = ", ".join(str(n) for n in range(1, len(self._keys) + 1))
+        columns = ", ".join([*(sql for _, sql in self.groups), *instants])
         return (f"SELECT {columns}, {sums} FROM {self.source} WHERE ({self.where})",
                 ordinals)
 
@@ -145,41 +142,68 @@ class Tally:
         txn.execute(f"INSERT INTO {self.table} ({', '.join(self._keys + self._sum_names)}) "
                     f"{select} GROUP BY {ordinals}")
 
-    def read(self, txn: Transaction, now: str,
-             by: Sequence[str] | None = None) -> list[TallyGroup]:
-        """The groups as of `now` (UTC ISO text): each instant before, at or after it. One
+    def _folded(self, now: str, *, grouped: bool = True) -> tuple[str, list[Any]]:
+        """The SELECT of the groups as of `now` (UTC ISO text), and its parameters. One
         statement (one snapshot of the tally and of the rows it counts): the tally's groups
         away from now's hour, their hours folded into before/after now (a few groups left of
         one per hour of open deadlines), and the source rows with an instant in now's hour,
-        compared with now itself. `by` names the groups kept (all by default): the others
-        are summed over in the database, so that a question reads only the groups it needs
-        (the city's figures need no cell)."""
-        groups = [g for g in self.groups if by is None or g[0] in by]
-        unknown = set(by or ()) - {name for name, _ in groups}
-        if unknown:
-            raise ValueError(f"{self.table} has no group {', '.join(sorted(unknown))}")
+        compared with now itself. Its columns are named as the groups, the instants (their
+        relation to now: -1 before, 0 at, +1 after, NULL none) and the sums. Not `grouped`:
+        a row per tally row and source row (for a question that sums them anyway)."""
         hour = now[:HOUR_TEXT]
-        sums = ", ".join(f"SUM({name})" for name in self._sum_names)
-        ordinals = ", ".join(str(n) for n in range(1, len(groups) + len(self.instants) + 1))
-        relations = [f"CASE WHEN {i.name} = '' THEN NULL WHEN {i.name} < %s THEN -1 ELSE 1 END"
-                     for i in self.instants]
+        ordinals = ", ".join(str(n) for n in range(1, len(self._keys) + 1))
+        relations = [f"CASE WHEN {i.name} = '' THEN NULL WHEN {i.name} < %s THEN -1 ELSE 1 "
+                     f"END AS {i.name}" for i in self.instants]
         away = " AND ".join([f"{i.name} <> %s" for i in self.instants] or ["TRUE"])
-        sql = (f"SELECT {', '.join([name for name, _ in groups] + relations)}, {sums} "
-               f"FROM {self.table} WHERE {away} GROUP BY {ordinals}")
+        if grouped:
+            sums = ", ".join(f"SUM({name}) AS {name}" for name in self._sum_names)
+            sql = (f"SELECT {', '.join([name for name, _ in self.groups] + relations)}, "
+                   f"{sums} FROM {self.table} WHERE {away} GROUP BY {ordinals}")
+        else:
+            sql = (f"SELECT {', '.join([name for name, _ in self.groups] + relations)}, "
+                   f"{', '.join(self._sum_names)} FROM {self.table} WHERE {away}")
         params: list[Any] = [hour] * (2 * len(self.instants))
         if self.instants:
             exact = [f"CASE WHEN {i.condition} AND {i.name} IS NOT NULL THEN CASE WHEN "
                      f"{i.name} < %s THEN -1 WHEN {i.name} > %s THEN 1 ELSE 0 END END"
                      for i in self.instants]
-            select, ordinals = self._grouped(exact, groups)
             near = " OR ".join(f"({i.condition} AND {i.name} >= %s AND {i.name} < %s)"
                                for i in self.instants)
-            sql += f" UNION ALL {select} AND ({near}) GROUP BY {ordinals}"
+            if grouped:
+                select, ordinals = self._grouped(exact)
+                sql += f" UNION ALL {select} AND ({near}) GROUP BY {ordinals}"
+            else:
+                columns = ", ".join([*(sql for _, sql in self.groups), *exact,
+                                     *(sql for _, sql in self.sums)])
+                sql += (f" UNION ALL SELECT {columns} FROM {self.source} "
+                        f"WHERE ({self.where}) AND ({near})")
             params += [now, now] * len(self.instants)
             params += [hour, _next_hour(now)] * len(self.instants)
+        return sql, params
+
+    def read(self, txn: Transaction, now: str) -> list[TallyGroup]:
+        """The groups as of `now` (UTC ISO text), each instant before, at or after it."""
+        sql, params = self._folded(now)
         txn.execute(sql, params)
-        names = [name for name, _ in groups]
-        return [TallyGroup.of(self, names, row) for row in txn.fetchall()]
+        return [TallyGroup.of(self, row) for row in txn.fetchall()]
+
+    def summed(self, txn: Transaction, now: str, figures: Sequence[str],
+               by: Sequence[str] = ()) -> dict[tuple[str, ...], list[int]]:
+        """`figures`, integer SQL over a group as of `now` (its values, its instants'
+        relations to now and its sums, each by its name), summed in the database over the
+        groups with the same values of the groups `by` (over all of them when `by` is
+        empty). A question gets a row per key it asks about, however many groups the tally
+        holds: in a city of few cases a group per open case and cell."""
+        unknown = set(by) - {name for name, _ in self.groups}
+        if unknown:
+            raise ValueError(f"{self.table} has no group {', '.join(sorted(unknown))}")
+        folded, params = self._folded(now, grouped=False)
+        columns = ", ".join([*by, *(f"SUM({figure})" for figure in figures)])
+        grouped = f" GROUP BY {', '.join(by)}" if by else ""
+        txn.execute(f"SELECT {columns} FROM ({folded}) AS folded{grouped}", params)
+        width = len(by)
+        return {tuple(str(value) for value in row[:width]): [int(v or 0) for v in row[width:]]
+                for row in txn.fetchall()}
 
 
 @dataclass(frozen=True)
@@ -218,15 +242,14 @@ class TallyGroup:
     sums: dict[str, int]
 
     @classmethod
-    def of(cls, tally: Tally, groups: Sequence[str], row: Sequence[Any]) -> TallyGroup:
-        """A row of `Tally.read`: the values of `groups`, the instants' relations, the
-        sums."""
-        width, keys = len(groups), len(groups) + len(tally.instants)
+    def of(cls, tally: Tally, row: Sequence[Any]) -> TallyGroup:
+        """A row of `Tally.read`: the groups' values, the instants' relations, the sums."""
+        groups, keys = len(tally.groups), len(tally._keys)
         return cls(
-            values={name: str(value) for name, value in zip(groups, row[:width],
-                                                             strict=True)},
+            values={name: str(value) for (name, _), value in zip(tally.groups, row[:groups],
+                                                                  strict=True)},
             when={i.name: None if value is None else int(value)
-                  for i, value in zip(tally.instants, row[width:keys], strict=True)},
+                  for i, value in zip(tally.instants, row[groups:keys], strict=True)},
             sums={name: int(value or 0)
                   for name, value in zip(tally._sum_names, row[keys:], strict=True)},
         )
