@@ -97,6 +97,14 @@ COPY_FROM_ROWS = 100
 """On PostgreSQL, a write of this many rows or more goes through COPY (below)."""
 
 
+def among(txn: Transaction, column: str, values: Sequence[str]) -> tuple[str, Any]:
+    """SQL saying that `column` is one of `values`, and its one parameter: any number of
+    values in one statement, without a placeholder each (SQLite allows few)."""
+    if txn.dialect == "postgres":
+        return f"{column} = ANY(%s)", list(values)
+    return f"{column} IN (SELECT value FROM json_each(%s))", orjson.dumps(list(values)).decode()
+
+
 def upsert_rows(txn: Transaction, table: str, names: Sequence[str],
                 rows: Sequence[Sequence[Any]], key: Sequence[str],
                 documents: Sequence[str] = ("doc",)) -> None:

@@ -28,6 +28,7 @@ Questions, each asked `--requests` times after a warm-up (p50/p99 in ms):
 - statistics: `GET /statistics/key-figures`;
 - area statistics: `GET /statistics/areas?level=...` (districts, streets, communities and
   cells in turn);
+- response times: `GET /statistics/response-times` (per resource, kind and incident);
 - map layer: `GET /spatial/grid-cases/features?bbox=...` (a bbox of about 1 km²);
 - OGC: `GET /ogc/collections/grid-cases/items?bbox=...&limit=100`;
 - WebSocket snapshot: from a dashboard's hello on `/ws` (every layer, no filter) to the
@@ -85,8 +86,8 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 COPIED_APPLICATIONS = ("gridcases", "hotline", "incidents")
 TARGET_P99_MS = 300.0
 PASSWORD = "city-scale-bench-password"
-ANSWERS = ("list", "get", "statistics", "area statistics", "map layer bbox", "OGC items bbox",
-           "ws snapshot")
+ANSWERS = ("list", "get", "statistics", "area statistics", "response times", "map layer bbox",
+           "OGC items bbox", "ws snapshot")
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -524,6 +525,8 @@ def ask_all(deployment: Deployment, url: str, schema: str, requests: int) \
         results["area statistics"] = timed(lambda k: get(
             "/statistics/areas", level=("district", "street", "community", "cell")[k % 4]),
             max(requests // 4, 10))
+        results["response times"] = timed(lambda k: get("/statistics/response-times"),
+                                          max(requests // 4, 10))
         results["map layer bbox"] = timed(lambda k: get(
             "/spatial/grid-cases/features", bbox=bbox()), requests)
         results["OGC items bbox"] = timed(lambda k: get(

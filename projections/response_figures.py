@@ -41,7 +41,8 @@ from cityops.domain.response_times import (
     turnout_time,
 )
 from cityops.projections.statistics import Durations
-from cityops.storage import ReadStore, row_document
+from cityops.projections.tables import doc_text
+from cityops.storage import ReadStore, among, row_document
 
 INTERVALS = ("queue", "turnout", "travel", "response", "on_scene")
 """The intervals measured per assignment, in the order of a response."""
@@ -152,15 +153,27 @@ def response_time_figures(incidents: Iterable[Mapping[str, Any]],
     return ResponseTimeFigures(by_resource, by_kind, by_incident)
 
 
+_INCIDENT_FACTS = ("status", "reported_at", "title", "category", "level")
+"""What the figures show of an incident (from its document, as they always did)."""
+
+
 def read_response_time_figures(store: ReadStore) -> ResponseTimeFigures:
-    """The figures now, from the incidents and resources read models of `store`."""
+    """The figures now, from the incidents and resources read models of `store`: the
+    resources' documents (their status histories), and of the incidents only those the
+    resources served, only the facts the figures show (every incident's whole document took
+    1.2 s at 11,040 incidents, bench/city_scale.py)."""
     with store.transaction() as txn:
-        txn.execute("SELECT doc FROM rm_incidents")
-        incidents = [row_document(row[0]) for row in txn.fetchall()]
         txn.execute("SELECT doc FROM rm_resources")
         resources = [row_document(row[0]) for row in txn.fetchall()]
+        served = sorted({str(change["incident_id"]) for resource in resources
+                         for change in resource.get("history", [])
+                         if change.get("incident_id")})
+        facts = ", ".join(doc_text(txn.dialect, name) for name in _INCIDENT_FACTS)
+        named, param = among(txn, "id", served)
+        txn.execute(f"SELECT id, {facts} FROM rm_incidents WHERE {named}", [param])
+        incidents = [dict(zip(("id", *_INCIDENT_FACTS), row, strict=True))
+                     for row in txn.fetchall()]
     return response_time_figures(incidents, resources)
-
 
 
 def _seconds(span: timedelta | None) -> float | None:

@@ -30,10 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
-
 from cityops.domain.errors import InvalidValue
-from cityops.storage import Transaction
+from cityops.storage import Transaction, among
 
 HOUR_TEXT = 13
 """Characters of `YYYY-MM-DDTHH`: the hour an instant is tallied by."""
@@ -103,12 +101,8 @@ class Tally:
     def _counts(self, txn: Transaction, keys: Sequence[str]) -> dict[tuple[Any, ...], list[int]]:
         """The sums of the source rows named by `keys`, by tally group."""
         select, ordinals = self._grouped()
-        param: Any
-        if txn.dialect == "postgres":
-            among, param = f"{self.key} = ANY(%s)", list(keys)
-        else:
-            among, param = f"{self.key} IN (SELECT value FROM json_each(%s))", _json_list(keys)
-        txn.execute(f"{select} AND {among} GROUP BY {ordinals}", [param])
+        named, param = among(txn, self.key, keys)
+        txn.execute(f"{select} AND {named} GROUP BY {ordinals}", [param])
         width = len(self._keys)
         return {tuple(row[:width]): [int(v or 0) for v in row[width:]]
                 for row in txn.fetchall()}
@@ -275,7 +269,3 @@ def _next_hour(now: str) -> str:
     except ValueError as error:
         raise InvalidValue(f"{now!r} is not an instant in UTC ISO text") from error
     return (hour + timedelta(hours=1)).isoformat()[:HOUR_TEXT]
-
-
-def _json_list(keys: Sequence[str]) -> str:
-    return orjson.dumps(list(keys)).decode()
