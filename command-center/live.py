@@ -85,6 +85,9 @@ STOP_TIMEOUT_S = 10.0
 SNAPSHOT_LIMIT = 2000
 """Features per layer in a snapshot at most (the most recently updated first); the snapshot
 says how many matched, so a client knows when it does not have them all."""
+SNAPSHOT_READERS = 2
+"""Layers of a snapshot read at once on PostgreSQL (a connection each, of the read pool's):
+two cores' worth, leaving the pool's other connections to the other questions."""
 REPLAY_LIMIT = 10_000
 """Rows a resume may replay at most; further behind, a snapshot is cheaper."""
 HEARTBEAT_S = 5.0
@@ -991,18 +994,28 @@ class LiveHub:
     # --- snapshots ----------------------------------------------------------------------------
 
     async def snapshot(self, client: LiveClient) -> tuple[int, int, str]:
-        """The client's snapshot: (generation, position, message). The position is read
-        before the rows: they show at least everything up to it. The layers are read at
-        once, each in a worker thread (each was always a question of its own): at
-        1,000,000 grid cases one after another they took about 150 ms of a snapshot's 200,
-        most of it the database writing out the documents (bench/city_scale.py)."""
-        generation, position, now = await asyncio.to_thread(self._snapshot_start, client)
+        """The client's snapshot: (generation, position, message), for the subscription in
+        force when it was asked (a `subscribe` meanwhile asks for one of its own). The
+        position is read before the rows: they show at least everything up to it. Each
+        layer is a question of its own, in a worker thread; on PostgreSQL two are read at
+        once (at 1,000,000 grid cases the layers one after another took about 150 ms of a
+        snapshot's 200, most of it the database writing out documents: bench/city_scale.py).
+        SQLite takes a lock for every read transaction: its layers go one after another."""
         subscription = client.subscription
+        generation, position, now, hidden = await asyncio.to_thread(self._snapshot_start,
+                                                                    client)
+        store = generation.store
+        readers = asyncio.Semaphore(SNAPSHOT_READERS if store.dialect == "postgres" else 1)
+
+        async def page(layer: LiveLayer) -> tuple[list[dict[str, Any]], int]:
+            async with readers:
+                return await asyncio.to_thread(self._snapshot_layer, store, layer,
+                                               subscription, client.actor,
+                                               hidden.get(layer.id), now)
+
         layer_ids = [layer_id for layer_id in sorted(subscription.layers)
                      if layer_id in LIVE_LAYERS]
-        pages = await asyncio.gather(*(
-            asyncio.to_thread(self._snapshot_layer, generation.store, LIVE_LAYERS[layer_id],
-                              client, now) for layer_id in layer_ids))
+        pages = await asyncio.gather(*(page(LIVE_LAYERS[layer_id]) for layer_id in layer_ids))
         layers = {layer_id: features for layer_id, (features, _) in zip(layer_ids, pages,
                                                                            strict=True)}
         limits = {layer_id: {"limit": self.snapshot_limit, "matched": matched,
@@ -1015,21 +1028,22 @@ class LiveHub:
             "server_time": now.isoformat(), "clock_rate": rate_of(self.system.clock)})
         return generation.number, position, text
 
-    def _snapshot_start(self, client: LiveClient) -> tuple[Generation, int, datetime]:
-        """The generation, the change log's head and the time a snapshot is taken at; what
-        the client's role hides, as of now."""
+    def _snapshot_start(self, client: LiveClient
+                        ) -> tuple[Generation, int, datetime, dict[str, DocumentView]]:
+        """The generation, the change log's head and the time a snapshot is taken at, and
+        what the client's role hides as of now (kept for its live changes too)."""
         generation = self.system.generations.active()
         position = LiveChangeLog.head(generation.store)
         client.hidden = hidden_by_layer(self.system, client.actor)
-        return generation, position, self.system.clock()
+        return generation, position, self.system.clock(), client.hidden
 
-    def _snapshot_layer(self, store: ReadStore, layer: LiveLayer, client: LiveClient,
-                        now: datetime) -> tuple[list[dict[str, Any]], int]:
+    def _snapshot_layer(self, store: ReadStore, layer: LiveLayer, subscription: Subscription,
+                        actor: Actor, view: DocumentView | None, now: datetime
+                        ) -> tuple[list[dict[str, Any]], int]:
         """A layer's part of a snapshot (in a worker thread): its newest features for the
-        client, and how many match in all."""
-        view = client.hidden.get(layer.id)
-        features, matched = self._features(store, layer, client.subscription, client.actor,
-                                           now, as_written=not view)
+        subscription, as `view` shows them, and how many match in all."""
+        features, matched = self._features(store, layer, subscription, actor, now,
+                                           as_written=not view)
         if view:
             for item in features:
                 item["properties"] = view.apply(item["properties"])
